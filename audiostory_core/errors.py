@@ -1,0 +1,70 @@
+"""Errors a user can cause when loading or running AudioStory.
+
+`str(err)` is one plain sentence that names the fix. `audiostory_core` may not import `dubber`,
+so the product's CLI maps these onto its own error classes. Bugs are not `AudioStoryError`s.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+
+class AudioStoryError(Exception):
+    """Base of every user-facing AudioStory error."""
+
+
+class WeightsNotFound(AudioStoryError):
+    """The checkpoint (or one of its parts) is neither on disk nor downloadable here."""
+
+
+class DeviceUnavailable(AudioStoryError):
+    """A device or precision was requested that this machine cannot provide."""
+
+
+class InvalidRequest(AudioStoryError, ValueError):
+    """Arguments of a generate call are out of range or inconsistent."""
+
+
+class GenerationFailed(AudioStoryError):
+    """The language model's output did not contain a usable clip plan."""
+
+
+class CheckpointMismatch(AudioStoryError):
+    """A state dict does not match the model it is loaded into.
+
+    The message is one sentence; the full lists are kept on the instance for logs and tests.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        missing: Sequence[str] = (),
+        unexpected: Sequence[str] = (),
+        mismatched: Sequence[tuple[str, tuple[int, ...], tuple[int, ...]]] = (),
+    ):
+        self.source = source
+        self.missing = tuple(sorted(missing))
+        self.unexpected = tuple(sorted(unexpected))
+        # (key, shape found in the file, shape the model expects)
+        self.mismatched = tuple(sorted(mismatched))
+        super().__init__(self._sentence())
+
+    def _sentence(self) -> str:
+        parts = []
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing key(s) ({_preview(self.missing)})")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected key(s) ({_preview(self.unexpected)})")
+        if self.mismatched:
+            shown = [f"{k} {list(got)} != expected {list(want)}" for k, got, want in self.mismatched]
+            parts.append(f"{len(self.mismatched)} key(s) with the wrong shape ({_preview(shown)})")
+        return (
+            f"The checkpoint {self.source} does not match the AudioStory-3B model: "
+            + "; ".join(parts)
+            + "; re-download it or point to the official TencentARC/AudioStory-3B files."
+        )
+
+
+def _preview(items: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(items[:limit])
+    rest = len(items) - limit
+    return shown + (f", and {rest} more" if rest > 0 else "")

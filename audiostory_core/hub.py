@@ -1,0 +1,185 @@
+"""Finding the AudioStory-3B files on disk or fetching them from the Hugging Face Hub.
+
+The official runner expects (spec §1.1, §3.1):
+
+    audiostory-3B/{config.yaml, pytorch_model.bin}     # all trained weights (one pickle)
+    Flux_detokenizer/{config.json, model.safetensors}  # DiT hyper-parameters + the Oobleck VAE
+    Qwen2.5-3B-Instruct/                                # base tokenizer (and generation config)
+    flan-t5-large/                                      # only needed if the .bin lacks the T5
+
+These folders may sit side by side or inside the checkpoint folder. `HF_HUB_OFFLINE`, `HF_HOME`
+and `HF_HUB_CACHE` are read at call time, so a test or CLI can set them after import.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import WeightsNotFound
+
+log = logging.getLogger(__name__)
+
+REPO_ID = "TencentARC/AudioStory-3B"
+QWEN_REPO_ID = "Qwen/Qwen2.5-3B-Instruct"
+T5_REPO_ID = "google/flan-t5-large"
+DOWNLOAD_HINT = f"run `dub models download` or `huggingface-cli download {REPO_ID}`"
+
+MODEL_DIR_NAMES = ("audiostory-3B", "audiostory_3b", "AudioStory-3B", "audiostory-3b")
+FLUX_DIR_NAME = "Flux_detokenizer"
+QWEN_DIR_NAME = "Qwen2.5-3B-Instruct"
+T5_DIR_NAME = "flan-t5-large"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")   # preferred first
+# The base model is only needed for its tokenizer and generation config.
+QWEN_TOKENIZER_PATTERNS = ["*.json", "*.txt", "*.model", "merges.txt"]
+
+
+@dataclass(frozen=True)
+class CheckpointFiles:
+    """Paths of every part of an AudioStory-3B checkpoint."""
+
+    model_dir: Path            # holds config.yaml and the trained weights
+    weights: Path              # pytorch_model.bin or model.safetensors
+    flux_dir: Path             # config.json (DiT) + model.safetensors (VAE)
+    qwen_dir: Path             # base tokenizer files
+    t5_dir: Path | None        # flan-t5-large, when found
+
+    @property
+    def config_yaml(self) -> Path:
+        return self.model_dir / "config.yaml"
+
+    @property
+    def flux_config(self) -> Path:
+        return self.flux_dir / "config.json"
+
+    @property
+    def vae_weights(self) -> Path:
+        return self.flux_dir / "model.safetensors"
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_cache_dir() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "huggingface")
+    return Path(home) / "hub"
+
+
+def locate(path_or_repo: str | os.PathLike | None = None) -> CheckpointFiles:
+    """Resolve a local folder or a Hub repo id to the checkpoint's files.
+
+    Args:
+        path_or_repo: a folder holding the layout above, a Hub repo id ("owner/name"), or None
+            for the official repo.
+
+    Raises:
+        WeightsNotFound: a required part is absent and cannot be downloaded here.
+    """
+    target = REPO_ID if path_or_repo is None else str(path_or_repo)
+    root = Path(target).expanduser()
+    if not root.exists():
+        if not _looks_like_repo_id(target):
+            raise WeightsNotFound(
+                f"The AudioStory checkpoint folder {target} does not exist; {DOWNLOAD_HINT}.")
+        root = fetch(target)
+    return _layout(root, label=target)
+
+
+def fetch(repo_id: str, allow_patterns: list[str] | None = None) -> Path:
+    """Download (or find in the Hub cache) one repo snapshot, with progress bars.
+
+    Raises:
+        WeightsNotFound: offline with nothing cached, no network, or no such repo.
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+
+    log.info("Fetching %s from the Hugging Face Hub (cache: %s).", repo_id, hub_cache_dir())
+    try:
+        return Path(snapshot_download(
+            repo_id, cache_dir=hub_cache_dir(), local_files_only=offline(),
+            allow_patterns=allow_patterns,
+        ))
+    except (LocalEntryNotFoundError, HfHubHTTPError, HFValidationError, OSError) as err:
+        why = "offline mode is on (HF_HUB_OFFLINE=1)" if offline() else f"the download failed ({type(err).__name__})"
+        hint = DOWNLOAD_HINT if repo_id == REPO_ID else f"run `huggingface-cli download {repo_id}`"
+        raise WeightsNotFound(
+            f"The model files of {repo_id} are not on this machine and {why}; {hint} "
+            "on a machine with internet access (or unset HF_HUB_OFFLINE)."
+        ) from err
+
+
+def download(repo_id: str = REPO_ID) -> CheckpointFiles:
+    """Fetch everything a run needs (for `dub models download`); returns the located files."""
+    files = locate(repo_id)
+    log.info("AudioStory checkpoint ready in %s.", files.model_dir)
+    return files
+
+
+def fetch_t5() -> Path:
+    """The flan-t5-large encoder, for checkpoints whose .bin omits it."""
+    return fetch(T5_REPO_ID, allow_patterns=["*.json", "*.safetensors", "spiece.model"])
+
+
+def _looks_like_repo_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(parts) and not text.startswith((".", "~"))
+
+
+def _layout(root: Path, label: str) -> CheckpointFiles:
+    model_dir = _find_model_dir(root)
+    if model_dir is None:
+        raise WeightsNotFound(
+            f"No AudioStory-3B weights (config.yaml with pytorch_model.bin) were found in {label}; "
+            f"{DOWNLOAD_HINT}.")
+    near = _neighbourhood(root, model_dir)
+    flux_dir = _first_with(near, FLUX_DIR_NAME, ("config.json", "model.safetensors"))
+    if flux_dir is None:
+        raise WeightsNotFound(
+            f"The {FLUX_DIR_NAME} folder (config.json and the VAE's model.safetensors) was not "
+            f"found next to {model_dir}; {DOWNLOAD_HINT}.")
+    qwen_dir = _qwen_dir(model_dir, near)
+    t5_dir = _first_with(near, T5_DIR_NAME, ("config.json",))
+    weights = next(model_dir / f for f in WEIGHT_FILES if (model_dir / f).is_file())
+    return CheckpointFiles(model_dir, weights, flux_dir, qwen_dir, t5_dir)
+
+
+def _find_model_dir(root: Path) -> Path | None:
+    candidates = [root] + [root / n for n in MODEL_DIR_NAMES] + [root / "ckpt" / n for n in MODEL_DIR_NAMES]
+    if root.is_dir():
+        candidates += sorted(p for p in root.iterdir() if p.is_dir())
+    for d in candidates:
+        if (d / "config.yaml").is_file() and any((d / f).is_file() for f in WEIGHT_FILES):
+            return d
+    return None
+
+
+def _neighbourhood(root: Path, model_dir: Path) -> list[Path]:
+    # Folders that may hold the sibling parts, closest first.
+    out = []
+    for d in (model_dir, root, root / "ckpt", model_dir.parent):
+        if d not in out:
+            out.append(d)
+    return out
+
+
+def _first_with(dirs: list[Path], name: str, required: tuple[str, ...]) -> Path | None:
+    for d in dirs:
+        if all((d / name / f).is_file() for f in required):
+            return d / name
+    return None
+
+
+def _qwen_dir(model_dir: Path, near: list[Path]) -> Path:
+    # A tokenizer saved with the checkpoint wins over the base model's (spec §1.3).
+    if (model_dir / "tokenizer_config.json").is_file():
+        return model_dir
+    found = _first_with(near, QWEN_DIR_NAME, ("tokenizer_config.json",))
+    if found is not None:
+        return found
+    return fetch(QWEN_REPO_ID, allow_patterns=QWEN_TOKENIZER_PATTERNS)

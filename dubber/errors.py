@@ -1,0 +1,26 @@
+"""Errors a user can cause. The CLI prints `str(err)` (one sentence) and exits with code 2.
+
+Bugs are not `DubError`s: they keep their traceback and exit 1.
+"""
+
+EXIT_USER_ERROR = 2
+
+
+class DubError(Exception):
+    """Base of every user-facing error; the message names the fix."""
+
+
+class InputError(DubError):
+    """The input video (or plan/analysis file) is missing, unreadable or unsuitable."""
+
+
+class OutputError(DubError):
+    """The output location cannot be written, or would overwrite something it must not."""
+
+
+class BackendUnavailable(DubError):
+    """The chosen render backend cannot run here (no weights, no GPU, missing package)."""
+
+
+class PlanError(DubError):
+    """A plan file is malformed or does not match the video."""

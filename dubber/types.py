@@ -1,0 +1,127 @@
+"""Typed stage boundaries of the product: plan, rendered cues, soundtrack.
+
+Samples are ints at `sample_rate`; audio arrays are float32 shaped (channels, samples).
+Everything that lands in `dub.json` has `to_dict`/`from_dict`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+PLAN_SCHEMA = "dubber.plan/1"
+MANIFEST_SCHEMA = "dubber.manifest/1"
+
+OUTPUT_SAMPLE_RATE = 48_000   # Hz, delivery rate of every stem and of the muxed track
+OUTPUT_CHANNELS = 2
+MAX_CUE_S = 30.0               # s, longest clip the AudioStory DiT renders in one pass
+
+# progress(stage, done, total): a plain callable so `vision` (which cannot import dubber) and
+# the backends report the same way; the CLI turns it into a rich display or JSON lines.
+ProgressFn = Callable[[str, int, int], None]
+
+
+def no_progress(stage: str, done: int, total: int) -> None:
+    """Progress sink that ignores every event."""
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One timed audio cue: what to render, where it goes, and how long it is.
+
+    Frames [start_frame, end_frame) of the video; samples [start_sample, start_sample + num_samples)
+    of the soundtrack. A shot longer than MAX_CUE_S is split into `parts` cues numbered by `part`.
+    """
+
+    index: int
+    shot_index: int
+    start_frame: int
+    end_frame: int
+    start_sample: int
+    num_samples: int
+    caption: str
+    prompt: str
+    seed: int
+    part: int = 0
+    parts: int = 1
+
+    @property
+    def end_sample(self) -> int:
+        return self.start_sample + self.num_samples
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Cue":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass(frozen=True)
+class DubPlan:
+    """The whole soundtrack plan: cues in time order covering the video, plus the long-form
+    instruction in AudioStory's own template for the free-timing mode."""
+
+    sample_rate: int
+    total_samples: int
+    fps: str
+    style: str
+    seed: int
+    instruction: str
+    cues: tuple[Cue, ...]
+    schema: str = PLAN_SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "cues"}
+        data["cues"] = [c.to_dict() for c in self.cues]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DubPlan":
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "cues"}
+        return cls(cues=tuple(Cue.from_dict(c) for c in data["cues"]), **fields)
+
+
+@dataclass(frozen=True)
+class CueAudio:
+    """Rendered audio of one cue: stems by name ("music", "fx", or "dub" for a single mix),
+    each float32 (channels, num_samples), placed at `start_sample` of the soundtrack."""
+
+    cue_index: int
+    start_sample: int
+    stems: Mapping[str, np.ndarray]
+
+    @property
+    def num_samples(self) -> int:
+        return next(iter(self.stems.values())).shape[-1]
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What a backend produced for a plan, and who produced it (for the manifest)."""
+
+    backend: str
+    sample_rate: int
+    cues: tuple[CueAudio, ...]
+    model_id: str | None = None
+    model_revision: str | None = None
+    notes: tuple[str, ...] = ()
+    # Placement the model chose itself (free timing); empty when the plan's cues were used.
+    free_timing_captions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Soundtrack:
+    """The mixed result: the final track and each stem, all (channels, total_samples) float32."""
+
+    sample_rate: int
+    mix: np.ndarray
+    stems: Mapping[str, np.ndarray]
+    integrated_lufs: float
+    true_peak_dbtp: float
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_samples(self) -> int:
+        return self.mix.shape[-1]

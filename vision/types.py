@@ -1,0 +1,225 @@
+"""Typed results of video analysis: the contract between `vision` and everything downstream.
+
+Time is exact: frame indices are ints, the frame rate is a `Fraction`, seconds are derived.
+Every type serialises to plain JSON (`to_dict`) and back (`from_dict`); fractions travel as
+"num/den" strings so 24000/1001 never degrades to 23.976.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal
+
+ANALYSIS_SCHEMA = "dubber.analysis/1"
+
+EventKind = Literal["impact", "flash", "fast_motion"]
+EVENT_KINDS: tuple[str, ...] = ("impact", "flash", "fast_motion")
+
+
+def fraction_to_str(value: Fraction) -> str:
+    return f"{value.numerator}/{value.denominator}"
+
+
+def fraction_from_str(text: str | int | float) -> Fraction:
+    if isinstance(text, str) and "/" in text:
+        num, den = text.split("/", 1)
+        return Fraction(int(num), int(den))
+    return Fraction(text)
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What a video file is, read without decoding pictures.
+
+    `fps` is the exact nominal rate for constant-frame-rate files; for variable-frame-rate files
+    (`is_vfr`) it is frame_count / duration, so `frame_count / fps == duration` holds for both.
+    `frame_pts` holds every frame's presentation time (in `time_base` units, first frame at 0)
+    only for VFR files, where frame times cannot be derived from the rate.
+    """
+
+    path: str
+    duration_s: float
+    fps: Fraction
+    frame_count: int
+    width: int
+    height: int
+    rotation: int = 0
+    video_codec: str = ""
+    pix_fmt: str = ""
+    time_base: Fraction = Fraction(1, 1)
+    is_vfr: bool = False
+    frame_pts: tuple[int, ...] | None = None
+    has_audio: bool = False
+    audio_codec: str | None = None
+    audio_rate: int | None = None
+    audio_channels: int | None = None
+    size_bytes: int = 0
+
+    def frame_time(self, frame: int) -> Fraction:
+        """Exact presentation time (seconds, from the first frame) of frame index `frame`.
+
+        `frame == frame_count` is allowed and means the end of the last frame.
+        """
+        if frame < 0 or frame > self.frame_count:
+            raise ValueError(f"frame {frame} outside [0, {self.frame_count}]")
+        if self.frame_pts is None or frame == self.frame_count:
+            return Fraction(frame) / self.fps
+        return Fraction(self.frame_pts[frame]) * self.time_base
+
+    def frame_to_sample(self, frame: int, sample_rate: int) -> int:
+        """First audio sample (at `sample_rate`) that belongs to frame index `frame`."""
+        return round(self.frame_time(frame) * sample_rate)
+
+    def total_samples(self, sample_rate: int) -> int:
+        """Length of a soundtrack covering the whole video: round(frame_count * sr / fps)."""
+        return round(Fraction(self.frame_count) * sample_rate / self.fps)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["fps"] = fraction_to_str(self.fps)
+        data["time_base"] = fraction_to_str(self.time_base)
+        data["frame_pts"] = list(self.frame_pts) if self.frame_pts is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MediaInfo":
+        data = dict(data)
+        data["fps"] = fraction_from_str(data["fps"])
+        data["time_base"] = fraction_from_str(data.get("time_base", "1/1"))
+        pts = data.get("frame_pts")
+        data["frame_pts"] = tuple(pts) if pts is not None else None
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One shot: frames [start_frame, end_frame), end exclusive."""
+
+    index: int
+    start_frame: int
+    end_frame: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start_frame < self.end_frame:
+            raise ValueError(f"shot {self.index}: bad frame range [{self.start_frame}, {self.end_frame})")
+
+    @property
+    def frame_count(self) -> int:
+        return self.end_frame - self.start_frame
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "start_frame": self.start_frame, "end_frame": self.end_frame}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Shot":
+        return cls(int(data["index"]), int(data["start_frame"]), int(data["end_frame"]))
+
+
+@dataclass(frozen=True)
+class VisualEvent:
+    """Something on screen a sound should hit: an impact, a flash, a burst of fast motion.
+
+    `frame` is the frame where the sound should land; `end_frame` (exclusive) is the extent of
+    the event for sustained kinds (fast motion), equal to frame + 1 for instantaneous ones.
+    `strength` is in [0, 1].
+    """
+
+    frame: int
+    kind: str
+    strength: float
+    end_frame: int
+
+    def __post_init__(self) -> None:
+        if self.kind not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {self.kind!r}; expected one of {EVENT_KINDS}")
+        if self.end_frame <= self.frame or self.frame < 0:
+            raise ValueError(f"bad event range [{self.frame}, {self.end_frame})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frame": self.frame, "kind": self.kind, "strength": round(float(self.strength), 4),
+                "end_frame": self.end_frame}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "VisualEvent":
+        return cls(int(data["frame"]), str(data["kind"]), float(data["strength"]), int(data["end_frame"]))
+
+
+@dataclass(frozen=True)
+class ShotCaption:
+    """One caption per shot, worded as sound-relevant action, plus optional tags with scores."""
+
+    shot_index: int
+    text: str
+    tags: tuple[str, ...] = ()
+    scores: tuple[float, ...] = ()
+    captioner: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shot_index": self.shot_index, "text": self.text, "tags": list(self.tags),
+                "scores": [round(float(s), 4) for s in self.scores], "captioner": self.captioner}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ShotCaption":
+        return cls(int(data["shot_index"]), str(data["text"]), tuple(data.get("tags", ())),
+                   tuple(float(s) for s in data.get("scores", ())), str(data.get("captioner", "")))
+
+
+@dataclass(frozen=True)
+class ShotKeyframes:
+    """K small RGB keyframes of one shot (uint8 arrays, H x W x 3) and their frame indices.
+
+    Kept in memory for captioners only; never written to the analysis JSON.
+    """
+
+    shot_index: int
+    frames: tuple[int, ...]
+    images: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class VideoAnalysis:
+    """Everything `vision.analyze` learns about a video, ready to plan a soundtrack from.
+
+    `motion` is the per-frame activity curve (len == media.frame_count, values in [0, 1]).
+    """
+
+    media: MediaInfo
+    shots: tuple[Shot, ...]
+    events: tuple[VisualEvent, ...]
+    motion: tuple[float, ...]
+    captions: tuple[ShotCaption, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+    keyframes: tuple[ShotKeyframes, ...] = field(default=(), compare=False, repr=False)
+    schema: str = ANALYSIS_SCHEMA
+
+    def caption_for(self, shot_index: int) -> ShotCaption | None:
+        return next((c for c in self.captions if c.shot_index == shot_index), None)
+
+    def events_in(self, shot: Shot) -> tuple[VisualEvent, ...]:
+        return tuple(e for e in self.events if shot.start_frame <= e.frame < shot.end_frame)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "media": self.media.to_dict(),
+            "shots": [s.to_dict() for s in self.shots],
+            "events": [e.to_dict() for e in self.events],
+            "motion": [round(float(m), 4) for m in self.motion],
+            "captions": [c.to_dict() for c in self.captions],
+            "settings": dict(self.settings),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "VideoAnalysis":
+        schema = data.get("schema", "")
+        if not str(schema).startswith("dubber.analysis/"):
+            raise ValueError(f"not an analysis file (schema {schema!r})")
+        return cls(
+            media=MediaInfo.from_dict(data["media"]),
+            shots=tuple(Shot.from_dict(s) for s in data["shots"]),
+            events=tuple(VisualEvent.from_dict(e) for e in data["events"]),
+            motion=tuple(float(m) for m in data["motion"]),
+            captions=tuple(ShotCaption.from_dict(c) for c in data["captions"]),
+            settings=dict(data.get("settings", {})),
+            schema=schema,
+        )
