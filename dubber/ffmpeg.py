@@ -1,0 +1,103 @@
+"""Finding and running ffmpeg: argument lists only, never a shell string.
+
+The binary is `$DUB_FFMPEG` when set, else the static build shipped in the imageio-ffmpeg wheel,
+else an `ffmpeg` on PATH.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+from .errors import DubError
+
+log = logging.getLogger(__name__)
+
+# Quiet, non-interactive, overwrite: output goes to a temp name we own, and stdin is never read
+# (an ffmpeg waiting on stdin hangs a watch folder forever).
+COMMON_ARGS = ("-nostdin", "-hide_banner", "-loglevel", "error", "-y")
+
+
+class FFmpegError(DubError):
+    """ffmpeg is missing, or it refused the job; the message carries ffmpeg's last words."""
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary to run.
+
+    Raises:
+        FFmpegError: `$DUB_FFMPEG` points at nothing runnable, or no ffmpeg can be found.
+    """
+    chosen = os.environ.get("DUB_FFMPEG")
+    if chosen:
+        found = shutil.which(chosen)
+        if found is None:
+            raise FFmpegError(f"DUB_FFMPEG is set to {chosen!r}, which is not a runnable program; "
+                              "point it at an ffmpeg binary or unset it.")
+        return found
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError) as err:
+        log.debug("imageio-ffmpeg has no binary here (%s); looking on PATH", err)
+    found = shutil.which("ffmpeg")
+    if found is None:
+        raise FFmpegError("No ffmpeg was found; install imageio-ffmpeg (pip install imageio-ffmpeg) "
+                          "or set DUB_FFMPEG to an ffmpeg binary.")
+    return found
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def run_ffmpeg(args: Sequence[str | os.PathLike[str]], *, what: str = "ffmpeg",
+               timeout_s: float | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ffmpeg with `args` after the common quiet/overwrite flags.
+
+    Args:
+        args: ffmpeg arguments (inputs, maps, codecs, output), as a list.
+        what: a few words for the error message, e.g. "muxing out.mp4".
+        timeout_s: kill ffmpeg after this many seconds (None: no limit).
+
+    Returns:
+        The finished process (stdout and stderr captured as text).
+
+    Raises:
+        FFmpegError: ffmpeg exited non-zero or timed out; the message ends with its last stderr line.
+    """
+    command = [ffmpeg_exe(), *COMMON_ARGS, *(os.fspath(a) for a in args)]
+    log.debug("running %s", command)
+    try:
+        done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              errors="replace", timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as err:
+        raise FFmpegError(f"ffmpeg took longer than {timeout_s} s while {what}; "
+                          "check the input file or raise the time limit.") from err
+    if done.returncode != 0:
+        raise FFmpegError(f"ffmpeg failed while {what}: {_last_line(done.stderr)}; "
+                          "check the input files and the output format.")
+    return done
+
+
+def ffmpeg_version() -> str:
+    """First line of `ffmpeg -version`, for manifests and bug reports."""
+    done = subprocess.run([ffmpeg_exe(), "-version"], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, errors="replace", check=False)
+    return _last_line(done.stdout.splitlines()[0] if done.stdout else done.stderr)
+
+
+def is_same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """True when two paths name the same file (resolved; hard links too when both exist)."""
+    pa, pb = Path(a).expanduser().resolve(), Path(b).expanduser().resolve()
+    if pa == pb:
+        return True
+    try:
+        return pa.exists() and pb.exists() and os.path.samefile(pa, pb)
+    except OSError:
+        return False

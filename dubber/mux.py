@@ -1,0 +1,182 @@
+"""Put the dub into the video: the picture is copied bit for bit, the dub becomes the first (and
+default) audio track, the original sound optionally follows as a second track.
+
+The dub track is trimmed or padded to exactly round(frame_count * sr / fps) samples inside
+ffmpeg (atrim + apad), so the audio ends where the picture ends even if the WAV were off by a few
+samples; the output is written under a hidden temporary name and renamed when ffmpeg succeeds.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vision.types import MediaInfo
+
+from .errors import InputError, OutputError
+from .export import atomic_output, check_output_folder
+from .ffmpeg import is_same_file, run_ffmpeg
+
+log = logging.getLogger(__name__)
+
+DUB_TITLE = "Dub"
+ORIGINAL_TITLE = "Original"
+DUB_LANGUAGE = "zxx"   # ISO 639-2 "no linguistic content": music and effects, no speech
+
+
+@dataclass(frozen=True)
+class Container:
+    """What an output extension means to ffmpeg: the muxer, the codecs the dub may use (first is
+    the default), the codecs an original track may be copied in, and whether to move the index
+    to the front (progressive playback of mp4/mov)."""
+
+    muxer: str
+    dub_codecs: tuple[str, ...]
+    copyable: tuple[str, ...] | None   # None: the container takes any audio codec as-is
+    faststart: bool
+
+
+_MP4_COPYABLE = ("aac", "mp3", "alac", "ac3", "eac3", "opus", "flac")
+_PCM = ("pcm_s16le", "pcm_s24le", "pcm_s32le", "pcm_f32le", "pcm_s16be", "pcm_s24be", "pcm_s32be", "pcm_f32be")
+
+CONTAINERS: dict[str, Container] = {
+    ".mp4": Container("mp4", ("aac", "alac"), _MP4_COPYABLE, True),
+    ".m4v": Container("mp4", ("aac", "alac"), _MP4_COPYABLE, True),
+    ".mov": Container("mov", ("aac", "alac", "pcm_s24le"), _MP4_COPYABLE + _PCM, True),
+    ".mkv": Container("matroska", ("flac", "aac", "pcm_s24le"), None, False),
+}
+
+
+def container_for(path: str | os.PathLike[str]) -> Container:
+    """The container an output path asks for, by extension.
+
+    Raises:
+        OutputError: an extension we cannot write; the message lists the ones we can.
+    """
+    suffix = Path(path).suffix.lower()
+    try:
+        return CONTAINERS[suffix]
+    except KeyError:
+        valid = ", ".join(CONTAINERS)
+        raise OutputError(f"Cannot write a {suffix or 'extension-less'} file; name the output with one of {valid}.") from None
+
+
+def _check_paths(video_path: Path, audio_wav_path: Path, out_path: Path) -> None:
+    if not video_path.is_file():
+        raise InputError(f"The video {video_path} does not exist; check the path.")
+    if not audio_wav_path.is_file():
+        raise InputError(f"The audio file {audio_wav_path} does not exist; render the dub first.")
+    for source in (video_path, audio_wav_path):
+        if is_same_file(out_path, source):
+            raise OutputError(f"The output {out_path} would overwrite an input; choose another output path.")
+    check_output_folder(out_path)
+
+
+def _wav_facts(audio_wav_path: Path) -> tuple[int, int]:
+    """(sample rate in Hz, number of samples) of the dub WAV."""
+    import soundfile
+
+    try:
+        info = soundfile.info(str(audio_wav_path))
+    except RuntimeError as err:
+        raise InputError(f"The audio file {audio_wav_path} is not a readable WAV; render the dub again.") from err
+    return int(info.samplerate), int(info.frames)
+
+
+def _dub_codec_args(codec: str, bitrate: str, total_samples: int) -> list[str]:
+    # atrim/apad count samples, so the track length is exact whatever the WAV holds.
+    args = ["-filter:a:0", f"atrim=end_sample={total_samples},apad=whole_len={total_samples}",
+            "-c:a:0", codec]
+    if codec == "aac":
+        args += ["-b:a:0", bitrate]
+    return args + ["-disposition:a:0", "default",
+                   "-metadata:s:a:0", f"title={DUB_TITLE}", "-metadata:s:a:0", f"language={DUB_LANGUAGE}"]
+
+
+def _original_args(info: MediaInfo, container: Container, dub_codec: str, bitrate: str) -> list[str]:
+    codec = info.audio_codec or ""
+    copy = container.copyable is None or codec in container.copyable
+    if not copy:
+        log.info("original audio (%s) cannot be stored in %s as-is; re-encoding it as %s",
+                 codec, container.muxer, dub_codec)
+    args = ["-map", "0:a:0", "-c:a:1", "copy" if copy else dub_codec]
+    if not copy and dub_codec == "aac":
+        args += ["-b:a:1", bitrate]
+    return args + ["-disposition:a:1", "0", "-metadata:s:a:1", f"title={ORIGINAL_TITLE}"]
+
+
+@dataclass(frozen=True)
+class MuxOptions:
+    """Resolved settings of one mux: output container, dub codec and bitrate, keep the original?"""
+
+    container: Container
+    codec: str
+    bitrate: str
+    original_audio: bool
+
+
+def mux_args(video_path: Path, audio_wav_path: Path, out_temp: Path, info: MediaInfo,
+             options: MuxOptions) -> list[str]:
+    """The ffmpeg arguments (after the common flags) that write `out_temp`."""
+    container = options.container
+    sample_rate, _ = _wav_facts(audio_wav_path)
+    end_s = info.frame_time(info.frame_count)
+    args = ["-i", str(video_path), "-i", str(audio_wav_path),
+            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"]
+    args += _dub_codec_args(options.codec, options.bitrate, info.total_samples(sample_rate))
+    if options.original_audio:
+        args += _original_args(info, container, options.codec, options.bitrate)
+    # -t stops copied streams at the picture's end (a kept original is often a few ms longer);
+    # the last frame starts a whole frame earlier, so the picture is never cut.
+    args += ["-t", f"{float(end_s):.6f}", "-map_metadata", "0", "-map_chapters", "0"]
+    if container.faststart:
+        args += ["-movflags", "+faststart"]
+    return args + ["-f", container.muxer, str(out_temp)]
+
+
+def _resolve_codec(out_path: Path, audio_codec: str | None) -> str:
+    container = container_for(out_path)
+    if audio_codec is None:
+        return container.dub_codecs[0]
+    if audio_codec not in container.dub_codecs:
+        valid = ", ".join(container.dub_codecs)
+        raise OutputError(f"A {out_path.suffix} file cannot carry the dub as {audio_codec}; use one of {valid}.")
+    return audio_codec
+
+
+def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[str],
+        out_path: str | os.PathLike[str], *, original_audio: bool = False, video_info: MediaInfo,
+        audio_codec: str | None = None, audio_bitrate: str = "320k") -> None:
+    """Write `out_path`: the video stream of `video_path` copied, the dub WAV as the first,
+    default audio track ("Dub"), and the original audio as a second track when asked.
+
+    Args:
+        video_path: the source video (never modified).
+        audio_wav_path: the mixed dub, as long as the video.
+        out_path: .mp4, .m4v, .mov or .mkv; written atomically.
+        original_audio: keep the source's first audio track (copied when the container allows).
+        video_info: the probed facts of `video_path` (frame count, fps, audio codec).
+        audio_codec: dub codec; None picks by container (AAC for mp4/mov, FLAC for mkv).
+        audio_bitrate: AAC bitrate.
+
+    Raises:
+        InputError: the video or WAV is missing or unreadable.
+        OutputError: the output would overwrite an input, its folder is not writable, or the
+            extension or codec is not supported.
+        FFmpegError: ffmpeg failed (its last message is included).
+    """
+    video, wav, out = (Path(p).expanduser().resolve() for p in (video_path, audio_wav_path, out_path))
+    codec = _resolve_codec(out, audio_codec)
+    _check_paths(video, wav, out)
+    keep = original_audio and video_info.has_audio
+    if original_audio and not keep:
+        log.warning("%s has no audio track to keep; writing the dub alone", video)
+    sample_rate, samples = _wav_facts(wav)
+    expected = video_info.total_samples(sample_rate)
+    if samples != expected:
+        log.warning("dub WAV has %d samples, the video needs %d; trimming/padding to fit", samples, expected)
+    options = MuxOptions(container_for(out), codec, audio_bitrate, keep)
+    with atomic_output(out) as temp:
+        run_ffmpeg(mux_args(video, wav, temp, video_info, options), what=f"writing {out.name}")
+    log.info("wrote %s", out)

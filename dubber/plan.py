@@ -1,0 +1,390 @@
+"""Turn a video analysis into a plan of timed audio cues, and save, load and check plans.
+
+One cue per shot; a shot longer than `max_cue_s` is split into roughly equal parts at quiet
+moments (low motion, away from impacts, never inside a burst of fast motion). Cue boundaries are
+frame boundaries mapped to samples with `MediaInfo.frame_to_sample`, so the cues tile the
+soundtrack [0, total_samples) exactly. A saved plan is plain JSON a user may edit (captions,
+prompts, seeds, even boundaries) and feed back: the prompt is what a backend renders, the caption
+labels the cue in captions and timelines. `load_plan` and `validate_plan` catch edits that break
+the timing.
+"""
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from vision.types import MediaInfo, Shot, VideoAnalysis, fraction_to_str
+
+from .errors import PlanError
+from .export import atomic_write_text
+from .styles import DEFAULT_STYLE, Style, get_style
+from .types import MAX_CUE_S, OUTPUT_SAMPLE_RATE, PLAN_SCHEMA, Cue, DubPlan
+
+log = logging.getLogger(__name__)
+
+# How far (fraction of the ideal part length) a split may move from the equal-parts point
+# to find a quiet frame; wider windows give lopsided parts.
+SPLIT_WINDOW_FRACTION = 0.15
+# A split this close to an impact or flash would chop the sound that lands on it.
+EVENT_GUARD_S = 0.25
+SEED_MODULUS = 2**31   # seeds fit a signed 32-bit int, the narrowest type any backend uses
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """How to plan: `style` names a preset in `dubber.styles`, `seed` is the base of every cue
+    seed, `sample_rate` in Hz, `max_cue_s` the longest cue in seconds."""
+
+    style: str = DEFAULT_STYLE
+    seed: int = 0
+    sample_rate: int = OUTPUT_SAMPLE_RATE
+    max_cue_s: float = MAX_CUE_S
+
+    def __post_init__(self) -> None:
+        get_style(self.style)
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
+        if not self.max_cue_s > 0:
+            raise ValueError(f"max_cue_s must be positive, got {self.max_cue_s}")
+
+
+# ----------------------------------------------------------------------------- seeds and text
+
+def cue_seed(base_seed: int, cue_index: int) -> int:
+    """Seed of cue `cue_index`: stable across runs, machines and Python versions (no hash())."""
+    digest = hashlib.blake2b(f"dubber-cue:{base_seed}:{cue_index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % SEED_MODULUS
+
+
+def _clean_caption(text: str) -> str:
+    """One line, no trailing separators or full stop (a caption is a phrase, not a paragraph)."""
+    return " ".join(text.split()).rstrip(" .;,")
+
+
+def cue_prompt(caption: str, style: Style) -> str:
+    """The text a model renders for one cue: the shot caption as a sentence, then the style."""
+    caption = _clean_caption(caption)
+    if not caption:
+        return style.prompt
+    ending = "" if caption[-1] in "!?" else "."
+    return f"{caption}{ending} {style.prompt}"
+
+
+def format_total_duration(total_s: float) -> str:
+    """Seconds as AudioStory's template prints them: a Python float with one decimal ("35.1", "50.0")."""
+    return str(round(float(total_s), 1))
+
+
+def long_form_instruction(captions: list[str], total_s: float, style: Style) -> str:
+    """AudioStory's long-form instruction: the style lead, the shots in order, then
+    "The total duration is X seconds." (spec §1.2 and §5)."""
+    ordered: list[str] = []
+    for caption in (_clean_caption(c) for c in captions):
+        # Parts of a split shot share their caption; say it once.
+        caption = caption.rstrip("!?")
+        if caption and (not ordered or ordered[-1] != caption):
+            ordered.append(caption)
+    body = "; then ".join(ordered) if ordered else "a continuous scene"
+    return f"{style.lead}: {body}. The total duration is {format_total_duration(total_s)} seconds."
+
+
+# ----------------------------------------------------------------------------- shot boundaries
+
+def _shot_frame_ranges(analysis: VideoAnalysis) -> list[tuple[int, int, int]]:
+    """(shot_index, start_frame, end_frame) covering [0, frame_count) with no gap.
+
+    A gap between shots belongs to the shot before it; the first shot starts at frame 0.
+    """
+    frame_count = analysis.media.frame_count
+    if frame_count <= 0:
+        raise PlanError("The video has no frames, so there is nothing to plan; check the input file.")
+    shots = sorted(analysis.shots, key=lambda s: s.start_frame)
+    if not shots:
+        shots = [Shot(0, 0, frame_count)]
+    for prev, cur in zip(shots, shots[1:]):
+        if cur.start_frame < prev.end_frame:
+            raise PlanError(f"Shots {prev.index} and {cur.index} overlap in the analysis; re-run the analysis.")
+    if shots[-1].end_frame > frame_count:
+        raise PlanError(f"Shot {shots[-1].index} ends after the last frame; re-run the analysis.")
+    starts = [0] + [s.start_frame for s in shots[1:]]
+    ends = starts[1:] + [frame_count]
+    return [(s.index, a, b) for s, a, b in zip(shots, starts, ends)]
+
+
+@dataclass(frozen=True)
+class _CutScorer:
+    """Scores candidate cuts inside one shot; built once per shot so each frame is cheap to score.
+
+    A cut "at frame f" falls between frames f-1 and f.
+    """
+
+    media: MediaInfo
+    motion: tuple[float, ...]
+    hits_s: tuple[float, ...]                 # times of impacts and flashes in the shot
+    fast_ranges: tuple[tuple[int, int], ...]  # [frame, end_frame) of fast-motion events
+
+    @classmethod
+    def for_shot(cls, analysis: VideoAnalysis, start: int, end: int) -> "_CutScorer":
+        media = analysis.media
+        inside = [e for e in analysis.events if e.frame < end and e.end_frame > start]
+        hits = sorted(float(media.frame_time(min(e.frame, media.frame_count)))
+                      for e in inside if e.kind != "fast_motion")
+        fast = sorted((e.frame, e.end_frame) for e in inside if e.kind == "fast_motion")
+        return cls(media, analysis.motion, tuple(hits), tuple(fast))
+
+    def allowed(self, frame: int) -> bool:
+        """A cut never falls inside a fast-motion event."""
+        # Only events starting before `frame` can contain it; ranges are sorted by start.
+        before = bisect.bisect_left(self.fast_ranges, (frame, -1))
+        return not any(a < frame < b for a, b in self.fast_ranges[:before])
+
+    def near_hit(self, t: float) -> bool:
+        i = bisect.bisect_left(self.hits_s, t - EVENT_GUARD_S)
+        return i < len(self.hits_s) and self.hits_s[i] < t + EVENT_GUARD_S
+
+    def motion_at(self, frame: int) -> float:
+        """Activity around the cut (0 where the curve does not reach, e.g. a hand-made analysis)."""
+        values = [self.motion[f] for f in (frame - 1, frame) if 0 <= f < len(self.motion)]
+        return sum(values) / len(values) if values else 0.0
+
+    def cost(self, frame: int, target_s: float, window_s: float) -> float:
+        """Lower is better: quiet frames first, then frames away from hits, then near the target."""
+        t = float(self.media.frame_time(frame))
+        return self.motion_at(frame) + 0.5 * self.near_hit(t) + 0.1 * abs(t - target_s) / max(window_s, 1e-3)
+
+
+def _feasible_cuts(media: MediaInfo, prev: int, end: int, parts_left: int,
+                   options: PlanOptions) -> list[int]:
+    """Frames where the next cut may go so that this part and every later part fit max_cue_s."""
+    sr = options.sample_rate
+    max_samples = math.floor(options.max_cue_s * sr)
+    start_sample, end_sample = media.frame_to_sample(prev, sr), media.frame_to_sample(end, sr)
+    feasible = []
+    for frame in range(prev + 1, end):
+        sample = media.frame_to_sample(frame, sr)
+        if sample - start_sample > max_samples:
+            break   # later frames only make this part longer
+        if end_sample - sample <= parts_left * max_samples:
+            feasible.append(frame)
+    return feasible
+
+
+def _choose_cut(scorer: _CutScorer, feasible: list[int], target_s: float, window_s: float) -> int:
+    near = [f for f in feasible if abs(float(scorer.media.frame_time(f)) - target_s) <= window_s]
+    for pool in (near, feasible):
+        allowed = [f for f in pool if scorer.allowed(f)]
+        if allowed:
+            return min(allowed, key=lambda f: (scorer.cost(f, target_s, window_s), f))
+    # Fast motion wherever a cut could go: the length limit still wins; take the quietest frame.
+    return min(feasible, key=lambda f: (scorer.cost(f, target_s, window_s), f))
+
+
+def _cuts_for(analysis: VideoAnalysis, start: int, end: int, n_parts: int,
+              options: PlanOptions) -> list[int] | None:
+    """Greedy cuts for `n_parts` parts, or None when frame boundaries make that impossible."""
+    media = analysis.media
+    scorer = _CutScorer.for_shot(analysis, start, end)
+    t0 = float(media.frame_time(start))
+    part_s = (float(media.frame_time(end)) - t0) / n_parts
+    window_s = part_s * SPLIT_WINDOW_FRACTION
+    cuts = [start]
+    for k in range(1, n_parts):
+        feasible = _feasible_cuts(media, cuts[-1], end, n_parts - k, options)
+        if not feasible:
+            return None
+        cuts.append(_choose_cut(scorer, feasible, t0 + k * part_s, window_s))
+    return cuts + [end]
+
+
+def split_shot(analysis: VideoAnalysis, start: int, end: int, options: PlanOptions) -> list[tuple[int, int]]:
+    """Frame ranges of the parts of shot [start, end): one part when it fits `max_cue_s`.
+
+    Parts are roughly equal (each cut within SPLIT_WINDOW_FRACTION of a part length from the
+    equal split when a good frame exists there) and never longer than `max_cue_s`.
+
+    Raises:
+        PlanError: a single frame lasts longer than `max_cue_s`.
+    """
+    media, sr = analysis.media, options.sample_rate
+    max_samples = math.floor(options.max_cue_s * sr)
+    total = media.frame_to_sample(end, sr) - media.frame_to_sample(start, sr)
+    n_parts = max(1, math.ceil(total / max_samples))
+    if n_parts == 1:
+        return [(start, end)]
+    # Frame boundaries rarely fall where n equal-limit parts need them; one more part always fits.
+    for n in range(n_parts, min(n_parts + 4, end - start + 1)):
+        cuts = _cuts_for(analysis, start, end, n, options)
+        if cuts is not None:
+            return list(zip(cuts, cuts[1:]))
+    raise PlanError("A frame of the video lasts longer than the maximum cue length; raise max_cue_s.")
+
+
+# ----------------------------------------------------------------------------- the plan
+
+def _shot_caption(analysis: VideoAnalysis, shot_index: int, ordinal: int) -> str:
+    caption = analysis.caption_for(shot_index)
+    if caption is not None and caption.text.strip():
+        return " ".join(caption.text.split())
+    log.warning("shot %d has no caption; using a neutral description", shot_index)
+    return f"scene {ordinal + 1}"
+
+
+def make_plan(analysis: VideoAnalysis, options: PlanOptions = PlanOptions()) -> DubPlan:
+    """Plan one cue per shot (long shots split) covering the whole video.
+
+    Args:
+        analysis: shots, events, motion and captions of the video.
+        options: style, base seed, sample rate (Hz) and longest cue (s).
+
+    Returns:
+        A DubPlan whose cues tile samples [0, media.total_samples(sample_rate)).
+
+    Raises:
+        PlanError: the analysis has overlapping shots or no frames.
+    """
+    media, sr = analysis.media, options.sample_rate
+    style = get_style(options.style)
+    cues: list[Cue] = []
+    for ordinal, (shot_index, start, end) in enumerate(_shot_frame_ranges(analysis)):
+        caption = _shot_caption(analysis, shot_index, ordinal)
+        parts = split_shot(analysis, start, end, options)
+        for part, (a, b) in enumerate(parts):
+            first, last = media.frame_to_sample(a, sr), media.frame_to_sample(b, sr)
+            index = len(cues)
+            cues.append(Cue(index=index, shot_index=shot_index, start_frame=a, end_frame=b,
+                            start_sample=first, num_samples=last - first, caption=caption,
+                            prompt=cue_prompt(caption, style), seed=cue_seed(options.seed, index),
+                            part=part, parts=len(parts)))
+    total_s = Fraction(media.frame_count) / media.fps
+    instruction = long_form_instruction([c.caption for c in cues], float(total_s), style)
+    plan = DubPlan(sample_rate=sr, total_samples=media.total_samples(sr), fps=fraction_to_str(media.fps),
+                   style=options.style, seed=options.seed, instruction=instruction, cues=tuple(cues))
+    check_plan(plan)
+    return plan
+
+
+# ----------------------------------------------------------------------------- checks
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_cue_fields(cue: Cue, position: int) -> None:
+    ints = ("index", "shot_index", "start_frame", "end_frame", "start_sample", "num_samples",
+            "seed", "part", "parts")
+    for name in ints:
+        if not _is_int(getattr(cue, name)):
+            raise PlanError(f"Cue {position} field {name!r} must be a whole number; fix the plan file.")
+    for name in ("caption", "prompt"):
+        if not isinstance(getattr(cue, name), str):
+            raise PlanError(f"Cue {position} field {name!r} must be text; fix the plan file.")
+    if cue.index != position:
+        raise PlanError(f"Cue {position} has index {cue.index}; number the cues 0, 1, 2, ... in time order.")
+    if cue.num_samples <= 0 or cue.start_sample < 0 or cue.start_frame < 0 or cue.end_frame <= cue.start_frame:
+        raise PlanError(f"Cue {position} has an empty or negative range; fix its frames and samples.")
+    if not 0 <= cue.part < cue.parts:
+        raise PlanError(f"Cue {position} has part {cue.part} of {cue.parts}; fix the plan file.")
+
+
+def check_plan(plan: DubPlan) -> None:
+    """Check a plan is self-consistent: cues in order, tiling frames from 0 and samples
+    [0, total_samples) with no gap or overlap.
+
+    Raises:
+        PlanError: the first problem found, as one sentence.
+    """
+    if not (_is_int(plan.sample_rate) and plan.sample_rate > 0 and _is_int(plan.total_samples)):
+        raise PlanError("The plan's sample_rate and total_samples must be positive whole numbers; fix the plan file.")
+    if not plan.cues:
+        raise PlanError("The plan has no cues; make a new one with `dub plan`.")
+    end_frame, end_sample = 0, 0
+    for position, cue in enumerate(plan.cues):
+        _check_cue_fields(cue, position)
+        if cue.start_frame != end_frame or cue.start_sample != end_sample:
+            raise PlanError(f"Cue {position} does not start where cue {position - 1} ends; "
+                            "cues must cover the video with no gap or overlap.")
+        end_frame, end_sample = cue.end_frame, cue.end_sample
+    if end_sample != plan.total_samples:
+        raise PlanError(f"The cues end at sample {end_sample} but the plan is {plan.total_samples} samples long; "
+                        "make the last cue end at the end of the video.")
+
+
+def validate_plan(plan: DubPlan, media: MediaInfo) -> None:
+    """Check a (possibly hand-edited) plan fits this video: fps, length and every cue's samples.
+
+    Raises:
+        PlanError: the plan was made for another video or its timing was edited inconsistently.
+    """
+    check_plan(plan)
+    if plan.fps != fraction_to_str(media.fps):
+        raise PlanError(f"The plan is for {plan.fps} fps but the video runs at {fraction_to_str(media.fps)} fps; "
+                        "make a new one with `dub plan`.")
+    sr = plan.sample_rate
+    if plan.total_samples != media.total_samples(sr) or plan.cues[-1].end_frame != media.frame_count:
+        raise PlanError(f"The plan covers {plan.cues[-1].end_frame} frames but the video has {media.frame_count}; "
+                        "make a new one with `dub plan`.")
+    for cue in plan.cues:
+        if (cue.start_sample != media.frame_to_sample(cue.start_frame, sr)
+                or cue.end_sample != media.frame_to_sample(cue.end_frame, sr)):
+            raise PlanError(f"Cue {cue.index} samples do not match its frames "
+                            f"{cue.start_frame}-{cue.end_frame}; set start_sample and num_samples from the frames.")
+
+
+# ----------------------------------------------------------------------------- files
+
+def save_plan(plan: DubPlan, path: str | os.PathLike[str]) -> Path:
+    """Write the plan as JSON (with its `schema` field), atomically. Returns the path."""
+    text = json.dumps(plan.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    return atomic_write_text(path, text)
+
+
+def _plan_from_json(data: Any) -> DubPlan:
+    if not isinstance(data, dict):
+        raise PlanError("The plan file must hold a JSON object; fix the plan file.")
+    schema = data.get("schema")
+    if schema != PLAN_SCHEMA:
+        raise PlanError(f"The file's schema is {schema!r}, not {PLAN_SCHEMA!r}; give a plan saved by this version.")
+    required = [k for k in DubPlan.__dataclass_fields__ if k != "schema"]
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise PlanError(f"The plan file lacks the field {missing[0]!r}; fix the plan file.")
+    cues = data["cues"]
+    if not isinstance(cues, list) or not all(isinstance(c, dict) for c in cues):
+        raise PlanError("The plan's 'cues' must be a list of objects; fix the plan file.")
+    for position, cue in enumerate(cues):
+        lacking = [k for k in Cue.__dataclass_fields__ if k not in cue and k not in ("part", "parts")]
+        if lacking:
+            raise PlanError(f"Cue {position} lacks the field {lacking[0]!r}; fix the plan file.")
+    return DubPlan.from_dict(data)
+
+
+def load_plan(path: str | os.PathLike[str]) -> DubPlan:
+    """Read a plan saved by `save_plan` (possibly edited by hand) and check it is self-consistent.
+
+    Raises:
+        PlanError: unreadable file, malformed JSON, wrong schema, missing fields, or cues that do
+            not tile the soundtrack.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise PlanError(f"Cannot read the plan file {path} ({err.__class__.__name__}); check the path.") from err
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise PlanError(f"The plan file {path} is not valid JSON (line {err.lineno}); fix the plan file.") from err
+    plan = _plan_from_json(data)
+    if not all(isinstance(getattr(plan, k), str) for k in ("fps", "style", "instruction")):
+        raise PlanError("The plan's fps, style and instruction must be text; fix the plan file.")
+    if not _is_int(plan.seed):
+        raise PlanError("The plan's seed must be a whole number; fix the plan file.")
+    check_plan(plan)
+    return plan

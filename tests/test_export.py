@@ -1,0 +1,211 @@
+"""Exports: manifest, stems, SRT captions, OTIO and FCPXML timelines."""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from fractions import Fraction
+
+import numpy as np
+import opentimelineio as otio
+import pytest
+import soundfile
+
+from dubber.errors import OutputError
+from dubber.export import ExportInputs, ExportOptions, export_all, write_fcpxml, write_otio, write_srt
+from dubber.plan import PlanOptions, make_plan
+from dubber.srt import format_srt_time
+from dubber.timeline import TimelineMedia, TimelineOptions
+from dubber.types import MANIFEST_SCHEMA, CueAudio, DubPlan, RenderResult, Soundtrack
+from vision.types import MediaInfo, Shot, ShotCaption, VideoAnalysis, VisualEvent
+
+SR = 48000
+NTSC = Fraction(24000, 1001)
+
+
+def _analysis(fps: Fraction, bounds: list[int], has_audio: bool = True) -> VideoAnalysis:
+    frames = bounds[-1]
+    media = MediaInfo(path="/videos/cartoon.mp4", duration_s=float(frames / fps), fps=fps, frame_count=frames,
+                      width=320, height=180, has_audio=has_audio, audio_codec="aac" if has_audio else None)
+    shots = tuple(Shot(i, a, b) for i, (a, b) in enumerate(zip(bounds, bounds[1:])))
+    captions = tuple(ShotCaption(i, f"Shot {i}: the cat chases the mouse", captioner="test")
+                     for i in range(len(shots)))
+    events = (VisualEvent(frame=30, kind="impact", strength=0.8, end_frame=31),)
+    return VideoAnalysis(media=media, shots=shots, events=events, motion=(0.2,) * frames, captions=captions)
+
+
+def _soundtrack(plan: DubPlan) -> Soundtrack:
+    t = np.arange(plan.total_samples) / SR
+    music = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    fx = np.zeros_like(music)
+    fx[::4800] = 0.5
+    stems = {"music": np.stack([music, music]), "fx": np.stack([fx, fx])}
+    return Soundtrack(sample_rate=SR, mix=stems["music"] + stems["fx"], stems=stems,
+                      integrated_lufs=-16.02, true_peak_dbtp=float("-inf"), settings={"lufs": -16.0})
+
+
+def _render(plan: DubPlan) -> RenderResult:
+    cues = tuple(CueAudio(c.index, c.start_sample, {"music": np.zeros((2, c.num_samples), np.float32),
+                                                    "fx": np.zeros((2, c.num_samples), np.float32)})
+                 for c in plan.cues)
+    return RenderResult(backend="sketch", sample_rate=SR, cues=cues, model_id=None, notes=("procedural",))
+
+
+@pytest.fixture()
+def ntsc_run():
+    analysis = _analysis(NTSC, [0, 24, 100, 300])
+    plan = make_plan(analysis, PlanOptions(seed=5))
+    return ExportInputs(analysis=analysis, plan=plan, soundtrack=_soundtrack(plan), render=_render(plan),
+                        settings={"backend": "sketch", "fps": NTSC})
+
+
+def test_srt_times_are_exact_for_ntsc_frames(tmp_path, ntsc_run):
+    path = write_srt(tmp_path / "c.srt", ntsc_run.plan, ntsc_run.media)
+    blocks = path.read_text().strip().split("\n\n")
+    # Frame 24 is at 1.001 s, frame 100 at 4.1708 s, frame 300 at 12.5125 s.
+    assert blocks[0].splitlines() == ["1", "00:00:00,000 --> 00:00:01,001", "Shot 0: the cat chases the mouse"]
+    assert blocks[1].splitlines()[1] == "00:00:01,001 --> 00:00:04,171"
+    assert blocks[2].splitlines()[1] == "00:00:04,171 --> 00:00:12,513"
+    assert format_srt_time(Fraction(3 * 3600 + 25 * 60 + 7) + Fraction(1, 2000)) == "03:25:07,001"
+
+
+def test_srt_joins_parts_of_a_split_shot(tmp_path):
+    analysis = _analysis(Fraction(30), [0, 1200, 1260])       # a 40 s shot becomes two cues
+    plan = make_plan(analysis, PlanOptions())
+    assert len(plan.cues) == 3
+    text = write_srt(tmp_path / "c.srt", plan, analysis.media).read_text()
+    assert "00:00:00,000 --> 00:00:40,000" in text and text.count("-->") == 2
+
+
+def test_manifest_records_the_run(tmp_path, ntsc_run):
+    paths = export_all(tmp_path, "cartoon.dub", ntsc_run, ExportOptions(otio=False),
+                       extra_outputs={"video": tmp_path / "cartoon.dub.mp4"})
+    manifest_path = tmp_path / "cartoon.dub.dub.json"
+    assert paths[-1] == manifest_path.resolve()
+    data = json.loads(manifest_path.read_text())
+    assert data["schema"] == MANIFEST_SCHEMA
+    assert data["tool"]["name"] == "dubber" and data["tool"]["version"]
+    assert data["media"]["fps"] == "24000/1001" and data["media"]["frame_count"] == 300
+    assert DubPlan.from_dict(data["plan"]) == ntsc_run.plan
+    assert VideoAnalysis.from_dict(data["analysis"]).shots == ntsc_run.analysis.shots
+    assert data["analysis"]["events"][0]["kind"] == "impact"
+    assert data["render"]["backend"] == "sketch" and data["render"]["stems"] == ["fx", "music"]
+    assert "model_id" in data["render"] and "model_revision" in data["render"]
+    assert data["seeds"]["cues"] == [c.seed for c in ntsc_run.plan.cues]
+    assert data["loudness"]["integrated_lufs"] == -16.02
+    assert data["loudness"]["true_peak_dbtp"] is None        # -inf is not JSON
+    assert data["outputs"]["video"] == "cartoon.dub.mp4"     # relative to the manifest
+    assert data["outputs"]["srt"] == "cartoon.dub.srt"
+    assert data["outputs"]["stem:fx"] == "cartoon.dub_stems/fx.wav"
+    assert data["settings"]["fps"] == "24000/1001"
+    assert data["created"].endswith("+00:00")
+
+
+def test_stems_are_full_length_24_bit_wavs(tmp_path, ntsc_run):
+    export_all(tmp_path, "c", ntsc_run, ExportOptions(manifest=False, srt=False, otio=False))
+    for name in ("mix", "music", "fx"):
+        info = soundfile.info(str(tmp_path / "c_stems" / f"{name}.wav"))
+        assert (info.frames, info.samplerate, info.channels, info.subtype) == (600600, SR, 2, "PCM_24")
+    music, _ = soundfile.read(str(tmp_path / "c_stems" / "music.wav"), dtype="float32")
+    np.testing.assert_allclose(music.T, ntsc_run.soundtrack.stems["music"], atol=2e-7)
+    assert not list(tmp_path.rglob("*.partial*"))
+
+
+def test_otio_round_trip_places_each_cue_on_its_frames(tmp_path, ntsc_run):
+    plan = ntsc_run.plan
+    files = TimelineMedia(video_path="/videos/cartoon.mp4", mix_path=str(tmp_path / "mix.wav"),
+                          original_path="/videos/cartoon.mp4")
+    path = write_otio(tmp_path / "t.otio", plan, ntsc_run.media, files)
+    timeline = otio.adapters.read_from_file(str(path))
+    assert [t.name for t in timeline.tracks] == ["V1", "Original", "Dub"]
+    assert timeline.global_start_time.value == 0
+    dub = timeline.tracks[2]
+    clips = list(dub.find_clips())
+    assert len(clips) == len(plan.cues)
+    for clip, cue in zip(clips, plan.cues):
+        placed = clip.range_in_parent()
+        assert placed.start_time.rate == pytest.approx(float(NTSC))
+        assert placed.start_time.value == cue.start_frame
+        assert placed.duration.value == cue.end_frame - cue.start_frame
+        assert clip.source_range.start_time.value == cue.start_frame     # offset into the full-length mix
+        assert clip.media_reference.target_url == (tmp_path / "mix.wav").resolve().as_uri()
+        assert clip.metadata["dub"]["caption"] == cue.caption
+        assert clip.metadata["dub"]["seed"] == cue.seed and clip.metadata["dub"]["shot"] == cue.shot_index
+    video = timeline.tracks[0].find_clips()[0]
+    assert video.media_reference.available_range.duration.value == 300
+
+
+def test_otio_start_timecode_option(tmp_path, ntsc_run):
+    files = TimelineMedia(video_path="/videos/cartoon.mp4", mix_path="/tmp/mix.wav")
+    options = TimelineOptions(start_timecode="01:00:00:00")
+    timeline = otio.adapters.read_from_file(str(write_otio(tmp_path / "t.otio", ntsc_run.plan, ntsc_run.media,
+                                                           files, options)))
+    assert otio.opentime.to_timecode(timeline.global_start_time, float(NTSC)) == "01:00:00:00"
+    with pytest.raises(OutputError):
+        write_otio(tmp_path / "u.otio", ntsc_run.plan, ntsc_run.media, files, TimelineOptions(start_timecode="1h"))
+
+
+@pytest.mark.parametrize("fps", [NTSC, Fraction(30)])
+def test_fcpxml_is_written_and_reads_back_within_a_frame(tmp_path, fps):
+    analysis = _analysis(fps, [0, 24, 100, 300], has_audio=False)
+    plan = make_plan(analysis, PlanOptions())
+    files = TimelineMedia(video_path="/videos/cartoon.mp4", mix_path="/tmp/mix.wav")
+    path = write_fcpxml(tmp_path / "t.fcpxml", plan, analysis.media, files)
+    text = path.read_text()
+    assert text.startswith("<?xml") and "<fcpxml" in text
+    expected_duration = {NTSC: "1001/24000s", Fraction(30): "100/3000s"}[fps]
+    assert f'frameDuration="{expected_duration}"' in text
+    # The file itself: every dub clip sits at its exact start, as a rational number of seconds.
+    lane_clips = [e for e in ET.fromstring(text.split("<!DOCTYPE fcpxml>", 1)[1]).iter("clip")
+                  if e.get("name", "").startswith("shot_")]
+    assert [_seconds(e.get("offset")) for e in lane_clips] == [c.start_frame / fps for c in plan.cues]
+    assert [_seconds(e.get("duration")) for e in lane_clips] == [(c.end_frame - c.start_frame) / fps
+                                                                   for c in plan.cues]
+    # Read back through OTIO: the same clips in order. The adapter's reader truncates frame rates
+    # to integers (23.976 reads as 23), so times are compared where the rate is an integer.
+    timeline = otio.adapters.read_from_file(str(path), adapter_name="fcpx_xml")
+    audio = [t for t in timeline.tracks if t.kind == otio.schema.TrackKind.Audio]
+    clips = [c for t in audio for c in t.find_clips()]
+    assert [c.name for c in clips] == [f"shot_{c.shot_index:03d}" for c in plan.cues]
+    if fps.denominator == 1:
+        frame_s = float(1 / fps)
+        for clip, cue in zip(clips, plan.cues):
+            assert abs(clip.range_in_parent().start_time.to_seconds() - float(cue.start_frame / fps)) < frame_s
+            assert abs(clip.source_range.duration.to_seconds() - float((cue.end_frame - cue.start_frame) / fps)) < frame_s
+
+
+def _seconds(text: str) -> Fraction:
+    return Fraction(text.removesuffix("s")) if text != "0s" else Fraction(0)
+
+
+def test_fcpxml_refuses_rates_it_cannot_express(tmp_path):
+    analysis = _analysis(Fraction(15), [0, 30, 60])
+    plan = make_plan(analysis, PlanOptions())
+    files = TimelineMedia(video_path="/videos/cartoon.mp4", mix_path="/tmp/mix.wav")
+    with pytest.raises(OutputError, match="otio"):
+        write_fcpxml(tmp_path / "t.fcpxml", plan, analysis.media, files)
+    run = ExportInputs(analysis=analysis, plan=plan, soundtrack=_soundtrack(plan))
+    with pytest.raises(OutputError, match="otio"):
+        export_all(tmp_path, "film", run, ExportOptions(fcpxml=True))
+    assert not list(tmp_path.iterdir())                    # refused before anything was written
+    assert len(export_all(tmp_path, "film", run)) == 6     # the .otio timeline takes any rate
+
+
+def test_export_all_writes_everything_requested(tmp_path, ntsc_run):
+    options = ExportOptions(fcpxml=True, timeline=TimelineOptions(stem_tracks=True))
+    paths = export_all(tmp_path, "film", ntsc_run, options)
+    names = sorted(p.relative_to(tmp_path).as_posix() for p in paths)
+    assert names == ["film.dub.json", "film.fcpxml", "film.otio", "film.srt", "film_stems/fx.wav",
+                     "film_stems/mix.wav", "film_stems/music.wav"]
+    assert all(p.is_file() for p in paths)
+    timeline = otio.adapters.read_from_file(str(tmp_path / "film.otio"))
+    tracks = {t.name: t for t in timeline.tracks}
+    assert list(tracks) == ["V1", "Original", "Dub", "Dub music", "Dub fx"]
+    assert tracks["Dub"].enabled and not tracks["Dub music"].enabled and not tracks["Dub fx"].enabled
+    fx_clip = tracks["Dub fx"].find_clips()[1]
+    assert fx_clip.media_reference.target_url == (tmp_path / "film_stems" / "fx.wav").resolve().as_uri()
+    assert fx_clip.source_range.start_time.value == ntsc_run.plan.cues[1].start_frame
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
+    with pytest.raises(OutputError):
+        export_all(tmp_path / "missing", "film", ntsc_run)
+    with pytest.raises(ValueError):
+        export_all(tmp_path, "film", ExportInputs(analysis=ntsc_run.analysis, plan=ntsc_run.plan))

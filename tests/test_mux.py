@@ -1,0 +1,194 @@
+"""Muxing the dub into the video: picture untouched, track order, exact audio length, atomic writes."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import soundfile
+
+from dubber.errors import InputError, OutputError
+from dubber.ffmpeg import FFmpegError, ffmpeg_exe, ffmpeg_version, run_ffmpeg
+from dubber.mux import mux
+from vision.probe import probe
+
+SR = 48000
+AAC_FRAME = 1024   # samples per AAC frame; the last frame is padded up to it
+
+
+def _dub_wav(tmp_path: Path, samples: int, name: str = "dub.wav") -> tuple[Path, np.ndarray]:
+    t = np.arange(samples) / SR
+    left = 0.3 * np.sin(2 * np.pi * 440 * t)
+    audio = np.stack([left, 0.5 * left], axis=1).astype(np.float32)
+    path = tmp_path / name
+    soundfile.write(str(path), audio, SR, subtype="PCM_24")
+    return path, audio
+
+
+def _video_packets(path: Path) -> list[tuple[float, bytes]]:
+    """(presentation time in ms, payload) of every video packet, in file order."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [(round(float(p.pts * stream.time_base) * 1000), bytes(p)) for p in container.demux(stream) if p.size]
+
+
+def _streams(path: Path) -> list[tuple[str, str, str, bool]]:
+    with av.open(str(path)) as container:
+        return [(s.type, s.codec_context.name, s.metadata.get("title") or s.metadata.get("name", ""),
+                 bool(s.disposition & av.stream.Disposition.default)) for s in container.streams]
+
+
+def _decode_audio(path: Path, index: int) -> tuple[np.ndarray, int | None]:
+    """All decoded samples of audio stream `index` as (samples, channels), and the first frame's pts."""
+    with av.open(str(path)) as container:
+        frames = list(container.decode(container.streams.audio[index]))
+    channels = len(frames[0].layout.channels)
+    # Packed formats (FLAC's s32) interleave channels in one row; planar ones have a row each.
+    arrays = [f.to_ndarray().reshape(-1, channels) if f.format.is_packed else f.to_ndarray().T for f in frames]
+    return np.concatenate(arrays, axis=0), frames[0].pts
+
+
+def _audio_duration_samples(path: Path, index: int) -> int:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[index]
+        return round(stream.duration * stream.time_base * SR)
+
+
+def test_mp4_keeps_picture_bits_and_puts_the_dub_first(sample_24p, tmp_path):
+    video, _ = sample_24p
+    info = probe(video)
+    total = info.total_samples(SR)
+    wav, _ = _dub_wav(tmp_path, total)
+    out = tmp_path / "out.mp4"
+    mux(video, wav, out, original_audio=True, video_info=info)
+
+    assert _video_packets(out) == _video_packets(video)            # -c:v copy: same bytes, same times
+    assert _streams(out) == [("video", "h264", "", True), ("audio", "aac", "Dub", True),
+                             ("audio", "aac", "Original", False)]
+    # The mp4 edit list trims AAC's 1024-sample priming and the padding of the last frame, so the
+    # track's declared duration is the exact sample count.
+    assert _audio_duration_samples(out, 0) == total
+    # The decoder drops the priming (first frame at pts 0); only the tail padding of the last AAC
+    # frame remains, so the decoded count is at most one frame longer than the video.
+    decoded, first_pts = _decode_audio(out, 0)
+    assert first_pts == 0
+    assert total <= decoded.shape[0] < total + AAC_FRAME
+    # The original track is the source's own AAC, copied packet for packet (up to the picture's end).
+    with av.open(str(video)) as src, av.open(str(out)) as dst:
+        src_packets = [bytes(p) for p in src.demux(src.streams.audio[0]) if p.size]
+        out_packets = [bytes(p) for p in dst.demux(dst.streams.audio[1]) if p.size]
+    assert out_packets and out_packets == src_packets[:len(out_packets)]
+    assert len(src_packets) - len(out_packets) <= 2
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    head = out.read_bytes()
+    assert 0 < head.find(b"moov") < head.find(b"mdat")              # +faststart: index first
+
+
+def test_rotation_survives_the_mux(sample_30p_silent, tmp_path):
+    video, _ = sample_30p_silent
+    rotated = tmp_path / "rotated.mp4"
+    run_ffmpeg(["-display_rotation", "90", "-i", str(video), "-c", "copy", str(rotated)], what="rotating")
+    info = probe(rotated)
+    assert info.rotation in (90, -90, 270)
+    wav, _ = _dub_wav(tmp_path, info.total_samples(SR))
+    for suffix in (".mp4", ".mkv"):
+        out = tmp_path / f"out{suffix}"
+        mux(rotated, wav, out, video_info=info)
+        assert probe(out).rotation == info.rotation
+
+
+def test_mkv_dub_is_lossless_and_exactly_as_long_as_the_video(sample_30p_silent, tmp_path):
+    video, _ = sample_30p_silent
+    info = probe(video)
+    total = info.total_samples(SR)                                    # 5 s at 30 fps: 240000
+    wav, audio = _dub_wav(tmp_path, total)
+    out = tmp_path / "out.mkv"
+    mux(video, wav, out, original_audio=True, video_info=info)       # silent source: dub only
+
+    assert _streams(out) == [("video", "h264", "", True), ("audio", "flac", "Dub", True)]
+    assert _video_packets(out) == _video_packets(video)
+    decoded, first_pts = _decode_audio(out, 0)
+    assert first_pts == 0 and decoded.shape == (total, 2)
+    np.testing.assert_allclose(decoded.astype(np.float64) / 2**31, audio, atol=2**-23)
+
+
+def test_a_wav_of_the_wrong_length_is_trimmed_or_padded_to_the_video(sample_30p_silent, tmp_path):
+    video, _ = sample_30p_silent
+    info = probe(video)
+    total = info.total_samples(SR)
+    for samples in (total - 777, total + 5000):
+        wav, _ = _dub_wav(tmp_path, samples, name=f"dub{samples}.wav")
+        out = tmp_path / f"out{samples}.mkv"
+        mux(video, wav, out, video_info=info)
+        decoded, _ = _decode_audio(out, 0)
+        assert decoded.shape[0] == total
+
+
+def test_vfr_picture_timestamps_survive(sample_vfr, tmp_path):
+    video, _ = sample_vfr
+    info = probe(video)
+    assert info.is_vfr
+    total = info.total_samples(SR)
+    wav, _ = _dub_wav(tmp_path, total)
+    out = tmp_path / "out.mp4"
+    mux(video, wav, out, video_info=info)
+    assert _video_packets(out) == _video_packets(video)
+    assert _audio_duration_samples(out, 0) == total
+
+
+def test_failed_mux_leaves_no_output_and_no_temporary(sample_30p_silent, tmp_path):
+    video, _ = sample_30p_silent
+    info = probe(video)
+    wav, _ = _dub_wav(tmp_path, info.total_samples(SR))
+    fake_video = tmp_path / "fake.mp4"
+    fake_video.write_bytes(b"not a video at all" * 100)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(FFmpegError, match="ffmpeg failed while writing out.mp4"):
+        mux(fake_video, wav, out, video_info=info)
+    garbage_wav = tmp_path / "garbage.wav"
+    garbage_wav.write_bytes(b"RIFF....garbage")
+    with pytest.raises(InputError):
+        mux(video, garbage_wav, out, video_info=info)
+    with pytest.raises(InputError):
+        mux(video, tmp_path / "missing.wav", out, video_info=info)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dub.wav", "fake.mp4", "garbage.wav"]
+
+
+def test_refuses_to_overwrite_inputs_and_unusable_destinations(sample_30p_silent, tmp_path, monkeypatch):
+    video, _ = sample_30p_silent
+    info = probe(video)
+    wav, _ = _dub_wav(tmp_path, info.total_samples(SR))
+    before = video.read_bytes()
+    with pytest.raises(OutputError, match="overwrite"):
+        mux(video, wav, Path(os.path.relpath(video)), video_info=info)
+    assert video.read_bytes() == before
+    with pytest.raises(OutputError, match="does not exist"):
+        mux(video, wav, tmp_path / "no" / "such" / "out.mp4", video_info=info)
+    with pytest.raises(OutputError, match=".mkv"):
+        mux(video, wav, tmp_path / "out.avi", video_info=info)
+    with pytest.raises(OutputError, match="aac"):
+        mux(video, wav, tmp_path / "out.mp4", video_info=info, audio_codec="flac")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    # Permission bits do not stop root, so the folder is reported read-only the way os.access would.
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    with pytest.raises(OutputError, match="not writable"):
+        mux(video, wav, locked / "out.mp4", video_info=info)
+
+
+def test_ffmpeg_binary_choice_and_errors(monkeypatch, tmp_path):
+    monkeypatch.delenv("DUB_FFMPEG", raising=False)
+    default = ffmpeg_exe()
+    assert Path(default).is_file()
+    assert ffmpeg_version().startswith("ffmpeg version")
+    monkeypatch.setenv("DUB_FFMPEG", default)
+    assert ffmpeg_exe() == default
+    monkeypatch.setenv("DUB_FFMPEG", str(tmp_path / "no-ffmpeg-here"))
+    with pytest.raises(FFmpegError, match="DUB_FFMPEG"):
+        ffmpeg_exe()
+    monkeypatch.delenv("DUB_FFMPEG")
+    with pytest.raises(FFmpegError, match="No such file|does not exist|Error opening"):
+        run_ffmpeg(["-i", str(tmp_path / "absent.mp4"), str(tmp_path / "x.wav")], what="testing")
