@@ -1,0 +1,144 @@
+"""Finding captioner weights on disk and choosing where they run; shared by `clip` and `vlm`.
+
+Weights come from a local folder or from the Hugging Face Hub cache. By default nothing is
+downloaded during an analysis: a missing model is one `ModelUnavailable` sentence that names the
+command fetching it. `allow_download=True` lets the Hub client fetch it, unless `HF_HUB_OFFLINE`
+is set. Environment variables are read at call time so tests and the CLI can set them late.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import ModelUnavailable, VideoError
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+# Other frameworks' weight formats: never needed, often large.
+IGNORE_PATTERNS = ["*.h5", "*.msgpack", "*.onnx", "onnx/*", "*.tflite", "*.ot", "openvino/*", "*.mlmodel"]
+_DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
+           "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
+
+
+class DeviceUnavailable(VideoError):
+    """A captioner was asked to run on a device or in a precision this machine cannot give."""
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_cache_dir() -> Path:
+    # huggingface_hub reads these once at import; read them per call so a late setting counts.
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "huggingface")
+    return Path(home) / "hub"
+
+
+def looks_like_repo_id(text: str) -> bool:
+    parts = text.split("/")
+    return (len(parts) == 2 and all(parts) and not text.startswith((".", "~"))
+            and not os.path.isabs(text))
+
+
+def download_command(repo_id: str) -> str:
+    return f"`hf download {repo_id}`"
+
+
+def resolve_model_dir(model: str, *, what: str, example: str, allow_download: bool = False) -> Path:
+    """A local folder holding `model`'s config and weights.
+
+    Args:
+        model: a local folder, or a Hub repo id ("owner/name") looked up in the Hub cache.
+        what: how messages name the model ("CLIP model").
+        example: a Hub id that messages give as an example.
+        allow_download: fetch a Hub model that is not cached (ignored when HF_HUB_OFFLINE is set).
+
+    Raises:
+        ModelUnavailable: the folder does not exist, holds no config.json, or the repo is not
+            cached and may not or cannot be downloaded.
+    """
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelUnavailable(
+                f"The {what} folder {path} holds no config.json; point the captioner at a folder "
+                "saved with `save_pretrained` or at a Hugging Face Hub id.")
+        return path
+    if not looks_like_repo_id(model):
+        raise ModelUnavailable(
+            f"The {what} folder {path} does not exist; pass an existing model folder or a "
+            f"Hugging Face Hub id such as {example}.")
+    return _snapshot(model, what=what, allow_download=allow_download)
+
+
+def _snapshot(repo_id: str, *, what: str, allow_download: bool) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+
+    local_only = hub_offline() or not allow_download
+    try:
+        return Path(snapshot_download(repo_id, cache_dir=hub_cache_dir(), local_files_only=local_only,
+                                      ignore_patterns=IGNORE_PATTERNS))
+    except (LocalEntryNotFoundError, HfHubHTTPError, HFValidationError, OSError) as err:
+        raise ModelUnavailable(_missing_message(repo_id, what, local_only, err)) from err
+
+
+def _missing_message(repo_id: str, what: str, local_only: bool, err: Exception) -> str:
+    fetch = download_command(repo_id)
+    if not local_only:
+        return (f"The {what} {repo_id} could not be downloaded ({type(err).__name__}); check the id and "
+                f"the connection, or run {fetch} on a machine with internet access.")
+    if hub_offline():
+        return (f"The {what} {repo_id} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; "
+                f"run {fetch} on a machine with internet access, then try again.")
+    return f"The {what} {repo_id} is not in the Hugging Face cache; run {fetch} to fetch it, then try again."
+
+
+def fetch_model(repo_id: str) -> Path:
+    """Download (or find in the cache) a Hub model for later offline use; returns its folder.
+
+    Raises:
+        ModelUnavailable: offline, no network, or no such repo.
+    """
+    log.info("Fetching %s from the Hugging Face Hub.", repo_id)
+    return _snapshot(repo_id, what="model", allow_download=True)
+
+
+def resolve_placement(device: str, dtype: str) -> tuple["torch.device", "torch.dtype"]:
+    """The torch device and dtype a captioner runs in.
+
+    Args:
+        device: "cpu", "cuda" or "cuda:N".
+        dtype: "float32" (default everywhere), or "float16"/"bfloat16" on CUDA only.
+
+    Raises:
+        DeviceUnavailable: CUDA asked for but absent, or half precision asked for on the CPU.
+        ValueError: unknown device or dtype name.
+    """
+    import torch
+
+    name = _DTYPES.get(str(dtype).lower().removeprefix("torch."))
+    if name is None:
+        raise ValueError(f"Unknown dtype {dtype!r}; choose one of {', '.join(sorted(_DTYPES))}.")
+    try:
+        dev = torch.device(str(device).lower())
+    except RuntimeError as err:
+        raise ValueError(f"Unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'.") from err
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"Unsupported device {device!r}; use 'cpu', 'cuda' or 'cuda:N'.")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailable(
+            f"The captioner was asked to run on {device!r} but this machine has no CUDA GPU; use device 'cpu'.")
+    if dev.type == "cpu" and name != "float32":
+        raise DeviceUnavailable(
+            f"{name} captioning needs a CUDA GPU; drop the dtype option to run in float32 on the CPU.")
+    return dev, getattr(torch, name)
+
