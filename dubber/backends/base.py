@@ -1,0 +1,38 @@
+"""The render backend plug-in: one class with a NAME and a `render` method."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from vision.types import VideoAnalysis
+
+from ..types import DubPlan, ProgressFn, RenderResult, no_progress
+
+
+class DubBackend(ABC):
+    """Turns a plan into audio: one CueAudio per plan cue, in plan order.
+
+    Each cue's stems are float32 arrays shaped (2, cue.num_samples) at plan.sample_rate, meant
+    to be placed at cue.start_sample of the soundtrack.
+    """
+
+    NAME: ClassVar[str] = ""
+
+    @abstractmethod
+    def render(self, plan: DubPlan, analysis: VideoAnalysis, progress: ProgressFn = no_progress) -> RenderResult:
+        """Render every cue of `plan` for the video described by `analysis`."""
+
+
+def check_render(plan: DubPlan, result: RenderResult) -> None:
+    """Raise ValueError if `result` breaks the backend contract for `plan` (a backend bug)."""
+    if result.sample_rate != plan.sample_rate:
+        raise ValueError(f"render is at {result.sample_rate} Hz, plan at {plan.sample_rate} Hz")
+    if len(result.cues) != len(plan.cues):
+        raise ValueError(f"{len(result.cues)} rendered cues for {len(plan.cues)} planned")
+    for cue, audio in zip(plan.cues, result.cues):
+        if audio.cue_index != cue.index or audio.start_sample != cue.start_sample:
+            raise ValueError(f"cue {cue.index}: rendered as cue {audio.cue_index} at sample {audio.start_sample}")
+        for name, stem in audio.stems.items():
+            if stem.shape != (2, cue.num_samples) or stem.dtype.name != "float32":
+                raise ValueError(f"cue {cue.index} stem {name!r}: {stem.shape} {stem.dtype}, "
+                                 f"expected (2, {cue.num_samples}) float32")

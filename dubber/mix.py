@@ -1,0 +1,370 @@
+"""Mixing: rendered cues placed on the soundtrack to the sample, then set to a loudness target.
+
+1. Placement. Each cue's first sample lands on `cue.start_sample`, untouched. At a join between
+   two cues the outgoing cue is not chopped: it is extended past the boundary by its own last
+   samples played backwards (a reflection, so the waveform stays continuous) under an
+   equal-power cosine fade-out. At a picture cut the incoming cue enters at full level on its
+   first sample, so a hit written on the cut frame stays on it; the overlap lasts
+   `cut_crossfade_ms`. Where one shot was split into several cues (`cue.parts > 1`) there is
+   no picture event at the join, so the incoming cue also fades in (sine curve) over
+   `split_crossfade_ms`: a true equal-power crossfade (its first sample is still placed on its
+   start sample, only faded). A join whose incoming waveform already
+   continues the outgoing one (a backend that rendered one continuous timeline and sliced it)
+   is left exactly as rendered.
+2. Optional original-audio bed at `original_gain_db`, ducked by `duck_db` wherever the new
+   track is sounding (a smoothed side-chain envelope of the new track).
+3. Loudness: the sum is gained to `lufs` (ITU-R BS.1770 integrated, measured by pyloudnorm) and
+   passed through a true-peak limiter (4x-oversampled peak detection, look-ahead gain reduction
+   with smooth attack and release); gain and limiting repeat until loudness is within
+   LUFS_TOLERANCE of the target and the true peak is at or under `true_peak_db`. The ceiling
+   always holds; limiting never goes deeper than MAX_LIMITER_DB, so material that would need
+   more (clicks in silence) ends up quieter than the target, with a warning.
+   Every stem gets the same static gain and the same limiter gain curve as the mix (the
+   limiter's gain is one curve for all channels), so the stems sum to the final mix.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+import pyloudnorm
+from scipy import signal
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+from .types import Cue, CueAudio, DubPlan, RenderResult, Soundtrack
+
+log = logging.getLogger(__name__)
+
+# Integrated loudness targets (LUFS): streaming/web, EBU R128 broadcast, ATSC A/85 (US TV).
+LOUDNESS_PRESETS: dict[str, float] = {"web": -16.0, "ebu-r128": -23.0, "atsc-a85": -24.0}
+LUFS_TOLERANCE = 0.2        # LU, how close the loop aims (the promise to users is +-0.5 LU)
+MAX_PASSES = 8              # gain+limit passes before giving up on a target
+MAX_EXTRA_GAIN_DB = 12.0    # most gain the loop adds beyond plain normalisation (all of it limited)
+MAX_LIMITER_DB = 12.0       # deepest limiting allowed; beyond it loudness falls short of the target
+OVERSAMPLE = 4              # true-peak detection rate multiple (as ITU-R BS.1770 annex 2)
+LIMITER_ATTACK_MS = 5.0     # gain falls over this look-ahead before a peak
+LIMITER_RELEASE_MS = 40.0   # ... and holds, then recovers over about this long after it
+SEAMLESS_RATIO = 1.5        # a join is seamless if it misses the prediction by <= this x the curvature
+SEAM_PROBE = 48             # samples each side of a join inspected for continuity
+DUCK_FRAME_MS = 10.0        # side-chain envelope resolution
+DUCK_ATTACK_MS = 60.0       # the bed starts dipping this long before the new track enters
+DUCK_RELEASE_MS = 400.0     # ... and comes back up over about this long after it stops
+DUCK_RANGE_DB = 40.0        # new-track frames this far under its loud parts do not duck
+
+
+@dataclass(frozen=True)
+class MixOptions:
+    """How to mix. Levels in dB (LUFS for `lufs`, dBTP for `true_peak_db`), fades in ms."""
+
+    lufs: float = -16.0
+    true_peak_db: float = -1.0
+    cut_crossfade_ms: float = 50.0
+    split_crossfade_ms: float = 1000.0
+    original_gain_db: float = -12.0
+    duck_db: float = -8.0
+
+    def __post_init__(self) -> None:
+        if not -70.0 < self.lufs < 0.0:
+            raise ValueError(f"lufs must be between -70 and 0 LUFS, got {self.lufs}")
+        if self.true_peak_db > 0.0:
+            raise ValueError(f"true_peak_db must be at most 0 dBTP, got {self.true_peak_db}")
+        if self.cut_crossfade_ms < 0 or self.split_crossfade_ms < 0:
+            raise ValueError("crossfade lengths must be zero or positive milliseconds")
+        if self.duck_db > 0:
+            raise ValueError(f"duck_db lowers the original, so it must be zero or negative, got {self.duck_db}")
+
+
+# ---------------------------------------------------------------------------- measurement
+@lru_cache(maxsize=1)
+def _interpolator() -> np.ndarray:
+    """4x interpolation filter: 81-tap windowed sinc cut at the original Nyquist frequency."""
+    taps = signal.firwin(OVERSAMPLE * 20 + 1, 1.0 / OVERSAMPLE, window=("kaiser", 5.0)) * OVERSAMPLE
+    return taps.astype(np.float32)
+
+
+def oversampled_peaks(audio: np.ndarray, sr: int) -> np.ndarray:
+    """Per-sample true peak: the largest |value| of the 4x-oversampled signal over all channels
+    within each original sample period. audio (channels, n) -> (n,).
+
+    `sr` is unused: the oversampling filter is defined relative to the sample rate."""
+    n = audio.shape[-1]
+    taps = _interpolator()
+    delay = (taps.size - 1) // 2                                          # in oversampled samples
+    peaks = np.abs(audio).max(axis=0).astype(np.float32)                  # (n,)
+    for channel in np.asarray(audio, dtype=np.float32):
+        up = signal.upfirdn(taps, channel, up=OVERSAMPLE)[delay:delay + n * OVERSAMPLE]  # (4n,)
+        up = np.abs(up, out=up)
+        for phase in range(OVERSAMPLE):
+            np.maximum(peaks, up[phase::OVERSAMPLE], out=peaks)
+    return peaks
+
+
+def true_peak_db(audio: np.ndarray, sr: int) -> float:
+    """True peak in dBTP (4x oversampled); -inf for silence."""
+    if audio.size == 0:
+        return float("-inf")
+    peak = float(oversampled_peaks(audio, sr).max())
+    return 20.0 * np.log10(peak) if peak > 0 else float("-inf")
+
+
+def integrated_lufs(audio: np.ndarray, sr: int) -> float:
+    """Integrated loudness (LUFS) by pyloudnorm; -inf for silence. A clip shorter than one
+    400 ms gating block is measured as a loop of itself."""
+    if audio.size == 0 or not np.any(audio):
+        return float("-inf")
+    block = int(0.4 * sr) + 1
+    if audio.shape[-1] < block:
+        audio = np.tile(audio, (1, -(-block // audio.shape[-1])))
+    return float(pyloudnorm.Meter(sr).integrated_loudness(audio.T.astype(np.float64)))
+
+
+# ---------------------------------------------------------------------------- placement
+def _is_seamless(tail: np.ndarray, head: np.ndarray) -> bool:
+    """Whether the incoming cue's `head` continues the outgoing cue's `tail` (their last and
+    first millisecond or so): the first incoming sample is where the outgoing waveform was
+    heading (linear prediction from its last two samples), within the curvature the waveform
+    itself shows there, and the incoming side is not much quieter. Joining such cues as they
+    are cannot click or chop."""
+    if tail.shape[-1] < 4 or head.shape[-1] < 4:
+        return False
+    curvature = np.concatenate([np.abs(np.diff(tail, 2, axis=-1)), np.abs(np.diff(head, 2, axis=-1))], axis=-1)
+    predicted = 2.0 * tail[:, -1] - tail[:, -2]
+    miss = np.abs(head[:, 0] - predicted)
+    # A cue that falls (nearly) silent while the outgoing one sounds would chop it: not seamless.
+    level_kept = np.sqrt(np.mean(head ** 2)) >= 0.25 * np.sqrt(np.mean(tail ** 2))
+    return bool(level_kept and np.all(miss <= SEAMLESS_RATIO * curvature.max(axis=-1) + 1e-7))
+
+
+def _equal_power(length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fade_out, fade_in) cosine/sine curves, fade_out**2 + fade_in**2 == 1."""
+    angle = (np.arange(length, dtype=np.float32) + 0.5) / length * (np.pi / 2)
+    return np.cos(angle), np.sin(angle)
+
+
+def _join_samples(cue: Cue, nxt: Cue | None, total: int, sr: int, options: MixOptions) -> tuple[int, bool]:
+    """(overlap length in samples, whether it is a split join) after `cue`."""
+    split = nxt is not None and nxt.shot_index == cue.shot_index and nxt.parts > 1 and nxt.part == cue.part + 1
+    ms = options.split_crossfade_ms if split else options.cut_crossfade_ms
+    length = min(int(round(ms * sr / 1000.0)), cue.num_samples, total - cue.end_sample)
+    if nxt is not None and nxt.start_sample == cue.end_sample:
+        length = min(length, nxt.num_samples)
+    return max(length, 0), split
+
+
+def _place_stem(out: np.ndarray, plan: DubPlan, audio: list[np.ndarray | None], options: MixOptions) -> int:
+    """Add one stem of every cue into `out` (2, total); returns how many joins were seamless."""
+    seamless = 0
+    cues = plan.cues
+    for i, (cue, clip) in enumerate(zip(cues, audio)):
+        if clip is None:
+            continue
+        out[:, cue.start_sample:cue.end_sample] += clip
+        nxt = cues[i + 1] if i + 1 < len(cues) else None
+        length, split = _join_samples(cue, nxt, plan.total_samples, plan.sample_rate, options)
+        if length == 0:
+            continue
+        nxt_clip = audio[i + 1] if nxt is not None and nxt.start_sample == cue.end_sample else None
+        if nxt_clip is not None and _is_seamless(clip[:, -SEAM_PROBE:], nxt_clip[:, :SEAM_PROBE]):
+            seamless += 1
+            continue
+        fade_out, fade_in = _equal_power(length)
+        out[:, cue.end_sample:cue.end_sample + length] += clip[:, ::-1][:, :length] * fade_out
+        if split and nxt_clip is not None:
+            # The incoming part's head is written already at unity; bring it to the sine curve.
+            out[:, nxt.start_sample:nxt.start_sample + length] -= nxt_clip[:, :length] * (1.0 - fade_in)
+    return seamless
+
+
+def place_cues(render: RenderResult, plan: DubPlan, options: MixOptions) -> tuple[dict[str, np.ndarray], int]:
+    """Every stem of the render as a (2, plan.total_samples) track, cues at their exact samples."""
+    by_index = {c.cue_index: c for c in render.cues}
+    names = sorted({name for c in render.cues for name in c.stems})
+    stems: dict[str, np.ndarray] = {}
+    seamless = 0
+    for name in names:
+        clips = [_cue_stem(by_index.get(cue.index), cue, name) for cue in plan.cues]
+        stems[name] = np.zeros((2, plan.total_samples), dtype=np.float32)
+        seamless += _place_stem(stems[name], plan, clips, options)
+    return stems, seamless
+
+
+def _cue_stem(audio: CueAudio | None, cue: Cue, name: str) -> np.ndarray | None:
+    if audio is None or name not in audio.stems:
+        return None
+    clip = _as_stereo(np.asarray(audio.stems[name], dtype=np.float32))
+    if clip.shape[-1] != cue.num_samples or audio.start_sample != cue.start_sample:
+        raise ValueError(f"cue {cue.index} stem {name!r} has {clip.shape[-1]} samples at {audio.start_sample}; "
+                         f"the plan wants {cue.num_samples} at {cue.start_sample}")
+    return clip
+
+
+def _as_stereo(audio: np.ndarray) -> np.ndarray:
+    if audio.ndim == 1:
+        audio = audio[None, :]
+    if audio.shape[0] == 1:
+        return np.repeat(audio, 2, axis=0)
+    if audio.shape[0] != 2:
+        raise ValueError(f"expected mono or stereo (channels, samples), got shape {audio.shape}")
+    return audio
+
+
+# ---------------------------------------------------------------------------- ducking
+def duck_gain(sidechain: np.ndarray, sr: int, duck_db: float) -> np.ndarray:
+    """Per-sample gain (linear) for the original bed: 1 where the new track is quiet,
+    10**(duck_db/20) where it sounds, with smooth transitions. sidechain (2, n) -> (n,)."""
+    n = sidechain.shape[-1]
+    hop = max(1, int(DUCK_FRAME_MS * sr / 1000))
+    frames = -(-n // hop)
+    power = np.zeros(frames * hop, dtype=np.float64)
+    power[:n] = np.mean(np.square(sidechain, dtype=np.float64), axis=0)
+    env_db = 10 * np.log10(power.reshape(frames, hop).mean(axis=1) + 1e-20)
+    loud = env_db[env_db > -100]
+    if loud.size == 0:
+        return np.ones(n, dtype=np.float32)
+    reference = np.percentile(loud, 95)
+    active = np.clip((env_db - (reference - DUCK_RANGE_DB)) / 10.0, 0.0, 1.0)
+    attack, release = int(DUCK_ATTACK_MS / DUCK_FRAME_MS), int(DUCK_RELEASE_MS / DUCK_FRAME_MS)
+    held = _window_filter(maximum_filter1d, active, ahead=attack, behind=release)
+    kernel = np.hanning(2 * attack + 3)[1:-1]
+    smooth = np.convolve(np.pad(held, attack, mode="edge"), kernel / kernel.sum(), mode="valid")
+    centres = np.arange(frames) * hop + hop / 2
+    gain_db = duck_db * np.interp(np.arange(n), centres, smooth)
+    return (10 ** (gain_db / 20)).astype(np.float32)
+
+
+def _window_filter(fn, values: np.ndarray, ahead: int, behind: int) -> np.ndarray:
+    """fn (min or max filter) over the window [i - behind, i + ahead] of each i."""
+    size = ahead + behind + 1
+    return fn(values, size=size, origin=behind - size // 2, mode="nearest")
+
+
+# ---------------------------------------------------------------------------- loudness
+def limit(audio: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
+    """True-peak limiter gain: per-sample gain (n,) that brings `audio` under `ceiling_db` dBTP.
+
+    The gain needed at each sample (ceiling / oversampled peak) is held with a minimum over
+    [i - release, i + attack] and then averaged over [i - attack, i + release]; every value in
+    that average saw the peak at i, so the peak stays at or under the ceiling, and the gain
+    moves smoothly (about attack + release on each side of a peak). The gain is the same for
+    every channel, so applied to each stem it keeps the stems summing to the limited mix.
+    """
+    ceiling = 10 ** (ceiling_db / 20)
+    need = np.minimum(1.0, ceiling / np.maximum(oversampled_peaks(audio, sr), 1e-12))
+    if need.min() >= 1.0:
+        return np.ones(audio.shape[-1], dtype=np.float32)
+    attack, release = int(LIMITER_ATTACK_MS * sr / 1000), int(LIMITER_RELEASE_MS * sr / 1000)
+    held = _window_filter(minimum_filter1d, need, ahead=attack, behind=release)
+    kernel = np.hanning(attack + release + 3)[1:-1]
+    kernel /= kernel.sum()
+    # Weighted mean of held[i - attack .. i + release]: only values that saw the peak.
+    padded = np.pad(held, (attack, release), mode="edge")
+    gain = signal.oaconvolve(padded, kernel[::-1], mode="valid")
+    return np.minimum(gain, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class LoudnessResult:
+    """Normalised audio, the static gain applied (dB), the limiter's gain curve (n,), and what
+    the result measures."""
+
+    audio: np.ndarray
+    gain_db: float
+    limiter_gain: np.ndarray
+    lufs: float
+    true_peak_db: float
+
+    @property
+    def limiter_db(self) -> float:
+        """Deepest limiter gain reduction, dB (0 when the limiter did nothing)."""
+        low = float(self.limiter_gain.min()) if self.limiter_gain.size else 1.0
+        return 0.0 if low >= 1.0 else float(-20 * np.log10(max(low, 1e-12)))
+
+
+def _gain_and_limit(audio: np.ndarray, sr: int, gain_db: float, ceiling_db: float) -> LoudnessResult:
+    gained = audio * np.float32(10 ** (gain_db / 20))
+    curve = limit(gained, sr, ceiling_db)
+    out = gained * curve
+    return LoudnessResult(out, gain_db, curve, integrated_lufs(out, sr), true_peak_db(out, sr))
+
+
+def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float, ceiling_db: float) -> tuple[LoudnessResult, int]:
+    """Gain to `target_lufs` and limit to `ceiling_db` dBTP, repeating until both hold.
+    Returns the result and the number of passes.
+
+    The ceiling always holds; loudness gives way (with a warning) when reaching it would take
+    more than MAX_LIMITER_DB of limiting, e.g. a few clicks in silence. Silence (loudness -inf)
+    is returned unchanged with gain 0 dB.
+    """
+    measured = integrated_lufs(audio, sr)
+    if not np.isfinite(measured):
+        return LoudnessResult(audio, 0.0, np.ones(audio.shape[-1], np.float32), float("-inf"),
+                              true_peak_db(audio, sr)), 0
+    gain_db = target_lufs - measured
+    upper_db = gain_db + MAX_EXTRA_GAIN_DB
+    margin_db, previous = 0.05, None
+    for passes in range(1, MAX_PASSES + 1):
+        result = _gain_and_limit(audio, sr, gain_db, ceiling_db - margin_db)
+        too_deep = result.limiter_db > MAX_LIMITER_DB + 0.1
+        if not too_deep and abs(result.lufs - target_lufs) <= LUFS_TOLERANCE and result.true_peak_db <= ceiling_db:
+            return result, passes
+        if too_deep:
+            upper_db = gain_db - (result.limiter_db - MAX_LIMITER_DB)
+        elif result.true_peak_db > ceiling_db:
+            margin_db += result.true_peak_db - ceiling_db + 0.05
+        elif previous is not None and result.lufs < target_lufs and result.lufs - previous.lufs < 0.05:
+            break                                   # more gain would only feed the limiter
+        previous = result
+        gain_db = min(gain_db + target_lufs - result.lufs, upper_db)
+    log.warning("loudness %.1f LUFS / %.2f dBTP after %d passes (target %.1f LUFS, %.1f dBTP)",
+                result.lufs, result.true_peak_db, passes, target_lufs, ceiling_db)
+    if result.true_peak_db > ceiling_db:
+        # The ceiling is a hard promise; loudness is the one to give way.
+        trim = float(10 ** ((ceiling_db - result.true_peak_db - 0.01) / 20))
+        result = LoudnessResult(result.audio * np.float32(trim), result.gain_db, result.limiter_gain * np.float32(trim),
+                                result.lufs + 20 * np.log10(trim), result.true_peak_db + 20 * np.log10(trim))
+    return result, passes
+
+
+# ---------------------------------------------------------------------------- mix
+def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
+        original: np.ndarray | None = None) -> Soundtrack:
+    """Mix a render into the final soundtrack.
+
+    Args:
+        render: one CueAudio per plan cue (any stems), at plan.sample_rate.
+        plan: where each cue goes; the soundtrack is exactly plan.total_samples long.
+        options: loudness, true-peak ceiling, crossfades (ms), original-bed levels (dB).
+        original: the video's own audio (channels, plan.total_samples), kept as a ducked bed.
+
+    Returns:
+        Soundtrack whose stems (plus "original" when given) get the mix's gain and limiter
+        curve, so they sum to the mix; `integrated_lufs` is -inf when everything is silent.
+
+    Raises:
+        ValueError: the render does not match the plan (sample rate, cue lengths, original length).
+    """
+    sr, total = plan.sample_rate, plan.total_samples
+    if render.sample_rate != sr:
+        raise ValueError(f"render is at {render.sample_rate} Hz but the plan is at {sr} Hz")
+    stems, seamless = place_cues(render, plan, options)
+    new_track = sum(stems.values()) if stems else np.zeros((2, total), dtype=np.float32)
+    if original is not None:
+        bed = _as_stereo(np.asarray(original, dtype=np.float32))
+        if bed.shape[-1] != total:
+            raise ValueError(f"original audio has {bed.shape[-1]} samples, the plan {total}")
+        duck = duck_gain(new_track, sr, options.duck_db)
+        stems["original"] = bed * (np.float32(10 ** (options.original_gain_db / 20)) * duck)
+    pre_limit = sum(stems.values()) if stems else new_track
+    result, passes = normalize_loudness(pre_limit, sr, options.lufs, options.true_peak_db)
+    silent = not np.isfinite(result.lufs)
+    if silent:
+        log.warning("the soundtrack is silent; loudness normalisation was skipped")
+    # The same static gain and the same limiter gain curve on every stem: they sum to the mix.
+    per_sample = result.limiter_gain * np.float32(10 ** (result.gain_db / 20))
+    stems = {name: track * per_sample for name, track in stems.items()}
+    settings = {**asdict(options), "gain_db": float(result.gain_db), "limiter_db": round(result.limiter_db, 3),
+                "passes": passes, "seamless_joins": seamless, "silent": silent}
+    return Soundtrack(sample_rate=sr, mix=np.ascontiguousarray(result.audio, dtype=np.float32), stems=stems,
+                      integrated_lufs=result.lufs, true_peak_dbtp=result.true_peak_db, settings=settings)

@@ -1,0 +1,126 @@
+"""WAV files and the original sound track of a video."""
+from __future__ import annotations
+
+import subprocess
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import soundfile
+from imageio_ffmpeg import get_ffmpeg_exe
+
+from dubber.audio_io import decode_audio, read_wav, write_wav
+from dubber.errors import InputError
+
+SR = 48_000
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([get_ffmpeg_exe(), "-v", "error", "-y", *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Tiny videos: mono 44.1 kHz tone; stereo tone starting 0.5 s after the picture; no audio."""
+    folder = tmp_path_factory.mktemp("clips")
+    picture = ["-f", "lavfi", "-i", "testsrc=size=64x36:rate=24:duration=2"]
+    video_codec = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    ffmpeg(*picture, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=2",
+           *video_codec, "-c:a", "aac", "-ac", "1", "-shortest", str(folder / "mono.mp4"))
+    ffmpeg(*picture, "-itsoffset", "0.5", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000:duration=1",
+           *video_codec, "-c:a", "aac", "-ac", "2", str(folder / "late.mp4"))
+    ffmpeg(*picture, *video_codec, str(folder / "silent.mp4"))
+    return folder
+
+
+def test_wav_round_trip_24_bit(tmp_path):
+    audio = np.random.default_rng(0).uniform(-0.9, 0.9, (2, 4801)).astype(np.float32)
+    path = write_wav(tmp_path / "mix.wav", audio, SR)
+    info = soundfile.info(str(path))
+    assert (info.subtype, info.samplerate, info.channels, info.frames) == ("PCM_24", SR, 2, 4801)
+    back, rate = read_wav(path)
+    assert rate == SR and back.shape == (2, 4801) and back.dtype == np.float32
+    assert np.abs(back - audio).max() <= 2.0 ** -23 * 1.01
+
+
+@pytest.mark.parametrize("bits, subtype, tolerance", [(16, "PCM_16", 2.0 ** -15), (32, "FLOAT", 0.0)])
+def test_other_sample_formats(tmp_path, bits, subtype, tolerance):
+    audio = np.random.default_rng(1).uniform(-0.5, 0.5, (1, 1000)).astype(np.float32)
+    path = write_wav(tmp_path / "a.wav", audio, 44_100, bits=bits)
+    assert soundfile.info(str(path)).subtype == subtype
+    back, _ = read_wav(path)
+    assert np.abs(back - audio).max() <= tolerance * 1.01
+
+
+def test_over_full_scale_clips_instead_of_wrapping(tmp_path):
+    audio = np.array([[1.5, -1.5, 0.25]], dtype=np.float32)
+    back, _ = read_wav(write_wav(tmp_path / "hot.wav", audio, SR))
+    assert back[0, 0] > 0.99 and back[0, 1] < -0.99 and abs(back[0, 2] - 0.25) < 1e-6
+
+
+def test_write_is_atomic(tmp_path, monkeypatch):
+    dest = tmp_path / "stem.wav"
+    write_wav(dest, np.zeros((2, 100), dtype=np.float32), SR)
+    before = dest.read_bytes()
+
+    def crash(file, *args, **kwargs):
+        with open(file, "wb") as handle:
+            handle.write(b"RIFF partial")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(soundfile, "write", crash)
+    with pytest.raises(RuntimeError):
+        write_wav(dest, np.ones((2, 100), dtype=np.float32) * 0.5, SR)
+    assert dest.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["stem.wav"]
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError):
+        write_wav(tmp_path / "x.wav", np.zeros((2, 10)), SR, bits=12)
+    with pytest.raises(InputError):
+        read_wav(tmp_path / "missing.wav")
+
+
+def test_decode_fixture_sound_track_exact_length(sample_24p):
+    path, truth = sample_24p
+    total = round(Fraction(truth["frame_count"]) * SR / Fraction(24000, 1001))
+    audio = decode_audio(path, SR, total)
+    assert audio.shape == (2, total) and audio.dtype == np.float32
+    assert np.sqrt(np.mean(audio ** 2)) > 1e-3
+
+
+def test_decode_mono_44k_to_stereo_48k(clips):
+    audio = decode_audio(clips / "mono.mp4", SR, 2 * SR + 7)
+    assert audio.shape == (2, 2 * SR + 7)
+    assert np.array_equal(audio[0], audio[1])
+    middle = audio[0, SR // 2:SR // 2 + SR]               # one second of steady tone
+    spectrum = np.abs(np.fft.rfft(middle * np.hanning(middle.size)))
+    assert abs(np.argmax(spectrum) * SR / middle.size - 440) <= 1.0
+
+
+def test_decode_honours_a_late_audio_start(clips):
+    audio = decode_audio(clips / "late.mp4", SR, 2 * SR)
+    level = np.abs(audio).max(axis=0)
+    first = int(np.argmax(level > 0.05))
+    assert abs(first - SR // 2) < 0.005 * SR               # the tone starts 0.5 s into the picture
+    assert level[:int(0.45 * SR)].max() < 1e-3
+
+
+def test_decode_pads_and_trims(clips):
+    long = decode_audio(clips / "mono.mp4", SR, 3 * SR)
+    short = decode_audio(clips / "mono.mp4", SR, SR)
+    assert long.shape == (2, 3 * SR) and short.shape == (2, SR)
+    assert np.abs(long[:, int(2.1 * SR):]).max() == 0
+    assert np.allclose(short, long[:, :SR])
+
+
+def test_decode_without_audio_stream_is_none(clips):
+    assert decode_audio(clips / "silent.mp4", SR, SR) is None
+
+
+def test_decode_unreadable_file(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all")
+    with pytest.raises(InputError):
+        decode_audio(bad, SR, SR)

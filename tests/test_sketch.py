@@ -1,0 +1,230 @@
+"""The sketch backend: a deterministic cartoon temp track whose hits land on the picture."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from dubber.audio_io import read_wav, write_wav
+from dubber.backends.base import DubBackend, check_render
+from dubber.backends.sketch import SKETCH_STYLES, SketchBackend
+from dubber.types import Cue, DubPlan
+from vision.types import MediaInfo, Shot, VideoAnalysis, VisualEvent
+
+SR = 48_000
+FPS = Fraction(24000, 1001)
+STYLES = ("tom-and-jerry", "silent-film", "sci-fi", "nature")
+
+
+def make_analysis(frame_count: int, shot_starts: list[int], events=(), motion=None) -> VideoAnalysis:
+    media = MediaInfo(path="clip.mp4", duration_s=float(frame_count / FPS), fps=FPS,
+                      frame_count=frame_count, width=320, height=180)
+    edges = [*shot_starts, frame_count]
+    shots = tuple(Shot(i, a, b) for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])))
+    curve = tuple(motion) if motion is not None else (0.3,) * frame_count
+    return VideoAnalysis(media=media, shots=shots, events=tuple(events), motion=curve, captions=())
+
+
+def make_plan(analysis: VideoAnalysis, style: str = "tom-and-jerry", seed: int = 0) -> DubPlan:
+    media = analysis.media
+    cues = []
+    for shot in analysis.shots:
+        start = media.frame_to_sample(shot.start_frame, SR)
+        end = media.frame_to_sample(shot.end_frame, SR)
+        cues.append(Cue(len(cues), shot.index, shot.start_frame, shot.end_frame, start, end - start,
+                        "a cat runs", "a cat runs", seed + shot.index))
+    return DubPlan(SR, media.total_samples(SR), "24000/1001", style, seed, "", tuple(cues))
+
+
+def timeline(result, stem: str) -> np.ndarray:
+    return np.concatenate([c.stems[stem] for c in result.cues], axis=1)
+
+
+def onset_near(x: np.ndarray, at: int, search: int) -> int:
+    """First sample after `at - search` louder than a tenth of the peak that follows `at`."""
+    mono = np.abs(x).max(axis=0)
+    peak = mono[at:at + int(0.3 * SR)].max()
+    lo = max(0, at - search)
+    return lo + int(np.argmax(mono[lo:at + search] > 0.1 * peak))
+
+
+def onset_times(x: np.ndarray) -> np.ndarray:
+    """Note onsets (samples) by spectral flux, peaks above a level set by the loudest attacks."""
+    _, _, z = signal.stft(x.mean(axis=0), SR, nperseg=1024, noverlap=1024 - 256)
+    flux = np.maximum(np.diff(np.log1p(100 * np.abs(z)), axis=1), 0).sum(axis=0)
+    peaks, _ = signal.find_peaks(flux, height=0.4 * np.percentile(flux, 99.5), distance=int(0.06 * SR / 256))
+    return (peaks + 1) * 256
+
+
+def chroma(x: np.ndarray) -> np.ndarray:
+    """Energy per pitch class from 80 Hz to 2 kHz."""
+    spec = np.abs(np.fft.rfft(x.mean(axis=0))) ** 2
+    freqs = np.fft.rfftfreq(x.shape[-1], 1 / SR)
+    band = (freqs > 80) & (freqs < 2000)
+    pcs = np.round(12 * np.log2(freqs[band] / 440.0)).astype(int) % 12
+    return np.bincount(pcs, weights=spec[band], minlength=12)
+
+
+@pytest.fixture(scope="module")
+def busy_scene():
+    """12 s, three shots, a planted impact, flash and fast-motion burst, varied motion."""
+    n = int(12 * FPS)
+    events = (VisualEvent(50, "impact", 0.9, 51), VisualEvent(130, "flash", 0.8, 131),
+              VisualEvent(200, "fast_motion", 0.7, 215), VisualEvent(260, "impact", 0.5, 261))
+    motion = np.clip(0.4 + 0.4 * np.sin(np.arange(n) / 30.0), 0, 1)
+    analysis = make_analysis(n, [0, 97, 233], events, motion)
+    return analysis, make_plan(analysis)
+
+
+def test_is_a_backend_with_contract_output(busy_scene):
+    analysis, plan = busy_scene
+    backend = SketchBackend()
+    assert isinstance(backend, DubBackend) and backend.NAME == "sketch"
+    result = backend.render(plan, analysis)
+    check_render(plan, result)
+    assert result.backend == "sketch" and result.sample_rate == SR
+    for cue, audio in zip(plan.cues, result.cues):
+        assert set(audio.stems) == {"music", "fx"}
+        assert audio.num_samples == cue.num_samples
+        assert audio.stems["music"].shape == (2, cue.num_samples)
+
+
+def test_odd_cue_lengths_are_exact():
+    # 29.97 fps shots give fractional sample boundaries: each cue must still be exact.
+    n = 101
+    analysis = make_analysis(n, [0, 13, 47, 48])
+    plan = make_plan(analysis)
+    result = SketchBackend().render(plan, analysis)
+    assert [a.num_samples for a in result.cues] == [c.num_samples for c in plan.cues]
+    assert sum(c.num_samples for c in plan.cues) == plan.total_samples
+
+
+def test_deterministic_for_a_seed_and_different_for_another(busy_scene):
+    analysis, plan = busy_scene
+    one = SketchBackend().render(plan, analysis)
+    two = SketchBackend().render(plan, analysis)
+    for a, b in zip(one.cues, two.cues):
+        assert np.array_equal(a.stems["music"], b.stems["music"])
+        assert np.array_equal(a.stems["fx"], b.stems["fx"])
+    other = SketchBackend().render(make_plan(analysis, seed=7), analysis)
+    diff = np.abs(timeline(other, "music") - timeline(one, "music")).mean()
+    assert diff > 0.1 * np.abs(timeline(one, "music")).mean()
+
+
+def test_effects_land_on_their_frames(busy_scene):
+    analysis, plan = busy_scene
+    fx = timeline(SketchBackend().render(plan, analysis), "fx")
+    frame = int(round(SR / FPS))
+    for event in analysis.events:
+        at = analysis.media.frame_to_sample(event.frame, SR)
+        found = onset_near(fx, at, search=4 * frame)
+        assert abs(found - at) <= frame, (event, found - at)
+
+
+def test_whoosh_fills_the_fast_motion_range(busy_scene):
+    analysis, plan = busy_scene
+    fx = timeline(SketchBackend().render(plan, analysis), "fx")
+    event = next(e for e in analysis.events if e.kind == "fast_motion")
+    start = analysis.media.frame_to_sample(event.frame, SR)
+    end = analysis.media.frame_to_sample(event.end_frame, SR)
+    middle = np.sqrt(np.mean(fx[:, (start + end) // 2 - 2400:(start + end) // 2 + 2400] ** 2))
+    before = np.sqrt(np.mean(fx[:, start - 9600:start - 4800] ** 2))
+    assert middle > 10 * before
+
+
+def test_stinger_on_every_cut(busy_scene):
+    analysis, plan = busy_scene
+    fx = timeline(SketchBackend().render(plan, analysis), "fx")
+    frame = int(round(SR / FPS))
+    low = signal.sosfilt(signal.butter(4, 200, "low", fs=SR, output="sos"), fx, axis=-1)
+    for shot in analysis.shots[1:]:
+        at = analysis.media.frame_to_sample(shot.start_frame, SR)
+        assert abs(onset_near(fx, at, search=4 * frame) - at) <= frame
+        after = np.sqrt(np.mean(low[:, at:at + SR // 4] ** 2))
+        before = np.sqrt(np.mean(low[:, at - SR // 4:at - 2 * frame] ** 2))
+        assert after > 4 * before  # a timpani stroke, not just a click
+
+
+def test_music_is_tonal_in_one_key_and_not_clipping(busy_scene, tmp_path):
+    analysis, plan = busy_scene
+    result = SketchBackend().render(plan, analysis)
+    for name in ("music", "fx"):
+        write_wav(tmp_path / f"{name}.wav", timeline(result, name), SR)
+    (music, _), (fx, _) = read_wav(tmp_path / "music.wav"), read_wav(tmp_path / "fx.wav")
+    mix = music + fx
+    assert np.abs(mix).max() < 1.0
+    assert 20 * np.log10(np.sqrt(np.mean(music ** 2))) > -30
+    energy = chroma(music)
+    major = np.array([0, 2, 4, 5, 7, 9, 11])
+    in_key = max(energy[(major + r) % 12].sum() for r in range(12)) / energy.sum()
+    assert in_key > 0.85
+    assert np.sort(energy)[-4] > 0.05 * energy.max()  # chords, not one tone
+    _, spectrum = signal.welch(music.mean(axis=0), SR, nperseg=4096)
+    flatness = np.exp(np.mean(np.log(spectrum + 1e-20))) / np.mean(spectrum)
+    assert flatness < 0.05  # tonal, not noise
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_each_style_renders(style, busy_scene):
+    analysis, _ = busy_scene
+    plan = make_plan(analysis, style=style)
+    result = SketchBackend().render(plan, analysis)
+    check_render(plan, result)
+    assert np.sqrt(np.mean(timeline(result, "music") ** 2)) > 0.01
+
+
+def test_styles_sound_different(busy_scene):
+    analysis, _ = busy_scene
+    edges = np.geomspace(60, 12000, 25)
+    profiles = {}
+    for style in STYLES:
+        music = timeline(SketchBackend().render(make_plan(analysis, style=style), analysis), "music")
+        freqs, power = signal.welch(music.mean(axis=0), SR, nperseg=4096)
+        bands = np.array([power[(freqs >= a) & (freqs < b)].sum() for a, b in zip(edges[:-1], edges[1:])])
+        profiles[style] = 10 * np.log10(bands / bands.sum() + 1e-12)
+    for i, a in enumerate(STYLES):
+        for b in STYLES[i + 1:]:
+            assert np.abs(profiles[a] - profiles[b]).mean() > 1.5, (a, b)
+
+
+def test_motion_drives_tempo_and_density():
+    n = int(16 * FPS)
+    motion = np.where(np.arange(n) < n // 2, 0.05, 0.9)
+    analysis = make_analysis(n, [0], motion=motion)
+    music = timeline(SketchBackend().render(make_plan(analysis), analysis), "music")
+    half = music.shape[-1] // 2
+    onsets = onset_times(music)
+    calm = np.count_nonzero((onsets > SR) & (onsets < half - SR))
+    busy = np.count_nonzero((onsets > half + SR) & (onsets < 2 * half - 2 * SR))  # tempo has caught up
+    assert busy > 2 * calm, (calm, busy)
+
+
+def test_unknown_style_falls_back(busy_scene, caplog):
+    analysis, _ = busy_scene
+    plan = make_plan(analysis, style="polka")
+    result = SketchBackend().render(plan, analysis)
+    check_render(plan, result)
+    assert "polka" in caplog.text
+
+
+def test_all_styles_listed():
+    assert set(STYLES) <= set(SKETCH_STYLES)
+
+
+def test_tempo_follows_motion_and_bars_restart_on_cuts():
+    from dubber.backends.sketch import cut_samples, motion_curves, build_grid, style_spec
+
+    n = int(20 * FPS)
+    motion = np.where(np.arange(n) < n // 2, 0.05, 0.9)
+    analysis = make_analysis(n, [0, 100, 300], motion=motion)
+    total = analysis.media.total_samples(SR)
+    cuts = cut_samples(analysis, SR, total)
+    grid = build_grid(style_spec("tom-and-jerry"), motion_curves(analysis, SR), cuts, total, SR)
+    calm = grid.step_s[grid.sample < 8 * SR].mean()
+    busy = grid.step_s[grid.sample > 14 * SR].mean()
+    assert calm > 1.4 * busy                      # sixteenths are shorter: a faster tempo
+    for cut in cuts:
+        at = np.searchsorted(grid.sample, cut)
+        assert grid.sample[at] == cut and grid.step_in_bar[at] == 0
