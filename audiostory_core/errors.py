@@ -40,12 +40,14 @@ class CheckpointMismatch(AudioStoryError):
         missing: Sequence[str] = (),
         unexpected: Sequence[str] = (),
         mismatched: Sequence[tuple[str, tuple[int, ...], tuple[int, ...]]] = (),
+        mismatch_label: str = "key(s) with the wrong shape",
     ):
         self.source = source
         self.missing = tuple(sorted(missing))
         self.unexpected = tuple(sorted(unexpected))
         # (key, shape found in the file, shape the model expects)
         self.mismatched = tuple(sorted(mismatched))
+        self.mismatch_label = mismatch_label
         super().__init__(self._sentence())
 
     def _sentence(self) -> str:
@@ -56,7 +58,7 @@ class CheckpointMismatch(AudioStoryError):
             parts.append(f"{len(self.unexpected)} unexpected key(s) ({_preview(self.unexpected)})")
         if self.mismatched:
             shown = [f"{k} {list(got)} != expected {list(want)}" for k, got, want in self.mismatched]
-            parts.append(f"{len(self.mismatched)} key(s) with the wrong shape ({_preview(shown)})")
+            parts.append(f"{len(self.mismatched)} {self.mismatch_label} ({_preview(shown)})")
         return (
             f"The checkpoint {self.source} does not match the AudioStory-3B model: "
             + "; ".join(parts)

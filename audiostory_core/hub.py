@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 REPO_ID = "TencentARC/AudioStory-3B"
 QWEN_REPO_ID = "Qwen/Qwen2.5-3B-Instruct"
 T5_REPO_ID = "google/flan-t5-large"
-DOWNLOAD_HINT = f"run `dub models download` or `huggingface-cli download {REPO_ID}`"
+DOWNLOAD_HINT = f"run `dub models download` or `hf download {REPO_ID}`"
 
 MODEL_DIR_NAMES = ("audiostory-3B", "audiostory_3b", "AudioStory-3B", "audiostory-3b")
 FLUX_DIR_NAME = "Flux_detokenizer"
@@ -107,7 +107,7 @@ def fetch(repo_id: str, allow_patterns: list[str] | None = None) -> Path:
         ))
     except (LocalEntryNotFoundError, HfHubHTTPError, HFValidationError, OSError) as err:
         why = "offline mode is on (HF_HUB_OFFLINE=1)" if offline() else f"the download failed ({type(err).__name__})"
-        hint = DOWNLOAD_HINT if repo_id == REPO_ID else f"run `huggingface-cli download {repo_id}`"
+        hint = DOWNLOAD_HINT if repo_id == REPO_ID else f"run `hf download {repo_id}`"
         raise WeightsNotFound(
             f"The model files of {repo_id} are not on this machine and {why}; {hint} "
             "on a machine with internet access (or unset HF_HUB_OFFLINE)."

@@ -87,7 +87,7 @@ def extend_tokenizer(
     first = got[0]
     wrong = [(t, (i,), (first + k,)) for k, (t, i) in enumerate(zip(tokens, got)) if i != first + k]
     if wrong:
-        raise CheckpointMismatch("tokenizer", mismatched=wrong)
+        raise CheckpointMismatch("tokenizer", mismatched=wrong, mismatch_label="token(s) with the wrong id")
     return tokenizer
 
 
@@ -102,7 +102,7 @@ def check_full_size_ids(tokenizer: "PreTrainedTokenizerBase") -> None:
     if len(tokenizer) != FULL_VOCAB_LEN:
         wrong.append(("len(tokenizer)", (len(tokenizer),), (FULL_VOCAB_LEN,)))
     if wrong:
-        raise CheckpointMismatch("tokenizer", mismatched=wrong)
+        raise CheckpointMismatch("tokenizer", mismatched=wrong, mismatch_label="token(s) with the wrong id")
 
 
 def special_ids(tokenizer: "PreTrainedTokenizerBase", n_t5_query: int, n_aud_query: int) -> "SpecialTokenIds":
@@ -164,3 +164,20 @@ def split_caption(caption: str) -> tuple[str, float | None]:
 def decode(tokenizer: "PreTrainedTokenizerBase", token_ids: Sequence[int]) -> str:
     # The official runner never skips special tokens.
     return tokenizer.decode(list(token_ids), skip_special_tokens=False).strip()
+
+
+def debug_tokenizer(n_t5_vocab: int = 10, n_aud_vocab: int = 6) -> "PreTrainedTokenizerBase":
+    """A tiny tokenizer for tests and debug models: one token per byte (a byte-level BPE without
+    merges, so any text round-trips exactly, as with Qwen's), Qwen's three chat specials, then
+    AudioStory's added tokens in file order. Built locally; nothing is downloaded."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    core = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(alphabet)}, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    tok = PreTrainedTokenizerFast(tokenizer_object=core)
+    tok.add_tokens([END_OF_TEXT, IM_START, IM_END], special_tokens=True)
+    tok.eos_token, tok.pad_token = IM_END, END_OF_TEXT
+    return extend_tokenizer(tok, n_t5_vocab, n_aud_vocab)

@@ -1,0 +1,434 @@
+"""Strict loading of the AudioStory-3B checkpoint (spec §3).
+
+* The trained weights come as one `pytorch_model.bin` pickle. It is opened only with
+  `torch.load(weights_only=True, mmap=True)` and converted once to safetensors in a cache
+  folder (atomic write); every later run reads the safetensors file lazily.
+* Tied tensors (the LLM's `embed_tokens`/`lm_head`, T5's `shared`/`embed_tokens`) are stored
+  once and listed as aliases in the file's metadata.
+* Before any tensor is read, the file's key set and shapes are compared with what the model
+  built from the config expects (`expected_shapes`, a meta-device build named through
+  `keys.py`); any difference raises `CheckpointMismatch` listing every offending key.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from .errors import CheckpointMismatch, WeightsNotFound
+
+if TYPE_CHECKING:
+    import torch
+
+    from .config import AudioStoryConfig, VAEConfig
+    from .device import Placement
+    from .hub import CheckpointFiles
+    from .model import AudioStory
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "AUDIOSTORY_CACHE"
+ALIAS_METADATA_KEY = "audiostory.aliases"
+Shape = tuple[int, ...]
+
+
+def default_cache_dir() -> Path:
+    """Where converted weights live: $AUDIOSTORY_CACHE, else $XDG_CACHE_HOME/audiostory."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "audiostory"
+
+
+# --------------------------------------------------------------------------------------------
+# Reading weight files
+# --------------------------------------------------------------------------------------------
+def load_pickle(path: str | os.PathLike) -> dict[str, "torch.Tensor"]:
+    """Open a `pytorch_model.bin` safely (no code execution) and memory-mapped.
+
+    Raises:
+        WeightsNotFound: the file is missing.
+        CheckpointMismatch: the file holds no tensor dict or needs unsafe unpickling.
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFound(f"The weights file {path} does not exist; download the checkpoint again.")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as err:
+        if "mmap" not in str(err):
+            raise
+        # Legacy (non-zip) pickles cannot be memory-mapped; weights_only still applies.
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointMismatch(
+            str(path), unexpected=[f"non-tensor pickle content ({str(err).splitlines()[0]})"]) from err
+    return _tensor_dict(obj, path)
+
+
+def _tensor_dict(obj: Any, path: Path) -> dict[str, "torch.Tensor"]:
+    import torch
+
+    for wrapper in ("state_dict", "module", "model"):
+        if isinstance(obj, Mapping) and len(obj) == 1 and isinstance(obj.get(wrapper), Mapping):
+            obj = obj[wrapper]
+    if not isinstance(obj, Mapping):
+        raise CheckpointMismatch(str(path), unexpected=[f"top-level {type(obj).__name__}"])
+    skipped = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if skipped:
+        log.warning("Ignoring %d non-tensor entries in %s: %s", len(skipped), path, skipped[:5])
+    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def save_safetensors(tensors: Mapping[str, "torch.Tensor"], out_path: str | os.PathLike) -> Path:
+    """Write tensors to safetensors atomically; tensors sharing memory are stored once.
+
+    The file is written under a temporary name in the destination folder and renamed.
+    """
+    from safetensors.torch import save_file
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    unique, aliases = _dedupe(tensors)
+    metadata = {"format": "pt", ALIAS_METADATA_KEY: json.dumps(aliases, sort_keys=True)}
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".part", dir=out_path.parent)
+    os.close(fd)
+    try:
+        save_file(unique, tmp, metadata=metadata)
+        os.replace(tmp, out_path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out_path
+
+
+def _dedupe(tensors: Mapping[str, "torch.Tensor"]) -> tuple[dict[str, "torch.Tensor"], dict[str, str]]:
+    unique: dict[str, "torch.Tensor"] = {}
+    aliases: dict[str, str] = {}
+    seen: dict[tuple, str] = {}
+    storages: set[int] = set()
+    for key in sorted(tensors):
+        t = tensors[key]
+        ident = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(), t.dtype)
+        if t.numel() and ident in seen:
+            aliases[key] = seen[ident]
+            continue
+        ptr = t.untyped_storage().data_ptr()
+        # A view into a storage another tensor already uses must be written as its own copy.
+        unique[key] = t.contiguous().clone() if (t.numel() and ptr in storages) else t.contiguous()
+        seen[ident] = key
+        storages.add(ptr)
+    return unique, aliases
+
+
+def converted_path(bin_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Cache location of a pickle's safetensors copy, keyed by the pickle's path, size and mtime."""
+    bin_path = Path(bin_path).resolve()
+    st = bin_path.stat()
+    digest = hashlib.sha256(f"{bin_path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return root / "converted" / f"{bin_path.parent.name}-{bin_path.stem}-{digest}.safetensors"
+
+
+def as_safetensors(weights: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The safetensors file to read for `weights`: itself, or its (once converted) cached copy."""
+    weights = Path(weights)
+    if weights.suffix == ".safetensors":
+        if not weights.is_file():
+            raise WeightsNotFound(f"The weights file {weights} does not exist; download the checkpoint again.")
+        return weights
+    out = converted_path(weights, cache_dir)
+    if not out.is_file():
+        log.info("Converting %s to safetensors at %s (one time).", weights, out)
+        save_safetensors(load_pickle(weights), out)
+    return out
+
+
+def read_shapes(st_path: str | os.PathLike) -> dict[str, Shape]:
+    """Every key's shape (aliases included) from the safetensors header, reading no tensor data."""
+    from safetensors import safe_open
+
+    with safe_open(str(st_path), framework="pt") as f:
+        shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        aliases = _aliases(f.metadata())
+    shapes.update({alias: shapes[target] for alias, target in aliases.items() if target in shapes})
+    return shapes
+
+
+def read_tensors(
+    st_path: str | os.PathLike, keys: Iterable[str] | None = None, dtype: "torch.dtype | None" = None
+) -> dict[str, "torch.Tensor"]:
+    """Load tensors (aliases resolved), optionally only `keys`, floating ones cast to `dtype`."""
+    from safetensors import safe_open
+
+    out: dict[str, "torch.Tensor"] = {}
+    with safe_open(str(st_path), framework="pt") as f:
+        aliases = _aliases(f.metadata())
+        wanted = list(keys) if keys is not None else list(f.keys()) + list(aliases)
+        for key in wanted:
+            t = f.get_tensor(aliases.get(key, key))
+            out[key] = t.to(dtype) if dtype is not None and t.is_floating_point() else t
+    return out
+
+
+def _aliases(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    return json.loads((metadata or {}).get(ALIAS_METADATA_KEY, "{}"))
+
+
+# --------------------------------------------------------------------------------------------
+# Strict key check
+# --------------------------------------------------------------------------------------------
+def check_keys(found: Mapping[str, Shape], expected: Mapping[str, Shape], source: str) -> None:
+    """Raise unless `found` has exactly the keys and shapes of `expected`.
+
+    Raises:
+        CheckpointMismatch: listing missing, unexpected and mis-shaped keys.
+    """
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    mismatched = [(k, tuple(found[k]), tuple(expected[k])) for k in expected
+                  if k in found and tuple(found[k]) != tuple(expected[k])]
+    if missing or unexpected or mismatched:
+        raise CheckpointMismatch(source, missing, unexpected, mismatched)
+
+
+# --------------------------------------------------------------------------------------------
+# Configs of a checkpoint folder
+# --------------------------------------------------------------------------------------------
+T5_PREFIX = "tangoflux.text_encoder."
+_RESAMPLER_PREFIXES = ("seedx.input_resampler.", "seedx.output_resampler.", "seedx.whisper_resampler_llava.")
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Parse `config.yaml` as plain data (Hydra `_target_` entries stay strings, nothing runs)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise CheckpointMismatch(str(path), unexpected=[f"unreadable YAML ({type(err).__name__})"]) from err
+    return data if isinstance(data, dict) else {}
+
+
+def _find(tree: Any, name: str) -> Any:
+    """First value stored under key `name` anywhere in a nested dict/list tree (depth first)."""
+    if isinstance(tree, Mapping):
+        if name in tree:
+            return tree[name]
+        children = tree.values()
+    elif isinstance(tree, list):
+        children = tree
+    else:
+        return None
+    for child in children:
+        found = _find(child, name)
+        if found is not None:
+            return found
+    return None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def config_from_files(yaml_cfg: Mapping[str, Any], flux_cfg: Mapping[str, Any], shapes: Mapping[str, Shape],
+                      llm_json: Mapping[str, Any] | None = None,
+                      t5_json: Mapping[str, Any] | None = None) -> "AudioStoryConfig":
+    """The model config of a checkpoint. Full-size defaults, overridden by the base LLM's and
+    T5's config.json (architecture), the DiT's config.json, config.yaml (LoRA alpha, query
+    counts, feature scale) and the weight shapes (vocabulary size, LoRA rank)."""
+    import dataclasses
+
+    from .config import (AgentConfig, AudioStoryConfig, DiTConfig, FusionConfig, LLMConfig, LoRAConfig,
+                         TextEncoderConfig)
+
+    base = AudioStoryConfig.full_size()
+    llm = LLMConfig.from_dict(_flat_rope(llm_json)) if llm_json else base.llm
+    emb = shapes.get("seedx.llm.base_model.model.model.embed_tokens.weight")
+    if emb:
+        llm = dataclasses.replace(llm, vocab_size=emb[0], hidden_size=emb[1])
+    lora_a = shapes.get("seedx.llm.base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight")
+    rank = lora_a[0] if lora_a else base.lora.r
+    alpha = _number(_find(yaml_cfg, "lora_alpha")) or float(rank)
+    scale = _number(_find(yaml_cfg, "t5_feature_scale")) or base.agent.t5_feature_scale
+    proj = shapes.get("seedx.projector.0.weight")
+    width = proj[0] if proj else base.agent.tgt_audio_dim
+    agent = AgentConfig(
+        model_dims=llm.hidden_size, tgt_audio_dim=width, t5_feature_scale=scale,
+        num_t5_tokens=int(_number(_find(yaml_cfg, "num_t5_out_tokens")) or base.agent.num_t5_tokens),
+        num_aud_tokens=int(_number(_find(yaml_cfg, "num_aud_out_tokens")) or base.agent.num_aud_tokens),
+        **_resampler_configs(yaml_cfg, shapes),
+    )
+    return AudioStoryConfig(
+        llm=llm, lora=LoRAConfig(r=rank, lora_alpha=alpha), agent=agent,
+        fusion=FusionConfig(embed_dim=width, num_heads=base.fusion.num_heads, t5_feature_scale=scale),
+        dit=DiTConfig.from_dict(flux_cfg), vae=base.vae,
+        text_encoder=TextEncoderConfig.from_dict(t5_json) if t5_json else base.text_encoder,
+    )
+
+
+def _flat_rope(llm_json: Mapping[str, Any]) -> dict[str, Any]:
+    # transformers 5 writes rope_theta inside rope_parameters; older configs at the top level.
+    out = dict(llm_json)
+    rope = out.get("rope_parameters")
+    if isinstance(rope, Mapping) and "rope_theta" in rope:
+        out.setdefault("rope_theta", rope["rope_theta"])
+    return out
+
+
+def _resampler_configs(yaml_cfg: Mapping[str, Any], shapes: Mapping[str, Shape]) -> dict[str, Any]:
+    """Configs of the unused resamplers, rebuilt from the tensor shapes present (spec §3.4)."""
+    from .config import QwenResamplerConfig, WhisperResamplerConfig
+
+    out: dict[str, Any] = {}
+    for name in ("input_resampler", "output_resampler"):
+        query = shapes.get(f"seedx.{name}.query")
+        if query is None:
+            continue
+        kv = shapes.get(f"seedx.{name}.kv_proj.weight")
+        heads = _number(_find(_find(yaml_cfg, name), "num_heads")) or max(1, query[1] // 128)
+        out[name] = QwenResamplerConfig(
+            grid_size=round(query[0] ** 0.5), embed_dim=query[1], num_heads=int(heads),
+            kv_dim=kv[1] if kv else None)
+    first = shapes.get("seedx.whisper_resampler_llava.aud_projector.0.weight")
+    if first is not None:
+        tokens = _number(_find(yaml_cfg, "token_num")) or 300
+        out["whisper_resampler"] = WhisperResamplerConfig(
+            token_num=int(tokens), ori_embed_dim=first[1], tgt_embed_dim=first[0])
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Loading everything
+# --------------------------------------------------------------------------------------------
+def expected_shapes(cfg: "AudioStoryConfig") -> dict[str, Shape]:
+    """Official checkpoint key → shape for `cfg`, from a meta-device build of the model."""
+    from .model import expected_checkpoint_shapes
+
+    return expected_checkpoint_shapes(cfg)
+
+
+def load_model(files: "CheckpointFiles", placement: "Placement",
+               cache_dir: str | os.PathLike | None = None) -> "AudioStory":
+    """Build AudioStory from a checkpoint folder: strict key check, load, merge LoRA, place.
+
+    Raises:
+        CheckpointMismatch: the weights do not match the model the configs describe.
+        WeightsNotFound: a needed file is missing.
+    """
+    import torch
+
+    from .keys import TIED_ALIASES
+    from .model import build_audiostory
+
+    st_path = as_safetensors(files.weights, cache_dir)
+    shapes = read_shapes(st_path)
+    shapes.update({a: shapes[s] for a, s in TIED_ALIASES if a not in shapes and s in shapes})
+    cfg = config_from_files(read_yaml(files.config_yaml), _read_json(files.flux_config), shapes,
+                            _optional_json(files.qwen_dir / "config.json"),
+                            _optional_json(files.t5_dir / "config.json") if files.t5_dir else None)
+    model = build_audiostory(cfg, device="meta")
+    expected = model.checkpoint_shapes()
+    t5_keys = {k: v for k, v in expected.items() if k.startswith(T5_PREFIX)}
+    t5_outside = bool(t5_keys) and not any(k.startswith(T5_PREFIX) for k in shapes)
+    check_keys(shapes, {k: v for k, v in expected.items() if not (t5_outside and k in t5_keys)},
+               str(files.weights))
+    keys = [k for k in shapes if k in expected]
+    state = read_tensors(st_path, [k for k in keys if not k.startswith(T5_PREFIX)], dtype=placement.dtype)
+    # T5 stays float32 until the constant T5("") sequence is computed (fp16 T5 is fragile, spec §8.2-11).
+    state.update(_t5_state(files, t5_keys) if t5_outside else
+                 read_tensors(st_path, [k for k in keys if k.startswith(T5_PREFIX)], dtype=torch.float32))
+    model.load_checkpoint_state_dict(state, source=str(files.weights), assign=True)
+    del state
+    _freeze_uncond_text(model)
+    model.to(device=placement.device, dtype=placement.dtype)
+    # Merged on the target device: the merge builds new Linears, whose init is fast on a GPU.
+    model.agent.merge_lora_()
+    return model.eval().requires_grad_(False)
+
+
+def _freeze_uncond_text(model: "AudioStory") -> None:
+    """Compute T5("") once in float32 on the CPU, keep it, and drop the 341 M-parameter encoder."""
+    det = model.detokenizer
+    if det.text_encoder is None:
+        return
+    det.text_encoder.float()
+    det.set_uncond_embeds(det.uncond_embeds(model.cfg.agent.num_t5_tokens))
+    det.text_encoder = None
+
+
+def _t5_state(files: "CheckpointFiles", expected: Mapping[str, Shape]) -> dict:
+    """The flan-t5-large encoder weights from their own folder, under checkpoint key names."""
+    from . import hub
+
+    t5_dir = files.t5_dir or hub.fetch_t5()
+    candidates = [t5_dir / "model.safetensors", t5_dir / "pytorch_model.bin"]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        raise WeightsNotFound(f"No flan-t5-large weights were found in {t5_dir}; run "
+                              f"`hf download {hub.T5_REPO_ID}`.")
+    st_path = as_safetensors(path)
+    found = {T5_PREFIX + k: v for k, v in read_shapes(st_path).items()}
+    wanted = {k for k in found if k in expected}
+    found = {k: v for k, v in found.items() if k in wanted}
+    if "tangoflux.text_encoder.encoder.embed_tokens.weight" not in found and T5_PREFIX + "shared.weight" in found:
+        found["tangoflux.text_encoder.encoder.embed_tokens.weight"] = found[T5_PREFIX + "shared.weight"]
+    check_keys(found, expected, str(path))
+    import torch
+
+    raw = read_tensors(st_path, [k[len(T5_PREFIX):] for k in wanted], dtype=torch.float32)
+    state = {T5_PREFIX + k: v for k, v in raw.items()}
+    state.setdefault("tangoflux.text_encoder.encoder.embed_tokens.weight", state.get(T5_PREFIX + "shared.weight"))
+    return state
+
+
+def load_vae(files: "CheckpointFiles", placement: "Placement", cfg: "VAEConfig | None" = None):
+    """The Oobleck VAE from `Flux_detokenizer/model.safetensors`, loaded strictly.
+
+    The VAE stays in float32: it is small and its decode is the numerically sensitive end.
+    """
+    import torch
+
+    from .config import VAEConfig
+    from .vae import build_vae
+
+    with torch.device("meta"):
+        vae = build_vae(cfg or VAEConfig())
+    expected = {k: tuple(v.shape) for k, v in vae.state_dict().items()}
+    check_keys(read_shapes(files.vae_weights), expected, str(files.vae_weights))
+    vae.load_state_dict(read_tensors(files.vae_weights, dtype=torch.float32), strict=True, assign=True)
+    return vae.to(placement.device).eval().requires_grad_(False)
+
+
+def load_tokenizer(files: "CheckpointFiles", cfg: "AudioStoryConfig"):
+    """Base Qwen tokenizer + AudioStory's 612 tokens; ids asserted for the full-size vocabulary."""
+    from transformers import AutoTokenizer
+
+    from .tokenizer import check_full_size_ids, extend_tokenizer
+
+    tok = extend_tokenizer(AutoTokenizer.from_pretrained(str(files.qwen_dir)))
+    if len(tok) != cfg.llm.vocab_size:
+        raise CheckpointMismatch(f"tokenizer in {files.qwen_dir}",
+                                 mismatched=[("len(tokenizer)", (len(tok),), (cfg.llm.vocab_size,))],
+                                 mismatch_label="size(s) that differ from the model's vocabulary")
+    check_full_size_ids(tok)
+    return tok
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise CheckpointMismatch(str(path), unexpected=[f"unreadable JSON ({type(err).__name__})"]) from err
+
+
+def _optional_json(path: Path) -> dict[str, Any] | None:
+    return _read_json(path) if Path(path).is_file() else None

@@ -1,0 +1,309 @@
+"""Tokenizer set-up, device choice, and strict checkpoint loading (nothing is downloaded)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from audiostory_core import checkpoint, hub  # noqa: E402
+from audiostory_core import tokenizer as tk  # noqa: E402
+from audiostory_core.config import AudioStoryConfig, SpecialTokenIds  # noqa: E402
+from audiostory_core.device import resolve_device  # noqa: E402
+from audiostory_core.errors import CheckpointMismatch, DeviceUnavailable, WeightsNotFound  # noqa: E402
+from audiostory_core.keys import to_checkpoint_state_dict  # noqa: E402
+from audiostory_core.model import build_audiostory  # noqa: E402
+from audiostory_core.pipeline import AudioStoryPipeline, ClipCue, debug_config  # noqa: E402
+
+MANIFEST = next((p for p in (Path(__file__).resolve().parents[1] / "shared/conformance/audiostory",
+                              Path(__file__).resolve().parents[2] / "shared/conformance/audiostory",
+                              Path("/work/shared/conformance/audiostory")) if p.is_dir()),
+                Path("/work/shared/conformance/audiostory")) / "06_full_size_manifest"
+QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] + [f"<|special_{i}|>" for i in range(19)]
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenizer
+# --------------------------------------------------------------------------------------------
+def test_added_tokens_follow_the_file_order():
+    tokens = tk.added_tokens()
+    assert len(tokens) == 612
+    assert tokens[:6] == ("</t5>", "<video_padding>", "<timestamp>", "</timestamp>", "<t5>", "<t5_00000>")
+    assert tokens[104:107] == ("<t5_00099>", "<aud>", "</aud>")
+    assert tokens[-5:] == ("<aud_00500>", "<|gen|>", "<|/gen|>", "<|think|>", "<|/think|>")
+
+
+def _qwen_sized_base(n_bpe: int = 151_643):
+    """A word-level stand-in with Qwen2.5's layout: 151,643 ordinary tokens then 22 specials."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.WordLevel({f"w{i}": i for i in range(n_bpe)}, unk_token="w0"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=core)
+    tok.add_tokens(QWEN_SPECIALS, special_tokens=True)
+    return tok
+
+
+def test_full_size_ids_match_the_spec_table():
+    tok = tk.extend_tokenizer(_qwen_sized_base())
+    assert len(tok) == 152_277
+    tk.check_full_size_ids(tok)
+    ids = tk.special_ids(tok, 64, 8)
+    assert ids == SpecialTokenIds.full_size(64, 8)
+    assert ids.t5_body[-1] == 151733 and ids.aud_body[-1] == 151779
+    # A tokenizer that already holds the tokens is only checked, not extended twice.
+    assert len(tk.extend_tokenizer(tok)) == 152_277
+
+
+def test_full_size_check_rejects_a_wrong_base():
+    tok = tk.extend_tokenizer(_qwen_sized_base(n_bpe=151_642))
+    with pytest.raises(CheckpointMismatch, match="token\\(s\\) with the wrong id") as err:
+        tk.check_full_size_ids(tok)
+    assert ("len(tokenizer)", (152_276,), (152_277,)) in err.value.mismatched
+    assert ("<|/think|>", (152_275,), (152_276,)) in err.value.mismatched
+
+
+def test_debug_tokenizer_round_trips_text_and_caption_parsing():
+    tok = tk.debug_tokenizer()
+    prompt = tk.chat_prompt(tk.instruction_text("a dog barks", 10.5))
+    assert "The total duration is 10.5 seconds.<|im_end|>" in prompt
+    assert tk.decode(tok, tk.encode(tok, prompt)) == prompt.strip()
+    assert prompt.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n")
+    assert prompt.endswith("<|im_start|>assistant\n<|think|>")
+    assert tk.split_caption("dog barks <timestamp> 4.5 </timestamp>") == ("dog barks", 4.5)
+
+
+# --------------------------------------------------------------------------------------------
+# Device
+# --------------------------------------------------------------------------------------------
+def test_resolve_device_defaults_and_cpu_refusals():
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU-only behaviour")
+    placement = resolve_device(None, None)
+    assert (placement.device.type, placement.dtype) == ("cpu", torch.float32)
+    for args in (("cpu", "fp16"), ("cpu", "bfloat16"), ("cuda", None), (None, "half")):
+        with pytest.raises(DeviceUnavailable) as err:
+            resolve_device(*args)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="choose one of"):
+        resolve_device("cpu", "int8")
+    # The device is decided before any file is looked at.
+    with pytest.raises(DeviceUnavailable):
+        AudioStoryPipeline.from_pretrained("/nonexistent/audiostory", dtype="bf16")
+
+
+# --------------------------------------------------------------------------------------------
+# Expected keys and the strict check
+# --------------------------------------------------------------------------------------------
+@pytest.mark.skipif(not MANIFEST.is_dir(), reason="conformance fixtures not present")
+def test_expected_shapes_equal_the_full_size_manifest():
+    manifest = json.loads((MANIFEST / "manifest_top_level_model.json").read_text())
+    expected = checkpoint.expected_shapes(AudioStoryConfig.full_size())
+    assert len(expected) == 1709
+    assert expected == {k: tuple(v[0]) for k, v in manifest.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# A tiny checkpoint folder in the official layout
+# --------------------------------------------------------------------------------------------
+FUSION_HEADS = 8  # the fusion head count is not in any config file; the official code fixes 8
+
+
+def _tiny_cfg():
+    import dataclasses
+
+    cfg = debug_config(len(tk.debug_tokenizer()))
+    return dataclasses.replace(cfg, fusion=dataclasses.replace(cfg.fusion, num_heads=FUSION_HEADS))
+
+
+def _write_checkpoint(root: Path, model, vae, cfg, drop_t5: bool = False) -> Path:
+    import dataclasses
+
+    import yaml
+    from safetensors.torch import save_file
+
+    model_dir, flux, qwen, t5 = (root / n for n in ("audiostory-3B", "Flux_detokenizer",
+                                                     "Qwen2.5-3B-Instruct", "flan-t5-large"))
+    for d in (model_dir, flux, qwen, t5):
+        d.mkdir(parents=True)
+    state = to_checkpoint_state_dict(model.state_dict())
+    if drop_t5:
+        t5_state = {k.removeprefix("tangoflux.text_encoder."): v.clone() for k, v in state.items()
+                    if k.startswith("tangoflux.text_encoder.")}
+        state = {k: v for k, v in state.items() if not k.startswith("tangoflux.text_encoder.")}
+        t5_state.pop("encoder.embed_tokens.weight")  # HF saves the tied embedding once
+        save_file(t5_state, str(t5 / "model.safetensors"))
+    torch.save(state, model_dir / "pytorch_model.bin")
+    (model_dir / "config.yaml").write_text(yaml.safe_dump({
+        "llm_model": {"_target_": "src.models.mllm.peft_models.get_peft_model_with_resize_embedding",
+                      "peft_config": {"r": cfg.lora.r, "lora_alpha": cfg.lora.lora_alpha}},
+        "agent_model": {"_target_": "AudioStory_llm", "t5_feature_scale": 10.0},
+        "train_dataset": {"datapipes": [{"num_t5_out_tokens": 8, "num_aud_out_tokens": 4}]},
+    }))
+    (flux / "config.json").write_text(json.dumps(dataclasses.asdict(cfg.dit)))
+    save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(flux / "model.safetensors"))
+    (qwen / "config.json").write_text(json.dumps(dataclasses.asdict(cfg.llm)))
+    tk.debug_tokenizer().save_pretrained(str(qwen))
+    (t5 / "config.json").write_text(json.dumps(dataclasses.asdict(cfg.text_encoder)))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from audiostory_core.vae import build_vae
+
+    cfg = _tiny_cfg()
+    torch.manual_seed(0)
+    model = build_audiostory(cfg)
+    vae = build_vae(cfg.vae)
+    root = _write_checkpoint(tmp_path_factory.mktemp("ckpt"), model, vae, cfg)
+    model.agent.merge_lora_()
+    return root, model, vae, cfg
+
+
+def _render(model, vae):
+    pipe = AudioStoryPipeline.from_model(model, vae, tk.debug_tokenizer())
+    cues = [ClipCue("glass breaks", 9_000), ClipCue("a cat runs off", 15_000)]
+    return pipe.generate_cues(cues, style="kitchen", seed=2, num_steps=2).waveforms
+
+
+def _load(root: Path, cache: Path):
+    files = hub.locate(root)
+    placement = resolve_device("cpu", None)
+    model = checkpoint.load_model(files, placement, cache_dir=cache)
+    vae = checkpoint.load_vae(files, placement, _tiny_cfg().vae)
+    return files, model, vae
+
+
+def test_tiny_checkpoint_loads_strictly_and_reproduces_the_model(tiny, tmp_path):
+    root, model, vae, _ = tiny
+    files, loaded, loaded_vae = _load(root, tmp_path / "cache")
+    assert files.weights.name == "pytorch_model.bin"
+    assert loaded.cfg.fusion.num_heads == FUSION_HEADS and loaded.cfg.agent.num_t5_tokens == 8
+    assert loaded.detokenizer.text_encoder is None  # T5("") cached, encoder dropped
+    for want, got in zip(_render(model, vae), _render(loaded, loaded_vae)):
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    converted = list((tmp_path / "cache" / "converted").glob("*.safetensors"))
+    assert len(converted) == 1 and not list((tmp_path / "cache" / "converted").glob("*.part"))
+
+
+def test_t5_weights_may_come_from_the_flan_t5_folder(tiny, tmp_path):
+    _, _, vae, cfg = tiny
+    torch.manual_seed(1)
+    fresh = build_audiostory(cfg)
+    root = _write_checkpoint(tmp_path / "ckpt", fresh, vae, cfg, drop_t5=True)
+    _, loaded, _ = _load(root, tmp_path / "cache")
+    want = fresh.detokenizer.uncond_embeds(8)
+    torch.testing.assert_close(loaded.detokenizer.uncond_embeds(8), want)
+
+
+def _corrupt(root: Path, dest: Path, edit) -> Path:
+    import shutil
+
+    shutil.copytree(root, dest)
+    bin_path = dest / "audiostory-3B" / "pytorch_model.bin"
+    state = torch.load(bin_path, weights_only=True)
+    edit(state)
+    torch.save(state, bin_path)
+    return dest
+
+
+def test_wrong_shape_is_listed(tiny, tmp_path):
+    key = "seedx.projector.2.weight"
+
+    def edit(state):
+        state[key] = torch.zeros(3, 3)
+
+    root = _corrupt(tiny[0], tmp_path / "ckpt", edit)
+    with pytest.raises(CheckpointMismatch) as err:
+        _load(root, tmp_path / "cache")
+    assert err.value.mismatched == ((key, (3, 3), (16, 16)),)
+    assert key in str(err.value) and "\n" not in str(err.value)
+
+
+def test_renamed_key_is_listed_as_missing_and_unexpected(tiny, tmp_path):
+    old = "tangoflux.transformer.proj_out.weight"
+
+    def edit(state):
+        state["tangoflux.transformer.proj_out.weights"] = state.pop(old)
+
+    root = _corrupt(tiny[0], tmp_path / "ckpt", edit)
+    with pytest.raises(CheckpointMismatch) as err:
+        _load(root, tmp_path / "cache")
+    assert err.value.missing == (old,)
+    assert err.value.unexpected == ("tangoflux.transformer.proj_out.weights",)
+    assert "1 missing key(s)" in str(err.value) and "1 unexpected key(s)" in str(err.value)
+
+
+# --------------------------------------------------------------------------------------------
+# Missing weights and offline mode
+# --------------------------------------------------------------------------------------------
+def test_offline_without_weights_gives_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    with pytest.raises(WeightsNotFound) as err:
+        AudioStoryPipeline.from_pretrained(device="cpu")
+    message = str(err.value)
+    assert "TencentARC/AudioStory-3B" in message and "huggingface-cli download" in message
+    assert "HF_HUB_OFFLINE" in message and "\n" not in message
+    assert not (tmp_path / "hf").exists() or not any((tmp_path / "hf").rglob("*.bin"))
+
+
+def test_local_folder_without_weights(tmp_path):
+    (tmp_path / "audiostory-3B").mkdir()
+    (tmp_path / "audiostory-3B" / "config.yaml").write_text("agent_model: {}\n")
+    with pytest.raises(WeightsNotFound, match="dub models download"):
+        hub.locate(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# Safetensors conversion
+# --------------------------------------------------------------------------------------------
+def test_pickle_converts_once_to_safetensors_with_tied_tensors(tmp_path):
+    emb = torch.randn(5, 3)
+    state = {"a.embed.weight": emb, "a.head.weight": emb, "b.bias": torch.arange(4.0),
+             "c.ids": torch.tensor([1, 2, 3])}
+    bin_path = tmp_path / "pytorch_model.bin"
+    torch.save(state, bin_path)
+    out = checkpoint.as_safetensors(bin_path, tmp_path / "cache")
+    assert out.parent == tmp_path / "cache" / "converted" and out.suffix == ".safetensors"
+    assert checkpoint.read_shapes(out) == {"a.embed.weight": (5, 3), "a.head.weight": (5, 3),
+                                           "b.bias": (4,), "c.ids": (3,)}
+    back = checkpoint.read_tensors(out)
+    for key, value in state.items():
+        torch.testing.assert_close(back[key], value)
+    half = checkpoint.read_tensors(out, ["a.head.weight", "c.ids"], dtype=torch.float16)
+    assert half["a.head.weight"].dtype == torch.float16 and half["c.ids"].dtype == torch.int64
+    stamp = out.stat().st_mtime_ns
+    assert checkpoint.as_safetensors(bin_path, tmp_path / "cache") == out
+    assert out.stat().st_mtime_ns == stamp  # converted once
+
+
+class NotATensor:
+    pass
+
+
+def test_pickle_with_code_objects_is_refused(tmp_path):
+    bin_path = tmp_path / "pytorch_model.bin"
+    torch.save({"w": torch.zeros(2), "payload": NotATensor()}, bin_path)
+    with pytest.raises(CheckpointMismatch, match="non-tensor pickle content"):
+        checkpoint.as_safetensors(bin_path, tmp_path / "cache")
+    assert not (tmp_path / "cache" / "converted").exists() or not os.listdir(tmp_path / "cache" / "converted")
+
+
+def test_import_is_light_and_names_are_exported():
+    import subprocess
+    import sys
+
+    code = ("import sys, audiostory_core as a; assert 'torch' not in sys.modules; "
+            "assert a.REPO_ID == 'TencentARC/AudioStory-3B'; assert 'torch' not in sys.modules; "
+            "assert a.AudioStoryPipeline.__name__ == 'AudioStoryPipeline'; "
+            "assert all(getattr(a, n) is not None for n in a.__all__)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
