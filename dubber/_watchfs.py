@@ -1,0 +1,194 @@
+"""Building blocks of the watch folder (dubber.watch): file names, the journal, the stability
+check and the folder lock. Nothing here knows about dubbing."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import DubError
+
+FOLDERS = ("inbox", "processing", "output", "done", "failed", "logs")
+JOURNAL_FILE = "journal.jsonl"
+LOG_FILE = "watch.log"
+SOURCE_RECORD = "source.json"       # written into each output folder: which content it came from
+STAGING_PREFIX = ".staging-"
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mxf", ".mts", ".m2ts", ".mpg",
+                  ".mpeg", ".wmv", ".flv", ".3gp")
+TEMP_PREFIXES = (".", "~$", "._")
+TEMP_SUFFIXES = (".part", ".crdownload", ".tmp", ".partial", ".download")
+HASH_CHUNK_BYTES = 1 << 20
+
+
+class WatchLocked(DubError):
+    """Another watcher already serves this folder."""
+
+
+# ----------------------------------------------------------------------------- names and files
+
+def is_candidate(name: str) -> bool:
+    """A finished video by its name: no temporary or partial-download marks, a video suffix."""
+    lower = name.lower()
+    if lower.startswith(TEMP_PREFIXES) or lower.endswith(TEMP_SUFFIXES):
+        return False
+    return lower.endswith(VIDEO_SUFFIXES)
+
+
+def unique_path(folder: Path, name: str) -> Path:
+    """`folder/name`, or `stem-2.ext`, `stem-3.ext`... when taken."""
+    candidate = folder / name
+    stem, suffix = Path(name).stem, Path(name).suffix
+    n = 2
+    while candidate.exists():
+        candidate = folder / f"{stem}-{n}{suffix}"
+        n += 1
+    return candidate
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+    with open(temp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def one_sentence(err: BaseException) -> str:
+    """A user error's own sentence; anything else is summarised and logged with its traceback."""
+    if isinstance(err, DubError) or type(err).__module__.startswith("vision."):
+        text = " ".join(str(err).split())
+        return text if text.endswith(".") else text + "."
+    return f"Dubbing stopped on an internal error ({type(err).__name__}); see logs/{LOG_FILE} for details."
+
+
+# ----------------------------------------------------------------------------- journal
+
+class Journal:
+    """Append-only JSON lines in logs/journal.jsonl, synced on every write. A line cut short by
+    a crash is ignored on reading."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.lock = threading.Lock()
+        self.records: list[dict] = list(self._read())
+        self.done_by_sha = {r.get("sha256"): r for r in self.records if r.get("event") == "done"}
+
+    def _read(self):
+        if not self.path.is_file():
+            return
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                yield record
+
+    def append(self, event: str, **data: Any) -> dict:
+        record = {"time": now_iso(), "event": event, **data}
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with self.lock:
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+            self.records.append(record)
+            if event == "done":
+                self.done_by_sha.setdefault(record.get("sha256"), record)
+        return record
+
+    def done_record(self, sha256: str) -> dict | None:
+        with self.lock:
+            return self.done_by_sha.get(sha256)
+
+    def skipped_keys(self) -> set[tuple]:
+        with self.lock:
+            return {(r["name"], r["size"], r["mtime_ns"]) for r in self.records if r.get("event") == "skipped"}
+
+
+# ----------------------------------------------------------------------------- stability
+
+@dataclass
+class _Seen:
+    size: int
+    mtime_ns: int
+    since: float   # monotonic time this (size, mtime) was first seen, credited with the file's age
+
+
+@dataclass
+class StabilityTracker:
+    """Decides when a file has stopped changing. A file must be seen twice with the same size
+    and mtime; its mtime's age counts toward `stable_s`, so an old file is taken on the second
+    look rather than after a full wait."""
+
+    stable_s: float
+    empty_timeout_s: float
+    seen: dict[str, _Seen] = field(default_factory=dict)
+
+    def is_stable(self, name: str, size: int, mtime_ns: int, now: float) -> bool:
+        need = self.empty_timeout_s if size == 0 else self.stable_s
+        prev = self.seen.get(name)
+        if prev is None or (prev.size, prev.mtime_ns) != (size, mtime_ns):
+            age = max(0.0, time.time() - mtime_ns / 1e9) if prev is None else 0.0
+            self.seen[name] = _Seen(size, mtime_ns, now - min(age, need))
+            return False
+        return now - prev.since >= need
+
+    def forget(self, name: str) -> None:
+        self.seen.pop(name, None)
+
+    def prune(self, present: set[str]) -> None:
+        for name in set(self.seen) - present:
+            del self.seen[name]
+
+
+
+class FolderLock:
+    """Only one watcher per folder: an exclusive lock on logs/watch.lock, released by the OS
+    even when the process is killed."""
+
+    def __init__(self, path: Path):
+        self.path, self.handle = path, None
+
+    def __enter__(self) -> "FolderLock":
+        self.handle = open(self.path, "a+")
+        try:
+            import fcntl
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # Windows: msvcrt locks a byte range instead
+            import msvcrt
+            try:
+                msvcrt.locking(self.handle.fileno(), msvcrt.LK_NBLCK, 1)
+            except OSError:
+                self._refuse()
+        except OSError:
+            self._refuse()
+        return self
+
+    def _refuse(self) -> None:
+        self.handle.close()
+        raise WatchLocked(f"Another watcher is already running on {self.path.parent.parent}; stop it first.")
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()

@@ -1,0 +1,553 @@
+"""Watch folder: drop videos into `inbox/`, find them dubbed in `output/`.
+
+    ROOT/
+      inbox/        drop videos here (temporary and partial names are left alone)
+      processing/   files being dubbed (claimed by an atomic rename)
+      output/       one folder per input: the dubbed video, stems, manifest, timelines
+      done/         originals after success (and duplicates, with a note)
+      failed/       originals that could not be dubbed, each with <name>.error.json
+      logs/         journal.jsonl (what happened to which content) and watch.log
+      dub-watch.toml  optional settings for this folder (style, backend, lufs, keep_original)
+
+A file is taken once its size and modification time have stayed unchanged for `stable_s`
+seconds and it is not empty; file-system events only wake the scan early, because network
+shares deliver none and copies deliver them out of order. Every step is crash-safe: claims and
+results are renames, the journal is appended and synced before the original moves on, and a
+restart dubs again first whatever was left in `processing/`, so every input is dubbed exactly
+once and ends in `done/` or `failed/`. Identical content (same SHA-256) is dubbed only once.
+
+    python -m dubber.watch ROOT [--once] [--stable-s 2] [--workers N]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import secrets
+import sys
+import threading
+import time
+import tomllib
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ._watchfs import (FOLDERS, JOURNAL_FILE, LOG_FILE, SOURCE_RECORD, STAGING_PREFIX, FolderLock, Journal,
+                       StabilityTracker, WatchLocked, is_candidate, now_iso, one_sentence, sha256_of,
+                       unique_path, write_json_atomic)
+from .errors import DubError, InputError
+
+__all__ = ["WatchJob", "WatchLocked", "WatchOptions", "WatchSettings", "WatchSettingsError", "Watcher",
+           "dub_processor", "is_candidate", "load_settings", "main", "probe_validator", "run_watch"]
+
+log = logging.getLogger(__name__)
+
+SETTINGS_FILE = "dub-watch.toml"
+DUPLICATE_MODES = ("done", "skip")
+
+
+class WatchSettingsError(DubError):
+    """dub-watch.toml is malformed or names an unknown value."""
+
+
+# ----------------------------------------------------------------------------- settings
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """Per-folder dub settings, read from ROOT/dub-watch.toml (every key optional)."""
+
+    style: str = "tom-and-jerry"
+    backend: str = "auto"
+    lufs: float | str = -16.0
+    keep_original: bool = False
+    stems: bool = True
+    timeline: bool = True
+
+
+_SETTING_TYPES = {"style": (str,), "backend": (str,), "lufs": (int, float, str), "keep_original": (bool,),
+                  "stems": (bool,), "timeline": (bool,)}
+_SETTING_HINTS = {"style": "a style name in quotes", "backend": "a backend name in quotes",
+                  "lufs": "a number such as -16, or \"ebu\" / \"atsc\"", "keep_original": "true or false",
+                  "stems": "true or false", "timeline": "true or false"}
+
+
+def load_settings(root: Path) -> WatchSettings:
+    """The folder's settings, validated.
+
+    Raises:
+        WatchSettingsError: the file is not valid TOML, has unknown keys or values.
+    """
+    path = Path(root) / SETTINGS_FILE
+    if not path.is_file():
+        return WatchSettings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise WatchSettingsError(f"{path} is not valid TOML ({err}); fix it or delete it.") from None
+    unknown = sorted(set(data) - set(_SETTING_TYPES))
+    if unknown:
+        raise WatchSettingsError(f"{path} has unknown setting(s) {', '.join(unknown)}; "
+                                 f"use only {', '.join(_SETTING_TYPES)}.")
+    for key, value in data.items():
+        if not isinstance(value, _SETTING_TYPES[key]) or (key == "lufs" and isinstance(value, bool)):
+            raise WatchSettingsError(f"{path}: {key} = {value!r} has the wrong type; give {_SETTING_HINTS[key]}.")
+    settings = WatchSettings(**data)
+    _check_dub_values(settings, path)
+    return settings
+
+
+def _check_dub_values(settings: WatchSettings, path: Path) -> None:
+    from .api import DubOptions, check_options
+
+    try:
+        check_options(DubOptions(style=settings.style, backend=settings.backend, lufs=settings.lufs,
+                                 keep_original=settings.keep_original))
+    except DubError as err:
+        raise WatchSettingsError(f"{path.name}: {err}") from None
+
+
+# ----------------------------------------------------------------------------- jobs and processors
+
+@dataclass(frozen=True)
+class WatchJob:
+    """One claimed input. A processor writes everything into `staging` (an empty folder inside
+    output/), naming the dubbed video `output_name`; the watcher renames the folder into place."""
+
+    source: Path
+    original_name: str
+    staging: Path
+    output_name: str
+    settings: WatchSettings
+    sha256: str
+
+
+Processor = Callable[[WatchJob], None]
+Validator = Callable[[Path], Any]
+
+
+def dub_processor(job: WatchJob) -> None:
+    """The default processor: the full dubbing pipeline with the folder's settings."""
+    from .api import DubOptions, dub
+
+    s = job.settings
+    options = DubOptions(style=s.style, backend=s.backend, lufs=s.lufs, keep_original=s.keep_original,
+                         stems_dir=str(job.staging / "stems") if s.stems else None, timeline=s.timeline)
+    dub(job.source, job.staging / job.output_name, options)
+
+
+def probe_validator(path: Path) -> Any:
+    """Refuse empty, truncated or non-video files before any work (the real probe)."""
+    from .api import probe
+
+    return probe(path)
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    """How the watcher runs.
+
+    Attributes:
+        stable_s: seconds a file's size and mtime must stay unchanged before it is taken.
+        poll_s: seconds between inbox scans (events only make a scan come sooner).
+        workers: jobs at once; None picks 1 for GPU backends and 2 for the sketch backend.
+        once: process what is stable now, wait for it, then return (for cron).
+        duplicates: "done" moves a copy of already-dubbed content to done/ with a note;
+            "skip" leaves it in the inbox untouched.
+        empty_timeout_s: an empty file unchanged this long goes to failed/.
+        processor: does the work (default: the dubbing pipeline).
+        validator: checks the input first (default: the real probe).
+        use_events: also listen to file-system events (watchdog) as scan hints.
+    """
+
+    stable_s: float = 2.0
+    poll_s: float = 0.5
+    workers: int | None = None
+    once: bool = False
+    duplicates: str = "done"
+    empty_timeout_s: float = 600.0
+    processor: Processor | None = None
+    validator: Validator | None = None
+    use_events: bool = True
+
+    def __post_init__(self) -> None:
+        if self.duplicates not in DUPLICATE_MODES:
+            raise ValueError(f"duplicates must be one of {DUPLICATE_MODES}, not {self.duplicates!r}")
+        if self.stable_s < 0 or self.poll_s <= 0 or (self.workers is not None and self.workers < 1):
+            raise ValueError(f"bad timing or workers: stable_s={self.stable_s}, poll_s={self.poll_s}, "
+                             f"workers={self.workers}")
+
+
+def default_workers(settings: WatchSettings) -> int:
+    """One job at a time on a GPU (one model in memory); two for the CPU sketch renderer."""
+    backend = settings.backend
+    if backend == "auto":
+        try:
+            from .api import DubOptions, resolve_backend
+            backend = resolve_backend(DubOptions(backend="auto"))[0]
+        except DubError:
+            backend = "audiostory"
+    return 2 if backend == "sketch" else 1
+
+
+# ----------------------------------------------------------------------------- the watcher
+
+class Watcher:
+    """Scans the inbox, claims stable files and runs jobs on a worker pool."""
+
+    def __init__(self, root: Path, options: WatchOptions, settings: WatchSettings):
+        self.root = root
+        self.dirs = {name: root / name for name in FOLDERS}
+        self.options, self.settings = options, settings
+        self.settings_mtime = self._settings_mtime()
+        self.processor = options.processor or dub_processor
+        self.validator = options.validator or probe_validator
+        self.journal = Journal(self.dirs["logs"] / JOURNAL_FILE)
+        self.tracker = StabilityTracker(options.stable_s, options.empty_timeout_s)
+        self.skipped = self.journal.skipped_keys()
+        self.lock = threading.Lock()                  # guards the two dicts below and output names
+        self.in_flight: dict[str, threading.Event] = {}
+        self.outputs_by_sha: dict[str, str] = {}
+        self.wake = threading.Event()
+
+    # -- startup -------------------------------------------------------------------------------
+
+    def recover(self) -> list[tuple[Path, str]]:
+        """Undo what a crash left: drop half-written outputs, finish files whose dub completed,
+        and return the rest of processing/ as (file, original name) to dub again first."""
+        import shutil
+
+        for entry in self.dirs["output"].iterdir():
+            if entry.name.startswith(STAGING_PREFIX):
+                shutil.rmtree(entry, ignore_errors=True)
+            elif (entry / SOURCE_RECORD).is_file():
+                self._index_output(entry)
+        resume = []
+        for path in sorted(p for p in self.dirs["processing"].iterdir() if p.is_file()):
+            name = self._original_name(path)
+            if not self._finish_interrupted(path, name):
+                self.journal.append("resumed", name=name, claimed_as=path.name)
+                log.info("resuming %s, left in processing/ by an interrupted run", name)
+                resume.append((path, name))
+        return resume
+
+    def _index_output(self, folder: Path) -> None:
+        try:
+            record = json.loads((folder / SOURCE_RECORD).read_text(encoding="utf-8"))
+            self.outputs_by_sha[record["sha256"]] = folder.name
+        except (ValueError, KeyError, OSError):
+            log.warning("ignoring an unreadable %s in %s", SOURCE_RECORD, folder)
+
+    def _finish_interrupted(self, path: Path, name: str) -> bool:
+        """True when the file's dub had completed and only its bookkeeping was left."""
+        sha = sha256_of(path)
+        record = self.journal.done_record(sha)
+        if record is not None and record.get("claimed_as") == path.name:
+            os.replace(path, unique_path(self.dirs["done"], record["name"]))
+            return True
+        if record is None and sha in self.outputs_by_sha:
+            self._record_done(path, name, sha, self.outputs_by_sha[sha])
+            return True
+        return False
+
+    def _original_name(self, claimed: Path) -> str:
+        claims = [r for r in self.journal.records if r.get("event") == "claimed" and r.get("claimed_as") == claimed.name]
+        return claims[-1]["name"] if claims else claimed.name
+
+    # -- scanning ------------------------------------------------------------------------------
+
+    def scan(self) -> list[Path]:
+        """Inbox files that are ready: candidates by name, stable, not skipped."""
+        now, present, ready = time.monotonic(), set(), []
+        with os.scandir(self.dirs["inbox"]) as entries:
+            for entry in entries:
+                if not is_candidate(entry.name) or not entry.is_file(follow_symlinks=False):
+                    continue
+                st = entry.stat()
+                present.add(entry.name)
+                if (entry.name, st.st_size, st.st_mtime_ns) in self.skipped:
+                    continue
+                if self.tracker.is_stable(entry.name, st.st_size, st.st_mtime_ns, now):
+                    ready.append(Path(entry.path))
+        self.tracker.prune(present)
+        return sorted(ready)
+
+    def claim(self, path: Path) -> Path | None:
+        """Move a ready file into processing/ (atomic), or None when it vanished meanwhile."""
+        self.tracker.forget(path.name)
+        target = unique_path(self.dirs["processing"], path.name)
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            return None
+        return target
+
+    # -- one job (worker thread) ---------------------------------------------------------------
+
+    def handle(self, claimed: Path, name: str) -> None:
+        sha = ""
+        try:
+            sha = sha256_of(claimed)
+            with self._exclusive(sha):
+                self._handle(claimed, name, sha)
+        except Exception as err:  # whatever happens, the input ends in failed/ with a reason
+            self._fail(claimed, name, sha, err)
+
+    def _exclusive(self, sha: str):
+        """Jobs with the same content run one after another, so the second sees the first's
+        result and becomes a duplicate instead of a second dub."""
+        watcher = self
+
+        class _Gate:
+            def __enter__(self) -> None:
+                while True:
+                    with watcher.lock:
+                        busy = watcher.in_flight.get(sha)
+                        if busy is None:
+                            watcher.in_flight[sha] = threading.Event()
+                            return
+                    busy.wait()
+
+            def __exit__(self, *exc: object) -> None:
+                with watcher.lock:
+                    watcher.in_flight.pop(sha).set()
+
+        return _Gate()
+
+    def _handle(self, claimed: Path, name: str, sha: str) -> None:
+        prior = self.journal.done_record(sha)
+        if prior is not None or sha in self.outputs_by_sha:
+            self._duplicate(claimed, name, sha, prior)
+            return
+        self.journal.append("claimed", name=name, claimed_as=claimed.name, sha256=sha,
+                            size=claimed.stat().st_size)
+        if claimed.stat().st_size == 0:
+            raise InputError(f"{name} is empty (0 bytes); copy the video into the inbox again.")
+        self.validator(claimed)
+        output = self._process(claimed, name, sha)
+        self._record_done(claimed, name, sha, output)
+
+    def _process(self, claimed: Path, name: str, sha: str) -> str:
+        import shutil
+        from dataclasses import asdict
+
+        stem = Path(name).stem
+        staging = self.dirs["output"] / f"{STAGING_PREFIX}{stem}-{secrets.token_hex(4)}"
+        staging.mkdir()
+        suffix = Path(name).suffix.lower() if Path(name).suffix.lower() in (".mp4", ".mov", ".m4v", ".mkv") else ".mp4"
+        job = WatchJob(claimed, name, staging, f"{stem}.dub{suffix}", self.settings, sha)
+        try:
+            self.processor(job)
+            write_json_atomic(staging / SOURCE_RECORD, {"sha256": sha, "input": name, "time": now_iso(),
+                                                        "settings": asdict(self.settings)})
+            with self.lock:
+                final = unique_path(self.dirs["output"], stem)
+                os.replace(staging, final)  # the whole result appears at once
+                self.outputs_by_sha[sha] = final.name
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return final.name
+
+    def _record_done(self, claimed: Path, name: str, sha: str, output: str) -> None:
+        self.journal.append("done", name=name, claimed_as=claimed.name, sha256=sha, output=output)
+        os.replace(claimed, unique_path(self.dirs["done"], name))
+        log.info("dubbed %s -> output/%s", name, output)
+
+    def _duplicate(self, claimed: Path, name: str, sha: str, prior: dict | None) -> None:
+        first = prior["name"] if prior else "an earlier file"
+        output = prior.get("output") if prior else self.outputs_by_sha.get(sha)
+        if self.options.duplicates == "skip":
+            back = unique_path(self.dirs["inbox"], name)
+            os.replace(claimed, back)
+            st = back.stat()
+            self.skipped.add((back.name, st.st_size, st.st_mtime_ns))
+            self.journal.append("skipped", name=back.name, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                                sha256=sha, same_as=first)
+            return
+        dest = unique_path(self.dirs["done"], name)
+        note = {"file": name, "note": f"Same content as {first}, already dubbed into output/{output}; "
+                                      "not dubbed again.", "sha256": sha, "output": output, "time": now_iso()}
+        write_json_atomic(dest.with_name(dest.name + ".duplicate.json"), note)
+        self.journal.append("duplicate", name=name, sha256=sha, same_as=first, output=output)
+        os.replace(claimed, dest)
+        log.info("%s has the same content as %s; moved to done/ without dubbing", name, first)
+
+    def _fail(self, claimed: Path, name: str, sha: str, err: BaseException) -> None:
+        reason = one_sentence(err).replace(str(claimed), name)  # name the file as the user dropped it
+        if not isinstance(err, DubError) and not type(err).__module__.startswith("vision."):
+            log.error("dubbing %s failed:\n%s", name, "".join(traceback.format_exception(err)))
+        dest = unique_path(self.dirs["failed"], name)
+        write_json_atomic(dest.with_name(dest.name + ".error.json"),
+                          {"file": name, "reason": reason, "error": type(err).__name__, "sha256": sha,
+                           "time": now_iso()})
+        if claimed.exists():
+            os.replace(claimed, dest)
+        self.journal.append("failed", name=name, failed_as=dest.name, sha256=sha, reason=reason)
+        log.warning("failed %s: %s", name, reason)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _settings_mtime(self) -> int:
+        path = self.root / SETTINGS_FILE
+        return path.stat().st_mtime_ns if path.exists() else 0
+
+    def reload_settings(self) -> None:
+        """Pick up edits to dub-watch.toml; a broken edit keeps the last good settings."""
+        mtime = self._settings_mtime()
+        if mtime == self.settings_mtime:
+            return
+        self.settings_mtime = mtime
+        try:
+            self.settings = load_settings(self.root)
+            log.info("settings reloaded: %s", self.settings)
+        except WatchSettingsError as err:
+            log.error("%s Keeping the previous settings.", err)
+
+    def run(self, stop: threading.Event) -> None:
+        resume = self.recover()
+        observer = None if self.options.once or not self.options.use_events else self._observe()
+        workers = self.options.workers or default_workers(self.settings)
+        once_until = time.monotonic() + self.options.stable_s + 2 * self.options.poll_s
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix="dub-watch") as pool:
+                for path, name in resume:
+                    pool.submit(self.handle, path, name)
+                self._loop(pool, stop, once_until)
+        finally:
+            if observer is not None:
+                observer.stop()
+                observer.join()
+
+    def _loop(self, pool: ThreadPoolExecutor, stop: threading.Event, once_until: float) -> None:
+        running: set[Future] = set()
+        while not stop.is_set():
+            self.reload_settings()
+            for path in self.scan():
+                claimed = self.claim(path)
+                if claimed is not None:
+                    running.add(pool.submit(self.handle, claimed, path.name))
+            for future in [f for f in running if f.done()]:
+                running.discard(future)
+                if future.exception() is not None:  # even moving the file to failed/ went wrong
+                    log.error("a job could not be finished: %r", future.exception())
+            if self.options.once and time.monotonic() >= once_until:
+                return
+            self.wake.wait(self.options.poll_s)
+            self.wake.clear()
+
+    def _observe(self):
+        """watchdog events on the inbox, used only to scan sooner; None when unavailable."""
+        try:
+            from watchdog.events import FileSystemEventHandler
+            from watchdog.observers import Observer
+        except ImportError:
+            return None
+        wake = self.wake
+
+        class _Hint(FileSystemEventHandler):
+            def on_any_event(self, event) -> None:
+                wake.set()
+
+        observer = Observer()
+        try:
+            observer.schedule(_Hint(), str(self.dirs["inbox"]), recursive=False)
+            observer.start()
+        except OSError as err:  # e.g. out of inotify watches: polling still works
+            log.warning("file-system events unavailable (%s); scanning every %.1f s", err, self.options.poll_s)
+            return None
+        return observer
+
+
+# ----------------------------------------------------------------------------- entry points
+
+def prepare_root(root: Path) -> Path:
+    """Create ROOT and its folders; refuse a ROOT that is a file."""
+    root = Path(root).expanduser().absolute()
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root} is a file; give a folder to watch.")
+    for name in FOLDERS:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = None) -> None:
+    """Watch ROOT until `stop` is set (or, with options.once, until what is ready is done).
+
+    Raises:
+        WatchSettingsError: dub-watch.toml is invalid.
+        WatchLocked: another watcher serves ROOT.
+        InputError: ROOT is a file.
+    """
+    root = prepare_root(root)
+    settings = load_settings(root)
+    handler = logging.FileHandler(root / "logs" / LOG_FILE, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    previous_level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        with FolderLock(root / "logs" / "watch.lock"):
+            Watcher(root, options, settings).run(stop or threading.Event())
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(previous_level)
+        handler.close()
+
+
+def load_processor(spec: str) -> Processor:
+    """'package.module:function' -> the function (for custom pipelines and tests)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise InputError(f"--processor {spec!r} must look like package.module:function.")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise InputError(f"--processor {spec!r} cannot be loaded ({err}); check the name.") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The watch options, shared by `dub watch` and `python -m dubber.watch`."""
+    defaults = WatchOptions()
+    parser.add_argument("root", help="folder to watch (inbox/, output/, ... are created inside)")
+    parser.add_argument("--once", action="store_true", help="process what is ready now, then exit (for cron)")
+    parser.add_argument("--stable-s", type=float, default=defaults.stable_s, metavar="S",
+                        help=f"seconds a file must stay unchanged before it is taken (default {defaults.stable_s:g})")
+    parser.add_argument("--poll-s", type=float, default=defaults.poll_s, metavar="S",
+                        help=f"seconds between scans (default {defaults.poll_s:g})")
+    parser.add_argument("--workers", type=int, metavar="N", help="jobs at once (default: 1 on GPU, 2 for sketch)")
+    parser.add_argument("--duplicates", choices=DUPLICATE_MODES, default=defaults.duplicates,
+                        help="already-dubbed content: move to done/ with a note, or skip it in the inbox")
+    parser.add_argument("--processor", metavar="MODULE:FUNCTION",
+                        help="run this function on each job instead of the dubbing pipeline")
+
+
+def options_from_args(args: argparse.Namespace) -> WatchOptions:
+    processor = load_processor(args.processor) if args.processor else None
+    try:
+        return WatchOptions(stable_s=args.stable_s, poll_s=args.poll_s, workers=args.workers, once=args.once,
+                            duplicates=args.duplicates, processor=processor)
+    except ValueError as err:
+        raise InputError(f"Bad watch option: {err}; use positive numbers.") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dubber.watch", description="Dub every video dropped into a folder.")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="dub watch: %(message)s", stream=sys.stderr)
+    try:
+        run_watch(Path(args.root), options_from_args(args))
+    except DubError as err:
+        sys.stderr.write(f"dub watch: {err}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("dub watch: stopped; files left in processing/ resume on the next start.\n")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,431 @@
+"""Dub Bridge: "Dub selected movie strip" for Blender's Video Sequencer.
+
+Runs the `dub` command on the active movie strip's file in a subprocess, shows its progress in
+the Sequencer sidebar (Dub tab) while Blender stays responsive, and adds the result as sound
+strips on a free channel, lined up with the movie strip sample for sample: the dub's WAVs cover
+the whole video, so the sound strip starts where the movie's first frame sits and takes the
+movie strip's trim.
+
+Standard library only (Blender's bundled Python has no dubber). Works as an extension
+(blender_manifest.toml, Blender 4.2+) and as a legacy add-on (bl_info). Sound strips need
+Blender 4.4+ from the `bpy` wheels; the `strips`/`sequences` collections are both handled.
+
+Threads never touch bpy: a reader thread turns dub's --json-progress lines into events on a
+queue.Queue, and a bpy.app.timers function drains it on the main thread. Headless (where
+timers never fire) call `run_until_done()` instead.
+"""
+import json
+import logging
+import os
+import queue
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import bpy
+
+bl_info = {
+    "name": "Dub Bridge",
+    "author": "dubber contributors",
+    "version": (0, 1, 0),
+    "blender": (4, 2, 0),
+    "location": "Sequencer > Strip > Dub selected movie strip; Sidebar > Dub",
+    "description": "Give a movie strip a soundtrack cut to its shots with the dub command",
+    "category": "Sequencer",
+}
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 0.5
+DUB_COMMAND_FILE = "dub_command.json"   # written into the package by `dub integrations install blender`
+MAX_CHANNEL = 128
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
+
+
+# ---------------------------------------------------------------------------------------------
+# Collections across Blender versions
+# ---------------------------------------------------------------------------------------------
+
+def top_strips(editor):
+    """Top-level strips: `strips` (4.4+, the only name in 5.x) or `sequences` (before 4.4)."""
+    return editor.strips if hasattr(editor, "strips") else editor.sequences
+
+
+def all_strips(editor):
+    return editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all
+
+
+def active_movie_strip(scene):
+    editor = scene.sequence_editor
+    if editor is None:
+        return None
+    strip = editor.active_strip
+    if strip is not None and strip.type == "MOVIE" and strip.select:
+        return strip
+    return next((s for s in all_strips(editor) if s.type == "MOVIE" and s.select), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The dub subprocess (no bpy here: runs beside Blender's main thread)
+# ---------------------------------------------------------------------------------------------
+
+class DubJob:
+    """`dub --json-progress` running in a subprocess; `drain()` returns the events read so far."""
+
+    def __init__(self, args, scene_name, strip_name, out_dir, separate_stems):
+        self.args, self.scene_name, self.strip_name = list(args), scene_name, strip_name
+        self.out_dir, self.separate_stems = Path(out_dir), separate_stems
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, text=True, encoding="utf-8",
+                                     errors="replace", creationflags=flags)
+        self.events = queue.Queue()
+        self.stderr_lines = []
+        self.outputs = None
+        self.stdout_closed = False
+        self.over = False
+        self.cancelled = False
+        self.error_message = ""
+        self.status = "Starting dub"
+        self.fraction = 0.0
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        self.stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self.stderr_reader.start()
+
+    def _read_stdout(self):
+        for line in self.proc.stdout:
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    self.events.put(json.loads(line))
+                except ValueError:
+                    pass
+        self.events.put(None)  # end of output
+
+    def _read_stderr(self):
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line.rstrip())
+
+    def drain(self):
+        """Every event queued so far; sets `stdout_closed` once dub's output has ended."""
+        events = []
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return events
+            if event is None:
+                self.stdout_closed = True
+            else:
+                events.append(event)
+
+    def note(self, event):
+        if event.get("event") == "error":
+            self.error_message = str(event.get("message") or "")
+        elif event.get("event") == "done":
+            self.outputs = dict(event.get("outputs") or {})
+            self.status, self.fraction = "Adding the dub to the sequencer", 1.0
+        elif "stage" in event:
+            total = int(event.get("total") or 0)
+            self.fraction = int(event.get("done") or 0) / total if total else self.fraction
+            self.status = f"{event['stage']}: {event.get('message') or ''}".strip(": ")
+
+    def cancel(self):
+        self.cancelled = True
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def failure(self):
+        self.stderr_reader.join(timeout=5)
+        text = [line for line in self.stderr_lines if line.strip()]
+        if self.error_message:
+            return self.error_message
+        return text[-1] if text else f"dub stopped with exit code {self.proc.returncode}."
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the result and adding strips
+# ---------------------------------------------------------------------------------------------
+
+def _resolve(value, base):
+    path = Path(str(value))
+    return path if path.is_absolute() else base / path
+
+
+def result_sounds(outputs, out_dir, separate_stems):
+    """{name: wav} to add: every stem ("stem:<name>" roles) when asked, else the mixed WAV."""
+    roles = {}
+    manifest = outputs.get("manifest")
+    if manifest and Path(manifest).is_file():
+        base = Path(manifest).parent
+        listed = json.loads(Path(manifest).read_text(encoding="utf-8")).get("outputs") or {}
+        roles.update({k: _resolve(v, base) for k, v in listed.items() if isinstance(v, str)})
+    roles.update({k: _resolve(v, out_dir) for k, v in outputs.items() if isinstance(v, str) and v})
+    stems = {k.split(":", 1)[1]: p for k, p in roles.items() if k.startswith("stem:")}
+    if separate_stems and stems:
+        return stems
+    if "mix" in roles:
+        return {"dub": roles["mix"]}
+    if stems:
+        return stems
+    raise RuntimeError(f"dub finished but listed no WAV in {out_dir}; run it again with --stems.")
+
+
+def channel_is_free(editor, channel, start, end):
+    return not any(s.channel == channel and s.frame_final_start < end and start < s.frame_final_end
+                   for s in top_strips(editor))
+
+
+def free_channel(editor, above, start, end):
+    """Lowest channel above `above` with nothing in frames [start, end)."""
+    for channel in range(above + 1, MAX_CHANNEL + 1):
+        if channel_is_free(editor, channel, start, end):
+            return channel
+    raise RuntimeError("Every sequencer channel above the movie is busy here; free a channel and dub again.")
+
+
+def add_sound_strips(scene, movie, sounds):
+    """One sound strip per WAV, each on its own free channel, starting where the movie's first
+    frame sits and trimmed exactly like the movie strip."""
+    editor = scene.sequence_editor
+    start, end = movie.frame_final_start, movie.frame_final_end
+    added, above = [], movie.channel
+    for name, wav in sounds.items():
+        channel = free_channel(editor, above, start, end)
+        strip = top_strips(editor).new_sound(name=f"{movie.name} {name}", filepath=str(wav), channel=channel,
+                                             frame_start=int(round(movie.frame_start)))
+        strip.frame_final_start, strip.frame_final_end = start, end
+        strip.channel = channel  # trimming may have nudged it; keep the free channel
+        added.append(strip)
+        above = channel
+    return added
+
+
+# ---------------------------------------------------------------------------------------------
+# Running jobs: timer (interactive) or a direct loop (headless)
+# ---------------------------------------------------------------------------------------------
+
+JOBS = []
+
+
+def _set_status(text, fraction):
+    wm = bpy.context.window_manager
+    if wm is None:
+        return
+    wm.dub_status, wm.dub_progress = text, 100.0 * fraction
+    for window in wm.windows:
+        for area in window.screen.areas:
+            if area.type == "SEQUENCE_EDITOR":
+                area.tag_redraw()
+
+
+def _finish(job):
+    """On the main thread, after dub exited: add strips, or report the failure."""
+    if job.cancelled:
+        return "Dub cancelled; nothing was added."
+    if job.proc.wait() != 0 or job.outputs is None:
+        return f"Dub failed: {job.failure()}"
+    scene = bpy.data.scenes.get(job.scene_name)
+    movie = all_strips(scene.sequence_editor).get(job.strip_name) if scene and scene.sequence_editor else None
+    if movie is None:
+        return f"The movie strip {job.strip_name!r} is gone; its dub is in {job.out_dir}."
+    sounds = result_sounds(job.outputs, job.out_dir, job.separate_stems)
+    added = add_sound_strips(scene, movie, sounds)
+    message = f"Added {len(added)} dub strip(s) under {movie.name}."
+    video_fps = job_fps(job)
+    if video_fps and abs(scene.render.fps / scene.render.fps_base - video_fps) > 1e-6:
+        message += f" Set the scene to the video's {video_fps:.3f} fps, or picture and dub drift apart."
+    return message
+
+
+def job_fps(job):
+    manifest = (job.outputs or {}).get("manifest")
+    try:
+        num, _, den = str(json.loads(Path(manifest).read_text())["media"]["fps"]).partition("/")
+        return int(num) / int(den or 1)
+    except (OSError, KeyError, TypeError, ValueError):
+        return 0.0
+
+
+def poll_job(job):
+    """One step: drain progress, and when dub has exited add the strips. Returns the seconds to
+    the next call, or None once the job is over (the bpy.app.timers contract)."""
+    if job.over:
+        return None
+    for event in job.drain():
+        job.note(event)
+    if not job.stdout_closed or job.proc.poll() is None:
+        _set_status(job.status, job.fraction)
+        return POLL_INTERVAL_S
+    try:
+        message = _finish(job)
+    except (RuntimeError, OSError, ValueError) as err:
+        message = f"Dub failed: {err}"
+    job.status, job.over = message, True
+    _set_status(message, 1.0 if not message.startswith("Dub failed") else 0.0)
+    if job in JOBS:
+        JOBS.remove(job)
+    log.info("%s", message)
+    return None
+
+
+def run_until_done(job, timeout_s=600.0):
+    """Headless path: call poll_job until it is over (timers do not run in background mode)."""
+    deadline = time.monotonic() + timeout_s
+    while poll_job(job) is not None:
+        if time.monotonic() > deadline:
+            job.cancel()
+            raise TimeoutError(f"dub ran longer than {timeout_s:.0f} s and was stopped")
+        time.sleep(0.05)
+    return job.status
+
+
+# ---------------------------------------------------------------------------------------------
+# Preferences, command line, operators, panel
+# ---------------------------------------------------------------------------------------------
+
+def _prefs(context):
+    addon = context.preferences.addons.get(__package__)
+    return addon.preferences if addon else None
+
+
+def dub_command(prefs):
+    """The dub command: the preference, else the one the installer recorded, else PATH."""
+    if prefs is not None and prefs.dub_path.strip():
+        return [bpy.path.abspath(prefs.dub_path.strip())]
+    recorded = Path(__file__).with_name(DUB_COMMAND_FILE)
+    if recorded.is_file():
+        return [str(p) for p in json.loads(recorded.read_text(encoding="utf-8"))["dub"]]
+    found = shutil.which("dub")
+    if found is None:
+        raise RuntimeError("The dub command was not found; set its path in the Dub Bridge preferences.")
+    return [found]
+
+
+def output_dir_for(video):
+    for base in (video.parent, Path(bpy.app.tempdir or os.path.expanduser("~")) / "dub"):
+        folder = base / f"{video.stem}_dub"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return folder
+        except OSError:
+            continue
+    raise RuntimeError(f"Cannot write next to {video}; move the movie to a writable folder.")
+
+
+def build_args(command, video, out_dir, prefs):
+    suffix = video.suffix.lower() if video.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
+    args = command + [str(video), "-o", str(out_dir / f"{video.stem}_dub{suffix}"), "--json-progress",
+                      "--stems", str(out_dir / "stems"), "--force"]
+    if prefs is not None:
+        args += ["--style", prefs.style, "--backend", prefs.backend]
+    return args
+
+
+def start_dub(context, movie):
+    prefs = _prefs(context)
+    video = Path(bpy.path.abspath(movie.filepath))
+    if not video.is_file():
+        raise RuntimeError(f"The movie file {video} is missing; relink the strip and dub again.")
+    out_dir = output_dir_for(video)
+    separate = bool(prefs.separate_stems) if prefs is not None else False
+    job = DubJob(build_args(dub_command(prefs), video, out_dir, prefs), context.scene.name, movie.name,
+                 out_dir, separate)
+    JOBS.append(job)
+    return job
+
+
+class DubBridgePreferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+
+    dub_path: bpy.props.StringProperty(name="dub command", subtype="FILE_PATH",
+                                       description="Path of the dub executable (empty: the installed one, or PATH)")
+    style: bpy.props.StringProperty(name="Style", default="tom-and-jerry")
+    backend: bpy.props.EnumProperty(name="Backend", default="auto",
+                                    items=[("auto", "Auto", "AudioStory on a GPU with weights, else sketch"),
+                                           ("audiostory", "AudioStory", "the model (GPU)"),
+                                           ("sketch", "Sketch", "procedural cues on the CPU")])
+    separate_stems: bpy.props.BoolProperty(name="Stems as separate strips", default=False)
+
+    def draw(self, context):
+        for prop in ("dub_path", "style", "backend", "separate_stems"):
+            self.layout.prop(self, prop)
+
+
+class SEQUENCER_OT_dub_movie_strip(bpy.types.Operator):
+    """Give the selected movie strip a soundtrack cut to its shots"""
+
+    bl_idname = "sequencer.dub_movie_strip"
+    bl_label = "Dub selected movie strip"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene is not None and active_movie_strip(context.scene) is not None
+
+    def execute(self, context):
+        try:
+            job = start_dub(context, active_movie_strip(context.scene))
+        except (RuntimeError, OSError) as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        bpy.app.timers.register(lambda: poll_job(job), first_interval=POLL_INTERVAL_S)
+        self.report({"INFO"}, "Dubbing started; progress is in the Sidebar's Dub tab.")
+        return {"FINISHED"}
+
+
+class SEQUENCER_OT_dub_cancel(bpy.types.Operator):
+    """Stop every running dub"""
+
+    bl_idname = "sequencer.dub_cancel"
+    bl_label = "Cancel dub"
+
+    def execute(self, context):
+        for job in list(JOBS):
+            job.cancel()
+        _set_status("Dub cancelled", 0.0)
+        return {"FINISHED"}
+
+
+class SEQUENCER_PT_dub(bpy.types.Panel):
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "Dub"
+    bl_label = "Dub"
+
+    def draw(self, context):
+        layout, wm = self.layout, context.window_manager
+        layout.operator(SEQUENCER_OT_dub_movie_strip.bl_idname)
+        if wm.dub_status:
+            layout.label(text=wm.dub_status)
+            layout.prop(wm, "dub_progress", text="Progress", slider=True)
+        if JOBS:
+            layout.operator(SEQUENCER_OT_dub_cancel.bl_idname)
+
+
+def _menu_entry(self, context):
+    self.layout.operator(SEQUENCER_OT_dub_movie_strip.bl_idname)
+
+
+CLASSES = (DubBridgePreferences, SEQUENCER_OT_dub_movie_strip, SEQUENCER_OT_dub_cancel, SEQUENCER_PT_dub)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.WindowManager.dub_status = bpy.props.StringProperty(name="Dub status")
+    bpy.types.WindowManager.dub_progress = bpy.props.FloatProperty(name="Dub progress", min=0.0, max=100.0,
+                                                                   subtype="PERCENTAGE")
+    bpy.types.SEQUENCER_MT_strip.append(_menu_entry)
+
+
+def unregister():
+    for job in list(JOBS):
+        job.cancel()
+    bpy.types.SEQUENCER_MT_strip.remove(_menu_entry)
+    del bpy.types.WindowManager.dub_status, bpy.types.WindowManager.dub_progress
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

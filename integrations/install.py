@@ -1,0 +1,150 @@
+"""`dub integrations install resolve|blender`: put the editor integrations where editors find them.
+
+- resolve: copies the launcher into DaVinci Resolve's per-user Workspace > Scripts > Utility
+  folder as "Dub Shot Audio.py", with `dub_resolve.json` beside it naming this environment's
+  `dub` command and the folder of the bridge module it imports.
+- blender: builds the extension zip (blender_manifest.toml + the add-on, with this
+  environment's `dub` command recorded inside), to install with Edit > Preferences >
+  Get Extensions > Install from Disk.
+
+Both write to a temporary name and rename, so a half-written script or zip never appears.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import tomllib
+import zipfile
+from pathlib import Path
+
+from dubber.errors import DubError
+
+log = logging.getLogger(__name__)
+
+TARGETS = ("resolve", "blender")
+PACKAGE_DIR = Path(__file__).resolve().parent
+RESOLVE_DIR = PACKAGE_DIR / "resolve"
+BLENDER_DIR = PACKAGE_DIR / "blender"
+RESOLVE_MENU_FILE = "Dub Shot Audio.py"
+RESOLVE_CONFIG_FILE = "dub_resolve.json"
+BLENDER_FILES = ("blender_manifest.toml", "__init__.py")
+BLENDER_COMMAND_FILE = "dub_command.json"
+
+
+class IntegrationError(DubError):
+    """An integration cannot be installed where asked."""
+
+
+def resolve_scripts_dir(system: str | None = None, home: Path | None = None,
+                        environ: dict[str, str] | None = None) -> Path:
+    """Resolve's per-user Workspace > Scripts > Utility folder on this (or the named) system."""
+    system = system or platform.system()
+    home = home or Path.home()
+    environ = dict(os.environ if environ is None else environ)
+    if system == "Darwin":
+        base = home / "Library" / "Application Support" / "Blackmagic Design" / "DaVinci Resolve" / "Fusion"
+    elif system == "Windows":
+        appdata = Path(environ.get("APPDATA", home / "AppData" / "Roaming"))
+        base = appdata / "Blackmagic Design" / "DaVinci Resolve" / "Support" / "Fusion"
+    else:
+        base = home / ".local" / "share" / "DaVinciResolve" / "Fusion"
+    return base / "Scripts" / "Utility"
+
+
+def dub_command() -> list[str]:
+    """How editors should start this environment's `dub`: its console script when present,
+    else this interpreter running the CLI module."""
+    bin_dir = Path(sys.executable).parent
+    for name in ("dub.exe", "dub") if os.name == "nt" else ("dub",):
+        if (bin_dir / name).is_file():
+            return [str(bin_dir / name)]
+    found = shutil.which("dub")
+    return [found] if found else [sys.executable, "-m", "dubber._cli"]
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, target)
+    finally:
+        Path(temp).unlink(missing_ok=True)
+
+
+def _make_folder(folder: Path, what: str) -> Path:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise IntegrationError(f"Cannot create the {what} folder {folder} ({err.strerror}); "
+                               "pass another destination.") from None
+    if not os.access(folder, os.W_OK):
+        raise IntegrationError(f"The {what} folder {folder} is not writable; pass another destination.")
+    return folder
+
+
+def install_resolve(dest: Path | None = None) -> Path:
+    """Copy the Resolve launcher into `dest` (default: Resolve's per-user Utility scripts folder).
+
+    Returns:
+        The installed script's path.
+    """
+    folder = _make_folder(Path(dest) if dest is not None else resolve_scripts_dir(), "Resolve scripts")
+    script = folder / RESOLVE_MENU_FILE
+    _write_atomic(script, (RESOLVE_DIR / "dub_resolve.py").read_bytes())
+    config = {"dub": dub_command(), "bridge_dir": str(RESOLVE_DIR)}
+    _write_atomic(folder / RESOLVE_CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode("utf-8"))
+    log.info("installed %s; restart Resolve and use Workspace > Scripts > Utility > Dub Shot Audio", script)
+    return script
+
+
+def blender_manifest() -> dict:
+    return tomllib.loads((BLENDER_DIR / "blender_manifest.toml").read_text(encoding="utf-8"))
+
+
+def build_blender_zip(dest: Path | None = None) -> Path:
+    """Build the Blender extension zip in `dest` (default: the current folder).
+
+    Returns:
+        The zip's path, `dub_bridge-<version>.zip`.
+    """
+    folder = _make_folder(Path(dest) if dest is not None else Path.cwd(), "output")
+    manifest = blender_manifest()
+    target = folder / f"{manifest['id']}-{manifest['version']}.zip"
+    fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".partial")
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name in BLENDER_FILES:
+                archive.write(BLENDER_DIR / name, name)
+            archive.writestr(BLENDER_COMMAND_FILE, json.dumps({"dub": dub_command()}, indent=2) + "\n")
+        os.replace(temp, target)
+    finally:
+        Path(temp).unlink(missing_ok=True)
+    log.info("built %s; install it with Edit > Preferences > Get Extensions > Install from Disk", target)
+    return target
+
+
+def install(target: str, dest: Path | None = None) -> Path:
+    """Install one integration.
+
+    Args:
+        target: "resolve" or "blender".
+        dest: destination folder (Resolve: the scripts folder; Blender: where the zip goes).
+
+    Returns:
+        The installed script (resolve) or the built extension zip (blender).
+
+    Raises:
+        IntegrationError: unknown target, or the destination cannot be written.
+    """
+    if target == "resolve":
+        return install_resolve(dest)
+    if target == "blender":
+        return build_blender_zip(dest)
+    raise IntegrationError(f"Unknown integration {target!r}; choose one of: {', '.join(TARGETS)}.")

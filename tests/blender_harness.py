@@ -1,0 +1,110 @@
+"""Runs inside the bpy venv (python -m is not needed: `python blender_harness.py job.json`).
+
+Installs the Dub Bridge extension zip headless, builds a scene with a movie strip, runs the
+"Dub selected movie strip" operator and drives its poll function directly (timers do not run
+without a window), then saves, reopens and mixes the scene down to WAV. Prints one JSON line of
+facts for tests/test_blender.py to check; it asserts nothing itself.
+
+The job file names: zip, movie, work (a folder), dub (the dub command path), backend,
+separate_stems, fps, movie_start_frame, trim_start_frames, blocker_channel.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+
+import bpy
+
+MODULE = "bl_ext.user_default.dub_bridge"
+
+
+def install(zip_path: str):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    result = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
+                                                      enable_on_install=True)
+    assert result == {"FINISHED"}, result
+    return sys.modules[MODULE]
+
+
+def make_scene(job: dict):
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = int(job["fps"]), 1.0
+    scene.frame_start = 1
+    editor = scene.sequence_editor_create()
+    movie = editor.strips.new_movie(name="picture", filepath=job["movie"], channel=1,
+                                    frame_start=int(job["movie_start_frame"]))
+    movie.frame_offset_start = int(job["trim_start_frames"])
+    scene.frame_end = movie.frame_final_end + 30
+    if job.get("blocker_channel"):
+        where = {"name": "blocker", "type": "COLOR", "channel": int(job["blocker_channel"]),
+                 "frame_start": movie.frame_final_start}
+        try:
+            blocker = editor.strips.new_effect(**where, length=10)                      # 5.x
+        except TypeError:
+            blocker = editor.strips.new_effect(**where, frame_end=movie.frame_final_start + 10)  # 4.4
+        blocker.select = False
+    for strip in editor.strips:
+        strip.select = strip == movie
+    editor.active_strip = movie
+    return scene, movie
+
+
+def set_prefs(job: dict) -> None:
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.dub_path = job["dub"]
+    prefs.backend = job["backend"]
+    prefs.separate_stems = bool(job["separate_stems"])
+
+
+def _absolute(path: str) -> str:
+    """Blender stores paths relative to the .blend once saved; compare them as absolute paths."""
+    return os.path.normpath(bpy.path.abspath(path)) if path else ""
+
+
+def strip_facts(scene) -> list[dict]:
+    return sorted(({"name": s.name, "type": s.type, "channel": s.channel, "frame_start": s.frame_start,
+                    "frame_final_start": s.frame_final_start, "frame_final_end": s.frame_final_end,
+                    "filepath": _absolute(s.sound.filepath if s.type == "SOUND" else getattr(s, "filepath", ""))}
+                   for s in scene.sequence_editor.strips_all), key=lambda f: (f["channel"], f["name"]))
+
+
+def mixdown(scene, path: Path) -> dict:
+    bpy.ops.sound.mixdown(filepath=str(path), container="WAV", codec="PCM", format="S16", mixrate=48000,
+                          channels="STEREO", check_existing=False)
+    with wave.open(str(path), "rb") as wav:
+        rate, data = wav.getframerate(), wav.readframes(wav.getnframes())
+    audio = np.frombuffer(data, dtype="<i2").reshape(-1, 2).astype(np.float64) / 32768.0
+    loud = np.flatnonzero(np.abs(audio).max(axis=1) > 0.01)
+    return {"rate": rate, "samples": int(audio.shape[0]),
+            "first_sample": int(loud[0]) if loud.size else None,
+            "last_sample": int(loud[-1]) if loud.size else None}
+
+
+def main(job_path: str) -> None:
+    job = json.loads(Path(job_path).read_text())
+    work = Path(job["work"])
+    module = install(job["zip"])
+    scene, movie = make_scene(job)
+    set_prefs(job)
+    assert bpy.ops.sequencer.dub_movie_strip() == {"FINISHED"}
+    status = module.run_until_done(module.JOBS[-1], timeout_s=float(job.get("timeout_s", 300)))
+    older = type("EditorBefore44", (), {"sequences": "top", "sequences_all": "all"})()  # Blender < 4.4 names
+    facts = {"status": status, "uses_strips": hasattr(scene.sequence_editor, "strips"),
+             "shim_old": [module.top_strips(older), module.all_strips(older)],
+             "strips": strip_facts(scene), "mix": mixdown(scene, work / "mix_before.wav")}
+    blend = work / "dubbed.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    reopened = bpy.context.scene
+    facts["reopened_strips"] = strip_facts(reopened)
+    facts["reopened_mix"] = mixdown(reopened, work / "mix_after.wav")
+    print("HARNESS " + json.dumps(facts))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,192 @@
+"""The Blender extension with the real bpy wheel (its own venv: bpy 5.0.1 pins numpy<2).
+
+The harness (tests/blender_harness.py) runs in that venv: it installs the built zip headless,
+runs the operator on a movie strip, saves/reopens the .blend and mixes the scene down, then
+prints the facts checked here. A stand-in `dub` writes WAVs with a tone starting at a known
+sample, so the mixdown shows exactly where the dub landed; one test runs the real
+`dub --backend sketch` when it works in this environment.
+
+bpy venv: DUB_BPY_PYTHON, else <repo>/.venv-bpy/bin/python, made with
+    python3.11 -m venv .venv-bpy && .venv-bpy/bin/pip install bpy==5.0.1 "numpy<2"
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from integrations.install import install
+
+REPO = Path(__file__).resolve().parent.parent
+HARNESS = REPO / "tests" / "blender_harness.py"
+FPS = 30
+MOVIE_FRAMES = 90                 # 3 s at 30 fps
+MOVIE_START, TRIM = 31, 10        # movie's first frame at scene frame 31, 10 frames trimmed off the head
+TONE_START_SAMPLE = 24000         # where the stand-in's tone starts inside its WAVs (0.5 s = video frame 15)
+SETUP = ('python3.11 -m venv .venv-bpy && .venv-bpy/bin/pip install bpy==5.0.1 "numpy<2" '
+         '(or point DUB_BPY_PYTHON at a Python with bpy 4.4+)')
+
+FAKE_DUB = r'''#!{python}
+import json, sys, time, wave
+from pathlib import Path
+import numpy as np
+args = sys.argv[1:]
+out = Path(args[args.index("-o") + 1]); stems = Path(args[args.index("--stems") + 1])
+assert "--json-progress" in args
+total = {total}
+for i, stage in enumerate(("probe", "analyze", "plan", "render", "mix", "mux", "export")):
+    print(json.dumps({{"stage": stage, "done": i + 1, "total": 7, "message": ""}}), flush=True)
+    time.sleep(0.02)
+stems.mkdir(parents=True, exist_ok=True)
+outputs = {{"video": str(out)}}
+t = np.arange(total) / 48000.0
+for name, onset in (("mix", {onset}), ("music", {onset}), ("fx", {onset} + 12000)):
+    audio = np.where(np.arange(total) >= onset, 0.25 * np.sin(2 * np.pi * 440 * t), 0.0)
+    pcm = (np.repeat(audio[:, None], 2, axis=1) * 32767).astype("<i2")
+    with wave.open(str(stems / f"{{name}}.wav"), "wb") as w:
+        w.setnchannels(2); w.setsampwidth(2); w.setframerate(48000); w.writeframes(pcm.tobytes())
+    outputs["mix" if name == "mix" else "stem:" + name] = str(stems / f"{{name}}.wav")
+manifest = out.with_suffix("").with_name(out.stem + ".json")
+manifest.write_text(json.dumps({{"schema": "dubber.manifest/1", "media": {{"fps": "30/1"}},
+    "outputs": {{k: str(Path(v).relative_to(out.parent)) for k, v in outputs.items()}}}}))
+outputs["manifest"] = str(manifest)
+out.write_bytes(b"muxed")
+print(json.dumps({{"event": "done", "outputs": outputs}}), flush=True)
+'''
+
+
+def bpy_python() -> str:
+    candidates = [os.environ.get("DUB_BPY_PYTHON"), REPO / ".venv-bpy" / "bin" / "python",
+                  Path("/work/main/.venv-bpy/bin/python")]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            check = subprocess.run([str(candidate), "-c", "import bpy; print(bpy.app.version_string)"],
+                                   capture_output=True, text=True, timeout=120)
+            if check.returncode == 0:
+                return str(candidate)
+    pytest.fail(f"No Python with bpy was found for the Blender tests; create it with: {SETUP}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def bpy_exe() -> str:
+    return bpy_python()
+
+
+@pytest.fixture(scope="module")
+def movie(tmp_path_factory) -> Path:
+    from samples.synth import SynthSpec, synthesize
+
+    path = tmp_path_factory.mktemp("blender_media") / "picture.mp4"
+    synthesize(path, SynthSpec(fps=Fraction(FPS), shot_frames=(45, 45), audio=False, seed=3))
+    return path
+
+
+@pytest.fixture(scope="module")
+def extension_zip(tmp_path_factory) -> Path:
+    return install("blender", tmp_path_factory.mktemp("zip"))
+
+
+def fake_dub(folder: Path) -> Path:
+    script = folder / "dub"
+    script.write_text(FAKE_DUB.format(python=sys.executable, total=MOVIE_FRAMES * 48000 // FPS,
+                                      onset=TONE_START_SAMPLE))
+    script.chmod(0o755)
+    return script
+
+
+def run_harness(bpy_exe: str, work: Path, **job) -> dict:
+    job_path = work / "job.json"
+    job = {"work": str(work), "fps": FPS, "movie_start_frame": MOVIE_START, "trim_start_frames": TRIM, **job}
+    job_path.write_text(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in job.items()}))
+    env = {**os.environ, "BLENDER_USER_RESOURCES": str(work / "blender_user")}
+    proc = subprocess.run([bpy_exe, str(HARNESS), str(job_path)], capture_output=True, text=True,
+                          timeout=600, env=env, cwd=work)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("HARNESS ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(lines[-1][len("HARNESS "):])
+
+
+def sound_strips(strips: list[dict]) -> list[dict]:
+    return [s for s in strips if s["type"] == "SOUND"]
+
+
+def test_extension_zip_is_a_valid_extension(extension_zip):
+    with zipfile.ZipFile(extension_zip) as archive:
+        names = set(archive.namelist())
+        manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
+        source = archive.read("__init__.py").decode()
+        command = json.loads(archive.read("dub_command.json"))
+    assert names == {"blender_manifest.toml", "__init__.py", "dub_command.json"}
+    assert manifest["schema_version"] == "1.0.0" and manifest["id"] == "dub_bridge"
+    assert manifest["type"] == "add-on" and manifest["blender_version_min"] == "4.2.0"
+    assert "files" in manifest["permissions"]
+    assert extension_zip.name == f"dub_bridge-{manifest['version']}.zip"
+    tree = ast.parse(source)
+    assert any(isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "bl_info" for n in tree.body)
+    roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert roots - {"bpy"} <= set(sys.stdlib_module_names), roots  # Blender's Python has no dubber
+    assert Path(command["dub"][0]).name.startswith(("dub", "python"))
+
+
+def test_stems_land_on_free_channels_sample_exact(bpy_exe, movie, extension_zip, tmp_path):
+    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=fake_dub(tmp_path),
+                        backend="sketch", separate_stems=True, blocker_channel=2)
+    assert facts["status"] == "Added 2 dub strip(s) under picture."
+    assert facts["uses_strips"] and facts["shim_old"] == ["top", "all"]   # 5.x strips; sequences before 4.4
+    sounds = sound_strips(facts["strips"])
+    # Channel 2 is taken by the blocker where the movie plays, so the stems go to 3 and 4.
+    assert [(s["name"], s["channel"]) for s in sounds] == [("picture music", 3), ("picture fx", 4)]
+    for s in sounds:
+        assert s["frame_start"] == MOVIE_START                      # WAV sample 0 under the movie's frame 0
+        assert (s["frame_final_start"], s["frame_final_end"]) == (MOVIE_START + TRIM, MOVIE_START + MOVIE_FRAMES)
+    # Scene frame 1 is sample 0: the tone starts 30 frames (48000 samples) + its own 24000 in.
+    assert abs(facts["mix"]["first_sample"] - 72000) <= 2
+    assert facts["mix"]["last_sample"] < 120 * 48000 // FPS + 2   # nothing after the movie's last frame
+    assert facts["reopened_strips"] == facts["strips"]
+    assert facts["reopened_mix"] == facts["mix"]
+
+
+def test_mixed_dub_is_one_strip(bpy_exe, movie, extension_zip, tmp_path):
+    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=fake_dub(tmp_path),
+                        backend="sketch", separate_stems=False, blocker_channel=0)
+    sounds = sound_strips(facts["strips"])
+    assert [(s["name"], s["channel"]) for s in sounds] == [("picture dub", 2)]
+    assert Path(sounds[0]["filepath"]).name == "mix.wav"
+    assert abs(facts["mix"]["first_sample"] - 72000) <= 2
+
+
+def test_dub_failure_is_reported_and_adds_nothing(bpy_exe, movie, extension_zip, tmp_path):
+    failing = tmp_path / "dub"
+    failing.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                       "print(json.dumps({'event': 'error', 'message': 'The input has no video stream; "
+                       "choose a video file.'}), flush=True)\nsys.exit(2)\n")
+    failing.chmod(0o755)
+    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=failing, backend="sketch",
+                        separate_stems=False, blocker_channel=0)
+    assert facts["status"] == "Dub failed: The input has no video stream; choose a video file."
+    assert sound_strips(facts["strips"]) == [] and facts["mix"]["first_sample"] is None
+
+
+def test_real_dub_sketch(bpy_exe, movie, extension_zip, tmp_path):
+    dub = Path(sys.executable).with_name("dub")
+    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=dub, backend="sketch",
+                        separate_stems=True, blocker_channel=0)
+    assert facts["status"].startswith("Added 2 dub strip(s)"), facts["status"]
+    sounds = sound_strips(facts["strips"])
+    assert sorted(s["name"] for s in sounds) == ["picture fx", "picture music"]
+    for s in sounds:
+        assert (s["frame_start"], s["frame_final_start"], s["frame_final_end"]) == (
+            MOVIE_START, MOVIE_START + TRIM, MOVIE_START + MOVIE_FRAMES)
+    mix = facts["mix"]
+    assert mix["first_sample"] is not None
+    assert (MOVIE_START + TRIM - 1) * 48000 // FPS - 2 <= mix["first_sample"]   # nothing before the visible picture
+    assert mix["last_sample"] < (MOVIE_START + MOVIE_FRAMES - 1) * 48000 // FPS + 2

@@ -1,0 +1,450 @@
+"""The Resolve script against a fake Resolve that only knows the recorded API surface.
+
+A stand-in `dub` command (a tiny script written here) emits --json-progress lines and writes
+stems, dub.json and an .otio, so the whole script runs: timeline reading, the subprocess,
+import, one AppendToTimeline batch, markers, and the fallbacks.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import sys
+import threading
+import time
+from types import SimpleNamespace
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from integrations.resolve import dub_resolve as dr
+from tests import fake_resolve as fr
+
+rb = dr.rb  # the bridge module exactly as the launcher imported it
+SCRIPTS = (Path(dr.__file__), Path(rb.__file__))
+SHOTS = ((0, 48), (48, 120), (120, 240))
+CAPTIONS = ("a cat tiptoes past the vase", "the vase wobbles and falls", "crash, shards everywhere")
+# Timeline start 01:00:00:00 at each rate (29.97 counted non-drop-frame).
+TIMELINE_START = {"24": 86400, "25": 90000, "29.97": 108000, "30": 108000}
+RATES = {"24": Fraction(24), "25": Fraction(25), "29.97": Fraction(30000, 1001), "30": Fraction(30)}
+# Source ranges of the three shots in 24-fps WAV units (the clip uses media frames [20, 240)),
+# worked out by hand: frame -> sample (48 kHz) -> units of 1/24 s, rounded.
+EXPECTED_SOURCE = {
+    "24": [(20, 48), (48, 120), (120, 240)],
+    "25": [(19, 46), (46, 115), (115, 230)],
+    "29.97": [(16, 38), (38, 96), (96, 192)],
+    "30": [(16, 38), (38, 96), (96, 192)],
+}
+CLIP_OFFSET, LEFT_OFFSET, CLIP_FRAMES = 100, 20, 220
+# The clip starts 100 frames into the timeline and skips the media's first 20 frames, so the
+# shots at media frames 0 (trimmed to 20), 48 and 120 start 100, 128 and 200 frames in.
+EXPECTED_RECORD_OFFSETS = [100, 128, 200]
+EXPECTED_END_OFFSETS = [128, 200, 320]
+
+FAKE_DUB = r'''
+import json, sys, time, wave
+from pathlib import Path
+template, source = sys.argv[1], sys.argv[2]
+args = sys.argv[3:]
+out = Path(args[args.index("-o") + 1]); stems_dir = Path(args[args.index("--stems") + 1])
+assert "--json-progress" in args and "--timeline" in args
+manifest = json.loads(Path(template).read_text())
+if manifest.get("fail"):
+    print("dub: The input has no video stream; choose a video file.", file=sys.stderr); sys.exit(2)
+total = manifest["plan"]["total_samples"]
+for i, stage in enumerate(("analyze", "plan", "render", "mix")):
+    print(json.dumps({"stage": stage, "done": i + 1, "total": 4, "message": stage}), flush=True)
+    time.sleep(manifest.get("sleep_s", 0))
+stems_dir.mkdir(parents=True, exist_ok=True)
+outputs = {"video": str(out)}
+for name in ["mix"] + manifest["stem_names"]:
+    with wave.open(str(stems_dir / f"{name}.wav"), "wb") as w:
+        w.setnchannels(2); w.setsampwidth(2); w.setframerate(48000); w.writeframes(b"\0\0\0\0" * total)
+    outputs["mix" if name == "mix" else "stem:" + name] = str(stems_dir / f"{name}.wav")
+base = out.with_suffix("")
+otio = base.with_name(base.name + ".otio"); otio.write_text(json.dumps({"OTIO_SCHEMA": "Timeline.1"}))
+outputs["otio"] = str(otio)
+manifest_path = base.with_name(base.name + ".json")
+outputs["manifest"] = str(manifest_path)
+manifest["outputs"] = {k: str(Path(v).relative_to(out.parent)) for k, v in outputs.items()}
+manifest_path.write_text(json.dumps(manifest))
+out.write_bytes(b"muxed")
+print(json.dumps({"event": "done", "outputs": outputs}), flush=True)
+'''
+
+
+def make_manifest(fps: Fraction, stems=("music", "fx"), rate: int = 48000) -> dict:
+    frames = SHOTS[-1][1]
+    cues = []
+    for i, (a, b) in enumerate(SHOTS):
+        start, end = round(a * rate / fps), round(b * rate / fps)
+        cues.append({"index": i, "shot_index": i, "start_frame": a, "end_frame": b, "start_sample": start,
+                     "num_samples": end - start, "caption": CAPTIONS[i]})
+    return {
+        "schema": "dubber.manifest/1",
+        "media": {"fps": f"{fps.numerator}/{fps.denominator}", "frame_count": frames, "width": 320, "height": 180},
+        "analysis": {"schema": "dubber.analysis/1",
+                     "shots": [{"index": i, "start_frame": a, "end_frame": b} for i, (a, b) in enumerate(SHOTS)],
+                     "captions": [{"shot_index": i, "text": t} for i, t in enumerate(CAPTIONS)]},
+        "plan": {"sample_rate": rate, "total_samples": round(frames * rate / fps), "cues": cues},
+        "stem_names": list(stems),
+    }
+
+
+def make_setup(tmp_path: Path, rate_name: str, hidden=frozenset(), **manifest_extra):
+    timeline = fr.FakeTimeline("Edit 1", rate_name, TIMELINE_START[rate_name], hidden)
+    source = tmp_path / "media" / "clip.mp4"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_bytes(b"not read by the stand-in dub")
+    fr.add_video_clip(timeline, str(source), CLIP_OFFSET, LEFT_OFFSET, CLIP_FRAMES, media_frames=240)
+    timeline._playhead = TIMELINE_START[rate_name] + 150
+    resolve = fr.FakeResolve(timeline, hidden)
+    template = tmp_path / "template.json"
+    template.write_text(json.dumps({**make_manifest(RATES[rate_name]), **manifest_extra}))
+    fake_dub = tmp_path / "fake_dub.py"
+    fake_dub.write_text(FAKE_DUB)
+    config = {"dub": [sys.executable, str(fake_dub), str(template)]}
+    return resolve, timeline, config, source
+
+
+def runner(on_event=lambda e: None, cancelled=lambda: False):
+    return lambda args: rb.run_dub(args, on_event, cancelled)
+
+
+def audio_items(timeline: fr.FakeTimeline, track: int) -> list:
+    return sorted(timeline.GetItemListInTrack("audio", track), key=lambda item: item.GetStart())
+
+
+def test_fake_covers_exactly_the_recorded_surface():
+    for cls in fr.FAKE_CLASSES:
+        public = {k for k, v in vars(cls).items() if not k.startswith("_") and callable(v)}
+        assert public == set(fr.SURFACE["objects"][cls._api]), cls.__name__
+    with pytest.raises(AssertionError, match="outside the recorded"):
+        class Extra(fr._Fake, api="Timeline"):  # noqa: F841 - creation itself must fail
+            def DeleteClips(self):
+                return True
+
+
+def test_script_calls_only_recorded_methods():
+    """Every Resolve-style method name the script calls is in api_surface.json."""
+    tree = ast.parse("\n".join(p.read_text() for p in SCRIPTS))
+    modules = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    called = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+              and n.func.attr[:1].isupper() and getattr(n.func.value, "id", None) not in modules}
+    recorded = set().union(*map(set, fr.SURFACE["objects"].values()))
+    recorded |= {m for k, v in fr.SURFACE["ui"].items() if k != "about" for m in v}
+    assert called and called <= recorded, sorted(called - recorded)
+
+
+def test_script_is_stdlib_only():
+    tree = ast.parse("\n".join(p.read_text() for p in SCRIPTS))
+    roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert roots - {"DaVinciResolveScript", "resolve_bridge"} <= set(sys.stdlib_module_names), roots
+
+
+@pytest.mark.parametrize("rate_name", ["24", "25", "29.97", "30"])
+def test_placements_land_on_expected_frames(tmp_path, rate_name):
+    resolve, timeline, config, _ = make_setup(tmp_path, rate_name)
+    events = []
+    message = dr.dub_into_timeline(resolve, config, runner(events.append))
+    assert "Placed 6 dub clips on 2 new audio track(s)" in message
+    assert [e["stage"] for e in events if "stage" in e] == ["analyze", "plan", "render", "mix"]
+    pool = resolve._media_pool
+    assert pool._append_calls == 1 and pool._rejected_batches == 0
+    start = TIMELINE_START[rate_name]
+    assert timeline.GetTrackCount("audio") == 3
+    assert timeline._track_names == {("audio", 2): "Dub music", ("audio", 3): "Dub fx"}
+    for track in (2, 3):
+        items = audio_items(timeline, track)
+        assert [i.GetStart() for i in items] == [start + o for o in EXPECTED_RECORD_OFFSETS]
+        assert [i._source_range for i in items] == EXPECTED_SOURCE[rate_name]
+        for item, end in zip(items, EXPECTED_END_OFFSETS):
+            assert abs(item.GetEnd() - (start + end)) <= 1
+    dub_bin = [f for f in pool.GetRootFolder().GetSubFolderList() if f.GetName() == "Dub"]
+    assert len(dub_bin) == 1 and sorted(c.GetName() for c in dub_bin[0]._clips) == ["fx.wav", "music.wav"]
+    assert sorted(timeline._markers) == EXPECTED_RECORD_OFFSETS  # marker ids count from the timeline start
+    assert [m["note"] for _, m in sorted(timeline._markers.items())] == list(CAPTIONS)
+
+
+@pytest.mark.parametrize("hidden", [frozenset(), frozenset({"Timeline.GetMarkInOut"})])
+def test_marked_range_limits_the_dub(tmp_path, hidden):
+    """Mark in 130 frames in, out on frame 259: only shots 1 (from frame 50) and 2 (to 180) are placed.
+    A Resolve without GetMarkInOut (before 19.1) dubs the clip under the playhead instead."""
+    resolve, timeline, config, _ = make_setup(tmp_path, "24", hidden=hidden)
+    timeline._marks = {"video": {"in": 130, "out": 259}, "audio": {"in": 130, "out": 259}}
+    timeline._playhead = 86400 + 10  # away from the clip: the marks choose it
+    if hidden:
+        with pytest.raises(rb.DubScriptError, match="No video clip is under the playhead"):
+            dr.dub_into_timeline(resolve, config, runner())
+        return
+    dr.dub_into_timeline(resolve, config, runner())
+    items = audio_items(timeline, 2)
+    assert [i.GetStart() for i in items] == [86400 + 130, 86400 + 200]
+    assert [i._source_range for i in items] == [(50, 120), (120, 180)]
+    assert sorted(timeline._markers) == [130, 200]
+
+
+def test_relative_record_frame_would_land_before_the_timeline():
+    """Guard on the fake itself: a record frame without GetStartFrame() lands before 01:00:00:00."""
+    timeline = fr.FakeTimeline("t", "24", 86400)
+    timeline.AddTrack("audio", "stereo")
+    pool = fr.FakeResolve(timeline)._media_pool
+    media = fr.FakeMediaPoolItem("/x.wav", "24", 100)
+    placed = pool.AppendToTimeline([{"mediaPoolItem": media, "startFrame": 0, "endFrame": 48, "mediaType": 2,
+                                     "trackIndex": 2, "recordFrame": 48}])
+    assert placed[0].GetStart() < timeline.GetStartFrame()
+
+
+def test_one_fractional_frame_rejects_the_whole_batch():
+    timeline = fr.FakeTimeline("t", "25", 90000)
+    timeline.AddTrack("audio", "stereo")
+    pool = fr.FakeResolve(timeline)._media_pool
+    media = fr.FakeMediaPoolItem("/x.wav", "24", 100)
+    good = {"mediaPoolItem": media, "startFrame": 0, "endFrame": 24, "mediaType": 2, "trackIndex": 2,
+            "recordFrame": 90000}
+    assert pool.AppendToTimeline([good, {**good, "recordFrame": 90025.0}]) is None
+    assert timeline.GetItemListInTrack("audio", 2) == []
+    infos = rb.clip_infos([rb.Placement("fx", 0, 90000, 0, 24, "")], {"fx": media}, {"fx": 2})
+    assert all(type(v) is int for info in infos for k, v in info.items() if k != "mediaPoolItem")
+
+
+def test_placement_is_a_pure_function_of_the_manifest():
+    manifest = make_manifest(Fraction(25), stems=("dub",))
+    clip = rb.ClipSpan(record_start_frame=90000, left_offset_frame=0, duration_frames=100,
+                       timeline_fps=Fraction(25), source_fps=Fraction(25))
+    placements = rb.plan_placements(manifest, clip, ["dub"])
+    # The clip uses media frames [0, 100): shot 2 (from 120) is outside, shot 1 is cut at 100.
+    assert [(p.shot_index, p.record_frame, p.start_frame, p.end_frame) for p in placements] == [
+        (0, 90000, 0, 46), (1, 90048, 46, 96)]
+
+
+def test_fallback_imports_the_otio_when_append_is_missing(tmp_path):
+    resolve, timeline, config, source = make_setup(tmp_path, "25", hidden=frozenset({"MediaPool.AppendToTimeline"}))
+    with pytest.raises(AttributeError):
+        resolve._media_pool.AppendToTimeline
+    message = dr.dub_into_timeline(resolve, config, runner())
+    otio = source.parent / "clip_dub" / "clip_dub.otio"
+    assert message == f"Imported the dub as the new timeline 'clip dub' from {otio}."
+    assert resolve._media_pool._imported_timelines == [(str(otio), {"timelineName": "clip dub",
+                                                                     "importSourceClips": True})]
+    assert timeline.GetTrackCount("audio") == 1 or all(not timeline.GetItemListInTrack("audio", t)
+                                                       for t in range(2, timeline.GetTrackCount("audio") + 1))
+
+
+def test_fallback_names_the_manual_import_when_no_import_api(tmp_path):
+    hidden = frozenset({"MediaPool.AppendToTimeline", "MediaPool.ImportTimelineFromFile"})
+    resolve, _, config, source = make_setup(tmp_path, "30", hidden=hidden)
+    message = dr.dub_into_timeline(resolve, config, runner())
+    otio = source.parent / "clip_dub" / "clip_dub.otio"
+    assert message == f"Use File > Import > Timeline and choose {otio} to bring in the dub."
+
+
+def test_no_scripting_gives_one_sentence(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(rb, "connect", lambda resolve=None: None)
+    monkeypatch.setenv("DUB_RESOLVE_CONFIG", str(tmp_path / "missing.json"))
+    assert dr.main([]) == 2
+    out = capsys.readouterr().out.strip()
+    assert out.count(".") >= 1 and "File > Import > Timeline" in out and "\n" not in out
+
+
+def test_outside_resolve_runs_dub_and_points_at_the_otio(tmp_path, monkeypatch, capsys):
+    _, _, config, source = make_setup(tmp_path, "24")
+    config_path = tmp_path / "dub_resolve.json"
+    config_path.write_text(json.dumps(config))
+    monkeypatch.setattr(rb, "connect", lambda resolve=None: None)
+    monkeypatch.setenv("DUB_RESOLVE_CONFIG", str(config_path))
+    assert dr.main([str(source)]) == 0
+    otio = source.parent / "clip_dub" / "clip_dub.otio"
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "dub: analyze 25% analyze"  # progress shown while dub runs
+    assert lines[-1] == f"Use File > Import > Timeline and choose {otio} to bring in the dub."
+
+
+def test_no_clip_under_playhead(tmp_path):
+    resolve, timeline, config, _ = make_setup(tmp_path, "24")
+    timeline._playhead = TIMELINE_START["24"] + 10  # before the clip, which starts 100 frames in
+    with pytest.raises(rb.DubScriptError, match="No video clip is under the playhead"):
+        dr.dub_into_timeline(resolve, config, runner())
+
+
+def test_dub_failure_surfaces_its_sentence(tmp_path):
+    resolve, timeline, config, _ = make_setup(tmp_path, "24", fail=True)
+    with pytest.raises(rb.DubScriptError, match="^dub: The input has no video stream; choose a video file.$"):
+        dr.dub_into_timeline(resolve, config, runner())
+    assert timeline.GetTrackCount("audio") == 1
+
+
+def test_cancel_kills_dub(tmp_path):
+    resolve, timeline, config, _ = make_setup(tmp_path, "24", sleep_s=5)
+    seen = []
+    began = time.monotonic()
+    with pytest.raises(rb.DubScriptError, match="cancelled"):
+        dr.dub_into_timeline(resolve, config, runner(seen.append, cancelled=lambda: bool(seen)))
+    assert time.monotonic() - began < 4  # killed long before the stand-in would finish
+    assert seen[0]["stage"] == "analyze" and timeline.GetTrackCount("audio") == 1
+
+
+@pytest.mark.parametrize("timecode, rate, drop, frame", [
+    ("01:00:00:00", "24", False, 86400),
+    ("01:00:00:00", "25", False, 90000),
+    ("01:00:00:00", "29.97", False, 108000),
+    ("01:00:00;00", "29.97", True, 107892),
+    ("00:01:00;02", "29.97", True, 1800),
+    ("00:10:00;00", "29.97", True, 17982),
+    ("01:00:01:12", "59.94 DF", True, 215784 + 72),
+])
+def test_timecode_to_frame(timecode, rate, drop, frame):
+    assert rb.timecode_to_frame(timecode, rb.parse_frame_rate(rate), drop) == frame
+
+
+def test_frame_rates_are_exact():
+    assert rb.parse_frame_rate("29.97") == Fraction(30000, 1001)
+    assert rb.parse_frame_rate("23.976") == Fraction(24000, 1001)
+    assert rb.parse_frame_rate("29.97 DF") == Fraction(30000, 1001)
+    assert rb.parse_frame_rate("25") == 25
+
+
+def test_real_dub_into_fake_resolve(tmp_path):
+    """The real `dub --backend sketch` and its real manifest, placed through the fake Resolve."""
+    from samples.synth import SynthSpec, synthesize
+
+    video = tmp_path / "media" / "cartoon.mp4"
+    video.parent.mkdir()
+    truth = synthesize(video, SynthSpec(fps=Fraction(30), shot_frames=(45, 60), audio=False, seed=4))
+    assert [(s["start_frame"], s["end_frame"]) for s in truth["shots"]] == [(0, 45), (45, 105)]
+    timeline = fr.FakeTimeline("Edit 1", "30", 108000)
+    fr.add_video_clip(timeline, str(video), 0, 0, 105, media_frames=105)
+    timeline._playhead = 108000 + 50
+    resolve = fr.FakeResolve(timeline)
+    config = {"dub": [str(Path(sys.executable).with_name("dub"))], "backend": "sketch"}
+    events = []
+    message = dr.dub_into_timeline(resolve, config, runner(events.append))
+    assert message == "Placed 4 dub clips on 2 new audio track(s)."
+    assert {e.get("stage") for e in events} >= {"analyze", "render", "mix", "export"}
+    names = {timeline._track_names[("audio", t)] for t in (2, 3)}
+    assert names == {"Dub music", "Dub fx"}
+    for track in (2, 3):
+        items = audio_items(timeline, track)
+        assert [i.GetStart() for i in items] == [108000, 108045]        # 01:00:00:00 + each shot's first frame
+        assert [i._source_range for i in items] == [(0, 36), (36, 84)]  # 45 and 105 frames at 30 fps in 1/24 s
+        assert [i.GetEnd() for i in items] == [108045, 108105]
+    manifest = json.loads((video.parent / "cartoon_dub" / "cartoon_dub.json").read_text())
+    captions = [c["text"] for c in manifest["analysis"]["captions"]]
+    assert [m["note"] for _, m in sorted(timeline._markers.items())] == captions and len(captions) == 2
+
+
+@pytest.mark.parametrize("system, expected", [
+    ("Linux", "/home/ed/.local/share/DaVinciResolve/Fusion/Scripts/Utility"),
+    ("Darwin", "/home/ed/Library/Application Support/Blackmagic Design/DaVinci Resolve/Fusion/Scripts/Utility"),
+    ("Windows", "/appdata/Blackmagic Design/DaVinci Resolve/Support/Fusion/Scripts/Utility"),
+])
+def test_resolve_scripts_folder_per_os(system, expected):
+    from integrations.install import resolve_scripts_dir
+
+    found = resolve_scripts_dir(system, home=Path("/home/ed"), environ={"APPDATA": "/appdata"})
+    assert found.as_posix() == expected
+
+
+def test_installed_launcher_runs_from_resolve_menu(tmp_path):
+    """Install into a scripts folder, then run the copy the way Resolve's menu does: a fresh
+    namespace with `resolve` injected, far from the package."""
+    import runpy
+
+    from integrations.install import install
+
+    scripts = tmp_path / "Fusion" / "Scripts" / "Utility"
+    installed = install("resolve", scripts)
+    assert installed == scripts / "Dub Shot Audio.py"
+    assert installed.read_text() == Path(dr.__file__).read_text()
+    config = json.loads((scripts / "dub_resolve.json").read_text())
+    assert Path(config["bridge_dir"], "resolve_bridge.py").is_file()
+    assert Path(config["dub"][0]).name in ("dub", "python", "python3") or config["dub"][-1] == "dubber._cli"
+    resolve, timeline, fake_config, _ = make_setup(tmp_path, "25")
+    (scripts / "dub_resolve.json").write_text(json.dumps({**fake_config, "bridge_dir": config["bridge_dir"]}))
+    runpy.run_path(str(installed), init_globals={"resolve": resolve}, run_name="__resolve_menu__")
+    items = audio_items(timeline, 2)
+    assert [i.GetStart() for i in items] == [90000 + o for o in EXPECTED_RECORD_OFFSETS]
+
+
+def test_unknown_integration_is_one_sentence():
+    from integrations.install import IntegrationError, install
+
+    with pytest.raises(IntegrationError, match="^Unknown integration 'premiere'; choose one of: resolve, blender.$"):
+        install("premiere")
+
+
+class FakeUIManager:
+    """Fusion's UIManager, only the calls listed under "ui" in api_surface.json."""
+
+    def VGroup(self, children):
+        return children
+
+    def Label(self, props):
+        return SimpleNamespace(**props)
+
+    def Button(self, props):
+        return SimpleNamespace(**props)
+
+
+class FakeEvents:
+    def __getattr__(self, name):
+        handlers = SimpleNamespace()
+        object.__setattr__(self, name, handlers)
+        return handlers
+
+
+class FakeWindow:
+    def __init__(self, items):
+        self.items, self.On, self.shown = {i.ID: i for i in items}, FakeEvents(), None
+        self.texts = []
+
+    def Find(self, name):
+        return self.items[name]
+
+    def Show(self):
+        self.shown = True
+
+    def Hide(self):
+        self.shown = False
+
+
+class FakeDispatcher:
+    def __init__(self, ui):
+        self.exit = threading.Event()
+
+    def AddWindow(self, props, items):
+        self.window = FakeWindow(items)
+        return self.window
+
+    def RunLoop(self):
+        assert self.exit.wait(30), "ExitLoop never came"
+
+    def ExitLoop(self):
+        self.exit.set()
+
+
+def window_setup():
+    dispatchers = []
+    bmd = SimpleNamespace(UIDispatcher=lambda ui: dispatchers.append(FakeDispatcher(ui)) or dispatchers[-1])
+    return dr.ProgressWindow(SimpleNamespace(UIManager=FakeUIManager()), bmd), dispatchers
+
+
+def test_progress_window_shows_stages_and_returns_outputs(tmp_path):
+    resolve, timeline, config, _ = make_setup(tmp_path, "25")
+    window, dispatchers = window_setup()
+    message = dr.dub_into_timeline(resolve, config, window)
+    assert message == "Placed 6 dub clips on 2 new audio track(s)."
+    status = dispatchers[0].window.Find("Status")
+    assert status.Text == "dub: finished" and dispatchers[0].window.shown is False
+
+
+def test_progress_window_cancel_button_kills_dub(tmp_path):
+    resolve, timeline, config, _ = make_setup(tmp_path, "25", sleep_s=5)
+    window, dispatchers = window_setup()
+    clicker = threading.Timer(0.5, lambda: dispatchers[0].window.On.Cancel.Clicked(None))
+    clicker.start()
+    began = time.monotonic()
+    with pytest.raises(rb.DubScriptError, match="cancelled"):
+        dr.dub_into_timeline(resolve, config, window)
+    assert time.monotonic() - began < 4 and timeline.GetTrackCount("audio") == 1
