@@ -250,7 +250,7 @@ def test_offline_without_weights_gives_one_sentence(tmp_path, monkeypatch):
     with pytest.raises(WeightsNotFound) as err:
         AudioStoryPipeline.from_pretrained(device="cpu")
     message = str(err.value)
-    assert "TencentARC/AudioStory-3B" in message and "huggingface-cli download" in message
+    assert "TencentARC/AudioStory-3B" in message and "hf download" in message
     assert "HF_HUB_OFFLINE" in message and "\n" not in message
     assert not (tmp_path / "hf").exists() or not any((tmp_path / "hf").rglob("*.bin"))
 
