@@ -60,8 +60,10 @@ class LoRALinear(nn.Linear):
     def merged(self) -> nn.Linear:
         """A plain `nn.Linear` computing the same function (`W + scaling · B A`)."""
         w = self.weight
+        # Built on the meta device and materialised empty: a 3B model's worth of default
+        # (Kaiming) initialisation would be thrown away by the copy below.
         out = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None,
-                        device=w.device, dtype=w.dtype)
+                        device="meta", dtype=w.dtype).to_empty(device=w.device)
         with torch.no_grad():
             delta = self.lora_B[ADAPTER].weight.float() @ self.lora_A[ADAPTER].weight.float()
             out.weight.copy_((w.float() + self.scaling * delta).to(w.dtype))
