@@ -1,0 +1,286 @@
+"""The `dub` command.
+
+    dub input.mp4 [-o out.mp4] [options]     dub a video (the default command)
+    dub analyze input.mp4 [-o analysis.json] shots, events and captions as JSON
+    dub plan input.mp4 [-o plan.json]        the cue plan, to edit and render later
+    dub render input.mp4 --plan plan.json    dub a video from a (possibly edited) plan
+    dub models download | list               AudioStory weights
+    dub doctor                               what this machine can run, and why
+
+A user error prints one sentence on stderr and exits 2; a bug keeps its traceback and exits 1.
+Progress goes to stderr on a terminal, or as JSON lines on stdout with --json-progress.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, NoReturn, Sequence
+
+from .errors import EXIT_USER_ERROR, DubError
+from ._progress import make_reporter, one_line
+
+log = logging.getLogger("dubber")
+
+SUBCOMMANDS = ("analyze", "plan", "render", "models", "doctor")
+STYLE_HELP = "tom-and-jerry, nature, sci-fi, silent-film, noir"
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from audiostory_core.errors import AudioStoryError
+    from vision.errors import VideoError
+
+    return (DubError, VideoError, AudioStoryError)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dubber")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: {message}; see {self.prog} --help.\n")
+
+
+# ----------------------------------------------------------------------------- argument groups
+
+def _add_output(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("-o", "--output", metavar="PATH", help=what)
+    p.add_argument("--force", action="store_true",
+                   help="overwrite existing outputs and recompute every cached stage")
+    p.add_argument("--json-progress", action="store_true",
+                   help="print one JSON object per progress event on stdout (for scripts)")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--captioner", default="motion", metavar="NAME",
+                   help="shot captioner: motion (default, no model), clip or vlm")
+    p.add_argument("--cache-dir", metavar="DIR", help="stage cache (default: $DUB_CACHE_DIR or ~/.cache/dubber)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the stage cache")
+    p.add_argument("--full-hash", action="store_true",
+                   help="key the cache on every byte of the input, not its size, date and ends")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
+
+
+def _add_style(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--style", default="tom-and-jerry", help=f"soundtrack style: {STYLE_HELP}")
+    p.add_argument("--seed", type=int, default=0, help="base seed; the same seed gives the same soundtrack")
+
+
+def _add_render(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="auto", metavar="NAME",
+                   help="auto (AudioStory on a GPU with weights, else sketch), audiostory or sketch")
+    p.add_argument("--keep-original", action="store_true",
+                   help="mix the original audio under the dub and keep it as a second track")
+    p.add_argument("--original-gain", type=float, default=-12.0, metavar="DB",
+                   help="level of the original audio under the dub (default -12 dB)")
+    p.add_argument("--lufs", default="-16", metavar="N|ebu|atsc",
+                   help="loudness target in LUFS (default -16), or ebu (-23) / atsc (-24)")
+    p.add_argument("--stems", metavar="DIR", help="also write mix.wav and one WAV per stem into DIR")
+    p.add_argument("--timeline", action="store_true",
+                   help="also write .otio, .fcpxml and .srt next to the output")
+    p.add_argument("--model", metavar="PATH|REPO", help="AudioStory checkpoint folder or Hub repo id")
+    p.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N (default: CUDA when present)")
+    p.add_argument("--timing", default="shots", metavar="MODE",
+                   help="shots (one clip per shot, default) or free (AudioStory lays out its own clips)")
+    p.add_argument("--render-group", type=int, metavar="N",
+                   help="cues per render call, cached as each call ends (default: per backend)")
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="dub", description="Give a video a soundtrack cut to its shots.",
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="other commands:\n"
+                       "  dub analyze INPUT    write the shot analysis as JSON\n"
+                       "  dub plan INPUT       write the cue plan as JSON (edit it, then dub render)\n"
+                       "  dub render INPUT --plan PLAN   dub from a plan file\n"
+                       "  dub models download|list       AudioStory weights\n"
+                       "  dub doctor           what this machine can run\n"
+                       "run `dub COMMAND --help` for each command's options.")
+    p.add_argument("input", help="video to dub (never modified)")
+    p.add_argument("--version", action="version", version=f"dub {_version()}")
+    _add_output(p, "output video (default: <input>.dub.mp4 next to the input)")
+    _add_style(p)
+    _add_render(p)
+    _add_common(p)
+    return p
+
+
+def _sub_parser(command: str) -> argparse.ArgumentParser:
+    p = _Parser(prog=f"dub {command}")
+    if command == "models":
+        p.add_argument("action", choices=("download", "list"))
+        p.add_argument("--model", metavar="REPO", help="Hub repo id (default: TencentARC/AudioStory-3B)")
+        return p
+    if command == "doctor":
+        p.add_argument("--model", metavar="PATH|REPO", help="AudioStory checkpoint to look for")
+        return p
+    p.add_argument("input", help="video file")
+    if command == "analyze":
+        _add_output(p, "analysis JSON (default: <input>.analysis.json next to the input; - for stdout)")
+    elif command == "plan":
+        _add_output(p, "plan JSON (default: <input>.plan.json next to the input; - for stdout)")
+        _add_style(p)
+    else:
+        p.add_argument("--plan", required=True, metavar="PLAN", help="plan JSON from `dub plan`")
+        _add_output(p, "output video (default: <input>.dub.mp4 next to the input)")
+        _add_render(p)
+    _add_common(p)
+    return p
+
+
+def _options(args: argparse.Namespace):
+    from .api import DubOptions
+
+    fields = {"captioner": args.captioner, "force": args.force, "cache_dir": args.cache_dir,
+              "use_cache": not args.no_cache, "full_hash": args.full_hash}
+    if hasattr(args, "style"):
+        fields.update(style=args.style, seed=args.seed)
+    if hasattr(args, "backend"):
+        fields.update(backend=args.backend, lufs=args.lufs, keep_original=args.keep_original,
+                      original_gain_db=args.original_gain, stems_dir=args.stems, timeline=args.timeline,
+                      model=args.model, device=args.device, timing=args.timing,
+                      render_group=args.render_group)
+    if getattr(args, "plan", None):
+        fields["plan_path"] = args.plan
+    return DubOptions(**fields)
+
+
+# ----------------------------------------------------------------------------- commands
+
+def _cmd_dub(args: argparse.Namespace) -> int:
+    from . import api
+
+    options = _options(args)
+    reporter = make_reporter(args.json_progress)
+    with reporter:
+        api.check_input_file(args.input)
+        api.check_options(options)
+        name, reason = api.resolve_backend(options)
+        reporter.notice_on_stage("render", reason)
+        result = api.dub(args.input, args.output, replace(options, backend=name), progress=reporter)
+    reporter.done(result, reason)
+    return 0
+
+
+def _json_target(args: argparse.Namespace, suffix: str) -> Path | None:
+    """Where `dub analyze`/`dub plan` write: None means stdout."""
+    from . import api
+
+    if args.output == "-":
+        return None
+    src = api.check_input_file(args.input)
+    target = Path(args.output).expanduser().absolute() if args.output else src.with_name(src.stem + suffix)
+    if target.resolve() == src:
+        raise api.OutputError("The output path is the input file itself; choose another name with -o.")
+    if target.exists() and not args.force:
+        raise api.OutputError(f"{target} already exists; pass --force to overwrite it or choose another name with -o.")
+    api.check_writable_folder(target.parent, what="output")
+    return target
+
+
+def _write_text(target: Path | None, text: str) -> str:
+    from .export import atomic_write_text
+
+    if target is None:
+        sys.stdout.write(text)
+        return "-"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return str(atomic_write_text(target, text))
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from . import api
+
+    options = _options(args)
+    api.check_options(options)
+    target = _json_target(args, ".analysis.json")
+    with make_reporter(args.json_progress, stdout_free=target is not None) as reporter:
+        api.probe(args.input)
+        analysis = api.analyze(args.input, options, progress=reporter)
+        written = _write_text(target, json.dumps(analysis.to_dict(), indent=1) + "\n")
+    reporter.finish({"event": "done", "analysis": written, "shots": len(analysis.shots)}, written)
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from . import api
+
+    options = _options(args)
+    api.check_options(options)
+    target = _json_target(args, ".plan.json")
+    with make_reporter(args.json_progress, stdout_free=target is not None) as reporter:
+        api.probe(args.input)
+        the_plan = api.plan(args.input, options, progress=reporter)
+        written = _write_text(target, json.dumps(the_plan.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    reporter.finish({"event": "done", "plan": written, "cues": len(the_plan.cues)}, written)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from ._doctor import models_download, models_list
+
+    return models_download(args.model) if args.action == "download" else models_list()
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from ._doctor import doctor
+
+    return doctor(args.model)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "dub": _cmd_dub, "render": _cmd_dub, "analyze": _cmd_analyze, "plan": _cmd_plan,
+    "models": _cmd_models, "doctor": _cmd_doctor,
+}
+
+
+def _setup_logging(verbose: bool) -> logging.Handler:
+    """Route library logs to stderr for this invocation; returns the handler to remove after.
+
+    Library warnings stay off a normal run's stderr (it carries progress and one-line errors);
+    --verbose shows what each stage does."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("dub: %(levelname)s: %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO if verbose else logging.ERROR)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if verbose:
+        root.setLevel(logging.INFO)
+    return handler
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `dub` console script. Returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and argv[0] in SUBCOMMANDS else "dub"
+    parser = _run_parser() if command == "dub" else _sub_parser(command)
+    args = parser.parse_args(argv if command == "dub" else argv[1:])
+    handler = _setup_logging(getattr(args, "verbose", False))
+    try:
+        return _COMMANDS[command](args)
+    except _user_errors() as err:
+        message = one_line(err)
+        if getattr(args, "json_progress", False):
+            print(json.dumps({"event": "error", "message": message, "exit_code": EXIT_USER_ERROR}), flush=True)
+        print(f"dub: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("dub: interrupted; rerun the same command to resume from the cache.", file=sys.stderr)
+        return 130
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,584 @@
+"""The public entry point: `dub(video_path, out_path, options) -> DubResult`.
+
+A run reads as numbered stages, each cached on disk (see `dubber.cache`):
+
+    0. check inputs and outputs   nothing is computed before every argument is known to be usable
+    1. probe                      MediaInfo of the input
+    2. analyze                    shots, events, motion, captions (vision.analyze)
+    3. plan                       one timed cue per shot (or a plan file given by the user)
+    4. render                     each cue by the chosen backend, cached per cue
+    5. mix                        cues placed sample-exactly, loudness-normalised
+    6. mux                        video stream copied, new audio track added
+    7. export                     manifest, stems, timeline, captions
+
+The input file is never written; every output appears under a temporary name and is renamed
+once complete.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .errors import BackendUnavailable, DubError, InputError, OutputError
+from .types import OUTPUT_SAMPLE_RATE, ProgressFn, no_progress
+
+log = logging.getLogger(__name__)
+
+STAGES = ("probe", "analyze", "plan", "render", "mix", "mux", "export")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+MIN_DURATION_S = 0.5            # s; shorter clips cannot hold a cue worth rendering
+MIN_FRAMES = 2
+MAX_SIDE_PIXELS = 8192          # widest/tallest picture accepted (8K)
+MAX_AREA_PIXELS = 8192 * 4320   # 8K full-aperture; a larger picture is refused before decoding
+LUFS_RANGE = (-40.0, -5.0)      # LUFS; outside it a mix is either inaudible or crushed
+ORIGINAL_GAIN_RANGE = (-60.0, 12.0)   # dB
+CAPTIONERS = ("motion", "clip", "vlm")
+# Cues rendered per backend call (None: all at once). Fixed per backend, so a resumed run renders
+# exactly the same groups as an uninterrupted one and produces identical audio. The sketch
+# renderer draws the whole timeline on every call, so it renders everything in one call.
+RENDER_GROUP: dict[str, int | None] = {"sketch": None, "audiostory": 4}
+
+
+@dataclass(frozen=True)
+class DubOptions:
+    """Everything that shapes a run besides the input and output paths.
+
+    Attributes:
+        backend: "auto", "audiostory" or "sketch".
+        style: a style name from `dubber.styles` ("tom-and-jerry", "nature", ...).
+        seed: base seed of every cue (same seed, same soundtrack).
+        lufs: integrated loudness target in LUFS, or "ebu" (-23) / "atsc" (-24).
+        keep_original: mix the original audio under the new one and keep it as a second track.
+        original_gain_db: level of the original audio bed, in dB.
+        stems_dir: folder for stems, the mix WAV and the manifest (None: not written).
+        timeline: also write .otio/.fcpxml/.srt next to the output.
+        model: AudioStory checkpoint folder or Hub repo id (None: the official one).
+        device: "cpu", "cuda", "cuda:N" or None (CUDA when present).
+        timing: "shots" (a clip per cue) or "free" (the model lays out its own clips).
+        captioner: "motion", "clip" or "vlm".
+        force: overwrite existing outputs and recompute every cached stage.
+        cache_dir: cache root (None: $DUB_CACHE_DIR or ~/.cache/dubber).
+        use_cache: read and write the stage cache at all.
+        full_hash: key the cache on a hash of every byte of the input instead of size/mtime/edges.
+        plan_path: render this plan file instead of planning from the analysis.
+        render_group: cues per backend call, cached as each call ends (None: the backend's
+            default). Smaller groups resume finer after an interruption; larger ones batch better.
+    """
+
+    backend: str = "auto"
+    style: str = "tom-and-jerry"
+    seed: int = 0
+    lufs: float | str = -16.0
+    keep_original: bool = False
+    original_gain_db: float = -12.0
+    stems_dir: str | None = None
+    timeline: bool = False
+    model: str | None = None
+    device: str | None = None
+    timing: str = "shots"
+    captioner: str = "motion"
+    force: bool = False
+    cache_dir: str | None = None
+    use_cache: bool = True
+    full_hash: bool = False
+    plan_path: str | None = None
+    render_group: int | None = None
+
+
+@dataclass(frozen=True)
+class DubResult:
+    """What a run produced. Paths are absolute; `outputs` maps a role ("video", "manifest",
+    "stems/music", "timeline/otio", ...) to its file."""
+
+    output: Path
+    backend: str
+    backend_reason: str
+    cues: int
+    cues_from_cache: int
+    total_samples: int
+    sample_rate: int
+    integrated_lufs: float
+    true_peak_dbtp: float
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    stage_seconds: Mapping[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+# ----------------------------------------------------------------------------- stage 0: checks
+
+def default_output_path(video_path: str | os.PathLike) -> Path:
+    """`<input stem>.dub.mp4` next to the input."""
+    p = Path(video_path)
+    return p.with_name(f"{p.stem}.dub.mp4")
+
+
+def check_input_file(video_path: str | os.PathLike) -> Path:
+    """The input as an absolute path, or an InputError naming what is wrong with it."""
+    path = Path(video_path).expanduser()
+    if not path.exists():
+        raise InputError(f"The input file {path} does not exist; check the path.")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a video file; give the path of a video file.")
+    if not path.is_file():
+        raise InputError(f"{path} is not a regular file; give the path of a video file.")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"The input file {path} cannot be read; check its permissions.")
+    if path.stat().st_size == 0:
+        raise InputError(f"The input file {path} is empty (0 bytes); give a complete video file.")
+    return path.resolve()
+
+
+def check_output_file(out_path: Path, input_path: Path, force: bool) -> Path:
+    """Refuse outputs that would clobber the input or an existing file, or cannot be written."""
+    out = Path(out_path).expanduser().absolute()
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise OutputError(f"The output {out.name} must end in one of {', '.join(VIDEO_SUFFIXES)}; "
+                          "choose a video file name with -o.")
+    if out.resolve() == input_path or (out.exists() and os.path.samefile(out, input_path)):
+        raise OutputError("The output path is the input file itself; choose another name with -o "
+                          "(the input is never overwritten).")
+    if out.is_dir():
+        raise OutputError(f"The output {out} is a folder; give a file name with -o.")
+    if out.exists() and not force:
+        raise OutputError(f"The output {out} already exists; pass --force to overwrite it or choose "
+                          "another name with -o.")
+    check_writable_folder(out.parent, what="output")
+    return out
+
+
+def check_writable_folder(folder: Path, what: str) -> None:
+    """The folder (or the nearest existing folder above it) must accept new files."""
+    probe_dir = folder
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        raise OutputError(f"The {what} folder {folder} cannot be created because {probe_dir} is a file; "
+                          "choose another location.")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=probe_dir, prefix=".dub-write-check-")
+    except OSError:
+        raise OutputError(f"The {what} folder {probe_dir} is not writable; choose another location "
+                          "or fix its permissions.") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def resolve_lufs(value: float | str) -> float:
+    """A loudness target in LUFS from a number or a preset name ("web", "ebu", "atsc", or the
+    full preset names of `dubber.mix.LOUDNESS_PRESETS`)."""
+    from .mix import LOUDNESS_PRESETS
+
+    if isinstance(value, str):
+        key = value.strip().lower()
+        for name, lufs in LOUDNESS_PRESETS.items():
+            if key in (name, name.split("-")[0]):
+                return float(lufs)
+        try:
+            value = float(key)
+        except ValueError:
+            raise InputError(f"Unknown loudness target {value!r}; give a number in LUFS such as -16 "
+                             "or one of: web, ebu, atsc.") from None
+    lo, hi = LUFS_RANGE
+    if not lo <= float(value) <= hi:
+        raise InputError(f"The loudness target {value:g} LUFS is outside {lo:g}..{hi:g}; "
+                         "pick a value such as -16 (web) or -23 (broadcast).")
+    return float(value)
+
+
+def check_options(options: DubOptions) -> None:
+    """Reject unknown names and out-of-range values before any work starts."""
+    from .backends import TIMINGS, available_backends
+    from .styles import available_styles
+
+    if options.backend not in ("auto", *available_backends()):
+        raise InputError(f"Unknown backend {options.backend!r}; choose one of: auto, "
+                         f"{', '.join(available_backends())}.")
+    if options.style not in available_styles():
+        raise InputError(f"Unknown style {options.style!r}; choose one of: {', '.join(available_styles())}.")
+    if options.timing not in TIMINGS:
+        raise InputError(f"Unknown timing {options.timing!r}; choose one of: {', '.join(TIMINGS)}.")
+    if options.timing == "free" and options.backend == "sketch":
+        raise InputError("Free timing needs the audiostory backend; drop --timing free or use --backend audiostory.")
+    if options.captioner not in CAPTIONERS:
+        raise InputError(f"Unknown captioner {options.captioner!r}; choose one of: {', '.join(CAPTIONERS)}.")
+    lo, hi = ORIGINAL_GAIN_RANGE
+    if not lo <= options.original_gain_db <= hi:
+        raise InputError(f"The original-audio gain {options.original_gain_db:g} dB is outside {lo:g}..{hi:g}; "
+                         "pick a value such as -12.")
+    if options.render_group is not None and options.render_group < 1:
+        raise InputError(f"The render group must be at least 1 cue, got {options.render_group}.")
+    resolve_lufs(options.lufs)
+    check_device(options.device)
+
+
+def check_device(device: str | None) -> None:
+    """A CUDA device asked for on a machine without one is a user error, whatever the backend."""
+    if device is None:
+        return
+    name = str(device).lower()
+    if name == "cpu":
+        return
+    if not (name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
+        raise InputError(f"Unknown device {device!r}; use cpu, cuda or cuda:N.")
+    from .backends import cuda_available
+
+    if not cuda_available():
+        raise BackendUnavailable(f"Device {device!r} was requested but this machine has no CUDA GPU; "
+                                 "use --device cpu or run on a machine with an NVIDIA GPU.")
+
+
+def check_media(media: Any) -> None:
+    """Refuse videos too short to dub or too large to decode safely."""
+    w, h = media.width, media.height
+    if max(w, h) > MAX_SIDE_PIXELS or w * h > MAX_AREA_PIXELS:
+        raise InputError(f"The video is {w}x{h} pixels, larger than the {MAX_SIDE_PIXELS}x4320 limit; "
+                         "scale it down first (e.g. ffmpeg -i in.mp4 -vf scale=-2:2160 small.mp4).")
+    if media.frame_count < MIN_FRAMES or media.duration_s < MIN_DURATION_S:
+        raise InputError(f"The video is only {media.frame_count} frame(s) long ({media.duration_s:.2f} s); "
+                         f"give a clip of at least {MIN_DURATION_S:g} s.")
+
+
+# ----------------------------------------------------------------------------- run context
+
+@dataclass
+class _Run:
+    """Mutable bookkeeping of one run: per-stage wall times, and progress that ends each stage
+    at its own last total (so a display never shows a finished stage at 1/1 after 12/12)."""
+
+    sink: ProgressFn
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        self.totals[stage] = total
+        self.sink(stage, done, total)
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        self.progress(name, 0, self.totals.get(name, 1))
+        yield
+        self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + time.perf_counter() - t0
+        total = self.totals.get(name, 1)
+        self.progress(name, total, total)
+
+
+def _stage_cache(options: DubOptions):
+    from .cache import StageCache
+
+    return StageCache(options.cache_dir, enabled=options.use_cache, force=options.force)
+
+
+# ----------------------------------------------------------------------------- stages 1-3
+
+def probe(video_path: str | os.PathLike) -> Any:
+    """MediaInfo of a video, after the cheap file checks and the size/length limits."""
+    import vision
+
+    path = check_input_file(video_path)
+    media = vision.probe(str(path))
+    check_media(media)
+    return media
+
+
+def _analysis_key(path: Path, options: DubOptions) -> str:
+    from vision.types import ANALYSIS_SCHEMA
+
+    from .cache import fingerprint, settings_key
+    from .export import tool_version
+
+    # The tool version is part of every key: a new release never reuses an older one's results.
+    return settings_key("analysis", fingerprint(path, full=options.full_hash), options.captioner,
+                        ANALYSIS_SCHEMA, tool_version())
+
+
+def analyze(video_path: str | os.PathLike, options: DubOptions = DubOptions(),
+            progress: ProgressFn | None = None) -> Any:
+    """The VideoAnalysis of a video, from the cache when this file was analysed with the same
+    captioner before.
+
+    Raises:
+        InputError / vision.errors.VideoError: the file is not a usable video.
+    """
+    analysis, _ = _analyze(check_input_file(video_path), options, progress or no_progress)
+    return analysis
+
+
+def _analyze(path: Path, options: DubOptions, progress: ProgressFn) -> tuple[Any, str]:
+    import vision
+    from vision.types import VideoAnalysis
+
+    cache = _stage_cache(options)
+    key = _analysis_key(path, options)
+    cached = cache.load_json("analysis", key)
+    if cached is not None:
+        try:
+            return VideoAnalysis.from_dict(cached), key
+        except (KeyError, TypeError, ValueError) as err:
+            log.warning("Ignoring a stale cached analysis (%s).", err)
+    analysis = vision.analyze(str(path), captioner=options.captioner,
+                              progress=lambda s, d, t: progress(f"analyze/{s}", d, t))
+    data = analysis.to_dict()
+    cache.save_json("analysis", key, data)
+    # Continue with the analysis as the cache holds it (JSON rounds the motion curve), so a run
+    # that computed it and a run that read it back render exactly the same soundtrack.
+    return VideoAnalysis.from_dict(data), key
+
+
+def plan(video_path: str | os.PathLike, options: DubOptions = DubOptions(),
+         progress: ProgressFn | None = None) -> Any:
+    """The DubPlan of a video (analysing it first, or reusing the cached analysis)."""
+    path = check_input_file(video_path)
+    check_options(options)
+    analysis, key = _analyze(path, options, progress or no_progress)
+    return _plan(analysis, key, options)
+
+
+def _plan(analysis: Any, analysis_key: str, options: DubOptions) -> Any:
+    from .cache import settings_key
+    from .plan import PlanOptions, make_plan, validate_plan
+    from .types import DubPlan
+
+    if options.plan_path is not None:
+        return _user_plan(options.plan_path, analysis.media)
+    plan_options = PlanOptions(style=options.style, seed=options.seed, sample_rate=OUTPUT_SAMPLE_RATE)
+    cache = _stage_cache(options)
+    key = settings_key("plan", analysis_key, asdict(plan_options))
+    cached = cache.load_json("plan", key)
+    if cached is not None:
+        try:
+            result = DubPlan.from_dict(cached)
+            validate_plan(result, analysis.media)
+            return result
+        except (KeyError, TypeError, ValueError, DubError) as err:
+            log.warning("Ignoring a stale cached plan (%s).", err)
+    result = make_plan(analysis, plan_options)
+    cache.save_json("plan", key, result.to_dict())
+    return result
+
+
+def _user_plan(plan_path: str, media: Any) -> Any:
+    from .plan import load_plan, validate_plan
+
+    path = Path(plan_path).expanduser()
+    if not path.is_file():
+        raise InputError(f"The plan file {path} does not exist; check the path or make one with `dub plan`.")
+    result = load_plan(path)
+    validate_plan(result, media)
+    return result
+
+
+# ----------------------------------------------------------------------------- stage 4: render
+
+def resolve_backend(options: DubOptions) -> tuple[str, str]:
+    """(backend name, one-line reason) for these options; `auto` decides here.
+
+    Raises:
+        BackendUnavailable: audiostory was asked for but its weights or torch are missing.
+    """
+    from .backends import choose_auto, weights_status
+
+    if options.backend == "auto":
+        if options.timing == "free":
+            name, reason = choose_auto(options.model, options.device)
+            if name != "audiostory":
+                raise BackendUnavailable(f"Free timing needs the audiostory backend, which cannot run here "
+                                         f"({reason.split(': ', 1)[-1]}).")
+            return name, reason
+        return choose_auto(options.model, options.device)
+    if options.backend == "audiostory":
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:
+            raise BackendUnavailable("The audiostory backend needs torch; install it with pip install 'dubber[ml]'.")
+        found, where = weights_status(options.model)
+        if not found:
+            label = options.model or "TencentARC/AudioStory-3B"
+            raise BackendUnavailable(f"The AudioStory weights ({label}) are not on this machine; "
+                                     "run `dub models download` or pass --model with a checkpoint folder.")
+        return "audiostory", f"audiostory backend: chosen with --backend (weights in {where})"
+    return options.backend, f"{options.backend} backend: chosen with --backend"
+
+
+def _render_key(analysis_key: str, backend_name: str, options: DubOptions) -> str:
+    from .cache import settings_key
+
+    model = options.model if backend_name == "audiostory" else None
+    # The analysis key carries the input and the tool version: a cue is reused only for the same
+    # video, backend, model and timing (its own text and timing are in the cue's file name).
+    return settings_key("render", analysis_key, backend_name, model, options.timing)
+
+
+def _build_backend(name: str, options: DubOptions) -> Any:
+    from .backends import BackendOptions, get_backend
+
+    return get_backend(name, BackendOptions(model=options.model, device=options.device, timing=options.timing))
+
+
+def _render(name: str, plan: Any, analysis: Any, analysis_key: str, options: DubOptions,
+            progress: ProgressFn) -> tuple[Any, int]:
+    backend = _build_backend(name, options)
+    store = _stage_cache(options).cue_store(_render_key(analysis_key, name, options))
+    # Free timing renders the whole soundtrack in one call, so it is cached as one group.
+    size = None if options.timing == "free" else (options.render_group or RENDER_GROUP.get(name))
+    from .cache import render_cached
+
+    return render_cached(backend, plan, analysis, store, progress, size)
+
+
+# ----------------------------------------------------------------------------- stages 5-7
+
+def _mix(render: Any, plan: Any, media: Any, path: Path, options: DubOptions) -> Any:
+    from .audio_io import decode_audio
+    from .mix import MixOptions, mix
+
+    original = None
+    if options.keep_original and media.has_audio:
+        original = decode_audio(str(path), plan.sample_rate, plan.total_samples)
+    mix_options = MixOptions(lufs=resolve_lufs(options.lufs), original_gain_db=options.original_gain_db)
+    return mix(render, plan, mix_options, original)
+
+
+def _mux(soundtrack: Any, media: Any, path: Path, out: Path, options: DubOptions) -> None:
+    from .audio_io import write_wav
+    from .mux import mux
+
+    out.parent.mkdir(parents=True, exist_ok=True)   # checked writable before the run started
+    with tempfile.TemporaryDirectory(prefix="dub-mux-") as work:
+        wav = Path(work) / "mix.wav"
+        write_wav(wav, soundtrack.mix, soundtrack.sample_rate)
+        mux(str(path), str(wav), str(out), original_audio=options.keep_original and media.has_audio,
+            video_info=media)
+
+
+@dataclass(frozen=True)
+class _Destinations:
+    """Where each file of a run goes; decided (and checked) before any work starts."""
+
+    video: Path
+    manifest: Path
+    stems: Path | None
+    timeline_stem: Path | None   # <folder>/<name>; .otio/.fcpxml/.srt are added to it
+
+    def files(self) -> list[Path]:
+        out = [self.video, self.manifest]
+        if self.stems is not None:
+            out.append(self.stems / "mix.wav")
+        if self.timeline_stem is not None:
+            out += [self.timeline_stem.with_name(self.timeline_stem.name + s) for s in (".otio", ".fcpxml", ".srt")]
+        return out
+
+
+def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, options: DubOptions) -> _Destinations:
+    """Every output path of a run, checked: never the input, never an existing file without force."""
+    out = check_output_file(Path(out_path) if out_path is not None else default_output_path(video_path),
+                            video_path, options.force)
+    base = out.with_suffix("")
+    stems = Path(options.stems_dir).expanduser().absolute() if options.stems_dir else None
+    if stems is None and options.timeline:
+        stems = base.with_name(base.name + "_stems")   # timelines point at a mix WAV that must persist
+    dest = _Destinations(video=out, manifest=base.with_name(base.name + ".json"), stems=stems,
+                         timeline_stem=base if options.timeline else None)
+    for f in dest.files()[1:]:
+        if f.exists() and not options.force:
+            raise OutputError(f"{f} already exists; pass --force to overwrite it or choose another name with -o.")
+        if f.resolve() == video_path:
+            raise OutputError(f"An output ({f.name}) would overwrite the input; choose another name with -o.")
+    if stems is not None:
+        if stems.exists() and not stems.is_dir():
+            raise OutputError(f"The stems location {stems} is a file; give a folder with --stems.")
+        check_writable_folder(stems, what="stems")
+    return dest
+
+
+def _export(dest: _Destinations, analysis: Any, plan: Any, render: Any, soundtrack: Any,
+            options: DubOptions) -> tuple[dict[str, str], list[str]]:
+    from . import export
+    from .timeline import TimelineMedia
+
+    inputs = export.ExportInputs(analysis=analysis, plan=plan, soundtrack=soundtrack, render=render,
+                                 video_path=str(dest.video), settings=_settings_record(options))
+    written: dict[str, str] = {"video": str(dest.video)}
+    notes: list[str] = []
+    if dest.stems is not None:
+        dest.stems.mkdir(parents=True, exist_ok=True)
+        for name, p in export.write_stems(dest.stems, soundtrack).items():
+            written["mix" if name == "mix" else f"stem:{name}"] = str(p)
+    if dest.timeline_stem is not None:
+        files = TimelineMedia(video_path=str(dest.video), mix_path=written["mix"],
+                              stem_paths={k[5:]: v for k, v in written.items() if k.startswith("stem:")})
+        t = dest.timeline_stem
+        written["srt"] = str(export.write_srt(t.with_name(t.name + ".srt"), plan, analysis.media))
+        written["otio"] = str(export.write_otio(t.with_name(t.name + ".otio"), plan, analysis.media, files))
+        try:
+            written["fcpxml"] = str(export.write_fcpxml(t.with_name(t.name + ".fcpxml"), plan, analysis.media, files))
+        except OutputError as err:
+            notes.append(f"no FCPXML written: {err}")
+    written["manifest"] = str(export.write_manifest(dest.manifest, inputs, written))
+    return written, notes
+
+
+def _settings_record(options: DubOptions) -> dict[str, Any]:
+    record = asdict(options)
+    record["lufs"] = resolve_lufs(options.lufs)
+    return record
+
+
+# ----------------------------------------------------------------------------- the whole run
+
+def dub(video_path: str | os.PathLike, out_path: str | os.PathLike | None = None,
+        options: DubOptions = DubOptions(), progress: ProgressFn | None = None) -> DubResult:
+    """Give a video a new soundtrack cut to its shots.
+
+    Args:
+        video_path: the input video (never modified).
+        out_path: the dubbed video; None writes `<input stem>.dub.mp4` next to the input.
+        options: backend, style, loudness, exports; see DubOptions.
+        progress: called as progress(stage, done, total) while the run advances.
+
+    Returns:
+        DubResult with every file written and per-stage wall times (s).
+
+    Raises:
+        DubError: a problem the user can fix (bad input, existing output, missing weights...).
+        vision.errors.VideoError: the input cannot be read as a video.
+    """
+    run = _Run(sink=progress or no_progress)
+    # 0. Check every input, option and output before any compute.
+    path = check_input_file(video_path)
+    check_options(options)
+    dest = plan_destinations(path, out_path, options)
+    backend_name, reason = resolve_backend(options)
+    log.info("%s", reason)
+    # 1. Probe: what the file is; refuse videos that are too short or too large.
+    with run.stage("probe"):
+        media = probe(path)
+    # 2. Analyze: shots, events, motion and captions, decoded once (cached per file).
+    with run.stage("analyze"):
+        analysis, analysis_key = _analyze(path, options, run.progress)
+    # 3. Plan: one timed cue per shot, or the user's plan checked against this video.
+    with run.stage("plan"):
+        the_plan = _plan(analysis, analysis_key, options)
+    # 4. Render every cue (cached per cue: an interrupted run resumes here).
+    with run.stage("render"):
+        render, from_cache = _render(backend_name, the_plan, analysis, analysis_key, options, run.progress)
+    # 5. Mix the cues sample-exactly at the loudness target.
+    with run.stage("mix"):
+        soundtrack = _mix(render, the_plan, media, path, options)
+    # 6. Mux: copy the video stream, add the new track (and the original on request).
+    with run.stage("mux"):
+        _mux(soundtrack, media, path, dest.video, options)
+    # 7. Export: stems, timelines, captions and the manifest.
+    with run.stage("export"):
+        outputs, notes = _export(dest, analysis, the_plan, render, soundtrack, options)
+    return DubResult(output=dest.video, backend=backend_name, backend_reason=reason, cues=len(the_plan.cues),
+                     cues_from_cache=from_cache, total_samples=soundtrack.total_samples,
+                     sample_rate=soundtrack.sample_rate, integrated_lufs=float(soundtrack.integrated_lufs),
+                     true_peak_dbtp=float(soundtrack.true_peak_dbtp), outputs=outputs,
+                     stage_seconds=dict(run.stage_seconds), notes=tuple(render.notes) + tuple(notes))

@@ -1,0 +1,157 @@
+"""The AudioStory backend: the plan's cues rendered by `audiostory_core`'s pipeline.
+
+Two timings:
+
+* "shots" (default): shot-locked. Each cue's caption and exact length go to
+  `AudioStoryPipeline.generate_cues`, which runs the LLM once for all cues and denoises them in
+  one batch; every cue comes back exactly `cue.num_samples` long at the plan's rate.
+* "free": the model's own reading of the long-form instruction (`generate`), as AudioStory does
+  text-to-long-audio: it writes its own storyline and clip lengths, and its track is laid over
+  the whole video and cut at the plan's cue boundaries so it mixes like any other render.
+
+torch and the model load on the first render, never at import.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vision.types import VideoAnalysis
+
+from ..styles import STYLES
+from ..types import OUTPUT_CHANNELS, CueAudio, DubPlan, ProgressFn, RenderResult, no_progress
+from . import BackendOptions
+from .base import DubBackend
+
+if TYPE_CHECKING:
+    from audiostory_core.pipeline import AudioStoryPipeline
+
+log = logging.getLogger(__name__)
+
+STEM = "dub"   # one stem: the model renders music and effects as one mix
+_DURATION_SENTENCE = re.compile(r"\s*The total duration is [-+0-9.eE]+ seconds\.?\s*$")
+
+
+def to_stereo(wave: np.ndarray, num_samples: int) -> np.ndarray:
+    """float32 (2, num_samples): mono is duplicated, extra channels dropped, length padded or cut.
+
+    The pipeline already delivers exact lengths; fitting here keeps the backend contract even
+    for a track the model laid out itself (free timing).
+    """
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim == 1:
+        wave = wave[None, :]
+    if wave.shape[0] == 1:
+        wave = np.repeat(wave, OUTPUT_CHANNELS, axis=0)
+    wave = wave[:OUTPUT_CHANNELS]
+    out = np.zeros((OUTPUT_CHANNELS, num_samples), dtype=np.float32)
+    n = min(num_samples, wave.shape[-1])
+    out[:, :n] = wave[:, :n]
+    return out
+
+
+def resample(wave: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """(channels, samples) from one rate to another with soxr's high-quality filter."""
+    if from_rate == to_rate:
+        return np.asarray(wave, dtype=np.float32)
+    import soxr
+
+    frames = np.ascontiguousarray(np.asarray(wave, dtype=np.float32).T)   # soxr wants (samples, channels)
+    return np.ascontiguousarray(soxr.resample(frames, from_rate, to_rate, quality="HQ").T)
+
+
+def cue_caption(prompt: str, style_name: str) -> str:
+    """The clip caption the model reads: the cue's prompt without the style sentence appended to
+    every prompt (the style goes once into the instruction). A hand-edited prompt is honoured."""
+    style = STYLES.get(style_name)
+    text = " ".join(prompt.split())
+    if style is not None and text.endswith(style.prompt):
+        text = text[: -len(style.prompt)].rstrip(" .")
+    return text or prompt
+
+
+def free_instruction(plan: DubPlan) -> str:
+    """The plan's long-form instruction without its closing duration sentence, which the
+    pipeline writes itself from the requested duration."""
+    return _DURATION_SENTENCE.sub("", plan.instruction).strip()
+
+
+class AudioStoryBackend(DubBackend):
+    """AudioStory-3B (or any checkpoint in its layout) as a render backend."""
+
+    NAME = "audiostory"
+
+    def __init__(self, options: BackendOptions | None = None, pipeline: "AudioStoryPipeline | None" = None):
+        self.options = options or BackendOptions()
+        self._pipeline = pipeline
+
+    @property
+    def pipeline(self) -> "AudioStoryPipeline":
+        """The loaded pipeline (loaded once, on first use)."""
+        if self._pipeline is None:
+            from audiostory_core.pipeline import AudioStoryPipeline
+
+            log.info("Loading AudioStory from %s.", self.options.model or "the Hugging Face cache")
+            self._pipeline = AudioStoryPipeline.from_pretrained(
+                self.options.model, device=self.options.device, dtype=self.options.dtype)
+        return self._pipeline
+
+    def render(self, plan: DubPlan, analysis: VideoAnalysis, progress: ProgressFn = no_progress) -> RenderResult:
+        """One CueAudio per plan cue, stem "dub", float32 (2, cue.num_samples) at plan.sample_rate."""
+        progress("audiostory", 0, len(plan.cues))
+        if self.options.timing == "free":
+            result = self._render_free(plan)
+        else:
+            result = self._render_shots(plan)
+        progress("audiostory", len(plan.cues), len(plan.cues))
+        return result
+
+    def _render_shots(self, plan: DubPlan) -> RenderResult:
+        from audiostory_core.pipeline import ClipCue
+
+        cues = [ClipCue(caption=cue_caption(c.prompt, plan.style), num_samples=c.num_samples, seed=c.seed)
+                for c in plan.cues]
+        out = self.pipeline.generate_cues(cues, style=_style_text(plan.style), sample_rate=plan.sample_rate,
+                                          seed=plan.seed)
+        audio = [self._cue_audio(c, resample(w, out.sample_rate, plan.sample_rate)) for c, w in
+                 zip(plan.cues, out.waveforms)]
+        return RenderResult(backend=self.NAME, sample_rate=plan.sample_rate, cues=tuple(audio),
+                            model_id=self._model_id(), notes=(f"shot-locked, seeds {list(out.seeds)}",))
+
+    def _render_free(self, plan: DubPlan) -> RenderResult:
+        total_s = plan.total_samples / plan.sample_rate
+        # The template states the length with one decimal, as AudioStory's prompts do.
+        story = self.pipeline.generate(free_instruction(plan), round(total_s, 1), seed=plan.seed, lead="")
+        track = to_stereo(resample(story.waveform, story.sample_rate, plan.sample_rate), plan.total_samples)
+        audio = tuple(self._cue_audio(c, track[:, c.start_sample:c.end_sample]) for c in plan.cues)
+        placed = _clip_descriptions(story.captions, story.durations_s)
+        return RenderResult(backend=self.NAME, sample_rate=plan.sample_rate, cues=audio, model_id=self._model_id(),
+                            notes=(f"free timing, {len(placed)} clips chosen by the model",),
+                            free_timing_captions=placed)
+
+    @staticmethod
+    def _cue_audio(cue: Any, wave: np.ndarray) -> CueAudio:
+        return CueAudio(cue_index=cue.index, start_sample=cue.start_sample,
+                        stems={STEM: to_stereo(wave, cue.num_samples)})
+
+    def _model_id(self) -> str:
+        from audiostory_core.hub import REPO_ID
+
+        return str(self.options.model or REPO_ID)
+
+
+def _style_text(style_name: str) -> str:
+    style = STYLES.get(style_name)
+    return style.prompt if style is not None else style_name
+
+
+def _clip_descriptions(captions: tuple[str, ...], durations_s: tuple[float, ...]) -> tuple[str, ...]:
+    """"[start-end s] caption" for each clip the model placed, in its own timing."""
+    out, start = [], 0.0
+    for caption, dur in zip(captions, durations_s):
+        out.append(f"[{start:.1f}-{start + dur:.1f} s] {caption}")
+        start += dur
+    return tuple(out)

@@ -1,0 +1,234 @@
+"""On-disk cache of every pipeline stage, so a rerun (or a run killed half-way) does no work twice.
+
+Layout under the cache root (default `~/.cache/dubber`, or `$DUB_CACHE_DIR`):
+
+    analysis/<key>.json        VideoAnalysis.to_dict()
+    plan/<key>.json            DubPlan.to_dict()
+    render/<key>/meta.json     who rendered (backend, model id, notes)
+    render/<key>/cue-<index>-<cue hash>.npz   one rendered cue, stems as float32 arrays
+
+Keys are hashes of the input's content fingerprint and of the settings that change the stage's
+result, so editing one cue of a plan re-renders that cue alone. Every file is written under a
+temporary name and renamed, so a crash (even `kill -9`) leaves either a whole entry or none.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .types import Cue, CueAudio, DubPlan, ProgressFn, RenderResult
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1            # bump when a cached format or a stage's meaning changes
+EDGE_BYTES = 1 << 20         # 1 MiB read from each end of the input for the fast fingerprint
+_HASH_BLOCK = 1 << 22        # 4 MiB read size for the full hash
+KEY_HEX = 24                 # hex digits kept from sha256 for file names
+
+
+def default_cache_dir() -> Path:
+    """`$DUB_CACHE_DIR` when set, else `~/.cache/dubber` (XDG_CACHE_HOME honoured)."""
+    env = os.environ.get("DUB_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dubber"
+
+
+def fingerprint(path: str | os.PathLike, full: bool = False) -> str:
+    """Content fingerprint of a file.
+
+    Fast mode hashes the size, the modification time and the first and last MiB, which tells
+    apart any two real videos without reading gigabytes. `full=True` hashes every byte (and
+    ignores the modification time, so a copied file keeps its cache).
+    """
+    path = Path(path)
+    st = path.stat()
+    h = hashlib.sha256()
+    if full:
+        h.update(b"full")
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(_HASH_BLOCK), b""):
+                h.update(block)
+        return h.hexdigest()[:KEY_HEX]
+    h.update(f"fast:{st.st_size}:{st.st_mtime_ns}".encode())
+    with path.open("rb") as f:
+        h.update(f.read(EDGE_BYTES))
+        if st.st_size > EDGE_BYTES:
+            f.seek(max(EDGE_BYTES, st.st_size - EDGE_BYTES))
+            h.update(f.read(EDGE_BYTES))
+    return h.hexdigest()[:KEY_HEX]
+
+
+def settings_key(*parts: Any) -> str:
+    """Stable hash of JSON-serialisable settings (dict key order does not matter)."""
+    text = json.dumps([CACHE_VERSION, *parts], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:KEY_HEX]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary sibling and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def _unlink_quietly(path: str | Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class StageCache:
+    """JSON results of the analysis and plan stages, and the per-cue render stores.
+
+    With `enabled=False` nothing is read or written; with `force=True` nothing is read but
+    fresh results are written (so `--force` refreshes the cache).
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, *, enabled: bool = True, force: bool = False):
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        self.enabled = enabled
+        self.force = force
+
+    def load_json(self, stage: str, key: str) -> dict[str, Any] | None:
+        if not self.enabled or self.force:
+            return None
+        path = self.root / stage / f"{key}.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as err:
+            log.warning("Ignoring unreadable cache entry %s (%s).", path, err)
+            return None
+
+    def save_json(self, stage: str, key: str, data: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        path = self.root / stage / f"{key}.json"
+        try:
+            atomic_write_bytes(path, json.dumps(data, indent=1).encode("utf-8"))
+        except OSError as err:
+            # A cache that cannot be written slows the next run down; it must not fail this one.
+            log.warning("Could not write cache entry %s (%s).", path, err)
+
+    def cue_store(self, key: str) -> "CueStore":
+        return CueStore(self.root / "render" / key, enabled=self.enabled, force=self.force)
+
+
+class CueStore:
+    """Rendered cues of one (plan settings, backend) combination, one file per cue."""
+
+    def __init__(self, folder: Path, *, enabled: bool = True, force: bool = False):
+        self.folder = folder
+        self.enabled = enabled
+        self.force = force
+
+    def path_for(self, cue: Cue) -> Path:
+        return self.folder / f"cue-{cue.index:05d}-{settings_key(cue.to_dict())}.npz"
+
+    def load(self, cue: Cue) -> CueAudio | None:
+        """The cached audio of `cue`, or None when absent, forced, or unreadable."""
+        if not self.enabled or self.force:
+            return None
+        path = self.path_for(cue)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                stems = {name: np.ascontiguousarray(data[name], dtype=np.float32) for name in data.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as err:
+            log.warning("Ignoring unreadable cached cue %s (%s).", path, err)
+            return None
+        if not stems or any(a.shape[-1] != cue.num_samples for a in stems.values()):
+            return None
+        return CueAudio(cue_index=cue.index, start_sample=cue.start_sample, stems=stems)
+
+    def save(self, cue: Cue, audio: CueAudio) -> None:
+        if not self.enabled:
+            return
+        buf = io.BytesIO()
+        np.savez(buf, **{name: np.asarray(a, dtype=np.float32) for name, a in audio.stems.items()})
+        try:
+            atomic_write_bytes(self.path_for(cue), buf.getvalue())
+        except OSError as err:
+            log.warning("Could not cache cue %d in %s (%s).", cue.index, self.folder, err)
+
+    def load_meta(self) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.folder / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def save_meta(self, meta: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        try:
+            atomic_write_bytes(self.folder / "meta.json", json.dumps(meta, indent=1).encode("utf-8"))
+        except OSError as err:
+            log.warning("Could not write %s (%s).", self.folder / "meta.json", err)
+
+
+# ----------------------------------------------------------------------------- cached rendering
+
+def _label(stage: str, backend: Any) -> str:
+    # A backend reporting its steps as "render" shows up under its own name instead.
+    return backend.NAME if stage == "render" else stage
+
+
+def _groups(cues: tuple, size: int | None) -> list[tuple]:
+    size = size or len(cues)
+    return [cues[i:i + size] for i in range(0, len(cues), size)]
+
+
+def render_cached(backend: Any, plan: DubPlan, analysis: Any, store: CueStore, progress: ProgressFn,
+                  group_size: int | None) -> tuple[RenderResult, int]:
+    """Render every cue of `plan`, taking cached cues from `store` and caching new ones as soon
+    as their group is done (so a killed run resumes at the first group not yet rendered).
+    `group_size` cues go to each backend call (None: all of them in one call).
+
+    Returns:
+        (RenderResult for the whole plan, number of cues that came from the cache)
+    """
+    from .backends.base import check_render
+
+    audio = {c.index: a for c in plan.cues if (a := store.load(c)) is not None}
+    from_cache = len(audio)
+    progress("render", len(audio), len(plan.cues))
+    meta = store.load_meta() or {}
+    for group in _groups(plan.cues, group_size):
+        if all(c.index in audio for c in group):
+            continue
+        sub_plan = replace(plan, cues=group)
+        result = backend.render(sub_plan, analysis, lambda s, d, t: progress(f"render/{_label(s, backend)}", d, t))
+        check_render(sub_plan, result)
+        for cue, cue_audio in zip(group, result.cues):
+            store.save(cue, cue_audio)
+            audio[cue.index] = cue_audio
+        meta = {"backend": result.backend, "model_id": result.model_id, "model_revision": result.model_revision,
+                "notes": list(result.notes), "free_timing_captions": list(result.free_timing_captions)}
+        store.save_meta(meta)
+        progress("render", len(audio), len(plan.cues))
+    result = RenderResult(backend=meta.get("backend", backend.NAME), sample_rate=plan.sample_rate,
+                          cues=tuple(audio[c.index] for c in plan.cues), model_id=meta.get("model_id"),
+                          model_revision=meta.get("model_revision"), notes=tuple(meta.get("notes", ())),
+                          free_timing_captions=tuple(meta.get("free_timing_captions", ())))
+    return result, from_cache

@@ -1,0 +1,215 @@
+"""Bad inputs through the real `dub` command: each one exits 2 with one plain sentence on stderr
+(no traceback), leaves the input byte-identical, and leaves no output or temporary file behind."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dub_cli import dub_env, ffmpeg, run_dub, sha256, snapshot
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory, sample_24p) -> dict[str, Path]:
+    """Bad and good media, each in a folder of its own under `src/`."""
+    root = tmp_path_factory.mktemp("bad-media")
+    good = root / "good.mp4"
+    shutil.copyfile(sample_24p[0], good)
+    files = {"good": good}
+    files["empty"] = root / "empty.mp4"
+    files["empty"].write_bytes(b"")
+    files["truncated"] = root / "truncated.mp4"
+    data = good.read_bytes()
+    files["truncated"].write_bytes(data[: len(data) // 2])
+    files["text"] = root / "notes.mp4"
+    files["text"].write_text("This is a shopping list, not a film.\n" * 20)
+    files["png"] = root / "still.png"
+    ffmpeg("-f", "lavfi", "-i", "color=c=red:s=64x64", "-frames:v", "1", str(files["png"]))
+    files["audio_only"] = root / "voice.mp4"
+    ffmpeg("-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "aac", str(files["audio_only"]))
+    files["one_frame"] = root / "one_frame.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=green:s=320x180:r=24", "-frames:v", "1", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", str(files["one_frame"]))
+    files["huge"] = root / "huge.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=blue:s=8192x8192:r=2", "-frames:v", "2", "-c:v", "libx264",
+           "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(files["huge"]))
+    files["other"] = root / "other.mp4"   # another video: a plan made for it must not fit `good`
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x90:r=24000/1001:d=2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(files["other"]))
+    return files
+
+
+def _case(media: dict[str, Path], tmp: Path, name: str) -> Path:
+    """A private copy of one input in an empty folder (so leftovers are easy to see)."""
+    folder = tmp / "case"
+    folder.mkdir(exist_ok=True)
+    src = media[name]
+    dst = folder / src.name
+    shutil.copyfile(src, dst)
+    return dst
+
+
+def _assert_user_error(proc, *, folder: Path, before: dict, input_path: Path | None, input_hash: str | None,
+                       mention: str | None = None) -> str:
+    err = proc.stderr.strip()
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr
+    assert err and len(err.splitlines()) == 1, proc.stderr
+    assert err.startswith("dub: ") and err.endswith("."), err
+    if mention:
+        assert mention.lower() in err.lower(), err
+    if input_path is not None:
+        assert sha256(input_path) == input_hash, "the input was modified"
+    assert snapshot(folder) == before, "a file was written or left behind"
+    return err
+
+
+def _run_case(media, tmp_path, name: str, extra: list[str], mention: str | None = None,
+              out_name: str | None = "out.mp4") -> str:
+    src = _case(media, tmp_path, name)
+    args = [src, *extra] + (["-o", src.parent / out_name] if out_name else [])
+    before, digest = snapshot(src.parent), sha256(src)
+    proc = run_dub(args, dub_env(tmp_path))
+    return _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest,
+                              mention=mention)
+
+
+@pytest.mark.parametrize("name, mention", [
+    ("empty", "empty"),
+    ("truncated", None),
+    ("text", None),
+    ("png", None),
+    ("audio_only", None),
+    ("one_frame", "at least"),
+    ("huge", "8192"),
+])
+def test_unusable_media_is_refused(media, tmp_path, name, mention):
+    _run_case(media, tmp_path, name, ["--backend", "sketch"], mention)
+
+
+def test_missing_file(tmp_path):
+    proc = run_dub([tmp_path / "nope.mp4"], dub_env(tmp_path))
+    _assert_user_error(proc, folder=tmp_path, before=snapshot(tmp_path), input_path=None, input_hash=None,
+                       mention="does not exist")
+
+
+def test_directory_as_input(tmp_path):
+    folder = tmp_path / "clips.mp4"
+    folder.mkdir()
+    before = snapshot(tmp_path)
+    proc = run_dub([folder], dub_env(tmp_path))
+    _assert_user_error(proc, folder=tmp_path, before=before, input_path=None, input_hash=None, mention="folder")
+
+
+@pytest.mark.parametrize("extra, mention", [
+    (["--style", "polka-disco"], "style"),
+    (["--lufs", "3"], "LUFS"),
+    (["--lufs", "loud"], "loudness"),
+    (["--original-gain", "40"], "gain"),
+    (["--backend", "orchestra"], "backend"),
+    (["--timing", "free", "--backend", "sketch"], "free timing"),
+    (["--captioner", "oracle"], "captioner"),
+    (["--backend", "audiostory"], "weights"),
+    (["--device", "cuda"], "cuda"),
+    (["--seed", "many"], "seed"),
+])
+def test_bad_options(media, tmp_path, extra, mention):
+    if "--device" in extra and _has_cuda():
+        pytest.skip("this machine has a CUDA GPU, so --device cuda is valid here")
+    _run_case(media, tmp_path, "good", extra, mention)
+
+
+def _has_cuda() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def test_unwritable_output_folder(media, tmp_path):
+    # /sys refuses new files even to root; a permission bit would not stop a root test run.
+    src = _case(media, tmp_path, "good")
+    before, digest = snapshot(src.parent), sha256(src)
+    proc = run_dub([src, "-o", "/sys/dub-test-out.mp4", "--backend", "sketch"], dub_env(tmp_path))
+    _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest,
+                       mention="not writable")
+    assert not Path("/sys/dub-test-out.mp4").exists()
+
+
+def test_output_folder_is_a_file(media, tmp_path):
+    src = _case(media, tmp_path, "good")
+    (src.parent / "notes.txt").write_text("x")
+    before, digest = snapshot(src.parent), sha256(src)
+    proc = run_dub([src, "-o", src.parent / "notes.txt" / "out.mp4"], dub_env(tmp_path))
+    _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest)
+
+
+def test_output_equal_to_input(media, tmp_path):
+    src = _case(media, tmp_path, "good")
+    before, digest = snapshot(src.parent), sha256(src)
+    proc = run_dub([src, "-o", src, "--force"], dub_env(tmp_path))
+    _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest, mention="input")
+
+
+def test_output_exists_without_force(media, tmp_path):
+    src = _case(media, tmp_path, "good")
+    (src.parent / "out.mp4").write_bytes(b"an earlier result")
+    before, digest = snapshot(src.parent), sha256(src)
+    proc = run_dub([src, "-o", src.parent / "out.mp4", "--backend", "sketch"], dub_env(tmp_path))
+    _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest,
+                       mention="--force")
+
+
+def test_default_output_exists_without_force(media, tmp_path):
+    src = _case(media, tmp_path, "good")
+    (src.parent / "good.dub.mp4").write_bytes(b"an earlier result")
+    before, digest = snapshot(src.parent), sha256(src)
+    proc = run_dub([src, "--backend", "sketch"], dub_env(tmp_path))
+    _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest,
+                       mention="already exists")
+
+
+def test_output_with_unknown_extension(media, tmp_path):
+    _run_case(media, tmp_path, "good", ["--backend", "sketch"], ".mp4", out_name="out.wav")
+
+
+def test_malformed_plan_file(media, tmp_path):
+    src = _case(media, tmp_path, "good")
+    plan = src.parent / "plan.json"
+    plan.write_text('{"schema": "dubber.plan/1", "cues": [ {"index": 0,')
+    before, digest = snapshot(src.parent), sha256(src)
+    proc = run_dub(["render", src, "--plan", plan, "-o", src.parent / "out.mp4", "--backend", "sketch"],
+                   dub_env(tmp_path))
+    _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest, mention="plan")
+
+
+def test_plan_of_another_video(media, tmp_path):
+    src = _case(media, tmp_path, "good")
+    env = dub_env(tmp_path)
+    other_plan = tmp_path / "other.plan.json"
+    made = run_dub(["plan", media["other"], "-o", other_plan], env)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(other_plan.read_text())["cues"]
+    before, digest = snapshot(src.parent), sha256(src)
+    proc = run_dub(["render", src, "--plan", other_plan, "-o", src.parent / "out.mp4", "--backend", "sketch"], env)
+    err = _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest,
+                             mention="plan")
+    assert "frames" in err or "fps" in err   # says why it does not fit
+
+
+@pytest.mark.parametrize("name", ["missing", "empty", "text", "audio_only", "truncated"])
+def test_analyze_refuses_bad_media(media, tmp_path, name):
+    folder = tmp_path / "case"
+    folder.mkdir()
+    src = folder / "missing.mp4" if name == "missing" else _case(media, tmp_path, name)
+    before = snapshot(folder)
+    digest = sha256(src) if src.exists() else None
+    proc = run_dub(["analyze", src], dub_env(tmp_path))
+    _assert_user_error(proc, folder=folder, before=before, input_path=src if digest else None, input_hash=digest)
+    cache = tmp_path / "dub-cache" / "analysis"
+    assert not cache.exists() or not any(cache.iterdir()), "a failed analysis was cached"

@@ -1,0 +1,140 @@
+"""The `dub` command as a user runs it: start-up cost, subcommands, progress output, file naming."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dub_cli import dub_env, json_events, run_dub, sha256
+
+HEAVY = ("torch", "transformers", "diffusers")
+
+
+def _modules_after(code: str) -> set[str]:
+    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_help_does_not_import_torch():
+    loaded = _modules_after(
+        "import contextlib, io, sys\n"
+        "sys.argv = ['dub', '--help']\n"
+        "from dubber._cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    try:\n        main()\n    except SystemExit as e:\n        assert e.code == 0, e.code\n"
+        "assert 'dub analyze' in out.getvalue() and '--backend' in out.getvalue()\n")
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+    assert "av" not in loaded and "cv2" not in loaded   # not even the video stack for --help
+
+
+def test_import_dubber_does_not_import_torch():
+    loaded = _modules_after(
+        "import dubber\n"
+        "assert dubber.available_backends() == ('audiostory', 'sketch')\n"
+        "assert dubber.DubOptions().backend == 'auto' and callable(dubber.dub)\n"
+        "assert dubber.DubResult.__name__ == 'DubResult'\n")
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+def test_version_and_usage_errors(tmp_path):
+    env = dub_env(tmp_path)
+    version = run_dub(["--version"], env)
+    assert version.returncode == 0 and version.stdout.startswith("dub ") and version.stdout.strip() != "dub"
+    none = run_dub([], env)
+    assert none.returncode == 2 and len(none.stderr.strip().splitlines()) == 1 and "input" in none.stderr
+    bad = run_dub(["models", "upload"], env)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_doctor_reports_ffmpeg_torch_and_auto_choice(tmp_path):
+    proc = run_dub(["doctor"], dub_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    lines = dict(line.split(None, 1) if " " in line else (line, "") for line in proc.stdout.splitlines())
+    text = proc.stdout
+    assert "ffmpeg version" in text or "ffmpeg" in lines
+    assert "torch" in text and "CUDA" in text
+    assert "AudioStory weights" in text and "not found" in text   # the test HF cache is empty
+    auto = next(line for line in proc.stdout.splitlines() if line.startswith("auto backend"))
+    assert "sketch" in auto and "(" in auto
+
+
+def test_models_list_and_offline_download(tmp_path):
+    env = dub_env(tmp_path)
+    listed = run_dub(["models", "list"], env)
+    assert listed.returncode == 0 and "dub models download" in listed.stdout
+    fetched = run_dub(["models", "download"], env)
+    assert fetched.returncode == 2 and "Traceback" not in fetched.stderr
+    assert len(fetched.stderr.strip().splitlines()) == 1 and "offline" in fetched.stderr.lower()
+
+
+@pytest.fixture()
+def clip(tmp_path, sample_30p_silent) -> Path:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    return Path(shutil.copyfile(sample_30p_silent[0], folder / "clip.mp4"))
+
+
+def test_json_progress_run_with_default_output(clip, tmp_path):
+    env = dub_env(tmp_path)
+    digest = sha256(clip)
+    proc = run_dub([clip, "--json-progress"], env)
+    assert proc.returncode == 0, proc.stderr
+    events = json_events(proc.stdout)   # every stdout line is JSON
+    progress = [e for e in events if e["event"] == "progress"]
+    assert all({"stage", "done", "total", "message"} <= e.keys() for e in progress)
+    top = [e["stage"] for e in progress if "/" not in e["stage"]]
+    order = [s for i, s in enumerate(top) if s not in top[:i]]
+    assert order == ["probe", "analyze", "plan", "render", "mix", "mux", "export"]
+    notice = next(i for i, e in enumerate(events) if e["event"] == "notice")
+    first_render = next(i for i, e in enumerate(events) if e.get("stage") == "render")
+    assert notice < first_render and events[notice]["message"].startswith("sketch backend:")
+    done = events[-1]
+    assert done["event"] == "done" and done["backend"] == "sketch"
+    out = clip.with_name("clip.dub.mp4")
+    assert done["output"] == str(out) and out.is_file()
+    assert Path(done["outputs"]["manifest"]).is_file() and done["cues"] >= 1
+    assert sha256(clip) == digest
+    # A second run never overwrites the result silently; --force does.
+    again = run_dub([clip], env)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    forced = run_dub([clip, "--force"], env)
+    assert forced.returncode == 0, forced.stderr
+    # Off a terminal and without --json-progress: the output path on stdout, the notice on stderr.
+    assert forced.stdout.strip() == str(out)
+    assert forced.stderr.strip().startswith("dub: sketch backend:") and "Traceback" not in forced.stderr
+
+
+def test_analyze_plan_edit_render(clip, tmp_path):
+    env = dub_env(tmp_path)
+    analyzed = run_dub(["analyze", clip], env)
+    assert analyzed.returncode == 0, analyzed.stderr
+    analysis = json.loads(clip.with_name("clip.analysis.json").read_text())
+    assert analysis["schema"].startswith("dubber.analysis/") and analysis["shots"]
+    printed = run_dub(["plan", clip, "-o", "-", "--style", "noir", "--seed", "7"], env)
+    assert printed.returncode == 0, printed.stderr
+    plan = json.loads(printed.stdout)
+    assert plan["style"] == "noir" and plan["seed"] == 7 and len(plan["cues"]) == len(analysis["shots"])
+    assert not clip.with_name("clip.plan.json").exists()
+    plan["cues"][0]["prompt"] = "a kettle whistles. " + plan["cues"][0]["prompt"]
+    edited = tmp_path / "edited.plan.json"
+    edited.write_text(json.dumps(plan))
+    out = tmp_path / "rendered.mov"
+    rendered = run_dub(["render", clip, "--plan", edited, "-o", out, "--backend", "sketch", "--json-progress"], env)
+    assert rendered.returncode == 0, rendered.stderr
+    manifest = json.loads(Path(json_events(rendered.stdout)[-1]["outputs"]["manifest"]).read_text())
+    assert manifest["plan"]["cues"][0]["prompt"].startswith("a kettle whistles.")
+    assert manifest["plan"]["style"] == "noir" and out.is_file()
+
+
+def test_json_progress_reports_a_user_error_as_an_event(tmp_path):
+    proc = run_dub([tmp_path / "absent.mp4", "--json-progress"], dub_env(tmp_path))
+    assert proc.returncode == 2
+    events = json_events(proc.stdout)
+    assert events == [{"event": "error", "message": events[0]["message"], "exit_code": 2}]
+    assert "does not exist" in events[0]["message"]
+    assert proc.stderr.strip() == f"dub: {events[0]['message']}"

@@ -1,0 +1,92 @@
+"""A run killed with SIGKILL while rendering resumes from the per-cue cache on the next run, and
+its soundtrack is identical to that of a run that was never interrupted."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dub_cli import dub_command, dub_env, json_events, read_wav, run_dub
+from samples.synth import SynthSpec, synthesize
+
+
+@pytest.fixture(scope="module")
+def five_shots(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("resume") / "five_shots.mp4"
+    synthesize(path, SynthSpec(width=160, height=90, fps=Fraction(25), shot_frames=(45, 50, 40, 55, 60),
+                               audio=False, seed=4, preset="ultrafast"))
+    return path
+
+
+def _cue_files(cache: Path) -> list[Path]:
+    return sorted((cache / "render").glob("*/cue-*.npz"))
+
+
+def _start(args: list, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([*dub_command(), *map(str, args)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+
+
+def _kill_after_first_cue(proc: subprocess.Popen, cache: Path, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not _cue_files(cache):
+        assert proc.poll() is None, f"the run ended before any cue was cached: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, "no cue was cached in time"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_kill_9_while_rendering_then_resume(five_shots, tmp_path):
+    # One cue per render call, so the kill lands between cached cues.
+    common = ["--backend", "sketch", "--render-group", "1", "--json-progress"]
+    env = dub_env(tmp_path)
+    cache = Path(env["DUB_CACHE_DIR"])
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    killed = _start([five_shots, "-o", out_dir / "a.mp4", "--stems", out_dir / "stems", *common], env)
+    _kill_after_first_cue(killed, cache)
+    survivors = {p: p.stat().st_mtime_ns for p in _cue_files(cache)}
+    assert 1 <= len(survivors) < 5, "the kill did not land inside the render stage"
+    assert not (out_dir / "a.mp4").exists(), "a killed run left a finished-looking output"
+    assert not list(out_dir.glob(".*")), "a killed run left a temporary file in the output folder"
+
+    resumed = run_dub([five_shots, "-o", out_dir / "a.mp4", "--stems", out_dir / "stems", *common], env)
+    assert resumed.returncode == 0, resumed.stderr
+    done = json_events(resumed.stdout)[-1]
+    assert done["cues"] == 5 and done["cues_from_cache"] == len(survivors)
+    # The cues cached before the kill were read back, not rendered and written again.
+    assert {p: p.stat().st_mtime_ns for p in survivors} == survivors
+    assert len(_cue_files(cache)) == 5
+
+    fresh_env = dub_env(tmp_path / "fresh")
+    fresh = run_dub([five_shots, "-o", out_dir / "b.mp4", "--stems", out_dir / "stems-b", *common], fresh_env)
+    assert fresh.returncode == 0, fresh.stderr
+    assert json_events(fresh.stdout)[-1]["cues_from_cache"] == 0
+    resumed_mix, rate = read_wav(out_dir / "stems" / "mix.wav")
+    fresh_mix, _ = read_wav(out_dir / "stems-b" / "mix.wav")
+    assert rate == 48_000 and resumed_mix.shape == fresh_mix.shape
+    assert np.array_equal(resumed_mix, fresh_mix)
+    assert (out_dir / "stems" / "mix.wav").read_bytes() == (out_dir / "stems-b" / "mix.wav").read_bytes()
+
+
+def test_force_rerenders_and_rewrites_the_cache(five_shots, tmp_path):
+    env = dub_env(tmp_path)
+    cache = Path(env["DUB_CACHE_DIR"])
+    first = run_dub([five_shots, "-o", tmp_path / "a.mp4", "--backend", "sketch", "--json-progress"], env)
+    assert first.returncode == 0, first.stderr
+    before = {p: p.stat().st_mtime_ns for p in _cue_files(cache)}
+    assert len(before) == 5
+    again = run_dub([five_shots, "-o", tmp_path / "a.mp4", "--backend", "sketch", "--json-progress", "--force"], env)
+    assert again.returncode == 0, again.stderr
+    assert json_events(again.stdout)[-1]["cues_from_cache"] == 0
+    assert all(p.stat().st_mtime_ns != t for p, t in before.items())
