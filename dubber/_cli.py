@@ -4,7 +4,9 @@
     dub analyze input.mp4 [-o analysis.json] shots, events and captions as JSON
     dub plan input.mp4 [-o plan.json]        the cue plan, to edit and render later
     dub render input.mp4 --plan plan.json    dub a video from a (possibly edited) plan
-    dub models download | list               AudioStory weights
+    dub models download [WHAT] | list        AudioStory and captioner weights
+    dub watch FOLDER [--once]                dub every video dropped into FOLDER/inbox
+    dub integrations install resolve|blender put the editor integrations in place
     dub doctor                               what this machine can run, and why
 
 A user error prints one sentence on stderr and exits 2; a bug keeps its traceback and exits 1.
@@ -25,7 +27,8 @@ from ._progress import make_reporter, one_line
 
 log = logging.getLogger("dubber")
 
-SUBCOMMANDS = ("analyze", "plan", "render", "models", "doctor")
+SUBCOMMANDS = ("analyze", "plan", "render", "models", "watch", "integrations", "doctor")
+MODEL_KINDS = ("audiostory", "clip", "vlm")
 STYLE_HELP = "tom-and-jerry, nature, sci-fi, silent-film, noir"
 
 
@@ -104,7 +107,9 @@ def _run_parser() -> argparse.ArgumentParser:
                        "  dub analyze INPUT    write the shot analysis as JSON\n"
                        "  dub plan INPUT       write the cue plan as JSON (edit it, then dub render)\n"
                        "  dub render INPUT --plan PLAN   dub from a plan file\n"
-                       "  dub models download|list       AudioStory weights\n"
+                       "  dub models download|list       AudioStory and captioner weights\n"
+                       "  dub watch FOLDER     dub every video dropped into FOLDER/inbox\n"
+                       "  dub integrations install resolve|blender   editor integrations\n"
                        "  dub doctor           what this machine can run\n"
                        "run `dub COMMAND --help` for each command's options.")
     p.add_argument("input", help="video to dub (never modified)")
@@ -120,7 +125,22 @@ def _sub_parser(command: str) -> argparse.ArgumentParser:
     p = _Parser(prog=f"dub {command}")
     if command == "models":
         p.add_argument("action", choices=("download", "list"))
-        p.add_argument("--model", metavar="REPO", help="Hub repo id (default: TencentARC/AudioStory-3B)")
+        p.add_argument("what", nargs="?", choices=MODEL_KINDS, default="audiostory",
+                       help="which weights to download: audiostory (default), clip or vlm captioner")
+        p.add_argument("--model", metavar="REPO",
+                       help="Hub repo id (default: the standard model of WHAT, e.g. TencentARC/AudioStory-3B)")
+        return p
+    if command == "watch":
+        from .watch import add_arguments   # light: the pipeline loads only when a job runs
+
+        add_arguments(p)
+        p.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
+        return p
+    if command == "integrations":
+        p.add_argument("action", choices=("install",))
+        p.add_argument("target", metavar="TARGET", help="resolve (DaVinci Resolve script) or blender (extension zip)")
+        p.add_argument("--dest", metavar="DIR",
+                       help="destination folder (default: Resolve's scripts folder; the current folder for blender)")
         return p
     if command == "doctor":
         p.add_argument("--model", metavar="PATH|REPO", help="AudioStory checkpoint to look for")
@@ -230,7 +250,31 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     from ._doctor import models_download, models_list
 
-    return models_download(args.model) if args.action == "download" else models_list()
+    return models_download(args.what, args.model) if args.action == "download" else models_list()
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from .watch import options_from_args, run_watch
+
+    try:
+        run_watch(Path(args.root), options_from_args(args))
+    except KeyboardInterrupt:
+        print("dub: watch stopped; files left in processing/ are dubbed first on the next start.", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _cmd_integrations(args: argparse.Namespace) -> int:
+    from integrations.install import install
+
+    written = install(args.target, Path(args.dest).expanduser() if args.dest else None)
+    print(written)
+    if args.target == "resolve":
+        print("dub: restart Resolve, then use Workspace > Scripts > Utility > Dub Shot Audio.", file=sys.stderr)
+    else:
+        print("dub: in Blender, use Edit > Preferences > Get Extensions > Install from Disk with this zip.",
+              file=sys.stderr)
+    return 0
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -241,18 +285,19 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "dub": _cmd_dub, "render": _cmd_dub, "analyze": _cmd_analyze, "plan": _cmd_plan,
-    "models": _cmd_models, "doctor": _cmd_doctor,
+    "models": _cmd_models, "watch": _cmd_watch, "integrations": _cmd_integrations, "doctor": _cmd_doctor,
 }
 
 
-def _setup_logging(verbose: bool) -> logging.Handler:
+def _setup_logging(verbose: bool, service: bool = False) -> logging.Handler:
     """Route library logs to stderr for this invocation; returns the handler to remove after.
 
     Library warnings stay off a normal run's stderr (it carries progress and one-line errors);
-    --verbose shows what each stage does."""
+    --verbose shows what each stage does. A long-running service (`dub watch`) has no progress
+    display, so its stderr carries what it does with each file and every warning."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("dub: %(levelname)s: %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO if verbose else logging.ERROR)
+    handler.setLevel(logging.INFO if verbose or service else logging.ERROR)
     root = logging.getLogger()
     root.addHandler(handler)
     if verbose:
@@ -266,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "dub"
     parser = _run_parser() if command == "dub" else _sub_parser(command)
     args = parser.parse_args(argv if command == "dub" else argv[1:])
-    handler = _setup_logging(getattr(args, "verbose", False))
+    handler = _setup_logging(getattr(args, "verbose", False), service=command == "watch")
     try:
         return _COMMANDS[command](args)
     except _user_errors() as err:

@@ -1,4 +1,4 @@
-"""`dub doctor` and `dub models`: what this machine can run, and the AudioStory weights.
+"""`dub doctor` and `dub models`: what this machine can run, and the AudioStory and captioner weights.
 
 Nothing here downloads unless the user runs `dub models download`.
 """
@@ -35,6 +35,22 @@ def _torch_status() -> tuple[str, str]:
     return torch.__version__, "no"
 
 
+def _captioner_status(name: str) -> str:
+    """Whether a learned captioner can run: its packages, then its default weights in the cache."""
+    from vision.captioners import DEFAULT_MODELS, REQUIREMENTS
+    from vision.captioners._loading import resolve_model_dir
+    from vision.errors import ModelUnavailable
+
+    missing = [p for p in REQUIREMENTS[name] if importlib.util.find_spec(p) is None]
+    if missing:
+        return f"needs {' and '.join(missing)} (pip install 'dubber[ml]')"
+    repo = DEFAULT_MODELS[name]
+    try:
+        return f"ready ({resolve_model_dir(repo, what='model', example=repo)})"
+    except ModelUnavailable:
+        return f"no weights for {repo}; run `dub models download {name}`"
+
+
 def doctor(model: str | None = None) -> int:
     """Print one line per check; exit 0 when dubbing can run here (ffmpeg found), else 2."""
     from .backends import choose_auto, weights_status
@@ -49,35 +65,61 @@ def doctor(model: str | None = None) -> int:
     _line("CUDA", cuda)
     found, where = weights_status(model) if importlib.util.find_spec("torch") else (False, "needs torch")
     _line("AudioStory weights", f"found in {where}" if found else f"not found: {where}")
+    for captioner in ("clip", "vlm"):
+        _line(f"{captioner} captioner", _captioner_status(captioner))
     name, reason = choose_auto(model)
     _line("auto backend", f"{name} ({reason.split(': ', 1)[-1]})")
     return 0 if ok else EXIT_USER_ERROR
 
 
+def _known_models() -> list[tuple[str, str]]:
+    """(what, Hub repo id) of every model `dub models download` fetches by default."""
+    from audiostory_core import hub
+    from vision.captioners import DEFAULT_MODELS
+
+    return ([("audiostory", hub.REPO_ID), ("audiostory", hub.QWEN_REPO_ID), ("audiostory", hub.T5_REPO_ID)]
+            + [(name, repo) for name, repo in DEFAULT_MODELS.items()])
+
+
+def _cached_repos(cache) -> dict:
+    if not cache.is_dir():
+        return {}
+    from huggingface_hub import scan_cache_dir
+
+    return {r.repo_id: r for r in scan_cache_dir(cache).repos}
+
+
 def models_list() -> int:
-    """List the AudioStory-related snapshots in the Hugging Face cache."""
+    """List the AudioStory and captioner models, cached or not, with their size and folder."""
     from audiostory_core import hub
 
     cache = hub.hub_cache_dir()
-    wanted = {hub.REPO_ID, hub.QWEN_REPO_ID, hub.T5_REPO_ID}
-    repos = []
-    if cache.is_dir():
-        from huggingface_hub import scan_cache_dir
-
-        repos = [r for r in scan_cache_dir(cache).repos if r.repo_id in wanted]
+    cached = _cached_repos(cache)
     print(f"Hugging Face cache: {cache}")
-    if not repos:
-        print(f"No AudioStory files cached; run `dub models download` to fetch {hub.REPO_ID}.")
-        return 0
-    for repo in sorted(repos, key=lambda r: r.repo_id):
-        print(f"{repo.repo_id:<32} {repo.size_on_disk / 2**30:7.2f} GiB  {repo.repo_path}")
+    for what, repo_id in _known_models():
+        found = cached.get(repo_id)
+        if found is None:
+            print(f"{what:<11} {repo_id:<32} not cached; run `dub models download {what}`")
+        else:
+            print(f"{what:<11} {repo_id:<32} {found.size_on_disk / 2**30:7.2f} GiB  {found.repo_path}")
     return 0
 
 
-def models_download(repo: str | None = None) -> int:
-    """Fetch the AudioStory checkpoint (and its tokenizer) into the Hugging Face cache."""
-    from audiostory_core import hub
+def models_download(what: str = "audiostory", repo: str | None = None) -> int:
+    """Fetch AudioStory (with its tokenizer) or a captioner's model into the Hugging Face cache.
 
-    files = hub.download(repo or hub.REPO_ID)
-    print(f"AudioStory weights ready in {files.model_dir}")
+    Args:
+        what: "audiostory", "clip" or "vlm".
+        repo: a Hub repo id instead of the default model for `what`.
+    """
+    if what == "audiostory":
+        from audiostory_core import hub
+
+        files = hub.download(repo or hub.REPO_ID)
+        print(f"AudioStory weights ready in {files.model_dir}")
+        return 0
+    from vision.captioners import download
+
+    folder = download(what, repo)
+    print(f"{what} captioner model ready in {folder}")
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import secrets
 from fractions import Fraction
 from pathlib import Path
 
@@ -60,16 +60,18 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, bits
 
 
 def _atomic_write(dest: Path, write) -> None:
+    # Not tempfile.mkstemp: its files are 0600, and a rename keeps the mode, so stems would end up
+    # unreadable to the rest of a team. Mode 0o666 lets the umask decide, as for any new file.
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{secrets.token_hex(3)}.part")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent or Path("."))
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     except OSError as err:
         raise OutputError(f"Cannot write to {dest.parent}: {err.strerror}; choose a writable output folder.") from err
-    os.close(fd)
     try:
-        write(tmp)
+        write(str(tmp))
         os.replace(tmp, dest)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

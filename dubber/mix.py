@@ -20,13 +20,16 @@
    always holds; limiting never goes deeper than MAX_LIMITER_DB, so material that would need
    more (clicks in silence) ends up quieter than the target, with a warning.
    Every stem gets the same static gain and the same limiter gain curve as the mix (the
-   limiter's gain is one curve for all channels), so the stems sum to the final mix.
+   limiter's gain is one curve for all channels), so the stems sum to the final mix. The
+   limiter watches each stem's peaks as well as the mix's: stems that partly cancel in the sum
+   (music and effects in opposite phase) would otherwise each peak above the ceiling, or clip.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import Sequence
 
 import numpy as np
 import pyloudnorm
@@ -241,8 +244,11 @@ def _window_filter(fn, values: np.ndarray, ahead: int, behind: int) -> np.ndarra
 
 
 # ---------------------------------------------------------------------------- loudness
-def limit(audio: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
+def limit(audio: np.ndarray, sr: int, ceiling_db: float, *, also: Sequence[np.ndarray] = ()) -> np.ndarray:
     """True-peak limiter gain: per-sample gain (n,) that brings `audio` under `ceiling_db` dBTP.
+
+    `also` are tracks shaped like `audio` (the stems) that get the same gain and must stay under
+    the ceiling too: stems that partly cancel in the mix can each peak above it.
 
     The gain needed at each sample (ceiling / oversampled peak) is held with a minimum over
     [i - release, i + attack] and then averaged over [i - attack, i + release]; every value in
@@ -250,10 +256,23 @@ def limit(audio: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
     moves smoothly (about attack + release on each side of a peak). The gain is the same for
     every channel, so applied to each stem it keeps the stems summing to the limited mix.
     """
+    return _limiter_gain(_peak_envelope(audio, also, sr), sr, ceiling_db)
+
+
+def _peak_envelope(audio: np.ndarray, also: Sequence[np.ndarray], sr: int) -> np.ndarray:
+    """Per-sample true peak (n,) of the loudest of `audio` and the tracks in `also`."""
+    peaks = oversampled_peaks(audio, sr)
+    for track in also:
+        np.maximum(peaks, oversampled_peaks(track, sr), out=peaks)
+    return peaks
+
+
+def _limiter_gain(peaks: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
+    """The gain curve of `limit` for a given per-sample peak envelope (n,)."""
     ceiling = 10 ** (ceiling_db / 20)
-    need = np.minimum(1.0, ceiling / np.maximum(oversampled_peaks(audio, sr), 1e-12))
+    need = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12))
     if need.min() >= 1.0:
-        return np.ones(audio.shape[-1], dtype=np.float32)
+        return np.ones(peaks.shape[-1], dtype=np.float32)
     attack, release = int(LIMITER_ATTACK_MS * sr / 1000), int(LIMITER_RELEASE_MS * sr / 1000)
     held = _window_filter(minimum_filter1d, need, ahead=attack, behind=release)
     kernel = np.hanning(attack + release + 3)[1:-1]
@@ -267,13 +286,20 @@ def limit(audio: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
 @dataclass(frozen=True)
 class LoudnessResult:
     """Normalised audio, the static gain applied (dB), the limiter's gain curve (n,), and what
-    the result measures."""
+    the result measures; `stems_true_peak_db` is the loudest stem's true peak after the same
+    gain and curve (-inf without stems)."""
 
     audio: np.ndarray
     gain_db: float
     limiter_gain: np.ndarray
     lufs: float
     true_peak_db: float
+    stems_true_peak_db: float = float("-inf")
+
+    @property
+    def highest_peak_db(self) -> float:
+        """True peak of the loudest of the mix and its stems, dBTP."""
+        return max(self.true_peak_db, self.stems_true_peak_db)
 
     @property
     def limiter_db(self) -> float:
@@ -282,48 +308,68 @@ class LoudnessResult:
         return 0.0 if low >= 1.0 else float(-20 * np.log10(max(low, 1e-12)))
 
 
-def _gain_and_limit(audio: np.ndarray, sr: int, gain_db: float, ceiling_db: float) -> LoudnessResult:
-    gained = audio * np.float32(10 ** (gain_db / 20))
-    curve = limit(gained, sr, ceiling_db)
+@dataclass(frozen=True)
+class _Tracks:
+    """The mix before gain, its stems, and their joint per-sample true peak (n,) at unity gain.
+    True peaks scale with gain, so the envelope is measured once for every pass."""
+
+    audio: np.ndarray
+    stems: tuple[np.ndarray, ...]
+    peaks: np.ndarray
+
+
+def _gain_and_limit(tracks: _Tracks, sr: int, gain_db: float, ceiling_db: float) -> LoudnessResult:
+    gain = np.float32(10 ** (gain_db / 20))
+    gained = tracks.audio * gain
+    curve = _limiter_gain(tracks.peaks * gain, sr, ceiling_db)
     out = gained * curve
-    return LoudnessResult(out, gain_db, curve, integrated_lufs(out, sr), true_peak_db(out, sr))
+    ceiling = 10 ** (ceiling_db / 20)
+    # Only a stem that could reach the ceiling needs measuring after limiting.
+    hot = [stem for stem in tracks.stems if float(np.abs(stem).max(initial=0.0)) * gain > 0.5 * ceiling]
+    stems_peak = max((true_peak_db(stem * (gain * curve), sr) for stem in hot), default=float("-inf"))
+    return LoudnessResult(out, gain_db, curve, integrated_lufs(out, sr), true_peak_db(out, sr), stems_peak)
 
 
-def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float, ceiling_db: float) -> tuple[LoudnessResult, int]:
+def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float, ceiling_db: float,
+                       stems: Sequence[np.ndarray] = ()) -> tuple[LoudnessResult, int]:
     """Gain to `target_lufs` and limit to `ceiling_db` dBTP, repeating until both hold.
     Returns the result and the number of passes.
 
-    The ceiling always holds; loudness gives way (with a warning) when reaching it would take
-    more than MAX_LIMITER_DB of limiting, e.g. a few clicks in silence. Silence (loudness -inf)
-    is returned unchanged with gain 0 dB.
+    `stems` (tracks shaped like `audio` that will get the same gain and limiter curve) are held
+    under the ceiling too. The ceiling always holds; loudness gives way (with a warning) when
+    reaching it would take more than MAX_LIMITER_DB of limiting, e.g. a few clicks in silence.
+    Silence (loudness -inf) is returned unchanged with gain 0 dB.
     """
     measured = integrated_lufs(audio, sr)
     if not np.isfinite(measured):
         return LoudnessResult(audio, 0.0, np.ones(audio.shape[-1], np.float32), float("-inf"),
                               true_peak_db(audio, sr)), 0
+    tracks = _Tracks(audio, tuple(stems), _peak_envelope(audio, stems, sr))
     gain_db = target_lufs - measured
     upper_db = gain_db + MAX_EXTRA_GAIN_DB
     margin_db, previous = 0.05, None
     for passes in range(1, MAX_PASSES + 1):
-        result = _gain_and_limit(audio, sr, gain_db, ceiling_db - margin_db)
+        result = _gain_and_limit(tracks, sr, gain_db, ceiling_db - margin_db)
         too_deep = result.limiter_db > MAX_LIMITER_DB + 0.1
-        if not too_deep and abs(result.lufs - target_lufs) <= LUFS_TOLERANCE and result.true_peak_db <= ceiling_db:
+        if not too_deep and abs(result.lufs - target_lufs) <= LUFS_TOLERANCE and result.highest_peak_db <= ceiling_db:
             return result, passes
         if too_deep:
             upper_db = gain_db - (result.limiter_db - MAX_LIMITER_DB)
-        elif result.true_peak_db > ceiling_db:
-            margin_db += result.true_peak_db - ceiling_db + 0.05
+        elif result.highest_peak_db > ceiling_db:
+            margin_db += result.highest_peak_db - ceiling_db + 0.05
         elif previous is not None and result.lufs < target_lufs and result.lufs - previous.lufs < 0.05:
             break                                   # more gain would only feed the limiter
         previous = result
         gain_db = min(gain_db + target_lufs - result.lufs, upper_db)
     log.warning("loudness %.1f LUFS / %.2f dBTP after %d passes (target %.1f LUFS, %.1f dBTP)",
-                result.lufs, result.true_peak_db, passes, target_lufs, ceiling_db)
-    if result.true_peak_db > ceiling_db:
+                result.lufs, result.highest_peak_db, passes, target_lufs, ceiling_db)
+    if result.highest_peak_db > ceiling_db:
         # The ceiling is a hard promise; loudness is the one to give way.
-        trim = float(10 ** ((ceiling_db - result.true_peak_db - 0.01) / 20))
-        result = LoudnessResult(result.audio * np.float32(trim), result.gain_db, result.limiter_gain * np.float32(trim),
-                                result.lufs + 20 * np.log10(trim), result.true_peak_db + 20 * np.log10(trim))
+        trim_db = ceiling_db - result.highest_peak_db - 0.01
+        trim = np.float32(10 ** (trim_db / 20))
+        result = LoudnessResult(result.audio * trim, result.gain_db, result.limiter_gain * trim,
+                                result.lufs + trim_db, result.true_peak_db + trim_db,
+                                result.stems_true_peak_db + trim_db)
     return result, passes
 
 
@@ -340,7 +386,8 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
 
     Returns:
         Soundtrack whose stems (plus "original" when given) get the mix's gain and limiter
-        curve, so they sum to the mix; `integrated_lufs` is -inf when everything is silent.
+        curve, so they sum to the mix, and stay under the same true-peak ceiling;
+        `integrated_lufs` is -inf when everything is silent.
 
     Raises:
         ValueError: the render does not match the plan (sample rate, cue lengths, original length).
@@ -357,7 +404,9 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
         duck = duck_gain(new_track, sr, options.duck_db)
         stems["original"] = bed * (np.float32(10 ** (options.original_gain_db / 20)) * duck)
     pre_limit = sum(stems.values()) if stems else new_track
-    result, passes = normalize_loudness(pre_limit, sr, options.lufs, options.true_peak_db)
+    # A lone stem is the mix itself; several can each peak above the mix where they cancel.
+    held = list(stems.values()) if len(stems) > 1 else []
+    result, passes = normalize_loudness(pre_limit, sr, options.lufs, options.true_peak_db, held)
     silent = not np.isfinite(result.lufs)
     if silent:
         log.warning("the soundtrack is silent; loudness normalisation was skipped")

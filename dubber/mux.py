@@ -23,6 +23,12 @@ log = logging.getLogger(__name__)
 DUB_TITLE = "Dub"
 ORIGINAL_TITLE = "Original"
 DUB_LANGUAGE = "zxx"   # ISO 639-2 "no linguistic content": music and effects, no speech
+# ffmpeg's native AAC quantizer searches. At 320 kbit/s "fast" encodes a minute of 48 kHz stereo
+# 2-4x quicker than "twoloop" (ffmpeg's default) with the same band levels after decoding; with
+# intensity stereo off (a low-bitrate tool that discards the high bands' stereo phase) its
+# waveform error stays within a few dB of twoloop's.
+AAC_CODERS = ("fast", "twoloop")
+DEFAULT_AAC_CODER = "fast"
 
 
 @dataclass(frozen=True)
@@ -84,36 +90,46 @@ def _wav_facts(audio_wav_path: Path) -> tuple[int, int]:
     return int(info.samplerate), int(info.frames)
 
 
-def _dub_codec_args(codec: str, bitrate: str, total_samples: int) -> list[str]:
+def _aac_args(index: int, bitrate: str, coder: str) -> list[str]:
+    """Bitrate and quantizer search of the AAC encoder of output audio stream `index`."""
+    args = [f"-b:a:{index}", bitrate, f"-aac_coder:a:{index}", coder]
+    if coder == "fast":
+        args += [f"-aac_is:a:{index}", "0"]
+    return args
+
+
+def _dub_codec_args(codec: str, options: "MuxOptions", total_samples: int) -> list[str]:
     # atrim/apad count samples, so the track length is exact whatever the WAV holds.
     args = ["-filter:a:0", f"atrim=end_sample={total_samples},apad=whole_len={total_samples}",
             "-c:a:0", codec]
     if codec == "aac":
-        args += ["-b:a:0", bitrate]
+        args += _aac_args(0, options.bitrate, options.aac_coder)
     return args + ["-disposition:a:0", "default",
                    "-metadata:s:a:0", f"title={DUB_TITLE}", "-metadata:s:a:0", f"language={DUB_LANGUAGE}"]
 
 
-def _original_args(info: MediaInfo, container: Container, dub_codec: str, bitrate: str) -> list[str]:
-    codec = info.audio_codec or ""
+def _original_args(info: MediaInfo, options: "MuxOptions") -> list[str]:
+    codec, container, dub_codec = info.audio_codec or "", options.container, options.codec
     copy = container.copyable is None or codec in container.copyable
     if not copy:
         log.info("original audio (%s) cannot be stored in %s as-is; re-encoding it as %s",
                  codec, container.muxer, dub_codec)
     args = ["-map", "0:a:0", "-c:a:1", "copy" if copy else dub_codec]
     if not copy and dub_codec == "aac":
-        args += ["-b:a:1", bitrate]
+        args += _aac_args(1, options.bitrate, options.aac_coder)
     return args + ["-disposition:a:1", "0", "-metadata:s:a:1", f"title={ORIGINAL_TITLE}"]
 
 
 @dataclass(frozen=True)
 class MuxOptions:
-    """Resolved settings of one mux: output container, dub codec and bitrate, keep the original?"""
+    """Resolved settings of one mux: output container, dub codec, bitrate and AAC quantizer
+    search, keep the original?"""
 
     container: Container
     codec: str
     bitrate: str
     original_audio: bool
+    aac_coder: str = DEFAULT_AAC_CODER
 
 
 def mux_args(video_path: Path, audio_wav_path: Path, out_temp: Path, info: MediaInfo,
@@ -124,9 +140,9 @@ def mux_args(video_path: Path, audio_wav_path: Path, out_temp: Path, info: Media
     end_s = info.frame_time(info.frame_count)
     args = ["-i", str(video_path), "-i", str(audio_wav_path),
             "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"]
-    args += _dub_codec_args(options.codec, options.bitrate, info.total_samples(sample_rate))
+    args += _dub_codec_args(options.codec, options, info.total_samples(sample_rate))
     if options.original_audio:
-        args += _original_args(info, container, options.codec, options.bitrate)
+        args += _original_args(info, options)
     # -t stops copied streams at the picture's end (a kept original is often a few ms longer);
     # the last frame starts a whole frame earlier, so the picture is never cut.
     args += ["-t", f"{float(end_s):.6f}", "-map_metadata", "0", "-map_chapters", "0"]
@@ -147,7 +163,7 @@ def _resolve_codec(out_path: Path, audio_codec: str | None) -> str:
 
 def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[str],
         out_path: str | os.PathLike[str], *, original_audio: bool = False, video_info: MediaInfo,
-        audio_codec: str | None = None, audio_bitrate: str = "320k") -> None:
+        audio_codec: str | None = None, audio_bitrate: str = "320k", aac_coder: str = DEFAULT_AAC_CODER) -> None:
     """Write `out_path`: the video stream of `video_path` copied, the dub WAV as the first,
     default audio track ("Dub"), and the original audio as a second track when asked.
 
@@ -159,6 +175,7 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
         video_info: the probed facts of `video_path` (frame count, fps, audio codec).
         audio_codec: dub codec; None picks by container (AAC for mp4/mov, FLAC for mkv).
         audio_bitrate: AAC bitrate.
+        aac_coder: ffmpeg's AAC quantizer search, "fast" (default) or "twoloop" (slower).
 
     Raises:
         InputError: the video or WAV is missing or unreadable.
@@ -168,6 +185,8 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
     """
     video, wav, out = (Path(p).expanduser().resolve() for p in (video_path, audio_wav_path, out_path))
     codec = _resolve_codec(out, audio_codec)
+    if aac_coder not in AAC_CODERS:
+        raise OutputError(f"Unknown AAC coder {aac_coder!r}; use one of {', '.join(AAC_CODERS)}.")
     _check_paths(video, wav, out)
     keep = original_audio and video_info.has_audio
     if original_audio and not keep:
@@ -176,7 +195,7 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
     expected = video_info.total_samples(sample_rate)
     if samples != expected:
         log.warning("dub WAV has %d samples, the video needs %d; trimming/padding to fit", samples, expected)
-    options = MuxOptions(container_for(out), codec, audio_bitrate, keep)
+    options = MuxOptions(container_for(out), codec, audio_bitrate, keep, aac_coder)
     with atomic_output(out) as temp:
         run_ffmpeg(mux_args(video, wav, temp, video_info, options), what=f"writing {out.name}")
     log.info("wrote %s", out)

@@ -15,9 +15,9 @@ import json
 import logging
 import os
 import platform
+import secrets
 import shutil
 import sys
-import tempfile
 import tomllib
 import zipfile
 from pathlib import Path
@@ -67,14 +67,21 @@ def dub_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "dubber._cli"]
 
 
+def _temp_beside(target: Path) -> tuple[int, Path]:
+    """A new hidden file next to `target`, opened for writing. Mode 0o666 lets the umask decide,
+    so the installed file gets the permissions of any other new file (mkstemp would give 0600)."""
+    temp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(3)}.partial")
+    return os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666), temp
+
+
 def _write_atomic(target: Path, data: bytes) -> None:
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    fd, temp = _temp_beside(target)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(temp, target)
     finally:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
 
 
 def _make_folder(folder: Path, what: str) -> Path:
@@ -116,7 +123,7 @@ def build_blender_zip(dest: Path | None = None) -> Path:
     folder = _make_folder(Path(dest) if dest is not None else Path.cwd(), "output")
     manifest = blender_manifest()
     target = folder / f"{manifest['id']}-{manifest['version']}.zip"
-    fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".partial")
+    fd, temp = _temp_beside(target)
     os.close(fd)
     try:
         with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive:

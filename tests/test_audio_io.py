@@ -1,6 +1,8 @@
 """WAV files and the original sound track of a video."""
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 from fractions import Fraction
 
@@ -124,3 +126,15 @@ def test_decode_unreadable_file(tmp_path):
     bad.write_bytes(b"not a video at all")
     with pytest.raises(InputError):
         decode_audio(bad, SR, SR)
+
+
+def test_written_wav_has_the_permissions_of_any_new_file(tmp_path):
+    old_umask = os.umask(0o002)   # a shared-workstation umask: group may write too
+    try:
+        stem = write_wav(tmp_path / "music.wav", np.zeros((2, 480), dtype=np.float32), SR)
+        with open(tmp_path / "plain.txt", "w") as handle:
+            handle.write("x")
+    finally:
+        os.umask(old_umask)
+    mode = stat.S_IMODE(os.stat(stem).st_mode)
+    assert mode == stat.S_IMODE(os.stat(tmp_path / "plain.txt").st_mode) == 0o664, oct(mode)

@@ -5,11 +5,13 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from dub_cli import dub_env, json_events, run_dub, sha256
+from dub_cli import decode_track, dub_env, json_events, run_dub, sha256
 
 HEAVY = ("torch", "transformers", "diffusers")
 
@@ -27,9 +29,22 @@ def test_help_does_not_import_torch():
         "from dubber._cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
         "    try:\n        main()\n    except SystemExit as e:\n        assert e.code == 0, e.code\n"
-        "assert 'dub analyze' in out.getvalue() and '--backend' in out.getvalue()\n")
+        "assert 'dub analyze' in out.getvalue() and '--backend' in out.getvalue()\n"
+        "assert 'dub watch' in out.getvalue() and 'dub integrations install' in out.getvalue()\n")
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
     assert "av" not in loaded and "cv2" not in loaded   # not even the video stack for --help
+
+
+@pytest.mark.parametrize("command, shown", [("watch", "--once"), ("integrations", "--dest"), ("models", "vlm")])
+def test_subcommand_help_does_not_import_torch(command, shown):
+    loaded = _modules_after(
+        "import contextlib, io\n"
+        "from dubber._cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        f"    try:\n        main([{command!r}, '--help'])\n"
+        "    except SystemExit as e:\n        assert e.code == 0, e.code\n"
+        f"assert {shown!r} in out.getvalue(), out.getvalue()\n")
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
 def test_import_dubber_does_not_import_torch():
@@ -66,10 +81,80 @@ def test_doctor_reports_ffmpeg_torch_and_auto_choice(tmp_path):
 def test_models_list_and_offline_download(tmp_path):
     env = dub_env(tmp_path)
     listed = run_dub(["models", "list"], env)
-    assert listed.returncode == 0 and "dub models download" in listed.stdout
-    fetched = run_dub(["models", "download"], env)
-    assert fetched.returncode == 2 and "Traceback" not in fetched.stderr
-    assert len(fetched.stderr.strip().splitlines()) == 1 and "offline" in fetched.stderr.lower()
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[1]: line.split()[0] for line in listed.stdout.splitlines()[1:]}
+    assert rows == {"TencentARC/AudioStory-3B": "audiostory", "Qwen/Qwen2.5-3B-Instruct": "audiostory",
+                    "google/flan-t5-large": "audiostory", "openai/clip-vit-base-patch32": "clip",
+                    "Qwen/Qwen2.5-VL-3B-Instruct": "vlm"}
+    assert "run `dub models download clip`" in listed.stdout   # the test HF cache is empty
+    for args in (["download"], ["download", "audiostory"], ["download", "clip"],
+                 ["download", "vlm", "--model", "someone/tiny-vlm"]):
+        fetched = run_dub(["models", *args], env)
+        assert fetched.returncode == 2 and "Traceback" not in fetched.stderr, (args, fetched.stderr)
+        assert len(fetched.stderr.strip().splitlines()) == 1 and "offline" in fetched.stderr.lower(), fetched.stderr
+    named = run_dub(["models", "download", "vlm", "--model", "someone/tiny-vlm"], env)
+    assert "someone/tiny-vlm" in named.stderr
+    assert not (tmp_path / "hf-home" / "hub").exists() or not any((tmp_path / "hf-home" / "hub").iterdir())
+
+
+def test_models_list_shows_a_cached_captioner(tmp_path):
+    env = dub_env(tmp_path)
+    snapshot_dir = (tmp_path / "hf-home" / "hub" / "models--openai--clip-vit-base-patch32" / "snapshots" / ("a" * 40))
+    snapshot_dir.mkdir(parents=True)
+    (snapshot_dir / "config.json").write_text("{}")
+    refs = snapshot_dir.parent.parent / "refs"
+    refs.mkdir()
+    (refs / "main").write_text("a" * 40)
+    listed = run_dub(["models", "list"], env)
+    assert listed.returncode == 0, listed.stderr
+    clip_row = next(line for line in listed.stdout.splitlines() if line.startswith("clip"))
+    assert "GiB" in clip_row and "models--openai--clip-vit-base-patch32" in clip_row
+    doctor = run_dub(["doctor"], env)
+    assert doctor.returncode == 0, doctor.stderr
+    assert "ready" in next(line for line in doctor.stdout.splitlines() if line.startswith("clip captioner"))
+    assert "dub models download vlm" in next(line for line in doctor.stdout.splitlines() if line.startswith("vlm"))
+
+
+def test_integrations_install_writes_the_files(tmp_path):
+    env = dub_env(tmp_path)
+    resolve = run_dub(["integrations", "install", "resolve", "--dest", tmp_path / "scripts"], env)
+    assert resolve.returncode == 0, resolve.stderr
+    script = Path(resolve.stdout.strip())
+    assert script == tmp_path / "scripts" / "Dub Shot Audio.py" and script.is_file()
+    config = json.loads((tmp_path / "scripts" / "dub_resolve.json").read_text())
+    assert Path(config["dub"][0]).exists()
+    blender = run_dub(["integrations", "install", "blender", "--dest", tmp_path / "zips"], env)
+    assert blender.returncode == 0, blender.stderr
+    archive = Path(blender.stdout.strip())
+    assert archive.parent == tmp_path / "zips" and archive.suffix == ".zip"
+    with zipfile.ZipFile(archive) as z:
+        assert {"blender_manifest.toml", "__init__.py", "dub_command.json"} <= set(z.namelist())
+    bad = run_dub(["integrations", "install", "premiere", "--dest", tmp_path / "x"], env)
+    assert bad.returncode == 2 and bad.stdout == "" and not (tmp_path / "x").exists()
+    assert len(bad.stderr.strip().splitlines()) == 1 and "resolve, blender" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_watch_once_dubs_a_dropped_video(tmp_path, sample_30p_silent):
+    root = tmp_path / "watched"
+    (root / "inbox").mkdir(parents=True)
+    shutil.copyfile(sample_30p_silent[0], root / "inbox" / "clip.mp4")
+    (root / "inbox" / "notes.mp4").write_text("not a video")
+    (root / "inbox" / "copying.mp4.part").write_bytes(b"half")
+    proc = run_dub(["watch", root, "--once", "--stable-s", "0.2", "--poll-s", "0.1"], dub_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "dubbed clip.mp4 -> output/clip" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in (root / "inbox").iterdir()) == ["copying.mp4.part"]
+    assert [p.name for p in (root / "done").iterdir()] == ["clip.mp4"]
+    assert sorted(p.name for p in (root / "failed").iterdir()) == ["notes.mp4", "notes.mp4.error.json"]
+    assert "not a video" in json.loads((root / "failed" / "notes.mp4.error.json").read_text())["reason"]
+    dubbed = root / "output" / "clip" / "clip.dub.mp4"
+    audio, rate = decode_track(dubbed)
+    expected = round(sample_30p_silent[1]["frame_count"] * rate / 30)
+    assert audio.shape[0] == 2 and abs(audio.shape[1] - expected) < 1024 and np.abs(audio).max() > 0.01
+    assert {"mix.wav", "music.wav", "fx.wav"} <= {p.name for p in (root / "output" / "clip" / "stems").iterdir()}
+    again = run_dub(["watch", root / "done" / "clip.mp4", "--once"], dub_env(tmp_path))
+    assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1 and "folder" in again.stderr
 
 
 @pytest.fixture()

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import xml.etree.ElementTree as ET
 from fractions import Fraction
 
@@ -209,3 +211,17 @@ def test_export_all_writes_everything_requested(tmp_path, ntsc_run):
         export_all(tmp_path / "missing", "film", ntsc_run)
     with pytest.raises(ValueError):
         export_all(tmp_path, "film", ExportInputs(analysis=ntsc_run.analysis, plan=ntsc_run.plan))
+
+
+def test_exported_files_get_the_permissions_of_any_new_file(tmp_path, ntsc_run):
+    old_umask = os.umask(0o002)   # a shared-workstation umask: group may write too
+    try:
+        paths = export_all(tmp_path, "film", ntsc_run, ExportOptions(otio=False))
+        (tmp_path / "plain.txt").write_text("x")
+    finally:
+        os.umask(old_umask)
+    plain = stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+    modes = {p.relative_to(tmp_path).as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in paths}
+    assert plain == 0o664
+    assert modes == {name: oct(plain) for name in ("film_stems/mix.wav", "film_stems/music.wav",
+                                                   "film_stems/fx.wav", "film.srt", "film.dub.json")}

@@ -233,3 +233,23 @@ def test_true_peak_ceiling_holds_even_when_loudness_cannot_be_reached():
     assert true_peak_resample_poly(track.mix) <= -1.0
     assert track.settings["gain_db"] < 80 and track.settings["limiter_db"] < 20  # no runaway gain
     assert np.allclose(track.stems["dub"], track.mix, atol=1e-6)
+
+
+@pytest.mark.parametrize("against, own, reachable", [(0.4, 0.5, True), (0.7, 0.3, False)])
+def test_stems_that_cancel_in_the_mix_stay_under_the_ceiling(against, own, reachable):
+    # Effects partly in opposite phase to the music: the sum is quieter than either stem, so
+    # gaining the sum to the target alone would push each stem past the ceiling or full scale.
+    plan = make_plan([0, 3 * SR, 6 * SR])
+    music = [music_like(c.num_samples, i) for i, c in enumerate(plan.cues)]
+    fx = [-against * m + own * music_like(m.shape[-1], 10 + i) for i, m in enumerate(music)]
+    cues = tuple(CueAudio(c.index, c.start_sample, {"music": m, "fx": f})
+                 for c, m, f in zip(plan.cues, music, fx))
+    track = mix(RenderResult("test", SR, cues), plan, MixOptions(lufs=-14.0))
+    for name, stem in track.stems.items():
+        assert np.abs(stem).max() < 0.9, name
+        assert true_peak_resample_poly(stem) <= -0.95, name
+    assert true_peak_resample_poly(track.mix) <= -1.0
+    assert np.allclose(track.stems["music"] + track.stems["fx"], track.mix, atol=1e-5)
+    measured = pyloudnorm.Meter(SR).integrated_loudness(track.mix.T.astype(np.float64))
+    # Loudness gives way only when the stems would need more than the deepest allowed limiting.
+    assert (abs(measured - -14.0) <= 0.5) == reachable, measured

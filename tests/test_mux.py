@@ -192,3 +192,62 @@ def test_ffmpeg_binary_choice_and_errors(monkeypatch, tmp_path):
     monkeypatch.delenv("DUB_FFMPEG")
     with pytest.raises(FFmpegError, match="No such file|does not exist|Error opening"):
         run_ffmpeg(["-i", str(tmp_path / "absent.mp4"), str(tmp_path / "x.wav")], what="testing")
+
+
+def _music_wav(tmp_path: Path, samples: int) -> tuple[Path, np.ndarray]:
+    """Chords with decaying notes, bass and wide-stereo noise hits: a dub-like 48 kHz stereo signal."""
+    rng = np.random.default_rng(3)
+    t = np.arange(samples) / SR
+    audio = np.zeros((samples, 2))
+    for start in range(0, samples, SR // 2):
+        env = np.exp(-np.clip(t - start / SR, 0, None) * 3) * (t >= start / SR)
+        for k, f in enumerate(110 * 2 ** (rng.integers(0, 24, 3) / 12)):
+            for h in range(1, 6):
+                tone = np.sin(2 * np.pi * f * h * t + k) * env * 0.06 / h
+                audio[:, 0] += tone * (1 - 0.2 * k)
+                audio[:, 1] += tone * (0.6 + 0.2 * k)
+        hit = rng.standard_normal((4000, 2)) * np.exp(-np.arange(4000) / 500)[:, None] * 0.2
+        audio[start:start + 4000] += hit[:samples - start]
+    audio *= 0.8 / np.abs(audio).max()
+    path = tmp_path / "music.wav"
+    soundfile.write(str(path), audio.astype(np.float32), SR, subtype="PCM_24")
+    return path, audio
+
+
+def _band_levels_db(audio: np.ndarray) -> np.ndarray:
+    """Level (dB) of each third-octave band, 50 Hz - 16 kHz, in each 21 ms frame: (bands, ch, frames)."""
+    from scipy import signal
+
+    freqs, _, spec = signal.stft(audio.T, SR, nperseg=1024)
+    power = np.abs(spec) ** 2
+    edges = np.geomspace(50, 16_000, 26)
+    return np.stack([10 * np.log10(power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) + 1e-12)
+                     for lo, hi in zip(edges[:-1], edges[1:])])
+
+
+def test_default_aac_encode_is_faster_and_keeps_the_sound(sample_30p_silent, tmp_path):
+    import resource
+
+    video, _ = sample_30p_silent
+    info = probe(video)
+    total = info.total_samples(SR)
+    wav, source = _music_wav(tmp_path, total)
+    reference = _band_levels_db(source)
+    loud = reference > reference.max() - 60                             # bands that carry the music
+    cpu_s, decoded = {}, {}
+    for coder in ("fast", "twoloop"):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        kwargs = {} if coder == "fast" else {"aac_coder": "twoloop"}     # fast is the default
+        mux(video, wav, tmp_path / f"{coder}.mp4", video_info=info, **kwargs)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_s[coder] = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        decoded[coder] = _decode_audio(tmp_path / f"{coder}.mp4", 0)[0][:total].astype(np.float64)
+        error = np.abs(_band_levels_db(decoded[coder]) - reference)[loud]
+        assert error.mean() < 0.3 and np.percentile(error, 99) < 3.0, (coder, error.mean())
+        low = np.sum(source[:, 0] ** 2) / np.sum((decoded[coder][:, 0] - source[:, 0]) ** 2)
+        assert 10 * np.log10(low) > 15, coder                              # waveform kept, not just levels
+    assert not np.array_equal(decoded["fast"], decoded["twoloop"])
+    assert cpu_s["fast"] < 0.8 * cpu_s["twoloop"], cpu_s
+    with pytest.raises(OutputError, match="fast, twoloop"):
+        mux(video, wav, tmp_path / "bad.mp4", video_info=info, aac_coder="slow")
+    assert not (tmp_path / "bad.mp4").exists()
