@@ -81,9 +81,8 @@ class _ShotScript:
     index: int
     start_frame: int
     length: int
-    background: np.ndarray  # (H + 2m, W + 2m, 3) uint8 RGB set, margin m for shaking
-    body_rgb: tuple[int, int, int]
-    prop_rgb: tuple[int, int, int]
+    palette: tuple[tuple[int, ...], ...]  # sky top, sky bottom, floor, body, prop (RGB)
+    set_seed: tuple[int, ...]  # the set (clouds, buildings) is drawn from this seed when the shot starts
     x0: float
     speed: np.ndarray  # (length,) horizontal speed in px/frame
     impacts: list[tuple[int, float]] = field(default_factory=list)  # (frame, x) relative
@@ -187,7 +186,6 @@ def _start_x(speed: np.ndarray, events: list[tuple[str, int, int]], width: int, 
 
 
 def _script_shots(spec: SynthSpec) -> tuple[list[_ShotScript], list[PlantedEvent]]:
-    margin = _shake_amplitude(spec.width) + 2
     scripts: list[_ShotScript] = []
     planted: list[PlantedEvent] = []
     start = 0
@@ -196,8 +194,8 @@ def _script_shots(spec: SynthSpec) -> tuple[list[_ShotScript], list[PlantedEvent
         palette = _palette(index, spec.seed)
         events = _plan_shot_events(index, length)
         speed = _speed_profile(length, events, spec.width, rng)
-        script = _ShotScript(index, start, length, _draw_set(spec.width, spec.height, margin, palette, rng),
-                             palette[3], palette[4], _start_x(speed, events, spec.width, _radius(spec.height), rng), speed)
+        script = _ShotScript(index, start, length, palette, (spec.seed, index, 1),
+                             _start_x(speed, events, spec.width, _radius(spec.height), rng), speed)
         for kind, ev_start, ev_end in events:
             if kind == "impact":
                 script.impacts.append((ev_start, float(rng.uniform(0.15, 0.85) * spec.width)))
@@ -257,7 +255,7 @@ def _draw_props(canvas: np.ndarray, script: _ShotScript, t: int, floor_y: int, m
         squash = 0.6 if 0 <= t - impact_t < 3 else 1.0  # cartoon squash on landing
         ry, rx = int(size * squash), int(size / squash)
         center = (int(x) + margin, bottom - ry)
-        cv2.ellipse(canvas, center, (rx, ry), 0, 0, 360, script.prop_rgb, -1, cv2.LINE_AA)
+        cv2.ellipse(canvas, center, (rx, ry), 0, 0, 360, script.palette[4], -1, cv2.LINE_AA)
         cv2.ellipse(canvas, center, (rx, ry), 0, 0, 360, (15, 15, 15), max(1, size // 6), cv2.LINE_AA)
 
 
@@ -278,16 +276,22 @@ def _flash_level(script: _ShotScript, t: int) -> float:
     return 0.0
 
 
-def render_frame(script: _ShotScript, t: int, width: int, height: int) -> np.ndarray:
-    """RGB frame (height, width, 3) uint8 of shot-relative frame `t`."""
+def draw_set(script: _ShotScript, width: int, height: int) -> np.ndarray:
+    """The shot's set (H + 2m, W + 2m, 3), with a margin m so the picture can shake."""
     margin = _shake_amplitude(width) + 2
-    canvas = script.background.copy()
+    return _draw_set(width, height, margin, script.palette, np.random.default_rng(script.set_seed))
+
+
+def render_frame(script: _ShotScript, background: np.ndarray, t: int, width: int, height: int) -> np.ndarray:
+    """RGB frame (height, width, 3) uint8 of shot-relative frame `t`, drawn over `background`."""
+    margin = _shake_amplitude(width) + 2
+    canvas = background.copy()
     floor_y = margin + int(height * 0.78)
     radius = _radius(height)
     x = _character_x(script, t, width, radius)
     bob = int(abs(np.sin(t * 0.3)) * radius * 0.1)
     look = float(np.sign(script.speed[min(t, script.length - 1)]))
-    _draw_character(canvas, (x + margin, floor_y - int(radius * 1.5) - bob), radius, script.body_rgb, look, t)
+    _draw_character(canvas, (x + margin, floor_y - int(radius * 1.5) - bob), radius, script.palette[3], look, t)
     _draw_props(canvas, script, t, floor_y, margin, width)
     dx, dy = _shake_offset(script, t, width)
     frame = canvas[margin + dy: margin + dy + height, margin + dx: margin + dx + width]
@@ -301,8 +305,9 @@ def iter_frames(scripts: list[_ShotScript], width: int, height: int, grain: floa
     bank = _grain_bank(width, height, grain, seed) if grain > 0 else None
     n = 0
     for script in scripts:
+        background = draw_set(script, width, height)  # one set in memory at a time
         for t in range(script.length):
-            frame = render_frame(script, t, width, height)
+            frame = render_frame(script, background, t, width, height)
             if bank is not None:
                 up, down = bank[n % len(bank)]
                 frame = cv2.subtract(cv2.add(frame, up), down)

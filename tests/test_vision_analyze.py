@@ -1,0 +1,203 @@
+"""vision.analyze against the synthetic ground truth: cuts, events, motion, keyframes, JSON."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+import vision
+from samples.synth import SynthSpec, synthesize
+from vision.frames import KeyframeSampler
+from vision.shots import CutOptions
+from vision.types import VideoAnalysis
+
+SAMPLES = ["sample_24p", "sample_30p_silent", "sample_vfr"]
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def analysed(request):
+    """Analysis without captions of each shared sample, computed once per module."""
+    cache: dict[str, tuple] = {}
+
+    def get(name: str):
+        if name not in cache:
+            path, truth = request.getfixturevalue(name)
+            cache[name] = (vision.analyze(path, captioner=None), truth)
+        return cache[name]
+
+    return get
+
+
+def _near(frame: int, frames: list[int], tolerance: int = 1) -> bool:
+    return any(abs(frame - f) <= tolerance for f in frames)
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_every_cut_found_and_no_false_cut(name, analysed):
+    analysis, truth = analysed(name)
+    found = [s.start_frame for s in analysis.shots[1:]]
+    assert len(found) == len(truth["cut_frames"])
+    assert all(_near(c, found) for c in truth["cut_frames"])
+    assert found == truth["cut_frames"]  # in practice exact on these clean cuts
+    assert analysis.shots[-1].end_frame == truth["frame_count"] == analysis.media.frame_count
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_every_planted_impact_and_flash_found_and_nothing_invented(name, analysed):
+    analysis, truth = analysed(name)
+    for kind in ("impact", "flash"):
+        planted = [e["frame"] for e in truth["events"] if e["kind"] == kind]
+        found = [e.frame for e in analysis.events if e.kind == kind]
+        assert all(_near(f, found) for f in planted), (kind, planted, found)
+        assert all(_near(f, planted, 2) for f in found), (kind, planted, found)
+    for event in analysis.events:  # cuts are never events
+        assert not _near(event.frame, truth["cut_frames"]) and 0 <= event.strength <= 1
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_fast_motion_bursts_cover_the_planted_ranges(name, analysed):
+    analysis, truth = analysed(name)
+    planted = [(e["frame"], e["end_frame"]) for e in truth["events"] if e["kind"] == "fast_motion"]
+    found = [(e.frame, e.end_frame) for e in analysis.events if e.kind == "fast_motion"]
+    for start, end in planted:
+        overlap = max((min(end, b) - max(start, a) for a, b in found), default=0)
+        assert overlap >= 0.6 * (end - start), (planted, found)
+    for a, b in found:
+        assert any(min(end, b) - max(start, a) > 0 for start, end in planted), (planted, found)
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_motion_curve_is_per_frame_normalised_and_follows_the_action(name, analysed):
+    analysis, truth = analysed(name)
+    curve = np.array(analysis.motion)
+    assert curve.shape == (truth["frame_count"],) and curve.min() >= 0 and curve.max() <= 1
+    busy = np.zeros(curve.size, bool)
+    for event in truth["events"]:
+        if event["kind"] == "fast_motion":
+            busy[event["frame"] + 2:event["end_frame"] - 2] = True
+    calm = ~busy
+    for event in truth["events"]:  # impact shakes and flashes are not calm either
+        calm[max(0, event["frame"] - 8):event["end_frame"] + 8] = False
+    assert curve[busy].mean() > 1.5 * curve[calm].mean()
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_json_round_trip_keeps_shots_and_events_exact(name, analysed):
+    analysis, truth = analysed(name)
+    data = json.loads(json.dumps(analysis.to_dict()))
+    assert [(s["start_frame"], s["end_frame"]) for s in data["shots"]] == \
+        [(s["start_frame"], s["end_frame"]) for s in truth["shots"]]
+    again = VideoAnalysis.from_dict(data)
+    assert again.shots == analysis.shots and again.media == analysis.media
+    assert [(e.frame, e.kind, e.end_frame) for e in again.events] == \
+        [(e.frame, e.kind, e.end_frame) for e in analysis.events]
+    assert again.media.fps == Fraction(truth["fps"])
+
+
+def test_keyframes_are_few_per_shot_spread_out_and_small(analysed):
+    analysis, _ = analysed("sample_24p")
+    assert len(analysis.keyframes) == len(analysis.shots)
+    for shot, keys in zip(analysis.shots, analysis.keyframes):
+        assert keys.shot_index == shot.index and len(keys.frames) == len(keys.images) == 3
+        assert all(shot.start_frame <= f < shot.end_frame for f in keys.frames)
+        assert keys.frames == tuple(sorted(keys.frames))
+        assert keys.frames[-1] - keys.frames[0] >= shot.frame_count // 3  # spread, not bunched
+        for image in keys.images:
+            pixels = np.asarray(image)
+            assert pixels.dtype == np.uint8 and pixels.shape == image.shape == (180, 320, 3)
+    # each shot has its own palette, so the first keyframes of two shots differ in colour
+    means = [np.asarray(k.images[0]).reshape(-1, 3).mean(axis=0) for k in analysis.keyframes]
+    assert np.abs(means[0] - means[1]).max() > 10
+
+
+def test_progress_reports_decoded_frames(sample_30p_silent):
+    path, truth = sample_30p_silent
+    calls: list[tuple[str, int, int]] = []
+    vision.analyze(path, captioner=None, keyframes_per_shot=0, progress=lambda *a: calls.append(a))
+    decode = [c for c in calls if c[0] == "decode"]
+    assert len(decode) >= truth["frame_count"] // 24
+    assert [d for _, d, _ in decode] == sorted(d for _, d, _ in decode)
+    assert decode[-1] == ("decode", truth["frame_count"], truth["frame_count"])
+
+
+def test_flash_inside_a_single_shot_is_not_a_cut_and_min_shot_length_holds(tmp_path, sample_24p):
+    path = tmp_path / "one_shot.mp4"
+    truth = synthesize(path, SynthSpec(shot_frames=(60,), audio=False, seed=5))  # one shot with a flash
+    assert [e["kind"] for e in truth["events"]] == ["flash"]
+    analysis = vision.analyze(path, captioner=None)
+    assert len(analysis.shots) == 1
+    assert [e.kind for e in analysis.events] == ["flash"]
+    # a minimum shot length longer than the first shot swallows its cut
+    video, truth24 = sample_24p
+    first = truth24["shots"][0]["end_frame"]
+    merged = vision.analyze(video, captioner=None, min_shot_frames=first + 1, keyframes_per_shot=0)
+    assert [s.start_frame for s in merged.shots[1:]] == truth24["cut_frames"][1:]
+
+
+def test_rotated_video_gives_upright_keyframes(sample_30p_silent, tmp_path):
+    path, _ = sample_30p_silent
+    rotated = tmp_path / "rotated.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-display_rotation", "90",
+                    "-i", str(path), "-c", "copy", str(rotated)], check=True, timeout=60)
+    analysis = vision.analyze(rotated, captioner=None, keyframes_per_shot=1)
+    image = np.asarray(analysis.keyframes[0].images[0])
+    assert image.shape[:2] == (320, 180)  # portrait, as a player shows it
+
+
+def test_motion_captioner_writes_one_caption_per_shot(sample_24p):
+    path, _ = sample_24p
+    analysis = vision.analyze(path)  # default captioner: "motion"
+    assert [c.shot_index for c in analysis.captions] == [s.index for s in analysis.shots]
+    assert all(c.text for c in analysis.captions)
+    assert analysis.settings["captioner"] == "motion"
+
+
+def test_unknown_captioner_fails_before_decoding(sample_24p):
+    with pytest.raises(ValueError, match="captioner"):
+        vision.analyze(sample_24p[0], captioner="no-such-captioner")
+
+
+def test_import_binds_the_functions_and_not_torch():
+    code = ("import vision.probe, vision.analyze, vision, sys; "
+            "assert callable(vision.probe) and callable(vision.analyze); "
+            "assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=REPO_ROOT)
+
+
+def test_keyframes_are_kept_compressed(analysed):
+    analysis, _ = analysed("sample_24p")
+    image = analysis.keyframes[0].images[0]
+    assert image.nbytes < 0.5 * np.asarray(image).nbytes
+
+
+def test_adaptive_detector_finds_the_same_cuts(sample_24p):
+    path, truth = sample_24p
+    options = vision.AnalysisOptions(cuts=CutOptions(detector="adaptive"))
+    analysis = vision.analyze(path, captioner=None, keyframes_per_shot=0, options=options)
+    assert [s.start_frame for s in analysis.shots[1:]] == truth["cut_frames"]
+    assert analysis.settings["cut_detector"] == "adaptive"
+
+
+def test_keyframe_sampler_memory_stays_bounded_over_a_long_shot():
+    made: list[int] = []
+
+    def make(frame):
+        made.append(frame)
+        return np.full((4, 4, 3), frame % 256, np.uint8)
+
+    sampler = KeyframeSampler(3, make, first_stride=5)
+    for index in range(100_000):  # about an hour at 30 fps in one shot
+        sampler.offer(index, index)
+        assert len(sampler._candidates) <= sampler.capacity
+    assert len(made) < 200  # pictures are made only for candidates, not for every frame
+    (keys,) = sampler.finish(100_000)
+    assert len(keys.frames) == 3
+    for k, frame in enumerate(keys.frames):  # near 1/6, 3/6 and 5/6 of the shot
+        assert abs(frame - (2 * k + 1) * 100_000 / 6) < 100_000 / 8

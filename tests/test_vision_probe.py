@@ -1,0 +1,156 @@
+"""vision.probe: exact rate, frame count and timing facts; one clear sentence for each bad input."""
+from __future__ import annotations
+
+import random
+import re
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+import vision
+from vision.errors import NotAVideo, VideoError, VideoNotFound, VideoUnreadable
+
+
+def _ffmpeg(*args: str) -> None:
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+
+def _assert_one_sentence(message: str, path: Path) -> None:
+    assert "\n" not in message and message.endswith(".")
+    assert re.search(r"[.!?]\s+[A-Z]", message) is None, message  # no second sentence
+    assert path.name in message
+
+
+def test_24p_rate_and_frame_count_are_exact(sample_24p):
+    path, truth = sample_24p
+    info = vision.probe(path)
+    assert info.fps == Fraction(24000, 1001) and isinstance(info.fps, Fraction)
+    assert info.frame_count == truth["frame_count"]
+    assert (info.width, info.height, info.rotation) == (320, 180, 0)
+    assert (info.video_codec, info.pix_fmt) == ("h264", "yuv420p")
+    assert info.duration_s == pytest.approx(truth["frame_count"] * 1001 / 24000)
+    assert not info.is_vfr and info.frame_pts is None
+    assert info.has_audio and info.audio_codec == "aac" and info.audio_rate == 48000 and info.audio_channels == 2
+    assert info.size_bytes == path.stat().st_size
+    assert info.frame_time(info.frame_count) == Fraction(truth["frame_count"] * 1001, 24000)
+
+
+def test_30p_silent(sample_30p_silent):
+    path, truth = sample_30p_silent
+    info = vision.probe(path)
+    assert info.fps == 30 and info.frame_count == truth["frame_count"]
+    assert not info.has_audio and info.audio_codec is None
+
+
+def test_vfr_file_gives_every_frame_time(sample_vfr):
+    path, truth = sample_vfr
+    info = vision.probe(path)
+    assert info.is_vfr and info.frame_count == truth["frame_count"]
+    truth_tb = Fraction(truth["time_base"])
+    times = [info.frame_time(i) for i in range(info.frame_count)]
+    assert times == [p * truth_tb for p in truth["frame_pts"]]
+    assert times[0] == 0
+    assert info.fps == Fraction(truth["fps"])  # the average rate: frame_count / duration
+    assert info.duration_s == pytest.approx(truth["duration_s"])
+
+
+def test_matroska_without_stored_frame_count_is_counted_exactly(sample_24p, tmp_path):
+    path, truth = sample_24p
+    mkv = tmp_path / "copy.mkv"
+    _ffmpeg("-i", str(path), "-c", "copy", str(mkv))
+    info = vision.probe(mkv)
+    # Matroska stores no frame count and millisecond timestamps; the rate is still exact.
+    assert info.frame_count == truth["frame_count"]
+    assert info.fps == Fraction(24000, 1001) and not info.is_vfr
+
+
+def test_rotation_from_display_matrix(sample_30p_silent, tmp_path):
+    path, _ = sample_30p_silent
+    rotated = tmp_path / "rotated.mp4"
+    _ffmpeg("-display_rotation", "90", "-i", str(path), "-c", "copy", str(rotated))
+    info = vision.probe(rotated)
+    assert info.rotation in (90, 270) and (info.width, info.height) == (320, 180)
+
+
+def _truncated(src: Path, dst: Path) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[: len(data) // 2])
+    return dst
+
+
+def _moov_at_end_truncated(src: Path, dst: Path) -> Path:
+    full = dst.with_name("moov_last.mp4")
+    _ffmpeg("-i", str(src), "-c", "copy", "-movflags", "0", str(full))
+    return _truncated(full, dst)
+
+
+def _truncated_matroska(src: Path, dst: Path) -> Path:
+    full = dst.with_name("full.mkv")
+    _ffmpeg("-i", str(src), "-c", "copy", str(full))
+    return _truncated(full, dst.with_suffix(".mkv"))
+
+
+def _garbage_payload(src: Path, dst: Path) -> Path:
+    data = src.read_bytes()
+    start = data.index(b"mdat") + 4
+    rng = random.Random(0)
+    dst.write_bytes(data[:start] + bytes(rng.getrandbits(8) for _ in range(len(data) - start)))
+    return dst
+
+
+def _audio_only(src: Path, dst: Path) -> Path:
+    dst = dst.with_suffix(".m4a")
+    _ffmpeg("-i", str(src), "-vn", "-c", "copy", str(dst))
+    return dst
+
+
+def _png(src: Path, dst: Path) -> Path:
+    dst = dst.with_suffix(".png")
+    cv2.imwrite(str(dst), np.full((90, 160, 3), 200, np.uint8))
+    return dst
+
+
+def _text(src: Path, dst: Path) -> Path:
+    dst.write_text("this is not a video\n" * 20)
+    return dst
+
+
+def _empty(src: Path, dst: Path) -> Path:
+    dst.write_bytes(b"")
+    return dst
+
+
+def _missing(src: Path, dst: Path) -> Path:
+    return dst.with_name("no_such_video.mp4")
+
+
+def _folder(src: Path, dst: Path) -> Path:
+    dst = dst.with_suffix("")
+    dst.mkdir()
+    return dst
+
+
+@pytest.mark.parametrize("make, error", [
+    (_missing, VideoNotFound), (_folder, NotAVideo), (_empty, VideoUnreadable), (_text, NotAVideo),
+    (_png, NotAVideo), (_audio_only, NotAVideo), (_truncated, VideoUnreadable),
+    (_moov_at_end_truncated, VideoUnreadable), (_truncated_matroska, VideoUnreadable),
+    (_garbage_payload, VideoUnreadable),
+], ids=lambda v: getattr(v, "__name__", "").strip("_"))
+def test_bad_input_raises_one_plain_sentence(make, error, sample_24p, tmp_path):
+    bad = make(sample_24p[0], tmp_path / "bad.mp4")
+    with pytest.raises(error) as caught:
+        vision.probe(bad)
+    assert isinstance(caught.value, VideoError)
+    _assert_one_sentence(str(caught.value), bad)
+
+
+def test_analyze_refuses_bad_input_before_decoding(tmp_path):
+    text = _text(Path(), tmp_path / "notes.mp4")
+    with pytest.raises(NotAVideo):
+        vision.analyze(text, captioner=None)

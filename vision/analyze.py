@@ -1,0 +1,140 @@
+"""`analyze(path)`: one decode pass gives shots, keyframes and motion events; then captions.
+
+    from vision import analyze
+    analysis = analyze("cartoon.mp4", captioner="motion")
+    analysis.shots, analysis.events, analysis.captions
+
+Steps: 1. probe the file (fails early on a bad input); 2. resolve the captioner (fails early on
+a missing model); 3. decode every frame once, feeding the cut detector, the keyframe sampler
+and the motion tracker; 4. turn the per-frame curves into events; 5. caption the shots.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from vision.errors import VideoUnreadable
+from vision.frames import ANALYSIS_WIDTH, KEYFRAME_SHORT_SIDE, KeyframeSampler, decode, keyframe_image
+from vision.motion import MotionOptions, MotionTracker
+from vision.probe import probe
+from vision.shots import CutDetector, CutOptions, shots_from_cuts
+from vision.types import MediaInfo, VideoAnalysis
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, int, int], None]
+DEFAULT_MIN_SHOT_FRAMES = 8
+KEYFRAME_CANDIDATES_PER_S = 6  # pictures per second offered to the keyframe sampler at most
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """Finer settings of the analysis pass (the common ones are `analyze` arguments)."""
+
+    cuts: CutOptions = field(default_factory=CutOptions)
+    motion: MotionOptions = field(default_factory=MotionOptions)
+    analysis_width: int = ANALYSIS_WIDTH  # px, width of the picture cuts and motion are read from
+    keyframe_short_side: int = KEYFRAME_SHORT_SIDE  # px
+    progress_every: int = 24  # frames between progress calls
+
+
+def analyze(path: str | os.PathLike, *, captioner: str | None = "motion",
+            min_shot_frames: int = DEFAULT_MIN_SHOT_FRAMES, keyframes_per_shot: int = 3,
+            progress: ProgressFn | None = None, captioner_options: dict[str, Any] | None = None,
+            options: AnalysisOptions = AnalysisOptions()) -> VideoAnalysis:
+    """Analyse a video: shots, visual events, motion curve, keyframes and captions.
+
+    Args:
+        path: the video file.
+        captioner: a name from `vision.captioners` ("motion", "clip", "vlm"), or None for no
+            captions (the fastest analysis).
+        min_shot_frames: no shot shorter than this many frames (except the last).
+        keyframes_per_shot: pictures kept per shot for the captioner (0 keeps none).
+        progress: called as progress(stage, done, total), stage "decode" (frames) then "caption".
+        captioner_options: fields of the captioner's options dataclass.
+        options: finer settings; `min_shot_frames` overrides `options.cuts.min_shot_frames`.
+
+    Returns:
+        VideoAnalysis with `keyframes` filled (in memory only; not part of its JSON).
+
+    Raises:
+        VideoError subclasses: the file is missing, not a video, or cannot be decoded.
+        ValueError: an unknown captioner or option.
+    """
+    # 1. Check inputs and the file, before any decoding.
+    if keyframes_per_shot < 0:
+        raise ValueError(f"keyframes_per_shot must be >= 0, got {keyframes_per_shot}")
+    cut_options = dataclasses.replace(options.cuts, min_shot_frames=min_shot_frames)
+    media = probe(path)
+    # 2. Resolve the captioner.
+    tagger = _captioner(captioner, captioner_options)
+    report = progress or (lambda stage, done, total: None)
+    # 3. + 4. One decode pass, then events from the curves.
+    analysis = _analyse_pass(media, cut_options, keyframes_per_shot, report, options)
+    settings = {**analysis.settings, **(tagger.settings() if tagger is not None else {"captioner": None})}
+    analysis = dataclasses.replace(analysis, settings=settings)
+    if tagger is None:
+        return analysis
+    # 5. Caption every shot.
+    report("caption", 0, len(analysis.shots))
+    captions = tagger.caption(analysis)
+    report("caption", len(analysis.shots), len(analysis.shots))
+    return dataclasses.replace(analysis, captions=tuple(captions))
+
+
+def _captioner(name: str | None, captioner_options: dict[str, Any] | None):
+    if name is None:
+        return None
+    from vision.captioners import get_captioner  # imported late: captioners are optional plug-ins
+
+    return get_captioner(name, **(captioner_options or {}))
+
+
+def _analyse_pass(media: MediaInfo, cut_options: CutOptions, keyframes_per_shot: int,
+                  report: ProgressFn, options: AnalysisOptions) -> VideoAnalysis:
+    detector = CutDetector(media.fps, cut_options)
+    sampler = KeyframeSampler(keyframes_per_shot,
+                              lambda f: keyframe_image(f, options.keyframe_short_side, media.rotation),
+                              first_stride=max(1, round(media.fps / KEYFRAME_CANDIDATES_PER_S)))
+    tracker = MotionTracker()
+    total, count = media.frame_count, 0
+    for decoded in decode(media.path, options.analysis_width):
+        for cut in detector.push(decoded.index, decoded.small_bgr):
+            sampler.close_shot(cut)
+        sampler.offer(decoded.index, decoded.frame)
+        tracker.push(decoded.grey)
+        count = decoded.index + 1
+        if count % options.progress_every == 0:
+            report("decode", count, max(total, count))
+    for cut in detector.finish():
+        sampler.close_shot(cut)
+    report("decode", count, count)
+    media = _settle_frame_count(media, count)
+    shots = shots_from_cuts(detector.cuts, count)
+    keyframes = sampler.finish(count)
+    assert len(keyframes) == len(shots), f"{len(keyframes)=} != {len(shots)=}"
+    motion = tracker.finish(shots, options.motion)
+    settings = {"cut_detector": cut_options.detector, "cut_threshold": cut_options.threshold,
+                "min_shot_frames": cut_options.min_shot_frames, "keyframes_per_shot": keyframes_per_shot,
+                "analysis_width": options.analysis_width}
+    return VideoAnalysis(media=media, shots=shots, events=motion.events, motion=motion.curve, captions=(),
+                         settings=settings, keyframes=keyframes)
+
+
+def _settle_frame_count(media: MediaInfo, decoded: int) -> MediaInfo:
+    """The decoder has the last word on how many frames there are."""
+    if decoded == 0:
+        raise VideoUnreadable(f"{media.path} has no decodable frames; the file is damaged, so re-export it.")
+    if decoded == media.frame_count:
+        return media
+    log.warning("%s: %d frames decoded, the container lists %d; using the decoded count",
+                media.path, decoded, media.frame_count)
+    pts = media.frame_pts[:decoded] if media.frame_pts is not None else None
+    if pts is not None and len(pts) < decoded:
+        pts = None
+    duration_s = float(decoded / media.fps)
+    return dataclasses.replace(media, frame_count=decoded, frame_pts=pts, duration_s=duration_s)

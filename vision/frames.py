@@ -1,0 +1,195 @@
+"""One decode pass over a video, shared by every per-frame consumer.
+
+Each decoded picture is shrunk once to a small analysis image (about 256 px wide, BGR, as
+PySceneDetect expects) and a smaller grey image for motion. For 8-bit 4:2:0 video (nearly all
+delivery files) the shrink reads the Y/U/V planes in place, which costs a fraction of a
+full-size colour conversion; other pixel formats go through libswscale. Keyframes for
+captioners are converted at their own, larger size only for the few frames that get sampled.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from vision.errors import VideoUnreadable
+from vision.types import ShotKeyframes
+
+log = logging.getLogger(__name__)
+
+ANALYSIS_WIDTH = 256  # px, the width PySceneDetect's auto-downscale aims for
+KEYFRAME_SHORT_SIDE = 224  # px, what CLIP-style image encoders take
+_FAST_FORMATS = ("yuv420p", "yuvj420p")
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    """One picture of the pass: its index, the decoder's frame, and the small images."""
+
+    index: int
+    frame: av.VideoFrame
+    small_bgr: np.ndarray  # (h, w, 3) uint8, about ANALYSIS_WIDTH wide
+    grey: np.ndarray  # (h/2, w/2) uint8, for motion
+
+
+def scaled_size(width: int, height: int, target_width: int) -> tuple[int, int]:
+    """(w, h) no wider than `target_width`, aspect kept, both even and at least 2."""
+    scale = min(1.0, target_width / width)
+    return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
+
+
+def _plane(frame: av.VideoFrame, i: int) -> np.ndarray:
+    plane = frame.planes[i]
+    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
+
+
+def _shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    # Bilinear to twice the target then a 2x box filter: close to a true area average for a
+    # fraction of the cost of INTER_AREA at non-integer factors.
+    w, h = size
+    if image.shape[1] > 2 * w:
+        image = cv2.resize(image, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _yuv_to_bgr(frame: av.VideoFrame, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(BGR, Y) at `size` straight from the planes of an 8-bit 4:2:0 frame."""
+    y = _shrink(_plane(frame, 0), size)
+    # Colour is read at half the size and scaled back up: hue needs far less detail than luma.
+    half = (max(1, size[0] // 2), max(1, size[1] // 2))
+    uv = [cv2.resize(cv2.resize(_plane(frame, i), half, interpolation=cv2.INTER_NEAREST), size,
+                     interpolation=cv2.INTER_LINEAR) for i in (1, 2)]
+    return cv2.cvtColor(cv2.merge([y, *uv]), cv2.COLOR_YUV2BGR), y
+
+
+def small_images(frame: av.VideoFrame, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(small BGR at `size`, grey at half of `size`) from one decoded frame."""
+    if frame.format.name in _FAST_FORMATS:
+        bgr, y = _yuv_to_bgr(frame, size)
+    else:
+        bgr = frame.to_ndarray(width=size[0], height=size[1], format="bgr24", interpolation="AREA")
+        y = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    grey = cv2.resize(y, (size[0] // 2, size[1] // 2), interpolation=cv2.INTER_AREA)
+    return bgr, grey
+
+
+def decode(path: str | Path, analysis_width: int = ANALYSIS_WIDTH) -> Iterator[DecodedFrame]:
+    """Decode every frame of the first video stream once, in display order.
+
+    Raises:
+        VideoUnreadable: the stream breaks off with a decoding error.
+    """
+    with av.open(str(path), metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame + slice threads: the decoder runs beside our work
+        size = scaled_size(stream.codec_context.width, stream.codec_context.height, analysis_width)
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                bgr, grey = small_images(frame, size)
+                yield DecodedFrame(index, frame, bgr, grey)
+                index += 1
+        except av.error.FFmpegError as exc:
+            raise VideoUnreadable(f"{path} stops decoding at frame {index} ({exc.strerror}); the file is "
+                                  "damaged or truncated, so re-export it.") from exc
+
+
+def keyframe_image(frame: av.VideoFrame, short_side: int, rotation: int) -> np.ndarray:
+    """RGB uint8 picture with its short side `short_side` px (never enlarged), turned upright."""
+    w, h = frame.width, frame.height
+    scale = min(1.0, short_side / min(w, h))
+    size = scaled_size(w, h, int(round(w * scale)))
+    if frame.format.name in _FAST_FORMATS:
+        rgb = cv2.cvtColor(_yuv_to_bgr(frame, size)[0], cv2.COLOR_BGR2RGB)
+    else:
+        rgb = frame.to_ndarray(width=size[0], height=size[1], format="rgb24", interpolation="AREA")
+    turns = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
+class EncodedImage:
+    """An RGB uint8 picture kept JPEG-compressed in memory; `np.asarray(image)` decodes it.
+
+    Keyframes live as long as the analysis: raw, three per shot of a two-hour film would take
+    over a gigabyte; compressed they take a few percent of that.
+    """
+
+    __slots__ = ("_data", "shape")
+    dtype = np.dtype(np.uint8)
+    ndim = 3
+
+    def __init__(self, rgb: np.ndarray, quality: int = 90):
+        ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        assert ok, f"JPEG encoding failed for an image of shape {rgb.shape}"
+        self._data = buffer.tobytes()
+        self.shape = tuple(rgb.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self._data)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        bgr = cv2.imdecode(np.frombuffer(self._data, np.uint8), cv2.IMREAD_COLOR)
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return rgb if dtype is None else rgb.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"EncodedImage(shape={self.shape}, {self.nbytes} bytes)"
+
+
+class KeyframeSampler:
+    """Keeps a few evenly spread pictures of the current shot; memory stays bounded.
+
+    Candidates are taken every `stride` frames from the shot start (at first `first_stride`,
+    a few per second, since neighbouring frames look alike); when more than `capacity`
+    pile up, every other one is dropped and the stride doubles. When the shot closes, the
+    `per_shot` candidates nearest to evenly spaced positions are kept, JPEG-compressed
+    (`EncodedImage`; `np.asarray` gives the H x W x 3 uint8 RGB array).
+    """
+
+    def __init__(self, per_shot: int, make_image: Callable[[av.VideoFrame], np.ndarray], first_stride: int = 1):
+        self.per_shot = per_shot
+        self.capacity = max(4, 4 * per_shot)
+        self._make_image = make_image
+        self._first_stride = max(1, first_stride)  # frames between the first candidates of a shot
+        self._start = 0
+        self._stride = self._first_stride
+        self._candidates: list[tuple[int, np.ndarray]] = []
+        self._closed: list[tuple[int, int, list[tuple[int, EncodedImage]]]] = []  # (start, end, picks)
+
+    def offer(self, index: int, frame: av.VideoFrame) -> None:
+        if self.per_shot <= 0 or (index - self._start) % self._stride:
+            return
+        self._candidates.append((index, self._make_image(frame)))
+        if len(self._candidates) > self.capacity:
+            self._stride *= 2
+            self._candidates = [c for c in self._candidates if (c[0] - self._start) % self._stride == 0]
+
+    def close_shot(self, cut_frame: int) -> None:
+        """The shot that started at the last cut ends before `cut_frame` (exclusive)."""
+        before = [c for c in self._candidates if c[0] < cut_frame]
+        after = [c for c in self._candidates if c[0] >= cut_frame]
+        picks = [(index, EncodedImage(image)) for index, image in self._pick(before, self._start, cut_frame)]
+        self._closed.append((self._start, cut_frame, picks))
+        self._start, self._stride = cut_frame, self._first_stride
+        self._candidates = [c for c in after if (c[0] - cut_frame) % self._stride == 0]  # frames seen between the cut and its confirmation
+
+    def _pick(self, candidates, start: int, end: int) -> list[tuple[int, np.ndarray]]:
+        if len(candidates) <= self.per_shot:
+            return candidates
+        chosen: set[int] = set()
+        for k in range(self.per_shot):
+            target = start + (k + 0.5) * (end - start) / self.per_shot
+            free = [i for i in range(len(candidates)) if i not in chosen]
+            chosen.add(min(free, key=lambda i: abs(candidates[i][0] - target)))
+        return [candidates[i] for i in sorted(chosen)]
+
+    def finish(self, frame_count: int) -> tuple[ShotKeyframes, ...]:
+        self.close_shot(frame_count)
+        return tuple(ShotKeyframes(i, tuple(c[0] for c in picks), tuple(c[1] for c in picks))
+                     for i, (_, _, picks) in enumerate(self._closed))

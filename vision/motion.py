@@ -1,0 +1,206 @@
+"""Per-frame activity and the visual events a sound should hit: impacts, flashes, fast motion.
+
+Two numbers per frame come out of the decode pass: activity (mean absolute grey difference to
+the previous frame beyond a small noise floor, 0..1) and brightness (mean grey, 0..1). Everything else is read from those
+two curves, shot by shot, after the pass:
+
+- flash: brightness jumps well above the frames before it and falls back within a few frames.
+- impact: either a jolt (activity leaps to several times its recent level and dies away within a
+  few frames, as when the picture shakes) or a dead stop (fast motion that halts in one frame).
+- fast motion: a run of frames whose activity stays several times the video's typical level.
+
+Cut frames and flash frames are taken out of the activity curve first, so a cut or a flash
+never reads as an impact, and nothing is looked for across a cut.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vision.types import Shot, VisualEvent
+
+
+NOISE_FLOOR_LEVELS = 6  # 8-bit grey levels of frame-to-frame change ignored as noise
+
+
+@dataclass(frozen=True)
+class MotionOptions:
+    """Thresholds; activity and brightness are in [0, 1] (fractions of full scale)."""
+
+    history_frames: int = 4  # frames before a frame that define its "recent" level
+    impact_ratio: float = 2.0  # a jolt is this many times the recent activity...
+    impact_min_rise: float = 0.015  # ...and at least this much above it
+    impact_settle_frames: int = 8  # ...and falls to half its peak within this many frames
+    stop_ratio: float = 0.2  # a dead stop leaves at most this fraction of the motion before it
+    flash_min_rise: float = 0.08  # brightness rise of a flash (or a quarter of the headroom)
+    flash_return_frames: int = 4  # a flash is over within this many frames
+    fast_ratio: float = 2.5  # fast motion: activity this many times the typical level...
+    fast_floor: float = 0.008  # ...and at least this
+    min_fast_frames: int = 6  # ...for this many frames in a row (one-frame gaps bridged)
+    curve_floor: float = 0.02  # activity that maps to the top of the curve is at least this
+
+
+@dataclass(frozen=True)
+class MotionResult:
+    curve: tuple[float, ...]  # per frame, [0, 1]
+    events: tuple[VisualEvent, ...]  # sorted by frame
+
+
+class MotionTracker:
+    """Collects activity and brightness of each frame's small grey picture, in frame order."""
+
+    def __init__(self) -> None:
+        self._previous: np.ndarray | None = None
+        self._activity: list[float] = []
+        self._brightness: list[float] = []
+
+    def push(self, grey: np.ndarray) -> None:
+        if self._previous is None or self._previous.shape != grey.shape:
+            self._activity.append(0.0)
+        else:
+            # Differences below the noise floor are grain or compression noise, not motion.
+            change = cv2.subtract(cv2.absdiff(grey, self._previous), NOISE_FLOOR_LEVELS)
+            self._activity.append(cv2.mean(change)[0] / 255.0)
+        self._brightness.append(cv2.mean(grey)[0] / 255.0)
+        self._previous = grey
+
+    def finish(self, shots: tuple[Shot, ...], options: MotionOptions = MotionOptions()) -> MotionResult:
+        return analyse_motion(np.array(self._activity), np.array(self._brightness), shots, options)
+
+
+def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Shot, ...],
+                   options: MotionOptions = MotionOptions()) -> MotionResult:
+    """Events and the normalised activity curve from the two per-frame curves."""
+    activity = activity.astype(np.float64).copy()
+    events: list[VisualEvent] = []
+    for shot in shots:
+        flashes = _find_flashes(brightness, shot, options)
+        activity[shot.start_frame] = activity[shot.start_frame + 1] if shot.frame_count > 1 else 0.0
+        for flash, back in flashes:
+            _mask(activity, shot, flash.frame, back, options)
+        events += [f for f, _ in flashes]
+    typical = float(np.median(activity)) if activity.size else 0.0
+    scale = max(float(np.percentile(activity, 98)) if activity.size else 0.0, options.curve_floor)
+    for shot in shots:
+        impacts, busy = _find_impacts(activity, shot, typical, scale, options)
+        events += impacts
+        events += _find_fast_motion(activity, shot, typical, scale, busy, options)
+    curve = np.sqrt(np.clip(activity / scale, 0.0, 1.0))  # sqrt: small motion still registers
+    return MotionResult(tuple(float(v) for v in curve), tuple(sorted(events, key=lambda e: (e.frame, e.kind))))
+
+
+def _recent(values: np.ndarray, shot: Shot, t: int, n: int) -> np.ndarray:
+    return values[max(shot.start_frame, t - n):t]
+
+
+def _find_flashes(brightness: np.ndarray, shot: Shot, options: MotionOptions) -> list[tuple[VisualEvent, int]]:
+    """(flash event, frame where the picture is back) for each flash in the shot."""
+    found: list[tuple[VisualEvent, int]] = []
+    t = shot.start_frame + 2
+    while t < shot.end_frame:
+        base = float(np.median(_recent(brightness, shot, t, options.history_frames)))
+        rise = brightness[t] - base
+        needed = max(options.flash_min_rise, 0.25 * (1.0 - base))
+        back = _flash_end(brightness, shot, t, base, rise, options) if rise >= needed else None
+        if back is None:
+            t += 1
+            continue
+        found.append((VisualEvent(t, "flash", float(min(1.0, rise / 0.5)), back), back))
+        t = back + 1
+    return found
+
+
+def _flash_end(brightness, shot: Shot, t: int, base: float, rise: float, options: MotionOptions) -> int | None:
+    for k in range(1, options.flash_return_frames + 1):
+        if t + k >= shot.end_frame:
+            return None
+        if brightness[t + k] - base <= 0.4 * rise:
+            return t + k
+    return None
+
+
+def _mask(activity: np.ndarray, shot: Shot, start: int, end: int, options: MotionOptions) -> None:
+    """Replace activity over [start, end] (a flash and the frame after it) by the level before."""
+    before = _recent(activity, shot, start, options.history_frames)
+    activity[start:end + 1] = float(np.median(before)) if before.size else 0.0
+
+
+def _find_impacts(activity: np.ndarray, shot: Shot, typical: float, scale: float,
+                  options: MotionOptions) -> tuple[list[VisualEvent], np.ndarray]:
+    """Impacts in the shot, and a mask of the frames their aftermath (shake) occupies."""
+    busy = np.zeros(activity.size, bool)
+    found: list[VisualEvent] = []
+    t = shot.start_frame + 2
+    while t < shot.end_frame:
+        frame = _jolt(activity, shot, t, options)
+        if frame is None and not busy[max(shot.start_frame, t - 2):t + 1].any():  # a shake dying down is no stop
+            frame = _dead_stop(activity, shot, t, typical, options)
+        if frame is None:
+            t += 1
+            continue
+        calm = _calm_again(activity, shot, frame, typical, options)
+        peak = float(activity[frame:calm].max(initial=activity[frame]))
+        found.append(VisualEvent(frame, "impact", float(min(1.0, peak / scale)), frame + 1))
+        busy[frame:calm] = True
+        t = calm
+    return found, busy
+
+
+def _jolt(activity: np.ndarray, shot: Shot, t: int, options: MotionOptions) -> int | None:
+    before = float(np.mean(_recent(activity, shot, t, options.history_frames)))
+    rise = activity[t] - before
+    if activity[t] < options.impact_ratio * before or rise < options.impact_min_rise:
+        return None
+    window = activity[t:min(shot.end_frame, t + options.impact_settle_frames + 2)]
+    peak = float(window[:4].max())
+    low = window[2:] <= 0.5 * peak
+    if not (low[:-1] & low[1:]).any():
+        return None  # motion that starts and keeps going (two calm frames in a row) is not an impact
+    return t
+
+
+def _dead_stop(activity: np.ndarray, shot: Shot, t: int, typical: float, options: MotionOptions) -> int | None:
+    """Fast motion up to frame t, then next to nothing for three frames: the stop lands at t."""
+    if t + 3 >= shot.end_frame or t - 2 < shot.start_frame:
+        return None
+    fast = max(options.fast_ratio * typical, options.fast_floor)
+    before, after = activity[t - 2:t + 1], activity[t + 1:t + 4]
+    if before.min() < fast or after.max() > min(options.stop_ratio * before.mean(), 0.6 * typical):
+        return None
+    return t
+
+
+def _calm_again(activity: np.ndarray, shot: Shot, frame: int, typical: float, options: MotionOptions) -> int:
+    """First frame after an impact at which activity is back near its level before the impact."""
+    before = float(np.mean(_recent(activity, shot, frame, options.history_frames))) if frame > shot.start_frame else 0.0
+    peak = float(activity[frame:frame + 4].max())
+    level = max(0.25 * peak, 1.5 * before, 1.5 * typical)
+    end = min(shot.end_frame, frame + 3 * options.impact_settle_frames)
+    for k in range(frame + 2, end):
+        if activity[k] <= level:
+            return k
+    return end
+
+
+def _find_fast_motion(activity: np.ndarray, shot: Shot, typical: float, scale: float, busy: np.ndarray,
+                      options: MotionOptions) -> list[VisualEvent]:
+    threshold = max(options.fast_ratio * typical, options.fast_floor)
+    span = slice(shot.start_frame, shot.end_frame)
+    fast = (activity[span] >= threshold) & ~busy[span]
+    fast[1:-1] |= fast[:-2] & fast[2:]  # bridge one-frame gaps
+    events = []
+    for start, end in _runs(fast):
+        if end - start >= options.min_fast_frames:
+            level = float(activity[shot.start_frame + start:shot.start_frame + end].mean())
+            strength = float(np.sqrt(min(1.0, level / scale)))
+            events.append(VisualEvent(shot.start_frame + start, "fast_motion", strength, shot.start_frame + end))
+    return events
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of True values."""
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.diff(padded)
+    return list(zip(np.nonzero(edges == 1)[0].tolist(), np.nonzero(edges == -1)[0].tolist()))

@@ -1,0 +1,208 @@
+"""Read what a video file is without decoding more than its first picture.
+
+The video stream's packets are demuxed once (no decoding, so this reads the file at disk speed):
+that gives the exact frame count even where the container stores none, shows truncation (fewer
+packets than the header promises), and yields every frame's timestamp to tell constant from
+variable frame rate.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from vision.errors import NotAVideo, VideoNotFound, VideoUnreadable
+from vision.types import MediaInfo
+
+log = logging.getLogger(__name__)
+
+# Demuxers that read single pictures, not moving video.
+_STILL_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "gif", "tiff_pipe",
+                        "svg_pipe", "jpegxl_pipe", "qoi_pipe", "ppm_pipe", "pgm_pipe", "pam_pipe")
+# A packet may sit this many time-base ticks off the nominal grid (rounding in ms time bases).
+_CFR_TOLERANCE_TICKS = 1
+# Frames covering less than this share of the duration a header states mean a truncated file.
+TRUNCATION_SHARE = 0.75
+# Give up looking for a first picture after this many packets (a broken stream).
+_FIRST_FRAME_PACKET_LIMIT = 600
+
+
+@dataclass(frozen=True)
+class _PacketScan:
+    pts: tuple[int, ...]  # sorted presentation times, in the stream time base
+    last_duration: int  # ticks the last frame lasts
+    clean_end: bool  # False when demuxing stopped on an error
+
+
+def probe(path: str | os.PathLike) -> MediaInfo:
+    """Describe the video at `path`: exact fps, frame count, size, rotation, codec and audio.
+
+    Returns:
+        MediaInfo; for variable-frame-rate files `is_vfr` is True, `fps` is the average rate and
+        `frame_pts` holds each frame's time (time_base ticks, first frame at 0).
+
+    Raises:
+        VideoNotFound: no file at `path`.
+        NotAVideo: the file is not a video (text, a still image, audio only).
+        VideoUnreadable: the file is empty, truncated or cannot be decoded.
+    """
+    file = _check_file(Path(path))
+    container = _open(file)
+    with container:
+        stream = _video_stream(container, file)
+        first = _first_frame(container, stream, file)
+        scan = _scan_packets(container, stream, file)
+        info = _media_info(file, container, stream, scan, first)
+        _check_complete(info, container, stream, scan, file)
+    return info
+
+
+def _check_file(path: Path) -> Path:
+    if not path.exists():
+        raise VideoNotFound(f"No file at {path}; check the path and try again.")
+    if path.is_dir():
+        raise NotAVideo(f"{path} is a folder, not a video file; give the path of a video file.")
+    if path.stat().st_size == 0:
+        raise VideoUnreadable(f"{path} is empty (0 bytes); re-export or copy the video again.")
+    if not os.access(path, os.R_OK):
+        raise VideoUnreadable(f"{path} cannot be read; check its file permissions.")
+    return path
+
+
+def _looks_like_mp4(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(12)[4:8] == b"ftyp"
+
+
+def _open(path: Path):
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except (av.error.InvalidDataError, av.error.EOFError) as exc:
+        if _looks_like_mp4(path):
+            raise VideoUnreadable(f"{path} is an MP4 file without a readable index, so it is probably "
+                                  "truncated; re-export or copy the video again.") from exc
+        raise NotAVideo(f"{path} is not a video file ffmpeg can read; give an MP4, MOV, MKV or "
+                        "similar video.") from exc
+    except av.error.FFmpegError as exc:
+        raise VideoUnreadable(f"{path} could not be opened ({exc.strerror}); check the file.") from exc
+
+
+def _video_stream(container, path: Path):
+    if container.format.name in _STILL_IMAGE_FORMATS:
+        raise NotAVideo(f"{path} is a still image, not a video; give a video file.")
+    pictures = [s for s in container.streams.video
+                if not s.disposition & av.stream.Disposition.attached_pic]
+    if not pictures:
+        if container.streams.audio:
+            raise NotAVideo(f"{path} holds only audio and no pictures; give a video file.")
+        raise NotAVideo(f"{path} has no video stream; give a video file.")
+    return pictures[0]
+
+
+def _first_frame(container, stream, path: Path):
+    """Decode the first picture: proves the stream is decodable and carries the rotation."""
+    try:
+        for count, packet in enumerate(container.demux(stream)):
+            for frame in packet.decode():
+                return frame
+            if count >= _FIRST_FRAME_PACKET_LIMIT:
+                break
+    except av.error.FFmpegError as exc:
+        raise VideoUnreadable(f"{path} cannot be decoded ({exc.strerror}); the file is damaged or "
+                              "uses an unsupported codec, so re-export it as H.264.") from exc
+    raise VideoUnreadable(f"{path} has a video stream but no picture could be decoded; the file is "
+                          "damaged or truncated, so re-export it.")
+
+
+def _scan_packets(container, stream, path: Path) -> _PacketScan:
+    container.seek(0, stream=stream, any_frame=False, backward=True)
+    pts: list[int] = []
+    last_duration, clean_end = 0, True
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is None or packet.size == 0 or packet.is_discard:
+                continue
+            pts.append(packet.pts)
+            last_duration = packet.duration or 0
+    except av.error.FFmpegError as exc:
+        log.warning("%s: demuxing stopped early: %s", path, exc)
+        clean_end = False
+    pts.sort()
+    return _PacketScan(tuple(pts), last_duration, clean_end)
+
+
+def _nominal_rate(stream) -> Fraction | None:
+    for rate in (stream.base_rate, stream.average_rate, stream.guessed_rate):
+        if rate is not None and rate > 0:
+            return Fraction(rate)
+    return None
+
+
+def _is_cfr(pts: tuple[int, ...], rate: Fraction | None, time_base: Fraction) -> bool:
+    if rate is None or len(pts) < 2:
+        return rate is not None
+    ticks_per_frame = 1 / (rate * time_base)
+    first = pts[0]
+    return all(abs((p - first) - round(i * ticks_per_frame)) <= _CFR_TOLERANCE_TICKS
+               for i, p in enumerate(pts))
+
+
+def _media_info(path: Path, container, stream, scan: _PacketScan, first) -> MediaInfo:
+    time_base = Fraction(stream.time_base)
+    rate = _nominal_rate(stream)
+    count = len(scan.pts)
+    if count == 0:
+        raise VideoUnreadable(f"{path} has no video frames; re-export the video.")
+    cfr = _is_cfr(scan.pts, rate, time_base)
+    frame_pts = None
+    if cfr:
+        fps = rate
+    else:
+        fps, frame_pts = _vfr_timing(scan, time_base)
+    audio = next(iter(container.streams.audio), None)
+    return MediaInfo(
+        path=str(path), duration_s=float(Fraction(count) / fps), fps=fps, frame_count=count,
+        width=stream.codec_context.width, height=stream.codec_context.height,
+        rotation=int(first.rotation) % 360, video_codec=stream.codec_context.name,
+        pix_fmt=stream.codec_context.pix_fmt or "", time_base=time_base, is_vfr=not cfr,
+        frame_pts=frame_pts, has_audio=audio is not None,
+        audio_codec=audio.codec_context.name if audio is not None else None,
+        audio_rate=audio.codec_context.sample_rate if audio is not None else None,
+        audio_channels=audio.codec_context.channels if audio is not None else None,
+        size_bytes=path.stat().st_size,
+    )
+
+
+def _vfr_timing(scan: _PacketScan, time_base: Fraction) -> tuple[Fraction, tuple[int, ...]]:
+    first = scan.pts[0]
+    rel = tuple(p - first for p in scan.pts)
+    last = scan.last_duration
+    if last <= 0:  # no duration stored: assume the last frame lasts as long as the one before
+        last = rel[-1] - rel[-2] if len(rel) > 1 else 1
+    total_s = (rel[-1] + last) * time_base
+    return Fraction(len(rel)) / total_s, rel
+
+
+def _check_complete(info: MediaInfo, container, stream, scan: _PacketScan, path: Path) -> None:
+    promised = stream.frames or 0
+    if not scan.clean_end or (promised and info.frame_count < promised):
+        found = f"{info.frame_count} of {promised}" if promised else f"only {info.frame_count}"
+        raise VideoUnreadable(f"{path} is truncated or damaged (it holds {found} frames); "
+                              "re-export or copy the video again.")
+    stated_s = _stated_duration_s(container, stream)
+    # Containers without a frame count (Matroska, WebM) still state a duration in their header.
+    if stated_s is not None and info.duration_s < TRUNCATION_SHARE * stated_s and stated_s - info.duration_s > 1.0:
+        raise VideoUnreadable(f"{path} is truncated (its frames cover {info.duration_s:.1f} s of the "
+                              f"{stated_s:.1f} s its header states); re-export or copy the video again.")
+
+
+def _stated_duration_s(container, stream) -> float | None:
+    if stream.duration:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000  # AV_TIME_BASE units
+    return None
