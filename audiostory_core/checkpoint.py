@@ -8,6 +8,12 @@
 * Before any tensor is read, the file's key set and shapes are compared with what the model
   built from the config expects (`expected_shapes`, a meta-device build named through
   `keys.py`); any difference raises `CheckpointMismatch` listing every offending key.
+* The model is described by the folder itself: the base LLM's and T5's config.json, the DiT's
+  `Flux_detokenizer/config.json`, the VAE's optional `Flux_detokenizer/vae/config.json`,
+  config.yaml (LoRA alpha, query counts, feature scale, and an optional `sampling:` section),
+  the tokenizer files and the weight shapes. The released model's values (spec §3.1, §3.3) are
+  only the defaults for what these files leave out, so a checkpoint of any size in the
+  official layout loads the same way.
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ from .errors import CheckpointMismatch, WeightsNotFound
 if TYPE_CHECKING:
     import torch
 
-    from .config import AudioStoryConfig, VAEConfig
+    from .config import AudioStoryConfig, SamplingConfig, VAEConfig
     from .device import Placement
     from .hub import CheckpointFiles
     from .model import AudioStory
@@ -240,17 +246,30 @@ def _number(value: Any) -> float | None:
 
 
 def config_from_files(yaml_cfg: Mapping[str, Any], flux_cfg: Mapping[str, Any], shapes: Mapping[str, Shape],
-                      llm_json: Mapping[str, Any] | None = None,
-                      t5_json: Mapping[str, Any] | None = None) -> "AudioStoryConfig":
+                      llm_json: Mapping[str, Any] | None = None, t5_json: Mapping[str, Any] | None = None,
+                      vae: "VAEConfig | None" = None) -> "AudioStoryConfig":
     """The model config of a checkpoint. Full-size defaults, overridden by the base LLM's and
     T5's config.json (architecture), the DiT's config.json, config.yaml (LoRA alpha, query
-    counts, feature scale) and the weight shapes (vocabulary size, LoRA rank)."""
+    counts, feature scale, sampling settings), the weight shapes (vocabulary size, LoRA rank)
+    and `vae` (see `vae_config`).
+
+    Raises:
+        CheckpointMismatch: the DiT's latent width differs from the VAE's, or config.yaml's
+            sampling section is invalid.
+    """
     import dataclasses
 
     from .config import (AgentConfig, AudioStoryConfig, DiTConfig, FusionConfig, LLMConfig, LoRAConfig,
                          TextEncoderConfig)
 
     base = AudioStoryConfig.full_size()
+    dit = DiTConfig.from_dict(flux_cfg)
+    vae = vae or base.vae
+    if dit.in_channels != vae.decoder_input_channels:
+        raise CheckpointMismatch(
+            "Flux_detokenizer", mismatched=[("config.json in_channels", (dit.in_channels,),
+                                             (vae.decoder_input_channels,))],
+            mismatch_label="latent width(s) that differ from the VAE's decoder_input_channels")
     llm = LLMConfig.from_dict(_flat_rope(llm_json)) if llm_json else base.llm
     emb = shapes.get("seedx.llm.base_model.model.model.embed_tokens.weight")
     if emb:
@@ -270,9 +289,49 @@ def config_from_files(yaml_cfg: Mapping[str, Any], flux_cfg: Mapping[str, Any], 
     return AudioStoryConfig(
         llm=llm, lora=LoRAConfig(r=rank, lora_alpha=alpha), agent=agent,
         fusion=FusionConfig(embed_dim=width, num_heads=base.fusion.num_heads, t5_feature_scale=scale),
-        dit=DiTConfig.from_dict(flux_cfg), vae=base.vae,
+        dit=dit, vae=vae, sampling=sampling_config(yaml_cfg),
         text_encoder=TextEncoderConfig.from_dict(t5_json) if t5_json else base.text_encoder,
     )
+
+
+SAMPLING_SECTION = "sampling"
+_POSITIVE_SETTINGS = ("num_inference_steps", "guidance_scale", "output_sampling_rate", "max_new_tokens",
+                      "repetition_penalty")
+
+
+def sampling_config(yaml_cfg: Mapping[str, Any]) -> "SamplingConfig":
+    """Decoding, denoising and cross-fade settings: the official runner's (spec §1.5-§1.9),
+    each overridden by the same-named entry of an optional top-level `sampling:` section of
+    config.yaml (absent from the released file; a smaller model needs e.g. a shorter cross-fade).
+
+    Raises:
+        CheckpointMismatch: the section is not a mapping, names an unknown setting, or holds a
+            value of the wrong kind.
+    """
+    import dataclasses
+
+    from .config import SamplingConfig
+
+    section = yaml_cfg.get(SAMPLING_SECTION)
+    if section is None:
+        return SamplingConfig()
+    if not isinstance(section, Mapping):
+        raise CheckpointMismatch("config.yaml", unexpected=[f"{SAMPLING_SECTION} ({type(section).__name__})"])
+    defaults = {f.name: getattr(SamplingConfig(), f.name) for f in dataclasses.fields(SamplingConfig)}
+    unknown = [f"{SAMPLING_SECTION}.{k}" for k in section if k not in defaults]
+    invalid = [f"{SAMPLING_SECTION}.{k}={v!r}" for k, v in section.items()
+               if k in defaults and not _valid_setting(k, v, defaults[k])]
+    if unknown or invalid:
+        raise CheckpointMismatch("config.yaml", unexpected=unknown + invalid)
+    return SamplingConfig(**{k: type(defaults[k])(v) for k, v in section.items()})
+
+
+def _valid_setting(name: str, value: Any, default: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(default, int) and not float(value).is_integer():
+        return False
+    return value > 0 if name in _POSITIVE_SETTINGS else value >= 0
 
 
 def _flat_rope(llm_json: Mapping[str, Any]) -> dict[str, Any]:
@@ -334,7 +393,8 @@ def load_model(files: "CheckpointFiles", placement: "Placement",
     shapes.update({a: shapes[s] for a, s in TIED_ALIASES if a not in shapes and s in shapes})
     cfg = config_from_files(read_yaml(files.config_yaml), _read_json(files.flux_config), shapes,
                             _optional_json(files.qwen_dir / "config.json"),
-                            _optional_json(files.t5_dir / "config.json") if files.t5_dir else None)
+                            _optional_json(files.t5_dir / "config.json") if files.t5_dir else None,
+                            vae_config(files))
     model = build_audiostory(cfg, device="meta")
     expected = model.checkpoint_shapes()
     t5_keys = {k: v for k, v in expected.items() if k.startswith(T5_PREFIX)}
@@ -390,18 +450,58 @@ def _t5_state(files: "CheckpointFiles", expected: Mapping[str, Shape]) -> dict:
     return state
 
 
+def vae_config(files: "CheckpointFiles") -> "VAEConfig":
+    """The VAE's hyper-parameters: `Flux_detokenizer/vae/config.json` (diffusers format) when
+    present, else Stable Audio Open's, which the official runner builds (spec §2.5).
+
+    Raises:
+        CheckpointMismatch: the file is unreadable or describes no valid Oobleck VAE.
+    """
+    from .config import VAEConfig
+
+    path = Path(files.vae_config)
+    if not path.is_file():
+        return VAEConfig()
+    data = _read_json(path)
+    if not isinstance(data, Mapping):
+        raise CheckpointMismatch(str(path), unexpected=[f"top-level {type(data).__name__}"])
+    try:
+        cfg = VAEConfig.from_dict(data)
+    except TypeError as err:
+        raise CheckpointMismatch(str(path), unexpected=[f"invalid VAE config ({err})"]) from err
+    problems = _vae_config_problems(cfg)
+    if problems:
+        raise CheckpointMismatch(str(path), unexpected=problems)
+    return cfg
+
+
+def _vae_config_problems(cfg: "VAEConfig") -> list[str]:
+    sizes = {"encoder_hidden_size": cfg.encoder_hidden_size, "decoder_channels": cfg.decoder_channels,
+             "decoder_input_channels": cfg.decoder_input_channels, "audio_channels": cfg.audio_channels,
+             "sampling_rate": cfg.sampling_rate}
+    out = [f"{k}={v!r}" for k, v in sizes.items() if isinstance(v, bool) or not isinstance(v, int) or v <= 0]
+    lists = {"downsampling_ratios": cfg.downsampling_ratios, "channel_multiples": cfg.channel_multiples}
+    for name, values in lists.items():
+        if not isinstance(values, tuple) or not values or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+            out.append(f"{name}={values!r}")
+    if not out and len(cfg.downsampling_ratios) != len(cfg.channel_multiples):
+        out.append("downsampling_ratios and channel_multiples of different lengths")
+    return out
+
+
 def load_vae(files: "CheckpointFiles", placement: "Placement", cfg: "VAEConfig | None" = None):
-    """The Oobleck VAE from `Flux_detokenizer/model.safetensors`, loaded strictly.
+    """The Oobleck VAE from `Flux_detokenizer/model.safetensors`, loaded strictly against `cfg`
+    (default: `vae_config(files)`).
 
     The VAE stays in float32: it is small and its decode is the numerically sensitive end.
     """
     import torch
 
-    from .config import VAEConfig
     from .vae import build_vae
 
     with torch.device("meta"):
-        vae = build_vae(cfg or VAEConfig())
+        vae = build_vae(cfg or vae_config(files))
     expected = {k: tuple(v.shape) for k, v in vae.state_dict().items()}
     check_keys(read_shapes(files.vae_weights), expected, str(files.vae_weights))
     vae.load_state_dict(read_tensors(files.vae_weights, dtype=torch.float32), strict=True, assign=True)
@@ -409,18 +509,43 @@ def load_vae(files: "CheckpointFiles", placement: "Placement", cfg: "VAEConfig |
 
 
 def load_tokenizer(files: "CheckpointFiles", cfg: "AudioStoryConfig"):
-    """Base Qwen tokenizer + AudioStory's 612 tokens; ids asserted for the full-size vocabulary."""
+    """The base tokenizer + AudioStory's added tokens, as many as the tokenizer files hold
+    (the released 612 when they hold none); its length must equal the LLM's vocabulary, and a
+    full-size vocabulary must have the released ids (spec §1.3).
+
+    Raises:
+        CheckpointMismatch: wrong length, ids out of order, or (full size) an id that differs.
+    """
     from transformers import AutoTokenizer
 
-    from .tokenizer import check_full_size_ids, extend_tokenizer
+    from .tokenizer import FULL_VOCAB_LEN, check_full_size_ids, extend_tokenizer
 
-    tok = extend_tokenizer(AutoTokenizer.from_pretrained(str(files.qwen_dir)))
+    tok = AutoTokenizer.from_pretrained(str(files.qwen_dir))
+    tok = extend_tokenizer(tok, *added_token_counts(tok.get_vocab()))
     if len(tok) != cfg.llm.vocab_size:
         raise CheckpointMismatch(f"tokenizer in {files.qwen_dir}",
                                  mismatched=[("len(tokenizer)", (len(tok),), (cfg.llm.vocab_size,))],
                                  mismatch_label="size(s) that differ from the model's vocabulary")
-    check_full_size_ids(tok)
+    if cfg.llm.vocab_size == FULL_VOCAB_LEN:
+        check_full_size_ids(tok)
     return tok
+
+
+def added_token_counts(vocab: Mapping[str, int]) -> tuple[int, int]:
+    """(`<t5_k>`, `<aud_k>`) tokens a tokenizer already holds, counted from k = 0; the released
+    counts (100, 501) for a base tokenizer that holds none of AudioStory's tokens."""
+    from . import tokenizer as tk
+
+    if tk.T5_OPEN not in vocab and tk.AUD_OPEN not in vocab:
+        return tk.N_T5_VOCAB, tk.N_AUD_VOCAB
+    return _run_length(vocab, tk.t5_token), _run_length(vocab, tk.aud_token)
+
+
+def _run_length(vocab: Mapping[str, int], name) -> int:
+    count = 0
+    while name(count) in vocab:
+        count += 1
+    return count
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -4,10 +4,14 @@ The official runner expects (spec §1.1, §3.1):
 
     audiostory-3B/{config.yaml, pytorch_model.bin}     # all trained weights (one pickle)
     Flux_detokenizer/{config.json, model.safetensors}  # DiT hyper-parameters + the Oobleck VAE
-    Qwen2.5-3B-Instruct/                                # base tokenizer (and generation config)
+    Flux_detokenizer/vae/config.json                    # optional: the VAE's diffusers config
+    Qwen2.5-3B-Instruct/                                # base tokenizer, config.json (and generation config)
     flan-t5-large/                                      # only needed if the .bin lacks the T5
 
-These folders may sit side by side or inside the checkpoint folder. `HF_HUB_OFFLINE`, `HF_HOME`
+These folders may sit side by side or inside the checkpoint folder. Every size is read from
+these files (see `checkpoint.config_from_files`); the released model's values are only the
+defaults for what its files leave out (the VAE config: Stable Audio Open's, as the official
+runner builds a default `AutoencoderOobleck`). `HF_HUB_OFFLINE`, `HF_HOME`
 and `HF_HUB_CACHE` are read at call time, so a test or CLI can set them after import.
 """
 from __future__ import annotations
@@ -30,6 +34,7 @@ MODEL_DIR_NAMES = ("audiostory-3B", "audiostory_3b", "AudioStory-3B", "audiostor
 FLUX_DIR_NAME = "Flux_detokenizer"
 QWEN_DIR_NAME = "Qwen2.5-3B-Instruct"
 T5_DIR_NAME = "flan-t5-large"
+VAE_CONFIG_NAME = "vae/config.json"   # inside Flux_detokenizer, next to the VAE weights
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")   # preferred first
 # The base model is only needed for its tokenizer and generation config.
 QWEN_TOKENIZER_PATTERNS = ["*.json", "*.txt", "*.model", "merges.txt"]
@@ -56,6 +61,11 @@ class CheckpointFiles:
     @property
     def vae_weights(self) -> Path:
         return self.flux_dir / "model.safetensors"
+
+    @property
+    def vae_config(self) -> Path:
+        """The VAE's diffusers `config.json`; absent in the official layout (defaults apply)."""
+        return self.flux_dir / VAE_CONFIG_NAME
 
 
 def offline() -> bool:

@@ -182,6 +182,9 @@ class AudioStoryPipeline:
                         dtype: str | None = None, cache_dir: str | None = None) -> "AudioStoryPipeline":
         """Load AudioStory-3B from a folder or the Hub (default TencentARC/AudioStory-3B).
 
+        Every size and setting is read from the checkpoint's own files (see `checkpoint`), so a
+        smaller model in the official layout (e.g. `testing.write_tiny_checkpoint`) loads too.
+
         Raises:
             DeviceUnavailable: a CUDA-only device/dtype on a machine without CUDA.
             WeightsNotFound: the weights are absent and cannot be downloaded here.
@@ -193,7 +196,7 @@ class AudioStoryPipeline:
         placement = resolve_device(device, dtype)
         files = hub.locate(path_or_repo)
         model = checkpoint.load_model(files, placement, cache_dir)
-        vae = checkpoint.load_vae(files, placement)
+        vae = checkpoint.load_vae(files, placement, model.cfg.vae)
         tok = checkpoint.load_tokenizer(files, model.cfg)
         return cls.from_model(model, vae, tok)
 

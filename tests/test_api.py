@@ -2,11 +2,11 @@
 backend on a tiny random-weight model (CPU)."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
 from dataclasses import FrozenInstanceError
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -146,76 +146,110 @@ def test_explicit_audiostory_without_weights_fails_before_any_work(clip, tmp_pat
 # ----------------------------------------------------------------------------- AudioStory backend
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
+def tiny_checkpoint(tmp_path_factory) -> Path:
     """A random-weight AudioStory checkpoint in the official folder layout (tiny config)."""
-    torch = pytest.importorskip("torch")
-    from test_audiostory_checkpoint import _tiny_cfg, _write_checkpoint
+    pytest.importorskip("torch")
+    from audiostory_core.testing import write_tiny_checkpoint
 
-    from audiostory_core.model import build_audiostory
-    from audiostory_core.vae import build_vae
-
-    cfg = _tiny_cfg()
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("tiny-audiostory")
-    _write_checkpoint(root, build_audiostory(cfg), build_vae(cfg.vae), cfg)
-    return root
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny-audiostory"))
 
 
-@pytest.fixture()
-def tiny_loader(monkeypatch, tmp_path):
-    """`from_pretrained` reading the tiny checkpoint's weights strictly from disk; only the VAE
-    size, the tokenizer and the sampling settings come from the tiny config (the full-size loader
-    assumes the 3B model's VAE, vocabulary and 3 s cross-fades)."""
-    from test_audiostory_checkpoint import _tiny_cfg
-
-    from audiostory_core import checkpoint, hub
-    from audiostory_core import tokenizer as tk
-    from audiostory_core.device import resolve_device
-    from audiostory_core.pipeline import AudioStoryPipeline
-
-    loads = []
-
-    def from_pretrained(cls, path_or_repo=None, device=None, dtype=None, cache_dir=None):
-        files = hub.locate(path_or_repo)
-        placement = resolve_device(device, dtype)
-        model = checkpoint.load_model(files, placement, tmp_path / "converted")
-        vae = checkpoint.load_vae(files, placement, _tiny_cfg().vae)
-        loads.append((str(path_or_repo), str(placement.device)))
-        config = dataclasses.replace(model.cfg, sampling=_tiny_cfg().sampling)
-        return cls(agent=model.agent, fusion=model.fusion, detokenizer=model.detokenizer, vae=vae,
-                   tokenizer=tk.debug_tokenizer(), config=config)
-
-    monkeypatch.setattr(AudioStoryPipeline, "from_pretrained", classmethod(from_pretrained))
-    return loads
+SR = 48_000
+CUT_FADE_SAMPLES = round(0.050 * SR)   # the previous cue's tail fades out over a cut's first 50 ms
 
 
-def test_audiostory_backend_renders_every_cue_exactly(tiny_checkpoint, tiny_loader, tmp_path, sample_30p_silent):
+def _misfit(track: np.ndarray, cue_audio: np.ndarray, at: int) -> float:
+    """How far `track` from sample `at` is from one gain times the cue's own samples (relative
+    max error; the cut cross-fade at the start is left out)."""
+    n = min(cue_audio.shape[1], track.shape[1] - at)
+    seg, ref = track[:, at + CUT_FADE_SAMPLES: at + n], cue_audio[:, CUT_FADE_SAMPLES: n]
+    gain = float((seg * ref).sum() / (ref * ref).sum())
+    return float(np.abs(seg - gain * ref).max() / np.abs(seg).max())
+
+
+def test_dub_command_renders_with_audiostory_on_cpu(tiny_checkpoint, sample_30p_silent, tmp_path):
+    """The real `dub` command in a subprocess loads the tiny checkpoint from disk (nothing patched)."""
+    import av
+    from dub_cli import dub_env, json_events, run_dub, video_packets
+
     video, truth = sample_30p_silent
-    options = _opts(tmp_path, backend="audiostory", model=str(tiny_checkpoint), device="cpu",
-                    stems_dir=str(tmp_path / "st"))
-    result = dubber.dub(video, tmp_path / "as.mp4", options)
-    assert tiny_loader == [(str(tiny_checkpoint), "cpu")]
-    assert result.backend == "audiostory" and result.cues >= len(truth["shots"])
-    manifest = json.loads(Path(result.outputs["manifest"]).read_text())
+    env = dub_env(tmp_path, AUDIOSTORY_CACHE=str(tmp_path / "audiostory-cache"))
+    out, stems = tmp_path / "out.mp4", tmp_path / "stems"
+    # -30 LUFS leaves the limiter idle, so the dub stem is the placed cues times one gain.
+    proc = run_dub([video, "--backend", "audiostory", "--model", tiny_checkpoint, "--device", "cpu", "-o", out,
+                    "--stems", stems, "--lufs", "-30", "--json-progress"], env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    done = json_events(proc.stdout)[-1]
+    assert done["event"] == "done" and done["backend"] == "audiostory" and done["output"] == str(out)
+    assert done["reason"].startswith("audiostory backend: chosen with --backend") and out.is_file()
+    assert abs(done["integrated_lufs"] - (-30.0)) < 0.5
+    manifest = json.loads(out.with_suffix(".json").read_text())
     assert manifest["render"]["model_id"] == str(tiny_checkpoint) and manifest["render"]["stems"] == ["dub"]
-    total = round(truth["frame_count"] * 48_000 / 30)
-    dub, rate = read_wav(tmp_path / "st" / "dub.wav")
-    assert rate == 48_000 and dub.shape == (2, total) and np.abs(dub).max() > 0
+    assert (manifest["settings"]["model"], manifest["settings"]["device"]) == (str(tiny_checkpoint), "cpu")
+    # One cue per shot, on the shot's first sample (from the video's ground truth), exactly its length.
+    fps = Fraction(truth["fps"])
+    total = round(truth["frame_count"] * SR / fps)
     cues = manifest["plan"]["cues"]
-    store = next((tmp_path / "cache" / "render").iterdir())
+    assert len(cues) == len(truth["shots"]) == done["cues"]
+    for cue, shot in zip(cues, truth["shots"]):
+        start, end = (round(shot[k] * SR / fps) for k in ("start_frame", "end_frame"))
+        placed = (cue["start_frame"], cue["start_sample"], cue["num_samples"])
+        assert placed == (shot["start_frame"], start, end - start)
+    assert sum(c["num_samples"] for c in cues) == total
+    dub, rate = read_wav(stems / "dub.wav")
+    mix, mix_rate = read_wav(stems / "mix.wav")
+    assert rate == mix_rate == SR and dub.shape == mix.shape == (2, total) and np.abs(dub).max() > 0
+    np.testing.assert_allclose(mix, dub, atol=2**-22)          # one stem: the mix is the dub
+    store = next((tmp_path / "dub-cache" / "render").iterdir())
     for cue in cues:
         with np.load(next(store.glob(f"cue-{cue['index']:05d}-*.npz"))) as saved:
-            assert saved["dub"].shape == (2, cue["num_samples"]) and saved["dub"].dtype == np.float32
-    assert sum(c["num_samples"] for c in cues) == total
+            rendered = saved["dub"]
+        assert rendered.shape == (2, cue["num_samples"]) and rendered.dtype == np.float32
+        # The rendered cue sits in the stem from its start sample on, not one sample early or late.
+        assert _misfit(dub, rendered, cue["start_sample"]) < 1e-4
+        assert min(_misfit(dub, rendered, cue["start_sample"] + lag) for lag in (-1, 1)) > 1e-3
+    with av.open(str(out)) as container:
+        track = container.streams.audio[0]
+        assert round(track.duration * track.time_base * SR) == total
+    assert video_packets(out) == video_packets(video), "the picture was re-encoded or altered"
 
 
-def test_audiostory_free_timing_lays_the_models_clips_over_the_plan(tiny_checkpoint, tiny_loader, sample_30p_silent,
-                                                                     tmp_path):
-    from test_audiostory_pipeline import ScriptProcessor, _free_script
+def test_dub_command_free_timing_reports_a_plan_the_model_did_not_write(tiny_checkpoint, sample_30p_silent,
+                                                                         tmp_path):
+    """A random model writes no clip plan of its own: the command says so in one sentence, exit 2."""
+    from dub_cli import dub_env, json_events, run_dub
 
+    video, _ = sample_30p_silent
+    env = dub_env(tmp_path, AUDIOSTORY_CACHE=str(tmp_path / "audiostory-cache"))
+    out = tmp_path / "free.mp4"
+    proc = run_dub([video, "--backend", "audiostory", "--model", tiny_checkpoint, "--device", "cpu", "-o", out,
+                    "--timing", "free", "--stems", tmp_path / "stems", "--json-progress"], env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    error = json_events(proc.stdout)[-1]
+    assert error["event"] == "error" and error["exit_code"] == 2
+    message = error["message"]
+    assert message.startswith("The model wrote no complete audio clip in 256 tokens;") and "\n" not in message
+    assert message.endswith("a larger max_new_tokens.") and message.count(". ") == 0
+    assert proc.stderr.strip().splitlines()[-1] == f"dub: {message}"
+    assert not out.exists() and not out.with_suffix(".json").exists() and not (tmp_path / "stems").exists()
+
+
+def test_doctor_finds_a_checkpoint_given_with_model(tiny_checkpoint, tmp_path):
+    from dub_cli import dub_env, run_dub
+
+    proc = run_dub(["doctor", "--model", tiny_checkpoint], dub_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("AudioStory weights"))
+    assert line.split(None, 2)[2] == f"found in {tiny_checkpoint / 'audiostory-3B'}"
+
+
+def test_audiostory_free_timing_lays_the_models_clips_over_the_plan(tiny_checkpoint, sample_30p_silent, tmp_path,
+                                                                     monkeypatch):
     from audiostory_core import tokenizer as tk
+    from audiostory_core.testing import free_processor, free_script
     from dubber.backends.audiostory import AudioStoryBackend
 
+    monkeypatch.setenv("AUDIOSTORY_CACHE", str(tmp_path / "audiostory-cache"))
     video, _ = sample_30p_silent
     options = _opts(tmp_path, backend="audiostory", model=str(tiny_checkpoint), device="cpu", timing="free")
     analysis, key = api._analyze(api.check_input_file(video), options, no_progress)
@@ -226,10 +260,9 @@ def test_audiostory_free_timing_lays_the_models_clips_over_the_plan(tiny_checkpo
 
     def scripted(instruction, total_duration_s, **kw):
         # The random model cannot write a clip plan by itself; a script writes its text tokens.
-        prompt = tk.chat_prompt(tk.instruction_text(instruction, total_duration_s, kw.get("lead", tk.DEFAULT_LEAD)))
-        script = _free_script(pipe, [("dog barks", 0.6), ("rain falls", 0.5)])
-        return real_generate(instruction, total_duration_s,
-                             extra_processors=[ScriptProcessor(len(tk.encode(pipe.tokenizer, prompt)), script)], **kw)
+        script = free_script(pipe, [("dog barks", 0.6), ("rain falls", 0.5)])
+        processor = free_processor(pipe, instruction, total_duration_s, script, lead=kw.get("lead", tk.DEFAULT_LEAD))
+        return real_generate(instruction, total_duration_s, extra_processors=[processor], **kw)
 
     pipe.generate = scripted
     result = backend.render(plan, analysis)
@@ -240,20 +273,3 @@ def test_audiostory_free_timing_lays_the_models_clips_over_the_plan(tiny_checkpo
     assert track.shape == (2, plan.total_samples)
     # The model's 1.1 s of audio, resampled to 48 kHz, opens the track; the rest is silence.
     assert np.abs(track[:, : 48_000]).max() > 0 and not np.any(track[:, int(1.2 * 48_000):])
-
-
-def test_cli_renders_with_audiostory_on_cpu(tiny_checkpoint, tiny_loader, sample_30p_silent, tmp_path, capsys,
-                                            monkeypatch):
-    from dubber._cli import main
-
-    monkeypatch.setenv("DUB_CACHE_DIR", str(tmp_path / "cache"))
-    video, _ = sample_30p_silent
-    out = tmp_path / "cli.mkv"
-    code = main([str(video), "-o", str(out), "--backend", "audiostory", "--model", str(tiny_checkpoint),
-                 "--device", "cpu", "--json-progress"])
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    done = json.loads(captured.out.strip().splitlines()[-1])
-    assert done["event"] == "done" and done["backend"] == "audiostory" and done["output"] == str(out)
-    assert done["reason"].startswith("audiostory backend: chosen with --backend")
-    assert out.is_file() and tiny_loader == [(str(tiny_checkpoint), "cpu")]

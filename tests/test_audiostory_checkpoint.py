@@ -15,9 +15,8 @@ from audiostory_core import tokenizer as tk  # noqa: E402
 from audiostory_core.config import AudioStoryConfig, SpecialTokenIds  # noqa: E402
 from audiostory_core.device import resolve_device  # noqa: E402
 from audiostory_core.errors import CheckpointMismatch, DeviceUnavailable, WeightsNotFound  # noqa: E402
-from audiostory_core.keys import to_checkpoint_state_dict  # noqa: E402
-from audiostory_core.model import build_audiostory  # noqa: E402
-from audiostory_core.pipeline import AudioStoryPipeline, ClipCue, debug_config  # noqa: E402
+from audiostory_core.pipeline import AudioStoryPipeline, ClipCue  # noqa: E402
+from audiostory_core.testing import FUSION_HEADS, build_tiny, tiny_config, write_checkpoint  # noqa: E402
 
 MANIFEST = next((p for p in (Path(__file__).resolve().parents[1] / "shared/conformance/audiostory",
                               Path(__file__).resolve().parents[2] / "shared/conformance/audiostory",
@@ -111,63 +110,19 @@ def test_expected_shapes_equal_the_full_size_manifest():
 # --------------------------------------------------------------------------------------------
 # A tiny checkpoint folder in the official layout
 # --------------------------------------------------------------------------------------------
-FUSION_HEADS = 8  # the fusion head count is not in any config file; the official code fixes 8
-
-
-def _tiny_cfg():
-    import dataclasses
-
-    cfg = debug_config(len(tk.debug_tokenizer()))
-    return dataclasses.replace(cfg, fusion=dataclasses.replace(cfg.fusion, num_heads=FUSION_HEADS))
-
-
-def _write_checkpoint(root: Path, model, vae, cfg, drop_t5: bool = False) -> Path:
-    import dataclasses
-
-    import yaml
-    from safetensors.torch import save_file
-
-    model_dir, flux, qwen, t5 = (root / n for n in ("audiostory-3B", "Flux_detokenizer",
-                                                     "Qwen2.5-3B-Instruct", "flan-t5-large"))
-    for d in (model_dir, flux, qwen, t5):
-        d.mkdir(parents=True)
-    state = to_checkpoint_state_dict(model.state_dict())
-    if drop_t5:
-        t5_state = {k.removeprefix("tangoflux.text_encoder."): v.clone() for k, v in state.items()
-                    if k.startswith("tangoflux.text_encoder.")}
-        state = {k: v for k, v in state.items() if not k.startswith("tangoflux.text_encoder.")}
-        t5_state.pop("encoder.embed_tokens.weight")  # HF saves the tied embedding once
-        save_file(t5_state, str(t5 / "model.safetensors"))
-    torch.save(state, model_dir / "pytorch_model.bin")
-    (model_dir / "config.yaml").write_text(yaml.safe_dump({
-        "llm_model": {"_target_": "src.models.mllm.peft_models.get_peft_model_with_resize_embedding",
-                      "peft_config": {"r": cfg.lora.r, "lora_alpha": cfg.lora.lora_alpha}},
-        "agent_model": {"_target_": "AudioStory_llm", "t5_feature_scale": 10.0},
-        "train_dataset": {"datapipes": [{"num_t5_out_tokens": 8, "num_aud_out_tokens": 4}]},
-    }))
-    (flux / "config.json").write_text(json.dumps(dataclasses.asdict(cfg.dit)))
-    save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(flux / "model.safetensors"))
-    (qwen / "config.json").write_text(json.dumps(dataclasses.asdict(cfg.llm)))
-    tk.debug_tokenizer().save_pretrained(str(qwen))
-    (t5 / "config.json").write_text(json.dumps(dataclasses.asdict(cfg.text_encoder)))
-    return root
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from audiostory_core.vae import build_vae
-
-    cfg = _tiny_cfg()
-    torch.manual_seed(0)
-    model = build_audiostory(cfg)
-    vae = build_vae(cfg.vae)
-    root = _write_checkpoint(tmp_path_factory.mktemp("ckpt"), model, vae, cfg)
+    model, vae = build_tiny(seed=0)
+    root = write_checkpoint(tmp_path_factory.mktemp("ckpt"), model, vae)
     model.agent.merge_lora_()
-    return root, model, vae, cfg
+    return root, model, vae, model.cfg
 
 
 def _render(model, vae):
-    pipe = AudioStoryPipeline.from_model(model, vae, tk.debug_tokenizer())
+    return _cue_waves(AudioStoryPipeline.from_model(model, vae, tk.debug_tokenizer()))
+
+
+def _cue_waves(pipe):
     cues = [ClipCue("glass breaks", 9_000), ClipCue("a cat runs off", 15_000)]
     return pipe.generate_cues(cues, style="kitchen", seed=2, num_steps=2).waveforms
 
@@ -176,7 +131,7 @@ def _load(root: Path, cache: Path):
     files = hub.locate(root)
     placement = resolve_device("cpu", None)
     model = checkpoint.load_model(files, placement, cache_dir=cache)
-    vae = checkpoint.load_vae(files, placement, _tiny_cfg().vae)
+    vae = checkpoint.load_vae(files, placement)  # its size from Flux_detokenizer/vae/config.json
     return files, model, vae
 
 
@@ -192,11 +147,9 @@ def test_tiny_checkpoint_loads_strictly_and_reproduces_the_model(tiny, tmp_path)
     assert len(converted) == 1 and not list((tmp_path / "cache" / "converted").glob("*.part"))
 
 
-def test_t5_weights_may_come_from_the_flan_t5_folder(tiny, tmp_path):
-    _, _, vae, cfg = tiny
-    torch.manual_seed(1)
-    fresh = build_audiostory(cfg)
-    root = _write_checkpoint(tmp_path / "ckpt", fresh, vae, cfg, drop_t5=True)
+def test_t5_weights_may_come_from_the_flan_t5_folder(tmp_path):
+    fresh, vae = build_tiny(seed=1)
+    root = write_checkpoint(tmp_path / "ckpt", fresh, vae, drop_t5=True)
     _, loaded, _ = _load(root, tmp_path / "cache")
     want = fresh.detokenizer.uncond_embeds(8)
     torch.testing.assert_close(loaded.detokenizer.uncond_embeds(8), want)
@@ -238,6 +191,85 @@ def test_renamed_key_is_listed_as_missing_and_unexpected(tiny, tmp_path):
     assert err.value.missing == (old,)
     assert err.value.unexpected == ("tangoflux.transformer.proj_out.weights",)
     assert "1 missing key(s)" in str(err.value) and "1 unexpected key(s)" in str(err.value)
+
+
+# --------------------------------------------------------------------------------------------
+# Every size comes from the folder itself
+# --------------------------------------------------------------------------------------------
+def test_from_pretrained_reads_every_size_from_the_folder(tiny, tmp_path):
+    root, model, vae, _ = tiny
+    pipe = AudioStoryPipeline.from_pretrained(str(root), device="cpu", cache_dir=str(tmp_path / "cache"))
+    assert pipe.config == tiny_config()
+    assert (pipe.vae_rate, pipe.window_samples) == (256, 256)              # 64 latent frames x hop 4
+    assert (pipe.config.sampling.crossfade_s, pipe.config.sampling.output_sampling_rate) == (0.25, 8000)
+    assert len(pipe.tokenizer) == 286 and len(pipe.tokens.t5_body) == 8 and len(pipe.tokens.aud_body) == 4
+    # The tokenizer read from the files renders exactly like the one the model was made with,
+    # and a cue longer than the 1 s window is split with the folder's 0.25 s cross-fade.
+    for want, got in zip(_render(model, vae), _cue_waves(pipe)):
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    long = pipe.generate_cues([ClipCue("a train passes", 60_000)], num_steps=1)
+    assert long.conditions.cue_index == (0, 0) and long.waveforms[0].shape == (2, 60_000)
+
+
+def _copy(root: Path, dest: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(root, dest))
+
+
+def test_files_that_are_silent_give_the_released_values(tiny, tmp_path):
+    import yaml
+
+    from audiostory_core.config import SamplingConfig, VAEConfig
+
+    root = _copy(tiny[0], tmp_path / "ckpt")
+    (root / "Flux_detokenizer" / "vae" / "config.json").unlink()
+    yaml_path = root / "audiostory-3B" / "config.yaml"
+    data = yaml.safe_load(yaml_path.read_text())
+    del data["sampling"]
+    yaml_path.write_text(yaml.safe_dump(data))
+    files = hub.locate(root)
+    assert checkpoint.vae_config(files) == VAEConfig()
+    assert (VAEConfig().sampling_rate, VAEConfig().hop_length) == (44100, 2048)
+    sampling = checkpoint.sampling_config(checkpoint.read_yaml(files.config_yaml))
+    assert sampling == SamplingConfig()
+    assert (sampling.crossfade_s, sampling.output_sampling_rate, sampling.num_inference_steps) == (3.0, 32000, 50)
+    # The strict check still applies: the tiny VAE weights do not fit the released VAE.
+    with pytest.raises(CheckpointMismatch) as err:
+        checkpoint.load_vae(files, resolve_device("cpu", None))
+    assert "decoder.block.4.conv_t1.bias" in err.value.missing and "\n" not in str(err.value)
+
+
+def test_invalid_settings_are_listed():
+    with pytest.raises(CheckpointMismatch) as err:
+        checkpoint.sampling_config({"sampling": {"crossfade": 0.2, "num_inference_steps": 0,
+                                                 "guidance_scale": "high", "crossfade_s": 0.5}})
+    assert err.value.unexpected == ("sampling.crossfade", "sampling.guidance_scale='high'",
+                                    "sampling.num_inference_steps=0")
+    assert checkpoint.sampling_config({"sampling": {"crossfade_s": 0.5}}).crossfade_s == 0.5
+
+
+def test_vae_config_must_fit_the_dit(tiny, tmp_path):
+    root = _copy(tiny[0], tmp_path / "ckpt")
+    vae_json = root / "Flux_detokenizer" / "vae" / "config.json"
+    data = json.loads(vae_json.read_text())
+    vae_json.write_text(json.dumps({**data, "decoder_input_channels": 16}))
+    with pytest.raises(CheckpointMismatch) as err:
+        checkpoint.load_model(hub.locate(root), resolve_device("cpu", None), cache_dir=tmp_path / "cache")
+    assert err.value.mismatched == (("config.json in_channels", (8,), (16,)),)
+    vae_json.write_text(json.dumps({**data, "downsampling_ratios": "2x2"}))
+    with pytest.raises(CheckpointMismatch, match="downsampling_ratios='2x2'"):
+        checkpoint.vae_config(hub.locate(root))
+
+
+def test_tokenizer_length_must_equal_the_vocabulary(tiny, tmp_path):
+    root = _copy(tiny[0], tmp_path / "ckpt")
+    assert checkpoint.added_token_counts(tk.debug_tokenizer(10, 6).get_vocab()) == (10, 6)
+    assert checkpoint.added_token_counts(_qwen_sized_base(n_bpe=50).get_vocab()) == (100, 501)
+    tk.debug_tokenizer(10, 7).save_pretrained(str(root / "Qwen2.5-3B-Instruct"))
+    with pytest.raises(CheckpointMismatch) as err:
+        checkpoint.load_tokenizer(hub.locate(root), tiny[3])
+    assert err.value.mismatched == (("len(tokenizer)", (287,), (286,)),)
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,27 +19,12 @@ from audiostory_core.pipeline import (  # noqa: E402
     ClipCue,
     plan_parts,
 )
+from audiostory_core.testing import free_processor, free_script  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def pipe():
     return AudioStoryPipeline.debug(seed=0)
-
-
-class ScriptProcessor:
-    """Forces the tokens of a script after the prompt; None leaves the step to the model
-    (and to the query-chain constraints)."""
-
-    def __init__(self, prompt_len, script):
-        self.prompt_len, self.script = prompt_len, script
-
-    def __call__(self, input_ids, scores):
-        step = input_ids.shape[1] - self.prompt_len
-        if step >= len(self.script) or self.script[step] is None:
-            return scores
-        forced = torch.full_like(scores, float("-inf"))
-        forced[:, self.script[step]] = 0.0
-        return forced
 
 
 def _conditions_by_decoding(pipe, ids, n_prompt):
@@ -126,23 +111,10 @@ def test_plan_parts_covers_exactly():
         assert sum(parts) - 20 * (len(parts) - 1) == total
 
 
-def _free_script(pipe, clips):
-    """Reasoning, then per clip: <|gen|> caption <timestamp>D</timestamp> <t5> [chain left to the
-    constraint] <aud> [chain left to the constraint] <|/gen|>, then <|im_end|>."""
-    t, tok = pipe.tokens, pipe.tokenizer
-    script = tk.encode(tok, "first a dog, then rain.") + [t.think_close]
-    for caption, dur in clips:
-        script += [t.gen_open] + tk.encode(tok, caption) + tk.encode(tok, f"<timestamp>{dur}</timestamp>")
-        script += [t.t5_open] + [None] * (len(t.t5_body) + 1)
-        script += [t.aud_open] + [None] * (len(t.aud_body) + 1) + [t.gen_close]
-    return script + [t.eos[0]]
-
-
 def test_free_generate_parses_plan_and_crossfades(pipe):
     instruction = "a dog barks, then rain falls"
-    prompt_len = len(tk.encode(pipe.tokenizer, tk.chat_prompt(tk.instruction_text(instruction, 1.1))))
-    script = _free_script(pipe, [("dog barks", 0.6), ("rain falls", 0.5)])
-    result = pipe.generate(instruction, 1.1, extra_processors=[ScriptProcessor(prompt_len, script)])
+    script = free_script(pipe, [("dog barks", 0.6), ("rain falls", 0.5)], reasoning="first a dog, then rain.")
+    result = pipe.generate(instruction, 1.1, extra_processors=[free_processor(pipe, instruction, 1.1, script)])
     assert result.reasoning == "first a dog, then rain."
     assert result.captions == ("dog barks", "rain falls")
     assert result.durations_s == (0.6, 0.5)
@@ -160,10 +132,9 @@ def test_free_generate_without_clips_fails_clearly(pipe):
     from audiostory_core.errors import GenerationFailed
 
     instruction = "silence"
-    prompt_len = len(tk.encode(pipe.tokenizer, tk.chat_prompt(tk.instruction_text(instruction, 1.0))))
     script = tk.encode(pipe.tokenizer, "nothing") + [pipe.tokens.think_close, pipe.tokens.eos[0]]
     with pytest.raises(GenerationFailed, match="no complete audio clip"):
-        pipe.generate(instruction, 1.0, extra_processors=[ScriptProcessor(prompt_len, script)])
+        pipe.generate(instruction, 1.0, extra_processors=[free_processor(pipe, instruction, 1.0, script)])
 
 
 def test_partial_vae_decode_equals_full_window_decode(pipe):

@@ -166,8 +166,10 @@ class ShotCaption:
 
 @dataclass(frozen=True)
 class ShotKeyframes:
-    """K small RGB keyframes of one shot (uint8 arrays, H x W x 3) and their frame indices.
+    """K small RGB keyframes of one shot and their frame indices.
 
+    Each image is array-like: `np.asarray(image)` gives an H x W x 3 uint8 RGB picture, upright
+    (rotation applied). They are held JPEG-compressed so a long film's keyframes stay small.
     Kept in memory for captioners only; never written to the analysis JSON.
     """
 
