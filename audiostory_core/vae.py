@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -23,7 +24,11 @@ def build_vae(cfg: VAEConfig = VAEConfig()):
     """A randomly initialised `AutoencoderOobleck` with the given config (eval mode)."""
     from diffusers import AutoencoderOobleck
 
-    return AutoencoderOobleck(**cfg.to_kwargs()).eval()
+    # diffusers builds the convolutions with the old `weight_norm` API; its deprecation notice
+    # would otherwise land on the user's terminal on every load (the checkpoint keys need it).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*weight_norm.*", category=FutureWarning)
+        return AutoencoderOobleck(**cfg.to_kwargs()).eval()
 
 
 @torch.no_grad()
