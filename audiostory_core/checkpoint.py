@@ -62,22 +62,27 @@ def load_pickle(path: str | os.PathLike) -> dict[str, "torch.Tensor"]:
     """
     import pickle
 
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFound(f"The weights file {path} does not exist; download the checkpoint again.")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as err:
-        if "mmap" not in str(err):
-            raise
-        # Legacy (non-zip) pickles cannot be memory-mapped; weights_only still applies.
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = _load_weights_only(path)
     except pickle.UnpicklingError as err:
         raise CheckpointMismatch(
             str(path), unexpected=[f"non-tensor pickle content ({str(err).splitlines()[0]})"]) from err
     return _tensor_dict(obj, path)
+
+
+def _load_weights_only(path: Path) -> Any:
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as err:
+        if "mmap" not in str(err):
+            raise
+    # Legacy (non-zip) pickles cannot be memory-mapped; weights_only still applies.
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _tensor_dict(obj: Any, path: Path) -> dict[str, "torch.Tensor"]:
@@ -404,7 +409,7 @@ def load_model(files: "CheckpointFiles", placement: "Placement",
     keys = [k for k in shapes if k in expected]
     state = read_tensors(st_path, [k for k in keys if not k.startswith(T5_PREFIX)], dtype=placement.dtype)
     # T5 stays float32 until the constant T5("") sequence is computed (fp16 T5 is fragile, spec §8.2-11).
-    state.update(_t5_state(files, t5_keys) if t5_outside else
+    state.update(_t5_state(files, t5_keys, cache_dir) if t5_outside else
                  read_tensors(st_path, [k for k in keys if k.startswith(T5_PREFIX)], dtype=torch.float32))
     model.load_checkpoint_state_dict(state, source=str(files.weights), assign=True)
     del state
@@ -425,7 +430,8 @@ def _freeze_uncond_text(model: "AudioStory") -> None:
     det.text_encoder = None
 
 
-def _t5_state(files: "CheckpointFiles", expected: Mapping[str, Shape]) -> dict:
+def _t5_state(files: "CheckpointFiles", expected: Mapping[str, Shape],
+              cache_dir: str | os.PathLike | None = None) -> dict:
     """The flan-t5-large encoder weights from their own folder, under checkpoint key names."""
     from . import hub
 
@@ -435,7 +441,7 @@ def _t5_state(files: "CheckpointFiles", expected: Mapping[str, Shape]) -> dict:
     if path is None:
         raise WeightsNotFound(f"No flan-t5-large weights were found in {t5_dir}; run "
                               f"`hf download {hub.T5_REPO_ID}`.")
-    st_path = as_safetensors(path)
+    st_path = as_safetensors(path, cache_dir)
     found = {T5_PREFIX + k: v for k, v in read_shapes(st_path).items()}
     wanted = {k for k in found if k in expected}
     found = {k: v for k, v in found.items() if k in wanted}

@@ -17,7 +17,6 @@ Device and dtype follow the module's parameters; nothing here moves tensors to a
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -29,6 +28,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, RepetitionPenalty
 from .config import AgentConfig, LLMConfig, LoRAConfig, SpecialTokenIds
 from .lora import apply_lora_, has_unmerged_lora, merge_lora_
 from .resamplers import QwenVisualResampler, WhisperResamplerLlava
+from .tokenizer import split_caption_duration  # noqa: F401  (parsing lives with the tokens)
 
 logger = logging.getLogger(__name__)
 
@@ -134,25 +134,13 @@ def clip_spans(generated_ids: Sequence[int], tokens: SpecialTokenIds) -> list[Cl
 
 
 def reasoning_span(generated_ids: Sequence[int], tokens: SpecialTokenIds) -> slice:
-    """Everything before the first `<|/think|>` (empty when it is missing)."""
+    """Everything before the first `<|/think|>` (empty when it is missing).
+
+    AudioStory quirk: the official fallback looks for a literal "<>" token, which no tokenizer
+    holds, so a missing `<|/think|>` means no reasoning text (spec §8.2 item 7).
+    """
     ids = [int(t) for t in generated_ids]
     return slice(0, ids.index(tokens.think_close)) if tokens.think_close in ids else slice(0, 0)
-
-
-_TIMESTAMP = re.compile(r"<timestamp>\s*([-+0-9.eE]+)\s*</timestamp>")
-
-
-def split_caption_duration(caption: str) -> tuple[str, float]:
-    """`"dog barks <timestamp> 4.5 </timestamp>"` → `("dog barks", 4.5)` (first tag only).
-
-    Raises:
-        ValueError: the caption carries no `<timestamp>` tag.
-    """
-    match = _TIMESTAMP.search(caption)
-    if match is None:
-        raise ValueError(f"caption without a <timestamp> duration: {caption!r}")
-    content = (caption[: match.start()] + caption[match.end():]).strip()
-    return " ".join(content.split()), float(match.group(1))
 
 
 # --------------------------------------------------------------------------------------------

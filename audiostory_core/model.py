@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .config import AudioStoryConfig
-from .errors import CheckpointMismatch
+from .checkpoint import check_keys
 from .flux_dit import FluxDetokenizer
 from .fusion import QueryFusion
 from .keys import TIED_ALIASES, from_checkpoint_key, to_checkpoint_key
@@ -62,7 +62,7 @@ class AudioStory(nn.Module):
         """
         state = _fill_tied_aliases(state)
         expected = self.checkpoint_shapes()
-        _check_keys(state, expected, source)
+        check_keys({k: tuple(v.shape) for k, v in state.items()}, expected, source)
         ours = {from_checkpoint_key(k): v for k, v in state.items()}
         self.load_state_dict(ours, strict=True, assign=assign)
         if assign:
@@ -85,17 +85,6 @@ def _fill_tied_aliases(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
         if alias not in out and source in out:
             out[alias] = out[source]
     return out
-
-
-def _check_keys(state: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]], source: str) -> None:
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [
-        (k, tuple(state[k].shape), expected[k]) for k in expected
-        if k in state and tuple(state[k].shape) != expected[k]
-    ]
-    if missing or unexpected or mismatched:
-        raise CheckpointMismatch(source, missing, unexpected, mismatched)
 
 
 def build_audiostory(cfg: Optional[AudioStoryConfig] = None, device: Optional[torch.device | str] = None,

@@ -107,6 +107,21 @@ def plan_parts(num_samples: int, max_part_samples: int, overlap_samples: int) ->
     return tuple(parts)
 
 
+def story_durations(part_samples: Sequence[int], part_cue: Sequence[int], overlap_samples: int,
+                    sample_rate: int) -> tuple[float, ...]:
+    """The `<timestamp>` value of each part, in seconds: the time it adds to the story.
+
+    The official runner writes a clip's own length X and renders every clip but the last
+    X + cross-fade long (spec §1.4, §1.7). A part followed by another part of its cue is that
+    case: its timestamp leaves out the overlap, so the timestamps of a cue add up to its length.
+    """
+    out = []
+    for k, (n, cue) in enumerate(zip(part_samples, part_cue)):
+        continued = k + 1 < len(part_cue) and part_cue[k + 1] == cue
+        out.append((n - overlap_samples if continued else n) / sample_rate)
+    return tuple(out)
+
+
 def storyline_text(captions: Sequence[str], durations_s: Sequence[float]) -> str:
     """The storyline written in the model's own reasoning layout (spec §1.4)."""
     points, start = [], 0.0
@@ -259,6 +274,9 @@ class AudioStoryPipeline:
             InvalidRequest: empty instruction or a non-positive duration.
             GenerationFailed: the model wrote no well-formed clip.
         """
+        from .llm import reasoning_span
+        from .vae import duration_to_samples
+
         s = self.config.sampling
         # 1. Check inputs
         if not isinstance(instruction, str) or not instruction.strip():
@@ -280,7 +298,7 @@ class AudioStoryPipeline:
         # 3. Parse the clip plan and take the query rows
         generated = out.generated_ids.tolist()
         captions, durations, semantic, residual = self._parse_plan(generated, out.hidden_states)
-        reasoning = tk.decode(self.tokenizer, generated[: _index_or_zero(generated, self.tokens.think_close)])
+        reasoning = tk.decode(self.tokenizer, generated[reasoning_span(generated, self.tokens)])
         del out
         _release_memory(self.device)
         # 4. Per-clip conditions; every clip but the last runs crossfade_s longer (spec §1.7)
@@ -290,7 +308,7 @@ class AudioStoryPipeline:
         noise = self._same_noise(seed, len(dit_s))
         latents = self._denoise(text, dit_s, noise, steps, guidance)
         # 6. Decode, trim to int(d·rate), resample, cross-fade
-        waves = self._decode(latents, [int(d * self.vae_rate) for d in dit_s])
+        waves = self._decode(latents, [duration_to_samples(d, self.vae_rate) for d in dit_s])
         rate = int(s.output_sampling_rate)
         clips = [torch.from_numpy(self._resample(w, rate)) for w in waves]
         track = _crossfade(clips, int(s.crossfade_s * rate))
@@ -298,7 +316,7 @@ class AudioStoryPipeline:
                            tk.decode(self.tokenizer, generated))
 
     def _parse_plan(self, generated: list[int], hidden: torch.Tensor):
-        from .llm import AudioStoryAgent, clip_spans, split_caption_duration
+        from .llm import AudioStoryAgent, clip_spans
 
         try:
             spans = clip_spans(generated, self.tokens)
@@ -312,7 +330,7 @@ class AudioStoryPipeline:
         for span in spans:
             text = tk.decode(self.tokenizer, generated[span.caption])
             try:
-                content, dur = split_caption_duration(text)
+                content, dur = tk.split_caption_duration(text)
             except ValueError as err:
                 raise GenerationFailed(f"Clip caption {text!r} has no duration tag; try another seed.") from err
             captions.append(content)
@@ -357,7 +375,8 @@ class AudioStoryPipeline:
         part_s = tuple(n / sample_rate for n in part_samples)
         part_captions = [cues[i].caption.strip() for i in part_cue]
         # 3. Teacher-forced sequence, then ONE prefill pass for every clip's query rows
-        ids, n_prompt = self.cue_sequence(style, part_captions, part_s)
+        ids, n_prompt = self.cue_sequence(style, part_captions, story_durations(part_samples, part_cue,
+                                                                                 overlap, sample_rate))
         log.info("Rendering %d cue(s) as %d clip(s): one prefill of %d tokens, %d DiT steps.",
                  len(cues), len(part_cue), len(ids), steps)
         text = self.conditions_from_sequence(ids, n_prompt)  # [n_parts, N_t5, D]
@@ -528,8 +547,3 @@ def _crossfade(clips: Sequence[torch.Tensor], overlap_samples: int) -> np.ndarra
     from .vae import crossfade_concat
 
     return crossfade_concat(list(clips), overlap_samples).numpy().astype(np.float32, copy=False)
-
-
-def _index_or_zero(ids: Sequence[int], token: int) -> int:
-    # AudioStory quirk: no `<|/think|>` means no reasoning text (the official "<>" fallback never fires).
-    return ids.index(token) if token in ids else 0

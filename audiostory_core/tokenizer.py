@@ -152,13 +152,17 @@ def clip_block_ids(
     )
 
 
-def split_caption(caption: str) -> tuple[str, float | None]:
-    """Strip the first `<timestamp>X</timestamp>` span: (content text, X or None if absent)."""
-    m = _TIMESTAMP.search(caption)
-    if m is None:
-        return caption.strip(), None
-    content = (caption[: m.start()] + caption[m.end():]).strip()
-    return content, float(m.group(1))
+def split_caption_duration(caption: str) -> tuple[str, float]:
+    """`"dog barks <timestamp> 4.5 </timestamp>"` → `("dog barks", 4.5)` (first tag only, spec §1.7).
+
+    Raises:
+        ValueError: the caption carries no `<timestamp>` tag.
+    """
+    match = _TIMESTAMP.search(caption)
+    if match is None:
+        raise ValueError(f"caption without a <timestamp> duration: {caption!r}")
+    content = (caption[: match.start()] + caption[match.end():]).strip()
+    return " ".join(content.split()), float(match.group(1))
 
 
 def decode(tokenizer: "PreTrainedTokenizerBase", token_ids: Sequence[int]) -> str:

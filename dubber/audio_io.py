@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,7 +13,8 @@ import numpy as np
 import soundfile
 import soxr
 
-from .errors import InputError, OutputError
+from .errors import InputError
+from .export import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -54,25 +54,9 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, bits
     dest = Path(path)
     data_bytes = audio.size * bits // 8
     container = "RF64" if data_bytes > RIFF_LIMIT_BYTES else "WAV"
-    _atomic_write(dest, lambda tmp: soundfile.write(tmp, audio.T, int(sample_rate), subtype=WAV_SUBTYPES[bits],
-                                                    format=container))
+    with atomic_output(dest) as tmp:
+        soundfile.write(str(tmp), audio.T, int(sample_rate), subtype=WAV_SUBTYPES[bits], format=container)
     return dest
-
-
-def _atomic_write(dest: Path, write) -> None:
-    # Not tempfile.mkstemp: its files are 0600, and a rename keeps the mode, so stems would end up
-    # unreadable to the rest of a team. Mode 0o666 lets the umask decide, as for any new file.
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{secrets.token_hex(3)}.part")
-    try:
-        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    except OSError as err:
-        raise OutputError(f"Cannot write to {dest.parent}: {err.strerror}; choose a writable output folder.") from err
-    try:
-        write(str(tmp))
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:

@@ -66,8 +66,13 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = check_output_folder(path)
     temp = target.with_name(f".{target.stem}.{os.getpid()}-{secrets.token_hex(3)}.partial{target.suffix}")
-    # O_EXCL: never reuse someone else's file; mode 0o666 lets the umask decide, as for any new file.
-    os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    # O_EXCL: never reuse someone else's file. Not tempfile.mkstemp: its files are 0600 and a
+    # rename keeps the mode, so outputs would be unreadable to the rest of a team; 0o666 lets
+    # the umask decide, as for any new file.
+    try:
+        os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except OSError as err:
+        raise OutputError(f"Cannot write to {target.parent} ({err.strerror}); choose a writable output folder.") from err
     try:
         yield temp
         os.replace(temp, target)
@@ -213,21 +218,10 @@ def write_manifest(path: str | os.PathLike[str], inputs: ExportInputs,
 
 # ----------------------------------------------------------------------------- audio, captions, timelines
 
-def _write_wav_soundfile(path: Path, audio: np.ndarray, sample_rate: int, bits: int = WAV_BITS) -> None:
-    import soundfile
-
-    subtype = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}[bits]
-    frames = np.ascontiguousarray(np.asarray(audio, dtype=np.float32).T)   # (samples, channels)
-    with atomic_output(path) as temp:
-        soundfile.write(temp, frames, sample_rate, subtype=subtype, format="WAV")
-
-
 def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
     """24-bit WAV of float audio shaped (channels, samples), written atomically."""
-    try:
-        from .audio_io import write_wav
-    except ImportError:   # trees without the audio I/O module still export
-        write_wav = _write_wav_soundfile
+    from .audio_io import write_wav   # soundfile loads only when stems are written
+
     write_wav(path, audio, sample_rate, bits=WAV_BITS)
     return path.resolve()
 

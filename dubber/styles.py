@@ -32,9 +32,9 @@ STYLES: dict[str, Style] = {
         ),
         Style(
             "nature",
-            "Natural soundscape: wind, birdsong, rustling leaves, water and animal sounds, "
-            "recorded outdoors, realistic and unhurried, no music.",
-            "Generate a realistic natural soundscape for a film that includes",
+            "Nature-documentary score: gentle marimba and soft flute-like pads, unhurried, over a "
+            "natural soundscape of birdsong, wind, rustling leaves, water and animal sounds.",
+            "Generate a nature-documentary soundtrack with gentle music and natural ambience for a film that includes",
         ),
         Style(
             "sci-fi",

@@ -74,7 +74,7 @@ def test_debug_tokenizer_round_trips_text_and_caption_parsing():
     assert tk.decode(tok, tk.encode(tok, prompt)) == prompt.strip()
     assert prompt.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n")
     assert prompt.endswith("<|im_start|>assistant\n<|think|>")
-    assert tk.split_caption("dog barks <timestamp> 4.5 </timestamp>") == ("dog barks", 4.5)
+    assert tk.split_caption_duration("dog barks <timestamp> 4.5 </timestamp>") == ("dog barks", 4.5)
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,6 +153,22 @@ def test_t5_weights_may_come_from_the_flan_t5_folder(tmp_path):
     _, loaded, _ = _load(root, tmp_path / "cache")
     want = fresh.detokenizer.uncond_embeds(8)
     torch.testing.assert_close(loaded.detokenizer.uncond_embeds(8), want)
+
+
+def test_t5_pickle_is_converted_into_the_cache_folder_given(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    fresh, vae = build_tiny(seed=1)
+    root = write_checkpoint(tmp_path / "ckpt", fresh, vae, drop_t5=True)
+    t5_dir = root / "flan-t5-large"
+    torch.save(load_file(t5_dir / "model.safetensors"), t5_dir / "pytorch_model.bin")
+    (t5_dir / "model.safetensors").unlink()
+    monkeypatch.setenv(checkpoint.CACHE_ENV, str(tmp_path / "default-cache"))
+    _, loaded, _ = _load(root, tmp_path / "cache")
+    torch.testing.assert_close(loaded.detokenizer.uncond_embeds(8), fresh.detokenizer.uncond_embeds(8))
+    converted = sorted(p.name for p in (tmp_path / "cache" / "converted").glob("*.safetensors"))
+    assert len(converted) == 2 and any(name.startswith("flan-t5-large-") for name in converted)
+    assert not (tmp_path / "default-cache").exists()
 
 
 def _corrupt(root: Path, dest: Path, edit) -> Path:
@@ -327,6 +343,13 @@ def test_pickle_with_code_objects_is_refused(tmp_path):
     with pytest.raises(CheckpointMismatch, match="non-tensor pickle content"):
         checkpoint.as_safetensors(bin_path, tmp_path / "cache")
     assert not (tmp_path / "cache" / "converted").exists() or not os.listdir(tmp_path / "cache" / "converted")
+
+
+def test_legacy_pickle_with_code_objects_is_refused_in_one_sentence(tmp_path):
+    bin_path = tmp_path / "pytorch_model.bin"
+    torch.save({"w": torch.zeros(2), "payload": NotATensor()}, bin_path, _use_new_zipfile_serialization=False)
+    with pytest.raises(CheckpointMismatch, match="non-tensor pickle content"):
+        checkpoint.as_safetensors(bin_path, tmp_path / "cache")
 
 
 def test_import_is_light_and_names_are_exported():

@@ -228,3 +228,35 @@ def test_tempo_follows_motion_and_bars_restart_on_cuts():
     for cut in cuts:
         at = np.searchsorted(grid.sample, cut)
         assert grid.sample[at] == cut and grid.step_in_bar[at] == 0
+
+
+def test_nature_is_gentle_music_over_an_outdoor_bed(busy_scene):
+    analysis, _ = busy_scene
+    quiet = slice(analysis.media.frame_to_sample(150, SR), analysis.media.frame_to_sample(190, SR))  # no event, no cut
+    cut = analysis.media.frame_to_sample(analysis.shots[1].start_frame, SR)
+    renders = {style: SketchBackend().render(make_plan(analysis, style=style), analysis)
+               for style in ("tom-and-jerry", "nature")}
+    level = {}
+    for style, result in renders.items():
+        fx, music = timeline(result, "fx"), timeline(result, "music")
+        music_rms = np.sqrt(np.mean(music ** 2))
+        level[style] = (np.sqrt(np.mean(fx[:, quiet] ** 2)) / music_rms,
+                        np.abs(fx[:, cut:cut + SR // 4]).max() / music_rms)
+    bed, hit = level["nature"]
+    assert 0.1 < bed < 1.0                       # audible ambience, under the music
+    assert level["tom-and-jerry"][0] < 1e-3      # the cartoon styles have no bed
+    assert hit < 0.5 * level["tom-and-jerry"][1]  # a soft chord on cuts, not an orchestral hit
+    fx = timeline(renders["nature"], "fx")
+    freqs, power = signal.welch(fx[:, quiet].mean(axis=0), SR, nperseg=2048)
+    band = power[(freqs > 200) & (freqs < 1500)]
+    assert np.exp(np.mean(np.log(band))) / np.mean(band) > 0.5  # broadband air, not a tone
+
+
+def test_nature_style_text_describes_what_the_sketch_plays():
+    from dubber.styles import STYLES as STYLE_TEXTS
+
+    prompt = STYLE_TEXTS["nature"].prompt.lower()
+    assert "no music" not in prompt and "music" in STYLE_TEXTS["nature"].lead
+    assert all(word in prompt for word in ("marimba", "birdsong", "wind"))
+    spec = SKETCH_STYLES["nature"]
+    assert spec.calm_figure == "marimba" and spec.extra == "birds" and spec.ambience == "wind"

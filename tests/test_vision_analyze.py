@@ -201,3 +201,19 @@ def test_keyframe_sampler_memory_stays_bounded_over_a_long_shot():
     assert len(keys.frames) == 3
     for k, frame in enumerate(keys.frames):  # near 1/6, 3/6 and 5/6 of the shot
         assert abs(frame - (2 * k + 1) * 100_000 / 6) < 100_000 / 8
+
+
+def test_a_shot_shorter_than_the_keyframe_stride_still_gets_a_picture():
+    # At 60 fps candidates come every 10 frames; a 9-frame shot whose cut is confirmed four
+    # frames late has no grid frame left inside it.
+    sampler = KeyframeSampler(3, lambda frame: np.full((4, 4, 3), frame % 256, np.uint8), first_stride=10)
+    confirmed = {207: 203, 216: 212}  # frame at which each cut is confirmed -> the cut frame
+    for index in range(400):
+        if index in confirmed:
+            sampler.close_shot(confirmed[index])
+        sampler.offer(index, index)
+    shots = [(0, 203), (203, 212), (212, 400)]
+    keyframes = sampler.finish(400)
+    for (start, end), keys in zip(shots, keyframes):
+        assert keys.frames, f"shot [{start}, {end}) got no keyframe"
+        assert all(start <= f < end for f in keys.frames), (start, end, keys.frames)

@@ -150,6 +150,11 @@ class KeyframeSampler:
     pile up, every other one is dropped and the stride doubles. When the shot closes, the
     `per_shot` candidates nearest to evenly spaced positions are kept, JPEG-compressed
     (`EncodedImage`; `np.asarray` gives the H x W x 3 uint8 RGB array).
+
+    A cut is confirmed a few frames after it happens, so the first frames of a new shot have
+    already gone by on the old shot's grid. When none of them was taken, the next frame offered
+    is taken whatever the grid: a shot shorter than the stride (a quick cut at 50 or 60 fps)
+    still gets a picture.
     """
 
     def __init__(self, per_shot: int, make_image: Callable[[av.VideoFrame], np.ndarray], first_stride: int = 1):
@@ -161,10 +166,12 @@ class KeyframeSampler:
         self._stride = self._first_stride
         self._candidates: list[tuple[int, np.ndarray]] = []
         self._closed: list[tuple[int, int, list[tuple[int, EncodedImage]]]] = []  # (start, end, picks)
+        self._take_next = False  # the current shot has no candidate yet and its grid frames went by
 
     def offer(self, index: int, frame: av.VideoFrame) -> None:
-        if self.per_shot <= 0 or (index - self._start) % self._stride:
+        if self.per_shot <= 0 or ((index - self._start) % self._stride and not self._take_next):
             return
+        self._take_next = False
         self._candidates.append((index, self._make_image(frame)))
         if len(self._candidates) > self.capacity:
             self._stride *= 2
@@ -177,7 +184,9 @@ class KeyframeSampler:
         picks = [(index, EncodedImage(image)) for index, image in self._pick(before, self._start, cut_frame)]
         self._closed.append((self._start, cut_frame, picks))
         self._start, self._stride = cut_frame, self._first_stride
-        self._candidates = [c for c in after if (c[0] - cut_frame) % self._stride == 0]  # frames seen between the cut and its confirmation
+        # Frames seen between the cut and its confirmation that fall on the new shot's grid.
+        self._candidates = [c for c in after if (c[0] - cut_frame) % self._stride == 0]
+        self._take_next = not self._candidates
 
     def _pick(self, candidates, start: int, end: int) -> list[tuple[int, np.ndarray]]:
         if len(candidates) <= self.per_shot:

@@ -4,8 +4,9 @@ It writes a music bed in one key whose tempo and note density follow the picture
 curve (calm: sustained pads and sparse plucks; busy: bouncy bass and xylophone; frantic: fast
 staccato runs), answers movement with runs (mickey-mousing), and puts effects on the exact
 sample of each visual event: a bonk on impacts, a whoosh over fast motion, a zing on flashes,
-and an orchestral stinger on every cut. Bars restart on each cut, so every shot starts on a
-downbeat. The whole timeline is rendered once and sliced per cue, so phrases flow across cues.
+and an orchestral stinger on every cut. The nature style is gentler: marimba, soft pads and
+birdsong over a bed of wind that picks up with the motion, with a soft piano chord on cuts.
+Bars restart on each cut, so every shot starts on a downbeat. The whole timeline is rendered once and sliced per cue, so phrases flow across cues.
 Output is deterministic for a plan seed.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from vision.types import VideoAnalysis
 
 from ..types import CueAudio, DubPlan, ProgressFn, RenderResult, no_progress
 from .base import DubBackend
-from .sketch_fx import add_reverb, bonk, pan_gains, room_impulse, stinger, whoosh, zing
+from .sketch_fx import add_reverb, bonk, pan_gains, room_impulse, stinger, whoosh, wind, zing
 from .sketch_instruments import VOICES, midi_to_hz
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ STEPS_PER_BEAT = 4      # the grid is in sixteenth notes
 STEPS_PER_BAR = 16
 MUSIC_RMS = 0.1         # linear RMS the music bed is set to before the fx are added (-20 dBFS)
 FX_GAIN = 0.5           # fx level relative to a full-scale effect sample
+AMBIENCE_RMS = 0.08     # linear RMS of an ambience bed at full strength, before FX_GAIN (under the music)
 PEAK_CEILING = 0.9      # the rendered stems sum to at most this peak
 SUSTAINED_VOICES = frozenset({"string_pad", "soft_pad", "fm_pad", "theremin"})
 SUSTAIN_S = 4.5         # s, longest sustained note; longer ones are cut (a bar is shorter)
@@ -62,6 +64,8 @@ class StyleSpec:
     laser_flash: bool
     impact_hz: float
     roots: tuple[int, ...]                      # allowed key roots (pitch classes)
+    ambience: str | None = None                 # "wind" lays an outdoor bed into the fx stem
+    stinger_gain: float = 0.8                   # level of the hit on each cut
 
 
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
@@ -82,8 +86,8 @@ SKETCH_STYLES: dict[str, StyleSpec] = {
         (1, 4, 6, 9, 11)),
     "nature": StyleSpec(
         PENTATONIC, ((0, 4, 7), (5, 9, 12), (9, 12, 16), (5, 9, 12)), 76.0, 0.5, "soft_pad",
-        "pluck_bass", "marimba", "marimba", "marimba", "birds", False, "brass", False, 260.0,
-        (0, 2, 4, 7, 9)),
+        "pluck_bass", "marimba", "marimba", "marimba", "birds", False, "piano", False, 260.0,
+        (0, 2, 4, 7, 9), ambience="wind", stinger_gain=0.35),
     "noir": StyleSpec(
         (0, 2, 3, 5, 6, 7, 10), ((0, 3, 7, 10), (5, 8, 12, 15), (0, 3, 7, 10), (7, 11, 14, 17)), 80.0, 0.55,
         "soft_pad", "pluck_bass", "piano", "brass", "piano", None, False, "brass", False, 140.0,
@@ -449,7 +453,7 @@ def render_fx(analysis: VideoAnalysis, composer: Composer, grid: Grid, cuts: lis
         if chord_index not in hits:
             root = composer.chord_root(bar, (40, 52))
             hits[chord_index] = stinger(root, composer.chord(bar), sr, rng, voice=style.stinger_voice)
-        place(fx, cut, hits[chord_index], 0.8, 0.0)
+        place(fx, cut, hits[chord_index], style.stinger_gain, 0.0)
     return fx
 
 
@@ -525,6 +529,8 @@ class SketchBackend(DubBackend):
         music = render_notes(notes, total, sr, plan.seed)
         progress("render", 2, steps)
         fx = render_fx(analysis, composer, grid, cuts, total, plan.seed)
+        if style.ambience == "wind":
+            fx += np.float32(AMBIENCE_RMS) * wind(total, sr, _rng(plan.seed, "wind"), motion.frame_sample, motion.slow)
         progress("render", 3, steps)
         if self.options.reverb and total > 0:
             # Cartoon effects stay dry and close; only the music sits in a room.

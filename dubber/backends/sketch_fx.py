@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import signal
+from scipy.ndimage import gaussian_filter1d
 
 from .sketch_instruments import brass, butter_sos, midi_to_hz, piano, timpani
 
 WHOOSH_MIN_S = 0.15   # s, a whoosh shorter than this reads as a click
 WHOOSH_MAX_S = 2.0    # s, longer fast-motion ranges get a 2 s whoosh from their first frame
 WHOOSH_BANDS_HZ = (250.0, 420.0, 700.0, 1200.0, 2000.0, 3400.0, 5600.0)
+WIND_BAND_HZ = (150.0, 1800.0)   # Hz, outdoor air: no rumble, no hiss
+WIND_GUST_S = 2.0                # s, smoothing of the gust curve: swells last a few seconds
+WIND_CONTROL_HZ = 20.0           # Hz, rate of the gust and intensity curves
+WIND_CHUNK_S = 10.0              # s, noise is made and filtered this much at a time (bounded memory)
 
 
 def _time(num_samples: int, sr: int) -> np.ndarray:
@@ -81,6 +86,32 @@ def stinger(root_midi: int, chord: tuple[int, ...], sr: int, rng: np.random.Gene
     out[:drum.size] += 0.9 * drum
     out[:stab.size] += 0.45 * stab
     return out.astype(np.float32)
+
+
+def wind(num_samples: int, sr: int, rng: np.random.Generator, curve_samples: np.ndarray,
+         curve: np.ndarray) -> np.ndarray:
+    """Outdoor air under a nature bed: band-passed noise, different in each ear, in slow gusts.
+
+    `curve` (values in [0, 1] at sample positions `curve_samples`) is the picture's motion:
+    the wind picks up with it. Returns float32 (2, num_samples), RMS about 1 where the gusts
+    and the motion are both at their strongest.
+    """
+    steps = int(np.ceil(num_samples * WIND_CONTROL_HZ / sr)) + 2
+    control_samples = np.arange(steps) * (sr / WIND_CONTROL_HZ)
+    gusts = gaussian_filter1d(rng.standard_normal(steps), WIND_GUST_S * WIND_CONTROL_HZ, mode="wrap")
+    gusts = 0.5 + 0.5 * np.tanh(gusts / (gusts.std() + 1e-9))            # 0 still .. 1 gusting
+    motion = np.clip(np.interp(control_samples, curve_samples, curve), 0.0, 1.0)
+    level = (0.3 + 0.7 * gusts) * (0.5 + 0.5 * motion)
+    sos = butter_sos(2, WIND_BAND_HZ, "band", sr)
+    norm = 1.0 / np.sqrt(2.0 * (WIND_BAND_HZ[1] - WIND_BAND_HZ[0]) / sr)  # unit white noise -> RMS 1
+    state = np.zeros((sos.shape[0], 2, 2))                                 # (sections, channels, 2)
+    out = np.empty((2, num_samples), dtype=np.float32)
+    chunk = int(WIND_CHUNK_S * sr)
+    for start in range(0, num_samples, chunk):
+        end = min(num_samples, start + chunk)
+        band, state = signal.sosfilt(sos, rng.standard_normal((2, end - start)), axis=-1, zi=state)
+        out[:, start:end] = band * (norm * np.interp(np.arange(start, end), control_samples, level))
+    return out
 
 
 def pan_gains(pan: float) -> tuple[float, float]:
