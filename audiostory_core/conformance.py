@@ -476,7 +476,8 @@ def _e2e_checkpoint(sources: Mapping[str, Path], by_kind: Mapping[str, str]) -> 
 
 def _e2e_clips(model, io, agent_cfg: Mapping, tokens, settings: Mapping):
     """LLM → spans → fused conditions, captions and per-clip DiT durations."""
-    from .llm import clip_spans, split_caption_duration
+    from .llm import clip_spans
+    from .tokenizer import split_caption_duration
 
     gen = forced_generation(model.agent, io["input.prompt_input_ids"], io["input.forced_generated_ids"], tokens)
     ids = gen.generated_ids.tolist()

@@ -28,7 +28,6 @@ from transformers import LogitsProcessor, LogitsProcessorList, RepetitionPenalty
 from .config import AgentConfig, LLMConfig, LoRAConfig, SpecialTokenIds
 from .lora import apply_lora_, has_unmerged_lora, merge_lora_
 from .resamplers import QwenVisualResampler, WhisperResamplerLlava
-from .tokenizer import split_caption_duration  # noqa: F401  (parsing lives with the tokens)
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +177,23 @@ class AudioStoryAgent(nn.Module):
             self.output_resampler = QwenVisualResampler(agent_cfg.output_resampler)
         if agent_cfg.whisper_resampler is not None:
             self.whisper_resampler_llava = WhisperResamplerLlava(agent_cfg.whisper_resampler)
+
+    def _apply(self, fn, recurse: bool = True):
+        # `.to(dtype)` / `.half()` would round Qwen's RoPE frequencies (a float32 buffer, as
+        # transformers builds them) too: in bfloat16 the rotation angle of a position past ~1000
+        # is then off by radians. Rebuild them in float32 after every cast; only the weights and
+        # activations run in half precision.
+        super()._apply(fn, recurse)
+        inv_freq = self.llm.model.rotary_emb.inv_freq
+        if inv_freq.dtype != torch.float32:
+            self.rebuild_rope_(inv_freq.device)
+        return self
+
+    def rebuild_rope_(self, device: torch.device | str) -> None:
+        """Recompute the LLM's non-persistent RoPE frequencies, in float32, on `device`."""
+        rotary = self.llm.model.rotary_emb
+        with torch.device(device):
+            self.llm.model.rotary_emb = type(rotary)(self.llm.config)
 
     # -- LLM forward ---------------------------------------------------------------------
     def merge_lora_(self) -> "AudioStoryAgent":

@@ -40,11 +40,6 @@ class AudioStory(nn.Module):
         self.fusion = QueryFusion(cfg.fusion)
         self.detokenizer = FluxDetokenizer(cfg.dit, cfg.text_encoder)
 
-    def clip_conditions(self, semantic_hidden: torch.Tensor, residual_hidden: torch.Tensor) -> torch.Tensor:
-        """LLM rows → DiT text condition: [n, N_t5, H], [n, N_aud, H] → [n, N_t5, D] (spec §1.6)."""
-        semantic, residual = self.agent.project(semantic_hidden, residual_hidden)
-        return self.fusion(semantic, residual)
-
     # -- checkpoint layout -------------------------------------------------------------------
     def checkpoint_shapes(self) -> dict[str, tuple[int, ...]]:
         """Official checkpoint key → shape for every entry of `state_dict()`."""
@@ -73,10 +68,8 @@ class AudioStory(nn.Module):
         llm = self.agent.llm
         if llm.config.tie_word_embeddings:
             llm.lm_head.weight = llm.model.embed_tokens.weight
-        rotary = llm.model.rotary_emb
-        if rotary.inv_freq.is_meta:
-            with torch.device(llm.model.embed_tokens.weight.device):
-                llm.model.rotary_emb = type(rotary)(llm.config)
+        if llm.model.rotary_emb.inv_freq.is_meta:
+            self.agent.rebuild_rope_(llm.model.embed_tokens.weight.device)
 
 
 def _fill_tied_aliases(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

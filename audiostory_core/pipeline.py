@@ -42,7 +42,8 @@ RESAMPLE_MARGIN_SAMPLES = 256   # VAE-rate samples decoded past a cue's end, so 
                                 # filter tail never falls inside the delivered audio
 MIN_MARGIN_SAMPLES = 4          # the least margin that still guarantees enough output samples
 DIT_BATCH_CLIPS = 16            # clips per DiT call (the CFG batch is twice that)
-VAE_BATCH_CLIPS = 4             # clips per VAE decode (its activations are ~0.7 GB per 30 s clip)
+VAE_BATCH_CLIPS = 4             # clips per VAE decode: in float32 one activation of its last block
+                                # is ~0.7 GB per 30 s clip, and a residual unit holds several
 _STRUCTURAL_TEXT = ("<|", "<t5", "</t5", "<aud", "</aud", "<timestamp", "</timestamp")
 
 
@@ -63,7 +64,7 @@ class ClipConditions:
     """Per-clip DiT conditioning, reusable to re-render without running the LLM again."""
 
     text: torch.Tensor              # [n_parts, N_t5, D] fused query features, CPU float32
-    duration_s: tuple[float, ...]   # duration token value of each part
+    duration_s: tuple[float, ...]   # DiT duration of each part: its whole length in seconds
     part_samples: tuple[int, ...]   # length of each part at `sample_rate`
     cue_index: tuple[int, ...]      # cue each part belongs to (parts of a cue are consecutive)
     sample_rate: int
@@ -129,6 +130,13 @@ def storyline_text(captions: Sequence[str], durations_s: Sequence[float]) -> str
         points.append(f"{i + 1}. [{start:.1f}, {start + dur:.1f}] {caption.strip().rstrip('.')}.")
         start += dur
     return f"The caption can be divided into {len(points)} points: " + " ".join(points)
+
+
+def story_summary(captions: Sequence[str]) -> str:
+    """The instruction's caption when no style is given: the clips in order, one sentence, as
+    the official prompts end theirs (spec §1.2); the parts of a split cue are named once."""
+    distinct = [c for i, c in enumerate(captions) if i == 0 or c != captions[i - 1]]
+    return ", then ".join(c.strip().rstrip(".") for c in distinct) + "."
 
 
 def debug_config(vocab_size: int, sampling: dict | None = None) -> "AudioStoryConfig":
@@ -279,15 +287,8 @@ class AudioStoryPipeline:
 
         s = self.config.sampling
         # 1. Check inputs
-        if not isinstance(instruction, str) or not instruction.strip():
-            raise InvalidRequest("The instruction is empty; describe the soundtrack in a sentence.")
-        if not (isinstance(total_duration_s, (int, float)) and math.isfinite(total_duration_s)
-                and total_duration_s > 0):
-            raise InvalidRequest(f"The total duration must be a positive number of seconds, got {total_duration_s!r}.")
+        limit = self._check_story(instruction, total_duration_s, max_new_tokens)
         steps, guidance = self._sampling_args(num_steps, guidance_scale)
-        limit = int(max_new_tokens if max_new_tokens is not None else s.max_new_tokens)
-        if limit < 1:
-            raise InvalidRequest(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
         seed = s.seed if seed is None else int(seed)
         # 2. Prompt and greedy decoding with the query-chain constraints
         prompt = tk.chat_prompt(tk.instruction_text(instruction, total_duration_s, lead))
@@ -315,24 +316,41 @@ class AudioStoryPipeline:
         return StoryResult(reasoning, tuple(captions), tuple(durations), track, rate,
                            tk.decode(self.tokenizer, generated))
 
+    def _check_story(self, instruction: str, total_duration_s: float, max_new_tokens: int | None) -> int:
+        """Validate the free-mode request; returns the token limit."""
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise InvalidRequest("The instruction is empty; describe the soundtrack in a sentence.")
+        if not (isinstance(total_duration_s, (int, float)) and math.isfinite(total_duration_s)
+                and total_duration_s > 0):
+            raise InvalidRequest(f"The total duration must be a positive number of seconds, got {total_duration_s!r}.")
+        limit = int(max_new_tokens if max_new_tokens is not None else self.config.sampling.max_new_tokens)
+        if limit < 1:
+            raise InvalidRequest(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
+        return limit
+
     def _parse_plan(self, generated: list[int], hidden: torch.Tensor):
+        # Greedy decoding ignores the seed (it only draws the noise), so the fixes named below
+        # change what the model reads or how long it may write.
         from .llm import AudioStoryAgent, clip_spans
 
         try:
             spans = clip_spans(generated, self.tokens)
         except ValueError as err:
-            raise GenerationFailed(f"The model wrote a malformed clip plan ({err}); try another seed.") from err
+            raise GenerationFailed(f"The model wrote a malformed clip plan ({err}); reword the instruction "
+                                   "or allow a larger max_new_tokens.") from err
         if not spans or spans[-1].residual.stop > hidden.shape[0]:
             raise GenerationFailed(
-                f"The model wrote no complete audio clip in {len(generated)} tokens; try another "
-                "seed, a shorter total duration or a larger max_new_tokens.")
+                f"The model wrote no complete audio clip in {len(generated)} tokens; reword the "
+                "instruction, ask for a shorter total duration or allow a larger max_new_tokens.")
         captions, durations = [], []
         for span in spans:
             text = tk.decode(self.tokenizer, generated[span.caption])
             try:
                 content, dur = tk.split_caption_duration(text)
             except ValueError as err:
-                raise GenerationFailed(f"Clip caption {text!r} has no duration tag; try another seed.") from err
+                raise GenerationFailed(f"Clip caption {text!r} has no duration tag; reword the instruction.") from err
+            if not (math.isfinite(dur) and dur > 0):
+                raise GenerationFailed(f"Clip caption {text!r} gives a duration of {dur} s; reword the instruction.")
             captions.append(content)
             durations.append(dur)
         semantic, residual = AudioStoryAgent.query_features(hidden, spans)
@@ -441,7 +459,7 @@ class AudioStoryPipeline:
     def cue_sequence(self, style: str, captions: Sequence[str], durations_s: Sequence[float]):
         """Prompt + storyline + `<|/think|>` + one block per clip; returns (ids, prompt length)."""
         total_s = round(sum(durations_s), 1)
-        summary = style.strip() or ", then ".join(captions)
+        summary = style.strip() or story_summary(captions)
         prompt = tk.encode(self.tokenizer, tk.chat_prompt(tk.instruction_text(summary, total_s)))
         ids = prompt + tk.encode(self.tokenizer, storyline_text(captions, durations_s))
         ids.append(self.tokens.think_close)

@@ -266,7 +266,8 @@ def test_constraint_zeroes_body_and_closer_logits_outside_a_chain():
 
 
 def test_generate_with_forced_plan_extracts_query_rows(tiny_model):
-    from audiostory_core.llm import ForcedContinuationProcessor, clip_spans, split_caption_duration
+    from audiostory_core.llm import ForcedContinuationProcessor, clip_spans
+    from audiostory_core.tokenizer import split_caption_duration
 
     tokens = dataclasses.replace(TOKENS, t5_body=(11, 12, 13, 15), aud_body=(21, 22))
     plan = [7, 33, 30, 8, 9, 10, 11, 12, 13, 15, 14, 20, 21, 22, 23, 31, 1]

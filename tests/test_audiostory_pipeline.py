@@ -68,6 +68,53 @@ def test_generate_cues_exact_lengths_and_long_cue_split(pipe):
     assert render.seeds == (1, 2, 3)
 
 
+def test_split_cue_timestamps_add_up_to_the_cue_like_official_clips(pipe, monkeypatch):
+    import re
+
+    written = []
+    cue_sequence = pipe.cue_sequence
+
+    def spy(style, captions, durations_s):
+        ids, n_prompt = cue_sequence(style, captions, durations_s)
+        written.append(tk.decode(pipe.tokenizer, ids))
+        return ids, n_prompt
+
+    monkeypatch.setattr(pipe, "cue_sequence", spy)
+    long_samples = int(pipe.max_part_samples(48_000) * 2.4)
+    render = pipe.generate_cues([ClipCue("a car drives past", long_samples), ClipCue("a horn", 24_000)],
+                                num_steps=1)
+    stamps = [float(x) for x in re.findall(r"<timestamp>([\d.]+)</timestamp>", written[0])]
+    total = float(re.search(r"The total duration is ([\d.]+) seconds", written[0]).group(1))
+    assert render.conditions.cue_index == (0, 0, 0, 1) and len(stamps) == 4
+    # Timestamps are written with one decimal: 0.05 s of rounding each.
+    assert sum(stamps[:3]) == pytest.approx(long_samples / 48_000, abs=0.15)
+    assert stamps[3] == 0.5 and total == pytest.approx(long_samples / 48_000 + 0.5, abs=0.05)
+    # The DiT renders each part whole: a continued part runs the cross-fade (0.25 s) past its stamp.
+    assert render.conditions.duration_s == tuple(n / 48_000 for n in render.conditions.part_samples)
+    for stamp, dit_s in zip(stamps[:2], render.conditions.duration_s[:2]):
+        assert dit_s == pytest.approx(stamp + 0.25, abs=0.05)
+
+
+def test_instruction_without_style_names_each_clip_once_in_one_sentence(pipe):
+    ids, n_prompt = pipe.cue_sequence("", ["a car passes.", "a car passes.", "a horn"], [1.0, 1.0, 0.5])
+    prompt = tk.decode(pipe.tokenizer, ids[:n_prompt])
+    assert "portrays a car passes, then a horn. The total duration is 2.5 seconds.<|im_end|>" in prompt
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_keeps_the_rope_angles_of_late_positions(dtype):
+    from audiostory_core.model import build_audiostory
+    from audiostory_core.pipeline import debug_config
+
+    model = build_audiostory(debug_config(len(tk.debug_tokenizer())))
+    positions, probe = torch.arange(1500, 1504)[None], torch.zeros(1, 4, 8)
+    want = model.agent.llm.model.rotary_emb(probe, positions)
+    model.to(dtype=dtype)
+    assert model.agent.llm.model.embed_tokens.weight.dtype == dtype
+    for got, ref in zip(model.agent.llm.model.rotary_emb(probe, positions), want):
+        torch.testing.assert_close(got, ref, atol=1e-6, rtol=0)
+
+
 def test_generate_cues_is_reproducible_per_cue_seed(pipe):
     cues = [ClipCue("footsteps on gravel", 20_000, seed=11), ClipCue("a bell rings", 20_000)]
     first = pipe.generate_cues(cues, seed=5)
@@ -134,6 +181,15 @@ def test_free_generate_without_clips_fails_clearly(pipe):
     instruction = "silence"
     script = tk.encode(pipe.tokenizer, "nothing") + [pipe.tokens.think_close, pipe.tokens.eos[0]]
     with pytest.raises(GenerationFailed, match="no complete audio clip"):
+        pipe.generate(instruction, 1.0, extra_processors=[free_processor(pipe, instruction, 1.0, script)])
+
+
+def test_free_generate_refuses_a_clip_without_length(pipe):
+    from audiostory_core.errors import GenerationFailed
+
+    instruction = "a dog barks"
+    script = free_script(pipe, [("dog barks", 0.0)])
+    with pytest.raises(GenerationFailed, match="duration of 0.0 s; reword the instruction"):
         pipe.generate(instruction, 1.0, extra_processors=[free_processor(pipe, instruction, 1.0, script)])
 
 
