@@ -62,21 +62,34 @@ def sha256_of(path: Path) -> str:
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
-    with open(temp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, ensure_ascii=False)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    try:
+        with open(temp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)   # a failed write leaves neither a result nor litter
+        raise
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def is_user_error(err: BaseException) -> bool:
+    """Whether `err` is one a user can fix (its message is one sentence naming the fix): the
+    product's, the video reader's and the model's error families, as the `dub` command treats them."""
+    from audiostory_core.errors import AudioStoryError   # light: no torch
+    from vision.errors import VideoError
+
+    return isinstance(err, (DubError, VideoError, AudioStoryError))
+
+
 def one_sentence(err: BaseException) -> str:
     """A user error's own sentence; anything else is summarised and logged with its traceback."""
-    if isinstance(err, DubError) or type(err).__module__.startswith("vision."):
+    if is_user_error(err):
         text = " ".join(str(err).split())
         return text if text.endswith(".") else text + "."
     return f"Dubbing stopped on an internal error ({type(err).__name__}); see logs/{LOG_FILE} for details."

@@ -90,7 +90,8 @@ def decode_audio(video_path: str | os.PathLike, sample_rate: int, total_samples:
     import av
 
     try:
-        with av.open(str(video_path)) as container:
+        # Titles in a legacy encoding must not stop the sound from being read (as in the probe).
+        with av.open(str(video_path), metadata_errors="ignore") as container:
             if not container.streams.audio:
                 return None
             video_start_s = _video_start_s(container)

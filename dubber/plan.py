@@ -21,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from vision.types import MediaInfo, Shot, VideoAnalysis, fraction_to_str
+from vision.types import MediaInfo, Shot, VideoAnalysis, fraction_from_str, fraction_to_str
 
 from .errors import PlanError
 from .export import atomic_write_text
@@ -317,6 +317,15 @@ def check_plan(plan: DubPlan) -> None:
                         "make the last cue end at the end of the video.")
 
 
+def _plan_fps(plan: DubPlan) -> Fraction:
+    """The plan's frame rate; a hand-edited "30" or "30/1" both mean 30 fps."""
+    try:
+        return fraction_from_str(plan.fps)
+    except (ValueError, ZeroDivisionError):
+        raise PlanError(f"The plan's fps {plan.fps!r} is not a frame rate such as \"24000/1001\" or \"25\"; "
+                        "fix the plan file.") from None
+
+
 def validate_plan(plan: DubPlan, media: MediaInfo) -> None:
     """Check a (possibly hand-edited) plan fits this video: fps, length and every cue's samples.
 
@@ -324,7 +333,7 @@ def validate_plan(plan: DubPlan, media: MediaInfo) -> None:
         PlanError: the plan was made for another video or its timing was edited inconsistently.
     """
     check_plan(plan)
-    if plan.fps != fraction_to_str(media.fps):
+    if _plan_fps(plan) != media.fps:
         raise PlanError(f"The plan is for {plan.fps} fps but the video runs at {fraction_to_str(media.fps)} fps; "
                         "make a new one with `dub plan`.")
     sr = plan.sample_rate

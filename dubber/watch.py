@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ._watchfs import (FOLDERS, JOURNAL_FILE, LOG_FILE, SOURCE_RECORD, STAGING_PREFIX, FolderLock, Journal,
-                       StabilityTracker, WatchLocked, is_candidate, now_iso, one_sentence, sha256_of,
+                       StabilityTracker, WatchLocked, is_candidate, is_user_error, now_iso, one_sentence, sha256_of,
                        unique_path, write_json_atomic)
 from .errors import DubError, InputError
 
@@ -334,10 +334,12 @@ class Watcher:
         import shutil
         from dataclasses import asdict
 
+        from .api import VIDEO_SUFFIXES   # the containers a dub can be written in
+
         stem = Path(name).stem
         staging = self.dirs["output"] / f"{STAGING_PREFIX}{stem}-{secrets.token_hex(4)}"
         staging.mkdir()
-        suffix = Path(name).suffix.lower() if Path(name).suffix.lower() in (".mp4", ".mov", ".m4v", ".mkv") else ".mp4"
+        suffix = Path(name).suffix.lower() if Path(name).suffix.lower() in VIDEO_SUFFIXES else ".mp4"
         job = WatchJob(claimed, name, staging, f"{stem}.dub{suffix}", self.settings, sha)
         try:
             self.processor(job)
@@ -377,7 +379,7 @@ class Watcher:
 
     def _fail(self, claimed: Path, name: str, sha: str, err: BaseException) -> None:
         reason = one_sentence(err).replace(str(claimed), name)  # name the file as the user dropped it
-        if not isinstance(err, DubError) and not type(err).__module__.startswith("vision."):
+        if not is_user_error(err):
             log.error("dubbing %s failed:\n%s", name, "".join(traceback.format_exception(err)))
         dest = unique_path(self.dirs["failed"], name)
         write_json_atomic(dest.with_name(dest.name + ".error.json"),

@@ -117,6 +117,17 @@ def test_decode_pads_and_trims(clips):
     assert np.allclose(short, long[:, :SR])
 
 
+def test_decode_reads_a_file_whose_titles_are_not_utf8(clips, tmp_path):
+    legacy = tmp_path / "legacy.mkv"
+    # Latin-1 bytes in the titles, as old tools write them: not valid UTF-8.
+    subprocess.run([get_ffmpeg_exe(), "-v", "error", "-y", "-i", str(clips / "mono.mp4"), "-c", "copy",
+                    "-metadata", b"title=caf\xe9", "-metadata:s:a:0", b"title=\xe9t\xe9", str(legacy)], check=True,
+                   capture_output=True)
+    audio = decode_audio(legacy, SR, 2 * SR)
+    head = slice(0, int(1.5 * SR))   # Matroska keeps the encoder's padding at the end; MP4 trims it
+    assert np.allclose(audio[:, head], decode_audio(clips / "mono.mp4", SR, 2 * SR)[:, head], atol=1e-6)
+
+
 def test_decode_without_audio_stream_is_none(clips):
     assert decode_audio(clips / "silent.mp4", SR, SR) is None
 

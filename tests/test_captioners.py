@@ -101,6 +101,19 @@ def test_motion_caption_mentions_an_impact_with_its_time():
     assert busy.captioner == "motion"
 
 
+def test_event_times_and_shot_length_follow_variable_frame_rate_timestamps():
+    # Frames 0-119 last 1/60 s and frames 120-239 1/24 s. The second shot lasts 5 s and frame
+    # 156 is 1.5 s into it; counting frames at the average 240/7 fps would say 3.5 s and 1.05 s.
+    pts = tuple(range(0, 240, 2)) + tuple(240 + 5 * k for k in range(120))   # ticks of 1/120 s
+    media = MediaInfo(path="vfr.mp4", duration_s=7.0, fps=Fraction(240, 7), frame_count=240, width=64,
+                      height=36, time_base=Fraction(1, 120), is_vfr=True, frame_pts=pts)
+    analysis = VideoAnalysis(media, (Shot(0, 0, 120), Shot(1, 120, 240)),
+                             (VisualEvent(156, "impact", 0.9, 157),), (0.3,) * 240, ())
+    _, caption = get_captioner("motion").caption(analysis)
+    assert "hard impact 1.5 s in" in caption.text
+    assert user_prompt(analysis, analysis.shots[1], 1).startswith("This frame comes from one 5.0-second")
+
+
 def test_motion_caption_calm_and_colour_words():
     analysis = analysis_of([(24, 0.05, [solid(BLUE)] * 2), (24, 0.05, [solid(ORANGE)]),
                             (24, 0.05, [solid(RED)]), (24, 0.05, [solid(GREY)]), (24, 0.0, [solid(BLACK)])])

@@ -1,6 +1,7 @@
 """Planning cues from an analysis: exact tiling, splitting long shots, seeds, instruction, plan files."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -227,3 +228,12 @@ def test_validate_plan_rejects_a_plan_for_another_video():
         validate_plan(plan, _media(Fraction(25), 300))
     with pytest.raises(PlanError, match="frames"):
         validate_plan(plan, _media(Fraction(30), 301))
+
+
+def test_a_hand_written_frame_rate_is_read_as_a_number():
+    plan = make_plan(_analysis(_media(Fraction(30), 300), [0, 100, 300]), PlanOptions())
+    validate_plan(dataclasses.replace(plan, fps="30"), _media(Fraction(30), 300))
+    with pytest.raises(PlanError, match="fps"):
+        validate_plan(dataclasses.replace(plan, fps="29.97"), _media(Fraction(30), 300))
+    with pytest.raises(PlanError, match="not a frame rate"):
+        validate_plan(dataclasses.replace(plan, fps="thirty"), _media(Fraction(30), 300))

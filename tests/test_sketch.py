@@ -260,3 +260,35 @@ def test_nature_style_text_describes_what_the_sketch_plays():
     assert all(word in prompt for word in ("marimba", "birdsong", "wind"))
     spec = SKETCH_STYLES["nature"]
     assert spec.calm_figure == "marimba" and spec.extra == "birds" and spec.ambience == "wind"
+
+
+@pytest.mark.parametrize("style", sorted(SKETCH_STYLES))
+def test_a_run_spans_the_whole_burst_of_fast_motion(style):
+    from dubber.backends.sketch import Composer
+
+    spec = SKETCH_STYLES[style]
+    composer = Composer(spec, spec.roots[0], np.random.default_rng(0), SR)
+    for upward in (True, False):
+        notes = composer.run(SR, 2 * SR, 0.5, upward)   # a one-second burst
+        last_end = notes[-1].start_sample + notes[-1].dur_s * SR
+        assert notes[0].start_sample == SR and abs(last_end - 2 * SR) < 0.02 * SR, (style, last_end / SR)
+        pitches = [n.midi for n in notes]
+        assert pitches == sorted(pitches, reverse=not upward)   # one way, never wrapping round
+
+
+def test_variable_frame_rate_motion_drives_the_music_at_the_frames_own_times():
+    from dubber.backends.sketch import build_grid, cut_samples, motion_curves, style_spec
+
+    # 120 frames at 60 fps (2 s), then 120 at 24 fps (5 s): frame 120 is at 2.0 s, while
+    # 120 / average fps would put it at 3.5 s.
+    pts = tuple(range(0, 120)) + tuple(120 + 2.5 * k for k in range(120))
+    pts = tuple(int(round(p * 2)) for p in pts)   # ticks of 1/120 s
+    media = MediaInfo(path="vfr.mp4", duration_s=7.0, fps=Fraction(240, 7), frame_count=240, width=320,
+                      height=180, time_base=Fraction(1, 120), is_vfr=True, frame_pts=pts)
+    motion = (0.02,) * 120 + (0.95,) * 120
+    analysis = VideoAnalysis(media=media, shots=(Shot(0, 0, 240),), events=(), motion=motion, captions=())
+    total = media.total_samples(SR)
+    grid = build_grid(style_spec("tom-and-jerry"), motion_curves(analysis, SR), cut_samples(analysis, SR, total),
+                      total, SR)
+    early, late = grid.density[grid.sample < 1.5 * SR], grid.density[(grid.sample > 2.5 * SR) & (grid.sample < 3.3 * SR)]
+    assert early.max() < 0.2 and late.min() > 0.6

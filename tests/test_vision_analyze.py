@@ -217,3 +217,19 @@ def test_a_shot_shorter_than_the_keyframe_stride_still_gets_a_picture():
     for (start, end), keys in zip(shots, keyframes):
         assert keys.frames, f"shot [{start}, {end}) got no keyframe"
         assert all(start <= f < end for f in keys.frames), (start, end, keys.frames)
+
+
+
+def test_fewer_decoded_frames_than_listed_keep_vfr_frame_times_in_order():
+    from vision.analyze import _settle_frame_count
+    from vision.types import MediaInfo
+
+    # 10 frames at 1/24 s then 10 at 1/60 s (ticks of 1/120 s); the decoder delivers only 15.
+    pts = tuple(5 * k for k in range(10)) + tuple(50 + 2 * k for k in range(10))
+    listed = MediaInfo(path="vfr.mp4", duration_s=20 / 120 * 3.5, fps=Fraction(20 * 120, 70), frame_count=20,
+                       width=64, height=36, time_base=Fraction(1, 120), is_vfr=True, frame_pts=pts)
+    media = _settle_frame_count(listed, 15)
+    times = [media.frame_time(f) for f in range(media.frame_count + 1)]
+    assert all(a < b for a, b in zip(times, times[1:])), times
+    assert times[-1] == Fraction(60, 120)           # frame 14 ends where frame 15 would start
+    assert media.total_samples(48000) == 24000 and media.duration_s == 0.5

@@ -369,3 +369,27 @@ def test_skip_mode_leaves_duplicates_in_the_inbox_once(tmp_path, base_video):
     assert [p.name for p in (tmp_path / "inbox").iterdir()] == ["again.mp4"]
     events = [(r["event"], r["name"]) for r in journal(tmp_path)]
     assert events.count(("skipped", "again.mp4")) == 1 and events.count(("done", "first.mp4")) == 1
+
+
+def test_a_failed_record_write_leaves_no_file_behind(tmp_path):
+    from dubber._watchfs import write_json_atomic
+
+    target = tmp_path / "clip.mp4.error.json"
+    with pytest.raises(TypeError):
+        write_json_atomic(target, {"reason": object()})   # not JSON: the write fails half-way
+    assert list(tmp_path.iterdir()) == []
+
+
+def missing_weights_processor(job) -> None:
+    from audiostory_core.errors import WeightsNotFound
+
+    raise WeightsNotFound("The AudioStory weights are not on this machine; run `dub models download`.")
+
+
+def test_a_model_error_is_reported_as_its_own_sentence(tmp_path, base_video):
+    (tmp_path / "inbox").mkdir()
+    publish(tmp_path, "clip.mp4", variant(base_video, 11))
+    run_watch(tmp_path, WatchOptions(stable_s=0.1, poll_s=0.05, once=True, processor=missing_weights_processor))
+    record = json.loads((tmp_path / "failed" / "clip.mp4.error.json").read_text())
+    assert record["reason"] == "The AudioStory weights are not on this machine; run `dub models download`."
+    assert "Traceback" not in (tmp_path / "logs" / "watch.log").read_text()

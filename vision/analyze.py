@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from vision.errors import VideoUnreadable
@@ -133,8 +134,12 @@ def _settle_frame_count(media: MediaInfo, decoded: int) -> MediaInfo:
         return media
     log.warning("%s: %d frames decoded, the container lists %d; using the decoded count",
                 media.path, decoded, media.frame_count)
-    pts = media.frame_pts[:decoded] if media.frame_pts is not None else None
-    if pts is not None and len(pts) < decoded:
-        pts = None
-    duration_s = float(decoded / media.fps)
-    return dataclasses.replace(media, frame_count=decoded, frame_pts=pts, duration_s=duration_s)
+    pts, fps = media.frame_pts, media.fps
+    if pts is not None and decoded < len(pts):
+        # VFR: the last decoded frame ends where the next listed one starts, and the average
+        # rate is re-derived so that frame_time(frame_count) is that end, after every frame.
+        fps = Fraction(decoded) / (Fraction(pts[decoded]) * media.time_base)
+        pts = pts[:decoded]
+    elif pts is not None:
+        pts = None   # more frames than timestamps: frame times fall back to the average rate
+    return dataclasses.replace(media, frame_count=decoded, frame_pts=pts, fps=fps, duration_s=float(decoded / fps))

@@ -19,8 +19,9 @@ from typing import NamedTuple
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from vision.types import VideoAnalysis
+from vision.types import MediaInfo, VideoAnalysis
 
+from ..styles import DEFAULT_STYLE
 from ..types import CueAudio, DubPlan, ProgressFn, RenderResult, no_progress
 from .base import DubBackend
 from .sketch_fx import add_reverb, bonk, pan_gains, room_impulse, stinger, whoosh, wind, zing
@@ -93,7 +94,6 @@ SKETCH_STYLES: dict[str, StyleSpec] = {
         "soft_pad", "pluck_bass", "piano", "brass", "piano", None, False, "brass", False, 140.0,
         (2, 4, 7, 9)),
 }
-DEFAULT_STYLE = "tom-and-jerry"
 
 BASS_RANGE = (36, 52)
 PAD_RANGE = (55, 72)
@@ -146,9 +146,18 @@ def _rng(seed: int, *salt: object) -> np.random.Generator:
 
 # ---------------------------------------------------------------------------- motion and time
 class Motion(NamedTuple):
-    frame_sample: np.ndarray  # float, approximate start sample of each frame (control only)
+    frame_sample: np.ndarray  # float, start sample of each frame (for control curves, not placement)
     slow: np.ndarray          # per frame, drives tempo and texture
     fast: np.ndarray          # per frame, drives note density
+
+
+def frame_start_samples(media: MediaInfo, sr: int) -> np.ndarray:
+    """Start of every frame in samples, as floats: the frame grid for CFR video, each frame's
+    own time for VFR (where frame k is not at k / fps)."""
+    count = max(media.frame_count, 1)
+    if media.frame_pts is not None and len(media.frame_pts) >= count:
+        return np.asarray(media.frame_pts[:count], dtype=np.float64) * float(media.time_base * sr)
+    return np.arange(count) * (sr / float(media.fps))
 
 
 def motion_curves(analysis: VideoAnalysis, sr: int) -> Motion:
@@ -157,8 +166,8 @@ def motion_curves(analysis: VideoAnalysis, sr: int) -> Motion:
     raw = np.zeros(count)
     given = np.clip(np.asarray(analysis.motion, dtype=np.float64), 0.0, 1.0)[:count]
     raw[:given.size] = given
-    fps = float(media.fps)
-    frame_sample = np.arange(count) * sr / fps
+    fps = float(media.fps)   # smoothing widths are in frames at the average rate
+    frame_sample = frame_start_samples(media, sr)
     slow = gaussian_filter1d(raw, TEMPO_SMOOTH_S * fps, mode="nearest")
     # The density curve follows the peak of nearby motion so a short burst still reads as busy.
     fast = gaussian_filter1d(raw, DENSITY_SMOOTH_S * fps, mode="nearest")
@@ -337,8 +346,11 @@ class Composer:
         """Mickey-mousing: a quick scale run across a burst of fast motion."""
         sr = self.sr
         dur_s = float(np.clip((end - start) / sr, 0.15, 1.2))
-        count = int(np.clip(round(dur_s * 16), 3, 16))
-        tones = self.scale_tones[:count] if upward else self.scale_tones[::-1][:count]
+        scale = self.scale_tones if upward else self.scale_tones[::-1]
+        # As many notes as the burst needs (16 a second), but a run never wraps past the
+        # figure range, so a short scale (pentatonic) plays fewer, longer notes over the burst.
+        count = int(np.clip(round(dur_s * 16), 3, min(16, len(scale))))
+        tones = scale[:count]
         gap = int(dur_s * sr / count)
         velocity = 0.4 + 0.3 * strength
         return [Note(start + k * gap, self.style.run_voice, m, gap / sr, velocity, 0.5 - k / count)
@@ -372,7 +384,7 @@ class NoteCache:
     per pitch as a long tone and cut to each note's length with a release fade.
     """
 
-    def __init__(self, sr: int, seed: int, sustain_s: float = 4.5) -> None:
+    def __init__(self, sr: int, seed: int, sustain_s: float = SUSTAIN_S) -> None:
         self.sr, self.seed, self.sustain_s = sr, seed, sustain_s
         self._notes: dict[tuple[str, int, int], np.ndarray] = {}
         self._release: np.ndarray | None = None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..types import Shot, ShotCaption, ShotKeyframes, VideoAnalysis, VisualEvent
+from ..types import MediaInfo, Shot, ShotCaption, ShotKeyframes, VideoAnalysis, VisualEvent
 from ._base import Captioner
 from .vocabulary import join_phrases, tag
 
@@ -95,10 +95,10 @@ def describe_shot(analysis: VideoAnalysis, shot: Shot, keyframes: ShotKeyframes 
     text = _opening(level, events)
     if profile is not None:
         text += " in " + scene_phrase(profile, options)
-    clauses = event_phrases(events, shot, analysis.media.fps, options)
+    clauses = event_phrases(events, shot, analysis.media, options)
     if clauses:
         text += " with " + join_phrases(clauses)
-    tags, scores = rule_tags(level, events, profile, analysis.media.fps, options)
+    tags, scores = rule_tags(level, events, profile, analysis.media, options)
     return ShotCaption(shot.index, text + ".", tags, scores, MotionCaptioner.NAME)
 
 
@@ -175,9 +175,10 @@ def scene_phrase(profile: ColourProfile, options: MotionOptions = MotionOptions(
     return "a " + light + _HUE_SCENES[profile.hue]
 
 
-def event_phrases(events: tuple[VisualEvent, ...], shot: Shot, fps, options: MotionOptions = MotionOptions()
-                  ) -> list[str]:
-    """One phrase per kind of event in the shot, in the order the kinds first happen."""
+def event_phrases(events: tuple[VisualEvent, ...], shot: Shot, media: MediaInfo,
+                  options: MotionOptions = MotionOptions()) -> list[str]:
+    """One phrase per kind of event in the shot, in the order the kinds first happen; times are
+    seconds from the shot's first frame (exact frame times, so right for VFR video too)."""
     phrases = []
     for kind, one, many in (("impact", "impact", "impacts"), ("flash", "flash", "flashes"),
                             ("fast_motion", "burst of fast motion", "bursts of fast motion")):
@@ -185,7 +186,7 @@ def event_phrases(events: tuple[VisualEvent, ...], shot: Shot, fps, options: Mot
         if of_kind:
             adjective = _strength_word(kind, of_kind, options)
             first = min(e.frame for e in of_kind)
-            phrases.append((first, _counted(of_kind, adjective, one, many) + _times(of_kind, shot, fps)))
+            phrases.append((first, _counted(of_kind, adjective, one, many) + _times(of_kind, shot, media)))
     return [text for _, text in sorted(phrases, key=lambda p: p[0])]
 
 
@@ -205,10 +206,16 @@ def _counted(events: list[VisualEvent], adjective: str, one: str, many: str) -> 
     return " ".join(w for w in (count, adjective, noun) if w)
 
 
-def _times(events: list[VisualEvent], shot: Shot, fps) -> str:
+def _seconds_between(media: MediaInfo, first_frame: int, frame: int) -> float:
+    last = media.frame_count   # an event may be recorded as running to the very end
+    return float(media.frame_time(min(frame, last)) - media.frame_time(min(first_frame, last)))
+
+
+def _times(events: list[VisualEvent], shot: Shot, media: MediaInfo) -> str:
     if len(events) > _MAX_LISTED_TIMES:
         return ""
-    seconds = [f"{float((e.frame - shot.start_frame) / fps):.1f} s" for e in sorted(events, key=lambda e: e.frame)]
+    seconds = [f"{_seconds_between(media, shot.start_frame, e.frame):.1f} s"
+               for e in sorted(events, key=lambda e: e.frame)]
     return ", " + join_phrases(seconds) + " in" if len(seconds) > 1 else " " + seconds[0] + " in"
 
 
@@ -218,7 +225,7 @@ def _opening(level: str, events: tuple[VisualEvent, ...]) -> str:
     return _OPENINGS[level]
 
 
-def rule_tags(level: str, events: tuple[VisualEvent, ...], profile: ColourProfile | None, fps,
+def rule_tags(level: str, events: tuple[VisualEvent, ...], profile: ColourProfile | None, media: MediaInfo,
               options: MotionOptions = MotionOptions()) -> tuple[tuple[str, ...], tuple[float, ...]]:
     """Vocabulary tags by rule, strongest first; event tags score the event's strength."""
     scored: dict[str, float] = {}
@@ -227,7 +234,7 @@ def rule_tags(level: str, events: tuple[VisualEvent, ...], profile: ColourProfil
         tag(name)  # a rule naming a tag outside the vocabulary is a bug: fail loudly
         scored[name] = max(scored.get(name, 0.0), round(float(score), 4))
 
-    for name, score in _event_tags(events, profile, fps, options):
+    for name, score in _event_tags(events, profile, media, options):
         add(name, score)
     for name in _LEVEL_TAGS[level]:
         add(name, LEVEL_TAG_SCORE)
@@ -235,7 +242,7 @@ def rule_tags(level: str, events: tuple[VisualEvent, ...], profile: ColourProfil
     return tuple(n for n, _ in ranked), tuple(s for _, s in ranked)
 
 
-def _event_tags(events: tuple[VisualEvent, ...], profile: ColourProfile | None, fps,
+def _event_tags(events: tuple[VisualEvent, ...], profile: ColourProfile | None, media: MediaInfo,
                 options: MotionOptions) -> list[tuple[str, float]]:
     out: list[tuple[str, float]] = []
     impacts = [e for e in events if e.kind == "impact"]
@@ -250,9 +257,10 @@ def _event_tags(events: tuple[VisualEvent, ...], profile: ColourProfile | None, 
         out.append(("thunder" if dark else "zing", e.strength))
         # A strong flash on the same beat as a hard impact reads as a cartoon explosion.
         for hit in impacts:
-            if min(e.strength, hit.strength) >= options.hard_from and abs(hit.frame - e.frame) <= fps / 4:
+            apart_s = abs(_seconds_between(media, e.frame, hit.frame))
+            if min(e.strength, hit.strength) >= options.hard_from and apart_s <= 0.25:
                 out.append(("explosion", min(e.strength, hit.strength)))
     for e in fast:
-        long_burst = (e.end_frame - e.frame) / fps >= 0.75
+        long_burst = _seconds_between(media, e.frame, e.end_frame) >= 0.75
         out.append(("running" if long_burst else "whoosh", e.strength))
     return out

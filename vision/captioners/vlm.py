@@ -165,9 +165,10 @@ class VlmCaptioner(Captioner):
 
 def user_prompt(analysis: VideoAnalysis, shot: Shot, count: int) -> str:
     """The user turn for one shot: frame count, length and the visual events already found."""
-    found = event_phrases(analysis.events_in(shot), shot, analysis.media.fps)
+    media = analysis.media
+    found = event_phrases(analysis.events_in(shot), shot, media)
     events = f" Visual analysis found {join_phrases(found)}." if found else ""
-    duration_s = float(shot.frame_count / analysis.media.fps)
+    duration_s = float(media.frame_time(shot.end_frame) - media.frame_time(shot.start_frame))
     frames = "This frame comes" if count == 1 else f"These {count} frames, in order, come"
     return USER_PROMPT.format(frames=frames, duration_s=duration_s, events=events)
 
