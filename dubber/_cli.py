@@ -30,6 +30,8 @@ log = logging.getLogger("dubber")
 SUBCOMMANDS = ("analyze", "plan", "render", "models", "watch", "integrations", "doctor")
 MODEL_KINDS = ("audiostory", "clip", "vlm")
 STYLE_HELP = "tom-and-jerry, nature, sci-fi, silent-film, noir"
+DEFAULT_OUTPUT_HELP = ("output video (default: <input>.dub.mp4 next to the input; "
+                       "a .mov or .mkv input keeps its container)")
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -91,7 +93,8 @@ def _add_render(p: argparse.ArgumentParser) -> None:
                    help="loudness target in LUFS (default -16), or ebu (-23) / atsc (-24)")
     p.add_argument("--stems", metavar="DIR", help="also write mix.wav and one WAV per stem into DIR")
     p.add_argument("--timeline", action="store_true",
-                   help="also write .otio, .fcpxml and .srt next to the output")
+                   help="also write .otio, .fcpxml and .srt next to the output, and the stems they use "
+                        "(into <output>_stems/ unless --stems is given)")
     p.add_argument("--model", metavar="PATH|REPO", help="AudioStory checkpoint folder or Hub repo id")
     p.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N (default: CUDA when present)")
     p.add_argument("--timing", default="shots", metavar="MODE",
@@ -114,7 +117,7 @@ def _run_parser() -> argparse.ArgumentParser:
                        "run `dub COMMAND --help` for each command's options.")
     p.add_argument("input", help="video to dub (never modified)")
     p.add_argument("--version", action="version", version=f"dub {_version()}")
-    _add_output(p, "output video (default: <input>.dub.mp4 next to the input)")
+    _add_output(p, DEFAULT_OUTPUT_HELP)
     _add_style(p)
     _add_render(p)
     _add_common(p)
@@ -153,7 +156,7 @@ def _sub_parser(command: str) -> argparse.ArgumentParser:
         _add_style(p)
     else:
         p.add_argument("--plan", required=True, metavar="PLAN", help="plan JSON from `dub plan`")
-        _add_output(p, "output video (default: <input>.dub.mp4 next to the input)")
+        _add_output(p, DEFAULT_OUTPUT_HELP)
         _add_render(p)
     _add_common(p)
     return p
@@ -289,6 +292,19 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+class _ServiceFormatter(logging.Formatter):
+    """What a service's log reads like to its operator: `dub: dubbed a.mp4 -> output/a`, with the
+    level named only when something went wrong."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.exc_info:   # a bug inside a job keeps its traceback
+            text += "\n" + self.formatException(record.exc_info)
+        if record.levelno >= logging.WARNING:
+            return f"dub: {record.levelname.lower()}: {text}"
+        return f"dub: {text}"
+
+
 def _setup_logging(verbose: bool, service: bool = False) -> logging.Handler:
     """Route library logs to stderr for this invocation; returns the handler to remove after.
 
@@ -296,7 +312,8 @@ def _setup_logging(verbose: bool, service: bool = False) -> logging.Handler:
     --verbose shows what each stage does. A long-running service (`dub watch`) has no progress
     display, so its stderr carries what it does with each file and every warning."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("dub: %(levelname)s: %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("dub: %(levelname)s: %(name)s: %(message)s") if verbose
+                         else _ServiceFormatter())
     handler.setLevel(logging.INFO if verbose or service else logging.ERROR)
     root = logging.getLogger()
     root.addHandler(handler)

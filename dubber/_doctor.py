@@ -5,7 +5,9 @@ Nothing here downloads unless the user runs `dub models download`.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
+from pathlib import Path
 
 from .errors import EXIT_USER_ERROR
 
@@ -51,6 +53,23 @@ def _captioner_status(name: str) -> str:
         return f"no weights for {repo}; run `dub models download {name}`"
 
 
+def missing_weights_message(model: str | None, why: str) -> str:
+    """The error sentence for `--backend audiostory` without usable weights; `why` comes from
+    `weights_status`. A folder given with --model is described, not called "not on this machine"."""
+    if model and (model.startswith((os.sep, ".", "~")) or Path(model).expanduser().exists()):
+        why = why.split(" (run ")[0]
+        return (f"{why[:1].upper()}{why[1:]}; pass --model with a complete checkpoint folder "
+                "or run `dub models download`.")
+    return (f"The AudioStory weights ({model or 'TencentARC/AudioStory-3B'}) are not on this machine; "
+            "run `dub models download` or pass --model with a checkpoint folder.")
+
+
+def _not_found(why: str) -> str:
+    # The reason is a sentence about the weights; on the weights' own line, drop the repeated subject.
+    subject = "AudioStory weights are not in "
+    return f"not found in {why[len(subject):]}" if why.startswith(subject) else f"not found: {why}"
+
+
 def doctor(model: str | None = None) -> int:
     """Print one line per check; exit 0 when dubbing can run here (ffmpeg found), else 2."""
     from .backends import choose_auto, weights_status
@@ -64,11 +83,11 @@ def doctor(model: str | None = None) -> int:
     _line("torch", torch_version)
     _line("CUDA", cuda)
     found, where = weights_status(model) if importlib.util.find_spec("torch") else (False, "needs torch")
-    _line("AudioStory weights", f"found in {where}" if found else f"not found: {where}")
+    _line("AudioStory weights", f"found in {where}" if found else _not_found(where))
     for captioner in ("clip", "vlm"):
         _line(f"{captioner} captioner", _captioner_status(captioner))
     name, reason = choose_auto(model)
-    _line("auto backend", f"{name} ({reason.split(': ', 1)[-1]})")
+    _line("auto backend", f"{name}: {reason.split(': ', 1)[-1]}")
     return 0 if ok else EXIT_USER_ERROR
 
 

@@ -24,7 +24,7 @@ def _result_event(result: Any, reason: str) -> dict[str, Any]:
             "sample_rate": result.sample_rate, "integrated_lufs": _finite(result.integrated_lufs),
             "true_peak_dbtp": _finite(result.true_peak_dbtp),
             "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
-            "notes": list(result.notes)}
+            "notes": list(result.notes), "warnings": list(result.warnings)}
 
 
 def _finite(value: float) -> float | None:
@@ -61,9 +61,11 @@ class Reporter:
         pass
 
     def notice(self, message: str) -> None:
-        print(f"dub: {message}", file=sys.stderr)
+        print(f"dub: {one_line(message)}", file=sys.stderr)
 
     def done(self, result: Any, reason: str) -> None:
+        for warning in result.warnings:
+            self.notice(warning)
         self.finish(_result_event(result, reason), str(result.output))
 
     def finish(self, event: Mapping[str, Any], human: str) -> None:
@@ -92,17 +94,31 @@ class RichReporter(Reporter):
 
     def update(self, stage: str, done: int, total: int) -> None:
         if stage not in self._tasks:
-            self._tasks[stage] = self._progress.add_task(stage, total=max(total, 1))
+            self._tasks[stage] = self._progress.add_task(_label(stage, self._tasks), total=max(total, 1))
         self._progress.update(self._tasks[stage], completed=done, total=max(total, 1))
 
     def notice(self, message: str) -> None:
-        self._progress.console.print(f"dub: {message}", markup=False, highlight=False)
+        # soft_wrap: a long path or command stays whole instead of being broken at the bar width.
+        self._progress.console.print(f"dub: {one_line(message)}", markup=False, highlight=False, soft_wrap=True)
 
     def done(self, result: Any, reason: str) -> None:
+        for warning in result.warnings:
+            self.notice(warning)
         self._progress.console.print(
             f"dub: wrote {result.output} ({result.cues} cues, {result.backend}, "
-            f"{result.integrated_lufs:.1f} LUFS)", markup=False, highlight=False)
-        print(result.output)
+            f"{result.integrated_lufs:.1f} LUFS)", markup=False, highlight=False, soft_wrap=True)
+        # stdout carries the path for scripts; on a terminal the line above already shows it.
+        if not sys.stdout.isatty():
+            print(result.output)
+
+
+def _label(stage: str, shown: Mapping[str, Any]) -> str:
+    """A display label: a sub-stage ("analyze/decode") is indented under its stage's bar, or
+    stands alone where that stage has no bar of its own (`dub analyze`)."""
+    parent, _, sub = stage.partition("/")
+    if not sub:
+        return parent
+    return f"  {sub}" if parent in shown else sub
 
 
 class JsonReporter(Reporter):

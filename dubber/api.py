@@ -11,8 +11,7 @@ A run reads as numbered stages, each cached on disk (see `dubber.cache`):
     6. mux                        video stream copied, new audio track added
     7. export                     manifest, stems, timeline, captions
 
-The input file is never written; every output appears under a temporary name and is renamed
-once complete.
+The input file is never written; every output appears under a temporary name, renamed when complete.
 """
 from __future__ import annotations
 
@@ -32,6 +31,12 @@ log = logging.getLogger(__name__)
 
 STAGES = ("probe", "analyze", "plan", "render", "mix", "mux", "export")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+MP4_SUFFIXES = (".mp4", ".m4v")
+# Picture codecs (ffmpeg names) an MP4 file cannot carry; the picture is copied, never re-encoded, so
+# these need a .mov or .mkv output. A deny list: decoder names vary (AV1 reads as "libdav1d").
+MOV_ONLY_VIDEO_CODECS = frozenset("prores dnxhd cfhd qtrle rawvideo v210 v410 r210 dvvideo huffyuv ffvhuff utvideo "
+                                  "magicyuv hap cinepak svq1 rpza smc".split())
+NAME_MAX_BYTES = 255 - 24      # a file name's limit, less what its temporary name adds (".<name>.<pid>-<hex>.partial")
 MIN_DURATION_S = 0.5            # s; shorter clips cannot hold a cue worth rendering
 MIN_FRAMES = 2
 MAX_SIDE_PIXELS = 8192          # widest/tallest picture accepted (8K)
@@ -39,9 +44,8 @@ MAX_AREA_PIXELS = 8192 * 4320   # 8K full-aperture; a larger picture is refused 
 LUFS_RANGE = (-40.0, -5.0)      # LUFS; outside it a mix is either inaudible or crushed
 ORIGINAL_GAIN_RANGE = (-60.0, 12.0)   # dB
 CAPTIONERS = ("motion", "clip", "vlm")
-# Cues rendered per backend call (None: all at once). Fixed per backend, so a resumed run renders
-# exactly the same groups as an uninterrupted one and produces identical audio. The sketch
-# renderer draws the whole timeline on every call, so it renders everything in one call.
+# Cues rendered per backend call (None: all at once). Fixed per backend, so a resumed run renders the
+# same groups as an uninterrupted one (identical audio). Sketch draws the whole timeline in one call.
 RENDER_GROUP: dict[str, int | None] = {"sketch": None, "audiostory": 4}
 
 
@@ -67,8 +71,7 @@ class DubOptions:
         use_cache: read and write the stage cache at all.
         full_hash: key the cache on a hash of every byte of the input instead of size/mtime/edges.
         plan_path: render this plan file instead of planning from the analysis.
-        render_group: cues per backend call, cached as each call ends (None: the backend's
-            default). Smaller groups resume finer after an interruption; larger ones batch better.
+        render_group: cues per backend call, cached as each ends (None: the backend's default).
     """
 
     backend: str = "auto"
@@ -93,8 +96,8 @@ class DubOptions:
 
 @dataclass(frozen=True)
 class DubResult:
-    """What a run produced. Paths are absolute; `outputs` maps a role ("video", "manifest",
-    "stems/music", "timeline/otio", ...) to its file."""
+    """What a run produced. Paths are absolute; `outputs` maps a role ("video", "manifest", "mix",
+    "stem:music", "otio", ...) to its file; `warnings` names outputs asked for but not written, and why."""
 
     output: Path
     backend: str
@@ -108,14 +111,16 @@ class DubResult:
     outputs: Mapping[str, str] = field(default_factory=dict)
     stage_seconds: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------- stage 0: checks
 
 def default_output_path(video_path: str | os.PathLike) -> Path:
-    """`<input stem>.dub.mp4` next to the input."""
+    """`<input stem>.dub.mp4` next to the input; a .mov, .m4v or .mkv input keeps its container."""
     p = Path(video_path)
-    return p.with_name(f"{p.stem}.dub.mp4")
+    suffix = p.suffix.lower() if p.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
+    return p.with_name(f"{p.stem}.dub{suffix}")
 
 
 def check_input_file(video_path: str | os.PathLike) -> Path:
@@ -150,6 +155,14 @@ def check_output_file(out_path: Path, input_path: Path, force: bool) -> Path:
                           "another name with -o.")
     check_writable_folder(out.parent, what="output")
     return out
+
+
+def check_container(out_path: Path, media: Any) -> None:
+    """Refuse, before any compute, an MP4 output for a picture codec only .mov/.mkv can carry."""
+    codec = (media.video_codec or "").lower()
+    if out_path.suffix.lower() in MP4_SUFFIXES and codec in MOV_ONLY_VIDEO_CODECS:
+        raise OutputError(f"An {out_path.suffix.lower()} file cannot carry {codec} video without re-encoding it; "
+                          f"name the output {out_path.stem}.mov or {out_path.stem}.mkv with -o.")
 
 
 def check_writable_folder(folder: Path, what: str) -> None:
@@ -212,17 +225,16 @@ def check_options(options: DubOptions) -> None:
         raise InputError(f"The original-audio gain {options.original_gain_db:g} dB is outside {lo:g}..{hi:g}; "
                          "pick a value such as -12.")
     if options.render_group is not None and options.render_group < 1:
-        raise InputError(f"The render group must be at least 1 cue, got {options.render_group}.")
+        raise InputError(f"The render group must be at least 1 cue (got {options.render_group}); "
+                         "pass --render-group 1 or more.")
     resolve_lufs(options.lufs)
     check_device(options.device)
 
 
 def check_device(device: str | None) -> None:
     """A CUDA device asked for on a machine without one is a user error, whatever the backend."""
-    if device is None:
-        return
     name = str(device).lower()
-    if name == "cpu":
+    if device is None or name == "cpu":
         return
     if not (name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
         raise InputError(f"Unknown device {device!r}; use cpu, cuda or cuda:N.")
@@ -382,14 +394,16 @@ def resolve_backend(options: DubOptions) -> tuple[str, str]:
     Raises:
         BackendUnavailable: audiostory was asked for but its weights or torch are missing.
     """
+    from ._doctor import missing_weights_message
     from .backends import choose_auto, weights_status
 
     if options.backend == "auto":
         if options.timing == "free":
             name, reason = choose_auto(options.model, options.device)
             if name != "audiostory":
-                raise BackendUnavailable(f"Free timing needs the audiostory backend, which cannot run here "
-                                         f"({reason.split(': ', 1)[-1]}).")
+                why, _, fix = reason.split(": ", 1)[-1].partition(" (run ")
+                raise BackendUnavailable(f"Free timing needs the audiostory backend, which cannot run here: {why}; "
+                                         f"drop --timing free{' or run ' + fix.rstrip(')') if fix else ''}.")
             return name, reason
         return choose_auto(options.model, options.device)
     if options.backend == "audiostory":
@@ -399,9 +413,7 @@ def resolve_backend(options: DubOptions) -> tuple[str, str]:
             raise BackendUnavailable("The audiostory backend needs torch; install it with pip install 'dubber[ml]'.")
         found, where = weights_status(options.model)
         if not found:
-            label = options.model or "TencentARC/AudioStory-3B"
-            raise BackendUnavailable(f"The AudioStory weights ({label}) are not on this machine; "
-                                     "run `dub models download` or pass --model with a checkpoint folder.")
+            raise BackendUnavailable(missing_weights_message(options.model, where))
         return "audiostory", f"audiostory backend: chosen with --backend (weights in {where})"
     return options.backend, f"{options.backend} backend: chosen with --backend"
 
@@ -467,9 +479,7 @@ class _Destinations:
     timeline_stem: Path | None   # <folder>/<name>; .otio/.fcpxml/.srt are added to it
 
     def files(self) -> list[Path]:
-        out = [self.video, self.manifest]
-        if self.stems is not None:
-            out.append(self.stems / "mix.wav")
+        out = [self.video, self.manifest] + ([self.stems / "mix.wav"] if self.stems is not None else [])
         if self.timeline_stem is not None:
             out += [self.timeline_stem.with_name(self.timeline_stem.name + s) for s in (".otio", ".fcpxml", ".srt")]
         return out
@@ -480,6 +490,8 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
     out = check_output_file(Path(out_path) if out_path is not None else default_output_path(video_path),
                             video_path, options.force)
     base = out.with_suffix("")
+    if len(base.name.encode()) + len(".fcpxml") > NAME_MAX_BYTES:   # the longest suffix written next to it
+        raise OutputError(f"The output name {out.name} is too long for the file system; choose a shorter one with -o.")
     stems = Path(options.stems_dir).expanduser().absolute() if options.stems_dir else None
     if stems is None and options.timeline:
         stems = base.with_name(base.name + "_stems")   # timelines point at a mix WAV that must persist
@@ -505,7 +517,9 @@ def _export(dest: _Destinations, analysis: Any, plan: Any, render: Any, soundtra
     inputs = export.ExportInputs(analysis=analysis, plan=plan, soundtrack=soundtrack, render=render,
                                  video_path=str(dest.video), settings=_settings_record(options))
     written: dict[str, str] = {"video": str(dest.video)}
-    notes: list[str] = []
+    # A silent input has no sound to keep: say so rather than leave a missing track unexplained.
+    notes = ["the input has no audio track, so --keep-original kept nothing"] if (
+        options.keep_original and not analysis.media.has_audio) else []
     if dest.stems is not None:
         dest.stems.mkdir(parents=True, exist_ok=True)
         for name, p in export.write_stems(dest.stems, soundtrack).items():
@@ -525,9 +539,7 @@ def _export(dest: _Destinations, analysis: Any, plan: Any, render: Any, soundtra
 
 
 def _settings_record(options: DubOptions) -> dict[str, Any]:
-    record = asdict(options)
-    record["lufs"] = resolve_lufs(options.lufs)
-    return record
+    return {**asdict(options), "lufs": resolve_lufs(options.lufs)}
 
 
 # ----------------------------------------------------------------------------- the whole run
@@ -538,7 +550,8 @@ def dub(video_path: str | os.PathLike, out_path: str | os.PathLike | None = None
 
     Args:
         video_path: the input video (never modified).
-        out_path: the dubbed video; None writes `<input stem>.dub.mp4` next to the input.
+        out_path: the dubbed video; None writes `<input stem>.dub.mp4` next to the input
+            (`.dub.mov` / `.dub.mkv` for a .mov / .mkv input).
         options: backend, style, loudness, exports; see DubOptions.
         progress: called as progress(stage, done, total) while the run advances.
 
@@ -559,6 +572,7 @@ def dub(video_path: str | os.PathLike, out_path: str | os.PathLike | None = None
     # 1. Probe: what the file is; refuse videos that are too short or too large.
     with run.stage("probe"):
         media = probe(path)
+        check_container(dest.video, media)
     # 2. Analyze: shots, events, motion and captions, decoded once (cached per file).
     with run.stage("analyze"):
         analysis, analysis_key = _analyze(path, options, run.progress)
@@ -581,4 +595,5 @@ def dub(video_path: str | os.PathLike, out_path: str | os.PathLike | None = None
                      cues_from_cache=from_cache, total_samples=soundtrack.total_samples,
                      sample_rate=soundtrack.sample_rate, integrated_lufs=float(soundtrack.integrated_lufs),
                      true_peak_dbtp=float(soundtrack.true_peak_dbtp), outputs=outputs,
-                     stage_seconds=dict(run.stage_seconds), notes=tuple(render.notes) + tuple(notes))
+                     stage_seconds=dict(run.stage_seconds), notes=tuple(render.notes) + tuple(notes),
+                     warnings=tuple(notes))
