@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any
 
 ANALYSIS_SCHEMA = "dubber.analysis/1"
 
-EventKind = Literal["impact", "flash", "fast_motion"]
 EVENT_KINDS: tuple[str, ...] = ("impact", "flash", "fast_motion")
 
 
@@ -54,6 +53,9 @@ class MediaInfo:
     audio_rate: int | None = None
     audio_channels: int | None = None
     size_bytes: int = 0
+    # SMPTE timecode of the first frame as the file states it ("01:00:00:00", ";" before the
+    # frames for drop-frame), or None when the file carries none. Editors relink media by it.
+    start_timecode: str | None = None
 
     def frame_time(self, frame: int) -> Fraction:
         """Exact presentation time (seconds, from the first frame) of frame index `frame`.
