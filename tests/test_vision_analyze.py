@@ -233,3 +233,88 @@ def test_fewer_decoded_frames_than_listed_keep_vfr_frame_times_in_order():
     assert all(a < b for a, b in zip(times, times[1:])), times
     assert times[-1] == Fraction(60, 120)           # frame 14 ends where frame 15 would start
     assert media.total_samples(48000) == 24000 and media.duration_s == 0.5
+
+
+@pytest.mark.parametrize("rate", ["60", "30000/1001"])
+def test_24p_shown_at_a_higher_rate_by_repeating_pictures_gives_the_same_shots_and_events(rate, sample_24p, tmp_path):
+    # fps=60 shows each 24p picture for 2 or 3 frames; fps=30000/1001 repeats every fourth (3:2 pulldown
+    # without fields). Repeats must not read as stillness: no false cuts, impacts or broken dashes.
+    path, truth = sample_24p
+    repeated = tmp_path / "repeated.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(path),
+                    "-vf", f"fps={rate}", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-an", str(repeated)],
+                   check=True, timeout=60)
+    analysis = vision.analyze(repeated, captioner=None, keyframes_per_shot=0)
+    source, target = Fraction(truth["fps"]), Fraction(rate)
+    assert analysis.media.fps == target
+    to_frame = lambda f: round(Fraction(f) / source * target)  # noqa: E731  same time, new frame grid
+    cuts = [s.start_frame for s in analysis.shots[1:]]
+    assert len(cuts) == len(truth["cut_frames"]), cuts
+    assert all(abs(c - to_frame(t)) <= 1 for c, t in zip(cuts, truth["cut_frames"])), cuts
+    for kind in ("impact", "flash"):
+        planted = [to_frame(e["frame"]) for e in truth["events"] if e["kind"] == kind]
+        found = [e.frame for e in analysis.events if e.kind == kind]
+        assert len(found) == len(planted) and all(_near(f, found) for f in planted), (kind, planted, found)
+    planted = [(to_frame(e["frame"]), to_frame(e["end_frame"])) for e in truth["events"] if e["kind"] == "fast_motion"]
+    found = [(e.frame, e.end_frame) for e in analysis.events if e.kind == "fast_motion"]
+    assert len(found) == len(planted), (planted, found)
+    for (start, end), (a, b) in zip(planted, found):
+        assert min(end, b) - max(start, a) >= 0.8 * (end - start), (planted, found)
+        dash = np.array(analysis.motion[start + 3:end - 3])
+        assert dash.min() > 0.5 * dash.max()  # repeated frames do not make the curve drop to zero
+
+
+def test_a_fade_is_motion_not_a_repeated_picture():
+    from vision.motion import is_repeat
+
+    picture = np.tile(np.linspace(40, 200, 128, dtype=np.uint8), (72, 1))
+    assert is_repeat(picture.copy(), picture)
+    assert not is_repeat(picture + 1, picture)  # every pixel one level brighter: a fade, not a repeat
+    moved = picture.copy()
+    moved[30:50, 60:70] = 255  # a small object appears in a still picture
+    assert not is_repeat(moved, picture)
+
+
+def _dash_that_stops_dead() -> list[np.ndarray]:
+    """24p grey pictures: a block drifts 1 px a picture, dashes 6 px a picture for 12, then holds."""
+    xs = [2 + k for k in range(30)] + [32 + 6 * (k + 1) for k in range(12)] + [104] * 12
+    pictures = []
+    for x in xs:
+        grey = np.full((72, 128), 90, np.uint8)
+        grey[20:52, x:x + 32] = 230
+        pictures.append(grey)
+    return pictures
+
+
+@pytest.mark.parametrize("rate", [24, 30, 60])
+def test_a_dead_stop_and_hold_reads_the_same_at_any_rate_the_pictures_are_repeated_to(rate):
+    from vision.motion import MotionTracker
+    from vision.types import Shot
+
+    pictures = _dash_that_stops_dead()
+    count = len(pictures) * rate // 24
+    shown = [i * 24 // rate for i in range(count)]  # the 24p picture frame i repeats
+    tracker = MotionTracker()
+    for i, k in enumerate(shown):
+        tracker.push(pictures[k].copy())
+    result = tracker.finish((Shot(0, 0, count),))
+    assert len(result.curve) == count
+    found = [(e.kind, shown[e.frame], shown[e.end_frame - 1]) for e in result.events]
+    # the dash covers pictures 30..41; the stop lands on picture 41, the last one that moves
+    assert found == [("fast_motion", 30, 40), ("impact", 41, 41)]
+    assert all(shown[e.frame - 1] != shown[e.frame] for e in result.events)  # on the first frame of a picture
+
+
+def test_repeats_are_skipped_at_the_picture_cadence_and_holds_still_sampled():
+    from vision.motion import sample_frames
+
+    # 24p at 60 fps: pictures last 3, 2, 3, 2 frames; the fifth picture is held for 12 frames.
+    lengths = [3, 2, 3, 2, 12, 3, 2]
+    repeats = np.array([k > 0 for n in lengths for k in range(n)])
+    # every distinct picture, plus one still sample each 1/24 s (3 frames at 60 fps) of the hold
+    assert sample_frames(repeats).tolist() == [0, 3, 5, 8, 10, 13, 16, 19, 22, 25]
+    pulldown = np.array([k > 0 for n in [2, 1, 1, 1] * 3 + [6] for k in range(n)])  # 24p at 30 fps, then a hold
+    assert sample_frames(pulldown).tolist() == [0, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 14, 15, 17, 19]
+    native = np.zeros(20, bool)
+    native[8:12] = True  # a 24p picture held 5 frames: every frame is still a sample
+    assert sample_frames(native).tolist() == list(range(20))

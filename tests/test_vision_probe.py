@@ -154,3 +154,35 @@ def test_analyze_refuses_bad_input_before_decoding(tmp_path):
     text = _text(Path(), tmp_path / "notes.mp4")
     with pytest.raises(NotAVideo):
         vision.analyze(text, captioner=None)
+
+
+def _tiny(path: Path, *args: str, rate: str = "24") -> Path:
+    _ffmpeg("-f", "lavfi", "-i", f"testsrc=size=64x36:rate={rate}", "-t", "0.5", *args, str(path))
+    return path
+
+
+def test_codec_names_are_the_codecs_not_the_decoders(tmp_path):
+    # ffmpeg decodes MP3 with "mp3float" and AV1 with "libdav1d"; users and muxers speak of "mp3", "av1".
+    sine = ("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-shortest")
+    av1 = _tiny(tmp_path / "av1.mkv", *sine, "-c:v", "libaom-av1", "-cpu-used", "8", "-c:a", "libmp3lame")
+    h264 = _tiny(tmp_path / "h264.mp4", *sine, "-c:v", "libx264", "-c:a", "libmp3lame")
+    assert (vision.probe(av1).video_codec, vision.probe(av1).audio_codec) == ("av1", "mp3")
+    assert (vision.probe(h264).video_codec, vision.probe(h264).audio_codec) == ("h264", "mp3")
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".mp4", ".mkv"])
+def test_start_timecode_is_read_from_the_file(suffix, tmp_path):
+    video = _tiny(tmp_path / f"tc{suffix}", "-c:v", "libx264", "-timecode", "01:00:00:00")
+    info = vision.probe(video)
+    assert info.start_timecode == "01:00:00:00"
+    assert type(info).from_dict(info.to_dict()).start_timecode == "01:00:00:00"
+
+
+def test_drop_frame_timecode_keeps_its_semicolon(tmp_path):
+    video = _tiny(tmp_path / "df.mov", "-c:v", "libx264", "-timecode", "00:59:59;28", rate="30000/1001")
+    info = vision.probe(video)
+    assert info.fps == Fraction(30000, 1001) and info.start_timecode == "00:59:59;28"
+
+
+def test_no_timecode_when_the_file_has_none(sample_24p):
+    assert vision.probe(sample_24p[0]).start_timecode is None

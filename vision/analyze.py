@@ -101,13 +101,14 @@ def _analyse_pass(media: MediaInfo, cut_options: CutOptions, keyframes_per_shot:
     sampler = KeyframeSampler(keyframes_per_shot,
                               lambda f: keyframe_image(f, options.keyframe_short_side, media.rotation),
                               first_stride=max(1, round(media.fps / KEYFRAME_CANDIDATES_PER_S)))
-    tracker = MotionTracker()
+    tracker = MotionTracker(options.motion)
     total, count = media.frame_count, 0
     for decoded in decode(media.path, options.analysis_width):
-        for cut in detector.push(decoded.index, decoded.small_bgr):
+        # A frame that repeats the one before (pulldown, animation on twos) is no candidate cut.
+        repeat = tracker.push(decoded.grey)
+        for cut in detector.push(decoded.index, decoded.small_bgr, repeat=repeat):
             sampler.close_shot(cut)
         sampler.offer(decoded.index, decoded.frame)
-        tracker.push(decoded.grey)
         count = decoded.index + 1
         if count % options.progress_every == 0:
             report("decode", count, max(total, count))

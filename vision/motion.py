@@ -1,8 +1,8 @@
 """Per-frame activity and the visual events a sound should hit: impacts, flashes, fast motion.
 
-Two numbers per frame come out of the decode pass: activity (mean absolute grey difference to
-the previous frame beyond a small noise floor, 0..1) and brightness (mean grey, 0..1). Everything else is read from those
-two curves, shot by shot, after the pass:
+Two numbers per picture come out of the decode pass: activity (mean absolute grey difference to
+the picture before, beyond a small noise floor, 0..1) and brightness (mean grey, 0..1).
+Everything else is read from those two curves, shot by shot, after the pass:
 
 - flash: brightness jumps well above the frames before it and falls back within a few frames.
 - impact: either a jolt (activity leaps to several times its recent level and dies away within a
@@ -11,6 +11,17 @@ two curves, shot by shot, after the pass:
 
 Cut frames and flash frames are taken out of the activity curve first, so a cut or a flash
 never reads as an impact, and nothing is looked for across a cut.
+
+The curves are sampled per distinct picture, not per frame. A frame that repeats the previous
+one (24p shown at 30 or 60 fps by repeating pictures, animation on twos or threes) adds no
+sample: its motion is zero only because the picture has not changed yet, and counting it would
+make steady motion flicker between zero and its real level. The video's picture cadence (how
+long a picture typically stays on screen while things move: 1/24 s for 24p at any frame rate) is
+read from the distinct pictures; a picture held longer than that is real stillness and adds a
+still sample once per cadence, so a dead stop followed by a hold reads the same at 24 or 60 fps.
+At the native rate every frame is a sample, as before. Events found on the samples land on the
+first frame that shows their picture; the per-frame curve gives every frame the value of the
+picture it shows.
 """
 from __future__ import annotations
 
@@ -23,6 +34,16 @@ from vision.types import Shot, VisualEvent
 
 
 NOISE_FLOOR_LEVELS = 6  # 8-bit grey levels of frame-to-frame change ignored as noise
+# A frame repeats the previous one when, after encoding noise, at most this share of its pixels
+# changed by more than REPEAT_LEVELS and the mean change is at most REPEAT_MEAN_LEVELS (a fade
+# moves every pixel a level or more per frame, so it never reads as a repeat).
+REPEAT_LEVELS = 12
+REPEAT_SHARE = 0.002
+REPEAT_MEAN_LEVELS = 0.25
+# A repeat becomes a still sample once a cadence less this many frames has gone by since the last
+# sample: at the native rate (cadence about 1) every repeat is sampled; 24p at 30 fps (cadence
+# 1.25) skips its single repeats.
+CADENCE_SLACK_FRAMES = 0.1
 
 
 @dataclass(frozen=True)
@@ -48,26 +69,100 @@ class MotionResult:
     events: tuple[VisualEvent, ...]  # sorted by frame
 
 
-class MotionTracker:
-    """Collects activity and brightness of each frame's small grey picture, in frame order."""
+def is_repeat(grey: np.ndarray, previous: np.ndarray) -> bool:
+    """True when `grey` shows the same picture as `previous` (same shape), up to encoding noise."""
+    diff = cv2.absdiff(grey, previous)
+    changed = cv2.countNonZero(cv2.threshold(diff, REPEAT_LEVELS, 255, cv2.THRESH_BINARY)[1])
+    return changed <= REPEAT_SHARE * diff.size and cv2.mean(diff)[0] <= REPEAT_MEAN_LEVELS
 
-    def __init__(self) -> None:
-        self._previous: np.ndarray | None = None
-        self._activity: list[float] = []
+
+class MotionTracker:
+    """Collects, frame by frame, activity (against the frame before and against the last distinct
+    picture), brightness, and whether the frame repeats the one before."""
+
+    def __init__(self, options: MotionOptions = MotionOptions()) -> None:
+        self.options = options
+        self._previous: np.ndarray | None = None  # the frame before, to spot repeats
+        self._reference: np.ndarray | None = None  # the last distinct picture
+        self._repeats: list[bool] = []
+        self._activity: list[float] = []  # against the frame before
+        self._activity_ref: list[float] = []  # against the last distinct picture
         self._brightness: list[float] = []
 
-    def push(self, grey: np.ndarray) -> None:
-        if self._previous is None or self._previous.shape != grey.shape:
-            self._activity.append(0.0)
-        else:
-            # Differences below the noise floor are grain or compression noise, not motion.
-            change = cv2.subtract(cv2.absdiff(grey, self._previous), NOISE_FLOOR_LEVELS)
-            self._activity.append(cv2.mean(change)[0] / 255.0)
+    def push(self, grey: np.ndarray) -> bool:
+        """Feed the next frame; returns True when it repeats the frame before."""
+        previous, reference = self._previous, self._reference
+        repeat = previous is not None and previous.shape == grey.shape and is_repeat(grey, previous)
+        self._activity.append(_activity(grey, previous))
+        self._activity_ref.append(_activity(grey, reference) if reference is not previous else self._activity[-1])
         self._brightness.append(cv2.mean(grey)[0] / 255.0)
+        self._repeats.append(repeat)
         self._previous = grey
+        if not repeat:
+            self._reference = grey
+        return repeat
 
-    def finish(self, shots: tuple[Shot, ...], options: MotionOptions = MotionOptions()) -> MotionResult:
-        return analyse_motion(np.array(self._activity), np.array(self._brightness), shots, options)
+    def finish(self, shots: tuple[Shot, ...], options: MotionOptions | None = None) -> MotionResult:
+        """Events and the per-frame curve; `shots` must start on frames that were not repeats."""
+        frames = sample_frames(np.array(self._repeats, dtype=bool))
+        # A sample's motion is measured from the sample before: the frame before when that was
+        # sampled too, else the picture the skipped repeats showed.
+        after_gap = np.diff(frames, prepend=-1) > 1
+        activity = np.where(after_gap, np.array(self._activity_ref)[frames], np.array(self._activity)[frames])
+        result = analyse_motion(activity, np.array(self._brightness)[frames], _shots_on_samples(shots, frames),
+                                options or self.options)
+        return _back_to_frames(result, frames, len(self._repeats))
+
+
+def _activity(grey: np.ndarray, before: np.ndarray | None) -> float:
+    if before is None or before.shape != grey.shape:
+        return 0.0
+    # Differences below the noise floor are grain or compression noise, not motion.
+    change = cv2.subtract(cv2.absdiff(grey, before), NOISE_FLOOR_LEVELS)
+    return cv2.mean(change)[0] / 255.0
+
+
+def picture_cadence(repeats: np.ndarray) -> float:
+    """Frames a picture typically stays on screen while things move.
+
+    The mean gap between distinct pictures, leaving out holds (gaps over twice the median): 24p
+    repeated to 60 fps alternates gaps of 3 and 2 frames, 2.5 on average; native video gives 1.
+    """
+    gaps = np.diff(np.flatnonzero(~repeats))
+    if gaps.size == 0:
+        return 1.0
+    return float(gaps[gaps <= 2 * np.median(gaps)].mean())
+
+
+def sample_frames(repeats: np.ndarray) -> np.ndarray:
+    """Indices of the frames the analysis samples: every distinct picture, and a repeat each
+    time a picture has stayed on screen a whole cadence longer (a hold, not a slower rate)."""
+    due = picture_cadence(repeats) - CADENCE_SLACK_FRAMES
+    kept, last = [], -len(repeats) - 1
+    for index, repeat in enumerate(repeats.tolist()):
+        if not repeat or index - last >= due:
+            kept.append(index)
+            last = index
+    return np.array(kept, np.int64)
+
+
+def _shots_on_samples(shots: tuple[Shot, ...], frames: np.ndarray) -> tuple[Shot, ...]:
+    starts = np.searchsorted(frames, [s.start_frame for s in shots])
+    ends = [*starts[1:].tolist(), len(frames)]
+    return tuple(Shot(s.index, int(a), int(b)) for s, a, b in zip(shots, starts.tolist(), ends))
+
+
+def _back_to_frames(result: "MotionResult", frames: np.ndarray, frame_count: int) -> "MotionResult":
+    """Sample indices to frame indices: an event lands on the first frame showing its picture."""
+    bounds = np.append(frames, frame_count)
+    events = []
+    for event in result.events:
+        start = int(bounds[event.frame])
+        end = start + 1 if event.kind == "impact" else int(bounds[event.end_frame])
+        events.append(VisualEvent(start, event.kind, event.strength, max(end, start + 1)))
+    # Every frame shows the last sampled picture at or before it.
+    per_frame = np.array(result.curve)[np.searchsorted(frames, np.arange(frame_count), side="right") - 1]
+    return MotionResult(tuple(float(v) for v in per_frame), tuple(events))
 
 
 def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Shot, ...],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -29,6 +30,9 @@ _CFR_TOLERANCE_TICKS = 1
 TRUNCATION_SHARE = 0.75
 # Give up looking for a first picture after this many packets (a broken stream).
 _FIRST_FRAME_PACKET_LIMIT = 600
+# SMPTE timecode as files state it: HH:MM:SS:FF, with ";" (or "." / ",") before the frames for
+# drop-frame; some writers use ";" throughout.
+_TIMECODE = re.compile(r"^(\d{1,2})[:;](\d{2})[:;](\d{2})([:;.,])(\d{2,3})$")
 
 
 @dataclass(frozen=True)
@@ -167,14 +171,47 @@ def _media_info(path: Path, container, stream, scan: _PacketScan, first) -> Medi
     return MediaInfo(
         path=str(path), duration_s=float(Fraction(count) / fps), fps=fps, frame_count=count,
         width=stream.codec_context.width, height=stream.codec_context.height,
-        rotation=int(first.rotation) % 360, video_codec=stream.codec_context.name,
+        rotation=int(first.rotation) % 360, video_codec=_codec_name(stream),
         pix_fmt=stream.codec_context.pix_fmt or "", time_base=time_base, is_vfr=not cfr,
         frame_pts=frame_pts, has_audio=audio is not None,
-        audio_codec=audio.codec_context.name if audio is not None else None,
+        audio_codec=_codec_name(audio) if audio is not None else None,
         audio_rate=audio.codec_context.sample_rate if audio is not None else None,
         audio_channels=audio.codec_context.channels if audio is not None else None,
-        size_bytes=path.stat().st_size,
+        size_bytes=path.stat().st_size, start_timecode=_start_timecode(container, stream),
     )
+
+
+def _codec_name(stream) -> str:
+    """The codec's canonical ffmpeg name ("mp3", "av1"), not the decoder's ("mp3float", "libdav1d")."""
+    context = stream.codec_context
+    codec = getattr(context, "codec", None) if context is not None else None
+    if codec is None:  # no decoder in this ffmpeg build: the descriptor name is all there is
+        return getattr(context, "name", None) or ""
+    return codec.canonical_name or codec.name
+
+
+def _start_timecode(container, video) -> str | None:
+    """First frame's timecode: the picture stream's tag, a timecode (tmcd) track's, or the file's."""
+    data = [s for s in container.streams if s.type == "data"]
+    for tags in (video.metadata, *(s.metadata for s in data), container.metadata):
+        text = next((str(v).strip() for k, v in tags.items() if k.lower() == "timecode"), None)
+        if text:
+            timecode = _normalise_timecode(text)
+            if timecode is not None:
+                return timecode
+            log.debug("ignoring unreadable timecode tag %r", text)
+    return None
+
+
+def _normalise_timecode(text: str) -> str | None:
+    match = _TIMECODE.match(text)
+    if match is None:
+        return None
+    hours, minutes, seconds, mark, frames = match.groups()
+    if int(minutes) > 59 or int(seconds) > 59:
+        return None
+    drop = mark != ":" or ";" in text[:-len(frames) - 1]
+    return f"{int(hours):02d}:{minutes}:{seconds}{';' if drop else ':'}{frames}"
 
 
 def _vfr_timing(scan: _PacketScan, time_base: Fraction) -> tuple[Fraction, tuple[int, ...]]:

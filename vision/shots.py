@@ -4,6 +4,11 @@ PySceneDetect scores each frame against the previous one; every frame over the t
 candidate cut. A candidate only becomes a cut when the picture does not come back within a few
 frames: a flash, a glitch or a one-frame insert changes the picture and then returns to it,
 while a cut does not. Candidates closer than `min_shot_frames` to the previous cut are dropped.
+
+Repeated frames (24p shown at 30 or 60 fps by repeating pictures, animation on twos) are passed
+over: the detector sees each distinct picture once, so "the frame before" is the last different
+picture and the transient check counts pictures, not repeats. A flash two pictures long lasts
+five frames at 60 fps yet is still two pictures.
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ class CutOptions:
     detector: "content" (PySceneDetect ContentDetector) or "adaptive" (AdaptiveDetector).
     threshold: the detector's score threshold; None keeps PySceneDetect's default.
     min_shot_frames: no cut closer than this to the previous one (frames).
-    transient_frames: a change that returns within this many frames is not a cut.
+    transient_frames: a change that returns within this many distinct pictures is not a cut.
     return_ratio: "returns" means the distance to the picture before the change falls below
         this fraction of the change itself.
     """
@@ -84,15 +89,16 @@ class CutDetector:
         self._pending: list[int] = []
         self._cuts: list[int] = []
         self._transient_until = -1  # candidates up to this frame belong to a rejected transient
-        self._last = -1
 
     @property
     def cuts(self) -> tuple[int, ...]:
         return tuple(self._cuts)
 
-    def push(self, index: int, bgr: np.ndarray) -> list[int]:
+    def push(self, index: int, bgr: np.ndarray, repeat: bool = False) -> list[int]:
+        """Feed frame `index`; `repeat` marks a frame that repeats the previous picture."""
+        if repeat:  # nothing changed on screen: no candidate, and the transient clock stands still
+            return []
         self._thumbs.append((index, _thumb(bgr)))
-        self._last = index
         found = self._detector.process_frame(FrameTimecode(index, self._fps), bgr)
         self._pending.extend(tc.frame_num for tc in found if tc.frame_num > 0)
         return self._resolve(final=False)
@@ -101,9 +107,13 @@ class CutDetector:
         """Confirm what is still pending at the end of the video."""
         return self._resolve(final=True)
 
+    def _pictures_after(self, candidate: int) -> list[tuple[int, np.ndarray]]:
+        return [(index, thumb) for index, thumb in self._thumbs if index > candidate]
+
     def _resolve(self, final: bool) -> list[int]:
         confirmed: list[int] = []
-        while self._pending and (final or self._last >= self._pending[0] + self.options.transient_frames):
+        wait = self.options.transient_frames
+        while self._pending and (final or len(self._pictures_after(self._pending[0])) >= wait):
             candidate = self._pending.pop(0)
             if candidate <= self._transient_until:
                 continue
@@ -119,16 +129,15 @@ class CutDetector:
         return confirmed
 
     def _returns_at(self, candidate: int) -> int | None:
-        """First frame after `candidate` that looks like the frame before it again, if any."""
-        thumbs = dict(self._thumbs)
-        before, at = thumbs.get(candidate - 1), thumbs.get(candidate)
+        """First picture after `candidate` that looks like the picture before it again, if any."""
+        before = next((thumb for index, thumb in reversed(self._thumbs) if index < candidate), None)
+        at = next((thumb for index, thumb in self._thumbs if index == candidate), None)
         if before is None or at is None:
             return None
         change = _distance(before, at)
-        for k in range(1, self.options.transient_frames + 1):
-            later = thumbs.get(candidate + k)
-            if later is not None and _distance(before, later) < self.options.return_ratio * change:
-                return candidate + k
+        for index, thumb in self._pictures_after(candidate)[:self.options.transient_frames]:
+            if _distance(before, thumb) < self.options.return_ratio * change:
+                return index
         return None
 
 
