@@ -23,14 +23,21 @@ _LAZY = {
 }
 
 
+def _installed_version() -> str:
+    """The one source of the version: the installed distribution's metadata (pyproject.toml)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dubber")
+    except PackageNotFoundError:   # run from a source tree that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return version("dubber")
-        except PackageNotFoundError:
-            return "0+unknown"
+        value = _installed_version()
+        globals()[name] = value
+        return value
     if name in _LAZY:
         import importlib
 

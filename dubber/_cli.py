@@ -5,6 +5,7 @@
     dub plan input.mp4 [-o plan.json]        the cue plan, to edit and render later
     dub render input.mp4 --plan plan.json    dub a video from a (possibly edited) plan
     dub models download [WHAT] | list        AudioStory and captioner weights
+    dub cache info | clean [--older-than N]  what the stage cache holds; free its disk space
     dub watch FOLDER [--once]                dub every video dropped into FOLDER/inbox
     dub integrations install resolve|blender put the editor integrations in place
     dub doctor                               what this machine can run, and why
@@ -22,32 +23,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, NoReturn, Sequence
 
-from .errors import EXIT_USER_ERROR, DubError
+from .errors import EXIT_USER_ERROR, is_user_error
 from ._progress import make_reporter, one_line
+from .styles import STYLE_PRESETS
 
 log = logging.getLogger("dubber")
 
-SUBCOMMANDS = ("analyze", "plan", "render", "models", "watch", "integrations", "doctor")
+SUBCOMMANDS = ("analyze", "plan", "render", "models", "cache", "watch", "integrations", "doctor")
 MODEL_KINDS = ("audiostory", "clip", "vlm")
-STYLE_HELP = "tom-and-jerry, nature, sci-fi, silent-film, noir"
+STYLE_HELP = ", ".join(STYLE_PRESETS)
 DEFAULT_OUTPUT_HELP = ("output video (default: <input>.dub.mp4 next to the input; "
                        "a .mov or .mkv input keeps its container)")
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from audiostory_core.errors import AudioStoryError
-    from vision.errors import VideoError
-
-    return (DubError, VideoError, AudioStoryError)
-
-
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from . import __version__
 
-    try:
-        return version("dubber")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,6 +103,7 @@ def _run_parser() -> argparse.ArgumentParser:
                        "  dub plan INPUT       write the cue plan as JSON (edit it, then dub render)\n"
                        "  dub render INPUT --plan PLAN   dub from a plan file\n"
                        "  dub models download|list       AudioStory and captioner weights\n"
+                       "  dub cache info|clean           the stage cache's size; free its disk space\n"
                        "  dub watch FOLDER     dub every video dropped into FOLDER/inbox\n"
                        "  dub integrations install resolve|blender   editor integrations\n"
                        "  dub doctor           what this machine can run\n"
@@ -132,6 +125,12 @@ def _sub_parser(command: str) -> argparse.ArgumentParser:
                        help="which weights to download: audiostory (default), clip or vlm captioner")
         p.add_argument("--model", metavar="REPO",
                        help="Hub repo id (default: the standard model of WHAT, e.g. TencentARC/AudioStory-3B)")
+        return p
+    if command == "cache":
+        p.add_argument("action", choices=("info", "clean"))
+        p.add_argument("--older-than", type=_days, metavar="DAYS",
+                       help="clean only entries written more than DAYS days ago (default: every entry)")
+        p.add_argument("--cache-dir", metavar="DIR", help="stage cache (default: $DUB_CACHE_DIR or ~/.cache/dubber)")
         return p
     if command == "watch":
         from .watch import add_arguments   # light: the pipeline loads only when a job runs
@@ -256,6 +255,42 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return models_download(args.what, args.model) if args.action == "download" else models_list()
 
 
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        days = -1.0
+    if not days >= 0:   # also refuses nan
+        raise argparse.ArgumentTypeError(f"give a number of days, 0 or more, not {text!r}")
+    return days
+
+
+def _size_text(size_bytes: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.1f} {unit}"
+    return f"{size_bytes} bytes"
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from .cache import cache_summary, clean_cache
+    from .errors import InputError
+
+    if args.action == "info":
+        if args.older_than is not None:
+            raise InputError("--older-than applies to `dub cache clean` only; drop it.")
+        info = cache_summary(args.cache_dir)
+        for label, value in (("location", str(info.root)), ("size", _size_text(info.size_bytes)),
+                             ("analyses", str(info.analyses)), ("plans", str(info.plans)),
+                             ("rendered cues", f"{info.cues} in {info.render_sets} render sets")):
+            print(f"{label:<20} {value}")
+        return 0
+    done = clean_cache(args.cache_dir, None if args.older_than is None else args.older_than * 86400.0)
+    print(f"removed {done.removed_files} files ({_size_text(done.freed_bytes)}) from {done.root}; "
+          f"kept {done.kept_files}")
+    return 0
+
+
 def _cmd_watch(args: argparse.Namespace) -> int:
     from .watch import options_from_args, run_watch
 
@@ -288,7 +323,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "dub": _cmd_dub, "render": _cmd_dub, "analyze": _cmd_analyze, "plan": _cmd_plan,
-    "models": _cmd_models, "watch": _cmd_watch, "integrations": _cmd_integrations, "doctor": _cmd_doctor,
+    "models": _cmd_models, "cache": _cmd_cache, "watch": _cmd_watch, "integrations": _cmd_integrations, "doctor": _cmd_doctor,
 }
 
 
@@ -322,6 +357,14 @@ def _setup_logging(verbose: bool, service: bool = False) -> logging.Handler:
     return handler
 
 
+def _report_user_error(err: BaseException, json_progress: bool) -> int:
+    message = one_line(err)
+    if json_progress:
+        print(json.dumps({"event": "error", "message": message, "exit_code": EXIT_USER_ERROR}), flush=True)
+    print(f"dub: {message}", file=sys.stderr)
+    return EXIT_USER_ERROR
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dub` console script. Returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -331,15 +374,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = _setup_logging(getattr(args, "verbose", False), service=command == "watch")
     try:
         return _COMMANDS[command](args)
-    except _user_errors() as err:
-        message = one_line(err)
-        if getattr(args, "json_progress", False):
-            print(json.dumps({"event": "error", "message": message, "exit_code": EXIT_USER_ERROR}), flush=True)
-        print(f"dub: {message}", file=sys.stderr)
-        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("dub: interrupted; rerun the same command to resume from the cache.", file=sys.stderr)
         return 130
+    except Exception as err:
+        if not is_user_error(err):
+            raise   # a bug keeps its traceback
+        return _report_user_error(err, getattr(args, "json_progress", False))
     finally:
         logging.getLogger().removeHandler(handler)
 

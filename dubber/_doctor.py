@@ -40,7 +40,7 @@ def _torch_status() -> tuple[str, str]:
 def _captioner_status(name: str) -> str:
     """Whether a learned captioner can run: its packages, then its default weights in the cache."""
     from vision.captioners import DEFAULT_MODELS, REQUIREMENTS
-    from vision.captioners._loading import resolve_model_dir
+    from vision.captioners._loading import download_command, resolve_model_dir
     from vision.errors import ModelUnavailable
 
     missing = [p for p in REQUIREMENTS[name] if importlib.util.find_spec(p) is None]
@@ -50,7 +50,7 @@ def _captioner_status(name: str) -> str:
     try:
         return f"ready ({resolve_model_dir(repo, what='model', example=repo)})"
     except ModelUnavailable:
-        return f"no weights for {repo}; run `dub models download {name}`"
+        return f"no weights for {repo}; run {download_command(repo)}"
 
 
 def missing_weights_message(model: str | None, why: str) -> str:
@@ -73,9 +73,9 @@ def _not_found(why: str) -> str:
 def doctor(model: str | None = None) -> int:
     """Print one line per check; exit 0 when dubbing can run here (ffmpeg found), else 2."""
     from .backends import choose_auto, weights_status
-    from ._cli import _version
+    from . import __version__
 
-    _line("dub", _version())
+    _line("dub", __version__)
     _line("python", sys.version.split()[0])
     ok, ffmpeg = _ffmpeg_status()
     _line("ffmpeg", ffmpeg)

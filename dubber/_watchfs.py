@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import DubError
+from .errors import DubError, is_user_error
 
 FOLDERS = ("inbox", "processing", "output", "done", "failed", "logs")
 JOURNAL_FILE = "journal.jsonl"
@@ -76,15 +76,6 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def is_user_error(err: BaseException) -> bool:
-    """Whether `err` is one a user can fix (its message is one sentence naming the fix): the
-    product's, the video reader's and the model's error families, as the `dub` command treats them."""
-    from audiostory_core.errors import AudioStoryError   # light: no torch
-    from vision.errors import VideoError
-
-    return isinstance(err, (DubError, VideoError, AudioStoryError))
 
 
 def one_sentence(err: BaseException) -> str:

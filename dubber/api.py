@@ -24,29 +24,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+# Stage 0 (checks) lives in its own module; its names stay part of this one's interface.
+from ._checks import (  # noqa: F401
+    LUFS_RANGE, MAX_AREA_PIXELS, MAX_SIDE_PIXELS, MIN_DURATION_S, MIN_FRAMES, MOV_ONLY_VIDEO_CODECS, MP4_SUFFIXES,
+    NAME_MAX_BYTES, ORIGINAL_GAIN_RANGE, VIDEO_SUFFIXES, check_container, check_device, check_input_file,
+    check_media, check_options, check_output_file, check_writable_folder, default_output_path, resolve_lufs,
+)
 from .errors import BackendUnavailable, DubError, InputError, OutputError
 from .types import OUTPUT_SAMPLE_RATE, ProgressFn, no_progress
 
 log = logging.getLogger(__name__)
 
 STAGES = ("probe", "analyze", "plan", "render", "mix", "mux", "export")
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
-MP4_SUFFIXES = (".mp4", ".m4v")
-# Picture codecs (ffmpeg names) an MP4 file cannot carry; the picture is copied, never re-encoded, so
-# these need a .mov or .mkv output. A deny list: decoder names vary (AV1 reads as "libdav1d").
-MOV_ONLY_VIDEO_CODECS = frozenset("prores dnxhd cfhd qtrle rawvideo v210 v410 r210 dvvideo huffyuv ffvhuff utvideo "
-                                  "magicyuv hap cinepak svq1 rpza smc".split())
-NAME_MAX_BYTES = 255 - 24      # a file name's limit, less what its temporary name adds (".<name>.<pid>-<hex>.partial")
-MIN_DURATION_S = 0.5            # s; shorter clips cannot hold a cue worth rendering
-MIN_FRAMES = 2
-MAX_SIDE_PIXELS = 8192          # widest/tallest picture accepted (8K)
-MAX_AREA_PIXELS = 8192 * 4320   # 8K full-aperture; a larger picture is refused before decoding
-LUFS_RANGE = (-40.0, -5.0)      # LUFS; outside it a mix is either inaudible or crushed
-ORIGINAL_GAIN_RANGE = (-60.0, 12.0)   # dB
-CAPTIONERS = ("motion", "clip", "vlm")
 # Cues rendered per backend call (None: all at once). Fixed per backend, so a resumed run renders the
-# same groups as an uninterrupted one (identical audio). Sketch draws the whole timeline in one call.
-RENDER_GROUP: dict[str, int | None] = {"sketch": None, "audiostory": 4}
+# same groups as an uninterrupted one (identical audio).
+RENDER_GROUP: dict[str, int | None] = {"audiostory": 4}
+# Backends that draw the whole soundtrack in one pass and cut it into cues: every call costs the
+# whole timeline, so their missing cues go to one call whatever --render-group says. A backend
+# class may say so itself with `RENDERS_WHOLE_TIMELINE = True`.
+WHOLE_TIMELINE_BACKENDS = frozenset({"sketch"})
 
 
 @dataclass(frozen=True)
@@ -60,7 +56,7 @@ class DubOptions:
         lufs: integrated loudness target in LUFS, or "ebu" (-23) / "atsc" (-24).
         keep_original: mix the original audio under the new one and keep it as a second track.
         original_gain_db: level of the original audio bed, in dB.
-        stems_dir: folder for stems, the mix WAV and the manifest (None: not written).
+        stems_dir: folder for the mix WAV and one WAV per stem (None: not written, unless `timeline`).
         timeline: also write .otio/.fcpxml/.srt next to the output.
         model: AudioStory checkpoint folder or Hub repo id (None: the official one).
         device: "cpu", "cuda", "cuda:N" or None (CUDA when present).
@@ -114,148 +110,6 @@ class DubResult:
     warnings: tuple[str, ...] = ()
 
 
-# ----------------------------------------------------------------------------- stage 0: checks
-
-def default_output_path(video_path: str | os.PathLike) -> Path:
-    """`<input stem>.dub.mp4` next to the input; a .mov, .m4v or .mkv input keeps its container."""
-    p = Path(video_path)
-    suffix = p.suffix.lower() if p.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
-    return p.with_name(f"{p.stem}.dub{suffix}")
-
-
-def check_input_file(video_path: str | os.PathLike) -> Path:
-    """The input as an absolute path, or an InputError naming what is wrong with it."""
-    path = Path(video_path).expanduser()
-    if not path.exists():
-        raise InputError(f"The input file {path} does not exist; check the path.")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not a video file; give the path of a video file.")
-    if not path.is_file():
-        raise InputError(f"{path} is not a regular file; give the path of a video file.")
-    if not os.access(path, os.R_OK):
-        raise InputError(f"The input file {path} cannot be read; check its permissions.")
-    if path.stat().st_size == 0:
-        raise InputError(f"The input file {path} is empty (0 bytes); give a complete video file.")
-    return path.resolve()
-
-
-def check_output_file(out_path: Path, input_path: Path, force: bool) -> Path:
-    """Refuse outputs that would clobber the input or an existing file, or cannot be written."""
-    out = Path(out_path).expanduser().absolute()
-    if out.suffix.lower() not in VIDEO_SUFFIXES:
-        raise OutputError(f"The output {out.name} must end in one of {', '.join(VIDEO_SUFFIXES)}; "
-                          "choose a video file name with -o.")
-    if out.resolve() == input_path or (out.exists() and os.path.samefile(out, input_path)):
-        raise OutputError("The output path is the input file itself; choose another name with -o "
-                          "(the input is never overwritten).")
-    if out.is_dir():
-        raise OutputError(f"The output {out} is a folder; give a file name with -o.")
-    if out.exists() and not force:
-        raise OutputError(f"The output {out} already exists; pass --force to overwrite it or choose "
-                          "another name with -o.")
-    check_writable_folder(out.parent, what="output")
-    return out
-
-
-def check_container(out_path: Path, media: Any) -> None:
-    """Refuse, before any compute, an MP4 output for a picture codec only .mov/.mkv can carry."""
-    codec = (media.video_codec or "").lower()
-    if out_path.suffix.lower() in MP4_SUFFIXES and codec in MOV_ONLY_VIDEO_CODECS:
-        raise OutputError(f"An {out_path.suffix.lower()} file cannot carry {codec} video without re-encoding it; "
-                          f"name the output {out_path.stem}.mov or {out_path.stem}.mkv with -o.")
-
-
-def check_writable_folder(folder: Path, what: str) -> None:
-    """The folder (or the nearest existing folder above it) must accept new files."""
-    probe_dir = folder
-    while not probe_dir.exists():
-        probe_dir = probe_dir.parent
-    if not probe_dir.is_dir():
-        raise OutputError(f"The {what} folder {folder} cannot be created because {probe_dir} is a file; "
-                          "choose another location.")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=probe_dir, prefix=".dub-write-check-")
-    except OSError:
-        raise OutputError(f"The {what} folder {probe_dir} is not writable; choose another location "
-                          "or fix its permissions.") from None
-    os.close(fd)
-    os.unlink(tmp)
-
-
-def resolve_lufs(value: float | str) -> float:
-    """A loudness target in LUFS from a number or a preset name ("web", "ebu", "atsc", or the
-    full preset names of `dubber.mix.LOUDNESS_PRESETS`)."""
-    from .mix import LOUDNESS_PRESETS
-
-    if isinstance(value, str):
-        key = value.strip().lower()
-        for name, lufs in LOUDNESS_PRESETS.items():
-            if key in (name, name.split("-")[0]):
-                return float(lufs)
-        try:
-            value = float(key)
-        except ValueError:
-            raise InputError(f"Unknown loudness target {value!r}; give a number in LUFS such as -16 "
-                             "or one of: web, ebu, atsc.") from None
-    lo, hi = LUFS_RANGE
-    if not lo <= float(value) <= hi:
-        raise InputError(f"The loudness target {value:g} LUFS is outside {lo:g}..{hi:g}; "
-                         "pick a value such as -16 (web) or -23 (broadcast).")
-    return float(value)
-
-
-def check_options(options: DubOptions) -> None:
-    """Reject unknown names and out-of-range values before any work starts."""
-    from .backends import TIMINGS, available_backends
-    from .styles import available_styles
-
-    if options.backend not in ("auto", *available_backends()):
-        raise InputError(f"Unknown backend {options.backend!r}; choose one of: auto, "
-                         f"{', '.join(available_backends())}.")
-    if options.style not in available_styles():
-        raise InputError(f"Unknown style {options.style!r}; choose one of: {', '.join(available_styles())}.")
-    if options.timing not in TIMINGS:
-        raise InputError(f"Unknown timing {options.timing!r}; choose one of: {', '.join(TIMINGS)}.")
-    if options.timing == "free" and options.backend == "sketch":
-        raise InputError("Free timing needs the audiostory backend; drop --timing free or use --backend audiostory.")
-    if options.captioner not in CAPTIONERS:
-        raise InputError(f"Unknown captioner {options.captioner!r}; choose one of: {', '.join(CAPTIONERS)}.")
-    lo, hi = ORIGINAL_GAIN_RANGE
-    if not lo <= options.original_gain_db <= hi:
-        raise InputError(f"The original-audio gain {options.original_gain_db:g} dB is outside {lo:g}..{hi:g}; "
-                         "pick a value such as -12.")
-    if options.render_group is not None and options.render_group < 1:
-        raise InputError(f"The render group must be at least 1 cue (got {options.render_group}); "
-                         "pass --render-group 1 or more.")
-    resolve_lufs(options.lufs)
-    check_device(options.device)
-
-
-def check_device(device: str | None) -> None:
-    """A CUDA device asked for on a machine without one is a user error, whatever the backend."""
-    name = str(device).lower()
-    if device is None or name == "cpu":
-        return
-    if not (name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
-        raise InputError(f"Unknown device {device!r}; use cpu, cuda or cuda:N.")
-    from .backends import cuda_available
-
-    if not cuda_available():
-        raise BackendUnavailable(f"Device {device!r} was requested but this machine has no CUDA GPU; "
-                                 "use --device cpu or run on a machine with an NVIDIA GPU.")
-
-
-def check_media(media: Any) -> None:
-    """Refuse videos too short to dub or too large to decode safely."""
-    w, h = media.width, media.height
-    if max(w, h) > MAX_SIDE_PIXELS or w * h > MAX_AREA_PIXELS:
-        raise InputError(f"The video is {w}x{h} pixels, larger than the {MAX_SIDE_PIXELS}x4320 limit; "
-                         "scale it down first (e.g. ffmpeg -i in.mp4 -vf scale=-2:2160 small.mp4).")
-    if media.frame_count < MIN_FRAMES or media.duration_s < MIN_DURATION_S:
-        raise InputError(f"The video is only {media.frame_count} frame(s) long ({media.duration_s:.2f} s); "
-                         f"give a clip of at least {MIN_DURATION_S:g} s.")
-
-
 # ----------------------------------------------------------------------------- run context
 
 @dataclass
@@ -302,12 +156,12 @@ def probe(video_path: str | os.PathLike) -> Any:
 def _analysis_key(path: Path, options: DubOptions) -> str:
     from vision.types import ANALYSIS_SCHEMA
 
+    from . import __version__
     from .cache import fingerprint, settings_key
-    from .export import tool_version
 
     # The tool version is part of every key: a new release never reuses an older one's results.
     return settings_key("analysis", fingerprint(path, full=options.full_hash), options.captioner,
-                        ANALYSIS_SCHEMA, tool_version())
+                        ANALYSIS_SCHEMA, __version__)
 
 
 def analyze(video_path: str | os.PathLike, options: DubOptions = DubOptions(),
@@ -418,13 +272,14 @@ def resolve_backend(options: DubOptions) -> tuple[str, str]:
     return options.backend, f"{options.backend} backend: chosen with --backend"
 
 
-def _render_key(analysis_key: str, backend_name: str, options: DubOptions) -> str:
-    from .cache import settings_key
+def _render_key(analysis: Any, analysis_key: str, plan: Any, backend_name: str, options: DubOptions) -> str:
+    from .cache import render_key
 
     model = options.model if backend_name == "audiostory" else None
-    # The analysis key carries the input and the tool version: a cue is reused only for the same
-    # video, backend, model and timing (its own text and timing are in the cue's file name).
-    return settings_key("render", analysis_key, backend_name, model, options.timing)
+    # The analysis key carries the input and the tool version; `render_key` adds what a backend
+    # reads besides a cue's own fields (those name the cue's file): the plan's style, seed, rate
+    # and instruction, and the analysis it is given (shots, events, motion).
+    return render_key(analysis, plan, analysis_key, backend_name, model, options.timing)
 
 
 def _build_backend(name: str, options: DubOptions) -> Any:
@@ -435,13 +290,14 @@ def _build_backend(name: str, options: DubOptions) -> Any:
 
 def _render(name: str, plan: Any, analysis: Any, analysis_key: str, options: DubOptions,
             progress: ProgressFn) -> tuple[Any, int]:
-    backend = _build_backend(name, options)
-    store = _stage_cache(options).cue_store(_render_key(analysis_key, name, options))
-    # Free timing renders the whole soundtrack in one call, so it is cached as one group.
-    size = None if options.timing == "free" else (options.render_group or RENDER_GROUP.get(name))
     from .cache import render_cached
 
-    return render_cached(backend, plan, analysis, store, progress, size)
+    backend = _build_backend(name, options)
+    store = _stage_cache(options).cue_store(_render_key(analysis, analysis_key, plan, name, options))
+    # Free timing, like the sketch, draws the whole soundtrack in one call.
+    whole = options.timing == "free" or getattr(backend, "RENDERS_WHOLE_TIMELINE", name in WHOLE_TIMELINE_BACKENDS)
+    size = None if whole else (options.render_group or RENDER_GROUP.get(name))
+    return render_cached(backend, plan, analysis, store, progress, size, whole_timeline=whole)
 
 
 # ----------------------------------------------------------------------------- stages 5-7
@@ -515,7 +371,7 @@ def _export(dest: _Destinations, analysis: Any, plan: Any, render: Any, soundtra
     from .timeline import TimelineMedia
 
     inputs = export.ExportInputs(analysis=analysis, plan=plan, soundtrack=soundtrack, render=render,
-                                 video_path=str(dest.video), settings=_settings_record(options))
+                                 video_path=str(dest.video), settings=_settings_record(options, dest))
     written: dict[str, str] = {"video": str(dest.video)}
     # A silent input has no sound to keep: say so rather than leave a missing track unexplained.
     notes = ["the input has no audio track, so --keep-original kept nothing"] if (
@@ -538,8 +394,18 @@ def _export(dest: _Destinations, analysis: Any, plan: Any, render: Any, soundtra
     return written, notes
 
 
-def _settings_record(options: DubOptions) -> dict[str, Any]:
-    return {**asdict(options), "lufs": resolve_lufs(options.lufs)}
+def _settings_record(options: DubOptions, dest: _Destinations) -> dict[str, Any]:
+    """The run's options for the manifest, with paths made independent of the working folder: the
+    stems folder as the manifest records its other outputs (relative to the manifest's folder when
+    inside it, else absolute), input paths absolute."""
+    from .export import _relative
+
+    def absolute(p: str | None) -> str | None:
+        return str(Path(p).expanduser().resolve()) if p is not None else None
+
+    stems = _relative(dest.stems, dest.manifest.resolve().parent) if options.stems_dir is not None else None
+    return {**asdict(options), "lufs": resolve_lufs(options.lufs), "stems_dir": stems,
+            "plan_path": absolute(options.plan_path), "cache_dir": absolute(options.cache_dir)}
 
 
 # ----------------------------------------------------------------------------- the whole run
@@ -582,12 +448,13 @@ def dub(video_path: str | os.PathLike, out_path: str | os.PathLike | None = None
     # 4. Render every cue (cached per cue: an interrupted run resumes here).
     with run.stage("render"):
         render, from_cache = _render(backend_name, the_plan, analysis, analysis_key, options, run.progress)
-    # 5. Mix the cues sample-exactly at the loudness target.
+    # 5. Mix the cues sample-exactly at the loudness target. From here on the analysis's MediaInfo
+    # is the one used: its frame count is what the decoder found, which the plan is cut to.
     with run.stage("mix"):
-        soundtrack = _mix(render, the_plan, media, path, options)
+        soundtrack = _mix(render, the_plan, analysis.media, path, options)
     # 6. Mux: copy the video stream, add the new track (and the original on request).
     with run.stage("mux"):
-        _mux(soundtrack, media, path, dest.video, options)
+        _mux(soundtrack, analysis.media, path, dest.video, options)
     # 7. Export: stems, timelines, captions and the manifest.
     with run.stage("export"):
         outputs, notes = _export(dest, analysis, the_plan, render, soundtrack, options)

@@ -2,6 +2,7 @@
 
 Layout under the cache root (default `~/.cache/dubber`, or `$DUB_CACHE_DIR`):
 
+    CACHEDIR.TAG               marks the folder as a cache (backup tools skip it; `dub cache` checks it)
     analysis/<key>.json        VideoAnalysis.to_dict()
     plan/<key>.json            DubPlan.to_dict()
     render/<key>/meta.json     who rendered (backend, model id, notes)
@@ -10,30 +11,40 @@ Layout under the cache root (default `~/.cache/dubber`, or `$DUB_CACHE_DIR`):
 Keys are hashes of the input's content fingerprint and of the settings that change the stage's
 result, so editing one cue of a plan re-renders that cue alone. Every file is written under a
 temporary name and renamed, so a crash (even `kill -9`) leaves either a whole entry or none.
+`dub cache info` and `dub cache clean` report and remove these files and nothing else.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import logging
 import os
+import re
 import tempfile
+import time
 import zipfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from .errors import InputError
 from .types import Cue, CueAudio, DubPlan, ProgressFn, RenderResult
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1            # bump when a cached format or a stage's meaning changes
+CACHE_VERSION = 2            # bump when a cached format or a stage's meaning changes
 EDGE_BYTES = 1 << 20         # 1 MiB read from each end of the input for the fast fingerprint
 _HASH_BLOCK = 1 << 22        # 4 MiB read size for the full hash
 KEY_HEX = 24                 # hex digits kept from sha256 for file names
+CACHE_TAG = "CACHEDIR.TAG"
+# The first line is the cache directory tagging convention's fixed signature (bford.info/cachedir).
+_TAG_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
+             "# dubber stage cache: analyses, plans and rendered cues, all of which can be recomputed.\n")
+STAGE_FOLDERS = ("analysis", "plan", "render")
 
 
 def default_cache_dir() -> Path:
@@ -74,6 +85,16 @@ def settings_key(*parts: Any) -> str:
     """Stable hash of JSON-serialisable settings (dict key order does not matter)."""
     text = json.dumps([CACHE_VERSION, *parts], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:KEY_HEX]
+
+
+def render_key(analysis: Any, plan: DubPlan, *parts: Any) -> str:
+    """Key of a render store: `parts` (input, backend, model...) plus everything a backend reads
+    besides a cue's own fields, which name each cue's file instead. That is every plan-level field
+    (style, seed, sample rate, length, instruction: a hand-edited plan changing only these must not
+    reuse the old cues) and the analysis the backend is handed (shots, events, motion drive the
+    sketch score)."""
+    plan_fields = {k: v for k, v in plan.to_dict().items() if k != "cues"}
+    return settings_key("render", *parts, plan_fields, analysis.to_dict())
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -126,6 +147,8 @@ class StageCache:
         path = self.root / stage / f"{key}.json"
         try:
             atomic_write_bytes(path, json.dumps(data, indent=1).encode("utf-8"))
+            if not (self.root / CACHE_TAG).exists():
+                atomic_write_bytes(self.root / CACHE_TAG, _TAG_TEXT.encode("ascii"))
         except OSError as err:
             # A cache that cannot be written slows the next run down; it must not fail this one.
             log.warning("Could not write cache entry %s (%s).", path, err)
@@ -187,6 +210,157 @@ class CueStore:
             log.warning("Could not write %s (%s).", self.folder / "meta.json", err)
 
 
+# ----------------------------------------------------------------------------- maintenance
+
+TEMP_GRACE_S = 3600.0   # s; a temporary file this young may belong to a run writing right now
+_KEY = f"[0-9a-f]{{{KEY_HEX}}}"
+_TEMP = r"\..+\.tmp"     # atomic_write_bytes' temporary names
+_STAGE_FILE = re.compile(rf"{_KEY}\.json|{_TEMP}")
+_RENDER_FILE = re.compile(rf"cue-\d{{5}}-{_KEY}\.npz|meta\.json|{_TEMP}")
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One file of the cache: `kind` is "analysis", "plan", "cue", "meta" or "temp"."""
+
+    kind: str
+    path: Path
+    size_bytes: int
+    mtime_s: float
+
+
+@dataclass(frozen=True)
+class CacheSummary:
+    """What a cache folder holds (`dub cache info`)."""
+
+    root: Path
+    size_bytes: int
+    analyses: int
+    plans: int
+    cues: int
+    render_sets: int   # folders of cues, one per (video, backend, plan settings)
+
+
+@dataclass(frozen=True)
+class CleanResult:
+    """What `clean_cache` did."""
+
+    root: Path
+    removed_files: int
+    freed_bytes: int
+    kept_files: int
+
+
+def _scan(folder: Path) -> list[os.DirEntry]:
+    if folder.is_symlink():   # never follow a link out of the cache
+        return []
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _is_tagged(root: Path) -> bool:
+    try:
+        text = (root / CACHE_TAG).read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    # Another tool's tagged cache is not ours: the tag must also name us.
+    return text.startswith(_TAG_TEXT.split("\n")[0]) and "dubber" in text
+
+
+def check_cache_dir(root: str | os.PathLike | None = None) -> Path:
+    """The cache folder (resolved), after checking it is one: tagged by us, or holding nothing but
+    the stage folders. A missing folder is an empty cache.
+
+    Raises:
+        InputError: the path is a file, or a folder that does not look like a dubber cache.
+    """
+    path = Path(root).expanduser() if root is not None else default_cache_dir()
+    if not path.exists():
+        return path.absolute()
+    if not path.is_dir():
+        raise InputError(f"The cache location {path} is a file, not a folder; pass the cache folder with --cache-dir.")
+    ours = (*STAGE_FOLDERS, CACHE_TAG)
+    strangers = sorted(e.name for e in _scan(path) if e.name not in ours and not re.fullmatch(_TEMP, e.name))
+    if strangers and not _is_tagged(path):
+        raise InputError(f"{path} does not look like a dubber cache (it holds {strangers[0]!r}); "
+                         "pass the cache folder with --cache-dir.")
+    return path.resolve()
+
+
+def _entries_in(folder: Path, pattern: re.Pattern, kind: str) -> list[CacheEntry]:
+    found = []
+    for e in _scan(folder):
+        if e.is_file(follow_symlinks=False) and pattern.fullmatch(e.name):
+            st = e.stat(follow_symlinks=False)
+            name_kind = "temp" if e.name.startswith(".") else ("meta" if e.name == "meta.json" else kind)
+            found.append(CacheEntry(name_kind, Path(e.path), st.st_size, st.st_mtime))
+    return found
+
+
+def cache_entries(root: Path) -> list[CacheEntry]:
+    """Every file of ours under a checked cache folder; anything else found there is left out."""
+    found = _entries_in(root / "analysis", _STAGE_FILE, "analysis") + _entries_in(root / "plan", _STAGE_FILE, "plan")
+    for sub in _scan(root / "render"):
+        if sub.is_dir(follow_symlinks=False) and re.fullmatch(_KEY, sub.name):
+            found += _entries_in(Path(sub.path), _RENDER_FILE, "cue")
+    return found
+
+
+def cache_summary(root: str | os.PathLike | None = None) -> CacheSummary:
+    """Size and contents of the cache folder (default: `default_cache_dir()`).
+
+    Raises:
+        InputError: the folder does not look like a dubber cache.
+    """
+    path = check_cache_dir(root)
+    entries = cache_entries(path)
+    cues = [e for e in entries if e.kind == "cue"]
+    return CacheSummary(root=path, size_bytes=sum(e.size_bytes for e in entries),
+                        analyses=sum(e.kind == "analysis" for e in entries),
+                        plans=sum(e.kind == "plan" for e in entries), cues=len(cues),
+                        render_sets=len({e.path.parent for e in cues}))
+
+
+def _to_remove(entries: list[CacheEntry], cutoff_s: float, now_s: float) -> list[CacheEntry]:
+    young_temp_s = now_s - TEMP_GRACE_S
+    chosen = [e for e in entries if e.kind not in ("meta", "temp") and e.mtime_s < cutoff_s]
+    chosen += [e for e in entries if e.kind == "temp" and e.mtime_s < min(cutoff_s, young_temp_s)]
+    # A render set's meta.json goes with its last cue.
+    gone = {e.path for e in chosen}
+    kept_sets = {e.path.parent for e in entries if e.kind == "cue" and e.path not in gone}
+    return chosen + [e for e in entries if e.kind == "meta" and e.path.parent not in kept_sets]
+
+
+def clean_cache(root: str | os.PathLike | None = None, older_than_s: float | None = None,
+                now_s: float | None = None) -> CleanResult:
+    """Delete cache entries: all of them, or those written more than `older_than_s` seconds ago.
+    Only the cache's own files are touched (analysis/plan JSON, cue files, their metadata,
+    leftover temporary files); emptied render folders are removed.
+
+    Raises:
+        InputError: the folder does not look like a dubber cache.
+    """
+    path = check_cache_dir(root)
+    now_s = time.time() if now_s is None else now_s
+    entries = cache_entries(path)
+    cutoff_s = now_s - older_than_s if older_than_s is not None else float("inf")
+    removed, freed = 0, 0
+    for entry in _to_remove(entries, cutoff_s, now_s):
+        try:
+            entry.path.unlink()
+        except OSError as err:
+            log.warning("Could not remove %s (%s).", entry.path, err)
+            continue
+        removed, freed = removed + 1, freed + entry.size_bytes
+    for folder in {e.path.parent for e in entries if e.kind in ("cue", "meta")}:
+        with contextlib.suppress(OSError):
+            folder.rmdir()   # only when empty
+    return CleanResult(root=path, removed_files=removed, freed_bytes=freed, kept_files=len(entries) - removed)
+
+
 # ----------------------------------------------------------------------------- cached rendering
 
 def _label(stage: str, backend: Any) -> str:
@@ -200,10 +374,11 @@ def _groups(cues: tuple, size: int | None) -> list[tuple]:
 
 
 def render_cached(backend: Any, plan: DubPlan, analysis: Any, store: CueStore, progress: ProgressFn,
-                  group_size: int | None) -> tuple[RenderResult, int]:
+                  group_size: int | None, *, whole_timeline: bool = False) -> tuple[RenderResult, int]:
     """Render every cue of `plan`, taking cached cues from `store` and caching new ones as soon
     as their group is done (so a killed run resumes at the first group not yet rendered).
-    `group_size` cues go to each backend call (None: all of them in one call).
+    `group_size` cues go to each backend call (None: all of them in one call). A `whole_timeline`
+    backend draws the whole soundtrack on every call, so the cues not cached go to it in one call.
 
     Returns:
         (RenderResult for the whole plan, number of cues that came from the cache)
@@ -214,7 +389,8 @@ def render_cached(backend: Any, plan: DubPlan, analysis: Any, store: CueStore, p
     from_cache = len(audio)
     progress("render", len(audio), len(plan.cues))
     meta = store.load_meta() or {}
-    for group in _groups(plan.cues, group_size):
+    missing = tuple(c for c in plan.cues if c.index not in audio)
+    for group in [missing] if whole_timeline else _groups(plan.cues, group_size):
         if all(c.index in audio for c in group):
             continue
         sub_plan = replace(plan, cues=group)

@@ -24,3 +24,13 @@ class BackendUnavailable(DubError):
 
 class PlanError(DubError):
     """A plan file is malformed or does not match the video."""
+
+
+def is_user_error(err: BaseException) -> bool:
+    """Whether `err` is one a user can fix (its message is one sentence naming the fix): the
+    product's, the video reader's and the model's error families. `vision` and `audiostory_core`
+    cannot import dubber, so their families are named here, where the CLI and the watch folder look."""
+    from audiostory_core.errors import AudioStoryError   # light: no torch
+    from vision.errors import VideoError
+
+    return isinstance(err, (DubError, VideoError, AudioStoryError))

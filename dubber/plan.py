@@ -341,10 +341,10 @@ def validate_plan(plan: DubPlan, media: MediaInfo) -> None:
         raise PlanError(f"The plan covers {plan.cues[-1].end_frame} frames but the video has {media.frame_count}; "
                         "make a new one with `dub plan`.")
     for cue in plan.cues:
-        if (cue.start_sample != media.frame_to_sample(cue.start_frame, sr)
-                or cue.end_sample != media.frame_to_sample(cue.end_frame, sr)):
-            raise PlanError(f"Cue {cue.index} samples do not match its frames "
-                            f"{cue.start_frame}-{cue.end_frame}; set start_sample and num_samples from the frames.")
+        first, end = media.frame_to_sample(cue.start_frame, sr), media.frame_to_sample(cue.end_frame, sr)
+        if cue.start_sample != first or cue.end_sample != end:
+            raise PlanError(f"Cue {cue.index} samples do not match its frames {cue.start_frame}-{cue.end_frame}; "
+                            f"set start_sample={first} and num_samples={end - first} in the plan file.")
 
 
 # ----------------------------------------------------------------------------- files

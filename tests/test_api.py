@@ -143,6 +143,115 @@ def test_explicit_audiostory_without_weights_fails_before_any_work(clip, tmp_pat
     assert not (tmp_path / "cache").exists()
 
 
+def test_a_plan_edited_only_in_style_or_seed_is_rendered_again(clip, tmp_path):
+    """The sketch score reads the plan's own style and seed: changing only those in a saved plan
+    gives a new soundtrack, never the cached cues of the old one."""
+    first = dubber.dub(clip, tmp_path / "a.mp4", _opts(tmp_path, backend="sketch", stems_dir=str(tmp_path / "s")))
+    plan = json.loads(Path(first.outputs["manifest"]).read_text())["plan"]
+    assert (plan["style"], plan["seed"]) == ("tom-and-jerry", 0)
+    mix, _ = read_wav(tmp_path / "s" / "mix.wav")
+    for n, edit in enumerate(({"style": "noir"}, {"seed": 99}, {})):
+        path = tmp_path / f"edited{n}.plan.json"
+        path.write_text(json.dumps({**plan, **edit}))
+        result = dubber.dub(clip, tmp_path / f"e{n}.mp4", _opts(tmp_path, backend="sketch", plan_path=str(path),
+                                                                 stems_dir=str(tmp_path / f"s{n}")))
+        again, _ = read_wav(tmp_path / f"s{n}" / "mix.wav")
+        if edit:
+            assert result.cues_from_cache == 0, edit
+            assert not np.array_equal(again, mix), edit
+        else:   # the plan as it was: every cue from the cache, the same soundtrack
+            assert result.cues_from_cache == result.cues and np.array_equal(again, mix)
+
+
+def test_sketch_draws_its_timeline_once_whatever_the_render_group(clip, tmp_path, monkeypatch):
+    from dubber.backends.sketch import SketchBackend
+
+    calls: list[int] = []
+    real_render = SketchBackend.render
+
+    def counting(self, plan, analysis, progress=no_progress):
+        calls.append(len(plan.cues))
+        return real_render(self, plan, analysis, progress)
+
+    monkeypatch.setattr(SketchBackend, "render", counting)
+    grouped = dubber.dub(clip, tmp_path / "g.mp4", _opts(tmp_path, backend="sketch", render_group=1,
+                                                         stems_dir=str(tmp_path / "g")))
+    assert grouped.cues == 3 and calls == [3]
+    # A lost cue is drawn again alone, in one call, and the soundtrack is unchanged.
+    cue_files = sorted((tmp_path / "cache" / "render").glob("*/cue-*.npz"))
+    assert len(cue_files) == 3
+    cue_files[1].unlink()
+    resumed = dubber.dub(clip, tmp_path / "r.mp4", _opts(tmp_path, backend="sketch", render_group=1,
+                                                         stems_dir=str(tmp_path / "r")))
+    assert calls == [3, 1] and resumed.cues_from_cache == 2
+    whole = dubber.dub(clip, tmp_path / "w.mp4", dubber.DubOptions(backend="sketch", cache_dir=str(tmp_path / "c2"),
+                                                                    stems_dir=str(tmp_path / "w")))
+    assert whole.cues_from_cache == 0 and calls == [3, 1, 3]
+    mixes = [read_wav(tmp_path / d / "mix.wav")[0] for d in ("g", "r", "w")]
+    assert np.array_equal(mixes[0], mixes[1]) and np.array_equal(mixes[0], mixes[2])
+
+
+def test_the_dub_ends_with_the_picture_when_the_container_overstates_its_length(clip, sample_24p, tmp_path,
+                                                                                  monkeypatch):
+    """The decoder's frame count, not the container's claim, sets the muxed track's length."""
+    import dataclasses
+
+    import vision
+    from dub_cli import decode_track
+
+    truth = sample_24p[1]
+    real_probe = vision.probe
+
+    def overstated(path):
+        media = real_probe(path)
+        frames = media.frame_count + 12
+        return dataclasses.replace(media, frame_count=frames, duration_s=float(frames / media.fps))
+
+    monkeypatch.setattr(vision, "probe", overstated)
+    result = dubber.dub(clip, tmp_path / "o.mp4", _opts(tmp_path, backend="sketch"))
+    picture_s = Fraction(truth["frame_count"]) / Fraction(truth["fps"])
+    assert result.total_samples == round(picture_s * SR)
+    audio, rate = decode_track(result.output)
+    assert rate == SR and abs(audio.shape[1] - round(picture_s * SR)) < 1024   # one AAC frame at most
+    import av
+
+    with av.open(str(result.output)) as container:
+        video = container.streams.video[0]
+        assert video.frames == truth["frame_count"]
+
+
+def test_manifest_records_the_stems_folder_like_its_other_outputs(clip, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = dubber.dub(clip, tmp_path / "out" / "v.mp4", _opts(tmp_path, backend="sketch", stems_dir="out/st"))
+    manifest = json.loads(Path(result.outputs["manifest"]).read_text())
+    here = Path(result.outputs["manifest"]).parent
+    assert manifest["settings"]["stems_dir"] == "st" and manifest["outputs"]["mix"] == "st/mix.wav"
+    assert (here / manifest["settings"]["stems_dir"] / "mix.wav").is_file()
+    elsewhere = dubber.dub(clip, tmp_path / "out" / "w.mp4", _opts(tmp_path, backend="sketch", stems_dir="other/st"))
+    manifest = json.loads(Path(elsewhere.outputs["manifest"]).read_text())
+    assert manifest["settings"]["stems_dir"] == str(tmp_path.resolve() / "other" / "st")
+    assert manifest["settings"]["cache_dir"] == str((tmp_path / "cache").resolve())
+
+
+def test_user_errors_and_names_have_one_source():
+    from audiostory_core.errors import AudioStoryError
+    from dubber import _watchfs
+    from dubber.errors import is_user_error
+    from dubber.styles import STYLE_PRESETS
+    from vision.captioners import CAPTIONERS
+    from vision.errors import VideoNotFound
+
+    assert _watchfs.is_user_error is is_user_error
+    assert all(is_user_error(e) for e in (InputError("x"), VideoNotFound("x"), AudioStoryError("x")))
+    assert not is_user_error(ValueError("x")) and not is_user_error(KeyError("x"))
+    for name in CAPTIONERS:
+        api.check_options(dubber.DubOptions(captioner=name))
+    with pytest.raises(InputError, match=", ".join(CAPTIONERS)):
+        api.check_options(dubber.DubOptions(captioner="sonar"))
+    with pytest.raises(InputError, match=", ".join(STYLE_PRESETS)):
+        api.check_options(dubber.DubOptions(style="polka"))
+
+
 # ----------------------------------------------------------------------------- AudioStory backend
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,10 @@ def test_help_does_not_import_torch():
         "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
         "    try:\n        main()\n    except SystemExit as e:\n        assert e.code == 0, e.code\n"
         "assert 'dub analyze' in out.getvalue() and '--backend' in out.getvalue()\n"
-        "assert 'dub watch' in out.getvalue() and 'dub integrations install' in out.getvalue()\n")
+        "assert 'dub watch' in out.getvalue() and 'dub integrations install' in out.getvalue()\n"
+        "from dubber.styles import STYLE_PRESETS\n"
+        "flat = ''.join(out.getvalue().split())\n"
+        "assert all(name in flat for name in STYLE_PRESETS), flat\n")
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
     assert "av" not in loaded and "cv2" not in loaded   # not even the video stack for --help
 
@@ -60,6 +63,9 @@ def test_version_and_usage_errors(tmp_path):
     env = dub_env(tmp_path)
     version = run_dub(["--version"], env)
     assert version.returncode == 0 and version.stdout.startswith("dub ") and version.stdout.strip() != "dub"
+    import dubber
+
+    assert version.stdout.strip() == f"dub {dubber.__version__}"
     none = run_dub([], env)
     assert none.returncode == 2 and len(none.stderr.strip().splitlines()) == 1 and "input" in none.stderr
     bad = run_dub(["models", "upload"], env)
@@ -223,3 +229,79 @@ def test_json_progress_reports_a_user_error_as_an_event(tmp_path):
     assert events == [{"event": "error", "message": events[0]["message"], "exit_code": 2}]
     assert "does not exist" in events[0]["message"]
     assert proc.stderr.strip() == f"dub: {events[0]['message']}"
+
+
+def test_an_offline_captioner_names_the_dub_command_first(clip, tmp_path):
+    env = dub_env(tmp_path)
+    proc = run_dub(["analyze", clip, "--captioner", "clip", "-o", "-"], env)
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    fix = "run `dub models download clip` (or `hf download openai/clip-vit-base-patch32`)"
+    assert fix in line, line
+    doctor = run_dub(["doctor"], env)
+    assert doctor.returncode == 0, doctor.stderr
+    assert next(ln for ln in doctor.stdout.splitlines() if ln.startswith("clip captioner")).endswith(fix)
+
+
+def _info(cache: Path, env: dict) -> dict[str, str]:
+    proc = run_dub(["cache", "info", "--cache-dir", cache], env)
+    assert proc.returncode == 0, proc.stderr
+    return {line[:20].strip(): line[20:].strip() for line in proc.stdout.splitlines()}
+
+
+def _ours(cache: Path) -> list[Path]:
+    return sorted([*cache.glob("analysis/*.json"), *cache.glob("plan/*.json"), *cache.glob("render/*/*")])
+
+
+def test_cache_info_and_clean(clip, tmp_path):
+    import os
+    import time
+
+    import dubber
+
+    env = dub_env(tmp_path)
+    cache = tmp_path / "my cache"
+    result = dubber.dub(clip, tmp_path / "o.mp4", dubber.DubOptions(backend="sketch", cache_dir=str(cache)))
+    files = _ours(cache)
+    assert len(files) == 2 + result.cues + 1   # analysis, plan, the cues and their meta.json
+    info = _info(cache, env)
+    assert info["location"] == str(cache.resolve()) and info["analyses"] == "1" and info["plans"] == "1"
+    assert info["rendered cues"] == f"{result.cues} in 1 render sets"
+    assert info["size"] == f"{sum(f.stat().st_size for f in files) / 1e6:.1f} MB"
+    # Files that are not the cache's own stay, wherever they are; so does anything behind a link.
+    strangers = [cache / "plan" / "notes.txt", tmp_path / "outside" / f"cue-00000-{'a' * 24}.npz"]
+    for f in strangers:
+        f.parent.mkdir(exist_ok=True)
+        f.write_text("keep me")
+    (cache / "render" / ("b" * 24)).symlink_to(tmp_path / "outside", target_is_directory=True)
+    # Clean what was written more than 5 days ago: the analysis and the cues, not the plan.
+    old_s = time.time() - 10 * 86400
+    for f in [*cache.glob("analysis/*.json"), *cache.glob("render/*/cue-*.npz")]:
+        os.utime(f, (old_s, old_s))
+    cleaned = run_dub(["cache", "clean", "--older-than", "5", "--cache-dir", cache], env)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert cleaned.stdout.startswith(f"removed {1 + result.cues + 1} files")
+    assert len(list(cache.glob("plan/*.json"))) == 1 and not list(cache.glob("analysis/*"))
+    # The emptied set folder is gone; the link is left alone.
+    assert [p.name for p in (cache / "render").iterdir()] == ["b" * 24]
+    (cache / "CACHEDIR.TAG").unlink()   # a cache written before tags: its stage folders say it is ours
+    assert run_dub(["cache", "clean", "--cache-dir", cache], env).returncode == 0
+    assert _info(cache, env)["plans"] == "0" and all(f.read_text() == "keep me" for f in strangers)
+
+
+def test_cache_commands_refuse_a_folder_that_is_not_a_cache(tmp_path):
+    env = dub_env(tmp_path)
+    folder = tmp_path / "projects"
+    (folder / "plan").mkdir(parents=True)
+    (folder / "plan" / f"{'c' * 24}.json").write_text("{}")
+    (folder / "film.mp4").write_text("precious")
+    for args in (["clean", "--cache-dir", folder], ["info", "--cache-dir", folder], ["clean"]):
+        proc = run_dub(["cache", *args], {**env, "DUB_CACHE_DIR": str(folder)})
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert "does not look like a dubber cache" in line and "film.mp4" in line and line.endswith("--cache-dir.")
+    assert sorted(p.name for p in folder.rglob("*")) == ["cccccccccccccccccccccccc.json", "film.mp4", "plan"]
+    bad = run_dub(["cache", "clean", "--older-than", "soon", "--cache-dir", tmp_path / "none"], env)
+    assert bad.returncode == 2 and "days" in bad.stderr
+    empty = run_dub(["cache", "info", "--cache-dir", tmp_path / "none"], env)
+    assert empty.returncode == 0 and "0 in 0 render sets" in empty.stdout and not (tmp_path / "none").exists()

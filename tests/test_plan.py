@@ -237,3 +237,19 @@ def test_a_hand_written_frame_rate_is_read_as_a_number():
         validate_plan(dataclasses.replace(plan, fps="29.97"), _media(Fraction(30), 300))
     with pytest.raises(PlanError, match="not a frame rate"):
         validate_plan(dataclasses.replace(plan, fps="thirty"), _media(Fraction(30), 300))
+
+
+def test_a_moved_cut_names_the_exact_samples_to_enter():
+    """A cut moved by hand (frames edited, samples not) is refused with the numbers to type in;
+    typing them in makes the plan valid."""
+    media = _media(Fraction(30), 300)
+    data = make_plan(_analysis(media, [0, 100, 300]), PlanOptions()).to_dict()
+    data["cues"][0]["end_frame"] = data["cues"][1]["start_frame"] = 90
+    with pytest.raises(PlanError) as err:
+        validate_plan(DubPlan.from_dict(data), media)
+    # 90 frames at 30 fps are 3 s, 144000 samples at 48 kHz; the rest, 210 frames, are 7 s.
+    assert "set start_sample=0 and num_samples=144000" in str(err.value)
+    assert str(err.value).count(". ") == 0 and str(err.value).endswith(".")
+    data["cues"][0]["num_samples"] = 144000
+    data["cues"][1].update(start_sample=144000, num_samples=336000)
+    validate_plan(DubPlan.from_dict(data), media)

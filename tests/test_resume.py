@@ -1,5 +1,8 @@
 """A run killed with SIGKILL while rendering resumes from the per-cue cache on the next run, and
-its soundtrack is identical to that of a run that was never interrupted."""
+its soundtrack is identical to that of a run that was never interrupted.
+
+The kill test renders with AudioStory (a tiny random-weight checkpoint on the CPU): it renders cue
+by cue, so a kill lands between cached cues. The sketch draws the whole timeline in one call."""
 from __future__ import annotations
 
 import os
@@ -14,6 +17,14 @@ import pytest
 
 from dub_cli import dub_command, dub_env, json_events, read_wav, run_dub
 from samples.synth import SynthSpec, synthesize
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    pytest.importorskip("torch")
+    from audiostory_core.testing import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny-audiostory"))
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +57,11 @@ def _kill_after_first_cue(proc: subprocess.Popen, cache: Path, timeout_s: float 
     assert proc.returncode == -signal.SIGKILL
 
 
-def test_kill_9_while_rendering_then_resume(five_shots, tmp_path):
+def test_kill_9_while_rendering_then_resume(five_shots, tiny_checkpoint, tmp_path):
     # One cue per render call, so the kill lands between cached cues.
-    common = ["--backend", "sketch", "--render-group", "1", "--json-progress"]
-    env = dub_env(tmp_path)
+    common = ["--backend", "audiostory", "--model", tiny_checkpoint, "--device", "cpu", "--render-group", "1",
+              "--json-progress"]
+    env = dub_env(tmp_path, AUDIOSTORY_CACHE=str(tmp_path / "audiostory-cache"))
     cache = Path(env["DUB_CACHE_DIR"])
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -68,13 +80,13 @@ def test_kill_9_while_rendering_then_resume(five_shots, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in survivors} == survivors
     assert len(_cue_files(cache)) == 5
 
-    fresh_env = dub_env(tmp_path / "fresh")
+    fresh_env = dub_env(tmp_path / "fresh", AUDIOSTORY_CACHE=str(tmp_path / "fresh" / "audiostory-cache"))
     fresh = run_dub([five_shots, "-o", out_dir / "b.mp4", "--stems", out_dir / "stems-b", *common], fresh_env)
     assert fresh.returncode == 0, fresh.stderr
     assert json_events(fresh.stdout)[-1]["cues_from_cache"] == 0
     resumed_mix, rate = read_wav(out_dir / "stems" / "mix.wav")
     fresh_mix, _ = read_wav(out_dir / "stems-b" / "mix.wav")
-    assert rate == 48_000 and resumed_mix.shape == fresh_mix.shape
+    assert rate == 48_000 and resumed_mix.shape == fresh_mix.shape and np.abs(fresh_mix).max() > 0
     assert np.array_equal(resumed_mix, fresh_mix)
     assert (out_dir / "stems" / "mix.wav").read_bytes() == (out_dir / "stems-b" / "mix.wav").read_bytes()
 

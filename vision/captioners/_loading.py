@@ -48,8 +48,21 @@ def looks_like_repo_id(text: str) -> bool:
             and not os.path.isabs(text))
 
 
-def download_command(repo_id: str) -> str:
-    return f"`hf download {repo_id}`"
+# How the captioners name their weights in messages, and the `dub models download` word for each.
+_CAPTIONER_BY_WHAT = {"CLIP model": "clip", "vision-language model": "vlm"}
+
+
+def download_command(repo_id: str, what: str = "") -> str:
+    """How to fetch `repo_id`: the product's `dub models download` first when a captioner uses
+    it, with the Hugging Face client's command as the alternative."""
+    from . import DEFAULT_MODELS   # the package is loaded by the time a message is written
+
+    hub = f"`hf download {repo_id}`"
+    name = next((n for n, repo in DEFAULT_MODELS.items() if repo == repo_id), _CAPTIONER_BY_WHAT.get(what))
+    if name is None:
+        return hub
+    model = "" if DEFAULT_MODELS.get(name) == repo_id else f" --model {repo_id}"
+    return f"`dub models download {name}{model}` (or {hub})"
 
 
 def resolve_model_dir(model: str, *, what: str, example: str, allow_download: bool = False) -> Path:
@@ -92,7 +105,7 @@ def _snapshot(repo_id: str, *, what: str, allow_download: bool) -> Path:
 
 
 def _missing_message(repo_id: str, what: str, local_only: bool, err: Exception) -> str:
-    fetch = download_command(repo_id)
+    fetch = download_command(repo_id, what)
     if not local_only:
         return (f"The {what} {repo_id} could not be downloaded ({type(err).__name__}); check the id and "
                 f"the connection, or run {fetch} on a machine with internet access.")

@@ -1,0 +1,169 @@
+"""Stage 0 of a run: every input, option and output is checked before any compute, so a user
+error is one sentence up front, never a failure half-way through a long render."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import BackendUnavailable, InputError, OutputError
+
+if TYPE_CHECKING:
+    from .api import DubOptions
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+MP4_SUFFIXES = (".mp4", ".m4v")
+# Picture codecs (ffmpeg names) an MP4 file cannot carry; the picture is copied, never re-encoded, so
+# these need a .mov or .mkv output. A deny list: decoder names vary (AV1 reads as "libdav1d").
+MOV_ONLY_VIDEO_CODECS = frozenset("prores dnxhd cfhd qtrle rawvideo v210 v410 r210 dvvideo huffyuv ffvhuff utvideo "
+                                  "magicyuv hap cinepak svq1 rpza smc".split())
+NAME_MAX_BYTES = 255 - 24      # a file name's limit, less what its temporary name adds (".<name>.<pid>-<hex>.partial")
+MIN_DURATION_S = 0.5            # s; shorter clips cannot hold a cue worth rendering
+MIN_FRAMES = 2
+MAX_SIDE_PIXELS = 8192          # widest/tallest picture accepted (8K)
+MAX_AREA_PIXELS = 8192 * 4320   # 8K full-aperture; a larger picture is refused before decoding
+LUFS_RANGE = (-40.0, -5.0)      # LUFS; outside it a mix is either inaudible or crushed
+ORIGINAL_GAIN_RANGE = (-60.0, 12.0)   # dB
+
+
+def default_output_path(video_path: str | os.PathLike) -> Path:
+    """`<input stem>.dub.mp4` next to the input; a .mov, .m4v or .mkv input keeps its container."""
+    p = Path(video_path)
+    suffix = p.suffix.lower() if p.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
+    return p.with_name(f"{p.stem}.dub{suffix}")
+
+
+def check_input_file(video_path: str | os.PathLike) -> Path:
+    """The input as an absolute path, or an InputError naming what is wrong with it."""
+    path = Path(video_path).expanduser()
+    if not path.exists():
+        raise InputError(f"The input file {path} does not exist; check the path.")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a video file; give the path of a video file.")
+    if not path.is_file():
+        raise InputError(f"{path} is not a regular file; give the path of a video file.")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"The input file {path} cannot be read; check its permissions.")
+    if path.stat().st_size == 0:
+        raise InputError(f"The input file {path} is empty (0 bytes); give a complete video file.")
+    return path.resolve()
+
+
+def check_output_file(out_path: Path, input_path: Path, force: bool) -> Path:
+    """Refuse outputs that would clobber the input or an existing file, or cannot be written."""
+    out = Path(out_path).expanduser().absolute()
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise OutputError(f"The output {out.name} must end in one of {', '.join(VIDEO_SUFFIXES)}; "
+                          "choose a video file name with -o.")
+    if out.resolve() == input_path or (out.exists() and os.path.samefile(out, input_path)):
+        raise OutputError("The output path is the input file itself; choose another name with -o "
+                          "(the input is never overwritten).")
+    if out.is_dir():
+        raise OutputError(f"The output {out} is a folder; give a file name with -o.")
+    if out.exists() and not force:
+        raise OutputError(f"The output {out} already exists; pass --force to overwrite it or choose "
+                          "another name with -o.")
+    check_writable_folder(out.parent, what="output")
+    return out
+
+
+def check_container(out_path: Path, media: Any) -> None:
+    """Refuse, before any compute, an MP4 output for a picture codec only .mov/.mkv can carry."""
+    codec = (media.video_codec or "").lower()
+    if out_path.suffix.lower() in MP4_SUFFIXES and codec in MOV_ONLY_VIDEO_CODECS:
+        raise OutputError(f"An {out_path.suffix.lower()} file cannot carry {codec} video without re-encoding it; "
+                          f"name the output {out_path.stem}.mov or {out_path.stem}.mkv with -o.")
+
+
+def check_writable_folder(folder: Path, what: str) -> None:
+    """The folder (or the nearest existing folder above it) must accept new files."""
+    probe_dir = folder
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        raise OutputError(f"The {what} folder {folder} cannot be created because {probe_dir} is a file; "
+                          "choose another location.")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=probe_dir, prefix=".dub-write-check-")
+    except OSError:
+        raise OutputError(f"The {what} folder {probe_dir} is not writable; choose another location "
+                          "or fix its permissions.") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def resolve_lufs(value: float | str) -> float:
+    """A loudness target in LUFS from a number or a preset name ("web", "ebu", "atsc", or the
+    full preset names of `dubber.mix.LOUDNESS_PRESETS`)."""
+    from .mix import LOUDNESS_PRESETS
+
+    if isinstance(value, str):
+        key = value.strip().lower()
+        for name, lufs in LOUDNESS_PRESETS.items():
+            if key in (name, name.split("-")[0]):
+                return float(lufs)
+        try:
+            value = float(key)
+        except ValueError:
+            raise InputError(f"Unknown loudness target {value!r}; give a number in LUFS such as -16 "
+                             "or one of: web, ebu, atsc.") from None
+    lo, hi = LUFS_RANGE
+    if not lo <= float(value) <= hi:
+        raise InputError(f"The loudness target {value:g} LUFS is outside {lo:g}..{hi:g}; "
+                         "pick a value such as -16 (web) or -23 (broadcast).")
+    return float(value)
+
+
+def check_options(options: DubOptions) -> None:
+    """Reject unknown names and out-of-range values before any work starts."""
+    from vision.captioners import CAPTIONERS   # the registry; no torch until a captioner loads
+
+    from .backends import TIMINGS, available_backends
+    from .styles import available_styles
+
+    if options.backend not in ("auto", *available_backends()):
+        raise InputError(f"Unknown backend {options.backend!r}; choose one of: auto, "
+                         f"{', '.join(available_backends())}.")
+    if options.style not in available_styles():
+        raise InputError(f"Unknown style {options.style!r}; choose one of: {', '.join(available_styles())}.")
+    if options.timing not in TIMINGS:
+        raise InputError(f"Unknown timing {options.timing!r}; choose one of: {', '.join(TIMINGS)}.")
+    if options.timing == "free" and options.backend == "sketch":
+        raise InputError("Free timing needs the audiostory backend; drop --timing free or use --backend audiostory.")
+    if options.captioner not in CAPTIONERS:
+        raise InputError(f"Unknown captioner {options.captioner!r}; choose one of: {', '.join(CAPTIONERS)}.")
+    lo, hi = ORIGINAL_GAIN_RANGE
+    if not lo <= options.original_gain_db <= hi:
+        raise InputError(f"The original-audio gain {options.original_gain_db:g} dB is outside {lo:g}..{hi:g}; "
+                         "pick a value such as -12.")
+    if options.render_group is not None and options.render_group < 1:
+        raise InputError(f"The render group must be at least 1 cue (got {options.render_group}); "
+                         "pass --render-group 1 or more.")
+    resolve_lufs(options.lufs)
+    check_device(options.device)
+
+
+def check_device(device: str | None) -> None:
+    """A CUDA device asked for on a machine without one is a user error, whatever the backend."""
+    name = str(device).lower()
+    if device is None or name == "cpu":
+        return
+    if not (name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
+        raise InputError(f"Unknown device {device!r}; use cpu, cuda or cuda:N.")
+    from .backends import cuda_available
+
+    if not cuda_available():
+        raise BackendUnavailable(f"Device {device!r} was requested but this machine has no CUDA GPU; "
+                                 "use --device cpu or run on a machine with an NVIDIA GPU.")
+
+
+def check_media(media: Any) -> None:
+    """Refuse videos too short to dub or too large to decode safely."""
+    w, h = media.width, media.height
+    if max(w, h) > MAX_SIDE_PIXELS or w * h > MAX_AREA_PIXELS:
+        raise InputError(f"The video is {w}x{h} pixels, larger than the {MAX_SIDE_PIXELS}x4320 limit; "
+                         "scale it down first (e.g. ffmpeg -i in.mp4 -vf scale=-2:2160 small.mp4).")
+    if media.frame_count < MIN_FRAMES or media.duration_s < MIN_DURATION_S:
+        raise InputError(f"The video is only {media.frame_count} frame(s) long ({media.duration_s:.2f} s); "
+                         f"give a clip of at least {MIN_DURATION_S:g} s.")
