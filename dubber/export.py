@@ -30,8 +30,8 @@ from vision.types import MediaInfo, VideoAnalysis, fraction_to_str
 
 from .errors import OutputError
 from .srt import entries_from_plan, srt_text
-from .timeline import (TimelineMedia, TimelineOptions, build_timeline, check_fcpxml_rate, timeline_to_fcpxml,
-                       timeline_to_otio_json)
+from .timeline import (FcpxmlFacts, TimelineMedia, TimelineOptions, build_timeline, check_fcpxml_rate,
+                       timeline_to_fcpxml, timeline_to_otio_json)
 from .types import MANIFEST_SCHEMA, DubPlan, RenderResult, Soundtrack
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,8 @@ def _media_facts(media: MediaInfo) -> dict[str, Any]:
     return {"path": media.path, "duration_s": media.duration_s, "fps": fraction_to_str(media.fps),
             "frame_count": media.frame_count, "width": media.width, "height": media.height,
             "rotation": media.rotation, "is_vfr": media.is_vfr, "has_audio": media.has_audio,
-            "video_codec": media.video_codec, "size_bytes": media.size_bytes}
+            "video_codec": media.video_codec, "size_bytes": media.size_bytes,
+            "start_timecode": media.start_timecode}
 
 
 def _render_facts(render: RenderResult | None) -> dict[str, Any] | None:
@@ -262,7 +263,7 @@ def write_fcpxml(path: str | os.PathLike[str], plan: DubPlan, media: MediaInfo, 
         OutputError: the video's frame rate has no FCPXML format, or the adapter is missing.
     """
     timeline = build_timeline(plan, media, files, options)
-    return atomic_write_text(path, timeline_to_fcpxml(timeline, media.fps))
+    return atomic_write_text(path, timeline_to_fcpxml(timeline, media.fps, FcpxmlFacts.of(media, files)))
 
 
 def export_all(folder: str | os.PathLike[str], basename: str, inputs: ExportInputs,

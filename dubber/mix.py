@@ -19,6 +19,10 @@
    LUFS_TOLERANCE of the target and the true peak is at or under `true_peak_db`. The ceiling
    always holds; limiting never goes deeper than MAX_LIMITER_DB, so material that would need
    more (clicks in silence) ends up quieter than the target, with a warning.
+   True peaks scale with gain, so each track's oversampled peak envelope is computed once, and
+   only in blocks where some pass's gain could take it over the ceiling (a block's samples bound
+   what the interpolation can reach); after limiting, the exact peak is found block by block
+   from the loudest bound down, which stops long before the whole track is oversampled.
    Every stem gets the same static gain and the same limiter gain curve as the mix (the
    limiter's gain is one curve for all channels), so the stems sum to the final mix. The
    limiter watches each stem's peaks as well as the mix's: stems that partly cancel in the sum
@@ -47,6 +51,8 @@ MAX_PASSES = 8              # gain+limit passes before giving up on a target
 MAX_EXTRA_GAIN_DB = 12.0    # most gain the loop adds beyond plain normalisation (all of it limited)
 MAX_LIMITER_DB = 12.0       # deepest limiting allowed; beyond it loudness falls short of the target
 OVERSAMPLE = 4              # true-peak detection rate multiple (as ITU-R BS.1770 annex 2)
+PEAK_REACH = 10             # samples either side that one interpolated value depends on
+PEAK_BLOCK = 2048           # samples per block of the lazy true-peak envelope
 LIMITER_ATTACK_MS = 5.0     # gain falls over this look-ahead before a peak
 LIMITER_RELEASE_MS = 40.0   # ... and holds, then recovers over about this long after it
 SEAMLESS_RATIO = 1.5        # a join is seamless if it misses the prediction by <= this x the curvature
@@ -87,20 +93,50 @@ def _interpolator() -> np.ndarray:
     return taps.astype(np.float32)
 
 
+@lru_cache(maxsize=1)
+def _polyphase() -> tuple[np.ndarray, float, float]:
+    """The interpolator split by output phase: (3, 2 * PEAK_REACH) taps of the in-between
+    phases 1..3 (phase p at sample i is sum_k taps[p-1, k] * x[i + PEAK_REACH - k]), the on-sample
+    phase's gain (its other taps sit on the sinc's zeros), and the largest phase's sum of |taps|:
+    no interpolated value can exceed that many times the largest sample within PEAK_REACH."""
+    taps = _interpolator()
+    centre = (taps.size - 1) // 2
+    phases = np.stack([taps[p::OVERSAMPLE][:2 * PEAK_REACH] for p in range(1, OVERSAMPLE)])
+    worst = max(float(np.abs(taps[p::OVERSAMPLE]).sum()) for p in range(OVERSAMPLE))
+    return phases.astype(np.float32), float(taps[centre]), worst
+
+
+def _interpolated_peaks(padded: np.ndarray, out: np.ndarray) -> None:
+    """Raise `out` (m,) to the largest |value| of the 4x-interpolated `padded` (channels,
+    m + 2 * PEAK_REACH): samples PEAK_REACH .. PEAK_REACH + m, with their context either side."""
+    phases, centre, _ = _polyphase()
+    m = out.shape[-1]
+    for channel in padded:
+        np.maximum(out, np.abs(channel[PEAK_REACH:PEAK_REACH + m]) * centre, out=out)
+        for taps in phases:
+            # 'valid' output j is sum_k taps[k] * channel[j + len(taps) - 1 - k]; j = i + 1 puts
+            # the phase between samples i and i + 1 of the segment.
+            np.maximum(out, np.abs(np.convolve(channel, taps, mode="valid")[1:m + 1]), out=out)
+
+
+def _segment(audio: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """audio[:, start - PEAK_REACH : stop + PEAK_REACH] as float32, zeros beyond the ends."""
+    n = audio.shape[-1]
+    lo, hi = max(start - PEAK_REACH, 0), min(stop + PEAK_REACH, n)
+    seg = np.asarray(audio[:, lo:hi], dtype=np.float32)
+    if lo == start - PEAK_REACH and hi == stop + PEAK_REACH:
+        return seg
+    return np.pad(seg, ((0, 0), (lo - (start - PEAK_REACH), stop + PEAK_REACH - hi)))
+
+
 def oversampled_peaks(audio: np.ndarray, sr: int) -> np.ndarray:
     """Per-sample true peak: the largest |value| of the 4x-oversampled signal over all channels
     within each original sample period. audio (channels, n) -> (n,).
 
     `sr` is unused: the oversampling filter is defined relative to the sample rate."""
-    n = audio.shape[-1]
-    taps = _interpolator()
-    delay = (taps.size - 1) // 2                                          # in oversampled samples
+    audio = np.atleast_2d(audio)
     peaks = np.abs(audio).max(axis=0).astype(np.float32)                  # (n,)
-    for channel in np.asarray(audio, dtype=np.float32):
-        up = signal.upfirdn(taps, channel, up=OVERSAMPLE)[delay:delay + n * OVERSAMPLE]  # (4n,)
-        up = np.abs(up, out=up)
-        for phase in range(OVERSAMPLE):
-            np.maximum(peaks, up[phase::OVERSAMPLE], out=peaks)
+    _interpolated_peaks(_segment(audio, 0, audio.shape[-1]), peaks)
     return peaks
 
 
@@ -110,6 +146,86 @@ def true_peak_db(audio: np.ndarray, sr: int) -> float:
         return float("-inf")
     peak = float(oversampled_peaks(audio, sr).max())
     return 20.0 * np.log10(peak) if peak > 0 else float("-inf")
+
+
+def _to_db(value: float) -> float:
+    return 20.0 * np.log10(value) if value > 0 else float("-inf")
+
+
+class _PeakEnvelope:
+    """The per-sample true peak of one track (`oversampled_peaks`), interpolated only where it
+    can matter. Each block starts at its sample peak (a lower bound) with an upper bound
+    (worst phase gain x the largest nearby sample); `above(level)` makes exact every block whose
+    bound exceeds `level`, so the envelope is exact wherever the true peak could exceed it."""
+
+    def __init__(self, audio: np.ndarray) -> None:
+        self.audio = audio
+        self.sample_peak = np.abs(audio).max(axis=0).astype(np.float32)     # (n,)
+        self.peaks = self.sample_peak * np.float32(max(1.0, _polyphase()[1]))
+        self.bound = _block_reduce(self.sample_peak, np.maximum) * np.float32(_polyphase()[2])  # (blocks,)
+        self.exact = np.zeros(self.bound.shape, dtype=bool)
+
+    def above(self, level: float) -> np.ndarray:
+        todo = np.flatnonzero((self.bound > level) & ~self.exact)
+        for start, stop in _runs(todo):
+            a, b = start * PEAK_BLOCK, min(stop * PEAK_BLOCK, self.peaks.shape[-1])
+            _interpolated_peaks(_segment(self.audio, a, b), self.peaks[a:b])
+        self.exact[todo] = True
+        return self.peaks
+
+    def upper(self) -> np.ndarray:
+        """Per-sample upper bound of the true peak: exact where computed, else the block bound."""
+        bound = np.repeat(self.bound, PEAK_BLOCK)[:self.peaks.shape[-1]]
+        return np.where(np.repeat(self.exact, PEAK_BLOCK)[:self.peaks.shape[-1]], self.peaks, bound)
+
+
+def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted block indices as [start, stop) runs of consecutive blocks."""
+    if indices.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(indices) > 1)
+    starts = np.concatenate([[indices[0]], indices[breaks + 1]])
+    stops = np.concatenate([indices[breaks], [indices[-1]]]) + 1
+    return list(zip(starts.tolist(), stops.tolist()))
+
+
+def _block_reduce(values: np.ndarray, fn) -> np.ndarray:
+    """fn (np.maximum / np.minimum) of `values` (n,) over each PEAK_BLOCK and its two neighbours."""
+    count = -(-values.shape[-1] // PEAK_BLOCK)
+    if count == 0:
+        return np.zeros(0, dtype=np.float32)
+    padded = np.empty(count * PEAK_BLOCK, dtype=np.float32)
+    padded[:values.shape[-1]] = values
+    padded[values.shape[-1]:] = values[-1]
+    block = fn.reduce(padded.reshape(count, PEAK_BLOCK), axis=1)
+    edged = np.concatenate([block[:1], block, block[-1:]])
+    return fn(fn(edged[:-2], edged[1:-1]), edged[2:])
+
+
+def _weighted_true_peak(envelope: _PeakEnvelope, weight: np.ndarray,
+                        spread: np.ndarray | None = None) -> float:
+    """Exact true peak (linear) of envelope.audio * weight, weight (n,) a smooth gain curve.
+
+    In a block the peak is at most the largest weight x (the track's own true peak) plus what the
+    weight's swing within the block and its neighbours (`spread`, per block) can add through
+    the filter; blocks are interpolated loudest bound first until no remaining bound can beat
+    the largest exact peak found."""
+    if spread is None:
+        spread = _block_reduce(weight, np.maximum) - _block_reduce(weight, np.minimum)
+    count = envelope.bound.shape[0]
+    scaled = np.zeros(count * PEAK_BLOCK, dtype=np.float32)
+    scaled[:weight.shape[-1]] = weight * envelope.upper()
+    block_bound = scaled.reshape(count, PEAK_BLOCK).max(axis=1) + envelope.bound * spread
+    best = float((envelope.sample_peak * weight).max(initial=0.0))
+    for block in np.argsort(block_bound)[::-1]:
+        if block_bound[block] <= best:
+            break
+        a, b = block * PEAK_BLOCK, min((block + 1) * PEAK_BLOCK, weight.shape[-1])
+        seg = _segment(envelope.audio, a, b) * _segment(weight[None, :], a, b)
+        peaks = np.zeros(b - a, dtype=np.float32)
+        _interpolated_peaks(seg, peaks)
+        best = max(best, float(peaks.max()))
+    return best
 
 
 def integrated_lufs(audio: np.ndarray, sr: int) -> float:
@@ -269,14 +385,14 @@ def _peak_envelope(audio: np.ndarray, also: Sequence[np.ndarray], sr: int) -> np
 
 def _limiter_gain(peaks: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
     """The gain curve of `limit` for a given per-sample peak envelope (n,)."""
-    ceiling = 10 ** (ceiling_db / 20)
-    need = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12))
+    ceiling = np.float32(10 ** (ceiling_db / 20))
+    need = np.minimum(np.float32(1.0), ceiling / np.maximum(peaks, np.float32(1e-12)), dtype=np.float32)
     if need.min() >= 1.0:
         return np.ones(peaks.shape[-1], dtype=np.float32)
     attack, release = int(LIMITER_ATTACK_MS * sr / 1000), int(LIMITER_RELEASE_MS * sr / 1000)
     held = _window_filter(minimum_filter1d, need, ahead=attack, behind=release)
     kernel = np.hanning(attack + release + 3)[1:-1]
-    kernel /= kernel.sum()
+    kernel = (kernel / kernel.sum()).astype(np.float32)
     # Weighted mean of held[i - attack .. i + release]: only values that saw the peak.
     padded = np.pad(held, (attack, release), mode="edge")
     gain = signal.oaconvolve(padded, kernel[::-1], mode="valid")
@@ -310,24 +426,34 @@ class LoudnessResult:
 
 @dataclass(frozen=True)
 class _Tracks:
-    """The mix before gain, its stems, and their joint per-sample true peak (n,) at unity gain.
-    True peaks scale with gain, so the envelope is measured once for every pass."""
+    """The mix before gain and the lazy true-peak envelopes of it and of its stems. True peaks
+    scale with gain, so each envelope is interpolated at most once, and only where a pass's
+    gain could take it over the ceiling."""
 
     audio: np.ndarray
-    stems: tuple[np.ndarray, ...]
-    peaks: np.ndarray
+    mix: _PeakEnvelope
+    stems: tuple[_PeakEnvelope, ...]
+
+    def joint_peaks(self, level: float) -> np.ndarray:
+        """Per-sample true peak (n,) of the loudest track, exact wherever it exceeds `level`."""
+        peaks = self.mix.above(level).copy()
+        for stem in self.stems:
+            np.maximum(peaks, stem.above(level), out=peaks)
+        return peaks
 
 
 def _gain_and_limit(tracks: _Tracks, sr: int, gain_db: float, ceiling_db: float) -> LoudnessResult:
     gain = np.float32(10 ** (gain_db / 20))
-    gained = tracks.audio * gain
-    curve = _limiter_gain(tracks.peaks * gain, sr, ceiling_db)
-    out = gained * curve
     ceiling = 10 ** (ceiling_db / 20)
+    curve = _limiter_gain(tracks.joint_peaks(ceiling / float(gain)) * gain, sr, ceiling_db)
+    weight = gain * curve
+    out = tracks.audio * weight
+    spread = _block_reduce(weight, np.maximum) - _block_reduce(weight, np.minimum)
     # Only a stem that could reach the ceiling needs measuring after limiting.
-    hot = [stem for stem in tracks.stems if float(np.abs(stem).max(initial=0.0)) * gain > 0.5 * ceiling]
-    stems_peak = max((true_peak_db(stem * (gain * curve), sr) for stem in hot), default=float("-inf"))
-    return LoudnessResult(out, gain_db, curve, integrated_lufs(out, sr), true_peak_db(out, sr), stems_peak)
+    hot = [stem for stem in tracks.stems if float(stem.sample_peak.max(initial=0.0)) * gain > 0.5 * ceiling]
+    stems_peak = max((_to_db(_weighted_true_peak(stem, weight, spread)) for stem in hot), default=float("-inf"))
+    mix_peak = _to_db(_weighted_true_peak(tracks.mix, weight, spread))
+    return LoudnessResult(out, gain_db, curve, integrated_lufs(out, sr), mix_peak, stems_peak)
 
 
 def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float, ceiling_db: float,
@@ -344,7 +470,7 @@ def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float, ceiling_d
     if not np.isfinite(measured):
         return LoudnessResult(audio, 0.0, np.ones(audio.shape[-1], np.float32), float("-inf"),
                               true_peak_db(audio, sr)), 0
-    tracks = _Tracks(audio, tuple(stems), _peak_envelope(audio, stems, sr))
+    tracks = _Tracks(audio, _PeakEnvelope(audio), tuple(_PeakEnvelope(stem) for stem in stems))
     gain_db = target_lufs - measured
     upper_db = gain_db + MAX_EXTRA_GAIN_DB
     margin_db, previous = 0.05, None
@@ -374,6 +500,14 @@ def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float, ceiling_d
 
 
 # ---------------------------------------------------------------------------- mix
+def _sum(tracks) -> np.ndarray:
+    tracks = list(tracks)
+    total = tracks[0].copy()
+    for track in tracks[1:]:
+        total += track
+    return total
+
+
 def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
         original: np.ndarray | None = None) -> Soundtrack:
     """Mix a render into the final soundtrack.
@@ -396,14 +530,14 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
     if render.sample_rate != sr:
         raise ValueError(f"render is at {render.sample_rate} Hz but the plan is at {sr} Hz")
     stems, seamless = place_cues(render, plan, options)
-    new_track = sum(stems.values()) if stems else np.zeros((2, total), dtype=np.float32)
+    new_track = _sum(stems.values()) if stems else np.zeros((2, total), dtype=np.float32)
     if original is not None:
         bed = _as_stereo(np.asarray(original, dtype=np.float32))
         if bed.shape[-1] != total:
             raise ValueError(f"original audio has {bed.shape[-1]} samples, the plan {total}")
         duck = duck_gain(new_track, sr, options.duck_db)
         stems["original"] = bed * (np.float32(10 ** (options.original_gain_db / 20)) * duck)
-    pre_limit = sum(stems.values()) if stems else new_track
+    pre_limit = _sum(stems.values()) if original is not None else new_track
     # A lone stem is the mix itself; several can each peak above the mix where they cancel.
     held = list(stems.values()) if len(stems) > 1 else []
     result, passes = normalize_loudness(pre_limit, sr, options.lufs, options.true_peak_db, held)

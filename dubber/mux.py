@@ -1,5 +1,11 @@
 """Put the dub into the video: the picture is copied bit for bit, the dub becomes the first (and
-default) audio track, the original sound optionally follows as a second track.
+default) audio track, the original sound (every audio track of the source) optionally follows.
+
+Tracks are named twice over: a `title` tag (what mp4/mkv players list) and the handler name
+(what QuickTime, Premiere and the .mov muxer keep; .mov drops titles and languages).
+Into mp4/mov a constant-rate picture gets a track timescale that holds every frame time as a
+whole number of ticks; timestamps from a millisecond container (.mkv, .webm) are snapped back to
+that exact frame grid, so the output reads 24000/1001 rather than a rate near it.
 
 The dub track is trimmed or padded to exactly round(frame_count * sr / fps) samples inside
 ffmpeg (atrim + apad), so the audio ends where the picture ends even if the WAV were off by a few
@@ -10,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from vision.types import MediaInfo
@@ -29,6 +36,7 @@ DUB_LANGUAGE = "zxx"   # ISO 639-2 "no linguistic content": music and effects, n
 # waveform error stays within a few dB of twoloop's.
 AAC_CODERS = ("fast", "twoloop")
 DEFAULT_AAC_CODER = "fast"
+MIN_TIMESCALE = 10_000   # ticks per second of an mp4/mov picture track at least (as ffmpeg picks)
 
 
 @dataclass(frozen=True)
@@ -104,20 +112,99 @@ def _dub_codec_args(codec: str, options: "MuxOptions", total_samples: int) -> li
             "-c:a:0", codec]
     if codec == "aac":
         args += _aac_args(0, options.bitrate, options.aac_coder)
-    return args + ["-disposition:a:0", "default",
-                   "-metadata:s:a:0", f"title={DUB_TITLE}", "-metadata:s:a:0", f"language={DUB_LANGUAGE}"]
+    return args + ["-disposition:a:0", "default", *_name_args(0, DUB_TITLE, options.container),
+                   "-metadata:s:a:0", f"language={DUB_LANGUAGE}"]
 
 
-def _original_args(info: MediaInfo, options: "MuxOptions") -> list[str]:
-    codec, container, dub_codec = info.audio_codec or "", options.container, options.codec
-    copy = container.copyable is None or codec in container.copyable
-    if not copy:
-        log.info("original audio (%s) cannot be stored in %s as-is; re-encoding it as %s",
-                 codec, container.muxer, dub_codec)
-    args = ["-map", "0:a:0", "-c:a:1", "copy" if copy else dub_codec]
-    if not copy and dub_codec == "aac":
-        args += _aac_args(1, options.bitrate, options.aac_coder)
-    return args + ["-disposition:a:1", "0", "-metadata:s:a:1", f"title={ORIGINAL_TITLE}"]
+def _name_args(index: int, name: str, container: "Container") -> list[str]:
+    """Label output audio stream `index`: the title mp4/mkv players list and, in mp4/mov, the
+    handler name (what QuickTime and Premiere show, and the only label .mov keeps)."""
+    args = [f"-metadata:s:a:{index}", f"title={name}"]
+    if container.muxer in ("mp4", "mov"):
+        args += [f"-metadata:s:a:{index}", f"handler_name={name}"]
+    return args
+
+
+@dataclass(frozen=True)
+class SourceAudio:
+    """One audio track of the source: codec (ffmpeg's canonical name), language and title tags."""
+
+    codec: str
+    language: str | None = None
+    title: str | None = None
+
+
+def source_audio_tracks(video_path: Path) -> tuple[SourceAudio, ...]:
+    """Every audio track of `video_path`, in file order (headers only, nothing decoded)."""
+    import av
+
+    try:
+        with av.open(str(video_path)) as container:
+            return tuple(_source_audio(stream) for stream in container.streams.audio)
+    except av.error.FFmpegError as err:
+        raise InputError(f"The video {video_path} cannot be read ({err}); check the file.") from err
+
+
+def _source_audio(stream) -> SourceAudio:
+    codec = getattr(stream.codec_context, "codec", None)
+    name = (codec.canonical_name or codec.name) if codec is not None else stream.codec_context.name
+    tags = {k.lower(): str(v) for k, v in stream.metadata.items()}
+    language = tags.get("language")
+    return SourceAudio(name or "", None if language in (None, "", "und") else language, tags.get("title") or None)
+
+
+def original_track_name(track: SourceAudio, number: int, count: int) -> str:
+    """"Original" for a lone track; numbered when there are several; the source's title kept."""
+    base = ORIGINAL_TITLE if count == 1 else f"{ORIGINAL_TITLE} {number}"
+    return f"{base}: {track.title}" if track.title else base
+
+
+def _original_args(tracks: tuple[SourceAudio, ...], options: "MuxOptions") -> list[str]:
+    """Every source audio track after the dub: copied where the container takes its codec, else
+    re-encoded as the dub is; never default; the source's language tag travels with it."""
+    container, dub_codec = options.container, options.codec
+    args = ["-map", "0:a"]
+    for number, track in enumerate(tracks, start=1):
+        copy = container.copyable is None or track.codec in container.copyable
+        if not copy:
+            log.info("original audio track %d (%s) cannot be stored in %s as-is; re-encoding it as %s",
+                     number, track.codec, container.muxer, dub_codec)
+        args += [f"-c:a:{number}", "copy" if copy else dub_codec]
+        if not copy and dub_codec == "aac":
+            args += _aac_args(number, options.bitrate, options.aac_coder)
+        name = original_track_name(track, number, len(tracks))
+        args += [f"-disposition:a:{number}", "0", *_name_args(number, name, container)]
+        if track.language:
+            args += [f"-metadata:s:a:{number}", f"language={track.language}"]
+    return args
+
+
+def video_timescale(fps: Fraction) -> int:
+    """Ticks per second for an mp4/mov picture track at `fps`: a multiple of fps's numerator, so
+    every frame time is a whole number of ticks, doubled up to at least MIN_TIMESCALE."""
+    timescale = fps.numerator
+    while timescale < MIN_TIMESCALE:
+        timescale *= 2
+    return timescale
+
+
+def _video_timing_args(info: MediaInfo, container: "Container") -> list[str]:
+    """Exact frame timing and Apple's HEVC tag for mp4/mov; nothing for mkv or VFR pictures."""
+    if container.muxer not in ("mp4", "mov"):
+        return []
+    args = ["-tag:v", "hvc1"] if info.video_codec == "hevc" else []
+    if info.is_vfr or info.fps <= 0:
+        return args
+    timescale = video_timescale(info.fps)
+    args += ["-video_track_timescale", str(timescale)]
+    frame_ticks = timescale * info.fps.denominator // info.fps.numerator
+    if (1 / (info.fps * info.time_base)).denominator != 1:
+        # The source's clock cannot hold the frame times (1 ms in mkv): snap every timestamp,
+        # counted in the new ticks from the first packet, to the nearest frame.
+        snap = f"round((%s-STARTPTS)/{frame_ticks})*{frame_ticks}+STARTPTS"
+        args += ["-bsf:v", f"setts=time_base=1/{timescale}:prescale=1:pts={snap % 'PTS'}:"
+                           f"dts={snap % 'DTS'}:duration={frame_ticks}"]
+    return args
 
 
 @dataclass(frozen=True)
@@ -130,6 +217,7 @@ class MuxOptions:
     bitrate: str
     original_audio: bool
     aac_coder: str = DEFAULT_AAC_CODER
+    original_tracks: tuple[SourceAudio, ...] = ()
 
 
 def mux_args(video_path: Path, audio_wav_path: Path, out_temp: Path, info: MediaInfo,
@@ -139,13 +227,15 @@ def mux_args(video_path: Path, audio_wav_path: Path, out_temp: Path, info: Media
     sample_rate, _ = _wav_facts(audio_wav_path)
     end_s = info.frame_time(info.frame_count)
     args = ["-i", str(video_path), "-i", str(audio_wav_path),
-            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"]
+            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *_video_timing_args(info, container)]
     args += _dub_codec_args(options.codec, options, info.total_samples(sample_rate))
-    if options.original_audio:
-        args += _original_args(info, options)
+    if options.original_audio and options.original_tracks:
+        args += _original_args(options.original_tracks, options)
     # -t stops copied streams at the picture's end (a kept original is often a few ms longer);
     # the last frame starts a whole frame earlier, so the picture is never cut.
     args += ["-t", f"{float(end_s):.6f}", "-map_metadata", "0", "-map_chapters", "0"]
+    if info.start_timecode:
+        args += ["-timecode", info.start_timecode]   # only the picture is mapped, not a tmcd track
     if container.faststart:
         args += ["-movflags", "+faststart"]
     return args + ["-f", container.muxer, str(out_temp)]
@@ -165,14 +255,15 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
         out_path: str | os.PathLike[str], *, original_audio: bool = False, video_info: MediaInfo,
         audio_codec: str | None = None, audio_bitrate: str = "320k", aac_coder: str = DEFAULT_AAC_CODER) -> None:
     """Write `out_path`: the video stream of `video_path` copied, the dub WAV as the first,
-    default audio track ("Dub"), and the original audio as a second track when asked.
+    default audio track ("Dub"), and the original audio tracks after it when asked.
 
     Args:
         video_path: the source video (never modified).
         audio_wav_path: the mixed dub, as long as the video.
         out_path: .mp4, .m4v, .mov or .mkv; written atomically.
-        original_audio: keep the source's first audio track (copied when the container allows).
-        video_info: the probed facts of `video_path` (frame count, fps, audio codec).
+        original_audio: keep every audio track of the source after the dub (each copied when
+            the container allows, else re-encoded like the dub), with its language tag.
+        video_info: the probed facts of `video_path` (frame count, fps, codec, timecode).
         audio_codec: dub codec; None picks by container (AAC for mp4/mov, FLAC for mkv).
         audio_bitrate: AAC bitrate.
         aac_coder: ffmpeg's AAC quantizer search, "fast" (default) or "twoloop" (slower).
@@ -195,7 +286,8 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
     expected = video_info.total_samples(sample_rate)
     if samples != expected:
         log.warning("dub WAV has %d samples, the video needs %d; trimming/padding to fit", samples, expected)
-    options = MuxOptions(container_for(out), codec, audio_bitrate, keep, aac_coder)
+    tracks = source_audio_tracks(video) if keep else ()
+    options = MuxOptions(container_for(out), codec, audio_bitrate, keep, aac_coder, tracks)
     with atomic_output(out) as temp:
         run_ffmpeg(mux_args(video, wav, temp, video_info, options), what=f"writing {out.name}")
     log.info("wrote %s", out)

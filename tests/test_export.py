@@ -225,3 +225,88 @@ def test_exported_files_get_the_permissions_of_any_new_file(tmp_path, ntsc_run):
     assert plain == 0o664
     assert modes == {name: oct(plain) for name in ("film_stems/mix.wav", "film_stems/music.wav",
                                                    "film_stems/fx.wav", "film.srt", "film.dub.json")}
+
+
+def _with_timecode(analysis: VideoAnalysis, timecode: str | None, **media_changes) -> VideoAnalysis:
+    media = MediaInfo.from_dict({**analysis.media.to_dict(), "start_timecode": timecode, **media_changes})
+    return VideoAnalysis(media=media, shots=analysis.shots, events=analysis.events, motion=analysis.motion,
+                         captions=analysis.captions)
+
+
+def test_otio_starts_at_the_video_timecode(tmp_path):
+    analysis = _with_timecode(_analysis(NTSC, [0, 24, 100, 300]), "01:00:00:00")
+    plan = make_plan(analysis, PlanOptions(seed=5))
+    files = TimelineMedia(video_path="/videos/cartoon.mp4", mix_path="/tmp/mix.wav",
+                          original_path="/videos/cartoon.mp4")
+    timeline = otio.adapters.read_from_file(str(write_otio(tmp_path / "t.otio", plan, analysis.media, files)))
+    assert otio.opentime.to_timecode(timeline.global_start_time, float(NTSC)) == "01:00:00:00"
+    hour = 86_400                                                     # frames in an hour at 24000/1001 NDF
+    for track in ("V1", "Original"):                                  # the source file's own frame numbers
+        clip = next(t for t in timeline.tracks if t.name == track).find_clips()[0]
+        assert clip.source_range.start_time.value == hour and clip.source_range.duration.value == 300
+        assert clip.media_reference.available_range.start_time.value == hour
+        assert clip.range_in_parent().start_time.value == 0
+    dub = next(t for t in timeline.tracks if t.name == "Dub")
+    for clip, cue in zip(dub.find_clips(), plan.cues):                # placed as before, relative to the start
+        assert clip.range_in_parent().start_time.value == cue.start_frame
+        assert clip.source_range.start_time.value == cue.start_frame
+    # An explicit start still wins; a video without timecode still starts at zero.
+    chosen = write_otio(tmp_path / "c.otio", plan, analysis.media, files, TimelineOptions(start_timecode="10:00:00:00"))
+    assert otio.opentime.to_timecode(otio.adapters.read_from_file(str(chosen)).global_start_time,
+                                     float(NTSC)) == "10:00:00:00"
+    plain = _with_timecode(analysis, None)
+    timeline = otio.adapters.read_from_file(str(write_otio(tmp_path / "p.otio", plan, plain.media, files)))
+    assert timeline.global_start_time.value == 0
+    assert timeline.tracks[0].find_clips()[0].source_range.start_time.value == 0
+
+
+def test_otio_drop_frame_timecode_at_2997(tmp_path):
+    fps = Fraction(30000, 1001)
+    analysis = _with_timecode(_analysis(fps, [0, 30, 90]), "00:59:59;28")
+    plan = make_plan(analysis, PlanOptions())
+    files = TimelineMedia(video_path="/videos/cartoon.mp4", mix_path="/tmp/mix.wav")
+    timeline = otio.adapters.read_from_file(str(write_otio(tmp_path / "t.otio", plan, analysis.media, files)))
+    # 59:59;28 in drop-frame is frame 107890 (108 frame numbers are skipped per hour).
+    assert timeline.global_start_time.value == 107_890
+    assert otio.opentime.to_timecode(timeline.global_start_time, float(fps), True) == "00:59:59;28"
+    assert timeline.tracks[0].find_clips()[0].source_range.start_time.value == 107_890
+    text = write_fcpxml(tmp_path / "t.fcpxml", plan, analysis.media, files).read_text()
+    sequence = ET.fromstring(text.split("<!DOCTYPE fcpxml>", 1)[1]).find(".//sequence")
+    assert sequence.get("tcFormat") == "DF" and _seconds(sequence.get("tcStart")) == 107_890 / fps
+
+
+def _fcpxml_root(path) -> ET.Element:
+    return ET.fromstring(path.read_text().split("<!DOCTYPE fcpxml>", 1)[1])
+
+
+def test_fcpxml_sequence_starts_at_the_video_timecode_with_format_and_sound(tmp_path):
+    analysis = _with_timecode(_analysis(NTSC, [0, 24, 100, 300]), "01:00:00:00", width=1920, height=1080)
+    plan = make_plan(analysis, PlanOptions(seed=5))
+    # The timeline references the dubbed output, whose picture file carries the dub.
+    files = TimelineMedia(video_path="/videos/cartoon.dub.mp4", mix_path="/tmp/mix.wav")
+    root = _fcpxml_root(write_fcpxml(tmp_path / "t.fcpxml", plan, analysis.media, files))
+    hour_s = Fraction(86_400) / NTSC
+    sequence = root.find(".//sequence")
+    assert _seconds(sequence.get("tcStart")) == hour_s and sequence.get("tcFormat") == "NDF"
+    picture = sequence.find("spine")[0]
+    assert _seconds(picture.get("offset")) == hour_s and _seconds(picture.get("start")) == hour_s
+    lane_clips = [e for e in picture.iter("clip") if e.get("name", "").startswith("shot_")]
+    assert [_seconds(e.get("offset")) for e in lane_clips] == [hour_s + c.start_frame / NTSC for c in plan.cues]
+    (fmt,) = root.iter("format")
+    assert (fmt.get("width"), fmt.get("height"), fmt.get("name")) == ("1920", "1080", "FFVideoFormat1080p2398")
+    video_asset = next(a for a in root.iter("asset") if a.get("src", "").endswith("cartoon.dub.mp4"))
+    assert video_asset.get("hasAudio") == "1" and video_asset.get("hasVideo") == "1"
+    assert _seconds(video_asset.get("start")) == hour_s
+
+
+def test_fcpxml_format_size_is_as_displayed(tmp_path):
+    analysis = _with_timecode(_analysis(Fraction(30), [0, 30, 60], has_audio=False), None, rotation=90)
+    plan = make_plan(analysis, PlanOptions())
+    files = TimelineMedia(video_path="/videos/cartoon.mp4", mix_path="/tmp/mix.wav")
+    root = _fcpxml_root(write_fcpxml(tmp_path / "t.fcpxml", plan, analysis.media, files))
+    (fmt,) = root.iter("format")
+    assert (fmt.get("width"), fmt.get("height")) == ("180", "320")   # a phone clip shot upright
+    video_asset = next(a for a in root.iter("asset") if a.get("src", "").endswith("cartoon.mp4"))
+    assert video_asset.get("hasAudio") == "0"                         # the silent source itself
+    sequence = root.find(".//sequence")
+    assert sequence.get("tcStart") == "0s" and sequence.find("spine")[0].get("offset") == "0s"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -251,3 +252,114 @@ def test_default_aac_encode_is_faster_and_keeps_the_sound(sample_30p_silent, tmp
     with pytest.raises(OutputError, match="fast, twoloop"):
         mux(video, wav, tmp_path / "bad.mp4", video_info=info, aac_coder="slow")
     assert not (tmp_path / "bad.mp4").exists()
+
+
+def _audio_tags(path: Path) -> list[tuple[str, str, str, str | None, bool]]:
+    """(codec, title, handler name, language, default?) of every audio stream."""
+    with av.open(str(path)) as container:
+        return [(s.codec_context.name, s.metadata.get("title") or s.metadata.get("name", ""),
+                 s.metadata.get("handler_name", ""),
+                 s.metadata.get("language"), bool(s.disposition & av.stream.Disposition.default))
+                for s in container.streams.audio]
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".mp4"])
+def test_tracks_are_named_in_mov_and_mp4(sample_24p, tmp_path, suffix):
+    video, _ = sample_24p
+    info = probe(video)
+    wav, _ = _dub_wav(tmp_path, info.total_samples(SR))
+    out = tmp_path / f"out{suffix}"
+    mux(video, wav, out, original_audio=True, video_info=info)
+    tags = _audio_tags(out)
+    # The handler name is what QuickTime and Premiere show, and the only label .mov keeps.
+    assert [(t[2], t[4]) for t in tags] == [("Dub", True), ("Original", False)]
+    if suffix == ".mp4":
+        assert [t[1] for t in tags] == ["Dub", "Original"]
+
+
+@pytest.fixture()
+def two_language_source(sample_24p, tmp_path) -> Path:
+    """The 24p sample with a second, French PCM track after its English AAC one (a .mov)."""
+    video, _ = sample_24p
+    source = tmp_path / "two_languages.mov"
+    run_ffmpeg(["-i", str(video), "-f", "lavfi", "-i", "sine=frequency=330:sample_rate=48000:duration=6",
+                "-map", "0:v", "-map", "0:a", "-map", "1:a", "-c:v", "copy", "-c:a:0", "copy",
+                "-c:a:1", "pcm_s16le", "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra",
+                "-disposition:a:0", "default", "-disposition:a:1", "default", "-shortest", str(source)],
+               what="making a two-language source")
+    return source
+
+
+def test_every_original_track_is_kept_with_its_language(two_language_source, tmp_path):
+    info = probe(two_language_source)
+    wav, _ = _dub_wav(tmp_path, info.total_samples(SR))
+    mp4, mkv = tmp_path / "out.mp4", tmp_path / "out.mkv"
+    mux(two_language_source, wav, mp4, original_audio=True, video_info=info)
+    mux(two_language_source, wav, mkv, original_audio=True, video_info=info)
+    # MP4 cannot hold PCM, so the French track is encoded like the dub; mkv copies it as it is.
+    assert _audio_tags(mp4) == [("aac", "Dub", "Dub", "zxx", True),
+                                ("aac", "Original 1", "Original 1", "eng", False),
+                                ("aac", "Original 2", "Original 2", "fra", False)]
+    assert [(t[0], t[1], t[3], t[4]) for t in _audio_tags(mkv)] == [
+        ("flac", "Dub", "zxx", True), ("aac", "Original 1", "eng", False),
+        ("pcm_s16le", "Original 2", "fra", False)]
+    with av.open(str(two_language_source)) as src, av.open(str(mkv)) as dst:
+        for index in (0, 1):                                          # copied packet for packet
+            src_packets = [bytes(p) for p in src.demux(src.streams.audio[index]) if p.size]
+            src.seek(0)
+            out_packets = [bytes(p) for p in dst.demux(dst.streams.audio[index + 1]) if p.size]
+            dst.seek(0)
+            assert out_packets and out_packets == src_packets[:len(out_packets)]
+    french, _ = _decode_audio(mp4, 2)
+    spectrum = np.abs(np.fft.rfft(french[SR:2 * SR, 0]))
+    assert abs(int(np.argmax(spectrum)) - 330) <= 1                  # the French track's own sound
+
+
+def _packet_timing(path: Path) -> tuple[Fraction, list[bytes], set[Fraction]]:
+    """(average frame rate, payloads, packet durations in seconds) of the video stream."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        packets = [p for p in container.demux(stream) if p.size]
+        return (Fraction(stream.average_rate), [bytes(p) for p in packets],
+                {Fraction(p.duration) * Fraction(stream.time_base) for p in packets})
+
+
+def _has_encoder(name: str) -> bool:
+    done = run_ffmpeg(["-encoders"], what="listing encoders")
+    return any(line.split()[1:2] == [name] for line in done.stdout.splitlines() if line.strip())
+
+
+@pytest.mark.parametrize("codec, encoder", [("h264", "libx264"), ("hevc", "libx265")])
+def test_mkv_source_keeps_its_exact_ntsc_rate_in_mp4(tmp_path, codec, encoder):
+    if not _has_encoder(encoder):
+        pytest.skip(f"this ffmpeg has no {encoder}")
+    source = tmp_path / f"{codec}.mkv"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=24000/1001:duration=3", "-c:v", encoder,
+                "-preset", "ultrafast", "-bf", "2", "-pix_fmt", "yuv420p", *(["-x265-params", "log-level=error"]
+                if codec == "hevc" else []), str(source)], what="making an mkv source")
+    info = probe(source)
+    assert info.fps == Fraction(24000, 1001) and info.time_base == Fraction(1, 1000)
+    wav, _ = _dub_wav(tmp_path, info.total_samples(SR))
+    out = tmp_path / "out.mp4"
+    mux(source, wav, out, video_info=info)
+    rate, payloads, durations = _packet_timing(out)
+    assert rate == Fraction(24000, 1001)                              # not 28800/1201
+    assert durations == {Fraction(1001, 24000)}
+    assert payloads == _packet_timing(source)[1]                       # the picture's bytes untouched
+    assert probe(out).fps == Fraction(24000, 1001) and probe(out).frame_count == info.frame_count
+    if codec == "hevc":
+        with av.open(str(out)) as container:
+            assert container.streams.video[0].codec_context.codec_tag == "hvc1"   # Apple players need it
+
+
+def test_the_source_timecode_is_carried_into_the_output(sample_30p_silent, tmp_path):
+    video, _ = sample_30p_silent
+    stamped = tmp_path / "stamped.mov"
+    run_ffmpeg(["-i", str(video), "-c", "copy", "-timecode", "01:00:00:00", str(stamped)], what="stamping")
+    info = probe(stamped)
+    assert info.start_timecode == "01:00:00:00"
+    wav, _ = _dub_wav(tmp_path, info.total_samples(SR))
+    for suffix in (".mp4", ".mov", ".mkv"):
+        out = tmp_path / f"out{suffix}"
+        mux(stamped, wav, out, video_info=info)
+        assert probe(out).start_timecode == "01:00:00:00", suffix
