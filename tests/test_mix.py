@@ -255,12 +255,10 @@ def test_stems_that_cancel_in_the_mix_stay_under_the_ceiling(against, own, reach
     assert (abs(measured - -14.0) <= 0.5) == reachable, measured
 
 
-def test_mixing_costs_a_few_loudness_measurements():
-    # A minute of music and effects, mixed to a streaming and a broadcast target. True-peak work
-    # (4x oversampling of the mix and each stem, once per pass) used to cost 16-20 loudness
-    # measurements of the same audio per mix; CPU time is compared, so a busy machine slows both.
-    import time
-
+def test_a_minute_of_stems_meets_streaming_and_broadcast_targets():
+    # A minute of music and effects (the limiter's block-wise peak search must find every
+    # over-the-ceiling peak, not only those in the first blocks). Mixing speed is a benchmark
+    # question (bench/pipeline.py), not a test.
     plan = make_plan([0, 20 * SR, 40 * SR, 60 * SR])
 
     def stem(seed: int) -> np.ndarray:   # 20 s: a 5 s phrase played four times
@@ -268,18 +266,9 @@ def test_mixing_costs_a_few_loudness_measurements():
 
     cues = tuple(CueAudio(c.index, c.start_sample, {"music": stem(i), "fx": 0.5 * stem(10 + i)[:, ::-1].copy()})
                  for i, c in enumerate(plan.cues))
-    warm_up = make_plan([0, SR])
-    mix(make_render(warm_up, [music_like(SR, 0)]), warm_up)          # one-time imports and filter design
-    mix_s = measure_s = 0.0
     for target in (-16.0, -23.0):
-        start = time.process_time()
         track = mix(RenderResult("test", SR, cues), plan, MixOptions(lufs=target))
-        mix_s += time.process_time() - start
-        times = []
-        for _ in range(3):
-            start = time.process_time()
-            measured = pyloudnorm.Meter(SR).integrated_loudness(track.mix.T.astype(np.float64))
-            times.append(time.process_time() - start)
-        measure_s += min(times)
+        measured = pyloudnorm.Meter(SR).integrated_loudness(track.mix.T.astype(np.float64))
         assert abs(measured - target) <= 0.5 and true_peak_resample_poly(track.mix) <= -1.0
-    assert mix_s < 12 * measure_s, (mix_s, measure_s)
+        for name, audio in track.stems.items():
+            assert true_peak_resample_poly(audio) <= -1.0, name

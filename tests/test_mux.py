@@ -226,29 +226,25 @@ def _band_levels_db(audio: np.ndarray) -> np.ndarray:
                      for lo, hi in zip(edges[:-1], edges[1:])])
 
 
-def test_default_aac_encode_is_faster_and_keeps_the_sound(sample_30p_silent, tmp_path):
-    import resource
-
+def test_both_aac_coders_keep_the_sound(sample_30p_silent, tmp_path):
+    # Which coder is faster is a benchmark question (bench/pipeline.py times the mux); here
+    # both must keep the music, and the option must reach ffmpeg.
     video, _ = sample_30p_silent
     info = probe(video)
     total = info.total_samples(SR)
     wav, source = _music_wav(tmp_path, total)
     reference = _band_levels_db(source)
     loud = reference > reference.max() - 60                             # bands that carry the music
-    cpu_s, decoded = {}, {}
+    decoded = {}
     for coder in ("fast", "twoloop"):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         kwargs = {} if coder == "fast" else {"aac_coder": "twoloop"}     # fast is the default
         mux(video, wav, tmp_path / f"{coder}.mp4", video_info=info, **kwargs)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_s[coder] = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
         decoded[coder] = _decode_audio(tmp_path / f"{coder}.mp4", 0)[0][:total].astype(np.float64)
         error = np.abs(_band_levels_db(decoded[coder]) - reference)[loud]
         assert error.mean() < 0.3 and np.percentile(error, 99) < 3.0, (coder, error.mean())
         low = np.sum(source[:, 0] ** 2) / np.sum((decoded[coder][:, 0] - source[:, 0]) ** 2)
         assert 10 * np.log10(low) > 15, coder                              # waveform kept, not just levels
     assert not np.array_equal(decoded["fast"], decoded["twoloop"])
-    assert cpu_s["fast"] < 0.8 * cpu_s["twoloop"], cpu_s
     with pytest.raises(OutputError, match="fast, twoloop"):
         mux(video, wav, tmp_path / "bad.mp4", video_info=info, aac_coder="slow")
     assert not (tmp_path / "bad.mp4").exists()
