@@ -39,10 +39,6 @@ STAGES = ("probe", "analyze", "plan", "render", "mix", "mux", "export")
 # Cues rendered per backend call (None: all at once). Fixed per backend, so a resumed run renders the
 # same groups as an uninterrupted one (identical audio).
 RENDER_GROUP: dict[str, int | None] = {"audiostory": 4}
-# Backends that draw the whole soundtrack in one pass and cut it into cues: every call costs the
-# whole timeline, so their missing cues go to one call whatever --render-group says. A backend
-# class may say so itself with `RENDERS_WHOLE_TIMELINE = True`.
-WHOLE_TIMELINE_BACKENDS = frozenset({"sketch"})
 
 
 @dataclass(frozen=True)
@@ -295,7 +291,7 @@ def _render(name: str, plan: Any, analysis: Any, analysis_key: str, options: Dub
     backend = _build_backend(name, options)
     store = _stage_cache(options).cue_store(_render_key(analysis, analysis_key, plan, name, options))
     # Free timing, like the sketch, draws the whole soundtrack in one call.
-    whole = options.timing == "free" or getattr(backend, "RENDERS_WHOLE_TIMELINE", name in WHOLE_TIMELINE_BACKENDS)
+    whole = options.timing == "free" or backend.RENDERS_WHOLE_TIMELINE
     size = None if whole else (options.render_group or RENDER_GROUP.get(name))
     return render_cached(backend, plan, analysis, store, progress, size, whole_timeline=whole)
 
@@ -382,7 +378,8 @@ def _export(dest: _Destinations, analysis: Any, plan: Any, render: Any, soundtra
             written["mix" if name == "mix" else f"stem:{name}"] = str(p)
     if dest.timeline_stem is not None:
         files = TimelineMedia(video_path=str(dest.video), mix_path=written["mix"],
-                              stem_paths={k[5:]: v for k, v in written.items() if k.startswith("stem:")})
+                              stem_paths={k[5:]: v for k, v in written.items() if k.startswith("stem:")},
+                              original_path=analysis.media.path if analysis.media.has_audio else None)
         t = dest.timeline_stem
         written["srt"] = str(export.write_srt(t.with_name(t.name + ".srt"), plan, analysis.media))
         written["otio"] = str(export.write_otio(t.with_name(t.name + ".otio"), plan, analysis.media, files))

@@ -128,11 +128,9 @@ class ExportOptions:
 # ----------------------------------------------------------------------------- manifest
 
 def tool_version() -> str:
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-        return version("dubber")
-    except PackageNotFoundError:
-        return "0+unknown"
+    from . import __version__
+
+    return __version__
 
 
 def _finite(value: float | None) -> float | None:

@@ -82,7 +82,11 @@ def test_mkv_with_flac_keeps_mkv_and_the_timeline_lands_on_the_shots(sample_24p,
         assert soundfile.info(str(stems / f"{name}.wav")).frames == _expected_samples(truth)
     starts = [s["start_frame"] for s in truth["shots"]]
     timeline = otio.adapters.read_from_file(str(clip.with_name("scene.dub.otio")))
-    dub_track = next(t for t in timeline.tracks if t.kind == otio.schema.TrackKind.Audio)
+    # The source's own sound stays available to the editor beside the dub.
+    assert [t.name for t in timeline.tracks] == ["V1", "Original", "Dub"]
+    original = timeline.tracks[1].find_clips()[0].media_reference.target_url
+    assert original == clip.resolve().as_uri()
+    dub_track = next(t for t in timeline.tracks if t.name == "Dub")
     clips = list(dub_track.find_clips())
     assert [dub_track.range_of_child(c).start_time.to_frames() for c in clips] == starts
     cues = json.loads(clip.with_name("scene.dub.json").read_text())["plan"]["cues"]

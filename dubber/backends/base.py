@@ -17,6 +17,9 @@ class DubBackend(ABC):
     """
 
     NAME: ClassVar[str] = ""
+    # True for backends that draw the whole soundtrack in one pass and cut it into cues: any call
+    # costs the whole timeline, so the caller renders all missing cues in one call.
+    RENDERS_WHOLE_TIMELINE: ClassVar[bool] = False
 
     @abstractmethod
     def render(self, plan: DubPlan, analysis: VideoAnalysis, progress: ProgressFn = no_progress) -> RenderResult:

@@ -514,6 +514,7 @@ class SketchBackend(DubBackend):
     """Procedural cartoon music and effects, on any CPU, in well under real time."""
 
     NAME = "sketch"
+    RENDERS_WHOLE_TIMELINE = True
 
     def __init__(self, options: object | None = None, sketch: SketchOptions | None = None) -> None:
         # `options` is the registry's BackendOptions (model, device, timing): none of it applies
