@@ -364,43 +364,29 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
 def _export(dest: _Destinations, analysis: Any, plan: Any, render: Any, soundtrack: Any,
             options: DubOptions) -> tuple[dict[str, str], list[str]]:
     from . import export
-    from .timeline import TimelineMedia
 
     inputs = export.ExportInputs(analysis=analysis, plan=plan, soundtrack=soundtrack, render=render,
                                  video_path=str(dest.video), settings=_settings_record(options, dest))
-    written: dict[str, str] = {"video": str(dest.video)}
+    paths = export.ExportPaths(manifest=dest.manifest, stems_dir=dest.stems, timeline_stem=dest.timeline_stem)
+    # A video at a rate FCPXML cannot express still gets its .otio timeline, and a note instead of the FCPXML.
+    result = export.export_all(paths, inputs, export.ExportOptions(fcpxml=True, skip_unsupported_fcpxml=True),
+                               extra_outputs={"video": dest.video})
     # A silent input has no sound to keep: say so rather than leave a missing track unexplained.
     notes = ["the input has no audio track, so --keep-original kept nothing"] if (
         options.keep_original and not analysis.media.has_audio) else []
-    if dest.stems is not None:
-        dest.stems.mkdir(parents=True, exist_ok=True)
-        for name, p in export.write_stems(dest.stems, soundtrack).items():
-            written["mix" if name == "mix" else f"stem:{name}"] = str(p)
-    if dest.timeline_stem is not None:
-        files = TimelineMedia(video_path=str(dest.video), mix_path=written["mix"],
-                              stem_paths={k[5:]: v for k, v in written.items() if k.startswith("stem:")},
-                              original_path=analysis.media.path if analysis.media.has_audio else None)
-        t = dest.timeline_stem
-        written["srt"] = str(export.write_srt(t.with_name(t.name + ".srt"), plan, analysis.media))
-        written["otio"] = str(export.write_otio(t.with_name(t.name + ".otio"), plan, analysis.media, files))
-        try:
-            written["fcpxml"] = str(export.write_fcpxml(t.with_name(t.name + ".fcpxml"), plan, analysis.media, files))
-        except OutputError as err:
-            notes.append(f"no FCPXML written: {err}")
-    written["manifest"] = str(export.write_manifest(dest.manifest, inputs, written))
-    return written, notes
+    return {role: str(p) for role, p in result.outputs.items()}, notes + list(result.notes)
 
 
 def _settings_record(options: DubOptions, dest: _Destinations) -> dict[str, Any]:
     """The run's options for the manifest, with paths made independent of the working folder: the
     stems folder as the manifest records its other outputs (relative to the manifest's folder when
     inside it, else absolute), input paths absolute."""
-    from .export import _relative
+    from .export import relative_to_manifest
 
     def absolute(p: str | None) -> str | None:
         return str(Path(p).expanduser().resolve()) if p is not None else None
 
-    stems = _relative(dest.stems, dest.manifest.resolve().parent) if options.stems_dir is not None else None
+    stems = relative_to_manifest(dest.stems, dest.manifest.resolve().parent) if options.stems_dir is not None else None
     return {**asdict(options), "lufs": resolve_lufs(options.lufs), "stems_dir": stems,
             "plan_path": absolute(options.plan_path), "cache_dir": absolute(options.cache_dir)}
 

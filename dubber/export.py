@@ -1,11 +1,13 @@
 """Everything a dub leaves behind besides the video: manifest, stems, captions, timelines.
 
-- `<name>.dub.json`: the manifest (schema MANIFEST_SCHEMA): tool version, media facts, the whole
-  analysis, the plan, who rendered it (backend, model id and revision), seeds, measured loudness
-  and the files written, so automation never has to re-derive anything.
-- `<name>_stems/mix.wav` and one WAV per stem, each the full length of the video.
-- `<name>.srt`: shot captions timed from exact frame times.
-- `<name>.otio` and `<name>.fcpxml`: editor timelines (see `dubber.timeline`).
+`export_all` writes them where an `ExportPaths` says (`ExportPaths.in_folder` gives the usual layout):
+
+- the manifest (schema MANIFEST_SCHEMA, e.g. `<name>.dub.json`): tool version, media facts, the
+  whole analysis, the plan, who rendered it (backend, model id and revision), seeds, measured
+  loudness and the files written, so automation never has to re-derive anything.
+- a stems folder with `mix.wav` and one WAV per stem, each the full length of the video.
+- `<timeline stem>.srt`: shot captions timed from exact frame times.
+- `<timeline stem>.otio` and `.fcpxml`: editor timelines (see `dubber.timeline`).
 
 Every file is written under a temporary name in its destination folder and renamed when
 complete, so an interrupted export never leaves a file that looks finished.
@@ -114,15 +116,62 @@ class ExportInputs:
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """Which files `export_all` writes. Timelines need the mix WAV, so they write it even when
-    `stems` is off."""
+    """Which files `export_all` writes besides those its `ExportPaths` leave out.
 
-    manifest: bool = True
+    Attributes:
+        stems: one WAV per stem next to `mix.wav` (the mix is written whenever a stems folder is given).
+        srt, otio, fcpxml: the timeline files written under the timeline stem.
+        skip_unsupported_fcpxml: when FCPXML cannot be written (a frame rate it has no format for,
+            or its adapter missing), leave it out and say why in `ExportResult.notes` instead of raising.
+        timeline: how the .otio/.fcpxml timelines are laid out.
+    """
+
     stems: bool = True
     srt: bool = True
     otio: bool = True
     fcpxml: bool = False
+    skip_unsupported_fcpxml: bool = False
     timeline: TimelineOptions = TimelineOptions()
+
+
+@dataclass(frozen=True)
+class ExportPaths:
+    """Where `export_all` writes; each None leaves that group of files out.
+
+    Attributes:
+        manifest: the manifest file; the outputs it lists are recorded relative to its folder.
+        stems_dir: folder for `mix.wav` and the stem WAVs, created (parents too) when missing.
+            Timelines reference the mix, so .otio/.fcpxml need it.
+        timeline_stem: `<folder>/<name>`; ".srt", ".otio" and ".fcpxml" are appended to it.
+    """
+
+    manifest: Path | None = None
+    stems_dir: Path | None = None
+    timeline_stem: Path | None = None
+
+    @classmethod
+    def in_folder(cls, folder: str | os.PathLike[str], basename: str) -> "ExportPaths":
+        """All exports side by side in `folder`: `<basename>.dub.json`, `<basename>_stems/`,
+        `<basename>.srt`, `<basename>.otio`, `<basename>.fcpxml`."""
+        out = Path(folder).expanduser()
+        return cls(manifest=out / f"{basename}.dub.json", stems_dir=out / f"{basename}_stems",
+                   timeline_stem=out / basename)
+
+    def timeline_file(self, suffix: str) -> Path:
+        """The timeline stem with `suffix` (".otio", ...) appended, not substituted: names may hold dots."""
+        if self.timeline_stem is None:
+            raise ValueError("no timeline stem was given")
+        return self.timeline_stem.with_name(self.timeline_stem.name + suffix)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What `export_all` wrote: `outputs` maps a role ("video", "mix", "stem:fx", "srt", "otio",
+    "fcpxml", "manifest") to its file, the extra outputs first and the manifest last; `notes` say
+    which requested files were left out, and why."""
+
+    outputs: dict[str, Path]
+    notes: tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------- manifest
@@ -152,11 +201,12 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot record {type(value).__name__} in the manifest")
 
 
-def _relative(path: str | os.PathLike[str], base: Path) -> str:
-    """Paths inside the manifest's folder are stored relative to it, so a folder can be moved."""
+def relative_to_manifest(path: str | os.PathLike[str], manifest_dir: Path) -> str:
+    """How the manifest records `path`: relative to the manifest's folder (`manifest_dir`) when
+    inside it, so the folder can be moved, else absolute."""
     resolved = Path(path).expanduser().resolve()
     try:
-        return resolved.relative_to(base).as_posix()
+        return resolved.relative_to(manifest_dir).as_posix()
     except ValueError:
         return str(resolved)
 
@@ -201,7 +251,7 @@ def build_manifest(inputs: ExportInputs, outputs: Mapping[str, str | os.PathLike
         "render": _render_facts(inputs.render),
         "seeds": {"base": plan.seed, "cues": [cue.seed for cue in plan.cues]},
         "loudness": _loudness_facts(inputs.soundtrack),
-        "outputs": {role: _relative(path, manifest_dir) for role, path in outputs.items()},
+        "outputs": {role: relative_to_manifest(path, manifest_dir) for role, path in outputs.items()},
         "settings": dict(inputs.settings),
     }
 
@@ -264,47 +314,103 @@ def write_fcpxml(path: str | os.PathLike[str], plan: DubPlan, media: MediaInfo, 
     return atomic_write_text(path, timeline_to_fcpxml(timeline, media.fps, FcpxmlFacts.of(media, files)))
 
 
-def export_all(folder: str | os.PathLike[str], basename: str, inputs: ExportInputs,
-               options: ExportOptions = ExportOptions(),
-               extra_outputs: Mapping[str, str | os.PathLike[str]] | None = None) -> list[Path]:
-    """Write every requested export into `folder`, the manifest last so it lists them all.
+# ----------------------------------------------------------------------------- everything at once
 
-    Args:
-        folder: destination folder (must exist).
-        basename: file name stem shared by the exports, e.g. "film.dub".
-        inputs: analysis, plan, soundtrack and render results of the run.
-        options: which files to write.
-        extra_outputs: files written elsewhere to list in the manifest, e.g. {"video": out.mp4}.
+def _no_fcpxml(err: OutputError) -> str:
+    return f"no FCPXML written: {err}"
+
+
+def _check_request(paths: ExportPaths, inputs: ExportInputs, options: ExportOptions) -> str | None:
+    """Refuse what cannot be completed before any file is written, not half-way.
 
     Returns:
-        The paths written, manifest last.
-
-    Raises:
-        OutputError: the folder cannot be written, or a timeline format cannot express the video.
-        ValueError: stems or timelines were requested without a soundtrack.
+        Why FCPXML will be left out (a rate it cannot express, with `skip_unsupported_fcpxml`), or None.
     """
-    out = Path(folder).expanduser()
+    timelines = paths.timeline_stem is not None and (options.otio or options.fcpxml)
+    if timelines and paths.stems_dir is None:
+        raise ValueError("timelines reference the mix WAV; give ExportPaths.stems_dir")
+    for target in (paths.manifest, paths.timeline_stem):
+        if target is not None:
+            check_output_folder(target)   # its folder must exist and be writable
+    if paths.timeline_stem is None or not options.fcpxml:
+        return None
+    try:
+        check_fcpxml_rate(inputs.media.fps)
+    except OutputError as err:
+        if not options.skip_unsupported_fcpxml:
+            raise
+        return _no_fcpxml(err)
+    return None
+
+
+def _export_audio(folder: Path, inputs: ExportInputs, options: ExportOptions) -> tuple[dict[str, Path], TimelineMedia]:
+    """The mix and stem WAVs by role, and the media a timeline of them references."""
+    if inputs.soundtrack is None:   # the first file written: nothing is left half-done
+        raise ValueError("stems and timelines need the mixed soundtrack; pass ExportInputs.soundtrack")
+    try:
+        folder.expanduser().mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"Cannot create the stems folder {folder} ({err.strerror}); "
+                          "choose a writable location.") from err
+    stems = write_stems(folder, inputs.soundtrack, stems=options.stems)
+    media = inputs.media
+    files = TimelineMedia(video_path=inputs.video_path or media.path, mix_path=str(stems["mix"]),
+                          stem_paths={n: str(p) for n, p in stems.items() if n != "mix"},
+                          original_path=media.path if media.has_audio else None)
+    return {"mix" if name == "mix" else f"stem:{name}": p for name, p in stems.items()}, files
+
+
+def _export_timelines(paths: ExportPaths, inputs: ExportInputs, files: TimelineMedia | None,
+                      options: ExportOptions, fcpxml: bool) -> tuple[dict[str, Path], list[str]]:
+    """The .srt, .otio and (when `fcpxml`) .fcpxml files by role, and why any was left out."""
     media, plan = inputs.media, inputs.plan
     written: dict[str, Path] = {}
-    wants_audio = options.stems or options.otio or options.fcpxml
-    if wants_audio and inputs.soundtrack is None:
-        raise ValueError("stems and timelines need the mixed soundtrack; pass ExportInputs.soundtrack")
-    if options.fcpxml:
-        check_fcpxml_rate(media.fps)   # refuse before writing anything, not half-way
-    files: TimelineMedia | None = None
-    if inputs.soundtrack is not None and wants_audio:
-        stems = write_stems(out / f"{basename}_stems", inputs.soundtrack, stems=options.stems)
-        written.update({"mix" if name == "mix" else f"stem:{name}": p for name, p in stems.items()})
-        files = TimelineMedia(video_path=inputs.video_path or media.path, mix_path=str(stems["mix"]),
-                              stem_paths={n: str(p) for n, p in stems.items() if n != "mix"},
-                              original_path=media.path if media.has_audio else None)
+    notes: list[str] = []
     if options.srt:
-        written["srt"] = write_srt(out / f"{basename}.srt", plan, media)
+        written["srt"] = write_srt(paths.timeline_file(".srt"), plan, media)
     if options.otio and files is not None:
-        written["otio"] = write_otio(out / f"{basename}.otio", plan, media, files, options.timeline)
-    if options.fcpxml and files is not None:
-        written["fcpxml"] = write_fcpxml(out / f"{basename}.fcpxml", plan, media, files, options.timeline)
-    if options.manifest:
-        listed = {**{k: str(v) for k, v in (extra_outputs or {}).items()}, **{k: str(v) for k, v in written.items()}}
-        written["manifest"] = write_manifest(out / f"{basename}.dub.json", inputs, listed)
-    return list(written.values())
+        written["otio"] = write_otio(paths.timeline_file(".otio"), plan, media, files, options.timeline)
+    if fcpxml and files is not None:
+        try:
+            written["fcpxml"] = write_fcpxml(paths.timeline_file(".fcpxml"), plan, media, files, options.timeline)
+        except OutputError as err:   # e.g. the adapter is not installed
+            if not options.skip_unsupported_fcpxml:
+                raise
+            notes.append(_no_fcpxml(err))
+    return written, notes
+
+
+def export_all(paths: ExportPaths, inputs: ExportInputs, options: ExportOptions = ExportOptions(),
+               extra_outputs: Mapping[str, str | os.PathLike[str]] | None = None) -> ExportResult:
+    """Write every requested export where `paths` say, the manifest last so it lists them all.
+
+    Args:
+        paths: where the manifest, stems and timelines go (None leaves a group out).
+        inputs: analysis, plan, soundtrack and render results of the run.
+        options: which files to write, and whether an FCPXML the video cannot have is an error.
+        extra_outputs: files written elsewhere, listed first in the manifest and the result,
+            e.g. {"video": out.mp4}.
+
+    Returns:
+        ExportResult: every output by role (the extra outputs included), and notes on files left out.
+
+    Raises:
+        OutputError: a destination cannot be written, or FCPXML cannot express the video's frame
+            rate (unless `options.skip_unsupported_fcpxml`); nothing is written then.
+        ValueError: stems or timelines were requested without a soundtrack or a stems folder.
+    """
+    fcpxml_refusal = _check_request(paths, inputs, options)
+    outputs: dict[str, Path] = {role: Path(p) for role, p in (extra_outputs or {}).items()}
+    notes = [fcpxml_refusal] if fcpxml_refusal else []
+    files: TimelineMedia | None = None
+    if paths.stems_dir is not None:
+        audio, files = _export_audio(paths.stems_dir, inputs, options)
+        outputs.update(audio)
+    if paths.timeline_stem is not None:
+        fcpxml = options.fcpxml and fcpxml_refusal is None
+        timelines, timeline_notes = _export_timelines(paths, inputs, files, options, fcpxml)
+        outputs.update(timelines)
+        notes += timeline_notes
+    if paths.manifest is not None:
+        outputs["manifest"] = write_manifest(paths.manifest, inputs, outputs)
+    return ExportResult(outputs=outputs, notes=tuple(notes))

@@ -13,7 +13,8 @@ import pytest
 import soundfile
 
 from dubber.errors import OutputError
-from dubber.export import ExportInputs, ExportOptions, export_all, write_fcpxml, write_otio, write_srt
+from dubber.export import (ExportInputs, ExportOptions, ExportPaths, export_all, write_fcpxml, write_otio,
+                           write_srt)
 from dubber.plan import PlanOptions, make_plan
 from dubber.srt import format_srt_time
 from dubber.timeline import TimelineMedia, TimelineOptions
@@ -79,10 +80,11 @@ def test_srt_joins_parts_of_a_split_shot(tmp_path):
 
 
 def test_manifest_records_the_run(tmp_path, ntsc_run):
-    paths = export_all(tmp_path, "cartoon.dub", ntsc_run, ExportOptions(otio=False),
-                       extra_outputs={"video": tmp_path / "cartoon.dub.mp4"})
+    result = export_all(ExportPaths.in_folder(tmp_path, "cartoon.dub"), ntsc_run, ExportOptions(otio=False),
+                        extra_outputs={"video": tmp_path / "cartoon.dub.mp4"})
     manifest_path = tmp_path / "cartoon.dub.dub.json"
-    assert paths[-1] == manifest_path.resolve()
+    assert list(result.outputs.items())[-1] == ("manifest", manifest_path.resolve())
+    assert result.outputs["video"] == tmp_path / "cartoon.dub.mp4" and result.notes == ()
     data = json.loads(manifest_path.read_text())
     assert data["schema"] == MANIFEST_SCHEMA
     assert data["tool"]["name"] == "dubber" and data["tool"]["version"]
@@ -103,13 +105,21 @@ def test_manifest_records_the_run(tmp_path, ntsc_run):
 
 
 def test_stems_are_full_length_24_bit_wavs(tmp_path, ntsc_run):
-    export_all(tmp_path, "c", ntsc_run, ExportOptions(manifest=False, srt=False, otio=False))
+    result = export_all(ExportPaths(stems_dir=tmp_path / "c_stems"), ntsc_run)
+    assert sorted(result.outputs) == ["mix", "stem:fx", "stem:music"]
     for name in ("mix", "music", "fx"):
         info = soundfile.info(str(tmp_path / "c_stems" / f"{name}.wav"))
         assert (info.frames, info.samplerate, info.channels, info.subtype) == (600600, SR, 2, "PCM_24")
     music, _ = soundfile.read(str(tmp_path / "c_stems" / "music.wav"), dtype="float32")
     np.testing.assert_allclose(music.T, ntsc_run.soundtrack.stems["music"], atol=2e-7)
     assert not list(tmp_path.rglob("*.partial*"))
+
+
+def test_stems_folder_is_made_with_its_parents_and_mix_only_on_request(tmp_path, ntsc_run):
+    folder = tmp_path / "deliveries" / "stems"
+    result = export_all(ExportPaths(stems_dir=folder), ntsc_run, ExportOptions(stems=False))
+    assert result.outputs == {"mix": (folder / "mix.wav").resolve()}
+    assert sorted(p.name for p in folder.iterdir()) == ["mix.wav"]
 
 
 def test_otio_round_trip_places_each_cue_on_its_frames(tmp_path, ntsc_run):
@@ -186,15 +196,31 @@ def test_fcpxml_refuses_rates_it_cannot_express(tmp_path):
     with pytest.raises(OutputError, match="otio"):
         write_fcpxml(tmp_path / "t.fcpxml", plan, analysis.media, files)
     run = ExportInputs(analysis=analysis, plan=plan, soundtrack=_soundtrack(plan))
+    paths = ExportPaths.in_folder(tmp_path, "film")
     with pytest.raises(OutputError, match="otio"):
-        export_all(tmp_path, "film", run, ExportOptions(fcpxml=True))
+        export_all(paths, run, ExportOptions(fcpxml=True))
     assert not list(tmp_path.iterdir())                    # refused before anything was written
-    assert len(export_all(tmp_path, "film", run)) == 6     # the .otio timeline takes any rate
+    assert len(export_all(paths, run).outputs) == 6        # the .otio timeline takes any rate
+
+
+def test_fcpxml_at_an_unsupported_rate_can_be_left_out_with_a_note(tmp_path):
+    analysis = _analysis(Fraction(15), [0, 30, 60])
+    plan = make_plan(analysis, PlanOptions())
+    run = ExportInputs(analysis=analysis, plan=plan, soundtrack=_soundtrack(plan))
+    result = export_all(ExportPaths.in_folder(tmp_path, "film"), run,
+                        ExportOptions(fcpxml=True, skip_unsupported_fcpxml=True))
+    assert sorted(result.outputs) == ["manifest", "mix", "otio", "srt", "stem:fx", "stem:music"]
+    assert not (tmp_path / "film.fcpxml").exists() and (tmp_path / "film.otio").is_file()
+    (note,) = result.notes
+    assert note.startswith("no FCPXML written: FCPXML supports only") and "runs at 15.000" in note
+    assert "fcpxml" not in json.loads((tmp_path / "film.dub.json").read_text())["outputs"]
 
 
 def test_export_all_writes_everything_requested(tmp_path, ntsc_run):
     options = ExportOptions(fcpxml=True, timeline=TimelineOptions(stem_tracks=True))
-    paths = export_all(tmp_path, "film", ntsc_run, options)
+    result = export_all(ExportPaths.in_folder(tmp_path, "film"), ntsc_run, options)
+    paths = list(result.outputs.values())
+    assert list(result.outputs) == ["mix", "stem:music", "stem:fx", "srt", "otio", "fcpxml", "manifest"]
     names = sorted(p.relative_to(tmp_path).as_posix() for p in paths)
     assert names == ["film.dub.json", "film.fcpxml", "film.otio", "film.srt", "film_stems/fx.wav",
                      "film_stems/mix.wav", "film_stems/music.wav"]
@@ -208,15 +234,20 @@ def test_export_all_writes_everything_requested(tmp_path, ntsc_run):
     assert fx_clip.source_range.start_time.value == ntsc_run.plan.cues[1].start_frame
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
     with pytest.raises(OutputError):
-        export_all(tmp_path / "missing", "film", ntsc_run)
+        export_all(ExportPaths.in_folder(tmp_path / "missing", "film"), ntsc_run)
+    assert not (tmp_path / "missing").exists()             # refused before any folder was made
     with pytest.raises(ValueError):
-        export_all(tmp_path, "film", ExportInputs(analysis=ntsc_run.analysis, plan=ntsc_run.plan))
+        no_audio = ExportInputs(analysis=ntsc_run.analysis, plan=ntsc_run.plan)
+        export_all(ExportPaths.in_folder(tmp_path, "film"), no_audio)
+    with pytest.raises(ValueError):                        # a timeline needs the mix WAV it references
+        export_all(ExportPaths(timeline_stem=tmp_path / "film"), ntsc_run)
 
 
 def test_exported_files_get_the_permissions_of_any_new_file(tmp_path, ntsc_run):
     old_umask = os.umask(0o002)   # a shared-workstation umask: group may write too
     try:
-        paths = export_all(tmp_path, "film", ntsc_run, ExportOptions(otio=False))
+        result = export_all(ExportPaths.in_folder(tmp_path, "film"), ntsc_run, ExportOptions(otio=False))
+        paths = list(result.outputs.values())
         (tmp_path / "plain.txt").write_text("x")
     finally:
         os.umask(old_umask)
