@@ -221,32 +221,29 @@ def _write_text(target: Path | None, text: str) -> str:
     return str(atomic_write_text(target, text))
 
 
-def _cmd_analyze(args: argparse.Namespace) -> int:
+def _write_stage_json(args: argparse.Namespace, stage: str, key: str, count: str) -> int:
+    """Run the pipeline up to `stage` ("analyze" or "plan") and write its result as JSON
+    (default name `<input>.<key>.json`); the final event reports the file under `key` and the
+    length of the result's `count` list ("shots" or "cues")."""
     from . import api
 
     options = _options(args)
     api.check_options(options)
-    target = _json_target(args, ".analysis.json")
+    target = _json_target(args, f".{key}.json")
     with make_reporter(args.json_progress, stdout_free=target is not None) as reporter:
         api.probe(args.input)
-        analysis = api.analyze(args.input, options, progress=reporter)
-        written = _write_text(target, json.dumps(analysis.to_dict(), indent=1) + "\n")
-    reporter.finish({"event": "done", "analysis": written, "shots": len(analysis.shots)}, written)
+        result = getattr(api, stage)(args.input, options, progress=reporter)
+        written = _write_text(target, json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    reporter.finish({"event": "done", key: written, count: len(getattr(result, count))}, written)
     return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    return _write_stage_json(args, "analyze", "analysis", "shots")
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from . import api
-
-    options = _options(args)
-    api.check_options(options)
-    target = _json_target(args, ".plan.json")
-    with make_reporter(args.json_progress, stdout_free=target is not None) as reporter:
-        api.probe(args.input)
-        the_plan = api.plan(args.input, options, progress=reporter)
-        written = _write_text(target, json.dumps(the_plan.to_dict(), indent=2, ensure_ascii=False) + "\n")
-    reporter.finish({"event": "done", "plan": written, "cues": len(the_plan.cues)}, written)
-    return 0
+    return _write_stage_json(args, "plan", "plan", "cues")
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
