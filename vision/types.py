@@ -10,9 +10,23 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-ANALYSIS_SCHEMA = "dubber.analysis/1"
+ANALYSIS_SCHEMA = "dubber.analysis/2"
 
-EVENT_KINDS: tuple[str, ...] = ("impact", "flash", "fast_motion")
+# What a sound editor marks. Instantaneous kinds land on their frame of contact; sustained kinds
+# (whoosh, run, shake) span [frame, end_frame). "fast_motion" is the legacy name of a whoosh-like
+# burst and is still read from old analysis files.
+EVENT_KINDS: tuple[str, ...] = (
+    "impact",      # a blow lands, two things collide
+    "landing",     # a fall hits the floor
+    "whoosh",      # a swing, smear or dash that makes air move but hits nothing
+    "splash",      # water, sand or particles thrown out
+    "explosion",   # a flash with a burst of debris
+    "flash",       # the picture lights up (lightning, camera flash, zing)
+    "run",         # footsteps, scurrying: a rhythmic sustained motion
+    "shake",       # the camera or the world shakes (rumble)
+    "fast_motion",
+)
+TRANSITION_KINDS: tuple[str, ...] = ("dissolve", "fade_out", "fade_in", "iris", "wipe")
 
 
 def fraction_to_str(value: Fraction) -> str:
@@ -130,6 +144,10 @@ class VisualEvent:
     kind: str
     strength: float
     end_frame: int
+    # Where on screen it happens, as fractions of the picture (0, 0 = top left); the centre when
+    # unknown. A mixer pans by `x`.
+    x: float = 0.5
+    y: float = 0.5
 
     def __post_init__(self) -> None:
         if self.kind not in EVENT_KINDS:
@@ -137,13 +155,44 @@ class VisualEvent:
         if self.end_frame <= self.frame or self.frame < 0:
             raise ValueError(f"bad event range [{self.frame}, {self.end_frame})")
 
+    @property
+    def duration_frames(self) -> int:
+        return self.end_frame - self.frame
+
     def to_dict(self) -> dict[str, Any]:
         return {"frame": self.frame, "kind": self.kind, "strength": round(float(self.strength), 4),
-                "end_frame": self.end_frame}
+                "end_frame": self.end_frame, "x": round(float(self.x), 4), "y": round(float(self.y), 4)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "VisualEvent":
-        return cls(int(data["frame"]), str(data["kind"]), float(data["strength"]), int(data["end_frame"]))
+        return cls(int(data["frame"]), str(data["kind"]), float(data["strength"]), int(data["end_frame"]),
+                   float(data.get("x", 0.5)), float(data.get("y", 0.5)))
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A gradual change between two shots: frames [start_frame, end_frame), end exclusive.
+
+    The cut between the shots it joins is reported at a frame inside this span (the plan's cue
+    boundary); the span tells the mix where to crossfade instead of cutting.
+    """
+
+    kind: str
+    start_frame: int
+    end_frame: int
+
+    def __post_init__(self) -> None:
+        if self.kind not in TRANSITION_KINDS:
+            raise ValueError(f"unknown transition kind {self.kind!r}; expected one of {TRANSITION_KINDS}")
+        if not 0 <= self.start_frame < self.end_frame:
+            raise ValueError(f"bad transition range [{self.start_frame}, {self.end_frame})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "start_frame": self.start_frame, "end_frame": self.end_frame}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Transition":
+        return cls(str(data["kind"]), int(data["start_frame"]), int(data["end_frame"]))
 
 
 @dataclass(frozen=True)
@@ -194,6 +243,7 @@ class VideoAnalysis:
     captions: tuple[ShotCaption, ...]
     settings: dict[str, Any] = field(default_factory=dict)
     keyframes: tuple[ShotKeyframes, ...] = field(default=(), compare=False, repr=False)
+    transitions: tuple[Transition, ...] = ()
     schema: str = ANALYSIS_SCHEMA
 
     def caption_for(self, shot_index: int) -> ShotCaption | None:
@@ -210,6 +260,7 @@ class VideoAnalysis:
             "events": [e.to_dict() for e in self.events],
             "motion": [round(float(m), 4) for m in self.motion],
             "captions": [c.to_dict() for c in self.captions],
+            "transitions": [t.to_dict() for t in self.transitions],
             "settings": dict(self.settings),
         }
 
@@ -225,5 +276,6 @@ class VideoAnalysis:
             motion=tuple(float(m) for m in data["motion"]),
             captions=tuple(ShotCaption.from_dict(c) for c in data["captions"]),
             settings=dict(data.get("settings", {})),
+            transitions=tuple(Transition.from_dict(t) for t in data.get("transitions", ())),
             schema=schema,
         )
