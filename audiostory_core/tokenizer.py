@@ -1,4 +1,4 @@
-"""AudioStory's tokenizer: the base Qwen2.5 tokenizer plus 612 added tokens, and the prompt text.
+"""AudioStory's tokenizer: the base Qwen2.5 tokenizer plus 612 added tokens; text → ids.
 
 The added tokens are the keys of the official `tokenizer/added_tokens.json`, appended in file
 order; the id values written in that file are stale and ignored by the official factories, so
@@ -11,6 +11,8 @@ import re
 from typing import TYPE_CHECKING, Sequence
 
 from .errors import CheckpointMismatch
+from .prompts import (DEFAULT_LEAD, END_OF_TEXT, GEN_CLOSE, GEN_OPEN, IM_END, IM_START, SYSTEM_TEXT,  # noqa: F401
+                      THINK_CLOSE, THINK_OPEN, TS_CLOSE, TS_OPEN, StoryText, chat_prompt, instruction_text)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -22,14 +24,7 @@ FULL_VOCAB_LEN = 152_277          # after the 612 added tokens = the LLM's vocab
 N_T5_VOCAB = 100                  # <t5_00000> … <t5_00099> exist in the vocabulary
 N_AUD_VOCAB = 501                 # <aud_00000> … <aud_00500>
 
-IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 T5_OPEN, T5_CLOSE, AUD_OPEN, AUD_CLOSE = "<t5>", "</t5>", "<aud>", "</aud>"
-TS_OPEN, TS_CLOSE = "<timestamp>", "</timestamp>"
-GEN_OPEN, GEN_CLOSE, THINK_OPEN, THINK_CLOSE = "<|gen|>", "<|/gen|>", "<|think|>", "<|/think|>"
-
-SYSTEM_TEXT = "You are a helpful assistant."
-# Python's random.choice picks lead phrase 12 of the official 20 under the default seed 0 (spec §1.2).
-DEFAULT_LEAD = "Produce an in-depth, multi-layered audio that portrays "
 
 # Ids in the real 152,277-token vocabulary (spec §1.3; 06 special_token_ids_RECONSTRUCTED.json).
 FULL_SIZE_IDS = {
@@ -121,35 +116,22 @@ def special_ids(tokenizer: "PreTrainedTokenizerBase", n_t5_query: int, n_aud_que
     return SpecialTokenIds.from_vocab(vocab, n_t5_query, n_aud_query)
 
 
-def instruction_text(caption: str, total_duration_s: float, lead: str = DEFAULT_LEAD) -> str:
-    """The official instruction template: lead phrase + caption + total duration (spec §1.2)."""
-    return f"{(lead + caption).strip()} The total duration is {float(total_duration_s)} seconds."
-
-
-def chat_prompt(instruction: str) -> str:
-    """The full prompt string; tokenize it with add_special_tokens=False (no BOS)."""
-    return (
-        f"{IM_START}system\n{SYSTEM_TEXT}{IM_END}\n"
-        f"{IM_START}user\n{instruction}{IM_END}\n"
-        f"{IM_START}assistant\n{THINK_OPEN}"
-    )
-
-
 def encode(tokenizer: "PreTrainedTokenizerBase", text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def clip_block_ids(
-    tokenizer: "PreTrainedTokenizerBase", ids: "SpecialTokenIds", caption: str, duration_s: float
-) -> list[int]:
-    """One teacher-forced clip: `<|gen|>` caption `<timestamp>D</timestamp>` + both query
-    chains + `<|/gen|>` (the layout of spec §1.4); D is written with one decimal as in the data."""
-    ts_open, ts_close = tokenizer.convert_tokens_to_ids([TS_OPEN, TS_CLOSE])
-    return (
-        [ids.gen_open] + encode(tokenizer, caption)
-        + [ts_open] + encode(tokenizer, f"{duration_s:.1f}") + [ts_close]
-        + list(ids.t5_chain) + list(ids.aud_chain) + [ids.gen_close]
-    )
+def story_ids(tokenizer: "PreTrainedTokenizerBase", ids: "SpecialTokenIds", story: StoryText) -> tuple[list[int], int]:
+    """Token ids of a fixed clip plan (`prompts.compose_story`) and the prompt's length.
+
+    Prompt, storyline and `<|/think|>`, then per clip `<|gen|>` caption `<timestamp>D</timestamp>`,
+    both query chains and `<|/gen|>` (spec §1.4). The text parts are tokenized as the text the
+    model was trained on; the chains are appended as ids (they are never text).
+    """
+    prompt = encode(tokenizer, story.prompt)
+    out = prompt + encode(tokenizer, story.reasoning) + [ids.think_close]
+    for text in story.clips:
+        out += [ids.gen_open] + encode(tokenizer, text) + list(ids.t5_chain) + list(ids.aud_chain) + [ids.gen_close]
+    return out, len(prompt)
 
 
 def split_caption_duration(caption: str) -> tuple[str, float]:

@@ -10,14 +10,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api import DubOptions, DubResult, dub
+    from .api import DubResult, dub
+    from .options import DubOptions
     from .backends import available_backends
 
 __all__ = ["dub", "DubOptions", "DubResult", "available_backends", "__version__"]
 
 _LAZY = {
     "dub": ("dubber.api", "dub"),
-    "DubOptions": ("dubber.api", "DubOptions"),
+    "DubOptions": ("dubber.options", "DubOptions"),
     "DubResult": ("dubber.api", "DubResult"),
     "available_backends": ("dubber.backends", "available_backends"),
 }

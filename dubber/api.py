@@ -18,18 +18,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-# Stage 0 (checks) lives in its own module; its names stay part of this one's interface.
-from ._checks import (  # noqa: F401
-    LUFS_RANGE, MAX_AREA_PIXELS, MAX_SIDE_PIXELS, MIN_DURATION_S, MIN_FRAMES, MOV_ONLY_VIDEO_CODECS, MP4_SUFFIXES,
+# Options and stage 0 (checks) live in their own module; their names stay part of this one's interface.
+from .options import (  # noqa: F401
+    DubOptions, LUFS_RANGE, MAX_AREA_PIXELS, MAX_SIDE_PIXELS, MIN_DURATION_S, MIN_FRAMES, MOV_ONLY_VIDEO_CODECS, MP4_SUFFIXES,
     NAME_MAX_BYTES, ORIGINAL_GAIN_RANGE, VIDEO_SUFFIXES, check_container, check_device, check_input_file,
     check_media, check_options, check_output_file, check_writable_folder, default_output_path, resolve_lufs,
 )
+from .atomic import OutputTransaction, commit_record_path
 from .errors import BackendUnavailable, DubError, InputError, OutputError
 from .types import OUTPUT_SAMPLE_RATE, ProgressFn, no_progress
 
@@ -39,51 +39,6 @@ STAGES = ("probe", "analyze", "plan", "render", "mix", "mux", "export")
 # Cues rendered per backend call (None: all at once). Fixed per backend, so a resumed run renders the
 # same groups as an uninterrupted one (identical audio).
 RENDER_GROUP: dict[str, int | None] = {"audiostory": 4}
-
-
-@dataclass(frozen=True)
-class DubOptions:
-    """Everything that shapes a run besides the input and output paths.
-
-    Attributes:
-        backend: "auto", "audiostory" or "sketch".
-        style: a style name from `dubber.styles` ("tom-and-jerry", "nature", ...).
-        seed: base seed of every cue (same seed, same soundtrack).
-        lufs: integrated loudness target in LUFS, or "ebu" (-23) / "atsc" (-24).
-        keep_original: mix the original audio under the new one and keep it as a second track.
-        original_gain_db: level of the original audio bed, in dB.
-        stems_dir: folder for the mix WAV and one WAV per stem (None: not written, unless `timeline`).
-        timeline: also write .otio/.fcpxml/.srt next to the output.
-        model: AudioStory checkpoint folder or Hub repo id (None: the official one).
-        device: "cpu", "cuda", "cuda:N" or None (CUDA when present).
-        timing: "shots" (a clip per cue) or "free" (the model lays out its own clips).
-        captioner: "motion", "clip" or "vlm".
-        force: overwrite existing outputs and recompute every cached stage.
-        cache_dir: cache root (None: $DUB_CACHE_DIR or ~/.cache/dubber).
-        use_cache: read and write the stage cache at all.
-        full_hash: key the cache on a hash of every byte of the input instead of size/mtime/edges.
-        plan_path: render this plan file instead of planning from the analysis.
-        render_group: cues per backend call, cached as each ends (None: the backend's default).
-    """
-
-    backend: str = "auto"
-    style: str = "tom-and-jerry"
-    seed: int = 0
-    lufs: float | str = -16.0
-    keep_original: bool = False
-    original_gain_db: float = -12.0
-    stems_dir: str | None = None
-    timeline: bool = False
-    model: str | None = None
-    device: str | None = None
-    timing: str = "shots"
-    captioner: str = "motion"
-    force: bool = False
-    cache_dir: str | None = None
-    use_cache: bool = True
-    full_hash: bool = False
-    plan_path: str | None = None
-    render_group: int | None = None
 
 
 @dataclass(frozen=True)
@@ -150,14 +105,15 @@ def probe(video_path: str | os.PathLike) -> Any:
 
 
 def _analysis_key(path: Path, options: DubOptions) -> str:
-    from vision.types import ANALYSIS_SCHEMA
+    from vision.types import ANALYSIS_SCHEMA, ANALYSIS_VERSION
 
     from . import __version__
     from .cache import fingerprint, settings_key
 
-    # The tool version is part of every key: a new release never reuses an older one's results.
+    # The tool version is part of every key: a new release never reuses an older one's results;
+    # the analysis version does the same when the detectors change within a release.
     return settings_key("analysis", fingerprint(path, full=options.full_hash), options.captioner,
-                        ANALYSIS_SCHEMA, __version__)
+                        ANALYSIS_SCHEMA, ANALYSIS_VERSION, __version__)
 
 
 def analyze(video_path: str | os.PathLike, options: DubOptions = DubOptions(),
@@ -244,7 +200,7 @@ def resolve_backend(options: DubOptions) -> tuple[str, str]:
     Raises:
         BackendUnavailable: audiostory was asked for but its weights or torch are missing.
     """
-    from ._doctor import missing_weights_message
+    from .cli.doctor import missing_weights_message
     from .backends import choose_auto, weights_status
 
     if options.backend == "auto":
@@ -271,11 +227,16 @@ def resolve_backend(options: DubOptions) -> tuple[str, str]:
 def _render_key(analysis: Any, analysis_key: str, plan: Any, backend_name: str, options: DubOptions) -> str:
     from .cache import render_key
 
+    from dataclasses import replace
+
     model = options.model if backend_name == "audiostory" else None
     # The analysis key carries the input and the tool version; `render_key` adds what a backend
     # reads besides a cue's own fields (those name the cue's file): the plan's style, seed, rate
     # and instruction, and the analysis it is given (shots, events, motion).
-    return render_key(analysis, plan, analysis_key, backend_name, model, options.timing)
+    # Only AudioStory reads the storyline that every cue's caption feeds (`model_prompt`); for any
+    # other backend, editing one cue must leave the other cues' cache entries valid.
+    keyed = plan if backend_name == "audiostory" else replace(plan, model_prompt="")
+    return render_key(analysis, keyed, analysis_key, backend_name, model, options.timing)
 
 
 def _build_backend(name: str, options: DubOptions) -> Any:
@@ -285,10 +246,10 @@ def _build_backend(name: str, options: DubOptions) -> Any:
 
 
 def _render(name: str, plan: Any, analysis: Any, analysis_key: str, options: DubOptions,
-            progress: ProgressFn) -> tuple[Any, int]:
+            progress: ProgressFn, backend: Any = None) -> tuple[Any, int]:
     from .cache import render_cached
 
-    backend = _build_backend(name, options)
+    backend = backend if backend is not None else _build_backend(name, options)
     store = _stage_cache(options).cue_store(_render_key(analysis, analysis_key, plan, name, options))
     # Free timing, like the sketch, draws the whole soundtrack in one call.
     whole = options.timing == "free" or backend.RENDERS_WHOLE_TIMELINE
@@ -299,26 +260,34 @@ def _render(name: str, plan: Any, analysis: Any, analysis_key: str, options: Dub
 # ----------------------------------------------------------------------------- stages 5-7
 
 def _mix(render: Any, plan: Any, media: Any, path: Path, options: DubOptions) -> Any:
-    from .audio_io import decode_audio
+    from .media.audio_io import decode_audio
     from .mix import MixOptions, mix
 
     original = None
     if options.keep_original and media.has_audio:
         original = decode_audio(str(path), plan.sample_rate, plan.total_samples)
     mix_options = MixOptions(lufs=resolve_lufs(options.lufs), original_gain_db=options.original_gain_db)
+    if options.muted_cues:
+        # A muted cue stays in the cache (unmuting it is free); the mix leaves its place silent.
+        from dataclasses import replace
+
+        render = replace(render, cues=tuple(c for c in render.cues if c.cue_index not in set(options.muted_cues)))
     return mix(render, plan, mix_options, original)
 
 
-def _mux(soundtrack: Any, media: Any, path: Path, out: Path, options: DubOptions) -> None:
-    from .audio_io import write_wav
-    from .mux import mux
+def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: _Destinations,
+         options: DubOptions) -> None:
+    from .export.deliverables import WAV_BITS, stage_mix
+    from .media.audio_io import write_wav
+    from .media.mux import mux
 
-    out.parent.mkdir(parents=True, exist_ok=True)   # checked writable before the run started
-    with tempfile.TemporaryDirectory(prefix="dub-mux-") as work:
-        wav = Path(work) / "mix.wav"
-        write_wav(wav, soundtrack.mix, soundtrack.sample_rate)
-        mux(str(path), str(wav), str(out), original_audio=options.keep_original and media.has_audio,
-            video_info=media)
+    txn.make_folder(dest.video.parent)   # checked writable before the run started
+    if dest.stems is not None:   # the mix WAV is written once: the stems folder keeps what the mux reads
+        wav = stage_mix(txn, dest.export_paths(), soundtrack)
+    else:   # a working copy beside the output (not in $TMPDIR: that may be small), removed at the end
+        wav = write_wav(txn.scratch(dest.video, ".wav"), soundtrack.mix, soundtrack.sample_rate, bits=WAV_BITS)
+    mux(str(path), str(wav), str(txn.stage(dest.video)), original_audio=options.keep_original and media.has_audio,
+        video_info=media)
 
 
 @dataclass(frozen=True)
@@ -329,18 +298,43 @@ class _Destinations:
     manifest: Path
     stems: Path | None
     timeline_stem: Path | None   # <folder>/<name>; .otio/.fcpxml/.srt are added to it
+    # Files an earlier, interrupted run of this job was publishing: replaced without --force.
+    replaceable: frozenset[Path] = frozenset()
+
+    def export_paths(self) -> Any:
+        from .export.deliverables import ExportPaths
+
+        # Stem WAVs carry the output's name, so the stems of several videos can share a folder.
+        return ExportPaths(manifest=self.manifest, stems_dir=self.stems, timeline_stem=self.timeline_stem,
+                           stems_prefix=f"{self.video.with_suffix('').name}.")
 
     def files(self) -> list[Path]:
-        out = [self.video, self.manifest] + ([self.stems / "mix.wav"] if self.stems is not None else [])
+        out = [self.video, self.manifest]
+        if self.stems is not None:
+            out.append(self.export_paths().wav_file("mix"))
         if self.timeline_stem is not None:
             out += [self.timeline_stem.with_name(self.timeline_stem.name + s) for s in (".otio", ".fcpxml", ".srt")]
         return out
 
+    def check_replace(self, target: Path, input_path: Path, force: bool) -> None:
+        """Refuse to write over the input ever, or over an existing file without --force."""
+        if target.exists() and os.path.samefile(target, input_path):
+            raise OutputError(f"An output ({target.name}) would overwrite the input; choose another name with -o.")
+        if target.exists() and not force and target not in self.replaceable:
+            raise OutputError(f"{target} already exists; pass --force to overwrite it or choose another name with -o.")
+
 
 def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, options: DubOptions) -> _Destinations:
     """Every output path of a run, checked: never the input, never an existing file without force."""
-    out = check_output_file(Path(out_path) if out_path is not None else default_output_path(video_path),
-                            video_path, options.force)
+    from .atomic import commit_record_path, complete_pending, sweep_stale
+
+    out_given = Path(out_path) if out_path is not None else default_output_path(video_path)
+    manifest = out_given.expanduser().absolute().with_suffix(".json")
+    # An earlier run of this job cut short while publishing its files is completed first; its
+    # files are then this job's own, and leftovers of killed runs are swept.
+    replaceable = frozenset(complete_pending(manifest))
+    sweep_stale(manifest.parent)
+    out = check_output_file(out_given, video_path, options.force or out_given.expanduser().absolute() in replaceable)
     base = out.with_suffix("")
     if len(base.name.encode()) + len(".fcpxml") > NAME_MAX_BYTES:   # the longest suffix written next to it
         raise OutputError(f"The output name {out.name} is too long for the file system; choose a shorter one with -o.")
@@ -348,29 +342,27 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
     if stems is None and options.timeline:
         stems = base.with_name(base.name + "_stems")   # timelines point at a mix WAV that must persist
     dest = _Destinations(video=out, manifest=base.with_name(base.name + ".json"), stems=stems,
-                         timeline_stem=base if options.timeline else None)
+                         timeline_stem=base if options.timeline else None, replaceable=replaceable)
     for f in dest.files()[1:]:
-        if f.exists() and not options.force:
-            raise OutputError(f"{f} already exists; pass --force to overwrite it or choose another name with -o.")
-        if f.resolve() == video_path:
-            raise OutputError(f"An output ({f.name}) would overwrite the input; choose another name with -o.")
+        dest.check_replace(f, video_path, options.force)
     if stems is not None:
+        sweep_stale(stems)
         if stems.exists() and not stems.is_dir():
             raise OutputError(f"The stems location {stems} is a file; give a folder with --stems.")
         check_writable_folder(stems, what="stems")
     return dest
 
 
-def _export(dest: _Destinations, analysis: Any, plan: Any, render: Any, soundtrack: Any,
+def _export(txn: OutputTransaction, dest: _Destinations, analysis: Any, plan: Any, render: Any, soundtrack: Any,
             options: DubOptions) -> tuple[dict[str, str], list[str]]:
-    from . import export
+    from .export import deliverables as export
 
     inputs = export.ExportInputs(analysis=analysis, plan=plan, soundtrack=soundtrack, render=render,
                                  video_path=str(dest.video), settings=_settings_record(options, dest))
-    paths = export.ExportPaths(manifest=dest.manifest, stems_dir=dest.stems, timeline_stem=dest.timeline_stem)
     # A video at a rate FCPXML cannot express still gets its .otio timeline, and a note instead of the FCPXML.
-    result = export.export_all(paths, inputs, export.ExportOptions(fcpxml=True, skip_unsupported_fcpxml=True),
-                               extra_outputs={"video": dest.video})
+    result = export.export_all(dest.export_paths(), inputs,
+                               export.ExportOptions(fcpxml=True, skip_unsupported_fcpxml=True),
+                               extra_outputs={"video": dest.video}, transaction=txn)
     # A silent input has no sound to keep: say so rather than leave a missing track unexplained.
     notes = ["the input has no audio track, so --keep-original kept nothing"] if (
         options.keep_original and not analysis.media.has_audio) else []
@@ -381,7 +373,7 @@ def _settings_record(options: DubOptions, dest: _Destinations) -> dict[str, Any]
     """The run's options for the manifest, with paths made independent of the working folder: the
     stems folder as the manifest records its other outputs (relative to the manifest's folder when
     inside it, else absolute), input paths absolute."""
-    from .export import relative_to_manifest
+    from .export.deliverables import relative_to_manifest
 
     def absolute(p: str | None) -> str | None:
         return str(Path(p).expanduser().resolve()) if p is not None else None
@@ -394,7 +386,8 @@ def _settings_record(options: DubOptions, dest: _Destinations) -> dict[str, Any]
 # ----------------------------------------------------------------------------- the whole run
 
 def dub(video_path: str | os.PathLike, out_path: str | os.PathLike | None = None,
-        options: DubOptions = DubOptions(), progress: ProgressFn | None = None) -> DubResult:
+        options: DubOptions = DubOptions(), progress: ProgressFn | None = None,
+        backend: Any = None) -> DubResult:
     """Give a video a new soundtrack cut to its shots.
 
     Args:
@@ -403,6 +396,8 @@ def dub(video_path: str | os.PathLike, out_path: str | os.PathLike | None = None
             (`.dub.mov` / `.dub.mkv` for a .mov / .mkv input).
         options: backend, style, loudness, exports; see DubOptions.
         progress: called as progress(stage, done, total) while the run advances.
+        backend: an already-built backend of the chosen kind to render with (a batch worker's
+            model, loaded once for many runs); None builds one for this run.
 
     Returns:
         DubResult with every file written and per-stage wall times (s).
@@ -430,17 +425,23 @@ def dub(video_path: str | os.PathLike, out_path: str | os.PathLike | None = None
         the_plan = _plan(analysis, analysis_key, options)
     # 4. Render every cue (cached per cue: an interrupted run resumes here).
     with run.stage("render"):
-        render, from_cache = _render(backend_name, the_plan, analysis, analysis_key, options, run.progress)
+        render, from_cache = _render(backend_name, the_plan, analysis, analysis_key, options, run.progress,
+                                      backend)
     # 5. Mix the cues sample-exactly at the loudness target. From here on the analysis's MediaInfo
     # is the one used: its frame count is what the decoder found, which the plan is cut to.
     with run.stage("mix"):
         soundtrack = _mix(render, the_plan, analysis.media, path, options)
-    # 6. Mux: copy the video stream, add the new track (and the original on request).
-    with run.stage("mux"):
-        _mux(soundtrack, analysis.media, path, dest.video, options)
-    # 7. Export: stems, timelines, captions and the manifest.
-    with run.stage("export"):
-        outputs, notes = _export(dest, analysis, the_plan, render, soundtrack, options)
+    with OutputTransaction(commit_record_path(dest.manifest)) as txn:
+        # 6. Mux: copy the video stream, add the new track (and the original on request).
+        with run.stage("mux"):
+            _mux(txn, soundtrack, analysis.media, path, dest, options)
+        # 7. Export: stems, timelines, captions and the manifest; then every file appears at once,
+        # the manifest last (stem names are known only now: checked again before any is replaced).
+        with run.stage("export"):
+            outputs, notes = _export(txn, dest, analysis, the_plan, render, soundtrack, options)
+            for target in txn.targets():
+                dest.check_replace(target, path, options.force)
+            txn.commit()
     return DubResult(output=dest.video, backend=backend_name, backend_reason=reason, cues=len(the_plan.cues),
                      cues_from_cache=from_cache, total_samples=soundtrack.total_samples,
                      sample_rate=soundtrack.sample_rate, integrated_lufs=float(soundtrack.integrated_lufs),

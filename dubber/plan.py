@@ -16,16 +16,21 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from audiostory_core import prompts   # plain text composition: imports neither torch nor transformers
 from vision.types import MediaInfo, Shot, VideoAnalysis, fraction_from_str, fraction_to_str
 
 from .errors import PlanError
-from .export import atomic_write_text
-from .styles import DEFAULT_STYLE, Style, get_style
+from .atomic import atomic_write_text
+from .styles import DEFAULT_STYLE, STYLES, Style, get_style
+
+# Events that span a motion (a cue boundary never falls inside one); the rest land on one frame.
+SUSTAINED_KINDS = ("whoosh", "run", "shake", "fast_motion")
 from .types import MAX_CUE_S, OUTPUT_SAMPLE_RATE, PLAN_SCHEMA, Cue, DubPlan
 
 log = logging.getLogger(__name__)
@@ -79,21 +84,56 @@ def cue_prompt(caption: str, style: Style) -> str:
 
 
 def format_total_duration(total_s: float) -> str:
-    """Seconds as AudioStory's template prints them: a Python float with one decimal ("35.1", "50.0")."""
-    return str(round(float(total_s), 1))
+    """Seconds as AudioStory's template prints them: one decimal ("35.1", "50.0")."""
+    return prompts.format_tenths(prompts.tenths(total_s))
 
 
 def long_form_instruction(captions: list[str], total_s: float, style: Style) -> str:
-    """AudioStory's long-form instruction: the style lead, the shots in order, then
-    "The total duration is X seconds." (spec §1.2 and §5)."""
-    ordered: list[str] = []
-    for caption in (_clean_caption(c) for c in captions):
-        # Parts of a split shot share their caption; say it once.
-        caption = caption.rstrip("!?")
-        if caption and (not ordered or ordered[-1] != caption):
-            ordered.append(caption)
-    body = "; then ".join(ordered) if ordered else "a continuous scene"
-    return f"{style.lead}: {body}. The total duration is {format_total_duration(total_s)} seconds."
+    """AudioStory's instruction: the style's lead (the paper's dubbing wording, spec §5), the shot
+    captions in order (parts of a split shot said once), then "The total duration is X seconds."
+    (spec §1.2)."""
+    summary = prompts.story_summary(captions) or "a continuous scene."
+    return prompts.instruction_text(summary, prompts.tenths(total_s) / 10, lead=style.lead.rstrip() + " ")
+
+
+# ----------------------------------------------------------------------------- AudioStory's text
+
+_DURATION_SENTENCE = re.compile(r"\s*The total duration is [-+0-9.eE]+ ?s(econds)?\.?\s*$")
+
+
+def clip_caption(prompt: str, style_name: str) -> str:
+    """The clip caption AudioStory reads for a cue: its prompt without the style sentence that
+    `cue_prompt` appends (the style is said once, in the instruction). A hand-edited prompt is kept."""
+    text = " ".join(prompt.split())
+    style = STYLES.get(style_name)
+    if style is not None and text.endswith(style.prompt):
+        text = text[: -len(style.prompt)].rstrip()
+    return text or " ".join(prompt.split())
+
+
+def instruction_summary(instruction: str) -> str:
+    """The plan's instruction without its closing duration sentence, which is written from the cues."""
+    return _DURATION_SENTENCE.sub("", instruction).strip()
+
+
+def audiostory_text(plan: DubPlan) -> "prompts.StoryText":
+    """Exactly the text AudioStory's language model reads for `plan` in shot-locked timing: the
+    plan's instruction, a storyline point per cue (its caption as the story, its clip caption as the
+    sounds) and per cue its clip caption with a <timestamp> of its length (spec §1.2, §1.4)."""
+    clips = []
+    for cue in plan.cues:
+        caption = clip_caption(cue.prompt, plan.style)
+        clips.append(prompts.ClipText(story=_clean_caption(cue.caption) or caption, sounds=caption, caption=caption))
+    return prompts.compose_story(clips, [c.num_samples / plan.sample_rate for c in plan.cues], lead="",
+                                 summary=instruction_summary(plan.instruction))
+
+
+def with_model_text(plan: DubPlan) -> DubPlan:
+    """`plan` with the model's text recorded: `model_prompt`, each cue's `model_text`, and the
+    instruction's duration sentence rewritten from the cues."""
+    story = audiostory_text(plan)
+    cues = tuple(replace(cue, model_text=text) for cue, text in zip(plan.cues, story.clips))
+    return replace(plan, instruction=story.instruction, model_prompt=story.prefix, cues=cues)
 
 
 # ----------------------------------------------------------------------------- shot boundaries
@@ -114,9 +154,15 @@ def _shot_frame_ranges(analysis: VideoAnalysis) -> list[tuple[int, int, int]]:
             raise PlanError(f"Shots {prev.index} and {cur.index} overlap in the analysis; re-run the analysis.")
     if shots[-1].end_frame > frame_count:
         raise PlanError(f"Shot {shots[-1].index} ends after the last frame; re-run the analysis.")
-    starts = [0] + [s.start_frame for s in shots[1:]]
+    starts = [0] + [_on_transition(s.start_frame, analysis) for s in shots[1:]]
     ends = starts[1:] + [frame_count]
     return [(s.index, a, b) for s, a, b in zip(shots, starts, ends)]
+
+
+def _on_transition(frame: int, analysis: VideoAnalysis) -> int:
+    """A shot boundary inside a dissolve or fade sits at the transition's middle frame."""
+    span = next((t for t in analysis.transitions if t.start_frame < frame < t.end_frame), None)
+    return frame if span is None else span.start_frame + (span.end_frame - span.start_frame) // 2
 
 
 @dataclass(frozen=True)
@@ -136,8 +182,8 @@ class _CutScorer:
         media = analysis.media
         inside = [e for e in analysis.events if e.frame < end and e.end_frame > start]
         hits = sorted(float(media.frame_time(min(e.frame, media.frame_count)))
-                      for e in inside if e.kind != "fast_motion")
-        fast = sorted((e.frame, e.end_frame) for e in inside if e.kind == "fast_motion")
+                      for e in inside if e.kind not in SUSTAINED_KINDS)
+        fast = sorted((e.frame, e.end_frame) for e in inside if e.kind in SUSTAINED_KINDS)
         return cls(media, analysis.motion, tuple(hits), tuple(fast))
 
     def allowed(self, frame: int) -> bool:
@@ -268,7 +314,7 @@ def make_plan(analysis: VideoAnalysis, options: PlanOptions = PlanOptions()) -> 
     plan = DubPlan(sample_rate=sr, total_samples=media.total_samples(sr), fps=fraction_to_str(media.fps),
                    style=options.style, seed=options.seed, instruction=instruction, cues=tuple(cues))
     check_plan(plan)
-    return plan
+    return with_model_text(plan)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -361,7 +407,7 @@ def _plan_from_json(data: Any) -> DubPlan:
     schema = data.get("schema")
     if schema != PLAN_SCHEMA:
         raise PlanError(f"The file's schema is {schema!r}, not {PLAN_SCHEMA!r}; give a plan saved by this version.")
-    required = [k for k in DubPlan.__dataclass_fields__ if k != "schema"]
+    required = [k for k in DubPlan.__dataclass_fields__ if k not in ("schema", "model_prompt")]
     missing = [k for k in required if k not in data]
     if missing:
         raise PlanError(f"The plan file lacks the field {missing[0]!r}; fix the plan file.")
@@ -369,7 +415,7 @@ def _plan_from_json(data: Any) -> DubPlan:
     if not isinstance(cues, list) or not all(isinstance(c, dict) for c in cues):
         raise PlanError("The plan's 'cues' must be a list of objects; fix the plan file.")
     for position, cue in enumerate(cues):
-        lacking = [k for k in Cue.__dataclass_fields__ if k not in cue and k not in ("part", "parts")]
+        lacking = [k for k in Cue.__dataclass_fields__ if k not in cue and k not in ("part", "parts", "model_text")]
         if lacking:
             raise PlanError(f"Cue {position} lacks the field {lacking[0]!r}; fix the plan file.")
     return DubPlan.from_dict(data)
@@ -396,4 +442,5 @@ def load_plan(path: str | os.PathLike[str]) -> DubPlan:
     if not _is_int(plan.seed):
         raise PlanError("The plan's seed must be a whole number; fix the plan file.")
     check_plan(plan)
-    return plan
+    # The model's text follows the (possibly edited) captions, prompts and timing.
+    return with_model_text(plan)

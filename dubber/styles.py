@@ -3,6 +3,11 @@
 A style is plain text on purpose: it is what the text-to-audio model reads, and what a user edits
 in a saved plan. The instruction lead follows the wording of AudioStory's dubbing example
 ("Generate a classic Tom and Jerry style soundtrack for a moment in the cartoon that includes ...").
+
+Each style also carries its `Orchestra`: the General MIDI instruments and idioms the score engine
+writes for (tempo range, metre, modes, which instrument plays the tune, the bass, the harmony, the
+runs, and which sounds answer each kind of visual event). Styles are data: the composer reads
+these tables and has no branch per style.
 """
 from __future__ import annotations
 
@@ -11,13 +16,106 @@ from dataclasses import dataclass
 DEFAULT_STYLE = "tom-and-jerry"
 
 
+# A hit is a few layers sounding together. A layer is a General MIDI program (0-based) or, with
+# `drum`, a key of the GM percussion map; `voicing` picks its pitches from the harmony of the
+# moment ("chord", "root", "fifth", "top" or "fixed" for drums and effects).
+@dataclass(frozen=True)
+class Layer:
+    program: int
+    voicing: str = "root"
+    octave: int = 4          # register of a pitched layer (MIDI octave, 4 = middle C's)
+    length_s: float = 0.25   # how long the note is held
+    level: float = 1.0       # velocity scale
+    drum: bool = False
+
+
+@dataclass(frozen=True)
+class Hit:
+    name: str
+    layers: tuple[Layer, ...]
+
+
+def _drum(key: int, level: float = 1.0, length_s: float = 0.2) -> Layer:
+    return Layer(key, "fixed", 0, length_s, level, drum=True)
+
+
+# GM percussion keys used below.
+KICK, SIDE_STICK, SNARE, LOW_TOM, HIGH_TOM, CRASH, SPLASH, CHINA = 36, 37, 38, 45, 50, 49, 55, 52
+HI_WOOD, LOW_WOOD, TRIANGLE, VIBRASLAP, CLAVES, GUIRO = 76, 77, 81, 58, 75, 74
+# GM programs (0-based).
+ORCH_HIT, TIMPANI, BRASS, TROMBONE, TUBA, PIZZICATO, XYLOPHONE, GLOCKENSPIEL = 55, 47, 61, 57, 58, 45, 13, 9
+TAIKO, MELODIC_TOM, REVERSE_CYMBAL, SEASHORE, BREATH, WHISTLE, TREMOLO, CELESTA = 116, 117, 119, 122, 121, 78, 44, 8
+
+# Big hits answer strong impacts; small ones weak impacts and the inside of a fast series.
+BIG_HITS: tuple[Hit, ...] = (
+    Hit("orchestra hit", (Layer(ORCH_HIT, "chord", 4, 0.35), _drum(CRASH, 0.8, 1.0), Layer(TIMPANI, "root", 2, 0.6))),
+    Hit("brass stab", (Layer(BRASS, "chord", 4, 0.3), _drum(SNARE), _drum(KICK))),
+    Hit("timpani and cymbal", (Layer(TIMPANI, "root", 2, 0.8), _drum(CHINA, 0.8, 0.8), _drum(KICK))),
+    Hit("taiko boom", (Layer(TAIKO, "fixed", 3, 0.6), Layer(TUBA, "root", 2, 0.3, 0.9), _drum(SPLASH, 0.7))),
+    Hit("low brass bonk", (Layer(TROMBONE, "fifth", 3, 0.25), _drum(LOW_TOM), _drum(CRASH, 0.6, 0.8))),
+)
+SMALL_HITS: tuple[Hit, ...] = (
+    Hit("wood block", (_drum(HI_WOOD), Layer(PIZZICATO, "top", 5, 0.15, 0.8))),
+    Hit("snare crack", (_drum(SNARE), _drum(SIDE_STICK, 0.7))),
+    Hit("tom thump", (Layer(MELODIC_TOM, "fixed", 4, 0.2), _drum(LOW_TOM))),
+    Hit("xylophone plink", (Layer(XYLOPHONE, "top", 5, 0.15), _drum(CLAVES, 0.7))),
+    Hit("low wood knock", (_drum(LOW_WOOD), Layer(PIZZICATO, "root", 3, 0.15, 0.8))),
+    Hit("kick and stick", (_drum(KICK), _drum(SIDE_STICK))),
+)
+# Sounds by event kind, beyond the hits; the foley layer that music does not do.
+KIND_SOUNDS: dict[str, tuple[Hit, ...]] = {
+    "landing": (Hit("thud", (_drum(KICK), Layer(TIMPANI, "root", 2, 0.5), _drum(LOW_TOM, 0.9))),
+                Hit("crash landing", (_drum(KICK), _drum(CRASH, 0.9, 1.0), Layer(TUBA, "root", 2, 0.3)))),
+    "whoosh": (Hit("swish", (Layer(REVERSE_CYMBAL, "fixed", 5, 0.6, 0.9),)),
+               Hit("air", (Layer(BREATH, "fixed", 5, 0.5, 1.0), Layer(WHISTLE, "top", 6, 0.3, 0.6)))),
+    "splash": (Hit("splash", (Layer(SEASHORE, "fixed", 5, 0.8), _drum(SPLASH, 0.9, 0.8), _drum(HIGH_TOM, 0.8))),
+               Hit("spray", (Layer(SEASHORE, "fixed", 6, 0.6), _drum(SPLASH, 1.0, 0.8), _drum(TRIANGLE, 0.8)))),
+    "explosion": (Hit("blast", (Layer(TIMPANI, "root", 2, 1.2), _drum(CRASH, 1.0, 1.5), Layer(TAIKO, "fixed", 3, 0.8),
+                                Layer(ORCH_HIT, "chord", 3, 0.4))),
+                  Hit("boom", (_drum(KICK), _drum(CHINA, 1.0, 1.5), Layer(TUBA, "root", 1, 0.6),
+                               Layer(BRASS, "chord", 3, 0.4)))),
+    "flash": (Hit("sparkle", (Layer(GLOCKENSPIEL, "chord", 6, 0.5, 0.9), _drum(TRIANGLE, 0.9, 0.6))),
+              Hit("zing", (Layer(CELESTA, "chord", 6, 0.5), _drum(VIBRASLAP, 0.8, 0.5)))),
+    "shake": (Hit("rumble", (Layer(TIMPANI, "root", 2, 0.9), _drum(VIBRASLAP, 0.9, 0.6))),
+              Hit("rattle", (Layer(TAIKO, "fixed", 3, 0.5), _drum(GUIRO, 0.9, 0.5)))),
+}
+
+
+@dataclass(frozen=True)
+class Orchestra:
+    """How the score engine writes for one style. Programs are General MIDI, 0-based."""
+
+    tempo_bpm: tuple[float, float]      # calm shots near the first, busy ones near the second
+    meter: int                          # beats per bar
+    modes: tuple[str, ...]              # scale names from dubber.backends.score.compose.MODES
+    roots: tuple[int, ...]              # pitch classes a score may start in
+    modulations: tuple[int, ...]        # semitone moves of the key at a cut
+    melody: tuple[int, ...]             # the tune passes between these, shot by shot
+    busy_melody: tuple[int, ...]        # ... or these when the shot is busy
+    bass: tuple[int, ...]
+    harmony: tuple[int, ...]            # sustained chords (never a sync point: slow attacks)
+    runs: tuple[int, ...]               # scurrying runs over fast motion and runs
+    footsteps: tuple[int, ...]          # GM percussion keys for running feet
+    suspense: int                       # tremolo under shakes and quiet tense shots
+    notes_per_beat: tuple[float, float] # tune density, calm .. busy
+    room: tuple[int, int]               # reverb send range (0-127), one room per shot
+    hit_level: float = 1.0              # loudness of the event sounds against the music
+    kind_sounds: tuple[tuple[str, tuple[Hit, ...]], ...] = ()   # per-style extras over KIND_SOUNDS
+
+    def sounds_for(self, kind: str) -> tuple[Hit, ...]:
+        extra = dict(self.kind_sounds).get(kind, ())
+        return extra + KIND_SOUNDS.get(kind, ())
+
+
 @dataclass(frozen=True)
 class Style:
-    """One named style: `prompt` is appended to each cue's caption, `lead` opens the instruction."""
+    """One named style: `prompt` is appended to each cue's caption, `lead` opens the instruction,
+    `orchestra` is what the score engine writes for."""
 
     name: str
     prompt: str
     lead: str
+    orchestra: Orchestra
 
 
 STYLES: dict[str, Style] = {
@@ -29,30 +127,47 @@ STYLES: dict[str, Style] = {
             "woodwinds and brass that mickey-mouse every movement, pizzicato sneaking, "
             "xylophone runs, slide-whistle whooshes and slapstick crashes, bonks and boings.",
             "Generate a classic Tom and Jerry style soundtrack for a moment in the cartoon that includes",
+            Orchestra((96.0, 152.0), 4, ("major", "major", "mixolydian", "minor"), (0, 2, 5, 7, 10),
+                      (5, 7, 2, -3, 3, 4, -2), (40, 73, 71, 68, 56), (13, 72, 40), (45, 58, 43),
+                      (48, 60), (13, 9, 72), (HI_WOOD, LOW_WOOD), TREMOLO, (0.6, 1.6), (30, 70)),
         ),
         Style(
             "nature",
             "Nature-documentary score: gentle marimba and soft flute-like pads, unhurried, over a "
             "natural soundscape of birdsong, wind, rustling leaves, water and animal sounds.",
             "Generate a nature-documentary soundtrack with gentle music and natural ambience for a film that includes",
+            Orchestra((66.0, 100.0), 3, ("major", "lydian", "pentatonic"), (0, 2, 4, 7, 9),
+                      (5, 7, 2, -5), (73, 68, 71, 46), (12, 73), (42, 32), (48, 89), (46, 12, 8),
+                      (CLAVES, LOW_WOOD), TREMOLO, (0.45, 1.0), (50, 95), hit_level=0.7,
+                      kind_sounds=(("flash", (Hit("birds", (Layer(123, "fixed", 6, 0.5),)),)),)),
         ),
         Style(
             "sci-fi",
             "Science-fiction sound design: deep synthesizer drones, pulsing electronic score, "
             "servo motors, laser zaps, energy hums and spacious metallic reverb.",
             "Generate a science-fiction soundtrack with synthesizer score and futuristic sound effects for a film that includes",
+            Orchestra((80.0, 128.0), 4, ("minor", "phrygian", "whole-tone"), (1, 4, 6, 9, 11),
+                      (6, 3, -4, 1), (80, 98, 11), (81, 98), (38, 39), (89, 94, 50), (98, 11, 8),
+                      (CLAVES, HI_WOOD), 50, (0.5, 1.3), (60, 110),
+                      kind_sounds=(("flash", (Hit("laser", (Layer(103, "fixed", 6, 0.4), Layer(80, "top", 6, 0.2))),)),)),
         ),
         Style(
             "silent-film",
             "Silent-film accompaniment: a lone upright piano improvising in 1920s style, "
             "ragtime for chases, tremolo for danger, light percussive accents on the action.",
             "Generate a 1920s silent-film piano accompaniment for a film that includes",
+            Orchestra((90.0, 150.0), 2, ("major", "minor", "major"), (0, 5, 7, 10, 3),
+                      (5, 7, -3, 2), (0, 0, 19), (0,), (0,), (0, 19), (0,),
+                      (HI_WOOD, LOW_WOOD), 0, (0.7, 1.8), (15, 40)),
         ),
         Style(
             "noir",
             "Film-noir score: smoky muted trumpet, walking upright bass, brushed drums, "
             "rain on the street, distant sirens and footsteps echoing in alleys.",
             "Generate a film-noir jazz soundtrack with city ambience for a film that includes",
+            Orchestra((70.0, 112.0), 4, ("dorian", "minor", "blues"), (2, 4, 7, 9),
+                      (5, -2, 3, 7), (59, 65, 66), (59, 56), (32,), (0, 11, 48), (11, 0),
+                      (SIDE_STICK, CLAVES), TREMOLO, (0.5, 1.3), (55, 100)),
         ),
     )
 }

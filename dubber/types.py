@@ -45,6 +45,9 @@ class Cue:
     seed: int
     part: int = 0
     parts: int = 1
+    # What AudioStory's language model reads for this cue (its caption and <timestamp> tag);
+    # derived from the fields above by `dubber.plan`, never edited by hand.
+    model_text: str = ""
 
     @property
     def end_sample(self) -> int:
@@ -71,6 +74,9 @@ class DubPlan:
     instruction: str
     cues: tuple[Cue, ...]
     schema: str = PLAN_SCHEMA
+    # The text AudioStory's language model reads before the first cue (chat prompt, instruction,
+    # storyline); derived by `dubber.plan`, never edited by hand.
+    model_prompt: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "cues"}

@@ -64,7 +64,7 @@ def dub_command() -> list[str]:
         if (bin_dir / name).is_file():
             return [str(bin_dir / name)]
     found = shutil.which("dub")
-    return [found] if found else [sys.executable, "-m", "dubber._cli"]
+    return [found] if found else [sys.executable, "-m", "dubber.cli"]
 
 
 def _temp_beside(target: Path) -> tuple[int, Path]:

@@ -69,7 +69,7 @@ class SynthSpec:
 
 @dataclass(frozen=True)
 class PlantedEvent:
-    kind: str  # "impact" | "flash" | "fast_motion"
+    kind: str  # "impact" | "flash" | "whoosh" (a dash)
     frame: int  # absolute frame index where the event lands
     end_frame: int  # exclusive; frame + 1 for instantaneous events
 
@@ -115,10 +115,10 @@ def _plan_shot_events(index: int, length: int) -> list[tuple[str, int, int]]:
     if pattern == 0:
         return [("flash", at(0.45), at(0.45) + 1)]
     if pattern == 1:
-        return [("fast_motion", at(0.2), at(0.2) + _dash_frames(length)), ("impact", at(0.72), at(0.72) + 1)]
+        return [("whoosh", at(0.2), at(0.2) + _dash_frames(length)), ("impact", at(0.72), at(0.72) + 1)]
     if pattern == 2:
         return [("impact", at(0.35), at(0.35) + 1), ("flash", at(0.75), at(0.75) + 2)]
-    return [("fast_motion", at(0.35), at(0.35) + _dash_frames(length))]
+    return [("whoosh", at(0.35), at(0.35) + _dash_frames(length))]
 
 
 def _dash_frames(shot_length: int) -> int:
@@ -166,7 +166,7 @@ def _speed_profile(length: int, events: list[tuple[str, int, int]], width: int, 
     base = width * rng.uniform(0.004, 0.007) * rng.choice([-1.0, 1.0])
     speed = np.full(length, base)
     for kind, start, end in events:
-        if kind != "fast_motion":
+        if kind != "whoosh":
             continue
         fast = np.sign(base) * DASH_SPEED * width
         speed[start:end] = fast
@@ -178,7 +178,7 @@ def _speed_profile(length: int, events: list[tuple[str, int, int]], width: int, 
 
 def _start_x(speed: np.ndarray, events: list[tuple[str, int, int]], width: int, radius: int, rng) -> float:
     """Where the character starts, chosen so a dash stays on screen from start to end."""
-    dash = next((start for kind, start, _ in events if kind == "fast_motion"), None)
+    dash = next((start for kind, start, _ in events if kind == "whoosh"), None)
     if dash is None:
         return float(rng.uniform(0.2, 0.8) * width)
     at_dash = 0.12 * width if speed[dash] > 0 else 0.88 * width
@@ -340,7 +340,7 @@ def synth_audio(spec: SynthSpec, n_frames: int, planted: list[PlantedEvent], scr
         audio[a:b] += 0.08 * np.sin(2 * np.pi * (220 + 55 * (script.index % 5)) * t)
     rng = np.random.default_rng(spec.seed)
     for event in planted:
-        if event.kind == "fast_motion":
+        if event.kind == "whoosh":
             continue
         a = to_sample(event.frame)
         m = min(n - a, AUDIO_SAMPLE_RATE // 5)

@@ -16,7 +16,7 @@ BIN = Path(sys.executable).parent / "dub"
 
 def dub_command() -> list[str]:
     """The installed console script when present, else the module (same entry point)."""
-    return [str(BIN)] if BIN.exists() else [sys.executable, "-m", "dubber._cli"]
+    return [str(BIN)] if BIN.exists() else [sys.executable, "-m", "dubber.cli"]
 
 
 def dub_env(tmp: Path, **extra: str) -> dict[str, str]:

@@ -32,39 +32,39 @@ def clip(tmp_path, sample_24p) -> Path:
 
 def test_dub_outputs_stages_and_cache(clip, tmp_path):
     seen: list[str] = []
-    result = dubber.dub(clip, tmp_path / "a.mp4", _opts(tmp_path, backend="sketch", stems_dir=str(tmp_path / "st"),
+    result = dubber.dub(clip, tmp_path / "a.mp4", _opts(tmp_path, backend="score", stems_dir=str(tmp_path / "st"),
                                                         timeline=True), progress=lambda s, d, t: seen.append(s))
     assert list(result.stage_seconds) == list(api.STAGES)
     assert [s for s in dict.fromkeys(seen) if "/" not in s] == list(api.STAGES)
     for role in ("video", "manifest", "mix", "stem:music", "stem:fx", "otio", "fcpxml", "srt"):
         assert Path(result.outputs[role]).is_file(), role
     manifest = json.loads(Path(result.outputs["manifest"]).read_text())
-    assert manifest["schema"] == "dubber.manifest/1" and manifest["render"]["backend"] == "sketch"
+    assert manifest["schema"] == "dubber.manifest/1" and manifest["render"]["backend"] == "score"
     assert len(manifest["plan"]["cues"]) == result.cues and result.cues_from_cache == 0
     assert abs(result.integrated_lufs - (-16.0)) < 0.5 and result.true_peak_dbtp <= -1.0 + 1e-6
     with pytest.raises(FrozenInstanceError):
         result.cues = 0
     # Same input and settings: analysis, plan and every cue come from the cache.
-    again = dubber.dub(clip, tmp_path / "b.mp4", _opts(tmp_path, backend="sketch", stems_dir=str(tmp_path / "st2")))
+    again = dubber.dub(clip, tmp_path / "b.mp4", _opts(tmp_path, backend="score", stems_dir=str(tmp_path / "st2")))
     assert again.cues_from_cache == again.cues == result.cues
-    assert np.array_equal(read_wav(tmp_path / "st" / "mix.wav")[0], read_wav(tmp_path / "st2" / "mix.wav")[0])
+    assert np.array_equal(read_wav(tmp_path / "st" / "a.mix.wav")[0], read_wav(tmp_path / "st2" / "b.mix.wav")[0])
     # Another seed is another soundtrack: nothing reused from the render cache.
-    other = dubber.dub(clip, tmp_path / "c.mp4", _opts(tmp_path, backend="sketch", seed=5,
+    other = dubber.dub(clip, tmp_path / "c.mp4", _opts(tmp_path, backend="score", seed=5,
                                                        stems_dir=str(tmp_path / "st3")))
     assert other.cues_from_cache == 0
-    assert not np.array_equal(read_wav(tmp_path / "st" / "mix.wav")[0], read_wav(tmp_path / "st3" / "mix.wav")[0])
+    assert not np.array_equal(read_wav(tmp_path / "st" / "a.mix.wav")[0], read_wav(tmp_path / "st3" / "c.mix.wav")[0])
 
 
 def test_keep_original_adds_a_second_track_under_the_dub(clip, tmp_path):
     import av
 
-    result = dubber.dub(clip, tmp_path / "k.mp4", _opts(tmp_path, backend="sketch", keep_original=True,
+    result = dubber.dub(clip, tmp_path / "k.mp4", _opts(tmp_path, backend="score", keep_original=True,
                                                         original_gain_db=-6.0, stems_dir=str(tmp_path / "st")))
     with av.open(str(result.output)) as container:
         tracks = [(s.metadata.get("title") or s.metadata.get("name"), bool(s.disposition & av.stream.Disposition.default))
                   for s in container.streams.audio]
     assert tracks == [("Dub", True), ("Original", False)]
-    bed, _ = read_wav(tmp_path / "st" / "original.wav")
+    bed, _ = read_wav(tmp_path / "st" / "k.original.wav")
     assert np.abs(bed).max() > 0   # the original is mixed in as a bed
 
 
@@ -112,18 +112,18 @@ def test_auto_backend_choice(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     name, reason = choose_auto(None)
-    assert name == "sketch" and "dub models download" in reason
+    assert name == "score" and "dub models download" in reason
     fake = tmp_path / "ckpt"
     for rel in ("audiostory-3B/config.yaml", "audiostory-3B/pytorch_model.bin", "Flux_detokenizer/config.json",
                 "Flux_detokenizer/model.safetensors", "Qwen2.5-3B-Instruct/tokenizer_config.json"):
         (fake / rel).parent.mkdir(parents=True, exist_ok=True)
         (fake / rel).write_text("{}")
     monkeypatch.setattr(backends, "cuda_available", lambda: False)
-    assert choose_auto(str(fake)) == ("sketch", "sketch backend: AudioStory weights found but no CUDA GPU is available")
+    assert choose_auto(str(fake)) == ("score", "score backend: AudioStory weights found but no CUDA GPU is available")
     monkeypatch.setattr(backends, "cuda_available", lambda: True)
     name, reason = choose_auto(str(fake))
     assert name == "audiostory" and str(fake / "audiostory-3B") in reason
-    assert choose_auto(str(fake), device="cpu")[0] == "sketch"
+    assert choose_auto(str(fake), device="cpu")[0] == "score"
     with pytest.raises(BackendUnavailable):
         backends.get_backend("nope")
 
@@ -144,18 +144,18 @@ def test_explicit_audiostory_without_weights_fails_before_any_work(clip, tmp_pat
 
 
 def test_a_plan_edited_only_in_style_or_seed_is_rendered_again(clip, tmp_path):
-    """The sketch score reads the plan's own style and seed: changing only those in a saved plan
+    """The score engine reads the plan's own style and seed: changing only those in a saved plan
     gives a new soundtrack, never the cached cues of the old one."""
-    first = dubber.dub(clip, tmp_path / "a.mp4", _opts(tmp_path, backend="sketch", stems_dir=str(tmp_path / "s")))
+    first = dubber.dub(clip, tmp_path / "a.mp4", _opts(tmp_path, backend="score", stems_dir=str(tmp_path / "s")))
     plan = json.loads(Path(first.outputs["manifest"]).read_text())["plan"]
     assert (plan["style"], plan["seed"]) == ("tom-and-jerry", 0)
-    mix, _ = read_wav(tmp_path / "s" / "mix.wav")
+    mix, _ = read_wav(tmp_path / "s" / "a.mix.wav")
     for n, edit in enumerate(({"style": "noir"}, {"seed": 99}, {})):
         path = tmp_path / f"edited{n}.plan.json"
         path.write_text(json.dumps({**plan, **edit}))
-        result = dubber.dub(clip, tmp_path / f"e{n}.mp4", _opts(tmp_path, backend="sketch", plan_path=str(path),
+        result = dubber.dub(clip, tmp_path / f"e{n}.mp4", _opts(tmp_path, backend="score", plan_path=str(path),
                                                                  stems_dir=str(tmp_path / f"s{n}")))
-        again, _ = read_wav(tmp_path / f"s{n}" / "mix.wav")
+        again, _ = read_wav(tmp_path / f"s{n}" / f"e{n}.mix.wav")
         if edit:
             assert result.cues_from_cache == 0, edit
             assert not np.array_equal(again, mix), edit
@@ -163,31 +163,31 @@ def test_a_plan_edited_only_in_style_or_seed_is_rendered_again(clip, tmp_path):
             assert result.cues_from_cache == result.cues and np.array_equal(again, mix)
 
 
-def test_sketch_draws_its_timeline_once_whatever_the_render_group(clip, tmp_path, monkeypatch):
-    from dubber.backends.sketch import SketchBackend
+def test_score_draws_its_timeline_once_whatever_the_render_group(clip, tmp_path, monkeypatch):
+    from dubber.backends.score import ScoreBackend
 
     calls: list[int] = []
-    real_render = SketchBackend.render
+    real_render = ScoreBackend.render
 
     def counting(self, plan, analysis, progress=no_progress):
         calls.append(len(plan.cues))
         return real_render(self, plan, analysis, progress)
 
-    monkeypatch.setattr(SketchBackend, "render", counting)
-    grouped = dubber.dub(clip, tmp_path / "g.mp4", _opts(tmp_path, backend="sketch", render_group=1,
+    monkeypatch.setattr(ScoreBackend, "render", counting)
+    grouped = dubber.dub(clip, tmp_path / "g.mp4", _opts(tmp_path, backend="score", render_group=1,
                                                          stems_dir=str(tmp_path / "g")))
     assert grouped.cues == 3 and calls == [3]
     # A lost cue is drawn again alone, in one call, and the soundtrack is unchanged.
     cue_files = sorted((tmp_path / "cache" / "render").glob("*/cue-*.npz"))
     assert len(cue_files) == 3
     cue_files[1].unlink()
-    resumed = dubber.dub(clip, tmp_path / "r.mp4", _opts(tmp_path, backend="sketch", render_group=1,
+    resumed = dubber.dub(clip, tmp_path / "r.mp4", _opts(tmp_path, backend="score", render_group=1,
                                                          stems_dir=str(tmp_path / "r")))
     assert calls == [3, 1] and resumed.cues_from_cache == 2
-    whole = dubber.dub(clip, tmp_path / "w.mp4", dubber.DubOptions(backend="sketch", cache_dir=str(tmp_path / "c2"),
+    whole = dubber.dub(clip, tmp_path / "w.mp4", dubber.DubOptions(backend="score", cache_dir=str(tmp_path / "c2"),
                                                                     stems_dir=str(tmp_path / "w")))
     assert whole.cues_from_cache == 0 and calls == [3, 1, 3]
-    mixes = [read_wav(tmp_path / d / "mix.wav")[0] for d in ("g", "r", "w")]
+    mixes = [read_wav(tmp_path / d / f"{d}.mix.wav")[0] for d in ("g", "r", "w")]
     assert np.array_equal(mixes[0], mixes[1]) and np.array_equal(mixes[0], mixes[2])
 
 
@@ -208,7 +208,7 @@ def test_the_dub_ends_with_the_picture_when_the_container_overstates_its_length(
         return dataclasses.replace(media, frame_count=frames, duration_s=float(frames / media.fps))
 
     monkeypatch.setattr(vision, "probe", overstated)
-    result = dubber.dub(clip, tmp_path / "o.mp4", _opts(tmp_path, backend="sketch"))
+    result = dubber.dub(clip, tmp_path / "o.mp4", _opts(tmp_path, backend="score"))
     picture_s = Fraction(truth["frame_count"]) / Fraction(truth["fps"])
     assert result.total_samples == round(picture_s * SR)
     audio, rate = decode_track(result.output)
@@ -222,12 +222,12 @@ def test_the_dub_ends_with_the_picture_when_the_container_overstates_its_length(
 
 def test_manifest_records_the_stems_folder_like_its_other_outputs(clip, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = dubber.dub(clip, tmp_path / "out" / "v.mp4", _opts(tmp_path, backend="sketch", stems_dir="out/st"))
+    result = dubber.dub(clip, tmp_path / "out" / "v.mp4", _opts(tmp_path, backend="score", stems_dir="out/st"))
     manifest = json.loads(Path(result.outputs["manifest"]).read_text())
     here = Path(result.outputs["manifest"]).parent
-    assert manifest["settings"]["stems_dir"] == "st" and manifest["outputs"]["mix"] == "st/mix.wav"
-    assert (here / manifest["settings"]["stems_dir"] / "mix.wav").is_file()
-    elsewhere = dubber.dub(clip, tmp_path / "out" / "w.mp4", _opts(tmp_path, backend="sketch", stems_dir="other/st"))
+    assert manifest["settings"]["stems_dir"] == "st" and manifest["outputs"]["mix"] == "st/v.mix.wav"
+    assert (here / manifest["settings"]["stems_dir"] / "v.mix.wav").is_file()
+    elsewhere = dubber.dub(clip, tmp_path / "out" / "w.mp4", _opts(tmp_path, backend="score", stems_dir="other/st"))
     manifest = json.loads(Path(elsewhere.outputs["manifest"]).read_text())
     assert manifest["settings"]["stems_dir"] == str(tmp_path.resolve() / "other" / "st")
     assert manifest["settings"]["cache_dir"] == str((tmp_path / "cache").resolve())
@@ -235,13 +235,13 @@ def test_manifest_records_the_stems_folder_like_its_other_outputs(clip, tmp_path
 
 def test_user_errors_and_names_have_one_source():
     from audiostory_core.errors import AudioStoryError
-    from dubber import _watchfs
+    from dubber.watch import journal
     from dubber.errors import is_user_error
     from dubber.styles import STYLE_PRESETS
     from vision.captioners import CAPTIONERS
     from vision.errors import VideoNotFound
 
-    assert _watchfs.is_user_error is is_user_error
+    assert journal.is_user_error is is_user_error
     assert all(is_user_error(e) for e in (InputError("x"), VideoNotFound("x"), AudioStoryError("x")))
     assert not is_user_error(ValueError("x")) and not is_user_error(KeyError("x"))
     for name in CAPTIONERS:
@@ -305,8 +305,8 @@ def test_dub_command_renders_with_audiostory_on_cpu(tiny_checkpoint, sample_30p_
         placed = (cue["start_frame"], cue["start_sample"], cue["num_samples"])
         assert placed == (shot["start_frame"], start, end - start)
     assert sum(c["num_samples"] for c in cues) == total
-    dub, rate = read_wav(stems / "dub.wav")
-    mix, mix_rate = read_wav(stems / "mix.wav")
+    dub, rate = read_wav(stems / "out.dub.wav")
+    mix, mix_rate = read_wav(stems / "out.mix.wav")
     assert rate == mix_rate == SR and dub.shape == mix.shape == (2, total) and np.abs(dub).max() > 0
     np.testing.assert_allclose(mix, dub, atol=2**-22)          # one stem: the mix is the dub
     store = next((tmp_path / "dub-cache" / "render").iterdir())

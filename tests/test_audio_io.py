@@ -11,7 +11,7 @@ import pytest
 import soundfile
 from imageio_ffmpeg import get_ffmpeg_exe
 
-from dubber.audio_io import decode_audio, read_wav, write_wav
+from dubber.media.audio_io import decode_audio, read_wav, write_wav
 from dubber.errors import InputError
 
 SR = 48_000

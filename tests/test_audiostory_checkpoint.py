@@ -124,7 +124,7 @@ def _render(model, vae):
 
 def _cue_waves(pipe):
     cues = [ClipCue("glass breaks", 9_000), ClipCue("a cat runs off", 15_000)]
-    return pipe.generate_cues(cues, style="kitchen", seed=2, num_steps=2).waveforms
+    return pipe.generate_cues(cues, summary="kitchen", seed=2, num_steps=2).waveforms
 
 
 def _load(root: Path, cache: Path):

@@ -86,7 +86,7 @@ def _run_case(media, tmp_path, name: str, extra: list[str], mention: str | None 
     ("huge", "8192"),
 ])
 def test_unusable_media_is_refused(media, tmp_path, name, mention):
-    _run_case(media, tmp_path, name, ["--backend", "sketch"], mention)
+    _run_case(media, tmp_path, name, ["--backend", "score"], mention)
 
 
 def test_missing_file(tmp_path):
@@ -109,7 +109,7 @@ def test_directory_as_input(tmp_path):
     (["--lufs", "loud"], "loudness"),
     (["--original-gain", "40"], "gain"),
     (["--backend", "orchestra"], "backend"),
-    (["--timing", "free", "--backend", "sketch"], "free timing"),
+    (["--timing", "free", "--backend", "score"], "free timing"),
     (["--captioner", "oracle"], "captioner"),
     (["--backend", "audiostory"], "weights"),
     (["--device", "cuda"], "cuda"),
@@ -135,7 +135,7 @@ def test_unwritable_output_folder(media, tmp_path):
     # /sys refuses new files even to root; a permission bit would not stop a root test run.
     src = _case(media, tmp_path, "good")
     before, digest = snapshot(src.parent), sha256(src)
-    proc = run_dub([src, "-o", "/sys/dub-test-out.mp4", "--backend", "sketch"], dub_env(tmp_path))
+    proc = run_dub([src, "-o", "/sys/dub-test-out.mp4", "--backend", "score"], dub_env(tmp_path))
     _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest,
                        mention="not writable")
     assert not Path("/sys/dub-test-out.mp4").exists()
@@ -160,7 +160,7 @@ def test_output_exists_without_force(media, tmp_path):
     src = _case(media, tmp_path, "good")
     (src.parent / "out.mp4").write_bytes(b"an earlier result")
     before, digest = snapshot(src.parent), sha256(src)
-    proc = run_dub([src, "-o", src.parent / "out.mp4", "--backend", "sketch"], dub_env(tmp_path))
+    proc = run_dub([src, "-o", src.parent / "out.mp4", "--backend", "score"], dub_env(tmp_path))
     _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest,
                        mention="--force")
 
@@ -169,13 +169,13 @@ def test_default_output_exists_without_force(media, tmp_path):
     src = _case(media, tmp_path, "good")
     (src.parent / "good.dub.mp4").write_bytes(b"an earlier result")
     before, digest = snapshot(src.parent), sha256(src)
-    proc = run_dub([src, "--backend", "sketch"], dub_env(tmp_path))
+    proc = run_dub([src, "--backend", "score"], dub_env(tmp_path))
     _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest,
                        mention="already exists")
 
 
 def test_output_with_unknown_extension(media, tmp_path):
-    _run_case(media, tmp_path, "good", ["--backend", "sketch"], ".mp4", out_name="out.wav")
+    _run_case(media, tmp_path, "good", ["--backend", "score"], ".mp4", out_name="out.wav")
 
 
 def test_malformed_plan_file(media, tmp_path):
@@ -183,7 +183,7 @@ def test_malformed_plan_file(media, tmp_path):
     plan = src.parent / "plan.json"
     plan.write_text('{"schema": "dubber.plan/1", "cues": [ {"index": 0,')
     before, digest = snapshot(src.parent), sha256(src)
-    proc = run_dub(["render", src, "--plan", plan, "-o", src.parent / "out.mp4", "--backend", "sketch"],
+    proc = run_dub(["render", src, "--plan", plan, "-o", src.parent / "out.mp4", "--backend", "score"],
                    dub_env(tmp_path))
     _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest, mention="plan")
 
@@ -196,7 +196,7 @@ def test_plan_of_another_video(media, tmp_path):
     assert made.returncode == 0, made.stderr
     assert json.loads(other_plan.read_text())["cues"]
     before, digest = snapshot(src.parent), sha256(src)
-    proc = run_dub(["render", src, "--plan", other_plan, "-o", src.parent / "out.mp4", "--backend", "sketch"], env)
+    proc = run_dub(["render", src, "--plan", other_plan, "-o", src.parent / "out.mp4", "--backend", "score"], env)
     err = _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest,
                              mention="plan")
     assert "frames" in err or "fps" in err   # says why it does not fit

@@ -4,7 +4,7 @@ The harness (tests/blender_harness.py) runs in that venv: it installs the built 
 runs the operator on a movie strip, saves/reopens the .blend and mixes the scene down, then
 prints the facts checked here. A stand-in `dub` writes WAVs with a tone starting at a known
 sample, so the mixdown shows exactly where the dub landed; one test runs the real
-`dub --backend sketch` when it works in this environment.
+`dub --backend score` when it works in this environment.
 
 bpy venv: DUB_BPY_PYTHON, else <repo>/.venv-bpy/bin/python, made with
     python3.11 -m venv .venv-bpy && .venv-bpy/bin/pip install bpy==5.0.1 "numpy<2"
@@ -139,7 +139,7 @@ def test_extension_zip_is_a_valid_extension(extension_zip):
 
 def test_stems_land_on_free_channels_sample_exact(bpy_exe, movie, extension_zip, tmp_path):
     facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=fake_dub(tmp_path),
-                        backend="sketch", separate_stems=True, blocker_channel=2)
+                        backend="score", separate_stems=True, blocker_channel=2)
     assert facts["status"] == "Added 2 dub strip(s) under picture."
     assert facts["uses_strips"] and facts["shim_old"] == ["top", "all"]   # 5.x strips; sequences before 4.4
     sounds = sound_strips(facts["strips"])
@@ -157,7 +157,7 @@ def test_stems_land_on_free_channels_sample_exact(bpy_exe, movie, extension_zip,
 
 def test_mixed_dub_is_one_strip(bpy_exe, movie, extension_zip, tmp_path):
     facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=fake_dub(tmp_path),
-                        backend="sketch", separate_stems=False, blocker_channel=0)
+                        backend="score", separate_stems=False, blocker_channel=0)
     sounds = sound_strips(facts["strips"])
     assert [(s["name"], s["channel"]) for s in sounds] == [("picture dub", 2)]
     assert Path(sounds[0]["filepath"]).name == "mix.wav"
@@ -170,15 +170,15 @@ def test_dub_failure_is_reported_and_adds_nothing(bpy_exe, movie, extension_zip,
                        "print(json.dumps({'event': 'error', 'message': 'The input has no video stream; "
                        "choose a video file.'}), flush=True)\nsys.exit(2)\n")
     failing.chmod(0o755)
-    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=failing, backend="sketch",
+    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=failing, backend="score",
                         separate_stems=False, blocker_channel=0)
     assert facts["status"] == "Dub failed: The input has no video stream; choose a video file."
     assert sound_strips(facts["strips"]) == [] and facts["mix"]["first_sample"] is None
 
 
-def test_real_dub_sketch(bpy_exe, movie, extension_zip, tmp_path):
+def test_real_dub_score(bpy_exe, movie, extension_zip, tmp_path):
     dub = Path(sys.executable).with_name("dub")
-    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=dub, backend="sketch",
+    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=dub, backend="score",
                         separate_stems=True, blocker_channel=0)
     assert facts["status"].startswith("Added 2 dub strip(s)"), facts["status"]
     sounds = sound_strips(facts["strips"])

@@ -26,7 +26,7 @@ def test_help_does_not_import_torch():
     loaded = _modules_after(
         "import contextlib, io, sys\n"
         "sys.argv = ['dub', '--help']\n"
-        "from dubber._cli import main\n"
+        "from dubber.cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
         "    try:\n        main()\n    except SystemExit as e:\n        assert e.code == 0, e.code\n"
         "assert 'dub analyze' in out.getvalue() and '--backend' in out.getvalue()\n"
@@ -42,7 +42,7 @@ def test_help_does_not_import_torch():
 def test_subcommand_help_does_not_import_torch(command, shown):
     loaded = _modules_after(
         "import contextlib, io\n"
-        "from dubber._cli import main\n"
+        "from dubber.cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
         f"    try:\n        main([{command!r}, '--help'])\n"
         "    except SystemExit as e:\n        assert e.code == 0, e.code\n"
@@ -53,7 +53,7 @@ def test_subcommand_help_does_not_import_torch(command, shown):
 def test_import_dubber_does_not_import_torch():
     loaded = _modules_after(
         "import dubber\n"
-        "assert dubber.available_backends() == ('audiostory', 'sketch')\n"
+        "assert dubber.available_backends() == ('audiostory', 'score')\n"
         "assert dubber.DubOptions().backend == 'auto' and callable(dubber.dub)\n"
         "assert dubber.DubResult.__name__ == 'DubResult'\n")
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
@@ -81,7 +81,7 @@ def test_doctor_reports_ffmpeg_torch_and_auto_choice(tmp_path):
     assert "torch" in text and "CUDA" in text
     assert "AudioStory weights" in text and "not found" in text   # the test HF cache is empty
     auto = next(line for line in proc.stdout.splitlines() if line.startswith("auto backend"))
-    assert "sketch" in auto and "(" in auto
+    assert "score" in auto and "(" in auto
 
 
 def test_models_list_and_offline_download(tmp_path):
@@ -158,7 +158,7 @@ def test_watch_once_dubs_a_dropped_video(tmp_path, sample_30p_silent):
     audio, rate = decode_track(dubbed)
     expected = round(sample_30p_silent[1]["frame_count"] * rate / 30)
     assert audio.shape[0] == 2 and abs(audio.shape[1] - expected) < 1024 and np.abs(audio).max() > 0.01
-    assert {"mix.wav", "music.wav", "fx.wav"} <= {p.name for p in (root / "output" / "clip" / "stems").iterdir()}
+    assert {"clip.dub.mix.wav", "clip.dub.music.wav", "clip.dub.fx.wav"} <= {p.name for p in (root / "output" / "clip" / "stems").iterdir()}
     again = run_dub(["watch", root / "done" / "clip.mp4", "--once"], dub_env(tmp_path))
     assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1 and "folder" in again.stderr
 
@@ -183,9 +183,9 @@ def test_json_progress_run_with_default_output(clip, tmp_path):
     assert order == ["probe", "analyze", "plan", "render", "mix", "mux", "export"]
     notice = next(i for i, e in enumerate(events) if e["event"] == "notice")
     first_render = next(i for i, e in enumerate(events) if e.get("stage") == "render")
-    assert notice < first_render and events[notice]["message"].startswith("sketch backend:")
+    assert notice < first_render and events[notice]["message"].startswith("score backend:")
     done = events[-1]
-    assert done["event"] == "done" and done["backend"] == "sketch"
+    assert done["event"] == "done" and done["backend"] == "score"
     out = clip.with_name("clip.dub.mp4")
     assert done["output"] == str(out) and out.is_file()
     assert Path(done["outputs"]["manifest"]).is_file() and done["cues"] >= 1
@@ -197,7 +197,7 @@ def test_json_progress_run_with_default_output(clip, tmp_path):
     assert forced.returncode == 0, forced.stderr
     # Off a terminal and without --json-progress: the output path on stdout, the notice on stderr.
     assert forced.stdout.strip() == str(out)
-    assert forced.stderr.strip().startswith("dub: sketch backend:") and "Traceback" not in forced.stderr
+    assert forced.stderr.strip().startswith("dub: score backend:") and "Traceback" not in forced.stderr
 
 
 def test_analyze_plan_edit_render(clip, tmp_path):
@@ -215,7 +215,7 @@ def test_analyze_plan_edit_render(clip, tmp_path):
     edited = tmp_path / "edited.plan.json"
     edited.write_text(json.dumps(plan))
     out = tmp_path / "rendered.mov"
-    rendered = run_dub(["render", clip, "--plan", edited, "-o", out, "--backend", "sketch", "--json-progress"], env)
+    rendered = run_dub(["render", clip, "--plan", edited, "-o", out, "--backend", "score", "--json-progress"], env)
     assert rendered.returncode == 0, rendered.stderr
     manifest = json.loads(Path(json_events(rendered.stdout)[-1]["outputs"]["manifest"]).read_text())
     assert manifest["plan"]["cues"][0]["prompt"].startswith("a kettle whistles.")
@@ -261,7 +261,7 @@ def test_cache_info_and_clean(clip, tmp_path):
 
     env = dub_env(tmp_path)
     cache = tmp_path / "my cache"
-    result = dubber.dub(clip, tmp_path / "o.mp4", dubber.DubOptions(backend="sketch", cache_dir=str(cache)))
+    result = dubber.dub(clip, tmp_path / "o.mp4", dubber.DubOptions(backend="score", cache_dir=str(cache)))
     files = _ours(cache)
     assert len(files) == 2 + result.cues + 1   # analysis, plan, the cues and their meta.json
     info = _info(cache, env)

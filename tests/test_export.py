@@ -13,11 +13,11 @@ import pytest
 import soundfile
 
 from dubber.errors import OutputError
-from dubber.export import (ExportInputs, ExportOptions, ExportPaths, export_all, write_fcpxml, write_otio,
+from dubber.export.deliverables import (ExportInputs, ExportOptions, ExportPaths, export_all, write_fcpxml, write_otio,
                            write_srt)
 from dubber.plan import PlanOptions, make_plan
-from dubber.srt import format_srt_time
-from dubber.timeline import TimelineMedia, TimelineOptions
+from dubber.export.srt import format_srt_time
+from dubber.export.timeline import TimelineMedia, TimelineOptions
 from dubber.types import MANIFEST_SCHEMA, CueAudio, DubPlan, RenderResult, Soundtrack
 from vision.types import MediaInfo, Shot, ShotCaption, VideoAnalysis, VisualEvent
 
@@ -50,7 +50,7 @@ def _render(plan: DubPlan) -> RenderResult:
     cues = tuple(CueAudio(c.index, c.start_sample, {"music": np.zeros((2, c.num_samples), np.float32),
                                                     "fx": np.zeros((2, c.num_samples), np.float32)})
                  for c in plan.cues)
-    return RenderResult(backend="sketch", sample_rate=SR, cues=cues, model_id=None, notes=("procedural",))
+    return RenderResult(backend="score", sample_rate=SR, cues=cues, model_id=None, notes=("procedural",))
 
 
 @pytest.fixture()
@@ -58,7 +58,7 @@ def ntsc_run():
     analysis = _analysis(NTSC, [0, 24, 100, 300])
     plan = make_plan(analysis, PlanOptions(seed=5))
     return ExportInputs(analysis=analysis, plan=plan, soundtrack=_soundtrack(plan), render=_render(plan),
-                        settings={"backend": "sketch", "fps": NTSC})
+                        settings={"backend": "score", "fps": NTSC})
 
 
 def test_srt_times_are_exact_for_ntsc_frames(tmp_path, ntsc_run):
@@ -92,7 +92,7 @@ def test_manifest_records_the_run(tmp_path, ntsc_run):
     assert DubPlan.from_dict(data["plan"]) == ntsc_run.plan
     assert VideoAnalysis.from_dict(data["analysis"]).shots == ntsc_run.analysis.shots
     assert data["analysis"]["events"][0]["kind"] == "impact"
-    assert data["render"]["backend"] == "sketch" and data["render"]["stems"] == ["fx", "music"]
+    assert data["render"]["backend"] == "score" and data["render"]["stems"] == ["fx", "music"]
     assert "model_id" in data["render"] and "model_revision" in data["render"]
     assert data["seeds"]["cues"] == [c.seed for c in ntsc_run.plan.cues]
     assert data["loudness"]["integrated_lufs"] == -16.02

@@ -205,10 +205,10 @@ def test_mismatched_inputs_are_rejected():
 
 
 @pytest.mark.parametrize("preset", ["web", "atsc-a85"])
-def test_sketch_render_meets_loudness_presets(preset):
+def test_score_render_meets_loudness_presets(preset):
     from fractions import Fraction
 
-    from dubber.backends.sketch import SketchBackend
+    from dubber.backends.score import ScoreBackend
     from vision.types import MediaInfo, Shot, VideoAnalysis, VisualEvent
 
     fps, frames = Fraction(25), 200
@@ -218,7 +218,7 @@ def test_sketch_render_meets_loudness_presets(preset):
                              motion=tuple(np.linspace(0, 1, frames)), captions=())
     bounds = [media.frame_to_sample(f, SR) for f in (0, 90, 200)]
     plan = make_plan(bounds)
-    track = mix(SketchBackend().render(plan, analysis), plan, MixOptions(lufs=LOUDNESS_PRESETS[preset]))
+    track = mix(ScoreBackend().render(plan, analysis), plan, MixOptions(lufs=LOUDNESS_PRESETS[preset]))
     measured = pyloudnorm.Meter(SR).integrated_loudness(track.mix.T.astype(np.float64))
     assert abs(measured - LOUDNESS_PRESETS[preset]) <= 0.5
     assert true_peak_resample_poly(track.mix) <= -1.0

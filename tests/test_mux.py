@@ -11,8 +11,8 @@ import pytest
 import soundfile
 
 from dubber.errors import InputError, OutputError
-from dubber.ffmpeg import FFmpegError, ffmpeg_exe, ffmpeg_version, run_ffmpeg
-from dubber.mux import mux
+from dubber.media.ffmpeg import FFmpegError, ffmpeg_exe, ffmpeg_version, run_ffmpeg
+from dubber.media.mux import mux
 from vision.probe import probe
 
 SR = 48000

@@ -148,7 +148,8 @@ def test_instruction_uses_audiostory_template_and_describes_shots_in_order():
     text = plan.instruction
     assert text.endswith("The total duration is 12.5 seconds.")   # 300 * 1001 / 24000 = 12.5125 s
     assert text.startswith("Generate a classic Tom and Jerry style soundtrack")
-    assert text.index("A cat tiptoes") < text.index("A mouse runs away") < text.index("A piano falls")
+    # The first caption continues the lead ("...that includes a cat tiptoes."): its article is lower-cased.
+    assert text.index("a cat tiptoes") < text.index("A mouse runs away") < text.index("A piano falls")
     whole = make_plan(_analysis(_media(Fraction(30), 1500), [0, 1500]), PlanOptions(style="noir"))
     assert whole.instruction.endswith("The total duration is 50.0 seconds.")
 

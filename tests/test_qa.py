@@ -48,7 +48,7 @@ def test_prores_mov_keeps_its_container_picture_and_pcm_original(prores_mov, sam
     assert _streams(out) == [("video", "prores", True), ("audio", "aac", True), ("audio", "pcm_s24le", False)]
     import soundfile
 
-    assert soundfile.info(str(tmp_path / "stems" / "mix.wav")).frames == _expected_samples(truth)
+    assert soundfile.info(str(tmp_path / "stems" / "reel 1 é.dub.mix.wav")).frames == _expected_samples(truth)
 
 
 def test_prores_into_mp4_is_refused_before_any_work(prores_mov, tmp_path):
@@ -73,13 +73,13 @@ def test_mkv_with_flac_keeps_mkv_and_the_timeline_lands_on_the_shots(sample_24p,
     proc = run_dub([clip, "--timeline"], dub_env(tmp_path))
     assert proc.returncode == 0, proc.stderr
     # The backend notice is one sentence.
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("dub: sketch backend:")
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("dub: score backend:")
     assert proc.stderr.rstrip().endswith(".")
     out = clip.with_name("scene.dub.mkv")
     assert proc.stdout.strip() == str(out) and _streams(out)[:2] == [("video", "h264", True), ("audio", "flac", True)]
     stems = clip.with_name("scene.dub_stems")
     for name in ("mix", "music", "fx"):
-        assert soundfile.info(str(stems / f"{name}.wav")).frames == _expected_samples(truth)
+        assert soundfile.info(str(stems / f"scene.dub.{name}.wav")).frames == _expected_samples(truth)
     starts = [s["start_frame"] for s in truth["shots"]]
     timeline = otio.adapters.read_from_file(str(clip.with_name("scene.dub.otio")))
     # The source's own sound stays available to the editor beside the dub.
@@ -98,8 +98,8 @@ def test_doctor_says_each_thing_once(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = {line[:20].strip(): line[20:].strip() for line in proc.stdout.splitlines()}
     assert lines["AudioStory weights"].startswith("not found in the Hugging Face cache")
-    assert proc.stdout.count("AudioStory weights") == 2   # its own line, and why auto picks sketch
-    assert re.fullmatch(r"sketch: .+", lines["auto backend"]) and "((" not in proc.stdout
+    assert proc.stdout.count("AudioStory weights") == 2   # its own line, and why auto picks score
+    assert re.fullmatch(r"score: .+", lines["auto backend"]) and "((" not in proc.stdout
 
 
 def test_incomplete_model_folder_is_named_in_the_error(sample_24p, tmp_path):

@@ -306,7 +306,7 @@ def test_frame_rates_are_exact():
 
 
 def test_real_dub_into_fake_resolve(tmp_path):
-    """The real `dub --backend sketch` and its real manifest, placed through the fake Resolve."""
+    """The real `dub --backend score` and its real manifest, placed through the fake Resolve."""
     from samples.synth import SynthSpec, synthesize
 
     video = tmp_path / "media" / "cartoon.mp4"
@@ -317,7 +317,7 @@ def test_real_dub_into_fake_resolve(tmp_path):
     fr.add_video_clip(timeline, str(video), 0, 0, 105, media_frames=105)
     timeline._playhead = 108000 + 50
     resolve = fr.FakeResolve(timeline)
-    config = {"dub": [str(Path(sys.executable).with_name("dub"))], "backend": "sketch"}
+    config = {"dub": [str(Path(sys.executable).with_name("dub"))], "backend": "score"}
     events = []
     message = dr.dub_into_timeline(resolve, config, runner(events.append))
     assert message == "Placed 4 dub clips on 2 new audio track(s)."
@@ -359,7 +359,7 @@ def test_installed_launcher_runs_from_resolve_menu(tmp_path):
     assert installed.read_text() == Path(dr.__file__).read_text()
     config = json.loads((scripts / "dub_resolve.json").read_text())
     assert Path(config["bridge_dir"], "resolve_bridge.py").is_file()
-    assert Path(config["dub"][0]).name in ("dub", "python", "python3") or config["dub"][-1] == "dubber._cli"
+    assert Path(config["dub"][0]).name in ("dub", "python", "python3") or config["dub"][-1] == "dubber.cli"
     resolve, timeline, fake_config, _ = make_setup(tmp_path, "25")
     (scripts / "dub_resolve.json").write_text(json.dumps({**fake_config, "bridge_dir": config["bridge_dir"]}))
     runpy.run_path(str(installed), init_globals={"resolve": resolve}, run_name="__resolve_menu__")

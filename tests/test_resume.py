@@ -2,7 +2,7 @@
 its soundtrack is identical to that of a run that was never interrupted.
 
 The kill test renders with AudioStory (a tiny random-weight checkpoint on the CPU): it renders cue
-by cue, so a kill lands between cached cues. The sketch draws the whole timeline in one call."""
+by cue, so a kill lands between cached cues. The score engine draws the whole timeline in one call."""
 from __future__ import annotations
 
 import os
@@ -84,21 +84,21 @@ def test_kill_9_while_rendering_then_resume(five_shots, tiny_checkpoint, tmp_pat
     fresh = run_dub([five_shots, "-o", out_dir / "b.mp4", "--stems", out_dir / "stems-b", *common], fresh_env)
     assert fresh.returncode == 0, fresh.stderr
     assert json_events(fresh.stdout)[-1]["cues_from_cache"] == 0
-    resumed_mix, rate = read_wav(out_dir / "stems" / "mix.wav")
-    fresh_mix, _ = read_wav(out_dir / "stems-b" / "mix.wav")
+    resumed_mix, rate = read_wav(out_dir / "stems" / "a.mix.wav")
+    fresh_mix, _ = read_wav(out_dir / "stems-b" / "b.mix.wav")
     assert rate == 48_000 and resumed_mix.shape == fresh_mix.shape and np.abs(fresh_mix).max() > 0
     assert np.array_equal(resumed_mix, fresh_mix)
-    assert (out_dir / "stems" / "mix.wav").read_bytes() == (out_dir / "stems-b" / "mix.wav").read_bytes()
+    assert (out_dir / "stems" / "a.mix.wav").read_bytes() == (out_dir / "stems-b" / "b.mix.wav").read_bytes()
 
 
 def test_force_rerenders_and_rewrites_the_cache(five_shots, tmp_path):
     env = dub_env(tmp_path)
     cache = Path(env["DUB_CACHE_DIR"])
-    first = run_dub([five_shots, "-o", tmp_path / "a.mp4", "--backend", "sketch", "--json-progress"], env)
+    first = run_dub([five_shots, "-o", tmp_path / "a.mp4", "--backend", "score", "--json-progress"], env)
     assert first.returncode == 0, first.stderr
     before = {p: p.stat().st_mtime_ns for p in _cue_files(cache)}
     assert len(before) == 5
-    again = run_dub([five_shots, "-o", tmp_path / "a.mp4", "--backend", "sketch", "--json-progress", "--force"], env)
+    again = run_dub([five_shots, "-o", tmp_path / "a.mp4", "--backend", "score", "--json-progress", "--force"], env)
     assert again.returncode == 0, again.stderr
     assert json_events(again.stdout)[-1]["cues_from_cache"] == 0
     assert all(p.stat().st_mtime_ns != t for p, t in before.items())

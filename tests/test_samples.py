@@ -36,7 +36,7 @@ def _check_truth_layout(truth: dict) -> None:
     assert all(a["end_frame"] == b["start_frame"] for a, b in zip(shots, shots[1:]))
     assert truth["cut_frames"] == [s["start_frame"] for s in shots[1:]]
     kinds = {e["kind"] for e in truth["events"]}
-    assert kinds == {"impact", "flash", "fast_motion"}
+    assert kinds == {"impact", "flash", "whoosh"}
     for event in truth["events"]:  # every event sits well inside one shot
         shot = next(s for s in shots if s["start_frame"] <= event["frame"] < s["end_frame"])
         assert event["frame"] - shot["start_frame"] >= 5 and shot["end_frame"] - event["end_frame"] >= 5

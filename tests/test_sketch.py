@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from dubber.audio_io import read_wav, write_wav
+from dubber.media.audio_io import read_wav, write_wav
 from dubber.backends.base import DubBackend, check_render
 from dubber.backends.sketch import SKETCH_STYLES, SketchBackend
 from dubber.types import Cue, DubPlan

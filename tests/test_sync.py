@@ -77,8 +77,8 @@ def test_every_cue_starts_on_its_first_frame_sample(sample, request, tmp_path):
     video, truth = request.getfixturevalue(sample)
     result = _dub(video, tmp_path / "out.mkv", tmp_path, backend="markers", stems_dir=str(tmp_path / "stems"))
     total = expected_total(truth)
-    stem, rate = read_wav(tmp_path / "stems" / "markers.wav")
-    mix, _ = read_wav(tmp_path / "stems" / "mix.wav")
+    stem, rate = read_wav(tmp_path / "stems" / "out.markers.wav")
+    mix, _ = read_wav(tmp_path / "stems" / "out.mix.wav")
     assert rate == SR and stem.shape == mix.shape == (2, total) and result.total_samples == total
     plan = json.loads(Path(result.outputs["manifest"]).read_text())["plan"]
     starts = [c["start_frame"] for c in plan["cues"]]
@@ -96,14 +96,14 @@ def test_every_cue_starts_on_its_first_frame_sample(sample, request, tmp_path):
 
 
 @pytest.mark.parametrize("sample", SAMPLES)
-def test_sketch_dub_length_and_untouched_picture(sample, request, tmp_path):
+def test_score_dub_length_and_untouched_picture(sample, request, tmp_path):
     import av
 
     video, truth = request.getfixturevalue(sample)
     out = tmp_path / "out.mp4"
-    result = _dub(video, out, tmp_path, backend="sketch", stems_dir=str(tmp_path / "stems"))
+    result = _dub(video, out, tmp_path, backend="score", stems_dir=str(tmp_path / "stems"))
     total = expected_total(truth)
-    mix, rate = read_wav(tmp_path / "stems" / "mix.wav")
+    mix, rate = read_wav(tmp_path / "stems" / "out.mix.wav")
     assert rate == SR and mix.shape == (2, total) and np.abs(mix).max() > 0
     with av.open(str(out)) as container:
         dub = container.streams.audio[0]
@@ -111,7 +111,7 @@ def test_sketch_dub_length_and_untouched_picture(sample, request, tmp_path):
     decoded, _ = decode_track(out)
     assert total <= decoded.shape[1] < total + 1024                 # plus at most one AAC frame of padding
     assert video_packets(out) == video_packets(video), "the picture was re-encoded or altered"
-    assert result.backend == "sketch" and result.cues >= len(truth["shots"])
+    assert result.backend == "score" and result.cues >= len(truth["shots"])
 
 
 def test_ten_minutes_do_not_drift(tmp_path):
@@ -122,7 +122,7 @@ def test_ten_minutes_do_not_drift(tmp_path):
     video = tmp_path / "long.mp4"
     truth = synthesize(video, SynthSpec(width=160, height=90, fps=Fraction(24000, 1001), duration_s=600,
                                         shot_s=20, audio=False, seed=3, preset="ultrafast"))
-    options = api.DubOptions(backend="sketch", cache_dir=str(tmp_path / "cache"))
+    options = api.DubOptions(backend="score", cache_dir=str(tmp_path / "cache"))
     path = api.check_input_file(video)
     analysis, key = api._analyze(path, options, no_progress)
     plan = api._plan(analysis, key, options)
@@ -133,7 +133,7 @@ def test_ten_minutes_do_not_drift(tmp_path):
     assert last_shot_cues and last_shot_cues[0].start_frame == last_cut
     for cue in plan.cues:
         assert cue.start_sample == expected_start(truth, cue.start_frame)
-    render, _ = api._render("sketch", plan, analysis, key, options, no_progress)
+    render, _ = api._render("score", plan, analysis, key, options, no_progress)
     assert [(c.start_sample, c.num_samples) for c in render.cues] == [(c.start_sample, c.num_samples)
                                                                       for c in plan.cues]
     stems, _ = place_cues(render, plan, MixOptions())

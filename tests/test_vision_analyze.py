@@ -62,10 +62,10 @@ def test_every_planted_impact_and_flash_found_and_nothing_invented(name, analyse
 
 
 @pytest.mark.parametrize("name", SAMPLES)
-def test_fast_motion_bursts_cover_the_planted_ranges(name, analysed):
+def test_whooshes_cover_the_planted_dashes(name, analysed):
     analysis, truth = analysed(name)
-    planted = [(e["frame"], e["end_frame"]) for e in truth["events"] if e["kind"] == "fast_motion"]
-    found = [(e.frame, e.end_frame) for e in analysis.events if e.kind == "fast_motion"]
+    planted = [(e["frame"], e["end_frame"]) for e in truth["events"] if e["kind"] == "whoosh"]
+    found = [(e.frame, e.end_frame) for e in analysis.events if e.kind == "whoosh"]
     for start, end in planted:
         overlap = max((min(end, b) - max(start, a) for a, b in found), default=0)
         assert overlap >= 0.6 * (end - start), (planted, found)
@@ -80,7 +80,7 @@ def test_motion_curve_is_per_frame_normalised_and_follows_the_action(name, analy
     assert curve.shape == (truth["frame_count"],) and curve.min() >= 0 and curve.max() <= 1
     busy = np.zeros(curve.size, bool)
     for event in truth["events"]:
-        if event["kind"] == "fast_motion":
+        if event["kind"] == "whoosh":
             busy[event["frame"] + 2:event["end_frame"] - 2] = True
     calm = ~busy
     for event in truth["events"]:  # impact shakes and flashes are not calm either
@@ -255,8 +255,8 @@ def test_24p_shown_at_a_higher_rate_by_repeating_pictures_gives_the_same_shots_a
         planted = [to_frame(e["frame"]) for e in truth["events"] if e["kind"] == kind]
         found = [e.frame for e in analysis.events if e.kind == kind]
         assert len(found) == len(planted) and all(_near(f, found) for f in planted), (kind, planted, found)
-    planted = [(to_frame(e["frame"]), to_frame(e["end_frame"])) for e in truth["events"] if e["kind"] == "fast_motion"]
-    found = [(e.frame, e.end_frame) for e in analysis.events if e.kind == "fast_motion"]
+    planted = [(to_frame(e["frame"]), to_frame(e["end_frame"])) for e in truth["events"] if e["kind"] == "whoosh"]
+    found = [(e.frame, e.end_frame) for e in analysis.events if e.kind == "whoosh"]
     assert len(found) == len(planted), (planted, found)
     for (start, end), (a, b) in zip(planted, found):
         assert min(end, b) - max(start, a) >= 0.8 * (end - start), (planted, found)
@@ -301,7 +301,7 @@ def test_a_dead_stop_and_hold_reads_the_same_at_any_rate_the_pictures_are_repeat
     assert len(result.curve) == count
     found = [(e.kind, shown[e.frame], shown[e.end_frame - 1]) for e in result.events]
     # the dash covers pictures 30..41; the stop lands on picture 41, the last one that moves
-    assert found == [("fast_motion", 30, 40), ("impact", 41, 41)]
+    assert found == [("whoosh", 30, 40), ("impact", 41, 41)]
     assert all(shown[e.frame - 1] != shown[e.frame] for e in result.events)  # on the first frame of a picture
 
 

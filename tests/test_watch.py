@@ -3,7 +3,7 @@ duplicates, two through the real pipeline), a kill -9 mid-job with a restart, --
 
 Most drops use a fast processor (copies the input as its "dub") so the folder logic is what is
 timed; validation always uses the real probe, and files named real_* go through the real
-dubbing pipeline (sketch backend).
+dubbing pipeline (score backend).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from dubber.errors import BackendUnavailable
-from dubber.watch import (WatchLocked, WatchOptions, WatchSettings, WatchSettingsError, dub_processor, is_candidate,
+from dubber.watch.watcher import (WatchLocked, WatchOptions, WatchSettings, WatchSettingsError, dub_processor, is_candidate,
                           load_settings, run_watch)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -118,13 +118,13 @@ def test_bad_settings_give_one_sentence(tmp_path, text, message):
 
 
 def test_settings_reach_the_processor(tmp_path, base_video):
-    (tmp_path / "dub-watch.toml").write_text('style = "nature"\nbackend = "sketch"\nlufs = "ebu"\nkeep_original = true\n')
+    (tmp_path / "dub-watch.toml").write_text('style = "nature"\nbackend = "score"\nlufs = "ebu"\nkeep_original = true\n')
     seen = []
     (tmp_path / "inbox").mkdir()
     publish(tmp_path, "a.mp4", variant(base_video, 1))
     run_watch(tmp_path, WatchOptions(stable_s=0.2, poll_s=0.05, once=True,
                                      processor=lambda job: (seen.append(job.settings), copy_processor(job))))
-    assert seen == [WatchSettings(style="nature", backend="sketch", lufs="ebu", keep_original=True)]
+    assert seen == [WatchSettings(style="nature", backend="score", lufs="ebu", keep_original=True)]
 
 
 # ----------------------------------------------------------------------------- 50 drops
@@ -142,7 +142,7 @@ class Recorder:
         if job.original_name.startswith("real_"):
             dub_processor(job)
         elif job.original_name.startswith("boom_"):
-            raise BackendUnavailable("The sketch instruments are missing; reinstall dubber.")
+            raise BackendUnavailable("The score instruments are missing; reinstall dubber.")
         else:
             copy_processor(job)
 
@@ -241,7 +241,7 @@ def check_dubbed(root: Path, recorder: Recorder, contents: dict, dubbed: set[str
     assert len(list((root / "output").iterdir())) == len(dubbed)                     # no staging left over
     for name in ("real_0", "real_1"):  # the real pipeline left stems, manifest and timeline beside the video
         files = {p.relative_to(root / "output" / name).as_posix() for p in (root / "output" / name).rglob("*")}
-        assert {"stems/music.wav", "stems/fx.wav", f"{name}.dub.json", f"{name}.dub.otio"} <= files
+        assert {f"stems/{name}.dub.music.wav", f"stems/{name}.dub.fx.wav", f"{name}.dub.json", f"{name}.dub.otio"} <= files
 
 
 def check_duplicates(root: Path, dups: dict, dubbed: set[str]) -> None:
@@ -260,7 +260,7 @@ def check_failures(root: Path, bad: set[str], records: list[dict]) -> None:
     reasons = {n: json.loads((root / "failed" / f"{n}.error.json").read_text())["reason"] for n in bad}
     assert "truncated" in reasons["aborted.mp4"] or "cannot be decoded" in reasons["aborted.mp4"]
     assert "empty (0 bytes)" in reasons["empty.mp4"]
-    assert reasons["boom_0.mp4"] == "The sketch instruments are missing; reinstall dubber."
+    assert reasons["boom_0.mp4"] == "The score instruments are missing; reinstall dubber."
     for name, reason in reasons.items():
         assert reason.endswith(".") and "\n" not in reason and "processing/" not in reason, (name, reason)
     assert {r["name"] for r in records if r["event"] == "failed"} == bad
@@ -372,7 +372,7 @@ def test_skip_mode_leaves_duplicates_in_the_inbox_once(tmp_path, base_video):
 
 
 def test_a_failed_record_write_leaves_no_file_behind(tmp_path):
-    from dubber._watchfs import write_json_atomic
+    from dubber.watch.journal import write_json_atomic
 
     target = tmp_path / "clip.mp4.error.json"
     with pytest.raises(TypeError):

@@ -23,7 +23,7 @@ from vision.frames import ANALYSIS_WIDTH, KEYFRAME_SHORT_SIDE, KeyframeSampler, 
 from vision.motion import MotionOptions, MotionTracker
 from vision.probe import probe
 from vision.shots import CutDetector, CutOptions, shots_from_cuts
-from vision.types import MediaInfo, VideoAnalysis
+from vision.types import ANALYSIS_VERSION, MediaInfo, VideoAnalysis
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +101,13 @@ def _analyse_pass(media: MediaInfo, cut_options: CutOptions, keyframes_per_shot:
     sampler = KeyframeSampler(keyframes_per_shot,
                               lambda f: keyframe_image(f, options.keyframe_short_side, media.rotation),
                               first_stride=max(1, round(media.fps / KEYFRAME_CANDIDATES_PER_S)))
-    tracker = MotionTracker(options.motion)
+    tracker = MotionTracker(options.motion, rate=float(media.fps))
     total, count = media.frame_count, 0
     for decoded in decode(media.path, options.analysis_width):
         # A frame that repeats the one before (pulldown, animation on twos) is no candidate cut.
         repeat = tracker.push(decoded.grey)
-        for cut in detector.push(decoded.index, decoded.small_bgr, repeat=repeat):
+        bgr = decoded.small_bgr if cut_options.detector != "structure" else None
+        for cut in detector.push(decoded.index, decoded.grey, repeat=repeat, bgr=bgr):
             sampler.close_shot(cut)
         sampler.offer(decoded.index, decoded.frame)
         count = decoded.index + 1
@@ -120,11 +121,12 @@ def _analyse_pass(media: MediaInfo, cut_options: CutOptions, keyframes_per_shot:
     keyframes = sampler.finish(count)
     assert len(keyframes) == len(shots), f"{len(keyframes)=} != {len(shots)=}"
     motion = tracker.finish(shots, options.motion)
-    settings = {"cut_detector": cut_options.detector, "cut_threshold": cut_options.threshold,
+    settings = {"analysis_version": ANALYSIS_VERSION, "cut_detector": cut_options.detector,
+                "cut_threshold": cut_options.threshold,
                 "min_shot_frames": cut_options.min_shot_frames, "keyframes_per_shot": keyframes_per_shot,
                 "analysis_width": options.analysis_width}
     return VideoAnalysis(media=media, shots=shots, events=motion.events, motion=motion.curve, captions=(),
-                         settings=settings, keyframes=keyframes)
+                         settings=settings, keyframes=keyframes, transitions=detector.transitions)
 
 
 def _settle_frame_count(media: MediaInfo, decoded: int) -> MediaInfo:

@@ -1,13 +1,22 @@
-"""Per-frame activity and the visual events a sound should hit: impacts, flashes, fast motion.
+"""Per-frame activity and the visual events a sound should hit: impacts, flashes, whooshes.
 
-Two numbers per picture come out of the decode pass: activity (mean absolute grey difference to
-the picture before, beyond a small noise floor, 0..1) and brightness (mean grey, 0..1).
-Everything else is read from those two curves, shot by shot, after the pass:
+A few numbers per picture come out of the decode pass: activity (mean absolute grey difference
+to the picture before, beyond a small noise floor, 0..1, after taking out the change of overall
+brightness so film flicker is no motion), brightness (mean grey, 0..1) and where the change is
+(its centre, as fractions of the picture). Memory grows by those few numbers per frame only.
+Everything else is read from the curves, shot by shot, after the pass:
 
-- flash: brightness jumps well above the frames before it and falls back within a few frames.
+- flash: brightness jumps well above the frames before it and falls back within a few frames;
+  a flash on the beat of an impact is an explosion.
 - impact: either a jolt (activity leaps to several times its recent level and dies away within a
-  few frames, as when the picture shakes) or a dead stop (fast motion that halts in one frame).
-- fast motion: a run of frames whose activity stays several times the video's typical level.
+  few frames) or a dead stop (fast motion that halts in one frame: the frame of contact). When
+  the picture goes on shaking after it, the shaking is a `shake` event of its own.
+- whoosh: a run of frames whose activity stays several times the video's typical level (a swing,
+  a smear, a dash); one that lasts `run_s` or more is a `run`.
+
+Density is what a composer would hit: hit events (impact, explosion, flash) closer than
+`min_spacing_s` keep the strongest, and a shot keeps at most `max_hits_per_min` of them (the
+strongest), so weak motion peaks go.
 
 Cut frames and flash frames are taken out of the activity curve first, so a cut or a flash
 never reads as an impact, and nothing is looked for across a cut.
@@ -33,6 +42,7 @@ import numpy as np
 from vision.types import Shot, VisualEvent
 
 
+HIT_KINDS = ("impact", "landing", "splash", "explosion", "flash")  # land on one frame
 NOISE_FLOOR_LEVELS = 6  # 8-bit grey levels of frame-to-frame change ignored as noise
 # A frame repeats the previous one when, after encoding noise, at most this share of its pixels
 # changed by more than REPEAT_LEVELS and the mean change is at most REPEAT_MEAN_LEVELS (a fade
@@ -54,13 +64,18 @@ class MotionOptions:
     impact_ratio: float = 2.0  # a jolt is this many times the recent activity...
     impact_min_rise: float = 0.015  # ...and at least this much above it
     impact_settle_frames: int = 8  # ...and falls to half its peak within this many frames
-    stop_ratio: float = 0.2  # a dead stop leaves at most this fraction of the motion before it
+    stop_ratio: float = 0.3  # a dead stop leaves at most this fraction of the motion before it
     flash_min_rise: float = 0.08  # brightness rise of a flash (or a quarter of the headroom)
     flash_return_frames: int = 4  # a flash is over within this many frames
     fast_ratio: float = 2.5  # fast motion: activity this many times the typical level...
     fast_floor: float = 0.008  # ...and at least this
     min_fast_frames: int = 6  # ...for this many frames in a row (one-frame gaps bridged)
     curve_floor: float = 0.02  # activity that maps to the top of the curve is at least this
+    min_shake_frames: int = 4  # an impact's aftermath this long or longer is also a shake
+    run_s: float = 0.75  # a whoosh this long or longer is a run (seconds at the picture cadence)
+    min_spacing_s: float = 0.25  # hit events closer than this keep the strongest
+    max_hits_per_min: float = 15.0  # at most this many hit events per minute of each shot
+    max_hit_coverage: float = 0.6  # a hit changes a part of the picture, not nearly all of it
 
 
 @dataclass(frozen=True)
@@ -80,21 +95,27 @@ class MotionTracker:
     """Collects, frame by frame, activity (against the frame before and against the last distinct
     picture), brightness, and whether the frame repeats the one before."""
 
-    def __init__(self, options: MotionOptions = MotionOptions()) -> None:
+    def __init__(self, options: MotionOptions = MotionOptions(), rate: float = 24.0) -> None:
         self.options = options
+        self._rate = float(rate)  # frames per second
         self._previous: np.ndarray | None = None  # the frame before, to spot repeats
         self._reference: np.ndarray | None = None  # the last distinct picture
         self._repeats: list[bool] = []
         self._activity: list[float] = []  # against the frame before
         self._activity_ref: list[float] = []  # against the last distinct picture
         self._brightness: list[float] = []
+        self._where: list[tuple[float, float]] = []  # centre of the change, fractions of the picture
+        self._coverage: list[float] = []  # share of the picture that changed
 
     def push(self, grey: np.ndarray) -> bool:
         """Feed the next frame; returns True when it repeats the frame before."""
         previous, reference = self._previous, self._reference
         repeat = previous is not None and previous.shape == grey.shape and is_repeat(grey, previous)
-        self._activity.append(_activity(grey, previous))
-        self._activity_ref.append(_activity(grey, reference) if reference is not previous else self._activity[-1])
+        activity, where, coverage = _activity_and_centre(grey, previous)
+        self._activity.append(activity)
+        self._where.append(where)
+        self._coverage.append(coverage)
+        self._activity_ref.append(_activity(grey, reference) if reference is not previous else activity)
         self._brightness.append(cv2.mean(grey)[0] / 255.0)
         self._repeats.append(repeat)
         self._previous = grey
@@ -109,17 +130,41 @@ class MotionTracker:
         # sampled too, else the picture the skipped repeats showed.
         after_gap = np.diff(frames, prepend=-1) > 1
         activity = np.where(after_gap, np.array(self._activity_ref)[frames], np.array(self._activity)[frames])
+        options = options or self.options
+        cadence = picture_cadence(np.array(self._repeats, dtype=bool))
         result = analyse_motion(activity, np.array(self._brightness)[frames], _shots_on_samples(shots, frames),
-                                options or self.options)
-        return _back_to_frames(result, frames, len(self._repeats))
+                                options, rate=self._rate / cadence if self._rate else 24.0,
+                                coverage=np.array(self._coverage)[frames])
+        return _back_to_frames(result, frames, len(self._repeats), self._where)
+
+
+def _change(grey: np.ndarray, before: np.ndarray) -> np.ndarray:
+    # The picture as a whole getting brighter or darker (film flicker, a flash) is no motion:
+    # the mean difference is taken out first. What is left below the noise floor is grain.
+    shift = np.float32(cv2.mean(grey)[0] - cv2.mean(before)[0])
+    diff = np.abs(grey.astype(np.float32) - before.astype(np.float32) - shift)
+    return np.maximum(diff - NOISE_FLOOR_LEVELS, 0.0)
 
 
 def _activity(grey: np.ndarray, before: np.ndarray | None) -> float:
     if before is None or before.shape != grey.shape:
         return 0.0
-    # Differences below the noise floor are grain or compression noise, not motion.
-    change = cv2.subtract(cv2.absdiff(grey, before), NOISE_FLOOR_LEVELS)
-    return cv2.mean(change)[0] / 255.0
+    return float(_change(grey, before).mean()) / 255.0
+
+
+def _activity_and_centre(grey: np.ndarray, before: np.ndarray | None) -> tuple[float, tuple[float, float], float]:
+    """Activity, the centre of the change (x, y as fractions; the middle when nothing moves) and
+    the share of the picture that changed."""
+    if before is None or before.shape != grey.shape:
+        return 0.0, (0.5, 0.5), 0.0
+    change = _change(grey, before)
+    total = float(change.sum())
+    if total <= 0.0:
+        return 0.0, (0.5, 0.5), 0.0
+    h, w = change.shape
+    x = float(change.sum(axis=0) @ np.arange(w)) / total / max(1, w - 1)
+    y = float(change.sum(axis=1) @ np.arange(h)) / total / max(1, h - 1)
+    return total / change.size / 255.0, (x, y), float(np.count_nonzero(change)) / change.size
 
 
 def picture_cadence(repeats: np.ndarray) -> float:
@@ -152,21 +197,30 @@ def _shots_on_samples(shots: tuple[Shot, ...], frames: np.ndarray) -> tuple[Shot
     return tuple(Shot(s.index, int(a), int(b)) for s, a, b in zip(shots, starts.tolist(), ends))
 
 
-def _back_to_frames(result: "MotionResult", frames: np.ndarray, frame_count: int) -> "MotionResult":
-    """Sample indices to frame indices: an event lands on the first frame showing its picture."""
+def _back_to_frames(result: "MotionResult", frames: np.ndarray, frame_count: int,
+                    where: list[tuple[float, float]]) -> "MotionResult":
+    """Sample indices to frame indices: an event lands on the first frame showing its picture,
+    and is placed where the picture changed most around it."""
     bounds = np.append(frames, frame_count)
     events = []
     for event in result.events:
         start = int(bounds[event.frame])
-        end = start + 1 if event.kind == "impact" else int(bounds[event.end_frame])
-        events.append(VisualEvent(start, event.kind, event.strength, max(end, start + 1)))
+        end = start + 1 if event.kind in HIT_KINDS else int(bounds[event.end_frame])
+        x, y = _place(where, start, max(end, start + 3))
+        events.append(VisualEvent(start, event.kind, event.strength, max(end, start + 1), x, y))
     # Every frame shows the last sampled picture at or before it.
     per_frame = np.array(result.curve)[np.searchsorted(frames, np.arange(frame_count), side="right") - 1]
     return MotionResult(tuple(float(v) for v in per_frame), tuple(events))
 
 
+def _place(where: list[tuple[float, float]], start: int, end: int) -> tuple[float, float]:
+    centres = where[start:min(end, len(where))] or [(0.5, 0.5)]
+    return (round(float(np.mean([c[0] for c in centres])), 4), round(float(np.mean([c[1] for c in centres])), 4))
+
+
 def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Shot, ...],
-                   options: MotionOptions = MotionOptions()) -> MotionResult:
+                   options: MotionOptions = MotionOptions(), rate: float = 24.0,
+                   coverage: np.ndarray | None = None) -> MotionResult:
     """Events and the normalised activity curve from the two per-frame curves."""
     activity = activity.astype(np.float64).copy()
     events: list[VisualEvent] = []
@@ -180,8 +234,9 @@ def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Sh
     scale = max(float(np.percentile(activity, 98)) if activity.size else 0.0, options.curve_floor)
     for shot in shots:
         impacts, busy = _find_impacts(activity, shot, typical, scale, options)
-        events += impacts
-        events += _find_fast_motion(activity, shot, typical, scale, busy, options)
+        events += _not_covering(impacts, coverage, options)
+        events += _find_whooshes(activity, shot, typical, scale, busy, options, rate)
+    events = thin_hits(_explosions(events, rate), shots, options, rate)
     curve = np.sqrt(np.clip(activity / scale, 0.0, 1.0))  # sqrt: small motion still registers
     return MotionResult(tuple(float(v) for v in curve), tuple(sorted(events, key=lambda e: (e.frame, e.kind))))
 
@@ -238,6 +293,9 @@ def _find_impacts(activity: np.ndarray, shot: Shot, typical: float, scale: float
         calm = _calm_again(activity, shot, frame, typical, options)
         peak = float(activity[frame:calm].max(initial=activity[frame]))
         found.append(VisualEvent(frame, "impact", float(min(1.0, peak / scale)), frame + 1))
+        if calm - frame - 1 >= options.min_shake_frames:
+            level = float(activity[frame + 1:calm].mean())
+            found.append(VisualEvent(frame + 1, "shake", float(np.sqrt(min(1.0, level / scale))), calm))
         busy[frame:calm] = True
         t = calm
     return found, busy
@@ -257,12 +315,15 @@ def _jolt(activity: np.ndarray, shot: Shot, t: int, options: MotionOptions) -> i
 
 
 def _dead_stop(activity: np.ndarray, shot: Shot, t: int, typical: float, options: MotionOptions) -> int | None:
-    """Fast motion up to frame t, then next to nothing for three frames: the stop lands at t."""
-    if t + 3 >= shot.end_frame or t - 2 < shot.start_frame:
+    """Fast motion up to frame t, then a sudden drop for two frames: the stop lands at t, the
+    last picture that moves (the contact drawing, held after it)."""
+    if t + 2 >= shot.end_frame or t - 2 < shot.start_frame:
         return None
     fast = max(options.fast_ratio * typical, options.fast_floor)
-    before, after = activity[t - 2:t + 1], activity[t + 1:t + 4]
-    if before.min() < fast or after.max() > min(options.stop_ratio * before.mean(), 0.6 * typical):
+    before, after = activity[t - 2:t + 1], activity[t + 1:t + 3]
+    if before.mean() < fast or before.min() < 0.5 * fast or activity[t] < 0.5 * before.max():
+        return None
+    if after.mean() > options.stop_ratio * before.mean():
         return None
     return t
 
@@ -279,8 +340,8 @@ def _calm_again(activity: np.ndarray, shot: Shot, frame: int, typical: float, op
     return end
 
 
-def _find_fast_motion(activity: np.ndarray, shot: Shot, typical: float, scale: float, busy: np.ndarray,
-                      options: MotionOptions) -> list[VisualEvent]:
+def _find_whooshes(activity: np.ndarray, shot: Shot, typical: float, scale: float, busy: np.ndarray,
+                   options: MotionOptions, rate: float) -> list[VisualEvent]:
     threshold = max(options.fast_ratio * typical, options.fast_floor)
     span = slice(shot.start_frame, shot.end_frame)
     fast = (activity[span] >= threshold) & ~busy[span]
@@ -290,7 +351,8 @@ def _find_fast_motion(activity: np.ndarray, shot: Shot, typical: float, scale: f
         if end - start >= options.min_fast_frames:
             level = float(activity[shot.start_frame + start:shot.start_frame + end].mean())
             strength = float(np.sqrt(min(1.0, level / scale)))
-            events.append(VisualEvent(shot.start_frame + start, "fast_motion", strength, shot.start_frame + end))
+            kind = "run" if (end - start) / rate >= options.run_s else "whoosh"
+            events.append(VisualEvent(shot.start_frame + start, kind, strength, shot.start_frame + end))
     return events
 
 
@@ -299,3 +361,54 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
     edges = np.diff(padded)
     return list(zip(np.nonzero(edges == 1)[0].tolist(), np.nonzero(edges == -1)[0].tolist()))
+
+
+def _explosions(events: list[VisualEvent], rate: float) -> list[VisualEvent]:
+    """A flash within a tenth of a second of an impact is one explosion, as strong as both."""
+    flashes = [e for e in events if e.kind == "flash"]
+    impacts = [e for e in events if e.kind == "impact"]
+    near = max(1, int(round(0.1 * rate)))
+    merged: set[int] = set()
+    out = [e for e in events if e.kind not in ("flash", "impact")]
+    for flash in flashes:
+        hit = next((i for i in impacts if abs(i.frame - flash.frame) <= near and id(i) not in merged), None)
+        if hit is None:
+            out.append(flash)
+            continue
+        merged.add(id(hit))
+        out.append(VisualEvent(min(hit.frame, flash.frame), "explosion", max(hit.strength, flash.strength),
+                               min(hit.frame, flash.frame) + 1))
+    out += [i for i in impacts if id(i) not in merged]
+    return out
+
+
+def thin_hits(events: list[VisualEvent], shots: tuple[Shot, ...], options: MotionOptions,
+              rate: float) -> list[VisualEvent]:
+    """Hit events a composer would play: strongest first, none closer than `min_spacing_s` to a
+    stronger one, at most `max_hits_per_min` per shot (at least one). Sustained events stay."""
+    spacing = options.min_spacing_s * rate
+    kept: list[VisualEvent] = [e for e in events if e.kind not in HIT_KINDS]
+    for shot in shots:
+        hits = sorted((e for e in events if e.kind in HIT_KINDS and shot.start_frame <= e.frame < shot.end_frame),
+                      key=lambda e: (-e.strength, e.frame))
+        budget = max(1, int(np.ceil(options.max_hits_per_min * shot.frame_count / rate / 60.0)))
+        chosen: list[VisualEvent] = []
+        for hit in hits:
+            if len(chosen) < budget and all(abs(hit.frame - c.frame) >= spacing for c in chosen):
+                chosen.append(hit)
+        kept += chosen
+    return sorted(kept, key=lambda e: (e.frame, e.kind))
+
+
+def _not_covering(events: list[VisualEvent], coverage: np.ndarray | None, options: MotionOptions) -> list[VisualEvent]:
+    """Drop hits whose change covers nearly the whole picture: something sweeping over the lens
+    or a swish pan, not a contact (its motion still reads as a whoosh)."""
+    if coverage is None:
+        return events
+    out = []
+    for e in events:
+        window = coverage[max(0, e.frame - 1):e.frame + 2]
+        if e.kind in HIT_KINDS and window.size and float(window.max()) > options.max_hit_coverage:
+            continue
+        out.append(e)
+    return out

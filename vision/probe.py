@@ -37,9 +37,12 @@ _TIMECODE = re.compile(r"^(\d{1,2})[:;](\d{2})[:;](\d{2})([:;.,])(\d{2,3})$")
 
 @dataclass(frozen=True)
 class _PacketScan:
-    pts: tuple[int, ...]  # sorted presentation times, in the stream time base
+    pts: tuple[int, ...]  # sorted presentation times of the frames shown, in the stream time base
     last_duration: int  # ticks the last frame lasts
     clean_end: bool  # False when demuxing stopped on an error
+    # Packets an edit list hides (decoded only to start the first shown frame, as after a
+    # `-ss ... -c copy` trim): present in the file, so they count towards its promised frames.
+    hidden: int = 0
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
@@ -125,10 +128,13 @@ def _first_frame(container, stream, path: Path):
 def _scan_packets(container, stream, path: Path) -> _PacketScan:
     container.seek(0, stream=stream, any_frame=False, backward=True)
     pts: list[int] = []
-    last_duration, clean_end = 0, True
+    last_duration, clean_end, hidden = 0, True, 0
     try:
         for packet in container.demux(stream):
-            if packet.pts is None or packet.size == 0 or packet.is_discard:
+            if packet.pts is None or packet.size == 0:
+                continue
+            if packet.is_discard:
+                hidden += 1
                 continue
             pts.append(packet.pts)
             last_duration = packet.duration or 0
@@ -136,7 +142,7 @@ def _scan_packets(container, stream, path: Path) -> _PacketScan:
         log.warning("%s: demuxing stopped early: %s", path, exc)
         clean_end = False
     pts.sort()
-    return _PacketScan(tuple(pts), last_duration, clean_end)
+    return _PacketScan(tuple(pts), last_duration, clean_end, hidden)
 
 
 def _nominal_rate(stream) -> Fraction | None:
@@ -178,7 +184,15 @@ def _media_info(path: Path, container, stream, scan: _PacketScan, first) -> Medi
         audio_rate=audio.codec_context.sample_rate if audio is not None else None,
         audio_channels=audio.codec_context.channels if audio is not None else None,
         size_bytes=path.stat().st_size, start_timecode=_start_timecode(container, stream),
+        video_start_s=_video_start_s(container, scan.pts[0] * time_base),
     )
+
+
+def _video_start_s(container, first_pts_s: Fraction) -> float:
+    """Seconds from the file's start (its earliest stream, as ffmpeg reads it) to the first picture
+    shown: after a trim or in camera files the sound often starts before the picture."""
+    file_start_s = Fraction(container.start_time or 0, 1_000_000)   # AV_TIME_BASE units
+    return max(0.0, float(first_pts_s - file_start_s))
 
 
 def _codec_name(stream) -> str:
@@ -226,8 +240,8 @@ def _vfr_timing(scan: _PacketScan, time_base: Fraction) -> tuple[Fraction, tuple
 
 def _check_complete(info: MediaInfo, container, stream, scan: _PacketScan, path: Path) -> None:
     promised = stream.frames or 0
-    if not scan.clean_end or (promised and info.frame_count < promised):
-        found = f"{info.frame_count} of {promised}" if promised else f"only {info.frame_count}"
+    if not scan.clean_end or (promised and info.frame_count + scan.hidden < promised):
+        found = f"{info.frame_count + scan.hidden} of {promised}" if promised else f"only {info.frame_count}"
         raise VideoUnreadable(f"{path} is truncated or damaged (it holds {found} frames); "
                               "re-export or copy the video again.")
     stated_s = _stated_duration_s(container, stream)
@@ -241,5 +255,9 @@ def _stated_duration_s(container, stream) -> float | None:
     if stream.duration:
         return float(stream.duration * stream.time_base)
     if container.duration:
-        return container.duration / 1_000_000  # AV_TIME_BASE units
+        stated_s = container.duration / 1_000_000  # AV_TIME_BASE units
+        start_s = (container.start_time or 0) / 1_000_000
+        # Matroska writers that start at a broadcast timecode (01:00:00:00) store the end time as
+        # the duration; a duration past the start is read as that end.
+        return stated_s - start_s if 0 < start_s < stated_s else stated_s
     return None

@@ -1,14 +1,32 @@
-"""Frame-exact hard cuts from PySceneDetect detectors fed with our own decoded frames.
+"""Frame-exact cuts and gradual transitions from the pictures of the one decode pass.
 
-PySceneDetect scores each frame against the previous one; every frame over the threshold is a
-candidate cut. A candidate only becomes a cut when the picture does not come back within a few
-frames: a flash, a glitch or a one-frame insert changes the picture and then returns to it,
-while a cut does not. Candidates closer than `min_shot_frames` to the previous cut are dropped.
+A cut is a change that persists. Each distinct picture is reduced to a signature: an 8 x 6 grid
+of blocks of a small grey image, each block described by its mean, its contrast and its
+contrast-normalised pattern. Two pictures differ by the median, over the blocks that carry any
+information, of how much each block changed: its pattern where it has texture, its level where
+it is flat. Because the pattern is normalised, film flicker (the whole picture brighter or darker)
+changes nothing; because the median is taken over blocks, a character moving in a part of the
+frame is not a cut, while a new shot changes nearly every block even when both shots share one
+palette (orange to orange, grey to grey).
 
-Repeated frames (24p shown at 30 or 60 fps by repeating pictures, animation on twos) are passed
-over: the detector sees each distinct picture once, so "the frame before" is the last different
-picture and the transient check counts pictures, not repeats. A flash two pictures long lasts
-five frames at 60 fps yet is still two pictures.
+A picture c starts a new shot when every picture of a short window after it (c .. c+4) differs
+from every picture of the window before it (c-3 .. c-1), and that smallest cross-window change
+stands far above the picture-to-picture change around it. A smear frame, a flash, a splash or
+an impact frame that returns to the previous picture within the window is a transient, not a
+cut (the motion module reads it as an event); camera shake and fast motion change the picture
+by about as much from one picture to the next as across the window, so they are no cut either.
+A new picture that is mostly flat (a wing or a body covering the camera, a black frame) is held
+back: when the old picture comes back within `occlusion_s`, the span was an occlusion inside
+one shot.
+
+Dissolves and fades are found from a short ring of small grey pictures: a span whose two ends
+differ like two shots while every picture between them is the matching blend of the two ends
+is a dissolve (a fade when one end is black). Its cut is reported at the span's middle frame,
+and the span itself as a `Transition`.
+
+Repeated frames (24p shown at 30 or 60 fps, animation on twos) are passed over: the detector
+sees each distinct picture once. PySceneDetect's ContentDetector and AdaptiveDetector can be
+chosen instead ("content", "adaptive"), with the same transient check.
 """
 from __future__ import annotations
 
@@ -19,34 +37,44 @@ from fractions import Fraction
 
 import cv2
 import numpy as np
-from scenedetect import FrameTimecode
-from scenedetect.detectors import AdaptiveDetector, ContentDetector
 
-from vision.types import Shot
+from vision.types import Shot, Transition
 
 log = logging.getLogger(__name__)
 
-DETECTORS = ("content", "adaptive")
-_THUMB_SIZE = (64, 36)  # px; enough to tell "same picture" from "different picture"
+DETECTORS = ("structure", "content", "adaptive")
+GRID = (8, 6)  # blocks across, down
+BLOCK_PX = 8  # px per block side of the signature image
+FLAT_CONTRAST = 6.0  # grey levels: a block with less contrast than this has no pattern to compare
+LEVEL_SCALE = 40.0  # grey levels of mean or contrast change that count as a complete change
+DARK_LEVEL = 30.0  # grey level under which a flat block is black (letterbox, fade)
+BLEND_SIZE = (32, 24)  # px, the pictures kept for the dissolve test
+LOCAL_PICTURES = 12  # pictures either side that set the local level of change
+BLEND_SETTLE = 2  # pictures after a blend that show it has ended
 
 
 @dataclass(frozen=True)
 class CutOptions:
     """How cuts are found.
 
-    detector: "content" (PySceneDetect ContentDetector) or "adaptive" (AdaptiveDetector).
-    threshold: the detector's score threshold; None keeps PySceneDetect's default.
+    detector: "structure" (block structure, the default), or PySceneDetect's "content" or
+        "adaptive" detector with its default threshold unless `threshold` is given.
+    threshold: the smallest cross-window change (0..1) of a cut for "structure"; the
+        detector's own score threshold for the PySceneDetect ones.
+    contrast: a cut's change is at least this many times the local picture-to-picture change.
     min_shot_frames: no cut closer than this to the previous one (frames).
     transient_frames: a change that returns within this many distinct pictures is not a cut.
-    return_ratio: "returns" means the distance to the picture before the change falls below
-        this fraction of the change itself.
+    occlusion_s: a flat picture that gives way to the old one within this time is an occlusion.
+    max_transition_s: the longest dissolve or fade looked for.
     """
 
-    detector: str = "content"
+    detector: str = "structure"
     threshold: float | None = None
+    contrast: float = 5.0
     min_shot_frames: int = 8
     transient_frames: int = 4
-    return_ratio: float = 0.4
+    occlusion_s: float = 2.0
+    max_transition_s: float = 1.5
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
@@ -54,9 +82,70 @@ class CutOptions:
         if self.min_shot_frames < 1 or self.transient_frames < 1:
             raise ValueError("min_shot_frames and transient_frames must be at least 1")
 
+    @property
+    def change_threshold(self) -> float:
+        return 0.08 if self.threshold is None or self.detector != "structure" else self.threshold
 
-def _make_detector(options: CutOptions):
-    # min_scene_len=0 turns PySceneDetect's own length filter off: we apply ours after the
+
+@dataclass(frozen=True)
+class Signature:
+    """What a picture looks like, block by block (GRID blocks)."""
+
+    mean: np.ndarray  # (blocks,) grey level
+    contrast: np.ndarray  # (blocks,) standard deviation
+    pattern: np.ndarray  # (blocks, BLOCK_PX**2) zero mean, unit variance
+    blend: np.ndarray  # (24, 32) float32 grey, for the dissolve test
+
+    @property
+    def flat_share(self) -> float:
+        return float(np.mean(self.contrast < FLAT_CONTRAST))
+
+    @property
+    def is_black(self) -> bool:
+        return bool(np.all((self.contrast < FLAT_CONTRAST) & (self.mean < DARK_LEVEL)))
+
+
+def signature(grey: np.ndarray) -> Signature:
+    """The signature of a grey uint8 picture of any size."""
+    gx, gy = GRID
+    small = cv2.resize(grey, (gx * BLOCK_PX, gy * BLOCK_PX), interpolation=cv2.INTER_AREA).astype(np.float32)
+    small = cv2.GaussianBlur(small, (0, 0), 0.8)  # grain and compression noise off the patterns
+    blocks = small.reshape(gy, BLOCK_PX, gx, BLOCK_PX).transpose(0, 2, 1, 3).reshape(gx * gy, -1)
+    mean = blocks.mean(axis=1)
+    centred = blocks - mean[:, None]
+    contrast = centred.std(axis=1)
+    pattern = centred / np.maximum(contrast, 1e-3)[:, None]
+    blend = cv2.resize(grey, BLEND_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+    return Signature(mean, contrast, pattern, blend)
+
+
+def picture_change(a: Signature, b: Signature) -> float:
+    """How different two pictures are, 0 (same) .. 1 (nothing in common), flicker-blind."""
+    correlation = np.einsum("ij,ij->i", a.pattern, b.pattern) / a.pattern.shape[1]
+    pattern_change = (1.0 - correlation) / 2.0
+    level_change = np.minimum(1.0, (np.abs(a.mean - b.mean) + np.abs(a.contrast - b.contrast)) / LEVEL_SCALE)
+    textured = np.clip(np.minimum(a.contrast, b.contrast) / FLAT_CONTRAST, 0.0, 1.0)
+    change = textured * pattern_change + (1.0 - textured) * level_change
+    # Blocks black in both pictures (letterbox and pillarbox bars) say nothing either way.
+    informative = (np.maximum(a.contrast, b.contrast) > FLAT_CONTRAST / 2) | \
+                  (np.maximum(a.mean, b.mean) > DARK_LEVEL) | (np.abs(a.mean - b.mean) > 8)
+    if not informative.any():
+        return 0.0
+    return float(np.median(change[informative]))
+
+
+def blend_residual(a: np.ndarray, b: np.ndarray, middle: np.ndarray, share: float) -> float:
+    """How far `middle` is from the blend (1 - share) * a + share * b, relative to |a - b|."""
+    spread = float(np.mean(np.abs(a - b)))
+    if spread < 1e-6:
+        return 1.0
+    return float(np.mean(np.abs(middle - ((1.0 - share) * a + share * b)))) / spread
+
+
+def _make_scenedetect(options: CutOptions):
+    from scenedetect.detectors import AdaptiveDetector, ContentDetector
+
+    # min_scene_len=0 turns PySceneDetect's own length filter off: ours applies after the
     # transient check, which needs every raw candidate.
     if options.detector == "adaptive":
         kwargs = {} if options.threshold is None else {"adaptive_threshold": options.threshold}
@@ -65,83 +154,193 @@ def _make_detector(options: CutOptions):
     return ContentDetector(min_scene_len=0, **kwargs)
 
 
-def _thumb(bgr: np.ndarray) -> np.ndarray:
-    small = cv2.resize(bgr, _THUMB_SIZE, interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_BGR2HSV).astype(np.int16)
-
-
-def _distance(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).mean())
+@dataclass
+class _Picture:
+    frame: int
+    sig: Signature
+    step: float  # change from the picture before
+    candidate: bool = False  # flagged by a PySceneDetect detector
 
 
 class CutDetector:
     """Online cut detection: `push` every frame in order, then `finish`.
 
-    `push` returns cuts as they are confirmed (a few frames late, once the transient check can
-    be made), so per-shot consumers can close a shot while the decode pass goes on.
+    `push` returns cuts as they are confirmed (a fraction of a second late, once the windows
+    after them have been seen), so per-shot consumers can close a shot while decoding goes on.
     """
 
     def __init__(self, fps: Fraction, options: CutOptions = CutOptions()):
         self.options = options
         self._fps = fps
-        self._detector = _make_detector(options)
-        self._thumbs: deque[tuple[int, np.ndarray]] = deque(maxlen=options.transient_frames + 16)
-        self._pending: list[int] = []
+        self._after = options.transient_frames + 1
+        self._before = 3
+        rate = float(fps) if fps > 0 else 24.0
+        self._max_blend = max(4, int(round(options.max_transition_s * rate)))
+        self._occlusion = max(1, int(round(options.occlusion_s * rate)))
+        keep = max(2 * LOCAL_PICTURES + self._before + self._after, self._max_blend + 2)
+        self._pictures: deque[_Picture] = deque(maxlen=keep + 1)
+        self._next = 0  # position (in pictures pushed) of the next picture to decide on
+        self._pushed = 0
         self._cuts: list[int] = []
-        self._transient_until = -1  # candidates up to this frame belong to a rejected transient
+        self._transitions: list[Transition] = []
+        self._held: tuple[int, Signature, float] | None = None  # an occlusion candidate
+        self._blend_until = -1  # pictures up to this frame belong to a transition already found
+        self._scenedetect = _make_scenedetect(options) if options.detector != "structure" else None
 
     @property
     def cuts(self) -> tuple[int, ...]:
         return tuple(self._cuts)
 
-    def push(self, index: int, bgr: np.ndarray, repeat: bool = False) -> list[int]:
-        """Feed frame `index`; `repeat` marks a frame that repeats the previous picture."""
-        if repeat:  # nothing changed on screen: no candidate, and the transient clock stands still
+    @property
+    def transitions(self) -> tuple[Transition, ...]:
+        return tuple(self._transitions)
+
+    def push(self, index: int, grey: np.ndarray, repeat: bool = False, bgr: np.ndarray | None = None) -> list[int]:
+        """Feed frame `index` (grey uint8); `repeat` marks a frame that repeats the previous
+        picture; `bgr` is needed by the PySceneDetect detectors only."""
+        if repeat:  # nothing changed on screen: no candidate, and the windows stand still
             return []
-        self._thumbs.append((index, _thumb(bgr)))
-        found = self._detector.process_frame(FrameTimecode(index, self._fps), bgr)
-        self._pending.extend(tc.frame_num for tc in found if tc.frame_num > 0)
-        return self._resolve(final=False)
+        sig = signature(grey)
+        step = picture_change(self._pictures[-1].sig, sig) if self._pictures else 0.0
+        picture = _Picture(index, sig, step)
+        if self._scenedetect is not None:
+            from scenedetect import FrameTimecode
 
-    def finish(self) -> list[int]:
-        """Confirm what is still pending at the end of the video."""
-        return self._resolve(final=True)
-
-    def _pictures_after(self, candidate: int) -> list[tuple[int, np.ndarray]]:
-        return [(index, thumb) for index, thumb in self._thumbs if index > candidate]
-
-    def _resolve(self, final: bool) -> list[int]:
-        confirmed: list[int] = []
-        wait = self.options.transient_frames
-        while self._pending and (final or len(self._pictures_after(self._pending[0])) >= wait):
-            candidate = self._pending.pop(0)
-            if candidate <= self._transient_until:
-                continue
-            back = self._returns_at(candidate)
-            if back is not None:
-                log.debug("change at frame %d returns at %d: not a cut", candidate, back)
-                self._transient_until = back
-                continue
-            previous = self._cuts[-1] if self._cuts else 0
-            if candidate - previous >= self.options.min_shot_frames:
-                self._cuts.append(candidate)
-                confirmed.append(candidate)
+            if bgr is None:
+                raise ValueError(f"the {self.options.detector} detector needs the colour picture")
+            found = self._scenedetect.process_frame(FrameTimecode(index, self._fps), bgr)
+            self._pictures.append(picture)
+            # The adaptive detector names a frame a little in the past.
+            flagged = {tc.frame_num for tc in found if tc.frame_num > 0}
+            for earlier in self._pictures:
+                earlier.candidate |= earlier.frame in flagged
+        else:
+            self._pictures.append(picture)
+        self._pushed += 1
+        confirmed = self._find_transition()
+        while self._next <= self._pushed - 1 - max(LOCAL_PICTURES, self._after):
+            confirmed += self._decide(self._next)
+            self._next += 1
         return confirmed
 
-    def _returns_at(self, candidate: int) -> int | None:
-        """First picture after `candidate` that looks like the picture before it again, if any."""
-        before = next((thumb for index, thumb in reversed(self._thumbs) if index < candidate), None)
-        at = next((thumb for index, thumb in self._thumbs if index == candidate), None)
-        if before is None or at is None:
-            return None
-        change = _distance(before, at)
-        for index, thumb in self._pictures_after(candidate)[:self.options.transient_frames]:
-            if _distance(before, thumb) < self.options.return_ratio * change:
-                return index
-        return None
+    def finish(self) -> list[int]:
+        """Decide on what is still pending at the end of the video."""
+        confirmed: list[int] = []
+        while self._next < self._pushed:
+            confirmed += self._decide(self._next)
+            self._next += 1
+        return confirmed
+
+    # -------------------------------------------------------------- hard cuts
+
+    def _at(self, position: int) -> _Picture | None:
+        offset = position - (self._pushed - len(self._pictures))
+        return self._pictures[offset] if 0 <= offset < len(self._pictures) else None
+
+    def _decide(self, position: int) -> list[int]:
+        picture = self._at(position)
+        if picture is None or position < 1:
+            return []
+        held = self._check_held(position, picture)
+        if picture.frame <= self._blend_until or not self._is_cut(position, picture):
+            return held
+        change = self._cross_change(position)
+        if picture.sig.flat_share >= 0.75 and not picture.sig.is_black:
+            self._held = (picture.frame, self._at(position - 1).sig, change)  # maybe a body over the lens
+            return held
+        return held + self._confirm(picture.frame)
+
+    def _is_cut(self, position: int, picture: _Picture) -> bool:
+        threshold = self.options.change_threshold
+        if self._scenedetect is not None:
+            return picture.candidate and self._cross_change(position) >= 0.5 * picture.step
+        if picture.step < threshold:
+            return False
+        steps = [p.step for k in range(position - LOCAL_PICTURES, position + LOCAL_PICTURES + 1)
+                 if k != position and k >= 1 and (p := self._at(k)) is not None]
+        local = float(np.median(steps)) if steps else 0.0
+        change = self._cross_change(position)
+        return change >= threshold and change >= self.options.contrast * (local + 0.01)
+
+    def _cross_change(self, position: int) -> float:
+        """Smallest change between any picture before `position` and any from it on."""
+        before = [p for k in range(position - self._before, position) if (p := self._at(k)) is not None]
+        after = [p for k in range(position, position + self._after) if (p := self._at(k)) is not None]
+        return min(picture_change(a.sig, b.sig) for a in before for b in after)
+
+    def _check_held(self, position: int, picture: _Picture) -> list[int]:
+        """Resolve a flat new picture: the old picture back means an occlusion, else a cut."""
+        if self._held is None:
+            return []
+        frame, old, change = self._held
+        if picture_change(old, picture.sig) < 0.5 * change:
+            log.debug("picture before frame %d is back at %d: an occlusion, not a cut", frame, picture.frame)
+            self._held = None
+            return []
+        if picture.frame - frame >= self._occlusion or not picture.sig.flat_share >= 0.5 and \
+                picture_change(self._at(position - 1).sig, picture.sig) >= self.options.change_threshold:
+            self._held = None
+            return self._confirm(frame)
+        return []
+
+    def _confirm(self, frame: int) -> list[int]:
+        previous = self._cuts[-1] if self._cuts else 0
+        if frame - previous < self.options.min_shot_frames:
+            return []
+        self._cuts.append(frame)
+        return [frame]
+
+    # -------------------------------------------------------------- dissolves and fades
+
+    def _find_transition(self) -> list[int]:
+        """A blend between two different pictures that has just settled, if any.
+
+        The span is tested up to two pictures before the newest, so the blend's end is measured
+        against a picture that has stopped changing."""
+        if self._scenedetect is not None or len(self._pictures) < 6 + BLEND_SETTLE:
+            return []
+        end_position = self._pushed - 1 - BLEND_SETTLE
+        end = self._at(end_position)
+        if end.step >= self.options.change_threshold or end.frame <= self._blend_until:
+            return []
+        for length in (24, 16, 12, 8, 6):
+            start = self._at(end_position - length)
+            if start is None or length > self._max_blend or start.frame <= self._blend_until:
+                continue
+            span = [self._at(end_position - length + k) for k in range(length + 1)]
+            if self._is_blend(span):
+                return self._record_blend(span + [self._at(end_position + k) for k in range(1, BLEND_SETTLE + 1)])
+        return []
+
+    def _is_blend(self, span: list[_Picture]) -> bool:
+        a, b = span[0].sig, span[-1].sig
+        change = picture_change(a, b)
+        if change < 2 * self.options.change_threshold:
+            return False
+        if max(p.step for p in span[1:]) >= 0.5 * change:
+            return False  # a hard change inside: a cut, not a blend
+        n = len(span) - 1
+        return all(blend_residual(a.blend, b.blend, span[k].sig.blend, k / n) < 0.2
+                   for k in (n // 4, n // 2, 3 * n // 4))
+
+    def _record_blend(self, span: list[_Picture]) -> list[int]:
+        """Transition over the pictures that are neither the first picture nor the settled last."""
+        a, b = span[0].sig.blend, span[-1].sig.blend
+        direction = b - a
+        norm = float(np.sum(direction * direction))
+        progress = [float(np.sum((p.sig.blend - a) * direction)) / norm for p in span]
+        first = next(k for k, v in enumerate(progress) if v > 0.03)
+        last = max(k for k, v in enumerate(progress) if v < 0.97)
+        start_frame, end_frame = span[first].frame, span[last + 1].frame
+        kind = "fade_out" if span[-1].sig.is_black else "fade_in" if span[0].sig.is_black else "dissolve"
+        self._transitions.append(Transition(kind, start_frame, end_frame))
+        self._blend_until = span[-1].frame
+        middle = start_frame + (end_frame - start_frame) // 2
+        log.debug("%s over frames [%d, %d)", kind, start_frame, end_frame)
+        return self._confirm(middle)
 
 
 def shots_from_cuts(cuts: tuple[int, ...] | list[int], frame_count: int) -> tuple[Shot, ...]:
     """Shots [start, end) between sorted cut frames; the first starts at 0, the last ends at frame_count."""
-    bounds = [0, *[c for c in cuts if 0 < c < frame_count], frame_count]
+    bounds = [0, *sorted(c for c in cuts if 0 < c < frame_count), frame_count]
     return tuple(Shot(i, a, b) for i, (a, b) in enumerate(zip(bounds, bounds[1:])))

@@ -11,6 +11,10 @@ from fractions import Fraction
 from typing import Any
 
 ANALYSIS_SCHEMA = "dubber.analysis/2"
+# Version of what the detectors find. The schema says how results are written; this says how
+# they are made: it changes whenever cuts, events or captions of the same video would change,
+# and cache keys include it so an analysis made by older detectors is never reused.
+ANALYSIS_VERSION = 3
 
 # What a sound editor marks. Instantaneous kinds land on their frame of contact; sustained kinds
 # (whoosh, run, shake) span [frame, end_frame). "fast_motion" is the legacy name of a whoosh-like
@@ -70,6 +74,9 @@ class MediaInfo:
     # SMPTE timecode of the first frame as the file states it ("01:00:00:00", ";" before the
     # frames for drop-frame), or None when the file carries none. Editors relink media by it.
     start_timecode: str | None = None
+    # Seconds from the file's start (its earliest stream) to the first picture shown; > 0 when
+    # the sound starts first (trimmed or camera files). Outputs keep the picture at this offset.
+    video_start_s: float = 0.0
 
     def frame_time(self, frame: int) -> Fraction:
         """Exact presentation time (seconds, from the first frame) of frame index `frame`.

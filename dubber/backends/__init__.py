@@ -1,11 +1,11 @@
 """Render backends by name: the registry, and how `auto` picks one.
 
-    get_backend("sketch", BackendOptions())      -> a DubBackend ready to render
-    available_backends()                         -> ("audiostory", "sketch")
-    choose_auto(model=None)                      -> ("sketch", "no CUDA GPU found ...")
+    get_backend("score", BackendOptions())       -> a DubBackend ready to render
+    available_backends()                         -> ("audiostory", "score")
+    choose_auto(model=None)                      -> ("score", "score backend: no CUDA GPU ...")
 
 Backend modules are imported when asked for, so `import dubber.backends` stays light and the
-AudioStory backend (torch) is never imported on the sketch path.
+AudioStory backend (torch) is never imported on the score engine's path.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # name -> (module, class), or a class registered at run time. Order is the order `dub --help` lists them.
 _REGISTRY: dict[str, "tuple[str, str] | type[DubBackend]"] = {
     "audiostory": ("dubber.backends.audiostory", "AudioStoryBackend"),
-    "sketch": ("dubber.backends.sketch", "SketchBackend"),
+    "score": ("dubber.backends.score", "ScoreBackend"),
 }
 TIMINGS = ("shots", "free")
 
@@ -38,13 +38,15 @@ class BackendOptions:
 
     `model` is a local checkpoint folder or a Hub repo id (None: the official AudioStory-3B);
     `device` is "cpu", "cuda" or "cuda:N" (None: CUDA when present); `timing` is "shots" (one clip
-    per plan cue, placed at the cue) or "free" (the model lays out its own clips).
+    per plan cue, placed at the cue) or "free" (the model lays out its own clips); `soundfont` is
+    the SF2 bank the score engine plays (None: its default bank).
     """
 
     model: str | None = None
     device: str | None = None
     timing: str = "shots"
     dtype: str | None = None
+    soundfont: str | None = None
 
     def __post_init__(self) -> None:
         if self.timing not in TIMINGS:
@@ -77,14 +79,14 @@ def register_backend(name: str, backend_class: "type[DubBackend]") -> None:
     Raises:
         ValueError: the name is taken by a built-in backend or is "auto".
     """
-    if name == "auto" or name in ("audiostory", "sketch"):
+    if name == "auto" or name in ("audiostory", "score"):
         raise ValueError(f"{name!r} is a built-in backend name; choose another")
     _REGISTRY[name] = backend_class
 
 
 def unregister_backend(name: str) -> None:
     """Remove a backend added with `register_backend` (built-ins stay)."""
-    if name not in ("audiostory", "sketch"):
+    if name not in ("audiostory", "score"):
         _REGISTRY.pop(name, None)
 
 
@@ -92,18 +94,18 @@ def choose_auto(model: str | None = None, device: str | None = None) -> tuple[st
     """The backend `auto` picks, and why, in one line.
 
     AudioStory when torch is installed, its weights are on this machine and a CUDA GPU is present
-    (CPU inference of a 3B model is too slow to be a default); the sketch renderer otherwise.
+    (CPU inference of a 3B model is too slow to be a default); the score engine otherwise.
     Never touches the network.
     """
     if device is not None and str(device).lower() == "cpu":
-        return "sketch", "sketch backend: --device cpu was given and AudioStory needs a CUDA GPU to be practical"
+        return "score", "score backend: --device cpu was given and AudioStory needs a CUDA GPU to be practical"
     if importlib.util.find_spec("torch") is None:
-        return "sketch", "sketch backend: torch is not installed (pip install 'dubber[ml]' for AudioStory)"
+        return "score", "score backend: torch is not installed (pip install 'dubber[ml]' for AudioStory)"
     found, why = weights_status(model)
     if not found:
-        return "sketch", f"sketch backend: {why}"
+        return "score", f"score backend: {why}"
     if not cuda_available():
-        return "sketch", "sketch backend: AudioStory weights found but no CUDA GPU is available"
+        return "score", "score backend: AudioStory weights found but no CUDA GPU is available"
     return "audiostory", f"audiostory backend: weights in {why} and a CUDA GPU are available"
 
 

@@ -14,14 +14,13 @@ torch and the model load on the first render, never at import.
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vision.types import VideoAnalysis
 
-from ..styles import STYLES
+from ..plan import audiostory_text, clip_caption, instruction_summary
 from ..types import OUTPUT_CHANNELS, CueAudio, DubPlan, ProgressFn, RenderResult, no_progress
 from . import BackendOptions
 from .base import DubBackend
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STEM = "dub"   # one stem: the model renders music and effects as one mix
-_DURATION_SENTENCE = re.compile(r"\s*The total duration is [-+0-9.eE]+ seconds\.?\s*$")
 
 
 def to_stereo(wave: np.ndarray, num_samples: int) -> np.ndarray:
@@ -61,22 +59,6 @@ def resample(wave: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
     frames = np.ascontiguousarray(np.asarray(wave, dtype=np.float32).T)   # soxr wants (samples, channels)
     return np.ascontiguousarray(soxr.resample(frames, from_rate, to_rate, quality="HQ").T)
-
-
-def cue_caption(prompt: str, style_name: str) -> str:
-    """The clip caption the model reads: the cue's prompt without the style sentence appended to
-    every prompt (the style goes once into the instruction). A hand-edited prompt is honoured."""
-    style = STYLES.get(style_name)
-    text = " ".join(prompt.split())
-    if style is not None and text.endswith(style.prompt):
-        text = text[: -len(style.prompt)].rstrip(" .")
-    return text or prompt
-
-
-def free_instruction(plan: DubPlan) -> str:
-    """The plan's long-form instruction without its closing duration sentence, which the
-    pipeline writes itself from the requested duration."""
-    return _DURATION_SENTENCE.sub("", plan.instruction).strip()
 
 
 class AudioStoryBackend(DubBackend):
@@ -112,24 +94,35 @@ class AudioStoryBackend(DubBackend):
     def _render_shots(self, plan: DubPlan) -> RenderResult:
         from audiostory_core.pipeline import ClipCue
 
-        cues = [ClipCue(caption=cue_caption(c.prompt, plan.style), num_samples=c.num_samples, seed=c.seed)
-                for c in plan.cues]
-        out = self.pipeline.generate_cues(cues, style=_style_text(plan.style), sample_rate=plan.sample_rate,
-                                          seed=plan.seed)
+        # The same text the plan records (`dubber.plan.audiostory_text`): the plan's instruction,
+        # each cue's caption as its storyline point and its clip caption after <|gen|>.
+        cues = []
+        for c in plan.cues:
+            caption = clip_caption(c.prompt, plan.style)
+            cues.append(ClipCue(caption=caption, num_samples=c.num_samples, seed=c.seed, story=c.caption,
+                                sounds=caption))
+        out = self.pipeline.generate_cues(cues, lead="", summary=instruction_summary(plan.instruction),
+                                          sample_rate=plan.sample_rate, seed=plan.seed)
+        notes = [f"shot-locked, seeds {list(out.seeds)}"]
+        if out.story is not None and out.story.prefix != audiostory_text(plan).prefix:
+            # A cue longer than the DiT's window was rendered in parts, each with its own point.
+            notes.append("model prompt (cues split at the DiT window): " + out.story.prefix)
         audio = [self._cue_audio(c, resample(w, out.sample_rate, plan.sample_rate)) for c, w in
                  zip(plan.cues, out.waveforms)]
         return RenderResult(backend=self.NAME, sample_rate=plan.sample_rate, cues=tuple(audio),
-                            model_id=self._model_id(), notes=(f"shot-locked, seeds {list(out.seeds)}",))
+                            model_id=self._model_id(), notes=tuple(notes))
 
     def _render_free(self, plan: DubPlan) -> RenderResult:
-        total_s = plan.total_samples / plan.sample_rate
-        # The template states the length with one decimal, as AudioStory's prompts do.
-        story = self.pipeline.generate(free_instruction(plan), round(total_s, 1), seed=plan.seed, lead="")
+        lengths = audiostory_text(plan).durations_tenths   # the stated total, as in shot-locked timing
+        # The plan's instruction, lead included, is the whole user turn (lead="" adds nothing).
+        story = self.pipeline.generate(instruction_summary(plan.instruction), sum(lengths) / 10, seed=plan.seed,
+                                       lead="")
         track = to_stereo(resample(story.waveform, story.sample_rate, plan.sample_rate), plan.total_samples)
         audio = tuple(self._cue_audio(c, track[:, c.start_sample:c.end_sample]) for c in plan.cues)
         placed = _clip_descriptions(story.captions, story.durations_s)
         return RenderResult(backend=self.NAME, sample_rate=plan.sample_rate, cues=audio, model_id=self._model_id(),
-                            notes=(f"free timing, {len(placed)} clips chosen by the model",),
+                            notes=(f"free timing, {len(placed)} clips chosen by the model",
+                                   "model prompt: " + _prompt_text(plan)),
                             free_timing_captions=placed)
 
     @staticmethod
@@ -143,9 +136,10 @@ class AudioStoryBackend(DubBackend):
         return str(self.options.model or REPO_ID)
 
 
-def _style_text(style_name: str) -> str:
-    style = STYLES.get(style_name)
-    return style.prompt if style is not None else style_name
+def _prompt_text(plan: DubPlan) -> str:
+    from audiostory_core.prompts import chat_prompt
+
+    return chat_prompt(audiostory_text(plan).instruction)
 
 
 def _clip_descriptions(captions: tuple[str, ...], durations_s: tuple[float, ...]) -> tuple[str, ...]:

@@ -345,9 +345,9 @@ class DubBridgePreferences(bpy.types.AddonPreferences):
                                        description="Path of the dub executable (empty: the installed one, or PATH)")
     style: bpy.props.StringProperty(name="Style", default="tom-and-jerry")
     backend: bpy.props.EnumProperty(name="Backend", default="auto",
-                                    items=[("auto", "Auto", "AudioStory on a GPU with weights, else sketch"),
+                                    items=[("auto", "Auto", "AudioStory on a GPU with weights, else the score engine"),
                                            ("audiostory", "AudioStory", "the model (GPU)"),
-                                           ("sketch", "Sketch", "procedural cues on the CPU")])
+                                           ("score", "Score", "orchestral score engine on the CPU")])
     separate_stems: bpy.props.BoolProperty(name="Stems as separate strips", default=False)
 
     def draw(self, context):

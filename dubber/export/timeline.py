@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from vision.types import MediaInfo
 
-from .errors import OutputError
-from .types import Cue, DubPlan
+from ..errors import OutputError
+from ..types import Cue, DubPlan
 
 if TYPE_CHECKING:  # opentimelineio is imported where it is used, to keep `import dubber` light
     import opentimelineio as otio

@@ -1,4 +1,4 @@
-"""Building blocks of the watch folder (dubber.watch): file names, the journal, the stability
+"""Building blocks of the watch folder (dubber.watch.watcher): file names, the journal, the stability
 check and the folder lock. Nothing here knows about dubbing."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import DubError, is_user_error
+from ..errors import DubError, is_user_error
 
 FOLDERS = ("inbox", "processing", "output", "done", "failed", "logs")
 JOURNAL_FILE = "journal.jsonl"

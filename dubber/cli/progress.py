@@ -122,7 +122,7 @@ def _label(stage: str, shown: Mapping[str, Any]) -> str:
 
 
 class JsonReporter(Reporter):
-    """One JSON object per line: progress, notice and done events (errors: see `_cli.main`)."""
+    """One JSON object per line: progress, notice and done events (errors: see `dubber.cli.main`)."""
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__()

@@ -11,7 +11,7 @@ from fractions import Fraction
 
 from vision.types import MediaInfo
 
-from .types import DubPlan
+from ..types import DubPlan
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,17 @@ else an `ffmpeg` on PATH.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Sequence
 
-from .errors import DubError
+from ..errors import DubError
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,21 @@ def ffmpeg_exe() -> str:
     return found
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """In a child process, before exec: ask Linux to kill it when the process that started it
+    ends, even by SIGKILL, so no ffmpeg outlives a killed `dub`. (An error or SIGTERM in `dub`
+    already kills the child: `subprocess.run` does on any exception.) Elsewhere a no-op."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:   # the parent died before the request took hold
+        os._exit(1)
+
+
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
@@ -75,7 +93,8 @@ def run_ffmpeg(args: Sequence[str | os.PathLike[str]], *, what: str = "ffmpeg",
     log.debug("running %s", command)
     try:
         done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              errors="replace", timeout=timeout_s, check=False)
+                              errors="replace", timeout=timeout_s, check=False,
+                              preexec_fn=functools.partial(die_with_parent, os.getpid()))
     except subprocess.TimeoutExpired as err:
         raise FFmpegError(f"ffmpeg took longer than {timeout_s} s while {what}; "
                           "check the input file or raise the time limit.") from err

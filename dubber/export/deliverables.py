@@ -7,89 +7,38 @@
   loudness and the files written, so automation never has to re-derive anything.
 - a stems folder with `mix.wav` and one WAV per stem, each the full length of the video.
 - `<timeline stem>.srt`: shot captions timed from exact frame times.
-- `<timeline stem>.otio` and `.fcpxml`: editor timelines (see `dubber.timeline`).
+- `<timeline stem>.otio` and `.fcpxml`: editor timelines (see `dubber.export.timeline`).
 
 Every file is written under a temporary name in its destination folder and renamed when
 complete, so an interrupted export never leaves a file that looks finished.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import os
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from vision.types import MediaInfo, VideoAnalysis, fraction_to_str
 
-from .errors import OutputError
+from ..atomic import (OutputTransaction, atomic_output, atomic_write_text, check_output_folder,  # noqa: F401
+                      commit_record_path)
+from ..errors import OutputError
+from ..types import MANIFEST_SCHEMA, DubPlan, RenderResult, Soundtrack
 from .srt import entries_from_plan, srt_text
 from .timeline import (FcpxmlFacts, TimelineMedia, TimelineOptions, build_timeline, check_fcpxml_rate,
                        timeline_to_fcpxml, timeline_to_otio_json)
-from .types import MANIFEST_SCHEMA, DubPlan, RenderResult, Soundtrack
 
 log = logging.getLogger(__name__)
 
 WAV_BITS = 24   # stems are delivered as 24-bit PCM, the editing-room default
-
-
-# ----------------------------------------------------------------------------- atomic files
-
-def check_output_folder(path: str | os.PathLike[str]) -> Path:
-    """The resolved output path, after checking its folder exists and can be written.
-
-    Raises:
-        OutputError: the folder is missing or read-only.
-    """
-    target = Path(path).expanduser().resolve()
-    folder = target.parent
-    if not folder.is_dir():
-        raise OutputError(f"The output folder {folder} does not exist; create it or choose another output path.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"The output folder {folder} is not writable; choose another output path.")
-    return target
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to `path` (same extension, hidden name) and move it onto
-    `path` when the block succeeds; on any error the temporary file is removed.
-
-    Raises:
-        OutputError: the destination folder is missing or read-only.
-    """
-    target = check_output_folder(path)
-    temp = target.with_name(f".{target.stem}.{os.getpid()}-{secrets.token_hex(3)}.partial{target.suffix}")
-    # O_EXCL: never reuse someone else's file. Not tempfile.mkstemp: its files are 0600 and a
-    # rename keeps the mode, so outputs would be unreadable to the rest of a team; 0o666 lets
-    # the umask decide, as for any new file.
-    try:
-        os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    except OSError as err:
-        raise OutputError(f"Cannot write to {target.parent} ({err.strerror}); choose a writable output folder.") from err
-    try:
-        yield temp
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write UTF-8 text to `path` atomically. Returns the resolved path."""
-    with atomic_output(path) as temp:
-        with open(temp, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-    return Path(path).expanduser().resolve()
 
 
 # ----------------------------------------------------------------------------- what to export
@@ -148,6 +97,15 @@ class ExportPaths:
     manifest: Path | None = None
     stems_dir: Path | None = None
     timeline_stem: Path | None = None
+    # Put before each WAV's name ("film.dub." gives film.dub.mix.wav, film.dub.music.wav), so the
+    # stems of several videos can share one folder.
+    stems_prefix: str = ""
+
+    def wav_file(self, name: str) -> Path:
+        """The WAV of stem `name` ("mix" for the mix) in the stems folder."""
+        if self.stems_dir is None:
+            raise ValueError("no stems folder was given")
+        return Path(self.stems_dir).expanduser().absolute() / f"{self.stems_prefix}{name}.wav"
 
     @classmethod
     def in_folder(cls, folder: str | os.PathLike[str], basename: str) -> "ExportPaths":
@@ -177,7 +135,7 @@ class ExportResult:
 # ----------------------------------------------------------------------------- manifest
 
 def tool_version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
@@ -260,34 +218,61 @@ def write_manifest(path: str | os.PathLike[str], inputs: ExportInputs,
                    outputs: Mapping[str, str | os.PathLike[str]]) -> Path:
     """Write the `dub.json` manifest atomically. Returns its path."""
     target = check_output_folder(path)
+    return _write_manifest_to(target, target, inputs, outputs)
+
+
+def _write_manifest_to(file: Path, target: Path, inputs: ExportInputs,
+                       outputs: Mapping[str, str | os.PathLike[str]]) -> Path:
+    """Write the manifest that will live at `target` into `file` (itself, or its staged temporary)."""
     manifest = build_manifest(inputs, outputs, target.parent)
     text = json.dumps(manifest, indent=2, ensure_ascii=False, default=_json_default, allow_nan=False)
-    return atomic_write_text(target, text + "\n")
+    atomic_write_text(file, text + "\n")
+    return target
 
 
 # ----------------------------------------------------------------------------- audio, captions, timelines
 
 def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
     """24-bit WAV of float audio shaped (channels, samples), written atomically."""
-    from .audio_io import write_wav   # soundfile loads only when stems are written
+    from ..media.audio_io import write_wav   # soundfile loads only when stems are written
 
     write_wav(path, audio, sample_rate, bits=WAV_BITS)
     return path.resolve()
 
 
-def write_stems(folder: str | os.PathLike[str], soundtrack: Soundtrack, *, stems: bool = True) -> dict[str, Path]:
-    """Write `mix.wav` and (when `stems`) one WAV per stem into `folder` (created if needed).
+def write_stems(folder: str | os.PathLike[str], soundtrack: Soundtrack, *, stems: bool = True,
+                prefix: str = "") -> dict[str, Path]:
+    """Write `<prefix>mix.wav` and (when `stems`) one `<prefix><stem>.wav` per stem into `folder`
+    (created if needed), all published together.
 
     Returns:
         {"mix": path, "<stem>": path, ...}
     """
-    out = Path(folder).expanduser()
-    check_output_folder(out)   # the parent must exist and be writable
-    out.mkdir(exist_ok=True)
-    written = {"mix": _write_wav(out / "mix.wav", soundtrack.mix, soundtrack.sample_rate)}
+    paths = ExportPaths(stems_dir=Path(folder), stems_prefix=prefix)
+    with OutputTransaction(commit_record_path(paths.wav_file("mix"))) as txn:
+        written = _stage_wavs(txn, paths, soundtrack, stems)
+        txn.commit()
+    return written
+
+
+def stage_mix(txn: OutputTransaction, paths: ExportPaths, soundtrack: Soundtrack) -> Path:
+    """Write the mix WAV into the transaction (once: the mux reads it, the stems folder keeps it)."""
+    target = paths.wav_file("mix")
+    staged = txn.staged(target)
+    if staged is None:
+        txn.make_folder(target.parent)
+        staged = txn.stage(target)
+        _write_wav(staged, soundtrack.mix, soundtrack.sample_rate)
+    return staged
+
+
+def _stage_wavs(txn: OutputTransaction, paths: ExportPaths, soundtrack: Soundtrack, stems: bool) -> dict[str, Path]:
+    stage_mix(txn, paths, soundtrack)
+    written = {"mix": paths.wav_file("mix")}
     if stems:
         for name, audio in soundtrack.stems.items():
-            written[name] = _write_wav(out / f"{name}.wav", audio, soundtrack.sample_rate)
+            written[name] = paths.wav_file(name)
+            _write_wav(txn.stage(written[name]), audio, soundtrack.sample_rate)
     return written
 
 
@@ -343,16 +328,12 @@ def _check_request(paths: ExportPaths, inputs: ExportInputs, options: ExportOpti
     return None
 
 
-def _export_audio(folder: Path, inputs: ExportInputs, options: ExportOptions) -> tuple[dict[str, Path], TimelineMedia]:
+def _export_audio(txn: OutputTransaction, paths: ExportPaths, inputs: ExportInputs,
+                  options: ExportOptions) -> tuple[dict[str, Path], TimelineMedia]:
     """The mix and stem WAVs by role, and the media a timeline of them references."""
     if inputs.soundtrack is None:   # the first file written: nothing is left half-done
         raise ValueError("stems and timelines need the mixed soundtrack; pass ExportInputs.soundtrack")
-    try:
-        folder.expanduser().mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"Cannot create the stems folder {folder} ({err.strerror}); "
-                          "choose a writable location.") from err
-    stems = write_stems(folder, inputs.soundtrack, stems=options.stems)
+    stems = _stage_wavs(txn, paths, inputs.soundtrack, options.stems)
     media = inputs.media
     files = TimelineMedia(video_path=inputs.video_path or media.path, mix_path=str(stems["mix"]),
                           stem_paths={n: str(p) for n, p in stems.items() if n != "mix"},
@@ -360,28 +341,37 @@ def _export_audio(folder: Path, inputs: ExportInputs, options: ExportOptions) ->
     return {"mix" if name == "mix" else f"stem:{name}": p for name, p in stems.items()}, files
 
 
-def _export_timelines(paths: ExportPaths, inputs: ExportInputs, files: TimelineMedia | None,
+def _export_timelines(txn: OutputTransaction, paths: ExportPaths, inputs: ExportInputs, files: TimelineMedia | None,
                       options: ExportOptions, fcpxml: bool) -> tuple[dict[str, Path], list[str]]:
     """The .srt, .otio and (when `fcpxml`) .fcpxml files by role, and why any was left out."""
     media, plan = inputs.media, inputs.plan
     written: dict[str, Path] = {}
     notes: list[str] = []
+
+    def stage(suffix: str) -> Path:
+        written[suffix[1:]] = paths.timeline_file(suffix).absolute()
+        return txn.stage(written[suffix[1:]])
+
     if options.srt:
-        written["srt"] = write_srt(paths.timeline_file(".srt"), plan, media)
+        write_srt(stage(".srt"), plan, media)
     if options.otio and files is not None:
-        written["otio"] = write_otio(paths.timeline_file(".otio"), plan, media, files, options.timeline)
+        write_otio(stage(".otio"), plan, media, files, options.timeline)
     if fcpxml and files is not None:
         try:
-            written["fcpxml"] = write_fcpxml(paths.timeline_file(".fcpxml"), plan, media, files, options.timeline)
+            text = timeline_to_fcpxml(build_timeline(plan, media, files, options.timeline), media.fps,
+                                      FcpxmlFacts.of(media, files))
         except OutputError as err:   # e.g. the adapter is not installed
             if not options.skip_unsupported_fcpxml:
                 raise
             notes.append(_no_fcpxml(err))
+        else:
+            atomic_write_text(stage(".fcpxml"), text)
     return written, notes
 
 
 def export_all(paths: ExportPaths, inputs: ExportInputs, options: ExportOptions = ExportOptions(),
-               extra_outputs: Mapping[str, str | os.PathLike[str]] | None = None) -> ExportResult:
+               extra_outputs: Mapping[str, str | os.PathLike[str]] | None = None,
+               transaction: OutputTransaction | None = None) -> ExportResult:
     """Write every requested export where `paths` say, the manifest last so it lists them all.
 
     Args:
@@ -390,6 +380,8 @@ def export_all(paths: ExportPaths, inputs: ExportInputs, options: ExportOptions 
         options: which files to write, and whether an FCPXML the video cannot have is an error.
         extra_outputs: files written elsewhere, listed first in the manifest and the result,
             e.g. {"video": out.mp4}.
+        transaction: the job's transaction to stage every file into; the caller commits it.
+            None: one of its own, committed here (every file appears together, manifest last).
 
     Returns:
         ExportResult: every output by role (the extra outputs included), and notes on files left out.
@@ -400,17 +392,31 @@ def export_all(paths: ExportPaths, inputs: ExportInputs, options: ExportOptions 
         ValueError: stems or timelines were requested without a soundtrack or a stems folder.
     """
     fcpxml_refusal = _check_request(paths, inputs, options)
+    if transaction is None:
+        anchor = paths.manifest or (paths.timeline_file(".otio") if paths.timeline_stem else paths.wav_file("mix"))
+        with OutputTransaction(commit_record_path(Path(anchor).expanduser().absolute())) as own:
+            result = _stage_exports(own, paths, inputs, options, extra_outputs, fcpxml_refusal)
+            own.commit()
+        return result
+    return _stage_exports(transaction, paths, inputs, options, extra_outputs, fcpxml_refusal)
+
+
+def _stage_exports(txn: OutputTransaction, paths: ExportPaths, inputs: ExportInputs, options: ExportOptions,
+                   extra_outputs: Mapping[str, str | os.PathLike[str]] | None,
+                   fcpxml_refusal: str | None) -> ExportResult:
     outputs: dict[str, Path] = {role: Path(p) for role, p in (extra_outputs or {}).items()}
     notes = [fcpxml_refusal] if fcpxml_refusal else []
     files: TimelineMedia | None = None
     if paths.stems_dir is not None:
-        audio, files = _export_audio(paths.stems_dir, inputs, options)
+        audio, files = _export_audio(txn, paths, inputs, options)
         outputs.update(audio)
     if paths.timeline_stem is not None:
         fcpxml = options.fcpxml and fcpxml_refusal is None
-        timelines, timeline_notes = _export_timelines(paths, inputs, files, options, fcpxml)
+        timelines, timeline_notes = _export_timelines(txn, paths, inputs, files, options, fcpxml)
         outputs.update(timelines)
         notes += timeline_notes
     if paths.manifest is not None:
-        outputs["manifest"] = write_manifest(paths.manifest, inputs, outputs)
+        manifest = Path(paths.manifest).expanduser().absolute()
+        _write_manifest_to(txn.stage(manifest, last=True), manifest, inputs, outputs)
+        outputs["manifest"] = manifest
     return ExportResult(outputs=outputs, notes=tuple(notes))

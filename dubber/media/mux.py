@@ -21,8 +21,8 @@ from pathlib import Path
 
 from vision.types import MediaInfo
 
-from .errors import InputError, OutputError
-from .export import atomic_output, check_output_folder
+from ..atomic import atomic_output, check_output_folder
+from ..errors import InputError, OutputError
 from .ffmpeg import is_same_file, run_ffmpeg
 
 log = logging.getLogger(__name__)
@@ -225,8 +225,12 @@ def mux_args(video_path: Path, audio_wav_path: Path, out_temp: Path, info: Media
     """The ffmpeg arguments (after the common flags) that write `out_temp`."""
     container = options.container
     sample_rate, _ = _wav_facts(audio_wav_path)
-    end_s = info.frame_time(info.frame_count)
-    args = ["-i", str(video_path), "-i", str(audio_wav_path),
+    # The picture may start after the file's first sound (trimmed and camera files): the dub starts
+    # with the first picture, and the output ends with the last one, both counted from the file start.
+    start_s = Fraction(info.video_start_s).limit_denominator(1_000_000)
+    end_s = start_s + info.frame_time(info.frame_count)
+    dub_offset = ["-itsoffset", f"{float(start_s):.6f}"] if start_s > 0 else []
+    args = ["-i", str(video_path), *dub_offset, "-i", str(audio_wav_path),
             "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *_video_timing_args(info, container)]
     args += _dub_codec_args(options.codec, options, info.total_samples(sample_rate))
     if options.original_audio and options.original_tracks:

@@ -7,6 +7,7 @@
     dub models download [WHAT] | list        AudioStory and captioner weights
     dub cache info | clean [--older-than N]  what the stage cache holds; free its disk space
     dub watch FOLDER [--once]                dub every video dropped into FOLDER/inbox
+    dub batch INPUT... -o OUTDIR [--ray]     dub many videos: local worker processes or a Ray cluster
     dub integrations install resolve|blender put the editor integrations in place
     dub doctor                               what this machine can run, and why
 
@@ -23,13 +24,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, NoReturn, Sequence
 
-from .errors import EXIT_USER_ERROR, is_user_error
-from ._progress import make_reporter, one_line
-from .styles import STYLE_PRESETS
+from ..errors import EXIT_USER_ERROR, is_user_error
+from ..styles import STYLE_PRESETS
+from .progress import make_reporter, one_line
 
 log = logging.getLogger("dubber")
 
-SUBCOMMANDS = ("analyze", "plan", "render", "models", "cache", "watch", "integrations", "doctor")
+SUBCOMMANDS = ("analyze", "plan", "render", "models", "cache", "watch", "integrations", "doctor", "batch", "studio")
 MODEL_KINDS = ("audiostory", "clip", "vlm")
 STYLE_HELP = ", ".join(STYLE_PRESETS)
 DEFAULT_OUTPUT_HELP = ("output video (default: <input>.dub.mp4 next to the input; "
@@ -37,7 +38,7 @@ DEFAULT_OUTPUT_HELP = ("output video (default: <input>.dub.mp4 next to the input
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
@@ -107,6 +108,7 @@ def _run_parser() -> argparse.ArgumentParser:
                        "  dub watch FOLDER     dub every video dropped into FOLDER/inbox\n"
                        "  dub integrations install resolve|blender   editor integrations\n"
                        "  dub doctor           what this machine can run\n"
+                       "  dub studio           a local web app to edit and re-render shot by shot\n"
                        "run `dub COMMAND --help` for each command's options.")
     p.add_argument("input", help="video to dub (never modified)")
     p.add_argument("--version", action="version", version=f"dub {_version()}")
@@ -133,7 +135,7 @@ def _sub_parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--cache-dir", metavar="DIR", help="stage cache (default: $DUB_CACHE_DIR or ~/.cache/dubber)")
         return p
     if command == "watch":
-        from .watch import add_arguments   # light: the pipeline loads only when a job runs
+        from ..watch.watcher import add_arguments   # light: the pipeline loads only when a job runs
 
         add_arguments(p)
         p.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
@@ -146,6 +148,14 @@ def _sub_parser(command: str) -> argparse.ArgumentParser:
         return p
     if command == "doctor":
         p.add_argument("--model", metavar="PATH|REPO", help="AudioStory checkpoint to look for")
+        return p
+    if command == "batch":
+        _add_batch(p)
+        return p
+    if command == "studio":
+        from ..studio import add_arguments as add_studio_arguments   # light: gradio loads on start
+
+        add_studio_arguments(p)
         return p
     p.add_argument("input", help="video file")
     if command == "analyze":
@@ -161,8 +171,25 @@ def _sub_parser(command: str) -> argparse.ArgumentParser:
     return p
 
 
+def _add_batch(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="videos to dub (never modified)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                   help="folder of the outputs (<input>.dub.mp4 each) and of the job ledger; on a cluster, "
+                        "a path every node reaches")
+    p.add_argument("--jobs", type=int, metavar="N", help="local worker processes (default: one per CPU core)")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run the jobs on Ray: the cluster at ADDRESS (or $RAY_ADDRESS), else the one on "
+                        "this machine, started if needed")
+    p.add_argument("--force", action="store_true", help="redo finished jobs, overwrite outputs, recompute the cache")
+    p.add_argument("--json-progress", action="store_true",
+                   help="print one JSON object per progress event on stdout (for scripts)")
+    _add_style(p)
+    _add_render(p)
+    _add_common(p)
+
+
 def _options(args: argparse.Namespace):
-    from .api import DubOptions
+    from ..api import DubOptions
 
     fields = {"captioner": args.captioner, "force": args.force, "cache_dir": args.cache_dir,
               "use_cache": not args.no_cache, "full_hash": args.full_hash}
@@ -181,7 +208,7 @@ def _options(args: argparse.Namespace):
 # ----------------------------------------------------------------------------- commands
 
 def _cmd_dub(args: argparse.Namespace) -> int:
-    from . import api
+    from .. import api
 
     options = _options(args)
     reporter = make_reporter(args.json_progress)
@@ -197,7 +224,7 @@ def _cmd_dub(args: argparse.Namespace) -> int:
 
 def _json_target(args: argparse.Namespace, suffix: str) -> Path | None:
     """Where `dub analyze`/`dub plan` write: None means stdout."""
-    from . import api
+    from .. import api
 
     if args.output == "-":
         return None
@@ -212,7 +239,7 @@ def _json_target(args: argparse.Namespace, suffix: str) -> Path | None:
 
 
 def _write_text(target: Path | None, text: str) -> str:
-    from .export import atomic_write_text
+    from ..atomic import atomic_write_text
 
     if target is None:
         sys.stdout.write(text)
@@ -225,7 +252,7 @@ def _write_stage_json(args: argparse.Namespace, stage: str, key: str, count: str
     """Run the pipeline up to `stage` ("analyze" or "plan") and write its result as JSON
     (default name `<input>.<key>.json`); the final event reports the file under `key` and the
     length of the result's `count` list ("shots" or "cues")."""
-    from . import api
+    from .. import api
 
     options = _options(args)
     api.check_options(options)
@@ -247,7 +274,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from ._doctor import models_download, models_list
+    from .doctor import models_download, models_list
 
     return models_download(args.what, args.model) if args.action == "download" else models_list()
 
@@ -270,8 +297,8 @@ def _size_text(size_bytes: int) -> str:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from .cache import cache_summary, clean_cache
-    from .errors import InputError
+    from ..cache import cache_summary, clean_cache
+    from ..errors import InputError
 
     if args.action == "info":
         if args.older_than is not None:
@@ -289,7 +316,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    from .watch import options_from_args, run_watch
+    from ..watch.watcher import options_from_args, run_watch
 
     try:
         run_watch(Path(args.root), options_from_args(args))
@@ -312,8 +339,29 @@ def _cmd_integrations(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_studio(args: argparse.Namespace) -> int:
+    from ..studio import run
+
+    return run(args)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from ..batch import BatchOptions, run_batch
+
+    batch = BatchOptions(out_dir=args.output, jobs=args.jobs, ray=args.ray is not None, ray_address=args.ray or None)
+    with make_reporter(args.json_progress) as reporter:
+        result = run_batch(args.inputs, batch, _options(args), progress=reporter)
+        for outcome in result.outcomes:
+            if outcome.status == "failed":
+                reporter.notice(f"failed {outcome.input}: {outcome.reason}")
+        reporter.finish({"event": "done", "summary": result.summary(), "exit_code": result.exit_code,
+                         "jobs": [vars(o) for o in result.outcomes]}, "-")
+    print(f"dub batch: {result.summary()}.", file=sys.stderr)
+    return result.exit_code
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from ._doctor import doctor
+    from .doctor import doctor
 
     return doctor(args.model)
 
@@ -321,6 +369,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "dub": _cmd_dub, "render": _cmd_dub, "analyze": _cmd_analyze, "plan": _cmd_plan,
     "models": _cmd_models, "cache": _cmd_cache, "watch": _cmd_watch, "integrations": _cmd_integrations, "doctor": _cmd_doctor,
+    "batch": _cmd_batch, "studio": _cmd_studio,
 }
 
 

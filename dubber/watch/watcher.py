@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ._watchfs import (FOLDERS, JOURNAL_FILE, LOG_FILE, SOURCE_RECORD, STAGING_PREFIX, FolderLock, Journal,
+from .journal import (FOLDERS, JOURNAL_FILE, LOG_FILE, SOURCE_RECORD, STAGING_PREFIX, FolderLock, Journal,
                        StabilityTracker, WatchLocked, is_candidate, is_user_error, now_iso, one_sentence, sha256_of,
                        unique_path, write_json_atomic)
-from .errors import DubError, InputError
+from ..errors import DubError, InputError
 
 __all__ = ["WatchJob", "WatchLocked", "WatchOptions", "WatchSettings", "WatchSettingsError", "Watcher",
            "dub_processor", "is_candidate", "load_settings", "main", "probe_validator", "run_watch"]
@@ -101,7 +101,7 @@ def load_settings(root: Path) -> WatchSettings:
 
 
 def _check_dub_values(settings: WatchSettings, path: Path) -> None:
-    from .api import DubOptions, check_options
+    from ..api import DubOptions, check_options
 
     try:
         check_options(DubOptions(style=settings.style, backend=settings.backend, lufs=settings.lufs,
@@ -131,7 +131,7 @@ Validator = Callable[[Path], Any]
 
 def dub_processor(job: WatchJob) -> None:
     """The default processor: the full dubbing pipeline with the folder's settings."""
-    from .api import DubOptions, dub
+    from ..api import DubOptions, dub
 
     s = job.settings
     options = DubOptions(style=s.style, backend=s.backend, lufs=s.lufs, keep_original=s.keep_original,
@@ -141,7 +141,7 @@ def dub_processor(job: WatchJob) -> None:
 
 def probe_validator(path: Path) -> Any:
     """Refuse empty, truncated or non-video files before any work (the real probe)."""
-    from .api import probe
+    from ..api import probe
 
     return probe(path)
 
@@ -186,7 +186,7 @@ def default_workers(settings: WatchSettings) -> int:
     backend = settings.backend
     if backend == "auto":
         try:
-            from .api import DubOptions, resolve_backend
+            from ..api import DubOptions, resolve_backend
             backend = resolve_backend(DubOptions(backend="auto"))[0]
         except DubError:
             backend = "audiostory"
@@ -334,7 +334,7 @@ class Watcher:
         import shutil
         from dataclasses import asdict
 
-        from .api import VIDEO_SUFFIXES   # the containers a dub can be written in
+        from ..api import VIDEO_SUFFIXES   # the containers a dub can be written in
 
         stem = Path(name).stem
         staging = self.dirs["output"] / f"{STAGING_PREFIX}{stem}-{secrets.token_hex(4)}"

@@ -4,8 +4,10 @@ Audio arrays are float32 shaped (channels, samples) everywhere in the product.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,8 +15,8 @@ import numpy as np
 import soundfile
 import soxr
 
-from .errors import InputError
-from .export import atomic_output
+from ..atomic import atomic_output, write_error
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, bits
 
     Raises:
         ValueError: unsupported `bits` or a badly shaped array.
-        OutputError: the folder cannot be written.
+        OutputError: the folder cannot be written, or the disk is full.
     """
     if bits not in WAV_SUBTYPES:
         raise ValueError(f"bits must be one of {sorted(WAV_SUBTYPES)}, got {bits}")
@@ -55,7 +57,13 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, bits
     data_bytes = audio.size * bits // 8
     container = "RF64" if data_bytes > RIFF_LIMIT_BYTES else "WAV"
     with atomic_output(dest) as tmp:
-        soundfile.write(str(tmp), audio.T, int(sample_rate), subtype=WAV_SUBTYPES[bits], format=container)
+        try:
+            soundfile.write(str(tmp), audio.T, int(sample_rate), subtype=WAV_SUBTYPES[bits], format=container)
+        except soundfile.LibsndfileError as err:
+            # libsndfile reports a full disk as a bare "System error"; the free space tells.
+            free = shutil.disk_usage(tmp.parent).free
+            code = errno.ENOSPC if free < data_bytes + (1 << 20) else errno.EIO
+            raise write_error(OSError(code, err.error_string), dest.expanduser().absolute()) from err
     return dest
 
 

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import EXIT_USER_ERROR
+from ..errors import EXIT_USER_ERROR
 
 
 def _line(label: str, value: str) -> None:
@@ -17,7 +17,7 @@ def _line(label: str, value: str) -> None:
 
 
 def _ffmpeg_status() -> tuple[bool, str]:
-    from .ffmpeg import FFmpegError, ffmpeg_exe, ffmpeg_version
+    from ..media.ffmpeg import FFmpegError, ffmpeg_exe, ffmpeg_version
 
     try:
         exe = ffmpeg_exe()
@@ -72,8 +72,8 @@ def _not_found(why: str) -> str:
 
 def doctor(model: str | None = None) -> int:
     """Print one line per check; exit 0 when dubbing can run here (ffmpeg found), else 2."""
-    from .backends import choose_auto, weights_status
-    from . import __version__
+    from ..backends import choose_auto, weights_status
+    from .. import __version__
 
     _line("dub", __version__)
     _line("python", sys.version.split()[0])

@@ -1,16 +1,15 @@
-"""Stage 0 of a run: every input, option and output is checked before any compute, so a user
-error is one sentence up front, never a failure half-way through a long render."""
+"""What shapes a run (`DubOptions`) and stage 0 of it: every input, option and output is checked
+before any compute, so a user error is one sentence up front, never a failure half-way through a
+long render. Suffixes and output naming are defined here once."""
 from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import BackendUnavailable, InputError, OutputError
-
-if TYPE_CHECKING:
-    from .api import DubOptions
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 MP4_SUFFIXES = (".mp4", ".m4v")
@@ -27,6 +26,53 @@ LUFS_RANGE = (-40.0, -5.0)      # LUFS; outside it a mix is either inaudible or 
 ORIGINAL_GAIN_RANGE = (-60.0, 12.0)   # dB
 
 
+@dataclass(frozen=True)
+class DubOptions:
+    """Everything that shapes a run besides the input and output paths.
+
+    Attributes:
+        backend: "auto", "audiostory" or "sketch".
+        style: a style name from `dubber.styles` ("tom-and-jerry", "nature", ...).
+        seed: base seed of every cue (same seed, same soundtrack).
+        lufs: integrated loudness target in LUFS, or "ebu" (-23) / "atsc" (-24).
+        keep_original: mix the original audio under the new one and keep it as a second track.
+        original_gain_db: level of the original audio bed, in dB.
+        stems_dir: folder for the mix WAV and one WAV per stem (None: not written, unless `timeline`).
+        timeline: also write .otio/.fcpxml/.srt next to the output.
+        model: AudioStory checkpoint folder or Hub repo id (None: the official one).
+        device: "cpu", "cuda", "cuda:N" or None (CUDA when present).
+        timing: "shots" (a clip per cue) or "free" (the model lays out its own clips).
+        captioner: "motion", "clip" or "vlm".
+        force: overwrite existing outputs and recompute every cached stage.
+        cache_dir: cache root (None: $DUB_CACHE_DIR or ~/.cache/dubber).
+        use_cache: read and write the stage cache at all.
+        full_hash: key the cache on a hash of every byte of the input instead of size/mtime/edges.
+        plan_path: render this plan file instead of planning from the analysis.
+        render_group: cues per backend call, cached as each ends (None: the backend's default).
+        muted_cues: indices of cues rendered (and cached) as usual but left silent in the mix.
+    """
+
+    backend: str = "auto"
+    style: str = "tom-and-jerry"
+    seed: int = 0
+    lufs: float | str = -16.0
+    keep_original: bool = False
+    original_gain_db: float = -12.0
+    stems_dir: str | None = None
+    timeline: bool = False
+    model: str | None = None
+    device: str | None = None
+    timing: str = "shots"
+    captioner: str = "motion"
+    force: bool = False
+    cache_dir: str | None = None
+    use_cache: bool = True
+    full_hash: bool = False
+    plan_path: str | None = None
+    render_group: int | None = None
+    muted_cues: tuple[int, ...] = ()
+
+
 def default_output_path(video_path: str | os.PathLike) -> Path:
     """`<input stem>.dub.mp4` next to the input; a .mov, .m4v or .mkv input keeps its container."""
     p = Path(video_path)
@@ -35,7 +81,10 @@ def default_output_path(video_path: str | os.PathLike) -> Path:
 
 
 def check_input_file(video_path: str | os.PathLike) -> Path:
-    """The input as an absolute path, or an InputError naming what is wrong with it."""
+    """The input as an absolute path, or an InputError naming what is wrong with it.
+
+    A symbolic link stays a link (not its target), so outputs named after the input land next to
+    the link the user gave."""
     path = Path(video_path).expanduser()
     if not path.exists():
         raise InputError(f"The input file {path} does not exist; check the path.")
@@ -47,7 +96,7 @@ def check_input_file(video_path: str | os.PathLike) -> Path:
         raise InputError(f"The input file {path} cannot be read; check its permissions.")
     if path.stat().st_size == 0:
         raise InputError(f"The input file {path} is empty (0 bytes); give a complete video file.")
-    return path.resolve()
+    return Path(os.path.abspath(path))
 
 
 def check_output_file(out_path: Path, input_path: Path, force: bool) -> Path:
@@ -56,7 +105,7 @@ def check_output_file(out_path: Path, input_path: Path, force: bool) -> Path:
     if out.suffix.lower() not in VIDEO_SUFFIXES:
         raise OutputError(f"The output {out.name} must end in one of {', '.join(VIDEO_SUFFIXES)}; "
                           "choose a video file name with -o.")
-    if out.resolve() == input_path or (out.exists() and os.path.samefile(out, input_path)):
+    if out.resolve() == input_path.resolve() or (out.exists() and os.path.samefile(out, input_path)):
         raise OutputError("The output path is the input file itself; choose another name with -o "
                           "(the input is never overwritten).")
     if out.is_dir():

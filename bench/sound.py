@@ -1,0 +1,189 @@
+"""Benchmark of the score engine's sound: sync, periodicity, repetition, hit sameness and speed.
+
+    python bench/sound.py                        # ../shared/realclips + samples, 3 seeds, both event sources
+    python bench/sound.py --seeds 10 --events labelled
+
+For every clip the picture is analysed once with `vision.analyze` (shots, events, motion). The
+score is then driven two ways:
+- labelled: the hand-labelled cuts and events of labels.json (impacts, strength 0.8, or 0.5 when
+  marked uncertain) over the detected motion curve;
+- detected: the analysis as `dub` would use it.
+Both are judged against the labelled events (the truth): the share of events with an onset in the
+mixed soundtrack within 0.1 s, the chance rate, periodicity, chroma repetition, and the largest
+spectral cosine between two consecutive impact sounds (on the effects stem). Speed is render + mix
+CPU seconds per audio second; the first SoundFont load and the peak memory for 60 s and 300 s of
+score run in fresh processes. This is a benchmark, not a test: it takes about a minute.
+
+Targets: hit rate >= 0.8 with chance <= 0.35; periodicity <= 0.2 and repetition <= 0.55 on clips of
+20 s or more; consecutive impacts below 0.95 cosine; <= 0.05x real time; first load < 1 s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from dubber import sound_measures as sm  # noqa: E402
+from dubber.backends.score import ScoreBackend  # noqa: E402
+from dubber.mix import MixOptions, mix  # noqa: E402
+from dubber.plan import PlanOptions, make_plan  # noqa: E402
+from vision.types import Shot, VideoAnalysis, VisualEvent  # noqa: E402
+
+SR = 48_000
+TARGETS = {"hit_rate": 0.8, "chance_rate": 0.35, "periodicity": 0.2, "repetition": 0.55, "sameness": 0.95,
+           "realtime": 0.05, "first_load_s": 1.0}
+
+
+def analyse(video: Path, cache: Path) -> VideoAnalysis:
+    import vision
+
+    path = cache / f"{video.stem}.analysis.json"
+    if path.exists():
+        return VideoAnalysis.from_dict(json.loads(path.read_text()))
+    analysis = vision.analyze(video, captioner=None)
+    path.write_text(json.dumps(analysis.to_dict()))
+    return analysis
+
+
+def labelled(analysis: VideoAnalysis, cut_frames: list[int], events: list[tuple[int, str, float]]) -> VideoAnalysis:
+    """The detected analysis with the labelled shots and events in place of the detected ones."""
+    edges = [0, *sorted(f for f in cut_frames if 0 < f < analysis.media.frame_count), analysis.media.frame_count]
+    shots = tuple(Shot(i, a, b) for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])))
+    visual = tuple(VisualEvent(f, kind, strength, f + 1) for f, kind, strength in events)
+    return replace(analysis, shots=shots, events=visual, transitions=())
+
+
+def clips(realclips: Path, samples: Path) -> list[dict]:
+    out = []
+    labels = json.loads((realclips / "labels.json").read_text())
+    for name, clip in labels["clips"].items():
+        events = [(int(e["frame"]), "impact", 0.5 if e.get("uncertain") else 0.8) for e in clip["events"]]
+        cuts = [c["frame"] for c in clip["cut_notes"]]
+        out.append({"name": name, "video": realclips / name, "cuts": cuts, "events": events})
+    demo = json.loads((samples / "cartoon_demo.json").read_text())
+    out.append({"name": "cartoon_demo.mp4", "video": samples / "cartoon_demo.mp4", "cuts": demo["cut_frames"],
+                "events": [(e["frame"], e["kind"], 0.8) for e in demo["events"]]})
+    return out
+
+
+def run_one(analysis: VideoAnalysis, truth_s: list[float], impacts_s: list[float], seed: int, style: str) -> dict:
+    plan = make_plan(analysis, PlanOptions(style=style, seed=seed))
+    backend = ScoreBackend()
+    start = time.process_time()
+    render = backend.render(plan, analysis)
+    rendered = time.process_time()
+    track = mix(render, plan, MixOptions())
+    done = time.process_time()
+    duration = plan.total_samples / plan.sample_rate
+    cuts = [float(analysis.media.frame_time(s.start_frame)) for s in analysis.shots if s.start_frame > 0]
+    report = sm.measure(track.mix, plan.sample_rate, truth_s, marks_s=cuts)
+    fx = track.stems.get("fx")
+    pairs = [sm.hit_sameness(fx, plan.sample_rate, a, b) for a, b in zip(impacts_s, impacts_s[1:])] if fx is not None else []
+    return {**report.to_dict(), "max_consecutive_sameness": round(max(pairs), 4) if pairs else None,
+            "render_s": round(rendered - start, 3), "mix_s": round(done - rendered, 3),
+            "realtime": round((done - start) / duration, 4), "lufs": round(track.integrated_lufs, 2),
+            "digest": _digest(track.mix)}
+
+
+def _digest(audio: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha1(np.ascontiguousarray(audio).tobytes()).hexdigest()[:12]
+
+
+def first_load_s() -> float:
+    code = ("import time; t=time.perf_counter(); from dubber.backends.score.render import load_soundfont;"
+            "load_soundfont(); print(time.perf_counter()-t)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def peak_memory_mb(seconds: int) -> float:
+    """Peak RSS of a fresh process rendering `seconds` of a busy synthetic score."""
+    code = f"""
+import resource, sys
+sys.path.insert(0, {str(REPO)!r})
+from fractions import Fraction
+from vision.types import MediaInfo, Shot, VideoAnalysis, VisualEvent
+from dubber.plan import make_plan
+from dubber.backends.score import ScoreBackend
+fps, n = Fraction(24), {seconds} * 24
+media = MediaInfo(path="v.mp4", duration_s={seconds}, fps=fps, frame_count=n, width=64, height=36)
+shots = tuple(Shot(i, a, min(a + 240, n)) for i, a in enumerate(range(0, n, 240)))
+events = tuple(VisualEvent(f, ("impact", "landing", "whoosh", "splash")[k % 4], 0.7, f + 6)
+               for k, f in enumerate(range(30, n - 10, 37)))
+analysis = VideoAnalysis(media=media, shots=shots, events=events, motion=tuple([0.4] * n), captions=())
+ScoreBackend().render(make_plan(analysis), analysis)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def summarise(rows: list[dict]) -> dict:
+    keys = ("hit_rate", "chance_rate", "periodicity", "repetition", "max_consecutive_sameness", "realtime")
+    return {k: [min(r[k] for r in rows if r[k] is not None) if any(r[k] is not None for r in rows) else None,
+                max(r[k] for r in rows if r[k] is not None) if any(r[k] is not None for r in rows) else None]
+            for k in keys}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--realclips", default=str(REPO.parent / "shared" / "realclips"))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--style", default="tom-and-jerry")
+    parser.add_argument("--events", choices=("labelled", "detected", "both"), default="both")
+    parser.add_argument("--cache", default=str(Path.home() / ".cache" / "dubber-bench-sound"))
+    parser.add_argument("--no-memory", action="store_true", help="skip the 60 s / 300 s memory runs")
+    parser.add_argument("--json", help="also write every row to this file")
+    args = parser.parse_args()
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    sources = ("labelled", "detected") if args.events == "both" else (args.events,)
+    rows = []
+    for clip in clips(Path(args.realclips), REPO / "samples"):
+        detected = analyse(clip["video"], cache)
+        media = detected.media
+        truth = [float(media.frame_time(f)) for f, _, _ in clip["events"]]
+        impacts = [float(media.frame_time(f)) for f, kind, _ in clip["events"] if kind == "impact"]
+        for source in sources:
+            analysis = labelled(detected, clip["cuts"], clip["events"]) if source == "labelled" else detected
+            for seed in range(args.seeds):
+                row = {"clip": clip["name"], "source": source, "seed": seed,
+                       **run_one(analysis, truth, impacts, seed, args.style)}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    # Same seed, same audio: render the first clip's seed 0 again and compare digests.
+    again = rows[0]
+    clip = clips(Path(args.realclips), REPO / "samples")[0]
+    detected = analyse(clip["video"], cache)
+    analysis = labelled(detected, clip["cuts"], clip["events"]) if again["source"] == "labelled" else detected
+    repeat = run_one(analysis, [], [], again["seed"], args.style)["digest"]
+    summary = {"targets": TARGETS, "bit_identical_rerun": repeat == again["digest"], "first_load_s": round(first_load_s(), 3)}
+    for source in sources:
+        picked = [r for r in rows if r["source"] == source]
+        long = [r for r in picked if r["duration_s"] >= 20]
+        summary[source] = {"all (min, max)": summarise(picked),
+                           ">= 20 s periodicity max": max(r["periodicity"] for r in long) if long else None,
+                           ">= 20 s repetition max": max(r["repetition"] for r in long) if long else None,
+                           "hit_rate mean": round(float(np.mean([r["hit_rate"] for r in picked])), 4),
+                           "renders meeting sync": sum(r["hit_rate"] >= 0.8 and r["chance_rate"] <= 0.35 for r in picked),
+                           "renders": len(picked)}
+    if not args.no_memory:
+        summary["peak_rss_mb"] = {"60 s": round(peak_memory_mb(60), 1), "300 s": round(peak_memory_mb(300), 1)}
+    print(json.dumps(summary, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

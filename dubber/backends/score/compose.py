@@ -1,0 +1,275 @@
+"""Through-composed music on the tempo map: keys per shot, harmony, a motif stated and varied,
+bass, sustained harmony, runs over scurrying and tremolo under shakes.
+
+Every choice comes from a seeded generator, so one seed gives one score. Nothing repeats on a
+grid: phrases follow the hit points (each anchor opens a bar and a phrase), the motif comes back
+transposed, inverted, reversed, stretched or cut, and the key moves at every cut.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...styles import Orchestra
+from .hitpoints import HitPoint
+from .notation import Note, Part, ShotMusic
+from .tempo_map import TempoMap, bar_numbers
+
+MODES: dict[str, tuple[int, ...]] = {
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "minor": (0, 2, 3, 5, 7, 8, 10),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "lydian": (0, 2, 4, 6, 7, 9, 11),
+    "phrygian": (0, 1, 3, 5, 7, 8, 10),
+    "pentatonic": (0, 2, 4, 7, 9),
+    "whole-tone": (0, 2, 4, 6, 8, 10),
+    "blues": (0, 3, 5, 6, 7, 10),
+}
+# Where a chord (scale degree, 0-based) likes to go next: functional harmony, loosely.
+NEXT_DEGREE: dict[int, tuple[int, ...]] = {0: (3, 4, 5, 1, 2), 1: (4, 4, 6), 2: (5, 3), 3: (4, 0, 1),
+                                           4: (0, 5, 0), 5: (1, 3), 6: (0, 2)}
+# Rhythm cells in beats: what a tune is made of (dotted, syncopated, even, held).
+CELLS: tuple[tuple[float, ...], ...] = ((1.0, 0.5, 0.5), (0.5, 0.5, 1.0), (1.5, 0.5), (0.75, 0.25, 1.0),
+                                        (0.5, 1.0, 0.5), (2.0,), (1.0, 1.0), (0.5, 0.5, 0.5, 0.5),
+                                        (1.0, 2.0), (0.25, 0.25, 0.5, 1.0), (3.0,), (1.5, 1.5))
+VARIATIONS = ("state", "sequence", "invert", "retrograde", "augment", "diminish", "fragment", "free")
+MELODY_RANGE = (60, 86)
+BASS_RANGE = (36, 55)
+HARMONY_RANGE = (53, 72)
+CLEAR_BEFORE_HIT_S = 0.18   # the tune keeps quiet this long before an event it does not land on
+SNAP_S = 0.1                # a tune note this close to an event moves onto it
+
+
+@dataclass(frozen=True)
+class Motif:
+    rhythm: tuple[float, ...]   # beats
+    steps: tuple[int, ...]      # scale steps between consecutive notes (len(rhythm) - 1)
+
+
+@dataclass
+class ShotContext:
+    """What the composer knows while writing one shot."""
+
+    start_s: float
+    end_s: float
+    energy: float
+    root: int
+    scale: tuple[int, ...]
+    melody: Part
+    bass: Part
+    harmony: Part
+
+
+def scale_pitches(root: int, scale: tuple[int, ...], low: int, high: int) -> list[int]:
+    pcs = {(root + s) % 12 for s in scale}
+    return [m for m in range(low, high + 1) if m % 12 in pcs]
+
+
+def chord_pcs(root: int, scale: tuple[int, ...], degree: int) -> tuple[int, int, int]:
+    """A triad stacked in thirds of the scale on `degree` (0-based), as pitch classes."""
+    n = len(scale)
+    return tuple((root + scale[(degree + k) % n]) % 12 for k in (0, 2, 4))  # type: ignore[return-value]
+
+
+def make_motif(rng: np.random.Generator) -> Motif:
+    rhythm = CELLS[int(rng.integers(len(CELLS)))] + CELLS[int(rng.integers(len(CELLS)))]
+    steps = tuple(int(s) for s in rng.choice((-2, -1, -1, 1, 1, 2, 3, -3), size=len(rhythm) - 1))
+    return Motif(rhythm, steps)
+
+
+def vary(motif: Motif, how: str, rng: np.random.Generator) -> Motif:
+    """One variation of the motif (see VARIATIONS)."""
+    if how == "invert":
+        return Motif(motif.rhythm, tuple(-s for s in motif.steps))
+    if how == "retrograde":
+        return Motif(motif.rhythm[::-1], tuple(-s for s in motif.steps[::-1]))
+    if how == "augment":
+        return Motif(tuple(2 * r for r in motif.rhythm), motif.steps)
+    if how == "diminish":
+        return Motif(tuple(r / 2 for r in motif.rhythm) * 2, motif.steps + (int(rng.choice((-1, 1))),) + motif.steps)
+    if how == "fragment":
+        half = max(1, len(motif.rhythm) // 2)
+        return Motif(motif.rhythm[:half] * 2, motif.steps[:half - 1] + (int(rng.choice((-2, 2))),) + motif.steps[:half - 1])
+    if how == "free":
+        return make_motif(rng)
+    return motif
+
+
+def shot_energy(motion: np.ndarray, events: list[HitPoint], start_s: float, end_s: float, fps: float) -> float:
+    """0..1: how busy a shot is, from its motion curve and how many events it has per second."""
+    a, b = int(start_s * fps), max(int(start_s * fps) + 1, int(end_s * fps))
+    moving = float(np.mean(motion[a:b])) if motion[a:b].size else 0.0
+    rate = sum(1 for e in events if start_s <= e.time_s < end_s) / max(end_s - start_s, 0.5)
+    return float(np.clip(0.6 * moving + 0.25 * rate, 0.0, 1.0))
+
+
+def plan_keys(count: int, orchestra: Orchestra, rng: np.random.Generator) -> list[tuple[int, str]]:
+    """(key root, mode) per shot: a new key at every cut, moving by the style's modulations."""
+    root = int(rng.choice(orchestra.roots))
+    keys = []
+    for _ in range(count):
+        keys.append((root, str(rng.choice(orchestra.modes))))
+        root = (root + int(rng.choice(orchestra.modulations))) % 12
+    return keys
+
+
+def pick_program(choices: tuple[int, ...], shot: int, previous: int | None, rng: np.random.Generator) -> int:
+    options = [p for p in choices if p != previous] or list(choices)
+    return int(options[int(rng.integers(len(options)))]) if shot else int(choices[0])
+
+
+class Composer:
+    """Writes the music stem for one style and seed on a given tempo map."""
+
+    def __init__(self, orchestra: Orchestra, tempo: TempoMap, rng: np.random.Generator) -> None:
+        self.orchestra, self.tempo, self.rng = orchestra, tempo, rng
+        self.bar, self.beat_in_bar = bar_numbers(tempo, orchestra.meter)
+        self.motif = make_motif(rng)
+        self.last_variation = "state"
+        self.notes: list[Note] = []
+
+    # -- harmony ------------------------------------------------------------------------------
+    def progression(self, shot: ShotContext, bars: list[int]) -> dict[int, tuple[int, int, int]]:
+        """Chord (pitch classes) per bar of the shot: starts on the tonic, cadences on the last bar."""
+        chords: dict[int, tuple[int, int, int]] = {}
+        degree = 0
+        n = len(shot.scale)
+        for k, bar in enumerate(bars):
+            if k == len(bars) - 1 and len(bars) > 2:
+                degree = 4 % n
+            chords[bar] = chord_pcs(shot.root, shot.scale, degree % n)
+            degree = int(self.rng.choice(NEXT_DEGREE.get(degree % 7, (0,))))
+        return chords
+
+    # -- parts --------------------------------------------------------------------------------
+    def write_shot(self, shot: ShotContext, events: list[HitPoint]) -> None:
+        beats = np.flatnonzero((self.tempo.beat_s >= shot.start_s - 1e-9) & (self.tempo.beat_s < shot.end_s - 1e-9))
+        if beats.size == 0:
+            return
+        bars = sorted({int(self.bar[b]) for b in beats})
+        chords = self.progression(shot, bars)
+        self._bass_and_harmony(shot, beats, chords)
+        self._melody(shot, beats, chords, events)
+
+    def _bar_beats(self, beats: np.ndarray) -> list[np.ndarray]:
+        return [beats[self.bar[beats] == b] for b in sorted(set(self.bar[beats].tolist()))]
+
+    def _bass_and_harmony(self, shot: ShotContext, beats: np.ndarray, chords: dict) -> None:
+        for bar_beats in self._bar_beats(beats):
+            start = float(self.tempo.beat_s[bar_beats[0]])
+            end = min(float(self.tempo.beat_s[min(bar_beats[-1] + 1, self.tempo.beat_s.size - 1)]), shot.end_s)
+            if end - start < 0.05:
+                continue
+            chord = chords[int(self.bar[bar_beats[0]])]
+            root = next(m for m in range(*BASS_RANGE) if m % 12 == chord[0])
+            velocity = int(58 + 30 * shot.energy)
+            busy = shot.energy > 0.35 and bar_beats.size >= 3
+            self._add(shot.bass, root, start, start + (0.5 if busy else 0.9) * (end - start), velocity, "bass")
+            if busy and self.rng.random() < 0.6:
+                at = float(self.tempo.beat_s[bar_beats[bar_beats.size // 2]])
+                fifth = next(m for m in range(*BASS_RANGE) if m % 12 == chord[2])
+                self._add(shot.bass, fifth, at, at + 0.45 * (end - at), velocity - 8, "bass")
+            voicing = [next(m for m in range(*HARMONY_RANGE) if m % 12 == pc) for pc in chord]
+            for pitch in voicing:
+                self._add(shot.harmony, pitch, start, end, int(38 + 18 * shot.energy), "harmony")
+
+    def _melody(self, shot: ShotContext, beats: np.ndarray, chords: dict, events: list[HitPoint]) -> None:
+        low, high = self.orchestra.notes_per_beat
+        density = low + (high - low) * shot.energy
+        tones = scale_pitches(shot.root, shot.scale, *MELODY_RANGE)
+        first, last = float(beats[0]), float(beats[-1] + 1)
+        position = first
+        index = len(tones) // 2
+        while position < last - 0.5:
+            motif = self._next_motif(density)
+            chord = chords[int(self.bar[int(min(position, beats[-1]))])]
+            near = [j for j, m in enumerate(tones) if m % 12 in chord]
+            index = min(near, key=lambda j: abs(j - index)) if near else index
+            position = self._phrase(shot, motif, position, last, tones, index)
+            position += float(self.rng.choice((0.5, 1.0, 1.0, 1.5, 2.0)))   # breathe between phrases
+            index = int(np.clip(index + self.rng.integers(-3, 4), 2, len(tones) - 3))
+        self._fit_to_events(events, shot)
+
+    def _next_motif(self, density: float) -> Motif:
+        weights = np.array([3, 2, 2, 1.5, 2.0 if density < 0.8 else 0.3, 1.5 if density > 1.1 else 0.2, 1.5, 2.0])
+        weights[VARIATIONS.index(self.last_variation)] *= 0.2
+        how = str(self.rng.choice(VARIATIONS, p=weights / weights.sum()))
+        self.last_variation = how
+        return vary(self.motif, how, self.rng)
+
+    def _phrase(self, shot: ShotContext, motif: Motif, position: float, last: float, tones: list[int],
+                index: int) -> float:
+        for k, length in enumerate(motif.rhythm):
+            if position + length > last + 1e-9:
+                break
+            start_s, end_s = self.tempo.time_of(position), self.tempo.time_of(position + length)
+            if self.rng.random() > 0.12:   # an occasional rest inside a phrase
+                accent = 14 if abs(position - round(position)) < 1e-6 and self.tempo.bar_start[int(round(position))] else 0
+                velocity = int(np.clip(62 + 34 * shot.energy + accent + self.rng.integers(-6, 7), 30, 120))
+                self._add(shot.melody, tones[index], start_s, start_s + 0.92 * (end_s - start_s), velocity, "melody")
+            if k < len(motif.steps):
+                index = int(np.clip(index + motif.steps[k], 0, len(tones) - 1))
+            position += length
+        return position
+
+    def _fit_to_events(self, events: list[HitPoint], shot: ShotContext) -> None:
+        """Mickey-mousing: a tune note close to an event moves onto it; notes just before an
+        event it cannot reach are dropped, so the hit speaks on its own."""
+        hits = [e.time_s for e in events if shot.start_s <= e.time_s < shot.end_s and not e.sustained]
+        if not hits:
+            return
+        kept: list[Note] = []
+        for note in self.notes:
+            if note.role != "melody" or not shot.start_s <= note.start_s < shot.end_s:
+                kept.append(note)
+                continue
+            nearest = min(hits, key=lambda t: abs(t - note.start_s))
+            gap = note.start_s - nearest
+            if abs(gap) <= SNAP_S and nearest < note.end_s - 0.03:
+                kept.append(Note(note.part, note.pitch, nearest, note.end_s, note.velocity, note.role))
+            elif -CLEAR_BEFORE_HIT_S < gap < 0:
+                continue
+            else:
+                kept.append(note)
+        self.notes = kept
+
+    def runs(self, points: list[HitPoint], tones_for, program: int) -> None:
+        """Scale runs over scurrying and whooshes: up or down, as long as the motion lasts."""
+        part = Part(program)
+        upward = True
+        for point in points:
+            if point.kind not in ("run", "whoosh") or point.end_s - point.time_s < 0.15:
+                continue
+            length = min(point.end_s - point.time_s, 1.2)
+            tones = tones_for(point.time_s)
+            count = int(np.clip(round(length * 12), 3, min(14, len(tones))))
+            start = int(self.rng.integers(0, max(1, len(tones) - count)))
+            run = tones[start:start + count] if upward else tones[start:start + count][::-1]
+            gap = length / count
+            for k, pitch in enumerate(run):
+                at = point.time_s + k * gap
+                self._add(part, pitch, at, at + 0.9 * gap, int(60 + 40 * point.strength), "run")
+            upward = not upward
+
+    def tremolo(self, points: list[HitPoint], chord_for, program: int) -> None:
+        """Tremolo strings held under shakes."""
+        part = Part(program)
+        for point in points:
+            if point.kind != "shake":
+                continue
+            end = max(point.end_s, point.time_s + 0.8)
+            for pc in chord_for(point.time_s):
+                pitch = next(m for m in range(*HARMONY_RANGE) if m % 12 == pc)
+                self._add(part, pitch, point.time_s, end, int(50 + 40 * point.strength), "tremolo")
+
+    def _add(self, part: Part, pitch: int, start_s: float, end_s: float, velocity: int, role: str) -> None:
+        if end_s - start_s >= 0.02:
+            self.notes.append(Note(part, int(pitch), float(start_s), float(end_s), int(np.clip(velocity, 1, 127)), role))
+
+
+def describe_shot(shot: ShotContext, tempo: TempoMap) -> ShotMusic:
+    first_beat = int(np.searchsorted(tempo.beat_s, shot.start_s - 1e-9))
+    return ShotMusic(shot.start_s, shot.root, next((k for k, v in MODES.items() if v == shot.scale), "major"),
+                     round(tempo.bpm_at(first_beat), 2), shot.melody.program)

@@ -1,0 +1,99 @@
+"""From an analysis to a `Score`: hit points -> tempo map -> composition -> effects. Pure and
+seeded: the same analysis, style and seed give the same score."""
+from __future__ import annotations
+
+import logging
+import zlib
+
+import numpy as np
+
+from vision.types import VideoAnalysis
+
+from ...styles import DEFAULT_STYLE, STYLES, Orchestra
+from .compose import MODES, Composer, ShotContext, describe_shot, pick_program, plan_keys, scale_pitches, shot_energy
+from .foley import event_sounds
+from .hitpoints import HitPoint, cut_points, event_points, tempo_anchors
+from .notation import Part, Room, Score
+from .tempo_map import TempoMap, build_tempo_map
+
+log = logging.getLogger(__name__)
+TEMPO_JITTER = 0.07     # each span's tempo wanders this fraction around the shot's tempo
+
+
+def seeded(seed: int, *salt: object) -> np.random.Generator:
+    words = [zlib.crc32(str(s).encode()) for s in salt]
+    return np.random.default_rng(np.random.SeedSequence([seed & 0xFFFFFFFF, *words]))
+
+
+def orchestra_for(style: str) -> Orchestra:
+    """The style's orchestra; an unknown style falls back to the default with a warning."""
+    if style not in STYLES:
+        log.warning("the score engine has no style %r; using %r", style, DEFAULT_STYLE)
+        style = DEFAULT_STYLE
+    return STYLES[style].orchestra
+
+
+def shot_bounds(analysis: VideoAnalysis, total_s: float) -> list[tuple[float, float]]:
+    media = analysis.media
+    starts = sorted({0.0, *(float(media.frame_time(s.start_frame)) for s in analysis.shots if s.start_frame > 0)})
+    starts = [s for s in starts if s < total_s]
+    return list(zip(starts, starts[1:] + [total_s]))
+
+
+def _tempo(analysis: VideoAnalysis, orchestra: Orchestra, shots, energies, events, total_s: float,
+           rng: np.random.Generator) -> TempoMap:
+    cuts = [HitPoint(start, "cut", 1.0, start) for start, _ in shots[1:]]
+    anchors = tempo_anchors(cuts, events)
+    edges = sorted({0.0, *(a for a in anchors if 0.0 < a < total_s)})
+    low, high = orchestra.tempo_bpm
+    targets = []
+    for start in edges:
+        shot = max(i for i, (s, _) in enumerate(shots) if s <= start + 1e-9)
+        base = low + (high - low) * energies[shot]
+        targets.append(base * (1.0 + TEMPO_JITTER * float(rng.uniform(-1, 1))))
+    return build_tempo_map(anchors, total_s, targets, (low * 0.85, high * 1.1), rng)
+
+
+def compose_score(analysis: VideoAnalysis, style: str, seed: int, total_s: float) -> Score:
+    """The whole score for a video: music and effects notes, rooms, and what each shot got."""
+    orchestra = orchestra_for(style)
+    rng = seeded(seed, "score", style)
+    motion = np.clip(np.asarray(analysis.motion, dtype=np.float64), 0.0, 1.0)
+    fps = float(analysis.media.fps)
+    events = [p for p in event_points(analysis) if p.time_s < total_s]
+    shots = shot_bounds(analysis, total_s) or [(0.0, total_s)]
+    energies = [shot_energy(motion, events, a, b, fps) for a, b in shots]
+    tempo = _tempo(analysis, orchestra, shots, energies, events, total_s, rng)
+    keys = plan_keys(len(shots), orchestra, rng)
+    composer = Composer(orchestra, tempo, rng)
+    contexts: list[ShotContext] = []
+    melody = bass = harmony = None
+    for i, ((start, end), energy, (root, mode)) in enumerate(zip(shots, energies, keys)):
+        melody = pick_program(orchestra.busy_melody if energy > 0.5 else orchestra.melody, i, melody, rng)
+        bass = pick_program(orchestra.bass, i, bass, rng)
+        harmony = pick_program(orchestra.harmony, i, harmony, rng)
+        shot = ShotContext(start, end, energy, root, MODES[mode], Part(melody), Part(bass), Part(harmony))
+        contexts.append(shot)
+        composer.write_shot(shot, events)
+
+    def context_at(time_s: float) -> ShotContext:
+        return next((c for c in reversed(contexts) if c.start_s <= time_s + 1e-9), contexts[0])
+
+    def chord_at(time_s: float) -> tuple[int, int, int]:
+        shot = context_at(time_s)
+        sounding = [n.pitch % 12 for n in composer.notes if n.role == "harmony" and n.start_s <= time_s < n.end_s]
+        if len(sounding) >= 3:
+            return tuple(sounding[:3])  # type: ignore[return-value]
+        return tuple((shot.root + shot.scale[k % len(shot.scale)]) % 12 for k in (0, 2, 4))  # type: ignore[return-value]
+
+    def tones_at(time_s: float) -> list[int]:
+        shot = context_at(time_s)
+        return scale_pitches(shot.root, shot.scale, 64, 96)
+
+    composer.runs(events, tones_at, orchestra.runs[int(rng.integers(len(orchestra.runs)))])
+    composer.tremolo(events, chord_at, orchestra.suspense)
+    fx = event_sounds(events, orchestra, chord_at, seeded(seed, "fx", style))
+    room_rng = seeded(seed, "rooms", style)
+    rooms = tuple(Room(c.start_s, int(room_rng.integers(orchestra.room[0], orchestra.room[1] + 1))) for c in contexts)
+    notes = tuple(n for n in (*composer.notes, *fx) if n.start_s < total_s)
+    return Score(notes, rooms, tuple(describe_shot(c, tempo) for c in contexts), total_s)

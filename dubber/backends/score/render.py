@@ -1,0 +1,219 @@
+"""The edge of the score engine: notes -> Standard MIDI File -> SoundFont synthesizer -> audio.
+
+The synthesizer is `midirenderer` (rustysynth inside; renders SMF bytes with an SF2 bank to a
+48 kHz stereo 16-bit WAV). The default bank is TimGM6mb, the General MIDI SoundFont shipped in
+the `pretty_midi` wheel; `--soundfont PATH` takes any other SF2.
+
+Timing: the file uses one fixed MIDI tempo, 120 bpm at 960 ticks per beat, so one tick is
+1/1920 s (25 samples at 48 kHz) and a note's tick is its time rounded to 0.26 ms. The musical
+tempo map lives in the note times themselves. The synthesizer stops at the last event, so every
+file ends with a silent controller event TAIL_S after the last note, letting releases ring out.
+Long scores are rendered in chunks of notes (by start time) and overlap-added, so memory does not
+grow with the film beyond the output itself.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .notation import Note, Room
+
+TICKS_PER_BEAT = 960
+MIDI_TEMPO_US = 500_000                 # microseconds per MIDI beat (120 bpm)
+TICKS_PER_S = TICKS_PER_BEAT * 1_000_000 / MIDI_TEMPO_US
+RENDER_RATE = 48_000                    # Hz, fixed by the synthesizer
+TAIL_S = 3.0                            # s rendered after the last note ends
+CHUNK_S = 60.0                          # s of note starts per synthesizer call
+DRUM_CHANNEL = 9
+CHANNEL_VOLUME = 96                     # CC7 for every channel: headroom against the synth's hard clip
+DEFAULT_BANK = "TimGM6mb.sf2"
+KNOWN_LICENCES = {
+    "timgm6mb.sf2": "GPL-2.0 (Tim Brechbill's TimGM6mb, shipped in the pretty_midi wheel)",
+    "fluidr3_gm.sf2": "MIT (FluidR3_GM by Frank Wen)",
+    "musescore_general.sf2": "MIT (MuseScore General by S. Christian Collins)",
+    "musescore_general.sf3": "MIT (MuseScore General by S. Christian Collins)",
+}
+
+
+class SoundFontError(ValueError):
+    """The SoundFont bank cannot be found or read."""
+
+
+@dataclass(frozen=True)
+class SoundFont:
+    path: str
+    name: str
+    licence: str
+    data: bytes
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.licence})"
+
+
+def default_soundfont_path() -> Path:
+    """Where the default bank (TimGM6mb, from the pretty_midi wheel) is, found without importing
+    pretty_midi.
+
+    Raises:
+        SoundFontError: pretty_midi is not installed.
+    """
+    spec = importlib.util.find_spec("pretty_midi")
+    if spec is None or not spec.submodule_search_locations:
+        raise SoundFontError("The default SoundFont comes with the pretty_midi package, which is missing; "
+                             "reinstall dubber (pip install -e .) or pass --soundfont PATH.")
+    return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_BANK
+
+
+def licence_of(path: Path) -> str:
+    return KNOWN_LICENCES.get(path.name.lower(), "licence unknown: check the bank's own notice")
+
+
+def load_soundfont(path: str | os.PathLike | None = None) -> SoundFont:
+    """Read an SF2 bank (the default one when `path` is None), cached per file and modification time.
+
+    Raises:
+        SoundFontError: the file is missing, unreadable or not a SoundFont.
+    """
+    resolved = Path(path).expanduser() if path is not None else default_soundfont_path()
+    try:
+        stat = resolved.stat()
+    except OSError:
+        raise SoundFontError(f"The SoundFont {str(resolved)!r} does not exist; pass an .sf2 file with --soundfont.") from None
+    return _read_soundfont(str(resolved.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_soundfont(path: str, mtime_ns: int, size: int) -> SoundFont:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise SoundFontError(f"The SoundFont {path!r} cannot be read: {err.strerror}.") from None
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"sfbk":
+        raise SoundFontError(f"{path!r} is not a SoundFont 2 bank (.sf2); pass one with --soundfont.")
+    return SoundFont(path, Path(path).name, licence_of(Path(path)), data)
+
+
+# ---------------------------------------------------------------------------- MIDI file
+def _ticks(time_s: float) -> int:
+    return max(0, int(round(time_s * TICKS_PER_S)))
+
+
+class _Channels:
+    """Channels by program: a program keeps its channel; a new program takes the channel that has
+    been quiet longest (the synthesizer lets sounding notes finish on their old program)."""
+
+    def __init__(self) -> None:
+        self.program: dict[int, int] = {}
+        self.quiet_from: dict[int, float] = {c: 0.0 for c in range(16) if c != DRUM_CHANNEL}
+
+    def channel_for(self, note: Note, events: list[tuple[int, int, list[int]]]) -> int:
+        if note.part.drums:
+            return DRUM_CHANNEL
+        program = note.part.program
+        channel = next((c for c, p in self.program.items() if p == program), None)
+        if channel is None:
+            channel = min(self.quiet_from, key=lambda c: (self.quiet_from[c], c))
+            self.program[channel] = program
+            events.append((_ticks(note.start_s), 0, [0xC0 | channel, program]))
+        self.quiet_from[channel] = max(self.quiet_from[channel], note.end_s)
+        return channel
+
+
+def smf_bytes(notes: list[Note], rooms: list[Room], end_s: float) -> bytes:
+    """A format-0 Standard MIDI File of `notes` (times from 0), with the reverb rooms and a
+    silent event at `end_s` so the synthesizer renders that far."""
+    # (tick, order, message bytes): at one tick, setup < note off < note on.
+    events: list[tuple[int, int, list[int]]] = []
+    channels = _Channels()
+    for note in sorted(notes, key=lambda n: (n.start_s, n.part.program, n.pitch)):
+        channel = channels.channel_for(note, events)
+        events.append((_ticks(note.start_s), 2, [0x90 | channel, note.pitch, note.velocity]))
+        events.append((_ticks(note.end_s), 1, [0x80 | channel, note.pitch, 0]))
+    for channel in range(16):
+        events.append((0, -1, [0xB0 | channel, 7, CHANNEL_VOLUME]))
+        events.append((0, -1, [0xB0 | channel, 93, 0]))
+        for room in rooms:
+            events.append((_ticks(room.start_s), 0, [0xB0 | channel, 91, int(np.clip(room.reverb, 0, 127))]))
+    events.append((_ticks(end_s), 3, [0xB0, 91, rooms[-1].reverb if rooms else 40]))
+    return _write_smf(sorted(events, key=lambda e: (e[0], e[1])))
+
+
+def _varlen(value: int) -> bytes:
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def _write_smf(events: list[tuple[int, int, list[int]]]) -> bytes:
+    track = bytearray(b"\x00\xff\x51\x03" + MIDI_TEMPO_US.to_bytes(3, "big"))
+    now = 0
+    for tick, _, message in events:
+        track += _varlen(tick - now) + bytes(message)
+        now = tick
+    track += b"\x00\xff\x2f\x00"
+    header = b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big") \
+        + TICKS_PER_BEAT.to_bytes(2, "big")
+    return header + b"MTrk" + len(track).to_bytes(4, "big") + bytes(track)
+
+
+# ---------------------------------------------------------------------------- synthesis
+def synthesize(midi: bytes, soundfont: SoundFont) -> np.ndarray:
+    """Render SMF bytes with the bank: float32 (2, samples) at RENDER_RATE."""
+    import midirenderer
+
+    wav = midirenderer.render_wave_from(soundfont.data, midi)
+    return _wav_to_float(wav)
+
+
+def _wav_to_float(wav: bytes) -> np.ndarray:
+    import soundfile
+
+    audio, rate = soundfile.read(io.BytesIO(wav), dtype="float32", always_2d=True)
+    if rate != RENDER_RATE:
+        raise RuntimeError(f"synthesizer rendered at {rate} Hz, expected {RENDER_RATE}")
+    return np.ascontiguousarray(audio.T)
+
+
+def _rooms_from(rooms: list[Room], start_s: float) -> list[Room]:
+    """The rooms seen from a chunk starting at start_s, re-timed to the chunk."""
+    before = [r for r in rooms if r.start_s <= start_s]
+    inside = [Room(r.start_s - start_s, r.reverb) for r in rooms if r.start_s > start_s]
+    return ([Room(0.0, before[-1].reverb)] if before else []) + inside
+
+
+def render_notes(notes: list[Note], rooms: list[Room], soundfont: SoundFont, total_samples: int,
+                 sample_rate: int) -> np.ndarray:
+    """All `notes` as float32 (2, total_samples) audio at sample_rate (resampled if not 48 kHz)."""
+    out_len = int(np.ceil(total_samples * RENDER_RATE / sample_rate))
+    out = np.zeros((2, out_len), dtype=np.float32)
+    ordered = sorted(notes, key=lambda n: n.start_s)
+    starts = np.array([n.start_s for n in ordered])
+    chunk_start = 0.0
+    while ordered and chunk_start <= starts[-1]:
+        lo, hi = np.searchsorted(starts, [chunk_start, chunk_start + CHUNK_S])
+        chunk = [Note(n.part, n.pitch, n.start_s - chunk_start, n.end_s - chunk_start, n.velocity, n.role)
+                 for n in ordered[lo:hi]]
+        if chunk:
+            end = max(n.end_s for n in chunk) + TAIL_S
+            audio = synthesize(smf_bytes(chunk, _rooms_from(rooms, chunk_start), end), soundfont)
+            at = int(round(chunk_start * RENDER_RATE))
+            span = min(audio.shape[1], out_len - at)
+            if span > 0:
+                out[:, at:at + span] += audio[:, :span]
+        chunk_start += CHUNK_S
+    if sample_rate != RENDER_RATE:
+        import soxr
+
+        out = np.ascontiguousarray(soxr.resample(out.T, RENDER_RATE, sample_rate).T, dtype=np.float32)
+    fitted = np.zeros((2, total_samples), dtype=np.float32)
+    fitted[:, :min(total_samples, out.shape[1])] = out[:, :total_samples]
+    return fitted

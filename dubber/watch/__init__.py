@@ -1,0 +1,1 @@
+"""The watch folder: `watcher` runs the service, `journal` holds its on-disk state (names, journal, lock)."""

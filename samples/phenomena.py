@@ -1,0 +1,169 @@
+"""Short synthetic clips of what real hand-drawn cartoons do to a cut detector, with exact truth.
+
+Each clip is a few seconds of one or two drawn sets (textured shapes on a background) with a
+character, and exactly one phenomenon planted on known frames:
+
+- smear: the character is drawn as a long streak for two frames mid-move, then is whole again;
+- splash: a spray of particles fills much of the picture for four frames and clears;
+- pose_jump: the character leaps to a new place and pose in one frame and stays there;
+- shake: the whole picture shakes (the camera jolts) for ten frames;
+- flicker: every frame's brightness jumps by up to 15 levels, as on old film;
+- occlusion: a dark body covers the whole lens for twelve frames, then the same shot is back;
+- same_palette_cut: a hard cut between two sets drawn in one palette;
+- grey_cut: a hard cut between two black-and-white sets of close grey levels, with flicker;
+- dissolve: the first set blends linearly into the second over twelve frames;
+- fade_out: the set fades linearly to black over ten frames and stays black.
+
+`render(name)` gives the frames and the truth; `write(name, path)` encodes them (H.264, 24 fps)
+and writes the truth next to the video as JSON. Truth: "cut_frames" (first frames of new
+shots) and "transitions" (kind, start_frame, end_frame exclusive).
+
+    python -m samples.phenomena dissolve out.mp4
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from samples.synth import _ffmpeg_exe
+
+WIDTH, HEIGHT = 192, 144  # px
+FPS = 24
+FRAMES = 72  # 3 s
+EVENT_FRAME = 36  # where every planted phenomenon starts
+PHENOMENA = ("smear", "splash", "pose_jump", "shake", "flicker", "occlusion", "same_palette_cut", "grey_cut",
+             "dissolve", "fade_out")
+DISSOLVE_FRAMES = 12
+FADE_FRAMES = 10
+
+
+def _set(seed: int, palette: list[tuple[int, int, int]], margin: int = 12) -> np.ndarray:
+    """A drawn set: a background and a dozen shapes from `palette`, larger than the frame by
+    `margin` px on each side so the camera can shake."""
+    rng = np.random.default_rng(seed)
+    h, w = HEIGHT + 2 * margin, WIDTH + 2 * margin
+    canvas = np.empty((h, w, 3), np.uint8)
+    canvas[:] = palette[0]
+    for k in range(14):
+        colour = palette[1 + k % (len(palette) - 1)]
+        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+        if k % 3 == 0:
+            cv2.circle(canvas, (x, y), int(rng.integers(8, 26)), colour, -1)
+        elif k % 3 == 1:
+            cv2.rectangle(canvas, (x, y), (x + int(rng.integers(14, 60)), y + int(rng.integers(10, 40))), colour, -1)
+        else:
+            cv2.line(canvas, (x, y), (int(rng.integers(0, w)), int(rng.integers(0, h))), colour, 3)
+    return canvas
+
+
+ORANGE = [(230, 140, 40), (200, 110, 30), (250, 170, 70), (170, 90, 20), (240, 200, 120)]
+GREYS = [(120, 120, 120), (95, 95, 95), (150, 150, 150), (80, 80, 80), (170, 170, 170)]
+
+
+def _view(canvas: np.ndarray, dx: int = 0, dy: int = 0, margin: int = 12) -> np.ndarray:
+    return canvas[margin + dy:margin + dy + HEIGHT, margin + dx:margin + dx + WIDTH].copy()
+
+
+def _character(img: np.ndarray, x: float, y: float, stretch: float = 1.0) -> None:
+    """A round body with eyes; `stretch` > 1 draws it as a horizontal smear streak."""
+    r = 14
+    axes = (int(r * stretch), r if stretch == 1.0 else max(3, int(r / 2)))
+    cv2.ellipse(img, (int(x), int(y)), axes, 0, 0, 360, (250, 250, 245), -1)
+    cv2.ellipse(img, (int(x), int(y)), axes, 0, 0, 360, (20, 20, 20), 2)
+    if stretch == 1.0:
+        for ex in (-5, 5):
+            cv2.circle(img, (int(x) + ex, int(y) - 3), 3, (20, 20, 20), -1)
+
+
+def _walk(t: int) -> float:
+    return 40 + 1.0 * t  # px: a slow walk, one pixel a frame
+
+
+def render(name: str) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """The RGB frames of phenomenon `name` and its truth."""
+    if name not in PHENOMENA:
+        raise ValueError(f"unknown phenomenon {name!r}; choose one of {', '.join(PHENOMENA)}")
+    palette = GREYS if name == "grey_cut" else ORANGE
+    first, second = _set(1, palette), _set(2, palette)
+    rng = np.random.default_rng(3)
+    frames, cuts, transitions = [], [], []
+    for t in range(FRAMES):
+        frames.append(_frame(name, t, first, second, rng))
+    if name in ("same_palette_cut", "grey_cut"):
+        cuts = [EVENT_FRAME]
+    elif name == "dissolve":
+        transitions = [{"kind": "dissolve", "start_frame": EVENT_FRAME, "end_frame": EVENT_FRAME + DISSOLVE_FRAMES}]
+        cuts = [EVENT_FRAME + DISSOLVE_FRAMES // 2]
+    elif name == "fade_out":
+        transitions = [{"kind": "fade_out", "start_frame": EVENT_FRAME, "end_frame": EVENT_FRAME + FADE_FRAMES}]
+        cuts = [EVENT_FRAME + FADE_FRAMES // 2]
+    truth = {"phenomenon": name, "fps": f"{FPS}/1", "frame_count": FRAMES, "width": WIDTH, "height": HEIGHT,
+             "cut_frames": cuts, "transitions": transitions, "event_frame": EVENT_FRAME}
+    return frames, truth
+
+
+def _frame(name: str, t: int, first: np.ndarray, second: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    after = t >= EVENT_FRAME
+    k = t - EVENT_FRAME
+    if name in ("same_palette_cut", "grey_cut") and after:
+        img = _view(second)
+        _character(img, 150 - 0.5 * k, 60)
+    elif name == "shake" and 0 <= k < 10:
+        img = _view(first, int(rng.integers(-8, 9)), int(rng.integers(-6, 7)))
+        _character(img, _walk(t), 90)
+    elif name == "pose_jump" and after:
+        img = _view(first)
+        _character(img, 150, 40)
+    else:
+        img = _view(first)
+        _character(img, _walk(t), 90, stretch=4.0 if name == "smear" and 0 <= k < 2 else 1.0)
+    if name == "splash" and 0 <= k < 4:
+        for _ in range(160):
+            cv2.circle(img, (int(rng.integers(0, WIDTH)), int(rng.integers(20, HEIGHT))), int(rng.integers(2, 6)),
+                       (235, 245, 255), -1)
+    if name == "occlusion" and 0 <= k < 12:
+        img[:] = (25, 20, 30)
+    if name in ("flicker", "grey_cut"):
+        img = np.clip(img.astype(np.int16) + int(rng.integers(-15, 16)), 0, 255).astype(np.uint8)
+    if name == "dissolve" and after:
+        share = min(1.0, (k + 1) / (DISSOLVE_FRAMES + 1))
+        img = cv2.addWeighted(img, 1.0 - share, _view(second), share, 0.0)
+    if name == "fade_out" and after:
+        share = max(0.0, 1.0 - (k + 1) / (FADE_FRAMES + 1))
+        img = (img.astype(np.float32) * share).round().astype(np.uint8)
+    return img
+
+
+def write(name: str, path: str | os.PathLike) -> dict[str, Any]:
+    """Encode phenomenon `name` to `path` (H.264 mp4) and its truth to the .json beside it."""
+    frames, truth = render(name)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part.mp4")
+    cmd = [_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+           "-s", f"{WIDTH}x{HEIGHT}", "-framerate", str(FPS), "-i", "pipe:0", "-c:v", "libx264",
+           "-preset", "veryfast", "-crf", "16", "-pix_fmt", "yuv420p", "-f", "mp4", str(tmp)]
+    subprocess.run(cmd, input=b"".join(f.tobytes() for f in frames), check=True, timeout=120)
+    os.replace(tmp, path)
+    path.with_suffix(".json").write_text(json.dumps(truth, indent=1) + "\n")
+    return truth
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m samples.phenomena", description=__doc__.split("\n")[0])
+    parser.add_argument("phenomenon", choices=PHENOMENA)
+    parser.add_argument("out", help="output .mp4 (truth goes next to it as .json)")
+    args = parser.parse_args(argv)
+    truth = write(args.phenomenon, args.out)
+    print(f"{args.out}: {truth['frame_count']} frames, cuts {truth['cut_frames']}, transitions {truth['transitions']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

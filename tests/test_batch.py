@@ -1,0 +1,260 @@
+"""`dub batch`: many videos on a local process pool or a Ray cluster, exactly once.
+
+The Ray tests (marked `cluster`) start a real cluster on loopback with `ray start --head`, the
+way an operator does, run `dub batch --ray ADDRESS` against it, and stop it afterwards; skip them
+in a quick local run with `-m "not cluster"`. The default suite runs them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from dubber import api
+from dubber.batch import LEDGER_DIR, BatchOptions, Ledger, run_batch
+from dubber.errors import BackendUnavailable, InputError
+from samples.synth import SynthSpec, synthesize
+
+REPO = Path(__file__).resolve().parent.parent
+CLIP_SECONDS = (4.0, 5.0, 6.0)
+LONG_CLIP_S = 40.0   # long enough that a job is still running when a test kills its worker
+
+
+def _clip(folder: Path, name: str, seconds: float, seed: int) -> Path:
+    path = folder / f"{name}.mp4"
+    synthesize(path, SynthSpec(width=160, height=90, fps=Fraction(24), duration_s=seconds, shot_s=2.0,
+                               audio=True, seed=seed, preset="ultrafast"))
+    path.with_suffix(".json").unlink()   # the ground truth is not an input of the batch
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("batch-inputs")
+    made = {f"clip{i}": _clip(folder, f"clip{i}", s, seed=20 + i) for i, s in enumerate(CLIP_SECONDS)}
+    made["long"] = _clip(folder, "long", LONG_CLIP_S, seed=30)
+    bad = folder / "broken.mp4"
+    bad.write_bytes(b"this is a text file, not a video\n" * 20)
+    made["broken"] = bad
+    return made
+
+
+@pytest.fixture(scope="module")
+def single_runs(clips, tmp_path_factory) -> dict[str, Path]:
+    """Each good clip dubbed on its own with `dub`, the reference a batch must equal."""
+    out = tmp_path_factory.mktemp("single")
+    options = api.DubOptions(cache_dir=str(out / "cache"))
+    return {name: api.dub(path, out / f"{name}.dub.mp4", options).output
+            for name, path in clips.items() if name != "broken"}
+
+
+def _dub_options(tmp: Path) -> api.DubOptions:
+    return api.DubOptions(cache_dir=str(tmp / "cache"))
+
+
+def _manifest_without_run_details(path: Path) -> dict:
+    """The manifest minus what differs between two runs by design (the time, the cache folder)."""
+    data = json.loads(path.read_text())
+    data.pop("created", None)
+    data.get("settings", {}).pop("cache_dir", None)
+    return data
+
+
+def _assert_same_as_single(output: Path, reference: Path) -> None:
+    assert output.read_bytes() == reference.read_bytes(), f"{output} differs from a single dub run"
+    assert _manifest_without_run_details(output.with_suffix(".json")) == \
+        _manifest_without_run_details(reference.with_suffix(".json"))
+
+
+def _kill_worker_when_running(ledger: Ledger, key: str, killed: list[int], timeout_s: float = 120.0) -> None:
+    """Wait until the job `key` is being worked on, then SIGKILL the worker process running it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        record = ledger.read(key)
+        if record and record.get("status") == "running" and record.get("attempt") == 1:
+            time.sleep(1.0)   # well inside the job: past its checks, into analysis or rendering
+            os.kill(int(record["pid"]), signal.SIGKILL)
+            killed.append(int(record["pid"]))
+            return
+        time.sleep(0.05)
+
+
+def _only_key(ledger: Ledger) -> str:
+    keys = [p.stem for p in ledger.folder.glob("*.json")]
+    assert len(keys) == 1, keys
+    return keys[0]
+
+
+# ----------------------------------------------------------------------------- local pool
+
+def test_local_batch_matches_single_runs_and_a_bad_input_fails_alone(clips, single_runs, tmp_path):
+    inputs = [clips["clip0"], clips["broken"], clips["clip1"], tmp_path / "missing.mp4"]
+    seen = []
+    result = run_batch(inputs, BatchOptions(out_dir=str(tmp_path / "out"), jobs=2), _dub_options(tmp_path),
+                       progress=lambda stage, done, total: seen.append((stage, done, total)))
+    statuses = [o.status for o in result.outcomes]
+    assert statuses == ["done", "failed", "done", "failed"]
+    assert "not a video file" in result.outcomes[1].reason
+    assert "does not exist" in result.outcomes[3].reason
+    assert result.exit_code == 2
+    for name in ("clip0", "clip1"):
+        _assert_same_as_single(tmp_path / "out" / f"{name}.dub.mp4", single_runs[name])
+    assert not (tmp_path / "out" / "broken.dub.mp4").exists()
+    assert seen[-1] == ("batch", 4, 4)   # one display for the whole backlog
+
+
+def test_rerun_skips_finished_jobs_and_redoes_a_deleted_output(clips, tmp_path):
+    out = tmp_path / "out"
+    batch = BatchOptions(out_dir=str(out), jobs=1)
+    first = run_batch([clips["clip0"], clips["clip1"]], batch, _dub_options(tmp_path))
+    assert [o.status for o in first.outcomes] == ["done", "done"]
+    kept = (out / "clip0.dub.mp4").stat().st_mtime_ns
+    (out / "clip1.dub.mp4").unlink()
+    (out / "clip1.dub.json").unlink()
+    second = run_batch([clips["clip0"], clips["clip1"]], batch, _dub_options(tmp_path))
+    assert [o.status for o in second.outcomes] == ["skipped", "done"]
+    assert (out / "clip0.dub.mp4").stat().st_mtime_ns == kept
+    assert (out / "clip1.dub.mp4").is_file()
+    third = run_batch([clips["clip0"], clips["clip1"]], batch, _dub_options(tmp_path))
+    assert [o.status for o in third.outcomes] == ["skipped", "skipped"] and third.exit_code == 0
+
+
+def test_changed_settings_are_a_new_job(clips, tmp_path):
+    out = tmp_path / "out"
+    run_batch([clips["clip0"]], BatchOptions(out_dir=str(out), jobs=1), _dub_options(tmp_path))
+    again = run_batch([clips["clip0"]], BatchOptions(out_dir=str(out), jobs=1),
+                      api.DubOptions(cache_dir=str(tmp_path / "cache"), seed=5))
+    # A different seed is another soundtrack: not skipped, and the old output is not overwritten.
+    assert again.outcomes[0].status == "failed" and "already exists" in again.outcomes[0].reason
+
+
+def test_local_worker_killed_mid_job_is_retried_to_the_same_output(clips, single_runs, tmp_path):
+    out = tmp_path / "out"
+    ledger, killed = Ledger(out), []
+    # The ledger key is known only once the batch has planned its jobs: watch the ledger folder.
+    watcher = threading.Thread(target=lambda: _kill_first_job(ledger, killed), daemon=True)
+    watcher.start()
+    result = run_batch([clips["long"]], BatchOptions(out_dir=str(out), jobs=1), _dub_options(tmp_path))
+    watcher.join(timeout=5)
+    assert killed, "the test never saw the job running"
+    outcome = result.outcomes[0]
+    assert outcome.status == "done" and outcome.attempts == 2
+    _assert_same_as_single(out / "long.dub.mp4", single_runs["long"])
+
+
+def _kill_first_job(ledger: Ledger, killed: list[int]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(ledger.folder.glob("*.json")):
+        time.sleep(0.05)
+    _kill_worker_when_running(ledger, _only_key(ledger), killed)
+
+
+def test_two_inputs_with_one_output_name_are_refused(clips, tmp_path):
+    twin = tmp_path / "other" / clips["clip0"].name
+    twin.parent.mkdir()
+    twin.write_bytes(clips["clip0"].read_bytes())
+    with pytest.raises(InputError, match="would both be dubbed to"):
+        run_batch([clips["clip0"], twin], BatchOptions(out_dir=str(tmp_path / "out")), _dub_options(tmp_path))
+    assert not (tmp_path / "out" / LEDGER_DIR).exists()
+
+
+def test_ray_missing_is_one_sentence_with_the_install_command(clips, tmp_path, monkeypatch):
+    from dubber.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)   # as if not installed
+    with pytest.raises(BackendUnavailable, match=r"pip install 'dubber\[cluster\]'"):
+        run_batch([clips["clip0"]], BatchOptions(out_dir=str(tmp_path / "out"), ray=True), _dub_options(tmp_path))
+    code = main(["batch", str(clips["clip0"]), "-o", str(tmp_path / "out"), "--ray"])
+    assert code == 2
+    assert not (tmp_path / "out" / "clip0.dub.mp4").exists()
+
+
+# ----------------------------------------------------------------------------- Ray cluster
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A one-node Ray cluster on loopback with two worker CPUs, stopped after the module."""
+    pytest.importorskip("ray", reason="the cluster tests need ray: pip install -e '.[cluster]'")
+    port = _free_port()
+    temp = Path("/tmp") / f"dubray-{port}"   # Ray's socket paths must stay short
+    ray_bin = Path(sys.executable).with_name("ray")
+    cmd = [str(ray_bin), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+           "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}", "--block"]
+    log = tmp_path_factory.mktemp("ray") / "ray.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "--block" not in log.read_text() or "This command will now block" not in log.read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ray start failed: {log.read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)   # ray start --block drains and stops everything it started
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _dub_batch_cli(inputs: list[Path], out: Path, address: str, cache: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "dubber.cli", "batch", *map(str, inputs), "-o", str(out), "--ray", address,
+           "--cache-dir", str(cache), "--json-progress"]
+    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc: subprocess.Popen, timeout_s: float = 300) -> tuple[int, dict, str]:
+    stdout, stderr = proc.communicate(timeout=timeout_s)
+    events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    return proc.returncode, events[-1], stderr
+
+
+@pytest.mark.cluster
+def test_ray_batch_matches_single_runs_bad_input_fails_alone_and_rerun_does_nothing(
+        ray_cluster, clips, single_runs, tmp_path):
+    out = tmp_path / "out"
+    inputs = [clips["clip0"], clips["clip1"], clips["broken"], clips["clip2"]]
+    code, done, stderr = _finish(_dub_batch_cli(inputs, out, ray_cluster, tmp_path / "cache"))
+    assert code == 2, stderr
+    assert [j["status"] for j in done["jobs"]] == ["done", "done", "failed", "done"]
+    assert "broken.mp4" in stderr and "not a video file" in stderr
+    assert "3 dubbed" in stderr and "1 failed" in stderr
+    for name in ("clip0", "clip1", "clip2"):
+        _assert_same_as_single(out / f"{name}.dub.mp4", single_runs[name])
+    worker_pids = {json.loads(p.read_text())["pid"] for p in (out / LEDGER_DIR).glob("*.json")}
+    assert os.getpid() not in worker_pids   # the jobs ran in the cluster's workers
+    before = {p: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()}
+
+    code, done, stderr = _finish(_dub_batch_cli(inputs, out, ray_cluster, tmp_path / "cache"))
+    assert [j["status"] for j in done["jobs"]] == ["skipped", "skipped", "failed", "skipped"]
+    assert {p: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.cluster
+def test_ray_worker_killed_mid_job_is_retried_to_the_same_output(ray_cluster, clips, single_runs, tmp_path):
+    out = tmp_path / "out"
+    proc = _dub_batch_cli([clips["long"]], out, ray_cluster, tmp_path / "cache")
+    ledger, killed = Ledger(out), []
+    _kill_first_job(ledger, killed)
+    code, done, stderr = _finish(proc)
+    assert killed, "the test never saw the job running"
+    assert code == 0, stderr
+    assert done["jobs"][0]["status"] == "done" and done["jobs"][0]["attempts"] == 2
+    _assert_same_as_single(out / "long.dub.mp4", single_runs["long"])
