@@ -23,9 +23,10 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from .errors import CheckpointMismatch, WeightsNotFound
+from .keys import Shape, check_keys  # noqa: F401  (check_keys is part of this module's API)
 
 if TYPE_CHECKING:
     import torch
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 
 CACHE_ENV = "AUDIOSTORY_CACHE"
 ALIAS_METADATA_KEY = "audiostory.aliases"
-Shape = tuple[int, ...]
 
 
 def default_cache_dir() -> Path:
@@ -195,20 +195,68 @@ def _aliases(metadata: Mapping[str, str] | None) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Strict key check
+# Where each key's tensor lives
 # --------------------------------------------------------------------------------------------
-def check_keys(found: Mapping[str, Shape], expected: Mapping[str, Shape], source: str) -> None:
-    """Raise unless `found` has exactly the keys and shapes of `expected`.
+class WeightIndex:
+    """Checkpoint key → (safetensors file, name in that file) and shape, over several files.
+
+    Lets the AudioStory file be read under normalised names (a DistributedDataParallel
+    `module.` prefix stripped) and the frozen base-LLM weights it leaves out be taken from the
+    base model's own files, without reading any tensor before the strict key check.
+    """
+
+    def __init__(self) -> None:
+        self.shapes: dict[str, Shape] = {}
+        self.where: dict[str, tuple[Path, str]] = {}
+
+    def add(self, st_path: str | os.PathLike, rename: Callable[[str], str | None]) -> int:
+        """Index a file's keys under `rename(name)` (None skips a key; the first file wins)."""
+        added = 0
+        for name, shape in read_shapes(st_path).items():
+            key = rename(name)
+            if key is not None and key not in self.shapes:
+                self.shapes[key], self.where[key] = shape, (Path(st_path), name)
+                added += 1
+        return added
+
+    def alias(self, key: str, source: str) -> None:
+        self.shapes[key], self.where[key] = self.shapes[source], self.where[source]
+
+    def read(self, keys: Iterable[str], dtype: "torch.dtype | None" = None) -> dict[str, "torch.Tensor"]:
+        by_file: dict[Path, list[str]] = {}
+        for key in keys:
+            by_file.setdefault(self.where[key][0], []).append(key)
+        out: dict[str, "torch.Tensor"] = {}
+        for path, wanted in by_file.items():
+            tensors = read_tensors(path, [self.where[k][1] for k in wanted], dtype=dtype)
+            out.update({k: tensors[self.where[k][1]] for k in wanted})
+        return out
+
+
+def base_llm_files(folder: Path) -> list[Path]:
+    """The base LLM's safetensors files: `model.safetensors`, or the shards its
+    `model.safetensors.index.json` names (transformers' layouts).
 
     Raises:
-        CheckpointMismatch: listing missing, unexpected and mis-shaped keys.
+        WeightsNotFound: the index names a shard that is not there.
+        CheckpointMismatch: the index is unreadable.
     """
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    mismatched = [(k, tuple(found[k]), tuple(expected[k])) for k in expected
-                  if k in found and tuple(found[k]) != tuple(expected[k])]
-    if missing or unexpected or mismatched:
-        raise CheckpointMismatch(source, missing, unexpected, mismatched)
+    index = folder / "model.safetensors.index.json"
+    if not index.is_file():
+        return [folder / "model.safetensors"]
+    weight_map = _read_json(index).get("weight_map")
+    if not isinstance(weight_map, Mapping):
+        raise CheckpointMismatch(str(index), problem="it has no weight_map",
+                                 hint="download the base model's files again")
+    shards = [folder / name for name in sorted(set(map(str, weight_map.values())))]
+    absent = [p for p in shards if not p.is_file()]
+    if absent:
+        raise WeightsNotFound(f"The base model shard {absent[0]} named by {index.name} is missing; "
+                              f"download {QWEN_BASE_HINT} again.")
+    return shards
+
+
+QWEN_BASE_HINT = "Qwen/Qwen2.5-3B-Instruct"
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,11 +300,12 @@ def _number(value: Any) -> float | None:
 
 def config_from_files(yaml_cfg: Mapping[str, Any], flux_cfg: Mapping[str, Any], shapes: Mapping[str, Shape],
                       llm_json: Mapping[str, Any] | None = None, t5_json: Mapping[str, Any] | None = None,
-                      vae: "VAEConfig | None" = None) -> "AudioStoryConfig":
+                      vae: "VAEConfig | None" = None,
+                      generation: Mapping[str, Any] | None = None) -> "AudioStoryConfig":
     """The model config of a checkpoint. Full-size defaults, overridden by the base LLM's and
     T5's config.json (architecture), the DiT's config.json, config.yaml (LoRA alpha, query
-    counts, feature scale, sampling settings), the weight shapes (vocabulary size, LoRA rank)
-    and `vae` (see `vae_config`).
+    counts, feature scale, sampling settings), the weight shapes (vocabulary size, LoRA rank),
+    `vae` (see `vae_config`) and `generation` (see `generation_settings`).
 
     Raises:
         CheckpointMismatch: the DiT's latent width differs from the VAE's, or config.yaml's
@@ -294,7 +343,7 @@ def config_from_files(yaml_cfg: Mapping[str, Any], flux_cfg: Mapping[str, Any], 
     return AudioStoryConfig(
         llm=llm, lora=LoRAConfig(r=rank, lora_alpha=alpha), agent=agent,
         fusion=FusionConfig(embed_dim=width, num_heads=base.fusion.num_heads, t5_feature_scale=scale),
-        dit=dit, vae=vae, sampling=sampling_config(yaml_cfg),
+        dit=dit, vae=vae, sampling=sampling_config(yaml_cfg, generation),
         text_encoder=TextEncoderConfig.from_dict(t5_json) if t5_json else base.text_encoder,
     )
 
@@ -304,10 +353,12 @@ _POSITIVE_SETTINGS = ("num_inference_steps", "guidance_scale", "output_sampling_
                       "repetition_penalty")
 
 
-def sampling_config(yaml_cfg: Mapping[str, Any]) -> "SamplingConfig":
-    """Decoding, denoising and cross-fade settings: the official runner's (spec §1.5-§1.9),
-    each overridden by the same-named entry of an optional top-level `sampling:` section of
-    config.yaml (absent from the released file; a smaller model needs e.g. a shorter cross-fade).
+def sampling_config(yaml_cfg: Mapping[str, Any], generation: Mapping[str, Any] | None = None) -> "SamplingConfig":
+    """Decoding, denoising and cross-fade settings: the official runner's (spec §1.5-§1.9), then
+    the same-named entries of an optional top-level `sampling:` section of config.yaml (absent
+    from the released file; a smaller model needs e.g. a shorter cross-fade), then the decoding
+    settings of the checkpoint's generation_config.json (`generation`, see `generation_settings`),
+    which decide decoding as they do in transformers' `generate`.
 
     Raises:
         CheckpointMismatch: the section is not a mapping, names an unknown setting, or holds a
@@ -317,9 +368,10 @@ def sampling_config(yaml_cfg: Mapping[str, Any]) -> "SamplingConfig":
 
     from .config import SamplingConfig
 
+    generation = dict(generation or {})
     section = yaml_cfg.get(SAMPLING_SECTION)
     if section is None:
-        return SamplingConfig()
+        return dataclasses.replace(SamplingConfig(), **generation)
     if not isinstance(section, Mapping):
         raise CheckpointMismatch("config.yaml", unexpected=[f"{SAMPLING_SECTION} ({type(section).__name__})"])
     defaults = {f.name: getattr(SamplingConfig(), f.name) for f in dataclasses.fields(SamplingConfig)}
@@ -328,15 +380,52 @@ def sampling_config(yaml_cfg: Mapping[str, Any]) -> "SamplingConfig":
                if k in defaults and not _valid_setting(k, v, defaults[k])]
     if unknown or invalid:
         raise CheckpointMismatch("config.yaml", unexpected=unknown + invalid)
-    return SamplingConfig(**{k: type(defaults[k])(v) for k, v in section.items()})
+    settings = {k: type(defaults[k])(v) for k, v in section.items()}
+    return SamplingConfig(**{**settings, **generation})
 
 
 def _valid_setting(name: str, value: Any, default: Any) -> bool:
+    if isinstance(default, tuple):
+        return isinstance(value, (list, tuple)) and all(_is_token_id(v) for v in value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     if isinstance(default, int) and not float(value).is_integer():
         return False
     return value > 0 if name in _POSITIVE_SETTINGS else value >= 0
+
+
+def _is_token_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def generation_settings(path: str | os.PathLike | None) -> dict[str, Any]:
+    """The decoding settings of a transformers generation_config.json, as SamplingConfig fields:
+    `repetition_penalty`, `eos_token_id` (→ `stop_token_ids`) and `max_new_tokens`, each only
+    when the file sets it (the released base model's file sets the first two: 1.05 and
+    [151645, 151643], spec §1.5). No file: no settings.
+
+    Raises:
+        CheckpointMismatch: the file is unreadable or one of these values is of the wrong kind.
+    """
+    if path is None:
+        return {}
+    data = _read_json(Path(path))
+    out: dict[str, Any] = {}
+    penalty, eos, limit = data.get("repetition_penalty"), data.get("eos_token_id"), data.get("max_new_tokens")
+    if penalty is not None:
+        out["repetition_penalty"] = penalty
+    if eos is not None:
+        out["stop_token_ids"] = [eos] if _is_token_id(eos) else eos
+    if limit is not None:
+        out["max_new_tokens"] = limit
+    defaults = {"repetition_penalty": 1.0, "stop_token_ids": (), "max_new_tokens": 1}
+    invalid = [f"{k}={v!r}" for k, v in out.items() if not _valid_setting(k, v, defaults[k])]
+    if invalid:
+        raise CheckpointMismatch(str(path), unexpected=invalid, problem=f"{invalid[0]} is not a valid setting",
+                                 hint="fix or remove that entry of generation_config.json")
+    if "stop_token_ids" in out:
+        out["stop_token_ids"] = tuple(out["stop_token_ids"])
+    return out
 
 
 def _flat_rope(llm_json: Mapping[str, Any]) -> dict[str, Any]:
@@ -384,49 +473,102 @@ def load_model(files: "CheckpointFiles", placement: "Placement",
                cache_dir: str | os.PathLike | None = None) -> "AudioStory":
     """Build AudioStory from a checkpoint folder: strict key check, load, merge LoRA, place.
 
+    Accepted as the official loader accepts them: keys under a DistributedDataParallel `module.`
+    prefix, and a file without the frozen base-LLM weights (they are read from the
+    Qwen2.5-3B-Instruct folder, single file or sharded). Anything else missing, unexpected or
+    mis-shaped is refused, naming the first such key.
+
     Raises:
         CheckpointMismatch: the weights do not match the model the configs describe.
         WeightsNotFound: a needed file is missing.
     """
     import torch
 
-    from .keys import TIED_ALIASES
+    from .keys import TIED_ALIASES, strip_ddp_prefix
     from .model import build_audiostory
 
-    st_path = as_safetensors(files.weights, cache_dir)
-    shapes = read_shapes(st_path)
-    shapes.update({a: shapes[s] for a, s in TIED_ALIASES if a not in shapes and s in shapes})
-    cfg = config_from_files(read_yaml(files.config_yaml), _read_json(files.flux_config), shapes,
-                            _optional_json(files.qwen_dir / "config.json"),
-                            _optional_json(files.t5_dir / "config.json") if files.t5_dir else None,
-                            vae_config(files))
+    weights = WeightIndex()
+    weights.add(as_safetensors(files.weights, cache_dir), strip_ddp_prefix)
+    for alias, source in TIED_ALIASES:
+        if alias not in weights.shapes and source in weights.shapes:
+            weights.alias(alias, source)
+    cfg = _model_config(files, weights.shapes)
     model = build_audiostory(cfg, device="meta")
     expected = model.checkpoint_shapes()
+    _index_base_llm(weights, files, expected)
     t5_keys = {k: v for k, v in expected.items() if k.startswith(T5_PREFIX)}
-    t5_outside = bool(t5_keys) and not any(k.startswith(T5_PREFIX) for k in shapes)
-    check_keys(shapes, {k: v for k, v in expected.items() if not (t5_outside and k in t5_keys)},
-               str(files.weights))
-    keys = [k for k in shapes if k in expected]
-    state = read_tensors(st_path, [k for k in keys if not k.startswith(T5_PREFIX)], dtype=placement.dtype)
-    # T5 stays float32 until the constant T5("") sequence is computed (fp16 T5 is fragile, spec §8.2-11).
+    t5_outside = bool(t5_keys) and not any(k.startswith(T5_PREFIX) for k in weights.shapes)
+    wanted = {k: v for k, v in expected.items() if not (t5_outside and k in t5_keys)}
+    check_keys(weights.shapes, wanted, str(files.weights), hint=_missing_hint(weights.shapes, wanted, files))
+    state = weights.read([k for k in wanted if not k.startswith(T5_PREFIX)], dtype=placement.dtype)
+    # T5 runs once, for T5(""), in the run's precision (below); it is read in float32 first.
     state.update(_t5_state(files, t5_keys, cache_dir) if t5_outside else
-                 read_tensors(st_path, [k for k in keys if k.startswith(T5_PREFIX)], dtype=torch.float32))
+                 weights.read([k for k in wanted if k.startswith(T5_PREFIX)], dtype=torch.float32))
     model.load_checkpoint_state_dict(state, source=str(files.weights), assign=True)
     del state
-    _freeze_uncond_text(model)
-    model.to(device=placement.device, dtype=placement.dtype)
-    # Merged on the target device: the merge builds new Linears, whose init is fast on a GPU.
+    _freeze_uncond_text(model, placement)
+    # LoRA is folded in while the weights are still on the CPU: moving the un-merged layers to the
+    # GPU and merging there kept both copies alive at the peak.
     model.agent.merge_lora_()
+    model.to(device=placement.device, dtype=placement.dtype)
     return model.eval().requires_grad_(False)
 
 
-def _freeze_uncond_text(model: "AudioStory") -> None:
-    """Compute T5("") once in float32 on the CPU, keep it, and drop the 341 M-parameter encoder."""
+def _model_config(files: "CheckpointFiles", shapes: Mapping[str, Shape]) -> "AudioStoryConfig":
+    """`config_from_files` on the folder's files; sizes that cannot fit together are refused."""
+    try:
+        return config_from_files(read_yaml(files.config_yaml), _read_json(files.flux_config), shapes,
+                                 _optional_json(files.qwen_dir / "config.json"),
+                                 _optional_json(files.t5_dir / "config.json") if files.t5_dir else None,
+                                 vae_config(files), generation_settings(files.generation_config))
+    except ValueError as err:
+        raise CheckpointMismatch(str(files.weights), problem=f"its weight shapes do not fit together ({err})"
+                                 ) from err
+
+
+def _index_base_llm(weights: WeightIndex, files: "CheckpointFiles", expected: Mapping[str, Shape]) -> None:
+    """Index the frozen base-LLM weights the AudioStory file leaves out, from the base model folder."""
+    from .keys import checkpoint_key_of_base, is_frozen_base_key
+
+    missing = {k for k in expected if k not in weights.shapes and is_frozen_base_key(k)}
+    if not missing or files.base_llm_dir is None:
+        return
+
+    def rename(name: str) -> str | None:
+        key = checkpoint_key_of_base(name, expected)
+        return key if key in missing else None
+
+    found = sum(weights.add(path, rename) for path in base_llm_files(files.base_llm_dir))
+    log.info("Took %d frozen base-LLM weights from %s.", found, files.base_llm_dir)
+
+
+def _missing_hint(found: Mapping[str, Shape], expected: Mapping[str, Shape], files: "CheckpointFiles") -> str:
+    from .keys import is_frozen_base_key
+
+    first = next((k for k in sorted(expected) if k not in found), None)
+    if first is None or not is_frozen_base_key(first):
+        return ""
+    if files.base_llm_dir is None:
+        return (f"a fine-tuned checkpoint leaves the frozen base weights out: put the {QWEN_DIR_NAME} folder "
+                f"with its safetensors weights (`hf download {QWEN_BASE_HINT}`) next to it")
+    return f"the base model in {files.base_llm_dir} lacks it too; download {QWEN_BASE_HINT} again"
+
+
+QWEN_DIR_NAME = "Qwen2.5-3B-Instruct"
+
+
+def _freeze_uncond_text(model: "AudioStory", placement: "Placement") -> None:
+    """Compute T5("") once and drop the 341 M-parameter encoder.
+
+    It runs in the run's dtype on the run's device, as the official code runs it (it casts the T5
+    encoder to fp16 with everything else, spec §8.2-11), so the unconditional branch is the one
+    the released model was sampled with.
+    """
     det = model.detokenizer
     if det.text_encoder is None:
         return
-    det.text_encoder.float()
-    det.set_uncond_embeds(det.uncond_embeds(model.cfg.agent.num_t5_tokens))
+    det.text_encoder.to(device=placement.device, dtype=placement.dtype)
+    det.set_uncond_embeds(det.uncond_embeds(model.cfg.agent.num_t5_tokens).cpu())
     det.text_encoder = None
 
 

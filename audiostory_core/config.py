@@ -348,6 +348,7 @@ class SamplingConfig:
     output_sampling_rate: int = 32000
     max_new_tokens: int = 1600
     repetition_penalty: float = 1.05
+    stop_token_ids: tuple[int, ...] = ()   # empty: <|im_end|> and <|endoftext|> of the tokenizer
 
 
 # --------------------------------------------------------------------------------------------

@@ -217,12 +217,12 @@ def _check_sampling(prefix: str, model, io, settings: Mapping) -> list[CheckResu
 
 
 def _check_training_loss(prefix: str, model, io, settings: Mapping) -> list[CheckResult]:
-    from .sampler import draw_training_noise
+    from .sampler import draw_training_noise, training_generator
 
     p, results = f"{prefix}.training_loss", []
     latents = io["input.latents"]
     if "torch_manual_seed_before_call" in settings:
-        gen = torch.Generator().manual_seed(int(settings["torch_manual_seed_before_call"]))
+        gen = training_generator(int(settings["torch_manual_seed_before_call"]), latents)
         noise, u = draw_training_noise(latents, gen)
         results += [_compare(f"{p}.random.noise", noise, io["random.noise"], EXACT),
                     _compare(f"{p}.random.u_logit_normal", u, io["random.u_logit_normal"], EXACT)]

@@ -41,6 +41,8 @@ class CheckpointMismatch(AudioStoryError):
         unexpected: Sequence[str] = (),
         mismatched: Sequence[tuple[str, tuple[int, ...], tuple[int, ...]]] = (),
         mismatch_label: str = "key(s) with the wrong shape",
+        hint: str = "",
+        problem: str = "",
     ):
         self.source = source
         self.missing = tuple(sorted(missing))
@@ -48,7 +50,21 @@ class CheckpointMismatch(AudioStoryError):
         # (key, shape found in the file, shape the model expects)
         self.mismatched = tuple(sorted(mismatched))
         self.mismatch_label = mismatch_label
+        self.hint = hint or "re-download it or point to the official TencentARC/AudioStory-3B files"
+        self._problem = problem
         super().__init__(self._sentence())
+
+    @property
+    def first_problem(self) -> str:
+        """The first missing, then mis-shaped, then unexpected key, as a clause."""
+        if self._problem:
+            return self._problem
+        if self.missing:
+            return f"{self.missing[0]} is missing"
+        if self.mismatched:
+            key, got, want = self.mismatched[0]
+            return f"{key} is {list(got)} where {list(want)} is expected"
+        return f"{self.unexpected[0]} is not part of the model"
 
     def _sentence(self) -> str:
         parts = []
@@ -59,11 +75,8 @@ class CheckpointMismatch(AudioStoryError):
         if self.mismatched:
             shown = [f"{k} {list(got)} != expected {list(want)}" for k, got, want in self.mismatched]
             parts.append(f"{len(self.mismatched)} {self.mismatch_label} ({_preview(shown)})")
-        return (
-            f"The checkpoint {self.source} does not match the AudioStory-3B model: "
-            + "; ".join(parts)
-            + "; re-download it or point to the official TencentARC/AudioStory-3B files."
-        )
+        listed = f" ({'; '.join(parts)})" if parts else ""
+        return f"The checkpoint {self.source} does not match the AudioStory model: {self.first_problem}{listed}; {self.hint}."
 
 
 def _preview(items: Sequence[str], limit: int = 8) -> str:

@@ -5,7 +5,8 @@ The official runner expects (spec §1.1, §3.1):
     audiostory-3B/{config.yaml, pytorch_model.bin}     # all trained weights (one pickle)
     Flux_detokenizer/{config.json, model.safetensors}  # DiT hyper-parameters + the Oobleck VAE
     Flux_detokenizer/vae/config.json                    # optional: the VAE's diffusers config
-    Qwen2.5-3B-Instruct/                                # base tokenizer, config.json (and generation config)
+    Qwen2.5-3B-Instruct/                                # base tokenizer, config.json, generation config,
+                                                        # and the frozen base weights a fine-tune leaves out
     flan-t5-large/                                      # only needed if the .bin lacks the T5
 
 These folders may sit side by side or inside the checkpoint folder. Every size is read from
@@ -36,6 +37,8 @@ QWEN_DIR_NAME = "Qwen2.5-3B-Instruct"
 T5_DIR_NAME = "flan-t5-large"
 VAE_CONFIG_NAME = "vae/config.json"   # inside Flux_detokenizer, next to the VAE weights
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")   # preferred first
+BASE_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")   # transformers' layouts
+GENERATION_CONFIG_NAME = "generation_config.json"
 # The base model is only needed for its tokenizer and generation config.
 QWEN_TOKENIZER_PATTERNS = ["*.json", "*.txt", "*.model", "merges.txt"]
 
@@ -49,6 +52,16 @@ class CheckpointFiles:
     flux_dir: Path             # config.json (DiT) + model.safetensors (VAE)
     qwen_dir: Path             # base tokenizer files
     t5_dir: Path | None        # flan-t5-large, when found
+    base_llm_dir: Path | None = None   # Qwen2.5-3B-Instruct with its weights, when found
+
+    @property
+    def generation_config(self) -> Path | None:
+        """The checkpoint's generation_config.json, else the base model's (as transformers merges
+        it into `generate`), else None."""
+        for folder in (self.model_dir, self.base_llm_dir, self.qwen_dir):
+            if folder is not None and (folder / GENERATION_CONFIG_NAME).is_file():
+                return folder / GENERATION_CONFIG_NAME
+        return None
 
     @property
     def config_yaml(self) -> Path:
@@ -156,7 +169,9 @@ def _layout(root: Path, label: str) -> CheckpointFiles:
     qwen_dir = _qwen_dir(model_dir, near)
     t5_dir = _first_with(near, T5_DIR_NAME, ("config.json",))
     weights = next(model_dir / f for f in WEIGHT_FILES if (model_dir / f).is_file())
-    return CheckpointFiles(model_dir, weights, flux_dir, qwen_dir, t5_dir)
+    base_dir = next((d / QWEN_DIR_NAME for d in near
+                     if any((d / QWEN_DIR_NAME / f).is_file() for f in BASE_WEIGHT_FILES)), None)
+    return CheckpointFiles(model_dir, weights, flux_dir, qwen_dir, t5_dir, base_dir)
 
 
 def _find_model_dir(root: Path) -> Path | None:

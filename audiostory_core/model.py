@@ -21,10 +21,9 @@ import torch
 from torch import nn
 
 from .config import AudioStoryConfig
-from .checkpoint import check_keys
 from .flux_dit import FluxDetokenizer
 from .fusion import QueryFusion
-from .keys import TIED_ALIASES, from_checkpoint_key, to_checkpoint_key
+from .keys import TIED_ALIASES, check_keys, from_checkpoint_key, to_checkpoint_key
 from .llm import AudioStoryAgent
 
 logger = logging.getLogger(__name__)

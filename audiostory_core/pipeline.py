@@ -235,6 +235,12 @@ class AudioStoryPipeline:
 
     # -- derived sizes -------------------------------------------------------------------------
     @property
+    def stop_token_ids(self) -> tuple[int, ...]:
+        """Where free decoding stops: the checkpoint's generation_config.json EOS ids when it
+        names them, else the tokenizer's `<|im_end|>` and `<|endoftext|>`."""
+        return tuple(self.config.sampling.stop_token_ids) or self.tokens.eos
+
+    @property
     def device(self) -> torch.device:
         return self.detokenizer.device
 
@@ -288,7 +294,7 @@ class AudioStoryPipeline:
         prompt_ids = torch.tensor([tk.encode(self.tokenizer, prompt)], device=self._llm_device)
         procs = self.agent.logits_processors(self.tokens, s.repetition_penalty, extra=list(extra_processors))
         log.info("Writing the storyline and clip plan (up to %d tokens).", limit)
-        out = self.agent.generate(prompt_ids, procs, self.tokens.eos, max_new_tokens=limit)
+        out = self.agent.generate(prompt_ids, procs, self.stop_token_ids, max_new_tokens=limit)
         # 3. Parse the clip plan and take the query rows
         generated = out.generated_ids.tolist()
         captions, durations, semantic, residual = self._parse_plan(generated, out.hidden_states)

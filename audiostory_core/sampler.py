@@ -112,11 +112,25 @@ class FlowLossOutput:
     prediction: torch.Tensor  # [B, S, C] velocity prediction
 
 
+def training_generator(seed: int, latents: torch.Tensor) -> torch.Generator:
+    """A seeded generator on the latents' device, the one `draw_training_noise` needs."""
+    return torch.Generator(device=latents.device).manual_seed(int(seed))
+
+
 def draw_training_noise(latents: torch.Tensor, generator: Optional[torch.Generator] = None):
-    """ε ~ N(0, I) like `latents`, then u = sigmoid(N(0, 1)) per sample (logit-normal), in that order."""
+    """ε ~ N(0, I) like `latents`, then u = sigmoid(N(0, 1)) per sample (logit-normal), in that
+    order, both drawn on the latents' device.
+
+    Raises:
+        ValueError: `generator` lives on another device than the latents (torch cannot draw
+            CUDA numbers from a CPU generator); make it with `training_generator`.
+    """
+    if generator is not None and generator.device != latents.device:
+        raise ValueError(f"the random generator is on {generator.device} but the latents are on {latents.device}; "
+                         "create it with training_generator(seed, latents)")
     noise = torch.randn(latents.shape, generator=generator, dtype=latents.dtype, device=latents.device)
-    u = torch.sigmoid(torch.normal(0.0, 1.0, size=(latents.shape[0],), generator=generator))
-    return noise, u
+    draws = torch.normal(0.0, 1.0, size=(latents.shape[0],), generator=generator, device=latents.device)
+    return noise, torch.sigmoid(draws)
 
 
 def flow_match_loss(velocity_fn: VelocityFn, latents: torch.Tensor, noise: torch.Tensor,

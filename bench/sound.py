@@ -54,11 +54,11 @@ def analyse(video: Path, cache: Path) -> VideoAnalysis:
     return analysis
 
 
-def labelled(analysis: VideoAnalysis, cut_frames: list[int], events: list[tuple[int, str, float]]) -> VideoAnalysis:
+def labelled(analysis: VideoAnalysis, cut_frames: list[int], events: list[tuple[int, str, float, int]]) -> VideoAnalysis:
     """The detected analysis with the labelled shots and events in place of the detected ones."""
     edges = [0, *sorted(f for f in cut_frames if 0 < f < analysis.media.frame_count), analysis.media.frame_count]
     shots = tuple(Shot(i, a, b) for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])))
-    visual = tuple(VisualEvent(f, kind, strength, f + 1) for f, kind, strength in events)
+    visual = tuple(VisualEvent(f, kind, strength, end) for f, kind, strength, end in events)
     return replace(analysis, shots=shots, events=visual, transitions=())
 
 
@@ -66,12 +66,13 @@ def clips(realclips: Path, samples: Path) -> list[dict]:
     out = []
     labels = json.loads((realclips / "labels.json").read_text())
     for name, clip in labels["clips"].items():
-        events = [(int(e["frame"]), "impact", 0.5 if e.get("uncertain") else 0.8) for e in clip["events"]]
+        events = [(int(e["frame"]), "impact", 0.5 if e.get("uncertain") else 0.8, int(e["frame"]) + 1)
+                  for e in clip["events"]]
         cuts = [c["frame"] for c in clip["cut_notes"]]
         out.append({"name": name, "video": realclips / name, "cuts": cuts, "events": events})
     demo = json.loads((samples / "cartoon_demo.json").read_text())
     out.append({"name": "cartoon_demo.mp4", "video": samples / "cartoon_demo.mp4", "cuts": demo["cut_frames"],
-                "events": [(e["frame"], e["kind"], 0.8) for e in demo["events"]]})
+                "events": [(e["frame"], e["kind"], 0.8, e["end_frame"]) for e in demo["events"]]})
     return out
 
 
@@ -153,11 +154,12 @@ def main() -> None:
     for clip in clips(Path(args.realclips), REPO / "samples"):
         detected = analyse(clip["video"], cache)
         media = detected.media
-        truth = [float(media.frame_time(f)) for f, _, _ in clip["events"]]
-        impacts = [float(media.frame_time(f)) for f, kind, _ in clip["events"] if kind == "impact"]
+        truth = [float(media.frame_time(e[0])) for e in clip["events"]]
         for source in sources:
             analysis = labelled(detected, clip["cuts"], clip["events"]) if source == "labelled" else detected
             for seed in range(args.seeds):
+                # consecutive impact sounds are compared where the score put them
+                impacts = [float(media.frame_time(e.frame)) for e in analysis.events if e.kind == "impact"]
                 row = {"clip": clip["name"], "source": source, "seed": seed,
                        **run_one(analysis, truth, impacts, seed, args.style)}
                 rows.append(row)

@@ -105,6 +105,7 @@ def probe(video_path: str | os.PathLike) -> Any:
 
 
 def _analysis_key(path: Path, options: DubOptions) -> str:
+    from vision.captioners import resolve_captioner
     from vision.types import ANALYSIS_SCHEMA, ANALYSIS_VERSION
 
     from . import __version__
@@ -112,7 +113,8 @@ def _analysis_key(path: Path, options: DubOptions) -> str:
 
     # The tool version is part of every key: a new release never reuses an older one's results;
     # the analysis version does the same when the detectors change within a release.
-    return settings_key("analysis", fingerprint(path, full=options.full_hash), options.captioner,
+    # "auto" is keyed by the captioner it picks on this machine: fetching vlm weights changes it.
+    return settings_key("analysis", fingerprint(path, full=options.full_hash), resolve_captioner(options.captioner),
                         ANALYSIS_SCHEMA, ANALYSIS_VERSION, __version__)
 
 
@@ -276,7 +278,9 @@ def _mix(render: Any, plan: Any, media: Any, path: Path, options: DubOptions) ->
 
 
 def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: _Destinations,
-         options: DubOptions) -> None:
+         options: DubOptions) -> list[str]:
+    """Write the dubbed video into the transaction. Returns a note naming the streams of the
+    source the output container could not keep (none when it kept them all)."""
     from .export.deliverables import WAV_BITS, stage_mix
     from .media.audio_io import write_wav
     from .media.mux import mux
@@ -286,8 +290,12 @@ def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: 
         wav = stage_mix(txn, dest.export_paths(), soundtrack)
     else:   # a working copy beside the output (not in $TMPDIR: that may be small), removed at the end
         wav = write_wav(txn.scratch(dest.video, ".wav"), soundtrack.mix, soundtrack.sample_rate, bits=WAV_BITS)
-    mux(str(path), str(wav), str(txn.stage(dest.video)), original_audio=options.keep_original and media.has_audio,
-        video_info=media)
+    dropped = mux(str(path), str(wav), str(txn.stage(dest.video)),
+                  original_audio=options.keep_original and media.has_audio, video_info=media)
+    if not dropped:
+        return []
+    return [f"a {dest.video.suffix} file cannot keep the source's {', '.join(dropped)}; "
+            "name the output .mkv (-o NAME.mkv) to keep subtitles and attachments"]
 
 
 @dataclass(frozen=True)
@@ -359,9 +367,10 @@ def _export(txn: OutputTransaction, dest: _Destinations, analysis: Any, plan: An
 
     inputs = export.ExportInputs(analysis=analysis, plan=plan, soundtrack=soundtrack, render=render,
                                  video_path=str(dest.video), settings=_settings_record(options, dest))
-    # A video at a rate FCPXML cannot express still gets its .otio timeline, and a note instead of the FCPXML.
+    # Without the FCPXML adapter the .otio timeline is still written, with a note instead of the FCPXML.
+    layout = export.TimelineOptions(keep_original=options.keep_original and analysis.media.has_audio)
     result = export.export_all(dest.export_paths(), inputs,
-                               export.ExportOptions(fcpxml=True, skip_unsupported_fcpxml=True),
+                               export.ExportOptions(fcpxml=True, skip_unsupported_fcpxml=True, timeline=layout),
                                extra_outputs={"video": dest.video}, transaction=txn)
     # A silent input has no sound to keep: say so rather than leave a missing track unexplained.
     notes = ["the input has no audio track, so --keep-original kept nothing"] if (
@@ -434,11 +443,12 @@ def dub(video_path: str | os.PathLike, out_path: str | os.PathLike | None = None
     with OutputTransaction(commit_record_path(dest.manifest)) as txn:
         # 6. Mux: copy the video stream, add the new track (and the original on request).
         with run.stage("mux"):
-            _mux(txn, soundtrack, analysis.media, path, dest, options)
+            dropped = _mux(txn, soundtrack, analysis.media, path, dest, options)
         # 7. Export: stems, timelines, captions and the manifest; then every file appears at once,
         # the manifest last (stem names are known only now: checked again before any is replaced).
         with run.stage("export"):
             outputs, notes = _export(txn, dest, analysis, the_plan, render, soundtrack, options)
+            notes = dropped + notes
             for target in txn.targets():
                 dest.check_replace(target, path, options.force)
             txn.commit()

@@ -48,8 +48,18 @@ def check_output_folder(path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def public_path(path: Path) -> Path:
+    """The file a temporary stands for (the path itself when it is no temporary of ours)."""
+    match = _TEMP_NAME.match(path.name)
+    if match is None:
+        return path
+    stem = path.name[1:match.start(1) - 1]
+    return path.with_name(stem + (match.group(2) or ""))
+
+
 def write_error(err: BaseException, target: Path) -> OutputError:
     """One sentence for a failed write: a full disk is named as such."""
+    target = public_path(target)
     code = getattr(err, "errno", None)
     reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
     if code in _FULL_DISK:
@@ -138,13 +148,16 @@ class OutputTransaction:
         self._scratch: list[Path] = []
         self._made_dirs: list[Path] = []
         self._last: Path | None = None
+        self._publishing = False
         self.committed = False
 
     def __enter__(self) -> "OutputTransaction":
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if not self.committed:
+        if self._publishing and not self.committed:
+            _roll_forward(self.record)   # interrupted half-way through the renames: finish them
+        elif not self.committed:
             self.abort()
         for scratch in self._scratch:
             scratch.unlink(missing_ok=True)
@@ -156,7 +169,7 @@ class OutputTransaction:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise OutputError(f"Cannot create the folder {folder} ({err.strerror}); choose a writable location.") from err
-        self._made_dirs += missing   # deepest first: removed in this order
+        self._made_dirs += reversed(missing)   # in the order they were made
 
     def stage(self, target: Path, *, last: bool = False) -> Path:
         """A temporary file (created, empty) that becomes `target` at commit."""
@@ -191,6 +204,7 @@ class OutputTransaction:
         moves = self._ordered()
         record = {"moves": [[str(temp), str(target)] for temp, target in moves]}
         _write_record(self.record, record)
+        self._publishing = True
         for temp, target in moves:
             try:
                 os.replace(temp, target)
@@ -202,7 +216,7 @@ class OutputTransaction:
     def abort(self) -> None:
         for temp, _ in self._moves:
             temp.unlink(missing_ok=True)
-        for folder in self._made_dirs:
+        for folder in reversed(self._made_dirs):
             with contextlib.suppress(OSError):
                 folder.rmdir()   # only when still empty
 
@@ -220,7 +234,10 @@ def complete_pending(manifest: Path) -> list[Path]:
     Returns:
         Every file the unfinished job was publishing (the next run may replace them without --force).
     """
-    record_path = commit_record_path(manifest)
+    return _roll_forward(commit_record_path(manifest))
+
+
+def _roll_forward(record_path: Path) -> list[Path]:
     try:
         moves = json.loads(record_path.read_text(encoding="utf-8"))["moves"]
     except FileNotFoundError:

@@ -221,16 +221,17 @@ def run_job(job: Job, options: DubOptions, backend: Any = None) -> JobOutcome:
         _remove_partial_outputs(job, options, float(previous.get("started_at", 0.0)))
     attempt = ledger.attempts(job) + 1
     start = time.time()
-    ledger.write(job, "running", attempt=attempt, host=socket.gethostname(), pid=os.getpid(), started_at=start)
+    worker = {"attempt": attempt, "host": socket.gethostname(), "pid": os.getpid(), "started_at": start}
+    ledger.write(job, "running", **worker)
     try:
         result = dub(job.input, job.output, options, backend=backend)
     except Exception as err:
         if not is_user_error(err):
             raise
         reason = _one_line(err)
-        ledger.write(job, "failed", attempt=attempt, reason=reason, finished_at=time.time())
+        ledger.write(job, "failed", **worker, reason=reason, finished_at=time.time())
         return JobOutcome(job.input, job.output, "failed", reason, attempt, time.time() - start)
-    ledger.write(job, "done", attempt=attempt, outputs=dict(result.outputs), finished_at=time.time(),
+    ledger.write(job, "done", **worker, outputs=dict(result.outputs), finished_at=time.time(),
                  backend=result.backend, cues=result.cues)
     return JobOutcome(job.input, job.output, "done", "", attempt, time.time() - start)
 
@@ -284,12 +285,16 @@ def _run_local(jobs: list[Job], options: DubOptions, batch: BatchOptions,
 
 # ----------------------------------------------------------------------------- Ray
 
-def _import_ray() -> Any:
+def _require_ray() -> None:
+    """Check ray is installed without importing it (its settings are read at import)."""
+    import importlib.util
+
     try:
-        import ray
-    except ImportError:
-        raise BackendUnavailable(RAY_INSTALL_HINT) from None
-    return ray
+        found = importlib.util.find_spec("ray") is not None
+    except ValueError:   # a module entry of None: treated as not installed
+        found = False
+    if not found:
+        raise BackendUnavailable(RAY_INSTALL_HINT)
 
 
 def connect_ray(address: str | None) -> Any:
@@ -299,10 +304,18 @@ def connect_ray(address: str | None) -> Any:
     Raises:
         BackendUnavailable: ray is not installed, or the cluster cannot be reached.
     """
-    ray = _import_ray()
+    _require_ray()
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is not None and "RAY_AUTH_MODE" not in os.environ and _ray_token_available():
+        # `ray start` turns token authentication on and keeps the token in ~/.ray/auth_token, but
+        # a driver joining by address only sends it in token mode, which ray reads at import.
+        os.environ["RAY_AUTH_MODE"] = "token"
+    try:
+        import ray
+    except ImportError:
+        raise BackendUnavailable(RAY_INSTALL_HINT) from None
     if ray.is_initialized():
         return ray
-    address = address or os.environ.get("RAY_ADDRESS") or None
     quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
     try:
         if address is not None:
@@ -317,6 +330,13 @@ def connect_ray(address: str | None) -> Any:
         raise BackendUnavailable(f"Cannot reach the Ray cluster at {where} ({_one_line(err).rstrip('.')}); "
                                  "start it with `ray start --head` or pass its address with --ray.") from None
     return ray
+
+
+def _ray_token_available() -> bool:
+    """Whether this machine holds a Ray cluster token (as Ray looks for one)."""
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return True
+    return (Path.home() / ".ray" / "auth_token").is_file()
 
 
 class ModelServer:
@@ -422,7 +442,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
         raise OutputError(f"The batch output {out_dir} is a file; give a folder with -o.")
     check_writable_folder(out_dir, what="batch output")
     if batch.ray:
-        _import_ray()   # before any work: a missing package is the user's to fix
+        _require_ray()   # before any work: a missing package is the user's to fix
     out_dir.mkdir(parents=True, exist_ok=True)
     batch = replace(batch, out_dir=str(out_dir))
     jobs, failed = plan_jobs(inputs, out_dir, options, uuid.uuid4().hex)

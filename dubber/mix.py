@@ -31,7 +31,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Sequence
 
@@ -61,6 +61,12 @@ DUCK_FRAME_MS = 10.0        # side-chain envelope resolution
 DUCK_ATTACK_MS = 60.0       # the bed starts dipping this long before the new track enters
 DUCK_RELEASE_MS = 400.0     # ... and comes back up over about this long after it stops
 DUCK_RANGE_DB = 40.0        # new-track frames this far under its loud parts do not duck
+GATE_BLOCK_S = 0.4          # s, BS.1770 gating block
+GATE_HOP_S = 0.1            # s, ... started every 100 ms (75 % overlap)
+ABSOLUTE_GATE_LUFS = -70.0  # blocks quieter than this never count
+RELATIVE_GATE_LU = 10.0     # ... nor blocks this far under the ungated loudness
+CHANNEL_GAINS = (1.0, 1.0, 1.0, 1.41, 1.41)   # BS.1770 weights: L, R, C, Ls, Rs
+LOUDNESS_CHUNK_HOPS = 50    # hops per measured chunk (5 s): loudness memory is flat in length
 
 
 @dataclass(frozen=True)
@@ -229,14 +235,75 @@ def _weighted_true_peak(envelope: _PeakEnvelope, weight: np.ndarray,
 
 
 def integrated_lufs(audio: np.ndarray, sr: int) -> float:
-    """Integrated loudness (LUFS) by pyloudnorm; -inf for silence. A clip shorter than one
+    """Integrated loudness (LUFS, ITU-R BS.1770 with pyloudnorm's K-weighting filters), measured
+    in chunks so memory does not grow with the length; -inf for silence. A clip shorter than one
     400 ms gating block is measured as a loop of itself."""
-    if audio.size == 0 or not np.any(audio):
+    audio = np.atleast_2d(audio)
+    if audio.size == 0:
         return float("-inf")
-    block = int(0.4 * sr) + 1
+    block = int(GATE_BLOCK_S * sr) + 1
     if audio.shape[-1] < block:
         audio = np.tile(audio, (1, -(-block // audio.shape[-1])))
-    return float(pyloudnorm.Meter(sr).integrated_loudness(audio.T.astype(np.float64)))
+    return _chunked_lufs(lambda a, b: audio[:, a:b], audio.shape[0], audio.shape[-1], sr)
+
+
+def _weighted_lufs(audio: np.ndarray, weight: np.ndarray, sr: int) -> float:
+    """integrated_lufs(audio * weight) without materialising the product (weight (n,))."""
+    if audio.shape[-1] < int(GATE_BLOCK_S * sr) + 1:
+        return integrated_lufs(audio * weight, sr)
+    return _chunked_lufs(lambda a, b: audio[:, a:b] * weight[a:b], audio.shape[0], audio.shape[-1], sr)
+
+
+@lru_cache(maxsize=8)
+def _k_weighting(sr: int) -> tuple[tuple[np.ndarray, np.ndarray, float], ...]:
+    """(b, a, passband gain) of each K-weighting stage at `sr`, as pyloudnorm designs them."""
+    return tuple((f.b, f.a, f.passband_gain) for f in pyloudnorm.Meter(sr)._filters.values())
+
+
+def _hop_energies(chunk_of, channels: int, n: int, sr: int) -> np.ndarray:
+    """Channel-weighted sum of squares of the K-weighted signal per 100 ms hop (hops,). The
+    filters run chunk by chunk with their state carried over, so the result equals filtering
+    the whole track at once."""
+    hop = int(round(GATE_HOP_S * sr))
+    stages = _k_weighting(sr)
+    states = [np.zeros((channels, max(len(b), len(a)) - 1)) for b, a, _ in stages]
+    gains = np.array([CHANNEL_GAINS[min(i, len(CHANNEL_GAINS) - 1)] for i in range(channels)])[:, None]
+    step = hop * LOUDNESS_CHUNK_HOPS
+    energies = np.zeros(-(-n // hop))
+    for start in range(0, n, step):
+        y = np.asarray(chunk_of(start, min(start + step, n)), dtype=np.float64)   # (channels, <= step)
+        for i, (b, a, gain) in enumerate(stages):
+            y, states[i] = signal.lfilter(b, a, y, axis=-1, zi=states[i])
+            y *= gain
+        power = (np.square(y) * gains).sum(axis=0)
+        hops = -(-power.shape[-1] // hop)
+        padded = np.zeros(hops * hop)
+        padded[:power.shape[-1]] = power
+        energies[start // hop:start // hop + hops] = padded.reshape(hops, hop).sum(axis=1)
+    return energies
+
+
+def _chunked_lufs(chunk_of, channels: int, n: int, sr: int) -> float:
+    """BS.1770 gating over 400 ms blocks every 100 ms (block count and zero-padded last block as
+    pyloudnorm counts them), from per-hop energies."""
+    hop = int(round(GATE_HOP_S * sr))
+    per_block = int(round(GATE_BLOCK_S / GATE_HOP_S))
+    energies = _hop_energies(chunk_of, channels, n, sr)
+    count = int(np.round((n / sr - GATE_BLOCK_S) / GATE_HOP_S)) + 1
+    padded = np.zeros(count + per_block)
+    padded[:min(energies.size, padded.size)] = energies[:padded.size]
+    sums = np.convolve(padded, np.ones(per_block), mode="full")[per_block - 1:per_block - 1 + count]
+    z = sums / (per_block * hop)                                     # mean square per block
+    with np.errstate(divide="ignore"):
+        loudness = -0.691 + 10.0 * np.log10(z)
+    gated = z[loudness >= ABSOLUTE_GATE_LUFS]
+    if gated.size == 0:
+        return float("-inf")
+    relative = -0.691 + 10.0 * np.log10(gated.mean()) - RELATIVE_GATE_LU
+    final = z[(loudness > relative) & (loudness > ABSOLUTE_GATE_LUFS)]
+    if final.size == 0:
+        return float("-inf")
+    return float(-0.691 + 10.0 * np.log10(final.mean()))
 
 
 # ---------------------------------------------------------------------------- placement
@@ -403,9 +470,10 @@ def _limiter_gain(peaks: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
 class LoudnessResult:
     """Normalised audio, the static gain applied (dB), the limiter's gain curve (n,), and what
     the result measures; `stems_true_peak_db` is the loudest stem's true peak after the same
-    gain and curve (-inf without stems)."""
+    gain and curve (-inf without stems). `audio` is None only inside the loudness loop, for a
+    pass that was measured but not kept."""
 
-    audio: np.ndarray
+    audio: np.ndarray | None
     gain_db: float
     limiter_gain: np.ndarray
     lufs: float
@@ -447,13 +515,18 @@ def _gain_and_limit(tracks: _Tracks, sr: int, gain_db: float, ceiling_db: float)
     ceiling = 10 ** (ceiling_db / 20)
     curve = _limiter_gain(tracks.joint_peaks(ceiling / float(gain)) * gain, sr, ceiling_db)
     weight = gain * curve
-    out = tracks.audio * weight
     spread = _block_reduce(weight, np.maximum) - _block_reduce(weight, np.minimum)
     # Only a stem that could reach the ceiling needs measuring after limiting.
     hot = [stem for stem in tracks.stems if float(stem.sample_peak.max(initial=0.0)) * gain > 0.5 * ceiling]
     stems_peak = max((_to_db(_weighted_true_peak(stem, weight, spread)) for stem in hot), default=float("-inf"))
     mix_peak = _to_db(_weighted_true_peak(tracks.mix, weight, spread))
-    return LoudnessResult(out, gain_db, curve, integrated_lufs(out, sr), mix_peak, stems_peak)
+    # Measured without making the gained track: only the pass that is kept gets its audio.
+    return LoudnessResult(None, gain_db, curve, _weighted_lufs(tracks.audio, weight, sr), mix_peak, stems_peak)
+
+
+def _with_audio(result: LoudnessResult, audio: np.ndarray) -> LoudnessResult:
+    """`result` with its audio: `audio` times the static gain and the limiter curve."""
+    return replace(result, audio=audio * (result.limiter_gain * np.float32(10 ** (result.gain_db / 20))))
 
 
 def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float, ceiling_db: float,
@@ -478,7 +551,7 @@ def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float, ceiling_d
         result = _gain_and_limit(tracks, sr, gain_db, ceiling_db - margin_db)
         too_deep = result.limiter_db > MAX_LIMITER_DB + 0.1
         if not too_deep and abs(result.lufs - target_lufs) <= LUFS_TOLERANCE and result.highest_peak_db <= ceiling_db:
-            return result, passes
+            return _with_audio(result, audio), passes
         if too_deep:
             upper_db = gain_db - (result.limiter_db - MAX_LIMITER_DB)
         elif result.highest_peak_db > ceiling_db:
@@ -493,10 +566,10 @@ def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float, ceiling_d
         # The ceiling is a hard promise; loudness is the one to give way.
         trim_db = ceiling_db - result.highest_peak_db - 0.01
         trim = np.float32(10 ** (trim_db / 20))
-        result = LoudnessResult(result.audio * trim, result.gain_db, result.limiter_gain * trim,
+        result = LoudnessResult(None, result.gain_db, result.limiter_gain * trim,
                                 result.lufs + trim_db, result.true_peak_db + trim_db,
                                 result.stems_true_peak_db + trim_db)
-    return result, passes
+    return _with_audio(result, audio), passes
 
 
 # ---------------------------------------------------------------------------- mix
@@ -546,7 +619,8 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
         log.warning("the soundtrack is silent; loudness normalisation was skipped")
     # The same static gain and the same limiter gain curve on every stem: they sum to the mix.
     per_sample = result.limiter_gain * np.float32(10 ** (result.gain_db / 20))
-    stems = {name: track * per_sample for name, track in stems.items()}
+    for track in stems.values():   # in place: these tracks were made here, and each is as long as the film
+        track *= per_sample
     settings = {**asdict(options), "gain_db": float(result.gain_db), "limiter_db": round(result.limiter_db, 3),
                 "passes": passes, "seamless_joins": seamless, "silent": silent}
     return Soundtrack(sample_rate=sr, mix=np.ascontiguousarray(result.audio, dtype=np.float32), stems=stems,

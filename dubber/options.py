@@ -24,6 +24,7 @@ MAX_SIDE_PIXELS = 8192          # widest/tallest picture accepted (8K)
 MAX_AREA_PIXELS = 8192 * 4320   # 8K full-aperture; a larger picture is refused before decoding
 LUFS_RANGE = (-40.0, -5.0)      # LUFS; outside it a mix is either inaudible or crushed
 ORIGINAL_GAIN_RANGE = (-60.0, 12.0)   # dB
+MAX_SEED = 2**63 - 1            # manifests and timelines (OTIO) carry seeds as signed 64-bit integers
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class DubOptions:
         model: AudioStory checkpoint folder or Hub repo id (None: the official one).
         device: "cpu", "cuda", "cuda:N" or None (CUDA when present).
         timing: "shots" (a clip per cue) or "free" (the model lays out its own clips).
-        captioner: "motion", "clip" or "vlm".
+        captioner: "auto" (vlm when its weights are on this machine, else motion), "motion", "clip" or "vlm".
         force: overwrite existing outputs and recompute every cached stage.
         cache_dir: cache root (None: $DUB_CACHE_DIR or ~/.cache/dubber).
         use_cache: read and write the stage cache at all.
@@ -63,7 +64,7 @@ class DubOptions:
     model: str | None = None
     device: str | None = None
     timing: str = "shots"
-    captioner: str = "motion"
+    captioner: str = "auto"
     force: bool = False
     cache_dir: str | None = None
     use_cache: bool = True
@@ -166,7 +167,7 @@ def resolve_lufs(value: float | str) -> float:
 
 def check_options(options: DubOptions) -> None:
     """Reject unknown names and out-of-range values before any work starts."""
-    from vision.captioners import CAPTIONERS   # the registry; no torch until a captioner loads
+    from vision.captioners import CAPTIONER_CHOICES   # the registry; no torch until a captioner loads
 
     from .backends import TIMINGS, available_backends
     from .styles import available_styles
@@ -180,8 +181,11 @@ def check_options(options: DubOptions) -> None:
         raise InputError(f"Unknown timing {options.timing!r}; choose one of: {', '.join(TIMINGS)}.")
     if options.timing == "free" and options.backend == "sketch":
         raise InputError("Free timing needs the audiostory backend; drop --timing free or use --backend audiostory.")
-    if options.captioner not in CAPTIONERS:
-        raise InputError(f"Unknown captioner {options.captioner!r}; choose one of: {', '.join(CAPTIONERS)}.")
+    if options.captioner not in CAPTIONER_CHOICES:
+        raise InputError(f"Unknown captioner {options.captioner!r}; choose one of: {', '.join(CAPTIONER_CHOICES)}.")
+    if isinstance(options.seed, bool) or not isinstance(options.seed, int) or not 0 <= options.seed <= MAX_SEED:
+        raise InputError(f"The seed {options.seed!r} is not a whole number from 0 to {MAX_SEED}; "
+                         "pass a seed such as --seed 7.")
     lo, hi = ORIGINAL_GAIN_RANGE
     if not lo <= options.original_gain_db <= hi:
         raise InputError(f"The original-audio gain {options.original_gain_db:g} dB is outside {lo:g}..{hi:g}; "

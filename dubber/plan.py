@@ -338,6 +338,8 @@ def _check_cue_fields(cue: Cue, position: int) -> None:
         raise PlanError(f"Cue {position} has an empty or negative range; fix its frames and samples.")
     if not 0 <= cue.part < cue.parts:
         raise PlanError(f"Cue {position} has part {cue.part} of {cue.parts}; fix the plan file.")
+    if not 0 <= cue.seed < 2**63:   # timelines and manifests carry seeds as 64-bit integers
+        raise PlanError(f"Cue {position} has seed {cue.seed}; a seed is a whole number from 0 to 2**63-1.")
 
 
 def check_plan(plan: DubPlan) -> None:
@@ -429,18 +431,25 @@ def load_plan(path: str | os.PathLike[str]) -> DubPlan:
             not tile the soundtrack.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")   # editors on Windows save a BOM
     except (OSError, UnicodeDecodeError) as err:
         raise PlanError(f"Cannot read the plan file {path} ({err.__class__.__name__}); check the path.") from err
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise PlanError(f"The plan file {path} is not valid JSON (line {err.lineno}); fix the plan file.") from err
+    except RecursionError:
+        raise PlanError(f"The plan file {path} is nested too deeply to be a plan; fix the plan file.") from None
     plan = _plan_from_json(data)
     if not all(isinstance(getattr(plan, k), str) for k in ("fps", "style", "instruction")):
         raise PlanError("The plan's fps, style and instruction must be text; fix the plan file.")
-    if not _is_int(plan.seed):
-        raise PlanError("The plan's seed must be a whole number; fix the plan file.")
+    if not _is_int(plan.seed) or not 0 <= plan.seed < 2**63:
+        raise PlanError("The plan's seed must be a whole number from 0 to 2**63-1; fix the plan file.")
+    if plan.style not in STYLES:
+        raise PlanError(f"The plan's style {plan.style!r} is not one of: {', '.join(STYLES)}; fix the plan file.")
+    if plan.sample_rate != OUTPUT_SAMPLE_RATE:
+        raise PlanError(f"The plan's sample_rate is {plan.sample_rate} Hz but dubs are made at {OUTPUT_SAMPLE_RATE} Hz; "
+                        "make a new one with `dub plan`.")
     check_plan(plan)
     # The model's text follows the (possibly edited) captions, prompts and timing.
     return with_model_text(plan)

@@ -31,8 +31,12 @@ class Layer:
 
 @dataclass(frozen=True)
 class Hit:
+    """A named hit. `register` ("low", "mid", "high") is where its energy lies: two impacts in a
+    row never share a register, which keeps their spectra apart."""
+
     name: str
     layers: tuple[Layer, ...]
+    register: str = "mid"
 
 
 def _drum(key: int, level: float = 1.0, length_s: float = 0.2) -> Layer:
@@ -41,33 +45,35 @@ def _drum(key: int, level: float = 1.0, length_s: float = 0.2) -> Layer:
 
 # GM percussion keys used below.
 KICK, SIDE_STICK, SNARE, LOW_TOM, HIGH_TOM, CRASH, SPLASH, CHINA = 36, 37, 38, 45, 50, 49, 55, 52
-HI_WOOD, LOW_WOOD, TRIANGLE, VIBRASLAP, CLAVES, GUIRO = 76, 77, 81, 58, 75, 74
+HI_WOOD, LOW_WOOD, TRIANGLE, VIBRASLAP, CLAVES, GUIRO, SHORT_GUIRO, CABASA = 76, 77, 81, 58, 75, 74, 73, 69
 # GM programs (0-based).
 ORCH_HIT, TIMPANI, BRASS, TROMBONE, TUBA, PIZZICATO, XYLOPHONE, GLOCKENSPIEL = 55, 47, 61, 57, 58, 45, 13, 9
 TAIKO, MELODIC_TOM, REVERSE_CYMBAL, SEASHORE, BREATH, WHISTLE, TREMOLO, CELESTA = 116, 117, 119, 122, 121, 78, 44, 8
 
 # Big hits answer strong impacts; small ones weak impacts and the inside of a fast series.
 BIG_HITS: tuple[Hit, ...] = (
-    Hit("orchestra hit", (Layer(ORCH_HIT, "chord", 4, 0.35), _drum(CRASH, 0.8, 1.0), Layer(TIMPANI, "root", 2, 0.6))),
+    Hit("orchestra hit", (Layer(ORCH_HIT, "chord", 4, 0.35), _drum(CRASH, 0.5, 0.5), Layer(TIMPANI, "root", 2, 0.6)), "low"),
     Hit("brass stab", (Layer(BRASS, "chord", 4, 0.3), _drum(SNARE), _drum(KICK))),
-    Hit("timpani and cymbal", (Layer(TIMPANI, "root", 2, 0.8), _drum(CHINA, 0.8, 0.8), _drum(KICK))),
-    Hit("taiko boom", (Layer(TAIKO, "fixed", 3, 0.6), Layer(TUBA, "root", 2, 0.3, 0.9), _drum(SPLASH, 0.7))),
-    Hit("low brass bonk", (Layer(TROMBONE, "fifth", 3, 0.25), _drum(LOW_TOM), _drum(CRASH, 0.6, 0.8))),
+    Hit("timpani and cymbal", (Layer(TIMPANI, "root", 2, 0.8), _drum(CHINA, 0.5, 0.4), _drum(KICK)), "low"),
+    Hit("taiko boom", (Layer(TAIKO, "fixed", 3, 0.6), Layer(TUBA, "root", 2, 0.3, 0.9), _drum(SPLASH, 0.5)), "low"),
+    Hit("low brass bonk", (Layer(TROMBONE, "fifth", 3, 0.25), _drum(LOW_TOM), _drum(CRASH, 0.45, 0.5))),
 )
 SMALL_HITS: tuple[Hit, ...] = (
-    Hit("wood block", (_drum(HI_WOOD), Layer(PIZZICATO, "top", 5, 0.15, 0.8))),
+    Hit("wood block", (_drum(HI_WOOD), Layer(PIZZICATO, "top", 5, 0.15, 0.8)), "high"),
     Hit("snare crack", (_drum(SNARE), _drum(SIDE_STICK, 0.7))),
     Hit("tom thump", (Layer(MELODIC_TOM, "fixed", 4, 0.2), _drum(LOW_TOM))),
-    Hit("xylophone plink", (Layer(XYLOPHONE, "top", 5, 0.15), _drum(CLAVES, 0.7))),
+    Hit("xylophone plink", (Layer(XYLOPHONE, "top", 5, 0.15), _drum(CLAVES, 0.7)), "high"),
     Hit("low wood knock", (_drum(LOW_WOOD), Layer(PIZZICATO, "root", 3, 0.15, 0.8))),
-    Hit("kick and stick", (_drum(KICK), _drum(SIDE_STICK))),
+    Hit("kick and stick", (_drum(KICK), _drum(SIDE_STICK)), "low"),
 )
 # Sounds by event kind, beyond the hits; the foley layer that music does not do.
 KIND_SOUNDS: dict[str, tuple[Hit, ...]] = {
     "landing": (Hit("thud", (_drum(KICK), Layer(TIMPANI, "root", 2, 0.5), _drum(LOW_TOM, 0.9))),
                 Hit("crash landing", (_drum(KICK), _drum(CRASH, 0.9, 1.0), Layer(TUBA, "root", 2, 0.3)))),
-    "whoosh": (Hit("swish", (Layer(REVERSE_CYMBAL, "fixed", 5, 0.6, 0.9),)),
-               Hit("air", (Layer(BREATH, "fixed", 5, 0.5, 1.0), Layer(WHISTLE, "top", 6, 0.3, 0.6)))),
+    # A whoosh speaks on its first frame: a scraped or shaken attack, then air.
+    "whoosh": (Hit("swish", (_drum(SHORT_GUIRO, 1.0, 0.2), Layer(BREATH, "fixed", 5, 0.5, 0.9))),
+               Hit("air", (_drum(CABASA, 1.0, 0.2), Layer(WHISTLE, "top", 6, 0.3, 0.7))),
+               Hit("zip", (Layer(PIZZICATO, "top", 6, 0.1), Layer(REVERSE_CYMBAL, "fixed", 5, 0.4, 0.6)))),
     "splash": (Hit("splash", (Layer(SEASHORE, "fixed", 5, 0.8), _drum(SPLASH, 0.9, 0.8), _drum(HIGH_TOM, 0.8))),
                Hit("spray", (Layer(SEASHORE, "fixed", 6, 0.6), _drum(SPLASH, 1.0, 0.8), _drum(TRIANGLE, 0.8)))),
     "explosion": (Hit("blast", (Layer(TIMPANI, "root", 2, 1.2), _drum(CRASH, 1.0, 1.5), Layer(TAIKO, "fixed", 3, 0.8),
@@ -128,8 +134,8 @@ STYLES: dict[str, Style] = {
             "xylophone runs, slide-whistle whooshes and slapstick crashes, bonks and boings.",
             "Generate a classic Tom and Jerry style soundtrack for a moment in the cartoon that includes",
             Orchestra((96.0, 152.0), 4, ("major", "major", "mixolydian", "minor"), (0, 2, 5, 7, 10),
-                      (5, 7, 2, -3, 3, 4, -2), (40, 73, 71, 68, 56), (13, 72, 40), (45, 58, 43),
-                      (48, 60), (13, 9, 72), (HI_WOOD, LOW_WOOD), TREMOLO, (0.6, 1.6), (30, 70)),
+                      (3, 4, -3, -4, 2, -2, 1, 6), (40, 73, 71, 68, 56), (13, 72, 40), (45, 58, 43),
+                      (48, 60), (13, 9, 72), (HI_WOOD, LOW_WOOD), TREMOLO, (0.35, 0.9), (30, 70)),
         ),
         Style(
             "nature",
@@ -137,8 +143,8 @@ STYLES: dict[str, Style] = {
             "natural soundscape of birdsong, wind, rustling leaves, water and animal sounds.",
             "Generate a nature-documentary soundtrack with gentle music and natural ambience for a film that includes",
             Orchestra((66.0, 100.0), 3, ("major", "lydian", "pentatonic"), (0, 2, 4, 7, 9),
-                      (5, 7, 2, -5), (73, 68, 71, 46), (12, 73), (42, 32), (48, 89), (46, 12, 8),
-                      (CLAVES, LOW_WOOD), TREMOLO, (0.45, 1.0), (50, 95), hit_level=0.7,
+                      (3, 4, -3, 2, -4), (73, 68, 71, 46), (12, 73), (42, 32), (48, 89), (46, 12, 8),
+                      (CLAVES, LOW_WOOD), TREMOLO, (0.35, 0.8), (50, 95), hit_level=0.7,
                       kind_sounds=(("flash", (Hit("birds", (Layer(123, "fixed", 6, 0.5),)),)),)),
         ),
         Style(
@@ -147,8 +153,8 @@ STYLES: dict[str, Style] = {
             "servo motors, laser zaps, energy hums and spacious metallic reverb.",
             "Generate a science-fiction soundtrack with synthesizer score and futuristic sound effects for a film that includes",
             Orchestra((80.0, 128.0), 4, ("minor", "phrygian", "whole-tone"), (1, 4, 6, 9, 11),
-                      (6, 3, -4, 1), (80, 98, 11), (81, 98), (38, 39), (89, 94, 50), (98, 11, 8),
-                      (CLAVES, HI_WOOD), 50, (0.5, 1.3), (60, 110),
+                      (6, 3, -4, 1, -3), (80, 98, 11), (81, 98), (38, 39), (89, 94, 50), (98, 11, 8),
+                      (CLAVES, HI_WOOD), 50, (0.4, 1.0), (60, 110),
                       kind_sounds=(("flash", (Hit("laser", (Layer(103, "fixed", 6, 0.4), Layer(80, "top", 6, 0.2))),)),)),
         ),
         Style(
@@ -157,8 +163,8 @@ STYLES: dict[str, Style] = {
             "ragtime for chases, tremolo for danger, light percussive accents on the action.",
             "Generate a 1920s silent-film piano accompaniment for a film that includes",
             Orchestra((90.0, 150.0), 2, ("major", "minor", "major"), (0, 5, 7, 10, 3),
-                      (5, 7, -3, 2), (0, 0, 19), (0,), (0,), (0, 19), (0,),
-                      (HI_WOOD, LOW_WOOD), 0, (0.7, 1.8), (15, 40)),
+                      (3, -3, 4, 2, -4), (0, 0, 19), (0,), (0,), (0, 19), (0,),
+                      (HI_WOOD, LOW_WOOD), 0, (0.5, 1.1), (15, 40)),
         ),
         Style(
             "noir",
@@ -166,8 +172,8 @@ STYLES: dict[str, Style] = {
             "rain on the street, distant sirens and footsteps echoing in alleys.",
             "Generate a film-noir jazz soundtrack with city ambience for a film that includes",
             Orchestra((70.0, 112.0), 4, ("dorian", "minor", "blues"), (2, 4, 7, 9),
-                      (5, -2, 3, 7), (59, 65, 66), (59, 56), (32,), (0, 11, 48), (11, 0),
-                      (SIDE_STICK, CLAVES), TREMOLO, (0.5, 1.3), (55, 100)),
+                      (3, -2, 4, -3, 1), (59, 65, 66), (59, 56), (32,), (0, 11, 48), (11, 0),
+                      (SIDE_STICK, CLAVES), TREMOLO, (0.4, 1.0), (55, 100)),
         ),
     )
 }

@@ -49,8 +49,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_studio(base: Path) -> StudioServer:
-    """Start `dub studio --root <base>/root --work <base>/work` and wait until it answers."""
+def start_studio(base: Path, *extra_args: str) -> StudioServer:
+    """Start `dub studio --root <base>/root --work <base>/work [extra_args]` and wait until it answers."""
     root, work, cache = base / "root", base / "work", base / "cache"
     root.mkdir(parents=True)
     shutil.copy2(SAMPLE, root / SAMPLE.name)
@@ -60,7 +60,7 @@ def start_studio(base: Path) -> StudioServer:
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "dubber.cli", "studio", "--port", str(port), "--root", str(root),
-             "--work", str(work)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=base)
+             "--work", str(work), *extra_args], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=base)
     server = StudioServer(f"http://127.0.0.1:{port}/", root, work, cache, log, process)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:

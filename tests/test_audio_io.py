@@ -65,12 +65,10 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     write_wav(dest, np.zeros((2, 100), dtype=np.float32), SR)
     before = dest.read_bytes()
 
-    def crash(file, *args, **kwargs):
-        with open(file, "wb") as handle:
-            handle.write(b"RIFF partial")
+    def crash(self, *args, **kwargs):   # the header is on disk already: a partial file to clean up
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(soundfile, "write", crash)
+    monkeypatch.setattr(soundfile.SoundFile, "write", crash)
     with pytest.raises(RuntimeError):
         write_wav(dest, np.ones((2, 100), dtype=np.float32) * 0.5, SR)
     assert dest.read_bytes() == before

@@ -361,3 +361,22 @@ def test_agent_generates_in_bfloat16_with_dtype_taken_from_its_weights():
     assert out.hidden_states.dtype == torch.bfloat16 and out.hidden_states.shape == (7, 32)
     sem, _ = agent.project(out.hidden_states[2:6][None], out.hidden_states[:2][None])
     assert sem.dtype == torch.bfloat16 and torch.isfinite(sem.float()).all()
+
+
+def test_training_noise_is_drawn_on_the_latents_device_with_a_generator_there():
+    from types import SimpleNamespace
+
+    from audiostory_core.sampler import draw_training_noise, training_generator
+
+    latents = torch.zeros(3, 5, 4)
+    gen = training_generator(7, latents)
+    assert gen.device == latents.device
+    noise, u = draw_training_noise(latents, gen)
+    assert noise.device == u.device == latents.device and u.shape == (3,)
+    # The same seed gives the same draws: noise first, then the logit-normal u.
+    again_noise, again_u = draw_training_noise(latents, training_generator(7, latents))
+    assert torch.equal(noise, again_noise) and torch.equal(u, again_u)
+    # A generator on another device is refused before anything is drawn (CPU generator, CUDA latents).
+    elsewhere = SimpleNamespace(device=torch.device("cuda", 0))
+    with pytest.raises(ValueError, match="training_generator"):
+        draw_training_noise(latents, elsewhere)

@@ -232,9 +232,9 @@ def test_ray_batch_matches_single_runs_bad_input_fails_alone_and_rerun_does_noth
     out = tmp_path / "out"
     inputs = [clips["clip0"], clips["clip1"], clips["broken"], clips["clip2"]]
     code, done, stderr = _finish(_dub_batch_cli(inputs, out, ray_cluster, tmp_path / "cache"))
-    assert code == 2, stderr
+    assert code == 2 and "jobs" in done, (done, stderr[-3000:])
     assert [j["status"] for j in done["jobs"]] == ["done", "done", "failed", "done"]
-    assert "broken.mp4" in stderr and "not a video file" in stderr
+    assert done["jobs"][2]["input"].endswith("broken.mp4") and "not a video file" in done["jobs"][2]["reason"]
     assert "3 dubbed" in stderr and "1 failed" in stderr
     for name in ("clip0", "clip1", "clip2"):
         _assert_same_as_single(out / f"{name}.dub.mp4", single_runs[name])
@@ -258,3 +258,31 @@ def test_ray_worker_killed_mid_job_is_retried_to_the_same_output(ray_cluster, cl
     assert code == 0, stderr
     assert done["jobs"][0]["status"] == "done" and done["jobs"][0]["attempts"] == 2
     _assert_same_as_single(out / "long.dub.mp4", single_runs["long"])
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    pytest.importorskip("torch")
+    from audiostory_core.testing import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny-audiostory"))
+
+
+@pytest.mark.cluster
+def test_ray_model_server_renders_every_job_like_a_single_run(ray_cluster, clips, tiny_checkpoint, tmp_path):
+    """The audiostory backend on Ray: one model server (an actor; on a GPU node it holds one
+    GPU) renders the cues of every job, the audio returning through the object store."""
+    model = ["--backend", "audiostory", "--model", str(tiny_checkpoint), "--device", "cpu"]
+    options = api.DubOptions(backend="audiostory", model=str(tiny_checkpoint), device="cpu",
+                             cache_dir=str(tmp_path / "single-cache"))
+    references = {name: api.dub(clips[name], tmp_path / "single" / f"{name}.dub.mp4", options).output
+                  for name in ("clip0", "clip1")}
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "dubber.cli", "batch", str(clips["clip0"]), str(clips["clip1"]), "-o", str(out),
+           "--ray", ray_cluster, "--cache-dir", str(tmp_path / "cache"), "--json-progress", *model]
+    code, done, stderr = _finish(subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                  text=True))
+    assert code == 0, (done, stderr[-3000:])
+    for name, reference in references.items():
+        _assert_same_as_single(out / f"{name}.dub.mp4", reference)
+        assert json.loads((out / f"{name}.dub.json").read_text())["render"]["backend"] == "audiostory"

@@ -128,7 +128,10 @@ def test_otio_round_trip_places_each_cue_on_its_frames(tmp_path, ntsc_run):
                           original_path="/videos/cartoon.mp4")
     path = write_otio(tmp_path / "t.otio", plan, ntsc_run.media, files)
     timeline = otio.adapters.read_from_file(str(path))
-    assert [t.name for t in timeline.tracks] == ["V1", "Original", "Dub"]
+    # Named after the input; the original sound is there to bring up, but off; no stems: the mix plays.
+    assert timeline.name == "cartoon dub"
+    assert [(t.name, t.enabled) for t in timeline.tracks] == [("V1", True), ("cartoon original", False),
+                                                              ("cartoon mix", True)]
     assert timeline.global_start_time.value == 0
     dub = timeline.tracks[2]
     clips = list(dub.find_clips())
@@ -189,35 +192,23 @@ def _seconds(text: str) -> Fraction:
     return Fraction(text.removesuffix("s")) if text != "0s" else Fraction(0)
 
 
-def test_fcpxml_refuses_rates_it_cannot_express(tmp_path):
-    analysis = _analysis(Fraction(15), [0, 30, 60])
-    plan = make_plan(analysis, PlanOptions())
-    files = TimelineMedia(video_path="/videos/cartoon.mp4", mix_path="/tmp/mix.wav")
-    with pytest.raises(OutputError, match="otio"):
-        write_fcpxml(tmp_path / "t.fcpxml", plan, analysis.media, files)
-    run = ExportInputs(analysis=analysis, plan=plan, soundtrack=_soundtrack(plan))
-    paths = ExportPaths.in_folder(tmp_path, "film")
-    with pytest.raises(OutputError, match="otio"):
-        export_all(paths, run, ExportOptions(fcpxml=True))
-    assert not list(tmp_path.iterdir())                    # refused before anything was written
-    assert len(export_all(paths, run).outputs) == 6        # the .otio timeline takes any rate
-
-
-def test_fcpxml_at_an_unsupported_rate_can_be_left_out_with_a_note(tmp_path):
+def test_fcpxml_at_a_rate_final_cut_lacks_is_conformed_with_a_note(tmp_path):
     analysis = _analysis(Fraction(15), [0, 30, 60])
     plan = make_plan(analysis, PlanOptions())
     run = ExportInputs(analysis=analysis, plan=plan, soundtrack=_soundtrack(plan))
-    result = export_all(ExportPaths.in_folder(tmp_path, "film"), run,
-                        ExportOptions(fcpxml=True, skip_unsupported_fcpxml=True))
-    assert sorted(result.outputs) == ["manifest", "mix", "otio", "srt", "stem:fx", "stem:music"]
-    assert not (tmp_path / "film.fcpxml").exists() and (tmp_path / "film.otio").is_file()
+    result = export_all(ExportPaths.in_folder(tmp_path, "film"), run, ExportOptions(fcpxml=True))
+    assert sorted(result.outputs) == ["fcpxml", "manifest", "mix", "otio", "srt", "stem:fx", "stem:music"]
     (note,) = result.notes
-    assert note.startswith("no FCPXML written: FCPXML supports only") and "runs at 15.000" in note
-    assert "fcpxml" not in json.loads((tmp_path / "film.dub.json").read_text())["outputs"]
+    assert "nearest rate Final Cut accepts" in note and "15.000" in note and "\n" not in note
+    root = ET.parse(tmp_path / "film.fcpxml").getroot()
+    formats = {f.get("id"): f.get("frameDuration") for f in root.iter("format")}
+    assert formats[root.find(".//sequence").get("format")] == "1001/24000s"   # the project: 23.976
+    picture = next(a for a in root.iter("asset") if a.get("hasVideo") == "1")
+    assert formats[picture.get("format")] == "1/15s"                           # the video: its own rate
 
 
 def test_export_all_writes_everything_requested(tmp_path, ntsc_run):
-    options = ExportOptions(fcpxml=True, timeline=TimelineOptions(stem_tracks=True))
+    options = ExportOptions(fcpxml=True, timeline=TimelineOptions(keep_original=True))
     result = export_all(ExportPaths.in_folder(tmp_path, "film"), ntsc_run, options)
     paths = list(result.outputs.values())
     assert list(result.outputs) == ["mix", "stem:music", "stem:fx", "srt", "otio", "fcpxml", "manifest"]
@@ -227,9 +218,10 @@ def test_export_all_writes_everything_requested(tmp_path, ntsc_run):
     assert all(p.is_file() for p in paths)
     timeline = otio.adapters.read_from_file(str(tmp_path / "film.otio"))
     tracks = {t.name: t for t in timeline.tracks}
-    assert list(tracks) == ["V1", "Original", "Dub", "Dub music", "Dub fx"]
-    assert tracks["Dub"].enabled and not tracks["Dub music"].enabled and not tracks["Dub fx"].enabled
-    fx_clip = tracks["Dub fx"].find_clips()[1]
+    assert list(tracks) == ["V1", "cartoon original", "cartoon music", "cartoon fx", "cartoon mix"]
+    # Stems to rebalance, the original kept as asked; the mix (their sum) is there but off.
+    assert [t.enabled for t in tracks.values()] == [True, True, True, True, False]
+    fx_clip = tracks["cartoon fx"].find_clips()[1]
     assert fx_clip.media_reference.target_url == (tmp_path / "film_stems" / "fx.wav").resolve().as_uri()
     assert fx_clip.source_range.start_time.value == ntsc_run.plan.cues[1].start_frame
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
@@ -272,12 +264,12 @@ def test_otio_starts_at_the_video_timecode(tmp_path):
     timeline = otio.adapters.read_from_file(str(write_otio(tmp_path / "t.otio", plan, analysis.media, files)))
     assert otio.opentime.to_timecode(timeline.global_start_time, float(NTSC)) == "01:00:00:00"
     hour = 86_400                                                     # frames in an hour at 24000/1001 NDF
-    for track in ("V1", "Original"):                                  # the source file's own frame numbers
+    for track in ("V1", "cartoon original"):                          # the source file's own frame numbers
         clip = next(t for t in timeline.tracks if t.name == track).find_clips()[0]
         assert clip.source_range.start_time.value == hour and clip.source_range.duration.value == 300
         assert clip.media_reference.available_range.start_time.value == hour
         assert clip.range_in_parent().start_time.value == 0
-    dub = next(t for t in timeline.tracks if t.name == "Dub")
+    dub = next(t for t in timeline.tracks if t.name == "cartoon mix")
     for clip, cue in zip(dub.find_clips(), plan.cues):                # placed as before, relative to the start
         assert clip.range_in_parent().start_time.value == cue.start_frame
         assert clip.source_range.start_time.value == cue.start_frame

@@ -82,11 +82,13 @@ def test_mkv_with_flac_keeps_mkv_and_the_timeline_lands_on_the_shots(sample_24p,
         assert soundfile.info(str(stems / f"scene.dub.{name}.wav")).frames == _expected_samples(truth)
     starts = [s["start_frame"] for s in truth["shots"]]
     timeline = otio.adapters.read_from_file(str(clip.with_name("scene.dub.otio")))
-    # The source's own sound stays available to the editor beside the dub.
-    assert [t.name for t in timeline.tracks] == ["V1", "Original", "Dub"]
+    # The source's own sound stays available to the editor beside the dub (off: not kept); one
+    # track per stem to rebalance, and their mix, off; all named after the input.
+    assert [(t.name, t.enabled) for t in timeline.tracks] == [
+        ("V1", True), ("scene original", False), ("scene music", True), ("scene fx", True), ("scene mix", False)]
     original = timeline.tracks[1].find_clips()[0].media_reference.target_url
     assert original == clip.resolve().as_uri()
-    dub_track = next(t for t in timeline.tracks if t.name == "Dub")
+    dub_track = next(t for t in timeline.tracks if t.name == "scene mix")
     clips = list(dub_track.find_clips())
     assert [dub_track.range_of_child(c).start_time.to_frames() for c in clips] == starts
     cues = json.loads(clip.with_name("scene.dub.json").read_text())["plan"]["cues"]
@@ -154,14 +156,14 @@ def test_json_progress_lines_parse_and_end_with_the_result(sample_24p, tmp_path)
 
 
 def test_what_could_not_be_done_is_said(sample_vfr, tmp_path):
-    """A variable-frame-rate clip gets no FCPXML (no standard rate), and a silent clip has no original
-    sound to keep: the user is told both, not left guessing."""
+    """A variable-frame-rate clip gets an FCPXML conformed to the nearest Final Cut rate, and a silent
+    clip has no original sound to keep: the user is told both, not left guessing."""
     out = tmp_path / "vfr" / "clip.mp4"
     proc = run_dub([sample_vfr[0], "-o", out, "--timeline", "--keep-original"], dub_env(tmp_path))
     assert proc.returncode == 0, proc.stderr
     said = [line for line in proc.stderr.splitlines() if "FCPXML" in line]
-    assert len(said) == 1 and ".otio" in said[0] and said[0].endswith(".")
-    assert out.with_suffix(".otio").is_file() and not out.with_suffix(".fcpxml").exists()
+    assert len(said) == 1 and "nearest rate Final Cut accepts" in said[0] and said[0].endswith(".")
+    assert out.with_suffix(".otio").is_file() and out.with_suffix(".fcpxml").is_file()
     assert len([line for line in proc.stderr.splitlines() if "--keep-original" in line]) == 1
     assert _streams(out) == [("video", "h264", True), ("audio", "aac", True)]
 

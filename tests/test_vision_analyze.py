@@ -294,7 +294,7 @@ def test_a_dead_stop_and_hold_reads_the_same_at_any_rate_the_pictures_are_repeat
     pictures = _dash_that_stops_dead()
     count = len(pictures) * rate // 24
     shown = [i * 24 // rate for i in range(count)]  # the 24p picture frame i repeats
-    tracker = MotionTracker()
+    tracker = MotionTracker(rate=rate)  # durations (a whoosh or a run) are read in seconds
     for i, k in enumerate(shown):
         tracker.push(pictures[k].copy())
     result = tracker.finish((Shot(0, 0, count),))

@@ -103,11 +103,11 @@ def _analyse_pass(media: MediaInfo, cut_options: CutOptions, keyframes_per_shot:
                               first_stride=max(1, round(media.fps / KEYFRAME_CANDIDATES_PER_S)))
     tracker = MotionTracker(options.motion, rate=float(media.fps))
     total, count = media.frame_count, 0
-    for decoded in decode(media.path, options.analysis_width):
+    colour = cut_options.detector != "structure"  # only PySceneDetect's detectors read colour
+    for decoded in decode(media.path, options.analysis_width, colour=colour):
         # A frame that repeats the one before (pulldown, animation on twos) is no candidate cut.
         repeat = tracker.push(decoded.grey)
-        bgr = decoded.small_bgr if cut_options.detector != "structure" else None
-        for cut in detector.push(decoded.index, decoded.grey, repeat=repeat, bgr=bgr):
+        for cut in detector.push(decoded.index, decoded.grey, repeat=repeat, bgr=decoded.small_bgr):
             sampler.close_shot(cut)
         sampler.offer(decoded.index, decoded.frame)
         count = decoded.index + 1

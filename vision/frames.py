@@ -33,7 +33,7 @@ class DecodedFrame:
 
     index: int
     frame: av.VideoFrame
-    small_bgr: np.ndarray  # (h, w, 3) uint8, about ANALYSIS_WIDTH wide
+    small_bgr: np.ndarray | None  # (h, w, 3) uint8, about ANALYSIS_WIDTH wide; None when not asked for
     grey: np.ndarray  # (h/2, w/2) uint8, for motion
 
 
@@ -67,9 +67,12 @@ def _yuv_to_bgr(frame: av.VideoFrame, size: tuple[int, int]) -> tuple[np.ndarray
     return cv2.cvtColor(cv2.merge([y, *uv]), cv2.COLOR_YUV2BGR), y
 
 
-def small_images(frame: av.VideoFrame, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(small BGR at `size`, grey at half of `size`) from one decoded frame."""
-    if frame.format.name in _FAST_FORMATS:
+def small_images(frame: av.VideoFrame, size: tuple[int, int], colour: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+    """(small BGR at `size`, grey at half of `size`) from one decoded frame; no BGR picture
+    (None) unless `colour`, which saves most of the conversion for grey-only consumers."""
+    if not colour and frame.format.name in _FAST_FORMATS:
+        bgr, y = None, _shrink(_plane(frame, 0), size)
+    elif frame.format.name in _FAST_FORMATS:
         bgr, y = _yuv_to_bgr(frame, size)
     else:
         bgr = frame.to_ndarray(width=size[0], height=size[1], format="bgr24", interpolation="AREA")
@@ -78,8 +81,9 @@ def small_images(frame: av.VideoFrame, size: tuple[int, int]) -> tuple[np.ndarra
     return bgr, grey
 
 
-def decode(path: str | Path, analysis_width: int = ANALYSIS_WIDTH) -> Iterator[DecodedFrame]:
-    """Decode every frame of the first video stream once, in display order.
+def decode(path: str | Path, analysis_width: int = ANALYSIS_WIDTH, colour: bool = True) -> Iterator[DecodedFrame]:
+    """Decode every frame of the first video stream once, in display order; `colour` False
+    leaves `small_bgr` out (None) for 8-bit 4:2:0 video.
 
     Raises:
         VideoUnreadable: the stream breaks off with a decoding error.
@@ -91,7 +95,7 @@ def decode(path: str | Path, analysis_width: int = ANALYSIS_WIDTH) -> Iterator[D
         index = 0
         try:
             for frame in container.decode(stream):
-                bgr, grey = small_images(frame, size)
+                bgr, grey = small_images(frame, size, colour)
                 yield DecodedFrame(index, frame, bgr, grey)
                 index += 1
         except av.error.FFmpegError as exc:

@@ -34,6 +34,7 @@ picture it shows.
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import cv2
@@ -42,6 +43,8 @@ import numpy as np
 from vision.types import Shot, VisualEvent
 
 
+MIN_HITS_PER_SHOT = 3
+RETURN_PICTURES = 3  # a change that undoes itself within this many pictures is a transient
 HIT_KINDS = ("impact", "landing", "splash", "explosion", "flash")  # land on one frame
 NOISE_FLOOR_LEVELS = 6  # 8-bit grey levels of frame-to-frame change ignored as noise
 # A frame repeats the previous one when, after encoding noise, at most this share of its pixels
@@ -64,7 +67,7 @@ class MotionOptions:
     impact_ratio: float = 2.0  # a jolt is this many times the recent activity...
     impact_min_rise: float = 0.015  # ...and at least this much above it
     impact_settle_frames: int = 8  # ...and falls to half its peak within this many frames
-    stop_ratio: float = 0.3  # a dead stop leaves at most this fraction of the motion before it
+    stop_ratio: float = 0.35  # a dead stop leaves at most this fraction of the motion before it
     flash_min_rise: float = 0.08  # brightness rise of a flash (or a quarter of the headroom)
     flash_return_frames: int = 4  # a flash is over within this many frames
     fast_ratio: float = 2.5  # fast motion: activity this many times the typical level...
@@ -106,6 +109,11 @@ class MotionTracker:
         self._brightness: list[float] = []
         self._where: list[tuple[float, float]] = []  # centre of the change, fractions of the picture
         self._coverage: list[float] = []  # share of the picture that changed
+        self._contrast: list[float] = []  # standard deviation of the grey picture, 0..1
+        self._pictures: deque[np.ndarray] = deque(maxlen=RETURN_PICTURES + 1)  # the last distinct pictures
+        # Per frame, activity against the distinct pictures 2, 3 .. RETURN_PICTURES + 1 back: a
+        # picture that comes back after a one- to three-picture transient shows as a low value.
+        self._returns: list[tuple[float, ...]] = []
 
     def push(self, grey: np.ndarray) -> bool:
         """Feed the next frame; returns True when it repeats the frame before."""
@@ -116,11 +124,20 @@ class MotionTracker:
         self._where.append(where)
         self._coverage.append(coverage)
         self._activity_ref.append(_activity(grey, reference) if reference is not previous else activity)
-        self._brightness.append(cv2.mean(grey)[0] / 255.0)
+        mean, std = cv2.meanStdDev(grey)
+        self._brightness.append(float(mean[0, 0]) / 255.0)
+        self._contrast.append(float(std[0, 0]) / 255.0)
         self._repeats.append(repeat)
         self._previous = grey
         if not repeat:
             self._reference = grey
+            older = list(self._pictures)[:-1][::-1]  # 2, 3, ... pictures back
+            self._returns.append(tuple(_activity(grey, older[k]) if k < len(older) else activity
+                                       for k in range(RETURN_PICTURES)))
+            self._pictures.append(grey)
+        else:
+            # the same picture as before, so the same distances to the older ones
+            self._returns.append(self._returns[-1] if self._returns else (activity,) * RETURN_PICTURES)
         return repeat
 
     def finish(self, shots: tuple[Shot, ...], options: MotionOptions | None = None) -> MotionResult:
@@ -134,7 +151,8 @@ class MotionTracker:
         cadence = picture_cadence(np.array(self._repeats, dtype=bool))
         result = analyse_motion(activity, np.array(self._brightness)[frames], _shots_on_samples(shots, frames),
                                 options, rate=self._rate / cadence if self._rate else 24.0,
-                                coverage=np.array(self._coverage)[frames])
+                                coverage=np.stack([np.array(self._coverage), np.array(self._contrast)], axis=1)[frames],
+                                returns=np.array(self._returns, dtype=np.float64).reshape(-1, RETURN_PICTURES)[frames])
         return _back_to_frames(result, frames, len(self._repeats), self._where)
 
 
@@ -220,7 +238,7 @@ def _place(where: list[tuple[float, float]], start: int, end: int) -> tuple[floa
 
 def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Shot, ...],
                    options: MotionOptions = MotionOptions(), rate: float = 24.0,
-                   coverage: np.ndarray | None = None) -> MotionResult:
+                   coverage: np.ndarray | None = None, returns: np.ndarray | None = None) -> MotionResult:
     """Events and the normalised activity curve from the two per-frame curves."""
     activity = activity.astype(np.float64).copy()
     events: list[VisualEvent] = []
@@ -233,8 +251,8 @@ def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Sh
     typical = float(np.median(activity)) if activity.size else 0.0
     scale = max(float(np.percentile(activity, 98)) if activity.size else 0.0, options.curve_floor)
     for shot in shots:
-        impacts, busy = _find_impacts(activity, shot, typical, scale, options)
-        events += _not_covering(impacts, coverage, options)
+        impacts, busy = _find_impacts(activity, shot, typical, scale, options, returns)
+        events += _smears_are_whooshes(_not_covering(impacts, coverage, options), activity, returns)
         events += _find_whooshes(activity, shot, typical, scale, busy, options, rate)
     events = thin_hits(_explosions(events, rate), shots, options, rate)
     curve = np.sqrt(np.clip(activity / scale, 0.0, 1.0))  # sqrt: small motion still registers
@@ -278,7 +296,7 @@ def _mask(activity: np.ndarray, shot: Shot, start: int, end: int, options: Motio
 
 
 def _find_impacts(activity: np.ndarray, shot: Shot, typical: float, scale: float,
-                  options: MotionOptions) -> tuple[list[VisualEvent], np.ndarray]:
+                  options: MotionOptions, returns: np.ndarray | None = None) -> tuple[list[VisualEvent], np.ndarray]:
     """Impacts in the shot, and a mask of the frames their aftermath (shake) occupies."""
     busy = np.zeros(activity.size, bool)
     found: list[VisualEvent] = []
@@ -286,7 +304,7 @@ def _find_impacts(activity: np.ndarray, shot: Shot, typical: float, scale: float
     while t < shot.end_frame:
         frame = _jolt(activity, shot, t, options)
         if frame is None and not busy[max(shot.start_frame, t - 2):t + 1].any():  # a shake dying down is no stop
-            frame = _dead_stop(activity, shot, t, typical, options)
+            frame = _dead_stop(activity, shot, t, typical, options, returns)
         if frame is None:
             t += 1
             continue
@@ -314,16 +332,21 @@ def _jolt(activity: np.ndarray, shot: Shot, t: int, options: MotionOptions) -> i
     return t
 
 
-def _dead_stop(activity: np.ndarray, shot: Shot, t: int, typical: float, options: MotionOptions) -> int | None:
+def _dead_stop(activity: np.ndarray, shot: Shot, t: int, typical: float, options: MotionOptions,
+               returns: np.ndarray | None = None) -> int | None:
     """Fast motion up to frame t, then a sudden drop for two frames: the stop lands at t, the
-    last picture that moves (the contact drawing, held after it)."""
+    last picture that moves (the contact drawing, held after it). Motion that only slows down
+    (a dash that becomes a walk) is no stop: over two pictures its change adds up, while a held
+    picture with grain or a wobble on it stays as near to the contact drawing as one picture on."""
     if t + 2 >= shot.end_frame or t - 2 < shot.start_frame:
         return None
     fast = max(options.fast_ratio * typical, options.fast_floor)
     before, after = activity[t - 2:t + 1], activity[t + 1:t + 3]
-    if before.mean() < fast or before.min() < 0.5 * fast or activity[t] < 0.5 * before.max():
+    if before.mean() < fast or before.min() < 0.5 * fast:
         return None
-    if after.mean() > options.stop_ratio * before.mean():
+    if after.max() > options.stop_ratio * before.mean():
+        return None
+    if returns is not None and after.max() > 1e-4 and returns[t + 2, 0] > 1.5 * after.max():
         return None
     return t
 
@@ -385,13 +408,14 @@ def _explosions(events: list[VisualEvent], rate: float) -> list[VisualEvent]:
 def thin_hits(events: list[VisualEvent], shots: tuple[Shot, ...], options: MotionOptions,
               rate: float) -> list[VisualEvent]:
     """Hit events a composer would play: strongest first, none closer than `min_spacing_s` to a
-    stronger one, at most `max_hits_per_min` per shot (at least one). Sustained events stay."""
+    stronger one, at most `max_hits_per_min` per shot (at least MIN_HITS_PER_SHOT, so a short
+    shot keeps its few hits). Sustained events stay."""
     spacing = options.min_spacing_s * rate
     kept: list[VisualEvent] = [e for e in events if e.kind not in HIT_KINDS]
     for shot in shots:
         hits = sorted((e for e in events if e.kind in HIT_KINDS and shot.start_frame <= e.frame < shot.end_frame),
                       key=lambda e: (-e.strength, e.frame))
-        budget = max(1, int(np.ceil(options.max_hits_per_min * shot.frame_count / rate / 60.0)))
+        budget = max(MIN_HITS_PER_SHOT, int(np.ceil(options.max_hits_per_min * shot.frame_count / rate / 60.0)))
         chosen: list[VisualEvent] = []
         for hit in hits:
             if len(chosen) < budget and all(abs(hit.frame - c.frame) >= spacing for c in chosen):
@@ -401,14 +425,47 @@ def thin_hits(events: list[VisualEvent], shots: tuple[Shot, ...], options: Motio
 
 
 def _not_covering(events: list[VisualEvent], coverage: np.ndarray | None, options: MotionOptions) -> list[VisualEvent]:
-    """Drop hits whose change covers nearly the whole picture: something sweeping over the lens
-    or a swish pan, not a contact (its motion still reads as a whoosh)."""
+    """Drop hits whose change covers nearly the whole picture (something sweeping over the lens,
+    a swish pan) or that come from or go to a featureless picture (a body over the lens, black):
+    no contact can be seen there (the motion still reads as a whoosh).
+
+    `coverage` holds, per sample, the share of the picture that changed and the picture's
+    contrast (grey standard deviation, 0..1)."""
     if coverage is None:
         return events
+    typical_contrast = float(np.median(coverage[:, 1])) if len(coverage) else 0.0
     out = []
     for e in events:
-        window = coverage[max(0, e.frame - 1):e.frame + 2]
-        if e.kind in HIT_KINDS and window.size and float(window.max()) > options.max_hit_coverage:
+        window = coverage[max(0, e.frame - 1):e.frame + 1]  # the change into the contact, not a shake after
+        if e.kind in HIT_KINDS and window.size and (float(window[:, 0].max()) > options.max_hit_coverage or
+                                                    float(window[:, 1].min()) < 0.3 * typical_contrast):
             continue
         out.append(e)
     return out
+
+
+def _smears_are_whooshes(events: list[VisualEvent], activity: np.ndarray,
+                         returns: np.ndarray | None) -> list[VisualEvent]:
+    """A jolt whose picture comes back to the one before it within a few pictures (a smear
+    frame mid-move, a swing that hits nothing) is a whoosh over those pictures, not a contact."""
+    if returns is None:
+        return events
+    shaken = {e.frame - 1 for e in events if e.kind == "shake"}  # a shake after it: a real blow
+    out = []
+    for e in events:
+        back = _returns_after(e.frame, activity, returns) if e.kind == "impact" and e.frame not in shaken else None
+        if back is None:
+            out.append(e)
+        else:
+            out.append(VisualEvent(e.frame, "whoosh", e.strength, e.frame + back))
+    return out
+
+
+def _returns_after(t: int, activity: np.ndarray, returns: np.ndarray) -> int | None:
+    """Pictures after `t` (1 ..) at which the picture before `t` is back, if it comes back."""
+    for span in range(1, returns.shape[1] + 1):
+        if t + span >= len(returns):
+            return None
+        if returns[t + span, span - 1] <= 0.5 * activity[t]:
+            return span
+    return None

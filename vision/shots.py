@@ -50,7 +50,6 @@ LEVEL_SCALE = 40.0  # grey levels of mean or contrast change that count as a com
 DARK_LEVEL = 30.0  # grey level under which a flat block is black (letterbox, fade)
 BLEND_SIZE = (32, 24)  # px, the pictures kept for the dissolve test
 LOCAL_PICTURES = 12  # pictures either side that set the local level of change
-BLEND_SETTLE = 2  # pictures after a blend that show it has ended
 
 
 @dataclass(frozen=True)
@@ -159,6 +158,7 @@ class _Picture:
     frame: int
     sig: Signature
     step: float  # change from the picture before
+    pixel_step: float = 0.0  # mean grey change of the blend picture from the picture before
     candidate: bool = False  # flagged by a PySceneDetect detector
 
 
@@ -185,6 +185,7 @@ class CutDetector:
         self._transitions: list[Transition] = []
         self._held: tuple[int, Signature, float] | None = None  # an occlusion candidate
         self._blend_until = -1  # pictures up to this frame belong to a transition already found
+        self._blending: tuple[int, float] | None = None  # (first position, pixel change a picture)
         self._scenedetect = _make_scenedetect(options) if options.detector != "structure" else None
 
     @property
@@ -199,10 +200,12 @@ class CutDetector:
         """Feed frame `index` (grey uint8); `repeat` marks a frame that repeats the previous
         picture; `bgr` is needed by the PySceneDetect detectors only."""
         if repeat:  # nothing changed on screen: no candidate, and the windows stand still
-            return []
+            # ...but a blend that stops changing has ended.
+            return self._settle_blend(still=True) if self._blending is not None else []
         sig = signature(grey)
         step = picture_change(self._pictures[-1].sig, sig) if self._pictures else 0.0
-        picture = _Picture(index, sig, step)
+        pixel_step = float(np.mean(np.abs(sig.blend - self._pictures[-1].sig.blend))) if self._pictures else 0.0
+        picture = _Picture(index, sig, step, pixel_step)
         if self._scenedetect is not None:
             from scenedetect import FrameTimecode
 
@@ -225,7 +228,7 @@ class CutDetector:
 
     def finish(self) -> list[int]:
         """Decide on what is still pending at the end of the video."""
-        confirmed: list[int] = []
+        confirmed = self._settle_blend(still=True) if self._blending is not None else []
         while self._next < self._pushed:
             confirmed += self._decide(self._next)
             self._next += 1
@@ -264,7 +267,10 @@ class CutDetector:
 
     def _cross_change(self, position: int) -> float:
         """Smallest change between any picture before `position` and any from it on."""
-        before = [p for k in range(position - self._before, position) if (p := self._at(k)) is not None]
+        # The window before reaches back past a transient, so the end of a splash or a smear
+        # (the old picture again) is never the start of a shot.
+        first = position - self._before - self.options.transient_frames
+        before = [p for k in range(first, position) if (p := self._at(k)) is not None]
         after = [p for k in range(position, position + self._after) if (p := self._at(k)) is not None]
         return min(picture_change(a.sig, b.sig) for a in before for b in after)
 
@@ -293,15 +299,13 @@ class CutDetector:
     # -------------------------------------------------------------- dissolves and fades
 
     def _find_transition(self) -> list[int]:
-        """A blend between two different pictures that has just settled, if any.
-
-        The span is tested up to two pictures before the newest, so the blend's end is measured
-        against a picture that has stopped changing."""
-        if self._scenedetect is not None or len(self._pictures) < 6 + BLEND_SETTLE:
+        """Watch for a blend between two different pictures; once it has settled, report it."""
+        if self._scenedetect is not None or len(self._pictures) < 8:
             return []
-        end_position = self._pushed - 1 - BLEND_SETTLE
-        end = self._at(end_position)
-        if end.step >= self.options.change_threshold or end.frame <= self._blend_until:
+        if self._blending is not None:
+            return self._settle_blend()
+        end_position = self._pushed - 1
+        if self._at(end_position).frame <= self._blend_until:
             return []
         for length in (24, 16, 12, 8, 6):
             start = self._at(end_position - length)
@@ -309,32 +313,57 @@ class CutDetector:
                 continue
             span = [self._at(end_position - length + k) for k in range(length + 1)]
             if self._is_blend(span):
-                return self._record_blend(span + [self._at(end_position + k) for k in range(1, BLEND_SETTLE + 1)])
+                rate = float(np.median([p.pixel_step for p in span[1:]]))
+                self._blending = (end_position - length, rate)
+                return self._settle_blend()
         return []
 
     def _is_blend(self, span: list[_Picture]) -> bool:
+        # Cheapest tests first: this runs for several spans at every picture.
         a, b = span[0].sig, span[-1].sig
+        n = len(span) - 1
+        if blend_residual(a.blend, b.blend, span[n // 2].sig.blend, 0.5) >= 0.2:
+            return False
         change = picture_change(a, b)
-        if change < 2 * self.options.change_threshold:
+        if change < 1.5 * self.options.change_threshold:
             return False
         if max(p.step for p in span[1:]) >= 0.5 * change:
             return False  # a hard change inside: a cut, not a blend
-        n = len(span) - 1
-        return all(blend_residual(a.blend, b.blend, span[k].sig.blend, k / n) < 0.2
-                   for k in (n // 4, n // 2, 3 * n // 4))
+        return all(blend_residual(a.blend, b.blend, span[k].sig.blend, k / n) < 0.2 for k in (n // 4, 3 * n // 4))
 
-    def _record_blend(self, span: list[_Picture]) -> list[int]:
-        """Transition over the pictures that are neither the first picture nor the settled last."""
-        a, b = span[0].sig.blend, span[-1].sig.blend
-        direction = b - a
-        norm = float(np.sum(direction * direction))
-        progress = [float(np.sum((p.sig.blend - a) * direction)) / norm for p in span]
-        first = next(k for k, v in enumerate(progress) if v > 0.03)
-        last = max(k for k, v in enumerate(progress) if v < 0.97)
-        start_frame, end_frame = span[first].frame, span[last + 1].frame
-        kind = "fade_out" if span[-1].sig.is_black else "fade_in" if span[0].sig.is_black else "dissolve"
+    def _settle_blend(self, still: bool = False) -> list[int]:
+        """The blend runs over the pictures that change at about its pace; it is over once two
+        pictures in a row change at less than half that pace, the picture holds still (`still`:
+        repeated frames), or the longest span has passed."""
+        first_position, rate = self._blending
+        newest = self._pushed - 1
+
+        def fast(position: int) -> bool:
+            return self._at(position).pixel_step >= 0.5 * rate
+
+        settled = still or not (fast(newest - 1) or fast(newest))
+        if not settled and self._at(newest).frame - self._at(first_position).frame < self._max_blend:
+            return []
+        self._blending = None
+        start = first_position + 1
+        while start < newest and not fast(start):
+            start += 1
+        while start - 1 > 0 and (p := self._at(start - 1)) is not None and fast(start - 1) \
+                and p.frame > self._blend_until:
+            start -= 1
+        end = newest
+        while end > start and not fast(end):
+            end -= 1
+        # `end` is the first picture wholly of the new shot: the last one that still moved at
+        # the blend's pace.
+        return self._record_blend(self._at(start - 1), self._at(start).frame, self._at(end))
+
+    def _record_blend(self, before: _Picture, start_frame: int, after: _Picture) -> list[int]:
+        """Transition [start_frame, after.frame): `before` shows the old shot, `after` the new."""
+        end_frame = after.frame
+        kind = "fade_out" if after.sig.is_black else "fade_in" if before.sig.is_black else "dissolve"
         self._transitions.append(Transition(kind, start_frame, end_frame))
-        self._blend_until = span[-1].frame
+        self._blend_until = self._at(self._pushed - 1).frame
         middle = start_frame + (end_frame - start_frame) // 2
         log.debug("%s over frames [%d, %d)", kind, start_frame, end_frame)
         return self._confirm(middle)

@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, NoReturn, Sequence
@@ -61,8 +63,9 @@ def _add_output(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--captioner", default="motion", metavar="NAME",
-                   help="shot captioner: motion (default, no model), clip or vlm")
+    p.add_argument("--captioner", default="auto", metavar="NAME",
+                   help="shot captioner: auto (default: vlm when its weights are here, else motion), "
+                        "motion (no model), clip or vlm")
     p.add_argument("--cache-dir", metavar="DIR", help="stage cache (default: $DUB_CACHE_DIR or ~/.cache/dubber)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the stage cache")
     p.add_argument("--full-hash", action="store_true",
@@ -411,6 +414,14 @@ def _report_user_error(err: BaseException, json_progress: bool) -> int:
     return EXIT_USER_ERROR
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwind like Ctrl-C (temporaries removed, ffmpeg stopped), exit 143."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dub` console script. Returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -418,17 +429,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _run_parser() if command == "dub" else _sub_parser(command)
     args = parser.parse_args(argv if command == "dub" else argv[1:])
     handler = _setup_logging(getattr(args, "verbose", False), service=command == "watch")
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
     try:
         return _COMMANDS[command](args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print("dub: interrupted; rerun the same command to resume from the cache.", file=sys.stderr)
-        return 130
+        return 143 if isinstance(stop, Terminated) else 130
     except Exception as err:
         if not is_user_error(err):
             raise   # a bug keeps its traceback
         return _report_user_error(err, getattr(args, "json_progress", False))
     finally:
         logging.getLogger().removeHandler(handler)
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ from ..atomic import (OutputTransaction, atomic_output, atomic_write_text, check
 from ..errors import OutputError
 from ..types import MANIFEST_SCHEMA, DubPlan, RenderResult, Soundtrack
 from .srt import entries_from_plan, srt_text
-from .timeline import (FcpxmlFacts, TimelineMedia, TimelineOptions, build_timeline, check_fcpxml_rate,
-                       timeline_to_fcpxml, timeline_to_otio_json)
+from .timeline import (FcpxmlFacts, TimelineMedia, TimelineOptions, build_timeline, fcpxml_rate, timeline_to_fcpxml,
+                       timeline_to_otio_json)
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,9 @@ class ExportOptions:
     Attributes:
         stems: one WAV per stem next to `mix.wav` (the mix is written whenever a stems folder is given).
         srt, otio, fcpxml: the timeline files written under the timeline stem.
-        skip_unsupported_fcpxml: when FCPXML cannot be written (a frame rate it has no format for,
-            or its adapter missing), leave it out and say why in `ExportResult.notes` instead of raising.
+        skip_unsupported_fcpxml: when FCPXML cannot be written (its adapter missing), leave it out
+            and say why in `ExportResult.notes` instead of raising. A frame rate Final Cut has no
+            format for is conformed to the nearest one it has (said in the notes), never refused.
         timeline: how the .otio/.fcpxml timelines are laid out.
     """
 
@@ -290,13 +291,21 @@ def write_otio(path: str | os.PathLike[str], plan: DubPlan, media: MediaInfo, fi
 
 def write_fcpxml(path: str | os.PathLike[str], plan: DubPlan, media: MediaInfo, files: TimelineMedia,
                  options: TimelineOptions = TimelineOptions()) -> Path:
-    """The same timeline as FCPXML, through OTIO's fcpx_xml adapter. Returns the path.
+    """The same timeline as FCPXML, through OTIO's fcpx_xml adapter, at the nearest rate Final
+    Cut accepts (see `fcpxml_rate`). Returns the path.
 
     Raises:
-        OutputError: the video's frame rate has no FCPXML format, or the adapter is missing.
+        OutputError: the adapter is missing.
     """
-    timeline = build_timeline(plan, media, files, options)
-    return atomic_write_text(path, timeline_to_fcpxml(timeline, media.fps, FcpxmlFacts.of(media, files)))
+    return atomic_write_text(path, _fcpxml_text(plan, media, files, options)[0])
+
+
+def _fcpxml_text(plan: DubPlan, media: MediaInfo, files: TimelineMedia,
+                 options: TimelineOptions) -> tuple[str, str | None]:
+    """The FCPXML document, and the line saying its project was conformed to another rate (or None)."""
+    rate, conform = fcpxml_rate(media)
+    timeline = build_timeline(plan, media, files, options, rate)
+    return timeline_to_fcpxml(timeline, rate, FcpxmlFacts.of(media, files)), conform
 
 
 # ----------------------------------------------------------------------------- everything at once
@@ -305,27 +314,14 @@ def _no_fcpxml(err: OutputError) -> str:
     return f"no FCPXML written: {err}"
 
 
-def _check_request(paths: ExportPaths, inputs: ExportInputs, options: ExportOptions) -> str | None:
-    """Refuse what cannot be completed before any file is written, not half-way.
-
-    Returns:
-        Why FCPXML will be left out (a rate it cannot express, with `skip_unsupported_fcpxml`), or None.
-    """
+def _check_request(paths: ExportPaths, inputs: ExportInputs, options: ExportOptions) -> None:
+    """Refuse what cannot be completed before any file is written, not half-way."""
     timelines = paths.timeline_stem is not None and (options.otio or options.fcpxml)
     if timelines and paths.stems_dir is None:
         raise ValueError("timelines reference the mix WAV; give ExportPaths.stems_dir")
     for target in (paths.manifest, paths.timeline_stem):
         if target is not None:
             check_output_folder(target)   # its folder must exist and be writable
-    if paths.timeline_stem is None or not options.fcpxml:
-        return None
-    try:
-        check_fcpxml_rate(inputs.media.fps)
-    except OutputError as err:
-        if not options.skip_unsupported_fcpxml:
-            raise
-        return _no_fcpxml(err)
-    return None
 
 
 def _export_audio(txn: OutputTransaction, paths: ExportPaths, inputs: ExportInputs,
@@ -358,14 +354,14 @@ def _export_timelines(txn: OutputTransaction, paths: ExportPaths, inputs: Export
         write_otio(stage(".otio"), plan, media, files, options.timeline)
     if fcpxml and files is not None:
         try:
-            text = timeline_to_fcpxml(build_timeline(plan, media, files, options.timeline), media.fps,
-                                      FcpxmlFacts.of(media, files))
+            text, conform = _fcpxml_text(plan, media, files, options.timeline)
         except OutputError as err:   # e.g. the adapter is not installed
             if not options.skip_unsupported_fcpxml:
                 raise
             notes.append(_no_fcpxml(err))
         else:
             atomic_write_text(stage(".fcpxml"), text)
+            notes += [conform] if conform else []
     return written, notes
 
 
@@ -387,32 +383,30 @@ def export_all(paths: ExportPaths, inputs: ExportInputs, options: ExportOptions 
         ExportResult: every output by role (the extra outputs included), and notes on files left out.
 
     Raises:
-        OutputError: a destination cannot be written, or FCPXML cannot express the video's frame
-            rate (unless `options.skip_unsupported_fcpxml`); nothing is written then.
+        OutputError: a destination cannot be written, or the FCPXML adapter is missing (unless
+            `options.skip_unsupported_fcpxml`); nothing is written then.
         ValueError: stems or timelines were requested without a soundtrack or a stems folder.
     """
-    fcpxml_refusal = _check_request(paths, inputs, options)
+    _check_request(paths, inputs, options)
     if transaction is None:
         anchor = paths.manifest or (paths.timeline_file(".otio") if paths.timeline_stem else paths.wav_file("mix"))
         with OutputTransaction(commit_record_path(Path(anchor).expanduser().absolute())) as own:
-            result = _stage_exports(own, paths, inputs, options, extra_outputs, fcpxml_refusal)
+            result = _stage_exports(own, paths, inputs, options, extra_outputs)
             own.commit()
         return result
-    return _stage_exports(transaction, paths, inputs, options, extra_outputs, fcpxml_refusal)
+    return _stage_exports(transaction, paths, inputs, options, extra_outputs)
 
 
 def _stage_exports(txn: OutputTransaction, paths: ExportPaths, inputs: ExportInputs, options: ExportOptions,
-                   extra_outputs: Mapping[str, str | os.PathLike[str]] | None,
-                   fcpxml_refusal: str | None) -> ExportResult:
+                   extra_outputs: Mapping[str, str | os.PathLike[str]] | None) -> ExportResult:
     outputs: dict[str, Path] = {role: Path(p) for role, p in (extra_outputs or {}).items()}
-    notes = [fcpxml_refusal] if fcpxml_refusal else []
+    notes: list[str] = []
     files: TimelineMedia | None = None
     if paths.stems_dir is not None:
         audio, files = _export_audio(txn, paths, inputs, options)
         outputs.update(audio)
     if paths.timeline_stem is not None:
-        fcpxml = options.fcpxml and fcpxml_refusal is None
-        timelines, timeline_notes = _export_timelines(txn, paths, inputs, files, options, fcpxml)
+        timelines, timeline_notes = _export_timelines(txn, paths, inputs, files, options, options.fcpxml)
         outputs.update(timelines)
         notes += timeline_notes
     if paths.manifest is not None:

@@ -6,6 +6,7 @@ shot's start print the same time and the captions never overlap or leave a gap.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -56,6 +57,12 @@ def srt_text(entries: list[SrtEntry], media: MediaInfo) -> str:
     for entry in (e for e in entries if e.text.strip()):
         start = format_srt_time(media.frame_time(entry.start_frame))
         end = format_srt_time(media.frame_time(entry.end_frame))
-        lines = [line.strip() for line in entry.text.strip().splitlines() if line.strip()]
-        blocks.append(f"{len(blocks) + 1}\n{start} --> {end}\n" + "\n".join(lines) + "\n")
+        blocks.append(f"{len(blocks) + 1}\n{start} --> {end}\n" + "\n".join(caption_lines(entry.text)) + "\n")
     return "\n".join(blocks)
+
+
+def caption_lines(text: str) -> list[str]:
+    """A caption's lines as SubRip may carry them: no blank line (it would end the cue) and no
+    "-->" (players read a line holding one as the timing of a new cue, even without a blank line
+    before it), so a caption can never forge cues of its own."""
+    return [re.sub(r"-{2,}>", "->", line.strip()) for line in text.strip().splitlines() if line.strip()]

@@ -11,6 +11,7 @@ original sound's) source range begins at that timecode, so editors relink media 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -50,13 +51,21 @@ _FCPX_FORMAT_SIZES: dict[tuple[int, int], str] = {(1280, 720): "720p", (1920, 10
 
 @dataclass(frozen=True)
 class TimelineOptions:
-    """`start_timecode` is the timeline's global start ("01:00:00:00" is the broadcast habit);
-    None starts where the video's own timecode does (zero when it has none).
-    `stem_tracks` adds one disabled track per stem (music, fx) for editors who remix."""
+    """How the timeline is laid out.
 
-    name: str = "dub"
+    Attributes:
+        name: the timeline's name; None names it after the input ("<input> dub").
+        start_timecode: the timeline's global start ("01:00:00:00" is the broadcast habit); None
+            starts where the video's own timecode does (zero when it has none).
+        stem_tracks: one track per stem (music, fx), enabled, with the mix on a disabled track of
+            its own, so an editor can rebalance; False: the mix alone, enabled.
+        keep_original: the original sound's track plays; False: it is there but disabled.
+    """
+
+    name: str | None = None
     start_timecode: str | None = None
-    stem_tracks: bool = False
+    stem_tracks: bool = True
+    keep_original: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,14 +98,37 @@ def _url(path: str | os.PathLike[str]) -> str:
     return Path(path).resolve().as_uri()
 
 
+def default_timeline_name(media: MediaInfo) -> str:
+    return f"{input_label(media)} dub"
+
+
+def input_label(media: MediaInfo) -> str:
+    """What tracks and timelines are named after: the input file's name without its extension."""
+    return Path(media.path).stem
+
+
+def _stem_order(stem: str) -> tuple[int, str]:
+    """The original sound, then music above effects, as on a mixing desk; other stems after them by name."""
+    known = ("original", "music", "fx")
+    return (known.index(stem) if stem in known else len(known), stem)
+
+
+def _frame_at(media: MediaInfo, frame: int, rate: Fraction) -> int:
+    """Frame `frame` of the video as a frame number at the timeline's `rate`: itself at the
+    video's own constant rate, else its exact time rounded to the timeline's frame grid."""
+    if rate == media.fps and not media.is_vfr:
+        return frame
+    return round(media.frame_time(frame) * rate)
+
+
 def _range(start_frame: int, frames: int, rate: float) -> "otio.opentime.TimeRange":
     ot = _otio().opentime
     return ot.TimeRange(ot.RationalTime(start_frame, rate), ot.RationalTime(frames, rate))
 
 
-def _reference(path: str, media: MediaInfo, rate: float, first_frame: int = 0) -> "otio.schema.ExternalReference":
-    return _otio().schema.ExternalReference(target_url=_url(path),
-                                            available_range=_range(first_frame, media.frame_count, rate))
+def _reference(path: str, media: MediaInfo, rate: Fraction, first_frame: int = 0) -> "otio.schema.ExternalReference":
+    return _otio().schema.ExternalReference(target_url=_url(path), available_range=_range(
+        first_frame, _frame_at(media, media.frame_count, rate), float(rate)))
 
 
 def cue_clip_name(cue: Cue) -> str:
@@ -112,27 +144,27 @@ def _cue_metadata(cue: Cue, plan: DubPlan) -> dict[str, Any]:
             "sample_rate": plan.sample_rate}
 
 
-def _cue_track(name: str, wav_path: str, plan: DubPlan, media: MediaInfo, rate: float,
+def _cue_track(name: str, wav_path: str, plan: DubPlan, media: MediaInfo, rate: Fraction,
                suffix: str = "") -> "otio.schema.Track":
     schema = _otio().schema
     track = schema.Track(name=name, kind=schema.TrackKind.Audio)
     for cue in plan.cues:
+        start, end = _frame_at(media, cue.start_frame, rate), _frame_at(media, cue.end_frame, rate)
         clip = schema.Clip(name=cue_clip_name(cue) + suffix, media_reference=_reference(wav_path, media, rate),
-                           source_range=_range(cue.start_frame, cue.end_frame - cue.start_frame, rate))
+                           source_range=_range(start, end - start, float(rate)))
         clip.metadata["dub"] = _cue_metadata(cue, plan)
         track.append(clip)
     return track
 
 
-def _whole_file_track(name: str, kind: str, path: str, media: MediaInfo, rate: float,
-                      first_frame: int) -> "otio.schema.Track":
+def _whole_file_track(name: str, kind: str, path: str, media: MediaInfo, rate: Fraction,
+                      first_frame: int, clip_name: str) -> "otio.schema.Track":
     """One clip of a whole source file, its range counted from the file's own first frame
     number (its start timecode)."""
     schema = _otio().schema
     track = schema.Track(name=name, kind=kind)
-    track.append(schema.Clip(name=name.lower() if kind == schema.TrackKind.Audio else Path(path).stem,
-                             media_reference=_reference(path, media, rate, first_frame),
-                             source_range=_range(first_frame, media.frame_count, rate)))
+    track.append(schema.Clip(name=clip_name, media_reference=_reference(path, media, rate, first_frame),
+                             source_range=_range(first_frame, _frame_at(media, media.frame_count, rate), float(rate))))
     return track
 
 
@@ -147,13 +179,14 @@ def _start_time(timecode: str, rate: float) -> "otio.opentime.RationalTime":
                           "at a SMPTE rate, or 00:00:00:00.") from err
 
 
-def media_first_frame(media: MediaInfo) -> int:
-    """Frame number of the video's first frame by its own timecode (0 without one). A timecode
-    the rate cannot express (a VFR average) is ignored with a warning: the file still plays."""
+def media_first_frame(media: MediaInfo, rate: Fraction | None = None) -> int:
+    """Frame number (at `rate`, default the video's) of the video's first frame by its own
+    timecode (0 without one). A timecode the rate cannot express (a VFR average) is ignored
+    with a warning: the file still plays."""
     if not media.start_timecode:
         return 0
     try:
-        return round(_start_time(media.start_timecode, float(media.fps)).value)
+        return round(_start_time(media.start_timecode, float(rate or media.fps)).value)
     except OutputError:
         log.warning("ignoring the video's start timecode %s: not valid at %.3f fps",
                     media.start_timecode, float(media.fps))
@@ -161,17 +194,25 @@ def media_first_frame(media: MediaInfo) -> int:
 
 
 def build_timeline(plan: DubPlan, media: MediaInfo, files: TimelineMedia,
-                   options: TimelineOptions = TimelineOptions()) -> "otio.schema.Timeline":
-    """An OTIO timeline: V1 the picture, "Original" audio when `files.original_path` is set, "Dub" with
-    one clip per cue (caption, seed, shot in `metadata["dub"]`), optional disabled stem tracks.
+                   options: TimelineOptions = TimelineOptions(), rate: Fraction | None = None) -> "otio.schema.Timeline":
+    """An OTIO timeline named after the input: V1 the picture; "<input> original" (disabled unless
+    `options.keep_original`) when `files.original_path` is set; one track per stem ("<input>
+    music", "<input> fx") and "<input> mix" (disabled when the stems are there), each with one
+    clip per cue (caption, seed, shot in `metadata["dub"]`).
+
+    Args:
+        rate: the timeline's frame rate; None: the video's own. Another rate (a conform) places
+            every clip at its exact time rounded to that rate's frames.
 
     Raises:
-        OutputError: `start_timecode` is not a valid timecode at the video's rate.
+        OutputError: `start_timecode` is not a valid timecode at the timeline's rate.
     """
     ot = _otio()
-    rate = float(media.fps)
-    first = media_first_frame(media)
-    timeline = ot.schema.Timeline(name=options.name)
+    timeline_rate = rate or media.fps
+    rate = float(timeline_rate)
+    first = media_first_frame(media, timeline_rate)
+    label = input_label(media)
+    timeline = ot.schema.Timeline(name=options.name or default_timeline_name(media))
     if options.start_timecode is not None:
         start_timecode = options.start_timecode
         timeline.global_start_time = _start_time(start_timecode, rate)
@@ -181,17 +222,21 @@ def build_timeline(plan: DubPlan, media: MediaInfo, files: TimelineMedia,
     timeline.metadata["dub"] = {"fps": plan.fps, "sample_rate": plan.sample_rate, "style": plan.style,
                                 "seed": plan.seed, "instruction": plan.instruction,
                                 "start_timecode": start_timecode, "source_timecode": media.start_timecode}
-    timeline.tracks.append(_whole_file_track("V1", ot.schema.TrackKind.Video, files.video_path, media, rate,
-                                             first))
-    if files.original_path is not None:
-        timeline.tracks.append(_whole_file_track("Original", ot.schema.TrackKind.Audio,
-                                                 files.original_path, media, rate, first))
-    timeline.tracks.append(_cue_track("Dub", files.mix_path, plan, media, rate))
-    if options.stem_tracks:
-        for stem, path in (files.stem_paths or {}).items():
-            track = _cue_track(f"Dub {stem}", path, plan, media, rate, suffix=f"_{stem}")
-            track.enabled = False   # the mix already contains them; enable to remix
-            timeline.tracks.append(track)
+    timeline.tracks.append(_whole_file_track("V1", ot.schema.TrackKind.Video, files.video_path, media,
+                                             timeline_rate, first, Path(files.video_path).stem))
+    stems = dict(files.stem_paths or {}) if options.stem_tracks else {}
+    # A kept original is a stem of the mix (at its bed level); otherwise the source's own sound is
+    # laid in whole, switched off, for the editor to bring up.
+    if files.original_path is not None and "original" not in stems:
+        original = _whole_file_track(f"{label} original", ot.schema.TrackKind.Audio, files.original_path, media,
+                                     timeline_rate, first, "original")
+        original.enabled = options.keep_original   # there to bring up, silent unless asked for
+        timeline.tracks.append(original)
+    for stem, path in sorted(stems.items(), key=lambda item: _stem_order(item[0])):
+        timeline.tracks.append(_cue_track(f"{label} {stem}", path, plan, media, timeline_rate, suffix=f"_{stem}"))
+    mix = _cue_track(f"{label} mix", files.mix_path, plan, media, timeline_rate)
+    mix.enabled = not stems   # the stems sum to the mix: enable it instead of them for a quick listen
+    timeline.tracks.append(mix)
     return timeline
 
 
@@ -262,12 +307,15 @@ class FcpxmlFacts:
     width: int = 0
     height: int = 0
     picture_has_audio: bool = False
+    # The video files' own constant rate, kept on their assets when the project is conformed to
+    # another; None: they share the project's format.
+    video_fps: Fraction | None = None
 
     @classmethod
     def of(cls, media: MediaInfo, files: TimelineMedia) -> "FcpxmlFacts":
         upright = media.rotation % 180 == 90
         width, height = (media.height, media.width) if upright else (media.width, media.height)
-        return cls(width, height, files.picture_has_audio(media))
+        return cls(width, height, files.picture_has_audio(media), None if media.is_vfr else media.fps)
 
 
 def _format_name(width: int, height: int, fps: Fraction) -> str | None:
@@ -311,7 +359,38 @@ def _finish_fcpxml(xml: str, timeline: "otio.schema.Timeline", fps: Fraction, fa
         name = _format_name(facts.width, facts.height, fps)
         if name and not element.get("name"):
             element.set("name", name)
+    if facts.video_fps is not None and facts.video_fps != fps:
+        _keep_video_rate(root, facts, {picture_url} | _original_urls(timeline))
+    _disable_tracks(root, timeline)
     return _pretty(root, head)
+
+
+def _original_urls(timeline: "otio.schema.Timeline") -> set[str]:
+    return {c.media_reference.target_url for t in timeline.tracks if t.name.endswith(" original")
+            for c in t.find_clips()}
+
+
+def _keep_video_rate(root: ET.Element, facts: FcpxmlFacts, urls: set[str]) -> None:
+    """Give the video assets a format at their own rate: the project is conformed, the media is not."""
+    resources = root.find("resources")
+    taken = {e.get("id") for e in root.iter() if e.get("id")}
+    format_id = next(f"r{n}" for n in range(1, len(taken) + 2) if f"r{n}" not in taken)
+    own = ET.Element("format", id=format_id, frameDuration=_seconds_text(1 / facts.video_fps))
+    if facts.width and facts.height:
+        own.set("width", str(facts.width))
+        own.set("height", str(facts.height))
+    resources.insert(0, own)
+    for asset in root.iter("asset"):
+        if asset.get("src") in urls:
+            asset.set("format", format_id)
+
+
+def _disable_tracks(root: ET.Element, timeline: "otio.schema.Timeline") -> None:
+    """The adapter drops OTIO's track switch: clips of a disabled track come in disabled."""
+    off = {c.name for t in timeline.tracks if not t.enabled for c in t.find_clips()}
+    for element in root.iter("clip"):
+        if element.get("name") in off:
+            element.set("enabled", "0")
 
 
 def _seconds(text: str) -> Fraction:
@@ -331,11 +410,26 @@ def _pretty(root: ET.Element, head: str) -> str:
 
 
 def check_fcpxml_rate(fps: Fraction) -> None:
-    """Raises OutputError when FCPXML has no format for `fps` (the .otio timeline has no such limit)."""
+    """Raises OutputError when FCPXML has no format for `fps` (see `fcpxml_rate` for the conform)."""
     if fps not in FCPXML_FRAME_DURATIONS:
         rates = ", ".join(f"{float(r):.3f}".rstrip("0").rstrip(".") for r in FCPXML_FRAME_DURATIONS)
-        raise OutputError(f"FCPXML supports only {rates} fps and this video runs at {float(fps):.3f}; "
-                          "use the .otio timeline instead.")
+        raise OutputError(f"FCPXML supports only {rates} fps and this timeline runs at {float(fps):.3f}.")
+
+
+def fcpxml_rate(media: MediaInfo) -> tuple[Fraction, str | None]:
+    """The FCPXML project's frame rate: the video's own when Final Cut has it, else the nearest one
+    it has (as editors conform such media), with one line saying so.
+
+    Returns:
+        (project rate, None) or (nearest rate, the line that says a conform was made).
+    """
+    if media.fps in FCPXML_FRAME_DURATIONS and not media.is_vfr:
+        return media.fps, None
+    nearest = min(FCPXML_FRAME_DURATIONS, key=lambda rate: abs(math.log(rate / media.fps)))
+    what = (f"has a variable frame rate, {float(media.fps):.3f} fps on average" if media.is_vfr
+            else f"runs at {float(media.fps):.3f} fps and keeps that rate")
+    return nearest, (f"the FCPXML project runs at {float(nearest):.3f} fps, the nearest rate Final Cut accepts "
+                     f"(the video {what}); every clip sits at its exact time")
 
 
 def timeline_to_fcpxml(timeline: "otio.schema.Timeline", fps: Fraction, facts: FcpxmlFacts = FcpxmlFacts()) -> str:

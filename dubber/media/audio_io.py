@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 WAV_SUBTYPES = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}
 RIFF_LIMIT_BYTES = 0xFFFF_FFFF - 1024   # beyond this a WAV needs the RF64 header
+WRITE_BLOCK = 1 << 20                    # samples per channel written at a time (about 22 s at 48 kHz)
 
 
 def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, bits: int = 24) -> Path:
@@ -49,22 +50,32 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, bits
         raise ValueError(f"expected audio shaped (channels, samples), got {audio.shape}")
     if bits != 32:
         # libsndfile wraps out-of-range floats around when it converts to integers; clip instead.
-        over = float(np.max(np.abs(audio))) if audio.size else 0.0
+        over = max((float(np.abs(audio[:, a:a + WRITE_BLOCK]).max()) for a in range(0, audio.shape[-1], WRITE_BLOCK)),
+                   default=0.0)
         if over > 1.0:
             log.warning("%s: peak %.2f is over full scale; clipping to write %d-bit PCM", path, over, bits)
-        audio = np.clip(audio, -1.0, 1.0)
     dest = Path(path)
     data_bytes = audio.size * bits // 8
     container = "RF64" if data_bytes > RIFF_LIMIT_BYTES else "WAV"
     with atomic_output(dest) as tmp:
         try:
-            soundfile.write(str(tmp), audio.T, int(sample_rate), subtype=WAV_SUBTYPES[bits], format=container)
+            _write_blocks(tmp, audio, int(sample_rate), WAV_SUBTYPES[bits], container, clip=bits != 32)
         except soundfile.LibsndfileError as err:
             # libsndfile reports a full disk as a bare "System error"; the free space tells.
             free = shutil.disk_usage(tmp.parent).free
             code = errno.ENOSPC if free < data_bytes + (1 << 20) else errno.EIO
-            raise write_error(OSError(code, err.error_string), dest.expanduser().absolute()) from err
+            reason = os.strerror(code) if code == errno.ENOSPC else err.error_string
+            raise write_error(OSError(code, reason), dest.expanduser().absolute()) from err
     return dest
+
+
+def _write_blocks(path: Path, audio: np.ndarray, sample_rate: int, subtype: str, container: str, clip: bool) -> None:
+    """Write `audio` (channels, n) a block at a time: a feature film's track is never copied whole
+    (transposed, clipped or converted) in memory."""
+    with soundfile.SoundFile(str(path), "w", sample_rate, audio.shape[0], subtype=subtype, format=container) as f:
+        for start in range(0, audio.shape[-1], WRITE_BLOCK):
+            block = audio[:, start:start + WRITE_BLOCK].T
+            f.write(np.clip(block, -1.0, 1.0) if clip else np.ascontiguousarray(block))
 
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:

@@ -179,6 +179,84 @@ def _original_args(tracks: tuple[SourceAudio, ...], options: "MuxOptions") -> li
     return args
 
 
+# Subtitle codecs that are text: an MP4/MOV output carries them as mov_text.
+TEXT_SUBTITLES = frozenset({"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"})
+PICTURE_CODECS = frozenset({"mjpeg", "png"})   # cover art an MP4 can hold (.mov and .mkv keep none)
+
+
+@dataclass(frozen=True)
+class SourceExtra:
+    """A stream of the source besides picture and sound: a subtitle track, an attached file
+    (fonts of styled subtitles) or cover art. `index` is its stream number in the source."""
+
+    kind: str    # "subtitle", "attachment" or "cover"
+    index: int
+    codec: str
+    label: str   # for messages: its title, language or file name
+
+
+def source_extras(video_path: Path) -> tuple[SourceExtra, ...]:
+    """The subtitle tracks, attachments and cover art of `video_path`, in file order."""
+    import av
+
+    extras = []
+    try:
+        with av.open(str(video_path)) as container:
+            first_picture = next((s.index for s in container.streams.video
+                                  if not s.disposition & av.stream.Disposition.attached_pic), None)
+            for stream in container.streams:
+                kind = {"subtitle": "subtitle", "attachment": "attachment"}.get(stream.type)
+                if stream.type == "video" and stream.disposition & av.stream.Disposition.attached_pic:
+                    kind = "cover"
+                if kind is None or stream.index == first_picture:
+                    continue
+                extras.append(SourceExtra(kind, stream.index, _stream_codec(stream), _stream_label(stream, kind)))
+    except av.error.FFmpegError as err:
+        raise InputError(f"The video {video_path} cannot be read ({err}); check the file.") from err
+    return tuple(extras)
+
+
+def _stream_codec(stream) -> str:
+    context = stream.codec_context
+    codec = getattr(context, "codec", None) if context is not None else None
+    if codec is not None:
+        return codec.canonical_name or codec.name
+    return (getattr(context, "name", None) or "") if context is not None else ""
+
+
+def _stream_label(stream, kind: str) -> str:
+    tags = {k.lower(): str(v) for k, v in stream.metadata.items()}
+    name = tags.get("filename") or tags.get("title") or tags.get("language")
+    return f"{kind} {name}" if name and name != "und" else f"{kind} (stream {stream.index})"
+
+
+def _extra_args(extras: tuple[SourceExtra, ...], container: Container) -> tuple[list[str], list[str]]:
+    """ffmpeg arguments that carry the source's subtitles, attachments and cover art over where
+    the output container can hold them, and one phrase for each that it cannot: MP4/MOV hold only
+    text subtitles (as mov_text) and no attachments, cover art stays only in MP4, MKV holds every
+    subtitle and attachment."""
+    args: list[str] = []
+    dropped: list[str] = []
+    mkv = container.muxer == "matroska"
+    subtitles, pictures = 0, 1   # output subtitle / video stream numbers (video 0 is the picture)
+    for extra in extras:
+        if extra.kind == "subtitle" and (mkv or extra.codec in TEXT_SUBTITLES):
+            text_in_mkv = "srt" if extra.codec == "mov_text" else "copy"   # mov_text exists only in MP4/MOV
+            codec = text_in_mkv if mkv else ("copy" if extra.codec == "mov_text" else "mov_text")
+            args += ["-map", f"0:{extra.index}", f"-c:s:{subtitles}", codec]
+            subtitles += 1
+        elif extra.kind == "attachment" and mkv:
+            args += ["-map", f"0:{extra.index}"]
+        elif extra.kind == "cover" and container.muxer == "mp4" and extra.codec in PICTURE_CODECS:
+            args += ["-map", f"0:{extra.index}", f"-c:v:{pictures}", "copy", f"-disposition:v:{pictures}", "attached_pic"]
+            pictures += 1
+        else:
+            dropped.append(f"{extra.label} ({extra.codec})" if extra.codec else extra.label)
+    if any(e.kind == "attachment" for e in extras) and mkv:
+        args += ["-c:t", "copy"]
+    return args, dropped
+
+
 def video_timescale(fps: Fraction) -> int:
     """Ticks per second for an mp4/mov picture track at `fps`: a multiple of fps's numerator, so
     every frame time is a whole number of ticks, doubled up to at least MIN_TIMESCALE."""
@@ -192,7 +270,7 @@ def _video_timing_args(info: MediaInfo, container: "Container") -> list[str]:
     """Exact frame timing and Apple's HEVC tag for mp4/mov; nothing for mkv or VFR pictures."""
     if container.muxer not in ("mp4", "mov"):
         return []
-    args = ["-tag:v", "hvc1"] if info.video_codec == "hevc" else []
+    args = ["-tag:v:0", "hvc1"] if info.video_codec == "hevc" else []
     if info.is_vfr or info.fps <= 0:
         return args
     timescale = video_timescale(info.fps)
@@ -202,7 +280,7 @@ def _video_timing_args(info: MediaInfo, container: "Container") -> list[str]:
         # The source's clock cannot hold the frame times (1 ms in mkv): snap every timestamp,
         # counted in the new ticks from the first packet, to the nearest frame.
         snap = f"round((%s-STARTPTS)/{frame_ticks})*{frame_ticks}+STARTPTS"
-        args += ["-bsf:v", f"setts=time_base=1/{timescale}:prescale=1:pts={snap % 'PTS'}:"
+        args += ["-bsf:v:0", f"setts=time_base=1/{timescale}:prescale=1:pts={snap % 'PTS'}:"
                            f"dts={snap % 'DTS'}:duration={frame_ticks}"]
     return args
 
@@ -218,6 +296,7 @@ class MuxOptions:
     original_audio: bool
     aac_coder: str = DEFAULT_AAC_CODER
     original_tracks: tuple[SourceAudio, ...] = ()
+    extras: tuple[SourceExtra, ...] = ()
 
 
 def mux_args(video_path: Path, audio_wav_path: Path, out_temp: Path, info: MediaInfo,
@@ -235,6 +314,7 @@ def mux_args(video_path: Path, audio_wav_path: Path, out_temp: Path, info: Media
     args += _dub_codec_args(options.codec, options, info.total_samples(sample_rate))
     if options.original_audio and options.original_tracks:
         args += _original_args(options.original_tracks, options)
+    args += _extra_args(options.extras, container)[0]
     # -t stops copied streams at the picture's end (a kept original is often a few ms longer);
     # the last frame starts a whole frame earlier, so the picture is never cut.
     args += ["-t", f"{float(end_s):.6f}", "-map_metadata", "0", "-map_chapters", "0"]
@@ -257,9 +337,10 @@ def _resolve_codec(out_path: Path, audio_codec: str | None) -> str:
 
 def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[str],
         out_path: str | os.PathLike[str], *, original_audio: bool = False, video_info: MediaInfo,
-        audio_codec: str | None = None, audio_bitrate: str = "320k", aac_coder: str = DEFAULT_AAC_CODER) -> None:
+        audio_codec: str | None = None, audio_bitrate: str = "320k", aac_coder: str = DEFAULT_AAC_CODER) -> tuple[str, ...]:
     """Write `out_path`: the video stream of `video_path` copied, the dub WAV as the first,
-    default audio track ("Dub"), and the original audio tracks after it when asked.
+    default audio track ("Dub"), the original audio tracks after it when asked, and the source's
+    subtitles, attachments and cover art wherever the output container can hold them.
 
     Args:
         video_path: the source video (never modified).
@@ -271,6 +352,10 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
         audio_codec: dub codec; None picks by container (AAC for mp4/mov, FLAC for mkv).
         audio_bitrate: AAC bitrate.
         aac_coder: ffmpeg's AAC quantizer search, "fast" (default) or "twoloop" (slower).
+
+    Returns:
+        What the output could not keep, one phrase each ("attachment font.ttf (ttf)"); empty when
+        every stream came along.
 
     Raises:
         InputError: the video or WAV is missing or unreadable.
@@ -291,7 +376,8 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
     if samples != expected:
         log.warning("dub WAV has %d samples, the video needs %d; trimming/padding to fit", samples, expected)
     tracks = source_audio_tracks(video) if keep else ()
-    options = MuxOptions(container_for(out), codec, audio_bitrate, keep, aac_coder, tracks)
+    options = MuxOptions(container_for(out), codec, audio_bitrate, keep, aac_coder, tracks, source_extras(video))
     with atomic_output(out) as temp:
         run_ffmpeg(mux_args(video, wav, temp, video_info, options), what=f"writing {out.name}")
     log.info("wrote %s", out)
+    return tuple(_extra_args(options.extras, options.container)[1])

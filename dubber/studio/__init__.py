@@ -13,21 +13,24 @@ from pathlib import Path
 
 from ..errors import InputError
 
+DEFAULT_HOST = "127.0.0.1"   # this machine only
+DEFAULT_PORT = 7860
 DEFAULT_WORK_DIR = "dub-studio"
 DEFAULT_MAX_UPLOAD_MB = 2048
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `dub studio` options."""
-    parser.add_argument("--host", default="127.0.0.1",
+    parser.add_argument("--host", default=DEFAULT_HOST,
                         help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it "
                              "to the local network)")
-    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     parser.add_argument("--root", metavar="DIR",
                         help="folder whose videos may be opened by path (default: uploads only); "
                              "nothing outside it is opened")
     parser.add_argument("--work", metavar="DIR", default=DEFAULT_WORK_DIR,
-                        help=f"folder for takes and uploads, the only one the page serves (default ./{DEFAULT_WORK_DIR})")
+                        help="folder for takes and uploads, the only one the page serves "
+                             f"(default ./{DEFAULT_WORK_DIR})")
     parser.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
                         help=f"largest upload accepted (default {DEFAULT_MAX_UPLOAD_MB} MB)")
     parser.add_argument("--cache-dir", metavar="DIR", help="stage cache (default: $DUB_CACHE_DIR or ~/.cache/dubber)")

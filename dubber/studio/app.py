@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputError, is_user_error
 from ..styles import DEFAULT_STYLE, available_styles
 from ..types import ProgressFn
+from . import DEFAULT_HOST, DEFAULT_PORT
 from . import project as studio
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 7860
 VIDEO_TYPES = [".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"]
-_HEADERS = ["shot", "picture", "start", "end", "caption", "prompt", "style", "seed", "mute"]
 _DATATYPES = ["str", "markdown", "str", "str", "str", "str", "str", "number", "bool"]
+_COLUMN_WIDTHS = ["76px", "130px", "128px", "128px", "15%", "21%", "120px", "112px", "76px"]
 _INTRO = ("Open a video, edit any shot's caption, prompt, style or seed (or mute it), then **Render**: "
           "only the shots you changed are rendered again.")
 
@@ -58,7 +58,8 @@ def _user_errors(fn: Callable) -> Callable:
 
 def _progress_sink(progress: Any) -> ProgressFn:
     def report(stage: str, done: int, total: int) -> None:
-        progress((done, max(total, 1)), desc=stage.replace("/", ": "))
+        if progress is not None:
+            progress((done, max(total, 1)), desc=stage.replace("/", ": "))
     return report
 
 
@@ -78,30 +79,24 @@ def _project_view(project: studio.Project, muted: tuple[int, ...] = ()) -> tuple
     return rows, strip, str(project.video), status
 
 
-def _take_status(take: studio.Take, changed: tuple[int, ...]) -> str:
+def _take_status(take: studio.Take) -> str:
     rendered = take.cues - take.cues_from_cache
-    text = (f"Take {take.folder.name.split('-')[-1]} with the **{take.backend}** backend: {rendered} "
+    return (f"Take {take.folder.name.split('-')[-1]} with the **{take.backend}** backend: {rendered} "
             f"shot{'s' if rendered != 1 else ''} rendered, {take.cues_from_cache} from the cache.")
-    if changed and take.backend != "audiostory":
-        text += (f" The {take.backend} engine follows the style, the cuts and the events; "
-                 "captions and prompts steer the AudioStory backend.")
-    return text
 
 
-def build_app(settings: studio.StudioSettings) -> Any:
-    """The studio page as a gr.Blocks, with these API endpoints for scripts (`gradio_client`):
-    /dub (video, style, seed) -> dubbed video; /open_upload and /open_path (video or path, style,
-    seed) -> shots table; /render (table, backend) -> dubbed video, spectrogram, downloads, status."""
-    import gradio as gr
+class _Actions:
+    """What the page's buttons do, each a call into `dubber.studio.project`; a user's mistake comes
+    back as the CLI's one sentence (see `_user_errors`)."""
 
-    styles, backends = list(available_styles()), backend_choices()
+    def __init__(self, settings: studio.StudioSettings):
+        self.settings = settings
 
-    @_user_errors
-    def open_upload(upload: str | None, style: str, seed: Any, progress=gr.Progress()):
+    def open_upload(self, upload: str | None, style: str, seed: Any, progress: Any = None) -> tuple:
         if not upload:
             raise InputError("Choose a video file to upload first.")
         try:
-            project = studio.open_video(upload, settings, style, seed, _progress_sink(progress), link=False)
+            project = studio.open_video(upload, self.settings, style, seed, _progress_sink(progress), link=False)
         except Exception as err:
             if not is_user_error(err):
                 raise
@@ -109,76 +104,98 @@ def build_app(settings: studio.StudioSettings) -> Any:
             raise InputError(str(err).replace(str(upload), Path(upload).name)) from None
         return (project, *_project_view(project))
 
-    @_user_errors
-    def open_path(text: str, style: str, seed: Any, progress=gr.Progress()):
-        path = studio.resolve_under_root(text, settings.root)
-        project = studio.open_video(path, settings, style, seed, _progress_sink(progress))
+    def open_path(self, text: str, style: str, seed: Any, progress: Any = None) -> tuple:
+        path = studio.resolve_under_root(text, self.settings.root)
+        project = studio.open_video(path, self.settings, style, seed, _progress_sink(progress))
         return (project, *_project_view(project))
 
-    @_user_errors
-    def render(project: studio.Project | None, rows: list, backend: str, progress=gr.Progress()):
+    def render(self, project: studio.Project | None, rows: list, backend: str, progress: Any = None) -> tuple:
         if project is None:
             raise InputError("Open a video first.")
         plan, muted = studio.apply_rows(project.plan, [list(r) for r in rows])
-        changed = studio.changed_cues(project.plan, plan)
-        take = studio.render_take(project, plan, muted, backend, settings, _progress_sink(progress))
-        updated = studio.Project(folder=project.folder, video=project.video, analysis=project.analysis,
-                                 plan=plan, thumbnails=project.thumbnails, takes=project.takes + 1)
+        take = studio.render_take(project, plan, muted, backend, self.settings, _progress_sink(progress))
+        updated = replace(project, plan=plan)
         picture = str(take.spectrogram) if take.spectrogram else None
         return (updated, _project_view(updated, muted)[0], str(take.video), picture,
-                studio.take_downloads(take), _take_status(take, changed))
+                studio.take_downloads(take), _take_status(take))
 
-    @_user_errors
-    def dub_endpoint(video: str | None, style: str, seed: Any, progress=gr.Progress()) -> str:
+    def dub(self, video: str | None, style: str, seed: Any, progress: Any = None) -> str:
         if not video:
             raise InputError("Give a video file to dub.")
-        take = studio.dub_once(video, style, seed, "auto", settings, _progress_sink(progress))
-        return str(take.video)
+        return str(studio.dub_once(video, style, seed, "auto", self.settings, _progress_sink(progress)).video)
 
+
+def _event(method: Callable) -> Callable:
+    """`method` as a Gradio event handler: a progress bar, and user mistakes shown as one sentence.
+    (Gradio finds the progress bar by a `gr.Progress()` default in the handler's own signature.)"""
+    import gradio as gr
+
+    def handler(*args: Any, progress=gr.Progress()) -> Any:
+        return method(*args, progress=progress)
+    handler.__name__ = handler.__qualname__ = method.__name__
+    return _user_errors(handler)
+
+
+def _page(settings: studio.StudioSettings) -> dict[str, Any]:
+    """The page's components, top to bottom, by name."""
+    import gradio as gr
+
+    styles, has_root = list(available_styles()), settings.root is not None
+    c: dict[str, Any] = {"project": gr.State(None)}
+    gr.Markdown(f"# dub studio\n{_INTRO}")
+    with gr.Row():
+        c["upload"] = gr.File(label="Upload a video", file_types=VIDEO_TYPES, type="filepath", elem_id="upload")
+        with gr.Column():
+            c["path"] = gr.Textbox(label=f"…or a path inside {settings.root}" if has_root else
+                                   "Open by path (start the studio with --root DIR)", interactive=has_root,
+                                   elem_id="path")
+            c["open"] = gr.Button("Open path", interactive=has_root, elem_id="open-path")
+        with gr.Column():
+            c["style"] = gr.Dropdown(styles, value=DEFAULT_STYLE, label="Style (whole film)", elem_id="style")
+            c["seed"] = gr.Number(0, label="Seed", precision=0, elem_id="seed")
+            c["backend"] = gr.Radio(backend_choices(), value="auto", label="Backend", elem_id="backend")
+    c["status"] = gr.Markdown("No video open.", elem_id="status")
+    c["strip"] = gr.Gallery(label="Shots", columns=8, height=240, object_fit="contain", allow_preview=False,
+                            elem_id="strip")
+    c["table"] = gr.Dataframe(headers=list(studio.COLUMNS), datatype=_DATATYPES, static_columns=[0, 1, 2, 3],
+                              interactive=True, wrap=False, type="array", max_height=900,
+                              label="Shots: double-click a cell to edit", column_widths=_COLUMN_WIDTHS,
+                              elem_id="shots")
+    c["render"] = gr.Button("Render changed shots", variant="primary", elem_id="render")
+    with gr.Row():
+        c["original"] = gr.Video(label="Original", interactive=False, elem_id="original")
+        c["dub"] = gr.Video(label="Dub", interactive=False, elem_id="dub")
+    c["spectrogram"] = gr.Image(label="Mix spectrogram: cuts (white), transitions (blue), events (coloured)",
+                                type="filepath", interactive=False, elem_id="spectrogram")
+    c["downloads"] = gr.File(label="Downloads: video, manifest, timelines, captions, stems",
+                             file_count="multiple", interactive=False, elem_id="downloads")
+    with gr.Column(visible=False):   # the scripting endpoint's own inputs, not part of the page
+        c["api_video"], c["api_result"] = gr.File(file_types=VIDEO_TYPES, type="filepath"), gr.File()
+        c["api_style"], c["api_seed"] = gr.Dropdown(styles, value=DEFAULT_STYLE), gr.Number(0, precision=0)
+        c["api_button"] = gr.Button()
+    return c
+
+
+def build_app(settings: studio.StudioSettings) -> Any:
+    """The studio page as a gr.Blocks, with these API endpoints for scripts (`gradio_client`):
+    /dub (video, style, seed) -> dubbed video; /open_upload and /open_path (video or path, style,
+    seed) -> shots table, picture strip, original video, status; /render (table, backend) -> table,
+    dubbed video, spectrogram, downloads, status."""
+    import gradio as gr
+
+    actions = _Actions(settings)
     with gr.Blocks(title="dub studio") as app:
-        project_state = gr.State(None)
-        gr.Markdown(f"# dub studio\n{_INTRO}")
-        with gr.Row():
-            upload = gr.File(label="Upload a video", file_types=VIDEO_TYPES, type="filepath", elem_id="upload")
-            with gr.Column():
-                path_box = gr.Textbox(label=f"…or a path inside {settings.root}" if settings.root else
-                                      "Open by path (start the studio with --root DIR)",
-                                      interactive=settings.root is not None, elem_id="path")
-                open_button = gr.Button("Open path", interactive=settings.root is not None, elem_id="open-path")
-            with gr.Column():
-                style = gr.Dropdown(styles, value=DEFAULT_STYLE, label="Style (whole film)", elem_id="style")
-                seed = gr.Number(0, label="Seed", precision=0, elem_id="seed")
-                backend = gr.Radio(backends, value="auto", label="Backend", elem_id="backend")
-        status = gr.Markdown("No video open.", elem_id="status")
-        strip = gr.Gallery(label="Shots", columns=8, height=130, object_fit="contain", allow_preview=False,
-                           elem_id="strip")
-        table = gr.Dataframe(headers=_HEADERS, datatype=_DATATYPES, static_columns=[0, 1, 2, 3],
-                             interactive=True, wrap=True, type="array", max_height=900, label="Shots: edit, then Render",
-                             column_widths=["6%", "14%", "9%", "9%", "18%", "28%", "8%", "8%", "5%"],
-                             elem_id="shots")
-        render_button = gr.Button("Render changed shots", variant="primary", elem_id="render")
-        with gr.Row():
-            original = gr.Video(label="Original", interactive=False, elem_id="original")
-            dubbed = gr.Video(label="Dub", interactive=False, elem_id="dub")
-        spectrogram = gr.Image(label="Mix spectrogram: cuts (white), transitions (blue), events (coloured)",
-                               type="filepath", interactive=False, elem_id="spectrogram")
-        downloads = gr.File(label="Downloads: video, manifest, timelines, captions, stems", file_count="multiple",
-                            interactive=False, elem_id="downloads")
-
-        opened = [project_state, table, strip, original, status]
-        upload.upload(open_upload, [upload, style, seed], opened, api_name="open_upload")
-        open_button.click(open_path, [path_box, style, seed], opened, api_name="open_path")
-        path_box.submit(open_path, [path_box, style, seed], opened, api_name=False)
-        render_button.click(render, [project_state, table, backend],
-                            [project_state, table, dubbed, spectrogram, downloads, status], api_name="render")
-
-        with gr.Column(visible=False):   # the scripting endpoint; its inputs are not part of the page
-            api_video = gr.File(file_types=VIDEO_TYPES, type="filepath")
-            api_style = gr.Dropdown(styles, value=DEFAULT_STYLE)
-            api_seed = gr.Number(0, precision=0)
-            api_result = gr.File()
-            api_button = gr.Button()
-        api_button.click(dub_endpoint, [api_video, api_style, api_seed], api_result, api_name="dub")
+        c = _page(settings)
+        opened = [c["project"], c["table"], c["strip"], c["original"], c["status"]]
+        c["upload"].upload(_event(actions.open_upload), [c["upload"], c["style"], c["seed"]], opened,
+                           api_name="open_upload")
+        c["open"].click(_event(actions.open_path), [c["path"], c["style"], c["seed"]], opened, api_name="open_path")
+        c["path"].submit(_event(actions.open_path), [c["path"], c["style"], c["seed"]], opened, api_name=False)
+        c["render"].click(_event(actions.render), [c["project"], c["table"], c["backend"]],
+                          [c["project"], c["table"], c["dub"], c["spectrogram"], c["downloads"], c["status"]],
+                          api_name="render")
+        c["api_button"].click(_event(actions.dub), [c["api_video"], c["api_style"], c["api_seed"]], c["api_result"],
+                              api_name="dub")
     return app
 
 

@@ -31,8 +31,7 @@ from ..types import DubPlan, ProgressFn, no_progress
 log = logging.getLogger(__name__)
 
 THUMB_WIDTH_PX = 160
-COLUMNS = ("shot", "thumbnail", "start", "end", "caption", "prompt", "style", "seed", "mute")
-EDITABLE_COLUMNS = ("caption", "prompt", "style", "seed", "mute")
+COLUMNS = ("shot", "picture", "start", "end", "caption", "prompt", "style", "seed", "mute")
 CUSTOM_STYLE = "custom"   # a prompt that ends with no known style's text
 
 
@@ -60,7 +59,6 @@ class Project:
     analysis: Any
     plan: DubPlan
     thumbnails: tuple[Path, ...]
-    takes: int = 0
 
 
 @dataclass(frozen=True)
@@ -196,7 +194,7 @@ def shot_label(cue: Any) -> str:
 
 def plan_rows(plan: DubPlan, fps: Fraction, thumbnail_cells: Sequence[str], muted: Sequence[int] = ()) -> list[list]:
     """The shots table: one row per cue, in COLUMNS order; `thumbnail_cells` is what the page
-    shows in the thumbnail column (one per cue)."""
+    shows in the picture column (one per cue)."""
     return [[shot_label(c), thumb, timecode(c.start_frame, fps), timecode(c.end_frame, fps), c.caption,
              c.prompt, style_of(c.prompt), c.seed, c.index in muted]
             for c, thumb in zip(plan.cues, thumbnail_cells)]
@@ -265,11 +263,6 @@ def apply_rows(plan: DubPlan, rows: Sequence[Sequence[Any]]) -> tuple[DubPlan, t
     if len(muted) == len(cues):
         raise InputError("Every shot is muted; unmute at least one to render.")
     return replace(plan, cues=tuple(cues)), tuple(muted)
-
-
-def changed_cues(before: DubPlan, after: DubPlan) -> tuple[int, ...]:
-    """Indices of the cues whose rendered sound an edit may change."""
-    return tuple(a.index for b, a in zip(before.cues, after.cues) if a != b)
 
 
 # ----------------------------------------------------------------------------- rendering a take

@@ -3,10 +3,11 @@
     from vision.captioners import get_captioner
     captions = get_captioner("clip", model="openai/clip-vit-base-patch32").caption(analysis)
 
-Registered names: "motion" (rules over motion, colour and events; no weights), "clip" (zero-shot
-tags from a CLIP/SigLIP model) and "vlm" (a sentence from a Qwen2.5-VL chat model). Importing
-this package never imports torch or transformers; the learned captioners import them when their
-weights load.
+Registered names: "motion" (words for the ear from motion and events; no weights), "clip"
+(zero-shot tags from a CLIP/SigLIP model) and "vlm" (a sentence from a Qwen2.5-VL chat model).
+"auto" picks "vlm" when its packages and weights are already on this machine, else "motion".
+Importing this package never imports torch or transformers; the learned captioners import them
+when their weights load.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from ..errors import ModelUnavailable
 from ._base import Captioner
-from ._loading import DeviceUnavailable, fetch_model
+from ._loading import DeviceUnavailable, fetch_model, resolve_model_dir
 from .clip import DEFAULT_CLIP_MODEL, ClipCaptioner, ClipOptions
 from .motion import MotionCaptioner, MotionOptions
 from .vlm import DEFAULT_VLM_MODEL, VlmCaptioner, VlmOptions
@@ -30,6 +31,23 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "vlm": ("torch", "transformers"),
 }
 DEFAULT_MODELS: dict[str, str] = {"clip": DEFAULT_CLIP_MODEL, "vlm": DEFAULT_VLM_MODEL}
+AUTO = "auto"
+CAPTIONER_CHOICES: tuple[str, ...] = (AUTO, *CAPTIONERS)  # what a user may name
+
+
+def resolve_captioner(name: str, model: str | None = None) -> str:
+    """The captioner `name` stands for: "auto" is "vlm" when torch, transformers and the vlm
+    weights (`model`, or the default) are already on this machine, else "motion". Nothing is
+    downloaded and torch is not imported; other names stand for themselves."""
+    if name != AUTO:
+        return name
+    if _missing_packages("vlm"):
+        return "motion"
+    try:
+        resolve_model_dir(model or DEFAULT_VLM_MODEL, what="vision-language model", example=DEFAULT_VLM_MODEL)
+    except ModelUnavailable:
+        return "motion"
+    return "vlm"
 
 
 def available_captioners() -> tuple[str, ...]:
@@ -41,7 +59,10 @@ def get_captioner(name: str, **options) -> Captioner:
     """A ready captioner.
 
     Args:
-        name: one of CAPTIONERS ("motion", "clip", "vlm").
+        name: one of CAPTIONER_CHOICES ("auto", "motion", "clip", "vlm"); "auto" as in
+            `resolve_captioner`, with the options of the captioner it picks (a `model` option
+            names the vlm weights to look for; options the motion captioner lacks are dropped
+            when it is picked).
         **options: fields of that captioner's options dataclass (MotionOptions, ClipOptions,
             VlmOptions), e.g. model="path/or/hub-id", device="cuda".
 
@@ -50,9 +71,14 @@ def get_captioner(name: str, **options) -> Captioner:
         ModelUnavailable: the captioner's packages or weights are not on this machine.
         DeviceUnavailable: the requested device or precision is not available.
     """
+    if name == AUTO:
+        name = resolve_captioner(name, options.get("model"))
+        if name == "motion":
+            known = {f.name for f in dataclasses.fields(MotionOptions)}
+            options = {k: v for k, v in options.items() if k in known}
     cls = CAPTIONERS.get(name)
     if cls is None:
-        raise ValueError(f"Unknown captioner {name!r}; choose one of {', '.join(CAPTIONERS)}.")
+        raise ValueError(f"Unknown captioner {name!r}; choose one of {', '.join(CAPTIONER_CHOICES)}.")
     missing = _missing_packages(name)
     if missing:
         raise ModelUnavailable(
@@ -89,7 +115,7 @@ def _missing_packages(name: str) -> tuple[str, ...]:
 
 
 __all__ = [
-    "CAPTIONERS", "Captioner", "ClipCaptioner", "ClipOptions", "DEFAULT_MODELS", "DeviceUnavailable",
+    "AUTO", "CAPTIONERS", "CAPTIONER_CHOICES", "Captioner", "ClipCaptioner", "ClipOptions", "DEFAULT_MODELS", "DeviceUnavailable",
     "MotionCaptioner", "MotionOptions", "SoundTag", "TAG_NAMES", "VOCABULARY", "VlmCaptioner", "VlmOptions",
-    "available_captioners", "download", "get_captioner",
+    "available_captioners", "download", "get_captioner", "resolve_captioner",
 ]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...styles import Orchestra
-from .hitpoints import HitPoint
+from .hitpoints import HitPoint, series_spans
 from .notation import Note, Part, ShotMusic
 from .tempo_map import TempoMap, bar_numbers
 
@@ -40,6 +40,10 @@ BASS_RANGE = (36, 55)
 HARMONY_RANGE = (53, 72)
 CLEAR_BEFORE_HIT_S = 0.18   # the tune keeps quiet this long before an event it does not land on
 SNAP_S = 0.1                # a tune note this close to an event moves onto it
+RUN_FROM = 0.5              # weaker motion gets no run
+RUN_NOTES_PER_S = 9.0
+HARMONY_REST = 0.35         # share of bars the sustained harmony sits out
+FLURRY_BED = 0.5            # strength of the tremolo bed under a flurry of blows
 
 
 @dataclass(frozen=True)
@@ -106,12 +110,15 @@ def shot_energy(motion: np.ndarray, events: list[HitPoint], start_s: float, end_
 
 
 def plan_keys(count: int, orchestra: Orchestra, rng: np.random.Generator) -> list[tuple[int, str]]:
-    """(key root, mode) per shot: a new key at every cut, moving by the style's modulations."""
+    """(key root, mode) per section: a new key at every cut, moving by the style's modulations to a
+    key not heard in the last three sections."""
     root = int(rng.choice(orchestra.roots))
-    keys = []
+    keys: list[tuple[int, str]] = []
     for _ in range(count):
         keys.append((root, str(rng.choice(orchestra.modes))))
-        root = (root + int(rng.choice(orchestra.modulations))) % 12
+        recent = {k for k, _ in keys[-3:]}
+        moves = [m for m in orchestra.modulations if (root + m) % 12 not in recent] or list(orchestra.modulations)
+        root = (root + int(rng.choice(moves))) % 12
     return keys
 
 
@@ -171,6 +178,8 @@ class Composer:
                 at = float(self.tempo.beat_s[bar_beats[bar_beats.size // 2]])
                 fifth = next(m for m in range(*BASS_RANGE) if m % 12 == chord[2])
                 self._add(shot.bass, fifth, at, at + 0.45 * (end - at), velocity - 8, "bass")
+            if self.rng.random() < HARMONY_REST:
+                continue   # a bar without the pad: the tune and bass alone
             voicing = [next(m for m in range(*HARMONY_RANGE) if m % 12 == pc) for pc in chord]
             for pitch in voicing:
                 self._add(shot.harmony, pitch, start, end, int(38 + 18 * shot.energy), "harmony")
@@ -220,11 +229,14 @@ class Composer:
         hits = [e.time_s for e in events if shot.start_s <= e.time_s < shot.end_s and not e.sustained]
         if not hits:
             return
+        flurries = series_spans(events)
         kept: list[Note] = []
         for note in self.notes:
             if note.role != "melody" or not shot.start_s <= note.start_s < shot.end_s:
                 kept.append(note)
                 continue
+            if any(a - CLEAR_BEFORE_HIT_S < note.start_s < b + SNAP_S for a, b in flurries):
+                continue   # a flurry of blows belongs to the effects
             nearest = min(hits, key=lambda t: abs(t - note.start_s))
             gap = note.start_s - nearest
             if abs(gap) <= SNAP_S and nearest < note.end_s - 0.03:
@@ -240,11 +252,11 @@ class Composer:
         part = Part(program)
         upward = True
         for point in points:
-            if point.kind not in ("run", "whoosh") or point.end_s - point.time_s < 0.15:
+            if point.kind not in ("run", "whoosh") or point.end_s - point.time_s < 0.15 or point.strength < RUN_FROM:
                 continue
-            length = min(point.end_s - point.time_s, 1.2)
+            length = min(point.end_s - point.time_s, 1.0)
             tones = tones_for(point.time_s)
-            count = int(np.clip(round(length * 12), 3, min(14, len(tones))))
+            count = int(np.clip(round(length * RUN_NOTES_PER_S), 3, min(10, len(tones))))
             start = int(self.rng.integers(0, max(1, len(tones) - count)))
             run = tones[start:start + count] if upward else tones[start:start + count][::-1]
             gap = length / count
@@ -254,15 +266,15 @@ class Composer:
             upward = not upward
 
     def tremolo(self, points: list[HitPoint], chord_for, program: int) -> None:
-        """Tremolo strings held under shakes."""
+        """Tremolo strings held under shakes, and under every flurry of blows (the agitated bed
+        the blows land on, so a flurry reads as one gesture rather than a click track)."""
         part = Part(program)
-        for point in points:
-            if point.kind != "shake":
-                continue
-            end = max(point.end_s, point.time_s + 0.8)
-            for pc in chord_for(point.time_s):
+        spans = [(p.time_s, max(p.end_s, p.time_s + 0.8), p.strength) for p in points if p.kind == "shake"]
+        spans += [(a - 0.25, b + 0.4, FLURRY_BED) for a, b in series_spans(points)]
+        for start, end, strength in spans:
+            for pc in chord_for(max(start, 0.0)):
                 pitch = next(m for m in range(*HARMONY_RANGE) if m % 12 == pc)
-                self._add(part, pitch, point.time_s, end, int(50 + 40 * point.strength), "tremolo")
+                self._add(part, pitch, max(start, 0.0), end, int(40 + 50 * strength), "tremolo")
 
     def _add(self, part: Part, pitch: int, start_s: float, end_s: float, velocity: int, role: str) -> None:
         if end_s - start_s >= 0.02:

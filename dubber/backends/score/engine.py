@@ -14,10 +14,11 @@ from .compose import MODES, Composer, ShotContext, describe_shot, pick_program, 
 from .foley import event_sounds
 from .hitpoints import HitPoint, cut_points, event_points, tempo_anchors
 from .notation import Part, Room, Score
-from .tempo_map import TempoMap, build_tempo_map
+from .tempo_map import TempoMap, bar_numbers, build_tempo_map
 
 log = logging.getLogger(__name__)
 TEMPO_JITTER = 0.07     # each span's tempo wanders this fraction around the shot's tempo
+SECTION_S = 5.0         # a longer shot is written in sections of about this long, each in its own key
 
 
 def seeded(seed: int, *salt: object) -> np.random.Generator:
@@ -38,6 +39,24 @@ def shot_bounds(analysis: VideoAnalysis, total_s: float) -> list[tuple[float, fl
     starts = sorted({0.0, *(float(media.frame_time(s.start_frame)) for s in analysis.shots if s.start_frame > 0)})
     starts = [s for s in starts if s < total_s]
     return list(zip(starts, starts[1:] + [total_s]))
+
+
+def sections(shots: list[tuple[float, float]], energies: list[float], tempo: TempoMap,
+             meter: int) -> list[tuple[float, float, float]]:
+    """(start_s, end_s, energy): shots, with long ones split at the downbeat nearest every SECTION_S."""
+    bar, beat_in_bar = bar_numbers(tempo, meter)
+    downbeats = tempo.beat_s[beat_in_bar == 0]
+    out = []
+    for (start, end), energy in zip(shots, energies):
+        cuts = [start]
+        while end - cuts[-1] > 1.6 * SECTION_S:
+            wanted = cuts[-1] + SECTION_S
+            inside = downbeats[(downbeats > cuts[-1] + 0.6 * SECTION_S) & (downbeats < end - 0.5 * SECTION_S)]
+            if inside.size == 0:
+                break
+            cuts.append(float(inside[np.argmin(np.abs(inside - wanted))]))
+        out += [(a, b, energy) for a, b in zip(cuts, cuts[1:] + [end])]
+    return out
 
 
 def _tempo(analysis: VideoAnalysis, orchestra: Orchestra, shots, energies, events, total_s: float,
@@ -64,11 +83,12 @@ def compose_score(analysis: VideoAnalysis, style: str, seed: int, total_s: float
     shots = shot_bounds(analysis, total_s) or [(0.0, total_s)]
     energies = [shot_energy(motion, events, a, b, fps) for a, b in shots]
     tempo = _tempo(analysis, orchestra, shots, energies, events, total_s, rng)
-    keys = plan_keys(len(shots), orchestra, rng)
+    parts = sections(shots, energies, tempo, orchestra.meter)
+    keys = plan_keys(len(parts), orchestra, rng)
     composer = Composer(orchestra, tempo, rng)
     contexts: list[ShotContext] = []
     melody = bass = harmony = None
-    for i, ((start, end), energy, (root, mode)) in enumerate(zip(shots, energies, keys)):
+    for i, ((start, end, energy), (root, mode)) in enumerate(zip(parts, keys)):
         melody = pick_program(orchestra.busy_melody if energy > 0.5 else orchestra.melody, i, melody, rng)
         bass = pick_program(orchestra.bass, i, bass, rng)
         harmony = pick_program(orchestra.harmony, i, harmony, rng)

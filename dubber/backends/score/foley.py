@@ -13,12 +13,12 @@ from typing import Callable
 import numpy as np
 
 from ...styles import BIG_HITS, SMALL_HITS, Hit, Layer, Orchestra
-from .hitpoints import HitPoint
+from .hitpoints import SERIES_GAP_S, HitPoint
 from .notation import Note, Part
 
-SERIES_GAP_S = 0.5          # impacts closer than this form a series
 BIG_FROM_STRENGTH = 0.55
-STEP_S = 0.2                # s between footsteps, before jitter
+STEP_S = 0.27               # s between footsteps, before jitter
+FOOTSTEPS_FROM = 0.6        # weaker runs get no footsteps (the music's run carries them)
 SLIDE_S = 0.32              # a trombone slide this long falls into a landing
 DRUMS = Part(0, "fx", drums=True)
 TROMBONE = 57
@@ -60,8 +60,18 @@ def _in_series(impacts: list[HitPoint], i: int) -> tuple[bool, bool]:
     return before or after, before and not after
 
 
-def _choose(pool: tuple[Hit, ...], previous: str | None, rng: np.random.Generator) -> Hit:
-    options = [h for h in pool if h.name != previous] or list(pool)
+def _sounds(hit: Hit) -> set[tuple[int, bool]]:
+    return {(layer.program, layer.drum) for layer in hit.layers}
+
+
+def _choose(pool: tuple[Hit, ...], previous: Hit | None, rng: np.random.Generator) -> Hit:
+    """A hit from the pool sharing no instrument with the previous one of its kind (or at least
+    not the same hit), so two in a row never sound alike."""
+    if previous is None:
+        return pool[int(rng.integers(len(pool)))]
+    apart = [h for h in pool if h.register != previous.register]
+    options = [h for h in apart if not _sounds(h) & _sounds(previous)] or apart
+    options = options or [h for h in pool if h.name != previous.name] or list(pool)
     return options[int(rng.integers(len(options)))]
 
 
@@ -70,23 +80,27 @@ def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt
     """Every note of the effects stem for these hit points (cuts are ignored here)."""
     notes: list[Note] = []
     impacts = [p for p in points if p.kind == "impact"]
-    previous: dict[str, str] = {}
+    previous: dict[str, Hit] = {}
     last_shift = 0
     for point in points:
         if point.kind == "cut":
             continue
         if point.kind == "run":
-            notes += footsteps(point, orchestra, rng)
+            if point.strength >= FOOTSTEPS_FROM:
+                notes += footsteps(point, orchestra, rng)
             continue
         if point.kind == "impact":
             series, last = _in_series(impacts, impacts.index(point))
             big = last or (point.strength >= BIG_FROM_STRENGTH and not series)
-            pool = BIG_HITS if big else SMALL_HITS
+            pool = BIG_HITS + SMALL_HITS[-1:] if big else SMALL_HITS
+            if series and not last:   # uneven accents: a series of blows is not a click track
+                point = HitPoint(point.time_s, point.kind, point.strength * float(rng.uniform(0.55, 0.9)),
+                                 point.end_s, point.x)
         else:
             pool = orchestra.sounds_for(point.kind) or SMALL_HITS
         group = "impact" if point.kind == "impact" else point.kind
         hit = _choose(pool, previous.get(group), rng)
-        previous[group] = hit.name
+        previous[group] = hit
         shift = int(rng.choice([s for s in (-5, -3, -2, 0, 2, 3, 5) if s != last_shift]))
         last_shift = shift
         if point.kind == "landing":

@@ -17,6 +17,8 @@ MERGE_S = 0.06          # two events of one kind closer than this are one sound
 ANCHOR_MIN_STRENGTH = 0.25
 MIN_BEAT_S = 0.34       # anchors closer than one beat at the fastest tempo cannot both be beats
 CUT_GUARD_S = 0.34      # the first anchor keeps this far from the start of the film
+SERIES_GAP_S = 0.5      # events closer than this to the next one form a series ...
+SERIES_MIN = 3          # ... when there are at least this many
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,27 @@ def event_points(analysis: VideoAnalysis) -> list[HitPoint]:
     return points
 
 
+def series_spans(events: list[HitPoint], gap_s: float = SERIES_GAP_S) -> list[tuple[float, float]]:
+    """(first, last) times of every run of SERIES_MIN or more instantaneous events each closer than
+    gap_s to the next: a flurry of blows, which the effects play and the music leaves alone."""
+    times = sorted(p.time_s for p in events if not p.sustained)
+    spans, first = [], 0
+    for i in range(1, len(times) + 1):
+        if i == len(times) or times[i] - times[i - 1] >= gap_s:
+            if i - first >= SERIES_MIN:
+                spans.append((times[first], times[i - 1]))
+            first = i
+    return spans
+
+
 def tempo_anchors(cuts: list[HitPoint], events: list[HitPoint]) -> list[float]:
     """Times (s) a beat must fall on: every cut, then the strongest instantaneous events that keep
-    at least MIN_BEAT_S from every anchor already taken (strongest first)."""
+    at least MIN_BEAT_S from every anchor already taken (strongest first). Inside a series of
+    blows only its first and last are candidates: the music does not tick along with the flurry."""
     taken = [p.time_s for p in cuts]
-    candidates = [p for p in events if p.kind in ANCHOR_KINDS and p.strength >= ANCHOR_MIN_STRENGTH]
+    inner = {t for a, b in series_spans(events) for t in (p.time_s for p in events) if a < t < b}
+    candidates = [p for p in events if p.kind in ANCHOR_KINDS and p.strength >= ANCHOR_MIN_STRENGTH
+                  and p.time_s not in inner]
     for point in sorted(candidates, key=lambda p: (-p.strength, p.time_s)):
         if point.time_s >= CUT_GUARD_S and all(abs(point.time_s - t) >= MIN_BEAT_S for t in taken):
             taken.append(point.time_s)

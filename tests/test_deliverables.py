@@ -1,0 +1,509 @@
+"""Deliverables an editor can trust: every frame kept, all-or-nothing outputs, no overwrites, one
+sentence for every user error, nothing left behind. Each test runs the real `dub` command on
+media generated here and checks what a user sees."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from tests.dub_cli import decode_track, dub_env, ffmpeg, run_dub, snapshot
+
+FPS = 24
+FRAMES = 144
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict[str, Path]:
+    """A 6 s, 24 fps clip with sound, and the same clip as trims and camera files leave it."""
+    folder = tmp_path_factory.mktemp("media")
+    base = folder / "base.mp4"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size=160x90:rate={FPS}", "-f", "lavfi", "-i", "sine=f=440:sample_rate=48000",
+           "-t", "6", "-c:v", "libx264", "-g", "12", "-pix_fmt", "yuv420p", "-c:a", "aac", str(base))
+    made = {"base": base}
+    # Picture 1 s after the sound: what trims and many camera files look like.
+    made["late_picture"] = folder / "late picture.mp4"
+    ffmpeg("-itsoffset", "1.0", "-i", str(base), "-i", str(base), "-map", "0:v", "-map", "1:a", "-c", "copy",
+           str(made["late_picture"]))
+    # A lossless trim: the MP4 keeps the pictures before 1.3 s that the edit list hides.
+    made["edit_list"] = folder / "edit list.mp4"
+    ffmpeg("-ss", "1.3", "-i", str(base), "-c", "copy", str(made["edit_list"]))
+    # Broadcast timestamps: the file starts at 3600 s (01:00:00:00).
+    made["timecode_mkv"] = folder / "broadcast.mkv"
+    ffmpeg("-i", str(base), "-c", "copy", "-output_ts_offset", "3600", str(made["timecode_mkv"]))
+    return made
+
+
+def _shown_pictures(path: Path) -> tuple[int, str]:
+    """(count, sha256) of the video packets a player shows (edit-list pre-roll left out)."""
+    digest, count = hashlib.sha256(), 0
+    with av.open(str(path)) as container:
+        for packet in container.demux(container.streams.video[0]):
+            if packet.size and not packet.is_discard:
+                digest.update(bytes(packet))
+                count += 1
+    return count, digest.hexdigest()
+
+
+def _first_times(path: Path) -> tuple[float, float]:
+    """(first picture's time, first dub sample's time) in seconds, as a player places them."""
+    with av.open(str(path)) as container:
+        video = next(f for f in container.decode(container.streams.video[0]))
+    with av.open(str(path)) as container:
+        audio = next(f for f in container.decode(container.streams.audio[0]))
+    return float(video.time), float(audio.time)
+
+
+def _one_sentence(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line.startswith("dub: ") and "backend:" not in line]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def _copy(src: Path, folder: Path, name: str | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copyfile(src, folder / (name or src.name)))
+
+
+# ----------------------------------------------------------------------------- 1. every frame kept
+
+@pytest.mark.parametrize("name", ["late_picture", "edit_list", "timecode_mkv"])
+def test_every_picture_is_kept_whatever_the_stream_start(media, name, tmp_path):
+    src = _copy(media[name], tmp_path / "in")
+    before = _shown_pictures(src)
+    proc = run_dub([src, "-o", tmp_path / f"out{src.suffix}"], dub_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / f"out{src.suffix}"
+    assert _shown_pictures(out) == before
+    assert before[0] == (FRAMES if name != "edit_list" else 112)
+    picture_s, dub_s = _first_times(out)
+    # The dub starts with the first picture, not with the file (the AAC encoder's 1024-sample priming aside).
+    assert abs(picture_s - dub_s) <= 1024 / 48000 + 0.001
+
+
+# ----------------------------------------------------------------------------- 2. all or nothing
+
+_CUT_SHORT = """
+import os, sys
+import dubber.atomic as atomic
+real = os.replace
+def replace(src, dst, *a, **k):
+    if str(dst).endswith("out.json"):
+        os._exit(9)            # killed between publishing the video and the manifest
+    return real(src, dst, *a, **k)
+atomic.os = type(os)("os_with_a_kill")
+atomic.os.__dict__.update(os.__dict__, replace=replace)
+from dubber.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_run_killed_while_publishing_is_completed_by_the_rerun(media, tmp_path):
+    src = _copy(media["base"], tmp_path / "in")
+    args = [str(src), "-o", str(tmp_path / "out.mp4"), "--timeline"]
+    env = dub_env(tmp_path)
+    killed = subprocess.run([sys.executable, "-c", _CUT_SHORT, *args], env=env, capture_output=True, text=True,
+                            timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert killed.returncode == 9, killed.stderr
+    assert (tmp_path / "out.mp4").is_file() and not (tmp_path / "out.json").exists()
+    rerun = run_dub(args, env)
+    assert rerun.returncode == 0, rerun.stderr
+    manifest = json.loads((tmp_path / "out.json").read_text())
+    assert manifest["outputs"]["video"] == "out.mp4" and (tmp_path / manifest["outputs"]["otio"]).is_file()
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]   # no temporary, no commit record
+
+
+_DISK_FULL_AT_THE_END = """
+import errno, os, sys
+import dubber.atomic as atomic
+def fsync(fd):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))   # the first text file: captions, after video and WAVs
+atomic.os = type(os)("os_with_a_full_disk")
+atomic.os.__dict__.update(os.__dict__, fsync=fsync)
+from dubber.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_failure_late_in_export_leaves_no_output(media, tmp_path):
+    src = _copy(media["base"], tmp_path / "in")
+    proc = subprocess.run([sys.executable, "-c", _DISK_FULL_AT_THE_END, str(src), "-o", str(tmp_path / "out" / "v.mp4"),
+                           "--timeline"], env=dub_env(tmp_path), capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 2
+    assert "is full" in _one_sentence(proc.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dub-cache", "in"]   # not even the folder it made
+
+
+# ----------------------------------------------------------------------------- 3. no overwrites
+
+def test_stems_never_replace_existing_files_or_inputs(media, tmp_path):
+    folder = tmp_path / "work"
+    src = _copy(media["base"], folder, "music.wav.mp4")
+    keep = folder / "a.music.wav"
+    keep.write_bytes(b"an editor's own file")
+    env = dub_env(tmp_path)
+    proc = run_dub([src, "-o", folder / "a.mp4", "--stems", folder], env)
+    assert proc.returncode == 2 and "--force" in _one_sentence(proc.stderr)
+    assert keep.read_bytes() == b"an editor's own file"
+    assert sorted(p.name for p in folder.iterdir()) == ["a.music.wav", "music.wav.mp4"]   # nothing else
+    # Two videos, one stems folder: each video's stems carry its name.
+    for name in ("b", "c"):
+        assert run_dub([src, "-o", folder / f"{name}.mp4", "--stems", folder], env).returncode == 0
+    assert {f"{v}.{s}.wav" for v in "bc" for s in ("mix", "music", "fx")} <= {p.name for p in folder.iterdir()}
+
+
+# ----------------------------------------------------------------------------- 4. one sentence, exit 2
+
+def _plan_variant(tmp_path: Path, src: Path, env: dict, name: str, edit) -> Path:
+    base = tmp_path / "plan.json"
+    if not base.exists():
+        assert run_dub(["plan", src, "-o", base], env).returncode == 0
+    path = tmp_path / f"{name}.plan.json"
+    edit(json.loads(base.read_text()), path)
+    return path
+
+
+def _write_json(data, path: Path, encoding: str = "utf-8") -> None:
+    path.write_text(json.dumps(data), encoding=encoding)
+
+
+PLAN_EDITS = {
+    "rate": (lambda d, p: _write_json({**d, "sample_rate": 44100}, p), "48000 Hz"),
+    "style": (lambda d, p: _write_json({**d, "style": "polka-disco"}, p), "polka-disco"),
+    "nested": (lambda d, p: p.write_text("[" * 100_000 + "]" * 100_000), "nested too deeply"),
+    "seed": (lambda d, p: _write_json({**d, "seed": 2**63}, p), "2**63-1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLAN_EDITS))
+def test_a_bad_plan_is_one_sentence(media, tmp_path, case):
+    src = _copy(media["base"], tmp_path / "in")
+    env = dub_env(tmp_path)
+    edit, words = PLAN_EDITS[case]
+    plan = _plan_variant(tmp_path, src, env, case, edit)
+    proc = run_dub(["render", src, "--plan", plan, "-o", tmp_path / "out.mp4"], env)
+    assert proc.returncode == 2 and words in _one_sentence(proc.stderr)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_plan_saved_with_a_byte_order_mark_is_read(media, tmp_path):
+    src = _copy(media["base"], tmp_path / "in")
+    env = dub_env(tmp_path)
+    plan = _plan_variant(tmp_path, src, env, "bom", lambda d, p: _write_json(d, p, encoding="utf-8-sig"))
+    assert plan.read_bytes().startswith(b"\xef\xbb\xbf")
+    proc = run_dub(["render", src, "--plan", plan, "-o", tmp_path / "out.mp4"], env)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("seed", ["-5", str(2**63), "1.5"])
+def test_a_seed_out_of_range_is_one_sentence(media, tmp_path, seed):
+    src = _copy(media["base"], tmp_path / "in")
+    proc = run_dub([src, "--seed", seed, "-o", tmp_path / "out.mp4"], dub_env(tmp_path))
+    assert proc.returncode == 2 and "seed" in _one_sentence(proc.stderr)
+
+
+def test_the_largest_seed_makes_a_timeline(media, tmp_path):
+    src = _copy(media["base"], tmp_path / "in")
+    proc = run_dub([src, "--seed", str(2**63 - 1), "--timeline", "-o", tmp_path / "out.mp4"], dub_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "out.json").read_text())["seeds"]["base"] == 2**63 - 1
+
+
+@contextlib.contextmanager
+def _small_disk(folder: Path, size: str):
+    """A tiny tmpfs at `folder` where mounting is allowed (root on Linux), else None."""
+    folder.mkdir()
+    mounted = sys.platform == "linux" and shutil.which("mount") is not None and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True).returncode == 0
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+def _fill_limit() -> None:
+    """In the child: files may not grow past 200 kB (a full disk, as the writer sees it)."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+
+def test_a_full_disk_is_one_sentence_and_leaves_nothing(media, tmp_path):
+    src = _copy(media["base"], tmp_path / "in")
+    before = snapshot(tmp_path / "in")
+    env = dub_env(tmp_path)
+    with _small_disk(tmp_path / "small", "300k") as mounted:
+        out = tmp_path / "small" / "out.mp4"
+        args = [*__import__("tests.dub_cli", fromlist=["dub_command"]).dub_command(), str(src), "-o", str(out),
+                "--stems", str(tmp_path / "small" / "stems")]
+        proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                              preexec_fn=None if mounted else _fill_limit)
+        assert proc.returncode == 2, proc.stderr
+        sentence = _one_sentence(proc.stderr)
+        assert ("is full" in sentence) if mounted else ("too large" in sentence.lower() or "is full" in sentence)
+        assert list((tmp_path / "small").iterdir()) == []
+    assert snapshot(tmp_path / "in") == before
+
+
+def test_a_full_tmpdir_does_not_matter(media, tmp_path):
+    src = _copy(media["base"], tmp_path / "in")
+    with _small_disk(tmp_path / "tmp", "4k") as mounted:
+        tmpdir = tmp_path / "tmp" if mounted else tmp_path / "tmp-missing"
+        proc = run_dub([src, "-o", tmp_path / "out.mp4", "--stems", tmp_path / "st"],
+                       dub_env(tmp_path, TMPDIR=str(tmpdir)))
+        assert proc.returncode == 0, proc.stderr
+        if mounted:
+            assert list(tmpdir.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- 7. paths
+
+def test_a_symlinked_input_writes_next_to_the_link(media, tmp_path):
+    real = _copy(media["base"], tmp_path / "library", "clip.mp4")
+    link_dir = tmp_path / "project"
+    link_dir.mkdir()
+    (link_dir / "clip.mp4").symlink_to(real)
+    proc = run_dub([link_dir / "clip.mp4"], dub_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(link_dir / "clip.dub.mp4") and (link_dir / "clip.dub.mp4").is_file()
+    assert sorted(p.name for p in real.parent.iterdir()) == ["clip.mp4"]
+
+
+# ----------------------------------------------------------------------------- 9. captions
+
+def test_a_caption_cannot_forge_subtitle_cues(media, tmp_path):
+    src = _copy(media["base"], tmp_path / "in")
+    env = dub_env(tmp_path)
+    forged = "a door\n\n2\n00:00:01,000 --> 00:00:05,000\nFORGED"
+
+    def edit(data, path):
+        data["cues"][0]["caption"] = forged
+        _write_json(data, path)
+
+    plan = _plan_variant(tmp_path, src, env, "forged", edit)
+    proc = run_dub(["render", src, "--plan", plan, "--timeline", "-o", tmp_path / "out.mp4"], env)
+    assert proc.returncode == 0, proc.stderr
+    cues = len(json.loads(plan.read_text())["cues"])
+    srt = tmp_path / "out.srt"
+    read_back = subprocess.run([__import__("imageio_ffmpeg").get_ffmpeg_exe(), "-v", "error", "-i", str(srt),
+                                "-f", "srt", "-"], capture_output=True, text=True, check=True).stdout
+    assert read_back.count(" --> ") <= cues and "FORGED" in read_back
+    assert read_back.split("\n\n")[0].count("-->") == 1   # the forged line stays inside the first caption
+
+
+# ----------------------------------------------------------------------------- 5. nothing left behind
+
+_SLOW_FFMPEG = """import os, sys, time
+if any(arg.endswith(".partial.mp4") for arg in sys.argv[1:]):   # the mux: hold it
+    with open(os.environ["MUX_STARTED"], "w") as note:
+        note.write(str(os.getpid()))
+    time.sleep(120)
+real = os.environ["REAL_FFMPEG"]
+os.execv(real, [real, *sys.argv[1:]])
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")   # a zombie no one has reaped yet is dead too
+
+
+def _start_held_mux(tmp_path: Path, src: Path) -> tuple[subprocess.Popen, int, dict]:
+    import imageio_ffmpeg
+
+    wrapper = tmp_path / "slow-ffmpeg"
+    wrapper.write_text(f"#!{sys.executable}\n{_SLOW_FFMPEG}")
+    wrapper.chmod(0o755)
+    started = tmp_path / "mux-started"
+    env = dub_env(tmp_path, DUB_FFMPEG=str(wrapper), REAL_FFMPEG=imageio_ffmpeg.get_ffmpeg_exe(),
+                  MUX_STARTED=str(started))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = subprocess.Popen([*__import__("tests.dub_cli", fromlist=["dub_command"]).dub_command(), str(src),
+                             "-o", str(out_dir / "v.mp4"), "--stems", str(out_dir / "st")],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(1200):
+        if started.exists() and started.read_text():
+            return proc, int(started.read_text()), env
+        if proc.poll() is not None:
+            pytest.fail(f"dub ended before its mux: {proc.communicate()}")
+        __import__("time").sleep(0.1)
+    proc.kill()
+    pytest.fail("the mux never started")
+
+
+def _wait_gone(pid: int) -> bool:
+    for _ in range(100):
+        if _gone(pid):
+            return True
+        __import__("time").sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a child's death with its parent is a Linux feature (prctl)")
+def test_kill_9_during_the_mux_takes_ffmpeg_along_and_the_rerun_sweeps_up(media, tmp_path):
+    src = _copy(media["base"], tmp_path / "in")
+    proc, ffmpeg_pid, env = _start_held_mux(tmp_path, src)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert _wait_gone(ffmpeg_pid)
+    leftovers = [p for p in (tmp_path / "out").rglob(".*") if p.is_file()]
+    assert leftovers   # a killed process cannot clean up after itself ...
+    env.pop("DUB_FFMPEG")
+    rerun = run_dub([src, "-o", tmp_path / "out" / "v.mp4", "--stems", tmp_path / "out" / "st"], env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not [p for p in (tmp_path / "out").rglob(".*") if p.is_file()]   # ... the next run does
+
+
+def test_sigterm_during_the_mux_ends_cleanly(media, tmp_path):
+    import signal
+
+    src = _copy(media["base"], tmp_path / "in")
+    proc, ffmpeg_pid, _ = _start_held_mux(tmp_path, src)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and "Traceback" not in stderr
+    assert "interrupted" in stderr.strip().splitlines()[-1]
+    assert _wait_gone(ffmpeg_pid)
+    assert list((tmp_path / "out").iterdir()) == []   # no temporary, not even the stems folder
+
+
+# ----------------------------------------------------------------------------- 10, 11. timelines
+
+FCP_RATES = {"1001/24000s", "25/600s", "1/25s", "1001/30000s", "100/3000s", "1/50s", "1001/60000s", "1/60s"}
+
+
+@pytest.fixture(scope="module")
+def rated_clips(tmp_path_factory, sample_vfr) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("rates")
+    clips = {"vfr": _copy(sample_vfr[0], folder, "vfr clip.mp4")}
+    for rate in ("24000/1001", "25", "30000/1001", "1199/50"):
+        clip = folder / f"at {rate.replace('/', '-')}.mp4"
+        ffmpeg("-f", "lavfi", "-i", f"testsrc=size=160x90:rate={rate}", "-f", "lavfi", "-i", "sine=sample_rate=48000",
+               "-t", "3", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip))
+        clips[rate] = clip
+    return clips
+
+
+@pytest.mark.parametrize("rate", ["24000/1001", "25", "30000/1001", "1199/50", "vfr"])
+def test_fcpxml_is_written_and_well_formed_at_any_rate(rated_clips, rate, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    src = _copy(rated_clips[rate], tmp_path / "in")
+    out = tmp_path / "out" / "cut.mp4"
+    proc = run_dub([src, "-o", out, "--timeline"], dub_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    root = ET.parse(out.with_suffix(".fcpxml")).getroot()
+    formats = {f.get("id"): f.get("frameDuration") for f in root.iter("format")}
+    sequence = root.find(".//sequence")
+    assert formats[sequence.get("format")] in FCP_RATES
+    assert root.find(".//project").get("name") == f"{src.stem} dub"   # named after the input, not "dub"
+    conformed = [line for line in proc.stderr.splitlines() if "nearest rate Final Cut accepts" in line]
+    assert len(conformed) == (0 if rate in ("24000/1001", "25", "30000/1001") else 1)
+    if rate == "1199/50":
+        picture = next(a for a in root.iter("asset") if a.get("hasVideo") == "1")
+        assert formats[picture.get("format")] == "50/1199s"           # the video keeps its own rate
+    # Each audio clip ends within one project frame of where its cue ends in real time.
+    frame_s = float(Fraction(formats[sequence.get("format")].removesuffix("s")))
+    plan = json.loads(out.with_suffix(".json").read_text())["plan"]
+    ends = sorted({float(sum(Fraction(c.get(k, "0s").removesuffix("s") or 0) for k in ("offset", "duration")))
+                   for c in root.iter("clip") if c.get("lane")})
+    last_cue_end_s = plan["total_samples"] / plan["sample_rate"]
+    assert abs(ends[-1] - last_cue_end_s) <= frame_s
+
+
+def test_timelines_have_a_track_per_stem_and_the_original_only_when_kept(media, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    import opentimelineio as otio
+
+    src = _copy(media["base"], tmp_path / "in", "reel 7.mp4")
+    env = dub_env(tmp_path)
+    for keep in (False, True):
+        out = tmp_path / ("kept" if keep else "plain") / "v.mp4"
+        proc = run_dub([src, "-o", out, "--timeline", *(["--keep-original"] if keep else [])], env)
+        assert proc.returncode == 0, proc.stderr
+        timeline = otio.adapters.read_from_file(str(out.with_suffix(".otio")))
+        assert timeline.name == "reel 7 dub"
+        assert [(t.name, t.enabled) for t in timeline.tracks] == [
+            ("V1", True), ("reel 7 original", keep), ("reel 7 music", True), ("reel 7 fx", True), ("reel 7 mix", False)]
+        stems = {t.name: t.find_clips()[0].media_reference.target_url for t in timeline.tracks[2:]}
+        assert stems["reel 7 music"].endswith("v.music.wav") and stems["reel 7 fx"].endswith("v.fx.wav")
+        root = ET.parse(out.with_suffix(".fcpxml")).getroot()
+        off = {c.get("name") for c in root.iter("clip") if c.get("enabled") == "0"}
+        assert ("original" in off) is not keep and "shot_000" in off and "shot_000_music" not in off
+
+
+# ----------------------------------------------------------------------------- 8. other streams
+
+@pytest.fixture(scope="module")
+def rich_media(media, tmp_path_factory) -> dict[str, Path]:
+    """The clip with a subtitle track and cover art (MP4), and with subtitles and a font (MKV)."""
+    folder = tmp_path_factory.mktemp("rich")
+    subs = folder / "subs.srt"
+    subs.write_text("1\n00:00:00,500 --> 00:00:02,000\nHello\n\n2\n00:00:03,000 --> 00:00:04,000\nWorld\n")
+    cover = folder / "cover.png"
+    ffmpeg("-f", "lavfi", "-i", "color=red:size=64x64", "-frames:v", "1", str(cover))
+    font = folder / "font.ttf"
+    font.write_bytes(bytes(range(256)) * 8)
+    mp4, mkv = folder / "with cover.mp4", folder / "with font.mkv"
+    ffmpeg("-i", str(media["base"]), "-i", str(subs), "-i", str(cover), "-map", "0", "-map", "1", "-map", "2",
+           "-c:v:0", "copy", "-c:a", "copy", "-c:s", "mov_text", "-c:v:1", "png", "-disposition:v:1", "attached_pic",
+           str(mp4))
+    ffmpeg("-i", str(media["base"]), "-i", str(subs), "-map", "0", "-map", "1", "-c", "copy", "-attach", str(font),
+           "-metadata:s:t", "mimetype=font/ttf", str(mkv))
+    return {"mp4": mp4, "mkv": mkv, "font": font}
+
+
+def _extras(path: Path) -> dict[str, list]:
+    """Subtitle texts, attachment bytes and cover-art pictures of a file."""
+    found: dict[str, list] = {"subtitle": [], "attachment": [], "cover": []}
+    with av.open(str(path)) as container:
+        for stream in container.streams:
+            if stream.type == "attachment":
+                found["attachment"].append(bytes(stream.data))
+            elif stream.type == "video" and stream.disposition & av.stream.Disposition.attached_pic:
+                found["cover"].append(stream.codec_context.name)
+        for stream in container.streams.subtitles:
+            found["subtitle"] += [sub.text if hasattr(sub, "text") else str(sub)
+                                  for packet in container.demux(stream) for sub in packet.decode()]
+    return found
+
+
+def test_subtitles_and_cover_art_are_kept(rich_media, tmp_path):
+    src = _copy(rich_media["mp4"], tmp_path / "in")
+    proc = run_dub([src, "-o", tmp_path / "out.mp4"], dub_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    before, after = _extras(src), _extras(tmp_path / "out.mp4")
+    assert len(after["subtitle"]) == len(before["subtitle"]) == 2 and after["cover"] == ["png"]
+    assert _shown_pictures(tmp_path / "out.mp4") == _shown_pictures(src)
+
+
+def test_an_mkv_keeps_its_attachments_and_an_mp4_says_what_it_could_not(rich_media, tmp_path):
+    src = _copy(rich_media["mkv"], tmp_path / "in")
+    env = dub_env(tmp_path)
+    kept = run_dub([src, "-o", tmp_path / "out.mkv"], env)
+    assert kept.returncode == 0, kept.stderr
+    assert _extras(tmp_path / "out.mkv")["attachment"] == [rich_media["font"].read_bytes()]
+    assert len(_extras(tmp_path / "out.mkv")["subtitle"]) == 2
+    as_mp4 = run_dub([src, "-o", tmp_path / "mp4" / "out.mp4"], env)
+    assert as_mp4.returncode == 0, as_mp4.stderr
+    said = [line for line in as_mp4.stderr.splitlines() if "font.ttf" in line]
+    assert len(said) == 1 and ".mkv" in said[0]
+    assert len(_extras(tmp_path / "mp4" / "out.mp4")["subtitle"]) == 2   # the subtitles themselves fit, as mov_text

@@ -1,0 +1,250 @@
+"""`dub studio`: the real server in a subprocess, driven with gradio_client as a script would."""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from studio_harness import SAMPLE, start_studio
+
+gradio_client = pytest.importorskip("gradio_client", reason="the studio extra is not installed "
+                                    "(pip install -e '.[ml,test]' brings it)")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+STYLE = "tom-and-jerry"
+PROMPT_COLUMN = 5
+UPLOAD_LIMIT_MB = 1   # the sample is 0.34 MB
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    server = start_studio(tmp_path_factory.mktemp("studio"), "--max-upload-mb", str(UPLOAD_LIMIT_MB))
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def client(studio, tmp_path):
+    return Client(studio.url, verbose=False, download_files=str(tmp_path / "downloads"))
+
+
+def _cue_files(cache: Path) -> dict[str, tuple[str, int]]:
+    """Every rendered cue in the cache: name -> (content hash, modification time in ns)."""
+    return {f"{p.parent.name}/{p.name}": (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in cache.glob("render/*/cue-*.npz")}
+
+
+def _cue_audio(cache: Path, name: str) -> dict[str, np.ndarray]:
+    with np.load(cache / "render" / name) as data:
+        return {k: data[k].copy() for k in data.files}
+
+
+def _cli_error(video: Path) -> str:
+    """The one-line error the `dub` command prints for this input, without its "dub: " prefix."""
+    run = subprocess.run([sys.executable, "-m", "dubber.cli", str(video), "-o", str(video.with_name("out.mp4"))],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    line = run.stderr.strip()
+    assert line.startswith("dub: ") and "\n" not in line, line
+    return line[len("dub: "):]
+
+
+def test_dub_endpoint_returns_the_sample_with_a_new_soundtrack(client):
+    from dubber.media.audio_io import decode_audio
+    import vision
+
+    out = Path(client.predict(handle_file(str(SAMPLE)), STYLE, 3, api_name="/dub"))
+
+    assert out.name == "cartoon_demo.take-001.dub.mp4"
+    media, source = vision.probe(str(out)), vision.probe(str(SAMPLE))
+    assert media.has_audio and media.frame_count == source.frame_count and media.fps == source.fps
+    audio = decode_audio(str(out), 48_000, media.total_samples(48_000))
+    assert float(np.sqrt(np.mean(np.square(audio)))) > 1e-3   # a soundtrack, not silence
+
+
+def test_editing_one_prompt_rerenders_only_that_shot(client, studio):
+    table, strip, original, status = client.predict(SAMPLE.name, STYLE, 0, api_name="/open_path")
+    assert len(table["data"]) == len(strip) == 5 and "5 shots" in status
+    first = client.predict(table, "auto", api_name="/render")
+    before = _cue_files(studio.cache)
+    kept_audio = {name: _cue_audio(studio.cache, name) for name in before}
+
+    table = first[0]
+    table["data"][2][PROMPT_COLUMN] = "A cat slips on a banana peel and lands in a tower of pots."
+    second = client.predict(table, "auto", api_name="/render")
+
+    after = _cue_files(studio.cache)
+    new = sorted(set(after) - set(before))
+    assert len(new) == 1 and Path(new[0]).name.startswith("cue-00002-"), new
+    assert all(after[name] == before[name] for name in before), "an untouched cue's cache entry changed"
+    for name, stems in kept_audio.items():   # the other shots' audio, sample for sample
+        again = _cue_audio(studio.cache, name)
+        assert stems.keys() == again.keys() and all(np.array_equal(stems[k], again[k]) for k in stems)
+    assert "1 shot rendered, 4 from the cache" in second[-1]
+    assert Path(second[1]).name != Path(first[1]).name   # a new take, so a new file for the player
+    downloads = {Path(p).name for p in second[3]}
+    assert {"cartoon_demo.take-002.dub.mp4", "cartoon_demo.take-002.dub.json", "cartoon_demo.take-002.dub.otio",
+            "cartoon_demo.take-002.dub.fcpxml"} <= downloads
+    assert any(name.endswith("mix.wav") for name in downloads) and any("music" in name for name in downloads)
+
+
+def test_a_bad_upload_gets_the_cli_one_sentence_error(client, tmp_path):
+    bad = tmp_path / "holiday.mp4"
+    bad.write_bytes(b"these bytes are no video at all\n" * 64)
+    expected = _cli_error(bad).replace(str(bad), bad.name)
+
+    with pytest.raises(AppError) as caught:
+        client.predict(handle_file(str(bad)), STYLE, 0, api_name="/open_upload")
+
+    assert str(caught.value) == expected
+    assert "Traceback" not in expected and expected.count(". ") == 0 and expected.endswith(".")
+
+
+def test_an_upload_over_the_size_limit_is_refused(client, studio, tmp_path):
+    big = tmp_path / "long.mp4"
+    big.write_bytes(SAMPLE.read_bytes() * 4)   # 1.4 MB
+
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):   # the client reads the limit
+        client.predict(handle_file(str(big)), STYLE, 0, api_name="/open_upload")
+    import httpx   # and the server enforces it against a client that does not
+
+    answer = httpx.post(f"{studio.url}gradio_api/upload", files={"files": ("long.mp4", big.read_bytes(), "video/mp4")})
+
+    assert answer.status_code == 413 and "maximum allowed size" in answer.text
+    assert not list(studio.work.glob("gradio/*/long.mp4")) and not list(studio.work.glob("projects/long-*"))
+
+
+@pytest.mark.parametrize("where", ["absolute", "dotdot", "link"])
+def test_a_path_outside_the_root_is_refused(client, studio, where):
+    if where == "absolute":
+        text = str(SAMPLE)
+    elif where == "dotdot":
+        text = "../" * 12 + str(SAMPLE).lstrip("/")
+    else:
+        link = studio.root / f"outside-{where}.mp4"
+        link.unlink(missing_ok=True)
+        link.symlink_to(SAMPLE)
+        text = link.name
+
+    with pytest.raises(AppError) as caught:
+        client.predict(text, STYLE, 0, api_name="/open_path")
+
+    message = str(caught.value)
+    assert "outside the studio's folder" in message and "\n" not in message, message
+
+
+def test_the_server_serves_its_work_folder_only(studio, client):
+    client.predict(SAMPLE.name, STYLE, 0, api_name="/open_path")
+    thumb = next(studio.work.glob("projects/*/thumbs/cue-00000.jpg"))
+
+    def status_of(path: Path) -> int:
+        try:
+            with urllib.request.urlopen(f"{studio.url}gradio_api/file={path}", timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    assert status_of(thumb) == 200
+    assert status_of(SAMPLE) == 403                                   # the user's own file, outside it
+    assert status_of(studio.root / SAMPLE.name) == 403                # even inside --root
+    assert status_of(Path(__file__)) == 403
+    assert "studio on http://127.0.0.1:" in studio.log_text()   # this machine only, unless told otherwise
+
+
+def test_starting_the_app_imports_neither_torch_nor_more_than_it_needs(tmp_path):
+    code = ("import sys; from pathlib import Path; import dubber.cli.main, dubber.studio;"
+            "assert 'gradio' not in sys.modules, 'dub studio --help must not load gradio';"
+            "from dubber.studio.app import build_app; from dubber.studio.project import StudioSettings;"
+            f"build_app(StudioSettings(work_dir=Path({str(tmp_path)!r})));"
+            "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--root", "/no/such/folder"], "is not a folder"),
+    (["--port", "70000"], "is not between 1 and 65535"),
+])
+def test_bad_studio_options_are_one_line_and_exit_2(tmp_path, args, fragment):
+    run = subprocess.run([sys.executable, "-m", "dubber.cli", "studio", "--work", str(tmp_path / "w"), *args],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and fragment in run.stderr and run.stderr.count("\n") == 1, run.stderr
+    assert not (tmp_path / "w").exists()
+
+
+# ----------------------------------------------------------------------------- edits, without the server
+
+@pytest.fixture(scope="module")
+def opened(tmp_path_factory):
+    from dubber.studio.project import StudioSettings, open_video
+
+    base = tmp_path_factory.mktemp("project")
+    settings = StudioSettings(work_dir=base / "work", cache_dir=str(base / "cache"))
+    return settings, open_video(SAMPLE, settings, STYLE, 0)
+
+
+def _rows(project):
+    from dubber.studio.project import plan_rows
+
+    return plan_rows(project.plan, project.analysis.media.fps, [str(p) for p in project.thumbnails])
+
+
+def test_a_muted_shot_is_silent_in_the_mix_and_the_others_are_not(opened):
+    import soundfile as sf
+
+    from dubber.studio.project import apply_rows, render_take
+
+    settings, project = opened
+    rows = _rows(project)
+    rows[1][-1] = True
+    plan, muted = apply_rows(project.plan, rows)
+    take = render_take(project, plan, muted, "auto", settings)
+
+    mix, sr = sf.read(take.outputs["mix"], dtype="float32", always_2d=True)
+    cue = plan.cues[1]
+    settle = int(0.1 * sr)   # the previous shot's 50 ms crossfade tail reaches into the muted one
+    assert muted == (1,)
+    assert np.max(np.abs(mix[cue.start_sample + settle:cue.end_sample])) == 0.0
+    for other in (plan.cues[0], plan.cues[2]):
+        assert np.sqrt(np.mean(np.square(mix[other.start_sample:other.end_sample]))) > 1e-3
+
+
+def test_a_style_edit_rewrites_the_prompt_and_a_bad_cell_is_one_sentence(opened):
+    from dubber.errors import InputError
+    from dubber.styles import STYLES
+    from dubber.studio.project import apply_rows
+
+    _, project = opened
+    other_style = next(name for name in STYLES if name != STYLE)
+    rows = _rows(project)
+    rows[3][6] = other_style
+    plan, _ = apply_rows(project.plan, rows)
+    assert plan.cues[3].prompt.endswith(STYLES[other_style].prompt)
+    assert plan.cues[3].prompt.startswith(project.plan.cues[3].caption)
+    assert [c for i, c in enumerate(plan.cues) if i != 3] == [c for i, c in enumerate(project.plan.cues) if i != 3]
+
+    for column, value, fragment in ((7, "loud", "Shot 2's seed 'loud' is not a whole number"),
+                                    (6, "polka", "Shot 2's style 'polka' is unknown"),
+                                    (5, "   ", "Shot 2's prompt is empty")):
+        rows = _rows(project)
+        rows[1][column] = value
+        with pytest.raises(InputError, match=fragment) as caught:
+            apply_rows(project.plan, rows)
+        assert "\n" not in str(caught.value) and str(caught.value).endswith(".")
+
+
+def test_shot_times_are_smpte_timecodes_of_the_cut_frames(opened):
+    _, project = opened
+    rows = _rows(project)
+    # The sample's cuts are at frames 68, 143, 215 and 273 of a 24000/1001 video (24 frames a second counted).
+    assert [(r[2], r[3]) for r in rows] == [("00:00:00:00", "00:00:02:20"), ("00:00:02:20", "00:00:05:23"),
+                                            ("00:00:05:23", "00:00:08:23"), ("00:00:08:23", "00:00:11:09"),
+                                            ("00:00:11:09", "00:00:14:00")]

@@ -1,0 +1,117 @@
+"""`dub studio` in a real browser: headless Chromium (Debian's chromium + chromium-driver) driven with
+selenium opens the page, loads the sample, edits a prompt, re-renders, and saves a screenshot.
+
+Where no browser is installed the test skips with the reason, except on CI, which installs one
+(.ci/run) and so must never skip it. DUB_STUDIO_SCREENSHOT=PATH also saves the screenshot there.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import pytest
+
+from studio_harness import SAMPLE, start_studio
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[ml,test]')")
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run")
+WAIT_S = 60.0
+NEW_PROMPT = "A cat slips on a banana peel and lands in a tower of pots."
+
+
+def _browser_paths() -> tuple[str, str]:
+    browser = next((p for n in ("chromium", "chromium-browser") if (p := shutil.which(n))), None)
+    driver = shutil.which("chromedriver")
+    if browser and driver:
+        return browser, driver
+    reason = ("no headless browser here: install Debian's chromium and chromium-driver "
+              "(apt-get install chromium chromium-driver)")
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the browser test, but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture()
+def page(tmp_path):
+    from selenium.webdriver.chrome.service import Service
+
+    browser, driver_path = _browser_paths()
+    server = start_studio(tmp_path / "studio")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    options.add_argument("--window-size=1400,2400")
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver, server
+    finally:
+        driver.quit()
+        server.stop()
+
+
+def _wait(what: str, condition, timeout_s: float = WAIT_S):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"the page never showed {what} within {timeout_s:.0f} s")
+
+
+def _status(driver) -> str:
+    return driver.find_element(By.ID, "status").text
+
+
+def _dub_source(driver) -> str | None:
+    players = driver.find_elements(By.CSS_SELECTOR, "#dub video")
+    return players[0].get_attribute("src") if players else None
+
+
+def test_the_page_opens_edits_and_rerenders_the_sample(page, tmp_path):
+    driver, server = page
+    started = time.perf_counter()
+    driver.get(server.url)
+    upload = _wait("the upload field", lambda: driver.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
+    print(f"first page load: {time.perf_counter() - started:.2f} s until the page is usable")
+
+    upload[0].send_keys(str(SAMPLE))
+    _wait("the opened video", lambda: "Opened" in _status(driver))
+    rows = driver.find_elements(By.CSS_SELECTOR, "#shots [role=row][data-index]")
+    pictures = driver.find_elements(By.CSS_SELECTOR, "#shots [role=row][data-index] img")
+    assert len(rows) == 5 and len(pictures) == 5                      # one row per shot, each with its picture
+    assert all(driver.execute_script("return arguments[0].naturalWidth", p) > 0 for p in pictures)
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#strip img")) == 5
+
+    driver.find_element(By.ID, "render").click()
+    first = _wait("the first take in the dub player", lambda: "Take 001" in _status(driver) and _dub_source(driver))
+
+    cell = driver.find_element(By.CSS_SELECTOR, '#shots [data-testid="cell-2-5"]')
+    ActionChains(driver).double_click(cell).perform()
+    editor = _wait("the cell editor",
+                   lambda: driver.find_elements(By.CSS_SELECTOR, "#shots textarea[aria-label='Edit cell']"))
+    editor[0].send_keys(Keys.CONTROL, "a")
+    editor[0].send_keys(NEW_PROMPT, Keys.ENTER)
+    _wait("the edited prompt", lambda: NEW_PROMPT in driver.find_element(
+        By.CSS_SELECTOR, '#shots [data-testid="cell-2-5"]').text)
+    driver.find_element(By.ID, "render").click()
+    second = _wait("the second take in the dub player", lambda: "Take 002" in _status(driver) and _dub_source(driver))
+
+    assert second != first and "take-002" in second
+    assert "1 shot rendered, 4 from the cache" in _status(driver)
+    _wait("the spectrogram", lambda: driver.find_elements(By.CSS_SELECTOR, "#spectrogram img"))
+
+    driver.execute_script("window.scrollTo(0, 0)")
+    shot = tmp_path / "studio.png"
+    driver.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("DUB_STUDIO_SCREENSHOT"):
+        shutil.copyfile(shot, os.environ["DUB_STUDIO_SCREENSHOT"])

@@ -1,0 +1,88 @@
+"""What hand-drawn cartoons do to cut and event detection, one synthetic clip per phenomenon.
+
+Each clip (samples/phenomena.py) is 3 s of 24 fps H.264 with one phenomenon planted from frame
+36 on, and its exact truth: the first frames of new shots and the transitions' frame spans.
+"""
+from __future__ import annotations
+
+import pytest
+
+import vision
+from samples.phenomena import EVENT_FRAME, PHENOMENA, write
+from vision.types import Transition
+
+HIT_KINDS = {"impact", "landing", "splash", "explosion", "flash"}
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("phenomena")
+    cache: dict[str, tuple] = {}
+
+    def get(name: str):
+        if name not in cache:
+            truth = write(name, folder / f"{name}.mp4")
+            cache[name] = (vision.analyze(folder / f"{name}.mp4", captioner=None, keyframes_per_shot=0), truth)
+        return cache[name]
+
+    return get
+
+
+def _cuts(analysis) -> list[int]:
+    return [s.start_frame for s in analysis.shots[1:]]
+
+
+@pytest.mark.parametrize("name", PHENOMENA)
+def test_shots_and_transitions_are_frame_exact(name, analysed):
+    analysis, truth = analysed(name)
+    assert _cuts(analysis) == truth["cut_frames"]
+    assert list(analysis.transitions) == [Transition(t["kind"], t["start_frame"], t["end_frame"])
+                                          for t in truth["transitions"]]
+    assert analysis.shots[-1].end_frame == truth["frame_count"]
+
+
+@pytest.mark.parametrize("name", ["smear", "splash", "pose_jump", "shake", "flicker", "occlusion"])
+def test_a_change_inside_one_shot_is_never_a_cut(name, analysed):
+    analysis, _ = analysed(name)
+    assert len(analysis.shots) == 1 and not analysis.transitions
+
+
+def test_a_smear_frame_is_a_whoosh_not_a_hit(analysed):
+    analysis, _ = analysed("smear")
+    assert not [e for e in analysis.events if e.kind in HIT_KINDS]
+    whooshes = [e for e in analysis.events if e.kind == "whoosh"]
+    assert [(e.frame, e.end_frame) for e in whooshes] == [(EVENT_FRAME, EVENT_FRAME + 2)]
+    # placed where the character is (left half, lower half of the picture), not at the centre
+    assert whooshes[0].x < 0.5 and whooshes[0].y > 0.5
+
+
+def test_film_flicker_is_neither_motion_nor_event(analysed):
+    analysis, _ = analysed("flicker")
+    assert analysis.events == ()
+    assert max(analysis.motion) < 0.5
+
+
+def test_something_covering_the_lens_is_no_contact(analysed):
+    analysis, _ = analysed("occlusion")
+    assert not [e for e in analysis.events if e.kind in HIT_KINDS]
+
+
+def test_same_palette_and_grey_cuts_are_not_events(analysed):
+    for name in ("same_palette_cut", "grey_cut"):
+        analysis, _ = analysed(name)
+        assert all(abs(e.frame - EVENT_FRAME) > 1 for e in analysis.events), analysis.events
+
+
+def test_dissolve_cue_boundary_is_the_transition_middle(analysed):
+    analysis, truth = analysed("dissolve")
+    (span,) = truth["transitions"]
+    assert _cuts(analysis) == [span["start_frame"] + (span["end_frame"] - span["start_frame"]) // 2]
+    fade, _ = analysed("fade_out")
+    assert [t.kind for t in fade.transitions] == ["fade_out"]
+
+
+def test_unknown_phenomenon_is_refused():
+    from samples.phenomena import render
+
+    with pytest.raises(ValueError, match="phenomenon"):
+        render("wobble")
