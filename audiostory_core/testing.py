@@ -39,8 +39,9 @@ if TYPE_CHECKING:
     from .pipeline import AudioStoryPipeline
 
 FUSION_HEADS = 8          # the official code fixes the fusion head count; no config file names it
-MAX_NEW_TOKENS = 256      # room for a scripted two-clip plan (~160 tokens); a random model's
-                          # free-mode attempt, which never completes a clip, stops sooner
+MAX_NEW_TOKENS = 640      # room for a scripted two-clip plan in the released reasoning layout
+                          # (~450 byte tokens); a random model's free-mode attempt, which never
+                          # completes a clip, stops there
 T5_PREFIX = "tangoflux.text_encoder."
 N_T5_VOCAB, N_AUD_VOCAB = 10, 6   # <t5_k> and <aud_k> tokens in the tiny vocabulary
 

@@ -1,4 +1,4 @@
-"""Benchmark of the whole `dub` run with the sketch backend on a synthetic 1080p video.
+"""Benchmark of the whole `dub` run with the score engine on a synthetic 1080p video.
 
     python bench/pipeline.py                    # 60 s of 1080p at 24000/1001 fps, with an audio track
     python bench/pipeline.py --duration 20 --keep-original
@@ -47,7 +47,7 @@ def _video(args: argparse.Namespace) -> Path:
 def _run(video: Path, out_dir: Path, cache: Path, args: argparse.Namespace, name: str):
     import dubber
 
-    options = dubber.DubOptions(backend="sketch", cache_dir=str(cache), keep_original=args.keep_original,
+    options = dubber.DubOptions(backend="score", cache_dir=str(cache), keep_original=args.keep_original,
                                 stems_dir=str(out_dir / f"{name}_stems") if args.stems else None)
     start = time.perf_counter()
     result = dubber.dub(video, out_dir / f"{name}.mp4", options)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     video = _video(args)
     import dubber.api  # noqa: F401  (import cost is not part of a run)
     import vision.analyze  # noqa: F401
-    import dubber.backends.sketch  # noqa: F401
+    import dubber.backends.score  # noqa: F401
     import dubber.mix  # noqa: F401
 
     with tempfile.TemporaryDirectory(prefix="dub-bench-") as tmp:

@@ -130,7 +130,9 @@ def analyze(video_path: str | os.PathLike, options: DubOptions = DubOptions(),
     return analysis
 
 
-def _analyze(path: Path, options: DubOptions, progress: ProgressFn) -> tuple[Any, str]:
+def _analyze(path: Path, options: DubOptions, progress: ProgressFn, media: Any = None) -> tuple[Any, str]:
+    """The analysis (cached per file and captioner) and its cache key; `media` is the probe of
+    this job when it has one, so the file is not probed again."""
     import vision
     from vision.types import VideoAnalysis
 
@@ -142,7 +144,7 @@ def _analyze(path: Path, options: DubOptions, progress: ProgressFn) -> tuple[Any
             return VideoAnalysis.from_dict(cached), key
         except (KeyError, TypeError, ValueError) as err:
             log.warning("Ignoring a stale cached analysis (%s).", err)
-    analysis = vision.analyze(str(path), captioner=options.captioner,
+    analysis = vision.analyze(str(path), captioner=options.captioner, media=media,
                               progress=lambda s, d, t: progress(f"analyze/{s}", d, t))
     data = analysis.to_dict()
     cache.save_json("analysis", key, data)
@@ -202,7 +204,6 @@ def resolve_backend(options: DubOptions) -> tuple[str, str]:
     Raises:
         BackendUnavailable: audiostory was asked for but its weights or torch are missing.
     """
-    from .cli.doctor import missing_weights_message
     from .backends import choose_auto, weights_status
 
     if options.backend == "auto":
@@ -221,9 +222,20 @@ def resolve_backend(options: DubOptions) -> tuple[str, str]:
             raise BackendUnavailable("The audiostory backend needs torch; install it with pip install 'dubber[ml]'.")
         found, where = weights_status(options.model)
         if not found:
-            raise BackendUnavailable(missing_weights_message(options.model, where))
+            raise BackendUnavailable(_missing_weights_message(options.model, where))
         return "audiostory", f"audiostory backend: chosen with --backend (weights in {where})"
     return options.backend, f"{options.backend} backend: chosen with --backend"
+
+
+def _missing_weights_message(model: str | None, why: str) -> str:
+    """The error sentence for `--backend audiostory` without usable weights; `why` comes from
+    `weights_status`. A folder given with --model is described, not called "not on this machine"."""
+    if model and (model.startswith((os.sep, ".", "~")) or Path(model).expanduser().exists()):
+        why = why.split(" (run ")[0]
+        return (f"{why[:1].upper()}{why[1:]}; pass --model with a complete checkpoint folder "
+                "or run `dub models download`.")
+    return (f"The AudioStory weights ({model or 'TencentARC/AudioStory-3B'}) are not on this machine; "
+            "run `dub models download` or pass --model with a checkpoint folder.")
 
 
 def _render_key(analysis: Any, analysis_key: str, plan: Any, backend_name: str, options: DubOptions) -> str:
@@ -232,6 +244,8 @@ def _render_key(analysis: Any, analysis_key: str, plan: Any, backend_name: str, 
     from dataclasses import replace
 
     model = options.model if backend_name == "audiostory" else None
+    if backend_name == "score" and options.soundfont:   # another bank, another sound
+        model = f"soundfont:{options.soundfont}"
     # The analysis key carries the input and the tool version; `render_key` adds what a backend
     # reads besides a cue's own fields (those name the cue's file): the plan's style, seed, rate
     # and instruction, and the analysis it is given (shots, events, motion).
@@ -244,7 +258,8 @@ def _render_key(analysis: Any, analysis_key: str, plan: Any, backend_name: str, 
 def _build_backend(name: str, options: DubOptions) -> Any:
     from .backends import BackendOptions, get_backend
 
-    return get_backend(name, BackendOptions(model=options.model, device=options.device, timing=options.timing))
+    return get_backend(name, BackendOptions(model=options.model, device=options.device, timing=options.timing,
+                                            soundfont=options.soundfont))
 
 
 def _render(name: str, plan: Any, analysis: Any, analysis_key: str, options: DubOptions,
@@ -253,7 +268,7 @@ def _render(name: str, plan: Any, analysis: Any, analysis_key: str, options: Dub
 
     backend = backend if backend is not None else _build_backend(name, options)
     store = _stage_cache(options).cue_store(_render_key(analysis, analysis_key, plan, name, options))
-    # Free timing, like the sketch, draws the whole soundtrack in one call.
+    # Free timing, like the score engine, draws the whole soundtrack in one call.
     whole = options.timing == "free" or backend.RENDERS_WHOLE_TIMELINE
     size = None if whole else (options.render_group or RENDER_GROUP.get(name))
     return render_cached(backend, plan, analysis, store, progress, size, whole_timeline=whole)
@@ -428,7 +443,7 @@ def dub(video_path: str | os.PathLike, out_path: str | os.PathLike | None = None
         check_container(dest.video, media)
     # 2. Analyze: shots, events, motion and captions, decoded once (cached per file).
     with run.stage("analyze"):
-        analysis, analysis_key = _analyze(path, options, run.progress)
+        analysis, analysis_key = _analyze(path, options, run.progress, media)
     # 3. Plan: one timed cue per shot, or the user's plan checked against this video.
     with run.stage("plan"):
         the_plan = _plan(analysis, analysis_key, options)

@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, replace
@@ -31,6 +30,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .atomic import atomic_output
 from .errors import InputError
 from .types import Cue, CueAudio, DubPlan, ProgressFn, RenderResult
 
@@ -92,22 +92,16 @@ def render_key(analysis: Any, plan: DubPlan, *parts: Any) -> str:
     besides a cue's own fields, which name each cue's file instead. That is every plan-level field
     (style, seed, sample rate, length, instruction: a hand-edited plan changing only these must not
     reuse the old cues) and the analysis the backend is handed (shots, events, motion drive the
-    sketch score)."""
+    score engine)."""
     plan_fields = {k: v for k, v in plan.to_dict().items() if k != "cues"}
     return settings_key("render", *parts, plan_fields, analysis.to_dict())
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary sibling and a rename."""
+    """Write `data` to `path` through the one atomic writer (a temporary sibling, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
+    with atomic_output(path) as temp:
+        temp.write_bytes(data)
 
 
 def _unlink_quietly(path: str | Path) -> None:

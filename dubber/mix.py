@@ -40,6 +40,8 @@ import pyloudnorm
 from scipy import signal
 from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
+from .ducking import Ducker
+from .ducking import duck_gain as envelope_duck_gain
 from .types import Cue, CueAudio, DubPlan, RenderResult, Soundtrack
 
 log = logging.getLogger(__name__)
@@ -53,14 +55,17 @@ MAX_LIMITER_DB = 12.0       # deepest limiting allowed; beyond it loudness falls
 OVERSAMPLE = 4              # true-peak detection rate multiple (as ITU-R BS.1770 annex 2)
 PEAK_REACH = 10             # samples either side that one interpolated value depends on
 PEAK_BLOCK = 2048           # samples per block of the lazy true-peak envelope
+BOUND_CHUNK_BLOCKS = 256    # blocks whose bounds are computed together
 LIMITER_ATTACK_MS = 5.0     # gain falls over this look-ahead before a peak
 LIMITER_RELEASE_MS = 40.0   # ... and holds, then recovers over about this long after it
+LIMITER_BLOCK = 1 << 18     # samples of limiter gain computed at a time (about 5 s at 48 kHz)
 SEAMLESS_RATIO = 1.5        # a join is seamless if it misses the prediction by <= this x the curvature
 SEAM_PROBE = 48             # samples each side of a join inspected for continuity
 DUCK_FRAME_MS = 10.0        # side-chain envelope resolution
 DUCK_ATTACK_MS = 60.0       # the bed starts dipping this long before the new track enters
 DUCK_RELEASE_MS = 400.0     # ... and comes back up over about this long after it stops
 DUCK_RANGE_DB = 40.0        # new-track frames this far under its loud parts do not duck
+BED_DUCK_THRESHOLD_DB = -12.0   # the original bed ducks fully only where the new track is within ~this of its loud level
 GATE_BLOCK_S = 0.4          # s, BS.1770 gating block
 GATE_HOP_S = 0.1            # s, ... started every 100 ms (75 % overlap)
 ABSOLUTE_GATE_LUFS = -70.0  # blocks quieter than this never count
@@ -166,7 +171,7 @@ class _PeakEnvelope:
 
     def __init__(self, audio: np.ndarray) -> None:
         self.audio = audio
-        self.sample_peak = np.abs(audio).max(axis=0).astype(np.float32)     # (n,)
+        self.sample_peak = _sample_peak(audio)                                # (n,)
         self.peaks = self.sample_peak * np.float32(max(1.0, _polyphase()[1]))
         self.bound = _block_reduce(self.sample_peak, np.maximum) * np.float32(_polyphase()[2])  # (blocks,)
         self.exact = np.zeros(self.bound.shape, dtype=bool)
@@ -179,10 +184,23 @@ class _PeakEnvelope:
         self.exact[todo] = True
         return self.peaks
 
-    def upper(self) -> np.ndarray:
-        """Per-sample upper bound of the true peak: exact where computed, else the block bound."""
-        bound = np.repeat(self.bound, PEAK_BLOCK)[:self.peaks.shape[-1]]
-        return np.where(np.repeat(self.exact, PEAK_BLOCK)[:self.peaks.shape[-1]], self.peaks, bound)
+    def upper(self, first_block: int = 0, stop_block: int | None = None) -> np.ndarray:
+        """Per-sample upper bound of the true peak over blocks [first_block, stop_block): exact
+        where computed, else the block bound."""
+        blocks = slice(first_block, stop_block)
+        a, b = first_block * PEAK_BLOCK, self.peaks.shape[-1] if stop_block is None else stop_block * PEAK_BLOCK
+        n = min(b, self.peaks.shape[-1]) - a
+        bound = np.repeat(self.bound[blocks], PEAK_BLOCK)[:n]
+        return np.where(np.repeat(self.exact[blocks], PEAK_BLOCK)[:n], self.peaks[a:a + n], bound)
+
+
+def _sample_peak(audio: np.ndarray) -> np.ndarray:
+    """Largest |sample| over channels at each sample (n,), a block at a time (no full |audio| copy)."""
+    peak = np.empty(audio.shape[-1], dtype=np.float32)
+    for start in range(0, audio.shape[-1], PEAK_BLOCK * BOUND_CHUNK_BLOCKS):
+        stop = min(start + PEAK_BLOCK * BOUND_CHUNK_BLOCKS, audio.shape[-1])
+        peak[start:stop] = np.abs(audio[:, start:stop]).max(axis=0)
+    return peak
 
 
 def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
@@ -218,11 +236,18 @@ def _weighted_true_peak(envelope: _PeakEnvelope, weight: np.ndarray,
     the largest exact peak found."""
     if spread is None:
         spread = _block_reduce(weight, np.maximum) - _block_reduce(weight, np.minimum)
-    count = envelope.bound.shape[0]
-    scaled = np.zeros(count * PEAK_BLOCK, dtype=np.float32)
-    scaled[:weight.shape[-1]] = weight * envelope.upper()
-    block_bound = scaled.reshape(count, PEAK_BLOCK).max(axis=1) + envelope.bound * spread
-    best = float((envelope.sample_peak * weight).max(initial=0.0))
+    count, n = envelope.bound.shape[0], weight.shape[-1]
+    block_bound = np.empty(count, dtype=np.float32)
+    best = 0.0
+    # A few hundred blocks at a time: the products are never as long as the film.
+    for first in range(0, count, BOUND_CHUNK_BLOCKS):
+        stop = min(first + BOUND_CHUNK_BLOCKS, count)
+        a, b = first * PEAK_BLOCK, min(stop * PEAK_BLOCK, n)
+        scaled = np.zeros((stop - first) * PEAK_BLOCK, dtype=np.float32)
+        scaled[:b - a] = weight[a:b] * envelope.upper(first, stop)
+        block_bound[first:stop] = scaled.reshape(stop - first, PEAK_BLOCK).max(axis=1)
+        best = max(best, float((envelope.sample_peak[a:b] * weight[a:b]).max(initial=0.0)))
+    block_bound += envelope.bound * spread
     for block in np.argsort(block_bound)[::-1]:
         if block_bound[block] <= best:
             break
@@ -453,17 +478,33 @@ def _peak_envelope(audio: np.ndarray, also: Sequence[np.ndarray], sr: int) -> np
 def _limiter_gain(peaks: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
     """The gain curve of `limit` for a given per-sample peak envelope (n,)."""
     ceiling = np.float32(10 ** (ceiling_db / 20))
-    need = np.minimum(np.float32(1.0), ceiling / np.maximum(peaks, np.float32(1e-12)), dtype=np.float32)
-    if need.min() >= 1.0:
-        return np.ones(peaks.shape[-1], dtype=np.float32)
+    n = peaks.shape[-1]
+    if n == 0 or ceiling / max(np.float32(peaks.max()), np.float32(1e-12)) >= 1.0:
+        return np.ones(n, dtype=np.float32)
     attack, release = int(LIMITER_ATTACK_MS * sr / 1000), int(LIMITER_RELEASE_MS * sr / 1000)
-    held = _window_filter(minimum_filter1d, need, ahead=attack, behind=release)
     kernel = np.hanning(attack + release + 3)[1:-1]
     kernel = (kernel / kernel.sum()).astype(np.float32)
-    # Weighted mean of held[i - attack .. i + release]: only values that saw the peak.
-    padded = np.pad(held, (attack, release), mode="edge")
-    gain = signal.oaconvolve(padded, kernel[::-1], mode="valid")
-    return np.minimum(gain, 1.0).astype(np.float32)
+    gain = np.empty(n, dtype=np.float32)
+    # Block by block (the window reaches only attack + release samples past a block), so the
+    # temporaries stay a block long whatever the length of the film.
+    for start in range(0, n, LIMITER_BLOCK):
+        stop = min(start + LIMITER_BLOCK, n)
+        lo, hi = max(start - attack, 0), min(stop + release, n)
+        held = _held_need(peaks, ceiling, lo, hi, attack, release)
+        # Weighted mean of held[i - attack .. i + release]: only values that saw the peak; held
+        # stays at its edge values beyond the track's ends.
+        held = np.pad(held, (lo - (start - attack), stop + release - hi), mode="edge")
+        block = signal.oaconvolve(held, kernel[::-1], mode="valid")
+        gain[start:stop] = np.minimum(block, 1.0)
+    return gain
+
+
+def _held_need(peaks: np.ndarray, ceiling: np.float32, start: int, stop: int, attack: int, release: int) -> np.ndarray:
+    """The limiter's held gain need for samples [start, stop): the least of ceiling / peak over
+    [i - release, i + attack], peaks beyond the ends repeating the end values."""
+    index = np.clip(np.arange(start - release, stop + attack), 0, peaks.shape[-1] - 1)
+    need = np.minimum(np.float32(1.0), ceiling / np.maximum(peaks[index], np.float32(1e-12)), dtype=np.float32)
+    return _window_filter(minimum_filter1d, need, ahead=attack, behind=release)[release:release + stop - start]
 
 
 @dataclass(frozen=True)
@@ -543,6 +584,14 @@ def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float, ceiling_d
     if not np.isfinite(measured):
         return LoudnessResult(audio, 0.0, np.ones(audio.shape[-1], np.float32), float("-inf"),
                               true_peak_db(audio, sr)), 0
+    # The peak envelopes are gone by the time the gained track is made: they are as long as it.
+    result, passes = _search_gain(audio, stems, sr, measured, target_lufs, ceiling_db)
+    return _with_audio(result, audio), passes
+
+
+def _search_gain(audio: np.ndarray, stems: Sequence[np.ndarray], sr: int, measured: float, target_lufs: float,
+                 ceiling_db: float) -> tuple[LoudnessResult, int]:
+    """The gain and limiter passes of normalize_loudness; the result's audio is not made."""
     tracks = _Tracks(audio, _PeakEnvelope(audio), tuple(_PeakEnvelope(stem) for stem in stems))
     gain_db = target_lufs - measured
     upper_db = gain_db + MAX_EXTRA_GAIN_DB
@@ -551,7 +600,7 @@ def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float, ceiling_d
         result = _gain_and_limit(tracks, sr, gain_db, ceiling_db - margin_db)
         too_deep = result.limiter_db > MAX_LIMITER_DB + 0.1
         if not too_deep and abs(result.lufs - target_lufs) <= LUFS_TOLERANCE and result.highest_peak_db <= ceiling_db:
-            return _with_audio(result, audio), passes
+            return result, passes
         if too_deep:
             upper_db = gain_db - (result.limiter_db - MAX_LIMITER_DB)
         elif result.highest_peak_db > ceiling_db:
@@ -569,7 +618,7 @@ def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float, ceiling_d
         result = LoudnessResult(None, result.gain_db, result.limiter_gain * trim,
                                 result.lufs + trim_db, result.true_peak_db + trim_db,
                                 result.stems_true_peak_db + trim_db)
-    return _with_audio(result, audio), passes
+    return result, passes
 
 
 # ---------------------------------------------------------------------------- mix
@@ -608,7 +657,8 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
         bed = _as_stereo(np.asarray(original, dtype=np.float32))
         if bed.shape[-1] != total:
             raise ValueError(f"original audio has {bed.shape[-1]} samples, the plan {total}")
-        duck = duck_gain(new_track, sr, options.duck_db)
+        # Envelope ducking: the bed dips under loud music and effects and lets go when they stop.
+        duck = envelope_duck_gain(new_track, sr, Ducker(depth_db=options.duck_db, threshold_db=BED_DUCK_THRESHOLD_DB))
         stems["original"] = bed * (np.float32(10 ** (options.original_gain_db / 20)) * duck)
     pre_limit = _sum(stems.values()) if original is not None else new_track
     # A lone stem is the mix itself; several can each peak above the mix where they cancel.

@@ -11,7 +11,10 @@ from typing import Any
 
 from .errors import BackendUnavailable, InputError, OutputError
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")   # what a dub is written as
+# What a watch folder takes as a video by its name (anything ffmpeg reads can be dubbed by path).
+INPUT_VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mxf", ".mts", ".m2ts", ".ts", ".mpg",
+                        ".mpeg", ".wmv", ".flv", ".3gp")
 MP4_SUFFIXES = (".mp4", ".m4v")
 # Picture codecs (ffmpeg names) an MP4 file cannot carry; the picture is copied, never re-encoded, so
 # these need a .mov or .mkv output. A deny list: decoder names vary (AV1 reads as "libdav1d").
@@ -32,7 +35,7 @@ class DubOptions:
     """Everything that shapes a run besides the input and output paths.
 
     Attributes:
-        backend: "auto", "audiostory" or "sketch".
+        backend: "auto", "audiostory" or "score".
         style: a style name from `dubber.styles` ("tom-and-jerry", "nature", ...).
         seed: base seed of every cue (same seed, same soundtrack).
         lufs: integrated loudness target in LUFS, or "ebu" (-23) / "atsc" (-24).
@@ -51,6 +54,7 @@ class DubOptions:
         plan_path: render this plan file instead of planning from the analysis.
         render_group: cues per backend call, cached as each ends (None: the backend's default).
         muted_cues: indices of cues rendered (and cached) as usual but left silent in the mix.
+        soundfont: SF2 bank for the score engine (None: its default General MIDI bank).
     """
 
     backend: str = "auto"
@@ -72,6 +76,7 @@ class DubOptions:
     plan_path: str | None = None
     render_group: int | None = None
     muted_cues: tuple[int, ...] = ()
+    soundfont: str | None = None
 
 
 def default_output_path(video_path: str | os.PathLike) -> Path:
@@ -179,7 +184,7 @@ def check_options(options: DubOptions) -> None:
         raise InputError(f"Unknown style {options.style!r}; choose one of: {', '.join(available_styles())}.")
     if options.timing not in TIMINGS:
         raise InputError(f"Unknown timing {options.timing!r}; choose one of: {', '.join(TIMINGS)}.")
-    if options.timing == "free" and options.backend == "sketch":
+    if options.timing == "free" and options.backend == "score":
         raise InputError("Free timing needs the audiostory backend; drop --timing free or use --backend audiostory.")
     if options.captioner not in CAPTIONER_CHOICES:
         raise InputError(f"Unknown captioner {options.captioner!r}; choose one of: {', '.join(CAPTIONER_CHOICES)}.")

@@ -161,7 +161,7 @@ def _shot_frame_ranges(analysis: VideoAnalysis) -> list[tuple[int, int, int]]:
 
 def _on_transition(frame: int, analysis: VideoAnalysis) -> int:
     """A shot boundary inside a dissolve or fade sits at the transition's middle frame."""
-    span = next((t for t in analysis.transitions if t.start_frame < frame < t.end_frame), None)
+    span = next((t for t in analysis.transitions if t.start_frame <= frame < t.end_frame), None)
     return frame if span is None else span.start_frame + (span.end_frame - span.start_frame) // 2
 
 

@@ -9,14 +9,20 @@ data URI: it opens offline, from a mail attachment or a USB stick, with nothing 
 """
 from __future__ import annotations
 
+import base64
+import html
 import io
+import json
 import os
 import tempfile
+from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from .errors import InputError
 
 SPECTROGRAM_FFT = 2048          # samples per analysis window (43 ms at 48 kHz)
 SPECTROGRAM_LOW_HZ = 40.0       # bottom row of the picture
@@ -153,7 +159,7 @@ def _draw_marks(draw: ImageDraw.ImageDraw, width: int, height: int, total_s: flo
             draw.polygon(((x - 5, 0), (x + 5, 0), (x, 9)), fill=colour)
     for t in onsets_s:
         if 0 <= t <= total_s:
-            draw.line((x_of(t), height - 12, x_of(t), height - 1), fill=ONSET_COLOUR + (255,), width=1)
+            draw.line((x_of(t), height - 14, x_of(t), height - 1), fill=ONSET_COLOUR + (255,), width=2)
     step_s = next(s for s in (1, 2, 5, 10, 30, 60, 300, 600, 1e9) if width / total_s * s >= 40)
     for k in range(int(total_s // step_s) + 1):
         x = x_of(k * step_s)
@@ -168,7 +174,241 @@ def write_atomically(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes it private; a page is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# ---------------------------------------------------------------------------- the review page
+THUMBS_PER_SHOT = 3
+THUMB_HEIGHT_PX = 72
+MP3_RATE = 48_000
+
+
+def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """The `dub.json` manifest at `path`.
+
+    Raises:
+        InputError: missing, not JSON, or not a dubber manifest.
+    """
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{str(file)!r} does not exist; pass the .json manifest that dub wrote beside its output.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(f"{str(file)!r} is not a readable JSON manifest; pass the .json file dub wrote.") from None
+    if not isinstance(data, dict) or not str(data.get("schema", "")).startswith("dubber.manifest/"):
+        raise InputError(f"{str(file)!r} is not a dub manifest (no dubber.manifest schema); pass the .json file dub wrote.")
+    return data
+
+
+def _outputs(manifest: Mapping[str, Any], folder: Path) -> dict[str, Path]:
+    return {role: (folder / rel).resolve() for role, rel in manifest.get("outputs", {}).items()}
+
+
+def _read_audio(path: Path) -> tuple[np.ndarray, int]:
+    import soundfile
+
+    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    return audio.T, int(rate)
+
+
+def video_audio(path: Path) -> tuple[np.ndarray, int]:
+    """The first audio track of a video as float32 (2, samples) and its rate.
+
+    Raises:
+        InputError: the file has no audio track or cannot be decoded.
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise InputError(f"{path} has no audio track to review; pass the manifest of a finished dub.")
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="fltp", layout="stereo", rate=stream.rate)
+            chunks = [out.to_ndarray() for frame in container.decode(stream) for out in resampler.resample(frame)]
+            chunks += [out.to_ndarray() for out in resampler.resample(None)]
+            return np.concatenate(chunks, axis=1).astype(np.float32), int(stream.rate)
+    except av.error.FFmpegError as err:
+        raise InputError(f"{path} cannot be decoded ({err}); pass the manifest of a finished dub.") from None
+
+
+def _mp3_uri(audio: np.ndarray, sample_rate: int) -> str:
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.clip(audio.T, -1.0, 1.0), sample_rate, format="MP3", subtype="MPEG_LAYER_III")
+    return "data:audio/mpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _png_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def thumbnails(video: Path, frames: Sequence[int], height: int = THUMB_HEIGHT_PX) -> dict[int, str]:
+    """JPEG data URIs of the given frame indices of `video` (decoded in one pass, stopping after
+    the last one wanted); empty when the video cannot be read."""
+    import av
+
+    wanted = sorted(set(int(f) for f in frames))
+    out: dict[int, str] = {}
+    if not wanted or not video.is_file():
+        return out
+    try:
+        with av.open(str(video)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for index, frame in enumerate(container.decode(stream)):
+                if index in wanted:
+                    image = frame.to_image()
+                    image = image.resize((max(1, round(image.width * height / image.height)), height))
+                    buffer = io.BytesIO()
+                    image.save(buffer, format="JPEG", quality=80)
+                    out[index] = "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+                if index >= wanted[-1]:
+                    break
+    except (av.error.FFmpegError, IndexError, OSError):
+        return out
+    return out
+
+
+def _frame_s(frame: int, fps: Fraction) -> float:
+    return float(Fraction(frame) / fps)
+
+
+def shot_figures(onsets_s: np.ndarray, events_s: list[float], marks_s: list[float], fps: Fraction) -> dict[str, Any]:
+    """Sync figures of one stretch: events hit within a frame and within 0.1 s, onsets that match nothing."""
+    from . import sound_measures as sm
+
+    frame_s = float(1 / fps)
+    matched = sm.hit_flags(np.asarray(events_s + marks_s), onsets_s) if (events_s or marks_s) else np.zeros(len(onsets_s), bool)
+    return {"events": len(events_s),
+            "hit_within_frame": int(np.sum(sm.hit_flags(onsets_s, events_s, frame_s))) if events_s else 0,
+            "hit_within_0.1s": int(np.sum(sm.hit_flags(onsets_s, events_s))) if events_s else 0,
+            "onsets": int(len(onsets_s)), "unmatched_onsets": int(np.sum(~matched))}
+
+
+def _shot_rows(manifest: Mapping[str, Any], mix: np.ndarray, sr: int, onsets_s: np.ndarray,
+               thumbs: Mapping[int, str]) -> list[str]:
+    analysis, plan = manifest["analysis"], manifest["plan"]
+    fps = Fraction(analysis["media"]["fps"])
+    captions = {c["shot_index"]: c["text"] for c in analysis.get("captions", [])}
+    prompts: dict[int, list[str]] = {}
+    for cue in plan.get("cues", []):
+        prompts.setdefault(int(cue["shot_index"]), []).append(str(cue.get("prompt", "")))
+    rows = []
+    for shot in analysis["shots"]:
+        a_s, b_s = _frame_s(shot["start_frame"], fps), _frame_s(shot["end_frame"], fps)
+        events = [e for e in analysis.get("events", []) if shot["start_frame"] <= e["frame"] < shot["end_frame"]]
+        times = [_frame_s(e["frame"], fps) - a_s for e in events]
+        local = onsets_s[(onsets_s >= a_s) & (onsets_s < b_s)] - a_s
+        spans = [(_frame_s(t["start_frame"], fps) - a_s, _frame_s(t["end_frame"], fps) - a_s)
+                 for t in analysis.get("transitions", []) if t["end_frame"] > shot["start_frame"] and t["start_frame"] < shot["end_frame"]]
+        piece = mix[:, int(round(a_s * sr)):int(round(b_s * sr))]
+        png = spectrogram_png(piece, sr, duration_s=b_s - a_s, transitions_s=spans, cuts_s=[0.0],
+                              events=[(t, e["kind"]) for t, e in zip(times, events)], onsets_s=local)
+        figures = shot_figures(local, times, [0.0], fps)
+        strip = "".join(f'<img class="thumb" alt="frame {f}" src="{thumbs[f]}">' for f in _shot_frames(shot) if f in thumbs)
+        event_list = ", ".join(f"{e['kind']} @ {_frame_s(e['frame'], fps):.2f}s ({e['strength']:.2f})" for e in events) or "none"
+        rows.append(
+            f'<section class="shot" id="shot-{shot["index"]}"><h2>Shot {shot["index"] + 1}: '
+            f'{a_s:.2f}s to {b_s:.2f}s (frames {shot["start_frame"]} to {shot["end_frame"] - 1})</h2>'
+            f'<div class="strip">{strip}</div>'
+            f'<p class="caption"><b>Caption:</b> {html.escape(captions.get(shot["index"], ""))}</p>'
+            f'<p class="prompt"><b>Prompt:</b> {html.escape(" / ".join(prompts.get(shot["index"], [])))}</p>'
+            f'<img class="spectrogram" alt="spectrogram of shot {shot["index"] + 1}" src="{_png_uri(png)}">'
+            f'<p class="sync">Events: {html.escape(event_list)}<br>'
+            f'{figures["hit_within_frame"]} of {figures["events"]} events hit within a frame, '
+            f'{figures["hit_within_0.1s"]} within 0.1 s; {figures["unmatched_onsets"]} of {figures["onsets"]} '
+            f'onsets match no event or cut.</p></section>')
+    return rows
+
+
+def _shot_frames(shot: Mapping[str, Any]) -> list[int]:
+    a, b = int(shot["start_frame"]), int(shot["end_frame"])
+    return sorted({int(round(a + (b - 1 - a) * k / max(1, THUMBS_PER_SHOT - 1))) for k in range(THUMBS_PER_SHOT)})
+
+
+PAGE_STYLE = """body{font-family:sans-serif;background:#181818;color:#e8e8e8;margin:1.5em;max-width:1400px}
+h1{font-size:1.4em}h2{font-size:1.05em;margin:.2em 0}section.shot{border-top:1px solid #444;padding:.8em 0}
+img.spectrogram{max-width:100%;display:block;margin:.4em 0}img.thumb{height:72px;margin-right:4px}
+audio{width:100%;max-width:700px}table{border-collapse:collapse}td,th{padding:2px 10px;text-align:left}
+.legend span{margin-right:1.2em}"""
+
+
+def review_html(manifest: Mapping[str, Any], folder: Path) -> str:
+    """The review page for a manifest whose files are relative to `folder`.
+
+    Raises:
+        InputError: the manifest lists no mix WAV (run dub with stems kept) or it is unreadable.
+    """
+    from . import sound_measures as sm
+
+    outputs = _outputs(manifest, folder)
+    mix_path, video_path = outputs.get("mix"), outputs.get("video")
+    if mix_path is not None and mix_path.is_file():
+        mix, sr = _read_audio(mix_path)
+    elif video_path is not None and video_path.is_file():
+        mix, sr = video_audio(video_path)   # no stems were kept: the dubbed video's own track
+    else:
+        raise InputError("Neither the mix WAV nor the dubbed video named in the manifest exists; "
+                         "review the manifest where dub wrote it, with its files beside it.")
+    analysis = manifest["analysis"]
+    fps = Fraction(analysis["media"]["fps"])
+    onsets_s = sm.onsets(mix, sr)
+    events_s = [_frame_s(e["frame"], fps) for e in analysis.get("events", [])]
+    cuts_s = [_frame_s(s["start_frame"], fps) for s in analysis["shots"] if s["start_frame"] > 0]
+    report = sm.measure(mix, sr, events_s, marks_s=cuts_s)
+    wanted = [f for shot in analysis["shots"] for f in _shot_frames(shot)]
+    video = outputs.get("video") or Path(analysis["media"].get("path", ""))
+    thumbs = thumbnails(Path(video), wanted)
+    overview = spectrogram_png(mix, sr, cuts_s=cuts_s, events=[(t, e["kind"]) for t, e in zip(events_s, analysis.get("events", []))],
+                               transitions_s=[(_frame_s(t["start_frame"], fps), _frame_s(t["end_frame"], fps))
+                                              for t in analysis.get("transitions", [])], onsets_s=onsets_s)
+    if not any(role == "mix" for role in outputs) or not outputs["mix"].is_file():
+        outputs = {**outputs, "mix (from the video)": None}
+    players = "".join(f'<p>{html.escape(role)}<br><audio controls preload="none" '
+                      f'src="{_mp3_uri(*(_read_audio(path) if path is not None else (mix, sr)))}"></audio></p>'
+                      for role, path in sorted(outputs.items(), key=lambda item: item[0])
+                      if role.startswith("mix") or role.startswith("stem:") and path.is_file())
+    render = manifest.get("render") or {}
+    figures = report.to_dict()
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in figures.items())
+    notes = "<br>".join(html.escape(str(n)) for n in render.get("notes", []))
+    legend = ("<p class='legend'><span>white line: cut</span><span>pale band: transition</span>"
+              "<span>coloured triangle: visual event (red impact, orange landing, blue splash, green whoosh)</span>"
+              "<span>green tick: detected onset</span></p>")
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>dub review: "
+            f"{html.escape(Path(str(analysis['media'].get('path', ''))).name)}</title><style>{PAGE_STYLE}</style></head><body>"
+            f"<h1>Review: {html.escape(str(analysis['media'].get('path', '')))}</h1>"
+            f"<p>Backend: {html.escape(str(render.get('backend')))}; {notes}</p>"
+            f"<h2>Whole soundtrack</h2><img class='spectrogram' alt='spectrogram of the mix' src='{_png_uri(overview)}'>{legend}"
+            f"<table>{rows}</table><h2>Listen</h2>{players}"
+            + "".join(_shot_rows(manifest, mix, sr, onsets_s, thumbs)) + "</body></html>")
+
+
+def default_review_path(manifest_path: str | os.PathLike) -> Path:
+    path = Path(manifest_path)
+    return path.with_name(f"{path.stem}.review.html")
+
+
+def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike | None = None) -> Path:
+    """Write the self-contained review page of a dub (beside the manifest unless `out_path`).
+
+    Returns:
+        The page's path.
+
+    Raises:
+        InputError: the manifest is missing or unusable (see `load_manifest`, `review_html`).
+    """
+    manifest_file = Path(manifest_path)
+    manifest = load_manifest(manifest_file)
+    target = Path(out_path) if out_path is not None else default_review_path(manifest_file)
+    write_atomically(target, review_html(manifest, manifest_file.parent).encode("utf-8"))
+    return target

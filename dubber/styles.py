@@ -52,11 +52,11 @@ TAIKO, MELODIC_TOM, REVERSE_CYMBAL, SEASHORE, BREATH, WHISTLE, TREMOLO, CELESTA 
 
 # Big hits answer strong impacts; small ones weak impacts and the inside of a fast series.
 BIG_HITS: tuple[Hit, ...] = (
-    Hit("orchestra hit", (Layer(ORCH_HIT, "chord", 4, 0.35), _drum(CRASH, 0.5, 0.5), Layer(TIMPANI, "root", 2, 0.6)), "low"),
+    Hit("orchestra hit", (Layer(ORCH_HIT, "chord", 4, 0.35), _drum(CRASH, 0.35, 0.4), Layer(TIMPANI, "root", 2, 0.6)), "low"),
     Hit("brass stab", (Layer(BRASS, "chord", 4, 0.3), _drum(SNARE), _drum(KICK))),
-    Hit("timpani and cymbal", (Layer(TIMPANI, "root", 2, 0.8), _drum(CHINA, 0.5, 0.4), _drum(KICK)), "low"),
+    Hit("timpani and tuba", (Layer(TIMPANI, "root", 2, 0.8), Layer(TUBA, "fifth", 2, 0.3, 0.9), _drum(KICK)), "low"),
     Hit("taiko boom", (Layer(TAIKO, "fixed", 3, 0.6), Layer(TUBA, "root", 2, 0.3, 0.9), _drum(SPLASH, 0.5)), "low"),
-    Hit("low brass bonk", (Layer(TROMBONE, "fifth", 3, 0.25), _drum(LOW_TOM), _drum(CRASH, 0.45, 0.5))),
+    Hit("low brass bonk", (Layer(TROMBONE, "fifth", 3, 0.25), _drum(LOW_TOM), Layer(BRASS, "top", 4, 0.2, 0.7))),
 )
 SMALL_HITS: tuple[Hit, ...] = (
     Hit("wood block", (_drum(HI_WOOD), Layer(PIZZICATO, "top", 5, 0.15, 0.8)), "high"),
@@ -133,9 +133,9 @@ STYLES: dict[str, Style] = {
             "woodwinds and brass that mickey-mouse every movement, pizzicato sneaking, "
             "xylophone runs, slide-whistle whooshes and slapstick crashes, bonks and boings.",
             "Generate a classic Tom and Jerry style soundtrack for a moment in the cartoon that includes",
-            Orchestra((96.0, 152.0), 4, ("major", "major", "mixolydian", "minor"), (0, 2, 5, 7, 10),
+            Orchestra((96.0, 140.0), 4, ("major", "major", "mixolydian", "minor"), (0, 2, 5, 7, 10),
                       (3, 4, -3, -4, 2, -2, 1, 6), (40, 73, 71, 68, 56), (13, 72, 40), (45, 58, 43),
-                      (48, 60), (13, 9, 72), (HI_WOOD, LOW_WOOD), TREMOLO, (0.35, 0.9), (30, 70)),
+                      (48, 60), (13, 9, 72), (HI_WOOD, LOW_WOOD), TREMOLO, (0.35, 0.8), (30, 70)),
         ),
         Style(
             "nature",

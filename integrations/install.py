@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import platform
-import secrets
 import shutil
 import sys
 import tomllib
@@ -67,21 +66,12 @@ def dub_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "dubber.cli"]
 
 
-def _temp_beside(target: Path) -> tuple[int, Path]:
-    """A new hidden file next to `target`, opened for writing. Mode 0o666 lets the umask decide,
-    so the installed file gets the permissions of any other new file (mkstemp would give 0600)."""
-    temp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(3)}.partial")
-    return os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666), temp
-
-
 def _write_atomic(target: Path, data: bytes) -> None:
-    fd, temp = _temp_beside(target)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
+    """Through dubber's one atomic writer: a temporary sibling (mode 0o666 less the umask), renamed."""
+    from dubber.atomic import atomic_output
+
+    with atomic_output(target) as temp:
+        temp.write_bytes(data)
 
 
 def _make_folder(folder: Path, what: str) -> Path:
@@ -123,16 +113,12 @@ def build_blender_zip(dest: Path | None = None) -> Path:
     folder = _make_folder(Path(dest) if dest is not None else Path.cwd(), "output")
     manifest = blender_manifest()
     target = folder / f"{manifest['id']}-{manifest['version']}.zip"
-    fd, temp = _temp_beside(target)
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for name in BLENDER_FILES:
-                archive.write(BLENDER_DIR / name, name)
-            archive.writestr(BLENDER_COMMAND_FILE, json.dumps({"dub": dub_command()}, indent=2) + "\n")
-        os.replace(temp, target)
-    finally:
-        Path(temp).unlink(missing_ok=True)
+    from dubber.atomic import atomic_output
+
+    with atomic_output(target) as temp, zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in BLENDER_FILES:
+            archive.write(BLENDER_DIR / name, name)
+        archive.writestr(BLENDER_COMMAND_FILE, json.dumps({"dub": dub_command()}, indent=2) + "\n")
     log.info("built %s; install it with Edit > Preferences > Get Extensions > Install from Disk", target)
     return target
 

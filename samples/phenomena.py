@@ -8,7 +8,7 @@ character, and exactly one phenomenon planted on known frames:
 - pose_jump: the character leaps to a new place and pose in one frame and stays there;
 - shake: the whole picture shakes (the camera jolts) for ten frames;
 - flicker: every frame's brightness jumps by up to 15 levels, as on old film;
-- occlusion: a dark body covers the whole lens for twelve frames, then the same shot is back;
+- occlusion: a dark wing covers the whole lens for twelve frames, then the same shot is back;
 - same_palette_cut: a hard cut between two sets drawn in one palette;
 - grey_cut: a hard cut between two black-and-white sets of close grey levels, with flicker;
 - dissolve: the first set blends linearly into the second over twelve frames;
@@ -129,7 +129,9 @@ def _frame(name: str, t: int, first: np.ndarray, second: np.ndarray, rng: np.ran
             cv2.circle(img, (int(rng.integers(0, WIDTH)), int(rng.integers(20, HEIGHT))), int(rng.integers(2, 6)),
                        (235, 245, 255), -1)
     if name == "occlusion" and 0 <= k < 12:
-        img[:] = (25, 20, 30)
+        # A dark wing over the lens: a soft shading that slides on, so no two frames repeat.
+        ramp = 18.0 + 14.0 * ((np.arange(WIDTH) + 9 * k) % WIDTH) / WIDTH
+        img[:] = np.repeat(ramp[None, :, None], HEIGHT, axis=0).astype(np.uint8)
     if name in ("flicker", "grey_cut"):
         img = np.clip(img.astype(np.int16) + int(rng.integers(-15, 16)), 0, 255).astype(np.uint8)
     if name == "dissolve" and after:

@@ -55,7 +55,9 @@ def start_studio(base: Path, *extra_args: str) -> StudioServer:
     root.mkdir(parents=True)
     shutil.copy2(SAMPLE, root / SAMPLE.name)
     port = free_port()
-    env = {**os.environ, "DUB_CACHE_DIR": str(cache), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    # An empty Hugging Face cache: which backends the page offers depends on --model alone.
+    env = {**os.environ, "DUB_CACHE_DIR": str(cache), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           "HF_HOME": str(base / "hf")}
     log = base / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

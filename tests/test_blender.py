@@ -6,8 +6,8 @@ prints the facts checked here. A stand-in `dub` writes WAVs with a tone starting
 sample, so the mixdown shows exactly where the dub landed; one test runs the real
 `dub --backend score` when it works in this environment.
 
-bpy venv: DUB_BPY_PYTHON, else <repo>/.venv-bpy/bin/python, made with
-    python3.11 -m venv .venv-bpy && .venv-bpy/bin/pip install bpy==5.0.1 "numpy<2"
+bpy venv: DUB_BPY_PYTHON, else <repo>/.venv-bpy/bin/python, else one built once into
+~/.cache/dubber-test/bpy-venv (tests/bpy_env.py; a progress line says so).
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from integrations.install import install
+from tests.bpy_env import bpy_python as find_bpy_python
 
 REPO = Path(__file__).resolve().parent.parent
 HARNESS = REPO / "tests" / "blender_harness.py"
@@ -64,15 +65,11 @@ print(json.dumps({{"event": "done", "outputs": outputs}}), flush=True)
 
 
 def bpy_python() -> str:
-    candidates = [os.environ.get("DUB_BPY_PYTHON"), REPO / ".venv-bpy" / "bin" / "python",
-                  Path("/work/main/.venv-bpy/bin/python")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            check = subprocess.run([str(candidate), "-c", "import bpy; print(bpy.app.version_string)"],
-                                   capture_output=True, text=True, timeout=120)
-            if check.returncode == 0:
-                return str(candidate)
-    pytest.fail(f"No Python with bpy was found for the Blender tests; create it with: {SETUP}", pytrace=False)
+    """The Python with bpy (see tests/bpy_env.py: built once into a cache when none is given)."""
+    python, reason = find_bpy_python()
+    if python is None:
+        pytest.skip(f"Blender tests need a Python with bpy: {reason}; or create one with: {SETUP}")
+    return python
 
 
 @pytest.fixture(scope="module")

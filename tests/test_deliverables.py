@@ -507,3 +507,59 @@ def test_an_mkv_keeps_its_attachments_and_an_mp4_says_what_it_could_not(rich_med
     said = [line for line in as_mp4.stderr.splitlines() if "font.ttf" in line]
     assert len(said) == 1 and ".mkv" in said[0]
     assert len(_extras(tmp_path / "mp4" / "out.mp4")["subtitle"]) == 2   # the subtitles themselves fit, as mov_text
+
+
+# ----------------------------------------------------------------------------- 6. watch folder
+
+def test_watch_takes_symlinks_and_ts_files_and_says_what_it_leaves(media, tmp_path):
+    root = tmp_path / "watch"
+    (root / "inbox").mkdir(parents=True)
+    library = _copy(media["base"], tmp_path / "library", "linked.mp4")
+    (root / "inbox" / "linked.mp4").symlink_to(library)
+    ffmpeg("-i", str(media["base"]), "-c", "copy", "-f", "mpegts", str(root / "inbox" / "broadcast.ts"))
+    (root / "inbox" / "notes.txt").write_text("not a video")
+    proc = run_dub(["watch", root, "--once", "--stable-s", "0.2", "--poll-s", "0.1"], dub_env(tmp_path), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (root / "output").iterdir()) == ["broadcast", "linked"]
+    assert (root / "output" / "broadcast" / "broadcast.dub.mp4").is_file()
+    assert (root / "output" / "linked" / "linked.dub.mp4").is_file() and library.is_file()
+    said = [line for line in proc.stderr.splitlines() if "notes.txt" in line]
+    assert len(said) == 1 and "video extension" in said[0]
+
+
+def test_watch_log_keeps_one_line_per_event_whatever_the_name(media, tmp_path):
+    root = tmp_path / "watch"
+    (root / "inbox").mkdir(parents=True)
+    _copy(media["base"], root / "inbox", "two\nlines.mp4")
+    proc = run_dub(["watch", root, "--once", "--stable-s", "0.2", "--poll-s", "0.1"], dub_env(tmp_path), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert all(line.startswith("dub: ") for line in proc.stderr.splitlines()), proc.stderr
+    assert any("two\\nlines.mp4" in line for line in proc.stderr.splitlines())
+
+
+def test_watch_waits_for_a_slow_copy_that_pauses(media, tmp_path):
+    root = tmp_path / "watch"
+    (root / "inbox").mkdir(parents=True)
+    data = media["base"].read_bytes()
+    repo = Path(__file__).resolve().parent.parent
+    watcher = subprocess.Popen([sys.executable, "-m", "dubber.watch", str(root), "--stable-s", "0.3", "--poll-s", "0.1"],
+                               cwd=repo, env=dub_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with open(root / "inbox" / "slow.mp4", "wb") as copy:   # a copy that stalls for 2 s half-way
+            copy.write(data[: len(data) // 2])
+            copy.flush()
+            __import__("time").sleep(2.0)
+            copy.write(data[len(data) // 2:])
+        output = root / "output" / "slow" / "slow.dub.mp4"
+        for _ in range(1200):
+            if output.is_file() and (root / "done" / "slow.mp4").is_file():
+                break
+            __import__("time").sleep(0.1)
+        assert output.is_file(), watcher.stderr.read() if watcher.poll() is not None else "no output yet"
+        assert list((root / "failed").iterdir()) == []
+        assert (root / "done" / "slow.mp4").read_bytes() == data
+        events = [json.loads(line)["event"] for line in (root / "logs" / "journal.jsonl").read_text().splitlines()]
+        assert "returned" in events   # the half copy was taken, failed, and came back when it grew
+    finally:
+        watcher.terminate()
+        watcher.communicate(timeout=30)

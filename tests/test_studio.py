@@ -158,6 +158,36 @@ def test_the_server_serves_its_work_folder_only(studio, client):
     assert "studio on http://127.0.0.1:" in studio.log_text()   # this machine only, unless told otherwise
 
 
+def _backends_offered(client: Client) -> list[str]:
+    parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/render"]["parameters"]
+    return next(p["type"]["enum"] for p in parameters if p["component"] == "Radio")
+
+
+def _torch_loaded(pid: int) -> bool:
+    return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_audiostory_is_offered_with_weights_and_loads_torch_only_when_chosen(client, tmp_path_factory):
+    pytest.importorskip("torch")
+    from audiostory_core.testing import write_tiny_checkpoint
+
+    assert "audiostory" not in _backends_offered(client)   # no weights on this machine for that server
+    tiny = write_tiny_checkpoint(tmp_path_factory.mktemp("tiny-audiostory"))
+    server = start_studio(tmp_path_factory.mktemp("studio-audiostory"), "--model", str(tiny))
+    try:
+        with_weights = Client(server.url, verbose=False, download_files=str(server.work.parent / "downloads"))
+        assert "audiostory" in _backends_offered(with_weights)
+        table = with_weights.predict(SAMPLE.name, STYLE, 0, api_name="/open_path")[0]
+        assert not _torch_loaded(server.process.pid)   # started, opened and planned without torch
+
+        status = with_weights.predict(table, "audiostory", api_name="/render")[-1]
+
+        assert "**audiostory** backend: 5 shots rendered" in status
+        assert _torch_loaded(server.process.pid)
+    finally:
+        server.stop()
+
+
 def test_starting_the_app_imports_neither_torch_nor_more_than_it_needs(tmp_path):
     code = ("import sys; from pathlib import Path; import dubber.cli.main, dubber.studio;"
             "assert 'gradio' not in sys.modules, 'dub studio --help must not load gradio';"

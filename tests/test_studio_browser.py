@@ -83,6 +83,16 @@ def test_the_page_opens_edits_and_rerenders_the_sample(page, tmp_path):
     upload = _wait("the upload field", lambda: driver.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
     print(f"first page load: {time.perf_counter() - started:.2f} s until the page is usable")
 
+    path_box = driver.find_element(By.CSS_SELECTOR, "#path textarea")
+    path_box.send_keys(str(SAMPLE))   # outside --root
+    driver.find_element(By.ID, "open-path").click()
+    toast = _wait("the refusal", lambda: [t for t in driver.find_elements(By.CSS_SELECTOR, '[data-testid="toast-body"]')
+                                         if "outside" in t.text])
+    assert f"{SAMPLE} is outside the studio's folder {server.root}; choose a video inside it." in toast[0].text
+    assert "No video open." in _status(driver)
+    toast[0].find_element(By.CSS_SELECTOR, "button").click()   # dismiss it: it stays until closed
+    path_box.send_keys(Keys.CONTROL, "a", Keys.DELETE)
+
     upload[0].send_keys(str(SAMPLE))
     _wait("the opened video", lambda: "Opened" in _status(driver))
     rows = driver.find_elements(By.CSS_SELECTOR, "#shots [role=row][data-index]")

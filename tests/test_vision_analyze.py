@@ -318,3 +318,22 @@ def test_repeats_are_skipped_at_the_picture_cadence_and_holds_still_sampled():
     native = np.zeros(20, bool)
     native[8:12] = True  # a 24p picture held 5 frames: every frame is still a sample
     assert sample_frames(native).tolist() == list(range(20))
+
+
+def test_reading_analysis_types_loads_no_video_stack():
+    code = ("import sys, vision.types, vision; "
+            "assert not {'cv2', 'av', 'scenedetect'} & set(sys.modules), sorted({'cv2', 'av', 'scenedetect'} & set(sys.modules)); "
+            "vision.analyze; assert 'cv2' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=REPO_ROOT)
+
+
+def test_analysis_cache_key_changes_with_the_analysis_version(tmp_path, monkeypatch):
+    import vision.types
+    from dubber import api
+    from dubber.options import DubOptions
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"not decoded: only the key is made")
+    before = api._analysis_key(video, DubOptions(captioner="motion"))
+    monkeypatch.setattr(vision.types, "ANALYSIS_VERSION", vision.types.ANALYSIS_VERSION + 1)
+    assert api._analysis_key(video, DubOptions(captioner="motion")) != before

@@ -86,3 +86,38 @@ def test_unknown_phenomenon_is_refused():
 
     with pytest.raises(ValueError, match="phenomenon"):
         render("wobble")
+
+
+def _plan_analysis(shots, events=(), transitions=(), frames=2250):
+    from fractions import Fraction
+
+    from vision.types import MediaInfo, Shot, VideoAnalysis
+
+    media = MediaInfo(path="toon.mp4", duration_s=frames / 30, fps=Fraction(30), frame_count=frames,
+                      width=64, height=36)
+    bounds = [*shots, frames]
+    return VideoAnalysis(media, tuple(Shot(i, a, b) for i, (a, b) in enumerate(zip(bounds, bounds[1:]))),
+                         tuple(events), (0.5,) * frames, (), transitions=tuple(transitions))
+
+
+def test_a_cue_boundary_inside_a_dissolve_moves_to_its_middle():
+    from dubber.plan import PlanOptions, make_plan
+
+    # A hand-edited analysis puts the shot boundary at the dissolve's first frame.
+    analysis = _plan_analysis([0, 300], transitions=[Transition("dissolve", 300, 330)], frames=600)
+    plan = make_plan(analysis, PlanOptions(sample_rate=48000))
+    assert [(c.start_frame, c.end_frame) for c in plan.cues] == [(0, 315), (315, 600)]
+
+
+@pytest.mark.parametrize("kind", ["whoosh", "run", "shake"])
+def test_a_long_shot_is_never_split_inside_a_sustained_event(kind):
+    from dubber.plan import PlanOptions, make_plan
+    from vision.types import VisualEvent
+
+    motion = [0.5] * 2250
+    motion[739] = motion[740] = 0.0  # the quietest moment sits inside the event...
+    analysis = _plan_analysis([0], events=[VisualEvent(700, kind, 0.9, 800)])
+    analysis = type(analysis)(analysis.media, analysis.shots, analysis.events, tuple(motion), ())
+    plan = make_plan(analysis, PlanOptions(sample_rate=48000))
+    cuts = [c.start_frame for c in plan.cues[1:]]
+    assert len(cuts) == 2 and not any(700 < cut < 800 for cut in cuts)  # ...so the split goes elsewhere

@@ -46,7 +46,7 @@ class AnalysisOptions:
 def analyze(path: str | os.PathLike, *, captioner: str | None = "motion",
             min_shot_frames: int = DEFAULT_MIN_SHOT_FRAMES, keyframes_per_shot: int = 3,
             progress: ProgressFn | None = None, captioner_options: dict[str, Any] | None = None,
-            options: AnalysisOptions = AnalysisOptions()) -> VideoAnalysis:
+            options: AnalysisOptions = AnalysisOptions(), media: MediaInfo | None = None) -> VideoAnalysis:
     """Analyse a video: shots, visual events, motion curve, keyframes and captions.
 
     Args:
@@ -58,6 +58,7 @@ def analyze(path: str | os.PathLike, *, captioner: str | None = "motion",
         progress: called as progress(stage, done, total), stage "decode" (frames) then "caption".
         captioner_options: fields of the captioner's options dataclass.
         options: finer settings; `min_shot_frames` overrides `options.cuts.min_shot_frames`.
+        media: the file's MediaInfo when the caller probed it already (a file is probed once per job).
 
     Returns:
         VideoAnalysis with `keyframes` filled (in memory only; not part of its JSON).
@@ -70,7 +71,7 @@ def analyze(path: str | os.PathLike, *, captioner: str | None = "motion",
     if keyframes_per_shot < 0:
         raise ValueError(f"keyframes_per_shot must be >= 0, got {keyframes_per_shot}")
     cut_options = dataclasses.replace(options.cuts, min_shot_frames=min_shot_frames)
-    media = probe(path)
+    media = media if media is not None else probe(path)
     # 2. Resolve the captioner.
     tagger = _captioner(captioner, captioner_options)
     report = progress or (lambda stage, done, total: None)

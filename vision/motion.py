@@ -44,6 +44,7 @@ from vision.types import Shot, VisualEvent
 
 
 MIN_HITS_PER_SHOT = 3
+COVER_LOOKAHEAD = 7  # samples after a hit in which a featureless picture means the lens was covered
 RETURN_PICTURES = 3  # a change that undoes itself within this many pictures is a transient
 HIT_KINDS = ("impact", "landing", "splash", "explosion", "flash")  # land on one frame
 NOISE_FLOOR_LEVELS = 6  # 8-bit grey levels of frame-to-frame change ignored as noise
@@ -337,18 +338,19 @@ def _dead_stop(activity: np.ndarray, shot: Shot, t: int, typical: float, options
     """Fast motion up to frame t, then a sudden drop for two frames: the stop lands at t, the
     last picture that moves (the contact drawing, held after it). Motion that only slows down
     (a dash that becomes a walk) is no stop: over two pictures its change adds up, while a held
-    picture with grain or a wobble on it stays as near to the contact drawing as one picture on."""
+    picture with grain or a wobble on it stays as near to the contact drawing as one picture on.
+    A drop to under 70 % of `stop_ratio` is a stop either way."""
     if t + 2 >= shot.end_frame or t - 2 < shot.start_frame:
         return None
     fast = max(options.fast_ratio * typical, options.fast_floor)
     before, after = activity[t - 2:t + 1], activity[t + 1:t + 3]
     if before.mean() < fast or before.min() < 0.5 * fast:
         return None
-    if after.max() > options.stop_ratio * before.mean():
+    drop = after.max() / before.mean()
+    if drop > options.stop_ratio:
         return None
-    if returns is not None and after.max() > 1e-4 and returns[t + 2, 0] > 1.5 * after.max():
-        return None
-    return t
+    slowing = returns is not None and after.max() > 1e-4 and returns[t + 2, 0] > 1.5 * after.max()
+    return None if slowing and drop > 0.7 * options.stop_ratio else t
 
 
 def _calm_again(activity: np.ndarray, shot: Shot, frame: int, typical: float, options: MotionOptions) -> int:
@@ -426,8 +428,8 @@ def thin_hits(events: list[VisualEvent], shots: tuple[Shot, ...], options: Motio
 
 def _not_covering(events: list[VisualEvent], coverage: np.ndarray | None, options: MotionOptions) -> list[VisualEvent]:
     """Drop hits whose change covers nearly the whole picture (something sweeping over the lens,
-    a swish pan) or that come from or go to a featureless picture (a body over the lens, black):
-    no contact can be seen there (the motion still reads as a whoosh).
+    a swish pan) or that come from or lead within a few frames to a featureless picture (a body
+    over the lens, black): no contact can be seen there.
 
     `coverage` holds, per sample, the share of the picture that changed and the picture's
     contrast (grey standard deviation, 0..1)."""
@@ -436,9 +438,10 @@ def _not_covering(events: list[VisualEvent], coverage: np.ndarray | None, option
     typical_contrast = float(np.median(coverage[:, 1])) if len(coverage) else 0.0
     out = []
     for e in events:
-        window = coverage[max(0, e.frame - 1):e.frame + 1]  # the change into the contact, not a shake after
-        if e.kind in HIT_KINDS and window.size and (float(window[:, 0].max()) > options.max_hit_coverage or
-                                                    float(window[:, 1].min()) < 0.3 * typical_contrast):
+        into = coverage[max(0, e.frame - 1):e.frame + 1, 0]  # the change into the contact, not a shake after
+        around = coverage[max(0, e.frame - 1):e.frame + COVER_LOOKAHEAD, 1]  # a body reaching the lens
+        if e.kind in HIT_KINDS and into.size and (float(into.max()) > options.max_hit_coverage or
+                                                  float(around.min()) < 0.3 * typical_contrast):
             continue
         out.append(e)
     return out

@@ -244,8 +244,8 @@ class CutDetector:
         picture = self._at(position)
         if picture is None or position < 1:
             return []
-        held = self._check_held(position, picture)
-        if picture.frame <= self._blend_until or not self._is_cut(position, picture):
+        held, uncovered = self._check_held(position, picture)
+        if uncovered or picture.frame <= self._blend_until or not self._is_cut(position, picture):
             return held
         change = self._cross_change(position)
         if picture.sig.flat_share >= 0.75 and not picture.sig.is_black:
@@ -274,20 +274,23 @@ class CutDetector:
         after = [p for k in range(position, position + self._after) if (p := self._at(k)) is not None]
         return min(picture_change(a.sig, b.sig) for a in before for b in after)
 
-    def _check_held(self, position: int, picture: _Picture) -> list[int]:
-        """Resolve a flat new picture: the old picture back means an occlusion, else a cut."""
+    def _check_held(self, position: int, picture: _Picture) -> tuple[list[int], bool]:
+        """Resolve a flat new picture held back as a possible occlusion: (cuts confirmed, whether
+        `picture` is the old picture uncovered). The old picture back means an occlusion; a
+        textured picture that is not the old one, or the time running out, means a cut."""
         if self._held is None:
-            return []
+            return [], False
         frame, old, change = self._held
         if picture_change(old, picture.sig) < 0.5 * change:
             log.debug("picture before frame %d is back at %d: an occlusion, not a cut", frame, picture.frame)
             self._held = None
-            return []
-        if picture.frame - frame >= self._occlusion or not picture.sig.flat_share >= 0.5 and \
-                picture_change(self._at(position - 1).sig, picture.sig) >= self.options.change_threshold:
+            return [], True
+        revealed = picture.sig.flat_share < 0.5 and \
+            picture_change(self._at(position - 1).sig, picture.sig) >= self.options.change_threshold
+        if picture.frame - frame >= self._occlusion or revealed:
             self._held = None
-            return self._confirm(frame)
-        return []
+            return self._confirm(frame), False
+        return [], False
 
     def _confirm(self, frame: int) -> list[int]:
         previous = self._cuts[-1] if self._cuts else 0
@@ -356,7 +359,8 @@ class CutDetector:
             end -= 1
         # `end` is the first picture wholly of the new shot: the last one that still moved at
         # the blend's pace.
-        return self._record_blend(self._at(start - 1), self._at(start).frame, self._at(end))
+        before = self._at(start - 1) or self._at(start)  # the ring may have let the first one go
+        return self._record_blend(before, self._at(start).frame, self._at(end))
 
     def _record_blend(self, before: _Picture, start_frame: int, after: _Picture) -> list[int]:
         """Transition [start_frame, after.frame): `before` shows the old shot, `after` the new."""

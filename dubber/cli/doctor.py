@@ -5,9 +5,7 @@ Nothing here downloads unless the user runs `dub models download`.
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
-from pathlib import Path
 
 from ..errors import EXIT_USER_ERROR
 
@@ -53,15 +51,15 @@ def _captioner_status(name: str) -> str:
         return f"no weights for {repo}; run {download_command(repo)}"
 
 
-def missing_weights_message(model: str | None, why: str) -> str:
-    """The error sentence for `--backend audiostory` without usable weights; `why` comes from
-    `weights_status`. A folder given with --model is described, not called "not on this machine"."""
-    if model and (model.startswith((os.sep, ".", "~")) or Path(model).expanduser().exists()):
-        why = why.split(" (run ")[0]
-        return (f"{why[:1].upper()}{why[1:]}; pass --model with a complete checkpoint folder "
-                "or run `dub models download`.")
-    return (f"The AudioStory weights ({model or 'TencentARC/AudioStory-3B'}) are not on this machine; "
-            "run `dub models download` or pass --model with a checkpoint folder.")
+def _soundfont_status() -> str:
+    """The score engine's default bank: its name, licence and where it is (or why it is missing)."""
+    from ..backends.score.render import SoundFontError, load_soundfont
+
+    try:
+        bank = load_soundfont()
+    except SoundFontError as err:
+        return str(err)
+    return f"{bank.describe()} in {bank.path} (another bank: --soundfont PATH)"
 
 
 def _not_found(why: str) -> str:
@@ -86,6 +84,7 @@ def doctor(model: str | None = None) -> int:
     _line("AudioStory weights", f"found in {where}" if found else _not_found(where))
     for captioner in ("clip", "vlm"):
         _line(f"{captioner} captioner", _captioner_status(captioner))
+    _line("SoundFont", _soundfont_status())
     name, reason = choose_auto(model)
     _line("auto backend", f"{name}: {reason.split(': ', 1)[-1]}")
     return 0 if ok else EXIT_USER_ERROR

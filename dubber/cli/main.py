@@ -32,7 +32,8 @@ from .progress import make_reporter, one_line
 
 log = logging.getLogger("dubber")
 
-SUBCOMMANDS = ("analyze", "plan", "render", "models", "cache", "watch", "integrations", "doctor", "batch", "studio")
+SUBCOMMANDS = ("analyze", "plan", "render", "models", "cache", "watch", "integrations", "doctor", "batch", "studio",
+               "review")
 MODEL_KINDS = ("audiostory", "clip", "vlm")
 STYLE_HELP = ", ".join(STYLE_PRESETS)
 DEFAULT_OUTPUT_HELP = ("output video (default: <input>.dub.mp4 next to the input; "
@@ -80,7 +81,7 @@ def _add_style(p: argparse.ArgumentParser) -> None:
 
 def _add_render(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", metavar="NAME",
-                   help="auto (AudioStory on a GPU with weights, else sketch), audiostory or sketch")
+                   help="auto (AudioStory on a GPU with weights, else the score engine), audiostory or score")
     p.add_argument("--keep-original", action="store_true",
                    help="mix the original audio under the dub and keep it as a second track")
     p.add_argument("--original-gain", type=float, default=-12.0, metavar="DB",
@@ -97,6 +98,10 @@ def _add_render(p: argparse.ArgumentParser) -> None:
                    help="shots (one clip per shot, default) or free (AudioStory lays out its own clips)")
     p.add_argument("--render-group", type=int, metavar="N",
                    help="cues per render call, cached as each call ends (default: per backend)")
+    p.add_argument("--soundfont", metavar="PATH",
+                   help="SF2 bank for the score engine (default: TimGM6mb, GPL-2.0, from the pretty_midi package)")
+    p.add_argument("--review", action="store_true",
+                   help="also write <output>.review.html: spectrograms, sync figures and players, offline")
 
 
 def _run_parser() -> argparse.ArgumentParser:
@@ -111,6 +116,7 @@ def _run_parser() -> argparse.ArgumentParser:
                        "  dub watch FOLDER     dub every video dropped into FOLDER/inbox\n"
                        "  dub integrations install resolve|blender   editor integrations\n"
                        "  dub doctor           what this machine can run\n"
+                       "  dub review OUT.json  a self-contained HTML page to review a dub\n"
                        "  dub studio           a local web app to edit and re-render shot by shot\n"
                        "run `dub COMMAND --help` for each command's options.")
     p.add_argument("input", help="video to dub (never modified)")
@@ -130,6 +136,10 @@ def _sub_parser(command: str) -> argparse.ArgumentParser:
                        help="which weights to download: audiostory (default), clip or vlm captioner")
         p.add_argument("--model", metavar="REPO",
                        help="Hub repo id (default: the standard model of WHAT, e.g. TencentARC/AudioStory-3B)")
+        return p
+    if command == "review":
+        p.add_argument("manifest", metavar="OUT.json", help="the manifest dub wrote beside its output")
+        p.add_argument("-o", "--output", metavar="PAGE", help="the HTML page (default: <manifest>.review.html)")
         return p
     if command == "cache":
         p.add_argument("action", choices=("info", "clean"))
@@ -202,7 +212,7 @@ def _options(args: argparse.Namespace):
         fields.update(backend=args.backend, lufs=args.lufs, keep_original=args.keep_original,
                       original_gain_db=args.original_gain, stems_dir=args.stems, timeline=args.timeline,
                       model=args.model, device=args.device, timing=args.timing,
-                      render_group=args.render_group)
+                      render_group=args.render_group, soundfont=args.soundfont)
     if getattr(args, "plan", None):
         fields["plan_path"] = args.plan
     return DubOptions(**fields)
@@ -221,6 +231,10 @@ def _cmd_dub(args: argparse.Namespace) -> int:
         name, reason = api.resolve_backend(options)
         reporter.notice_on_stage("render", reason)
         result = api.dub(args.input, args.output, replace(options, backend=name), progress=reporter)
+    if args.review and "manifest" in result.outputs:
+        from ..review import write_review
+
+        write_review(result.outputs["manifest"], Path(result.output).with_suffix(".review.html"))
     reporter.done(result, reason)
     return 0
 
@@ -363,6 +377,14 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _cmd_review(args: argparse.Namespace) -> int:
+    from ..review import write_review
+
+    page = write_review(args.manifest, args.output)
+    print(f"dub: review page written to {page}", file=sys.stderr)
+    return 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import doctor
 
@@ -372,7 +394,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "dub": _cmd_dub, "render": _cmd_dub, "analyze": _cmd_analyze, "plan": _cmd_plan,
     "models": _cmd_models, "cache": _cmd_cache, "watch": _cmd_watch, "integrations": _cmd_integrations, "doctor": _cmd_doctor,
-    "batch": _cmd_batch, "studio": _cmd_studio,
+    "batch": _cmd_batch, "studio": _cmd_studio, "review": _cmd_review,
 }
 
 

@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
                         help=f"largest upload accepted (default {DEFAULT_MAX_UPLOAD_MB} MB)")
     parser.add_argument("--cache-dir", metavar="DIR", help="stage cache (default: $DUB_CACHE_DIR or ~/.cache/dubber)")
+    parser.add_argument("--model", metavar="PATH|REPO",
+                        help="AudioStory checkpoint folder or Hub repo id; the backend list offers AudioStory "
+                             "when its weights are on this machine")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
 
 
@@ -55,7 +58,8 @@ def settings_from_args(args: argparse.Namespace):
         raise InputError(f"The port {args.port} is not between 1 and 65535; pass another with --port.")
     if args.max_upload_mb < 1:
         raise InputError(f"The upload limit must be at least 1 MB (got {args.max_upload_mb}); fix --max-upload-mb.")
-    return StudioSettings(work_dir=work, root=root, cache_dir=args.cache_dir, max_upload_mb=args.max_upload_mb)
+    return StudioSettings(work_dir=work, root=root, cache_dir=args.cache_dir, max_upload_mb=args.max_upload_mb,
+                          model=args.model)
 
 
 def run(args: argparse.Namespace) -> int:

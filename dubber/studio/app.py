@@ -29,12 +29,12 @@ _INTRO = ("Open a video, edit any shot's caption, prompt, style or seed (or mute
           "only the shots you changed are rendered again.")
 
 
-def backend_choices() -> list[str]:
+def backend_choices(model: str | None = None) -> list[str]:
     """"auto" and every registered backend that can run here; AudioStory only when its weights
-    are on this machine (looked up on disk, without importing torch)."""
+    (`model`, or the official ones) are on this machine, looked up on disk without importing torch."""
     from ..backends import available_backends, weights_status
 
-    usable = [b for b in available_backends() if b != "audiostory" or weights_status(None)[0]]
+    usable = [b for b in available_backends() if b != "audiostory" or weights_status(model)[0]]
     return ["auto", *usable]
 
 
@@ -51,7 +51,7 @@ def _user_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except Exception as err:
             if is_user_error(err):
-                raise gr.Error(str(err), duration=None, title="Cannot do that") from None
+                raise gr.Error(str(err), duration=None) from None
             raise
     return wrapper
 
@@ -151,9 +151,10 @@ def _page(settings: studio.StudioSettings) -> dict[str, Any]:
                                    elem_id="path")
             c["open"] = gr.Button("Open path", interactive=has_root, elem_id="open-path")
         with gr.Column():
-            c["style"] = gr.Dropdown(styles, value=DEFAULT_STYLE, label="Style (whole film)", elem_id="style")
-            c["seed"] = gr.Number(0, label="Seed", precision=0, elem_id="seed")
-            c["backend"] = gr.Radio(backend_choices(), value="auto", label="Backend", elem_id="backend")
+            c["style"] = gr.Dropdown(styles, value=DEFAULT_STYLE, label="Style of the film (when opening)",
+                                     elem_id="style")
+            c["seed"] = gr.Number(0, label="Seed (when opening)", precision=0, elem_id="seed")
+            c["backend"] = gr.Radio(backend_choices(settings.model), value="auto", label="Backend", elem_id="backend")
     c["status"] = gr.Markdown("No video open.", elem_id="status")
     c["strip"] = gr.Gallery(label="Shots", columns=8, height=240, object_fit="contain", allow_preview=False,
                             elem_id="strip")

@@ -41,12 +41,14 @@ class StudioSettings:
 
     `work_dir` holds everything it writes and is the only folder it serves; `root`, when set, is
     the folder whose videos may be opened by path (None: uploads only); `cache_dir` is the stage
-    cache (None: the one the command line uses, so work done there is free here too).
+    cache (None: the one the command line uses, so work done there is free here too); `model` is
+    the AudioStory checkpoint folder or Hub repo id (None: the official one, if on this machine).
     """
 
     work_dir: Path
     root: Path | None = None
     cache_dir: str | None = None
+    model: str | None = None
     max_upload_mb: int = 2048
 
 
@@ -292,7 +294,7 @@ def render_take(project: Project, plan: DubPlan, muted: Sequence[int], backend: 
     plan_path = save_plan(plan, folder / "plan.json")
     options = api.DubOptions(backend=backend, style=plan.style, seed=plan.seed, plan_path=str(plan_path),
                              stems_dir=str(folder / "stems"), timeline=True, cache_dir=settings.cache_dir,
-                             muted_cues=tuple(sorted(muted)))
+                             model=settings.model, muted_cues=tuple(sorted(muted)))
     result = api.dub(project.video, folder / out_name, options, progress)
     mix_wav = Path(result.outputs["mix"]) if "mix" in result.outputs else None
     picture = write_spectrogram(mix_wav, project.analysis, folder / "spectrogram.png") if mix_wav else None
@@ -330,5 +332,5 @@ def take_downloads(take: Take) -> list[str]:
 def dub_once(video: str | os.PathLike, style: str, seed: Any, backend: str, settings: StudioSettings,
              progress: ProgressFn = no_progress) -> Take:
     """Open, plan and render a video with no edits: what the `dub` endpoint does for scripts."""
-    project = open_video(video, settings, style, check_seed(seed, "The seed"), progress, link=False)
+    project = open_video(video, settings, style, seed, progress, link=False)
     return render_take(project, project.plan, (), backend, settings, progress)

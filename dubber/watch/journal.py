@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,15 +12,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..atomic import atomic_write_text
 from ..errors import DubError, is_user_error
+from ..options import INPUT_VIDEO_SUFFIXES
 
 FOLDERS = ("inbox", "processing", "output", "done", "failed", "logs")
 JOURNAL_FILE = "journal.jsonl"
 LOG_FILE = "watch.log"
 SOURCE_RECORD = "source.json"       # written into each output folder: which content it came from
 STAGING_PREFIX = ".staging-"
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mxf", ".mts", ".m2ts", ".mpg",
-                  ".mpeg", ".wmv", ".flv", ".3gp")
 TEMP_PREFIXES = (".", "~$", "._")
 TEMP_SUFFIXES = (".part", ".crdownload", ".tmp", ".partial", ".download")
 HASH_CHUNK_BYTES = 1 << 20
@@ -38,7 +37,18 @@ def is_candidate(name: str) -> bool:
     lower = name.lower()
     if lower.startswith(TEMP_PREFIXES) or lower.endswith(TEMP_SUFFIXES):
         return False
-    return lower.endswith(VIDEO_SUFFIXES)
+    return lower.endswith(INPUT_VIDEO_SUFFIXES)
+
+
+def is_temporary(name: str) -> bool:
+    """A name a copy in progress uses (left alone until it is renamed)."""
+    lower = name.lower()
+    return lower.startswith(TEMP_PREFIXES) or lower.endswith(TEMP_SUFFIXES)
+
+
+def shown(name: str) -> str:
+    """A file name as one log line can carry it: control characters (a newline) escaped."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in name)
 
 
 def unique_path(folder: Path, name: str) -> Path:
@@ -61,17 +71,8 @@ def sha256_of(path: Path) -> str:
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
-    try:
-        with open(temp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)   # a failed write leaves neither a result nor litter
-        raise
+    """Write `data` as JSON through the one atomic writer: a failed write leaves neither a result nor litter."""
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def now_iso() -> str:

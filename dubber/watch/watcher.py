@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .journal import (FOLDERS, JOURNAL_FILE, LOG_FILE, SOURCE_RECORD, STAGING_PREFIX, FolderLock, Journal,
-                       StabilityTracker, WatchLocked, is_candidate, is_user_error, now_iso, one_sentence, sha256_of,
+                       StabilityTracker, WatchLocked, is_candidate, is_temporary, is_user_error, now_iso, one_sentence,
+                       sha256_of, shown,
                        unique_path, write_json_atomic)
 from ..errors import DubError, InputError
 
@@ -153,7 +154,7 @@ class WatchOptions:
     Attributes:
         stable_s: seconds a file's size and mtime must stay unchanged before it is taken.
         poll_s: seconds between inbox scans (events only make a scan come sooner).
-        workers: jobs at once; None picks 1 for GPU backends and 2 for the sketch backend.
+        workers: jobs at once; None picks 1 for GPU backends and 2 for the score engine.
         once: process what is stable now, wait for it, then return (for cron).
         duplicates: "done" moves a copy of already-dubbed content to done/ with a note;
             "skip" leaves it in the inbox untouched.
@@ -182,7 +183,7 @@ class WatchOptions:
 
 
 def default_workers(settings: WatchSettings) -> int:
-    """One job at a time on a GPU (one model in memory); two for the CPU sketch renderer."""
+    """One job at a time on a GPU (one model in memory); two for the CPU score engine."""
     backend = settings.backend
     if backend == "auto":
         try:
@@ -190,7 +191,7 @@ def default_workers(settings: WatchSettings) -> int:
             backend = resolve_backend(DubOptions(backend="auto"))[0]
         except DubError:
             backend = "audiostory"
-    return 2 if backend == "sketch" else 1
+    return 2 if backend == "score" else 1
 
 
 # ----------------------------------------------------------------------------- the watcher
@@ -212,6 +213,10 @@ class Watcher:
         self.in_flight: dict[str, threading.Event] = {}
         self.outputs_by_sha: dict[str, str] = {}
         self.wake = threading.Event()
+        self.told: set[str] = set()                   # inbox names already said to be left alone
+        # failed/ files by (size, mtime) when they failed: one that changes afterwards was still
+        # being written (a slow copy that paused), so it goes back to the inbox.
+        self.failed_stat: dict[Path, tuple[int, int]] = {}
 
     # -- startup -------------------------------------------------------------------------------
 
@@ -230,7 +235,7 @@ class Watcher:
             name = self._original_name(path)
             if not self._finish_interrupted(path, name):
                 self.journal.append("resumed", name=name, claimed_as=path.name)
-                log.info("resuming %s, left in processing/ by an interrupted run", name)
+                log.info("resuming %s, left in processing/ by an interrupted run", shown(name))
                 resume.append((path, name))
         return resume
 
@@ -260,11 +265,13 @@ class Watcher:
     # -- scanning ------------------------------------------------------------------------------
 
     def scan(self) -> list[Path]:
-        """Inbox files that are ready: candidates by name, stable, not skipped."""
+        """Inbox files that are ready: candidates by name, stable, not skipped. A symbolic link
+        to a video is taken like the video; anything left alone is said once."""
+        self._return_resumed_copies()
         now, present, ready = time.monotonic(), set(), []
         with os.scandir(self.dirs["inbox"]) as entries:
             for entry in entries:
-                if not is_candidate(entry.name) or not entry.is_file(follow_symlinks=False):
+                if not self._takes(entry):
                     continue
                 st = entry.stat()
                 present.add(entry.name)
@@ -274,6 +281,38 @@ class Watcher:
                     ready.append(Path(entry.path))
         self.tracker.prune(present)
         return sorted(ready)
+
+    def _takes(self, entry: os.DirEntry) -> bool:
+        if is_temporary(entry.name):
+            return False   # a copy in progress: it gets its real name when done
+        if not is_candidate(entry.name):
+            why = "its name does not end in a video extension"
+        elif entry.is_symlink() and not entry.is_file():
+            why = "it is a link to something that is not a file"
+        elif not entry.is_file():
+            why = "it is not a file"
+        else:
+            return True
+        if entry.name not in self.told:
+            self.told.add(entry.name)
+            log.warning("leaving inbox/%s alone: %s", shown(entry.name), why)
+        return False
+
+    def _return_resumed_copies(self) -> None:
+        """A failed file that changed after it failed was still being copied: back to the inbox."""
+        for path, stat in list(self.failed_stat.items()):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                del self.failed_stat[path]
+                continue
+            if (st.st_size, st.st_mtime_ns) != stat:
+                del self.failed_stat[path]
+                back = unique_path(self.dirs["inbox"], path.name)
+                os.replace(path, back)
+                path.with_name(path.name + ".error.json").unlink(missing_ok=True)
+                self.journal.append("returned", name=back.name, reason="still being written")
+                log.info("%s was still being written; back in the inbox until it stops changing", shown(back.name))
 
     def claim(self, path: Path) -> Path | None:
         """Move a ready file into processing/ (atomic), or None when it vanished meanwhile."""
@@ -334,13 +373,12 @@ class Watcher:
         import shutil
         from dataclasses import asdict
 
-        from ..api import VIDEO_SUFFIXES   # the containers a dub can be written in
+        from ..options import default_output_path   # one naming rule for every way of dubbing
 
         stem = Path(name).stem
         staging = self.dirs["output"] / f"{STAGING_PREFIX}{stem}-{secrets.token_hex(4)}"
         staging.mkdir()
-        suffix = Path(name).suffix.lower() if Path(name).suffix.lower() in VIDEO_SUFFIXES else ".mp4"
-        job = WatchJob(claimed, name, staging, f"{stem}.dub{suffix}", self.settings, sha)
+        job = WatchJob(claimed, name, staging, default_output_path(Path(name)).name, self.settings, sha)
         try:
             self.processor(job)
             write_json_atomic(staging / SOURCE_RECORD, {"sha256": sha, "input": name, "time": now_iso(),
@@ -356,7 +394,7 @@ class Watcher:
     def _record_done(self, claimed: Path, name: str, sha: str, output: str) -> None:
         self.journal.append("done", name=name, claimed_as=claimed.name, sha256=sha, output=output)
         os.replace(claimed, unique_path(self.dirs["done"], name))
-        log.info("dubbed %s -> output/%s", name, output)
+        log.info("dubbed %s -> output/%s", shown(name), shown(output))
 
     def _duplicate(self, claimed: Path, name: str, sha: str, prior: dict | None) -> None:
         first = prior["name"] if prior else "an earlier file"
@@ -375,12 +413,12 @@ class Watcher:
         write_json_atomic(dest.with_name(dest.name + ".duplicate.json"), note)
         self.journal.append("duplicate", name=name, sha256=sha, same_as=first, output=output)
         os.replace(claimed, dest)
-        log.info("%s has the same content as %s; moved to done/ without dubbing", name, first)
+        log.info("%s has the same content as %s; moved to done/ without dubbing", shown(name), shown(first))
 
     def _fail(self, claimed: Path, name: str, sha: str, err: BaseException) -> None:
         reason = one_sentence(err).replace(str(claimed), name)  # name the file as the user dropped it
         if not is_user_error(err):
-            log.error("dubbing %s failed:\n%s", name, "".join(traceback.format_exception(err)))
+            log.error("dubbing %s failed:\n%s", shown(name), "".join(traceback.format_exception(err)))
         dest = unique_path(self.dirs["failed"], name)
         write_json_atomic(dest.with_name(dest.name + ".error.json"),
                           {"file": name, "reason": reason, "error": type(err).__name__, "sha256": sha,
@@ -388,7 +426,10 @@ class Watcher:
         if claimed.exists():
             os.replace(claimed, dest)
         self.journal.append("failed", name=name, failed_as=dest.name, sha256=sha, reason=reason)
-        log.warning("failed %s: %s", name, reason)
+        if dest.exists():
+            st = dest.stat()
+            self.failed_stat[dest] = (st.st_size, st.st_mtime_ns)
+        log.warning("failed %s: %s", shown(name), shown(reason))
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -519,7 +560,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"seconds a file must stay unchanged before it is taken (default {defaults.stable_s:g})")
     parser.add_argument("--poll-s", type=float, default=defaults.poll_s, metavar="S",
                         help=f"seconds between scans (default {defaults.poll_s:g})")
-    parser.add_argument("--workers", type=int, metavar="N", help="jobs at once (default: 1 on GPU, 2 for sketch)")
+    parser.add_argument("--workers", type=int, metavar="N", help="jobs at once (default: 1 on GPU, 2 for score)")
     parser.add_argument("--duplicates", choices=DUPLICATE_MODES, default=defaults.duplicates,
                         help="already-dubbed content: move to done/ with a note, or skip it in the inbox")
     parser.add_argument("--processor", metavar="MODULE:FUNCTION",

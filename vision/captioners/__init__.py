@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import ModelUnavailable
 from ._base import Captioner
-from ._loading import DeviceUnavailable, fetch_model, resolve_model_dir
+from ._loading import DEFAULT_MODELS, DeviceUnavailable, fetch_model, resolve_model_dir
 from .clip import DEFAULT_CLIP_MODEL, ClipCaptioner, ClipOptions
 from .motion import MotionCaptioner, MotionOptions
 from .vlm import DEFAULT_VLM_MODEL, VlmCaptioner, VlmOptions
@@ -30,7 +30,6 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "clip": ("torch", "transformers"),
     "vlm": ("torch", "transformers"),
 }
-DEFAULT_MODELS: dict[str, str] = {"clip": DEFAULT_CLIP_MODEL, "vlm": DEFAULT_VLM_MODEL}
 AUTO = "auto"
 CAPTIONER_CHOICES: tuple[str, ...] = (AUTO, *CAPTIONERS)  # what a user may name
 

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The weights each learned captioner uses unless told otherwise (Hugging Face repo ids).
+DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
+DEFAULT_VLM_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
+DEFAULT_MODELS: dict[str, str] = {"clip": DEFAULT_CLIP_MODEL, "vlm": DEFAULT_VLM_MODEL}
+
 # Other frameworks' weight formats: never needed, often large.
 IGNORE_PATTERNS = ["*.h5", "*.msgpack", "*.onnx", "onnx/*", "*.tflite", "*.ot", "openvino/*", "*.mlmodel"]
 _DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
@@ -55,8 +60,6 @@ _CAPTIONER_BY_WHAT = {"CLIP model": "clip", "vision-language model": "vlm"}
 def download_command(repo_id: str, what: str = "") -> str:
     """How to fetch `repo_id`: the product's `dub models download` first when a captioner uses
     it, with the Hugging Face client's command as the alternative."""
-    from . import DEFAULT_MODELS   # the package is loaded by the time a message is written
-
     hub = f"`hf download {repo_id}`"
     name = next((n for n, repo in DEFAULT_MODELS.items() if repo == repo_id), _CAPTIONER_BY_WHAT.get(what))
     if name is None:

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import ModelUnavailable
 from ..types import ShotCaption, VideoAnalysis
 from ._base import Captioner
-from ._loading import resolve_model_dir, resolve_placement
+from ._loading import DEFAULT_CLIP_MODEL, resolve_model_dir, resolve_placement
 from .motion import describe_shot
 from .vocabulary import VOCABULARY, join_phrases
 
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 DEFAULT_PROMPT = "a cartoon scene of {sight}, with the sound of {name}"
 CAPTION_TAGS = 3           # at most this many tags are named in the caption text
 _SIGLIP_TEXT_LENGTH = 64   # SigLIP text towers were trained on max-length padded prompts

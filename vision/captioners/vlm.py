@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import ModelUnavailable
 from ..types import Shot, ShotCaption, ShotKeyframes, VideoAnalysis
 from ._base import Captioner
-from ._loading import resolve_model_dir, resolve_placement
+from ._loading import DEFAULT_VLM_MODEL, resolve_model_dir, resolve_placement
 from .motion import describe_shot, event_phrases
 from .vocabulary import join_phrases, tags_in_text
 
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VLM_MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
 SYSTEM_PROMPT = ("You help a sound designer score cartoons. You look at frames from one shot and say, "
                  "in plain words, what the audience would hear.")
 USER_PROMPT = ("{frames} from one {duration_s:.1f}-second cartoon shot.{events} "

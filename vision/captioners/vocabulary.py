@@ -3,7 +3,7 @@
 One table, shared by the rule-based `motion` captioner (which picks tags by rule), the `clip`
 captioner (which scores every entry zero-shot against a shot's keyframes) and the `vlm`
 captioner (which finds entries named in its free-text caption). Downstream, the planner and
-the sketch renderer read the tag names, so names are stable identifiers: lower case, words
+the score engine read the tag names, so names are stable identifiers: lower case, words
 separated by single spaces.
 """
 from __future__ import annotations

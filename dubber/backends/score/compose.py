@@ -42,7 +42,7 @@ CLEAR_BEFORE_HIT_S = 0.18   # the tune keeps quiet this long before an event it 
 SNAP_S = 0.1                # a tune note this close to an event moves onto it
 RUN_FROM = 0.5              # weaker motion gets no run
 RUN_NOTES_PER_S = 9.0
-HARMONY_REST = 0.35         # share of bars the sustained harmony sits out
+HARMONY_REST = 0.45         # share of bars the sustained harmony sits out
 FLURRY_BED = 0.5            # strength of the tremolo bed under a flurry of blows
 
 
@@ -182,7 +182,7 @@ class Composer:
                 continue   # a bar without the pad: the tune and bass alone
             voicing = [next(m for m in range(*HARMONY_RANGE) if m % 12 == pc) for pc in chord]
             for pitch in voicing:
-                self._add(shot.harmony, pitch, start, end, int(38 + 18 * shot.energy), "harmony")
+                self._add(shot.harmony, pitch, start, end, int(32 + 16 * shot.energy), "harmony")
 
     def _melody(self, shot: ShotContext, beats: np.ndarray, chords: dict, events: list[HitPoint]) -> None:
         low, high = self.orchestra.notes_per_beat

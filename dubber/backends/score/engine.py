@@ -12,13 +12,13 @@ from vision.types import VideoAnalysis
 from ...styles import DEFAULT_STYLE, STYLES, Orchestra
 from .compose import MODES, Composer, ShotContext, describe_shot, pick_program, plan_keys, scale_pitches, shot_energy
 from .foley import event_sounds
-from .hitpoints import HitPoint, cut_points, event_points, tempo_anchors
+from .hitpoints import HitPoint, event_points, tempo_anchors, thin_sustained
 from .notation import Part, Room, Score
 from .tempo_map import TempoMap, bar_numbers, build_tempo_map
 
 log = logging.getLogger(__name__)
 TEMPO_JITTER = 0.07     # each span's tempo wanders this fraction around the shot's tempo
-SECTION_S = 5.0         # a longer shot is written in sections of about this long, each in its own key
+SECTION_S = 4.0         # a longer shot is written in sections of about this long, each in its own key
 
 
 def seeded(seed: int, *salt: object) -> np.random.Generator:
@@ -79,7 +79,7 @@ def compose_score(analysis: VideoAnalysis, style: str, seed: int, total_s: float
     rng = seeded(seed, "score", style)
     motion = np.clip(np.asarray(analysis.motion, dtype=np.float64), 0.0, 1.0)
     fps = float(analysis.media.fps)
-    events = [p for p in event_points(analysis) if p.time_s < total_s]
+    events = thin_sustained([p for p in event_points(analysis) if p.time_s < total_s])
     shots = shot_bounds(analysis, total_s) or [(0.0, total_s)]
     energies = [shot_energy(motion, events, a, b, fps) for a, b in shots]
     tempo = _tempo(analysis, orchestra, shots, energies, events, total_s, rng)

@@ -1,0 +1,142 @@
+"""The score engine end to end: hits land on their frames in the rendered audio, determinism,
+the backend contract, effects that never repeat, and a clear error for a bad SoundFont."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from dubber import sound_measures as sm
+from dubber.backends import BackendOptions, available_backends, get_backend
+from dubber.backends.base import check_render
+from dubber.backends.score import ScoreBackend, compose_score
+from dubber.errors import BackendUnavailable
+from dubber.plan import make_plan
+from vision.types import MediaInfo, Shot, VideoAnalysis, VisualEvent
+
+NTSC = Fraction(24000, 1001)
+SR = 48_000
+# Irregularly spaced events, none on a cut, with the kinds vision reports.
+EVENTS = ((31, "impact", 0.9), (70, "landing", 0.8), (101, "impact", 0.5), (163, "splash", 0.7),
+          (205, "explosion", 1.0), (236, "impact", 0.7), (262, "flash", 0.6), (300, "impact", 0.9))
+CUTS = (120, 190)
+
+
+def analysis_with(events=EVENTS, cuts=CUTS, frames: int = 336, fps: Fraction = NTSC, motion: float = 0.4) -> VideoAnalysis:
+    media = MediaInfo(path="v.mp4", duration_s=float(frames / fps), fps=fps, frame_count=frames, width=64, height=36)
+    edges = [0, *cuts, frames]
+    shots = tuple(Shot(i, a, b) for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])))
+    visual = tuple(VisualEvent(f, kind, s, f + 1) for f, kind, s in events)
+    return VideoAnalysis(media=media, shots=shots, events=visual, motion=(motion,) * frames, captions=())
+
+
+def render(analysis: VideoAnalysis, seed: int = 0, style: str = "tom-and-jerry"):
+    from dubber.plan import PlanOptions
+
+    plan = make_plan(analysis, PlanOptions(style=style, seed=seed))
+    result = ScoreBackend().render(plan, analysis)
+    check_render(plan, result)
+    music = np.concatenate([c.stems["music"] for c in result.cues], axis=1)
+    fx = np.concatenate([c.stems["fx"] for c in result.cues], axis=1)
+    return plan, result, music, fx
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return render(analysis_with())
+
+
+def test_every_event_is_heard_within_one_frame_of_its_frame(rendered):
+    plan, _, music, fx = rendered
+    frame_s = float(1 / NTSC)
+    found = sm.onsets(music + fx, SR)
+    for frame, kind, _ in EVENTS:
+        t = float(Fraction(frame) / NTSC)
+        nearest = float(np.min(np.abs(found - t)))
+        assert nearest <= frame_s, f"{kind} at frame {frame} ({t:.3f} s): nearest onset {nearest * 1000:.0f} ms away"
+
+
+def test_sound_starts_at_the_event_not_before(rendered):
+    """The effects stem is quiet just before each instantaneous event and loud just after it."""
+    _, _, _, fx = rendered
+    level = np.abs(fx).max(axis=0)
+    for frame, kind, _ in EVENTS:
+        at = round(Fraction(frame) / NTSC * SR)
+        before = level[at - int(0.03 * SR):at - int(0.005 * SR)].max()
+        after = level[at:at + int(0.06 * SR)].max()
+        assert after > 4 * before, f"{kind} at frame {frame}: {before:.4f} before, {after:.4f} after"
+
+
+def test_the_music_changes_key_at_every_cut_and_has_a_downbeat_there(rendered):
+    plan, result, music, _ = rendered
+    score = compose_score(analysis_with(), plan.style, plan.seed, plan.total_samples / SR)
+    cut_s = [float(Fraction(c) / NTSC) for c in CUTS]
+    starts = [s.start_s for s in score.shots]
+    for t in cut_s:
+        i = int(np.argmin(np.abs(np.asarray(starts) - t)))
+        assert abs(starts[i] - t) < 1e-9 and score.shots[i].key_root != score.shots[i - 1].key_root
+        assert any(abs(n.start_s - t) < 1e-6 for n in score.notes if n.role == "bass")
+    found = sm.onsets(music, SR)
+    assert all(np.min(np.abs(found - t)) <= float(1 / NTSC) for t in cut_s)
+
+
+def test_same_seed_same_audio_bit_for_bit_and_another_seed_differs(rendered):
+    _, _, music, fx = rendered
+    _, _, music2, fx2 = render(analysis_with())
+    assert np.array_equal(music, music2) and np.array_equal(fx, fx2)
+    _, _, music3, _ = render(analysis_with(), seed=1)
+    assert not np.array_equal(music, music3)
+
+
+def test_consecutive_impacts_sound_different(rendered):
+    _, _, _, fx = rendered
+    impacts = [float(Fraction(f) / NTSC) for f, kind, _ in EVENTS if kind == "impact"]
+    for a, b in zip(impacts, impacts[1:]):
+        assert sm.hit_sameness(fx, SR, a, b) < 0.95
+
+
+def test_a_flurry_of_blows_is_hit_blow_by_blow_without_a_click_track():
+    blows = tuple((96 + 8 * k, "impact", 0.8) for k in range(9))   # a punch every 1/3 s
+    _, _, music, fx = render(analysis_with(events=blows, cuts=(60,), frames=480, fps=Fraction(24)))
+    mix = music + fx
+    found = sm.onsets(mix, SR)
+    assert all(np.min(np.abs(found - f / 24)) <= 0.1 for f, _, _ in blows)
+    impacts = [f / 24 for f, _, _ in blows]
+    assert max(sm.hit_sameness(fx, SR, a, b) for a, b in zip(impacts, impacts[1:])) < 0.95
+    assert sm.periodicity(mix, SR) <= 0.2
+
+
+def test_stems_have_the_contract_shape_and_the_manifest_names_the_bank(rendered):
+    plan, result, music, fx = rendered
+    assert result.backend == "score" and music.shape == fx.shape == (2, plan.total_samples)
+    assert result.model_id == "soundfont:TimGM6mb.sf2"
+    assert "TimGM6mb" in result.notes[0] and "GPL-2.0" in result.notes[0]
+    assert np.max(np.abs(music + fx)) <= 0.9 + 1e-6 and np.abs(music).max() > 0.01 and np.abs(fx).max() > 0.01
+
+
+def test_registry_names_score_and_takes_a_soundfont(tmp_path):
+    assert "score" in available_backends() and "sketch" not in available_backends()
+    bad = tmp_path / "bank.sf2"
+    bad.write_bytes(b"not a soundfont at all")
+    with pytest.raises(BackendUnavailable, match="not a SoundFont 2 bank"):
+        get_backend("score", BackendOptions(soundfont=str(bad)))
+    with pytest.raises(BackendUnavailable, match="does not exist"):
+        get_backend("score", BackendOptions(soundfont=str(tmp_path / "missing.sf2")))
+
+
+def test_another_bank_is_used_when_given(tmp_path):
+    from dubber.backends.score.render import default_soundfont_path
+
+    copy = tmp_path / "MyBank.sf2"
+    copy.write_bytes(default_soundfont_path().read_bytes())
+    backend = get_backend("score", BackendOptions(soundfont=str(copy)))
+    analysis = analysis_with(frames=96, cuts=(), events=((40, "impact", 0.9),))
+    result = backend.render(make_plan(analysis), analysis)
+    assert result.model_id == "soundfont:MyBank.sf2" and "licence unknown" in result.notes[0]
+
+
+def test_no_events_and_no_cuts_still_gives_music_of_the_right_length():
+    analysis = analysis_with(events=(), cuts=(), frames=120, motion=0.0)
+    plan, _, music, fx = render(analysis)
+    assert music.shape[1] == plan.total_samples and np.abs(music).max() > 0.01 and not np.any(fx)

@@ -1,0 +1,107 @@
+"""Tempo map maths and hit-point choice of the score engine (no audio)."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from dubber.backends.score.hitpoints import (MIN_BEAT_S, HitPoint, event_points, series_spans, tempo_anchors,
+                                             thin_sustained)
+from dubber.backends.score.tempo_map import bar_numbers, beats_for_span, build_tempo_map, span_beats
+from vision.types import MediaInfo, Shot, VideoAnalysis, VisualEvent
+
+
+def _rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def test_every_anchor_is_a_beat_to_the_microsecond_and_opens_a_bar():
+    anchors = [1.37, 2.9, 4.1041, 7.77, 11.0]
+    tempo = build_tempo_map(anchors, 14.0, [120.0] * 6, (80.0, 170.0), _rng())
+    for anchor in anchors:
+        nearest = int(np.argmin(np.abs(tempo.beat_s - anchor)))
+        assert abs(tempo.beat_s[nearest] - anchor) < 1e-6
+        assert tempo.bar_start[nearest]
+    assert tempo.beat_s[0] == 0.0 and np.all(np.diff(tempo.beat_s) > 0)
+    # Between anchors a whole number of beats: the span table adds up to the beats placed.
+    assert sum(s.beats for s in tempo.spans[:-1]) == int(np.searchsorted(tempo.beat_s, anchors[-1] - 1e-9))
+
+
+def test_tempo_stays_in_range_and_bends_inside_long_spans():
+    tempo = build_tempo_map([12.0], 20.0, [110.0, 110.0], (90.0, 140.0), _rng(3))
+    bpm = 60.0 / np.diff(tempo.beat_s[tempo.beat_s <= 12.0 + 1e-9])
+    assert bpm.min() >= 90.0 * 0.85 and bpm.max() <= 140.0 * 1.15
+    assert bpm.max() / bpm.min() > 1.03        # rubato: not one fixed tempo over 12 s
+    assert abs(tempo.spans[0].mean_bpm - 60.0 * tempo.spans[0].beats / 12.0) < 1e-9
+
+
+def test_beats_for_span_picks_the_whole_number_nearest_the_target_inside_the_range():
+    assert beats_for_span(2.0, 120.0, (80.0, 160.0)) == 4            # exactly 120 bpm
+    assert beats_for_span(1.1, 120.0, (80.0, 160.0)) == 2            # 109 bpm, not 1 (55) or 3 (164)
+    assert beats_for_span(0.2, 120.0, (80.0, 160.0)) == 1            # too short for the range: one beat
+    n = beats_for_span(3.3, 150.0, (90.0, 140.0))
+    assert 90.0 <= 60.0 * n / 3.3 <= 140.0
+
+
+def test_span_beats_has_exact_ends_and_the_requested_count():
+    times = span_beats(5.0, 9, _rng(1))
+    assert times.size == 10 and times[0] == 0.0 and times[-1] == 5.0 and np.all(np.diff(times) > 0)
+
+
+def test_time_of_and_beat_at_are_inverse():
+    tempo = build_tempo_map([3.0], 8.0, [100.0, 130.0], (80.0, 160.0), _rng(2))
+    for beat in (0.0, 1.5, 4.25, 7.0):
+        assert abs(tempo.beat_at(tempo.time_of(beat)) - beat) < 1e-3
+
+
+def test_bars_restart_on_every_anchor():
+    tempo = build_tempo_map([2.2, 5.0], 9.0, [120.0] * 3, (80.0, 160.0), _rng(4))
+    bar, beat_in_bar = bar_numbers(tempo, 4)
+    for anchor in (2.2, 5.0):
+        i = int(np.argmin(np.abs(tempo.beat_s - anchor)))
+        assert beat_in_bar[i] == 0 and bar[i] == bar[i - 1] + 1
+    assert beat_in_bar.max() == 3
+
+
+def test_wrong_number_of_tempos_is_refused():
+    with pytest.raises(ValueError):
+        build_tempo_map([2.0], 5.0, [120.0], (80.0, 160.0), _rng())
+
+
+def _hit(t: float, kind: str = "impact", strength: float = 0.8, end: float | None = None) -> HitPoint:
+    return HitPoint(t, kind, strength, t if end is None else end)
+
+
+def test_anchors_keep_a_beat_apart_and_prefer_strong_events():
+    cuts = [_hit(5.0, "cut", 1.0)]
+    events = [_hit(2.0, strength=0.4), _hit(2.2, strength=0.9), _hit(5.1), _hit(7.0, "whoosh", 0.9, 7.5),
+              _hit(8.0, strength=0.1)]
+    anchors = tempo_anchors(cuts, events)
+    assert anchors == [2.2, 5.0]   # 2.0 too close to the stronger 2.2; 5.1 too close to the cut
+    assert all(b - a >= MIN_BEAT_S for a, b in zip(anchors, anchors[1:]))
+
+
+def test_inside_of_a_flurry_is_not_a_tempo_anchor():
+    flurry = [_hit(10.0 + k / 3) for k in range(6)]
+    assert series_spans(flurry) == [(10.0, flurry[-1].time_s)]
+    anchors = tempo_anchors([], flurry)
+    assert anchors == [10.0, flurry[-1].time_s]
+
+
+def test_sustained_events_are_thinned_but_instants_kept():
+    points = [_hit(1.0, "whoosh", 0.9, 1.5), _hit(1.8, "whoosh", 0.9, 2.0), _hit(1.9), _hit(4.0, "run", 0.2, 5.0)]
+    kept = thin_sustained(points)
+    assert [(p.time_s, p.kind) for p in kept] == [(1.0, "whoosh"), (1.9, "impact")]
+
+
+def test_event_points_use_exact_frame_times_and_merge_duplicates():
+    fps = Fraction(24000, 1001)
+    media = MediaInfo(path="v.mp4", duration_s=10.0, fps=fps, frame_count=240, width=64, height=36)
+    events = (VisualEvent(100, "impact", 0.5, 101), VisualEvent(101, "impact", 0.9, 102),
+              VisualEvent(150, "fast_motion", 0.7, 170))
+    analysis = VideoAnalysis(media=media, shots=(Shot(0, 0, 240),), events=events, motion=(0.0,) * 240, captions=())
+    points = event_points(analysis)
+    assert [(round(p.time_s, 6), p.kind, p.strength) for p in points] == [
+        (round(float(Fraction(100) / fps), 6), "impact", 0.9), (round(float(Fraction(150) / fps), 6), "whoosh", 0.7)]
+    assert points[1].end_s == pytest.approx(float(Fraction(170) / fps))
