@@ -3,7 +3,7 @@
     import audiostory_core as asc
     pipe = asc.load()                                   # TencentARC/AudioStory-3B, local or Hub
     story = pipe.generate("a storm passes over a harbour", 40.0)
-    cues = pipe.generate_cues([asc.ClipCue("a door slams", 48_000)], style="thriller")
+    cues = pipe.generate_cues([asc.ClipCue("a door slams", 48_000)], lead=asc.DUBBING_LEAD)
 
 Public names are re-exported lazily: `import audiostory_core` imports neither torch nor
 transformers; the first use of a name loads the module that defines it.
@@ -26,6 +26,8 @@ _EXPORTS = {
     "expected_shapes": "checkpoint", "load_model": "checkpoint", "load_vae": "checkpoint",
     "load_tokenizer": "checkpoint",
     "extend_tokenizer": "tokenizer", "check_full_size_ids": "tokenizer",
+    # the text the language model reads (no torch)
+    "ClipText": "prompts", "StoryText": "prompts", "compose_story": "prompts", "DUBBING_LEAD": "prompts",
     # errors
     "AudioStoryError": "errors", "WeightsNotFound": "errors", "DeviceUnavailable": "errors",
     "CheckpointMismatch": "errors", "InvalidRequest": "errors", "GenerationFailed": "errors",
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from .hub import REPO_ID, CheckpointFiles, download, locate
     from .model import AudioStory, build_audiostory
     from .pipeline import CUE_SAMPLE_RATE, AudioStoryPipeline, ClipConditions, ClipCue, CueRender, StoryResult
+    from .prompts import DUBBING_LEAD, ClipText, StoryText, compose_story
     from .tokenizer import check_full_size_ids, extend_tokenizer
 
 

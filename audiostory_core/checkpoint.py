@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from .errors import CheckpointMismatch, WeightsNotFound
+from .hub import QWEN_DIR_NAME, QWEN_REPO_ID
 from .keys import Shape, check_keys  # noqa: F401  (check_keys is part of this module's API)
 
 if TYPE_CHECKING:
@@ -252,11 +253,8 @@ def base_llm_files(folder: Path) -> list[Path]:
     absent = [p for p in shards if not p.is_file()]
     if absent:
         raise WeightsNotFound(f"The base model shard {absent[0]} named by {index.name} is missing; "
-                              f"download {QWEN_BASE_HINT} again.")
+                              f"download {QWEN_REPO_ID} again.")
     return shards
-
-
-QWEN_BASE_HINT = "Qwen/Qwen2.5-3B-Instruct"
 
 
 # --------------------------------------------------------------------------------------------
@@ -550,11 +548,8 @@ def _missing_hint(found: Mapping[str, Shape], expected: Mapping[str, Shape], fil
         return ""
     if files.base_llm_dir is None:
         return (f"a fine-tuned checkpoint leaves the frozen base weights out: put the {QWEN_DIR_NAME} folder "
-                f"with its safetensors weights (`hf download {QWEN_BASE_HINT}`) next to it")
-    return f"the base model in {files.base_llm_dir} lacks it too; download {QWEN_BASE_HINT} again"
-
-
-QWEN_DIR_NAME = "Qwen2.5-3B-Instruct"
+                f"with its safetensors weights (`hf download {QWEN_REPO_ID}`) next to it")
+    return f"the base model in {files.base_llm_dir} lacks it too; download {QWEN_REPO_ID} again"
 
 
 def _freeze_uncond_text(model: "AudioStory", placement: "Placement") -> None:

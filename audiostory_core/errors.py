@@ -76,7 +76,8 @@ class CheckpointMismatch(AudioStoryError):
             shown = [f"{k} {list(got)} != expected {list(want)}" for k, got, want in self.mismatched]
             parts.append(f"{len(self.mismatched)} {self.mismatch_label} ({_preview(shown)})")
         listed = f" ({'; '.join(parts)})" if parts else ""
-        return f"The checkpoint {self.source} does not match the AudioStory model: {self.first_problem}{listed}; {self.hint}."
+        return (f"The checkpoint {self.source} does not match the AudioStory model: "
+                f"{self.first_problem}{listed}; {self.hint}.")
 
 
 def _preview(items: Sequence[str], limit: int = 8) -> str:

@@ -76,7 +76,8 @@ class PerceiverResampler(nn.Module):
         self.latents = nn.Parameter(torch.randn(1, cfg.num_queries, cfg.dim) / math.sqrt(cfg.dim))
         self.proj_in = nn.Linear(cfg.embedding_dim, cfg.dim)
         self.layers = nn.ModuleList(
-            nn.ModuleList([LatentAttention(cfg.dim, cfg.dim_head, cfg.heads), perceiver_feed_forward(cfg.dim, cfg.ff_mult)])
+            nn.ModuleList([LatentAttention(cfg.dim, cfg.dim_head, cfg.heads),
+                           perceiver_feed_forward(cfg.dim, cfg.ff_mult)])
             for _ in range(cfg.depth))
         self.proj_out = nn.Linear(cfg.dim, cfg.output_dim)
         self.norm_out = nn.LayerNorm(cfg.output_dim)

@@ -4,6 +4,7 @@
     python bench/longform.py                         # 10, 30 and 120 min of 1080p
     python bench/longform.py --minutes 10 --json     # one length, numbers as JSON at the end
     python bench/longform.py --width 320 --height 180 --minutes 1 10
+    python bench/longform.py --batch-clips 6 --clip-s 30 --width 640 --height 360   # dub batch on Ray
 
 The film is made cheaply: one loop of `--loop-s` seconds is synthesised by samples.synth (real cuts,
 planted impacts, flashes and dashes, a sound track), then repeated with ffmpeg's concat demuxer and
@@ -182,6 +183,75 @@ def report(minutes: float, n: dict) -> None:
           f"(target <= {CACHE_TARGET_MB_PER_HOUR:g})")
 
 
+# ----------------------------------------------------------------------------- dub batch on Ray
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_cluster(cpus: int, log: Path) -> tuple[subprocess.Popen, str]:
+    """`ray start --head --block` on loopback with `cpus` worker CPUs; (process, address)."""
+    port = _free_port()
+    ray_bin = Path(sys.executable).with_name("ray")
+    cmd = [str(ray_bin), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}",
+           "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir=/tmp/dubray-{port}",
+           "--block"]
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "This command will now block" not in log.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"ray start failed: {log.read_text()[-2000:]}")
+        time.sleep(0.5)
+    return proc, f"127.0.0.1:{port}"
+
+
+def measure_cluster(clips: list[Path], cpus: int, work: Path) -> dict:
+    """Wall time of `dub batch --ray` over `clips` on a fresh local cluster with `cpus` workers."""
+    import signal
+
+    proc, address = _start_cluster(cpus, work / f"ray-{cpus}.log")
+    try:
+        out = work / f"batch-{cpus}"
+        cmd = [sys.executable, "-m", "dubber.cli", "batch", *map(str, clips), "-o", str(out), "--ray", address,
+               "--cache-dir", str(work / f"cache-{cpus}"), "--force"]
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=REPO_ROOT, check=True, capture_output=True)
+        wall_s = time.perf_counter() - start
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=90)
+    return {"workers": cpus, "jobs": len(clips), "wall_s": wall_s}
+
+
+def cluster_main(args: argparse.Namespace) -> int:
+    """Throughput of `dub batch --ray` with 1 and 2 worker processes on `--batch-clips` clips."""
+    from samples.synth import SynthSpec, synthesize
+
+    work = Path(args.work) / "cluster"
+    work.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for i in range(args.batch_clips):
+        path = work / f"clip{i}.mp4"
+        if not path.exists():
+            synthesize(path, SynthSpec(width=args.width, height=args.height, fps=Fraction(args.fps),
+                                       duration_s=args.clip_s, shot_s=3.0, audio=True, seed=40 + i, preset="superfast"))
+        clips.append(path)
+    video_s = args.batch_clips * args.clip_s
+    rows = [measure_cluster(clips, cpus, work) for cpus in (1, 2)]
+    for row in rows:
+        print(f"{row['workers']} worker process(es): {row['jobs']} jobs, {video_s:g} s of video in {row['wall_s']:.1f} s "
+              f"= {video_s / row['wall_s']:.2f} s of video per second")
+    print(f"speed-up with 2 workers: {rows[0]['wall_s'] / rows[1]['wall_s']:.2f}x")
+    if args.json:
+        print(json.dumps(rows))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=list(DEFAULT_MINUTES))
@@ -194,8 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "dub-longform"),
                         help="folder for the synthetic films (reused between runs)")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON at the end")
+    parser.add_argument("--batch-clips", type=int, default=0,
+                        help="instead: time `dub batch --ray` on this many clips with 1 and 2 worker processes")
+    parser.add_argument("--clip-s", type=float, default=30.0, help="seconds per clip of --batch-clips")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO_ROOT))
+    if args.batch_clips:
+        return cluster_main(args)
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ score is then driven two ways:
 Both are judged against the labelled events (the truth): the share of events with an onset in the
 mixed soundtrack within 0.1 s, the chance rate, periodicity, chroma repetition, and the largest
 spectral cosine between two consecutive impact sounds (on the effects stem). Speed is render + mix
-CPU seconds per audio second; the first SoundFont load and the peak memory for 60 s and 300 s of
+CPU seconds per audio second; the first SoundFont load and the peak memory for 60, 300 and 600 s of
 score run in fresh processes. This is a benchmark, not a test: it takes about a minute.
 
 Targets: hit rate >= 0.8 with chance <= 0.35; periodicity <= 0.2 and repetition <= 0.55 on clips of
@@ -101,11 +101,13 @@ def _digest(audio: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(audio).tobytes()).hexdigest()[:12]
 
 
-def first_load_s() -> float:
+def first_load_s() -> dict:
+    """In a fresh process: seconds to import the score engine, then to read the default bank."""
     code = ("import time; t=time.perf_counter(); from dubber.backends.score.render import load_soundfont;"
-            "load_soundfont(); print(time.perf_counter()-t)")
+            "u=time.perf_counter(); load_soundfont(); print(u-t, time.perf_counter()-u)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    return float(out.stdout.strip())
+    imported, loaded = (float(x) for x in out.stdout.split())
+    return {"import_s": round(imported, 3), "bank_load_s": round(loaded, 4)}
 
 
 def peak_memory_mb(seconds: int) -> float:
@@ -170,7 +172,7 @@ def main() -> None:
     detected = analyse(clip["video"], cache)
     analysis = labelled(detected, clip["cuts"], clip["events"]) if again["source"] == "labelled" else detected
     repeat = run_one(analysis, [], [], again["seed"], args.style)["digest"]
-    summary = {"targets": TARGETS, "bit_identical_rerun": repeat == again["digest"], "first_load_s": round(first_load_s(), 3)}
+    summary = {"targets": TARGETS, "bit_identical_rerun": repeat == again["digest"], "first_load": first_load_s()}
     for source in sources:
         picked = [r for r in rows if r["source"] == source]
         long = [r for r in picked if r["duration_s"] >= 20]
@@ -181,7 +183,11 @@ def main() -> None:
                            "renders meeting sync": sum(r["hit_rate"] >= 0.8 and r["chance_rate"] <= 0.35 for r in picked),
                            "renders": len(picked)}
     if not args.no_memory:
-        summary["peak_rss_mb"] = {"60 s": round(peak_memory_mb(60), 1), "300 s": round(peak_memory_mb(300), 1)}
+        rss = {seconds: peak_memory_mb(seconds) for seconds in (60, 300, 600)}
+        summary["peak_rss_mb"] = {f"{s} s": round(mb, 1) for s, mb in rss.items()}
+        # The rendered stems themselves: music and fx, stereo float32 at 48 kHz.
+        summary["rss_growth_mb_per_s"] = round((rss[600] - rss[60]) / 540, 3)
+        summary["stems_mb_per_s"] = round(2 * 2 * 4 * SR / 2**20, 3)
     print(json.dumps(summary, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))

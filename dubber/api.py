@@ -96,9 +96,13 @@ def _stage_cache(options: DubOptions):
 
 def probe(video_path: str | os.PathLike) -> Any:
     """MediaInfo of a video, after the cheap file checks and the size/length limits."""
+    return _probe_checked(check_input_file(video_path))
+
+
+def _probe_checked(path: Path) -> Any:
+    """The one probe of a job, of an input already checked; then the size/length limits."""
     import vision
 
-    path = check_input_file(video_path)
     media = vision.probe(str(path))
     check_media(media)
     return media
@@ -359,7 +363,10 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
     sweep_stale(manifest.parent)
     out = check_output_file(out_given, video_path, options.force or out_given.expanduser().absolute() in replaceable)
     base = out.with_suffix("")
-    if len(base.name.encode()) + len(".fcpxml") > NAME_MAX_BYTES:   # the longest suffix written next to it
+    # The longest name written from the output's: its .fcpxml, or a stem WAV (".original.wav", and
+    # stems a backend names more freely; 16 bytes cover them).
+    longest_suffix = 16 if (options.stems_dir or options.timeline) else len(".fcpxml")
+    if len(base.name.encode()) + longest_suffix > NAME_MAX_BYTES:
         raise OutputError(f"The output name {out.name} is too long for the file system; choose a shorter one with -o.")
     stems = Path(options.stems_dir).expanduser().absolute() if options.stems_dir else None
     if stems is None and options.timeline:
@@ -430,16 +437,44 @@ def dub(video_path: str | os.PathLike, out_path: str | os.PathLike | None = None
         DubError: a problem the user can fix (bad input, existing output, missing weights...).
         vision.errors.VideoError: the input cannot be read as a video.
     """
-    run = _Run(sink=progress or no_progress)
-    # 0. Check every input, option and output before any compute.
+    return run_job(prepare(video_path, out_path, options), progress, backend)
+
+
+@dataclass(frozen=True)
+class DubJob:
+    """A run after stage 0: its input, options and every output checked, its backend chosen."""
+
+    input_path: Path
+    options: DubOptions
+    destinations: _Destinations
+    backend: str
+    backend_reason: str
+
+
+def prepare(video_path: str | os.PathLike, out_path: str | os.PathLike | None = None,
+            options: DubOptions = DubOptions()) -> DubJob:
+    """Stage 0 of `dub` alone, so a caller can say which backend runs before the work starts:
+    every input, option and output is checked (once) before any compute.
+
+    Raises:
+        DubError: as `dub` does, before anything is computed or written.
+    """
     path = check_input_file(video_path)
     check_options(options)
     dest = plan_destinations(path, out_path, options)
     backend_name, reason = resolve_backend(options)
+    return DubJob(path, options, dest, backend_name, reason)
+
+
+def run_job(job: DubJob, progress: ProgressFn | None = None, backend: Any = None) -> DubResult:
+    """Stages 1-7 of a prepared job (see `dub`)."""
+    run = _Run(sink=progress or no_progress)
+    path, options, dest, backend_name, reason = (job.input_path, job.options, job.destinations, job.backend,
+                                                 job.backend_reason)
     log.info("%s", reason)
     # 1. Probe: what the file is; refuse videos that are too short or too large.
     with run.stage("probe"):
-        media = probe(path)
+        media = _probe_checked(path)
         check_container(dest.video, media)
     # 2. Analyze: shots, events, motion and captions, decoded once (cached per file).
     with run.stage("analyze"):

@@ -246,13 +246,20 @@ def _roll_forward(record_path: Path) -> list[Path]:
         log.warning("ignoring an unreadable commit record %s", record_path)
         return []
     targets: list[Path] = []
+    complete = True
     for temp_name, target_name in moves:
         temp, target = Path(temp_name), Path(target_name)
-        if temp.exists():
+        targets.append(target)
+        if not temp.exists():
+            continue
+        try:
             os.replace(temp, target)
             log.info("completed %s, left unfinished by an interrupted run", target)
-        targets.append(target)
-    record_path.unlink(missing_ok=True)
+        except OSError as err:   # the record stays: the next run of this job tries again
+            complete = False
+            log.warning("could not complete %s (%s)", target, err.strerror)
+    if complete:
+        record_path.unlink(missing_ok=True)
     return targets
 
 

@@ -54,7 +54,8 @@ class BatchOptions:
 
     Attributes:
         out_dir: folder of every output (reachable at the same path from every node on Ray).
-        jobs: local worker processes (None: one per CPU core); ignored on Ray.
+        jobs: local worker processes (None: one per CPU core); on Ray, the CPUs of a cluster
+            this run starts itself (a cluster joined keeps its own).
         ray: run the jobs as tasks on a Ray cluster.
         ray_address: the cluster to join ("host:port"); None: RAY_ADDRESS, else the local one.
         retries: extra attempts for a job whose worker died.
@@ -297,9 +298,9 @@ def _require_ray() -> None:
         raise BackendUnavailable(RAY_INSTALL_HINT)
 
 
-def connect_ray(address: str | None) -> Any:
+def connect_ray(address: str | None, local_cpus: int | None = None) -> Any:
     """Join the cluster at `address` (or RAY_ADDRESS); with neither, join the one running on this
-    machine or start one. Returns the ray module.
+    machine or start one (with `local_cpus` worker CPUs; None: all). Returns the ray module.
 
     Raises:
         BackendUnavailable: ray is not installed, or the cluster cannot be reached.
@@ -324,7 +325,7 @@ def connect_ray(address: str | None) -> Any:
         try:
             ray.init(address="auto", **quiet)
         except (ConnectionError, RuntimeError):
-            ray.init(include_dashboard=False, **quiet)
+            ray.init(include_dashboard=False, num_cpus=local_cpus, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = address or "this machine"
         raise BackendUnavailable(f"Cannot reach the Ray cluster at {where} ({_one_line(err).rstrip('.')}); "
@@ -391,7 +392,7 @@ def _model_servers(ray: Any, options: DubOptions, count: int) -> list[tuple[Any,
 
 def _run_ray(jobs: list[Job], options: DubOptions, batch: BatchOptions,
              report: Callable[[JobOutcome], None]) -> None:
-    ray = connect_ray(batch.ray_address)
+    ray = connect_ray(batch.ray_address, batch.jobs)
     servers = _model_servers(ray, options, len(jobs))
     task = ray.remote(num_cpus=1, max_retries=batch.retries, retry_exceptions=False)(_ray_job)
     refs = {}

@@ -24,14 +24,14 @@ import os
 import re
 import time
 import zipfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from .atomic import atomic_output
-from .errors import InputError
+from .errors import InputError, OutputError
 from .types import Cue, CueAudio, DubPlan, ProgressFn, RenderResult
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,11 @@ def render_key(analysis: Any, plan: DubPlan, *parts: Any) -> str:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` through the one atomic writer (a temporary sibling, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as temp:
-        temp.write_bytes(data)
+    try:
+        with atomic_output(path) as temp:
+            temp.write_bytes(data)
+    except OutputError as err:   # to the cache a failed write is an OSError: a miss next time, not a failed run
+        raise OSError(str(err)) from err
 
 
 def _unlink_quietly(path: str | Path) -> None:
@@ -208,7 +211,7 @@ class CueStore:
 
 TEMP_GRACE_S = 3600.0   # s; a temporary file this young may belong to a run writing right now
 _KEY = f"[0-9a-f]{{{KEY_HEX}}}"
-_TEMP = r"\..+\.tmp"     # atomic_write_bytes' temporary names
+_TEMP = r"\..+\.\d+-[0-9a-f]{6}\.partial(\.[^.]*)?"     # the atomic writer's temporary names
 _STAGE_FILE = re.compile(rf"{_KEY}\.json|{_TEMP}")
 _RENDER_FILE = re.compile(rf"cue-\d{{5}}-{_KEY}\.npz|meta\.json|{_TEMP}")
 
@@ -233,6 +236,7 @@ class CacheSummary:
     plans: int
     cues: int
     render_sets: int   # folders of cues, one per (video, backend, plan settings)
+    stage_bytes: Mapping[str, int] = field(default_factory=dict)   # "analysis", "plan", "render"
 
 
 @dataclass(frozen=True)
@@ -315,7 +319,16 @@ def cache_summary(root: str | os.PathLike | None = None) -> CacheSummary:
     return CacheSummary(root=path, size_bytes=sum(e.size_bytes for e in entries),
                         analyses=sum(e.kind == "analysis" for e in entries),
                         plans=sum(e.kind == "plan" for e in entries), cues=len(cues),
-                        render_sets=len({e.path.parent for e in cues}))
+                        render_sets=len({e.path.parent for e in cues}), stage_bytes=_stage_bytes(path, entries))
+
+
+def _stage_bytes(root: Path, entries: list[CacheEntry]) -> dict[str, int]:
+    """Bytes per stage folder (a cue's metadata and temporary files count with their stage)."""
+    sizes = {stage: 0 for stage in STAGE_FOLDERS}
+    for e in entries:
+        stage = e.path.relative_to(root).parts[0]
+        sizes[stage] = sizes.get(stage, 0) + e.size_bytes
+    return sizes
 
 
 def _to_remove(entries: list[CacheEntry], cutoff_s: float, now_s: float) -> list[CacheEntry]:

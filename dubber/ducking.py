@@ -41,12 +41,17 @@ class Ducker:
 def key_level_db(key: np.ndarray, sample_rate: int) -> np.ndarray:
     """RMS level (dBFS) of the key per FRAME_MS frame; channels are averaged in power."""
     key = np.asarray(key, dtype=np.float32)
-    power = np.square(key, dtype=np.float64) if key.ndim == 1 else np.mean(np.square(key, dtype=np.float64), axis=0)
+    key = key[None, :] if key.ndim == 1 else key
     hop = max(1, int(round(FRAME_MS * sample_rate / 1000)))
-    frames = -(-power.size // hop)
-    padded = np.zeros(frames * hop)
-    padded[:power.size] = power
-    return 10.0 * np.log10(padded.reshape(frames, hop).mean(axis=1) + 1e-20)
+    frames = -(-key.shape[-1] // hop)
+    power = np.zeros(frames)
+    step = hop * 4096   # in blocks, so a feature-length key never needs a float64 copy of itself
+    for a in range(0, key.shape[-1], step):
+        block = key[:, a:a + step].astype(np.float64)
+        padded = np.zeros((block.shape[0], -(-block.shape[1] // hop) * hop))
+        padded[:, :block.shape[1]] = block
+        power[a // hop:a // hop + padded.shape[1] // hop] = np.mean(np.square(padded), axis=0).reshape(-1, hop).mean(axis=1)
+    return 10.0 * np.log10(power + 1e-20)
 
 
 def duck_amount(level_db: np.ndarray, ducker: Ducker) -> np.ndarray:
@@ -88,7 +93,11 @@ def duck_gain(key: np.ndarray, sample_rate: int, ducker: Ducker = Ducker()) -> n
     if samples == 0:
         return np.ones(0, dtype=np.float32)
     amount = duck_amount(key_level_db(key, sample_rate), ducker)
-    hop = FRAME_MS * sample_rate / 1000
+    hop = max(1, int(round(FRAME_MS * sample_rate / 1000)))
     centres = (np.arange(amount.size) + 0.5) * hop
-    gain_db = ducker.depth_db * np.interp(np.arange(samples), centres, amount)
-    return (10.0 ** (gain_db / 20.0)).astype(np.float32)
+    gain = np.empty(samples, dtype=np.float32)
+    step = 1 << 20
+    for a in range(0, samples, step):
+        at = np.arange(a, min(samples, a + step), dtype=np.float64)
+        gain[a:a + at.size] = 10.0 ** (ducker.depth_db * np.interp(at, centres, amount) / 20.0)
+    return gain

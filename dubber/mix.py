@@ -171,9 +171,13 @@ class _PeakEnvelope:
 
     def __init__(self, audio: np.ndarray) -> None:
         self.audio = audio
-        self.sample_peak = _sample_peak(audio)                                # (n,)
-        self.peaks = self.sample_peak * np.float32(max(1.0, _polyphase()[1]))
-        self.bound = _block_reduce(self.sample_peak, np.maximum) * np.float32(_polyphase()[2])  # (blocks,)
+        sample_peak = _sample_peak(audio)                                     # (n,)
+        self.sample_max = float(sample_peak.max(initial=0.0))
+        self.bound = _block_reduce(sample_peak, np.maximum) * np.float32(_polyphase()[2])  # (blocks,)
+        # Each sample's on-sample value (a lower bound of its true peak) until made exact; the
+        # per-sample peaks are kept once per track (a film's track is long).
+        self.peaks = sample_peak
+        self.peaks *= np.float32(max(1.0, _polyphase()[1]))
         self.exact = np.zeros(self.bound.shape, dtype=bool)
 
     def above(self, level: float) -> np.ndarray:
@@ -246,7 +250,7 @@ def _weighted_true_peak(envelope: _PeakEnvelope, weight: np.ndarray,
         scaled = np.zeros((stop - first) * PEAK_BLOCK, dtype=np.float32)
         scaled[:b - a] = weight[a:b] * envelope.upper(first, stop)
         block_bound[first:stop] = scaled.reshape(stop - first, PEAK_BLOCK).max(axis=1)
-        best = max(best, float((envelope.sample_peak[a:b] * weight[a:b]).max(initial=0.0)))
+        best = max(best, float((envelope.peaks[a:b] * weight[a:b]).max(initial=0.0)))   # a lower bound
     block_bound += envelope.bound * spread
     for block in np.argsort(block_bound)[::-1]:
         if block_bound[block] <= best:
@@ -554,11 +558,14 @@ class _Tracks:
 def _gain_and_limit(tracks: _Tracks, sr: int, gain_db: float, ceiling_db: float) -> LoudnessResult:
     gain = np.float32(10 ** (gain_db / 20))
     ceiling = 10 ** (ceiling_db / 20)
-    curve = _limiter_gain(tracks.joint_peaks(ceiling / float(gain)) * gain, sr, ceiling_db)
+    joint = tracks.joint_peaks(ceiling / float(gain))   # a fresh array: scaled in place
+    joint *= gain
+    curve = _limiter_gain(joint, sr, ceiling_db)
+    del joint
     weight = gain * curve
     spread = _block_reduce(weight, np.maximum) - _block_reduce(weight, np.minimum)
     # Only a stem that could reach the ceiling needs measuring after limiting.
-    hot = [stem for stem in tracks.stems if float(stem.sample_peak.max(initial=0.0)) * gain > 0.5 * ceiling]
+    hot = [stem for stem in tracks.stems if stem.sample_max * gain > 0.5 * ceiling]
     stems_peak = max((_to_db(_weighted_true_peak(stem, weight, spread)) for stem in hot), default=float("-inf"))
     mix_peak = _to_db(_weighted_true_peak(tracks.mix, weight, spread))
     # Measured without making the gained track: only the pass that is kept gets its audio.
@@ -595,7 +602,7 @@ def _search_gain(audio: np.ndarray, stems: Sequence[np.ndarray], sr: int, measur
     tracks = _Tracks(audio, _PeakEnvelope(audio), tuple(_PeakEnvelope(stem) for stem in stems))
     gain_db = target_lufs - measured
     upper_db = gain_db + MAX_EXTRA_GAIN_DB
-    margin_db, previous = 0.05, None
+    margin_db, previous_lufs = 0.05, None   # only the last pass's loudness is kept, not its curve
     for passes in range(1, MAX_PASSES + 1):
         result = _gain_and_limit(tracks, sr, gain_db, ceiling_db - margin_db)
         too_deep = result.limiter_db > MAX_LIMITER_DB + 0.1
@@ -605,9 +612,9 @@ def _search_gain(audio: np.ndarray, stems: Sequence[np.ndarray], sr: int, measur
             upper_db = gain_db - (result.limiter_db - MAX_LIMITER_DB)
         elif result.highest_peak_db > ceiling_db:
             margin_db += result.highest_peak_db - ceiling_db + 0.05
-        elif previous is not None and result.lufs < target_lufs and result.lufs - previous.lufs < 0.05:
+        elif previous_lufs is not None and result.lufs < target_lufs and result.lufs - previous_lufs < 0.05:
             break                                   # more gain would only feed the limiter
-        previous = result
+        previous_lufs = result.lufs
         gain_db = min(gain_db + target_lufs - result.lufs, upper_db)
     log.warning("loudness %.1f LUFS / %.2f dBTP after %d passes (target %.1f LUFS, %.1f dBTP)",
                 result.lufs, result.highest_peak_db, passes, target_lufs, ceiling_db)

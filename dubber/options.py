@@ -27,6 +27,8 @@ MAX_SIDE_PIXELS = 8192          # widest/tallest picture accepted (8K)
 MAX_AREA_PIXELS = 8192 * 4320   # 8K full-aperture; a larger picture is refused before decoding
 LUFS_RANGE = (-40.0, -5.0)      # LUFS; outside it a mix is either inaudible or crushed
 ORIGINAL_GAIN_RANGE = (-60.0, 12.0)   # dB
+STUDIO_HOST = "127.0.0.1"       # `dub studio` serves this machine only unless told otherwise
+STUDIO_PORT = 7860
 MAX_SEED = 2**63 - 1            # manifests and timelines (OTIO) carry seeds as signed 64-bit integers
 
 
@@ -182,6 +184,8 @@ def check_options(options: DubOptions) -> None:
                          f"{', '.join(available_backends())}.")
     if options.style not in available_styles():
         raise InputError(f"Unknown style {options.style!r}; choose one of: {', '.join(available_styles())}.")
+    if options.soundfont is not None and not Path(options.soundfont).expanduser().is_file():
+        raise InputError(f"The SoundFont {options.soundfont} does not exist; pass an .sf2 file with --soundfont.")
     if options.timing not in TIMINGS:
         raise InputError(f"Unknown timing {options.timing!r}; choose one of: {', '.join(TIMINGS)}.")
     if options.timing == "free" and options.backend == "score":

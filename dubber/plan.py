@@ -6,7 +6,8 @@ frame boundaries mapped to samples with `MediaInfo.frame_to_sample`, so the cues
 soundtrack [0, total_samples) exactly. A saved plan is plain JSON a user may edit (captions,
 prompts, seeds, even boundaries) and feed back: the prompt is what a backend renders, the caption
 labels the cue in captions and timelines. `load_plan` and `validate_plan` catch edits that break
-the timing.
+the timing. Every plan also records the exact text AudioStory's language model reads for it
+(`model_prompt`, and each cue's `model_text`), derived from the fields above by `with_model_text`.
 """
 from __future__ import annotations
 
@@ -417,7 +418,8 @@ def _plan_from_json(data: Any) -> DubPlan:
     if not isinstance(cues, list) or not all(isinstance(c, dict) for c in cues):
         raise PlanError("The plan's 'cues' must be a list of objects; fix the plan file.")
     for position, cue in enumerate(cues):
-        lacking = [k for k in Cue.__dataclass_fields__ if k not in cue and k not in ("part", "parts", "model_text")]
+        optional = ("part", "parts", "model_text")
+        lacking = [k for k in Cue.__dataclass_fields__ if k not in cue and k not in optional]
         if lacking:
             raise PlanError(f"Cue {position} lacks the field {lacking[0]!r}; fix the plan file.")
     return DubPlan.from_dict(data)

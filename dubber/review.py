@@ -27,6 +27,7 @@ from .errors import InputError
 SPECTROGRAM_FFT = 2048          # samples per analysis window (43 ms at 48 kHz)
 SPECTROGRAM_LOW_HZ = 40.0       # bottom row of the picture
 SPECTROGRAM_RANGE_DB = 80.0     # colours span this far under the loudest cell
+QUIET_TOP_DB = 0.0              # cell power (dB) taken as the loudest when nothing is louder (about -54 dBFS)
 PIXELS_PER_S = 100              # default picture width per second of audio
 MAX_WIDTH_PX = 6000
 AXIS_PX = 16                    # strip under the picture with the seconds ruler
@@ -126,7 +127,7 @@ def spectrogram_png(audio: np.ndarray, sample_rate: int, *, duration_s: float | 
     mono = np.pad(mono[:wanted], (0, max(0, wanted - mono.size)))
     rows = _log_frequency_rows(_power_columns(mono, hop), sample_rate, height)
     db = 10.0 * np.log10(rows + 1e-12)
-    db -= max(float(db.max()), -100.0)
+    db -= max(float(db.max()), QUIET_TOP_DB)   # silence stays dark instead of being stretched to bright
     picture = _colour(1.0 + db / SPECTROGRAM_RANGE_DB)
     image = Image.new("RGB", (width, height + AXIS_PX), (20, 20, 20))
     image.paste(Image.fromarray(picture).resize((width, height), Image.BILINEAR), (0, 0))

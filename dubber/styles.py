@@ -43,8 +43,9 @@ def _drum(key: int, level: float = 1.0, length_s: float = 0.2) -> Layer:
     return Layer(key, "fixed", 0, length_s, level, drum=True)
 
 
-# GM percussion keys used below.
-KICK, SIDE_STICK, SNARE, LOW_TOM, HIGH_TOM, CRASH, SPLASH, CHINA = 36, 37, 38, 45, 50, 49, 55, 52
+# GM percussion keys used below. Pitched drums (timpani, taiko, melodic tom) are preferred to the
+# kit's kick and toms: they follow the harmony, so hits do not all share one pitch colour.
+SIDE_STICK, SNARE, CRASH, SPLASH, CHINA = 37, 38, 49, 55, 52
 HI_WOOD, LOW_WOOD, TRIANGLE, VIBRASLAP, CLAVES, GUIRO, SHORT_GUIRO, CABASA = 76, 77, 81, 58, 75, 74, 73, 69
 # GM programs (0-based).
 ORCH_HIT, TIMPANI, BRASS, TROMBONE, TUBA, PIZZICATO, XYLOPHONE, GLOCKENSPIEL = 55, 47, 61, 57, 58, 45, 13, 9
@@ -53,32 +54,32 @@ TAIKO, MELODIC_TOM, REVERSE_CYMBAL, SEASHORE, BREATH, WHISTLE, TREMOLO, CELESTA 
 # Big hits answer strong impacts; small ones weak impacts and the inside of a fast series.
 BIG_HITS: tuple[Hit, ...] = (
     Hit("orchestra hit", (Layer(ORCH_HIT, "chord", 4, 0.35), _drum(CRASH, 0.35, 0.4), Layer(TIMPANI, "root", 2, 0.6)), "low"),
-    Hit("brass stab", (Layer(BRASS, "chord", 4, 0.3), _drum(SNARE), _drum(KICK))),
-    Hit("timpani and tuba", (Layer(TIMPANI, "root", 2, 0.8), Layer(TUBA, "fifth", 2, 0.3, 0.9), _drum(KICK)), "low"),
+    Hit("brass stab", (Layer(BRASS, "chord", 4, 0.3), _drum(SNARE), Layer(TIMPANI, "root", 2, 0.3, 0.9))),
+    Hit("timpani and tuba", (Layer(TIMPANI, "root", 2, 0.8), Layer(TUBA, "fifth", 2, 0.3, 0.9), Layer(TAIKO, "fixed", 3, 0.3, 0.8)), "low"),
     Hit("taiko boom", (Layer(TAIKO, "fixed", 3, 0.6), Layer(TUBA, "root", 2, 0.3, 0.9), _drum(SPLASH, 0.5)), "low"),
-    Hit("low brass bonk", (Layer(TROMBONE, "fifth", 3, 0.25), _drum(LOW_TOM), Layer(BRASS, "top", 4, 0.2, 0.7))),
+    Hit("low brass bonk", (Layer(TROMBONE, "fifth", 3, 0.25), Layer(MELODIC_TOM, "fixed", 3, 0.2), Layer(BRASS, "top", 4, 0.2, 0.7))),
 )
 SMALL_HITS: tuple[Hit, ...] = (
     Hit("wood block", (_drum(HI_WOOD), Layer(PIZZICATO, "top", 5, 0.15, 0.8)), "high"),
     Hit("snare crack", (_drum(SNARE), _drum(SIDE_STICK, 0.7))),
-    Hit("tom thump", (Layer(MELODIC_TOM, "fixed", 4, 0.2), _drum(LOW_TOM))),
+    Hit("tom thump", (Layer(MELODIC_TOM, "fixed", 4, 0.2), Layer(MELODIC_TOM, "fixed", 3, 0.2, 0.8))),
     Hit("xylophone plink", (Layer(XYLOPHONE, "top", 5, 0.15), _drum(CLAVES, 0.7)), "high"),
     Hit("low wood knock", (_drum(LOW_WOOD), Layer(PIZZICATO, "root", 3, 0.15, 0.8))),
-    Hit("kick and stick", (_drum(KICK), _drum(SIDE_STICK)), "low"),
+    Hit("taiko and stick", (Layer(TAIKO, "fixed", 3, 0.2), _drum(SIDE_STICK)), "low"),
 )
 # Sounds by event kind, beyond the hits; the foley layer that music does not do.
 KIND_SOUNDS: dict[str, tuple[Hit, ...]] = {
-    "landing": (Hit("thud", (_drum(KICK), Layer(TIMPANI, "root", 2, 0.5), _drum(LOW_TOM, 0.9))),
-                Hit("crash landing", (_drum(KICK), _drum(CRASH, 0.9, 1.0), Layer(TUBA, "root", 2, 0.3)))),
+    "landing": (Hit("thud", (Layer(TAIKO, "fixed", 2, 0.4), Layer(TIMPANI, "root", 2, 0.5), Layer(MELODIC_TOM, "fixed", 3, 0.2, 0.9))),
+                Hit("crash landing", (Layer(TAIKO, "fixed", 2, 0.4), _drum(CRASH, 0.6, 0.6), Layer(TUBA, "root", 2, 0.3)))),
     # A whoosh speaks on its first frame: a scraped or shaken attack, then air.
     "whoosh": (Hit("swish", (_drum(SHORT_GUIRO, 1.0, 0.2), Layer(BREATH, "fixed", 5, 0.5, 0.9))),
                Hit("air", (_drum(CABASA, 1.0, 0.2), Layer(WHISTLE, "top", 6, 0.3, 0.7))),
                Hit("zip", (Layer(PIZZICATO, "top", 6, 0.1), Layer(REVERSE_CYMBAL, "fixed", 5, 0.4, 0.6)))),
-    "splash": (Hit("splash", (Layer(SEASHORE, "fixed", 5, 0.8), _drum(SPLASH, 0.9, 0.8), _drum(HIGH_TOM, 0.8))),
+    "splash": (Hit("splash", (Layer(SEASHORE, "fixed", 5, 0.8), _drum(SPLASH, 0.9, 0.8), Layer(MELODIC_TOM, "fixed", 5, 0.2, 0.8))),
                Hit("spray", (Layer(SEASHORE, "fixed", 6, 0.6), _drum(SPLASH, 1.0, 0.8), _drum(TRIANGLE, 0.8)))),
     "explosion": (Hit("blast", (Layer(TIMPANI, "root", 2, 1.2), _drum(CRASH, 1.0, 1.5), Layer(TAIKO, "fixed", 3, 0.8),
                                 Layer(ORCH_HIT, "chord", 3, 0.4))),
-                  Hit("boom", (_drum(KICK), _drum(CHINA, 1.0, 1.5), Layer(TUBA, "root", 1, 0.6),
+                  Hit("boom", (Layer(TAIKO, "fixed", 2, 0.6), _drum(CHINA, 1.0, 1.5), Layer(TUBA, "root", 1, 0.6),
                                Layer(BRASS, "chord", 3, 0.4)))),
     "flash": (Hit("sparkle", (Layer(GLOCKENSPIEL, "chord", 6, 0.5, 0.9), _drum(TRIANGLE, 0.9, 0.6))),
               Hit("zing", (Layer(CELESTA, "chord", 6, 0.5), _drum(VIBRASLAP, 0.8, 0.5)))),
@@ -103,7 +104,8 @@ class Orchestra:
     runs: tuple[int, ...]               # scurrying runs over fast motion and runs
     footsteps: tuple[int, ...]          # GM percussion keys for running feet
     suspense: int                       # tremolo under shakes and quiet tense shots
-    notes_per_beat: tuple[float, float] # tune density, calm .. busy
+    notes_per_beat: tuple[float, float] # tune density wanted, calm .. busy: a sparse shot hears the motif
+                                        # augmented more often, a busy one diminished
     room: tuple[int, int]               # reverb send range (0-127), one room per shot
     hit_level: float = 1.0              # loudness of the event sounds against the music
     kind_sounds: tuple[tuple[str, tuple[Hit, ...]], ...] = ()   # per-style extras over KIND_SOUNDS

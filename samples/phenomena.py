@@ -12,7 +12,9 @@ character, and exactly one phenomenon planted on known frames:
 - same_palette_cut: a hard cut between two sets drawn in one palette;
 - grey_cut: a hard cut between two black-and-white sets of close grey levels, with flicker;
 - dissolve: the first set blends linearly into the second over twelve frames;
-- fade_out: the set fades linearly to black over ten frames and stays black.
+- fade_out: the set fades linearly to black over ten frames and stays black;
+- fade_in: black, then the set fades in linearly over ten frames;
+- flash_cut: a hard cut whose first new frame is washed out white, as film cuts often are.
 
 `render(name)` gives the frames and the truth; `write(name, path)` encodes them (H.264, 24 fps)
 and writes the truth next to the video as JSON. Truth: "cut_frames" (first frames of new
@@ -39,7 +41,7 @@ FPS = 24
 FRAMES = 72  # 3 s
 EVENT_FRAME = 36  # where every planted phenomenon starts
 PHENOMENA = ("smear", "splash", "pose_jump", "shake", "flicker", "occlusion", "same_palette_cut", "grey_cut",
-             "dissolve", "fade_out")
+             "dissolve", "fade_out", "fade_in", "flash_cut")
 DISSOLVE_FRAMES = 12
 FADE_FRAMES = 10
 
@@ -96,13 +98,13 @@ def render(name: str) -> tuple[list[np.ndarray], dict[str, Any]]:
     frames, cuts, transitions = [], [], []
     for t in range(FRAMES):
         frames.append(_frame(name, t, first, second, rng))
-    if name in ("same_palette_cut", "grey_cut"):
+    if name in ("same_palette_cut", "grey_cut", "flash_cut"):
         cuts = [EVENT_FRAME]
     elif name == "dissolve":
         transitions = [{"kind": "dissolve", "start_frame": EVENT_FRAME, "end_frame": EVENT_FRAME + DISSOLVE_FRAMES}]
         cuts = [EVENT_FRAME + DISSOLVE_FRAMES // 2]
-    elif name == "fade_out":
-        transitions = [{"kind": "fade_out", "start_frame": EVENT_FRAME, "end_frame": EVENT_FRAME + FADE_FRAMES}]
+    elif name in ("fade_out", "fade_in"):
+        transitions = [{"kind": name, "start_frame": EVENT_FRAME, "end_frame": EVENT_FRAME + FADE_FRAMES}]
         cuts = [EVENT_FRAME + FADE_FRAMES // 2]
     truth = {"phenomenon": name, "fps": f"{FPS}/1", "frame_count": FRAMES, "width": WIDTH, "height": HEIGHT,
              "cut_frames": cuts, "transitions": transitions, "event_frame": EVENT_FRAME}
@@ -112,7 +114,7 @@ def render(name: str) -> tuple[list[np.ndarray], dict[str, Any]]:
 def _frame(name: str, t: int, first: np.ndarray, second: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     after = t >= EVENT_FRAME
     k = t - EVENT_FRAME
-    if name in ("same_palette_cut", "grey_cut") and after:
+    if name in ("same_palette_cut", "grey_cut", "flash_cut") and after:
         img = _view(second)
         _character(img, 150 - 0.5 * k, 60)
     elif name == "shake" and 0 <= k < 10:
@@ -140,6 +142,11 @@ def _frame(name: str, t: int, first: np.ndarray, second: np.ndarray, rng: np.ran
     if name == "fade_out" and after:
         share = max(0.0, 1.0 - (k + 1) / (FADE_FRAMES + 1))
         img = (img.astype(np.float32) * share).round().astype(np.uint8)
+    if name == "fade_in":
+        share = 0.0 if k < 0 else min(1.0, (k + 1) / (FADE_FRAMES + 1))
+        img = (img.astype(np.float32) * share).round().astype(np.uint8)
+    if name == "flash_cut" and k == 0:
+        img = cv2.addWeighted(img, 0.3, np.full_like(img, 255), 0.7, 0.0)
     return img
 
 

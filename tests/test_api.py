@@ -337,7 +337,10 @@ def test_dub_command_free_timing_reports_a_plan_the_model_did_not_write(tiny_che
     error = json_events(proc.stdout)[-1]
     assert error["event"] == "error" and error["exit_code"] == 2
     message = error["message"]
-    assert message.startswith("The model wrote no complete audio clip in 256 tokens;") and "\n" not in message
+    from audiostory_core.testing import MAX_NEW_TOKENS
+
+    assert message.startswith(f"The model wrote no complete audio clip in {MAX_NEW_TOKENS} tokens;")
+    assert "\n" not in message
     assert message.endswith("a larger max_new_tokens.") and message.count(". ") == 0
     assert proc.stderr.strip().splitlines()[-1] == f"dub: {message}"
     assert not out.exists() and not out.with_suffix(".json").exists() and not (tmp_path / "stems").exists()

@@ -87,6 +87,9 @@ def test_plan_records_the_exact_text_per_cue_and_before_the_first():
     assert plan.instruction == INSTRUCTION
     assert plan.model_prompt == PROMPT + REASONING + "<|/think|>"
     assert tuple(c.model_text for c in plan.cues) == CLIPS
+    # What `dub plan` writes and the manifest embeds: the plan's JSON form.
+    data = plan.to_dict()
+    assert data["model_prompt"] == plan.model_prompt and [c["model_text"] for c in data["cues"]] == list(CLIPS)
 
 
 def test_an_edited_plan_records_the_text_of_its_edits(tmp_path):

@@ -17,6 +17,7 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dubber import api
@@ -283,6 +284,14 @@ def test_ray_model_server_renders_every_job_like_a_single_run(ray_cluster, clips
     code, done, stderr = _finish(subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                                   text=True))
     assert code == 0, (done, stderr[-3000:])
+    from dubber.media.audio_io import decode_audio
+
     for name, reference in references.items():
-        _assert_same_as_single(out / f"{name}.dub.mp4", reference)
-        assert json.loads((out / f"{name}.dub.json").read_text())["render"]["backend"] == "audiostory"
+        manifest = json.loads((out / f"{name}.dub.json").read_text())
+        assert manifest["render"]["backend"] == "audiostory"
+        assert manifest["plan"] == json.loads(reference.with_suffix(".json").read_text())["plan"]
+        # A Ray worker runs torch on the one CPU its task holds, a single run on every core: the
+        # sums inside the model add up in another order, so the audio matches to rounding only.
+        ours = decode_audio(out / f"{name}.dub.mp4", 48_000, manifest["plan"]["total_samples"])
+        theirs = decode_audio(reference, 48_000, manifest["plan"]["total_samples"])
+        assert np.abs(theirs).max() > 0.1 and np.abs(ours - theirs).max() < 1e-3

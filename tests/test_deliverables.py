@@ -6,17 +6,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import imageio_ffmpeg
 import pytest
 
-from tests.dub_cli import decode_track, dub_env, ffmpeg, run_dub, snapshot
+from tests.dub_cli import dub_command, dub_env, ffmpeg, run_dub, snapshot
 
 FPS = 24
 FRAMES = 144
@@ -241,19 +242,20 @@ def _fill_limit() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 
 
-def test_a_full_disk_is_one_sentence_and_leaves_nothing(media, tmp_path):
+@pytest.mark.parametrize("size, stems", [("300k", True), ("1850k", False)])   # full at the WAVs / at the mux
+def test_a_full_disk_is_one_sentence_and_leaves_nothing(media, tmp_path, size, stems):
     src = _copy(media["base"], tmp_path / "in")
     before = snapshot(tmp_path / "in")
     env = dub_env(tmp_path)
-    with _small_disk(tmp_path / "small", "300k") as mounted:
+    with _small_disk(tmp_path / "small", size) as mounted:
         out = tmp_path / "small" / "out.mp4"
-        args = [*__import__("tests.dub_cli", fromlist=["dub_command"]).dub_command(), str(src), "-o", str(out),
-                "--stems", str(tmp_path / "small" / "stems")]
+        args = [*dub_command(), str(src), "-o", str(out),
+                *(["--stems", str(tmp_path / "small" / "stems")] if stems else [])]
         proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
                               preexec_fn=None if mounted else _fill_limit)
         assert proc.returncode == 2, proc.stderr
         sentence = _one_sentence(proc.stderr)
-        assert ("is full" in sentence) if mounted else ("too large" in sentence.lower() or "is full" in sentence)
+        assert ("is full" if mounted else "space") in sentence and ".partial" not in sentence
         assert list((tmp_path / "small").iterdir()) == []
     assert snapshot(tmp_path / "in") == before
 
@@ -298,7 +300,7 @@ def test_a_caption_cannot_forge_subtitle_cues(media, tmp_path):
     assert proc.returncode == 0, proc.stderr
     cues = len(json.loads(plan.read_text())["cues"])
     srt = tmp_path / "out.srt"
-    read_back = subprocess.run([__import__("imageio_ffmpeg").get_ffmpeg_exe(), "-v", "error", "-i", str(srt),
+    read_back = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(srt),
                                 "-f", "srt", "-"], capture_output=True, text=True, check=True).stdout
     assert read_back.count(" --> ") <= cues and "FORGED" in read_back
     assert read_back.split("\n\n")[0].count("-->") == 1   # the forged line stays inside the first caption
@@ -325,8 +327,6 @@ def _gone(pid: int) -> bool:
 
 
 def _start_held_mux(tmp_path: Path, src: Path) -> tuple[subprocess.Popen, int, dict]:
-    import imageio_ffmpeg
-
     wrapper = tmp_path / "slow-ffmpeg"
     wrapper.write_text(f"#!{sys.executable}\n{_SLOW_FFMPEG}")
     wrapper.chmod(0o755)
@@ -335,7 +335,7 @@ def _start_held_mux(tmp_path: Path, src: Path) -> tuple[subprocess.Popen, int, d
                   MUX_STARTED=str(started))
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    proc = subprocess.Popen([*__import__("tests.dub_cli", fromlist=["dub_command"]).dub_command(), str(src),
+    proc = subprocess.Popen([*dub_command(), str(src),
                              "-o", str(out_dir / "v.mp4"), "--stems", str(out_dir / "st")],
                             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for _ in range(1200):
@@ -343,7 +343,7 @@ def _start_held_mux(tmp_path: Path, src: Path) -> tuple[subprocess.Popen, int, d
             return proc, int(started.read_text()), env
         if proc.poll() is not None:
             pytest.fail(f"dub ended before its mux: {proc.communicate()}")
-        __import__("time").sleep(0.1)
+        time.sleep(0.1)
     proc.kill()
     pytest.fail("the mux never started")
 
@@ -352,7 +352,7 @@ def _wait_gone(pid: int) -> bool:
     for _ in range(100):
         if _gone(pid):
             return True
-        __import__("time").sleep(0.05)
+        time.sleep(0.05)
     return False
 
 
@@ -548,13 +548,13 @@ def test_watch_waits_for_a_slow_copy_that_pauses(media, tmp_path):
         with open(root / "inbox" / "slow.mp4", "wb") as copy:   # a copy that stalls for 2 s half-way
             copy.write(data[: len(data) // 2])
             copy.flush()
-            __import__("time").sleep(2.0)
+            time.sleep(2.0)
             copy.write(data[len(data) // 2:])
         output = root / "output" / "slow" / "slow.dub.mp4"
         for _ in range(1200):
             if output.is_file() and (root / "done" / "slow.mp4").is_file():
                 break
-            __import__("time").sleep(0.1)
+            time.sleep(0.1)
         assert output.is_file(), watcher.stderr.read() if watcher.poll() is not None else "no output yet"
         assert list((root / "failed").iterdir()) == []
         assert (root / "done" / "slow.mp4").read_bytes() == data

@@ -104,14 +104,19 @@ def test_a_flurry_of_blows_is_hit_blow_by_blow_without_a_click_track():
     assert all(np.min(np.abs(found - f / 24)) <= 0.1 for f, _, _ in blows)
     impacts = [f / 24 for f, _, _ in blows]
     assert max(sm.hit_sameness(fx, SR, a, b) for a, b in zip(impacts, impacts[1:])) < 0.95
-    assert sm.periodicity(mix, SR) <= 0.2
+    # The music holds a tremolo under the flurry instead of ticking along with it.
+    assert sm.periodicity(music, SR) <= 0.2
+    score = compose_score(analysis_with(events=blows, cuts=(60,), frames=480, fps=Fraction(24)), "tom-and-jerry", 0, 20.0)
+    first, last = blows[0][0] / 24, blows[-1][0] / 24
+    assert not [n for n in score.notes if n.role == "melody" and first < n.start_s <= last]
+    assert any(n.role == "tremolo" and n.start_s < first and n.end_s > last for n in score.notes)
 
 
 def test_stems_have_the_contract_shape_and_the_manifest_names_the_bank(rendered):
     plan, result, music, fx = rendered
     assert result.backend == "score" and music.shape == fx.shape == (2, plan.total_samples)
     assert result.model_id == "soundfont:TimGM6mb.sf2"
-    assert "TimGM6mb" in result.notes[0] and "GPL-2.0" in result.notes[0]
+    assert "SoundFont TimGM6mb.sf2, licence GPL-2.0" in result.notes[0]
     assert np.max(np.abs(music + fx)) <= 0.9 + 1e-6 and np.abs(music).max() > 0.01 and np.abs(fx).max() > 0.01
 
 
@@ -133,10 +138,33 @@ def test_another_bank_is_used_when_given(tmp_path):
     backend = get_backend("score", BackendOptions(soundfont=str(copy)))
     analysis = analysis_with(frames=96, cuts=(), events=((40, "impact", 0.9),))
     result = backend.render(make_plan(analysis), analysis)
-    assert result.model_id == "soundfont:MyBank.sf2" and "licence unknown" in result.notes[0]
+    assert result.model_id == "soundfont:MyBank.sf2" and "MyBank.sf2, licence unknown" in result.notes[0]
 
 
 def test_no_events_and_no_cuts_still_gives_music_of_the_right_length():
     analysis = analysis_with(events=(), cuts=(), frames=120, motion=0.0)
     plan, _, music, fx = render(analysis)
     assert music.shape[1] == plan.total_samples and np.abs(music).max() > 0.01 and not np.any(fx)
+
+
+def test_long_scores_render_in_chunks_with_every_note_in_place():
+    from dubber.backends.score.notation import Note, Part, Room
+    from dubber.backends.score.render import CHUNK_S, load_soundfont, render_notes
+
+    times = [1.0, CHUNK_S - 0.05, CHUNK_S + 7.3, 2 * CHUNK_S + 12.0]
+    notes = [Note(Part(0, "fx", drums=True), 38, t, t + 0.2, 120, "hit:impact") for t in times]
+    rooms = [Room(0.0, 30), Room(CHUNK_S + 5.0, 90), Room(10 * CHUNK_S, 10)]   # one far past the end
+    total = int((2 * CHUNK_S + 20.0) * SR)
+    audio = render_notes(notes, rooms, load_soundfont(), total, SR)
+    assert audio.shape == (2, total)
+    found = sm.onsets(audio, SR)
+    assert len(found) == len(times) and np.max(np.abs(found - np.asarray(times))) <= 0.02
+    assert np.abs(audio[:, int((CHUNK_S - 0.05) * SR):int(CHUNK_S * SR) + 2400]).max() > 0.01   # across the seam
+
+
+def test_a_missing_soundfont_is_refused_before_any_work(tmp_path):
+    from dubber.api import DubOptions, check_options
+    from dubber.errors import InputError
+
+    with pytest.raises(InputError, match="does not exist; pass an .sf2 file with --soundfont"):
+        check_options(DubOptions(backend="score", soundfont=str(tmp_path / "none.sf2")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -60,8 +61,14 @@ def test_dub_endpoint_returns_the_sample_with_a_new_soundtrack(client):
     from dubber.media.audio_io import decode_audio
     import vision
 
-    out = Path(client.predict(handle_file(str(SAMPLE)), STYLE, 3, api_name="/dub"))
+    job = client.submit(video=handle_file(str(SAMPLE)), style=STYLE, seed=3, api_name="/dub")
+    stages = set()
+    while not job.done():   # the progress bar's stages, as a script sees them
+        stages |= {p.desc for p in (job.status().progress_data or ()) if p.desc}
+        time.sleep(0.05)
+    out = Path(job.result())
 
+    assert {"render", "mix", "mux"} <= stages, stages
     assert out.name == "cartoon_demo.take-001.dub.mp4"
     media, source = vision.probe(str(out)), vision.probe(str(SAMPLE))
     assert media.has_audio and media.frame_count == source.frame_count and media.fps == source.fps

@@ -5,8 +5,10 @@
     analysis.shots, analysis.events, analysis.captions
 
 Steps: 1. probe the file (fails early on a bad input); 2. resolve the captioner (fails early on
-a missing model); 3. decode every frame once, feeding the cut detector, the keyframe sampler
-and the motion tracker; 4. turn the per-frame curves into events; 5. caption the shots.
+a missing model); 3. decode every frame once, feeding the cut and transition detector, the
+keyframe sampler and the motion tracker; 4. turn the per-frame curves into events; 5. caption
+the shots. Memory stays flat in the video's length: pictures are held only in short rings, and
+per frame only a few numbers are kept.
 """
 from __future__ import annotations
 
@@ -51,8 +53,8 @@ def analyze(path: str | os.PathLike, *, captioner: str | None = "motion",
 
     Args:
         path: the video file.
-        captioner: a name from `vision.captioners` ("motion", "clip", "vlm"), or None for no
-            captions (the fastest analysis).
+        captioner: a name from `vision.captioners` ("auto", "motion", "clip", "vlm"), or None
+            for no captions (the fastest analysis).
         min_shot_frames: no shot shorter than this many frames (except the last).
         keyframes_per_shot: pictures kept per shot for the captioner (0 keeps none).
         progress: called as progress(stage, done, total), stage "decode" (frames) then "caption".

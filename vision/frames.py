@@ -67,7 +67,8 @@ def _yuv_to_bgr(frame: av.VideoFrame, size: tuple[int, int]) -> tuple[np.ndarray
     return cv2.cvtColor(cv2.merge([y, *uv]), cv2.COLOR_YUV2BGR), y
 
 
-def small_images(frame: av.VideoFrame, size: tuple[int, int], colour: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+def small_images(frame: av.VideoFrame, size: tuple[int, int],
+                 colour: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
     """(small BGR at `size`, grey at half of `size`) from one decoded frame; no BGR picture
     (None) unless `colour`, which saves most of the conversion for grey-only consumers."""
     if not colour and frame.format.name in _FAST_FORMATS:

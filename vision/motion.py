@@ -2,21 +2,26 @@
 
 A few numbers per picture come out of the decode pass: activity (mean absolute grey difference
 to the picture before, beyond a small noise floor, 0..1, after taking out the change of overall
-brightness so film flicker is no motion), brightness (mean grey, 0..1) and where the change is
-(its centre, as fractions of the picture). Memory grows by those few numbers per frame only.
-Everything else is read from the curves, shot by shot, after the pass:
+brightness so film flicker is no motion), brightness and contrast (mean and standard deviation
+of grey), where the change is (its centre, as fractions of the picture) and how much of the
+picture it covers, and the change against the distinct pictures two to four back (does a
+transient come back?). Memory grows by those few numbers per frame only. Everything else is
+read from the curves, shot by shot, after the pass:
 
 - flash: brightness jumps well above the frames before it and falls back within a few frames;
   a flash on the beat of an impact is an explosion.
 - impact: either a jolt (activity leaps to several times its recent level and dies away within a
   few frames) or a dead stop (fast motion that halts in one frame: the frame of contact). When
-  the picture goes on shaking after it, the shaking is a `shake` event of its own.
+  the picture goes on shaking after it, the shaking is a `shake` event of its own. A jolt whose
+  picture comes back within three pictures with no shake after it (a smear frame) is a whoosh.
+  No hit is read where the change covers nearly the whole picture or where a featureless picture
+  is near (a body over the lens, black): no contact can be seen there.
 - whoosh: a run of frames whose activity stays several times the video's typical level (a swing,
   a smear, a dash); one that lasts `run_s` or more is a `run`.
 
 Density is what a composer would hit: hit events (impact, explosion, flash) closer than
 `min_spacing_s` keep the strongest, and a shot keeps at most `max_hits_per_min` of them (the
-strongest), so weak motion peaks go.
+strongest; at least MIN_HITS_PER_SHOT), so weak motion peaks go.
 
 Cut frames and flash frames are taken out of the activity curve first, so a cut or a flash
 never reads as an impact, and nothing is looked for across a cut.
@@ -43,7 +48,7 @@ import numpy as np
 from vision.types import Shot, VisualEvent
 
 
-MIN_HITS_PER_SHOT = 3
+MIN_HITS_PER_SHOT = 3  # a shot shorter than the per-minute budget allows still keeps this many hits
 COVER_LOOKAHEAD = 7  # samples after a hit in which a featureless picture means the lens was covered
 RETURN_PICTURES = 3  # a change that undoes itself within this many pictures is a transient
 HIT_KINDS = ("impact", "landing", "splash", "explosion", "flash")  # land on one frame
@@ -240,7 +245,17 @@ def _place(where: list[tuple[float, float]], start: int, end: int) -> tuple[floa
 def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Shot, ...],
                    options: MotionOptions = MotionOptions(), rate: float = 24.0,
                    coverage: np.ndarray | None = None, returns: np.ndarray | None = None) -> MotionResult:
-    """Events and the normalised activity curve from the two per-frame curves."""
+    """Events and the normalised activity curve from the per-sample curves.
+
+    Args:
+        activity, brightness: per sample, 0..1.
+        shots: shots in samples.
+        rate: samples per second (durations of whooshes and runs, spacing of hits).
+        coverage: per sample, (share of the picture that changed, grey contrast 0..1); None
+            skips the checks for covered lenses.
+        returns: per sample, the change against the pictures 2 .. RETURN_PICTURES + 1 back;
+            None skips the smear check.
+    """
     activity = activity.astype(np.float64).copy()
     events: list[VisualEvent] = []
     for shot in shots:

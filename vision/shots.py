@@ -135,10 +135,10 @@ def picture_change(a: Signature, b: Signature) -> float:
 
 def blend_residual(a: np.ndarray, b: np.ndarray, middle: np.ndarray, share: float) -> float:
     """How far `middle` is from the blend (1 - share) * a + share * b, relative to |a - b|."""
-    spread = float(np.mean(np.abs(a - b)))
-    if spread < 1e-6:
+    spread = cv2.norm(a, b, cv2.NORM_L1)
+    if spread < 1e-6 * a.size:
         return 1.0
-    return float(np.mean(np.abs(middle - ((1.0 - share) * a + share * b)))) / spread
+    return cv2.norm(middle, cv2.addWeighted(a, 1.0 - share, b, share, 0.0), cv2.NORM_L1) / spread
 
 
 def _make_scenedetect(options: CutOptions):
@@ -204,7 +204,8 @@ class CutDetector:
             return self._settle_blend(still=True) if self._blending is not None else []
         sig = signature(grey)
         step = picture_change(self._pictures[-1].sig, sig) if self._pictures else 0.0
-        pixel_step = float(np.mean(np.abs(sig.blend - self._pictures[-1].sig.blend))) if self._pictures else 0.0
+        pixel_step = cv2.norm(sig.blend, self._pictures[-1].sig.blend, cv2.NORM_L1) / sig.blend.size \
+            if self._pictures else 0.0
         picture = _Picture(index, sig, step, pixel_step)
         if self._scenedetect is not None:
             from scenedetect import FrameTimecode
@@ -262,6 +263,8 @@ class CutDetector:
         steps = [p.step for k in range(position - LOCAL_PICTURES, position + LOCAL_PICTURES + 1)
                  if k != position and k >= 1 and (p := self._at(k)) is not None]
         local = float(np.median(steps)) if steps else 0.0
+        if picture.step < self.options.contrast * (local + 0.01):
+            return False  # the cross-window change is never above the step itself
         change = self._cross_change(position)
         return change >= threshold and change >= self.options.contrast * (local + 0.01)
 
@@ -310,10 +313,14 @@ class CutDetector:
         end_position = self._pushed - 1
         if self._at(end_position).frame <= self._blend_until:
             return []
+        end = self._at(end_position)
         for length in (24, 16, 12, 8, 6):
             start = self._at(end_position - length)
             if start is None or length > self._max_blend or start.frame <= self._blend_until:
                 continue
+            middle = self._at(end_position - length + length // 2)
+            if blend_residual(start.sig.blend, end.sig.blend, middle.sig.blend, (length // 2) / length) >= 0.2:
+                continue  # the cheap test first: the middle picture is no blend of the ends
             span = [self._at(end_position - length + k) for k in range(length + 1)]
             if self._is_blend(span):
                 rate = float(np.median([p.pixel_step for p in span[1:]]))
@@ -322,11 +329,9 @@ class CutDetector:
         return []
 
     def _is_blend(self, span: list[_Picture]) -> bool:
-        # Cheapest tests first: this runs for several spans at every picture.
+        # The middle picture has passed the blend test already (`_find_transition`).
         a, b = span[0].sig, span[-1].sig
         n = len(span) - 1
-        if blend_residual(a.blend, b.blend, span[n // 2].sig.blend, 0.5) >= 0.2:
-            return False
         change = picture_change(a, b)
         if change < 1.5 * self.options.change_threshold:
             return False

@@ -59,7 +59,7 @@ def _soundfont_status() -> str:
         bank = load_soundfont()
     except SoundFontError as err:
         return str(err)
-    return f"{bank.describe()} in {bank.path} (another bank: --soundfont PATH)"
+    return f"{bank.describe()}, in {bank.path}; another bank: --soundfont PATH"
 
 
 def _not_found(why: str) -> str:

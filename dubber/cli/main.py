@@ -22,7 +22,6 @@ import logging
 import signal
 import sys
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable, NoReturn, Sequence
 
@@ -88,7 +87,7 @@ def _add_render(p: argparse.ArgumentParser) -> None:
                    help="level of the original audio under the dub (default -12 dB)")
     p.add_argument("--lufs", default="-16", metavar="N|ebu|atsc",
                    help="loudness target in LUFS (default -16), or ebu (-23) / atsc (-24)")
-    p.add_argument("--stems", metavar="DIR", help="also write mix.wav and one WAV per stem into DIR")
+    p.add_argument("--stems", metavar="DIR", help="also write NAME.mix.wav and one NAME.<stem>.wav per stem into DIR (NAME: the output's)")
     p.add_argument("--timeline", action="store_true",
                    help="also write .otio, .fcpxml and .srt next to the output, and the stems they use "
                         "(into <output>_stems/ unless --stems is given)")
@@ -114,6 +113,7 @@ def _run_parser() -> argparse.ArgumentParser:
                        "  dub models download|list       AudioStory and captioner weights\n"
                        "  dub cache info|clean           the stage cache's size; free its disk space\n"
                        "  dub watch FOLDER     dub every video dropped into FOLDER/inbox\n"
+                       "  dub batch INPUT... -o OUTDIR   dub many videos (local workers, or --ray)\n"
                        "  dub integrations install resolve|blender   editor integrations\n"
                        "  dub doctor           what this machine can run\n"
                        "  dub review OUT.json  a self-contained HTML page to review a dub\n"
@@ -226,11 +226,10 @@ def _cmd_dub(args: argparse.Namespace) -> int:
     options = _options(args)
     reporter = make_reporter(args.json_progress)
     with reporter:
-        api.check_input_file(args.input)
-        api.check_options(options)
-        name, reason = api.resolve_backend(options)
+        job = api.prepare(args.input, args.output, options)   # every check, once, before any work
+        reason = job.backend_reason
         reporter.notice_on_stage("render", reason)
-        result = api.dub(args.input, args.output, replace(options, backend=name), progress=reporter)
+        result = api.run_job(job, progress=reporter)
     if args.review and "manifest" in result.outputs:
         from ..review import write_review
 
@@ -325,6 +324,8 @@ def _cmd_cache(args: argparse.Namespace) -> int:
                              ("analyses", str(info.analyses)), ("plans", str(info.plans)),
                              ("rendered cues", f"{info.cues} in {info.render_sets} render sets")):
             print(f"{label:<20} {value}")
+        for stage, size in info.stage_bytes.items():
+            print(f"{'  ' + stage:<20} {_size_text(size)}")
         return 0
     done = clean_cache(args.cache_dir, None if args.older_than is None else args.older_than * 86400.0)
     print(f"removed {done.removed_files} files ({_size_text(done.freed_bytes)}) from {done.root}; "

@@ -175,7 +175,7 @@ def _media_facts(media: MediaInfo) -> dict[str, Any]:
             "frame_count": media.frame_count, "width": media.width, "height": media.height,
             "rotation": media.rotation, "is_vfr": media.is_vfr, "has_audio": media.has_audio,
             "video_codec": media.video_codec, "size_bytes": media.size_bytes,
-            "start_timecode": media.start_timecode}
+            "start_timecode": media.start_timecode, "video_start_s": media.video_start_s}
 
 
 def _render_facts(render: RenderResult | None) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -54,24 +55,42 @@ def ffmpeg_exe() -> str:
     return found
 
 
-def die_with_parent(parent_pid: int) -> None:
-    """In a child process, before exec: ask Linux to kill it when the process that started it
-    ends, even by SIGKILL, so no ffmpeg outlives a killed `dub`. (An error or SIGTERM in `dub`
-    already kills the child: `subprocess.run` does on any exception.) Elsewhere a no-op."""
+PR_SET_PDEATHSIG = 1   # prctl option (linux/prctl.h): the signal a child gets when its parent dies
+
+
+@functools.lru_cache(maxsize=1)
+def _prctl():
+    """libc's prctl, looked up in the parent: the child between fork and exec only calls it
+    (loading a library there could wait forever on a lock another thread held at the fork)."""
     if sys.platform != "linux":
-        return
+        return None
     import ctypes
 
-    pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _child_dies_with(parent_pid: int, prctl) -> None:
+    """In the child, before exec: Linux kills it when the process that started it ends, even by
+    SIGKILL, so no ffmpeg outlives a killed `dub`. (An error or SIGTERM in `dub` already kills
+    the child: `subprocess.run` does on any exception.)"""
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:   # the parent died before the request took hold
         os._exit(1)
 
 
+def die_with_parent_hook():
+    """The `preexec_fn` that ties a child's life to this process, or None where Linux's prctl is absent."""
+    prctl = _prctl()
+    return None if prctl is None else functools.partial(_child_dies_with, os.getpid(), prctl)
+
+
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no message"
+    # "[out#0/mp4 @ 0x55d0c1a2] Error closing file: ..." -> "Error closing file: ...": the rest is for developers.
+    return re.sub(r"^(\[[^]]*\]\s*)+", "", lines[-1]) if lines else "no message"
 
 
 def run_ffmpeg(args: Sequence[str | os.PathLike[str]], *, what: str = "ffmpeg",
@@ -94,11 +113,14 @@ def run_ffmpeg(args: Sequence[str | os.PathLike[str]], *, what: str = "ffmpeg",
     try:
         done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               errors="replace", timeout=timeout_s, check=False,
-                              preexec_fn=functools.partial(die_with_parent, os.getpid()))
+                              preexec_fn=die_with_parent_hook())
     except subprocess.TimeoutExpired as err:
         raise FFmpegError(f"ffmpeg took longer than {timeout_s} s while {what}; "
                           "check the input file or raise the time limit.") from err
     if done.returncode != 0:
+        if "No space left on device" in done.stderr or "File too large" in done.stderr:
+            raise FFmpegError(f"The disk is full ({_last_line(done.stderr)}) while {what}; "
+                              "free some space or choose another output folder.")
         raise FFmpegError(f"ffmpeg failed while {what}: {_last_line(done.stderr)}; "
                           "check the input files and the output format.")
     return done

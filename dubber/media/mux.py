@@ -21,7 +21,7 @@ from pathlib import Path
 
 from vision.types import MediaInfo
 
-from ..atomic import atomic_output, check_output_folder
+from ..atomic import atomic_output, check_output_folder, public_path
 from ..errors import InputError, OutputError
 from .ffmpeg import is_same_file, run_ffmpeg
 
@@ -378,6 +378,6 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
     tracks = source_audio_tracks(video) if keep else ()
     options = MuxOptions(container_for(out), codec, audio_bitrate, keep, aac_coder, tracks, source_extras(video))
     with atomic_output(out) as temp:
-        run_ffmpeg(mux_args(video, wav, temp, video_info, options), what=f"writing {out.name}")
+        run_ffmpeg(mux_args(video, wav, temp, video_info, options), what=f"writing {public_path(out).name}")
     log.info("wrote %s", out)
     return tuple(_extra_args(options.extras, options.container)[1])

@@ -12,9 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-
-DEFAULT_HOST = "127.0.0.1"   # this machine only
-DEFAULT_PORT = 7860
+from ..options import STUDIO_HOST as DEFAULT_HOST, STUDIO_PORT as DEFAULT_PORT   # this machine only
 DEFAULT_WORK_DIR = "dub-studio"
 DEFAULT_MAX_UPLOAD_MB = 2048
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputError, is_user_error
+from ..options import STUDIO_HOST as DEFAULT_HOST, STUDIO_PORT as DEFAULT_PORT
 from ..styles import DEFAULT_STYLE, available_styles
 from ..types import ProgressFn
-from . import DEFAULT_HOST, DEFAULT_PORT
 from . import project as studio
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 VIDEO_TYPES = [".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"]
 _DATATYPES = ["str", "markdown", "str", "str", "str", "str", "str", "number", "bool"]
 _COLUMN_WIDTHS = ["76px", "130px", "128px", "128px", "15%", "21%", "120px", "112px", "76px"]
+_DUB_API_DESCRIPTION = ("Dub a video in one call: (video file, style name, seed) -> the dubbed video, planned and "
+                        "rendered as `dub` would with the auto backend. A mistake returns the CLI's one sentence.")
 _INTRO = ("Open a video, edit any shot's caption, prompt, style or seed (or mute it), then **Render**: "
           "only the shots you changed are rendered again.")
 
@@ -64,8 +66,10 @@ def _progress_sink(progress: Any) -> ProgressFn:
 
 
 def _thumbnail_cell(path: Path) -> str:
+    from urllib.parse import quote
+
     # The page fetches pictures through Gradio's file route, which serves the work folder only.
-    return f"![shot]({'/gradio_api/file=' + str(path)})"
+    return f"![shot](/gradio_api/file={quote(str(path))})"
 
 
 def _project_view(project: studio.Project, muted: tuple[int, ...] = ()) -> tuple:
@@ -92,27 +96,27 @@ class _Actions:
     def __init__(self, settings: studio.StudioSettings):
         self.settings = settings
 
-    def open_upload(self, upload: str | None, style: str, seed: Any, progress: Any = None) -> tuple:
-        if not upload:
+    def open_upload(self, video: str | None, style: str, seed: Any, progress: Any = None) -> tuple:
+        if not video:
             raise InputError("Choose a video file to upload first.")
         try:
-            project = studio.open_video(upload, self.settings, style, seed, _progress_sink(progress), link=False)
+            project = studio.open_video(video, self.settings, style, seed, _progress_sink(progress), link=False)
         except Exception as err:
             if not is_user_error(err):
                 raise
             # The message names the upload by the name the person gave it, not Gradio's copy.
-            raise InputError(str(err).replace(str(upload), Path(upload).name)) from None
+            raise InputError(str(err).replace(str(video), Path(video).name)) from None
         return (project, *_project_view(project))
 
-    def open_path(self, text: str, style: str, seed: Any, progress: Any = None) -> tuple:
-        path = studio.resolve_under_root(text, self.settings.root)
-        project = studio.open_video(path, self.settings, style, seed, _progress_sink(progress))
+    def open_path(self, path: str, style: str, seed: Any, progress: Any = None) -> tuple:
+        video = studio.resolve_under_root(path, self.settings.root)
+        project = studio.open_video(video, self.settings, style, seed, _progress_sink(progress))
         return (project, *_project_view(project))
 
-    def render(self, project: studio.Project | None, rows: list, backend: str, progress: Any = None) -> tuple:
+    def render(self, project: studio.Project | None, shots: list, backend: str, progress: Any = None) -> tuple:
         if project is None:
             raise InputError("Open a video first.")
-        plan, muted = studio.apply_rows(project.plan, [list(r) for r in rows])
+        plan, muted = studio.apply_rows(project.plan, [list(r) for r in shots])
         take = studio.render_take(project, plan, muted, backend, self.settings, _progress_sink(progress))
         updated = replace(project, plan=plan)
         picture = str(take.spectrogram) if take.spectrogram else None
@@ -127,11 +131,16 @@ class _Actions:
 
 def _event(method: Callable) -> Callable:
     """`method` as a Gradio event handler: a progress bar, and user mistakes shown as one sentence.
-    (Gradio finds the progress bar by a `gr.Progress()` default in the handler's own signature.)"""
+    Gradio reads the handler's signature: its parameter names name the API's parameters, and a
+    `gr.Progress()` default on the last one asks for the progress bar."""
+    import inspect
+
     import gradio as gr
 
-    def handler(*args: Any, progress=gr.Progress()) -> Any:
-        return method(*args, progress=progress)
+    def handler(*args: Any) -> Any:
+        return method(*args)
+    params = list(inspect.signature(method).parameters.values())
+    handler.__signature__ = inspect.Signature([*params[:-1], params[-1].replace(default=gr.Progress())])
     handler.__name__ = handler.__qualname__ = method.__name__
     return _user_errors(handler)
 
@@ -171,8 +180,9 @@ def _page(settings: studio.StudioSettings) -> dict[str, Any]:
     c["downloads"] = gr.File(label="Downloads: video, manifest, timelines, captions, stems",
                              file_count="multiple", interactive=False, elem_id="downloads")
     with gr.Column(visible=False):   # the scripting endpoint's own inputs, not part of the page
-        c["api_video"], c["api_result"] = gr.File(file_types=VIDEO_TYPES, type="filepath"), gr.File()
-        c["api_style"], c["api_seed"] = gr.Dropdown(styles, value=DEFAULT_STYLE), gr.Number(0, precision=0)
+        c["api_video"] = gr.File(label="video", file_types=VIDEO_TYPES, type="filepath")
+        c["api_style"] = gr.Dropdown(styles, value=DEFAULT_STYLE, label="style")
+        c["api_seed"], c["api_result"] = gr.Number(0, precision=0, label="seed"), gr.File(label="dubbed video")
         c["api_button"] = gr.Button()
     return c
 
@@ -196,7 +206,7 @@ def build_app(settings: studio.StudioSettings) -> Any:
                           [c["project"], c["table"], c["dub"], c["spectrogram"], c["downloads"], c["status"]],
                           api_name="render")
         c["api_button"].click(_event(actions.dub), [c["api_video"], c["api_style"], c["api_seed"]], c["api_result"],
-                              api_name="dub")
+                              api_name="dub", api_description=_DUB_API_DESCRIPTION)
     return app
 
 

@@ -114,7 +114,8 @@ def _missing_packages(name: str) -> tuple[str, ...]:
 
 
 __all__ = [
-    "AUTO", "CAPTIONERS", "CAPTIONER_CHOICES", "Captioner", "ClipCaptioner", "ClipOptions", "DEFAULT_MODELS", "DeviceUnavailable",
+    "AUTO", "CAPTIONERS", "CAPTIONER_CHOICES", "Captioner", "ClipCaptioner", "ClipOptions", "DEFAULT_MODELS",
+    "DeviceUnavailable",
     "MotionCaptioner", "MotionOptions", "SoundTag", "TAG_NAMES", "VOCABULARY", "VlmCaptioner", "VlmOptions",
     "available_captioners", "download", "get_captioner", "resolve_captioner",
 ]

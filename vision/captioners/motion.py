@@ -134,10 +134,15 @@ def event_phrases(events: tuple[VisualEvent, ...], shot: Shot, media: MediaInfo,
     """"a crash at 2.3 s", "running feet from 0.5 s to 2.0 s"...: the strongest
     MAX_TIMED_EVENTS events, told in the order they happen, then a count of the rest; times are
     seconds from the shot's first frame (exact frame times, so right for VFR video too)."""
-    ranked = sorted(events, key=lambda e: (-e.strength, e.frame))
+    # A shake that starts on the heels of a hit is that hit's aftermath: told with it.
+    hits = {e.frame for e in events if e.kind not in ("shake", "whoosh", "run", "fast_motion")}
+    aftermath = {e.frame - 1 for e in events if e.kind == "shake" and e.frame - 1 in hits}
+    told = [e for e in events if not (e.kind == "shake" and e.frame - 1 in aftermath)]
+    ranked = sorted(told, key=lambda e: (-e.strength, e.frame))
     named = sorted(ranked[:MAX_TIMED_EVENTS], key=lambda e: (e.frame, e.kind))
-    phrases = [_event_phrase(e, shot, media, options, dark) for e in named]
-    rest = len(events) - len(named)
+    phrases = [_event_phrase(e, shot, media, options, dark)
+               + (" that shakes everything" if e.frame in aftermath else "") for e in named]
+    rest = len(told) - len(named)
     if rest:
         phrases.append(f"{_count(rest)} more {'hit' if rest == 1 else 'hits'}")
     return phrases

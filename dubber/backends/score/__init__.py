@@ -35,6 +35,9 @@ __all__ = ["ScoreBackend", "ScoreOptions", "compose_score", "load_soundfont", "S
 log = logging.getLogger(__name__)
 KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 PEAK_CEILING = 0.9                      # the stems together peak at most here
+BLOCK = 1 << 20                         # samples per block when scanning the whole timeline
+TAIL_HOLD_S = 0.5                       # an effect rings this long past its note ...
+TAIL_FADE_S = 0.7                       # ... then fades out over this long
 MUSIC_UNDER_FX = Ducker(depth_db=-7.0, threshold_db=-14.0, attack_ms=10.0, hold_ms=80.0, release_ms=300.0)
 
 
@@ -54,12 +57,37 @@ def slice_cues(plan: DubPlan, music: np.ndarray, fx: np.ndarray) -> tuple[CueAud
     for cue in plan.cues:
         stems = {}
         for name, track in (("music", music), ("fx", fx)):
-            part = np.zeros((2, cue.num_samples), dtype=np.float32)
             avail = track[:, cue.start_sample:cue.end_sample]
+            if avail.shape[-1] == cue.num_samples:
+                stems[name] = avail   # a view: the timeline is not copied a second time
+                continue
+            part = np.zeros((2, cue.num_samples), dtype=np.float32)
             part[:, :avail.shape[-1]] = avail
             stems[name] = part
         cues.append(CueAudio(cue_index=cue.index, start_sample=cue.start_sample, stems=stems))
     return tuple(cues)
+
+
+def tail_envelope(notes, total_samples: int, sample_rate: int) -> np.ndarray:
+    """Gain (float32, per sample) that lets each effect ring TAIL_HOLD_S past its note and then
+    fades it out over TAIL_FADE_S, as an editor trims effect tails: long drum and reverb tails
+    would otherwise blur every hit into the next and into the music."""
+    hop = max(1, sample_rate // 100)
+    frames = total_samples // hop + 1
+    env = np.zeros(frames)
+    fade = 0.5 * (1 + np.cos(np.linspace(0, np.pi, max(1, int(TAIL_FADE_S * 100)))))
+    for note in notes:
+        a = int(note.start_s * 100)
+        b = int((note.end_s + TAIL_HOLD_S) * 100)
+        env[a:b] = 1.0
+        piece = fade[:max(0, min(fade.size, frames - b))]
+        env[b:b + piece.size] = np.maximum(env[b:b + piece.size], piece)
+    gain = np.empty(total_samples, dtype=np.float32)
+    centres = np.arange(frames) * hop
+    for a in range(0, total_samples, BLOCK):
+        at = np.arange(a, min(total_samples, a + BLOCK))
+        gain[a:a + at.size] = np.interp(at, centres, env)
+    return gain
 
 
 def describe(score: Score, bank: SoundFont, plan: DubPlan) -> str:
@@ -99,7 +127,9 @@ class ScoreBackend(DubBackend):
         progress("render", 1, steps)
         music = render_notes(list(score.stem_notes("music")), list(score.rooms), self.soundfont, total, sr)
         progress("render", 2, steps)
-        fx = render_notes(list(score.stem_notes("fx")), list(score.rooms), self.soundfont, total, sr)
+        fx_notes = score.stem_notes("fx")
+        fx = render_notes(list(fx_notes), list(score.rooms), self.soundfont, total, sr)
+        fx *= tail_envelope(fx_notes, total, sr)[None, :]
         progress("render", 3, steps)
         music, fx = self._balance(music, fx, sr)
         cues = slice_cues(plan, music, fx)
@@ -115,7 +145,8 @@ class ScoreBackend(DubBackend):
             music *= duck_gain(fx, sr, MUSIC_UNDER_FX)[None, :]
         music *= np.float32(10 ** (self.options.music_gain_db / 20))
         fx *= np.float32(10 ** (self.options.fx_gain_db / 20))
-        peak = float(np.max(np.abs(music + fx))) if music.size else 0.0
+        peak = max((float(np.max(np.abs(music[:, a:a + BLOCK] + fx[:, a:a + BLOCK])))
+                    for a in range(0, music.shape[1], BLOCK)), default=0.0)
         if peak > PEAK_CEILING:
             scale = np.float32(PEAK_CEILING / peak)
             music *= scale

@@ -42,6 +42,9 @@ CLEAR_BEFORE_HIT_S = 0.18   # the tune keeps quiet this long before an event it 
 SNAP_S = 0.1                # a tune note this close to an event moves onto it
 RUN_FROM = 0.5              # weaker motion gets no run
 RUN_NOTES_PER_S = 9.0
+CALM_DENSITY = 0.5          # notes a beat under which a shot counts as calm ...
+BUSY_DENSITY = 0.7          # ... and over which as busy
+PHRASE_REST = 0.12          # chance that a note of a phrase is a rest
 HARMONY_REST = 0.45         # share of bars the sustained harmony sits out
 FLURRY_BED = 0.5            # strength of the tremolo bed under a flurry of blows
 
@@ -196,25 +199,28 @@ class Composer:
             chord = chords[int(self.bar[int(min(position, beats[-1]))])]
             near = [j for j, m in enumerate(tones) if m % 12 in chord]
             index = min(near, key=lambda j: abs(j - index)) if near else index
-            position = self._phrase(shot, motif, position, last, tones, index)
+            position = self._phrase(shot, motif, position, last, tones, index, rest=PHRASE_REST)
             position += float(self.rng.choice((0.5, 1.0, 1.0, 1.5, 2.0)))   # breathe between phrases
             index = int(np.clip(index + self.rng.integers(-3, 4), 2, len(tones) - 3))
         self._fit_to_events(events, shot)
 
     def _next_motif(self, density: float) -> Motif:
-        weights = np.array([3, 2, 2, 1.5, 2.0 if density < 0.8 else 0.3, 1.5 if density > 1.1 else 0.2, 1.5, 2.0])
+        # calm tunes come back stretched, busy ones quickened
+        weights = np.array([3, 2, 2, 1.5, 2.0 if density < CALM_DENSITY else 0.3, 1.5 if density > BUSY_DENSITY else 0.2,
+                            1.5, 2.0])
         weights[VARIATIONS.index(self.last_variation)] *= 0.2
         how = str(self.rng.choice(VARIATIONS, p=weights / weights.sum()))
         self.last_variation = how
         return vary(self.motif, how, self.rng)
 
     def _phrase(self, shot: ShotContext, motif: Motif, position: float, last: float, tones: list[int],
-                index: int) -> float:
+                index: int, rest: float) -> float:
+        """Play one statement of `motif` from beat `position`; each note is a rest with chance `rest`."""
         for k, length in enumerate(motif.rhythm):
             if position + length > last + 1e-9:
                 break
             start_s, end_s = self.tempo.time_of(position), self.tempo.time_of(position + length)
-            if self.rng.random() > 0.12:   # an occasional rest inside a phrase
+            if self.rng.random() >= rest:   # sparser tunes in calm shots
                 accent = 14 if abs(position - round(position)) < 1e-6 and self.tempo.bar_start[int(round(position))] else 0
                 velocity = int(np.clip(62 + 34 * shot.energy + accent + self.rng.integers(-6, 7), 30, 120))
                 self._add(shot.melody, tones[index], start_s, start_s + 0.92 * (end_s - start_s), velocity, "melody")

@@ -18,7 +18,7 @@ from .tempo_map import TempoMap, bar_numbers, build_tempo_map
 
 log = logging.getLogger(__name__)
 TEMPO_JITTER = 0.07     # each span's tempo wanders this fraction around the shot's tempo
-SECTION_S = 4.0         # a longer shot is written in sections of about this long, each in its own key
+SECTION_S = 3.0         # a longer shot is written in sections of about this long, each in its own key
 
 
 def seeded(seed: int, *salt: object) -> np.random.Generator:

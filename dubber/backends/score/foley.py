@@ -19,6 +19,7 @@ from .notation import Note, Part
 BIG_FROM_STRENGTH = 0.55
 STEP_S = 0.27               # s between footsteps, before jitter
 FOOTSTEPS_FROM = 0.6        # weaker runs get no footsteps (the music's run carries them)
+FOOTSTEPS_MAX_S = 1.5       # a long run gets its first steps; the music carries the rest
 SLIDE_S = 0.32              # a trombone slide this long falls into a landing
 DRUMS = Part(0, "fx", drums=True)
 TROMBONE = 57
@@ -112,7 +113,7 @@ def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt
 def footsteps(point: HitPoint, orchestra: Orchestra, rng: np.random.Generator) -> list[Note]:
     """Running feet over the span of a run: alternating blocks, a little uneven, as drawn feet are."""
     notes, t, k = [], point.time_s, 0
-    end = max(point.end_s, point.time_s + 0.3)
+    end = min(max(point.end_s, point.time_s + 0.3), point.time_s + FOOTSTEPS_MAX_S)
     while t < end:
         key = orchestra.footsteps[k % len(orchestra.footsteps)]
         velocity = int(np.clip(55 + 45 * point.strength + rng.integers(-8, 9), 1, 127))

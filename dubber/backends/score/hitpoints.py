@@ -38,13 +38,6 @@ class HitPoint:
         return self.kind in SUSTAINED_KINDS
 
 
-def cut_points(analysis: VideoAnalysis) -> list[HitPoint]:
-    """A hit point at the first frame of every shot after the first."""
-    media = analysis.media
-    times = sorted({float(media.frame_time(s.start_frame)) for s in analysis.shots if s.start_frame > 0})
-    return [HitPoint(t, "cut", 1.0, t) for t in times]
-
-
 def event_points(analysis: VideoAnalysis) -> list[HitPoint]:
     """The analysis events as hit points, in time order, near-duplicates of one kind merged."""
     media = analysis.media

@@ -68,6 +68,3 @@ class Score:
 
     def stem_notes(self, stem: str) -> tuple[Note, ...]:
         return tuple(n for n in self.notes if n.part.stem == stem)
-
-    def by_role(self, prefix: str) -> tuple[Note, ...]:
-        return tuple(n for n in self.notes if n.role.startswith(prefix))

@@ -33,11 +33,12 @@ CHUNK_S = 60.0                          # s of note starts per synthesizer call
 DRUM_CHANNEL = 9
 CHANNEL_VOLUME = 96                     # CC7 for every channel: headroom against the synth's hard clip
 DEFAULT_BANK = "TimGM6mb.sf2"
+# Licences of the General MIDI banks a user is likely to pass, by file name (lower case).
 KNOWN_LICENCES = {
-    "timgm6mb.sf2": "GPL-2.0 (Tim Brechbill's TimGM6mb, shipped in the pretty_midi wheel)",
-    "fluidr3_gm.sf2": "MIT (FluidR3_GM by Frank Wen)",
-    "musescore_general.sf2": "MIT (MuseScore General by S. Christian Collins)",
-    "musescore_general.sf3": "MIT (MuseScore General by S. Christian Collins)",
+    "timgm6mb.sf2": "GPL-2.0",              # Tim Brechbill's TimGM6mb, shipped in the pretty_midi wheel
+    "fluidr3_gm.sf2": "MIT",                # Frank Wen's FluidR3_GM (Debian fluid-soundfont-gm)
+    "musescore_general.sf2": "MIT",         # S. Christian Collins's MuseScore General
+    "musescore_general.sf3": "MIT",
 }
 
 
@@ -53,7 +54,7 @@ class SoundFont:
     data: bytes
 
     def describe(self) -> str:
-        return f"{self.name} ({self.licence})"
+        return f"{self.name}, licence {self.licence}"
 
 
 def default_soundfont_path() -> Path:
@@ -71,7 +72,7 @@ def default_soundfont_path() -> Path:
 
 
 def licence_of(path: Path) -> str:
-    return KNOWN_LICENCES.get(path.name.lower(), "licence unknown: check the bank's own notice")
+    return KNOWN_LICENCES.get(path.name.lower(), "unknown (see the bank's own notice)")
 
 
 def load_soundfont(path: str | os.PathLike | None = None) -> SoundFont:
@@ -183,10 +184,10 @@ def _wav_to_float(wav: bytes) -> np.ndarray:
     return np.ascontiguousarray(audio.T)
 
 
-def _rooms_from(rooms: list[Room], start_s: float) -> list[Room]:
-    """The rooms seen from a chunk starting at start_s, re-timed to the chunk."""
+def _rooms_from(rooms: list[Room], start_s: float, end_s: float) -> list[Room]:
+    """The rooms seen from a chunk [start_s, end_s), re-timed to the chunk."""
     before = [r for r in rooms if r.start_s <= start_s]
-    inside = [Room(r.start_s - start_s, r.reverb) for r in rooms if r.start_s > start_s]
+    inside = [Room(r.start_s - start_s, r.reverb) for r in rooms if start_s < r.start_s < end_s]
     return ([Room(0.0, before[-1].reverb)] if before else []) + inside
 
 
@@ -204,7 +205,7 @@ def render_notes(notes: list[Note], rooms: list[Room], soundfont: SoundFont, tot
                  for n in ordered[lo:hi]]
         if chunk:
             end = max(n.end_s for n in chunk) + TAIL_S
-            audio = synthesize(smf_bytes(chunk, _rooms_from(rooms, chunk_start), end), soundfont)
+            audio = synthesize(smf_bytes(chunk, _rooms_from(rooms, chunk_start, chunk_start + end), end), soundfont)
             at = int(round(chunk_start * RENDER_RATE))
             span = min(audio.shape[1], out_len - at)
             if span > 0:
@@ -214,6 +215,8 @@ def render_notes(notes: list[Note], rooms: list[Room], soundfont: SoundFont, tot
         import soxr
 
         out = np.ascontiguousarray(soxr.resample(out.T, RENDER_RATE, sample_rate).T, dtype=np.float32)
+    if out.shape[1] == total_samples:
+        return out
     fitted = np.zeros((2, total_samples), dtype=np.float32)
     fitted[:, :min(total_samples, out.shape[1])] = out[:, :total_samples]
     return fitted

@@ -1,0 +1,114 @@
+"""Memory of the output stages on a long video: mixing 10 minutes of rendered cues to the loudness
+target, writing the mix WAV and muxing it onto a 10-minute low-resolution video stay under a
+stated bound of resident memory, measured in a fresh process.
+
+The bound is MIX_MUX_BOUND_MB for 10 minutes at 48 kHz stereo with two stems, where one
+full-length float32 track is 230 MB: the cues handed to the mix (two tracks' worth) plus at most
+eight track lengths of working memory. Before the mix measured loudness and limited in blocks and
+wrote WAVs in blocks, the same run peaked at 3.5 GB (1.9 GB after).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FILM_MINUTES = 10
+SHOT_S = 3.0
+MIX_MUX_BOUND_MB = 2300.0
+
+
+@pytest.fixture(scope="module")
+def ten_minute_video(tmp_path_factory) -> Path:
+    """10 minutes of 96x54 video with sound: a synthesised minute repeated by stream copy."""
+    import argparse
+
+    from bench.longform import make_film, make_loop
+
+    work = tmp_path_factory.mktemp("longform")
+    args = argparse.Namespace(width=96, height=54, fps="24", loop_s=60.0, grain=0.0)
+    return make_film(make_loop(work, args), FILM_MINUTES, 60.0)
+
+
+def _child(video: str, out: str) -> None:
+    """Runs in a fresh process: mix, write the WAV, mux; prints the peak RSS as JSON."""
+    import resource
+    import tempfile
+
+    import numpy as np
+
+    import vision
+    from dubber.media.audio_io import write_wav
+    from dubber.media.mux import mux
+    from dubber.mix import MixOptions, mix
+    from dubber.types import Cue, CueAudio, DubPlan, RenderResult
+
+    sr = 48_000
+    media = vision.probe(video)
+    total = media.total_samples(sr)
+    bounds = list(range(0, total, int(SHOT_S * sr))) + [total]
+    cues = tuple(Cue(i, i, 0, 1, a, b - a, "", "", 0, 0, 1) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])))
+    plan = DubPlan(sr, total, str(media.fps), "tom-and-jerry", 0, "", cues)
+    rng = np.random.default_rng(0)
+    decay = np.exp(-np.arange(sr) / (0.2 * sr)).astype(np.float32)
+
+    def stem(n: int, level: float) -> np.ndarray:
+        # One note a second: decaying noise with a varying level, so the limiter has work to do.
+        out = np.zeros((2, n), dtype=np.float32)
+        for start in range(0, n, sr):
+            piece = rng.standard_normal((2, min(sr, n - start))).astype(np.float32) * decay[:min(sr, n - start)]
+            out[:, start:start + piece.shape[-1]] = piece * np.float32(level * rng.uniform(0.2, 1.0))
+        return out
+
+    render = RenderResult(backend="test", sample_rate=sr, cues=tuple(
+        CueAudio(c.index, c.start_sample, {"music": stem(c.num_samples, 0.3), "fx": stem(c.num_samples, 0.5)})
+        for c in cues))
+    soundtrack = mix(render, plan, MixOptions())
+    with tempfile.TemporaryDirectory() as work:
+        wav = Path(work) / "mix.wav"
+        write_wav(wav, soundtrack.mix, sr)
+        mux(video, str(wav), out, video_info=media)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_mb": peak_mb, "lufs": soundtrack.integrated_lufs, "samples": total,
+                      "track_mb": total * 2 * 4 / 1e6}))
+
+
+def test_ten_minutes_mix_and_mux_stay_under_the_memory_bound(ten_minute_video, tmp_path):
+    out = tmp_path / "dubbed.mp4"
+    code = "import sys; sys.path.insert(0, sys.argv[1]); from tests.test_longform_memory import _child; _child(*sys.argv[2:])"
+    proc = subprocess.run([sys.executable, "-c", code, str(REPO), str(ten_minute_video), str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    numbers = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert numbers["samples"] == round(Fraction(FILM_MINUTES * 60) * 48_000)   # the film is 10 minutes
+    assert abs(numbers["lufs"] - (-16.0)) <= 0.5
+    assert out.is_file() and out.stat().st_size > 0
+    assert numbers["peak_mb"] <= MIX_MUX_BOUND_MB, (
+        f"mix + WAV + mux of {FILM_MINUTES} minutes peaked at {numbers['peak_mb']:.0f} MB "
+        f"(bound {MIX_MUX_BOUND_MB:.0f} MB; one track is {numbers['track_mb']:.0f} MB)")
+
+
+def test_cache_info_shows_the_size_of_each_stage(tmp_path, capsys):
+    import numpy as np
+
+    from dubber.cache import StageCache, cache_summary
+    from dubber.cli.main import main
+    from dubber.types import Cue, CueAudio
+
+    cache = StageCache(tmp_path / "cache")
+    cache.save_json("analysis", "a" * 24, {"shots": list(range(2000))})
+    cache.save_json("plan", "b" * 24, {"cues": []})
+    cue = Cue(0, 0, 0, 24, 0, 48_000, "", "", 0, 0, 1)
+    cache.cue_store("c" * 24).save(cue, CueAudio(0, 0, {"music": np.zeros((2, 48_000), np.float32)}))
+    on_disk = {stage: sum(f.stat().st_size for f in (tmp_path / "cache" / stage).rglob("*") if f.is_file())
+               for stage in ("analysis", "plan", "render")}
+    assert dict(cache_summary(tmp_path / "cache").stage_bytes) == on_disk
+    assert on_disk["render"] > 48_000 * 2 * 4 > on_disk["analysis"] > on_disk["plan"] > 0
+    assert main(["cache", "info", "--cache-dir", str(tmp_path / "cache")]) == 0
+    shown = {line.split()[0]: line.split(maxsplit=1)[1] for line in capsys.readouterr().out.splitlines()}
+    assert shown["render"] == f"{on_disk['render'] / 1000:.1f} kB" and shown["analysis"].endswith("kB")

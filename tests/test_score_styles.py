@@ -1,0 +1,74 @@
+"""Style instrumentation: each style's score is written for its own orchestra (read from the notes)."""
+from __future__ import annotations
+
+import pytest
+
+from dubber.backends.score import compose_score
+from dubber.backends.score.compose import MODES
+from dubber.styles import BIG_HITS, KIND_SOUNDS, SMALL_HITS, STYLES
+
+from test_score import analysis_with
+
+PIANO, ORGAN, MUTED_TRUMPET, ALTO_SAX, TENOR_SAX = 0, 19, 59, 65, 66
+PIZZICATO, XYLOPHONE, TIMPANI, ORCH_HIT = 45, 13, 47, 55
+# Enough events and motion for runs, hits and several sections.
+BUSY = ((20, "whoosh", 0.9), (31, "impact", 0.9), (70, "landing", 0.8), (101, "impact", 0.5), (150, "run", 0.9),
+        (205, "explosion", 1.0), (236, "impact", 0.7), (262, "flash", 0.6), (290, "shake", 0.8), (300, "impact", 0.9))
+
+
+def music_programs(style: str, seed: int = 0) -> set[int]:
+    analysis = analysis_with(events=BUSY, frames=600)
+    score = compose_score(analysis, style, seed, 600 / float(analysis.media.fps))
+    return {n.part.program for n in score.notes if n.part.stem == "music"}
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+def test_music_uses_only_the_style_orchestra(style):
+    orchestra = STYLES[style].orchestra
+    allowed = {*orchestra.melody, *orchestra.busy_melody, *orchestra.bass, *orchestra.harmony, *orchestra.runs,
+               orchestra.suspense}
+    used = set().union(*(music_programs(style, seed) for seed in range(3)))
+    assert used and used <= allowed, used - allowed
+    assert set(orchestra.modes) <= set(MODES)
+
+
+def test_silent_film_is_piano_or_theatre_organ_only():
+    assert set().union(*(music_programs("silent-film", s) for s in range(4))) <= {PIANO, ORGAN}
+
+
+def test_noir_melody_is_muted_trumpet_or_saxophone():
+    analysis = analysis_with(events=BUSY, frames=600, motion=0.1)
+    for seed in range(3):
+        score = compose_score(analysis, "noir", seed, 25.0)
+        assert {n.part.program for n in score.notes if n.role == "melody"} <= {MUTED_TRUMPET, ALTO_SAX, TENOR_SAX, 56}
+
+
+def test_tom_and_jerry_has_its_studio_orchestra_and_orchestral_hits():
+    analysis = analysis_with(events=BUSY, frames=600, motion=0.7)
+    programs, hits = set(), set()
+    for seed in range(4):
+        score = compose_score(analysis, "tom-and-jerry", seed, 25.0)
+        programs |= {n.part.program for n in score.notes if n.part.stem == "music"}
+        hits |= {n.part.program for n in score.notes if n.role.startswith("hit:") and not n.part.drums}
+    assert {PIZZICATO, XYLOPHONE} & programs and 48 in programs          # pizzicato/xylophone, strings
+    assert {TIMPANI, ORCH_HIT} <= hits
+
+
+def test_nature_is_gentler_than_tom_and_jerry():
+    analysis = analysis_with(events=BUSY, frames=600)
+    loud = compose_score(analysis, "tom-and-jerry", 0, 25.0)
+    soft = compose_score(analysis, "nature", 0, 25.0)
+
+    def mean_hit_velocity(score):
+        hits = [n.velocity for n in score.notes if n.role.startswith("hit:")]
+        return sum(hits) / len(hits)
+
+    assert mean_hit_velocity(soft) < mean_hit_velocity(loud)
+    assert STYLES["nature"].orchestra.tempo_bpm[1] < STYLES["tom-and-jerry"].orchestra.tempo_bpm[1]
+
+
+def test_hit_tables_are_valid_general_midi():
+    for hit in (*BIG_HITS, *SMALL_HITS, *(h for hits in KIND_SOUNDS.values() for h in hits)):
+        assert hit.register in ("low", "mid", "high")
+        for layer in hit.layers:
+            assert 0 <= layer.program <= 127 and (not layer.drum or 35 <= layer.program <= 81)
