@@ -168,3 +168,17 @@ def test_a_job_probes_once_and_writes_each_file_once(sample_24p, tmp_path, monke
     job_files = Counter(t.name for t in created if cache not in t.parents and not t.name.endswith(".commit"))
     assert set(job_files) == published and set(job_files.values()) == {1}   # each file written once
     assert Counter(wavs) == Counter({"v.mix.wav": 1, "v.music.wav": 1, "v.fx.wav": 1})   # the mix once, not twice
+
+
+def test_a_command_line_job_checks_each_thing_once(sample_24p, tmp_path, monkeypatch, capsys):
+    from dubber import api
+    from dubber.cli.main import main
+
+    calls: Counter = Counter()
+    for name in ("check_input_file", "check_options", "plan_destinations", "resolve_backend"):
+        real = getattr(api, name)
+        monkeypatch.setattr(api, name, lambda *a, _real=real, _name=name, **k: calls.update([_name]) or _real(*a, **k))
+    monkeypatch.setenv("DUB_CACHE_DIR", str(tmp_path / "cache"))
+    clip = Path(shutil.copyfile(sample_24p[0], tmp_path / "clip.mp4"))
+    assert main([str(clip), "--backend", "score", "-o", str(tmp_path / "out.mp4")]) == 0
+    assert calls == Counter({"check_input_file": 1, "check_options": 1, "plan_destinations": 1, "resolve_backend": 1})
