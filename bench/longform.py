@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -225,6 +226,7 @@ def measure_cluster(clips: list[Path], cpus: int, work: Path) -> dict:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=90)
+        shutil.rmtree(f"/tmp/dubray-{address.rsplit(':', 1)[1]}", ignore_errors=True)
     return {"workers": cpus, "jobs": len(clips), "wall_s": wall_s}
 
 

@@ -1,4 +1,6 @@
-"""The public entry point: `dub(video_path, out_path, options) -> DubResult`.
+"""The public entry point: `dub(video_path, out_path, options) -> DubResult`, which is
+`run_job(prepare(video_path, out_path, options))`: `prepare` is stage 0 alone (a caller that shows
+the chosen backend before the work starts checks nothing twice).
 
 A run reads as numbered stages, each cached on disk (see `dubber.cache`):
 
@@ -11,7 +13,9 @@ A run reads as numbered stages, each cached on disk (see `dubber.cache`):
     6. mux                        video stream copied, new audio track added
     7. export                     manifest, stems, timeline, captions
 
-The input file is never written; every output appears under a temporary name, renamed when complete.
+The input file is never written. Stages 6 and 7 write into one `OutputTransaction`: every file
+under a temporary name, all renamed together at the end, the manifest last; a run killed while
+renaming is completed by the next run of the same job (see `dubber.atomic`).
 """
 from __future__ import annotations
 

@@ -407,11 +407,13 @@ def render_cached(backend: Any, plan: DubPlan, analysis: Any, store: CueStore, p
             store.save(cue, cue_audio)
             audio[cue.index] = cue_audio
         meta = {"backend": result.backend, "model_id": result.model_id, "model_revision": result.model_revision,
-                "notes": list(result.notes), "free_timing_captions": list(result.free_timing_captions)}
+                "notes": list(result.notes), "free_timing_captions": list(result.free_timing_captions),
+                "sound_bank": dict(result.sound_bank) if result.sound_bank else None}
         store.save_meta(meta)
         progress("render", len(audio), len(plan.cues))
     result = RenderResult(backend=meta.get("backend", backend.NAME), sample_rate=plan.sample_rate,
                           cues=tuple(audio[c.index] for c in plan.cues), model_id=meta.get("model_id"),
                           model_revision=meta.get("model_revision"), notes=tuple(meta.get("notes", ())),
-                          free_timing_captions=tuple(meta.get("free_timing_captions", ())))
+                          free_timing_captions=tuple(meta.get("free_timing_captions", ())),
+                          sound_bank=meta.get("sound_bank"))
     return result, from_cache

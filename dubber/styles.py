@@ -50,6 +50,7 @@ HI_WOOD, LOW_WOOD, TRIANGLE, VIBRASLAP, CLAVES, GUIRO, SHORT_GUIRO, CABASA = 76,
 # GM programs (0-based).
 ORCH_HIT, TIMPANI, BRASS, TROMBONE, TUBA, PIZZICATO, XYLOPHONE, GLOCKENSPIEL = 55, 47, 61, 57, 58, 45, 13, 9
 TAIKO, MELODIC_TOM, REVERSE_CYMBAL, SEASHORE, BREATH, WHISTLE, TREMOLO, CELESTA = 116, 117, 119, 122, 121, 78, 44, 8
+TRUMPET = 56
 
 # Big hits answer strong impacts; small ones weak impacts and the inside of a fast series.
 BIG_HITS: tuple[Hit, ...] = (
@@ -58,6 +59,9 @@ BIG_HITS: tuple[Hit, ...] = (
     Hit("timpani and tuba", (Layer(TIMPANI, "root", 2, 0.8), Layer(TUBA, "fifth", 2, 0.3, 0.9), Layer(TAIKO, "fixed", 3, 0.3, 0.8)), "low"),
     Hit("taiko boom", (Layer(TAIKO, "fixed", 3, 0.6), Layer(TUBA, "root", 2, 0.3, 0.9), _drum(SPLASH, 0.5)), "low"),
     Hit("low brass bonk", (Layer(TROMBONE, "fifth", 3, 0.25), Layer(MELODIC_TOM, "fixed", 3, 0.2), Layer(BRASS, "top", 4, 0.2, 0.7))),
+    # Bright pay-offs: not every big blow needs a drum under it, and a run of low booms blurs.
+    Hit("trumpet stab", (Layer(TRUMPET, "chord", 5, 0.25), _drum(CRASH, 0.5, 0.5), Layer(GLOCKENSPIEL, "top", 6, 0.4, 0.8)), "high"),
+    Hit("xylophone smash", (Layer(XYLOPHONE, "chord", 5, 0.2), _drum(SPLASH, 0.7, 0.5), _drum(SNARE, 0.8)), "high"),
 )
 SMALL_HITS: tuple[Hit, ...] = (
     Hit("wood block", (_drum(HI_WOOD), Layer(PIZZICATO, "top", 5, 0.15, 0.8)), "high"),

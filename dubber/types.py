@@ -115,6 +115,8 @@ class RenderResult:
     notes: tuple[str, ...] = ()
     # Placement the model chose itself (free timing); empty when the plan's cues were used.
     free_timing_captions: tuple[str, ...] = ()
+    # The sample bank a synthesizer played (name, licence, path, sha256); None for other backends.
+    sound_bank: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)

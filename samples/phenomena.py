@@ -15,10 +15,13 @@ character, and exactly one phenomenon planted on known frames:
 - fade_out: the set fades linearly to black over ten frames and stays black;
 - fade_in: black, then the set fades in linearly over ten frames;
 - flash_cut: a hard cut whose first new frame is washed out white, as film cuts often are.
+- contact: a dark ball flies in fast and stops dead against a post (the contact drawing at the
+  event frame, then held) while the character walks on in another part of the picture.
 
 `render(name)` gives the frames and the truth; `write(name, path)` encodes them (H.264, 24 fps)
 and writes the truth next to the video as JSON. Truth: "cut_frames" (first frames of new
-shots) and "transitions" (kind, start_frame, end_frame exclusive).
+shots), "transitions" (kind, start_frame, end_frame exclusive) and "hit_frames" (frames of
+contact a sound should land on).
 
     python -m samples.phenomena dissolve out.mp4
 """
@@ -41,9 +44,13 @@ FPS = 24
 FRAMES = 72  # 3 s
 EVENT_FRAME = 36  # where every planted phenomenon starts
 PHENOMENA = ("smear", "splash", "pose_jump", "shake", "flicker", "occlusion", "same_palette_cut", "grey_cut",
-             "dissolve", "fade_out", "fade_in", "flash_cut")
+             "dissolve", "fade_out", "fade_in", "flash_cut", "contact")
 DISSOLVE_FRAMES = 12
 FADE_FRAMES = 10
+# The ball of `contact`: it flies right at BALL_SPEED px a frame and reaches the post at
+# BALL_STOP_X on EVENT_FRAME, high in the picture, far from the walking character.
+BALL_SPEED = 9
+BALL_STOP_X, BALL_Y, BALL_RADIUS = 150, 45, 14
 
 
 def _set(seed: int, palette: list[tuple[int, int, int]], margin: int = 12) -> np.ndarray:
@@ -107,7 +114,8 @@ def render(name: str) -> tuple[list[np.ndarray], dict[str, Any]]:
         transitions = [{"kind": name, "start_frame": EVENT_FRAME, "end_frame": EVENT_FRAME + FADE_FRAMES}]
         cuts = [EVENT_FRAME + FADE_FRAMES // 2]
     truth = {"phenomenon": name, "fps": f"{FPS}/1", "frame_count": FRAMES, "width": WIDTH, "height": HEIGHT,
-             "cut_frames": cuts, "transitions": transitions, "event_frame": EVENT_FRAME}
+             "cut_frames": cuts, "transitions": transitions, "event_frame": EVENT_FRAME,
+             "hit_frames": [EVENT_FRAME] if name == "contact" else []}
     return frames, truth
 
 
@@ -126,6 +134,12 @@ def _frame(name: str, t: int, first: np.ndarray, second: np.ndarray, rng: np.ran
     else:
         img = _view(first)
         _character(img, _walk(t), 90, stretch=4.0 if name == "smear" and 0 <= k < 2 else 1.0)
+    if name == "contact":
+        # The post it hits, then the ball: in flight before the event frame, against the post from it on.
+        cv2.rectangle(img, (BALL_STOP_X + BALL_RADIUS, 15), (BALL_STOP_X + BALL_RADIUS + 6, 75), (60, 40, 20), -1)
+        x = BALL_STOP_X - BALL_SPEED * max(0, -k)
+        if x + BALL_RADIUS >= 0:
+            cv2.circle(img, (x, BALL_Y), BALL_RADIUS, (25, 25, 30), -1)
     if name == "splash" and 0 <= k < 4:
         for _ in range(160):
             cv2.circle(img, (int(rng.integers(0, WIDTH)), int(rng.integers(20, HEIGHT))), int(rng.integers(2, 6)),

@@ -161,6 +161,11 @@ def test_stems_never_replace_existing_files_or_inputs(media, tmp_path):
     for name in ("b", "c"):
         assert run_dub([src, "-o", folder / f"{name}.mp4", "--stems", folder], env).returncode == 0
     assert {f"{v}.{s}.wav" for v in "bc" for s in ("mix", "music", "fx")} <= {p.name for p in folder.iterdir()}
+    # An input that happens to carry a stem's name is never written, not even with --force.
+    odd = _copy(media["base"], tmp_path / "odd", "d.music.wav")
+    proc = run_dub([odd, "-o", odd.with_name("d.mp4"), "--stems", odd.parent, "--force"], env)
+    assert proc.returncode == 2 and "input" in _one_sentence(proc.stderr)
+    assert odd.read_bytes() == media["base"].read_bytes() and [p.name for p in odd.parent.iterdir()] == [odd.name]
 
 
 # ----------------------------------------------------------------------------- 4. one sentence, exit 2

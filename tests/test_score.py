@@ -109,7 +109,36 @@ def test_a_flurry_of_blows_is_hit_blow_by_blow_without_a_click_track():
     score = compose_score(analysis_with(events=blows, cuts=(60,), frames=480, fps=Fraction(24)), "tom-and-jerry", 0, 20.0)
     first, last = blows[0][0] / 24, blows[-1][0] / 24
     assert not [n for n in score.notes if n.role == "melody" and first < n.start_s <= last]
-    assert any(n.role == "tremolo" and n.start_s < first and n.end_s > last for n in score.notes)
+    bed = sorted((n for n in score.notes if n.role == "tremolo"), key=lambda n: n.start_s)
+    assert bed[0].start_s < first and max(n.end_s for n in bed) > last
+    starts = sorted({n.start_s for n in bed})
+    assert all(max(n.end_s for n in bed if n.start_s < b) >= b for b in starts[1:]), "the bed has a gap"
+    # The bed follows the harmony: more than one chord under a flurry that crosses bar lines.
+    chords = {frozenset(n.pitch % 12 for n in bed if n.start_s == t) for t in starts}
+    assert len(starts) > 1 and len(chords) > 1
+
+
+def test_the_inside_of_a_flurry_is_a_figure_not_one_repeated_bonk():
+    """Nine blows a third of a second apart: the tuned notes of the inner blows move every time,
+    mostly one way (a ladder, not a loop), and no two blows in a row share their tick."""
+    blows = tuple((96 + 8 * k, "impact", 0.8) for k in range(9))
+    analysis = analysis_with(events=blows, cuts=(60,), frames=480, fps=Fraction(24))
+    for seed in range(4):
+        score = compose_score(analysis, "tom-and-jerry", seed, 20.0)
+        inner = [f / 24 for f, _, _ in blows[:-1]]
+        tuned, ticks = [], []
+        for t in inner:
+            at = [n for n in score.stem_notes("fx") if abs(n.start_s - t) < 1e-9]
+            tuned += [n.pitch for n in at if not n.part.drums]
+            ticks += [n.pitch for n in at if n.part.drums]
+        assert len(tuned) == len(ticks) == len(inner)
+        steps = np.diff(tuned)
+        assert np.all(steps != 0), f"seed {seed}: a blow repeats the pitch before it: {tuned}"
+        assert max(np.sum(steps > 0), np.sum(steps < 0)) >= len(steps) - 2, f"seed {seed}: not a figure: {tuned}"
+        assert all(a != b for a, b in zip(ticks, ticks[1:]))
+        programs = [n.part.program for t in inner for n in score.stem_notes("fx")
+                    if abs(n.start_s - t) < 1e-9 and not n.part.drums]
+        assert len(set(programs)) == 2 and all(a != b for a, b in zip(programs, programs[1:]))
 
 
 def test_stems_have_the_contract_shape_and_the_manifest_names_the_bank(rendered):
@@ -118,6 +147,28 @@ def test_stems_have_the_contract_shape_and_the_manifest_names_the_bank(rendered)
     assert result.model_id == "soundfont:TimGM6mb.sf2"
     assert "SoundFont TimGM6mb.sf2, licence GPL-2.0" in result.notes[0]
     assert np.max(np.abs(music + fx)) <= 0.9 + 1e-6 and np.abs(music).max() > 0.01 and np.abs(fx).max() > 0.01
+
+
+def test_the_manifest_records_the_bank_that_played_and_a_resumed_run_keeps_it(tmp_path, sample_24p):
+    """The manifest has a field of its own saying which SoundFont played the score: its name,
+    licence, where it is, and its SHA-256 (checked here against the file itself), also when the
+    cues come back from the cache."""
+    import hashlib
+    import json
+    import shutil
+    from pathlib import Path
+
+    import dubber
+    from dubber.backends.score.render import default_soundfont_path
+
+    clip = Path(shutil.copyfile(sample_24p[0], tmp_path / "clip.mp4"))
+    bank = default_soundfont_path()
+    for name in ("a.mp4", "b.mp4"):
+        result = dubber.dub(clip, tmp_path / name, dubber.DubOptions(backend="score", cache_dir=str(tmp_path / "cache")))
+        recorded = json.loads(Path(result.outputs["manifest"]).read_text())["render"]["sound_bank"]
+        assert recorded == {"name": "TimGM6mb.sf2", "licence": "GPL-2.0", "path": str(bank.resolve()),
+                            "sha256": hashlib.sha256(bank.read_bytes()).hexdigest()}
+    assert result.cues_from_cache == result.cues
 
 
 def test_registry_names_score_and_takes_a_soundfont(tmp_path):

@@ -41,7 +41,7 @@ def test_shots_and_transitions_are_frame_exact(name, analysed):
     assert analysis.shots[-1].end_frame == truth["frame_count"]
 
 
-@pytest.mark.parametrize("name", ["smear", "splash", "pose_jump", "shake", "flicker", "occlusion"])
+@pytest.mark.parametrize("name", ["smear", "splash", "pose_jump", "shake", "flicker", "occlusion", "contact"])
 def test_a_change_inside_one_shot_is_never_a_cut(name, analysed):
     analysis, _ = analysed(name)
     assert len(analysis.shots) == 1 and not analysis.transitions
@@ -54,6 +54,14 @@ def test_a_smear_frame_is_a_whoosh_not_a_hit(analysed):
     assert [(e.frame, e.end_frame) for e in whooshes] == [(EVENT_FRAME, EVENT_FRAME + 2)]
     # placed where the character is (left half, lower half of the picture), not at the centre
     assert whooshes[0].x < 0.5 and whooshes[0].y > 0.5
+
+
+def test_a_part_that_stops_dead_is_an_impact_on_its_contact_frame(analysed):
+    analysis, truth = analysed("contact")
+    hits = [e for e in analysis.events if e.kind in HIT_KINDS]
+    assert [(e.frame, e.kind) for e in hits] == [(f, "impact") for f in truth["hit_frames"]]
+    # placed on the ball against the post (upper right), not on the walking character
+    assert hits[0].x > 0.6 and hits[0].y < 0.45
 
 
 def test_film_flicker_is_neither_motion_nor_event(analysed):

@@ -4,14 +4,17 @@ A few numbers per picture come out of the decode pass: activity (mean absolute g
 to the picture before, beyond a small noise floor, 0..1, after taking out the change of overall
 brightness so film flicker is no motion), brightness and contrast (mean and standard deviation
 of grey), where the change is (its centre, as fractions of the picture) and how much of the
-picture it covers, and the change against the distinct pictures two to four back (does a
-transient come back?). Memory grows by those few numbers per frame only. Everything else is
+picture it covers, the change against the distinct pictures two to four back (does a
+transient come back?), and the change in each cell of an 8 x 8 grid (64 half-precision numbers,
+128 bytes). Memory grows by those numbers per frame only. Everything else is
 read from the curves, shot by shot, after the pass:
 
 - flash: brightness jumps well above the frames before it and falls back within a few frames;
   a flash on the beat of an impact is an explosion.
-- impact: either a jolt (activity leaps to several times its recent level and dies away within a
-  few frames) or a dead stop (fast motion that halts in one frame: the frame of contact). When
+- impact: a jolt (activity leaps to several times its recent level and dies away within a
+  few frames), a dead stop (fast motion that halts in one frame: the frame of contact), or a
+  dead stop of one part of the picture (in one cell of an 8 x 8 grid, fast motion halts and the
+  contact drawing is held while the rest of the picture may go on moving: a fist that lands). When
   the picture goes on shaking after it, the shaking is a `shake` event of its own. A jolt whose
   picture comes back within three pictures with no shake after it (a smear frame) is a whoosh.
   No hit is read where the change covers nearly the whole picture or where a featureless picture
@@ -63,6 +66,12 @@ REPEAT_MEAN_LEVELS = 0.25
 # sample: at the native rate (cadence about 1) every repeat is sampled; 24p at 30 fps (cadence
 # 1.25) skips its single repeats.
 CADENCE_SLACK_FRAMES = 0.1
+# The picture is cut into GRID x GRID cells (an eighth of its width and height each: about the
+# size of a fist or a head in a medium shot) to see one part of it stop while the rest moves on.
+GRID = 8
+# A shape that leaves a cell shows up in the cells around it: up to two cells away, since a fall
+# at its fastest crosses more than one cell a picture.
+AROUND_CELLS = 2
 
 
 @dataclass(frozen=True)
@@ -83,8 +92,15 @@ class MotionOptions:
     min_shake_frames: int = 4  # an impact's aftermath this long or longer is also a shake
     run_s: float = 0.75  # a whoosh this long or longer is a run (seconds at the picture cadence)
     min_spacing_s: float = 0.25  # hit events closer than this keep the strongest
-    max_hits_per_min: float = 15.0  # at most this many hit events per minute of each shot
+    max_hits_per_min: float = 30.0  # at most this many hit events per minute of each shot (one every 2 s)
     max_hit_coverage: float = 0.6  # a hit changes a part of the picture, not nearly all of it
+    # A part of the picture stops dead: in one grid cell, the mean change of the two pictures
+    # into the contact beats twice the change of the two after it by this much (0.08 of full
+    # scale: about a third of a cell swept by a drawn shape of clear contrast)...
+    local_stop_min: float = 0.08
+    local_stop_ease: float = 0.85  # ...and the last change into it is at least this share of the one before
+    local_stop_moves_on: float = 0.75  # ...and no cell around it moves this share of it over the two pictures after
+    local_stop_hold_s: float = 0.16  # ...and the cell stays quiet this long after: a contact drawing is held to read
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,9 @@ class MotionTracker:
         self._where: list[tuple[float, float]] = []  # centre of the change, fractions of the picture
         self._coverage: list[float] = []  # share of the picture that changed
         self._contrast: list[float] = []  # standard deviation of the grey picture, 0..1
+        # Per frame, the change to the frame before in each cell of a GRID x GRID grid (float16,
+        # 0..1): where in the picture something moved, for stops of one part of the picture.
+        self._cells = bytearray()
         self._pictures: deque[np.ndarray] = deque(maxlen=RETURN_PICTURES + 1)  # the last distinct pictures
         # Per frame, activity against the distinct pictures 2, 3 .. RETURN_PICTURES + 1 back: a
         # picture that comes back after a one- to three-picture transient shows as a low value.
@@ -125,7 +144,8 @@ class MotionTracker:
         """Feed the next frame; returns True when it repeats the frame before."""
         previous, reference = self._previous, self._reference
         repeat = previous is not None and previous.shape == grey.shape and is_repeat(grey, previous)
-        activity, where, coverage = _activity_and_centre(grey, previous)
+        activity, where, coverage, cells = _activity_and_centre(grey, previous)
+        self._cells += cells.astype(np.float16).tobytes()
         self._activity.append(activity)
         self._where.append(where)
         self._coverage.append(coverage)
@@ -158,7 +178,8 @@ class MotionTracker:
         result = analyse_motion(activity, np.array(self._brightness)[frames], _shots_on_samples(shots, frames),
                                 options, rate=self._rate / cadence if self._rate else 24.0,
                                 coverage=np.stack([np.array(self._coverage), np.array(self._contrast)], axis=1)[frames],
-                                returns=np.array(self._returns, dtype=np.float64).reshape(-1, RETURN_PICTURES)[frames])
+                                returns=np.array(self._returns, dtype=np.float64).reshape(-1, RETURN_PICTURES)[frames],
+                                cells=np.frombuffer(bytes(self._cells), np.float16).reshape(-1, GRID * GRID)[frames])
         return _back_to_frames(result, frames, len(self._repeats), self._where)
 
 
@@ -176,19 +197,21 @@ def _activity(grey: np.ndarray, before: np.ndarray | None) -> float:
     return float(_change(grey, before).mean()) / 255.0
 
 
-def _activity_and_centre(grey: np.ndarray, before: np.ndarray | None) -> tuple[float, tuple[float, float], float]:
-    """Activity, the centre of the change (x, y as fractions; the middle when nothing moves) and
-    the share of the picture that changed."""
+def _activity_and_centre(grey: np.ndarray, before: np.ndarray | None
+                         ) -> tuple[float, tuple[float, float], float, np.ndarray]:
+    """Activity, the centre of the change (x, y as fractions; the middle when nothing moves),
+    the share of the picture that changed, and the mean change per grid cell (GRID x GRID, 0..1)."""
     if before is None or before.shape != grey.shape:
-        return 0.0, (0.5, 0.5), 0.0
+        return 0.0, (0.5, 0.5), 0.0, np.zeros(GRID * GRID, np.float32)
     change = _change(grey, before)
     total = float(change.sum())
     if total <= 0.0:
-        return 0.0, (0.5, 0.5), 0.0
+        return 0.0, (0.5, 0.5), 0.0, np.zeros(GRID * GRID, np.float32)
     h, w = change.shape
     x = float(change.sum(axis=0) @ np.arange(w)) / total / max(1, w - 1)
     y = float(change.sum(axis=1) @ np.arange(h)) / total / max(1, h - 1)
-    return total / change.size / 255.0, (x, y), float(np.count_nonzero(change)) / change.size
+    cells = cv2.resize(change, (GRID, GRID), interpolation=cv2.INTER_AREA).reshape(-1) / 255.0
+    return total / change.size / 255.0, (x, y), float(np.count_nonzero(change)) / change.size, cells
 
 
 def picture_cadence(repeats: np.ndarray) -> float:
@@ -230,7 +253,9 @@ def _back_to_frames(result: "MotionResult", frames: np.ndarray, frame_count: int
     for event in result.events:
         start = int(bounds[event.frame])
         end = start + 1 if event.kind in HIT_KINDS else int(bounds[event.end_frame])
-        x, y = _place(where, start, max(end, start + 3))
+        # A stop of one part of the picture knows its cell; other events are placed where the
+        # picture changed most around them.
+        x, y = (event.x, event.y) if (event.x, event.y) != (0.5, 0.5) else _place(where, start, max(end, start + 3))
         events.append(VisualEvent(start, event.kind, event.strength, max(end, start + 1), x, y))
     # Every frame shows the last sampled picture at or before it.
     per_frame = np.array(result.curve)[np.searchsorted(frames, np.arange(frame_count), side="right") - 1]
@@ -244,7 +269,8 @@ def _place(where: list[tuple[float, float]], start: int, end: int) -> tuple[floa
 
 def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Shot, ...],
                    options: MotionOptions = MotionOptions(), rate: float = 24.0,
-                   coverage: np.ndarray | None = None, returns: np.ndarray | None = None) -> MotionResult:
+                   coverage: np.ndarray | None = None, returns: np.ndarray | None = None,
+                   cells: np.ndarray | None = None) -> MotionResult:
     """Events and the normalised activity curve from the per-sample curves.
 
     Args:
@@ -255,6 +281,8 @@ def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Sh
             skips the checks for covered lenses.
         returns: per sample, the change against the pictures 2 .. RETURN_PICTURES + 1 back;
             None skips the smear check.
+        cells: per sample, the change in each of the GRID x GRID cells of the picture (row by
+            row); None skips the stops of one part of the picture.
     """
     activity = activity.astype(np.float64).copy()
     events: list[VisualEvent] = []
@@ -268,6 +296,7 @@ def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Sh
     scale = max(float(np.percentile(activity, 98)) if activity.size else 0.0, options.curve_floor)
     for shot in shots:
         impacts, busy = _find_impacts(activity, shot, typical, scale, options, returns)
+        impacts += _local_stops(cells, shot, options, rate) if cells is not None else []
         events += _smears_are_whooshes(_not_covering(impacts, coverage, options), activity, returns)
         events += _find_whooshes(activity, shot, typical, scale, busy, options, rate)
     events = thin_hits(_explosions(events, rate), shots, options, rate)
@@ -366,6 +395,54 @@ def _dead_stop(activity: np.ndarray, shot: Shot, t: int, typical: float, options
         return None
     slowing = returns is not None and after.max() > 1e-4 and returns[t + 2, 0] > 1.5 * after.max()
     return None if slowing and drop > 0.7 * options.stop_ratio else t
+
+
+def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: float) -> list[VisualEvent]:
+    """Impacts where one part of the picture stops dead while the rest may go on moving: a fist
+    landing, a body slammed down, two pipes banging together.
+
+    In one grid cell, the change into the contact picture t and into the one before it is fast
+    (both at least `local_stop_min` above twice the largest change in that cell over the
+    `local_stop_hold_s` after t: the contact drawing is held long enough to read), and it does
+    not slow down into t (an eased stop, a swing reaching its end, is no blow). A shape that only
+    left the cell is no stop: the cells around it then move at least `local_stop_moves_on` as
+    much over the two pictures after. Of neighbouring pictures that qualify, the one with the
+    clearest stop is kept; the event sits on its cell."""
+    hold = max(2, int(round(options.local_stop_hold_s * rate)))
+    start, end = shot.start_frame + 2, shot.end_frame - hold
+    if end <= start:
+        return []
+    c = cells.astype(np.float32)
+    moving = np.minimum(c[start - 1:end - 1], c[start:end])
+    after = np.max([c[start + k:end + k] for k in range(1, hold + 1)], axis=0)
+    clear = moving - 2.0 * after
+    clear[c[start:end] < options.local_stop_ease * c[start - 1:end - 1]] = 0.0
+    # A shape that only left the cell goes on moving in the next one.
+    moved_on = np.maximum(_around(c[start + 1:end + 1]), _around(c[start + 2:end + 2]))
+    clear[moved_on >= options.local_stop_moves_on * moving] = 0.0
+    best = clear.max(axis=1)
+    found = []
+    for k in np.flatnonzero(best >= options.local_stop_min).tolist():
+        if best[max(0, k - 1):k + 2].max() > best[k]:
+            continue  # a neighbour stops more clearly
+        cell = int(np.argmax(clear[k]))
+        x, y = ((cell % GRID) + 0.5) / GRID, ((cell // GRID) + 0.5) / GRID
+        strength = float(min(1.0, moving[k, cell] / (2 * options.local_stop_min)))
+        found.append(VisualEvent(start + k, "impact", strength, start + k + 1, x, y))
+    return found
+
+
+def _around(values: np.ndarray) -> np.ndarray:
+    """Per sample and grid cell, the largest value among the cells up to AROUND_CELLS away."""
+    grid = values.reshape(-1, GRID, GRID)
+    r = AROUND_CELLS
+    padded = np.pad(grid, ((0, 0), (r, r), (r, r)))
+    out = np.zeros_like(grid)
+    for dy in range(2 * r + 1):
+        for dx in range(2 * r + 1):
+            if dy != r or dx != r:
+                np.maximum(out, padded[:, dy:dy + GRID, dx:dx + GRID], out=out)
+    return out.reshape(values.shape)
 
 
 def _calm_again(activity: np.ndarray, shot: Shot, frame: int, typical: float, options: MotionOptions) -> int:

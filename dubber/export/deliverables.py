@@ -184,7 +184,8 @@ def _render_facts(render: RenderResult | None) -> dict[str, Any] | None:
     stems = sorted({name for cue in render.cues for name in cue.stems})
     return {"backend": render.backend, "model_id": render.model_id, "model_revision": render.model_revision,
             "sample_rate": render.sample_rate, "stems": stems, "notes": list(render.notes),
-            "free_timing_captions": list(render.free_timing_captions)}
+            "free_timing_captions": list(render.free_timing_captions),
+            "sound_bank": dict(render.sound_bank) if render.sound_bank else None}
 
 
 def _loudness_facts(soundtrack: Soundtrack | None) -> dict[str, Any] | None:

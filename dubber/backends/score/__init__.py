@@ -137,7 +137,7 @@ class ScoreBackend(DubBackend):
         note = describe(score, self.soundfont, plan)
         log.info("%s", note)
         return RenderResult(backend=self.NAME, sample_rate=sr, cues=cues, model_id=f"soundfont:{self.soundfont.name}",
-                            notes=(note,))
+                            notes=(note,), sound_bank=self.soundfont.facts())
 
     def _balance(self, music: np.ndarray, fx: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
         """Music dips under strong effects; both stems keep their balance under PEAK_CEILING."""

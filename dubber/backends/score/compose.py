@@ -139,6 +139,7 @@ class Composer:
         self.motif = make_motif(rng)
         self.last_variation = "state"
         self.notes: list[Note] = []
+        self.bar_chords: dict[int, tuple[int, int, int]] = {}   # the harmony, bar by bar, as written
 
     # -- harmony ------------------------------------------------------------------------------
     def progression(self, shot: ShotContext, bars: list[int]) -> dict[int, tuple[int, int, int]]:
@@ -160,6 +161,7 @@ class Composer:
             return
         bars = sorted({int(self.bar[b]) for b in beats})
         chords = self.progression(shot, bars)
+        self.bar_chords.update(chords)
         self._bass_and_harmony(shot, beats, chords)
         self._melody(shot, beats, chords, events)
 
@@ -271,16 +273,41 @@ class Composer:
                 self._add(part, pitch, at, at + 0.9 * gap, int(60 + 40 * point.strength), "run")
             upward = not upward
 
+    def chord_at(self, time_s: float) -> tuple[int, int, int] | None:
+        """The chord of the bar sounding at time_s (None before the first bar written)."""
+        beat = int(np.clip(np.searchsorted(self.tempo.beat_s, time_s + 1e-9) - 1, 0, self.bar.size - 1))
+        return self.bar_chords.get(int(self.bar[beat]))
+
     def tremolo(self, points: list[HitPoint], chord_for, program: int) -> None:
         """Tremolo strings held under shakes, and under every flurry of blows (the agitated bed
-        the blows land on, so a flurry reads as one gesture rather than a click track)."""
+        the blows land on, so a flurry reads as one gesture rather than a click track). The bed
+        moves with the harmony: a new chord at every bar line inside it, each voice moving to the
+        nearest tone of the next chord, as a string section would."""
         part = Part(program)
         spans = [(p.time_s, max(p.end_s, p.time_s + 0.8), p.strength) for p in points if p.kind == "shake"]
         spans += [(a - 0.25, b + 0.4, FLURRY_BED) for a, b in series_spans(points)]
+        downbeats = self.tempo.beat_s[self.tempo.bar_start.astype(bool)]
         for start, end, strength in spans:
-            for pc in chord_for(max(start, 0.0)):
-                pitch = next(m for m in range(*HARMONY_RANGE) if m % 12 == pc)
-                self._add(part, pitch, max(start, 0.0), end, int(40 + 50 * strength), "tremolo")
+            start = max(start, 0.0)
+            edges = [start, *(float(t) for t in downbeats if start + 0.3 < t < end - 0.3), end]
+            voicing: list[int] = []
+            for a, b in zip(edges, edges[1:]):
+                chord = self.chord_at(a) or chord_for(a)
+                voicing = self._lead_voices(voicing, chord)
+                for pitch in voicing:
+                    self._add(part, pitch, a, b, int(40 + 50 * strength), "tremolo")
+
+    @staticmethod
+    def _lead_voices(previous: list[int], chord: tuple[int, int, int]) -> list[int]:
+        """The chord in HARMONY_RANGE, each voice as close as it can get to the one before."""
+        if not previous:
+            return [next(m for m in range(*HARMONY_RANGE) if m % 12 == pc) for pc in chord]
+        options = [m for m in range(*HARMONY_RANGE) if m % 12 in set(chord)]
+        voices: list[int] = []
+        for old in previous:
+            free = [m for m in options if m not in voices] or options
+            voices.append(min(free, key=lambda m: (abs(m - old), m)))
+        return voices
 
     def _add(self, part: Part, pitch: int, start_s: float, end_s: float, velocity: int, role: str) -> None:
         if end_s - start_s >= 0.02:

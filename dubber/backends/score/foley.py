@@ -1,10 +1,13 @@
 """The effects stem: a sound for every visual event, by kind and strength, never the same twice
 in a row, plus the foley music does not do (whooshes, splashes, thuds, footsteps).
 
-Impacts get an orchestral hit (big for strong blows) or a dry stab (weak blows, and the inside of
-a fast series of blows, whose last blow gets the big one: a series of ringing hits would mask
-itself). Every hit is voiced on the harmony of the moment and moved in pitch, so two blows in a
-row differ in instrument, pitch and layering.
+Impacts get an orchestral hit (big for strong blows) or a dry stab (weak blows). The inside of a
+fast series of blows is played as one climbing (or falling) figure on the harmony of the moment,
+a chord tone higher (or lower) at every blow, passed between two tuned percussion voices over a
+light tick that changes colour blow by blow; the last blow of the series gets the big hit. This
+is how the cartoon scores mickey-moused a flurry: a ladder the ear follows up to the pay-off, not
+the same bonk nine times. Every other hit is voiced on the harmony of the moment and moved in
+pitch, so two blows in a row differ in instrument, pitch and layering.
 """
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from ...styles import BIG_HITS, SMALL_HITS, Hit, Layer, Orchestra
+from ...styles import (BIG_HITS, CLAVES, CRASH, GLOCKENSPIEL, HI_WOOD, LOW_WOOD, PIZZICATO, SIDE_STICK, SMALL_HITS, SNARE,
+                       XYLOPHONE, Hit, Layer, Orchestra)
 from .hitpoints import SERIES_GAP_S, HitPoint
 from .notation import Note, Part
 
@@ -20,9 +24,22 @@ BIG_FROM_STRENGTH = 0.55
 STEP_S = 0.27               # s between footsteps, before jitter
 FOOTSTEPS_FROM = 0.6        # weaker runs get no footsteps (the music's run carries them)
 FOOTSTEPS_MAX_S = 1.5       # a long run gets its first steps; the music carries the rest
-SLIDE_S = 0.32              # a trombone slide this long falls into a landing
+SLIDE_S = 0.32              # a trombone slide this long falls into a landing ...
+SLIDE_FALL = 9              # ... this many semitones (a sixth)
+WHISTLE_FROM = 0.6          # whooshes at least this strong get a slide whistle ...
+WHISTLE_MIN_S = 0.25        # ... gliding at least this long ...
+WHISTLE_MAX_S = 0.8         # ... and at most this long
+# General MIDI has no slide whistle; its fipple tone is nearest the ocarina (the default bank's
+# "Whistle" sounds most of an octave flat and is silent above G5, so it cannot glide).
+SLIDE_WHISTLE = 79
 DRUMS = Part(0, "fx", drums=True)
 TROMBONE = 57
+MARIMBA = 12
+# A flurry's figure: pairs of tuned voices that pass it between them, and the ticks under it.
+SERIES_VOICES = ((XYLOPHONE, PIZZICATO), (MARIMBA, XYLOPHONE), (PIZZICATO, GLOCKENSPIEL), (MARIMBA, PIZZICATO))
+SERIES_TICKS = (HI_WOOD, SIDE_STICK, LOW_WOOD, CLAVES, SNARE)
+SERIES_LOW = 55             # the figure climbs from about here (MIDI) ...
+SERIES_HIGH = 91            # ... and never past here
 
 ChordAt = Callable[[float], tuple[int, int, int]]
 
@@ -65,14 +82,21 @@ def _sounds(hit: Hit) -> set[tuple[int, bool]]:
     return {(layer.program, layer.drum) for layer in hit.layers}
 
 
-def _choose(pool: tuple[Hit, ...], previous: Hit | None, rng: np.random.Generator) -> Hit:
+def _choose(pool: tuple[Hit, ...], recent: list[Hit], rng: np.random.Generator) -> Hit:
     """A hit from the pool sharing no instrument with the previous one of its kind (or at least
-    not the same hit), so two in a row never sound alike."""
-    if previous is None:
+    not the same hit), so two in a row never sound alike; and in a register the last two did not
+    use where the pool has one, so a string of blows moves low, middle, high rather than see-sawing;
+    and not one of the last three hits where another will do."""
+    if not recent:
         return pool[int(rng.integers(len(pool)))]
+    previous = recent[-1]
     apart = [h for h in pool if h.register != previous.register]
+    fresh = [h for h in apart if h.register not in {r.register for r in recent[-2:]}]
+    apart = fresh or apart
     options = [h for h in apart if not _sounds(h) & _sounds(previous)] or apart
     options = options or [h for h in pool if h.name != previous.name] or list(pool)
+    unheard = [h for h in options if h.name not in {r.name for r in recent[-3:]}]
+    options = unheard or options
     return options[int(rng.integers(len(options)))]
 
 
@@ -81,8 +105,10 @@ def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt
     """Every note of the effects stem for these hit points (cuts are ignored here)."""
     notes: list[Note] = []
     impacts = [p for p in points if p.kind == "impact"]
-    previous: dict[str, Hit] = {}
+    previous: dict[str, list[Hit]] = {}
     last_shift = 0
+    figure: SeriesFigure | None = None
+    whistles = 0            # up, then down, then up: a whistle answers the one before
     for point in points:
         if point.kind == "cut":
             continue
@@ -92,22 +118,70 @@ def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt
             continue
         if point.kind == "impact":
             series, last = _in_series(impacts, impacts.index(point))
+            if series and not last:
+                if figure is None:
+                    figure = SeriesFigure(rng)
+                # uneven accents: a series of blows is not a click track
+                accent = point.strength * float(rng.uniform(0.55, 0.9))
+                notes += figure.blow(point.time_s, accent * orchestra.hit_level, chord_at(point.time_s))
+                continue
+            figure = None
             big = last or (point.strength >= BIG_FROM_STRENGTH and not series)
             pool = BIG_HITS + SMALL_HITS[-1:] if big else SMALL_HITS
-            if series and not last:   # uneven accents: a series of blows is not a click track
-                point = HitPoint(point.time_s, point.kind, point.strength * float(rng.uniform(0.55, 0.9)),
-                                 point.end_s, point.x)
         else:
             pool = orchestra.sounds_for(point.kind) or SMALL_HITS
         group = "impact" if point.kind == "impact" else point.kind
-        hit = _choose(pool, previous.get(group), rng)
-        previous[group] = hit
+        hit = _choose(pool, previous.setdefault(group, []), rng)
+        previous[group].append(hit)
         shift = int(rng.choice([s for s in (-5, -3, -2, 0, 2, 3, 5) if s != last_shift]))
         last_shift = shift
         if point.kind == "landing":
             notes += slide_down(point, chord_at(point.time_s), orchestra)
+        if point.kind == "whoosh" and point.strength >= WHISTLE_FROM:
+            whistles += 1
+            notes += slide_whistle(point, chord_at(point.time_s), whistles % 2 == 1, orchestra)
         notes += realise(hit, point, chord_at(point.time_s), shift, orchestra.hit_level)
+        if point.kind == "impact" and last and not any(l.drum and l.program == CRASH for l in hit.layers):
+            # the pay-off of a flurry lands on a crash, whatever else it is voiced with
+            velocity = int(np.clip((62 + 62 * point.strength) * orchestra.hit_level, 1, 127))
+            notes.append(Note(DRUMS, CRASH, point.time_s, point.time_s + 0.5, velocity, "hit:impact"))
     return notes
+
+
+class SeriesFigure:
+    """The inside of one flurry of blows: a figure on the chord tones of the moment, one step per
+    blow in one direction (turning back at the edge of the range), alternating between two tuned
+    voices, each blow over a different light tick."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.voices = SERIES_VOICES[int(rng.integers(len(SERIES_VOICES)))]
+        self.direction = 1 if rng.random() < 0.7 else -1     # mostly climbing, as the tension does
+        self.pitch = int(rng.integers(SERIES_LOW, SERIES_LOW + 8)) if self.direction > 0 \
+            else int(rng.integers(SERIES_HIGH - 12, SERIES_HIGH - 4))
+        self.count = 0
+        self.last_tick = -1
+
+    def _next_pitch(self, chord: tuple[int, int, int]) -> int:
+        """The next chord tone from the last pitch, in the figure's direction."""
+        tones = [m for m in range(SERIES_LOW, SERIES_HIGH + 1) if m % 12 in {pc % 12 for pc in chord}]
+        ahead = [m for m in tones if (m - self.pitch) * self.direction > 0]
+        if not ahead:
+            self.direction = -self.direction
+            ahead = [m for m in tones if (m - self.pitch) * self.direction > 0] or tones
+        return min(ahead, key=lambda m: abs(m - self.pitch))
+
+    def blow(self, time_s: float, strength: float, chord: tuple[int, int, int]) -> list[Note]:
+        if self.count:
+            self.pitch = self._next_pitch(chord)
+        voice = self.voices[self.count % 2]
+        tick = int(self.rng.choice([k for k in range(len(SERIES_TICKS)) if k != self.last_tick]))
+        self.last_tick = tick
+        self.count += 1
+        velocity = 62 + 62 * float(np.clip(strength, 0.0, 1.0))
+        tuned = Note(Part(voice, "fx"), self.pitch, time_s, time_s + 0.18, int(np.clip(velocity, 1, 127)), "hit:impact")
+        under = Note(DRUMS, SERIES_TICKS[tick], time_s, time_s + 0.1, int(np.clip(0.9 * velocity, 1, 127)), "hit:impact")
+        return [tuned, under]
 
 
 def footsteps(point: HitPoint, orchestra: Orchestra, rng: np.random.Generator) -> list[Note]:
@@ -124,14 +198,22 @@ def footsteps(point: HitPoint, orchestra: Orchestra, rng: np.random.Generator) -
 
 
 def slide_down(point: HitPoint, chord: tuple[int, int, int], orchestra: Orchestra) -> list[Note]:
-    """A trombone falling a sixth into a landing, ending just before the thud."""
-    part = Part(TROMBONE, "fx")
-    top = _pitch(chord[0], 4) + 9
-    start = max(0.0, point.time_s - SLIDE_S)
-    count = 6
-    gap = (point.time_s - 0.04 - start) / count
-    if gap <= 0.01:
+    """A trombone glissando falling a sixth onto the root of the harmony, ending just before the
+    thud of a landing: one note, its slide drawn with pitch bend."""
+    top = _pitch(chord[0], 4) + SLIDE_FALL
+    start, end = max(0.0, point.time_s - SLIDE_S), point.time_s - 0.04
+    if end - start <= 0.06:
         return []
     velocity = int(np.clip(50 + 40 * point.strength * orchestra.hit_level, 1, 127))
-    return [Note(part, top - round(9 * k / (count - 1)), start + k * gap, start + (k + 1) * gap, velocity, "foley:slide")
-            for k in range(count)]
+    return [Note(Part(TROMBONE, "fx"), top, start, end, velocity, "foley:slide", glide=-SLIDE_FALL)]
+
+
+def slide_whistle(point: HitPoint, chord: tuple[int, int, int], rising: bool, orchestra: Orchestra) -> list[Note]:
+    """A slide whistle over a strong whoosh: from a chord tone up (or down) an octave or less,
+    as long as the movement lasts, at most WHISTLE_MAX_S."""
+    end = point.time_s + min(max(point.end_s - point.time_s, WHISTLE_MIN_S), WHISTLE_MAX_S)
+    span = 12 if end - point.time_s > 0.5 else 7
+    base = _pitch(chord[1], 5) if rising else _pitch(chord[1], 5) + span
+    velocity = int(np.clip(60 + 40 * point.strength * orchestra.hit_level, 1, 127))
+    return [Note(Part(SLIDE_WHISTLE, "fx"), base, point.time_s, end, velocity, "foley:whistle",
+                 glide=float(span if rising else -span))]

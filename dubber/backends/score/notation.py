@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 STEMS = ("music", "fx")
+BEND_RANGE = 12      # semitones a glissando may travel either way (the synthesizer's bend range)
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,9 @@ class Part:
 
 @dataclass(frozen=True)
 class Note:
-    """One sounding note. `role` says what it is for ("melody", "bass", "hit:impact", ...)."""
+    """One sounding note. `role` says what it is for ("melody", "bass", "hit:impact", ...).
+    `glide`: semitones the pitch slides by, evenly from the start to the end of the note (a
+    glissando: a trombone fall, a slide whistle); 0 for a note that holds its pitch."""
 
     part: Part
     pitch: int
@@ -32,12 +35,15 @@ class Note:
     end_s: float
     velocity: int
     role: str = ""
+    glide: float = 0.0
 
     def __post_init__(self) -> None:
         if not (0 <= self.pitch <= 127 and 1 <= self.velocity <= 127):
             raise ValueError(f"note out of MIDI range: pitch {self.pitch}, velocity {self.velocity}")
         if not 0.0 <= self.start_s < self.end_s:
             raise ValueError(f"bad note span [{self.start_s}, {self.end_s})")
+        if abs(self.glide) > BEND_RANGE or (self.glide and self.part.drums):
+            raise ValueError(f"a glide of {self.glide} semitones cannot be played on this part")
 
 
 @dataclass(frozen=True)

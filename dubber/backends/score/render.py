@@ -13,7 +13,9 @@ grow with the film beyond the output itself.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import importlib.util
 import io
 import os
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .notation import Note, Room
+from .notation import BEND_RANGE, Note, Room
 
 TICKS_PER_BEAT = 960
 MIDI_TEMPO_US = 500_000                 # microseconds per MIDI beat (120 bpm)
@@ -32,6 +34,8 @@ TAIL_S = 3.0                            # s rendered after the last note ends
 CHUNK_S = 60.0                          # s of note starts per synthesizer call
 DRUM_CHANNEL = 9
 CHANNEL_VOLUME = 96                     # CC7 for every channel: headroom against the synth's hard clip
+BEND_STEP_S = 0.01                      # s between pitch-bend messages along a glide
+BEND_CENTRE = 8192
 DEFAULT_BANK = "TimGM6mb.sf2"
 # Licences of the General MIDI banks a user is likely to pass, by file name (lower case).
 KNOWN_LICENCES = {
@@ -52,9 +56,14 @@ class SoundFont:
     name: str
     licence: str
     data: bytes
+    sha256: str
 
     def describe(self) -> str:
         return f"{self.name}, licence {self.licence}"
+
+    def facts(self) -> dict[str, str]:
+        """What the manifest records of the bank: enough to find and verify the very file."""
+        return {"name": self.name, "licence": self.licence, "path": self.path, "sha256": self.sha256}
 
 
 def default_soundfont_path() -> Path:
@@ -97,7 +106,7 @@ def _read_soundfont(path: str, mtime_ns: int, size: int) -> SoundFont:
         raise SoundFontError(f"The SoundFont {path!r} cannot be read: {err.strerror}.") from None
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"sfbk":
         raise SoundFontError(f"{path!r} is not a SoundFont 2 bank (.sf2); pass one with --soundfont.")
-    return SoundFont(path, Path(path).name, licence_of(Path(path)), data)
+    return SoundFont(path, Path(path).name, licence_of(Path(path)), data, hashlib.sha256(data).hexdigest())
 
 
 # ---------------------------------------------------------------------------- MIDI file
@@ -107,23 +116,49 @@ def _ticks(time_s: float) -> int:
 
 class _Channels:
     """Channels by program: a program keeps its channel; a new program takes the channel that has
-    been quiet longest (the synthesizer lets sounding notes finish on their old program)."""
+    been quiet longest (the synthesizer lets sounding notes finish on their old program).
+
+    Pitch bend moves a whole channel, so a gliding note takes a channel of its own: one where no
+    other note of its program sounds, kept apart from the channel of that program's held notes."""
 
     def __init__(self) -> None:
-        self.program: dict[int, int] = {}
+        self.program: dict[int, tuple[int, bool]] = {}     # channel -> (program, for glides)
         self.quiet_from: dict[int, float] = {c: 0.0 for c in range(16) if c != DRUM_CHANNEL}
+        self.bent: set[int] = set()                         # channels left off centre
 
     def channel_for(self, note: Note, events: list[tuple[int, int, list[int]]]) -> int:
         if note.part.drums:
             return DRUM_CHANNEL
-        program = note.part.program
-        channel = next((c for c, p in self.program.items() if p == program), None)
+        key = (note.part.program, bool(note.glide))
+        channel = next((c for c, k in self.program.items()
+                        if k == key and (not note.glide or self.quiet_from[c] <= note.start_s)), None)
         if channel is None:
             channel = min(self.quiet_from, key=lambda c: (self.quiet_from[c], c))
-            self.program[channel] = program
-            events.append((_ticks(note.start_s), 0, [0xC0 | channel, program]))
+            self.program[channel] = key
+            events.append((_ticks(note.start_s), 0, [0xC0 | channel, note.part.program]))
+        if channel in self.bent:   # back to true pitch before the next note speaks
+            events.append((_ticks(note.start_s), 2, _bend(channel, 0.0)))
+            self.bent.discard(channel)
+        if note.glide:
+            events.extend(_glide(channel, note))
+            self.bent.add(channel)
         self.quiet_from[channel] = max(self.quiet_from[channel], note.end_s)
         return channel
+
+
+def _bend(channel: int, semitones: float) -> list[int]:
+    value = int(np.clip(round(BEND_CENTRE + semitones / BEND_RANGE * BEND_CENTRE), 0, 16383))
+    return [0xE0 | channel, value & 0x7F, value >> 7]
+
+
+def _glide(channel: int, note: Note) -> list[tuple[int, int, list[int]]]:
+    """Pitch-bend messages sliding evenly from the note's pitch to pitch + glide over its length;
+    the last one lands at the note's end (with the note-offs, before any next note on the channel)
+    and holds through its release."""
+    steps = max(2, int(np.ceil((note.end_s - note.start_s) / BEND_STEP_S)))
+    order = {0: 2, steps: 1}
+    return [(_ticks(note.start_s + k / steps * (note.end_s - note.start_s)), order.get(k, 3),
+             _bend(channel, note.glide * k / steps)) for k in range(steps + 1)]
 
 
 def smf_bytes(notes: list[Note], rooms: list[Room], end_s: float) -> bytes:
@@ -139,6 +174,9 @@ def smf_bytes(notes: list[Note], rooms: list[Room], end_s: float) -> bytes:
     for channel in range(16):
         events.append((0, -1, [0xB0 | channel, 7, CHANNEL_VOLUME]))
         events.append((0, -1, [0xB0 | channel, 93, 0]))
+        # pitch-bend range (RPN 0) to BEND_RANGE semitones, then the RPN closed again
+        for control, value in ((101, 0), (100, 0), (6, BEND_RANGE), (38, 0), (101, 127), (100, 127)):
+            events.append((0, -1, [0xB0 | channel, control, value]))
         for room in rooms:
             events.append((_ticks(room.start_s), 0, [0xB0 | channel, 91, int(np.clip(room.reverb, 0, 127))]))
     events.append((_ticks(end_s), 3, [0xB0, 91, rooms[-1].reverb if rooms else 40]))
@@ -201,7 +239,7 @@ def render_notes(notes: list[Note], rooms: list[Room], soundfont: SoundFont, tot
     chunk_start = 0.0
     while ordered and chunk_start <= starts[-1]:
         lo, hi = np.searchsorted(starts, [chunk_start, chunk_start + CHUNK_S])
-        chunk = [Note(n.part, n.pitch, n.start_s - chunk_start, n.end_s - chunk_start, n.velocity, n.role)
+        chunk = [dataclasses.replace(n, start_s=n.start_s - chunk_start, end_s=n.end_s - chunk_start)
                  for n in ordered[lo:hi]]
         if chunk:
             end = max(n.end_s for n in chunk) + TAIL_S
