@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from ...styles import (BIG_HITS, CLAVES, CRASH, GLOCKENSPIEL, HI_WOOD, LOW_WOOD, PIZZICATO, SIDE_STICK, SMALL_HITS, SNARE,
+from ...styles import (BIG_HITS, CLAVES, CRASH, GLOCKENSPIEL, HI_WOOD, LOW_WOOD, PIZZICATO, SMALL_HITS, SNARE,
                        XYLOPHONE, Hit, Layer, Orchestra)
 from .hitpoints import SERIES_GAP_S, HitPoint
 from .notation import Note, Part
@@ -37,7 +37,8 @@ TROMBONE = 57
 MARIMBA = 12
 # A flurry's figure: pairs of tuned voices that pass it between them, and the ticks under it.
 SERIES_VOICES = ((XYLOPHONE, PIZZICATO), (MARIMBA, XYLOPHONE), (PIZZICATO, GLOCKENSPIEL), (MARIMBA, PIZZICATO))
-SERIES_TICKS = (HI_WOOD, SIDE_STICK, LOW_WOOD, CLAVES, SNARE)
+LOW_BONGO, HI_TIMBALE = 61, 65    # GM percussion keys
+SERIES_TICKS = (HI_WOOD, LOW_BONGO, LOW_WOOD, CLAVES, HI_TIMBALE, SNARE)
 SERIES_LOW = 55             # the figure climbs from about here (MIDI) ...
 SERIES_HIGH = 91            # ... and never past here
 
@@ -121,8 +122,8 @@ def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt
             if series and not last:
                 if figure is None:
                     figure = SeriesFigure(rng)
-                # uneven accents: a series of blows is not a click track
-                accent = point.strength * float(rng.uniform(0.55, 0.9))
+                # uneven accents after a full first blow: a series of blows is not a click track
+                accent = point.strength * (float(rng.uniform(0.7, 1.0)) if figure.count else 1.0)
                 notes += figure.blow(point.time_s, accent * orchestra.hit_level, chord_at(point.time_s))
                 continue
             figure = None
@@ -175,12 +176,14 @@ class SeriesFigure:
         if self.count:
             self.pitch = self._next_pitch(chord)
         voice = self.voices[self.count % 2]
-        tick = int(self.rng.choice([k for k in range(len(SERIES_TICKS)) if k != self.last_tick]))
+        # the flurry opens on a snare crack; after that the tick changes colour at every blow
+        tick = SERIES_TICKS.index(SNARE) if not self.count else \
+            int(self.rng.choice([k for k in range(len(SERIES_TICKS)) if k != self.last_tick]))
         self.last_tick = tick
         self.count += 1
         velocity = 62 + 62 * float(np.clip(strength, 0.0, 1.0))
         tuned = Note(Part(voice, "fx"), self.pitch, time_s, time_s + 0.18, int(np.clip(velocity, 1, 127)), "hit:impact")
-        under = Note(DRUMS, SERIES_TICKS[tick], time_s, time_s + 0.1, int(np.clip(0.9 * velocity, 1, 127)), "hit:impact")
+        under = Note(DRUMS, SERIES_TICKS[tick], time_s, time_s + 0.1, int(np.clip(velocity, 1, 127)), "hit:impact")
         return [tuned, under]
 
 
