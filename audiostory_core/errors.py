@@ -12,8 +12,24 @@ class AudioStoryError(Exception):
     """Base of every user-facing AudioStory error."""
 
 
+# Why weights were not found, as codes a caller branches on (WeightsNotFound.reason).
+NOT_CACHED = "weights_not_cached"            # a Hub repo id with nothing in the local cache
+FOLDER_MISSING = "weights_folder_missing"    # a folder path that does not exist
+INCOMPLETE = "weights_incomplete"            # a folder (or snapshot) lacking a required part
+DOWNLOAD_FAILED = "weights_download_failed"  # the Hub could not be reached or has no such repo
+
+
 class WeightsNotFound(AudioStoryError):
-    """The checkpoint (or one of its parts) is neither on disk nor downloadable here."""
+    """The checkpoint (or one of its parts) is neither on disk nor downloadable here.
+
+    `reason` is one of the codes above; `detail` is the sentence without its fix, for callers
+    that word the fix themselves.
+    """
+
+    def __init__(self, message: str, *, reason: str = INCOMPLETE, detail: str | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.detail = detail if detail is not None else message
 
 
 class DeviceUnavailable(AudioStoryError):

@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import WeightsNotFound
+from .errors import DOWNLOAD_FAILED, FOLDER_MISSING, INCOMPLETE, NOT_CACHED, WeightsNotFound
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +93,14 @@ def hub_cache_dir() -> Path:
     return Path(home) / "hub"
 
 
-def locate(path_or_repo: str | os.PathLike | None = None) -> CheckpointFiles:
+def locate(path_or_repo: str | os.PathLike | None = None, *, local_only: bool = False) -> CheckpointFiles:
     """Resolve a local folder or a Hub repo id to the checkpoint's files.
 
     Args:
         path_or_repo: a folder holding the layout above, a Hub repo id ("owner/name"), or None
             for the official repo.
+        local_only: look only in the local Hub cache, never download (for this call alone; the
+            process environment is left as it is).
 
     Raises:
         WeightsNotFound: a required part is absent and cannot be downloaded here.
@@ -107,14 +109,15 @@ def locate(path_or_repo: str | os.PathLike | None = None) -> CheckpointFiles:
     root = Path(target).expanduser()
     if not root.exists():
         if not _looks_like_repo_id(target):
-            raise WeightsNotFound(
-                f"The AudioStory checkpoint folder {target} does not exist; {DOWNLOAD_HINT}.")
-        root = fetch(target)
-    return _layout(root, label=target)
+            detail = f"The AudioStory checkpoint folder {target} does not exist"
+            raise WeightsNotFound(f"{detail}; {DOWNLOAD_HINT}.", reason=FOLDER_MISSING, detail=detail)
+        root = fetch(target, local_only=local_only)
+    return _layout(root, label=target, local_only=local_only)
 
 
-def fetch(repo_id: str, allow_patterns: list[str] | None = None) -> Path:
-    """Download (or find in the Hub cache) one repo snapshot, with progress bars.
+def fetch(repo_id: str, allow_patterns: list[str] | None = None, *, local_only: bool = False) -> Path:
+    """Download (or find in the Hub cache) one repo snapshot, with progress bars; `local_only`
+    (or HF_HUB_OFFLINE) looks in the cache alone.
 
     Raises:
         WeightsNotFound: offline with nothing cached, no network, or no such repo.
@@ -125,15 +128,19 @@ def fetch(repo_id: str, allow_patterns: list[str] | None = None) -> Path:
     log.info("Fetching %s from the Hugging Face Hub (cache: %s).", repo_id, hub_cache_dir())
     try:
         return Path(snapshot_download(
-            repo_id, cache_dir=hub_cache_dir(), local_files_only=offline(),
+            repo_id, cache_dir=hub_cache_dir(), local_files_only=local_only or offline(),
             allow_patterns=allow_patterns,
         ))
     except (LocalEntryNotFoundError, HfHubHTTPError, HFValidationError, OSError) as err:
-        why = "offline mode is on (HF_HUB_OFFLINE=1)" if offline() else f"the download failed ({type(err).__name__})"
         hint = DOWNLOAD_HINT if repo_id == REPO_ID else f"run `hf download {repo_id}`"
+        if local_only:
+            detail = f"The model files of {repo_id} are not in the Hugging Face cache ({hub_cache_dir()})"
+            raise WeightsNotFound(f"{detail}; {hint}.", reason=NOT_CACHED, detail=detail) from err
+        why = "offline mode is on (HF_HUB_OFFLINE=1)" if offline() else f"the download failed ({type(err).__name__})"
+        detail = f"The model files of {repo_id} are not on this machine and {why}"
         raise WeightsNotFound(
-            f"The model files of {repo_id} are not on this machine and {why}; {hint} "
-            "on a machine with internet access (or unset HF_HUB_OFFLINE)."
+            f"{detail}; {hint} on a machine with internet access (or unset HF_HUB_OFFLINE).",
+            reason=NOT_CACHED if offline() else DOWNLOAD_FAILED, detail=detail,
         ) from err
 
 
@@ -154,19 +161,18 @@ def _looks_like_repo_id(text: str) -> bool:
     return len(parts) == 2 and all(parts) and not text.startswith((".", "~"))
 
 
-def _layout(root: Path, label: str) -> CheckpointFiles:
+def _layout(root: Path, label: str, local_only: bool = False) -> CheckpointFiles:
     model_dir = _find_model_dir(root)
     if model_dir is None:
-        raise WeightsNotFound(
-            f"No AudioStory-3B weights (config.yaml with pytorch_model.bin) were found in {label}; "
-            f"{DOWNLOAD_HINT}.")
+        detail = f"No AudioStory-3B weights (config.yaml with pytorch_model.bin) were found in {label}"
+        raise WeightsNotFound(f"{detail}; {DOWNLOAD_HINT}.", reason=INCOMPLETE, detail=detail)
     near = _neighbourhood(root, model_dir)
     flux_dir = _first_with(near, FLUX_DIR_NAME, ("config.json", "model.safetensors"))
     if flux_dir is None:
-        raise WeightsNotFound(
-            f"The {FLUX_DIR_NAME} folder (config.json and the VAE's model.safetensors) was not "
-            f"found next to {model_dir}; {DOWNLOAD_HINT}.")
-    qwen_dir = _qwen_dir(model_dir, near)
+        detail = (f"The {FLUX_DIR_NAME} folder (config.json and the VAE's model.safetensors) was not "
+                  f"found next to {model_dir}")
+        raise WeightsNotFound(f"{detail}; {DOWNLOAD_HINT}.", reason=INCOMPLETE, detail=detail)
+    qwen_dir = _qwen_dir(model_dir, near, local_only)
     t5_dir = _first_with(near, T5_DIR_NAME, ("config.json",))
     weights = next(model_dir / f for f in WEIGHT_FILES if (model_dir / f).is_file())
     base_dir = next((d / QWEN_DIR_NAME for d in near
@@ -200,11 +206,11 @@ def _first_with(dirs: list[Path], name: str, required: tuple[str, ...]) -> Path 
     return None
 
 
-def _qwen_dir(model_dir: Path, near: list[Path]) -> Path:
+def _qwen_dir(model_dir: Path, near: list[Path], local_only: bool) -> Path:
     # A tokenizer saved with the checkpoint wins over the base model's (spec §1.3).
     if (model_dir / "tokenizer_config.json").is_file():
         return model_dir
     found = _first_with(near, QWEN_DIR_NAME, ("tokenizer_config.json",))
     if found is not None:
         return found
-    return fetch(QWEN_REPO_ID, allow_patterns=QWEN_TOKENIZER_PATTERNS)
+    return fetch(QWEN_REPO_ID, allow_patterns=QWEN_TOKENIZER_PATTERNS, local_only=local_only)

@@ -212,36 +212,37 @@ def resolve_backend(options: DubOptions) -> tuple[str, str]:
     Raises:
         BackendUnavailable: audiostory was asked for but its weights or torch are missing.
     """
-    from .backends import choose_auto, weights_status
+    from .backends import audiostory_availability, choose_auto, weights_availability
 
     if options.backend == "auto":
         if options.timing == "free":
-            name, reason = choose_auto(options.model, options.device)
-            if name != "audiostory":
-                why, _, fix = reason.split(": ", 1)[-1].partition(" (run ")
-                raise BackendUnavailable(f"Free timing needs the audiostory backend, which cannot run here: {why}; "
-                                         f"drop --timing free{' or run ' + fix.rstrip(')') if fix else ''}.")
-            return name, reason
+            status = audiostory_availability(options.model, options.device)
+            if not status.available:
+                fix = f" or {status.fix}" if status.fix else ""
+                raise BackendUnavailable(f"Free timing needs the audiostory backend, which cannot run here: "
+                                         f"{status.message}; drop --timing free{fix}.")
+            return "audiostory", f"audiostory backend: {status.message}"
         return choose_auto(options.model, options.device)
     if options.backend == "audiostory":
         import importlib.util
 
         if importlib.util.find_spec("torch") is None:
             raise BackendUnavailable("The audiostory backend needs torch; install it with pip install 'dubber[ml]'.")
-        found, where = weights_status(options.model)
-        if not found:
-            raise BackendUnavailable(_missing_weights_message(options.model, where))
-        return "audiostory", f"audiostory backend: chosen with --backend (weights in {where})"
+        weights = weights_availability(options.model)
+        if not weights.available:
+            raise BackendUnavailable(_missing_weights_message(options.model, weights))
+        return "audiostory", f"audiostory backend: chosen with --backend ({weights.message})"
     return options.backend, f"{options.backend} backend: chosen with --backend"
 
 
-def _missing_weights_message(model: str | None, why: str) -> str:
-    """The error sentence for `--backend audiostory` without usable weights; `why` comes from
-    `weights_status`. A folder given with --model is described, not called "not on this machine"."""
-    if model and (model.startswith((os.sep, ".", "~")) or Path(model).expanduser().exists()):
-        why = why.split(" (run ")[0]
-        return (f"{why[:1].upper()}{why[1:]}; pass --model with a complete checkpoint folder "
-                "or run `dub models download`.")
+def _missing_weights_message(model: str | None, weights: Any) -> str:
+    """The error sentence for `--backend audiostory` without usable weights. A folder given with
+    --model is described, not called "not on this machine"."""
+    from audiostory_core.errors import NOT_CACHED
+
+    if weights.reason != NOT_CACHED:
+        return (f"{weights.message[:1].upper()}{weights.message[1:]}; pass --model with a complete checkpoint "
+                "folder or run `dub models download`.")
     return (f"The AudioStory weights ({model or 'TencentARC/AudioStory-3B'}) are not on this machine; "
             "run `dub models download` or pass --model with a checkpoint folder.")
 

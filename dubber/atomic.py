@@ -118,14 +118,19 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write UTF-8 text to `path` atomically. Returns the resolved path."""
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write `data` to `path` atomically, flushed to disk before the rename. Returns the resolved path."""
     with atomic_output(path) as temp:
-        with open(temp, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        with open(temp, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
     return Path(path).expanduser().resolve()
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write UTF-8 text to `path` atomically, line ends as given. Returns the resolved path."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 # ----------------------------------------------------------------------------- one job's outputs

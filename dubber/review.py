@@ -14,7 +14,6 @@ import html
 import io
 import json
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .atomic import atomic_write_bytes
 from .errors import InputError
 
 SPECTROGRAM_FFT = 2048          # samples per analysis window (43 ms at 48 kHz)
@@ -169,19 +169,9 @@ def _draw_marks(draw: ImageDraw.ImageDraw, width: int, height: int, total_s: flo
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder, then rename."""
+    """Write `data` to `path` with the one atomic writer, creating its folder first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes it private; a page is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 # ---------------------------------------------------------------------------- the review page

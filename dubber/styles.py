@@ -54,7 +54,7 @@ TRUMPET = 56
 
 # Big hits answer strong impacts; small ones weak impacts and the inside of a fast series.
 BIG_HITS: tuple[Hit, ...] = (
-    Hit("orchestra hit", (Layer(ORCH_HIT, "chord", 4, 0.35), _drum(CRASH, 0.35, 0.4), Layer(TIMPANI, "root", 2, 0.6)), "low"),
+    Hit("orchestra hit", (Layer(ORCH_HIT, "top", 4, 0.35), Layer(BRASS, "chord", 4, 0.3, 0.8), _drum(CRASH, 0.35, 0.4), Layer(TIMPANI, "root", 2, 0.6)), "low"),
     Hit("brass stab", (Layer(BRASS, "chord", 4, 0.3), _drum(SNARE), Layer(TIMPANI, "root", 2, 0.3, 0.9))),
     Hit("timpani and tuba", (Layer(TIMPANI, "root", 2, 0.8), Layer(TUBA, "fifth", 2, 0.3, 0.9), Layer(TAIKO, "fixed", 3, 0.3, 0.8)), "low"),
     Hit("taiko boom", (Layer(TAIKO, "fixed", 3, 0.6), Layer(TUBA, "root", 2, 0.3, 0.9), _drum(SPLASH, 0.5)), "low"),

@@ -182,3 +182,112 @@ def test_a_command_line_job_checks_each_thing_once(sample_24p, tmp_path, monkeyp
     clip = Path(shutil.copyfile(sample_24p[0], tmp_path / "clip.mp4"))
     assert main([str(clip), "--backend", "score", "-o", str(tmp_path / "out.mp4")]) == 0
     assert calls == Counter({"check_input_file": 1, "check_options": 1, "plan_destinations": 1, "resolve_backend": 1})
+
+
+# ----------------------------------------------------------------------------- typed status, scoped settings
+
+def _checkpoint_folder(root: Path, *, complete: bool) -> Path:
+    parts = ["audiostory-3B/config.yaml", "audiostory-3B/pytorch_model.bin", "Qwen2.5-3B-Instruct/tokenizer_config.json"]
+    if complete:
+        parts += ["Flux_detokenizer/config.json", "Flux_detokenizer/model.safetensors"]
+    for rel in parts:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("{}")
+    return root
+
+
+def test_weights_status_is_a_typed_answer(tmp_path, monkeypatch):
+    from audiostory_core.errors import FOLDER_MISSING, INCOMPLETE, NOT_CACHED
+    from dubber.backends import READY, weights_availability
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    empty_cache = weights_availability(None)
+    assert (empty_cache.available, empty_cache.reason) == (False, NOT_CACHED)
+    assert empty_cache.fix == "run `dub models download`" and "(" not in empty_cache.message
+    missing = weights_availability(str(tmp_path / "nowhere"))
+    assert (missing.available, missing.reason) == (False, FOLDER_MISSING) and str(tmp_path / "nowhere") in missing.message
+    half = weights_availability(str(_checkpoint_folder(tmp_path / "half", complete=False)))
+    assert (half.available, half.reason) == (False, INCOMPLETE) and "Flux_detokenizer" in half.message
+    whole = weights_availability(str(_checkpoint_folder(tmp_path / "whole", complete=True)))
+    assert (whole.available, whole.reason, whole.location) == (True, READY, str(tmp_path / "whole" / "audiostory-3B"))
+
+
+def test_backend_choice_follows_the_status_code_not_its_wording(tmp_path, monkeypatch):
+    """A reworded status still gives the same choice and the same user-facing fix."""
+    from dubber import api, backends
+    from dubber.errors import BackendUnavailable
+
+    reworded = backends.Availability(False, "weights_not_cached", "nothing cached (yet); see below", "run `dub models download`")
+    monkeypatch.setattr(backends, "weights_availability", lambda model=None: reworded)
+    monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name, *a: object())
+    assert backends.choose_auto(None) == ("score", "score backend: nothing cached (yet); see below (run `dub models download`)")
+    with pytest.raises(BackendUnavailable) as free:
+        api.resolve_backend(api.DubOptions(timing="free"))
+    assert str(free.value) == ("Free timing needs the audiostory backend, which cannot run here: nothing cached (yet); "
+                               "see below; drop --timing free or run `dub models download`.")
+    with pytest.raises(BackendUnavailable) as explicit:
+        api.resolve_backend(api.DubOptions(backend="audiostory", model="someone/model"))
+    assert str(explicit.value).startswith("The AudioStory weights (someone/model) are not on this machine;")
+
+
+class _RecordingEnviron(dict):
+    """os.environ that remembers every change made to it."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.changes: list[str] = []
+
+    def __setitem__(self, key, value):
+        self.changes.append(f"set {key}")
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        self.changes.append(f"del {key}")
+        super().__delitem__(key)
+
+    def pop(self, key, *default):
+        self.changes.append(f"del {key}")
+        return super().pop(key, *default)
+
+    def setdefault(self, key, value=None):
+        if key not in self:
+            self.changes.append(f"set {key}")
+        return super().setdefault(key, value)
+
+    def update(self, *args, **kwargs):
+        self.changes.append("update")
+        super().update(*args, **kwargs)
+
+
+def test_a_job_leaves_the_process_environment_to_the_next(sample_24p, tmp_path, monkeypatch):
+    """Jobs of one watch folder or batch share a process: choosing a backend looks only in the local
+    Hub cache for its own call and never sets HF_HUB_OFFLINE, not even for a moment."""
+    import os
+
+    import huggingface_hub
+
+    from dubber import api
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    lookups: list[bool] = []
+    real_download = huggingface_hub.snapshot_download
+
+    def local_lookup(*args, **kwargs):
+        lookups.append(kwargs.get("local_files_only"))
+        return real_download(*args, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", local_lookup)
+    environ = _RecordingEnviron(os.environ)
+    monkeypatch.setattr(os, "environ", environ)
+    clip = Path(shutil.copyfile(sample_24p[0], tmp_path / "clip.mp4"))
+    before = dict(environ)
+    for number in (1, 2):
+        job = api.prepare(clip, tmp_path / f"out{number}.mp4", api.DubOptions(backend="auto",
+                                                                               cache_dir=str(tmp_path / "cache")))
+        assert job.backend == "score"
+    assert environ.changes == [] and dict(environ) == before
+    assert lookups and all(lookups)      # each look-up was local-only by argument

@@ -3,19 +3,18 @@
     get_backend("score", BackendOptions())       -> a DubBackend ready to render
     available_backends()                         -> ("audiostory", "score")
     choose_auto(model=None)                      -> ("score", "score backend: no CUDA GPU ...")
+    weights_availability(model=None)             -> Availability(available, reason, message, fix, location)
 
 Backend modules are imported when asked for, so `import dubber.backends` stays light and the
 AudioStory backend (torch) is never imported on the score engine's path.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import logging
-import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from ..errors import BackendUnavailable
 
@@ -90,23 +89,77 @@ def unregister_backend(name: str) -> None:
         _REGISTRY.pop(name, None)
 
 
-def choose_auto(model: str | None = None, device: str | None = None) -> tuple[str, str]:
-    """The backend `auto` picks, and why, in one line.
+# Why a backend can or cannot run here, as codes a caller branches on (Availability.reason);
+# weight codes come from audiostory_core.errors (weights_not_cached, weights_incomplete, ...).
+READY = "ready"
+CPU_REQUESTED = "cpu_requested"
+NO_TORCH = "no_torch"
+NO_CUDA = "no_cuda"
+_DOWNLOAD_FIX = "run `dub models download`"
 
-    AudioStory when torch is installed, its weights are on this machine and a CUDA GPU is present
-    (CPU inference of a 3B model is too slow to be a default); the score engine otherwise.
-    Never touches the network.
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a backend (or its weights) can run here.
+
+    `reason` is a code to branch on (READY, NO_TORCH, NO_CUDA, CPU_REQUESTED or a weights code),
+    `message` a phrase for a person (no fix in it), `fix` what to run to change it ("" if
+    nothing helps), `location` the weights' folder when they were found.
     """
+
+    available: bool
+    reason: str
+    message: str
+    fix: str = ""
+    location: str | None = None
+
+
+def weights_availability(model: str | None = None) -> Availability:
+    """Whether the AudioStory checkpoint (`model`, or the official one) is on this machine.
+
+    Looks only at local files and the local Hub cache: nothing is downloaded, and the process
+    environment is not touched (jobs of one watch folder or batch share it).
+    """
+    from audiostory_core import hub
+    from audiostory_core.errors import NOT_CACHED, WeightsNotFound
+
+    try:
+        files = hub.locate(model, local_only=True)
+    except WeightsNotFound as err:
+        if err.reason == NOT_CACHED:
+            return Availability(False, NOT_CACHED, "AudioStory weights are not in the Hugging Face cache",
+                                _DOWNLOAD_FIX)
+        detail = err.detail.rstrip(". ")
+        return Availability(False, err.reason, f"{detail[:1].lower()}{detail[1:]}", _DOWNLOAD_FIX)
+    return Availability(True, READY, f"weights in {files.model_dir}", location=str(files.model_dir))
+
+
+def audiostory_availability(model: str | None = None, device: str | None = None) -> Availability:
+    """Whether AudioStory is the practical choice here: torch, its weights and a CUDA GPU (CPU
+    inference of a 3B model is too slow to be a default). Never touches the network."""
     if device is not None and str(device).lower() == "cpu":
-        return "score", "score backend: --device cpu was given and AudioStory needs a CUDA GPU to be practical"
+        return Availability(False, CPU_REQUESTED,
+                            "--device cpu was given and AudioStory needs a CUDA GPU to be practical")
     if importlib.util.find_spec("torch") is None:
-        return "score", "score backend: torch is not installed (pip install 'dubber[ml]' for AudioStory)"
-    found, why = weights_status(model)
-    if not found:
-        return "score", f"score backend: {why}"
+        return Availability(False, NO_TORCH, "torch is not installed", "pip install 'dubber[ml]'")
+    weights = weights_availability(model)
+    if not weights.available:
+        return weights
     if not cuda_available():
-        return "score", "score backend: AudioStory weights found but no CUDA GPU is available"
-    return "audiostory", f"audiostory backend: weights in {why} and a CUDA GPU are available"
+        return Availability(False, NO_CUDA, "AudioStory weights found but no CUDA GPU is available",
+                            location=weights.location)
+    return Availability(True, READY, f"weights in {weights.location} and a CUDA GPU are available",
+                        location=weights.location)
+
+
+def choose_auto(model: str | None = None, device: str | None = None) -> tuple[str, str]:
+    """The backend `auto` picks, and why, in one line: AudioStory when `audiostory_availability`
+    says so, the score engine otherwise. Never touches the network."""
+    status = audiostory_availability(model, device)
+    if status.available:
+        return "audiostory", f"audiostory backend: {status.message}"
+    fix = f" ({status.fix})" if status.fix else ""
+    return "score", f"score backend: {status.message}{fix}"
 
 
 def cuda_available() -> bool:
@@ -116,38 +169,3 @@ def cuda_available() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
-
-
-def weights_status(model: str | None = None) -> tuple[bool, str]:
-    """(found, where-or-why) for the AudioStory checkpoint, looking only at local files."""
-    from audiostory_core import hub
-    from audiostory_core.errors import AudioStoryError
-
-    with _hub_offline():
-        try:
-            files = hub.locate(model)
-        except AudioStoryError as err:
-            return False, _short_reason(str(err))
-    return True, str(files.model_dir)
-
-
-def _short_reason(message: str) -> str:
-    # The hub's sentence is written for a download attempt; here nothing is downloaded on purpose.
-    if "not on this machine" in message or "offline" in message:
-        return "AudioStory weights are not in the Hugging Face cache (run `dub models download`)"
-    first = message.split(";")[0].rstrip(". ")
-    return f"{first[0].lower()}{first[1:]} (run `dub models download`)" if first else "weights not found"
-
-
-@contextlib.contextmanager
-def _hub_offline() -> Iterator[None]:
-    """Make Hub look-ups local-only for the duration (choosing a backend must never download)."""
-    saved = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = saved

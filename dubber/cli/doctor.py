@@ -62,15 +62,19 @@ def _soundfont_status() -> str:
     return f"{bank.describe()}, in {bank.path}; another bank: --soundfont PATH"
 
 
-def _not_found(why: str) -> str:
-    # The reason is a sentence about the weights; on the weights' own line, drop the repeated subject.
-    subject = "AudioStory weights are not in "
-    return f"not found in {why[len(subject):]}" if why.startswith(subject) else f"not found: {why}"
+def _weights_line(weights) -> str:
+    """Where the weights are, or why not; on the weights' own line the subject is not repeated."""
+    from audiostory_core.errors import NOT_CACHED
+
+    if weights.available:
+        return f"found in {weights.location}"
+    why = "not found in the Hugging Face cache" if weights.reason == NOT_CACHED else f"not found: {weights.message}"
+    return f"{why} ({weights.fix})" if weights.fix else why
 
 
 def doctor(model: str | None = None) -> int:
     """Print one line per check; exit 0 when dubbing can run here (ffmpeg found), else 2."""
-    from ..backends import choose_auto, weights_status
+    from ..backends import choose_auto, weights_availability
     from .. import __version__
 
     _line("dub", __version__)
@@ -80,8 +84,8 @@ def doctor(model: str | None = None) -> int:
     torch_version, cuda = _torch_status()
     _line("torch", torch_version)
     _line("CUDA", cuda)
-    found, where = weights_status(model) if importlib.util.find_spec("torch") else (False, "needs torch")
-    _line("AudioStory weights", f"found in {where}" if found else _not_found(where))
+    _line("AudioStory weights", _weights_line(weights_availability(model)) if importlib.util.find_spec("torch")
+          else "not found: needs torch")
     for captioner in ("clip", "vlm"):
         _line(f"{captioner} captioner", _captioner_status(captioner))
     _line("SoundFont", _soundfont_status())

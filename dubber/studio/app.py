@@ -34,9 +34,9 @@ _INTRO = ("Open a video, edit any shot's caption, prompt, style or seed (or mute
 def backend_choices(model: str | None = None) -> list[str]:
     """"auto" and every registered backend that can run here; AudioStory only when its weights
     (`model`, or the official ones) are on this machine, looked up on disk without importing torch."""
-    from ..backends import available_backends, weights_status
+    from ..backends import available_backends, weights_availability
 
-    usable = [b for b in available_backends() if b != "audiostory" or weights_status(model)[0]]
+    usable = [b for b in available_backends() if b != "audiostory" or weights_availability(model).available]
     return ["auto", *usable]
 
 

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 PEAK_CEILING = 0.9                      # the stems together peak at most here
 BLOCK = 1 << 20                         # samples per block when scanning the whole timeline
-TAIL_HOLD_S = 0.3                       # an effect rings this long past its note ...
+TAIL_HOLD_S = 0.5                       # an effect rings this long past its note ...
 TAIL_FADE_S = 0.7                       # ... then fades out over this long
 MUSIC_UNDER_FX = Ducker(depth_db=-7.0, threshold_db=-14.0, attack_ms=10.0, hold_ms=80.0, release_ms=300.0)
 
