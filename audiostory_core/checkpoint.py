@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
@@ -103,7 +103,10 @@ def _tensor_dict(obj: Any, path: Path) -> dict[str, "torch.Tensor"]:
 def save_safetensors(tensors: Mapping[str, "torch.Tensor"], out_path: str | os.PathLike) -> Path:
     """Write tensors to safetensors atomically; tensors sharing memory are stored once.
 
-    The file is written under a temporary name in the destination folder and renamed.
+    The file is written under a hidden temporary name in the destination folder, flushed to disk
+    and renamed; it gets mode 0o666 less the umask, as any new file does. `audiostory_core` stands
+    alone (it may not import the dubbing tool), so this is its own writer, with the dubbing tool's
+    rules and temporary names (".<stem>.<pid>-<hex>.partial<suffix>": stale ones are swept alike).
     """
     from safetensors.torch import save_file
 
@@ -111,14 +114,17 @@ def save_safetensors(tensors: Mapping[str, "torch.Tensor"], out_path: str | os.P
     out_path.parent.mkdir(parents=True, exist_ok=True)
     unique, aliases = _dedupe(tensors)
     metadata = {"format": "pt", ALIAS_METADATA_KEY: json.dumps(aliases, sort_keys=True)}
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".part", dir=out_path.parent)
-    os.close(fd)
+    tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}-{secrets.token_hex(3)}.partial{out_path.suffix}")
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))   # not mkstemp: that makes it 0600
     try:
-        save_file(unique, tmp, metadata=metadata)
+        mode = tmp.stat().st_mode & 0o777   # 0o666 less the umask
+        save_file(unique, str(tmp), metadata=metadata)
+        os.chmod(tmp, mode)   # the safetensors writer recreates the file private
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
         os.replace(tmp, out_path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
     return out_path
 
 

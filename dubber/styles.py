@@ -50,11 +50,13 @@ HI_WOOD, LOW_WOOD, TRIANGLE, VIBRASLAP, CLAVES, GUIRO, SHORT_GUIRO, CABASA = 76,
 # GM programs (0-based).
 ORCH_HIT, TIMPANI, BRASS, TROMBONE, TUBA, PIZZICATO, XYLOPHONE, GLOCKENSPIEL = 55, 47, 61, 57, 58, 45, 13, 9
 TAIKO, MELODIC_TOM, REVERSE_CYMBAL, SEASHORE, BREATH, WHISTLE, TREMOLO, CELESTA = 116, 117, 119, 122, 121, 78, 44, 8
-TRUMPET = 56
+TRUMPET, HORNS, PICCOLO = 56, 60, 72
 
 # Big hits answer strong impacts; small ones weak impacts and the inside of a fast series.
 BIG_HITS: tuple[Hit, ...] = (
-    Hit("orchestra hit", (Layer(ORCH_HIT, "top", 4, 0.35), Layer(BRASS, "chord", 4, 0.3, 0.8), _drum(CRASH, 0.35, 0.4), Layer(TIMPANI, "root", 2, 0.6)), "low"),
+    # The bank's orchestra-hit sample keeps one low thump whatever its pitch: one of them on top,
+    # the horns carry the chord.
+    Hit("orchestra hit", (Layer(ORCH_HIT, "top", 4, 0.35), Layer(HORNS, "chord", 4, 0.3, 0.8), _drum(CRASH, 0.35, 0.4), Layer(TIMPANI, "root", 2, 0.6)), "low"),
     Hit("brass stab", (Layer(BRASS, "chord", 4, 0.3), _drum(SNARE), Layer(TIMPANI, "root", 2, 0.3, 0.9))),
     Hit("timpani and tuba", (Layer(TIMPANI, "root", 2, 0.8), Layer(TUBA, "fifth", 2, 0.3, 0.9), Layer(TAIKO, "fixed", 3, 0.3, 0.8)), "low"),
     Hit("taiko boom", (Layer(TAIKO, "fixed", 3, 0.6), Layer(TUBA, "root", 2, 0.3, 0.9), _drum(SPLASH, 0.5)), "low"),
@@ -77,10 +79,11 @@ KIND_SOUNDS: dict[str, tuple[Hit, ...]] = {
                 Hit("crash landing", (Layer(TAIKO, "fixed", 2, 0.4), _drum(CRASH, 0.6, 0.6), Layer(TUBA, "root", 2, 0.3)))),
     # A whoosh speaks on its first frame: a scraped or shaken attack, then air.
     "whoosh": (Hit("swish", (_drum(SHORT_GUIRO, 1.0, 0.2), Layer(BREATH, "fixed", 5, 0.5, 0.9))),
-               Hit("air", (_drum(CABASA, 1.0, 0.2), Layer(WHISTLE, "top", 6, 0.3, 0.7))),
-               Hit("zip", (Layer(PIZZICATO, "top", 6, 0.1), Layer(REVERSE_CYMBAL, "fixed", 5, 0.4, 0.6)))),
-    "splash": (Hit("splash", (Layer(SEASHORE, "fixed", 5, 0.8), _drum(SPLASH, 0.9, 0.8), Layer(MELODIC_TOM, "fixed", 5, 0.2, 0.8))),
-               Hit("spray", (Layer(SEASHORE, "fixed", 6, 0.6), _drum(SPLASH, 1.0, 0.8), _drum(TRIANGLE, 0.8)))),
+               Hit("air", (_drum(CABASA, 1.0, 0.2), Layer(PICCOLO, "top", 6, 0.3, 0.7))),
+               Hit("zip", (Layer(PIZZICATO, "top", 6, 0.1), Layer(BREATH, "fixed", 6, 0.4, 0.6)))),
+    # (the default bank's surf is silent above D6, its reverse cymbal below C#7 and its whistle above F#5)
+    "splash": (Hit("splash", (Layer(SEASHORE, "fixed", 4, 0.8), _drum(SPLASH, 0.9, 0.8), Layer(MELODIC_TOM, "fixed", 5, 0.2, 0.8))),
+               Hit("spray", (Layer(SEASHORE, "fixed", 5, 0.6), _drum(SPLASH, 1.0, 0.8), _drum(TRIANGLE, 0.8)))),
     "explosion": (Hit("blast", (Layer(TIMPANI, "root", 2, 1.2), _drum(CRASH, 1.0, 1.5), Layer(TAIKO, "fixed", 3, 0.8),
                                 Layer(ORCH_HIT, "chord", 3, 0.4))),
                   Hit("boom", (Layer(TAIKO, "fixed", 2, 0.6), _drum(CHINA, 1.0, 1.5), Layer(TUBA, "root", 1, 0.6),

@@ -17,6 +17,10 @@ character, and exactly one phenomenon planted on known frames:
 - flash_cut: a hard cut whose first new frame is washed out white, as film cuts often are.
 - contact: a dark ball flies in fast and stops dead against a post (the contact drawing at the
   event frame, then held) while the character walks on in another part of the picture.
+- punch: a fist on an arm shoots out, lands on a post at the event frame and pulls back at once
+  (no held contact drawing); the post jolts a few pixels for two frames.
+- dust_burst: a puff of small pale specks appears at one point on the ground at the event frame
+  and flies apart radially, fading, over six frames; nothing else moves but the character.
 
 `render(name)` gives the frames and the truth; `write(name, path)` encodes them (H.264, 24 fps)
 and writes the truth next to the video as JSON. Truth: "cut_frames" (first frames of new
@@ -44,13 +48,22 @@ FPS = 24
 FRAMES = 72  # 3 s
 EVENT_FRAME = 36  # where every planted phenomenon starts
 PHENOMENA = ("smear", "splash", "pose_jump", "shake", "flicker", "occlusion", "same_palette_cut", "grey_cut",
-             "dissolve", "fade_out", "fade_in", "flash_cut", "contact")
+             "dissolve", "fade_out", "fade_in", "flash_cut", "contact", "punch", "dust_burst")
 DISSOLVE_FRAMES = 12
 FADE_FRAMES = 10
 # The ball of `contact`: it flies right at BALL_SPEED px a frame and reaches the post at
 # BALL_STOP_X on EVENT_FRAME, high in the picture, far from the walking character.
 BALL_SPEED = 9
 BALL_STOP_X, BALL_Y, BALL_RADIUS = 150, 45, 14
+# The fist of `punch`: it moves FIST_SPEED px a frame out from FIST_REST_X, touches the post at
+# FIST_REACH_X on EVENT_FRAME and snaps back from the next frame on, as fast at first and easing
+# into its rest (FIST_BACK: px a frame on the way back), as a hand pulled back does.
+FIST_SPEED, FIST_REST_X, FIST_REACH_X, FIST_Y, FIST_RADIUS = 16, 70, 134, 45, 9
+FIST_BACK = (16, 14, 12, 10, 8, 4)  # adds up to FIST_REACH_X - FIST_REST_X
+POST_X = FIST_REACH_X + FIST_RADIUS  # the post's left face
+# The puff of `dust_burst`: DUST_SPECKS specks leave DUST_CENTRE at 2 to 5 px a frame for
+# DUST_FRAMES frames, fading from DUST_GREY towards the ground.
+DUST_SPECKS, DUST_FRAMES, DUST_CENTRE, DUST_GREY = 48, 6, (140, 110), 225
 
 
 def _set(seed: int, palette: list[tuple[int, int, int]], margin: int = 12) -> np.ndarray:
@@ -115,7 +128,7 @@ def render(name: str) -> tuple[list[np.ndarray], dict[str, Any]]:
         cuts = [EVENT_FRAME + FADE_FRAMES // 2]
     truth = {"phenomenon": name, "fps": f"{FPS}/1", "frame_count": FRAMES, "width": WIDTH, "height": HEIGHT,
              "cut_frames": cuts, "transitions": transitions, "event_frame": EVENT_FRAME,
-             "hit_frames": [EVENT_FRAME] if name == "contact" else []}
+             "hit_frames": [EVENT_FRAME] if name in ("contact", "punch", "dust_burst") else []}
     return frames, truth
 
 
@@ -140,6 +153,10 @@ def _frame(name: str, t: int, first: np.ndarray, second: np.ndarray, rng: np.ran
         x = BALL_STOP_X - BALL_SPEED * max(0, -k)
         if x + BALL_RADIUS >= 0:
             cv2.circle(img, (x, BALL_Y), BALL_RADIUS, (25, 25, 30), -1)
+    if name == "punch":
+        _punch(img, k)
+    if name == "dust_burst" and 0 <= k < DUST_FRAMES:
+        _dust(img, k)
     if name == "splash" and 0 <= k < 4:
         for _ in range(160):
             cv2.circle(img, (int(rng.integers(0, WIDTH)), int(rng.integers(20, HEIGHT))), int(rng.integers(2, 6)),
@@ -162,6 +179,33 @@ def _frame(name: str, t: int, first: np.ndarray, second: np.ndarray, rng: np.ran
     if name == "flash_cut" and k == 0:
         img = cv2.addWeighted(img, 0.3, np.full_like(img, 255), 0.7, 0.0)
     return img
+
+
+def _punch(img: np.ndarray, k: int) -> None:
+    """The post and a fist on an arm, `k` frames from the contact (negative: before it)."""
+    jolt = 3 if k in (0, 1) else 0  # the post gives under the blow for two frames
+    cv2.rectangle(img, (POST_X + jolt, 15), (POST_X + jolt + 8, 80), (60, 40, 20), -1)
+    if k <= 0:
+        x = max(FIST_REST_X, FIST_REACH_X + FIST_SPEED * k)
+    else:
+        x = FIST_REACH_X - sum(FIST_BACK[:k])
+    cv2.rectangle(img, (20, FIST_Y - 4), (x, FIST_Y + 4), (120, 60, 40), -1)
+    cv2.circle(img, (x, FIST_Y), FIST_RADIUS, (40, 30, 90), -1)
+
+
+def _dust(img: np.ndarray, k: int) -> None:
+    """The dust puff `k` frames after it appears: the same specks every frame, further out and fainter."""
+    rng = np.random.default_rng(7)
+    angles = rng.uniform(np.pi, 2 * np.pi, DUST_SPECKS)  # up and sideways from the ground
+    speeds = rng.uniform(2.0, 5.0, DUST_SPECKS)
+    sizes = rng.integers(1, 3, DUST_SPECKS)
+    fade = 1.0 - k / DUST_FRAMES
+    cx, cy = DUST_CENTRE
+    for angle, speed, size in zip(angles, speeds, sizes):
+        x, y = int(round(cx + np.cos(angle) * speed * (k + 1))), int(round(cy + np.sin(angle) * speed * (k + 1)))
+        under = img[min(HEIGHT - 1, max(0, y)), min(WIDTH - 1, max(0, x))].astype(np.float32)
+        colour = under + fade * (DUST_GREY - under)
+        cv2.circle(img, (x, y), int(size), tuple(int(v) for v in colour), -1)
 
 
 def write(name: str, path: str | os.PathLike) -> dict[str, Any]:

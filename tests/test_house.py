@@ -136,6 +136,24 @@ def test_every_module_imports(name):
 
 # ----------------------------------------------------------------------------- one job, once each
 
+def _record_opens(monkeypatch, path: Path) -> Counter:
+    """Which modules open `path` with PyAV (headers or pictures), how often."""
+    import sys
+
+    import av
+
+    openers: Counter = Counter()
+    real_open = av.open
+
+    def recording_open(file, *args, **kwargs):
+        if str(file) == str(path):
+            openers.update([sys._getframe(1).f_globals.get("__name__", "?")])
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(av, "open", recording_open)
+    return openers
+
+
 def test_a_job_probes_once_and_writes_each_file_once(sample_24p, tmp_path, monkeypatch):
     import sys
 
@@ -159,10 +177,12 @@ def test_a_job_probes_once_and_writes_each_file_once(sample_24p, tmp_path, monke
 
     monkeypatch.setattr(audio_io, "write_wav", counting_wav)
     clip = Path(shutil.copyfile(sample_24p[0], tmp_path / "clip.mp4"))
+    openers = _record_opens(monkeypatch, clip)
     options = dubber.DubOptions(backend="score", cache_dir=str(tmp_path / "cache"), stems_dir=str(tmp_path / "st"),
                                 timeline=True)
     result = dubber.dub(clip, tmp_path / "out" / "v.mp4", options)
     assert scans == [str(clip)]                                     # one probe for the whole job
+    assert openers["vision.probe"] == 1 and "dubber.media.mux" not in openers   # the mux reads the probe
     published = {Path(p).name for p in result.outputs.values()}
     cache = tmp_path / "cache"
     job_files = Counter(t.name for t in created if cache not in t.parents and not t.name.endswith(".commit"))
@@ -221,7 +241,9 @@ def test_backend_choice_follows_the_status_code_not_its_wording(tmp_path, monkey
 
     reworded = backends.Availability(False, "weights_not_cached", "nothing cached (yet); see below", "run `dub models download`")
     monkeypatch.setattr(backends, "weights_availability", lambda model=None: reworded)
-    monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name, *a: object())
+    real_find_spec = backends.importlib.util.find_spec
+    monkeypatch.setattr(backends.importlib.util, "find_spec",   # as where torch is installed
+                        lambda name, *a: object() if name == "torch" else real_find_spec(name, *a))
     assert backends.choose_auto(None) == ("score", "score backend: nothing cached (yet); see below (run `dub models download`)")
     with pytest.raises(BackendUnavailable) as free:
         api.resolve_backend(api.DubOptions(timing="free"))
@@ -291,3 +313,138 @@ def test_a_job_leaves_the_process_environment_to_the_next(sample_24p, tmp_path, 
         assert job.backend == "score"
     assert environ.changes == [] and dict(environ) == before
     assert lookups and all(lookups)      # each look-up was local-only by argument
+
+
+# ----------------------------------------------------------------------------- one atomic writer
+
+def _functions_that_stage_and_rename(path: Path) -> list[str]:
+    """Functions of a module that create a temporary file themselves and rename it into place."""
+    makers = {"mkstemp", "NamedTemporaryFile"}
+    movers = {"replace", "rename"}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        called = {getattr(c.func, "attr", getattr(c.func, "id", None)) for c in ast.walk(node) if isinstance(c, ast.Call)}
+        if called & makers and called & movers:
+            found.append(f"{path.relative_to(REPO)}:{node.name}")
+    return found
+
+
+def test_dubber_has_one_atomic_writer():
+    """Every file dubber and vision write goes through dubber.atomic (audiostory_core stands alone and
+    keeps its own, checked below to behave the same)."""
+    writers = [w for package in ("dubber", "vision") for p in sorted((REPO / package).rglob("*.py"))
+               if p != REPO / "dubber" / "atomic.py" for w in _functions_that_stage_and_rename(p)]
+    assert writers == []
+    assert _functions_that_stage_and_rename(REPO / "dubber" / "review.py") == []   # the checker sees functions
+    probe = REPO / "tests" / "test_house.py"
+    assert _functions_that_stage_and_rename(probe) == []
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture
+def team_umask():
+    import os
+
+    old = os.umask(0o022)
+    yield 0o644
+    os.umask(old)
+
+
+def test_review_pictures_and_studio_copies_are_written_like_every_output(tmp_path, monkeypatch, team_umask):
+    import numpy as np
+
+    import dubber.atomic as atomic
+    from dubber.review import spectrogram_png
+    from dubber.studio.project import _link_or_copy
+
+    staged: list[str] = []
+    real_create = atomic._create_temp
+    monkeypatch.setattr(atomic, "_create_temp", lambda target: staged.append(target.name) or real_create(target))
+    png = tmp_path / "pages" / "mix.png"
+    data = spectrogram_png(np.zeros((2, 4800), np.float32), 48_000, out_path=png)
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(b"\0" * 1000)
+    source.chmod(0o644)
+    (tmp_path / "project").mkdir()
+    copy = _link_or_copy(source, tmp_path / "project", link=False)
+    assert staged == ["mix.png", "clip.mp4"]
+    assert png.read_bytes() == data and copy.read_bytes() == source.read_bytes()
+    assert (png.stat().st_mode & 0o777, copy.stat().st_mode & 0o777) == (team_umask, team_umask)
+    assert _listing(png.parent) == ["mix.png"] and _listing(tmp_path / "project") == ["clip.mp4"]
+
+
+def test_saved_weights_are_written_like_every_output(tmp_path, team_umask, monkeypatch):
+    """The standalone model package's writer: readable by the team, flushed, and nothing left
+    behind when the write fails."""
+    torch = pytest.importorskip("torch")
+    import os
+
+    import safetensors.torch
+
+    from audiostory_core.checkpoint import save_safetensors
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    out = save_safetensors({"w": torch.ones(3)}, tmp_path / "weights" / "lora.safetensors")
+    assert out.stat().st_mode & 0o777 == team_umask and synced
+    assert _listing(out.parent) == ["lora.safetensors"]
+    assert torch.equal(safetensors.torch.load_file(str(out))["w"], torch.ones(3))
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    with pytest.raises(OSError):
+        save_safetensors({"w": torch.zeros(3)}, out)
+    assert _listing(out.parent) == ["lora.safetensors"]
+    assert torch.equal(safetensors.torch.load_file(str(out))["w"], torch.ones(3))   # the old file intact
+
+
+# ----------------------------------------------------------------------------- the mux reads the probe
+
+def test_the_mux_keeps_every_track_and_stream_the_probe_found(sample_24p, tmp_path, monkeypatch):
+    """Original tracks (with language and title), subtitles and attachments come from the job's
+    one probe, also when that probe was read back from the cache: the mux never reopens the input."""
+    import av
+    import numpy as np
+    import soundfile
+
+    from dubber.media.ffmpeg import run_ffmpeg
+    from dubber.media.mux import mux
+    from vision.probe import probe
+    from vision.types import AudioTrack, MediaInfo
+
+    video, _ = sample_24p
+    subtitles = tmp_path / "lines.srt"
+    subtitles.write_text("1\n00:00:01,000 --> 00:00:02,000\nHello\n", encoding="utf-8")
+    font = tmp_path / "font.ttf"
+    font.write_bytes(b"\0" * 64)
+    source = tmp_path / "source.mkv"
+    run_ffmpeg(["-i", str(video), "-f", "lavfi", "-i", "sine=frequency=330:sample_rate=48000:duration=6",
+                "-i", str(subtitles), "-map", "0:v", "-map", "0:a", "-map", "1:a", "-map", "2:s",
+                "-c:v", "copy", "-c:a:0", "copy", "-c:a:1", "flac", "-c:s", "srt",
+                "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra",
+                "-metadata:s:a:1", "title=Commentary", "-attach", str(font),
+                "-metadata:s:t", "mimetype=font/ttf", "-shortest", str(source)], what="making a many-stream source")
+    info = MediaInfo.from_dict(probe(source).to_dict())              # as the analysis cache hands it back
+    assert info.audio_tracks == (AudioTrack("aac", "eng", None), AudioTrack("flac", "fra", "Commentary"))
+    assert [(e.kind, e.label) for e in info.extra_streams] == [("subtitle", "subtitle (stream 3)"),
+                                                                 ("attachment", "attachment font.ttf")]
+    assert info.extra_streams[0].codec == "subrip"
+    wav = tmp_path / "dub.wav"
+    soundfile.write(wav, np.zeros((info.total_samples(48_000), 2), np.float32), 48_000, subtype="PCM_24")
+    openers = _record_opens(monkeypatch, source)
+    out = tmp_path / "out.mkv"
+    assert mux(source, wav, out, original_audio=True, video_info=info) == ()
+    assert not openers                                               # ffmpeg alone read the source
+    with av.open(str(out)) as result:
+        tracks = [(s.metadata.get("title"), s.metadata.get("language")) for s in result.streams.audio]
+        kinds = [s.type for s in result.streams]
+    assert tracks == [("Dub", "zxx"), ("Original 1", "eng"), ("Original 2: Commentary", "fra")]
+    assert kinds.count("subtitle") == 1 and kinds.count("attachment") == 1

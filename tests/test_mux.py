@@ -146,7 +146,7 @@ def test_failed_mux_leaves_no_output_and_no_temporary(sample_30p_silent, tmp_pat
     fake_video = tmp_path / "fake.mp4"
     fake_video.write_bytes(b"not a video at all" * 100)
     out = tmp_path / "out.mp4"
-    with pytest.raises(InputError, match="cannot be read"):
+    with pytest.raises(FFmpegError, match="writing out.mp4"):   # the probe's facts are trusted; ffmpeg refuses
         mux(fake_video, wav, out, video_info=info)
     garbage_wav = tmp_path / "garbage.wav"
     garbage_wav.write_bytes(b"RIFF....garbage")

@@ -139,6 +139,8 @@ def test_the_inside_of_a_flurry_is_a_figure_not_one_repeated_bonk():
         programs = [n.part.program for t in inner for n in score.stem_notes("fx")
                     if abs(n.start_s - t) < 1e-9 and not n.part.drums]
         assert len(set(programs)) == 2 and all(a != b for a, b in zip(programs, programs[1:]))
+        payoff = [n for n in score.stem_notes("fx") if abs(n.start_s - blows[-1][0] / 24) < 1e-9]
+        assert any(n.part.drums and n.pitch == 49 for n in payoff), "the flurry's last blow lands on a crash"
 
 
 def test_stems_have_the_contract_shape_and_the_manifest_names_the_bank(rendered):

@@ -72,3 +72,32 @@ def test_hit_tables_are_valid_general_midi():
         assert hit.register in ("low", "mid", "high")
         for layer in hit.layers:
             assert 0 <= layer.program <= 127 and (not layer.drum or 35 <= layer.program <= 81)
+
+
+def test_every_pitched_effect_layer_sounds_in_the_default_bank_across_its_register():
+    """A layer may be played anywhere in its octave (the harmony and the shift pick the note); the
+    default bank must sound there, lowest and highest note alike (its "Whistle" is silent above
+    G5, which is why no effect uses it)."""
+    import numpy as np
+
+    from dubber.backends.score.foley import SERIES_HIGH, SERIES_LOW, SERIES_VOICES, SLIDE_WHISTLE
+    from dubber.backends.score.notation import Note, Part
+    from dubber.backends.score.render import load_soundfont, render_notes
+
+    bank = load_soundfont()
+    wanted: set[tuple[int, int]] = set()
+    for style in STYLES.values():
+        for hit in (*BIG_HITS, *SMALL_HITS, *(h for _, hits in style.orchestra.kind_sounds for h in hits),
+                    *(h for hits in KIND_SOUNDS.values() for h in hits)):
+            for layer in hit.layers:
+                if not layer.drum:
+                    low = 12 * (layer.octave + 1)
+                    wanted |= {(layer.program, low), (layer.program, min(127, low + 11))}
+    wanted |= {(voice, pitch) for pair in SERIES_VOICES for voice in pair for pitch in (SERIES_LOW, SERIES_HIGH)}
+    wanted |= {(SLIDE_WHISTLE, 72), (SLIDE_WHISTLE, 95)}     # the whistle's lowest start, highest end
+    silent = []
+    for program, pitch in sorted(wanted):
+        audio = render_notes([Note(Part(program, "fx"), pitch, 0.0, 0.3, 100)], [], bank, 24_000, 48_000)
+        if float(np.sqrt(np.mean(audio ** 2))) < 1e-3:
+            silent.append((program, pitch))
+    assert not silent, f"(program, pitch) pairs the default bank leaves silent: {silent}"

@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 
 from vision.errors import NotAVideo, VideoNotFound, VideoUnreadable
-from vision.types import MediaInfo
+from vision.types import AudioTrack, ExtraStream, MediaInfo
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ class _PacketScan:
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
-    """Describe the video at `path`: exact fps, frame count, size, rotation, codec and audio.
+    """Describe the video at `path`: exact fps, frame count, size, rotation, codec, every audio
+    track, and the subtitle, attachment and cover-art streams.
 
     Returns:
         MediaInfo; for variable-frame-rate files `is_vfr` is True, `fps` is the average rate and
@@ -185,7 +186,35 @@ def _media_info(path: Path, container, stream, scan: _PacketScan, first) -> Medi
         audio_channels=audio.codec_context.channels if audio is not None else None,
         size_bytes=path.stat().st_size, start_timecode=_start_timecode(container, stream),
         video_start_s=_video_start_s(container, scan.pts[0] * time_base),
+        audio_tracks=tuple(_audio_track(s) for s in container.streams.audio),
+        extra_streams=_extra_streams(container, stream),
     )
+
+
+def _audio_track(stream) -> AudioTrack:
+    tags = {k.lower(): str(v) for k, v in stream.metadata.items()}
+    language = tags.get("language")
+    return AudioTrack(_codec_name(stream), None if language in (None, "", "und") else language,
+                      tags.get("title") or None)
+
+
+def _extra_streams(container, picture) -> tuple[ExtraStream, ...]:
+    """Subtitle tracks, attached files and cover art, in file order (the picture itself excluded)."""
+    extras = []
+    for stream in container.streams:
+        kind = {"subtitle": "subtitle", "attachment": "attachment"}.get(stream.type)
+        if stream.type == "video" and stream.disposition & av.stream.Disposition.attached_pic:
+            kind = "cover"
+        if kind is None or stream.index == picture.index:
+            continue
+        extras.append(ExtraStream(kind, stream.index, _codec_name(stream), _stream_label(stream, kind)))
+    return tuple(extras)
+
+
+def _stream_label(stream, kind: str) -> str:
+    tags = {k.lower(): str(v) for k, v in stream.metadata.items()}
+    name = tags.get("filename") or tags.get("title") or tags.get("language")
+    return f"{kind} {name}" if name and name != "und" else f"{kind} (stream {stream.index})"
 
 
 def _video_start_s(container, first_pts_s: Fraction) -> float:

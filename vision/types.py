@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-ANALYSIS_SCHEMA = "dubber.analysis/2"
+# /3: MediaInfo lists every audio track and every other stream (subtitles, attachments, cover).
+ANALYSIS_SCHEMA = "dubber.analysis/3"
 # Version of what the detectors find. The schema says how results are written; this says how
 # they are made: it changes whenever cuts, events or captions of the same video would change,
 # and cache keys include it so an analysis made by older detectors is never reused.
@@ -42,6 +43,26 @@ def fraction_from_str(text: str | int | float) -> Fraction:
         num, den = text.split("/", 1)
         return Fraction(int(num), int(den))
     return Fraction(text)
+
+
+@dataclass(frozen=True)
+class AudioTrack:
+    """One audio track of a file: codec (ffmpeg's canonical name), language and title tags."""
+
+    codec: str
+    language: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class ExtraStream:
+    """A stream besides picture and sound: a subtitle track, an attached file (fonts of styled
+    subtitles) or cover art. `index` is its stream number in the file."""
+
+    kind: str    # "subtitle", "attachment" or "cover"
+    index: int
+    codec: str
+    label: str   # for messages: its title, language or file name
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,10 @@ class MediaInfo:
     # Seconds from the file's start (its earliest stream) to the first picture shown; > 0 when
     # the sound starts first (trimmed or camera files). Outputs keep the picture at this offset.
     video_start_s: float = 0.0
+    # Every audio track in file order, and every subtitle, attachment and cover-art stream: what
+    # the mux carries over, known from the one probe of a job.
+    audio_tracks: tuple[AudioTrack, ...] = ()
+    extra_streams: tuple[ExtraStream, ...] = ()
 
     def frame_time(self, frame: int) -> Fraction:
         """Exact presentation time (seconds, from the first frame) of frame index `frame`.
@@ -102,6 +127,8 @@ class MediaInfo:
         data["fps"] = fraction_to_str(self.fps)
         data["time_base"] = fraction_to_str(self.time_base)
         data["frame_pts"] = list(self.frame_pts) if self.frame_pts is not None else None
+        data["audio_tracks"] = [dict(vars(t)) for t in self.audio_tracks]
+        data["extra_streams"] = [dict(vars(e)) for e in self.extra_streams]
         return data
 
     @classmethod
@@ -111,6 +138,8 @@ class MediaInfo:
         data["time_base"] = fraction_from_str(data.get("time_base", "1/1"))
         pts = data.get("frame_pts")
         data["frame_pts"] = tuple(pts) if pts is not None else None
+        data["audio_tracks"] = tuple(AudioTrack(**t) for t in data.get("audio_tracks", ()))
+        data["extra_streams"] = tuple(ExtraStream(**e) for e in data.get("extra_streams", ()))
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 

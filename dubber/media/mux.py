@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from vision.types import MediaInfo
+from vision.types import AudioTrack, ExtraStream, MediaInfo
 
 from ..atomic import atomic_output, check_output_folder, public_path
 from ..errors import InputError, OutputError
@@ -125,41 +125,13 @@ def _name_args(index: int, name: str, container: "Container") -> list[str]:
     return args
 
 
-@dataclass(frozen=True)
-class SourceAudio:
-    """One audio track of the source: codec (ffmpeg's canonical name), language and title tags."""
-
-    codec: str
-    language: str | None = None
-    title: str | None = None
-
-
-def source_audio_tracks(video_path: Path) -> tuple[SourceAudio, ...]:
-    """Every audio track of `video_path`, in file order (headers only, nothing decoded)."""
-    import av
-
-    try:
-        with av.open(str(video_path)) as container:
-            return tuple(_source_audio(stream) for stream in container.streams.audio)
-    except av.error.FFmpegError as err:
-        raise InputError(f"The video {video_path} cannot be read ({err}); check the file.") from err
-
-
-def _source_audio(stream) -> SourceAudio:
-    codec = getattr(stream.codec_context, "codec", None)
-    name = (codec.canonical_name or codec.name) if codec is not None else stream.codec_context.name
-    tags = {k.lower(): str(v) for k, v in stream.metadata.items()}
-    language = tags.get("language")
-    return SourceAudio(name or "", None if language in (None, "", "und") else language, tags.get("title") or None)
-
-
-def original_track_name(track: SourceAudio, number: int, count: int) -> str:
+def original_track_name(track: AudioTrack, number: int, count: int) -> str:
     """"Original" for a lone track; numbered when there are several; the source's title kept."""
     base = ORIGINAL_TITLE if count == 1 else f"{ORIGINAL_TITLE} {number}"
     return f"{base}: {track.title}" if track.title else base
 
 
-def _original_args(tracks: tuple[SourceAudio, ...], options: "MuxOptions") -> list[str]:
+def _original_args(tracks: tuple[AudioTrack, ...], options: "MuxOptions") -> list[str]:
     """Every source audio track after the dub: copied where the container takes its codec, else
     re-encoded as the dub is; never default; the source's language tag travels with it."""
     container, dub_codec = options.container, options.codec
@@ -184,53 +156,7 @@ TEXT_SUBTITLES = frozenset({"subrip", "srt", "ass", "ssa", "webvtt", "mov_text",
 PICTURE_CODECS = frozenset({"mjpeg", "png"})   # cover art an MP4 can hold (.mov and .mkv keep none)
 
 
-@dataclass(frozen=True)
-class SourceExtra:
-    """A stream of the source besides picture and sound: a subtitle track, an attached file
-    (fonts of styled subtitles) or cover art. `index` is its stream number in the source."""
-
-    kind: str    # "subtitle", "attachment" or "cover"
-    index: int
-    codec: str
-    label: str   # for messages: its title, language or file name
-
-
-def source_extras(video_path: Path) -> tuple[SourceExtra, ...]:
-    """The subtitle tracks, attachments and cover art of `video_path`, in file order."""
-    import av
-
-    extras = []
-    try:
-        with av.open(str(video_path)) as container:
-            first_picture = next((s.index for s in container.streams.video
-                                  if not s.disposition & av.stream.Disposition.attached_pic), None)
-            for stream in container.streams:
-                kind = {"subtitle": "subtitle", "attachment": "attachment"}.get(stream.type)
-                if stream.type == "video" and stream.disposition & av.stream.Disposition.attached_pic:
-                    kind = "cover"
-                if kind is None or stream.index == first_picture:
-                    continue
-                extras.append(SourceExtra(kind, stream.index, _stream_codec(stream), _stream_label(stream, kind)))
-    except av.error.FFmpegError as err:
-        raise InputError(f"The video {video_path} cannot be read ({err}); check the file.") from err
-    return tuple(extras)
-
-
-def _stream_codec(stream) -> str:
-    context = stream.codec_context
-    codec = getattr(context, "codec", None) if context is not None else None
-    if codec is not None:
-        return codec.canonical_name or codec.name
-    return (getattr(context, "name", None) or "") if context is not None else ""
-
-
-def _stream_label(stream, kind: str) -> str:
-    tags = {k.lower(): str(v) for k, v in stream.metadata.items()}
-    name = tags.get("filename") or tags.get("title") or tags.get("language")
-    return f"{kind} {name}" if name and name != "und" else f"{kind} (stream {stream.index})"
-
-
-def _extra_args(extras: tuple[SourceExtra, ...], container: Container) -> tuple[list[str], list[str]]:
+def _extra_args(extras: tuple[ExtraStream, ...], container: Container) -> tuple[list[str], list[str]]:
     """ffmpeg arguments that carry the source's subtitles, attachments and cover art over where
     the output container can hold them, and one phrase for each that it cannot: MP4/MOV hold only
     text subtitles (as mov_text) and no attachments, cover art stays only in MP4, MKV holds every
@@ -295,8 +221,8 @@ class MuxOptions:
     bitrate: str
     original_audio: bool
     aac_coder: str = DEFAULT_AAC_CODER
-    original_tracks: tuple[SourceAudio, ...] = ()
-    extras: tuple[SourceExtra, ...] = ()
+    original_tracks: tuple[AudioTrack, ...] = ()
+    extras: tuple[ExtraStream, ...] = ()
 
 
 def mux_args(video_path: Path, audio_wav_path: Path, out_temp: Path, info: MediaInfo,
@@ -348,7 +274,8 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
         out_path: .mp4, .m4v, .mov or .mkv; written atomically.
         original_audio: keep every audio track of the source after the dub (each copied when
             the container allows, else re-encoded like the dub), with its language tag.
-        video_info: the probed facts of `video_path` (frame count, fps, codec, timecode).
+        video_info: the probed facts of `video_path` (frame count, fps, codec, timecode, its
+            audio tracks and other streams); the input is not opened again to learn them.
         audio_codec: dub codec; None picks by container (AAC for mp4/mov, FLAC for mkv).
         audio_bitrate: AAC bitrate.
         aac_coder: ffmpeg's AAC quantizer search, "fast" (default) or "twoloop" (slower).
@@ -375,8 +302,8 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
     expected = video_info.total_samples(sample_rate)
     if samples != expected:
         log.warning("dub WAV has %d samples, the video needs %d; trimming/padding to fit", samples, expected)
-    tracks = source_audio_tracks(video) if keep else ()
-    options = MuxOptions(container_for(out), codec, audio_bitrate, keep, aac_coder, tracks, source_extras(video))
+    tracks = video_info.audio_tracks if keep else ()
+    options = MuxOptions(container_for(out), codec, audio_bitrate, keep, aac_coder, tracks, video_info.extra_streams)
     with atomic_output(out) as temp:
         run_ffmpeg(mux_args(video, wav, temp, video_info, options), what=f"writing {public_path(out).name}")
     log.info("wrote %s", out)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .. import api
+from ..atomic import atomic_output
 from ..errors import InputError
 from ..plan import SEED_MODULUS, cue_prompt, save_plan
 from ..styles import STYLES, available_styles, get_style
@@ -107,14 +108,8 @@ def _link_or_copy(source: Path, folder: Path, link: bool) -> Path:
             return target
         except OSError:
             pass
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{source.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copy2(source, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(target) as temp:
+        shutil.copy2(source, temp)
     return target
 
 

@@ -4,7 +4,7 @@ in a row, plus the foley music does not do (whooshes, splashes, thuds, footsteps
 Impacts get an orchestral hit (big for strong blows) or a dry stab (weak blows). The inside of a
 fast series of blows is played as one climbing (or falling) figure on the harmony of the moment,
 a chord tone higher (or lower) at every blow, passed between two tuned percussion voices over a
-light tick that changes colour blow by blow; the last blow of the series gets the big hit. This
+tick that changes colour blow by blow; the last blow of the series gets the big hit. This
 is how the cartoon scores mickey-moused a flurry: a ladder the ear follows up to the pay-off, not
 the same bonk nine times. Every other hit is voiced on the harmony of the moment and moved in
 pitch, so two blows in a row differ in instrument, pitch and layering.
@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from ...styles import (BIG_HITS, CLAVES, CRASH, GLOCKENSPIEL, HI_WOOD, LOW_WOOD, PIZZICATO, SMALL_HITS, SNARE,
+from ...styles import (BIG_HITS, CLAVES, CRASH, GLOCKENSPIEL, HI_WOOD, LOW_WOOD, SMALL_HITS, SNARE,
                        XYLOPHONE, Hit, Layer, Orchestra)
 from .hitpoints import SERIES_GAP_S, HitPoint
 from .notation import Note, Part
@@ -35,8 +35,9 @@ SLIDE_WHISTLE = 79
 DRUMS = Part(0, "fx", drums=True)
 TROMBONE = 57
 MARIMBA = 12
-# A flurry's figure: pairs of tuned voices that pass it between them, and the ticks under it.
-SERIES_VOICES = ((XYLOPHONE, PIZZICATO), (MARIMBA, XYLOPHONE), (PIZZICATO, GLOCKENSPIEL), (MARIMBA, PIZZICATO))
+# A flurry's figure: pairs of tuned percussion that pass it between them (struck, so every blow
+# speaks at once; pizzicato is too soft to cut through the bed), and the ticks under it.
+SERIES_VOICES = ((XYLOPHONE, MARIMBA), (MARIMBA, GLOCKENSPIEL), (XYLOPHONE, GLOCKENSPIEL), (MARIMBA, XYLOPHONE))
 LOW_BONGO, HI_TIMBALE = 61, 65    # GM percussion keys
 SERIES_TICKS = (HI_WOOD, LOW_BONGO, LOW_WOOD, CLAVES, HI_TIMBALE, SNARE)
 SERIES_LOW = 55             # the figure climbs from about here (MIDI) ...
@@ -92,13 +93,14 @@ def _choose(pool: tuple[Hit, ...], recent: list[Hit], rng: np.random.Generator) 
         return pool[int(rng.integers(len(pool)))]
     previous = recent[-1]
     apart = [h for h in pool if h.register != previous.register]
-    fresh = [h for h in apart if h.register not in {r.register for r in recent[-2:]}]
-    apart = fresh or apart
-    options = [h for h in apart if not _sounds(h) & _sounds(previous)] or apart
-    options = options or [h for h in pool if h.name != previous.name] or list(pool)
-    unheard = [h for h in options if h.name not in {r.name for r in recent[-3:]}]
-    options = unheard or options
-    return options[int(rng.integers(len(options)))]
+    unshared = [h for h in apart if not _sounds(h) & _sounds(previous)]
+    unheard = [h for h in unshared if h.name not in {r.name for r in recent[-3:]}]
+    fresh = [h for h in unheard if h.register not in {r.register for r in recent[-2:]}]
+    # the first that is not empty, most particular first
+    for options in (fresh, unheard, unshared, apart, [h for h in pool if h.name != previous.name], list(pool)):
+        if options:
+            return options[int(rng.integers(len(options)))]
+    raise ValueError("an empty pool of hits")
 
 
 def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt,
@@ -152,7 +154,7 @@ def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt
 class SeriesFigure:
     """The inside of one flurry of blows: a figure on the chord tones of the moment, one step per
     blow in one direction (turning back at the edge of the range), alternating between two tuned
-    voices, each blow over a different light tick."""
+    voices, each blow over a tick other than the one before."""
 
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
