@@ -26,12 +26,12 @@ import time
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from .atomic import atomic_output
-from .errors import InputError, OutputError
+from .errors import DubError, InputError, OutputError
 from .types import Cue, CueAudio, DubPlan, ProgressFn, RenderResult
 
 log = logging.getLogger(__name__)
@@ -182,15 +182,24 @@ class CueStore:
             return None
         return CueAudio(cue_index=cue.index, start_sample=cue.start_sample, stems=stems)
 
-    def save(self, cue: Cue, audio: CueAudio) -> None:
+    def save(self, cue: Cue, audio: CueAudio) -> bool:
+        """Write the audio of `cue`; False when the cache is off or the write failed."""
         if not self.enabled:
-            return
+            return False
         buf = io.BytesIO()
         np.savez(buf, **{name: np.asarray(a, dtype=np.float32) for name, a in audio.stems.items()})
         try:
             atomic_write_bytes(self.path_for(cue), buf.getvalue())
         except OSError as err:
             log.warning("Could not cache cue %d in %s (%s).", cue.index, self.folder, err)
+            return False
+        return True
+
+    def on_disk(self, cue: Cue, audio: CueAudio) -> CueAudio:
+        """`audio` (just saved or loaded for `cue`) as a CueAudio whose stems are read from its
+        cache file when used, so a film's rendered cues need not all stay in memory until the mix."""
+        return CueAudio(cue_index=audio.cue_index, start_sample=audio.start_sample,
+                        stems=StoredStems(self.path_for(cue), tuple(audio.stems)))
 
     def load_meta(self) -> dict[str, Any] | None:
         try:
@@ -205,6 +214,34 @@ class CueStore:
             atomic_write_bytes(self.folder / "meta.json", json.dumps(meta, indent=1).encode("utf-8"))
         except OSError as err:
             log.warning("Could not write %s (%s).", self.folder / "meta.json", err)
+
+
+class CacheEntryLost(DubError):
+    """A cue's cache file went missing or changed while the run that wrote it still needed it."""
+
+
+class StoredStems(Mapping[str, np.ndarray]):
+    """The stems of one cached cue, each read from its file when asked for (float32, as saved)."""
+
+    def __init__(self, path: Path, names: tuple[str, ...]) -> None:
+        self.path = path
+        self._names = names
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._names:
+            raise KeyError(name)
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                return np.ascontiguousarray(data[name], dtype=np.float32)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+            raise CacheEntryLost(f"The cached cue {self.path} was removed or damaged during the run ({err}); "
+                                 "run the same command again.") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 # ----------------------------------------------------------------------------- maintenance
@@ -392,7 +429,9 @@ def render_cached(backend: Any, plan: DubPlan, analysis: Any, store: CueStore, p
     """
     from .backends.base import check_render
 
-    audio = {c.index: a for c in plan.cues if (a := store.load(c)) is not None}
+    # A cached cue is checked by reading it whole, then kept as a reference to its file: the
+    # mix reads each cue when it places it, so a film's cues are never all in memory at once.
+    audio = {c.index: store.on_disk(c, a) for c in plan.cues if (a := store.load(c)) is not None}
     from_cache = len(audio)
     progress("render", len(audio), len(plan.cues))
     meta = store.load_meta() or {}
@@ -404,12 +443,12 @@ def render_cached(backend: Any, plan: DubPlan, analysis: Any, store: CueStore, p
         result = backend.render(sub_plan, analysis, lambda s, d, t: progress(f"render/{_label(s, backend)}", d, t))
         check_render(sub_plan, result)
         for cue, cue_audio in zip(group, result.cues):
-            store.save(cue, cue_audio)
-            audio[cue.index] = cue_audio
+            audio[cue.index] = store.on_disk(cue, cue_audio) if store.save(cue, cue_audio) else cue_audio
         meta = {"backend": result.backend, "model_id": result.model_id, "model_revision": result.model_revision,
                 "notes": list(result.notes), "free_timing_captions": list(result.free_timing_captions),
                 "sound_bank": dict(result.sound_bank) if result.sound_bank else None}
         store.save_meta(meta)
+        del result, sub_plan   # the backend's arrays go now; the cues are read back from the cache
         progress("render", len(audio), len(plan.cues))
     result = RenderResult(backend=meta.get("backend", backend.NAME), sample_rate=plan.sample_rate,
                           cues=tuple(audio[c.index] for c in plan.cues), model_id=meta.get("model_id"),

@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pyloudnorm
@@ -219,13 +219,15 @@ def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
 
 def _block_reduce(values: np.ndarray, fn) -> np.ndarray:
     """fn (np.maximum / np.minimum) of `values` (n,) over each PEAK_BLOCK and its two neighbours."""
-    count = -(-values.shape[-1] // PEAK_BLOCK)
+    n = values.shape[-1]
+    count, whole = -(-n // PEAK_BLOCK), n // PEAK_BLOCK
     if count == 0:
         return np.zeros(0, dtype=np.float32)
-    padded = np.empty(count * PEAK_BLOCK, dtype=np.float32)
-    padded[:values.shape[-1]] = values
-    padded[values.shape[-1]:] = values[-1]
-    block = fn.reduce(padded.reshape(count, PEAK_BLOCK), axis=1)
+    # Whole blocks through a view (no copy as long as the film), then the short last block.
+    block = np.empty(count, dtype=np.float32)
+    block[:whole] = fn.reduce(np.ascontiguousarray(values[:whole * PEAK_BLOCK]).reshape(whole, PEAK_BLOCK), axis=1)
+    if whole < count:
+        block[whole] = fn.reduce(values[whole * PEAK_BLOCK:])
     edged = np.concatenate([block[:1], block, block[-1:]])
     return fn(fn(edged[:-2], edged[1:-1]), edged[2:])
 
@@ -368,11 +370,17 @@ def _join_samples(cue: Cue, nxt: Cue | None, total: int, sr: int, options: MixOp
     return max(length, 0), split
 
 
-def _place_stem(out: np.ndarray, plan: DubPlan, audio: list[np.ndarray | None], options: MixOptions) -> int:
-    """Add one stem of every cue into `out` (2, total); returns how many joins were seamless."""
+def _place_stem(out: np.ndarray, plan: DubPlan, clip_of: Callable[[int], np.ndarray | None],
+                options: MixOptions) -> int:
+    """Add one stem of every cue into `out` (2, total); returns how many joins were seamless.
+    `clip_of(i)` is that stem of cue i (None where it has none), asked for once per cue: a cue
+    read from the cache is in memory only while it and its neighbour are placed."""
     seamless = 0
     cues = plan.cues
-    for i, (cue, clip) in enumerate(zip(cues, audio)):
+    ahead: tuple[int, np.ndarray | None] | None = None   # the next cue's clip, when a join read it
+    for i, cue in enumerate(cues):
+        clip = ahead[1] if ahead is not None and ahead[0] == i else clip_of(i)
+        ahead = None
         if clip is None:
             continue
         out[:, cue.start_sample:cue.end_sample] += clip
@@ -380,7 +388,10 @@ def _place_stem(out: np.ndarray, plan: DubPlan, audio: list[np.ndarray | None], 
         length, split = _join_samples(cue, nxt, plan.total_samples, plan.sample_rate, options)
         if length == 0:
             continue
-        nxt_clip = audio[i + 1] if nxt is not None and nxt.start_sample == cue.end_sample else None
+        nxt_clip = None
+        if nxt is not None and nxt.start_sample == cue.end_sample:
+            nxt_clip = clip_of(i + 1)
+            ahead = (i + 1, nxt_clip)
         if nxt_clip is not None and _is_seamless(clip[:, -SEAM_PROBE:], nxt_clip[:, :SEAM_PROBE]):
             seamless += 1
             continue
@@ -399,10 +410,17 @@ def place_cues(render: RenderResult, plan: DubPlan, options: MixOptions) -> tupl
     stems: dict[str, np.ndarray] = {}
     seamless = 0
     for name in names:
-        clips = [_cue_stem(by_index.get(cue.index), cue, name) for cue in plan.cues]
         stems[name] = np.zeros((2, plan.total_samples), dtype=np.float32)
-        seamless += _place_stem(stems[name], plan, clips, options)
+        seamless += _place_stem(stems[name], plan, _clips_of(by_index, plan, name), options)
     return stems, seamless
+
+
+def _clips_of(by_index: Mapping[int, CueAudio], plan: DubPlan, name: str) -> Callable[[int], np.ndarray | None]:
+    """Stem `name` of the plan's i-th cue, checked against the plan, read when asked for."""
+    def clip_of(i: int) -> np.ndarray | None:
+        cue = plan.cues[i]
+        return _cue_stem(by_index.get(cue.index), cue, name)
+    return clip_of
 
 
 def _cue_stem(audio: CueAudio | None, cue: Cue, name: str) -> np.ndarray | None:
@@ -587,13 +605,20 @@ def normalize_loudness(audio: np.ndarray, sr: int, target_lufs: float, ceiling_d
     reaching it would take more than MAX_LIMITER_DB of limiting, e.g. a few clicks in silence.
     Silence (loudness -inf) is returned unchanged with gain 0 dB.
     """
+    result, passes = _loudness_curve(audio, sr, target_lufs, ceiling_db, stems)
+    return (result if result.audio is not None else _with_audio(result, audio)), passes
+
+
+def _loudness_curve(audio: np.ndarray, sr: int, target_lufs: float, ceiling_db: float,
+                    stems: Sequence[np.ndarray] = ()) -> tuple[LoudnessResult, int]:
+    """normalize_loudness without making the gained track: the result's audio is None, except
+    for silence, which is returned as it is."""
     measured = integrated_lufs(audio, sr)
     if not np.isfinite(measured):
         return LoudnessResult(audio, 0.0, np.ones(audio.shape[-1], np.float32), float("-inf"),
                               true_peak_db(audio, sr)), 0
     # The peak envelopes are gone by the time the gained track is made: they are as long as it.
-    result, passes = _search_gain(audio, stems, sr, measured, target_lufs, ceiling_db)
-    return _with_audio(result, audio), passes
+    return _search_gain(audio, stems, sr, measured, target_lufs, ceiling_db)
 
 
 def _search_gain(audio: np.ndarray, stems: Sequence[np.ndarray], sr: int, measured: float, target_lufs: float,
@@ -604,6 +629,7 @@ def _search_gain(audio: np.ndarray, stems: Sequence[np.ndarray], sr: int, measur
     upper_db = gain_db + MAX_EXTRA_GAIN_DB
     margin_db, previous_lufs = 0.05, None   # only the last pass's loudness is kept, not its curve
     for passes in range(1, MAX_PASSES + 1):
+        result = None   # the last pass's gain curve (as long as the film) goes before the next is made
         result = _gain_and_limit(tracks, sr, gain_db, ceiling_db - margin_db)
         too_deep = result.limiter_db > MAX_LIMITER_DB + 0.1
         if not too_deep and abs(result.lufs - target_lufs) <= LUFS_TOLERANCE and result.highest_peak_db <= ceiling_db:
@@ -668,17 +694,19 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
         duck = envelope_duck_gain(new_track, sr, Ducker(depth_db=options.duck_db, threshold_db=BED_DUCK_THRESHOLD_DB))
         stems["original"] = bed * (np.float32(10 ** (options.original_gain_db / 20)) * duck)
     pre_limit = _sum(stems.values()) if original is not None else new_track
+    del new_track   # with a bed, the sum without it is no longer needed
     # A lone stem is the mix itself; several can each peak above the mix where they cancel.
     held = list(stems.values()) if len(stems) > 1 else []
-    result, passes = normalize_loudness(pre_limit, sr, options.lufs, options.true_peak_db, held)
+    result, passes = _loudness_curve(pre_limit, sr, options.lufs, options.true_peak_db, held)
     silent = not np.isfinite(result.lufs)
     if silent:
         log.warning("the soundtrack is silent; loudness normalisation was skipped")
-    # The same static gain and the same limiter gain curve on every stem: they sum to the mix.
+    # The same static gain and the same limiter gain curve on the mix and every stem: they sum to
+    # the mix. In place: these tracks were made here, and each is as long as the film.
     per_sample = result.limiter_gain * np.float32(10 ** (result.gain_db / 20))
-    for track in stems.values():   # in place: these tracks were made here, and each is as long as the film
+    for track in (pre_limit, *stems.values()):
         track *= per_sample
     settings = {**asdict(options), "gain_db": float(result.gain_db), "limiter_db": round(result.limiter_db, 3),
                 "passes": passes, "seamless_joins": seamless, "silent": silent}
-    return Soundtrack(sample_rate=sr, mix=np.ascontiguousarray(result.audio, dtype=np.float32), stems=stems,
+    return Soundtrack(sample_rate=sr, mix=pre_limit, stems=stems,
                       integrated_lufs=result.lufs, true_peak_dbtp=result.true_peak_db, settings=settings)
