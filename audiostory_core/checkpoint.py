@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from .errors import CheckpointMismatch, WeightsNotFound
 from .hub import QWEN_DIR_NAME, QWEN_REPO_ID
-from .keys import Shape, check_keys  # noqa: F401  (check_keys is part of this module's API)
+from .keys import Shape, check_keys
 
 if TYPE_CHECKING:
     import torch

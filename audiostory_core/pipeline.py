@@ -262,7 +262,7 @@ class AudioStoryPipeline:
     @torch.no_grad()
     def generate(self, instruction: str, total_duration_s: float, *, seed: int | None = None,
                  num_steps: int | None = None, guidance_scale: float | None = None,
-                 max_new_tokens: int | None = None, lead: str = tk.DEFAULT_LEAD,
+                 max_new_tokens: int | None = None, lead: str = prompts.DEFAULT_LEAD,
                  extra_processors: Sequence = ()) -> StoryResult:
         """Text → long audio, as the official runner does it (spec §1).
 

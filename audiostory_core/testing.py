@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from . import hub
+from . import hub, prompts
 from . import tokenizer as tk
 
 if TYPE_CHECKING:
@@ -301,9 +301,9 @@ def free_script(pipe: "AudioStoryPipeline", clips: Sequence[tuple[str, float]],
 
 
 def free_processor(pipe: "AudioStoryPipeline", instruction: str, total_duration_s: float,
-                   script: Sequence[int | None], lead: str = tk.DEFAULT_LEAD) -> ScriptProcessor:
+                   script: Sequence[int | None], lead: str = prompts.DEFAULT_LEAD) -> ScriptProcessor:
     """`ScriptProcessor` for `pipe.generate(instruction, total_duration_s, lead=lead)`."""
-    prompt = tk.chat_prompt(tk.instruction_text(instruction, total_duration_s, lead))
+    prompt = prompts.chat_prompt(prompts.instruction_text(instruction, total_duration_s, lead))
     return ScriptProcessor(len(tk.encode(pipe.tokenizer, prompt)), script)
 
 

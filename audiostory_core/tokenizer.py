@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING, Sequence
 
 from .errors import CheckpointMismatch
-from .prompts import (DEFAULT_LEAD, END_OF_TEXT, GEN_CLOSE, GEN_OPEN, IM_END, IM_START, SYSTEM_TEXT,  # noqa: F401
+from .prompts import (DEFAULT_LEAD, END_OF_TEXT, GEN_CLOSE, GEN_OPEN, IM_END, IM_START,  # noqa: F401 (re-exported)
                       THINK_CLOSE, THINK_OPEN, TS_CLOSE, TS_OPEN, StoryText, chat_prompt, instruction_text)
 
 if TYPE_CHECKING:

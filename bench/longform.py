@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -39,12 +38,6 @@ DEFAULT_MINUTES = (10.0, 30.0, 120.0)
 
 
 # ----------------------------------------------------------------------------- the film
-
-def _ffmpeg() -> str:
-    from samples.synth import _ffmpeg_exe
-
-    return _ffmpeg_exe()
-
 
 def make_loop(work: Path, args: argparse.Namespace) -> Path:
     """One synthesised loop (cuts, events, audio) at the benchmark's size."""
@@ -64,19 +57,20 @@ def make_loop(work: Path, args: argparse.Namespace) -> Path:
 def make_film(loop: Path, minutes: float, loop_s: float) -> Path:
     """`loop` repeated to `minutes` by stream copy (no re-encode); the concat demuxer gives each
     copy timestamps that follow the previous one's."""
+    from dubber.atomic import atomic_output
+    from dubber.media.ffmpeg import run_ffmpeg
+
     copies = max(1, round(minutes * 60.0 / loop_s))
     out = loop.with_name(f"film_{loop.stem}_x{copies}.mp4")
     if out.exists():
         return out
     listing = loop.with_name(f".{out.stem}.txt")
     listing.write_text("".join(f"file '{loop.name}'\n" for _ in range(copies)))
-    tmp = out.with_name(f".{out.name}.tmp.mp4")
     try:
-        subprocess.run([_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
-                        "-i", str(listing), "-c", "copy", "-movflags", "+faststart", str(tmp)], check=True)
-        os.replace(tmp, out)
+        with atomic_output(out) as tmp:
+            run_ffmpeg(["-f", "concat", "-safe", "0", "-i", listing, "-c", "copy", "-movflags", "+faststart", tmp],
+                       what=f"joining {copies} copies into {out.name}")
     finally:
-        tmp.unlink(missing_ok=True)
         listing.unlink(missing_ok=True)
     return out
 

@@ -39,6 +39,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -183,10 +184,7 @@ def evaluate_clip(folder: Path, name: str, labels: dict, tolerance_s: float, rep
 
 
 def _kind_counts(events) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for e in events:
-        counts[e.kind] = counts.get(e.kind, 0) + 1
-    return counts
+    return dict(Counter(e.kind for e in events))
 
 
 # ----------------------------------------------------------------------------- report
@@ -218,21 +216,24 @@ def totals(results: list[dict]) -> dict:
     }
 
 
+def _print_table(results: list[dict], total: dict, part: str, first_column: str, width: int, neutral: str,
+                 rates: dict[str, str]) -> None:
+    """One row per clip and per detector (or rule) of `part`, then the totals as clip "ALL";
+    `rates` maps column titles to the Counts properties shown."""
+    titles = "".join(f" {title:>5s}" for title in rates)
+    print(f"{'clip':28s} {first_column:{width}s} {'lab':>4s} {'det':>4s} {'hit':>4s} {'fp':>4s} {neutral:>4s} {titles}")
+    for label, rows in [*((r["clip"][:-4], r[part]) for r in results), ("ALL", total[part])]:
+        for name, c in rows.items():
+            values = "".join(f" {_fmt(getattr(c, rate))}" for rate in rates.values())
+            print(f"{label:28s} {name:{width}s} {c.labelled:4d} {c.detected:4d} {c.hits:4d} "
+                  f"{c.false_positives:4d} {c.neutral:4d} {values}")
+
+
 def print_report(results: list[dict], total: dict, tolerance_s: float) -> None:
     print(f"cuts at {tolerance_s} s (ambiguous spans count neither way)")
-    print(f"{'clip':28s} {'detector':9s} {'lab':>4s} {'det':>4s} {'hit':>4s} {'fp':>4s} {'amb':>4s}  "
-          f"{'prec':>5s} {'rec':>5s} {'F1':>5s}")
-    for label, rows in [*((r["clip"][:-4], r["cuts"]) for r in results), ("ALL", total["cuts"])]:
-        for detector, c in rows.items():
-            print(f"{label:28s} {detector:9s} {c.labelled:4d} {c.detected:4d} {c.hits:4d} {c.false_positives:4d} "
-                  f"{c.neutral:4d}  {_fmt(c.precision)} {_fmt(c.recall)} {_fmt(c.f1)}")
+    _print_table(results, total, "cuts", "detector", 9, "amb", {"prec": "precision", "rec": "recall", "F1": "f1"})
     print(f"\nevents at {tolerance_s} s (kinds scored: {', '.join(SCORED_KINDS)})")
-    print(f"{'clip':28s} {'rule':15s} {'lab':>4s} {'det':>4s} {'hit':>4s} {'fp':>4s} {'neu':>4s}  "
-          f"{'prec':>5s} {'rec':>5s}")
-    for label, rows in [*((r["clip"][:-4], r["events"]) for r in results), ("ALL", total["events"])]:
-        for rule, c in rows.items():
-            print(f"{label:28s} {rule:15s} {c.labelled:4d} {c.detected:4d} {c.hits:4d} {c.false_positives:4d} "
-                  f"{c.neutral:4d}  {_fmt(c.precision)} {_fmt(c.recall)}")
+    _print_table(results, total, "events", "rule", 15, "neu", {"prec": "precision", "rec": "recall"})
     for r in results:
         print(f"{r['clip'][:-4]:28s} kinds {r['kinds']}")
     print(f"\ndensity: {total['scored_events_per_min']:.1f} scored events/min (all kinds "

@@ -127,14 +127,15 @@ def _analysis_key(path: Path, options: DubOptions) -> str:
 
 
 def analyze(video_path: str | os.PathLike, options: DubOptions = DubOptions(),
-            progress: ProgressFn | None = None) -> Any:
+            progress: ProgressFn | None = None, media: Any = None) -> Any:
     """The VideoAnalysis of a video, from the cache when this file was analysed with the same
-    captioner before.
+    captioner before; `media` is its probe (`probe`) when the caller has one, so the file is
+    not probed again.
 
     Raises:
         InputError / vision.errors.VideoError: the file is not a usable video.
     """
-    analysis, _ = _analyze(check_input_file(video_path), options, progress or no_progress)
+    analysis, _ = _analyze(check_input_file(video_path), options, progress or no_progress, media)
     return analysis
 
 
@@ -162,11 +163,12 @@ def _analyze(path: Path, options: DubOptions, progress: ProgressFn, media: Any =
 
 
 def plan(video_path: str | os.PathLike, options: DubOptions = DubOptions(),
-         progress: ProgressFn | None = None) -> Any:
-    """The DubPlan of a video (analysing it first, or reusing the cached analysis)."""
+         progress: ProgressFn | None = None, media: Any = None) -> Any:
+    """The DubPlan of a video (analysing it first, or reusing the cached analysis); `media` as
+    for `analyze`."""
     path = check_input_file(video_path)
     check_options(options)
-    analysis, key = _analyze(path, options, progress or no_progress)
+    analysis, key = _analyze(path, options, progress or no_progress, media)
     return _plan(analysis, key, options)
 
 
@@ -358,7 +360,7 @@ class _Destinations:
 
 def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, options: DubOptions) -> _Destinations:
     """Every output path of a run, checked: never the input, never an existing file without force."""
-    from .atomic import commit_record_path, complete_pending, sweep_stale
+    from .atomic import complete_pending, sweep_stale
 
     out_given = Path(out_path) if out_path is not None else default_output_path(video_path)
     manifest = out_given.expanduser().absolute().with_suffix(".json")

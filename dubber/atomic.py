@@ -28,7 +28,8 @@ from .errors import OutputError
 log = logging.getLogger(__name__)
 
 # ".<stem>.<pid>-<6 hex>.partial<suffix>": the pid says whose it is, so stale ones can be swept.
-_TEMP_NAME = re.compile(r"^\..+\.(\d+)-[0-9a-f]{6}\.partial(\.[^.]*)?$")
+TEMP_NAME_PATTERN = r"\..+\.(\d+)-[0-9a-f]{6}\.partial(\.[^.]*)?"
+_TEMP_NAME = re.compile(rf"^{TEMP_NAME_PATTERN}$")
 TEMP_NAME_EXTRA_BYTES = 24   # what a temporary name adds to a file name, at most
 _FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 

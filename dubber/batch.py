@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import BackendUnavailable, DubError, InputError, OutputError, is_user_error
+from .errors import BackendUnavailable, DubError, InputError, OutputError, is_user_error, one_line
 from .options import DubOptions, check_writable_folder, default_output_path
 from .types import ProgressFn, no_progress
 
@@ -184,13 +184,8 @@ def plan_jobs(inputs: Sequence[str | os.PathLike], out_dir: Path, options: DubOp
             path = check_input_file(raw).absolute()
             jobs.append(Job(str(path), str(output), job_key(path, output, options), run_id))
         except DubError as err:
-            failed.append(JobOutcome(str(raw), str(output), "failed", _one_line(err)))
+            failed.append(JobOutcome(str(raw), str(output), "failed", one_line(err)))
     return jobs, failed
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 # ----------------------------------------------------------------------------- one job (worker side)
@@ -229,7 +224,7 @@ def run_job(job: Job, options: DubOptions, backend: Any = None) -> JobOutcome:
     except Exception as err:
         if not is_user_error(err):
             raise
-        reason = _one_line(err)
+        reason = one_line(err)
         ledger.write(job, "failed", **worker, reason=reason, finished_at=time.time())
         return JobOutcome(job.input, job.output, "failed", reason, attempt, time.time() - start)
     ledger.write(job, "done", **worker, outputs=dict(result.outputs), finished_at=time.time(),
@@ -272,7 +267,7 @@ def _run_local(jobs: list[Job], options: DubOptions, batch: BatchOptions,
                 except Exception as err:   # a bug: keep the traceback in the log, go on with the rest
                     log.error("dubbing %s failed", futures[future].input, exc_info=err)
                     outcome = JobOutcome(futures[future].input, futures[future].output, "failed",
-                                         f"internal error: {_one_line(err)}")
+                                         f"internal error: {one_line(err)}")
                 pending.remove(futures[future])
                 report(outcome)
         if not broken:
@@ -328,7 +323,7 @@ def connect_ray(address: str | None, local_cpus: int | None = None) -> Any:
             ray.init(include_dashboard=False, num_cpus=local_cpus, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = address or "this machine"
-        raise BackendUnavailable(f"Cannot reach the Ray cluster at {where} ({_one_line(err).rstrip('.')}); "
+        raise BackendUnavailable(f"Cannot reach the Ray cluster at {where} ({one_line(err).rstrip('.')}); "
                                  "start it with `ray start --head` or pass its address with --ray.") from None
     return ray
 
@@ -408,7 +403,7 @@ def _run_ray(jobs: list[Job], options: DubOptions, batch: BatchOptions,
         except Exception as err:   # a bug in the job, or its worker died more than `retries` times
             log.error("dubbing %s failed", job.input, exc_info=err)
             outcome = _died(job, Ledger(batch.out_dir), batch.retries) or JobOutcome(
-                job.input, job.output, "failed", f"internal error: {_one_line(err)}")
+                job.input, job.output, "failed", f"internal error: {one_line(err)}")
         report(outcome)
 
 

@@ -30,7 +30,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from .atomic import atomic_output
+from .atomic import TEMP_NAME_PATTERN, atomic_output
 from .errors import DubError, InputError, OutputError
 from .types import Cue, CueAudio, DubPlan, ProgressFn, RenderResult
 
@@ -105,13 +105,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             temp.write_bytes(data)
     except OutputError as err:   # to the cache a failed write is an OSError: a miss next time, not a failed run
         raise OSError(str(err)) from err
-
-
-def _unlink_quietly(path: str | Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 class StageCache:
@@ -248,7 +241,7 @@ class StoredStems(Mapping[str, np.ndarray]):
 
 TEMP_GRACE_S = 3600.0   # s; a temporary file this young may belong to a run writing right now
 _KEY = f"[0-9a-f]{{{KEY_HEX}}}"
-_TEMP = r"\..+\.\d+-[0-9a-f]{6}\.partial(\.[^.]*)?"     # the atomic writer's temporary names
+_TEMP = TEMP_NAME_PATTERN     # the atomic writer's temporary names
 _STAGE_FILE = re.compile(rf"{_KEY}\.json|{_TEMP}")
 _RENDER_FILE = re.compile(rf"cue-\d{{5}}-{_KEY}\.npz|meta\.json|{_TEMP}")
 

@@ -34,3 +34,9 @@ def is_user_error(err: BaseException) -> bool:
     from vision.errors import VideoError
 
     return isinstance(err, (DubError, VideoError, AudioStoryError))
+
+
+def one_line(err: BaseException | str) -> str:
+    """An error message as one line (whitespace collapsed), ending with a full stop."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if text.endswith((".", "!", "?")) else text + "."

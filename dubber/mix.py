@@ -38,10 +38,10 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pyloudnorm
 from scipy import signal
-from scipy.ndimage import maximum_filter1d, minimum_filter1d
+from scipy.ndimage import minimum_filter1d
 
 from .ducking import Ducker
-from .ducking import duck_gain as envelope_duck_gain
+from .ducking import duck_gain
 from .types import Cue, CueAudio, DubPlan, RenderResult, Soundtrack
 
 log = logging.getLogger(__name__)
@@ -61,10 +61,6 @@ LIMITER_RELEASE_MS = 40.0   # ... and holds, then recovers over about this long 
 LIMITER_BLOCK = 1 << 18     # samples of limiter gain computed at a time (about 5 s at 48 kHz)
 SEAMLESS_RATIO = 1.5        # a join is seamless if it misses the prediction by <= this x the curvature
 SEAM_PROBE = 48             # samples each side of a join inspected for continuity
-DUCK_FRAME_MS = 10.0        # side-chain envelope resolution
-DUCK_ATTACK_MS = 60.0       # the bed starts dipping this long before the new track enters
-DUCK_RELEASE_MS = 400.0     # ... and comes back up over about this long after it stops
-DUCK_RANGE_DB = 40.0        # new-track frames this far under its loud parts do not duck
 BED_DUCK_THRESHOLD_DB = -12.0   # the original bed ducks fully only where the new track is within ~this of its loud level
 GATE_BLOCK_S = 0.4          # s, BS.1770 gating block
 GATE_HOP_S = 0.1            # s, ... started every 100 ms (75 % overlap)
@@ -443,30 +439,6 @@ def _as_stereo(audio: np.ndarray) -> np.ndarray:
     return audio
 
 
-# ---------------------------------------------------------------------------- ducking
-def duck_gain(sidechain: np.ndarray, sr: int, duck_db: float) -> np.ndarray:
-    """Per-sample gain (linear) for the original bed: 1 where the new track is quiet,
-    10**(duck_db/20) where it sounds, with smooth transitions. sidechain (2, n) -> (n,)."""
-    n = sidechain.shape[-1]
-    hop = max(1, int(DUCK_FRAME_MS * sr / 1000))
-    frames = -(-n // hop)
-    power = np.zeros(frames * hop, dtype=np.float64)
-    power[:n] = np.mean(np.square(sidechain, dtype=np.float64), axis=0)
-    env_db = 10 * np.log10(power.reshape(frames, hop).mean(axis=1) + 1e-20)
-    loud = env_db[env_db > -100]
-    if loud.size == 0:
-        return np.ones(n, dtype=np.float32)
-    reference = np.percentile(loud, 95)
-    active = np.clip((env_db - (reference - DUCK_RANGE_DB)) / 10.0, 0.0, 1.0)
-    attack, release = int(DUCK_ATTACK_MS / DUCK_FRAME_MS), int(DUCK_RELEASE_MS / DUCK_FRAME_MS)
-    held = _window_filter(maximum_filter1d, active, ahead=attack, behind=release)
-    kernel = np.hanning(2 * attack + 3)[1:-1]
-    smooth = np.convolve(np.pad(held, attack, mode="edge"), kernel / kernel.sum(), mode="valid")
-    centres = np.arange(frames) * hop + hop / 2
-    gain_db = duck_db * np.interp(np.arange(n), centres, smooth)
-    return (10 ** (gain_db / 20)).astype(np.float32)
-
-
 def _window_filter(fn, values: np.ndarray, ahead: int, behind: int) -> np.ndarray:
     """fn (min or max filter) over the window [i - behind, i + ahead] of each i."""
     size = ahead + behind + 1
@@ -691,7 +663,7 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
         if bed.shape[-1] != total:
             raise ValueError(f"original audio has {bed.shape[-1]} samples, the plan {total}")
         # Envelope ducking: the bed dips under loud music and effects and lets go when they stop.
-        duck = envelope_duck_gain(new_track, sr, Ducker(depth_db=options.duck_db, threshold_db=BED_DUCK_THRESHOLD_DB))
+        duck = duck_gain(new_track, sr, Ducker(depth_db=options.duck_db, threshold_db=BED_DUCK_THRESHOLD_DB))
         stems["original"] = bed * (np.float32(10 ** (options.original_gain_db / 20)) * duck)
     pre_limit = _sum(stems.values()) if original is not None else new_track
     del new_track   # with a bed, the sum without it is no longer needed

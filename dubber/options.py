@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import TEMP_NAME_EXTRA_BYTES
 from .errors import BackendUnavailable, InputError, OutputError
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")   # what a dub is written as
@@ -20,7 +21,7 @@ MP4_SUFFIXES = (".mp4", ".m4v")
 # these need a .mov or .mkv output. A deny list: decoder names vary (AV1 reads as "libdav1d").
 MOV_ONLY_VIDEO_CODECS = frozenset("prores dnxhd cfhd qtrle rawvideo v210 v410 r210 dvvideo huffyuv ffvhuff utvideo "
                                   "magicyuv hap cinepak svq1 rpza smc".split())
-NAME_MAX_BYTES = 255 - 24      # a file name's limit, less what its temporary name adds (".<name>.<pid>-<hex>.partial")
+NAME_MAX_BYTES = 255 - TEMP_NAME_EXTRA_BYTES   # a file name's limit, less what its temporary name adds
 MIN_DURATION_S = 0.5            # s; shorter clips cannot hold a cue worth rendering
 MIN_FRAMES = 2
 MAX_SIDE_PIXELS = 8192          # widest/tallest picture accepted (8K)

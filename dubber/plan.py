@@ -117,15 +117,21 @@ def instruction_summary(instruction: str) -> str:
     return _DURATION_SENTENCE.sub("", instruction).strip()
 
 
-def audiostory_text(plan: DubPlan) -> "prompts.StoryText":
-    """Exactly the text AudioStory's language model reads for `plan` in shot-locked timing: the
-    plan's instruction, a storyline point per cue (its caption as the story, its clip caption as the
-    sounds) and per cue its clip caption with a <timestamp> of its length (spec §1.2, §1.4)."""
+def audiostory_clips(plan: DubPlan) -> list["prompts.ClipText"]:
+    """Per cue, what AudioStory reads: its caption as the storyline point, its clip caption as the
+    sounds and as the text before the clip's <timestamp>."""
     clips = []
     for cue in plan.cues:
         caption = clip_caption(cue.prompt, plan.style)
         clips.append(prompts.ClipText(story=_clean_caption(cue.caption) or caption, sounds=caption, caption=caption))
-    return prompts.compose_story(clips, [c.num_samples / plan.sample_rate for c in plan.cues], lead="",
+    return clips
+
+
+def audiostory_text(plan: DubPlan) -> "prompts.StoryText":
+    """Exactly the text AudioStory's language model reads for `plan` in shot-locked timing: the
+    plan's instruction, a storyline point per cue and per cue its clip caption with a <timestamp>
+    of its length (spec §1.2, §1.4)."""
+    return prompts.compose_story(audiostory_clips(plan), [c.num_samples / plan.sample_rate for c in plan.cues], lead="",
                                  summary=instruction_summary(plan.instruction))
 
 

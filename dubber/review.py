@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from . import sound_measures as sm
 from .atomic import atomic_write_bytes
 from .errors import InputError
 
@@ -43,24 +44,6 @@ EVENT_COLOURS: dict[str, tuple[int, int, int]] = {
     "splash": (60, 140, 255), "whoosh": (180, 255, 80), "flash": (255, 255, 0),
     "run": (120, 255, 255), "shake": (200, 160, 255), "fast_motion": (180, 255, 80),
 }
-
-
-def _mono(audio: np.ndarray) -> np.ndarray:
-    audio = np.asarray(audio, dtype=np.float32)
-    return audio if audio.ndim == 1 else audio.mean(axis=0)
-
-
-def _power_columns(mono: np.ndarray, hop: int) -> np.ndarray:
-    """|STFT|^2, (frequency bins, columns), one column per `hop` samples."""
-    padded = np.pad(mono, (SPECTROGRAM_FFT // 2, SPECTROGRAM_FFT // 2))
-    count = max(1, 1 + (padded.size - SPECTROGRAM_FFT) // hop)
-    window = np.hanning(SPECTROGRAM_FFT).astype(np.float32)
-    out = np.empty((SPECTROGRAM_FFT // 2 + 1, count), dtype=np.float32)
-    for start in range(0, count, 512):   # in blocks so a long film never builds one huge frame array
-        idx = np.arange(start, min(count, start + 512))[:, None] * hop + np.arange(SPECTROGRAM_FFT)
-        frames = padded[np.minimum(idx, padded.size - 1)] * window
-        out[:, start:start + idx.shape[0]] = (np.abs(np.fft.rfft(frames, axis=1)) ** 2).T
-    return out
 
 
 def _log_frequency_rows(power: np.ndarray, sr: int, rows: int) -> np.ndarray:
@@ -118,14 +101,15 @@ def spectrogram_png(audio: np.ndarray, sample_rate: int, *, duration_s: float | 
     """
     if sample_rate <= 0 or height <= 0:
         raise ValueError(f"sample_rate and height must be positive, got {sample_rate} and {height}")
-    mono = _mono(audio)
+    mono = sm.mono(audio)
     total_s = float(duration_s) if duration_s is not None else mono.size / sample_rate
     total_s = max(total_s, 1e-3)
     width = int(np.clip(round(total_s * PIXELS_PER_S), 64, MAX_WIDTH_PX))
     hop = max(1, int(round(total_s * sample_rate / width)))
     wanted = int(round(total_s * sample_rate))
     mono = np.pad(mono[:wanted], (0, max(0, wanted - mono.size)))
-    rows = _log_frequency_rows(_power_columns(mono, hop), sample_rate, height)
+    power, _ = sm.power_spectrogram(mono, sample_rate, n_fft=SPECTROGRAM_FFT, hop=hop)
+    rows = _log_frequency_rows(power.T, sample_rate, height)
     db = 10.0 * np.log10(rows + 1e-12)
     db -= max(float(db.max()), QUIET_TOP_DB)   # silence stays dark instead of being stretched to bright
     picture = _colour(1.0 + db / SPECTROGRAM_RANGE_DB)
@@ -177,7 +161,6 @@ def write_atomically(path: Path, data: bytes) -> None:
 # ---------------------------------------------------------------------------- the review page
 THUMBS_PER_SHOT = 3
 THUMB_HEIGHT_PX = 72
-MP3_RATE = 48_000
 
 
 def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
@@ -275,8 +258,6 @@ def _frame_s(frame: int, fps: Fraction) -> float:
 
 def shot_figures(onsets_s: np.ndarray, events_s: list[float], marks_s: list[float], fps: Fraction) -> dict[str, Any]:
     """Sync figures of one stretch: events hit within a frame and within 0.1 s, onsets that match nothing."""
-    from . import sound_measures as sm
-
     frame_s = float(1 / fps)
     matched = sm.hit_flags(np.asarray(events_s + marks_s), onsets_s) if (events_s or marks_s) else np.zeros(len(onsets_s), bool)
     return {"events": len(events_s),
@@ -339,35 +320,33 @@ def review_html(manifest: Mapping[str, Any], folder: Path) -> str:
     Raises:
         InputError: the manifest lists no mix WAV (run dub with stems kept) or it is unreadable.
     """
-    from . import sound_measures as sm
-
     outputs = _outputs(manifest, folder)
     mix_path, video_path = outputs.get("mix"), outputs.get("video")
     if mix_path is not None and mix_path.is_file():
         mix, sr = _read_audio(mix_path)
+        mix_role = "mix"
     elif video_path is not None and video_path.is_file():
         mix, sr = video_audio(video_path)   # no stems were kept: the dubbed video's own track
+        mix_role = "mix (from the video)"
     else:
         raise InputError("Neither the mix WAV nor the dubbed video named in the manifest exists; "
                          "review the manifest where dub wrote it, with its files beside it.")
     analysis = manifest["analysis"]
     fps = Fraction(analysis["media"]["fps"])
-    onsets_s = sm.onsets(mix, sr)
     events_s = [_frame_s(e["frame"], fps) for e in analysis.get("events", [])]
     cuts_s = [_frame_s(s["start_frame"], fps) for s in analysis["shots"] if s["start_frame"] > 0]
     report = sm.measure(mix, sr, events_s, marks_s=cuts_s)
+    onsets_s = np.asarray(report.onsets_s, dtype=np.float64)
     wanted = [f for shot in analysis["shots"] for f in _shot_frames(shot)]
     video = outputs.get("video") or Path(analysis["media"].get("path", ""))
     thumbs = thumbnails(Path(video), wanted)
     overview = spectrogram_png(mix, sr, cuts_s=cuts_s, events=[(t, e["kind"]) for t, e in zip(events_s, analysis.get("events", []))],
                                transitions_s=[(_frame_s(t["start_frame"], fps), _frame_s(t["end_frame"], fps))
                                               for t in analysis.get("transitions", [])], onsets_s=onsets_s)
-    if not any(role == "mix" for role in outputs) or not outputs["mix"].is_file():
-        outputs = {**outputs, "mix (from the video)": None}
+    stems = [(role, path) for role, path in sorted(outputs.items()) if role.startswith("stem:") and path.is_file()]
     players = "".join(f'<p>{html.escape(role)}<br><audio controls preload="none" '
                       f'src="{_mp3_uri(*(_read_audio(path) if path is not None else (mix, sr)))}"></audio></p>'
-                      for role, path in sorted(outputs.items(), key=lambda item: item[0])
-                      if role.startswith("mix") or role.startswith("stem:") and path.is_file())
+                      for role, path in [(mix_role, None), *stems])   # one stem decoded at a time
     render = manifest.get("render") or {}
     figures = report.to_dict()
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in figures.items())

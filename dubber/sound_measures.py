@@ -36,7 +36,8 @@ CHROMA_RANGE_HZ = (55.0, 5_000.0)
 HIT_WINDOW_S = 0.25
 
 
-def _mono(audio: np.ndarray) -> np.ndarray:
+def mono(audio: np.ndarray) -> np.ndarray:
+    """float32 (samples,) of (channels, samples) or (samples,) audio; channels are averaged."""
     audio = np.asarray(audio, dtype=np.float32)
     return audio if audio.ndim == 1 else audio.mean(axis=0)
 
@@ -45,12 +46,13 @@ def _fft_size(sample_rate: int) -> int:
     return 1 << int(np.ceil(np.log2(FFT_S * sample_rate)))
 
 
-def power_spectrogram(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
-    """(|STFT|^2 shaped (frames, bins), hop in samples); frame t is centred on t * hop."""
-    mono = _mono(audio)
-    n_fft = _fft_size(sample_rate)
-    hop = max(1, int(round(FRAME_HOP_S * sample_rate)))
-    padded = np.pad(mono, (n_fft // 2, n_fft // 2))
+def power_spectrogram(audio: np.ndarray, sample_rate: int, n_fft: int | None = None,
+                      hop: int | None = None) -> tuple[np.ndarray, int]:
+    """(|STFT|^2 shaped (frames, bins), hop in samples); frame t is centred on t * hop. The window
+    and hop default to FFT_S and FRAME_HOP_S."""
+    n_fft = n_fft or _fft_size(sample_rate)
+    hop = hop or max(1, int(round(FRAME_HOP_S * sample_rate)))
+    padded = np.pad(mono(audio), (n_fft // 2, n_fft // 2))
     count = max(1, 1 + (padded.size - n_fft) // hop)
     window = np.hanning(n_fft).astype(np.float32)
     out = np.empty((count, n_fft // 2 + 1), dtype=np.float32)
@@ -194,7 +196,7 @@ def repetition(audio: np.ndarray, sample_rate: int) -> float:
 def spectrum_at(audio: np.ndarray, sample_rate: int, time_s: float, window_s: float = HIT_WINDOW_S) -> np.ndarray:
     """Mel magnitude spectrum of the sound in [time_s, time_s + window_s)."""
     a = int(round(time_s * sample_rate))
-    piece = _mono(audio)[max(a, 0):max(a, 0) + int(round(window_s * sample_rate))]
+    piece = mono(audio)[max(a, 0):max(a, 0) + int(round(window_s * sample_rate))]
     power, _ = power_spectrogram(piece, sample_rate)
     return np.sqrt(power.mean(axis=0) @ mel_filters(sample_rate, _fft_size(sample_rate)))
 
@@ -239,7 +241,7 @@ def measure(audio: np.ndarray, sample_rate: int, events_s: Sequence[float],
     `unmatched_onsets` is the number of onsets near no event and no mark."""
     strength = onset_strength(audio, sample_rate)
     found = pick_onsets(strength)
-    duration = _mono(audio).size / sample_rate
+    duration = mono(audio).size / sample_rate
     events = [float(e) for e in events_s]
     anything = np.asarray(events + [float(m) for m in marks_s])
     unmatched = int(np.sum(~hit_flags(anything, found, tolerance_s))) if anything.size else int(found.size)

@@ -21,6 +21,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+from dubber.atomic import atomic_output, atomic_write_bytes
 from dubber.errors import DubError
 
 log = logging.getLogger(__name__)
@@ -66,14 +67,6 @@ def dub_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "dubber.cli"]
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
-    """Through dubber's one atomic writer: a temporary sibling (mode 0o666 less the umask), renamed."""
-    from dubber.atomic import atomic_output
-
-    with atomic_output(target) as temp:
-        temp.write_bytes(data)
-
-
 def _make_folder(folder: Path, what: str) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -93,9 +86,9 @@ def install_resolve(dest: Path | None = None) -> Path:
     """
     folder = _make_folder(Path(dest) if dest is not None else resolve_scripts_dir(), "Resolve scripts")
     script = folder / RESOLVE_MENU_FILE
-    _write_atomic(script, (RESOLVE_DIR / "dub_resolve.py").read_bytes())
+    atomic_write_bytes(script, (RESOLVE_DIR / "dub_resolve.py").read_bytes())
     config = {"dub": dub_command(), "bridge_dir": str(RESOLVE_DIR)}
-    _write_atomic(folder / RESOLVE_CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode("utf-8"))
+    atomic_write_bytes(folder / RESOLVE_CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode("utf-8"))
     log.info("installed %s; restart Resolve and use Workspace > Scripts > Utility > Dub Shot Audio", script)
     return script
 
@@ -113,8 +106,6 @@ def build_blender_zip(dest: Path | None = None) -> Path:
     folder = _make_folder(Path(dest) if dest is not None else Path.cwd(), "output")
     manifest = blender_manifest()
     target = folder / f"{manifest['id']}-{manifest['version']}.zip"
-    from dubber.atomic import atomic_output
-
     with atomic_output(target) as temp, zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in BLENDER_FILES:
             archive.write(BLENDER_DIR / name, name)

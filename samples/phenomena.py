@@ -41,6 +41,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from dubber.atomic import atomic_output, atomic_write_text
 from samples.synth import _ffmpeg_exe
 
 WIDTH, HEIGHT = 192, 144  # px
@@ -212,13 +213,12 @@ def write(name: str, path: str | os.PathLike) -> dict[str, Any]:
     """Encode phenomenon `name` to `path` (H.264 mp4) and its truth to the .json beside it."""
     frames, truth = render(name)
     path = Path(path)
-    tmp = path.with_name(path.name + ".part.mp4")
-    cmd = [_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-           "-s", f"{WIDTH}x{HEIGHT}", "-framerate", str(FPS), "-i", "pipe:0", "-c:v", "libx264",
-           "-preset", "veryfast", "-crf", "16", "-pix_fmt", "yuv420p", "-f", "mp4", str(tmp)]
-    subprocess.run(cmd, input=b"".join(f.tobytes() for f in frames), check=True, timeout=120)
-    os.replace(tmp, path)
-    path.with_suffix(".json").write_text(json.dumps(truth, indent=1) + "\n")
+    with atomic_output(path) as tmp:
+        cmd = [_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+               "-s", f"{WIDTH}x{HEIGHT}", "-framerate", str(FPS), "-i", "pipe:0", "-c:v", "libx264",
+               "-preset", "veryfast", "-crf", "16", "-pix_fmt", "yuv420p", "-f", "mp4", str(tmp)]
+        subprocess.run(cmd, input=b"".join(f.tobytes() for f in frames), check=True, timeout=120)
+    atomic_write_text(path.with_suffix(".json"), json.dumps(truth, indent=1) + "\n")
     return truth
 
 

@@ -87,3 +87,14 @@ def test_spectrogram_marks_land_where_asked():
     assert image[2, x_event, 0] > 200 and image[2, x_event, 1] < 100            # red impact marker at the top
     assert image[95, x_onset, 1] > 200 and image[50, x_onset, 1] < 100          # onset tick only at the bottom
     assert not (image[50, x_event - 20] == 255).all()
+
+
+def test_review_without_the_stem_files_plays_the_videos_own_track(dubbed, tmp_path):
+    folder, _ = dubbed
+    for name in ("out.json", "out.mp4"):   # the manifest still names the mix and stems, now absent
+        shutil.copy(folder / name, tmp_path / name)
+    from dubber.review import write_review
+
+    page = write_review(tmp_path / "out.json", tmp_path / "page.html").read_text(encoding="utf-8")
+    assert re.search(r"<p>mix \(from the video\)<br><audio controls[^>]*src=\"data:audio/mpeg;base64,", page)
+    assert "<p>mix<br>" not in page and "<p>stem:" not in page

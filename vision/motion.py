@@ -168,13 +168,14 @@ class MotionTracker:
 
     def finish(self, shots: tuple[Shot, ...], options: MotionOptions | None = None) -> MotionResult:
         """Events and the per-frame curve; `shots` must start on frames that were not repeats."""
-        frames = sample_frames(np.array(self._repeats, dtype=bool))
+        repeats = np.array(self._repeats, dtype=bool)
+        frames = sample_frames(repeats)
         # A sample's motion is measured from the sample before: the frame before when that was
         # sampled too, else the picture the skipped repeats showed.
         after_gap = np.diff(frames, prepend=-1) > 1
         activity = np.where(after_gap, np.array(self._activity_ref)[frames], np.array(self._activity)[frames])
         options = options or self.options
-        cadence = picture_cadence(np.array(self._repeats, dtype=bool))
+        cadence = picture_cadence(repeats)
         result = analyse_motion(activity, np.array(self._brightness)[frames], _shots_on_samples(shots, frames),
                                 options, rate=self._rate / cadence if self._rate else 24.0,
                                 coverage=np.stack([np.array(self._coverage), np.array(self._contrast)], axis=1)[frames],

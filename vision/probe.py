@@ -192,7 +192,7 @@ def _media_info(path: Path, container, stream, scan: _PacketScan, first) -> Medi
 
 
 def _audio_track(stream) -> AudioTrack:
-    tags = {k.lower(): str(v) for k, v in stream.metadata.items()}
+    tags = _tags(stream)
     language = tags.get("language")
     return AudioTrack(_codec_name(stream), None if language in (None, "", "und") else language,
                       tags.get("title") or None)
@@ -211,8 +211,13 @@ def _extra_streams(container, picture) -> tuple[ExtraStream, ...]:
     return tuple(extras)
 
 
+def _tags(stream) -> dict[str, str]:
+    """A stream's metadata tags, keys in lower case (containers differ in case)."""
+    return {k.lower(): str(v) for k, v in stream.metadata.items()}
+
+
 def _stream_label(stream, kind: str) -> str:
-    tags = {k.lower(): str(v) for k, v in stream.metadata.items()}
+    tags = _tags(stream)
     name = tags.get("filename") or tags.get("title") or tags.get("language")
     return f"{kind} {name}" if name and name != "und" else f"{kind} (stream {stream.index})"
 

@@ -206,20 +206,17 @@ class CutDetector:
         step = picture_change(self._pictures[-1].sig, sig) if self._pictures else 0.0
         pixel_step = cv2.norm(sig.blend, self._pictures[-1].sig.blend, cv2.NORM_L1) / sig.blend.size \
             if self._pictures else 0.0
-        picture = _Picture(index, sig, step, pixel_step)
+        if self._scenedetect is not None and bgr is None:
+            raise ValueError(f"the {self.options.detector} detector needs the colour picture")
+        self._pictures.append(_Picture(index, sig, step, pixel_step))
         if self._scenedetect is not None:
             from scenedetect import FrameTimecode
 
-            if bgr is None:
-                raise ValueError(f"the {self.options.detector} detector needs the colour picture")
             found = self._scenedetect.process_frame(FrameTimecode(index, self._fps), bgr)
-            self._pictures.append(picture)
             # The adaptive detector names a frame a little in the past.
             flagged = {tc.frame_num for tc in found if tc.frame_num > 0}
             for earlier in self._pictures:
                 earlier.candidate |= earlier.frame in flagged
-        else:
-            self._pictures.append(picture)
         self._pushed += 1
         confirmed = self._find_transition()
         while self._next <= self._pushed - 1 - max(LOCAL_PICTURES, self._after):
@@ -311,9 +308,9 @@ class CutDetector:
         if self._blending is not None:
             return self._settle_blend()
         end_position = self._pushed - 1
-        if self._at(end_position).frame <= self._blend_until:
-            return []
         end = self._at(end_position)
+        if end.frame <= self._blend_until:
+            return []
         for length in (24, 16, 12, 8, 6):
             start = self._at(end_position - length)
             if start is None or length > self._max_blend or start.frame <= self._blend_until:

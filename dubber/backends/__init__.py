@@ -28,6 +28,7 @@ _REGISTRY: dict[str, "tuple[str, str] | type[DubBackend]"] = {
     "audiostory": ("dubber.backends.audiostory", "AudioStoryBackend"),
     "score": ("dubber.backends.score", "ScoreBackend"),
 }
+_BUILT_IN = tuple(_REGISTRY)   # names register_backend may not take or remove
 TIMINGS = ("shots", "free")
 
 
@@ -78,14 +79,14 @@ def register_backend(name: str, backend_class: "type[DubBackend]") -> None:
     Raises:
         ValueError: the name is taken by a built-in backend or is "auto".
     """
-    if name == "auto" or name in ("audiostory", "score"):
+    if name == "auto" or name in _BUILT_IN:
         raise ValueError(f"{name!r} is a built-in backend name; choose another")
     _REGISTRY[name] = backend_class
 
 
 def unregister_backend(name: str) -> None:
     """Remove a backend added with `register_backend` (built-ins stay)."""
-    if name not in ("audiostory", "score"):
+    if name not in _BUILT_IN:
         _REGISTRY.pop(name, None)
 
 

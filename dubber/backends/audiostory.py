@@ -20,7 +20,7 @@ import numpy as np
 
 from vision.types import VideoAnalysis
 
-from ..plan import audiostory_text, clip_caption, instruction_summary
+from ..plan import audiostory_clips, audiostory_text, instruction_summary
 from ..types import OUTPUT_CHANNELS, CueAudio, DubPlan, ProgressFn, RenderResult, no_progress
 from . import BackendOptions
 from .base import DubBackend
@@ -94,13 +94,9 @@ class AudioStoryBackend(DubBackend):
     def _render_shots(self, plan: DubPlan) -> RenderResult:
         from audiostory_core.pipeline import ClipCue
 
-        # The same text the plan records (`dubber.plan.audiostory_text`): the plan's instruction,
-        # each cue's caption as its storyline point and its clip caption after <|gen|>.
-        cues = []
-        for c in plan.cues:
-            caption = clip_caption(c.prompt, plan.style)
-            cues.append(ClipCue(caption=caption, num_samples=c.num_samples, seed=c.seed, story=c.caption,
-                                sounds=caption))
+        # The same text the plan records (`dubber.plan.audiostory_text`), from the same function.
+        cues = [ClipCue(caption=text.caption, num_samples=c.num_samples, seed=c.seed, story=text.story,
+                        sounds=text.sounds) for c, text in zip(plan.cues, audiostory_clips(plan))]
         out = self.pipeline.generate_cues(cues, lead="", summary=instruction_summary(plan.instruction),
                                           sample_rate=plan.sample_rate, seed=plan.seed)
         notes = [f"shot-locked, seeds {list(out.seeds)}"]
@@ -113,7 +109,10 @@ class AudioStoryBackend(DubBackend):
                             model_id=self._model_id(), notes=tuple(notes))
 
     def _render_free(self, plan: DubPlan) -> RenderResult:
-        lengths = audiostory_text(plan).durations_tenths   # the stated total, as in shot-locked timing
+        from audiostory_core.prompts import chat_prompt
+
+        text = audiostory_text(plan)
+        lengths = text.durations_tenths   # the stated total, as in shot-locked timing
         # The plan's instruction, lead included, is the whole user turn (lead="" adds nothing).
         story = self.pipeline.generate(instruction_summary(plan.instruction), sum(lengths) / 10, seed=plan.seed,
                                        lead="")
@@ -122,7 +121,7 @@ class AudioStoryBackend(DubBackend):
         placed = _clip_descriptions(story.captions, story.durations_s)
         return RenderResult(backend=self.NAME, sample_rate=plan.sample_rate, cues=audio, model_id=self._model_id(),
                             notes=(f"free timing, {len(placed)} clips chosen by the model",
-                                   "model prompt: " + _prompt_text(plan)),
+                                   "model prompt: " + chat_prompt(text.instruction)),
                             free_timing_captions=placed)
 
     @staticmethod
@@ -134,12 +133,6 @@ class AudioStoryBackend(DubBackend):
         from audiostory_core.hub import REPO_ID
 
         return str(self.options.model or REPO_ID)
-
-
-def _prompt_text(plan: DubPlan) -> str:
-    from audiostory_core.prompts import chat_prompt
-
-    return chat_prompt(audiostory_text(plan).instruction)
 
 
 def _clip_descriptions(captions: tuple[str, ...], durations_s: tuple[float, ...]) -> tuple[str, ...]:

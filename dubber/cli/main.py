@@ -274,8 +274,8 @@ def _write_stage_json(args: argparse.Namespace, stage: str, key: str, count: str
     api.check_options(options)
     target = _json_target(args, f".{key}.json")
     with make_reporter(args.json_progress, stdout_free=target is not None) as reporter:
-        api.probe(args.input)
-        result = getattr(api, stage)(args.input, options, progress=reporter)
+        media = api.probe(args.input)   # the size/length limits up front; the analysis reuses it
+        result = getattr(api, stage)(args.input, options, progress=reporter, media=media)
         written = _write_text(target, json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n")
     reporter.finish({"event": "done", key: written, count: len(getattr(result, count))}, written)
     return 0

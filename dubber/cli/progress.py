@@ -10,11 +10,7 @@ import sys
 import time
 from typing import Any, Mapping, TextIO
 
-
-def one_line(err: BaseException | str) -> str:
-    """An error message as one line (whitespace collapsed), ending with a full stop."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if text.endswith((".", "!", "?")) else text + "."
+from ..errors import one_line
 
 
 def _result_event(result: Any, reason: str) -> dict[str, Any]:

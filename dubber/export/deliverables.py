@@ -28,8 +28,7 @@ import numpy as np
 
 from vision.types import MediaInfo, VideoAnalysis, fraction_to_str
 
-from ..atomic import (OutputTransaction, atomic_output, atomic_write_text, check_output_folder,  # noqa: F401
-                      commit_record_path)
+from ..atomic import OutputTransaction, atomic_write_text, check_output_folder, commit_record_path
 from ..errors import OutputError
 from ..types import MANIFEST_SCHEMA, DubPlan, RenderResult, Soundtrack
 from .srt import entries_from_plan, srt_text

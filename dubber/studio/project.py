@@ -130,13 +130,15 @@ def open_video(source: str | os.PathLike, settings: StudioSettings, style: str, 
     path = api.check_input_file(source)
     options = api.DubOptions(style=style, seed=check_seed(seed, "The seed"), cache_dir=settings.cache_dir)
     api.check_options(options)
-    api.probe(path)   # size, length and stream checks before anything is copied
+    media = api.probe(path)   # size, length and stream checks before anything is copied
     projects = settings.work_dir / "projects"
     projects.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(dir=projects, prefix=f"{_safe_name(path.name)}-"))
     video = _link_or_copy(path, folder, link)
-    analysis = api.analyze(video, options, progress)
-    plan = api.plan(video, options, progress)
+    # One probe and one analysis per opened video: the copy has the probed file's bytes.
+    copy = Path(os.path.abspath(video))
+    analysis, analysis_key = api._analyze(copy, options, progress, replace(media, path=str(copy)))
+    plan = api._plan(analysis, analysis_key, options)
     thumbnails = write_thumbnails(video, plan, folder / "thumbs")
     return Project(folder=folder, video=video, analysis=analysis, plan=plan, thumbnails=thumbnails)
 

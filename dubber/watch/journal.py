@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..atomic import atomic_write_text
-from ..errors import DubError, is_user_error
+from ..errors import DubError, is_user_error, one_line
 from ..options import INPUT_VIDEO_SUFFIXES
 
 FOLDERS = ("inbox", "processing", "output", "done", "failed", "logs")
@@ -82,8 +82,7 @@ def now_iso() -> str:
 def one_sentence(err: BaseException) -> str:
     """A user error's own sentence; anything else is summarised and logged with its traceback."""
     if is_user_error(err):
-        text = " ".join(str(err).split())
-        return text if text.endswith(".") else text + "."
+        return one_line(err)
     return f"Dubbing stopped on an internal error ({type(err).__name__}); see logs/{LOG_FILE} for details."
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from ..errors import ModelUnavailable
 from ._base import Captioner
-from ._loading import DEFAULT_MODELS, DeviceUnavailable, fetch_model, resolve_model_dir
-from .clip import DEFAULT_CLIP_MODEL, ClipCaptioner, ClipOptions
+from ._loading import DEFAULT_MODELS, DEFAULT_VLM_MODEL, DeviceUnavailable, fetch_model, resolve_model_dir
+from .clip import ClipCaptioner, ClipOptions
 from .motion import MotionCaptioner, MotionOptions
-from .vlm import DEFAULT_VLM_MODEL, VlmCaptioner, VlmOptions
+from .vlm import VlmCaptioner, VlmOptions
 from .vocabulary import TAG_NAMES, VOCABULARY, SoundTag
 
 CAPTIONERS: dict[str, type[Captioner]] = {c.NAME: c for c in (MotionCaptioner, ClipCaptioner, VlmCaptioner)}

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..types import MediaInfo, Shot, ShotCaption, ShotKeyframes, VideoAnalysis, VisualEvent
 from ._base import Captioner
-from .vocabulary import join_phrases, tag
+from .vocabulary import tag
 
 ACTIVITY_LEVELS = ("still", "calm", "busy", "frantic")
 _OPENINGS = {"still": "A hushed, still moment", "calm": "Soft, tiptoeing movement",
@@ -31,6 +31,7 @@ LEVEL_TAG_SCORE = 0.5      # tags chosen from the activity level alone, below an
 MAX_TIMED_EVENTS = 5       # events named with their time; the rest are counted
 AFTER_MIN_S = 0.75         # a stretch this long after the last event gets its own words
 _MAX_PIXELS = 20_000       # per keyframe, enough for a lightness estimate
+_SUSTAINED = ("whoosh", "run", "fast_motion")  # event kinds that span a motion rather than hit a frame
 _NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 
@@ -64,13 +65,6 @@ class MotionOptions:
             raise ValueError(f"max_tags must be at least 1, got {self.max_tags}")
 
 
-@dataclass(frozen=True)
-class LightProfile:
-    """How light a shot's keyframes are: 0 black .. 1 white."""
-
-    lightness: float
-
-
 class MotionCaptioner(Captioner):
     """Rule-based captions from the motion curve, the visual events and keyframe lightness."""
 
@@ -88,8 +82,7 @@ def describe_shot(analysis: VideoAnalysis, shot: Shot, keyframes: ShotKeyframes 
     """The `motion` caption of one shot (also the fallback wording of the learned captioners)."""
     level = activity_level(shot_activity(analysis.motion, shot), options)
     events = analysis.events_in(shot)
-    profile = light_profile(keyframes.images) if keyframes is not None and keyframes.images else None
-    dark = profile is not None and profile.lightness < options.dark_below
+    dark = keyframes is not None and bool(keyframes.images) and lightness(keyframes.images) < options.dark_below
     clauses = event_phrases(events, shot, analysis.media, options, dark=dark)
     after = _after_phrase(analysis, shot, events, level, options)
     text = _opening(level, events)
@@ -113,11 +106,11 @@ def activity_level(activity: float, options: MotionOptions = MotionOptions()) ->
     return "busy" if activity < options.frantic_from else "frantic"
 
 
-def light_profile(images: tuple | list) -> LightProfile:
-    """Mean HSL lightness of RGB uint8 images (H x W x 3), pooled."""
+def lightness(images: tuple | list) -> float:
+    """Mean HSL lightness of RGB uint8 images (H x W x 3), pooled: 0 black .. 1 white."""
     rgb = np.concatenate([_sample_pixels(img) for img in images]).astype(np.float32) / 255.0  # (N, 3)
     # HSL lightness: black 0, pure colours 0.5, white 1 (luma would call pure blue dark).
-    return LightProfile(float(np.mean((rgb.max(axis=1) + rgb.min(axis=1)) / 2.0)))
+    return float(np.mean((rgb.max(axis=1) + rgb.min(axis=1)) / 2.0))
 
 
 def _sample_pixels(image: np.ndarray) -> np.ndarray:
@@ -135,7 +128,7 @@ def event_phrases(events: tuple[VisualEvent, ...], shot: Shot, media: MediaInfo,
     MAX_TIMED_EVENTS events, told in the order they happen, then a count of the rest; times are
     seconds from the shot's first frame (exact frame times, so right for VFR video too)."""
     # A shake that starts on the heels of a hit is that hit's aftermath: told with it.
-    hits = {e.frame for e in events if e.kind not in ("shake", "whoosh", "run", "fast_motion")}
+    hits = {e.frame for e in events if e.kind != "shake" and e.kind not in _SUSTAINED}
     aftermath = {e.frame - 1 for e in events if e.kind == "shake" and e.frame - 1 in hits}
     told = [e for e in events if not (e.kind == "shake" and e.frame - 1 in aftermath)]
     ranked = sorted(told, key=lambda e: (-e.strength, e.frame))
@@ -187,7 +180,7 @@ def _after_phrase(analysis: VideoAnalysis, shot: Shot, events: tuple[VisualEvent
 
 
 def _opening(level: str, events: tuple[VisualEvent, ...]) -> str:
-    sustained = [e for e in events if e.kind in ("whoosh", "run", "fast_motion")]
+    sustained = [e for e in events if e.kind in _SUSTAINED]
     if level == "frantic" and sustained:
         return "A frantic chase"
     if any(e.kind == "run" for e in events):

@@ -59,8 +59,7 @@ def sections(shots: list[tuple[float, float]], energies: list[float], tempo: Tem
     return out
 
 
-def _tempo(analysis: VideoAnalysis, orchestra: Orchestra, shots, energies, events, total_s: float,
-           rng: np.random.Generator) -> TempoMap:
+def _tempo(orchestra: Orchestra, shots, energies, events, total_s: float, rng: np.random.Generator) -> TempoMap:
     cuts = [HitPoint(start, "cut", 1.0, start) for start, _ in shots[1:]]
     anchors = tempo_anchors(cuts, events)
     edges = sorted({0.0, *(a for a in anchors if 0.0 < a < total_s)})
@@ -82,7 +81,7 @@ def compose_score(analysis: VideoAnalysis, style: str, seed: int, total_s: float
     events = thin_sustained([p for p in event_points(analysis) if p.time_s < total_s])
     shots = shot_bounds(analysis, total_s) or [(0.0, total_s)]
     energies = [shot_energy(motion, events, a, b, fps) for a, b in shots]
-    tempo = _tempo(analysis, orchestra, shots, energies, events, total_s, rng)
+    tempo = _tempo(orchestra, shots, energies, events, total_s, rng)
     parts = sections(shots, energies, tempo, orchestra.meter)
     keys = plan_keys(len(parts), orchestra, rng)
     composer = Composer(orchestra, tempo, rng)

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from ...styles import (BIG_HITS, CLAVES, CRASH, GLOCKENSPIEL, HI_WOOD, LOW_WOOD, SMALL_HITS, SNARE,
+from ...styles import (BIG_HITS, CLAVES, CRASH, GLOCKENSPIEL, HI_WOOD, LOW_WOOD, SMALL_HITS, SNARE, TROMBONE,
                        XYLOPHONE, Hit, Layer, Orchestra)
 from .hitpoints import SERIES_GAP_S, HitPoint
 from .notation import Note, Part
@@ -33,7 +33,6 @@ WHISTLE_MAX_S = 0.8         # ... and at most this long
 # "Whistle" sounds most of an octave flat and is silent above G5, so it cannot glide).
 SLIDE_WHISTLE = 79
 DRUMS = Part(0, "fx", drums=True)
-TROMBONE = 57
 MARIMBA = 12
 # A flurry's figure: pairs of tuned percussion that pass it between them (struck, so every blow
 # speaks at once; pizzicato is too soft to cut through the bed), and the ticks under it.
