@@ -57,6 +57,19 @@ def _shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
 
 
+def _shrink_grey(luma: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The grey picture at `size` straight from the luma plane, by the cheapest of near-equal
+    ways: from a big source, as `_shrink` to twice the size and a 2x box filter; from a source
+    less than 8 times as wide, a 2x box filter first, so the bilinear step never draws a
+    picture nearly as big as the source (at 640 px that step alone cost twice the rest)."""
+    w, h = size
+    if luma.shape[1] >= 8 * w:
+        return cv2.resize(_shrink(luma, (2 * w, 2 * h)), size, interpolation=cv2.INTER_AREA)
+    if luma.shape[1] >= 4 * w:
+        luma = cv2.resize(luma, (luma.shape[1] // 2, luma.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return _shrink(luma, size)
+
+
 def _yuv_to_bgr(frame: av.VideoFrame, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(BGR, Y) at `size` straight from the planes of an 8-bit 4:2:0 frame."""
     y = _shrink(_plane(frame, 0), size)
@@ -71,15 +84,15 @@ def small_images(frame: av.VideoFrame, size: tuple[int, int],
                  colour: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
     """(small BGR at `size`, grey at half of `size`) from one decoded frame; no BGR picture
     (None) unless `colour`, which saves most of the conversion for grey-only consumers."""
+    grey_size = (size[0] // 2, size[1] // 2)
     if not colour and frame.format.name in _FAST_FORMATS:
-        bgr, y = None, _shrink(_plane(frame, 0), size)
-    elif frame.format.name in _FAST_FORMATS:
+        return None, _shrink_grey(_plane(frame, 0), grey_size)
+    if frame.format.name in _FAST_FORMATS:
         bgr, y = _yuv_to_bgr(frame, size)
     else:
         bgr = frame.to_ndarray(width=size[0], height=size[1], format="bgr24", interpolation="AREA")
         y = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-    grey = cv2.resize(y, (size[0] // 2, size[1] // 2), interpolation=cv2.INTER_AREA)
-    return bgr, grey
+    return bgr, cv2.resize(y, grey_size, interpolation=cv2.INTER_AREA)
 
 
 def decode(path: str | Path, analysis_width: int = ANALYSIS_WIDTH, colour: bool = True) -> Iterator[DecodedFrame]:
@@ -92,6 +105,10 @@ def decode(path: str | Path, analysis_width: int = ANALYSIS_WIDTH, colour: bool 
     with av.open(str(path), metadata_errors="ignore") as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # frame + slice threads: the decoder runs beside our work
+        # The pictures are read at a fifth of their size or less, where the deblocking filter's
+        # work (smoothing 8 px block edges) cannot be seen; skipping it saves about a fifth of
+        # the decoding time.
+        stream.codec_context.options = {**stream.codec_context.options, "skip_loop_filter": "all"}
         size = scaled_size(stream.codec_context.width, stream.codec_context.height, analysis_width)
         index = 0
         try:

@@ -158,7 +158,7 @@ class MotionTracker:
         if not repeat:
             self._reference = grey
             older = list(self._pictures)[:-1][::-1]  # 2, 3, ... pictures back
-            self._returns.append(tuple(_activity(grey, older[k]) if k < len(older) else activity
+            self._returns.append(tuple(_rough_activity(grey, older[k]) if k < len(older) else activity
                                        for k in range(RETURN_PICTURES)))
             self._pictures.append(grey)
         else:
@@ -187,15 +187,27 @@ class MotionTracker:
 def _change(grey: np.ndarray, before: np.ndarray) -> np.ndarray:
     # The picture as a whole getting brighter or darker (film flicker, a flash) is no motion:
     # the mean difference is taken out first. What is left below the noise floor is grain.
-    shift = np.float32(cv2.mean(grey)[0] - cv2.mean(before)[0])
-    diff = np.abs(grey.astype(np.float32) - before.astype(np.float32) - shift)
-    return np.maximum(diff - NOISE_FLOOR_LEVELS, 0.0)
+    # (OpenCV calls throughout: this runs several times per frame on small pictures, where
+    # numpy's per-call overhead would cost more than the arithmetic.)
+    shift = cv2.mean(grey)[0] - cv2.mean(before)[0]
+    diff = cv2.absdiff(cv2.subtract(grey, before, dtype=cv2.CV_32F), (shift, 0.0, 0.0, 0.0))
+    return cv2.max(cv2.subtract(diff, (float(NOISE_FLOOR_LEVELS), 0.0, 0.0, 0.0)), 0.0)
 
 
 def _activity(grey: np.ndarray, before: np.ndarray | None) -> float:
     if before is None or before.shape != grey.shape:
         return 0.0
-    return float(_change(grey, before).mean()) / 255.0
+    return cv2.mean(_change(grey, before))[0] / 255.0
+
+
+def _rough_activity(grey: np.ndarray, before: np.ndarray) -> float:
+    """`_activity` to within about a grey level per pixel, in 8-bit arithmetic: the brightness
+    shift is rounded to a whole level and applied to `before` (clipped at black and white).
+    Good enough to tell whether an earlier picture came back; three of these run per frame."""
+    shift = cv2.mean(grey)[0] - cv2.mean(before)[0]
+    level = int(round(abs(shift)))
+    moved = cv2.add(before, level) if shift >= 0 else cv2.subtract(before, level)
+    return cv2.mean(cv2.subtract(cv2.absdiff(grey, moved), NOISE_FLOOR_LEVELS))[0] / 255.0
 
 
 def _activity_and_centre(grey: np.ndarray, before: np.ndarray | None
@@ -205,14 +217,15 @@ def _activity_and_centre(grey: np.ndarray, before: np.ndarray | None
     if before is None or before.shape != grey.shape:
         return 0.0, (0.5, 0.5), 0.0, np.zeros(GRID * GRID, np.float32)
     change = _change(grey, before)
-    total = float(change.sum())
+    moments = cv2.moments(change)
+    total = moments["m00"]
     if total <= 0.0:
         return 0.0, (0.5, 0.5), 0.0, np.zeros(GRID * GRID, np.float32)
     h, w = change.shape
-    x = float(change.sum(axis=0) @ np.arange(w)) / total / max(1, w - 1)
-    y = float(change.sum(axis=1) @ np.arange(h)) / total / max(1, h - 1)
+    x = moments["m10"] / total / max(1, w - 1)
+    y = moments["m01"] / total / max(1, h - 1)
     cells = cv2.resize(change, (GRID, GRID), interpolation=cv2.INTER_AREA).reshape(-1) / 255.0
-    return total / change.size / 255.0, (x, y), float(np.count_nonzero(change)) / change.size, cells
+    return total / change.size / 255.0, (x, y), cv2.countNonZero(change) / change.size, cells
 
 
 def picture_cadence(repeats: np.ndarray) -> float:
