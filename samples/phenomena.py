@@ -15,6 +15,9 @@ character, and exactly one phenomenon planted on known frames:
 - fade_out: the set fades linearly to black over ten frames and stays black;
 - fade_in: black, then the set fades in linearly over ten frames;
 - flash_cut: a hard cut whose first new frame is washed out white, as film cuts often are.
+- iris_out: a circle closes on the set (black outside it) over twelve frames, down to black,
+  while the character walks on inside it; iris_in: black, then a circle opens on the set.
+- wipe: an upright edge sweeps left to right over twelve frames, the second set behind it.
 - contact: a dark ball flies in fast and stops dead against a post (the contact drawing at the
   event frame, then held) while the character walks on in another part of the picture.
 - punch: a fist on an arm shoots out, lands on a post at the event frame and pulls back at once
@@ -49,8 +52,10 @@ FPS = 24
 FRAMES = 72  # 3 s
 EVENT_FRAME = 36  # where every planted phenomenon starts
 PHENOMENA = ("smear", "splash", "pose_jump", "shake", "flicker", "occlusion", "same_palette_cut", "grey_cut",
-             "dissolve", "fade_out", "fade_in", "flash_cut", "contact", "punch", "dust_burst")
+             "dissolve", "fade_out", "fade_in", "iris_out", "iris_in", "wipe", "flash_cut", "contact", "punch",
+             "dust_burst")
 DISSOLVE_FRAMES = 12
+WIPE_FRAMES = 12  # iris and wipe
 FADE_FRAMES = 10
 # The ball of `contact`: it flies right at BALL_SPEED px a frame and reaches the post at
 # BALL_STOP_X on EVENT_FRAME, high in the picture, far from the walking character.
@@ -127,6 +132,10 @@ def render(name: str) -> tuple[list[np.ndarray], dict[str, Any]]:
     elif name in ("fade_out", "fade_in"):
         transitions = [{"kind": name, "start_frame": EVENT_FRAME, "end_frame": EVENT_FRAME + FADE_FRAMES}]
         cuts = [EVENT_FRAME + FADE_FRAMES // 2]
+    elif name in ("iris_out", "iris_in", "wipe"):
+        kind = "wipe" if name == "wipe" else "iris"
+        transitions = [{"kind": kind, "start_frame": EVENT_FRAME, "end_frame": EVENT_FRAME + WIPE_FRAMES}]
+        cuts = [EVENT_FRAME + WIPE_FRAMES // 2]
     truth = {"phenomenon": name, "fps": f"{FPS}/1", "frame_count": FRAMES, "width": WIDTH, "height": HEIGHT,
              "cut_frames": cuts, "transitions": transitions, "event_frame": EVENT_FRAME,
              "hit_frames": [EVENT_FRAME] if name in ("contact", "punch", "dust_burst") else []}
@@ -177,9 +186,35 @@ def _frame(name: str, t: int, first: np.ndarray, second: np.ndarray, rng: np.ran
     if name == "fade_in":
         share = 0.0 if k < 0 else min(1.0, (k + 1) / (FADE_FRAMES + 1))
         img = (img.astype(np.float32) * share).round().astype(np.uint8)
+    if name == "iris_out":
+        img[_new_part(name, k)] = 0
+    if name == "iris_in":
+        img[~_new_part(name, k)] = 0
+    if name == "wipe" and after:
+        new = _view(second)
+        _character(new, 150 - 0.5 * k, 60)
+        part = _new_part(name, k)
+        img[part] = new[part]
     if name == "flash_cut" and k == 0:
         img = cv2.addWeighted(img, 0.3, np.full_like(img, 255), 0.7, 0.0)
     return img
+
+
+def _new_part(name: str, k: int) -> np.ndarray:
+    """Where frame EVENT_FRAME + k of a wipe or an iris shows the new shot (bool, HEIGHT x WIDTH).
+
+    Frame EVENT_FRAME + k is (k + 1) / (WIPE_FRAMES + 1) of the way, so the first frame of the
+    span already differs and frame EVENT_FRAME + WIPE_FRAMES is wholly new. An iris out closes
+    a circle on the old shot (black outside it is new); an iris in opens one on the new shot."""
+    way = min(1.0, max(0.0, (k + 1) / (WIPE_FRAMES + 1)))
+    if name == "wipe":
+        part = np.zeros((HEIGHT, WIDTH), bool)
+        part[:, :int(round(WIDTH * way))] = True
+        return part
+    circle = np.zeros((HEIGHT, WIDTH), np.uint8)
+    radius = (way if name == "iris_in" else 1.0 - way) * np.hypot(WIDTH, HEIGHT) / 2
+    cv2.circle(circle, (WIDTH // 2, HEIGHT // 2), int(round(radius)), 255, -1)
+    return circle > 0 if name == "iris_in" else circle == 0
 
 
 def _punch(img: np.ndarray, k: int) -> None:

@@ -24,6 +24,15 @@ differ like two shots while every picture between them is the matching blend of 
 is a dissolve (a fade when one end is black). Its cut is reported at the span's middle frame,
 and the span itself as a `Transition`.
 
+Wipes and irises are found from the same ring once they are over: across a span whose ends
+differ like two shots, every picture between is a patchwork of the two ends, pixel by pixel,
+the new picture's part only grows, halfway it is one region (a thing crossing the picture leaves
+one part behind it and takes another in front: two regions), and the last two pictures hold
+still. An iris is a part enclosed by the other (a circle closing to black or opening from it),
+a wipe an edge sweeping across. A patchwork whose new picture was on screen before the span is
+something uncovering the lens, and one that ends on a flat picture that is not black is a body
+over the lens: neither is a transition.
+
 Repeated frames (24p shown at 30 or 60 fps, animation on twos) are passed over: the detector
 sees each distinct picture once. PySceneDetect's ContentDetector and AdaptiveDetector can be
 chosen instead ("content", "adaptive"), with the same transient check.
@@ -50,6 +59,15 @@ LEVEL_SCALE = 40.0  # grey levels of mean or contrast change that count as a com
 DARK_LEVEL = 30.0  # grey level under which a flat block is black (letterbox, fade)
 BLEND_SIZE = (32, 24)  # px, the pictures kept for the dissolve test
 LOCAL_PICTURES = 12  # pictures either side that set the local level of change
+# Wipes and irises: a picture made of parts of two others. A pixel whose two ends differ by less
+# than PATCH_SPREAD grey levels cannot tell which end it shows; a picture is a patchwork of the
+# two when what it differs from the nearer end, pixel by pixel, is at most PATCH_RESIDUAL of
+# what the two ends differ by (a blend halfway between them scores 0.5).
+PATCH_SPREAD = 24.0
+PATCH_RESIDUAL = 0.25
+PATCH_DONE = 0.97  # share of the pixels showing the new picture once the wipe is over
+PATCH_START = 0.01  # a wipe has begun once this much more of the picture shows the new one
+PATCH_END = 0.99  # and is over once this much of it does
 
 
 @dataclass(frozen=True)
@@ -148,6 +166,45 @@ def blend_residual(a: np.ndarray, b: np.ndarray, middle: np.ndarray, share: floa
     if spread < 1e-6 * a.size:
         return 1.0
     return cv2.norm(middle, cv2.addWeighted(a, 1.0 - share, b, share, 0.0), cv2.NORM_L1) / spread
+
+
+@dataclass(frozen=True)
+class Patchwork:
+    """How a picture is made of parts of two others (a and b)."""
+
+    share: float  # of the pixels that tell a from b, the share that show b
+    residual: float  # what the picture differs from the nearer of a and b, relative to |a - b|
+    shows_b: np.ndarray  # bool per pixel (False where a and b are alike)
+    telling: np.ndarray  # bool per pixel: a and b differ here
+
+
+def patchwork(a: np.ndarray, b: np.ndarray, middle: np.ndarray) -> Patchwork | None:
+    """`middle` as a patchwork of the (blend-size, float32) pictures a and b; None when fewer
+    than a fifth of the pixels tell a from b."""
+    spread = cv2.absdiff(a, b)
+    telling = spread > PATCH_SPREAD
+    count = int(np.count_nonzero(telling))
+    if count < 0.2 * telling.size:
+        return None
+    to_a, to_b = cv2.absdiff(middle, a), cv2.absdiff(middle, b)
+    residual = float(cv2.min(to_a, to_b)[telling].sum() / spread[telling].sum())
+    shows_b = (to_b < to_a) & telling
+    return Patchwork(float(np.count_nonzero(shows_b)) / count, residual, shows_b, telling)
+
+
+def patchwork_kind(middle: Patchwork) -> str:
+    """"iris" when one picture's part is enclosed by the other's (touches no edge of the frame:
+    a circle closing or opening), else "wipe" (an edge sweeping across). Look at a picture a
+    quarter of the way in (an iris opening) or three quarters (one closing): by halfway a
+    circle may already reach the top and bottom of a wide frame."""
+    border = np.zeros_like(middle.telling)
+    border[[0, -1], :] = True
+    border[:, [0, -1]] = True
+    telling = border & middle.telling
+    if not telling.any():
+        return "iris"
+    on_b = float(np.count_nonzero(middle.shows_b & border)) / np.count_nonzero(telling)
+    return "iris" if on_b < 0.1 or on_b > 0.9 else "wipe"
 
 
 def _make_scenedetect(options: CutOptions):
@@ -332,7 +389,86 @@ class CutDetector:
                 rate = float(np.median([p.pixel_step for p in span[1:]]))
                 self._blending = (end_position - length, rate)
                 return self._settle_blend()
+        return self._find_wipe(end_position)
+
+    def _find_wipe(self, end_position: int) -> list[int]:
+        """A wipe or an iris that has just ended: over a span of pictures, the new picture takes
+        over an ever larger part of the frame while the rest still shows the old one, and the
+        last two pictures show only the new one. Cheap tests first: the picture before the
+        newest already wholly new, the one after the span's first still wholly old."""
+        end = self._at(end_position)
+        for length in (24, 16, 12, 8):
+            start = self._at(end_position - length)
+            if start is None or length > self._max_blend or start.frame <= self._blend_until:
+                continue
+            a, b = start.sig.blend, end.sig.blend
+            # Over and done: the last two steps are well under the pace a sweep from a to b over
+            # the span would have (cheap, and it turns away nearly every picture of a moving shot).
+            spread = cv2.norm(a, b, cv2.NORM_L1) / a.size
+            if spread < 0.2 * PATCH_SPREAD:
+                continue  # under a fifth of the pixels can tell a from b (see `patchwork`)
+            if max(end.pixel_step, self._at(end_position - 1).pixel_step) >= 0.5 * spread / length:
+                continue
+            last = patchwork(a, b, self._at(end_position - 1).sig.blend)
+            if last is None or last.share < PATCH_DONE or last.residual > PATCH_RESIDUAL:
+                continue
+            first = patchwork(a, b, self._at(end_position - length + 1).sig.blend)
+            if first.share > 1.0 - PATCH_DONE or first.residual > PATCH_RESIDUAL:
+                continue
+            span = [self._at(end_position - length + k) for k in range(length + 1)]
+            parts = [patchwork(a, b, p.sig.blend) for p in span]
+            if self._is_wipe(span, parts):
+                return self._record_wipe(span, parts)
         return []
+
+    def _is_wipe(self, span: list[_Picture], parts: list[Patchwork]) -> bool:
+        if any(p.residual > PATCH_RESIDUAL for p in parts):
+            return False  # some picture is neither end (a blend, motion, a new picture)
+        change = picture_change(span[0].sig, span[-1].sig)
+        if change < 1.5 * self.options.change_threshold:
+            return False  # the two ends are one shot
+        new = span[-1].sig
+        if new.flat_share >= 0.75 and not new.is_black:
+            return False  # a body sliding over the lens; an iris closes to black
+        # One front sweeps on: the new part halfway is one region (a thing moving across the
+        # picture leaves a part behind it and takes one in front of it: two regions).
+        middle = min(parts, key=lambda p: abs(p.share - 0.5))
+        count, _, stats, _ = cv2.connectedComponentsWithStats(middle.shows_b.astype(np.uint8), connectivity=8)
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        if count < 2 or areas.max() < 0.8 * areas.sum():
+            return False
+        shares = [p.share for p in parts]
+        if any(later < earlier - 0.05 for earlier, later in zip(shares, shares[1:])):
+            return False  # the new picture gives ground: no wipe
+        if sum(1.0 - PATCH_DONE < s < PATCH_DONE for s in shares) < 3:
+            return False  # all at once: a hard cut, not a wipe
+        for earlier, later in zip(parts, parts[1:]):
+            kept = np.count_nonzero(earlier.shows_b & later.shows_b)
+            if kept < 0.9 * np.count_nonzero(earlier.shows_b):
+                return False  # the new part moves about instead of growing
+        # Over: the last two pictures change at under half the sweep's pace. (Until then the part
+        # still to come may only look like the new picture, as one palette over both shots does.)
+        pace = float(np.median([p.pixel_step for p, s in zip(span, shares) if 1.0 - PATCH_DONE < s < PATCH_DONE]))
+        if max(span[-1].pixel_step, span[-2].pixel_step) >= 0.5 * pace:
+            return False
+        # The picture from before the span is back: something uncovered the lens (a wing, a body).
+        first = self._pushed - len(span)  # the position of span[0]
+        return not any(picture_change(p.sig, new) < 0.5 * change
+                       for k in range(first - 1, self._pushed - len(self._pictures) - 1, -1)
+                       if (p := self._at(k)) is not None)
+
+    def _record_wipe(self, span: list[_Picture], parts: list[Patchwork]) -> list[int]:
+        """The wipe runs from the first picture with a little more of the new one than the
+        span's second picture (the old shot, give or take its own motion) to the first that is
+        nearly all new. Read on the small blend pictures, either end may be a frame out where
+        the sweep starts or ends on a sliver (an iris at its widest or narrowest)."""
+        baseline = parts[1].share
+        first = next(k for k, p in enumerate(parts) if p.share > baseline + PATCH_START)
+        last = next(k for k, p in enumerate(parts) if p.share >= PATCH_END)
+        quarter = min(parts[first:last], key=lambda p: abs(p.share - 0.25))
+        three_quarters = min(parts[first:last], key=lambda p: abs(p.share - 0.75))
+        kind = "iris" if "iris" in (patchwork_kind(quarter), patchwork_kind(three_quarters)) else "wipe"
+        return self._record_transition(kind, span[first].frame, span[last].frame)
 
     def _is_blend(self, span: list[_Picture]) -> bool:
         # The middle picture has passed the blend test already (`_find_transition`).
@@ -375,13 +511,15 @@ class CutDetector:
 
     def _record_blend(self, before: _Picture, start_frame: int, after: _Picture) -> list[int]:
         """Transition [start_frame, after.frame): `before` shows the old shot, `after` the new."""
-        end_frame = after.frame
         kind = "fade_out" if after.sig.is_black else "fade_in" if before.sig.is_black else "dissolve"
+        return self._record_transition(kind, start_frame, after.frame)
+
+    def _record_transition(self, kind: str, start_frame: int, end_frame: int) -> list[int]:
+        """Transition [start_frame, end_frame); its cut goes to its middle frame."""
         self._transitions.append(Transition(kind, start_frame, end_frame))
         self._blend_until = self._at(self._pushed - 1).frame
-        middle = start_frame + (end_frame - start_frame) // 2
         log.debug("%s over frames [%d, %d)", kind, start_frame, end_frame)
-        return self._confirm(middle)
+        return self._confirm(start_frame + (end_frame - start_frame) // 2)
 
 
 def shots_from_cuts(cuts: tuple[int, ...] | list[int], frame_count: int) -> tuple[Shot, ...]:
