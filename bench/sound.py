@@ -161,7 +161,8 @@ def main() -> None:
             analysis = labelled(detected, clip["cuts"], clip["events"]) if source == "labelled" else detected
             for seed in range(args.seeds):
                 # consecutive impact sounds are compared where the score put them
-                impacts = [float(media.frame_time(e.frame)) for e in analysis.events if e.kind == "impact"]
+                impacts = [float(media.frame_time(e.frame)) for e in analysis.events
+                           if e.kind in ("impact", "landing")]
                 row = {"clip": clip["name"], "source": source, "seed": seed,
                        **run_one(analysis, truth, impacts, seed, args.style)}
                 rows.append(row)

@@ -20,6 +20,8 @@ character, and exactly one phenomenon planted on known frames:
 - wipe: an upright edge sweeps left to right over twelve frames, the second set behind it.
 - contact: a dark ball flies in fast and stops dead against a post (the contact drawing at the
   event frame, then held) while the character walks on in another part of the picture.
+- fall: a heavy ball drops from above the picture, faster and faster, and lands on the ground at
+  the event frame (held there), while the character walks on elsewhere: a landing.
 - punch: a fist on an arm shoots out, lands on a post at the event frame and pulls back at once
   (no held contact drawing); the post jolts a few pixels for two frames.
 - dust_burst: a puff of small pale specks appears at one point on the ground at the event frame
@@ -52,8 +54,8 @@ FPS = 24
 FRAMES = 72  # 3 s
 EVENT_FRAME = 36  # where every planted phenomenon starts
 PHENOMENA = ("smear", "splash", "pose_jump", "shake", "flicker", "occlusion", "same_palette_cut", "grey_cut",
-             "dissolve", "fade_out", "fade_in", "iris_out", "iris_in", "wipe", "flash_cut", "contact", "punch",
-             "dust_burst")
+             "dissolve", "fade_out", "fade_in", "iris_out", "iris_in", "wipe", "flash_cut", "contact", "fall",
+             "punch", "dust_burst")
 DISSOLVE_FRAMES = 12
 WIPE_FRAMES = 12  # iris and wipe
 FADE_FRAMES = 10
@@ -61,6 +63,10 @@ FADE_FRAMES = 10
 # BALL_STOP_X on EVENT_FRAME, high in the picture, far from the walking character.
 BALL_SPEED = 9
 BALL_STOP_X, BALL_Y, BALL_RADIUS = 150, 45, 14
+# The ball of `fall`: FALL_X across, let go FALL_FRAMES frames before EVENT_FRAME, it falls with
+# FALL_PULL px a frame squared (gravity: each frame further than the one before) and rests on the
+# ground (the ground's top at FLOOR_Y) from EVENT_FRAME on.
+FALL_X, FLOOR_Y, FALL_FRAMES, FALL_PULL = 160, 122, 7, 3.0
 # The fist of `punch`: it moves FIST_SPEED px a frame out from FIST_REST_X, touches the post at
 # FIST_REACH_X on EVENT_FRAME and snaps back from the next frame on, as fast at first and easing
 # into its rest (FIST_BACK: px a frame on the way back), as a hand pulled back does.
@@ -138,7 +144,7 @@ def render(name: str) -> tuple[list[np.ndarray], dict[str, Any]]:
         cuts = [EVENT_FRAME + WIPE_FRAMES // 2]
     truth = {"phenomenon": name, "fps": f"{FPS}/1", "frame_count": FRAMES, "width": WIDTH, "height": HEIGHT,
              "cut_frames": cuts, "transitions": transitions, "event_frame": EVENT_FRAME,
-             "hit_frames": [EVENT_FRAME] if name in ("contact", "punch", "dust_burst") else []}
+             "hit_frames": [EVENT_FRAME] if name in ("contact", "fall", "punch", "dust_burst") else []}
     return frames, truth
 
 
@@ -163,6 +169,11 @@ def _frame(name: str, t: int, first: np.ndarray, second: np.ndarray, rng: np.ran
         x = BALL_STOP_X - BALL_SPEED * max(0, -k)
         if x + BALL_RADIUS >= 0:
             cv2.circle(img, (x, BALL_Y), BALL_RADIUS, (25, 25, 30), -1)
+    if name == "fall":
+        cv2.rectangle(img, (0, FLOOR_Y), (WIDTH - 1, HEIGHT - 1), (110, 80, 50), -1)
+        fallen = min(FALL_FRAMES, max(0, FALL_FRAMES + k))  # frames since it was let go
+        height = 0.5 * FALL_PULL * (FALL_FRAMES ** 2 - fallen ** 2)  # above the ground
+        cv2.circle(img, (FALL_X, int(round(FLOOR_Y - BALL_RADIUS - height))), BALL_RADIUS, (25, 25, 30), -1)
     if name == "punch":
         _punch(img, k)
     if name == "dust_burst" and 0 <= k < DUST_FRAMES:

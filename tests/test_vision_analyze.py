@@ -18,6 +18,9 @@ from vision.shots import CutOptions
 from vision.types import VideoAnalysis
 
 SAMPLES = ["sample_24p", "sample_30p_silent", "sample_vfr"]
+# The samples' impacts are objects that fall onto the floor: read as impacts, or as landings
+# when the fall into the contact is seen.
+FOUND_AS = {"impact": ("impact", "landing"), "flash": ("flash",)}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -54,7 +57,7 @@ def test_every_planted_impact_and_flash_found_and_nothing_invented(name, analyse
     analysis, truth = analysed(name)
     for kind in ("impact", "flash"):
         planted = [e["frame"] for e in truth["events"] if e["kind"] == kind]
-        found = [e.frame for e in analysis.events if e.kind == kind]
+        found = [e.frame for e in analysis.events if e.kind in FOUND_AS[kind]]
         assert all(_near(f, found) for f in planted), (kind, planted, found)
         assert all(_near(f, planted, 2) for f in found), (kind, planted, found)
     for event in analysis.events:  # cuts are never events
@@ -253,7 +256,7 @@ def test_24p_shown_at_a_higher_rate_by_repeating_pictures_gives_the_same_shots_a
     assert all(abs(c - to_frame(t)) <= 1 for c, t in zip(cuts, truth["cut_frames"])), cuts
     for kind in ("impact", "flash"):
         planted = [to_frame(e["frame"]) for e in truth["events"] if e["kind"] == kind]
-        found = [e.frame for e in analysis.events if e.kind == kind]
+        found = [e.frame for e in analysis.events if e.kind in FOUND_AS[kind]]
         assert len(found) == len(planted) and all(_near(f, found) for f in planted), (kind, planted, found)
     planted = [(to_frame(e["frame"]), to_frame(e["end_frame"])) for e in truth["events"] if e["kind"] == "whoosh"]
     found = [(e.frame, e.end_frame) for e in analysis.events if e.kind == "whoosh"]

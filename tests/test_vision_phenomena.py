@@ -58,8 +58,8 @@ def test_irises_and_wipes_are_transitions_with_their_cut_inside(name, analysed):
     assert not [e for e in analysis.events if e.kind in HIT_KINDS and got.start_frame <= e.frame < got.end_frame]
 
 
-@pytest.mark.parametrize("name", ["smear", "splash", "pose_jump", "shake", "flicker", "occlusion", "contact", "punch",
-                                  "dust_burst"])
+@pytest.mark.parametrize("name", ["smear", "splash", "pose_jump", "shake", "flicker", "occlusion", "contact", "fall",
+                                  "punch", "dust_burst"])
 def test_a_change_inside_one_shot_is_never_a_cut(name, analysed):
     analysis, _ = analysed(name)
     assert len(analysis.shots) == 1 and not analysis.transitions
@@ -80,6 +80,28 @@ def test_a_part_that_stops_dead_is_an_impact_on_its_contact_frame(analysed):
     assert [(e.frame, e.kind) for e in hits] == [(f, "impact") for f in truth["hit_frames"]]
     # placed on the ball against the post (upper right), not on the walking character
     assert hits[0].x > 0.6 and hits[0].y < 0.45
+
+
+def test_a_fall_is_a_landing_on_the_frame_it_reaches_the_ground(analysed):
+    analysis, truth = analysed("fall")
+    hits = [e for e in analysis.events if e.kind in HIT_KINDS]
+    assert [(e.frame, e.kind) for e in hits] == [(f, "landing") for f in truth["hit_frames"]]
+    assert hits[0].x > 0.6 and hits[0].y > 0.5  # on the ball, low on the right
+    # a blow from the side stays an impact
+    contact, _ = analysed("contact")
+    assert [e.kind for e in contact.events if e.kind in HIT_KINDS] == ["impact"]
+
+
+def test_the_fall_truth_speeds_up_into_the_ground():
+    from samples.phenomena import FLOOR_Y, render
+
+    frames, truth = render("fall")
+    ball = np.array([25, 25, 30])
+    lowest = [int(np.flatnonzero((np.abs(f.astype(int) - ball).sum(axis=2) == 0).any(axis=1)).max()) for f in frames]
+    steps = np.diff(lowest[EVENT_FRAME - 4:EVENT_FRAME + 1])
+    assert all(lowest[t] == FLOOR_Y for t in range(EVENT_FRAME, len(frames)))  # on the ground from then on
+    assert all(b > a > 0 for a, b in zip(steps, steps[1:]))  # each frame further than the one before
+    assert lowest[EVENT_FRAME - 1] < FLOOR_Y
 
 
 def test_the_punch_truth_touches_the_post_only_on_its_contact_frame():

@@ -14,8 +14,10 @@ read from the curves, shot by shot, after the pass:
 - impact: a jolt (activity leaps to several times its recent level and dies away within a
   few frames), a dead stop (fast motion that halts in one frame: the frame of contact), or a
   dead stop of one part of the picture (in one cell of an 8 x 8 grid, fast motion halts and the
-  contact drawing is held while the rest of the picture may go on moving: a fist that lands). When
-  the picture goes on shaking after it, the shaking is a `shake` event of its own. A jolt whose
+  contact drawing is held while the rest of the picture may go on moving: a fist that lands). An
+  impact reached by a fall (the change around it moves down, picture by picture, into the
+  contact) is a `landing`. When the picture goes on shaking after it, the shaking is a `shake`
+  event of its own. A jolt whose
   picture comes back within three pictures with no shake after it (a smear frame) is a whoosh.
   No hit is read where the change covers nearly the whole picture or where a featureless picture
   is near (a body over the lens, black): no contact can be seen there.
@@ -72,6 +74,9 @@ GRID = 8
 # A shape that leaves a cell shows up in the cells around it: up to two cells away, since a fall
 # at its fastest crosses more than one cell a picture.
 AROUND_CELLS = 2
+# A fall ends in a landing: the change moves down this many cells (sixteenths of the picture's
+# height at GRID 8) over the two pictures into the contact.
+LANDING_DROP = 0.5
 
 
 @dataclass(frozen=True)
@@ -311,6 +316,7 @@ def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Sh
     for shot in shots:
         impacts, busy = _find_impacts(activity, shot, typical, scale, options, returns)
         impacts += _local_stops(cells, shot, options, rate) if cells is not None else []
+        impacts = _landings(impacts, cells) if cells is not None else impacts
         events += _smears_are_whooshes(_not_covering(impacts, coverage, options), activity, returns)
         events += _find_whooshes(activity, shot, typical, scale, busy, options, rate)
     events = thin_hits(_explosions(events, rate), shots, options, rate)
@@ -444,6 +450,35 @@ def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: fl
         strength = float(min(1.0, moving[k, cell] / (2 * options.local_stop_min)))
         found.append(VisualEvent(start + k, "impact", strength, start + k + 1, x, y))
     return found
+
+
+def _landings(events: list[VisualEvent], cells: np.ndarray) -> list[VisualEvent]:
+    """Impacts reached by a fall are landings: over the two pictures into the contact, the
+    change around it moves down, picture by picture, by LANDING_DROP cells or more and at least
+    twice as far as it moves across (a thud, not a blow)."""
+    out = []
+    for e in events:
+        if e.kind == "impact" and e.frame >= 2 and _came_down(cells[e.frame - 2:e.frame + 1], e):
+            e = VisualEvent(e.frame, "landing", e.strength, e.end_frame, e.x, e.y)
+        out.append(e)
+    return out
+
+
+def _came_down(window: np.ndarray, event: VisualEvent) -> bool:
+    grid = window.astype(np.float32).reshape(-1, GRID, GRID)
+    if (event.x, event.y) == (0.5, 0.5):  # a jolt of the whole picture: around where it changed most
+        row, col = np.unravel_index(int(np.argmax(grid[-1])), (GRID, GRID))
+    else:
+        row, col = min(GRID - 1, int(event.y * GRID)), min(GRID - 1, int(event.x * GRID))
+    top, left = max(0, row - AROUND_CELLS), max(0, col - AROUND_CELLS)
+    part = grid[:, top:row + AROUND_CELLS + 1, left:col + AROUND_CELLS + 1]
+    weight = part.sum(axis=(1, 2))
+    if (weight <= 0).any():
+        return False
+    ys = (part.sum(axis=2) @ np.arange(part.shape[1])) / weight
+    xs = (part.sum(axis=1) @ np.arange(part.shape[2])) / weight
+    down, across = float(ys[-1] - ys[0]), float(abs(xs[-1] - xs[0]))
+    return bool(np.all(np.diff(ys) > 0) and down >= LANDING_DROP and down >= 2.0 * across)
 
 
 def _around(values: np.ndarray) -> np.ndarray:
