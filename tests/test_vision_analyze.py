@@ -340,3 +340,33 @@ def test_analysis_cache_key_changes_with_the_analysis_version(tmp_path, monkeypa
     before = api._analysis_key(video, DubOptions(captioner="motion"))
     monkeypatch.setattr(vision.types, "ANALYSIS_VERSION", vision.types.ANALYSIS_VERSION + 1)
     assert api._analysis_key(video, DubOptions(captioner="motion")) != before
+
+
+def test_read_ahead_keeps_order_raises_the_workers_error_and_stops_with_its_consumer():
+    import threading
+
+    from vision.frames import read_ahead
+
+    assert list(read_ahead(iter(range(100)), 4)) == list(range(100))
+
+    def broken():
+        yield 1
+        raise ValueError("frame 2 is damaged")
+
+    items = read_ahead(broken(), 4)
+    assert next(items) == 1
+    with pytest.raises(ValueError, match="frame 2 is damaged"):
+        next(items)
+
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(len(produced))
+            yield produced[-1]
+
+    items = read_ahead(endless(), 3)
+    assert [next(items) for _ in range(5)] == [0, 1, 2, 3, 4]
+    items.close()  # the consumer stops: the worker stops too, a few items ahead at most
+    assert not [t for t in threading.enumerate() if t.name == "decode"]
+    assert len(produced) <= 5 + 3 + 2

@@ -9,9 +9,12 @@ captioners are converted at their own, larger size only for the few frames that 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Full, Queue
+from typing import TypeVar
 
 import av
 import cv2
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 ANALYSIS_WIDTH = 256  # px, the width PySceneDetect's auto-downscale aims for
 KEYFRAME_SHORT_SIDE = 224  # px, what CLIP-style image encoders take
 _FAST_FORMATS = ("yuv420p", "yuvj420p")
+READ_AHEAD = 8  # decoded pictures a worker thread keeps ready for the analysis
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,26 +104,75 @@ def decode(path: str | Path, analysis_width: int = ANALYSIS_WIDTH, colour: bool 
     """Decode every frame of the first video stream once, in display order; `colour` False
     leaves `small_bgr` out (None) for 8-bit 4:2:0 video.
 
+    A worker thread decodes and shrinks up to READ_AHEAD pictures ahead of the consumer: both
+    release the GIL, so the decoder keeps working while the caller analyses the picture before.
+
     Raises:
         VideoUnreadable: the stream breaks off with a decoding error.
     """
     with av.open(str(path), metadata_errors="ignore") as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # frame + slice threads: the decoder runs beside our work
+        stream.thread_type = "AUTO"  # frame + slice threads
         # The pictures are read at a fifth of their size or less, where the deblocking filter's
         # work (smoothing 8 px block edges) cannot be seen; skipping it saves about a fifth of
         # the decoding time.
         stream.codec_context.options = {**stream.codec_context.options, "skip_loop_filter": "all"}
         size = scaled_size(stream.codec_context.width, stream.codec_context.height, analysis_width)
-        index = 0
+        yield from read_ahead(_decoded(path, container, stream, size, colour), READ_AHEAD)
+
+
+def _decoded(path, container, stream, size: tuple[int, int], colour: bool) -> Iterator[DecodedFrame]:
+    index = 0
+    try:
+        for frame in container.decode(stream):
+            bgr, grey = small_images(frame, size, colour)
+            yield DecodedFrame(index, frame, bgr, grey)
+            index += 1
+    except av.error.FFmpegError as exc:
+        raise VideoUnreadable(f"{path} stops decoding at frame {index} ({exc.strerror}); the file is "
+                              "damaged or truncated, so re-export it.") from exc
+
+
+def read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
+    """The items of `items`, produced by a worker thread at most `depth` ahead of the consumer.
+    An error in the worker is raised here; a consumer that stops early stops the worker (it
+    finishes the item in hand) before this generator closes."""
+    queue: Queue = Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def hand_over(item) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def work() -> None:
         try:
-            for frame in container.decode(stream):
-                bgr, grey = small_images(frame, size, colour)
-                yield DecodedFrame(index, frame, bgr, grey)
-                index += 1
-        except av.error.FFmpegError as exc:
-            raise VideoUnreadable(f"{path} stops decoding at frame {index} ({exc.strerror}); the file is "
-                                  "damaged or truncated, so re-export it.") from exc
+            for item in items:
+                if not hand_over((item, None)):
+                    return
+        except BaseException as exc:  # raised again in the consumer's thread
+            hand_over((done, exc))
+            return
+        hand_over((done, None))
+
+    worker = threading.Thread(target=work, name="decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def keyframe_image(frame: av.VideoFrame, short_side: int, rotation: int) -> np.ndarray:
