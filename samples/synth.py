@@ -27,6 +27,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from dubber.atomic import atomic_output, atomic_write_text
+
 log = logging.getLogger(__name__)
 
 AUDIO_SAMPLE_RATE = 48000  # Hz
@@ -463,19 +465,12 @@ def synthesize(out_path: str | os.PathLike, spec: SynthSpec = SynthSpec()) -> di
     scripts, planted = _script_shots(spec)
     truth = ground_truth(spec, scripts, planted)
     frames = iter_frames(scripts, spec.width, spec.height, spec.grain, spec.seed)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".mp4", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_output(out) as tmp:
         if spec.vfr:
             _encode_vfr(spec, frames, tmp, truth["frame_count"])
         else:
             _encode_with_optional_audio(spec, frames, tmp, truth, scripts, planted)
-        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; a video is meant to be shared
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _write_json_atomic(out.with_suffix(".json"), truth)
+    atomic_write_text(out.with_suffix(".json"), json.dumps(truth, indent=1) + "\n")
     log.info("synthesised %s: %d frames, %d shots", out, truth["frame_count"], len(scripts))
     return truth
 
@@ -488,12 +483,6 @@ def _encode_with_optional_audio(spec, frames, tmp: Path, truth, scripts, planted
         wav = Path(work) / "track.wav"
         _write_wav(wav, synth_audio(spec, truth["frame_count"], planted, scripts))
         _encode_cfr(spec, frames, tmp, wav)
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def demo_spec() -> SynthSpec:
