@@ -44,6 +44,7 @@ picture it shows.
 """
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from dataclasses import dataclass
 
@@ -130,20 +131,22 @@ class MotionTracker:
         self._rate = float(rate)  # frames per second
         self._previous: np.ndarray | None = None  # the frame before, to spot repeats
         self._reference: np.ndarray | None = None  # the last distinct picture
-        self._repeats: list[bool] = []
-        self._activity: list[float] = []  # against the frame before
-        self._activity_ref: list[float] = []  # against the last distinct picture
-        self._brightness: list[float] = []
-        self._where: list[tuple[float, float]] = []  # centre of the change, fractions of the picture
-        self._coverage: list[float] = []  # share of the picture that changed
-        self._contrast: list[float] = []  # standard deviation of the grey picture, 0..1
+        # Per-frame numbers live in typed arrays (8 bytes a number, not a 32-byte Python float in
+        # a list): a two-hour film has some 170,000 frames.
+        self._repeats = array("b")
+        self._activity = array("d")  # against the frame before
+        self._activity_ref = array("d")  # against the last distinct picture
+        self._brightness = array("d")
+        self._where = array("d")  # centre of the change (x, y per frame), fractions of the picture
+        self._coverage = array("d")  # share of the picture that changed
+        self._contrast = array("d")  # standard deviation of the grey picture, 0..1
         # Per frame, the change to the frame before in each cell of a GRID x GRID grid (float16,
         # 0..1): where in the picture something moved, for stops of one part of the picture.
         self._cells = bytearray()
         self._pictures: deque[np.ndarray] = deque(maxlen=RETURN_PICTURES + 1)  # the last distinct pictures
         # Per frame, activity against the distinct pictures 2, 3 .. RETURN_PICTURES + 1 back: a
         # picture that comes back after a one- to three-picture transient shows as a low value.
-        self._returns: list[tuple[float, ...]] = []
+        self._returns = array("d")  # RETURN_PICTURES numbers per frame
 
     def push(self, grey: np.ndarray) -> bool:
         """Feed the next frame; returns True when it repeats the frame before."""
@@ -152,7 +155,7 @@ class MotionTracker:
         activity, where, coverage, cells = _activity_and_centre(grey, previous)
         self._cells += cells.astype(np.float16).tobytes()
         self._activity.append(activity)
-        self._where.append(where)
+        self._where.extend(where)
         self._coverage.append(coverage)
         self._activity_ref.append(_activity(grey, reference) if reference is not previous else activity)
         mean, std = cv2.meanStdDev(grey)
@@ -163,30 +166,31 @@ class MotionTracker:
         if not repeat:
             self._reference = grey
             older = list(self._pictures)[:-1][::-1]  # 2, 3, ... pictures back
-            self._returns.append(tuple(_rough_activity(grey, older[k]) if k < len(older) else activity
-                                       for k in range(RETURN_PICTURES)))
+            self._returns.extend(_rough_activity(grey, older[k]) if k < len(older) else activity
+                                 for k in range(RETURN_PICTURES))
             self._pictures.append(grey)
         else:
             # the same picture as before, so the same distances to the older ones
-            self._returns.append(self._returns[-1] if self._returns else (activity,) * RETURN_PICTURES)
+            self._returns.extend(self._returns[-RETURN_PICTURES:] if self._returns else [activity] * RETURN_PICTURES)
         return repeat
 
     def finish(self, shots: tuple[Shot, ...], options: MotionOptions | None = None) -> MotionResult:
         """Events and the per-frame curve; `shots` must start on frames that were not repeats."""
-        repeats = np.array(self._repeats, dtype=bool)
+        repeats = np.frombuffer(self._repeats, np.int8).astype(bool)
         frames = sample_frames(repeats)
         # A sample's motion is measured from the sample before: the frame before when that was
         # sampled too, else the picture the skipped repeats showed.
         after_gap = np.diff(frames, prepend=-1) > 1
-        activity = np.where(after_gap, np.array(self._activity_ref)[frames], np.array(self._activity)[frames])
+        activity = np.where(after_gap, np.frombuffer(self._activity_ref)[frames], np.frombuffer(self._activity)[frames])
         options = options or self.options
         cadence = picture_cadence(repeats)
-        result = analyse_motion(activity, np.array(self._brightness)[frames], _shots_on_samples(shots, frames),
+        result = analyse_motion(activity, np.frombuffer(self._brightness)[frames], _shots_on_samples(shots, frames),
                                 options, rate=self._rate / cadence if self._rate else 24.0,
-                                coverage=np.stack([np.array(self._coverage), np.array(self._contrast)], axis=1)[frames],
-                                returns=np.array(self._returns, dtype=np.float64).reshape(-1, RETURN_PICTURES)[frames],
-                                cells=np.frombuffer(bytes(self._cells), np.float16).reshape(-1, GRID * GRID)[frames])
-        return _back_to_frames(result, frames, len(self._repeats), self._where)
+                                coverage=np.stack([np.frombuffer(self._coverage),
+                                                   np.frombuffer(self._contrast)], axis=1)[frames],
+                                returns=np.frombuffer(self._returns).reshape(-1, RETURN_PICTURES)[frames],
+                                cells=np.frombuffer(self._cells, np.float16).reshape(-1, GRID * GRID)[frames])
+        return _back_to_frames(result, frames, len(self._repeats), np.frombuffer(self._where).reshape(-1, 2))
 
 
 def _change(grey: np.ndarray, before: np.ndarray) -> np.ndarray:
@@ -264,7 +268,7 @@ def _shots_on_samples(shots: tuple[Shot, ...], frames: np.ndarray) -> tuple[Shot
 
 
 def _back_to_frames(result: "MotionResult", frames: np.ndarray, frame_count: int,
-                    where: list[tuple[float, float]]) -> "MotionResult":
+                    where: np.ndarray) -> "MotionResult":
     """Sample indices to frame indices: an event lands on the first frame showing its picture,
     and is placed where the picture changed most around it."""
     bounds = np.append(frames, frame_count)
@@ -281,9 +285,12 @@ def _back_to_frames(result: "MotionResult", frames: np.ndarray, frame_count: int
     return MotionResult(tuple(float(v) for v in per_frame), tuple(events))
 
 
-def _place(where: list[tuple[float, float]], start: int, end: int) -> tuple[float, float]:
-    centres = where[start:min(end, len(where))] or [(0.5, 0.5)]
-    return (round(float(np.mean([c[0] for c in centres])), 4), round(float(np.mean([c[1] for c in centres])), 4))
+def _place(where: np.ndarray, start: int, end: int) -> tuple[float, float]:
+    """Mean centre of the change over frames [start, end); `where` holds (x, y) per frame."""
+    centres = where[start:min(end, len(where))]
+    if not len(centres):
+        return 0.5, 0.5
+    return round(float(centres[:, 0].mean()), 4), round(float(centres[:, 1].mean()), 4)
 
 
 def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Shot, ...],
