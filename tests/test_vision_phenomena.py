@@ -216,3 +216,30 @@ def test_a_long_shot_is_never_split_inside_a_sustained_event(kind):
     plan = make_plan(analysis, PlanOptions(sample_rate=48000))
     cuts = [c.start_frame for c in plan.cues[1:]]
     assert len(cuts) == 2 and not any(700 < cut < 800 for cut in cuts)  # ...so the split goes elsewhere
+
+
+def test_a_hard_cut_then_a_part_of_the_new_shot_moving_is_a_cut_not_a_wipe():
+    # After the cut a dark shape grows over the new set for ten frames (a telescope lowered, a
+    # door swinging open): each picture is a patchwork of the cut's two ends that only grows,
+    # yet most of the picture turned new at once, on the cut.
+    from fractions import Fraction
+
+    import cv2
+
+    from samples.phenomena import GREYS, ORANGE, _set, _view
+    from vision.frames import scaled_size
+    from vision.shots import CutDetector
+
+    first, second = _view(_set(1, ORANGE)), _view(_set(2, GREYS))
+    detector = CutDetector(Fraction(24))
+    cuts = []
+    for t in range(72):
+        picture = (first if t < EVENT_FRAME else second).copy()
+        if t >= EVENT_FRAME:
+            grown = min(10, t - EVENT_FRAME + 1) * 6
+            cv2.rectangle(picture, (20, 30), (20 + grown, 100), (30, 20, 10), -1)
+        grey = cv2.cvtColor(picture, cv2.COLOR_RGB2GRAY)
+        grey = cv2.resize(grey, scaled_size(grey.shape[1], grey.shape[0], 128), interpolation=cv2.INTER_AREA)
+        cuts += detector.push(t, grey)
+    cuts += detector.finish()
+    assert cuts == [EVENT_FRAME] and detector.transitions == ()

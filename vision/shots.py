@@ -68,6 +68,7 @@ PATCH_RESIDUAL = 0.25
 PATCH_DONE = 0.97  # share of the pixels showing the new picture once the wipe is over
 PATCH_START = 0.01  # a wipe has begun once this much more of the picture shows the new one
 PATCH_END = 0.99  # and is over once this much of it does
+PATCH_JUMP = 0.5  # no picture of a wipe shows this much more of the new picture than the one before
 
 
 @dataclass(frozen=True)
@@ -440,6 +441,8 @@ class CutDetector:
         shares = [p.share for p in parts]
         if any(later < earlier - 0.05 for earlier, later in zip(shares, shares[1:])):
             return False  # the new picture gives ground: no wipe
+        if any(later - earlier > PATCH_JUMP for earlier, later in zip(shares, shares[1:])):
+            return False  # most of it new in one picture: a hard cut, then motion in the new shot
         if sum(1.0 - PATCH_DONE < s < PATCH_DONE for s in shares) < 3:
             return False  # all at once: a hard cut, not a wipe
         for earlier, later in zip(parts, parts[1:]):
