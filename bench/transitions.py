@@ -1,6 +1,6 @@
 """Benchmark of gradual transitions (dissolves, fades, irises, wipes) and hard cuts on labelled clips.
 
-    python bench/transitions.py                            # the clips in /work/extra_clips
+    python bench/transitions.py                            # the clips in ../extra_clips, beside the checkout
     python bench/transitions.py --clips DIR --json out.json
 
 The folder holds short clips and `labels.json` in the format of the realclips set (see its
@@ -28,7 +28,7 @@ frame wholly of the new shot). In one run, per clip and in total:
 as labels.json, then scores that folder: a check of the scoring with known answers.
 
 This is a benchmark, not a test: it decodes every clip three times (ours and two PySceneDetect
-detectors); the 110 s of /work/extra_clips (640 px) take about 10 s on two shared cores.
+detectors); the 110 s of four 640 px clips take about 10 s on two shared cores.
 """
 from __future__ import annotations
 
