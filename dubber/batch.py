@@ -12,15 +12,8 @@ whose worker died (killed, out of memory) is run again after the files the dead 
 removed, and the stage cache makes the result identical to an undisturbed run. A bad input fails
 alone, with its reason; the batch goes on and ends with a summary.
 
-Where jobs run:
-- locally (default): `--jobs N` worker processes (default: one per CPU core, at most the number of
-  jobs). A worker that dies breaks the pool; it is rebuilt and the unfinished jobs run again.
-- on Ray (`--ray [ADDRESS]`, or RAY_ADDRESS): each job is a Ray task (one CPU); Ray reruns a task
-  whose worker died. `--ray` alone joins the cluster already running on this machine, or starts
-  one. Every node must have this package installed and must reach the inputs and OUTDIR at the
-  same paths (a shared file system); the ledger lives in OUTDIR, so any node can read it. With
-  the audiostory backend, the model is loaded once per GPU by a long-lived actor (`num_gpus=1`)
-  that renders the cues of every job; rendered audio returns through Ray's object store.
+Where jobs run is `dubber.executors`: local worker processes (`--jobs N`) or tasks on a Ray
+cluster (`--ray [ADDRESS]`), the same machinery the watch folder hands its jobs to.
 """
 from __future__ import annotations
 
@@ -30,11 +23,12 @@ import os
 import socket
 import time
 import uuid
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import BackendUnavailable, DubError, InputError, OutputError, is_user_error, one_line
+from .errors import DubError, InputError, OutputError, is_user_error, one_line
 from .options import DubOptions, check_writable_folder, default_output_path
 from .types import ProgressFn, no_progress
 
@@ -45,7 +39,6 @@ LEDGER_SCHEMA = "dubber.batch-job/1"
 DEFAULT_RETRIES = 2          # extra attempts for a job whose worker died
 # Settings that change where or whether files are read, not what a job writes: not part of its key.
 _KEYLESS_SETTINGS = ("force", "cache_dir", "use_cache")
-RAY_INSTALL_HINT = "--ray needs the ray package; install it with pip install 'dubber[cluster]'."
 
 
 @dataclass(frozen=True)
@@ -76,17 +69,24 @@ class BatchOptions:
 
 @dataclass(frozen=True)
 class Job:
-    """One input of the batch: absolute paths, the ledger key and the batch run it belongs to."""
+    """One dub to run: absolute paths, the ledger key, the run it belongs to and the folder
+    holding its ledger (`<ledger_root>/.dub-batch`; empty: the output's folder)."""
 
     input: str
     output: str
     key: str
     run_id: str
+    ledger_root: str = ""
+
+    @property
+    def ledger(self) -> "Ledger":
+        return Ledger(self.ledger_root or Path(self.output).parent)
 
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """What became of one input: status "done", "skipped" (done by an earlier run) or "failed"."""
+    """What became of one input: status "done", "skipped" (done by an earlier run) or "failed";
+    a failure's `reason` (one sentence) and `error` (the name of its kind)."""
 
     input: str
     output: str
@@ -94,6 +94,7 @@ class JobOutcome:
     reason: str = ""
     attempts: int = 0
     seconds: float = 0.0
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -154,12 +155,17 @@ class Ledger:
         return int(record.get("attempt", 0)) if record and record.get("run_id") == job.run_id else 0
 
 
+def output_settings(options: DubOptions) -> dict[str, Any]:
+    """Every setting that shapes what a job writes: the settings part of a ledger key."""
+    return {k: v for k, v in asdict(options).items() if k not in _KEYLESS_SETTINGS}
+
+
 def job_key(input_path: Path, output: Path, options: DubOptions) -> str:
     """Ledger key: the input's content fingerprint, the output path and every output-shaping setting."""
     from .cache import fingerprint, settings_key
 
-    settings = {k: v for k, v in asdict(options).items() if k not in _KEYLESS_SETTINGS}
-    return settings_key("batch-job", fingerprint(input_path, full=options.full_hash), str(output), settings)
+    return settings_key("batch-job", fingerprint(input_path, full=options.full_hash), str(output),
+                        output_settings(options))
 
 
 # ----------------------------------------------------------------------------- planning
@@ -211,7 +217,7 @@ def run_job(job: Job, options: DubOptions, backend: Any = None) -> JobOutcome:
     with (a model server on Ray), None to build one here."""
     from .api import dub
 
-    ledger = Ledger(Path(job.output).parent)
+    ledger = job.ledger
     previous = ledger.read(job.key)
     if previous and previous.get("status") == "running":
         _remove_partial_outputs(job, options, float(previous.get("started_at", 0.0)))
@@ -226,185 +232,22 @@ def run_job(job: Job, options: DubOptions, backend: Any = None) -> JobOutcome:
             raise
         reason = one_line(err)
         ledger.write(job, "failed", **worker, reason=reason, finished_at=time.time())
-        return JobOutcome(job.input, job.output, "failed", reason, attempt, time.time() - start)
+        return JobOutcome(job.input, job.output, "failed", reason, attempt, time.time() - start, type(err).__name__)
     ledger.write(job, "done", **worker, outputs=dict(result.outputs), finished_at=time.time(),
                  backend=result.backend, cues=result.cues)
     return JobOutcome(job.input, job.output, "done", "", attempt, time.time() - start)
 
 
-def _died(job: Job, ledger: Ledger, retries: int) -> JobOutcome | None:
-    """A failed outcome when the job's workers died more often than allowed, else None (retry)."""
+def after_worker_died(job: Job, retries: int) -> JobOutcome | None:
+    """After a worker running `job` died: None to run it again, or its failed outcome when its
+    workers died more than `retries` times in this run."""
+    ledger = job.ledger
     attempts = ledger.attempts(job)
     if attempts <= retries:
         return None
     reason = f"the worker running it stopped {attempts} times (killed, or out of memory); see the log of its host."
     ledger.write(job, "failed", attempt=attempts, reason=reason, finished_at=time.time())
-    return JobOutcome(job.input, job.output, "failed", reason, attempts)
-
-
-# ----------------------------------------------------------------------------- local pool
-
-def _run_local(jobs: list[Job], options: DubOptions, batch: BatchOptions,
-               report: Callable[[JobOutcome], None]) -> None:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    ledger = Ledger(batch.out_dir)
-    workers = min(batch.jobs or os.cpu_count() or 1, len(jobs))
-    pending = list(jobs)
-    while pending:
-        broken = False
-        # spawn: a worker starts clean (no copied threads or locks from the driver).
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(run_job, job, options): job for job in pending}
-            for future in as_completed(futures):
-                try:
-                    outcome = future.result()
-                except BrokenProcessPool:
-                    broken = True
-                    continue
-                except Exception as err:   # a bug: keep the traceback in the log, go on with the rest
-                    log.error("dubbing %s failed", futures[future].input, exc_info=err)
-                    outcome = JobOutcome(futures[future].input, futures[future].output, "failed",
-                                         f"internal error: {one_line(err)}")
-                pending.remove(futures[future])
-                report(outcome)
-        if not broken:
-            break
-        log.warning("a worker process died; %d unfinished jobs run again", len(pending))
-        for job in list(pending):
-            if (outcome := _died(job, ledger, batch.retries)) is not None:
-                pending.remove(job)
-                report(outcome)
-
-
-# ----------------------------------------------------------------------------- Ray
-
-def _require_ray() -> None:
-    """Check ray is installed without importing it (its settings are read at import)."""
-    import importlib.util
-
-    try:
-        found = importlib.util.find_spec("ray") is not None
-    except ValueError:   # a module entry of None: treated as not installed
-        found = False
-    if not found:
-        raise BackendUnavailable(RAY_INSTALL_HINT)
-
-
-def connect_ray(address: str | None, local_cpus: int | None = None) -> Any:
-    """Join the cluster at `address` (or RAY_ADDRESS); with neither, join the one running on this
-    machine or start one (with `local_cpus` worker CPUs; None: all). Returns the ray module.
-
-    Raises:
-        BackendUnavailable: ray is not installed, or the cluster cannot be reached.
-    """
-    _require_ray()
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address is not None and "RAY_AUTH_MODE" not in os.environ and _ray_token_available():
-        # `ray start` turns token authentication on and keeps the token in ~/.ray/auth_token, but
-        # a driver joining by address only sends it in token mode, which ray reads at import.
-        os.environ["RAY_AUTH_MODE"] = "token"
-    try:
-        import ray
-    except ImportError:
-        raise BackendUnavailable(RAY_INSTALL_HINT) from None
-    if ray.is_initialized():
-        return ray
-    quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
-    try:
-        if address is not None:
-            ray.init(address=address, **quiet)
-            return ray
-        try:
-            ray.init(address="auto", **quiet)
-        except (ConnectionError, RuntimeError):
-            ray.init(include_dashboard=False, num_cpus=local_cpus, **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as err:
-        where = address or "this machine"
-        raise BackendUnavailable(f"Cannot reach the Ray cluster at {where} ({one_line(err).rstrip('.')}); "
-                                 "start it with `ray start --head` or pass its address with --ray.") from None
-    return ray
-
-
-def _ray_token_available() -> bool:
-    """Whether this machine holds a Ray cluster token (as Ray looks for one)."""
-    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
-        return True
-    return (Path.home() / ".ray" / "auth_token").is_file()
-
-
-class ModelServer:
-    """Holds one loaded backend (the model, loaded once) and renders plans for every job; on Ray
-    it is an actor with one GPU."""
-
-    def __init__(self, backend_name: str, options: DubOptions) -> None:
-        from .api import _build_backend
-
-        self.backend = _build_backend(backend_name, options)
-
-    def describe(self) -> tuple[str, bool]:
-        return self.backend.NAME, bool(getattr(self.backend, "RENDERS_WHOLE_TIMELINE", False))
-
-    def render(self, plan: Any, analysis: Any) -> Any:
-        return self.backend.render(plan, analysis)
-
-
-class RemoteBackend:
-    """A backend whose renders run on a ModelServer actor; the audio comes back through the
-    object store (numpy arrays are read from shared memory, not unpickled copies)."""
-
-    def __init__(self, server: Any, name: str, whole_timeline: bool) -> None:
-        self.server = server
-        self.NAME = name
-        self.RENDERS_WHOLE_TIMELINE = whole_timeline
-
-    def render(self, plan: Any, analysis: Any, progress: ProgressFn = no_progress) -> Any:
-        import ray
-
-        return ray.get(self.server.render.remote(plan, analysis))
-
-
-def _ray_job(job: Job, options: DubOptions, server: Any = None, describe: tuple[str, bool] | None = None):
-    backend = RemoteBackend(server, *describe) if server is not None else None
-    return run_job(job, options, backend)
-
-
-def _model_servers(ray: Any, options: DubOptions, count: int) -> list[tuple[Any, tuple[str, bool]]]:
-    """One ModelServer actor per GPU of the cluster when the backend is a model (on a cluster
-    without GPUs, one on a CPU: the tiny test models run there); none for CPU backends."""
-    from .api import resolve_backend
-
-    name, _ = resolve_backend(options)
-    if name != "audiostory":
-        return []
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    actor = ray.remote(num_gpus=1)(ModelServer) if gpus else ray.remote(num_cpus=1)(ModelServer)
-    servers = [actor.remote(name, options) for _ in range(min(max(gpus, 1), count))]
-    return [(s, ray.get(s.describe.remote())) for s in servers]
-
-
-def _run_ray(jobs: list[Job], options: DubOptions, batch: BatchOptions,
-             report: Callable[[JobOutcome], None]) -> None:
-    ray = connect_ray(batch.ray_address, batch.jobs)
-    servers = _model_servers(ray, options, len(jobs))
-    task = ray.remote(num_cpus=1, max_retries=batch.retries, retry_exceptions=False)(_ray_job)
-    refs = {}
-    for i, job in enumerate(jobs):
-        server, describe = servers[i % len(servers)] if servers else (None, None)
-        refs[task.remote(job, options, server, describe)] = job
-    pending = list(refs)
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        job = refs[ready[0]]
-        try:
-            outcome = ray.get(ready[0])
-        except Exception as err:   # a bug in the job, or its worker died more than `retries` times
-            log.error("dubbing %s failed", job.input, exc_info=err)
-            outcome = _died(job, Ledger(batch.out_dir), batch.retries) or JobOutcome(
-                job.input, job.output, "failed", f"internal error: {one_line(err)}")
-        report(outcome)
+    return JobOutcome(job.input, job.output, "failed", reason, attempts, error="WorkerDied")
 
 
 # ----------------------------------------------------------------------------- the batch
@@ -438,7 +281,9 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
         raise OutputError(f"The batch output {out_dir} is a file; give a folder with -o.")
     check_writable_folder(out_dir, what="batch output")
     if batch.ray:
-        _require_ray()   # before any work: a missing package is the user's to fix
+        from .executors import require_ray
+
+        require_ray()   # before any work: a missing package is the user's to fix
     out_dir.mkdir(parents=True, exist_ok=True)
     batch = replace(batch, out_dir=str(out_dir))
     jobs, failed = plan_jobs(inputs, out_dir, options, uuid.uuid4().hex)
@@ -460,9 +305,25 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
         progress("batch", len(outcomes), total)
 
     if todo:
-        (_run_ray if batch.ray else _run_local)(todo, options, batch, report)
+        _dispatch(todo, options, batch, report)
     order = [job.input for job in jobs] + [o.input for o in failed]
     return BatchResult(tuple(outcomes[i] for i in sorted(order, key=_input_order(inputs))))
+
+
+def _dispatch(jobs: list[Job], options: DubOptions, batch: BatchOptions,
+              report: Callable[[JobOutcome], None]) -> None:
+    """Run `jobs` where `batch` says, reporting each outcome as it comes."""
+    from .executors import open_dispatcher
+
+    dispatcher = open_dispatcher(batch.ray, batch.ray_address, batch.jobs, len(jobs), batch.retries)
+    try:
+        for future in as_completed([dispatcher.submit(job, options) for job in jobs]):
+            report(future.result())
+    except KeyboardInterrupt:
+        dispatcher.interrupt()   # the ledger keeps them running: the next run redoes them
+        raise
+    finally:
+        dispatcher.close()
 
 
 def _input_order(inputs: Sequence[str | os.PathLike]) -> Callable[[str], int]:

@@ -163,7 +163,9 @@ def _shot_frame_ranges(analysis: VideoAnalysis) -> list[tuple[int, int, int]]:
         raise PlanError(f"Shot {shots[-1].index} ends after the last frame; re-run the analysis.")
     starts = [0] + [_on_transition(s.start_frame, analysis) for s in shots[1:]]
     ends = starts[1:] + [frame_count]
-    return [(s.index, a, b) for s, a, b in zip(shots, starts, ends)]
+    # Two cuts inside one transition (an iris closing, then opening) both move to its middle: the
+    # shot between them is all transition, and its frames go to the shots on either side.
+    return [(s.index, a, b) for s, a, b in zip(shots, starts, ends) if b > a]
 
 
 def _on_transition(frame: int, analysis: VideoAnalysis) -> int:

@@ -2,6 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -43,3 +50,41 @@ def sample_vfr(tmp_path_factory) -> tuple[Path, dict]:
 def demo_sample() -> tuple[Path, dict]:
     """The committed demo video and its ground truth."""
     return DEMO_VIDEO, json.loads(DEMO_VIDEO.with_suffix(".json").read_text())
+
+
+# ----------------------------------------------------------------------------- a Ray cluster on loopback
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """A one-node Ray cluster on loopback with two worker CPUs, started as an operator does
+    (`ray start --head`) for the `cluster` tests of every module, stopped at the end."""
+    pytest.importorskip("ray", reason="the cluster tests need ray: pip install -e '.[cluster]'")
+    port = _free_port()
+    temp = Path("/tmp") / f"dubray-{port}"   # Ray's socket paths must stay short
+    ray_bin = Path(sys.executable).with_name("ray")
+    cmd = [str(ray_bin), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+           "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}", "--block"]
+    log = tmp_path_factory.mktemp("ray") / "ray.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "--block" not in log.read_text() or "This command will now block" not in log.read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ray start failed: {log.read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)   # ray start --block drains and stops everything it started
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(temp, ignore_errors=True)

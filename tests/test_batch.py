@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -160,6 +158,43 @@ def _kill_first_job(ledger: Ledger, killed: list[int]) -> None:
     _kill_worker_when_running(ledger, _only_key(ledger), killed)
 
 
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def test_sigterm_stops_the_workers_and_a_rerun_finishes_the_job(clips, single_runs, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "dubber.cli", "batch", str(clips["clip2"]), "-o", str(out), "--jobs", "1",
+           "--cache-dir", str(tmp_path / "cache")]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ledger = Ledger(out)
+    try:
+        deadline = time.monotonic() + 120
+        while not any((ledger.read(p.stem) or {}).get("status") == "running" for p in ledger.folder.glob("[!.]*.json")):
+            assert time.monotonic() < deadline and proc.poll() is None, "the job never started"
+            time.sleep(0.02)
+        worker = int(ledger.read(_only_key(ledger))["pid"])
+        proc.send_signal(signal.SIGTERM)            # to the driver alone, as `kill PID` does
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143 and "rerun the same command" in stderr, stderr
+    deadline = time.monotonic() + 10
+    while _alive(worker):
+        assert time.monotonic() < deadline, "the worker went on after the batch stopped"
+        time.sleep(0.05)
+    assert not (out / "clip2.dub.mp4").exists()
+    assert ledger.read(_only_key(ledger))["status"] == "running"   # not finished: the next run redoes it
+    again = run_batch([clips["clip2"]], BatchOptions(out_dir=str(out), jobs=1), _dub_options(tmp_path))
+    assert [o.status for o in again.outcomes] == ["done"]
+    _assert_same_as_single(out / "clip2.dub.mp4", single_runs["clip2"])
+
+
 def test_two_inputs_with_one_output_name_are_refused(clips, tmp_path):
     twin = tmp_path / "other" / clips["clip0"].name
     twin.parent.mkdir()
@@ -180,42 +215,7 @@ def test_ray_missing_is_one_sentence_with_the_install_command(clips, tmp_path, m
     assert not (tmp_path / "out" / "clip0.dub.mp4").exists()
 
 
-# ----------------------------------------------------------------------------- Ray cluster
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    """A one-node Ray cluster on loopback with two worker CPUs, stopped after the module."""
-    pytest.importorskip("ray", reason="the cluster tests need ray: pip install -e '.[cluster]'")
-    port = _free_port()
-    temp = Path("/tmp") / f"dubray-{port}"   # Ray's socket paths must stay short
-    ray_bin = Path(sys.executable).with_name("ray")
-    cmd = [str(ray_bin), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-           "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}", "--block"]
-    log = tmp_path_factory.mktemp("ray") / "ray.log"
-    with open(log, "w") as sink:
-        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while "--block" not in log.read_text() or "This command will now block" not in log.read_text():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ray start failed: {log.read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.send_signal(signal.SIGTERM)   # ray start --block drains and stops everything it started
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        shutil.rmtree(temp, ignore_errors=True)
-
+# ----------------------------------------------------------------------------- Ray cluster (fixture: conftest.py)
 
 def _dub_batch_cli(inputs: list[Path], out: Path, address: str, cache: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "dubber.cli", "batch", *map(str, inputs), "-o", str(out), "--ray", address,

@@ -204,6 +204,15 @@ def test_a_cue_boundary_inside_a_dissolve_moves_to_its_middle():
     assert [(c.start_frame, c.end_frame) for c in plan.cues] == [(0, 315), (315, 600)]
 
 
+def test_two_cuts_inside_one_transition_make_one_cue_boundary():
+    from dubber.plan import PlanOptions, make_plan
+
+    # A hard cut confirmed inside a span later read as an iris: both cuts move to its middle.
+    analysis = _plan_analysis([0, 300, 310], transitions=[Transition("iris", 300, 330)], frames=600)
+    plan = make_plan(analysis, PlanOptions(sample_rate=48000))
+    assert [(c.start_frame, c.end_frame) for c in plan.cues] == [(0, 315), (315, 600)]
+
+
 @pytest.mark.parametrize("kind", ["whoosh", "run", "shake"])
 def test_a_long_shot_is_never_split_inside_a_sustained_event(kind):
     from dubber.plan import PlanOptions, make_plan

@@ -6,7 +6,7 @@
     dub render input.mp4 --plan plan.json    dub a video from a (possibly edited) plan
     dub models download [WHAT] | list        AudioStory and captioner weights
     dub cache info | clean [--older-than N]  what the stage cache holds; free its disk space
-    dub watch FOLDER [--once]                dub every video dropped into FOLDER/inbox
+    dub watch FOLDER [--once] [--ray]        dub every video dropped into FOLDER/inbox (worker processes or Ray)
     dub batch INPUT... -o OUTDIR [--ray]     dub many videos: local worker processes or a Ray cluster
     dub integrations install resolve|blender put the editor integrations in place
     dub doctor                               what this machine can run, and why
@@ -148,7 +148,7 @@ def _sub_parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--cache-dir", metavar="DIR", help="stage cache (default: $DUB_CACHE_DIR or ~/.cache/dubber)")
         return p
     if command == "watch":
-        from ..watch.watcher import add_arguments   # light: the pipeline loads only when a job runs
+        from ..watch.command import add_arguments   # light: the pipeline loads only when a job runs
 
         add_arguments(p)
         p.add_argument("-v", "--verbose", action="store_true", help="log what each stage does")
@@ -334,7 +334,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    from ..watch.watcher import options_from_args, run_watch
+    from ..watch.command import options_from_args, run_watch
 
     try:
         run_watch(Path(args.root), options_from_args(args))

@@ -16,23 +16,23 @@ results are renames, the journal is appended and synced before the original move
 restart dubs again first whatever was left in `processing/`, so every input is dubbed exactly
 once and ends in `done/` or `failed/`. Identical content (same SHA-256) is dubbed only once.
 
-    python -m dubber.watch ROOT [--once] [--stable-s 2] [--workers N]
+Without a processor, each dub runs on the batch machinery (dubber.watch.dispatch): local worker
+processes (`--jobs N` at once) or tasks on a Ray cluster (`--ray`), with its ledger in logs/; a
+worker that dies is retried, a file that fails goes to failed/ alone, and the scan never waits.
+
+    python -m dubber.watch ROOT [-o OUTDIR] [--once] [--stable-s 2] [--jobs N] [--ray [ADDRESS]]
 """
 from __future__ import annotations
 
-import argparse
-import importlib
 import json
 import logging
 import os
 import secrets
-import sys
 import threading
 import time
-import tomllib
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,75 +40,15 @@ from .journal import (FOLDERS, JOURNAL_FILE, LOG_FILE, SOURCE_RECORD, STAGING_PR
                        StabilityTracker, WatchLocked, is_candidate, is_temporary, is_user_error, now_iso, one_sentence,
                        sha256_of, shown,
                        unique_path, write_json_atomic)
-from ..errors import DubError, InputError
+from .settings import SETTINGS_FILE, WatchSettings, WatchSettingsError, dub_options, load_settings
+from ..errors import DubError, InputError, OutputError
 
 __all__ = ["WatchJob", "WatchLocked", "WatchOptions", "WatchSettings", "WatchSettingsError", "Watcher",
-           "dub_processor", "is_candidate", "load_settings", "main", "probe_validator", "run_watch"]
+           "dub_processor", "is_candidate", "load_settings", "probe_validator", "run_watch"]
 
 log = logging.getLogger(__name__)
 
-SETTINGS_FILE = "dub-watch.toml"
 DUPLICATE_MODES = ("done", "skip")
-
-
-class WatchSettingsError(DubError):
-    """dub-watch.toml is malformed or names an unknown value."""
-
-
-# ----------------------------------------------------------------------------- settings
-
-@dataclass(frozen=True)
-class WatchSettings:
-    """Per-folder dub settings, read from ROOT/dub-watch.toml (every key optional)."""
-
-    style: str = "tom-and-jerry"
-    backend: str = "auto"
-    lufs: float | str = -16.0
-    keep_original: bool = False
-    stems: bool = True
-    timeline: bool = True
-
-
-_SETTING_TYPES = {"style": (str,), "backend": (str,), "lufs": (int, float, str), "keep_original": (bool,),
-                  "stems": (bool,), "timeline": (bool,)}
-_SETTING_HINTS = {"style": "a style name in quotes", "backend": "a backend name in quotes",
-                  "lufs": "a number such as -16, or \"ebu\" / \"atsc\"", "keep_original": "true or false",
-                  "stems": "true or false", "timeline": "true or false"}
-
-
-def load_settings(root: Path) -> WatchSettings:
-    """The folder's settings, validated.
-
-    Raises:
-        WatchSettingsError: the file is not valid TOML, has unknown keys or values.
-    """
-    path = Path(root) / SETTINGS_FILE
-    if not path.is_file():
-        return WatchSettings()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise WatchSettingsError(f"{path} is not valid TOML ({err}); fix it or delete it.") from None
-    unknown = sorted(set(data) - set(_SETTING_TYPES))
-    if unknown:
-        raise WatchSettingsError(f"{path} has unknown setting(s) {', '.join(unknown)}; "
-                                 f"use only {', '.join(_SETTING_TYPES)}.")
-    for key, value in data.items():
-        if not isinstance(value, _SETTING_TYPES[key]) or (key == "lufs" and isinstance(value, bool)):
-            raise WatchSettingsError(f"{path}: {key} = {value!r} has the wrong type; give {_SETTING_HINTS[key]}.")
-    settings = WatchSettings(**data)
-    _check_dub_values(settings, path)
-    return settings
-
-
-def _check_dub_values(settings: WatchSettings, path: Path) -> None:
-    from ..api import DubOptions, check_options
-
-    try:
-        check_options(DubOptions(style=settings.style, backend=settings.backend, lufs=settings.lufs,
-                                 keep_original=settings.keep_original))
-    except DubError as err:
-        raise WatchSettingsError(f"{path.name}: {err}") from None
 
 
 # ----------------------------------------------------------------------------- jobs and processors
@@ -131,13 +71,11 @@ Validator = Callable[[Path], Any]
 
 
 def dub_processor(job: WatchJob) -> None:
-    """The default processor: the full dubbing pipeline with the folder's settings."""
-    from ..api import DubOptions, dub
+    """The dubbing pipeline with the folder's settings, in this process (without a processor,
+    the watcher runs the same dub on its worker processes or Ray cluster instead)."""
+    from ..api import dub
 
-    s = job.settings
-    options = DubOptions(style=s.style, backend=s.backend, lufs=s.lufs, keep_original=s.keep_original,
-                         stems_dir=str(job.staging / "stems") if s.stems else None, timeline=s.timeline)
-    dub(job.source, job.staging / job.output_name, options)
+    dub(job.source, job.staging / job.output_name, dub_options(job.settings, job.staging / "stems"))
 
 
 def probe_validator(path: Path) -> Any:
@@ -154,14 +92,20 @@ class WatchOptions:
     Attributes:
         stable_s: seconds a file's size and mtime must stay unchanged before it is taken.
         poll_s: seconds between inbox scans (events only make a scan come sooner).
-        workers: jobs at once; None picks 1 for GPU backends and 2 for the score engine.
+        workers: jobs at once (`--jobs`); None picks 1 for GPU backends and 2 for the score
+            engine, or one per CPU of a Ray cluster.
         once: process what is stable now, wait for it, then return (for cron).
         duplicates: "done" moves a copy of already-dubbed content to done/ with a note;
             "skip" leaves it in the inbox untouched.
         empty_timeout_s: an empty file unchanged this long goes to failed/.
-        processor: does the work (default: the dubbing pipeline).
-        validator: checks the input first (default: the real probe).
+        processor: does the work in a thread of the watcher (default: the dubbing pipeline, run
+            by the batch machinery: local worker processes, or Ray tasks).
+        validator: checks the input first (default: the real probe before a processor; none
+            before the pipeline, whose first stage is that probe).
         use_events: also listen to file-system events (watchdog) as scan hints.
+        out_dir: where output folders go (default: ROOT/output); on Ray, a path every node reaches.
+        ray: dub on a Ray cluster instead of local worker processes.
+        ray_address: the cluster to join ("host:port"); None: RAY_ADDRESS, else the local one.
     """
 
     stable_s: float = 2.0
@@ -173,6 +117,9 @@ class WatchOptions:
     processor: Processor | None = None
     validator: Validator | None = None
     use_events: bool = True
+    out_dir: str | None = None
+    ray: bool = False
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         if self.duplicates not in DUPLICATE_MODES:
@@ -180,6 +127,8 @@ class WatchOptions:
         if self.stable_s < 0 or self.poll_s <= 0 or (self.workers is not None and self.workers < 1):
             raise ValueError(f"bad timing or workers: stable_s={self.stable_s}, poll_s={self.poll_s}, "
                              f"workers={self.workers}")
+        if self.ray and self.processor is not None:
+            raise ValueError("a processor runs inside the watcher, so it cannot run on a Ray cluster")
 
 
 def default_workers(settings: WatchSettings) -> int:
@@ -202,10 +151,14 @@ class Watcher:
     def __init__(self, root: Path, options: WatchOptions, settings: WatchSettings):
         self.root = root
         self.dirs = {name: root / name for name in FOLDERS}
+        if options.out_dir is not None:
+            self.dirs["output"] = Path(options.out_dir)
         self.options, self.settings = options, settings
         self.settings_mtime = self._settings_mtime()
-        self.processor = options.processor or dub_processor
-        self.validator = options.validator or probe_validator
+        self.processor = options.processor
+        # The pipeline's first stage is the probe: a file is probed once, by the job itself.
+        self.validator = options.validator or (probe_validator if options.processor else None)
+        self.dispatch: Any = None   # the batch machinery that runs the pipeline (set by run)
         self.journal = Journal(self.dirs["logs"] / JOURNAL_FILE)
         self.tracker = StabilityTracker(options.stable_s, options.empty_timeout_s)
         self.skipped = self.journal.skipped_keys()
@@ -365,7 +318,8 @@ class Watcher:
                             size=claimed.stat().st_size)
         if claimed.stat().st_size == 0:
             raise InputError(f"{name} is empty (0 bytes); copy the video into the inbox again.")
-        self.validator(claimed)
+        if self.validator is not None:
+            self.validator(claimed)
         output = self._process(claimed, name, sha)
         self._record_done(claimed, name, sha, output)
 
@@ -380,7 +334,7 @@ class Watcher:
         staging.mkdir()
         job = WatchJob(claimed, name, staging, default_output_path(Path(name)).name, self.settings, sha)
         try:
-            self.processor(job)
+            self._work(job)
             write_json_atomic(staging / SOURCE_RECORD, {"sha256": sha, "input": name, "time": now_iso(),
                                                         "settings": asdict(self.settings)})
             with self.lock:
@@ -390,6 +344,15 @@ class Watcher:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return final.name
+
+    def _work(self, job: WatchJob) -> None:
+        """The processor in this thread, or the pipeline on the batch machinery (this thread
+        waits for it, the scan goes on)."""
+        if self.processor is not None:
+            self.processor(job)
+        else:
+            options = dub_options(job.settings, job.staging / "stems")
+            self.dispatch.run(job.source, job.staging / job.output_name, job.sha256, options)
 
     def _record_done(self, claimed: Path, name: str, sha: str, output: str) -> None:
         self.journal.append("done", name=name, claimed_as=claimed.name, sha256=sha, output=output)
@@ -420,9 +383,9 @@ class Watcher:
         if not is_user_error(err):
             log.error("dubbing %s failed:\n%s", shown(name), "".join(traceback.format_exception(err)))
         dest = unique_path(self.dirs["failed"], name)
+        kind = getattr(err, "kind", "") or type(err).__name__   # a worker's error keeps its name
         write_json_atomic(dest.with_name(dest.name + ".error.json"),
-                          {"file": name, "reason": reason, "error": type(err).__name__, "sha256": sha,
-                           "time": now_iso()})
+                          {"file": name, "reason": reason, "error": kind, "sha256": sha, "time": now_iso()})
         if claimed.exists():
             os.replace(claimed, dest)
         self.journal.append("failed", name=name, failed_as=dest.name, sha256=sha, reason=reason)
@@ -450,19 +413,40 @@ class Watcher:
             log.error("%s Keeping the previous settings.", err)
 
     def run(self, stop: threading.Event) -> None:
-        resume = self.recover()
-        observer = None if self.options.once or not self.options.use_events else self._observe()
-        workers = self.options.workers or default_workers(self.settings)
-        once_until = time.monotonic() + self.options.stable_s + 2 * self.options.poll_s
+        workers = self._open_dispatch()   # first: an unreachable cluster stops us before any move
+        observer = None
         try:
+            resume = self.recover()
+            observer = None if self.options.once or not self.options.use_events else self._observe()
+            once_until = time.monotonic() + self.options.stable_s + 2 * self.options.poll_s
+            # One thread per job in flight: it hashes, claims and files the result; the dub
+            # itself runs in a worker process or on the cluster.
             with ThreadPoolExecutor(workers, thread_name_prefix="dub-watch") as pool:
                 for path, name in resume:
                     pool.submit(self.handle, path, name)
-                self._loop(pool, stop, once_until)
+                try:
+                    self._loop(pool, stop, once_until)
+                except KeyboardInterrupt:   # Ctrl-C, SIGTERM: what is in flight resumes next start
+                    if self.dispatch is not None:
+                        self.dispatch.interrupt()
+                    raise
         finally:
             if observer is not None:
                 observer.stop()
                 observer.join()
+            if self.dispatch is not None:
+                self.dispatch.close()
+
+    def _open_dispatch(self) -> int:
+        """Start the batch machinery for the pipeline (none for a processor); jobs at once."""
+        options = self.options
+        if self.processor is not None:
+            return options.workers or default_workers(self.settings)
+        from .dispatch import open_dispatch
+
+        self.dispatch = open_dispatch(self.dirs["logs"], options.workers, default_workers(self.settings),
+                                      options.ray, options.ray_address)
+        return self.dispatch.jobs
 
     def _loop(self, pool: ThreadPoolExecutor, stop: threading.Event, once_until: float) -> None:
         running: set[Future] = set()
@@ -506,14 +490,23 @@ class Watcher:
 
 # ----------------------------------------------------------------------------- entry points
 
-def prepare_root(root: Path) -> Path:
-    """Create ROOT and its folders; refuse a ROOT that is a file."""
+def prepare_root(root: Path, out_dir: str | None = None) -> tuple[Path, str | None]:
+    """Create ROOT, its folders and the output folder; refuse a ROOT or output that is a file.
+    Returns both as absolute paths."""
+    from ..options import check_writable_folder
+
     root = Path(root).expanduser().absolute()
     if root.exists() and not root.is_dir():
         raise InputError(f"{root} is a file; give a folder to watch.")
+    out = Path(out_dir).expanduser().absolute() if out_dir is not None else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise OutputError(f"The watch output {out} is a file; give a folder with -o.")
+    if out is not None:
+        check_writable_folder(out, what="watch output")
+        out.mkdir(parents=True, exist_ok=True)
     for name in FOLDERS:
         (root / name).mkdir(parents=True, exist_ok=True)
-    return root
+    return root, None if out is None else str(out)
 
 
 def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = None) -> None:
@@ -522,75 +515,29 @@ def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = 
     Raises:
         WatchSettingsError: dub-watch.toml is invalid.
         WatchLocked: another watcher serves ROOT.
-        InputError: ROOT is a file.
+        InputError / OutputError: ROOT or the output folder is a file, or cannot be written.
+        BackendUnavailable: ray is asked for but not installed, or its cluster cannot be reached.
     """
-    root = prepare_root(root)
+    if options.ray:
+        from ..executors import require_ray
+
+        require_ray()   # before any folder is made: a missing package is the user's to fix
+    root, out_dir = prepare_root(root, options.out_dir)
+    options = replace(options, out_dir=out_dir)
     settings = load_settings(root)
     handler = logging.FileHandler(root / "logs" / LOG_FILE, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    previous_level = log.level
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    # What the watcher and the batch machinery under it say (worker retries, internal errors).
+    loggers = [logging.getLogger("dubber.watch"), logging.getLogger("dubber.batch")]
+    previous_levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     try:
         with FolderLock(root / "logs" / "watch.lock"):
             Watcher(root, options, settings).run(stop or threading.Event())
     finally:
-        log.removeHandler(handler)
-        log.setLevel(previous_level)
+        for logger, level in zip(loggers, previous_levels):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
         handler.close()
-
-
-def load_processor(spec: str) -> Processor:
-    """'package.module:function' -> the function (for custom pipelines and tests)."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise InputError(f"--processor {spec!r} must look like package.module:function.")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise InputError(f"--processor {spec!r} cannot be loaded ({err}); check the name.") from None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The watch options, shared by `dub watch` and `python -m dubber.watch`."""
-    defaults = WatchOptions()
-    parser.add_argument("root", help="folder to watch (inbox/, output/, ... are created inside)")
-    parser.add_argument("--once", action="store_true", help="process what is ready now, then exit (for cron)")
-    parser.add_argument("--stable-s", type=float, default=defaults.stable_s, metavar="S",
-                        help=f"seconds a file must stay unchanged before it is taken (default {defaults.stable_s:g})")
-    parser.add_argument("--poll-s", type=float, default=defaults.poll_s, metavar="S",
-                        help=f"seconds between scans (default {defaults.poll_s:g})")
-    parser.add_argument("--workers", type=int, metavar="N", help="jobs at once (default: 1 on GPU, 2 for score)")
-    parser.add_argument("--duplicates", choices=DUPLICATE_MODES, default=defaults.duplicates,
-                        help="already-dubbed content: move to done/ with a note, or skip it in the inbox")
-    parser.add_argument("--processor", metavar="MODULE:FUNCTION",
-                        help="run this function on each job instead of the dubbing pipeline")
-
-
-def options_from_args(args: argparse.Namespace) -> WatchOptions:
-    processor = load_processor(args.processor) if args.processor else None
-    try:
-        return WatchOptions(stable_s=args.stable_s, poll_s=args.poll_s, workers=args.workers, once=args.once,
-                            duplicates=args.duplicates, processor=processor)
-    except ValueError as err:
-        raise InputError(f"Bad watch option: {err}; use positive numbers.") from None
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dubber.watch", description="Dub every video dropped into a folder.")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="dub watch: %(message)s", stream=sys.stderr)
-    try:
-        run_watch(Path(args.root), options_from_args(args))
-    except DubError as err:
-        sys.stderr.write(f"dub watch: {err}\n")
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("dub watch: stopped; files left in processing/ resume on the next start.\n")
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,362 @@
+"""Where jobs run: local worker processes, or tasks on a Ray cluster. `dub batch` submits its
+whole backlog at once; the watch folder submits each file as it settles. Both get the same
+guarantees from here, with `dubber.batch.run_job` doing each job and its ledger record.
+
+A Dispatcher's `submit` returns at once, with a future that ends with the job's outcome: a worker
+that died (killed, out of memory) is retried up to `retries` times, with the files its attempt
+wrote removed first (the ledger knows when it started); a bug becomes a failed outcome, its
+traceback in the log; only an interrupt (`interrupt()`: Ctrl-C, SIGTERM) ends a job's future with
+KeyboardInterrupt, leaving its ledger record `running`, so that the next run does it again.
+
+- LocalPool: `workers` processes, started clean (spawn); their log records come back to this
+  process (its stderr, the watch log), and they stop when this process is killed. A worker that
+  dies breaks the pool: it is rebuilt and each job it held runs again.
+- RayCluster: each job is a Ray task with one CPU; Ray reruns a task whose worker died. Every node
+  must have this package installed and reach the inputs, the outputs and the ledger at the same
+  paths (a shared file system). With the audiostory backend, the model is loaded once per GPU by
+  a long-lived actor (`num_gpus=1`) that renders the cues of every job; the audio comes back
+  through Ray's object store.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from .batch import DEFAULT_RETRIES, Job, JobOutcome, after_worker_died, run_job
+from .errors import BackendUnavailable, one_line
+from .options import DubOptions
+from .types import ProgressFn, no_progress
+
+log = logging.getLogger("dubber.batch")   # one voice for the batch machinery in every log
+
+RAY_INSTALL_HINT = "--ray needs the ray package; install it with pip install 'dubber[cluster]'."
+
+
+class Dispatcher(Protocol):
+    """Where jobs run (see the module's docstring)."""
+
+    def submit(self, job: Job, options: DubOptions) -> "Future[JobOutcome]": ...
+
+    def interrupt(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _settle(outcome: "Future[JobOutcome]", result: JobOutcome | None = None,
+            error: BaseException | None = None) -> None:
+    """Complete a job's future, unless an interrupt already did."""
+    try:
+        outcome.set_exception(error) if error is not None else outcome.set_result(result)
+    except InvalidStateError:
+        pass
+
+
+def _internal_error(job: Job, err: BaseException) -> JobOutcome:
+    """A bug in a job: its traceback to the log, one line to its outcome."""
+    log.error("dubbing %s failed", job.input, exc_info=err)
+    return JobOutcome(job.input, job.output, "failed", f"internal error: {one_line(err)}", error=type(err).__name__)
+
+
+# ----------------------------------------------------------------------------- local processes
+
+def _init_worker(parent_pid: int, log_queue: Any, level: int) -> None:
+    """Start a local worker: its log records go to the driver (which owns stderr and the watch
+    log), and it stops when the driver is gone (killed), rather than finish a job nobody will
+    collect while a restarted driver runs it again."""
+    from logging.handlers import QueueHandler
+
+    root = logging.getLogger()
+    root.handlers[:] = [QueueHandler(log_queue)]
+    root.setLevel(level)
+
+    def watch_parent() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch_parent, daemon=True, name="dub-parent-watch").start()
+
+
+class _ToLocalLogger(logging.Handler):
+    """Hands a record from a worker to the logger of the same name in this process."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
+class LocalPool:
+    """Jobs on `workers` local processes (see the module's docstring)."""
+
+    def __init__(self, workers: int, retries: int = DEFAULT_RETRIES) -> None:
+        import multiprocessing
+        from logging.handlers import QueueListener
+
+        # spawn: a worker starts clean (no copied threads or locks from the driver).
+        self.context = multiprocessing.get_context("spawn")
+        self.workers, self.retries = workers, retries
+        self.log_queue = self.context.Queue()
+        self.log_listener = QueueListener(self.log_queue, _ToLocalLogger())
+        self.log_listener.start()
+        self.lock = threading.Lock()
+        self.stopped = False
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> Any:
+        from concurrent.futures import ProcessPoolExecutor
+
+        level = logging.getLogger("dubber").getEffectiveLevel()
+        return ProcessPoolExecutor(self.workers, mp_context=self.context, initializer=_init_worker,
+                                   initargs=(os.getpid(), self.log_queue, level))
+
+    def submit(self, job: Job, options: DubOptions) -> "Future[JobOutcome]":
+        outcome: Future[JobOutcome] = Future()
+        self._start(job, options, outcome)
+        return outcome
+
+    def _start(self, job: Job, options: DubOptions, outcome: "Future[JobOutcome]") -> None:
+        from concurrent.futures.process import BrokenProcessPool
+
+        with self.lock:
+            if self.stopped:
+                _settle(outcome, error=KeyboardInterrupt())
+                return
+            pool = self.pool
+            try:
+                attempt = pool.submit(run_job, job, options)
+            except BrokenProcessPool:   # broken before its jobs' callbacks replaced it
+                pool = self._replace(pool)
+                attempt = pool.submit(run_job, job, options)
+        attempt.add_done_callback(lambda f: self._finished(f, pool, job, options, outcome))
+
+    def _replace(self, broken: Any) -> Any:
+        """The current pool, rebuilt when it is the broken one (call with the lock held; a broken
+        pool stops its own processes)."""
+        if self.pool is broken:
+            log.warning("a worker process died; its unfinished jobs run again on fresh workers")
+            self.pool = self._new_pool()
+        return self.pool
+
+    def _finished(self, attempt: "Future[JobOutcome]", pool: Any, job: Job, options: DubOptions,
+                  outcome: "Future[JobOutcome]") -> None:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            _settle(outcome, attempt.result())
+            return
+        except BrokenProcessPool:
+            pass
+        except KeyboardInterrupt as err:   # Ctrl-C on a terminal reaches the workers too
+            _settle(outcome, error=err)
+            return
+        except BaseException as err:   # a bug: keep the traceback in the log, go on with the rest
+            _settle(outcome, _internal_error(job, err))
+            return
+        with self.lock:
+            if self.stopped:
+                _settle(outcome, error=KeyboardInterrupt())
+                return
+            self._replace(pool)
+        if (died := after_worker_died(job, self.retries)) is not None:
+            _settle(outcome, died)
+        else:
+            self._start(job, options, outcome)
+
+    def interrupt(self) -> None:
+        """Stop every worker now; their jobs end with KeyboardInterrupt."""
+        with self.lock:
+            self.stopped = True
+            pool = self.pool
+        # The pool's own processes (Python 3.14 adds terminate_workers(); 3.11 keeps them here).
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+
+    def close(self) -> None:   # after the last submit: the pool in place is the one to wait for
+        self.pool.shutdown(wait=True)
+        self.log_listener.stop()
+        self.log_queue.close()
+
+
+# ----------------------------------------------------------------------------- Ray
+
+def require_ray() -> None:
+    """Check ray is installed without importing it (its settings are read at import)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("ray") is not None
+    except ValueError:   # a module entry of None: treated as not installed
+        found = False
+    if not found:
+        raise BackendUnavailable(RAY_INSTALL_HINT)
+
+
+def connect_ray(address: str | None, local_cpus: int | None = None) -> Any:
+    """Join the cluster at `address` (or RAY_ADDRESS); with neither, join the one running on this
+    machine or start one (with `local_cpus` worker CPUs; None: all). Returns the ray module.
+
+    Raises:
+        BackendUnavailable: ray is not installed, or the cluster cannot be reached.
+    """
+    require_ray()
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is not None and "RAY_AUTH_MODE" not in os.environ and _ray_token_available():
+        # `ray start` turns token authentication on and keeps the token in ~/.ray/auth_token, but
+        # a driver joining by address only sends it in token mode, which ray reads at import.
+        os.environ["RAY_AUTH_MODE"] = "token"
+    try:
+        import ray
+    except ImportError:
+        raise BackendUnavailable(RAY_INSTALL_HINT) from None
+    if ray.is_initialized():
+        return ray
+    quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
+    try:
+        if address is not None:
+            ray.init(address=address, **quiet)
+            return ray
+        try:
+            ray.init(address="auto", **quiet)
+        except (ConnectionError, RuntimeError):
+            ray.init(include_dashboard=False, num_cpus=local_cpus, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        where = address or "this machine"
+        raise BackendUnavailable(f"Cannot reach the Ray cluster at {where} ({one_line(err).rstrip('.')}); "
+                                 "start it with `ray start --head` or pass its address with --ray.") from None
+    return ray
+
+
+def _ray_token_available() -> bool:
+    """Whether this machine holds a Ray cluster token (as Ray looks for one)."""
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return True
+    return (Path.home() / ".ray" / "auth_token").is_file()
+
+
+class ModelServer:
+    """Holds one loaded backend (the model, loaded once) and renders plans for every job; on Ray
+    it is an actor with one GPU."""
+
+    def __init__(self, backend_name: str, options: DubOptions) -> None:
+        from .api import _build_backend
+
+        self.backend = _build_backend(backend_name, options)
+
+    def describe(self) -> tuple[str, bool]:
+        return self.backend.NAME, bool(getattr(self.backend, "RENDERS_WHOLE_TIMELINE", False))
+
+    def render(self, plan: Any, analysis: Any) -> Any:
+        return self.backend.render(plan, analysis)
+
+
+class RemoteBackend:
+    """A backend whose renders run on a ModelServer actor; the audio comes back through the
+    object store (numpy arrays are read from shared memory, not unpickled copies)."""
+
+    def __init__(self, server: Any, name: str, whole_timeline: bool) -> None:
+        self.server = server
+        self.NAME = name
+        self.RENDERS_WHOLE_TIMELINE = whole_timeline
+
+    def render(self, plan: Any, analysis: Any, progress: ProgressFn = no_progress) -> Any:
+        import ray
+
+        return ray.get(self.server.render.remote(plan, analysis))
+
+
+def _ray_job(job: Job, options: DubOptions, server: Any = None, describe: tuple[str, bool] | None = None):
+    backend = RemoteBackend(server, *describe) if server is not None else None
+    return run_job(job, options, backend)
+
+
+class RayCluster:
+    """Jobs as Ray tasks (see the module's docstring). Model servers are started on the first job
+    that needs them: one per GPU of the cluster (one on a CPU when it has none), at most `servers`."""
+
+    def __init__(self, ray: Any, retries: int = DEFAULT_RETRIES, servers: int = 1) -> None:
+        self.ray, self.retries, self.max_servers = ray, retries, max(1, servers)
+        self.task = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=False)(_ray_job)
+        self.lock = threading.Lock()
+        self.servers: dict[str, list[tuple[Any, tuple[str, bool]]]] = {}
+        self.turn = 0
+        self.in_flight: dict[Any, Future[JobOutcome]] = {}
+        self.stopped = False
+
+    def cpus(self) -> int:
+        return int(self.ray.cluster_resources().get("CPU", 1))
+
+    def submit(self, job: Job, options: DubOptions) -> "Future[JobOutcome]":
+        outcome: Future[JobOutcome] = Future()
+        if self.stopped:
+            _settle(outcome, error=KeyboardInterrupt())
+            return outcome
+        server, describe = self._server_for(options)
+        ref = self.task.remote(job, options, server, describe)
+        with self.lock:
+            self.in_flight[ref] = outcome
+        ref.future().add_done_callback(lambda f: self._finished(f, ref, job, outcome))
+        return outcome
+
+    def _finished(self, attempt: "Future[JobOutcome]", ref: Any, job: Job, outcome: "Future[JobOutcome]") -> None:
+        with self.lock:
+            self.in_flight.pop(ref, None)
+        try:
+            _settle(outcome, attempt.result())
+        except Exception as err:   # a bug in the job, or its worker died more than `retries` times
+            if not outcome.done():   # else cancelled by an interrupt
+                _settle(outcome, after_worker_died(job, self.retries) or _internal_error(job, err))
+
+    def _server_for(self, options: DubOptions) -> tuple[Any, tuple[str, bool] | None]:
+        """A model server for these settings (round robin over the GPUs), or (None, None) when
+        the backend renders on the CPU inside the job."""
+        from .api import resolve_backend
+
+        name, _ = resolve_backend(options)
+        if name != "audiostory":
+            return None, None
+        # Per-job paths do not change the model a server holds.
+        model_options = replace(options, stems_dir=None, timeline=False, force=False)
+        model_key = json.dumps(asdict(model_options), sort_keys=True, default=str)
+        with self.lock:
+            if model_key not in self.servers:
+                self.servers[model_key] = self._start_servers(name, model_options)
+            servers = self.servers[model_key]
+            self.turn += 1
+            return servers[self.turn % len(servers)]
+
+    def _start_servers(self, name: str, options: DubOptions) -> list[tuple[Any, tuple[str, bool]]]:
+        gpus = int(self.ray.cluster_resources().get("GPU", 0))
+        actor = self.ray.remote(num_gpus=1)(ModelServer) if gpus else self.ray.remote(num_cpus=1)(ModelServer)
+        servers = [actor.remote(name, options) for _ in range(min(max(gpus, 1), self.max_servers))]
+        return [(s, self.ray.get(s.describe.remote())) for s in servers]
+
+    def interrupt(self) -> None:
+        """Cancel the tasks in flight; their jobs end with KeyboardInterrupt."""
+        with self.lock:
+            in_flight, self.in_flight, self.stopped = self.in_flight, {}, True
+        for ref, outcome in in_flight.items():
+            self.ray.cancel(ref, force=True)
+            _settle(outcome, error=KeyboardInterrupt())
+
+    def close(self) -> None:   # tasks end on their own, and the cluster belongs to its operator
+        pass
+
+
+def open_dispatcher(ray: bool, address: str | None, jobs: int | None, concurrency: int,
+                    retries: int = DEFAULT_RETRIES) -> LocalPool | RayCluster:
+    """Local worker processes (`jobs`, else one per CPU core; at most `concurrency`), or the Ray
+    cluster at `address` (or RAY_ADDRESS, else the one on this machine, started with `jobs` CPUs
+    if none runs).
+
+    Raises:
+        BackendUnavailable: ray asked for but not installed, or its cluster cannot be reached.
+    """
+    if ray:
+        return RayCluster(connect_ray(address, jobs), retries, concurrency)
+    return LocalPool(max(1, min(jobs or os.cpu_count() or 1, concurrency)), retries)
