@@ -60,7 +60,9 @@ BIG_HITS: tuple[Hit, ...] = (
     Hit("brass stab", (Layer(BRASS, "chord", 4, 0.3), _drum(SNARE), Layer(TIMPANI, "root", 2, 0.3, 0.9))),
     Hit("timpani and tuba", (Layer(TIMPANI, "root", 2, 0.8), Layer(TUBA, "fifth", 2, 0.3, 0.9), Layer(TAIKO, "fixed", 3, 0.3, 0.8)), "low"),
     Hit("taiko boom", (Layer(TAIKO, "fixed", 3, 0.6), Layer(TUBA, "root", 2, 0.3, 0.9), _drum(SPLASH, 0.5)), "low"),
-    Hit("low brass bonk", (Layer(TROMBONE, "fifth", 3, 0.25), Layer(MELODIC_TOM, "fixed", 3, 0.2), Layer(BRASS, "top", 4, 0.2, 0.7))),
+    # (brass speaks slowly: the wood gives the blow its edge)
+    Hit("low brass bonk", (Layer(TROMBONE, "fifth", 3, 0.25), Layer(MELODIC_TOM, "fixed", 3, 0.2), Layer(BRASS, "top", 4, 0.2, 0.7),
+                           _drum(LOW_WOOD, 0.9))),
     # Bright pay-offs: not every big blow needs a drum under it, and a run of low booms blurs.
     Hit("trumpet stab", (Layer(TRUMPET, "chord", 5, 0.25), _drum(CRASH, 0.5, 0.5), Layer(GLOCKENSPIEL, "top", 6, 0.4, 0.8)), "high"),
     Hit("xylophone smash", (Layer(XYLOPHONE, "chord", 5, 0.2), _drum(SPLASH, 0.7, 0.5), _drum(SNARE, 0.8)), "high"),
@@ -75,8 +77,12 @@ SMALL_HITS: tuple[Hit, ...] = (
 )
 # Sounds by event kind, beyond the hits; the foley layer that music does not do.
 KIND_SOUNDS: dict[str, tuple[Hit, ...]] = {
-    "landing": (Hit("thud", (Layer(TAIKO, "fixed", 2, 0.4), Layer(TIMPANI, "root", 2, 0.5), Layer(MELODIC_TOM, "fixed", 3, 0.2, 0.9))),
-                Hit("crash landing", (Layer(TAIKO, "fixed", 2, 0.4), _drum(CRASH, 0.6, 0.6), Layer(TUBA, "root", 2, 0.3)))),
+    # Landings share one history with impacts (a fall after a blow must not sound like it), so
+    # no instrument runs through all of them.
+    "landing": (Hit("thud", (Layer(TAIKO, "fixed", 2, 0.4), Layer(TIMPANI, "root", 2, 0.5), Layer(MELODIC_TOM, "fixed", 3, 0.2, 0.9)),
+                    "low"),
+                Hit("crash landing", (_drum(CRASH, 0.7, 0.6), Layer(TUBA, "root", 2, 0.3), _drum(SNARE, 0.8)), "high"),
+                Hit("flump", (Layer(PIZZICATO, "fifth", 4, 0.2), _drum(LOW_WOOD, 0.9), Layer(MELODIC_TOM, "fixed", 4, 0.2, 0.7)))),
     # A whoosh speaks on its first frame: a scraped or shaken attack, then air.
     "whoosh": (Hit("swish", (_drum(SHORT_GUIRO, 1.0, 0.2), Layer(BREATH, "fixed", 5, 0.5, 0.9))),
                Hit("air", (_drum(CABASA, 1.0, 0.2), Layer(PICCOLO, "top", 6, 0.3, 0.7))),

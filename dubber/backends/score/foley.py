@@ -24,6 +24,7 @@ BIG_FROM_STRENGTH = 0.55
 STEP_S = 0.27               # s between footsteps, before jitter
 FOOTSTEPS_FROM = 0.6        # weaker runs get no footsteps (the music's run carries them)
 FOOTSTEPS_MAX_S = 1.5       # a long run gets its first steps; the music carries the rest
+AFTERMATH_S = 0.12          # a shake starting this soon after a blow or a fall is its aftermath
 SLIDE_S = 0.32              # a trombone slide this long falls into a landing ...
 SLIDE_FALL = 9              # ... this many semitones (a sixth)
 WHISTLE_FROM = 0.6          # whooshes at least this strong get a slide whistle ...
@@ -122,7 +123,8 @@ def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt
             series, last = _in_series(impacts, impacts.index(point))
             if series and not last:
                 if figure is None:
-                    figure = SeriesFigure(rng)
+                    before = previous.get("contact", [])[-1:]
+                    figure = SeriesFigure(rng, {layer.program for hit in before for layer in hit.layers if layer.drum})
                 # uneven accents after a full first blow: a series of blows is not a click track
                 accent = point.strength * (float(rng.uniform(0.7, 1.0)) if figure.count else 1.0)
                 notes += figure.blow(point.time_s, accent * orchestra.hit_level, chord_at(point.time_s))
@@ -132,9 +134,14 @@ def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt
             pool = BIG_HITS + SMALL_HITS[-1:] if big else SMALL_HITS
         else:
             pool = orchestra.sounds_for(point.kind) or SMALL_HITS
-        group = "impact" if point.kind == "impact" else point.kind
+        # A blow and a fall are both contacts: the next of either avoids the sound of the last.
+        group = "contact" if point.kind in ("impact", "landing") else point.kind
         hit = _choose(pool, previous.setdefault(group, []), rng)
         previous[group].append(hit)
+        if point.kind == "shake" and _after_contact(point, points):
+            # The blow's own drums carry the weight; the picture shaking after it only rattles,
+            # so the contact, not a rumble common to every blow, is what one hears.
+            hit = Hit(hit.name, tuple(layer for layer in hit.layers if layer.drum) or hit.layers, hit.register)
         shift = int(rng.choice([s for s in (-5, -3, -2, 0, 2, 3, 5) if s != last_shift]))
         last_shift = shift
         if point.kind == "landing":
@@ -150,13 +157,19 @@ def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt
     return notes
 
 
+def _after_contact(shake: HitPoint, points: list[HitPoint]) -> bool:
+    return any(p.kind in ("impact", "landing") and 0.0 <= shake.time_s - p.time_s <= AFTERMATH_S for p in points)
+
+
 class SeriesFigure:
     """The inside of one flurry of blows: a figure on the chord tones of the moment, one step per
     blow in one direction (turning back at the edge of the range), alternating between two tuned
-    voices, each blow over a tick other than the one before."""
+    voices, each blow over a tick other than the one before. `avoid`: drum keys of the blow
+    before the flurry, which its first tick does not repeat."""
 
-    def __init__(self, rng: np.random.Generator) -> None:
+    def __init__(self, rng: np.random.Generator, avoid: set[int] = frozenset()) -> None:
         self.rng = rng
+        self.avoid = avoid
         self.voices = SERIES_VOICES[int(rng.integers(len(SERIES_VOICES)))]
         self.direction = 1 if rng.random() < 0.7 else -1     # mostly climbing, as the tension does
         self.pitch = int(rng.integers(SERIES_LOW, SERIES_LOW + 8)) if self.direction > 0 \
@@ -177,9 +190,13 @@ class SeriesFigure:
         if self.count:
             self.pitch = self._next_pitch(chord)
         voice = self.voices[self.count % 2]
-        # the flurry opens on a snare crack; after that the tick changes colour at every blow
-        tick = SERIES_TICKS.index(SNARE) if not self.count else \
-            int(self.rng.choice([k for k in range(len(SERIES_TICKS)) if k != self.last_tick]))
+        # the flurry opens on a snare crack (unless the blow before it had one); after that the
+        # tick changes colour at every blow
+        if not self.count:
+            tick = SERIES_TICKS.index(SNARE) if SNARE not in self.avoid else \
+                int(self.rng.choice([k for k, key in enumerate(SERIES_TICKS) if key not in self.avoid]))
+        else:
+            tick = int(self.rng.choice([k for k in range(len(SERIES_TICKS)) if k != self.last_tick]))
         self.last_tick = tick
         self.count += 1
         velocity = 62 + 62 * float(np.clip(strength, 0.0, 1.0))
