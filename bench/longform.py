@@ -13,8 +13,9 @@ are kept in --work and reused.
 
 Each run happens in a child process with an empty stage cache. The child reports its own peak
 resident memory (VmHWM) for every stage (the peak is reset at each stage start through
-/proc/self/clear_refs, where the kernel allows it) and for the whole run (getrusage), and the peak
-of its ffmpeg children. After the run the cache folder is measured per stage (analysis, plan,
+/proc/self/clear_refs, where the kernel allows it) and for the whole run (the largest of them),
+and the peak of its ffmpeg children. The film-length tracks of a run live on disk in the cache's
+work folder, which is empty again when the run ends. After the run the cache folder is measured per stage (analysis, plan,
 render). The targets: a 120-minute film in at most 1.5 GB, and at most 50 MB of cache per hour.
 This is a benchmark, not a test.
 """
@@ -131,8 +132,10 @@ def child_run(video: str, out_dir: str, cache_dir: str) -> dict:
     return {"wall_s": wall_s, "backend": result.backend, "cues": result.cues,
             "duration_s": result.total_samples / result.sample_rate,
             "stage_seconds": dict(result.stage_seconds), "stage_peak_rss_mb": peaks.peaks_mb,
-            # clear_refs also resets getrusage's figure: the run's peak is the largest stage peak.
-            "peak_rss_mb": max([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, *peaks.peaks_mb.values()]),
+            # VmHWM, not getrusage: Linux carries the forking parent's peak across exec into
+            # ru_maxrss (a test runner's memory would count). clear_refs resets VmHWM per stage, so
+            # the run's peak is the largest stage peak.
+            "peak_rss_mb": max([_peak_kb() / 1024, *peaks.peaks_mb.values()]),
             "children_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
             "lufs": result.integrated_lufs, "true_peak_dbtp": result.true_peak_dbtp}
 

@@ -8,7 +8,8 @@ A run reads as numbered stages, each cached on disk (see `dubber.cache`):
     1. probe                      MediaInfo of the input
     2. analyze                    shots, events, motion, captions (vision.analyze)
     3. plan                       one timed cue per shot (or a plan file given by the user)
-    4. render                     each cue by the chosen backend, cached per cue
+    4. render                     each cue by the chosen backend (AudioStory's cached per cue; the
+                                  score engine plays the whole timeline again from the cached analysis)
     5. mix                        cues placed sample-exactly, loudness-normalised
     6. mux                        video stream copied, new audio track added
     7. export                     manifest, stems, timeline, captions
@@ -34,6 +35,7 @@ from .options import (  # noqa: F401
     check_media, check_options, check_output_file, check_writable_folder, default_output_path, resolve_lufs,
 )
 from .atomic import OutputTransaction, commit_record_path
+from .media.tracks import sweep_work_folders, work_folder
 from .errors import BackendUnavailable, DubError, InputError, OutputError
 from .types import OUTPUT_SAMPLE_RATE, ProgressFn, no_progress
 
@@ -63,6 +65,7 @@ class DubResult:
     stage_seconds: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    caches_audio: bool = True  # False: the backend plays every cue again (the score engine)
 
 
 # ----------------------------------------------------------------------------- run context
@@ -274,7 +277,8 @@ def _build_backend(name: str, options: DubOptions) -> Any:
 
 
 def _render(name: str, plan: Any, analysis: Any, analysis_key: str, options: DubOptions,
-            progress: ProgressFn, backend: Any = None) -> tuple[Any, int]:
+            progress: ProgressFn, backend: Any = None) -> tuple[Any, int, bool]:
+    """(render result, cues taken from the cache, whether the backend's audio is cached at all)."""
     from .cache import render_cached
 
     backend = backend if backend is not None else _build_backend(name, options)
@@ -282,40 +286,40 @@ def _render(name: str, plan: Any, analysis: Any, analysis_key: str, options: Dub
     # Free timing, like the score engine, draws the whole soundtrack in one call.
     whole = options.timing == "free" or backend.RENDERS_WHOLE_TIMELINE
     size = None if whole else (options.render_group or RENDER_GROUP.get(name))
-    return render_cached(backend, plan, analysis, store, progress, size, whole_timeline=whole)
+    render, from_cache = render_cached(backend, plan, analysis, store, progress, size, whole_timeline=whole)
+    return render, from_cache, bool(getattr(backend, "CACHES_AUDIO", True))
 
 
 # ----------------------------------------------------------------------------- stages 5-7
 
 def _mix(render: Any, plan: Any, media: Any, path: Path, options: DubOptions) -> Any:
-    from .media.audio_io import decode_audio
+    from .media.audio_io import decode_audio_track
     from .mix import MixOptions, mix
 
     original = None
     if options.keep_original and media.has_audio:
-        original = decode_audio(str(path), plan.sample_rate, plan.total_samples)
+        original = decode_audio_track(str(path), plan.sample_rate, plan.total_samples)
     mix_options = MixOptions(lufs=resolve_lufs(options.lufs), original_gain_db=options.original_gain_db)
     if options.muted_cues:
         # A muted cue stays in the cache (unmuting it is free); the mix leaves its place silent.
         from dataclasses import replace
 
         render = replace(render, cues=tuple(c for c in render.cues if c.cue_index not in set(options.muted_cues)))
-    return mix(render, plan, mix_options, original)
+    return mix(render, plan, mix_options, original, release_render=True)
 
 
 def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: _Destinations,
          options: DubOptions) -> list[str]:
     """Write the dubbed video into the transaction. Returns a note naming the streams of the
     source the output container could not keep (none when it kept them all)."""
-    from .export.deliverables import WAV_BITS, stage_mix
-    from .media.audio_io import write_wav
+    from .export.deliverables import stage_mix, write_track_wav
     from .media.mux import mux
 
     txn.make_folder(dest.video.parent)   # checked writable before the run started
     if dest.stems is not None:   # the mix WAV is written once: the stems folder keeps what the mux reads
         wav = stage_mix(txn, dest.export_paths(), soundtrack)
     else:   # a working copy beside the output (not in $TMPDIR: that may be small), removed at the end
-        wav = write_wav(txn.scratch(dest.video, ".wav"), soundtrack.mix, soundtrack.sample_rate, bits=WAV_BITS)
+        wav = write_track_wav(txn.scratch(dest.video, ".wav"), soundtrack)
     dropped = mux(str(path), str(wav), str(txn.stage(dest.video)),
                   original_audio=options.keep_original and media.has_audio, video_info=media)
     if not dropped:
@@ -489,29 +493,34 @@ def run_job(job: DubJob, progress: ProgressFn | None = None, backend: Any = None
     # 3. Plan: one timed cue per shot, or the user's plan checked against this video.
     with run.stage("plan"):
         the_plan = _plan(analysis, analysis_key, options)
-    # 4. Render every cue (cached per cue: an interrupted run resumes here).
-    with run.stage("render"):
-        render, from_cache = _render(backend_name, the_plan, analysis, analysis_key, options, run.progress,
-                                      backend)
-    # 5. Mix the cues sample-exactly at the loudness target. From here on the analysis's MediaInfo
-    # is the one used: its frame count is what the decoder found, which the plan is cut to.
-    with run.stage("mix"):
-        soundtrack = _mix(render, the_plan, analysis.media, path, options)
-    with OutputTransaction(commit_record_path(dest.manifest)) as txn:
-        # 6. Mux: copy the video stream, add the new track (and the original on request).
-        with run.stage("mux"):
-            dropped = _mux(txn, soundtrack, analysis.media, path, dest, options)
-        # 7. Export: stems, timelines, captions and the manifest; then every file appears at once,
-        # the manifest last (stem names are known only now: checked again before any is replaced).
-        with run.stage("export"):
-            outputs, notes = _export(txn, dest, analysis, the_plan, render, soundtrack, options)
-            notes = dropped + notes
-            for target in txn.targets():
-                dest.check_replace(target, path, options.force)
-            txn.commit()
+    # Film-length tracks (rendered stems, the mix) live on disk in a work folder under the stage
+    # cache, not in memory; it goes when the run ends, and one left by a killed run at the next.
+    work = _stage_cache(options).work_root()
+    sweep_work_folders(work)
+    with work_folder(work):
+        # 4. Render every cue (cached per cue where the backend's audio is worth keeping).
+        with run.stage("render"):
+            render, from_cache, caches_audio = _render(backend_name, the_plan, analysis, analysis_key, options,
+                                                        run.progress, backend)
+        # 5. Mix the cues sample-exactly at the loudness target. From here on the analysis's MediaInfo
+        # is the one used: its frame count is what the decoder found, which the plan is cut to.
+        with run.stage("mix"):
+            soundtrack = _mix(render, the_plan, analysis.media, path, options)
+        with OutputTransaction(commit_record_path(dest.manifest)) as txn:
+            # 6. Mux: copy the video stream, add the new track (and the original on request).
+            with run.stage("mux"):
+                dropped = _mux(txn, soundtrack, analysis.media, path, dest, options)
+            # 7. Export: stems, timelines, captions and the manifest; then every file appears at once,
+            # the manifest last (stem names are known only now: checked again before any is replaced).
+            with run.stage("export"):
+                outputs, notes = _export(txn, dest, analysis, the_plan, render, soundtrack, options)
+                notes = dropped + notes
+                for target in txn.targets():
+                    dest.check_replace(target, path, options.force)
+                txn.commit()
     return DubResult(output=dest.video, backend=backend_name, backend_reason=reason, cues=len(the_plan.cues),
                      cues_from_cache=from_cache, total_samples=soundtrack.total_samples,
                      sample_rate=soundtrack.sample_rate, integrated_lufs=float(soundtrack.integrated_lufs),
                      true_peak_dbtp=float(soundtrack.true_peak_dbtp), outputs=outputs,
                      stage_seconds=dict(run.stage_seconds), notes=tuple(render.notes) + tuple(notes),
-                     warnings=tuple(notes))
+                     warnings=tuple(notes), caches_audio=caches_audio)

@@ -12,33 +12,28 @@ whose worker died (killed, out of memory) is run again after the files the dead 
 removed, and the stage cache makes the result identical to an undisturbed run. A bad input fails
 alone, with its reason; the batch goes on and ends with a summary.
 
-Where jobs run is `dubber.executors`: local worker processes (`--jobs N`) or tasks on a Ray
-cluster (`--ray [ADDRESS]`), the same machinery the watch folder hands its jobs to.
+One job and its ledger record are `dubber.jobs`; where jobs run is `dubber.executors`: local
+worker processes (`--jobs N`) or tasks on a Ray cluster (`--ray [ADDRESS]`), the same machinery
+the watch folder hands its jobs to.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
-import socket
-import time
 import uuid
 from concurrent.futures import as_completed
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
-from .errors import DubError, InputError, OutputError, is_user_error, one_line
+from .errors import DubError, InputError, OutputError, one_line
+from .executors import open_dispatcher, require_ray
+from .jobs import DEFAULT_RETRIES, Job, JobOutcome, Ledger, job_key
 from .options import DubOptions, check_writable_folder, default_output_path
 from .types import ProgressFn, no_progress
 
 log = logging.getLogger(__name__)
 
-LEDGER_DIR = ".dub-batch"
-LEDGER_SCHEMA = "dubber.batch-job/1"
-DEFAULT_RETRIES = 2          # extra attempts for a job whose worker died
-# Settings that change where or whether files are read, not what a job writes: not part of its key.
-_KEYLESS_SETTINGS = ("force", "cache_dir", "use_cache")
 
 
 @dataclass(frozen=True)
@@ -68,36 +63,6 @@ class BatchOptions:
 
 
 @dataclass(frozen=True)
-class Job:
-    """One dub to run: absolute paths, the ledger key, the run it belongs to and the folder
-    holding its ledger (`<ledger_root>/.dub-batch`; empty: the output's folder)."""
-
-    input: str
-    output: str
-    key: str
-    run_id: str
-    ledger_root: str = ""
-
-    @property
-    def ledger(self) -> "Ledger":
-        return Ledger(self.ledger_root or Path(self.output).parent)
-
-
-@dataclass(frozen=True)
-class JobOutcome:
-    """What became of one input: status "done", "skipped" (done by an earlier run) or "failed";
-    a failure's `reason` (one sentence) and `error` (the name of its kind)."""
-
-    input: str
-    output: str
-    status: str
-    reason: str = ""
-    attempts: int = 0
-    seconds: float = 0.0
-    error: str = ""
-
-
-@dataclass(frozen=True)
 class BatchResult:
     """Every input's outcome, in the order given."""
 
@@ -114,58 +79,6 @@ class BatchResult:
     def summary(self) -> str:
         return (f"{len(self.outcomes)} inputs: {self.count('done')} dubbed, {self.count('skipped')} already done, "
                 f"{self.count('failed')} failed")
-
-
-# ----------------------------------------------------------------------------- the ledger
-
-class Ledger:
-    """Per-job records in OUTDIR/.dub-batch, one JSON file each, written atomically (a record is
-    small, and one file per job lets workers on any node write without locking)."""
-
-    def __init__(self, out_dir: str | os.PathLike) -> None:
-        self.folder = Path(out_dir) / LEDGER_DIR
-
-    def path(self, key: str) -> Path:
-        return self.folder / f"{key}.json"
-
-    def read(self, key: str) -> dict[str, Any] | None:
-        try:
-            record = json.loads(self.path(key).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return record if isinstance(record, dict) and record.get("schema") == LEDGER_SCHEMA else None
-
-    def write(self, job: Job, status: str, **fields: Any) -> dict[str, Any]:
-        from .atomic import atomic_write_text
-
-        record = {"schema": LEDGER_SCHEMA, "key": job.key, "input": job.input, "output": job.output,
-                  "status": status, "run_id": job.run_id, **fields}
-        self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.path(job.key), json.dumps(record, indent=1) + "\n")
-        return record
-
-    def finished(self, job: Job) -> bool:
-        """Whether an earlier run completed this job and its output is still in place."""
-        record = self.read(job.key)
-        return bool(record and record.get("status") == "done" and Path(job.output).is_file())
-
-    def attempts(self, job: Job) -> int:
-        """Attempts started in this batch run (an earlier run's count starts over)."""
-        record = self.read(job.key)
-        return int(record.get("attempt", 0)) if record and record.get("run_id") == job.run_id else 0
-
-
-def output_settings(options: DubOptions) -> dict[str, Any]:
-    """Every setting that shapes what a job writes: the settings part of a ledger key."""
-    return {k: v for k, v in asdict(options).items() if k not in _KEYLESS_SETTINGS}
-
-
-def job_key(input_path: Path, output: Path, options: DubOptions) -> str:
-    """Ledger key: the input's content fingerprint, the output path and every output-shaping setting."""
-    from .cache import fingerprint, settings_key
-
-    return settings_key("batch-job", fingerprint(input_path, full=options.full_hash), str(output),
-                        output_settings(options))
 
 
 # ----------------------------------------------------------------------------- planning
@@ -192,62 +105,6 @@ def plan_jobs(inputs: Sequence[str | os.PathLike], out_dir: Path, options: DubOp
         except DubError as err:
             failed.append(JobOutcome(str(raw), str(output), "failed", one_line(err)))
     return jobs, failed
-
-
-# ----------------------------------------------------------------------------- one job (worker side)
-
-def _remove_partial_outputs(job: Job, options: DubOptions, since_s: float) -> None:
-    """Delete the files an attempt that died wrote (modified after it started): this job's own,
-    never a file that was there before the batch."""
-    from .api import plan_destinations
-
-    dest = plan_destinations(Path(job.input), job.output, replace(options, force=True))
-    for path in dest.files():
-        try:
-            if path.stat().st_mtime >= since_s:
-                path.unlink()
-                log.info("removed %s, left by an attempt that did not finish", path)
-        except FileNotFoundError:
-            pass
-
-
-def run_job(job: Job, options: DubOptions, backend: Any = None) -> JobOutcome:
-    """Dub one input, recording it in the ledger. A user error (bad input, existing output) is
-    returned as a failed outcome; a bug raises. `backend` is an already-built backend to render
-    with (a model server on Ray), None to build one here."""
-    from .api import dub
-
-    ledger = job.ledger
-    previous = ledger.read(job.key)
-    if previous and previous.get("status") == "running":
-        _remove_partial_outputs(job, options, float(previous.get("started_at", 0.0)))
-    attempt = ledger.attempts(job) + 1
-    start = time.time()
-    worker = {"attempt": attempt, "host": socket.gethostname(), "pid": os.getpid(), "started_at": start}
-    ledger.write(job, "running", **worker)
-    try:
-        result = dub(job.input, job.output, options, backend=backend)
-    except Exception as err:
-        if not is_user_error(err):
-            raise
-        reason = one_line(err)
-        ledger.write(job, "failed", **worker, reason=reason, finished_at=time.time())
-        return JobOutcome(job.input, job.output, "failed", reason, attempt, time.time() - start, type(err).__name__)
-    ledger.write(job, "done", **worker, outputs=dict(result.outputs), finished_at=time.time(),
-                 backend=result.backend, cues=result.cues)
-    return JobOutcome(job.input, job.output, "done", "", attempt, time.time() - start)
-
-
-def after_worker_died(job: Job, retries: int) -> JobOutcome | None:
-    """After a worker running `job` died: None to run it again, or its failed outcome when its
-    workers died more than `retries` times in this run."""
-    ledger = job.ledger
-    attempts = ledger.attempts(job)
-    if attempts <= retries:
-        return None
-    reason = f"the worker running it stopped {attempts} times (killed, or out of memory); see the log of its host."
-    ledger.write(job, "failed", attempt=attempts, reason=reason, finished_at=time.time())
-    return JobOutcome(job.input, job.output, "failed", reason, attempts, error="WorkerDied")
 
 
 # ----------------------------------------------------------------------------- the batch
@@ -281,8 +138,6 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
         raise OutputError(f"The batch output {out_dir} is a file; give a folder with -o.")
     check_writable_folder(out_dir, what="batch output")
     if batch.ray:
-        from .executors import require_ray
-
         require_ray()   # before any work: a missing package is the user's to fix
     out_dir.mkdir(parents=True, exist_ok=True)
     batch = replace(batch, out_dir=str(out_dir))
@@ -313,8 +168,6 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
 def _dispatch(jobs: list[Job], options: DubOptions, batch: BatchOptions,
               report: Callable[[JobOutcome], None]) -> None:
     """Run `jobs` where `batch` says, reporting each outcome as it comes."""
-    from .executors import open_dispatcher
-
     dispatcher = open_dispatcher(batch.ray, batch.ray_address, batch.jobs, len(jobs), batch.retries)
     try:
         for future in as_completed([dispatcher.submit(job, options) for job in jobs]):

@@ -6,7 +6,10 @@ Layout under the cache root (default `~/.cache/dubber`, or `$DUB_CACHE_DIR`):
     analysis/<key>.json        VideoAnalysis.to_dict()
     plan/<key>.json            DubPlan.to_dict()
     render/<key>/meta.json     who rendered (backend, model id, notes)
-    render/<key>/cue-<index>-<cue hash>.npz   one rendered cue, stems as float32 arrays
+    render/<key>/cue-<index>-<cue hash>.npz   one rendered cue, stems as float32 arrays (AudioStory:
+                               a GPU's work; the score engine's audio is rendered again instead)
+    work/<pid>@<host>-<random>/   a running job's film-length tracks on disk (removed when it
+                               ends; one a killed job left is removed by the next job on its machine)
 
 Keys are hashes of the input's content fingerprint and of the settings that change the stage's
 result, so editing one cue of a plan re-renders that cue alone. Every file is written under a
@@ -45,6 +48,7 @@ CACHE_TAG = "CACHEDIR.TAG"
 _TAG_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
              "# dubber stage cache: analyses, plans and rendered cues, all of which can be recomputed.\n")
 STAGE_FOLDERS = ("analysis", "plan", "render")
+WORK_FOLDER = "work"         # running jobs' scratch tracks (dubber.media.tracks), not cache entries
 
 
 def default_cache_dir() -> Path:
@@ -142,6 +146,11 @@ class StageCache:
         except OSError as err:
             # A cache that cannot be written slows the next run down; it must not fail this one.
             log.warning("Could not write cache entry %s (%s).", path, err)
+
+    def work_root(self) -> Path:
+        """Where running jobs keep their scratch tracks (each in a folder of its own, removed
+        when the job ends): on the cache's disk, whether or not the cache is in use."""
+        return self.root / WORK_FOLDER
 
     def cue_store(self, key: str) -> "CueStore":
         return CueStore(self.root / "render" / key, enabled=self.enabled, force=self.force)
@@ -310,7 +319,7 @@ def check_cache_dir(root: str | os.PathLike | None = None) -> Path:
         return path.absolute()
     if not path.is_dir():
         raise InputError(f"The cache location {path} is a file, not a folder; pass the cache folder with --cache-dir.")
-    ours = (*STAGE_FOLDERS, CACHE_TAG)
+    ours = (*STAGE_FOLDERS, WORK_FOLDER, CACHE_TAG)
     strangers = sorted(e.name for e in _scan(path) if e.name not in ours and not re.fullmatch(_TEMP, e.name))
     if strangers and not _is_tagged(path):
         raise InputError(f"{path} does not look like a dubber cache (it holds {strangers[0]!r}); "
@@ -413,7 +422,8 @@ def _groups(cues: tuple, size: int | None) -> list[tuple]:
 def render_cached(backend: Any, plan: DubPlan, analysis: Any, store: CueStore, progress: ProgressFn,
                   group_size: int | None, *, whole_timeline: bool = False) -> tuple[RenderResult, int]:
     """Render every cue of `plan`, taking cached cues from `store` and caching new ones as soon
-    as their group is done (so a killed run resumes at the first group not yet rendered).
+    as their group is done (so a killed run resumes at the first group not yet rendered). A
+    backend that does not cache its audio (`CACHES_AUDIO`, the score engine) renders every cue.
     `group_size` cues go to each backend call (None: all of them in one call). A `whole_timeline`
     backend draws the whole soundtrack on every call, so the cues not cached go to it in one call.
 
@@ -422,6 +432,12 @@ def render_cached(backend: Any, plan: DubPlan, analysis: Any, store: CueStore, p
     """
     from .backends.base import check_render
 
+    if not getattr(backend, "CACHES_AUDIO", True):
+        # Rendered again each run from the cached analysis (identical audio); nothing to keep.
+        result = backend.render(plan, analysis, lambda s, d, t: progress(f"render/{_label(s, backend)}", d, t))
+        check_render(plan, result)
+        progress("render", len(plan.cues), len(plan.cues))
+        return result, 0
     # A cached cue is checked by reading it whole, then kept as a reference to its file: the
     # mix reads each cue when it places it, so a film's cues are never all in memory at once.
     audio = {c.index: store.on_disk(c, a) for c in plan.cues if (a := store.load(c)) is not None}

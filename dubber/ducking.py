@@ -12,12 +12,14 @@ for `hold_ms` after it, then recovers over `release_ms`: the duck lets go when t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d
 
 FRAME_MS = 5.0          # resolution of the side-chain envelope
 KNEE_DB = 12.0          # the key this far over the threshold ducks fully
+LEVEL_BLOCK_FRAMES = 4096   # frames of the key read at a time
 
 
 @dataclass(frozen=True)
@@ -42,12 +44,26 @@ def key_level_db(key: np.ndarray, sample_rate: int) -> np.ndarray:
     """RMS level (dBFS) of the key per FRAME_MS frame; channels are averaged in power."""
     key = np.asarray(key, dtype=np.float32)
     key = key[None, :] if key.ndim == 1 else key
-    hop = max(1, int(round(FRAME_MS * sample_rate / 1000)))
-    frames = -(-key.shape[-1] // hop)
-    power = np.zeros(frames)
-    step = hop * 4096   # in blocks, so a feature-length key never needs a float64 copy of itself
-    for a in range(0, key.shape[-1], step):
-        block = key[:, a:a + step].astype(np.float64)
+    step = frame_samples(sample_rate) * LEVEL_BLOCK_FRAMES
+    return key_level_db_of_blocks(((a, key[:, a:a + step]) for a in range(0, key.shape[-1], step)),
+                                  key.shape[-1], sample_rate)
+
+
+def frame_samples(sample_rate: int) -> int:
+    """Samples per side-chain frame."""
+    return max(1, int(round(FRAME_MS * sample_rate / 1000)))
+
+
+def key_level_db_of_blocks(blocks: Iterable[tuple[int, np.ndarray]], samples: int, sample_rate: int) -> np.ndarray:
+    """`key_level_db` of a key read a block at a time: `blocks` yields (start, (channels, m)) in
+    order, every start a whole number of frames, so a film-length key is never in memory."""
+    hop = frame_samples(sample_rate)
+    power = np.zeros(-(-samples // hop))
+    for a, block in blocks:
+        if a % hop:
+            raise ValueError(f"a key block starts at sample {a}, not on a {hop}-sample frame")
+        block = np.asarray(block, dtype=np.float64)
+        block = block[None, :] if block.ndim == 1 else block
         padded = np.zeros((block.shape[0], -(-block.shape[1] // hop) * hop))
         padded[:, :block.shape[1]] = block
         power[a // hop:a // hop + padded.shape[1] // hop] = np.mean(np.square(padded), axis=0).reshape(-1, hop).mean(axis=1)
@@ -93,11 +109,17 @@ def duck_gain(key: np.ndarray, sample_rate: int, ducker: Ducker = Ducker()) -> n
     if samples == 0:
         return np.ones(0, dtype=np.float32)
     amount = duck_amount(key_level_db(key, sample_rate), ducker)
-    hop = max(1, int(round(FRAME_MS * sample_rate / 1000)))
+    return duck_gain_span(amount, sample_rate, ducker, 0, samples)
+
+
+def duck_gain_span(amount: np.ndarray, sample_rate: int, ducker: Ducker, start: int, stop: int) -> np.ndarray:
+    """Samples [start, stop) of the gain curve for per-frame `amount` (from `duck_amount`),
+    float32; a film's curve is made a block at a time from its per-frame amounts."""
+    hop = frame_samples(sample_rate)
     centres = (np.arange(amount.size) + 0.5) * hop
-    gain = np.empty(samples, dtype=np.float32)
+    gain = np.empty(max(0, stop - start), dtype=np.float32)
     step = 1 << 20
-    for a in range(0, samples, step):
-        at = np.arange(a, min(samples, a + step), dtype=np.float64)
-        gain[a:a + at.size] = 10.0 ** (ducker.depth_db * np.interp(at, centres, amount) / 20.0)
+    for a in range(start, stop, step):
+        at = np.arange(a, min(stop, a + step), dtype=np.float64)
+        gain[a - start:a - start + at.size] = 10.0 ** (ducker.depth_db * np.interp(at, centres, amount) / 20.0)
     return gain

@@ -1,6 +1,6 @@
 """Where jobs run: local worker processes, or tasks on a Ray cluster. `dub batch` submits its
 whole backlog at once; the watch folder submits each file as it settles. Both get the same
-guarantees from here, with `dubber.batch.run_job` doing each job and its ledger record.
+guarantees from here, with `dubber.jobs.run_job` doing each job and its ledger record.
 
 A Dispatcher's `submit` returns at once, with a future that ends with the job's outcome: a worker
 that died (killed, out of memory) is retried up to `retries` times, with the files its attempt
@@ -29,7 +29,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from .batch import DEFAULT_RETRIES, Job, JobOutcome, after_worker_died, run_job
+from .jobs import DEFAULT_RETRIES, Job, JobOutcome, after_worker_died, run_job
 from .errors import BackendUnavailable, one_line
 from .options import DubOptions
 from .types import ProgressFn, no_progress

@@ -6,7 +6,7 @@ Everything that lands in `dub.json` has `to_dict`/`from_dict`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -121,15 +121,81 @@ class RenderResult:
 
 @dataclass(frozen=True)
 class Soundtrack:
-    """The mixed result: the final track and each stem, all (channels, total_samples) float32."""
+    """The mixed result. The mix and each stem are tracks (on disk, `dubber.media.tracks`) of
+    (channels, total_samples) before gain; `gain` is the per-sample gain (static gain times the
+    limiter's curve) that every one of them gets, applied as they are read: `read` and
+    `blocks` give the final audio a block at a time, `mix` and `stems` whole (short clips)."""
 
     sample_rate: int
-    mix: np.ndarray
-    stems: Mapping[str, np.ndarray]
+    mix_track: Any
+    stem_tracks: Mapping[str, Any]
+    gain: Any                      # .read(start, stop) -> float32 (stop - start,)
     integrated_lufs: float
     true_peak_dbtp: float
     settings: Mapping[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_arrays(cls, sample_rate: int, mix: np.ndarray, stems: Mapping[str, np.ndarray], integrated_lufs: float,
+                    true_peak_dbtp: float, settings: Mapping[str, Any] | None = None) -> "Soundtrack":
+        """A soundtrack of final audio held in memory (channels, n) arrays, with no further gain."""
+        return cls(sample_rate, ArrayTrack(mix), {k: ArrayTrack(v) for k, v in stems.items()}, _Unity(),
+                   integrated_lufs, true_peak_dbtp, dict(settings or {}))
+
     @property
     def total_samples(self) -> int:
-        return self.mix.shape[-1]
+        return self.mix_track.num_samples
+
+    @property
+    def channels(self) -> int:
+        return self.mix_track.channels
+
+    def read(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) of the final mix ("mix") or of a stem, float32 (channels, n)."""
+        track = self.mix_track if name == "mix" else self.stem_tracks[name]
+        return track.read(start, stop) * self.gain.read(start, stop)
+
+    @property
+    def mix(self) -> np.ndarray:
+        """The whole final mix in memory, float32 (channels, total_samples)."""
+        return self.read("mix", 0, self.total_samples)
+
+    @property
+    def stems(self) -> Mapping[str, np.ndarray]:
+        """Each final stem, read whole when asked for."""
+        return _FinalStems(self)
+
+
+class ArrayTrack:
+    """A (channels, n) float32 array read like a track on disk (`dubber.media.tracks.Track`)."""
+
+    def __init__(self, audio: np.ndarray) -> None:
+        self.audio = np.asarray(audio, dtype=np.float32)
+        if self.audio.ndim == 1:
+            self.audio = self.audio[None, :]
+        self.channels, self.num_samples = self.audio.shape
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return self.audio[:, max(0, start):max(0, stop)]
+
+
+class _Unity:
+    """A gain of 1 on every sample."""
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return np.ones(max(0, stop - start), dtype=np.float32)
+
+
+class _FinalStems(Mapping[str, np.ndarray]):
+    def __init__(self, soundtrack: Soundtrack) -> None:
+        self.soundtrack = soundtrack
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.soundtrack.stem_tracks:
+            raise KeyError(name)
+        return self.soundtrack.read(name, 0, self.soundtrack.total_samples)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.soundtrack.stem_tracks)
+
+    def __len__(self) -> int:
+        return len(self.soundtrack.stem_tracks)

@@ -147,3 +147,61 @@ def test_written_wav_has_the_permissions_of_any_new_file(tmp_path):
         os.umask(old_umask)
     mode = stat.S_IMODE(os.stat(stem).st_mode)
     assert mode == stat.S_IMODE(os.stat(tmp_path / "plain.txt").st_mode) == 0o664, oct(mode)
+
+
+# ---------------------------------------------------------------------------- tracks on disk
+
+def test_a_track_on_disk_reads_back_what_was_written_added_and_nothing_past_its_end(tmp_path):
+    from dubber.media.tracks import new_track, work_folder
+
+    rng = np.random.default_rng(3)
+    audio = rng.standard_normal((2, 100_000)).astype(np.float32)
+    with work_folder(tmp_path / "work") as folder:
+        track = new_track("music", 2, 100_000)
+        assert np.array_equal(track.read(0, 100_000), np.zeros((2, 100_000), np.float32))   # silence to start
+        for start in range(0, 100_000, 30_000):   # written in blocks
+            track.write(start, audio[:, start:start + 30_000])
+        assert np.array_equal(track.read(0, 100_000), audio)
+        track.add(99_990, np.ones((2, 50), np.float32))   # the part past the end is dropped
+        expected = audio.copy()
+        expected[:, 99_990:] += 1.0
+        assert np.array_equal(track.read(99_000, 200_000), expected[:, 99_000:])
+        assert track.read(150_000, 160_000).shape == (2, 0)
+        assert [p.parent for p in folder.iterdir()] == [folder]   # the track's file is in the work folder
+        track.close()
+        with pytest.raises(ValueError, match="was closed"):
+            track.read(0, 10)
+        assert not list(folder.iterdir())
+    assert not folder.exists()   # the job's work folder goes with it
+
+
+def test_work_folders_of_dead_processes_are_swept_and_live_ones_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import socket
+
+    from dubber.media.tracks import sweep_work_folders
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    dead = tmp_path / f"{done.stdout.strip()}@{host}-abc123"
+    live = tmp_path / f"{os.getpid()}@{host}-def456"
+    elsewhere = tmp_path / f"{done.stdout.strip()}@another-machine-ghi789"   # its pid means nothing here
+    for folder in (dead, live, elsewhere):
+        folder.mkdir()
+        (folder / "music-x.f32").write_bytes(b"\0" * 64)
+    stranger = tmp_path / "notes"
+    stranger.mkdir()
+    assert sweep_work_folders(tmp_path) == [dead]
+    assert not dead.exists() and live.is_dir() and elsewhere.is_dir() and stranger.is_dir()
+
+
+def test_the_original_track_on_disk_is_the_decoded_audio(clips):
+    from dubber.media.audio_io import decode_audio_track
+
+    track = decode_audio_track(clips / "late.mp4", SR, 2 * SR)
+    assert track.shape == (2, 2 * SR)
+    assert np.array_equal(track.to_array(), decode_audio(clips / "late.mp4", SR, 2 * SR))
+    assert np.abs(track.to_array()).max() > 0.01

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from dubber import api
-from dubber.batch import LEDGER_DIR, BatchOptions, Ledger, run_batch
+from dubber.batch import BatchOptions, run_batch
+from dubber.jobs import LEDGER_DIR, Ledger
 from dubber.errors import BackendUnavailable, InputError
 from samples.synth import SynthSpec, synthesize
 

@@ -253,6 +253,20 @@ def _ours(cache: Path) -> list[Path]:
     return sorted([*cache.glob("analysis/*.json"), *cache.glob("plan/*.json"), *cache.glob("render/*/*")])
 
 
+def _cache_cues(cache: Path, count: int) -> None:
+    """`count` rendered cues and their meta.json in one render set, as a caching backend writes them."""
+    import numpy as np
+
+    from dubber.cache import StageCache
+    from dubber.types import Cue, CueAudio
+
+    store = StageCache(cache).cue_store("c" * 24)
+    for i in range(count):   # 1.25 s each: the cache is megabytes, as rendered audio makes it
+        cue = Cue(i, i, 0, 1, 0, 60_000, "", "", 0)
+        assert store.save(cue, CueAudio(i, 0, {"dub": np.zeros((2, 60_000), np.float32)}))
+    store.save_meta({"backend": "audiostory"})
+
+
 def test_cache_info_and_clean(clip, tmp_path):
     import os
     import time
@@ -262,6 +276,7 @@ def test_cache_info_and_clean(clip, tmp_path):
     env = dub_env(tmp_path)
     cache = tmp_path / "my cache"
     result = dubber.dub(clip, tmp_path / "o.mp4", dubber.DubOptions(backend="score", cache_dir=str(cache)))
+    _cache_cues(cache, result.cues)   # the score engine keeps no audio: cues as AudioStory leaves them
     files = _ours(cache)
     assert len(files) == 2 + result.cues + 1   # analysis, plan, the cues and their meta.json
     info = _info(cache, env)

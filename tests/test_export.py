@@ -42,8 +42,8 @@ def _soundtrack(plan: DubPlan) -> Soundtrack:
     fx = np.zeros_like(music)
     fx[::4800] = 0.5
     stems = {"music": np.stack([music, music]), "fx": np.stack([fx, fx])}
-    return Soundtrack(sample_rate=SR, mix=stems["music"] + stems["fx"], stems=stems,
-                      integrated_lufs=-16.02, true_peak_dbtp=float("-inf"), settings={"lufs": -16.0})
+    return Soundtrack.from_arrays(sample_rate=SR, mix=stems["music"] + stems["fx"], stems=stems,
+                                  integrated_lufs=-16.02, true_peak_dbtp=float("-inf"), settings={"lufs": -16.0})
 
 
 def _render(plan: DubPlan) -> RenderResult:

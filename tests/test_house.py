@@ -169,13 +169,13 @@ def test_a_job_probes_once_and_writes_each_file_once(sample_24p, tmp_path, monke
     real_create = atomic._create_temp
     monkeypatch.setattr(atomic, "_create_temp", lambda target: created.append(target) or real_create(target))
     wavs: list[str] = []
-    real_wav = audio_io.write_wav
+    real_wav = audio_io.write_wav_blocks
 
     def counting_wav(path, *args, **kwargs):
         wavs.append(atomic.public_path(Path(path)).name)
         return real_wav(path, *args, **kwargs)
 
-    monkeypatch.setattr(audio_io, "write_wav", counting_wav)
+    monkeypatch.setattr(audio_io, "write_wav_blocks", counting_wav)
     clip = Path(shutil.copyfile(sample_24p[0], tmp_path / "clip.mp4"))
     openers = _record_opens(monkeypatch, clip)
     options = dubber.DubOptions(backend="score", cache_dir=str(tmp_path / "cache"), stems_dir=str(tmp_path / "st"),

@@ -2,7 +2,8 @@
 its soundtrack is identical to that of a run that was never interrupted.
 
 The kill test renders with AudioStory (a tiny random-weight checkpoint on the CPU): it renders cue
-by cue, so a kill lands between cached cues. The score engine draws the whole timeline in one call."""
+by cue, so a kill lands between cached cues. The score engine draws the whole timeline in one call
+and keeps no audio in the cache: a killed score run resumes from its cached analysis."""
 from __future__ import annotations
 
 import os
@@ -91,13 +92,16 @@ def test_kill_9_while_rendering_then_resume(five_shots, tiny_checkpoint, tmp_pat
     assert (out_dir / "stems" / "a.mix.wav").read_bytes() == (out_dir / "stems-b" / "b.mix.wav").read_bytes()
 
 
-def test_force_rerenders_and_rewrites_the_cache(five_shots, tmp_path):
+def test_force_recomputes_and_rewrites_the_cache(five_shots, tmp_path):
+    """--force reads nothing from the stage cache and writes every entry again; the score
+    engine's audio is not among them (it is played again each run, from the cached analysis)."""
     env = dub_env(tmp_path)
     cache = Path(env["DUB_CACHE_DIR"])
     first = run_dub([five_shots, "-o", tmp_path / "a.mp4", "--backend", "score", "--json-progress"], env)
     assert first.returncode == 0, first.stderr
-    before = {p: p.stat().st_mtime_ns for p in _cue_files(cache)}
-    assert len(before) == 5
+    entries = sorted([*cache.glob("analysis/*.json"), *cache.glob("plan/*.json")])
+    before = {p: p.stat().st_mtime_ns for p in entries}
+    assert len(before) == 2 and not _cue_files(cache)
     again = run_dub([five_shots, "-o", tmp_path / "a.mp4", "--backend", "score", "--json-progress", "--force"], env)
     assert again.returncode == 0, again.stderr
     assert json_events(again.stdout)[-1]["cues_from_cache"] == 0

@@ -151,26 +151,31 @@ def test_stems_have_the_contract_shape_and_the_manifest_names_the_bank(rendered)
     assert np.max(np.abs(music + fx)) <= 0.9 + 1e-6 and np.abs(music).max() > 0.01 and np.abs(fx).max() > 0.01
 
 
-def test_the_manifest_records_the_bank_that_played_and_a_resumed_run_keeps_it(tmp_path, sample_24p):
+def test_the_manifest_records_the_bank_that_played_and_a_rerun_keeps_it(tmp_path, sample_24p, monkeypatch):
     """The manifest has a field of its own saying which SoundFont played the score: its name,
-    licence, where it is, and its SHA-256 (checked here against the file itself), also when the
-    cues come back from the cache."""
+    licence, where it is, and its SHA-256 (checked here against the file itself), also when a
+    rerun takes the analysis from the cache and plays the score again, to the same bytes."""
     import hashlib
     import json
     import shutil
     from pathlib import Path
 
     import dubber
+    import vision
     from dubber.backends.score.render import default_soundfont_path
 
     clip = Path(shutil.copyfile(sample_24p[0], tmp_path / "clip.mp4"))
     bank = default_soundfont_path()
-    for name in ("a.mp4", "b.mp4"):
-        result = dubber.dub(clip, tmp_path / name, dubber.DubOptions(backend="score", cache_dir=str(tmp_path / "cache")))
+    for name in ("a", "b"):
+        result = dubber.dub(clip, tmp_path / f"{name}.mp4", dubber.DubOptions(
+            backend="score", cache_dir=str(tmp_path / "cache"), stems_dir=str(tmp_path / name)))
         recorded = json.loads(Path(result.outputs["manifest"]).read_text())["render"]["sound_bank"]
         assert recorded == {"name": "TimGM6mb.sf2", "licence": "GPL-2.0", "path": str(bank.resolve()),
                             "sha256": hashlib.sha256(bank.read_bytes()).hexdigest()}
-    assert result.cues_from_cache == result.cues
+        # The rerun must not look at the picture again: the analysis comes from the cache.
+        monkeypatch.setattr(vision, "analyze", lambda *a, **k: pytest.fail("the video was analysed twice"))
+    assert (tmp_path / "a" / "a.mix.wav").read_bytes() == (tmp_path / "b" / "b.mix.wav").read_bytes()
+    assert not list((tmp_path / "cache").glob("render/*/cue-*.npz"))   # the score's audio is not kept
 
 
 def test_registry_names_score_and_takes_a_soundfont(tmp_path):

@@ -116,7 +116,7 @@ def test_the_page_opens_edits_and_rerenders_the_sample(page, tmp_path):
     second = _wait("the second take in the dub player", lambda: "Take 002" in _status(driver) and _dub_source(driver))
 
     assert second != first and "take-002" in second
-    assert "1 shot rendered, 4 from the cache" in _status(driver)
+    assert "5 shots played again from the cached analysis" in _status(driver)
     _wait("the spectrogram", lambda: driver.find_elements(By.CSS_SELECTOR, "#spectrogram img"))
 
     driver.execute_script("window.scrollTo(0, 0)")

@@ -133,7 +133,7 @@ def test_ten_minutes_do_not_drift(tmp_path):
     assert last_shot_cues and last_shot_cues[0].start_frame == last_cut
     for cue in plan.cues:
         assert cue.start_sample == expected_start(truth, cue.start_frame)
-    render, _ = api._render("score", plan, analysis, key, options, no_progress)
+    render, _, _ = api._render("score", plan, analysis, key, options, no_progress)
     assert [(c.start_sample, c.num_samples) for c in render.cues] == [(c.start_sample, c.num_samples)
                                                                       for c in plan.cues]
     stems, _ = place_cues(render, plan, MixOptions())

@@ -459,7 +459,7 @@ def snapshot(folder: Path) -> dict[str, int]:
 
 def ledger_records(root: Path) -> list[dict]:
     """The job records the watcher's workers wrote (not their temporary files, written beside them)."""
-    from dubber.batch import Ledger
+    from dubber.jobs import Ledger
 
     records = (Ledger(root / "logs").read(p.stem) for p in sorted((root / "logs" / ".dub-batch").glob("[!.]*.json")))
     return [r for r in records if r is not None]

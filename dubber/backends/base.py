@@ -20,6 +20,9 @@ class DubBackend(ABC):
     # True for backends that draw the whole soundtrack in one pass and cut it into cues: any call
     # costs the whole timeline, so the caller renders all missing cues in one call.
     RENDERS_WHOLE_TIMELINE: ClassVar[bool] = False
+    # False for backends whose audio is cheaper to render again than to keep: their cues are
+    # not written to the stage cache (the analysis they are rendered from is).
+    CACHES_AUDIO: ClassVar[bool] = True
 
     @abstractmethod
     def render(self, plan: DubPlan, analysis: VideoAnalysis, progress: ProgressFn = no_progress) -> RenderResult:

@@ -5,7 +5,8 @@
 - the manifest (schema MANIFEST_SCHEMA, e.g. `<name>.dub.json`): tool version, media facts, the
   whole analysis, the plan, who rendered it (backend, model id and revision), seeds, measured
   loudness and the files written, so automation never has to re-derive anything.
-- a stems folder with `mix.wav` and one WAV per stem, each the full length of the video.
+- a stems folder with `mix.wav` and one WAV per stem, each the full length of the video, written
+  a block at a time from the soundtrack's tracks on disk.
 - `<timeline stem>.srt`: shot captions timed from exact frame times.
 - `<timeline stem>.otio` and `.fcpxml`: editor timelines (see `dubber.export.timeline`).
 
@@ -233,11 +234,13 @@ def _write_manifest_to(file: Path, target: Path, inputs: ExportInputs,
 
 # ----------------------------------------------------------------------------- audio, captions, timelines
 
-def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
-    """24-bit WAV of float audio shaped (channels, samples), written atomically."""
-    from ..media.audio_io import write_wav   # soundfile loads only when stems are written
+def write_track_wav(path: Path, soundtrack: Soundtrack, name: str = "mix") -> Path:
+    """The final mix ("mix") or stem `name` as a 24-bit WAV, written atomically a block at a time
+    (the gain applied as the track is read from disk)."""
+    from ..media.audio_io import write_wav_blocks   # soundfile loads only when stems are written
 
-    write_wav(path, audio, sample_rate, bits=WAV_BITS)
+    write_wav_blocks(path, lambda a, b: soundtrack.read(name, a, b), soundtrack.channels, soundtrack.total_samples,
+                     soundtrack.sample_rate, bits=WAV_BITS)
     return path.resolve()
 
 
@@ -263,7 +266,7 @@ def stage_mix(txn: OutputTransaction, paths: ExportPaths, soundtrack: Soundtrack
     if staged is None:
         txn.make_folder(target.parent)
         staged = txn.stage(target)
-        _write_wav(staged, soundtrack.mix, soundtrack.sample_rate)
+        write_track_wav(staged, soundtrack)
     return staged
 
 
@@ -271,9 +274,9 @@ def _stage_wavs(txn: OutputTransaction, paths: ExportPaths, soundtrack: Soundtra
     stage_mix(txn, paths, soundtrack)
     written = {"mix": paths.wav_file("mix")}
     if stems:
-        for name, audio in soundtrack.stems.items():
+        for name in soundtrack.stem_tracks:
             written[name] = paths.wav_file(name)
-            _write_wav(txn.stage(written[name]), audio, soundtrack.sample_rate)
+            write_track_wav(txn.stage(written[name]), soundtrack, name)
     return written
 
 

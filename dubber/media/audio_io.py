@@ -10,6 +10,7 @@ import os
 import shutil
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import soundfile
@@ -17,6 +18,7 @@ import soxr
 
 from ..atomic import atomic_output, write_error
 from ..errors import InputError
+from .tracks import Track, new_track
 
 log = logging.getLogger(__name__)
 
@@ -41,41 +43,59 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, bits
         ValueError: unsupported `bits` or a badly shaped array.
         OutputError: the folder cannot be written, or the disk is full.
     """
-    if bits not in WAV_SUBTYPES:
-        raise ValueError(f"bits must be one of {sorted(WAV_SUBTYPES)}, got {bits}")
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 1:
         audio = audio[None, :]
-    if audio.ndim != 2 or audio.shape[0] > 8:
+    if audio.ndim != 2:
         raise ValueError(f"expected audio shaped (channels, samples), got {audio.shape}")
-    if bits != 32:
-        # libsndfile wraps out-of-range floats around when it converts to integers; clip instead.
-        over = max((float(np.abs(audio[:, a:a + WRITE_BLOCK]).max()) for a in range(0, audio.shape[-1], WRITE_BLOCK)),
-                   default=0.0)
-        if over > 1.0:
-            log.warning("%s: peak %.2f is over full scale; clipping to write %d-bit PCM", path, over, bits)
+    return write_wav_blocks(path, lambda a, b: audio[:, a:b], audio.shape[0], audio.shape[-1], sample_rate, bits)
+
+
+def write_wav_blocks(path: str | os.PathLike, read: Callable[[int, int], np.ndarray], channels: int,
+                     num_samples: int, sample_rate: int, bits: int = 24) -> Path:
+    """`write_wav` of a track read a block at a time: `read(start, stop)` gives float samples
+    (channels, stop - start), so a film's track (on disk, or gained as it is read) is never
+    whole in memory.
+
+    Raises:
+        ValueError: unsupported `bits` or channel count.
+        OutputError: the folder cannot be written, or the disk is full.
+    """
+    if bits not in WAV_SUBTYPES:
+        raise ValueError(f"bits must be one of {sorted(WAV_SUBTYPES)}, got {bits}")
+    if not 0 < channels <= 8:
+        raise ValueError(f"expected audio shaped (channels, samples), got {channels} channels")
     dest = Path(path)
-    data_bytes = audio.size * bits // 8
+    data_bytes = channels * num_samples * bits // 8
     container = "RF64" if data_bytes > RIFF_LIMIT_BYTES else "WAV"
     with atomic_output(dest) as tmp:
         try:
-            _write_blocks(tmp, audio, int(sample_rate), WAV_SUBTYPES[bits], container, clip=bits != 32)
+            over = _write_blocks(tmp, read, channels, num_samples, int(sample_rate), WAV_SUBTYPES[bits], container,
+                                 clip=bits != 32)
         except soundfile.LibsndfileError as err:
             # libsndfile reports a full disk as a bare "System error"; the free space tells.
             free = shutil.disk_usage(tmp.parent).free
             code = errno.ENOSPC if free < data_bytes + (1 << 20) else errno.EIO
             reason = os.strerror(code) if code == errno.ENOSPC else err.error_string
             raise write_error(OSError(code, reason), dest.expanduser().absolute()) from err
+    if bits != 32 and over > 1.0:
+        log.warning("%s: peak %.2f is over full scale; clipped to write %d-bit PCM", path, over, bits)
     return dest
 
 
-def _write_blocks(path: Path, audio: np.ndarray, sample_rate: int, subtype: str, container: str, clip: bool) -> None:
-    """Write `audio` (channels, n) a block at a time: a feature film's track is never copied whole
-    (transposed, clipped or converted) in memory."""
-    with soundfile.SoundFile(str(path), "w", sample_rate, audio.shape[0], subtype=subtype, format=container) as f:
-        for start in range(0, audio.shape[-1], WRITE_BLOCK):
-            block = audio[:, start:start + WRITE_BLOCK].T
+def _write_blocks(path: Path, read: Callable[[int, int], np.ndarray], channels: int, num_samples: int,
+                  sample_rate: int, subtype: str, container: str, clip: bool) -> float:
+    """Write the track a block at a time (transposed, clipped and converted per block); returns
+    its sample peak. libsndfile wraps out-of-range floats around when it converts to integers:
+    integer formats are clipped instead."""
+    over = 0.0
+    with soundfile.SoundFile(str(path), "w", sample_rate, channels, subtype=subtype, format=container) as f:
+        for start in range(0, num_samples, WRITE_BLOCK):
+            block = np.asarray(read(start, min(start + WRITE_BLOCK, num_samples)), dtype=np.float32).T
+            if block.size:
+                over = max(over, float(np.abs(block).max()))
             f.write(np.clip(block, -1.0, 1.0) if clip else np.ascontiguousarray(block))
+    return over
 
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -93,7 +113,26 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
 # ---------------------------------------------------------------------------- video sound tracks
 def decode_audio(video_path: str | os.PathLike, sample_rate: int, total_samples: int) -> np.ndarray | None:
-    """The video's own sound track as stereo float32 (2, total_samples) at `sample_rate`.
+    """The video's own sound track as stereo float32 (2, total_samples) at `sample_rate`
+    (see `decode_audio_track`, which keeps a film-length track on disk instead).
+
+    Returns:
+        The audio, or None when the file has no audio stream.
+
+    Raises:
+        InputError: the file cannot be opened or its audio cannot be decoded.
+    """
+    track = decode_audio_track(video_path, sample_rate, total_samples)
+    if track is None:
+        return None
+    audio = track.to_array()
+    track.close()
+    return audio
+
+
+def decode_audio_track(video_path: str | os.PathLike, sample_rate: int, total_samples: int) -> Track | None:
+    """The video's own sound track as a stereo float32 track on disk (2, total_samples) at
+    `sample_rate`, decoded and written a frame at a time.
 
     Decoded with PyAV, resampled with soxr, mono copied to both sides, more than two channels
     folded down to stereo. The result lines up with the first video frame: audio that starts
@@ -101,7 +140,7 @@ def decode_audio(video_path: str | os.PathLike, sample_rate: int, total_samples:
     The end is padded with silence or cut so the length is exactly `total_samples`.
 
     Returns:
-        The audio, or None when the file has no audio stream.
+        The track, or None when the file has no audio stream.
 
     Raises:
         InputError: the file cannot be opened or its audio cannot be decoded.
@@ -113,15 +152,11 @@ def decode_audio(video_path: str | os.PathLike, sample_rate: int, total_samples:
         with av.open(str(video_path), metadata_errors="ignore") as container:
             if not container.streams.audio:
                 return None
-            video_start_s = _video_start_s(container)
-            decoded = _decode_stream(container, sample_rate)
+            track = new_track("original", 2, total_samples)
+            _decode_stream_into(container, sample_rate, _video_start_s(container), track)
     except (av.error.FFmpegError, OSError) as err:
         raise InputError(f"Cannot decode the audio of {video_path}: {err}; check that the file is a playable video.") from err
-    if decoded is None:
-        return np.zeros((2, total_samples), dtype=np.float32)
-    audio, audio_start_s = decoded
-    offset = int(round((audio_start_s - video_start_s) * sample_rate))
-    return _fit(audio, offset, total_samples)
+    return track
 
 
 def _video_start_s(container) -> Fraction:
@@ -134,8 +169,34 @@ def _video_start_s(container) -> Fraction:
     return Fraction(stream.start_time) * stream.time_base
 
 
-def _decode_stream(container, sample_rate: int) -> tuple[np.ndarray, Fraction] | None:
-    """Decode the first audio stream to stereo float32 at `sample_rate`; (audio, start time s)."""
+class _Placer:
+    """Writes consecutive pieces of decoded audio into a track, shifted by the audio's start
+    relative to the picture (known at the first frame): a head before the picture is cut, a
+    late start leaves silence in front, anything past the end is dropped."""
+
+    def __init__(self, track: Track, sample_rate: int, video_start_s: Fraction) -> None:
+        self.track, self.sample_rate, self.video_start_s = track, sample_rate, video_start_s
+        self.offset: int | None = None
+        self.written = 0
+
+    def start_at(self, audio_start_s: Fraction) -> None:
+        if self.offset is None:
+            self.offset = int(round((audio_start_s - self.video_start_s) * self.sample_rate))
+
+    def put(self, piece: np.ndarray) -> None:
+        """`piece` (samples, channels) from the resampler."""
+        if self.offset is None:
+            self.start_at(Fraction(0))
+        audio = piece.T
+        if audio.shape[0] == 1:
+            audio = np.repeat(audio, 2, axis=0)
+        self.track.write(self.written + self.offset, audio)
+        self.written += audio.shape[-1]
+
+
+def _decode_stream_into(container, sample_rate: int, video_start_s: Fraction, track: Track) -> None:
+    """Decode the first audio stream to stereo float32 at `sample_rate` into `track`, aligned
+    to the first video frame (see `_Placer`)."""
     import av
 
     stream = container.streams.audio[0]
@@ -144,33 +205,19 @@ def _decode_stream(container, sample_rate: int) -> tuple[np.ndarray, Fraction] |
     layout = "mono" if channels == 1 else "stereo"
     converter = av.AudioResampler(format="fltp", layout=layout)
     resampler: soxr.ResampleStream | None = None
-    pieces: list[np.ndarray] = []
-    start_s: Fraction | None = None
+    placer = _Placer(track, sample_rate, video_start_s)
+    width = 0
     for frame in container.decode(stream):
-        if start_s is None and frame.pts is not None and frame.time_base is not None:
-            start_s = Fraction(frame.pts) * frame.time_base
+        if frame.pts is not None and frame.time_base is not None:
+            placer.start_at(Fraction(frame.pts) * frame.time_base)
         for out in converter.resample(frame):
-            resampler = resampler or soxr.ResampleStream(out.sample_rate, sample_rate, out.to_ndarray().shape[0],
+            samples = out.to_ndarray()
+            width = samples.shape[0]
+            resampler = resampler or soxr.ResampleStream(out.sample_rate, sample_rate, width,
                                                          dtype="float32", quality="HQ")
-            pieces.append(resampler.resample_chunk(out.to_ndarray().T.copy()))
+            placer.put(resampler.resample_chunk(samples.T.copy()))
     for out in converter.resample(None):
         if resampler is not None:
-            pieces.append(resampler.resample_chunk(out.to_ndarray().T.copy()))
-    if resampler is None:
-        return None
-    pieces.append(resampler.resample_chunk(np.zeros((0, pieces[0].shape[1]), dtype=np.float32), last=True))
-    audio = np.concatenate(pieces, axis=0).T                       # (channels, samples)
-    if audio.shape[0] == 1:
-        audio = np.repeat(audio, 2, axis=0)
-    return np.ascontiguousarray(audio, dtype=np.float32), start_s or Fraction(0)
-
-
-def _fit(audio: np.ndarray, offset: int, total_samples: int) -> np.ndarray:
-    """Place `audio` starting `offset` samples after sample 0 (negative: its head is cut) in a
-    silent (2, total_samples) track."""
-    out = np.zeros((2, total_samples), dtype=np.float32)
-    src = audio[:, max(0, -offset):]
-    start = max(0, offset)
-    count = max(0, min(src.shape[-1], total_samples - start))
-    out[:, start:start + count] = src[:, :count]
-    return out
+            placer.put(resampler.resample_chunk(out.to_ndarray().T.copy()))
+    if resampler is not None:
+        placer.put(resampler.resample_chunk(np.zeros((0, width), dtype=np.float32), last=True))

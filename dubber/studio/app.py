@@ -28,7 +28,7 @@ _COLUMN_WIDTHS = ["76px", "130px", "128px", "128px", "15%", "21%", "120px", "112
 _DUB_API_DESCRIPTION = ("Dub a video in one call: (video file, style name, seed) -> the dubbed video, planned and "
                         "rendered as `dub` would with the auto backend. A mistake returns the CLI's one sentence.")
 _INTRO = ("Open a video, edit any shot's caption, prompt, style or seed (or mute it), then **Render**: "
-          "only the shots you changed are rendered again.")
+          "the shots you did not change keep their sound.")
 
 
 def backend_choices(model: str | None = None) -> list[str]:
@@ -84,9 +84,14 @@ def _project_view(project: studio.Project, muted: tuple[int, ...] = ()) -> tuple
 
 
 def _take_status(take: studio.Take) -> str:
+    head = f"Take {take.folder.name.split('-')[-1]} with the **{take.backend}** backend: "
+    if not take.caches_audio:
+        # The score engine keeps no audio: it plays the film again, and what was not edited comes
+        # out sample for sample as before; saying "0 from the cache" would suggest otherwise.
+        return head + (f"{take.cues} shot{'s' if take.cues != 1 else ''} played again from the cached analysis; "
+                       "shots you did not change sound exactly as before.")
     rendered = take.cues - take.cues_from_cache
-    return (f"Take {take.folder.name.split('-')[-1]} with the **{take.backend}** backend: {rendered} "
-            f"shot{'s' if rendered != 1 else ''} rendered, {take.cues_from_cache} from the cache.")
+    return head + f"{rendered} shot{'s' if rendered != 1 else ''} rendered, {take.cues_from_cache} from the cache."
 
 
 class _Actions:

@@ -76,6 +76,7 @@ class Take:
     cues: int
     cues_from_cache: int
     notes: tuple[str, ...]
+    caches_audio: bool = True  # False: every shot is played again from the cached analysis
 
 
 # ----------------------------------------------------------------------------- opening a video
@@ -297,7 +298,7 @@ def render_take(project: Project, plan: DubPlan, muted: Sequence[int], backend: 
     picture = write_spectrogram(mix_wav, project.analysis, folder / "spectrogram.png") if mix_wav else None
     return Take(folder=folder, video=Path(result.output), outputs=dict(result.outputs), spectrogram=picture,
                 backend=result.backend, cues=result.cues, cues_from_cache=result.cues_from_cache,
-                notes=tuple(result.notes))
+                notes=tuple(result.notes), caches_audio=result.caches_audio)
 
 
 def write_spectrogram(mix_wav: Path, analysis: Any, out: Path) -> Path:

@@ -1,13 +1,13 @@
 """Watch-folder jobs on the batch machinery: the same executors as `dub batch` (dubber.executors:
 local worker processes, or tasks on a Ray cluster), the same ledger and the same worker-side job
-(dubber.batch.run_job).
+(dubber.jobs.run_job).
 
 The watcher stays the only one to move files: it claims a file, hashes it, and hands the dub to
 an executor, which runs it in a worker process (or on any node of a cluster) writing into the
 job's staging folder; the watcher then renames the result into place and moves the original on.
 The ledger (ROOT/logs/.dub-batch/, one record per job, keyed by content and settings) holds what
 the journal does not: which attempt runs where (host, process) and how often a job's worker died,
-so that a job whose worker died is retried (up to dubber.batch.DEFAULT_RETRIES times) from a clean
+so that a job whose worker died is retried (up to dubber.jobs.DEFAULT_RETRIES times) from a clean
 staging folder. The journal keeps the folder's story: claims, duplicates, failures, and what was
 dubbed into which output folder, which is what a restart and a duplicate drop consult.
 """
@@ -46,7 +46,7 @@ class WatchDispatch:
         Raises:
             JobFailed: the dub failed (its reason), or its worker died more often than allowed.
         """
-        from ..batch import Job, output_settings
+        from ..jobs import Job, output_settings
         from ..cache import settings_key
 
         # The content's hash (already taken) stands for the input; the stems folder is inside

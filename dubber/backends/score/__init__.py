@@ -10,6 +10,8 @@ functions (hit points -> tempo map -> composition -> effects -> one `Score`), th
 4. foley.py       a sound for every event by kind and strength, never the same twice in a row.
 5. render.py      General MIDI through a SoundFont (TimGM6mb from the pretty_midi wheel by
                   default), music and effects as two stems; the music dips under strong effects.
+                  The stems are tracks on disk (dubber.media.tracks), a film's worth never in
+                  memory; each cue's stems are read from them when the mix places it.
 
 Deterministic: the same plan (style, seed) and analysis give the same audio, bit for bit.
 """
@@ -17,25 +19,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Iterator, Mapping
 
 import numpy as np
 
 from vision.types import VideoAnalysis
 
-from ...ducking import Ducker, duck_gain
+from ...ducking import LEVEL_BLOCK_FRAMES, Ducker, duck_amount, duck_gain_span, frame_samples, key_level_db_of_blocks
+from ...media.tracks import Track, new_track
 from ...errors import BackendUnavailable
 from ...types import CueAudio, DubPlan, ProgressFn, RenderResult, no_progress
 from ..base import DubBackend
 from .engine import compose_score
 from .notation import Score
-from .render import SoundFont, SoundFontError, load_soundfont, render_notes
+from .render import SoundFont, SoundFontError, load_soundfont, render_notes_into
 
 __all__ = ["ScoreBackend", "ScoreOptions", "compose_score", "load_soundfont", "Score"]
 
 log = logging.getLogger(__name__)
 KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 PEAK_CEILING = 0.9                      # the stems together peak at most here
-BLOCK = 1 << 20                         # samples per block when scanning the whole timeline
 TAIL_HOLD_S = 0.5                       # an effect rings this long past its note ...
 TAIL_FADE_S = 0.7                       # ... then fades out over this long
 MUSIC_UNDER_FX = Ducker(depth_db=-7.0, threshold_db=-14.0, attack_ms=10.0, hold_ms=80.0, release_ms=300.0)
@@ -51,27 +54,46 @@ class ScoreOptions:
     duck_music: bool = True
 
 
-def slice_cues(plan: DubPlan, music: np.ndarray, fx: np.ndarray) -> tuple[CueAudio, ...]:
-    """Cut the timeline into the plan's cues; a cue running past the timeline is padded."""
-    cues = []
-    for cue in plan.cues:
-        stems = {}
-        for name, track in (("music", music), ("fx", fx)):
-            avail = track[:, cue.start_sample:cue.end_sample]
-            if avail.shape[-1] == cue.num_samples:
-                stems[name] = avail   # a view: the timeline is not copied a second time
-                continue
-            part = np.zeros((2, cue.num_samples), dtype=np.float32)
-            part[:, :avail.shape[-1]] = avail
-            stems[name] = part
-        cues.append(CueAudio(cue_index=cue.index, start_sample=cue.start_sample, stems=stems))
-    return tuple(cues)
+class TrackSlices(Mapping[str, np.ndarray]):
+    """The stems of one cue: its samples of each timeline track on disk, read when asked for
+    (times the timeline's balance `scale`); a cue running past the timeline is padded."""
+
+    def __init__(self, tracks: Mapping[str, Track], start: int, num_samples: int, scale: np.float32) -> None:
+        self.tracks, self.start, self.num_samples, self.scale = tracks, start, num_samples, scale
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        part = self.tracks[name].read(self.start, self.start + self.num_samples)
+        if part.shape[-1] < self.num_samples:
+            part = np.pad(part, ((0, 0), (0, self.num_samples - part.shape[-1])))
+        return part * self.scale if self.scale != 1 else part
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tracks)
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    def release(self, name: str | None = None) -> None:
+        """Remove the timeline's track of stem `name` (None: every stem) from disk; every cue of
+        the render shares them. Once placed by the mix, a film's stems need not take its disk
+        until the job ends. The names stay."""
+        for stem, track in self.tracks.items():
+            if name is None or stem == name:
+                track.close()
 
 
-def tail_envelope(notes, total_samples: int, sample_rate: int) -> np.ndarray:
-    """Gain (float32, per sample) that lets each effect ring TAIL_HOLD_S past its note and then
+def slice_cues(plan: DubPlan, music: Track, fx: Track, scale: float = 1.0) -> tuple[CueAudio, ...]:
+    """Cut the timeline into the plan's cues: each cue's stems are read from the tracks when used."""
+    tracks = {"music": music, "fx": fx}
+    return tuple(CueAudio(cue_index=cue.index, start_sample=cue.start_sample,
+                          stems=TrackSlices(tracks, cue.start_sample, cue.num_samples, np.float32(scale)))
+                 for cue in plan.cues)
+
+
+def tail_frames(notes, total_samples: int, sample_rate: int) -> np.ndarray:
+    """Per 10 ms frame, the gain that lets each effect ring TAIL_HOLD_S past its note and then
     fades it out over TAIL_FADE_S, as an editor trims effect tails: long drum and reverb tails
-    would otherwise blur every hit into the next and into the music."""
+    would otherwise blur every hit into the next and into the music (see `tail_gain`)."""
     hop = max(1, sample_rate // 100)
     frames = total_samples // hop + 1
     env = np.zeros(frames)
@@ -82,12 +104,18 @@ def tail_envelope(notes, total_samples: int, sample_rate: int) -> np.ndarray:
         env[a:b] = 1.0
         piece = fade[:max(0, min(fade.size, frames - b))]
         env[b:b + piece.size] = np.maximum(env[b:b + piece.size], piece)
-    gain = np.empty(total_samples, dtype=np.float32)
-    centres = np.arange(frames) * hop
-    for a in range(0, total_samples, BLOCK):
-        at = np.arange(a, min(total_samples, a + BLOCK))
-        gain[a:a + at.size] = np.interp(at, centres, env)
-    return gain
+    return env
+
+
+def tail_gain(env: np.ndarray, sample_rate: int, start: int, stop: int) -> np.ndarray:
+    """Samples [start, stop) of the tail gain (float32) from its frames (`tail_frames`)."""
+    hop = max(1, sample_rate // 100)
+    return np.interp(np.arange(start, stop), np.arange(env.size) * hop, env).astype(np.float32)
+
+
+def tail_envelope(notes, total_samples: int, sample_rate: int) -> np.ndarray:
+    """The whole tail gain (float32, per sample) of `tail_frames`."""
+    return tail_gain(tail_frames(notes, total_samples, sample_rate), sample_rate, 0, total_samples)
 
 
 def describe(score: Score, bank: SoundFont, plan: DubPlan) -> str:
@@ -102,6 +130,10 @@ class ScoreBackend(DubBackend):
 
     NAME = "score"
     RENDERS_WHOLE_TIMELINE = True
+    # Composing is a fraction of a second per ten minutes and synthesis well under real time,
+    # while the audio would take 2.8 GB of cache per hour of video: the cached analysis is what
+    # a rerun reuses, and the same analysis, style and seed give the same audio bit for bit.
+    CACHES_AUDIO = False
 
     def __init__(self, options: object | None = None, score: ScoreOptions | None = None) -> None:
         # `options` is the registry's BackendOptions; only its soundfont applies here.
@@ -125,31 +157,54 @@ class ScoreBackend(DubBackend):
         progress("render", 0, steps)
         score = compose_score(analysis, plan.style, plan.seed, total / sr)
         progress("render", 1, steps)
-        music = render_notes(list(score.stem_notes("music")), list(score.rooms), self.soundfont, total, sr)
+        music = new_track("music", 2, total)
+        render_notes_into(music, list(score.stem_notes("music")), list(score.rooms), self.soundfont, sr)
         progress("render", 2, steps)
         fx_notes = score.stem_notes("fx")
-        fx = render_notes(list(fx_notes), list(score.rooms), self.soundfont, total, sr)
-        fx *= tail_envelope(fx_notes, total, sr)[None, :]
+        fx = new_track("fx", 2, total)
+        render_notes_into(fx, list(fx_notes), list(score.rooms), self.soundfont, sr)
         progress("render", 3, steps)
-        music, fx = self._balance(music, fx, sr)
-        cues = slice_cues(plan, music, fx)
+        scale = self._balance(music, fx, tail_frames(fx_notes, total, sr), sr)
+        cues = slice_cues(plan, music, fx, scale)
         progress("render", steps, steps)
         note = describe(score, self.soundfont, plan)
         log.info("%s", note)
         return RenderResult(backend=self.NAME, sample_rate=sr, cues=cues, model_id=f"soundfont:{self.soundfont.name}",
                             notes=(note,), sound_bank=self.soundfont.facts())
 
-    def _balance(self, music: np.ndarray, fx: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
-        """Music dips under strong effects; both stems keep their balance under PEAK_CEILING."""
-        if self.options.duck_music and fx.size and np.any(fx):
-            music *= duck_gain(fx, sr, MUSIC_UNDER_FX)[None, :]
-        music *= np.float32(10 ** (self.options.music_gain_db / 20))
-        fx *= np.float32(10 ** (self.options.fx_gain_db / 20))
-        peak = max((float(np.max(np.abs(music[:, a:a + BLOCK] + fx[:, a:a + BLOCK])))
-                    for a in range(0, music.shape[1], BLOCK)), default=0.0)
-        if peak > PEAK_CEILING:
-            scale = np.float32(PEAK_CEILING / peak)
-            music *= scale
-            fx *= scale
-        return music, fx
+    def _balance(self, music: Track, fx: Track, tails: np.ndarray, sr: int) -> float:
+        """Effect tails trimmed; the music dips under strong effects; the stem gains applied (all
+        in place, a block at a time). Returns the scale that keeps the two stems together under
+        PEAK_CEILING (applied as the cues are read)."""
+        total = music.num_samples
+        step = frame_samples(sr) * LEVEL_BLOCK_FRAMES        # whole side-chain frames per block
+        fx_heard = False
 
+        def trimmed_fx():
+            nonlocal fx_heard
+            for a in range(0, total, step):
+                block = fx.read(a, a + step) * tail_gain(tails, sr, a, min(a + step, total))[None, :]
+                fx.write(a, block)
+                fx_heard = fx_heard or bool(np.any(block))
+                yield a, block
+
+        levels = key_level_db_of_blocks(trimmed_fx(), total, sr)
+        duck = self.options.duck_music and fx_heard
+        amount = duck_amount(levels, MUSIC_UNDER_FX) if duck else None
+        music_gain = np.float32(10 ** (self.options.music_gain_db / 20))
+        fx_gain = np.float32(10 ** (self.options.fx_gain_db / 20))
+        peak = 0.0
+        for a in range(0, total, step):
+            b = min(a + step, total)
+            m = music.read(a, b)
+            if amount is not None:
+                m *= duck_gain_span(amount, sr, MUSIC_UNDER_FX, a, b)[None, :]
+            m *= music_gain
+            music.write(a, m)
+            f = fx.read(a, b)
+            if fx_gain != 1:
+                f *= fx_gain
+                fx.write(a, f)
+            if m.size:
+                peak = max(peak, float(np.max(np.abs(m + f))))
+        return PEAK_CEILING / peak if peak > PEAK_CEILING else 1.0

@@ -8,8 +8,8 @@ Timing: the file uses one fixed MIDI tempo, 120 bpm at 960 ticks per beat, so on
 1/1920 s (25 samples at 48 kHz) and a note's tick is its time rounded to 0.26 ms. The musical
 tempo map lives in the note times themselves. The synthesizer stops at the last event, so every
 file ends with a silent controller event TAIL_S after the last note, letting releases ring out.
-Long scores are rendered in chunks of notes (by start time) and overlap-added, so memory does not
-grow with the film beyond the output itself.
+Long scores are rendered in chunks of notes (by start time) and overlap-added into a track on
+disk (dubber.media.tracks), so memory does not grow with the film.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...media.tracks import Track, new_track
 from .notation import BEND_RANGE, Note, Room
 
 TICKS_PER_BEAT = 960
@@ -231,9 +232,30 @@ def _rooms_from(rooms: list[Room], start_s: float, end_s: float) -> list[Room]:
 
 def render_notes(notes: list[Note], rooms: list[Room], soundfont: SoundFont, total_samples: int,
                  sample_rate: int) -> np.ndarray:
-    """All `notes` as float32 (2, total_samples) audio at sample_rate (resampled if not 48 kHz)."""
-    out_len = int(np.ceil(total_samples * RENDER_RATE / sample_rate))
-    out = np.zeros((2, out_len), dtype=np.float32)
+    """All `notes` as float32 (2, total_samples) audio at sample_rate (resampled if not 48 kHz),
+    in memory (see `render_notes_into` for a film's track)."""
+    track = new_track("notes", 2, total_samples)
+    render_notes_into(track, notes, rooms, soundfont, sample_rate)
+    audio = track.to_array()
+    track.close()
+    return audio
+
+
+def render_notes_into(track: Track, notes: list[Note], rooms: list[Room], soundfont: SoundFont,
+                      sample_rate: int) -> None:
+    """Add all `notes` into `track` (2, n) at sample_rate (resampled if not 48 kHz), a chunk of
+    notes at a time: memory stays one chunk's audio whatever the length of the film."""
+    if sample_rate == RENDER_RATE:
+        _synthesize_into(track, notes, rooms, soundfont)
+        return
+    native = new_track("notes-48k", 2, int(np.ceil(track.num_samples * RENDER_RATE / sample_rate)))
+    _synthesize_into(native, notes, rooms, soundfont)
+    _resample_into(native, track, sample_rate)
+    native.close()
+
+
+def _synthesize_into(out: Track, notes: list[Note], rooms: list[Room], soundfont: SoundFont) -> None:
+    """Chunks of notes (by start time) synthesized and overlap-added into `out` at RENDER_RATE."""
     ordered = sorted(notes, key=lambda n: n.start_s)
     starts = np.array([n.start_s for n in ordered])
     chunk_start = 0.0
@@ -244,17 +266,18 @@ def render_notes(notes: list[Note], rooms: list[Room], soundfont: SoundFont, tot
         if chunk:
             end = max(n.end_s for n in chunk) + TAIL_S
             audio = synthesize(smf_bytes(chunk, _rooms_from(rooms, chunk_start, chunk_start + end), end), soundfont)
-            at = int(round(chunk_start * RENDER_RATE))
-            span = min(audio.shape[1], out_len - at)
-            if span > 0:
-                out[:, at:at + span] += audio[:, :span]
+            out.add(int(round(chunk_start * RENDER_RATE)), audio)
         chunk_start += CHUNK_S
-    if sample_rate != RENDER_RATE:
-        import soxr
 
-        out = np.ascontiguousarray(soxr.resample(out.T, RENDER_RATE, sample_rate).T, dtype=np.float32)
-    if out.shape[1] == total_samples:
-        return out
-    fitted = np.zeros((2, total_samples), dtype=np.float32)
-    fitted[:, :min(total_samples, out.shape[1])] = out[:, :total_samples]
-    return fitted
+
+def _resample_into(source: Track, out: Track, sample_rate: int) -> None:
+    """`source` (at RENDER_RATE) resampled to `sample_rate` into `out`, a block at a time."""
+    import soxr
+
+    stream = soxr.ResampleStream(RENDER_RATE, sample_rate, source.channels, dtype="float32")
+    at = 0
+    for start, block in source.blocks():
+        last = start + block.shape[-1] >= source.num_samples
+        piece = stream.resample_chunk(np.ascontiguousarray(block.T), last=last).T
+        out.write(at, piece)
+        at += piece.shape[-1]

@@ -1,0 +1,168 @@
+"""One job of the batch machinery: what it is, its ledger record, and running it.
+
+A job is one input dubbed to one output by the whole `dub` pipeline (`dubber.api.dub`). Its
+record lives in `<ledger root>/.dub-batch/<key>.json`, keyed by the input's content fingerprint,
+the output path and every setting that shapes the output: `running` (with the host, process id
+and start time) before any work, `done` (with its outputs) after the last file is committed, or
+`failed` with its reason. Both `dub batch` and the watch folder make jobs; `dubber.executors`
+runs them, on local worker processes or on Ray.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import is_user_error, one_line
+from .options import DubOptions
+
+log = logging.getLogger("dubber.batch")   # one voice for the batch machinery in every log
+
+LEDGER_DIR = ".dub-batch"
+LEDGER_SCHEMA = "dubber.batch-job/1"
+DEFAULT_RETRIES = 2          # extra attempts for a job whose worker died
+# Settings that change where or whether files are read, not what a job writes: not part of its key.
+_KEYLESS_SETTINGS = ("force", "cache_dir", "use_cache")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One dub to run: absolute paths, the ledger key, the run it belongs to and the folder
+    holding its ledger (`<ledger_root>/.dub-batch`; empty: the output's folder)."""
+
+    input: str
+    output: str
+    key: str
+    run_id: str
+    ledger_root: str = ""
+
+    @property
+    def ledger(self) -> "Ledger":
+        return Ledger(self.ledger_root or Path(self.output).parent)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What became of one input: status "done", "skipped" (done by an earlier run) or "failed";
+    a failure's `reason` (one sentence) and `error` (the name of its kind)."""
+
+    input: str
+    output: str
+    status: str
+    reason: str = ""
+    attempts: int = 0
+    seconds: float = 0.0
+    error: str = ""
+
+
+# ----------------------------------------------------------------------------- the ledger
+
+class Ledger:
+    """Per-job records in OUTDIR/.dub-batch, one JSON file each, written atomically (a record is
+    small, and one file per job lets workers on any node write without locking)."""
+
+    def __init__(self, out_dir: str | os.PathLike) -> None:
+        self.folder = Path(out_dir) / LEDGER_DIR
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key}.json"
+
+    def read(self, key: str) -> dict[str, Any] | None:
+        try:
+            record = json.loads(self.path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and record.get("schema") == LEDGER_SCHEMA else None
+
+    def write(self, job: Job, status: str, **fields: Any) -> dict[str, Any]:
+        from .atomic import atomic_write_text
+
+        record = {"schema": LEDGER_SCHEMA, "key": job.key, "input": job.input, "output": job.output,
+                  "status": status, "run_id": job.run_id, **fields}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path(job.key), json.dumps(record, indent=1) + "\n")
+        return record
+
+    def finished(self, job: Job) -> bool:
+        """Whether an earlier run completed this job and its output is still in place."""
+        record = self.read(job.key)
+        return bool(record and record.get("status") == "done" and Path(job.output).is_file())
+
+    def attempts(self, job: Job) -> int:
+        """Attempts started in this batch run (an earlier run's count starts over)."""
+        record = self.read(job.key)
+        return int(record.get("attempt", 0)) if record and record.get("run_id") == job.run_id else 0
+
+
+def output_settings(options: DubOptions) -> dict[str, Any]:
+    """Every setting that shapes what a job writes: the settings part of a ledger key."""
+    return {k: v for k, v in asdict(options).items() if k not in _KEYLESS_SETTINGS}
+
+
+def job_key(input_path: Path, output: Path, options: DubOptions) -> str:
+    """Ledger key: the input's content fingerprint, the output path and every output-shaping setting."""
+    from .cache import fingerprint, settings_key
+
+    return settings_key("batch-job", fingerprint(input_path, full=options.full_hash), str(output),
+                        output_settings(options))
+
+
+# ----------------------------------------------------------------------------- one job (worker side)
+
+def _remove_partial_outputs(job: Job, options: DubOptions, since_s: float) -> None:
+    """Delete the files an attempt that died wrote (modified after it started): this job's own,
+    never a file that was there before the batch."""
+    from .api import plan_destinations
+
+    dest = plan_destinations(Path(job.input), job.output, replace(options, force=True))
+    for path in dest.files():
+        try:
+            if path.stat().st_mtime >= since_s:
+                path.unlink()
+                log.info("removed %s, left by an attempt that did not finish", path)
+        except FileNotFoundError:
+            pass
+
+
+def run_job(job: Job, options: DubOptions, backend: Any = None) -> JobOutcome:
+    """Dub one input, recording it in the ledger. A user error (bad input, existing output) is
+    returned as a failed outcome; a bug raises. `backend` is an already-built backend to render
+    with (a model server on Ray), None to build one here."""
+    from .api import dub
+
+    ledger = job.ledger
+    previous = ledger.read(job.key)
+    if previous and previous.get("status") == "running":
+        _remove_partial_outputs(job, options, float(previous.get("started_at", 0.0)))
+    attempt = ledger.attempts(job) + 1
+    start = time.time()
+    worker = {"attempt": attempt, "host": socket.gethostname(), "pid": os.getpid(), "started_at": start}
+    ledger.write(job, "running", **worker)
+    try:
+        result = dub(job.input, job.output, options, backend=backend)
+    except Exception as err:
+        if not is_user_error(err):
+            raise
+        reason = one_line(err)
+        ledger.write(job, "failed", **worker, reason=reason, finished_at=time.time())
+        return JobOutcome(job.input, job.output, "failed", reason, attempt, time.time() - start, type(err).__name__)
+    ledger.write(job, "done", **worker, outputs=dict(result.outputs), finished_at=time.time(),
+                 backend=result.backend, cues=result.cues)
+    return JobOutcome(job.input, job.output, "done", "", attempt, time.time() - start)
+
+
+def after_worker_died(job: Job, retries: int) -> JobOutcome | None:
+    """After a worker running `job` died: None to run it again, or its failed outcome when its
+    workers died more than `retries` times in this run."""
+    ledger = job.ledger
+    attempts = ledger.attempts(job)
+    if attempts <= retries:
+        return None
+    reason = f"the worker running it stopped {attempts} times (killed, or out of memory); see the log of its host."
+    ledger.write(job, "failed", attempt=attempts, reason=reason, finished_at=time.time())
+    return JobOutcome(job.input, job.output, "failed", reason, attempts, error="WorkerDied")
