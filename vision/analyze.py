@@ -74,8 +74,11 @@ def analyze(path: str | os.PathLike, *, captioner: str | None = "motion",
         raise ValueError(f"keyframes_per_shot must be >= 0, got {keyframes_per_shot}")
     cut_options = dataclasses.replace(options.cuts, min_shot_frames=min_shot_frames)
     media = media if media is not None else probe(path)
-    # 2. Resolve the captioner.
+    # 2. Resolve the captioner, and keep keyframes no bigger than it reads them.
     tagger = _captioner(captioner, captioner_options)
+    if tagger is not None and tagger.KEYFRAME_SHORT_SIDE is not None:
+        options = dataclasses.replace(options, keyframe_short_side=min(options.keyframe_short_side,
+                                                                        tagger.KEYFRAME_SHORT_SIDE))
     report = progress or (lambda stage, done, total: None)
     # 3. + 4. One decode pass, then events from the curves.
     analysis = _analyse_pass(media, cut_options, keyframes_per_shot, report, options)

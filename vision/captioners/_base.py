@@ -18,6 +18,10 @@ class Captioner(ABC):
 
     NAME: ClassVar[str]
     Options: ClassVar[type]
+    # The short side (px) the captioner reads its keyframes at; None: the analysis default (what
+    # image encoders take). Keyframes stay in memory for the whole analysis: three a shot of a
+    # two-hour film are thousands of pictures, so a captioner that needs less says so.
+    KEYFRAME_SHORT_SIDE: ClassVar[int | None] = None
 
     def __init__(self, options: Any = None) -> None:
         self.options = options if options is not None else self.Options()

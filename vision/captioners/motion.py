@@ -70,6 +70,7 @@ class MotionCaptioner(Captioner):
 
     NAME = "motion"
     Options = MotionOptions
+    KEYFRAME_SHORT_SIDE = 96  # a lightness estimate (at most _MAX_PIXELS a picture) needs no more
 
     def caption(self, analysis: VideoAnalysis) -> tuple[ShotCaption, ...]:
         keyframes = {k.shot_index: k for k in analysis.keyframes}
