@@ -319,12 +319,13 @@ def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Sh
             _mask(activity, shot, flash.frame, back, options)
         events += [f for f, _ in flashes]
     typical = float(np.median(activity)) if activity.size else 0.0
+    typical_contrast = float(np.median(coverage[:, 1])) if coverage is not None and len(coverage) else 0.0
     scale = max(float(np.percentile(activity, 98)) if activity.size else 0.0, options.curve_floor)
     for shot in shots:
         impacts, busy = _find_impacts(activity, shot, typical, scale, options, returns)
         impacts += _local_stops(cells, shot, options, rate) if cells is not None else []
         impacts = _landings(impacts, cells) if cells is not None else impacts
-        events += _smears_are_whooshes(_not_covering(impacts, coverage, options), activity, returns)
+        events += _smears_are_whooshes(_not_covering(impacts, coverage, typical_contrast, options), activity, returns)
         events += _find_whooshes(activity, shot, typical, scale, busy, options, rate)
     events = thin_hits(_explosions(events, rate), shots, options, rate)
     curve = np.sqrt(np.clip(activity / scale, 0.0, 1.0))  # sqrt: small motion still registers
@@ -439,13 +440,16 @@ def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: fl
     start, end = shot.start_frame + 2, shot.end_frame - hold
     if end <= start:
         return []
-    c = cells.astype(np.float32)
-    moving = np.minimum(c[start - 1:end - 1], c[start:end])
-    after = np.max([c[start + k:end + k] for k in range(1, hold + 1)], axis=0)
+    # This shot's cells only (from the picture before `start` to the shot's end): converting the
+    # whole film's for every shot would cost time and memory in the square of its length.
+    c = cells[start - 1:shot.end_frame].astype(np.float32)
+    a, b = 1, end - start + 1  # start and end within `c`
+    moving = np.minimum(c[a - 1:b - 1], c[a:b])
+    after = np.max([c[a + k:b + k] for k in range(1, hold + 1)], axis=0)
     clear = moving - 2.0 * after
-    clear[c[start:end] < options.local_stop_ease * c[start - 1:end - 1]] = 0.0
+    clear[c[a:b] < options.local_stop_ease * c[a - 1:b - 1]] = 0.0
     # A shape that only left the cell goes on moving in the next one.
-    moved_on = np.maximum(_around(c[start + 1:end + 1]), _around(c[start + 2:end + 2]))
+    moved_on = np.maximum(_around(c[a + 1:b + 1]), _around(c[a + 2:b + 2]))
     clear[moved_on >= options.local_stop_moves_on * moving] = 0.0
     best = clear.max(axis=1)
     found = []
@@ -574,16 +578,16 @@ def thin_hits(events: list[VisualEvent], shots: tuple[Shot, ...], options: Motio
     return sorted(kept, key=lambda e: (e.frame, e.kind))
 
 
-def _not_covering(events: list[VisualEvent], coverage: np.ndarray | None, options: MotionOptions) -> list[VisualEvent]:
+def _not_covering(events: list[VisualEvent], coverage: np.ndarray | None, typical_contrast: float,
+                  options: MotionOptions) -> list[VisualEvent]:
     """Drop hits whose change covers nearly the whole picture (something sweeping over the lens,
     a swish pan) or that come from or lead within a few frames to a featureless picture (a body
     over the lens, black): no contact can be seen there.
 
     `coverage` holds, per sample, the share of the picture that changed and the picture's
-    contrast (grey standard deviation, 0..1)."""
+    contrast (grey standard deviation, 0..1); `typical_contrast` is the film's median contrast."""
     if coverage is None:
         return events
-    typical_contrast = float(np.median(coverage[:, 1])) if len(coverage) else 0.0
     out = []
     for e in events:
         into = coverage[max(0, e.frame - 1):e.frame + 1, 0]  # the change into the contact, not a shake after
