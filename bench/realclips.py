@@ -284,6 +284,15 @@ def _jsonable(value):
     return value
 
 
+def read_labels(folder: Path) -> dict | None:
+    """The folder's labels.json, or None (said on stderr) when it has none."""
+    path = folder / "labels.json"
+    if not path.is_file():
+        print(f"no labels.json in {folder}; pass --clips with a labelled clips folder", file=sys.stderr)
+        return None
+    return json.loads(path.read_text())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", type=Path, default=DEFAULT_CLIPS, help="folder with labels.json and the clips")
@@ -293,11 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO_ROOT))
-    labels_path = args.clips / "labels.json"
-    if not labels_path.is_file():
-        print(f"no labels.json in {args.clips}; pass --clips with the realclips folder", file=sys.stderr)
+    labels = read_labels(args.clips)
+    if labels is None:
         return 2
-    labels = json.loads(labels_path.read_text())
     tolerance_s = float(labels.get("tolerance_s", 0.1))
     names = [n for n in labels["clips"] if args.only is None or n in args.only]
     results = [evaluate_clip(args.clips, n, labels["clips"][n], tolerance_s, max(1, args.repeats)) for n in names]

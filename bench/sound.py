@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from dubber import sound_measures as sm  # noqa: E402
 from dubber.backends.score import ScoreBackend  # noqa: E402
+from dubber.backends.score.foley import CONTACT_KINDS  # noqa: E402
 from dubber.mix import MixOptions, mix  # noqa: E402
 from dubber.plan import PlanOptions, make_plan  # noqa: E402
 from vision.types import Shot, VideoAnalysis, VisualEvent  # noqa: E402
@@ -161,8 +162,7 @@ def main() -> None:
             analysis = labelled(detected, clip["cuts"], clip["events"]) if source == "labelled" else detected
             for seed in range(args.seeds):
                 # consecutive impact sounds are compared where the score put them
-                impacts = [float(media.frame_time(e.frame)) for e in analysis.events
-                           if e.kind in ("impact", "landing")]
+                impacts = [float(media.frame_time(e.frame)) for e in analysis.events if e.kind in CONTACT_KINDS]
                 row = {"clip": clip["name"], "source": source, "seed": seed,
                        **run_one(analysis, truth, impacts, seed, args.style)}
                 rows.append(row)

@@ -48,7 +48,7 @@ SYNTHETIC = ("dissolve", "fade_out", "fade_in", "iris_out", "iris_in", "wipe", "
 
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(BENCH_DIR))
-from realclips import Counts, _fmt, _jsonable, score  # noqa: E402  (the hard-cut rules are shared)
+from realclips import Counts, _fmt, _jsonable, read_labels, score  # noqa: E402  (the hard-cut rules are shared)
 
 
 @dataclass(frozen=True)
@@ -297,11 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.synthetic is not None:
         write_synthetic(args.synthetic)
         args.clips = args.synthetic
-    labels_path = args.clips / "labels.json"
-    if not labels_path.is_file():
-        print(f"no labels.json in {args.clips}; pass --clips with a labelled clips folder", file=sys.stderr)
+    labels = read_labels(args.clips)
+    if labels is None:
         return 2
-    labels = json.loads(labels_path.read_text())
     tolerance_s = float(labels.get("tolerance_s", 0.1))
     names = [n for n in labels["clips"] if args.only is None or n in args.only]
     results = [evaluate_clip(args.clips, n, labels["clips"][n], tolerance_s) for n in names]

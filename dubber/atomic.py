@@ -269,7 +269,8 @@ def _roll_forward(record_path: Path) -> list[Path]:
     return targets
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (a process of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -288,7 +289,7 @@ def sweep_stale(folder: Path) -> list[Path]:
         return removed
     for entry in entries:
         match = _TEMP_NAME.match(entry.name)
-        if match is None or not entry.is_file() or _pid_alive(int(match.group(1))):
+        if match is None or not entry.is_file() or pid_alive(int(match.group(1))):
             continue
         with contextlib.suppress(OSError):
             entry.unlink()

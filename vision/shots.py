@@ -522,6 +522,8 @@ class CutDetector:
         self._transitions.append(Transition(kind, start_frame, end_frame))
         self._blend_until = self._at(self._pushed - 1).frame
         log.debug("%s over frames [%d, %d)", kind, start_frame, end_frame)
+        if any(start_frame <= cut < end_frame for cut in self._cuts):
+            return []  # a cut already confirmed inside it is this transition's (the plan centres it)
         return self._confirm(start_frame + (end_frame - start_frame) // 2)
 
 

@@ -28,6 +28,8 @@ from typing import Iterator
 
 import numpy as np
 
+from ..atomic import pid_alive
+
 BLOCK_SAMPLES = 1 << 18          # samples per channel in one block of a pass (about 5.5 s at 48 kHz)
 _SAMPLE = np.dtype("<f4")
 _WORK_PREFIX = "dub-work-"
@@ -183,17 +185,8 @@ def sweep_work_folders(parent: Path) -> list[Path]:
             pid, _, rest = entry.name.partition("@")
             if not pid.isdigit() or rest.rsplit("-", 1)[0] != _HOST or not entry.is_dir() or entry.is_symlink():
                 continue
-            if not _alive(int(pid)):
+            if not pid_alive(int(pid)):
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry)
     return removed
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -24,6 +24,7 @@ BIG_FROM_STRENGTH = 0.55
 STEP_S = 0.27               # s between footsteps, before jitter
 FOOTSTEPS_FROM = 0.6        # weaker runs get no footsteps (the music's run carries them)
 FOOTSTEPS_MAX_S = 1.5       # a long run gets its first steps; the music carries the rest
+CONTACT_KINDS = ("impact", "landing")   # a blow and a fall: one history, so neither repeats the last
 AFTERMATH_S = 0.12          # a shake starting this soon after a blow or a fall is its aftermath
 SLIDE_S = 0.32              # a trombone slide this long falls into a landing ...
 SLIDE_FALL = 9              # ... this many semitones (a sixth)
@@ -134,8 +135,7 @@ def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt
             pool = BIG_HITS + SMALL_HITS[-1:] if big else SMALL_HITS
         else:
             pool = orchestra.sounds_for(point.kind) or SMALL_HITS
-        # A blow and a fall are both contacts: the next of either avoids the sound of the last.
-        group = "contact" if point.kind in ("impact", "landing") else point.kind
+        group = "contact" if point.kind in CONTACT_KINDS else point.kind
         hit = _choose(pool, previous.setdefault(group, []), rng)
         previous[group].append(hit)
         if point.kind == "shake" and _after_contact(point, points):
@@ -158,7 +158,7 @@ def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt
 
 
 def _after_contact(shake: HitPoint, points: list[HitPoint]) -> bool:
-    return any(p.kind in ("impact", "landing") and 0.0 <= shake.time_s - p.time_s <= AFTERMATH_S for p in points)
+    return any(p.kind in CONTACT_KINDS and 0.0 <= shake.time_s - p.time_s <= AFTERMATH_S for p in points)
 
 
 class SeriesFigure:
