@@ -4,8 +4,11 @@
     write_review(manifest_path, out_path=None)                          -> path of the page
 
 The spectrogram picture is drawn with numpy and Pillow only (no plotting library), so the page
-and the studio app can show it on any machine. The page embeds every picture and sound as a
-data URI: it opens offline, from a mail attachment or a USB stick, with nothing fetched.
+and the studio app can show it on any machine. The page embeds every picture, and every sound of
+up to EMBED_AUDIO_MAX_S, as a data URI: it opens offline, from a mail attachment or a USB stick,
+with nothing fetched. Longer sound (a feature film's mix and stems) is linked to the files beside
+the page instead, which still plays offline. The mix is read from disk a block at a time, so the
+page of a two-hour film takes the memory of a short clip's.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ import html
 import io
 import json
 import os
+import tempfile
+import urllib.parse
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -22,8 +27,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from . import sound_measures as sm
+from . import wav_measures
 from .atomic import atomic_write_bytes
 from .errors import InputError
+from .wav_measures import WavTrack
 
 SPECTROGRAM_FFT = 2048          # samples per analysis window (43 ms at 48 kHz)
 SPECTROGRAM_LOW_HZ = 40.0       # bottom row of the picture
@@ -31,6 +38,7 @@ SPECTROGRAM_RANGE_DB = 80.0     # colours span this far under the loudest cell
 QUIET_TOP_DB = 0.0              # cell power (dB) taken as the loudest when nothing is louder (about -54 dBFS)
 PIXELS_PER_S = 100              # default picture width per second of audio
 MAX_WIDTH_PX = 6000
+EMBED_AUDIO_MAX_S = 600.0       # longer sound is linked from the page, not embedded in it
 AXIS_PX = 16                    # strip under the picture with the seconds ruler
 
 # A dark-to-bright colour ramp (black, violet, red, orange, pale yellow): loud reads as bright.
@@ -103,12 +111,41 @@ def spectrogram_png(audio: np.ndarray, sample_rate: int, *, duration_s: float | 
         raise ValueError(f"sample_rate and height must be positive, got {sample_rate} and {height}")
     mono = sm.mono(audio)
     total_s = float(duration_s) if duration_s is not None else mono.size / sample_rate
-    total_s = max(total_s, 1e-3)
-    width = int(np.clip(round(total_s * PIXELS_PER_S), 64, MAX_WIDTH_PX))
-    hop = max(1, int(round(total_s * sample_rate / width)))
-    wanted = int(round(total_s * sample_rate))
+    width, hop, wanted = _picture_grid(total_s, sample_rate)
     mono = np.pad(mono[:wanted], (0, max(0, wanted - mono.size)))
     power, _ = sm.power_spectrogram(mono, sample_rate, n_fft=SPECTROGRAM_FFT, hop=hop)
+    return _draw_spectrogram(power, sample_rate, max(total_s, 1e-3), width, height, cuts_s, transitions_s, events,
+                             onsets_s, out_path)
+
+
+def track_spectrogram_png(track: WavTrack, *, cuts_s: Sequence[float] = (),
+                          transitions_s: Sequence[tuple[float, float]] = (), events: Iterable[object] = (),
+                          onsets_s: Sequence[float] = (), height: int = 240) -> bytes:
+    """`spectrogram_png` of a whole WAV on disk, reading only the few thousand short windows the
+    picture's columns are drawn from: the overview of a two-hour film without loading it."""
+    sample_rate = track.sample_rate
+    width, hop, wanted = _picture_grid(track.duration_s, sample_rate)
+    half = SPECTROGRAM_FFT // 2
+    window = np.hanning(SPECTROGRAM_FFT).astype(np.float32)
+    power = np.empty((1 + wanted // hop, half + 1), dtype=np.float32)
+    for column in range(power.shape[0]):
+        start = column * hop - half
+        piece = sm.mono(track.read(start, min(start + SPECTROGRAM_FFT, wanted)))
+        piece = np.pad(piece, (0, SPECTROGRAM_FFT - piece.size))   # past the end: silence, as in spectrogram_png
+        power[column] = np.abs(np.fft.rfft(piece * window)) ** 2
+    return _draw_spectrogram(power, sample_rate, max(track.duration_s, 1e-3), width, height, cuts_s, transitions_s,
+                             events, onsets_s, None)
+
+
+def _picture_grid(total_s: float, sample_rate: int) -> tuple[int, int, int]:
+    """(picture width px, samples between columns, samples covered) for `total_s` of sound."""
+    total_s = max(total_s, 1e-3)
+    width = int(np.clip(round(total_s * PIXELS_PER_S), 64, MAX_WIDTH_PX))
+    return width, max(1, int(round(total_s * sample_rate / width))), int(round(total_s * sample_rate))
+
+
+def _draw_spectrogram(power: np.ndarray, sample_rate: int, total_s: float, width: int, height: int, cuts_s,
+                      transitions_s, events, onsets_s, out_path) -> bytes:
     rows = _log_frequency_rows(power.T, sample_rate, height)
     db = 10.0 * np.log10(rows + 1e-12)
     db -= max(float(db.max()), QUIET_TOP_DB)   # silence stays dark instead of being stretched to bright
@@ -185,32 +222,38 @@ def _outputs(manifest: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     return {role: (folder / rel).resolve() for role, rel in manifest.get("outputs", {}).items()}
 
 
-def _read_audio(path: Path) -> tuple[np.ndarray, int]:
-    import soundfile
-
-    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    return audio.T, int(rate)
-
-
-def video_audio(path: Path) -> tuple[np.ndarray, int]:
-    """The first audio track of a video as float32 (2, samples) and its rate.
+def video_audio_to_wav(video: Path, wav: Path) -> None:
+    """Decode the first audio track of a video into a float32 stereo WAV, a packet at a time.
 
     Raises:
         InputError: the file has no audio track or cannot be decoded.
     """
     import av
+    import soundfile
 
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(video)) as container:
             if not container.streams.audio:
-                raise InputError(f"{path} has no audio track to review; pass the manifest of a finished dub.")
+                raise InputError(f"{video} has no audio track to review; pass the manifest of a finished dub.")
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="fltp", layout="stereo", rate=stream.rate)
-            chunks = [out.to_ndarray() for frame in container.decode(stream) for out in resampler.resample(frame)]
-            chunks += [out.to_ndarray() for out in resampler.resample(None)]
-            return np.concatenate(chunks, axis=1).astype(np.float32), int(stream.rate)
+            with soundfile.SoundFile(str(wav), "w", samplerate=int(stream.rate), channels=2, subtype="FLOAT") as out:
+                for frame in [*container.decode(stream), None]:
+                    for piece in resampler.resample(frame):
+                        out.write(piece.to_ndarray().T)
     except av.error.FFmpegError as err:
-        raise InputError(f"{path} cannot be decoded ({err}); pass the manifest of a finished dub.") from None
+        raise InputError(f"{video} cannot be decoded ({err}); pass the manifest of a finished dub.") from None
+
+
+def _player_source(path: Path, page_folder: Path) -> str:
+    """What an audio player on the page plays: the sound itself as an MP3 data URI when it is
+    short, else a link to the file beside the page (minutes of sound would make the page
+    hundreds of megabytes, and the browser would hold it all in memory)."""
+    if path.suffix.lower() == ".wav":
+        with WavTrack(path) as track:
+            if track.duration_s <= EMBED_AUDIO_MAX_S:
+                return _mp3_uri(track.read_all(), track.sample_rate)
+    return urllib.parse.quote(Path(os.path.relpath(path, page_folder)).as_posix())
 
 
 def _mp3_uri(audio: np.ndarray, sample_rate: int) -> str:
@@ -266,7 +309,7 @@ def shot_figures(onsets_s: np.ndarray, events_s: list[float], marks_s: list[floa
             "onsets": int(len(onsets_s)), "unmatched_onsets": int(np.sum(~matched))}
 
 
-def _shot_rows(manifest: Mapping[str, Any], mix: np.ndarray, sr: int, onsets_s: np.ndarray,
+def _shot_rows(manifest: Mapping[str, Any], mix: WavTrack, onsets_s: np.ndarray,
                thumbs: Mapping[int, str]) -> list[str]:
     analysis, plan = manifest["analysis"], manifest["plan"]
     fps = Fraction(analysis["media"]["fps"])
@@ -282,7 +325,8 @@ def _shot_rows(manifest: Mapping[str, Any], mix: np.ndarray, sr: int, onsets_s: 
         local = onsets_s[(onsets_s >= a_s) & (onsets_s < b_s)] - a_s
         spans = [(_frame_s(t["start_frame"], fps) - a_s, _frame_s(t["end_frame"], fps) - a_s)
                  for t in analysis.get("transitions", []) if t["end_frame"] > shot["start_frame"] and t["start_frame"] < shot["end_frame"]]
-        piece = mix[:, int(round(a_s * sr)):int(round(b_s * sr))]
+        sr = mix.sample_rate
+        piece = mix.read(int(round(a_s * sr)), int(round(b_s * sr)))
         png = spectrogram_png(piece, sr, duration_s=b_s - a_s, transitions_s=spans, cuts_s=[0.0],
                               events=[(t, e["kind"]) for t, e in zip(times, events)], onsets_s=local)
         figures = shot_figures(local, times, [0.0], fps)
@@ -314,39 +358,60 @@ audio{width:100%;max-width:700px}table{border-collapse:collapse}td,th{padding:2p
 .legend span{margin-right:1.2em}"""
 
 
-def review_html(manifest: Mapping[str, Any], folder: Path) -> str:
-    """The review page for a manifest whose files are relative to `folder`.
+def review_html(manifest: Mapping[str, Any], folder: Path, page_folder: Path | None = None) -> str:
+    """The review page for a manifest whose files are relative to `folder`; sound that is not
+    embedded is linked relative to `page_folder` (default: `folder`).
+
+    The mix is read from disk a block at a time, so a feature film's page is made in the memory
+    a short clip's takes.
 
     Raises:
-        InputError: the manifest lists no mix WAV (run dub with stems kept) or it is unreadable.
+        InputError: neither the mix WAV nor the dubbed video named in the manifest exists, or the
+            video's sound cannot be decoded.
     """
     outputs = _outputs(manifest, folder)
+    page_folder = Path(page_folder) if page_folder is not None else folder
     mix_path, video_path = outputs.get("mix"), outputs.get("video")
-    if mix_path is not None and mix_path.is_file():
-        mix, sr = _read_audio(mix_path)
-        mix_role = "mix"
-    elif video_path is not None and video_path.is_file():
-        mix, sr = video_audio(video_path)   # no stems were kept: the dubbed video's own track
-        mix_role = "mix (from the video)"
-    else:
-        raise InputError("Neither the mix WAV nor the dubbed video named in the manifest exists; "
-                         "review the manifest where dub wrote it, with its files beside it.")
+    with tempfile.TemporaryDirectory(prefix="dub-review-") as scratch:
+        if mix_path is not None and mix_path.is_file():
+            mix_file, mix_role = mix_path, "mix"
+        elif video_path is not None and video_path.is_file():
+            # No stems were kept: the dubbed video's own track, decoded to disk.
+            mix_file, mix_role = Path(scratch) / "mix.wav", "mix (from the video)"
+            video_audio_to_wav(video_path, mix_file)
+        else:
+            raise InputError("Neither the mix WAV nor the dubbed video named in the manifest exists; "
+                             "review the manifest where dub wrote it, with its files beside it.")
+        with WavTrack(mix_file) as mix:
+            return _page(manifest, outputs, mix, mix_role, video_path if mix_file != mix_path else None, page_folder)
+
+
+def _page(manifest: Mapping[str, Any], outputs: Mapping[str, Path], mix: WavTrack, mix_role: str,
+          mix_source: Path | None, page_folder: Path) -> str:
+    """The page's HTML; `mix_source` is the video the mix was decoded from, if it was."""
     analysis = manifest["analysis"]
     fps = Fraction(analysis["media"]["fps"])
     events_s = [_frame_s(e["frame"], fps) for e in analysis.get("events", [])]
     cuts_s = [_frame_s(s["start_frame"], fps) for s in analysis["shots"] if s["start_frame"] > 0]
-    report = sm.measure(mix, sr, events_s, marks_s=cuts_s)
+    report = wav_measures.measure(mix, events_s, marks_s=cuts_s)
     onsets_s = np.asarray(report.onsets_s, dtype=np.float64)
     wanted = [f for shot in analysis["shots"] for f in _shot_frames(shot)]
     video = outputs.get("video") or Path(analysis["media"].get("path", ""))
     thumbs = thumbnails(Path(video), wanted)
-    overview = spectrogram_png(mix, sr, cuts_s=cuts_s, events=[(t, e["kind"]) for t, e in zip(events_s, analysis.get("events", []))],
-                               transitions_s=[(_frame_s(t["start_frame"], fps), _frame_s(t["end_frame"], fps))
-                                              for t in analysis.get("transitions", [])], onsets_s=onsets_s)
+    overview = track_spectrogram_png(
+        mix, cuts_s=cuts_s, events=[(t, e["kind"]) for t, e in zip(events_s, analysis.get("events", []))],
+        transitions_s=[(_frame_s(t["start_frame"], fps), _frame_s(t["end_frame"], fps))
+                       for t in analysis.get("transitions", [])], onsets_s=onsets_s)
     stems = [(role, path) for role, path in sorted(outputs.items()) if role.startswith("stem:") and path.is_file()]
-    players = "".join(f'<p>{html.escape(role)}<br><audio controls preload="none" '
-                      f'src="{_mp3_uri(*(_read_audio(path) if path is not None else (mix, sr)))}"></audio></p>'
-                      for role, path in [(mix_role, None), *stems])   # one stem decoded at a time
+    if mix_source is None:
+        mix_player = _player_source(mix.path, page_folder)
+    elif mix.duration_s <= EMBED_AUDIO_MAX_S:
+        mix_player = _mp3_uri(mix.read_all(), mix.sample_rate)
+    else:
+        mix_player = _player_source(mix_source, page_folder)   # the dubbed video itself plays
+    players = "".join(f'<p>{html.escape(role)}<br><audio controls preload="none" src="{html.escape(source)}"></audio></p>'
+                      for role, source in [(mix_role, mix_player),
+                                           *((role, _player_source(path, page_folder)) for role, path in stems)])
     render = manifest.get("render") or {}
     figures = report.to_dict()
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in figures.items())
@@ -360,7 +425,7 @@ def review_html(manifest: Mapping[str, Any], folder: Path) -> str:
             f"<p>Backend: {html.escape(str(render.get('backend')))}; {notes}</p>"
             f"<h2>Whole soundtrack</h2><img class='spectrogram' alt='spectrogram of the mix' src='{_png_uri(overview)}'>{legend}"
             f"<table>{rows}</table><h2>Listen</h2>{players}"
-            + "".join(_shot_rows(manifest, mix, sr, onsets_s, thumbs)) + "</body></html>")
+            + "".join(_shot_rows(manifest, mix, onsets_s, thumbs)) + "</body></html>")
 
 
 def default_review_path(manifest_path: str | os.PathLike) -> Path:
@@ -380,5 +445,5 @@ def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike |
     manifest_file = Path(manifest_path)
     manifest = load_manifest(manifest_file)
     target = Path(out_path) if out_path is not None else default_review_path(manifest_file)
-    write_atomically(target, review_html(manifest, manifest_file.parent).encode("utf-8"))
+    write_atomically(target, review_html(manifest, manifest_file.parent, target.parent).encode("utf-8"))
     return target

@@ -9,10 +9,14 @@ the job's work folder and is read and written a block at a time, so the bounds d
 the film. Measured: the whole dub 294 MB (render stage; analysis 190 MB), mix + WAV + mux 169 MB.
 Before the tracks moved to disk the whole dub of a 10-minute film peaked at 1.49 GB and the mix
 and mux stages at 1.38 GB (3.5 GB before the loudness was measured in blocks).
+
+The review page of a long dub reads the mix from disk a block at a time too, and links sound
+longer than ten minutes instead of embedding it.
 """
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -174,3 +178,64 @@ def test_cues_read_back_from_the_cache_mix_to_the_same_samples(tmp_path):
     store.path_for(cues[1]).unlink()
     with pytest.raises(CacheEntryLost, match="run the same command again"):
         mix(RenderResult("test", sr, on_disk), plan, MixOptions())
+
+
+REVIEW_MINUTES = 12          # past the length up to which the page embeds its sound
+REVIEW_BOUND_MB = 350.0     # measured 274 MB at 12 and at 24 minutes (969 MB at 12 with the mix in memory)
+REVIEW_PAGE_BOUND_MB = 5.0  # measured 2.2 MB for 180 shots (14.5 MB with the sound embedded)
+
+
+def _review_child(folder: str) -> None:
+    """Runs in a fresh process: a 12-minute dub's files (mix and two stems as WAVs, a manifest
+    with a cut every 4 s), then its review page; prints the peak RSS and what the page holds as JSON."""
+    import soundfile
+
+    import numpy as np
+
+    from bench.longform import _peak_kb
+    from dubber.review import write_review
+    from dubber.types import MANIFEST_SCHEMA
+
+    sr, fps, seconds = 48_000, 24, REVIEW_MINUTES * 60
+    root = Path(folder)
+    rng = np.random.default_rng(1)
+    t = np.arange(sr) / sr
+    for name in ("mix", "music", "fx"):
+        with soundfile.SoundFile(str(root / f"{name}.wav"), "w", samplerate=sr, channels=2, subtype="FLOAT") as out:
+            for _ in range(seconds):   # a tone burst at the start of every second, written a second at a time
+                burst = np.sin(2 * np.pi * rng.uniform(110, 880) * t) * np.exp(-t / 0.08) * 0.3
+                out.write(np.stack([burst, burst], axis=1).astype(np.float32))
+    frames = seconds * fps
+    cuts = list(range(0, frames, 4 * fps)) + [frames]
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "outputs": {"mix": "mix.wav", "stem:music": "music.wav", "stem:fx": "fx.wav"},
+        "analysis": {"media": {"fps": f"{fps}/1", "path": "film.mp4"},
+                     "shots": [{"index": i, "start_frame": a, "end_frame": b} for i, (a, b) in enumerate(zip(cuts, cuts[1:]))],
+                     "events": [{"frame": a + fps, "kind": "impact", "strength": 0.8} for a in cuts[:-1]],
+                     "transitions": [], "captions": []},
+        "plan": {"cues": []}, "render": {"backend": "score", "notes": []}}
+    (root / "film.dub.json").write_text(json.dumps(manifest))
+    page = write_review(root / "film.dub.json")
+    text = page.read_text(encoding="utf-8")
+    print(json.dumps({"peak_mb": _peak_kb() / 1024, "page_mb": page.stat().st_size / 1e6,
+                      "shots": text.count('<section class="shot"'), "embedded_audio": text.count("data:audio"),
+                      "linked": sorted(re.findall(r'<audio[^>]*src="([^"]+\.wav)"', text)),
+                      "hit_rate": re.search(r"<th>hit_rate</th><td>([^<]*)</td>", text).group(1)}))
+
+
+def test_review_of_a_long_dub_reads_its_sound_from_disk(tmp_path):
+    """`dub review` of a 12-minute dub in a fresh process: the mix is read a block at a time and
+    the sound is linked, not embedded, so memory and the page stay small; every shot is there."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
+            "from tests.test_longform_memory import _review_child; _review_child(sys.argv[2])")
+    proc = subprocess.run([sys.executable, "-c", code, str(REPO), str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    numbers = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert numbers["shots"] == REVIEW_MINUTES * 60 // 4
+    assert numbers["embedded_audio"] == 0 and numbers["linked"] == ["fx.wav", "mix.wav", "music.wav"]
+    assert numbers["hit_rate"] == "1.0"   # a burst starts every second; each event is a second after a cut
+    assert numbers["page_mb"] <= REVIEW_PAGE_BOUND_MB, f"page {numbers['page_mb']:.1f} MB"
+    assert numbers["peak_mb"] <= REVIEW_BOUND_MB, (
+        f"review of {REVIEW_MINUTES} minutes peaked at {numbers['peak_mb']:.0f} MB (bound {REVIEW_BOUND_MB:.0f} MB)")

@@ -98,3 +98,33 @@ def test_review_without_the_stem_files_plays_the_videos_own_track(dubbed, tmp_pa
     page = write_review(tmp_path / "out.json", tmp_path / "page.html").read_text(encoding="utf-8")
     assert re.search(r"<p>mix \(from the video\)<br><audio controls[^>]*src=\"data:audio/mpeg;base64,", page)
     assert "<p>mix<br>" not in page and "<p>stem:" not in page
+
+
+def test_figures_and_picture_read_from_disk_are_those_of_the_whole_track(tmp_path):
+    """The page reads the mix a block at a time (a film's mix does not fit in memory): the
+    onsets, sync figures and overview picture come out as from the whole track at once, here
+    across two-and-a-bit blocks of a 137 s track with bursts at random times."""
+    import soundfile
+
+    from dubber import sound_measures as sm
+    from dubber import wav_measures
+    from dubber.review import track_spectrogram_png
+    from dubber.wav_measures import WavTrack
+
+    rng = np.random.default_rng(0)
+    n = int(137.3 * SR)
+    audio = np.zeros((2, n), np.float32)
+    for start in (rng.uniform(0, 137, 300) * SR).astype(int):
+        m = min(n - start, SR // 3)
+        k = np.arange(m)
+        audio[:, start:start + m] += (np.sin(2 * np.pi * rng.uniform(100, 2000) * k / SR)
+                                      * np.exp(-k / (0.05 * SR)) * rng.uniform(0.1, 0.5)).astype(np.float32)
+    path = tmp_path / "mix.wav"
+    soundfile.write(str(path), audio.T, SR, subtype="FLOAT")
+    events, cuts = [1.0, 5.0, 60.2, 120.5], [3.0, 59.9]
+    whole = sm.measure(audio, SR, events, marks_s=cuts)
+    with WavTrack(path) as track:
+        streamed = wav_measures.measure(track, events, marks_s=cuts)
+        picture = track_spectrogram_png(track, cuts_s=cuts, onsets_s=whole.onsets_s)
+    assert len(whole.onsets_s) > 200 and streamed.to_dict() == whole.to_dict()
+    assert picture == spectrogram_png(audio, SR, cuts_s=cuts, onsets_s=whole.onsets_s)
