@@ -26,6 +26,9 @@ character, and exactly one phenomenon planted on known frames:
   (no held contact drawing); the post jolts a few pixels for two frames.
 - dust_burst: a puff of small pale specks appears at one point on the ground at the event frame
   and flies apart radially, fading, over six frames; nothing else moves but the character.
+- telecine: the contact clip as a film transferred to 30 fps video by 3:2 pulldown (top field
+  first): of every five frames, two weave the fields of two film pictures line by line. The
+  contact picture first shows in the bottom field of such a mixed frame.
 
 `render(name)` gives the frames and the truth; `write(name, path)` encodes them (H.264, 24 fps)
 and writes the truth next to the video as JSON. Truth: "cut_frames" (first frames of new
@@ -51,11 +54,13 @@ from samples.synth import _ffmpeg_exe
 
 WIDTH, HEIGHT = 192, 144  # px
 FPS = 24
+TELECINE_FPS = 30  # frames a second of the telecined clip (NTSC's 30000/1001 reads the same)
+TELECINE_LEAD = 2
 FRAMES = 72  # 3 s
 EVENT_FRAME = 36  # where every planted phenomenon starts
 PHENOMENA = ("smear", "splash", "pose_jump", "shake", "flicker", "occlusion", "same_palette_cut", "grey_cut",
              "dissolve", "fade_out", "fade_in", "iris_out", "iris_in", "wipe", "flash_cut", "contact", "fall",
-             "punch", "dust_burst")
+             "punch", "dust_burst", "telecine")
 DISSOLVE_FRAMES = 12
 WIPE_FRAMES = 12  # iris and wipe
 FADE_FRAMES = 10
@@ -129,7 +134,13 @@ def render(name: str) -> tuple[list[np.ndarray], dict[str, Any]]:
     rng = np.random.default_rng(3)
     frames, cuts, transitions = [], [], []
     for t in range(FRAMES):
-        frames.append(_frame(name, t, first, second, rng))
+        frames.append(_frame("contact" if name == "telecine" else name, t, first, second, rng))
+    if name == "telecine":
+        frames, shown_at = _telecine(frames)
+        truth = {"phenomenon": name, "fps": f"{TELECINE_FPS}/1", "frame_count": len(frames), "width": WIDTH,
+                 "height": HEIGHT, "cut_frames": [], "transitions": [], "event_frame": shown_at[EVENT_FRAME],
+                 "hit_frames": [shown_at[EVENT_FRAME]]}
+        return frames, truth
     if name in ("same_palette_cut", "grey_cut", "flash_cut"):
         cuts = [EVENT_FRAME]
     elif name == "dissolve":
@@ -255,13 +266,34 @@ def _dust(img: np.ndarray, k: int) -> None:
         cv2.circle(img, (x, y), int(size), tuple(int(v) for v in colour), -1)
 
 
+def _telecine(film: list[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
+    """24p film pictures as 30 fps frames by 3:2 pulldown, top field first, and for each film
+    picture the first frame that shows it (in either field). TELECINE_LEAD copies of the first
+    picture go before the film, so the pulldown's phase puts the contact picture in the bottom
+    field of a mixed frame."""
+    pictures = [film[0]] * TELECINE_LEAD + film
+    frames = []
+    for g in range(0, len(pictures) - 3, 4):
+        a, b, c, d = pictures[g:g + 4]
+        frames += [a, b, _weave(b, c), _weave(c, d), d]
+    first = [5 * (j // 4) + j % 4 for j in range(len(pictures))]  # A, B whole; C, D in a bottom field
+    return frames, first[TELECINE_LEAD:]
+
+
+def _weave(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    """A frame whose even lines come from `top` and odd lines from `bottom`."""
+    frame = top.copy()
+    frame[1::2] = bottom[1::2]
+    return frame
+
+
 def write(name: str, path: str | os.PathLike) -> dict[str, Any]:
     """Encode phenomenon `name` to `path` (H.264 mp4) and its truth to the .json beside it."""
     frames, truth = render(name)
     path = Path(path)
     with atomic_output(path) as tmp:
         cmd = [_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-s", f"{WIDTH}x{HEIGHT}", "-framerate", str(FPS), "-i", "pipe:0", "-c:v", "libx264",
+               "-s", f"{WIDTH}x{HEIGHT}", "-framerate", truth["fps"], "-i", "pipe:0", "-c:v", "libx264",
                "-preset", "veryfast", "-crf", "16", "-pix_fmt", "yuv420p", "-f", "mp4", str(tmp)]
         subprocess.run(cmd, input=b"".join(f.tobytes() for f in frames), check=True, timeout=120)
     atomic_write_text(path.with_suffix(".json"), json.dumps(truth, indent=1) + "\n")

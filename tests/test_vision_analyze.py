@@ -278,6 +278,19 @@ def test_a_fade_is_motion_not_a_repeated_picture():
     assert not is_repeat(moved, picture)
 
 
+def test_a_held_picture_encoded_again_is_a_repeat():
+    """A picture held on screen comes back from the encoder with noise of a level or so on
+    every pixel; it is still the same picture (else the sampling reads a stop each time)."""
+    from vision.motion import is_repeat
+
+    picture = np.tile(np.linspace(40, 200, 128, dtype=np.uint8), (72, 1))
+    noise = np.random.default_rng(0).integers(-1, 2, picture.shape)   # -1, 0 or +1 level on each pixel
+    again = (picture.astype(np.int16) + noise).astype(np.uint8)
+    assert abs(float(again.mean()) - float(picture.mean())) < 0.05 and np.abs(again - picture.astype(np.int16)).mean() > 0.5
+    assert is_repeat(again, picture)
+    assert not is_repeat(again + 1, picture)  # and one level brighter on top of that is a fade
+
+
 def _dash_that_stops_dead() -> list[np.ndarray]:
     """24p grey pictures: a block drifts 1 px a picture, dashes 6 px a picture for 12, then holds."""
     xs = [2 + k for k in range(30)] + [32 + 6 * (k + 1) for k in range(12)] + [104] * 12
@@ -321,6 +334,21 @@ def test_repeats_are_skipped_at_the_picture_cadence_and_holds_still_sampled():
     native = np.zeros(20, bool)
     native[8:12] = True  # a 24p picture held 5 frames: every frame is still a sample
     assert sample_frames(native).tolist() == list(range(20))
+
+
+def test_a_scene_drawn_three_pictures_in_four_frames_is_sampled_at_its_own_cadence():
+    """A film drawn on ones with one scene whose pictures come three in every four frames (one
+    held a frame while things move): inside that scene the single repeats are its rhythm and are
+    passed over; a single repeat where the film is on ones is a stop and is sampled."""
+    from vision.motion import sample_frames
+
+    ones = [False] * 60
+    three_in_four = [False, False, False, True] * 15   # frames 60 .. 119
+    stop = [False] * 30 + [True] + [False] * 29         # a one-frame hold at 150
+    repeats = np.array(ones + three_in_four + stop)
+    kept = set(sample_frames(repeats).tolist())
+    assert not kept & {63 + 4 * k for k in range(15)}
+    assert 150 in kept and set(range(120)) - {63 + 4 * k for k in range(15)} <= kept
 
 
 def test_reading_analysis_types_loads_no_video_stack():

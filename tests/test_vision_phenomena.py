@@ -1,10 +1,12 @@
 """What hand-drawn cartoons do to cut and event detection, one synthetic clip per phenomenon.
 
-Each clip (samples/phenomena.py) is 3 s of 24 fps H.264 with one phenomenon planted from frame
-36 on, and its exact truth: the first frames of new shots and the transitions' frame spans.
+Each clip (samples/phenomena.py) is 3 s of 24 fps H.264 (the telecined one 30 fps) with one
+phenomenon planted from frame 36 on, and its exact truth: the first frames of new shots, the
+transitions' frame spans and the frames of contact.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -149,6 +151,28 @@ def test_a_dust_burst_is_a_hit_on_the_frame_it_appears(analysed):
     analysis, truth = analysed("dust_burst")
     hits = [e for e in analysis.events if e.kind in HIT_KINDS]
     assert [e.frame for e in hits] == truth["hit_frames"]
+
+
+def test_telecined_film_is_read_a_field_at_a_time(analysed):
+    """3:2 pulldown weaves two film pictures into two frames of every five. Read a field at a
+    time, the contact lands on the first frame that shows the contact picture: a mixed frame,
+    in its bottom field."""
+    analysis, truth = analysed("telecine")
+    hits = [e for e in analysis.events if e.kind in HIT_KINDS]
+    assert [e.frame for e in hits] == truth["hit_frames"]
+
+
+def test_only_frames_that_weave_two_pictures_are_combed():
+    from samples.phenomena import render
+    from vision.frames import is_combed
+
+    def combed(name: str) -> list[int]:
+        frames, _ = render(name)
+        return [i for i, rgb in enumerate(frames) if is_combed(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))]
+
+    assert combed("contact") == [] and combed("shake") == [] and combed("grey_cut") == []
+    woven = combed("telecine")   # frames 2 and 3 of each five mix two pictures when something moves
+    assert woven and {i % 5 for i in woven} == {2, 3}
 
 
 def test_film_flicker_is_neither_motion_nor_event(analysed):

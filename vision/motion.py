@@ -36,7 +36,8 @@ one (24p shown at 30 or 60 fps by repeating pictures, animation on twos or three
 sample: its motion is zero only because the picture has not changed yet, and counting it would
 make steady motion flicker between zero and its real level. The video's picture cadence (how
 long a picture typically stays on screen while things move: 1/24 s for 24p at any frame rate) is
-read from the distinct pictures; a picture held longer than that is real stillness and adds a
+read from the distinct pictures around each repeat (a film may mix drawing schedules); a picture
+held longer than that is real stillness and adds a
 still sample once per cadence, so a dead stop followed by a hold reads the same at 24 or 60 fps.
 At the native rate every frame is a sample, as before. Events found on the samples land on the
 first frame that shows their picture; the per-frame curve gives every frame the value of the
@@ -59,16 +60,20 @@ COVER_LOOKAHEAD = 7  # samples after a hit in which a featureless picture means 
 RETURN_PICTURES = 3  # a change that undoes itself within this many pictures is a transient
 HIT_KINDS = ("impact", "landing", "splash", "explosion", "flash")  # land on one frame
 NOISE_FLOOR_LEVELS = 6  # 8-bit grey levels of frame-to-frame change ignored as noise
-# A frame repeats the previous one when, after encoding noise, at most this share of its pixels
-# changed by more than REPEAT_LEVELS and the mean change is at most REPEAT_MEAN_LEVELS (a fade
-# moves every pixel a level or more per frame, so it never reads as a repeat).
+# A frame repeats the previous one when at most REPEAT_SHARE of its pixels changed by more than
+# REPEAT_LEVELS, the mean change is at most REPEAT_NOISE_LEVELS (a picture held on screen and
+# encoded again comes back with a fraction of a level of noise on every pixel), and the mean
+# level moved by at most REPEAT_SHIFT_LEVELS (noise averages out; a fade moves the whole
+# picture a level or more a frame, so it never reads as a repeat).
 REPEAT_LEVELS = 12
 REPEAT_SHARE = 0.002
-REPEAT_MEAN_LEVELS = 0.25
+REPEAT_NOISE_LEVELS = 1.0
+REPEAT_SHIFT_LEVELS = 0.25
 # A repeat becomes a still sample once a cadence less this many frames has gone by since the last
 # sample: at the native rate (cadence about 1) every repeat is sampled; 24p at 30 fps (cadence
 # 1.25) skips its single repeats.
 CADENCE_SLACK_FRAMES = 0.1
+CADENCE_WINDOW = 24  # frames either side of a repeat over which the picture cadence is read
 # The picture is cut into GRID x GRID cells (an eighth of its width and height each: about the
 # size of a fist or a head in a medium shot) to see one part of it stop while the rest moves on.
 GRID = 8
@@ -119,7 +124,9 @@ def is_repeat(grey: np.ndarray, previous: np.ndarray) -> bool:
     """True when `grey` shows the same picture as `previous` (same shape), up to encoding noise."""
     diff = cv2.absdiff(grey, previous)
     changed = cv2.countNonZero(cv2.threshold(diff, REPEAT_LEVELS, 255, cv2.THRESH_BINARY)[1])
-    return changed <= REPEAT_SHARE * diff.size and cv2.mean(diff)[0] <= REPEAT_MEAN_LEVELS
+    if changed > REPEAT_SHARE * diff.size or cv2.mean(diff)[0] > REPEAT_NOISE_LEVELS:
+        return False
+    return abs(cv2.mean(grey)[0] - cv2.mean(previous)[0]) <= REPEAT_SHIFT_LEVELS
 
 
 class MotionTracker:
@@ -243,7 +250,10 @@ def picture_cadence(repeats: np.ndarray) -> float:
     The mean gap between distinct pictures, leaving out holds (gaps over twice the median): 24p
     repeated to 60 fps alternates gaps of 3 and 2 frames, 2.5 on average; native video gives 1.
     """
-    gaps = np.diff(np.flatnonzero(~repeats))
+    return _cadence_of(np.diff(np.flatnonzero(~repeats)))
+
+
+def _cadence_of(gaps: np.ndarray) -> float:
     if gaps.size == 0:
         return 1.0
     return float(gaps[gaps <= 2 * np.median(gaps)].mean())
@@ -251,13 +261,24 @@ def picture_cadence(repeats: np.ndarray) -> float:
 
 def sample_frames(repeats: np.ndarray) -> np.ndarray:
     """Indices of the frames the analysis samples: every distinct picture, and a repeat each
-    time a picture has stayed on screen a whole cadence longer (a hold, not a slower rate)."""
-    due = picture_cadence(repeats) - CADENCE_SLACK_FRAMES
+    time a picture has stayed on screen a whole cadence longer (a hold, not a slower rate).
+
+    The cadence is read around each repeat (CADENCE_WINDOW frames either side), since a film
+    mixes drawing schedules: a scene drawn three pictures in every four frames holds one picture
+    for a frame in every four while things move, which is its rhythm, not a stop, even when the
+    rest of the film is drawn on ones."""
+    distinct = np.flatnonzero(~repeats)
+    gaps = np.diff(distinct)
+    whole = _cadence_of(gaps)
     kept, last = [], -len(repeats) - 1
     for index, repeat in enumerate(repeats.tolist()):
-        if not repeat or index - last >= due:
-            kept.append(index)
-            last = index
+        if repeat:
+            lo, hi = np.searchsorted(distinct[:-1], [index - CADENCE_WINDOW, index + CADENCE_WINDOW])
+            due = (_cadence_of(gaps[lo:hi]) if hi > lo else whole) - CADENCE_SLACK_FRAMES
+            if index - last < due:
+                continue
+        kept.append(index)
+        last = index
     return np.array(kept, np.int64)
 
 
