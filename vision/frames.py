@@ -36,10 +36,11 @@ READ_AHEAD = 8  # decoded pictures a worker thread keeps ready for the analysis
 # A frame is combed when over COMB_SHARE of the points read zig-zag by more than COMB_LEVELS
 # grey levels (see `is_combed`): telecined cartoons measure 5 to 90 in a thousand on the frames
 # that mix fields, progressive ones under 0.2.
-COMB_COLUMNS = 64
+COMB_COLUMNS = 32
 COMB_LEVELS = 20
 COMB_SHARE = 0.002
 COMBED_FRAMES = 3  # combed frames after which a video is read a field at a time
+COMB_CHECK_EVERY = 2  # frames: every other one is checked (telecine combs two in five) until then
 T = TypeVar("T")
 
 
@@ -159,7 +160,7 @@ def _decoded(path, container, stream, size: tuple[int, int], colour: bool) -> It
             # 24p shown at 30 fps by repeated frames does. Reading all frames the same way keeps
             # a repeated picture identical to the one it repeats.
             one_field = combed >= COMBED_FRAMES
-            if not one_field and not colour and frame.format.name in _FAST_FORMATS:
+            if not one_field and not colour and index % COMB_CHECK_EVERY == 0 and frame.format.name in _FAST_FORMATS:
                 combed += is_combed(_plane(frame, 0))
             bgr, grey = small_images(frame, size, colour, one_field)
             yield DecodedFrame(index, frame, bgr, grey)
