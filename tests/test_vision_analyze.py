@@ -291,6 +291,23 @@ def test_a_held_picture_encoded_again_is_a_repeat():
     assert not is_repeat(again + 1, picture)  # and one level brighter on top of that is a fade
 
 
+def test_strokes_that_die_at_once_are_whooshes_and_a_blow_that_shakes_the_picture_is_an_impact():
+    """Per-picture activity of a bird close to the camera beating its wings (a burst every four
+    pictures that dies at once) against a blow that jolts the whole picture and shakes it: the
+    strokes are whooshes, the blow one impact with its shake."""
+    from vision.motion import analyse_motion
+    from vision.types import Shot
+
+    strokes = np.array(([0.01] * 3 + [0.035]) * 12)
+    result = analyse_motion(strokes, np.full(strokes.size, 0.5), (Shot(0, 0, strokes.size),))
+    assert [e.kind for e in result.events if e.kind in ("impact", "landing")] == []
+    assert [e.frame for e in result.events if e.kind == "whoosh"] == list(range(3, strokes.size - 4, 4))  # the last one is cut off
+
+    blow = np.array([0.01] * 20 + [0.06] + [0.03, 0.028, 0.025, 0.022, 0.02, 0.018] + [0.01] * 20)
+    result = analyse_motion(blow, np.full(blow.size, 0.5), (Shot(0, 0, blow.size),))
+    assert [(e.frame, e.kind) for e in result.events] == [(20, "impact"), (21, "shake")]
+
+
 def _dash_that_stops_dead() -> list[np.ndarray]:
     """24p grey pictures: a block drifts 1 px a picture, dashes 6 px a picture for 12, then holds."""
     xs = [2 + k for k in range(30)] + [32 + 6 * (k + 1) for k in range(12)] + [104] * 12

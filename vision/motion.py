@@ -11,14 +11,14 @@ read from the curves, shot by shot, after the pass:
 
 - flash: brightness jumps well above the frames before it and falls back within a few frames;
   a flash on the beat of an impact is an explosion.
-- impact: a jolt (activity leaps to several times its recent level and dies away within a
-  few frames), a dead stop (fast motion that halts in one frame: the frame of contact), or a
-  dead stop of one part of the picture (in one cell of an 8 x 8 grid, fast motion halts and the
-  contact drawing is held while the rest of the picture may go on moving: a fist that lands). An
-  impact reached by a fall (the change around it moves down, picture by picture, into the
-  contact) is a `landing`. When the picture goes on shaking after it, the shaking is a `shake`
-  event of its own. A jolt whose
-  picture comes back within three pictures with no shake after it (a smear frame) is a whoosh.
+- impact: a jolt that shakes the picture (activity leaps to several times its recent level and
+  the picture goes on shaking after it; the shaking is a `shake` event of its own), a dead stop
+  (fast motion that halts in one frame: the frame of contact), or a dead stop of one part of
+  the picture (in one cell of an 8 x 8 grid, fast motion halts and the contact drawing is held
+  while the rest of the picture may go on moving: a fist that lands). An impact reached by a
+  fall (the change around it moves down, picture by picture, into the contact) is a `landing`.
+  A jolt that dies at once with no shake after it is a stroke of motion (a wing beat, a flung
+  arm) and a whoosh; on real cartoons such jolts were wing beats and dance moves, never blows.
   No hit is read where the change covers nearly the whole picture or where a featureless picture
   is near (a body over the lens, black): no contact can be seen there.
 - whoosh: a run of frames whose activity stays several times the video's typical level (a swing,
@@ -343,10 +343,12 @@ def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Sh
     typical_contrast = float(np.median(coverage[:, 1])) if coverage is not None and len(coverage) else 0.0
     scale = max(float(np.percentile(activity, 98)) if activity.size else 0.0, options.curve_floor)
     for shot in shots:
-        impacts, busy = _find_impacts(activity, shot, typical, scale, options, returns)
+        impacts, busy, strokes = _find_impacts(activity, shot, typical, scale, options, returns)
         impacts += _local_stops(cells, shot, options, rate) if cells is not None else []
         impacts = _landings(impacts, cells) if cells is not None else impacts
-        events += _smears_are_whooshes(_not_covering(impacts, coverage, typical_contrast, options), activity, returns)
+        events += _strokes_are_whooshes(
+            _smears_are_whooshes(_not_covering(impacts, coverage, typical_contrast, options), activity, returns),
+            strokes)
         events += _find_whooshes(activity, shot, typical, scale, busy, options, rate)
     events = thin_hits(_explosions(events, rate), shots, options, rate)
     curve = np.sqrt(np.clip(activity / scale, 0.0, 1.0))  # sqrt: small motion still registers
@@ -389,14 +391,17 @@ def _mask(activity: np.ndarray, shot: Shot, start: int, end: int, options: Motio
     activity[start:end + 1] = float(np.median(before)) if before.size else 0.0
 
 
-def _find_impacts(activity: np.ndarray, shot: Shot, typical: float, scale: float,
-                  options: MotionOptions, returns: np.ndarray | None = None) -> tuple[list[VisualEvent], np.ndarray]:
-    """Impacts in the shot, and a mask of the frames their aftermath (shake) occupies."""
+def _find_impacts(activity: np.ndarray, shot: Shot, typical: float, scale: float, options: MotionOptions,
+                  returns: np.ndarray | None = None) -> tuple[list[VisualEvent], np.ndarray, dict[int, int]]:
+    """Impacts in the shot, a mask of the frames their aftermath (shake) occupies, and the
+    jolts with no shake after them ({frame: frame where it is calm again})."""
     busy = np.zeros(activity.size, bool)
     found: list[VisualEvent] = []
+    strokes: dict[int, int] = {}
     t = shot.start_frame + 2
     while t < shot.end_frame:
         frame = _jolt(activity, shot, t, options)
+        jolt = frame is not None
         if frame is None and not busy[max(shot.start_frame, t - 2):t + 1].any():  # a shake dying down is no stop
             frame = _dead_stop(activity, shot, t, typical, options, returns)
         if frame is None:
@@ -408,9 +413,24 @@ def _find_impacts(activity: np.ndarray, shot: Shot, typical: float, scale: float
         if calm - frame - 1 >= options.min_shake_frames:
             level = float(activity[frame + 1:calm].mean())
             found.append(VisualEvent(frame + 1, "shake", float(np.sqrt(min(1.0, level / scale))), calm))
+        elif jolt:
+            strokes[frame] = calm
         busy[frame:calm] = True
         t = calm
-    return found, busy
+    return found, busy, strokes
+
+
+def _strokes_are_whooshes(events: list[VisualEvent], strokes: dict[int, int]) -> list[VisualEvent]:
+    """A jolt of the whole picture that dies at once with no shaking after it is a stroke of
+    motion (a wing beat, a flung arm, a quick turn): a whoosh until the picture is calm again.
+    A blow that jolts the whole picture shakes it; a contact of one part is a stop of that part
+    (`_local_stops`, placed on its cell, kept here)."""
+    out = []
+    for e in events:
+        if e.kind in ("impact", "landing") and e.frame in strokes and (e.x, e.y) == (0.5, 0.5):
+            e = VisualEvent(e.frame, "whoosh", float(np.sqrt(e.strength)), strokes[e.frame])
+        out.append(e)
+    return out
 
 
 def _jolt(activity: np.ndarray, shot: Shot, t: int, options: MotionOptions) -> int | None:
