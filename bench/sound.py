@@ -3,8 +3,8 @@
     python bench/sound.py                        # ../shared/realclips + samples, 3 seeds, both event sources
     python bench/sound.py --seeds 10 --events labelled
 
-For every clip the picture is analysed once with `vision.analyze` (shots, events, motion). The
-score is then driven two ways:
+For every clip the picture is analysed once with `vision.analyze` (shots, events, motion), kept in
+--cache until the detectors change (vision's ANALYSIS_VERSION). The score is then driven two ways:
 - labelled: the hand-labelled cuts and events of labels.json (impacts, strength 0.8, or 0.5 when
   marked uncertain) over the detected motion curve;
 - detected: the analysis as `dub` would use it.
@@ -45,11 +45,15 @@ TARGETS = {"hit_rate": 0.8, "chance_rate": 0.35, "periodicity": 0.2, "repetition
 
 
 def analyse(video: Path, cache: Path) -> VideoAnalysis:
+    """The clip's analysis, from the cache when the detectors that made it are today's."""
     import vision
+    from vision.types import ANALYSIS_VERSION
 
     path = cache / f"{video.stem}.analysis.json"
     if path.exists():
-        return VideoAnalysis.from_dict(json.loads(path.read_text()))
+        cached = json.loads(path.read_text())
+        if cached.get("settings", {}).get("analysis_version") == ANALYSIS_VERSION:
+            return VideoAnalysis.from_dict(cached)
     analysis = vision.analyze(video, captioner=None)
     path.write_text(json.dumps(analysis.to_dict()))
     return analysis
@@ -177,12 +181,13 @@ def main() -> None:
     for source in sources:
         picked = [r for r in rows if r["source"] == source]
         long = [r for r in picked if r["duration_s"] >= 20]
+        scored = [r for r in picked if r["hit_rate"] is not None]   # clips with labelled events
         summary[source] = {"all (min, max)": summarise(picked),
                            ">= 20 s periodicity max": max(r["periodicity"] for r in long) if long else None,
                            ">= 20 s repetition max": max(r["repetition"] for r in long) if long else None,
-                           "hit_rate mean": round(float(np.mean([r["hit_rate"] for r in picked])), 4),
-                           "renders meeting sync": sum(r["hit_rate"] >= 0.8 and r["chance_rate"] <= 0.35 for r in picked),
-                           "renders": len(picked)}
+                           "hit_rate mean": round(float(np.mean([r["hit_rate"] for r in scored])), 4) if scored else None,
+                           "renders meeting sync": sum(r["hit_rate"] >= 0.8 and r["chance_rate"] <= 0.35 for r in scored),
+                           "renders with labelled events": len(scored), "renders": len(picked)}
     if not args.no_memory:
         rss = {seconds: peak_memory_mb(seconds) for seconds in (60, 300, 600)}
         summary["peak_rss_mb"] = {f"{s} s": round(mb, 1) for s, mb in rss.items()}

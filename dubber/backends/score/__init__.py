@@ -6,7 +6,8 @@ functions (hit points -> tempo map -> composition -> effects -> one `Score`), th
 1. hitpoints.py   cuts and visual events as hit points; the strongest become tempo anchors.
 2. tempo_map.py   a whole number of beats between anchors, rubato inside, a beat on every anchor.
 3. compose.py     a key per shot (it moves at every cut), harmony, a motif stated and varied,
-                  bass, sustained harmony, runs over scurrying, tremolo under shakes.
+                  bass and sustained harmony whose texture changes section by section, runs
+                  over scurrying (not under a slide whistle), tremolo under shakes.
 4. foley.py       a sound for every event by kind and strength, never the same twice in a row.
 5. render.py      General MIDI through a SoundFont (TimGM6mb from the pretty_midi wheel by
                   default), music and effects as two stems; the music dips under strong effects.

@@ -1,5 +1,6 @@
 """Through-composed music on the tempo map: keys per shot, harmony, a motif stated and varied,
-bass, sustained harmony, runs over scurrying and tremolo under shakes.
+bass and sustained harmony in a texture that changes from section to section, runs over
+scurrying and tremolo under shakes. A tune plays in longer values the calmer its shot.
 
 Every choice comes from a seeded generator, so one seed gives one score. Nothing repeats on a
 grid: phrases follow the hit points (each anchor opens a bar and a phrase), the motif comes back
@@ -38,12 +39,14 @@ VARIATIONS = ("state", "sequence", "invert", "retrograde", "augment", "diminish"
 MELODY_RANGE = (60, 86)
 BASS_RANGE = (36, 55)
 HARMONY_RANGE = (53, 72)
+BASS_HOME = 0.35            # where in its range (0 bottom .. 1 top) a bass line gravitates to
 CLEAR_BEFORE_HIT_S = 0.18   # the tune keeps quiet this long before an event it does not land on
 SNAP_S = 0.1                # a tune note this close to an event moves onto it
 RUN_FROM = 0.5              # weaker motion gets no run
 RUN_NOTES_PER_S = 9.0
 CALM_DENSITY = 0.5          # notes a beat under which a shot counts as calm ...
 BUSY_DENSITY = 0.7          # ... and over which as busy
+TUNE_SLACK = 1.5            # a phrase plays at most this many times the shot's wanted notes a beat
 PHRASE_REST = 0.12          # chance that a note of a phrase is a rest
 HARMONY_REST = 0.45         # share of bars the sustained harmony sits out
 FLURRY_BED = 0.5            # strength of the tremolo bed under a flurry of blows
@@ -53,6 +56,30 @@ FLURRY_BED = 0.5            # strength of the tremolo bed under a flurry of blow
 class Motif:
     rhythm: tuple[float, ...]   # beats
     steps: tuple[int, ...]      # scale steps between consecutive notes (len(rhythm) - 1)
+
+
+@dataclass(frozen=True)
+class Texture:
+    """How full the accompaniment of a section is, as an orchestrator would mark it: where the bass
+    line sits (MIDI range) and whether it plays every bar or only opens the section, and where the
+    sustained chords are voiced."""
+
+    name: str
+    bass_range: tuple[int, int]
+    bass_every_bar: bool
+    harmony_range: tuple[int, int]
+
+
+# The whole band with the bass in its own octave; a lighter scoring with the bass line taken up
+# by the cellos and the chords by the violins; and the tune over high strings with one bass note
+# opening the section. Cartoon scores change colour like this from phrase to phrase: a low bass
+# under every bar of every section is the sound of a dance band loop, not of an orchestra.
+TEXTURES: tuple[Texture, ...] = (
+    Texture("tutti", BASS_RANGE, True, HARMONY_RANGE),
+    Texture("light", (48, 65), True, (60, 79)),
+    Texture("open", (48, 65), False, (60, 79)),
+)
+TEXTURE_KEEP = 0.35         # weight of keeping the texture of the section before, against 1 for a change
 
 
 @dataclass
@@ -67,6 +94,7 @@ class ShotContext:
     melody: Part
     bass: Part
     harmony: Part
+    texture: Texture = TEXTURES[0]
 
 
 def scale_pitches(root: int, scale: tuple[int, ...], low: int, high: int) -> list[int]:
@@ -104,6 +132,20 @@ def vary(motif: Motif, how: str, rng: np.random.Generator) -> Motif:
     return motif
 
 
+def simplified(motif: Motif, notes_per_beat: float) -> Motif:
+    """The motif with its shortest notes tied into the note before them until it plays at most
+    `notes_per_beat`: the same tune and contour in longer values, as an arranger thins a figure
+    for a calmer scene. The first note always stays."""
+    rhythm, steps = list(motif.rhythm), list(motif.steps)
+    while len(rhythm) > 1 and len(rhythm) / sum(rhythm) > notes_per_beat:
+        k = min(range(1, len(rhythm)), key=lambda j: (rhythm[j], -j))
+        rhythm[k - 1] += rhythm.pop(k)
+        moved = steps.pop(k - 1)
+        if k - 1 < len(steps):
+            steps[k - 1] += moved   # the next note is still reached from where the tied one led
+    return Motif(tuple(rhythm), tuple(steps))
+
+
 def shot_energy(motion: np.ndarray, events: list[HitPoint], start_s: float, end_s: float, fps: float) -> float:
     """0..1: how busy a shot is, from its motion curve and how many events it has per second."""
     a, b = int(start_s * fps), max(int(start_s * fps) + 1, int(end_s * fps))
@@ -125,6 +167,18 @@ def plan_keys(count: int, orchestra: Orchestra, rng: np.random.Generator) -> lis
     return keys
 
 
+def plan_textures(energies: list[float], rng: np.random.Generator) -> list[Texture]:
+    """A texture per section: the busier the section, the likelier the full band; the texture of
+    the section before is kept less often than changed, so the colour moves with the phrases."""
+    out: list[Texture] = []
+    for energy in energies:
+        weights = np.array([0.3 + energy, 0.6, max(0.1, 0.55 - 0.5 * energy)])
+        if out:
+            weights[TEXTURES.index(out[-1])] *= TEXTURE_KEEP
+        out.append(TEXTURES[int(rng.choice(len(TEXTURES), p=weights / weights.sum()))])
+    return out
+
+
 def pick_program(choices: tuple[int, ...], shot: int, previous: int | None, rng: np.random.Generator) -> int:
     options = [p for p in choices if p != previous] or list(choices)
     return int(options[int(rng.integers(len(options)))]) if shot else int(choices[0])
@@ -140,6 +194,7 @@ class Composer:
         self.last_variation = "state"
         self.notes: list[Note] = []
         self.bar_chords: dict[int, tuple[int, int, int]] = {}   # the harmony, bar by bar, as written
+        self.last_bass: int | None = None
 
     # -- harmony ------------------------------------------------------------------------------
     def progression(self, shot: ShotContext, bars: list[int]) -> dict[int, tuple[int, int, int]]:
@@ -169,25 +224,41 @@ class Composer:
         return [beats[self.bar[beats] == b] for b in sorted(set(self.bar[beats].tolist()))]
 
     def _bass_and_harmony(self, shot: ShotContext, beats: np.ndarray, chords: dict) -> None:
-        for bar_beats in self._bar_beats(beats):
+        texture = shot.texture
+        for k, bar_beats in enumerate(self._bar_beats(beats)):
             start = float(self.tempo.beat_s[bar_beats[0]])
             end = min(float(self.tempo.beat_s[min(bar_beats[-1] + 1, self.tempo.beat_s.size - 1)]), shot.end_s)
             if end - start < 0.05:
                 continue
             chord = chords[int(self.bar[bar_beats[0]])]
-            root = next(m for m in range(*BASS_RANGE) if m % 12 == chord[0])
             velocity = int(58 + 30 * shot.energy)
             busy = shot.energy > 0.35 and bar_beats.size >= 3
-            self._add(shot.bass, root, start, start + (0.5 if busy else 0.9) * (end - start), velocity, "bass")
-            if busy and self.rng.random() < 0.6:
-                at = float(self.tempo.beat_s[bar_beats[bar_beats.size // 2]])
-                fifth = next(m for m in range(*BASS_RANGE) if m % 12 == chord[2])
-                self._add(shot.bass, fifth, at, at + 0.45 * (end - at), velocity - 8, "bass")
+            # drawn for every bar, played or not, so a section's texture leaves the rest of the score as it is
+            with_fifth = busy and self.rng.random() < 0.6
+            if texture.bass_every_bar or k == 0:
+                root = self._bass_note(chord[0], texture.bass_range)
+                self._add(shot.bass, root, start, start + (0.5 if busy else 0.9) * (end - start), velocity, "bass")
+                if with_fifth:
+                    at = float(self.tempo.beat_s[bar_beats[bar_beats.size // 2]])
+                    fifth = min((m for m in range(*texture.bass_range) if m % 12 == chord[2]),
+                                key=lambda m: (abs(m - root), m))
+                    self._add(shot.bass, fifth, at, at + 0.45 * (end - at), velocity - 8, "bass")
             if self.rng.random() < HARMONY_REST:
                 continue   # a bar without the pad: the tune and bass alone
-            voicing = [next(m for m in range(*HARMONY_RANGE) if m % 12 == pc) for pc in chord]
+            voicing = [next(m for m in range(*texture.harmony_range) if m % 12 == pc) for pc in chord]
             for pitch in voicing:
                 self._add(shot.harmony, pitch, start, end, int(32 + 16 * shot.energy), "harmony")
+
+    def _bass_note(self, pitch_class: int, bass_range: tuple[int, int]) -> int:
+        """The chord root in the bass's range nearest a point between the bass note before and the
+        lower part of the range (BASS_HOME): the line moves by step and small leap rather than
+        dropping to the bottom octave every bar, and still comes back down to where its weight is."""
+        low, high = bass_range
+        home = low + BASS_HOME * (high - low)
+        wanted = home if self.last_bass is None else 0.5 * (self.last_bass + home)
+        options = [m for m in range(low, high) if m % 12 == pitch_class]
+        self.last_bass = min(options, key=lambda m: (abs(m - wanted), m))
+        return self.last_bass
 
     def _melody(self, shot: ShotContext, beats: np.ndarray, chords: dict, events: list[HitPoint]) -> None:
         low, high = self.orchestra.notes_per_beat
@@ -197,7 +268,7 @@ class Composer:
         position = first
         index = len(tones) // 2
         while position < last - 0.5:
-            motif = self._next_motif(density)
+            motif = simplified(self._next_motif(density), TUNE_SLACK * density)
             chord = chords[int(self.bar[int(min(position, beats[-1]))])]
             near = [j for j, m in enumerate(tones) if m % 12 in chord]
             index = min(near, key=lambda j: abs(j - index)) if near else index
@@ -255,12 +326,16 @@ class Composer:
                 kept.append(note)
         self.notes = kept
 
-    def runs(self, points: list[HitPoint], tones_for, program: int) -> None:
-        """Scale runs over scurrying and whooshes: up or down, as long as the motion lasts."""
+    def runs(self, points: list[HitPoint], tones_for, program: int, whistled_from: float) -> None:
+        """Scale runs over scurrying and whooshes: up or down, as long as the motion lasts. A whoosh
+        at least `whistled_from` strong has the slide whistle of the effects, and a run under the
+        whistle's glide would only blur it, so it gets none."""
         part = Part(program)
         upward = True
         for point in points:
             if point.kind not in ("run", "whoosh") or point.end_s - point.time_s < 0.15 or point.strength < RUN_FROM:
+                continue
+            if point.kind == "whoosh" and point.strength >= whistled_from:
                 continue
             length = min(point.end_s - point.time_s, 1.0)
             tones = tones_for(point.time_s)

@@ -10,8 +10,9 @@ import numpy as np
 from vision.types import VideoAnalysis
 
 from ...styles import DEFAULT_STYLE, STYLES, Orchestra
-from .compose import MODES, Composer, ShotContext, describe_shot, pick_program, plan_keys, scale_pitches, shot_energy
-from .foley import event_sounds
+from .compose import (MODES, Composer, ShotContext, describe_shot, pick_program, plan_keys, plan_textures,
+                      scale_pitches, shot_energy)
+from .foley import WHISTLE_FROM, event_sounds
 from .hitpoints import HitPoint, event_points, tempo_anchors, thin_sustained
 from .notation import Part, Room, Score
 from .tempo_map import TempoMap, bar_numbers, build_tempo_map
@@ -84,14 +85,15 @@ def compose_score(analysis: VideoAnalysis, style: str, seed: int, total_s: float
     tempo = _tempo(orchestra, shots, energies, events, total_s, rng)
     parts = sections(shots, energies, tempo, orchestra.meter)
     keys = plan_keys(len(parts), orchestra, rng)
+    textures = plan_textures([energy for _, _, energy in parts], seeded(seed, "textures", style))
     composer = Composer(orchestra, tempo, rng)
     contexts: list[ShotContext] = []
     melody = bass = harmony = None
-    for i, ((start, end, energy), (root, mode)) in enumerate(zip(parts, keys)):
+    for i, ((start, end, energy), (root, mode), texture) in enumerate(zip(parts, keys, textures)):
         melody = pick_program(orchestra.busy_melody if energy > 0.5 else orchestra.melody, i, melody, rng)
         bass = pick_program(orchestra.bass, i, bass, rng)
         harmony = pick_program(orchestra.harmony, i, harmony, rng)
-        shot = ShotContext(start, end, energy, root, MODES[mode], Part(melody), Part(bass), Part(harmony))
+        shot = ShotContext(start, end, energy, root, MODES[mode], Part(melody), Part(bass), Part(harmony), texture)
         contexts.append(shot)
         composer.write_shot(shot, events)
 
@@ -109,7 +111,7 @@ def compose_score(analysis: VideoAnalysis, style: str, seed: int, total_s: float
         shot = context_at(time_s)
         return scale_pitches(shot.root, shot.scale, 64, 96)
 
-    composer.runs(events, tones_at, orchestra.runs[int(rng.integers(len(orchestra.runs)))])
+    composer.runs(events, tones_at, orchestra.runs[int(rng.integers(len(orchestra.runs)))], WHISTLE_FROM)
     composer.tremolo(events, chord_at, orchestra.suspense)
     fx = event_sounds(events, orchestra, chord_at, seeded(seed, "fx", style))
     room_rng = seeded(seed, "rooms", style)

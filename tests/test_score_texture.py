@@ -1,0 +1,108 @@
+"""The score changes colour and breathes: a long shot full of motion does not turn into a loop
+(chroma repetition and onset density measured on the rendered audio), calm tunes play longer
+notes, the accompaniment moves between textures, and a slide whistle is not doubled by a run."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from dubber import sound_measures as sm
+from dubber.backends.score import ScoreBackend, compose_score
+from dubber.backends.score.compose import Motif, simplified
+from dubber.plan import PlanOptions, make_plan
+from vision.types import MediaInfo, Shot, VideoAnalysis, VisualEvent
+
+FPS = Fraction(24)
+SR = 48_000
+
+
+def one_long_shot(seconds: int, events: tuple[tuple[int, str, float, int], ...], motion: float) -> VideoAnalysis:
+    frames = seconds * 24
+    media = MediaInfo(path="v.mp4", duration_s=float(seconds), fps=FPS, frame_count=frames, width=64, height=36)
+    visual = tuple(VisualEvent(f, kind, strength, end) for f, kind, strength, end in events)
+    return VideoAnalysis(media=media, shots=(Shot(0, 0, frames),), events=visual, motion=(motion,) * frames,
+                         captions=())
+
+
+def restless(seconds: int) -> tuple[tuple[int, str, float, int], ...]:
+    """What a detector reports on a long chase: a whoosh, a dash or a shake every two seconds or
+    so, each some frames long, with a blow now and then."""
+    kinds = ("whoosh", "run", "whoosh", "shake", "run", "impact")
+    events, frame, k = [], 20, 0
+    while frame < seconds * 24 - 30:
+        kind = kinds[k % len(kinds)]
+        length = 1 if kind == "impact" else 8 + 3 * (k % 5)
+        events.append((frame, kind, 0.55 + 0.08 * (k % 5), frame + length))
+        frame += 41 + 13 * (k % 4)
+        k += 1
+    return tuple(events)
+
+
+def mixed(analysis: VideoAnalysis, seed: int) -> np.ndarray:
+    plan = make_plan(analysis, PlanOptions(style="tom-and-jerry", seed=seed))
+    result = ScoreBackend().render(plan, analysis)
+    return sum(np.concatenate([c.stems[name] for c in result.cues], axis=1) for name in ("music", "fx"))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_long_shot_full_of_motion_does_not_turn_into_a_loop(seed):
+    """32 s in one shot with a sustained event every two seconds: the chroma of 1 s blocks at
+    least 2 s apart stays below 0.55 cosine (a held key and an oom-pah bass under every bar
+    measure 0.57-0.65), and a random instant has no onset within 0.1 s most of the time."""
+    audio = mixed(one_long_shot(32, restless(32), motion=0.45), seed)
+    assert sm.repetition(audio, SR) <= 0.55
+    duration = audio.shape[1] / SR
+    assert sm.chance_rate(sm.onsets(audio, SR), duration) <= 0.35
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_calm_shot_breathes_instead_of_chattering(seed):
+    """24 s of a still shot with no events: whatever figure the seed's motif starts from, the tune
+    plays it in values long enough that most instants have no onset within 0.1 s (a motif of
+    sixteenths played as written measures 0.46-0.52 here)."""
+    audio = mixed(one_long_shot(24, (), motion=0.05), seed)
+    assert sm.chance_rate(sm.onsets(audio, SR), 24.0) <= 0.3
+
+
+def test_a_figure_thinned_for_a_calm_scene_keeps_its_tune():
+    """Sixteenth-note pairs tied into longer values: the notes left are the same pitches in the
+    same order, the phrase lasts as long, and it plays no more notes a beat than asked."""
+    motif = Motif((0.25, 0.25, 0.5, 1.0, 1.5, 0.5), (1, 2, -1, 3, -2))      # scale degrees 0 1 3 2 5 3
+    thin = simplified(motif, 0.8)
+    assert sum(thin.rhythm) == sum(motif.rhythm) and len(thin.rhythm) / sum(thin.rhythm) <= 0.8
+    degrees = np.cumsum((0, *thin.steps))
+    onsets = np.cumsum((0, *thin.rhythm[:-1]))
+    original = dict(zip(np.cumsum((0, *motif.rhythm[:-1])), np.cumsum((0, *motif.steps))))
+    assert [original[t] for t in onsets] == list(degrees) == [0, 2, 5]   # the notes on beats 0, 1 and 2
+    assert simplified(motif, 4.0) == motif
+    assert simplified(Motif((0.25,), ()), 0.1) == Motif((0.25,), ())
+
+
+def test_the_accompaniment_changes_colour_within_a_long_shot():
+    """Over 40 s of one shot the low bass under every bar gives way, section by section, to a
+    lighter scoring (bass line in the cellos' register, or one note opening the section) and
+    comes back: the bass register and the number of bass notes differ between sections."""
+    analysis = one_long_shot(40, restless(40), motion=0.4)
+    for seed in range(3):
+        score = compose_score(analysis, "tom-and-jerry", seed, 40.0)
+        starts = [s.start_s for s in score.shots] + [40.0]
+        low_bass, bass_count = [], []
+        for a, b in zip(starts, starts[1:]):
+            bass = [n for n in score.notes if n.role == "bass" and a <= n.start_s < b]
+            low_bass.append(any(n.pitch < 48 for n in bass))
+            bass_count.append(len(bass) / (b - a))
+        assert any(low_bass) and not all(low_bass), f"seed {seed}: low bass by section {low_bass}"
+        assert max(bass_count) > 1.5 * min(bass_count)
+
+
+def test_a_whoosh_with_a_slide_whistle_gets_no_run_under_it():
+    """A strong whoosh is the slide whistle's; a weaker one gets the xylophone run instead."""
+    strong, weak = (48, "whoosh", 0.9, 60), (192, "whoosh", 0.52, 204)
+    score = compose_score(one_long_shot(12, (strong, weak), motion=0.4), "tom-and-jerry", 0, 12.0)
+    for (frame, _, _, end), whistled in ((strong, True), (weak, False)):
+        a, b = frame / 24, end / 24
+        runs = [n for n in score.notes if n.role == "run" and a - 1e-9 <= n.start_s < b]
+        whistles = [n for n in score.notes if n.role == "foley:whistle" and abs(n.start_s - a) < 1e-9]
+        assert (len(whistles), bool(runs)) == ((1, False) if whistled else (0, True))
