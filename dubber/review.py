@@ -39,6 +39,8 @@ QUIET_TOP_DB = 0.0              # cell power (dB) taken as the loudest when noth
 PIXELS_PER_S = 100              # default picture width per second of audio
 MAX_WIDTH_PX = 6000
 EMBED_AUDIO_MAX_S = 600.0       # longer sound is linked from the page, not embedded in it
+SOUND_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".w64", ".rf64")   # read here, so short ones are embedded
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)   # Hz an MP3 can hold
 AXIS_PX = 16                    # strip under the picture with the seconds ruler
 
 # A dark-to-bright colour ramp (black, violet, red, orange, pale yellow): loud reads as bright.
@@ -204,7 +206,8 @@ def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
     """The `dub.json` manifest at `path`.
 
     Raises:
-        InputError: missing, not JSON, or not a dubber manifest.
+        InputError: missing, not JSON, not a dubber manifest, or without the analysis and outputs
+            of a finished dub.
     """
     file = Path(path)
     try:
@@ -215,7 +218,34 @@ def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(f"{str(file)!r} is not a readable JSON manifest; pass the .json file dub wrote.") from None
     if not isinstance(data, dict) or not str(data.get("schema", "")).startswith("dubber.manifest/"):
         raise InputError(f"{str(file)!r} is not a dub manifest (no dubber.manifest schema); pass the .json file dub wrote.")
+    if not _has_review_parts(data):
+        raise InputError(f"{str(file)!r} lacks the analysis or the outputs of a finished dub; pass the .json file "
+                         "dub wrote when it finished.")
     return data
+
+
+def _has_review_parts(manifest: Mapping[str, Any]) -> bool:
+    """Whether the manifest holds what the page is drawn from: the frame rate, the shots as frame
+    spans, the output files by role, and (when present) well-formed events, transitions, captions
+    and cues."""
+    try:
+        analysis = manifest["analysis"]
+        if Fraction(analysis["media"]["fps"]) <= 0 or not isinstance(analysis["shots"], list):
+            return False
+        for shot in analysis["shots"]:
+            int(shot["index"]), int(shot["start_frame"]), int(shot["end_frame"])
+        for event in analysis.get("events", []):
+            int(event["frame"]), str(event["kind"]), float(event["strength"])
+        for span in analysis.get("transitions", []):
+            int(span["start_frame"]), int(span["end_frame"])
+        for caption in analysis.get("captions", []):
+            caption["shot_index"], caption["text"]
+        outputs, plan = manifest.get("outputs", {}), manifest.get("plan") or {}
+        for cue in plan.get("cues", []):
+            int(cue["shot_index"])
+        return isinstance(outputs, dict) and all(isinstance(v, str) for v in outputs.values())
+    except (AttributeError, KeyError, TypeError, ValueError, ZeroDivisionError):
+        return False
 
 
 def _outputs(manifest: Mapping[str, Any], folder: Path) -> dict[str, Path]:
@@ -249,18 +279,37 @@ def _player_source(path: Path, page_folder: Path) -> str:
     """What an audio player on the page plays: the sound itself as an MP3 data URI when it is
     short, else a link to the file beside the page (minutes of sound would make the page
     hundreds of megabytes, and the browser would hold it all in memory)."""
-    if path.suffix.lower() == ".wav":
+    if path.suffix.lower() in SOUND_SUFFIXES:
         with WavTrack(path) as track:
             if track.duration_s <= EMBED_AUDIO_MAX_S:
                 return _mp3_uri(track.read_all(), track.sample_rate)
     return urllib.parse.quote(Path(os.path.relpath(path, page_folder)).as_posix())
 
 
+def _mp3_rate(sample_rate: int) -> int:
+    """The MP3 rate a preview of `sample_rate` sound is heard at: itself when MP3 holds it, 44.1 kHz
+    for the 88.2 and 176.4 kHz masters, else the lowest listed rate at or over it (48 kHz at most)."""
+    if sample_rate in MP3_RATES:
+        return sample_rate
+    if sample_rate > MP3_RATES[-1] and sample_rate % 44_100 == 0:
+        return 44_100
+    return min(r for r in MP3_RATES if r >= min(sample_rate, MP3_RATES[-1]))
+
+
 def _mp3_uri(audio: np.ndarray, sample_rate: int) -> str:
+    """The sound as an MP3 data URI. MP3 holds two channels at up to 48 kHz: a surround mix is
+    heard folded to one channel, and studio rates (96 kHz, 88.2 kHz) are resampled."""
     import soundfile
 
+    if audio.shape[0] > 2:
+        audio = sm.mono(audio)[None]
+    rate = _mp3_rate(sample_rate)
+    if rate != sample_rate and audio.shape[1] > 0:
+        import soxr
+
+        audio = soxr.resample(np.ascontiguousarray(audio.T), sample_rate, rate).T
     buffer = io.BytesIO()
-    soundfile.write(buffer, np.clip(audio.T, -1.0, 1.0), sample_rate, format="MP3", subtype="MPEG_LAYER_III")
+    soundfile.write(buffer, np.clip(audio.T, -1.0, 1.0), rate, format="MP3", subtype="MPEG_LAYER_III")
     return "data:audio/mpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -311,7 +360,7 @@ def shot_figures(onsets_s: np.ndarray, events_s: list[float], marks_s: list[floa
 
 def _shot_rows(manifest: Mapping[str, Any], mix: WavTrack, onsets_s: np.ndarray,
                thumbs: Mapping[int, str]) -> list[str]:
-    analysis, plan = manifest["analysis"], manifest["plan"]
+    analysis, plan = manifest["analysis"], manifest.get("plan") or {}
     fps = Fraction(analysis["media"]["fps"])
     captions = {c["shot_index"]: c["text"] for c in analysis.get("captions", [])}
     prompts: dict[int, list[str]] = {}
@@ -370,7 +419,8 @@ def review_html(manifest: Mapping[str, Any], folder: Path, page_folder: Path | N
             video's sound cannot be decoded.
     """
     outputs = _outputs(manifest, folder)
-    page_folder = Path(page_folder) if page_folder is not None else folder
+    # Resolved like the outputs, so links stay short and relative when the folder is reached by a link.
+    page_folder = Path(page_folder if page_folder is not None else folder).resolve()
     mix_path, video_path = outputs.get("mix"), outputs.get("video")
     with tempfile.TemporaryDirectory(prefix="dub-review-") as scratch:
         if mix_path is not None and mix_path.is_file():
@@ -428,6 +478,14 @@ def _page(manifest: Mapping[str, Any], outputs: Mapping[str, Path], mix: WavTrac
             + "".join(_shot_rows(manifest, mix, onsets_s, thumbs)) + "</body></html>")
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether `a` and `b` name one file, through links and different spellings of the path."""
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
 def default_review_path(manifest_path: str | os.PathLike) -> Path:
     path = Path(manifest_path)
     return path.with_name(f"{path.stem}.review.html")
@@ -436,14 +494,23 @@ def default_review_path(manifest_path: str | os.PathLike) -> Path:
 def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike | None = None) -> Path:
     """Write the self-contained review page of a dub (beside the manifest unless `out_path`).
 
+    `out_path` may be a folder: the page goes inside it, named as beside the manifest.
+
     Returns:
         The page's path.
 
     Raises:
-        InputError: the manifest is missing or unusable (see `load_manifest`, `review_html`).
+        InputError: the manifest is missing or unusable (see `load_manifest`, `review_html`), or
+            the page would replace the manifest or one of the files it names.
     """
     manifest_file = Path(manifest_path)
     manifest = load_manifest(manifest_file)
     target = Path(out_path) if out_path is not None else default_review_path(manifest_file)
+    if target.is_dir():
+        target = target / default_review_path(manifest_file).name
+    media = manifest["analysis"]["media"].get("path")
+    kept = [manifest_file, *_outputs(manifest, manifest_file.parent).values(), *([Path(media)] if media else [])]
+    if any(_same_file(target, path) for path in kept):
+        raise InputError(f"{target} is the manifest or one of the files it names; write the page to a new .html path.")
     write_atomically(target, review_html(manifest, manifest_file.parent, target.parent).encode("utf-8"))
     return target

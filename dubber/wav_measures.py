@@ -24,18 +24,27 @@ from typing import Sequence
 import numpy as np
 
 from . import sound_measures as sm
+from .errors import InputError
 
 BLOCK_FRAMES = 6000  # analysis frames a block (60 s at the 10 ms hop); a multiple of the chroma block
 
 
 class WavTrack:
-    """A WAV file read by sample ranges, as float32 (channels, samples); zeros outside the file."""
+    """A WAV file read by sample ranges, as float32 (channels, samples); zeros outside the file.
+
+    Raises:
+        InputError: the file is not sound libsndfile reads, or breaks off before its header's end.
+    """
 
     def __init__(self, path: str | os.PathLike):
         import soundfile
 
         self.path = Path(path)
-        self._file = soundfile.SoundFile(str(self.path))
+        try:
+            self._file = soundfile.SoundFile(str(self.path))
+        except (soundfile.LibsndfileError, OSError) as err:
+            raise InputError(f"{self.path} cannot be read as sound ({_reason(err)}); "
+                             "export it again or dub again.") from None
         self.sample_rate = int(self._file.samplerate)
         self.samples = int(self._file.frames)
         self.channels = int(self._file.channels)
@@ -49,8 +58,19 @@ class WavTrack:
         out = np.zeros((self.channels, max(0, stop - start)), dtype=np.float32)
         a, b = max(0, start), min(self.samples, stop)
         if b > a:
-            self._file.seek(a)
-            out[:, a - start:b - start] = self._file.read(b - a, dtype="float32", always_2d=True).T
+            import soundfile
+
+            try:
+                self._file.seek(a)
+                got = self._file.read(b - a, dtype="float32", always_2d=True)
+            except (soundfile.LibsndfileError, OSError, RuntimeError) as err:
+                raise InputError(f"{self.path} cannot be read between seconds {a / self.sample_rate:.1f} and "
+                                 f"{b / self.sample_rate:.1f} ({_reason(err)}); the file is damaged, "
+                                 "so export it again.") from None
+            if got.shape[0] < b - a:   # the header promised samples the file does not hold
+                raise InputError(f"{self.path} ends at second {(a + got.shape[0]) / self.sample_rate:.1f}, before the "
+                                 f"{self.duration_s:.1f} s its header gives; the file is damaged, so export it again.")
+            out[:, a - start:b - start] = got.T
         return out
 
     def read_all(self) -> np.ndarray:
@@ -64,6 +84,11 @@ class WavTrack:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _reason(err: BaseException) -> str:
+    """libsndfile's own words for a failure, without the file name it repeats."""
+    return str(getattr(err, "error_string", None) or err).rstrip(".")
 
 
 def _frame_count(samples: int, n_fft: int, hop: int) -> int:

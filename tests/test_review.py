@@ -128,3 +128,167 @@ def test_figures_and_picture_read_from_disk_are_those_of_the_whole_track(tmp_pat
         picture = track_spectrogram_png(track, cuts_s=cuts, onsets_s=whole.onsets_s)
     assert len(whole.onsets_s) > 200 and streamed.to_dict() == whole.to_dict()
     assert picture == spectrogram_png(audio, SR, cuts_s=cuts, onsets_s=whole.onsets_s)
+
+
+# ----------------------------------------------------------------- pages of hand-made manifests
+def _dub_folder(folder, *, sample_rate=SR, channels=2, seconds=3.0, subtype="PCM_24", stems=None):
+    """A dub's folder as `dub` leaves it: a mix WAV (a tone with a knock every second), stems,
+    and the manifest naming them; returns the manifest's path."""
+    import soundfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    tone = 0.2 * np.sin(2 * np.pi * 440 * t) + 0.5 * (t % 1.0 < 0.01) * np.sin(2 * np.pi * 90 * t)
+    audio = np.tile(tone[:, None], (1, channels)).astype(np.float32)
+    outputs = {"mix": "mix.wav"}
+    soundfile.write(str(folder / "mix.wav"), audio, sample_rate, subtype=subtype)
+    for role, name in (stems or {}).items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(str(folder / name), audio, sample_rate)
+        outputs[f"stem:{role}"] = name
+    frames = int(seconds * 24)
+    manifest = {"schema": "dubber.manifest/1", "outputs": outputs,
+                "analysis": {"media": {"fps": "24", "path": "in.mp4"},
+                             "shots": [{"index": 0, "start_frame": 0, "end_frame": frames // 2},
+                                       {"index": 1, "start_frame": frames // 2, "end_frame": frames}],
+                             "events": [{"frame": 24, "kind": "impact", "strength": 0.8}]},
+                "plan": {"cues": [{"shot_index": 0, "prompt": "a knock"}]}, "render": {"backend": "score"}}
+    path = folder / "out.json"
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    return path
+
+
+def _players(page: str) -> dict[str, str]:
+    return dict(re.findall(r'<p>([^<]+)<br><audio controls[^>]*src="([^"]*)"', page))
+
+
+@pytest.mark.parametrize("sample_rate,channels", [(96_000, 2), (88_200, 1), (192_000, 2), (48_000, 6)])
+def test_a_mix_at_a_studio_rate_or_in_surround_still_plays_on_the_page(tmp_path, sample_rate, channels):
+    """MP3 holds at most two channels at 48 kHz or under: a 96 kHz master or a 5.1 mix still
+    gets a player on the page (a preview, resampled or folded down), not a crash."""
+    import soundfile
+
+    from dubber.review import write_review
+
+    page = write_review(_dub_folder(tmp_path, sample_rate=sample_rate, channels=channels)).read_text(encoding="utf-8")
+    source = _players(page)["mix"]
+    assert source.startswith("data:audio/mpeg;base64,")
+    heard, rate = soundfile.read(io.BytesIO(base64.b64decode(source.split(",", 1)[1])), always_2d=True)
+    assert rate in (44_100, 48_000) and heard.shape[1] <= 2
+    assert abs(len(heard) / rate - 3.0) < 0.1 and np.abs(heard).max() > 0.1   # the whole 3 s, not silence
+
+
+@pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "FLOAT"])
+def test_mono_and_8_to_32_bit_mixes_give_the_same_figures(tmp_path, subtype):
+    from dubber.review import write_review
+
+    page = write_review(_dub_folder(tmp_path, channels=1, subtype=subtype)).read_text(encoding="utf-8")
+    assert "1 of 1 events hit within a frame" in page and _players(page)["mix"].startswith("data:audio/mpeg;base64,")
+
+
+def test_a_mix_of_no_sound_at_all_still_gives_a_page(tmp_path):
+    from dubber.review import write_review
+
+    page = write_review(_dub_folder(tmp_path, seconds=0.0)).read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "Whole soundtrack" in page
+
+
+def test_long_sound_is_linked_so_that_it_opens_from_a_page_written_elsewhere(tmp_path, monkeypatch):
+    """A page written to another folder links the long stems by paths relative to the page,
+    escaped so that names with spaces, '#', '%' and accents still point at the file."""
+    import urllib.parse
+
+    from dubber import review
+
+    monkeypatch.setattr(review, "EMBED_AUDIO_MAX_S", 1.0)
+    name = "stems/fx #1 at 100% été.wav"
+    manifest = _dub_folder(tmp_path / "dub folder", stems={"fx": name})
+    page_path = review.write_review(manifest, tmp_path / "pages" / "for the client" / "page.html")
+    links = _players(page_path.read_text(encoding="utf-8"))
+    for role, real in (("mix", manifest.parent / "mix.wav"), ("stem:fx", manifest.parent / name)):
+        url = urllib.parse.urljoin(page_path.resolve().as_uri(), links[role])
+        assert urllib.parse.urlparse(url).scheme == "file" and not urllib.parse.urlparse(url).fragment
+        assert urllib.parse.unquote(urllib.parse.urlparse(url).path) == str(real.resolve())
+
+
+def test_review_never_writes_over_the_manifest_or_the_files_it_names(tmp_path):
+    """`dub review out.json -o out.json` (or -o the mix) would replace the user's files with a
+    web page: one sentence, exit 2, and every file as it was."""
+    manifest = _dub_folder(tmp_path)
+    before = {p: p.read_bytes() for p in (manifest, tmp_path / "mix.wav")}
+    for target in before:
+        proc = run_dub(["review", manifest, "-o", target], dub_env(tmp_path))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert all(p.read_bytes() == data for p, data in before.items())
+
+
+def test_a_folder_as_the_page_puts_the_page_inside_it(tmp_path):
+    from dubber.review import write_review
+
+    manifest = _dub_folder(tmp_path / "dub")
+    (tmp_path / "pages").mkdir()
+    page = write_review(manifest, tmp_path / "pages")
+    assert page == tmp_path / "pages" / "out.review.html" and page.read_text(encoding="utf-8").startswith("<!DOCTYPE")
+
+
+def test_a_damaged_mix_or_a_manifest_without_its_analysis_is_one_clear_sentence(tmp_path):
+    from dubber.errors import InputError
+    from dubber.review import write_review
+
+    manifest = _dub_folder(tmp_path)
+    data = json.loads(manifest.read_text())
+    (tmp_path / "mix.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk")
+    with pytest.raises(InputError, match="mix.wav"):
+        write_review(manifest)
+    (tmp_path / "mix.wav").write_bytes(b"")
+    with pytest.raises(InputError, match="mix.wav"):
+        write_review(manifest)
+    import soundfile   # a FLAC mix cut off half way: its header still gives the full length
+
+    soundfile.write(str(tmp_path / "mix.flac"), np.random.default_rng(0).uniform(-0.3, 0.3, (4 * SR, 2)), SR)
+    whole = (tmp_path / "mix.flac").read_bytes()
+    (tmp_path / "mix.flac").write_bytes(whole[:len(whole) // 2])
+    manifest.write_text(json.dumps({**data, "outputs": {"mix": "mix.flac"}}))
+    with pytest.raises(InputError, match="mix.flac.*damaged"):
+        write_review(manifest)
+    for broken in ({k: v for k, v in data.items() if k != "analysis"}, {**data, "outputs": ["mix.wav"]},
+                   {**data, "analysis": {**data["analysis"], "shots": "none"}},
+                   {**data, "analysis": {**data["analysis"], "events": [{"frame": 3}]}},
+                   {**data, "plan": {"cues": [{}]}}):
+        manifest.write_text(json.dumps(broken))
+        with pytest.raises(InputError, match="out.json"):
+            write_review(manifest)
+    assert not (tmp_path / "out.review.html").exists()
+
+
+def test_a_dub_with_neither_stems_nor_sound_in_its_video_is_one_clear_sentence(tmp_path):
+    """No stems kept and a video without an audio track (or not a video at all): nothing to
+    listen to, said in one sentence, and no page written."""
+    from samples.phenomena import write
+
+    from dubber.errors import InputError
+    from dubber.review import write_review
+
+    manifest = _dub_folder(tmp_path)
+    (tmp_path / "mix.wav").unlink()
+    data = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**data, "outputs": {"video": "out.mp4", "stem:fx": "gone.wav"}}))
+    (tmp_path / "clip").mkdir()
+    write("contact", tmp_path / "clip" / "out.mp4")   # a silent video (its truth JSON stays in clip/)
+    (tmp_path / "clip" / "out.mp4").rename(tmp_path / "out.mp4")
+    with pytest.raises(InputError, match="no audio track"):
+        write_review(manifest)
+    (tmp_path / "out.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    with pytest.raises(InputError, match="out.mp4 cannot be decoded"):
+        write_review(manifest)
+    assert not (tmp_path / "out.review.html").exists()
+
+
+def test_a_short_flac_or_aiff_stem_is_embedded_like_a_wav_one(tmp_path):
+    """Stems re-exported as FLAC or AIFF still play from the page alone when they are short."""
+    from dubber.review import write_review
+
+    manifest = _dub_folder(tmp_path, stems={"music": "stems/music.flac", "fx": "stems/fx.aiff"})
+    players = _players(write_review(manifest).read_text(encoding="utf-8"))
+    assert players["stem:music"].startswith("data:audio/mpeg;base64,")
+    assert players["stem:fx"].startswith("data:audio/mpeg;base64,")

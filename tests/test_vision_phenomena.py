@@ -276,3 +276,52 @@ def test_a_hard_cut_then_a_part_of_the_new_shot_moving_is_a_cut_not_a_wipe():
         cuts += detector.push(t, grey)
     cuts += detector.finish()
     assert cuts == [EVENT_FRAME] and detector.transitions == ()
+
+
+@pytest.mark.parametrize("pix_fmt,codec", [("yuv422p10le", "prores_ks"), ("yuv420p10le", "libx264"),
+                                           ("yuv422p", "libx264")])
+def test_a_telecined_master_in_10_bit_or_4_2_2_is_read_a_field_at_a_time(pix_fmt, codec, tmp_path):
+    """A post house's ProRes 422 (10-bit) master of telecined film lands its contact on the same
+    frame as the H.264 copy: the combing is seen, and the fields read, whatever the luma format."""
+    import subprocess
+
+    from samples.phenomena import HEIGHT, WIDTH, render
+    from samples.synth import _ffmpeg_exe
+
+    frames, truth = render("telecine")
+    path = tmp_path / f"telecine_{pix_fmt}.mov"
+    subprocess.run([_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                    "-s", f"{WIDTH}x{HEIGHT}", "-framerate", truth["fps"], "-i", "pipe:0", "-c:v", codec,
+                    "-pix_fmt", pix_fmt, str(path)],
+                   input=b"".join(f.tobytes() for f in frames), check=True, timeout=120)
+    analysis = vision.analyze(path, captioner=None, keyframes_per_shot=0)
+    assert [e.frame for e in analysis.events if e.kind in HIT_KINDS] == truth["hit_frames"]
+
+
+def test_telecined_film_shown_bottom_field_first_lands_its_contact_on_the_same_frame(tmp_path):
+    """Interlaced masters flagged bottom field first (NTSC DV, some broadcast) show each frame's
+    odd lines first: the later moment is the top field, and the contact is still read on the
+    first frame that shows it."""
+    import subprocess
+
+    from samples import phenomena
+    from samples.synth import _ffmpeg_exe
+
+    film, _ = phenomena.render("contact")
+    _, truth = phenomena.render("telecine")
+    pictures = [film[0]] * phenomena.TELECINE_LEAD + film
+    # Mixed frames of the bottom-first pulldown: the top field holds the later picture.
+    frames = []
+    for g in range(0, len(pictures) - 3, 4):
+        a, b, c, d = pictures[g:g + 4]
+        later_c, later_d = c.copy(), d.copy()
+        later_c[1::2], later_d[1::2] = b[1::2], c[1::2]
+        frames += [a, b, later_c, later_d, d]
+    path = tmp_path / "telecine_bff.mp4"
+    subprocess.run([_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                    "-s", f"{phenomena.WIDTH}x{phenomena.HEIGHT}", "-framerate", truth["fps"], "-i", "pipe:0",
+                    "-c:v", "libx264", "-crf", "16", "-flags", "+ilme+ildct", "-x264opts", "bff=1",
+                    "-pix_fmt", "yuv420p", str(path)],
+                   input=b"".join(f.tobytes() for f in frames), check=True, timeout=120)
+    analysis = vision.analyze(path, captioner=None, keyframes_per_shot=0)
+    assert [e.frame for e in analysis.events if e.kind in HIT_KINDS] == truth["hit_frames"]

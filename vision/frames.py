@@ -3,15 +3,20 @@
 Each decoded picture is shrunk once to a small analysis image (about 256 px wide, BGR, as
 PySceneDetect expects) and a smaller grey image for motion. For 8-bit 4:2:0 video (nearly all
 delivery files) the shrink reads the Y/U/V planes in place, which costs a fraction of a
-full-size colour conversion; other pixel formats go through libswscale. Keyframes for
+full-size colour conversion; other pixel formats go through libswscale. The grey image is the
+luma plane itself for every YUV format (10-bit and 4:2:2 masters too), so a film reads the same
+from a ProRes master as from its H.264 copy. Keyframes for
 captioners are converted at their own, larger size only for the few frames that get sampled.
 
 Telecined film and interlaced video weave two moments into one frame, line by line. Once a few
 frames of a video are combed, its grey pictures are read from one field (every other line), so
-each is one whole moment; progressive video is never combed and is read whole.
+each is one whole moment; progressive video is read whole. (A progressive picture striped with
+lines one pixel apart over a patch of it reads as combed too; its fields then show the same
+moment, so reading one of them loses only vertical detail the small grey image does not keep.)
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -41,6 +46,7 @@ COMB_LEVELS = 20
 COMB_SHARE = 0.002
 COMBED_FRAMES = 3  # combed frames after which a video is read a field at a time
 COMB_CHECK_EVERY = 2  # frames: every other one is checked (telecine combs two in five) until then
+BOTTOM_FIRST_ORDERS = (3, 4)  # FFmpeg's AV_FIELD_BB and AV_FIELD_TB: the bottom field is shown first
 T = TypeVar("T")
 
 
@@ -63,6 +69,34 @@ def scaled_size(width: int, height: int, target_width: int) -> tuple[int, int]:
 def _plane(frame: av.VideoFrame, i: int) -> np.ndarray:
     plane = frame.planes[i]
     return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
+
+
+@functools.lru_cache(maxsize=None)
+def _luma_shift(format_name: str) -> int | None:
+    """Bits to drop from the samples of the format's first plane to get 8-bit luma; None when that
+    plane is not luma alone in little-endian samples of up to 16 bits (RGB, packed YUV)."""
+    fmt = av.VideoFormat(format_name)
+    luma = fmt.components[0]
+    if (fmt.is_rgb or fmt.is_big_endian or not luma.is_luma or luma.bits > 16
+            or any(c.plane == 0 for c in fmt.components[1:])):
+        return None
+    if luma.bits <= 8:
+        return 0
+    # p010, p210 and the like keep each sample in the top bits of its 16; yuv420p10le in the bottom.
+    return 8 if format_name[:1] == "p" and format_name[1:2].isdigit() else luma.bits - 8
+
+
+def _luma(frame: av.VideoFrame) -> np.ndarray | None:
+    """The frame's luma plane as 8-bit (h, w): in place when 8-bit, shifted down when 9 to 16; None
+    for formats without a luma plane of their own, which go through libswscale."""
+    shift = _luma_shift(frame.format.name)
+    if shift is None:
+        return None
+    if shift == 0:   # 8-bit: wider samples always drop at least one bit
+        return _plane(frame, 0)
+    plane = frame.planes[0]
+    wide = np.frombuffer(plane, np.uint16).reshape(plane.height, plane.line_size // 2)[:, :plane.width]
+    return (wide >> shift).astype(np.uint8)
 
 
 def _shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -111,16 +145,18 @@ def is_combed(luma: np.ndarray) -> bool:
 
 
 def small_images(frame: av.VideoFrame, size: tuple[int, int], colour: bool = True,
-                 one_field: bool = False) -> tuple[np.ndarray | None, np.ndarray]:
+                 one_field: bool = False, bottom_first: bool = False) -> tuple[np.ndarray | None, np.ndarray]:
     """(small BGR at `size`, grey at half of `size`) from one decoded frame; no BGR picture
-    (None) unless `colour`, which saves most of the conversion for grey-only consumers.
+    (None) unless `colour` or the format has no luma plane of its own, which saves most of the
+    conversion for grey-only consumers.
     `one_field` reads the grey picture from the frame's bottom field (the odd lines): in the
     usual top-field-first order it is the later of the two moments a frame holds, so with
-    telecined film it shows each picture from the first frame that holds it."""
+    telecined film it shows each picture from the first frame that holds it. `bottom_first`
+    (a stream flagged bottom field first) reads the top field instead, the later one there."""
     grey_size = (size[0] // 2, size[1] // 2)
-    if not colour and frame.format.name in _FAST_FORMATS:
-        luma = _plane(frame, 0)
-        return None, _shrink_grey(luma[1::2] if one_field else luma, grey_size)
+    luma = None if colour else _luma(frame)
+    if luma is not None:
+        return None, _shrink_grey(luma[int(not bottom_first)::2] if one_field else luma, grey_size)
     if frame.format.name in _FAST_FORMATS:
         bgr, y = _yuv_to_bgr(frame, size)
     else:
@@ -131,7 +167,7 @@ def small_images(frame: av.VideoFrame, size: tuple[int, int], colour: bool = Tru
 
 def decode(path: str | Path, analysis_width: int = ANALYSIS_WIDTH, colour: bool = True) -> Iterator[DecodedFrame]:
     """Decode every frame of the first video stream once, in display order; `colour` False
-    leaves `small_bgr` out (None) for 8-bit 4:2:0 video.
+    leaves `small_bgr` out (None) for YUV and grey video.
 
     A worker thread decodes and shrinks up to READ_AHEAD pictures ahead of the consumer: both
     release the GIL, so the decoder keeps working while the caller analyses the picture before.
@@ -147,10 +183,12 @@ def decode(path: str | Path, analysis_width: int = ANALYSIS_WIDTH, colour: bool 
         # the decoding time.
         stream.codec_context.options = {**stream.codec_context.options, "skip_loop_filter": "all"}
         size = scaled_size(stream.codec_context.width, stream.codec_context.height, analysis_width)
-        yield from read_ahead(_decoded(path, container, stream, size, colour), READ_AHEAD)
+        bottom_first = getattr(stream.codec_context, "field_order", 0) in BOTTOM_FIRST_ORDERS
+        yield from read_ahead(_decoded(path, container, stream, size, colour, bottom_first), READ_AHEAD)
 
 
-def _decoded(path, container, stream, size: tuple[int, int], colour: bool) -> Iterator[DecodedFrame]:
+def _decoded(path, container, stream, size: tuple[int, int], colour: bool,
+             bottom_first: bool = False) -> Iterator[DecodedFrame]:
     index, combed = 0, 0
     try:
         for frame in container.decode(stream):
@@ -160,9 +198,10 @@ def _decoded(path, container, stream, size: tuple[int, int], colour: bool) -> It
             # 24p shown at 30 fps by repeated frames does. Reading all frames the same way keeps
             # a repeated picture identical to the one it repeats.
             one_field = combed >= COMBED_FRAMES
-            if not one_field and not colour and index % COMB_CHECK_EVERY == 0 and frame.format.name in _FAST_FORMATS:
-                combed += is_combed(_plane(frame, 0))
-            bgr, grey = small_images(frame, size, colour, one_field)
+            luma = _luma(frame) if not one_field and not colour and index % COMB_CHECK_EVERY == 0 else None
+            if luma is not None:
+                combed += is_combed(luma)
+            bgr, grey = small_images(frame, size, colour, one_field, bottom_first)
             yield DecodedFrame(index, frame, bgr, grey)
             index += 1
     except av.error.FFmpegError as exc:
