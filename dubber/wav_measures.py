@@ -155,4 +155,5 @@ def measure(track: WavTrack, events_s: Sequence[float], marks_s: Sequence[float]
             tolerance_s: float = sm.TOLERANCE_S) -> sm.SyncReport:
     """`sound_measures.measure` of the track, read a block at a time."""
     strength, chroma = strength_and_chroma(track)
-    return sm.report_from(strength, chroma, track.duration_s, events_s, marks_s, tolerance_s)
+    return sm.report_from(strength, chroma, track.duration_s, events_s, marks_s, tolerance_s,
+                          sm.hop_s(track.sample_rate))

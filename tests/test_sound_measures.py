@@ -71,3 +71,16 @@ def test_measure_reports_every_figure():
     assert report.hit == (True, True, False) and report.hit_rate == pytest.approx(2 / 3)
     assert report.unmatched_onsets == 0 and len(report.onsets_s) == 3
     assert set(report.to_dict()) >= {"hit_rate", "chance_rate", "periodicity", "repetition", "unmatched_onsets"}
+
+
+@pytest.mark.parametrize("rate", [22_050, 11_025])
+def test_onsets_keep_their_time_at_rates_whose_hop_is_not_whole_milliseconds(rate):
+    """Knocks at 10, 150 and 290 s of a 300 s sound at 22.05 kHz are read at those times (the
+    analysis step is 220 samples there, not quite 10 ms)."""
+    n = 300 * rate
+    audio = np.zeros(n, np.float32)
+    for t in (10.0, 150.0, 290.0):
+        start = int(t * rate)
+        audio[start:start + rate // 20] = np.random.default_rng(int(t)).standard_normal(rate // 20) * 0.5
+    found = sm.onsets(audio, rate)
+    assert len(found) == 3 and np.allclose(found, [10.0, 150.0, 290.0], atol=0.02), found
