@@ -43,6 +43,9 @@ class _PacketScan:
     # Packets an edit list hides (decoded only to start the first shown frame, as after a
     # `-ss ... -c copy` trim): present in the file, so they count towards its promised frames.
     hidden: int = 0
+    # Packets before the first keyframe (a capture that begins mid-GOP): nothing decodes them and
+    # ffmpeg's stream copy drops them, so they are no frames of the video either.
+    leading: int = 0
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
@@ -101,7 +104,8 @@ def _open(path: Path):
 
 def _video_stream(container, path: Path):
     if container.format.name in _STILL_IMAGE_FORMATS:
-        raise NotAVideo(f"{path} is a still image, not a video; give a video file.")
+        raise NotAVideo(f"{path} is a still image, not a video; give a video file (make an image sequence "
+                        "into one first, e.g. ffmpeg -framerate 24 -i frame_%04d.png -c:v prores_ks sequence.mov).")
     pictures = [s for s in container.streams.video
                 if not s.disposition & av.stream.Disposition.attached_pic]
     if not pictures:
@@ -129,6 +133,7 @@ def _first_frame(container, stream, path: Path):
 def _scan_packets(container, stream, path: Path) -> _PacketScan:
     container.seek(0, stream=stream, any_frame=False, backward=True)
     pts: list[int] = []
+    leading: list[int] = []
     last_duration, clean_end, hidden = 0, True, 0
     try:
         for packet in container.demux(stream):
@@ -137,13 +142,18 @@ def _scan_packets(container, stream, path: Path) -> _PacketScan:
             if packet.is_discard:
                 hidden += 1
                 continue
+            if not pts and not packet.is_keyframe:
+                leading.append(packet.pts)
+                continue
             pts.append(packet.pts)
             last_duration = packet.duration or 0
     except av.error.FFmpegError as exc:
         log.warning("%s: demuxing stopped early: %s", path, exc)
         clean_end = False
+    if not pts:   # no packet is marked as a keyframe: the container does not say, so take them all
+        pts, leading = leading, []
     pts.sort()
-    return _PacketScan(tuple(pts), last_duration, clean_end, hidden)
+    return _PacketScan(tuple(pts), last_duration, clean_end, hidden, len(leading))
 
 
 def _nominal_rate(stream) -> Fraction | None:
@@ -186,6 +196,7 @@ def _media_info(path: Path, container, stream, scan: _PacketScan, first) -> Medi
         audio_channels=audio.codec_context.channels if audio is not None else None,
         size_bytes=path.stat().st_size, start_timecode=_start_timecode(container, stream),
         video_start_s=_video_start_s(container, scan.pts[0] * time_base),
+        picture_lead_s=_picture_lead_s(container, stream, scan.pts[0]),
         audio_tracks=tuple(_audio_track(s) for s in container.streams.audio),
         extra_streams=_extra_streams(container, stream),
     )
@@ -227,6 +238,15 @@ def _video_start_s(container, first_pts_s: Fraction) -> float:
     shown: after a trim or in camera files the sound often starts before the picture."""
     file_start_s = Fraction(container.start_time or 0, 1_000_000)   # AV_TIME_BASE units
     return max(0.0, float(first_pts_s - file_start_s))
+
+
+def _picture_lead_s(container, stream, first_pts: int) -> float | None:
+    """In a container whose clock may jump, seconds from the video stream's start (its first
+    packet, shown or not) to its first picture; None for other containers."""
+    if not container.format.flags & av.format.Flags.ts_discont.value:
+        return None
+    start = stream.start_time if stream.start_time is not None else first_pts
+    return max(0.0, float((first_pts - start) * stream.time_base))
 
 
 def _codec_name(stream) -> str:
@@ -274,8 +294,9 @@ def _vfr_timing(scan: _PacketScan, time_base: Fraction) -> tuple[Fraction, tuple
 
 def _check_complete(info: MediaInfo, container, stream, scan: _PacketScan, path: Path) -> None:
     promised = stream.frames or 0
-    if not scan.clean_end or (promised and info.frame_count + scan.hidden < promised):
-        found = f"{info.frame_count + scan.hidden} of {promised}" if promised else f"only {info.frame_count}"
+    present = info.frame_count + scan.hidden + scan.leading
+    if not scan.clean_end or (promised and present < promised):
+        found = f"{present} of {promised}" if promised else f"only {info.frame_count}"
         raise VideoUnreadable(f"{path} is truncated or damaged (it holds {found} frames); "
                               "re-export or copy the video again.")
     stated_s = _stated_duration_s(container, stream)

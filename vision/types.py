@@ -98,6 +98,11 @@ class MediaInfo:
     # Seconds from the file's start (its earliest stream) to the first picture shown; > 0 when
     # the sound starts first (trimmed or camera files). Outputs keep the picture at this offset.
     video_start_s: float = 0.0
+    # Only for containers whose clock may jump (MPEG program and transport streams: DVD .mpg/.vob,
+    # .ts, .m2ts), where ffmpeg starts its timeline at the first stream a job uses, not the file's:
+    # seconds from the video stream's first packet to its first picture (> 0 when a capture begins
+    # mid-GOP). None for every other container.
+    picture_lead_s: float | None = None
     # Every audio track in file order, and every subtitle, attachment and cover-art stream: what
     # the mux carries over, known from the one probe of a job.
     audio_tracks: tuple[AudioTrack, ...] = ()

@@ -225,6 +225,15 @@ class MuxOptions:
     extras: tuple[ExtraStream, ...] = ()
 
 
+def _picture_start_s(info: MediaInfo, keeps_original: bool) -> Fraction:
+    """Where ffmpeg puts the first picture on the output's timeline: `video_start_s` after the
+    file's start, except in a container whose clock may jump (MPEG program and transport streams),
+    where ffmpeg starts the timeline at the first stream used: the picture's own stream when it is
+    the only one taken from the source."""
+    start_s = info.video_start_s if info.picture_lead_s is None or keeps_original else info.picture_lead_s
+    return Fraction(start_s).limit_denominator(1_000_000)
+
+
 def mux_args(video_path: Path, audio_wav_path: Path, out_temp: Path, info: MediaInfo,
              options: MuxOptions) -> list[str]:
     """The ffmpeg arguments (after the common flags) that write `out_temp`."""
@@ -232,10 +241,12 @@ def mux_args(video_path: Path, audio_wav_path: Path, out_temp: Path, info: Media
     sample_rate, _ = _wav_facts(audio_wav_path)
     # The picture may start after the file's first sound (trimmed and camera files): the dub starts
     # with the first picture, and the output ends with the last one, both counted from the file start.
-    start_s = Fraction(info.video_start_s).limit_denominator(1_000_000)
+    start_s = _picture_start_s(info, options.original_audio and bool(options.original_tracks))
     end_s = start_s + info.frame_time(info.frame_count)
     dub_offset = ["-itsoffset", f"{float(start_s):.6f}"] if start_s > 0 else []
-    args = ["-i", str(video_path), *dub_offset, "-i", str(audio_wav_path),
+    # MPEG program streams stamp only the frames that begin a packet; genpts fills in the others,
+    # which an MP4 needs for every frame and without which the Matroska muxer refuses the copy.
+    args = ["-fflags", "+genpts", "-i", str(video_path), *dub_offset, "-i", str(audio_wav_path),
             "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *_video_timing_args(info, container)]
     args += _dub_codec_args(options.codec, options, info.total_samples(sample_rate))
     if options.original_audio and options.original_tracks:
