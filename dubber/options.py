@@ -83,9 +83,11 @@ class DubOptions:
 
 
 def default_output_path(video_path: str | os.PathLike) -> Path:
-    """`<input stem>.dub.mp4` next to the input; a .mov, .m4v or .mkv input keeps its container."""
+    """`<input stem>.dub.mp4` next to the input; a .mov, .m4v or .mkv input keeps its container,
+    and an .mxf master (DNxHD/DNxHR, XDCAM, which no .mp4 carries) gets a .mov."""
     p = Path(video_path)
-    suffix = p.suffix.lower() if p.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
+    source = p.suffix.lower()
+    suffix = source if source in VIDEO_SUFFIXES else ".mov" if source == ".mxf" else ".mp4"
     return p.with_name(f"{p.stem}.dub{suffix}")
 
 
