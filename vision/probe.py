@@ -142,7 +142,8 @@ def _scan_packets(container, stream, path: Path) -> _PacketScan:
             if packet.is_discard:
                 hidden += 1
                 continue
-            if not pts and not packet.is_keyframe:
+            if not pts and not hidden and not packet.is_keyframe:
+                # (After packets an edit list hides, the first shown one decodes from them.)
                 leading.append(packet.pts)
                 continue
             pts.append(packet.pts)
