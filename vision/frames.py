@@ -41,11 +41,13 @@ READ_AHEAD = 8  # decoded pictures a worker thread keeps ready for the analysis
 # A frame is combed when over COMB_SHARE of the points read zig-zag by more than COMB_LEVELS
 # grey levels (see `is_combed`): telecined cartoons measure 5 to 90 in a thousand on the frames
 # that mix fields, progressive ones under 0.2.
-COMB_COLUMNS = 32
+COMB_COLUMNS = 16
 COMB_LEVELS = 20
 COMB_SHARE = 0.002
 COMBED_FRAMES = 3  # combed frames after which a video is read a field at a time
-COMB_CHECK_EVERY = 2  # frames: every other one is checked (telecine combs two in five) until then
+# Until a video is found combed, one frame in COMB_CHECK_EVERY is checked; after the first combed
+# frame, every frame (telecine combs two frames in five, so the next ones come within a few frames).
+COMB_CHECK_EVERY = 4
 BOTTOM_FIRST_ORDERS = (3, 4)  # FFmpeg's AV_FIELD_BB and AV_FIELD_TB: the bottom field is shown first
 T = TypeVar("T")
 
@@ -198,7 +200,8 @@ def _decoded(path, container, stream, size: tuple[int, int], colour: bool,
             # 24p shown at 30 fps by repeated frames does. Reading all frames the same way keeps
             # a repeated picture identical to the one it repeats.
             one_field = combed >= COMBED_FRAMES
-            luma = _luma(frame) if not one_field and not colour and index % COMB_CHECK_EVERY == 0 else None
+            check = not one_field and not colour and (combed or index % COMB_CHECK_EVERY == 0)
+            luma = _luma(frame) if check else None
             if luma is not None:
                 combed += is_combed(luma)
             bgr, grey = small_images(frame, size, colour, one_field, bottom_first)
