@@ -128,13 +128,12 @@ def track_spectrogram_png(track: WavTrack, *, cuts_s: Sequence[float] = (),
     sample_rate = track.sample_rate
     width, hop, wanted = _picture_grid(track.duration_s, sample_rate)
     half = SPECTROGRAM_FFT // 2
-    window = np.hanning(SPECTROGRAM_FFT).astype(np.float32)
     power = np.empty((1 + wanted // hop, half + 1), dtype=np.float32)
     for column in range(power.shape[0]):
         start = column * hop - half
         piece = sm.mono(track.read(start, min(start + SPECTROGRAM_FFT, wanted)))
         piece = np.pad(piece, (0, SPECTROGRAM_FFT - piece.size))   # past the end: silence, as in spectrogram_png
-        power[column] = np.abs(np.fft.rfft(piece * window)) ** 2
+        power[column] = sm.frame_power(piece, 1, SPECTROGRAM_FFT, hop)[0]
     return _draw_spectrogram(power, sample_rate, max(track.duration_s, 1e-3), width, height, cuts_s, transitions_s,
                              events, onsets_s, None)
 

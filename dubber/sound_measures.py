@@ -53,13 +53,19 @@ def power_spectrogram(audio: np.ndarray, sample_rate: int, n_fft: int | None = N
     n_fft = n_fft or _fft_size(sample_rate)
     hop = hop or max(1, int(round(FRAME_HOP_S * sample_rate)))
     padded = np.pad(mono(audio), (n_fft // 2, n_fft // 2))
-    count = max(1, 1 + (padded.size - n_fft) // hop)
+    return frame_power(padded, max(1, 1 + (padded.size - n_fft) // hop), n_fft, hop), hop
+
+
+def frame_power(padded: np.ndarray, count: int, n_fft: int, hop: int) -> np.ndarray:
+    """|rfft|^2 of `count` Hann-windowed frames of the mono signal `padded`, frame t starting at
+    sample t * hop (the signal already padded by n_fft // 2 so that frame t is centred on t * hop
+    of the sound), (count, n_fft // 2 + 1) float32."""
     window = np.hanning(n_fft).astype(np.float32)
     out = np.empty((count, n_fft // 2 + 1), dtype=np.float32)
     for start in range(0, count, 1024):
         idx = np.arange(start, min(count, start + 1024))[:, None] * hop + np.arange(n_fft)
         out[start:start + idx.shape[0]] = np.abs(np.fft.rfft(padded[idx] * window, axis=1)) ** 2
-    return out, hop
+    return out
 
 
 def _hz_to_mel(hz):
@@ -174,7 +180,12 @@ def periodicity_of(strength: np.ndarray, lags_s: tuple[float, float] = PERIOD_LA
 
 def chroma_blocks(audio: np.ndarray, sample_rate: int, block_s: float = CHROMA_BLOCK_S) -> np.ndarray:
     """(blocks, 12) chroma energy per block_s block (rows of silent blocks are zero)."""
-    power, hop = power_spectrogram(audio, sample_rate)
+    power, _ = power_spectrogram(audio, sample_rate)
+    return chroma_of(power, sample_rate, block_s)
+
+
+def chroma_of(power: np.ndarray, sample_rate: int, block_s: float = CHROMA_BLOCK_S) -> np.ndarray:
+    """`chroma_blocks` from the (frames, bins) power spectrogram of the sound, frame 0 first."""
     n_fft = _fft_size(sample_rate)
     hz = np.arange(power.shape[1]) * sample_rate / n_fft
     use = (hz >= CHROMA_RANGE_HZ[0]) & (hz <= CHROMA_RANGE_HZ[1])

@@ -100,22 +100,7 @@ def _block_power(track: WavTrack, first: int, stop: int, n_fft: int, hop: int) -
     """|STFT|^2 of analysis frames [first, stop), (frames, bins): frame t centred on sample t * hop."""
     start = first * hop - n_fft // 2
     mono = sm.mono(track.read(start, (stop - 1) * hop - n_fft // 2 + n_fft))
-    window = np.hanning(n_fft).astype(np.float32)
-    out = np.empty((stop - first, n_fft // 2 + 1), dtype=np.float32)
-    for k in range(0, stop - first, 1024):
-        idx = np.arange(k, min(stop - first, k + 1024))[:, None] * hop + np.arange(n_fft)
-        out[k:k + idx.shape[0]] = np.abs(np.fft.rfft(mono[idx] * window, axis=1)) ** 2
-    return out
-
-
-def _chroma_fold(sample_rate: int, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
-    """(bins used, bins x 12 pitch-class fold) as `sound_measures.chroma_blocks` builds them."""
-    hz = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
-    use = (hz >= sm.CHROMA_RANGE_HZ[0]) & (hz <= sm.CHROMA_RANGE_HZ[1])
-    pitch_class = np.round(12 * np.log2(hz[use] / 440.0)).astype(int) % 12
-    fold = np.zeros((use.sum(), 12), dtype=np.float32)
-    fold[np.arange(use.sum()), pitch_class] = 1.0
-    return use, fold
+    return sm.frame_power(mono, stop - first, n_fft, hop)
 
 
 def strength_and_chroma(track: WavTrack) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +111,6 @@ def strength_and_chroma(track: WavTrack) -> tuple[np.ndarray, np.ndarray]:
     hop = max(1, int(round(sm.FRAME_HOP_S * sr)))
     count = _frame_count(track.samples, n_fft, hop)
     filters = sm.mel_filters(sr, n_fft)
-    use, fold = _chroma_fold(sr, n_fft)
     per_block = max(1, int(round(sm.CHROMA_BLOCK_S / sm.FRAME_HOP_S)))
     step = max(per_block, BLOCK_FRAMES // per_block * per_block)
     # Pass 1: the loudest log-mel cell, and the chroma blocks.
@@ -134,8 +118,7 @@ def strength_and_chroma(track: WavTrack) -> tuple[np.ndarray, np.ndarray]:
     for first in range(0, count, step):
         power = _block_power(track, first, min(count, first + step), n_fft, hop)
         loudest = max(loudest, float((10.0 * np.log10(power @ filters + 1e-10)).max()))
-        whole = power.shape[0] // per_block
-        chroma.append((power[:whole * per_block, use] @ fold).reshape(whole, per_block, 12).sum(axis=1))
+        chroma.append(sm.chroma_of(power, sr))   # each block starts on a whole chroma block
     # Pass 2: the flux of the floored log-mel spectrogram.
     flux = np.zeros(count, dtype=np.float64)
     previous = None

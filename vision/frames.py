@@ -147,16 +147,18 @@ def is_combed(luma: np.ndarray) -> bool:
 
 
 def small_images(frame: av.VideoFrame, size: tuple[int, int], colour: bool = True,
-                 one_field: bool = False, bottom_first: bool = False) -> tuple[np.ndarray | None, np.ndarray]:
+                 one_field: bool = False, bottom_first: bool = False,
+                 luma: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray]:
     """(small BGR at `size`, grey at half of `size`) from one decoded frame; no BGR picture
     (None) unless `colour` or the format has no luma plane of its own, which saves most of the
     conversion for grey-only consumers.
     `one_field` reads the grey picture from the frame's bottom field (the odd lines): in the
     usual top-field-first order it is the later of the two moments a frame holds, so with
     telecined film it shows each picture from the first frame that holds it. `bottom_first`
-    (a stream flagged bottom field first) reads the top field instead, the later one there."""
+    (a stream flagged bottom field first) reads the top field instead, the later one there.
+    `luma` is the frame's 8-bit luma when the caller has it already (`_luma`)."""
     grey_size = (size[0] // 2, size[1] // 2)
-    luma = None if colour else _luma(frame)
+    luma = None if colour else luma if luma is not None else _luma(frame)
     if luma is not None:
         return None, _shrink_grey(luma[int(not bottom_first)::2] if one_field else luma, grey_size)
     if frame.format.name in _FAST_FORMATS:
@@ -204,7 +206,7 @@ def _decoded(path, container, stream, size: tuple[int, int], colour: bool,
             luma = _luma(frame) if check else None
             if luma is not None:
                 combed += is_combed(luma)
-            bgr, grey = small_images(frame, size, colour, one_field, bottom_first)
+            bgr, grey = small_images(frame, size, colour, one_field, bottom_first, luma)
             yield DecodedFrame(index, frame, bgr, grey)
             index += 1
     except av.error.FFmpegError as exc:
