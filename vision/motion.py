@@ -120,13 +120,15 @@ class MotionResult:
     events: tuple[VisualEvent, ...]  # sorted by frame
 
 
-def is_repeat(grey: np.ndarray, previous: np.ndarray) -> bool:
-    """True when `grey` shows the same picture as `previous` (same shape), up to encoding noise."""
+def is_repeat(grey: np.ndarray, previous: np.ndarray, levels: tuple[float, float] | None = None) -> bool:
+    """True when `grey` shows the same picture as `previous` (same shape), up to encoding noise.
+    `levels`: the two pictures' mean grey levels when already known."""
     diff = cv2.absdiff(grey, previous)
     changed = cv2.countNonZero(cv2.threshold(diff, REPEAT_LEVELS, 255, cv2.THRESH_BINARY)[1])
     if changed > REPEAT_SHARE * diff.size or cv2.mean(diff)[0] > REPEAT_NOISE_LEVELS:
         return False
-    return abs(cv2.mean(grey)[0] - cv2.mean(previous)[0]) <= REPEAT_SHIFT_LEVELS
+    grey_level, previous_level = levels or (cv2.mean(grey)[0], cv2.mean(previous)[0])
+    return abs(grey_level - previous_level) <= REPEAT_SHIFT_LEVELS
 
 
 class MotionTracker:
@@ -138,6 +140,7 @@ class MotionTracker:
         self._rate = float(rate)  # frames per second
         self._previous: np.ndarray | None = None  # the frame before, to spot repeats
         self._reference: np.ndarray | None = None  # the last distinct picture
+        self._previous_level = self._reference_level = 0.0  # their mean grey levels
         # Per-frame numbers live in typed arrays (8 bytes a number, not a 32-byte Python float in
         # a list): a two-hour film has some 170,000 frames.
         self._repeats = array("b")
@@ -150,7 +153,8 @@ class MotionTracker:
         # Per frame, the change to the frame before in each cell of a GRID x GRID grid (float16,
         # 0..1): where in the picture something moved, for stops of one part of the picture.
         self._cells = bytearray()
-        self._pictures: deque[np.ndarray] = deque(maxlen=RETURN_PICTURES + 1)  # the last distinct pictures
+        # the last distinct pictures, each with its mean grey level
+        self._pictures: deque[tuple[np.ndarray, float]] = deque(maxlen=RETURN_PICTURES + 1)
         # Per frame, activity against the distinct pictures 2, 3 .. RETURN_PICTURES + 1 back: a
         # picture that comes back after a one- to three-picture transient shows as a low value.
         self._returns = array("d")  # RETURN_PICTURES numbers per frame
@@ -158,24 +162,29 @@ class MotionTracker:
     def push(self, grey: np.ndarray) -> bool:
         """Feed the next frame; returns True when it repeats the frame before."""
         previous, reference = self._previous, self._reference
-        repeat = previous is not None and previous.shape == grey.shape and is_repeat(grey, previous)
-        activity, where, coverage, cells = _activity_and_centre(grey, previous)
+        # Each picture's mean grey level is read once: the flicker-blind measures below all
+        # need it, and the older pictures' levels are kept beside them.
+        level = cv2.mean(grey)[0]
+        repeat = (previous is not None and previous.shape == grey.shape
+                  and is_repeat(grey, previous, (level, self._previous_level)))
+        activity, where, coverage, cells = _activity_and_centre(grey, previous, level - self._previous_level)
         self._cells += cells.astype(np.float16).tobytes()
         self._activity.append(activity)
         self._where.extend(where)
         self._coverage.append(coverage)
-        self._activity_ref.append(_activity(grey, reference) if reference is not previous else activity)
+        self._activity_ref.append(_activity(grey, reference, level - self._reference_level)
+                                  if reference is not previous else activity)
         mean, std = cv2.meanStdDev(grey)
         self._brightness.append(float(mean[0, 0]) / 255.0)
         self._contrast.append(float(std[0, 0]) / 255.0)
         self._repeats.append(repeat)
-        self._previous = grey
+        self._previous, self._previous_level = grey, level
         if not repeat:
-            self._reference = grey
-            older = list(self._pictures)[:-1][::-1]  # 2, 3, ... pictures back
-            self._returns.extend(_rough_activity(grey, older[k]) if k < len(older) else activity
+            self._reference, self._reference_level = grey, level
+            older = list(self._pictures)[:-1][::-1]  # 2, 3, ... pictures back, with their levels
+            self._returns.extend(_rough_activity(grey, older[k][0], level - older[k][1]) if k < len(older) else activity
                                  for k in range(RETURN_PICTURES))
-            self._pictures.append(grey)
+            self._pictures.append((grey, level))
         else:
             # the same picture as before, so the same distances to the older ones
             self._returns.extend(self._returns[-RETURN_PICTURES:] if self._returns else [activity] * RETURN_PICTURES)
@@ -200,39 +209,42 @@ class MotionTracker:
         return _back_to_frames(result, frames, len(self._repeats), np.frombuffer(self._where).reshape(-1, 2))
 
 
-def _change(grey: np.ndarray, before: np.ndarray) -> np.ndarray:
+def _change(grey: np.ndarray, before: np.ndarray, shift: float | None = None) -> np.ndarray:
     # The picture as a whole getting brighter or darker (film flicker, a flash) is no motion:
-    # the mean difference is taken out first. What is left below the noise floor is grain.
+    # the mean difference (`shift`, when already known) is taken out first. What is left below
+    # the noise floor is grain.
     # (OpenCV calls throughout: this runs several times per frame on small pictures, where
     # numpy's per-call overhead would cost more than the arithmetic.)
-    shift = cv2.mean(grey)[0] - cv2.mean(before)[0]
+    if shift is None:
+        shift = cv2.mean(grey)[0] - cv2.mean(before)[0]
     diff = cv2.absdiff(cv2.subtract(grey, before, dtype=cv2.CV_32F), (shift, 0.0, 0.0, 0.0))
     return cv2.max(cv2.subtract(diff, (float(NOISE_FLOOR_LEVELS), 0.0, 0.0, 0.0)), 0.0)
 
 
-def _activity(grey: np.ndarray, before: np.ndarray | None) -> float:
+def _activity(grey: np.ndarray, before: np.ndarray | None, shift: float | None = None) -> float:
     if before is None or before.shape != grey.shape:
         return 0.0
-    return cv2.mean(_change(grey, before))[0] / 255.0
+    return cv2.mean(_change(grey, before, shift))[0] / 255.0
 
 
-def _rough_activity(grey: np.ndarray, before: np.ndarray) -> float:
+def _rough_activity(grey: np.ndarray, before: np.ndarray, shift: float | None = None) -> float:
     """`_activity` to within about a grey level per pixel, in 8-bit arithmetic: the brightness
     shift is rounded to a whole level and applied to `before` (clipped at black and white).
     Good enough to tell whether an earlier picture came back; three of these run per frame."""
-    shift = cv2.mean(grey)[0] - cv2.mean(before)[0]
+    if shift is None:
+        shift = cv2.mean(grey)[0] - cv2.mean(before)[0]
     level = int(round(abs(shift)))
     moved = cv2.add(before, level) if shift >= 0 else cv2.subtract(before, level)
     return cv2.mean(cv2.subtract(cv2.absdiff(grey, moved), NOISE_FLOOR_LEVELS))[0] / 255.0
 
 
-def _activity_and_centre(grey: np.ndarray, before: np.ndarray | None
+def _activity_and_centre(grey: np.ndarray, before: np.ndarray | None, shift: float | None = None
                          ) -> tuple[float, tuple[float, float], float, np.ndarray]:
     """Activity, the centre of the change (x, y as fractions; the middle when nothing moves),
     the share of the picture that changed, and the mean change per grid cell (GRID x GRID, 0..1)."""
     if before is None or before.shape != grey.shape:
         return 0.0, (0.5, 0.5), 0.0, np.zeros(GRID * GRID, np.float32)
-    change = _change(grey, before)
+    change = _change(grey, before, shift)
     moments = cv2.moments(change)
     total = moments["m00"]
     if total <= 0.0:
