@@ -44,6 +44,8 @@ CLEAR_BEFORE_HIT_S = 0.18   # the tune keeps quiet this long before an event it 
 SNAP_S = 0.1                # a tune note this close to an event moves onto it
 RUN_FROM = 0.5              # weaker motion gets no run
 RUN_NOTES_PER_S = 9.0
+RUN_RUSH = 0.8              # an upward run's note k of n starts at (k / n) ** this of its length (quickening) ...
+RUN_FALL = 1.25             # ... a downward run's at (k / n) ** this (slowing)
 CALM_DENSITY = 0.5          # notes a beat under which a shot counts as calm ...
 BUSY_DENSITY = 0.7          # ... and over which as busy
 TUNE_SLACK = 1.5            # a phrase plays at most this many times the shot's wanted notes a beat
@@ -342,10 +344,12 @@ class Composer:
             count = int(np.clip(round(length * RUN_NOTES_PER_S), 3, min(10, len(tones))))
             start = int(self.rng.integers(0, max(1, len(tones) - count)))
             run = tones[start:start + count] if upward else tones[start:start + count][::-1]
-            gap = length / count
-            for k, pitch in enumerate(run):
-                at = point.time_s + k * gap
-                self._add(part, pitch, at, at + 0.9 * gap, int(60 + 40 * point.strength), "run")
+            # A run is played, not clocked: it rushes up into its top note and falls away from
+            # its first, so no two gaps are the same and no click grid forms under it.
+            shape = RUN_RUSH if upward else RUN_FALL
+            times = [point.time_s + length * (k / count) ** shape for k in range(count + 1)]
+            for pitch, at, until in zip(run, times, times[1:]):
+                self._add(part, pitch, at, at + 0.9 * (until - at), int(60 + 40 * point.strength), "run")
             upward = not upward
 
     def chord_at(self, time_s: float) -> tuple[int, int, int] | None:
