@@ -151,18 +151,33 @@ def _analyze(path: Path, options: DubOptions, progress: ProgressFn, media: Any =
     cache = _stage_cache(options)
     key = _analysis_key(path, options)
     cached = cache.load_json("analysis", key)
+    analysis = None
     if cached is not None:
         try:
-            return VideoAnalysis.from_dict(cached), key
+            analysis = VideoAnalysis.from_dict(cached)
         except (KeyError, TypeError, ValueError) as err:
             log.warning("Ignoring a stale cached analysis (%s).", err)
-    analysis = vision.analyze(str(path), captioner=options.captioner, media=media,
-                              progress=lambda s, d, t: progress(f"analyze/{s}", d, t))
-    data = analysis.to_dict()
-    cache.save_json("analysis", key, data)
-    # Continue with the analysis as the cache holds it (JSON rounds the motion curve), so a run
-    # that computed it and a run that read it back render exactly the same soundtrack.
-    return VideoAnalysis.from_dict(data), key
+    if analysis is None:
+        computed = vision.analyze(str(path), captioner=options.captioner, media=media,
+                                  progress=lambda s, d, t: progress(f"analyze/{s}", d, t))
+        data = computed.to_dict()
+        cache.save_json("analysis", key, data)
+        # Continue with the analysis as the cache holds it (JSON rounds the motion curve), so a run
+        # that computed it and a run that read it back render exactly the same soundtrack.
+        analysis = VideoAnalysis.from_dict(data)
+    return _spotted(analysis, key, options)
+
+
+def _spotted(analysis: Any, key: str, options: DubOptions) -> tuple[Any, str]:
+    """The analysis with the user's hit list laid over its events (the cache keeps what the
+    picture alone gave), and a key that tells the later stages which list it was."""
+    if options.hits_path is None:
+        return analysis, key
+    from .cache import settings_key
+    from .spotting import hit_list_digest, read_hit_list, spot
+
+    spotted = spot(analysis, read_hit_list(options.hits_path), options.hits_only)
+    return spotted, settings_key("spotted", key, hit_list_digest(options.hits_path), options.hits_only)
 
 
 def plan(video_path: str | os.PathLike, options: DubOptions = DubOptions(),
@@ -422,7 +437,8 @@ def _settings_record(options: DubOptions, dest: _Destinations) -> dict[str, Any]
 
     stems = relative_to_manifest(dest.stems, dest.manifest.resolve().parent) if options.stems_dir is not None else None
     return {**asdict(options), "lufs": resolve_lufs(options.lufs), "stems_dir": stems,
-            "plan_path": absolute(options.plan_path), "cache_dir": absolute(options.cache_dir)}
+            "plan_path": absolute(options.plan_path), "cache_dir": absolute(options.cache_dir),
+            "hits_path": absolute(options.hits_path)}
 
 
 # ----------------------------------------------------------------------------- the whole run

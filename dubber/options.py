@@ -58,6 +58,9 @@ class DubOptions:
         render_group: cues per backend call, cached as each ends (None: the backend's default).
         muted_cues: indices of cues rendered (and cached) as usual but left silent in the mix.
         soundfont: SF2 bank for the score engine (None: its default General MIDI bank).
+        hits_path: a hit list (see `dubber.spotting`): frames the soundtrack must hit, laid over
+            the events the analysis found.
+        hits_only: the hit list replaces the detected events instead of adding to them.
     """
 
     backend: str = "auto"
@@ -80,6 +83,8 @@ class DubOptions:
     render_group: int | None = None
     muted_cues: tuple[int, ...] = ()
     soundfont: str | None = None
+    hits_path: str | None = None
+    hits_only: bool = False
 
 
 def default_output_path(video_path: str | os.PathLike) -> Path:
@@ -205,6 +210,12 @@ def check_options(options: DubOptions) -> None:
     if options.render_group is not None and options.render_group < 1:
         raise InputError(f"The render group must be at least 1 cue (got {options.render_group}); "
                          "pass --render-group 1 or more.")
+    if options.hits_only and options.hits_path is None:
+        raise InputError("--hits-only needs a hit list; pass it with --hits FILE.")
+    if options.hits_path is not None:
+        from .spotting import read_hit_list
+
+        read_hit_list(options.hits_path)   # its form now; its times once the video is probed
     resolve_lufs(options.lufs)
     check_device(options.device)
 

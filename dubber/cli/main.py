@@ -101,6 +101,10 @@ def _add_render(p: argparse.ArgumentParser) -> None:
                    help="SF2 bank for the score engine (default: TimGM6mb, GPL-2.0, from the pretty_midi package)")
     p.add_argument("--review", action="store_true",
                    help="also write <output>.review.html: spectrograms, sync figures and players, offline")
+    p.add_argument("--hits", metavar="FILE",
+                   help="hit list: frames to hit, one a line (12.5 | 300f | 00:00:12:12 [, kind, strength]), "
+                        "added to the events found in the picture")
+    p.add_argument("--hits-only", action="store_true", help="hit the --hits list and no detected event")
 
 
 def _run_parser() -> argparse.ArgumentParser:
@@ -212,7 +216,8 @@ def _options(args: argparse.Namespace):
         fields.update(backend=args.backend, lufs=args.lufs, keep_original=args.keep_original,
                       original_gain_db=args.original_gain, stems_dir=args.stems, timeline=args.timeline,
                       model=args.model, device=args.device, timing=args.timing,
-                      render_group=args.render_group, soundfont=args.soundfont)
+                      render_group=args.render_group, soundfont=args.soundfont,
+                      hits_path=args.hits, hits_only=args.hits_only)
     if getattr(args, "plan", None):
         fields["plan_path"] = args.plan
     return DubOptions(**fields)

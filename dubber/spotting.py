@@ -1,0 +1,222 @@
+"""Hit points a person spots: the frames the soundtrack must hit, read from a small hit list and
+laid over (or in place of) the events the picture analysis found.
+
+A sound editor's spotting session, or an animator's exposure sheet, names the frames of contact
+the detectors may miss. A hit list is a text or CSV file, one hit point a line:
+
+    WHEN [KIND [STRENGTH [LENGTH]]]        fields separated by commas, tabs or spaces; # comments
+
+WHEN is seconds from the first frame (`12.5` or `12.5s`), a frame number counted from 0 (`300f`),
+or a timecode (`00:00:12:12`, `;` before the frames for drop-frame) read against the file's own
+start timecode when it has one. KIND is an event kind (default impact), STRENGTH 0..1 (default
+0.8), LENGTH the seconds a sustained kind (whoosh, run, shake) lasts (default 0.4). A JSON file
+holds the same as a list of objects ({"t" | "frame" | "timecode", "kind", "strength",
+"length_s"}), or {"hits": [...]}.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from vision.types import EVENT_KINDS, MediaInfo, VideoAnalysis, VisualEvent
+
+from .errors import InputError
+
+DEFAULT_KIND = "impact"
+DEFAULT_STRENGTH = 0.8
+DEFAULT_LENGTH_S = 0.4
+SUSTAINED_KINDS = ("whoosh", "run", "shake")
+# A detected event this close to a spotted one is the same moment: the spotted one is kept.
+SAME_MOMENT_S = 0.25
+MAX_HITS = 100_000
+HEADER_WORDS = ("time", "t", "when", "frame", "timecode", "tc", "seconds", "time_s")
+SPOT_KINDS = tuple(k for k in EVENT_KINDS if k != "fast_motion")
+_SECONDS = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)s?$")
+_FRAME = re.compile(r"^(\d+)f$")
+_TIMECODE = re.compile(r"^\d{1,2}:\d{2}:\d{2}[:;]\d{2}$")
+
+
+@dataclass(frozen=True)
+class SpottedHit:
+    """One line of a hit list, before it is placed on a video's frames."""
+
+    when: str          # as written: seconds, "<n>f" or a timecode
+    kind: str
+    strength: float
+    length_s: float
+    where: str         # "file:line" for messages
+
+
+def read_hit_list(path: str | os.PathLike) -> tuple[SpottedHit, ...]:
+    """Every hit point of a hit list file, checked for form (not yet against a video).
+
+    Raises:
+        InputError: the file is missing or unreadable, or a line is not a hit point.
+    """
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise InputError(f"The hit list {file} does not exist; give a text, CSV or JSON file of hit points.")
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"Cannot read the hit list {file} ({err}); save it as UTF-8 text.") from err
+    hits = _from_json(text, file) if file.suffix.lower() == ".json" else _from_lines(text, file)
+    if not hits:
+        raise InputError(f"The hit list {file} holds no hit points; write one time a line, e.g. 12.5, impact.")
+    if len(hits) > MAX_HITS:
+        raise InputError(f"The hit list {file} holds {len(hits)} hit points, more than {MAX_HITS}.")
+    return tuple(hits)
+
+
+def _from_lines(text: str, file: Path) -> list[SpottedHit]:
+    hits = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = [f for f in re.split(r"[,\t ]+", line.split("#", 1)[0].strip()) if f]
+        if not fields:
+            continue
+        where = f"{file.name}:{number}"
+        if not hits and fields[0].lower() in HEADER_WORDS:
+            continue   # a CSV header row (time, kind, ...)
+        if len(fields) > 4:
+            raise InputError(f"{where}: {len(fields)} fields; a hit point is WHEN [KIND [STRENGTH [LENGTH]]].")
+        kind, strength, length = fields[1:] + [None] * (4 - len(fields))
+        hits.append(_hit(fields[0], kind, strength, length, where=where))
+    return hits
+
+
+def _from_json(text: str, file: Path) -> list[SpottedHit]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"The hit list {file} is not valid JSON ({err.msg} at line {err.lineno}).") from err
+    items = data.get("hits") if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise InputError(f"The hit list {file} must be a JSON list of hit points, or {{\"hits\": [...]}}.")
+    hits = []
+    for number, item in enumerate(items, start=1):
+        where = f"{file.name}: hit {number}"
+        if not isinstance(item, dict):
+            raise InputError(f"{where} is not an object like {{\"t\": 12.5, \"kind\": \"impact\"}}.")
+        keys = [k for k in ("t", "time_s", "frame", "timecode") if k in item]
+        if len(keys) != 1:
+            raise InputError(f"{where} needs exactly one of t, frame or timecode.")
+        value = item[keys[0]]
+        when = f"{value}f" if keys[0] == "frame" else str(value)
+        hits.append(_hit(when, item.get("kind"), item.get("strength"), item.get("length_s"), where=where))
+    return hits
+
+
+def _is_when(text: str) -> bool:
+    return bool(_SECONDS.match(text) or _FRAME.match(text) or _TIMECODE.match(text))
+
+
+def _number(value: Any, name: str, where: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: the {name} {value!r} is not a number.") from None
+    if not low <= number <= high:
+        raise InputError(f"{where}: the {name} {number:g} is outside {low:g}..{high:g}.")
+    return number
+
+
+def _hit(when: Any, kind: Any, strength: Any, length: Any, *, where: str) -> SpottedHit:
+    when = str(when).strip().lower()
+    if not _is_when(when):
+        raise InputError(f"{where}: {when!r} is no time; write seconds (12.5), a frame (300f) or a "
+                         "timecode (00:00:12:12).")
+    kind = DEFAULT_KIND if kind in (None, "") else str(kind).strip().lower()
+    if kind not in SPOT_KINDS:
+        raise InputError(f"{where}: unknown kind {kind!r}; use one of {', '.join(SPOT_KINDS)}.")
+    strength = DEFAULT_STRENGTH if strength in (None, "") else _number(strength, "strength", where, 0.0, 1.0)
+    length = DEFAULT_LENGTH_S if length in (None, "") else _number(length, "length", where, 0.04, 60.0)
+    return SpottedHit(when, kind, strength, length, where)
+
+
+def hit_list_digest(path: str | os.PathLike) -> str:
+    """What identifies a hit list's content in cache keys."""
+    return hashlib.sha256(Path(path).expanduser().read_bytes()).hexdigest()[:16]
+
+
+def frame_of(hit: SpottedHit, media: MediaInfo) -> int:
+    """The frame index a hit point names on this video.
+
+    Raises:
+        InputError: the time is not on the video (before its start or past its end).
+    """
+    when = hit.when
+    if (match := _FRAME.match(when)) is not None:
+        frame = int(match.group(1))
+    elif _TIMECODE.match(when):
+        frame = _timecode_frame(when, media, hit.where)
+    else:
+        seconds = Fraction(when.rstrip("s"))
+        frame = _frame_at(seconds, media)
+    if not 0 <= frame < media.frame_count:
+        end = float(media.frame_time(media.frame_count))
+        raise InputError(f"{hit.where}: {hit.when} is not on the video, which has frames 0..{media.frame_count - 1} "
+                         f"({end:.3f} s).")
+    return frame
+
+
+def _frame_at(seconds: Fraction, media: MediaInfo) -> int:
+    """The frame starting nearest `seconds` from the first frame (a time written to the
+    millisecond names the frame it rounds from); frame_count past the end."""
+    low, high = 0, media.frame_count
+    while high - low > 1:   # frame times need not be evenly spaced (variable frame rate)
+        middle = (low + high) // 2
+        if media.frame_time(middle) <= seconds:
+            low = middle
+        else:
+            high = middle
+    if seconds >= media.frame_time(media.frame_count):
+        return media.frame_count
+    nearer_next = high < media.frame_count and media.frame_time(high) - seconds < seconds - media.frame_time(low)
+    return high if nearer_next else low
+
+
+def _timecode_frame(text: str, media: MediaInfo, where: str) -> int:
+    from .export.timeline import media_first_frame
+
+    import opentimelineio as otio
+
+    rate = float(media.fps)
+    try:   # OTIO reads ";" before the frames as drop-frame
+        frame = round(otio.opentime.from_timecode(text, rate).value)
+    except ValueError:
+        raise InputError(f"{where}: the timecode {text} cannot be read at this video's {rate:.3f} fps; "
+                         "give seconds instead (e.g. 12.5).") from None
+    return frame - media_first_frame(media)
+
+
+def spot(analysis: VideoAnalysis, hits: tuple[SpottedHit, ...], only: bool = False) -> VideoAnalysis:
+    """The analysis with the spotted hit points among its events. `only`: the spotted events
+    replace every detected one; otherwise a detected event of the same instant (within
+    SAME_MOMENT_S) gives way to the spotted one and the rest stay.
+
+    Raises:
+        InputError: a hit point is not on the video.
+    """
+    media = analysis.media
+    near = max(1, round(SAME_MOMENT_S * float(media.fps)))
+    placed: dict[int, VisualEvent] = {}
+    for hit in hits:
+        frame = frame_of(hit, media)
+        end = frame + 1
+        if hit.kind in SUSTAINED_KINDS:
+            end = min(media.frame_count, max(frame + 1, _frame_at(media.frame_time(frame) + Fraction(hit.length_s),
+                                                                  media)))
+        event = VisualEvent(frame, hit.kind, hit.strength, end)
+        if frame not in placed or placed[frame].strength < event.strength:
+            placed[frame] = event
+    spotted = sorted(placed.values(), key=lambda e: (e.frame, e.kind))
+    kept = [] if only else [e for e in analysis.events
+                            if not any(abs(e.frame - s.frame) <= near for s in spotted)]
+    events = tuple(sorted(kept + spotted, key=lambda e: (e.frame, e.kind)))
+    return replace(analysis, events=events)

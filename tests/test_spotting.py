@@ -1,0 +1,152 @@
+"""Hit lists: frames a person spots for the soundtrack to hit, read from text, CSV or JSON, placed
+on the video's frames (seconds, frame numbers, timecodes with the file's own start and
+drop-frame), laid over the detected events, and heard in the rendered mix on their frames."""
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from dub_cli import dub_env, ffmpeg, read_wav, run_dub
+from dubber import sound_measures as sm
+from dubber.errors import InputError
+from dubber.spotting import frame_of, read_hit_list, spot
+from vision.types import MediaInfo, Shot, VideoAnalysis, VisualEvent
+
+FILM = MediaInfo(path="v.mp4", duration_s=40.0, fps=Fraction(24), frame_count=960, width=64, height=36)
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_hit_list_reads_seconds_frames_and_timecodes(tmp_path):
+    path = _write(tmp_path, "hits.csv", "time,kind,strength\n"
+                                        "# spotted from the cut\n"
+                                        "12.5\n"
+                                        "300f, landing, 0.9\n"
+                                        "\n"
+                                        "00:00:20:12\twhoosh\t0.5\t1.0   # a swing\n"
+                                        "19.083 splash\n")
+    hits = read_hit_list(path)
+    assert [(h.kind, h.strength) for h in hits] == [("impact", 0.8), ("landing", 0.9), ("whoosh", 0.5),
+                                                    ("splash", 0.8)]
+    # 12.5 s is frame 300 at 24 fps; 00:00:20:12 is 20 * 24 + 12; 19.083 s rounds to frame 458 (19.0833 s)
+    assert [frame_of(h, FILM) for h in hits] == [300, 300, 492, 458]
+
+
+def test_timecodes_count_from_the_files_own_start_and_drop_frames(tmp_path):
+    ntsc = MediaInfo(path="v.mov", duration_s=120.0, fps=Fraction(30000, 1001), frame_count=3597, width=64,
+                     height=36, start_timecode="00:00:00;00")
+    hits = read_hit_list(_write(tmp_path, "ntsc.txt", "00:01:00;02\n00:00:59;29\n"))
+    # frames 00 and 01 of minute one are not counted in drop-frame: 00:01:00;02 follows 00:00:59;29
+    assert [frame_of(h, ntsc) for h in hits] == [1800, 1799]
+    tape = MediaInfo(path="v.mxf", duration_s=40.0, fps=Fraction(24), frame_count=960, width=64, height=36,
+                     start_timecode="01:00:00:00")
+    assert frame_of(read_hit_list(_write(tmp_path, "tape.txt", "01:00:10:00\n"))[0], tape) == 240
+
+
+def test_a_json_hit_list(tmp_path):
+    listed = _write(tmp_path, "a.json", json.dumps([{"t": 1.0}, {"frame": 48, "kind": "flash", "strength": 0.3}]))
+    wrapped = _write(tmp_path, "b.json", json.dumps({"hits": [{"timecode": "00:00:03:00", "kind": "run",
+                                                               "length_s": 2.0}]}))
+    assert [(frame_of(h, FILM), h.kind) for h in read_hit_list(listed)] == [(24, "impact"), (48, "flash")]
+    (run,) = read_hit_list(wrapped)
+    assert (frame_of(run, FILM), run.length_s) == (72, 2.0)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("12.5, punch\n", "unknown kind 'punch'"),
+    ("5.0\nsoon\n", "bad.txt:2: 'soon' is no time"),
+    ("3.0, impact, 1.5\n", "strength 1.5 is outside 0..1"),
+    ("3.0, impact, 0.5, 1, extra\n", "5 fields"),
+    ("# nothing but a comment\n", "holds no hit points"),
+])
+def test_a_bad_line_is_named_with_its_line_number(tmp_path, text, words):
+    path = _write(tmp_path, "bad.txt", text)
+    with pytest.raises(InputError) as err:
+        read_hit_list(path)
+    assert words in str(err.value)
+    assert "holds no hit points" in words or "bad.txt:" in str(err.value)
+
+
+def test_a_hit_past_the_end_of_the_video_is_refused(tmp_path):
+    (hit,) = read_hit_list(_write(tmp_path, "late.txt", "41.0\n"))
+    with pytest.raises(InputError, match="not on the video, which has frames 0..959"):
+        frame_of(hit, FILM)
+
+
+def _analysis(events):
+    return VideoAnalysis(media=FILM, shots=(Shot(0, 0, 960),), events=tuple(events), motion=(0.3,) * 960,
+                         captions=())
+
+
+def test_spotted_hits_join_the_detected_ones_and_win_where_they_meet(tmp_path):
+    detected = [VisualEvent(100, "impact", 0.5, 101), VisualEvent(298, "landing", 0.9, 299),
+                VisualEvent(600, "whoosh", 0.7, 610)]
+    hits = read_hit_list(_write(tmp_path, "h.txt", "300f, impact, 0.6\n500f, whoosh, 0.8, 0.5\n"))
+    merged = spot(_analysis(detected), hits)
+    assert [(e.frame, e.kind, e.end_frame) for e in merged.events] == [
+        (100, "impact", 101), (300, "impact", 301), (500, "whoosh", 512), (600, "whoosh", 610)]
+    only = spot(_analysis(detected), hits, only=True)
+    assert [(e.frame, e.kind) for e in only.events] == [(300, "impact"), (500, "whoosh")]
+
+
+@pytest.fixture(scope="module")
+def still_clip(tmp_path_factory) -> Path:
+    """Ten seconds of a still grey picture at 24 fps: nothing on it for a detector to find."""
+    path = tmp_path_factory.mktemp("still") / "still.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=gray:s=160x90:r=24:d=10", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(path))
+    return path
+
+
+SPOTTED_FRAMES = (41, 103, 150, 199)
+
+
+def test_the_dub_hits_every_spotted_frame(still_clip, tmp_path):
+    """On a picture where nothing moves, the hit list alone says where the blows are: each of its
+    frames has an onset in the rendered mix within one frame (measured on the audio), where the
+    same dub without the list has one at most by chance; a changed list is not served from the
+    cache of the first, and the manifest names the list."""
+    hits = _write(tmp_path, "hits.txt", "".join(f"{f}f, impact, 0.9\n" for f in SPOTTED_FRAMES))
+    env = dub_env(tmp_path)
+
+    def onsets_near(extra: list[str], name: str) -> list[bool]:
+        out = tmp_path / name
+        done = run_dub([still_clip, "-o", out / "still.mp4", "--backend", "score", "--stems", out, *extra], env,
+                       timeout=240)
+        assert done.returncode == 0, done.stderr
+        audio, rate = read_wav(out / "still.mix.wav")
+        return list(sm.hit_flags(sm.onsets(audio, rate), [f / 24 for f in SPOTTED_FRAMES], tolerance_s=1 / 24))
+
+    assert sum(onsets_near([], "plain")) <= 1
+    assert all(onsets_near(["--hits", str(hits)], "spotted"))
+    manifest = json.loads((tmp_path / "spotted" / "still.json").read_text())
+    assert manifest["settings"]["hits_path"] == str(hits.resolve())
+    assert [e["frame"] for e in manifest["analysis"]["events"]] == list(SPOTTED_FRAMES)
+    moved = _write(tmp_path, "moved.txt", "".join(f"{f + 30}f, impact, 0.9\n" for f in SPOTTED_FRAMES))
+    done = run_dub([still_clip, "-o", tmp_path / "moved" / "still.mp4", "--backend", "score", "--hits", moved], env,
+                   timeout=240)
+    assert done.returncode == 0, done.stderr
+    moved_manifest = json.loads((tmp_path / "moved" / "still.json").read_text())
+    assert [e["frame"] for e in moved_manifest["analysis"]["events"]] == [f + 30 for f in SPOTTED_FRAMES]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--hits-only"], "--hits-only needs a hit list"),
+    (["--hits", "missing.txt"], "does not exist"),
+    (["--hits", "{late}"], "is not on the video"),
+])
+def test_hit_list_mistakes_get_one_sentence(still_clip, tmp_path, args, words):
+    late = _write(tmp_path, "late.txt", "12.0\n")
+    args = [a.replace("{late}", str(late)) for a in args]
+    done = run_dub([still_clip, "-o", tmp_path / "out.mp4", "--backend", "score", *args], dub_env(tmp_path),
+                   cwd=tmp_path)
+    assert done.returncode == 2
+    assert words in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out.mp4").exists()
