@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw
 from . import sound_measures as sm
 from . import wav_measures
 from .atomic import atomic_write_bytes
-from .errors import InputError
+from .errors import InputError, OutputError
 from .wav_measures import WavTrack
 
 SPECTROGRAM_FFT = 2048          # samples per analysis window (43 ms at 48 kHz)
@@ -490,10 +490,22 @@ def default_review_path(manifest_path: str | os.PathLike) -> Path:
     return path.with_name(f"{path.stem}.review.html")
 
 
-def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike | None = None) -> Path:
+def check_review_target(target: Path, overwrite: bool) -> None:
+    """Refuse to replace a file already where the page goes, unless told to.
+
+    Raises:
+        OutputError: `target` exists and `overwrite` is False.
+    """
+    if target.exists() and not overwrite:
+        raise OutputError(f"{target} already exists; pass --force to replace it or choose another page name.")
+
+
+def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike | None = None,
+                 overwrite: bool = False) -> Path:
     """Write the self-contained review page of a dub (beside the manifest unless `out_path`).
 
-    `out_path` may be a folder: the page goes inside it, named as beside the manifest.
+    `out_path` may be a folder: the page goes inside it, named as beside the manifest. An
+    existing file there is replaced only when `overwrite`.
 
     Returns:
         The page's path.
@@ -501,6 +513,7 @@ def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike |
     Raises:
         InputError: the manifest is missing or unusable (see `load_manifest`, `review_html`), or
             the page would replace the manifest or one of the files it names.
+        OutputError: a file is already there and `overwrite` is False.
     """
     manifest_file = Path(manifest_path)
     manifest = load_manifest(manifest_file)
@@ -511,5 +524,6 @@ def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike |
     kept = [manifest_file, *_outputs(manifest, manifest_file.parent).values(), *([Path(media)] if media else [])]
     if any(_same_file(target, path) for path in kept):
         raise InputError(f"{target} is the manifest or one of the files it names; write the page to a new .html path.")
+    check_review_target(target, overwrite)
     write_atomically(target, review_html(manifest, manifest_file.parent, target.parent).encode("utf-8"))
     return target

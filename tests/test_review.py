@@ -222,6 +222,32 @@ def test_review_never_writes_over_the_manifest_or_the_files_it_names(tmp_path):
     assert all(p.read_bytes() == data for p, data in before.items())
 
 
+def test_an_existing_page_is_replaced_only_with_force(demo_sample, tmp_path):
+    """A file where the page would go (the user's notes, a page kept from another take) is never
+    replaced silently: `dub --review` refuses before any work and `dub review` refuses too, one
+    sentence each; --force replaces it, and `dub --json-progress` lists the page among its outputs."""
+    video, _ = demo_sample
+    src = tmp_path / video.name
+    shutil.copy(video, src)
+    notes = tmp_path / "cut.review.html"
+    notes.write_text("MY NOTES\n")
+    env = dub_env(tmp_path)
+    refused = run_dub([src, "-o", tmp_path / "cut.mp4", "--backend", "score", "--review"], env, timeout=300)
+    assert refused.returncode == 2 and "already exists" in refused.stderr and "Traceback" not in refused.stderr
+    assert notes.read_text() == "MY NOTES\n" and not (tmp_path / "cut.mp4").exists()
+    notes.unlink()
+    done = run_dub([src, "-o", tmp_path / "cut.mp4", "--backend", "score", "--review", "--json-progress"], env,
+                   timeout=300)
+    assert done.returncode == 0, done.stderr
+    finished = json.loads(done.stdout.strip().splitlines()[-1])
+    assert finished["outputs"]["review"] == str(notes)
+    notes.write_text("MY NOTES\n")
+    again = run_dub(["review", tmp_path / "cut.json"], env, timeout=300)
+    assert again.returncode == 2 and "--force" in again.stderr and notes.read_text() == "MY NOTES\n"
+    forced = run_dub(["review", tmp_path / "cut.json", "--force"], env, timeout=300)
+    assert forced.returncode == 0 and notes.read_text(encoding="utf-8").startswith("<!DOCTYPE")
+
+
 def test_a_folder_as_the_page_puts_the_page_inside_it(tmp_path):
     from dubber.review import write_review
 

@@ -22,6 +22,7 @@ import logging
 import signal
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, NoReturn, Sequence
 
@@ -144,6 +145,7 @@ def _sub_parser(command: str) -> argparse.ArgumentParser:
     if command == "review":
         p.add_argument("manifest", metavar="OUT.json", help="the manifest dub wrote beside its output")
         p.add_argument("-o", "--output", metavar="PAGE", help="the HTML page (default: <manifest>.review.html)")
+        p.add_argument("--force", action="store_true", help="replace an existing page")
         return p
     if command == "cache":
         p.add_argument("action", choices=("info", "clean"))
@@ -232,13 +234,21 @@ def _cmd_dub(args: argparse.Namespace) -> int:
     reporter = make_reporter(args.json_progress)
     with reporter:
         job = api.prepare(args.input, args.output, options)   # every check, once, before any work
+        page = job.destinations.video.with_suffix(".review.html") if args.review else None
+        if page is not None:
+            from ..review import check_review_target
+
+            check_review_target(page, args.force)
         reason = job.backend_reason
         reporter.notice_on_stage("render", reason)
         result = api.run_job(job, progress=reporter)
-    if args.review and "manifest" in result.outputs:
-        from ..review import write_review
+        if page is not None and "manifest" in result.outputs:
+            from ..review import write_review
 
-        write_review(result.outputs["manifest"], Path(result.output).with_suffix(".review.html"))
+            reporter("review", 0, 1)
+            write_review(result.outputs["manifest"], page, overwrite=True)   # checked before the run
+            reporter("review", 1, 1)
+            result = replace(result, outputs={**result.outputs, "review": str(page)})
     reporter.done(result, reason)
     return 0
 
@@ -386,7 +396,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 def _cmd_review(args: argparse.Namespace) -> int:
     from ..review import write_review
 
-    page = write_review(args.manifest, args.output)
+    page = write_review(args.manifest, args.output, overwrite=args.force)
     print(f"dub: review page written to {page}", file=sys.stderr)
     return 0
 
