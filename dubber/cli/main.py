@@ -100,6 +100,10 @@ def _add_render(p: argparse.ArgumentParser) -> None:
                    help="cues per render call, cached as each call ends (default: per backend)")
     p.add_argument("--soundfont", metavar="PATH",
                    help="SF2 bank for the score engine (default: TimGM6mb, GPL-2.0, from the pretty_midi package)")
+
+
+def _add_one_video(p: argparse.ArgumentParser) -> None:
+    """Options that belong to one video's dub (not to a batch of them)."""
     p.add_argument("--review", action="store_true",
                    help="also write <output>.review.html: spectrograms, sync figures and players, offline")
     p.add_argument("--hits", metavar="FILE",
@@ -129,6 +133,7 @@ def _run_parser() -> argparse.ArgumentParser:
     _add_output(p, DEFAULT_OUTPUT_HELP)
     _add_style(p)
     _add_render(p)
+    _add_one_video(p)
     _add_common(p)
     return p
 
@@ -186,6 +191,7 @@ def _sub_parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--plan", required=True, metavar="PLAN", help="plan JSON from `dub plan`")
         _add_output(p, DEFAULT_OUTPUT_HELP)
         _add_render(p)
+        _add_one_video(p)
     _add_common(p)
     return p
 
@@ -218,8 +224,9 @@ def _options(args: argparse.Namespace):
         fields.update(backend=args.backend, lufs=args.lufs, keep_original=args.keep_original,
                       original_gain_db=args.original_gain, stems_dir=args.stems, timeline=args.timeline,
                       model=args.model, device=args.device, timing=args.timing,
-                      render_group=args.render_group, soundfont=args.soundfont,
-                      hits_path=args.hits, hits_only=args.hits_only)
+                      render_group=args.render_group, soundfont=args.soundfont)
+    if hasattr(args, "hits"):
+        fields.update(hits_path=args.hits, hits_only=args.hits_only)
     if getattr(args, "plan", None):
         fields["plan_path"] = args.plan
     return DubOptions(**fields)
