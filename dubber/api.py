@@ -196,7 +196,7 @@ def _plan(analysis: Any, analysis_key: str, options: DubOptions) -> Any:
     from .types import DubPlan
 
     if options.plan_path is not None:
-        return _user_plan(options.plan_path, analysis.media)
+        return _user_plan(options.plan_path, analysis)
     plan_options = PlanOptions(style=options.style, seed=options.seed, sample_rate=OUTPUT_SAMPLE_RATE)
     cache = _stage_cache(options)
     key = settings_key("plan", analysis_key, asdict(plan_options))
@@ -213,14 +213,15 @@ def _plan(analysis: Any, analysis_key: str, options: DubOptions) -> Any:
     return result
 
 
-def _user_plan(plan_path: str, media: Any) -> Any:
-    from .plan import load_plan, validate_plan
+def _user_plan(plan_path: str, analysis: Any) -> Any:
+    from .plan import check_plan_fits_cuts, load_plan, validate_plan
 
     path = Path(plan_path).expanduser()
     if not path.is_file():
         raise InputError(f"The plan file {path} does not exist; check the path or make one with `dub plan`.")
     result = load_plan(path)
-    validate_plan(result, media)
+    validate_plan(result, analysis.media)
+    check_plan_fits_cuts(result, analysis)
     return result
 
 

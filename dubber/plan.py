@@ -404,6 +404,28 @@ def validate_plan(plan: DubPlan, media: MediaInfo) -> None:
                             f"set start_sample={first} and num_samples={end - first} in the plan file.")
 
 
+def check_plan_fits_cuts(plan: DubPlan, analysis: VideoAnalysis) -> None:
+    """A plan of the right length and rate may still belong to another video (two 40 s clips at
+    24 fps): its cues start at that video's cuts. When neither most of this video's cuts start a
+    cue (within a frame) nor most of the plan's shots start at one of its cuts, it is another.
+    A video without cuts, or a plan of one shot, cannot tell and passes.
+
+    Raises:
+        PlanError: the cuts disagree.
+    """
+    cuts = [s.start_frame for s in analysis.shots if s.start_frame > 0]
+    starts = sorted({c.start_frame for c in plan.cues if c.start_frame > 0 and (c.part or 0) == 0})
+    if not cuts or not starts:
+        return
+    near = lambda frame, frames: any(abs(frame - f) <= 1 for f in frames)   # noqa: E731
+    cuts_met = sum(near(c, [cue.start_frame for cue in plan.cues]) for c in cuts)
+    starts_met = sum(near(f, cuts) for f in starts)
+    if 2 * cuts_met < len(cuts) and 2 * starts_met < len(starts):
+        shown = lambda frames: ", ".join(map(str, frames[:6])) + (", ..." if len(frames) > 6 else "")  # noqa: E731
+        raise PlanError(f"The plan's shots start at frames {shown(starts)} but this video's cuts are at "
+                        f"{shown(cuts)}: it was made for another video; make one for this video with `dub plan`.")
+
+
 # ----------------------------------------------------------------------------- files
 
 def save_plan(plan: DubPlan, path: str | os.PathLike[str]) -> Path:

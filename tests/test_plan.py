@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dubber.errors import PlanError
-from dubber.plan import PlanOptions, load_plan, make_plan, save_plan, validate_plan
+from dubber.plan import PlanOptions, check_plan_fits_cuts, load_plan, make_plan, save_plan, validate_plan
 from dubber.styles import STYLE_PRESETS, get_style
 from dubber.types import PLAN_SCHEMA, DubPlan
 from vision.types import MediaInfo, Shot, ShotCaption, VideoAnalysis, VisualEvent
@@ -254,3 +254,20 @@ def test_a_moved_cut_names_the_exact_samples_to_enter():
     data["cues"][0]["num_samples"] = 144000
     data["cues"][1].update(start_sample=144000, num_samples=336000)
     validate_plan(DubPlan.from_dict(data), media)
+
+
+def test_a_plan_cut_for_another_video_of_the_same_length_is_refused():
+    """Two 40 s clips at 24 fps: the fight's plan does not fit the bird's picture (its shots start
+    at other frames), while the bird's own plan, its captions rewritten and one cut moved by a
+    frame, still does."""
+    media = _media(Fraction(24), 960)
+    fight = _analysis(media, [0, 290, 485, 592, 606, 764, 960])
+    bird = _analysis(media, [0, 91, 290, 498, 831, 960])
+    with pytest.raises(PlanError, match="made for another video") as err:
+        check_plan_fits_cuts(make_plan(fight), bird)
+    assert "290, 485, 592, 606, 764" in str(err.value) and "91, 290, 498, 831" in str(err.value)
+    own = make_plan(bird)
+    cues = list(own.cues)
+    cues[1] = dataclasses.replace(cues[1], caption="the bird dives", prompt="a dive")
+    check_plan_fits_cuts(dataclasses.replace(own, cues=tuple(cues)), _analysis(media, [0, 92, 290, 498, 831, 960]))
+    check_plan_fits_cuts(make_plan(_analysis(media, [0, 960])), bird)   # one shot: nothing to tell by
