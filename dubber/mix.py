@@ -10,7 +10,7 @@
    `split_crossfade_ms`: a true equal-power crossfade (its first sample is still placed on its
    start sample, only faded). A join whose incoming waveform already
    continues the outgoing one (a backend that rendered one continuous timeline and sliced it)
-   is left exactly as rendered.
+   is left exactly as rendered. The programme's last `END_FADE_MS` fade to silence.
 2. Optional original-audio bed at `original_gain_db`, ducked by `duck_db` wherever the new
    track is sounding (a smoothed side-chain envelope of the new track).
 3. Loudness: the sum is gained to `lufs` and limited to `true_peak_db` (see `dubber.loudness`).
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 LOUDNESS_PRESETS: dict[str, float] = {"web": -16.0, "ebu-r128": -23.0, "atsc-a85": -24.0}
 SEAMLESS_RATIO = 1.5        # a join is seamless if it misses the prediction by <= this x the curvature
 SEAM_PROBE = 48             # samples each side of a join inspected for continuity
+END_FADE_MS = 20.0          # the programme's last milliseconds fade to silence (no click at the end)
 BED_DUCK_THRESHOLD_DB = -12.0   # the original bed ducks fully only where the new track is within ~this of its loud level
 
 
@@ -142,6 +143,9 @@ class _InMemory:
         stop = min(start + block.shape[-1], self.audio.shape[-1])
         self.audio[:, start:stop] += block[:, :stop - start]
 
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return self.audio[:, start:stop].copy()
+
 
 def place_cues(render: RenderResult, plan: DubPlan, options: MixOptions) -> tuple[dict[str, np.ndarray], int]:
     """Every stem of the render as a (2, plan.total_samples) array in memory, cues at their exact
@@ -161,8 +165,21 @@ def _place(render: RenderResult, plan: DubPlan, options: MixOptions, make: Calla
     for name in names:
         stems[name] = make(name)
         seamless += _place_stem(stems[name], plan, _clips_of(by_index, plan, name), options)
+        fade_out_end(stems[name], plan.total_samples, plan.sample_rate)
         placed(name)
     return stems, seamless
+
+
+def fade_out_end(track: Any, total: int, sample_rate: int) -> None:
+    """Bring the programme's last END_FADE_MS down to silence (raised cosine): the picture ends
+    on a frame, and a note cut there at full level would end the soundtrack on a click. Only the
+    last samples of the last frame change."""
+    length = min(total, int(round(END_FADE_MS * sample_rate / 1000)))
+    if length == 0:
+        return
+    tail = track.read(total - length, total)
+    keep = (0.5 + 0.5 * np.cos(np.pi * (np.arange(1, length + 1) / length))).astype(np.float32)
+    track.add(total - length, -(tail * (1.0 - keep)))
 
 
 def _clips_of(by_index: Mapping[int, CueAudio], plan: DubPlan, name: str) -> Callable[[int], np.ndarray | None]:
@@ -288,6 +305,7 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
         if bed.num_samples != total:
             raise ValueError(f"original audio has {bed.num_samples} samples, the plan {total}")
         stems["original"] = _ducked_bed(bed, list(stems.values()), total, sr, options)
+        fade_out_end(stems["original"], total, sr)
     pre_limit = _summed(list(stems.values()), total)
     # A lone stem is the mix itself; several can each peak above the mix where they cancel.
     held = list(stems.values()) if len(stems) > 1 else []

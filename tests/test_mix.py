@@ -6,7 +6,7 @@ import pyloudnorm
 import pytest
 from scipy import signal
 
-from dubber.mix import LOUDNESS_PRESETS, MixOptions, mix
+from dubber.mix import END_FADE_MS, LOUDNESS_PRESETS, MixOptions, mix
 from dubber.types import Cue, CueAudio, DubPlan, RenderResult
 
 SR = 48_000
@@ -129,8 +129,26 @@ def test_a_continuous_render_sliced_into_cues_is_left_as_rendered():
     clips = [whole[:, c.start_sample:c.end_sample] for c in plan.cues]
     track = mix(make_render(plan, clips), plan, MixOptions(lufs=-20.0))
     gain = 10 ** (track.settings["gain_db"] / 20)
-    assert np.allclose(track.stems["dub"], whole * gain, atol=1e-6)
+    end = int(END_FADE_MS * SR / 1000)    # the programme's last milliseconds fade out
+    assert np.allclose(track.stems["dub"][:, :-end], whole[:, :-end] * gain, atol=1e-6)
     assert track.settings["seamless_joins"] == 1
+
+
+def test_the_programme_ends_without_a_click():
+    """A note still sounding on the last frame fades to silence over the last 20 ms: the last
+    sample is silent and the last 5 ms are far below the note, while everything before those
+    20 ms is as placed; the stems still sum to the mix."""
+    plan = make_plan([0, SR, 2 * SR])
+    t = np.arange(SR) / SR
+    loud = [(np.stack([np.sin(2 * np.pi * f * t)] * 2) * 0.4).astype(np.float32) for f in (220, 330)]
+    track = mix(make_render(plan, loud), plan, MixOptions(lufs=-20.0))
+    gain = 10 ** (track.settings["gain_db"] / 20)
+    out = track.stems["dub"] / gain
+    end = int(END_FADE_MS * SR / 1000)
+    assert abs(out[:, -1]).max() < 1e-6
+    assert np.sqrt(np.mean(out[:, -SR // 200:] ** 2)) < 0.1 * np.sqrt(np.mean(out[:, -SR // 10:-end] ** 2))
+    assert np.allclose(out[:, SR + 2400:-end], loud[1][:, 2400:-end], atol=1e-5)
+    assert np.allclose(track.mix, sum(track.stems.values()), atol=1e-6)
 
 
 @pytest.mark.parametrize("target", [-30.0, -14.0])

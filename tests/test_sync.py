@@ -116,7 +116,7 @@ def test_score_dub_length_and_untouched_picture(sample, request, tmp_path):
 
 def test_ten_minutes_do_not_drift(tmp_path):
     from dubber import api
-    from dubber.mix import MixOptions, place_cues
+    from dubber.mix import END_FADE_MS, MixOptions, place_cues
     from samples.synth import SynthSpec, synthesize
 
     video = tmp_path / "long.mp4"
@@ -139,9 +139,10 @@ def test_ten_minutes_do_not_drift(tmp_path):
     stems, _ = place_cues(render, plan, MixOptions())
     assert all(track.shape == (2, total) for track in stems.values())
     # Placement at the far end of the timeline: the last cue's audio sits in the stems at its
-    # exact sample (past the short join region, where the previous cue may fade out over it).
+    # exact sample (past the short join region, where the previous cue may fade out over it, and
+    # before the programme's closing fade).
     cue, audio = plan.cues[-1], render.cues[-1]
-    skip = SR // 10
+    skip, end = SR // 10, int(END_FADE_MS * SR / 1000)
     for name, track in stems.items():
-        placed = track[:, cue.start_sample + skip:cue.end_sample]
-        assert np.array_equal(placed, audio.stems[name][:, skip:]), name
+        placed = track[:, cue.start_sample + skip:cue.end_sample - end]
+        assert np.array_equal(placed, audio.stems[name][:, skip:-end]), name
