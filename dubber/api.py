@@ -24,7 +24,7 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -211,6 +211,20 @@ def _plan(analysis: Any, analysis_key: str, options: DubOptions) -> Any:
     result = make_plan(analysis, plan_options)
     cache.save_json("plan", key, result.to_dict())
     return result
+
+
+def _unheard_plan_edits(user_plan: Any, analysis: Any) -> list[str]:
+    """A note when a hand-edited plan changes what the score engine does not read: it composes
+    from the picture and the plan's style and seed, not from cue texts, seeds or boundaries."""
+    from .plan import PlanOptions, make_plan
+
+    fresh = make_plan(analysis, PlanOptions(style=user_plan.style, seed=user_plan.seed,
+                                            sample_rate=user_plan.sample_rate))
+    fields = lambda plan: [(c.start_frame, c.end_frame, c.caption, c.prompt, c.seed) for c in plan.cues]  # noqa: E731
+    if fields(fresh) == fields(user_plan):
+        return []
+    return ["the score engine composes from the picture and the plan's style and seed: the cue captions, "
+            "prompts, seeds or boundaries edited in the plan change only what the audiostory backend renders"]
 
 
 def _user_plan(plan_path: str, analysis: Any) -> Any:
@@ -510,6 +524,9 @@ def run_job(job: DubJob, progress: ProgressFn | None = None, backend: Any = None
     # 3. Plan: one timed cue per shot, or the user's plan checked against this video.
     with run.stage("plan"):
         the_plan = _plan(analysis, analysis_key, options)
+    plan_notes = _unheard_plan_edits(the_plan, analysis) if options.plan_path and backend_name == "score" else []
+    if options.plan_path:   # the plan's own style and seed are what plays
+        options = replace(options, style=the_plan.style, seed=the_plan.seed)
     # Film-length tracks (rendered stems, the mix) live on disk in a work folder under the stage
     # cache, not in memory; it goes when the run ends, and one left by a killed run at the next.
     work = _stage_cache(options).work_root()
@@ -531,7 +548,7 @@ def run_job(job: DubJob, progress: ProgressFn | None = None, backend: Any = None
             # the manifest last (stem names are known only now: checked again before any is replaced).
             with run.stage("export"):
                 outputs, notes = _export(txn, dest, analysis, the_plan, render, soundtrack, options)
-                notes = dropped + notes
+                notes = plan_notes + dropped + notes
                 for target in txn.targets():
                     dest.check_replace(target, path, options.force)
                 txn.commit()

@@ -278,8 +278,10 @@ CUT_FADE_SAMPLES = round(0.050 * SR)   # the previous cue's tail fades out over 
 
 def _misfit(track: np.ndarray, cue_audio: np.ndarray, at: int) -> float:
     """How far `track` from sample `at` is from one gain times the cue's own samples (relative
-    max error; the cut cross-fade at the start is left out)."""
-    n = min(cue_audio.shape[1], track.shape[1] - at)
+    max error; the cut cross-fade at the start and the programme's closing fade are left out)."""
+    from dubber.mix import END_FADE_MS
+
+    n = min(cue_audio.shape[1], track.shape[1] - int(END_FADE_MS * SR / 1000) - at)
     seg, ref = track[:, at + CUT_FADE_SAMPLES: at + n], cue_audio[:, CUT_FADE_SAMPLES: n]
     gain = float((seg * ref).sum() / (ref * ref).sum())
     return float(np.abs(seg - gain * ref).max() / np.abs(seg).max())

@@ -217,9 +217,19 @@ def test_analyze_plan_edit_render(clip, tmp_path):
     out = tmp_path / "rendered.mov"
     rendered = run_dub(["render", clip, "--plan", edited, "-o", out, "--backend", "score", "--json-progress"], env)
     assert rendered.returncode == 0, rendered.stderr
-    manifest = json.loads(Path(json_events(rendered.stdout)[-1]["outputs"]["manifest"]).read_text())
+    finished = json_events(rendered.stdout)[-1]
+    manifest = json.loads(Path(finished["outputs"]["manifest"]).read_text())
     assert manifest["plan"]["cues"][0]["prompt"].startswith("a kettle whistles.")
     assert manifest["plan"]["style"] == "noir" and out.is_file()
+    # The run's settings say what played (the plan's style and seed, not the command's defaults),
+    # and the score engine says it does not read edited prompts.
+    assert (manifest["settings"]["style"], manifest["settings"]["seed"]) == ("noir", 7)
+    assert any("prompts" in note and "audiostory" in note for note in finished["warnings"])
+    untouched = tmp_path / "untouched.plan.json"
+    untouched.write_text(printed.stdout)
+    plain = run_dub(["render", clip, "--plan", untouched, "-o", tmp_path / "plain.mov", "--backend", "score",
+                     "--json-progress"], env)
+    assert plain.returncode == 0 and not any("audiostory" in n for n in json_events(plain.stdout)[-1]["warnings"])
 
 
 def test_json_progress_reports_a_user_error_as_an_event(tmp_path):
