@@ -330,12 +330,9 @@ def _mix(render: Any, plan: Any, media: Any, path: Path, options: DubOptions) ->
     if options.keep_original and media.has_audio:
         original = decode_audio_track(str(path), plan.sample_rate, plan.total_samples)
     mix_options = MixOptions(lufs=resolve_lufs(options.lufs), original_gain_db=options.original_gain_db)
-    if options.muted_cues:
-        # A muted cue stays in the cache (unmuting it is free); the mix leaves its place silent.
-        from dataclasses import replace
-
-        render = replace(render, cues=tuple(c for c in render.cues if c.cue_index not in set(options.muted_cues)))
-    return mix(render, plan, mix_options, original, release_render=True)
+    # A muted cue stays in the cache (unmuting it is free); the mix leaves its place silent at the
+    # level the other shots had with it playing.
+    return mix(render, plan, mix_options, original, release_render=True, muted=options.muted_cues)
 
 
 def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: _Destinations,

@@ -24,13 +24,13 @@ tracks are read for writing (`Soundtrack.read`), so memory does not grow with th
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .ducking import Ducker, duck_amount, duck_gain_span, frame_samples, key_level_db_of_blocks
-from .loudness import normalize_tracks
+from .loudness import normalize_tracks, track_lufs
 from .media.tracks import BLOCK_SAMPLES, Track, new_track
 from .types import ArrayTrack, Cue, CueAudio, DubPlan, RenderResult, Soundtrack
 
@@ -272,7 +272,7 @@ def release_audio(render: RenderResult, name: str | None = None) -> None:
 
 
 def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
-        original: Any = None, *, release_render: bool = False) -> Soundtrack:
+        original: Any = None, *, release_render: bool = False, muted: Sequence[int] = ()) -> Soundtrack:
     """Mix a render into the final soundtrack.
 
     Args:
@@ -283,6 +283,8 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
             on disk (`dubber.media.audio_io.decode_audio_track`); kept as a ducked bed.
         release_render: once every cue is placed, free the disk of rendered audio that lives in
             the job's work folder (cue stems with a `release` method); the render is not read again.
+        muted: indices of cues left silent. The gain and limiter are those of the mix with every
+            cue playing, so muting one shot leaves every other shot exactly as it was.
 
     Returns:
         Soundtrack whose stems (plus "original" when given) get the mix's gain and limiter
@@ -298,8 +300,8 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
         raise ValueError(f"render is at {render.sample_rate} Hz but the plan is at {sr} Hz")
     # With release_render, each rendered stem's disk is freed once it is placed: a film's rendered
     # and placed stems are never all on disk together.
-    stems, seamless = _place(render, plan, options, lambda name: new_track(name, 2, total),
-                             (lambda name: release_audio(render, name)) if release_render else (lambda name: None))
+    release = (lambda name: release_audio(render, name)) if release_render and not muted else (lambda name: None)
+    stems, seamless = _place(render, plan, options, lambda name: new_track(name, 2, total), release)
     if original is not None:
         bed = original if hasattr(original, "read") else ArrayTrack(original)
         if bed.num_samples != total:
@@ -310,6 +312,18 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
     # A lone stem is the mix itself; several can each peak above the mix where they cancel.
     held = list(stems.values()) if len(stems) > 1 else []
     result, passes = normalize_tracks(pre_limit, held, sr, options.lufs, options.true_peak_db)
+    if muted:
+        # The same gain curve on the mix with the muted cues taken out, so every other shot stays
+        # as it was; the production sound, ducked again, comes up where the muted shot was.
+        silent_set = set(muted)
+        kept = replace(render, cues=tuple(c for c in render.cues if c.cue_index not in silent_set))
+        stems = _place(kept, plan, options, lambda name: new_track(name, 2, total),
+                       (lambda name: release_audio(render, name)) if release_render else (lambda name: None))[0]
+        if original is not None:
+            stems["original"] = _ducked_bed(bed, list(stems.values()), total, sr, options)
+            fade_out_end(stems["original"], total, sr)
+        pre_limit = _summed(list(stems.values()), total)
+        result = replace(result, lufs=track_lufs(pre_limit, sr, result.gain))
     silent = not np.isfinite(result.lufs)
     if silent:
         log.warning("the soundtrack is silent; loudness normalisation was skipped")

@@ -258,6 +258,12 @@ def test_a_muted_shot_is_silent_in_the_mix_and_the_others_are_not(opened):
     assert np.max(np.abs(mix[cue.start_sample + settle:cue.end_sample])) == 0.0
     for other in (plan.cues[0], plan.cues[2]):
         assert np.sqrt(np.mean(np.square(mix[other.start_sample:other.end_sample]))) > 1e-3
+    # The other shots are what they were with every shot playing: same samples, not louder.
+    whole = render_take(project, plan, (), "auto", settings)
+    full, _ = sf.read(whole.outputs["mix"], dtype="float32", always_2d=True)
+    untouched = [(c.start_sample + (settle if c.index == 2 else 0), c.end_sample)
+                 for c in plan.cues if c.index != 1]
+    assert all(np.array_equal(mix[a:b], full[a:b]) for a, b in untouched)
 
 
 def test_a_style_edit_rewrites_the_prompt_and_a_bad_cell_is_one_sentence(opened):
