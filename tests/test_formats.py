@@ -162,12 +162,14 @@ def test_editor_format_is_dubbed_with_its_picture_untouched(cartoon, tmp_path, n
 
 
 def test_kept_original_sound_of_a_prores_master_is_copied_as_pcm(cartoon, tmp_path):
+    """A ProRes master gets its dub as 24-bit PCM beside its own PCM sound, copied as it was; a
+    phone's H.264 .mov keeps an AAC dub."""
     source = _source(cartoon, "prores")
     out = tmp_path / "dubbed.mov"
     _dub(source, out, "--keep-original")
     with av.open(str(out)) as container:
         codecs = [s.codec_context.name for s in container.streams.audio]
-    assert codecs == ["aac", "pcm_s24le"]
+    assert codecs == ["pcm_s24le", "pcm_s24le"]
     original, _ = decode_track(out, 1)
     source_sound, _ = decode_track(source, 0)
     assert original.shape == source_sound.shape

@@ -269,6 +269,7 @@ def test_tracks_are_named_in_mov_and_mp4(sample_24p, tmp_path, suffix):
     tags = _audio_tags(out)
     # The handler name is what QuickTime and Premiere show, and the only label .mov keeps.
     assert [(t[2], t[4]) for t in tags] == [("Dub", True), ("Original", False)]
+    assert tags[0][0] == "aac"   # an H.264 picture with AAC sound is no master: its dub is AAC too
     if suffix == ".mp4":
         assert [t[1] for t in tags] == ["Dub", "Original"]
 

@@ -262,9 +262,18 @@ def mux_args(video_path: Path, audio_wav_path: Path, out_temp: Path, info: Media
     return args + ["-f", container.muxer, str(out_temp)]
 
 
-def _resolve_codec(out_path: Path, audio_codec: str | None) -> str:
+# Picture codecs of post-production masters: a .mov holding one gets its dub as 24-bit PCM, as
+# editors and delivery specs expect beside ProRes or DNx picture, not as a lossy AAC track.
+MASTER_VIDEO_CODECS = ("prores", "dnxhd", "dnxhr", "cfhd", "v210", "v410", "rawvideo", "qtrle", "ffv1")
+
+
+def _resolve_codec(out_path: Path, audio_codec: str | None, video_info: MediaInfo | None = None) -> str:
     container = container_for(out_path)
     if audio_codec is None:
+        if "pcm_s24le" in container.dub_codecs and container.muxer == "mov" and video_info is not None and (
+                video_info.video_codec in MASTER_VIDEO_CODECS
+                or any(t.codec.startswith("pcm_") for t in video_info.audio_tracks)):
+            return "pcm_s24le"   # a master, or a source whose own sound is uncompressed
         return container.dub_codecs[0]
     if audio_codec not in container.dub_codecs:
         valid = ", ".join(container.dub_codecs)
@@ -287,7 +296,9 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
             the container allows, else re-encoded like the dub), with its language tag.
         video_info: the probed facts of `video_path` (frame count, fps, codec, timecode, its
             audio tracks and other streams); the input is not opened again to learn them.
-        audio_codec: dub codec; None picks by container (AAC for mp4/mov, FLAC for mkv).
+        audio_codec: dub codec; None picks by container: AAC for mp4/mov (24-bit PCM for a .mov
+            whose picture is a master codec such as ProRes or DNx, or whose sound is PCM), FLAC
+            for mkv.
         audio_bitrate: AAC bitrate.
         aac_coder: ffmpeg's AAC quantizer search, "fast" (default) or "twoloop" (slower).
 
@@ -302,7 +313,7 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
         FFmpegError: ffmpeg failed (its last message is included).
     """
     video, wav, out = (Path(p).expanduser().resolve() for p in (video_path, audio_wav_path, out_path))
-    codec = _resolve_codec(out, audio_codec)
+    codec = _resolve_codec(out, audio_codec, video_info)
     if aac_coder not in AAC_CODERS:
         raise OutputError(f"Unknown AAC coder {aac_coder!r}; use one of {', '.join(AAC_CODERS)}.")
     _check_paths(video, wav, out)
