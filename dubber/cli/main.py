@@ -85,7 +85,8 @@ def _add_render(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-original", action="store_true",
                    help="mix the original audio under the dub and keep it as a second track")
     p.add_argument("--original-gain", type=float, default=-12.0, metavar="DB",
-                   help="level of the original audio under the dub (default -12 dB)")
+                   help="gain on the original audio under the dub (default -12 dB), before the whole mix, "
+                        "bed included, is brought to the --lufs target")
     p.add_argument("--lufs", default="-16", metavar="N|ebu|atsc",
                    help="loudness target in LUFS (default -16), or ebu (-23) / atsc (-24)")
     p.add_argument("--stems", metavar="DIR", help="also write NAME.mix.wav and one NAME.<stem>.wav per stem into DIR (NAME: the output's)")
