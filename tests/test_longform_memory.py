@@ -11,7 +11,7 @@ Before the tracks moved to disk the whole dub of a 10-minute film peaked at 1.49
 and mux stages at 1.38 GB (3.5 GB before the loudness was measured in blocks).
 
 The review page of a long dub reads the mix from disk a block at a time too, and links sound
-longer than ten minutes instead of embedding it.
+longer than three minutes instead of embedding it.
 """
 from __future__ import annotations
 
