@@ -382,11 +382,11 @@ class _Destinations:
         return out
 
     def check_replace(self, target: Path, input_path: Path, force: bool) -> None:
-        """Refuse to write over the input ever, or over an existing file without --force."""
+        """Refuse to write over the input ever, or over an existing file without --overwrite (or --force)."""
         if target.exists() and os.path.samefile(target, input_path):
             raise OutputError(f"An output ({target.name}) would overwrite the input; choose another name with -o.")
         if target.exists() and not force and target not in self.replaceable:
-            raise OutputError(f"{target} already exists; pass --force to overwrite it or choose another name with -o.")
+            raise OutputError(f"{target} already exists; pass --overwrite to replace it or choose another name with -o.")
 
 
 def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, options: DubOptions) -> _Destinations:
@@ -399,7 +399,8 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
     # files are then this job's own, and leftovers of killed runs are swept.
     replaceable = frozenset(complete_pending(manifest))
     sweep_stale(manifest.parent)
-    out = check_output_file(out_given, video_path, options.force or out_given.expanduser().absolute() in replaceable)
+    replace_outputs = options.force or options.overwrite
+    out = check_output_file(out_given, video_path, replace_outputs or out_given.expanduser().absolute() in replaceable)
     base = out.with_suffix("")
     # The longest name written from the output's: its .fcpxml, or a stem WAV (".original.wav", and
     # stems a backend names more freely; 16 bytes cover them).
@@ -412,7 +413,7 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
     dest = _Destinations(video=out, manifest=base.with_name(base.name + ".json"), stems=stems,
                          timeline_stem=base if options.timeline else None, replaceable=replaceable)
     for f in dest.files()[1:]:
-        dest.check_replace(f, video_path, options.force)
+        dest.check_replace(f, video_path, replace_outputs)
     if stems is not None:
         sweep_stale(stems)
         if stems.exists() and not stems.is_dir():
@@ -547,7 +548,7 @@ def run_job(job: DubJob, progress: ProgressFn | None = None, backend: Any = None
                 outputs, notes = _export(txn, dest, analysis, the_plan, render, soundtrack, options)
                 notes = plan_notes + dropped + notes
                 for target in txn.targets():
-                    dest.check_replace(target, path, options.force)
+                    dest.check_replace(target, path, options.force or options.overwrite)
                 txn.commit()
     return DubResult(output=dest.video, backend=backend_name, backend_reason=reason, cues=len(the_plan.cues),
                      cues_from_cache=from_cache, total_samples=soundtrack.total_samples,

@@ -51,6 +51,7 @@ class DubOptions:
         timing: "shots" (a clip per cue) or "free" (the model lays out its own clips).
         captioner: "auto" (vlm when its weights are on this machine, else motion), "motion", "clip" or "vlm".
         force: overwrite existing outputs and recompute every cached stage.
+        overwrite: overwrite existing outputs, reusing what the stage cache holds.
         cache_dir: cache root (None: $DUB_CACHE_DIR or ~/.cache/dubber).
         use_cache: read and write the stage cache at all.
         full_hash: key the cache on a hash of every byte of the input instead of size/mtime/edges.
@@ -76,6 +77,7 @@ class DubOptions:
     timing: str = "shots"
     captioner: str = "auto"
     force: bool = False
+    overwrite: bool = False
     cache_dir: str | None = None
     use_cache: bool = True
     full_hash: bool = False
@@ -127,7 +129,7 @@ def check_output_file(out_path: Path, input_path: Path, force: bool) -> Path:
     if out.is_dir():
         raise OutputError(f"The output {out} is a folder; give a file name with -o.")
     if out.exists() and not force:
-        raise OutputError(f"The output {out} already exists; pass --force to overwrite it or choose "
+        raise OutputError(f"The output {out} already exists; pass --overwrite to replace it or choose "
                           "another name with -o.")
     check_writable_folder(out.parent, what="output")
     return out

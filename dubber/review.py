@@ -497,7 +497,7 @@ def check_review_target(target: Path, overwrite: bool) -> None:
         OutputError: `target` exists and `overwrite` is False.
     """
     if target.exists() and not overwrite:
-        raise OutputError(f"{target} already exists; pass --force to replace it or choose another page name.")
+        raise OutputError(f"{target} already exists; pass --overwrite to replace it or choose another page name.")
 
 
 def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike | None = None,

@@ -162,7 +162,7 @@ def test_output_exists_without_force(media, tmp_path):
     before, digest = snapshot(src.parent), sha256(src)
     proc = run_dub([src, "-o", src.parent / "out.mp4", "--backend", "score"], dub_env(tmp_path))
     _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest,
-                       mention="--force")
+                       mention="--overwrite")
 
 
 def test_default_output_exists_without_force(media, tmp_path):

@@ -190,9 +190,14 @@ def test_json_progress_run_with_default_output(clip, tmp_path):
     assert done["output"] == str(out) and out.is_file()
     assert Path(done["outputs"]["manifest"]).is_file() and done["cues"] >= 1
     assert sha256(clip) == digest
-    # A second run never overwrites the result silently; --force does.
+    # A second run never overwrites the result silently; --overwrite replaces it from the stage
+    # cache (nothing analysed again), --force recomputes every stage as well.
     again = run_dub([clip], env)
-    assert again.returncode == 2 and "already exists" in again.stderr
+    assert again.returncode == 2 and "already exists" in again.stderr and "--overwrite" in again.stderr
+    replaced = run_dub([clip, "--overwrite", "--lufs", "-20", "--json-progress"], env)
+    assert replaced.returncode == 0, replaced.stderr
+    stages = {e.get("stage") for e in json_events(replaced.stdout) if e.get("event") == "progress"}
+    assert "analyze/decode" not in stages and json_events(replaced.stdout)[-1]["output"] == str(out)
     forced = run_dub([clip, "--force"], env)
     assert forced.returncode == 0, forced.stderr
     # Off a terminal and without --json-progress: the output path on stdout, the notice on stderr.

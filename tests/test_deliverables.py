@@ -154,7 +154,7 @@ def test_stems_never_replace_existing_files_or_inputs(media, tmp_path):
     keep.write_bytes(b"an editor's own file")
     env = dub_env(tmp_path)
     proc = run_dub([src, "-o", folder / "a.mp4", "--stems", folder], env)
-    assert proc.returncode == 2 and "--force" in _one_sentence(proc.stderr)
+    assert proc.returncode == 2 and "--overwrite" in _one_sentence(proc.stderr)
     assert keep.read_bytes() == b"an editor's own file"
     assert sorted(p.name for p in folder.iterdir()) == ["a.music.wav", "music.wav.mp4"]   # nothing else
     # Two videos, one stems folder: each video's stems carry its name.

@@ -243,7 +243,7 @@ def test_an_existing_page_is_replaced_only_with_force(demo_sample, tmp_path):
     assert finished["outputs"]["review"] == str(notes)
     notes.write_text("MY NOTES\n")
     again = run_dub(["review", tmp_path / "cut.json"], env, timeout=300)
-    assert again.returncode == 2 and "--force" in again.stderr and notes.read_text() == "MY NOTES\n"
+    assert again.returncode == 2 and "--overwrite" in again.stderr and notes.read_text() == "MY NOTES\n"
     forced = run_dub(["review", tmp_path / "cut.json", "--force"], env, timeout=300)
     assert forced.returncode == 0 and notes.read_text(encoding="utf-8").startswith("<!DOCTYPE")
 

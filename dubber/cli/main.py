@@ -105,6 +105,8 @@ def _add_render(p: argparse.ArgumentParser) -> None:
 
 def _add_one_video(p: argparse.ArgumentParser) -> None:
     """Options that belong to one video's dub (not to a batch of them)."""
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing outputs, reusing the stage cache (--force also recomputes every stage)")
     p.add_argument("--review", action="store_true",
                    help="also write <output>.review.html: spectrograms, sync figures and players, offline")
     p.add_argument("--hits", metavar="FILE",
@@ -151,7 +153,7 @@ def _sub_parser(command: str) -> argparse.ArgumentParser:
     if command == "review":
         p.add_argument("manifest", metavar="OUT.json", help="the manifest dub wrote beside its output")
         p.add_argument("-o", "--output", metavar="PAGE", help="the HTML page (default: <manifest>.review.html)")
-        p.add_argument("--force", action="store_true", help="replace an existing page")
+        p.add_argument("--overwrite", "--force", action="store_true", help="replace an existing page")
         return p
     if command == "cache":
         p.add_argument("action", choices=("info", "clean"))
@@ -227,7 +229,7 @@ def _options(args: argparse.Namespace):
                       model=args.model, device=args.device, timing=args.timing,
                       render_group=args.render_group, soundfont=args.soundfont)
     if hasattr(args, "hits"):
-        fields.update(hits_path=args.hits, hits_only=args.hits_only)
+        fields.update(hits_path=args.hits, hits_only=args.hits_only, overwrite=args.overwrite)
     if getattr(args, "plan", None):
         fields["plan_path"] = args.plan
     return DubOptions(**fields)
@@ -246,7 +248,7 @@ def _cmd_dub(args: argparse.Namespace) -> int:
         if page is not None:
             from ..review import check_review_target
 
-            check_review_target(page, args.force)
+            check_review_target(page, args.force or args.overwrite)
         reason = job.backend_reason
         reporter.notice_on_stage("render", reason)
         result = api.run_job(job, progress=reporter)
@@ -404,7 +406,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 def _cmd_review(args: argparse.Namespace) -> int:
     from ..review import write_review
 
-    page = write_review(args.manifest, args.output, overwrite=args.force)
+    page = write_review(args.manifest, args.output, overwrite=args.overwrite)
     print(f"dub: review page written to {page}", file=sys.stderr)
     return 0
 
