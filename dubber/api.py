@@ -33,6 +33,7 @@ from .options import (  # noqa: F401
     DubOptions, LUFS_RANGE, MAX_AREA_PIXELS, MAX_SIDE_PIXELS, MIN_DURATION_S, MIN_FRAMES, MOV_ONLY_VIDEO_CODECS, MP4_SUFFIXES,
     NAME_MAX_BYTES, ORIGINAL_GAIN_RANGE, VIDEO_SUFFIXES, check_container, check_device, check_input_file,
     check_media, check_options, check_output_file, check_writable_folder, default_output_path, resolve_lufs,
+    resolve_true_peak,
 )
 from .atomic import OutputTransaction, commit_record_path
 from .media.tracks import sweep_work_folders, work_folder
@@ -329,7 +330,8 @@ def _mix(render: Any, plan: Any, media: Any, path: Path, options: DubOptions) ->
     original = None
     if options.keep_original and media.has_audio:
         original = decode_audio_track(str(path), plan.sample_rate, plan.total_samples)
-    mix_options = MixOptions(lufs=resolve_lufs(options.lufs), original_gain_db=options.original_gain_db)
+    mix_options = MixOptions(lufs=resolve_lufs(options.lufs), true_peak_db=resolve_true_peak(options.lufs),
+                             original_gain_db=options.original_gain_db)
     # A muted cue stays in the cache (unmuting it is free); the mix leaves its place silent at the
     # level the other shots had with it playing.
     return mix(render, plan, mix_options, original, release_render=True, muted=options.muted_cues)

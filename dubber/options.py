@@ -182,6 +182,17 @@ def resolve_lufs(value: float | str) -> float:
     return float(value)
 
 
+def resolve_true_peak(value: float | str) -> float:
+    """The true-peak ceiling (dBTP) that goes with a loudness target: its preset's (ATSC A/85's
+    -2 dBTP), else -1 dBTP."""
+    from .mix import LOUDNESS_PRESETS, TRUE_PEAK_CEILINGS
+
+    resolve_lufs(value)   # the same checks
+    key = value.strip().lower() if isinstance(value, str) else None
+    named = [name for name in LOUDNESS_PRESETS if key in (name, name.split("-")[0])]
+    return TRUE_PEAK_CEILINGS[named[0]] if named else -1.0
+
+
 def check_options(options: DubOptions) -> None:
     """Reject unknown names and out-of-range values before any work starts."""
     from vision.captioners import CAPTIONER_CHOICES   # the registry; no torch until a captioner loads

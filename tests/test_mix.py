@@ -242,6 +242,20 @@ def test_score_render_meets_loudness_presets(preset):
     assert true_peak_resample_poly(track.mix) <= -1.0
 
 
+def test_an_atsc_delivery_peaks_at_most_minus_two_dbtp():
+    """--lufs atsc is A/85: -24 LUFS with true peaks at or under -2 dBTP (measured here by scipy's
+    4x interpolation), where the other targets keep -1 dBTP."""
+    from dubber.options import resolve_lufs, resolve_true_peak
+
+    assert [resolve_true_peak(v) for v in ("atsc", "atsc-a85", "ebu", "web", -18)] == [-2.0, -2.0, -1.0, -1.0, -1.0]
+    plan = make_plan([0, 6 * SR])
+    loud = music_like(6 * SR, seed=5)
+    track = mix(make_render(plan, [loud]), plan, MixOptions(lufs=resolve_lufs("atsc"),
+                                                            true_peak_db=resolve_true_peak("atsc")))
+    assert true_peak_resample_poly(track.mix) <= -2.0
+    assert abs(pyloudnorm.Meter(SR).integrated_loudness(track.mix.T.astype(np.float64)) + 24.0) <= 0.5
+
+
 def test_true_peak_ceiling_holds_even_when_loudness_cannot_be_reached():
     # Two clicks in silence: no gain can make this -16 LUFS without breaking the ceiling.
     plan = make_plan([0, 2 * SR])
