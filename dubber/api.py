@@ -339,8 +339,9 @@ def _mix(render: Any, plan: Any, media: Any, path: Path, options: DubOptions) ->
 
 def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: _Destinations,
          options: DubOptions) -> list[str]:
-    """Write the dubbed video into the transaction. Returns a note naming the streams of the
-    source the output container could not keep (none when it kept them all)."""
+    """Write the dubbed video into the transaction. Returns notes naming what of the source the
+    output does not carry: its sound replaced by the dub (without --keep-original), and streams
+    the output container could not keep."""
     from .export.deliverables import stage_mix, write_track_wav
     from .media.mux import mux
 
@@ -351,10 +352,19 @@ def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: 
         wav = write_track_wav(txn.scratch(dest.video, ".wav"), soundtrack)
     dropped = mux(str(path), str(wav), str(txn.stage(dest.video)),
                   original_audio=options.keep_original and media.has_audio, video_info=media)
-    if not dropped:
-        return []
-    return [f"a {dest.video.suffix} file cannot keep the source's {', '.join(dropped)}; "
-            "name the output .mkv (-o NAME.mkv) to keep subtitles and attachments"]
+    notes = []
+    if media.has_audio and not options.keep_original:
+        tracks = media.audio_tracks or ()
+        languages = [t.language for t in tracks if t.language and t.language not in ("und", "zxx")]
+        one = len(tracks) <= 1
+        what = "audio track" if one else f"{len(tracks)} audio tracks"
+        what += f" ({', '.join(languages)})" if languages else ""
+        notes.append(f"the source's {what} {'is' if one else 'are'} not in the output, only the dub; "
+                     f"pass --keep-original to keep {'it' if one else 'them'} after the dub")
+    if dropped:
+        notes.append(f"a {dest.video.suffix} file cannot keep the source's {', '.join(dropped)}; "
+                     "name the output .mkv (-o NAME.mkv) to keep subtitles and attachments")
+    return notes
 
 
 @dataclass(frozen=True)

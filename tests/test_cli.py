@@ -335,3 +335,23 @@ def test_cache_commands_refuse_a_folder_that_is_not_a_cache(tmp_path):
     assert bad.returncode == 2 and "days" in bad.stderr
     empty = run_dub(["cache", "info", "--cache-dir", tmp_path / "none"], env)
     assert empty.returncode == 0 and "0 in 0 render sets" in empty.stdout and not (tmp_path / "none").exists()
+
+
+def test_a_dub_says_when_it_leaves_the_sources_own_sound_out(tmp_path):
+    """Without --keep-original the output carries the dub alone: the run says which of the
+    source's tracks it left out and how to keep them; with it, no such note."""
+    from dub_cli import ffmpeg
+
+    source = tmp_path / "talk.mov"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x90:rate=24:duration=3", "-f", "lavfi", "-i", "sine=f=440:d=3",
+           "-f", "lavfi", "-i", "sine=f=550:d=3", "-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", "-c:a", "aac", "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=spa",
+           "-shortest", str(source))
+    env = dub_env(tmp_path)
+    plain = run_dub([source, "-o", tmp_path / "plain.mov", "--backend", "score", "--json-progress"], env)
+    assert plain.returncode == 0, plain.stderr
+    notes = json_events(plain.stdout)[-1]["warnings"]
+    assert any("2 audio tracks (eng, spa)" in n and "--keep-original" in n for n in notes), notes
+    kept = run_dub([source, "-o", tmp_path / "kept.mov", "--backend", "score", "--keep-original", "--json-progress"],
+                   env)
+    assert kept.returncode == 0 and not any("--keep-original" in n for n in json_events(kept.stdout)[-1]["warnings"])
