@@ -35,7 +35,7 @@ from .options import (  # noqa: F401
     check_media, check_options, check_output_file, check_writable_folder, default_output_path, resolve_lufs,
     resolve_true_peak,
 )
-from .atomic import OutputTransaction, commit_record_path
+from .atomic import OutputTransaction, commit_record_path, exclusive_lock, output_lock_path
 from .media.tracks import sweep_work_folders, work_folder
 from .errors import BackendUnavailable, DubError, InputError, OutputError
 from .types import OUTPUT_SAMPLE_RATE, ProgressFn, no_progress
@@ -519,7 +519,32 @@ def prepare(video_path: str | os.PathLike, out_path: str | os.PathLike | None = 
 
 
 def run_job(job: DubJob, progress: ProgressFn | None = None, backend: Any = None) -> DubResult:
-    """Stages 1-7 of a prepared job (see `dub`)."""
+    """Stages 1-7 of a prepared job (see `dub`), holding its outputs' lock throughout.
+
+    Raises:
+        OutputError: another run is writing the same outputs now (as `dub` does otherwise).
+    """
+    lock = job_lock_path(job)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"Cannot write the stage cache at {lock.parent.parent.parent} ({err.strerror}); "
+                          "choose another with --cache-dir.") from err
+    with exclusive_lock(lock, remove=True) as held:
+        if not held:
+            raise OutputError(f"Another dub is writing {job.destinations.video} right now; wait for it to finish "
+                              "or choose another name with -o.")
+        return _run_job(job, progress, backend)
+
+
+def job_lock_path(job: DubJob) -> Path:
+    """The lock a run of `job` holds on its outputs. It lives beside the stage cache's scratch
+    folders, not among the user's files, so a killed run leaves nothing in the output folder (the
+    OS lets go of the lock by itself)."""
+    return output_lock_path(_stage_cache(job.options).work_root() / "locks", job.destinations.manifest)
+
+
+def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResult:
     run = _Run(sink=progress or no_progress)
     path, options, dest, backend_name, reason = (job.input_path, job.options, job.destinations, job.backend,
                                                  job.backend_reason)

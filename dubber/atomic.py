@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -135,6 +136,41 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 
 # ----------------------------------------------------------------------------- one job's outputs
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, remove: bool = False) -> Iterator[bool]:
+    """Hold an exclusive lock on `path` (created if missing) for the block; yields False at once,
+    without waiting, when another process holds it. The OS releases it even when the holder is
+    killed. `remove`: the holder deletes the file before letting go (no lock file is left)."""
+    handle = open(path, "a+")   # a missing folder raises here: not a busy lock
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:   # Windows: msvcrt locks a byte range instead
+            import msvcrt
+
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+    except OSError:
+        handle.close()
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        if remove:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        handle.close()
+
+
+def output_lock_path(folder: Path, manifest: Path) -> Path:
+    """The lock (in `folder`) a run holds on its outputs, named from their manifest's full path,
+    from its first check to its commit, so two runs never publish over one another."""
+    digest = hashlib.sha256(os.fsencode(Path(manifest).resolve())).hexdigest()[:32]
+    return Path(folder) / f"{digest}.lock"
+
 
 def commit_record_path(manifest: Path) -> Path:
     """Where a job's commit record lives: hidden, next to its manifest."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dub_cli import dub_command, dub_env, json_events, read_wav, run_dub
+from dub_cli import dub_command, dub_env, ffmpeg, json_events, read_wav, run_dub
 from samples.synth import SynthSpec, synthesize
 
 
@@ -106,3 +106,28 @@ def test_force_recomputes_and_rewrites_the_cache(five_shots, tmp_path):
     assert again.returncode == 0, again.stderr
     assert json_events(again.stdout)[-1]["cues_from_cache"] == 0
     assert all(p.stat().st_mtime_ns != t for p, t in before.items())
+
+
+def test_two_runs_on_one_output_never_both_publish(tmp_path):
+    """While one run holds an output, a second one on the same name stops at once with one
+    sentence (the first is left to finish); the lock leaves no file behind."""
+    from dubber import api
+    from dubber.atomic import exclusive_lock
+    from dubber.errors import OutputError
+
+    video = tmp_path / "in.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=96x54:rate=24:duration=2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(video))
+    options = api.DubOptions(backend="score", cache_dir=str(tmp_path / "cache"))
+    job = api.prepare(video, tmp_path / "out.mp4", options)
+    lock = api.job_lock_path(job)
+    lock.parent.mkdir(parents=True)
+    with exclusive_lock(lock) as held:   # another run, mid-way
+        assert held
+        with pytest.raises(OutputError, match="Another dub is writing .*out.mp4 right now"):
+            api.run_job(api.prepare(video, tmp_path / "out.mp4", options))
+    assert not (tmp_path / "out.mp4").exists()
+    api.run_job(job)
+    assert (tmp_path / "out.mp4").is_file()
+    assert not lock.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -2,6 +2,7 @@
 check and the folder lock. Nothing here knows about dubbing."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -12,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, exclusive_lock
 from ..errors import DubError, is_user_error, one_line
 from ..options import INPUT_VIDEO_SUFFIXES
 
@@ -173,26 +174,14 @@ class FolderLock:
     even when the process is killed."""
 
     def __init__(self, path: Path):
-        self.path, self.handle = path, None
+        self.path = path
+        self._held = contextlib.ExitStack()
 
     def __enter__(self) -> "FolderLock":
-        self.handle = open(self.path, "a+")
-        try:
-            import fcntl
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # Windows: msvcrt locks a byte range instead
-            import msvcrt
-            try:
-                msvcrt.locking(self.handle.fileno(), msvcrt.LK_NBLCK, 1)
-            except OSError:
-                self._refuse()
-        except OSError:
-            self._refuse()
+        if not self._held.enter_context(exclusive_lock(self.path)):
+            self._held.close()
+            raise WatchLocked(f"Another watcher is already running on {self.path.parent.parent}; stop it first.")
         return self
 
-    def _refuse(self) -> None:
-        self.handle.close()
-        raise WatchLocked(f"Another watcher is already running on {self.path.parent.parent}; stop it first.")
-
     def __exit__(self, *exc: object) -> None:
-        self.handle.close()
+        self._held.close()
