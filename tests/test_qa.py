@@ -44,8 +44,9 @@ def test_prores_mov_keeps_its_container_picture_and_pcm_original(prores_mov, sam
     out = prores_mov.with_name("reel 1 é.dub.mov")   # a .mov stays a .mov: ProRes does not fit in MP4
     assert proc.stdout.strip() == str(out)
     assert video_packets(out) == video_packets(prores_mov)
-    # New track first and default; the production sound second, copied as 24-bit PCM.
-    assert _streams(out) == [("video", "prores", True), ("audio", "aac", True), ("audio", "pcm_s24le", False)]
+    # New track first and default, 24-bit PCM as a master's sound is; the production sound second,
+    # copied as it was.
+    assert _streams(out) == [("video", "prores", True), ("audio", "pcm_s24le", True), ("audio", "pcm_s24le", False)]
     import soundfile
 
     assert soundfile.info(str(tmp_path / "stems" / "reel 1 é.dub.mix.wav")).frames == _expected_samples(truth)
@@ -72,9 +73,10 @@ def test_mkv_with_flac_keeps_mkv_and_the_timeline_lands_on_the_shots(sample_24p,
     ffmpeg("-i", str(video), "-c:v", "copy", "-c:a", "flac", str(clip))
     proc = run_dub([clip, "--timeline"], dub_env(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    # The backend notice is one sentence.
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("dub: score backend:")
-    assert proc.stderr.rstrip().endswith(".")
+    # The backend notice is one sentence, and so is the note that the source's own track is left out.
+    notice, dropped = proc.stderr.splitlines()
+    assert notice.startswith("dub: score backend:") and notice.endswith(".")
+    assert "not in the output" in dropped and "--keep-original" in dropped and dropped.endswith(".")
     out = clip.with_name("scene.dub.mkv")
     assert proc.stdout.strip() == str(out) and _streams(out)[:2] == [("video", "h264", True), ("audio", "flac", True)]
     stems = clip.with_name("scene.dub_stems")
