@@ -424,6 +424,7 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
         stems = base.with_name(base.name + "_stems")   # timelines point at a mix WAV that must persist
     dest = _Destinations(video=out, manifest=base.with_name(base.name + ".json"), stems=stems,
                          timeline_stem=base if options.timeline else None, replaceable=replaceable)
+    _check_not_anothers(dest.manifest, out)
     for f in dest.files()[1:]:
         dest.check_replace(f, video_path, replace_outputs)
     if stems is not None:
@@ -432,6 +433,23 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
             raise OutputError(f"The stems location {stems} is a file; give a folder with --stems.")
         check_writable_folder(stems, what="stems")
     return dest
+
+
+def _check_not_anothers(manifest: Path, video: Path) -> None:
+    """Refuse, even with --overwrite, a name whose manifest and sidecars belong to another output
+    beside it (sub.mkv after sub.mp4 both name sub.json): replacing them would orphan that video."""
+    import json
+
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8")).get("outputs", {}).get("video")
+    except (OSError, ValueError, AttributeError):
+        return   # no manifest, or not one of ours: the usual existing-file check applies
+    if not isinstance(recorded, str):
+        return
+    theirs = (manifest.parent / recorded).absolute()
+    if theirs != video and theirs.name != video.name and theirs.is_file():
+        raise OutputError(f"{manifest.name} is the manifest of {theirs.name}, another dub in that folder, and "
+                          f"{video.name} would share it; choose another name with -o.")
 
 
 def _export(txn: OutputTransaction, dest: _Destinations, analysis: Any, plan: Any, render: Any, soundtrack: Any,

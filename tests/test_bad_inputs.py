@@ -174,6 +174,21 @@ def test_default_output_exists_without_force(media, tmp_path):
                        mention="already exists")
 
 
+def test_output_sharing_another_dubs_manifest(media, tmp_path):
+    """sub.mkv after sub.mp4 would share sub.json: refused even with --overwrite, so sub.mp4 keeps
+    its manifest and nothing of either is replaced."""
+    src = _case(media, tmp_path, "good")
+    first = run_dub([src, "-o", src.parent / "sub.mp4", "--backend", "score"], dub_env(tmp_path))
+    assert first.returncode == 0, first.stderr
+    before, digest = snapshot(src.parent), sha256(src)
+    proc = run_dub([src, "-o", src.parent / "sub.mkv", "--backend", "score", "--overwrite"], dub_env(tmp_path))
+    err = _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest,
+                             mention="sub.json is the manifest of sub.mp4")
+    assert err.endswith("choose another name with -o."), err
+    again = run_dub([src, "-o", src.parent / "sub.mp4", "--backend", "score", "--overwrite"], dub_env(tmp_path))
+    assert again.returncode == 0, again.stderr   # the same output's own manifest is replaced as before
+
+
 def test_output_with_unknown_extension(media, tmp_path):
     _run_case(media, tmp_path, "good", ["--backend", "score"], ".mp4", out_name="out.wav")
 
