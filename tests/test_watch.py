@@ -363,6 +363,20 @@ def test_once_takes_only_what_is_ready(tmp_path, base_video):
     assert elapsed < 5
 
 
+def test_a_folder_dropped_in_the_inbox_is_named_once_and_left_whole(tmp_path, base_video, caplog):
+    reel = tmp_path / "inbox" / "reel 3.mp4"   # a folder, even one named like a video
+    reel.mkdir(parents=True)
+    (reel / "shot.mp4").write_bytes(variant(base_video, 3))
+    options = WatchOptions(stable_s=0.1, poll_s=0.05, once=True, processor=copy_processor)
+    with caplog.at_level("WARNING", logger="dubber.watch"):
+        run_watch(tmp_path, options)
+        run_watch(tmp_path, options)
+    said = [r.getMessage() for r in caplog.records if "reel 3.mp4" in r.getMessage()]
+    assert len(said) >= 1 and all("it is a folder; move the videos in it into inbox/" in m for m in said), said
+    assert (reel / "shot.mp4").read_bytes() == variant(base_video, 3)
+    assert not list((tmp_path / "done").iterdir()) and not list((tmp_path / "failed").iterdir())
+
+
 def test_skip_mode_leaves_duplicates_in_the_inbox_once(tmp_path, base_video):
     (tmp_path / "inbox").mkdir()
     publish(tmp_path, "first.mp4", variant(base_video, 7))

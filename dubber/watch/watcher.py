@@ -238,7 +238,11 @@ class Watcher:
     def _takes(self, entry: os.DirEntry) -> bool:
         if is_temporary(entry.name):
             return False   # a copy in progress: it gets its real name when done
-        if not is_candidate(entry.name):
+        if entry.is_dir():
+            # Its videos could still be arriving one by one, and their names may clash with others':
+            # the inbox takes files, each settled on its own.
+            why = "it is a folder; move the videos in it into inbox/ themselves"
+        elif not is_candidate(entry.name):
             why = "its name does not end in a video extension"
         elif entry.is_symlink() and not entry.is_file():
             why = "it is a link to something that is not a file"
