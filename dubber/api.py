@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -338,7 +339,7 @@ def _mix(render: Any, plan: Any, media: Any, path: Path, options: DubOptions) ->
 
 
 def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: _Destinations,
-         options: DubOptions) -> list[str]:
+         options: DubOptions, progress: ProgressFn = no_progress) -> list[str]:
     """Write the dubbed video into the transaction. Returns notes naming what of the source the
     output does not carry: its sound replaced by the dub (without --keep-original), and streams
     the output container could not keep."""
@@ -350,8 +351,11 @@ def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: 
         wav = stage_mix(txn, dest.export_paths(), soundtrack)
     else:   # a working copy beside the output (not in $TMPDIR: that may be small), removed at the end
         wav = write_track_wav(txn.scratch(dest.video, ".wav"), soundtrack)
+    # Progress in whole seconds of the output written (a feature film's mux takes minutes).
+    seconds = max(1, math.ceil(media.duration_s))
     dropped = mux(str(path), str(wav), str(txn.stage(dest.video)),
-                  original_audio=options.keep_original and media.has_audio, video_info=media)
+                  original_audio=options.keep_original and media.has_audio, video_info=media,
+                  on_progress=lambda done_s: progress("mux", min(int(done_s), seconds), seconds))
     notes = []
     if media.has_audio and not options.keep_original:
         tracks = media.audio_tracks or ()
@@ -596,7 +600,7 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
         with OutputTransaction(commit_record_path(dest.manifest)) as txn:
             # 6. Mux: copy the video stream, add the new track (and the original on request).
             with run.stage("mux"):
-                dropped = _mux(txn, soundtrack, analysis.media, path, dest, options)
+                dropped = _mux(txn, soundtrack, analysis.media, path, dest, options, run.progress)
             # 7. Export: stems, timelines, captions and the manifest; then every file appears at once,
             # the manifest last (stem names are known only now: checked again before any is replaced).
             with run.stage("export"):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -193,6 +194,24 @@ def test_ffmpeg_binary_choice_and_errors(monkeypatch, tmp_path):
     monkeypatch.delenv("DUB_FFMPEG")
     with pytest.raises(FFmpegError, match="No such file|does not exist|Error opening"):
         run_ffmpeg(["-i", str(tmp_path / "absent.mp4"), str(tmp_path / "x.wav")], what="testing")
+
+
+def test_ffmpeg_reports_its_progress_while_it_writes_and_still_stops_on_time(tmp_path):
+    """A long mux is not a silent wait: the seconds written so far arrive while ffmpeg runs,
+    rising to the output's length; a time limit still stops it with one sentence."""
+    seen: list[tuple[float, float]] = []
+    began = time.monotonic()
+    # -re feeds the 3 s test picture in real time, so the run lasts long enough to be seen.
+    run_ffmpeg(["-re", "-f", "lavfi", "-i", "testsrc=size=160x90:rate=24:duration=3", "-c:v", "libx264",
+                "-preset", "ultrafast", str(tmp_path / "slow.mp4")], what="testing",
+               on_progress=lambda s: seen.append((time.monotonic() - began, s)))
+    ends = [s for _, s in seen]
+    assert len(seen) >= 3 and ends == sorted(ends), seen
+    assert seen[0][0] < 2.0 and 0.0 < seen[0][1] < 2.5, "the first report came only at the end"
+    assert abs(ends[-1] - 3.0) <= 0.1
+    with pytest.raises(FFmpegError, match="took longer than 1"):
+        run_ffmpeg(["-re", "-f", "lavfi", "-i", "testsrc=size=160x90:rate=24:duration=30",
+                    str(tmp_path / "slower.mp4")], what="testing", timeout_s=1, on_progress=lambda s: None)
 
 
 def _music_wav(tmp_path: Path, samples: int) -> tuple[Path, np.ndarray]:

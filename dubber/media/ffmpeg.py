@@ -13,8 +13,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..errors import DubError
 
@@ -94,26 +95,34 @@ def _last_line(text: str) -> str:
 
 
 def run_ffmpeg(args: Sequence[str | os.PathLike[str]], *, what: str = "ffmpeg",
-               timeout_s: float | None = None) -> subprocess.CompletedProcess[str]:
+               timeout_s: float | None = None,
+               on_progress: Callable[[float], None] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ffmpeg with `args` after the common quiet/overwrite flags.
 
     Args:
         args: ffmpeg arguments (inputs, maps, codecs, output), as a list.
         what: a few words for the error message, e.g. "muxing out.mp4".
         timeout_s: kill ffmpeg after this many seconds (None: no limit).
+        on_progress: called with the seconds of output written so far, as ffmpeg reports them
+            (about twice a second), so a long mux is not a silent wait.
 
     Returns:
-        The finished process (stdout and stderr captured as text).
+        The finished process (stderr captured as text; stdout too unless `on_progress` reads it).
 
     Raises:
         FFmpegError: ffmpeg exited non-zero or timed out; the message ends with its last stderr line.
     """
     command = [ffmpeg_exe(), *COMMON_ARGS, *(os.fspath(a) for a in args)]
+    if on_progress is not None:   # key=value lines on stdout; the output file comes last in `args`
+        command[-1:-1] = ["-progress", "pipe:1", "-stats_period", "0.5"]
     log.debug("running %s", command)
     try:
-        done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              errors="replace", timeout=timeout_s, check=False,
-                              preexec_fn=die_with_parent_hook())
+        if on_progress is None:
+            done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  errors="replace", timeout=timeout_s, check=False,
+                                  preexec_fn=die_with_parent_hook())
+        else:
+            done = _run_reporting(command, timeout_s, on_progress)
     except subprocess.TimeoutExpired as err:
         raise FFmpegError(f"ffmpeg took longer than {timeout_s} s while {what}; "
                           "check the input file or raise the time limit.") from err
@@ -124,6 +133,41 @@ def run_ffmpeg(args: Sequence[str | os.PathLike[str]], *, what: str = "ffmpeg",
         raise FFmpegError(f"ffmpeg failed while {what}: {_last_line(done.stderr)}; "
                           "check the input files and the output format.")
     return done
+
+
+def _run_reporting(command: list[str], timeout_s: float | None,
+                   on_progress: Callable[[float], None]) -> subprocess.CompletedProcess[str]:
+    """`command` with its `-progress` lines read as they come. stderr drains on a thread of its
+    own, so neither pipe can fill up and stall ffmpeg."""
+    with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, errors="replace", preexec_fn=die_with_parent_hook()) as proc:
+        stderr: list[str] = []
+        drain = threading.Thread(target=lambda: stderr.append(proc.stderr.read()), daemon=True)
+        drain.start()
+        timed_out = threading.Event()
+
+        def give_up() -> None:
+            timed_out.set()
+            proc.kill()
+
+        timer = None
+        if timeout_s is not None:
+            timer = threading.Timer(timeout_s, give_up)
+            timer.start()
+        try:
+            for line in proc.stdout:
+                key, _, value = line.strip().partition("=")
+                # out_time_us is microseconds; "N/A" before the first packet is written.
+                if key == "out_time_us" and value.lstrip("-").isdigit():
+                    on_progress(max(0, int(value)) / 1e6)
+            proc.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
+        drain.join()
+        if timed_out.is_set():
+            raise subprocess.TimeoutExpired(command, timeout_s)
+        return subprocess.CompletedProcess(command, proc.returncode, "", "".join(stderr))
 
 
 def ffmpeg_version() -> str:

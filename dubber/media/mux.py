@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 from vision.types import AudioTrack, ExtraStream, MediaInfo
 
@@ -283,7 +284,8 @@ def _resolve_codec(out_path: Path, audio_codec: str | None, video_info: MediaInf
 
 def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[str],
         out_path: str | os.PathLike[str], *, original_audio: bool = False, video_info: MediaInfo,
-        audio_codec: str | None = None, audio_bitrate: str = "320k", aac_coder: str = DEFAULT_AAC_CODER) -> tuple[str, ...]:
+        audio_codec: str | None = None, audio_bitrate: str = "320k", aac_coder: str = DEFAULT_AAC_CODER,
+        on_progress: Callable[[float], None] | None = None) -> tuple[str, ...]:
     """Write `out_path`: the video stream of `video_path` copied, the dub WAV as the first,
     default audio track ("Dub"), the original audio tracks after it when asked, and the source's
     subtitles, attachments and cover art wherever the output container can hold them.
@@ -301,6 +303,7 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
             for mkv.
         audio_bitrate: AAC bitrate.
         aac_coder: ffmpeg's AAC quantizer search, "fast" (default) or "twoloop" (slower).
+        on_progress: called with the seconds of the output written so far, while ffmpeg writes.
 
     Returns:
         What the output could not keep, one phrase each ("attachment font.ttf (ttf)"); empty when
@@ -327,6 +330,7 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
     tracks = video_info.audio_tracks if keep else ()
     options = MuxOptions(container_for(out), codec, audio_bitrate, keep, aac_coder, tracks, video_info.extra_streams)
     with atomic_output(out) as temp:
-        run_ffmpeg(mux_args(video, wav, temp, video_info, options), what=f"writing {public_path(out).name}")
+        run_ffmpeg(mux_args(video, wav, temp, video_info, options), what=f"writing {public_path(out).name}",
+                   on_progress=on_progress)
     log.info("wrote %s", out)
     return tuple(_extra_args(options.extras, options.container)[1])
