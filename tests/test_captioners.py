@@ -143,6 +143,31 @@ def test_motion_captions_name_no_colours_and_say_how_still_or_busy_it_is():
     assert not [w for t in texts for w in COLOUR_WORDS if w in t.lower()]
 
 
+def test_the_pace_word_follows_how_much_really_moves_not_the_films_own_scale():
+    """One curve (relative to its video) says different things about a film whose busiest
+    moment is a slow walk and one whose busiest moment is a brawl."""
+    from dataclasses import replace
+
+    relative = analysis_of([(48, 0.9, [])])
+    texts = {scale: get_captioner("motion").caption(replace(relative, settings={"motion_scale": scale}))[0].text
+             for scale in (0.0005, 0.002, 0.01, 0.03)}
+    assert texts == {0.0005: "A hushed, still moment.", 0.002: "Soft, tiptoeing movement.",
+                     0.01: "Bustling, lively action.", 0.03: "Frantic, hectic action."}
+    # An analysis that does not know its curve's scale reads the curve's own level, as before.
+    assert get_captioner("motion").caption(relative)[0].text == "Frantic, hectic action."
+
+
+def test_a_slow_walk_under_film_flicker_is_not_called_busy(tmp_path):
+    """A character walking a pixel a frame under old-film flicker is the busiest thing in its
+    clip, and still only a tiptoe."""
+    import vision
+    from samples.phenomena import write
+
+    write("flicker", tmp_path / "flicker.mp4")
+    analysis = vision.analyze(tmp_path / "flicker.mp4", captioner="motion")
+    assert [c.text for c in analysis.captions] == ["Soft, tiptoeing movement."]
+
+
 def test_motion_caption_tells_timed_events_in_order_and_what_comes_after():
     fps = 24
     events = [VisualEvent(int(2.3 * fps), "impact", 0.9, int(2.3 * fps) + 1),

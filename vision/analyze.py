@@ -130,7 +130,7 @@ def _analyse_pass(media: MediaInfo, cut_options: CutOptions, keyframes_per_shot:
     settings = {"analysis_version": ANALYSIS_VERSION, "cut_detector": cut_options.detector,
                 "cut_threshold": cut_options.threshold,
                 "min_shot_frames": cut_options.min_shot_frames, "keyframes_per_shot": keyframes_per_shot,
-                "analysis_width": options.analysis_width}
+                "analysis_width": options.analysis_width, "motion_scale": round(motion.scale, 6)}
     return VideoAnalysis(media=media, shots=shots, events=motion.events, motion=motion.curve, captions=(),
                          settings=settings, keyframes=keyframes, transitions=detector.transitions)
 

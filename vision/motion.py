@@ -118,6 +118,9 @@ class MotionOptions:
 class MotionResult:
     curve: tuple[float, ...]  # per frame, [0, 1]
     events: tuple[VisualEvent, ...]  # sorted by frame
+    # The activity (mean grey change, 0..1) that reads 1.0 on `curve`: activity = curve**2 * scale
+    # below it. The curve is relative to the video; this gives back how much really moves.
+    scale: float = 0.0
 
 
 def is_repeat(grey: np.ndarray, previous: np.ndarray, levels: tuple[float, float] | None = None) -> bool:
@@ -315,7 +318,7 @@ def _back_to_frames(result: "MotionResult", frames: np.ndarray, frame_count: int
         events.append(VisualEvent(start, event.kind, event.strength, max(end, start + 1), x, y))
     # Every frame shows the last sampled picture at or before it.
     per_frame = np.array(result.curve)[np.searchsorted(frames, np.arange(frame_count), side="right") - 1]
-    return MotionResult(tuple(float(v) for v in per_frame), tuple(events))
+    return MotionResult(tuple(float(v) for v in per_frame), tuple(events), result.scale)
 
 
 def _place(where: np.ndarray, start: int, end: int) -> tuple[float, float]:
@@ -364,7 +367,8 @@ def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Sh
         events += _find_whooshes(activity, shot, typical, scale, busy, options, rate)
     events = thin_hits(_explosions(events, rate), shots, options, rate)
     curve = np.sqrt(np.clip(activity / scale, 0.0, 1.0))  # sqrt: small motion still registers
-    return MotionResult(tuple(float(v) for v in curve), tuple(sorted(events, key=lambda e: (e.frame, e.kind))))
+    return MotionResult(tuple(float(v) for v in curve), tuple(sorted(events, key=lambda e: (e.frame, e.kind))),
+                        float(scale))
 
 
 def _recent(values: np.ndarray, shot: Shot, t: int, n: int) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The `motion` captioner: words for the ear from numbers already measured, no weights.
 
-Each shot's sentence says what a sound editor would play: the pace of the action (from the mean
-of the motion curve: still, calm, busy or frantic), its rhythm (running feet, swings), and the
+Each shot's sentence says what a sound editor would play: the pace of the action (still, calm,
+busy or frantic), its rhythm (running feet, swings), and the
 timed events in the order they happen, e.g. "A frantic chase; a crash at 2.3 s, a heavy fall at
 4.1 s, tiptoeing after." Times are seconds from the start of the shot, because each shot's cue
 starts there. It names no colours: a colour makes no sound. Only the pictures' lightness is
@@ -9,6 +9,12 @@ read, to hear a flash in the dark as thunder. Tags come from the vocabulary by f
 (hard impact -> crash, light impact -> bonk, landing -> thud, flash -> zing, whoosh -> whoosh,
 run -> running, ...). The output depends only on the analysis, so the same video always gets
 the same captions.
+
+The pace is read from how much of the picture really changes, frame to frame (the analysis keeps
+the scale of its motion curve): the curve alone is relative to the video, so a calm film would
+have its busiest shot called frantic, and a wide boat shot under film grain and gate weave read
+as a chase. Where the scale is unknown (an analysis made without it), the curve's own levels
+are used.
 """
 from __future__ import annotations
 
@@ -32,6 +38,12 @@ MAX_TIMED_EVENTS = 5       # events named with their time; the rest are counted
 AFTER_MIN_S = 0.75         # a stretch this long after the last event gets its own words
 _MAX_PIXELS = 20_000       # per keyframe, enough for a lightness estimate
 _SUSTAINED = ("whoosh", "run", "fast_motion")  # event kinds that span a motion rather than hit a frame
+# Pace bands in mean grey change per picture (0..1 of full scale): a tenth of the picture moving
+# by an eighth of full scale every picture is about 0.004 (calm to busy); a third of it moving
+# by a third, 0.012 and up, is frantic. Grain and flicker alone stay under the first.
+PACE_STILL_BELOW = 0.0008
+PACE_CALM_BELOW = 0.004
+PACE_FRANTIC_FROM = 0.012
 _NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 
@@ -81,7 +93,7 @@ class MotionCaptioner(Captioner):
 def describe_shot(analysis: VideoAnalysis, shot: Shot, keyframes: ShotKeyframes | None,
                   options: MotionOptions = MotionOptions()) -> ShotCaption:
     """The `motion` caption of one shot (also the fallback wording of the learned captioners)."""
-    level = activity_level(shot_activity(analysis.motion, shot), options)
+    level = shot_pace(analysis, shot, options)
     events = analysis.events_in(shot)
     dark = keyframes is not None and bool(keyframes.images) and lightness(keyframes.images) < options.dark_below
     clauses = event_phrases(events, shot, analysis.media, options, dark=dark)
@@ -97,6 +109,21 @@ def shot_activity(motion: tuple[float, ...] | list[float], shot: Shot) -> float:
     """Mean of the motion curve over the shot's frames (0 where the curve does not reach)."""
     values = motion[shot.start_frame:shot.end_frame]
     return float(np.mean(values)) if len(values) else 0.0
+
+
+def shot_pace(analysis: VideoAnalysis, shot: Shot, options: MotionOptions = MotionOptions()) -> str:
+    """still, calm, busy or frantic: from the picture's real change per picture where the
+    analysis knows its curve's scale, else from the curve's mean (`activity_level`)."""
+    scale = analysis.settings.get("motion_scale") if analysis.settings else None
+    if not isinstance(scale, (int, float)) or scale <= 0:
+        return activity_level(shot_activity(analysis.motion, shot), options)
+    values = np.asarray(analysis.motion[shot.start_frame:shot.end_frame], dtype=np.float64)
+    change = float(np.mean(values ** 2) * scale) if values.size else 0.0   # the curve is sqrt(change / scale)
+    if change < PACE_STILL_BELOW:
+        return "still"
+    if change < PACE_CALM_BELOW:
+        return "calm"
+    return "busy" if change < PACE_FRANTIC_FROM else "frantic"
 
 
 def activity_level(activity: float, options: MotionOptions = MotionOptions()) -> str:
@@ -176,7 +203,7 @@ def _after_phrase(analysis: VideoAnalysis, shot: Shot, events: tuple[VisualEvent
     last = min(shot.end_frame, max(e.end_frame for e in events))
     if _seconds_between(analysis.media, last, shot.end_frame) < AFTER_MIN_S:
         return ""
-    after = activity_level(shot_activity(analysis.motion, Shot(shot.index, last, shot.end_frame)), options)
+    after = shot_pace(analysis, Shot(shot.index, last, shot.end_frame), options)
     return _AFTER[after] if after != level else ""
 
 
