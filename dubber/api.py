@@ -343,14 +343,16 @@ def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: 
     """Write the dubbed video into the transaction. Returns notes naming what of the source the
     output does not carry: its sound replaced by the dub (without --keep-original), and streams
     the output container could not keep."""
-    from .export.deliverables import stage_mix, write_track_wav
+    from .export.deliverables import stage_mix, wav_time_reference, write_track_wav
     from .media.mux import mux
 
     txn.make_folder(dest.video.parent)   # checked writable before the run started
+    # Stamped like the stems (the export stages the mix no second time): starts at the video's timecode.
+    time_reference = wav_time_reference(media, soundtrack)
     if dest.stems is not None:   # the mix WAV is written once: the stems folder keeps what the mux reads
-        wav = stage_mix(txn, dest.export_paths(), soundtrack)
+        wav = stage_mix(txn, dest.export_paths(), soundtrack, time_reference)
     else:   # a working copy beside the output (not in $TMPDIR: that may be small), removed at the end
-        wav = write_track_wav(txn.scratch(dest.video, ".wav"), soundtrack)
+        wav = write_track_wav(txn.scratch(dest.video, ".wav"), soundtrack, time_reference_samples=time_reference)
     # Progress in whole seconds of the output written (a feature film's mux takes minutes).
     seconds = max(1, math.ceil(media.duration_s))
     dropped = mux(str(path), str(wav), str(txn.stage(dest.video)),

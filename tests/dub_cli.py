@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,27 @@ def video_packets(path: Path) -> list[bytes]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         return [bytes(p) for p in container.demux(stream) if p.size]
+
+
+def wav_chunks(path: Path) -> list[tuple[str, int, bytes]]:
+    """(id, size, payload) of each chunk of a WAV or RF64 file, in file order, read by hand (not
+    through the writer's own code). The walk stops at the data chunk, listed with no payload."""
+    chunks = []
+    with open(path, "rb") as f:
+        f.seek(12)   # RIFF/RF64, its size, WAVE
+        while len(header := f.read(8)) == 8:
+            chunk_id, size = header[:4].decode("ascii"), struct.unpack("<I", header[4:])[0]
+            if chunk_id == "data":
+                chunks.append((chunk_id, size, b""))
+                break
+            chunks.append((chunk_id, size, f.read(size)))
+            f.seek(size & 1, os.SEEK_CUR)   # an odd-sized chunk is followed by a pad byte
+    return chunks
+
+
+def bext_time_reference(path: Path) -> int:
+    """TimeReference of a Broadcast WAV: the 64-bit sample count at byte 338 of its bext chunk
+    (after Description 256, Originator 32, OriginatorReference 32, OriginationDate 10 and
+    OriginationTime 8 bytes, EBU Tech 3285)."""
+    bext = next(payload for chunk_id, _, payload in wav_chunks(path) if chunk_id == "bext")
+    return struct.unpack_from("<Q", bext, 338)[0]

@@ -11,6 +11,7 @@ import pytest
 import soundfile
 from imageio_ffmpeg import get_ffmpeg_exe
 
+from dubber.media import audio_io
 from dubber.media.audio_io import decode_audio, read_wav, write_wav
 from dubber.errors import InputError
 
@@ -65,10 +66,10 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     write_wav(dest, np.zeros((2, 100), dtype=np.float32), SR)
     before = dest.read_bytes()
 
-    def crash(self, *args, **kwargs):   # the header is on disk already: a partial file to clean up
+    def crash(*args, **kwargs):   # the header is on disk already: a partial file to clean up
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(soundfile.SoundFile, "write", crash)
+    monkeypatch.setattr(audio_io, "encode_samples", crash)
     with pytest.raises(RuntimeError):
         write_wav(dest, np.ones((2, 100), dtype=np.float32) * 0.5, SR)
     assert dest.read_bytes() == before

@@ -17,7 +17,7 @@ import av
 import imageio_ffmpeg
 import pytest
 
-from tests.dub_cli import dub_command, dub_env, ffmpeg, run_dub, snapshot
+from tests.dub_cli import bext_time_reference, dub_command, dub_env, ffmpeg, read_wav, run_dub, snapshot
 
 FPS = 24
 FRAMES = 144
@@ -433,7 +433,7 @@ def test_fcpxml_is_written_and_well_formed_at_any_rate(rated_clips, rate, tmp_pa
     assert abs(ends[-1] - last_cue_end_s) <= frame_s
 
 
-def test_timelines_have_a_track_per_stem_and_the_original_only_when_kept(media, tmp_path):
+def test_timelines_have_a_track_per_stem_and_the_untouched_original_sound(media, tmp_path):
     import xml.etree.ElementTree as ET
 
     import opentimelineio as otio
@@ -446,13 +446,37 @@ def test_timelines_have_a_track_per_stem_and_the_original_only_when_kept(media, 
         assert proc.returncode == 0, proc.stderr
         timeline = otio.adapters.read_from_file(str(out.with_suffix(".otio")))
         assert timeline.name == "reel 7 dub"
+        # The source's own sound, untouched, is always there, off; a kept original plays as the mix
+        # holds it (lowered and ducked), a stem of its own beside music and effects.
+        bed = [("reel 7 original ducked", True)] if keep else []
         assert [(t.name, t.enabled) for t in timeline.tracks] == [
-            ("V1", True), ("reel 7 original", keep), ("reel 7 music", True), ("reel 7 fx", True), ("reel 7 mix", False)]
-        stems = {t.name: t.find_clips()[0].media_reference.target_url for t in timeline.tracks[2:]}
-        assert stems["reel 7 music"].endswith("v.music.wav") and stems["reel 7 fx"].endswith("v.fx.wav")
+            ("V1", True), ("reel 7 original", False), *bed, ("reel 7 music", True), ("reel 7 fx", True),
+            ("reel 7 mix", False)]
+        urls = {t.name: t.find_clips()[0].media_reference.target_url for t in timeline.tracks[1:]}
+        assert urls["reel 7 original"] == src.resolve().as_uri()
+        assert urls["reel 7 music"].endswith("v.music.wav") and urls["reel 7 fx"].endswith("v.fx.wav")
+        assert not keep or urls["reel 7 original ducked"].endswith("v.original.wav")
         root = ET.parse(out.with_suffix(".fcpxml")).getroot()
         off = {c.get("name") for c in root.iter("clip") if c.get("enabled") == "0"}
-        assert ("original" in off) is not keep and "shot_000" in off and "shot_000_music" not in off
+        assert "original" in off and "shot_000" in off and "shot_000_music" not in off
+        assert "shot_000_original" not in off
+
+
+def test_stems_carry_the_video_start_timecode_and_the_dub_stays_in_sync(media, tmp_path):
+    """Broadcast WAV stems: the mix the mux reads and every stem start at the source's timecode
+    (01:00:00:00 at 24 fps: 3,600 s of samples), and the muxed dub still starts with the picture."""
+    src = tmp_path / "in" / "timecoded.mp4"
+    src.parent.mkdir()
+    ffmpeg("-i", str(media["base"]), "-c", "copy", "-timecode", "01:00:00:00", str(src))
+    out = tmp_path / "out" / "v.mp4"
+    proc = run_dub([src, "-o", out, "--stems", tmp_path / "stems", "--keep-original"], dub_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    wavs = sorted((tmp_path / "stems").glob("*.wav"))
+    assert [p.name for p in wavs] == ["v.fx.wav", "v.mix.wav", "v.music.wav", "v.original.wav"]
+    assert {p.name: bext_time_reference(p) for p in wavs} == {p.name: 3600 * 48_000 for p in wavs}
+    assert read_wav(tmp_path / "stems" / "v.mix.wav")[0].shape == (2, FRAMES * 2000)   # 48 kHz / 24 fps
+    picture_s, dub_s = _first_times(out)
+    assert abs(picture_s - dub_s) <= 1024 / 48000 + 0.001   # the AAC encoder's priming aside
 
 
 # ----------------------------------------------------------------------------- 8. other streams

@@ -6,6 +6,7 @@ import os
 import stat
 import xml.etree.ElementTree as ET
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import opentimelineio as otio
@@ -17,8 +18,9 @@ from dubber.export.deliverables import (ExportInputs, ExportOptions, ExportPaths
                            write_srt)
 from dubber.plan import PlanOptions, make_plan
 from dubber.export.srt import format_srt_time
-from dubber.export.timeline import TimelineMedia, TimelineOptions
+from dubber.export.timeline import TimelineMedia, TimelineOptions, media_first_frame, media_start_samples
 from dubber.types import MANIFEST_SCHEMA, CueAudio, DubPlan, RenderResult, Soundtrack
+from tests.dub_cli import bext_time_reference
 from vision.types import MediaInfo, Shot, ShotCaption, VideoAnalysis, VisualEvent
 
 SR = 48000
@@ -333,3 +335,96 @@ def test_fcpxml_format_size_is_as_displayed(tmp_path):
     assert video_asset.get("hasAudio") == "0"                         # the silent source itself
     sequence = root.find(".//sequence")
     assert sequence.get("tcStart") == "0s" and sequence.find("spine")[0].get("offset") == "0s"
+
+
+HOUR_AT_NTSC = 86_400                      # frames of 01:00:00:00 at 24000/1001 fps (non-drop)
+HOUR_AT_NTSC_SAMPLES = HOUR_AT_NTSC * 2002  # the same instant in 48 kHz samples (2,002 per frame)
+
+
+def test_stems_and_their_timeline_clips_start_at_the_video_timecode(tmp_path, ntsc_run):
+    analysis = _with_timecode(ntsc_run.analysis, "01:00:00:00")
+    run = ExportInputs(analysis=analysis, plan=ntsc_run.plan, soundtrack=ntsc_run.soundtrack)
+    export_all(ExportPaths.in_folder(tmp_path, "film"), run, ExportOptions(fcpxml=True))
+    # Broadcast WAVs: a DAW or editor placing sound by timecode puts each at the picture's first frame.
+    for name in ("mix", "music", "fx"):
+        assert bext_time_reference(tmp_path / "film_stems" / f"{name}.wav") == HOUR_AT_NTSC_SAMPLES
+    # The timeline addresses the WAVs by that same start, so editors relink them by timecode.
+    timeline = otio.adapters.read_from_file(str(tmp_path / "film.otio"))
+    for track in (t for t in timeline.tracks if t.name in ("cartoon mix", "cartoon music", "cartoon fx")):
+        for clip, cue in zip(track.find_clips(), ntsc_run.plan.cues):
+            assert clip.media_reference.available_range.start_time.value == HOUR_AT_NTSC
+            assert clip.source_range.start_time.value == HOUR_AT_NTSC + cue.start_frame
+            assert clip.range_in_parent().start_time.value == cue.start_frame   # placed as before
+    root = _fcpxml_root(tmp_path / "film.fcpxml")
+    hour_s = Fraction(HOUR_AT_NTSC) / NTSC
+    for asset in (a for a in root.iter("asset") if a.get("src", "").endswith(".wav")):
+        assert _seconds(asset.get("start")) == hour_s
+    music = [e for e in root.iter("clip") if e.get("name", "").endswith("_music")]
+    assert [_seconds(e.get("start")) for e in music] == [hour_s + c.start_frame / NTSC for c in ntsc_run.plan.cues]
+    assert [_seconds(e.get("offset")) for e in music] == [hour_s + c.start_frame / NTSC for c in ntsc_run.plan.cues]
+    # A video without a timecode: WAVs and their clips start at zero, as before.
+    export_all(ExportPaths.in_folder(tmp_path, "plain"), ntsc_run)
+    assert bext_time_reference(tmp_path / "plain_stems" / "mix.wav") == 0
+    plain = otio.adapters.read_from_file(str(tmp_path / "plain.otio"))
+    mix = next(t for t in plain.tracks if t.name == "cartoon mix")
+    assert [c.source_range.start_time.value for c in mix.find_clips()] == [c.start_frame for c in ntsc_run.plan.cues]
+    # Drop-frame 00:59:59;28 at 29.97 is frame 107,890: 3,599.93 s of 48 kHz samples.
+    drop_frame = _with_timecode(_analysis(Fraction(30000, 1001), [0, 30, 90]), "00:59:59;28")
+    assert media_start_samples(drop_frame.media, SR) == 107_890 * 48_000 * 1001 // 30_000
+
+
+def _kept_original_run(analysis: VideoAnalysis) -> ExportInputs:
+    """A run with --keep-original: the soundtrack's stems hold the source's sound as mixed (ducked)."""
+    plan = make_plan(analysis, PlanOptions(seed=5))
+    stems = dict(_soundtrack(plan).stems)
+    stems["original"] = 0.25 * stems["music"]
+    soundtrack = Soundtrack.from_arrays(sample_rate=SR, mix=sum(stems.values()), stems=stems,
+                                        integrated_lufs=-16.0, true_peak_dbtp=-1.0)
+    return ExportInputs(analysis=analysis, plan=plan, soundtrack=soundtrack)
+
+
+def test_a_kept_original_is_laid_in_clean_beside_the_ducked_bed_of_the_mix(tmp_path):
+    run = _kept_original_run(_with_timecode(_analysis(NTSC, [0, 24, 100, 300]), "01:00:00:00"))
+    options = ExportOptions(fcpxml=True, timeline=TimelineOptions(keep_original=True))
+    export_all(ExportPaths.in_folder(tmp_path, "film"), run, options)
+    timeline = otio.adapters.read_from_file(str(tmp_path / "film.otio"))
+    # Played as delivered (stems that sum to the mix, the bed among them); the untouched production
+    # sound is there, off, for an editor who re-balances from it (on with the bed, it would play twice).
+    assert [(t.name, t.enabled) for t in timeline.tracks] == [
+        ("V1", True), ("cartoon original", False), ("cartoon original ducked", True), ("cartoon music", True),
+        ("cartoon fx", True), ("cartoon mix", False)]
+    tracks = {t.name: t for t in timeline.tracks}
+    (clean,) = tracks["cartoon original"].find_clips()
+    (picture,) = tracks["V1"].find_clips()
+    assert clean.media_reference.target_url == Path("/videos/cartoon.mp4").resolve().as_uri()   # the source file
+    assert clean.source_range == picture.source_range                  # its whole length, from its own timecode
+    assert clean.source_range.start_time.value == HOUR_AT_NTSC and clean.source_range.duration.value == 300
+    assert clean.range_in_parent() == picture.range_in_parent()        # frame for frame under the picture
+    bed = list(tracks["cartoon original ducked"].find_clips())
+    bed_wav = (tmp_path / "film_stems" / "original.wav").resolve().as_uri()
+    assert {c.media_reference.target_url for c in bed} == {bed_wav}
+    root = _fcpxml_root(tmp_path / "film.fcpxml")
+    enabled = {e.get("name"): e.get("enabled") != "0" for e in root.iter("clip")}
+    assert enabled["original"] is False and enabled["shot_000_original"] is True and enabled["shot_000"] is False
+    source = next(a for a in root.iter("asset") if a.get("src") == clean.media_reference.target_url)
+    assert source.get("hasAudio") == "1" and _seconds(source.get("start")) == Fraction(HOUR_AT_NTSC) / NTSC
+    # The mix alone (no stem tracks) already holds the original: the untouched track stays off.
+    mix_only = write_otio(tmp_path / "mix.otio", run.plan, run.media,
+                          TimelineMedia(video_path="/videos/cartoon.dub.mp4", mix_path=str(tmp_path / "m.wav"),
+                                        stem_paths={"original": str(tmp_path / "o.wav")},
+                                        original_path="/videos/cartoon.mp4"),
+                          TimelineOptions(keep_original=True, stem_tracks=False))
+    mix_only_timeline = otio.adapters.read_from_file(str(mix_only))
+    assert [(t.name, t.enabled) for t in mix_only_timeline.tracks] == [
+        ("V1", True), ("cartoon original", False), ("cartoon mix", True)]
+
+
+def test_a_timecode_the_video_rate_cannot_express_leaves_the_wavs_at_zero_quietly(caplog):
+    """A variable-rate video's average (29.87 fps) has no timecode: the timeline warns that it is
+    ignored, once; the WAVs of the same run start at zero without repeating it."""
+    analysis = _with_timecode(_analysis(NTSC, [0, 24, 100, 300]), "01:00:00:00", fps="2987/100", is_vfr=True)
+    with caplog.at_level("WARNING"):
+        assert media_start_samples(analysis.media, SR) == 0
+        assert caplog.records == []
+        assert media_first_frame(analysis.media) == 0                 # the timeline's reading says why
+    assert len(caplog.records) == 1 and "01:00:00:00" in caplog.records[0].getMessage()

@@ -6,7 +6,9 @@
   whole analysis, the plan, who rendered it (backend, model id and revision), seeds, measured
   loudness and the files written, so automation never has to re-derive anything.
 - a stems folder with `mix.wav` and one WAV per stem, each the full length of the video, written
-  a block at a time from the soundtrack's tracks on disk.
+  a block at a time from the soundtrack's tracks on disk. They are Broadcast WAVs whose
+  TimeReference is the video's start timecode, so software that places sound by timecode puts
+  them at the picture's first frame.
 - `<timeline stem>.srt`: shot captions timed from exact frame times.
 - `<timeline stem>.otio` and `.fcpxml`: editor timelines (see `dubber.export.timeline`).
 
@@ -33,8 +35,8 @@ from ..atomic import OutputTransaction, atomic_write_text, check_output_folder, 
 from ..errors import OutputError
 from ..types import MANIFEST_SCHEMA, DubPlan, RenderResult, Soundtrack
 from .srt import entries_from_plan, srt_text
-from .timeline import (FcpxmlFacts, TimelineMedia, TimelineOptions, build_timeline, fcpxml_rate, timeline_to_fcpxml,
-                       timeline_to_otio_json)
+from .timeline import (FcpxmlFacts, TimelineMedia, TimelineOptions, build_timeline, fcpxml_rate, media_start_samples,
+                       timeline_to_fcpxml, timeline_to_otio_json)
 
 log = logging.getLogger(__name__)
 
@@ -234,49 +236,61 @@ def _write_manifest_to(file: Path, target: Path, inputs: ExportInputs,
 
 # ----------------------------------------------------------------------------- audio, captions, timelines
 
-def write_track_wav(path: Path, soundtrack: Soundtrack, name: str = "mix") -> Path:
-    """The final mix ("mix") or stem `name` as a 24-bit WAV, written atomically a block at a time
-    (the gain applied as the track is read from disk)."""
-    from ..media.audio_io import write_wav_blocks   # soundfile loads only when stems are written
+def wav_time_reference(media: MediaInfo, soundtrack: Soundtrack) -> int:
+    """The TimeReference of the soundtrack's WAVs: the video's start timecode in samples (0 without one)."""
+    return media_start_samples(media, soundtrack.sample_rate)
 
+
+def write_track_wav(path: Path, soundtrack: Soundtrack, name: str = "mix", time_reference_samples: int = 0) -> Path:
+    """The final mix ("mix") or stem `name` as a 24-bit Broadcast WAV, written atomically a block at
+    a time (the gain applied as the track is read from disk). `time_reference_samples` is where it
+    starts, in samples since midnight (see `wav_time_reference`)."""
+    from ..media.audio_io import write_wav_blocks   # soundfile loads only when stems are written
+    from ..media.bwf import BroadcastInfo
+
+    about = BroadcastInfo(time_reference_samples, "dub mix" if name == "mix" else f"dub {name} stem")
     write_wav_blocks(path, lambda a, b: soundtrack.read(name, a, b), soundtrack.channels, soundtrack.total_samples,
-                     soundtrack.sample_rate, bits=WAV_BITS)
+                     soundtrack.sample_rate, bits=WAV_BITS, broadcast=about)
     return path.resolve()
 
 
 def write_stems(folder: str | os.PathLike[str], soundtrack: Soundtrack, *, stems: bool = True,
-                prefix: str = "") -> dict[str, Path]:
+                prefix: str = "", time_reference_samples: int = 0) -> dict[str, Path]:
     """Write `<prefix>mix.wav` and (when `stems`) one `<prefix><stem>.wav` per stem into `folder`
-    (created if needed), all published together.
+    (created if needed), all published together, each starting at `time_reference_samples`
+    (see `write_track_wav`).
 
     Returns:
         {"mix": path, "<stem>": path, ...}
     """
     paths = ExportPaths(stems_dir=Path(folder), stems_prefix=prefix)
     with OutputTransaction(commit_record_path(paths.wav_file("mix"))) as txn:
-        written = _stage_wavs(txn, paths, soundtrack, stems)
+        written = _stage_wavs(txn, paths, soundtrack, stems, time_reference_samples)
         txn.commit()
     return written
 
 
-def stage_mix(txn: OutputTransaction, paths: ExportPaths, soundtrack: Soundtrack) -> Path:
-    """Write the mix WAV into the transaction (once: the mux reads it, the stems folder keeps it)."""
+def stage_mix(txn: OutputTransaction, paths: ExportPaths, soundtrack: Soundtrack,
+              time_reference_samples: int = 0) -> Path:
+    """Write the mix WAV into the transaction (once: the mux reads it, the stems folder keeps it),
+    starting at `time_reference_samples` (see `write_track_wav`)."""
     target = paths.wav_file("mix")
     staged = txn.staged(target)
     if staged is None:
         txn.make_folder(target.parent)
         staged = txn.stage(target)
-        write_track_wav(staged, soundtrack)
+        write_track_wav(staged, soundtrack, time_reference_samples=time_reference_samples)
     return staged
 
 
-def _stage_wavs(txn: OutputTransaction, paths: ExportPaths, soundtrack: Soundtrack, stems: bool) -> dict[str, Path]:
-    stage_mix(txn, paths, soundtrack)
+def _stage_wavs(txn: OutputTransaction, paths: ExportPaths, soundtrack: Soundtrack, stems: bool,
+                time_reference_samples: int) -> dict[str, Path]:
+    stage_mix(txn, paths, soundtrack, time_reference_samples)
     written = {"mix": paths.wav_file("mix")}
     if stems:
         for name in soundtrack.stem_tracks:
             written[name] = paths.wav_file(name)
-            write_track_wav(txn.stage(written[name]), soundtrack, name)
+            write_track_wav(txn.stage(written[name]), soundtrack, name, time_reference_samples)
     return written
 
 
@@ -332,11 +346,13 @@ def _export_audio(txn: OutputTransaction, paths: ExportPaths, inputs: ExportInpu
     """The mix and stem WAVs by role, and the media a timeline of them references."""
     if inputs.soundtrack is None:   # the first file written: nothing is left half-done
         raise ValueError("stems and timelines need the mixed soundtrack; pass ExportInputs.soundtrack")
-    stems = _stage_wavs(txn, paths, inputs.soundtrack, options.stems)
     media = inputs.media
+    time_reference = wav_time_reference(media, inputs.soundtrack)
+    stems = _stage_wavs(txn, paths, inputs.soundtrack, options.stems, time_reference)
     files = TimelineMedia(video_path=inputs.video_path or media.path, mix_path=str(stems["mix"]),
                           stem_paths={n: str(p) for n, p in stems.items() if n != "mix"},
-                          original_path=media.path if media.has_audio else None)
+                          original_path=media.path if media.has_audio else None,
+                          wav_time_reference_samples=time_reference)
     return {"mix" if name == "mix" else f"stem:{name}": p for name, p in stems.items()}, files
 
 

@@ -6,7 +6,14 @@ A cue's clip points into the full-length mix WAV at the cue's own offset, so the
 up with the muxed file frame for frame.
 
 When the video states a start timecode, the timeline starts there and the picture's (and the
-original sound's) source range begins at that timecode, so editors relink media by timecode.
+original sound's) source range begins at that timecode, so editors relink media by timecode. The
+WAVs are addressed by their own start (their Broadcast WAV TimeReference, `TimelineMedia`), which
+the dub's WAVs set to that same timecode.
+
+The source's own sound is always laid in whole from the source file, untouched, as "<input>
+original". When the dub kept it (`--keep-original`), the mix holds it too, lowered and ducked under
+the new sound: that bed is the "<input> original ducked" stem track, and it plays, while the
+untouched track is there, off, for an editor who re-balances from the clean production sound.
 """
 from __future__ import annotations
 
@@ -59,7 +66,10 @@ class TimelineOptions:
             starts where the video's own timecode does (zero when it has none).
         stem_tracks: one track per stem (music, fx), enabled, with the mix on a disabled track of
             its own, so an editor can rebalance; False: the mix alone, enabled.
-        keep_original: the original sound's track plays; False: it is there but disabled.
+        keep_original: the original sound is heard: through the mix or its ducked stem when the
+            mix holds it (`TimelineMedia.stem_paths` has "original"), the untouched source's track
+            then there but disabled so it does not play twice; else through that track.
+            False: the untouched track is there but disabled.
     """
 
     name: str | None = None
@@ -70,10 +80,13 @@ class TimelineOptions:
 
 @dataclass(frozen=True)
 class TimelineMedia:
-    """Files the timeline points at: the picture, the mixed dub WAV, optional stem WAVs, and the
-    file whose audio is the original sound (usually the source video; None: no "Original" track).
+    """Files the timeline points at: the picture, the mixed dub WAV, optional stem WAVs (an
+    "original" stem is the source's sound as the mix holds it, ducked), and the file whose audio is
+    the untouched original sound (usually the source video; None: no "<input> original" track).
     `video_has_audio`: whether the picture file carries sound; None: yes when it is not the
     analysed source (a dubbed output always has the dub), else whatever the source has.
+    `wav_time_reference_samples`: where the mix and stem WAVs start, as their Broadcast WAV
+    TimeReference says: samples since midnight at the plan's sample rate (0: they start at zero).
     """
 
     video_path: str
@@ -81,6 +94,7 @@ class TimelineMedia:
     stem_paths: Mapping[str, str] | None = None
     original_path: str | None = None
     video_has_audio: bool | None = None
+    wav_time_reference_samples: int = 0
 
     def picture_has_audio(self, media: MediaInfo) -> bool:
         if self.video_has_audio is not None:
@@ -144,14 +158,16 @@ def _cue_metadata(cue: Cue, plan: DubPlan) -> dict[str, Any]:
             "sample_rate": plan.sample_rate}
 
 
-def _cue_track(name: str, wav_path: str, plan: DubPlan, media: MediaInfo, rate: Fraction,
+def _cue_track(name: str, wav_path: str, plan: DubPlan, media: MediaInfo, rate: Fraction, wav_first_frame: int,
                suffix: str = "") -> "otio.schema.Track":
+    """One clip per cue into the full-length WAV, whose own first frame number is `wav_first_frame`."""
     schema = _otio().schema
     track = schema.Track(name=name, kind=schema.TrackKind.Audio)
     for cue in plan.cues:
         start, end = _frame_at(media, cue.start_frame, rate), _frame_at(media, cue.end_frame, rate)
-        clip = schema.Clip(name=cue_clip_name(cue) + suffix, media_reference=_reference(wav_path, media, rate),
-                           source_range=_range(start, end - start, float(rate)))
+        clip = schema.Clip(name=cue_clip_name(cue) + suffix,
+                           media_reference=_reference(wav_path, media, rate, wav_first_frame),
+                           source_range=_range(wav_first_frame + start, end - start, float(rate)))
         clip.metadata["dub"] = _cue_metadata(cue, plan)
         track.append(clip)
     return track
@@ -179,26 +195,67 @@ def _start_time(timecode: str, rate: float) -> "otio.opentime.RationalTime":
                           "at a SMPTE rate, or 00:00:00:00.") from err
 
 
+def _timecode_frame(media: MediaInfo, rate: Fraction) -> int | None:
+    """Frame number (at `rate`) of the video's start timecode; 0 without one, None when the rate
+    cannot express it (a VFR average)."""
+    if not media.start_timecode:
+        return 0
+    try:
+        return round(_start_time(media.start_timecode, float(rate)).value)
+    except OutputError:
+        return None
+
+
 def media_first_frame(media: MediaInfo, rate: Fraction | None = None) -> int:
     """Frame number (at `rate`, default the video's) of the video's first frame by its own
     timecode (0 without one). A timecode the rate cannot express (a VFR average) is ignored
     with a warning: the file still plays."""
-    if not media.start_timecode:
-        return 0
-    try:
-        return round(_start_time(media.start_timecode, float(rate or media.fps)).value)
-    except OutputError:
+    frame = _timecode_frame(media, rate or media.fps)
+    if frame is None:
         log.warning("ignoring the video's start timecode %s: not valid at %.3f fps",
                     media.start_timecode, float(media.fps))
         return 0
+    return frame
+
+
+def media_start_samples(media: MediaInfo, sample_rate: int) -> int:
+    """The video's start timecode as samples since midnight at `sample_rate` (what a Broadcast
+    WAV that starts with the picture gives as TimeReference): its first frame number at the
+    video's own rate, in exact time; 0 without a timecode or with one that rate cannot express
+    (the timeline, which reads it too, says so: the WAVs of one run would repeat the warning)."""
+    return round(Fraction(_timecode_frame(media, media.fps) or 0) * sample_rate / media.fps)
+
+
+def _wav_first_frame(files: TimelineMedia, plan: DubPlan, rate: Fraction) -> int:
+    """The frame number (at the timeline's `rate`) of the WAVs' first sample, from their TimeReference."""
+    return round(Fraction(files.wav_time_reference_samples) * rate / plan.sample_rate)
+
+
+def _original_tracks(files: TimelineMedia, media: MediaInfo, rate: Fraction, first: int,
+                     options: TimelineOptions) -> list["otio.schema.Track"]:
+    """The untouched source sound, whole, from its own file, when there is one. It plays only when
+    the original is kept and the mix does not already hold it (then its ducked stem plays)."""
+    if files.original_path is None:
+        return []
+    track = _whole_file_track(f"{input_label(media)} original", _otio().schema.TrackKind.Audio, files.original_path,
+                              media, rate, first, "original")
+    track.enabled = options.keep_original and "original" not in (files.stem_paths or {})
+    return [track]
+
+
+def _stem_track_name(media: MediaInfo, stem: str) -> str:
+    """The "original" stem is the source's sound as mixed (lowered and ducked under the dub):
+    named apart from the untouched "<input> original" track beside it."""
+    return f"{input_label(media)} {'original ducked' if stem == 'original' else stem}"
 
 
 def build_timeline(plan: DubPlan, media: MediaInfo, files: TimelineMedia,
                    options: TimelineOptions = TimelineOptions(), rate: Fraction | None = None) -> "otio.schema.Timeline":
-    """An OTIO timeline named after the input: V1 the picture; "<input> original" (disabled unless
-    `options.keep_original`) when `files.original_path` is set; one track per stem ("<input>
-    music", "<input> fx") and "<input> mix" (disabled when the stems are there), each with one
-    clip per cue (caption, seed, shot in `metadata["dub"]`).
+    """An OTIO timeline named after the input: V1 the picture; "<input> original", the source's
+    untouched sound (see `TimelineOptions.keep_original` for when it plays) when
+    `files.original_path` is set; one track per stem ("<input> original ducked" when the mix holds
+    the original, "<input> music", "<input> fx") and "<input> mix" (disabled when the stems are
+    there), each with one clip per cue (caption, seed, shot in `metadata["dub"]`).
 
     Args:
         rate: the timeline's frame rate; None: the video's own. Another rate (a conform) places
@@ -211,6 +268,7 @@ def build_timeline(plan: DubPlan, media: MediaInfo, files: TimelineMedia,
     timeline_rate = rate or media.fps
     rate = float(timeline_rate)
     first = media_first_frame(media, timeline_rate)
+    wav_first = _wav_first_frame(files, plan, timeline_rate)
     label = input_label(media)
     timeline = ot.schema.Timeline(name=options.name or default_timeline_name(media))
     if options.start_timecode is not None:
@@ -225,16 +283,11 @@ def build_timeline(plan: DubPlan, media: MediaInfo, files: TimelineMedia,
     timeline.tracks.append(_whole_file_track("V1", ot.schema.TrackKind.Video, files.video_path, media,
                                              timeline_rate, first, Path(files.video_path).stem))
     stems = dict(files.stem_paths or {}) if options.stem_tracks else {}
-    # A kept original is a stem of the mix (at its bed level); otherwise the source's own sound is
-    # laid in whole, switched off, for the editor to bring up.
-    if files.original_path is not None and "original" not in stems:
-        original = _whole_file_track(f"{label} original", ot.schema.TrackKind.Audio, files.original_path, media,
-                                     timeline_rate, first, "original")
-        original.enabled = options.keep_original   # there to bring up, silent unless asked for
-        timeline.tracks.append(original)
+    timeline.tracks.extend(_original_tracks(files, media, timeline_rate, first, options))
     for stem, path in sorted(stems.items(), key=lambda item: _stem_order(item[0])):
-        timeline.tracks.append(_cue_track(f"{label} {stem}", path, plan, media, timeline_rate, suffix=f"_{stem}"))
-    mix = _cue_track(f"{label} mix", files.mix_path, plan, media, timeline_rate)
+        timeline.tracks.append(_cue_track(_stem_track_name(media, stem), path, plan, media, timeline_rate, wav_first,
+                                          suffix=f"_{stem}"))
+    mix = _cue_track(f"{label} mix", files.mix_path, plan, media, timeline_rate, wav_first)
     mix.enabled = not stems   # the stems sum to the mix: enable it instead of them for a quick listen
     timeline.tracks.append(mix)
     return timeline

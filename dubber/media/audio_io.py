@@ -4,26 +4,23 @@ Audio arrays are float32 shaped (channels, samples) everywhere in the product.
 """
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import shutil
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 import numpy as np
 import soundfile
 import soxr
 
-from ..atomic import atomic_output, write_error
+from ..atomic import atomic_output
 from ..errors import InputError
+from .bwf import BroadcastInfo, data_size, encode_samples, wav_header
 from .tracks import Track, new_track
 
 log = logging.getLogger(__name__)
 
-WAV_SUBTYPES = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}
-RIFF_LIMIT_BYTES = 0xFFFF_FFFF - 1024   # beyond this a WAV needs the RF64 header
 WRITE_BLOCK = 1 << 20                    # samples per channel written at a time (about 22 s at 48 kHz)
 
 
@@ -52,49 +49,50 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, bits
 
 
 def write_wav_blocks(path: str | os.PathLike, read: Callable[[int, int], np.ndarray], channels: int,
-                     num_samples: int, sample_rate: int, bits: int = 24) -> Path:
+                     num_samples: int, sample_rate: int, bits: int = 24,
+                     broadcast: BroadcastInfo = BroadcastInfo()) -> Path:
     """`write_wav` of a track read a block at a time: `read(start, stop)` gives float samples
     (channels, stop - start), so a film's track (on disk, or gained as it is read) is never
     whole in memory.
 
+    The file is a Broadcast WAV (see `dubber.media.bwf`) whose bext chunk says `broadcast`: its
+    start time for editors that place sound by timecode, and what it is. Over 4 GiB it is RF64.
+
     Raises:
-        ValueError: unsupported `bits` or channel count.
+        ValueError: unsupported `bits` or channel count, or `read` gave a block of another shape
+            (no file is left).
         OutputError: the folder cannot be written, or the disk is full.
     """
-    if bits not in WAV_SUBTYPES:
-        raise ValueError(f"bits must be one of {sorted(WAV_SUBTYPES)}, got {bits}")
-    if not 0 < channels <= 8:
-        raise ValueError(f"expected audio shaped (channels, samples), got {channels} channels")
+    header = wav_header(channels, int(sample_rate), bits, num_samples, broadcast)   # checks bits and channels
     dest = Path(path)
-    data_bytes = channels * num_samples * bits // 8
-    container = "RF64" if data_bytes > RIFF_LIMIT_BYTES else "WAV"
-    with atomic_output(dest) as tmp:
-        try:
-            over = _write_blocks(tmp, read, channels, num_samples, int(sample_rate), WAV_SUBTYPES[bits], container,
-                                 clip=bits != 32)
-        except soundfile.LibsndfileError as err:
-            # libsndfile reports a full disk as a bare "System error"; the free space tells.
-            free = shutil.disk_usage(tmp.parent).free
-            code = errno.ENOSPC if free < data_bytes + (1 << 20) else errno.EIO
-            reason = os.strerror(code) if code == errno.ENOSPC else err.error_string
-            raise write_error(OSError(code, reason), dest.expanduser().absolute()) from err
+    with atomic_output(dest) as tmp, open(tmp, "wb") as out:
+        out.write(header)
+        over = _write_samples(out, read, channels, num_samples, bits)
+        if data_size(channels, bits, num_samples) & 1:
+            out.write(b"\0")   # RIFF pads an odd-sized chunk to an even size
     if bits != 32 and over > 1.0:
         log.warning("%s: peak %.2f is over full scale; clipped to write %d-bit PCM", path, over, bits)
     return dest
 
 
-def _write_blocks(path: Path, read: Callable[[int, int], np.ndarray], channels: int, num_samples: int,
-                  sample_rate: int, subtype: str, container: str, clip: bool) -> float:
-    """Write the track a block at a time (transposed, clipped and converted per block); returns
-    its sample peak. libsndfile wraps out-of-range floats around when it converts to integers:
-    integer formats are clipped instead."""
+def _write_samples(out: BinaryIO, read: Callable[[int, int], np.ndarray], channels: int, num_samples: int,
+                   bits: int) -> float:
+    """Write the track a block at a time (transposed to interleave, clipped and encoded per
+    block); returns its sample peak. Integer formats are clipped to full scale, since an
+    out-of-range float would otherwise wrap around to the other extreme.
+
+    Raises:
+        ValueError: `read` gave a block of another shape: the header already states the length.
+    """
     over = 0.0
-    with soundfile.SoundFile(str(path), "w", sample_rate, channels, subtype=subtype, format=container) as f:
-        for start in range(0, num_samples, WRITE_BLOCK):
-            block = np.asarray(read(start, min(start + WRITE_BLOCK, num_samples)), dtype=np.float32).T
-            if block.size:
-                over = max(over, float(np.abs(block).max()))
-            f.write(np.clip(block, -1.0, 1.0) if clip else np.ascontiguousarray(block))
+    for start in range(0, num_samples, WRITE_BLOCK):
+        stop = min(start + WRITE_BLOCK, num_samples)
+        block = np.asarray(read(start, stop), dtype=np.float32).T
+        if block.shape != (stop - start, channels):
+            raise ValueError(f"read({start}, {stop}) gave {block.T.shape}, expected ({channels}, {stop - start})")
+        if block.size:
+            over = max(over, float(np.abs(block).max()))
+        out.write(encode_samples(np.clip(block, -1.0, 1.0) if bits != 32 else block, bits))
     return over
 
 

@@ -161,6 +161,11 @@ def _run_reporting(command: list[str], timeout_s: float | None,
                 if key == "out_time_us" and value.lstrip("-").isdigit():
                     on_progress(max(0, int(value)) / 1e6)
             proc.wait()
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM) or the progress callback failed: ffmpeg goes with
+            # us, as subprocess.run would see to, instead of the `with` waiting for it to finish.
+            proc.kill()
+            raise
         finally:
             if timer is not None:
                 timer.cancel()
