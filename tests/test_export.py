@@ -18,7 +18,8 @@ from dubber.export.deliverables import (ExportInputs, ExportOptions, ExportPaths
                            write_srt)
 from dubber.plan import PlanOptions, make_plan
 from dubber.export.srt import format_srt_time
-from dubber.export.timeline import TimelineMedia, TimelineOptions, media_first_frame, media_start_samples
+from dubber.export.timeline import (TimelineMedia, TimelineOptions, build_timeline, media_first_frame,
+                                    media_start_samples, timecode_rate)
 from dubber.types import MANIFEST_SCHEMA, CueAudio, DubPlan, RenderResult, Soundtrack
 from tests.dub_cli import bext_time_reference
 from vision.types import MediaInfo, Shot, ShotCaption, VideoAnalysis, VisualEvent
@@ -419,10 +420,26 @@ def test_a_kept_original_is_laid_in_clean_beside_the_ducked_bed_of_the_mix(tmp_p
         ("V1", True), ("cartoon original", False), ("cartoon mix", True)]
 
 
-def test_a_timecode_the_video_rate_cannot_express_leaves_the_wavs_at_zero_quietly(caplog):
-    """A variable-rate video's average (29.87 fps) has no timecode: the timeline warns that it is
-    ignored, once; the WAVs of the same run start at zero without repeating it."""
+def test_a_variable_rate_video_counts_its_timecode_at_the_nearest_standard_rate(caplog):
+    """A phone's variable-rate video (29.87 fps on average) with a time-of-day timecode: editors
+    conform it to 29.97, so the timeline, its picture and the WAVs all start at 01:00:00:00 there."""
     analysis = _with_timecode(_analysis(NTSC, [0, 24, 100, 300]), "01:00:00:00", fps="2987/100", is_vfr=True)
+    assert timecode_rate(analysis.media) == Fraction(30000, 1001)
+    assert media_first_frame(analysis.media) == 108000            # non-drop 01:00:00:00: 30 frames a TC second
+    assert media_start_samples(analysis.media, SR) == round(Fraction(108000 * 1001, 30000) * SR)
+    timeline = build_timeline(make_plan(analysis, PlanOptions()), analysis.media,
+                              TimelineMedia(video_path="/videos/cartoon.mp4", mix_path="/tmp/mix.wav"))
+    assert timeline.global_start_time == otio.opentime.RationalTime(108000, 30000 / 1001)
+    picture = timeline.tracks[0].find_clips()[0]
+    assert picture.source_range.start_time == otio.opentime.RationalTime(108000, 30000 / 1001)
+
+
+def test_a_timecode_the_video_rate_cannot_express_leaves_the_wavs_at_zero_quietly(caplog):
+    """A variable-rate video far from any standard rate (17.3 fps on average) has no timecode: the
+    timeline warns that it is ignored, once; the WAVs of the same run start at zero without
+    repeating it."""
+    analysis = _with_timecode(_analysis(NTSC, [0, 24, 100, 300]), "01:00:00:00", fps="173/10", is_vfr=True)
+    assert timecode_rate(analysis.media) == Fraction(173, 10)
     with caplog.at_level("WARNING"):
         assert media_start_samples(analysis.media, SR) == 0
         assert caplog.records == []

@@ -1,6 +1,7 @@
 """Editor timelines of a dub: OpenTimelineIO (.otio) and, through OTIO's adapter, FCPXML.
 
-Every range is expressed at the TIMELINE rate (the video's frame rate), including the WAV
+Every range is expressed at the TIMELINE rate (the video's frame rate; for a variable-rate video the
+standard rate nearest its average, see `timecode_rate`), including the WAV
 references: FCP7 XML and AAF writers reject sample-rate ranges, and editors conform by frames.
 A cue's clip points into the full-length mix WAV at the cue's own offset, so the timeline lines
 up with the muxed file frame for frame.
@@ -49,6 +50,10 @@ FCPXML_FRAME_DURATIONS: dict[Fraction, str] = {
     Fraction(60): "1/60s",
 }
 
+
+# A variable-rate video whose average is within this factor of a standard rate gets a timeline
+# at that rate (see `timecode_rate`).
+VFR_CONFORM_TOLERANCE = 1.05
 
 ZERO_TIMECODE = "00:00:00:00"
 # Apple's names of the formats FCP knows, by frame size; other sizes keep the adapter's name.
@@ -206,14 +211,25 @@ def _timecode_frame(media: MediaInfo, rate: Fraction) -> int | None:
         return None
 
 
+def timecode_rate(media: MediaInfo) -> Fraction:
+    """The rate an editor counts the video's frames and timecode at: its own when constant. A
+    variable-rate file (a phone's, a screen recording) is conformed to the standard rate nearest
+    its average, within 5 %, as editors do; its timecode (a phone writes the time of day) is read
+    at that rate. Further off, the average stays."""
+    if not media.is_vfr:
+        return media.fps
+    nearest = min(FCPXML_FRAME_DURATIONS, key=lambda rate: abs(math.log(rate / media.fps)))
+    return nearest if abs(math.log(nearest / media.fps)) <= math.log(VFR_CONFORM_TOLERANCE) else media.fps
+
+
 def media_first_frame(media: MediaInfo, rate: Fraction | None = None) -> int:
-    """Frame number (at `rate`, default the video's) of the video's first frame by its own
-    timecode (0 without one). A timecode the rate cannot express (a VFR average) is ignored
-    with a warning: the file still plays."""
-    frame = _timecode_frame(media, rate or media.fps)
+    """Frame number (at `rate`, default `timecode_rate`) of the video's first frame by its own
+    timecode (0 without one). A timecode the rate cannot express is ignored with a warning: the
+    file still plays."""
+    rate = rate or timecode_rate(media)
+    frame = _timecode_frame(media, rate)
     if frame is None:
-        log.warning("ignoring the video's start timecode %s: not valid at %.3f fps",
-                    media.start_timecode, float(media.fps))
+        log.warning("ignoring the video's start timecode %s: not valid at %.3f fps", media.start_timecode, float(rate))
         return 0
     return frame
 
@@ -221,9 +237,10 @@ def media_first_frame(media: MediaInfo, rate: Fraction | None = None) -> int:
 def media_start_samples(media: MediaInfo, sample_rate: int) -> int:
     """The video's start timecode as samples since midnight at `sample_rate` (what a Broadcast
     WAV that starts with the picture gives as TimeReference): its first frame number at the
-    video's own rate, in exact time; 0 without a timecode or with one that rate cannot express
-    (the timeline, which reads it too, says so: the WAVs of one run would repeat the warning)."""
-    return round(Fraction(_timecode_frame(media, media.fps) or 0) * sample_rate / media.fps)
+    video's `timecode_rate`, in exact time; 0 without a timecode or with one that rate cannot
+    express (the timeline, which reads it too, says so: the WAVs of one run would repeat the warning)."""
+    rate = timecode_rate(media)
+    return round(Fraction(_timecode_frame(media, rate) or 0) * sample_rate / rate)
 
 
 def _wav_first_frame(files: TimelineMedia, plan: DubPlan, rate: Fraction) -> int:
@@ -265,7 +282,7 @@ def build_timeline(plan: DubPlan, media: MediaInfo, files: TimelineMedia,
         OutputError: `start_timecode` is not a valid timecode at the timeline's rate.
     """
     ot = _otio()
-    timeline_rate = rate or media.fps
+    timeline_rate = rate or timecode_rate(media)
     rate = float(timeline_rate)
     first = media_first_frame(media, timeline_rate)
     wav_first = _wav_first_frame(files, plan, timeline_rate)
