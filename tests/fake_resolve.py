@@ -7,7 +7,7 @@ method can be hidden per instance to play an edition or version that lacks it.
 
 It enforces the behaviour found by live probes: recordFrame is absolute, endFrame is exclusive,
 one non-int frame rejects the whole AppendToTimeline batch (None), and WAV media counts its
-frames at 24 fps.
+frames at the project's frame rate at the time it was imported (and keeps it).
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from typing import Any
 
 SURFACE_PATH = Path(__file__).resolve().parent.parent / "integrations" / "resolve" / "api_surface.json"
 SURFACE = json.loads(SURFACE_PATH.read_text())
-WAV_FPS = 24
 NTSC = {"23.976": Fraction(24000, 1001), "29.97": Fraction(30000, 1001), "59.94": Fraction(60000, 1001)}
 
 
@@ -186,10 +185,12 @@ class FakeMediaPool(_Fake, api="MediaPool"):
     def ImportMedia(self, paths: list) -> list:
         items = []
         for path in paths:
+            # A WAV is counted in frames of the project's rate now, rounded up to cover the last
+            # samples; the rate stays with the item if the project changes later.
+            fps = self._project.GetSetting("timelineFrameRate") or "24"
             with wave.open(str(path), "rb") as wav:
-                # WAV media is counted in 24-fps frames, rounded up to cover the last samples.
-                frames = math.ceil(Fraction(wav.getnframes() * WAV_FPS, wav.getframerate()))
-            item = FakeMediaPoolItem(str(path), str(WAV_FPS), frames, self._hidden)
+                frames = math.ceil(Fraction(wav.getnframes()) * rate_of(fps) / wav.getframerate())
+            item = FakeMediaPoolItem(str(path), fps, frames, self._hidden)
             self._current._clips.append(item)
             items.append(item)
         return items

@@ -27,13 +27,15 @@ CAPTIONS = ("a cat tiptoes past the vase", "the vase wobbles and falls", "crash,
 # Timeline start 01:00:00:00 at each rate (29.97 counted non-drop-frame).
 TIMELINE_START = {"24": 86400, "25": 90000, "29.97": 108000, "30": 108000}
 RATES = {"24": Fraction(24), "25": Fraction(25), "29.97": Fraction(30000, 1001), "30": Fraction(30)}
-# Source ranges of the three shots in 24-fps WAV units (the clip uses media frames [20, 240)),
-# worked out by hand: frame -> sample (48 kHz) -> units of 1/24 s, rounded.
-EXPECTED_SOURCE = {
-    "24": [(20, 48), (48, 120), (120, 240)],
+# Source ranges of the three shots in frames of the WAV (the clip uses media frames [20, 240)).
+# Resolve counts a WAV at the project's rate when it is imported, here the video's own, so they
+# are the shots' own frames at every rate.
+EXPECTED_SOURCE = {rate: [(20, 48), (48, 120), (120, 240)] for rate in ("24", "25", "29.97", "30")}
+# The same shots in a WAV counted at 24 fps (imported while the project ran at 24), worked out
+# by hand: frame -> sample (48 kHz) -> units of 1/24 s, rounded.
+EXPECTED_SOURCE_AT_24 = {
     "25": [(19, 46), (46, 115), (115, 230)],
     "29.97": [(16, 38), (38, 96), (96, 192)],
-    "30": [(16, 38), (38, 96), (96, 192)],
 }
 CLIP_OFFSET, LEFT_OFFSET, CLIP_FRAMES = 100, 20, 220
 # The clip starts 100 frames into the timeline and skips the media's first 20 frames, so the
@@ -219,6 +221,22 @@ def test_placement_is_a_pure_function_of_the_manifest():
         (0, 90000, 0, 46), (1, 90048, 46, 96)]
 
 
+@pytest.mark.parametrize("rate_name", ["25", "29.97"])
+def test_source_ranges_count_in_the_rate_the_wav_was_imported_at(rate_name):
+    """A WAV imported while the project ran at 24 fps counts in 24-fps frames even on a 25 or
+    29.97 fps timeline: the bridge reads that rate from the item, never assumes it."""
+    fps = RATES[rate_name]
+    manifest = make_manifest(fps, stems=("dub",))
+    clip = rb.ClipSpan(record_start_frame=TIMELINE_START[rate_name] + CLIP_OFFSET, left_offset_frame=LEFT_OFFSET,
+                       duration_frames=CLIP_FRAMES, timeline_fps=fps, source_fps=fps)
+    at_24 = fr.FakeMediaPoolItem("/dub.wav", "24", 300)
+    own = fr.FakeMediaPoolItem("/dub.wav", rate_name, 300)
+    ranges = {name: [(p.start_frame, p.end_frame) for p in rb.plan_placements(manifest, clip, ["dub"],
+                                                                               rb.wav_media_fps(item))]
+              for name, item in (("24", at_24), ("own", own))}
+    assert ranges == {"24": EXPECTED_SOURCE_AT_24[rate_name], "own": EXPECTED_SOURCE[rate_name]}
+
+
 def test_fallback_imports_the_otio_when_append_is_missing(tmp_path):
     resolve, timeline, config, source = make_setup(tmp_path, "25", hidden=frozenset({"MediaPool.AppendToTimeline"}))
     with pytest.raises(AttributeError):
@@ -327,7 +345,7 @@ def test_real_dub_into_fake_resolve(tmp_path):
     for track in (2, 3):
         items = audio_items(timeline, track)
         assert [i.GetStart() for i in items] == [108000, 108045]        # 01:00:00:00 + each shot's first frame
-        assert [i._source_range for i in items] == [(0, 36), (36, 84)]  # 45 and 105 frames at 30 fps in 1/24 s
+        assert [i._source_range for i in items] == [(0, 45), (45, 105)]  # the WAV counts at the project's 30 fps
         assert [i.GetEnd() for i in items] == [108045, 108105]
     manifest = json.loads((video.parent / "cartoon_dub" / "cartoon_dub.json").read_text())
     captions = [c["text"] for c in manifest["analysis"]["captions"]]

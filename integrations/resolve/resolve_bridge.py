@@ -6,8 +6,10 @@ installed dubber package, so the bridge always matches the `dub` command it call
 
 Resolve behaviour this relies on is recorded in api_surface.json next to this file: recordFrame
 is absolute, endFrame is exclusive, every frame value must be an int (one float rejects the
-whole batch), and WAV media counts its frames at 24 fps. Shot audio therefore starts within
-1/48 s of its picture (the nearest 24-fps WAV frame); the .otio route is frame-exact.
+whole batch), and WAV media counts its frames at the rate the project had when it was imported
+(24 in a 24 fps project, 29.97 in a 29.97 one), which the imported item's FPS property tells. Shot
+audio therefore starts within half a frame of that rate of its picture (exactly on it when the
+project runs at the video's rate); the .otio route is frame-exact.
 """
 from __future__ import annotations
 
@@ -23,7 +25,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 log = logging.getLogger("dub_resolve.bridge")
 
-WAV_MEDIA_FPS = 24          # frames per second Resolve counts WAV media in
+# Frames per second Resolve counts a WAV in when its item does not say (the rate of a 24 fps
+# project, in which WAVs were first measured).
+DEFAULT_WAV_FPS = Fraction(24)
 DUB_BIN_NAME = "Dub"         # media-pool bin the stems are imported into
 MARKER_COLOR = "Blue"
 MEDIA_TYPE_AUDIO = 2
@@ -141,16 +145,26 @@ def _source_to_record(frame: int, clip: ClipSpan) -> int:
     return clip.record_start_frame + int(round(offset))
 
 
-def _sample_to_wav_units(sample: int, rate: int) -> int:
-    return int(round(Fraction(sample * WAV_MEDIA_FPS, rate)))
+def _sample_to_wav_units(sample: int, rate: int, wav_fps: Fraction) -> int:
+    return int(round(Fraction(sample) * wav_fps / rate))
 
 
-def plan_placements(manifest: Mapping[str, Any], clip: ClipSpan, stems: Sequence[str]) -> list[Placement]:
+def wav_media_fps(item: Any) -> Fraction:
+    """The frame rate Resolve counts an imported WAV in: its FPS property (the project's rate
+    when it was imported), or 24 when the item does not say."""
+    try:
+        return parse_frame_rate(item.GetClipProperty("FPS")) if item.GetClipProperty("FPS") else DEFAULT_WAV_FPS
+    except (DubScriptError, ValueError, ZeroDivisionError):
+        return DEFAULT_WAV_FPS
+
+
+def plan_placements(manifest: Mapping[str, Any], clip: ClipSpan, stems: Sequence[str],
+                    wav_fps: Fraction = DEFAULT_WAV_FPS) -> list[Placement]:
     """One placement per shot (and per stem) that overlaps the part of the media the clip uses.
 
     recordFrame = the clip's absolute start + the shot's offset inside the used part; source
-    ranges are in 24-fps WAV units, end exclusive, all ints. A shot cut by the clip's in or out
-    point is trimmed to it.
+    ranges are in frames of the WAV media (`wav_fps`, see `wav_media_fps`), end exclusive, all
+    ints. A shot cut by the clip's in or out point is trimmed to it.
     """
     rate = manifest_sample_rate(manifest)
     fps = manifest_fps(manifest)
@@ -163,7 +177,7 @@ def plan_placements(manifest: Mapping[str, Any], clip: ClipSpan, stems: Sequence
             continue
         first = shot.start_sample if a == shot.start_frame else round(a * rate / fps)
         last = shot.end_sample if b == shot.end_frame else round(b * rate / fps)
-        start, end = _sample_to_wav_units(first, rate), _sample_to_wav_units(last, rate)
+        start, end = _sample_to_wav_units(first, rate, wav_fps), _sample_to_wav_units(last, rate, wav_fps)
         if end <= start:
             continue
         for stem in stems:
@@ -430,13 +444,13 @@ def add_tracks(timeline: Any, stems: Sequence[str]) -> dict:
     return tracks
 
 
-def add_markers(ctx: TimelineContext, placements: Sequence[Placement]) -> int:
+def add_markers(ctx: TimelineContext, placements: Sequence[Placement], wav_fps: Fraction = DEFAULT_WAV_FPS) -> int:
     added, seen = 0, set()
     for p in placements:
         if p.shot_index in seen:
             continue
         seen.add(p.shot_index)
-        length = max(1, int(round(Fraction(p.end_frame - p.start_frame, WAV_MEDIA_FPS) * ctx.fps)))
+        length = max(1, int(round(Fraction(p.end_frame - p.start_frame) / wav_fps * ctx.fps)))
         frame_id = int(p.record_frame - ctx.start_frame)  # markers count from the timeline start
         added += bool(ctx.timeline.AddMarker(frame_id, MARKER_COLOR, f"Shot {p.shot_index + 1}",
                                              p.caption, length, f"dubber:shot:{p.shot_index}"))
@@ -445,10 +459,12 @@ def add_markers(ctx: TimelineContext, placements: Sequence[Placement]) -> int:
 
 def place_dub(ctx: TimelineContext, clip: ClipSpan, result: DubOutputs) -> list:
     """Import the stems and append every shot clip in one batch; returns the new TimelineItems."""
-    placements = plan_placements(result.manifest, clip, list(result.stems))
-    if not placements:
+    if not plan_placements(result.manifest, clip, list(result.stems)):
         raise DubScriptError("No shot of the dub overlaps the clip's used range; widen the clip and run again.")
     items = import_stems(ctx.media_pool, result.stems)
+    # The stems were imported together, so Resolve counts them all at one rate: the project's now.
+    wav_fps = wav_media_fps(next(iter(items.values())))
+    placements = plan_placements(result.manifest, clip, list(result.stems), wav_fps)
     tracks = add_tracks(ctx.timeline, list(result.stems))
     appended = ctx.media_pool.AppendToTimeline(clip_infos(placements, items, tracks))
     if not appended:
@@ -456,7 +472,7 @@ def place_dub(ctx: TimelineContext, clip: ClipSpan, result: DubOutputs) -> list:
     for placed, want in zip(appended, placements):
         if int(placed.GetStart()) != want.record_frame:
             log.warning("shot %d landed on frame %s instead of %d", want.shot_index, placed.GetStart(), want.record_frame)
-    add_markers(ctx, placements)
+    add_markers(ctx, placements, wav_fps)
     return list(appended)
 
 
