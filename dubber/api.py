@@ -551,9 +551,15 @@ def run_job(job: DubJob, progress: ProgressFn | None = None, backend: Any = None
     lock = job_lock_path(job)
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"Cannot write the stage cache at {lock.parent.parent.parent} ({err.strerror}); "
-                          "choose another with --cache-dir.") from err
+        lock.touch()
+    except OSError:
+        # A cache folder this user cannot write (shared, read-only): the job still runs, as its
+        # scratch tracks do, and the lock goes to a private folder in the system temp dir.
+        import tempfile
+
+        private = Path(tempfile.gettempdir()) / f"dub-locks-{getattr(os, 'getuid', lambda: 'user')()}"
+        private.mkdir(mode=0o700, exist_ok=True)
+        lock = output_lock_path(private, job.destinations.manifest)
     with exclusive_lock(lock, remove=True) as held:
         if not held:
             raise OutputError(f"Another dub is writing {job.destinations.video} right now; wait for it to finish "
