@@ -324,7 +324,8 @@ def _render(name: str, plan: Any, analysis: Any, analysis_key: str, options: Dub
 
 # ----------------------------------------------------------------------------- stages 5-7
 
-def _mix(render: Any, plan: Any, media: Any, path: Path, options: DubOptions) -> Any:
+def _mix(render: Any, plan: Any, media: Any, path: Path, options: DubOptions,
+         progress: ProgressFn = no_progress) -> Any:
     from .media.audio_io import decode_audio_track
     from .mix import MixOptions, mix
 
@@ -335,7 +336,8 @@ def _mix(render: Any, plan: Any, media: Any, path: Path, options: DubOptions) ->
                              original_gain_db=options.original_gain_db)
     # A muted cue stays in the cache (unmuting it is free); the mix leaves its place silent at the
     # level the other shots had with it playing.
-    return mix(render, plan, mix_options, original, release_render=True, muted=options.muted_cues)
+    return mix(render, plan, mix_options, original, release_render=True, muted=options.muted_cues,
+               progress=lambda done, total: progress("mix", done, total))
 
 
 def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: _Destinations,
@@ -604,7 +606,7 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
         # 5. Mix the cues sample-exactly at the loudness target. From here on the analysis's MediaInfo
         # is the one used: its frame count is what the decoder found, which the plan is cut to.
         with run.stage("mix"):
-            soundtrack = _mix(render, the_plan, analysis.media, path, options)
+            soundtrack = _mix(render, the_plan, analysis.media, path, options, run.progress)
         with OutputTransaction(commit_record_path(dest.manifest)) as txn:
             # 6. Mux: copy the video stream, add the new track (and the original on request).
             with run.stage("mux"):

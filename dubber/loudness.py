@@ -26,7 +26,7 @@ import bisect
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyloudnorm
@@ -489,32 +489,35 @@ def _gain_and_limit(mix: _TrackPeaks, stems: Sequence[_TrackPeaks], sr: int, gai
 
 
 def normalize_tracks(mix: Any, stems: Sequence[Any], sr: int, target_lufs: float,
-                     ceiling_db: float) -> tuple[LoudnessResult, int]:
+                     ceiling_db: float, on_pass: Callable[[], None] = lambda: None) -> tuple[LoudnessResult, int]:
     """The gain curve that brings the on-disk `mix` to `target_lufs` with its true peak, and
     each of `stems`' (tracks that get the same curve), at or under `ceiling_db` dBTP, repeating
     gain and limiting until both hold. Returns the result and the number of passes.
 
     The ceiling always holds; loudness gives way (with a warning) when reaching it would take
     more than MAX_LIMITER_DB of limiting, e.g. a few clicks in silence. Silence (loudness -inf)
-    gets gain 0 dB.
+    gets gain 0 dB. `on_pass` is called after the first measurement and after each gain and
+    limiter pass (progress on long films).
     """
     measured = track_lufs(mix, sr)
     peaks = _TrackPeaks(mix)
+    on_pass()
     if not np.isfinite(measured):
         unity = GainCurve(mix.num_samples, 0.0)
         high, low = unity.block_extremes(peaks.bound.size)
         return LoudnessResult(unity, float("-inf"), _to_db(_weighted_true_peak(peaks, unity, high, low))), 0
-    return _search_gain(peaks, [_TrackPeaks(s) for s in stems], sr, measured, target_lufs, ceiling_db)
+    return _search_gain(peaks, [_TrackPeaks(s) for s in stems], sr, measured, target_lufs, ceiling_db, on_pass)
 
 
 def _search_gain(mix: _TrackPeaks, stems: list[_TrackPeaks], sr: int, measured: float, target_lufs: float,
-                 ceiling_db: float) -> tuple[LoudnessResult, int]:
+                 ceiling_db: float, on_pass: Callable[[], None] = lambda: None) -> tuple[LoudnessResult, int]:
     """The gain and limiter passes of normalize_tracks."""
     gain_db = target_lufs - measured
     upper_db = gain_db + MAX_EXTRA_GAIN_DB
     margin_db, previous_lufs = 0.05, None
     for passes in range(1, MAX_PASSES + 1):
         result = _gain_and_limit(mix, stems, sr, gain_db, ceiling_db - margin_db)
+        on_pass()
         too_deep = result.limiter_db > MAX_LIMITER_DB + 0.1
         if not too_deep and abs(result.lufs - target_lufs) <= LUFS_TOLERANCE and result.highest_peak_db <= ceiling_db:
             return result, passes

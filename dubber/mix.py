@@ -172,6 +172,19 @@ def _place(render: RenderResult, plan: DubPlan, options: MixOptions, make: Calla
     return stems, seamless
 
 
+class _Steps:
+    """Counts the mix's passes over the film for `progress`; the total grows when a pass comes
+    that was not counted on, so done never passes total."""
+
+    def __init__(self, progress: Callable[[int, int], None], expected: int) -> None:
+        self.progress, self.done, self.total = progress, 0, max(1, expected)
+
+    def advance(self, *_: object) -> None:
+        self.done += 1
+        self.total = max(self.total, self.done)
+        self.progress(self.done, self.total)
+
+
 def fade_out_end(track: Any, total: int, sample_rate: int) -> None:
     """Bring the programme's last END_FADE_MS down to silence (raised cosine): the picture ends
     on a frame, and a note cut there at full level would end the soundtrack on a click. Only the
@@ -274,7 +287,8 @@ def release_audio(render: RenderResult, name: str | None = None) -> None:
 
 
 def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
-        original: Any = None, *, release_render: bool = False, muted: Sequence[int] = ()) -> Soundtrack:
+        original: Any = None, *, release_render: bool = False, muted: Sequence[int] = (),
+        progress: Callable[[int, int], None] = lambda done, total: None) -> Soundtrack:
     """Mix a render into the final soundtrack.
 
     Args:
@@ -287,6 +301,9 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
             the job's work folder (cue stems with a `release` method); the render is not read again.
         muted: indices of cues left silent. The gain and limiter are those of the mix with every
             cue playing, so muting one shot leaves every other shot exactly as it was.
+        progress: called as progress(done, total) after each pass over the film: a stem placed,
+            the original bed ducked, the loudness measured, each gain and limiter pass (the total
+            grows when the loudness search needs more passes than one).
 
     Returns:
         Soundtrack whose stems (plus "original" when given) get the mix's gain and limiter
@@ -302,28 +319,43 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
         raise ValueError(f"render is at {render.sample_rate} Hz but the plan is at {sr} Hz")
     # With release_render, each rendered stem's disk is freed once it is placed: a film's rendered
     # and placed stems are never all on disk together.
-    release = (lambda name: release_audio(render, name)) if release_render and not muted else (lambda name: None)
-    stems, seamless = _place(render, plan, options, lambda name: new_track(name, 2, total), release)
+    # Long films take minutes here: one step per pass over the film, so a display keeps moving.
+    placings = 2 if muted else 1   # muting places the stems (and ducks the bed) a second time
+    stem_count = len({name for c in render.cues for name in c.stems})
+    steps = _Steps(progress, placings * (stem_count + (original is not None)) + 2)   # + measuring, one pass
+    def placed(name: str) -> None:
+        if release_render and not muted:
+            release_audio(render, name)
+        steps.advance()
+
+    stems, seamless = _place(render, plan, options, lambda name: new_track(name, 2, total), placed)
     if original is not None:
         bed = original if hasattr(original, "read") else ArrayTrack(original)
         if bed.num_samples != total:
             raise ValueError(f"original audio has {bed.num_samples} samples, the plan {total}")
         stems["original"] = _ducked_bed(bed, list(stems.values()), total, sr, options)
         fade_out_end(stems["original"], total, sr)
+        steps.advance()
     pre_limit = _summed(list(stems.values()), total)
     # A lone stem is the mix itself; several can each peak above the mix where they cancel.
     held = list(stems.values()) if len(stems) > 1 else []
-    result, passes = normalize_tracks(pre_limit, held, sr, options.lufs, options.true_peak_db)
+    result, passes = normalize_tracks(pre_limit, held, sr, options.lufs, options.true_peak_db,
+                                      on_pass=steps.advance)
     if muted:
         # The same gain curve on the mix with the muted cues taken out, so every other shot stays
         # as it was; the production sound, ducked again, comes up where the muted shot was.
         silent_set = set(muted)
         kept = replace(render, cues=tuple(c for c in render.cues if c.cue_index not in silent_set))
-        stems = _place(kept, plan, options, lambda name: new_track(name, 2, total),
-                       (lambda name: release_audio(render, name)) if release_render else (lambda name: None))[0]
+        def placed_again(name: str) -> None:
+            if release_render:
+                release_audio(render, name)
+            steps.advance()
+
+        stems = _place(kept, plan, options, lambda name: new_track(name, 2, total), placed_again)[0]
         if original is not None:
             stems["original"] = _ducked_bed(bed, list(stems.values()), total, sr, options)
             fade_out_end(stems["original"], total, sr)
+            steps.advance()
         pre_limit = _summed(list(stems.values()), total)
         result = replace(result, lufs=track_lufs(pre_limit, sr, result.gain))
     silent = not np.isfinite(result.lufs)

@@ -181,6 +181,9 @@ def test_json_progress_run_with_default_output(clip, tmp_path):
     top = [e["stage"] for e in progress if "/" not in e["stage"]]
     order = [s for i, s in enumerate(top) if s not in top[:i]]
     assert order == ["probe", "analyze", "plan", "render", "mix", "mux", "export"]
+    # The mix counts its passes over the film (stems placed, loudness measured, gain passes).
+    mixing = [(e["done"], e["total"]) for e in progress if e["stage"] == "mix"]
+    assert mixing[-1][0] == mixing[-1][1] >= 3 and len(mixing) >= 4, mixing
     # The mux counts the seconds of video written, as ffmpeg reports them, up to the whole clip.
     mux = [(e["done"], e["total"]) for e in progress if e["stage"] == "mux"]
     seconds = mux[-1][1]

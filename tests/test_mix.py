@@ -186,6 +186,25 @@ def test_original_is_ducked_under_the_new_track():
     assert abs(rel_db(bed[:, later], bed[:, calm])) < 0.5
 
 
+@pytest.mark.parametrize("original, muted", [(False, ()), (True, ()), (True, (1,))])
+def test_the_mix_reports_each_pass_over_the_film(original, muted):
+    """A film's mix takes minutes: it reports each pass (every stem placed, the bed ducked, the
+    loudness measured, each gain pass), rising steadily to a done that equals its total."""
+    plan = make_plan([0, 2 * SR, 4 * SR, 6 * SR])
+    clips = [music_like(2 * SR, seed) for seed in range(3)]
+    render = RenderResult(backend="test", sample_rate=SR, cues=tuple(
+        CueAudio(c.index, c.start_sample, {"music": clip, "fx": 0.5 * clip}) for c, clip in zip(plan.cues, clips)))
+    bed = np.random.default_rng(2).standard_normal((2, plan.total_samples)).astype(np.float32) * 0.05
+    reports: list[tuple[int, int]] = []
+    mix(render, plan, MixOptions(), original=bed if original else None, muted=muted,
+        progress=lambda done, total: reports.append((done, total)))
+    done = [d for d, _ in reports]
+    assert done == list(range(1, len(reports) + 1)) and all(d <= t for d, t in reports)
+    assert reports[-1][0] == reports[-1][1]
+    placings = 2 if muted else 1
+    assert len(reports) >= placings * (2 + original) + 2    # stems (and bed), the measurement, a pass
+
+
 def test_mono_original_is_accepted():
     plan = make_plan([0, SR])
     original = np.random.default_rng(2).standard_normal((1, SR)).astype(np.float32) * 0.1
