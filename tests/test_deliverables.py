@@ -574,6 +574,10 @@ def test_watch_waits_for_a_slow_copy_that_pauses(media, tmp_path):
     watcher = subprocess.Popen([sys.executable, "-m", "dubber.watch", str(root), "--stable-s", "0.3", "--poll-s", "0.1"],
                                cwd=repo, env=dub_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        for _ in range(600):   # the watcher is up (its lock taken) before the copy starts
+            if (root / "logs" / "watch.lock").exists() or watcher.poll() is not None:
+                break
+            time.sleep(0.1)
         with open(root / "inbox" / "slow.mp4", "wb") as copy:   # a copy that stalls for 2 s half-way
             copy.write(data[: len(data) // 2])
             copy.flush()
