@@ -443,6 +443,34 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
     return dest
 
 
+def _earlier_outputs(dest: _Destinations) -> list[Path]:
+    """The files an earlier dub to this output listed in its manifest, and its review page."""
+    import json
+
+    try:
+        outputs = json.loads(dest.manifest.read_text(encoding="utf-8")).get("outputs", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not isinstance(outputs, dict):
+        return []
+    files = [(dest.manifest.parent / rel).absolute() for rel in outputs.values() if isinstance(rel, str)]
+    return files + [dest.video.with_suffix(".review.html")]
+
+
+def _remove_earlier_outputs(earlier: list[Path], written: set[Path], input_path: Path) -> None:
+    """Remove the files of a replaced dub that this run did not write again. Never the input,
+    never a folder, never a file just written."""
+    written = {p.absolute() for p in written}
+    for old in earlier:
+        if old in written or not old.is_file() or old.is_symlink():
+            continue
+        with contextlib.suppress(OSError):
+            if os.path.samefile(old, input_path):
+                continue
+            old.unlink()
+            log.info("removed %s, left by the dub this run replaced", old)
+
+
 def _check_not_anothers(manifest: Path, video: Path) -> None:
     """Refuse, even with --overwrite, a name whose manifest and sidecars belong to another output
     beside it (sub.mkv after sub.mp4 both name sub.json): replacing them would orphan that video."""
@@ -618,7 +646,11 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
                 notes = plan_notes + dropped + notes
                 for target in txn.targets():
                     dest.check_replace(target, path, options.force or options.overwrite)
+                earlier = _earlier_outputs(dest)   # read before the manifest is replaced
                 txn.commit()
+            # What the replaced dub wrote and this one did not (its timeline, its stems, its review
+            # page) would sit beside the new video and point at the old sound: it goes.
+            _remove_earlier_outputs(earlier, set(txn.targets()), path)
     return DubResult(output=dest.video, backend=backend_name, backend_reason=reason, cues=len(the_plan.cues),
                      cues_from_cache=from_cache, total_samples=soundtrack.total_samples,
                      sample_rate=soundtrack.sample_rate, integrated_lufs=float(soundtrack.integrated_lufs),

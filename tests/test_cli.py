@@ -170,6 +170,22 @@ def clip(tmp_path, sample_30p_silent) -> Path:
     return Path(shutil.copyfile(sample_30p_silent[0], folder / "clip.mp4"))
 
 
+def test_overwrite_leaves_nothing_of_the_replaced_dub(clip, tmp_path):
+    """A dub with a timeline, stems and a review page, replaced by one without them: the old
+    timeline (which points at the old stems), the stems and the page go; the input stays."""
+    env = dub_env(tmp_path)
+    out = clip.with_name("cut.mp4")
+    first = run_dub([clip, "-o", out, "--keep-original", "--timeline", "--review"], env)
+    assert first.returncode == 0, first.stderr
+    old = {p.name for p in clip.parent.rglob("*") if p.is_file()}
+    assert {"cut.otio", "cut.srt", "cut.review.html", "cut.mix.wav"} <= old, old
+    digest = sha256(clip)
+    again = run_dub([clip, "-o", out, "--overwrite", "--style", "noir"], env)
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in clip.parent.rglob("*") if p.is_file()) == ["clip.mp4", "cut.json", "cut.mp4"]
+    assert sha256(clip) == digest
+
+
 def test_json_progress_run_with_default_output(clip, tmp_path):
     env = dub_env(tmp_path)
     digest = sha256(clip)
