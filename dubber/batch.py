@@ -116,8 +116,8 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
     Args:
         inputs: video files; each becomes `<out_dir>/<stem>.dub.mp4` (.mov/.mkv kept).
         batch: where and how the jobs run (local pool or Ray).
-        options: the dub settings of every job (stems_dir is not allowed: each job's stems go
-            next to its output with `timeline`).
+        options: the dub settings of every job; a `stems_dir` is shared by them all (each
+            output's stems carry its name, and no two outputs of a batch share one).
         progress: called as progress("batch", finished, total) after each input.
 
     Returns:
@@ -130,9 +130,6 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
     progress = progress or no_progress
     if not inputs:
         raise InputError("Give at least one video to dub.")
-    if options.stems_dir is not None:
-        raise InputError("--stems names one folder, which every job of a batch would share; "
-                         "use --timeline to give each output its own stems folder.")
     out_dir = Path(batch.out_dir).expanduser().absolute()
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"The batch output {out_dir} is a file; give a folder with -o.")

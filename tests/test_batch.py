@@ -298,3 +298,24 @@ def test_ray_model_server_renders_every_job_like_a_single_run(ray_cluster, clips
         ours = decode_audio(out / f"{name}.dub.mp4", 48_000, manifest["plan"]["total_samples"])
         theirs = decode_audio(reference, 48_000, manifest["plan"]["total_samples"])
         assert np.abs(theirs).max() > 0.1 and np.abs(ours - theirs).max() < 1e-3
+
+
+def test_a_batch_shares_one_stems_folder_and_replaces_changed_jobs_with_overwrite(clips, tmp_path):
+    """`dub batch --stems DIR`: every output's stems land in DIR under its own name. Rerun with
+    another loudness, a finished output is not replaced without --overwrite; with it, it is."""
+    from dub_cli import dub_env, run_dub
+
+    env = dub_env(tmp_path)
+    inputs = [clips["clip0"], clips["clip1"]]
+    out, stems = tmp_path / "out", tmp_path / "stems"
+    first = run_dub(["batch", *inputs, "-o", out, "--stems", stems, "--jobs", "1"], env, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in stems.iterdir()) == [f"clip{i}.dub.{s}.wav" for i in (0, 1)
+                                                       for s in ("fx", "mix", "music")]
+    louder = ["batch", *inputs, "-o", out, "--stems", stems, "--jobs", "1", "--lufs", "-14"]
+    refused = run_dub(louder, env, timeout=600)
+    assert refused.returncode != 0 and "--overwrite" in refused.stderr
+    replaced = run_dub([*louder, "--overwrite"], env, timeout=600)
+    assert replaced.returncode == 0, replaced.stderr
+    manifest = json.loads((out / "clip0.dub.json").read_text())
+    assert abs(manifest["loudness"]["integrated_lufs"] + 14.0) < 0.2

@@ -209,6 +209,8 @@ def _add_batch(p: argparse.ArgumentParser) -> None:
                    help="run the jobs on Ray: the cluster at ADDRESS (or $RAY_ADDRESS), else the one on "
                         "this machine, started if needed")
     p.add_argument("--force", action="store_true", help="redo finished jobs, overwrite outputs, recompute the cache")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace outputs that already exist (a job whose settings changed), reusing the cache")
     p.add_argument("--json-progress", action="store_true",
                    help="print one JSON object per progress event on stdout (for scripts)")
     _add_style(p)
@@ -229,7 +231,9 @@ def _options(args: argparse.Namespace):
                       model=args.model, device=args.device, timing=args.timing,
                       render_group=args.render_group, soundfont=args.soundfont)
     if hasattr(args, "hits"):
-        fields.update(hits_path=args.hits, hits_only=args.hits_only, overwrite=args.overwrite)
+        fields.update(hits_path=args.hits, hits_only=args.hits_only)
+    if hasattr(args, "overwrite"):
+        fields["overwrite"] = args.overwrite
     if getattr(args, "plan", None):
         fields["plan_path"] = args.plan
     return DubOptions(**fields)
