@@ -228,3 +228,20 @@ def test_analyze_refuses_bad_media(media, tmp_path, name):
     _assert_user_error(proc, folder=folder, before=before, input_path=src if digest else None, input_hash=digest)
     cache = tmp_path / "dub-cache" / "analysis"
     assert not cache.exists() or not any(cache.iterdir()), "a failed analysis was cached"
+
+
+def test_studio_on_a_taken_port_or_an_unusable_work_folder_says_so(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = run_dub(["studio", "--port", str(port), "--work", tmp_path / "w"], dub_env(tmp_path), timeout=120)
+    assert taken.returncode == 2 and "Traceback" not in taken.stderr
+    assert taken.stderr.strip().splitlines() == [f"dub: Port {port} on 127.0.0.1 is taken (Address already in use); "
+                                                 "stop what uses it or give another --port."]
+    (tmp_path / "a file").write_text("not a folder")
+    blocked = run_dub(["studio", "--work", tmp_path / "a file" / "w"], dub_env(tmp_path), timeout=120)
+    assert blocked.returncode == 2 and len(blocked.stderr.strip().splitlines()) == 1
+    assert "work folder" in blocked.stderr and blocked.stderr.strip().endswith("choose another with --work.")

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, OutputError
 from ..options import STUDIO_HOST as DEFAULT_HOST, STUDIO_PORT as DEFAULT_PORT   # this machine only
 DEFAULT_WORK_DIR = "dub-studio"
 DEFAULT_MAX_UPLOAD_MB = 2048
@@ -69,7 +69,31 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("The studio needs gradio; install it with pip install 'dubber[studio]'.")
     from .app import serve
 
+    try:
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"Cannot use {settings.work_dir} as the studio's work folder ({err.strerror}); "
+                          "choose another with --work.") from err
+    _check_port_free(args.host, args.port)
     print(f"dub: studio on http://{args.host}:{args.port} (work folder {settings.work_dir}); Ctrl+C stops it.",
           file=sys.stderr)
     serve(settings, host=args.host, port=args.port)
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse, in one sentence, a port another program already listens on."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as err:
+        raise InputError(f"The studio cannot listen on {host} ({err}); give another --host.") from err
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as err:
+            raise InputError(f"Port {port} on {host} is taken ({err.strerror}); stop what uses it or give "
+                             "another --port.") from err
