@@ -220,10 +220,17 @@ def _unheard_plan_edits(user_plan: Any, analysis: Any) -> list[str]:
     from the picture and the plan's style and seed, not from cue texts, seeds or boundaries."""
     from .plan import PlanOptions, make_plan
 
-    fresh = make_plan(analysis, PlanOptions(style=user_plan.style, seed=user_plan.seed,
-                                            sample_rate=user_plan.sample_rate))
-    fields = lambda plan: [(c.start_frame, c.end_frame, c.caption, c.prompt, c.seed) for c in plan.cues]  # noqa: E731
-    if fields(fresh) == fields(user_plan):
+    from .styles import STYLES
+
+    # A cue's prompt carries the style's words: a plan whose style alone was changed keeps the
+    # prompts of the style it was made with, and that is no edit (the score plays the new style).
+    fresh = {style: make_plan(analysis, PlanOptions(style=style, seed=user_plan.seed,
+                                                    sample_rate=user_plan.sample_rate)) for style in STYLES}
+    made = fresh.get(user_plan.style) or next(iter(fresh.values()))
+    fields = lambda plan: [(c.start_frame, c.end_frame, c.caption, c.seed) for c in plan.cues]  # noqa: E731
+    prompts_kept = all(any(len(p.cues) == len(user_plan.cues) and p.cues[i].prompt == cue.prompt
+                           for p in fresh.values()) for i, cue in enumerate(user_plan.cues))
+    if fields(made) == fields(user_plan) and prompts_kept:
         return []
     return ["the score engine composes from the picture and the plan's style and seed: the cue captions, "
             "prompts, seeds or boundaries edited in the plan change only what the audiostory backend renders"]

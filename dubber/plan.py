@@ -423,7 +423,8 @@ def check_plan_fits_cuts(plan: DubPlan, analysis: VideoAnalysis) -> None:
     if 2 * cuts_met < len(cuts) and 2 * starts_met < len(starts):
         shown = lambda frames: ", ".join(map(str, frames[:6])) + (", ..." if len(frames) > 6 else "")  # noqa: E731
         raise PlanError(f"The plan's shots start at frames {shown(starts)} but this video's cuts are at "
-                        f"{shown(cuts)}: it was made for another video; make one for this video with `dub plan`.")
+                        f"{shown(cuts)}: it was made for another video, or its shots were moved off this video's cuts; "
+                        "make one for this video with `dub plan` and keep each shot's first frame on a cut.")
 
 
 # ----------------------------------------------------------------------------- files

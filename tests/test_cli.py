@@ -258,6 +258,12 @@ def test_analyze_plan_edit_render(clip, tmp_path):
     plain = run_dub(["render", clip, "--plan", untouched, "-o", tmp_path / "plain.mov", "--backend", "score",
                      "--json-progress"], env)
     assert plain.returncode == 0 and not any("audiostory" in n for n in json_events(plain.stdout)[-1]["warnings"])
+    # The style alone changed by hand is no unheard edit: the score plays it.
+    restyled = tmp_path / "restyled.plan.json"
+    restyled.write_text(json.dumps({**json.loads(printed.stdout), "style": "silent-film"}))
+    styled = run_dub(["render", clip, "--plan", restyled, "-o", tmp_path / "styled.mov", "--backend", "score",
+                      "--json-progress"], env)
+    assert styled.returncode == 0 and not any("audiostory" in n for n in json_events(styled.stdout)[-1]["warnings"])
 
 
 def test_json_progress_reports_a_user_error_as_an_event(tmp_path):
