@@ -450,6 +450,17 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
     return dest
 
 
+def _loudness_notes(soundtrack: Any, options: DubOptions) -> list[str]:
+    """A note when the mix could not reach the loudness asked (a target so loud that the
+    true-peak ceiling would need more limiting than the mix allows): the ceiling held instead."""
+    target, reached = resolve_lufs(options.lufs), float(soundtrack.integrated_lufs)
+    if not math.isfinite(reached) or abs(reached - target) <= 0.5:
+        return []
+    return [f"the mix reaches {reached:.1f} LUFS, not the {target:g} asked: the true-peak ceiling of "
+            f"{resolve_true_peak(options.lufs):g} dBTP held, and more loudness would take more limiting than a "
+            "mix allows; choose a lower target with --lufs"]
+
+
 def _earlier_outputs(dest: _Destinations) -> list[Path]:
     """The files an earlier dub to this output listed in its manifest, and its review page."""
     import json
@@ -650,7 +661,7 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
             # the manifest last (stem names are known only now: checked again before any is replaced).
             with run.stage("export"):
                 outputs, notes = _export(txn, dest, analysis, the_plan, render, soundtrack, options)
-                notes = plan_notes + dropped + notes
+                notes = plan_notes + _loudness_notes(soundtrack, options) + dropped + notes
                 for target in txn.targets():
                     dest.check_replace(target, path, options.force or options.overwrite)
                 earlier = _earlier_outputs(dest)   # read before the manifest is replaced

@@ -170,6 +170,17 @@ def clip(tmp_path, sample_30p_silent) -> Path:
     return Path(shutil.copyfile(sample_30p_silent[0], folder / "clip.mp4"))
 
 
+def test_a_loudness_the_ceiling_cannot_allow_is_reported(clip, tmp_path):
+    """-5 LUFS (the loudest target taken) under a -1 dBTP ceiling is out of reach for a score with hits: the run says
+    what it reached instead of missing the target in silence."""
+    proc = run_dub([clip, "-o", tmp_path / "loud.mp4", "--lufs=-5", "--json-progress"], dub_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    done = json_events(proc.stdout)[-1]
+    assert done["integrated_lufs"] < -5.5
+    said = [w for w in done["warnings"] if "not the -5 asked" in w]
+    assert len(said) == 1 and f"reaches {done['integrated_lufs']:.1f} LUFS" in said[0]
+
+
 def test_overwrite_leaves_nothing_of_the_replaced_dub(clip, tmp_path):
     """A dub with a timeline, stems and a review page, replaced by one without them: the old
     timeline (which points at the old stems), the stems and the page go; the input stays."""
