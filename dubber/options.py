@@ -193,6 +193,17 @@ def resolve_true_peak(value: float | str) -> float:
     return TRUE_PEAK_CEILINGS[named[0]] if named else -1.0
 
 
+def _check_cache_folder(folder: Path) -> None:
+    """A --cache-dir given by hand that is a file, or lies under one, is said at once: the run
+    would otherwise go on without a cache and the user would never know why reruns are slow."""
+    for place in (folder, *folder.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise InputError(f"The cache folder {folder} {'is' if place == folder else 'lies under'} a file"
+                                 f"{'' if place == folder else f' ({place})'}; give a folder with --cache-dir.")
+            return
+
+
 def check_options(options: DubOptions) -> None:
     """Reject unknown names and out-of-range values before any work starts."""
     from vision.captioners import CAPTIONER_CHOICES   # the registry; no torch until a captioner loads
@@ -207,6 +218,8 @@ def check_options(options: DubOptions) -> None:
         raise InputError(f"Unknown style {options.style!r}; choose one of: {', '.join(available_styles())}.")
     if options.soundfont is not None and not Path(options.soundfont).expanduser().is_file():
         raise InputError(f"The SoundFont {options.soundfont} does not exist; pass an .sf2 file with --soundfont.")
+    if options.cache_dir is not None and options.use_cache:
+        _check_cache_folder(Path(options.cache_dir).expanduser())
     if options.timing not in TIMINGS:
         raise InputError(f"Unknown timing {options.timing!r}; choose one of: {', '.join(TIMINGS)}.")
     if options.timing == "free" and options.backend == "score":

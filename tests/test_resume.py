@@ -133,15 +133,20 @@ def test_two_runs_on_one_output_never_both_publish(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_a_cache_folder_that_cannot_be_written_still_dubs(tmp_path):
-    """The output lock lives with the stage cache; where that cannot be made (here its parent is a
-    file), the run still dubs, its lock kept in a private folder of the system temp dir."""
+def test_a_cache_folder_that_cannot_be_written_still_dubs(tmp_path, monkeypatch):
+    """The output lock lives with the stage cache; where the default cache cannot be made (here
+    its parent is a file), the run still dubs, its lock kept in a private folder of the system
+    temp dir. A --cache-dir given by hand that cannot be a folder is refused in one sentence."""
     from dubber import api
+    from dubber.errors import InputError
 
     video = tmp_path / "in.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=96x54:rate=24:duration=2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
            str(video))
     (tmp_path / "not-a-folder").write_text("a file where the cache would go")
-    options = api.DubOptions(backend="score", cache_dir=str(tmp_path / "not-a-folder" / "cache"))
-    result = api.run_job(api.prepare(video, tmp_path / "out.mp4", options))
+    monkeypatch.setenv("DUB_CACHE_DIR", str(tmp_path / "not-a-folder" / "cache"))
+    result = api.run_job(api.prepare(video, tmp_path / "out.mp4", api.DubOptions(backend="score")))
     assert result.output.is_file() and (tmp_path / "not-a-folder").is_file()
+    for given in ("not-a-folder", "not-a-folder/cache"):
+        with pytest.raises(InputError, match="give a folder with --cache-dir"):
+            api.prepare(video, tmp_path / "again.mp4", api.DubOptions(backend="score", cache_dir=str(tmp_path / given)))
