@@ -366,7 +366,8 @@ def check_plan(plan: DubPlan) -> None:
     for position, cue in enumerate(plan.cues):
         _check_cue_fields(cue, position)
         if cue.start_frame != end_frame or cue.start_sample != end_sample:
-            raise PlanError(f"Cue {position} does not start where cue {position - 1} ends; "
+            where = "at frame 0 and sample 0" if position == 0 else f"where cue {position - 1} ends"
+            raise PlanError(f"Cue {position} does not start {where}; "
                             "cues must cover the video with no gap or overlap.")
         end_frame, end_sample = cue.end_frame, cue.end_sample
     if end_sample != plan.total_samples:

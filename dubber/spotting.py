@@ -160,7 +160,8 @@ def frame_of(hit: SpottedHit, media: MediaInfo) -> int:
         frame = _frame_at(seconds, media)
     if not 0 <= frame < media.frame_count:
         end = float(media.frame_time(media.frame_count))
-        raise InputError(f"{hit.where}: {hit.when} is not on the video, which has frames 0..{media.frame_count - 1} "
+        said = hit.when if not re.fullmatch(r"[0-9.]+", hit.when) else f"{hit.when} s"   # a bare number is seconds
+        raise InputError(f"{said} ({hit.where}) is not on the video, which has frames 0..{media.frame_count - 1} "
                          f"({end:.3f} s).")
     return frame
 
