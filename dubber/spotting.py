@@ -220,4 +220,7 @@ def spot(analysis: VideoAnalysis, hits: tuple[SpottedHit, ...], only: bool = Fal
     kept = [] if only else [e for e in analysis.events
                             if not any(abs(e.frame - s.frame) <= near for s in spotted)]
     events = tuple(sorted(kept + spotted, key=lambda e: (e.frame, e.kind)))
-    return replace(analysis, events=events)
+    # The manifest keeps the list itself, not only the path of a file that may change later.
+    record = [{"frame": e.frame, "end_frame": e.end_frame, "kind": e.kind, "strength": e.strength} for e in spotted]
+    return replace(analysis, events=events, settings={**analysis.settings, "spotted_hits": record,
+                                                      "spotted_hits_only": bool(only)})

@@ -129,6 +129,9 @@ def test_the_dub_hits_every_spotted_frame(still_clip, tmp_path):
     manifest = json.loads((tmp_path / "spotted" / "still.json").read_text())
     assert manifest["settings"]["hits_path"] == str(hits.resolve())
     assert [e["frame"] for e in manifest["analysis"]["events"]] == list(SPOTTED_FRAMES)
+    # The list itself is in the manifest: the file it came from may change later.
+    assert [(h["frame"], h["kind"], h["strength"]) for h in manifest["analysis"]["settings"]["spotted_hits"]] == [
+        (f, "impact", 0.9) for f in SPOTTED_FRAMES]
     moved = _write(tmp_path, "moved.txt", "".join(f"{f + 30}f, impact, 0.9\n" for f in SPOTTED_FRAMES))
     done = run_dub([still_clip, "-o", tmp_path / "moved" / "still.mp4", "--backend", "score", "--hits", moved], env,
                    timeout=240)
