@@ -377,6 +377,30 @@ def test_a_folder_dropped_in_the_inbox_is_named_once_and_left_whole(tmp_path, ba
     assert not list((tmp_path / "done").iterdir()) and not list((tmp_path / "failed").iterdir())
 
 
+def test_once_runs_return_a_failed_copy_that_grew_to_the_inbox(tmp_path, base_video):
+    """cron mode: a half-copied video fails in one --once run; when the copy has finished, the
+    next --once run puts it back in the inbox and a later one dubs it."""
+    data = variant(base_video, 4)
+    (tmp_path / "inbox").mkdir()
+    publish(tmp_path, "half.mp4", data[: len(data) // 2])
+    old = time.time() - 60
+    os.utime(tmp_path / "inbox" / "half.mp4", (old, old))
+    options = WatchOptions(stable_s=0.1, poll_s=0.05, once=True, processor=copy_processor)
+    run_watch(tmp_path, options)
+    assert [p.name for p in (tmp_path / "failed").iterdir() if not p.name.endswith(".json")] == ["half.mp4"]
+    with open(tmp_path / "failed" / "half.mp4", "ab") as rest:   # the copy goes on where it was
+        rest.write(data[len(data) // 2:])
+    for _ in range(3):   # back in the inbox, then dubbed once it has settled (the same run or the next)
+        run_watch(tmp_path, options)
+        if (tmp_path / "done" / "half.mp4").exists():
+            break
+        time.sleep(0.2)
+    assert not list((tmp_path / "failed").iterdir())
+    assert [p.name for p in (tmp_path / "done").iterdir()] == ["half.mp4"]
+    assert (tmp_path / "done" / "half.mp4").read_bytes() == data
+    assert ("returned", "half.mp4") in [(r["event"], r["name"]) for r in journal(tmp_path)]
+
+
 def test_skip_mode_leaves_duplicates_in_the_inbox_once(tmp_path, base_video):
     (tmp_path / "inbox").mkdir()
     publish(tmp_path, "first.mp4", variant(base_video, 7))

@@ -24,6 +24,7 @@ worker that dies is retried, a file that fails goes to failed/ alone, and the sc
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -169,7 +170,20 @@ class Watcher:
         self.told: set[str] = set()                   # inbox names already said to be left alone
         # failed/ files by (size, mtime) when they failed: one that changes afterwards was still
         # being written (a slow copy that paused), so it goes back to the inbox.
-        self.failed_stat: dict[Path, tuple[int, int]] = {}
+        self.failed_stat: dict[Path, tuple[int, int]] = self._failed_stats()
+
+    def _failed_stats(self) -> dict[Path, tuple[int, int]]:
+        """The failed/ files with the size and time they had when they failed, from their error
+        notes: a `--once` run (cron) knows them too, not only the run that failed them."""
+        stats: dict[Path, tuple[int, int]] = {}
+        with contextlib.suppress(OSError):
+            for note in self.dirs["failed"].glob("*.error.json"):
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                    record = json.loads(note.read_text(encoding="utf-8"))
+                    failed = note.with_name(note.name[:-len(".error.json")])
+                    if failed.is_file() and "size" in record and "mtime_ns" in record:
+                        stats[failed] = (int(record["size"]), int(record["mtime_ns"]))
+        return stats
 
     # -- startup -------------------------------------------------------------------------------
 
@@ -388,8 +402,11 @@ class Watcher:
             log.error("dubbing %s failed:\n%s", shown(name), "".join(traceback.format_exception(err)))
         dest = unique_path(self.dirs["failed"], name)
         kind = getattr(err, "kind", "") or type(err).__name__   # a worker's error keeps its name
-        write_json_atomic(dest.with_name(dest.name + ".error.json"),
-                          {"file": name, "reason": reason, "error": kind, "sha256": sha, "time": now_iso()})
+        note = {"file": name, "reason": reason, "error": kind, "sha256": sha, "time": now_iso()}
+        with contextlib.suppress(OSError):   # the move keeps both: a later change means it was still arriving
+            st = claimed.stat()
+            note.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
+        write_json_atomic(dest.with_name(dest.name + ".error.json"), note)
         if claimed.exists():
             os.replace(claimed, dest)
         self.journal.append("failed", name=name, failed_as=dest.name, sha256=sha, reason=reason)
