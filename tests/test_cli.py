@@ -148,7 +148,9 @@ def test_watch_once_dubs_a_dropped_video(tmp_path, sample_30p_silent):
     (root / "inbox" / "notes.mp4").write_text("not a video")
     (root / "inbox" / "copying.mp4.part").write_bytes(b"half")
     proc = run_dub(["watch", root, "--once", "--stable-s", "0.2", "--poll-s", "0.1"], dub_env(tmp_path))
-    assert proc.returncode == 0, proc.stderr
+    # A cron run that failed a file says so in its exit status, as `dub batch` does.
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "dub: 1 file failed this run; see failed/ and logs/watch.log."
     assert "dubbed clip.mp4 -> output/clip" in proc.stderr and "Traceback" not in proc.stderr
     assert sorted(p.name for p in (root / "inbox").iterdir()) == ["copying.mp4.part"]
     assert [p.name for p in (root / "done").iterdir()] == ["clip.mp4"]

@@ -65,11 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="dub watch: %(message)s", stream=sys.stderr)
     try:
-        run_watch(Path(args.root), options_from_args(args))
+        failed = run_watch(Path(args.root), options_from_args(args))
     except DubError as err:
         sys.stderr.write(f"dub watch: {err}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("dub watch: stopped; files left in processing/ resume on the next start.\n")
         return 130
+    if failed and args.once:
+        sys.stderr.write(f"dub watch: {failed} file{'s' if failed > 1 else ''} failed this run; "
+                         "see failed/ and logs/watch.log.\n")
+        return 2
     return 0

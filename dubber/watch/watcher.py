@@ -171,6 +171,7 @@ class Watcher:
         # failed/ files by (size, mtime) when they failed: one that changes afterwards was still
         # being written (a slow copy that paused), so it goes back to the inbox.
         self.failed_stat: dict[Path, tuple[int, int]] = self._failed_stats()
+        self.failures = 0                             # files this run moved to failed/
 
     def _failed_stats(self) -> dict[Path, tuple[int, int]]:
         """The failed/ files with the size and time they had when they failed, from their error
@@ -410,6 +411,7 @@ class Watcher:
         if claimed.exists():
             os.replace(claimed, dest)
         self.journal.append("failed", name=name, failed_as=dest.name, sha256=sha, reason=reason)
+        self.failures += 1
         if dest.exists():
             st = dest.stat()
             self.failed_stat[dest] = (st.st_size, st.st_mtime_ns)
@@ -530,8 +532,9 @@ def prepare_root(root: Path, out_dir: str | None = None) -> tuple[Path, str | No
     return root, None if out is None else str(out)
 
 
-def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = None) -> None:
+def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = None) -> int:
     """Watch ROOT until `stop` is set (or, with options.once, until what is ready is done).
+    Returns how many files this run moved to failed/.
 
     Raises:
         WatchSettingsError: dub-watch.toml is invalid.
@@ -556,7 +559,9 @@ def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = 
         logger.setLevel(logging.INFO)
     try:
         with FolderLock(root / "logs" / "watch.lock"):
-            Watcher(root, options, settings).run(stop or threading.Event())
+            watcher = Watcher(root, options, settings)
+            watcher.run(stop or threading.Event())
+            return watcher.failures
     finally:
         for logger, level in zip(loggers, previous_levels):
             logger.removeHandler(handler)
