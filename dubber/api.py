@@ -245,7 +245,31 @@ def _user_plan(plan_path: str, analysis: Any) -> Any:
     result = load_plan(path)
     validate_plan(result, analysis.media)
     check_plan_fits_cuts(result, analysis)
-    return result
+    return _prompts_follow_edits(result, analysis)
+
+
+def _prompts_follow_edits(user_plan: Any, analysis: Any) -> Any:
+    """A cue whose caption (or the plan's style) was edited by hand while its prompt was left as
+    the planner wrote it gets the prompt the planner writes for the new caption and style, as the
+    studio does: the model reads both, and they must not contradict each other. A prompt edited
+    by hand is kept as it is."""
+    from .plan import PlanOptions, cue_prompt, make_plan
+    from .styles import STYLES, get_style
+
+    fresh = {name: make_plan(analysis, PlanOptions(style=name, seed=user_plan.seed,
+                                                   sample_rate=user_plan.sample_rate)) for name in STYLES}
+    if any(len(p.cues) != len(user_plan.cues) for p in fresh.values()):
+        return user_plan   # shots split or joined by hand: nothing to compare a cue with
+    style = get_style(user_plan.style)
+    cues = []
+    for i, cue in enumerate(user_plan.cues):
+        planned_under = [name for name, p in fresh.items() if p.cues[i].prompt == cue.prompt]
+        rewritten = cue_prompt(cue.caption, style)
+        if planned_under and cue.prompt != rewritten and (
+                cue.caption != fresh[planned_under[0]].cues[i].caption or user_plan.style not in planned_under):
+            cue = replace(cue, prompt=rewritten)
+        cues.append(cue)
+    return replace(user_plan, cues=tuple(cues))
 
 
 # ----------------------------------------------------------------------------- stage 4: render

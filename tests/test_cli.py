@@ -277,6 +277,22 @@ def test_analyze_plan_edit_render(clip, tmp_path):
     styled = run_dub(["render", clip, "--plan", restyled, "-o", tmp_path / "styled.mov", "--backend", "score",
                       "--json-progress"], env)
     assert styled.returncode == 0 and not any("audiostory" in n for n in json_events(styled.stdout)[-1]["warnings"])
+    # A caption edited by hand, its prompt left as planned: the prompt follows the new caption
+    # (and a new style), so the model never reads two texts that disagree; an edited prompt stays.
+    from dubber.styles import get_style
+
+    styled_plan = json.loads(Path(json_events(styled.stdout)[-1]["outputs"]["manifest"]).read_text())["plan"]
+    assert all(c["prompt"].endswith(get_style("silent-film").prompt) for c in styled_plan["cues"])
+    recaptioned = json.loads(printed.stdout)
+    recaptioned["cues"][-1]["caption"] = "A loud explosion and a dog barking"
+    recaptioned["cues"][0]["prompt"] = "a kettle whistles."
+    (tmp_path / "recaptioned.plan.json").write_text(json.dumps(recaptioned))
+    again = run_dub(["render", clip, "--plan", tmp_path / "recaptioned.plan.json", "-o", tmp_path / "recap.mov",
+                     "--backend", "score", "--json-progress"], env)
+    assert again.returncode == 0, again.stderr
+    cues = json.loads(Path(json_events(again.stdout)[-1]["outputs"]["manifest"]).read_text())["plan"]["cues"]
+    assert cues[-1]["prompt"] == f"A loud explosion and a dog barking. {get_style('noir').prompt}"
+    assert cues[0]["prompt"] == "a kettle whistles."
 
 
 def test_json_progress_reports_a_user_error_as_an_event(tmp_path):
