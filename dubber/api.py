@@ -80,9 +80,13 @@ class _Run:
     sink: ProgressFn
     stage_seconds: dict[str, float] = field(default_factory=dict)
     totals: dict[str, int] = field(default_factory=dict)
+    last: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def progress(self, stage: str, done: int, total: int) -> None:
         self.totals[stage] = total
+        if self.last.get(stage) == (done, total):
+            return   # the same news twice (a stage's own last report, then its end) is said once
+        self.last[stage] = (done, total)
         self.sink(stage, done, total)
 
     @contextlib.contextmanager
