@@ -500,7 +500,10 @@ def _earlier_outputs(dest: _Destinations) -> list[Path]:
     if not isinstance(outputs, dict):
         return []
     files = [(dest.manifest.parent / rel).absolute() for rel in outputs.values() if isinstance(rel, str)]
-    return files + [dest.video.with_suffix(".review.html")]
+    # Only what a dub of this output names after it (`<name>.otio`, `<name>.music.wav`, ...): a
+    # manifest is data, and a path in it never makes us delete anything else.
+    base = dest.video.with_suffix("").name + "."
+    return [f for f in files if f.name.startswith(base)] + [dest.video.with_suffix(".review.html")]
 
 
 def _remove_earlier_outputs(earlier: list[Path], written: set[Path], input_path: Path) -> None:

@@ -193,9 +193,15 @@ def test_overwrite_leaves_nothing_of_the_replaced_dub(clip, tmp_path):
     old = {p.name for p in clip.parent.rglob("*") if p.is_file()}
     assert {"cut.otio", "cut.srt", "cut.review.html", "cut.mix.wav"} <= old, old
     digest = sha256(clip)
+    # A manifest is data: a file it names that is not one of this output's is never removed.
+    (clip.parent / "notes.txt").write_text("the editor's own notes")
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    manifest["outputs"]["notes"] = "notes.txt"
+    out.with_suffix(".json").write_text(json.dumps(manifest))
     again = run_dub([clip, "-o", out, "--overwrite", "--style", "noir"], env)
     assert again.returncode == 0, again.stderr
-    assert sorted(p.name for p in clip.parent.rglob("*") if p.is_file()) == ["clip.mp4", "cut.json", "cut.mp4"]
+    assert sorted(p.name for p in clip.parent.rglob("*") if p.is_file()) == [
+        "clip.mp4", "cut.json", "cut.mp4", "notes.txt"]
     assert sha256(clip) == digest
 
 
