@@ -363,18 +363,31 @@ def test_once_takes_only_what_is_ready(tmp_path, base_video):
     assert elapsed < 5
 
 
-def test_a_folder_dropped_in_the_inbox_is_named_once_and_left_whole(tmp_path, base_video, caplog):
-    reel = tmp_path / "inbox" / "reel 3.mp4"   # a folder, even one named like a video
-    reel.mkdir(parents=True)
+def test_the_videos_of_a_folder_dropped_in_the_inbox_are_dubbed(tmp_path, base_video, caplog):
+    """A reel dropped as a folder (even one named like a video): each settled video in it, at any
+    depth, is taken under a name that says where it was; a copy still in progress waits; what is
+    not a video stays in the folder, named once a run; an emptied subfolder goes."""
+    reel = tmp_path / "inbox" / "reel 3.mp4"
+    (reel / "sub").mkdir(parents=True)
     (reel / "shot.mp4").write_bytes(variant(base_video, 3))
-    options = WatchOptions(stable_s=0.1, poll_s=0.05, once=True, processor=copy_processor)
-    with caplog.at_level("WARNING", logger="dubber.watch"):
-        run_watch(tmp_path, options)
-        run_watch(tmp_path, options)
-    said = [r.getMessage() for r in caplog.records if "reel 3.mp4" in r.getMessage()]
-    assert len(said) >= 1 and all("it is a folder; move the videos in it into inbox/" in m for m in said), said
-    assert (reel / "shot.mp4").read_bytes() == variant(base_video, 3)
-    assert not list((tmp_path / "done").iterdir()) and not list((tmp_path / "failed").iterdir())
+    (reel / "sub" / "take 2.mp4").write_bytes(variant(base_video, 5))
+    (reel / "notes.txt").write_text("cue sheet")
+    (reel / "late.mp4.part").write_bytes(b"still copying")
+    old = time.time() - 60
+    for video in (reel / "shot.mp4", reel / "sub" / "take 2.mp4"):
+        os.utime(video, (old, old))
+    options = WatchOptions(stable_s=0.1, poll_s=0.05, once=True, processor=copy_processor, empty_timeout_s=0.1)
+    with caplog.at_level("INFO", logger="dubber.watch"):
+        for _ in range(3):
+            run_watch(tmp_path, options)
+            time.sleep(0.15)
+    assert sorted(p.name for p in (tmp_path / "done").iterdir()) == ["reel 3.mp4 - shot.mp4",
+                                                                    "reel 3.mp4 - sub - take 2.mp4"]
+    assert (tmp_path / "done" / "reel 3.mp4 - shot.mp4").read_bytes() == variant(base_video, 3)
+    assert sorted(p.name for p in reel.iterdir()) == ["late.mp4.part", "notes.txt"]   # sub/ emptied and gone
+    said = [r.getMessage() for r in caplog.records if "notes.txt" in r.getMessage()]
+    assert said == ["leaving inbox/reel 3.mp4/notes.txt alone: it is not a video"] * 3   # once a run
+    assert not list((tmp_path / "failed").iterdir())
 
 
 def test_once_runs_return_a_failed_copy_that_grew_to_the_inbox(tmp_path, base_video):

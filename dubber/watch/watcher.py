@@ -1,7 +1,7 @@
 """Watch folder: drop videos into `inbox/`, find them dubbed in `output/`.
 
     ROOT/
-      inbox/        drop videos here (temporary and partial names are left alone)
+      inbox/        drop videos here, or folders of them (temporary and partial names are left alone)
       processing/   files being dubbed (claimed by an atomic rename)
       output/       one folder per input: the dubbed video, stems, manifest, timelines
       done/         originals after success (and duplicates, with a note)
@@ -10,7 +10,8 @@
       dub-watch.toml  optional settings for this folder (style, backend, lufs, keep_original)
 
 A file is taken once its size and modification time have stayed unchanged for `stable_s`
-seconds and it is not empty; file-system events only wake the scan early, because network
+seconds and it is not empty (a video inside a folder dropped there first moves up into the
+inbox, named after its place); file-system events only wake the scan early, because network
 shares deliver none and copies deliver them out of order. Every step is crash-safe: claims and
 results are renames, the journal is appended and synced before the original moves on, and a
 restart dubs again first whatever was left in `processing/`, so every input is dubbed exactly
@@ -239,6 +240,9 @@ class Watcher:
         now, present, ready = time.monotonic(), set(), []
         with os.scandir(self.dirs["inbox"]) as entries:
             for entry in entries:
+                if entry.is_dir(follow_symlinks=False) and not is_temporary(entry.name):
+                    present |= self._lift_from_folder(Path(entry.path), now)
+                    continue
                 if not self._takes(entry):
                     continue
                 st = entry.stat()
@@ -250,13 +254,56 @@ class Watcher:
         self.tracker.prune(present)
         return sorted(ready)
 
+    def _lift_from_folder(self, folder: Path, now: float) -> set[str]:
+        """A folder dropped into the inbox (a reel, an episode): each video in it, at any depth,
+        once it has stopped changing, moves up into the inbox named after its place ("Reel 3 -
+        shot 12.mp4") and is then taken like any other. What is not a video stays where it is,
+        named once; the folder goes when nothing is left in it. Returns the names it tracks."""
+        tracked: set[str] = set()
+        for base, dirs, files in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if not is_temporary(d))
+            for name in sorted(files):
+                path = Path(base) / name
+                key = path.relative_to(self.dirs["inbox"]).as_posix()
+                if is_temporary(name):
+                    continue   # still being copied: it gets its real name when done
+                if not is_candidate(name) or not path.is_file():
+                    if key not in self.told:
+                        self.told.add(key)
+                        log.warning("leaving inbox/%s alone: it is not a video", shown(key))
+                    continue
+                try:
+                    st = path.stat()
+                except FileNotFoundError:
+                    continue
+                tracked.add(key)
+                if not self.tracker.is_stable(key, st.st_size, st.st_mtime_ns, now):
+                    continue
+                target = unique_path(self.dirs["inbox"], " - ".join(Path(key).parts))
+                os.replace(path, target)
+                self.tracker.forget(key)
+                tracked.discard(key)
+                self.journal.append("lifted", name=target.name, from_folder=key)
+                log.info("took %s out of its folder as %s", shown(key), shown(target.name))
+        # A folder goes once it has stayed empty a while (a copy may pause between two files);
+        # what is not a video keeps its folder.
+        for base, dirs, files in sorted(os.walk(folder), key=lambda walked: -len(walked[0])):
+            if dirs or files:
+                continue
+            key = Path(base).relative_to(self.dirs["inbox"]).as_posix() + "/"
+            with contextlib.suppress(OSError):
+                tracked.add(key)
+                if self.tracker.is_stable(key, 0, os.stat(base).st_mtime_ns, now):
+                    os.rmdir(base)
+                    self.tracker.forget(key)
+                    tracked.discard(key)
+        return tracked
+
     def _takes(self, entry: os.DirEntry) -> bool:
         if is_temporary(entry.name):
             return False   # a copy in progress: it gets its real name when done
-        if entry.is_dir():
-            # Its videos could still be arriving one by one, and their names may clash with others':
-            # the inbox takes files, each settled on its own.
-            why = "it is a folder; move the videos in it into inbox/ themselves"
+        if entry.is_dir():   # a link to a folder: its videos are not ours to move
+            why = "it is a link to a folder; move the videos themselves into inbox/"
         elif not is_candidate(entry.name):
             why = "its name does not end in a video extension"
         elif entry.is_symlink() and not entry.is_file():
