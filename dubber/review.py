@@ -465,9 +465,14 @@ def _page(manifest: Mapping[str, Any], outputs: Mapping[str, Path], mix: WavTrac
     figures = report.to_dict()
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in figures.items())
     notes = "<br>".join(html.escape(str(n)) for n in render.get("notes", []))
+    def swatch(rgb: tuple[int, int, int], mark: str) -> str:
+        return f"<b style='color:rgb{rgb}'>{mark}</b>"
+
+    kinds = " ".join(f"{swatch(rgb, '&#9660;')}&nbsp;{html.escape(kind)}" for kind, rgb in EVENT_COLOURS.items()
+                     if kind != "fast_motion")   # the old name of a whoosh, drawn as one
     legend = ("<p class='legend'><span>white line: cut</span><span>pale band: transition</span>"
-              "<span>coloured triangle: visual event (red impact, orange landing, blue splash, green whoosh)</span>"
-              "<span>green tick: detected onset</span></p>")
+              f"<span>visual events: {kinds}</span>"
+              f"<span>{swatch(ONSET_COLOUR, '|')} detected onset</span></p>")
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>dub review: "
             f"{html.escape(Path(str(analysis['media'].get('path', ''))).name)}</title><style>{PAGE_STYLE}</style></head><body>"
             f"<h1>Review: {html.escape(str(analysis['media'].get('path', '')))}</h1>"

@@ -56,6 +56,12 @@ def test_each_shot_has_thumbnails_spectrogram_caption_prompt_and_sync_figures(du
         assert image.format == "PNG" and image.width >= 64 and image.height > 100
     for cue in manifest["plan"]["cues"]:
         assert cue["caption"].split(";")[0][:30] in page
+    # The legend names every kind of event the pictures draw, in the colour it is drawn in.
+    from dubber.review import EVENT_COLOURS
+
+    legend = re.search(r"<p class='legend'>(.*?)</p>", page, flags=re.S).group(1)
+    for kind in {e["kind"] for e in manifest["analysis"]["events"]} | {"impact", "flash", "shake", "run"}:
+        assert f"color:rgb{EVENT_COLOURS[kind]}'>&#9660;</b>&nbsp;{kind}" in legend, kind
 
 
 def test_players_for_the_mix_and_each_stem_and_the_bank_named(dubbed):
