@@ -110,7 +110,8 @@ def plan_jobs(inputs: Sequence[str | os.PathLike], out_dir: Path, options: DubOp
 # ----------------------------------------------------------------------------- the batch
 
 def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options: DubOptions = DubOptions(),
-              progress: ProgressFn | None = None) -> BatchResult:
+              progress: ProgressFn | None = None,
+              on_outcome: Callable[[JobOutcome], None] = lambda outcome: None) -> BatchResult:
     """Dub every input into `batch.out_dir`, skipping those an earlier run finished.
 
     Args:
@@ -119,6 +120,8 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
         options: the dub settings of every job; a `stems_dir` is shared by them all (each
             output's stems carry its name, and no two outputs of a batch share one).
         progress: called as progress("batch", finished, total) after each input.
+        on_outcome: called with each input's outcome as it is known (skipped ones first), so a
+            display can name the file that just finished or failed.
 
     Returns:
         BatchResult with one outcome per input, in the order given.
@@ -147,6 +150,8 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
             outcomes[job.input] = JobOutcome(job.input, job.output, "skipped")
         else:
             todo.append(job)
+    for outcome in outcomes.values():
+        on_outcome(outcome)
     total = len(jobs) + len(failed)
     progress("batch", len(outcomes), total)
 
@@ -154,6 +159,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
         outcomes[outcome.input] = outcome
         if outcome.status == "failed":
             log.warning("%s: %s", outcome.input, outcome.reason)
+        on_outcome(outcome)
         progress("batch", len(outcomes), total)
 
     if todo:

@@ -310,6 +310,8 @@ def test_a_batch_shares_one_stems_folder_and_replaces_changed_jobs_with_overwrit
     out, stems = tmp_path / "out", tmp_path / "stems"
     first = run_dub(["batch", *inputs, "-o", out, "--stems", stems, "--jobs", "1"], env, timeout=600)
     assert first.returncode == 0, first.stderr
+    for clip in inputs:   # each file is named as it finishes
+        assert f"dub: dubbed {clip} -> {out / (clip.stem + '.dub.mp4')}." in first.stderr.splitlines(), first.stderr
     assert sorted(p.name for p in stems.iterdir()) == [f"clip{i}.dub.{s}.wav" for i in (0, 1)
                                                        for s in ("fx", "mix", "music")]
     louder = ["batch", *inputs, "-o", out, "--stems", stems, "--jobs", "1", "--lufs", "-14"]

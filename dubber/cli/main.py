@@ -401,10 +401,14 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
     batch = BatchOptions(out_dir=args.output, jobs=args.jobs, ray=args.ray is not None, ray_address=args.ray or None)
     with make_reporter(args.json_progress) as reporter:
-        result = run_batch(args.inputs, batch, _options(args), progress=reporter)
-        for outcome in result.outcomes:
+        def said(outcome) -> None:   # each file named as it finishes, not only in the final summary
             if outcome.status == "failed":
                 reporter.notice(f"failed {outcome.input}: {outcome.reason}")
+            else:
+                what = "dubbed" if outcome.status == "done" else "skipped (done by an earlier run)"
+                reporter.notice(f"{what} {outcome.input} -> {outcome.output}")
+
+        result = run_batch(args.inputs, batch, _options(args), progress=reporter, on_outcome=said)
         reporter.finish({"event": "done", "summary": result.summary(), "exit_code": result.exit_code,
                          "jobs": [vars(o) for o in result.outcomes]}, "-")
     print(f"dub batch: {result.summary()}.", file=sys.stderr)
