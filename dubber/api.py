@@ -221,20 +221,15 @@ def _plan(analysis: Any, analysis_key: str, options: DubOptions) -> Any:
 
 def _unheard_plan_edits(user_plan: Any, analysis: Any) -> list[str]:
     """A note when a hand-edited plan changes what the score engine does not read: it composes
-    from the picture and the plan's style and seed, not from cue texts, seeds or boundaries."""
+    from the picture and the plan's style and seed, not from cue texts, seeds or boundaries.
+    `user_plan` has been through `_prompts_follow_edits`, so a prompt left as planned already
+    reads as the planner writes it for the plan's own style."""
     from .plan import PlanOptions, make_plan
 
-    from .styles import STYLES
-
-    # A cue's prompt carries the style's words: a plan whose style alone was changed keeps the
-    # prompts of the style it was made with, and that is no edit (the score plays the new style).
-    fresh = {style: make_plan(analysis, PlanOptions(style=style, seed=user_plan.seed,
-                                                    sample_rate=user_plan.sample_rate)) for style in STYLES}
-    made = fresh.get(user_plan.style) or next(iter(fresh.values()))
-    fields = lambda plan: [(c.start_frame, c.end_frame, c.caption, c.seed) for c in plan.cues]  # noqa: E731
-    prompts_kept = all(any(len(p.cues) == len(user_plan.cues) and p.cues[i].prompt == cue.prompt
-                           for p in fresh.values()) for i, cue in enumerate(user_plan.cues))
-    if fields(made) == fields(user_plan) and prompts_kept:
+    fresh = make_plan(analysis, PlanOptions(style=user_plan.style, seed=user_plan.seed,
+                                            sample_rate=user_plan.sample_rate))
+    fields = lambda plan: [(c.start_frame, c.end_frame, c.caption, c.prompt, c.seed) for c in plan.cues]  # noqa: E731
+    if fields(fresh) == fields(user_plan):
         return []
     return ["the score engine composes from the picture and the plan's style and seed: the cue captions, "
             "prompts, seeds or boundaries edited in the plan change only what the audiostory backend renders"]
@@ -489,21 +484,27 @@ def _loudness_notes(soundtrack: Any, options: DubOptions) -> list[str]:
             "mix allows; choose a lower target with --lufs"]
 
 
-def _earlier_outputs(dest: _Destinations) -> list[Path]:
-    """The files an earlier dub to this output listed in its manifest, and its review page."""
+def _recorded_outputs(manifest: Path) -> dict[str, Path]:
+    """The outputs an earlier dub's manifest at `manifest` lists, by role; {} when there is none
+    or it is not one of ours."""
     import json
 
     try:
-        outputs = json.loads(dest.manifest.read_text(encoding="utf-8")).get("outputs", {})
+        outputs = json.loads(manifest.read_text(encoding="utf-8")).get("outputs", {})
     except (OSError, ValueError, AttributeError):
-        return []
+        return {}
     if not isinstance(outputs, dict):
-        return []
-    files = [(dest.manifest.parent / rel).absolute() for rel in outputs.values() if isinstance(rel, str)]
-    # Only what a dub of this output names after it (`<name>.otio`, `<name>.music.wav`, ...): a
-    # manifest is data, and a path in it never makes us delete anything else.
+        return {}
+    return {role: (manifest.parent / rel).absolute() for role, rel in outputs.items() if isinstance(rel, str)}
+
+
+def _earlier_outputs(dest: _Destinations) -> list[Path]:
+    """The files an earlier dub to this output listed in its manifest, and its review page. Only
+    what a dub of this output names after it (`<name>.otio`, `<name>.music.wav`, ...): a manifest
+    is data, and a path in it never makes us delete anything else."""
     base = dest.video.with_suffix("").name + "."
-    return [f for f in files if f.name.startswith(base)] + [dest.video.with_suffix(".review.html")]
+    files = [f for f in _recorded_outputs(dest.manifest).values() if f.name.startswith(base)]
+    return files + [dest.video.with_suffix(".review.html")]
 
 
 def _remove_earlier_outputs(earlier: list[Path], written: set[Path], input_path: Path) -> None:
@@ -523,16 +524,8 @@ def _remove_earlier_outputs(earlier: list[Path], written: set[Path], input_path:
 def _check_not_anothers(manifest: Path, video: Path) -> None:
     """Refuse, even with --overwrite, a name whose manifest and sidecars belong to another output
     beside it (sub.mkv after sub.mp4 both name sub.json): replacing them would orphan that video."""
-    import json
-
-    try:
-        recorded = json.loads(manifest.read_text(encoding="utf-8")).get("outputs", {}).get("video")
-    except (OSError, ValueError, AttributeError):
-        return   # no manifest, or not one of ours: the usual existing-file check applies
-    if not isinstance(recorded, str):
-        return
-    theirs = (manifest.parent / recorded).absolute()
-    if theirs != video and theirs.name != video.name and theirs.is_file():
+    theirs = _recorded_outputs(manifest).get("video")
+    if theirs is not None and theirs != video and theirs.name != video.name and theirs.is_file():
         raise OutputError(f"{manifest.name} is the manifest of {theirs.name}, another dub in that folder, and "
                           f"{video.name} would share it; choose another name with -o.")
 

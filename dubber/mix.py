@@ -179,7 +179,7 @@ class _Steps:
     def __init__(self, progress: Callable[[int, int], None], expected: int) -> None:
         self.progress, self.done, self.total = progress, 0, max(1, expected)
 
-    def advance(self, *_: object) -> None:
+    def advance(self) -> None:
         self.done += 1
         self.total = max(self.total, self.done)
         self.progress(self.done, self.total)
@@ -323,12 +323,17 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
     placings = 2 if muted else 1   # muting places the stems (and ducks the bed) a second time
     stem_count = len({name for c in render.cues for name in c.stems})
     steps = _Steps(progress, placings * (stem_count + (original is not None)) + 2)   # + measuring, one pass
-    def placed(name: str) -> None:
-        if release_render and not muted:
-            release_audio(render, name)
-        steps.advance()
 
-    stems, seamless = _place(render, plan, options, lambda name: new_track(name, 2, total), placed)
+    def placed(release: bool) -> Callable[[str], None]:
+        """After each stem is placed: free its rendered audio (when it is not read again), count a step."""
+        def after(name: str) -> None:
+            if release:
+                release_audio(render, name)
+            steps.advance()
+        return after
+
+    stems, seamless = _place(render, plan, options, lambda name: new_track(name, 2, total),
+                             placed(release_render and not muted))
     if original is not None:
         bed = original if hasattr(original, "read") else ArrayTrack(original)
         if bed.num_samples != total:
@@ -346,12 +351,7 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
         # as it was; the production sound, ducked again, comes up where the muted shot was.
         silent_set = set(muted)
         kept = replace(render, cues=tuple(c for c in render.cues if c.cue_index not in silent_set))
-        def placed_again(name: str) -> None:
-            if release_render:
-                release_audio(render, name)
-            steps.advance()
-
-        stems = _place(kept, plan, options, lambda name: new_track(name, 2, total), placed_again)[0]
+        stems = _place(kept, plan, options, lambda name: new_track(name, 2, total), placed(release_render))[0]
         if original is not None:
             stems["original"] = _ducked_bed(bed, list(stems.values()), total, sr, options)
             fade_out_end(stems["original"], total, sr)

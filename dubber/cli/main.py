@@ -363,7 +363,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    from ..watch.command import options_from_args, run_watch
+    from ..watch.command import failures_said, options_from_args, run_watch
 
     try:
         failed = run_watch(Path(args.root), options_from_args(args))
@@ -371,8 +371,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         print("dub: watch stopped; files left in processing/ are dubbed first on the next start.", file=sys.stderr)
         return 130
     if failed and args.once:   # a cron job learns of it from the exit status, as from `dub batch`
-        print(f"dub: {failed} file{'s' if failed > 1 else ''} failed this run; see failed/ and logs/watch.log.",
-              file=sys.stderr)
+        print(f"dub: {failures_said(failed)}", file=sys.stderr)
         return 2
     return 0
 

@@ -73,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("dub watch: stopped; files left in processing/ resume on the next start.\n")
         return 130
     if failed and args.once:
-        sys.stderr.write(f"dub watch: {failed} file{'s' if failed > 1 else ''} failed this run; "
-                         "see failed/ and logs/watch.log.\n")
+        sys.stderr.write(f"dub watch: {failures_said(failed)}\n")
         return 2
     return 0
+
+
+def failures_said(failed: int) -> str:
+    """What a `--once` run (cron) that moved files to failed/ says before it exits with status 2."""
+    return f"{failed} file{'s' if failed > 1 else ''} failed this run; see failed/ and logs/watch.log."

@@ -459,9 +459,8 @@ class Watcher:
             os.replace(claimed, dest)
         self.journal.append("failed", name=name, failed_as=dest.name, sha256=sha, reason=reason)
         self.failures += 1
-        if dest.exists():
-            st = dest.stat()
-            self.failed_stat[dest] = (st.st_size, st.st_mtime_ns)
+        if dest.exists() and "size" in note:
+            self.failed_stat[dest] = (note["size"], note["mtime_ns"])
         log.warning("failed %s: %s", shown(name), shown(reason))
 
     # -- the loop ------------------------------------------------------------------------------
