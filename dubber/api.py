@@ -90,9 +90,11 @@ class _Run:
         self.sink(stage, done, total)
 
     @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
+    def stage(self, name: str, total: int | None = None) -> Iterator[None]:
+        """Time the stage `name`; its start is reported against `total` when it is known up front
+        (cues to render, seconds to mux), else against 1 until the stage reports its own."""
         t0 = time.perf_counter()
-        self.progress(name, 0, self.totals.get(name, 1))
+        self.progress(name, 0, total if total is not None else self.totals.get(name, 1))
         yield
         self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + time.perf_counter() - t0
         total = self.totals.get(name, 1)
@@ -670,7 +672,7 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
     sweep_work_folders(work)
     with work_folder(work):
         # 4. Render every cue (cached per cue where the backend's audio is worth keeping).
-        with run.stage("render"):
+        with run.stage("render", total=len(the_plan.cues)):
             render, from_cache, caches_audio = _render(backend_name, the_plan, analysis, analysis_key, options,
                                                         run.progress, backend)
         # 5. Mix the cues sample-exactly at the loudness target. From here on the analysis's MediaInfo
@@ -679,7 +681,7 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
             soundtrack = _mix(render, the_plan, analysis.media, path, options, run.progress)
         with OutputTransaction(commit_record_path(dest.manifest)) as txn:
             # 6. Mux: copy the video stream, add the new track (and the original on request).
-            with run.stage("mux"):
+            with run.stage("mux", total=max(1, math.ceil(analysis.media.duration_s))):
                 dropped = _mux(txn, soundtrack, analysis.media, path, dest, options, run.progress)
             # 7. Export: stems, timelines, captions and the manifest; then every file appears at once,
             # the manifest last (stem names are known only now: checked again before any is replaced).

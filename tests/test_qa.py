@@ -154,7 +154,13 @@ def test_json_progress_lines_parse_and_end_with_the_result(sample_24p, tmp_path)
     assert proc.returncode == 0, proc.stderr
     events = json_events(proc.stdout)
     assert events[-1]["event"] == "done" and events[-1]["integrated_lufs"] == pytest.approx(-23, abs=0.5)
-    assert all(e["done"] <= e["total"] for e in events if e["event"] == "progress")
+    progress = [e for e in events if e["event"] == "progress"]
+    assert all(e["done"] <= e["total"] for e in progress)
+    # Stages whose size is known before they start say it from their first report (a bar that
+    # starts at 0/1 and jumps to 0/40 reads as broken).
+    for stage in ("render", "mux"):
+        totals = [e["total"] for e in progress if e["stage"] == stage]
+        assert totals and len(set(totals)) == 1 and totals[0] > 1, (stage, totals)
 
 
 def test_what_could_not_be_done_is_said(sample_vfr, tmp_path):
