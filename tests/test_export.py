@@ -195,6 +195,26 @@ def _seconds(text: str) -> Fraction:
     return Fraction(text.removesuffix("s")) if text != "0s" else Fraction(0)
 
 
+def test_fcpxml_keeps_everyday_file_names_with_quotes_and_ampersands(tmp_path):
+    """Editors name files "Tom's cat" and 'say "hi" & run': the FCPXML is written, its clips carry
+    those names exactly, and the dub clips still sit on their exact frames."""
+    analysis = _analysis(NTSC, [0, 24, 100, 300])
+    plan = make_plan(analysis, PlanOptions())
+    name = 'Tom\'s "cat" & <co>'
+    files = TimelineMedia(video_path=f"/videos/{name}.dub.mp4", mix_path=f"/tmp/{name}.wav",
+                          original_path=f"/videos/{name}.mp4")
+    options = TimelineOptions(keep_original=True)
+    root = _fcpxml_root(write_fcpxml(tmp_path / "t.fcpxml", plan, analysis.media, files, options))
+    names = {e.get("name") for e in root.iter() if e.get("name")}
+    assert f"{name}.dub" in names and not any(n.startswith("dub-name-") for n in names)
+    sources = {a.get("src") for a in root.iter("asset")}
+    assert Path(f"/videos/{name}.mp4").as_uri() in sources and Path(f"/videos/{name}.dub.mp4").as_uri() in sources
+    lane_clips = [e for e in root.iter("clip") if e.get("name", "").startswith("shot_")]
+    assert [_seconds(e.get("offset")) for e in lane_clips] == [c.start_frame / NTSC for c in plan.cues]
+    read = otio.adapters.read_from_file(str(tmp_path / "t.fcpxml"), adapter_name="fcpx_xml")
+    assert f"{name}.dub" in [c.name for c in read.find_clips()]
+
+
 def test_fcpxml_at_a_rate_final_cut_lacks_is_conformed_with_a_note(tmp_path):
     analysis = _analysis(Fraction(15), [0, 30, 60])
     plan = make_plan(analysis, PlanOptions())

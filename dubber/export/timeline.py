@@ -396,10 +396,12 @@ def _format_name(width: int, height: int, fps: Fraction) -> str | None:
     return f"FFVideoFormat{size}{rate}"
 
 
-def _finish_fcpxml(xml: str, timeline: "otio.schema.Timeline", fps: Fraction, facts: FcpxmlFacts) -> str:
+def _finish_fcpxml(xml: str, timeline: "otio.schema.Timeline", fps: Fraction, facts: FcpxmlFacts,
+                   names: dict[str, str] | None = None) -> str:
     """Add what the adapter leaves out: the sequence's start timecode (tcStart, with the spine
     moved to it), exact source starts of the picture, frame size and name of the format, and
-    hasAudio on a picture asset that has sound."""
+    hasAudio on a picture asset that has sound; then give back the real names of `names`
+    ({token: name}, see `_with_plain_names`)."""
     head, body = xml.split("<!DOCTYPE fcpxml>", 1)
     root = ET.fromstring(body.strip())
     sequence = root.find(".//sequence")
@@ -432,6 +434,10 @@ def _finish_fcpxml(xml: str, timeline: "otio.schema.Timeline", fps: Fraction, fa
     if facts.video_fps is not None and facts.video_fps != fps:
         _keep_video_rate(root, facts, {picture_url} | _original_urls(timeline))
     _disable_tracks(root, timeline)
+    for element in root.iter():
+        for key, value in element.attrib.items():
+            if value in (names or {}):
+                element.set(key, names[value])
     return _pretty(root, head)
 
 
@@ -510,5 +516,23 @@ def timeline_to_fcpxml(timeline: "otio.schema.Timeline", fps: Fraction, facts: F
     """
     check_fcpxml_rate(fps)
     _fcpx_adapter_module(fps)
-    xml = _otio().adapters.write_to_string(timeline, "fcpx_xml")
-    return _finish_fcpxml(_fix_connected_offsets(xml, timeline, fps), timeline, fps, facts)
+    plain, names = _with_plain_names(timeline)
+    xml = _otio().adapters.write_to_string(plain, "fcpx_xml")
+    return _finish_fcpxml(_fix_connected_offsets(xml, plain, fps), plain, fps, facts, names)
+
+
+def _with_plain_names(timeline: "otio.schema.Timeline") -> tuple["otio.schema.Timeline", dict[str, str]]:
+    """A copy of `timeline` whose names are plain tokens, and {token: real name}.
+
+    The adapter finds its own elements again by name through ElementTree paths
+    ("./asset-clip[@name='...']"), which cannot hold an apostrophe: "Tom's cat.mp4" would stop
+    the export. Names go in as tokens and come back, escaped by ElementTree, in `_finish_fcpxml`.
+    One name keeps one token, so clips the adapter matches by name still match."""
+    copy = timeline.deepcopy()
+    tokens: dict[str, str] = {}
+    items = [copy, *copy.tracks, *copy.find_clips()]
+    items += [clip.media_reference for clip in copy.find_clips() if clip.media_reference is not None]
+    for item in items:
+        if item.name:
+            item.name = tokens.setdefault(item.name, f"dub-name-{len(tokens)}-")
+    return copy, {token: name for name, token in tokens.items()}
