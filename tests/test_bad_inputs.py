@@ -107,7 +107,8 @@ def test_directory_as_input(tmp_path):
     (["--style", "polka-disco"], "style"),
     (["--lufs", "3"], "LUFS"),
     (["--lufs", "loud"], "loudness"),
-    (["--original-gain", "40"], "gain"),
+    (["--original-gain", "40", "--keep-original"], "outside"),
+    (["--original-gain", "-14"], "add --keep-original"),   # a level for a sound the dub leaves out
     (["--backend", "orchestra"], "backend"),
     (["--timing", "free", "--backend", "score"], "free timing"),
     (["--captioner", "oracle"], "captioner"),

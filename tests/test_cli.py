@@ -256,6 +256,10 @@ def test_analyze_plan_edit_render(clip, tmp_path):
     assert analyzed.returncode == 0, analyzed.stderr
     analysis = json.loads(clip.with_name("clip.analysis.json").read_text())
     assert analysis["schema"].startswith("dubber.analysis/") and analysis["shots"]
+    # An existing file is kept unless asked, with the same word as `dub` uses for its outputs.
+    again = run_dub(["analyze", clip], env)
+    assert again.returncode == 2 and "pass --overwrite" in again.stderr
+    assert run_dub(["analyze", clip, "--overwrite"], env).returncode == 0
     printed = run_dub(["plan", clip, "-o", "-", "--style", "noir", "--seed", "7"], env)
     assert printed.returncode == 0, printed.stderr
     plan = json.loads(printed.stdout)
@@ -422,3 +426,48 @@ def test_a_dub_says_when_it_leaves_the_sources_own_sound_out(tmp_path):
     kept = run_dub([source, "-o", tmp_path / "kept.mov", "--backend", "score", "--keep-original", "--json-progress"],
                    env)
     assert kept.returncode == 0 and not any("--keep-original" in n for n in json_events(kept.stdout)[-1]["warnings"])
+
+
+def _dub_in_process(args: list, tmp_path: Path, monkeypatch) -> int:
+    from dubber.cli.main import main
+
+    for key, value in dub_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    return main([str(a) for a in args])
+
+
+@pytest.mark.parametrize("no_cache", [False, True])
+def test_an_interrupted_dub_says_only_what_is_true_of_its_cache(clip, tmp_path, monkeypatch, capsys, no_cache):
+    import dubber.api
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dubber.api, "run_job", interrupted)
+    code = _dub_in_process([clip, *(["--no-cache"] if no_cache else [])], tmp_path, monkeypatch)
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 130
+    if no_cache:
+        assert "nothing was kept" in said and "cache." not in said
+    else:
+        assert "resume from the cache" in said
+
+
+def test_a_dub_interrupted_while_writing_its_review_page_says_the_dub_is_complete(clip, tmp_path, monkeypatch, capsys):
+    """The dub is in place when the page is written: the user is told so and how to get the page,
+    not to rerun a command that would only meet the finished outputs."""
+    import dubber.review
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    real = dubber.review.write_review
+    monkeypatch.setattr(dubber.review, "write_review", interrupted)
+    out = tmp_path / "out" / "v.mp4"
+    code = _dub_in_process([clip, "--review", "-o", out], tmp_path, monkeypatch)
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 130 and out.is_file() and not out.with_suffix(".review.html").exists()
+    assert "the dub is complete" in said and said.endswith(f"dub review {out.with_suffix('.json')}")
+    monkeypatch.setattr(dubber.review, "write_review", real)
+    assert _dub_in_process(["review", out.with_suffix(".json")], tmp_path, monkeypatch) == 0
+    assert out.with_suffix(".review.html").is_file()

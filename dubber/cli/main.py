@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import signal
 import sys
 import threading
@@ -84,7 +85,7 @@ def _add_render(p: argparse.ArgumentParser) -> None:
                    help="auto (AudioStory on a GPU with weights, else the score engine), audiostory or score")
     p.add_argument("--keep-original", action="store_true",
                    help="mix the original audio under the dub and keep it as a second track")
-    p.add_argument("--original-gain", type=float, default=-12.0, metavar="DB",
+    p.add_argument("--original-gain", type=float, default=None, metavar="DB",
                    help="gain on the original audio under the dub (default -12 dB), before the whole mix, "
                         "bed included, is brought to the --lufs target")
     p.add_argument("--lufs", default="-16", metavar="N|ebu|atsc",
@@ -185,11 +186,14 @@ def _sub_parser(command: str) -> argparse.ArgumentParser:
         add_studio_arguments(p)
         return p
     p.add_argument("input", help="video file")
-    if command == "analyze":
-        _add_output(p, "analysis JSON (default: <input>.analysis.json next to the input; - for stdout)")
-    elif command == "plan":
-        _add_output(p, "plan JSON (default: <input>.plan.json next to the input; - for stdout)")
-        _add_style(p)
+    if command in ("analyze", "plan"):
+        if command == "analyze":
+            _add_output(p, "analysis JSON (default: <input>.analysis.json next to the input; - for stdout)")
+        else:
+            _add_output(p, "plan JSON (default: <input>.plan.json next to the input; - for stdout)")
+            _add_style(p)
+        # as on `dub` and `dub review`: replace the file, reusing the cache (--force also recomputes)
+        p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     else:
         p.add_argument("--plan", required=True, metavar="PLAN", help="plan JSON from `dub plan`")
         _add_output(p, DEFAULT_OUTPUT_HELP)
@@ -226,8 +230,15 @@ def _options(args: argparse.Namespace):
     if hasattr(args, "style"):
         fields.update(style=args.style, seed=args.seed)
     if hasattr(args, "backend"):
+        if args.original_gain is not None:
+            if not args.keep_original:   # a level asked for a sound the dub would leave out
+                from ..errors import InputError
+
+                raise InputError("--original-gain sets the level of the source's own sound under the dub; "
+                                 "add --keep-original to keep that sound.")
+            fields["original_gain_db"] = args.original_gain
         fields.update(backend=args.backend, lufs=args.lufs, keep_original=args.keep_original,
-                      original_gain_db=args.original_gain, stems_dir=args.stems, timeline=args.timeline,
+                      stems_dir=args.stems, timeline=args.timeline,
                       model=args.model, device=args.device, timing=args.timing,
                       render_group=args.render_group, soundfont=args.soundfont)
     if hasattr(args, "hits"):
@@ -256,13 +267,23 @@ def _cmd_dub(args: argparse.Namespace) -> int:
         reason = job.backend_reason
         reporter.notice_on_stage("render", reason)
         result = api.run_job(job, progress=reporter)
+        stopped: KeyboardInterrupt | None = None
         if page is not None and "manifest" in result.outputs:
             from ..review import write_review
 
             reporter("review", 0, 1)
-            write_review(result.outputs["manifest"], page, overwrite=True)   # checked before the run
-            reporter("review", 1, 1)
-            result = replace(result, outputs={**result.outputs, "review": str(page)})
+            try:
+                write_review(result.outputs["manifest"], page, overwrite=True)   # checked before the run
+            except KeyboardInterrupt as stop:
+                stopped = stop
+            else:
+                reporter("review", 1, 1)
+                result = replace(result, outputs={**result.outputs, "review": str(page)})
+    if stopped is not None:
+        # The dub itself is finished and in place: running it again would only meet its outputs.
+        print(f"dub: interrupted while writing the review page; the dub is complete ({result.output}); "
+              f"write the page with: dub review {shlex.quote(result.outputs['manifest'])}", file=sys.stderr)
+        return _interrupted_status(stopped)
     reporter.done(result, reason)
     return 0
 
@@ -277,8 +298,8 @@ def _json_target(args: argparse.Namespace, suffix: str) -> Path | None:
     target = Path(args.output).expanduser().absolute() if args.output else src.with_name(src.stem + suffix)
     if target.resolve() == src:
         raise api.OutputError("The output path is the input file itself; choose another name with -o.")
-    if target.exists() and not args.force:
-        raise api.OutputError(f"{target} already exists; pass --force to overwrite it or choose another name with -o.")
+    if target.exists() and not (args.force or args.overwrite):
+        raise api.OutputError(f"{target} already exists; pass --overwrite to replace it or choose another name with -o.")
     api.check_writable_folder(target.parent, what="output")
     return target
 
@@ -481,6 +502,22 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def _interrupted_status(stop: KeyboardInterrupt) -> int:
+    return 143 if isinstance(stop, Terminated) else 130
+
+
+def _after_interrupt(command: str, args: argparse.Namespace) -> str:
+    """What an interrupted command leaves and how to go on: only what is true of this run."""
+    cached = not getattr(args, "no_cache", False)
+    if command == "batch":
+        return ("interrupted; rerun the same command to go on: videos already dubbed are skipped"
+                + (", and the others resume from the cache." if cached else "."))
+    if command in ("dub", "render", "analyze", "plan"):
+        return ("interrupted; rerun the same command to resume from the cache." if cached else
+                "interrupted; with --no-cache nothing was kept, so a rerun starts again from the beginning.")
+    return "interrupted."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dub` console script. Returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -493,8 +530,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[command](args)
     except KeyboardInterrupt as stop:
-        print("dub: interrupted; rerun the same command to resume from the cache.", file=sys.stderr)
-        return 143 if isinstance(stop, Terminated) else 130
+        print(f"dub: {_after_interrupt(command, args)}", file=sys.stderr)
+        return _interrupted_status(stop)
     except Exception as err:
         if not is_user_error(err):
             raise   # a bug keeps its traceback
