@@ -449,12 +449,28 @@ def _plan_from_json(data: Any) -> DubPlan:
     cues = data["cues"]
     if not isinstance(cues, list) or not all(isinstance(c, dict) for c in cues):
         raise PlanError("The plan's 'cues' must be a list of objects; fix the plan file.")
+    _refuse_unknown_fields(data, DubPlan.__dataclass_fields__, "The plan")
     for position, cue in enumerate(cues):
         optional = ("part", "parts", "model_text")
         lacking = [k for k in Cue.__dataclass_fields__ if k not in cue and k not in optional]
         if lacking:
             raise PlanError(f"Cue {position} lacks the field {lacking[0]!r}; fix the plan file.")
+        _refuse_unknown_fields(cue, Cue.__dataclass_fields__, f"Cue {position}")
     return DubPlan.from_dict(data)
+
+
+def _refuse_unknown_fields(given: dict, known, where: str) -> None:
+    """A field the plan does not have (a misspelt "captoin", a "muted" flag) would be ignored, and a
+    hand edit that does nothing looks as if it worked: it is named instead."""
+    unknown = sorted(k for k in given if k not in known)
+    if not unknown:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(str(unknown[0]), list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise PlanError(f"{where} has the field {unknown[0]!r}{hint}, which plans do not have: a cue's caption, prompt "
+                    "and seed and the plan's style are what can be edited; fix the plan file.")
 
 
 def load_plan(path: str | os.PathLike[str]) -> DubPlan:

@@ -210,6 +210,19 @@ def test_malformed_plans_raise_plan_error(tmp_path, mutate):
         load_plan(_plan_file(tmp_path, mutate))
 
 
+@pytest.mark.parametrize("mutate, said", [
+    (lambda d: d["cues"][1].update(captoin="a door slams"), "'captoin' (did you mean 'caption'?)"),
+    (lambda d: d["cues"][1].update(muted=True), "'muted'"),
+    (lambda d: d["cues"][0].update(style="noir"), "the plan's style"),
+    (lambda d: d.update(stlye="noir"), "'stlye' (did you mean 'style'?)"),
+])
+def test_a_field_plans_do_not_have_is_named_not_ignored(tmp_path, mutate, said):
+    """A misspelt or invented field would otherwise change nothing while the edit looks done."""
+    with pytest.raises(PlanError) as caught:
+        load_plan(_plan_file(tmp_path, mutate))
+    assert said in str(caught.value) and str(caught.value).endswith("fix the plan file.")
+
+
 def test_unreadable_plan_files_raise_plan_error(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{ not json")
