@@ -207,6 +207,7 @@ def spot(analysis: VideoAnalysis, hits: tuple[SpottedHit, ...], only: bool = Fal
     media = analysis.media
     near = max(1, round(SAME_MOMENT_S * float(media.fps)))
     placed: dict[int, VisualEvent] = {}
+    shared: set[int] = set()   # frames two spotted hits fell on (12.5 s and 300f at 24 fps)
     for hit in hits:
         frame = frame_of(hit, media)
         end = frame + 1
@@ -214,6 +215,8 @@ def spot(analysis: VideoAnalysis, hits: tuple[SpottedHit, ...], only: bool = Fal
             end = min(media.frame_count, max(frame + 1, _frame_at(media.frame_time(frame) + Fraction(hit.length_s),
                                                                   media)))
         event = VisualEvent(frame, hit.kind, hit.strength, end)
+        if frame in placed:
+            shared.add(frame)
         if frame not in placed or placed[frame].strength < event.strength:
             placed[frame] = event
     spotted = sorted(placed.values(), key=lambda e: (e.frame, e.kind))
@@ -223,4 +226,15 @@ def spot(analysis: VideoAnalysis, hits: tuple[SpottedHit, ...], only: bool = Fal
     # The manifest keeps the list itself, not only the path of a file that may change later.
     record = [{"frame": e.frame, "end_frame": e.end_frame, "kind": e.kind, "strength": e.strength} for e in spotted]
     return replace(analysis, events=events, settings={**analysis.settings, "spotted_hits": record,
-                                                      "spotted_hits_only": bool(only)})
+                                                      "spotted_hits_only": bool(only),
+                                                      "spotted_hits_on_one_frame": sorted(shared)})
+
+
+def shared_frame_note(analysis: VideoAnalysis) -> list[str]:
+    """A sentence for spotted hits that fell on one frame and so play once, or none."""
+    frames = analysis.settings.get("spotted_hits_on_one_frame") or []
+    if not frames:
+        return []
+    fps = float(analysis.media.fps)
+    where = ", ".join(f"frame {f} ({f / fps:.2f} s)" for f in frames[:4]) + (", ..." if len(frames) > 4 else "")
+    return [f"more than one spotted hit falls on {where}; one sound plays there, the strongest hit's"]

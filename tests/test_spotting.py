@@ -96,6 +96,19 @@ def test_spotted_hits_join_the_detected_ones_and_win_where_they_meet(tmp_path):
     assert [(e.frame, e.kind) for e in only.events] == [(300, "impact"), (500, "whoosh")]
 
 
+def test_two_spotted_hits_on_one_frame_play_once_and_are_named(tmp_path):
+    """12.5 s and 300f are the same frame at 24 fps: one sound plays, the strongest, and the run
+    says which frame so the user can move the other."""
+    from dubber.spotting import shared_frame_note
+
+    hits = read_hit_list(_write(tmp_path, "h.txt", "12.5\n300f, landing, 0.9\n400f\n"))
+    spotted = spot(_analysis([]), hits)
+    assert [(e.frame, e.kind) for e in spotted.events] == [(300, "landing"), (400, "impact")]
+    (note,) = shared_frame_note(spotted)
+    assert "frame 300 (12.50 s)" in note and "400" not in note
+    assert shared_frame_note(spot(_analysis([]), read_hit_list(_write(tmp_path, "k.txt", "12.5\n400f\n")))) == []
+
+
 @pytest.fixture(scope="module")
 def still_clip(tmp_path_factory) -> Path:
     """Ten seconds of a still grey picture at 24 fps: nothing on it for a detector to find."""
