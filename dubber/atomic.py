@@ -59,15 +59,23 @@ def public_path(path: Path) -> Path:
     return path.with_name(stem + (match.group(2) or ""))
 
 
+# A transaction's working file (the dub's sound before it is muxed) is named after the output with
+# this mark, so an error while writing it does not name a file the user never asked for.
+WORKING_MARK = ".working"
+
+
 def write_error(err: BaseException, target: Path) -> OutputError:
     """One sentence for a failed write: a full disk is named as such."""
     target = public_path(target)
     code = getattr(err, "errno", None)
     reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+    what = target.name
+    if target.stem.endswith(WORKING_MARK):
+        what = f"a working file for {target.stem.removesuffix(WORKING_MARK)}"
     if code in _FULL_DISK:
-        return OutputError(f"The disk holding {target.parent} is full ({reason}) while writing {target.name}; "
+        return OutputError(f"The disk holding {target.parent} is full ({reason}) while writing {what}; "
                            "free some space or choose another output folder.")
-    return OutputError(f"Cannot write {target.name} in {target.parent} ({reason}); "
+    return OutputError(f"Cannot write {what} in {target.parent} ({reason}); "
                        "check the folder is writable and has free space.")
 
 
@@ -231,7 +239,7 @@ class OutputTransaction:
 
     def scratch(self, beside: Path, suffix: str) -> Path:
         """A temporary working file next to `beside`, removed when the transaction ends."""
-        temp = _create_temp(check_output_folder(beside.with_suffix(suffix)))
+        temp = _create_temp(check_output_folder(beside.with_name(beside.stem + WORKING_MARK + suffix)))
         self._scratch.append(temp)
         return temp
 

@@ -247,7 +247,8 @@ def _fill_limit() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 
 
-@pytest.mark.parametrize("size, stems", [("300k", True), ("1850k", False)])   # full at the WAVs / at the mux
+# full at the WAVs / at the dub's working sound file / at the mux
+@pytest.mark.parametrize("size, stems", [("300k", True), ("300k", False), ("1850k", False)])
 def test_a_full_disk_is_one_sentence_and_leaves_nothing(media, tmp_path, size, stems):
     src = _copy(media["base"], tmp_path / "in")
     before = snapshot(tmp_path / "in")
@@ -261,6 +262,7 @@ def test_a_full_disk_is_one_sentence_and_leaves_nothing(media, tmp_path, size, s
         assert proc.returncode == 2, proc.stderr
         sentence = _one_sentence(proc.stderr)
         assert ("is full" if mounted else "space") in sentence and ".partial" not in sentence
+        assert "out.wav" not in sentence   # a working file is no output the user asked for
         assert list((tmp_path / "small").iterdir()) == []
     assert snapshot(tmp_path / "in") == before
 
