@@ -366,7 +366,7 @@ def test_once_takes_only_what_is_ready(tmp_path, base_video):
 def test_the_videos_of_a_folder_dropped_in_the_inbox_are_dubbed(tmp_path, base_video, caplog):
     """A reel dropped as a folder (even one named like a video): each settled video in it, at any
     depth, is taken under a name that says where it was; a copy still in progress waits; what is
-    not a video stays in the folder, named once a run; an emptied subfolder goes."""
+    not a video stays in the folder, named once; an emptied subfolder goes."""
     reel = tmp_path / "inbox" / "reel 3.mp4"
     (reel / "sub").mkdir(parents=True)
     (reel / "shot.mp4").write_bytes(variant(base_video, 3))
@@ -386,8 +386,70 @@ def test_the_videos_of_a_folder_dropped_in_the_inbox_are_dubbed(tmp_path, base_v
     assert (tmp_path / "done" / "reel 3.mp4 - shot.mp4").read_bytes() == variant(base_video, 3)
     assert sorted(p.name for p in reel.iterdir()) == ["late.mp4.part", "notes.txt"]   # sub/ emptied and gone
     said = [r.getMessage() for r in caplog.records if "notes.txt" in r.getMessage()]
-    assert said == ["leaving inbox/reel 3.mp4/notes.txt alone: it is not a video"] * 3   # once a run
+    assert said == ["leaving inbox/reel 3.mp4/notes.txt alone: it is not a video"]   # once, not once a run
     assert not list((tmp_path / "failed").iterdir())
+
+
+def test_cron_runs_remove_an_emptied_folder_and_name_a_stray_file_once(tmp_path, base_video):
+    """`--once` under cron is a new process each run: a reel folder whose video was taken goes
+    once it has stayed empty for the settle time, and a file that is not a video is named in
+    the log once, not on every run."""
+    reel = tmp_path / "inbox" / "Reel 3"
+    reel.mkdir(parents=True)
+    (reel / "shot 12.mp4").write_bytes(variant(base_video, 12))
+    (tmp_path / "inbox" / "readme.txt").write_text("the cue sheet is in the drive")
+    options = WatchOptions(stable_s=0.3, poll_s=0.05, once=True, processor=copy_processor)   # default empty_timeout_s
+    for _ in range(4):
+        run_watch(tmp_path, options)
+        time.sleep(0.2)
+    assert [p.name for p in (tmp_path / "done").iterdir()] == ["Reel 3 - shot 12.mp4"]
+    assert sorted(p.name for p in (tmp_path / "inbox").iterdir()) == ["readme.txt"]   # Reel 3/ emptied and gone
+    log_text = (tmp_path / "logs" / "watch.log").read_text()
+    assert log_text.count("leaving inbox/readme.txt alone") == 1
+
+
+def test_a_folder_that_arrives_empty_is_not_removed_at_once(tmp_path):
+    """Someone may be about to fill a folder they just made in the inbox: it waits the long
+    timeout, unlike a folder the watcher emptied itself."""
+    (tmp_path / "inbox" / "Episode 4").mkdir(parents=True)
+    options = WatchOptions(stable_s=0.1, poll_s=0.05, once=True, processor=copy_processor, empty_timeout_s=60)
+    for _ in range(3):
+        run_watch(tmp_path, options)
+    assert (tmp_path / "inbox" / "Episode 4").is_dir()
+
+
+def test_an_unreadable_inbox_state_is_set_aside(tmp_path, base_video):
+    """A damaged logs/inbox-state.json is only ever parsed as JSON: the run says so, looks at
+    the inbox afresh and writes a good one."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "inbox-state.json").write_text("__import__('os').remove('x')")
+    (tmp_path / "inbox").mkdir()
+    publish(tmp_path, "clip.mp4", variant(base_video, 13))
+    run_watch(tmp_path, WatchOptions(stable_s=0.1, poll_s=0.05, once=True, processor=copy_processor))
+    assert [p.name for p in (tmp_path / "done").iterdir()] == ["clip.mp4"]
+    assert "ignoring the unreadable" in (tmp_path / "logs" / "watch.log").read_text()
+    assert json.loads((tmp_path / "logs" / "inbox-state.json").read_text())["schema"] == "dubber.watch-inbox/1"
+
+
+def test_a_mistyped_watch_path_is_refused_and_a_new_one_is_announced(tmp_path, capsys):
+    from dubber.cli.main import main
+
+    typo = tmp_path / "srv" / "dub"
+    assert main(["watch", str(typo), "--once"]) == 2
+    assert not (tmp_path / "srv").exists()                               # nothing made, parents included
+    err = capsys.readouterr().err.strip()
+    assert err == (f"dub: Cannot set up a watch folder at {typo}: the folder {tmp_path / 'srv'} does not exist; "
+                   "check the path for a typo, or create that folder first.")
+
+    fresh = tmp_path / "dub"
+    args = ["watch", str(fresh), "--once", "--stable-s", "0.1", "--poll-s", "0.05",
+            "--processor", "tests.test_watch:copy_processor"]
+    assert main(args) == 0
+    assert sorted(p.name for p in fresh.iterdir()) == ["done", "failed", "inbox", "logs", "output", "processing"]
+    said = f"set up a new watch folder at {fresh}; drop videos into {fresh / 'inbox'}"
+    assert capsys.readouterr().err.count(said) == 1
+    assert main(args) == 0
+    assert said not in capsys.readouterr().err                           # said once, when it was set up
 
 
 def test_once_runs_return_a_failed_copy_that_grew_to_the_inbox(tmp_path, base_video):
@@ -582,6 +644,61 @@ def test_a_worker_killed_mid_job_is_retried_to_the_same_output(tmp_path, monkeyp
     assert_like_single_run(root / "output" / "ep1", single_dubs["ep1.mp4"])
     assert [p.name for p in (root / "done").iterdir()] == ["ep1.mp4"] and not any((root / "failed").iterdir())
     assert "a worker process died" in (root / "logs" / "watch.log").read_text()
+
+
+def media_references(folder: Path) -> dict[str, list[Path]]:
+    """Every file the output folder's .otio (as OpenTimelineIO reads it), .fcpxml (its src
+    attributes) and manifest (the input's path, and its outputs relative to it) point at."""
+    import xml.etree.ElementTree as ET
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    import opentimelineio as otio
+
+    def from_url(url: str) -> Path:
+        return Path(url2pathname(urlsplit(url).path))
+
+    [otio_file] = folder.glob("*.otio")
+    [fcpxml_file] = folder.glob("*.fcpxml")
+    [manifest_file] = [p for p in folder.glob("*.json") if p.name != "source.json"]
+    timeline = otio.adapters.read_from_file(str(otio_file))
+    manifest = json.loads(manifest_file.read_text())
+    return {
+        "otio": [from_url(c.media_reference.target_url) for c in timeline.find_clips()],
+        "fcpxml": [from_url(e.get("src")) for e in ET.parse(fcpxml_file).iter() if e.get("src")],
+        "manifest": [Path(manifest["media"]["path"]), Path(manifest["analysis"]["media"]["path"]),
+                     *(folder / rel for rel in manifest["outputs"].values())],
+    }
+
+
+def test_watch_timelines_and_manifests_point_at_files_that_exist(tmp_path, monkeypatch, dub_clips):
+    """An editor opening output/<name>/<name>.dub.otio or .fcpxml finds all its media: the dub,
+    its stems, and the original in done/ (not the staging folder or processing/). Two drops
+    under one name: each output names its own original."""
+    monkeypatch.setenv("DUB_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "watch"
+    (root / "inbox").mkdir(parents=True)
+    (root / "dub-watch.toml").write_text(DUB_SETTINGS)
+    options = WatchOptions(stable_s=0.1, poll_s=0.05, once=True, workers=1)
+    publish(root, "ep0.mp4", dub_clips["ep0.mp4"])
+    run_watch(root, options)
+    publish(root, "ep0.mp4", dub_clips["ep1.mp4"])                        # another film, the same name
+    run_watch(root, options)
+    assert sorted(p.name for p in (root / "output").iterdir()) == ["ep0", "ep0-2"]
+    for folder, original, content in (("ep0", "ep0.mp4", "ep0.mp4"), ("ep0-2", "ep0-2.mp4", "ep1.mp4")):
+        references = media_references(root / "output" / folder)
+        for kind, paths in references.items():
+            missing = [str(p) for p in paths if not p.is_file()]
+            assert paths and not missing, (folder, kind, missing)
+        dubbed = (root / "done" / original).resolve()
+        assert dubbed.read_bytes() == dub_clips[content]
+        for kind in ("otio", "fcpxml"):   # the original sound's track is the very file dubbed
+            assert dubbed in {p.resolve() for p in references[kind]}, (folder, kind)
+            assert {p.resolve().parent for p in references[kind]} <= {
+                dubbed.parent, (root / "output" / folder).resolve(), (root / "output" / folder / "stems").resolve()}
+        assert references["manifest"][0].resolve() == dubbed
+        fcpxml = next((root / "output" / folder).glob("*.fcpxml")).read_text()
+        assert fcpxml.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n')   # as Final Cut wants
 
 
 def test_ray_with_a_processor_or_without_ray_is_refused_in_one_sentence(tmp_path, monkeypatch, capsys):

@@ -1,10 +1,12 @@
 """Building blocks of the watch folder (dubber.watch.watcher): file names, the journal, the stability
-check and the folder lock. Nothing here knows about dubbing."""
+check and what it remembers of the inbox between runs, and the folder lock. Nothing here knows
+about dubbing."""
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -25,6 +27,8 @@ STAGING_PREFIX = ".staging-"
 TEMP_PREFIXES = (".", "~$", "._")
 TEMP_SUFFIXES = (".part", ".crdownload", ".tmp", ".partial", ".download")
 HASH_CHUNK_BYTES = 1 << 20
+
+log = logging.getLogger(__name__)
 
 
 class WatchLocked(DubError):
@@ -151,8 +155,10 @@ class StabilityTracker:
     empty_timeout_s: float
     seen: dict[str, _Seen] = field(default_factory=dict)
 
-    def is_stable(self, name: str, size: int, mtime_ns: int, now: float) -> bool:
-        need = self.empty_timeout_s if size == 0 else self.stable_s
+    def is_stable(self, name: str, size: int, mtime_ns: int, now: float, need_s: float | None = None) -> bool:
+        """Whether `name` has looked the same for `need_s` seconds (default: `stable_s`, or
+        `empty_timeout_s` for an empty file)."""
+        need = need_s if need_s is not None else self.empty_timeout_s if size == 0 else self.stable_s
         prev = self.seen.get(name)
         if prev is None or (prev.size, prev.mtime_ns) != (size, mtime_ns):
             age = max(0.0, time.time() - mtime_ns / 1e9) if prev is None else 0.0
@@ -167,6 +173,93 @@ class StabilityTracker:
         for name in set(self.seen) - present:
             del self.seen[name]
 
+
+INBOX_STATE_FILE = "inbox-state.json"
+INBOX_STATE_SCHEMA = "dubber.watch-inbox/1"
+
+
+@dataclass
+class InboxState:
+    """What the scan knows about the inbox, kept in logs/inbox-state.json so that a `--once` run
+    (a new process each time cron starts it) goes on where the last one stopped: how long each
+    file and empty folder has looked unchanged (`tracker`), which names were already said to be
+    left alone (`told`), and which folders the watcher itself emptied (`emptied`: they go once
+    they have settled, where a folder that arrived empty may be about to be filled).
+
+    The file is plain JSON, checked field by field; one that cannot be read is ignored (with a
+    warning) and the scan starts afresh, which at worst names a file again or waits once more."""
+
+    path: Path
+    tracker: StabilityTracker
+    told: set[str] = field(default_factory=set)
+    emptied: set[str] = field(default_factory=set)
+    _saved: tuple = field(default=(), init=False, repr=False)        # what the file holds (see _contents)
+    _save_failed: bool = field(default=False, init=False, repr=False)   # said once, not on every scan
+
+    @classmethod
+    def load(cls, path: Path, stable_s: float, empty_timeout_s: float) -> "InboxState":
+        state = cls(path, StabilityTracker(stable_s, empty_timeout_s))
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return state
+        except (OSError, ValueError) as err:
+            log.warning("ignoring the unreadable %s (%s); the inbox is looked at afresh", path, err)
+            return state
+        if not _is_inbox_record(record):
+            log.warning("ignoring %s: it is not an inbox state this version writes; the inbox is looked at afresh",
+                        path)
+            return state
+        # Times are kept as wall-clock seconds (the only clock two processes share), used here
+        # as the monotonic times of this process.
+        now, wall = time.monotonic(), time.time()
+        for name, (size, mtime_ns, since_s) in record["seen"].items():
+            state.tracker.seen[name] = _Seen(size, mtime_ns, now - max(0.0, wall - since_s))
+        state.told, state.emptied = set(record["told"]), set(record["emptied"])
+        state._saved = state._contents()
+        return state
+
+    def _contents(self) -> tuple:
+        """What is kept, without the times (those of a known entry never change)."""
+        seen = tuple(sorted((name, s.size, s.mtime_ns) for name, s in self.tracker.seen.items()))
+        return seen, tuple(sorted(self.told)), tuple(sorted(self.emptied))
+
+    def save(self) -> None:
+        """Write the state when it changed since it was read or last written (atomically)."""
+        contents = self._contents()
+        if contents == self._saved:
+            return
+        now, wall = time.monotonic(), time.time()
+        seen = {name: [s.size, s.mtime_ns, round(wall - (now - s.since), 3)] for name, s in self.tracker.seen.items()}
+        try:
+            write_json_atomic(self.path, {"schema": INBOX_STATE_SCHEMA, "seen": seen, "told": sorted(self.told),
+                                          "emptied": sorted(self.emptied)})
+        except (OSError, DubError) as err:   # the watcher goes on; only what it remembers is lost
+            if not self._save_failed:
+                log.warning("cannot keep the inbox state in %s (%s); a later run looks at the inbox afresh",
+                            self.path, one_line(err))
+            self._save_failed = True
+            return
+        self._saved, self._save_failed = contents, False
+
+
+def _is_inbox_record(record: Any) -> bool:
+    if not (isinstance(record, dict) and record.get("schema") == INBOX_STATE_SCHEMA):
+        return False
+    seen, told, emptied = record.get("seen"), record.get("told"), record.get("emptied")
+    if not (isinstance(seen, dict) and isinstance(told, list) and isinstance(emptied, list)):
+        return False
+    return all(_is_seen_entry(entry) for entry in seen.values()) and all(
+        isinstance(name, str) for name in (*told, *emptied))
+
+
+def _is_seen_entry(entry: Any) -> bool:
+    """[size, mtime_ns, since_s]: two integers and a number of seconds."""
+    def number(x: Any, kinds: tuple[type, ...]) -> bool:
+        return isinstance(x, kinds) and not isinstance(x, bool)
+
+    return (isinstance(entry, list) and len(entry) == 3 and number(entry[0], (int,)) and number(entry[1], (int,))
+            and number(entry[2], (int, float)))
 
 
 class FolderLock:

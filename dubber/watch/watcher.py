@@ -6,7 +6,8 @@
       output/       one folder per input: the dubbed video, stems, manifest, timelines
       done/         originals after success (and duplicates, with a note)
       failed/       originals that could not be dubbed, each with <name>.error.json
-      logs/         journal.jsonl (what happened to which content) and watch.log
+      logs/         journal.jsonl (what happened to which content), watch.log, and inbox-state.json
+                    (what the inbox scan has seen, so a `--once` run goes on where the last one stopped)
       dub-watch.toml  optional settings for this folder (style, backend, lufs, keep_original)
 
 A file is taken once its size and modification time have stayed unchanged for `stable_s`
@@ -16,6 +17,8 @@ shares deliver none and copies deliver them out of order. Every step is crash-sa
 results are renames, the journal is appended and synced before the original moves on, and a
 restart dubs again first whatever was left in `processing/`, so every input is dubbed exactly
 once and ends in `done/` or `failed/`. Identical content (same SHA-256) is dubbed only once.
+The timelines and manifest of an output folder name each file where it ends up: in that folder,
+and the original in `done/`.
 
 Without a processor, each dub runs on the batch machinery (dubber.watch.dispatch): local worker
 processes (`--jobs N` at once) or tasks on a Ray cluster (`--ray`), with its ledger in logs/; a
@@ -38,10 +41,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .journal import (FOLDERS, JOURNAL_FILE, LOG_FILE, SOURCE_RECORD, STAGING_PREFIX, FolderLock, Journal,
-                       StabilityTracker, WatchLocked, is_candidate, is_temporary, is_user_error, now_iso, one_sentence,
-                       sha256_of, shown,
-                       unique_path, write_json_atomic)
+from .inbox import InboxScanner
+from .journal import (FOLDERS, INBOX_STATE_FILE, JOURNAL_FILE, LOG_FILE, SOURCE_RECORD, STAGING_PREFIX, FolderLock,
+                      InboxState, Journal, WatchLocked, is_candidate, is_user_error, now_iso, one_sentence, sha256_of,
+                      shown, unique_path, write_json_atomic)
+from .relocate import Move, relocate_references
 from .settings import SETTINGS_FILE, WatchSettings, WatchSettingsError, dub_options, load_settings
 from ..errors import DubError, InputError, OutputError
 
@@ -58,7 +62,9 @@ DUPLICATE_MODES = ("done", "skip")
 @dataclass(frozen=True)
 class WatchJob:
     """One claimed input. A processor writes everything into `staging` (an empty folder inside
-    output/), naming the dubbed video `output_name`; the watcher renames the folder into place."""
+    output/), naming the dubbed video `output_name`; the watcher renames the folder into place,
+    first pointing the timelines and manifest written there at the final folder and at the
+    input's place in done/ (see dubber.watch.relocate)."""
 
     source: Path
     original_name: str
@@ -162,13 +168,15 @@ class Watcher:
         self.validator = options.validator or (probe_validator if options.processor else None)
         self.dispatch: Any = None   # the batch machinery that runs the pipeline (set by run)
         self.journal = Journal(self.dirs["logs"] / JOURNAL_FILE)
-        self.tracker = StabilityTracker(options.stable_s, options.empty_timeout_s)
         self.skipped = self.journal.skipped_keys()
-        self.lock = threading.Lock()                  # guards the two dicts below and output names
+        # Stability, names already said and folders emptied, as the last run left them.
+        state = InboxState.load(self.dirs["logs"] / INBOX_STATE_FILE, options.stable_s, options.empty_timeout_s)
+        self.inbox = InboxScanner(self.dirs["inbox"], state, self.journal, self.skipped, options.stable_s,
+                                  options.empty_timeout_s)
+        self.lock = threading.Lock()                  # guards the two dicts below and names in output/, done/
         self.in_flight: dict[str, threading.Event] = {}
         self.outputs_by_sha: dict[str, str] = {}
         self.wake = threading.Event()
-        self.told: set[str] = set()                   # inbox names already said to be left alone
         # failed/ files by (size, mtime) when they failed: one that changes afterwards was still
         # being written (a slow copy that paused), so it goes back to the inbox.
         self.failed_stat: dict[Path, tuple[int, int]] = self._failed_stats()
@@ -220,12 +228,21 @@ class Watcher:
         sha = sha256_of(path)
         record = self.journal.done_record(sha)
         if record is not None and record.get("claimed_as") == path.name:
-            os.replace(path, unique_path(self.dirs["done"], record["name"]))
+            os.replace(path, self._done_path(record["name"], record.get("done_as")))
             return True
         if record is None and sha in self.outputs_by_sha:
-            self._record_done(path, name, sha, self.outputs_by_sha[sha])
+            output = self.outputs_by_sha[sha]
+            done_as = self._source_record(output).get("done_as")
+            self._record_done(path, name, sha, output, self._done_path(name, done_as))
             return True
         return False
+
+    def _source_record(self, output: str) -> dict:
+        try:
+            record = json.loads((self.dirs["output"] / output / SOURCE_RECORD).read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            return {}
+        return record if isinstance(record, dict) else {}
 
     def _original_name(self, claimed: Path) -> str:
         claims = [r for r in self.journal.records if r.get("event") == "claimed" and r.get("claimed_as") == claimed.name]
@@ -234,88 +251,9 @@ class Watcher:
     # -- scanning ------------------------------------------------------------------------------
 
     def scan(self) -> list[Path]:
-        """Inbox files that are ready: candidates by name, stable, not skipped. A symbolic link
-        to a video is taken like the video; anything left alone is said once."""
+        """Inbox files that are ready to be claimed (see dubber.watch.inbox)."""
         self._return_resumed_copies()
-        now, present, ready = time.monotonic(), set(), []
-        with os.scandir(self.dirs["inbox"]) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False) and not is_temporary(entry.name):
-                    present |= self._lift_from_folder(Path(entry.path), now)
-                    continue
-                if not self._takes(entry):
-                    continue
-                st = entry.stat()
-                present.add(entry.name)
-                if (entry.name, st.st_size, st.st_mtime_ns) in self.skipped:
-                    continue
-                if self.tracker.is_stable(entry.name, st.st_size, st.st_mtime_ns, now):
-                    ready.append(Path(entry.path))
-        self.tracker.prune(present)
-        return sorted(ready)
-
-    def _lift_from_folder(self, folder: Path, now: float) -> set[str]:
-        """A folder dropped into the inbox (a reel, an episode): each video in it, at any depth,
-        once it has stopped changing, moves up into the inbox named after its place ("Reel 3 -
-        shot 12.mp4") and is then taken like any other. What is not a video stays where it is,
-        named once; the folder goes when nothing is left in it. Returns the names it tracks."""
-        tracked: set[str] = set()
-        for base, dirs, files in os.walk(folder):
-            dirs[:] = sorted(d for d in dirs if not is_temporary(d))
-            for name in sorted(files):
-                path = Path(base) / name
-                key = path.relative_to(self.dirs["inbox"]).as_posix()
-                if is_temporary(name):
-                    continue   # still being copied: it gets its real name when done
-                if not is_candidate(name) or not path.is_file():
-                    if key not in self.told:
-                        self.told.add(key)
-                        log.warning("leaving inbox/%s alone: it is not a video", shown(key))
-                    continue
-                try:
-                    st = path.stat()
-                except FileNotFoundError:
-                    continue
-                tracked.add(key)
-                if not self.tracker.is_stable(key, st.st_size, st.st_mtime_ns, now):
-                    continue
-                target = unique_path(self.dirs["inbox"], " - ".join(Path(key).parts))
-                os.replace(path, target)
-                self.tracker.forget(key)
-                tracked.discard(key)
-                self.journal.append("lifted", name=target.name, from_folder=key)
-                log.info("took %s out of its folder as %s", shown(key), shown(target.name))
-        # A folder goes once it has stayed empty a while (a copy may pause between two files);
-        # what is not a video keeps its folder.
-        for base, dirs, files in sorted(os.walk(folder), key=lambda walked: -len(walked[0])):
-            if dirs or files:
-                continue
-            key = Path(base).relative_to(self.dirs["inbox"]).as_posix() + "/"
-            with contextlib.suppress(OSError):
-                tracked.add(key)
-                if self.tracker.is_stable(key, 0, os.stat(base).st_mtime_ns, now):
-                    os.rmdir(base)
-                    self.tracker.forget(key)
-                    tracked.discard(key)
-        return tracked
-
-    def _takes(self, entry: os.DirEntry) -> bool:
-        if is_temporary(entry.name):
-            return False   # a copy in progress: it gets its real name when done
-        if entry.is_dir():   # a link to a folder: its videos are not ours to move
-            why = "it is a link to a folder; move the videos themselves into inbox/"
-        elif not is_candidate(entry.name):
-            why = "its name does not end in a video extension"
-        elif entry.is_symlink() and not entry.is_file():
-            why = "it is a link to something that is not a file"
-        elif not entry.is_file():
-            why = "it is not a file"
-        else:
-            return True
-        if entry.name not in self.told:
-            self.told.add(entry.name)
-            log.warning("leaving inbox/%s alone: %s", shown(entry.name), why)
-        return False
+        return self.inbox.ready()
 
     def _return_resumed_copies(self) -> None:
         """A failed file that changed after it failed was still being copied: back to the inbox."""
@@ -335,7 +273,7 @@ class Watcher:
 
     def claim(self, path: Path) -> Path | None:
         """Move a ready file into processing/ (atomic), or None when it vanished meanwhile."""
-        self.tracker.forget(path.name)
+        self.inbox.forget(path.name)
         target = unique_path(self.dirs["processing"], path.name)
         try:
             os.replace(path, target)
@@ -386,12 +324,10 @@ class Watcher:
             raise InputError(f"{name} is empty (0 bytes); copy the video into the inbox again.")
         if self.validator is not None:
             self.validator(claimed)
-        output = self._process(claimed, name, sha)
-        self._record_done(claimed, name, sha, output)
+        self._process(claimed, name, sha)
 
-    def _process(self, claimed: Path, name: str, sha: str) -> str:
+    def _process(self, claimed: Path, name: str, sha: str) -> None:
         import shutil
-        from dataclasses import asdict
 
         from ..options import default_output_path   # one naming rule for every way of dubbing
 
@@ -401,15 +337,28 @@ class Watcher:
         job = WatchJob(claimed, name, staging, default_output_path(Path(name)).name, self.settings, sha)
         try:
             self._work(job)
-            write_json_atomic(staging / SOURCE_RECORD, {"sha256": sha, "input": name, "time": now_iso(),
-                                                        "settings": asdict(self.settings)})
+            # Names in output/ and done/ are chosen and taken under one lock, so the timelines can
+            # name the final places before anything moves there.
             with self.lock:
                 final = unique_path(self.dirs["output"], stem)
-                os.replace(staging, final)  # the whole result appears at once
-                self.outputs_by_sha[sha] = final.name
+                original = unique_path(self.dirs["done"], name)
+                self._publish(job, final, original)
+                self._record_done(claimed, name, sha, final.name, original)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return final.name
+
+    def _publish(self, job: WatchJob, final: Path, original: Path) -> None:
+        """Point the job's timelines and manifest at `final` (the output folder) and `original`
+        (the input in done/), then rename the staging folder into place: the whole result
+        appears at once, and every file it names exists once the original has moved."""
+        from dataclasses import asdict
+
+        relocate_references(job.staging, (Move.of(job.staging, final), Move.of(job.source, original)))
+        write_json_atomic(job.staging / SOURCE_RECORD, {"sha256": job.sha256, "input": job.original_name,
+                                                        "done_as": original.name, "time": now_iso(),
+                                                        "settings": asdict(job.settings)})
+        os.replace(job.staging, final)
+        self.outputs_by_sha[job.sha256] = final.name
 
     def _work(self, job: WatchJob) -> None:
         """The processor in this thread, or the pipeline on the batch machinery (this thread
@@ -420,10 +369,19 @@ class Watcher:
             options = dub_options(job.settings, job.staging / "stems")
             self.dispatch.run(job.source, job.staging / job.output_name, job.sha256, options)
 
-    def _record_done(self, claimed: Path, name: str, sha: str, output: str) -> None:
-        self.journal.append("done", name=name, claimed_as=claimed.name, sha256=sha, output=output)
-        os.replace(claimed, unique_path(self.dirs["done"], name))
+    def _record_done(self, claimed: Path, name: str, sha: str, output: str, original: Path) -> None:
+        self.journal.append("done", name=name, claimed_as=claimed.name, sha256=sha, output=output,
+                            done_as=original.name)
+        os.replace(claimed, original)
         log.info("dubbed %s -> output/%s", shown(name), shown(output))
+
+    def _done_path(self, name: str, done_as: object) -> Path:
+        """Where an original goes in done/: the name its output's timelines were given when it is
+        still free (a run interrupted between the two renames), else a free one."""
+        if isinstance(done_as, str) and done_as and Path(done_as).name == done_as:
+            if not (self.dirs["done"] / done_as).exists():
+                return self.dirs["done"] / done_as
+        return unique_path(self.dirs["done"], name)
 
     def _duplicate(self, claimed: Path, name: str, sha: str, prior: dict | None) -> None:
         first = prior["name"] if prior else "an earlier file"
@@ -436,12 +394,13 @@ class Watcher:
             self.journal.append("skipped", name=back.name, size=st.st_size, mtime_ns=st.st_mtime_ns,
                                 sha256=sha, same_as=first)
             return
-        dest = unique_path(self.dirs["done"], name)
         note = {"file": name, "note": f"Same content as {first}, already dubbed into output/{output}; "
                                       "not dubbed again.", "sha256": sha, "output": output, "time": now_iso()}
-        write_json_atomic(dest.with_name(dest.name + ".duplicate.json"), note)
-        self.journal.append("duplicate", name=name, sha256=sha, same_as=first, output=output)
-        os.replace(claimed, dest)
+        with self.lock:   # done/ names are taken under the lock (see _process)
+            dest = unique_path(self.dirs["done"], name)
+            write_json_atomic(dest.with_name(dest.name + ".duplicate.json"), note)
+            self.journal.append("duplicate", name=name, sha256=sha, same_as=first, output=output)
+            os.replace(claimed, dest)
         log.info("%s has the same content as %s; moved to done/ without dubbing", shown(name), shown(first))
 
     def _fail(self, claimed: Path, name: str, sha: str, err: BaseException) -> None:
@@ -559,23 +518,31 @@ class Watcher:
 
 # ----------------------------------------------------------------------------- entry points
 
-def prepare_root(root: Path, out_dir: str | None = None) -> tuple[Path, str | None]:
-    """Create ROOT, its folders and the output folder; refuse a ROOT or output that is a file.
-    Returns both as absolute paths."""
+def prepare_root(root: Path, out_dir: str | None = None) -> tuple[Path, str | None, bool]:
+    """Create ROOT's folders and the output folder; refuse a ROOT or output that is a file, and a
+    ROOT whose parent folder does not exist (a mistyped path is not made into a folder tree).
+    Returns both as absolute paths, and whether ROOT was set up as a watch folder just now."""
     from ..options import check_writable_folder
 
     root = Path(root).expanduser().absolute()
     if root.exists() and not root.is_dir():
         raise InputError(f"{root} is a file; give a folder to watch.")
+    if not root.exists() and not root.parent.exists():
+        raise InputError(f"Cannot set up a watch folder at {root}: the folder {root.parent} does not exist; "
+                         "check the path for a typo, or create that folder first.")
+    if not root.exists() and not root.parent.is_dir():
+        raise InputError(f"Cannot set up a watch folder at {root}: {root.parent} is a file; give a path in a folder.")
     out = Path(out_dir).expanduser().absolute() if out_dir is not None else None
     if out is not None and out.exists() and not out.is_dir():
         raise OutputError(f"The watch output {out} is a file; give a folder with -o.")
     if out is not None:
         check_writable_folder(out, what="watch output")
         out.mkdir(parents=True, exist_ok=True)
+    new = not (root / "inbox").is_dir()
+    root.mkdir(exist_ok=True)
     for name in FOLDERS:
-        (root / name).mkdir(parents=True, exist_ok=True)
-    return root, None if out is None else str(out)
+        (root / name).mkdir(exist_ok=True)
+    return root, None if out is None else str(out), new
 
 
 def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = None) -> int:
@@ -585,14 +552,15 @@ def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = 
     Raises:
         WatchSettingsError: dub-watch.toml is invalid.
         WatchLocked: another watcher serves ROOT.
-        InputError / OutputError: ROOT or the output folder is a file, or cannot be written.
+        InputError / OutputError: ROOT or the output folder is a file, or cannot be written; the
+            folder above ROOT does not exist.
         BackendUnavailable: ray is asked for but not installed, or its cluster cannot be reached.
     """
     if options.ray:
         from ..executors import require_ray
 
         require_ray()   # before any folder is made: a missing package is the user's to fix
-    root, out_dir = prepare_root(root, options.out_dir)
+    root, out_dir, new = prepare_root(root, options.out_dir)
     options = replace(options, out_dir=out_dir)
     settings = load_settings(root)
     handler = logging.FileHandler(root / "logs" / LOG_FILE, encoding="utf-8")
@@ -604,6 +572,8 @@ def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = 
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
     try:
+        if new:   # said once: the next run finds the inbox there
+            log.info("set up a new watch folder at %s; drop videos into %s", root, root / "inbox")
         with FolderLock(root / "logs" / "watch.lock"):
             watcher = Watcher(root, options, settings)
             watcher.run(stop or threading.Event())

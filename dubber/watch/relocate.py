@@ -1,0 +1,158 @@
+"""A finished job's timelines and manifest, pointed at where its files end up.
+
+A job writes into a staging folder inside output/ and dubs the claimed copy in processing/; the
+watcher then renames the folder into place and moves the original to done/. The .otio and
+.fcpxml name their media by absolute file:// URL and the manifest names the input by absolute
+path (as a single `dub` writes them, so they open from anywhere), so before the rename every
+reference into the staging folder or to the claimed file is rewritten to its final place. Each
+file is parsed, changed where a reference moves, and written back whole through a temporary and
+a rename; an editor never sees half a timeline.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+from ..atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+MANIFEST_SCHEMA_PREFIX = "dubber.manifest/"
+
+
+@dataclass(frozen=True)
+class Move:
+    """A file or folder now at `old` that will be at `new` once the job is filed."""
+
+    old: Path
+    new: Path
+
+    @classmethod
+    def of(cls, old: Path, new: Path) -> "Move":
+        # The exporters write paths with symbolic links resolved; both sides are compared that way.
+        return cls(old.resolve(), new.parent.resolve() / new.name)
+
+
+def moved_path(path: Path, moves: Iterable[Move]) -> Path | None:
+    """Where `path` will be after `moves`, or None when none of them carries it. The closest
+    move wins: a file that moves out of a folder that moves goes where its own move says."""
+    resolved = path.resolve()
+    for move in sorted(moves, key=lambda m: len(m.old.parts), reverse=True):
+        try:
+            inside = resolved.relative_to(move.old)
+        except ValueError:
+            continue
+        return move.new / inside
+    return None
+
+
+def moved_url(url: str, moves: Iterable[Move]) -> str | None:
+    """The file:// URL of where `url`'s file will be, or None when it does not move."""
+    parts = urlsplit(url)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        return None
+    new = moved_path(Path(url2pathname(parts.path)), moves)
+    return None if new is None else new.as_uri()   # as the exporter writes its URLs
+
+
+class _Unreadable(Exception):
+    """A file named like a timeline or manifest that does not parse as one."""
+
+
+def relocate_references(folder: Path, moves: tuple[Move, ...]) -> int:
+    """Point every .otio, .fcpxml and dub manifest under `folder` at where `moves` put the files
+    they name. A file that cannot be parsed (a custom processor's own format) is left as written,
+    with a warning. Returns how many references changed.
+
+    Raises:
+        OutputError: a rewritten file cannot be written back.
+    """
+    rewriters: dict[str, Callable[[Path, tuple[Move, ...]], int]] = {
+        ".otio": _relocate_otio, ".fcpxml": _relocate_fcpxml, ".json": _relocate_manifest}
+    changed = 0
+    for path in sorted(folder.rglob("*")):
+        rewrite = rewriters.get(path.suffix.lower())
+        if rewrite is None or not path.is_file():
+            continue
+        try:
+            changed += rewrite(path, moves)
+        except _Unreadable as err:
+            log.warning("%s could not be read (%s); its media references are left as written", path.name, err)
+    return changed
+
+
+def _relocate_otio(path: Path, moves: tuple[Move, ...]) -> int:
+    import opentimelineio as otio
+
+    try:
+        timeline = otio.adapters.read_from_file(str(path), "otio_json")
+    except (otio.exceptions.OTIOError, ValueError) as err:
+        raise _Unreadable(err) from None
+    changed = 0
+    for clip in timeline.find_clips():
+        for reference in clip.media_references().values():
+            new = moved_url(getattr(reference, "target_url", "") or "", moves)
+            if new is not None:
+                reference.target_url = new
+                changed += 1
+    if changed:
+        atomic_write_text(path, otio.adapters.write_to_string(timeline, "otio_json"))
+    return changed
+
+
+def _relocate_fcpxml(path: Path, moves: tuple[Move, ...]) -> int:
+    """Every `src` (asset, media-rep); the DOCTYPE Final Cut requires is kept."""
+    from xml.dom import minidom
+    from xml.parsers.expat import ExpatError
+
+    try:
+        document = minidom.parseString(path.read_bytes())
+    except ExpatError as err:
+        raise _Unreadable(err) from None
+    changed = 0
+    for element in document.getElementsByTagName("*"):
+        new = moved_url(element.getAttribute("src"), moves) if element.hasAttribute("src") else None
+        if new is not None:
+            element.setAttribute("src", new)
+            changed += 1
+    if changed:
+        # The nodes before the root (the DOCTYPE) one a line, as written; the root keeps its layout.
+        nodes = [node.toxml() for node in document.childNodes]
+        atomic_write_text(path, "\n".join(['<?xml version="1.0" encoding="UTF-8"?>', *nodes]) + "\n")
+    return changed
+
+
+def _relocate_manifest(path: Path, moves: tuple[Move, ...]) -> int:
+    """Absolute paths anywhere in a dub manifest (its input's, in `media` and `analysis`); paths
+    relative to the manifest move with its folder. Other JSON files are not ours to change."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:   # not JSON, or not UTF-8
+        raise _Unreadable(err) from None
+    if not (isinstance(manifest, dict) and str(manifest.get("schema", "")).startswith(MANIFEST_SCHEMA_PREFIX)):
+        return 0
+    relocated, changed = _relocate_values(manifest, moves)
+    if changed:
+        atomic_write_text(path, json.dumps(relocated, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    return changed
+
+
+def _relocate_values(value: Any, moves: tuple[Move, ...]) -> tuple[Any, int]:
+    """`value` with each string that is a whole absolute path under a move replaced; and how many."""
+    if isinstance(value, dict):
+        items = {key: _relocate_values(item, moves) for key, item in value.items()}
+        return {key: item for key, (item, _) in items.items()}, sum(n for _, n in items.values())
+    if isinstance(value, list):
+        items_list = [_relocate_values(item, moves) for item in value]
+        return [item for item, _ in items_list], sum(n for _, n in items_list)
+    if isinstance(value, str) and "\n" not in value and os.path.isabs(value):
+        new = moved_path(Path(value), moves)
+        if new is not None:
+            return str(new), 1
+    return value, 0
