@@ -7,6 +7,7 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import imageio_ffmpeg
 import numpy as np
@@ -96,6 +97,12 @@ def _truncated_matroska(src: Path, dst: Path) -> Path:
     return _truncated(full, dst.with_suffix(".mkv"))
 
 
+def _truncated_avi(src: Path, dst: Path) -> Path:
+    full = dst.with_name("full.avi")
+    _ffmpeg("-i", str(src), "-c:v", "mpeg4", "-c:a", "libmp3lame", str(full))
+    return _truncated(full, dst.with_suffix(".avi"))
+
+
 def _garbage_payload(src: Path, dst: Path) -> Path:
     data = src.read_bytes()
     start = data.index(b"mdat") + 4
@@ -140,7 +147,7 @@ def _folder(src: Path, dst: Path) -> Path:
     (_missing, VideoNotFound), (_folder, NotAVideo), (_empty, VideoUnreadable), (_text, NotAVideo),
     (_png, NotAVideo), (_audio_only, NotAVideo), (_truncated, VideoUnreadable),
     (_moov_at_end_truncated, VideoUnreadable), (_truncated_matroska, VideoUnreadable),
-    (_garbage_payload, VideoUnreadable),
+    (_truncated_avi, VideoUnreadable), (_garbage_payload, VideoUnreadable),
 ], ids=lambda v: getattr(v, "__name__", "").strip("_"))
 def test_bad_input_raises_one_plain_sentence(make, error, sample_24p, tmp_path):
     bad = make(sample_24p[0], tmp_path / "bad.mp4")
@@ -186,3 +193,53 @@ def test_drop_frame_timecode_keeps_its_semicolon(tmp_path):
 
 def test_no_timecode_when_the_file_has_none(sample_24p):
     assert vision.probe(sample_24p[0]).start_timecode is None
+
+
+# ------------------------------------------------------------------ AVI null frames
+
+NTSC_FILM = Fraction(24000, 1001)
+DROPPED_FRAME = 10
+
+
+@pytest.fixture(scope="module")
+def avi_with_null_frame(tmp_path_factory) -> tuple[Path, int, int]:
+    """An MPEG-4 AVI with one null frame, as Xvid, DivX and ffmpeg write them: a zero-size index
+    entry that repeats the picture before. The muxer writes one where a timestamp is skipped
+    (here frame DROPPED_FRAME is left out).
+
+    Returns:
+        (path, frames its header counts, frames a decoder yields).
+    """
+    path = tmp_path_factory.mktemp("avi") / "null_frame.avi"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x90:rate=24000/1001", "-t", "3",
+            "-vf", f"select=not(eq(n\\,{DROPPED_FRAME}))", "-fps_mode", "passthrough", "-c:v", "mpeg4", str(path))
+    with av.open(str(path)) as container:
+        header_frames = container.streams.video[0].frames
+        decoded_frames = sum(1 for _ in container.decode(video=0))
+    assert header_frames == decoded_frames + 1, (header_frames, decoded_frames)
+    return path, header_frames, decoded_frames
+
+
+def test_avi_null_frame_repeats_the_picture_before(avi_with_null_frame):
+    path, header_frames, decoded_frames = avi_with_null_frame
+    info = vision.probe(path)
+    # Every decoded picture is a frame; the null frame keeps the picture before it on screen one
+    # frame period longer, so the pictures after it keep their times and the video lasts as long
+    # as its header says.
+    assert info.frame_count == decoded_frames
+    assert info.frame_time(DROPPED_FRAME - 1) == (DROPPED_FRAME - 1) / NTSC_FILM
+    assert info.frame_time(DROPPED_FRAME) == (DROPPED_FRAME + 1) / NTSC_FILM
+    assert info.frame_time(info.frame_count) == header_frames / NTSC_FILM
+    assert info.duration_s == pytest.approx(float(header_frames / NTSC_FILM))
+
+
+def test_avi_with_a_null_frame_is_dubbed_to_its_full_length(avi_with_null_frame, tmp_path):
+    from dubber import api
+
+    path, header_frames, decoded_frames = avi_with_null_frame
+    result = api.dub(path, tmp_path / "null_frame.dub.mp4", api.DubOptions(cache_dir=str(tmp_path / "cache")))
+    assert result.total_samples == round(header_frames * result.sample_rate / NTSC_FILM)
+    with av.open(str(result.output)) as container:
+        video = container.streams.video[0]
+        assert sum(1 for packet in container.demux(video) if packet.size) == decoded_frames   # copied whole
+        assert video.duration * video.time_base == header_frames / NTSC_FILM

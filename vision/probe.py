@@ -46,6 +46,10 @@ class _PacketScan:
     # Packets before the first keyframe (a capture that begins mid-GOP): nothing decodes them and
     # ffmpeg's stream copy drops them, so they are no frames of the video either.
     leading: int = 0
+    # AVI null frames: zero-size index entries that repeat the picture before for one frame period.
+    # The header counts them, but the demuxer skips them and leaves a gap in the timestamps, so
+    # the picture before stays on screen across the gap (the video's timing is variable).
+    null_frames: int = 0
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
@@ -135,10 +139,17 @@ def _scan_packets(container, stream, path: Path) -> _PacketScan:
     pts: list[int] = []
     leading: list[int] = []
     last_duration, clean_end, hidden = 0, True, 0
+    counts_entries = _dts_counts_index_entries(container, stream)
+    first_dts = last_dts = None
+    stored = 0   # packets with data, shown or not
     try:
         for packet in container.demux(stream):
             if packet.pts is None or packet.size == 0:
                 continue
+            stored += 1
+            if counts_entries and packet.dts is not None:
+                first_dts = packet.dts if first_dts is None else first_dts
+                last_dts = packet.dts
             if packet.is_discard:
                 hidden += 1
                 continue
@@ -154,7 +165,18 @@ def _scan_packets(container, stream, path: Path) -> _PacketScan:
     if not pts:   # no packet is marked as a keyframe: the container does not say, so take them all
         pts, leading = leading, []
     pts.sort()
-    return _PacketScan(tuple(pts), last_duration, clean_end, hidden, len(leading))
+    # Every index entry between the first and the last stored one is a frame, and those without
+    # data are null frames. Null frames after the last stored entry cannot be told from a file
+    # cut short, so they are not counted and such a file still reads as truncated.
+    null_frames = 0 if first_dts is None else max(0, last_dts - first_dts + 1 - stored)
+    return _PacketScan(tuple(pts), last_duration, clean_end, hidden, len(leading), null_frames)
+
+
+def _dts_counts_index_entries(container, stream) -> bool:
+    """True where a video packet's decoding time is its entry number in the file's index, one
+    tick per frame (AVI): a skipped number is then an entry without data, a null frame."""
+    rate = _nominal_rate(stream)
+    return container.format.name == "avi" and rate is not None and rate * Fraction(stream.time_base) == 1
 
 
 def _nominal_rate(stream) -> Fraction | None:
@@ -168,8 +190,11 @@ def _is_cfr(pts: tuple[int, ...], rate: Fraction | None, time_base: Fraction) ->
     if rate is None or len(pts) < 2:
         return rate is not None
     ticks_per_frame = 1 / (rate * time_base)
+    # The rounding allowance is for clocks much finer than a frame; where a tick is a whole frame
+    # (AVI), a tick off the grid is a frame shown twice or skipped, which changes the timing.
+    tolerance = _CFR_TOLERANCE_TICKS if ticks_per_frame > 2 * _CFR_TOLERANCE_TICKS else 0
     first = pts[0]
-    return all(abs((p - first) - round(i * ticks_per_frame)) <= _CFR_TOLERANCE_TICKS
+    return all(abs((p - first) - round(i * ticks_per_frame)) <= tolerance
                for i, p in enumerate(pts))
 
 
@@ -295,7 +320,7 @@ def _vfr_timing(scan: _PacketScan, time_base: Fraction) -> tuple[Fraction, tuple
 
 def _check_complete(info: MediaInfo, container, stream, scan: _PacketScan, path: Path) -> None:
     promised = stream.frames or 0
-    present = info.frame_count + scan.hidden + scan.leading
+    present = info.frame_count + scan.hidden + scan.leading + scan.null_frames
     if not scan.clean_end or (promised and present < promised):
         found = f"{present} of {promised}" if promised else f"only {info.frame_count}"
         raise VideoUnreadable(f"{path} is truncated or damaged (it holds {found} frames); "
