@@ -12,6 +12,10 @@ whose worker died (killed, out of memory) is run again after the files the dead 
 removed, and the stage cache makes the result identical to an undisturbed run. A bad input fails
 alone, with its reason; the batch goes on and ends with a summary.
 
+A folder given as an input stands for the videos in it, found as the watch folder finds them in a
+folder dropped into its inbox: at any depth, by name, temporary names left alone; each is dubbed
+in name order, a video in a subfolder named after its place there ("Reel 3 - shot 12.dub.mp4").
+
 One job and its ledger record are `dubber.jobs`; where jobs run is `dubber.executors`: local
 worker processes (`--jobs N`) or tasks on a Ray cluster (`--ray [ADDRESS]`), the same machinery
 the watch folder hands its jobs to.
@@ -29,11 +33,13 @@ from typing import Callable, Sequence
 from .errors import DubError, InputError, OutputError, one_line
 from .executors import open_dispatcher, require_ray
 from .jobs import DEFAULT_RETRIES, Job, JobOutcome, Ledger, job_key
-from .options import DubOptions, check_writable_folder, default_output_path
+from .options import INPUT_VIDEO_SUFFIXES, DubOptions, check_writable_folder, default_output_path
 from .types import ProgressFn, no_progress
 
 log = logging.getLogger(__name__)
 
+# Names of the files a folder holds besides its videos that its one line lists, at most.
+LISTED_OTHER_FILES = 5
 
 
 @dataclass(frozen=True)
@@ -81,9 +87,97 @@ class BatchResult:
                 f"{self.count('failed')} failed")
 
 
+# ----------------------------------------------------------------------------- inputs
+
+@dataclass(frozen=True)
+class BatchInput:
+    """One video to dub: its path, and the file name its output is named after (its own; for a
+    video in a subfolder of a folder given, its place there, "Reel 3 - shot 12.mp4", the name the
+    watch folder gives a video it lifts out of a folder)."""
+
+    path: str
+    name: str
+
+    @classmethod
+    def given(cls, path: str | os.PathLike) -> "BatchInput":
+        """A video named on the command line: its output is named after its own file name."""
+        return cls(str(path), Path(path).name)
+
+
+@dataclass(frozen=True)
+class FolderInputs:
+    """A folder given as an input: its videos in name order, and the other files in it (their
+    places in it), which are left alone."""
+
+    folder: str
+    videos: tuple[BatchInput, ...]
+    others: tuple[str, ...]
+
+    def found(self) -> str:
+        """One line: how many videos the folder holds, and which other files are left alone."""
+        count = f"{len(self.videos)} video{'' if len(self.videos) == 1 else 's'} found"
+        if not self.others:
+            return f"{self.folder}: {count}."
+        return f"{self.folder}: {count}; left alone, not videos: {self._others_listed()}."
+
+    def no_videos(self) -> InputError:
+        """The error of a folder without a video in it (one sentence)."""
+        holds = f"no videos, only {self._others_listed()}" if self.others else "no files"
+        examples = ", ".join(INPUT_VIDEO_SUFFIXES[:4])
+        return InputError(f"The folder {self.folder} holds {holds}; give a folder with video files "
+                          f"({examples} and the like) in it, or the videos themselves.")
+
+    def _others_listed(self) -> str:
+        listed = ", ".join(self.others[:LISTED_OTHER_FILES])
+        more = len(self.others) - LISTED_OTHER_FILES
+        return f"{listed} and {more} more" if more > 0 else listed
+
+
+def folder_inputs(folder: Path, leave_out: Sequence[Path] = ()) -> FolderInputs:
+    """The videos in `folder` and the other files beside them, found as the watch folder finds
+    them in a folder dropped into its inbox: at any depth, a video by its name (a video suffix, no
+    temporary or partial-copy mark), temporary names skipped. The folders in `leave_out` (the
+    batch's own outputs, when they lie inside) are not entered, so a rerun never dubs a dub."""
+    from .watch.journal import is_candidate, is_temporary
+
+    skipped = {p.resolve() for p in leave_out}
+    videos, others = [], []
+    for base, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not is_temporary(d) and (Path(base) / d).resolve() not in skipped]
+        for name in files:
+            path = Path(base) / name
+            place = path.relative_to(folder)
+            if is_temporary(name):
+                continue   # still being copied, or a system file (.DS_Store, ._clip.mp4)
+            if is_candidate(name) and path.is_file():
+                videos.append((place.parts, BatchInput(str(path), " - ".join(place.parts))))
+            else:
+                others.append((place.parts, place.as_posix()))
+    return FolderInputs(str(folder), tuple(v for _, v in sorted(videos)), tuple(o for _, o in sorted(others)))
+
+
+def expand_inputs(inputs: Sequence[str | os.PathLike], leave_out: Sequence[Path] = (),
+                  on_notice: Callable[[str], None] = log.info) -> list[BatchInput | JobOutcome]:
+    """The inputs in the order given, each folder replaced by its videos (and said in one line
+    through `on_notice`), or by its failed outcome when it holds none."""
+    expanded: list[BatchInput | JobOutcome] = []
+    for raw in inputs:
+        path = Path(raw).expanduser()
+        if not path.is_dir():
+            expanded.append(BatchInput.given(raw))   # a file, or a path whose check fails with its reason
+            continue
+        found = folder_inputs(path, leave_out)
+        if found.videos:
+            on_notice(found.found())
+            expanded += found.videos
+        else:
+            expanded.append(JobOutcome(str(raw), "", "failed", one_line(found.no_videos()), error="InputError"))
+    return expanded
+
+
 # ----------------------------------------------------------------------------- planning
 
-def plan_jobs(inputs: Sequence[str | os.PathLike], out_dir: Path, options: DubOptions,
+def plan_jobs(inputs: Sequence[str | os.PathLike | BatchInput], out_dir: Path, options: DubOptions,
               run_id: str) -> tuple[list[Job], list[JobOutcome]]:
     """One Job per usable input, and a failed outcome for each input that cannot be read.
 
@@ -93,8 +187,10 @@ def plan_jobs(inputs: Sequence[str | os.PathLike], out_dir: Path, options: DubOp
     from .options import check_input_file
 
     jobs, failed, seen = [], [], {}
-    for raw in inputs:
-        output = (out_dir / default_output_path(Path(raw)).name).absolute()
+    for entry in inputs:
+        entry = entry if isinstance(entry, BatchInput) else BatchInput.given(entry)
+        raw = entry.path
+        output = (out_dir / default_output_path(Path(entry.name)).name).absolute()
         if output in seen:
             raise InputError(f"{raw} and {seen[output]} would both be dubbed to {output}; "
                              "rename one or run them as separate batches.")
@@ -111,20 +207,25 @@ def plan_jobs(inputs: Sequence[str | os.PathLike], out_dir: Path, options: DubOp
 
 def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options: DubOptions = DubOptions(),
               progress: ProgressFn | None = None,
-              on_outcome: Callable[[JobOutcome], None] = lambda outcome: None) -> BatchResult:
+              on_outcome: Callable[[JobOutcome], None] = lambda outcome: None,
+              on_notice: Callable[[str], None] = log.info) -> BatchResult:
     """Dub every input into `batch.out_dir`, skipping those an earlier run finished.
 
     Args:
-        inputs: video files; each becomes `<out_dir>/<stem>.dub.mp4` (.mov/.mkv kept).
+        inputs: video files, and folders standing for the videos in them (see the module's
+            docstring); each video becomes `<out_dir>/<stem>.dub.mp4` (.mov/.mkv kept).
         batch: where and how the jobs run (local pool or Ray).
         options: the dub settings of every job; a `stems_dir` is shared by them all (each
             output's stems carry its name, and no two outputs of a batch share one).
         progress: called as progress("batch", finished, total) after each input.
         on_outcome: called with each input's outcome as it is known (skipped ones first), so a
             display can name the file that just finished or failed.
+        on_notice: called with one line per folder given: how many videos it holds, and which
+            other files in it are left alone.
 
     Returns:
-        BatchResult with one outcome per input, in the order given.
+        BatchResult with one outcome per video (a folder without one: its failed outcome), in
+        the order given.
 
     Raises:
         InputError / OutputError: no inputs, two inputs with one output name, OUTDIR not writable.
@@ -141,7 +242,10 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
         require_ray()   # before any work: a missing package is the user's to fix
     out_dir.mkdir(parents=True, exist_ok=True)
     batch = replace(batch, out_dir=str(out_dir))
-    jobs, failed = plan_jobs(inputs, out_dir, options, uuid.uuid4().hex)
+    own_folders = [out_dir] + ([Path(options.stems_dir).expanduser()] if options.stems_dir else [])
+    expanded = expand_inputs(inputs, own_folders, on_notice)
+    jobs, failed = plan_jobs([e for e in expanded if isinstance(e, BatchInput)], out_dir, options, uuid.uuid4().hex)
+    failed += [e for e in expanded if isinstance(e, JobOutcome)]   # folders without a video
     ledger = Ledger(out_dir)
     outcomes = {o.input: o for o in failed}
     todo = []
@@ -165,7 +269,8 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
     if todo:
         _dispatch(todo, options, batch, report)
     order = [job.input for job in jobs] + [o.input for o in failed]
-    return BatchResult(tuple(outcomes[i] for i in sorted(order, key=_input_order(inputs))))
+    given = [e.path if isinstance(e, BatchInput) else e.input for e in expanded]
+    return BatchResult(tuple(outcomes[i] for i in sorted(order, key=_input_order(given))))
 
 
 def _dispatch(jobs: list[Job], options: DubOptions, batch: BatchOptions,
@@ -186,6 +291,6 @@ def _input_order(inputs: Sequence[str | os.PathLike]) -> Callable[[str], int]:
     """Sort key putting outcomes in the order the inputs were given."""
     position: dict[str, int] = {}
     for i, raw in enumerate(inputs):
-        position.setdefault(str(Path(raw).expanduser().absolute()), i)
+        position.setdefault(os.path.abspath(Path(raw).expanduser()), i)   # as check_input_file spells it
         position.setdefault(str(raw), i)
     return lambda name: position.get(name, len(position))

@@ -10,7 +10,8 @@ KeyboardInterrupt, leaving its ledger record `running`, so that the next run doe
 
 - LocalPool: `workers` processes, started clean (spawn); their log records come back to this
   process (its stderr, the watch log), and they stop when this process is killed. A worker that
-  dies breaks the pool: it is rebuilt and each job it held runs again.
+  dies breaks the pool: it is rebuilt and each job it held runs again. An interrupt lets each
+  worker unwind its job as an interrupted `dub` does, so no half-written file stays behind.
 - RayCluster: each job is a Ray task with one CPU; Ray reruns a task whose worker died. Every node
   must have this package installed and reach the inputs, the outputs and the ledger at the same
   paths (a shared file system). With the audiostory backend, the model is loaded once per GPU by
@@ -19,12 +20,14 @@ KeyboardInterrupt, leaving its ledger record `running`, so that the next run doe
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import threading
 import time
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future, InvalidStateError, wait
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,6 +40,10 @@ from .types import ProgressFn, no_progress
 log = logging.getLogger("dubber.batch")   # one voice for the batch machinery in every log
 
 RAY_INSTALL_HINT = "--ray needs the ray package; install it with pip install 'dubber[cluster]'."
+# Seconds an interrupted worker gets to unwind its job (remove the job's temporaries and the
+# folders it made, stop its ffmpeg) before it is killed; a signal reaches Python code between two
+# steps, so a long step of pure native code (a SoundFont render, a model call) delays it.
+WORKER_STOP_GRACE_S = 15.0
 
 
 class Dispatcher(Protocol):
@@ -66,15 +73,46 @@ def _internal_error(job: Job, err: BaseException) -> JobOutcome:
 
 # ----------------------------------------------------------------------------- local processes
 
+# In a worker process: whether it is running a job, and whether the driver has asked it to stop.
+_running_job = False
+_stop_asked = False
+
+
+def _stop_job(signum: int, frame: object) -> None:
+    """SIGINT or SIGTERM in a worker: the job it runs unwinds as an interrupted `dub` does, its
+    output transaction removing every temporary. Only the first signal interrupts: Ctrl-C reaches
+    the driver and its workers alike, and the driver then asks each worker to stop as well, which
+    must not cut the clean-up of the first short. An idle worker only notes it, to take no job."""
+    global _stop_asked
+    first = not _stop_asked
+    _stop_asked = True
+    if first and _running_job:
+        raise KeyboardInterrupt
+
+
+def _run_job_in_worker(job: Job, options: DubOptions) -> JobOutcome:
+    """run_job, interruptible by `_stop_job`; a job handed over after a stop is not started."""
+    global _running_job
+    _running_job = True   # before the check: a stop arriving in between still interrupts the job
+    try:
+        if _stop_asked:
+            raise KeyboardInterrupt
+        return run_job(job, options)
+    finally:
+        _running_job = False
+
+
 def _init_worker(parent_pid: int, log_queue: Any, level: int) -> None:
     """Start a local worker: its log records go to the driver (which owns stderr and the watch
-    log), and it stops when the driver is gone (killed), rather than finish a job nobody will
-    collect while a restarted driver runs it again."""
+    log), an interrupt unwinds its job (`_stop_job`), and it stops when the driver is gone
+    (killed), rather than finish a job nobody will collect while a restarted driver runs it again."""
     from logging.handlers import QueueHandler
 
     root = logging.getLogger()
     root.handlers[:] = [QueueHandler(log_queue)]
     root.setLevel(level)
+    signal.signal(signal.SIGINT, _stop_job)
+    signal.signal(signal.SIGTERM, _stop_job)
 
     def watch_parent() -> None:
         while os.getppid() == parent_pid:
@@ -89,6 +127,23 @@ class _ToLocalLogger(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         logging.getLogger(record.name).handle(record)
+
+
+@contextlib.contextmanager
+def _interrupts_ignored():
+    """Ignore Ctrl-C and SIGTERM in this process (on its main thread, where Python handles them)
+    while interrupted workers unwind. One Ctrl-C can arrive twice (a terminal or `timeout` signals
+    the driver and then its whole process group), and a second interrupt must not cut the wait
+    short and kill a worker in the middle of its clean-up; the grace period bounds the wait."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 class LocalPool:
@@ -106,6 +161,7 @@ class LocalPool:
         self.log_listener.start()
         self.lock = threading.Lock()
         self.stopped = False
+        self.attempts: set[Future[JobOutcome]] = set()   # handed to the pool and not yet ended
         self.pool = self._new_pool()
 
     def _new_pool(self) -> Any:
@@ -129,10 +185,11 @@ class LocalPool:
                 return
             pool = self.pool
             try:
-                attempt = pool.submit(run_job, job, options)
+                attempt = pool.submit(_run_job_in_worker, job, options)
             except BrokenProcessPool:   # broken before its jobs' callbacks replaced it
                 pool = self._replace(pool)
-                attempt = pool.submit(run_job, job, options)
+                attempt = pool.submit(_run_job_in_worker, job, options)
+            self.attempts.add(attempt)
         attempt.add_done_callback(lambda f: self._finished(f, pool, job, options, outcome))
 
     def _replace(self, broken: Any) -> Any:
@@ -147,6 +204,11 @@ class LocalPool:
                   outcome: "Future[JobOutcome]") -> None:
         from concurrent.futures.process import BrokenProcessPool
 
+        with self.lock:
+            self.attempts.discard(attempt)
+        if attempt.cancelled():   # an interrupt took it back before a worker started it
+            _settle(outcome, error=KeyboardInterrupt())
+            return
         try:
             _settle(outcome, attempt.result())
             return
@@ -169,13 +231,26 @@ class LocalPool:
             self._start(job, options, outcome)
 
     def interrupt(self) -> None:
-        """Stop every worker now; their jobs end with KeyboardInterrupt."""
+        """Stop every job; each ends with KeyboardInterrupt. A job not yet started is dropped; a
+        running one unwinds in its worker, which removes what it had half written, and the call
+        returns once all have; a worker still busy after WORKER_STOP_GRACE_S is killed."""
         with self.lock:
             self.stopped = True
-            pool = self.pool
+            pool, attempts = self.pool, list(self.attempts)
+        for attempt in attempts:
+            attempt.cancel()   # succeeds only for one no worker has taken yet
         # The pool's own processes (Python 3.14 adds terminate_workers(); 3.11 keeps them here).
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            process.terminate()
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        for process in processes:
+            process.terminate()   # SIGTERM: `_stop_job` in the worker
+        unfinished = attempts
+        try:
+            with _interrupts_ignored():
+                unfinished = wait(attempts, timeout=WORKER_STOP_GRACE_S).not_done
+        finally:   # the grace spent (or the wait failed): what still runs is killed
+            if unfinished:
+                for process in processes:
+                    process.kill()
 
     def close(self) -> None:   # after the last submit: the pool in place is the one to wait for
         self.pool.shutdown(wait=True)
@@ -337,12 +412,22 @@ class RayCluster:
         return [(s, self.ray.get(s.describe.remote())) for s in servers]
 
     def interrupt(self) -> None:
-        """Cancel the tasks in flight; their jobs end with KeyboardInterrupt."""
+        """Cancel the tasks in flight; their jobs end with KeyboardInterrupt. A running task
+        unwinds its job (Ray raises KeyboardInterrupt in it), which removes what it had half
+        written, and the call returns once all have; one still running after WORKER_STOP_GRACE_S
+        is killed."""
         with self.lock:
             in_flight, self.in_flight, self.stopped = self.in_flight, {}, True
         for ref, outcome in in_flight.items():
+            _settle(outcome, error=KeyboardInterrupt())   # first: the task's end is then no failure
+            self.ray.cancel(ref)
+        refs = list(in_flight)
+        if not refs:
+            return
+        with _interrupts_ignored():
+            _, unfinished = self.ray.wait(refs, num_returns=len(refs), timeout=WORKER_STOP_GRACE_S)
+        for ref in unfinished:
             self.ray.cancel(ref, force=True)
-            _settle(outcome, error=KeyboardInterrupt())
 
     def close(self) -> None:   # tasks end on their own, and the cluster belongs to its operator
         pass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -196,6 +197,100 @@ def test_sigterm_stops_the_workers_and_a_rerun_finishes_the_job(clips, single_ru
     _assert_same_as_single(out / "clip2.dub.mp4", single_runs["clip2"])
 
 
+def _output_temporaries(out: Path) -> list[Path]:
+    """Half-written outputs: temporaries anywhere under `out` but in the ledger's own folder."""
+    return [p for p in out.rglob("*.partial*") if LEDGER_DIR not in p.relative_to(out).parts]
+
+
+def _interrupt_in_output_stage(extra: list[str], clips: dict[str, Path], tmp_path: Path,
+                               to_group: bool = False) -> tuple[Path, int, str]:
+    """Run `dub batch` on the long clip and a short one, and send SIGINT once the first job
+    writes its outputs: to the driver alone (`kill -INT PID`), or to it and every process it
+    started at once, as Ctrl-C on a terminal (and `timeout -s INT`) does.
+
+    Returns:
+        (the output folder, the exit status, stderr).
+    """
+    from dub_cli import dub_command, dub_env
+
+    out = tmp_path / "out"
+    cmd = [*dub_command(), "batch", str(clips["long"]), str(clips["clip0"]), "-o", str(out), "--timeline",
+           "--no-cache", *extra]
+    proc = subprocess.Popen(cmd, env=dub_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not _output_temporaries(out):
+            assert time.monotonic() < deadline and proc.poll() is None, "the output stage never started"
+            time.sleep(0.01)
+        if to_group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return out, proc.returncode, stderr
+
+
+def _assert_nothing_half_written(out: Path) -> None:
+    assert not (out / "long.dub.mp4").exists()   # stopped in its output stage, not finished
+    assert _output_temporaries(out) == []
+    assert [p for p in out.rglob("*") if p.is_dir() and not any(p.iterdir())] == []   # no empty stems folder
+
+
+@pytest.mark.parametrize("to_group", [False, True], ids=["driver", "process-group"])
+def test_interrupt_while_writing_outputs_leaves_no_half_written_file(clips, tmp_path, to_group):
+    out, code, stderr = _interrupt_in_output_stage(["--jobs", "1"], clips, tmp_path, to_group)
+    assert code == 130 and "interrupted" in stderr, stderr
+    _assert_nothing_half_written(out)
+
+
+def test_a_folder_stands_for_its_videos_in_name_order_at_any_depth(clips, tmp_path):
+    src = tmp_path / "src"
+    (src / "Reel 2").mkdir(parents=True)
+    shutil.copy(clips["clip1"], src / "b.mp4")
+    shutil.copy(clips["clip0"], src / "Reel 2" / "a.mp4")
+    (src / "notes.txt").write_text("shot list\n")
+    (src / ".DS_Store").write_bytes(b"\0")      # system files and copies in progress go unmentioned
+    (src / "._b.mp4").write_bytes(b"\0")
+    (src / "c.mp4.part").write_bytes(b"\0")
+    out = src / "dubbed"   # inside the folder given: its outputs are never taken for inputs
+    said: list[str] = []
+    result = run_batch([src], BatchOptions(out_dir=str(out), jobs=2), _dub_options(tmp_path), on_notice=said.append)
+    assert said == [f"{src}: 2 videos found; left alone, not videos: notes.txt."]
+    assert [(Path(o.input).relative_to(src).as_posix(), Path(o.output).name, o.status) for o in result.outcomes] == [
+        ("Reel 2/a.mp4", "Reel 2 - a.dub.mp4", "done"), ("b.mp4", "b.dub.mp4", "done")]
+    again = run_batch([src], BatchOptions(out_dir=str(out), jobs=2), _dub_options(tmp_path), on_notice=said.append)
+    assert [o.status for o in again.outcomes] == ["skipped", "skipped"]
+
+
+def test_dub_batch_takes_a_folder_and_refuses_one_without_videos_in_one_sentence(clips, tmp_path):
+    from dub_cli import dub_env, run_dub
+
+    env = dub_env(tmp_path)
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(clips["clip0"], src / "clip0.mp4")
+    dubbed = run_dub(["batch", src, "-o", tmp_path / "out", "--jobs", "1"], env, timeout=600)
+    assert dubbed.returncode == 0, dubbed.stderr
+    assert (tmp_path / "out" / "clip0.dub.mp4").is_file()
+    # the user is told what the folder held, in one line, without -v
+    assert len([line for line in dubbed.stderr.splitlines() if line.startswith("dub: ") and str(src) in line
+                and "1 video" in line]) == 1, dubbed.stderr
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "readme.txt").write_text("nothing to dub\n")
+    refused = run_dub(["batch", notes, "-o", tmp_path / "out2"], env)
+    assert refused.returncode == 2
+    said = [line for line in refused.stderr.splitlines() if "readme.txt" in line]
+    assert len(said) == 1 and said[0].startswith(f"dub: failed {notes}: The folder {notes} holds no videos"), \
+        refused.stderr
+    assert said[0].endswith("or the videos themselves.") and said[0].count(". ") == 0
+
+
 def test_two_inputs_with_one_output_name_are_refused(clips, tmp_path):
     twin = tmp_path / "other" / clips["clip0"].name
     twin.parent.mkdir()
@@ -262,6 +357,13 @@ def test_ray_worker_killed_mid_job_is_retried_to_the_same_output(ray_cluster, cl
     assert code == 0, stderr
     assert done["jobs"][0]["status"] == "done" and done["jobs"][0]["attempts"] == 2
     _assert_same_as_single(out / "long.dub.mp4", single_runs["long"])
+
+
+@pytest.mark.cluster
+def test_ray_interrupt_while_writing_outputs_leaves_no_half_written_file(ray_cluster, clips, tmp_path):
+    out, code, stderr = _interrupt_in_output_stage(["--ray", ray_cluster], clips, tmp_path)
+    assert code == 130 and "interrupted" in stderr, stderr
+    _assert_nothing_half_written(out)
 
 
 @pytest.fixture(scope="module")

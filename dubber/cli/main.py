@@ -204,7 +204,7 @@ def _sub_parser(command: str) -> argparse.ArgumentParser:
 
 
 def _add_batch(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="videos to dub (never modified)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="videos, or folders of them, to dub (never modified)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
                    help="folder of the outputs (<input>.dub.mp4 each) and of the job ledger; on a cluster, "
                         "a path every node reaches")
@@ -428,7 +428,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                 what = "dubbed" if outcome.status == "done" else "skipped (done by an earlier run)"
                 reporter.notice(f"{what} {outcome.input} -> {outcome.output}")
 
-        result = run_batch(args.inputs, batch, _options(args), progress=reporter, on_outcome=said)
+        result = run_batch(args.inputs, batch, _options(args), progress=reporter, on_outcome=said,
+                           on_notice=reporter.notice)   # what each folder given holds
         reporter.finish({"event": "done", "summary": result.summary(), "exit_code": result.exit_code,
                          "jobs": [vars(o) for o in result.outcomes]}, "-")
     print(f"dub batch: {result.summary()}.", file=sys.stderr)
