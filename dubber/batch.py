@@ -83,7 +83,9 @@ class BatchResult:
         return 2 if self.count("failed") else 0
 
     def summary(self) -> str:
-        return (f"{len(self.outcomes)} inputs: {self.count('done')} dubbed, {self.count('skipped')} already done, "
+        count = len(self.outcomes)
+        return (f"{count} input{'' if count == 1 else 's'}: {self.count('done')} dubbed, "
+                f"{self.count('skipped')} already done, "
                 f"{self.count('failed')} failed")
 
 

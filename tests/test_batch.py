@@ -289,6 +289,7 @@ def test_dub_batch_takes_a_folder_and_refuses_one_without_videos_in_one_sentence
     assert len(said) == 1 and said[0].startswith(f"dub: failed {notes}: The folder {notes} holds no videos"), \
         refused.stderr
     assert said[0].endswith("or the videos themselves.") and said[0].count(". ") == 0
+    assert "dub batch: 1 input: 0 dubbed, 0 already done, 1 failed." in refused.stderr
 
 
 def test_two_inputs_with_one_output_name_are_refused(clips, tmp_path):
