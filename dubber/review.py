@@ -21,10 +21,12 @@ import tempfile
 import urllib.parse
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from vision.types import MediaInfo
 
 from . import sound_measures as sm
 from . import wav_measures
@@ -343,8 +345,14 @@ def thumbnails(video: Path, frames: Sequence[int], height: int = THUMB_HEIGHT_PX
     return out
 
 
-def _frame_s(frame: int, fps: Fraction) -> float:
-    return float(Fraction(frame) / fps)
+def frame_clock(analysis: Mapping[str, Any]) -> Callable[[int], float]:
+    """Seconds of a frame index on the analysed video: each frame's own time, as the mix places
+    sound (a variable-frame-rate phone video drifts far from frame / average rate)."""
+    if not analysis["media"].get("frame_pts"):   # a constant rate: frame / rate is each frame's time
+        fps = Fraction(analysis["media"]["fps"])
+        return lambda frame: float(Fraction(int(frame)) / fps)
+    media = MediaInfo.from_dict(dict(analysis["media"]))
+    return lambda frame: float(media.frame_time(min(max(int(frame), 0), media.frame_count)))
 
 
 def shot_figures(onsets_s: np.ndarray, events_s: list[float], marks_s: list[float], fps: Fraction) -> dict[str, Any]:
@@ -361,25 +369,30 @@ def _shot_rows(manifest: Mapping[str, Any], mix: WavTrack, onsets_s: np.ndarray,
                thumbs: Mapping[int, str]) -> list[str]:
     analysis, plan = manifest["analysis"], manifest.get("plan") or {}
     fps = Fraction(analysis["media"]["fps"])
+    at = frame_clock(analysis)
+    # Onsets are matched against every event and cut of the film, as in the figures for the whole
+    # dub: an onset on the next shot's cut, or on an event just over a shot's edge, matches there too.
+    all_events_s = [at(e["frame"]) for e in analysis.get("events", [])]
+    all_cuts_s = [at(sh["start_frame"]) for sh in analysis["shots"] if sh["start_frame"] > 0]
     captions = {c["shot_index"]: c["text"] for c in analysis.get("captions", [])}
     prompts: dict[int, list[str]] = {}
     for cue in plan.get("cues", []):
         prompts.setdefault(int(cue["shot_index"]), []).append(str(cue.get("prompt", "")))
     rows = []
     for shot in analysis["shots"]:
-        a_s, b_s = _frame_s(shot["start_frame"], fps), _frame_s(shot["end_frame"], fps)
+        a_s, b_s = at(shot["start_frame"]), at(shot["end_frame"])
         events = [e for e in analysis.get("events", []) if shot["start_frame"] <= e["frame"] < shot["end_frame"]]
-        times = [_frame_s(e["frame"], fps) - a_s for e in events]
+        times = [at(e["frame"]) - a_s for e in events]
         local = onsets_s[(onsets_s >= a_s) & (onsets_s < b_s)] - a_s
-        spans = [(_frame_s(t["start_frame"], fps) - a_s, _frame_s(t["end_frame"], fps) - a_s)
+        spans = [(at(t["start_frame"]) - a_s, at(t["end_frame"]) - a_s)
                  for t in analysis.get("transitions", []) if t["end_frame"] > shot["start_frame"] and t["start_frame"] < shot["end_frame"]]
         sr = mix.sample_rate
         piece = mix.read(int(round(a_s * sr)), int(round(b_s * sr)))
         png = spectrogram_png(piece, sr, duration_s=b_s - a_s, transitions_s=spans, cuts_s=[0.0],
                               events=[(t, e["kind"]) for t, e in zip(times, events)], onsets_s=local)
-        figures = shot_figures(local, times, [0.0], fps)
+        figures = shot_figures(local, times, [t - a_s for t in all_events_s + all_cuts_s], fps)
         strip = "".join(f'<img class="thumb" alt="frame {f}" src="{thumbs[f]}">' for f in _shot_frames(shot) if f in thumbs)
-        event_list = ", ".join(f"{e['kind']} @ {_frame_s(e['frame'], fps):.2f}s ({e['strength']:.2f})" for e in events) or "none"
+        event_list = ", ".join(f"{e['kind']} @ {at(e['frame']):.2f}s ({e['strength']:.2f})" for e in events) or "none"
         rows.append(
             f'<section class="shot" id="shot-{shot["index"]}"><h2>Shot {shot["index"] + 1}: '
             f'{a_s:.2f}s to {b_s:.2f}s (frames {shot["start_frame"]} to {shot["end_frame"] - 1})</h2>'
@@ -439,9 +452,9 @@ def _page(manifest: Mapping[str, Any], outputs: Mapping[str, Path], mix: WavTrac
           mix_source: Path | None, page_folder: Path) -> str:
     """The page's HTML; `mix_source` is the video the mix was decoded from, if it was."""
     analysis = manifest["analysis"]
-    fps = Fraction(analysis["media"]["fps"])
-    events_s = [_frame_s(e["frame"], fps) for e in analysis.get("events", [])]
-    cuts_s = [_frame_s(s["start_frame"], fps) for s in analysis["shots"] if s["start_frame"] > 0]
+    at = frame_clock(analysis)
+    events_s = [at(e["frame"]) for e in analysis.get("events", [])]
+    cuts_s = [at(s["start_frame"]) for s in analysis["shots"] if s["start_frame"] > 0]
     report = wav_measures.measure(mix, events_s, marks_s=cuts_s)
     onsets_s = np.asarray(report.onsets_s, dtype=np.float64)
     wanted = [f for shot in analysis["shots"] for f in _shot_frames(shot)]
@@ -449,7 +462,7 @@ def _page(manifest: Mapping[str, Any], outputs: Mapping[str, Path], mix: WavTrac
     thumbs = thumbnails(Path(video), wanted)
     overview = track_spectrogram_png(
         mix, cuts_s=cuts_s, events=[(t, e["kind"]) for t, e in zip(events_s, analysis.get("events", []))],
-        transitions_s=[(_frame_s(t["start_frame"], fps), _frame_s(t["end_frame"], fps))
+        transitions_s=[(at(t["start_frame"]), at(t["end_frame"]))
                        for t in analysis.get("transitions", [])], onsets_s=onsets_s)
     stems = [(role, path) for role, path in sorted(outputs.items()) if role.startswith("stem:") and path.is_file()]
     if mix_source is None:

@@ -238,7 +238,9 @@ def test_manifest_records_the_stems_folder_like_its_other_outputs(clip, tmp_path
     assert (here / manifest["settings"]["stems_dir"] / "v.mix.wav").is_file()
     elsewhere = dubber.dub(clip, tmp_path / "out" / "w.mp4", _opts(tmp_path, backend="score", stems_dir="other/st"))
     manifest = json.loads(Path(elsewhere.outputs["manifest"]).read_text())
-    assert manifest["settings"]["stems_dir"] == str(tmp_path.resolve() / "other" / "st")
+    # beside the manifest's folder: still relative, so the project can be moved whole
+    assert manifest["settings"]["stems_dir"] == "../other/st" and manifest["outputs"]["mix"] == "../other/st/w.mix.wav"
+    assert (Path(elsewhere.outputs["manifest"]).parent / manifest["outputs"]["mix"]).is_file()
     assert manifest["settings"]["cache_dir"] == str((tmp_path / "cache").resolve())
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dub_cli import dub_env, run_dub
+from dub_cli import dub_env, ffmpeg, run_dub
 from dubber.review import spectrogram_png
 
 SR = 48_000
@@ -324,3 +324,53 @@ def test_a_short_flac_or_aiff_stem_is_embedded_like_a_wav_one(tmp_path):
     players = _players(write_review(manifest).read_text(encoding="utf-8"))
     assert players["stem:music"].startswith("data:audio/mpeg;base64,")
     assert players["stem:fx"].startswith("data:audio/mpeg;base64,")
+
+
+def test_a_variable_frame_rate_dub_is_reviewed_at_each_frames_own_time(demo_sample, tmp_path):
+    """A phone video's frames are not evenly spaced (here the demo's first 150 frames at 23.976 fps,
+    the rest held three times as long): the page puts each shot where its sound is in the mix (the
+    plan's samples), and the per-shot counts of onsets that match nothing add up to the count for
+    the whole dub."""
+    src = tmp_path / "phone.mp4"
+    ffmpeg("-i", str(demo_sample[0]), "-an", "-vf", "setpts='if(lt(N,150),N,150+(N-150)*3)*1001/24000/TB'",
+           "-fps_mode", "vfr", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(src))
+    proc = run_dub([src, "-o", tmp_path / "out.mp4", "--backend", "score", "--review"], dub_env(tmp_path),
+                   timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / "out.json").read_text())
+    assert manifest["analysis"]["media"]["frame_pts"]   # the clip really is variable-rate
+    page = _page(tmp_path)
+    shown = {int(n) - 1: (float(a), float(b))
+             for n, a, b in re.findall(r"<h2>Shot (\d+): ([\d.]+)s to ([\d.]+)s", page)}
+    rate = manifest["plan"]["sample_rate"]
+    starts: dict[int, float] = {}
+    for cue in manifest["plan"]["cues"]:
+        starts.setdefault(cue["shot_index"], cue["start_sample"] / rate)
+    assert len(shown) == len(starts) >= 2
+    for index, start_s in starts.items():
+        assert shown[index][0] == pytest.approx(start_s, abs=0.006), index
+    per_shot = sum(int(n) for n in re.findall(r"(\d+) of \d+ onsets match no event or cut", page))
+    total = int(re.search(r"<th>unmatched_onsets</th><td>(\d+)</td>", page).group(1))
+    assert per_shot == total
+
+
+def test_a_project_moved_whole_keeps_its_stems_on_a_page_written_after_the_move(demo_sample, tmp_path):
+    """Stems in a folder beside the output's: the manifest names them relative to itself, so after
+    the project folder is moved, `dub review` still finds and plays every stem."""
+    project = tmp_path / "project"
+    (project / "out").mkdir(parents=True)
+    src = project / "demo.mp4"
+    shutil.copy(demo_sample[0], src)
+    proc = run_dub([src, "-o", project / "out" / "demo.dub.mp4", "--backend", "score", "--stems", project / "stems"],
+                   dub_env(tmp_path), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    moved = tmp_path / "elsewhere" / "project"
+    moved.parent.mkdir()
+    project.rename(moved)
+    manifest = json.loads((moved / "out" / "demo.dub.json").read_text())
+    assert all(not path.startswith("/") for path in manifest["outputs"].values()), manifest["outputs"]
+    again = run_dub(["review", moved / "out" / "demo.dub.json"], dub_env(tmp_path))
+    assert again.returncode == 0, again.stderr
+    page = (moved / "out" / "demo.dub.review.html").read_text(encoding="utf-8")
+    for role in ("stem:music", "stem:fx"):
+        assert f"<p>{role}<br><audio" in page, role

@@ -163,12 +163,18 @@ def _json_default(value: Any) -> Any:
 
 
 def relative_to_manifest(path: str | os.PathLike[str], manifest_dir: Path) -> str:
-    """How the manifest records `path`: relative to the manifest's folder (`manifest_dir`) when
-    inside it, so the folder can be moved, else absolute."""
+    """How the manifest records `path`: relative to the manifest's folder (`manifest_dir`), also
+    when it lies beside that folder ("../stems/x.mix.wav"), so a project moved or copied whole
+    keeps every output it names, as the review page's links do; absolute only where no relative
+    path leads (another drive)."""
     resolved = Path(path).expanduser().resolve()
     try:
         return resolved.relative_to(manifest_dir).as_posix()
     except ValueError:
+        pass
+    try:
+        return Path(os.path.relpath(resolved, manifest_dir.resolve())).as_posix()
+    except ValueError:   # Windows: another drive
         return str(resolved)
 
 
