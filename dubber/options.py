@@ -216,8 +216,10 @@ def check_options(options: DubOptions) -> None:
                          f"{', '.join(available_backends())}.")
     if options.style not in available_styles():
         raise InputError(f"Unknown style {options.style!r}; choose one of: {', '.join(available_styles())}.")
-    if options.soundfont is not None and not Path(options.soundfont).expanduser().is_file():
-        raise InputError(f"The SoundFont {options.soundfont} does not exist; pass an .sf2 file with --soundfont.")
+    if options.soundfont is not None:
+        from .backends.score.render import check_soundfont_file
+
+        check_soundfont_file(options.soundfont)   # a bad bank would otherwise fail after the analysis
     if options.cache_dir is not None and options.use_cache:
         _check_cache_folder(Path(options.cache_dir).expanduser())
     if options.timing not in TIMINGS:

@@ -21,9 +21,11 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from ...errors import InputError
 from ...media.tracks import Track, new_track
 from .notation import BEND_RANGE, Note, Room
 
@@ -38,17 +40,29 @@ CHANNEL_VOLUME = 96                     # CC7 for every channel: headroom agains
 BEND_STEP_S = 0.01                      # s between pitch-bend messages along a glide
 BEND_CENTRE = 8192
 DEFAULT_BANK = "TimGM6mb.sf2"
-# Licences of the General MIDI banks a user is likely to pass, by file name (lower case).
-KNOWN_LICENCES = {
+# Banks known by their bytes, so a renamed copy keeps its true licence (SHA-256 -> licence).
+LICENCES_BY_SHA256 = {
+    # TimGM6mb.sf2 (Tim Brechbill) as shipped in the pretty_midi 0.2.11 wheel, 5,994,284 bytes
+    "82475b91a76de15cb28a104707d3247ba932e228bada3f47bba63c6b31aaf7a1": "GPL-2.0",
+}
+# Banks a user is likely to pass whose bytes differ between releases, so only their file name
+# (lower case) can hint at the licence; such a licence is shown as a guess.
+LICENCES_BY_NAME = {
     "timgm6mb.sf2": "GPL-2.0",              # Tim Brechbill's TimGM6mb, shipped in the pretty_midi wheel
     "fluidr3_gm.sf2": "MIT",                # Frank Wen's FluidR3_GM (Debian fluid-soundfont-gm)
     "musescore_general.sf2": "MIT",         # S. Christian Collins's MuseScore General
     "musescore_general.sf3": "MIT",
 }
+UNKNOWN_LICENCE = "unknown (see the bank's own notice)"
+# The top-level LIST chunks of an SF2 file (SoundFont 2.04 spec, section 4): its INFO, its
+# sample data and its preset data; the synthesizer needs all three.
+SF2_LISTS = ("INFO", "sdta", "pdta")
+RIFF_HEADER_BYTES = 12                  # "RIFF", form size, "sfbk"
+CHUNK_HEADER_BYTES = 8                  # chunk id, chunk size
 
 
-class SoundFontError(ValueError):
-    """The SoundFont bank cannot be found or read."""
+class SoundFontError(InputError, ValueError):
+    """The SoundFont bank cannot be found, read or played: a user error, said in one sentence."""
 
 
 @dataclass(frozen=True)
@@ -81,21 +95,78 @@ def default_soundfont_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_BANK
 
 
-def licence_of(path: Path) -> str:
-    return KNOWN_LICENCES.get(path.name.lower(), "unknown (see the bank's own notice)")
+def licence_of(name: str, sha256: str) -> str:
+    """The bank's licence: certain for a bank known by its bytes, a guess marked as one for a bank
+    known only by its file name, else unknown."""
+    if sha256 in LICENCES_BY_SHA256:
+        return LICENCES_BY_SHA256[sha256]
+    by_name = LICENCES_BY_NAME.get(name.lower())
+    return f"{by_name} (by its file name; check the bank's own notice)" if by_name else UNKNOWN_LICENCE
+
+
+def check_soundfont_file(path: str | os.PathLike) -> None:
+    """Refuse a path that is not a whole SF2 bank before any work: missing, a folder, another kind
+    of file, or a truncated download (which the synthesizer only notices when it first plays).
+    Reads the chunk headers only, never the sample data.
+
+    Raises:
+        SoundFontError: what is wrong with the file, and the fix.
+    """
+    resolved = Path(path).expanduser()
+    if resolved.is_dir():
+        raise SoundFontError(f"The SoundFont {path} is a folder, not an .sf2 file; "
+                             "pass the bank's file with --soundfont.")
+    try:
+        with resolved.open("rb") as stream:
+            _check_sf2_layout(stream, os.fstat(stream.fileno()).st_size, str(path))
+    except FileNotFoundError:
+        raise SoundFontError(f"The SoundFont {path} does not exist; pass an .sf2 file with --soundfont.") from None
+    except OSError as err:
+        raise SoundFontError(f"The SoundFont {path} cannot be read: {err.strerror}.") from None
+
+
+def _check_sf2_layout(stream: BinaryIO, size: int, shown: str) -> None:
+    """Walk the top-level chunks of a RIFF 'sfbk' form: the form must fit in the file, every chunk
+    in the form, and the INFO, sdta and pdta lists must all be there."""
+    head = stream.read(RIFF_HEADER_BYTES)
+    if len(head) < RIFF_HEADER_BYTES or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+        raise SoundFontError(f"The SoundFont {shown} is not a SoundFont 2 bank (.sf2); pass one with --soundfont.")
+    form_size = int.from_bytes(head[4:8], "little")
+    form_end = CHUNK_HEADER_BYTES + form_size
+    # Bytes after the form are ignored by the synthesizer, so only a short file is refused.
+    if form_end > size:
+        raise SoundFontError(f"The SoundFont {shown} is damaged or incomplete (RIFF size {form_size}, "
+                             f"file {size} bytes); download it again or pass another bank with --soundfont.")
+    lists = set()
+    at = RIFF_HEADER_BYTES
+    while at + CHUNK_HEADER_BYTES <= form_end:
+        stream.seek(at)
+        chunk = stream.read(CHUNK_HEADER_BYTES + 4)
+        chunk_size = int.from_bytes(chunk[4:8], "little")
+        if at + CHUNK_HEADER_BYTES + chunk_size > form_end:
+            raise SoundFontError(f"The SoundFont {shown} is damaged (its {chunk[:4].decode('latin-1')!r} chunk "
+                                 "runs past the end of the bank); download it again or pass another with --soundfont.")
+        if chunk[:4] == b"LIST":
+            lists.add(chunk[8:12].decode("latin-1"))
+        at += CHUNK_HEADER_BYTES + chunk_size + (chunk_size & 1)   # chunks are padded to an even size
+    missing = [name for name in SF2_LISTS if name not in lists]
+    if missing:
+        raise SoundFontError(f"The SoundFont {shown} is damaged or incomplete (no LIST {', '.join(missing)} "
+                             "chunk); download it again or pass another bank with --soundfont.")
 
 
 def load_soundfont(path: str | os.PathLike | None = None) -> SoundFont:
     """Read an SF2 bank (the default one when `path` is None), cached per file and modification time.
 
     Raises:
-        SoundFontError: the file is missing, unreadable or not a SoundFont.
+        SoundFontError: the file is missing, unreadable, a folder, not a SoundFont or incomplete.
     """
     resolved = Path(path).expanduser() if path is not None else default_soundfont_path()
+    check_soundfont_file(resolved)
     try:
         stat = resolved.stat()
     except OSError:
-        raise SoundFontError(f"The SoundFont {str(resolved)!r} does not exist; pass an .sf2 file with --soundfont.") from None
+        raise SoundFontError(f"The SoundFont {resolved} does not exist; pass an .sf2 file with --soundfont.") from None
     return _read_soundfont(str(resolved.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
@@ -104,10 +175,10 @@ def _read_soundfont(path: str, mtime_ns: int, size: int) -> SoundFont:
     try:
         data = Path(path).read_bytes()
     except OSError as err:
-        raise SoundFontError(f"The SoundFont {path!r} cannot be read: {err.strerror}.") from None
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"sfbk":
-        raise SoundFontError(f"{path!r} is not a SoundFont 2 bank (.sf2); pass one with --soundfont.")
-    return SoundFont(path, Path(path).name, licence_of(Path(path)), data, hashlib.sha256(data).hexdigest())
+        raise SoundFontError(f"The SoundFont {path} cannot be read: {err.strerror}.") from None
+    sha256 = hashlib.sha256(data).hexdigest()
+    name = Path(path).name
+    return SoundFont(path, name, licence_of(name, sha256), data, sha256)
 
 
 # ---------------------------------------------------------------------------- MIDI file
@@ -210,7 +281,15 @@ def synthesize(midi: bytes, soundfont: SoundFont) -> np.ndarray:
     """Render SMF bytes with the bank: float32 (2, samples) at RENDER_RATE."""
     import midirenderer
 
-    wav = midirenderer.render_wave_from(soundfont.data, midi)
+    try:
+        wav = midirenderer.render_wave_from(soundfont.data, midi)
+    except RuntimeError as err:
+        # A bank the synthesizer cannot play is the user's to replace; any other failure (a MIDI
+        # error) is ours and keeps its traceback.
+        if not str(err).startswith("SoundFont error"):
+            raise
+        raise SoundFontError(f"The synthesizer cannot play the SoundFont {soundfont.path} ({err}); "
+                             "pass another bank with --soundfont.") from err
     return _wav_to_float(wav)
 
 
