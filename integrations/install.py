@@ -2,7 +2,8 @@
 
 - resolve: copies the launcher into DaVinci Resolve's per-user Workspace > Scripts > Utility
   folder as "Dub Shot Audio.py", with `dub_resolve.json` beside it naming this environment's
-  `dub` command and the folder of the bridge module it imports.
+  `dub` command and the folder of the bridge module it imports. A reinstall updates only those
+  two keys and keeps the settings a user added (style, lufs, backend), saying which.
 - blender: builds the extension zip (blender_manifest.toml + the add-on, with this
   environment's `dub` command recorded inside), to install with Edit > Preferences >
   Get Extensions > Install from Disk.
@@ -32,6 +33,7 @@ RESOLVE_DIR = PACKAGE_DIR / "resolve"
 BLENDER_DIR = PACKAGE_DIR / "blender"
 RESOLVE_MENU_FILE = "Dub Shot Audio.py"
 RESOLVE_CONFIG_FILE = "dub_resolve.json"
+RESOLVE_INSTALLER_KEYS = ("dub", "bridge_dir")   # rewritten on every install; the other keys are the user's
 BLENDER_FILES = ("blender_manifest.toml", "__init__.py")
 BLENDER_COMMAND_FILE = "dub_command.json"
 
@@ -86,11 +88,39 @@ def install_resolve(dest: Path | None = None) -> Path:
     """
     folder = _make_folder(Path(dest) if dest is not None else resolve_scripts_dir(), "Resolve scripts")
     script = folder / RESOLVE_MENU_FILE
+    config_path = folder / RESOLVE_CONFIG_FILE
+    kept = user_settings(config_path)  # read before anything is written, so a refusal changes nothing
     atomic_write_bytes(script, (RESOLVE_DIR / "dub_resolve.py").read_bytes())
-    config = {"dub": dub_command(), "bridge_dir": str(RESOLVE_DIR)}
-    atomic_write_bytes(folder / RESOLVE_CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode("utf-8"))
+    config = {"dub": dub_command(), "bridge_dir": str(RESOLVE_DIR), **kept}
+    atomic_write_bytes(config_path, (json.dumps(config, indent=2) + "\n").encode("utf-8"))
+    if kept:
+        # Said on stderr rather than logged: the CLI shows library logs only for errors, and whoever
+        # reinstalls should know which of their settings the script will go on using.
+        settings = ", ".join(f"{key}={json.dumps(value)}" for key, value in kept.items())
+        print(f"dub: kept your settings in {config_path}: {settings}", file=sys.stderr)
     log.info("installed %s; restart Resolve and use Workspace > Scripts > Utility > Dub Shot Audio", script)
     return script
+
+
+def user_settings(config_path: Path) -> dict:
+    """What a user put in an earlier `dub_resolve.json` (style, lufs, backend, ...): every key but
+    the ones the installer writes, so a reinstall keeps them.
+
+    Raises:
+        IntegrationError: the file exists but is not a JSON object; replacing it would lose the
+            user's settings without a word.
+    """
+    if not config_path.exists():
+        return {}
+    try:
+        earlier = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise IntegrationError(f"{config_path} cannot be read as JSON ({err}); fix or delete it, "
+                               "then install again.") from None
+    if not isinstance(earlier, dict):
+        raise IntegrationError(f"{config_path} does not hold a JSON object of settings; fix or delete it, "
+                               "then install again.")
+    return {key: value for key, value in earlier.items() if key not in RESOLVE_INSTALLER_KEYS}
 
 
 def blender_manifest() -> dict:
@@ -125,7 +155,8 @@ def install(target: str, dest: Path | None = None) -> Path:
         The installed script (resolve) or the built extension zip (blender).
 
     Raises:
-        IntegrationError: unknown target, or the destination cannot be written.
+        IntegrationError: unknown target, the destination cannot be written, or an earlier
+            dub_resolve.json there is not valid JSON (so the user's settings in it would be lost).
     """
     if target == "resolve":
         return install_resolve(dest)

@@ -187,3 +187,20 @@ def test_real_dub_score(bpy_exe, movie, extension_zip, tmp_path):
     assert mix["first_sample"] is not None
     assert (MOVIE_START + TRIM - 1) * 48000 // FPS - 2 <= mix["first_sample"]   # nothing before the visible picture
     assert mix["last_sample"] < (MOVIE_START + MOVIE_FRAMES - 1) * 48000 // FPS + 2
+
+
+def test_real_dub_of_an_avi_raw_render(bpy_exe, movie, extension_zip, tmp_path, monkeypatch):
+    """Blender's "AVI Raw" output (uncompressed RGB in .avi) fits no .mp4: the add-on must ask dub
+    for a .mov, or dub refuses the output and nothing is added."""
+    import imageio_ffmpeg
+
+    render = tmp_path / "media" / "picture.avi"
+    render.parent.mkdir()
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(movie), "-c:v", "rawvideo",
+                    "-pix_fmt", "bgr24", str(render)], check=True, stdin=subprocess.DEVNULL)
+    monkeypatch.setenv("DUB_CACHE_DIR", str(tmp_path / "dub-cache"))
+    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=render, dub=Path(sys.executable).with_name("dub"),
+                        backend="score", separate_stems=False, blocker_channel=0)
+    assert facts["status"] == "Added 1 dub strip(s) under picture.", facts["status"]
+    assert (render.parent / "picture_dub" / "picture_dub.mov").stat().st_size > 0
+    assert [s["name"] for s in sound_strips(facts["strips"])] == ["picture dub"]

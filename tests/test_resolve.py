@@ -352,6 +352,115 @@ def test_real_dub_into_fake_resolve(tmp_path):
     assert [m["note"] for _, m in sorted(timeline._markers.items())] == captions and len(captions) == 2
 
 
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@pytest.fixture(scope="module")
+def post_media(tmp_path_factory) -> dict[str, Path]:
+    """What post and Blender hand over: a DNxHR .mxf and an uncompressed RGB .avi ("AVI Raw"),
+    each a re-encode of a small synthetic cartoon (no .mp4 can carry either picture)."""
+    import subprocess
+
+    from samples.synth import SynthSpec, synthesize
+
+    folder = tmp_path_factory.mktemp("post_media")
+    picture = folder / "picture.mp4"
+    synthesize(picture, SynthSpec(fps=Fraction(24), shot_frames=(48, 48), audio=False, seed=5))
+    encodings = {"avid.mxf": ["-c:v", "dnxhd", "-profile:v", "dnxhr_lb", "-pix_fmt", "yuv422p"],
+                 "render.avi": ["-c:v", "rawvideo", "-pix_fmt", "bgr24"]}
+    made = {}
+    for name, codec in encodings.items():
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(picture), *codec, str(folder / name)],
+                       check=True, stdin=subprocess.DEVNULL)
+        made[Path(name).suffix] = folder / name
+    return made
+
+
+def real_dub_config(tmp_path: Path, monkeypatch) -> dict:
+    monkeypatch.setenv("DUB_CACHE_DIR", str(tmp_path / "dub-cache"))
+    return {"dub": [str(Path(sys.executable).with_name("dub"))], "backend": "score"}
+
+
+@pytest.mark.parametrize("suffix", [".mxf", ".avi"])
+def test_post_media_is_dubbed_into_a_mov(post_media, suffix, tmp_path, monkeypatch, capsys):
+    """dub copies the picture, and no .mp4 carries DNxHR or uncompressed RGB: the script must
+    pick a .mov, as `dub avid.mxf` does, instead of a refused .mp4."""
+    source = tmp_path / post_media[suffix].name
+    source.write_bytes(post_media[suffix].read_bytes())
+    config_path = tmp_path / "dub_resolve.json"
+    config_path.write_text(json.dumps(real_dub_config(tmp_path, monkeypatch)))
+    monkeypatch.setattr(rb, "connect", lambda resolve=None: None)
+    monkeypatch.setenv("DUB_RESOLVE_CONFIG", str(config_path))
+    assert dr.main([str(source)]) == 0, capsys.readouterr().out[-2000:]
+    out_dir = tmp_path / f"{source.stem}_dub"
+    assert (out_dir / f"{source.stem}_dub.mov").stat().st_size > 0
+    otio = out_dir / f"{source.stem}_dub.otio"
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (
+        f"Use File > Import > Timeline and choose {otio} to bring in the dub.")
+
+
+@pytest.mark.parametrize("name, output", [
+    ("clip.MP4", "clip_dub.mp4"), ("clip.mov", "clip_dub.mov"), ("clip.m4v", "clip_dub.m4v"),
+    ("clip.mkv", "clip_dub.mkv"), ("clip.webm", "clip_dub.mkv"), ("clip.mxf", "clip_dub.mov"),
+    ("clip.avi", "clip_dub.mov"), ("clip.mpg", "clip_dub.mov"), ("clip.MTS", "clip_dub.mov"),
+])
+def test_output_container_carries_the_source_picture(name, output, tmp_path):
+    """WebM's VP8 fits neither .mp4 nor .mov; .mov takes what .mxf, .avi and MPEG files hold."""
+    args = dr.build_args({"dub": ["dub"]}, tmp_path / name, tmp_path / "out")
+    assert Path(args[args.index("-o") + 1]) == tmp_path / "out" / output
+
+
+def test_rerun_reuses_the_analysis(post_media, tmp_path, monkeypatch):
+    """Dubbing a second clip of the same file, or the same clip in a new style, replaces the
+    earlier outputs without analysing the picture again."""
+    source = tmp_path / "avid.mxf"
+    source.write_bytes(post_media[".mxf"].read_bytes())
+    config = real_dub_config(tmp_path, monkeypatch)
+    out_dir = dr.output_dir_for(source)
+    runs = []
+    for style in ("tom-and-jerry", "noir"):
+        events = []
+        outputs = rb.run_dub(dr.build_args({**config, "style": style}, source, out_dir), events.append,
+                             lambda: False)
+        runs.append({e.get("stage") for e in events})
+        assert Path(outputs["video"]) == out_dir / "avid_dub.mov"
+    assert "analyze/decode" in runs[0] and "analyze/decode" not in runs[1]
+    manifest = json.loads((out_dir / "avid_dub.json").read_text())
+    assert "noir" in json.dumps(manifest)
+
+
+def test_reinstall_keeps_the_users_settings(tmp_path, capsys):
+    from integrations.install import install
+
+    scripts = tmp_path / "Utility"
+    install("resolve", scripts)
+    config_path = scripts / "dub_resolve.json"
+    first = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**first, "dub": ["/old/env/bin/dub"], "style": "noir", "lufs": "ebu",
+                                       "backend": "score"}))
+    capsys.readouterr()
+    install("resolve", scripts)
+    assert json.loads(config_path.read_text()) == {**first, "style": "noir", "lufs": "ebu", "backend": "score"}
+    said = capsys.readouterr().err
+    assert said == f'dub: kept your settings in {config_path}: style="noir", lufs="ebu", backend="score"\n'
+
+
+def test_reinstall_over_a_broken_config_changes_nothing(tmp_path):
+    from integrations.install import IntegrationError, install
+
+    scripts = tmp_path / "Utility"
+    scripts.mkdir()
+    config_path = scripts / "dub_resolve.json"
+    config_path.write_text('{"style": "noir",}')   # a hand edit with a trailing comma
+    with pytest.raises(IntegrationError, match="cannot be read as JSON .*; fix or delete it, then install again.$"):
+        install("resolve", scripts)
+    assert config_path.read_text() == '{"style": "noir",}'
+    assert not (scripts / "Dub Shot Audio.py").exists()
+
+
 @pytest.mark.parametrize("system, expected", [
     ("Linux", "/home/ed/.local/share/DaVinciResolve/Fusion/Scripts/Utility"),
     ("Darwin", "/home/ed/Library/Application Support/Blackmagic Design/DaVinci Resolve/Fusion/Scripts/Utility"),

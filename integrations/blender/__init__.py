@@ -41,7 +41,11 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 0.5
 DUB_COMMAND_FILE = "dub_command.json"   # written into the package by `dub integrations install blender`
 MAX_CHANNEL = 128
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
+KEPT_CONTAINERS = (".mp4", ".mov", ".m4v", ".mkv")   # a dub of one of these keeps its container
+# Any other movie: WebM's VP8/VP9/AV1 fit only Matroska of what dub writes, and .mov carries what
+# .mxf and .avi hold (DNxHD/DNxHR, ProRes, HuffYUV, UT Video, uncompressed RGB), which .mp4 cannot.
+WEBM_OUTPUT_SUFFIX = ".mkv"
+OTHER_OUTPUT_SUFFIX = ".mov"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,10 +320,21 @@ def output_dir_for(video):
     raise RuntimeError(f"Cannot write next to {video}; move the movie to a writable folder.")
 
 
+def output_suffix_for(video):
+    """The container of the dubbed video: dub copies the picture unchanged, so it must carry the
+    movie's codec. The add-on cannot probe the codec, so the rule goes by the movie's suffix."""
+    suffix = video.suffix.lower()
+    if suffix in KEPT_CONTAINERS:
+        return suffix
+    return WEBM_OUTPUT_SUFFIX if suffix == ".webm" else OTHER_OUTPUT_SUFFIX
+
+
 def build_args(command, video, out_dir, prefs):
-    suffix = video.suffix.lower() if video.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
-    args = command + [str(video), "-o", str(out_dir / f"{video.stem}_dub{suffix}"), "--json-progress",
-                      "--stems", str(out_dir / "stems"), "--force"]
+    """The dub command line. --overwrite, not --force: a rerun (after a change of style, say)
+    replaces the earlier outputs but reuses the cached analysis of the same movie."""
+    out_video = out_dir / f"{video.stem}_dub{output_suffix_for(video)}"
+    args = command + [str(video), "-o", str(out_video), "--json-progress",
+                      "--stems", str(out_dir / "stems"), "--overwrite"]
     if prefs is not None:
         args += ["--style", prefs.style, "--backend", prefs.backend]
     return args

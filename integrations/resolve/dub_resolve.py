@@ -7,8 +7,9 @@ it calls the `dub` command, reads the manifest it writes (dub.json) and places t
 Steps:
 1. Read the current timeline: start frame, frame rate, the video clip under the playhead (or at
    the mark-in point) and the media file behind it.
-2. Run `dub FILE -o OUT --json-progress --stems DIR --timeline` as a subprocess, showing its
-   progress; Cancel kills the process.
+2. Run `dub FILE -o OUT --json-progress --stems DIR --timeline --overwrite` on the whole media
+   file as a subprocess, showing its progress; Cancel kills the process. dub caches its analysis
+   of the file, so another clip of the same file, or a rerun, skips the analysis.
 3. Import the stems into a "Dub" bin, add one audio track per stem and place one clip per shot
    in ONE AppendToTimeline batch, then add a marker per shot carrying its caption.
 4. When scripting cannot place clips, import the written .otio instead, or say in one sentence
@@ -32,6 +33,11 @@ from typing import Any, Callable, Mapping, Sequence
 log = logging.getLogger("dub_resolve")
 
 CONFIG_NAME = "dub_resolve.json"
+KEPT_CONTAINERS = (".mp4", ".mov", ".m4v", ".mkv")   # a dub of one of these keeps its container
+# Any other source: WebM's VP8/VP9/AV1 fit only Matroska of what dub writes, and .mov carries what
+# .mxf and .avi hold (DNxHD/DNxHR, ProRes, HuffYUV, UT Video, uncompressed RGB), which .mp4 cannot.
+WEBM_OUTPUT_SUFFIX = ".mkv"
+OTHER_OUTPUT_SUFFIX = ".mov"
 
 
 def _script_dir() -> Path | None:
@@ -96,10 +102,21 @@ def output_dir_for(source: Path) -> Path:
     raise DubScriptError(f"Cannot write next to {source} or in your home folder; free some space or fix permissions.")
 
 
+def output_suffix_for(source: Path) -> str:
+    """The container of the dubbed video: dub copies the picture unchanged, so it must carry the
+    source's codec. This script cannot probe the codec, so the rule goes by the source's suffix."""
+    suffix = source.suffix.lower()
+    if suffix in KEPT_CONTAINERS:
+        return suffix
+    return WEBM_OUTPUT_SUFFIX if suffix == ".webm" else OTHER_OUTPUT_SUFFIX
+
+
 def build_args(config: Mapping[str, Any], source: Path, out_dir: Path) -> list[str]:
-    suffix = source.suffix.lower() if source.suffix.lower() in (".mp4", ".mov", ".m4v", ".mkv") else ".mp4"
-    args = dub_command(config) + [str(source), "-o", str(out_dir / f"{source.stem}_dub{suffix}"),
-                                  "--json-progress", "--stems", str(out_dir / "stems"), "--timeline", "--force"]
+    """The dub command line for `source`. --overwrite, not --force: a rerun (after a change of
+    style, say) replaces the earlier outputs but reuses the cached analysis of the same file."""
+    out_video = out_dir / f"{source.stem}_dub{output_suffix_for(source)}"
+    args = dub_command(config) + [str(source), "-o", str(out_video), "--json-progress",
+                                  "--stems", str(out_dir / "stems"), "--timeline", "--overwrite"]
     for key in ("style", "backend", "lufs"):
         if config.get(key) is not None:
             args += [f"--{key}", str(config[key])]
