@@ -138,8 +138,11 @@ def fetch(repo_id: str, allow_patterns: list[str] | None = None, *, local_only: 
             raise WeightsNotFound(f"{detail}; {hint}.", reason=NOT_CACHED, detail=detail) from err
         why = "offline mode is on (HF_HUB_OFFLINE=1)" if offline() else f"the download failed ({type(err).__name__})"
         detail = f"The model files of {repo_id} are not on this machine and {why}"
+        # Files fetched elsewhere reach this machine only as a copy of the cache folder or as a
+        # local checkpoint folder: say both, not only the command that just failed here.
         raise WeightsNotFound(
-            f"{detail}; {hint} on a machine with internet access (or unset HF_HUB_OFFLINE).",
+            f"{detail}; unset HF_HUB_OFFLINE where there is a connection, or {hint} on a machine with one "
+            f"and copy its Hugging Face cache ({hub_cache_dir()}) here or pass the checkpoint folder with --model PATH.",
             reason=NOT_CACHED if offline() else DOWNLOAD_FAILED, detail=detail,
         ) from err
 

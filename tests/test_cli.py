@@ -98,6 +98,10 @@ def test_models_list_and_offline_download(tmp_path):
         fetched = run_dub(["models", *args], env)
         assert fetched.returncode == 2 and "Traceback" not in fetched.stderr, (args, fetched.stderr)
         assert len(fetched.stderr.strip().splitlines()) == 1 and "offline" in fetched.stderr.lower(), fetched.stderr
+        # files fetched on another machine reach this one only as a copy of the cache
+        assert "copy its Hugging Face cache" in fetched.stderr, fetched.stderr
+    ignored = run_dub(["models", "list", "--model", "someone/tiny-vlm"], env)
+    assert ignored.returncode == 2 and "applies to `dub models download`" in ignored.stderr
     named = run_dub(["models", "download", "vlm", "--model", "someone/tiny-vlm"], env)
     assert "someone/tiny-vlm" in named.stderr
     assert not (tmp_path / "hf-home" / "hub").exists() or not any((tmp_path / "hf-home" / "hub").iterdir())

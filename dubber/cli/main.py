@@ -342,6 +342,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     from .doctor import models_download, models_list
 
+    if args.action == "list" and args.model:
+        from ..errors import InputError
+
+        raise InputError("--model applies to `dub models download`; `dub models list` lists the standard models.")
     return models_download(args.what, args.model) if args.action == "download" else models_list()
 
 

@@ -113,8 +113,9 @@ def _missing_message(repo_id: str, what: str, local_only: bool, err: Exception) 
         return (f"The {what} {repo_id} could not be downloaded ({type(err).__name__}); check the id and "
                 f"the connection, or run {fetch} on a machine with internet access.")
     if hub_offline():
-        return (f"The {what} {repo_id} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; "
-                f"run {fetch} on a machine with internet access, then try again.")
+        return (f"The {what} {repo_id} is not in the Hugging Face cache ({hub_cache_dir()}) and HF_HUB_OFFLINE "
+                f"is set; unset it where there is a connection, or run {fetch} on a machine with one and copy its "
+                "Hugging Face cache here, then try again.")
     return f"The {what} {repo_id} is not in the Hugging Face cache; run {fetch} to fetch it, then try again."
 
 
