@@ -84,6 +84,22 @@ def test_doctor_reports_ffmpeg_torch_and_auto_choice(tmp_path):
     assert "score" in auto and "(" in auto
 
 
+def test_doctor_says_whether_the_studio_players_can_find_ffprobe(tmp_path):
+    """The studio's video players need ffprobe on PATH although `dub` does not: doctor says which."""
+    import stat
+
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    env = dub_env(tmp_path, PATH=str(tools))
+    lines = run_dub(["doctor"], env).stdout.splitlines()
+    assert any(line.startswith("ffprobe") and "not on PATH" in line and "studio" in line for line in lines), lines
+    probe = tools / "ffprobe"
+    probe.write_text("#!/bin/sh\nexit 0\n")
+    probe.chmod(probe.stat().st_mode | stat.S_IEXEC)
+    lines = run_dub(["doctor"], env).stdout.splitlines()
+    assert any(line.startswith("ffprobe") and f"found ({probe})" in line for line in lines), lines
+
+
 def test_models_list_and_offline_download(tmp_path):
     env = dub_env(tmp_path)
     listed = run_dub(["models", "list"], env)

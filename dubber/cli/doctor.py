@@ -24,6 +24,15 @@ def _ffmpeg_status() -> tuple[bool, str]:
         return False, f"not usable: {err}"
 
 
+def _ffprobe_status() -> str:
+    """`dub` itself never runs ffprobe, but the studio's video players (Gradio) do, from PATH."""
+    import shutil
+
+    found = shutil.which("ffprobe")
+    return (f"found ({found}); the studio's video players use it" if found else
+            "not on PATH: `dub` does not need it, but the studio's video players do (it comes with ffmpeg)")
+
+
 def _torch_status() -> tuple[str, str]:
     if importlib.util.find_spec("torch") is None:
         return "not installed (pip install 'dubber[ml]' for the audiostory backend)", "no"
@@ -81,6 +90,7 @@ def doctor(model: str | None = None) -> int:
     _line("python", sys.version.split()[0])
     ok, ffmpeg = _ffmpeg_status()
     _line("ffmpeg", ffmpeg)
+    _line("ffprobe", _ffprobe_status())
     torch_version, cuda = _torch_status()
     _line("torch", torch_version)
     _line("CUDA", cuda)
