@@ -118,6 +118,10 @@ def test_a_bad_upload_gets_the_cli_one_sentence_error(client, tmp_path):
 
     assert str(caught.value) == expected
     assert "Traceback" not in expected and expected.count(". ") == 0 and expected.endswith(".")
+    # the one-call /dub endpoint names the file the same way, not by the server's copy of it
+    with pytest.raises(AppError) as caught:
+        client.predict(handle_file(str(bad)), STYLE, 0, api_name="/dub")
+    assert str(caught.value) == expected
 
 
 def test_an_upload_over_the_size_limit_is_refused(client, studio, tmp_path):

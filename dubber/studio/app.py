@@ -8,11 +8,12 @@ The page only arranges what `dubber.studio.project` computes. gradio is imported
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..errors import InputError, is_user_error
 from ..options import STUDIO_HOST as DEFAULT_HOST, STUDIO_PORT as DEFAULT_PORT
@@ -104,13 +105,8 @@ class _Actions:
     def open_upload(self, video: str | None, style: str, seed: Any, progress: Any = None) -> tuple:
         if not video:
             raise InputError("Choose a video file to upload first.")
-        try:
+        with _named_as_uploaded(video):
             project = studio.open_video(video, self.settings, style, seed, _progress_sink(progress), link=False)
-        except Exception as err:
-            if not is_user_error(err):
-                raise
-            # The message names the upload by the name the person gave it, not Gradio's copy.
-            raise InputError(str(err).replace(str(video), Path(video).name)) from None
         return (project, *_project_view(project))
 
     def open_path(self, path: str, style: str, seed: Any, progress: Any = None) -> tuple:
@@ -131,7 +127,20 @@ class _Actions:
     def dub(self, video: str | None, style: str, seed: Any, progress: Any = None) -> str:
         if not video:
             raise InputError("Give a video file to dub.")
-        return str(studio.dub_once(video, style, seed, "auto", self.settings, _progress_sink(progress)).video)
+        with _named_as_uploaded(video):
+            return str(studio.dub_once(video, style, seed, "auto", self.settings, _progress_sink(progress)).video)
+
+
+@contextlib.contextmanager
+def _named_as_uploaded(video: str) -> Iterator[None]:
+    """A user's mistake names the upload by the name the person gave it, not by Gradio's copy of it
+    in the work folder."""
+    try:
+        yield
+    except Exception as err:
+        if not is_user_error(err):
+            raise
+        raise InputError(str(err).replace(str(video), Path(video).name)) from None
 
 
 def _event(method: Callable) -> Callable:
