@@ -188,14 +188,6 @@ def _spotted(analysis: Any, key: str, options: DubOptions) -> tuple[Any, str]:
     return spotted, settings_key("spotted", key, hit_list_digest(options.hits_path), options.hits_only)
 
 
-def _spotting_notes(analysis: Any) -> list[str]:
-    if "spotted_hits_on_one_frame" not in analysis.settings:
-        return []
-    from .spotting import shared_frame_note
-
-    return shared_frame_note(analysis)
-
-
 def plan(video_path: str | os.PathLike, options: DubOptions = DubOptions(),
          progress: ProgressFn | None = None, media: Any = None) -> Any:
     """The DubPlan of a video (analysing it first, or reusing the cached analysis); `media` as
@@ -657,6 +649,8 @@ def job_lock_path(job: DubJob) -> Path:
 
 
 def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResult:
+    from .spotting import shared_frame_note
+
     run = _Run(sink=progress or no_progress)
     path, options, dest, backend_name, reason = (job.input_path, job.options, job.destinations, job.backend,
                                                  job.backend_reason)
@@ -695,7 +689,7 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
             # the manifest last (stem names are known only now: checked again before any is replaced).
             with run.stage("export"):
                 outputs, notes = _export(txn, dest, analysis, the_plan, render, soundtrack, options)
-                notes = plan_notes + _spotting_notes(analysis) + _loudness_notes(soundtrack, options) + dropped + notes
+                notes = plan_notes + shared_frame_note(analysis) + _loudness_notes(soundtrack, options) + dropped + notes
                 for target in txn.targets():
                     dest.check_replace(target, path, options.force or options.overwrite)
                 earlier = _earlier_outputs(dest)   # read before the manifest is replaced

@@ -140,7 +140,7 @@ def folder_inputs(folder: Path, leave_out: Sequence[Path] = ()) -> FolderInputs:
     them in a folder dropped into its inbox: at any depth, a video by its name (a video suffix, no
     temporary or partial-copy mark), temporary names skipped. The folders in `leave_out` (the
     batch's own outputs, when they lie inside) are not entered, so a rerun never dubs a dub."""
-    from .watch.journal import is_candidate, is_temporary
+    from .watch.journal import is_candidate, is_temporary, name_after_place
 
     skipped = {p.resolve() for p in leave_out}
     videos, others = [], []
@@ -152,7 +152,7 @@ def folder_inputs(folder: Path, leave_out: Sequence[Path] = ()) -> FolderInputs:
             if is_temporary(name):
                 continue   # still being copied, or a system file (.DS_Store, ._clip.mp4)
             if is_candidate(name) and path.is_file():
-                videos.append((place.parts, BatchInput(str(path), " - ".join(place.parts))))
+                videos.append((place.parts, BatchInput(str(path), name_after_place(place))))
             else:
                 others.append((place.parts, place.as_posix()))
     return FolderInputs(str(folder), tuple(v for _, v in sorted(videos)), tuple(o for _, o in sorted(others)))

@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from .journal import InboxState, Journal, is_candidate, is_temporary, shown, unique_path
+from .journal import InboxState, Journal, is_candidate, is_temporary, name_after_place, shown, unique_path
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +24,13 @@ class InboxScanner:
         journal: where lifting a video out of its folder is recorded.
         skipped: (name, size, mtime_ns) of duplicates left in the inbox on purpose (shared with
             the watcher, which adds to it).
-        stable_s: seconds a file (or a folder the scanner emptied) must stay unchanged.
-        empty_timeout_s: seconds an empty file, or a folder that arrived empty, must stay so.
+
+    How long a file (or a folder the scanner emptied) must stay unchanged, and an empty file or a
+    folder that arrived empty, are the state's tracker's `stable_s` and `empty_timeout_s`.
     """
 
-    def __init__(self, inbox: Path, state: InboxState, journal: Journal, skipped: set[tuple],
-                 stable_s: float, empty_timeout_s: float) -> None:
+    def __init__(self, inbox: Path, state: InboxState, journal: Journal, skipped: set[tuple]) -> None:
         self.inbox, self.state, self.journal, self.skipped = inbox, state, journal, skipped
-        self.stable_s, self.empty_timeout_s = stable_s, empty_timeout_s
         self.left_alone: set[str] = set()   # names the current scan leaves alone
 
     def ready(self) -> list[Path]:
@@ -116,7 +115,7 @@ class InboxScanner:
         return tracked | self._remove_empty_folders(folder, now)
 
     def _lift(self, path: Path, key: str) -> None:
-        target = unique_path(self.inbox, " - ".join(Path(key).parts))
+        target = unique_path(self.inbox, name_after_place(Path(key)))
         os.replace(path, target)
         self.state.tracker.forget(key)
         # Every folder above it may now be empty, and if so the scanner emptied it.
@@ -133,10 +132,11 @@ class InboxScanner:
             if dirs or files:
                 continue
             key = Path(base).relative_to(self.inbox).as_posix() + "/"
-            need_s = self.stable_s if key in self.state.emptied else self.empty_timeout_s
+            tracker = self.state.tracker
+            need_s = tracker.stable_s if key in self.state.emptied else tracker.empty_timeout_s
             with contextlib.suppress(OSError):
                 waiting.add(key)
-                if self.state.tracker.is_stable(key, 0, os.stat(base).st_mtime_ns, now, need_s):
+                if tracker.is_stable(key, 0, os.stat(base).st_mtime_ns, now, need_s):
                     os.rmdir(base)
                     self.state.tracker.forget(key)
                     self.state.emptied.discard(key)

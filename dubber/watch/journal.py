@@ -56,6 +56,12 @@ def shown(name: str) -> str:
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in name)
 
 
+def name_after_place(place: Path) -> str:
+    """The file name of a video found inside a folder, after its place there: "Reel 3/shot 12.mp4"
+    becomes "Reel 3 - shot 12.mp4" (the watch folder lifting it out, `dub batch` naming its output)."""
+    return " - ".join(place.parts)
+
+
 def unique_path(folder: Path, name: str) -> Path:
     """`folder/name`, or `stem-2.ext`, `stem-3.ext`... when taken."""
     candidate = folder / name

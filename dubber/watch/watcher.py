@@ -171,8 +171,7 @@ class Watcher:
         self.skipped = self.journal.skipped_keys()
         # Stability, names already said and folders emptied, as the last run left them.
         state = InboxState.load(self.dirs["logs"] / INBOX_STATE_FILE, options.stable_s, options.empty_timeout_s)
-        self.inbox = InboxScanner(self.dirs["inbox"], state, self.journal, self.skipped, options.stable_s,
-                                  options.empty_timeout_s)
+        self.inbox = InboxScanner(self.dirs["inbox"], state, self.journal, self.skipped)
         self.lock = threading.Lock()                  # guards the two dicts below and names in output/, done/
         self.in_flight: dict[str, threading.Event] = {}
         self.outputs_by_sha: dict[str, str] = {}
