@@ -15,6 +15,8 @@ alone, with its reason; the batch goes on and ends with a summary.
 A folder given as an input stands for the videos in it, found as the watch folder finds them in a
 folder dropped into its inbox: at any depth, by name, temporary names left alone; each is dubbed
 in name order, a video in a subfolder named after its place there ("Reel 3 - shot 12.dub.mp4").
+A dub made earlier in that folder (a video its manifest, `<name>.json` beside it, names as the
+dub's own video) is left alone, so dubbing a folder twice never dubs a dub.
 
 One job and its ledger record are `dubber.jobs`; where jobs run is `dubber.executors`: local
 worker processes (`--jobs N`) or tasks on a Ray cluster (`--ray [ADDRESS]`), the same machinery
@@ -22,6 +24,7 @@ the watch folder hands its jobs to.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import uuid
@@ -34,12 +37,14 @@ from .errors import DubError, InputError, OutputError, one_line
 from .executors import open_dispatcher, require_ray
 from .jobs import DEFAULT_RETRIES, Job, JobOutcome, Ledger, job_key
 from .options import INPUT_VIDEO_SUFFIXES, DubOptions, check_writable_folder, default_output_path
-from .types import ProgressFn, no_progress
+from .types import MANIFEST_SCHEMA, ProgressFn, no_progress
 
 log = logging.getLogger(__name__)
 
 # Names of the files a folder holds besides its videos that its one line lists, at most.
 LISTED_OTHER_FILES = 5
+MANIFEST_MAX_BYTES = 64 << 20  # a larger .json beside a video is no manifest of ours
+MANIFEST_SCHEMA_FAMILY = MANIFEST_SCHEMA.split("/")[0] + "/"  # any version of the manifest
 
 
 @dataclass(frozen=True)
@@ -114,25 +119,50 @@ class FolderInputs:
     folder: str
     videos: tuple[BatchInput, ...]
     others: tuple[str, ...]
+    dubs: tuple[str, ...] = ()  # dubs made earlier (their places in the folder), left alone
 
     def found(self) -> str:
         """One line: how many videos the folder holds, and which other files are left alone."""
         count = f"{len(self.videos)} video{'' if len(self.videos) == 1 else 's'} found"
-        if not self.others:
-            return f"{self.folder}: {count}."
-        return f"{self.folder}: {count}; left alone, not videos: {self._others_listed()}."
+        left = [f"dubs made earlier: {_listed(self.dubs)}"] if self.dubs else []
+        left += [f"not videos: {self._others_listed()}"] if self.others else []
+        return f"{self.folder}: {count}; left alone, {'; '.join(left)}." if left else f"{self.folder}: {count}."
 
     def no_videos(self) -> InputError:
         """The error of a folder without a video in it (one sentence)."""
+        if self.dubs:
+            return InputError(f"The folder {self.folder} holds only dubs made earlier ({_listed(self.dubs)}); "
+                              "give the videos themselves to dub them again.")
         holds = f"no videos, only {self._others_listed()}" if self.others else "no files"
         examples = ", ".join(INPUT_VIDEO_SUFFIXES[:4])
         return InputError(f"The folder {self.folder} holds {holds}; give a folder with video files "
                           f"({examples} and the like) in it, or the videos themselves.")
 
     def _others_listed(self) -> str:
-        listed = ", ".join(self.others[:LISTED_OTHER_FILES])
-        more = len(self.others) - LISTED_OTHER_FILES
-        return f"{listed} and {more} more" if more > 0 else listed
+        return _listed(self.others)
+
+
+def _listed(names: Sequence[str]) -> str:
+    listed = ", ".join(names[:LISTED_OTHER_FILES])
+    more = len(names) - LISTED_OTHER_FILES
+    return f"{listed} and {more} more" if more > 0 else listed
+
+
+def is_earlier_dub(path: Path) -> bool:
+    """True when `path` is the video of a dub: the manifest beside it (`<stem>.json`, as `dub`
+    names it) is one of ours and names this file as the dub's video."""
+    manifest = path.with_suffix(".json")
+    try:
+        if not manifest.is_file() or manifest.stat().st_size > MANIFEST_MAX_BYTES:
+            return False
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(data, dict) or not str(data.get("schema", "")).startswith(MANIFEST_SCHEMA_FAMILY):
+        return False
+    outputs = data.get("outputs")
+    video = outputs.get("video") if isinstance(outputs, dict) else None
+    return isinstance(video, str) and (manifest.parent / video).resolve() == path.resolve()
 
 
 def folder_inputs(folder: Path, leave_out: Sequence[Path] = ()) -> FolderInputs:
@@ -143,7 +173,7 @@ def folder_inputs(folder: Path, leave_out: Sequence[Path] = ()) -> FolderInputs:
     from .watch.journal import is_candidate, is_temporary, name_after_place
 
     skipped = {p.resolve() for p in leave_out}
-    videos, others = [], []
+    videos, others, dubs = [], [], []
     for base, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not is_temporary(d) and (Path(base) / d).resolve() not in skipped]
         for name in files:
@@ -152,10 +182,16 @@ def folder_inputs(folder: Path, leave_out: Sequence[Path] = ()) -> FolderInputs:
             if is_temporary(name):
                 continue   # still being copied, or a system file (.DS_Store, ._clip.mp4)
             if is_candidate(name) and path.is_file():
-                videos.append((place.parts, BatchInput(str(path), name_after_place(place))))
+                if is_earlier_dub(path):
+                    dubs.append((place.parts, place.as_posix()))
+                else:
+                    videos.append((place.parts, BatchInput(str(path), name_after_place(place))))
             else:
                 others.append((place.parts, place.as_posix()))
-    return FolderInputs(str(folder), tuple(v for _, v in sorted(videos)), tuple(o for _, o in sorted(others)))
+    # A dub's manifest goes with the dub, not among the other files.
+    manifests = {Path(place).with_suffix(".json").as_posix() for _, place in dubs}
+    return FolderInputs(str(folder), tuple(v for _, v in sorted(videos)),
+                        tuple(o for _, o in sorted(others) if o not in manifests), tuple(d for _, d in sorted(dubs)))
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike], leave_out: Sequence[Path] = (),

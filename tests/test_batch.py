@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from dubber import api
-from dubber.batch import BatchOptions, run_batch
+from dubber.batch import BatchOptions, folder_inputs, run_batch
 from dubber.jobs import LEDGER_DIR, Ledger
 from dubber.errors import BackendUnavailable, InputError
 from samples.synth import SynthSpec, synthesize
@@ -264,6 +264,25 @@ def test_a_folder_stands_for_its_videos_in_name_order_at_any_depth(clips, tmp_pa
         ("Reel 2/a.mp4", "Reel 2 - a.dub.mp4", "done"), ("b.mp4", "b.dub.mp4", "done")]
     again = run_batch([src], BatchOptions(out_dir=str(out), jobs=2), _dub_options(tmp_path), on_notice=said.append)
     assert [o.status for o in again.outcomes] == ["skipped", "skipped"]
+
+
+def test_a_folder_dubbed_again_leaves_the_dubs_made_earlier_in_it_alone(clips, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(clips["clip0"], src / "a.mp4")
+    first = run_batch([src], BatchOptions(out_dir=str(src), jobs=1), _dub_options(tmp_path))
+    assert [o.status for o in first.outcomes] == ["done"] and (src / "a.dub.json").is_file()
+    # a video that only looks like a dub (its .json is someone else's) is still a video
+    shutil.copy(clips["clip1"], src / "b.dub.mp4")
+    (src / "b.dub.json").write_text('{"schema": "other/1", "outputs": {"video": "b.dub.mp4"}}')
+    found = folder_inputs(src)
+    assert [Path(v.path).name for v in found.videos] == ["a.mp4", "b.dub.mp4"]
+    assert found.dubs == ("a.dub.mp4",)
+    assert found.found() == f"{src}: 2 videos found; left alone, dubs made earlier: a.dub.mp4; not videos: b.dub.json."
+    (src / "a.mp4").unlink()
+    (src / "b.dub.mp4").unlink()
+    (src / "b.dub.json").unlink()
+    assert "holds only dubs made earlier (a.dub.mp4)" in str(folder_inputs(src).no_videos())
 
 
 def test_dub_batch_takes_a_folder_and_refuses_one_without_videos_in_one_sentence(clips, tmp_path):
