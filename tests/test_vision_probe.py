@@ -243,3 +243,18 @@ def test_avi_with_a_null_frame_is_dubbed_to_its_full_length(avi_with_null_frame,
         video = container.streams.video[0]
         assert sum(1 for packet in container.demux(video) if packet.size) == decoded_frames   # copied whole
         assert video.duration * video.time_base == header_frames / NTSC_FILM
+
+
+def test_null_frames_keep_the_fcpxml_project_at_the_video_rate_with_nothing_conformed(avi_with_null_frame):
+    from dataclasses import replace
+
+    from dubber.export.timeline import fcpxml_rate
+
+    info = vision.probe(avi_with_null_frame[0])
+    assert info.is_vfr   # one picture is held over a null frame...
+    assert fcpxml_rate(info) == (NTSC_FILM, None)   # ...but every frame starts on the 23.976 grid
+    # a clock whose frames fall between the grid's frames is still conformed, and said so
+    phone = replace(info, time_base=Fraction(1, 1000), frame_pts=(0, 41, 83, 130, 170), frame_count=5,
+                    fps=Fraction(5000, 211))
+    rate, note = fcpxml_rate(phone)
+    assert rate == NTSC_FILM and "variable frame rate" in note

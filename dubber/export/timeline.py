@@ -501,11 +501,28 @@ def fcpxml_rate(media: MediaInfo) -> tuple[Fraction, str | None]:
     """
     if media.fps in FCPXML_FRAME_DURATIONS and not media.is_vfr:
         return media.fps, None
+    grid = _frame_grid_rate(media)
+    if grid is not None:
+        return grid, None
     nearest = min(FCPXML_FRAME_DURATIONS, key=lambda rate: abs(math.log(rate / media.fps)))
     what = (f"has a variable frame rate, {float(media.fps):.3f} fps on average" if media.is_vfr
             else f"runs at {float(media.fps):.3f} fps and keeps that rate")
     return nearest, (f"the FCPXML project runs at {float(nearest):.3f} fps, the nearest rate Final Cut accepts "
                      f"(the video {what}); every clip sits at its exact time")
+
+
+def _frame_grid_rate(media: MediaInfo) -> Fraction | None:
+    """The coarsest FCPXML rate on whose frame grid every frame of a variable-rate video starts,
+    if one does: a constant-rate video with some pictures held over (an AVI's null frames, a
+    capture's dropped frames) is that rate, exactly, with nothing conformed."""
+    if not media.is_vfr or not media.frame_pts or media.time_base is None:
+        return None
+    first = media.frame_pts[0]
+    for rate in sorted(FCPXML_FRAME_DURATIONS):
+        ticks = Fraction(media.time_base) * rate  # frames of `rate` per tick of the file's clock
+        if rate >= media.fps and all(((p - first) * ticks).denominator == 1 for p in media.frame_pts):
+            return rate
+    return None
 
 
 def timeline_to_fcpxml(timeline: "otio.schema.Timeline", fps: Fraction, facts: FcpxmlFacts = FcpxmlFacts()) -> str:
