@@ -227,6 +227,23 @@ def test_bad_studio_options_are_one_line_and_exit_2(tmp_path, args, fragment):
     assert not (tmp_path / "w").exists()
 
 
+def test_a_path_with_ffmpeg_but_no_ffprobe_is_refused_before_the_studio_starts(tmp_path):
+    """Gradio's players probe every video with ffprobe when ffmpeg is on PATH: without it every
+    video would fail to open with a generic page error, so the studio says so at once."""
+    import os
+
+    import imageio_ffmpeg
+
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "ffmpeg").symlink_to(imageio_ffmpeg.get_ffmpeg_exe())   # ffmpeg alone on PATH
+    env = {**os.environ, "PATH": f"{tools}{os.pathsep}{Path(sys.executable).parent}"}
+    run = subprocess.run([sys.executable, "-m", "dubber.cli", "studio", "--work", str(tmp_path / "w")],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 2 and "need ffprobe beside" in run.stderr and run.stderr.count("\n") == 1, run.stderr
+    assert not (tmp_path / "w").exists()
+
+
 # ----------------------------------------------------------------------------- edits, without the server
 
 @pytest.fixture(scope="module")
