@@ -108,7 +108,8 @@ def test_editing_one_prompt_keeps_every_other_shot_sample_for_sample(client, stu
     assert any(name.endswith("mix.wav") for name in downloads) and any("music" in name for name in downloads)
 
 
-def test_a_bad_upload_gets_the_cli_one_sentence_error(client, tmp_path):
+def test_a_bad_upload_gets_the_cli_one_sentence_error(client, studio, tmp_path):
+    logged = len(studio.log_text())
     bad = tmp_path / "holiday.mp4"
     bad.write_bytes(b"these bytes are no video at all\n" * 64)
     expected = _cli_error(bad).replace(str(bad), bad.name)
@@ -122,6 +123,9 @@ def test_a_bad_upload_gets_the_cli_one_sentence_error(client, tmp_path):
     with pytest.raises(AppError) as caught:
         client.predict(handle_file(str(bad)), STYLE, 0, api_name="/dub")
     assert str(caught.value) == expected
+    # a user's mistake is no crash: the terminal gets its sentence, not a traceback
+    terminal = studio.log_text()[logged:]
+    assert "Traceback" not in terminal and terminal.count(expected) == 2, terminal
 
 
 def test_an_upload_over_the_size_limit_is_refused(client, studio, tmp_path):

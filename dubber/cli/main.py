@@ -478,8 +478,9 @@ def _setup_logging(verbose: bool, service: bool = False) -> logging.Handler:
     """Route library logs to stderr for this invocation; returns the handler to remove after.
 
     Library warnings stay off a normal run's stderr (it carries progress and one-line errors);
-    --verbose shows what each stage does. A long-running service (`dub watch`) has no progress
-    display, so its stderr carries what it does with each file and every warning."""
+    --verbose shows what each stage does. A long-running service (`dub watch`, `dub studio`) has
+    no progress display, so its stderr carries what it does with each file, every warning and each
+    user's mistake."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("dub: %(levelname)s: %(name)s: %(message)s") if verbose
                          else _ServiceFormatter())
@@ -529,7 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "dub"
     parser = _run_parser() if command == "dub" else _sub_parser(command)
     args = parser.parse_args(argv if command == "dub" else argv[1:])
-    handler = _setup_logging(getattr(args, "verbose", False), service=command == "watch")
+    handler = _setup_logging(getattr(args, "verbose", False), service=command in ("watch", "studio"))
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
     try:

@@ -42,8 +42,8 @@ def backend_choices(model: str | None = None) -> list[str]:
 
 
 def _user_errors(fn: Callable) -> Callable:
-    """Show a user's mistake as the CLI's one sentence in the page (and to API clients); bugs keep
-    their traceback in the server log."""
+    """Show a user's mistake as the CLI's one sentence in the page (and to API clients), and as
+    that one line in the server's terminal; bugs keep their traceback there."""
     import functools
 
     import gradio as gr
@@ -54,7 +54,8 @@ def _user_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except Exception as err:
             if is_user_error(err):
-                raise gr.Error(str(err), duration=None) from None
+                log.warning("%s", err)
+                raise gr.Error(str(err), duration=None, print_exception=False) from None
             raise
     return wrapper
 
