@@ -315,6 +315,18 @@ def test_a_style_edit_rewrites_the_prompt_and_a_bad_cell_is_one_sentence(opened)
         assert "\n" not in str(caught.value) and str(caught.value).endswith(".")
 
 
+def test_a_row_added_or_deleted_in_the_table_says_what_to_do_instead(opened):
+    from dubber.errors import InputError
+    from dubber.studio.project import apply_rows
+
+    _, project = opened
+    rows = _rows(project)
+    with pytest.raises(InputError, match="lost the row of shot 3; .* tick a shot's mute box"):
+        apply_rows(project.plan, rows[:2] + rows[3:])
+    with pytest.raises(InputError, match="has 1 row\\(s\\) more than the film has shots; delete the rows you added"):
+        apply_rows(project.plan, rows + [["", "", "", "", "a new caption", "", STYLE, 0, False]])
+
+
 def test_shot_times_are_smpte_timecodes_of_the_cut_frames(opened):
     _, project = opened
     rows = _rows(project)

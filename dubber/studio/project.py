@@ -249,9 +249,7 @@ def apply_rows(plan: DubPlan, rows: Sequence[Sequence[Any]]) -> tuple[DubPlan, t
     Raises:
         InputError: the table does not match the plan, or a cell holds a value that cannot be used.
     """
-    if len(rows) != len(plan.cues):
-        raise InputError(f"The shots table has {len(rows)} rows but the video has {len(plan.cues)} cues; "
-                         "open the video again.")
+    _check_rows_are_the_shots(plan, rows)
     cues, muted = [], []
     for cue, values in zip(plan.cues, rows):
         row = dict(zip(COLUMNS, values))
@@ -263,6 +261,22 @@ def apply_rows(plan: DubPlan, rows: Sequence[Sequence[Any]]) -> tuple[DubPlan, t
     if len(muted) == len(cues):
         raise InputError("Every shot is muted; unmute at least one to render.")
     return replace(plan, cues=tuple(cues)), tuple(muted)
+
+
+def _check_rows_are_the_shots(plan: DubPlan, rows: Sequence[Sequence[Any]]) -> None:
+    """Shots follow the film's cuts: a row added or deleted in the table is refused, saying which
+    and what to do instead (the user's other edits stay in the table)."""
+    labels = [shot_label(cue) for cue in plan.cues]
+    given = [str(values[0]) if len(values) else "" for values in rows]
+    missing = [label for label in labels if label not in given]
+    if missing:
+        which = f"shot {missing[0]}" if len(missing) == 1 else f"shots {', '.join(missing)}"
+        raise InputError(f"The shots table lost the row of {which}; shots follow the film's cuts and "
+                         "cannot be removed, so tick a shot's mute box to silence it (open the video again to get "
+                         "the row back).")
+    if len(rows) != len(labels):
+        raise InputError(f"The shots table has {len(rows) - len(labels)} row(s) more than the film has shots; "
+                         "delete the rows you added, since shots follow the film's cuts.")
 
 
 # ----------------------------------------------------------------------------- rendering a take
