@@ -343,6 +343,21 @@ def test_fcpxml_sequence_starts_at_the_video_timecode_with_format_and_sound(tmp_
     video_asset = next(a for a in root.iter("asset") if a.get("src", "").endswith("cartoon.dub.mp4"))
     assert video_asset.get("hasAudio") == "1" and video_asset.get("hasVideo") == "1"
     assert _seconds(video_asset.get("start")) == hour_s
+    # What each clip plays: its media, read at the time code of the clip's first frame, for its
+    # whole length (media an hour before the clip's window would come in empty)
+    assert _media_shown(picture) == (hour_s, _seconds(picture.get("duration")))
+
+
+def _media_shown(clip: ET.Element) -> tuple[Fraction, Fraction]:
+    """(media time at the clip's first frame, how long the media covers the clip's window) of an
+    FCPXML `clip` holding a `video`, or a `gap` carrying an `audio`."""
+    start, duration = _seconds(clip.get("start", "0s")), _seconds(clip.get("duration"))
+    holder = next(child for child in clip if child.tag in ("video", "gap"))
+    media = holder if holder.tag == "video" else holder.find("audio")
+    begins = _seconds(holder.get("offset", "0s")) + (_seconds(media.get("offset", "0s")) if media is not holder else 0)
+    ends = begins + _seconds(media.get("duration"))
+    covered = max(Fraction(0), min(start + duration, ends) - max(start, begins))
+    return start - begins + _seconds(media.get("start", "0s")), covered
 
 
 def test_fcpxml_format_size_is_as_displayed(tmp_path):
@@ -383,6 +398,9 @@ def test_stems_and_their_timeline_clips_start_at_the_video_timecode(tmp_path, nt
     music = [e for e in root.iter("clip") if e.get("name", "").endswith("_music")]
     assert [_seconds(e.get("start")) for e in music] == [hour_s + c.start_frame / NTSC for c in ntsc_run.plan.cues]
     assert [_seconds(e.get("offset")) for e in music] == [hour_s + c.start_frame / NTSC for c in ntsc_run.plan.cues]
+    # each plays its stem from the time code of its first frame, for its whole length
+    assert [_media_shown(e) for e in music] == [(hour_s + c.start_frame / NTSC, (c.end_frame - c.start_frame) / NTSC)
+                                                for c in ntsc_run.plan.cues]
     # A video without a timecode: WAVs and their clips start at zero, as before.
     export_all(ExportPaths.in_folder(tmp_path, "plain"), ntsc_run)
     assert bext_time_reference(tmp_path / "plain_stems" / "mix.wav") == 0

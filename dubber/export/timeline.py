@@ -424,6 +424,7 @@ def _finish_fcpxml(xml: str, timeline: "otio.schema.Timeline", fps: Fraction, fa
             asset.set("start", _seconds_text(available[asset.get("src")]))
         if asset.get("src") == picture_url and facts.picture_has_audio:
             asset.set("hasAudio", "1")
+    _media_at_its_timecode(root)
     for element in root.iter("format"):
         if facts.width and facts.height:
             element.set("width", str(facts.width))
@@ -439,6 +440,32 @@ def _finish_fcpxml(xml: str, timeline: "otio.schema.Timeline", fps: Fraction, fa
             if value in (names or {}):
                 element.set(key, names[value])
     return _pretty(root, head)
+
+
+def _media_at_its_timecode(root: ET.Element) -> None:
+    """Put each clip's media at its own time code inside the clip.
+
+    A `clip` shows its local timeline from `start` on, and the adapter writes the media in it
+    (the picture, or a gap carrying the sound) at offset 0, reading the asset from 0. Media that
+    starts at a time code (an asset `start` of 3600 s for 01:00:00:00) then lies an hour before
+    the window the clip shows: it would come in empty. The media goes to the clip's local time of
+    its first frame, reading the asset from that frame, as Final Cut writes a compound clip."""
+    asset_start = {a.get("id"): _seconds(a.get("start", "0s")) for a in root.iter("asset")}
+    for clip in root.iter("clip"):
+        for child in clip:
+            if child.tag == "video":
+                media = [child]
+            elif child.tag == "gap":
+                media = [a for a in child if a.tag == "audio"]
+            else:
+                continue
+            starts = [asset_start.get(m.get("ref"), Fraction(0)) for m in media]
+            for element, begins in zip(media, starts):
+                if begins:
+                    element.set("start", _seconds_text(begins))
+            begins = max(starts, default=Fraction(0))
+            if begins:
+                child.set("offset", _seconds_text(begins + _seconds(child.get("offset", "0s"))))
 
 
 def _original_urls(timeline: "otio.schema.Timeline") -> set[str]:
