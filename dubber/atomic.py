@@ -314,14 +314,26 @@ def _roll_forward(record_path: Path) -> list[Path]:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether process `pid` runs on this machine (a process of another user counts)."""
+    """Whether process `pid` runs on this machine (a process of another user counts). A process
+    killed but not yet reaped by its parent (a zombie: a shell's `kill -9` then an immediate rerun)
+    still answers a signal, yet will never write again: it counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True   # someone else's live process
-    return True
+        return not _is_zombie(pid)   # someone else's process
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """True where /proc says `pid` has exited and waits to be reaped (Linux; elsewhere False)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # "pid (command name) state ...": the name may hold spaces and parentheses, the state follows the last ")"
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def sweep_stale(folder: Path) -> list[Path]:

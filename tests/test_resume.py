@@ -150,3 +150,30 @@ def test_a_cache_folder_that_cannot_be_written_still_dubs(tmp_path, monkeypatch)
     for given in ("not-a-folder", "not-a-folder/cache"):
         with pytest.raises(InputError, match="give a folder with --cache-dir"):
             api.prepare(video, tmp_path / "again.mp4", api.DubOptions(backend="score", cache_dir=str(tmp_path / given)))
+
+
+def test_files_of_a_run_killed_but_not_yet_reaped_are_swept(tmp_path):
+    """`kill -9` and an immediate rerun: the killed run may still be a zombie (its parent has not
+    reaped it) when the rerun looks; its half-written files go all the same, while a live run's stay."""
+    import sys
+
+    from dubber.atomic import sweep_stale
+
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        os.kill(killed.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{killed.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        left = tmp_path / f".film.dub.{killed.pid}-a1b2c3.partial.mp4"
+        running = tmp_path / f".film.dub.{alive.pid}-d4e5f6.partial.mp4"
+        left.write_bytes(b"half a video")
+        running.write_bytes(b"a video being written")
+        assert sweep_stale(tmp_path) == [left]
+        assert not left.exists() and running.exists()
+    finally:
+        alive.kill()
+        alive.wait()
+        killed.wait()
