@@ -246,19 +246,47 @@ def _user_plan(plan_path: str, analysis: Any) -> Any:
     result = load_plan(path)
     validate_plan(result, analysis.media)
     check_plan_fits_cuts(result, analysis)
-    return _prompts_follow_edits(result, analysis)
+    return _text_follows_edits(_seeds_follow_the_plan_seed(result), analysis)
 
 
-def _prompts_follow_edits(user_plan: Any, analysis: Any) -> Any:
-    """A cue whose caption (or the plan's style) was edited by hand while its prompt was left as
-    the planner wrote it gets the prompt the planner writes for the new caption and style, as the
-    studio does: the model reads both, and they must not contradict each other. A prompt edited
-    by hand is kept as it is."""
-    from .plan import PlanOptions, cue_prompt, make_plan
+def _seeds_follow_the_plan_seed(user_plan: Any) -> Any:
+    """A plan whose seed was edited by hand, its cue seeds left as they were planned, asks for a
+    new take: when no cue's seed is the one the plan's seed gives it, every cue takes the seed the
+    plan's seed gives (AudioStory reads cue seeds; the score engine reads the plan's). A plan in
+    which some cue still has its planned seed keeps every cue seed as written."""
+    from .plan import cue_seed
+
+    planned = [cue_seed(user_plan.seed, i) for i in range(len(user_plan.cues))]
+    if any(cue.seed == seed for cue, seed in zip(user_plan.cues, planned)):
+        return user_plan
+    return replace(user_plan, cues=tuple(replace(cue, seed=seed) for cue, seed in zip(user_plan.cues, planned)))
+
+
+def _text_follows_edits(user_plan: Any, analysis: Any) -> Any:
+    """What the model reads follows the hand edits of captions and style (`_prompts_follow_edits`,
+    and the instruction, unless it was edited itself), and is recorded again (`with_model_text`)."""
+    from .plan import PlanOptions, instruction_summary, long_form_instruction, make_plan, with_model_text
     from .styles import STYLES, get_style
 
     fresh = {name: make_plan(analysis, PlanOptions(style=name, seed=user_plan.seed,
                                                    sample_rate=user_plan.sample_rate)) for name in STYLES}
+    plan = _prompts_follow_edits(user_plan, fresh)
+    as_planned = {instruction_summary(p.instruction) for p in fresh.values()}
+    if instruction_summary(plan.instruction) in as_planned:
+        total_s = analysis.media.frame_count / analysis.media.fps
+        plan = replace(plan, instruction=long_form_instruction([c.caption for c in plan.cues], float(total_s),
+                                                               get_style(plan.style)))
+    return with_model_text(plan)
+
+
+def _prompts_follow_edits(user_plan: Any, fresh: dict[str, Any]) -> Any:
+    """A cue whose caption (or the plan's style) was edited by hand while its prompt was left as
+    the planner wrote it gets the prompt the planner writes for the new caption and style, as the
+    studio does: the model reads both, and they must not contradict each other. A prompt edited
+    by hand is kept as it is. `fresh`: the plan the planner makes in each style."""
+    from .plan import cue_prompt
+    from .styles import get_style
+
     if any(len(p.cues) != len(user_plan.cues) for p in fresh.values()):
         return user_plan   # shots split or joined by hand: nothing to compare a cue with
     style = get_style(user_plan.style)

@@ -316,6 +316,9 @@ def test_analyze_plan_edit_render(clip, tmp_path):
 
     styled_plan = json.loads(Path(json_events(styled.stdout)[-1]["outputs"]["manifest"]).read_text())["plan"]
     assert all(c["prompt"].endswith(get_style("silent-film").prompt) for c in styled_plan["cues"])
+    # ...and so does the instruction AudioStory reads, and the manifest's record of its text
+    lead = get_style("silent-film").lead.strip()
+    assert styled_plan["instruction"].startswith(lead) and styled_plan["model_prompt"].count(lead) == 1
     recaptioned = json.loads(printed.stdout)
     recaptioned["cues"][-1]["caption"] = "A loud explosion and a dog barking"
     recaptioned["cues"][0]["prompt"] = "a kettle whistles."
@@ -326,6 +329,19 @@ def test_analyze_plan_edit_render(clip, tmp_path):
     cues = json.loads(Path(json_events(again.stdout)[-1]["outputs"]["manifest"]).read_text())["plan"]["cues"]
     assert cues[-1]["prompt"] == f"A loud explosion and a dog barking. {get_style('noir').prompt}"
     assert cues[0]["prompt"] == "a kettle whistles."
+    recap_plan = json.loads(Path(json_events(again.stdout)[-1]["outputs"]["manifest"]).read_text())["plan"]
+    assert "A loud explosion and a dog barking" in recap_plan["instruction"]
+    assert cues[-1]["model_text"].startswith("A loud explosion and a dog barking")
+    # The plan's seed alone edited: a new take, heard by the score engine (no note that it is
+    # not), its cue seeds those `dub plan --seed 9` gives
+    reseeded = tmp_path / "reseeded.plan.json"
+    reseeded.write_text(json.dumps({**json.loads(printed.stdout), "seed": 9}))
+    seeded = run_dub(["render", clip, "--plan", reseeded, "-o", tmp_path / "seed9.mov", "--backend", "score",
+                      "--json-progress"], env)
+    assert seeded.returncode == 0 and not any("audiostory" in n for n in json_events(seeded.stdout)[-1]["warnings"])
+    seed9 = json.loads(run_dub(["plan", clip, "--style", "noir", "--seed", "9", "-o", "-"], env).stdout)
+    seeded_plan = json.loads(Path(json_events(seeded.stdout)[-1]["outputs"]["manifest"]).read_text())["plan"]
+    assert [c["seed"] for c in seeded_plan["cues"]] == [c["seed"] for c in seed9["cues"]]
 
 
 def test_json_progress_reports_a_user_error_as_an_event(tmp_path):
