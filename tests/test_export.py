@@ -215,6 +215,36 @@ def test_fcpxml_keeps_everyday_file_names_with_quotes_and_ampersands(tmp_path):
     assert f"{name}.dub" in [c.name for c in read.find_clips()]
 
 
+def test_an_fcpxml_adapter_failure_leaves_the_fcpxml_out_with_a_note_and_the_rest_delivered(tmp_path, monkeypatch):
+    from dubber.export import timeline as timeline_module
+
+    real = timeline_module._otio()
+
+    class Failing:   # OTIO with an fcpx_xml plug-in that fails, as it does on some timelines
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        class adapters:
+            @staticmethod
+            def write_to_string(timeline, adapter_name):
+                if adapter_name == "fcpx_xml":
+                    raise AttributeError("'NoneType' object has no attribute 'get'")
+                return real.adapters.write_to_string(timeline, adapter_name)
+
+            from_name = staticmethod(real.adapters.from_name)
+
+    monkeypatch.setattr(timeline_module, "_otio", lambda: Failing())
+    analysis = _analysis(NTSC, [0, 24, 60])
+    plan = make_plan(analysis, PlanOptions())
+    run = ExportInputs(analysis=analysis, plan=plan, soundtrack=_soundtrack(plan))
+    result = export_all(ExportPaths.in_folder(tmp_path, "film"), run,
+                        ExportOptions(fcpxml=True, skip_unsupported_fcpxml=True))
+    assert "fcpxml" not in result.outputs and {"otio", "srt", "manifest", "mix"} <= set(result.outputs)
+    (note,) = result.notes
+    assert note.startswith("no FCPXML written: OTIO's FCPXML adapter failed on this timeline (AttributeError)")
+    assert not (tmp_path / "film.fcpxml").exists()
+
+
 def test_fcpxml_at_a_rate_final_cut_lacks_is_conformed_with_a_note(tmp_path):
     analysis = _analysis(Fraction(15), [0, 30, 60])
     plan = make_plan(analysis, PlanOptions())

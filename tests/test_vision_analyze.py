@@ -144,6 +144,21 @@ def test_flash_inside_a_single_shot_is_not_a_cut_and_min_shot_length_holds(tmp_p
     assert [s.start_frame for s in merged.shots[1:]] == truth24["cut_frames"][1:]
 
 
+def test_a_change_in_the_last_frames_is_no_shot_of_its_own(tmp_path, sample_24p):
+    """A cut needs pictures after it to show it persists: a trim that keeps two frames of the next
+    shot ends the shot before (no shot of two frames); ten frames of it are a shot."""
+    video, truth = sample_24p
+    cut = truth["cut_frames"][0]   # the first cut
+    for kept_after, shots_expected in ((2, [0]), (10, [0, cut])):
+        trimmed = tmp_path / f"trim_{kept_after}.mp4"
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y", "-i", str(video),
+                        "-frames:v", str(cut + kept_after), "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                        str(trimmed)], check=True)
+        analysis = vision.analyze(trimmed, captioner=None, keyframes_per_shot=0)
+        assert [s.start_frame for s in analysis.shots] == shots_expected, kept_after
+        assert analysis.shots[-1].end_frame == cut + kept_after
+
+
 def test_rotated_video_gives_upright_keyframes(sample_30p_silent, tmp_path):
     path, _ = sample_30p_silent
     rotated = tmp_path / "rotated.mp4"

@@ -292,10 +292,15 @@ class CutDetector:
         return confirmed
 
     def finish(self) -> list[int]:
-        """Decide on what is still pending at the end of the video."""
+        """Decide on what is still pending at the end of the video.
+
+        A cut is a change that persists, and the last few pictures have too few after them to show
+        that: a change among them (a flash or shake cut off by the end, a trim that keeps a frame
+        or two of the next shot) stays in the shot it ends. As at the start, no shot is shorter
+        than `min_shot_frames`."""
         confirmed = self._settle_blend(still=True) if self._blending is not None else []
         while self._next < self._pushed:
-            confirmed += self._decide(self._next)
+            confirmed += self._decide(self._next, ending=True)
             self._next += 1
         return confirmed
 
@@ -305,12 +310,13 @@ class CutDetector:
         offset = position - (self._pushed - len(self._pictures))
         return self._pictures[offset] if 0 <= offset < len(self._pictures) else None
 
-    def _decide(self, position: int) -> list[int]:
+    def _decide(self, position: int, ending: bool = False) -> list[int]:
         picture = self._at(position)
         if picture is None or position < 1:
             return []
         held, uncovered = self._check_held(position, picture)
-        if uncovered or picture.frame <= self._blend_until or not self._is_cut(position, picture):
+        cut_short = ending and self._pushed - position < self.options.min_shot_frames
+        if uncovered or cut_short or picture.frame <= self._blend_until or not self._is_cut(position, picture):
             return held
         change = self._cross_change(position)
         if picture.sig.flat_share >= 0.75 and not picture.sig.is_black:

@@ -556,12 +556,16 @@ def timeline_to_fcpxml(timeline: "otio.schema.Timeline", fps: Fraction, facts: F
     """FCPXML text of `timeline` through OTIO's fcpx_xml adapter, completed with `facts`.
 
     Raises:
-        OutputError: the frame rate is not one FCPXML formats express, or the adapter is missing.
+        OutputError: the frame rate is not one FCPXML formats express, or the adapter is missing or fails.
     """
     check_fcpxml_rate(fps)
     _fcpx_adapter_module(fps)
     plain, names = _with_plain_names(timeline)
-    xml = _otio().adapters.write_to_string(plain, "fcpx_xml")
+    try:
+        xml = _otio().adapters.write_to_string(plain, "fcpx_xml")
+    except Exception as err:   # a fault of the plug-in on a valid timeline (it rounds frames in float)
+        raise OutputError(f"OTIO's FCPXML adapter failed on this timeline ({type(err).__name__}); "
+                          "the .otio timeline holds the same clips") from err
     return _finish_fcpxml(_fix_connected_offsets(xml, plain, fps), plain, fps, facts, names)
 
 
