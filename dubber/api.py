@@ -493,6 +493,7 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
     dest = _Destinations(video=out, manifest=base.with_name(base.name + ".json"), stems=stems,
                          timeline_stem=base if options.timeline else None, replaceable=replaceable)
     _check_not_anothers(dest.manifest, out)
+    _check_stems_not_anothers(dest, video_path)
     for f in dest.files()[1:]:
         dest.check_replace(f, video_path, replace_outputs)
     if stems is not None:
@@ -525,7 +526,9 @@ def _recorded_outputs(manifest: Path) -> dict[str, Path]:
         return {}
     if not isinstance(outputs, dict):
         return {}
-    return {role: (manifest.parent / rel).absolute() for role, rel in outputs.items() if isinstance(rel, str)}
+    # normpath: a stems folder beside the manifest's is recorded as "../stems/..."
+    return {role: Path(os.path.normpath((manifest.parent / rel).absolute())) for role, rel in outputs.items()
+            if isinstance(rel, str)}
 
 
 def _earlier_outputs(dest: _Destinations) -> list[Path]:
@@ -558,6 +561,25 @@ def _check_not_anothers(manifest: Path, video: Path) -> None:
     if theirs is not None and theirs != video and theirs.name != video.name and theirs.is_file():
         raise OutputError(f"{manifest.name} is the manifest of {theirs.name}, another dub in that folder, and "
                           f"{video.name} would share it; choose another name with -o.")
+
+
+def _check_stems_not_anothers(dest: _Destinations, input_path: Path) -> None:
+    """Refuse, even with --overwrite, stems in the stems folder under this output's name that an
+    earlier dub to this output did not write (its manifest does not list them): two outputs of one
+    name in different folders (x/out.mp4, y/out.mp4) would share `out.mix.wav` in a shared stems
+    folder, and replacing it would swap the other dub's stems for these."""
+    if dest.stems is None or not dest.stems.is_dir():
+        return
+    prefix = dest.export_paths().stems_prefix
+    ours = set(_recorded_outputs(dest.manifest).values()) | set(dest.replaceable)
+    # `<output name>.<role>.wav`: the role has no dot, so "a.dub.v2.mix.wav" is not a stem of a.dub.mp4
+    theirs = sorted(p for p in dest.stems.glob("*.wav") if p.name.startswith(prefix)
+                    and "." not in p.name[len(prefix):-len(".wav")] and p.absolute() not in ours
+                    and not os.path.samefile(p, input_path))   # the input has its own refusal
+    if theirs:
+        raise OutputError(f"{theirs[0]} is no stem of an earlier dub to {dest.video.name} ({dest.manifest.name} does "
+                          "not list it), so it may be another dub's; choose another --stems folder or output name, "
+                          "or remove it.")
 
 
 def _export(txn: OutputTransaction, dest: _Destinations, analysis: Any, plan: Any, render: Any, soundtrack: Any,

@@ -153,8 +153,9 @@ def test_stems_never_replace_existing_files_or_inputs(media, tmp_path):
     keep = folder / "a.music.wav"
     keep.write_bytes(b"an editor's own file")
     env = dub_env(tmp_path)
-    proc = run_dub([src, "-o", folder / "a.mp4", "--stems", folder], env)
-    assert proc.returncode == 2 and "--overwrite" in _one_sentence(proc.stderr)
+    for overwrite in ([], ["--overwrite"]):   # not a stem of an earlier dub to a.mp4: never replaced
+        proc = run_dub([src, "-o", folder / "a.mp4", "--stems", folder, *overwrite], env)
+        assert proc.returncode == 2 and "a.music.wav is no stem of an earlier dub to a.mp4" in _one_sentence(proc.stderr)
     assert keep.read_bytes() == b"an editor's own file"
     assert sorted(p.name for p in folder.iterdir()) == ["a.music.wav", "music.wav.mp4"]   # nothing else
     # Two videos, one stems folder: each video's stems carry its name.
@@ -166,6 +167,25 @@ def test_stems_never_replace_existing_files_or_inputs(media, tmp_path):
     proc = run_dub([odd, "-o", odd.with_name("d.mp4"), "--stems", odd.parent, "--force"], env)
     assert proc.returncode == 2 and "input" in _one_sentence(proc.stderr)
     assert odd.read_bytes() == media["base"].read_bytes() and [p.name for p in odd.parent.iterdir()] == [odd.name]
+
+
+def test_two_outputs_of_one_name_never_take_each_others_stems_in_a_shared_folder(media, tmp_path):
+    """x/out.mp4 and y/out.mp4 both name their stems out.*.wav: the second is refused, even with
+    --overwrite, and a rerun of the first (with --overwrite, or without stems) keeps them its own."""
+    src = _copy(media["base"], tmp_path / "in", "a.mp4")
+    shared = tmp_path / "stems"
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    env = dub_env(tmp_path)
+    assert run_dub([src, "-o", tmp_path / "x" / "out.mp4", "--stems", shared], env).returncode == 0
+    before = {p.name: p.read_bytes() for p in shared.iterdir()}
+    for overwrite in ([], ["--overwrite"]):
+        proc = run_dub([src, "-o", tmp_path / "y" / "out.mp4", "--stems", shared, "--lufs", "-20", *overwrite], env)
+        assert proc.returncode == 2 and ".wav is no stem of an earlier dub to out.mp4" in proc.stderr, proc.stderr
+    assert {p.name: p.read_bytes() for p in shared.iterdir()} == before and not (tmp_path / "y" / "out.mp4").exists()
+    again = run_dub([src, "-o", tmp_path / "x" / "out.mp4", "--stems", shared, "--lufs", "-20", "--overwrite"], env)
+    assert again.returncode == 0, again.stderr   # x's own stems: replaced
+    assert {p.name for p in shared.iterdir()} == set(before) and (shared / "out.mix.wav").read_bytes() != before["out.mix.wav"]
 
 
 # ----------------------------------------------------------------------------- 4. one sentence, exit 2
