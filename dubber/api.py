@@ -504,6 +504,21 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
     return dest
 
 
+def _bed_notes(media: Any, options: DubOptions) -> list[str]:
+    """With --keep-original and several audio tracks: which one the mix ducks under the dub."""
+    from .media.audio_io import programme_track
+
+    tracks = media.audio_tracks or ()
+    if not (options.keep_original and len(tracks) > 1):
+        return []
+    chosen = programme_track([t.default for t in tracks])
+    track = tracks[chosen]
+    label = ", ".join(x for x in (track.language, track.title) if x)
+    why = "the one the file marks as default" if track.default else "the first; the file marks none as default"
+    return [f"the source's sound under the dub in the mix is its audio track {chosen + 1}"
+            f"{f' ({label})' if label else ''}, {why}; all {len(tracks)} tracks are kept after the dub"]
+
+
 def _loudness_notes(soundtrack: Any, options: DubOptions) -> list[str]:
     """A note when the mix could not reach the loudness asked (a target so loud that the
     true-peak ceiling would need more limiting than the mix allows): the ceiling held instead."""
@@ -739,7 +754,8 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
             # the manifest last (stem names are known only now: checked again before any is replaced).
             with run.stage("export"):
                 outputs, notes = _export(txn, dest, analysis, the_plan, render, soundtrack, options)
-                notes = plan_notes + shared_frame_note(analysis) + _loudness_notes(soundtrack, options) + dropped + notes
+                notes = (plan_notes + shared_frame_note(analysis) + _loudness_notes(soundtrack, options)
+                         + _bed_notes(analysis.media, options) + dropped + notes)
                 for target in txn.targets():
                     dest.check_replace(target, path, options.force or options.overwrite)
                 earlier = _earlier_outputs(dest)   # read before the manifest is replaced

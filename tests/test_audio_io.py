@@ -206,3 +206,31 @@ def test_the_original_track_on_disk_is_the_decoded_audio(clips):
     assert track.shape == (2, 2 * SR)
     assert np.array_equal(track.to_array(), decode_audio(clips / "late.mp4", SR, 2 * SR))
     assert np.abs(track.to_array()).max() > 0.01
+
+
+def test_the_original_sound_is_the_track_the_file_marks_as_default(tmp_path):
+    """A file with a scratch track first and its programme sound second, marked default: the
+    bed is the programme sound; with no track marked, the first."""
+    from dubber.api import _bed_notes, DubOptions
+    from vision import probe
+
+    picture = ["-f", "lavfi", "-i", "testsrc=size=64x36:rate=24:duration=2"]
+    tones = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=2",
+             "-f", "lavfi", "-i", "sine=frequency=1500:sample_rate=48000:duration=2"]
+    streams = ["-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-preset", "ultrafast",
+               "-pix_fmt", "yuv420p", "-c:a", "aac", "-metadata:s:a:1", "language=eng"]
+    marked, unmarked = tmp_path / "marked.mp4", tmp_path / "unmarked.mkv"   # an MP4 always marks one
+    ffmpeg(*picture, *tones, *streams, "-disposition:a:0", "0", "-disposition:a:1", "default", str(marked))
+    ffmpeg(*picture, *tones, *streams, "-disposition:a:0", "0", "-disposition:a:1", "0", str(unmarked))
+
+    def pitch(path) -> float:
+        audio = decode_audio(path, SR, 2 * SR)[0, SR // 2:SR // 2 + 8192]
+        return float(np.argmax(np.abs(np.fft.rfft(audio * np.hanning(audio.size))))) * SR / audio.size
+
+    assert abs(pitch(marked) - 1500) < 20 and abs(pitch(unmarked) - 440) < 20
+    keep = DubOptions(keep_original=True)
+    assert _bed_notes(probe(marked), keep) == [
+        "the source's sound under the dub in the mix is its audio track 2 (eng), the one the file marks as default; "
+        "all 2 tracks are kept after the dub"]
+    assert "track 1, the first; the file marks none as default" in _bed_notes(probe(unmarked), keep)[0]
+    assert _bed_notes(probe(marked), DubOptions()) == []

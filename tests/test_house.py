@@ -433,7 +433,7 @@ def test_the_mux_keeps_every_track_and_stream_the_probe_found(sample_24p, tmp_pa
                 "-metadata:s:a:1", "title=Commentary", "-attach", str(font),
                 "-metadata:s:t", "mimetype=font/ttf", "-shortest", str(source)], what="making a many-stream source")
     info = MediaInfo.from_dict(probe(source).to_dict())              # as the analysis cache hands it back
-    assert info.audio_tracks == (AudioTrack("aac", "eng", None), AudioTrack("flac", "fra", "Commentary"))
+    assert info.audio_tracks == (AudioTrack("aac", "eng", None, default=True), AudioTrack("flac", "fra", "Commentary"))
     assert [(e.kind, e.label) for e in info.extra_streams] == [("subtitle", "subtitle (stream 3)"),
                                                                  ("attachment", "attachment font.ttf")]
     assert info.extra_streams[0].codec == "subrip"

@@ -232,7 +232,7 @@ def _audio_track(stream) -> AudioTrack:
     tags = _tags(stream)
     language = tags.get("language")
     return AudioTrack(_codec_name(stream), None if language in (None, "", "und") else language,
-                      tags.get("title") or None)
+                      tags.get("title") or None, bool(stream.disposition & av.stream.Disposition.default))
 
 
 def _extra_streams(container, picture) -> tuple[ExtraStream, ...]:

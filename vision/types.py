@@ -47,11 +47,13 @@ def fraction_from_str(text: str | int | float) -> Fraction:
 
 @dataclass(frozen=True)
 class AudioTrack:
-    """One audio track of a file: codec (ffmpeg's canonical name), language and title tags."""
+    """One audio track of a file: codec (ffmpeg's canonical name), language and title tags, and
+    whether the file marks it as the default (the programme sound of a file with several)."""
 
     codec: str
     language: str | None = None
     title: str | None = None
+    default: bool = False
 
 
 @dataclass(frozen=True)

@@ -129,8 +129,9 @@ def decode_audio(video_path: str | os.PathLike, sample_rate: int, total_samples:
 
 
 def decode_audio_track(video_path: str | os.PathLike, sample_rate: int, total_samples: int) -> Track | None:
-    """The video's own sound track as a stereo float32 track on disk (2, total_samples) at
-    `sample_rate`, decoded and written a frame at a time.
+    """The video's own sound (its programme track: the one marked default, else the first) as a
+    stereo float32 track on disk (2, total_samples) at `sample_rate`, decoded and written a frame
+    at a time.
 
     Decoded with PyAV, resampled with soxr, mono copied to both sides, more than two channels
     folded down to stereo. The result lines up with the first video frame: audio that starts
@@ -192,12 +193,19 @@ class _Placer:
         self.written += audio.shape[-1]
 
 
+def programme_track(defaults: list[bool]) -> int:
+    """Which of a file's audio tracks (by their default flags, in file order) is its programme
+    sound: the first the file marks as default, else the first."""
+    return next((i for i, default in enumerate(defaults) if default), 0)
+
+
 def _decode_stream_into(container, sample_rate: int, video_start_s: Fraction, track: Track) -> None:
-    """Decode the first audio stream to stereo float32 at `sample_rate` into `track`, aligned
-    to the first video frame (see `_Placer`)."""
+    """Decode the programme audio stream (`programme_track`) to stereo float32 at `sample_rate`
+    into `track`, aligned to the first video frame (see `_Placer`)."""
     import av
 
-    stream = container.streams.audio[0]
+    streams = list(container.streams.audio)
+    stream = streams[programme_track([bool(s.disposition & av.stream.Disposition.default) for s in streams])]
     channels = stream.codec_context.channels or 2
     # Planar float at the stream's own rate; >2 channels use ffmpeg's standard stereo fold-down.
     layout = "mono" if channels == 1 else "stereo"
