@@ -432,6 +432,14 @@ def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: 
     if dropped:
         notes.append(f"a {dest.video.suffix} file cannot keep the source's {', '.join(dropped)}; "
                      "name the output .mkv (-o NAME.mkv) to keep subtitles and attachments")
+    if options.keep_original and media.has_audio:
+        from .media.mux import container_for, reencoded_originals, resolve_dub_codec
+
+        lossy = reencoded_originals(media.audio_tracks or (), container_for(dest.video),
+                                    resolve_dub_codec(dest.video, None, media))
+        if lossy:
+            notes.append(f"a {dest.video.suffix} file cannot hold the source's {', '.join(lossy)} as it is; "
+                         "name the output .mkv (-o NAME.mkv) to keep it untouched")
     return notes
 
 

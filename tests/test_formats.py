@@ -176,6 +176,30 @@ def test_kept_original_sound_of_a_prores_master_is_copied_as_pcm(cartoon, tmp_pa
     assert np.array_equal(original, source_sound)
 
 
+def test_kept_pcm_sound_in_an_mp4_stays_lossless_and_a_lossy_re_encode_is_said(cartoon, tmp_path):
+    """An .mp4 cannot hold PCM: the master's production sound goes in as ALAC, sample for sample;
+    a track that must lose quality (MPEG-1 Layer II into an .mp4, as AAC) is named in one line."""
+    source = tmp_path / "camera.mov"   # H.264 with 24-bit PCM sound, as cameras and recorders write
+    _ffmpeg("-i", str(_source(cartoon, "prores")), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "copy",
+            str(source))
+    out = tmp_path / "dubbed.mp4"
+    proc = run_dub([source, "-o", out, "--keep-original", "--json-progress"], dub_env(tmp_path), timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert not any("re-encoded" in w for w in json.loads(proc.stdout.splitlines()[-1])["warnings"])
+    with av.open(str(out)) as container:
+        assert [s.codec_context.name for s in container.streams.audio] == ["aac", "alac"]
+    original, _ = decode_track(out, 1)
+    source_sound, _ = decode_track(source, 0)
+    assert np.array_equal(original, source_sound)
+    broadcast = tmp_path / "broadcast.mkv"
+    _ffmpeg("-i", str(source), "-map", "0:v", "-map", "0:a", "-c:v", "copy", "-c:a", "mp2", str(broadcast))
+    proc = run_dub([broadcast, "-o", tmp_path / "b.mp4", "--keep-original", "--json-progress"], dub_env(tmp_path),
+                   timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    (note,) = [w for w in json.loads(proc.stdout.splitlines()[-1])["warnings"] if "re-encoded" in w]
+    assert note.startswith("a .mp4 file cannot hold the source's audio track 1 (mp2, re-encoded as aac) as it is;")
+
+
 def test_phone_video_keeps_rotation_and_variable_frame_times(cartoon, tmp_path):
     spec = SynthSpec(width=WIDTH, height=HEIGHT, fps=Fraction(24), shot_frames=SHOT_FRAMES, audio=False, vfr=True)
     upright = tmp_path / "upright.mp4"

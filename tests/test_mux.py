@@ -312,10 +312,10 @@ def test_every_original_track_is_kept_with_its_language(two_language_source, tmp
     mp4, mkv = tmp_path / "out.mp4", tmp_path / "out.mkv"
     mux(two_language_source, wav, mp4, original_audio=True, video_info=info)
     mux(two_language_source, wav, mkv, original_audio=True, video_info=info)
-    # MP4 cannot hold PCM, so the French track is encoded like the dub; mkv copies it as it is.
+    # MP4 cannot hold PCM, so the French track goes in lossless as ALAC; mkv copies it as it is.
     assert _audio_tags(mp4) == [("aac", "Dub", "Dub", "zxx", True),
                                 ("aac", "Original 1", "Original 1", "eng", False),
-                                ("aac", "Original 2", "Original 2", "fra", False)]
+                                ("alac", "Original 2", "Original 2", "fra", False)]
     assert [(t[0], t[1], t[3], t[4]) for t in _audio_tags(mkv)] == [
         ("flac", "Dub", "zxx", True), ("aac", "Original 1", "eng", False),
         ("pcm_s16le", "Original 2", "fra", False)]

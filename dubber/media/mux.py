@@ -132,18 +132,40 @@ def original_track_name(track: AudioTrack, number: int, count: int) -> str:
     return f"{base}: {track.title}" if track.title else base
 
 
+# Uncompressed and lossless production sound: kept lossless (ALAC) where it cannot be copied.
+LOSSLESS_AUDIO = ("pcm_", "truehd", "mlp", "wavpack", "tta", "flac", "alac")
+
+
+def original_codec(track: AudioTrack, container: Container, dub_codec: str) -> str:
+    """How a source audio track is kept after the dub: "copy" where the container takes its codec;
+    lossless sound the container cannot take as it is becomes ALAC where the container has it;
+    anything else is re-encoded as the dub is."""
+    if container.copyable is None or track.codec in container.copyable:
+        return "copy"
+    if track.codec.startswith(LOSSLESS_AUDIO) and "alac" in container.dub_codecs:
+        return "alac"
+    return dub_codec
+
+
+def reencoded_originals(tracks: tuple[AudioTrack, ...], container: Container, dub_codec: str) -> list[str]:
+    """One phrase per kept source track that loses quality in this container ("audio track 1
+    (dts, re-encoded as aac)"); lossless conversions are not listed."""
+    return [f"audio track {number} ({track.codec}, re-encoded as {codec})" for number, track in enumerate(tracks, start=1)
+            if (codec := original_codec(track, container, dub_codec)) not in ("copy", "alac")]
+
+
 def _original_args(tracks: tuple[AudioTrack, ...], options: "MuxOptions") -> list[str]:
-    """Every source audio track after the dub: copied where the container takes its codec, else
-    re-encoded as the dub is; never default; the source's language tag travels with it."""
-    container, dub_codec = options.container, options.codec
+    """Every source audio track after the dub (see `original_codec`); never default; the source's
+    language tag travels with it."""
+    container = options.container
     args = ["-map", "0:a"]
     for number, track in enumerate(tracks, start=1):
-        copy = container.copyable is None or track.codec in container.copyable
-        if not copy:
+        codec = original_codec(track, container, options.codec)
+        if codec != "copy":
             log.info("original audio track %d (%s) cannot be stored in %s as-is; re-encoding it as %s",
-                     number, track.codec, container.muxer, dub_codec)
-        args += [f"-c:a:{number}", "copy" if copy else dub_codec]
-        if not copy and dub_codec == "aac":
+                     number, track.codec, container.muxer, codec)
+        args += [f"-c:a:{number}", codec]
+        if codec == "aac":
             args += _aac_args(number, options.bitrate, options.aac_coder)
         name = original_track_name(track, number, len(tracks))
         args += [f"-disposition:a:{number}", "0", *_name_args(number, name, container)]
@@ -268,7 +290,7 @@ def mux_args(video_path: Path, audio_wav_path: Path, out_temp: Path, info: Media
 MASTER_VIDEO_CODECS = ("prores", "dnxhd", "dnxhr", "cfhd", "v210", "v410", "rawvideo", "qtrle", "ffv1")
 
 
-def _resolve_codec(out_path: Path, audio_codec: str | None, video_info: MediaInfo | None = None) -> str:
+def resolve_dub_codec(out_path: Path, audio_codec: str | None, video_info: MediaInfo | None = None) -> str:
     container = container_for(out_path)
     if audio_codec is None:
         if "pcm_s24le" in container.dub_codecs and container.muxer == "mov" and video_info is not None and (
@@ -316,7 +338,7 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
         FFmpegError: ffmpeg failed (its last message is included).
     """
     video, wav, out = (Path(p).expanduser().resolve() for p in (video_path, audio_wav_path, out_path))
-    codec = _resolve_codec(out, audio_codec, video_info)
+    codec = resolve_dub_codec(out, audio_codec, video_info)
     if aac_coder not in AAC_CODERS:
         raise OutputError(f"Unknown AAC coder {aac_coder!r}; use one of {', '.join(AAC_CODERS)}.")
     _check_paths(video, wav, out)
