@@ -508,7 +508,7 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
         sweep_stale(stems)
         if stems.exists() and not stems.is_dir():
             raise OutputError(f"The stems location {stems} is a file; give a folder with --stems.")
-        check_writable_folder(stems, what="stems")
+        check_writable_folder(stems, what="stems", new_parents=True)
     return dest
 
 

@@ -143,8 +143,14 @@ def check_container(out_path: Path, media: Any) -> None:
                           f"name the output {out_path.stem}.mov or {out_path.stem}.mkv with -o.")
 
 
-def check_writable_folder(folder: Path, what: str) -> None:
-    """The folder (or the nearest existing folder above it) must accept new files."""
+def check_writable_folder(folder: Path, what: str, new_parents: bool = False) -> None:
+    """The folder (or the nearest existing folder above it) must accept new files. A missing
+    folder is made for the run, but only one level of it unless `new_parents`: a path whose
+    parent does not exist either is more likely a typo than a tree to create."""
+    folder = Path(folder).expanduser().absolute()
+    if not new_parents and not folder.exists() and not folder.parent.exists():
+        raise OutputError(f"The {what} folder {folder} does not exist, nor does {folder.parent}; create it first "
+                          "or check the path.")
     probe_dir = folder
     while not probe_dir.exists():
         probe_dir = probe_dir.parent

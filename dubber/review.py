@@ -543,5 +543,9 @@ def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike |
     if any(_same_file(target, path) for path in kept):
         raise InputError(f"{target} is the manifest or one of the files it names; write the page to a new .html path.")
     check_review_target(target, overwrite)
+    if out_path is not None:
+        from .options import check_writable_folder
+
+        check_writable_folder(target.parent, what="review page")
     write_atomically(target, review_html(manifest, manifest_file.parent, target.parent).encode("utf-8"))
     return target

@@ -142,6 +142,23 @@ def test_unwritable_output_folder(media, tmp_path):
     assert not Path("/sys/dub-test-out.mp4").exists()
 
 
+def test_an_output_path_two_folders_deep_into_nothing_is_refused_as_a_likely_typo(media, tmp_path):
+    """One new folder is made for the output (`-o dubbed/x.mp4`); a path whose parent is missing
+    too (`-o typo/deeper/x.mp4`) is refused, for a dub, a review page and a batch alike."""
+    src = _case(media, tmp_path, "good")
+    env = dub_env(tmp_path)
+    before, digest = snapshot(src.parent), sha256(src)
+    proc = run_dub([src, "-o", src.parent / "typo" / "deeper" / "x.mp4"], env)
+    _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest,
+                       mention="does not exist, nor does")
+    assert not (src.parent / "typo").exists()
+    assert run_dub([src, "-o", src.parent / "dubbed" / "x.mp4"], env).returncode == 0   # one new level
+    review = run_dub(["review", src.parent / "dubbed" / "x.json", "-o", tmp_path / "no" / "such" / "p.html"], env)
+    assert review.returncode == 2 and "does not exist, nor does" in review.stderr and not (tmp_path / "no").exists()
+    batch = run_dub(["batch", src, "-o", tmp_path / "none" / "out"], env)
+    assert batch.returncode == 2 and "does not exist, nor does" in batch.stderr and not (tmp_path / "none").exists()
+
+
 def test_output_folder_is_a_file(media, tmp_path):
     src = _case(media, tmp_path, "good")
     (src.parent / "notes.txt").write_text("x")

@@ -209,6 +209,7 @@ def test_long_sound_is_linked_so_that_it_opens_from_a_page_written_elsewhere(tmp
     monkeypatch.setattr(review, "EMBED_AUDIO_MAX_S", 1.0)
     name = "stems/fx #1 at 100% été.wav"
     manifest = _dub_folder(tmp_path / "dub folder", stems={"fx": name})
+    (tmp_path / "pages").mkdir()
     page_path = review.write_review(manifest, tmp_path / "pages" / "for the client" / "page.html")
     links = _players(page_path.read_text(encoding="utf-8"))
     for role, real in (("mix", manifest.parent / "mix.wav"), ("stem:fx", manifest.parent / name)):

@@ -535,7 +535,7 @@ def prepare_root(root: Path, out_dir: str | None = None) -> tuple[Path, str | No
     if out is not None and out.exists() and not out.is_dir():
         raise OutputError(f"The watch output {out} is a file; give a folder with -o.")
     if out is not None:
-        check_writable_folder(out, what="watch output")
+        check_writable_folder(out, what="watch output", new_parents=True)
         out.mkdir(parents=True, exist_ok=True)
     new = not (root / "inbox").is_dir()
     root.mkdir(exist_ok=True)
