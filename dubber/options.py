@@ -271,9 +271,14 @@ def check_device(device: str | None) -> None:
 def check_media(media: Any) -> None:
     """Refuse videos too short to dub or too large to decode safely."""
     w, h = media.width, media.height
-    if max(w, h) > MAX_SIDE_PIXELS or w * h > MAX_AREA_PIXELS:
-        raise InputError(f"The video is {w}x{h} pixels, larger than the {MAX_SIDE_PIXELS}x4320 limit; "
-                         "scale it down first (e.g. ffmpeg -i in.mp4 -vf scale=-2:2160 small.mp4).")
+    if max(w, h) > MAX_SIDE_PIXELS:
+        side = "width" if w >= h else "height"
+        raise InputError(f"The video's {side} of {max(w, h)} pixels ({w}x{h}) is over the {MAX_SIDE_PIXELS}-pixel "
+                         "limit per side; scale it down first (e.g. ffmpeg -i in.mp4 -vf scale=-2:2160 small.mp4).")
+    if w * h > MAX_AREA_PIXELS:
+        raise InputError(f"The video is {w}x{h} pixels, {w * h / 1e6:.1f} million, over the limit of "
+                         f"{MAX_AREA_PIXELS / 1e6:.1f} million ({MAX_SIDE_PIXELS}x4320); scale it down first "
+                         "(e.g. ffmpeg -i in.mp4 -vf scale=-2:2160 small.mp4).")
     if media.frame_count < MIN_FRAMES or media.duration_s < MIN_DURATION_S:
         raise InputError(f"The video is only {media.frame_count} frame(s) long ({media.duration_s:.2f} s); "
                          f"give a clip of at least {MIN_DURATION_S:g} s.")

@@ -263,3 +263,19 @@ def test_studio_on_a_taken_port_or_an_unusable_work_folder_says_so(tmp_path):
     blocked = run_dub(["studio", "--work", tmp_path / "a file" / "w"], dub_env(tmp_path), timeout=120)
     assert blocked.returncode == 2 and len(blocked.stderr.strip().splitlines()) == 1
     assert "work folder" in blocked.stderr and blocked.stderr.strip().endswith("choose another with --work.")
+
+
+def test_a_picture_too_large_is_refused_by_the_limit_it_breaks():
+    from types import SimpleNamespace
+
+    from dubber.errors import InputError
+    from dubber.options import check_media
+
+    def media(w: int, h: int) -> SimpleNamespace:
+        return SimpleNamespace(width=w, height=h, frame_count=48, duration_s=2.0)
+
+    with pytest.raises(InputError, match=r"width of 8200 pixels \(8200x64\) is over the 8192-pixel limit per side"):
+        check_media(media(8200, 64))
+    with pytest.raises(InputError, match=r"8192x8192 pixels, 67.1 million, over the limit of 35.4 million"):
+        check_media(media(8192, 8192))
+    check_media(media(8192, 4320))
