@@ -406,7 +406,7 @@ def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: 
     output does not carry: its sound replaced by the dub (without --keep-original), and streams
     the output container could not keep."""
     from .export.deliverables import stage_mix, wav_time_reference, write_track_wav
-    from .media.mux import mux
+    from .media.mux import mux, other_pictures
 
     txn.make_folder(dest.video.parent)   # checked writable before the run started
     # Stamped like the stems (the export stages the mix no second time): starts at the video's timecode.
@@ -432,6 +432,11 @@ def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: 
     if dropped:
         notes.append(f"a {dest.video.suffix} file cannot keep the source's {', '.join(dropped)}; "
                      "name the output .mkv (-o NAME.mkv) to keep subtitles and attachments")
+    pictures = other_pictures(media.extra_streams or ())
+    if pictures:
+        notes.append(f"the source's other picture stream{'s' if len(pictures) > 1 else ''} "
+                     f"({', '.join(pictures)}) {'are' if len(pictures) > 1 else 'is'} not in the output: "
+                     "a dub carries the first picture only")
     if options.keep_original and media.has_audio:
         from .media.mux import container_for, reencoded_originals, resolve_dub_codec
 

@@ -200,6 +200,20 @@ def test_kept_pcm_sound_in_an_mp4_stays_lossless_and_a_lossy_re_encode_is_said(c
     assert note.startswith("a .mp4 file cannot hold the source's audio track 1 (mp2, re-encoded as aac) as it is;")
 
 
+def test_a_second_picture_stream_is_named_as_left_out(cartoon, tmp_path):
+    source = tmp_path / "two_pictures.mp4"   # a main picture and a small proxy, as some cameras write
+    _ffmpeg("-i", str(_source(cartoon, "prores")), "-map", "0:v", "-map", "0:v", "-map", "0:a",
+            "-c:v:0", "libx264", "-c:v:1", "libx264", "-s:v:1", "64x36", "-pix_fmt", "yuv420p", "-c:a", "aac",
+            str(source))
+    proc = run_dub([source, "-o", tmp_path / "out.mp4", "--json-progress"], dub_env(tmp_path), timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    warnings = json.loads(proc.stdout.splitlines()[-1])["warnings"]
+    assert "the source's other picture stream (video (stream 1) (h264)) is not in the output: a dub carries the " \
+           "first picture only" in warnings, warnings
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert len(container.streams.video) == 1
+
+
 def test_phone_video_keeps_rotation_and_variable_frame_times(cartoon, tmp_path):
     spec = SynthSpec(width=WIDTH, height=HEIGHT, fps=Fraction(24), shot_frames=SHOT_FRAMES, audio=False, vfr=True)
     upright = tmp_path / "upright.mp4"

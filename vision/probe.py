@@ -236,10 +236,11 @@ def _audio_track(stream) -> AudioTrack:
 
 
 def _extra_streams(container, picture) -> tuple[ExtraStream, ...]:
-    """Subtitle tracks, attached files and cover art, in file order (the picture itself excluded)."""
+    """Subtitle tracks, attached files, cover art and further pictures (a second angle, a proxy),
+    in file order (the picture itself excluded)."""
     extras = []
     for stream in container.streams:
-        kind = {"subtitle": "subtitle", "attachment": "attachment"}.get(stream.type)
+        kind = {"subtitle": "subtitle", "attachment": "attachment", "video": "video"}.get(stream.type)
         if stream.type == "video" and stream.disposition & av.stream.Disposition.attached_pic:
             kind = "cover"
         if kind is None or stream.index == picture.index:

@@ -59,9 +59,9 @@ class AudioTrack:
 @dataclass(frozen=True)
 class ExtraStream:
     """A stream besides picture and sound: a subtitle track, an attached file (fonts of styled
-    subtitles) or cover art. `index` is its stream number in the file."""
+    subtitles), cover art or another picture stream. `index` is its stream number in the file."""
 
-    kind: str    # "subtitle", "attachment" or "cover"
+    kind: str    # "subtitle", "attachment", "cover" or "video"
     index: int
     codec: str
     label: str   # for messages: its title, language or file name

@@ -199,11 +199,19 @@ def _extra_args(extras: tuple[ExtraStream, ...], container: Container) -> tuple[
         elif extra.kind == "cover" and container.muxer == "mp4" and extra.codec in PICTURE_CODECS:
             args += ["-map", f"0:{extra.index}", f"-c:v:{pictures}", "copy", f"-disposition:v:{pictures}", "attached_pic"]
             pictures += 1
+        elif extra.kind == "video":
+            continue   # a dub carries one picture in any container; named by the caller (`other_pictures`)
         else:
             dropped.append(f"{extra.label} ({extra.codec})" if extra.codec else extra.label)
     if any(e.kind == "attachment" for e in extras) and mkv:
         args += ["-c:t", "copy"]
     return args, dropped
+
+
+def other_pictures(extras: tuple[ExtraStream, ...]) -> list[str]:
+    """The source's picture streams besides the one dubbed, one phrase each ("video (stream 1)
+    (h264)"): a dub carries one picture, whatever the container."""
+    return [f"{e.label} ({e.codec})" if e.codec else e.label for e in extras if e.kind == "video"]
 
 
 def video_timescale(fps: Fraction) -> int:
