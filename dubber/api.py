@@ -538,6 +538,11 @@ def _loudness_notes(soundtrack: Any, options: DubOptions) -> list[str]:
     target, reached = resolve_lufs(options.lufs), float(soundtrack.integrated_lufs)
     if not math.isfinite(reached) or abs(reached - target) <= 0.5:
         return []
+    if options.muted_cues and reached < target:
+        count = len(options.muted_cues)
+        return [f"the mix measures {reached:.1f} LUFS, under the {target:g} asked, because {count} muted shot"
+                f"{'s are' if count > 1 else ' is'} silent: the other shots keep the level they have with every "
+                "shot playing, sample for sample"]
     return [f"the mix reaches {reached:.1f} LUFS, not the {target:g} asked: the true-peak ceiling of "
             f"{resolve_true_peak(options.lufs):g} dBTP held, and more loudness would take more limiting than a "
             "mix allows; choose a lower target with --lufs"]

@@ -289,6 +289,9 @@ def test_a_muted_shot_is_silent_in_the_mix_and_the_others_are_not(opened):
     untouched = [(c.start_sample + (settle if c.index == 2 else 0), c.end_sample)
                  for c in plan.cues if c.index != 1]
     assert all(np.array_equal(mix[a:b], full[a:b]) for a, b in untouched)
+    # the mix measures quieter because a shot is silent, and says so, not that a ceiling held
+    assert not any("true-peak" in note for note in take.notes), take.notes
+    assert any("because 1 muted shot is silent" in note for note in take.notes), take.notes
 
 
 def test_a_style_edit_rewrites_the_prompt_and_a_bad_cell_is_one_sentence(opened):
