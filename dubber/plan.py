@@ -341,8 +341,6 @@ def _check_cue_fields(cue: Cue, position: int) -> None:
     for name in ("caption", "prompt"):
         if not isinstance(getattr(cue, name), str):
             raise PlanError(f"Cue {position} field {name!r} must be text; fix the plan file.")
-    if cue.index != position:
-        raise PlanError(f"Cue {position} has index {cue.index}; number the cues 0, 1, 2, ... in time order.")
     if cue.num_samples <= 0 or cue.start_sample < 0 or cue.start_frame < 0 or cue.end_frame <= cue.start_frame:
         raise PlanError(f"Cue {position} has an empty or negative range; fix its frames and samples.")
     if not 0 <= cue.part < cue.parts:
@@ -366,9 +364,16 @@ def check_plan(plan: DubPlan) -> None:
     for position, cue in enumerate(plan.cues):
         _check_cue_fields(cue, position)
         if cue.start_frame != end_frame or cue.start_sample != end_sample:
-            where = "at frame 0 and sample 0" if position == 0 else f"where cue {position - 1} ends"
-            raise PlanError(f"Cue {position} does not start {where}; "
-                            "cues must cover the video with no gap or overlap.")
+            if position == 0:
+                raise PlanError(f"Cue 0 starts at frame {cue.start_frame}, sample {cue.start_sample}, not at 0; "
+                                "cues must cover the video with no gap or overlap.")
+            what = "a gap" if cue.start_frame > end_frame or cue.start_sample > end_sample else "an overlap"
+            raise PlanError(f"Cue {position} starts at frame {cue.start_frame} (sample {cue.start_sample}) but cue "
+                            f"{position - 1} ends at frame {end_frame} (sample {end_sample}): {what}, as a cue "
+                            "deleted or moved leaves; cues must cover the video (to silence a shot, keep its cue "
+                            "and mute it in the studio).")
+        if cue.index != position:
+            raise PlanError(f"Cue {position} has index {cue.index}; number the cues 0, 1, 2, ... in time order.")
         end_frame, end_sample = cue.end_frame, cue.end_sample
     if end_sample != plan.total_samples:
         raise PlanError(f"The cues end at sample {end_sample} but the plan is {plan.total_samples} samples long; "
@@ -442,6 +447,7 @@ def _plan_from_json(data: Any) -> DubPlan:
     schema = data.get("schema")
     if schema != PLAN_SCHEMA:
         raise PlanError(f"The file's schema is {schema!r}, not {PLAN_SCHEMA!r}; give a plan saved by this version.")
+    _refuse_unknown_fields(data, DubPlan.__dataclass_fields__, "The plan")
     required = [k for k in DubPlan.__dataclass_fields__ if k not in ("schema", "model_prompt")]
     missing = [k for k in required if k not in data]
     if missing:
@@ -449,13 +455,13 @@ def _plan_from_json(data: Any) -> DubPlan:
     cues = data["cues"]
     if not isinstance(cues, list) or not all(isinstance(c, dict) for c in cues):
         raise PlanError("The plan's 'cues' must be a list of objects; fix the plan file.")
-    _refuse_unknown_fields(data, DubPlan.__dataclass_fields__, "The plan")
     for position, cue in enumerate(cues):
+        # a misspelt field first: "captoin" is what the user typed, not a missing "caption"
+        _refuse_unknown_fields(cue, Cue.__dataclass_fields__, f"Cue {position}")
         optional = ("part", "parts", "model_text")
         lacking = [k for k in Cue.__dataclass_fields__ if k not in cue and k not in optional]
         if lacking:
             raise PlanError(f"Cue {position} lacks the field {lacking[0]!r}; fix the plan file.")
-        _refuse_unknown_fields(cue, Cue.__dataclass_fields__, f"Cue {position}")
     return DubPlan.from_dict(data)
 
 
@@ -469,8 +475,8 @@ def _refuse_unknown_fields(given: dict, known, where: str) -> None:
 
     close = difflib.get_close_matches(str(unknown[0]), list(known), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise PlanError(f"{where} has the field {unknown[0]!r}{hint}, which plans do not have: a cue's caption, prompt "
-                    "and seed and the plan's style are what can be edited; fix the plan file.")
+    raise PlanError(f"{where} has the field {unknown[0]!r}{hint}, which plans do not have: a cue's caption, prompt, "
+                    "seed and boundaries and the plan's style and seed are what can be edited; fix the plan file.")
 
 
 def load_plan(path: str | os.PathLike[str]) -> DubPlan:
@@ -491,8 +497,11 @@ def load_plan(path: str | os.PathLike[str]) -> DubPlan:
     except RecursionError:
         raise PlanError(f"The plan file {path} is nested too deeply to be a plan; fix the plan file.") from None
     plan = _plan_from_json(data)
-    if not all(isinstance(getattr(plan, k), str) for k in ("fps", "style", "instruction")):
-        raise PlanError("The plan's fps, style and instruction must be text; fix the plan file.")
+    not_text = [k for k in ("fps", "style", "instruction") if not isinstance(getattr(plan, k), str)]
+    if not_text:
+        example = {"fps": ' such as "24000/1001"', "style": ' such as "noir"'}.get(not_text[0], "")
+        raise PlanError(f"The plan's {not_text[0]} must be text{example}, not {getattr(plan, not_text[0])!r}; "
+                        "fix the plan file.")
     if not _is_int(plan.seed) or not 0 <= plan.seed < 2**63:
         raise PlanError("The plan's seed must be a whole number from 0 to 2**63-1; fix the plan file.")
     if plan.style not in STYLES:

@@ -223,6 +223,23 @@ def test_a_field_plans_do_not_have_is_named_not_ignored(tmp_path, mutate, said):
     assert said in str(caught.value) and str(caught.value).endswith("fix the plan file.")
 
 
+@pytest.mark.parametrize("mutate, said", [
+    # a misspelt field is named, not reported as the field it replaced
+    (lambda d: d["cues"][1].update(caption=None) or d["cues"][1].update(captoin=d["cues"][1].pop("caption")),
+     "Cue 1 has the field 'captoin' (did you mean 'caption'?)"),
+    (lambda d: d.update(stlye=d.pop("style")), "'stlye' (did you mean 'style'?)"),
+    # a deleted cue leaves a gap, said with its frames, not a wrong index
+    (lambda d: d.update(cues=[dict(c, index=i) for i, c in enumerate(d["cues"][1:])]), "Cue 0 starts at frame 100,"),
+    (lambda d: d.update(cues=d["cues"][:1] + d["cues"][2:] if len(d["cues"]) > 2 else d["cues"][:1] * 2),
+     "Cue 1 starts at frame 0 (sample 0) but cue 0 ends at frame 100"),
+    (lambda d: d.update(fps=29.97), "The plan's fps must be text such as \"24000/1001\", not 29.97"),
+])
+def test_a_plan_error_names_what_the_user_did(tmp_path, mutate, said):
+    with pytest.raises(PlanError) as caught:
+        load_plan(_plan_file(tmp_path, mutate))
+    assert said in str(caught.value), str(caught.value)
+
+
 def test_unreadable_plan_files_raise_plan_error(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{ not json")
