@@ -133,6 +133,9 @@ def _hit(when: Any, kind: Any, strength: Any, length: Any, *, where: str) -> Spo
                          "timecode (00:00:12:12).")
     kind = DEFAULT_KIND if kind in (None, "") else str(kind).strip().lower()
     if kind not in SPOT_KINDS:
+        if kind.isdigit() and _SECONDS.match(when) and "." not in when:   # "12,5": a decimal comma split in two
+            raise InputError(f"{where}: {when},{kind} reads as time {when} and kind {kind!r}; write seconds with a "
+                             f"point ({when}.{kind}), since commas separate the fields.")
         raise InputError(f"{where}: unknown kind {kind!r}; use one of {', '.join(SPOT_KINDS)}.")
     strength = DEFAULT_STRENGTH if strength in (None, "") else _number(strength, "strength", where, 0.0, 1.0)
     length = DEFAULT_LENGTH_S if length in (None, "") else _number(length, "length", where, 0.04, 60.0)

@@ -486,7 +486,19 @@ def test_an_interrupted_dub_says_only_what_is_true_of_its_cache(clip, tmp_path, 
     if no_cache:
         assert "nothing was kept" in said and "cache." not in said
     else:
-        assert "resume from the cache" in said
+        assert "the stages that finished come from the cache" in said
+
+
+def test_an_interrupted_analysis_does_not_promise_a_cache_it_has_not_kept(clip, tmp_path, monkeypatch, capsys):
+    import vision
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vision, "analyze", interrupted)
+    code = _dub_in_process(["analyze", clip, "-o", tmp_path / "a.json"], tmp_path, monkeypatch)
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 130 and "a rerun reads the video again" in said and "from the cache" not in said
 
 
 def test_a_dub_interrupted_while_writing_its_review_page_says_the_dub_is_complete(clip, tmp_path, monkeypatch, capsys):

@@ -61,6 +61,7 @@ def test_a_json_hit_list(tmp_path):
 
 @pytest.mark.parametrize("text, words", [
     ("12.5, punch\n", "unknown kind 'punch'"),
+    ("12,5\n", "bad.txt:1: 12,5 reads as time 12 and kind '5'; write seconds with a point (12.5)"),
     ("5.0\nsoon\n", "bad.txt:2: 'soon' is no time"),
     ("3.0, impact, 1.5\n", "strength 1.5 is outside 0..1"),
     ("3.0, impact, 0.5, 1, extra\n", "5 fields"),

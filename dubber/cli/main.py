@@ -111,7 +111,7 @@ def _add_one_video(p: argparse.ArgumentParser) -> None:
     p.add_argument("--review", action="store_true",
                    help="also write <output>.review.html: spectrograms, sync figures and players, offline")
     p.add_argument("--hits", metavar="FILE",
-                   help="hit list: frames to hit, one a line (12.5 | 300f | 00:00:12:12 [, kind, strength]), "
+                   help="hit list: frames to hit, one a line (12.5 | 300f | 00:00:12:12 [, kind [, strength [, length s]]]), "
                         "added to the events found in the picture")
     p.add_argument("--hits-only", action="store_true", help="hit the --hits list and no detected event")
 
@@ -518,9 +518,12 @@ def _after_interrupt(command: str, args: argparse.Namespace) -> str:
     if command == "batch":
         return ("interrupted; rerun the same command to go on: videos already dubbed are skipped"
                 + (", and the others resume from the cache." if cached else "."))
-    if command in ("dub", "render", "analyze", "plan"):
-        return ("interrupted; rerun the same command to resume from the cache." if cached else
-                "interrupted; with --no-cache nothing was kept, so a rerun starts again from the beginning.")
+    if not cached and command in ("dub", "render", "analyze", "plan"):
+        return "interrupted; with --no-cache nothing was kept, so a rerun starts again from the beginning."
+    if command == "analyze":   # one stage, cached only once complete
+        return "interrupted; the analysis is kept only once it is complete, so a rerun reads the video again."
+    if command in ("dub", "render", "plan"):
+        return "interrupted; rerun the same command: the stages that finished come from the cache."
     return "interrupted."
 
 
