@@ -16,6 +16,7 @@ import base64
 import html
 import io
 import json
+import logging
 import os
 import tempfile
 import urllib.parse
@@ -33,6 +34,8 @@ from . import wav_measures
 from .atomic import atomic_write_bytes
 from .errors import InputError, OutputError
 from .wav_measures import WavTrack
+
+log = logging.getLogger(__name__)
 
 SPECTROGRAM_FFT = 2048          # samples per analysis window (43 ms at 48 kHz)
 SPECTROGRAM_LOW_HZ = 40.0       # bottom row of the picture
@@ -518,8 +521,16 @@ def check_review_target(target: Path, overwrite: bool) -> None:
         raise OutputError(f"{target} already exists; pass --overwrite to replace it or choose another page name.")
 
 
+def missing_sound(manifest: Mapping[str, Any], folder: Path) -> list[str]:
+    """The mix and stem WAVs the manifest names that are not where it says (a project folder moved
+    without its stems folder), as "mix (../stems/a.mix.wav)"."""
+    outputs = manifest.get("outputs") or {}
+    return [f"{role} ({outputs[role]})" for role, path in sorted(_outputs(manifest, folder).items())
+            if (role == "mix" or role.startswith("stem:")) and not path.is_file()]
+
+
 def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike | None = None,
-                 overwrite: bool = False) -> Path:
+                 overwrite: bool = False, on_notice: Callable[[str], None] = log.warning) -> Path:
     """Write the self-contained review page of a dub (beside the manifest unless `out_path`).
 
     `out_path` may be a folder: the page goes inside it, named as beside the manifest. An
@@ -547,5 +558,8 @@ def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike |
         from .options import check_writable_folder
 
         check_writable_folder(target.parent, what="review page")
+    missing = missing_sound(manifest, manifest_file.parent)
+    if missing:
+        on_notice(f"not found beside {manifest_file.name}, so left off the page: {', '.join(missing)}")
     write_atomically(target, review_html(manifest, manifest_file.parent, target.parent).encode("utf-8"))
     return target

@@ -375,3 +375,12 @@ def test_a_project_moved_whole_keeps_its_stems_on_a_page_written_after_the_move(
     page = (moved / "out" / "demo.dub.review.html").read_text(encoding="utf-8")
     for role in ("stem:music", "stem:fx"):
         assert f"<p>{role}<br><audio" in page, role
+    assert "not found" not in again.stderr
+    # the output folder moved without the stems: the page is written without their players, and says so
+    alone = tmp_path / "alone"
+    (moved / "out").rename(alone)
+    lost = run_dub(["review", alone / "demo.dub.json", "-o", alone / "again.html"], dub_env(tmp_path))
+    assert lost.returncode == 0, lost.stderr
+    said = [line for line in lost.stderr.splitlines() if "not found" in line]
+    assert said == ["dub: not found beside demo.dub.json, so left off the page: mix (../stems/demo.dub.mix.wav), "
+                    "stem:fx (../stems/demo.dub.fx.wav), stem:music (../stems/demo.dub.music.wav)"], lost.stderr

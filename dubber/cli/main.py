@@ -443,7 +443,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 def _cmd_review(args: argparse.Namespace) -> int:
     from ..review import write_review
 
-    page = write_review(args.manifest, args.output, overwrite=args.overwrite)
+    page = write_review(args.manifest, args.output, overwrite=args.overwrite,
+                        on_notice=lambda line: print(f"dub: {line}", file=sys.stderr))
     print(f"dub: review page written to {page}", file=sys.stderr)
     return 0
 
