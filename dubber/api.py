@@ -223,18 +223,25 @@ def _plan(analysis: Any, analysis_key: str, options: DubOptions) -> Any:
 
 def _unheard_plan_edits(user_plan: Any, analysis: Any) -> list[str]:
     """A note when a hand-edited plan changes what the score engine does not read: it composes
-    from the picture and the plan's style and seed, not from cue texts, seeds or boundaries.
+    from the picture, the plan's shots (where each one starts) and the plan's style and seed, not
+    from cue texts or cue seeds. Each cue is compared with the planned cue at its first frame.
     `user_plan` has been through `_prompts_follow_edits`, so a prompt left as planned already
     reads as the planner writes it for the plan's own style."""
     from .plan import PlanOptions, make_plan
 
     fresh = make_plan(analysis, PlanOptions(style=user_plan.style, seed=user_plan.seed,
                                             sample_rate=user_plan.sample_rate))
-    fields = lambda plan: [(c.start_frame, c.end_frame, c.caption, c.prompt, c.seed) for c in plan.cues]  # noqa: E731
-    if fields(fresh) == fields(user_plan):
+
+    def planned(frame: int) -> Any:
+        return next(c for c in reversed(fresh.cues) if c.start_frame <= frame)
+
+    def texts(cue: Any) -> tuple:
+        return cue.caption, cue.prompt, cue.seed
+
+    if all(texts(cue) == texts(planned(cue.start_frame)) for cue in user_plan.cues):
         return []
-    return ["the score engine composes from the picture and the plan's style and seed: the cue captions, "
-            "prompts, seeds or boundaries edited in the plan change only what the audiostory backend renders"]
+    return ["the score engine composes from the picture and the plan's shots, style and seed: the cue captions, "
+            "prompts or seeds edited in the plan change only what the audiostory backend renders"]
 
 
 def _user_plan(plan_path: str, analysis: Any) -> Any:

@@ -81,6 +81,32 @@ def test_the_music_changes_key_at_every_cut_and_has_a_downbeat_there(rendered):
     assert all(np.min(np.abs(found - t)) <= float(1 / NTSC) for t in cut_s)
 
 
+def test_a_shot_boundary_moved_in_the_plan_moves_the_music_with_it():
+    """The timelines and subtitles cut where the plan's shots start; so does the score: a cut
+    moved by hand from frame 120 to 140 sounds as if the picture cut there."""
+    from dataclasses import replace
+
+    from dubber.plan import PlanOptions
+
+    analysis = analysis_with(events=())
+    plan = make_plan(analysis, PlanOptions(seed=3))
+    moved_to = 140
+    cues = list(plan.cues)
+    first, second = cues[0], cues[1]
+    assert (first.end_frame, second.start_frame) == (120, 120)
+    boundary = analysis.media.frame_to_sample(moved_to, SR)
+    cues[0] = replace(first, end_frame=moved_to, num_samples=boundary - first.start_sample)
+    cues[1] = replace(second, start_frame=moved_to, start_sample=boundary,
+                      num_samples=second.start_sample + second.num_samples - boundary)
+    edited = replace(plan, cues=tuple(cues))
+    audio = lambda result: np.concatenate([c.stems["music"] for c in result.cues], axis=1)  # noqa: E731
+    heard = audio(ScoreBackend().render(edited, analysis))
+    cut_there = analysis_with(events=(), cuts=(moved_to, 190))
+    as_if_cut_there = audio(ScoreBackend().render(make_plan(cut_there, PlanOptions(seed=3)), cut_there))
+    assert np.array_equal(heard, as_if_cut_there)
+    assert not np.array_equal(heard, audio(ScoreBackend().render(plan, analysis)))
+
+
 def test_same_seed_same_audio_bit_for_bit_and_another_seed_differs(rendered):
     _, _, music, fx = rendered
     _, _, music2, fx2 = render(analysis_with())

@@ -19,12 +19,12 @@ Deterministic: the same plan (style, seed) and analysis give the same audio, bit
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator, Mapping
 
 import numpy as np
 
-from vision.types import VideoAnalysis
+from vision.types import Shot, VideoAnalysis
 
 from ...ducking import LEVEL_BLOCK_FRAMES, Ducker, duck_amount, duck_gain_span, frame_samples, key_level_db_of_blocks
 from ...media.tracks import Track, new_track
@@ -126,6 +126,16 @@ def describe(score: Score, bank: SoundFont, plan: DubPlan) -> str:
             f"{len(score.notes)} notes, keys by shot: {keys}{more}")
 
 
+def shots_of_plan(plan: DubPlan, analysis: VideoAnalysis) -> VideoAnalysis:
+    """The analysis with the plan's shots: the music changes at the first cue of each shot
+    (`part` 0), where the timelines and subtitles cut, also when a boundary was moved by hand
+    or sits in the middle of a dissolve. Cues that split one long shot are no cuts."""
+    starts = sorted({cue.start_frame for cue in plan.cues if (cue.part or 0) == 0} | {0})
+    ends = starts[1:] + [analysis.media.frame_count]
+    shots = tuple(Shot(i, a, b) for i, (a, b) in enumerate(zip(starts, ends)) if b > a)
+    return replace(analysis, shots=shots) if shots else analysis
+
+
 class ScoreBackend(DubBackend):
     """An orchestral cartoon score and effects from a SoundFont, on any CPU, far under real time."""
 
@@ -156,7 +166,7 @@ class ScoreBackend(DubBackend):
             raise ValueError(f"bad plan timing: sample_rate={sr}, total_samples={total}")
         steps = 4
         progress("render", 0, steps)
-        score = compose_score(analysis, plan.style, plan.seed, total / sr)
+        score = compose_score(shots_of_plan(plan, analysis), plan.style, plan.seed, total / sr)
         progress("render", 1, steps)
         music = new_track("music", 2, total)
         render_notes_into(music, list(score.stem_notes("music")), list(score.rooms), self.soundfont, sr)
