@@ -739,6 +739,7 @@ def job_lock_path(job: DubJob) -> Path:
 
 
 def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResult:
+    from .mix import mix_steps
     from .spotting import shared_frame_note
 
     run = _Run(sink=progress or no_progress)
@@ -769,7 +770,8 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
                                                         run.progress, backend)
         # 5. Mix the cues sample-exactly at the loudness target. From here on the analysis's MediaInfo
         # is the one used: its frame count is what the decoder found, which the plan is cut to.
-        with run.stage("mix"):
+        keeps = options.keep_original and analysis.media.has_audio
+        with run.stage("mix", total=mix_steps(render, bool(options.muted_cues), keeps)):
             soundtrack = _mix(render, the_plan, analysis.media, path, options, run.progress)
         with OutputTransaction(commit_record_path(dest.manifest)) as txn:
             # 6. Mux: copy the video stream, add the new track (and the original on request).

@@ -433,8 +433,15 @@ def render_cached(backend: Any, plan: DubPlan, analysis: Any, store: CueStore, p
     from .backends.base import check_render
 
     if not getattr(backend, "CACHES_AUDIO", True):
-        # Rendered again each run from the cached analysis (identical audio); nothing to keep.
-        result = backend.render(plan, analysis, lambda s, d, t: progress(f"render/{_label(s, backend)}", d, t))
+        # Rendered again each run from the cached analysis (identical audio); nothing to keep. The
+        # backend draws the whole timeline at once: its own steps move the cue count along.
+        count = len(plan.cues)
+
+        def whole(stage: str, done: int, total: int) -> None:
+            progress(f"render/{_label(stage, backend)}", done, total)
+            progress("render", min(count, count * done // max(1, total)), count)
+
+        result = backend.render(plan, analysis, whole)
         check_render(plan, result)
         progress("render", len(plan.cues), len(plan.cues))
         return result, 0

@@ -172,16 +172,29 @@ def _place(render: RenderResult, plan: DubPlan, options: MixOptions, make: Calla
     return stems, seamless
 
 
+def mix_steps(render: RenderResult, muted: bool, with_original: bool) -> int:
+    """The passes over the film `mix` reports as progress: each stem placed (and the bed ducked),
+    twice when shots are muted, then the loudness measurement and one gain pass."""
+    placings = 2 if muted else 1   # muting places the stems (and ducks the bed) a second time
+    stem_count = len({name for c in render.cues for name in c.stems})
+    return placings * (stem_count + with_original) + 2
+
+
 class _Steps:
-    """Counts the mix's passes over the film for `progress`; the total grows when a pass comes
-    that was not counted on, so done never passes total."""
+    """Counts the mix's passes over the film for `progress`. The total is fixed up front: a pass
+    not counted on (the loudness search may take another) holds the count one short of the total,
+    which only `finish` reaches, so a full bar always means the mix is done."""
 
     def __init__(self, progress: Callable[[int, int], None], expected: int) -> None:
         self.progress, self.done, self.total = progress, 0, max(1, expected)
 
     def advance(self) -> None:
-        self.done += 1
-        self.total = max(self.total, self.done)
+        if self.done < self.total - 1:
+            self.done += 1
+            self.progress(self.done, self.total)
+
+    def finish(self) -> None:
+        self.done = self.total
         self.progress(self.done, self.total)
 
 
@@ -320,9 +333,7 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
     # With release_render, each rendered stem's disk is freed once it is placed: a film's rendered
     # and placed stems are never all on disk together.
     # Long films take minutes here: one step per pass over the film, so a display keeps moving.
-    placings = 2 if muted else 1   # muting places the stems (and ducks the bed) a second time
-    stem_count = len({name for c in render.cues for name in c.stems})
-    steps = _Steps(progress, placings * (stem_count + (original is not None)) + 2)   # + measuring, one pass
+    steps = _Steps(progress, mix_steps(render, bool(muted), original is not None))
 
     def placed(release: bool) -> Callable[[str], None]:
         """After each stem is placed: free its rendered audio (when it is not read again), count a step."""
@@ -358,6 +369,7 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
             steps.advance()
         pre_limit = _summed(list(stems.values()), total)
         result = replace(result, lufs=track_lufs(pre_limit, sr, result.gain))
+    steps.finish()
     silent = not np.isfinite(result.lufs)
     if silent:
         log.warning("the soundtrack is silent; loudness normalisation was skipped")

@@ -149,6 +149,7 @@ def test_terminal_display_ends_cleanly(sample_24p, tmp_path):
 
 def test_json_progress_lines_parse_and_end_with_the_result(sample_24p, tmp_path):
     shutil.copyfile(sample_24p[0], tmp_path / "a b.mp4")
+    (tmp_path / "x").mkdir()
     proc = run_dub([tmp_path / "a b.mp4", "--json-progress", "--lufs", "ebu", "-o", tmp_path / "x" / "y" / "o.mp4"],
                    dub_env(tmp_path))
     assert proc.returncode == 0, proc.stderr
@@ -161,6 +162,14 @@ def test_json_progress_lines_parse_and_end_with_the_result(sample_24p, tmp_path)
     for stage in ("render", "mux"):
         totals = [e["total"] for e in progress if e["stage"] == stage]
         assert totals and len(set(totals)) == 1 and totals[0] > 1, (stage, totals)
+    # Each bar moves forward while its stage works (the score engine's whole-timeline render
+    # included), and only a finished stage shows a full bar: its last report, never before.
+    for stage in ("render", "mix"):
+        mine = [(e["done"], e["total"]) for e in progress if e["stage"] == stage]
+        assert len({t for _, t in mine}) == 1, (stage, mine)
+        assert [d for d, _ in mine] == sorted(d for d, _ in mine), (stage, mine)
+        assert any(0 < d < t for d, t in mine), (stage, mine)
+        assert [i for i, (d, t) in enumerate(mine) if d == t] == [len(mine) - 1], (stage, mine)
 
 
 def test_what_could_not_be_done_is_said(sample_vfr, tmp_path):
