@@ -170,6 +170,9 @@ def test_json_progress_lines_parse_and_end_with_the_result(sample_24p, tmp_path)
         assert [d for d, _ in mine] == sorted(d for d, _ in mine), (stage, mine)
         assert any(0 < d < t for d, t in mine), (stage, mine)
         assert [i for i, (d, t) in enumerate(mine) if d == t] == [len(mine) - 1], (stage, mine)
+    # what is left of a stage: unknown before it moves, none once it is done
+    assert all(e["remaining_s"] is None for e in progress if e["done"] == 0)
+    assert all(e["remaining_s"] == 0 for e in progress if e["done"] == e["total"])
 
 
 def test_what_could_not_be_done_is_said(sample_vfr, tmp_path):

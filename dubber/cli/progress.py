@@ -75,10 +75,13 @@ class RichReporter(Reporter):
     def __init__(self) -> None:
         super().__init__()
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
 
+        # Elapsed, then what is left of the stage at its pace so far (a film's analysis takes minutes).
         self._progress = Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
-                                  TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+                                  TimeElapsedColumn(), TimeRemainingColumn(elapsed_when_finished=False),
+                                  console=Console(stderr=True), transient=False)
         self._tasks: dict[str, Any] = {}
 
     def __enter__(self) -> "RichReporter":
@@ -124,14 +127,20 @@ class JsonReporter(Reporter):
         super().__init__()
         self._stream = stream
         self._t0 = time.monotonic()
+        self._stage_t0: dict[str, float] = {}
 
     def _emit(self, event: Mapping[str, Any]) -> None:
         self._stream.write(json.dumps(event, ensure_ascii=False) + "\n")
         self._stream.flush()
 
     def update(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        started = self._stage_t0.setdefault(stage, now)
+        # What is left of the stage at its pace so far; None until it has made some progress.
+        remaining = (now - started) * (total - done) / done if 0 < done <= total else None
         self._emit({"event": "progress", "stage": stage, "done": done, "total": total,
-                    "message": f"{stage} {done}/{total}", "elapsed_s": round(time.monotonic() - self._t0, 3)})
+                    "message": f"{stage} {done}/{total}", "elapsed_s": round(now - self._t0, 3),
+                    "remaining_s": None if remaining is None else round(remaining, 1)})
 
     def notice(self, message: str) -> None:
         self._emit({"event": "notice", "message": message})
