@@ -336,6 +336,16 @@ def test_otio_starts_at_the_video_timecode(tmp_path):
     assert timeline.tracks[0].find_clips()[0].source_range.start_time.value == 0
 
 
+def test_a_frame_reads_as_the_editor_s_time_code_drop_frame_included():
+    from dubber.export.timeline import frame_timecode
+
+    ntsc_video = _with_timecode(_analysis(Fraction(30000, 1001), [0, 30, 3600]), "01:00:00;00").media
+    # a minute of 29.97 drop-frame skips frame numbers 00 and 01: frame 1800 reads 01:01:00;02
+    assert [frame_timecode(ntsc_video, f) for f in (0, 362, 1800)] == ["01:00:00;00", "01:00:12;02", "01:01:00;02"]
+    plain = _analysis(Fraction(30000, 1001), [0, 30, 3600]).media    # no time code: counted from zero, non-drop
+    assert frame_timecode(plain, 1800) == "00:01:00:00"
+
+
 def test_otio_drop_frame_timecode_at_2997(tmp_path):
     fps = Fraction(30000, 1001)
     analysis = _with_timecode(_analysis(fps, [0, 30, 90]), "00:59:59;28")

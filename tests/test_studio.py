@@ -262,7 +262,7 @@ def opened(tmp_path_factory):
 def _rows(project):
     from dubber.studio.project import plan_rows
 
-    return plan_rows(project.plan, project.analysis.media.fps, [str(p) for p in project.thumbnails])
+    return plan_rows(project.plan, project.analysis.media, [str(p) for p in project.thumbnails])
 
 
 def test_a_muted_shot_is_silent_in_the_mix_and_the_others_are_not(opened):
@@ -331,9 +331,17 @@ def test_a_row_added_or_deleted_in_the_table_says_what_to_do_instead(opened):
 
 
 def test_shot_times_are_smpte_timecodes_of_the_cut_frames(opened):
+    from dataclasses import replace
+
+    from dubber.studio.project import plan_rows
+
     _, project = opened
     rows = _rows(project)
     # The sample's cuts are at frames 68, 143, 215 and 273 of a 24000/1001 video (24 frames a second counted).
     assert [(r[2], r[3]) for r in rows] == [("00:00:00:00", "00:00:02:20"), ("00:00:02:20", "00:00:05:23"),
                                             ("00:00:05:23", "00:00:08:23"), ("00:00:08:23", "00:00:11:09"),
                                             ("00:00:11:09", "00:00:14:00")]
+    # A file that starts at a time code: the table counts from it, as the editor and the timelines do
+    camera = replace(project.analysis.media, start_timecode="01:00:00:00")
+    rows = plan_rows(project.plan, camera, [""] * len(project.plan.cues))
+    assert [r[2] for r in rows][:3] == ["01:00:00:00", "01:00:02:20", "01:00:05:23"]

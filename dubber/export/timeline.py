@@ -140,6 +140,20 @@ def _frame_at(media: MediaInfo, frame: int, rate: Fraction) -> int:
     return round(media.frame_time(frame) * rate)
 
 
+def frame_timecode(media: MediaInfo, frame: int) -> str:
+    """The time code an editor reads at frame `frame` of the video: counted from the file's own
+    start time code at its `timecode_rate`, drop-frame when that time code is (";")."""
+    ot = _otio().opentime
+    rate = timecode_rate(media)
+    at = media_first_frame(media, rate) + _frame_at(media, frame, rate)
+    drop = ";" in (media.start_timecode or "")
+    try:
+        return ot.to_timecode(ot.RationalTime(at, float(rate)), float(rate), drop)
+    except ValueError:   # a rate SMPTE time code cannot count (a VFR average far from any standard)
+        seconds, frames = divmod(at, max(1, round(rate)))
+        return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}:{frames:02d}"
+
+
 def _range(start_frame: int, frames: int, rate: float) -> "otio.opentime.TimeRange":
     ot = _otio().opentime
     return ot.TimeRange(ot.RationalTime(start_frame, rate), ot.RationalTime(frames, rate))

@@ -75,10 +75,10 @@ def _thumbnail_cell(path: Path) -> str:
 
 
 def _project_view(project: studio.Project, muted: tuple[int, ...] = ()) -> tuple:
-    fps = project.analysis.media.fps
+    media = project.analysis.media
     cells = [_thumbnail_cell(p) for p in project.thumbnails]
-    rows = studio.plan_rows(project.plan, fps, cells, muted)
-    strip = [(str(p), f"{studio.shot_label(c)} · {studio.timecode(c.start_frame, fps)}")
+    rows = studio.plan_rows(project.plan, media, cells, muted)
+    strip = [(str(p), f"{studio.shot_label(c)} · {studio.timecode(c.start_frame, media)}")
              for p, c in zip(project.thumbnails, project.plan.cues)]
     status = (f"Opened **{project.video.name}**: {len(project.plan.cues)} shots, "
               f"{float(project.analysis.media.duration_s):.2f} s. Edit the table, then Render.")

@@ -18,9 +18,10 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+from vision.types import MediaInfo
 
 from .. import api
 from ..atomic import atomic_output
@@ -173,13 +174,12 @@ def write_thumbnails(video: Path, plan: DubPlan, folder: Path) -> tuple[Path, ..
 
 # ----------------------------------------------------------------------------- rows
 
-def timecode(frame: int, fps: Fraction) -> str:
-    """HH:MM:SS:FF of a frame index, counted at the nominal (rounded) rate, non-drop-frame."""
-    nominal = max(1, round(fps))
-    seconds, frames = divmod(frame, nominal)
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours:02d}:{minutes:02d}:{seconds:02d}:{frames:02d}"
+def timecode(frame: int, media: MediaInfo) -> str:
+    """The time code an editor reads at a frame: from the file's own start time code,
+    drop-frame when that is (see `dubber.export.timeline.frame_timecode`)."""
+    from ..export.timeline import frame_timecode
+
+    return frame_timecode(media, frame)
 
 
 def style_of(prompt: str) -> str:
@@ -192,10 +192,11 @@ def shot_label(cue: Any) -> str:
     return label if cue.parts == 1 else f"{label} ({cue.part + 1}/{cue.parts})"
 
 
-def plan_rows(plan: DubPlan, fps: Fraction, thumbnail_cells: Sequence[str], muted: Sequence[int] = ()) -> list[list]:
+def plan_rows(plan: DubPlan, media: MediaInfo, thumbnail_cells: Sequence[str],
+              muted: Sequence[int] = ()) -> list[list]:
     """The shots table: one row per cue, in COLUMNS order; `thumbnail_cells` is what the page
     shows in the picture column (one per cue)."""
-    return [[shot_label(c), thumb, timecode(c.start_frame, fps), timecode(c.end_frame, fps), c.caption,
+    return [[shot_label(c), thumb, timecode(c.start_frame, media), timecode(c.end_frame, media), c.caption,
              c.prompt, style_of(c.prompt), c.seed, c.index in muted]
             for c, thumb in zip(plan.cues, thumbnail_cells)]
 
