@@ -272,12 +272,20 @@ def mux_args(video_path: Path, audio_wav_path: Path, out_temp: Path, info: Media
     sample_rate, _ = _wav_facts(audio_wav_path)
     # The picture may start after the file's first sound (trimmed and camera files): the dub starts
     # with the first picture, and the output ends with the last one, both counted from the file start.
-    start_s = _picture_start_s(info, options.original_audio and bool(options.original_tracks))
+    keeps_original = options.original_audio and bool(options.original_tracks)
+    start_s = _picture_start_s(info, keeps_original)
+    picture_offset: list[str] = []
+    if start_s > 0 and not keeps_original and info.picture_lead_s is None:
+        # Nothing of the source's sound comes along, so nothing needs to start before the picture:
+        # the picture moves to the start instead of the dub to the picture. A dub encoded with a
+        # delay (AAC) then has its priming hidden by the edit list, as at a start of 0, instead of
+        # sounding for 1024 samples before the first picture.
+        picture_offset, start_s = ["-itsoffset", f"{-float(start_s):.6f}"], Fraction(0)
     end_s = start_s + info.frame_time(info.frame_count)
     dub_offset = ["-itsoffset", f"{float(start_s):.6f}"] if start_s > 0 else []
     # MPEG program streams stamp only the frames that begin a packet; genpts fills in the others,
     # which an MP4 needs for every frame and without which the Matroska muxer refuses the copy.
-    args = ["-fflags", "+genpts", "-i", str(video_path), *dub_offset, "-i", str(audio_wav_path),
+    args = ["-fflags", "+genpts", *picture_offset, "-i", str(video_path), *dub_offset, "-i", str(audio_wav_path),
             "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *_video_timing_args(info, container)]
     args += _dub_codec_args(options.codec, options, info.total_samples(sample_rate))
     if options.original_audio and options.original_tracks:
