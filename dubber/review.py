@@ -253,7 +253,17 @@ def _has_review_parts(manifest: Mapping[str, Any]) -> bool:
 
 
 def _outputs(manifest: Mapping[str, Any], folder: Path) -> dict[str, Path]:
-    return {role: (folder / rel).resolve() for role, rel in manifest.get("outputs", {}).items()}
+    """Each output the manifest names: relative to its folder, else where it was written (an
+    output outside the folder, `outputs_at`, when the output folder was moved without it)."""
+    written_at = manifest.get("outputs_at") or {}
+    found = {}
+    for role, rel in manifest.get("outputs", {}).items():
+        path = (folder / rel).resolve()
+        at = written_at.get(role)
+        if not path.exists() and isinstance(at, str) and Path(at).is_file():
+            path = Path(at)
+        found[role] = path
+    return found
 
 
 def video_audio_to_wav(video: Path, wav: Path) -> None:

@@ -355,6 +355,26 @@ def test_a_variable_frame_rate_dub_is_reviewed_at_each_frames_own_time(demo_samp
     assert per_shot == total
 
 
+def test_an_output_folder_moved_without_its_shared_stems_still_finds_them(demo_sample, tmp_path):
+    """Stems written to a fixed shared folder outside the project: the manifest also keeps where
+    they are, so the output folder moved on its own still plays them."""
+    project, shared = tmp_path / "project", tmp_path / "shared stems"
+    project.mkdir()
+    src = project / "demo.mp4"
+    shutil.copy(demo_sample[0], src)
+    proc = run_dub([src, "-o", project / "out" / "demo.dub.mp4", "--backend", "score", "--stems", shared],
+                   dub_env(tmp_path), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (tmp_path / "delivered" / "to the client").mkdir(parents=True)
+    moved = tmp_path / "delivered" / "to the client" / "out"   # one level deeper: "../../shared stems" misses
+    (project / "out").rename(moved)
+    again = run_dub(["review", moved / "demo.dub.json"], dub_env(tmp_path))
+    assert again.returncode == 0 and "not found" not in again.stderr, again.stderr
+    page = (moved / "demo.dub.review.html").read_text(encoding="utf-8")
+    for role in ("stem:music", "stem:fx"):
+        assert f"<p>{role}<br><audio" in page, role
+
+
 def test_a_project_moved_whole_keeps_its_stems_on_a_page_written_after_the_move(demo_sample, tmp_path):
     """Stems in a folder beside the output's: the manifest names them relative to itself, so after
     the project folder is moved, `dub review` still finds and plays every stem."""

@@ -209,6 +209,12 @@ def build_manifest(inputs: ExportInputs, outputs: Mapping[str, str | os.PathLike
                    manifest_dir: Path) -> dict[str, Any]:
     """The manifest as a JSON-ready dict; `outputs` maps a role ("video", "srt", "stem:fx") to a file."""
     plan = inputs.plan
+    recorded = {role: relative_to_manifest(path, manifest_dir) for role, path in outputs.items()}
+    # Outputs outside the manifest's folder (a shared stems folder) are also kept by where they
+    # are: moving the project whole keeps the relative link, moving the output folder alone the
+    # absolute one.
+    outside = {role: str(Path(outputs[role]).expanduser().resolve()) for role, rel in recorded.items()
+               if rel.startswith("../")}
     return {
         "schema": MANIFEST_SCHEMA,
         "tool": {"name": "dubber", "version": tool_version()},
@@ -219,7 +225,8 @@ def build_manifest(inputs: ExportInputs, outputs: Mapping[str, str | os.PathLike
         "render": _render_facts(inputs.render),
         "seeds": {"base": plan.seed, "cues": [cue.seed for cue in plan.cues]},
         "loudness": _loudness_facts(inputs.soundtrack),
-        "outputs": {role: relative_to_manifest(path, manifest_dir) for role, path in outputs.items()},
+        "outputs": recorded,
+        **({"outputs_at": outside} if outside else {}),
         "settings": dict(inputs.settings),
     }
 
