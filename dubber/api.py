@@ -413,7 +413,7 @@ def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: 
     output does not carry: its sound replaced by the dub (without --keep-original), and streams
     the output container could not keep."""
     from .export.deliverables import stage_mix, wav_time_reference, write_track_wav
-    from .media.mux import mux, other_pictures
+    from .media.mux import container_for, mux, other_pictures, reencoded_originals, resolve_dub_codec
 
     txn.make_folder(dest.video.parent)   # checked writable before the run started
     # Stamped like the stems (the export stages the mix no second time): starts at the video's timecode.
@@ -445,8 +445,6 @@ def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: 
                      f"({', '.join(pictures)}) {'are' if len(pictures) > 1 else 'is'} not in the output: "
                      "a dub carries the first picture only")
     if options.keep_original and media.has_audio:
-        from .media.mux import container_for, reencoded_originals, resolve_dub_codec
-
         lossy = reencoded_originals(media.audio_tracks or (), container_for(dest.video),
                                     resolve_dub_codec(dest.video, None, media))
         if lossy:
@@ -558,17 +556,9 @@ def _loudness_notes(soundtrack: Any, options: DubOptions) -> list[str]:
 def _recorded_outputs(manifest: Path) -> dict[str, Path]:
     """The outputs an earlier dub's manifest at `manifest` lists, by role; {} when there is none
     or it is not one of ours."""
-    import json
+    from .export.deliverables import read_recorded_outputs
 
-    try:
-        outputs = json.loads(manifest.read_text(encoding="utf-8")).get("outputs", {})
-    except (OSError, ValueError, AttributeError):
-        return {}
-    if not isinstance(outputs, dict):
-        return {}
-    # normpath: a stems folder beside the manifest's is recorded as "../stems/..."
-    return {role: Path(os.path.normpath((manifest.parent / rel).absolute())) for role, rel in outputs.items()
-            if isinstance(rel, str)}
+    return read_recorded_outputs(manifest)
 
 
 def _earlier_outputs(dest: _Destinations) -> list[Path]:

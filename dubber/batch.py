@@ -24,7 +24,7 @@ the watch folder hands its jobs to.
 """
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import os
 import uuid
@@ -37,14 +37,13 @@ from .errors import DubError, InputError, OutputError, one_line
 from .executors import open_dispatcher, require_ray
 from .jobs import DEFAULT_RETRIES, Job, JobOutcome, Ledger, job_key
 from .options import INPUT_VIDEO_SUFFIXES, DubOptions, check_writable_folder, default_output_path
-from .types import MANIFEST_SCHEMA, ProgressFn, no_progress
+from .types import ProgressFn, no_progress
 
 log = logging.getLogger(__name__)
 
 # Names of the files a folder holds besides its videos that its one line lists, at most.
 LISTED_OTHER_FILES = 5
 MANIFEST_MAX_BYTES = 64 << 20  # a larger .json beside a video is no manifest of ours
-MANIFEST_SCHEMA_FAMILY = MANIFEST_SCHEMA.split("/")[0] + "/"  # any version of the manifest
 
 
 @dataclass(frozen=True)
@@ -151,18 +150,14 @@ def _listed(names: Sequence[str]) -> str:
 def is_earlier_dub(path: Path) -> bool:
     """True when `path` is the video of a dub: the manifest beside it (`<stem>.json`, as `dub`
     names it) is one of ours and names this file as the dub's video."""
+    from .export.deliverables import read_recorded_outputs
+
     manifest = path.with_suffix(".json")
-    try:
-        if not manifest.is_file() or manifest.stat().st_size > MANIFEST_MAX_BYTES:
+    with contextlib.suppress(OSError):
+        if manifest.stat().st_size > MANIFEST_MAX_BYTES:
             return False
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if not isinstance(data, dict) or not str(data.get("schema", "")).startswith(MANIFEST_SCHEMA_FAMILY):
-        return False
-    outputs = data.get("outputs")
-    video = outputs.get("video") if isinstance(outputs, dict) else None
-    return isinstance(video, str) and (manifest.parent / video).resolve() == path.resolve()
+    video = read_recorded_outputs(manifest).get("video")
+    return video is not None and video.resolve() == path.resolve()
 
 
 def folder_inputs(folder: Path, leave_out: Sequence[Path] = ()) -> FolderInputs:

@@ -410,6 +410,12 @@ def validate_plan(plan: DubPlan, media: MediaInfo) -> None:
                             f"set start_sample={first} and num_samples={end - first} in the plan file.")
 
 
+def shot_starts(plan: DubPlan) -> list[int]:
+    """The first frames of the plan's shots, 0 first: where each cue that opens a shot (`part`
+    0) starts. Cues that split one long shot are no cuts."""
+    return sorted({0} | {cue.start_frame for cue in plan.cues if (cue.part or 0) == 0})
+
+
 def check_plan_fits_cuts(plan: DubPlan, analysis: VideoAnalysis) -> None:
     """A plan of the right length and rate may still belong to another video (two 40 s clips at
     24 fps): its cues start at that video's cuts. When neither most of this video's cuts start a
@@ -420,7 +426,7 @@ def check_plan_fits_cuts(plan: DubPlan, analysis: VideoAnalysis) -> None:
         PlanError: the cuts disagree.
     """
     cuts = [s.start_frame for s in analysis.shots if s.start_frame > 0]
-    starts = sorted({c.start_frame for c in plan.cues if c.start_frame > 0 and (c.part or 0) == 0})
+    starts = shot_starts(plan)[1:]
     if not cuts or not starts:
         return
     near = lambda frame, frames: any(abs(frame - f) <= 1 for f in frames)   # noqa: E731

@@ -33,6 +33,7 @@ from . import sound_measures as sm
 from . import wav_measures
 from .atomic import atomic_write_bytes
 from .errors import InputError, OutputError
+from .types import is_manifest
 from .wav_measures import WavTrack
 
 log = logging.getLogger(__name__)
@@ -220,7 +221,7 @@ def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(f"{str(file)!r} does not exist; pass the .json manifest that dub wrote beside its output.") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         raise InputError(f"{str(file)!r} is not a readable JSON manifest; pass the .json file dub wrote.") from None
-    if not isinstance(data, dict) or not str(data.get("schema", "")).startswith("dubber.manifest/"):
+    if not is_manifest(data):
         raise InputError(f"{str(file)!r} is not a dub manifest (no dubber.manifest schema); pass the .json file dub wrote.")
     if not _has_review_parts(data):
         raise InputError(f"{str(file)!r} lacks the analysis or the outputs of a finished dub; pass the .json file "
@@ -253,17 +254,11 @@ def _has_review_parts(manifest: Mapping[str, Any]) -> bool:
 
 
 def _outputs(manifest: Mapping[str, Any], folder: Path) -> dict[str, Path]:
-    """Each output the manifest names: relative to its folder, else where it was written (an
-    output outside the folder, `outputs_at`, when the output folder was moved without it)."""
-    written_at = manifest.get("outputs_at") or {}
-    found = {}
-    for role, rel in manifest.get("outputs", {}).items():
-        path = (folder / rel).resolve()
-        at = written_at.get(role)
-        if not path.exists() and isinstance(at, str) and Path(at).is_file():
-            path = Path(at)
-        found[role] = path
-    return found
+    """Each output the manifest names (`recorded_outputs`), resolved like the page's folder, so
+    links stay short and relative when the folder is reached by a link."""
+    from .export.deliverables import recorded_outputs
+
+    return {role: path.resolve() for role, path in recorded_outputs(manifest, folder).items()}
 
 
 def video_audio_to_wav(video: Path, wav: Path) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 
 PLAN_SCHEMA = "dubber.plan/1"
 MANIFEST_SCHEMA = "dubber.manifest/1"
+MANIFEST_SCHEMA_PREFIX = MANIFEST_SCHEMA.split("/")[0] + "/"   # any version of the manifest
 
 OUTPUT_SAMPLE_RATE = 48_000   # Hz, delivery rate of every stem and of the muxed track
 OUTPUT_CHANNELS = 2
@@ -20,6 +21,11 @@ MAX_CUE_S = 30.0               # s, longest clip the AudioStory DiT renders in o
 # progress(stage, done, total): a plain callable so `vision` (which cannot import dubber) and
 # the backends report the same way; the CLI turns it into a rich display or JSON lines.
 ProgressFn = Callable[[str, int, int], None]
+
+
+def is_manifest(data: Any) -> bool:
+    """True for a dub manifest of any version: a JSON object whose schema says so."""
+    return isinstance(data, dict) and str(data.get("schema", "")).startswith(MANIFEST_SCHEMA_PREFIX)
 
 
 def no_progress(stage: str, done: int, total: int) -> None:

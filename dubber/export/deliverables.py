@@ -33,7 +33,7 @@ from vision.types import MediaInfo, VideoAnalysis, fraction_to_str
 
 from ..atomic import OutputTransaction, atomic_write_text, check_output_folder, commit_record_path
 from ..errors import OutputError
-from ..types import MANIFEST_SCHEMA, DubPlan, RenderResult, Soundtrack
+from ..types import MANIFEST_SCHEMA, DubPlan, RenderResult, Soundtrack, is_manifest
 from .srt import entries_from_plan, srt_text
 from .timeline import (FcpxmlFacts, TimelineMedia, TimelineOptions, build_timeline, fcpxml_rate, media_start_samples,
                        timeline_to_fcpxml, timeline_to_otio_json)
@@ -203,6 +203,36 @@ def _loudness_facts(soundtrack: Soundtrack | None) -> dict[str, Any] | None:
             "true_peak_dbtp": _finite(soundtrack.true_peak_dbtp),
             "sample_rate": soundtrack.sample_rate, "total_samples": soundtrack.total_samples,
             "settings": dict(soundtrack.settings)}
+
+
+def recorded_outputs(manifest: Mapping[str, Any], folder: Path) -> dict[str, Path]:
+    """Each output a manifest in `folder` names, by role, as an absolute path: relative to the
+    folder as `build_manifest` records it, else where it was written when only that is still there
+    (`outputs_at`: an output outside the folder, the output folder since moved without it)."""
+    outputs, written_at = manifest.get("outputs"), manifest.get("outputs_at")
+    if not isinstance(outputs, dict):
+        return {}
+    written_at = written_at if isinstance(written_at, dict) else {}
+    found = {}
+    for role, rel in outputs.items():
+        if not isinstance(rel, str):
+            continue
+        path = Path(os.path.normpath(Path(folder, rel).absolute()))   # "../stems/..." normalised
+        at = written_at.get(role)
+        if not path.exists() and isinstance(at, str) and Path(at).is_file():
+            path = Path(at)
+        found[role] = path
+    return found
+
+
+def read_recorded_outputs(manifest_path: Path) -> dict[str, Path]:
+    """`recorded_outputs` of the manifest file at `manifest_path`; {} when there is none, it
+    cannot be read, or it is no dub manifest (a path in someone else's JSON is never ours)."""
+    try:
+        data = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return recorded_outputs(data, Path(manifest_path).parent) if is_manifest(data) else {}
 
 
 def build_manifest(inputs: ExportInputs, outputs: Mapping[str, str | os.PathLike[str]],

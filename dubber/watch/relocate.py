@@ -20,10 +20,9 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from ..atomic import atomic_write_text
+from ..types import is_manifest
 
 log = logging.getLogger(__name__)
-
-MANIFEST_SCHEMA_PREFIX = "dubber.manifest/"
 
 
 @dataclass(frozen=True)
@@ -135,7 +134,7 @@ def _relocate_manifest(path: Path, moves: tuple[Move, ...]) -> int:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as err:   # not JSON, or not UTF-8
         raise _Unreadable(err) from None
-    if not (isinstance(manifest, dict) and str(manifest.get("schema", "")).startswith(MANIFEST_SCHEMA_PREFIX)):
+    if not is_manifest(manifest):
         return 0
     relocated, changed = _relocate_values(manifest, moves)
     if changed:

@@ -29,6 +29,7 @@ from vision.types import Shot, VideoAnalysis
 from ...ducking import LEVEL_BLOCK_FRAMES, Ducker, duck_amount, duck_gain_span, frame_samples, key_level_db_of_blocks
 from ...media.tracks import Track, new_track
 from ...errors import BackendUnavailable
+from ...plan import shot_starts
 from ...types import CueAudio, DubPlan, ProgressFn, RenderResult, no_progress
 from ..base import DubBackend
 from .engine import compose_score
@@ -127,10 +128,9 @@ def describe(score: Score, bank: SoundFont, plan: DubPlan) -> str:
 
 
 def shots_of_plan(plan: DubPlan, analysis: VideoAnalysis) -> VideoAnalysis:
-    """The analysis with the plan's shots: the music changes at the first cue of each shot
-    (`part` 0), where the timelines and subtitles cut, also when a boundary was moved by hand
-    or sits in the middle of a dissolve. Cues that split one long shot are no cuts."""
-    starts = sorted({cue.start_frame for cue in plan.cues if (cue.part or 0) == 0} | {0})
+    """The analysis with the plan's shots (`shot_starts`): the music changes where the timelines
+    and subtitles cut, also when a boundary was moved by hand or sits in a dissolve's middle."""
+    starts = shot_starts(plan)
     ends = starts[1:] + [analysis.media.frame_count]
     shots = tuple(Shot(i, a, b) for i, (a, b) in enumerate(zip(starts, ends)) if b > a)
     return replace(analysis, shots=shots) if shots else analysis
