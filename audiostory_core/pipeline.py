@@ -89,6 +89,22 @@ class CueRender:
     story: prompts.StoryText | None = None   # the text the language model read
 
 
+def _only_cues(conditions: ClipConditions, seeds: tuple[int, ...],
+               only: Sequence[int]) -> tuple[ClipConditions, tuple[int, ...]]:
+    """The conditions and seeds of the cues at positions `only`, renumbered in that order."""
+    n_cues = len(seeds)
+    picked = [int(i) for i in only]
+    if not picked or len(set(picked)) != len(picked) or not all(0 <= i < n_cues for i in picked):
+        raise InvalidRequest(f"Cues to render must be distinct positions among the {n_cues} cues, got {list(only)}.")
+    order = {cue: k for k, cue in enumerate(picked)}
+    rows = sorted((k for k, cue in enumerate(conditions.cue_index) if cue in order),
+                  key=lambda k: (order[conditions.cue_index[k]], k))
+    kept = ClipConditions(conditions.text[rows], tuple(conditions.duration_s[k] for k in rows),
+                          tuple(conditions.part_samples[k] for k in rows),
+                          tuple(order[conditions.cue_index[k]] for k in rows), conditions.sample_rate)
+    return kept, tuple(seeds[i] for i in picked)
+
+
 @dataclass(frozen=True)
 class StoryResult:
     """Result of the free `generate` mode."""
@@ -195,11 +211,13 @@ class AudioStoryPipeline:
 
     @classmethod
     def from_pretrained(cls, path_or_repo: str | None = None, device: str | None = None,
-                        dtype: str | None = None, cache_dir: str | None = None) -> "AudioStoryPipeline":
+                        dtype: str | None = None, cache_dir: str | None = None,
+                        local_only: bool = False) -> "AudioStoryPipeline":
         """Load AudioStory-3B from a folder or the Hub (default TencentARC/AudioStory-3B).
 
         Every size and setting is read from the checkpoint's own files (see `checkpoint`), so a
         smaller model in the official layout (e.g. `testing.write_tiny_checkpoint`) loads too.
+        `local_only`: load what is on this machine (a folder, the local Hub cache), never download.
 
         Raises:
             DeviceUnavailable: a CUDA-only device/dtype on a machine without CUDA.
@@ -210,7 +228,7 @@ class AudioStoryPipeline:
         from .device import resolve_device
 
         placement = resolve_device(device, dtype)
-        files = hub.locate(path_or_repo)
+        files = hub.locate(path_or_repo, local_only=local_only)
         model = checkpoint.load_model(files, placement, cache_dir)
         vae = checkpoint.load_vae(files, placement, model.cfg.vae)
         tok = checkpoint.load_tokenizer(files, model.cfg)
@@ -360,7 +378,7 @@ class AudioStoryPipeline:
     def generate_cues(self, cues: Sequence[ClipCue], *, lead: str = prompts.DEFAULT_LEAD,
                       summary: str | None = None, sample_rate: int = CUE_SAMPLE_RATE, seed: int = 0,
                       same_noise: bool = False, num_steps: int | None = None,
-                      guidance_scale: float | None = None) -> CueRender:
+                      guidance_scale: float | None = None, only: Sequence[int] | None = None) -> CueRender:
         """Render timed cues whose captions and lengths are fixed (one LLM prefill, batched DiT).
 
         The model reads the text of `prompts.compose_story`: the instruction (`lead` + `summary`
@@ -375,9 +393,14 @@ class AudioStoryPipeline:
             same_noise: start every clip from the same noise (`seed`; cue seeds are ignored), as the
                 official runner does.
             num_steps, guidance_scale: default to config.sampling.
+            only: positions in `cues` of the cues to denoise and decode (None: all). The language
+                model still reads every cue, so a long soundtrack rendered a few cues at a time
+                is conditioned on its one storyline, as if rendered at once; each cue keeps its
+                own seed.
 
         Returns:
-            CueRender with one float32 [channels, cue.num_samples] waveform per cue and the text read.
+            CueRender with one float32 [channels, cue.num_samples] waveform per cue rendered (those
+            of `only`, in its order) and the text read.
 
         Raises:
             InvalidRequest: empty cue list, bad captions, lengths, rate or a too-long sequence.
@@ -404,6 +427,8 @@ class AudioStoryPipeline:
         text = self.conditions_from_sequence(ids, n_prompt)  # [n_parts, N_t5, D]
         _release_memory(self.device)
         conditions = ClipConditions(text.float().cpu(), part_s, part_samples, part_cue, int(sample_rate))
+        if only is not None:
+            conditions, seeds = _only_cues(conditions, seeds, only)
         # 4.-6. Denoise all clips together, decode, fit to exact lengths and join parts
         waves = self.render(conditions, seeds, same_noise=same_noise, num_steps=steps,
                             guidance_scale=guidance, overlap_samples=overlap)

@@ -351,14 +351,20 @@ def _missing_weights_message(model: str | None, weights: Any) -> str:
             "run `dub models download` or pass --model with a checkpoint folder.")
 
 
-def _render_key(analysis: Any, analysis_key: str, plan: Any, backend_name: str, options: DubOptions) -> str:
+def _render_key(analysis: Any, analysis_key: str, plan: Any, backend_name: str, options: DubOptions,
+                backend: Any = None) -> str:
     from .cache import render_key
 
     from dataclasses import replace
 
-    model = options.model if backend_name == "audiostory" else None
+    # The weights or bank themselves, not the text naming them: a new Hub revision, or other
+    # weights or another bank at the same path, must not get the old one's cached audio.
+    model: Any = None
+    if backend_name == "audiostory":
+        identity = getattr(backend, "weights_identity", None)
+        model = (identity() if identity is not None else None) or options.model
     if backend_name == "score" and options.soundfont:   # another bank, another sound
-        model = f"soundfont:{options.soundfont}"
+        model = {"soundfont": _file_identity(Path(options.soundfont))}
     # The analysis key carries the input and the tool version; `render_key` adds what a backend
     # reads besides a cue's own fields (those name the cue's file): the plan's style, seed, rate
     # and instruction, and the analysis it is given (shots, events, motion).
@@ -366,6 +372,15 @@ def _render_key(analysis: Any, analysis_key: str, plan: Any, backend_name: str, 
     # other backend, editing one cue must leave the other cues' cache entries valid.
     keyed = plan if backend_name == "audiostory" else replace(plan, model_prompt="")
     return render_key(analysis, keyed, analysis_key, backend_name, model, options.timing)
+
+
+def _file_identity(path: Path) -> list[Any]:
+    """Where a file is (links resolved), its size and modification time."""
+    try:
+        stat = path.stat()
+    except OSError:   # checked before the run; gone since, the render says so
+        return [str(path)]
+    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
 
 
 def _build_backend(name: str, options: DubOptions) -> Any:
@@ -381,7 +396,7 @@ def _render(name: str, plan: Any, analysis: Any, analysis_key: str, options: Dub
     from .cache import render_cached
 
     backend = backend if backend is not None else _build_backend(name, options)
-    store = _stage_cache(options).cue_store(_render_key(analysis, analysis_key, plan, name, options))
+    store = _stage_cache(options).cue_store(_render_key(analysis, analysis_key, plan, name, options, backend))
     # Free timing, like the score engine, draws the whole soundtrack in one call.
     whole = options.timing == "free" or backend.RENDERS_WHOLE_TIMELINE
     size = None if whole else (options.render_group or RENDER_GROUP.get(name))

@@ -452,11 +452,19 @@ def render_cached(backend: Any, plan: DubPlan, analysis: Any, store: CueStore, p
     progress("render", len(audio), len(plan.cues))
     meta = store.load_meta() or {}
     missing = tuple(c for c in plan.cues if c.index not in audio)
+    position = {c.index: k for k, c in enumerate(plan.cues)}
+
+    def steps(stage: str, done: int, total: int) -> None:
+        progress(f"render/{_label(stage, backend)}", done, total)
+
     for group in [missing] if whole_timeline else _groups(plan.cues, group_size):
         if all(c.index in audio for c in group):
             continue
         sub_plan = replace(plan, cues=group)
-        result = backend.render(sub_plan, analysis, lambda s, d, t: progress(f"render/{_label(s, backend)}", d, t))
+        if hasattr(backend, "render_cues"):   # the rest of the plan as context
+            result = backend.render_cues(plan, analysis, [position[c.index] for c in group], steps)
+        else:
+            result = backend.render(sub_plan, analysis, steps)
         check_render(sub_plan, result)
         for cue, cue_audio in zip(group, result.cues):
             audio[cue.index] = store.on_disk(cue, cue_audio) if store.save(cue, cue_audio) else cue_audio

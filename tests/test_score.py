@@ -115,6 +115,14 @@ def test_same_seed_same_audio_bit_for_bit_and_another_seed_differs(rendered):
     assert not np.array_equal(music, music3)
 
 
+def test_every_accepted_seed_gives_its_own_score():
+    """Seeds run up to 2**63 - 1: one 2**32 above another must not wrap round to the same score."""
+    _, _, music, _ = render(analysis_with())
+    _, _, big, _ = render(analysis_with(), seed=2**32)
+    _, _, biggest, _ = render(analysis_with(), seed=2**63 - 1)
+    assert not np.array_equal(music, big) and not np.array_equal(big, biggest)
+
+
 def test_consecutive_impacts_sound_different(rendered):
     _, _, _, fx = rendered
     impacts = [float(Fraction(f) / NTSC) for f, kind, _ in EVENTS if kind == "impact"]

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from dataclasses import replace
+from typing import ClassVar, Sequence
 
 from vision.types import VideoAnalysis
 
@@ -27,6 +28,14 @@ class DubBackend(ABC):
     @abstractmethod
     def render(self, plan: DubPlan, analysis: VideoAnalysis, progress: ProgressFn = no_progress) -> RenderResult:
         """Render every cue of `plan` for the video described by `analysis`."""
+
+    def render_cues(self, plan: DubPlan, analysis: VideoAnalysis, positions: Sequence[int],
+                    progress: ProgressFn = no_progress) -> RenderResult:
+        """Render the cues at `positions` in `plan.cues`; the result holds those cues only, in that
+        order. Here the other cues play no part; a backend that reads the whole plan for every
+        cue (AudioStory's storyline) keeps them as context, so a plan rendered a few cues at a
+        time sounds as it would rendered at once."""
+        return self.render(replace(plan, cues=tuple(plan.cues[i] for i in positions)), analysis, progress)
 
 
 def check_render(plan: DubPlan, result: RenderResult) -> None:

@@ -23,8 +23,10 @@ SECTION_S = 3.0         # a longer shot is written in sections of about this lon
 
 
 def seeded(seed: int, *salt: object) -> np.random.Generator:
+    # The seed whole (SeedSequence takes integers of any size): every seed a plan accepts, up to
+    # 2**63 - 1, gives its own soundtrack; seeds under 2**32 draw as they always have.
     words = [zlib.crc32(str(s).encode()) for s in salt]
-    return np.random.default_rng(np.random.SeedSequence([seed & 0xFFFFFFFF, *words]))
+    return np.random.default_rng(np.random.SeedSequence([int(seed) % (1 << 64), *words]))
 
 
 def orchestra_for(style: str) -> Orchestra:
