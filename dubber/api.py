@@ -347,8 +347,15 @@ def _missing_weights_message(model: str | None, weights: Any) -> str:
     if weights.reason != NOT_CACHED:
         return (f"{weights.message[:1].upper()}{weights.message[1:]}; pass --model with a complete checkpoint "
                 "folder or run `dub models download`.")
-    return (f"The AudioStory weights ({model or 'TencentARC/AudioStory-3B'}) are not on this machine; "
-            "run `dub models download` or pass --model with a checkpoint folder.")
+    from audiostory_core.hub import REPO_ID
+
+    if model is None or model == REPO_ID:
+        return (f"The AudioStory weights ({REPO_ID}) are not on this machine; "
+                "run `dub models download` or pass --model with a checkpoint folder.")
+    # Another Hub id (or a folder path mistyped into one): `dub models download` fetches the
+    # official weights, not these.
+    return (f"The AudioStory weights ({model}) are not on this machine; run `hf download {model}`, or pass "
+            f"--model with a checkpoint folder (there is no folder {model} here).")
 
 
 def _render_key(analysis: Any, analysis_key: str, plan: Any, backend_name: str, options: DubOptions,

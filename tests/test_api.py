@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from dataclasses import FrozenInstanceError
 from fractions import Fraction
 from pathlib import Path
@@ -122,6 +124,11 @@ def test_auto_backend_choice(tmp_path, monkeypatch):
 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    # Without a GPU, downloading the weights would change nothing: that is not the advice.
+    monkeypatch.setattr(backends, "cuda_available", lambda: False)
+    name, reason = choose_auto(None)
+    assert name == "score" and "no CUDA GPU" in reason and "download" not in reason
+    monkeypatch.setattr(backends, "cuda_available", lambda: True)
     name, reason = choose_auto(None)
     assert name == "score" and "dub models download" in reason
     fake = tmp_path / "ckpt"
@@ -137,6 +144,25 @@ def test_auto_backend_choice(tmp_path, monkeypatch):
     assert choose_auto(str(fake), device="cpu")[0] == "score"
     with pytest.raises(BackendUnavailable):
         backends.get_backend("nope")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or any(
+    os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd", "/dev/dxg")),
+    reason="a machine without any GPU driver")
+def test_choosing_the_score_engine_beside_downloaded_weights_does_not_import_torch(tmp_path):
+    """A laptop holding the weights but no GPU dubs with the score engine without paying for
+    torch's import to learn there is no CUDA."""
+    fake = tmp_path / "ckpt"
+    for rel in ("audiostory-3B/config.yaml", "audiostory-3B/pytorch_model.bin", "Flux_detokenizer/config.json",
+                "Flux_detokenizer/model.safetensors", "Qwen2.5-3B-Instruct/tokenizer_config.json"):
+        (fake / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fake / rel).write_text("{}")
+    code = ("import sys; from dubber.backends import choose_auto; "
+            f"print(choose_auto({str(fake)!r})); print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    choice, imported = proc.stdout.splitlines()
+    assert "AudioStory weights found but no CUDA GPU" in choice and imported == "False"
 
 def test_choosing_a_backend_leaves_the_environment_alone(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)

@@ -81,7 +81,8 @@ def test_doctor_reports_ffmpeg_torch_and_auto_choice(tmp_path):
     assert "torch" in text and "CUDA" in text
     assert "AudioStory weights" in text and "not found" in text   # the test HF cache is empty
     auto = next(line for line in proc.stdout.splitlines() if line.startswith("auto backend"))
-    assert "score" in auto and "(" in auto
+    # Why, with the fix where one helps: without a GPU, downloading the weights changes nothing.
+    assert "score" in auto and ("(run `dub models download`)" in auto or "no CUDA GPU" in auto)
 
 
 def test_doctor_says_whether_the_studio_players_can_find_ffprobe(tmp_path):

@@ -244,6 +244,7 @@ def test_backend_choice_follows_the_status_code_not_its_wording(tmp_path, monkey
     real_find_spec = backends.importlib.util.find_spec
     monkeypatch.setattr(backends.importlib.util, "find_spec",   # as where torch is installed
                         lambda name, *a: object() if name == "torch" else real_find_spec(name, *a))
+    monkeypatch.setattr(backends, "cuda_available", lambda: True)   # ... with a GPU
     assert backends.choose_auto(None) == ("score", "score backend: nothing cached (yet); see below (run `dub models download`)")
     with pytest.raises(BackendUnavailable) as free:
         api.resolve_backend(api.DubOptions(timing="free"))
@@ -252,6 +253,8 @@ def test_backend_choice_follows_the_status_code_not_its_wording(tmp_path, monkey
     with pytest.raises(BackendUnavailable) as explicit:
         api.resolve_backend(api.DubOptions(backend="audiostory", model="someone/model"))
     assert str(explicit.value).startswith("The AudioStory weights (someone/model) are not on this machine;")
+    # Its fix fetches that repo, not the official one.
+    assert "run `hf download someone/model`" in str(explicit.value) and "dub models" not in str(explicit.value)
 
 
 class _RecordingEnviron(dict):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -128,8 +130,9 @@ def weights_availability(model: str | None = None) -> Availability:
         files = hub.locate(model, local_only=True)
     except WeightsNotFound as err:
         if err.reason == NOT_CACHED:
-            return Availability(False, NOT_CACHED, "AudioStory weights are not in the Hugging Face cache",
-                                _DOWNLOAD_FIX)
+            # `dub models download` fetches the official weights; another Hub id is the user's own.
+            fix = _DOWNLOAD_FIX if model in (None, hub.REPO_ID) else f"run `hf download {model}`"
+            return Availability(False, NOT_CACHED, "AudioStory weights are not in the Hugging Face cache", fix)
         detail = err.detail.rstrip(". ")
         return Availability(False, err.reason, f"{detail[:1].lower()}{detail[1:]}", _DOWNLOAD_FIX)
     return Availability(True, READY, f"weights in {files.model_dir}", location=str(files.model_dir))
@@ -144,11 +147,14 @@ def audiostory_availability(model: str | None = None, device: str | None = None)
     if importlib.util.find_spec("torch") is None:
         return Availability(False, NO_TORCH, "torch is not installed", "pip install 'dubber[ml]'")
     weights = weights_availability(model)
+    # No GPU is the first reason: downloading the weights would not change the choice here.
+    if not cuda_available():
+        if weights.available:
+            return Availability(False, NO_CUDA, "AudioStory weights found but no CUDA GPU is available",
+                                location=weights.location)
+        return Availability(False, NO_CUDA, "no CUDA GPU is available, and AudioStory needs one as well as its weights")
     if not weights.available:
         return weights
-    if not cuda_available():
-        return Availability(False, NO_CUDA, "AudioStory weights found but no CUDA GPU is available",
-                            location=weights.location)
     return Availability(True, READY, f"weights in {weights.location} and a CUDA GPU are available",
                         location=weights.location)
 
@@ -163,9 +169,20 @@ def choose_auto(model: str | None = None, device: str | None = None) -> tuple[st
     return "score", f"score backend: {status.message}{fix}"
 
 
+# What a Linux machine shows when it has a GPU driver torch could use: NVIDIA's, AMD's (ROCm
+# builds of torch answer as CUDA), or WSL's GPU bridge.
+_GPU_DRIVER_PATHS = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
 def cuda_available() -> bool:
-    """Whether torch sees a CUDA device (False when torch is absent)."""
-    if importlib.util.find_spec("torch") is None:
+    """Whether torch sees a CUDA device (False when torch is absent).
+
+    Where no GPU driver can be (macOS; Linux with none of its device files) the answer comes
+    without importing torch: choosing the score engine on a laptop that holds the weights must
+    not cost torch's second of import."""
+    if importlib.util.find_spec("torch") is None or sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux") and not any(os.path.exists(p) for p in _GPU_DRIVER_PATHS):
         return False
     import torch
 
