@@ -83,11 +83,17 @@ def test_auto_picks_motion_without_vlm_weights_and_vlm_when_they_are_here(tmp_pa
     assert resolve_captioner("auto") == "motion"
     assert get_captioner("auto", model=str(tmp_path / "missing")).NAME == "motion"
     assert resolve_captioner("clip") == "clip"
-    # A local model folder with a config is weights found on this machine.
+    # A whole local model folder is weights found on this machine...
     folder = tmp_path / "qwen-vl"
     folder.mkdir()
-    (folder / "config.json").write_text("{}")
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "tokenizer.json"):
+        (folder / name).write_text("{}")
     assert resolve_captioner("auto", model=str(folder)) == "vlm"
+    # ...a download cut short is not: auto keeps to motion rather than fail every dub.
+    (folder / "preprocessor_config.json").unlink()
+    assert resolve_captioner("auto", model=str(folder)) == "motion"
+    with pytest.raises(ModelUnavailable, match="incomplete .preprocessor_config.json missing"):
+        get_captioner("vlm", model=str(folder))
     code = ("import sys, vision.captioners as c; assert c.resolve_captioner('auto') == 'motion'; "
             "assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
@@ -416,6 +422,19 @@ def test_missing_models_give_one_sentence_naming_the_fix(tmp_path):
     empty.mkdir()
     with pytest.raises(ModelUnavailable, match="no config.json"):
         get_captioner("vlm", model=str(empty))
+
+
+def test_a_damaged_model_file_is_one_sentence_not_a_traceback(tiny_clip, tmp_path):
+    import shutil
+
+    damaged = shutil.copytree(tiny_clip, tmp_path / "clip")
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])   # a download cut short
+    captioner = get_captioner("clip", model=str(damaged))
+    with pytest.raises(ModelUnavailable) as err:
+        captioner.caption(four_shot_analysis())
+    message = str(err.value)
+    assert str(damaged) in message and "download it again" in message and "\n" not in message
 
 
 def test_learned_captioners_refuse_devices_this_machine_lacks(tiny_clip, tiny_vlm):

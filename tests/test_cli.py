@@ -136,6 +136,12 @@ def test_models_list_shows_a_cached_captioner(tmp_path):
     assert listed.returncode == 0, listed.stderr
     clip_row = next(line for line in listed.stdout.splitlines() if line.startswith("clip"))
     assert "GiB" in clip_row and "models--openai--clip-vit-base-patch32" in clip_row
+    # A download cut short after its config: there, but not ready.
+    doctor = run_dub(["doctor"], env)
+    clip_line = next(line for line in doctor.stdout.splitlines() if line.startswith("clip captioner"))
+    assert "not usable" in clip_line and "incomplete" in clip_line and "model.safetensors" in clip_line
+    for name in ("model.safetensors", "preprocessor_config.json", "tokenizer.json"):
+        (snapshot_dir / name).write_text("{}")
     doctor = run_dub(["doctor"], env)
     assert doctor.returncode == 0, doctor.stderr
     assert "ready" in next(line for line in doctor.stdout.splitlines() if line.startswith("clip captioner"))
@@ -520,3 +526,22 @@ def test_a_dub_interrupted_while_writing_its_review_page_says_the_dub_is_complet
     monkeypatch.setattr(dubber.review, "write_review", real)
     assert _dub_in_process(["review", out.with_suffix(".json")], tmp_path, monkeypatch) == 0
     assert out.with_suffix(".review.html").is_file()
+
+
+def test_a_cut_short_vlm_download_is_passed_over_with_a_notice(sample_30p_silent, tmp_path):
+    """Weights whose download stopped after the config would crash every dub if auto took them:
+    auto captions with motion and says why, with the command that finishes the download."""
+    pytest.importorskip("transformers")
+    env = dub_env(tmp_path)
+    snapshot = tmp_path / "hf-home" / "hub" / "models--Qwen--Qwen2.5-VL-3B-Instruct" / "snapshots" / ("1" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text('{"model_type": "qwen2_5_vl"}')
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("1" * 40)
+    video, _ = sample_30p_silent
+    proc = run_dub([video, "-o", tmp_path / "out.mp4"], env)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    notice = next(line for line in proc.stderr.splitlines() if "motion captioner" in line)
+    assert "incomplete" in notice and "dub models download vlm" in notice
+    manifest = json.loads((tmp_path / "out.json").read_text())
+    assert {c["captioner"] for c in manifest["analysis"]["captions"]} == {"motion"}

@@ -19,3 +19,7 @@ class VideoUnreadable(VideoError):
 
 class ModelUnavailable(VideoError):
     """A captioner's weights are not on this machine."""
+
+
+class ModelIncomplete(ModelUnavailable):
+    """A captioner's weights are on this machine but lack a part (a download cut short)."""

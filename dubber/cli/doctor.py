@@ -48,7 +48,7 @@ def _captioner_status(name: str) -> str:
     """Whether a learned captioner can run: its packages, then its default weights in the cache."""
     from vision.captioners import DEFAULT_MODELS, REQUIREMENTS
     from vision.captioners._loading import download_command, resolve_model_dir
-    from vision.errors import ModelUnavailable
+    from vision.errors import ModelIncomplete, ModelUnavailable
 
     missing = [p for p in REQUIREMENTS[name] if importlib.util.find_spec(p) is None]
     if missing:
@@ -56,6 +56,8 @@ def _captioner_status(name: str) -> str:
     repo = DEFAULT_MODELS[name]
     try:
         return f"ready ({resolve_model_dir(repo, what='model', example=repo)})"
+    except ModelIncomplete as err:   # there, but it would not load
+        return f"not usable: {err}"
     except ModelUnavailable:
         return f"no weights for {repo}; run {download_command(repo)}"
 

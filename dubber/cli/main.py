@@ -266,6 +266,11 @@ def _cmd_dub(args: argparse.Namespace) -> int:
             check_review_target(page, args.force or args.overwrite)
         reason = job.backend_reason
         reporter.notice_on_stage("render", reason)
+        from vision.captioners import auto_passed_over
+
+        passed_over = auto_passed_over(options.captioner)
+        if passed_over:
+            reporter.notice(passed_over)
         result = api.run_job(job, progress=reporter)
         stopped: KeyboardInterrupt | None = None
         if page is not None and "manifest" in result.outputs:

@@ -15,7 +15,7 @@ import dataclasses
 import importlib.util
 from pathlib import Path
 
-from ..errors import ModelUnavailable
+from ..errors import ModelIncomplete, ModelUnavailable
 from ._base import Captioner
 from ._loading import DEFAULT_MODELS, DEFAULT_VLM_MODEL, DeviceUnavailable, fetch_model, resolve_model_dir
 from .clip import ClipCaptioner, ClipOptions
@@ -44,9 +44,23 @@ def resolve_captioner(name: str, model: str | None = None) -> str:
         return "motion"
     try:
         resolve_model_dir(model or DEFAULT_VLM_MODEL, what="vision-language model", example=DEFAULT_VLM_MODEL)
-    except ModelUnavailable:
+    except ModelUnavailable:   # a download cut short included: present is not usable
         return "motion"
     return "vlm"
+
+
+def auto_passed_over(name: str, model: str | None = None) -> str | None:
+    """Why "auto" captions with motion although vlm weights are on this machine (they are
+    incomplete: a download cut short), as a sentence for the user; None when that is not so."""
+    if name != AUTO or _missing_packages("vlm"):
+        return None
+    try:
+        resolve_model_dir(model or DEFAULT_VLM_MODEL, what="vision-language model", example=DEFAULT_VLM_MODEL)
+    except ModelIncomplete as err:
+        return f"motion captioner: {str(err)[:1].lower()}{str(err)[1:]}"
+    except ModelUnavailable:
+        pass
+    return None
 
 
 def available_captioners() -> tuple[str, ...]:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ModelUnavailable, VideoError
+from ..errors import ModelIncomplete, ModelUnavailable, VideoError
 
 if TYPE_CHECKING:
     import torch
@@ -87,12 +87,41 @@ def resolve_model_dir(model: str, *, what: str, example: str, allow_download: bo
             raise ModelUnavailable(
                 f"The {what} folder {path} holds no config.json; point the captioner at a folder "
                 "saved with `save_pretrained` or at a Hugging Face Hub id.")
+        missing = missing_parts(path)
+        if missing:
+            raise ModelIncomplete(f"The {what} folder {path} is incomplete ({', '.join(missing)} missing); save the "
+                                   "model and its processor there again with `save_pretrained`.")
         return path
     if not looks_like_repo_id(model):
         raise ModelUnavailable(
             f"The {what} folder {path} does not exist; pass an existing model folder or a "
             f"Hugging Face Hub id such as {example}.")
-    return _snapshot(model, what=what, allow_download=allow_download)
+    snapshot = _snapshot(model, what=what, allow_download=allow_download)
+    missing = missing_parts(snapshot)
+    if missing:   # an interrupted download: present is not usable
+        raise ModelIncomplete(f"The {what} {model} in the Hugging Face cache is incomplete ({', '.join(missing)} "
+                               f"missing); run {download_command(model, what)} again.")
+    return snapshot
+
+
+# What a captioner's folder holds once whole: its config, weights in one of transformers'
+# layouts, the image processor's settings and a tokenizer. A download cut short has the small
+# files first and lacks the rest.
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+_TOKENIZERS = ("tokenizer.json", "vocab.json", "tokenizer.model", "spiece.model")
+
+
+def missing_parts(folder: Path) -> list[str]:
+    """The parts a model folder lacks to load (empty when it is whole), named for a person."""
+    has = lambda name: (folder / name).is_file()  # noqa: E731
+    missing = [] if has("config.json") else ["config.json"]
+    if not any(has(name) for name in _WEIGHTS):
+        missing.append("the weights (model.safetensors)")
+    if not (has("preprocessor_config.json") or has("processor_config.json")):   # older and newer transformers
+        missing.append("preprocessor_config.json")
+    if not any(has(name) for name in _TOKENIZERS):
+        missing.append("the tokenizer (tokenizer.json)")
+    return missing
 
 
 def _snapshot(repo_id: str, *, what: str, allow_download: bool) -> Path:
@@ -117,6 +146,20 @@ def _missing_message(repo_id: str, what: str, local_only: bool, err: Exception) 
                 f"is set; unset it where there is a connection, or run {fetch} on a machine with one and copy its "
                 "Hugging Face cache here, then try again.")
     return f"The {what} {repo_id} is not in the Hugging Face cache; run {fetch} to fetch it, then try again."
+
+
+def load_or_explain(load, model_dir: Path, *args, what: str):
+    """`load(model_dir, *args)`, with a model folder that will not load (a damaged or cut-short
+    file: transformers, safetensors and torch's reader say so as an OSError, ValueError,
+    SafetensorError or RuntimeError) turned into one sentence naming it."""
+    from safetensors import SafetensorError
+
+    try:
+        return load(model_dir, *args)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
+        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise ModelUnavailable(f"The {what} in {model_dir} could not be loaded ({reason}); download it again "
+                               "or point the captioner at a complete model folder.") from err
 
 
 def fetch_model(repo_id: str) -> Path:

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import ModelUnavailable
 from ..types import ShotCaption, VideoAnalysis
 from ._base import Captioner
-from ._loading import DEFAULT_CLIP_MODEL, resolve_model_dir, resolve_placement
+from ._loading import DEFAULT_CLIP_MODEL, load_or_explain, resolve_model_dir, resolve_placement
 from .motion import describe_shot
 from .vocabulary import VOCABULARY, join_phrases
 
@@ -134,7 +134,7 @@ class ClipCaptioner(Captioner):
 
     def _load(self) -> _Loaded:
         if self._loaded is None:
-            self._loaded = _load_model(self.model_dir, self.device, self.dtype)
+            self._loaded = load_or_explain(_load_model, self.model_dir, self.device, self.dtype, what="CLIP model")
             self._loaded.text_embeds = self._embed_prompts(self._loaded)
         return self._loaded
 

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import ModelUnavailable
 from ..types import Shot, ShotCaption, ShotKeyframes, VideoAnalysis
 from ._base import Captioner
-from ._loading import DEFAULT_VLM_MODEL, resolve_model_dir, resolve_placement
+from ._loading import DEFAULT_VLM_MODEL, load_or_explain, resolve_model_dir, resolve_placement
 from .motion import describe_shot, event_phrases
 from .vocabulary import join_phrases, tags_in_text
 
@@ -158,7 +158,8 @@ class VlmCaptioner(Captioner):
 
     def _load(self) -> _Loaded:
         if self._loaded is None:
-            self._loaded = _load_model(self.model_dir, self.options.max_pixels, self.device, self.dtype)
+            self._loaded = load_or_explain(_load_model, self.model_dir, self.options.max_pixels, self.device,
+                                           self.dtype, what="vision-language model")
         return self._loaded
 
 
