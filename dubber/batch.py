@@ -219,10 +219,15 @@ def plan_jobs(inputs: Sequence[str | os.PathLike | BatchInput], out_dir: Path, o
     """
     from .options import check_input_file
 
-    jobs, failed, seen = [], [], {}
+    jobs, failed, seen, files = [], [], {}, set()
     for entry in inputs:
         entry = entry if isinstance(entry, BatchInput) else BatchInput.given(entry)
         raw = entry.path
+        # One file given twice (overlapping globs, a folder and a video in it) is one job.
+        same = Path(raw).expanduser().resolve()
+        if same in files:
+            continue
+        files.add(same)
         output = (out_dir / default_output_path(Path(entry.name)).name).absolute()
         if output in seen:
             raise InputError(f"{raw} and {seen[output]} would both be dubbed to {output}; "
@@ -273,11 +278,11 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
     check_writable_folder(out_dir, what="batch output")
     if batch.ray:
         require_ray()   # before any work: a missing package is the user's to fix
-    out_dir.mkdir(parents=True, exist_ok=True)
     batch = replace(batch, out_dir=str(out_dir))
     own_folders = [out_dir] + ([Path(options.stems_dir).expanduser()] if options.stems_dir else [])
     expanded = expand_inputs(inputs, own_folders, on_notice)
     jobs, failed = plan_jobs([e for e in expanded if isinstance(e, BatchInput)], out_dir, options, uuid.uuid4().hex)
+    out_dir.mkdir(parents=True, exist_ok=True)   # once the batch is planned: a refused one makes nothing
     failed += [e for e in expanded if isinstance(e, JobOutcome)]   # folders without a video
     ledger = Ledger(out_dir)
     outcomes = {o.input: o for o in failed}

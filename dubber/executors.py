@@ -44,6 +44,12 @@ RAY_INSTALL_HINT = "--ray needs the ray package; install it with pip install 'du
 # folders it made, stop its ffmpeg) before it is killed; a signal reaches Python code between two
 # steps, so a long step of pure native code (a SoundFont render, a model call) delays it.
 WORKER_STOP_GRACE_S = 15.0
+# Seconds a job interrupted in its worker waits for the driver's own interrupt before it counts
+# as interrupted from outside (a Ctrl-C reaches both, the driver's handler a moment later).
+STRAY_SIGNAL_WAIT_S = 1.0
+INTERRUPTED_REASON = ("the worker running it was interrupted {attempts} times by a signal sent to the worker "
+                      "processes and not to `dub` (a process-group SIGINT or SIGTERM); stop what sends it, then "
+                      "dub the file again.")
 
 
 class Dispatcher(Protocol):
@@ -73,41 +79,47 @@ def _internal_error(job: Job, err: BaseException) -> JobOutcome:
 
 # ----------------------------------------------------------------------------- local processes
 
-# In a worker process: whether it is running a job, and whether the driver has asked it to stop.
+# In a worker process: whether it is running a job, whether a signal already interrupted that job,
+# and the driver's stop (an Event it sets in `interrupt()`, before it signals its workers).
 _running_job = False
-_stop_asked = False
+_job_interrupted = False
+_driver_stop: Any = None
 
 
 def _stop_job(signum: int, frame: object) -> None:
     """SIGINT or SIGTERM in a worker: the job it runs unwinds as an interrupted `dub` does, its
-    output transaction removing every temporary. Only the first signal interrupts: Ctrl-C reaches
-    the driver and its workers alike, and the driver then asks each worker to stop as well, which
-    must not cut the clean-up of the first short. An idle worker only notes it, to take no job."""
-    global _stop_asked
-    first = not _stop_asked
-    _stop_asked = True
-    if first and _running_job:
+    output transaction removing every temporary. Only the first signal interrupts a job: Ctrl-C
+    reaches the driver and its workers alike, and the driver then asks each worker to stop as
+    well, which must not cut the clean-up of the first short. The signal alone stops nothing
+    for good: a stray one (a process-group SIGINT that the driver did not get) costs only the
+    job it interrupted, which the driver runs again; only the driver's stop refuses new jobs."""
+    global _job_interrupted
+    if _running_job and not _job_interrupted:
+        _job_interrupted = True
         raise KeyboardInterrupt
 
 
 def _run_job_in_worker(job: Job, options: DubOptions) -> JobOutcome:
-    """run_job, interruptible by `_stop_job`; a job handed over after a stop is not started."""
-    global _running_job
+    """run_job, interruptible by `_stop_job`; a job handed over after the driver's stop is not started."""
+    global _running_job, _job_interrupted
+    _job_interrupted = False
     _running_job = True   # before the check: a stop arriving in between still interrupts the job
     try:
-        if _stop_asked:
+        if _driver_stop is not None and _driver_stop.is_set():
             raise KeyboardInterrupt
         return run_job(job, options)
     finally:
         _running_job = False
 
 
-def _init_worker(parent_pid: int, log_queue: Any, level: int) -> None:
+def _init_worker(parent_pid: int, log_queue: Any, level: int, driver_stop: Any = None) -> None:
     """Start a local worker: its log records go to the driver (which owns stderr and the watch
     log), an interrupt unwinds its job (`_stop_job`), and it stops when the driver is gone
     (killed), rather than finish a job nobody will collect while a restarted driver runs it again."""
     from logging.handlers import QueueHandler
 
+    global _driver_stop
+    _driver_stop = driver_stop
     root = logging.getLogger()
     root.handlers[:] = [QueueHandler(log_queue)]
     root.setLevel(level)
@@ -157,6 +169,7 @@ class LocalPool:
         self.context = multiprocessing.get_context("spawn")
         self.workers, self.retries = workers, retries
         self.log_queue = self.context.Queue()
+        self.driver_stop = self.context.Event()   # set by interrupt(): workers take no new job
         self.log_listener = QueueListener(self.log_queue, _ToLocalLogger())
         self.log_listener.start()
         self.lock = threading.Lock()
@@ -169,7 +182,7 @@ class LocalPool:
 
         level = logging.getLogger("dubber").getEffectiveLevel()
         return ProcessPoolExecutor(self.workers, mp_context=self.context, initializer=_init_worker,
-                                   initargs=(os.getpid(), self.log_queue, level))
+                                   initargs=(os.getpid(), self.log_queue, level, self.driver_stop))
 
     def submit(self, job: Job, options: DubOptions) -> "Future[JobOutcome]":
         outcome: Future[JobOutcome] = Future()
@@ -215,7 +228,15 @@ class LocalPool:
         except BrokenProcessPool:
             pass
         except KeyboardInterrupt as err:   # Ctrl-C on a terminal reaches the workers too
-            _settle(outcome, error=err)
+            # ...and this process, whose interrupt() may come a moment after the worker's result.
+            if self.driver_stop.wait(STRAY_SIGNAL_WAIT_S):
+                _settle(outcome, error=err)
+                return
+            # A signal that reached the worker and not this process (a process-group SIGINT
+            # while the driver ignores it, a `kill` of the worker): the job is run again, as
+            # for a worker that died, and failed with its reason when it keeps happening.
+            log.warning("the worker dubbing %s was interrupted from outside; the job runs again", job.input)
+            self._again_or_failed(job, options, outcome, INTERRUPTED_REASON)
             return
         except BaseException as err:   # a bug: keep the traceback in the log, go on with the rest
             _settle(outcome, _internal_error(job, err))
@@ -225,7 +246,11 @@ class LocalPool:
                 _settle(outcome, error=KeyboardInterrupt())
                 return
             self._replace(pool)
-        if (died := after_worker_died(job, self.retries)) is not None:
+        self._again_or_failed(job, options, outcome)
+
+    def _again_or_failed(self, job: Job, options: DubOptions, outcome: "Future[JobOutcome]",
+                         reason: str | None = None) -> None:
+        if (died := after_worker_died(job, self.retries, reason)) is not None:
             _settle(outcome, died)
         else:
             self._start(job, options, outcome)
@@ -236,6 +261,7 @@ class LocalPool:
         returns once all have; a worker still busy after WORKER_STOP_GRACE_S is killed."""
         with self.lock:
             self.stopped = True
+            self.driver_stop.set()   # before the signals: a worker between two jobs starts no other
             pool, attempts = self.pool, list(self.attempts)
         for attempt in attempts:
             attempt.cancel()   # succeeds only for one no worker has taken yet

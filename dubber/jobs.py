@@ -9,6 +9,7 @@ runs them, on local worker processes or on Ray.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import is_user_error, one_line
+from .errors import DubError, is_user_error, one_line
 from .options import DubOptions
 
 log = logging.getLogger("dubber.batch")   # one voice for the batch machinery in every log
@@ -80,23 +81,40 @@ class Ledger:
         return record if isinstance(record, dict) and record.get("schema") == LEDGER_SCHEMA else None
 
     def write(self, job: Job, status: str, **fields: Any) -> dict[str, Any]:
-        from .atomic import atomic_write_text
+        from .atomic import atomic_write_text, write_error
 
         record = {"schema": LEDGER_SCHEMA, "key": job.key, "input": job.input, "output": job.output,
                   "status": status, "run_id": job.run_id, **fields}
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise write_error(err, self.path(job.key)) from err
         atomic_write_text(self.path(job.key), json.dumps(record, indent=1) + "\n")
         return record
 
     def finished(self, job: Job) -> bool:
-        """Whether an earlier run completed this job and its output is still in place."""
+        """Whether an earlier run completed this job and its output is still the file it wrote
+        (another run with --overwrite, or a hand, may have put another file there since)."""
         record = self.read(job.key)
-        return bool(record and record.get("status") == "done" and Path(job.output).is_file())
+        if not (record and record.get("status") == "done"):
+            return False
+        try:
+            state = output_state(job.output)
+        except OSError:
+            return False
+        written = record.get("output_state")
+        return written is None or list(written) == state   # None: a record from before states were kept
 
     def attempts(self, job: Job) -> int:
         """Attempts started in this batch run (an earlier run's count starts over)."""
         record = self.read(job.key)
         return int(record.get("attempt", 0)) if record and record.get("run_id") == job.run_id else 0
+
+
+def output_state(path: str | os.PathLike) -> list[int]:
+    """[size, mtime_ns] of a job's output: what tells the file a job wrote from one put there later."""
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
 
 
 def output_settings(options: DubOptions) -> dict[str, Any]:
@@ -142,27 +160,32 @@ def run_job(job: Job, options: DubOptions, backend: Any = None) -> JobOutcome:
     attempt = ledger.attempts(job) + 1
     start = time.time()
     worker = {"attempt": attempt, "host": socket.gethostname(), "pid": os.getpid(), "started_at": start}
-    ledger.write(job, "running", **worker)
     try:
+        # Inside the guard: the ledger shares OUTDIR's disk, and a full or read-only one is the
+        # user's to fix, like any other write of the job.
+        ledger.write(job, "running", **worker)
         result = dub(job.input, job.output, options, backend=backend)
     except Exception as err:
         if not is_user_error(err):
             raise
         reason = one_line(err)
-        ledger.write(job, "failed", **worker, reason=reason, finished_at=time.time())
+        with contextlib.suppress(DubError):   # the reason still reaches the summary
+            ledger.write(job, "failed", **worker, reason=reason, finished_at=time.time())
         return JobOutcome(job.input, job.output, "failed", reason, attempt, time.time() - start, type(err).__name__)
-    ledger.write(job, "done", **worker, outputs=dict(result.outputs), finished_at=time.time(),
-                 backend=result.backend, cues=result.cues)
+    ledger.write(job, "done", **worker, outputs=dict(result.outputs), output_state=output_state(job.output),
+                 finished_at=time.time(), backend=result.backend, cues=result.cues)
     return JobOutcome(job.input, job.output, "done", "", attempt, time.time() - start)
 
 
-def after_worker_died(job: Job, retries: int) -> JobOutcome | None:
-    """After a worker running `job` died: None to run it again, or its failed outcome when its
-    workers died more than `retries` times in this run."""
+def after_worker_died(job: Job, retries: int, reason: str | None = None) -> JobOutcome | None:
+    """After a worker running `job` died (or was interrupted from outside): None to run it
+    again, or its failed outcome when that happened more than `retries` times in this run.
+    `reason` is the failure's sentence, with `{attempts}` for the count."""
     ledger = job.ledger
     attempts = ledger.attempts(job)
     if attempts <= retries:
         return None
-    reason = f"the worker running it stopped {attempts} times (killed, or out of memory); see the log of its host."
+    reason = (reason or "the worker running it stopped {attempts} times (killed, or out of memory); "
+                        "see the log of its host.").format(attempts=attempts)
     ledger.write(job, "failed", attempt=attempts, reason=reason, finished_at=time.time())
     return JobOutcome(job.input, job.output, "failed", reason, attempts, error="WorkerDied")

@@ -130,6 +130,19 @@ def test_rerun_skips_finished_jobs_and_redoes_a_deleted_output(clips, tmp_path):
     assert [o.status for o in third.outcomes] == ["skipped", "skipped"] and third.exit_code == 0
 
 
+def test_a_rerun_does_not_call_done_an_output_another_run_replaced(clips, tmp_path):
+    """OUTDIR now holds another dub under this job's name (another run with --overwrite, or a
+    hand): the job is not skipped as done, and that file is left as it is."""
+    out = tmp_path / "out"
+    batch = BatchOptions(out_dir=str(out), jobs=1)
+    assert [o.status for o in run_batch([clips["clip0"]], batch, _dub_options(tmp_path)).outcomes] == ["done"]
+    other = b"another dub put here later"
+    (out / "clip0.dub.mp4").write_bytes(other)
+    [again] = run_batch([clips["clip0"]], batch, _dub_options(tmp_path)).outcomes
+    assert again.status == "failed" and "already exists; pass --overwrite" in again.reason, again
+    assert (out / "clip0.dub.mp4").read_bytes() == other
+
+
 def test_changed_settings_are_a_new_job(clips, tmp_path):
     out = tmp_path / "out"
     run_batch([clips["clip0"]], BatchOptions(out_dir=str(out), jobs=1), _dub_options(tmp_path))
@@ -311,13 +324,65 @@ def test_dub_batch_takes_a_folder_and_refuses_one_without_videos_in_one_sentence
     assert "dub batch: 1 input: 0 dubbed, 0 already done, 1 failed." in refused.stderr
 
 
+def test_a_full_output_disk_is_one_sentence_per_job_without_a_traceback(clips, tmp_path):
+    """No room in OUTDIR even for a job's ledger record: each job fails with the disk's own
+    sentence, as any other write of the job would, not as an internal error."""
+    import resource
+
+    from dub_cli import dub_command, dub_env
+
+    def no_room() -> None:   # every file may grow to 64 bytes: a disk that is all but full
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+
+    out = tmp_path / "out"
+    done = subprocess.run([*dub_command(), "batch", str(clips["clip0"]), str(clips["clip1"]), "-o", str(out),
+                           "--jobs", "1"], env=dub_env(tmp_path), capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL, preexec_fn=no_room)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
+    failed = [line for line in done.stderr.splitlines() if line.startswith("dub: failed ")]
+    assert len(failed) == 2 and all("is full" in line and "free some space" in line for line in failed), done.stderr
+
+
+def test_the_time_left_counts_only_the_jobs_run_here(monkeypatch):
+    """A resumed backlog: 6 of 9 done by an earlier run. Nothing is estimated until a job has
+    run here, and then at the pace of the jobs run here."""
+    import io
+
+    from dubber.cli import progress
+
+    clock = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    stream = io.StringIO()
+    reporter = progress.JsonReporter(stream)
+    reporter("batch", 6, 9)
+    clock[0] += 7.0
+    reporter("batch", 7, 9)
+    clock[0] += 5.0
+    reporter("batch", 8, 9)
+    left = [json.loads(line)["remaining_s"] for line in stream.getvalue().splitlines()]
+    assert left == [None, 14.0, 6.0]
+
+
 def test_two_inputs_with_one_output_name_are_refused(clips, tmp_path):
     twin = tmp_path / "other" / clips["clip0"].name
     twin.parent.mkdir()
     twin.write_bytes(clips["clip0"].read_bytes())
     with pytest.raises(InputError, match="would both be dubbed to"):
         run_batch([clips["clip0"], twin], BatchOptions(out_dir=str(tmp_path / "out")), _dub_options(tmp_path))
-    assert not (tmp_path / "out" / LEDGER_DIR).exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_file_given_twice_is_dubbed_once(clips, tmp_path):
+    """An overlapping glob, or a folder and a video in it: the same file, one job."""
+    folder = tmp_path / "reel"
+    folder.mkdir()
+    video = folder / "clip0.mp4"
+    video.write_bytes(clips["clip0"].read_bytes())
+    result = run_batch([folder, video, folder / ".." / "reel" / "clip0.mp4"],
+                       BatchOptions(out_dir=str(tmp_path / "out"), jobs=1), _dub_options(tmp_path))
+    assert [o.status for o in result.outcomes] == ["done"] and result.exit_code == 0
+    assert (tmp_path / "out" / "clip0.dub.mp4").is_file()
 
 
 def test_ray_missing_is_one_sentence_with_the_install_command(clips, tmp_path, monkeypatch):

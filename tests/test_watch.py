@@ -122,6 +122,22 @@ def test_bad_settings_give_one_sentence(tmp_path, text, message):
         run_watch(tmp_path, WatchOptions(once=True, processor=copy_processor))
 
 
+def test_the_audiostory_backend_without_its_weights_is_refused_at_startup(tmp_path, base_video, monkeypatch, capsys):
+    from dubber.cli.main import main
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))   # a machine without the weights
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    root = tmp_path / "watch"
+    (root / "inbox").mkdir(parents=True)
+    (root / "dub-watch.toml").write_text('backend = "audiostory"\n')
+    publish(root, "clip.mp4", variant(base_video, 61))
+    assert main(["watch", str(root), "--once", "--stable-s", "0.1", "--poll-s", "0.05"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dub: dub-watch.toml: ") and "\n" not in err, err
+    assert [p.name for p in (root / "inbox").iterdir()] == ["clip.mp4"] and not any((root / "failed").iterdir())
+
+
 def test_settings_reach_the_processor(tmp_path, base_video):
     (tmp_path / "dub-watch.toml").write_text('style = "nature"\nbackend = "score"\nlufs = "ebu"\nkeep_original = true\n')
     seen = []
@@ -452,6 +468,39 @@ def test_a_mistyped_watch_path_is_refused_and_a_new_one_is_announced(tmp_path, c
     assert said not in capsys.readouterr().err                           # said once, when it was set up
 
 
+@pytest.mark.parametrize("inside", ["inbox/dubbed", "done", "failed/x"])
+def test_an_output_folder_inside_the_inbox_or_done_is_refused_in_one_sentence(tmp_path, base_video, capsys, inside):
+    """The watcher would take its own dubs for new drops: refused before anything moves."""
+    from dubber.cli.main import main
+
+    (tmp_path / "inbox").mkdir()
+    publish(tmp_path, "clip.mp4", variant(base_video, 17))
+    out = tmp_path / inside
+    code = main(["watch", str(tmp_path), "-o", str(out), "--once", "--stable-s", "0.1", "--poll-s", "0.05",
+                 "--processor", "tests.test_watch:copy_processor"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and err.startswith(f"dub: The watch output {out} is inside"), err
+    assert [p.name for p in (tmp_path / "inbox").iterdir()] == ["clip.mp4"] and not out.exists()
+
+
+def test_dub_watch_stopped_by_sigterm_exits_143(tmp_path, base_video):
+    """As every other `dub` command: a supervisor tells a TERM stop from a Ctrl-C."""
+    (tmp_path / "inbox").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "dubber.cli", "watch", str(tmp_path), "--stable-s", "0.1",
+                             "--poll-s", "0.05", "--processor", "tests.test_watch:copy_processor"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        publish(tmp_path, "clip.mp4", variant(base_video, 51))
+        wait_for(lambda: (tmp_path / "done" / "clip.mp4").exists(), 60, "the watcher to be running")
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, stderr
+
+
 def test_once_runs_return_a_failed_copy_that_grew_to_the_inbox(tmp_path, base_video):
     """cron mode: a half-copied video fails in one --once run; when the copy has finished, the
     next --once run puts it back in the inbox and a later one dubs it."""
@@ -474,6 +523,90 @@ def test_once_runs_return_a_failed_copy_that_grew_to_the_inbox(tmp_path, base_vi
     assert [p.name for p in (tmp_path / "done").iterdir()] == ["half.mp4"]
     assert (tmp_path / "done" / "half.mp4").read_bytes() == data
     assert ("returned", "half.mp4") in [(r["event"], r["name"]) for r in journal(tmp_path)]
+
+
+def test_a_copy_that_goes_on_during_its_dub_is_not_published_but_dubbed_once_complete(tmp_path, base_video):
+    """A streamable copy (.ts) that pauses longer than stable_s is claimed half-written and probes
+    as a shorter video; the copy then goes on into the claimed file. That dub is thrown away, the
+    file waits in the inbox, and the complete file is what gets dubbed."""
+    data = variant(base_video, 21)
+    half, rest = data[: len(data) // 2], data[len(data) // 2:]
+    (tmp_path / "inbox").mkdir()
+    publish(tmp_path, "stall.mp4", half)
+    dubbed = []
+
+    def copy_goes_on(job) -> None:
+        dubbed.append(job.source.read_bytes())
+        copy_processor(job)
+        if len(dubbed) == 1:
+            with open(job.source, "ab") as copy:   # the copier writes on into the file it opened
+                copy.write(rest)
+
+    options = WatchOptions(stable_s=0.1, poll_s=0.05, once=True, processor=copy_goes_on, validator=lambda path: None)
+    for _ in range(3):   # back in the inbox, then dubbed once it has settled (the same run or the next)
+        run_watch(tmp_path, options)
+        if (tmp_path / "done" / "stall.mp4").exists():
+            break
+        time.sleep(0.2)
+    assert dubbed == [half, data]
+    assert [p.name for p in (tmp_path / "output").iterdir()] == ["stall"]
+    assert (tmp_path / "output" / "stall" / "stall.dub.mp4").read_bytes() == data
+    assert [p.name for p in (tmp_path / "done").iterdir()] == ["stall.mp4"] and not any((tmp_path / "failed").iterdir())
+    events = [(r["event"], r["name"]) for r in journal(tmp_path)]
+    assert ("returned", "stall.mp4") in events and events.count(("done", "stall.mp4")) == 1
+
+
+def full_disk_processor(job) -> None:
+    """What the pipeline reports when the output disk fills up while it writes the stems."""
+    import errno
+
+    from dubber.atomic import write_error
+
+    raise write_error(OSError(errno.ENOSPC, "No space left on device"), job.staging / "stems" / "x.wav")
+
+
+@pytest.mark.parametrize("condition", ["full", "gone"])
+def test_files_wait_in_the_inbox_while_the_output_folder_cannot_take_a_dub(tmp_path, base_video, caplog, condition):
+    """A full or vanished output folder is no fault of the files: the backlog stays in the inbox,
+    and the one sentence names the output folder, not a staging folder."""
+    root, out = tmp_path / "watch", tmp_path / "share" / "dubbed"
+    (root / "inbox").mkdir(parents=True)
+    for i in range(3):
+        publish(root, f"clip{i}.mp4", variant(base_video, 30 + i))
+    processor = full_disk_processor
+    if condition == "gone":
+        def processor(job):   # the share is unmounted as the backlog starts
+            import shutil
+            shutil.rmtree(out)
+    options = WatchOptions(stable_s=0.1, poll_s=0.05, once=True, processor=processor, out_dir=str(out))
+    with caplog.at_level("INFO", logger="dubber.watch"):
+        failed = run_watch(root, options)
+    assert failed == 0 and not any((root / "failed").iterdir()) and not any((root / "processing").iterdir())
+    assert sorted(p.name for p in (root / "inbox").iterdir()) == ["clip0.mp4", "clip1.mp4", "clip2.mp4"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith(f"The watch output folder {out} is {condition}"), warnings
+    assert ".staging" not in (root / "logs" / "watch.log").read_text()
+    if condition == "gone":
+        out.mkdir()   # mounted again: the next run dubs the backlog
+        run_watch(root, replace(options, processor=copy_processor))
+        assert sorted(p.name for p in out.iterdir()) == ["clip0", "clip1", "clip2"]
+
+
+def test_a_file_dropped_again_after_its_output_folder_was_deleted_is_dubbed_again(tmp_path, base_video):
+    (tmp_path / "inbox").mkdir()
+    publish(tmp_path, "clip.mp4", variant(base_video, 41))
+    options = WatchOptions(stable_s=0.1, poll_s=0.05, once=True, processor=copy_processor)
+    run_watch(tmp_path, options)
+    import shutil
+    shutil.rmtree(tmp_path / "output" / "clip")                       # to have it dubbed again
+    os.replace(tmp_path / "done" / "clip.mp4", tmp_path / "inbox" / "clip.mp4")
+    run_watch(tmp_path, options)
+    assert (tmp_path / "output" / "clip" / "clip.dub.mp4").read_bytes() == variant(base_video, 41)
+    assert [p.name for p in (tmp_path / "done").iterdir()] == ["clip.mp4"]   # no duplicate note
+    assert [r["event"] for r in journal(tmp_path) if r["event"] in ("done", "duplicate")] == ["done", "done"]
+    publish(tmp_path, "again.mp4", variant(base_video, 41))           # its output is there now: a duplicate
+    run_watch(tmp_path, options)
+    assert json.loads((tmp_path / "done" / "again.mp4.duplicate.json").read_text())["output"] == "clip"
 
 
 def test_skip_mode_leaves_duplicates_in_the_inbox_once(tmp_path, base_video):
@@ -644,6 +777,51 @@ def test_a_worker_killed_mid_job_is_retried_to_the_same_output(tmp_path, monkeyp
     assert_like_single_run(root / "output" / "ep1", single_dubs["ep1.mp4"])
     assert [p.name for p in (root / "done").iterdir()] == ["ep1.mp4"] and not any((root / "failed").iterdir())
     assert "a worker process died" in (root / "logs" / "watch.log").read_text()
+
+
+def test_a_signal_that_reaches_only_the_workers_strands_nothing(tmp_path, monkeypatch, dub_clips, single_dubs):
+    """A process-group SIGINT while the watcher ignores SIGINT (started with & from a script)
+    reaches only its workers: the interrupted dub runs again, and later drops are still dubbed."""
+    monkeypatch.setenv("DUB_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "watch"
+    (root / "inbox").mkdir(parents=True)
+    (root / "dub-watch.toml").write_text(DUB_SETTINGS)
+    publish(root, "ep1.mp4", dub_clips["ep1.mp4"])
+    stop = threading.Event()
+    watcher = threading.Thread(target=run_watch, args=(root, WatchOptions(stable_s=0.1, poll_s=0.05, workers=1), stop))
+    watcher.start()
+    try:
+        wait_for(lambda: any(r["status"] == "running" for r in ledger_records(root)), 60, "the dub to start")
+        [worker] = [r["pid"] for r in ledger_records(root)]
+        os.kill(int(worker), signal.SIGINT)
+        publish(root, "ep0.mp4", dub_clips["ep0.mp4"])
+        wait_for(lambda: sorted(p.name for p in (root / "done").iterdir()) == ["ep0.mp4", "ep1.mp4"], 90,
+                 "both files to be dubbed")
+    finally:
+        stop.set()
+        watcher.join(60)
+    assert not any((root / "processing").iterdir()) and not any((root / "failed").iterdir())
+    for name in ("ep0.mp4", "ep1.mp4"):
+        assert_like_single_run(root / "output" / Path(name).stem, single_dubs[name])
+    assert "was interrupted from outside; the job runs again" in (root / "logs" / "watch.log").read_text()
+
+
+def test_the_job_records_name_where_the_files_ended_up(tmp_path, monkeypatch, dub_clips):
+    """Someone tracing a job from logs/.dub-batch finds its files: the output folder and the
+    original in done/, not the staging folder and processing/."""
+    monkeypatch.setenv("DUB_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "watch"
+    (root / "inbox").mkdir(parents=True)
+    (root / "dub-watch.toml").write_text(DUB_SETTINGS)
+    publish(root, "ep0.mp4", dub_clips["ep0.mp4"])
+    run_watch(root, WatchOptions(stable_s=0.1, poll_s=0.05, once=True, workers=1))
+    [record] = ledger_records(root)
+    assert record["status"] == "done"
+    assert Path(record["input"]) == root / "done" / "ep0.mp4"
+    assert Path(record["output"]) == root / "output" / "ep0" / "ep0.dub.mp4"
+    outputs = [Path(p) for p in record["outputs"].values()]
+    assert outputs and all(p.is_file() for p in outputs), outputs
+    assert ".staging" not in json.dumps(record) and "processing" not in json.dumps(record)
 
 
 def media_references(folder: Path) -> dict[str, list[Path]]:

@@ -397,9 +397,9 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
     try:
         failed = run_watch(Path(args.root), options_from_args(args))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:   # 143 for SIGTERM, as every command: a supervisor tells it from Ctrl-C
         print("dub: watch stopped; files left in processing/ are dubbed first on the next start.", file=sys.stderr)
-        return 130
+        return _interrupted_status(stop)
     if failed and args.once:   # a cron job learns of it from the exit status, as from `dub batch`
         print(f"dub: {failures_said(failed)}", file=sys.stderr)
         return 2

@@ -92,8 +92,9 @@ class RichReporter(Reporter):
         self._progress.stop()
 
     def update(self, stage: str, done: int, total: int) -> None:
-        if stage not in self._tasks:
-            self._tasks[stage] = self._progress.add_task(_label(stage, self._tasks), total=max(total, 1))
+        if stage not in self._tasks:   # starting where the stage is: its pace counts only what is done here
+            self._tasks[stage] = self._progress.add_task(_label(stage, self._tasks), total=max(total, 1),
+                                                         completed=done)
         self._progress.update(self._tasks[stage], completed=done, total=max(total, 1))
 
     def notice(self, message: str) -> None:
@@ -127,7 +128,7 @@ class JsonReporter(Reporter):
         super().__init__()
         self._stream = stream
         self._t0 = time.monotonic()
-        self._stage_t0: dict[str, float] = {}
+        self._stage_start: dict[str, tuple[float, int]] = {}   # (time, done) of a stage's first event
 
     def _emit(self, event: Mapping[str, Any]) -> None:
         self._stream.write(json.dumps(event, ensure_ascii=False) + "\n")
@@ -135,9 +136,12 @@ class JsonReporter(Reporter):
 
     def update(self, stage: str, done: int, total: int) -> None:
         now = time.monotonic()
-        started = self._stage_t0.setdefault(stage, now)
-        # What is left of the stage at its pace so far; None until it has made some progress.
-        remaining = (now - started) * (total - done) / done if 0 < done <= total else None
+        started, done_at_start = self._stage_start.setdefault(stage, (now, done))
+        # What is left of the stage at its pace since its first event, over what was done since:
+        # what a stage already had then (a batch's jobs done by an earlier run) took no time here.
+        # None until the stage has made progress over a measured interval.
+        measured = done - done_at_start
+        remaining = (now - started) * (total - done) / measured if 0 < measured and done <= total else None
         self._emit({"event": "progress", "stage": stage, "done": done, "total": total,
                     "message": f"{stage} {done}/{total}", "elapsed_s": round(now - self._t0, 3),
                     "remaining_s": None if remaining is None else round(remaining, 1)})

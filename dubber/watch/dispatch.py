@@ -1,6 +1,7 @@
-"""Watch-folder jobs on the batch machinery: the same executors as `dub batch` (dubber.executors:
-local worker processes, or tasks on a Ray cluster), the same ledger and the same worker-side job
-(dubber.jobs.run_job).
+"""Watch-folder jobs: what one is (`WatchJob`), what may do it in the watcher (a processor), and
+how the dubbing pipeline runs it on the batch machinery: the same executors as `dub batch`
+(dubber.executors: local worker processes, or tasks on a Ray cluster), the same ledger and the
+same worker-side job (dubber.jobs.run_job).
 
 The watcher stays the only one to move files: it claims a file, hashes it, and hands the dub to
 an executor, which runs it in a worker process (or on any node of a cluster) writing into the
@@ -14,15 +15,54 @@ dubbed into which output folder, which is what a restart and a duplicate drop co
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import DubError
 
+if TYPE_CHECKING:
+    from .settings import WatchSettings
+
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WatchJob:
+    """One claimed input. A processor writes everything into `staging` (an empty folder inside
+    output/), naming the dubbed video `output_name`; the watcher renames the folder into place,
+    first pointing the timelines and manifest written there at the final folder and at the
+    input's place in done/ (see dubber.watch.relocate)."""
+
+    source: Path
+    original_name: str
+    staging: Path
+    output_name: str
+    settings: WatchSettings
+    sha256: str
+
+
+Processor = Callable[[WatchJob], None]
+Validator = Callable[[Path], Any]
+
+
+def dub_processor(job: WatchJob) -> None:
+    """The dubbing pipeline with the folder's settings, in this process (without a processor,
+    the watcher runs the same dub on its worker processes or Ray cluster instead)."""
+    from ..api import dub
+    from .settings import dub_options
+
+    dub(job.source, job.staging / job.output_name, dub_options(job.settings, job.staging / "stems"))
+
+
+def probe_validator(path: Path) -> Any:
+    """Refuse empty, truncated or non-video files before any work (the real probe)."""
+    from ..api import probe
+
+    return probe(path)
 
 
 class JobFailed(DubError):
@@ -40,8 +80,8 @@ class WatchDispatch:
         self.dispatcher, self.jobs, self.ledger_root = dispatcher, jobs, ledger_root
         self.run_id = uuid.uuid4().hex
 
-    def run(self, source: Path, output: Path, sha256: str, options: Any) -> None:
-        """Dub `source` into `output` in a worker; returns when it is written.
+    def run(self, source: Path, output: Path, sha256: str, options: Any) -> Any:
+        """Dub `source` into `output` in a worker; returns its ledger job when it is written.
 
         Raises:
             JobFailed: the dub failed (its reason), or its worker died more often than allowed.
@@ -57,6 +97,26 @@ class WatchDispatch:
         outcome = self.dispatcher.submit(job, options).result()
         if outcome.status != "done":
             raise JobFailed(outcome.reason, outcome.error)
+        return job
+
+    def filed(self, job: Any, moves: Sequence[tuple[Path, Path]]) -> None:
+        """The job's files were moved (the staging folder to its output folder, the claimed input
+        to done/): its `done` record names them where they are now, as its timelines do. A record
+        that cannot be rewritten only keeps the old paths."""
+        from ..jobs import Ledger
+
+        ledger = Ledger(job.ledger_root)
+        record = ledger.read(job.key)
+        if record is None or record.get("status") != "done":
+            return
+        fields = {k: v for k, v in record.items() if k not in ("schema", "key", "input", "output", "status", "run_id")}
+        if isinstance(fields.get("outputs"), dict):
+            fields["outputs"] = {k: _moved(v, moves) for k, v in fields["outputs"].items()}
+        filed = replace(job, input=_moved(job.input, moves), output=_moved(job.output, moves))
+        try:
+            ledger.write(filed, "done", **fields)
+        except (DubError, OSError) as err:
+            log.warning("the job record %s still names the staging folder (%s)", ledger.path(job.key), err)
 
     def interrupt(self) -> None:
         """Stop the dubs in flight; their files stay in processing/ for the next start."""
@@ -64,6 +124,17 @@ class WatchDispatch:
 
     def close(self) -> None:
         self.dispatcher.close()
+
+
+def _moved(path: Any, moves: Sequence[tuple[Path, Path]]) -> Any:
+    """`path` (a string) where `moves` put it; anything else as it is."""
+    if not isinstance(path, str):
+        return path
+    for old, new in moves:
+        for before in {str(old), str(old.resolve())}:   # writers may name paths resolved
+            if path == before or path.startswith(before + os.sep):
+                return str(new) + path[len(before):]
+    return path
 
 
 def open_dispatch(ledger_root: Path, jobs: int | None, default_jobs: int, ray: bool,

@@ -129,8 +129,8 @@ class Journal:
                 handle.flush()
                 os.fsync(handle.fileno())
             self.records.append(record)
-            if event == "done":
-                self.done_by_sha.setdefault(record.get("sha256"), record)
+            if event == "done":   # the latest dub of a content is the one its output folder holds
+                self.done_by_sha[record.get("sha256")] = record
         return record
 
     def done_record(self, sha256: str) -> dict | None:

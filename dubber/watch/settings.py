@@ -60,11 +60,16 @@ def load_settings(root: Path) -> WatchSettings:
 
 
 def _check_dub_values(settings: WatchSettings, path: Path) -> None:
-    from ..api import DubOptions, check_options
+    from ..api import DubOptions, check_options, resolve_backend
 
+    options = DubOptions(style=settings.style, backend=settings.backend, lufs=settings.lufs,
+                         keep_original=settings.keep_original)
     try:
-        check_options(DubOptions(style=settings.style, backend=settings.backend, lufs=settings.lufs,
-                                 keep_original=settings.keep_original))
+        check_options(options)
+        # A backend asked for by name must be able to run here (torch, its weights): else every
+        # file dropped would fail on it. `auto` always finds one, so it is not looked into.
+        if settings.backend == "audiostory":
+            resolve_backend(options)
     except DubError as err:
         raise WatchSettingsError(f"{path.name}: {err}") from None
 

@@ -39,15 +39,17 @@ import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from .dispatch import Processor, Validator, WatchJob, dub_processor, probe_validator
 from .inbox import InboxScanner
 from .journal import (FOLDERS, INBOX_STATE_FILE, JOURNAL_FILE, LOG_FILE, SOURCE_RECORD, STAGING_PREFIX, FolderLock,
                       InboxState, Journal, WatchLocked, is_candidate, is_user_error, now_iso, one_sentence, sha256_of,
                       shown, unique_path, write_json_atomic)
 from .relocate import Move, relocate_references
 from .settings import SETTINGS_FILE, WatchSettings, WatchSettingsError, dub_options, load_settings
-from ..errors import DubError, InputError, OutputError
+from .storage import output_trouble, prepare_root
+from ..errors import DubError, InputError
 
 __all__ = ["WatchJob", "WatchLocked", "WatchOptions", "WatchSettings", "WatchSettingsError", "Watcher",
            "dub_processor", "is_candidate", "load_settings", "probe_validator", "run_watch"]
@@ -55,43 +57,12 @@ __all__ = ["WatchJob", "WatchLocked", "WatchOptions", "WatchSettings", "WatchSet
 log = logging.getLogger(__name__)
 
 DUPLICATE_MODES = ("done", "skip")
+OUTPUT_RETRY_S = 30.0   # how long files wait in the inbox after the output folder could not take a dub
+INTERRUPTED_JOB = ("Its dub was interrupted by a signal the watcher did not get (sent to the worker processes); "
+                   "drop the file into the inbox again to dub it.")
 
 
-# ----------------------------------------------------------------------------- jobs and processors
-
-@dataclass(frozen=True)
-class WatchJob:
-    """One claimed input. A processor writes everything into `staging` (an empty folder inside
-    output/), naming the dubbed video `output_name`; the watcher renames the folder into place,
-    first pointing the timelines and manifest written there at the final folder and at the
-    input's place in done/ (see dubber.watch.relocate)."""
-
-    source: Path
-    original_name: str
-    staging: Path
-    output_name: str
-    settings: WatchSettings
-    sha256: str
-
-
-Processor = Callable[[WatchJob], None]
-Validator = Callable[[Path], Any]
-
-
-def dub_processor(job: WatchJob) -> None:
-    """The dubbing pipeline with the folder's settings, in this process (without a processor,
-    the watcher runs the same dub on its worker processes or Ray cluster instead)."""
-    from ..api import dub
-
-    dub(job.source, job.staging / job.output_name, dub_options(job.settings, job.staging / "stems"))
-
-
-def probe_validator(path: Path) -> Any:
-    """Refuse empty, truncated or non-video files before any work (the real probe)."""
-    from ..api import probe
-
-    return probe(path)
-
+# ----------------------------------------------------------------------------- options
 
 @dataclass(frozen=True)
 class WatchOptions:
@@ -139,6 +110,12 @@ class WatchOptions:
             raise ValueError("a processor runs inside the watcher, so it cannot run on a Ray cluster")
 
 
+def file_state(path: Path) -> tuple[int, int]:
+    """(size, mtime_ns): what tells a file that is still being written from one that is not."""
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
 def default_workers(settings: WatchSettings) -> int:
     """One job at a time on a GPU (one model in memory); two for the CPU score engine."""
     backend = settings.backend
@@ -180,6 +157,9 @@ class Watcher:
         # being written (a slow copy that paused), so it goes back to the inbox.
         self.failed_stat: dict[Path, tuple[int, int]] = self._failed_stats()
         self.failures = 0                             # files this run moved to failed/
+        self.stopping = False                         # Ctrl-C or SIGTERM reached the watcher
+        self.paused_until = 0.0                       # monotonic time files are taken again
+        self.output_trouble: str | None = None        # what keeps the output folder from a dub, as said
 
     def _failed_stats(self) -> dict[Path, tuple[int, int]]:
         """The failed/ files with the size and time they had when they failed, from their error
@@ -285,11 +265,24 @@ class Watcher:
     def handle(self, claimed: Path, name: str) -> None:
         sha = ""
         try:
+            # Taken before the hash: a copy that goes on writing into the claimed file (it paused
+            # longer than stable_s) shows up as a change by the time the result is published.
+            at_claim = file_state(claimed)
             sha = sha256_of(claimed)
             with self._exclusive(sha):
-                self._handle(claimed, name, sha)
-        except Exception as err:  # whatever happens, the input ends in failed/ with a reason
-            self._fail(claimed, name, sha, err)
+                self._handle(claimed, name, sha, at_claim)
+        except Exception as err:  # whatever happens, the input ends in failed/ with a reason...
+            trouble = output_trouble(self.dirs["output"], err)
+            if trouble is None:
+                self._fail(claimed, name, sha, err)
+            else:   # ...unless the output folder is why: then the file waits in the inbox for it
+                self._wait_for_output(claimed, name, trouble)
+        except KeyboardInterrupt:
+            if self.stopping:   # the watcher stops: the file stays in processing/ for the next start
+                raise
+            from .dispatch import JobFailed
+
+            self._fail(claimed, name, sha, JobFailed(INTERRUPTED_JOB, "Interrupted"))
 
     def _exclusive(self, sha: str):
         """Jobs with the same content run one after another, so the second sees the first's
@@ -312,20 +305,26 @@ class Watcher:
 
         return _Gate()
 
-    def _handle(self, claimed: Path, name: str, sha: str) -> None:
+    def _handle(self, claimed: Path, name: str, sha: str, at_claim: tuple[int, int]) -> None:
         prior = self.journal.done_record(sha)
         if prior is not None or sha in self.outputs_by_sha:
-            self._duplicate(claimed, name, sha, prior)
-            return
+            earlier = prior.get("output") if prior else self.outputs_by_sha.get(sha)
+            if isinstance(earlier, str) and earlier and (self.dirs["output"] / earlier).is_dir():
+                self._duplicate(claimed, name, sha, prior)
+                return
+            # Deleting an output folder is how a user asks for a dub again.
+            log.info("%s was dubbed before into output/%s, which is gone; dubbing it again", shown(name),
+                     shown(str(earlier)))
+            self.outputs_by_sha.pop(sha, None)
         self.journal.append("claimed", name=name, claimed_as=claimed.name, sha256=sha,
                             size=claimed.stat().st_size)
         if claimed.stat().st_size == 0:
             raise InputError(f"{name} is empty (0 bytes); copy the video into the inbox again.")
         if self.validator is not None:
             self.validator(claimed)
-        self._process(claimed, name, sha)
+        self._process(claimed, name, sha, at_claim)
 
-    def _process(self, claimed: Path, name: str, sha: str) -> None:
+    def _process(self, claimed: Path, name: str, sha: str, at_claim: tuple[int, int]) -> None:
         import shutil
 
         from ..options import default_output_path   # one naming rule for every way of dubbing
@@ -335,14 +334,19 @@ class Watcher:
         staging.mkdir()
         job = WatchJob(claimed, name, staging, default_output_path(Path(name)).name, self.settings, sha)
         try:
-            self._work(job)
+            ledger_job = self._work(job)
             # Names in output/ and done/ are chosen and taken under one lock, so the timelines can
             # name the final places before anything moves there.
             with self.lock:
+                if file_state(claimed) != at_claim:   # the dub describes only part of the file
+                    self._return_changed(claimed, name)
+                    return
                 final = unique_path(self.dirs["output"], stem)
                 original = unique_path(self.dirs["done"], name)
                 self._publish(job, final, original)
                 self._record_done(claimed, name, sha, final.name, original)
+            if ledger_job is not None:
+                self.dispatch.filed(ledger_job, ((staging, final), (claimed, original)))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -359,20 +363,48 @@ class Watcher:
         os.replace(job.staging, final)
         self.outputs_by_sha[job.sha256] = final.name
 
-    def _work(self, job: WatchJob) -> None:
+    def _return_changed(self, claimed: Path, name: str) -> None:
+        """The claimed file changed while it was dubbed: a copy that paused and went on. Its dub
+        is thrown away and the file waits in the inbox until it stops changing (call with the
+        lock held)."""
+        back = unique_path(self.dirs["inbox"], name)
+        os.replace(claimed, back)
+        self.journal.append("returned", name=back.name, claimed_as=claimed.name,
+                            reason="changed while it was being dubbed")
+        log.warning("%s changed while it was being dubbed (its copy was still going on); the dub was discarded "
+                    "and the file is back in the inbox until it stops changing", shown(name))
+
+    def _wait_for_output(self, claimed: Path, name: str, trouble: str) -> None:
+        """The output folder cannot take a dub (gone, read-only, full): the file goes back to the
+        inbox, and no file is taken for OUTPUT_RETRY_S, so a backlog waits there instead of
+        draining into failed/. Said once until a dub is published again."""
+        with self.lock:
+            back = unique_path(self.dirs["inbox"], name)
+            os.replace(claimed, back)
+            self.paused_until = time.monotonic() + OUTPUT_RETRY_S
+            said, self.output_trouble = self.output_trouble, trouble
+        self.journal.append("returned", name=back.name, claimed_as=claimed.name, reason=trouble)
+        if said != trouble:
+            log.warning("%s Files wait in the inbox meanwhile, tried again every %g s.", trouble, OUTPUT_RETRY_S)
+        log.info("%s is back in the inbox until the output folder can be written", shown(back.name))
+
+    def _work(self, job: WatchJob) -> Any:
         """The processor in this thread, or the pipeline on the batch machinery (this thread
-        waits for it, the scan goes on)."""
+        waits for it, the scan goes on; returns its ledger job)."""
         if self.processor is not None:
             self.processor(job)
-        else:
-            options = dub_options(job.settings, job.staging / "stems")
-            self.dispatch.run(job.source, job.staging / job.output_name, job.sha256, options)
+            return None
+        options = dub_options(job.settings, job.staging / "stems")
+        return self.dispatch.run(job.source, job.staging / job.output_name, job.sha256, options)
 
     def _record_done(self, claimed: Path, name: str, sha: str, output: str, original: Path) -> None:
         self.journal.append("done", name=name, claimed_as=claimed.name, sha256=sha, output=output,
                             done_as=original.name)
         os.replace(claimed, original)
         log.info("dubbed %s -> output/%s", shown(name), shown(output))
+        if self.output_trouble is not None:
+            self.output_trouble = None
+            log.info("the output folder %s takes dubs again", self.dirs["output"])
 
     def _done_path(self, name: str, done_as: object) -> Path:
         """Where an original goes in done/: the name its output's timelines were given when it is
@@ -454,6 +486,7 @@ class Watcher:
                 try:
                     self._loop(pool, stop, once_until)
                 except KeyboardInterrupt:   # Ctrl-C, SIGTERM: what is in flight resumes next start
+                    self.stopping = True
                     if self.dispatch is not None:
                         self.dispatch.interrupt()
                     raise
@@ -479,7 +512,8 @@ class Watcher:
         running: set[Future] = set()
         while not stop.is_set():
             self.reload_settings()
-            for path in self.scan():
+            ready = self.scan()
+            for path in ready if time.monotonic() >= self.paused_until else ():
                 claimed = self.claim(path)
                 if claimed is not None:
                     running.add(pool.submit(self.handle, claimed, path.name))
@@ -516,33 +550,6 @@ class Watcher:
 
 
 # ----------------------------------------------------------------------------- entry points
-
-def prepare_root(root: Path, out_dir: str | None = None) -> tuple[Path, str | None, bool]:
-    """Create ROOT's folders and the output folder; refuse a ROOT or output that is a file, and a
-    ROOT whose parent folder does not exist (a mistyped path is not made into a folder tree).
-    Returns both as absolute paths, and whether ROOT was set up as a watch folder just now."""
-    from ..options import check_writable_folder
-
-    root = Path(root).expanduser().absolute()
-    if root.exists() and not root.is_dir():
-        raise InputError(f"{root} is a file; give a folder to watch.")
-    if not root.exists() and not root.parent.exists():
-        raise InputError(f"Cannot set up a watch folder at {root}: the folder {root.parent} does not exist; "
-                         "check the path for a typo, or create that folder first.")
-    if not root.exists() and not root.parent.is_dir():
-        raise InputError(f"Cannot set up a watch folder at {root}: {root.parent} is a file; give a path in a folder.")
-    out = Path(out_dir).expanduser().absolute() if out_dir is not None else None
-    if out is not None and out.exists() and not out.is_dir():
-        raise OutputError(f"The watch output {out} is a file; give a folder with -o.")
-    if out is not None:
-        check_writable_folder(out, what="watch output", new_parents=True)
-        out.mkdir(parents=True, exist_ok=True)
-    new = not (root / "inbox").is_dir()
-    root.mkdir(exist_ok=True)
-    for name in FOLDERS:
-        (root / name).mkdir(exist_ok=True)
-    return root, None if out is None else str(out), new
-
 
 def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = None) -> int:
     """Watch ROOT until `stop` is set (or, with options.once, until what is ready is done).
