@@ -30,7 +30,8 @@ _EXPORTS = {
     "ClipText": "prompts", "StoryText": "prompts", "compose_story": "prompts", "DUBBING_LEAD": "prompts",
     # errors
     "AudioStoryError": "errors", "WeightsNotFound": "errors", "DeviceUnavailable": "errors",
-    "CheckpointMismatch": "errors", "InvalidRequest": "errors", "GenerationFailed": "errors",
+    "CheckpointMismatch": "errors", "CheckpointDamaged": "errors", "InvalidRequest": "errors",
+    "GenerationFailed": "errors",
 }
 
 __all__ = sorted([*_EXPORTS, "load"])
@@ -39,8 +40,8 @@ if TYPE_CHECKING:
     from .checkpoint import expected_shapes, load_model, load_tokenizer, load_vae
     from .config import AudioStoryConfig, SamplingConfig
     from .device import Placement, resolve_device
-    from .errors import (AudioStoryError, CheckpointMismatch, DeviceUnavailable, GenerationFailed,
-                         InvalidRequest, WeightsNotFound)
+    from .errors import (AudioStoryError, CheckpointDamaged, CheckpointMismatch, DeviceUnavailable,
+                         GenerationFailed, InvalidRequest, WeightsNotFound)
     from .hub import REPO_ID, CheckpointFiles, download, locate
     from .model import AudioStory, build_audiostory
     from .pipeline import CUE_SAMPLE_RATE, AudioStoryPipeline, ClipConditions, ClipCue, CueRender, StoryResult
@@ -58,7 +59,8 @@ def load(path_or_repo: str | None = None, device: str | None = None,
         dtype: "float32", "float16" or "bfloat16"; None picks float32 on CPU, float16 on CUDA.
 
     Raises:
-        DeviceUnavailable, WeightsNotFound, CheckpointMismatch: each with a one-sentence fix.
+        DeviceUnavailable, WeightsNotFound, CheckpointMismatch, CheckpointDamaged: each with a
+            one-sentence fix.
     """
     from .pipeline import AudioStoryPipeline
 

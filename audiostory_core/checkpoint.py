@@ -7,7 +7,8 @@
   once and listed as aliases in the file's metadata.
 * Before any tensor is read, the file's key set and shapes are compared with what the model
   built from the config expects (`expected_shapes`, a meta-device build named through
-  `keys.py`); any difference raises `CheckpointMismatch` listing every offending key.
+  `keys.py`); any difference raises `CheckpointMismatch` naming the first offending key (the
+  error keeps them all). A file that is cut short, corrupt or unreadable is named by `files.py`.
 * The model is described by the folder itself: the base LLM's and T5's config.json, the DiT's
   `Flux_detokenizer/config.json`, the VAE's optional `Flux_detokenizer/vae/config.json`,
   config.yaml (LoRA alpha, query counts, feature scale, and an optional `sampling:` section),
@@ -25,14 +26,15 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
-from .errors import CheckpointMismatch, WeightsNotFound
+from .errors import INCOMPLETE, CheckpointDamaged, CheckpointMismatch, WeightsNotFound
+from .files import read_error, read_json, read_yaml, reading
 from .hub import QWEN_DIR_NAME, QWEN_REPO_ID
-from .keys import Shape, check_keys
+from .keys import T5_PREFIX, Shape, check_keys
 
 if TYPE_CHECKING:
     import torch
 
-    from .config import AudioStoryConfig, SamplingConfig, VAEConfig
+    from .config import AudioStoryConfig, LLMConfig, SamplingConfig, VAEConfig
     from .device import Placement
     from .hub import CheckpointFiles
     from .model import AudioStory
@@ -58,19 +60,15 @@ def load_pickle(path: str | os.PathLike) -> dict[str, "torch.Tensor"]:
     """Open a `pytorch_model.bin` safely (no code execution) and memory-mapped.
 
     Raises:
-        WeightsNotFound: the file is missing.
-        CheckpointMismatch: the file holds no tensor dict or needs unsafe unpickling.
+        WeightsNotFound: the file is missing or this user may not read it.
+        CheckpointDamaged: the file is cut short or corrupt, holds no tensor dict, or holds
+            Python objects (which only unsafe unpickling would build).
     """
-    import pickle
-
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFound(f"The weights file {path} does not exist; download the checkpoint again.")
-    try:
+    with reading(path):
         obj = _load_weights_only(path)
-    except pickle.UnpicklingError as err:
-        raise CheckpointMismatch(
-            str(path), unexpected=[f"non-tensor pickle content ({str(err).splitlines()[0]})"]) from err
     return _tensor_dict(obj, path)
 
 
@@ -93,7 +91,7 @@ def _tensor_dict(obj: Any, path: Path) -> dict[str, "torch.Tensor"]:
         if isinstance(obj, Mapping) and len(obj) == 1 and isinstance(obj.get(wrapper), Mapping):
             obj = obj[wrapper]
     if not isinstance(obj, Mapping):
-        raise CheckpointMismatch(str(path), unexpected=[f"top-level {type(obj).__name__}"])
+        raise CheckpointDamaged(path, f"holds a {type(obj).__name__} where named tensors are expected")
     skipped = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if skipped:
         log.warning("Ignoring %d non-tensor entries in %s: %s", len(skipped), path, skipped[:5])
@@ -171,10 +169,15 @@ def as_safetensors(weights: str | os.PathLike, cache_dir: str | os.PathLike | No
 
 
 def read_shapes(st_path: str | os.PathLike) -> dict[str, Shape]:
-    """Every key's shape (aliases included) from the safetensors header, reading no tensor data."""
+    """Every key's shape (aliases included) from the safetensors header, reading no tensor data.
+
+    Raises:
+        CheckpointDamaged: the file is cut short or corrupt.
+        WeightsNotFound: the file is missing or this user may not read it.
+    """
     from safetensors import safe_open
 
-    with safe_open(str(st_path), framework="pt") as f:
+    with reading(st_path), safe_open(str(st_path), framework="pt") as f:
         shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
         aliases = _aliases(f.metadata())
     shapes.update({alias: shapes[target] for alias, target in aliases.items() if target in shapes})
@@ -184,11 +187,18 @@ def read_shapes(st_path: str | os.PathLike) -> dict[str, Shape]:
 def read_tensors(
     st_path: str | os.PathLike, keys: Iterable[str] | None = None, dtype: "torch.dtype | None" = None
 ) -> dict[str, "torch.Tensor"]:
-    """Load tensors (aliases resolved), optionally only `keys`, floating ones cast to `dtype`."""
+    """Load tensors (aliases resolved), optionally only `keys`, floating ones cast to `dtype`.
+
+    Raises:
+        CheckpointDamaged: the file is cut short or corrupt.
+        WeightsNotFound: the file is missing or this user may not read it.
+    """
     from safetensors import safe_open
 
     out: dict[str, "torch.Tensor"] = {}
-    with safe_open(str(st_path), framework="pt") as f:
+    with reading(st_path):   # the header is checked against the file's size when it is opened
+        handle = safe_open(str(st_path), framework="pt")
+    with handle as f:
         aliases = _aliases(f.metadata())
         wanted = list(keys) if keys is not None else list(f.keys()) + list(aliases)
         for key in wanted:
@@ -246,15 +256,14 @@ def base_llm_files(folder: Path) -> list[Path]:
 
     Raises:
         WeightsNotFound: the index names a shard that is not there.
-        CheckpointMismatch: the index is unreadable.
+        CheckpointDamaged: the index is not valid JSON or has no weight_map.
     """
     index = folder / "model.safetensors.index.json"
     if not index.is_file():
         return [folder / "model.safetensors"]
-    weight_map = _read_json(index).get("weight_map")
+    weight_map = read_json(index).get("weight_map")
     if not isinstance(weight_map, Mapping):
-        raise CheckpointMismatch(str(index), problem="it has no weight_map",
-                                 hint="download the base model's files again")
+        raise CheckpointDamaged(index, "has no weight_map")
     shards = [folder / name for name in sorted(set(map(str, weight_map.values())))]
     absent = [p for p in shards if not p.is_file()]
     if absent:
@@ -266,19 +275,7 @@ def base_llm_files(folder: Path) -> list[Path]:
 # --------------------------------------------------------------------------------------------
 # Configs of a checkpoint folder
 # --------------------------------------------------------------------------------------------
-T5_PREFIX = "tangoflux.text_encoder."
 _RESAMPLER_PREFIXES = ("seedx.input_resampler.", "seedx.output_resampler.", "seedx.whisper_resampler_llava.")
-
-
-def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """Parse `config.yaml` as plain data (Hydra `_target_` entries stay strings, nothing runs)."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
-        raise CheckpointMismatch(str(path), unexpected=[f"unreadable YAML ({type(err).__name__})"]) from err
-    return data if isinstance(data, dict) else {}
 
 
 def _find(tree: Any, name: str) -> Any:
@@ -327,7 +324,8 @@ def config_from_files(yaml_cfg: Mapping[str, Any], flux_cfg: Mapping[str, Any], 
         raise CheckpointMismatch(
             "Flux_detokenizer", mismatched=[("config.json in_channels", (dit.in_channels,),
                                              (vae.decoder_input_channels,))],
-            mismatch_label="latent width(s) that differ from the VAE's decoder_input_channels")
+            problem=f"config.json's in_channels {dit.in_channels} differs from the VAE's decoder_input_channels "
+                    f"{vae.decoder_input_channels}")
     llm = LLMConfig.from_dict(_flat_rope(llm_json)) if llm_json else base.llm
     emb = shapes.get("seedx.llm.base_model.model.model.embed_tokens.weight")
     if emb:
@@ -377,13 +375,17 @@ def sampling_config(yaml_cfg: Mapping[str, Any], generation: Mapping[str, Any] |
     if section is None:
         return dataclasses.replace(SamplingConfig(), **generation)
     if not isinstance(section, Mapping):
-        raise CheckpointMismatch("config.yaml", unexpected=[f"{SAMPLING_SECTION} ({type(section).__name__})"])
+        raise CheckpointMismatch("config.yaml", unexpected=[f"{SAMPLING_SECTION} ({type(section).__name__})"],
+                                 problem=f"its {SAMPLING_SECTION} section is a {type(section).__name__}, not a mapping",
+                                 hint=f"fix or remove the {SAMPLING_SECTION} section of config.yaml")
     defaults = {f.name: getattr(SamplingConfig(), f.name) for f in dataclasses.fields(SamplingConfig)}
     unknown = [f"{SAMPLING_SECTION}.{k}" for k in section if k not in defaults]
     invalid = [f"{SAMPLING_SECTION}.{k}={v!r}" for k, v in section.items()
                if k in defaults and not _valid_setting(k, v, defaults[k])]
     if unknown or invalid:
-        raise CheckpointMismatch("config.yaml", unexpected=unknown + invalid)
+        first = f"{unknown[0]} is not a known setting" if unknown else f"{invalid[0]} is not a valid setting"
+        raise CheckpointMismatch("config.yaml", unexpected=unknown + invalid, problem=first,
+                                 hint=f"fix or remove that entry of the {SAMPLING_SECTION} section of config.yaml")
     settings = {k: type(defaults[k])(v) for k, v in section.items()}
     return SamplingConfig(**{**settings, **generation})
 
@@ -413,7 +415,7 @@ def generation_settings(path: str | os.PathLike | None) -> dict[str, Any]:
     """
     if path is None:
         return {}
-    data = _read_json(Path(path))
+    data = read_json(Path(path))
     out: dict[str, Any] = {}
     penalty, eos, limit = data.get("repetition_penalty"), data.get("eos_token_id"), data.get("max_new_tokens")
     if penalty is not None:
@@ -520,14 +522,48 @@ def load_model(files: "CheckpointFiles", placement: "Placement",
 
 def _model_config(files: "CheckpointFiles", shapes: Mapping[str, Shape]) -> "AudioStoryConfig":
     """`config_from_files` on the folder's files; sizes that cannot fit together are refused."""
+    llm_config = files.qwen_dir / "config.json"
+    llm_json = _optional_json(llm_config)
     try:
-        return config_from_files(read_yaml(files.config_yaml), _read_json(files.flux_config), shapes,
-                                 _optional_json(files.qwen_dir / "config.json"),
-                                 _optional_json(files.t5_dir / "config.json") if files.t5_dir else None,
-                                 vae_config(files), generation_settings(files.generation_config))
+        cfg = config_from_files(read_yaml(files.config_yaml), read_json(files.flux_config), shapes, llm_json,
+                                _optional_json(files.t5_dir / "config.json") if files.t5_dir else None,
+                                vae_config(files), generation_settings(files.generation_config))
     except ValueError as err:
         raise CheckpointMismatch(str(files.weights), problem=f"its weight shapes do not fit together ({err})"
                                  ) from err
+    _check_special_token_ids(cfg.llm, llm_config, from_file=llm_json is not None)
+    return cfg
+
+
+def _check_special_token_ids(llm: "LLMConfig", llm_config: Path, from_file: bool) -> None:
+    """Refuse pad/bos/eos ids outside the vocabulary the weights have (the embedding's padding row
+    must exist). Without the base model's config.json they are the released model's, which fit
+    only a full-size vocabulary.
+
+    Raises:
+        WeightsNotFound: config.json is missing and the released ids do not fit.
+        CheckpointMismatch: config.json names an id outside the vocabulary.
+    """
+    outside = [(name, i) for name in ("pad_token_id", "bos_token_id", "eos_token_id")
+               for i in _token_ids(getattr(llm, name)) if not 0 <= i < llm.vocab_size]
+    if not outside:
+        return
+    if not from_file:
+        raise WeightsNotFound(
+            f"The file {llm_config} is missing and the released model's token ids do not fit this checkpoint's "
+            f"{llm.vocab_size}-token vocabulary; put the config.json of the base model these weights were "
+            f"trained from in that folder.", reason=INCOMPLETE)
+    name, token_id = outside[0]
+    raise CheckpointMismatch(str(llm_config), problem=f"its {name} {token_id} is outside the weights' "
+                             f"{llm.vocab_size}-token vocabulary",
+                             hint="use the config.json of the base model these weights were trained from")
+
+
+def _token_ids(value: Any) -> list[int]:
+    # transformers allows one id, a list of ids, or none.
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, int)]
+    return [value] if isinstance(value, int) and not isinstance(value, bool) else []
 
 
 def _index_base_llm(weights: WeightIndex, files: "CheckpointFiles", expected: Mapping[str, Shape]) -> None:
@@ -582,8 +618,10 @@ def _t5_state(files: "CheckpointFiles", expected: Mapping[str, Shape],
     candidates = [t5_dir / "model.safetensors", t5_dir / "pytorch_model.bin"]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
-        raise WeightsNotFound(f"No flan-t5-large weights were found in {t5_dir}; run "
-                              f"`hf download {hub.T5_REPO_ID}`.")
+        # The checkpoint's own folder is used in place of the Hub cache: a download alone would not help.
+        fix = (f"put the {hub.T5_DIR_NAME} weights in that folder or remove it" if files.t5_dir is not None
+               else f"run `hf download {hub.T5_REPO_ID}`")
+        raise WeightsNotFound(f"No flan-t5-large weights were found in {t5_dir}; {fix}.")
     st_path = as_safetensors(path, cache_dir)
     found = {T5_PREFIX + k: v for k, v in read_shapes(st_path).items()}
     wanted = {k for k in found if k in expected}
@@ -604,23 +642,24 @@ def vae_config(files: "CheckpointFiles") -> "VAEConfig":
     present, else Stable Audio Open's, which the official runner builds (spec §2.5).
 
     Raises:
-        CheckpointMismatch: the file is unreadable or describes no valid Oobleck VAE.
+        CheckpointDamaged: the file is not valid JSON.
+        CheckpointMismatch: the file describes no valid Oobleck VAE.
     """
     from .config import VAEConfig
 
     path = Path(files.vae_config)
     if not path.is_file():
         return VAEConfig()
-    data = _read_json(path)
-    if not isinstance(data, Mapping):
-        raise CheckpointMismatch(str(path), unexpected=[f"top-level {type(data).__name__}"])
+    data = read_json(path)
+    fix = "fix that entry of vae/config.json, or remove the file to use the released VAE's settings"
     try:
         cfg = VAEConfig.from_dict(data)
     except TypeError as err:
-        raise CheckpointMismatch(str(path), unexpected=[f"invalid VAE config ({err})"]) from err
+        raise CheckpointMismatch(str(path), problem=f"it is no Oobleck VAE config ({err})", hint=fix) from err
     problems = _vae_config_problems(cfg)
     if problems:
-        raise CheckpointMismatch(str(path), unexpected=problems)
+        raise CheckpointMismatch(str(path), unexpected=problems, problem=f"{problems[0]} is not a valid setting",
+                                 hint=fix)
     return cfg
 
 
@@ -663,18 +702,25 @@ def load_tokenizer(files: "CheckpointFiles", cfg: "AudioStoryConfig"):
     full-size vocabulary must have the released ids (spec §1.3).
 
     Raises:
+        WeightsNotFound: the tokenizer file is missing or this user may not read it.
+        CheckpointDamaged: a tokenizer file is not valid JSON or cannot be parsed.
         CheckpointMismatch: wrong length, ids out of order, or (full size) an id that differs.
     """
     from transformers import AutoTokenizer
 
     from .tokenizer import FULL_VOCAB_LEN, check_full_size_ids, extend_tokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(files.qwen_dir))
+    vocabulary = _tokenizer_vocabulary_file(files.qwen_dir)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(files.qwen_dir))
+    except Exception as err:   # the tokenizers library raises a bare Exception for a file it cannot parse
+        raise read_error(vocabulary, err) from err
     tok = extend_tokenizer(tok, *added_token_counts(tok.get_vocab()))
     if len(tok) != cfg.llm.vocab_size:
         raise CheckpointMismatch(f"tokenizer in {files.qwen_dir}",
                                  mismatched=[("len(tokenizer)", (len(tok),), (cfg.llm.vocab_size,))],
-                                 mismatch_label="size(s) that differ from the model's vocabulary")
+                                 problem=f"it has {len(tok)} tokens where the weights have {cfg.llm.vocab_size}",
+                                 hint="use the tokenizer of the base model these weights were trained from")
     if cfg.llm.vocab_size == FULL_VOCAB_LEN:
         check_full_size_ids(tok)
     return tok
@@ -697,12 +743,29 @@ def _run_length(vocab: Mapping[str, int], name) -> int:
     return count
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise CheckpointMismatch(str(path), unexpected=[f"unreadable JSON ({type(err).__name__})"]) from err
+# The tokenizer's vocabulary: transformers' own file, else a slow tokenizer's (with merges.txt).
+TOKENIZER_VOCABULARY_FILES = ("tokenizer.json", "vocab.json")
+# Every JSON file AutoTokenizer reads from a folder, parsed first so that a damaged one is named.
+_TOKENIZER_JSON_FILES = ("tokenizer_config.json", "special_tokens_map.json", "added_tokens.json") \
+    + TOKENIZER_VOCABULARY_FILES
+
+
+def _tokenizer_vocabulary_file(folder: Path) -> Path:
+    """The tokenizer's vocabulary file, once every tokenizer JSON file there has parsed.
+
+    Raises:
+        WeightsNotFound: there is no vocabulary file (AutoTokenizer would build a tokenizer
+            without the base vocabulary), or a file may not be read.
+        CheckpointDamaged: a tokenizer JSON file is not valid JSON.
+    """
+    vocabulary = next((folder / f for f in TOKENIZER_VOCABULARY_FILES if (folder / f).is_file()), None)
+    if vocabulary is None:
+        raise WeightsNotFound(f"The tokenizer file {folder / TOKENIZER_VOCABULARY_FILES[0]} is missing; put "
+                              f"{QWEN_REPO_ID}'s {TOKENIZER_VOCABULARY_FILES[0]} in that folder.", reason=INCOMPLETE)
+    for name in _TOKENIZER_JSON_FILES:
+        _optional_json(folder / name)
+    return vocabulary
 
 
 def _optional_json(path: Path) -> dict[str, Any] | None:
-    return _read_json(path) if Path(path).is_file() else None
+    return read_json(path) if Path(path).is_file() else None

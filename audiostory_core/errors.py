@@ -17,10 +17,12 @@ NOT_CACHED = "weights_not_cached"            # a Hub repo id with nothing in the
 FOLDER_MISSING = "weights_folder_missing"    # a folder path that does not exist
 INCOMPLETE = "weights_incomplete"            # a folder (or snapshot) lacking a required part
 DOWNLOAD_FAILED = "weights_download_failed"  # the Hub could not be reached or has no such repo
+UNREADABLE = "weights_unreadable"            # a file or folder of it that this user may not read
 
 
 class WeightsNotFound(AudioStoryError):
-    """The checkpoint (or one of its parts) is neither on disk nor downloadable here.
+    """The checkpoint (or one of its parts) is neither on disk nor downloadable here, or this
+    user may not read it (UNREADABLE).
 
     `reason` is one of the codes above; `detail` is the sentence without its fix, for callers
     that word the fix themselves.
@@ -30,6 +32,13 @@ class WeightsNotFound(AudioStoryError):
         super().__init__(message)
         self.reason = reason
         self.detail = detail if detail is not None else message
+
+    @property
+    def fix(self) -> str:
+        """What the message says to do (the part after `detail`; "" when it has no separate fix),
+        for callers that show the cause and the fix apart."""
+        message = str(self)
+        return message[len(self.detail):].lstrip("; ").rstrip(".") if message.startswith(self.detail) else ""
 
 
 class DeviceUnavailable(AudioStoryError):
@@ -44,10 +53,23 @@ class GenerationFailed(AudioStoryError):
     """The language model's output did not contain a usable clip plan."""
 
 
+class CheckpointDamaged(AudioStoryError):
+    """A checkpoint file is there but cannot be used as it is: cut short or corrupt, not valid
+    JSON or YAML, or a pickle that holds Python objects instead of plain tensors.
+
+    `path` is the file, `problem` what the sentence says of it, `fix` what to do about it.
+    """
+
+    def __init__(self, path: object, problem: str, fix: str = "download it again"):
+        self.path, self.problem, self.fix = str(path), problem, fix
+        super().__init__(f"The file {path} {problem}; {fix}.")
+
+
 class CheckpointMismatch(AudioStoryError):
     """A state dict does not match the model it is loaded into.
 
-    The message is one sentence; the full lists are kept on the instance for logs and tests.
+    The message names the first problem and counts the rest; the full lists are kept on the
+    instance for logs and tests.
     """
 
     def __init__(
@@ -56,17 +78,17 @@ class CheckpointMismatch(AudioStoryError):
         missing: Sequence[str] = (),
         unexpected: Sequence[str] = (),
         mismatched: Sequence[tuple[str, tuple[int, ...], tuple[int, ...]]] = (),
-        mismatch_label: str = "key(s) with the wrong shape",
         hint: str = "",
         problem: str = "",
+        noun: str = "key",
     ):
         self.source = source
         self.missing = tuple(sorted(missing))
         self.unexpected = tuple(sorted(unexpected))
         # (key, shape found in the file, shape the model expects)
         self.mismatched = tuple(sorted(mismatched))
-        self.mismatch_label = mismatch_label
         self.hint = hint or "re-download it or point to the official TencentARC/AudioStory-3B files"
+        self.noun = noun   # what the listed names are ("key", "token"), for the count
         self._problem = problem
         super().__init__(self._sentence())
 
@@ -83,20 +105,12 @@ class CheckpointMismatch(AudioStoryError):
         return f"{self.unexpected[0]} is not part of the model"
 
     def _sentence(self) -> str:
-        parts = []
-        if self.missing:
-            parts.append(f"{len(self.missing)} missing key(s) ({_preview(self.missing)})")
-        if self.unexpected:
-            parts.append(f"{len(self.unexpected)} unexpected key(s) ({_preview(self.unexpected)})")
-        if self.mismatched:
-            shown = [f"{k} {list(got)} != expected {list(want)}" for k, got, want in self.mismatched]
-            parts.append(f"{len(self.mismatched)} {self.mismatch_label} ({_preview(shown)})")
-        listed = f" ({'; '.join(parts)})" if parts else ""
+        # A full-size mismatch lists thousands of keys: the sentence names one and counts the rest.
+        more = len(self.missing) + len(self.unexpected) + len(self.mismatched) - 1
+        rest = ""
+        if more == 1:
+            rest = f", and 1 more {self.noun} differs"
+        elif more > 1:
+            rest = f", and {more} more {self.noun}s differ"
         return (f"The checkpoint {self.source} does not match the AudioStory model: "
-                f"{self.first_problem}{listed}; {self.hint}.")
-
-
-def _preview(items: Sequence[str], limit: int = 8) -> str:
-    shown = ", ".join(items[:limit])
-    rest = len(items) - limit
-    return shown + (f", and {rest} more" if rest > 0 else "")
+                f"{self.first_problem}{rest}; {self.hint}.")

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DOWNLOAD_FAILED, FOLDER_MISSING, INCOMPLETE, NOT_CACHED, WeightsNotFound
+from .files import blocked_part, stored_names, unreadable
+from .keys import T5_PREFIX, strip_ddp_prefix
 
 log = logging.getLogger(__name__)
 
@@ -103,16 +105,20 @@ def locate(path_or_repo: str | os.PathLike | None = None, *, local_only: bool = 
             process environment is left as it is).
 
     Raises:
-        WeightsNotFound: a required part is absent and cannot be downloaded here.
+        WeightsNotFound: a required part is absent and cannot be downloaded here, or a folder
+            of it may not be read by this user (reason UNREADABLE).
     """
     target = REPO_ID if path_or_repo is None else str(path_or_repo)
-    root = Path(target).expanduser()
-    if not root.exists():
-        if not _looks_like_repo_id(target):
-            detail = f"The AudioStory checkpoint folder {target} does not exist"
-            raise WeightsNotFound(f"{detail}; {DOWNLOAD_HINT}.", reason=FOLDER_MISSING, detail=detail)
-        root = fetch(target, local_only=local_only)
-    return _layout(root, label=target, local_only=local_only)
+    try:
+        root = Path(target).expanduser()
+        if not root.exists():
+            if not _looks_like_repo_id(target):
+                detail = f"The AudioStory checkpoint folder {target} does not exist"
+                raise WeightsNotFound(f"{detail}; {DOWNLOAD_HINT}.", reason=FOLDER_MISSING, detail=detail)
+            root = fetch(target, local_only=local_only)
+        return _layout(root, label=target, local_only=local_only)
+    except OSError as err:   # a folder of the checkpoint this user may not list or enter
+        raise unreadable(err.filename or target, err) from err
 
 
 def fetch(repo_id: str, allow_patterns: list[str] | None = None, *, local_only: bool = False) -> Path:
@@ -132,6 +138,7 @@ def fetch(repo_id: str, allow_patterns: list[str] | None = None, *, local_only: 
             allow_patterns=allow_patterns,
         ))
     except (LocalEntryNotFoundError, HfHubHTTPError, HFValidationError, OSError) as err:
+        _refuse_unreadable_cache(repo_id, err)
         hint = DOWNLOAD_HINT if repo_id == REPO_ID else f"run `hf download {repo_id}`"
         if local_only:
             detail = f"The model files of {repo_id} are not in the Hugging Face cache ({hub_cache_dir()})"
@@ -145,6 +152,16 @@ def fetch(repo_id: str, allow_patterns: list[str] | None = None, *, local_only: 
             f"and copy its Hugging Face cache ({hub_cache_dir()}) here or pass the checkpoint folder with --model PATH.",
             reason=NOT_CACHED if offline() else DOWNLOAD_FAILED, detail=detail,
         ) from err
+
+
+def _refuse_unreadable_cache(repo_id: str, err: Exception) -> None:
+    """Raise UNREADABLE when the repo's cache folder is there but this user may not read it: the
+    Hub client then reports the files as not cached, and downloading them again would not help."""
+    repo_dir = hub_cache_dir() / f"models--{repo_id.replace('/', '--')}"
+    for part in (repo_dir / "refs" / "main", repo_dir / "snapshots"):
+        blocked = blocked_part(part)
+        if blocked is not None:
+            raise unreadable(blocked) from err
 
 
 def download(repo_id: str = REPO_ID) -> CheckpointFiles:
@@ -178,9 +195,27 @@ def _layout(root: Path, label: str, local_only: bool = False) -> CheckpointFiles
     qwen_dir = _qwen_dir(model_dir, near, local_only)
     t5_dir = _first_with(near, T5_DIR_NAME, ("config.json",))
     weights = next(model_dir / f for f in WEIGHT_FILES if (model_dir / f).is_file())
+    if t5_dir is not None:
+        _check_t5_dir(t5_dir, weights)
     base_dir = next((d / QWEN_DIR_NAME for d in near
                      if any((d / QWEN_DIR_NAME / f).is_file() for f in BASE_WEIGHT_FILES)), None)
     return CheckpointFiles(model_dir, weights, flux_dir, qwen_dir, t5_dir, base_dir)
+
+
+def _check_t5_dir(t5_dir: Path, weights: Path) -> None:
+    """Refuse a flan-t5-large folder without weights when the AudioStory weights lack the T5
+    encoder too: loading would take the encoder from that folder (it wins over the Hub cache)
+    and fail only then. As `checkpoint.load_model` decides, the T5 is outside when no key of the
+    weights starts with its prefix."""
+    if any((t5_dir / f).is_file() for f in WEIGHT_FILES):
+        return
+    names = stored_names(weights)
+    if names is None or any(strip_ddp_prefix(n).startswith(T5_PREFIX) for n in names):
+        return
+    detail = (f"The {T5_DIR_NAME} folder {t5_dir} has no weights ({' or '.join(WEIGHT_FILES)}) "
+              f"and {weights.name} does not hold the T5 encoder either")
+    raise WeightsNotFound(f"{detail}; put the {T5_DIR_NAME} weights in that folder or remove it.",
+                          reason=INCOMPLETE, detail=detail)
 
 
 def _find_model_dir(root: Path) -> Path | None:

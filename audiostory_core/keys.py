@@ -16,6 +16,7 @@ V = TypeVar("V")
 Shape = tuple[int, ...]
 LLM_PREFIX = "seedx.llm.base_model.model."
 DDP_PREFIX = "module."   # what torch's DistributedDataParallel puts before every key it saves
+T5_PREFIX = "tangoflux.text_encoder."   # the flan-t5-large encoder, absent from some .bin files
 
 # (our module prefix, checkpoint prefix); the first match wins, most specific first.
 _PREFIXES: tuple[tuple[str, str], ...] = (

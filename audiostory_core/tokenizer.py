@@ -77,12 +77,12 @@ def extend_tokenizer(
     if len(absent) == len(tokens):
         tokenizer.add_tokens(list(tokens), special_tokens=True)
     elif absent:
-        raise CheckpointMismatch("tokenizer", missing=absent)
+        raise CheckpointMismatch("tokenizer", missing=absent, noun="token")
     got = tokenizer.convert_tokens_to_ids(list(tokens))
     first = got[0]
     wrong = [(t, (i,), (first + k,)) for k, (t, i) in enumerate(zip(tokens, got)) if i != first + k]
     if wrong:
-        raise CheckpointMismatch("tokenizer", mismatched=wrong, mismatch_label="token(s) with the wrong id")
+        raise CheckpointMismatch("tokenizer", mismatched=wrong, noun="token")
     return tokenizer
 
 
@@ -97,7 +97,7 @@ def check_full_size_ids(tokenizer: "PreTrainedTokenizerBase") -> None:
     if len(tokenizer) != FULL_VOCAB_LEN:
         wrong.append(("len(tokenizer)", (len(tokenizer),), (FULL_VOCAB_LEN,)))
     if wrong:
-        raise CheckpointMismatch("tokenizer", mismatched=wrong, mismatch_label="token(s) with the wrong id")
+        raise CheckpointMismatch("tokenizer", mismatched=wrong, noun="token")
 
 
 def special_ids(tokenizer: "PreTrainedTokenizerBase", n_t5_query: int, n_aud_query: int) -> "SpecialTokenIds":
@@ -112,7 +112,7 @@ def special_ids(tokenizer: "PreTrainedTokenizerBase", n_t5_query: int, n_aud_que
     needed = added_tokens(n_t5_query, n_aud_query) + (IM_END,)
     absent = [t for t in needed if t not in vocab]
     if absent:
-        raise CheckpointMismatch("tokenizer", missing=absent)
+        raise CheckpointMismatch("tokenizer", missing=absent, noun="token")
     return SpecialTokenIds.from_vocab(vocab, n_t5_query, n_aud_query)
 
 

@@ -345,8 +345,7 @@ def _missing_weights_message(model: str | None, weights: Any) -> str:
     from audiostory_core.errors import NOT_CACHED
 
     if weights.reason != NOT_CACHED:
-        return (f"{weights.message[:1].upper()}{weights.message[1:]}; pass --model with a complete checkpoint "
-                "folder or run `dub models download`.")
+        return f"{weights.message[:1].upper()}{weights.message[1:]}; {weights.fix}."
     from audiostory_core.hub import REPO_ID
 
     if model is None or model == REPO_ID:

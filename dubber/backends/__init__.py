@@ -134,7 +134,8 @@ def weights_availability(model: str | None = None) -> Availability:
             fix = _DOWNLOAD_FIX if model in (None, hub.REPO_ID) else f"run `hf download {model}`"
             return Availability(False, NOT_CACHED, "AudioStory weights are not in the Hugging Face cache", fix)
         detail = err.detail.rstrip(". ")
-        return Availability(False, err.reason, f"{detail[:1].lower()}{detail[1:]}", _DOWNLOAD_FIX)
+        # The fix the loader names (make a folder readable, fill or remove a part) where it has one.
+        return Availability(False, err.reason, f"{detail[:1].lower()}{detail[1:]}", err.fix or _DOWNLOAD_FIX)
     return Availability(True, READY, f"weights in {files.model_dir}", location=str(files.model_dir))
 
 
