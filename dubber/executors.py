@@ -352,8 +352,14 @@ class ModelServer:
     def describe(self) -> tuple[str, bool]:
         return self.backend.NAME, bool(getattr(self.backend, "RENDERS_WHOLE_TIMELINE", False))
 
-    def render(self, plan: Any, analysis: Any) -> Any:
-        return self.backend.render(plan, analysis)
+    def render(self, plan: Any, analysis: Any, positions: list[int] | None = None) -> Any:
+        if positions is None:
+            return self.backend.render(plan, analysis)
+        return self.backend.render_cues(plan, analysis, positions)
+
+    def weights_identity(self) -> Any:
+        identity = getattr(self.backend, "weights_identity", None)
+        return identity() if identity is not None else None
 
 
 class RemoteBackend:
@@ -369,6 +375,18 @@ class RemoteBackend:
         import ray
 
         return ray.get(self.server.render.remote(plan, analysis))
+
+    def render_cues(self, plan: Any, analysis: Any, positions: Any, progress: ProgressFn = no_progress) -> Any:
+        """Some cues, with the rest of the plan as context (see DubBackend.render_cues)."""
+        import ray
+
+        return ray.get(self.server.render.remote(plan, analysis, list(positions)))
+
+    def weights_identity(self) -> Any:
+        """The served weights' identity, for the render cache (see AudioStoryBackend)."""
+        import ray
+
+        return ray.get(self.server.weights_identity.remote())
 
 
 def _ray_job(job: Job, options: DubOptions, server: Any = None, describe: tuple[str, bool] | None = None):

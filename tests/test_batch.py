@@ -470,7 +470,8 @@ def test_ray_model_server_renders_every_job_like_a_single_run(ray_cluster, clips
                   for name in ("clip0", "clip1")}
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "dubber.cli", "batch", str(clips["clip0"]), str(clips["clip1"]), "-o", str(out),
-           "--ray", ray_cluster, "--cache-dir", str(tmp_path / "cache"), "--json-progress", *model]
+           "--ray", ray_cluster, "--cache-dir", str(tmp_path / "cache"), "--json-progress", *model,
+           "--render-group", "1"]   # a cue per call, each still read within its whole plan's storyline
     code, done, stderr = _finish(subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                                   text=True))
     assert code == 0, (done, stderr[-3000:])
@@ -479,7 +480,9 @@ def test_ray_model_server_renders_every_job_like_a_single_run(ray_cluster, clips
     for name, reference in references.items():
         manifest = json.loads((out / f"{name}.dub.json").read_text())
         assert manifest["render"]["backend"] == "audiostory"
-        assert manifest["plan"] == json.loads(reference.with_suffix(".json").read_text())["plan"]
+        single = json.loads(reference.with_suffix(".json").read_text())
+        assert manifest["plan"] == single["plan"] and len(manifest["plan"]["cues"]) > 1
+        assert manifest["render"]["notes"] == single["render"]["notes"]   # every cue's seed: one storyline
         # A Ray worker runs torch on the one CPU its task holds, a single run on every core: the
         # sums inside the model add up in another order, so the audio matches to rounding only.
         ours = decode_audio(out / f"{name}.dub.mp4", 48_000, manifest["plan"]["total_samples"])
