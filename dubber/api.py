@@ -714,6 +714,8 @@ def prepare(video_path: str | os.PathLike, out_path: str | os.PathLike | None = 
     check_options(options)
     dest = plan_destinations(path, out_path, options)
     backend_name, reason = resolve_backend(options)
+    if options.soundfont and backend_name != "score":   # said, not silently dropped
+        reason += f"; --soundfont {options.soundfont} is for the score engine, so it is not used"
     return DubJob(path, options, dest, backend_name, reason)
 
 

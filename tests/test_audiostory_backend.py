@@ -118,3 +118,17 @@ def test_new_weights_under_the_same_name_are_rendered_afresh_and_named(sample_30
     p1, p2 = (_sound(tmp_path / p / "out" / "v.json") for p in ("p1", "p2"))
     assert not np.array_equal(p1, p2)
     np.testing.assert_array_equal(p1, _sound(tmp_path / "o1" / "v.json"))   # same weights, same sound
+
+
+def test_a_soundfont_given_to_an_audiostory_dub_is_said_to_be_unused(sample_30p_silent, tmp_path):
+    from audiostory_core.testing import write_tiny_checkpoint
+    from dubber import api
+    from dubber.backends.score.render import default_soundfont_path
+
+    video, _ = sample_30p_silent
+    checkpoint = write_tiny_checkpoint(tmp_path / "ckpt")
+    bank = shutil.copy(default_soundfont_path(), tmp_path / "house.sf2")
+    job = api.prepare(video, tmp_path / "out.mp4", api.DubOptions(backend="audiostory", model=str(checkpoint),
+                                                                  device="cpu", soundfont=str(bank)))
+    assert job.backend_reason.startswith("audiostory backend:")
+    assert f"--soundfont {bank} is for the score engine, so it is not used" in job.backend_reason
