@@ -545,3 +545,21 @@ def test_a_cut_short_vlm_download_is_passed_over_with_a_notice(sample_30p_silent
     assert "incomplete" in notice and "dub models download vlm" in notice
     manifest = json.loads((tmp_path / "out.json").read_text())
     assert {c["captioner"] for c in manifest["analysis"]["captions"]} == {"motion"}
+
+
+def test_models_list_names_the_parts_a_cached_checkpoint_holds_itself(tmp_path):
+    """A checkpoint that carries its own tokenizer and T5 needs nothing more: no "not cached"
+    line whose suggested command would never clear it."""
+    pytest.importorskip("torch")
+    from audiostory_core.testing import write_tiny_checkpoint
+
+    env = dub_env(tmp_path)
+    repo = tmp_path / "hf-home" / "hub" / "models--TencentARC--AudioStory-3B"
+    write_tiny_checkpoint(repo / "snapshots" / ("c" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("c" * 40)
+    listed = run_dub(["models", "list"], env)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[1]: line for line in listed.stdout.splitlines() if line.startswith("audiostory")}
+    for helper in ("Qwen/Qwen2.5-3B-Instruct", "google/flan-t5-large"):
+        assert "in the AudioStory checkpoint" in rows[helper] and "not cached" not in rows[helper]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from pathlib import Path
 
 from ..errors import EXIT_USER_ERROR
 
@@ -123,16 +124,37 @@ def _cached_repos(cache) -> dict:
     return {r.repo_id: r for r in scan_cache_dir(cache).repos}
 
 
+def _held_by_checkpoint() -> dict[str, Path]:
+    """The helper repos (Qwen tokenizer, T5) whose files the cached AudioStory checkpoint holds
+    itself, by repo id, with the folder: nothing more is to be fetched for them."""
+    from audiostory_core import hub
+    from audiostory_core.errors import AudioStoryError
+
+    try:
+        files = hub.locate(None, local_only=True)
+    except AudioStoryError:
+        return {}
+    snapshot = files.model_dir.parent
+    held = {hub.QWEN_REPO_ID: files.qwen_dir, hub.T5_REPO_ID: files.t5_dir}
+    return {repo: folder for repo, folder in held.items() if folder is not None and snapshot in folder.parents}
+
+
 def models_list() -> int:
     """List the AudioStory and captioner models, cached or not, with their size and folder."""
     from audiostory_core import hub
 
     cache = hub.hub_cache_dir()
     cached = _cached_repos(cache)
+    held = _held_by_checkpoint()
     print(f"Hugging Face cache: {cache}")
     for what, repo_id in _known_models():
         found = cached.get(repo_id)
-        if found is None:
+        if found is None and repo_id in held:
+            print(f"{what:<11} {repo_id:<32} in the AudioStory checkpoint ({held[repo_id]})")
+        elif found is None and repo_id == hub.T5_REPO_ID:
+            print(f"{what:<11} {repo_id:<32} not cached; `dub models download audiostory` fetches it "
+                  "when the AudioStory weights lack it")
+        elif found is None:
             print(f"{what:<11} {repo_id:<32} not cached; run `dub models download {what}`")
         else:
             print(f"{what:<11} {repo_id:<32} {found.size_on_disk / 2**30:7.2f} GiB  {found.repo_path}")
