@@ -251,4 +251,15 @@ def _qwen_dir(model_dir: Path, near: list[Path], local_only: bool) -> Path:
     found = _first_with(near, QWEN_DIR_NAME, ("tokenizer_config.json",))
     if found is not None:
         return found
-    return fetch(QWEN_REPO_ID, allow_patterns=QWEN_TOKENIZER_PATTERNS, local_only=local_only)
+    try:
+        return fetch(QWEN_REPO_ID, allow_patterns=QWEN_TOKENIZER_PATTERNS, local_only=local_only)
+    except WeightsNotFound as err:
+        if err.reason != NOT_CACHED:
+            raise
+        # The checkpoint itself is here: name the one part that is not (`hf download` of the
+        # AudioStory repo alone leaves it out), not "the weights".
+        detail = (f"The {QWEN_DIR_NAME} tokenizer that AudioStory reads is neither next to {model_dir} "
+                  "nor in the Hugging Face cache")
+        fix = (f"run `hf download {QWEN_REPO_ID} --include '*.json' '*.txt'`, or put a {QWEN_DIR_NAME} folder "
+               "with its tokenizer files next to the checkpoint")
+        raise WeightsNotFound(f"{detail}; {fix}.", reason=INCOMPLETE, detail=detail) from None

@@ -132,3 +132,22 @@ def test_a_soundfont_given_to_an_audiostory_dub_is_said_to_be_unused(sample_30p_
                                                                   device="cpu", soundfont=str(bank)))
     assert job.backend_reason.startswith("audiostory backend:")
     assert f"--soundfont {bank} is for the score engine, so it is not used" in job.backend_reason
+
+
+def test_a_checkpoint_without_its_tokenizer_is_told_so_not_called_absent(sample_30p_silent, tmp_path, monkeypatch):
+    """`hf download` of the AudioStory repo alone leaves out the Qwen tokenizer: the message
+    names that part and how to fetch it, not "the weights are not on this machine"."""
+    from audiostory_core.testing import write_tiny_checkpoint
+    from dubber import api
+    from dubber.errors import BackendUnavailable
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    checkpoint = write_tiny_checkpoint(tmp_path / "ckpt")
+    shutil.rmtree(checkpoint / "Qwen2.5-3B-Instruct")
+    video, _ = sample_30p_silent
+    with pytest.raises(BackendUnavailable) as err:
+        api.prepare(video, tmp_path / "out.mp4", api.DubOptions(backend="audiostory", model=str(checkpoint)))
+    message = str(err.value)
+    assert message.startswith("The Qwen2.5-3B-Instruct tokenizer that AudioStory reads is neither next to")
+    assert "hf download Qwen/Qwen2.5-3B-Instruct" in message and "not on this machine" not in message
