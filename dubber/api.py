@@ -133,7 +133,11 @@ def _analysis_key(path: Path, options: DubOptions) -> str:
     # The tool version is part of every key: a new release never reuses an older one's results;
     # the analysis version does the same when the detectors change within a release.
     # "auto" is keyed by the captioner it picks on this machine: fetching vlm weights changes it.
-    return settings_key("analysis", fingerprint(path, full=options.full_hash), resolve_captioner(options.captioner),
+    model = options.captioner_model
+    if model is not None and Path(model).expanduser().exists():   # a folder: where it is, not how it was typed
+        model = str(Path(model).expanduser().resolve())
+    return settings_key("analysis", fingerprint(path, full=options.full_hash),
+                        resolve_captioner(options.captioner, options.captioner_model), model,
                         ANALYSIS_SCHEMA, ANALYSIS_VERSION, __version__)
 
 
@@ -167,6 +171,8 @@ def _analyze(path: Path, options: DubOptions, progress: ProgressFn, media: Any =
             log.warning("Ignoring a stale cached analysis (%s).", err)
     if analysis is None:
         computed = vision.analyze(str(path), captioner=options.captioner, media=media,
+                                  captioner_options={"model": options.captioner_model} if options.captioner_model
+                                  else None,
                                   progress=lambda s, d, t: progress(f"analyze/{s}", d, t))
         data = computed.to_dict()
         cache.save_json("analysis", key, data)

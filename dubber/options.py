@@ -50,6 +50,8 @@ class DubOptions:
         device: "cpu", "cuda", "cuda:N" or None (CUDA when present).
         timing: "shots" (a clip per cue) or "free" (the model lays out its own clips).
         captioner: "auto" (vlm when its weights are on this machine, else motion), "motion", "clip" or "vlm".
+        captioner_model: the clip or vlm captioner's weights, a local folder or a Hub repo id (None: its
+            default model).
         force: overwrite existing outputs and recompute every cached stage.
         overwrite: overwrite existing outputs, reusing what the stage cache holds.
         cache_dir: cache root (None: $DUB_CACHE_DIR or ~/.cache/dubber).
@@ -76,6 +78,7 @@ class DubOptions:
     device: str | None = None
     timing: str = "shots"
     captioner: str = "auto"
+    captioner_model: str | None = None
     force: bool = False
     overwrite: bool = False
     cache_dir: str | None = None
@@ -234,6 +237,9 @@ def check_options(options: DubOptions) -> None:
         raise InputError("Free timing needs the audiostory backend; drop --timing free or use --backend audiostory.")
     if options.captioner not in CAPTIONER_CHOICES:
         raise InputError(f"Unknown captioner {options.captioner!r}; choose one of: {', '.join(CAPTIONER_CHOICES)}.")
+    if options.captioner_model is not None and options.captioner == "motion":
+        raise InputError("--captioner-model names the weights of the clip or vlm captioner; the motion captioner "
+                         "has none, so drop it or choose --captioner clip or vlm.")
     if isinstance(options.seed, bool) or not isinstance(options.seed, int) or not 0 <= options.seed <= MAX_SEED:
         raise InputError(f"The seed {options.seed!r} is not a whole number from 0 to {MAX_SEED}; "
                          "pass a seed such as --seed 7.")

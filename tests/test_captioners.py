@@ -503,3 +503,18 @@ def test_a_shake_right_after_a_crash_is_told_with_it():
     analysis = analysis_of([(48, 0.3, [])], events=events)
     (cap,) = get_captioner("motion").caption(analysis)
     assert cap.text == "Bustling, lively action; a crash at 1.0 s that shakes everything, a rumbling shake from 1.7 s."
+
+
+def test_the_command_line_captions_with_weights_kept_in_a_local_folder(tiny_clip, sample_30p_silent, tmp_path):
+    from dub_cli import dub_env, run_dub
+
+    video, _ = sample_30p_silent
+    env = dub_env(tmp_path)
+    out = tmp_path / "a.json"
+    proc = run_dub(["analyze", video, "--captioner", "clip", "--captioner-model", tiny_clip, "-o", out], env,
+                   timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert {c["captioner"] for c in json.loads(out.read_text())["captions"]} == {"clip"}
+    wrong = run_dub(["analyze", video, "--captioner", "motion", "--captioner-model", tiny_clip, "-o", out,
+                     "--overwrite"], env)
+    assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1 and "motion" in wrong.stderr

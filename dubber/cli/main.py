@@ -68,6 +68,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--captioner", default="auto", metavar="NAME",
                    help="shot captioner: auto (default: vlm when its weights are here, else motion), "
                         "motion (no model), clip or vlm")
+    p.add_argument("--captioner-model", metavar="PATH_OR_ID",
+                   help="the clip or vlm captioner's weights: a local model folder or a Hugging Face Hub id")
     p.add_argument("--cache-dir", metavar="DIR", help="stage cache (default: $DUB_CACHE_DIR or ~/.cache/dubber)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the stage cache")
     p.add_argument("--full-hash", action="store_true",
@@ -225,7 +227,8 @@ def _add_batch(p: argparse.ArgumentParser) -> None:
 def _options(args: argparse.Namespace):
     from ..api import DubOptions
 
-    fields = {"captioner": args.captioner, "force": args.force, "cache_dir": args.cache_dir,
+    fields = {"captioner": args.captioner, "captioner_model": args.captioner_model, "force": args.force,
+              "cache_dir": args.cache_dir,
               "use_cache": not args.no_cache, "full_hash": args.full_hash}
     if hasattr(args, "style"):
         fields.update(style=args.style, seed=args.seed)
@@ -268,7 +271,7 @@ def _cmd_dub(args: argparse.Namespace) -> int:
         reporter.notice_on_stage("render", reason)
         from vision.captioners import auto_passed_over
 
-        passed_over = auto_passed_over(options.captioner)
+        passed_over = auto_passed_over(options.captioner, options.captioner_model)
         if passed_over:
             reporter.notice(passed_over)
         result = api.run_job(job, progress=reporter)
