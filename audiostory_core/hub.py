@@ -10,7 +10,7 @@ The official runner expects (spec §1.1, §3.1):
     flan-t5-large/                                      # only needed if the .bin lacks the T5
 
 These folders may sit side by side or inside the checkpoint folder. Every size is read from
-these files (see `checkpoint.config_from_files`); the released model's values are only the
+these files (see `checkpoint_config.config_from_files`); the released model's values are only the
 defaults for what its files leave out (the VAE config: Stable Audio Open's, as the official
 runner builds a default `AutoencoderOobleck`). `HF_HUB_OFFLINE`, `HF_HOME`
 and `HF_HUB_CACHE` are read at call time, so a test or CLI can set them after import.

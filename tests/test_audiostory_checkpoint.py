@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from audiostory_core import checkpoint, hub  # noqa: E402
+from audiostory_core import checkpoint, checkpoint_config, hub  # noqa: E402
 from audiostory_core import tokenizer as tk  # noqa: E402
 from audiostory_core.config import AudioStoryConfig, SpecialTokenIds  # noqa: E402
 from audiostory_core.device import resolve_device  # noqa: E402
@@ -248,7 +248,7 @@ def test_files_that_are_silent_give_the_released_values(tiny, tmp_path):
     files = hub.locate(root)
     assert checkpoint.vae_config(files) == VAEConfig()
     assert (VAEConfig().sampling_rate, VAEConfig().hop_length) == (44100, 2048)
-    sampling = checkpoint.sampling_config(checkpoint.read_yaml(files.config_yaml))
+    sampling = checkpoint_config.sampling_config(checkpoint.read_yaml(files.config_yaml))
     assert sampling == SamplingConfig()
     assert (sampling.crossfade_s, sampling.output_sampling_rate, sampling.num_inference_steps) == (3.0, 32000, 50)
     # The strict check still applies: the tiny VAE weights do not fit the released VAE.
@@ -259,11 +259,11 @@ def test_files_that_are_silent_give_the_released_values(tiny, tmp_path):
 
 def test_invalid_settings_are_listed():
     with pytest.raises(CheckpointMismatch) as err:
-        checkpoint.sampling_config({"sampling": {"crossfade": 0.2, "num_inference_steps": 0,
-                                                 "guidance_scale": "high", "crossfade_s": 0.5}})
+        checkpoint_config.sampling_config({"sampling": {"crossfade": 0.2, "num_inference_steps": 0,
+                                                        "guidance_scale": "high", "crossfade_s": 0.5}})
     assert err.value.unexpected == ("sampling.crossfade", "sampling.guidance_scale='high'",
                                     "sampling.num_inference_steps=0")
-    assert checkpoint.sampling_config({"sampling": {"crossfade_s": 0.5}}).crossfade_s == 0.5
+    assert checkpoint_config.sampling_config({"sampling": {"crossfade_s": 0.5}}).crossfade_s == 0.5
 
 
 def test_vae_config_must_fit_the_dit(tiny, tmp_path):

@@ -15,7 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from audiostory_core import checkpoint, hub  # noqa: E402
+from audiostory_core import checkpoint, checkpoint_config, hub  # noqa: E402
 from audiostory_core.device import Placement, resolve_device  # noqa: E402
 from audiostory_core.errors import CheckpointMismatch  # noqa: E402
 from audiostory_core.keys import LLM_PREFIX, is_frozen_base_key  # noqa: E402
@@ -166,9 +166,9 @@ def test_invalid_generation_config_is_refused_in_one_sentence(tmp_path):
     path = tmp_path / "generation_config.json"
     path.write_text(json.dumps({"repetition_penalty": "high"}))
     with pytest.raises(CheckpointMismatch) as err:
-        checkpoint.generation_settings(path)
+        checkpoint_config.generation_settings(path)
     assert "repetition_penalty='high' is not a valid setting" in str(err.value)
-    assert checkpoint.generation_settings(None) == {}
+    assert checkpoint_config.generation_settings(None) == {}
 
 
 def test_t5_runs_in_the_run_precision_and_lora_is_merged_before_the_move(folders, tmp_path, monkeypatch):
