@@ -2,7 +2,7 @@
 
 * The trained weights come as one `pytorch_model.bin` pickle. It is opened only with
   `torch.load(weights_only=True, mmap=True)` and converted once to safetensors in a cache
-  folder (atomic write); every later run reads the safetensors file lazily.
+  folder (atomic write); every later run reads the safetensors file lazily (`weight_files.py`).
 * Tied tensors (the LLM's `embed_tokens`/`lm_head`, T5's `shared`/`embed_tokens`) are stored
   once and listed as aliases in the file's metadata.
 * Before any tensor is read, the file's key set and shapes are compared with what the model
@@ -18,19 +18,17 @@
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from .checkpoint_config import config_from_files, generation_settings
 from .errors import INCOMPLETE, CheckpointDamaged, CheckpointMismatch, WeightsNotFound
-from .files import read_error, read_json, read_yaml, reading
+from .files import read_error, read_json, read_yaml
 from .hub import QWEN_DIR_NAME, QWEN_REPO_ID
 from .keys import T5_PREFIX, Shape, check_keys
+from .weight_files import as_safetensors, read_shapes, read_tensors
 
 if TYPE_CHECKING:
     import torch
@@ -41,175 +39,6 @@ if TYPE_CHECKING:
     from .model import AudioStory
 
 log = logging.getLogger(__name__)
-
-CACHE_ENV = "AUDIOSTORY_CACHE"
-ALIAS_METADATA_KEY = "audiostory.aliases"
-
-
-def default_cache_dir() -> Path:
-    """Where converted weights live: $AUDIOSTORY_CACHE, else $XDG_CACHE_HOME/audiostory."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return Path(base) / "audiostory"
-
-
-# --------------------------------------------------------------------------------------------
-# Reading weight files
-# --------------------------------------------------------------------------------------------
-def load_pickle(path: str | os.PathLike) -> dict[str, "torch.Tensor"]:
-    """Open a `pytorch_model.bin` safely (no code execution) and memory-mapped.
-
-    Raises:
-        WeightsNotFound: the file is missing or this user may not read it.
-        CheckpointDamaged: the file is cut short or corrupt, holds no tensor dict, or holds
-            Python objects (which only unsafe unpickling would build).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsNotFound(f"The weights file {path} does not exist; download the checkpoint again.")
-    with reading(path):
-        obj = _load_weights_only(path)
-    return _tensor_dict(obj, path)
-
-
-def _load_weights_only(path: Path) -> Any:
-    import torch
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as err:
-        if "mmap" not in str(err):
-            raise
-    # Legacy (non-zip) pickles cannot be memory-mapped; weights_only still applies.
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def _tensor_dict(obj: Any, path: Path) -> dict[str, "torch.Tensor"]:
-    import torch
-
-    for wrapper in ("state_dict", "module", "model"):
-        if isinstance(obj, Mapping) and len(obj) == 1 and isinstance(obj.get(wrapper), Mapping):
-            obj = obj[wrapper]
-    if not isinstance(obj, Mapping):
-        raise CheckpointDamaged(path, f"holds a {type(obj).__name__} where named tensors are expected")
-    skipped = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
-    if skipped:
-        log.warning("Ignoring %d non-tensor entries in %s: %s", len(skipped), path, skipped[:5])
-    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-
-
-def save_safetensors(tensors: Mapping[str, "torch.Tensor"], out_path: str | os.PathLike) -> Path:
-    """Write tensors to safetensors atomically; tensors sharing memory are stored once.
-
-    The file is written under a hidden temporary name in the destination folder, flushed to disk
-    and renamed; it gets mode 0o666 less the umask, as any new file does. `audiostory_core` stands
-    alone (it may not import the dubbing tool), so this is its own writer, with the dubbing tool's
-    rules and temporary names (".<stem>.<pid>-<hex>.partial<suffix>": stale ones are swept alike).
-    """
-    from safetensors.torch import save_file
-
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    unique, aliases = _dedupe(tensors)
-    metadata = {"format": "pt", ALIAS_METADATA_KEY: json.dumps(aliases, sort_keys=True)}
-    tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}-{secrets.token_hex(3)}.partial{out_path.suffix}")
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))   # not mkstemp: that makes it 0600
-    try:
-        mode = tmp.stat().st_mode & 0o777   # 0o666 less the umask
-        save_file(unique, str(tmp), metadata=metadata)
-        os.chmod(tmp, mode)   # the safetensors writer recreates the file private
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out_path
-
-
-def _dedupe(tensors: Mapping[str, "torch.Tensor"]) -> tuple[dict[str, "torch.Tensor"], dict[str, str]]:
-    unique: dict[str, "torch.Tensor"] = {}
-    aliases: dict[str, str] = {}
-    seen: dict[tuple, str] = {}
-    storages: set[int] = set()
-    for key in sorted(tensors):
-        t = tensors[key]
-        ident = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(), t.dtype)
-        if t.numel() and ident in seen:
-            aliases[key] = seen[ident]
-            continue
-        ptr = t.untyped_storage().data_ptr()
-        # A view into a storage another tensor already uses must be written as its own copy.
-        unique[key] = t.contiguous().clone() if (t.numel() and ptr in storages) else t.contiguous()
-        seen[ident] = key
-        storages.add(ptr)
-    return unique, aliases
-
-
-def converted_path(bin_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
-    """Cache location of a pickle's safetensors copy, keyed by the pickle's path, size and mtime."""
-    bin_path = Path(bin_path).resolve()
-    st = bin_path.stat()
-    digest = hashlib.sha256(f"{bin_path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return root / "converted" / f"{bin_path.parent.name}-{bin_path.stem}-{digest}.safetensors"
-
-
-def as_safetensors(weights: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
-    """The safetensors file to read for `weights`: itself, or its (once converted) cached copy."""
-    weights = Path(weights)
-    if weights.suffix == ".safetensors":
-        if not weights.is_file():
-            raise WeightsNotFound(f"The weights file {weights} does not exist; download the checkpoint again.")
-        return weights
-    out = converted_path(weights, cache_dir)
-    if not out.is_file():
-        log.info("Converting %s to safetensors at %s (one time).", weights, out)
-        save_safetensors(load_pickle(weights), out)
-    return out
-
-
-def read_shapes(st_path: str | os.PathLike) -> dict[str, Shape]:
-    """Every key's shape (aliases included) from the safetensors header, reading no tensor data.
-
-    Raises:
-        CheckpointDamaged: the file is cut short or corrupt.
-        WeightsNotFound: the file is missing or this user may not read it.
-    """
-    from safetensors import safe_open
-
-    with reading(st_path), safe_open(str(st_path), framework="pt") as f:
-        shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-        aliases = _aliases(f.metadata())
-    shapes.update({alias: shapes[target] for alias, target in aliases.items() if target in shapes})
-    return shapes
-
-
-def read_tensors(
-    st_path: str | os.PathLike, keys: Iterable[str] | None = None, dtype: "torch.dtype | None" = None
-) -> dict[str, "torch.Tensor"]:
-    """Load tensors (aliases resolved), optionally only `keys`, floating ones cast to `dtype`.
-
-    Raises:
-        CheckpointDamaged: the file is cut short or corrupt.
-        WeightsNotFound: the file is missing or this user may not read it.
-    """
-    from safetensors import safe_open
-
-    out: dict[str, "torch.Tensor"] = {}
-    with reading(st_path):   # the header is checked against the file's size when it is opened
-        handle = safe_open(str(st_path), framework="pt")
-    with handle as f:
-        aliases = _aliases(f.metadata())
-        wanted = list(keys) if keys is not None else list(f.keys()) + list(aliases)
-        for key in wanted:
-            t = f.get_tensor(aliases.get(key, key))
-            out[key] = t.to(dtype) if dtype is not None and t.is_floating_point() else t
-    return out
-
-
-def _aliases(metadata: Mapping[str, str] | None) -> dict[str, str]:
-    return json.loads((metadata or {}).get(ALIAS_METADATA_KEY, "{}"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ def dub_env(tmp: Path, **extra: str) -> dict[str, str]:
     """An environment that cannot see real weights or the user's cache, and never downloads."""
     env = dict(os.environ)
     env.update(DUB_CACHE_DIR=str(tmp / "dub-cache"), HF_HOME=str(tmp / "hf-home"), HF_HUB_OFFLINE="1",
-               HF_HUB_CACHE=str(tmp / "hf-home" / "hub"), PYTHONDONTWRITEBYTECODE="1")
+               HF_HUB_CACHE=str(tmp / "hf-home" / "hub"), AUDIOSTORY_CACHE=str(tmp / "audiostory-cache"),
+               PYTHONDONTWRITEBYTECODE="1")
     env.pop("DUB_FFMPEG", None)
     env.update(extra)
     return env

@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from audiostory_core import checkpoint, checkpoint_config, hub  # noqa: E402
+from audiostory_core import checkpoint, checkpoint_config, hub, weight_files  # noqa: E402
 from audiostory_core import tokenizer as tk  # noqa: E402
 from audiostory_core.config import AudioStoryConfig, SpecialTokenIds  # noqa: E402
 from audiostory_core.device import resolve_device  # noqa: E402
@@ -164,7 +164,7 @@ def test_t5_pickle_is_converted_into_the_cache_folder_given(tmp_path, monkeypatc
     t5_dir = root / "flan-t5-large"
     torch.save(load_file(t5_dir / "model.safetensors"), t5_dir / "pytorch_model.bin")
     (t5_dir / "model.safetensors").unlink()
-    monkeypatch.setenv(checkpoint.CACHE_ENV, str(tmp_path / "default-cache"))
+    monkeypatch.setenv(weight_files.CACHE_ENV, str(tmp_path / "default-cache"))
     _, loaded, _ = _load(root, tmp_path / "cache")
     torch.testing.assert_close(loaded.detokenizer.uncond_embeds(8), fresh.detokenizer.uncond_embeds(8))
     converted = sorted(p.name for p in (tmp_path / "cache" / "converted").glob("*.safetensors"))
@@ -320,17 +320,17 @@ def test_pickle_converts_once_to_safetensors_with_tied_tensors(tmp_path):
              "c.ids": torch.tensor([1, 2, 3])}
     bin_path = tmp_path / "pytorch_model.bin"
     torch.save(state, bin_path)
-    out = checkpoint.as_safetensors(bin_path, tmp_path / "cache")
+    out = weight_files.as_safetensors(bin_path, tmp_path / "cache")
     assert out.parent == tmp_path / "cache" / "converted" and out.suffix == ".safetensors"
-    assert checkpoint.read_shapes(out) == {"a.embed.weight": (5, 3), "a.head.weight": (5, 3),
+    assert weight_files.read_shapes(out) == {"a.embed.weight": (5, 3), "a.head.weight": (5, 3),
                                            "b.bias": (4,), "c.ids": (3,)}
-    back = checkpoint.read_tensors(out)
+    back = weight_files.read_tensors(out)
     for key, value in state.items():
         torch.testing.assert_close(back[key], value)
-    half = checkpoint.read_tensors(out, ["a.head.weight", "c.ids"], dtype=torch.float16)
+    half = weight_files.read_tensors(out, ["a.head.weight", "c.ids"], dtype=torch.float16)
     assert half["a.head.weight"].dtype == torch.float16 and half["c.ids"].dtype == torch.int64
     stamp = out.stat().st_mtime_ns
-    assert checkpoint.as_safetensors(bin_path, tmp_path / "cache") == out
+    assert weight_files.as_safetensors(bin_path, tmp_path / "cache") == out
     assert out.stat().st_mtime_ns == stamp  # converted once
 
 
@@ -342,7 +342,7 @@ def test_pickle_with_code_objects_is_refused(tmp_path):
     bin_path = tmp_path / "pytorch_model.bin"
     torch.save({"w": torch.zeros(2), "payload": NotATensor()}, bin_path)
     with pytest.raises(CheckpointDamaged, match="it holds Python objects"):
-        checkpoint.as_safetensors(bin_path, tmp_path / "cache")
+        weight_files.as_safetensors(bin_path, tmp_path / "cache")
     assert not (tmp_path / "cache" / "converted").exists() or not os.listdir(tmp_path / "cache" / "converted")
 
 
@@ -350,7 +350,7 @@ def test_legacy_pickle_with_code_objects_is_refused_in_one_sentence(tmp_path):
     bin_path = tmp_path / "pytorch_model.bin"
     torch.save({"w": torch.zeros(2), "payload": NotATensor()}, bin_path, _use_new_zipfile_serialization=False)
     with pytest.raises(CheckpointDamaged, match="it holds Python objects"):
-        checkpoint.as_safetensors(bin_path, tmp_path / "cache")
+        weight_files.as_safetensors(bin_path, tmp_path / "cache")
 
 
 def test_import_is_light_and_names_are_exported():
@@ -363,3 +363,26 @@ def test_import_is_light_and_names_are_exported():
             "assert all(getattr(a, n) is not None for n in a.__all__)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_one_converted_copy_per_checkpoint_is_kept(tmp_path):
+    """Each copy is the size of the weights: a pickle replaced or touched, or a checkpoint moved,
+    leaves no second copy behind; two checkpoints on disk keep one each."""
+    import shutil
+
+    from audiostory_core.testing import write_tiny_checkpoint
+
+    cache = tmp_path / "cache"
+    first = write_tiny_checkpoint(tmp_path / "a") / "audiostory-3B" / "pytorch_model.bin"
+    copies = lambda: sorted((cache / "converted").glob("*.safetensors"))  # noqa: E731
+    made = weight_files.as_safetensors(first, cache)
+    assert copies() == [made]
+    os.utime(first, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns + 10**9))   # replaced in place
+    again = weight_files.as_safetensors(first, cache)
+    assert again != made and copies() == [again]
+    moved = tmp_path / "moved"
+    shutil.move(tmp_path / "a", moved)
+    there = weight_files.as_safetensors(moved / "audiostory-3B" / "pytorch_model.bin", cache)
+    assert copies() == [there]
+    other = shutil.copytree(moved, tmp_path / "b") / "audiostory-3B" / "pytorch_model.bin"
+    assert len({there, weight_files.as_safetensors(other, cache)}) == 2 and len(copies()) == 2

@@ -563,3 +563,24 @@ def test_models_list_names_the_parts_a_cached_checkpoint_holds_itself(tmp_path):
     rows = {line.split()[1]: line for line in listed.stdout.splitlines() if line.startswith("audiostory")}
     for helper in ("Qwen/Qwen2.5-3B-Instruct", "google/flan-t5-large"):
         assert "in the AudioStory checkpoint" in rows[helper] and "not cached" not in rows[helper]
+
+
+def test_cache_info_and_clean_cover_converted_weights(tmp_path):
+    """The converted copies of pickled AudioStory weights are gigabytes each: `dub cache info`
+    shows them and `dub cache clean` frees them."""
+    pytest.importorskip("torch")
+    from audiostory_core import weight_files
+    from audiostory_core.testing import write_tiny_checkpoint
+
+    env = dub_env(tmp_path)
+    copies = Path(env["AUDIOSTORY_CACHE"])
+    weights = write_tiny_checkpoint(tmp_path / "ckpt") / "audiostory-3B" / "pytorch_model.bin"
+    made = weight_files.as_safetensors(weights, copies)
+    cache = tmp_path / "dub-cache"
+    cache.mkdir()
+    (cache / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n")
+    info = _info(cache, env)
+    assert info["converted weights"].startswith("1 (") and str(made.parent) in info["converted weights"]
+    cleaned = run_dub(["cache", "clean", "--cache-dir", cache], env)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert "removed 1 converted weights" in cleaned.stdout and not made.exists() and weights.exists()

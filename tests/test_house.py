@@ -389,7 +389,7 @@ def test_saved_weights_are_written_like_every_output(tmp_path, team_umask, monke
 
     import safetensors.torch
 
-    from audiostory_core.checkpoint import save_safetensors
+    from audiostory_core.weight_files import save_safetensors
 
     synced: list[int] = []
     real_fsync = os.fsync

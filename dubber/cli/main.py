@@ -388,11 +388,56 @@ def _cmd_cache(args: argparse.Namespace) -> int:
             print(f"{label:<20} {value}")
         for stage, size in info.stage_bytes.items():
             print(f"{'  ' + stage:<20} {_size_text(size)}")
+        copies = _converted_copies()
+        if copies:   # AudioStory's safetensors copies of pickled weights: gigabytes each
+            print(f"{'converted weights':<20} {len(copies)} ({_size_text(sum(_size(c) for c in copies))}) in "
+                  f"{copies[0].parent}")
         return 0
-    done = clean_cache(args.cache_dir, None if args.older_than is None else args.older_than * 86400.0)
+    older_than_s = None if args.older_than is None else args.older_than * 86400.0
+    done = clean_cache(args.cache_dir, older_than_s)
     print(f"removed {done.removed_files} files ({_size_text(done.freed_bytes)}) from {done.root}; "
           f"kept {done.kept_files}")
+    removed = _remove_converted_copies(older_than_s)
+    if removed:
+        print(f"removed {len(removed)} converted weights ({_size_text(sum(size for _, size in removed))}) "
+              f"from {removed[0][0].parent}; the next AudioStory run converts its weights again")
     return 0
+
+
+def _converted_copies() -> list[Path]:
+    """AudioStory's converted weights (none when its package is not installed)."""
+    import importlib.util
+
+    if importlib.util.find_spec("safetensors") is None:
+        return []
+    from audiostory_core.weight_files import converted_copies
+
+    return converted_copies()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _remove_converted_copies(older_than_s: float | None) -> list[tuple[Path, int]]:
+    """Remove the converted weights written more than `older_than_s` ago (all when None)."""
+    import time
+
+    removed = []
+    for copy in _converted_copies():
+        size = _size(copy)
+        try:
+            if older_than_s is not None and time.time() - copy.stat().st_mtime < older_than_s:
+                continue
+            copy.unlink()
+            copy.with_suffix(".source").unlink(missing_ok=True)
+        except OSError:
+            continue
+        removed.append((copy, size))
+    return removed
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
