@@ -114,3 +114,20 @@ class CheckpointMismatch(AudioStoryError):
             rest = f", and {more} more {self.noun}s differ"
         return (f"The checkpoint {self.source} does not match the AudioStory model: "
                 f"{self.first_problem}{rest}; {self.hint}.")
+
+
+class CacheUnwritable(AudioStoryError):
+    """The folder that holds the safetensors copies of pickled weights cannot be written."""
+
+    def __init__(self, folder: object, err: OSError):
+        import errno
+
+        if isinstance(err, PermissionError):
+            why = "permission denied"
+        elif err.errno in (errno.ENOSPC, errno.EDQUOT):
+            why = "its disk is full"
+        else:
+            why = (err.strerror or type(err).__name__).lower()
+        self.folder = str(folder)
+        super().__init__(f"The folder {folder} for converted AudioStory weights cannot be written ({why}); set "
+                         "AUDIOSTORY_CACHE to a folder this user can write, with room for the weights.")

@@ -17,7 +17,7 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from .errors import CheckpointDamaged, WeightsNotFound
+from .errors import CacheUnwritable, CheckpointDamaged, WeightsNotFound
 from .files import reading
 from .keys import Shape
 
@@ -150,12 +150,29 @@ def as_safetensors(weights: str | os.PathLike, cache_dir: str | os.PathLike | No
             raise WeightsNotFound(f"The weights file {weights} does not exist; download the checkpoint again.")
         return weights
     out = converted_path(weights, cache_dir)
+    if out.is_file() and not _whole(out):
+        # Only a copy: the pickle it came from is still here, so it is made again.
+        log.warning("The converted copy %s is damaged; converting %s again.", out, weights)
+        out.unlink(missing_ok=True)
     if not out.is_file():
         log.info("Converting %s to safetensors at %s (one time).", weights, out)
-        save_safetensors(load_pickle(weights), out)
-        out.with_suffix(SOURCE_SUFFIX).write_text(str(weights.resolve()), encoding="utf-8")
+        tensors = load_pickle(weights)
+        try:
+            save_safetensors(tensors, out)
+            out.with_suffix(SOURCE_SUFFIX).write_text(str(weights.resolve()), encoding="utf-8")
+        except OSError as err:
+            raise CacheUnwritable(out.parent, err) from None
         prune_conversions(out)
     return out
+
+
+def _whole(copy: Path) -> bool:
+    """Whether a safetensors file's header reads and covers the file (no tensor data is read)."""
+    try:
+        read_shapes(copy)
+    except CheckpointDamaged:
+        return False
+    return True
 
 
 SOURCE_SUFFIX = ".source"   # beside each converted copy: the pickle it was made from

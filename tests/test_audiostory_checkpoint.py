@@ -386,3 +386,20 @@ def test_one_converted_copy_per_checkpoint_is_kept(tmp_path):
     assert copies() == [there]
     other = shutil.copytree(moved, tmp_path / "b") / "audiostory-3B" / "pytorch_model.bin"
     assert len({there, weight_files.as_safetensors(other, cache)}) == 2 and len(copies()) == 2
+
+
+def test_a_damaged_converted_copy_is_made_again_and_an_unwritable_cache_is_one_sentence(tmp_path):
+    from audiostory_core.errors import AudioStoryError
+    from audiostory_core.testing import write_tiny_checkpoint
+
+    weights = write_tiny_checkpoint(tmp_path / "ckpt") / "audiostory-3B" / "pytorch_model.bin"
+    made = weight_files.as_safetensors(weights, tmp_path / "cache")
+    whole = made.read_bytes()
+    made.write_bytes(whole[: len(whole) // 2])   # disk trouble: the copy, not the checkpoint, is damaged
+    assert weight_files.as_safetensors(weights, tmp_path / "cache") == made and made.read_bytes() == whole
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")   # where the cache should go, a file: nothing can be written under it
+    with pytest.raises(AudioStoryError) as err:
+        weight_files.as_safetensors(weights, blocked)
+    message = str(err.value)
+    assert str(blocked / "converted") in message and "AUDIOSTORY_CACHE" in message and "\n" not in message
