@@ -609,6 +609,24 @@ def test_a_file_dropped_again_after_its_output_folder_was_deleted_is_dubbed_agai
     assert json.loads((tmp_path / "done" / "again.mp4.duplicate.json").read_text())["output"] == "clip"
 
 
+def test_a_file_dropped_again_after_the_settings_changed_is_dubbed_again(tmp_path, base_video):
+    """A dub made with other settings is no answer to a drop: changing dub-watch.toml and dropping
+    the file again is how a house redoes it in its new style."""
+    (tmp_path / "inbox").mkdir()
+    publish(tmp_path, "clip.mp4", variant(base_video, 43))
+    options = WatchOptions(stable_s=0.1, poll_s=0.05, once=True, processor=copy_processor)
+    run_watch(tmp_path, options)
+    (tmp_path / "dub-watch.toml").write_text('style = "noir"\n')
+    publish(tmp_path, "again.mp4", variant(base_video, 43))
+    run_watch(tmp_path, options)
+    assert not (tmp_path / "done" / "again.mp4.duplicate.json").exists()
+    done = [r for r in journal(tmp_path) if r["event"] == "done"]
+    assert [r["settings"]["style"] for r in done] == ["tom-and-jerry", "noir"]
+    publish(tmp_path, "third.mp4", variant(base_video, 43))   # the same settings as the last dub
+    run_watch(tmp_path, options)
+    assert json.loads((tmp_path / "done" / "third.mp4.duplicate.json").read_text())["output"] == "again"
+
+
 def test_skip_mode_leaves_duplicates_in_the_inbox_once(tmp_path, base_video):
     (tmp_path / "inbox").mkdir()
     publish(tmp_path, "first.mp4", variant(base_video, 7))

@@ -37,7 +37,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -309,12 +309,17 @@ class Watcher:
         prior = self.journal.done_record(sha)
         if prior is not None or sha in self.outputs_by_sha:
             earlier = prior.get("output") if prior else self.outputs_by_sha.get(sha)
-            if isinstance(earlier, str) and earlier and (self.dirs["output"] / earlier).is_dir():
+            # A dub made with other settings (dub-watch.toml changed since) is no answer to this drop.
+            now = asdict(self.settings)
+            other_settings = prior is not None and prior.get("settings", now) != now
+            there = isinstance(earlier, str) and earlier and (self.dirs["output"] / earlier).is_dir()
+            if there and not other_settings:
                 self._duplicate(claimed, name, sha, prior)
                 return
-            # Deleting an output folder is how a user asks for a dub again.
-            log.info("%s was dubbed before into output/%s, which is gone; dubbing it again", shown(name),
-                     shown(str(earlier)))
+            # Deleting an output folder is how a user asks for a dub again; changing the settings too.
+            why = "with other settings" if other_settings else "which is gone"
+            log.info("%s was dubbed before into output/%s, %s; dubbing it again", shown(name),
+                     shown(str(earlier)), why)
             self.outputs_by_sha.pop(sha, None)
         self.journal.append("claimed", name=name, claimed_as=claimed.name, sha256=sha,
                             size=claimed.stat().st_size)
@@ -344,7 +349,7 @@ class Watcher:
                 final = unique_path(self.dirs["output"], stem)
                 original = unique_path(self.dirs["done"], name)
                 self._publish(job, final, original)
-                self._record_done(claimed, name, sha, final.name, original)
+                self._record_done(claimed, name, sha, final.name, original, asdict(job.settings))
             if ledger_job is not None:
                 self.dispatch.filed(ledger_job, ((staging, final), (claimed, original)))
         finally:
@@ -354,8 +359,6 @@ class Watcher:
         """Point the job's timelines and manifest at `final` (the output folder) and `original`
         (the input in done/), then rename the staging folder into place: the whole result
         appears at once, and every file it names exists once the original has moved."""
-        from dataclasses import asdict
-
         relocate_references(job.staging, (Move.of(job.staging, final), Move.of(job.source, original)))
         write_json_atomic(job.staging / SOURCE_RECORD, {"sha256": job.sha256, "input": job.original_name,
                                                         "done_as": original.name, "time": now_iso(),
@@ -397,9 +400,11 @@ class Watcher:
         options = dub_options(job.settings, job.staging / "stems")
         return self.dispatch.run(job.source, job.staging / job.output_name, job.sha256, options)
 
-    def _record_done(self, claimed: Path, name: str, sha: str, output: str, original: Path) -> None:
+    def _record_done(self, claimed: Path, name: str, sha: str, output: str, original: Path,
+                     settings: dict | None = None) -> None:
+        extra = {"settings": settings} if settings is not None else {}   # unknown for a run finished late
         self.journal.append("done", name=name, claimed_as=claimed.name, sha256=sha, output=output,
-                            done_as=original.name)
+                            done_as=original.name, **extra)
         os.replace(claimed, original)
         log.info("dubbed %s -> output/%s", shown(name), shown(output))
         if self.output_trouble is not None:
