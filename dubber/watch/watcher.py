@@ -29,6 +29,7 @@ worker that dies is retried, a file that fails goes to failed/ alone, and the sc
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -49,7 +50,7 @@ from .journal import (FOLDERS, INBOX_STATE_FILE, JOURNAL_FILE, LOG_FILE, SOURCE_
 from .relocate import Move, relocate_references
 from .settings import SETTINGS_FILE, WatchSettings, WatchSettingsError, dub_options, load_settings
 from .storage import output_trouble, prepare_root
-from ..errors import DubError, InputError
+from ..errors import DubError, InputError, OutputError
 
 __all__ = ["WatchJob", "WatchLocked", "WatchOptions", "WatchSettings", "WatchSettingsError", "Watcher",
            "dub_processor", "is_candidate", "load_settings", "probe_validator", "run_watch"]
@@ -359,6 +360,8 @@ class Watcher:
         """Point the job's timelines and manifest at `final` (the output folder) and `original`
         (the input in done/), then rename the staging folder into place: the whole result
         appears at once, and every file it names exists once the original has moved."""
+        if not job.staging.is_dir():   # the output folder went (a share unmounted) with the result in it
+            raise FileNotFoundError(errno.ENOENT, "the dub's folder is gone", str(job.staging))
         relocate_references(job.staging, (Move.of(job.staging, final), Move.of(job.source, original)))
         write_json_atomic(job.staging / SOURCE_RECORD, {"sha256": job.sha256, "input": job.original_name,
                                                         "done_as": original.name, "time": now_iso(),
@@ -564,7 +567,8 @@ def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = 
         WatchSettingsError: dub-watch.toml is invalid.
         WatchLocked: another watcher serves ROOT.
         InputError / OutputError: ROOT or the output folder is a file, or cannot be written; the
-            folder above ROOT does not exist.
+            folder above ROOT does not exist; with options.once, the output folder could not
+            take the dubs (the files wait in the inbox).
         BackendUnavailable: ray is asked for but not installed, or its cluster cannot be reached.
     """
     if options.ray:
@@ -588,6 +592,9 @@ def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = 
         with FolderLock(root / "logs" / "watch.lock"):
             watcher = Watcher(root, options, settings)
             watcher.run(stop or threading.Event())
+            if options.once and watcher.output_trouble is not None:   # a cron job learns the backlog waits
+                raise OutputError(f"{watcher.output_trouble.rstrip('.')}; the files it could not take wait in "
+                                  "the inbox.")
             return watcher.failures
     finally:
         for logger, level in zip(loggers, previous_levels):
