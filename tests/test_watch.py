@@ -483,11 +483,13 @@ def test_an_output_folder_inside_the_inbox_or_done_is_refused_in_one_sentence(tm
     assert [p.name for p in (tmp_path / "inbox").iterdir()] == ["clip.mp4"] and not out.exists()
 
 
-def test_dub_watch_stopped_by_sigterm_exits_143(tmp_path, base_video):
-    """As every other `dub` command: a supervisor tells a TERM stop from a Ctrl-C."""
+@pytest.mark.parametrize("entry", [("dubber.cli", "watch"), ("dubber.watch",)])
+def test_dub_watch_stopped_by_sigterm_exits_143(tmp_path, base_video, entry):
+    """As every other `dub` command, from either entry point: a supervisor tells a TERM stop
+    from a Ctrl-C."""
     (tmp_path / "inbox").mkdir()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "dubber.cli", "watch", str(tmp_path), "--stable-s", "0.1",
+    proc = subprocess.Popen([sys.executable, "-m", *entry, str(tmp_path), "--stable-s", "0.1",
                              "--poll-s", "0.05", "--processor", "tests.test_watch:copy_processor"],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -59,19 +60,30 @@ def options_from_args(args: argparse.Namespace) -> WatchOptions:
         raise InputError(f"Bad watch option: {err}; use positive numbers.") from None
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM: the watcher unwinds as on Ctrl-C (jobs stopped, temporaries removed)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dubber.watch", description="Dub every video dropped into a folder.")
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="dub watch: %(message)s", stream=sys.stderr)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         failed = run_watch(Path(args.root), options_from_args(args))
     except DubError as err:
         sys.stderr.write(f"dub watch: {err}\n")
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:   # 143 for SIGTERM, as `dub watch`: a supervisor tells it from Ctrl-C
         sys.stderr.write("dub watch: stopped; files left in processing/ resume on the next start.\n")
-        return 130
+        return 143 if isinstance(stop, _Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if failed and args.once:
         sys.stderr.write(f"dub watch: {failures_said(failed)}\n")
         return 2
