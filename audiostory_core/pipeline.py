@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .config import AudioStoryConfig
     from .flux_dit import FluxDetokenizer
     from .fusion import QueryFusion
+    from .hub import CheckpointFiles
     from .llm import AudioStoryAgent
     from .model import AudioStory
 
@@ -212,12 +213,13 @@ class AudioStoryPipeline:
     @classmethod
     def from_pretrained(cls, path_or_repo: str | None = None, device: str | None = None,
                         dtype: str | None = None, cache_dir: str | None = None,
-                        local_only: bool = False) -> "AudioStoryPipeline":
+                        files: "CheckpointFiles | None" = None) -> "AudioStoryPipeline":
         """Load AudioStory-3B from a folder or the Hub (default TencentARC/AudioStory-3B).
 
         Every size and setting is read from the checkpoint's own files (see `checkpoint`), so a
         smaller model in the official layout (e.g. `testing.write_tiny_checkpoint`) loads too.
-        `local_only`: load what is on this machine (a folder, the local Hub cache), never download.
+        `files`: the checkpoint's files when the caller has located them already (`hub.locate`),
+        so nothing is looked up, or fetched, a second time.
 
         Raises:
             DeviceUnavailable: a CUDA-only device/dtype on a machine without CUDA.
@@ -228,7 +230,7 @@ class AudioStoryPipeline:
         from .device import resolve_device
 
         placement = resolve_device(device, dtype)
-        files = hub.locate(path_or_repo, local_only=local_only)
+        files = files if files is not None else hub.locate(path_or_repo)
         model = checkpoint.load_model(files, placement, cache_dir)
         vae = checkpoint.load_vae(files, placement, model.cfg.vae)
         tok = checkpoint.load_tokenizer(files, model.cfg)

@@ -203,6 +203,26 @@ def prune_conversions(keep: Path) -> list[Path]:
     return removed
 
 
+def remove_converted_copies(older_than_s: float | None = None,
+                            cache_dir: str | os.PathLike | None = None) -> list[tuple[Path, int]]:
+    """Remove the converted copies written more than `older_than_s` seconds ago (all when None);
+    returns each removed copy with its size. The next load converts its pickle again."""
+    import time
+
+    removed = []
+    for copy in converted_copies(cache_dir):
+        try:
+            stat = copy.stat()
+            if older_than_s is not None and time.time() - stat.st_mtime < older_than_s:
+                continue
+            copy.unlink()
+            copy.with_suffix(SOURCE_SUFFIX).unlink(missing_ok=True)
+        except OSError:
+            continue
+        removed.append((copy, stat.st_size))
+    return removed
+
+
 def converted_copies(cache_dir: str | os.PathLike | None = None) -> list[Path]:
     """The converted copies of pickled weights kept in the cache (`as_safetensors`)."""
     folder = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "converted"

@@ -128,8 +128,9 @@ class AudioStoryBackend(DubBackend):
 
             files = self.files   # located first: the manifest names the weights this load reads
             log.info("Loading AudioStory from %s.", files.model_dir)
+            # The files found on this machine, looked up once: never fetched halfway through a dub.
             self._pipeline = AudioStoryPipeline.from_pretrained(
-                self.options.model, device=self.options.device, dtype=self.options.dtype, local_only=True)
+                self.options.model, device=self.options.device, dtype=self.options.dtype, files=files)
         return self._pipeline
 
     @property

@@ -17,6 +17,7 @@ Progress goes to stderr on a terminal, or as JSON lines on stdout with --json-pr
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import shlex
@@ -390,7 +391,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
             print(f"{'  ' + stage:<20} {_size_text(size)}")
         copies = _converted_copies()
         if copies:   # AudioStory's safetensors copies of pickled weights: gigabytes each
-            print(f"{'converted weights':<20} {len(copies)} ({_size_text(sum(_size(c) for c in copies))}) in "
+            print(f"{'converted weights':<20} {len(copies)} ({_size_text(sum(c.stat().st_size for c in copies))}) in "
                   f"{copies[0].parent}")
         return 0
     older_than_s = None if args.older_than is None else args.older_than * 86400.0
@@ -406,8 +407,6 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 def _converted_copies() -> list[Path]:
     """AudioStory's converted weights (none when its package is not installed)."""
-    import importlib.util
-
     if importlib.util.find_spec("safetensors") is None:
         return []
     from audiostory_core.weight_files import converted_copies
@@ -415,29 +414,12 @@ def _converted_copies() -> list[Path]:
     return converted_copies()
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
 def _remove_converted_copies(older_than_s: float | None) -> list[tuple[Path, int]]:
-    """Remove the converted weights written more than `older_than_s` ago (all when None)."""
-    import time
+    if importlib.util.find_spec("safetensors") is None:
+        return []
+    from audiostory_core.weight_files import remove_converted_copies
 
-    removed = []
-    for copy in _converted_copies():
-        size = _size(copy)
-        try:
-            if older_than_s is not None and time.time() - copy.stat().st_mtime < older_than_s:
-                continue
-            copy.unlink()
-            copy.with_suffix(".source").unlink(missing_ok=True)
-        except OSError:
-            continue
-        removed.append((copy, size))
-    return removed
+    return remove_converted_copies(older_than_s)
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
