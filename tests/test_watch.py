@@ -87,11 +87,11 @@ def journal(root: Path) -> list[dict]:
     return [json.loads(line) for line in (root / "logs" / "journal.jsonl").read_text().splitlines()]
 
 
-def wait_for(condition, timeout_s: float, what: str) -> None:
+def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.05) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+        time.sleep(poll_s)
 
 
 # ----------------------------------------------------------------------------- unit checks
@@ -809,24 +809,45 @@ def test_a_signal_that_reaches_only_the_workers_strands_nothing(tmp_path, monkey
     root = tmp_path / "watch"
     (root / "inbox").mkdir(parents=True)
     (root / "dub-watch.toml").write_text(DUB_SETTINGS)
-    publish(root, "ep1.mp4", dub_clips["ep1.mp4"])
     stop = threading.Event()
     watcher = threading.Thread(target=run_watch, args=(root, WatchOptions(stable_s=0.1, poll_s=0.05, workers=1), stop))
     watcher.start()
+    dubbed = []
     try:
-        wait_for(lambda: any(r["status"] == "running" for r in ledger_records(root)), 60, "the dub to start")
-        [worker] = [r["pid"] for r in ledger_records(root)]
-        os.kill(int(worker), signal.SIGINT)
+        # A short dub can finish between two looks at the ledger: the worker is frozen while the
+        # test checks that its job is still running, so the signal surely lands inside a job.
+        for name in ("ep1.mp4", "ep2.mp4"):
+            publish(root, name, dub_clips[name])
+            dubbed.append(name)
+            wait_for(lambda: any(r["status"] == "running" and Path(r["input"]).name == name
+                                 for r in ledger_records(root)), 60, f"the dub of {name} to start", poll_s=0.005)
+            [worker] = [r["pid"] for r in ledger_records(root) if Path(r["input"]).name == name]
+            os.kill(int(worker), signal.SIGSTOP)
+            try:
+                [record] = [r for r in ledger_records(root) if Path(r["input"]).name == name]
+                interrupting = record["status"] == "running"
+                if interrupting:
+                    os.kill(int(worker), signal.SIGINT)
+            finally:
+                os.kill(int(worker), signal.SIGCONT)
+            if interrupting:
+                break
+            wait_for(lambda: name in {p.name for p in (root / "done").iterdir()}, 60, f"{name} to be dubbed")
+        else:
+            pytest.fail("every dub finished before the test could signal its worker")
         publish(root, "ep0.mp4", dub_clips["ep0.mp4"])
-        wait_for(lambda: sorted(p.name for p in (root / "done").iterdir()) == ["ep0.mp4", "ep1.mp4"], 90,
-                 "both files to be dubbed")
+        dubbed.append("ep0.mp4")
+        wait_for(lambda: sorted(p.name for p in (root / "done").iterdir()) == sorted(dubbed), 90,
+                 "every file to be dubbed")
     finally:
         stop.set()
         watcher.join(60)
     assert not any((root / "processing").iterdir()) and not any((root / "failed").iterdir())
-    for name in ("ep0.mp4", "ep1.mp4"):
+    for name in dubbed:
         assert_like_single_run(root / "output" / Path(name).stem, single_dubs[name])
     assert "was interrupted from outside; the job runs again" in (root / "logs" / "watch.log").read_text()
+    [interrupted] = [r for r in ledger_records(root) if Path(r["input"]).name == dubbed[-2]]
+    assert interrupted["status"] == "done" and interrupted["attempt"] == 2, interrupted
 
 
 def test_the_job_records_name_where_the_files_ended_up(tmp_path, monkeypatch, dub_clips):
