@@ -208,6 +208,22 @@ def _extra_args(extras: tuple[ExtraStream, ...], container: Container) -> tuple[
     return args, dropped
 
 
+def _subtitles_from_picture_args(picture_s: Fraction) -> list[str]:
+    """Text subtitles made to start no earlier than the picture, which lies at `picture_s` on the
+    timeline before the muxer: a packet that ends by then is dropped, one that spans it starts with
+    it. In an MP4/MOV whose timeline moved back, a text sample starting before zero is cut by the
+    edit list, and ffmpeg's reader then shows every later cue early by the part cut off.
+    The expressions hold no commas (they separate the filters): max(a, b) is written with abs, and
+    ceil of a tiny fraction is 1 for a packet that ends no later than the picture, else 0."""
+    at = f"{float(picture_s):.6f}"
+
+    def before(ts: str) -> str:   # how far a timestamp lies before the picture, else 0
+        return f"(abs({ts}-{at}/TB)-({ts}-{at}/TB))/2"
+
+    return ["-bsf:s", f"noise=drop=ceil(({at}/tb-pts-duration+0.5)/1e30),"
+                      f"setts=pts=PTS+{before('PTS')}:dts=DTS+{before('DTS')}:duration=DURATION-{before('PTS')}"]
+
+
 def other_pictures(extras: tuple[ExtraStream, ...]) -> list[str]:
     """The source's picture streams besides the one dubbed, one phrase each ("video (stream 1)
     (h264)"): a dub carries one picture, whatever the container."""
@@ -275,25 +291,46 @@ def mux_args(video_path: Path, audio_wav_path: Path, out_temp: Path, info: Media
     keeps_original = options.original_audio and bool(options.original_tracks)
     start_s = _picture_start_s(info, keeps_original)
     picture_offset: list[str] = []
+    timeline_shift: list[str] = []
+    chapters_input: list[str] = []
+    chapters_from = "0"
     if start_s > 0 and not keeps_original and info.picture_lead_s is None:
         # Nothing of the source's sound comes along, so nothing needs to start before the picture:
         # the picture moves to the start instead of the dub to the picture. A dub encoded with a
         # delay (AAC) then has its priming hidden by the edit list, as at a start of 0, instead of
         # sounding for 1024 samples before the first picture.
         picture_offset, start_s = ["-itsoffset", f"{-float(start_s):.6f}"], Fraction(0)
+    elif start_s > 0 and keeps_original and container.muxer in ("mp4", "mov"):
+        # The kept sound starts before the picture. An MP4/MOV track can either wait (an empty
+        # edit) or skip its encoder priming, not both, so a dub that waited for the picture would
+        # sound its 1024 priming samples before it and be that much longer than the pictures.
+        # Instead the output's timeline moves back so that the picture and the dub start at zero;
+        # the original's head before the picture falls before zero, where the edit list hides it.
+        # The muxer makes the shift, in each output stream's clock: an input offset would be
+        # rounded to each input stream's own clock (a whole packet for an AVI's MP3 or AC-3) and
+        # move the original against the picture. (Matroska has no edit lists: its muxer would
+        # move every stream forward again, but not the chapters; there the dub waits instead.)
+        timeline_shift = ["-output_ts_offset", f"{-float(start_s):.6f}"]
+        # The muxer does not move chapters: they come from the source opened once more and moved
+        # back at its input (ffmpeg reads no packets of an input that no stream is taken from).
+        chapters_input = ["-itsoffset", f"{-float(start_s):.6f}", "-i", str(video_path)]
+        chapters_from = "2"
     end_s = start_s + info.frame_time(info.frame_count)
     dub_offset = ["-itsoffset", f"{float(start_s):.6f}"] if start_s > 0 else []
     # MPEG program streams stamp only the frames that begin a packet; genpts fills in the others,
     # which an MP4 needs for every frame and without which the Matroska muxer refuses the copy.
     args = ["-fflags", "+genpts", *picture_offset, "-i", str(video_path), *dub_offset, "-i", str(audio_wav_path),
-            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *_video_timing_args(info, container)]
+            *chapters_input, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *_video_timing_args(info, container)]
     args += _dub_codec_args(options.codec, options, info.total_samples(sample_rate))
     if options.original_audio and options.original_tracks:
         args += _original_args(options.original_tracks, options)
     args += _extra_args(options.extras, container)[0]
+    if (picture_offset or timeline_shift) and container.muxer in ("mp4", "mov") and any(
+            e.kind == "subtitle" and e.codec in TEXT_SUBTITLES for e in options.extras):
+        args += _subtitles_from_picture_args(start_s)
     # -t stops copied streams at the picture's end (a kept original is often a few ms longer);
     # the last frame starts a whole frame earlier, so the picture is never cut.
-    args += ["-t", f"{float(end_s):.6f}", "-map_metadata", "0", "-map_chapters", "0"]
+    args += ["-t", f"{float(end_s):.6f}", *timeline_shift, "-map_metadata", "0", "-map_chapters", chapters_from]
     if info.start_timecode:
         args += ["-timecode", info.start_timecode]   # only the picture is mapped, not a tmcd track
     if container.faststart:
