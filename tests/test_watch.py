@@ -1004,3 +1004,22 @@ def test_sigterm_mid_dub_stops_the_workers_and_the_next_start_finishes_it(tmp_pa
     assert [p.name for p in (root / "done").iterdir()] == ["ep2.mp4"]
     assert_like_single_run(root / "output" / "ep2", single_dubs["ep2.mp4"])
     assert [r["name"] for r in journal(root) if r["event"] == "resumed"] == ["ep2.mp4"]
+
+
+def test_a_failed_job_record_names_the_file_in_failed(tmp_path, monkeypatch, dub_clips):
+    """Someone tracing a failed job from logs/.dub-batch finds its file in failed/, beside the note
+    saying why, as a done job's record names done/: not processing/, nor the staging folder its
+    output was to be written in (removed, so the record names no output)."""
+    monkeypatch.setenv("DUB_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "watch"
+    (root / "inbox").mkdir(parents=True)
+    (root / "dub-watch.toml").write_text(DUB_SETTINGS)
+    publish(root, "broken.mp4", dub_clips["broken.mp4"])
+    run_watch(root, WatchOptions(stable_s=0.1, poll_s=0.05, once=True, workers=1))
+    failed = root / "failed" / "broken.mp4"
+    assert failed.is_file() and failed.with_name("broken.mp4.error.json").is_file()
+    [record] = ledger_records(root)
+    assert record["status"] == "failed" and Path(record["input"]) == failed
+    assert record["output"] == ""
+    assert record["reason"].startswith(f"{failed} is not a video file"), record["reason"]
+    assert ".staging" not in json.dumps(record) and "processing" not in json.dumps(record)

@@ -66,11 +66,13 @@ def probe_validator(path: Path) -> Any:
 
 
 class JobFailed(DubError):
-    """A dub that failed in its worker; the message is the worker's reason, `kind` its error's name."""
+    """A dub that failed in its worker; the message is the worker's reason, `kind` its error's
+    name, `job` its ledger job (None when it never reached a worker)."""
 
-    def __init__(self, reason: str, kind: str = "") -> None:
+    def __init__(self, reason: str, kind: str = "", job: Any = None) -> None:
         super().__init__(reason)
         self.kind = kind
+        self.job = job
 
 
 class WatchDispatch:
@@ -96,27 +98,32 @@ class WatchDispatch:
         job = Job(str(source), str(output), key, self.run_id, str(self.ledger_root))
         outcome = self.dispatcher.submit(job, options).result()
         if outcome.status != "done":
-            raise JobFailed(outcome.reason, outcome.error)
+            raise JobFailed(outcome.reason, outcome.error, job)
         return job
 
-    def filed(self, job: Any, moves: Sequence[tuple[Path, Path]]) -> None:
-        """The job's files were moved (the staging folder to its output folder, the claimed input
-        to done/): its `done` record names them where they are now, as its timelines do. A record
-        that cannot be rewritten only keeps the old paths."""
+    def filed(self, job: Any, moves: Sequence[tuple[Path, Path | None]]) -> None:
+        """The job's files were moved: after a dub, the staging folder to its output folder and the
+        claimed input to done/; after a failure, the input to failed/ (a move to None: the staging
+        folder, removed). Its `done` or `failed` record then names them where they are now, as its
+        timelines do. A record that cannot be rewritten only keeps the old paths."""
         from ..jobs import Ledger
 
         ledger = Ledger(job.ledger_root)
         record = ledger.read(job.key)
-        if record is None or record.get("status") != "done":
+        status = record.get("status") if record is not None else None
+        if status not in ("done", "failed"):
             return
         fields = {k: v for k, v in record.items() if k not in ("schema", "key", "input", "output", "status", "run_id")}
         if isinstance(fields.get("outputs"), dict):
             fields["outputs"] = {k: _moved(v, moves) for k, v in fields["outputs"].items()}
+        if isinstance(fields.get("reason"), str):   # a worker's sentence names the file it was given
+            fields["reason"] = _moved_in_text(fields["reason"], moves)
         filed = replace(job, input=_moved(job.input, moves), output=_moved(job.output, moves))
         try:
-            ledger.write(filed, "done", **fields)
+            ledger.write(filed, status, **fields)
         except (DubError, OSError) as err:
-            log.warning("the job record %s still names the staging folder (%s)", ledger.path(job.key), err)
+            log.warning("the job record %s still names where its files were before they moved (%s)",
+                        ledger.path(job.key), err)
 
     def interrupt(self) -> None:
         """Stop the dubs in flight; their files stay in processing/ for the next start."""
@@ -126,15 +133,37 @@ class WatchDispatch:
         self.dispatcher.close()
 
 
-def _moved(path: Any, moves: Sequence[tuple[Path, Path]]) -> Any:
-    """`path` (a string) where `moves` put it; anything else as it is."""
+def _spellings(old: Path) -> list[str]:
+    """`old` as given and resolved (writers may name paths resolved), the longer first, so that
+    one spelling is never replaced inside the other."""
+    return sorted({str(old), str(old.resolve())}, key=len, reverse=True)
+
+
+def _moved(path: Any, moves: Sequence[tuple[Path, Path | None]]) -> Any:
+    """`path` (a string) where `moves` put it ("" for one in a folder that is gone); anything else
+    as it is."""
     if not isinstance(path, str):
         return path
     for old, new in moves:
-        for before in {str(old), str(old.resolve())}:   # writers may name paths resolved
+        for before in _spellings(old):
             if path == before or path.startswith(before + os.sep):
-                return str(new) + path[len(before):]
+                return "" if new is None else str(new) + path[len(before):]
     return path
+
+
+def _moved_in_text(text: str, moves: Sequence[tuple[Path, Path | None]]) -> str:
+    """`text` (a sentence) with each path that `moves` carry written where it is now; a file in a
+    folder that is gone is named by its place in that folder."""
+    import re
+
+    for old, new in moves:
+        for before in _spellings(old):
+            if new is None:
+                text = text.replace(before + os.sep, "")
+                continue
+            # The whole path only: not the start of a longer name, nor the end of a longer path.
+            text = re.sub(rf"(?<![\w.-]){re.escape(before)}(?!\w|[.-]\w)", lambda _: str(new), text)
+    return text
 
 
 def open_dispatch(ledger_root: Path, jobs: int | None, default_jobs: int, ray: bool,

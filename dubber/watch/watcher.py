@@ -453,13 +453,24 @@ class Watcher:
             st = claimed.stat()
             note.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
         write_json_atomic(dest.with_name(dest.name + ".error.json"), note)
-        if claimed.exists():
+        moved = claimed.exists()
+        if moved:
             os.replace(claimed, dest)
         self.journal.append("failed", name=name, failed_as=dest.name, sha256=sha, reason=reason)
+        if moved:
+            self._file_failed_job(err, claimed, dest)
         self.failures += 1
         if dest.exists() and "size" in note:
             self.failed_stat[dest] = (note["size"], note["mtime_ns"])
         log.warning("failed %s: %s", shown(name), shown(reason))
+
+    def _file_failed_job(self, err: BaseException, claimed: Path, dest: Path) -> None:
+        """A dub that failed in a worker: its ledger record names the input where it now is, in
+        failed/ (as a done job's names done/), and no output, since the staging folder the output
+        was to be written in is removed."""
+        job = getattr(err, "job", None)
+        if job is not None and self.dispatch is not None:
+            self.dispatch.filed(job, ((claimed, dest), (Path(job.output).parent, None)))
 
     # -- the loop ------------------------------------------------------------------------------
 
