@@ -211,23 +211,28 @@ def expand_inputs(inputs: Sequence[str | os.PathLike], leave_out: Sequence[Path]
 # ----------------------------------------------------------------------------- planning
 
 def plan_jobs(inputs: Sequence[str | os.PathLike | BatchInput], out_dir: Path, options: DubOptions,
-              run_id: str) -> tuple[list[Job], list[JobOutcome]]:
-    """One Job per usable input, and a failed outcome for each input that cannot be read.
+              run_id: str, on_notice: Callable[[str], None] = log.info) -> tuple[list[Job], list[JobOutcome]]:
+    """One Job per usable input, and a failed outcome for each input that cannot be read. A file
+    given more than once is one job, said in one line through `on_notice`.
 
     Raises:
         InputError: two inputs would write the same output file.
     """
     from .options import check_input_file
 
-    jobs, failed, seen, files = [], [], {}, set()
+    jobs, failed, seen = [], [], {}
+    first: dict[Path, str] = {}      # each file, by its resolved path, as it was first given
+    repeats: dict[Path, int] = {}    # how often a file given more than once was given
     for entry in inputs:
         entry = entry if isinstance(entry, BatchInput) else BatchInput.given(entry)
         raw = entry.path
-        # One file given twice (overlapping globs, a folder and a video in it) is one job.
+        # One file given twice (overlapping globs, a folder and a video in it, a relative and an
+        # absolute path, a link) is one job.
         same = Path(raw).expanduser().resolve()
-        if same in files:
+        if same in first:
+            repeats[same] = repeats.get(same, 1) + 1
             continue
-        files.add(same)
+        first[same] = str(raw)
         output = (out_dir / default_output_path(Path(entry.name)).name).absolute()
         if output in seen:
             raise InputError(f"{raw} and {seen[output]} would both be dubbed to {output}; "
@@ -238,6 +243,10 @@ def plan_jobs(inputs: Sequence[str | os.PathLike | BatchInput], out_dir: Path, o
             jobs.append(Job(str(path), str(output), job_key(path, output, options), run_id))
         except DubError as err:
             failed.append(JobOutcome(str(raw), str(output), "failed", one_line(err)))
+    # Said, not silent: a user counting the outcomes against the inputs given finds one missing.
+    for same, count in repeats.items():
+        times = "twice" if count == 2 else f"{count} times"
+        on_notice(f"{first[same]} is listed {times}; it is dubbed once.")
     return jobs, failed
 
 
@@ -258,8 +267,8 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
         progress: called as progress("batch", finished, total) after each input.
         on_outcome: called with each input's outcome as it is known (skipped ones first), so a
             display can name the file that just finished or failed.
-        on_notice: called with one line per folder given: how many videos it holds, and which
-            other files in it are left alone.
+        on_notice: called with one line per folder given (how many videos it holds, and which
+            other files in it are left alone), and one per file given more than once.
 
     Returns:
         BatchResult with one outcome per video (a folder without one: its failed outcome), in
@@ -281,7 +290,8 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
     batch = replace(batch, out_dir=str(out_dir))
     own_folders = [out_dir] + ([Path(options.stems_dir).expanduser()] if options.stems_dir else [])
     expanded = expand_inputs(inputs, own_folders, on_notice)
-    jobs, failed = plan_jobs([e for e in expanded if isinstance(e, BatchInput)], out_dir, options, uuid.uuid4().hex)
+    jobs, failed = plan_jobs([e for e in expanded if isinstance(e, BatchInput)], out_dir, options, uuid.uuid4().hex,
+                             on_notice)
     out_dir.mkdir(parents=True, exist_ok=True)   # once the batch is planned: a refused one makes nothing
     failed += [e for e in expanded if isinstance(e, JobOutcome)]   # folders without a video
     ledger = Ledger(out_dir)

@@ -511,3 +511,34 @@ def test_a_batch_shares_one_stems_folder_and_replaces_changed_jobs_with_overwrit
     assert replaced.returncode == 0, replaced.stderr
     manifest = json.loads((out / "clip0.dub.json").read_text())
     assert abs(manifest["loudness"]["integrated_lufs"] + 14.0) < 0.2
+
+
+def test_a_file_given_twice_is_said_once_in_one_line_and_dubbed_once(clips, tmp_path):
+    """The same video by a relative path, its absolute path and a link to it: `dub batch` says so in
+    one line on stderr and dubs it once, named as first given."""
+    from dub_cli import dub_env, run_dub
+
+    (tmp_path / "in").mkdir()
+    video = tmp_path / "in" / "clip0.mp4"
+    shutil.copy(clips["clip0"], video)
+    (tmp_path / "in" / "link.mp4").symlink_to(video)
+    done = run_dub(["batch", "in/clip0.mp4", video, "in/link.mp4", "-o", "out", "--jobs", "1"], dub_env(tmp_path),
+                   timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stderr.splitlines() if "listed" in line]
+    assert said == ["dub: in/clip0.mp4 is listed 3 times; it is dubbed once."], done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.mp4")) == ["clip0.dub.mp4"]
+    assert "dub batch: 1 input: 1 dubbed, 0 already done, 0 failed." in done.stderr
+
+
+def test_only_a_file_given_more_than_once_is_said(clips, tmp_path):
+    from dubber.batch import plan_jobs
+
+    said: list[str] = []
+    jobs, failed = plan_jobs([clips["clip0"], clips["clip1"], clips["clip0"]], tmp_path / "out",
+                             _dub_options(tmp_path), "run", on_notice=said.append)
+    assert [Path(j.input).name for j in jobs] == ["clip0.mp4", "clip1.mp4"] and not failed
+    assert said == [f"{clips['clip0']} is listed twice; it is dubbed once."]
+    said.clear()
+    plan_jobs([clips["clip0"], clips["clip1"]], tmp_path / "out", _dub_options(tmp_path), "run", on_notice=said.append)
+    assert said == []
