@@ -205,6 +205,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 # ---------------------------------------------------------------------------- the review page
 THUMBS_PER_SHOT = 3
 THUMB_HEIGHT_PX = 72
+REVIEW_ROLE = "review"   # the page's role among a manifest's outputs
 
 
 def load_manifest(path: str | os.PathLike) -> dict[str, Any]:
@@ -535,11 +536,14 @@ def missing_sound(manifest: Mapping[str, Any], folder: Path) -> list[str]:
 
 
 def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike | None = None,
-                 overwrite: bool = False, on_notice: Callable[[str], None] = log.warning) -> Path:
+                 overwrite: bool = False, on_notice: Callable[[str], None] = log.warning,
+                 record: bool = False) -> Path:
     """Write the self-contained review page of a dub (beside the manifest unless `out_path`).
 
     `out_path` may be a folder: the page goes inside it, named as beside the manifest. An
-    existing file there is replaced only when `overwrite`.
+    existing file there is replaced only when `overwrite`. `record`: the page is one of the dub's
+    outputs (`dub --review`), listed in its manifest as "review" once written, so tools reading
+    the manifest find it and a dub replacing this one removes it with the rest.
 
     Returns:
         The page's path.
@@ -555,7 +559,9 @@ def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike |
     if target.is_dir():
         target = target / default_review_path(manifest_file).name
     media = manifest["analysis"]["media"].get("path")
-    kept = [manifest_file, *_outputs(manifest, manifest_file.parent).values(), *([Path(media)] if media else [])]
+    # The page the manifest lists is the one file it names that a new page may replace.
+    named = [path for role, path in _outputs(manifest, manifest_file.parent).items() if role != REVIEW_ROLE]
+    kept = [manifest_file, *named, *([Path(media)] if media else [])]
     if any(_same_file(target, path) for path in kept):
         raise InputError(f"{target} is the manifest or one of the files it names; write the page to a new .html path.")
     check_review_target(target, overwrite)
@@ -567,4 +573,11 @@ def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike |
     if missing:
         on_notice(f"not found beside {manifest_file.name}, so left off the page: {', '.join(missing)}")
     write_atomically(target, review_html(manifest, manifest_file.parent, target.parent).encode("utf-8"))
+    if record:
+        from .export.deliverables import add_recorded_output
+
+        try:
+            add_recorded_output(manifest_file, REVIEW_ROLE, target)
+        except OutputError as err:   # the page is there all the same: said, not a failed run
+            on_notice(f"{err} The review page is written to {target}.")
     return target

@@ -404,3 +404,28 @@ def test_a_project_moved_whole_keeps_its_stems_on_a_page_written_after_the_move(
     said = [line for line in lost.stderr.splitlines() if "not found" in line]
     assert said == ["dub: not found beside demo.dub.json, so left off the page: mix (../stems/demo.dub.mix.wav), "
                     "stem:fx (../stems/demo.dub.fx.wav), stem:music (../stems/demo.dub.music.wav)"], lost.stderr
+
+
+def test_the_page_of_dub_review_is_listed_in_the_manifest_and_goes_with_its_dub(demo_sample, tmp_path):
+    """Tools reading the manifest find the page `dub --review` wrote among its outputs, by the role
+    "review" and relative to the manifest like the other files; `dub review` still replaces that
+    page, and a dub replacing this one without a page removes the page and its listing."""
+    from dubber.export.deliverables import read_recorded_outputs
+
+    video, _ = demo_sample
+    src = tmp_path / video.name
+    shutil.copy(video, src)
+    env = dub_env(tmp_path)
+    out, manifest, page = tmp_path / "cut.mp4", tmp_path / "cut.json", tmp_path / "cut.review.html"
+    done = run_dub([src, "-o", out, "--backend", "score", "--review"], env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(manifest.read_text())["outputs"]["review"] == "cut.review.html"
+    assert read_recorded_outputs(manifest)["review"] == page and page.is_file()
+    page.write_text("AN OLDER PAGE\n")
+    again = run_dub(["review", manifest, "--force"], env, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE")
+    assert json.loads(manifest.read_text())["outputs"]["review"] == "cut.review.html"
+    replaced = run_dub([src, "-o", out, "--backend", "score", "--force"], env, timeout=300)
+    assert replaced.returncode == 0, replaced.stderr
+    assert not page.exists() and "review" not in json.loads(manifest.read_text())["outputs"]

@@ -282,7 +282,8 @@ def _cmd_dub(args: argparse.Namespace) -> int:
 
             reporter("review", 0, 1)
             try:
-                write_review(result.outputs["manifest"], page, overwrite=True)   # checked before the run
+                # checked before the run; listed in the manifest like the dub's other files
+                write_review(result.outputs["manifest"], page, overwrite=True, record=True)
             except KeyboardInterrupt as stop:
                 stopped = stop
             else:

@@ -235,16 +235,51 @@ def read_recorded_outputs(manifest_path: Path) -> dict[str, Path]:
     return recorded_outputs(data, Path(manifest_path).parent) if is_manifest(data) else {}
 
 
+def _recorded_paths(outputs: Mapping[str, str | os.PathLike[str]],
+                    manifest_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """How a manifest in `manifest_dir` records `outputs`: the `outputs` entries (relative to the
+    folder) and the `outputs_at` ones. Outputs outside the manifest's folder (a shared stems folder)
+    are also kept by where they are: moving the project whole keeps the relative link, moving the
+    output folder alone the absolute one."""
+    recorded = {role: relative_to_manifest(path, manifest_dir) for role, path in outputs.items()}
+    outside = {role: str(Path(outputs[role]).expanduser().resolve()) for role, rel in recorded.items()
+               if rel.startswith("../")}
+    return recorded, outside
+
+
+def add_recorded_output(manifest_path: str | os.PathLike[str], role: str, path: str | os.PathLike[str]) -> None:
+    """List `path` among the outputs of the manifest at `manifest_path` under `role`, as
+    `build_manifest` lists the files a dub writes, for a file written after the manifest (the
+    review page). The manifest is replaced whole, atomically.
+
+    Raises:
+        OutputError: the manifest is gone, unreadable or no dub manifest, or cannot be written back.
+    """
+    file = Path(manifest_path)
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise OutputError(f"{file} cannot be read, so it does not list {Path(path).name}.") from None
+    if not is_manifest(manifest) or not isinstance(manifest.get("outputs"), dict):
+        raise OutputError(f"{file} is no dub manifest, so it does not list {Path(path).name}.")
+    recorded, outside = _recorded_paths({role: path}, file.absolute().parent)
+    manifest["outputs"] = {**manifest["outputs"], **recorded}
+    written_at = manifest.get("outputs_at")
+    written_at = {k: v for k, v in written_at.items() if k != role} if isinstance(written_at, dict) else {}
+    written_at.update(outside)
+    if written_at:
+        manifest["outputs_at"] = written_at
+    else:
+        manifest.pop("outputs_at", None)
+    text = json.dumps(manifest, indent=2, ensure_ascii=False, default=_json_default, allow_nan=False)
+    atomic_write_text(file, text + "\n")
+
+
 def build_manifest(inputs: ExportInputs, outputs: Mapping[str, str | os.PathLike[str]],
                    manifest_dir: Path) -> dict[str, Any]:
     """The manifest as a JSON-ready dict; `outputs` maps a role ("video", "srt", "stem:fx") to a file."""
     plan = inputs.plan
-    recorded = {role: relative_to_manifest(path, manifest_dir) for role, path in outputs.items()}
-    # Outputs outside the manifest's folder (a shared stems folder) are also kept by where they
-    # are: moving the project whole keeps the relative link, moving the output folder alone the
-    # absolute one.
-    outside = {role: str(Path(outputs[role]).expanduser().resolve()) for role, rel in recorded.items()
-               if rel.startswith("../")}
+    recorded, outside = _recorded_paths(outputs, manifest_dir)
     return {
         "schema": MANIFEST_SCHEMA,
         "tool": {"name": "dubber", "version": tool_version()},
