@@ -169,6 +169,10 @@ def _analyze(path: Path, options: DubOptions, progress: ProgressFn, media: Any =
             analysis = VideoAnalysis.from_dict(cached)
         except (KeyError, TypeError, ValueError) as err:
             log.warning("Ignoring a stale cached analysis (%s).", err)
+        else:
+            # The key reads the file's content, so a copy, a hard link or a moved file finds the
+            # analysis of another path: the manifest and the timelines must name this one.
+            analysis = replace(analysis, media=replace(analysis.media, path=str(path)))
     if analysis is None:
         computed = vision.analyze(str(path), captioner=options.captioner, media=media,
                                   captioner_options={"model": options.captioner_model} if options.captioner_model
@@ -296,20 +300,31 @@ def _prompts_follow_edits(user_plan: Any, fresh: dict[str, Any]) -> Any:
     """A cue whose caption (or the plan's style) was edited by hand while its prompt was left as
     the planner wrote it gets the prompt the planner writes for the new caption and style, as the
     studio does: the model reads both, and they must not contradict each other. A prompt edited
-    by hand is kept as it is. `fresh`: the plan the planner makes in each style."""
+    by hand is kept as it is, and so is a shot given a style of its own (its prompt is the one
+    the planner writes in another style than the rest). `fresh`: the plan the planner makes in
+    each style."""
+    from collections import Counter
+
     from .plan import cue_prompt
     from .styles import get_style
 
     if any(len(p.cues) != len(user_plan.cues) for p in fresh.values()):
         return user_plan   # shots split or joined by hand: nothing to compare a cue with
-    style = get_style(user_plan.style)
+    planned_under = [[name for name, p in fresh.items() if p.cues[i].prompt == cue.prompt]
+                     for i, cue in enumerate(user_plan.cues)]
+    # The style most prompts were planned in is the one the plan was made in: when it is not the
+    # plan's style now, the plan's style was edited and those prompts follow it; a prompt planned
+    # in a third style is a shot's own choice and keeps its style.
+    votes = Counter(name for names in planned_under for name in names)
+    made_in = max(votes, key=lambda name: (votes[name], name == user_plan.style)) if votes else user_plan.style
     cues = []
     for i, cue in enumerate(user_plan.cues):
-        planned_under = [name for name, p in fresh.items() if p.cues[i].prompt == cue.prompt]
-        rewritten = cue_prompt(cue.caption, style)
-        if planned_under and cue.prompt != rewritten and (
-                cue.caption != fresh[planned_under[0]].cues[i].caption or user_plan.style not in planned_under):
-            cue = replace(cue, prompt=rewritten)
+        names = planned_under[i]
+        if names:
+            target = user_plan.style if made_in in names else names[0]
+            rewritten = cue_prompt(cue.caption, get_style(target))
+            if cue.prompt != rewritten and (cue.caption != fresh[names[0]].cues[i].caption or target not in names):
+                cue = replace(cue, prompt=rewritten)
         cues.append(cue)
     return replace(user_plan, cues=tuple(cues))
 
