@@ -29,12 +29,12 @@ from vision.types import MediaInfo, Shot, VideoAnalysis, fraction_from_str, frac
 from .errors import PlanError
 from .atomic import atomic_write_text
 from .styles import DEFAULT_STYLE, STYLES, Style, get_style
-
-# Events that span a motion (a cue boundary never falls inside one); the rest land on one frame.
-SUSTAINED_KINDS = ("whoosh", "run", "shake", "fast_motion")
 from .types import MAX_CUE_S, OUTPUT_SAMPLE_RATE, PLAN_SCHEMA, Cue, DubPlan
 
 log = logging.getLogger(__name__)
+
+# Events that span a motion (a cue boundary never falls inside one); the rest land on one frame.
+SUSTAINED_KINDS = ("whoosh", "run", "shake", "fast_motion")
 
 # How far (fraction of the ideal part length) a split may move from the equal-parts point
 # to find a quiet frame; wider windows give lopsided parts.
