@@ -6,10 +6,15 @@ without a window), then saves, reopens and mixes the scene down to WAV. Prints o
 facts for tests/test_blender.py to check; it asserts nothing itself.
 
 The job file names: zip, movie, work (a folder), dub (the dub command path), backend,
-separate_stems, fps, movie_start_frame, trim_start_frames, blocker_channel.
+separate_stems, fps, movie_start_frame, trim_start_frames, blocker_channel; optionally fps_base,
+style, recorded_dub (the command the installed package records, used with an empty preference)
+and rerun_style (dub the strip a second time in that style, recording the first dub's
+strips and the digests of their files in between). When the operator refuses to start, the facts
+are its error and the strips.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -33,7 +38,7 @@ def install(zip_path: str):
 
 def make_scene(job: dict):
     scene = bpy.context.scene
-    scene.render.fps, scene.render.fps_base = int(job["fps"]), 1.0
+    scene.render.fps, scene.render.fps_base = int(job["fps"]), float(job.get("fps_base", 1.0))
     scene.frame_start = 1
     editor = scene.sequence_editor_create()
     movie = editor.strips.new_movie(name="picture", filepath=job["movie"], channel=1,
@@ -54,11 +59,16 @@ def make_scene(job: dict):
     return scene, movie
 
 
-def set_prefs(job: dict) -> None:
+def set_prefs(job: dict, module) -> None:
     prefs = bpy.context.preferences.addons[MODULE].preferences
     prefs.dub_path = job["dub"]
+    if job.get("recorded_dub"):   # no preference: the command the installer recorded is used
+        prefs.dub_path = ""
+        Path(module.__file__).with_name(module.DUB_COMMAND_FILE).write_text(json.dumps({"dub": [job["recorded_dub"]]}))
     prefs.backend = job["backend"]
     prefs.separate_stems = bool(job["separate_stems"])
+    if job.get("style"):
+        prefs.style = job["style"]
 
 
 def _absolute(path: str) -> str:
@@ -85,18 +95,40 @@ def mixdown(scene, path: Path) -> dict:
             "last_sample": int(loud[-1]) if loud.size else None}
 
 
+def sound_digests(scene) -> dict[str, str]:
+    """SHA-1 of the file under each sound strip, by strip name."""
+    return {s.name: hashlib.sha1(Path(_absolute(s.sound.filepath)).read_bytes()).hexdigest()
+            for s in scene.sequence_editor.strips_all if s.type == "SOUND"}
+
+
+def dub(module, job: dict) -> str:
+    assert bpy.ops.sequencer.dub_movie_strip() == {"FINISHED"}
+    return module.run_until_done(module.JOBS[-1], timeout_s=float(job.get("timeout_s", 300)))
+
+
 def main(job_path: str) -> None:
     job = json.loads(Path(job_path).read_text())
     work = Path(job["work"])
     module = install(job["zip"])
     scene, movie = make_scene(job)
-    set_prefs(job)
-    assert bpy.ops.sequencer.dub_movie_strip() == {"FINISHED"}
-    status = module.run_until_done(module.JOBS[-1], timeout_s=float(job.get("timeout_s", 300)))
+    set_prefs(job, module)
+    try:
+        status = dub(module, job)
+    except RuntimeError as err:   # an operator's error report, raised when it is called from Python
+        print("HARNESS " + json.dumps({"operator_error": str(err), "jobs": len(module.JOBS),
+                                       "strips": strip_facts(scene)}))
+        return
+    first = None
+    if job.get("rerun_style"):
+        first = {"status": status, "strips": strip_facts(scene), "digests": sound_digests(scene)}
+        bpy.context.preferences.addons[MODULE].preferences.style = job["rerun_style"]
+        status = dub(module, job)
     older = type("EditorBefore44", (), {"sequences": "top", "sequences_all": "all"})()  # Blender < 4.4 names
     facts = {"status": status, "uses_strips": hasattr(scene.sequence_editor, "strips"),
              "shim_old": [module.top_strips(older), module.all_strips(older)],
              "strips": strip_facts(scene), "mix": mixdown(scene, work / "mix_before.wav")}
+    if first is not None:
+        facts["first"], facts["digests"] = first, sound_digests(scene)
     blend = work / "dubbed.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     bpy.ops.wm.open_mainfile(filepath=str(blend))

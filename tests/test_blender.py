@@ -42,6 +42,12 @@ import numpy as np
 args = sys.argv[1:]
 out = Path(args[args.index("-o") + 1]); stems = Path(args[args.index("--stems") + 1])
 assert "--json-progress" in args
+if out.exists() and "--overwrite" not in args:
+    print(f"dub: {{out}} exists; pass --overwrite to replace it.", file=sys.stderr); sys.exit(2)
+notice = {notice!r}
+if notice:
+    print(json.dumps({{"event": "notice", "message": notice}}), flush=True)
+level = 0.1 if "noir" in args else 0.25   # a new style sounds different
 total = {total}
 for i, stage in enumerate(("probe", "analyze", "plan", "render", "mix", "mux", "export")):
     print(json.dumps({{"stage": stage, "done": i + 1, "total": 7, "message": ""}}), flush=True)
@@ -50,13 +56,13 @@ stems.mkdir(parents=True, exist_ok=True)
 outputs = {{"video": str(out)}}
 t = np.arange(total) / 48000.0
 for name, onset in (("mix", {onset}), ("music", {onset}), ("fx", {onset} + 12000)):
-    audio = np.where(np.arange(total) >= onset, 0.25 * np.sin(2 * np.pi * 440 * t), 0.0)
+    audio = np.where(np.arange(total) >= onset, level * np.sin(2 * np.pi * 440 * t), 0.0)
     pcm = (np.repeat(audio[:, None], 2, axis=1) * 32767).astype("<i2")
     with wave.open(str(stems / f"{{name}}.wav"), "wb") as w:
         w.setnchannels(2); w.setsampwidth(2); w.setframerate(48000); w.writeframes(pcm.tobytes())
     outputs["mix" if name == "mix" else "stem:" + name] = str(stems / f"{{name}}.wav")
 manifest = out.with_suffix("").with_name(out.stem + ".json")
-manifest.write_text(json.dumps({{"schema": "dubber.manifest/1", "media": {{"fps": "30/1"}},
+manifest.write_text(json.dumps({{"schema": "dubber.manifest/1", "media": {{"fps": "{video_fps}"}},
     "outputs": {{k: str(Path(v).relative_to(out.parent)) for k, v in outputs.items()}}}}))
 outputs["manifest"] = str(manifest)
 out.write_bytes(b"muxed")
@@ -91,12 +97,20 @@ def extension_zip(tmp_path_factory) -> Path:
     return install("blender", tmp_path_factory.mktemp("zip"))
 
 
-def fake_dub(folder: Path) -> Path:
+def fake_dub(folder: Path, notice: str = "", video_fps: str = f"{FPS}/1") -> Path:
     script = folder / "dub"
     script.write_text(FAKE_DUB.format(python=sys.executable, total=MOVIE_FRAMES * 48000 // FPS,
-                                      onset=TONE_START_SAMPLE))
+                                      onset=TONE_START_SAMPLE, notice=notice, video_fps=video_fps))
     script.chmod(0o755)
     return script
+
+
+def own_copy(movie: Path, tmp_path: Path) -> Path:
+    """The movie in a folder of this test's own, so the dubs written beside it are this test's only."""
+    copy = tmp_path / "media" / movie.name
+    copy.parent.mkdir()
+    copy.write_bytes(movie.read_bytes())
+    return copy
 
 
 def run_harness(bpy_exe: str, work: Path, **job) -> dict:
@@ -162,6 +176,7 @@ def test_mixed_dub_is_one_strip(bpy_exe, movie, extension_zip, tmp_path):
 
 
 def test_dub_failure_is_reported_and_adds_nothing(bpy_exe, movie, extension_zip, tmp_path):
+    movie = own_copy(movie, tmp_path)
     failing = tmp_path / "dub"
     failing.write_text(f"#!{sys.executable}\nimport json, sys\n"
                        "print(json.dumps({'event': 'error', 'message': 'The input has no video stream; "
@@ -171,6 +186,7 @@ def test_dub_failure_is_reported_and_adds_nothing(bpy_exe, movie, extension_zip,
                         separate_stems=False, blocker_channel=0)
     assert facts["status"] == "Dub failed: The input has no video stream; choose a video file."
     assert sound_strips(facts["strips"]) == [] and facts["mix"]["first_sample"] is None
+    assert [p.name for p in movie.parent.iterdir()] == ["picture.mp4"]   # no empty take folder left behind
 
 
 def test_real_dub_score(bpy_exe, movie, extension_zip, tmp_path):
@@ -201,6 +217,66 @@ def test_real_dub_of_an_avi_raw_render(bpy_exe, movie, extension_zip, tmp_path, 
     monkeypatch.setenv("DUB_CACHE_DIR", str(tmp_path / "dub-cache"))
     facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=render, dub=Path(sys.executable).with_name("dub"),
                         backend="score", separate_stems=False, blocker_channel=0)
-    assert facts["status"] == "Added 1 dub strip(s) under picture.", facts["status"]
+    assert facts["status"].startswith("Added 1 dub strip(s) under picture."), facts["status"]
     assert (render.parent / "picture_dub" / "picture_dub.mov").stat().st_size > 0
     assert [s["name"] for s in sound_strips(facts["strips"])] == ["picture dub"]
+
+
+def test_a_rerun_never_changes_the_earlier_dubs_files(bpy_exe, movie, extension_zip, tmp_path):
+    """Dubbing the strip again in a new style adds the new take beside the first; the first dub's
+    strips still point at their own files, byte for byte as they were."""
+    movie = own_copy(movie, tmp_path)
+    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=fake_dub(tmp_path),
+                        backend="score", separate_stems=False, blocker_channel=0, rerun_style="noir")
+    first = facts["first"]
+    assert first["status"] == facts["status"] == "Added 1 dub strip(s) under picture."
+    (first_strip,) = sound_strips(first["strips"])
+    assert Path(first_strip["filepath"]).parent == movie.parent / "picture_dub" / "stems"
+    now = {s["name"]: s for s in sound_strips(facts["strips"])}
+    assert now[first_strip["name"]] == first_strip
+    assert facts["digests"][first_strip["name"]] == first["digests"][first_strip["name"]]
+    (second,) = [s for name, s in now.items() if name != first_strip["name"]]
+    assert Path(second["filepath"]).parent == movie.parent / "picture_dub-2" / "stems"
+    assert (movie.parent / "picture_dub-2" / "picture_dub-2.mp4").is_file()
+    assert facts["digests"][second["name"]] != first["digests"][first_strip["name"]]   # the noir take
+
+
+@pytest.mark.parametrize("fps, fps_base, video_fps, warned", [
+    (24, 1.001, "24000/1001", False), (30, 1.001, "30000/1001", False), (30, 1.0, "30/1", False),
+    (24, 1.0, "24000/1001", True), (30, 1.0, "30000/1001", True),
+])
+def test_scene_rate_warning_only_when_the_rates_differ(bpy_exe, movie, extension_zip, tmp_path, fps, fps_base,
+                                                       video_fps, warned):
+    """Blender keeps fps_base as a 32-bit float (1.001 reads back as 1.0010000467): an NTSC scene
+    is the video's rate, while 24 against 23.976 is a real mismatch."""
+    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=fake_dub(tmp_path, video_fps=video_fps),
+                        backend="score", separate_stems=False, blocker_channel=0, fps=fps, fps_base=fps_base)
+    warning = f" Set the scene to the video's {float(Fraction(video_fps)):.3f} fps, or picture and dub drift apart."
+    assert facts["status"] == "Added 1 dub strip(s) under picture." + (warning if warned else "")
+
+
+def test_missing_dub_command_is_one_sentence(bpy_exe, movie, extension_zip, tmp_path):
+    movie = own_copy(movie, tmp_path)
+    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub="/nonexistent/dub",
+                        backend="score", separate_stems=False, blocker_channel=0)
+    assert facts["operator_error"] == (
+        "Error: The dub command /nonexistent/dub set in the Dub Bridge preferences does not exist; correct "
+        "that path, or clear it to use the installed dub.\n")
+    assert facts["jobs"] == 0 and sound_strips(facts["strips"]) == []
+    assert [p.name for p in movie.parent.iterdir()] == ["picture.mp4"]
+
+
+def test_missing_recorded_dub_command_is_one_sentence(bpy_exe, movie, extension_zip, tmp_path):
+    """The environment the extension was installed from is gone: say so, and how to fix it."""
+    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=own_copy(movie, tmp_path), dub="",
+                        recorded_dub="/gone/env/bin/dub", backend="score", separate_stems=False, blocker_channel=0)
+    assert facts["operator_error"] == (
+        "Error: The dub command /gone/env/bin/dub recorded at install no longer exists; run `dub integrations "
+        "install blender` again, or set its path in the Dub Bridge preferences.\n")
+
+
+def test_dub_notices_reach_the_user(bpy_exe, movie, extension_zip, tmp_path):
+    notice = "score backend: no CUDA GPU is available, so the orchestral score engine writes this dub"
+    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=fake_dub(tmp_path, notice=notice),
+                        backend="score", separate_stems=False, blocker_channel=0)
+    assert facts["status"] == f"Added 1 dub strip(s) under picture. dub: {notice}."

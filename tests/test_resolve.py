@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import sys
 import threading
 import time
@@ -53,15 +54,20 @@ assert "--json-progress" in args and "--timeline" in args
 manifest = json.loads(Path(template).read_text())
 if manifest.get("fail"):
     print("dub: The input has no video stream; choose a video file.", file=sys.stderr); sys.exit(2)
+if out.exists() and "--overwrite" not in args:
+    print(f"dub: {out} exists; pass --overwrite to replace it.", file=sys.stderr); sys.exit(2)
+if manifest.get("notice"):
+    print(json.dumps({"event": "notice", "message": manifest["notice"]}), flush=True)
 total = manifest["plan"]["total_samples"]
 for i, stage in enumerate(("analyze", "plan", "render", "mix")):
     print(json.dumps({"stage": stage, "done": i + 1, "total": 4, "message": stage}), flush=True)
     time.sleep(manifest.get("sleep_s", 0))
 stems_dir.mkdir(parents=True, exist_ok=True)
 outputs = {"video": str(out)}
+level = int(manifest.get("level", 0)).to_bytes(2, "little", signed=True)
 for name in ["mix"] + manifest["stem_names"]:
     with wave.open(str(stems_dir / f"{name}.wav"), "wb") as w:
-        w.setnchannels(2); w.setsampwidth(2); w.setframerate(48000); w.writeframes(b"\0\0\0\0" * total)
+        w.setnchannels(2); w.setsampwidth(2); w.setframerate(48000); w.writeframes(level * 2 * total)
     outputs["mix" if name == "mix" else "stem:" + name] = str(stems_dir / f"{name}.wav")
 base = out.with_suffix("")
 otio = base.with_name(base.name + ".otio"); otio.write_text(json.dumps({"OTIO_SCHEMA": "Timeline.1"}))
@@ -294,13 +300,14 @@ def test_dub_failure_surfaces_its_sentence(tmp_path):
 
 
 def test_cancel_kills_dub(tmp_path):
-    resolve, timeline, config, _ = make_setup(tmp_path, "24", sleep_s=5)
+    resolve, timeline, config, source = make_setup(tmp_path, "24", sleep_s=5)
     seen = []
     began = time.monotonic()
     with pytest.raises(rb.DubScriptError, match="cancelled"):
         dr.dub_into_timeline(resolve, config, runner(seen.append, cancelled=lambda: bool(seen)))
     assert time.monotonic() - began < 4  # killed long before the stand-in would finish
     assert seen[0]["stage"] == "analyze" and timeline.GetTrackCount("audio") == 1
+    assert not (source.parent / "clip_dub").exists()   # the cancelled take leaves no folder
 
 
 @pytest.mark.parametrize("timecode, rate, drop, frame", [
@@ -409,27 +416,76 @@ def test_post_media_is_dubbed_into_a_mov(post_media, suffix, tmp_path, monkeypat
 ])
 def test_output_container_carries_the_source_picture(name, output, tmp_path):
     """WebM's VP8 fits neither .mp4 nor .mov; .mov takes what .mxf, .avi and MPEG files hold."""
-    args = dr.build_args({"dub": ["dub"]}, tmp_path / name, tmp_path / "out")
-    assert Path(args[args.index("-o") + 1]) == tmp_path / "out" / output
+    args = dr.build_args({"dub": ["dub"]}, tmp_path / name, tmp_path / "clip_dub")
+    assert Path(args[args.index("-o") + 1]) == tmp_path / "clip_dub" / output
 
 
-def test_rerun_reuses_the_analysis(post_media, tmp_path, monkeypatch):
-    """Dubbing a second clip of the same file, or the same clip in a new style, replaces the
-    earlier outputs without analysing the picture again."""
+def folder_digest(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_rerun_reuses_the_analysis_and_keeps_the_earlier_take(post_media, tmp_path, monkeypatch):
+    """Dubbing the same clip in a new style goes into a take folder of its own, without
+    analysing the picture again; the earlier take's files, maybe in the edit, stay as they were."""
     source = tmp_path / "avid.mxf"
     source.write_bytes(post_media[".mxf"].read_bytes())
     config = real_dub_config(tmp_path, monkeypatch)
-    out_dir = dr.output_dir_for(source)
-    runs = []
+    runs, folders, digests = [], [], []
     for style in ("tom-and-jerry", "noir"):
         events = []
-        outputs = rb.run_dub(dr.build_args({**config, "style": style}, source, out_dir), events.append,
-                             lambda: False)
+        out_dir = dr.output_dir_for(source)
+        args = dr.build_args({**config, "style": style}, source, out_dir)
+        assert "--overwrite" not in args and "--force" not in args
+        outputs = rb.run_dub(args, events.append, lambda: False)
         runs.append({e.get("stage") for e in events})
-        assert Path(outputs["video"]) == out_dir / "avid_dub.mov"
+        folders.append(out_dir)
+        digests.append(folder_digest(out_dir))
+        assert Path(outputs["video"]) == out_dir / f"{out_dir.name}.mov"
+    assert folders == [tmp_path / "avid_dub", tmp_path / "avid_dub-2"]
     assert "analyze/decode" in runs[0] and "analyze/decode" not in runs[1]
-    manifest = json.loads((out_dir / "avid_dub.json").read_text())
-    assert "noir" in json.dumps(manifest)
+    assert folder_digest(folders[0]) == digests[0]
+    names = [{Path(name).name for name in digest} for digest in digests]
+    assert names[0].isdisjoint(names[1])   # each take's media has its own names in the "Dub" bin
+    assert "noir" not in (folders[0] / "avid_dub.json").read_text()
+    assert "noir" in (folders[1] / "avid_dub-2.json").read_text()
+
+
+def test_take_folders_never_reuse_an_existing_name(tmp_path):
+    source = tmp_path / "clip.mov"
+    (tmp_path / "clip_dub").mkdir()
+    (tmp_path / "clip_dub-2").write_text("a file in the way")
+    assert dr.output_dir_for(source) == tmp_path / "clip_dub-3"
+    assert dr.output_dir_for(source) == tmp_path / "clip_dub-4"
+    assert (tmp_path / "clip_dub-2").read_text() == "a file in the way"
+
+
+def test_a_second_dub_leaves_the_media_in_the_dub_bin_untouched(tmp_path):
+    """Media imported by the first run stays byte for byte what it was when the same clip is
+    dubbed again; the second run's media has names of its own."""
+    resolve, timeline, config, source = make_setup(tmp_path, "25", level=1000)
+    dr.dub_into_timeline(resolve, config, runner())
+    pool = resolve._media_pool
+    (dub_bin,) = [f for f in pool.GetRootFolder().GetSubFolderList() if f.GetName() == "Dub"]
+    first = {c.GetClipProperty("File Path") for c in dub_bin._clips}
+    before = {path: Path(path).read_bytes() for path in first}
+    template = Path(config["dub"][-1])
+    template.write_text(json.dumps({**json.loads(template.read_text()), "level": -1000}))
+    message = dr.dub_into_timeline(resolve, config, runner())
+    assert message == "Placed 6 dub clips on 2 new audio track(s)."
+    assert {path: Path(path).read_bytes() for path in first} == before
+    second = {c.GetClipProperty("File Path") for c in dub_bin._clips} - first
+    assert {Path(p).parent for p in first} == {source.parent / "clip_dub" / "stems"}
+    assert len(second) == 2 and {Path(p).parent for p in second} == {source.parent / "clip_dub-2" / "stems"}
+
+
+def test_a_failed_dub_leaves_no_take_folder(tmp_path):
+    resolve, _, config, source = make_setup(tmp_path, "24", fail=True)
+    with pytest.raises(rb.DubScriptError):
+        dr.dub_into_timeline(resolve, config, runner())
+    assert sorted(p.name for p in source.parent.iterdir()) == ["clip.mp4"]
 
 
 def test_reinstall_keeps_the_users_settings(tmp_path, capsys):
@@ -459,6 +515,101 @@ def test_reinstall_over_a_broken_config_changes_nothing(tmp_path):
         install("resolve", scripts)
     assert config_path.read_text() == '{"style": "noir",}'
     assert not (scripts / "Dub Shot Audio.py").exists()
+
+
+BROKEN_CONFIG = '{"style": "noir",\n "lufs": "ebu",}'   # a hand edit with a trailing comma
+
+
+def broken_config_sentence(path: Path) -> str:
+    return (f"The settings file {path} is not valid JSON at line 2, column 16 (expecting property name "
+            "enclosed in double quotes); fix it, or delete it and run `dub integrations install resolve` again.")
+
+
+def test_malformed_settings_file_is_one_sentence_from_the_command_line(tmp_path):
+    import subprocess
+
+    config_path = tmp_path / "dub_resolve.json"
+    config_path.write_text(BROKEN_CONFIG)
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(b"never read")
+    env = {**os.environ, "DUB_RESOLVE_CONFIG": str(config_path)}
+    proc = subprocess.run([sys.executable, str(Path(dr.__file__)), str(source)], capture_output=True, text=True,
+                          env=env, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2
+    assert proc.stdout == broken_config_sentence(config_path) + "\n"
+    assert proc.stderr == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "dub_resolve.json"]
+
+
+def test_malformed_settings_file_is_one_sentence_from_the_resolve_menu(tmp_path, capsys):
+    """The installed copy, run the way Resolve's menu does: it says what is wrong with the
+    settings instead of failing to find the bridge or raising."""
+    import runpy
+
+    from integrations.install import install
+
+    scripts = tmp_path / "Utility"
+    installed = install("resolve", scripts)
+    config_path = scripts / "dub_resolve.json"
+    config_path.write_text(BROKEN_CONFIG)
+    resolve, timeline, _, _ = make_setup(tmp_path, "25")
+    capsys.readouterr()
+    runpy.run_path(str(installed), init_globals={"resolve": resolve}, run_name="__resolve_menu__")
+    assert capsys.readouterr().out == broken_config_sentence(config_path) + "\n"
+    assert timeline.GetTrackCount("audio") == 1
+
+
+@pytest.mark.parametrize("text, said", [
+    ("[1, 2]", "does not hold a JSON object of settings"),
+    (b"\xff\xfe{", "cannot be read"),
+])
+def test_unusable_settings_file_is_one_sentence(tmp_path, monkeypatch, capsys, text, said):
+    config_path = tmp_path / "dub_resolve.json"
+    config_path.write_bytes(text.encode() if isinstance(text, str) else text)
+    monkeypatch.setenv("DUB_RESOLVE_CONFIG", str(config_path))
+    assert dr.main([str(tmp_path / "clip.mp4")]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith(f"The settings file {config_path} {said}") and out.count("\n") == 1
+    assert out.endswith("; fix it, or delete it and run `dub integrations install resolve` again.\n")
+
+
+def test_missing_dub_command_is_one_sentence(tmp_path, monkeypatch, capsys):
+    _, _, _, source = make_setup(tmp_path, "24")
+    config_path = tmp_path / "dub_resolve.json"
+    config_path.write_text(json.dumps({"dub": ["/nonexistent/dub"]}))
+    monkeypatch.setattr(rb, "connect", lambda resolve=None: None)
+    monkeypatch.setenv("DUB_RESOLVE_CONFIG", str(config_path))
+    assert dr.main([str(source)]) == 2
+    assert capsys.readouterr().out == (
+        "The dub command /nonexistent/dub could not be started (No such file or directory); set \"dub\" in "
+        "dub_resolve.json or run `dub integrations install resolve` again.\n")
+    assert not (source.parent / "clip_dub").exists()
+
+
+NOTICE = "score backend: no CUDA GPU is available, so the orchestral score engine writes this dub."
+
+
+def test_notice_is_described_in_words():
+    assert rb.describe({"event": "notice", "message": NOTICE}) == f"dub: {NOTICE}"
+    assert rb.describe({"event": "notice", "message": ""}) == "dub: working"
+
+
+def test_dub_notices_are_printed(tmp_path, monkeypatch, capsys):
+    _, _, config, source = make_setup(tmp_path, "24", notice=NOTICE)
+    config_path = tmp_path / "dub_resolve.json"
+    config_path.write_text(json.dumps(config))
+    monkeypatch.setattr(rb, "connect", lambda resolve=None: None)
+    monkeypatch.setenv("DUB_RESOLVE_CONFIG", str(config_path))
+    assert dr.main([str(source)]) == 0
+    assert f"dub: {NOTICE}" in capsys.readouterr().out.splitlines()
+
+
+def test_progress_window_prints_dub_notices(tmp_path, capsys):
+    resolve, _, config, _ = make_setup(tmp_path, "25", notice=NOTICE)
+    window, _ = window_setup()
+    capsys.readouterr()
+    dr.dub_into_timeline(resolve, config, window)
+    assert capsys.readouterr().out.splitlines() == [f"dub: {NOTICE}"]
 
 
 @pytest.mark.parametrize("system, expected", [

@@ -46,6 +46,12 @@ KEPT_CONTAINERS = (".mp4", ".mov", ".m4v", ".mkv")   # a dub of one of these kee
 # .mxf and .avi hold (DNxHD/DNxHR, ProRes, HuffYUV, UT Video, uncompressed RGB), which .mp4 cannot.
 WEBM_OUTPUT_SUFFIX = ".mkv"
 OTHER_OUTPUT_SUFFIX = ".mov"
+# Each dub goes into a take folder of its own (<name>_dub, <name>_dub-2, ...), never over an
+# earlier one: the strips of an earlier dub keep playing exactly what they played.
+MAX_TAKES = 999
+# Blender stores fps_base as a 32-bit float (1.001 reads back as 1.0010000467), which moves
+# 24/1.001 by 5e-8 of itself; a scene one NTSC step off (24 vs 23.976) is 1e-3 away.
+FPS_MATCH_TOLERANCE = 1e-5
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,9 +88,13 @@ class DubJob:
         self.args, self.scene_name, self.strip_name = list(args), scene_name, strip_name
         self.out_dir, self.separate_stems = Path(out_dir), separate_stems
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, text=True, encoding="utf-8",
-                                     errors="replace", creationflags=flags)
+        try:
+            self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         stdin=subprocess.DEVNULL, text=True, encoding="utf-8",
+                                         errors="replace", creationflags=flags)
+        except OSError as err:
+            raise RuntimeError(f"The dub command {self.args[0]} could not be started "
+                               f"({err.strerror or err}); set its path in the Dub Bridge preferences.") from None
         self.events = queue.Queue()
         self.stderr_lines = []
         self.outputs = None
@@ -94,6 +104,7 @@ class DubJob:
         self.error_message = ""
         self.status = "Starting dub"
         self.fraction = 0.0
+        self.notices = []   # dub's own sentences for the user, shown again with the result
         threading.Thread(target=self._read_stdout, daemon=True).start()
         self.stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
         self.stderr_reader.start()
@@ -128,6 +139,12 @@ class DubJob:
     def note(self, event):
         if event.get("event") == "error":
             self.error_message = str(event.get("message") or "")
+        elif event.get("event") == "notice":
+            text = str(event.get("message") or "").strip()
+            if text and text not in self.notices:
+                self.notices.append(text)
+            if text:
+                self.status = f"dub: {text}"
         elif event.get("event") == "done":
             self.outputs = dict(event.get("outputs") or {})
             self.status, self.fraction = "Adding the dub to the sequencer", 1.0
@@ -226,11 +243,28 @@ def _set_status(text, fraction):
                 area.tag_redraw()
 
 
+def _sentence(text):
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def fps_matches(fps, fps_base, video_fps):
+    """Whether the scene's rate (fps / fps_base, as Blender stores them) is the video's."""
+    return abs(fps / fps_base - video_fps) <= FPS_MATCH_TOLERANCE * video_fps
+
+
+def discard_take(job):
+    """A take folder whose dub failed or was cancelled holds nothing in the edit; remove it so
+    the next run reuses its name."""
+    shutil.rmtree(job.out_dir, ignore_errors=True)
+
+
 def _finish(job):
     """On the main thread, after dub exited: add strips, or report the failure."""
     if job.cancelled:
+        discard_take(job)
         return "Dub cancelled; nothing was added."
     if job.proc.wait() != 0 or job.outputs is None:
+        discard_take(job)
         return f"Dub failed: {job.failure()}"
     scene = bpy.data.scenes.get(job.scene_name)
     movie = all_strips(scene.sequence_editor).get(job.strip_name) if scene and scene.sequence_editor else None
@@ -240,9 +274,11 @@ def _finish(job):
     added = add_sound_strips(scene, movie, sounds)
     message = f"Added {len(added)} dub strip(s) under {movie.name}."
     video_fps = job_fps(job)
-    if video_fps and abs(scene.render.fps / scene.render.fps_base - video_fps) > 1e-6:
+    if video_fps and not fps_matches(scene.render.fps, scene.render.fps_base, video_fps):
         message += f" Set the scene to the video's {video_fps:.3f} fps, or picture and dub drift apart."
-    return message
+    # dub's notices (a backend fallback, a dropped audio track) follow, marked as dub's own
+    # words as the Resolve script prints them: they often start in lowercase.
+    return " ".join([message] + [f"dub: {_sentence(text)}" for text in job.notices])
 
 
 def job_fps(job):
@@ -299,24 +335,55 @@ def _prefs(context):
 def dub_command(prefs):
     """The dub command: the preference, else the one the installer recorded, else PATH."""
     if prefs is not None and prefs.dub_path.strip():
-        return [bpy.path.abspath(prefs.dub_path.strip())]
+        given = prefs.dub_path.strip()
+        path = bpy.path.abspath(given)
+        if Path(path).is_file():
+            return [path]
+        found = shutil.which(given) if os.sep not in given and "/" not in given else None
+        if found is not None:   # a bare command name, found on PATH
+            return [found]
+        raise RuntimeError(f"The dub command {path} set in the Dub Bridge preferences does not exist; "
+                           "correct that path, or clear it to use the installed dub.")
     recorded = Path(__file__).with_name(DUB_COMMAND_FILE)
     if recorded.is_file():
-        return [str(p) for p in json.loads(recorded.read_text(encoding="utf-8"))["dub"]]
+        command = [str(p) for p in json.loads(recorded.read_text(encoding="utf-8"))["dub"]]
+        if not Path(command[0]).is_file():
+            raise RuntimeError(f"The dub command {command[0]} recorded at install no longer exists; run "
+                               "`dub integrations install blender` again, or set its path in the Dub Bridge "
+                               "preferences.")
+        return command
     found = shutil.which("dub")
     if found is None:
         raise RuntimeError("The dub command was not found; set its path in the Dub Bridge preferences.")
     return [found]
 
 
+def take_names(video):
+    """<name>_dub, then <name>_dub-2, <name>_dub-3, ...: the take folders of one movie."""
+    yield f"{video.stem}_dub"
+    for number in range(2, MAX_TAKES + 1):
+        yield f"{video.stem}_dub-{number}"
+
+
 def output_dir_for(video):
+    """A new, empty take folder beside the movie (else in Blender's temporary folder). It is
+    created here, so no other dub, in this Blender or another, can be given the same one."""
     for base in (video.parent, Path(bpy.app.tempdir or os.path.expanduser("~")) / "dub"):
-        folder = base / f"{video.stem}_dub"
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            return folder
+            base.mkdir(parents=True, exist_ok=True)
         except OSError:
             continue
+        for name in take_names(video):
+            try:
+                (base / name).mkdir()
+                return base / name
+            except FileExistsError:
+                continue
+            except OSError:
+                break
+        else:
+            raise RuntimeError(f"{base} already holds {MAX_TAKES} dubs of {video.name}; move or delete some "
+                               "that are no longer in the edit.")
     raise RuntimeError(f"Cannot write next to {video}; move the movie to a writable folder.")
 
 
@@ -330,11 +397,11 @@ def output_suffix_for(video):
 
 
 def build_args(command, video, out_dir, prefs):
-    """The dub command line. --overwrite, not --force: a rerun (after a change of style, say)
-    replaces the earlier outputs but reuses the cached analysis of the same movie."""
-    out_video = out_dir / f"{video.stem}_dub{output_suffix_for(video)}"
-    args = command + [str(video), "-o", str(out_video), "--json-progress",
-                      "--stems", str(out_dir / "stems"), "--overwrite"]
+    """The dub command line, writing into the take folder `out_dir` with files named after it.
+    No --overwrite: the folder is new, and a dub already in the edit must never change. A rerun
+    (after a change of style, say) still reuses dub's cached analysis of the same movie."""
+    out_video = out_dir / f"{out_dir.name}{output_suffix_for(video)}"
+    args = command + [str(video), "-o", str(out_video), "--json-progress", "--stems", str(out_dir / "stems")]
     if prefs is not None:
         args += ["--style", prefs.style, "--backend", prefs.backend]
     return args
@@ -345,10 +412,15 @@ def start_dub(context, movie):
     video = Path(bpy.path.abspath(movie.filepath))
     if not video.is_file():
         raise RuntimeError(f"The movie file {video} is missing; relink the strip and dub again.")
+    command = dub_command(prefs)
     out_dir = output_dir_for(video)
     separate = bool(prefs.separate_stems) if prefs is not None else False
-    job = DubJob(build_args(dub_command(prefs), video, out_dir, prefs), context.scene.name, movie.name,
-                 out_dir, separate)
+    try:
+        job = DubJob(build_args(command, video, out_dir, prefs), context.scene.name, movie.name,
+                     out_dir, separate)
+    except RuntimeError:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     JOBS.append(job)
     return job
 

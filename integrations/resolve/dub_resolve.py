@@ -7,9 +7,11 @@ it calls the `dub` command, reads the manifest it writes (dub.json) and places t
 Steps:
 1. Read the current timeline: start frame, frame rate, the video clip under the playhead (or at
    the mark-in point) and the media file behind it.
-2. Run `dub FILE -o OUT --json-progress --stems DIR --timeline --overwrite` on the whole media
-   file as a subprocess, showing its progress; Cancel kills the process. dub caches its analysis
-   of the file, so another clip of the same file, or a rerun, skips the analysis.
+2. Run `dub FILE -o OUT --json-progress --stems DIR --timeline` on the whole media file as a
+   subprocess, into a new take folder (`<name>_dub`, `<name>_dub-2`, ...) so that media an
+   earlier run put in the "Dub" bin never changes, showing its progress and dub's notices;
+   Cancel kills the process. dub caches its analysis of the file, so another clip of the same
+   file, or a rerun, skips the analysis.
 3. Import the stems into a "Dub" bin, add one audio track per stem and place one clip per shot
    in ONE AppendToTimeline batch, then add a marker per shot carrying its caption.
 4. When scripting cannot place clips, import the written .otio instead, or say in one sentence
@@ -24,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 import threading
 from dataclasses import dataclass
@@ -38,6 +41,11 @@ KEPT_CONTAINERS = (".mp4", ".mov", ".m4v", ".mkv")   # a dub of one of these kee
 # .mxf and .avi hold (DNxHD/DNxHR, ProRes, HuffYUV, UT Video, uncompressed RGB), which .mp4 cannot.
 WEBM_OUTPUT_SUFFIX = ".mkv"
 OTHER_OUTPUT_SUFFIX = ".mov"
+MAX_TAKES = 999   # take folders per source: <name>_dub, <name>_dub-2, ... <name>_dub-999
+
+
+class ConfigError(Exception):
+    """dub_resolve.json cannot be used; the message says where and what to do, in one sentence."""
 
 
 def _script_dir() -> Path | None:
@@ -48,14 +56,30 @@ def _script_dir() -> Path | None:
 
 
 def load_config(script_dir: Path | None) -> dict:
-    """Settings written by the installer next to this script (dub command, style, backend)."""
+    """Settings written by the installer next to this script (dub command, style, backend).
+
+    Raises ConfigError when the file cannot be read: users edit it by hand."""
     candidates = [Path(os.environ["DUB_RESOLVE_CONFIG"])] if os.environ.get("DUB_RESOLVE_CONFIG") else []
     if script_dir is not None:
         candidates.append(script_dir / CONFIG_NAME)
     for path in candidates:
         if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
+            return _read_config(path)
     return {}
+
+
+def _read_config(path: Path) -> dict:
+    fix = "fix it, or delete it and run `dub integrations install resolve` again"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"The settings file {path} is not valid JSON at line {err.lineno}, column {err.colno} "
+                          f"({err.msg.lower()}); {fix}.") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"The settings file {path} cannot be read ({err}); {fix}.") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"The settings file {path} does not hold a JSON object of settings; {fix}.")
+    return config
 
 
 def _import_bridge(config: Mapping[str, Any]):
@@ -71,9 +95,15 @@ def _import_bridge(config: Mapping[str, Any]):
     return resolve_bridge
 
 
-CONFIG = load_config(_script_dir())
-rb = _import_bridge(CONFIG)
-DubScriptError = rb.DubScriptError
+CONFIG, CONFIG_ERROR = {}, ""
+try:
+    CONFIG = load_config(_script_dir())
+except ConfigError as _err:
+    CONFIG_ERROR = str(_err)
+# Without readable settings the installed bridge's folder is unknown, so the script can only say
+# what is wrong with them (main does); a traceback here would bury that sentence.
+rb = None if CONFIG_ERROR else _import_bridge(CONFIG)
+DubScriptError = rb.DubScriptError if rb is not None else ConfigError
 Runner = Callable[[Sequence[str]], dict]
 
 
@@ -82,24 +112,58 @@ def dub_command(config: Mapping[str, Any]) -> list[str]:
         return [os.environ["DUB_EXE"]]
     if config.get("dub"):
         return [str(p) for p in config["dub"]]
-    import shutil
     found = shutil.which("dub")
     if found is None:
         raise DubScriptError("The dub command was not found; run `dub integrations install resolve` from the dubber environment.")
     return [found]
 
 
+def take_names(source: Path):
+    """`<name>_dub`, then `<name>_dub-2`, `<name>_dub-3`, ...: the take folders of one source."""
+    yield f"{source.stem}_dub"
+    for number in range(2, MAX_TAKES + 1):
+        yield f"{source.stem}_dub-{number}"
+
+
 def output_dir_for(source: Path) -> Path:
-    """`<name>_dub` next to the source, or in the home folder when the source folder is read-only."""
+    """A new, empty take folder next to the source, or in the home folder when the source folder
+    is read-only. Media already imported into the "Dub" bin lives in earlier take folders and is
+    never written again; creating the folder here claims its name against any other run."""
     for base in (source.parent, Path.home() / "Dub"):
-        folder = base / f"{source.stem}_dub"
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            base.mkdir(parents=True, exist_ok=True)
         except OSError:
             continue
-        if os.access(folder, os.W_OK):
-            return folder
+        for name in take_names(source):
+            try:
+                (base / name).mkdir()
+            except FileExistsError:
+                continue
+            except OSError:
+                break
+            if os.access(base / name, os.W_OK):
+                return base / name
+            _discard(base / name)
+            break
+        else:
+            raise DubScriptError(f"{base} already holds {MAX_TAKES} dubs of {source.name}; move or delete those "
+                                 "no longer in your projects.")
     raise DubScriptError(f"Cannot write next to {source} or in your home folder; free some space or fix permissions.")
+
+
+def _discard(folder: Path) -> None:
+    """Remove a take folder whose dub failed or was cancelled: nothing in it was imported."""
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_into(run: Runner, config: Mapping[str, Any], source: Path, out_dir: Path) -> dict:
+    """Run dub into the new take folder `out_dir`; a failed run leaves no folder behind, so the
+    next run is given the same take name."""
+    try:
+        return run(build_args(config, source, out_dir))
+    except BaseException:
+        _discard(out_dir)
+        raise
 
 
 def output_suffix_for(source: Path) -> str:
@@ -112,11 +176,12 @@ def output_suffix_for(source: Path) -> str:
 
 
 def build_args(config: Mapping[str, Any], source: Path, out_dir: Path) -> list[str]:
-    """The dub command line for `source`. --overwrite, not --force: a rerun (after a change of
-    style, say) replaces the earlier outputs but reuses the cached analysis of the same file."""
-    out_video = out_dir / f"{source.stem}_dub{output_suffix_for(source)}"
+    """The dub command line for `source`, writing into the take folder `out_dir` with files named
+    after it, so the media of each take has its own names in the "Dub" bin. No --overwrite: the
+    folder is new, and a rerun still reuses dub's cached analysis of the same file."""
+    out_video = out_dir / f"{out_dir.name}{output_suffix_for(source)}"
     args = dub_command(config) + [str(source), "-o", str(out_video), "--json-progress",
-                                  "--stems", str(out_dir / "stems"), "--timeline", "--overwrite"]
+                                  "--stems", str(out_dir / "stems"), "--timeline"]
     for key in ("style", "backend", "lufs"):
         if config.get(key) is not None:
             args += [f"--{key}", str(config[key])]
@@ -149,7 +214,10 @@ class ProgressWindow:
         self.window.On.DubWin.Close = lambda ev: self.cancel_requested.set()
 
     def show(self, event: Mapping[str, Any]) -> None:
-        self.window.Find("Status").Text = rb.describe(event)
+        text = rb.describe(event)
+        self.window.Find("Status").Text = text
+        if event.get("event") == "notice":   # the next stage replaces it in the window; keep it in the Console
+            print(text, flush=True)
 
     def __call__(self, args: Sequence[str]) -> dict:
         box: dict = {}
@@ -211,7 +279,7 @@ def dub_into_timeline(resolve: Any, config: Mapping[str, Any], run: Runner = con
     `run` runs the dub command to the end and returns its outputs (console or window)."""
     target = choose_target(resolve)
     out_dir = output_dir_for(target.source)
-    outputs = run(build_args(config, target.source, out_dir))
+    outputs = run_into(run, config, target.source, out_dir)
     result = rb.read_outputs(outputs, out_dir)
     name = f"{target.source.stem} dub"
     try:
@@ -225,7 +293,7 @@ def dub_into_timeline(resolve: Any, config: Mapping[str, Any], run: Runner = con
 def dub_file_without_resolve(config: Mapping[str, Any], source: Path) -> str:
     """Outside Resolve (no scripting): run dub and say how to import the timeline by hand."""
     out_dir = output_dir_for(source)
-    outputs = console_runner(build_args(config, source, out_dir))
+    outputs = run_into(console_runner, config, source, out_dir)
     result = rb.read_outputs(outputs, out_dir)
     return rb.fallback(None, result.otio, f"{source.stem} dub")
 
@@ -244,8 +312,10 @@ def _injected_resolve() -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="dub: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
-    config = load_config(_script_dir())
     try:
+        if CONFIG_ERROR:
+            raise ConfigError(CONFIG_ERROR)
+        config = load_config(_script_dir())
         resolve = rb.connect(_injected_resolve())
         if resolve is None:
             if not argv:
@@ -256,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         print(dub_into_timeline(resolve, config, best_runner()))
         return 0
-    except DubScriptError as err:
+    except (DubScriptError, ConfigError) as err:
         print(str(err))
         return 2
 

@@ -295,9 +295,14 @@ class DubProcess:
 
     def __init__(self, args: Sequence[str]):
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
-        self.proc = subprocess.Popen(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, text=True, encoding="utf-8",
-                                     errors="replace", creationflags=flags)
+        try:
+            self.proc = subprocess.Popen(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         stdin=subprocess.DEVNULL, text=True, encoding="utf-8",
+                                         errors="replace", creationflags=flags)
+        except OSError as err:
+            raise DubScriptError(f"The dub command {args[0]} could not be started ({err.strerror or err}); "
+                                 "set \"dub\" in dub_resolve.json or run `dub integrations install resolve` "
+                                 "again.") from None
         self.events: queue.Queue = queue.Queue()
         self.stderr_lines: list[str] = []
         self.error_message = ""
@@ -361,6 +366,9 @@ def run_dub(args: Sequence[str], on_event: ProgressSink, cancelled: Callable[[],
 
 
 def describe(event: Mapping[str, Any]) -> str:
+    """One line for the user: a stage with its share done, dub's own notice sentence, or the end."""
+    if event.get("event") == "notice" and str(event.get("message") or "").strip():
+        return f"dub: {str(event['message']).strip()}"
     if "stage" not in event:
         return "dub: finished" if event.get("event") == "done" else "dub: working"
     total, done = int(event.get("total") or 0), int(event.get("done") or 0)
