@@ -49,15 +49,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_studio(base: Path, *extra_args: str) -> StudioServer:
-    """Start `dub studio --root <base>/root --work <base>/work [extra_args]` and wait until it answers."""
+def start_studio(base: Path, *extra_args: str, env: dict[str, str] | None = None) -> StudioServer:
+    """Start `dub studio --root <base>/root --work <base>/work [extra_args]` and wait until it
+    answers; `env` adds to (or replaces) the server's environment variables."""
     root, work, cache = base / "root", base / "work", base / "cache"
     root.mkdir(parents=True)
     shutil.copy2(SAMPLE, root / SAMPLE.name)
     port = free_port()
     # An empty Hugging Face cache: which backends the page offers depends on --model alone.
     env = {**os.environ, "DUB_CACHE_DIR": str(cache), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-           "HF_HOME": str(base / "hf")}
+           "HF_HOME": str(base / "hf"), **(env or {})}
     log = base / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

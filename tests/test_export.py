@@ -523,3 +523,31 @@ def test_a_timecode_the_video_rate_cannot_express_leaves_the_wavs_at_zero_quietl
         assert caplog.records == []
         assert media_first_frame(analysis.media) == 0                 # the timeline's reading says why
     assert len(caplog.records) == 1 and "01:00:00:00" in caplog.records[0].getMessage()
+
+
+def test_a_muted_shot_is_switched_off_in_both_timelines_and_says_so(tmp_path, ntsc_run):
+    """The run's muted cues (its options, as the manifest records them) show in the timelines: the
+    dub's clips of that shot are disabled and marked, the ducked original keeps playing there."""
+    run = _kept_original_run(_analysis(NTSC, [0, 24, 100, 300]))
+    run = ExportInputs(analysis=run.analysis, plan=run.plan, soundtrack=run.soundtrack,
+                       settings={"backend": "score", "muted_cues": [1]})
+    export_all(ExportPaths.in_folder(tmp_path, "film"), run,
+               ExportOptions(fcpxml=True, timeline=TimelineOptions(keep_original=True)))
+
+    timeline = otio.adapters.read_from_file(str(tmp_path / "film.otio"))
+    playing = {t.name: [c.enabled for c in t.find_clips()] for t in timeline.tracks if t.name != "V1"}
+    assert playing["cartoon music"] == playing["cartoon fx"] == [True, False, True]
+    assert playing["cartoon original ducked"] == [True, True, True]   # the production sound comes up there
+    assert playing["cartoon mix"] == [True, True, True]                # the mix holds that sound too
+    muted = {c.name: c.metadata["dub"]["muted"] for c in timeline.find_clips() if "dub" in c.metadata}
+    assert {name for name, flag in muted.items() if flag} == {"shot_001", "shot_001_music", "shot_001_fx",
+                                                              "shot_001_original"}
+    root = _fcpxml_root(tmp_path / "film.fcpxml")
+    off = {e.get("name") for e in root.iter("clip") if e.get("enabled") == "0"}
+    assert {"shot_001_music", "shot_001_fx"} <= off and not {"shot_000_music", "shot_001_original"} & off
+    noted = {e.get("name") for e in root.iter("clip") if (n := e.find("note")) is not None and "muted" in n.text}
+    assert {"shot_001_music", "shot_001_fx", "shot_001_original"} <= noted and "shot_000_music" not in noted
+    # Without the original in the mix, a muted shot's mix clip is silent and switched off too.
+    mix_only = build_timeline(run.plan, run.media, TimelineMedia(video_path="/v.mp4", mix_path="/m.wav"),
+                              TimelineOptions(stem_tracks=False, muted_cues=(1,)))
+    assert [c.enabled for c in mix_only.tracks[-1].find_clips()] == [True, False, True]

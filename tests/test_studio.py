@@ -80,29 +80,38 @@ def _take_stems(downloads: list[str]) -> tuple[dict[str, np.ndarray], list[dict]
     return stems, manifest["plan"]["cues"]
 
 
-def test_editing_one_prompt_keeps_every_other_shot_sample_for_sample(client, studio):
-    """With the default backend here (the score engine, which plays the whole timeline again
-    from the cached analysis) an edited prompt gives a new take whose other shots sound exactly
-    as before."""
+def test_a_prompt_edit_the_score_engine_ignores_is_said_and_not_rendered_as_a_change(client, studio):
+    """The score engine (the default backend here) reads no per-shot prompt: the page says so
+    before rendering, a take whose only change is a prompt is not rendered, and a take with a
+    mute too records the prompt it played, with every shot before the muted one as it was."""
     table, strip, original, status = client.predict(SAMPLE.name, STYLE, 0, api_name="/open_path")
     assert len(table["data"]) == len(strip) == 5 and "5 shots" in status
+    page = urllib.request.urlopen(studio.url, timeout=10).read().decode()
+    assert "per-shot prompts, seeds and styles are read by AudioStory only" in page
     first = client.predict(table, "auto", api_name="/render")
     before, cues = _take_stems(first[3])
 
     table = first[0]
     table["data"][2][PROMPT_COLUMN] = "A cat slips on a banana peel and lands in a tower of pots."
     second = client.predict(table, "auto", api_name="/render")
+    assert second[-1].startswith("Nothing rendered: the only changes (shot 3's prompt)"), second[-1]
+    assert "only mute changes this take" in second[-1] and Path(second[1]).name == Path(first[1]).name
+    assert "banana peel" in second[0]["data"][2][PROMPT_COLUMN]   # the edit stays in the table
+    assert len(list(studio.work.glob("projects/*/takes/take-002"))) == 0
 
-    after, edited_cues = _take_stems(second[3])
-    assert edited_cues[2]["prompt"] != cues[2]["prompt"] and "banana peel" in edited_cues[2]["prompt"]
-    for cue in (c for c in cues if c["index"] != 2):   # the other shots' audio, sample for sample
+    table = second[0]
+    table["data"][4][-1] = True   # mute the last shot
+    third = client.predict(table, "auto", api_name="/render")
+    after, played_cues = _take_stems(third[3])
+    assert played_cues[2]["prompt"] == cues[2]["prompt"] and "banana peel" not in played_cues[2]["prompt"]
+    for cue in cues[:4]:   # the shots before the muted one, sample for sample
         span = slice(cue["start_sample"], cue["start_sample"] + cue["num_samples"])
         for name in ("music", "fx"):
             assert np.abs(before[name]).max() > 0 and np.array_equal(before[name][:, span], after[name][:, span]), name
-    assert "with the **score** backend: 5 shots played again from the cached analysis" in second[-1]
-    assert "from the cache." not in second[-1]   # no "0 from the cache": nothing of its audio is kept
-    assert Path(second[1]).name != Path(first[1]).name   # a new take, so a new file for the player
-    downloads = {Path(p).name for p in second[3]}
+    assert "with the **score** backend: 5 shots played again from the cached analysis" in third[-1]
+    assert "Not used in this take: shot 3's prompt." in third[-1] and "from the cache." not in third[-1]
+    assert Path(third[1]).name != Path(first[1]).name   # a new take, so a new file for the player
+    downloads = {Path(p).name for p in third[3]}
     assert {"cartoon_demo.take-002.dub.mp4", "cartoon_demo.take-002.dub.json", "cartoon_demo.take-002.dub.otio",
             "cartoon_demo.take-002.dub.fcpxml"} <= downloads
     assert any(name.endswith("mix.wav") for name in downloads) and any("music" in name for name in downloads)
@@ -231,9 +240,9 @@ def test_bad_studio_options_are_one_line_and_exit_2(tmp_path, args, fragment):
     assert not (tmp_path / "w").exists()
 
 
-def test_a_path_with_ffmpeg_but_no_ffprobe_is_refused_before_the_studio_starts(tmp_path):
-    """Gradio's players probe every video with ffprobe when ffmpeg is on PATH: without it every
-    video would fail to open with a generic page error, so the studio says so at once."""
+def test_the_studio_shows_its_videos_with_ffmpeg_on_path_and_no_ffprobe(tmp_path):
+    """Gradio's players probe every video with ffprobe when ffmpeg is on PATH; imageio's ffmpeg
+    comes without one, and the studio still starts and shows the original and the dub."""
     import os
 
     import imageio_ffmpeg
@@ -241,11 +250,17 @@ def test_a_path_with_ffmpeg_but_no_ffprobe_is_refused_before_the_studio_starts(t
     tools = tmp_path / "tools"
     tools.mkdir()
     (tools / "ffmpeg").symlink_to(imageio_ffmpeg.get_ffmpeg_exe())   # ffmpeg alone on PATH
-    env = {**os.environ, "PATH": f"{tools}{os.pathsep}{Path(sys.executable).parent}"}
-    run = subprocess.run([sys.executable, "-m", "dubber.cli", "studio", "--work", str(tmp_path / "w")],
-                         capture_output=True, text=True, timeout=60, env=env)
-    assert run.returncode == 2 and "need ffprobe beside" in run.stderr and run.stderr.count("\n") == 1, run.stderr
-    assert not (tmp_path / "w").exists()
+    path = f"{tools}{os.pathsep}{Path(sys.executable).parent}"
+    server = start_studio(tmp_path / "studio", env={"PATH": path})
+    try:
+        client = Client(server.url, verbose=False, download_files=str(tmp_path / "downloads"))
+        table, _, original, _ = client.predict(SAMPLE.name, STYLE, 0, api_name="/open_path")
+        dub = client.predict(table, "auto", api_name="/render")[1]
+        assert Path(original).read_bytes() == SAMPLE.read_bytes()   # as the client downloaded them
+        assert Path(dub).name == "cartoon_demo.take-001.dub.mp4" and Path(dub).stat().st_size > 0
+    finally:
+        server.stop()
+    assert "ffprobe" not in server.log_text()
 
 
 # ----------------------------------------------------------------------------- edits, without the server
@@ -345,3 +360,121 @@ def test_shot_times_are_smpte_timecodes_of_the_cut_frames(opened):
     camera = replace(project.analysis.media, start_timecode="01:00:00:00")
     rows = plan_rows(project.plan, camera, [""] * len(project.plan.cues))
     assert [r[2] for r in rows][:3] == ["01:00:00:00", "01:00:02:20", "01:00:05:23"]
+
+
+def test_a_style_pick_keeps_the_words_of_a_prompt_written_by_hand(opened):
+    from dataclasses import replace
+
+    from dubber.styles import STYLES
+    from dubber.studio.project import apply_rows, plan_rows
+
+    _, project = opened
+    noir = STYLES["noir"].prompt
+    rows = _rows(project)
+    rows[2][5] = "A huge brass fanfare with cymbal crashes and a tuba"
+    written, _ = apply_rows(project.plan, rows)
+    # The next take's table shows that prompt with the style "custom"; the person picks noir there.
+    rows = plan_rows(written, project.analysis.media, [""] * len(written.cues))
+    assert rows[2][6] == "custom"
+    rows[2][6] = "noir"
+    restyled, _ = apply_rows(written, rows)
+    assert restyled.cues[2].prompt == f"A huge brass fanfare with cymbal crashes and a tuba. {noir}"
+    # Left as "custom", the style cell changes nothing, and neither does a caption edit.
+    rows = plan_rows(written, project.analysis.media, [""] * len(written.cues))
+    rows[2][4] = "A new caption"
+    recaptioned, _ = apply_rows(written, rows)
+    assert recaptioned.cues[2].prompt == written.cues[2].prompt and recaptioned.cues[2].caption == "A new caption"
+    # Words added before a style's text stay when another style is picked.
+    edited = replace(written, cues=tuple(replace(c, prompt=f"Tubas only. {STYLES[STYLE].prompt}") if c.index == 1
+                                         else c for c in written.cues))
+    rows = plan_rows(edited, project.analysis.media, [""] * len(edited.cues))
+    assert rows[1][6] == STYLE
+    rows[1][6] = "noir"
+    assert apply_rows(edited, rows)[0].cues[1].prompt == f"Tubas only. {noir}"
+
+
+def _fresh_project(tmp_path, opened):
+    """A project of its own (its own folder), from the shared stage cache."""
+    from dubber.studio.project import StudioSettings, open_video
+
+    settings = StudioSettings(work_dir=tmp_path / "work", cache_dir=opened[0].cache_dir)
+    return settings, open_video(SAMPLE, settings, STYLE, 0)
+
+
+def test_the_page_says_which_edits_the_backend_ignores_and_records_only_what_it_used(opened, tmp_path):
+    import json
+
+    import opentimelineio as otio
+
+    from dubber.studio.app import _Actions, edits_note
+
+    assert "per-shot prompts, seeds and styles are read by AudioStory only: only mute changes this take" in (
+        edits_note("score")) and edits_note("auto") == edits_note("score")   # no AudioStory weights here
+    assert edits_note("audiostory") == ""
+    settings, project = _fresh_project(tmp_path, opened)
+    actions = _Actions(settings)
+    project, table, *_ = actions.render(project, _rows(project), "auto")
+    planned = project.plan.cues[2]
+    table[2][5], table[2][7] = "A huge brass fanfare", 12345
+
+    project, table, video, _, downloads, status = actions.render(project, table, "auto")
+    assert status.startswith("Nothing rendered: the only changes (shot 3's prompt and seed) are ones the "
+                             "**score** backend does not use"), status
+    assert "take-001" in video and not (project.folder / "takes" / "take-002").exists()
+
+    table[4][-1] = True   # a mute is a change the score engine makes
+    project, table, video, _, downloads, status = actions.render(project, table, "auto")
+    assert "take-002" in video and "Not used in this take: shot 3's prompt and seed." in status
+    assert table[2][5] == "A huge brass fanfare" and table[2][7] == 12345   # the table keeps the edits
+    manifest = json.loads(next(p for p in map(Path, downloads) if p.name.endswith(".dub.json")).read_text())
+    played = manifest["plan"]["cues"][2]
+    assert (played["prompt"], played["seed"]) == (planned.prompt, planned.seed)
+    timeline = otio.adapters.read_from_file(next(p for p in downloads if p.endswith(".otio")))
+    assert {c.metadata["dub"]["seed"] for c in timeline.find_clips() if c.name.startswith("shot_002")} == {planned.seed}
+
+
+def test_a_removed_project_or_takes_folder_is_one_sentence_and_numbers_stay_taken(opened, tmp_path):
+    import shutil
+
+    from dubber.errors import OutputError, is_user_error
+    from dubber.studio.app import _Actions
+
+    settings, project = _fresh_project(tmp_path, opened)
+    actions = _Actions(settings)
+    project, table, *_ = actions.render(project, _rows(project), "auto")
+    shutil.rmtree(project.folder / "takes")   # the take the page shows and its downloads name is 001
+    table[1][-1] = True
+    project, table, video, *_ = actions.render(project, table, "auto")
+    assert Path(video).parent.name == "take-002"
+
+    shutil.rmtree(settings.work_dir)   # the whole work folder, mid-session
+    table[1][-1] = False
+    with pytest.raises(OutputError) as caught:
+        actions.render(project, table, "auto")
+    message = str(caught.value)
+    assert is_user_error(caught.value) and "\n" not in message and message.count(". ") == 0
+    assert message.endswith("is gone (removed while the page was open); open the video again."), message
+
+
+def test_a_failed_render_leaves_no_take_folder_behind(opened, tmp_path):
+    from dubber.errors import BackendUnavailable
+    from dubber.studio.project import render_take
+
+    settings, project = _fresh_project(tmp_path, opened)
+    with pytest.raises(BackendUnavailable):   # no AudioStory weights on this machine
+        render_take(project, project.plan, (), "audiostory", settings)
+    assert not list((project.folder / "takes").iterdir())
+    assert render_take(project, project.plan, (), "score", settings).folder.name == "take-001"
+
+
+def test_a_player_hands_over_its_video_where_ffmpeg_has_no_ffprobe_beside_it(tmp_path, monkeypatch):
+    import imageio_ffmpeg
+
+    from dubber.studio.app import _player
+
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "ffmpeg").symlink_to(imageio_ffmpeg.get_ffmpeg_exe())
+    monkeypatch.setenv("PATH", str(tools))
+    shown = _player(interactive=False).postprocess(str(SAMPLE))
+    assert Path(shown.path) == SAMPLE

@@ -22,6 +22,7 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run")
 WAIT_S = 60.0
+NEW_CAPTION = "The cat sneaks past the sleeping dog"
 NEW_PROMPT = "A cat slips on a banana peel and lands in a tower of pots."
 
 
@@ -104,19 +105,30 @@ def test_the_page_opens_edits_and_rerenders_the_sample(page, tmp_path):
     driver.find_element(By.ID, "render").click()
     first = _wait("the first take in the dub player", lambda: "Take 001" in _status(driver) and _dub_source(driver))
 
-    cell = driver.find_element(By.CSS_SELECTOR, '#shots [data-testid="cell-2-5"]')
-    ActionChains(driver).double_click(cell).perform()
-    editor = _wait("the cell editor",
-                   lambda: driver.find_elements(By.CSS_SELECTOR, "#shots textarea[aria-label='Edit cell']"))
-    editor[0].send_keys(Keys.CONTROL, "a")
-    editor[0].send_keys(NEW_PROMPT, Keys.ENTER)
-    _wait("the edited prompt", lambda: NEW_PROMPT in driver.find_element(
-        By.CSS_SELECTOR, '#shots [data-testid="cell-2-5"]').text)
+    def edit(cell_id: str, text: str) -> None:
+        cell = driver.find_element(By.CSS_SELECTOR, f'#shots [data-testid="{cell_id}"]')
+        ActionChains(driver).double_click(cell).perform()
+        editor = _wait("the cell editor",
+                       lambda: driver.find_elements(By.CSS_SELECTOR, "#shots textarea[aria-label='Edit cell']"))
+        editor[0].send_keys(Keys.CONTROL, "a")
+        editor[0].send_keys(text, Keys.ENTER)
+        _wait("the edited cell", lambda: text in driver.find_element(
+            By.CSS_SELECTOR, f'#shots [data-testid="{cell_id}"]').text)
+
+    # The score engine, the backend here, reads no per-shot prompt: the page says so, and a
+    # prompt edit alone renders nothing.
+    assert "read by AudioStory only" in driver.find_element(By.ID, "edits-note").text
+    edit("cell-2-5", NEW_PROMPT)
+    driver.find_element(By.ID, "render").click()
+    _wait("that nothing was rendered", lambda: "Nothing rendered" in _status(driver))
+    assert _dub_source(driver) == first
+    edit("cell-2-4", NEW_CAPTION)   # a caption is the take's subtitle: a change of the take
     driver.find_element(By.ID, "render").click()
     second = _wait("the second take in the dub player", lambda: "Take 002" in _status(driver) and _dub_source(driver))
 
     assert second != first and "take-002" in second
     assert "5 shots played again from the cached analysis" in _status(driver)
+    assert "Not used in this take: shot 3's prompt." in _status(driver)
     _wait("the spectrogram", lambda: driver.find_elements(By.CSS_SELECTOR, "#spectrogram img"))
 
     driver.execute_script("window.scrollTo(0, 0)")

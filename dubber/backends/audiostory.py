@@ -114,6 +114,8 @@ class AudioStoryBackend(DubBackend):
     """AudioStory-3B (or any checkpoint in its layout) as a render backend."""
 
     NAME = "audiostory"
+    # Each cue's caption is its storyline point, its prompt the clip caption, its seed the noise.
+    CUE_EDITS = frozenset({"caption", "prompt", "seed"})
 
     def __init__(self, options: BackendOptions | None = None, pipeline: "AudioStoryPipeline | None" = None):
         self.options = options or BackendOptions()

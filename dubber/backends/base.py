@@ -24,6 +24,10 @@ class DubBackend(ABC):
     # False for backends whose audio is cheaper to render again than to keep: their cues are
     # not written to the stage cache (the analysis they are rendered from is).
     CACHES_AUDIO: ClassVar[bool] = True
+    # The per-cue plan fields ("caption", "prompt", "seed") whose edits change this backend's
+    # sound. A tool that edits cues one by one (the studio) reads it from the class, without
+    # building the backend, to say which edits a take will not use.
+    CUE_EDITS: ClassVar[frozenset[str]] = frozenset({"caption", "prompt", "seed"})
 
     @abstractmethod
     def render(self, plan: DubPlan, analysis: VideoAnalysis, progress: ProgressFn = no_progress) -> RenderResult:

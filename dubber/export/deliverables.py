@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
@@ -440,6 +440,10 @@ def _export_timelines(txn: OutputTransaction, paths: ExportPaths, inputs: Export
     media, plan = inputs.media, inputs.plan
     written: dict[str, Path] = {}
     notes: list[str] = []
+    layout = options.timeline
+    if not layout.muted_cues and inputs.settings.get("muted_cues"):
+        # The run's muted shots (its options, as the manifest records them) show in the timelines.
+        layout = replace(layout, muted_cues=tuple(int(i) for i in inputs.settings["muted_cues"]))
 
     def stage(suffix: str) -> Path:
         written[suffix[1:]] = paths.timeline_file(suffix).absolute()
@@ -448,10 +452,10 @@ def _export_timelines(txn: OutputTransaction, paths: ExportPaths, inputs: Export
     if options.srt:
         write_srt(stage(".srt"), plan, media)
     if options.otio and files is not None:
-        write_otio(stage(".otio"), plan, media, files, options.timeline)
+        write_otio(stage(".otio"), plan, media, files, layout)
     if fcpxml and files is not None:
         try:
-            text, conform = _fcpxml_text(plan, media, files, options.timeline)
+            text, conform = _fcpxml_text(plan, media, files, layout)
         except OutputError as err:   # e.g. the adapter is not installed
             if not options.skip_unsupported_fcpxml:
                 raise

@@ -26,7 +26,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Collection, Mapping
 
 from vision.types import MediaInfo
 
@@ -75,12 +75,16 @@ class TimelineOptions:
             mix holds it (`TimelineMedia.stem_paths` has "original"), the untouched source's track
             then there but disabled so it does not play twice; else through that track.
             False: the untouched track is there but disabled.
+        muted_cues: indices of cues the mix leaves silent. Their clips say so in their metadata
+            (`dub.muted`) and are disabled on the music and fx tracks (and on the mix, unless it
+            holds the original sound, which plays there instead), so an editor sees the mute.
     """
 
     name: str | None = None
     start_timecode: str | None = None
     stem_tracks: bool = True
     keep_original: bool = False
+    muted_cues: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,16 +174,17 @@ def cue_clip_name(cue: Cue) -> str:
     return base if cue.parts == 1 else f"{base}_part{cue.part + 1}"
 
 
-def _cue_metadata(cue: Cue, plan: DubPlan) -> dict[str, Any]:
+def _cue_metadata(cue: Cue, plan: DubPlan, muted: bool = False) -> dict[str, Any]:
     return {"cue": cue.index, "shot": cue.shot_index, "part": cue.part, "parts": cue.parts,
             "caption": cue.caption, "prompt": cue.prompt, "seed": cue.seed, "style": plan.style,
             "start_sample": cue.start_sample, "num_samples": cue.num_samples,
-            "sample_rate": plan.sample_rate}
+            "sample_rate": plan.sample_rate, "muted": muted}
 
 
 def _cue_track(name: str, wav_path: str, plan: DubPlan, media: MediaInfo, rate: Fraction, wav_first_frame: int,
-               suffix: str = "") -> "otio.schema.Track":
-    """One clip per cue into the full-length WAV, whose own first frame number is `wav_first_frame`."""
+               suffix: str = "", muted: Collection[int] = (), silent_when_muted: bool = True) -> "otio.schema.Track":
+    """One clip per cue into the full-length WAV, whose own first frame number is `wav_first_frame`.
+    The clips of `muted` cues are disabled when `silent_when_muted` (the WAV holds nothing there)."""
     schema = _otio().schema
     track = schema.Track(name=name, kind=schema.TrackKind.Audio)
     for cue in plan.cues:
@@ -187,7 +192,9 @@ def _cue_track(name: str, wav_path: str, plan: DubPlan, media: MediaInfo, rate: 
         clip = schema.Clip(name=cue_clip_name(cue) + suffix,
                            media_reference=_reference(wav_path, media, rate, wav_first_frame),
                            source_range=_range(wav_first_frame + start, end - start, float(rate)))
-        clip.metadata["dub"] = _cue_metadata(cue, plan)
+        clip.metadata["dub"] = _cue_metadata(cue, plan, cue.index in muted)
+        if cue.index in muted and silent_when_muted:
+            clip.enabled = False
         track.append(clip)
     return track
 
@@ -315,10 +322,13 @@ def build_timeline(plan: DubPlan, media: MediaInfo, files: TimelineMedia,
                                              timeline_rate, first, Path(files.video_path).stem))
     stems = dict(files.stem_paths or {}) if options.stem_tracks else {}
     timeline.tracks.extend(_original_tracks(files, media, timeline_rate, first, options))
+    muted = frozenset(options.muted_cues)
     for stem, path in sorted(stems.items(), key=lambda item: _stem_order(item[0])):
+        # The ducked original comes up where a shot is muted: only the dub's own stems go silent.
         timeline.tracks.append(_cue_track(_stem_track_name(media, stem), path, plan, media, timeline_rate, wav_first,
-                                          suffix=f"_{stem}"))
-    mix = _cue_track(f"{label} mix", files.mix_path, plan, media, timeline_rate, wav_first)
+                                          suffix=f"_{stem}", muted=muted, silent_when_muted=stem != "original"))
+    mix = _cue_track(f"{label} mix", files.mix_path, plan, media, timeline_rate, wav_first, muted=muted,
+                     silent_when_muted="original" not in (files.stem_paths or {}))
     mix.enabled = not stems   # the stems sum to the mix: enable it instead of them for a quick listen
     timeline.tracks.append(mix)
     return timeline
@@ -503,11 +513,17 @@ def _keep_video_rate(root: ET.Element, facts: FcpxmlFacts, urls: set[str]) -> No
 
 
 def _disable_tracks(root: ET.Element, timeline: "otio.schema.Timeline") -> None:
-    """The adapter drops OTIO's track switch: clips of a disabled track come in disabled."""
-    off = {c.name for t in timeline.tracks if not t.enabled for c in t.find_clips()}
+    """The adapter drops OTIO's track and clip switches: clips of a disabled track, and disabled
+    clips (a muted shot's), come in disabled; a muted shot's clips carry a note saying so."""
+    off = {c.name for t in timeline.tracks for c in t.find_clips() if not (t.enabled and c.enabled)}
+    muted = {c.name for c in timeline.find_clips() if c.metadata.get("dub", {}).get("muted")}
     for element in root.iter("clip"):
         if element.get("name") in off:
             element.set("enabled", "0")
+        if element.get("name") in muted and element.find("note") is None:
+            note = ET.Element("note")
+            note.text = "muted in the dub"
+            element.insert(0, note)   # FCPXML wants a clip's note before its other children
 
 
 def _seconds(text: str) -> Fraction:

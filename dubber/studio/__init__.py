@@ -67,7 +67,6 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if importlib.util.find_spec("gradio") is None:
         raise InputError("The studio needs gradio; install it with pip install 'dubber[studio]'.")
-    _check_players_can_probe()
     from .app import serve
 
     try:
@@ -80,17 +79,6 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr)
     serve(settings, host=args.host, port=args.port)
     return 0
-
-
-def _check_players_can_probe() -> None:
-    """Refuse, in one sentence, a PATH with ffmpeg but no ffprobe: Gradio's video players probe
-    every video they show with ffprobe whenever ffmpeg is on PATH, and fail on each without it."""
-    import shutil
-
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is not None and shutil.which("ffprobe") is None:
-        raise InputError(f"The studio's video players need ffprobe beside {ffmpeg} on PATH (Gradio probes every "
-                         "video it shows); install ffmpeg's ffprobe too (`dub doctor` says which tools are found).")
 
 
 def _check_port_free(host: str, port: int) -> None:

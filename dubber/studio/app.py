@@ -9,8 +9,10 @@ The page only arranges what `dubber.studio.project` computes. gradio is imported
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -44,8 +46,6 @@ def backend_choices(model: str | None = None) -> list[str]:
 def _user_errors(fn: Callable) -> Callable:
     """Show a user's mistake as the CLI's one sentence in the page (and to API clients), and as
     that one line in the server's terminal; bugs keep their traceback there."""
-    import functools
-
     import gradio as gr
 
     @functools.wraps(fn)
@@ -85,15 +85,33 @@ def _project_view(project: studio.Project, muted: tuple[int, ...] = ()) -> tuple
     return rows, strip, str(project.video), status
 
 
-def _take_status(take: studio.Take) -> str:
+def _take_status(take: studio.Take, unused: tuple[studio.UnusedEdit, ...] = ()) -> str:
     head = f"Take {take.folder.name.split('-')[-1]} with the **{take.backend}** backend: "
     if not take.caches_audio:
         # The score engine keeps no audio: it plays the film again, and what was not edited comes
         # out sample for sample as before; saying "0 from the cache" would suggest otherwise.
-        return head + (f"{take.cues} shot{'s' if take.cues != 1 else ''} played again from the cached analysis; "
-                       "shots you did not change sound exactly as before.")
-    rendered = take.cues - take.cues_from_cache
-    return head + f"{rendered} shot{'s' if rendered != 1 else ''} rendered, {take.cues_from_cache} from the cache."
+        text = head + (f"{take.cues} shot{'s' if take.cues != 1 else ''} played again from the cached analysis; "
+                       "shots you did not mute or unmute sound exactly as before.")
+    else:
+        rendered = take.cues - take.cues_from_cache
+        text = head + f"{rendered} shot{'s' if rendered != 1 else ''} rendered, {take.cues_from_cache} from the cache."
+    if unused:
+        text += f" Not used in this take: {studio.describe_unused(unused)}. {studio.unused_edits_sentence(take.backend)}"
+    return text
+
+
+def _nothing_to_render(backend: str, unused: tuple[studio.UnusedEdit, ...]) -> str:
+    return (f"Nothing rendered: the only changes ({studio.describe_unused(unused)}) are ones the **{backend}** "
+            f"backend does not use, so a new take would sound like the last one. "
+            f"{studio.unused_edits_sentence(backend)}")
+
+
+def edits_note(choice: str, model: str | None = None) -> str:
+    """What the page says under the backend choice, before a render: which per-shot edits the
+    backend a render would use ignores ("" when it reads them all, or cannot be known without torch)."""
+    name = studio.planned_backend(choice, model)
+    sentence = studio.unused_edits_sentence(name) if name else ""
+    return f"*{sentence}*" if sentence else ""
 
 
 class _Actions:
@@ -118,18 +136,32 @@ class _Actions:
     def render(self, project: studio.Project | None, shots: list, backend: str, progress: Any = None) -> tuple:
         if project is None:
             raise InputError("Open a video first.")
-        plan, muted = studio.apply_rows(project.plan, [list(r) for r in shots])
+        studio.check_project_is_there(project)
+        wanted, muted = studio.apply_rows(project.plan, [list(r) for r in shots])
+        name = studio.render_backend(backend, self.settings)
+        previous = project.rendered or project.plan
+        plan, unused = studio.plan_for_backend(previous, wanted, studio.backend_cue_edits(name))
+        last = project.last_take
+        # The table keeps every edit (a backend that reads them may render it later); the take
+        # gets only what its backend reads.
+        updated = replace(project, plan=wanted)
+        if unused and last is not None and (plan, muted, name) == (previous, project.muted, last.backend):
+            return (updated, _project_view(updated, muted)[0], str(last.video), _picture(last),
+                    studio.take_downloads(last), _nothing_to_render(name, unused))
         take = studio.render_take(project, plan, muted, backend, self.settings, _progress_sink(progress))
-        updated = replace(project, plan=plan)
-        picture = str(take.spectrogram) if take.spectrogram else None
-        return (updated, _project_view(updated, muted)[0], str(take.video), picture,
-                studio.take_downloads(take), _take_status(take))
+        updated = replace(updated, rendered=plan, muted=muted, last_take=take)
+        return (updated, _project_view(updated, muted)[0], str(take.video), _picture(take),
+                studio.take_downloads(take), _take_status(take, unused))
 
     def dub(self, video: str | None, style: str, seed: Any, progress: Any = None) -> str:
         if not video:
             raise InputError("Give a video file to dub.")
         with _named_as_uploaded(video):
             return str(studio.dub_once(video, style, seed, "auto", self.settings, _progress_sink(progress)).video)
+
+
+def _picture(take: studio.Take) -> str | None:
+    return str(take.spectrogram) if take.spectrogram else None
 
 
 @contextlib.contextmanager
@@ -160,6 +192,30 @@ def _event(method: Callable) -> Callable:
     return _user_errors(handler)
 
 
+def _player(**options: Any) -> Any:
+    """gr.Video that also plays where ffmpeg is on PATH without ffprobe.
+
+    Gradio probes every video it shows with ffprobe whenever ffmpeg is on PATH, to convert one a
+    browser cannot play, and fails on each without it (imageio's ffmpeg, the one `dub` finds,
+    comes alone). The studio shows the user's videos, which `dub` already read, and its dubs of
+    them: with no ffprobe the file is handed over as it is, as Gradio does with a URL. The one
+    player's method is replaced, not the class subclassed: Gradio writes a type stub beside the
+    module of every component class."""
+    import gradio as gr
+    from gradio.data_classes import FileData
+
+    player = gr.Video(**options)
+    probed = player.postprocess
+
+    def postprocess(value: Any) -> Any:
+        if isinstance(value, (str, Path)) and shutil.which("ffmpeg") and not shutil.which("ffprobe"):
+            return FileData(path=str(value))
+        return probed(value)
+
+    player.postprocess = postprocess
+    return player
+
+
 def _page(settings: studio.StudioSettings) -> dict[str, Any]:
     """The page's components, top to bottom, by name."""
     import gradio as gr
@@ -179,6 +235,7 @@ def _page(settings: studio.StudioSettings) -> dict[str, Any]:
                                      elem_id="style")
             c["seed"] = gr.Number(0, label="Seed (when opening)", precision=0, elem_id="seed")
             c["backend"] = gr.Radio(backend_choices(settings.model), value="auto", label="Backend", elem_id="backend")
+            c["edits_note"] = gr.Markdown(edits_note("auto", settings.model), elem_id="edits-note")
     c["status"] = gr.Markdown("No video open.", elem_id="status")
     c["strip"] = gr.Gallery(label="Shots", columns=8, height=240, object_fit="contain", allow_preview=False,
                             elem_id="strip")
@@ -188,8 +245,8 @@ def _page(settings: studio.StudioSettings) -> dict[str, Any]:
                               elem_id="shots")
     c["render"] = gr.Button("Render changed shots", variant="primary", elem_id="render")
     with gr.Row():
-        c["original"] = gr.Video(label="Original", interactive=False, elem_id="original")
-        c["dub"] = gr.Video(label="Dub", interactive=False, elem_id="dub")
+        c["original"] = _player(label="Original", interactive=False, elem_id="original")
+        c["dub"] = _player(label="Dub", interactive=False, elem_id="dub")
     c["spectrogram"] = gr.Image(label="Mix spectrogram: cuts (white), transitions (blue), events (coloured)",
                                 type="filepath", interactive=False, elem_id="spectrogram")
     c["downloads"] = gr.File(label="Downloads: video, manifest, timelines, captions, stems",
@@ -220,6 +277,8 @@ def build_app(settings: studio.StudioSettings) -> Any:
         c["render"].click(_event(actions.render), [c["project"], c["table"], c["backend"]],
                           [c["project"], c["table"], c["dub"], c["spectrogram"], c["downloads"], c["status"]],
                           api_name="render")
+        c["backend"].change(lambda choice: edits_note(choice, settings.model), c["backend"], c["edits_note"],
+                            api_name=False)
         c["api_button"].click(_event(actions.dub), [c["api_video"], c["api_style"], c["api_seed"]], c["api_result"],
                               api_name="dub", api_description=_DUB_API_DESCRIPTION)
     return app

@@ -12,6 +12,8 @@ No gradio here: the page (`dubber.studio.app`) calls these functions and shows w
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import os
 import re
@@ -25,7 +27,7 @@ from vision.types import MediaInfo
 
 from .. import api
 from ..atomic import atomic_output
-from ..errors import InputError
+from ..errors import InputError, OutputError
 from ..plan import SEED_MODULUS, cue_prompt, save_plan
 from ..styles import STYLES, available_styles, get_style
 from ..types import DubPlan, ProgressFn, no_progress
@@ -55,17 +57,6 @@ class StudioSettings:
 
 
 @dataclass(frozen=True)
-class Project:
-    """One opened video: the studio's link to it, its analysis, its plan and a picture per cue."""
-
-    folder: Path
-    video: Path
-    analysis: Any
-    plan: DubPlan
-    thumbnails: tuple[Path, ...]
-
-
-@dataclass(frozen=True)
 class Take:
     """One render of a project: every file it wrote and how much of it the cache made free."""
 
@@ -78,6 +69,29 @@ class Take:
     cues_from_cache: int
     notes: tuple[str, ...]
     caches_audio: bool = True  # False: every shot is played again from the cached analysis
+
+    @property
+    def number(self) -> int:
+        return _take_number(self.folder.name) or 0
+
+
+@dataclass(frozen=True)
+class Project:
+    """One opened video: the studio's link to it, its analysis, its plan and a picture per cue.
+
+    `plan` holds every edit the table shows; `rendered` is the plan the last take was rendered
+    from (None before the first take), which leaves out the edits its backend does not read;
+    `muted` and `last_take` are that take's muted cues and the take itself.
+    """
+
+    folder: Path
+    video: Path
+    analysis: Any
+    plan: DubPlan
+    thumbnails: tuple[Path, ...]
+    rendered: DubPlan | None = None
+    muted: tuple[int, ...] = ()
+    last_take: Take | None = None
 
 
 # ----------------------------------------------------------------------------- opening a video
@@ -223,9 +237,17 @@ def _as_bool(value: Any) -> bool:
     return bool(value)
 
 
+def _without_style(prompt: str) -> str:
+    """A prompt's own words: the prompt less the style text `cue_prompt` puts at its end."""
+    style = style_of(prompt)
+    return prompt if style == CUSTOM_STYLE else prompt[:-len(STYLES[style].prompt)].strip()
+
+
 def _edited_cue(cue: Any, row: Mapping[str, Any]) -> Any:
-    """`cue` with one row's caption, prompt, style and seed applied. A changed caption or style
-    rewrites the prompt the way the planner writes it, unless the prompt itself was edited too."""
+    """`cue` with one row's caption, prompt, style and seed applied, against what the table showed
+    for it (`cue`). A prompt in the planner's wording follows an edited caption; a style picked in
+    the style cell replaces only the style text at the prompt's end, so words written by hand in
+    the prompt (in this edit or an earlier take) are kept."""
     who = f"Shot {shot_label(cue)}'s"
     caption = " ".join(str(row["caption"]).split())
     prompt = " ".join(str(row["prompt"]).split())
@@ -233,10 +255,18 @@ def _edited_cue(cue: Any, row: Mapping[str, Any]) -> Any:
     seed = check_seed(row["seed"], f"{who} seed")
     if style not in (CUSTOM_STYLE, *available_styles()):
         raise InputError(f"{who} style {style!r} is unknown; choose one of: {', '.join(available_styles())}.")
-    old_style = style_of(cue.prompt)
-    prompt_edited = prompt != " ".join(cue.prompt.split())
-    if not prompt_edited and (caption != cue.caption or style != old_style) and style != CUSTOM_STYLE:
-        prompt = cue_prompt(caption, get_style(style))
+    shown = " ".join(cue.prompt.split())
+    prompt_edited = prompt != shown
+    # Only a change of the style cell itself picks a style: the cell shows "custom" for a prompt
+    # with no known style's text, and leaving it so keeps that prompt as written.
+    shown_style = style_of(shown)
+    style_picked = style != shown_style and style != CUSTOM_STYLE
+    planner_wording = (not prompt_edited and shown_style != CUSTOM_STYLE
+                       and shown == cue_prompt(cue.caption, get_style(shown_style)))
+    if planner_wording and (caption != cue.caption or style_picked):
+        prompt = cue_prompt(caption, get_style(style if style_picked else shown_style))
+    elif style_picked:
+        prompt = cue_prompt(_without_style(prompt), get_style(style))
     if not prompt:
         raise InputError(f"{who} prompt is empty; describe the sound of the shot.")
     if (caption, prompt, seed) == (cue.caption, cue.prompt, cue.seed):
@@ -280,14 +310,158 @@ def _check_rows_are_the_shots(plan: DubPlan, rows: Sequence[Sequence[Any]]) -> N
                          "delete the rows you added, since shots follow the film's cuts.")
 
 
+# ----------------------------------------------------------------------------- edits a backend reads
+
+CUE_FIELDS = frozenset({"caption", "prompt", "seed"})   # what the table edits in a cue (a style is prompt text)
+# Why a backend reads no per-shot edit, where the backend's name alone does not say it.
+_READS_THE_FILM_ONLY = {"score": "the score engine composes the whole film from its style and seed"}
+_DISPLAY_NAMES = {"audiostory": "AudioStory", "score": "the score engine"}
+
+
+def backend_cue_edits(name: str) -> frozenset[str] | None:
+    """The cue fields whose edits change the sound of backend `name` (its class's CUE_EDITS),
+    looked up without building it: the AudioStory class imports no torch. None: no such backend."""
+    from .. import backends
+
+    # The registry's entry: a class, or the module and class `get_backend` imports when asked.
+    entry = backends._REGISTRY.get(name)
+    if entry is None:
+        return None
+    if isinstance(entry, tuple):
+        entry = getattr(importlib.import_module(entry[0]), entry[1])
+    return frozenset(getattr(entry, "CUE_EDITS", CUE_FIELDS))
+
+
+def planned_backend(choice: str, model: str | None = None) -> str | None:
+    """The backend a render with `choice` ("auto" or a name) will use, where that is known before
+    rendering without loading torch: "auto" is the score engine unless AudioStory's weights and
+    torch are here (then a CUDA GPU decides, which only torch can tell: None)."""
+    if choice != "auto":
+        return choice
+    from ..backends import weights_availability
+
+    if importlib.util.find_spec("torch") is None or not weights_availability(model).available:
+        return "score"
+    return None
+
+
+def render_backend(choice: str, settings: StudioSettings) -> str:
+    """The backend a render with `choice` uses, decided as `dub` decides it.
+
+    Raises:
+        BackendUnavailable: AudioStory was chosen and cannot run here (the CLI's sentence).
+    """
+    return api.resolve_backend(api.DubOptions(backend=choice, model=settings.model))[0]
+
+
+def unused_edits_sentence(name: str) -> str:
+    """One sentence naming the per-shot edits backend `name` does not use, and which backends do;
+    "" when it reads them all."""
+    reads = backend_cue_edits(name)
+    if reads is None or {"prompt", "seed"} <= reads:
+        return ""
+    unread = [what for field, what in (("prompt", "prompts"), ("seed", "seeds"), ("prompt", "styles"))
+              if field not in reads]
+    what = f"{', '.join(unread[:-1])} and {unread[-1]}" if len(unread) > 1 else unread[0]
+    readers = [_DISPLAY_NAMES.get(b, f"the {b} backend") for b in _backend_names()
+               if b != name and {"prompt", "seed"} - reads <= (backend_cue_edits(b) or frozenset())]
+    why = _READS_THE_FILM_ONLY.get(name, f"the {name} backend does not read them")
+    by = f"read by {' and '.join(readers)} only" if readers else "read by no backend here"
+    used = [what for field, what in (("prompt", "prompts"), ("seed", "seeds")) if field in reads]
+    only = " and ".join(["mute", *used])
+    return f"{why[:1].upper()}{why[1:]}; per-shot {what} are {by}: only {only} change{'s' * (not used)} this take."
+
+
+def _backend_names() -> tuple[str, ...]:
+    from ..backends import available_backends
+
+    return available_backends()
+
+
+@dataclass(frozen=True)
+class UnusedEdit:
+    """A shot whose edits the backend does not read: its label and what was edited."""
+
+    shot: str
+    what: tuple[str, ...]   # "prompt", "style", "seed"
+
+
+def plan_for_backend(previous: DubPlan, wanted: DubPlan, reads: frozenset[str] | None
+                     ) -> tuple[DubPlan, tuple[UnusedEdit, ...]]:
+    """The plan a backend that reads cue fields `reads` renders: `wanted` with the prompts and
+    seeds it does not read kept as in `previous` (the last take's plan), so the take's manifest
+    and timelines record no edit its sound does not follow; and those unused edits, by shot.
+    Captions are always taken: they are the take's subtitles too. A prompt that only follows an
+    edited caption in the planner's wording is no edit of its own."""
+    reads = CUE_FIELDS if reads is None else reads
+    cues, unused = [], []
+    for before, cue in zip(previous.cues, wanted.cues):
+        what: list[str] = []
+        if "prompt" not in reads and cue.prompt != before.prompt:
+            style = style_of(before.prompt)
+            follows_caption = style != CUSTOM_STYLE and cue.prompt == cue_prompt(cue.caption, get_style(style))
+            if not follows_caption:
+                if _without_style(cue.prompt) != _without_style(before.prompt):
+                    what.append("prompt")
+                if style_of(cue.prompt) not in (style, CUSTOM_STYLE):
+                    what.append("style")
+                cue = replace(cue, prompt=before.prompt)
+        if "seed" not in reads and cue.seed != before.seed:
+            what.append("seed")
+            cue = replace(cue, seed=before.seed)
+        if what:
+            unused.append(UnusedEdit(shot_label(cue), tuple(what)))
+        cues.append(cue)
+    return replace(wanted, cues=tuple(cues)), tuple(unused)
+
+
+def describe_unused(unused: Sequence[UnusedEdit]) -> str:
+    """"shot 3's prompt and seed, shot 4's style"."""
+    def one(edit: UnusedEdit) -> str:
+        what = list(edit.what)
+        return f"shot {edit.shot}'s " + (f"{', '.join(what[:-1])} and {what[-1]}" if len(what) > 1 else what[0])
+    return ", ".join(one(e) for e in unused)
+
+
 # ----------------------------------------------------------------------------- rendering a take
 
+_TAKE_FOLDER = re.compile(r"take-(\d+)")
+
+
+def _take_number(name: str) -> int | None:
+    match = _TAKE_FOLDER.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+def _project_is_gone(project: Project) -> OutputError:
+    return OutputError(f"The studio's project folder {project.folder} is gone (removed while the page was open); "
+                       "open the video again.")
+
+
+def check_project_is_there(project: Project) -> None:
+    """Raises OutputError when the project folder or its video was removed while the page was open."""
+    if not project.folder.is_dir() or not project.video.is_file():
+        raise _project_is_gone(project)
+
+
 def _next_take_folder(project: Project) -> Path:
+    """A new, empty take folder, numbered after every take still on disk and after the last take
+    this page rendered: that number stays taken even when its folder was removed, since the page,
+    the downloads and their manifest name it.
+
+    Raises:
+        OutputError: the project folder (or the work folder above it) was removed.
+    """
+    check_project_is_there(project)
     takes = project.folder / "takes"
-    takes.mkdir(exist_ok=True)
-    numbers = [int(m.group(1)) for p in takes.iterdir() if (m := re.fullmatch(r"take-(\d+)", p.name))]
-    folder = takes / f"take-{max(numbers, default=0) + 1:03d}"
-    folder.mkdir()
+    try:
+        takes.mkdir(exist_ok=True)
+        numbers = [n for p in takes.iterdir() if (n := _take_number(p.name)) is not None]
+        last = project.last_take.number if project.last_take is not None else 0
+        folder = takes / f"take-{max(*numbers, last, 0) + 1:03d}"
+        folder.mkdir()
+    except FileNotFoundError as err:   # removed between the check and here
+        raise _project_is_gone(project) from err
     return folder
 
 
@@ -295,12 +469,23 @@ def render_take(project: Project, plan: DubPlan, muted: Sequence[int], backend: 
                 settings: StudioSettings, progress: ProgressFn = no_progress) -> Take:
     """Render `plan` (the project's plan with the person's edits) into a new take folder: the
     dubbed video, stems, timelines, manifest and the spectrogram of the mix. Cues whose plan entry
-    did not change come from the render cache, sample for sample what they were.
+    did not change come from the render cache, sample for sample what they were. A render that
+    fails leaves no take folder, so the next take gets its number.
 
     Raises:
-        DubError: the CLI's reasons (backend unavailable, ...).
+        DubError: the CLI's reasons (backend unavailable, ...); OutputError when the project
+            folder was removed.
     """
     folder = _next_take_folder(project)
+    try:
+        return _render_into(folder, project, plan, muted, backend, settings, progress)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _render_into(folder: Path, project: Project, plan: DubPlan, muted: Sequence[int], backend: str,
+                 settings: StudioSettings, progress: ProgressFn) -> Take:
     # Each take's files carry its number, so a player (and a download folder) tells takes apart
     # even when two takes sound the same.
     out_name = api.default_output_path(project.video).name.replace(".dub.", f".{folder.name}.dub.", 1)

@@ -145,6 +145,9 @@ class ScoreBackend(DubBackend):
     # while the audio would take 2.8 GB of cache per hour of video: the cached analysis is what
     # a rerun reuses, and the same analysis, style and seed give the same audio bit for bit.
     CACHES_AUDIO = False
+    # The score is composed for the whole film from the plan's style and seed and the analysis:
+    # no cue's caption, prompt or seed is read.
+    CUE_EDITS: frozenset[str] = frozenset()
 
     def __init__(self, options: object | None = None, score: ScoreOptions | None = None) -> None:
         # `options` is the registry's BackendOptions; only its soundfont applies here.
