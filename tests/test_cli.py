@@ -86,7 +86,7 @@ def test_doctor_reports_ffmpeg_torch_and_auto_choice(tmp_path):
 
 
 def test_doctor_says_whether_the_studio_players_can_find_ffprobe(tmp_path):
-    """The studio's video players need ffprobe on PATH although `dub` does not: doctor says which."""
+    """The studio's video players use ffprobe on PATH although `dub` does not: doctor says which."""
     import stat
 
     tools = tmp_path / "tools"

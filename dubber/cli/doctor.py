@@ -26,12 +26,14 @@ def _ffmpeg_status() -> tuple[bool, str]:
 
 
 def _ffprobe_status() -> str:
-    """`dub` itself never runs ffprobe, but the studio's video players (Gradio) do, from PATH."""
+    """`dub` itself never runs ffprobe; the studio's video players (Gradio) use it, from PATH, to
+    convert a video a browser cannot play."""
     import shutil
 
     found = shutil.which("ffprobe")
     return (f"found ({found}); the studio's video players use it" if found else
-            "not on PATH: `dub` does not need it, but the studio's video players do (it comes with ffmpeg)")
+            "not on PATH: `dub` does not need it; the studio's video players use it to convert a video a "
+            "browser cannot play (.mkv, ProRes) for the preview (it comes with ffmpeg)")
 
 
 def _torch_status() -> tuple[str, str]:
