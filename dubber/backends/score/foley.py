@@ -150,7 +150,7 @@ def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt
             whistles += 1
             notes += slide_whistle(point, chord_at(point.time_s), whistles % 2 == 1, orchestra)
         notes += realise(hit, point, chord_at(point.time_s), shift, orchestra.hit_level)
-        if point.kind == "impact" and last and not any(l.drum and l.program == CRASH for l in hit.layers):
+        if point.kind == "impact" and last and not any(layer.drum and layer.program == CRASH for layer in hit.layers):
             # the pay-off of a flurry lands on a crash, whatever else it is voiced with
             velocity = int(np.clip((62 + 62 * point.strength) * orchestra.hit_level, 1, 127))
             notes.append(Note(DRUMS, CRASH, point.time_s, point.time_s + 0.5, velocity, "hit:impact"))
