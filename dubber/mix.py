@@ -43,6 +43,7 @@ TRUE_PEAK_CEILINGS: dict[str, float] = {"web": -1.0, "ebu-r128": -1.0, "atsc-a85
 SEAMLESS_RATIO = 1.5        # a join is seamless if it misses the prediction by <= this x the curvature
 SEAM_PROBE = 48             # samples each side of a join inspected for continuity
 END_FADE_MS = 20.0          # the programme's last milliseconds fade to silence (no click at the end)
+MUTE_FADE_MS = 5.0          # a cue next to a muted one fades in (or out) over this long: no click
 BED_DUCK_THRESHOLD_DB = -12.0   # the original bed ducks fully only where the new track is within ~this of its loud level
 
 
@@ -101,23 +102,43 @@ def _join_samples(cue: Cue, nxt: Cue | None, total: int, sr: int, options: MixOp
     return max(length, 0), split
 
 
+def _raised_cosine(length: int) -> np.ndarray:
+    """0 -> 1 over `length` samples (float32), without reaching either end."""
+    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(length, dtype=np.float32) + 0.5) / length)).astype(np.float32)
+
+
 def _place_stem(out: Any, plan: DubPlan, clip_of: Callable[[int], np.ndarray | None],
-                options: MixOptions) -> int:
+                options: MixOptions, muted: frozenset[int] = frozenset()) -> int:
     """Add one stem of every cue into `out` (a track of (2, total): `out.add(start, block)`);
     returns how many joins were seamless.
     `clip_of(i)` is that stem of cue i (None where it has none), asked for once per cue: a cue
-    read from the cache is in memory only while it and its neighbour are placed."""
+    read from the cache is in memory only while it and its neighbour are placed.
+    Cues whose index is in `muted` are left silent. The cue before one fades out into it on the
+    muted cue's own first samples where they continue it (the sound as it went on), else over
+    its own last MUTE_FADE_MS; the cue after one fades in over MUTE_FADE_MS, as its first
+    samples may continue the muted cue's sound and would start on a step."""
     seamless = 0
     cues = plan.cues
+    fade = min(int(round(MUTE_FADE_MS * plan.sample_rate / 1000.0)), plan.total_samples)
     ahead: tuple[int, np.ndarray | None] | None = None   # the next cue's clip, when a join read it
     for i, cue in enumerate(cues):
+        if cue.index in muted:
+            ahead = None
+            continue
         clip = ahead[1] if ahead is not None and ahead[0] == i else clip_of(i)
         ahead = None
         if clip is None:
             continue
         out.add(cue.start_sample, clip)
+        if i > 0 and cues[i - 1].index in muted and cues[i - 1].end_sample == cue.start_sample:
+            n = min(fade, clip.shape[-1])
+            out.add(cue.start_sample, -(clip[:, :n] * (1.0 - _raised_cosine(n))))
         nxt = cues[i + 1] if i + 1 < len(cues) else None
         length, split = _join_samples(cue, nxt, plan.total_samples, plan.sample_rate, options)
+        if nxt is not None and nxt.index in muted:
+            _fade_into_muted(out, cue, clip, clip_of(i + 1) if nxt.start_sample == cue.end_sample else None,
+                             min(length, int(round(options.cut_crossfade_ms * plan.sample_rate / 1000.0))), fade)
+            continue
         if length == 0:
             continue
         nxt_clip = None
@@ -133,6 +154,22 @@ def _place_stem(out: Any, plan: DubPlan, clip_of: Callable[[int], np.ndarray | N
             # The incoming part's head is written already at unity; bring it to the sine curve.
             out.add(nxt.start_sample, -(nxt_clip[:, :length] * (1.0 - fade_in)))
     return seamless
+
+
+def _fade_into_muted(out: Any, cue: Cue, clip: np.ndarray, muted_clip: np.ndarray | None,
+                     length: int, fade: int) -> None:
+    """End `cue` where the cue after it is muted. Where the muted cue's first samples continue
+    this one (one timeline sliced into cues), they are its natural tail: kept under a cosine
+    fade-out of `length` samples. Otherwise the cue itself fades out over its last `fade`
+    samples; nothing of it is mirrored or repeated into the muted cue."""
+    if (muted_clip is not None and length > 0
+            and _is_seamless(clip[:, -SEAM_PROBE:], muted_clip[:, :SEAM_PROBE])):
+        fade_out, _ = _equal_power(length)
+        out.add(cue.end_sample, muted_clip[:, :length] * fade_out)
+        return
+    n = min(fade, clip.shape[-1])
+    if n:
+        out.add(cue.end_sample - n, -(clip[:, -n:] * _raised_cosine(n)))
 
 
 class _InMemory:
@@ -157,16 +194,17 @@ def place_cues(render: RenderResult, plan: DubPlan, options: MixOptions) -> tupl
 
 
 def _place(render: RenderResult, plan: DubPlan, options: MixOptions, make: Callable[[str], Any],
-           placed: Callable[[str], None] = lambda name: None) -> tuple[dict[str, Any], int]:
+           placed: Callable[[str], None] = lambda name: None,
+           muted: frozenset[int] = frozenset()) -> tuple[dict[str, Any], int]:
     """Every stem of the render placed into a target `make(name)` gives, `placed(name)` called
-    after each; (targets, seamless joins)."""
+    after each, the cues in `muted` left silent; (targets, seamless joins)."""
     by_index = {c.cue_index: c for c in render.cues}
     names = sorted({name for c in render.cues for name in c.stems})
     stems: dict[str, Any] = {}
     seamless = 0
     for name in names:
         stems[name] = make(name)
-        seamless += _place_stem(stems[name], plan, _clips_of(by_index, plan, name), options)
+        seamless += _place_stem(stems[name], plan, _clips_of(by_index, plan, name), options, muted)
         fade_out_end(stems[name], plan.total_samples, plan.sample_rate)
         placed(name)
     return stems, seamless
@@ -360,9 +398,10 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
     if muted:
         # The same gain curve on the mix with the muted cues taken out, so every other shot stays
         # as it was; the production sound, ducked again, comes up where the muted shot was.
-        silent_set = set(muted)
-        kept = replace(render, cues=tuple(c for c in render.cues if c.cue_index not in silent_set))
-        stems = _place(kept, plan, options, lambda name: new_track(name, 2, total), placed(release_render))[0]
+        # The muted cues' audio is still read: where it continues the shot before, its first
+        # samples are that shot's natural tail.
+        stems = _place(render, plan, options, lambda name: new_track(name, 2, total), placed(release_render),
+                       frozenset(muted))[0]
         if original is not None:
             stems["original"] = _ducked_bed(bed, list(stems.values()), total, sr, options)
             fade_out_end(stems["original"], total, sr)

@@ -1,0 +1,82 @@
+"""Muting a cue: the shot before ends as its sound went on (or fades), never on a mirrored copy
+of its own last samples; the shot after fades in instead of starting on a step; every other
+sample is the mix with every cue playing, and the stems still sum to the mix."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dubber.mix import MixOptions, mix
+from dubber.types import Cue, CueAudio, DubPlan, RenderResult
+
+SR = 48_000
+BOUNDS = (0, 60_000, 110_000, 170_000)      # three shots; the middle one gets muted
+FADE = int(5.0 * SR / 1000)               # "a few milliseconds" of fade next to a muted shot
+
+
+def plan_of(bounds=BOUNDS) -> DubPlan:
+    cues = tuple(Cue(i, i, 0, 1, a, b - a, "", "", 0, 0, 1) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])))
+    return DubPlan(SR, bounds[-1], "24/1", "tom-and-jerry", 0, "", cues)
+
+
+def timeline(total: int, hz: float, phase: float = 0.0) -> np.ndarray:
+    """A held chord, as one continuous timeline (a backend that renders the film at once)."""
+    t = np.arange(total) / SR
+    tone = 0.2 * np.sin(2 * np.pi * hz * t + phase) + 0.1 * np.sin(2 * np.pi * 1.5 * hz * t + phase)
+    return np.stack([tone, 0.9 * tone]).astype(np.float32)
+
+
+def render_of(plan: DubPlan, music: list[np.ndarray]) -> RenderResult:
+    """Cue i's music from music[i] (a whole timeline), its effects a quieter copy."""
+    cues = tuple(CueAudio(c.index, c.start_sample, {"music": m[:, c.start_sample:c.end_sample],
+                                                    "fx": 0.5 * m[:, c.start_sample:c.end_sample]})
+                 for c, m in zip(plan.cues, music))
+    return RenderResult(backend="test", sample_rate=SR, cues=cues)
+
+
+def mixes(render: RenderResult, plan: DubPlan):
+    return mix(render, plan, MixOptions()), mix(render, plan, MixOptions(), muted=(1,))
+
+
+@pytest.mark.parametrize("continuous", [True, False])
+def test_muting_a_shot_leaves_no_click_and_no_mirror(continuous):
+    plan = plan_of()
+    total = plan.total_samples
+    if continuous:
+        music = [timeline(total, 220.0)] * 3
+    else:   # three separately rendered cues: nothing continues across a cut
+        music = [timeline(total, 220.0), timeline(total, 330.0, 1.0), timeline(total, 277.0, 2.0)]
+    full, muted = mixes(render_of(plan, music), plan)
+    a, b = BOUNDS[1], BOUNDS[2]
+    out, whole = muted.mix, full.mix
+
+    # The stems sum to the mix.
+    assert np.allclose(sum(muted.stems.values()), out, atol=1e-6)
+    # The first shot is as it was (but for its last milliseconds where it has to fade itself);
+    # so is the last, after its fade-in and the muted shot's crossfade tail it no longer has.
+    kept = a if continuous else a - FADE
+    assert np.array_equal(out[:, :kept], whole[:, :kept])
+    crossfade = int(MixOptions().cut_crossfade_ms * SR / 1000)
+    assert np.array_equal(out[:, b + max(FADE, crossfade):], whole[:, b + max(FADE, crossfade):])
+
+    # No mirror: the muted shot does not open on the previous shot's last samples backwards.
+    head = out[0, a:a + 2400]
+    mirror = out[0, a - 2400:a][::-1]
+    if np.any(head):
+        corr = np.dot(head, mirror) / (np.linalg.norm(head) * np.linalg.norm(mirror))
+        assert corr < 0.5, f"the muted shot opens on a mirror of the shot before (correlation {corr:.2f})"
+    if continuous:
+        # The previous shot's sound goes on into the muted one and dies away over the crossfade.
+        assert np.allclose(out[:, a:a + 3], whole[:, a:a + 3], atol=2e-3)
+    else:
+        # Nothing of the shot before is repeated into the muted one: it fades on its own samples.
+        assert not np.any(head)
+        assert np.max(np.abs(out[:, a - 1])) < 0.01 * np.max(np.abs(whole[:, a - FADE:a]))
+    assert not np.any(out[:, a + 2400:b]), "the muted shot is silent once the tail is over"
+
+    # No click: the shot after the muted one rises from silence over a few milliseconds.
+    level = np.max(np.abs(whole[:, b:b + 4 * FADE]))
+    assert np.max(np.abs(out[:, b])) < 0.02 * level
+    steps = np.max(np.abs(np.diff(out[:, b - 1:b + FADE], axis=-1)))
+    assert steps < 0.2 * level, f"the next shot starts on a step of {steps:.3f} (level {level:.3f})"
+    assert np.max(np.abs(out[:, b + FADE // 2:b + FADE])) > 0.1 * level
