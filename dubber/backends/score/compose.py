@@ -52,6 +52,12 @@ TUNE_SLACK = 1.5            # a phrase plays at most this many times the shot's 
 PHRASE_REST = 0.12          # chance that a note of a phrase is a rest
 HARMONY_REST = 0.45         # share of bars the sustained harmony sits out
 FLURRY_BED = 0.5            # strength of the tremolo bed under a flurry of blows
+CARRY_GAP_S = 0.2           # the longest a section may go without a note sounding (see `_carry_through`)
+CARRY_FROM = 0.1            # sections at least this busy (anything moving) are carried through; stiller ones may rest
+PLUCK_S = 0.5               # a plucked or struck note (DECAYING) counts as sounding this long at most
+# General MIDI programs whose sound dies away while the key is held: pianos and chromatic
+# percussion, guitars and basses, pizzicato, harp, timpani, plucked and percussive ethnic ones.
+DECAYING = frozenset((*range(0, 16), *range(24, 40), 45, 46, 47, *range(104, 120)))
 
 
 @dataclass(frozen=True)
@@ -221,6 +227,72 @@ class Composer:
         self.bar_chords.update(chords)
         self._bass_and_harmony(shot, beats, chords)
         self._melody(shot, beats, chords, events)
+        if shot.energy >= CARRY_FROM:
+            self._carry_through(shot, beats)
+
+    def _carry_through(self, shot: ShotContext, beats: np.ndarray) -> None:
+        """Fill every stretch of the section where no note sounds (the tune resting or cleared
+        before a hit, the bar's pad sitting out, a plucked bass died away) with the pad on the
+        bar's chord, from the half beat where the stretch begins up to the next note or the cut:
+        a cartoon score never drops out while something moves on screen, and chance rests lined
+        up at a section's end would otherwise leave a second of dead air before the cut. A pad
+        that dies away itself (a piano) is struck again on every beat, otherwise at bar lines."""
+        covered = sorted((n.start_s, n.start_s + min(n.end_s - n.start_s, PLUCK_S)
+                          if n.part.program in DECAYING else n.end_s)
+                         for n in self.notes if n.end_s > shot.start_s and n.start_s < shot.end_s)
+        gaps, reach = [], shot.start_s
+        for start, end in covered:
+            if start - reach > CARRY_GAP_S:
+                gaps.append((reach, start))
+            reach = max(reach, end)
+        if shot.end_s - reach > CARRY_GAP_S:
+            gaps.append((reach, shot.end_s))
+        velocity = int(32 + 16 * shot.energy)
+        struck = self.tempo.beat_s[beats]
+        if shot.harmony.program not in DECAYING:
+            struck = struck[self.tempo.bar_start[beats].astype(bool)]
+        for gap_start, gap_end in gaps:
+            # in time with the tune: on the first half beat of the silence
+            entry = self.tempo.time_of(np.ceil(2.0 * self.tempo.beat_at(max(gap_start - 0.05, 0.0))) / 2.0)
+            lines = [entry, *(float(t) for t in struck if entry + 0.05 < t < gap_end - 0.05)]
+            held: dict[int, list[float]] = {}      # pitch -> [start, end] of the pad note holding it
+            pad: list[tuple[int, list[float]]] = []
+            for a, b in zip(lines, lines[1:] + [gap_end]):
+                chord = self.chord_at(a)
+                if chord is None:
+                    continue
+                sounding = {}
+                for pc in chord:
+                    pitch = next(m for m in range(*shot.texture.harmony_range) if m % 12 == pc)
+                    # a tone the next chord shares is held over the bar line, not struck again
+                    span = held.get(pitch) if shot.harmony.program not in DECAYING else None
+                    if span is not None and abs(span[1] - a) < 1e-9:
+                        span[1] = b
+                    else:
+                        span = [a, b]
+                        pad.append((pitch, span))
+                    sounding[pitch] = span
+                held = sounding
+            for pitch, (a, b) in pad:
+                self._strike(shot.harmony, pitch, a, b, velocity)
+
+    def _strike(self, part: Part, pitch: int, start_s: float, end_s: float, velocity: int) -> None:
+        """Add a pad note that never overlaps a note of the same key on its instrument (a key
+        is one string or pipe; two notes on it at once are one played twice): a note already
+        held there is released where this one speaks (unless it only just began, and then it
+        already sounds), and this one ends where the next such note begins."""
+        kept = []
+        for n in self.notes:
+            if n.part.program == part.program and n.pitch == pitch and not n.part.drums:
+                if n.start_s < start_s < n.end_s:
+                    if start_s - n.start_s < 0.02:
+                        return   # struck already
+                    n = Note(n.part, n.pitch, n.start_s, start_s, n.velocity, n.role, n.glide)
+                elif start_s <= n.start_s < end_s:
+                    end_s = n.start_s
+            kept.append(n)
+        self.notes = kept
+        self._add(part, pitch, start_s, end_s, velocity, "harmony")
 
     def _bar_beats(self, beats: np.ndarray) -> list[np.ndarray]:
         return [beats[self.bar[beats] == b] for b in sorted(set(self.bar[beats].tolist()))]

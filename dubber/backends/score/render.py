@@ -239,10 +239,14 @@ def smf_bytes(notes: list[Note], rooms: list[Room], end_s: float) -> bytes:
     # (tick, order, message bytes): at one tick, setup < note off < note on.
     events: list[tuple[int, int, list[int]]] = []
     channels = _Channels()
+    keys: dict[tuple[int, int], list[list[int]]] = {}     # (channel, pitch) -> [on, off, velocity] each
     for note in sorted(notes, key=lambda n: (n.start_s, n.part.program, n.pitch)):
         channel = channels.channel_for(note, events)
-        events.append((_ticks(note.start_s), 2, [0x90 | channel, note.pitch, note.velocity]))
-        events.append((_ticks(note.end_s), 1, [0x80 | channel, note.pitch, 0]))
+        keys.setdefault((channel, note.pitch), []).append([_ticks(note.start_s), _ticks(note.end_s), note.velocity])
+    for (channel, pitch), struck in keys.items():
+        for on, off, velocity in _one_key(struck):
+            events.append((on, 2, [0x90 | channel, pitch, velocity]))
+            events.append((off, 1, [0x80 | channel, pitch, 0]))
     for channel in range(16):
         events.append((0, -1, [0xB0 | channel, 7, CHANNEL_VOLUME]))
         events.append((0, -1, [0xB0 | channel, 93, 0]))
@@ -253,6 +257,25 @@ def smf_bytes(notes: list[Note], rooms: list[Room], end_s: float) -> bytes:
             events.append((_ticks(room.start_s), 0, [0xB0 | channel, 91, int(np.clip(room.reverb, 0, 127))]))
     events.append((_ticks(end_s), 3, [0xB0, 91, rooms[-1].reverb if rooms else 40]))
     return _write_smf(sorted(events, key=lambda e: (e[0], e[1])))
+
+
+def _one_key(struck: list[list[int]]) -> list[list[int]]:
+    """The notes of one key on one channel ([on, off, velocity] in ticks, by onset) as the key
+    is played: a note that begins while another still holds the key strikes it again, releasing
+    the one before at that moment, and holds it for as long as either wanted. Played as written,
+    the first note's note-off would silence the key under the second note, which then drops out
+    early. Notes struck on the same tick are one note, as loud and as long as the longest."""
+    out: list[list[int]] = []
+    for on, off, velocity in struck:
+        if out and on < out[-1][1]:
+            held = out[-1]
+            if on <= held[0]:
+                held[1], held[2] = max(held[1], off), max(held[2], velocity)
+                continue
+            off = max(off, held[1])
+            held[1] = on
+        out.append([on, off, velocity])
+    return out
 
 
 def _varlen(value: int) -> bytes:
