@@ -20,10 +20,27 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_VIDEO = REPO_ROOT / "samples" / "cartoon_demo.mp4"
 
 
+SESSION_PREFIX = "session-"   # folders of session fixtures, kept until the whole run ends
+
+
 def _make(factory, name: str, spec: SynthSpec) -> tuple[Path, dict]:
-    path = factory.mktemp("media") / f"{name}.mp4"
+    path = factory.mktemp(f"{SESSION_PREFIX}media") / f"{name}.mp4"
     truth = synthesize(path, spec)
     return path, truth
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_scratch_freed(tmp_path_factory, request):
+    """Folders a module's fixtures made go when the module ends, unless one of its tests failed:
+    a full run then needs the disk of one module at a time, not of the whole suite."""
+    base = tmp_path_factory.getbasetemp()
+    before, failed = set(base.iterdir()), request.session.testsfailed
+    yield
+    if request.session.testsfailed != failed:
+        return
+    for folder in set(base.iterdir()) - before:
+        if folder.is_dir() and not folder.name.startswith(SESSION_PREFIX):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +87,7 @@ def ray_cluster(tmp_path_factory):
     ray_bin = Path(sys.executable).with_name("ray")
     cmd = [str(ray_bin), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
            "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}", "--block"]
-    log = tmp_path_factory.mktemp("ray") / "ray.log"
+    log = tmp_path_factory.mktemp(f"{SESSION_PREFIX}ray") / "ray.log"
     with open(log, "w") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     try:
