@@ -145,7 +145,7 @@ def test_otio_round_trip_places_each_cue_on_its_frames(tmp_path, ntsc_run):
         assert placed.start_time.value == cue.start_frame
         assert placed.duration.value == cue.end_frame - cue.start_frame
         assert clip.source_range.start_time.value == cue.start_frame     # offset into the full-length mix
-        assert clip.media_reference.target_url == (tmp_path / "mix.wav").resolve().as_uri()
+        assert clip.media_reference.target_url == str((tmp_path / "mix.wav").resolve())   # a plain path, as Resolve reads
         assert clip.metadata["dub"]["caption"] == cue.caption
         assert clip.metadata["dub"]["seed"] == cue.seed and clip.metadata["dub"]["shot"] == cue.shot_index
     video = timeline.tracks[0].find_clips()[0]
@@ -260,6 +260,37 @@ def test_fcpxml_at_a_rate_final_cut_lacks_is_conformed_with_a_note(tmp_path):
     assert formats[picture.get("format")] == "1/15s"                           # the video: its own rate
 
 
+def test_the_otio_names_its_media_by_plain_path_and_the_fcpxml_by_url(tmp_path, ntsc_run):
+    """DaVinci Resolve refuses an .otio whose media are file:// URLs (percent-encoded, they are not
+    even the file's name); Final Cut needs URLs. A folder name with a space and accents shows both."""
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    folder = tmp_path / "Épisode 1 (final)"
+    folder.mkdir()
+    export_all(ExportPaths.in_folder(folder, "film"), ntsc_run, ExportOptions(fcpxml=True))
+    timeline = otio.adapters.read_from_file(str(folder / "film.otio"))
+    targets = {c.media_reference.target_url for c in timeline.find_clips()}
+    written = {str((folder / "film_stems" / f"{name}.wav").resolve()) for name in ("mix", "music", "fx")}
+    assert written <= targets and all(Path(t).is_absolute() and "://" not in t for t in targets), targets
+    assert "Épisode 1 (final)" in (folder / "film.otio").read_text(encoding="utf-8")
+    sources = {e.get("src") for e in _fcpxml_root(folder / "film.fcpxml").iter() if e.get("src")}
+    assert all(src.startswith("file:///") and " " not in src for src in sources), sources
+    assert {url2pathname(urlsplit(src).path) for src in sources} == targets   # the same files
+
+
+def test_moving_a_finished_dub_rewrites_each_reference_in_its_own_form(tmp_path):
+    from dubber.watch.relocate import Move, moved_target
+
+    old, new = tmp_path / "staging" / "ep 1", tmp_path / "output" / "ep 1"
+    moves = (Move.of(old, new),)
+    wav = old.resolve() / "stems" / "fx.wav"
+    assert moved_target(str(wav), moves) == str(new.resolve() / "stems" / "fx.wav")
+    assert moved_target(wav.as_uri(), moves) == (new.resolve() / "stems" / "fx.wav").as_uri()
+    for elsewhere in (str(tmp_path / "other" / "fx.wav"), "fx.wav", "https://example.com/fx.wav", ""):
+        assert moved_target(elsewhere, moves) is None
+
+
 def test_export_all_writes_everything_requested(tmp_path, ntsc_run):
     options = ExportOptions(fcpxml=True, timeline=TimelineOptions(keep_original=True))
     result = export_all(ExportPaths.in_folder(tmp_path, "film"), ntsc_run, options)
@@ -275,7 +306,7 @@ def test_export_all_writes_everything_requested(tmp_path, ntsc_run):
     # Stems to rebalance, the original kept as asked; the mix (their sum) is there but off.
     assert [t.enabled for t in tracks.values()] == [True, True, True, True, False]
     fx_clip = tracks["cartoon fx"].find_clips()[1]
-    assert fx_clip.media_reference.target_url == (tmp_path / "film_stems" / "fx.wav").resolve().as_uri()
+    assert fx_clip.media_reference.target_url == str((tmp_path / "film_stems" / "fx.wav").resolve())
     assert fx_clip.source_range.start_time.value == ntsc_run.plan.cues[1].start_frame
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
     with pytest.raises(OutputError):
@@ -475,17 +506,17 @@ def test_a_kept_original_is_laid_in_clean_beside_the_ducked_bed_of_the_mix(tmp_p
     tracks = {t.name: t for t in timeline.tracks}
     (clean,) = tracks["cartoon original"].find_clips()
     (picture,) = tracks["V1"].find_clips()
-    assert clean.media_reference.target_url == Path("/videos/cartoon.mp4").resolve().as_uri()   # the source file
+    assert clean.media_reference.target_url == str(Path("/videos/cartoon.mp4").resolve())   # the source file
     assert clean.source_range == picture.source_range                  # its whole length, from its own timecode
     assert clean.source_range.start_time.value == HOUR_AT_NTSC and clean.source_range.duration.value == 300
     assert clean.range_in_parent() == picture.range_in_parent()        # frame for frame under the picture
     bed = list(tracks["cartoon original ducked"].find_clips())
-    bed_wav = (tmp_path / "film_stems" / "original.wav").resolve().as_uri()
+    bed_wav = str((tmp_path / "film_stems" / "original.wav").resolve())
     assert {c.media_reference.target_url for c in bed} == {bed_wav}
     root = _fcpxml_root(tmp_path / "film.fcpxml")
     enabled = {e.get("name"): e.get("enabled") != "0" for e in root.iter("clip")}
     assert enabled["original"] is False and enabled["shot_000_original"] is True and enabled["shot_000"] is False
-    source = next(a for a in root.iter("asset") if a.get("src") == clean.media_reference.target_url)
+    source = next(a for a in root.iter("asset") if a.get("src") == Path(clean.media_reference.target_url).as_uri())
     assert source.get("hasAudio") == "1" and _seconds(source.get("start")) == Fraction(HOUR_AT_NTSC) / NTSC
     # The mix alone (no stem tracks) already holds the original: the untouched track stays off.
     mix_only = write_otio(tmp_path / "mix.otio", run.plan, run.media,

@@ -89,7 +89,7 @@ def test_mkv_with_flac_keeps_mkv_and_the_timeline_lands_on_the_shots(sample_24p,
     assert [(t.name, t.enabled) for t in timeline.tracks] == [
         ("V1", True), ("scene original", False), ("scene music", True), ("scene fx", True), ("scene mix", False)]
     original = timeline.tracks[1].find_clips()[0].media_reference.target_url
-    assert original == clip.resolve().as_uri()
+    assert original == str(clip.resolve())
     dub_track = next(t for t in timeline.tracks if t.name == "scene mix")
     clips = list(dub_track.find_clips())
     assert [dub_track.range_of_child(c).start_time.to_frames() for c in clips] == starts

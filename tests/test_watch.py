@@ -886,7 +886,7 @@ def media_references(folder: Path) -> dict[str, list[Path]]:
     timeline = otio.adapters.read_from_file(str(otio_file))
     manifest = json.loads(manifest_file.read_text())
     return {
-        "otio": [from_url(c.media_reference.target_url) for c in timeline.find_clips()],
+        "otio": [Path(c.media_reference.target_url) for c in timeline.find_clips()],   # plain paths
         "fcpxml": [from_url(e.get("src")) for e in ET.parse(fcpxml_file).iter() if e.get("src")],
         "manifest": [Path(manifest["media"]["path"]), Path(manifest["analysis"]["media"]["path"]),
                      *(folder / rel for rel in manifest["outputs"].values())],

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Collection, Mapping
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from vision.types import MediaInfo
 
@@ -335,7 +337,30 @@ def build_timeline(plan: DubPlan, media: MediaInfo, files: TimelineMedia,
 
 
 def timeline_to_otio_json(timeline: "otio.schema.Timeline") -> str:
-    return _otio().adapters.write_to_string(timeline, "otio_json")
+    """The .otio text of `timeline`, its media named by plain absolute path.
+
+    OTIO leaves the form of `target_url` open. DaVinci Resolve (20.2) refuses a timeline whose
+    media are file:// URLs and imports the same file with plain paths, which is also the form of
+    OTIO's own examples; FCPXML, which needs URLs, is written from the timeline as built."""
+    return _otio().adapters.write_to_string(_with_plain_paths(timeline), "otio_json")
+
+
+def file_url_path(url: str) -> str | None:
+    """The local path a file:// URL names, or None for any other text."""
+    parts = urlsplit(url)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        return None
+    return url2pathname(parts.path)
+
+
+def _with_plain_paths(timeline: "otio.schema.Timeline") -> "otio.schema.Timeline":
+    copy = timeline.deepcopy()
+    for clip in copy.find_clips():
+        for reference in clip.media_references().values():
+            path = file_url_path(getattr(reference, "target_url", "") or "")
+            if path is not None:
+                reference.target_url = path
+    return copy
 
 
 # ----------------------------------------------------------------------------- FCPXML

@@ -1,9 +1,9 @@
 """A finished job's timelines and manifest, pointed at where its files end up.
 
 A job writes into a staging folder inside output/ and dubs the claimed copy in processing/; the
-watcher then renames the folder into place and moves the original to done/. The .otio and
-.fcpxml name their media by absolute file:// URL and the manifest names the input by absolute
-path (as a single `dub` writes them, so they open from anywhere), so before the rename every
+watcher then renames the folder into place and moves the original to done/. The .otio names
+its media by absolute path, the .fcpxml by absolute file:// URL, and the manifest names the input
+by absolute path (as a single `dub` writes them, so they open from anywhere), so before the rename every
 reference into the staging folder or to the claimed file is rewritten to its final place. Each
 file is parsed, changed where a reference moves, and written back whole through a temporary and
 a rename; an editor never sees half a timeline.
@@ -16,10 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
-
 from ..atomic import atomic_write_text
+from ..export.timeline import file_url_path
 from ..types import is_manifest
 
 log = logging.getLogger(__name__)
@@ -53,11 +51,20 @@ def moved_path(path: Path, moves: Iterable[Move]) -> Path | None:
 
 def moved_url(url: str, moves: Iterable[Move]) -> str | None:
     """The file:// URL of where `url`'s file will be, or None when it does not move."""
-    parts = urlsplit(url)
-    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
-        return None
-    new = moved_path(Path(url2pathname(parts.path)), moves)
+    path = file_url_path(url)
+    new = None if path is None else moved_path(Path(path), moves)
     return None if new is None else new.as_uri()   # as the exporter writes its URLs
+
+
+def moved_target(target: str, moves: Iterable[Move]) -> str | None:
+    """Where an .otio media reference's file will be, in the form it was written (a plain
+    absolute path, or a file:// URL in a timeline from elsewhere); None when it does not move."""
+    if file_url_path(target) is not None:
+        return moved_url(target, moves)
+    if not target or not Path(target).is_absolute():
+        return None
+    new = moved_path(Path(target), moves)
+    return None if new is None else str(new)
 
 
 class _Unreadable(Exception):
@@ -96,7 +103,7 @@ def _relocate_otio(path: Path, moves: tuple[Move, ...]) -> int:
     changed = 0
     for clip in timeline.find_clips():
         for reference in clip.media_references().values():
-            new = moved_url(getattr(reference, "target_url", "") or "", moves)
+            new = moved_target(getattr(reference, "target_url", "") or "", moves)
             if new is not None:
                 reference.target_url = new
                 changed += 1
