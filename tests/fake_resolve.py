@@ -223,8 +223,11 @@ class FakeMediaPool(_Fake, api="MediaPool"):
         return FakeTimelineItem(media, record, record + length, start, (start, end), self._hidden), (kind, track)
 
     def ImportTimelineFromFile(self, path: str, options: dict | None = None):
-        self._imported_timelines.append((path, dict(options or {})))
         name = (options or {}).get("timelineName", Path(path).stem)
+        taken = {self._project._timeline.GetName()} | {o.get("timelineName") for _, o in self._imported_timelines}
+        if name in taken:   # Resolve keeps timeline names unique
+            return None
+        self._imported_timelines.append((path, dict(options or {})))
         return FakeTimeline(name, self._project._timeline._fps, self._project._timeline._start_frame)
 
 

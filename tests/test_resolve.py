@@ -256,6 +256,18 @@ def test_fallback_imports_the_otio_when_append_is_missing(tmp_path):
                                                        for t in range(2, timeline.GetTrackCount("audio") + 1))
 
 
+def test_each_take_imported_as_a_timeline_gets_a_name_of_its_own(tmp_path):
+    """Resolve keeps timeline names unique: a second take imported under the first one's name
+    would be refused, and the user sent to import by hand."""
+    resolve, _, config, source = make_setup(tmp_path, "25", hidden=frozenset({"MediaPool.AppendToTimeline"}))
+    first = dr.dub_into_timeline(resolve, config, runner())
+    second = dr.dub_into_timeline(resolve, config, runner())
+    otio = source.parent / "clip_dub-2" / "clip_dub-2.otio"
+    assert first.startswith("Imported the dub as the new timeline 'clip dub' from")
+    assert second == f"Imported the dub as the new timeline 'clip dub 2' from {otio}."
+    assert [o["timelineName"] for _, o in resolve._media_pool._imported_timelines] == ["clip dub", "clip dub 2"]
+
+
 def test_fallback_names_the_manual_import_when_no_import_api(tmp_path):
     hidden = frozenset({"MediaPool.AppendToTimeline", "MediaPool.ImportTimelineFromFile"})
     resolve, _, config, source = make_setup(tmp_path, "30", hidden=hidden)

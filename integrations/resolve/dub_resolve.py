@@ -125,6 +125,13 @@ def take_names(source: Path):
         yield f"{source.stem}_dub-{number}"
 
 
+def take_timeline_name(source: Path, take_folder: Path) -> str:
+    """"<name> dub" for the first take, "<name> dub 2" for the take in `<name>_dub-2`: Resolve
+    keeps timeline names unique and refuses an import under a name already taken."""
+    number = take_folder.name.removeprefix(f"{source.stem}_dub").removeprefix("-")
+    return f"{source.stem} dub" + (f" {number}" if number else "")
+
+
 def output_dir_for(source: Path) -> Path:
     """A new, empty take folder next to the source, or in the home folder when the source folder
     is read-only. Media already imported into the "Dub" bin lives in earlier take folders and is
@@ -281,7 +288,7 @@ def dub_into_timeline(resolve: Any, config: Mapping[str, Any], run: Runner = con
     out_dir = output_dir_for(target.source)
     outputs = run_into(run, config, target.source, out_dir)
     result = rb.read_outputs(outputs, out_dir)
-    name = f"{target.source.stem} dub"
+    name = take_timeline_name(target.source, out_dir)
     try:
         placed = rb.place_dub(target.ctx, target.clip, result)
     except (AttributeError, DubScriptError) as err:
@@ -295,7 +302,7 @@ def dub_file_without_resolve(config: Mapping[str, Any], source: Path) -> str:
     out_dir = output_dir_for(source)
     outputs = run_into(console_runner, config, source, out_dir)
     result = rb.read_outputs(outputs, out_dir)
-    return rb.fallback(None, result.otio, f"{source.stem} dub")
+    return rb.fallback(None, result.otio, take_timeline_name(source, out_dir))
 
 
 def _injected_resolve() -> Any:
