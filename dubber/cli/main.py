@@ -35,7 +35,7 @@ from .progress import make_reporter, one_line
 log = logging.getLogger("dubber")
 
 SUBCOMMANDS = ("analyze", "plan", "render", "models", "cache", "watch", "integrations", "doctor", "batch", "studio",
-               "review")
+               "review", "bundle")
 MODEL_KINDS = ("audiostory", "clip", "vlm")
 STYLE_HELP = ", ".join(STYLE_PRESETS)
 DEFAULT_OUTPUT_HELP = ("output video (default: <input>.dub.mp4 next to the input; "
@@ -133,6 +133,7 @@ def _run_parser() -> argparse.ArgumentParser:
                        "  dub integrations install resolve|blender   editor integrations\n"
                        "  dub doctor           what this machine can run\n"
                        "  dub review OUT.json  a self-contained HTML page to review a dub\n"
+                       "  dub bundle OUT.json  the dub's timeline and all its media in one .otioz to hand on\n"
                        "  dub studio           a local web app to edit and re-render shot by shot\n"
                        "run `dub COMMAND --help` for each command's options.")
     p.add_argument("input", help="video to dub (never modified)")
@@ -158,6 +159,12 @@ def _sub_parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("manifest", metavar="OUT.json", help="the manifest dub wrote beside its output")
         p.add_argument("-o", "--output", metavar="PAGE", help="the HTML page (default: <manifest>.review.html)")
         p.add_argument("--overwrite", "--force", action="store_true", help="replace an existing page")
+        return p
+    if command == "bundle":
+        p.add_argument("manifest", metavar="OUT.json", help="the manifest of a dub written with --timeline")
+        p.add_argument("-o", "--output", metavar="BUNDLE",
+                       help="the .otioz file or its folder (default: beside the .otio, named like it)")
+        p.add_argument("--overwrite", "--force", action="store_true", help="replace an existing bundle")
         return p
     if command == "cache":
         p.add_argument("action", choices=("info", "clean"))
@@ -485,6 +492,15 @@ def _cmd_review(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bundle(args: argparse.Namespace) -> int:
+    from ..export.bundle import write_bundle
+
+    bundle = write_bundle(args.manifest, args.output, overwrite=args.overwrite)
+    print(f"dub: bundle written to {bundle.path} ({len(bundle.media)} media files, "
+          f"{bundle.size_bytes / 1e6:.1f} MB); import it in Resolve with File > Import > Timeline", file=sys.stderr)
+    return 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import doctor
 
@@ -495,6 +511,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "dub": _cmd_dub, "render": _cmd_dub, "analyze": _cmd_analyze, "plan": _cmd_plan,
     "models": _cmd_models, "cache": _cmd_cache, "watch": _cmd_watch, "integrations": _cmd_integrations, "doctor": _cmd_doctor,
     "batch": _cmd_batch, "studio": _cmd_studio, "review": _cmd_review,
+    "bundle": _cmd_bundle,
 }
 
 

@@ -1,0 +1,97 @@
+"""`dub bundle OUT.json`: a dub's timeline and every file it plays, in one .otioz to hand on.
+
+The .otio beside a dub names its media by absolute path, so it opens where it was written and
+needs relinking anywhere else. An .otioz (OpenTimelineIO's bundle: the timeline plus a media/
+folder, in one zip) carries the picture, the stems, the mix and the source's own sound with it;
+DaVinci Resolve imports it with its media linked (File > Import > Timeline), on any machine.
+
+    dub bundle film.dub.json                 # film.otioz beside the .otio
+    dub bundle film.dub.json -o /share/film.otioz
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..atomic import atomic_output
+from ..errors import InputError, OutputError
+from .timeline import file_url_path
+
+BUNDLE_SUFFIX = ".otioz"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A written bundle: where it is, and the media files it carries."""
+
+    path: Path
+    media: tuple[Path, ...]
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
+
+
+def default_bundle_path(otio_path: Path) -> Path:
+    return otio_path.with_suffix(BUNDLE_SUFFIX)
+
+
+def write_bundle(manifest_path: str | os.PathLike, out_path: str | os.PathLike | None = None,
+                 overwrite: bool = False) -> Bundle:
+    """Write the .otioz of the dub whose manifest is `manifest_path` (beside its .otio unless
+    `out_path`; a folder takes the default name inside it).
+
+    Raises:
+        InputError: the manifest is unusable, the dub has no .otio timeline, or a file the
+            timeline plays is missing.
+        OutputError: a file is already where the bundle goes (and not `overwrite`), or it cannot
+            be written.
+    """
+    import opentimelineio as otio
+
+    from ..review import load_manifest
+    from .deliverables import recorded_outputs
+
+    manifest_file = Path(manifest_path)
+    manifest = load_manifest(manifest_file)
+    timeline_file = recorded_outputs(manifest, manifest_file.parent).get("otio")
+    if timeline_file is None:
+        raise InputError(f"{manifest_file.name} lists no .otio timeline; dub the video again with --timeline "
+                         "to bundle it.")
+    try:
+        timeline = otio.adapters.read_from_file(str(timeline_file), "otio_json")
+    except FileNotFoundError:
+        raise InputError(f"the timeline {timeline_file} is not where {manifest_file.name} says; "
+                         "move it back beside the manifest.") from None
+    except (otio.exceptions.OTIOError, ValueError) as err:
+        raise InputError(f"{timeline_file.name} is not a readable .otio timeline ({err}).") from None
+    media = _media_of(timeline)
+    missing = [str(path) for path in media if not path.is_file()]
+    if missing:
+        raise InputError(f"the timeline plays files that are not there: {', '.join(missing)}; "
+                         "move them back or dub the video again.")
+    target = Path(out_path) if out_path is not None else default_bundle_path(timeline_file)
+    if target.is_dir():
+        target = target / default_bundle_path(timeline_file).name
+    if target.exists() and not overwrite:
+        raise OutputError(f"{target} already exists; pass --overwrite to replace it or choose another name.")
+    try:
+        with atomic_output(target) as partial:   # a bundle cut short never looks finished
+            partial.unlink()   # the bundler makes its file itself and will not replace one (the name is ours alone)
+            otio.adapters.write_to_file(timeline, str(partial), adapter_name="otioz")
+    except (otio.exceptions.OTIOError, ValueError) as err:   # e.g. two media files of one name
+        raise OutputError(f"OpenTimelineIO could not bundle this timeline ({err}).") from None
+    return Bundle(target, media)
+
+
+def _media_of(timeline) -> tuple[Path, ...]:
+    """Every file the timeline's clips play, once each, in the order they first appear."""
+    seen: dict[Path, None] = {}
+    for clip in timeline.find_clips():
+        for reference in clip.media_references().values():
+            target = getattr(reference, "target_url", "") or ""
+            path = file_url_path(target) or target
+            if path:
+                seen.setdefault(Path(path), None)
+    return tuple(seen)

@@ -1,0 +1,96 @@
+"""`dub bundle OUT.json`: the dub's timeline and every file it plays, in one .otioz that opens on
+another machine."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import opentimelineio as otio
+import pytest
+
+from dub_cli import dub_env, run_dub
+from dubber.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def dubbed(sample_24p, tmp_path_factory):
+    """A video with its own sound, dubbed through the CLI with stems and timelines, in a folder
+    whose name has a space and an accent."""
+    video, _ = sample_24p
+    folder = tmp_path_factory.mktemp("bundle") / "Épisode 1"
+    folder.mkdir()
+    src = folder / "scene.mp4"
+    shutil.copy(video, src)
+    proc = run_dub([src, "-o", folder / "scene.dub.mp4", "--backend", "score", "--timeline"], dub_env(folder),
+                   timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return folder
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _clip_layout(timeline) -> list[tuple]:
+    return [(track.name, clip.name, clip.range_in_parent(), clip.source_range, clip.enabled)
+            for track in timeline.tracks for clip in track.find_clips()]
+
+
+def test_the_bundle_carries_every_file_the_timeline_plays_and_opens_elsewhere(dubbed, tmp_path, capsys):
+    assert main(["bundle", str(dubbed / "scene.dub.json")]) == 0
+    bundle = dubbed / "scene.dub.otioz"
+    assert bundle.is_file() and "bundle written to" in capsys.readouterr().err
+    original = otio.adapters.read_from_file(str(dubbed / "scene.dub.otio"))
+    played = {Path(c.media_reference.target_url) for c in original.find_clips()}
+    # The picture, the stems, the mix and the source's own sound (the "original" track).
+    assert dubbed / "scene.mp4" in played and dubbed / "scene.dub.mp4" in played and len(played) >= 5
+
+    # Another machine: only the bundle travels. Unpacked there, every clip finds its file, byte
+    # for byte the one the dub wrote, and every clip keeps its place on the timeline.
+    elsewhere = tmp_path / "other machine"
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(elsewhere)
+    moved = otio.adapters.read_from_file(str(elsewhere / "content.otio"))
+    assert _clip_layout(moved) == _clip_layout(original)
+    by_name = {path.name: _digest(path.read_bytes()) for path in played}
+    for clip in moved.find_clips():
+        target = clip.media_reference.target_url
+        assert not Path(target).is_absolute() and "://" not in target, target
+        carried = elsewhere / target
+        assert carried.is_file() and _digest(carried.read_bytes()) == by_name[carried.name]
+    assert not [p for p in dubbed.iterdir() if ".partial" in p.name]
+
+
+def test_an_existing_bundle_is_kept_unless_overwrite(dubbed, capsys):
+    bundle = dubbed / "kept.otioz"
+    bundle.write_bytes(b"an earlier bundle")
+    assert main(["bundle", str(dubbed / "scene.dub.json"), "-o", str(bundle)]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--overwrite" in err and err.count("\n") == 1
+    assert bundle.read_bytes() == b"an earlier bundle"
+    assert main(["bundle", str(dubbed / "scene.dub.json"), "-o", str(bundle), "--overwrite"]) == 0
+    assert zipfile.is_zipfile(bundle)
+
+
+def test_a_dub_without_a_timeline_or_with_a_file_gone_is_one_sentence(dubbed, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(dubbed, copy)
+    manifest = json.loads((copy / "scene.dub.json").read_text())
+    no_timeline = {**manifest, "outputs": {k: v for k, v in manifest["outputs"].items() if k != "otio"}}
+    (copy / "plain.dub.json").write_text(json.dumps(no_timeline))
+    assert main(["bundle", str(copy / "plain.dub.json")]) == 2
+    err = capsys.readouterr().err
+    assert "--timeline" in err and err.count("\n") == 1 and "Traceback" not in err
+
+    gone = next((dubbed / "scene.dub_stems").glob("*.fx.wav"))   # the timeline names the originals' paths
+    hidden = gone.with_name("hidden.wav")
+    gone.rename(hidden)
+    try:
+        assert main(["bundle", str(dubbed / "scene.dub.json"), "-o", str(tmp_path / "x.otioz")]) == 2
+    finally:
+        hidden.rename(gone)
+    err = capsys.readouterr().err
+    assert gone.name in err and "not there" in err and not (tmp_path / "x.otioz").exists()
