@@ -94,3 +94,28 @@ def test_a_dub_without_a_timeline_or_with_a_file_gone_is_one_sentence(dubbed, tm
         hidden.rename(gone)
     err = capsys.readouterr().err
     assert gone.name in err and "not there" in err and not (tmp_path / "x.otioz").exists()
+
+
+def test_two_files_of_one_name_each_travel_under_a_name_of_their_own(sample_24p, tmp_path, capsys):
+    """A dub written as out/scene.mp4 from scene.mp4 plays both files; the bundle keeps one media
+    folder, so one of them is stored as scene-2.mp4 and the clips that play it point there."""
+    video, _ = sample_24p
+    src = tmp_path / "scene.mp4"
+    shutil.copy(video, src)
+    (tmp_path / "out").mkdir()
+    proc = run_dub([src, "-o", tmp_path / "out" / "scene.mp4", "--backend", "score", "--timeline"],
+                   dub_env(tmp_path), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert main(["bundle", str(tmp_path / "out" / "scene.json")]) == 0, capsys.readouterr().err
+    original = otio.adapters.read_from_file(str(tmp_path / "out" / "scene.otio"))
+    elsewhere = tmp_path / "unpacked"
+    with zipfile.ZipFile(tmp_path / "out" / "scene.otioz") as archive:
+        archive.extractall(elsewhere)
+    moved = otio.adapters.read_from_file(str(elsewhere / "content.otio"))
+    assert _clip_layout(moved) == _clip_layout(original)
+    pairs = {(c.media_reference.target_url, m.media_reference.target_url)
+             for c, m in zip(original.find_clips(), moved.find_clips(), strict=True)}
+    assert {Path(a).name for a, _ in pairs} >= {"scene.mp4"} and len({a for a, _ in pairs}) == len({b for _, b in pairs})
+    for played, carried in pairs:
+        assert _digest((elsewhere / carried).read_bytes()) == _digest(Path(played).read_bytes()), (played, carried)
+    assert {Path(b).name for _, b in pairs} >= {"scene.mp4", "scene-2.mp4"}

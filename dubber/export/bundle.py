@@ -11,6 +11,7 @@ DaVinci Resolve imports it with its media linked (File > Import > Timeline), on 
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,13 +77,48 @@ def write_bundle(manifest_path: str | os.PathLike, out_path: str | os.PathLike |
         target = target / default_bundle_path(timeline_file).name
     if target.exists() and not overwrite:
         raise OutputError(f"{target} already exists; pass --overwrite to replace it or choose another name.")
-    try:
-        with atomic_output(target) as partial:   # a bundle cut short never looks finished
-            partial.unlink()   # the bundler makes its file itself and will not replace one (the name is ours alone)
-            otio.adapters.write_to_file(timeline, str(partial), adapter_name="otioz")
-    except (otio.exceptions.OTIOError, ValueError) as err:   # e.g. two media files of one name
-        raise OutputError(f"OpenTimelineIO could not bundle this timeline ({err}).") from None
+    with tempfile.TemporaryDirectory(prefix="dub-bundle-") as links:
+        timeline = _with_unique_names(timeline, media, Path(links))
+        try:
+            with atomic_output(target) as partial:   # a bundle cut short never looks finished
+                partial.unlink()   # the bundler makes its file itself and will not replace one (the name is ours alone)
+                otio.adapters.write_to_file(timeline, str(partial), adapter_name="otioz")
+        except (otio.exceptions.OTIOError, ValueError) as err:
+            raise OutputError(f"OpenTimelineIO could not bundle this timeline ({err}).") from None
     return Bundle(target, media)
+
+
+def _with_unique_names(timeline, media: tuple[Path, ...], links: Path):
+    """`timeline`, or a copy whose media all have different file names.
+
+    The bundle keeps one media/ folder, and its writer refuses two files of one name: a dub
+    written as out/film.mp4 from film.mp4 plays both. The later ones are reached through links
+    named film-2.mp4, film-3.mp4, ... in `links`, so each is stored under a name of its own."""
+    names: dict[str, int] = {}
+    renamed: dict[Path, Path] = {}
+    for path in media:
+        count = names[path.name] = names.get(path.name, 0) + 1
+        if count > 1:
+            link = links / f"{path.stem}-{count}{path.suffix}"
+            try:
+                os.symlink(path.resolve(), link)
+            except OSError:   # no symbolic links here (Windows without the right): a hard link
+                try:
+                    os.link(path, link)
+                except OSError as err:
+                    raise OutputError(f"{path.name} is the name of two files the timeline plays, and no link "
+                                      f"could give one of them another name ({err.strerror or err}).") from None
+            renamed[path] = link
+    if not renamed:
+        return timeline
+    copy = timeline.deepcopy()
+    for clip in copy.find_clips():
+        for reference in clip.media_references().values():
+            target = getattr(reference, "target_url", "") or ""
+            path = Path(file_url_path(target) or target) if target else None
+            if path in renamed:
+                reference.target_url = str(renamed[path])
+    return copy
 
 
 def _media_of(timeline) -> tuple[Path, ...]:
