@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..atomic import atomic_output
 from ..errors import InputError, OutputError
-from .timeline import file_url_path
+from .timeline import media_references, referenced_path
 
 BUNDLE_SUFFIX = ".otioz"
 
@@ -72,9 +72,10 @@ def write_bundle(manifest_path: str | os.PathLike, out_path: str | os.PathLike |
     if missing:
         raise InputError(f"the timeline plays files that are not there: {', '.join(missing)}; "
                          "move them back or dub the video again.")
-    target = Path(out_path) if out_path is not None else default_bundle_path(timeline_file)
+    default = default_bundle_path(timeline_file)
+    target = Path(out_path) if out_path is not None else default
     if target.is_dir():
-        target = target / default_bundle_path(timeline_file).name
+        target = target / default.name
     if target.exists() and not overwrite:
         raise OutputError(f"{target} already exists; pass --overwrite to replace it or choose another name.")
     with tempfile.TemporaryDirectory(prefix="dub-bundle-") as links:
@@ -112,22 +113,14 @@ def _with_unique_names(timeline, media: tuple[Path, ...], links: Path):
     if not renamed:
         return timeline
     copy = timeline.deepcopy()
-    for clip in copy.find_clips():
-        for reference in clip.media_references().values():
-            target = getattr(reference, "target_url", "") or ""
-            path = Path(file_url_path(target) or target) if target else None
-            if path in renamed:
-                reference.target_url = str(renamed[path])
+    for reference in media_references(copy):
+        path = referenced_path(reference.target_url)
+        if path in renamed:
+            reference.target_url = str(renamed[path])
     return copy
 
 
 def _media_of(timeline) -> tuple[Path, ...]:
     """Every file the timeline's clips play, once each, in the order they first appear."""
-    seen: dict[Path, None] = {}
-    for clip in timeline.find_clips():
-        for reference in clip.media_references().values():
-            target = getattr(reference, "target_url", "") or ""
-            path = file_url_path(target) or target
-            if path:
-                seen.setdefault(Path(path), None)
-    return tuple(seen)
+    paths = (referenced_path(reference.target_url) for reference in media_references(timeline))
+    return tuple(dict.fromkeys(path for path in paths if path is not None))

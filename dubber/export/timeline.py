@@ -26,7 +26,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Collection, Mapping
+from typing import TYPE_CHECKING, Any, Collection, Iterator, Mapping
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -353,13 +353,29 @@ def file_url_path(url: str) -> str | None:
     return url2pathname(parts.path)
 
 
+def referenced_path(target: str) -> Path | None:
+    """The local file an .otio media reference names, as a plain absolute path or a file:// URL;
+    None for anything else (a relative path, another scheme, no reference)."""
+    path = file_url_path(target)
+    if path is None:
+        path = target
+    return Path(path) if path and Path(path).is_absolute() else None
+
+
+def media_references(timeline: "otio.schema.Timeline") -> Iterator[Any]:
+    """Every media reference of every clip that names a file (has a `target_url`)."""
+    for clip in timeline.find_clips():
+        for reference in clip.media_references().values():
+            if getattr(reference, "target_url", None):
+                yield reference
+
+
 def _with_plain_paths(timeline: "otio.schema.Timeline") -> "otio.schema.Timeline":
     copy = timeline.deepcopy()
-    for clip in copy.find_clips():
-        for reference in clip.media_references().values():
-            path = file_url_path(getattr(reference, "target_url", "") or "")
-            if path is not None:
-                reference.target_url = path
+    for reference in media_references(copy):
+        path = referenced_path(reference.target_url)
+        if path is not None:
+            reference.target_url = str(path)
     return copy
 
 

@@ -16,8 +16,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
 from ..atomic import atomic_write_text
-from ..export.timeline import file_url_path
+from ..export.timeline import file_url_path, media_references, referenced_path
 from ..types import is_manifest
 
 log = logging.getLogger(__name__)
@@ -61,9 +62,8 @@ def moved_target(target: str, moves: Iterable[Move]) -> str | None:
     absolute path, or a file:// URL in a timeline from elsewhere); None when it does not move."""
     if file_url_path(target) is not None:
         return moved_url(target, moves)
-    if not target or not Path(target).is_absolute():
-        return None
-    new = moved_path(Path(target), moves)
+    path = referenced_path(target)
+    new = None if path is None else moved_path(path, moves)
     return None if new is None else str(new)
 
 
@@ -101,12 +101,11 @@ def _relocate_otio(path: Path, moves: tuple[Move, ...]) -> int:
     except (otio.exceptions.OTIOError, ValueError) as err:
         raise _Unreadable(err) from None
     changed = 0
-    for clip in timeline.find_clips():
-        for reference in clip.media_references().values():
-            new = moved_target(getattr(reference, "target_url", "") or "", moves)
-            if new is not None:
-                reference.target_url = new
-                changed += 1
+    for reference in media_references(timeline):
+        new = moved_target(reference.target_url, moves)
+        if new is not None:
+            reference.target_url = new
+            changed += 1
     if changed:
         atomic_write_text(path, otio.adapters.write_to_string(timeline, "otio_json"))
     return changed
