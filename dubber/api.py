@@ -291,7 +291,7 @@ def _text_follows_edits(user_plan: Any, analysis: Any) -> Any:
     as_planned = {instruction_summary(p.instruction) for p in fresh.values()}
     if instruction_summary(plan.instruction) in as_planned:
         total_s = analysis.media.frame_count / analysis.media.fps
-        plan = replace(plan, instruction=long_form_instruction([c.caption for c in plan.cues], float(total_s),
+        plan = replace(plan, instruction=long_form_instruction(plan.cues, plan.sample_rate, float(total_s),
                                                                get_style(plan.style)))
     return with_model_text(plan)
 

@@ -89,12 +89,30 @@ def format_total_duration(total_s: float) -> str:
     return prompts.format_tenths(prompts.tenths(total_s))
 
 
-def long_form_instruction(captions: list[str], total_s: float, style: Style) -> str:
+def long_form_instruction(cues: "list[Cue] | tuple[Cue, ...]", sample_rate: int, total_s: float, style: Style) -> str:
     """AudioStory's instruction: the style's lead (the paper's dubbing wording, spec §5), the shot
     captions in order (parts of a split shot said once), then "The total duration is X seconds."
-    (spec §1.2)."""
+    (spec §1.2). The instruction speaks of the whole film, so the times a caption gives from its
+    shot's first frame ("a crash at 2.3 s") are told as times in the film (`film_times`)."""
+    shot_starts: dict[int, float] = {}
+    captions = []
+    for cue in cues:
+        start_s = shot_starts.setdefault(cue.shot_index, cue.start_sample / sample_rate)
+        captions.append(film_times(cue.caption, start_s))
     summary = prompts.story_summary(captions) or "a continuous scene."
     return prompts.instruction_text(summary, prompts.tenths(total_s) / 10, lead=style.lead.rstrip() + " ")
+
+
+# "at 2.3 s", "from 0.5 s to 2.0 s": how captions time what happens, from the shot's first frame.
+_SHOT_TIME = re.compile(r"\b(at|from|to) (\d+(?:\.\d+)?) ?s\b")
+
+
+def film_times(caption: str, shot_start_s: float) -> str:
+    """`caption` with each of its times (counted from the first frame of a shot that starts
+    `shot_start_s` into the film) counted from the start of the film, to a tenth of a second."""
+    if not shot_start_s:
+        return caption
+    return _SHOT_TIME.sub(lambda m: f"{m[1]} {float(m[2]) + shot_start_s:.1f} s", caption)
 
 
 # ----------------------------------------------------------------------------- AudioStory's text
@@ -319,7 +337,7 @@ def make_plan(analysis: VideoAnalysis, options: PlanOptions = PlanOptions()) -> 
                             prompt=cue_prompt(caption, style), seed=cue_seed(options.seed, index),
                             part=part, parts=len(parts)))
     total_s = Fraction(media.frame_count) / media.fps
-    instruction = long_form_instruction([c.caption for c in cues], float(total_s), style)
+    instruction = long_form_instruction(cues, sr, float(total_s), style)
     plan = DubPlan(sample_rate=sr, total_samples=media.total_samples(sr), fps=fraction_to_str(media.fps),
                    style=options.style, seed=options.seed, instruction=instruction, cues=tuple(cues))
     check_plan(plan)

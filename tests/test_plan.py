@@ -154,6 +154,22 @@ def test_instruction_uses_audiostory_template_and_describes_shots_in_order():
     assert whole.instruction.endswith("The total duration is 50.0 seconds.")
 
 
+def test_instruction_tells_caption_times_as_times_in_the_film():
+    # Captions time their events from the shot's first frame; the instruction speaks of the whole
+    # film, so there the second shot's events (it starts at 4.0 s) are 4.0 s later.
+    analysis = _analysis(_media(Fraction(25), 400), [0, 100, 400],
+                         captions=["A cat tiptoes; a bonk at 1.5 s.",
+                                   "A chase; running feet from 0.5 s to 2.0 s, a crash at 3.0 s."])
+    plan = make_plan(analysis, PlanOptions(style="tom-and-jerry", max_cue_s=5.0))
+    assert [c.shot_index for c in plan.cues] == [0, 1, 1, 1]   # the 12 s shot is rendered in parts
+    assert "a bonk at 1.5 s" in plan.instruction
+    assert "A chase; running feet from 4.5 s to 6.0 s, a crash at 7.0 s." in plan.instruction
+    assert plan.instruction.count("A chase") == 1   # a split shot is told once, from its own start
+    # What each cue renders keeps its shot's own times.
+    assert plan.cues[1].caption == plan.cues[3].caption == analysis.captions[1].text
+    assert "a crash at 3.0 s" in plan.cues[2].model_text
+
+
 def test_prompts_combine_caption_and_style_and_unknown_styles_are_refused():
     analysis = _analysis(_media(Fraction(30), 60), [0, 60], captions=["A dog barks at the mailman"])
     cue = make_plan(analysis, PlanOptions(style="sci-fi")).cues[0]
