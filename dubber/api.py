@@ -210,14 +210,14 @@ def plan(video_path: str | os.PathLike, options: DubOptions = DubOptions(),
 
 def _plan(analysis: Any, analysis_key: str, options: DubOptions) -> Any:
     from .cache import settings_key
-    from .plan import PlanOptions, make_plan, validate_plan
+    from .plan import PLANNER_VERSION, PlanOptions, make_plan, validate_plan
     from .types import DubPlan
 
     if options.plan_path is not None:
         return _user_plan(options.plan_path, analysis)
     plan_options = PlanOptions(style=options.style, seed=options.seed, sample_rate=OUTPUT_SAMPLE_RATE)
     cache = _stage_cache(options)
-    key = settings_key("plan", analysis_key, asdict(plan_options))
+    key = settings_key("plan", PLANNER_VERSION, analysis_key, asdict(plan_options))
     cached = cache.load_json("plan", key)
     if cached is not None:
         try:

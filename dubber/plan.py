@@ -33,6 +33,10 @@ from .types import MAX_CUE_S, OUTPUT_SAMPLE_RATE, PLAN_SCHEMA, Cue, DubPlan
 
 log = logging.getLogger(__name__)
 
+# Bump when the planner says something else for the same analysis and options (the cues, their
+# text, the instruction): plans cached by an earlier planner are then made again.
+PLANNER_VERSION = 2
+
 # Events that span a motion (a cue boundary never falls inside one); the rest land on one frame.
 SUSTAINED_KINDS = ("whoosh", "run", "shake", "fast_motion")
 

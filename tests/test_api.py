@@ -68,6 +68,20 @@ def test_dub_outputs_stages_and_cache(clip, tmp_path):
     assert sizes["analysis"] > 0 and sizes["plan"] > 0 and sizes["render"] == 0
 
 
+def test_a_plan_cached_by_an_earlier_planner_is_made_again(clip, tmp_path, monkeypatch):
+    # The cached plan holds the planner's text (captions, instruction): after an upgrade that
+    # changes it, the same video and settings get the new planner's plan, from the cached analysis.
+    import dubber.plan
+
+    first = api.plan(clip, _opts(tmp_path))
+    planned = []
+    real_make_plan = dubber.plan.make_plan
+    monkeypatch.setattr(dubber.plan, "make_plan", lambda *a, **k: planned.append(a) or real_make_plan(*a, **k))
+    assert api.plan(clip, _opts(tmp_path)) == first and planned == []   # same planner: the cached plan
+    monkeypatch.setattr(dubber.plan, "PLANNER_VERSION", dubber.plan.PLANNER_VERSION + 1)
+    assert api.plan(clip, _opts(tmp_path)) == first and len(planned) == 1
+
+
 def test_keep_original_adds_a_second_track_under_the_dub(clip, tmp_path):
     import av
 
