@@ -367,6 +367,24 @@ def test_otio_starts_at_the_video_timecode(tmp_path):
     assert timeline.tracks[0].find_clips()[0].source_range.start_time.value == 0
 
 
+@pytest.mark.parametrize("fps,vfr,timecode,frame", [
+    (Fraction(1199, 50), False, "01:00:00:00", 86_400),        # 23.98 written as 1199/50: 24 frames a second
+    (Fraction(15), False, "00:10:00:05", 9_005),               # 15 fps, which SMPTE timecode has no count for
+])
+def test_the_start_timecode_holds_at_a_rate_with_no_smpte_count_of_its_own(tmp_path, fps, vfr, timecode, frame):
+    from dubber.export.timeline import frame_timecode
+
+    analysis = _with_timecode(_analysis(fps, [0, 24, 100]), timecode, is_vfr=vfr)
+    plan = make_plan(analysis, PlanOptions())
+    files = TimelineMedia(video_path="/videos/cartoon.mp4", mix_path="/tmp/mix.wav")
+    timeline = otio.adapters.read_from_file(str(write_otio(tmp_path / "t.otio", plan, analysis.media, files)))
+    assert timeline.global_start_time.value == frame
+    assert timeline.tracks[0].find_clips()[0].source_range.start_time.value == frame
+    assert frame_timecode(analysis.media, 0) == timecode
+    # The WAVs start at the same moment: the timecode's frames in the video's own time, as samples.
+    assert media_start_samples(analysis.media, 48_000) == round(frame * 48_000 / fps)
+
+
 def test_a_frame_reads_as_the_editor_s_time_code_drop_frame_included():
     from dubber.export.timeline import frame_timecode
 
@@ -543,10 +561,10 @@ def test_a_variable_rate_video_counts_its_timecode_at_the_nearest_standard_rate(
     assert picture.source_range.start_time == otio.opentime.RationalTime(108000, 30000 / 1001)
 
 
-def test_a_timecode_the_video_rate_cannot_express_leaves_the_wavs_at_zero_quietly(caplog):
+def test_a_timecode_the_video_rate_cannot_express_leaves_the_wavs_at_zero_quietly(caplog, tmp_path):
     """A variable-rate video far from any standard rate (17.3 fps on average) has no timecode: the
     timeline warns that it is ignored, once; the WAVs of the same run start at zero without
-    repeating it."""
+    repeating it; the run's notes tell the user."""
     analysis = _with_timecode(_analysis(NTSC, [0, 24, 100, 300]), "01:00:00:00", fps="173/10", is_vfr=True)
     assert timecode_rate(analysis.media) == Fraction(173, 10)
     with caplog.at_level("WARNING"):
@@ -554,6 +572,8 @@ def test_a_timecode_the_video_rate_cannot_express_leaves_the_wavs_at_zero_quietl
         assert caplog.records == []
         assert media_first_frame(analysis.media) == 0                 # the timeline's reading says why
     assert len(caplog.records) == 1 and "01:00:00:00" in caplog.records[0].getMessage()
+    result = export_all(ExportPaths.in_folder(tmp_path, "film"), _kept_original_run(analysis))
+    assert [n for n in result.notes if "timecode 01:00:00:00" in n and "17.300 fps" in n]
 
 
 def test_a_muted_shot_is_switched_off_in_both_timelines_and_says_so(tmp_path, ntsc_run):

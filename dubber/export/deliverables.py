@@ -35,8 +35,8 @@ from ..atomic import OutputTransaction, atomic_write_text, check_output_folder, 
 from ..errors import OutputError
 from ..types import MANIFEST_SCHEMA, DubPlan, RenderResult, Soundtrack, is_manifest
 from .srt import entries_from_plan, srt_text
-from .timeline import (FcpxmlFacts, TimelineMedia, TimelineOptions, build_timeline, fcpxml_rate, media_start_samples,
-                       timeline_to_fcpxml, timeline_to_otio_json)
+from .timeline import (FcpxmlFacts, TimelineMedia, TimelineOptions, build_timeline, fcpxml_rate, ignored_timecode_note,
+                       media_start_samples, timeline_to_fcpxml, timeline_to_otio_json)
 
 log = logging.getLogger(__name__)
 
@@ -453,6 +453,7 @@ def _export_timelines(txn: OutputTransaction, paths: ExportPaths, inputs: Export
         write_srt(stage(".srt"), plan, media)
     if options.otio and files is not None:
         write_otio(stage(".otio"), plan, media, files, layout)
+        notes += [note] if (note := ignored_timecode_note(media)) else []
     if fcpxml and files is not None:
         try:
             text, conform = _fcpxml_text(plan, media, files, layout)

@@ -224,14 +224,40 @@ def _start_time(timecode: str, rate: float) -> "otio.opentime.RationalTime":
 
 
 def _timecode_frame(media: MediaInfo, rate: Fraction) -> int | None:
-    """Frame number (at `rate`) of the video's start timecode; 0 without one, None when the rate
-    cannot express it (a VFR average)."""
+    """Frame number (at `rate`) of the video's start timecode; 0 without one. At a constant rate
+    with no SMPTE count of its own (23.98 written as 1199/50, 15 fps) the frames are counted as
+    the file's timecode track counts them (`nominal_timecode_frame`). None when the timecode
+    cannot be read at `rate`: a variable-rate average far from any standard rate has no frames a
+    timecode could count."""
     if not media.start_timecode:
         return 0
     try:
         return round(_start_time(media.start_timecode, float(rate)).value)
     except OutputError:
+        return None if rate != media.fps or media.is_vfr else nominal_timecode_frame(media.start_timecode, rate)
+
+
+def ignored_timecode_note(media: MediaInfo) -> str | None:
+    """One line for the user when the video's start timecode cannot be kept (see `_timecode_frame`)."""
+    rate = timecode_rate(media)
+    if _timecode_frame(media, rate) is not None:
         return None
+    return (f"the timeline and the WAVs start at 00:00:00:00, not at the video's timecode {media.start_timecode}: "
+            f"it cannot be counted at the video's variable rate of {float(rate):.3f} fps on average")
+
+
+def nominal_timecode_frame(timecode: str, rate: Fraction) -> int | None:
+    """Frame number of a non-drop HH:MM:SS:FF counted at `rate` rounded to whole frames a second,
+    as a video's timecode track counts frames at any rate (a 1199/50 video counts 24 a second, as
+    23.976 does); None for anything else (a drop-frame timecode at a rate that has none)."""
+    parts = re.fullmatch(r"(\d+):(\d\d):(\d\d):(\d+)", timecode.strip())
+    base = max(1, round(rate))
+    if parts is None:
+        return None
+    hours, minutes, seconds, frames = (int(p) for p in parts.groups())
+    if minutes >= 60 or seconds >= 60 or frames >= base:
+        return None
+    return ((hours * 60 + minutes) * 60 + seconds) * base + frames
 
 
 def timecode_rate(media: MediaInfo) -> Fraction:
