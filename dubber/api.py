@@ -533,7 +533,12 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
     """Every output path of a run, checked: never the input, never an existing file without force."""
     from .atomic import complete_pending, sweep_stale
 
-    out_given = Path(out_path) if out_path is not None else default_output_path(video_path)
+    if out_path is None:
+        from vision.probe import picture_codec
+
+        out_given = default_output_path(video_path, picture_codec(video_path))
+    else:
+        out_given = Path(out_path)
     manifest = out_given.expanduser().absolute().with_suffix(".json")
     # An earlier run of this job cut short while publishing its files is completed first; its
     # files are then this job's own, and leftovers of killed runs are swept.

@@ -216,8 +216,10 @@ def plan_jobs(inputs: Sequence[str | os.PathLike | BatchInput], out_dir: Path, o
     given more than once is one job, said in one line through `on_notice`.
 
     Raises:
-        InputError: two inputs would write the same output file.
+        InputError: two inputs would write the same output files.
     """
+    from vision.probe import picture_codec
+
     from .options import check_input_file
 
     jobs, failed, seen = [], [], {}
@@ -233,11 +235,19 @@ def plan_jobs(inputs: Sequence[str | os.PathLike | BatchInput], out_dir: Path, o
             repeats[same] = repeats.get(same, 1) + 1
             continue
         first[same] = str(raw)
-        output = (out_dir / default_output_path(Path(entry.name)).name).absolute()
-        if output in seen:
-            raise InputError(f"{raw} and {seen[output]} would both be dubbed to {output}; "
+        output = (out_dir / default_output_path(Path(entry.name), picture_codec(raw)).name).absolute()
+        # A dub's files are named after its output without the suffix (clip.dub.json, its stems and
+        # timelines), so clip.mov and clip.mkv, dubbed to clip.dub.mov and clip.dub.mkv, collide too.
+        base = output.with_suffix("")
+        if base in seen:
+            other, other_output = seen[base]
+            if output == other_output:
+                raise InputError(f"{raw} and {other} would both be dubbed to {output}; "
+                                 "rename one or run them as separate batches.")
+            raise InputError(f"{raw} and {other} would be dubbed to {output.name} and {other_output.name}, whose "
+                             f"other files share one name ({base.name}.json, stems, timelines) in {out_dir}; "
                              "rename one or run them as separate batches.")
-        seen[output] = raw
+        seen[base] = (raw, output)
         try:
             path = check_input_file(raw).absolute()
             jobs.append(Job(str(path), str(output), job_key(path, output, options), run_id))

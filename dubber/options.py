@@ -17,10 +17,20 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")   # what a dub is written as
 INPUT_VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mxf", ".mts", ".m2ts", ".ts", ".mpg",
                         ".mpeg", ".wmv", ".flv", ".3gp")
 MP4_SUFFIXES = (".mp4", ".m4v")
-# Picture codecs (ffmpeg names) an MP4 file cannot carry; the picture is copied, never re-encoded, so
-# these need a .mov or .mkv output. A deny list: decoder names vary (AV1 reads as "libdav1d").
+# Picture codecs (ffmpeg's canonical names) an MP4 file cannot carry; the picture is copied, never
+# re-encoded, so these need a .mov or .mkv output. A deny list: decoder names vary (AV1 reads as "libdav1d").
 MOV_ONLY_VIDEO_CODECS = frozenset("prores dnxhd cfhd qtrle rawvideo v210 v410 r210 dvvideo huffyuv ffvhuff utvideo "
                                   "magicyuv hap cinepak svq1 rpza smc".split())
+# What each container dub writes refuses when a picture is copied into it, as ffmpeg's muxers answer
+# (ffmpeg 7.1): Windows Media, Flash and H.263 pictures, GIF and Theora fit no MP4; VP8 fits only
+# Matroska; VP9 and AV1 fit no QuickTime file; uncompressed video no Matroska file.
+CANNOT_CARRY: dict[str, frozenset[str]] = {
+    ".mp4": MOV_ONLY_VIDEO_CODECS | frozenset("wmv1 wmv2 flv1 msmpeg4v1 msmpeg4v2 msmpeg4v3 h263 h263p gif theora "
+                                              "vp8".split()),
+    ".mov": frozenset({"vp8", "vp9", "av1"}),
+    ".mkv": frozenset({"rawvideo"}),
+}
+CANNOT_CARRY[".m4v"] = CANNOT_CARRY[".mp4"]
 NAME_MAX_BYTES = 255 - TEMP_NAME_EXTRA_BYTES   # a file name's limit, less what its temporary name adds
 MIN_DURATION_S = 0.5            # s; shorter clips cannot hold a cue worth rendering
 MIN_FRAMES = 2
@@ -92,13 +102,22 @@ class DubOptions:
     hits_only: bool = False
 
 
-def default_output_path(video_path: str | os.PathLike) -> Path:
+def default_output_path(video_path: str | os.PathLike, codec: str | None = None) -> Path:
     """`<input stem>.dub.mp4` next to the input; a .mov, .m4v or .mkv input keeps its container,
-    and an .mxf master (DNxHD/DNxHR, XDCAM, which no .mp4 carries) gets a .mov."""
+    and an .mxf master (DNxHD/DNxHR, XDCAM, which no .mp4 carries) gets a .mov. When the picture's
+    `codec` is known and that container cannot carry it (UT Video in an .avi, VP8 in a .webm), the
+    first of .mov and .mkv that can."""
     p = Path(video_path)
     source = p.suffix.lower()
     suffix = source if source in VIDEO_SUFFIXES else ".mov" if source == ".mxf" else ".mp4"
+    if codec:
+        suffix = next((s for s in (suffix, ".mov", ".mkv") if carries(s, codec)), suffix)
     return p.with_name(f"{p.stem}.dub{suffix}")
+
+
+def carries(suffix: str, codec: str) -> bool:
+    """Whether a dub written as `suffix` can carry a copy of a `codec` picture."""
+    return codec.lower() not in CANNOT_CARRY.get(suffix.lower(), frozenset())
 
 
 def check_input_file(video_path: str | os.PathLike) -> Path:
@@ -139,11 +158,15 @@ def check_output_file(out_path: Path, input_path: Path, force: bool) -> Path:
 
 
 def check_container(out_path: Path, media: Any) -> None:
-    """Refuse, before any compute, an MP4 output for a picture codec only .mov/.mkv can carry."""
+    """Refuse, before any compute, an output container that cannot carry the picture's codec."""
     codec = (media.video_codec or "").lower()
-    if out_path.suffix.lower() in MP4_SUFFIXES and codec in MOV_ONLY_VIDEO_CODECS:
-        raise OutputError(f"An {out_path.suffix.lower()} file cannot carry {codec} video without re-encoding it; "
-                          f"name the output {out_path.stem}.mov or {out_path.stem}.mkv with -o.")
+    suffix = out_path.suffix.lower()
+    if carries(suffix, codec):
+        return
+    fits = " or ".join(f"{out_path.stem}{s}" for s in (".mov", ".mkv", ".mp4") if s != suffix and carries(s, codec))
+    article = "A" if suffix == ".mov" else "An"
+    raise OutputError(f"{article} {suffix} file cannot carry {codec} video without re-encoding it; "
+                      f"name the output {fits} with -o.")
 
 
 def check_writable_folder(folder: Path, what: str, new_parents: bool = False) -> None:

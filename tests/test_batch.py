@@ -373,6 +373,18 @@ def test_two_inputs_with_one_output_name_are_refused(clips, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_two_inputs_whose_dubs_would_share_their_other_files_are_refused(clips, tmp_path):
+    # clip0.mp4 and clip0.mkv would be dubbed to clip0.dub.mp4 and clip0.dub.mkv, both with the
+    # manifest clip0.dub.json: said before anything runs, not found out by the second job.
+    twin = tmp_path / "other" / "clip0.mkv"
+    twin.parent.mkdir()
+    twin.write_bytes(clips["clip0"].read_bytes())
+    with pytest.raises(InputError, match=r"clip0\.dub\.mkv and clip0\.dub\.mp4, whose other files share one name "
+                                         r"\(clip0\.dub\.json"):
+        run_batch([clips["clip0"], twin], BatchOptions(out_dir=str(tmp_path / "out")), _dub_options(tmp_path))
+    assert not (tmp_path / "out").exists()
+
+
 def test_one_file_given_twice_is_dubbed_once(clips, tmp_path):
     """An overlapping glob, or a folder and a video in it: the same file, one job."""
     folder = tmp_path / "reel"

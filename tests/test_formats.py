@@ -64,6 +64,12 @@ EXPORTS = {
                   ("libsvtav1", "libopus")),
     "mjpeg_avi": Export("clip.avi", "24", ("-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p", "-c:a", "pcm_s16le"),
                         ("mjpeg",)),
+    # Animation intermediates: UT Video in an AVI (lossless, what Blender and After Effects export),
+    # and a web upload in VP8.
+    "utvideo_avi": Export("clip.avi", "24", ("-c:v", "utvideo", "-pix_fmt", "yuv420p", "-c:a", "pcm_s16le"),
+                          ("utvideo",)),
+    "vp8_webm": Export("clip.webm", "24", ("-c:v", "libvpx", "-b:v", "500k", "-c:a", "libopus"),
+                       ("libvpx", "libopus")),
     # A camera's AVCHD transport stream: interlaced H.264 and AC-3 sound. Its H.264 is repackaged
     # (start codes become lengths) for MP4/MKV, so its slices are compared, not its packets.
     "avchd_m2ts": Export("clip.m2ts", "24", ("-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
@@ -304,6 +310,34 @@ def test_an_mxf_master_is_dubbed_to_a_mov_next_to_it_by_default(cartoon, tmp_pat
     proc = run_dub([source], dub_env(tmp_path), timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert [p.name for p in source.parent.glob("clip.dub.*") if p.suffix in (".mov", ".mp4", ".mxf")] == ["clip.dub.mov"]
+
+
+@pytest.mark.parametrize("name,suffix", [("utvideo_avi", ".mov"), ("vp8_webm", ".mkv"), ("mjpeg_avi", ".mp4")])
+def test_a_dub_is_written_by_default_into_a_container_that_carries_its_picture(cartoon, tmp_path, name, suffix):
+    """The picture is copied, never re-encoded: UT Video fits no .mp4, VP8 only Matroska; MJPEG
+    fits the usual .mp4. The same naming holds for `dub batch`."""
+    source = _source(cartoon, name)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    copy = folder / source.name
+    copy.write_bytes(source.read_bytes())
+    proc = run_dub([copy], dub_env(tmp_path), timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    dubbed = [p.name for p in folder.iterdir() if p.name.startswith("clip.dub.") and p.suffix != ".json"]
+    assert dubbed == [f"clip.dub{suffix}"]
+    assert video_packets(folder / dubbed[0]) == video_packets(copy)
+    if name != "mjpeg_avi":
+        batch = run_dub(["batch", folder / source.name, "-o", tmp_path / "out"], dub_env(tmp_path), timeout=180)
+        assert batch.returncode == 0, batch.stderr
+        assert (tmp_path / "out" / f"clip.dub{suffix}").is_file()
+
+
+@pytest.mark.parametrize("name,given,fits", [("vp8_webm", ".mp4", "dubbed.mkv"), ("vp9_webm", ".mov", "dubbed.mkv or dubbed.mp4")])
+def test_a_container_that_cannot_carry_the_picture_is_refused_before_any_work(cartoon, tmp_path, name, given, fits):
+    sentence = _refusal(run_dub([_source(cartoon, name), "-o", tmp_path / f"dubbed{given}"], dub_env(tmp_path),
+                                timeout=60))
+    assert sentence.endswith(f"name the output {fits} with -o.")
+    assert not list(tmp_path.glob("dubbed*"))
 
 
 @pytest.mark.parametrize("suffix", [".webm", ".avi", ".mxf"])

@@ -76,6 +76,16 @@ def probe(path: str | os.PathLike) -> MediaInfo:
     return info
 
 
+def picture_codec(path: str | os.PathLike) -> str | None:
+    """The canonical codec name of a file's first picture stream, read from its header alone
+    (milliseconds); None when the file cannot be read as a video (`probe` says why)."""
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            return _codec_name(_video_stream(container, Path(path))) or None
+    except (av.error.FFmpegError, NotAVideo, OSError, UnicodeDecodeError):
+        return None
+
+
 def _check_file(path: Path) -> Path:
     if not path.exists():
         raise VideoNotFound(f"No file at {path}; check the path and try again.")

@@ -333,12 +333,15 @@ class Watcher:
     def _process(self, claimed: Path, name: str, sha: str, at_claim: tuple[int, int]) -> None:
         import shutil
 
+        from vision.probe import picture_codec
+
         from ..options import default_output_path   # one naming rule for every way of dubbing
 
         stem = Path(name).stem
         staging = self.dirs["output"] / f"{STAGING_PREFIX}{stem}-{secrets.token_hex(4)}"
         staging.mkdir()
-        job = WatchJob(claimed, name, staging, default_output_path(Path(name)).name, self.settings, sha)
+        job = WatchJob(claimed, name, staging, default_output_path(Path(name), picture_codec(claimed)).name,
+                       self.settings, sha)
         try:
             ledger_job = self._work(job)
             # Names in output/ and done/ are chosen and taken under one lock, so the timelines can
