@@ -96,6 +96,37 @@ def test_a_dub_without_a_timeline_or_with_a_file_gone_is_one_sentence(dubbed, tm
     assert gone.name in err and "not there" in err and not (tmp_path / "x.otioz").exists()
 
 
+def test_a_dub_folder_moved_or_copied_whole_bundles_its_own_files(dubbed, tmp_path, capsys):
+    """The .otio names the files where they were written; the manifest names them relative to
+    itself. A copy of the folder bundles the copy's files, not the original's; moved away from
+    where it was written, it still bundles; a file missing from the copy is said, even while the
+    original folder still has it."""
+    copy = tmp_path / "copied" / "Épisode 1"
+    shutil.copytree(dubbed, copy)
+    mix = next((copy / "scene.dub_stems").glob("*.mix.wav"))
+    mix.write_bytes(mix.read_bytes() + b"\0\0")   # the copy's own mix, told apart from the original's
+    assert main(["bundle", str(copy / "scene.dub.json"), "-o", str(copy / "copy.otioz")]) == 0, capsys.readouterr().err
+    with zipfile.ZipFile(copy / "copy.otioz") as archive:
+        carried = {Path(n).name: _digest(archive.read(n)) for n in archive.namelist() if n.startswith("media/")}
+    assert carried[mix.name] == _digest(mix.read_bytes())
+    assert carried["scene.mp4"] == _digest((copy / "scene.mp4").read_bytes())   # the source beside it moved too
+
+    parked = dubbed.with_name("parked")
+    dubbed.rename(parked)          # the original folder gone: the copy stands for a moved dub
+    try:
+        assert main(["bundle", str(copy / "scene.dub.json"), "-o", str(tmp_path / "moved.otioz")]) == 0
+    finally:
+        parked.rename(dubbed)
+    assert zipfile.is_zipfile(tmp_path / "moved.otioz")
+
+    fx = next((copy / "scene.dub_stems").glob("*.fx.wav"))
+    fx.unlink()
+    capsys.readouterr()
+    assert main(["bundle", str(copy / "scene.dub.json"), "-o", str(tmp_path / "partial.otioz")]) == 2
+    err = capsys.readouterr().err
+    assert str(fx) in err and "not there" in err and not (tmp_path / "partial.otioz").exists()
+
+
 def test_two_files_of_one_name_each_travel_under_a_name_of_their_own(sample_24p, tmp_path, capsys):
     """A dub written as out/scene.mp4 from scene.mp4 plays both files; the bundle keeps one media
     folder, so one of them is stored as scene-2.mp4 and the clips that play it point there."""

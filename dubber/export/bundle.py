@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def write_bundle(manifest_path: str | os.PathLike, out_path: str | os.PathLike |
                          "move it back beside the manifest.") from None
     except (otio.exceptions.OTIOError, ValueError) as err:
         raise InputError(f"{timeline_file.name} is not a readable .otio timeline ({err}).") from None
+    timeline = _where_the_files_are_now(timeline, manifest, manifest_file.parent.absolute())
     media = _media_of(timeline)
     missing = [str(path) for path in media if not path.is_file()]
     if missing:
@@ -117,6 +119,38 @@ def _with_unique_names(timeline, media: tuple[Path, ...], links: Path):
         path = referenced_path(reference.target_url)
         if path in renamed:
             reference.target_url = str(renamed[path])
+    return copy
+
+
+def _where_the_files_are_now(timeline, manifest: dict, folder: Path):
+    """`timeline`, or a copy whose clips play the files of the dub's folder where it is now.
+
+    The .otio names the files where they were written. A dub's folder moved or copied whole
+    (its manifest names its outputs relative to itself) still holds them, and a copy's bundle
+    must carry the copy's files, never the original's. The folder the dub was written in is the
+    one the timeline's references put the manifest's outputs in (most of them agree: the
+    picture, the stems, the mix); every file the timeline plays from inside it is taken from the
+    same place inside `folder`. Files it plays from elsewhere (a source beside the output folder)
+    stay where they are."""
+    outputs = manifest.get("outputs") if isinstance(manifest.get("outputs"), dict) else {}
+    inside = [Path(rel) for rel in outputs.values()
+              if isinstance(rel, str) and not Path(rel).is_absolute() and ".." not in Path(rel).parts]
+    votes: Counter[Path] = Counter()
+    for reference in media_references(timeline):
+        path = referenced_path(reference.target_url)
+        for rel in inside:
+            if path is not None and len(path.parts) > len(rel.parts) and path.parts[-len(rel.parts):] == rel.parts:
+                votes[Path(*path.parts[:-len(rel.parts)])] += 1
+    if not votes:
+        return timeline
+    written_in = votes.most_common(1)[0][0]
+    if written_in == folder:
+        return timeline
+    copy = timeline.deepcopy()
+    for reference in media_references(copy):
+        path = referenced_path(reference.target_url)
+        if path is not None and path.is_relative_to(written_in):
+            reference.target_url = str(folder / path.relative_to(written_in))
     return copy
 
 
