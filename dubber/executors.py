@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import Future, InvalidStateError, wait
@@ -40,6 +41,7 @@ from .types import ProgressFn, no_progress
 log = logging.getLogger("dubber.batch")   # one voice for the batch machinery in every log
 
 RAY_INSTALL_HINT = "--ray needs the ray package; install it with pip install 'dubber[cluster]'."
+RAY_CONNECT_TIMEOUT_S = 5.0   # a cluster address that does not answer a TCP connection by then is unreachable
 # Seconds an interrupted worker gets to unwind its job (remove the job's temporaries and the
 # folders it made, stop its ffmpeg) before it is killed; a signal reaches Python code between two
 # steps, so a long step of pure native code (a SoundFont render, a model call) delays it.
@@ -307,6 +309,8 @@ def connect_ray(address: str | None, local_cpus: int | None = None) -> Any:
     """
     require_ray()
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is not None:
+        check_reachable(address)
     if address is not None and "RAY_AUTH_MODE" not in os.environ and _ray_token_available():
         # `ray start` turns token authentication on and keeps the token in ~/.ray/auth_token, but
         # a driver joining by address only sends it in token mode, which ray reads at import.
@@ -331,6 +335,23 @@ def connect_ray(address: str | None, local_cpus: int | None = None) -> Any:
         raise BackendUnavailable(f"Cannot reach the Ray cluster at {where} ({one_line(err).rstrip('.')}); "
                                  "start it with `ray start --head` or pass its address with --ray.") from None
     return ray
+
+
+def check_reachable(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """Raise BackendUnavailable, within `timeout_s`, when nothing answers at a host:port cluster
+    address (a head node's, or ray://host:port for Ray Client): `ray.init` would retry for
+    minutes, deaf to the user's Ctrl-C and kill. Other forms ("auto") are left to Ray."""
+    host, sep, port = address.split("://", 1)[-1].rstrip("/").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s):
+            pass
+    except OSError as err:
+        why = "no such host" if isinstance(err, socket.gaierror) else \
+            "no answer" if isinstance(err, TimeoutError) else (err.strerror or str(err)).lower()
+        raise BackendUnavailable(f"Cannot reach the Ray cluster at {address} ({why}); start it with `ray start "
+                                 "--head` on that machine, or check the address given with --ray.") from None
 
 
 def _ray_token_available() -> bool:

@@ -408,6 +408,25 @@ def test_ray_missing_is_one_sentence_with_the_install_command(clips, tmp_path, m
     assert not (tmp_path / "out" / "clip0.dub.mp4").exists()
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1:{closed}", "ray://no-such-host.invalid:10001"])
+def test_a_ray_address_where_no_cluster_answers_is_one_sentence_at_once(clips, tmp_path, address):
+    """ray.init would retry an unreachable address for minutes, deaf to Ctrl-C and kill."""
+    import socket
+
+    with socket.socket() as free:   # a port nothing listens on once this socket is closed
+        free.bind(("127.0.0.1", 0))
+        closed = free.getsockname()[1]
+    address = address.format(closed=closed)
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "dubber.cli", "batch", str(clips["clip0"]), "-o", str(tmp_path / "out"),
+                           "--ray", address, "--cache-dir", str(tmp_path / "cache")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and time.monotonic() - started < 30
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"Cannot reach the Ray cluster at {address}" in lines[0], proc.stderr
+    assert not (tmp_path / "out" / "clip0.dub.mp4").exists()
+
+
 # ----------------------------------------------------------------------------- Ray cluster (fixture: conftest.py)
 
 def _dub_batch_cli(inputs: list[Path], out: Path, address: str, cache: Path) -> subprocess.Popen:
