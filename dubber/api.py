@@ -569,6 +569,14 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
     return dest
 
 
+def _cache_notes(options: DubOptions) -> list[str]:
+    """A stage cache that takes no files keeps nothing for the next run: said, not silent."""
+    cache = _stage_cache(options)
+    why = cache.unwritable()
+    return [f"the stage cache {cache.root} cannot be written ({why}), so a rerun starts again from the beginning; "
+            "give a writable folder with --cache-dir or DUB_CACHE_DIR"] if why else []
+
+
 def _bed_notes(media: Any, options: DubOptions) -> list[str]:
     """With --keep-original and several audio tracks: which one the mix ducks under the dub."""
     from .media.audio_io import programme_track
@@ -619,8 +627,10 @@ def _earlier_outputs(dest: _Destinations) -> list[Path]:
 
 def _remove_earlier_outputs(earlier: list[Path], written: set[Path], input_path: Path) -> None:
     """Remove the files of a replaced dub that this run did not write again. Never the input,
-    never a folder, never a file just written."""
+    never a file just written; a folder only when the removed files were all it held (the
+    <output>_stems folder of a dub made with --timeline, replaced by one without)."""
     written = {p.absolute() for p in written}
+    emptied: set[Path] = set()
     for old in earlier:
         if old in written or not old.is_file() or old.is_symlink():
             continue
@@ -628,7 +638,11 @@ def _remove_earlier_outputs(earlier: list[Path], written: set[Path], input_path:
             if os.path.samefile(old, input_path):
                 continue
             old.unlink()
+            emptied.add(old.parent)
             log.info("removed %s, left by the dub this run replaced", old)
+    for folder in emptied:
+        with contextlib.suppress(OSError):   # not empty (the user's files, this run's): it stays
+            folder.rmdir()
 
 
 def _check_not_anothers(manifest: Path, video: Path) -> None:
@@ -821,7 +835,7 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
             with run.stage("export"):
                 outputs, notes = _export(txn, dest, analysis, the_plan, render, soundtrack, options)
                 notes = (plan_notes + shared_frame_note(analysis) + _loudness_notes(soundtrack, options)
-                         + _bed_notes(analysis.media, options) + dropped + notes)
+                         + _bed_notes(analysis.media, options) + dropped + notes + _cache_notes(options))
                 for target in txn.targets():
                     dest.check_replace(target, path, options.force or options.overwrite)
                 earlier = _earlier_outputs(dest)   # read before the manifest is replaced

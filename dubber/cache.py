@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field, replace
@@ -146,6 +147,18 @@ class StageCache:
         except OSError as err:
             # A cache that cannot be written slows the next run down; it must not fail this one.
             log.warning("Could not write cache entry %s (%s).", path, err)
+
+    def unwritable(self) -> str | None:
+        """Why nothing can be kept in this cache (one phrase), or None when it is off or takes files."""
+        if not self.enabled:
+            return None
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe-"):
+                pass
+        except OSError as err:
+            return (err.strerror or str(err)).lower()
+        return None
 
     def work_root(self) -> Path:
         """Where running jobs keep their scratch tracks (each in a folder of its own, removed

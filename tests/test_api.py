@@ -82,6 +82,17 @@ def test_a_plan_cached_by_an_earlier_planner_is_made_again(clip, tmp_path, monke
     assert api.plan(clip, _opts(tmp_path)) == first and len(planned) == 1
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a file system that takes no new files")
+def test_a_cache_that_takes_no_files_is_said_not_silent(clip, tmp_path):
+    # /proc takes no new files, even from root: the run goes on without a cache, and says so.
+    result = dubber.dub(clip, tmp_path / "r.mp4", dubber.DubOptions(cache_dir="/proc/dub-cache", backend="score"))
+    assert Path(result.output).is_file()
+    assert [n for n in result.notes if n.startswith("the stage cache /proc/dub-cache cannot be written")]
+    quiet = dubber.dub(clip, tmp_path / "q.mp4", dubber.DubOptions(cache_dir="/proc/dub-cache", backend="score",
+                                                                    use_cache=False))
+    assert not [n for n in quiet.notes if "stage cache" in n]
+
+
 def test_keep_original_adds_a_second_track_under_the_dub(clip, tmp_path):
     import av
 
@@ -152,6 +163,9 @@ def test_auto_backend_choice(tmp_path, monkeypatch):
         (fake / rel).write_text("{}")
     monkeypatch.setattr(backends, "cuda_available", lambda: False)
     assert choose_auto(str(fake)) == ("score", "score backend: AudioStory weights found but no CUDA GPU is available")
+    # Weights named with --model that are not there are said too, not only the missing GPU.
+    name, reason = choose_auto(str(tmp_path / "typo"))
+    assert name == "score" and "no CUDA GPU" in reason and f"{tmp_path / 'typo'} does not exist" in reason
     monkeypatch.setattr(backends, "cuda_available", lambda: True)
     name, reason = choose_auto(str(fake))
     assert name == "audiostory" and str(fake / "audiostory-3B") in reason

@@ -70,6 +70,12 @@ def test_version_and_usage_errors(tmp_path):
     assert none.returncode == 2 and len(none.stderr.strip().splitlines()) == 1 and "input" in none.stderr
     bad = run_dub(["models", "upload"], env)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    # Several videos for one dub: the command that takes them is named.
+    several = run_dub([tmp_path / "a.mp4", tmp_path / "b.mov", tmp_path / "c.avi"], env)
+    assert several.returncode == 2 and several.stderr.strip().splitlines() == [
+        "dub: dub takes one video; to dub several, run dub batch VIDEO... -o OUTDIR."]
+    odd = run_dub([tmp_path / "a.mp4", "--lufz", "ebu"], env)
+    assert odd.returncode == 2 and "unrecognized arguments: --lufz ebu" in odd.stderr and "batch" not in odd.stderr
 
 
 def test_doctor_reports_ffmpeg_torch_and_auto_choice(tmp_path):
@@ -229,6 +235,7 @@ def test_overwrite_leaves_nothing_of_the_replaced_dub(clip, tmp_path):
     assert again.returncode == 0, again.stderr
     assert sorted(p.name for p in clip.parent.rglob("*") if p.is_file()) == [
         "clip.mp4", "cut.json", "cut.mp4", "notes.txt"]
+    assert not (clip.parent / "cut_stems").exists()   # the folder the old stems filled goes with them
     assert sha256(clip) == digest
 
 

@@ -153,6 +153,8 @@ def audiostory_availability(model: str | None = None, device: str | None = None)
         if weights.available:
             return Availability(False, NO_CUDA, "AudioStory weights found but no CUDA GPU is available",
                                 location=weights.location)
+        if model is not None:   # the user named weights: say what is wrong with them too
+            return Availability(False, NO_CUDA, f"no CUDA GPU is available, and {weights.message} (--model)")
         return Availability(False, NO_CUDA, "no CUDA GPU is available, and AudioStory needs one as well as its weights")
     if not weights.available:
         return weights

@@ -39,7 +39,8 @@ SUBCOMMANDS = ("analyze", "plan", "render", "models", "cache", "watch", "integra
 MODEL_KINDS = ("audiostory", "clip", "vlm")
 STYLE_HELP = ", ".join(STYLE_PRESETS)
 DEFAULT_OUTPUT_HELP = ("output video (default: <input>.dub.mp4 next to the input; "
-                       "a .mov or .mkv input keeps its container)")
+                       "a .mov or .mkv input keeps its container, and a picture an .mp4 cannot carry gets a "
+                       ".mov or .mkv)")
 
 
 def _version() -> str:
@@ -52,6 +53,13 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (exit 2), like every other user error."""
 
     def error(self, message: str) -> NoReturn:
+        from ..options import INPUT_VIDEO_SUFFIXES
+
+        extra = message.partition("unrecognized arguments: ")[2].split()
+        if self.prog == "dub" and extra and all(Path(a).suffix.lower() in INPUT_VIDEO_SUFFIXES for a in extra):
+            # `dub a.mp4 b.mp4`: several videos are a batch
+            self.exit(EXIT_USER_ERROR, "dub: dub takes one video; to dub several, run "
+                                       "dub batch VIDEO... -o OUTDIR.\n")
         self.exit(EXIT_USER_ERROR, f"{self.prog}: {message}; see {self.prog} --help.\n")
 
 
