@@ -255,12 +255,12 @@ def _unheard_plan_edits(user_plan: Any, analysis: Any) -> list[str]:
 
 
 def _user_plan(plan_path: str, analysis: Any) -> Any:
-    from .plan import check_plan_fits_cuts, load_plan, validate_plan
+    from .plan import check_plan_fits_cuts, load_plan, samples_follow_frames, validate_plan
 
     path = Path(plan_path).expanduser()
     if not path.is_file():
         raise InputError(f"The plan file {path} does not exist; check the path or make one with `dub plan`.")
-    result = load_plan(path)
+    result = samples_follow_frames(load_plan(path), analysis.media)
     validate_plan(result, analysis.media)
     check_plan_fits_cuts(result, analysis)
     return _text_follows_edits(_seeds_follow_the_plan_seed(result), analysis)

@@ -432,6 +432,25 @@ def validate_plan(plan: DubPlan, media: MediaInfo) -> None:
                             f"set start_sample={first} and num_samples={end - first} in the plan file.")
 
 
+def samples_follow_frames(plan: DubPlan, media: MediaInfo) -> DubPlan:
+    """`plan` with every cue's samples recomputed from its frames, and its length from the video.
+
+    Frames are what an editor moves in a plan file (a cue boundary from frame 300 to 312); the
+    samples only say where those frames fall, so a plan edited by its frames alone is read as
+    meant. A field that is not a whole number is left for `check_plan` to name."""
+    sr = plan.sample_rate
+    if not (_is_int(sr) and sr > 0) or not all(_is_int(c.start_frame) and _is_int(c.end_frame) for c in plan.cues):
+        return plan
+    last = media.frame_count
+
+    def at(frame: int) -> int:   # a frame past the end is for `validate_plan` to refuse, not to crash on
+        return media.frame_to_sample(min(max(frame, 0), last), sr)
+
+    cues = tuple(replace(c, start_sample=at(c.start_frame), num_samples=at(c.end_frame) - at(c.start_frame))
+                 for c in plan.cues)
+    return replace(plan, cues=cues, total_samples=media.total_samples(sr))
+
+
 def shot_starts(plan: DubPlan) -> list[int]:
     """The first frames of the plan's shots, 0 first: where each cue that opens a shot (`part`
     0) starts. Cues that split one long shot are no cuts."""

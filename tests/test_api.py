@@ -93,6 +93,22 @@ def test_a_cache_that_takes_no_files_is_said_not_silent(clip, tmp_path):
     assert not [n for n in quiet.notes if "stage cache" in n]
 
 
+def test_a_plan_edited_by_its_frames_alone_is_read_as_meant(clip, tmp_path):
+    # An editor moves a cue boundary five frames later in the plan file, by its frames; the
+    # samples, left as they were, follow the frames.
+    planned = api.plan(clip, _opts(tmp_path))
+    data = planned.to_dict()
+    moved = data["cues"][0]["end_frame"] + 5
+    data["cues"][0]["end_frame"] = data["cues"][1]["start_frame"] = moved
+    edited = tmp_path / "edited.plan.json"
+    edited.write_text(json.dumps(data))
+    plan = api.plan(clip, _opts(tmp_path, plan_path=str(edited)))
+    media = api.probe(clip)
+    assert plan.cues[0].end_frame == plan.cues[1].start_frame == moved
+    assert plan.cues[1].start_sample == plan.cues[0].end_sample == media.frame_to_sample(moved, plan.sample_rate)
+    assert [c.start_sample for c in plan.cues[2:]] == [c.start_sample for c in planned.cues[2:]]
+
+
 def test_keep_original_adds_a_second_track_under_the_dub(clip, tmp_path):
     import av
 
