@@ -274,6 +274,20 @@ def opened(tmp_path_factory):
     return settings, open_video(SAMPLE, settings, STYLE, 0)
 
 
+def test_a_take_of_a_picture_no_mp4_carries_is_written_as_a_mov(tmp_path):
+    # UT Video, what animation packages export losslessly: copied as it is, so into a .mov.
+    from dubber.media.ffmpeg import ffmpeg_exe
+    from dubber.studio.project import StudioSettings, open_video, render_take
+
+    source = tmp_path / "shot.avi"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-i", str(SAMPLE), "-t", "3", "-c:v", "utvideo",
+                    "-pix_fmt", "yuv420p", "-an", str(source)], check=True, timeout=120)
+    settings = StudioSettings(work_dir=tmp_path / "work", cache_dir=str(tmp_path / "cache"))
+    project = open_video(source, settings, STYLE, 0)
+    take = render_take(project, project.plan, (), "score", settings)
+    assert Path(take.outputs["video"]).name == "shot.take-001.dub.mov"
+
+
 def _rows(project):
     from dubber.studio.project import plan_rows
 

@@ -488,7 +488,10 @@ def _render_into(folder: Path, project: Project, plan: DubPlan, muted: Sequence[
                  settings: StudioSettings, progress: ProgressFn) -> Take:
     # Each take's files carry its number, so a player (and a download folder) tells takes apart
     # even when two takes sound the same.
-    out_name = api.default_output_path(project.video).name.replace(".dub.", f".{folder.name}.dub.", 1)
+    from vision.probe import picture_codec
+
+    out_name = api.default_output_path(project.video, picture_codec(project.video)).name.replace(
+        ".dub.", f".{folder.name}.dub.", 1)
     plan_path = save_plan(plan, folder / "plan.json")
     options = api.DubOptions(backend=backend, style=plan.style, seed=plan.seed, plan_path=str(plan_path),
                              stems_dir=str(folder / "stems"), timeline=True, cache_dir=settings.cache_dir,
