@@ -442,6 +442,12 @@ def samples_follow_frames(plan: DubPlan, media: MediaInfo) -> DubPlan:
     if not (_is_int(sr) and sr > 0) or not all(_is_int(c.start_frame) and _is_int(c.end_frame) for c in plan.cues):
         return plan
     last = media.frame_count
+    try:
+        same_video = _plan_fps(plan) == media.fps and plan.cues[-1].end_frame == last
+    except (PlanError, IndexError):
+        same_video = False
+    if not same_video:   # a plan for another video is refused for what it is (`validate_plan`)
+        return plan
 
     def at(frame: int) -> int:   # a frame past the end is for `validate_plan` to refuse, not to crash on
         return media.frame_to_sample(min(max(frame, 0), last), sr)
