@@ -22,7 +22,7 @@ MP4_SUFFIXES = (".mp4", ".m4v")
 MOV_ONLY_VIDEO_CODECS = frozenset("prores dnxhd cfhd qtrle rawvideo v210 v410 r210 dvvideo huffyuv ffvhuff utvideo "
                                   "magicyuv hap cinepak svq1 rpza smc".split())
 # What each container dub writes refuses when a picture is copied into it, as ffmpeg's muxers answer
-# (ffmpeg 7.1): Windows Media, Flash and H.263 pictures, GIF and Theora fit no MP4; VP8 fits only
+# (ffmpeg 9.0): Windows Media, Flash and H.263 pictures, GIF and Theora fit no MP4; VP8 fits only
 # Matroska; VP9 and AV1 fit no QuickTime file; uncompressed video no Matroska file.
 CANNOT_CARRY: dict[str, frozenset[str]] = {
     ".mp4": MOV_ONLY_VIDEO_CODECS | frozenset("wmv1 wmv2 flv1 msmpeg4v1 msmpeg4v2 msmpeg4v3 h263 h263p gif theora "
