@@ -235,7 +235,7 @@ def plan_jobs(inputs: Sequence[str | os.PathLike | BatchInput], out_dir: Path, o
             repeats[same] = repeats.get(same, 1) + 1
             continue
         first[same] = str(raw)
-        output = (out_dir / default_output_path(Path(entry.name), picture_codec(raw)).name).absolute()
+        output = (out_dir / default_output_path(Path(entry.name), picture_codec(same)).name).absolute()
         # A dub's files are named after its output without the suffix (clip.dub.json, its stems and
         # timelines), so clip.mov and clip.mkv, dubbed to clip.dub.mov and clip.dub.mkv, collide too.
         base = output.with_suffix("")
