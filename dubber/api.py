@@ -205,16 +205,18 @@ def plan(video_path: str | os.PathLike, options: DubOptions = DubOptions(),
     path = check_input_file(video_path)
     check_options(options)
     analysis, key = _analyze(path, options, progress or no_progress, media)
-    return _plan(analysis, key, options)
+    return _plan(analysis, key, options, path)
 
 
-def _plan(analysis: Any, analysis_key: str, options: DubOptions) -> Any:
-    from .cache import settings_key
+def _plan(analysis: Any, analysis_key: str, options: DubOptions, video: Path) -> Any:
+    """The plan of `video`: the user's (--plan), else the cached or a new one, which records the
+    video's content fingerprint as its `source`."""
+    from .cache import content_fingerprint, settings_key
     from .plan import PLANNER_VERSION, PlanOptions, make_plan, validate_plan
     from .types import DubPlan
 
     if options.plan_path is not None:
-        return _user_plan(options.plan_path, analysis)
+        return _user_plan(options.plan_path, analysis, video)
     plan_options = PlanOptions(style=options.style, seed=options.seed, sample_rate=OUTPUT_SAMPLE_RATE)
     cache = _stage_cache(options)
     key = settings_key("plan", PLANNER_VERSION, analysis_key, asdict(plan_options))
@@ -223,10 +225,10 @@ def _plan(analysis: Any, analysis_key: str, options: DubOptions) -> Any:
         try:
             result = DubPlan.from_dict(cached)
             validate_plan(result, analysis.media)
-            return result
+            return result if result.source else replace(result, source=content_fingerprint(video))
         except (KeyError, TypeError, ValueError, DubError) as err:
             log.warning("Ignoring a stale cached plan (%s).", err)
-    result = make_plan(analysis, plan_options)
+    result = replace(make_plan(analysis, plan_options), source=content_fingerprint(video))
     cache.save_json("plan", key, result.to_dict())
     return result
 
@@ -254,7 +256,8 @@ def _unheard_plan_edits(user_plan: Any, analysis: Any) -> list[str]:
             "prompts or seeds edited in the plan change only what the audiostory backend renders"]
 
 
-def _user_plan(plan_path: str, analysis: Any) -> Any:
+def _user_plan(plan_path: str, analysis: Any, video: Path) -> Any:
+    from .cache import content_fingerprint
     from .plan import check_plan_fits_cuts, load_plan, samples_follow_frames, validate_plan
 
     path = Path(plan_path).expanduser()
@@ -262,7 +265,11 @@ def _user_plan(plan_path: str, analysis: Any) -> Any:
         raise InputError(f"The plan file {path} does not exist; check the path or make one with `dub plan`.")
     result = samples_follow_frames(load_plan(path), analysis.media)
     validate_plan(result, analysis.media)
-    check_plan_fits_cuts(result, analysis)
+    # A plan made for this very video may move its shots off the detected cuts (the editor knows
+    # better); one of unknown origin must start its shots at this video's cuts, or it is taken
+    # for the plan of another video of the same length and rate.
+    if not result.source or result.source != content_fingerprint(video):
+        check_plan_fits_cuts(result, analysis)
     return _text_follows_edits(_seeds_follow_the_plan_seed(result), analysis)
 
 
@@ -808,7 +815,7 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
         analysis, analysis_key = _analyze(path, options, run.progress, media)
     # 3. Plan: one timed cue per shot, or the user's plan checked against this video.
     with run.stage("plan"):
-        the_plan = _plan(analysis, analysis_key, options)
+        the_plan = _plan(analysis, analysis_key, options, path)
     plan_notes = _unheard_plan_edits(the_plan, analysis) if options.plan_path and backend_name == "score" else []
     if options.plan_path:   # the plan's own style and seed are what plays
         options = replace(options, style=the_plan.style, seed=the_plan.seed)

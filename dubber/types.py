@@ -83,6 +83,9 @@ class DubPlan:
     # The text AudioStory's language model reads before the first cue (chat prompt, instruction,
     # storyline); derived by `dubber.plan`, never edited by hand.
     model_prompt: str = ""
+    # The content fingerprint of the video the plan was made for (`dubber.cache.content_fingerprint`);
+    # empty when unknown. A plan of this very video may move its cue boundaries off the detected cuts.
+    source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "cues"}

@@ -109,6 +109,30 @@ def test_a_plan_edited_by_its_frames_alone_is_read_as_meant(clip, tmp_path):
     assert [c.start_sample for c in plan.cues[2:]] == [c.start_sample for c in planned.cues[2:]]
 
 
+def test_the_only_cut_of_a_video_can_be_moved_in_its_own_plan(tmp_path):
+    """A plan made for this very video may move its shots off the detected cuts: the editor knows
+    better. A plan whose origin is unknown (made before plans named their video, or edited to
+    lose it) with its only shot start off the cut is still taken for another video's."""
+    from samples.synth import SynthSpec, synthesize
+
+    video = tmp_path / "two shots.mp4"
+    synthesize(video, SynthSpec(width=160, height=90, fps=Fraction(24), duration_s=4.0, shot_s=2.0, audio=False))
+    planned = api.plan(video, _opts(tmp_path))
+    assert len(planned.cues) == 2 and planned.source
+    data = planned.to_dict()
+    data["cues"][0]["end_frame"] = data["cues"][1]["start_frame"] = planned.cues[1].start_frame - 12
+    edited = tmp_path / "moved.plan.json"
+    edited.write_text(json.dumps(data))
+    moved = api.plan(video, _opts(tmp_path, plan_path=str(edited)))
+    assert moved.cues[1].start_frame == planned.cues[1].start_frame - 12
+    copy = tmp_path / "copy.mp4"   # a copy of the video is the same video
+    copy.write_bytes(video.read_bytes())
+    assert api.plan(copy, _opts(tmp_path, plan_path=str(edited))).cues[1].start_frame == moved.cues[1].start_frame
+    edited.write_text(json.dumps({**data, "source": ""}))
+    with pytest.raises(dubber.errors.PlanError, match="made for another video"):
+        api.plan(video, _opts(tmp_path, plan_path=str(edited)))
+
+
 def test_keep_original_adds_a_second_track_under_the_dub(clip, tmp_path):
     import av
 
@@ -447,8 +471,9 @@ def test_audiostory_free_timing_lays_the_models_clips_over_the_plan(tiny_checkpo
     monkeypatch.setenv("AUDIOSTORY_CACHE", str(tmp_path / "audiostory-cache"))
     video, _ = sample_30p_silent
     options = _opts(tmp_path, backend="audiostory", model=str(tiny_checkpoint), device="cpu", timing="free")
-    analysis, key = api._analyze(api.check_input_file(video), options, no_progress)
-    plan = api._plan(analysis, key, options)
+    path = api.check_input_file(video)
+    analysis, key = api._analyze(path, options, no_progress)
+    plan = api._plan(analysis, key, options, path)
     backend = AudioStoryBackend(BackendOptions(model=str(tiny_checkpoint), device="cpu", timing="free"))
     pipe = backend.pipeline
     real_generate = pipe.generate

@@ -125,7 +125,7 @@ def test_ten_minutes_do_not_drift(tmp_path):
     options = api.DubOptions(backend="score", cache_dir=str(tmp_path / "cache"))
     path = api.check_input_file(video)
     analysis, key = api._analyze(path, options, no_progress)
-    plan = api._plan(analysis, key, options)
+    plan = api._plan(analysis, key, options, path)
     total = expected_total(truth)
     assert truth["frame_count"] > 14_000 and plan.total_samples == total
     last_cut = truth["shots"][-1]["start_frame"]

@@ -154,7 +154,7 @@ def open_video(source: str | os.PathLike, settings: StudioSettings, style: str, 
     # One probe and one analysis per opened video: the copy has the probed file's bytes.
     copy = Path(os.path.abspath(video))
     analysis, analysis_key = api._analyze(copy, options, progress, replace(media, path=str(copy)))
-    plan = api._plan(analysis, analysis_key, options)
+    plan = api._plan(analysis, analysis_key, options, copy)
     thumbnails = write_thumbnails(video, plan, folder / "thumbs")
     return Project(folder=folder, video=video, analysis=analysis, plan=plan, thumbnails=thumbnails)
 
