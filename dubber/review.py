@@ -85,6 +85,19 @@ def _event_fields(event: object) -> tuple[float, str]:
     return float(time_s), str(kind)
 
 
+# The whole soundtrack's figures (`sound_measures.SyncReport`), as a reader names them.
+FIGURE_LABELS = {
+    "duration_s": "length (s)",
+    "onsets": "onsets in the mix",
+    "events": "visual events",
+    "hit_rate": "share of the events with an onset within 0.1 s",
+    "chance_rate": "chance: share of random instants with an onset within 0.1 s",
+    "unmatched_onsets": "onsets that match no event or cut",
+    "periodicity": "periodicity (1: a metronome)",
+    "repetition": "repetition (1: a loop)",
+}
+
+
 def spectrogram_png(audio: np.ndarray, sample_rate: int, *, duration_s: float | None = None,
                     cuts_s: Sequence[float] = (), transitions_s: Sequence[tuple[float, float]] = (),
                     events: Iterable[object] = (), onsets_s: Sequence[float] = (),
@@ -485,7 +498,8 @@ def _page(manifest: Mapping[str, Any], outputs: Mapping[str, Path], mix: WavTrac
                                            *((role, _player_source(path, page_folder)) for role, path in stems)])
     render = manifest.get("render") or {}
     figures = report.to_dict()
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in figures.items())
+    rows = "".join(f"<tr><th>{html.escape(FIGURE_LABELS.get(k, k.replace('_', ' ')))}</th>"
+                   f"<td>{html.escape('n/a' if v is None else str(v))}</td></tr>" for k, v in figures.items())
     notes = "<br>".join(html.escape(str(n)) for n in render.get("notes", []))
     def swatch(rgb: tuple[int, int, int], mark: str) -> str:
         return f"<b style='color:rgb{rgb}'>{mark}</b>"

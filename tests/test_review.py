@@ -68,7 +68,23 @@ def test_players_for_the_mix_and_each_stem_and_the_bank_named(dubbed):
     page = _page(dubbed[0])
     for role in ("mix", "stem:music", "stem:fx"):
         assert re.search(rf"<p>{re.escape(role)}<br><audio controls[^>]*src=\"data:audio/mpeg;base64,", page), role
-    assert "TimGM6mb" in page and "hit_rate" in page and "chance_rate" in page
+    assert "TimGM6mb" in page
+    assert "<th>share of the events with an onset within 0.1 s</th><td>" in page
+    assert "<th>chance: share of random instants with an onset within 0.1 s</th><td>0." in page
+    assert "None" not in re.search(r"<table>.*?</table>", page, flags=re.S).group(0)
+
+
+def test_a_dub_without_visual_events_reads_n_a_for_its_hit_rate(dubbed, tmp_path):
+    from dubber.review import write_review
+
+    folder = tmp_path / "copy"
+    shutil.copytree(dubbed[0], folder)
+    manifest = json.loads((folder / "out.json").read_text())
+    manifest["analysis"]["events"] = []
+    (folder / "out.json").write_text(json.dumps(manifest))
+    page = write_review(folder / "out.json", folder / "still.html").read_text(encoding="utf-8")
+    assert "<th>share of the events with an onset within 0.1 s</th><td>n/a</td>" in page
+    assert "<th>visual events</th><td>0</td>" in page
 
 
 def test_dub_review_command_and_bad_manifests(dubbed, tmp_path):
@@ -351,7 +367,7 @@ def test_a_variable_frame_rate_dub_is_reviewed_at_each_frames_own_time(demo_samp
     for index, start_s in starts.items():
         assert shown[index][0] == pytest.approx(start_s, abs=0.006), index
     per_shot = sum(int(n) for n in re.findall(r"(\d+) of \d+ onsets match no event or cut", page))
-    total = int(re.search(r"<th>unmatched_onsets</th><td>(\d+)</td>", page).group(1))
+    total = int(re.search(r"<th>onsets that match no event or cut</th><td>(\d+)</td>", page).group(1))
     assert per_shot == total
 
 
