@@ -221,7 +221,8 @@ def _review_child(folder: str) -> None:
     print(json.dumps({"peak_mb": _peak_kb() / 1024, "page_mb": page.stat().st_size / 1e6,
                       "shots": text.count('<section class="shot"'), "embedded_audio": text.count("data:audio"),
                       "linked": sorted(re.findall(r'<audio[^>]*src="([^"]+\.wav)"', text)),
-                      "hit_rate": re.search(r"<th>hit_rate</th><td>([^<]*)</td>", text).group(1)}))
+                      "hit_rate": re.search(r"<th>share of the events with an onset within 0.1 s</th><td>([^<]*)</td>",
+                                            text).group(1)}))
 
 
 def test_review_of_a_long_dub_reads_its_sound_from_disk(tmp_path):
