@@ -66,7 +66,11 @@ def content_fingerprint(path: str | os.PathLike) -> str:
     (which tell apart any two real videos). A copy of the file has the same."""
     path = Path(path)
     size = path.stat().st_size
-    h = hashlib.sha256(f"content:{size}".encode())
+    return _with_edges(hashlib.sha256(f"content:{size}".encode()), path, size)
+
+
+def _with_edges(h: "hashlib._Hash", path: Path, size: int) -> str:
+    """`h` fed the first and last EDGE_BYTES of the file (`size` bytes long), as a key."""
     with path.open("rb") as f:
         h.update(f.read(EDGE_BYTES))
         if size > EDGE_BYTES:
@@ -92,12 +96,7 @@ def fingerprint(path: str | os.PathLike, full: bool = False) -> str:
                 h.update(block)
         return h.hexdigest()[:KEY_HEX]
     h.update(f"fast:{st.st_size}:{st.st_mtime_ns}".encode())
-    with path.open("rb") as f:
-        h.update(f.read(EDGE_BYTES))
-        if st.st_size > EDGE_BYTES:
-            f.seek(max(EDGE_BYTES, st.st_size - EDGE_BYTES))
-            h.update(f.read(EDGE_BYTES))
-    return h.hexdigest()[:KEY_HEX]
+    return _with_edges(h, path, st.st_size)
 
 
 def settings_key(*parts: Any) -> str:

@@ -242,8 +242,10 @@ def ignored_timecode_note(media: MediaInfo) -> str | None:
     rate = timecode_rate(media)
     if _timecode_frame(media, rate) is not None:
         return None
+    why = (f"it cannot be counted at the video's variable rate of {float(rate):.3f} fps on average" if media.is_vfr
+           else f"it is not a timecode {float(rate):.3f} fps can count")
     return (f"the timeline and the WAVs start at 00:00:00:00, not at the video's timecode {media.start_timecode}: "
-            f"it cannot be counted at the video's variable rate of {float(rate):.3f} fps on average")
+            f"{why}")
 
 
 def nominal_timecode_frame(timecode: str, rate: Fraction) -> int | None:

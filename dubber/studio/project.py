@@ -488,9 +488,7 @@ def _render_into(folder: Path, project: Project, plan: DubPlan, muted: Sequence[
                  settings: StudioSettings, progress: ProgressFn) -> Take:
     # Each take's files carry its number, so a player (and a download folder) tells takes apart
     # even when two takes sound the same.
-    from vision.probe import picture_codec
-
-    out_name = api.default_output_path(project.video, picture_codec(project.video)).name.replace(
+    out_name = api.default_output_path(project.video, project.analysis.media.video_codec).name.replace(
         ".dub.", f".{folder.name}.dub.", 1)
     plan_path = save_plan(plan, folder / "plan.json")
     options = api.DubOptions(backend=backend, style=plan.style, seed=plan.seed, plan_path=str(plan_path),
