@@ -280,7 +280,7 @@ def test_the_otio_names_its_media_by_plain_path_and_the_fcpxml_by_url(tmp_path, 
 
 
 def test_moving_a_finished_dub_rewrites_each_reference_in_its_own_form(tmp_path):
-    from dubber.watch.relocate import Move, moved_target
+    from dubber.export.timeline import Move, moved_target
 
     old, new = tmp_path / "staging" / "ep 1", tmp_path / "output" / "ep 1"
     moves = (Move.of(old, new),)

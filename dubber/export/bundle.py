@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..atomic import atomic_output
 from ..errors import InputError, OutputError
-from .timeline import media_references, referenced_path
+from .timeline import Move, media_references, moved_target, referenced_path
 
 BUNDLE_SUFFIX = ".otioz"
 
@@ -146,11 +146,10 @@ def _where_the_files_are_now(timeline, manifest: dict, folder: Path):
     written_in = votes.most_common(1)[0][0]
     if written_in == folder:
         return timeline
+    moves = (Move(written_in, folder),)  # as written: the .otio names its files with links resolved
     copy = timeline.deepcopy()
     for reference in media_references(copy):
-        path = referenced_path(reference.target_url)
-        if path is not None and path.is_relative_to(written_in):
-            reference.target_url = str(folder / path.relative_to(written_in))
+        reference.target_url = moved_target(reference.target_url, moves) or reference.target_url
     return copy
 
 

@@ -26,7 +26,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Collection, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Iterator, Mapping
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -388,6 +388,50 @@ def referenced_path(target: str) -> Path | None:
     if path is None:
         path = target
     return Path(path) if path and Path(path).is_absolute() else None
+
+
+@dataclass(frozen=True)
+class Move:
+    """A file or folder now at `old` that is (or will be) at `new`: a folder of outputs moved or
+    copied, a watch-folder job filed."""
+
+    old: Path
+    new: Path
+
+    @classmethod
+    def of(cls, old: Path, new: Path) -> "Move":
+        # The exporters write paths with symbolic links resolved; both sides are compared that way.
+        return cls(old.resolve(), new.parent.resolve() / new.name)
+
+
+def moved_path(path: Path, moves: Iterable[Move]) -> Path | None:
+    """Where `path` will be after `moves`, or None when none of them carries it. The closest
+    move wins: a file that moves out of a folder that moves goes where its own move says."""
+    resolved = path.resolve()
+    for move in sorted(moves, key=lambda m: len(m.old.parts), reverse=True):
+        try:
+            inside = resolved.relative_to(move.old)
+        except ValueError:
+            continue
+        return move.new / inside
+    return None
+
+
+def moved_url(url: str, moves: Iterable[Move]) -> str | None:
+    """The file:// URL of where `url`'s file will be, or None when it does not move."""
+    path = file_url_path(url)
+    new = None if path is None else moved_path(Path(path), moves)
+    return None if new is None else new.as_uri()   # as the exporter writes its URLs
+
+
+def moved_target(target: str, moves: Iterable[Move]) -> str | None:
+    """Where an .otio media reference's file will be, in the form it was written (a plain
+    absolute path, or a file:// URL in a timeline from elsewhere); None when it does not move."""
+    if file_url_path(target) is not None:
+        return moved_url(target, moves)
+    path = referenced_path(target)
+    new = None if path is None else moved_path(path, moves)
+    return None if new is None else str(new)
 
 
 def media_references(timeline: "otio.schema.Timeline") -> Iterator[Any]:

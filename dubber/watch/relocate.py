@@ -13,58 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from ..atomic import atomic_write_text
-from ..export.timeline import file_url_path, media_references, referenced_path
+from ..export.timeline import Move, media_references, moved_path, moved_target, moved_url
 from ..types import is_manifest
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Move:
-    """A file or folder now at `old` that will be at `new` once the job is filed."""
-
-    old: Path
-    new: Path
-
-    @classmethod
-    def of(cls, old: Path, new: Path) -> "Move":
-        # The exporters write paths with symbolic links resolved; both sides are compared that way.
-        return cls(old.resolve(), new.parent.resolve() / new.name)
-
-
-def moved_path(path: Path, moves: Iterable[Move]) -> Path | None:
-    """Where `path` will be after `moves`, or None when none of them carries it. The closest
-    move wins: a file that moves out of a folder that moves goes where its own move says."""
-    resolved = path.resolve()
-    for move in sorted(moves, key=lambda m: len(m.old.parts), reverse=True):
-        try:
-            inside = resolved.relative_to(move.old)
-        except ValueError:
-            continue
-        return move.new / inside
-    return None
-
-
-def moved_url(url: str, moves: Iterable[Move]) -> str | None:
-    """The file:// URL of where `url`'s file will be, or None when it does not move."""
-    path = file_url_path(url)
-    new = None if path is None else moved_path(Path(path), moves)
-    return None if new is None else new.as_uri()   # as the exporter writes its URLs
-
-
-def moved_target(target: str, moves: Iterable[Move]) -> str | None:
-    """Where an .otio media reference's file will be, in the form it was written (a plain
-    absolute path, or a file:// URL in a timeline from elsewhere); None when it does not move."""
-    if file_url_path(target) is not None:
-        return moved_url(target, moves)
-    path = referenced_path(target)
-    new = None if path is None else moved_path(path, moves)
-    return None if new is None else str(new)
 
 
 class _Unreadable(Exception):
