@@ -33,7 +33,7 @@ from . import sound_measures as sm
 from . import wav_measures
 from .atomic import atomic_write_bytes
 from .errors import InputError, OutputError
-from .types import is_manifest
+from .types import MANIFEST_SCHEMA, is_manifest
 from .wav_measures import WavTrack
 
 log = logging.getLogger(__name__)
@@ -583,6 +583,9 @@ def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike |
         from .options import check_writable_folder
 
         check_writable_folder(target.parent, what="review page")
+    if manifest.get("schema") != MANIFEST_SCHEMA:
+        on_notice(f"{manifest_file.name} was written by another version of dub ({manifest.get('schema')}; this one "
+                  f"reads {MANIFEST_SCHEMA}): the page shows what this version knows of it.")
     missing = missing_sound(manifest, manifest_file.parent)
     if missing:
         on_notice(f"not found beside {manifest_file.name}, so left off the page: {', '.join(missing)}")

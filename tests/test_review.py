@@ -87,6 +87,20 @@ def test_a_dub_without_visual_events_reads_n_a_for_its_hit_rate(dubbed, tmp_path
     assert "<th>visual events</th><td>0</td>" in page
 
 
+def test_a_manifest_of_another_version_is_reviewed_with_a_notice(dubbed, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(dubbed[0], folder)
+    manifest = json.loads((folder / "out.json").read_text())
+    manifest["schema"] = "dubber.manifest/2"
+    (folder / "out.json").write_text(json.dumps(manifest))
+    proc = run_dub(["review", folder / "out.json", "-o", tmp_path / "page.html"], dub_env(tmp_path), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "dubber.manifest/2" in proc.stderr and "another version of dub" in proc.stderr
+    assert (tmp_path / "page.html").read_text(encoding="utf-8").count('<section class="shot"') >= 3
+    same = run_dub(["review", dubbed[0] / "out.json", "-o", tmp_path / "same.html"], dub_env(tmp_path), timeout=300)
+    assert same.returncode == 0 and "another version" not in same.stderr
+
+
 def test_dub_review_command_and_bad_manifests(dubbed, tmp_path):
     folder, _ = dubbed
     again = run_dub(["review", folder / "out.json", "-o", tmp_path / "page.html"], dub_env(tmp_path), timeout=300)
