@@ -19,9 +19,13 @@ character, and exactly one phenomenon planted on known frames:
   while the character walks on inside it; iris_in: black, then a circle opens on the set.
 - wipe: an upright edge sweeps left to right over twelve frames, the second set behind it.
 - contact: a dark ball flies in fast and stops dead against a post (the contact drawing at the
-  event frame, then held) while the character walks on in another part of the picture.
+  event frame, then held); the post gives under the blow for the two frames after it, as a
+  struck thing does in a cartoon. The character walks on in another part of the picture.
 - fall: a heavy ball drops from above the picture, faster and faster, and lands on the ground at
-  the event frame (held there), while the character walks on elsewhere: a landing.
+  the event frame (held there) and kicks up a puff of dust beside it for two frames, while the
+  character walks on elsewhere: a landing.
+- held_pose: a gloved fist on an arm shoots out as fast as a punch and stops dead in mid-air at
+  the event frame, held there: a gesture ending in a pose. Nothing is struck, so there is no hit.
 - punch: a fist on an arm shoots out, lands on a post at the event frame and pulls back at once
   (no held contact drawing); the post jolts a few pixels for two frames.
 - dust_burst: a puff of small pale specks appears at one point on the ground at the event frame
@@ -60,7 +64,7 @@ FRAMES = 72  # 3 s
 EVENT_FRAME = 36  # where every planted phenomenon starts
 PHENOMENA = ("smear", "splash", "pose_jump", "shake", "flicker", "occlusion", "same_palette_cut", "grey_cut",
              "dissolve", "fade_out", "fade_in", "iris_out", "iris_in", "wipe", "flash_cut", "contact", "fall",
-             "punch", "dust_burst", "telecine")
+             "punch", "dust_burst", "held_pose", "telecine")
 DISSOLVE_FRAMES = 12
 WIPE_FRAMES = 12  # iris and wipe
 FADE_FRAMES = 10
@@ -68,6 +72,8 @@ FADE_FRAMES = 10
 # BALL_STOP_X on EVENT_FRAME, high in the picture, far from the walking character.
 BALL_SPEED = 9
 BALL_STOP_X, BALL_Y, BALL_RADIUS = 150, 45, 14
+POST_GIVE = 3  # px the post gives under the ball
+PUFF_RADIUS = 5  # px, the dust the landing ball kicks up beside it for two frames
 # The ball of `fall`: FALL_X across, let go FALL_FRAMES frames before EVENT_FRAME, it falls with
 # FALL_PULL px a frame squared (gravity: each frame further than the one before) and rests on the
 # ground (the ground's top at FLOOR_Y) from EVENT_FRAME on.
@@ -77,6 +83,7 @@ FALL_X, FLOOR_Y, FALL_FRAMES, FALL_PULL = 160, 122, 7, 3.0
 # into its rest (FIST_BACK: px a frame on the way back), as a hand pulled back does.
 FIST_SPEED, FIST_REST_X, FIST_REACH_X, FIST_Y, FIST_RADIUS = 16, 70, 134, 45, 9
 FIST_BACK = (16, 14, 12, 10, 8, 4)  # adds up to FIST_REACH_X - FIST_REST_X
+GLOVE_RADIUS = 14  # the fist of `held_pose`: a gloved cartoon hand, as big as the ball
 POST_X = FIST_REACH_X + FIST_RADIUS  # the post's left face
 # The puff of `dust_burst`: DUST_SPECKS specks leave DUST_CENTRE at 2 to 5 px a frame for
 # DUST_FRAMES frames, fading from DUST_GREY towards the ground.
@@ -176,7 +183,9 @@ def _frame(name: str, t: int, first: np.ndarray, second: np.ndarray, rng: np.ran
         _character(img, _walk(t), 90, stretch=4.0 if name == "smear" and 0 <= k < 2 else 1.0)
     if name == "contact":
         # The post it hits, then the ball: in flight before the event frame, against the post from it on.
-        cv2.rectangle(img, (BALL_STOP_X + BALL_RADIUS, 15), (BALL_STOP_X + BALL_RADIUS + 6, 75), (60, 40, 20), -1)
+        give = POST_GIVE if k in (1, 2) else 0  # the post gives under the blow for the two frames after it
+        cv2.rectangle(img, (BALL_STOP_X + BALL_RADIUS + give, 15), (BALL_STOP_X + BALL_RADIUS + give + 6, 75),
+                      (60, 40, 20), -1)
         x = BALL_STOP_X - BALL_SPEED * max(0, -k)
         if x + BALL_RADIUS >= 0:
             cv2.circle(img, (x, BALL_Y), BALL_RADIUS, (25, 25, 30), -1)
@@ -185,8 +194,12 @@ def _frame(name: str, t: int, first: np.ndarray, second: np.ndarray, rng: np.ran
         fallen = min(FALL_FRAMES, max(0, FALL_FRAMES + k))  # frames since it was let go
         height = 0.5 * FALL_PULL * (FALL_FRAMES ** 2 - fallen ** 2)  # above the ground
         cv2.circle(img, (FALL_X, int(round(FLOOR_Y - BALL_RADIUS - height))), BALL_RADIUS, (25, 25, 30), -1)
+        if k in (1, 2):  # a puff of dust kicked up beside it
+            cv2.circle(img, (FALL_X - BALL_RADIUS - 10, FLOOR_Y - PUFF_RADIUS), PUFF_RADIUS, (235, 235, 225), -1)
     if name == "punch":
         _punch(img, k)
+    if name == "held_pose":
+        _arm(img, max(FIST_REST_X, min(FIST_REACH_X, FIST_REACH_X + FIST_SPEED * k)), GLOVE_RADIUS)
     if name == "dust_burst" and 0 <= k < DUST_FRAMES:
         _dust(img, k)
     if name == "splash" and 0 <= k < 4:
@@ -247,8 +260,13 @@ def _punch(img: np.ndarray, k: int) -> None:
         x = max(FIST_REST_X, FIST_REACH_X + FIST_SPEED * k)
     else:
         x = FIST_REACH_X - sum(FIST_BACK[:k])
+    _arm(img, x)
+
+
+def _arm(img: np.ndarray, x: int, radius: int = FIST_RADIUS) -> None:
+    """An arm from the left edge with its fist (of `radius` px) at `x`."""
     cv2.rectangle(img, (20, FIST_Y - 4), (x, FIST_Y + 4), (120, 60, 40), -1)
-    cv2.circle(img, (x, FIST_Y), FIST_RADIUS, (40, 30, 90), -1)
+    cv2.circle(img, (x, FIST_Y), radius, (40, 30, 90), -1)
 
 
 def _dust(img: np.ndarray, k: int) -> None:

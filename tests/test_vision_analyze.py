@@ -324,12 +324,15 @@ def test_strokes_that_die_at_once_are_whooshes_and_a_blow_that_shakes_the_pictur
 
 
 def _dash_that_stops_dead() -> list[np.ndarray]:
-    """24p grey pictures: a block drifts 1 px a picture, dashes 6 px a picture for 12, then holds."""
+    """24p grey pictures: a block drifts 1 px a picture, dashes 6 px a picture for 12, then holds;
+    what it struck gives (a small square beneath it hops up 4 px) for the two pictures after."""
     xs = [2 + k for k in range(30)] + [32 + 6 * (k + 1) for k in range(12)] + [104] * 12
     pictures = []
-    for x in xs:
+    for k, x in enumerate(xs):
         grey = np.full((72, 128), 90, np.uint8)
         grey[20:52, x:x + 32] = 230
+        hop = 4 if k in (42, 43) else 0
+        grey[56 - hop:64 - hop, 100:108] = 30
         pictures.append(grey)
     return pictures
 

@@ -61,7 +61,7 @@ def test_irises_and_wipes_are_transitions_with_their_cut_inside(name, analysed):
 
 
 @pytest.mark.parametrize("name", ["smear", "splash", "pose_jump", "shake", "flicker", "occlusion", "contact", "fall",
-                                  "punch", "dust_burst"])
+                                  "punch", "dust_burst", "held_pose"])
 def test_a_change_inside_one_shot_is_never_a_cut(name, analysed):
     analysis, _ = analysed(name)
     assert len(analysis.shots) == 1 and not analysis.transitions
@@ -82,6 +82,14 @@ def test_a_part_that_stops_dead_is_an_impact_on_its_contact_frame(analysed):
     assert [(e.frame, e.kind) for e in hits] == [(f, "impact") for f in truth["hit_frames"]]
     # placed on the ball against the post (upper right), not on the walking character
     assert hits[0].x > 0.6 and hits[0].y < 0.45
+
+
+def test_a_gesture_that_stops_dead_in_mid_air_is_no_hit(analysed):
+    """The same fist, as fast as a punch, stopped dead and held where nothing is struck: a pose,
+    not a blow. Only the contact against the post (which gives under it) is a hit."""
+    analysis, truth = analysed("held_pose")
+    assert truth["hit_frames"] == []
+    assert [e for e in analysis.events if e.kind in HIT_KINDS] == []
 
 
 def test_a_fall_is_a_landing_on_the_frame_it_reaches_the_ground(analysed):

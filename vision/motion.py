@@ -19,6 +19,10 @@ read from the curves, shot by shot, after the pass:
   fall (the change around it moves down, picture by picture, into the contact) is a `landing`.
   A jolt that dies at once with no shake after it is a stroke of motion (a wing beat, a flung
   arm) and a whoosh; on real cartoons such jolts were wing beats and dance moves, never blows.
+  So is a jolt out of a picture held still: a move starting, with nothing moving to strike.
+  A stop is a blow only when it moves what it hits: within two pictures, the picture changes
+  again beside the contact (the struck body recoils, dust flies, the post gives). A limb swung
+  into a pose and held there (a gesture, a dance step) leaves its surroundings still.
   No hit is read where the change covers nearly the whole picture or where a featureless picture
   is near (a body over the lens, black): no contact can be seen there.
 - whoosh: a run of frames whose activity stays several times the video's typical level (a swing,
@@ -101,6 +105,7 @@ class MotionOptions:
     min_fast_frames: int = 6  # ...for this many frames in a row (one-frame gaps bridged)
     curve_floor: float = 0.02  # activity that maps to the top of the curve is at least this
     min_shake_frames: int = 4  # an impact's aftermath this long or longer is also a shake
+    held_share: float = 0.25  # a picture moving under this share of the film's typical motion is held still
     run_s: float = 0.75  # a whoosh this long or longer is a run (seconds at the picture cadence)
     min_spacing_s: float = 0.25  # hit events closer than this keep the strongest
     max_hits_per_min: float = 30.0  # at most this many hit events per minute of each shot (one every 2 s)
@@ -112,6 +117,7 @@ class MotionOptions:
     local_stop_ease: float = 0.85  # ...and the last change into it is at least this share of the one before
     local_stop_moves_on: float = 0.75  # ...and no cell around it moves this share of it over the two pictures after
     local_stop_hold_s: float = 0.16  # ...and the cell stays quiet this long after: a contact drawing is held to read
+    local_stop_reaction: float = 0.2  # ...and within two pictures it or a cell beside it moves this share of it
 
 
 @dataclass(frozen=True)
@@ -359,7 +365,9 @@ def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Sh
     scale = max(float(np.percentile(activity, 98)) if activity.size else 0.0, options.curve_floor)
     for shot in shots:
         impacts, busy, strokes = _find_impacts(activity, shot, typical, scale, options, returns)
-        impacts += _local_stops(cells, shot, options, rate) if cells is not None else []
+        if cells is not None:
+            impacts = [e for e in impacts if e.kind != "impact" or e.frame in strokes or _struck(cells, e.frame, options)]
+            impacts += _local_stops(cells, shot, options, rate)
         impacts = _landings(impacts, cells) if cells is not None else impacts
         events += _strokes_are_whooshes(
             _smears_are_whooshes(_not_covering(impacts, coverage, typical_contrast, options), activity, returns),
@@ -426,7 +434,9 @@ def _find_impacts(activity: np.ndarray, shot: Shot, typical: float, scale: float
         calm = _calm_again(activity, shot, frame, typical, options)
         peak = float(activity[frame:calm].max(initial=activity[frame]))
         found.append(VisualEvent(frame, "impact", float(min(1.0, peak / scale)), frame + 1))
-        if calm - frame - 1 >= options.min_shake_frames:
+        if jolt and _held_before(activity, shot, frame, typical, options):
+            strokes[frame] = calm  # a move out of a held pose: nothing was moving to strike anything
+        elif calm - frame - 1 >= options.min_shake_frames:
             level = float(activity[frame + 1:calm].mean())
             found.append(VisualEvent(frame + 1, "shake", float(np.sqrt(min(1.0, level / scale))), calm))
         elif jolt:
@@ -434,6 +444,13 @@ def _find_impacts(activity: np.ndarray, shot: Shot, typical: float, scale: float
         busy[frame:calm] = True
         t = calm
     return found, busy, strokes
+
+
+def _held_before(activity: np.ndarray, shot: Shot, t: int, typical: float, options: MotionOptions) -> bool:
+    """Whether the picture was held still (moving under `held_share` of the film's typical
+    motion) over the pictures before `t`."""
+    before = _recent(activity, shot, t, options.history_frames)
+    return bool(before.size) and float(before.mean()) <= options.held_share * typical
 
 
 def _strokes_are_whooshes(events: list[VisualEvent], strokes: dict[int, int]) -> list[VisualEvent]:
@@ -508,6 +525,11 @@ def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: fl
     # A shape that only left the cell goes on moving in the next one.
     moved_on = np.maximum(_around(c[a + 1:b + 1]), _around(c[a + 2:b + 2]))
     clear[moved_on >= options.local_stop_moves_on * moving] = 0.0
+    # A blow moves what it hits: the struck body recoils, dust or spray flies, the picture
+    # shakes, right beside the contact. A limb swung into a pose and held there leaves its
+    # surroundings still.
+    reaction = np.maximum(_around(c[a + 1:b + 1], 1, centre=True), _around(c[a + 2:b + 2], 1, centre=True))
+    clear[reaction < options.local_stop_reaction * moving] = 0.0
     best = clear.max(axis=1)
     found = []
     for k in np.flatnonzero(best >= options.local_stop_min).tolist():
@@ -518,6 +540,20 @@ def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: fl
         strength = float(min(1.0, moving[k, cell] / (2 * options.local_stop_min)))
         found.append(VisualEvent(start + k, "impact", strength, start + k + 1, x, y))
     return found
+
+
+def _struck(cells: np.ndarray, t: int, options: MotionOptions) -> bool:
+    """Whether a stop of the picture at sample `t` moved what it hit: within the two pictures
+    after it, a cell where the change into `t` was strong (at least half the strongest) or a
+    cell beside one changes by at least `local_stop_reaction` of the strongest change into `t`
+    (see `_local_stops`)."""
+    if t + 2 >= len(cells):
+        return True  # nothing after it to judge by
+    into = cells[t].astype(np.float32)
+    strong = (into >= 0.5 * into.max()).astype(np.float32)
+    near = _around(strong[None], 1, centre=True)[0] > 0
+    after = cells[t + 1:t + 3].astype(np.float32).max(axis=0)
+    return bool(near.any()) and float(after[near].max()) >= options.local_stop_reaction * float(into.max())
 
 
 def _landings(events: list[VisualEvent], cells: np.ndarray) -> list[VisualEvent]:
@@ -549,15 +585,16 @@ def _came_down(window: np.ndarray, event: VisualEvent) -> bool:
     return bool(np.all(np.diff(ys) > 0) and down >= LANDING_DROP and down >= 2.0 * across)
 
 
-def _around(values: np.ndarray) -> np.ndarray:
-    """Per sample and grid cell, the largest value among the cells up to AROUND_CELLS away."""
+def _around(values: np.ndarray, reach: int = AROUND_CELLS, centre: bool = False) -> np.ndarray:
+    """Per sample and grid cell, the largest value among the cells up to `reach` cells away
+    (and the cell itself when `centre`)."""
     grid = values.reshape(-1, GRID, GRID)
-    r = AROUND_CELLS
+    r = reach
     padded = np.pad(grid, ((0, 0), (r, r), (r, r)))
     out = np.zeros_like(grid)
     for dy in range(2 * r + 1):
         for dx in range(2 * r + 1):
-            if dy != r or dx != r:
+            if centre or dy != r or dx != r:
                 np.maximum(out, padded[:, dy:dy + GRID, dx:dx + GRID], out=out)
     return out.reshape(values.shape)
 
