@@ -30,6 +30,9 @@ character, and exactly one phenomenon planted on known frames:
   (no held contact drawing); the post jolts a few pixels for two frames.
 - dust_burst: a puff of small pale specks appears at one point on the ground at the event frame
   and flies apart radially, fading, over six frames; nothing else moves but the character.
+- cut_to_black: a hard cut to black that stays to the end (an act or a film ending on black);
+  cut_to_card: the same to a flat pale card (a title card before its lettering, a white-out).
+- blackout: a hard cut to black for one second, then a hard cut back to the same scene.
 - telecine: the contact clip as a film transferred to 30 fps video by 3:2 pulldown (top field
   first): of every five frames, two weave the fields of two film pictures line by line. The
   contact picture first shows in the bottom field of such a mixed frame.
@@ -64,10 +67,11 @@ FRAMES = 72  # 3 s
 EVENT_FRAME = 36  # where every planted phenomenon starts
 PHENOMENA = ("smear", "splash", "pose_jump", "shake", "flicker", "occlusion", "same_palette_cut", "grey_cut",
              "dissolve", "fade_out", "fade_in", "iris_out", "iris_in", "wipe", "flash_cut", "contact", "fall",
-             "punch", "dust_burst", "held_pose", "telecine")
+             "punch", "dust_burst", "held_pose", "cut_to_black", "cut_to_card", "blackout", "telecine")
 DISSOLVE_FRAMES = 12
 WIPE_FRAMES = 12  # iris and wipe
 FADE_FRAMES = 10
+BLACKOUT_FRAMES = 24  # one second of black
 # The ball of `contact`: it flies right at BALL_SPEED px a frame and reaches the post at
 # BALL_STOP_X on EVENT_FRAME, high in the picture, far from the walking character.
 BALL_SPEED = 9
@@ -148,8 +152,10 @@ def render(name: str) -> tuple[list[np.ndarray], dict[str, Any]]:
                  "height": HEIGHT, "cut_frames": [], "transitions": [], "event_frame": shown_at[EVENT_FRAME],
                  "hit_frames": [shown_at[EVENT_FRAME]]}
         return frames, truth
-    if name in ("same_palette_cut", "grey_cut", "flash_cut"):
+    if name in ("same_palette_cut", "grey_cut", "flash_cut", "cut_to_black", "cut_to_card"):
         cuts = [EVENT_FRAME]
+    elif name == "blackout":
+        cuts = [EVENT_FRAME, EVENT_FRAME + BLACKOUT_FRAMES]
     elif name == "dissolve":
         transitions = [{"kind": "dissolve", "start_frame": EVENT_FRAME, "end_frame": EVENT_FRAME + DISSOLVE_FRAMES}]
         cuts = [EVENT_FRAME + DISSOLVE_FRAMES // 2]
@@ -232,6 +238,10 @@ def _frame(name: str, t: int, first: np.ndarray, second: np.ndarray, rng: np.ran
         img[part] = new[part]
     if name == "flash_cut" and k == 0:
         img = cv2.addWeighted(img, 0.3, np.full_like(img, 255), 0.7, 0.0)
+    if (name == "cut_to_black" and after) or (name == "blackout" and 0 <= k < BLACKOUT_FRAMES):
+        img = np.zeros_like(img)
+    if name == "cut_to_card" and after:
+        img = np.full_like(img, 235)
     return img
 
 

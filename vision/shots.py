@@ -17,7 +17,9 @@ cut (the motion module reads it as an event); camera shake and fast motion chang
 by about as much from one picture to the next as across the window, so they are no cut either.
 A new picture that is mostly flat (a wing or a body covering the camera, a black frame) is held
 back: when the old picture comes back within `occlusion_s`, the span was an occlusion inside
-one shot.
+one shot. The windows count distinct pictures, and a picture held still on screen for HELD_S or
+longer ends them: a cut to black (or to a card) that stays to the end, or that lasts a second
+before the same scene comes back, is a cut each way, while a smear or a flash never lasts so long.
 
 Dissolves and fades are found from a short ring of small grey pictures: a span whose two ends
 differ like two shots while every picture between them is the matching blend of the two ends
@@ -59,6 +61,7 @@ LEVEL_SCALE = 40.0  # grey levels of mean or contrast change that count as a com
 DARK_LEVEL = 30.0  # grey level under which a flat block is black (letterbox, fade)
 BLEND_SIZE = (32, 24)  # px, the pictures kept for the dissolve test
 LOCAL_PICTURES = 12  # pictures either side that set the local level of change
+HELD_S = 0.5  # s: a picture held still this long is on screen to stay, never a transient
 # Wipes and irises: a picture made of parts of two others. A pixel whose two ends differ by less
 # than PATCH_SPREAD grey levels cannot tell which end it shows; a picture is a patchwork of the
 # two when what it differs from the nearer end, pixel by pixel, is at most PATCH_RESIDUAL of
@@ -227,6 +230,7 @@ class _Picture:
     step: float  # change from the picture before
     pixel_step: float = 0.0  # mean grey change of the blend picture from the picture before
     candidate: bool = False  # flagged by a PySceneDetect detector
+    frames: int = 1  # frames it stays on screen (itself and the repeats after it)
 
 
 class CutDetector:
@@ -244,6 +248,8 @@ class CutDetector:
         rate = float(fps) if fps > 0 else 24.0
         self._max_blend = max(4, int(round(options.max_transition_s * rate)))
         self._occlusion = max(1, int(round(options.occlusion_s * rate)))
+        self._held_frames = max(self._after, int(round(HELD_S * rate)))
+        self._frames_seen = 0
         keep = max(2 * LOCAL_PICTURES + self._before + self._after, self._max_blend + 2)
         self._pictures: deque[_Picture] = deque(maxlen=keep + 1)
         self._next = 0  # position (in pictures pushed) of the next picture to decide on
@@ -266,7 +272,10 @@ class CutDetector:
     def push(self, index: int, grey: np.ndarray, repeat: bool = False, bgr: np.ndarray | None = None) -> list[int]:
         """Feed frame `index` (grey uint8); `repeat` marks a frame that repeats the previous
         picture; `bgr` is needed by the PySceneDetect detectors only."""
+        self._frames_seen = index + 1
         if repeat:  # nothing changed on screen: no candidate, and the windows stand still
+            if self._pictures:
+                self._pictures[-1].frames += 1
             # ...but a blend that stops changing has ended.
             return self._settle_blend(still=True) if self._blending is not None else []
         sig = signature(grey)
@@ -302,6 +311,10 @@ class CutDetector:
         while self._next < self._pushed:
             confirmed += self._decide(self._next, ending=True)
             self._next += 1
+        if self._held is not None and self._frames_seen - self._held[0] >= self._held_frames:
+            # A flat picture (a colour card, a white-out) held on to the end uncovers nothing.
+            confirmed += self._confirm(self._held[0])
+            self._held = None
         return confirmed
 
     # -------------------------------------------------------------- hard cuts
@@ -315,7 +328,7 @@ class CutDetector:
         if picture is None or position < 1:
             return []
         held, uncovered = self._check_held(position, picture)
-        cut_short = ending and self._pushed - position < self.options.min_shot_frames
+        cut_short = ending and self._frames_seen - picture.frame < self.options.min_shot_frames
         if uncovered or cut_short or picture.frame <= self._blend_until or not self._is_cut(position, picture):
             return held
         change = self._cross_change(position)
@@ -342,9 +355,23 @@ class CutDetector:
         """Smallest change between any picture before `position` and any from it on."""
         # The window before reaches back past a transient, so the end of a splash or a smear
         # (the old picture again) is never the start of a shot.
+        # A picture held still for HELD_S or longer (a cut to black, a title card) is what was on
+        # screen: the windows end at it, as a transient never lasts that long.
         first = position - self._before - self.options.transient_frames
-        before = [p for k in range(first, position) if (p := self._at(k)) is not None]
-        after = [p for k in range(position, position + self._after) if (p := self._at(k)) is not None]
+        before = []
+        for k in range(position - 1, first - 1, -1):
+            if (p := self._at(k)) is None:
+                break
+            before.append(p)
+            if p.frames >= self._held_frames:
+                break
+        after = []
+        for k in range(position, position + self._after):
+            if (p := self._at(k)) is None:
+                break
+            after.append(p)
+            if p.frames >= self._held_frames:
+                break
         return min(picture_change(a.sig, b.sig) for a in before for b in after)
 
     def _check_held(self, position: int, picture: _Picture) -> tuple[list[int], bool]:
