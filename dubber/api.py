@@ -538,7 +538,7 @@ class _Destinations:
 
 def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, options: DubOptions) -> _Destinations:
     """Every output path of a run, checked: never the input, never an existing file without force."""
-    from .atomic import complete_pending, sweep_stale
+    from .atomic import WORKING_MARK, commit_record_path, complete_pending, sweep_stale
 
     if out_path is None:
         from vision.probe import picture_codec
@@ -554,10 +554,13 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
     replace_outputs = options.force or options.overwrite
     out = check_output_file(out_given, video_path, replace_outputs or out_given.expanduser().absolute() in replaceable)
     base = out.with_suffix("")
-    # The longest name written from the output's: its .fcpxml, or a stem WAV (".original.wav", and
-    # stems a backend names more freely; 16 bytes cover them).
-    longest_suffix = 16 if (options.stems_dir or options.timeline) else len(".fcpxml")
-    if len(base.name.encode()) + longest_suffix > NAME_MAX_BYTES:
+    # Every name written from the output's, each under a temporary name first: the video, the
+    # sound it is muxed from (a hidden working file), the hidden commit record beside the
+    # manifest, and the .fcpxml or a stem WAV (".original.wav", and stems a backend names more
+    # freely; 16 bytes cover them). A name the file system refuses must fail now, not after the work.
+    extra = 16 if (options.stems_dir or options.timeline) else len(".fcpxml")
+    names = (out.name, base.name + WORKING_MARK + ".wav", commit_record_path(base.with_name(base.name + ".json")).name)
+    if max(len(base.name.encode()) + extra, *(len(name.encode()) for name in names)) > NAME_MAX_BYTES:
         raise OutputError(f"The output name {out.name} is too long for the file system; choose a shorter one with -o.")
     stems = Path(options.stems_dir).expanduser().absolute() if options.stems_dir else None
     if stems is None and options.timeline:

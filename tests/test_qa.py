@@ -190,6 +190,19 @@ def test_what_could_not_be_done_is_said(sample_vfr, tmp_path):
     assert _streams(out) == [("video", "h264", True), ("audio", "aac", True)]
 
 
+def test_a_name_whose_working_files_would_be_too_long_is_refused_before_any_work(sample_24p, tmp_path):
+    """A 228-byte output name is legal, and so are its video's and its .fcpxml's temporary names;
+    the hidden sound it is muxed from and the commit record beside its manifest are longer."""
+    folder = tmp_path / "long"
+    folder.mkdir()
+    src = Path(shutil.copyfile(sample_24p[0], folder / ("z" * 220 + ".mp4")))
+    proc = run_dub([src, "--json-progress"], dub_env(tmp_path))
+    assert proc.returncode == 2
+    assert "too long for the file system" in proc.stderr
+    assert not [e for e in json_events(proc.stdout) if e["event"] == "progress"]   # refused before any work
+    assert [p.name for p in folder.iterdir()] == [src.name]
+
+
 def test_a_name_too_long_for_the_file_system_is_refused_up_front(sample_24p, tmp_path):
     """240 bytes is a legal input name, but its outputs and their temporary names would not be."""
     folder = tmp_path / "long"
