@@ -58,6 +58,9 @@ if out.exists() and "--overwrite" not in args:
     print(f"dub: {out} exists; pass --overwrite to replace it.", file=sys.stderr); sys.exit(2)
 if manifest.get("notice"):
     print(json.dumps({"event": "notice", "message": manifest["notice"]}), flush=True)
+if manifest.get("source_has_audio") and "--keep-original" not in args:   # as dub says it
+    print(json.dumps({"event": "notice", "message": "the source's audio track is not in the output, only the "
+                      "dub; pass --keep-original to keep it after the dub"}), flush=True)
 total = manifest["plan"]["total_samples"]
 for i, stage in enumerate(("analyze", "plan", "render", "mix")):
     print(json.dumps({"stage": stage, "done": i + 1, "total": 4, "message": stage}), flush=True)
@@ -81,19 +84,20 @@ print(json.dumps({"event": "done", "outputs": outputs}), flush=True)
 '''
 
 
-def make_manifest(fps: Fraction, stems=("music", "fx"), rate: int = 48000) -> dict:
-    frames = SHOTS[-1][1]
+def make_manifest(fps: Fraction, stems=("music", "fx"), rate: int = 48000, shots=SHOTS) -> dict:
+    frames = shots[-1][1]
+    captions = CAPTIONS if shots is SHOTS else tuple(f"shot {i}" for i in range(len(shots)))
     cues = []
-    for i, (a, b) in enumerate(SHOTS):
+    for i, (a, b) in enumerate(shots):
         start, end = round(a * rate / fps), round(b * rate / fps)
         cues.append({"index": i, "shot_index": i, "start_frame": a, "end_frame": b, "start_sample": start,
-                     "num_samples": end - start, "caption": CAPTIONS[i]})
+                     "num_samples": end - start, "caption": captions[i]})
     return {
         "schema": "dubber.manifest/1",
         "media": {"fps": f"{fps.numerator}/{fps.denominator}", "frame_count": frames, "width": 320, "height": 180},
         "analysis": {"schema": "dubber.analysis/1",
-                     "shots": [{"index": i, "start_frame": a, "end_frame": b} for i, (a, b) in enumerate(SHOTS)],
-                     "captions": [{"shot_index": i, "text": t} for i, t in enumerate(CAPTIONS)]},
+                     "shots": [{"index": i, "start_frame": a, "end_frame": b} for i, (a, b) in enumerate(shots)],
+                     "captions": [{"shot_index": i, "text": t} for i, t in enumerate(captions)]},
         "plan": {"sample_rate": rate, "total_samples": round(frames * rate / fps), "cues": cues},
         "stem_names": list(stems),
     }
@@ -241,6 +245,41 @@ def test_source_ranges_count_in_the_rate_the_wav_was_imported_at(rate_name):
                                                                                rb.wav_media_fps(item))]
               for name, item in (("24", at_24), ("own", own))}
     assert ranges == {"24": EXPECTED_SOURCE_AT_24[rate_name], "own": EXPECTED_SOURCE[rate_name]}
+
+
+# Shots of uneven lengths (1 to 336 frames) over 70 s, so boundaries fall on every fraction of a
+# timeline frame, also where 1199/50 and 24 drift apart by more than half a frame.
+UNEVEN_CUTS = (0, 1, 13, 14, 40, 97, 98, 151, 264, 290, 311, 340, 407, 460, 480, 625, 961, 1009, 1300, 1412, 1680)
+UNEVEN_SHOTS = tuple(zip(UNEVEN_CUTS, UNEVEN_CUTS[1:]))
+
+
+@pytest.mark.parametrize("source_fps, timeline_fps", [
+    (Fraction(24), Fraction(25)), (Fraction(24), Fraction(30)), (Fraction(1199, 50), Fraction(24)),
+    (Fraction(24), Fraction(24)), (Fraction(30000, 1001), Fraction(30000, 1001))])
+def test_shot_clips_of_a_stem_butt_and_stay_on_their_picture(source_fps, timeline_fps):
+    """Every shot clip starts where the previous one ends, the first and last meet the clip's in
+    and out, each boundary is within half a timeline frame of its cut, and the sound under each
+    clip is within half a frame of its picture, for every head and tail trim."""
+    manifest = make_manifest(source_fps, stems=("dub",), shots=UNEVEN_SHOTS)
+    media_frames = UNEVEN_CUTS[-1]
+    for left in range(48):
+        tail = (7 * left) % 23
+        duration = int((media_frames - left - tail) * timeline_fps / source_fps)
+        clip = rb.ClipSpan(108000, left, duration, timeline_fps, source_fps)
+        placements = rb.plan_placements(manifest, clip, ["dub"], timeline_fps)
+        case = (left, tail)
+        assert placements[0].record_frame == clip.record_start_frame, case
+        ends = [p.record_frame + p.end_frame - p.start_frame for p in placements]
+        assert [p.record_frame for p in placements[1:]] == ends[:-1], case
+        assert ends[-1] == clip.record_start_frame + duration, case
+        for p in placements[1:]:
+            cut_frame = UNEVEN_SHOTS[p.shot_index][0]
+            exact = clip.record_start_frame + (cut_frame - left) * timeline_fps / source_fps
+            assert abs(p.record_frame - exact) <= Fraction(1, 2), (case, p)
+        # The WAV unit under timeline frame r ideally is r + lead (the media time there).
+        lead = Fraction(left) * timeline_fps / source_fps - clip.record_start_frame
+        for p in placements:
+            assert abs(p.start_frame - lead - p.record_frame) <= Fraction(1, 2), (case, p)
 
 
 def test_fallback_imports_the_otio_when_append_is_missing(tmp_path):
@@ -622,6 +661,22 @@ def test_progress_window_prints_dub_notices(tmp_path, capsys):
     capsys.readouterr()
     dr.dub_into_timeline(resolve, config, window)
     assert capsys.readouterr().out.splitlines() == [f"dub: {NOTICE}"]
+
+
+@pytest.mark.parametrize("setting, flag", [(None, False), (False, False), (True, True), ("yes", True)])
+def test_keep_original_setting_reaches_dub_and_its_notice_names_the_setting(tmp_path, setting, flag):
+    """dub says how to keep the source's sound by its command-line flag, which the script passes
+    from `"keep_original": true` in dub_resolve.json; the user is told about that setting instead."""
+    resolve, _, config, source = make_setup(tmp_path, "25", source_has_audio=True)
+    if setting is not None:
+        config["keep_original"] = setting
+    assert ("--keep-original" in dr.build_args(config, source, tmp_path / "clip_dub")) is flag
+    events = []
+    dr.dub_into_timeline(resolve, config, runner(events.append))
+    said = [rb.describe(e) for e in events if e.get("event") == "notice"]
+    assert said == ([] if flag else [
+        "dub: the source's audio track is not in the output, only the dub; "
+        'set "keep_original": true in dub_resolve.json to keep it after the dub'])
 
 
 @pytest.mark.parametrize("system, expected", [

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import queue
 import subprocess
 import threading
@@ -145,8 +146,13 @@ def _source_to_record(frame: int, clip: ClipSpan) -> int:
     return clip.record_start_frame + int(round(offset))
 
 
-def _sample_to_wav_units(sample: int, rate: int, wav_fps: Fraction) -> int:
-    return int(round(Fraction(sample) * wav_fps / rate))
+def _record_to_wav_units(record_frame: int, clip: ClipSpan, wav_fps: Fraction) -> int:
+    """The WAV frame heard with timeline frame `record_frame`: the clip's media time there, in
+    units of `wav_fps`. Rounded half up, so at wav_fps == timeline rate it is the record frame
+    plus one fixed offset, and neighbouring clips cut from the same boundary meet exactly."""
+    media_s = Fraction(record_frame - clip.record_start_frame) / clip.timeline_fps \
+        + Fraction(clip.left_offset_frame) / clip.source_fps
+    return math.floor(media_s * wav_fps + Fraction(1, 2))
 
 
 def wav_media_fps(item: Any) -> Fraction:
@@ -162,27 +168,40 @@ def plan_placements(manifest: Mapping[str, Any], clip: ClipSpan, stems: Sequence
                     wav_fps: Fraction = DEFAULT_WAV_FPS) -> list[Placement]:
     """One placement per shot (and per stem) that overlaps the part of the media the clip uses.
 
-    recordFrame = the clip's absolute start + the shot's offset inside the used part; source
-    ranges are in frames of the WAV media (`wav_fps`, see `wav_media_fps`), end exclusive, all
-    ints. A shot cut by the clip's in or out point is trimmed to it.
+    Each shot boundary is rounded once, to the timeline frame nearest its picture cut (the clip's
+    own in and out points are its first and last frames); a shot's recordFrame and its source
+    range [start, end) in frames of the WAV media (`wav_fps`, see `wav_media_fps`) both come from
+    those rounded boundaries. When the WAV counts at the timeline's rate (the usual case: it was
+    imported into this project) the clips of a stem therefore butt exactly, record + end - start
+    being the next clip's record, and every clip is within half a frame of its picture. A shot
+    cut by the clip's in or out point is trimmed to it.
     """
-    rate = manifest_sample_rate(manifest)
-    fps = manifest_fps(manifest)
     used_start = clip.left_offset_frame
     used_end = used_start + int(round(Fraction(clip.duration_frames) * clip.source_fps / clip.timeline_fps))
+    clip_end = clip.record_start_frame + clip.duration_frames
+    wav_units = _wav_length_units(manifest, wav_fps)
     out = []
     for shot in shot_spans(manifest):
         a, b = max(shot.start_frame, used_start), min(shot.end_frame, used_end)
         if a >= b:
             continue
-        first = shot.start_sample if a == shot.start_frame else round(a * rate / fps)
-        last = shot.end_sample if b == shot.end_frame else round(b * rate / fps)
-        start, end = _sample_to_wav_units(first, rate, wav_fps), _sample_to_wav_units(last, rate, wav_fps)
+        record = _source_to_record(a, clip)
+        record_end = clip_end if b == used_end else min(_source_to_record(b, clip), clip_end)
+        start = _record_to_wav_units(record, clip, wav_fps)
+        end = min(_record_to_wav_units(record_end, clip, wav_fps), wav_units)
         if end <= start:
             continue
         for stem in stems:
-            out.append(Placement(stem, shot.index, _source_to_record(a, clip), start, end, shot.caption))
+            out.append(Placement(stem, shot.index, record, start, end, shot.caption))
     return out
+
+
+def _wav_length_units(manifest: Mapping[str, Any], wav_fps: Fraction) -> int:
+    """The stems' length in frames of `wav_fps`, rounded up as Resolve counts a WAV's last samples."""
+    total = (manifest.get("plan") or {}).get("total_samples")
+    if total is None:
+        return 1 << 62  # unknown: no clamp
+    return math.ceil(Fraction(int(total)) * wav_fps / manifest_sample_rate(manifest))
 
 
 def clip_infos(placements: Sequence[Placement], items: Mapping[str, Any], tracks: Mapping[str, int]) -> list[dict]:
@@ -365,10 +384,16 @@ def run_dub(args: Sequence[str], on_event: ProgressSink, cancelled: Callable[[],
     return outputs
 
 
+# dub's notices name its own options; the one this script sets from dub_resolve.json is named
+# as the setting the user can change.
+KEEP_ORIGINAL_FLAG = "pass --keep-original"
+KEEP_ORIGINAL_SETTING = 'set "keep_original": true in dub_resolve.json'
+
+
 def describe(event: Mapping[str, Any]) -> str:
     """One line for the user: a stage with its share done, dub's own notice sentence, or the end."""
     if event.get("event") == "notice" and str(event.get("message") or "").strip():
-        return f"dub: {str(event['message']).strip()}"
+        return f"dub: {str(event['message']).strip().replace(KEEP_ORIGINAL_FLAG, KEEP_ORIGINAL_SETTING)}"
     if "stage" not in event:
         return "dub: finished" if event.get("event") == "done" else "dub: working"
     total, done = int(event.get("total") or 0), int(event.get("done") or 0)
