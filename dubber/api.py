@@ -475,6 +475,7 @@ def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: 
     seconds = max(1, math.ceil(media.duration_s))
     dropped = mux(str(path), str(wav), str(txn.stage(dest.video)),
                   original_audio=options.keep_original and media.has_audio, video_info=media,
+                  true_peak_ceiling_db=resolve_true_peak(options.lufs),
                   on_progress=lambda done_s: progress("mux", min(int(done_s), seconds), seconds))
     notes = []
     if media.has_audio and not options.keep_original:

@@ -123,6 +123,17 @@ def _to_db(value: float) -> float:
     return 20.0 * np.log10(value) if value > 0 else float("-inf")
 
 
+def track_true_peak_db(track: Any) -> float:
+    """Exact true peak in dBTP (4x oversampled) of a track read a block at a time (it has
+    `num_samples`, `read(start, stop)` and `blocks(size)`, as an on-disk Track or a WAV file
+    opened for reading does); -inf for silence. Every block is bounded from its samples, and only
+    those whose bound could beat the loudest peak found are interpolated."""
+    peaks = _TrackPeaks(track)
+    unity = GainCurve(track.num_samples, 0.0)
+    high, low = unity.block_extremes(peaks.bound.size)
+    return _to_db(_weighted_true_peak(peaks, unity, high, low))
+
+
 def integrated_lufs(audio: np.ndarray, sr: int) -> float:
     """Integrated loudness (LUFS, ITU-R BS.1770 with pyloudnorm's K-weighting filters), measured
     in chunks so memory does not grow with the length; -inf for silence. A clip shorter than one

@@ -269,6 +269,30 @@ def test_both_aac_coders_keep_the_sound(sample_30p_silent, tmp_path):
     assert not (tmp_path / "bad.mp4").exists()
 
 
+def test_the_aac_dub_peaks_no_higher_than_the_mix_it_carries(sample_30p_silent, tmp_path):
+    """A mix limited to -1.05 dBTP whose flat tops AAC rebuilds with overshoot (a hard-clipped
+    bass, about +1 dB after encoding): the delivered track is measured, and encoded again quieter,
+    so what a client decodes meets the mix's true peak, or a ceiling given outright."""
+    from dubber.loudness import true_peak_db
+
+    video, _ = sample_30p_silent
+    info = probe(video)
+    total = info.total_samples(SR)
+    t = np.arange(total) / SR
+    clipped = np.clip(1.8 * np.sin(2 * np.pi * 110 * t), -1, 1)
+    audio = np.stack([clipped, clipped]).astype(np.float32)
+    audio *= 10 ** (-1.05 / 20) / 10 ** (true_peak_db(audio, SR) / 20)
+    wav = tmp_path / "clipped.wav"
+    soundfile.write(str(wav), audio.T, SR, subtype="PCM_24")
+    mix_peak_db = true_peak_db(soundfile.read(str(wav), dtype="float32")[0].T, SR)
+    for name, ceiling_db, limit_db in (("own.mp4", None, mix_peak_db), ("set.mp4", -2.0, -2.0)):
+        mux(video, wav, tmp_path / name, video_info=info, true_peak_ceiling_db=ceiling_db)
+        decoded = _decode_audio(tmp_path / name, 0)[0].T
+        peak_db = true_peak_db(decoded, SR)
+        assert limit_db - 0.5 < peak_db <= limit_db, (name, peak_db, limit_db)   # trimmed, not squashed
+    assert _audio_duration_samples(tmp_path / "own.mp4", 0) == total
+
+
 def _audio_tags(path: Path) -> list[tuple[str, str, str, str | None, bool]]:
     """(codec, title, handler name, language, default?) of every audio stream."""
     with av.open(str(path)) as container:

@@ -10,12 +10,15 @@ that exact frame grid, so the output reads 24000/1001 rather than a rate near it
 The dub track is trimmed or padded to exactly round(frame_count * sr / fps) samples inside
 ffmpeg (atrim + apad), so the audio ends where the picture ends even if the WAV were off by a few
 samples; the output is written under a hidden temporary name and renamed when ffmpeg succeeds.
+A lossy (AAC) dub is decoded from the written file and its true peak measured; where the codec
+pushed it over the mix's, it is encoded again a little quieter (`_hold_true_peak`).
 """
 from __future__ import annotations
 
 import logging
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -38,6 +41,13 @@ DUB_LANGUAGE = "zxx"   # ISO 639-2 "no linguistic content": music and effects, n
 AAC_CODERS = ("fast", "twoloop")
 DEFAULT_AAC_CODER = "fast"
 MIN_TIMESCALE = 10_000   # ticks per second of an mp4/mov picture track at least (as ffmpeg picks)
+# A lossy encoder rebuilds the waveform from quantised bands, and its peaks move: a mix limited
+# to -1.05 dBTP comes back from AAC at -0.95. Such a dub track is decoded and measured after
+# encoding, and encoded again that much quieter (and this much more) while it peaks over its
+# ceiling, at most MAX_PEAK_ENCODES times in all.
+LOSSY_DUB_CODECS = frozenset({"aac"})
+PEAK_TRIM_MARGIN_DB = 0.05
+MAX_PEAK_ENCODES = 3
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,8 @@ def _aac_args(index: int, bitrate: str, coder: str) -> list[str]:
 
 def _dub_codec_args(codec: str, options: "MuxOptions", total_samples: int) -> list[str]:
     # atrim/apad count samples, so the track length is exact whatever the WAV holds.
-    args = ["-filter:a:0", f"atrim=end_sample={total_samples},apad=whole_len={total_samples}",
+    trim = f"volume={options.dub_gain_db:.4f}dB:precision=float," if options.dub_gain_db else ""
+    args = ["-filter:a:0", f"{trim}atrim=end_sample={total_samples},apad=whole_len={total_samples}",
             "-c:a:0", codec]
     if codec == "aac":
         args += _aac_args(0, options.bitrate, options.aac_coder)
@@ -270,6 +281,7 @@ class MuxOptions:
     aac_coder: str = DEFAULT_AAC_CODER
     original_tracks: tuple[AudioTrack, ...] = ()
     extras: tuple[ExtraStream, ...] = ()
+    dub_gain_db: float = 0.0   # applied to the dub as it is encoded (0 or less: a true-peak trim)
 
 
 def _picture_start_s(info: MediaInfo, keeps_original: bool) -> Fraction:
@@ -357,10 +369,53 @@ def resolve_dub_codec(out_path: Path, audio_codec: str | None, video_info: Media
     return audio_codec
 
 
+def encoded_true_peak_db(path: Path, sample_rate: int, total_samples: int) -> float:
+    """True peak (dBTP, 4x oversampled) of the dub track of a written output, as a player
+    decodes it (the programme track: the dub is the default)."""
+    from ..loudness import track_true_peak_db
+    from .audio_io import decode_audio_track
+
+    decoded = decode_audio_track(path, sample_rate, total_samples)
+    try:
+        return track_true_peak_db(decoded) if decoded is not None else float("-inf")
+    finally:
+        if decoded is not None:
+            decoded.close()
+
+
+def _hold_true_peak(write: Callable[[MuxOptions], None], options: MuxOptions, encoded: Path, wav: Path,
+                    total_samples: int, ceiling_db: float | None) -> float:
+    """Encode the lossy dub again, quieter, while its decoded true peak is over `ceiling_db`
+    (None: the true peak of the WAV it is encoded from, which the mix held under its ceiling).
+    Returns the gain the written dub got (dB, 0 or less)."""
+    from ..loudness import track_true_peak_db
+    from .audio_io import WavTrack
+
+    limit_db = track_true_peak_db(WavTrack(wav)) if ceiling_db is None else ceiling_db
+    if not math.isfinite(limit_db):   # a silent mix encodes to silence: nothing to hold
+        return 0.0
+    sample_rate, _ = _wav_facts(wav)
+    gain_db = 0.0
+    for encodes in range(1, MAX_PEAK_ENCODES + 1):
+        peak_db = encoded_true_peak_db(encoded, sample_rate, total_samples)
+        if peak_db <= limit_db or encodes == MAX_PEAK_ENCODES:
+            break
+        gain_db += limit_db - peak_db - PEAK_TRIM_MARGIN_DB
+        log.info("the encoded dub peaks at %.2f dBTP, over %.2f; encoding it again %.2f dB quieter",
+                 peak_db, limit_db, -gain_db)
+        options = replace(options, dub_gain_db=gain_db)
+        write(options)
+    if peak_db > limit_db:
+        log.warning("the encoded dub still peaks at %.2f dBTP, over %.2f, after %d encodes", peak_db, limit_db,
+                    MAX_PEAK_ENCODES)
+    return gain_db
+
+
 def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[str],
         out_path: str | os.PathLike[str], *, original_audio: bool = False, video_info: MediaInfo,
         audio_codec: str | None = None, audio_bitrate: str = "320k", aac_coder: str = DEFAULT_AAC_CODER,
-        on_progress: Callable[[float], None] | None = None) -> tuple[str, ...]:
+        on_progress: Callable[[float], None] | None = None,
+        true_peak_ceiling_db: float | None = None) -> tuple[str, ...]:
     """Write `out_path`: the video stream of `video_path` copied, the dub WAV as the first,
     default audio track ("Dub"), the original audio tracks after it when asked, and the source's
     subtitles, attachments and cover art wherever the output container can hold them.
@@ -379,6 +434,10 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
         audio_bitrate: AAC bitrate.
         aac_coder: ffmpeg's AAC quantizer search, "fast" (default) or "twoloop" (slower).
         on_progress: called with the seconds of the output written so far, while ffmpeg writes.
+        true_peak_ceiling_db: what a lossy (AAC) dub may peak at, in dBTP, measured on the
+            encoded track after writing: over it, the dub is encoded again, as much quieter
+            (see `LOSSY_DUB_CODECS`). None: the WAV's own true peak, so the delivered track
+            peaks no higher than the mix it carries.
 
     Returns:
         What the output could not keep, one phrase each ("attachment font.ttf (ttf)"); empty when
@@ -405,7 +464,12 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
     tracks = video_info.audio_tracks if keep else ()
     options = MuxOptions(container_for(out), codec, audio_bitrate, keep, aac_coder, tracks, video_info.extra_streams)
     with atomic_output(out) as temp:
-        run_ffmpeg(mux_args(video, wav, temp, video_info, options), what=f"writing {public_path(out).name}",
-                   on_progress=on_progress)
+        def write(chosen: MuxOptions) -> None:
+            run_ffmpeg(mux_args(video, wav, temp, video_info, chosen), what=f"writing {public_path(out).name}",
+                       on_progress=on_progress)
+
+        write(options)
+        if codec in LOSSY_DUB_CODECS:
+            _hold_true_peak(write, options, temp, wav, expected, true_peak_ceiling_db)
     log.info("wrote %s", out)
     return tuple(_extra_args(options.extras, options.container)[1])
