@@ -18,7 +18,7 @@ from dubber.export.deliverables import (ExportInputs, ExportOptions, ExportPaths
                            write_srt)
 from dubber.plan import PlanOptions, make_plan
 from dubber.export.srt import format_srt_time
-from dubber.export.timeline import (TimelineMedia, TimelineOptions, build_timeline, media_first_frame,
+from dubber.export.timeline import (TimelineMedia, TimelineOptions, build_timeline, fcpxml_rate, media_first_frame,
                                     media_start_samples, timecode_rate)
 from dubber.types import MANIFEST_SCHEMA, CueAudio, DubPlan, RenderResult, Soundtrack
 from tests.dub_cli import bext_time_reference
@@ -215,6 +215,25 @@ def test_fcpxml_keeps_everyday_file_names_with_quotes_and_ampersands(tmp_path):
     assert f"{name}.dub" in [c.name for c in read.find_clips()]
 
 
+def test_fcpxml_holds_only_the_project_and_names_each_asset_after_its_file(tmp_path, ntsc_run):
+    """Final Cut imports every clip beside the project into the event as a browser clip: only the
+    project is there, every reference still resolves in resources, and relink dialogs show the
+    files' own names rather than the first shot's."""
+    options = ExportOptions(fcpxml=True, timeline=TimelineOptions(keep_original=True))
+    export_all(ExportPaths.in_folder(tmp_path, "film"), _kept_original_run(ntsc_run.analysis), options)
+    root = _fcpxml_root(tmp_path / "film.fcpxml")
+    assert [child.tag for child in root] == ["resources", "project"]
+    assert not [e for e in root.iter("asset-clip")]
+    ids = {e.get("id") for e in root.find("resources")}
+    refs = {e.get(k) for e in root.iter() for k in ("ref", "format") if e.get(k)}
+    assert refs and refs <= ids, refs - ids
+    names = sorted(a.get("name") for a in root.iter("asset"))
+    assert names == ["cartoon.mp4", "fx.wav", "mix.wav", "music.wav", "original.wav"]
+    assert {Path(a.get("src")).name for a in root.iter("asset")} == set(names)
+    read = otio.adapters.read_from_file(str(tmp_path / "film.fcpxml"), adapter_name="fcpx_xml")
+    assert len([c for c in read.find_clips() if c.name.startswith("shot_")]) == 4 * len(ntsc_run.plan.cues)
+
+
 def test_an_fcpxml_adapter_failure_leaves_the_fcpxml_out_with_a_note_and_the_rest_delivered(tmp_path, monkeypatch):
     from dubber.export import timeline as timeline_module
 
@@ -367,11 +386,13 @@ def test_otio_starts_at_the_video_timecode(tmp_path):
     assert timeline.tracks[0].find_clips()[0].source_range.start_time.value == 0
 
 
-@pytest.mark.parametrize("fps,vfr,timecode,frame", [
-    (Fraction(1199, 50), False, "01:00:00:00", 86_400),        # 23.98 written as 1199/50: 24 frames a second
-    (Fraction(15), False, "00:10:00:05", 9_005),               # 15 fps, which SMPTE timecode has no count for
+@pytest.mark.parametrize("fps,vfr,timecode,frame,clock", [
+    # 23.98 written as 1199/50: 24 frames a second, read as time at 23.976 like any 23.976 tool
+    (Fraction(1199, 50), False, "01:00:00:00", 86_400, NTSC),
+    (Fraction(15), False, "00:10:00:05", 9_005, Fraction(15)),  # 15 fps, which SMPTE timecode has no count for
 ])
-def test_the_start_timecode_holds_at_a_rate_with_no_smpte_count_of_its_own(tmp_path, fps, vfr, timecode, frame):
+def test_the_start_timecode_holds_at_a_rate_with_no_smpte_count_of_its_own(tmp_path, fps, vfr, timecode, frame,
+                                                                           clock):
     from dubber.export.timeline import frame_timecode
 
     analysis = _with_timecode(_analysis(fps, [0, 24, 100]), timecode, is_vfr=vfr)
@@ -381,8 +402,28 @@ def test_the_start_timecode_holds_at_a_rate_with_no_smpte_count_of_its_own(tmp_p
     assert timeline.global_start_time.value == frame
     assert timeline.tracks[0].find_clips()[0].source_range.start_time.value == frame
     assert frame_timecode(analysis.media, 0) == timecode
-    # The WAVs start at the same moment: the timecode's frames in the video's own time, as samples.
-    assert media_start_samples(analysis.media, 48_000) == round(frame * 48_000 / fps)
+    # The WAVs start at the same moment: the timecode's frames at the rate tools read it, as samples.
+    assert media_start_samples(analysis.media, 48_000) == round(frame * 48_000 / clock)
+
+
+def test_a_23_98_video_s_wavs_start_where_23_976_tools_read_its_timecode(tmp_path):
+    """A 1199/50 video counts its timecode 24 frames a second; Final Cut, Resolve and 23.976 DAWs
+    read 01:00:10:12 as 86,652 frames of 1001/24000 s. The stems' TimeReference, the FCPXML's
+    WAV assets and the .otio's WAV references all start there, with the picture."""
+    fps = Fraction(1199, 50)
+    analysis = _with_timecode(_analysis(fps, [0, 24, 100, 300]), "01:00:10:12")
+    plan = make_plan(analysis, PlanOptions(seed=5))
+    run = ExportInputs(analysis=analysis, plan=plan, soundtrack=_soundtrack(plan))
+    export_all(ExportPaths.in_folder(tmp_path, "film"), run, ExportOptions(fcpxml=True))
+    for name in ("mix", "music", "fx"):
+        assert bext_time_reference(tmp_path / "film_stems" / f"{name}.wav") == 173_477_304  # 86652 * 1001/24000 s
+    start_s = Fraction(86_652 * 1001, 24_000)
+    assets = list(_fcpxml_root(tmp_path / "film.fcpxml").iter("asset"))
+    assert assets and {a.get("src").rsplit(".", 1)[1]: _seconds(a.get("start")) for a in assets} == {
+        "mp4": start_s, "wav": start_s}
+    timeline = otio.adapters.read_from_file(str(tmp_path / "film.otio"))
+    firsts = {c.media_reference.available_range.start_time.value for c in timeline.find_clips()}
+    assert firsts == {86_652}
 
 
 def test_a_frame_reads_as_the_editor_s_time_code_drop_frame_included():
@@ -559,6 +600,22 @@ def test_a_variable_rate_video_counts_its_timecode_at_the_nearest_standard_rate(
     assert timeline.global_start_time == otio.opentime.RationalTime(108000, 30000 / 1001)
     picture = timeline.tracks[0].find_clips()[0]
     assert picture.source_range.start_time == otio.opentime.RationalTime(108000, 30000 / 1001)
+
+
+def test_a_capture_with_dropped_frames_counts_its_timecode_at_its_frame_grid_everywhere(tmp_path):
+    """A 29.97 capture that dropped every seventh frame (25.7 fps on average, which no standard
+    rate is within 5 % of): every frame still starts on the 29.97 grid, so the .otio, the WAVs'
+    TimeReference and the FCPXML all count its 10:00:00:00 at 29.97, 36036 s, not at 25."""
+    kept = [n for n in range(350) if n % 7 != 3][:300]
+    analysis = _with_timecode(_analysis(NTSC, [0, 24, 100, 300]), "10:00:00:00", is_vfr=True,
+                              fps=str(Fraction(300, 1) / (Fraction(kept[-1] + 1) * Fraction(1001, 30000))),
+                              time_base="1/30000", frame_pts=[1001 * n for n in kept])
+    assert fcpxml_rate(analysis.media) == (Fraction(30000, 1001), None)
+    assert timecode_rate(analysis.media) == Fraction(30000, 1001)
+    assert media_start_samples(analysis.media, SR) == 36036 * SR
+    timeline = build_timeline(make_plan(analysis, PlanOptions()), analysis.media,
+                              TimelineMedia(video_path="/videos/cartoon.mp4", mix_path="/tmp/mix.wav"))
+    assert timeline.global_start_time.to_seconds() == pytest.approx(36036.0)
 
 
 def test_a_timecode_the_video_rate_cannot_express_leaves_the_wavs_at_zero_quietly(caplog, tmp_path):

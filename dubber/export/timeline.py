@@ -264,11 +264,16 @@ def nominal_timecode_frame(timecode: str, rate: Fraction) -> int | None:
 
 def timecode_rate(media: MediaInfo) -> Fraction:
     """The rate an editor counts the video's frames and timecode at: its own when constant. A
-    variable-rate file (a phone's, a screen recording) is conformed to the standard rate nearest
-    its average, within 5 %, as editors do; its timecode (a phone writes the time of day) is read
-    at that rate. Further off, the average stays."""
+    variable-rate file whose every frame starts on a standard rate's frame grid (dropped or held
+    frames of a constant-rate capture, 25 and 50 fps joined) is that rate, as its FCPXML is
+    (`_frame_grid_rate`). Another (a phone's, a screen recording) is conformed to the standard
+    rate nearest its average, within 5 %, as editors do; its timecode (a phone writes the time
+    of day) is read at that rate. Further off, the average stays."""
     if not media.is_vfr:
         return media.fps
+    grid = _frame_grid_rate(media)
+    if grid is not None:
+        return grid
     nearest = min(FCPXML_FRAME_DURATIONS, key=lambda rate: abs(math.log(rate / media.fps)))
     return nearest if abs(math.log(nearest / media.fps)) <= math.log(VFR_CONFORM_TOLERANCE) else media.fps
 
@@ -285,18 +290,31 @@ def media_first_frame(media: MediaInfo, rate: Fraction | None = None) -> int:
     return frame
 
 
+def timecode_clock_rate(rate: Fraction) -> Fraction:
+    """The standard rate at which a timecode counted at `rate` is read as a time of day: `rate`
+    itself at 24, 25, 30, 24000/1001 and the like. Another constant rate counts round(rate)
+    frames a second (`nominal_timecode_frame`), and every tool reads that count at the standard
+    rate of the count nearest the video: 24000/1001 for 23.98 written as 1199/50 (as Final Cut
+    and any 23.976 DAW read its timecode), 30000/1001 for 2997/100, 15 for 15."""
+    base = max(1, round(rate))
+    return min((Fraction(base), Fraction(base * 1000, 1001)), key=lambda standard: abs(standard - rate))
+
+
 def media_start_samples(media: MediaInfo, sample_rate: int) -> int:
     """The video's start timecode as samples since midnight at `sample_rate` (what a Broadcast
     WAV that starts with the picture gives as TimeReference): its first frame number at the
-    video's `timecode_rate`, in exact time; 0 without a timecode or with one that rate cannot
-    express (the timeline, which reads it too, says so: the WAVs of one run would repeat the warning)."""
+    video's `timecode_rate`, timed at the standard rate that timecode is read at
+    (`timecode_clock_rate`), so sound spotted by it lands where those tools put the picture;
+    0 without a timecode or with one that rate cannot express (the timeline, which reads it
+    too, says so: the WAVs of one run would repeat the warning)."""
     rate = timecode_rate(media)
-    return round(Fraction(_timecode_frame(media, rate) or 0) * sample_rate / rate)
+    return round(Fraction(_timecode_frame(media, rate) or 0) * sample_rate / timecode_clock_rate(rate))
 
 
 def _wav_first_frame(files: TimelineMedia, plan: DubPlan, rate: Fraction) -> int:
-    """The frame number (at the timeline's `rate`) of the WAVs' first sample, from their TimeReference."""
-    return round(Fraction(files.wav_time_reference_samples) * rate / plan.sample_rate)
+    """The frame number (at the timeline's `rate`) of the WAVs' first sample, from their
+    TimeReference read as timecode at that rate (the inverse of `media_start_samples`)."""
+    return round(Fraction(files.wav_time_reference_samples) * timecode_clock_rate(rate) / plan.sample_rate)
 
 
 def _original_tracks(files: TimelineMedia, media: MediaInfo, rate: Fraction, first: int,
@@ -537,8 +555,9 @@ def _finish_fcpxml(xml: str, timeline: "otio.schema.Timeline", fps: Fraction, fa
                    names: dict[str, str] | None = None) -> str:
     """Add what the adapter leaves out: the sequence's start timecode (tcStart, with the spine
     moved to it), exact source starts of the picture, frame size and name of the format, and
-    hasAudio on a picture asset that has sound; then give back the real names of `names`
-    ({token: name}, see `_with_plain_names`)."""
+    hasAudio on a picture asset that has sound; keep only the project beside the resources, with
+    each asset named after its file; then give back the real names of `names` ({token: name},
+    see `_with_plain_names`)."""
     head, body = xml.split("<!DOCTYPE fcpxml>", 1)
     root = ET.fromstring(body.strip())
     sequence = root.find(".//sequence")
@@ -572,6 +591,8 @@ def _finish_fcpxml(xml: str, timeline: "otio.schema.Timeline", fps: Fraction, fa
     if facts.video_fps is not None and facts.video_fps != fps:
         _keep_video_rate(root, facts, {picture_url} | _original_urls(timeline))
     _disable_tracks(root, timeline)
+    _keep_only_the_project(root)
+    _name_assets_after_their_files(root)
     for element in root.iter():
         for key, value in element.attrib.items():
             if value in (names or {}):
@@ -603,6 +624,24 @@ def _media_at_its_timecode(root: ET.Element) -> None:
             begins = max(starts, default=Fraction(0))
             if begins:
                 child.set("offset", _seconds_text(begins + _seconds(child.get("offset", "0s"))))
+
+
+def _keep_only_the_project(root: ET.Element) -> None:
+    """Drop the adapter's browser clips beside the project: one whole-file `asset-clip` per
+    timeline clip, named after a single shot, which Final Cut would import into the event as
+    that many clips. The project references its assets in `resources` directly."""
+    for holder in [root, *root.findall("event"), *root.findall("library/event")]:
+        for element in holder.findall("asset-clip"):
+            holder.remove(element)
+
+
+def _name_assets_after_their_files(root: ET.Element) -> None:
+    """The adapter names an asset after the first clip that uses it ("shot_000" for the whole
+    mix); relink dialogs and the inspector show that name, so it becomes the file's own."""
+    for asset in root.iter("asset"):
+        path = file_url_path(asset.get("src", ""))
+        if path:
+            asset.set("name", Path(path).name)
 
 
 def _original_urls(timeline: "otio.schema.Timeline") -> set[str]:
