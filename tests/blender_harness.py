@@ -7,7 +7,7 @@ facts for tests/test_blender.py to check; it asserts nothing itself.
 
 The job file names: zip, movie, work (a folder), dub (the dub command path), backend,
 separate_stems, fps, movie_start_frame, trim_start_frames, blocker_channel; optionally fps_base,
-style, recorded_dub (the command the installed package records, used with an empty preference)
+style, keep_original, recorded_dub (the command the installed package records, used with an empty preference)
 and rerun_style (dub the strip a second time in that style, recording the first dub's
 strips and the digests of their files in between). When the operator refuses to start, the facts
 are its error and the strips.
@@ -67,6 +67,7 @@ def set_prefs(job: dict, module) -> None:
         Path(module.__file__).with_name(module.DUB_COMMAND_FILE).write_text(json.dumps({"dub": [job["recorded_dub"]]}))
     prefs.backend = job["backend"]
     prefs.separate_stems = bool(job["separate_stems"])
+    prefs.keep_original = bool(job.get("keep_original", False))
     if job.get("style"):
         prefs.style = job["style"]
 

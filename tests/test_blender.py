@@ -47,6 +47,9 @@ if out.exists() and "--overwrite" not in args:
 notice = {notice!r}
 if notice:
     print(json.dumps({{"event": "notice", "message": notice}}), flush=True)
+if {source_has_audio!r} and "--keep-original" not in args:   # as dub says it
+    print(json.dumps({{"event": "notice", "message": "the source's audio track is not in the output, only the "
+                      "dub; pass --keep-original to keep it after the dub"}}), flush=True)
 level = 0.1 if "noir" in args else 0.25   # a new style sounds different
 total = {total}
 for i, stage in enumerate(("probe", "analyze", "plan", "render", "mix", "mux", "export")):
@@ -97,10 +100,11 @@ def extension_zip(tmp_path_factory) -> Path:
     return install("blender", tmp_path_factory.mktemp("zip"))
 
 
-def fake_dub(folder: Path, notice: str = "", video_fps: str = f"{FPS}/1") -> Path:
+def fake_dub(folder: Path, notice: str = "", video_fps: str = f"{FPS}/1", source_has_audio: bool = False) -> Path:
     script = folder / "dub"
     script.write_text(FAKE_DUB.format(python=sys.executable, total=MOVIE_FRAMES * 48000 // FPS,
-                                      onset=TONE_START_SAMPLE, notice=notice, video_fps=video_fps))
+                                      onset=TONE_START_SAMPLE, notice=notice, video_fps=video_fps,
+                                      source_has_audio=source_has_audio))
     script.chmod(0o755)
     return script
 
@@ -280,3 +284,14 @@ def test_dub_notices_reach_the_user(bpy_exe, movie, extension_zip, tmp_path):
     facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=fake_dub(tmp_path, notice=notice),
                         backend="score", separate_stems=False, blocker_channel=0)
     assert facts["status"] == f"Added 1 dub strip(s) under picture. dub: {notice}."
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_keep_original_preference_reaches_dub_and_its_notice_names_it(bpy_exe, movie, extension_zip, tmp_path, keep):
+    """dub says how to keep the movie's sound by its command-line flag; the add-on passes it from
+    its "Keep the movie's sound" preference, and tells the user about that preference instead."""
+    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=fake_dub(tmp_path, source_has_audio=True),
+                        backend="score", separate_stems=False, blocker_channel=0, keep_original=keep)
+    dropped = ("dub: the source's audio track is not in the output, only the dub; turn on \"Keep the movie's "
+               "sound\" in the Dub Bridge preferences to keep it after the dub.")
+    assert facts["status"] == "Added 1 dub strip(s) under picture." + ("" if keep else f" {dropped}")

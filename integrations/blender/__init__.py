@@ -52,6 +52,10 @@ MAX_TAKES = 999
 # Blender stores fps_base as a 32-bit float (1.001 reads back as 1.0010000467), which moves
 # 24/1.001 by 5e-8 of itself; a scene one NTSC step off (24 vs 23.976) is 1e-3 away.
 FPS_MATCH_TOLERANCE = 1e-5
+# dub's notices name its own options; the one the add-on sets from its preferences is named as
+# the preference the user can change.
+KEEP_ORIGINAL_FLAG = "pass --keep-original"
+KEEP_ORIGINAL_SETTING = "turn on \"Keep the movie's sound\" in the Dub Bridge preferences"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,7 +144,7 @@ class DubJob:
         if event.get("event") == "error":
             self.error_message = str(event.get("message") or "")
         elif event.get("event") == "notice":
-            text = str(event.get("message") or "").strip()
+            text = str(event.get("message") or "").strip().replace(KEEP_ORIGINAL_FLAG, KEEP_ORIGINAL_SETTING)
             if text and text not in self.notices:
                 self.notices.append(text)
             if text:
@@ -404,6 +408,8 @@ def build_args(command, video, out_dir, prefs):
     args = command + [str(video), "-o", str(out_video), "--json-progress", "--stems", str(out_dir / "stems")]
     if prefs is not None:
         args += ["--style", prefs.style, "--backend", prefs.backend]
+        if prefs.keep_original:
+            args.append("--keep-original")
     return args
 
 
@@ -436,9 +442,13 @@ class DubBridgePreferences(bpy.types.AddonPreferences):
                                            ("audiostory", "AudioStory", "the model (GPU)"),
                                            ("score", "Score", "orchestral score engine on the CPU")])
     separate_stems: bpy.props.BoolProperty(name="Stems as separate strips", default=False)
+    keep_original: bpy.props.BoolProperty(
+        name="Keep the movie's sound", default=False,
+        description="The dub keeps the movie's own sound, lowered and ducked under the new one (in the mix, "
+                    "and as an \"original\" stem); mute the movie's own sound strip, or it plays twice")
 
     def draw(self, context):
-        for prop in ("dub_path", "style", "backend", "separate_stems"):
+        for prop in ("dub_path", "style", "backend", "separate_stems", "keep_original"):
             self.layout.prop(self, prop)
 
 

@@ -56,7 +56,8 @@ def _script_dir() -> Path | None:
 
 
 def load_config(script_dir: Path | None) -> dict:
-    """Settings written by the installer next to this script (dub command, style, backend).
+    """Settings written by the installer next to this script (dub command, style, backend,
+    lufs, keep_original).
 
     Raises ConfigError when the file cannot be read: users edit it by hand."""
     candidates = [Path(os.environ["DUB_RESOLVE_CONFIG"])] if os.environ.get("DUB_RESOLVE_CONFIG") else []
@@ -192,7 +193,15 @@ def build_args(config: Mapping[str, Any], source: Path, out_dir: Path) -> list[s
     for key in ("style", "backend", "lufs"):
         if config.get(key) is not None:
             args += [f"--{key}", str(config[key])]
+    if keeps_original(config):
+        args.append("--keep-original")
     return args
+
+
+def keeps_original(config: Mapping[str, Any]) -> bool:
+    """`"keep_original": true` in dub_resolve.json: the dub keeps the source's sound, lowered and
+    ducked under it, as its "original" stem (and in the output video)."""
+    return str(config.get("keep_original", "")).strip().lower() in ("true", "yes", "1")
 
 
 def console_progress(event: Mapping[str, Any]) -> None:
