@@ -85,6 +85,7 @@ def _internal_error(job: Job, err: BaseException) -> JobOutcome:
 # and the driver's stop (an Event it sets in `interrupt()`, before it signals its workers).
 _running_job = False
 _job_interrupted = False
+_terminated = False
 _driver_stop: Any = None
 
 
@@ -92,18 +93,26 @@ def _stop_job(signum: int, frame: object) -> None:
     """SIGINT or SIGTERM in a worker: the job it runs unwinds as an interrupted `dub` does, its
     output transaction removing every temporary. Only the first signal interrupts a job: Ctrl-C
     reaches the driver and its workers alike, and the driver then asks each worker to stop as
-    well, which must not cut the clean-up of the first short. The signal alone stops nothing
-    for good: a stray one (a process-group SIGINT that the driver did not get) costs only the
-    job it interrupted, which the driver runs again; only the driver's stop refuses new jobs."""
-    global _job_interrupted
+    well, which must not cut the clean-up of the first short. A stray SIGINT (a process-group
+    one the driver did not get) costs only the job it interrupted, which the driver runs again.
+    SIGTERM ends the worker too, once its job has unwound: the pool sends it to the workers left
+    when one of them dies, and a worker that took the next job queued to it would dub it to the
+    end for nobody, while the fresh pool the driver starts dubs the same job to the same files."""
+    global _job_interrupted, _terminated
+    if signum == signal.SIGTERM:
+        _terminated = True
     if _running_job and not _job_interrupted:
         _job_interrupted = True
         raise KeyboardInterrupt
 
 
 def _run_job_in_worker(job: Job, options: DubOptions) -> JobOutcome:
-    """run_job, interruptible by `_stop_job`; a job handed over after the driver's stop is not started."""
+    """run_job, interruptible by `_stop_job`; a job handed over after the driver's stop is not
+    started, and a worker sent SIGTERM starts no job at all: it exits, and the pool, broken,
+    hands the job back to the driver, which runs it on a fresh worker."""
     global _running_job, _job_interrupted
+    if _terminated:
+        os._exit(1)
     _job_interrupted = False
     _running_job = True   # before the check: a stop arriving in between still interrupts the job
     try:

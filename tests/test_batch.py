@@ -166,6 +166,50 @@ def test_local_worker_killed_mid_job_is_retried_to_the_same_output(clips, single
     _assert_same_as_single(out / "long.dub.mp4", single_runs["long"])
 
 
+def test_a_worker_crash_leaves_no_worker_dubbing_a_job_nobody_collects(clips, single_runs, tmp_path):
+    """One of two workers dies: the pool stops the other one with it, and that one must stop for
+    good, not start the job already queued to it, which the fresh pool dubs as well (two dubs of
+    one job, the slower failing on the faster's file, a finished dub recorded as failed)."""
+    import multiprocessing
+
+    out = tmp_path / "out"
+    ledger, killed, old_workers = Ledger(out), [], []
+
+    def kill_the_long_job() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            records = [ledger.read(p.stem) or {} for p in ledger.folder.glob("[!.]*.json")] \
+                if ledger.folder.is_dir() else []
+            running = [r for r in records if r.get("status") == "running" and r.get("attempt") == 1]
+            if any(r["input"] == str(clips["long"]) for r in running) and len(running) == 2:
+                old_workers.extend(p.pid for p in multiprocessing.active_children())
+                long_pid = next(int(r["pid"]) for r in running if r["input"] == str(clips["long"]))
+                os.kill(long_pid, signal.SIGKILL)
+                killed.append(long_pid)
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=kill_the_long_job, daemon=True)
+    watcher.start()
+    inputs = [clips["long"], clips["clip0"], clips["clip1"], clips["clip2"]]
+    seen_alive_after: list[int] = []
+
+    def survivors() -> None:   # the old pool's workers, some seconds after the crash
+        watcher.join(timeout=130)
+        time.sleep(4.0)
+        seen_alive_after.extend(pid for pid in old_workers if pid not in killed and _alive(pid))
+
+    checker = threading.Thread(target=survivors, daemon=True)
+    checker.start()
+    result = run_batch(inputs, BatchOptions(out_dir=str(out), jobs=2), _dub_options(tmp_path))
+    checker.join(timeout=30)
+    assert killed, "the test never saw both jobs running"
+    assert seen_alive_after == [], "a worker of the broken pool went on dubbing"
+    assert [o.status for o in result.outcomes] == ["done"] * 4, [(o.status, o.reason) for o in result.outcomes]
+    for name in ("long", "clip0", "clip1", "clip2"):
+        _assert_same_as_single(out / f"{name}.dub.mp4", single_runs[name])
+
+
 def _kill_first_job(ledger: Ledger, killed: list[int]) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(ledger.folder.glob("*.json")):
