@@ -115,45 +115,62 @@ def _place_stem(out: Any, plan: DubPlan, clip_of: Callable[[int], np.ndarray | N
     read from the cache is in memory only while it and its neighbour are placed.
     Cues whose index is in `muted` are left silent. The cue before one fades out into it on the
     muted cue's own first samples where they continue it (the sound as it went on), else over
-    its own last MUTE_FADE_MS; the cue after one fades in over MUTE_FADE_MS, as its first
-    samples may continue the muted cue's sound and would start on a step."""
+    its own last MUTE_FADE_MS. Before the cue after one, the muted cue's own sound fades in over
+    its last MUTE_FADE_MS and joins that cue as it does with every cue playing: the cue after a
+    muted one starts on no step and is, sample for sample, what it was."""
     seamless = 0
     cues = plan.cues
     fade = min(int(round(MUTE_FADE_MS * plan.sample_rate / 1000.0)), plan.total_samples)
     ahead: tuple[int, np.ndarray | None] | None = None   # the next cue's clip, when a join read it
     for i, cue in enumerate(cues):
+        nxt = cues[i + 1] if i + 1 < len(cues) else None
         if cue.index in muted:
+            leads_in = nxt is not None and nxt.index not in muted and nxt.start_sample == cue.end_sample
+            clip = (ahead[1] if ahead is not None and ahead[0] == i else clip_of(i)) if leads_in else None
             ahead = None
+            if clip is not None:
+                n = min(fade, clip.shape[-1])
+                out.add(cue.end_sample - n, clip[:, -n:] * _raised_cosine(n))
+                joined, ahead = _join(out, plan, i, clip, clip_of, options)
+                seamless += joined
             continue
         clip = ahead[1] if ahead is not None and ahead[0] == i else clip_of(i)
         ahead = None
         if clip is None:
             continue
         out.add(cue.start_sample, clip)
-        if i > 0 and cues[i - 1].index in muted and cues[i - 1].end_sample == cue.start_sample:
-            n = min(fade, clip.shape[-1])
-            out.add(cue.start_sample, -(clip[:, :n] * (1.0 - _raised_cosine(n))))
-        nxt = cues[i + 1] if i + 1 < len(cues) else None
-        length, split = _join_samples(cue, nxt, plan.total_samples, plan.sample_rate, options)
         if nxt is not None and nxt.index in muted:
+            length, _ = _join_samples(cue, nxt, plan.total_samples, plan.sample_rate, options)
             _fade_into_muted(out, cue, clip, clip_of(i + 1) if nxt.start_sample == cue.end_sample else None,
                              min(length, int(round(options.cut_crossfade_ms * plan.sample_rate / 1000.0))), fade)
             continue
-        if length == 0:
-            continue
-        nxt_clip = None
-        if nxt is not None and nxt.start_sample == cue.end_sample:
-            nxt_clip = clip_of(i + 1)
-            ahead = (i + 1, nxt_clip)
-        if nxt_clip is not None and _is_seamless(clip[:, -SEAM_PROBE:], nxt_clip[:, :SEAM_PROBE]):
-            seamless += 1
-            continue
-        fade_out, fade_in = _equal_power(length)
-        out.add(cue.end_sample, clip[:, ::-1][:, :length] * fade_out)
-        if split and nxt_clip is not None:
-            # The incoming part's head is written already at unity; bring it to the sine curve.
-            out.add(nxt.start_sample, -(nxt_clip[:, :length] * (1.0 - fade_in)))
+        joined, ahead = _join(out, plan, i, clip, clip_of, options)
+        seamless += joined
     return seamless
+
+
+def _join(out: Any, plan: DubPlan, i: int, clip: np.ndarray, clip_of: Callable[[int], np.ndarray | None],
+          options: MixOptions) -> tuple[int, tuple[int, np.ndarray | None] | None]:
+    """Join cue i (its stem `clip`, placed or muted) to the cue after it: nothing where the next
+    cue's first samples continue this one, else an equal-power crossfade on this cue's tail
+    (mirrored past its end). Returns (1 for a seamless join else 0, the next cue's clip when read)."""
+    cue = plan.cues[i]
+    nxt = plan.cues[i + 1] if i + 1 < len(plan.cues) else None
+    length, split = _join_samples(cue, nxt, plan.total_samples, plan.sample_rate, options)
+    if length == 0:
+        return 0, None
+    ahead, nxt_clip = None, None
+    if nxt is not None and nxt.start_sample == cue.end_sample:
+        nxt_clip = clip_of(i + 1)
+        ahead = (i + 1, nxt_clip)
+    if nxt_clip is not None and _is_seamless(clip[:, -SEAM_PROBE:], nxt_clip[:, :SEAM_PROBE]):
+        return 1, ahead
+    fade_out, fade_in = _equal_power(length)
+    out.add(cue.end_sample, clip[:, ::-1][:, :length] * fade_out)
+    if split and nxt_clip is not None:
+        # The incoming part's head is written already at unity; bring it to the sine curve.
+        out.add(nxt.start_sample, -(nxt_clip[:, :length] * (1.0 - fade_in)))
+    return 0, ahead
 
 
 def _fade_into_muted(out: Any, cue: Cue, clip: np.ndarray, muted_clip: np.ndarray | None,

@@ -297,6 +297,7 @@ def _rows(project):
 def test_a_muted_shot_is_silent_in_the_mix_and_the_others_are_not(opened):
     import soundfile as sf
 
+    from dubber.mix import MUTE_FADE_MS
     from dubber.studio.project import apply_rows, render_take
 
     settings, project = opened
@@ -308,15 +309,15 @@ def test_a_muted_shot_is_silent_in_the_mix_and_the_others_are_not(opened):
     mix, sr = sf.read(take.outputs["mix"], dtype="float32", always_2d=True)
     cue = plan.cues[1]
     settle = int(0.1 * sr)   # the previous shot's 50 ms crossfade tail reaches into the muted one
+    lead_in = int(MUTE_FADE_MS * sr / 1000)   # and its own sound rises to meet the next shot
     assert muted == (1,)
-    assert np.max(np.abs(mix[cue.start_sample + settle:cue.end_sample])) == 0.0
+    assert np.max(np.abs(mix[cue.start_sample + settle:cue.end_sample - lead_in])) == 0.0
     for other in (plan.cues[0], plan.cues[2]):
         assert np.sqrt(np.mean(np.square(mix[other.start_sample:other.end_sample]))) > 1e-3
     # The other shots are what they were with every shot playing: same samples, not louder.
     whole = render_take(project, plan, (), "auto", settings)
     full, _ = sf.read(whole.outputs["mix"], dtype="float32", always_2d=True)
-    untouched = [(c.start_sample + (settle if c.index == 2 else 0), c.end_sample)
-                 for c in plan.cues if c.index != 1]
+    untouched = [(c.start_sample, c.end_sample) for c in plan.cues if c.index != 1]
     assert all(np.array_equal(mix[a:b], full[a:b]) for a, b in untouched)
     # the mix measures quieter because a shot is silent, and says so, not that a ceiling held
     assert not any("true-peak" in note for note in take.notes), take.notes
@@ -492,3 +493,132 @@ def test_a_player_hands_over_its_video_where_ffmpeg_has_no_ffprobe_beside_it(tmp
     monkeypatch.setenv("PATH", str(tools))
     shown = _player(interactive=False).postprocess(str(SAMPLE))
     assert Path(shown.path) == SAMPLE
+
+
+def test_an_unknown_style_on_the_dub_endpoint_gets_the_cli_sentence(client, studio):
+    from dubber.api import DubOptions, check_options
+    from dubber.errors import InputError
+
+    with pytest.raises(InputError) as expected:
+        check_options(DubOptions(style="nope"))
+    logged = len(studio.log_text())
+    with pytest.raises(AppError) as caught:
+        client.predict(handle_file(str(SAMPLE)), "nope", 0, api_name="/dub")
+    assert str(caught.value) == str(expected.value)
+    terminal = studio.log_text()[logged:]
+    assert "Traceback" not in terminal and str(expected.value) in terminal, terminal
+
+
+def test_opening_a_video_again_returns_to_its_project_with_its_edits_and_takes(opened, tmp_path):
+    import shutil
+
+    from dubber.studio.app import _Actions, _project_view, _takes_menu
+    from dubber.studio.project import StudioSettings, list_takes, open_video
+
+    settings, project = _fresh_project(tmp_path, opened)
+    actions = _Actions(settings)
+    project, table, *_ = actions.render(project, _rows(project), "auto")
+    table[1][-1] = True
+    project, table, *_ = actions.render(project, table, "auto")
+    # Edits made after the last take, not rendered yet: a caption, a prompt, a seed and a mute.
+    table[2][4], table[2][5], table[3][7], table[4][-1] = "A new caption", "Tubas only.", 777, True
+    actions.save_table(project, table)
+
+    # A restarted studio (new settings, nothing in memory) given a copy of the film under another name.
+    copy = tmp_path / "elsewhere" / "renamed.mp4"
+    copy.parent.mkdir()
+    shutil.copy(SAMPLE, copy)
+    restarted = StudioSettings(work_dir=settings.work_dir, cache_dir=settings.cache_dir)
+    again = open_video(copy, restarted, STYLE, 0)
+
+    assert again.reopened and again.folder == project.folder
+    rows, _, _, status = _project_view(again)
+    table[2][6] = "custom"   # a prompt written by hand reads as a style of its own
+    assert rows == table
+    assert status.startswith("Reopened **cartoon_demo.mp4** as it was left") and "take 002" in status, status
+    assert again.last_take.number == 2 and again.muted == (1,)
+    assert [t.number for t in list_takes(again)] == [1, 2]
+    menu = _takes_menu(again)
+    assert [name for _, name in menu["choices"]] == ["take-002", "take-001"] and menu["value"] == "take-002"
+    video, picture, downloads = _Actions(restarted).show_take(again, "take-001")
+    assert "take-001" in Path(video).name and Path(picture).is_file()
+    assert downloads and all(".take-001." in Path(p).name for p in downloads)
+
+    # The next take goes on counting; rendered again unchanged, it is not written twice.
+    again, rows, video, *_, status = _Actions(restarted).render(again, rows, "auto")
+    assert Path(video).parent.name == "take-003", status
+    again, rows, video, *_, status = _Actions(restarted).render(again, rows, "auto")
+    assert status.startswith("Nothing rendered: the only changes (shot 3's prompt, shot 4's seed)"), status
+    assert Path(video).parent.name == "take-003" and not (again.folder / "takes" / "take-004").exists()
+    # Another style for the film is another project.
+    other = open_video(copy, restarted, "noir", 0)
+    assert not other.reopened and other.folder != project.folder and not list_takes(other)
+
+
+def test_a_render_with_nothing_changed_writes_no_take(opened, tmp_path):
+    from dubber.studio.app import _Actions
+
+    settings, project = _fresh_project(tmp_path, opened)
+    actions = _Actions(settings)
+    project, table, *_ = actions.render(project, _rows(project), "auto")
+    project, table, video, _, downloads, status = actions.render(project, table, "auto")
+    assert status == ("Nothing changed since take 001, so nothing was rendered: edit a shot (or pick another "
+                      "backend) first."), status
+    assert Path(video).parent.name == "take-001" and not (project.folder / "takes" / "take-002").exists()
+    assert downloads and all(".take-001." in Path(p).name for p in downloads)
+
+
+def test_a_mistake_in_the_page_is_a_notice_and_leaves_every_output_as_it_was(opened, tmp_path):
+    import gradio as gr
+
+    from dubber.studio.app import _Actions, _event
+
+    settings, project = _fresh_project(tmp_path, opened)
+    actions = _Actions(replace_root(settings, tmp_path))
+    rows = _rows(project)
+    rows[0][7] = "abc"
+    with pytest.warns(UserWarning, match="Shot 1's seed 'abc' is not a whole number"):
+        shown = _event(actions.render, page=True)(project, rows, "auto")
+    assert shown == gr.skip()   # one value for all outputs: none is updated or marked failed
+    with pytest.warns(UserWarning, match="The input file .*missing.mp4"):
+        assert _event(actions.open_path, page=True)("missing.mp4", STYLE, 0) == gr.skip()
+    with pytest.raises(gr.Error, match="Shot 1's seed 'abc'"):   # a script still gets the call's error
+        _event(actions.render)(project, rows, "auto")
+    with pytest.raises(TypeError):   # a bug is no notice
+        _event(actions.render, page=True)(project, None, "auto")
+
+
+def replace_root(settings, root):
+    from dataclasses import replace
+
+    return replace(settings, root=root)
+
+
+def test_the_shots_table_has_a_fixed_set_of_columns(tmp_path):
+    from dubber.studio.app import build_app
+    from dubber.studio.project import COLUMNS, StudioSettings
+
+    config = build_app(StudioSettings(work_dir=tmp_path)).get_config_file()
+    table = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "shots")
+    assert list(table["props"]["col_count"]) == [len(COLUMNS), "fixed"]
+
+
+def test_muting_a_shot_leaves_every_other_shot_sample_for_sample(opened, tmp_path):
+    import soundfile as sf
+
+    from dubber.studio.project import apply_rows, render_take
+
+    settings, project = _fresh_project(tmp_path, opened)
+    whole = render_take(project, project.plan, (), "auto", settings)
+    for index in (1, 3):
+        rows = _rows(project)
+        rows[index][-1] = True
+        plan, muted = apply_rows(project.plan, rows)
+        take = render_take(project, plan, muted, "auto", settings)
+        for stem in ("mix", "stem:music", "stem:fx"):
+            before = sf.read(whole.outputs[stem], dtype="int32", always_2d=True)[0]
+            after = sf.read(take.outputs[stem], dtype="int32", always_2d=True)[0]
+            for cue in plan.cues:
+                if cue.index != index:
+                    span = slice(cue.start_sample, cue.end_sample)
+                    assert np.array_equal(before[span], after[span]), (stem, index, cue.index)

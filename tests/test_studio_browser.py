@@ -130,6 +130,10 @@ def test_the_page_opens_edits_and_rerenders_the_sample(page, tmp_path):
     assert "5 shots played again from the cached analysis" in _status(driver)
     assert "Not used in this take: shot 3's prompt." in _status(driver)
     _wait("the spectrogram", lambda: driver.find_elements(By.CSS_SELECTOR, "#spectrogram img"))
+    # The downloads are a take's files: the list offers no button that removes one.
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#downloads tr.file")) > 1
+    assert not [b for b in driver.find_elements(By.CSS_SELECTOR, '#downloads button[aria-label="Remove this file"]')
+                if b.is_displayed()]
 
     driver.execute_script("window.scrollTo(0, 0)")
     shot = tmp_path / "studio.png"
@@ -137,3 +141,45 @@ def test_the_page_opens_edits_and_rerenders_the_sample(page, tmp_path):
     assert shot.stat().st_size > 10_000
     if os.environ.get("DUB_STUDIO_SCREENSHOT"):
         shutil.copyfile(shot, os.environ["DUB_STUDIO_SCREENSHOT"])
+
+    # A mistake is a notice: the table, the players, the spectrogram and the downloads stay usable.
+    edit("cell-0-7", "abc")
+    driver.find_element(By.ID, "render").click()
+    _wait("the refusal of the seed", lambda: _toasts(driver, "is not a whole number"))
+    time.sleep(1.0)   # time for any error panel to be drawn
+    assert not _error_panels(driver)
+    assert "Take 002" in _status(driver) and _dub_source(driver) == second
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#shots [role=row][data-index]")) == 5
+    assert driver.find_elements(By.CSS_SELECTOR, "#spectrogram img") and _download_names(driver)
+
+    # After a reload, opening the video again returns to its project: its edits and its takes.
+    driver.refresh()
+    path_box = _wait("the path box", lambda: driver.find_elements(By.CSS_SELECTOR, "#path textarea"))[0]
+    path_box.send_keys(SAMPLE.name)
+    driver.find_element(By.ID, "open-path").click()
+    _wait("the reopened project", lambda: "Reopened" in _status(driver) and _dub_source(driver))
+    assert NEW_CAPTION in driver.find_element(By.CSS_SELECTOR, '#shots [data-testid="cell-2-4"]').text
+    assert NEW_PROMPT in driver.find_element(By.CSS_SELECTOR, '#shots [data-testid="cell-2-5"]').text
+    assert "take-002" in _dub_source(driver) and all(".take-002." in n for n in _download_names(driver))
+    # An earlier take plays and downloads from the takes menu.
+    driver.find_element(By.CSS_SELECTOR, "#takes input").click()
+    option = _wait("the takes menu", lambda: [o for o in driver.find_elements(By.CSS_SELECTOR, "#takes li")
+                                              if "Take 001" in o.text])
+    option[0].click()
+    _wait("take 001 in the player", lambda: "take-001" in (_dub_source(driver) or ""))
+    _wait("take 001's downloads", lambda: _download_names(driver) and all(".take-001." in n
+                                                                          for n in _download_names(driver)))
+    assert not _error_panels(driver)
+
+
+def _toasts(driver, text: str) -> list:
+    return [t for t in driver.find_elements(By.CSS_SELECTOR, '[data-testid="toast-body"]') if text in t.text]
+
+
+def _error_panels(driver) -> list:
+    return [e.find_element(By.XPATH, "./ancestor::*[@id][1]").get_attribute("id")
+            for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="status-tracker"] .error') if e.is_displayed()]
+
+
+def _download_names(driver) -> list[str]:
+    return [a.get_attribute("download") or a.text for a in driver.find_elements(By.CSS_SELECTOR, "#downloads a")]

@@ -30,6 +30,9 @@ _DATATYPES = ["str", "markdown", "str", "str", "str", "str", "str", "number", "b
 _COLUMN_WIDTHS = ["76px", "130px", "128px", "128px", "15%", "21%", "120px", "112px", "76px"]
 _DUB_API_DESCRIPTION = ("Dub a video in one call: (video file, style name, seed) -> the dubbed video, planned and "
                         "rendered as `dub` would with the auto backend. A mistake returns the CLI's one sentence.")
+# Gradio's file list offers to remove a file from any list of several, even a read-only one; a take's
+# downloads are all its files, so that button is hidden.
+_CSS = '#downloads button[aria-label="Remove this file"] { display: none; }'
 _INTRO = ("Open a video, edit any shot's caption, prompt, style or seed (or mute it), then **Render**: "
           "the shots you did not change keep their sound.")
 
@@ -44,8 +47,8 @@ def backend_choices(model: str | None = None) -> list[str]:
 
 
 def _user_errors(fn: Callable) -> Callable:
-    """Show a user's mistake as the CLI's one sentence in the page (and to API clients), and as
-    that one line in the server's terminal; bugs keep their traceback there."""
+    """Give an API client a user's mistake as the CLI's one sentence, and the server's terminal
+    that one line; bugs keep their traceback there."""
     import gradio as gr
 
     @functools.wraps(fn)
@@ -57,6 +60,25 @@ def _user_errors(fn: Callable) -> Callable:
                 log.warning("%s", err)
                 raise gr.Error(str(err), duration=None, print_exception=False) from None
             raise
+    return wrapper
+
+
+def _user_errors_as_notices(fn: Callable) -> Callable:
+    """Show a user's mistake in the page as the CLI's one sentence in a notice that stays until
+    closed, and change nothing else: a raised error would cover every output of the event (the
+    table, the players, the downloads) with an error panel, hiding the cell to fix."""
+    import gradio as gr
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:
+            if not is_user_error(err):
+                raise
+            log.warning("%s", err)
+            gr.Warning(str(err), duration=None, title="Not done")
+            return gr.skip()
     return wrapper
 
 
@@ -74,19 +96,48 @@ def _thumbnail_cell(path: Path) -> str:
     return f"![shot](/gradio_api/file={quote(str(path))})"
 
 
-def _project_view(project: studio.Project, muted: tuple[int, ...] = ()) -> tuple:
+def _project_view(project: studio.Project) -> tuple:
     media = project.analysis.media
     cells = [_thumbnail_cell(p) for p in project.thumbnails]
-    rows = studio.plan_rows(project.plan, media, cells, muted)
+    rows = studio.plan_rows(project.plan, media, cells, project.shown_muted)
     strip = [(str(p), f"{studio.shot_label(c)} · {studio.timecode(c.start_frame, media)}")
              for p, c in zip(project.thumbnails, project.plan.cues)]
-    status = (f"Opened **{project.video.name}**: {len(project.plan.cues)} shots, "
-              f"{float(project.analysis.media.duration_s):.2f} s. Edit the table, then Render.")
+    size = f"{len(project.plan.cues)} shots, {float(project.analysis.media.duration_s):.2f} s"
+    if project.reopened:
+        takes = len(studio.list_takes(project))
+        latest = (f"{takes} take{'s' * (takes != 1)}, the latest (take {_take_label(project.last_take)}) in the "
+                  "player" if project.last_take else "no take yet")
+        status = (f"Reopened **{project.video.name}** as it was left in the work folder: {size}, your edits, "
+                  f"{latest}. Edit the table, then Render.")
+    else:
+        status = f"Opened **{project.video.name}**: {size}. Edit the table, then Render."
     return rows, strip, str(project.video), status
 
 
+def _take_label(take: studio.Take) -> str:
+    return f"{take.number:03d}"
+
+
+def _takes_menu(project: studio.Project | None) -> Any:
+    """The takes a person can play and download, newest selected."""
+    import gradio as gr
+
+    takes = studio.list_takes(project) if project is not None else ()
+    choices = [(f"Take {_take_label(t)} · {t.backend}" + (f" · {len(t.muted)} muted" if t.muted else ""),
+                t.folder.name) for t in reversed(takes)]
+    latest = project.last_take.folder.name if project is not None and project.last_take else None
+    return gr.update(choices=choices, value=latest if latest in {c[1] for c in choices} else None)
+
+
+def _take_view(take: studio.Take | None) -> tuple:
+    """The dub player, spectrogram and downloads of a take (all empty without one)."""
+    if take is None:
+        return None, None, None
+    return str(take.video), _picture(take), studio.take_downloads(take)
+
+
 def _take_status(take: studio.Take, unused: tuple[studio.UnusedEdit, ...] = ()) -> str:
-    head = f"Take {take.folder.name.split('-')[-1]} with the **{take.backend}** backend: "
+    head = f"Take {_take_label(take)} with the **{take.backend}** backend: "
     if not take.caches_audio:
         # The score engine keeps no audio: it plays the film again, and what was not edited comes
         # out sample for sample as before; saying "0 from the cache" would suggest otherwise.
@@ -104,6 +155,11 @@ def _nothing_to_render(backend: str, unused: tuple[studio.UnusedEdit, ...]) -> s
     return (f"Nothing rendered: the only changes ({studio.describe_unused(unused)}) are ones the **{backend}** "
             f"backend does not use, so a new take would sound like the last one. "
             f"{studio.unused_edits_sentence(backend)}")
+
+
+def _nothing_changed(last: studio.Take) -> str:
+    return (f"Nothing changed since take {_take_label(last)}, so nothing was rendered: edit a shot (or pick "
+            "another backend) first.")
 
 
 def edits_note(choice: str, model: str | None = None) -> str:
@@ -138,20 +194,33 @@ class _Actions:
             raise InputError("Open a video first.")
         studio.check_project_is_there(project)
         wanted, muted = studio.apply_rows(project.plan, [list(r) for r in shots])
+        studio.store.save_edits(project.folder, wanted, muted)
         name = studio.render_backend(backend, self.settings)
         previous = project.rendered or project.plan
         plan, unused = studio.plan_for_backend(previous, wanted, studio.backend_cue_edits(name))
         last = project.last_take
         # The table keeps every edit (a backend that reads them may render it later); the take
         # gets only what its backend reads.
-        updated = replace(project, plan=wanted)
-        if unused and last is not None and (plan, muted, name) == (previous, project.muted, last.backend):
-            return (updated, _project_view(updated, muted)[0], str(last.video), _picture(last),
-                    studio.take_downloads(last), _nothing_to_render(name, unused))
+        updated = replace(project, plan=wanted, shown_muted=muted)
+        if last is not None and (plan, muted, name) == (previous, project.muted, last.backend):
+            # A take that would sound and read like the last one is not rendered again.
+            said = _nothing_to_render(name, unused) if unused else _nothing_changed(last)
+            return (updated, _project_view(updated)[0], *_take_view(last), said)
         take = studio.render_take(project, plan, muted, backend, self.settings, _progress_sink(progress))
         updated = replace(updated, rendered=plan, muted=muted, last_take=take)
-        return (updated, _project_view(updated, muted)[0], str(take.video), _picture(take),
-                studio.take_downloads(take), _take_status(take, unused))
+        return (updated, _project_view(updated)[0], *_take_view(take), _take_status(take, unused))
+
+    def show_take(self, project: studio.Project | None, name: str | None) -> tuple:
+        """The dub player, spectrogram and downloads of the take chosen in the takes menu."""
+        if project is None:
+            raise InputError("Open a video first.")
+        return _take_view(studio.find_take(project, name) if name else None)
+
+    def save_table(self, project: studio.Project | None, shots: list) -> None:
+        """Keep each edit of the table in the project folder as it is made, so reopening the video
+        (after a reload, or in a restarted studio) brings it back."""
+        if project is not None and project.folder.is_dir():
+            studio.save_table(project, [list(r) for r in shots])
 
     def dub(self, video: str | None, style: str, seed: Any, progress: Any = None) -> str:
         if not video:
@@ -176,8 +245,10 @@ def _named_as_uploaded(video: str) -> Iterator[None]:
         raise InputError(str(err).replace(str(video), Path(video).name)) from None
 
 
-def _event(method: Callable) -> Callable:
-    """`method` as a Gradio event handler: a progress bar, and user mistakes shown as one sentence.
+def _event(method: Callable, *, page: bool = False, more: Callable[[Any], tuple] | None = None) -> Callable:
+    """`method` as a Gradio event handler: a progress bar, and user mistakes shown as one sentence,
+    to an API client as its error, in the page (`page`) as a notice that leaves the page as it was.
+    `more(result)` gives the values of outputs the page shows beside `method`'s own.
     Gradio reads the handler's signature: its parameter names name the API's parameters, and a
     `gr.Progress()` default on the last one asks for the progress bar."""
     import inspect
@@ -185,11 +256,12 @@ def _event(method: Callable) -> Callable:
     import gradio as gr
 
     def handler(*args: Any) -> Any:
-        return method(*args)
+        result = method(*args)
+        return (*result, *more(result)) if more is not None else result
     params = list(inspect.signature(method).parameters.values())
     handler.__signature__ = inspect.Signature([*params[:-1], params[-1].replace(default=gr.Progress())])
     handler.__name__ = handler.__qualname__ = method.__name__
-    return _user_errors(handler)
+    return _user_errors_as_notices(handler) if page else _user_errors(handler)
 
 
 def _player(**options: Any) -> Any:
@@ -239,7 +311,9 @@ def _page(settings: studio.StudioSettings) -> dict[str, Any]:
     c["status"] = gr.Markdown("No video open.", elem_id="status")
     c["strip"] = gr.Gallery(label="Shots", columns=8, height=240, object_fit="contain", allow_preview=False,
                             elem_id="strip")
+    # The columns are fixed ("fixed": no add or delete column in the header menus); rows follow the film.
     c["table"] = gr.Dataframe(headers=list(studio.COLUMNS), datatype=_DATATYPES, static_columns=[0, 1, 2, 3],
+                              column_count=(len(studio.COLUMNS), "fixed"),
                               interactive=True, wrap=False, type="array", max_height=900,
                               label="Shots: double-click a cell to edit", column_widths=_COLUMN_WIDTHS,
                               elem_id="shots")
@@ -249,13 +323,18 @@ def _page(settings: studio.StudioSettings) -> dict[str, Any]:
         c["dub"] = _player(label="Dub", interactive=False, elem_id="dub")
     c["spectrogram"] = gr.Image(label="Mix spectrogram: cuts (white), transitions (blue), events (coloured)",
                                 type="filepath", interactive=False, elem_id="spectrogram")
+    c["takes"] = gr.Dropdown([], value=None, label="Take to play and download (the project's takes, newest first)",
+                             interactive=True, elem_id="takes")
     c["downloads"] = gr.File(label="Downloads: video, manifest, timelines, captions, stems",
                              file_count="multiple", interactive=False, elem_id="downloads")
-    with gr.Column(visible=False):   # the scripting endpoint's own inputs, not part of the page
+    with gr.Column(visible=False):   # the scripting endpoints' own triggers and inputs, not part of the page
         c["api_video"] = gr.File(label="video", file_types=VIDEO_TYPES, type="filepath")
-        c["api_style"] = gr.Dropdown(styles, value=DEFAULT_STYLE, label="style")
+        # Any text: an unknown style gets the command line's sentence from the studio's own check.
+        c["api_style"] = gr.Dropdown(styles, value=DEFAULT_STYLE, label="style", allow_custom_value=True)
         c["api_seed"], c["api_result"] = gr.Number(0, precision=0, label="seed"), gr.File(label="dubbed video")
         c["api_button"] = gr.Button()
+        for name in ("open_upload", "open_path", "render"):
+            c[f"api_{name}"] = gr.Button()
     return c
 
 
@@ -270,15 +349,36 @@ def build_app(settings: studio.StudioSettings) -> Any:
     with gr.Blocks(title="dub studio") as app:
         c = _page(settings)
         opened = [c["project"], c["table"], c["strip"], c["original"], c["status"]]
-        c["upload"].upload(_event(actions.open_upload), [c["upload"], c["style"], c["seed"]], opened,
-                           api_name="open_upload")
-        c["open"].click(_event(actions.open_path), [c["path"], c["style"], c["seed"]], opened, api_name="open_path")
-        c["path"].submit(_event(actions.open_path), [c["path"], c["style"], c["seed"]], opened, api_name=False)
-        c["render"].click(_event(actions.render), [c["project"], c["table"], c["backend"]],
-                          [c["project"], c["table"], c["dub"], c["spectrogram"], c["downloads"], c["status"]],
-                          api_name="render")
+        rendered = [c["project"], c["table"], c["dub"], c["spectrogram"], c["downloads"], c["status"]]
+        take = [c["dub"], c["spectrogram"], c["downloads"]]
+        upload_in, path_in = [c["upload"], c["style"], c["seed"]], [c["path"], c["style"], c["seed"]]
+        render_in = [c["project"], c["table"], c["backend"]]
+
+        # The page's events: a mistake is a notice, and the page shows the project's takes too.
+        def reopened_takes(result: tuple) -> tuple:
+            return (*_take_view(result[0].last_take), _takes_menu(result[0]))
+
+        def latest_takes(result: tuple) -> tuple:
+            return (_takes_menu(result[0]),)
+
+        page_open = _event(actions.open_upload, page=True, more=reopened_takes)
+        c["upload"].upload(page_open, upload_in, [*opened, *take, c["takes"]], api_name=False)
+        page_open = _event(actions.open_path, page=True, more=reopened_takes)
+        c["open"].click(page_open, path_in, [*opened, *take, c["takes"]], api_name=False)
+        c["path"].submit(page_open, path_in, [*opened, *take, c["takes"]], api_name=False)
+        c["render"].click(_event(actions.render, page=True, more=latest_takes), render_in, [*rendered, c["takes"]],
+                          api_name=False)
+        c["takes"].input(_user_errors_as_notices(actions.show_take), [c["project"], c["takes"]], take, api_name=False)
+        # Edits are kept as they are typed; a save waits for no render and shows nothing.
+        c["table"].input(actions.save_table, [c["project"], c["table"]], None, api_name=False,
+                         concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
         c["backend"].change(lambda choice: edits_note(choice, settings.model), c["backend"], c["edits_note"],
                             api_name=False)
+
+        # The same steps for scripts (`gradio_client`): a mistake is the call's error.
+        c["api_open_upload"].click(_event(actions.open_upload), upload_in, opened, api_name="open_upload")
+        c["api_open_path"].click(_event(actions.open_path), path_in, opened, api_name="open_path")
+        c["api_render"].click(_event(actions.render), render_in, rendered, api_name="render")
         c["api_button"].click(_event(actions.dub), [c["api_video"], c["api_style"], c["api_seed"]], c["api_result"],
                               api_name="dub", api_description=_DUB_API_DESCRIPTION)
     return app
@@ -300,5 +400,5 @@ def serve(settings: studio.StudioSettings, host: str = DEFAULT_HOST, port: int =
     app.queue(default_concurrency_limit=1)   # one render at a time: it uses every core
     app.launch(server_name=host, server_port=port, share=share, allowed_paths=[str(settings.work_dir)],
                max_file_size=f"{settings.max_upload_mb}mb", prevent_thread_lock=not block,
-               show_error=False, quiet=True, ssr_mode=False)
+               show_error=False, quiet=True, ssr_mode=False, css=_CSS)
     return app

@@ -4,9 +4,13 @@ apply a person's edits to the plan, and render a take that reuses every cue the 
 Everything the studio writes lives under its work folder:
 
     <work>/projects/<name>-XXXX/<video>                 the opened video (a hard link, or a copy)
+    <work>/projects/<name>-XXXX/project.json, edits.json  what it holds and the table's edits (`store`)
     <work>/projects/<name>-XXXX/thumbs/cue-NNNNN.jpg    one picture per cue (the middle frame)
     <work>/projects/<name>-XXXX/takes/take-NNN/         one render: video, manifest, stems, timelines,
-                                                        plan.json and the spectrogram picture
+                                                        plan.json, the spectrogram picture, take.json
+
+Opening a video again (the same content, style and seed) returns to its project: the table as it
+was last edited, its takes, and take numbers that go on counting.
 
 No gradio here: the page (`dubber.studio.app`) calls these functions and shows what they return.
 """
@@ -26,11 +30,14 @@ from typing import Any, Mapping, Sequence
 from vision.types import MediaInfo
 
 from .. import api
+from ..cache import content_fingerprint
 from ..atomic import atomic_output
-from ..errors import InputError, OutputError
-from ..plan import SEED_MODULUS, cue_prompt, save_plan
+from ..errors import DubError, InputError, OutputError
+from ..plan import SEED_MODULUS, cue_prompt, load_plan, save_plan
 from ..styles import STYLES, available_styles, get_style
 from ..types import DubPlan, ProgressFn, no_progress
+from . import store
+from .store import Take, find_take, list_takes, load_take  # noqa: F401  (the studio's API)
 
 log = logging.getLogger(__name__)
 
@@ -57,31 +64,13 @@ class StudioSettings:
 
 
 @dataclass(frozen=True)
-class Take:
-    """One render of a project: every file it wrote and how much of it the cache made free."""
-
-    folder: Path
-    video: Path
-    outputs: Mapping[str, str]
-    spectrogram: Path | None
-    backend: str
-    cues: int
-    cues_from_cache: int
-    notes: tuple[str, ...]
-    caches_audio: bool = True  # False: every shot is played again from the cached analysis
-
-    @property
-    def number(self) -> int:
-        return _take_number(self.folder.name) or 0
-
-
-@dataclass(frozen=True)
 class Project:
     """One opened video: the studio's link to it, its analysis, its plan and a picture per cue.
 
-    `plan` holds every edit the table shows; `rendered` is the plan the last take was rendered
-    from (None before the first take), which leaves out the edits its backend does not read;
-    `muted` and `last_take` are that take's muted cues and the take itself.
+    `plan` holds every edit the table shows and `shown_muted` its ticked mute boxes; `rendered` is
+    the plan the last take was rendered from (None before the first take), which leaves out the
+    edits its backend does not read; `muted` and `last_take` are that take's muted cues and the
+    take itself. `reopened`: the project was found in the work folder, not made by this opening.
     """
 
     folder: Path
@@ -92,6 +81,8 @@ class Project:
     rendered: DubPlan | None = None
     muted: tuple[int, ...] = ()
     last_take: Take | None = None
+    shown_muted: tuple[int, ...] = ()
+    reopened: bool = False
 
 
 # ----------------------------------------------------------------------------- opening a video
@@ -135,10 +126,12 @@ def _safe_name(name: str) -> str:
 
 
 def open_video(source: str | os.PathLike, settings: StudioSettings, style: str, seed: int,
-               progress: ProgressFn = no_progress, *, link: bool = True) -> Project:
+               progress: ProgressFn = no_progress, *, link: bool = True, reopen: bool = True) -> Project:
     """Check a video as the command line does, place it in the work folder, analyse and plan it.
     `link=False` copies it: an upload must be copied, because Gradio rewrites its upload folder's
     files when it serves them (a hard link would change under the cache's fingerprint).
+    With `reopen`, a project already in the work folder for the same content, style and seed is
+    returned instead (`Project.reopened`), with its edits and its latest take.
 
     Raises:
         DubError / vision.errors.VideoError: the CLI's one-sentence reasons (not a video, too short...).
@@ -149,14 +142,67 @@ def open_video(source: str | os.PathLike, settings: StudioSettings, style: str, 
     media = api.probe(path)   # size, length and stream checks before anything is copied
     projects = settings.work_dir / "projects"
     projects.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(dir=projects, prefix=f"{_safe_name(path.name)}-"))
-    video = _link_or_copy(path, folder, link)
+    source_key = content_fingerprint(path)
+    found = store.find_project(projects, source_key, options.style, options.seed) if reopen else None
+    if found is None:
+        folder = Path(tempfile.mkdtemp(dir=projects, prefix=f"{_safe_name(path.name)}-"))
+        video = _link_or_copy(path, folder, link)
+        store.write_project_record(folder, source_key, video, options.style, options.seed)
+    else:
+        folder, video = found
     # One probe and one analysis per opened video: the copy has the probed file's bytes.
     copy = Path(os.path.abspath(video))
     analysis, analysis_key = api._analyze(copy, options, progress, replace(media, path=str(copy)))
     plan = api._plan(analysis, analysis_key, options, copy)
-    thumbnails = write_thumbnails(video, plan, folder / "thumbs")
-    return Project(folder=folder, video=video, analysis=analysis, plan=plan, thumbnails=thumbnails)
+    thumbnails = _thumbnails(video, plan, folder / "thumbs")
+    project = Project(folder=folder, video=video, analysis=analysis, plan=plan, thumbnails=thumbnails)
+    return project if found is None else _restored(project)
+
+
+def _thumbnails(video: Path, plan: DubPlan, folder: Path) -> tuple[Path, ...]:
+    """The cue pictures of a reopened project as they are, else written."""
+    kept = tuple(folder / f"cue-{cue.index:05d}.jpg" for cue in plan.cues)
+    return kept if all(p.is_file() for p in kept) else write_thumbnails(video, plan, folder)
+
+
+def _same_cues(plan: DubPlan, other: DubPlan) -> bool:
+    """Whether two plans cut the film into the same cues (edits aside)."""
+    def cuts(p: DubPlan) -> list[tuple]:
+        return [(c.index, c.shot_index, c.part, c.parts, c.start_sample, c.num_samples) for c in p.cues]
+    return (plan.sample_rate, plan.total_samples) == (other.sample_rate, other.total_samples) and cuts(plan) == cuts(other)
+
+
+def _restored(project: Project) -> Project:
+    """A reopened project with its latest take and its table's saved edits. Edits or a take made
+    for other cues (a planner of another version cut the film differently) are left out."""
+    takes = list_takes(project)
+    last = takes[-1] if takes else None
+    rendered = None
+    if last is not None:
+        try:
+            rendered = load_plan(last.folder / "plan.json")
+        except DubError as err:
+            log.warning("Ignoring %s (%s).", last.folder, err)
+        if rendered is not None and not _same_cues(rendered, project.plan):
+            rendered = None
+    if rendered is not None:
+        project = replace(project, plan=rendered, rendered=rendered, muted=last.muted, last_take=last,
+                          shown_muted=last.muted)
+    edits = store.load_edits(project.folder)
+    if edits is not None and _same_cues(edits[0], project.plan):
+        project = replace(project, plan=edits[0], shown_muted=edits[1])
+    return replace(project, reopened=True)
+
+
+def save_table(project: Project, rows: Sequence[Sequence[Any]]) -> bool:
+    """Keep the table's edits in the project folder, so reopening the video brings them back;
+    False (nothing written) while a cell holds a value that cannot be used."""
+    try:
+        plan, muted = apply_rows(project.plan, rows, allow_all_muted=True)
+    except InputError:
+        return False
+    store.save_edits(project.folder, plan, muted)
+    return True
 
 
 def write_thumbnails(video: Path, plan: DubPlan, folder: Path) -> tuple[Path, ...]:
@@ -274,8 +320,10 @@ def _edited_cue(cue: Any, row: Mapping[str, Any]) -> Any:
     return replace(cue, caption=caption, prompt=prompt, seed=seed)
 
 
-def apply_rows(plan: DubPlan, rows: Sequence[Sequence[Any]]) -> tuple[DubPlan, tuple[int, ...]]:
-    """The plan with the table's edits, and the indices of the muted cues.
+def apply_rows(plan: DubPlan, rows: Sequence[Sequence[Any]], *,
+               allow_all_muted: bool = False) -> tuple[DubPlan, tuple[int, ...]]:
+    """The plan with the table's edits, and the indices of the muted cues (every cue muted is
+    refused, as nothing would be heard, unless `allow_all_muted`).
 
     Raises:
         InputError: the table does not match the plan, or a cell holds a value that cannot be used.
@@ -289,7 +337,7 @@ def apply_rows(plan: DubPlan, rows: Sequence[Sequence[Any]]) -> tuple[DubPlan, t
         cues.append(_edited_cue(cue, row))
         if _as_bool(row["mute"]):
             muted.append(cue.index)
-    if len(muted) == len(cues):
+    if len(muted) == len(cues) and not allow_all_muted:
         raise InputError("Every shot is muted; unmute at least one to render.")
     return replace(plan, cues=tuple(cues)), tuple(muted)
 
@@ -425,12 +473,7 @@ def describe_unused(unused: Sequence[UnusedEdit]) -> str:
 
 # ----------------------------------------------------------------------------- rendering a take
 
-_TAKE_FOLDER = re.compile(r"take-(\d+)")
-
-
-def _take_number(name: str) -> int | None:
-    match = _TAKE_FOLDER.fullmatch(name)
-    return int(match.group(1)) if match else None
+_take_number = store.take_number
 
 
 def _project_is_gone(project: Project) -> OutputError:
@@ -497,9 +540,12 @@ def _render_into(folder: Path, project: Project, plan: DubPlan, muted: Sequence[
     result = api.dub(project.video, folder / out_name, options, progress)
     mix_wav = Path(result.outputs["mix"]) if "mix" in result.outputs else None
     picture = write_spectrogram(mix_wav, project.analysis, folder / "spectrogram.png") if mix_wav else None
-    return Take(folder=folder, video=Path(result.output), outputs=dict(result.outputs), spectrogram=picture,
+    take = Take(folder=folder, video=Path(result.output), outputs=dict(result.outputs), spectrogram=picture,
                 backend=result.backend, cues=result.cues, cues_from_cache=result.cues_from_cache,
-                notes=tuple(result.notes), caches_audio=result.caches_audio)
+                notes=tuple(result.notes), caches_audio=result.caches_audio, muted=tuple(sorted(muted)))
+    # Written last: a take folder without it did not finish and is not offered when reopening.
+    store.save_take_record(folder, {k: v for k, v in vars(take).items() if k != "folder"})
+    return take
 
 
 def write_spectrogram(mix_wav: Path, analysis: Any, out: Path) -> Path:
@@ -531,5 +577,5 @@ def take_downloads(take: Take) -> list[str]:
 def dub_once(video: str | os.PathLike, style: str, seed: Any, backend: str, settings: StudioSettings,
              progress: ProgressFn = no_progress) -> Take:
     """Open, plan and render a video with no edits: what the `dub` endpoint does for scripts."""
-    project = open_video(video, settings, style, seed, progress, link=False)
+    project = open_video(video, settings, style, seed, progress, link=False, reopen=False)
     return render_take(project, project.plan, (), backend, settings, progress)
