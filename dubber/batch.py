@@ -10,7 +10,12 @@ process id and start time) before any work and `done` (with its outputs) after t
 committed. A rerun skips a done job whose output is still there and reruns every other; a job
 whose worker died (killed, out of memory) is run again after the files the dead attempt wrote are
 removed, and the stage cache makes the result identical to an undisturbed run. A bad input fails
-alone, with its reason; the batch goes on and ends with a summary.
+alone, with its reason; the batch goes on and ends with a summary. A job that ran again because
+its worker stopped is said in one line as its outcome comes.
+
+One batch at a time per OUTDIR: a batch holds a lock on `.dub-batch/batch.lock` while it works,
+and a second one started on the same OUTDIR is refused before it touches any job. The OS lets go
+of the lock when its holder ends, killed included, so a batch that died never blocks the next.
 
 A folder given as an input stands for the videos in it, found as the watch folder finds them in a
 folder dropped into its inbox: at any depth, by name, temporary names left alone; each is dubbed
@@ -31,11 +36,11 @@ import uuid
 from concurrent.futures import as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from .errors import DubError, InputError, OutputError, one_line
 from .executors import open_dispatcher, require_ray
-from .jobs import DEFAULT_RETRIES, Job, JobOutcome, Ledger, job_key
+from .jobs import DEFAULT_RETRIES, LEDGER_DIR, Job, JobOutcome, Ledger, job_key
 from .options import INPUT_VIDEO_SUFFIXES, DubOptions, check_writable_folder, default_output_path
 from .types import ProgressFn, no_progress
 
@@ -44,6 +49,11 @@ log = logging.getLogger(__name__)
 # Names of the files a folder holds besides its videos that its one line lists, at most.
 LISTED_OTHER_FILES = 5
 MANIFEST_MAX_BYTES = 64 << 20  # a larger .json beside a video is no manifest of ours
+BATCH_LOCK_FILE = "batch.lock"   # in OUTDIR's ledger folder, held by the batch working on OUTDIR
+
+
+class BatchBusy(OutputError):
+    """Another `dub batch` is working on the same output folder."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,8 @@ class BatchOptions:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """Every input's outcome, in the order given."""
+    """Every input's outcome, in the order given (of a batch that was interrupted: what each
+    input had come to, the jobs it did not finish "interrupted")."""
 
     outcomes: tuple[JobOutcome, ...]
 
@@ -88,9 +99,10 @@ class BatchResult:
 
     def summary(self) -> str:
         count = len(self.outcomes)
+        interrupted = self.count("interrupted")
         return (f"{count} input{'' if count == 1 else 's'}: {self.count('done')} dubbed, "
                 f"{self.count('skipped')} already done, "
-                f"{self.count('failed')} failed")
+                f"{self.count('failed')} failed" + (f", {interrupted} interrupted" if interrupted else ""))
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -265,7 +277,8 @@ def plan_jobs(inputs: Sequence[str | os.PathLike | BatchInput], out_dir: Path, o
 def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options: DubOptions = DubOptions(),
               progress: ProgressFn | None = None,
               on_outcome: Callable[[JobOutcome], None] = lambda outcome: None,
-              on_notice: Callable[[str], None] = log.info) -> BatchResult:
+              on_notice: Callable[[str], None] = log.info,
+              on_interrupt: Callable[[BatchResult], None] = lambda result: None) -> BatchResult:
     """Dub every input into `batch.out_dir`, skipping those an earlier run finished.
 
     Args:
@@ -278,7 +291,11 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
         on_outcome: called with each input's outcome as it is known (skipped ones first), so a
             display can name the file that just finished or failed.
         on_notice: called with one line per folder given (how many videos it holds, and which
-            other files in it are left alone), and one per file given more than once.
+            other files in it are left alone), one per file given more than once, and one per
+            job that ran again because its worker stopped.
+        on_interrupt: called, when Ctrl-C or SIGTERM stops the batch once its jobs are known,
+            with what each input had come to (the jobs not finished "interrupted"), before the
+            interrupt goes on up.
 
     Returns:
         BatchResult with one outcome per video (a folder without one: its failed outcome), in
@@ -286,9 +303,10 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
 
     Raises:
         InputError / OutputError: no inputs, two inputs with one output name, OUTDIR not writable.
+        BatchBusy: another batch is working on OUTDIR.
         BackendUnavailable: --ray without ray installed, or an unreachable cluster.
+        KeyboardInterrupt: Ctrl-C or SIGTERM; the jobs not finished are left for the next run.
     """
-    progress = progress or no_progress
     if not inputs:
         raise InputError("Give at least one video to dub.")
     out_dir = Path(batch.out_dir).expanduser().absolute()
@@ -304,31 +322,96 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
                              on_notice)
     out_dir.mkdir(parents=True, exist_ok=True)   # once the batch is planned: a refused one makes nothing
     failed += [e for e in expanded if isinstance(e, JobOutcome)]   # folders without a video
-    ledger = Ledger(out_dir)
-    outcomes = {o.input: o for o in failed}
-    todo = []
-    for job in jobs:
-        if not options.force and ledger.finished(job):
-            outcomes[job.input] = JobOutcome(job.input, job.output, "skipped")
-        else:
-            todo.append(job)
-    for outcome in outcomes.values():
-        on_outcome(outcome)
-    total = len(jobs) + len(failed)
-    progress("batch", len(outcomes), total)
+    given = [e.path if isinstance(e, BatchInput) else e.input for e in expanded]
+    with _only_batch_on(out_dir):   # from here on jobs are read and run: one batch at a time
+        tally = _Tally(jobs, failed, given, progress or no_progress, on_outcome, on_notice)
+        ledger = Ledger(out_dir)
+        try:
+            todo = []
+            for job in jobs:
+                if not options.force and ledger.finished(job):
+                    tally.known(JobOutcome(job.input, job.output, "skipped"))
+                else:
+                    todo.append(job)
+            tally.start()
+            if todo:
+                _dispatch(todo, options, batch, tally.report)
+        except KeyboardInterrupt:
+            on_interrupt(tally.result())
+            raise
+    return tally.result()
 
-    def report(outcome: JobOutcome) -> None:
-        outcomes[outcome.input] = outcome
+
+@contextlib.contextmanager
+def _only_batch_on(out_dir: Path) -> Iterator[None]:
+    """Hold OUTDIR's batch lock for the block (see the module's docstring).
+
+    Raises:
+        BatchBusy: another batch holds it.
+        OutputError: the ledger folder cannot be made.
+    """
+    from .atomic import exclusive_lock, write_error
+
+    lock = out_dir / LEDGER_DIR / BATCH_LOCK_FILE
+    with contextlib.ExitStack() as stack:
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            free = stack.enter_context(exclusive_lock(lock))
+        except OSError as err:   # a full or read-only disk, as for any file of the batch
+            raise write_error(err, lock) from err
+        if not free:
+            raise BatchBusy(f"Another dub batch is already working on {out_dir}; wait for it to finish, "
+                            "or give another folder with -o.")
+        yield
+
+
+class _Tally:
+    """A batch's outcomes as they come, each passed on to the caller's callbacks; and the result,
+    complete or, after an interrupt, with the jobs not finished as "interrupted"."""
+
+    def __init__(self, jobs: list[Job], failed: list[JobOutcome], given: Sequence[str],
+                 progress: ProgressFn, on_outcome: Callable[[JobOutcome], None],
+                 on_notice: Callable[[str], None]) -> None:
+        self.jobs, self.failed, self.given = jobs, failed, given
+        self.outcomes = {o.input: o for o in failed}
+        self.total = len(jobs) + len(failed)
+        self.progress, self.on_outcome, self.on_notice = progress, on_outcome, on_notice
+
+    def known(self, outcome: JobOutcome) -> None:
+        """An outcome known before any job runs (a job an earlier run finished)."""
+        self.outcomes[outcome.input] = outcome
+
+    def start(self) -> None:
+        for outcome in self.outcomes.values():
+            self.on_outcome(outcome)
+        self.progress("batch", len(self.outcomes), self.total)
+
+    def report(self, outcome: JobOutcome) -> None:
+        self.outcomes[outcome.input] = outcome
+        # A failure for that very reason says so itself.
+        if outcome.attempts > 1 and outcome.error != "WorkerDied":
+            ended = "finished it" if outcome.status == "done" else "failed"
+            self.on_notice(f"{outcome.input}: the worker dubbing it stopped before the end (killed, or out of "
+                           f"memory) and the job ran again; attempt {outcome.attempts} {ended}.")
         if outcome.status == "failed":
             log.warning("%s: %s", outcome.input, outcome.reason)
-        on_outcome(outcome)
-        progress("batch", len(outcomes), total)
+        self.on_outcome(outcome)
+        self.progress("batch", len(self.outcomes), self.total)
 
-    if todo:
-        _dispatch(todo, options, batch, report)
-    order = [job.input for job in jobs] + [o.input for o in failed]
-    given = [e.path if isinstance(e, BatchInput) else e.input for e in expanded]
-    return BatchResult(tuple(outcomes[i] for i in sorted(order, key=_input_order(given))))
+    def result(self) -> BatchResult:
+        outcomes = {**{job.input: _unfinished(job) for job in self.jobs}, **self.outcomes}
+        order = [job.input for job in self.jobs] + [o.input for o in self.failed]
+        return BatchResult(tuple(outcomes[i] for i in sorted(order, key=_input_order(self.given))))
+
+
+def _unfinished(job: Job) -> JobOutcome:
+    """The outcome of a job an interrupt stopped, or kept from starting."""
+    record = job.ledger.read(job.key) or {}
+    if record.get("status") == "running" and record.get("run_id") == job.run_id:
+        return JobOutcome(job.input, job.output, "interrupted", "stopped while being dubbed; the next run dubs it "
+                          "again.", int(record.get("attempt", 0)), error="Interrupted")
+    return JobOutcome(job.input, job.output, "interrupted", "not started; the next run dubs it.",
+                      error="Interrupted")
 
 
 def _dispatch(jobs: list[Job], options: DubOptions, batch: BatchOptions,

@@ -354,13 +354,38 @@ def check_reachable(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> N
     if not sep or not port.isdigit():
         return
     try:
-        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s):
-            pass
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s) as link:
+            speaks_grpc = _answers_http2(link)
     except OSError as err:
         why = "no such host" if isinstance(err, socket.gaierror) else \
             "no answer" if isinstance(err, TimeoutError) else (err.strerror or str(err)).lower()
         raise BackendUnavailable(f"Cannot reach the Ray cluster at {address} ({why}); start it with `ray start "
                                  "--head` on that machine, or check the address given with --ray.") from None
+    if not speaks_grpc:
+        raise BackendUnavailable(f"No Ray cluster answers at {address}: something else listens on that port; give "
+                                 "the head node's address (the port `ray start --head` printed, 6379 by default).")
+
+
+# What an HTTP/2 client sends first: the connection preface, then its (empty) SETTINGS frame.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_HTTP2_SETTINGS = 4   # frame type
+
+
+def _answers_http2(link: socket.socket) -> bool:
+    """Whether the server on `link` speaks HTTP/2, as Ray's cluster and client servers (gRPC) do:
+    its first frame is SETTINGS. A web server, a database or a dashboard port answers otherwise,
+    or not at all, and `ray.init` would retry against it for minutes."""
+    link.sendall(_HTTP2_PREFACE)
+    head = b""
+    try:
+        while len(head) < 9:
+            chunk = link.recv(9 - len(head))
+            if not chunk:
+                return False
+            head += chunk
+    except TimeoutError:
+        return False
+    return head[3] == _HTTP2_SETTINGS
 
 
 def _ray_token_available() -> bool:
@@ -368,6 +393,28 @@ def _ray_token_available() -> bool:
     if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
         return True
     return (Path.home() / ".ray" / "auth_token").is_file()
+
+
+# Where ray.init says it turned token authentication on (its logger, and how the line begins).
+RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+RAY_AUTH_ENABLED_NOTICE = "Token authentication is enabled"
+
+
+class _RayAuthEnabledNotice(logging.Filter):
+    """Drops Ray's "Token authentication is enabled ... Set RAY_AUTH_MODE=disabled to opt out"
+    line, which a driver on a local cluster gets at every run: the protection is on, as it should
+    be, and the line only tells the user how to turn it off, in Ray's own log format on dub's
+    terminal. Every other line of that logger (a missing token, one turned off) passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(RAY_AUTH_ENABLED_NOTICE)
+
+
+def _quiet_ray_auth_notice() -> None:
+    """Install the filter (once) on the logger Ray warns with; before ray is imported too."""
+    logger = logging.getLogger(RAY_AUTH_LOGGER)
+    if not any(isinstance(f, _RayAuthEnabledNotice) for f in logger.filters):
+        logger.addFilter(_RayAuthEnabledNotice())
 
 
 class ModelServer:
@@ -517,5 +564,6 @@ def open_dispatcher(ray: bool, address: str | None, jobs: int | None, concurrenc
         BackendUnavailable: ray asked for but not installed, or its cluster cannot be reached.
     """
     if ray:
+        _quiet_ray_auth_notice()
         return RayCluster(connect_ray(address, jobs), retries, concurrency)
     return LocalPool(max(1, min(jobs or os.cpu_count() or 1, concurrency)), retries)

@@ -49,8 +49,9 @@ class Job:
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """What became of one input: status "done", "skipped" (done by an earlier run) or "failed";
-    a failure's `reason` (one sentence) and `error` (the name of its kind)."""
+    """What became of one input: status "done", "skipped" (done by an earlier run), "failed", or
+    "interrupted" (a batch stopped before it finished the job); a failure's or an interrupted
+    job's `reason` (one sentence) and `error` (the name of its kind)."""
 
     input: str
     output: str

@@ -158,11 +158,16 @@ def test_local_worker_killed_mid_job_is_retried_to_the_same_output(clips, single
     # The ledger key is known only once the batch has planned its jobs: watch the ledger folder.
     watcher = threading.Thread(target=lambda: _kill_first_job(ledger, killed), daemon=True)
     watcher.start()
-    result = run_batch([clips["long"]], BatchOptions(out_dir=str(out), jobs=1), _dub_options(tmp_path))
+    said: list[str] = []
+    result = run_batch([clips["long"]], BatchOptions(out_dir=str(out), jobs=1), _dub_options(tmp_path),
+                       on_notice=said.append)
     watcher.join(timeout=5)
     assert killed, "the test never saw the job running"
     outcome = result.outcomes[0]
     assert outcome.status == "done" and outcome.attempts == 2
+    assert [line for line in said if "ran again" in line] == [
+        f"{clips['long']}: the worker dubbing it stopped before the end (killed, or out of memory) and the job "
+        "ran again; attempt 2 finished it."], said
     _assert_same_as_single(out / "long.dub.mp4", single_runs["long"])
 
 
@@ -471,6 +476,30 @@ def test_a_ray_address_where_no_cluster_answers_is_one_sentence_at_once(clips, t
     assert not (tmp_path / "out" / "clip0.dub.mp4").exists()
 
 
+def test_a_ray_address_where_something_else_listens_is_one_sentence_at_once(clips, tmp_path):
+    """A web server on the port given (a dashboard's, a typo's): it accepts the connection, and
+    ray.init would retry against it for minutes. It is refused at once for not speaking Ray's gRPC."""
+    import http.server
+    import socketserver
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    with socketserver.TCPServer(("127.0.0.1", 0), Quiet) as web:
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        address = f"127.0.0.1:{web.server_address[1]}"
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "dubber.cli", "batch", str(clips["clip0"]), "-o",
+                               str(tmp_path / "out"), "--ray", address, "--cache-dir", str(tmp_path / "cache")],
+                              cwd=REPO, capture_output=True, text=True, timeout=120)
+        web.shutdown()
+    assert proc.returncode == 2 and time.monotonic() - started < 30
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"No Ray cluster answers at {address}" in lines[0], proc.stderr
+    assert not (tmp_path / "out" / "clip0.dub.mp4").exists()
+
+
 # ----------------------------------------------------------------------------- Ray cluster (fixture: conftest.py)
 
 def _dub_batch_cli(inputs: list[Path], out: Path, address: str, cache: Path) -> subprocess.Popen:
@@ -512,10 +541,15 @@ def test_ray_worker_killed_mid_job_is_retried_to_the_same_output(ray_cluster, cl
     proc = _dub_batch_cli([clips["long"]], out, ray_cluster, tmp_path / "cache")
     ledger, killed = Ledger(out), []
     _kill_first_job(ledger, killed)
-    code, done, stderr = _finish(proc)
+    stdout, stderr = proc.communicate(timeout=300)
+    events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    done, code = events[-1], proc.returncode
     assert killed, "the test never saw the job running"
     assert code == 0, stderr
     assert done["jobs"][0]["status"] == "done" and done["jobs"][0]["attempts"] == 2
+    said = [e["message"] for e in events if e["event"] == "notice" and "ran again" in e["message"]]
+    assert said == [f"{clips['long']}: the worker dubbing it stopped before the end (killed, or out of memory) "
+                    "and the job ran again; attempt 2 finished it."], events
     _assert_same_as_single(out / "long.dub.mp4", single_runs["long"])
 
 
@@ -617,3 +651,125 @@ def test_only_a_file_given_more_than_once_is_said(clips, tmp_path):
     said.clear()
     plan_jobs([clips["clip0"], clips["clip1"]], tmp_path / "out", _dub_options(tmp_path), "run", on_notice=said.append)
     assert said == []
+
+
+# ----------------------------------------------------------------------------- what a batch says
+
+class _RetriedPool:
+    """Stands in for the worker pool: clip0's first worker stopped, so it took two attempts."""
+
+    def submit(self, job, options):
+        from concurrent.futures import Future
+
+        from dubber.jobs import JobOutcome
+
+        outcome = Future()
+        outcome.set_result(JobOutcome(job.input, job.output, "done", attempts=2 if "clip0" in job.input else 1))
+        return outcome
+
+    def interrupt(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_dub_batch_says_in_one_line_which_job_ran_again_after_its_worker_stopped(clips, tmp_path, monkeypatch,
+                                                                                 capsys):
+    import dubber.batch
+    from dubber.cli.main import main
+
+    monkeypatch.setattr(dubber.batch, "open_dispatcher", lambda *args: _RetriedPool())
+    code = main(["batch", str(clips["clip0"]), str(clips["clip1"]), "-o", str(tmp_path / "out"),
+                 "--cache-dir", str(tmp_path / "cache")])
+    stderr = capsys.readouterr().err
+    said = [line for line in stderr.splitlines() if "ran again" in line]
+    assert code == 0 and said == [f"dub: {clips['clip0']}: the worker dubbing it stopped before the end (killed, or "
+                                  "out of memory) and the job ran again; attempt 2 finished it."], stderr
+
+
+def _wait_for_running_job(ledger: Ledger, proc: subprocess.Popen, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not any((ledger.read(p.stem) or {}).get("status") == "running" for p in ledger.folder.glob("[!.]*.json")):
+        assert time.monotonic() < deadline and proc.poll() is None, "the job never started"
+        time.sleep(0.02)
+
+
+def test_a_second_batch_on_one_outdir_is_refused_and_a_killed_one_blocks_nothing(clips, tmp_path, capsys):
+    """An overlapping cron run: the second batch is refused in one sentence before it touches a
+    job, instead of failing good inputs on the first one's files; once the first is killed, the
+    next batch runs."""
+    from dubber.cli.main import main
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "dubber.cli", "batch", str(clips["long"]), "-o", str(out), "--jobs", "1",
+           "--cache-dir", str(tmp_path / "cache")]
+    first = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ledger = Ledger(out)
+    try:
+        _wait_for_running_job(ledger, first)
+        before = {p.name: p.stat().st_mtime_ns for p in ledger.folder.iterdir()}
+        second = ["batch", str(clips["long"]), str(clips["clip0"]), "-o", str(out), "--jobs", "1",
+                  "--cache-dir", str(tmp_path / "cache")]
+        code = main(second)
+        stderr = capsys.readouterr().err
+        assert code == 2 and stderr.splitlines() == [
+            f"dub: Another dub batch is already working on {out}; wait for it to finish, or give another folder "
+            "with -o."], stderr
+        assert {p.name: p.stat().st_mtime_ns for p in ledger.folder.iterdir()} == before   # no job touched
+        first.kill()   # kill -9 of the driver: its lock goes with it
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    again = run_batch([clips["clip0"]], BatchOptions(out_dir=str(out), jobs=1), _dub_options(tmp_path))
+    assert [o.status for o in again.outcomes] == ["done"]
+
+
+def test_an_interrupted_batch_ends_its_json_progress_with_each_jobs_state(clips, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "dubber.cli", "batch", str(clips["long"]), str(clips["clip1"]), "-o", str(out),
+           "--jobs", "1", "--json-progress", "--cache-dir", str(tmp_path / "cache")]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_running_job(Ledger(out), proc)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, stderr
+    last = json.loads(stdout.splitlines()[-1])
+    assert last["event"] == "interrupted" and last["exit_code"] == 143, last
+    assert [(Path(j["input"]).name, j["status"]) for j in last["jobs"]] == [("long.mp4", "interrupted"),
+                                                                          ("clip1.mp4", "interrupted")]
+    assert last["jobs"][0]["reason"].startswith("stopped while being dubbed") and last["jobs"][0]["attempts"] == 1
+    assert last["jobs"][1]["reason"].startswith("not started")
+    assert last["summary"] == "2 inputs: 0 dubbed, 0 already done, 0 failed, 2 interrupted"
+
+
+def test_ray_turning_token_authentication_on_is_not_a_raw_ray_line(monkeypatch, caplog):
+    """Ray's warning that it turned token authentication on ends with how to turn it off; dub
+    keeps it off the terminal. Ray's other warnings pass. (Ray warns once a process, so the
+    records are made here on Ray's own logger, the one its warning uses.)"""
+    import logging
+
+    pytest.importorskip("ray")
+    from ray._private.authentication import authentication_token_setup as ray_auth
+
+    import dubber.executors
+
+    class _FakeRay:
+        def remote(self, **resources):
+            return lambda f: f
+
+    assert ray_auth.logger.name == dubber.executors.RAY_AUTH_LOGGER
+    monkeypatch.setattr(dubber.executors, "connect_ray", lambda address, jobs: _FakeRay())
+    dubber.executors.open_dispatcher(True, None, 1, 1)
+    with caplog.at_level(logging.WARNING, logger=ray_auth.logger.name):
+        ray_auth.logger.warning("Token authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled "
+                                "to opt out.")
+        ray_auth.logger.warning("Token authentication is disabled; anyone who reaches the cluster can use it.")
+    said = [record.getMessage() for record in caplog.records]
+    assert not [line for line in said if "RAY_AUTH_MODE" in line]
+    assert [line for line in said if "Token authentication is disabled" in line]

@@ -472,7 +472,7 @@ def _cmd_studio(args: argparse.Namespace) -> int:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from ..batch import BatchOptions, run_batch
+    from ..batch import BatchOptions, BatchResult, run_batch
 
     batch = BatchOptions(out_dir=args.output, jobs=args.jobs, ray=args.ray is not None, ray_address=args.ray or None)
     with make_reporter(args.json_progress) as reporter:
@@ -483,8 +483,17 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                 what = "dubbed" if outcome.status == "done" else "skipped (done by an earlier run)"
                 reporter.notice(f"{what} {outcome.input} -> {outcome.output}")
 
-        result = run_batch(args.inputs, batch, _options(args), progress=reporter, on_outcome=said,
-                           on_notice=reporter.notice)   # what each folder given holds
+        stopped_at: list[BatchResult] = []   # what each job had come to when an interrupt stopped the batch
+        try:
+            result = run_batch(args.inputs, batch, _options(args), progress=reporter, on_outcome=said,
+                               on_notice=reporter.notice,   # what each folder given holds, jobs run again
+                               on_interrupt=stopped_at.append)
+        except KeyboardInterrupt as stop:
+            # A script reading the events tells an interrupted batch from one that crashed.
+            partial = stopped_at[-1] if stopped_at else BatchResult(())
+            reporter.finish({"event": "interrupted", "summary": partial.summary(),
+                             "exit_code": _interrupted_status(stop), "jobs": [vars(o) for o in partial.outcomes]}, "-")
+            raise
         reporter.finish({"event": "done", "summary": result.summary(), "exit_code": result.exit_code,
                          "jobs": [vars(o) for o in result.outcomes]}, "-")
     print(f"dub batch: {result.summary()}.", file=sys.stderr)
