@@ -148,6 +148,36 @@ def test_settings_reach_the_processor(tmp_path, base_video):
     assert seen == [WatchSettings(style="nature", backend="score", lufs="ebu", keep_original=True)]
 
 
+def test_a_name_delivered_again_has_its_files_named_after_its_own_output_folder(tmp_path, base_video):
+    """Two films delivered under one name, the second while the first is still being dubbed: each
+    output folder's files carry that folder's name, so collected or imported together, no two
+    files share a name."""
+    names: list[str] = []
+
+    def both_in_flight(job) -> None:
+        names.append(job.output_name)
+        wait_for(lambda: len(names) == 2, 30, "the second delivery")
+        copy_processor(job)
+
+    stop = threading.Event()
+    options = WatchOptions(stable_s=0.1, poll_s=0.05, workers=2, processor=both_in_flight, use_events=False)
+    watcher = threading.Thread(target=run_watch, args=(tmp_path, options, stop))
+    (tmp_path / "inbox").mkdir()
+    watcher.start()
+    try:
+        publish(tmp_path, "ep.mp4", variant(base_video, 1))
+        wait_for(lambda: names, 30, "the first delivery")
+        publish(tmp_path, "ep.mp4", variant(base_video, 2))
+        wait_for(lambda: len(list((tmp_path / "done").glob("*.mp4"))) == 2, 30, "both dubs")
+    finally:
+        stop.set()
+        watcher.join(30)
+    output = tmp_path / "output"
+    files = sorted(p.relative_to(output).as_posix() for p in output.rglob("*.mp4"))
+    assert files == ["ep-2/ep-2.dub.mp4", "ep/ep.dub.mp4"], files
+    assert (output / "ep" / "ep.dub.mp4").read_bytes() == variant(base_video, 1)   # first come, first named
+
+
 # ----------------------------------------------------------------------------- 50 drops
 
 class Recorder:
@@ -921,6 +951,12 @@ def test_watch_timelines_and_manifests_point_at_files_that_exist(tmp_path, monke
         assert references["manifest"][0].resolve() == dubbed
         fcpxml = next((root / "output" / folder).glob("*.fcpxml")).read_text()
         assert fcpxml.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n')   # as Final Cut wants
+        # Every file of the folder, and every file its timelines and manifest name there, is
+        # named after the folder: the second delivery's files are not named like the first's.
+        own = {p.name for p in (root / "output" / folder).rglob("*") if p.is_file() and p.name != "source.json"}
+        named = {p.name for paths in references.values() for p in paths if p.resolve() != dubbed}
+        assert own and named <= own and all(n.startswith(f"{folder}.dub.") for n in own), (folder, own, named)
+        assert f'name="{folder}.dub.mp4"' in fcpxml and f'name="{folder}.dub.mix.wav"' in fcpxml, fcpxml
 
 
 def test_ray_with_a_processor_or_without_ray_is_refused_in_one_sentence(tmp_path, monkeypatch, capsys):

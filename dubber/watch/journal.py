@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from ..atomic import atomic_write_text, exclusive_lock
 from ..errors import DubError, is_user_error, one_line
@@ -62,12 +62,12 @@ def name_after_place(place: Path) -> str:
     return " - ".join(place.parts)
 
 
-def unique_path(folder: Path, name: str) -> Path:
-    """`folder/name`, or `stem-2.ext`, `stem-3.ext`... when taken."""
+def unique_path(folder: Path, name: str, taken: Collection[str] = ()) -> Path:
+    """`folder/name`, or `stem-2.ext`, `stem-3.ext`... when taken (there, or a name in `taken`)."""
     candidate = folder / name
     stem, suffix = Path(name).stem, Path(name).suffix
     n = 2
-    while candidate.exists():
+    while candidate.exists() or candidate.name in taken:
         candidate = folder / f"{stem}-{n}{suffix}"
         n += 1
     return candidate

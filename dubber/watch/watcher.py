@@ -3,7 +3,8 @@
     ROOT/
       inbox/        drop videos here, or folders of them (temporary and partial names are left alone)
       processing/   files being dubbed (claimed by an atomic rename)
-      output/       one folder per input: the dubbed video, stems, manifest, timelines
+      output/       one folder per input: the dubbed video, stems, manifest, timelines, all named
+                    after the folder (<name>-2/ and <name>-2.dub.mp4 for a name delivered again)
       done/         originals after success (and duplicates, with a note)
       failed/       originals that could not be dubbed, each with <name>.error.json
       logs/         journal.jsonl (what happened to which content), watch.log, and inbox-state.json
@@ -150,9 +151,10 @@ class Watcher:
         # Stability, names already said and folders emptied, as the last run left them.
         state = InboxState.load(self.dirs["logs"] / INBOX_STATE_FILE, options.stable_s, options.empty_timeout_s)
         self.inbox = InboxScanner(self.dirs["inbox"], state, self.journal, self.skipped)
-        self.lock = threading.Lock()                  # guards the two dicts below and names in output/, done/
+        self.lock = threading.Lock()                  # guards the dicts and set below and names in output/, done/
         self.in_flight: dict[str, threading.Event] = {}
         self.outputs_by_sha: dict[str, str] = {}
+        self.reserved_outputs: set[str] = set()       # output/ names of the dubs in flight
         self.wake = threading.Event()
         # failed/ files by (size, mtime) when they failed: one that changes afterwards was still
         # being written (a slow copy that paused), so it goes back to the inbox.
@@ -338,19 +340,27 @@ class Watcher:
         from ..options import default_output_path   # one naming rule for every way of dubbing
 
         stem = Path(name).stem
+        # The output folder's name is chosen before the dub, so that the dub's files are named
+        # after it: a second delivery of a name, in <name>-2/, holds <name>-2.dub.mp4 and its
+        # <name>-2.* stems and timelines, never files named like the first delivery's.
+        with self.lock:
+            final = unique_path(self.dirs["output"], stem, self.reserved_outputs)
+            reserved = final.name
+            self.reserved_outputs.add(reserved)
         staging = self.dirs["output"] / f"{STAGING_PREFIX}{stem}-{secrets.token_hex(4)}"
-        staging.mkdir()
-        job = WatchJob(claimed, name, staging, default_output_path(Path(name), picture_codec(claimed)).name,
-                       self.settings, sha)
         try:
+            staging.mkdir()
+            output_name = default_output_path(Path(final.name + Path(name).suffix), picture_codec(claimed)).name
+            job = WatchJob(claimed, name, staging, output_name, self.settings, sha)
             ledger_job = self._work(job)
-            # Names in output/ and done/ are chosen and taken under one lock, so the timelines can
-            # name the final places before anything moves there.
+            # Names in output/ and done/ are taken under one lock, so the timelines can name the
+            # final places before anything moves there.
             with self.lock:
                 if file_state(claimed) != at_claim:   # the dub describes only part of the file
                     self._return_changed(claimed, name)
                     return
-                final = unique_path(self.dirs["output"], stem)
+                if final.exists():   # made there by hand meanwhile: the dub goes beside it
+                    final = unique_path(self.dirs["output"], stem, self.reserved_outputs)
                 original = unique_path(self.dirs["done"], name)
                 self._publish(job, final, original)
                 self._record_done(claimed, name, sha, final.name, original, asdict(job.settings))
@@ -358,6 +368,8 @@ class Watcher:
                 self.dispatch.filed(ledger_job, ((staging, final), (claimed, original)))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            with self.lock:   # published (the folder now holds the name) or given up
+                self.reserved_outputs.discard(reserved)
 
     def _publish(self, job: WatchJob, final: Path, original: Path) -> None:
         """Point the job's timelines and manifest at `final` (the output folder) and `original`
