@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -75,6 +75,15 @@ class WavTrack:
 
     def read_all(self) -> np.ndarray:
         return self.read(0, self.samples)
+
+    @property
+    def num_samples(self) -> int:   # as an on-disk `Track` names it, for the loudness measures
+        return self.samples
+
+    def blocks(self, size: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(start, samples) of consecutive blocks of `size` samples over the whole file."""
+        for start in range(0, self.samples, size):
+            yield start, self.read(start, min(self.samples, start + size))
 
     def close(self) -> None:
         self._file.close()

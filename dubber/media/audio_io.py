@@ -110,29 +110,6 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
 
 # ---------------------------------------------------------------------------- video sound tracks
-class WavTrack:
-    """A WAV file read like an on-disk track (`dubber.media.tracks.Track`): float32 samples
-    (channels, n) a block at a time, for measuring a delivered file without holding it whole."""
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        info = soundfile.info(str(self.path))
-        self.channels, self.num_samples = int(info.channels), int(info.frames)
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Samples [start, stop) as float32 (channels, n); the range is clipped to the file."""
-        start, stop = max(0, int(start)), min(self.num_samples, int(stop))
-        with soundfile.SoundFile(str(self.path)) as wav:
-            wav.seek(start)
-            return np.ascontiguousarray(wav.read(max(0, stop - start), dtype="float32", always_2d=True).T)
-
-    def blocks(self, size: int = WRITE_BLOCK):
-        """(start, samples) for consecutive blocks of `size` samples over the whole file."""
-        with soundfile.SoundFile(str(self.path)) as wav:
-            for start in range(0, self.num_samples, size):
-                yield start, np.ascontiguousarray(wav.read(size, dtype="float32", always_2d=True).T)
-
-
 def decode_audio(video_path: str | os.PathLike, sample_rate: int, total_samples: int) -> np.ndarray | None:
     """The video's own sound track as stereo float32 (2, total_samples) at `sample_rate`
     (see `decode_audio_track`, which keeps a film-length track on disk instead).

@@ -389,9 +389,13 @@ def _hold_true_peak(write: Callable[[MuxOptions], None], options: MuxOptions, en
     (None: the true peak of the WAV it is encoded from, which the mix held under its ceiling).
     Returns the gain the written dub got (dB, 0 or less)."""
     from ..loudness import track_true_peak_db
-    from .audio_io import WavTrack
+    from ..wav_measures import WavTrack
 
-    limit_db = track_true_peak_db(WavTrack(wav)) if ceiling_db is None else ceiling_db
+    if ceiling_db is None:
+        with WavTrack(wav) as mix:
+            limit_db = track_true_peak_db(mix)
+    else:
+        limit_db = ceiling_db
     if not math.isfinite(limit_db):   # a silent mix encodes to silence: nothing to hold
         return 0.0
     sample_rate, _ = _wav_facts(wav)

@@ -473,9 +473,6 @@ def describe_unused(unused: Sequence[UnusedEdit]) -> str:
 
 # ----------------------------------------------------------------------------- rendering a take
 
-_take_number = store.take_number
-
-
 def _project_is_gone(project: Project) -> OutputError:
     return OutputError(f"The studio's project folder {project.folder} is gone (removed while the page was open); "
                        "open the video again.")
@@ -499,7 +496,7 @@ def _next_take_folder(project: Project) -> Path:
     takes = project.folder / "takes"
     try:
         takes.mkdir(exist_ok=True)
-        numbers = [n for p in takes.iterdir() if (n := _take_number(p.name)) is not None]
+        numbers = [n for p in takes.iterdir() if (n := store.take_number(p.name)) is not None]
         last = project.last_take.number if project.last_take is not None else 0
         folder = takes / f"take-{max(*numbers, last, 0) + 1:03d}"
         folder.mkdir()
