@@ -310,7 +310,7 @@ def test_strokes_that_die_at_once_are_whooshes_and_a_blow_that_shakes_the_pictur
     """Per-picture activity of a bird close to the camera beating its wings (a burst every four
     pictures that dies at once) against a blow that jolts the whole picture and shakes it: the
     strokes are whooshes, the blow one impact with its shake."""
-    from vision.motion import analyse_motion
+    from vision.events import analyse_motion
     from vision.types import Shot
 
     strokes = np.array(([0.01] * 3 + [0.035]) * 12)

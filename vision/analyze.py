@@ -21,8 +21,9 @@ from fractions import Fraction
 from typing import Any
 
 from vision.errors import VideoUnreadable
+from vision.events import MotionOptions
 from vision.frames import ANALYSIS_WIDTH, KEYFRAME_SHORT_SIDE, KeyframeSampler, decode, keyframe_image
-from vision.motion import MotionOptions, MotionTracker
+from vision.motion import MotionTracker
 from vision.probe import probe
 from vision.shots import CutDetector, CutOptions, shots_from_cuts
 from vision.types import ANALYSIS_VERSION, MediaInfo, VideoAnalysis
