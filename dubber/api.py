@@ -37,9 +37,12 @@ from .options import (  # noqa: F401
     resolve_true_peak,
 )
 from .atomic import OutputTransaction, commit_record_path, exclusive_lock, output_lock_path
+from .backends import build_backend, resolve_backend
+from .destinations import Destinations, earlier_outputs, plan_destinations, remove_earlier_outputs
 from .media.tracks import sweep_work_folders, work_folder
-from .errors import BackendUnavailable, DubError, InputError, OutputError
+from .errors import DubError, OutputError
 from .types import OUTPUT_SAMPLE_RATE, ProgressFn, no_progress
+from .user_plan import read_user_plan, unheard_plan_edits
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +219,7 @@ def _plan(analysis: Any, analysis_key: str, options: DubOptions, video: Path) ->
     from .types import DubPlan
 
     if options.plan_path is not None:
-        return _user_plan(options.plan_path, analysis, video)
+        return read_user_plan(options.plan_path, analysis, video)
     plan_options = PlanOptions(style=options.style, seed=options.seed, sample_rate=OUTPUT_SAMPLE_RATE)
     cache = _stage_cache(options)
     key = settings_key("plan", PLANNER_VERSION, analysis_key, asdict(plan_options))
@@ -233,157 +236,7 @@ def _plan(analysis: Any, analysis_key: str, options: DubOptions, video: Path) ->
     return result
 
 
-def _unheard_plan_edits(user_plan: Any, analysis: Any) -> list[str]:
-    """A note when a hand-edited plan changes what the score engine does not read: it composes
-    from the picture, the plan's shots (where each one starts) and the plan's style and seed, not
-    from cue texts or cue seeds. Each cue is compared with the planned cue at its first frame.
-    `user_plan` has been through `_prompts_follow_edits`, so a prompt left as planned already
-    reads as the planner writes it for the plan's own style."""
-    from .plan import PlanOptions, make_plan
-
-    fresh = make_plan(analysis, PlanOptions(style=user_plan.style, seed=user_plan.seed,
-                                            sample_rate=user_plan.sample_rate))
-
-    def planned(frame: int) -> Any:
-        return next(c for c in reversed(fresh.cues) if c.start_frame <= frame)
-
-    def texts(cue: Any) -> tuple:
-        return cue.caption, cue.prompt, cue.seed
-
-    if all(texts(cue) == texts(planned(cue.start_frame)) for cue in user_plan.cues):
-        return []
-    return ["the score engine composes from the picture and the plan's shots, style and seed: the cue captions, "
-            "prompts or seeds edited in the plan change only what the audiostory backend renders"]
-
-
-def _user_plan(plan_path: str, analysis: Any, video: Path) -> Any:
-    from .cache import content_fingerprint
-    from .plan import check_plan_fits_cuts, load_plan, samples_follow_frames, validate_plan
-
-    path = Path(plan_path).expanduser()
-    if not path.is_file():
-        raise InputError(f"The plan file {path} does not exist; check the path or make one with `dub plan`.")
-    result = samples_follow_frames(load_plan(path), analysis.media)
-    validate_plan(result, analysis.media)
-    # A plan made for this very video may move its shots off the detected cuts (the editor knows
-    # better); one of unknown origin must start its shots at this video's cuts, or it is taken
-    # for the plan of another video of the same length and rate.
-    if not result.source or result.source != content_fingerprint(video):
-        check_plan_fits_cuts(result, analysis)
-    return _text_follows_edits(_seeds_follow_the_plan_seed(result), analysis)
-
-
-def _seeds_follow_the_plan_seed(user_plan: Any) -> Any:
-    """A plan whose seed was edited by hand, its cue seeds left as they were planned, asks for a
-    new take: when no cue's seed is the one the plan's seed gives it, every cue takes the seed the
-    plan's seed gives (AudioStory reads cue seeds; the score engine reads the plan's). A plan in
-    which some cue still has its planned seed keeps every cue seed as written."""
-    from .plan import cue_seed
-
-    planned = [cue_seed(user_plan.seed, i) for i in range(len(user_plan.cues))]
-    if any(cue.seed == seed for cue, seed in zip(user_plan.cues, planned)):
-        return user_plan
-    return replace(user_plan, cues=tuple(replace(cue, seed=seed) for cue, seed in zip(user_plan.cues, planned)))
-
-
-def _text_follows_edits(user_plan: Any, analysis: Any) -> Any:
-    """What the model reads follows the hand edits of captions and style (`_prompts_follow_edits`,
-    and the instruction, unless it was edited itself), and is recorded again (`with_model_text`)."""
-    from .plan import PlanOptions, instruction_summary, long_form_instruction, make_plan, with_model_text
-    from .styles import STYLES, get_style
-
-    fresh = {name: make_plan(analysis, PlanOptions(style=name, seed=user_plan.seed,
-                                                   sample_rate=user_plan.sample_rate)) for name in STYLES}
-    plan = _prompts_follow_edits(user_plan, fresh)
-    as_planned = {instruction_summary(p.instruction) for p in fresh.values()}
-    if instruction_summary(plan.instruction) in as_planned:
-        total_s = analysis.media.frame_count / analysis.media.fps
-        plan = replace(plan, instruction=long_form_instruction(plan.cues, plan.sample_rate, float(total_s),
-                                                               get_style(plan.style)))
-    return with_model_text(plan)
-
-
-def _prompts_follow_edits(user_plan: Any, fresh: dict[str, Any]) -> Any:
-    """A cue whose caption (or the plan's style) was edited by hand while its prompt was left as
-    the planner wrote it gets the prompt the planner writes for the new caption and style, as the
-    studio does: the model reads both, and they must not contradict each other. A prompt edited
-    by hand is kept as it is, and so is a shot given a style of its own (its prompt is the one
-    the planner writes in another style than the rest). `fresh`: the plan the planner makes in
-    each style."""
-    from collections import Counter
-
-    from .plan import cue_prompt
-    from .styles import get_style
-
-    if any(len(p.cues) != len(user_plan.cues) for p in fresh.values()):
-        return user_plan   # shots split or joined by hand: nothing to compare a cue with
-    planned_under = [[name for name, p in fresh.items() if p.cues[i].prompt == cue.prompt]
-                     for i, cue in enumerate(user_plan.cues)]
-    # The style most prompts were planned in is the one the plan was made in: when it is not the
-    # plan's style now, the plan's style was edited and those prompts follow it; a prompt planned
-    # in a third style is a shot's own choice and keeps its style.
-    votes = Counter(name for names in planned_under for name in names)
-    made_in = max(votes, key=lambda name: (votes[name], name == user_plan.style)) if votes else user_plan.style
-    cues = []
-    for i, cue in enumerate(user_plan.cues):
-        names = planned_under[i]
-        if names:
-            target = user_plan.style if made_in in names else names[0]
-            rewritten = cue_prompt(cue.caption, get_style(target))
-            if cue.prompt != rewritten and (cue.caption != fresh[names[0]].cues[i].caption or target not in names):
-                cue = replace(cue, prompt=rewritten)
-        cues.append(cue)
-    return replace(user_plan, cues=tuple(cues))
-
-
 # ----------------------------------------------------------------------------- stage 4: render
-
-def resolve_backend(options: DubOptions) -> tuple[str, str]:
-    """(backend name, one-line reason) for these options; `auto` decides here.
-
-    Raises:
-        BackendUnavailable: audiostory was asked for but its weights or torch are missing.
-    """
-    from .backends import audiostory_availability, choose_auto, weights_availability
-
-    if options.backend == "auto":
-        if options.timing == "free":
-            status = audiostory_availability(options.model, options.device)
-            if not status.available:
-                fix = f" or {status.fix}" if status.fix else ""
-                raise BackendUnavailable(f"Free timing needs the audiostory backend, which cannot run here: "
-                                         f"{status.message}; drop --timing free{fix}.")
-            return "audiostory", f"audiostory backend: {status.message}"
-        return choose_auto(options.model, options.device)
-    if options.backend == "audiostory":
-        import importlib.util
-
-        if importlib.util.find_spec("torch") is None:
-            raise BackendUnavailable("The audiostory backend needs torch; install it with pip install 'dubber[ml]'.")
-        weights = weights_availability(options.model)
-        if not weights.available:
-            raise BackendUnavailable(_missing_weights_message(options.model, weights))
-        return "audiostory", f"audiostory backend: chosen with --backend ({weights.message})"
-    return options.backend, f"{options.backend} backend: chosen with --backend"
-
-
-def _missing_weights_message(model: str | None, weights: Any) -> str:
-    """The error sentence for `--backend audiostory` without usable weights. A folder given with
-    --model is described, not called "not on this machine"."""
-    from audiostory_core.errors import NOT_CACHED
-
-    if weights.reason != NOT_CACHED:
-        return f"{weights.message[:1].upper()}{weights.message[1:]}; {weights.fix}."
-    from audiostory_core.hub import REPO_ID
-
-    if model is None or model == REPO_ID:
-        return (f"The AudioStory weights ({REPO_ID}) are not on this machine; "
-                "run `dub models download` or pass --model with a checkpoint folder.")
-    # Another Hub id (or a folder path mistyped into one): `dub models download` fetches the
-    # official weights, not these.
-    return (f"The AudioStory weights ({model}) are not on this machine; run `hf download {model}`, or pass "
-            f"--model with a checkpoint folder (there is no folder {model} here).")
-
 
 def _render_key(analysis: Any, analysis_key: str, plan: Any, backend_name: str, options: DubOptions,
                 backend: Any = None) -> str:
@@ -417,19 +270,12 @@ def _file_identity(path: Path) -> list[Any]:
     return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
 
 
-def _build_backend(name: str, options: DubOptions) -> Any:
-    from .backends import BackendOptions, get_backend
-
-    return get_backend(name, BackendOptions(model=options.model, device=options.device, timing=options.timing,
-                                            soundfont=options.soundfont))
-
-
 def _render(name: str, plan: Any, analysis: Any, analysis_key: str, options: DubOptions,
             progress: ProgressFn, backend: Any = None) -> tuple[Any, int, bool]:
     """(render result, cues taken from the cache, whether the backend's audio is cached at all)."""
     from .cache import render_cached
 
-    backend = backend if backend is not None else _build_backend(name, options)
+    backend = backend if backend is not None else build_backend(name, options)
     store = _stage_cache(options).cue_store(_render_key(analysis, analysis_key, plan, name, options, backend))
     # Free timing, like the score engine, draws the whole soundtrack in one call.
     whole = options.timing == "free" or backend.RENDERS_WHOLE_TIMELINE
@@ -456,7 +302,7 @@ def _mix(render: Any, plan: Any, media: Any, path: Path, options: DubOptions,
                progress=lambda done, total: progress("mix", done, total))
 
 
-def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: _Destinations,
+def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: Destinations,
          options: DubOptions, progress: ProgressFn = no_progress) -> list[str]:
     """Write the dubbed video into the transaction. Returns notes naming what of the source the
     output does not carry: its sound replaced by the dub (without --keep-original), and streams
@@ -503,83 +349,6 @@ def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: 
     return notes
 
 
-@dataclass(frozen=True)
-class _Destinations:
-    """Where each file of a run goes; decided (and checked) before any work starts."""
-
-    video: Path
-    manifest: Path
-    stems: Path | None
-    timeline_stem: Path | None   # <folder>/<name>; .otio/.fcpxml/.srt are added to it
-    # Files an earlier, interrupted run of this job was publishing: replaced without --force.
-    replaceable: frozenset[Path] = frozenset()
-
-    def export_paths(self) -> Any:
-        from .export.deliverables import ExportPaths
-
-        # Stem WAVs carry the output's name, so the stems of several videos can share a folder.
-        return ExportPaths(manifest=self.manifest, stems_dir=self.stems, timeline_stem=self.timeline_stem,
-                           stems_prefix=f"{self.video.with_suffix('').name}.")
-
-    def files(self) -> list[Path]:
-        out = [self.video, self.manifest]
-        if self.stems is not None:
-            out.append(self.export_paths().wav_file("mix"))
-        if self.timeline_stem is not None:
-            out += [self.timeline_stem.with_name(self.timeline_stem.name + s) for s in (".otio", ".fcpxml", ".srt")]
-        return out
-
-    def check_replace(self, target: Path, input_path: Path, force: bool) -> None:
-        """Refuse to write over the input ever, or over an existing file without --overwrite (or --force)."""
-        if target.exists() and os.path.samefile(target, input_path):
-            raise OutputError(f"An output ({target.name}) would overwrite the input; choose another name with -o.")
-        if target.exists() and not force and target not in self.replaceable:
-            raise OutputError(f"{target} already exists; pass --overwrite to replace it or choose another name with -o.")
-
-
-def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, options: DubOptions) -> _Destinations:
-    """Every output path of a run, checked: never the input, never an existing file without force."""
-    from .atomic import WORKING_MARK, commit_record_path, complete_pending, sweep_stale
-
-    if out_path is None:
-        from vision.probe import picture_codec
-
-        out_given = default_output_path(video_path, picture_codec(video_path))
-    else:
-        out_given = Path(out_path)
-    manifest = out_given.expanduser().absolute().with_suffix(".json")
-    # An earlier run of this job cut short while publishing its files is completed first; its
-    # files are then this job's own, and leftovers of killed runs are swept.
-    replaceable = frozenset(complete_pending(manifest))
-    sweep_stale(manifest.parent)
-    replace_outputs = options.force or options.overwrite
-    out = check_output_file(out_given, video_path, replace_outputs or out_given.expanduser().absolute() in replaceable)
-    base = out.with_suffix("")
-    # Every name written from the output's, each under a temporary name first: the video, the
-    # sound it is muxed from (a hidden working file), the hidden commit record beside the
-    # manifest, and the .fcpxml or a stem WAV (".original.wav", and stems a backend names more
-    # freely; 16 bytes cover them). A name the file system refuses must fail now, not after the work.
-    extra = 16 if (options.stems_dir or options.timeline) else len(".fcpxml")
-    names = (out.name, base.name + WORKING_MARK + ".wav", commit_record_path(base.with_name(base.name + ".json")).name)
-    if max(len(base.name.encode()) + extra, *(len(name.encode()) for name in names)) > NAME_MAX_BYTES:
-        raise OutputError(f"The output name {out.name} is too long for the file system; choose a shorter one with -o.")
-    stems = Path(options.stems_dir).expanduser().absolute() if options.stems_dir else None
-    if stems is None and options.timeline:
-        stems = base.with_name(base.name + "_stems")   # timelines point at a mix WAV that must persist
-    dest = _Destinations(video=out, manifest=base.with_name(base.name + ".json"), stems=stems,
-                         timeline_stem=base if options.timeline else None, replaceable=replaceable)
-    _check_not_anothers(dest.manifest, out)
-    _check_stems_not_anothers(dest, video_path)
-    for f in dest.files()[1:]:
-        dest.check_replace(f, video_path, replace_outputs)
-    if stems is not None:
-        sweep_stale(stems)
-        if stems.exists() and not stems.is_dir():
-            raise OutputError(f"The stems location {stems} is a file; give a folder with --stems.")
-        check_writable_folder(stems, what="stems", new_parents=True)
-    return dest
-
-
 def _cache_notes(options: DubOptions) -> list[str]:
     """A stage cache that takes no files keeps nothing for the next run: said, not silent."""
     cache = _stage_cache(options)
@@ -619,72 +388,7 @@ def _loudness_notes(soundtrack: Any, options: DubOptions) -> list[str]:
             "mix allows; choose a lower target with --lufs"]
 
 
-def _recorded_outputs(manifest: Path) -> dict[str, Path]:
-    """The outputs an earlier dub's manifest at `manifest` lists, by role; {} when there is none
-    or it is not one of ours."""
-    from .export.deliverables import read_recorded_outputs
-
-    return read_recorded_outputs(manifest)
-
-
-def _earlier_outputs(dest: _Destinations) -> list[Path]:
-    """The files an earlier dub to this output listed in its manifest, and its review page. Only
-    what a dub of this output names after it (`<name>.otio`, `<name>.music.wav`, ...): a manifest
-    is data, and a path in it never makes us delete anything else."""
-    base = dest.video.with_suffix("").name + "."
-    files = [f for f in _recorded_outputs(dest.manifest).values() if f.name.startswith(base)]
-    return files + [dest.video.with_suffix(".review.html")]
-
-
-def _remove_earlier_outputs(earlier: list[Path], written: set[Path], input_path: Path) -> None:
-    """Remove the files of a replaced dub that this run did not write again. Never the input,
-    never a file just written; a folder only when the removed files were all it held (the
-    <output>_stems folder of a dub made with --timeline, replaced by one without)."""
-    written = {p.absolute() for p in written}
-    emptied: set[Path] = set()
-    for old in earlier:
-        if old in written or not old.is_file() or old.is_symlink():
-            continue
-        with contextlib.suppress(OSError):
-            if os.path.samefile(old, input_path):
-                continue
-            old.unlink()
-            emptied.add(old.parent)
-            log.info("removed %s, left by the dub this run replaced", old)
-    for folder in emptied:
-        with contextlib.suppress(OSError):   # not empty (the user's files, this run's): it stays
-            folder.rmdir()
-
-
-def _check_not_anothers(manifest: Path, video: Path) -> None:
-    """Refuse, even with --overwrite, a name whose manifest and sidecars belong to another output
-    beside it (sub.mkv after sub.mp4 both name sub.json): replacing them would orphan that video."""
-    theirs = _recorded_outputs(manifest).get("video")
-    if theirs is not None and theirs != video and theirs.name != video.name and theirs.is_file():
-        raise OutputError(f"{manifest.name} is the manifest of {theirs.name}, another dub in that folder, and "
-                          f"{video.name} would share it; choose another name with -o.")
-
-
-def _check_stems_not_anothers(dest: _Destinations, input_path: Path) -> None:
-    """Refuse, even with --overwrite, stems in the stems folder under this output's name that an
-    earlier dub to this output did not write (its manifest does not list them): two outputs of one
-    name in different folders (x/out.mp4, y/out.mp4) would share `out.mix.wav` in a shared stems
-    folder, and replacing it would swap the other dub's stems for these."""
-    if dest.stems is None or not dest.stems.is_dir():
-        return
-    prefix = dest.export_paths().stems_prefix
-    ours = set(_recorded_outputs(dest.manifest).values()) | set(dest.replaceable)
-    # `<output name>.<role>.wav`: the role has no dot, so "a.dub.v2.mix.wav" is not a stem of a.dub.mp4
-    theirs = sorted(p for p in dest.stems.glob("*.wav") if p.name.startswith(prefix)
-                    and "." not in p.name[len(prefix):-len(".wav")] and p.absolute() not in ours
-                    and not os.path.samefile(p, input_path))   # the input has its own refusal
-    if theirs:
-        raise OutputError(f"{theirs[0]} is no stem of an earlier dub to {dest.video.name} ({dest.manifest.name} does "
-                          "not list it), so it may be another dub's; choose another --stems folder or output name, "
-                          "or remove it.")
-
-
-def _export(txn: OutputTransaction, dest: _Destinations, analysis: Any, plan: Any, render: Any, soundtrack: Any,
+def _export(txn: OutputTransaction, dest: Destinations, analysis: Any, plan: Any, render: Any, soundtrack: Any,
             options: DubOptions) -> tuple[dict[str, str], list[str]]:
     from .export import deliverables as export
 
@@ -701,7 +405,7 @@ def _export(txn: OutputTransaction, dest: _Destinations, analysis: Any, plan: An
     return {role: str(p) for role, p in result.outputs.items()}, notes + list(result.notes)
 
 
-def _settings_record(options: DubOptions, dest: _Destinations) -> dict[str, Any]:
+def _settings_record(options: DubOptions, dest: Destinations) -> dict[str, Any]:
     """The run's options for the manifest, with paths made independent of the working folder: the
     stems folder as the manifest records its other outputs (relative to the manifest's folder when
     inside it, else absolute), input paths absolute."""
@@ -748,7 +452,7 @@ class DubJob:
 
     input_path: Path
     options: DubOptions
-    destinations: _Destinations
+    destinations: Destinations
     backend: str
     backend_reason: str
 
@@ -820,7 +524,7 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
     # 3. Plan: one timed cue per shot, or the user's plan checked against this video.
     with run.stage("plan"):
         the_plan = _plan(analysis, analysis_key, options, path)
-    plan_notes = _unheard_plan_edits(the_plan, analysis) if options.plan_path and backend_name == "score" else []
+    plan_notes = unheard_plan_edits(the_plan, analysis) if options.plan_path and backend_name == "score" else []
     if options.plan_path:   # the plan's own style and seed are what plays
         options = replace(options, style=the_plan.style, seed=the_plan.seed)
     # Film-length tracks (rendered stems, the mix) live on disk in a work folder under the stage
@@ -849,11 +553,11 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
                          + _bed_notes(analysis.media, options) + dropped + notes + _cache_notes(options))
                 for target in txn.targets():
                     dest.check_replace(target, path, options.force or options.overwrite)
-                earlier = _earlier_outputs(dest)   # read before the manifest is replaced
+                earlier = earlier_outputs(dest)   # read before the manifest is replaced
                 txn.commit()
             # What the replaced dub wrote and this one did not (its timeline, its stems, its review
             # page) would sit beside the new video and point at the old sound: it goes.
-            _remove_earlier_outputs(earlier, set(txn.targets()), path)
+            remove_earlier_outputs(earlier, set(txn.targets()), path)
     return DubResult(output=dest.video, backend=backend_name, backend_reason=reason, cues=len(the_plan.cues),
                      cues_from_cache=from_cache, total_samples=soundtrack.total_samples,
                      sample_rate=soundtrack.sample_rate, integrated_lufs=float(soundtrack.integrated_lufs),

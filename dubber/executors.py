@@ -49,6 +49,7 @@ WORKER_STOP_GRACE_S = 15.0
 # Seconds a job interrupted in its worker waits for the driver's own interrupt before it counts
 # as interrupted from outside (a Ctrl-C reaches both, the driver's handler a moment later).
 STRAY_SIGNAL_WAIT_S = 1.0
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})   # what stops a job (`_stop_job`)
 INTERRUPTED_REASON = ("the worker running it was interrupted {attempts} times by a signal sent to the worker "
                       "processes and not to `dub` (a process-group SIGINT or SIGTERM); stop what sends it, then "
                       "dub the file again.")
@@ -111,7 +112,9 @@ def _run_job_in_worker(job: Job, options: DubOptions) -> JobOutcome:
     started, and a worker sent SIGTERM starts no job at all: it exits, and the pool, broken,
     hands the job back to the driver, which runs it on a fresh worker."""
     global _running_job, _job_interrupted
-    if _terminated:
+    # The driver's stop first: a worker it signalled drops the jobs still queued to it, instead of
+    # exiting and breaking the pool while the driver is waiting for its workers to unwind.
+    if _terminated and not (_driver_stop is not None and _driver_stop.is_set()):
         os._exit(1)
     _job_interrupted = False
     _running_job = True   # before the check: a stop arriving in between still interrupts the job
@@ -119,6 +122,12 @@ def _run_job_in_worker(job: Job, options: DubOptions) -> JobOutcome:
         if _driver_stop is not None and _driver_stop.is_set():
             raise KeyboardInterrupt
         return run_job(job, options)
+    except Exception as err:
+        if not _job_interrupted:
+            raise
+        # The interrupt came first: an import it cut short leaves a half-made module behind, whose
+        # NameError or ImportError is the interrupt's doing, not a bug to report with a traceback.
+        raise KeyboardInterrupt from err
     finally:
         _running_job = False
 
@@ -143,6 +152,27 @@ def _init_worker(parent_pid: int, log_queue: Any, level: int, driver_stop: Any =
         os._exit(1)
 
     threading.Thread(target=watch_parent, daemon=True, name="dub-parent-watch").start()
+    # The worker started with these signals blocked (`_signals_held`); one sent while it was
+    # starting was kept pending and arrives now, at `_stop_job`.
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Block SIGINT and SIGTERM in this thread for the block. A worker process started in it
+    inherits the mask, and so cannot be stopped by either before `_init_worker` has set up its
+    handlers: a Ctrl-C there would print the traceback of an interrupted import, a SIGTERM would
+    kill it silently and break the pool. A signal meant for this process goes to another thread
+    or waits until the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class _ToLocalLogger(logging.Handler):
@@ -208,11 +238,12 @@ class LocalPool:
                 _settle(outcome, error=KeyboardInterrupt())
                 return
             pool = self.pool
-            try:
-                attempt = pool.submit(_run_job_in_worker, job, options)
-            except BrokenProcessPool:   # broken before its jobs' callbacks replaced it
-                pool = self._replace(pool)
-                attempt = pool.submit(_run_job_in_worker, job, options)
+            with _signals_held():   # a submit may start a worker process (see `_signals_held`)
+                try:
+                    attempt = pool.submit(_run_job_in_worker, job, options)
+                except BrokenProcessPool:   # broken before its jobs' callbacks replaced it
+                    pool = self._replace(pool)
+                    attempt = pool.submit(_run_job_in_worker, job, options)
             self.attempts.add(attempt)
         attempt.add_done_callback(lambda f: self._finished(f, pool, job, options, outcome))
 
@@ -230,9 +261,6 @@ class LocalPool:
 
         with self.lock:
             self.attempts.discard(attempt)
-        if attempt.cancelled():   # an interrupt took it back before a worker started it
-            _settle(outcome, error=KeyboardInterrupt())
-            return
         try:
             _settle(outcome, attempt.result())
             return
@@ -267,32 +295,40 @@ class LocalPool:
             self._start(job, options, outcome)
 
     def interrupt(self) -> None:
-        """Stop every job; each ends with KeyboardInterrupt. A job not yet started is dropped; a
-        running one unwinds in its worker, which removes what it had half written, and the call
-        returns once all have; a worker still busy after WORKER_STOP_GRACE_S is killed."""
-        with self.lock:
-            self.stopped = True
-            self.driver_stop.set()   # before the signals: a worker between two jobs starts no other
-            pool, attempts = self.pool, list(self.attempts)
-        for attempt in attempts:
-            attempt.cancel()   # succeeds only for one no worker has taken yet
-        # The pool's own processes (Python 3.14 adds terminate_workers(); 3.11 keeps them here).
-        processes = list((getattr(pool, "_processes", None) or {}).values())
-        for process in processes:
-            process.terminate()   # SIGTERM: `_stop_job` in the worker
-        unfinished = attempts
-        try:
-            with _interrupts_ignored():
+        """Stop every job; each ends with KeyboardInterrupt. A job not yet started is dropped (the
+        worker it is handed to sees the driver's stop and starts nothing); a running one unwinds
+        in its worker, which removes what it had half written, and the call returns once all have;
+        a worker still busy after WORKER_STOP_GRACE_S is killed."""
+        # From the first interrupt on, the next ones are ignored until the workers have unwound
+        # and `close` has joined them: cut short here, the stop would leave running workers to
+        # the interpreter's exit, whose join a further Ctrl-C turns into a traceback.
+        with _interrupts_ignored():
+            with self.lock:
+                self.stopped = True
+                self.driver_stop.set()   # before the signals: a worker between two jobs starts no other
+                pool, attempts = self.pool, list(self.attempts)
+            # The queued jobs are not cancelled in the pool: Python 3.11's pool, broken afterwards
+            # (a worker killed below), fails every job it holds, and on a cancelled one its
+            # manager thread dies with an InvalidStateError traceback on stderr.
+            # The pool's own processes (Python 3.14 adds terminate_workers(); 3.11 keeps them here).
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            for process in processes:
+                process.terminate()   # SIGTERM: `_stop_job` in the worker
+            unfinished = attempts
+            try:
                 unfinished = wait(attempts, timeout=WORKER_STOP_GRACE_S).not_done
-        finally:   # the grace spent (or the wait failed): what still runs is killed
-            if unfinished:
-                for process in processes:
-                    process.kill()
+            finally:   # the grace spent (or the wait failed): what still runs is killed
+                if unfinished:
+                    for process in processes:
+                        process.kill()
 
     def close(self) -> None:   # after the last submit: the pool in place is the one to wait for
-        self.pool.shutdown(wait=True)
-        self.log_listener.stop()
-        self.log_queue.close()
+        # After an interrupt every worker has unwound or been killed, so the join is short; it
+        # runs to its end for the reason given in `interrupt`.
+        with _interrupts_ignored() if self.stopped else contextlib.nullcontext():
+            self.pool.shutdown(wait=True)
+            self.log_listener.stop()
+            self.log_queue.close()
 
 
 # ----------------------------------------------------------------------------- Ray
@@ -422,9 +458,9 @@ class ModelServer:
     it is an actor with one GPU."""
 
     def __init__(self, backend_name: str, options: DubOptions) -> None:
-        from .api import _build_backend
+        from .backends import build_backend
 
-        self.backend = _build_backend(backend_name, options)
+        self.backend = build_backend(backend_name, options)
 
     def describe(self) -> tuple[str, bool]:
         return self.backend.NAME, bool(getattr(self.backend, "RENDERS_WHOLE_TIMELINE", False))

@@ -136,7 +136,7 @@ def job_key(input_path: Path, output: Path, options: DubOptions) -> str:
 def _remove_partial_outputs(job: Job, options: DubOptions, since_s: float) -> None:
     """Delete the files an attempt that died wrote (modified after it started): this job's own,
     never a file that was there before the batch."""
-    from .api import plan_destinations
+    from .destinations import plan_destinations
 
     dest = plan_destinations(Path(job.input), job.output, replace(options, force=True))
     for path in dest.files():

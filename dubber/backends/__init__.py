@@ -3,6 +3,7 @@
     get_backend("score", BackendOptions())       -> a DubBackend ready to render
     available_backends()                         -> ("audiostory", "score")
     choose_auto(model=None)                      -> ("score", "score backend: no CUDA GPU ...")
+    resolve_backend(DubOptions())                -> the same for a run's options, and errors for what was asked
     weights_availability(model=None)             -> Availability(available, reason, message, fix, location)
 
 Backend modules are imported when asked for, so `import dubber.backends` stays light and the
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 from ..errors import BackendUnavailable
 
 if TYPE_CHECKING:
+    from ..options import DubOptions
     from .base import DubBackend
 
 log = logging.getLogger(__name__)
@@ -170,6 +172,55 @@ def choose_auto(model: str | None = None, device: str | None = None) -> tuple[st
         return "audiostory", f"audiostory backend: {status.message}"
     fix = f" ({status.fix})" if status.fix else ""
     return "score", f"score backend: {status.message}{fix}"
+
+
+def resolve_backend(options: "DubOptions") -> tuple[str, str]:
+    """(backend name, one-line reason) for these options; `auto` decides here.
+
+    Raises:
+        BackendUnavailable: audiostory was asked for but its weights or torch are missing.
+    """
+    if options.backend == "auto":
+        if options.timing == "free":
+            status = audiostory_availability(options.model, options.device)
+            if not status.available:
+                fix = f" or {status.fix}" if status.fix else ""
+                raise BackendUnavailable(f"Free timing needs the audiostory backend, which cannot run here: "
+                                         f"{status.message}; drop --timing free{fix}.")
+            return "audiostory", f"audiostory backend: {status.message}"
+        return choose_auto(options.model, options.device)
+    if options.backend == "audiostory":
+        if importlib.util.find_spec("torch") is None:
+            raise BackendUnavailable("The audiostory backend needs torch; install it with pip install 'dubber[ml]'.")
+        weights = weights_availability(options.model)
+        if not weights.available:
+            raise BackendUnavailable(_missing_weights_message(options.model, weights))
+        return "audiostory", f"audiostory backend: chosen with --backend ({weights.message})"
+    return options.backend, f"{options.backend} backend: chosen with --backend"
+
+
+def _missing_weights_message(model: str | None, weights: Availability) -> str:
+    """The error sentence for `--backend audiostory` without usable weights. A folder given with
+    --model is described, not called "not on this machine"."""
+    from audiostory_core.errors import NOT_CACHED
+
+    if weights.reason != NOT_CACHED:
+        return f"{weights.message[:1].upper()}{weights.message[1:]}; {weights.fix}."
+    from audiostory_core.hub import REPO_ID
+
+    if model is None or model == REPO_ID:
+        return (f"The AudioStory weights ({REPO_ID}) are not on this machine; "
+                "run `dub models download` or pass --model with a checkpoint folder.")
+    # Another Hub id (or a folder path mistyped into one): `dub models download` fetches the
+    # official weights, not these.
+    return (f"The AudioStory weights ({model}) are not on this machine; run `hf download {model}`, or pass "
+            f"--model with a checkpoint folder (there is no folder {model} here).")
+
+
+def build_backend(name: str, options: "DubOptions") -> "DubBackend":
+    """The backend `name`, set up with a run's model, device, timing and SoundFont."""
+    return get_backend(name, BackendOptions(model=options.model, device=options.device, timing=options.timing,
+                                            soundfont=options.soundfont))
 
 
 # What a Linux machine shows when it has a GPU driver torch could use: NVIDIA's, AMD's (ROCm
