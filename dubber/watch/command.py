@@ -8,7 +8,9 @@ import signal
 import sys
 from pathlib import Path
 
-from .watcher import DUPLICATE_MODES, Processor, WatchOptions, run_watch
+from .dispatch import Processor
+from .settings import DUPLICATE_MODES, WatchOptions
+from .watcher import run_watch
 from ..errors import DubError, InputError
 
 

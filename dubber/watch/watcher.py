@@ -39,95 +39,35 @@ import threading
 import time
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from .dispatch import Processor, Validator, WatchJob, dub_processor, probe_validator
+from .dispatch import WatchJob, dub_processor, probe_validator
 from .inbox import InboxScanner
 from .journal import (FOLDERS, INBOX_STATE_FILE, JOURNAL_FILE, LOG_FILE, SOURCE_RECORD, STAGING_PREFIX, FolderLock,
                       InboxState, Journal, WatchLocked, is_candidate, is_user_error, now_iso, one_sentence, sha256_of,
                       shown, unique_path, write_json_atomic)
 from .relocate import Move, relocate_references
-from .settings import SETTINGS_FILE, WatchSettings, WatchSettingsError, dub_options, load_settings
+from .settings import (SETTINGS_FILE, WatchOptions, WatchSettings, WatchSettingsError, default_workers, dub_options,
+                       load_settings)
 from .storage import output_trouble, prepare_root
-from ..errors import DubError, InputError, OutputError
+from ..errors import InputError, OutputError
 
 __all__ = ["WatchJob", "WatchLocked", "WatchOptions", "WatchSettings", "WatchSettingsError", "Watcher",
            "dub_processor", "is_candidate", "load_settings", "probe_validator", "run_watch"]
 
 log = logging.getLogger(__name__)
 
-DUPLICATE_MODES = ("done", "skip")
 OUTPUT_RETRY_S = 30.0   # how long files wait in the inbox after the output folder could not take a dub
 INTERRUPTED_JOB = ("Its dub was interrupted by a signal the watcher did not get (sent to the worker processes); "
                    "drop the file into the inbox again to dub it.")
-
-
-# ----------------------------------------------------------------------------- options
-
-@dataclass(frozen=True)
-class WatchOptions:
-    """How the watcher runs.
-
-    Attributes:
-        stable_s: seconds a file's size and mtime must stay unchanged before it is taken.
-        poll_s: seconds between inbox scans (events only make a scan come sooner).
-        workers: jobs at once (`--jobs`); None picks 1 for GPU backends and 2 for the score
-            engine, or one per CPU of a Ray cluster.
-        once: process what is stable now, wait for it, then return (for cron).
-        duplicates: "done" moves a copy of already-dubbed content to done/ with a note;
-            "skip" leaves it in the inbox untouched.
-        empty_timeout_s: an empty file unchanged this long goes to failed/.
-        processor: does the work in a thread of the watcher (default: the dubbing pipeline, run
-            by the batch machinery: local worker processes, or Ray tasks).
-        validator: checks the input first (default: the real probe before a processor; none
-            before the pipeline, whose first stage is that probe).
-        use_events: also listen to file-system events (watchdog) as scan hints.
-        out_dir: where output folders go (default: ROOT/output); on Ray, a path every node reaches.
-        ray: dub on a Ray cluster instead of local worker processes.
-        ray_address: the cluster to join ("host:port"); None: RAY_ADDRESS, else the local one.
-    """
-
-    stable_s: float = 2.0
-    poll_s: float = 0.5
-    workers: int | None = None
-    once: bool = False
-    duplicates: str = "done"
-    empty_timeout_s: float = 600.0
-    processor: Processor | None = None
-    validator: Validator | None = None
-    use_events: bool = True
-    out_dir: str | None = None
-    ray: bool = False
-    ray_address: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.duplicates not in DUPLICATE_MODES:
-            raise ValueError(f"duplicates must be one of {DUPLICATE_MODES}, not {self.duplicates!r}")
-        if self.stable_s < 0 or self.poll_s <= 0 or (self.workers is not None and self.workers < 1):
-            raise ValueError(f"bad timing or workers: stable_s={self.stable_s}, poll_s={self.poll_s}, "
-                             f"workers={self.workers}")
-        if self.ray and self.processor is not None:
-            raise ValueError("a processor runs inside the watcher, so it cannot run on a Ray cluster")
 
 
 def file_state(path: Path) -> tuple[int, int]:
     """(size, mtime_ns): what tells a file that is still being written from one that is not."""
     st = path.stat()
     return st.st_size, st.st_mtime_ns
-
-
-def default_workers(settings: WatchSettings) -> int:
-    """One job at a time on a GPU (one model in memory); two for the CPU score engine."""
-    backend = settings.backend
-    if backend == "auto":
-        try:
-            from ..api import DubOptions, resolve_backend
-            backend = resolve_backend(DubOptions(backend="auto"))[0]
-        except DubError:
-            backend = "audiostory"
-    return 2 if backend == "score" else 1
 
 
 # ----------------------------------------------------------------------------- the watcher
