@@ -18,8 +18,9 @@ from dubber.export.deliverables import (ExportInputs, ExportOptions, ExportPaths
                            write_srt)
 from dubber.plan import PlanOptions, make_plan
 from dubber.export.srt import format_srt_time
-from dubber.export.timeline import (TimelineMedia, TimelineOptions, build_timeline, fcpxml_rate, media_first_frame,
-                                    media_start_samples, timecode_rate)
+from dubber.export.fcpxml import fcpxml_rate
+from dubber.export.timeline import (TimelineMedia, TimelineOptions, build_timeline, media_first_frame, media_start_samples,
+                                    timecode_rate)
 from dubber.types import MANIFEST_SCHEMA, CueAudio, DubPlan, RenderResult, Soundtrack
 from tests.dub_cli import bext_time_reference
 from vision.types import MediaInfo, Shot, ShotCaption, VideoAnalysis, VisualEvent
@@ -235,9 +236,9 @@ def test_fcpxml_holds_only_the_project_and_names_each_asset_after_its_file(tmp_p
 
 
 def test_an_fcpxml_adapter_failure_leaves_the_fcpxml_out_with_a_note_and_the_rest_delivered(tmp_path, monkeypatch):
-    from dubber.export import timeline as timeline_module
+    from dubber.export import fcpxml as fcpxml_module
 
-    real = timeline_module._otio()
+    real = fcpxml_module.otio_module()
 
     class Failing:   # OTIO with an fcpx_xml plug-in that fails, as it does on some timelines
         def __getattr__(self, name):
@@ -252,7 +253,7 @@ def test_an_fcpxml_adapter_failure_leaves_the_fcpxml_out_with_a_note_and_the_res
 
             from_name = staticmethod(real.adapters.from_name)
 
-    monkeypatch.setattr(timeline_module, "_otio", lambda: Failing())
+    monkeypatch.setattr(fcpxml_module, "otio_module", lambda: Failing())
     analysis = _analysis(NTSC, [0, 24, 60])
     plan = make_plan(analysis, PlanOptions())
     run = ExportInputs(analysis=analysis, plan=plan, soundtrack=_soundtrack(plan))

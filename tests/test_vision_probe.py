@@ -248,7 +248,7 @@ def test_avi_with_a_null_frame_is_dubbed_to_its_full_length(avi_with_null_frame,
 def test_null_frames_keep_the_fcpxml_project_at_the_video_rate_with_nothing_conformed(avi_with_null_frame):
     from dataclasses import replace
 
-    from dubber.export.timeline import fcpxml_rate
+    from dubber.export.fcpxml import fcpxml_rate
 
     info = vision.probe(avi_with_null_frame[0])
     assert info.is_vfr   # one picture is held over a null frame...

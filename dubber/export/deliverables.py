@@ -35,8 +35,9 @@ from ..atomic import OutputTransaction, atomic_write_text, check_output_folder, 
 from ..errors import OutputError
 from ..types import MANIFEST_SCHEMA, DubPlan, RenderResult, Soundtrack, is_manifest
 from .srt import entries_from_plan, srt_text
-from .timeline import (FcpxmlFacts, TimelineMedia, TimelineOptions, build_timeline, fcpxml_rate, ignored_timecode_note,
-                       media_start_samples, timeline_to_fcpxml, timeline_to_otio_json)
+from .fcpxml import FcpxmlFacts, fcpxml_rate, timeline_to_fcpxml
+from .timeline import (TimelineMedia, TimelineOptions, build_timeline, ignored_timecode_note, media_start_samples,
+                       timeline_to_otio_json)
 
 log = logging.getLogger(__name__)
 
