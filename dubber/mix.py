@@ -385,28 +385,14 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
     sr, total = plan.sample_rate, plan.total_samples
     if render.sample_rate != sr:
         raise ValueError(f"render is at {render.sample_rate} Hz but the plan is at {sr} Hz")
+    bed = _bed_track(original, total)
+    # Long films take minutes here: one step per pass over the film, so a display keeps moving.
+    steps = _Steps(progress, mix_steps(render, bool(muted), bed is not None))
     # With release_render, each rendered stem's disk is freed once it is placed: a film's rendered
     # and placed stems are never all on disk together.
-    # Long films take minutes here: one step per pass over the film, so a display keeps moving.
-    steps = _Steps(progress, mix_steps(render, bool(muted), original is not None))
-
-    def placed(release: bool) -> Callable[[str], None]:
-        """After each stem is placed: free its rendered audio (when it is not read again), count a step."""
-        def after(name: str) -> None:
-            if release:
-                release_audio(render, name)
-            steps.advance()
-        return after
-
     stems, seamless = _place(render, plan, options, lambda name: new_track(name, 2, total),
-                             placed(release_render and not muted))
-    if original is not None:
-        bed = original if hasattr(original, "read") else ArrayTrack(original)
-        if bed.num_samples != total:
-            raise ValueError(f"original audio has {bed.num_samples} samples, the plan {total}")
-        stems["original"] = _ducked_bed(bed, list(stems.values()), total, sr, options)
-        fade_out_end(stems["original"], total, sr)
-        steps.advance()
+                             _after_placing(render, steps, release_render and not muted))
+    _add_bed(stems, bed, total, sr, options, steps)
     pre_limit = _summed(list(stems.values()), total)
     # A lone stem is the mix itself; several can each peak above the mix where they cancel.
     held = list(stems.values()) if len(stems) > 1 else []
@@ -417,12 +403,9 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
         # as it was; the production sound, ducked again, comes up where the muted shot was.
         # The muted cues' audio is still read: where it continues the shot before, its first
         # samples are that shot's natural tail.
-        stems = _place(render, plan, options, lambda name: new_track(name, 2, total), placed(release_render),
-                       frozenset(muted))[0]
-        if original is not None:
-            stems["original"] = _ducked_bed(bed, list(stems.values()), total, sr, options)
-            fade_out_end(stems["original"], total, sr)
-            steps.advance()
+        stems = _place(render, plan, options, lambda name: new_track(name, 2, total),
+                       _after_placing(render, steps, release_render), frozenset(muted))[0]
+        _add_bed(stems, bed, total, sr, options, steps)
         pre_limit = _summed(list(stems.values()), total)
         result = replace(result, lufs=track_lufs(pre_limit, sr, result.gain))
     steps.finish()
@@ -434,3 +417,31 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
     # The same static gain and limiter curve on the mix and every stem, applied as they are read.
     return Soundtrack(sample_rate=sr, mix_track=pre_limit, stem_tracks=stems, gain=result.gain,
                       integrated_lufs=result.lufs, true_peak_dbtp=result.true_peak_db, settings=settings)
+
+
+def _after_placing(render: RenderResult, steps: "_Steps", release: bool) -> Callable[[str], None]:
+    """What follows each stem's placing: its rendered audio freed (when it is not read again), a step counted."""
+    def after(name: str) -> None:
+        if release:
+            release_audio(render, name)
+        steps.advance()
+    return after
+
+
+def _bed_track(original: Any, total: int) -> Any:
+    """The original sound as a track of exactly `total` samples, or None."""
+    if original is None:
+        return None
+    bed = original if hasattr(original, "read") else ArrayTrack(original)
+    if bed.num_samples != total:
+        raise ValueError(f"original audio has {bed.num_samples} samples, the plan {total}")
+    return bed
+
+
+def _add_bed(stems: dict[str, Any], bed: Any, total: int, sr: int, options: MixOptions, steps: "_Steps") -> None:
+    """The original sound, ducked under the placed stems and faded out at the end, as stem "original"."""
+    if bed is None:
+        return
+    stems["original"] = _ducked_bed(bed, list(stems.values()), total, sr, options)
+    fade_out_end(stems["original"], total, sr)
+    steps.advance()
