@@ -459,18 +459,7 @@ def render_cached(backend: Any, plan: DubPlan, analysis: Any, store: CueStore, p
     from .backends.base import check_render
 
     if not getattr(backend, "CACHES_AUDIO", True):
-        # Rendered again each run from the cached analysis (identical audio); nothing to keep. The
-        # backend draws the whole timeline at once: its own steps move the cue count along.
-        count = len(plan.cues)
-
-        def whole(stage: str, done: int, total: int) -> None:
-            progress(f"render/{_label(stage, backend)}", done, total)
-            progress("render", min(count, count * done // max(1, total)), count)
-
-        result = backend.render(plan, analysis, whole)
-        check_render(plan, result)
-        progress("render", len(plan.cues), len(plan.cues))
-        return result, 0
+        return _render_uncached(backend, plan, analysis, progress), 0
     # A cached cue is checked by reading it whole, then kept as a reference to its file: the
     # mix reads each cue when it places it, so a film's cues are never all in memory at once.
     audio = {c.index: store.on_disk(c, a) for c in plan.cues if (a := store.load(c)) is not None}
@@ -506,3 +495,20 @@ def render_cached(backend: Any, plan: DubPlan, analysis: Any, store: CueStore, p
                           free_timing_captions=tuple(meta.get("free_timing_captions", ())),
                           sound_bank=meta.get("sound_bank"))
     return result, from_cache
+
+
+def _render_uncached(backend: Any, plan: DubPlan, analysis: Any, progress: ProgressFn) -> RenderResult:
+    """A backend that keeps nothing (the score engine) renders the whole timeline again from the
+    cached analysis (identical audio) in one call; its own steps move the cue count along."""
+    from .backends.base import check_render
+
+    count = len(plan.cues)
+
+    def whole(stage: str, done: int, total: int) -> None:
+        progress(f"render/{_label(stage, backend)}", done, total)
+        progress("render", min(count, count * done // max(1, total)), count)
+
+    result = backend.render(plan, analysis, whole)
+    check_render(plan, result)
+    progress("render", count, count)
+    return result
