@@ -9,7 +9,9 @@ the detectors may miss. A hit list is a text or CSV file, one hit point a line:
 WHEN is seconds from the first frame (`12.5` or `12.5s`), a frame number counted from 0 (`300f`),
 or a timecode (`00:00:12:12`, `;` before the frames for drop-frame) read against the file's own
 start timecode when it has one. KIND is an event kind (default impact), STRENGTH 0..1 (default
-0.8), LENGTH the seconds a sustained kind (whoosh, run, shake) lasts (default 0.4). A JSON file
+0.8), LENGTH the seconds a sustained kind (whoosh, run, shake) lasts (default 0.4). KIND `none`
+says there is nothing to hit there: the detected events of that instant are dropped and no sound
+takes their place (a dance step the analysis took for a blow). A JSON file
 holds the same as a list of objects ({"t" | "frame" | "timecode", "kind", "strength",
 "length_s"}), or {"hits": [...]}.
 """
@@ -37,6 +39,7 @@ SAME_MOMENT_S = 0.25
 MAX_HITS = 100_000
 HEADER_WORDS = ("time", "t", "when", "frame", "timecode", "tc", "seconds", "time_s")
 SPOT_KINDS = tuple(k for k in EVENT_KINDS if k != "fast_motion")
+NO_HIT = "none"   # a spotted instant with nothing to hit: the detected events there go
 _SECONDS = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)s?$")
 _FRAME = re.compile(r"^(\d+)f$")
 _TIMECODE = re.compile(r"^\d{1,2}:\d{2}:\d{2}[:;]\d{2}$")
@@ -132,11 +135,12 @@ def _hit(when: Any, kind: Any, strength: Any, length: Any, *, where: str) -> Spo
         raise InputError(f"{where}: {when!r} is no time; write seconds (12.5), a frame (300f) or a "
                          "timecode (00:00:12:12).")
     kind = DEFAULT_KIND if kind in (None, "") else str(kind).strip().lower()
-    if kind not in SPOT_KINDS:
+    if kind not in SPOT_KINDS and kind != NO_HIT:
         if kind.isdigit() and _SECONDS.match(when) and "." not in when:   # "12,5": a decimal comma split in two
             raise InputError(f"{where}: {when},{kind} reads as time {when} and kind {kind!r}; write seconds with a "
                              f"point ({when}.{kind}), since commas separate the fields.")
-        raise InputError(f"{where}: unknown kind {kind!r}; use one of {', '.join(SPOT_KINDS)}.")
+        raise InputError(f"{where}: unknown kind {kind!r}; use one of {', '.join(SPOT_KINDS)}, or {NO_HIT} "
+                         "for an instant with nothing to hit.")
     strength = DEFAULT_STRENGTH if strength in (None, "") else _number(strength, "strength", where, 0.0, 1.0)
     length = DEFAULT_LENGTH_S if length in (None, "") else _number(length, "length", where, 0.04, 60.0)
     return SpottedHit(when, kind, strength, length, where)
@@ -202,16 +206,18 @@ def _timecode_frame(text: str, media: MediaInfo, where: str) -> int:
 def spot(analysis: VideoAnalysis, hits: tuple[SpottedHit, ...], only: bool = False) -> VideoAnalysis:
     """The analysis with the spotted hit points among its events. `only`: the spotted events
     replace every detected one; otherwise a detected event of the same instant (within
-    SAME_MOMENT_S) gives way to the spotted one and the rest stay.
+    SAME_MOMENT_S) gives way to the spotted one, or goes where a `none` line says there is
+    nothing to hit, and the rest stay.
 
     Raises:
         InputError: a hit point is not on the video.
     """
     media = analysis.media
     near = max(1, round(SAME_MOMENT_S * float(media.fps)))
+    nothing = sorted({frame_of(hit, media) for hit in hits if hit.kind == NO_HIT})
     placed: dict[int, VisualEvent] = {}
     shared: set[int] = set()   # frames two spotted hits fell on (12.5 s and 300f at 24 fps)
-    for hit in hits:
+    for hit in (h for h in hits if h.kind != NO_HIT):
         frame = frame_of(hit, media)
         end = frame + 1
         if hit.kind in SUSTAINED_KINDS:
@@ -223,13 +229,13 @@ def spot(analysis: VideoAnalysis, hits: tuple[SpottedHit, ...], only: bool = Fal
         if frame not in placed or placed[frame].strength < event.strength:
             placed[frame] = event
     spotted = sorted(placed.values(), key=lambda e: (e.frame, e.kind))
-    kept = [] if only else [e for e in analysis.events
-                            if not any(abs(e.frame - s.frame) <= near for s in spotted)]
+    taken = [s.frame for s in spotted] + nothing
+    kept = [] if only else [e for e in analysis.events if not any(abs(e.frame - f) <= near for f in taken)]
     events = tuple(sorted(kept + spotted, key=lambda e: (e.frame, e.kind)))
     # The manifest keeps the list itself, not only the path of a file that may change later.
     record = [{"frame": e.frame, "end_frame": e.end_frame, "kind": e.kind, "strength": e.strength} for e in spotted]
     return replace(analysis, events=events, settings={**analysis.settings, "spotted_hits": record,
-                                                      "spotted_hits_only": bool(only),
+                                                      "spotted_nothing": nothing, "spotted_hits_only": bool(only),
                                                       "spotted_hits_on_one_frame": sorted(shared)})
 
 

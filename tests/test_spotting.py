@@ -7,6 +7,7 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dub_cli import dub_env, ffmpeg, read_wav, run_dub
@@ -167,3 +168,44 @@ def test_hit_list_mistakes_get_one_sentence(still_clip, tmp_path, args, words):
     assert done.returncode == 2
     assert words in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_none_line_drops_the_detected_events_of_its_instant_and_keeps_spotted_hits(tmp_path):
+    detected = [VisualEvent(100, "impact", 0.9, 101), VisualEvent(104, "shake", 0.6, 110),
+                VisualEvent(298, "landing", 0.9, 299), VisualEvent(600, "whoosh", 0.7, 610)]
+    hits = read_hit_list(_write(tmp_path, "h.txt", "100f, none\n600f none\n603f, impact, 0.7\n"))
+    merged = spot(_analysis(detected), hits)
+    # 100f takes the impact and the shake that follows it (within 0.25 s); the spotted impact at
+    # 603f stays although a none line is beside it, and the landing far from both is untouched.
+    assert [(e.frame, e.kind) for e in merged.events] == [(298, "landing"), (603, "impact")]
+    assert merged.settings["spotted_nothing"] == [100, 600]
+    assert [h["frame"] for h in merged.settings["spotted_hits"]] == [603]
+    with pytest.raises(InputError, match="or none for an instant with nothing to hit"):
+        read_hit_list(_write(tmp_path, "bad.txt", "12.0, nothing\n"))
+
+
+def test_a_dance_step_taken_for_a_blow_is_silenced_by_a_none_line(sample_24p, tmp_path):
+    """The detected blows of the clip, each named in a hit list as `none`: the effects stem is
+    silent where each was (where the flash left alone still sounds), and the manifest has no
+    event there."""
+    video, truth = sample_24p
+    blows = [e["frame"] for e in truth["events"] if e["kind"] == "impact"]
+    flash = next(e["frame"] for e in truth["events"] if e["kind"] == "flash")
+    assert blows
+    hits = _write(tmp_path, "none.txt", "".join(f"{f}f, none\n" for f in blows))
+    out = tmp_path / "out"
+    done = run_dub([video, "-o", out / "v.mp4", "--backend", "score", "--stems", out, "--hits", hits],
+                   dub_env(tmp_path), timeout=240)
+    assert done.returncode == 0, done.stderr
+    fps = float(Fraction(truth["fps"]))
+    fx, rate = read_wav(out / "v.fx.wav")
+
+    def level_db(frame: int) -> float:
+        start = int((frame / fps - 0.05) * rate)
+        part = fx[:, start:start + int(0.3 * rate)].astype(float)
+        return 10 * float(np.log10(np.mean(part ** 2) + 1e-20))
+
+    for frame in blows:
+        assert level_db(frame) < level_db(flash) - 40.0
+    manifest = json.loads((out / "v.json").read_text())
+    assert not [e for e in manifest["analysis"]["events"] if any(abs(e["frame"] - f) <= 6 for f in blows)]
