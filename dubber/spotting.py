@@ -14,6 +14,12 @@ says there is nothing to hit there: the detected events of that instant are drop
 takes their place (a dance step the analysis took for a blow). A JSON file
 holds the same as a list of objects ({"t" | "frame" | "timecode", "kind", "strength",
 "length_s"}), or {"hits": [...]}.
+
+An editor's timeline is a hit list too: every marker on a picture clip of an OpenTimelineIO file
+(.otio, which DaVinci Resolve exports) is a hit point at the frame of the source it marks, and
+every marker on the timeline itself one at its timeline time. Its kind and strength are
+those the dub's own markers carry (`dub.kind`, `dub.strength` in their metadata), else read from
+its name ("landing 0.9", "none"), else an impact; a sustained kind lasts as long as the marker.
 """
 from __future__ import annotations
 
@@ -43,6 +49,7 @@ NO_HIT = "none"   # a spotted instant with nothing to hit: the detected events t
 _SECONDS = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)s?$")
 _FRAME = re.compile(r"^(\d+)f$")
 _TIMECODE = re.compile(r"^\d{1,2}:\d{2}:\d{2}[:;]\d{2}$")
+TIMELINE_SUFFIXES = (".otio",)
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,14 @@ def read_hit_list(path: str | os.PathLike) -> tuple[SpottedHit, ...]:
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"Cannot read the hit list {file} ({err}); save it as UTF-8 text.") from err
-    hits = _from_json(text, file) if file.suffix.lower() == ".json" else _from_lines(text, file)
+    suffix = file.suffix.lower()
+    if suffix in TIMELINE_SUFFIXES:
+        hits = _from_timeline(file)
+        if not hits:
+            raise InputError(f"The timeline {file} has no markers on its picture; mark the hits in your editor "
+                             "and export the timeline again.")
+    else:
+        hits = _from_json(text, file) if suffix == ".json" else _from_lines(text, file)
     if not hits:
         raise InputError(f"The hit list {file} holds no hit points; write one time a line, e.g. 12.5, impact.")
     if len(hits) > MAX_HITS:
@@ -113,6 +127,41 @@ def _from_json(text: str, file: Path) -> list[SpottedHit]:
         when = f"{value}f" if keys[0] == "frame" else str(value)
         hits.append(_hit(when, item.get("kind"), item.get("strength"), item.get("length_s"), where=where))
     return hits
+
+
+def _from_timeline(file: Path) -> list[SpottedHit]:
+    """The markers of an editor's timeline as hit points (see the module's docstring)."""
+    import opentimelineio as otio
+
+    try:
+        timeline = otio.adapters.read_from_file(str(file))
+    except Exception as err:   # each adapter raises its own kinds of error on a damaged file
+        raise InputError(f"Cannot read the timeline {file} ({_one_line(err)}); export it again from your editor.") \
+            from err
+    if not isinstance(timeline, otio.schema.Timeline):
+        raise InputError(f"{file} holds no single timeline; export one timeline from your editor.")
+    marked = [(m, m.marked_range.start_time) for track in timeline.video_tracks() for clip in track.find_clips()
+              for m in clip.markers]
+    start = timeline.global_start_time or otio.opentime.RationalTime(0, timeline.duration().rate)
+    marked += [(m, start + m.marked_range.start_time) for m in timeline.tracks.markers]
+    return [_marker_hit(marker, at, file) for marker, at in sorted(marked, key=lambda pair: pair[1].to_seconds())]
+
+
+def _marker_hit(marker: Any, at: Any, file: Path) -> SpottedHit:
+    import opentimelineio as otio
+
+    when = otio.opentime.to_timecode(at, at.rate)
+    words = (marker.name or "").lower().split()
+    dub = dict(marker.metadata.get("dub") or {}) if hasattr(marker.metadata, "get") else {}
+    kind = dub.get("kind") or (words[0] if words and words[0] in (*SPOT_KINDS, NO_HIT) else DEFAULT_KIND)
+    strength = dub.get("strength", words[1] if len(words) > 1 and _SECONDS.match(words[1]) else None)
+    length = marker.marked_range.duration.to_seconds() if kind in SUSTAINED_KINDS else None
+    return _hit(when, kind, strength, max(0.04, length) if length else None,
+                where=f"{file.name}: marker {marker.name!r} at {when}")
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:200] or type(err).__name__
 
 
 def _is_when(text: str) -> bool:

@@ -194,7 +194,7 @@ def test_a_dance_step_taken_for_a_blow_is_silenced_by_a_none_line(sample_24p, tm
     assert blows
     hits = _write(tmp_path, "none.txt", "".join(f"{f}f, none\n" for f in blows))
     out = tmp_path / "out"
-    done = run_dub([video, "-o", out / "v.mp4", "--backend", "score", "--stems", out, "--hits", hits],
+    done = run_dub([video, "-o", out / "v.mp4", "--backend", "score", "--stems", out, "--hits", hits, "--timeline"],
                    dub_env(tmp_path), timeout=240)
     assert done.returncode == 0, done.stderr
     fps = float(Fraction(truth["fps"]))
@@ -209,3 +209,58 @@ def test_a_dance_step_taken_for_a_blow_is_silenced_by_a_none_line(sample_24p, tm
         assert level_db(frame) < level_db(flash) - 40.0
     manifest = json.loads((out / "v.json").read_text())
     assert not [e for e in manifest["analysis"]["events"] if any(abs(e["frame"] - f) <= 6 for f in blows)]
+    # The timeline marks what the soundtrack hits, and reads back as the same hit list.
+    media = MediaInfo.from_dict(manifest["analysis"]["media"])
+    marked = [(frame_of(h, media), h.kind) for h in read_hit_list(out / "v.otio")]
+    assert marked == [(e["frame"], e["kind"]) for e in manifest["analysis"]["events"]]
+
+
+def test_markers_of_an_edited_timeline_are_a_hit_list(tmp_path):
+    """The dub's timeline marks each event on the picture clip, in the source's own timecode
+    (29.97 drop-frame from 01:00:00;00 here); an editor deletes one, marks another `none`, moves
+    one and adds one on the timeline, and the timeline read as a hit list says exactly that."""
+    import opentimelineio as otio
+
+    from dubber.export.deliverables import write_otio
+    from dubber.export.timeline import TimelineMedia, TimelineOptions
+    from dubber.plan import PlanOptions, make_plan
+
+    media = MediaInfo(path=str(tmp_path / "v.mov"), duration_s=100.1, fps=Fraction(30000, 1001), frame_count=3000,
+                      width=64, height=36, start_timecode="01:00:00;00")
+    events = (VisualEvent(30, "impact", 0.8, 31), VisualEvent(1800, "landing", 0.9, 1801),
+              VisualEvent(2000, "whoosh", 0.5, 2012), VisualEvent(2500, "impact", 0.7, 2501))
+    analysis = VideoAnalysis(media=media, shots=(Shot(0, 0, 3000),), events=events, motion=(0.3,) * 3000,
+                             captions=())
+    plan = make_plan(analysis, PlanOptions())
+    files = TimelineMedia(video_path=media.path, mix_path=str(tmp_path / "v.mix.wav"))
+    path = write_otio(tmp_path / "v.otio", plan, media, files, TimelineOptions(hit_markers=events))
+    read = [(frame_of(h, media), h.kind, h.strength) for h in read_hit_list(path)]
+    assert read == [(e.frame, e.kind, e.strength) for e in events]
+    assert round(read_hit_list(path)[2].length_s * 30000 / 1001) == 12   # the whoosh lasts its 12 frames
+
+    timeline = otio.adapters.read_from_file(str(path))
+    (picture,) = timeline.video_tracks()[0].find_clips()
+    first, landing, whoosh, last = picture.markers
+    picture.markers.remove(first)                 # a dance step, not a blow
+    landing.name, landing.metadata["dub"] = "none", {}
+    whoosh.marked_range = otio.opentime.TimeRange(whoosh.marked_range.start_time + otio.opentime.RationalTime(
+        5, whoosh.marked_range.start_time.rate), whoosh.marked_range.duration)
+    rate = timeline.global_start_time.rate
+    timeline.tracks.markers.append(otio.schema.Marker(name="splash 0.6", marked_range=otio.opentime.TimeRange(
+        otio.opentime.RationalTime(2800, rate), otio.opentime.RationalTime(1, rate))))
+    otio.adapters.write_to_file(timeline, str(tmp_path / "edited.otio"))
+    spotted = spot(analysis, read_hit_list(tmp_path / "edited.otio"), only=True)
+    assert [(e.frame, e.kind) for e in spotted.events] == [(2005, "whoosh"), (2500, "impact"), (2800, "splash")]
+    assert spotted.settings["spotted_nothing"] == [1800]
+
+
+def test_a_timeline_with_no_markers_or_a_damaged_one_gets_one_sentence(tmp_path):
+    import opentimelineio as otio
+
+    empty = tmp_path / "empty.otio"
+    otio.adapters.write_to_file(otio.schema.Timeline(name="cut"), str(empty))
+    with pytest.raises(InputError, match="has no markers on its picture"):
+        read_hit_list(empty)
+    broken = _write(tmp_path, "broken.otio", '{"OTIO_SCHEMA": "Timeline.1", "tracks": ')
+    with pytest.raises(InputError, match="Cannot read the timeline .*export it again"):
+        read_hit_list(broken)

@@ -442,6 +442,8 @@ def _export_timelines(txn: OutputTransaction, paths: ExportPaths, inputs: Export
     written: dict[str, Path] = {}
     notes: list[str] = []
     layout = options.timeline
+    if not layout.hit_markers:   # what the soundtrack hits, as markers an editor can move and give back
+        layout = replace(layout, hit_markers=tuple(inputs.analysis.events))
     if not layout.muted_cues and inputs.settings.get("muted_cues"):
         # The run's muted shots (its options, as the manifest records them) show in the timelines.
         layout = replace(layout, muted_cues=tuple(int(i) for i in inputs.settings["muted_cues"]))

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Collection, Iterable, Iterator, Mapping
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from vision.types import MediaInfo
+from vision.types import MediaInfo, VisualEvent
 
 from ..errors import OutputError
 from ..types import Cue, DubPlan
@@ -76,6 +76,10 @@ class TimelineOptions:
         muted_cues: indices of cues the mix leaves silent. Their clips say so in their metadata
             (`dub.muted`) and are disabled on the music and fx tracks (and on the mix, unless it
             holds the original sound, which plays there instead), so an editor sees the mute.
+        hit_markers: the picture's events (detected and spotted), each a marker on the picture
+            clip at its frame, named by kind and strength (`dub.kind`, `dub.strength` in its
+            metadata): the editor sees what the soundtrack hits, moves or removes markers, adds
+            some, and gives the timeline back as a hit list (`dub --hits TIMELINE.otio`).
     """
 
     name: str | None = None
@@ -83,6 +87,7 @@ class TimelineOptions:
     stem_tracks: bool = True
     keep_original: bool = False
     muted_cues: tuple[int, ...] = ()
+    hit_markers: tuple[VisualEvent, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -206,6 +211,22 @@ def _whole_file_track(name: str, kind: str, path: str, media: MediaInfo, rate: F
     track.append(schema.Clip(name=clip_name, media_reference=_reference(path, media, rate, first_frame),
                              source_range=_range(first_frame, _frame_at(media, media.frame_count, rate), float(rate))))
     return track
+
+
+# Marker colours by event kind, from OTIO's set (which Resolve and Premiere map to their own).
+HIT_MARKER_COLOURS = {"impact": "RED", "landing": "ORANGE", "explosion": "MAGENTA", "flash": "YELLOW",
+                      "splash": "CYAN", "whoosh": "GREEN", "run": "GREEN", "shake": "PURPLE"}
+
+
+def _hit_marker(event: VisualEvent, media: MediaInfo, rate: Fraction, first_frame: int) -> "otio.schema.Marker":
+    """A marker on the picture clip (in the source file's own time) over the frames of `event`."""
+    ot = otio_module()
+    start = _frame_at(media, event.frame, rate)
+    end = max(start + 1, _frame_at(media, min(event.end_frame, media.frame_count), rate))
+    return ot.schema.Marker(name=f"{event.kind} {event.strength:.2f}", marked_range=_range(first_frame + start,
+                                                                                          end - start, float(rate)),
+                            color=HIT_MARKER_COLOURS.get(event.kind, "WHITE"),
+                            metadata={"dub": {"kind": event.kind, "strength": round(float(event.strength), 4)}})
 
 
 def _start_time(timecode: str, rate: float) -> "otio.opentime.RationalTime":
@@ -362,8 +383,10 @@ def build_timeline(plan: DubPlan, media: MediaInfo, files: TimelineMedia,
     timeline.metadata["dub"] = {"fps": plan.fps, "sample_rate": plan.sample_rate, "style": plan.style,
                                 "seed": plan.seed, "instruction": plan.instruction,
                                 "start_timecode": start_timecode, "source_timecode": media.start_timecode}
-    timeline.tracks.append(_whole_file_track("V1", ot.schema.TrackKind.Video, files.video_path, media,
-                                             timeline_rate, first, Path(files.video_path).stem))
+    picture = _whole_file_track("V1", ot.schema.TrackKind.Video, files.video_path, media, timeline_rate, first,
+                                Path(files.video_path).stem)
+    picture[0].markers.extend(_hit_marker(e, media, timeline_rate, first) for e in options.hit_markers)
+    timeline.tracks.append(picture)
     stems = dict(files.stem_paths or {}) if options.stem_tracks else {}
     timeline.tracks.extend(_original_tracks(files, media, timeline_rate, first, options))
     muted = frozenset(options.muted_cues)
