@@ -307,14 +307,7 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
         BackendUnavailable: --ray without ray installed, or an unreachable cluster.
         KeyboardInterrupt: Ctrl-C or SIGTERM; the jobs not finished are left for the next run.
     """
-    if not inputs:
-        raise InputError("Give at least one video to dub.")
-    out_dir = Path(batch.out_dir).expanduser().absolute()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"The batch output {out_dir} is a file; give a folder with -o.")
-    check_writable_folder(out_dir, what="batch output")
-    if batch.ray:
-        require_ray()   # before any work: a missing package is the user's to fix
+    out_dir = _checked_out_dir(inputs, batch)
     batch = replace(batch, out_dir=str(out_dir))
     own_folders = [out_dir] + ([Path(options.stems_dir).expanduser()] if options.stems_dir else [])
     expanded = expand_inputs(inputs, own_folders, on_notice)
@@ -340,6 +333,20 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
             on_interrupt(tally.result())
             raise
     return tally.result()
+
+
+def _checked_out_dir(inputs: Sequence[str | os.PathLike], batch: BatchOptions) -> Path:
+    """The batch's output folder, absolute, once there is something to dub, the folder can take
+    the dubs, and Ray is installed when asked for: before any work, what is the user's to fix."""
+    if not inputs:
+        raise InputError("Give at least one video to dub.")
+    out_dir = Path(batch.out_dir).expanduser().absolute()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"The batch output {out_dir} is a file; give a folder with -o.")
+    check_writable_folder(out_dir, what="batch output")
+    if batch.ray:
+        require_ray()
+    return out_dir
 
 
 @contextlib.contextmanager
