@@ -49,6 +49,12 @@ LOSSY_DUB_CODECS = frozenset({"aac"})
 PEAK_TRIM_MARGIN_DB = 0.05
 MAX_PEAK_ENCODES = 3
 
+# The same inputs and seed give the same bytes: without these the Matroska muxer draws random
+# segment and track UIDs on every run, and muxers and encoders stamp ffmpeg's version (the
+# container's "encoder" tag, FLAC's vendor string, AAC's fill element). Titles, languages,
+# dispositions, timecode and chapters are set explicitly and are unaffected.
+BITEXACT_ARGS = ("-fflags", "+bitexact", "-flags:a", "+bitexact")
+
 
 @dataclass(frozen=True)
 class Container:
@@ -347,7 +353,7 @@ def mux_args(video_path: Path, audio_wav_path: Path, out_temp: Path, info: Media
         args += ["-timecode", info.start_timecode]   # only the picture is mapped, not a tmcd track
     if container.faststart:
         args += ["-movflags", "+faststart"]
-    return args + ["-f", container.muxer, str(out_temp)]
+    return args + [*BITEXACT_ARGS, "-f", container.muxer, str(out_temp)]
 
 
 # Picture codecs of post-production masters: a .mov holding one gets its dub as 24-bit PCM, as
