@@ -575,8 +575,18 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM arrived: unwind like Ctrl-C (temporaries removed, ffmpeg stopped), exit 143."""
 
 
+# The signals that reached this process while a command ran, in order (see `main`).
+_signals_seen: list[int] = []
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
+    _signals_seen.append(signum)
     raise Terminated()
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    _signals_seen.append(signum)
+    raise KeyboardInterrupt
 
 
 def _interrupted_status(stop: KeyboardInterrupt) -> int:
@@ -606,13 +616,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv if command == "dub" else argv[1:])
     handler = _setup_logging(getattr(args, "verbose", False), service=command in ("watch", "studio"))
     on_main_thread = threading.current_thread() is threading.main_thread()
+    seen = len(_signals_seen)
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
+    # Ctrl-C is recorded as well; an ignored one (a background job of a shell) stays ignored.
+    records_int = on_main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if records_int:
+        signal.signal(signal.SIGINT, _raise_interrupted)
     try:
         return _COMMANDS[command](args)
     except KeyboardInterrupt as stop:
         print(f"dub: {_after_interrupt(command, args)}", file=sys.stderr)
         return _interrupted_status(stop)
     except Exception as err:
+        if len(_signals_seen) > seen:
+            # What fails after an interrupt is its doing: an import it cut short raises ImportError
+            # (numpy turns KeyboardInterrupt into one), not a bug to show with a traceback.
+            log.debug("after an interrupt", exc_info=err)
+            print(f"dub: {_after_interrupt(command, args)}", file=sys.stderr)
+            return 143 if signal.SIGTERM in _signals_seen[seen:] else 130
         if not is_user_error(err):
             raise   # a bug keeps its traceback
         return _report_user_error(err, getattr(args, "json_progress", False))
@@ -620,6 +641,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger().removeHandler(handler)
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous)
+        if records_int:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if __name__ == "__main__":

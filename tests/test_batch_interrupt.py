@@ -1,0 +1,109 @@
+"""An interrupted `dub batch` ends with its one line, whenever the signal comes: here, while its
+first worker process is still starting (importing the toolkit), the moment a traceback used to
+slip out of the worker or of the process pool's own thread."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dub_cli import dub_command, dub_env
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker through /proc")
+
+SPAWNED_WORKER = b"multiprocessing.spawn"   # in the command line of a starting worker process
+
+
+def _starting_worker(parent_pid: int) -> int | None:
+    """The pid of a worker process `parent_pid` has just started, if there is one."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == parent_pid and SPAWNED_WORKER in (entry / "cmdline").read_bytes():
+                return int(entry.name)
+        except (OSError, IndexError, ValueError):
+            continue   # gone meanwhile
+    return None
+
+
+def _wait_until_importing(pid: int, timeout_s: float = 1.0) -> None:
+    """Return once the worker `pid` is importing the toolkit (numpy's extension is mapped): past
+    the interpreter's own start, where a signal ends it before Python code runs, and still well
+    before it can take a job. Gives up quietly after `timeout_s` (its imports may change)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if b"_multiarray_umath" in (Path("/proc") / str(pid) / "maps").read_bytes():
+                return
+        except OSError:
+            return   # it is gone already
+        time.sleep(0.002)
+
+
+def _restore_ctrl_c() -> None:
+    """In the child: Ctrl-C as a terminal has it, even when these tests run in a shell's background
+    (which starts them with SIGINT ignored, and a child inherits that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("signum, to_group, status", [
+    (signal.SIGINT, True, 130),     # Ctrl-C on a terminal: the driver and its workers at once
+    (signal.SIGTERM, False, 143),   # `kill PID`: the driver alone, which then stops its workers
+], ids=["ctrl-c", "sigterm"])
+def test_a_batch_interrupted_while_its_worker_starts_ends_with_one_line_and_no_traceback(
+        sample_30p_silent, tmp_path, signum, to_group, status):
+    inputs = []
+    for name in ("a", "b", "c"):   # one worker, three jobs: one runs, one waits in the pool, one in line
+        inputs.append(tmp_path / f"{name}.mp4")
+        shutil.copyfile(sample_30p_silent[0], inputs[-1])
+    cmd = [*dub_command(), "batch", *map(str, inputs), "-o", str(tmp_path / "out"), "--jobs", "1", "--no-cache"]
+    proc = subprocess.Popen(cmd, env=dub_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_restore_ctrl_c)
+    try:
+        deadline = time.monotonic() + 60
+        while (worker := _starting_worker(proc.pid)) is None:
+            assert time.monotonic() < deadline and proc.poll() is None, "no worker process was started"
+            time.sleep(0.005)
+        _wait_until_importing(worker)
+        os.killpg(proc.pid, signum) if to_group else proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr
+    assert proc.returncode == status, stderr
+    assert stderr.splitlines() == ["dub: interrupted; rerun the same command to go on: videos already dubbed are "
+                                   "skipped."], stderr
+
+
+def test_an_import_cut_short_by_ctrl_c_ends_as_an_interrupt_not_a_bug(monkeypatch, capsys, tmp_path):
+    """numpy turns a KeyboardInterrupt during the import of its extension into an ImportError: a
+    batch stopped while it loads the toolkit must still end with its one line, not a traceback."""
+    from dubber.cli import main as cli
+
+    def import_cut_short(args) -> int:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)   # the handler runs here
+        except KeyboardInterrupt:
+            raise ImportError('PyCapsule_Import could not import module "datetime"') from None
+        return 0
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)   # as on a terminal
+    try:
+        monkeypatch.setitem(cli._COMMANDS, "batch", import_cut_short)
+        code = cli.main(["batch", str(tmp_path / "a.mp4"), "-o", str(tmp_path / "out"), "--no-cache"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "dub: interrupted; rerun the same command to go on: videos already dubbed are skipped."]
