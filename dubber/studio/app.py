@@ -26,7 +26,9 @@ from . import project as studio
 log = logging.getLogger(__name__)
 
 VIDEO_TYPES = [".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"]
-_DATATYPES = ["str", "markdown", "str", "str", "str", "str", "str", "number", "bool"]
+# The seed column is text: a browser reads a number cell as a float, which shows a long seed in
+# float notation and changes its last digits; `project.check_seed` reads the text exactly.
+_DATATYPES = ["str", "markdown", "str", "str", "str", "str", "str", "str", "bool"]
 _COLUMN_WIDTHS = ["76px", "130px", "128px", "128px", "15%", "21%", "120px", "112px", "76px"]
 _DUB_API_DESCRIPTION = ("Dub a video in one call: (video file, style name, seed) -> the dubbed video, planned and "
                         "rendered as `dub` would with the auto backend. A mistake returns the CLI's one sentence.")
@@ -210,6 +212,13 @@ class _Actions:
         updated = replace(updated, rendered=plan, muted=muted, last_take=take)
         return (updated, _project_view(updated)[0], *_take_view(take), _take_status(take, unused))
 
+    def restore(self, saved: Any, progress: Any = None) -> studio.Project | None:
+        """The project the page had open before it was reloaded (`saved`: its folder's name, as
+        the browser kept it), as it was left; None when there is none to show."""
+        if not saved or not isinstance(saved, str):
+            return None
+        return studio.reopen_project(saved, self.settings, _progress_sink(progress))
+
     def show_take(self, project: studio.Project | None, name: str | None) -> tuple:
         """The dub player, spectrogram and downloads of the take chosen in the takes menu."""
         if project is None:
@@ -288,12 +297,25 @@ def _player(**options: Any) -> Any:
     return player
 
 
+def _last_project_store(settings: studio.StudioSettings) -> Any:
+    """Where the browser keeps the name of the project the page has open, so that a reload (or a
+    studio started again on the same work folder) shows it again. The key and its "secret" come
+    from the work folder: a random pair, Gradio's default, would be new at every start. Nothing
+    in it needs hiding: it is a project folder's name, which the studio checks before reading."""
+    import hashlib
+
+    import gradio as gr
+
+    digest = hashlib.sha256(f"dub-studio:{settings.work_dir}".encode()).hexdigest()
+    return gr.BrowserState(None, storage_key=f"dub-studio-project-{digest[:16]}", secret=digest[16:48])
+
+
 def _page(settings: studio.StudioSettings) -> dict[str, Any]:
     """The page's components, top to bottom, by name."""
     import gradio as gr
 
     styles, has_root = list(available_styles()), settings.root is not None
-    c: dict[str, Any] = {"project": gr.State(None)}
+    c: dict[str, Any] = {"project": gr.State(None), "last_project": _last_project_store(settings)}
     gr.Markdown(f"# dub studio\n{_INTRO}")
     with gr.Row():
         c["upload"] = gr.File(label="Upload a video", file_types=VIDEO_TYPES, type="filepath", elem_id="upload")
@@ -305,7 +327,8 @@ def _page(settings: studio.StudioSettings) -> dict[str, Any]:
         with gr.Column():
             c["style"] = gr.Dropdown(styles, value=DEFAULT_STYLE, label="Style of the film (when opening)",
                                      elem_id="style")
-            c["seed"] = gr.Number(0, label="Seed (when opening)", precision=0, elem_id="seed")
+            # Text, for the reason the table's seed column is (see _DATATYPES).
+            c["seed"] = gr.Textbox("0", label="Seed (when opening)", max_lines=1, elem_id="seed")
             c["backend"] = gr.Radio(backend_choices(settings.model), value="auto", label="Backend", elem_id="backend")
             c["edits_note"] = gr.Markdown(edits_note("auto", settings.model), elem_id="edits-note")
     c["status"] = gr.Markdown("No video open.", elem_id="status")
@@ -331,7 +354,8 @@ def _page(settings: studio.StudioSettings) -> dict[str, Any]:
         c["api_video"] = gr.File(label="video", file_types=VIDEO_TYPES, type="filepath")
         # Any text: an unknown style gets the command line's sentence from the studio's own check.
         c["api_style"] = gr.Dropdown(styles, value=DEFAULT_STYLE, label="style", allow_custom_value=True)
-        c["api_seed"], c["api_result"] = gr.Number(0, precision=0, label="seed"), gr.File(label="dubbed video")
+        # Not rounded here: a seed with a fraction gets the studio's sentence, not another seed.
+        c["api_seed"], c["api_result"] = gr.Number(0, label="seed"), gr.File(label="dubbed video")
         c["api_button"] = gr.Button()
         for name in ("open_upload", "open_path", "render"):
             c[f"api_{name}"] = gr.Button()
@@ -353,19 +377,31 @@ def build_app(settings: studio.StudioSettings) -> Any:
         take = [c["dub"], c["spectrogram"], c["downloads"]]
         upload_in, path_in = [c["upload"], c["style"], c["seed"]], [c["path"], c["style"], c["seed"]]
         render_in = [c["project"], c["table"], c["backend"]]
+        page_opened = [*opened, *take, c["takes"], c["last_project"]]
 
-        # The page's events: a mistake is a notice, and the page shows the project's takes too.
+        # The page's events: a mistake is a notice, and the page shows the project's takes too,
+        # and has the browser keep which project it shows (see `_last_project_store`).
         def reopened_takes(result: tuple) -> tuple:
-            return (*_take_view(result[0].last_take), _takes_menu(result[0]))
+            return (*_take_view(result[0].last_take), _takes_menu(result[0]), result[0].folder.name)
 
         def latest_takes(result: tuple) -> tuple:
             return (_takes_menu(result[0]),)
 
         page_open = _event(actions.open_upload, page=True, more=reopened_takes)
-        c["upload"].upload(page_open, upload_in, [*opened, *take, c["takes"]], api_name=False)
+        c["upload"].upload(page_open, upload_in, page_opened, api_name=False)
         page_open = _event(actions.open_path, page=True, more=reopened_takes)
-        c["open"].click(page_open, path_in, [*opened, *take, c["takes"]], api_name=False)
-        c["path"].submit(page_open, path_in, [*opened, *take, c["takes"]], api_name=False)
+        c["open"].click(page_open, path_in, page_opened, api_name=False)
+        c["path"].submit(page_open, path_in, page_opened, api_name=False)
+
+        # A page loaded (or reloaded) shows the project it had open, as it was left.
+        @_user_errors_as_notices
+        def page_restore(saved: Any, progress: Any = gr.Progress()) -> Any:
+            project = actions.restore(saved, progress)
+            if project is None:
+                return gr.skip()
+            return (project, *_project_view(project), *reopened_takes((project,)))
+
+        app.load(page_restore, c["last_project"], page_opened, api_name=False)
         c["render"].click(_event(actions.render, page=True, more=latest_takes), render_in, [*rendered, c["takes"]],
                           api_name=False)
         c["takes"].input(_user_errors_as_notices(actions.show_take), [c["project"], c["takes"]], take, api_name=False)
@@ -376,8 +412,9 @@ def build_app(settings: studio.StudioSettings) -> Any:
                             api_name=False)
 
         # The same steps for scripts (`gradio_client`): a mistake is the call's error.
-        c["api_open_upload"].click(_event(actions.open_upload), upload_in, opened, api_name="open_upload")
-        c["api_open_path"].click(_event(actions.open_path), path_in, opened, api_name="open_path")
+        api_upload_in, api_path_in = [c["upload"], c["style"], c["api_seed"]], [c["path"], c["style"], c["api_seed"]]
+        c["api_open_upload"].click(_event(actions.open_upload), api_upload_in, opened, api_name="open_upload")
+        c["api_open_path"].click(_event(actions.open_path), api_path_in, opened, api_name="open_path")
         c["api_render"].click(_event(actions.render), render_in, rendered, api_name="render")
         c["api_button"].click(_event(actions.dub), [c["api_video"], c["api_style"], c["api_seed"]], c["api_result"],
                               api_name="dub", api_description=_DUB_API_DESCRIPTION)

@@ -16,6 +16,7 @@ No gradio here: the page (`dubber.studio.app`) calls these functions and shows w
 """
 from __future__ import annotations
 
+import decimal
 import importlib
 import importlib.util
 import logging
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 THUMB_WIDTH_PX = 160
 COLUMNS = ("shot", "picture", "start", "end", "caption", "prompt", "style", "seed", "mute")
 CUSTOM_STYLE = "custom"   # a prompt that ends with no known style's text
+SHOWN_DIGITS = 40   # a seed given longer than this is named by its length in a message
 
 
 @dataclass(frozen=True)
@@ -150,13 +152,46 @@ def open_video(source: str | os.PathLike, settings: StudioSettings, style: str, 
         store.write_project_record(folder, source_key, video, options.style, options.seed)
     else:
         folder, video = found
+    project = _project_in(folder, video, options, media, progress)
+    return project if found is None else _restored(project)
+
+
+def reopen_project(name: str, settings: StudioSettings, progress: ProgressFn = no_progress) -> Project | None:
+    """The project the work folder keeps under `name` (its folder's name, `Project.folder.name`),
+    as it was left: its table's edits and its latest take. What a reloaded page had open.
+
+    Returns:
+        The project (`reopened`), or None when the work folder holds no such project (removed,
+        or `name` is no project folder's name: it comes from the browser, so nothing else is read).
+
+    Raises:
+        DubError / vision.errors.VideoError: the project's video can no longer be read.
+    """
+    projects = settings.work_dir / "projects"
+    if not name or Path(name).name != name or name in (".", ".."):
+        return None
+    folder = projects / name
+    record = store.read_project_record(folder)
+    if record is None:
+        return None
+    video = folder / record["video"]
+    if video.parent != folder or not video.is_file():
+        return None
+    options = api.DubOptions(style=record["style"], seed=check_seed(record["seed"], "The seed"),
+                             cache_dir=settings.cache_dir)
+    api.check_options(options)
+    return _restored(_project_in(folder, video, options, api.probe(video), progress))
+
+
+def _project_in(folder: Path, video: Path, options: api.DubOptions, media: MediaInfo,
+                progress: ProgressFn) -> Project:
+    """The project of `video` in `folder`, analysed and planned (from the cache when it can be)."""
     # One probe and one analysis per opened video: the copy has the probed file's bytes.
     copy = Path(os.path.abspath(video))
     analysis, analysis_key = api._analyze(copy, options, progress, replace(media, path=str(copy)))
     plan = api._plan(analysis, analysis_key, options, copy)
     thumbnails = _thumbnails(video, plan, folder / "thumbs")
-    project = Project(folder=folder, video=video, analysis=analysis, plan=plan, thumbnails=thumbnails)
-    return project if found is None else _restored(project)
+    return Project(folder=folder, video=video, analysis=analysis, plan=plan, thumbnails=thumbnails)
 
 
 def _thumbnails(video: Path, plan: DubPlan, folder: Path) -> tuple[Path, ...]:
@@ -262,19 +297,43 @@ def plan_rows(plan: DubPlan, media: MediaInfo, thumbnail_cells: Sequence[str],
 
 
 def check_seed(value: Any, what: str) -> int:
-    """A seed as an int in [0, SEED_MODULUS); text and whole floats from a form are accepted.
+    """A seed as an int in [0, SEED_MODULUS), read exactly: an int, a whole float, or text such as
+    "42", "42.0" or "4.2e1" (a form field or a table cell). A whole number that cannot be used is
+    named in digits, never in float notation (1.2345e+19 reads as 12345000000000000000).
 
     Raises:
-        InputError: not a whole number in range.
+        InputError: not a whole number, or out of range.
     """
+    shown, number = _whole_number(value)
+    if number is None:
+        raise InputError(f"{what} {shown!r} is not a whole number from 0 to {SEED_MODULUS - 1}; enter one.")
+    if not 0 <= number < SEED_MODULUS:
+        raise InputError(f"{what} {shown} is out of range: seeds go from 0 to {SEED_MODULUS - 1}; enter one of those.")
+    return int(number)
+
+
+def _whole_number(value: Any) -> tuple[str, decimal.Decimal | None]:
+    """How a seed is named back to a person, and its exact value when it is a whole number (else
+    None). Decimal, not float: a float holds no integer above 2**53 exactly."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not value.is_integer():   # a fraction, inf or nan
+            return str(value), None
+        number = decimal.Decimal(value)   # exact: an int, or a float (a binary fraction)
+        return _in_digits(number), number
     text = str(value).strip()
     try:
-        number = float(text)
-    except ValueError:
-        number = float("nan")
-    if not (number == number and number.is_integer() and 0 <= number < SEED_MODULUS):
-        raise InputError(f"{what} {text!r} is not a whole number from 0 to {SEED_MODULUS - 1}; enter one.")
-    return int(number)
+        number = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        number = None
+    if number is None or not number.is_finite() or number != number.to_integral_value():
+        return (text if len(text) <= SHOWN_DIGITS else f"{text[:SHOWN_DIGITS]}…"), None
+    return _in_digits(number), number
+
+
+def _in_digits(number: decimal.Decimal) -> str:
+    """A whole number in digits, never in float notation; one too long to read by its length."""
+    digits = number.adjusted() + 1
+    return str(int(number)) if digits <= SHOWN_DIGITS else f"(a {digits}-digit number)"
 
 
 def _as_bool(value: Any) -> bool:

@@ -77,6 +77,15 @@ def write_project_record(folder: Path, source: str, video: Path, style: str, see
     _write(folder / PROJECT_FILE, {"source": source, "video": video.name, "style": style, "seed": seed})
 
 
+def read_project_record(folder: Path) -> dict[str, Any] | None:
+    """What project.json says `folder` holds (source, video, style, seed), or None when it holds
+    no readable record of a project."""
+    record = _read(folder / PROJECT_FILE)
+    if record is None or not all(isinstance(record.get(k), str) for k in ("source", "video", "style")):
+        return None
+    return record if isinstance(record.get("seed"), int) else None
+
+
 def _last_activity_ns(folder: Path) -> int:
     """When the project was last edited or rendered (its record files' newest modification)."""
     files = [folder / PROJECT_FILE, folder / EDITS_FILE, *folder.glob(f"takes/*/{TAKE_FILE}")]
