@@ -752,8 +752,6 @@ def test_ray_turning_token_authentication_on_is_not_a_raw_ray_line(monkeypatch, 
     """Ray's warning that it turned token authentication on ends with how to turn it off; dub
     keeps it off the terminal. Ray's other warnings pass. (Ray warns once a process, so the
     records are made here on Ray's own logger, the one its warning uses.)"""
-    import logging
-
     pytest.importorskip("ray")
     from ray._private.authentication import authentication_token_setup as ray_auth
 
@@ -766,10 +764,15 @@ def test_ray_turning_token_authentication_on_is_not_a_raw_ray_line(monkeypatch, 
     assert ray_auth.logger.name == dubber.executors.RAY_AUTH_LOGGER
     monkeypatch.setattr(dubber.executors, "connect_ray", lambda address, jobs: _FakeRay())
     dubber.executors.open_dispatcher(True, None, 1, 1)
-    with caplog.at_level(logging.WARNING, logger=ray_auth.logger.name):
+    # Ray's loggers stop at "ray" once Ray has set up its logging (they do not reach the root,
+    # where caplog listens), so the records are taken on Ray's own logger.
+    ray_auth.logger.addHandler(caplog.handler)
+    try:
         ray_auth.logger.warning("Token authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled "
                                 "to opt out.")
         ray_auth.logger.warning("Token authentication is disabled; anyone who reaches the cluster can use it.")
+    finally:
+        ray_auth.logger.removeHandler(caplog.handler)
     said = [record.getMessage() for record in caplog.records]
     assert not [line for line in said if "RAY_AUTH_MODE" in line]
     assert [line for line in said if "Token authentication is disabled" in line]
