@@ -409,12 +409,16 @@ def mix(render: RenderResult, plan: DubPlan, options: MixOptions = MixOptions(),
         pre_limit = _summed(list(stems.values()), total)
         result = replace(result, lufs=track_lufs(pre_limit, sr, result.gain))
     steps.finish()
+    return _soundtrack(pre_limit, stems, result, sr, {**asdict(options), "passes": passes, "seamless_joins": seamless})
+
+
+def _soundtrack(pre_limit: Any, stems: dict[str, Any], result: Any, sr: int, settings: dict[str, Any]) -> Soundtrack:
+    """The mix and its stems with the one static gain and limiter curve of `result` (a
+    `normalize_tracks` result), applied as they are read; `settings` go to the manifest."""
     silent = not np.isfinite(result.lufs)
     if silent:
         log.warning("the soundtrack is silent; loudness normalisation was skipped")
-    settings = {**asdict(options), "gain_db": float(result.gain_db), "limiter_db": round(result.limiter_db, 3),
-                "passes": passes, "seamless_joins": seamless, "silent": silent}
-    # The same static gain and limiter curve on the mix and every stem, applied as they are read.
+    settings = {**settings, "gain_db": float(result.gain_db), "limiter_db": round(result.limiter_db, 3), "silent": silent}
     return Soundtrack(sample_rate=sr, mix_track=pre_limit, stem_tracks=stems, gain=result.gain,
                       integrated_lufs=result.lufs, true_peak_dbtp=result.true_peak_db, settings=settings)
 
