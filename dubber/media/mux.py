@@ -467,10 +467,7 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
     keep = original_audio and video_info.has_audio
     if original_audio and not keep:
         log.warning("%s has no audio track to keep; writing the dub alone", video)
-    sample_rate, samples = _wav_facts(wav)
-    expected = video_info.total_samples(sample_rate)
-    if samples != expected:
-        log.warning("dub WAV has %d samples, the video needs %d; trimming/padding to fit", samples, expected)
+    expected = _samples_to_fit(wav, video_info)
     tracks = video_info.audio_tracks if keep else ()
     options = MuxOptions(container_for(out), codec, audio_bitrate, keep, aac_coder, tracks, video_info.extra_streams)
     with atomic_output(out) as temp:
@@ -483,3 +480,13 @@ def mux(video_path: str | os.PathLike[str], audio_wav_path: str | os.PathLike[st
             _hold_true_peak(write, options, temp, wav, expected, true_peak_ceiling_db)
     log.info("wrote %s", out)
     return tuple(_extra_args(options.extras, options.container)[1])
+
+
+def _samples_to_fit(wav: Path, video_info: MediaInfo) -> int:
+    """The samples the dub track must have to last as long as the video; a WAV of another length
+    is said (ffmpeg trims or pads it to fit)."""
+    sample_rate, samples = _wav_facts(wav)
+    expected = video_info.total_samples(sample_rate)
+    if samples != expected:
+        log.warning("dub WAV has %d samples, the video needs %d; trimming/padding to fit", samples, expected)
+    return expected
