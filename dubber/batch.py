@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .errors import DubError, InputError, OutputError, one_line
-from .executors import open_dispatcher, require_ray
+from .executors import open_dispatcher
+from .ray_cluster import require_ray
 from .jobs import DEFAULT_RETRIES, LEDGER_DIR, Job, JobOutcome, Ledger, job_key
 from .options import INPUT_VIDEO_SUFFIXES, DubOptions, check_writable_folder, default_output_path
 from .types import ProgressFn, no_progress

@@ -12,36 +12,25 @@ KeyboardInterrupt, leaving its ledger record `running`, so that the next run doe
   process (its stderr, the watch log), and they stop when this process is killed. A worker that
   dies breaks the pool: it is rebuilt and each job it held runs again. An interrupt lets each
   worker unwind its job as an interrupted `dub` does, so no half-written file stays behind.
-- RayCluster: each job is a Ray task with one CPU; Ray reruns a task whose worker died. Every node
-  must have this package installed and reach the inputs, the outputs and the ledger at the same
-  paths (a shared file system). With the audiostory backend, the model is loaded once per GPU by
-  a long-lived actor (`num_gpus=1`) that renders the cues of every job; the audio comes back
-  through Ray's object store.
+- RayCluster (`dubber.ray_cluster`): each job is a Ray task on a cluster.
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from concurrent.futures import Future, InvalidStateError, wait
-from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any, Protocol
 
 from .jobs import DEFAULT_RETRIES, Job, JobOutcome, after_worker_died, run_job
-from .errors import BackendUnavailable, one_line
+from .errors import one_line
 from .options import DubOptions
-from .types import ProgressFn, no_progress
 
 log = logging.getLogger("dubber.batch")   # one voice for the batch machinery in every log
 
-RAY_INSTALL_HINT = "--ray needs the ray package; install it with pip install 'dubber[cluster]'."
-RAY_CONNECT_TIMEOUT_S = 5.0   # a cluster address that does not answer a TCP connection by then is unreachable
 # Seconds an interrupted worker gets to unwind its job (remove the job's temporaries and the
 # folders it made, stop its ffmpeg) before it is killed; a signal reaches Python code between two
 # steps, so a long step of pure native code (a SoundFont render, a model call) delays it.
@@ -65,7 +54,7 @@ class Dispatcher(Protocol):
     def close(self) -> None: ...
 
 
-def _settle(outcome: "Future[JobOutcome]", result: JobOutcome | None = None,
+def settle(outcome: "Future[JobOutcome]", result: JobOutcome | None = None,
             error: BaseException | None = None) -> None:
     """Complete a job's future, unless an interrupt already did."""
     try:
@@ -74,7 +63,7 @@ def _settle(outcome: "Future[JobOutcome]", result: JobOutcome | None = None,
         pass
 
 
-def _internal_error(job: Job, err: BaseException) -> JobOutcome:
+def internal_error(job: Job, err: BaseException) -> JobOutcome:
     """A bug in a job: its traceback to the log, one line to its outcome."""
     log.error("dubbing %s failed", job.input, exc_info=err)
     return JobOutcome(job.input, job.output, "failed", f"internal error: {one_line(err)}", error=type(err).__name__)
@@ -183,7 +172,7 @@ class _ToLocalLogger(logging.Handler):
 
 
 @contextlib.contextmanager
-def _interrupts_ignored():
+def interrupts_ignored():
     """Ignore Ctrl-C and SIGTERM in this process (on its main thread, where Python handles them)
     while interrupted workers unwind. One Ctrl-C can arrive twice (a terminal or `timeout` signals
     the driver and then its whole process group), and a second interrupt must not cut the wait
@@ -235,7 +224,7 @@ class LocalPool:
 
         with self.lock:
             if self.stopped:
-                _settle(outcome, error=KeyboardInterrupt())
+                settle(outcome, error=KeyboardInterrupt())
                 return
             pool = self.pool
             with _signals_held():   # a submit may start a worker process (see `_signals_held`)
@@ -262,14 +251,14 @@ class LocalPool:
         with self.lock:
             self.attempts.discard(attempt)
         try:
-            _settle(outcome, attempt.result())
+            settle(outcome, attempt.result())
             return
         except BrokenProcessPool:
             pass
         except KeyboardInterrupt as err:   # Ctrl-C on a terminal reaches the workers too
             # ...and this process, whose interrupt() may come a moment after the worker's result.
             if self.driver_stop.wait(STRAY_SIGNAL_WAIT_S):
-                _settle(outcome, error=err)
+                settle(outcome, error=err)
                 return
             # A signal that reached the worker and not this process (a process-group SIGINT
             # while the driver ignores it, a `kill` of the worker): the job is run again, as
@@ -278,11 +267,11 @@ class LocalPool:
             self._again_or_failed(job, options, outcome, INTERRUPTED_REASON)
             return
         except BaseException as err:   # a bug: keep the traceback in the log, go on with the rest
-            _settle(outcome, _internal_error(job, err))
+            settle(outcome, internal_error(job, err))
             return
         with self.lock:
             if self.stopped:
-                _settle(outcome, error=KeyboardInterrupt())
+                settle(outcome, error=KeyboardInterrupt())
                 return
             self._replace(pool)
         self._again_or_failed(job, options, outcome)
@@ -290,7 +279,7 @@ class LocalPool:
     def _again_or_failed(self, job: Job, options: DubOptions, outcome: "Future[JobOutcome]",
                          reason: str | None = None) -> None:
         if (died := after_worker_died(job, self.retries, reason)) is not None:
-            _settle(outcome, died)
+            settle(outcome, died)
         else:
             self._start(job, options, outcome)
 
@@ -302,7 +291,7 @@ class LocalPool:
         # From the first interrupt on, the next ones are ignored until the workers have unwound
         # and `close` has joined them: cut short here, the stop would leave running workers to
         # the interpreter's exit, whose join a further Ctrl-C turns into a traceback.
-        with _interrupts_ignored():
+        with interrupts_ignored():
             with self.lock:
                 self.stopped = True
                 self.driver_stop.set()   # before the signals: a worker between two jobs starts no other
@@ -325,273 +314,14 @@ class LocalPool:
     def close(self) -> None:   # after the last submit: the pool in place is the one to wait for
         # After an interrupt every worker has unwound or been killed, so the join is short; it
         # runs to its end for the reason given in `interrupt`.
-        with _interrupts_ignored() if self.stopped else contextlib.nullcontext():
+        with interrupts_ignored() if self.stopped else contextlib.nullcontext():
             self.pool.shutdown(wait=True)
             self.log_listener.stop()
             self.log_queue.close()
 
 
-# ----------------------------------------------------------------------------- Ray
-
-def require_ray() -> None:
-    """Check ray is installed without importing it (its settings are read at import)."""
-    import importlib.util
-
-    try:
-        found = importlib.util.find_spec("ray") is not None
-    except ValueError:   # a module entry of None: treated as not installed
-        found = False
-    if not found:
-        raise BackendUnavailable(RAY_INSTALL_HINT)
-
-
-def connect_ray(address: str | None, local_cpus: int | None = None) -> Any:
-    """Join the cluster at `address` (or RAY_ADDRESS); with neither, join the one running on this
-    machine or start one (with `local_cpus` worker CPUs; None: all). Returns the ray module.
-
-    Raises:
-        BackendUnavailable: ray is not installed, or the cluster cannot be reached.
-    """
-    require_ray()
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address is not None:
-        check_reachable(address)
-    if address is not None and "RAY_AUTH_MODE" not in os.environ and _ray_token_available():
-        # `ray start` turns token authentication on and keeps the token in ~/.ray/auth_token, but
-        # a driver joining by address only sends it in token mode, which ray reads at import.
-        os.environ["RAY_AUTH_MODE"] = "token"
-    try:
-        import ray
-    except ImportError:
-        raise BackendUnavailable(RAY_INSTALL_HINT) from None
-    if ray.is_initialized():
-        return ray
-    quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
-    try:
-        if address is not None:
-            ray.init(address=address, **quiet)
-            return ray
-        try:
-            ray.init(address="auto", **quiet)
-        except (ConnectionError, RuntimeError):
-            ray.init(include_dashboard=False, num_cpus=local_cpus, **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as err:
-        where = address or "this machine"
-        raise BackendUnavailable(f"Cannot reach the Ray cluster at {where} ({one_line(err).rstrip('.')}); "
-                                 "start it with `ray start --head` or pass its address with --ray.") from None
-    return ray
-
-
-def check_reachable(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
-    """Raise BackendUnavailable, within `timeout_s`, when nothing answers at a host:port cluster
-    address (a head node's, or ray://host:port for Ray Client): `ray.init` would retry for
-    minutes, deaf to the user's Ctrl-C and kill. Other forms ("auto") are left to Ray."""
-    host, sep, port = address.split("://", 1)[-1].rstrip("/").rpartition(":")
-    if not sep or not port.isdigit():
-        return
-    try:
-        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s) as link:
-            speaks_grpc = _answers_http2(link)
-    except OSError as err:
-        why = "no such host" if isinstance(err, socket.gaierror) else \
-            "no answer" if isinstance(err, TimeoutError) else (err.strerror or str(err)).lower()
-        raise BackendUnavailable(f"Cannot reach the Ray cluster at {address} ({why}); start it with `ray start "
-                                 "--head` on that machine, or check the address given with --ray.") from None
-    if not speaks_grpc:
-        raise BackendUnavailable(f"No Ray cluster answers at {address}: something else listens on that port; give "
-                                 "the head node's address (the port `ray start --head` printed, 6379 by default).")
-
-
-# What an HTTP/2 client sends first: the connection preface, then its (empty) SETTINGS frame.
-_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
-_HTTP2_SETTINGS = 4   # frame type
-
-
-def _answers_http2(link: socket.socket) -> bool:
-    """Whether the server on `link` speaks HTTP/2, as Ray's cluster and client servers (gRPC) do:
-    its first frame is SETTINGS. A web server, a database or a dashboard port answers otherwise,
-    or not at all, and `ray.init` would retry against it for minutes."""
-    link.sendall(_HTTP2_PREFACE)
-    head = b""
-    try:
-        while len(head) < 9:
-            chunk = link.recv(9 - len(head))
-            if not chunk:
-                return False
-            head += chunk
-    except TimeoutError:
-        return False
-    return head[3] == _HTTP2_SETTINGS
-
-
-def _ray_token_available() -> bool:
-    """Whether this machine holds a Ray cluster token (as Ray looks for one)."""
-    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
-        return True
-    return (Path.home() / ".ray" / "auth_token").is_file()
-
-
-# Where ray.init says it turned token authentication on (its logger, and how the line begins).
-RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
-RAY_AUTH_ENABLED_NOTICE = "Token authentication is enabled"
-
-
-class _RayAuthEnabledNotice(logging.Filter):
-    """Drops Ray's "Token authentication is enabled ... Set RAY_AUTH_MODE=disabled to opt out"
-    line, which a driver on a local cluster gets at every run: the protection is on, as it should
-    be, and the line only tells the user how to turn it off, in Ray's own log format on dub's
-    terminal. Every other line of that logger (a missing token, one turned off) passes."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(RAY_AUTH_ENABLED_NOTICE)
-
-
-def _quiet_ray_auth_notice() -> None:
-    """Install the filter (once) on the logger Ray warns with; before ray is imported too."""
-    logger = logging.getLogger(RAY_AUTH_LOGGER)
-    if not any(isinstance(f, _RayAuthEnabledNotice) for f in logger.filters):
-        logger.addFilter(_RayAuthEnabledNotice())
-
-
-class ModelServer:
-    """Holds one loaded backend (the model, loaded once) and renders plans for every job; on Ray
-    it is an actor with one GPU."""
-
-    def __init__(self, backend_name: str, options: DubOptions) -> None:
-        from .backends import build_backend
-
-        self.backend = build_backend(backend_name, options)
-
-    def describe(self) -> tuple[str, bool]:
-        return self.backend.NAME, bool(getattr(self.backend, "RENDERS_WHOLE_TIMELINE", False))
-
-    def render(self, plan: Any, analysis: Any, positions: list[int] | None = None) -> Any:
-        if positions is None:
-            return self.backend.render(plan, analysis)
-        return self.backend.render_cues(plan, analysis, positions)
-
-    def weights_identity(self) -> Any:
-        identity = getattr(self.backend, "weights_identity", None)
-        return identity() if identity is not None else None
-
-
-class RemoteBackend:
-    """A backend whose renders run on a ModelServer actor; the audio comes back through the
-    object store (numpy arrays are read from shared memory, not unpickled copies)."""
-
-    def __init__(self, server: Any, name: str, whole_timeline: bool) -> None:
-        self.server = server
-        self.NAME = name
-        self.RENDERS_WHOLE_TIMELINE = whole_timeline
-
-    def render(self, plan: Any, analysis: Any, progress: ProgressFn = no_progress) -> Any:
-        import ray
-
-        return ray.get(self.server.render.remote(plan, analysis))
-
-    def render_cues(self, plan: Any, analysis: Any, positions: Any, progress: ProgressFn = no_progress) -> Any:
-        """Some cues, with the rest of the plan as context (see DubBackend.render_cues)."""
-        import ray
-
-        return ray.get(self.server.render.remote(plan, analysis, list(positions)))
-
-    def weights_identity(self) -> Any:
-        """The served weights' identity, for the render cache (see AudioStoryBackend)."""
-        import ray
-
-        return ray.get(self.server.weights_identity.remote())
-
-
-def _ray_job(job: Job, options: DubOptions, server: Any = None, describe: tuple[str, bool] | None = None):
-    backend = RemoteBackend(server, *describe) if server is not None else None
-    return run_job(job, options, backend)
-
-
-class RayCluster:
-    """Jobs as Ray tasks (see the module's docstring). Model servers are started on the first job
-    that needs them: one per GPU of the cluster (one on a CPU when it has none), at most `servers`."""
-
-    def __init__(self, ray: Any, retries: int = DEFAULT_RETRIES, servers: int = 1) -> None:
-        self.ray, self.retries, self.max_servers = ray, retries, max(1, servers)
-        self.task = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=False)(_ray_job)
-        self.lock = threading.Lock()
-        self.servers: dict[str, list[tuple[Any, tuple[str, bool]]]] = {}
-        self.turn = 0
-        self.in_flight: dict[Any, Future[JobOutcome]] = {}
-        self.stopped = False
-
-    def cpus(self) -> int:
-        return int(self.ray.cluster_resources().get("CPU", 1))
-
-    def submit(self, job: Job, options: DubOptions) -> "Future[JobOutcome]":
-        outcome: Future[JobOutcome] = Future()
-        if self.stopped:
-            _settle(outcome, error=KeyboardInterrupt())
-            return outcome
-        server, describe = self._server_for(options)
-        ref = self.task.remote(job, options, server, describe)
-        with self.lock:
-            self.in_flight[ref] = outcome
-        ref.future().add_done_callback(lambda f: self._finished(f, ref, job, outcome))
-        return outcome
-
-    def _finished(self, attempt: "Future[JobOutcome]", ref: Any, job: Job, outcome: "Future[JobOutcome]") -> None:
-        with self.lock:
-            self.in_flight.pop(ref, None)
-        try:
-            _settle(outcome, attempt.result())
-        except Exception as err:   # a bug in the job, or its worker died more than `retries` times
-            if not outcome.done():   # else cancelled by an interrupt
-                _settle(outcome, after_worker_died(job, self.retries) or _internal_error(job, err))
-
-    def _server_for(self, options: DubOptions) -> tuple[Any, tuple[str, bool] | None]:
-        """A model server for these settings (round robin over the GPUs), or (None, None) when
-        the backend renders on the CPU inside the job."""
-        from .api import resolve_backend
-
-        name, _ = resolve_backend(options)
-        if name != "audiostory":
-            return None, None
-        # Per-job paths do not change the model a server holds.
-        model_options = replace(options, stems_dir=None, timeline=False, force=False)
-        model_key = json.dumps(asdict(model_options), sort_keys=True, default=str)
-        with self.lock:
-            if model_key not in self.servers:
-                self.servers[model_key] = self._start_servers(name, model_options)
-            servers = self.servers[model_key]
-            self.turn += 1
-            return servers[self.turn % len(servers)]
-
-    def _start_servers(self, name: str, options: DubOptions) -> list[tuple[Any, tuple[str, bool]]]:
-        gpus = int(self.ray.cluster_resources().get("GPU", 0))
-        actor = self.ray.remote(num_gpus=1)(ModelServer) if gpus else self.ray.remote(num_cpus=1)(ModelServer)
-        servers = [actor.remote(name, options) for _ in range(min(max(gpus, 1), self.max_servers))]
-        return [(s, self.ray.get(s.describe.remote())) for s in servers]
-
-    def interrupt(self) -> None:
-        """Cancel the tasks in flight; their jobs end with KeyboardInterrupt. A running task
-        unwinds its job (Ray raises KeyboardInterrupt in it), which removes what it had half
-        written, and the call returns once all have; one still running after WORKER_STOP_GRACE_S
-        is killed."""
-        with self.lock:
-            in_flight, self.in_flight, self.stopped = self.in_flight, {}, True
-        for ref, outcome in in_flight.items():
-            _settle(outcome, error=KeyboardInterrupt())   # first: the task's end is then no failure
-            self.ray.cancel(ref)
-        refs = list(in_flight)
-        if not refs:
-            return
-        with _interrupts_ignored():
-            _, unfinished = self.ray.wait(refs, num_returns=len(refs), timeout=WORKER_STOP_GRACE_S)
-        for ref in unfinished:
-            self.ray.cancel(ref, force=True)
-
-    def close(self) -> None:   # tasks end on their own, and the cluster belongs to its operator
-        pass
-
-
 def open_dispatcher(ray: bool, address: str | None, jobs: int | None, concurrency: int,
-                    retries: int = DEFAULT_RETRIES) -> LocalPool | RayCluster:
+                    retries: int = DEFAULT_RETRIES) -> Dispatcher:
     """Local worker processes (`jobs`, else one per CPU core; at most `concurrency`), or the Ray
     cluster at `address` (or RAY_ADDRESS, else the one on this machine, started with `jobs` CPUs
     if none runs).
@@ -600,6 +330,8 @@ def open_dispatcher(ray: bool, address: str | None, jobs: int | None, concurrenc
         BackendUnavailable: ray asked for but not installed, or its cluster cannot be reached.
     """
     if ray:
-        _quiet_ray_auth_notice()
+        from .ray_cluster import RayCluster, connect_ray, quiet_ray_auth_notice
+
+        quiet_ray_auth_notice()
         return RayCluster(connect_ray(address, jobs), retries, concurrency)
     return LocalPool(max(1, min(jobs or os.cpu_count() or 1, concurrency)), retries)

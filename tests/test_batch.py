@@ -575,14 +575,18 @@ def test_ray_model_server_renders_every_job_like_a_single_run(ray_cluster, clips
     model = ["--backend", "audiostory", "--model", str(tiny_checkpoint), "--device", "cpu"]
     options = api.DubOptions(backend="audiostory", model=str(tiny_checkpoint), device="cpu",
                              cache_dir=str(tmp_path / "single-cache"))
-    references = {name: api.dub(clips[name], tmp_path / "single" / f"{name}.dub.mp4", options).output
-                  for name in ("clip0", "clip1")}
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "dubber.cli", "batch", str(clips["clip0"]), str(clips["clip1"]), "-o", str(out),
            "--ray", ray_cluster, "--cache-dir", str(tmp_path / "cache"), "--json-progress", *model,
            "--render-group", "1"]   # a cue per call, each still read within its whole plan's storyline
-    code, done, stderr = _finish(subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                  text=True))
+    # The batch runs in the cluster's workers, with a cache of its own, while the single runs to
+    # compare with are made here.
+    batch = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        references = {name: api.dub(clips[name], tmp_path / "single" / f"{name}.dub.mp4", options).output
+                      for name in ("clip0", "clip1")}
+    finally:
+        code, done, stderr = _finish(batch)
     assert code == 0, (done, stderr[-3000:])
     from dubber.media.audio_io import decode_audio
 
@@ -756,13 +760,14 @@ def test_ray_turning_token_authentication_on_is_not_a_raw_ray_line(monkeypatch, 
     from ray._private.authentication import authentication_token_setup as ray_auth
 
     import dubber.executors
+    import dubber.ray_cluster
 
     class _FakeRay:
         def remote(self, **resources):
             return lambda f: f
 
-    assert ray_auth.logger.name == dubber.executors.RAY_AUTH_LOGGER
-    monkeypatch.setattr(dubber.executors, "connect_ray", lambda address, jobs: _FakeRay())
+    assert ray_auth.logger.name == dubber.ray_cluster.RAY_AUTH_LOGGER
+    monkeypatch.setattr(dubber.ray_cluster, "connect_ray", lambda address, jobs: _FakeRay())
     dubber.executors.open_dispatcher(True, None, 1, 1)
     # Ray's loggers stop at "ray" once Ray has set up its logging (they do not reach the root,
     # where caplog listens), so the records are taken on Ray's own logger.

@@ -538,7 +538,7 @@ def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = 
         BackendUnavailable: ray is asked for but not installed, or its cluster cannot be reached.
     """
     if options.ray:
-        from ..executors import require_ray
+        from ..ray_cluster import require_ray
 
         require_ray()   # before any folder is made: a missing package is the user's to fix
     root, out_dir, new = prepare_root(root, options.out_dir)
