@@ -173,6 +173,17 @@ def render(name: str) -> tuple[list[np.ndarray], dict[str, Any]]:
 
 
 def _frame(name: str, t: int, first: np.ndarray, second: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Frame `t` of phenomenon `name`: the drawn scene, what moves or bursts in it, then what
+    happens to the whole picture (a transition, a flicker, a cover over the lens). The random
+    draws come in that order, so each phenomenon's pictures stay the same."""
+    k = t - EVENT_FRAME
+    img = _scene(name, t, first, second, rng)
+    _draw_props(img, name, k, rng)
+    return _over_the_picture(img, name, k, second, rng)
+
+
+def _scene(name: str, t: int, first: np.ndarray, second: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The set and the character in it, cut, shaken or posed as `name` wants."""
     after = t >= EVENT_FRAME
     k = t - EVENT_FRAME
     if name in ("same_palette_cut", "grey_cut", "flash_cut") and after:
@@ -187,6 +198,11 @@ def _frame(name: str, t: int, first: np.ndarray, second: np.ndarray, rng: np.ran
     else:
         img = _view(first)
         _character(img, _walk(t), 90, stretch=4.0 if name == "smear" and 0 <= k < 2 else 1.0)
+    return img
+
+
+def _draw_props(img: np.ndarray, name: str, k: int, rng: np.random.Generator) -> None:
+    """What moves, hits or bursts in the scene, `k` frames from the event."""
     if name == "contact":
         # The post it hits, then the ball: in flight before the event frame, against the post from it on.
         give = POST_GIVE if k in (1, 2) else 0  # the post gives under the blow for the two frames after it
@@ -212,6 +228,11 @@ def _frame(name: str, t: int, first: np.ndarray, second: np.ndarray, rng: np.ran
         for _ in range(160):
             cv2.circle(img, (int(rng.integers(0, WIDTH)), int(rng.integers(20, HEIGHT))), int(rng.integers(2, 6)),
                        (235, 245, 255), -1)
+
+
+def _over_the_picture(img: np.ndarray, name: str, k: int, second: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What happens to the whole picture `k` frames from the event."""
+    after = k >= 0
     if name == "occlusion" and 0 <= k < 12:
         # A dark wing over the lens: a soft shading that slides on, so no two frames repeat.
         ramp = 18.0 + 14.0 * ((np.arange(WIDTH) + 9 * k) % WIDTH) / WIDTH
