@@ -184,6 +184,31 @@ def summarise(rows: list[dict]) -> dict:
             for k in keys}
 
 
+def summarise_rows(rows: list[dict], originals: list[dict], sources: tuple[str, ...], second_reading: bool) -> dict:
+    """Per source (labelled or detected events): the figures' ranges and the renders meeting the
+    targets; per real clip: its original soundtrack's figures beside ours."""
+    summary: dict = {}
+    for source in sources:
+        picked = [r for r in rows if r["source"] == source]
+        long = [r for r in picked if r["duration_s"] >= 20]
+        scored = [r for r in picked if r["hit_rate"] is not None]   # clips with labelled events
+        summary[source] = {"all (min, max)": summarise(picked),
+                           ">= 20 s periodicity max": max(r["periodicity"] for r in long) if long else None,
+                           ">= 20 s repetition max": max(r["repetition"] for r in long) if long else None,
+                           "hit_rate mean": round(float(np.mean([r["hit_rate"] for r in scored])), 4) if scored else None,
+                           "renders meeting sync": sum(r["hit_rate"] >= 0.8 and r["chance_rate"] <= 0.35 for r in scored),
+                           **({"renders meeting sync, 2nd reading": sum(bool(r["hit_rate_2nd"] >= 0.8 and r["chance_rate_2nd"] <= 0.35)
+                                                                        for r in scored)} if second_reading else {}),
+                           "renders with labelled events": len(scored), "renders": len(picked)}
+    for original in originals:
+        ours = [r for r in rows if r["clip"] == original["clip"]]
+        keys = ("hit_rate", "cue_hit_rate", "chance_rate", "onsets_per_s", "periodicity", "repetition")
+        summary[f"{original['clip']}: original soundtrack vs ours (min, max)"] = {
+            k: {"original": original[k], "ours": [min(r[k] for r in ours), max(r[k] for r in ours)]
+                if ours and all(r[k] is not None for r in ours) else None} for k in keys}
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--realclips", default=str(REPO.parent / "shared" / "realclips"))
@@ -224,25 +249,8 @@ def main() -> None:
     detected = analyse(clip["video"], cache)
     analysis = labelled(detected, clip["cuts"], clip["events"]) if again["source"] == "labelled" else detected
     repeat = run_one(analysis, [], [], again["seed"], args.style)["digest"]
-    summary = {"targets": TARGETS, "bit_identical_rerun": repeat == again["digest"], "first_load": first_load_s()}
-    for source in sources:
-        picked = [r for r in rows if r["source"] == source]
-        long = [r for r in picked if r["duration_s"] >= 20]
-        scored = [r for r in picked if r["hit_rate"] is not None]   # clips with labelled events
-        summary[source] = {"all (min, max)": summarise(picked),
-                           ">= 20 s periodicity max": max(r["periodicity"] for r in long) if long else None,
-                           ">= 20 s repetition max": max(r["repetition"] for r in long) if long else None,
-                           "hit_rate mean": round(float(np.mean([r["hit_rate"] for r in scored])), 4) if scored else None,
-                           "renders meeting sync": sum(r["hit_rate"] >= 0.8 and r["chance_rate"] <= 0.35 for r in scored),
-                           **({"renders meeting sync, 2nd reading": sum(bool(r["hit_rate_2nd"] >= 0.8 and r["chance_rate_2nd"] <= 0.35)
-                                                                        for r in scored)} if args.second_reading else {}),
-                           "renders with labelled events": len(scored), "renders": len(picked)}
-    for original in originals:
-        ours = [r for r in rows if r["clip"] == original["clip"]]
-        keys = ("hit_rate", "cue_hit_rate", "chance_rate", "onsets_per_s", "periodicity", "repetition")
-        summary[f"{original['clip']}: original soundtrack vs ours (min, max)"] = {
-            k: {"original": original[k], "ours": [min(r[k] for r in ours), max(r[k] for r in ours)]
-                if ours and all(r[k] is not None for r in ours) else None} for k in keys}
+    summary = {"targets": TARGETS, "bit_identical_rerun": repeat == again["digest"], "first_load": first_load_s(),
+               **summarise_rows(rows, originals, sources, args.second_reading)}
     if not args.no_memory:
         rss = {seconds: peak_memory_mb(seconds) for seconds in (60, 300, 600)}
         summary["peak_rss_mb"] = {f"{s} s": round(mb, 1) for s, mb in rss.items()}
