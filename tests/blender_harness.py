@@ -121,13 +121,15 @@ def main(job_path: str) -> None:
         return
     first = None
     if job.get("rerun_style"):
-        first = {"status": status, "strips": strip_facts(scene), "digests": sound_digests(scene)}
+        first = {"status": status, "strips": strip_facts(scene), "digests": sound_digests(scene),
+                 "markers": sorted((m.frame, m.name) for m in scene.timeline_markers)}
         bpy.context.preferences.addons[MODULE].preferences.style = job["rerun_style"]
         status = dub(module, job)
     older = type("EditorBefore44", (), {"sequences": "top", "sequences_all": "all"})()  # Blender < 4.4 names
     facts = {"status": status, "uses_strips": hasattr(scene.sequence_editor, "strips"),
              "shim_old": [module.top_strips(older), module.all_strips(older)],
-             "strips": strip_facts(scene), "mix": mixdown(scene, work / "mix_before.wav")}
+             "strips": strip_facts(scene), "mix": mixdown(scene, work / "mix_before.wav"),
+             "markers": sorted((m.frame, m.name) for m in scene.timeline_markers)}
     if first is not None:
         facts["first"], facts["digests"] = first, sound_digests(scene)
     blend = work / "dubbed.blend"

@@ -66,6 +66,7 @@ for name, onset in (("mix", {onset}), ("music", {onset}), ("fx", {onset} + 12000
     outputs["mix" if name == "mix" else "stem:" + name] = str(stems / f"{{name}}.wav")
 manifest = out.with_suffix("").with_name(out.stem + ".json")
 manifest.write_text(json.dumps({{"schema": "dubber.manifest/1", "media": {{"fps": "{video_fps}"}},
+    "analysis": {{"events": {events!r}}},
     "outputs": {{k: str(Path(v).relative_to(out.parent)) for k, v in outputs.items()}}}}))
 outputs["manifest"] = str(manifest)
 out.write_bytes(b"muxed")
@@ -100,11 +101,12 @@ def extension_zip(tmp_path_factory) -> Path:
     return install("blender", tmp_path_factory.mktemp("zip"))
 
 
-def fake_dub(folder: Path, notice: str = "", video_fps: str = f"{FPS}/1", source_has_audio: bool = False) -> Path:
+def fake_dub(folder: Path, notice: str = "", video_fps: str = f"{FPS}/1", source_has_audio: bool = False,
+             events: tuple[dict, ...] = ()) -> Path:
     script = folder / "dub"
     script.write_text(FAKE_DUB.format(python=sys.executable, total=MOVIE_FRAMES * 48000 // FPS,
                                       onset=TONE_START_SAMPLE, notice=notice, video_fps=video_fps,
-                                      source_has_audio=source_has_audio))
+                                      source_has_audio=source_has_audio, events=list(events)))
     script.chmod(0o755)
     return script
 
@@ -295,3 +297,19 @@ def test_keep_original_preference_reaches_dub_and_its_notice_names_it(bpy_exe, m
     dropped = ("dub: the source's audio track is not in the output, only the dub; turn on \"Keep the movie's "
                "sound\" in the Dub Bridge preferences to keep it after the dub.")
     assert facts["status"] == "Added 1 dub strip(s) under picture." + ("" if keep else f" {dropped}")
+
+
+def test_the_hits_the_dub_plays_are_timeline_markers_on_their_frames(bpy_exe, movie, extension_zip, tmp_path):
+    """Each event of the dub's manifest is a marker on the scene frame that shows it (the movie's
+    first frame sits at MOVIE_START); one in the trimmed-off head is not marked, and a second
+    take replaces the first take's markers instead of adding to them."""
+    events = ({"frame": 4, "kind": "impact", "strength": 0.9}, {"frame": 15, "kind": "impact", "strength": 0.8},
+              {"frame": 40, "kind": "landing", "strength": 0.55}, {"frame": 60, "kind": "whoosh", "strength": 0.5})
+    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=fake_dub(tmp_path, events=events),
+                        backend="score", separate_stems=False, blocker_channel=0, rerun_style="noir")
+    expected = [[MOVIE_START + 15, "dub impact 0.80"], [MOVIE_START + 40, "dub landing 0.55"],
+                [MOVIE_START + 60, "dub whoosh 0.50"]]   # frame 4 is under the 10 trimmed frames
+    assert facts["first"]["markers"] == expected
+    assert facts["first"]["status"].endswith("Marked the 3 hit(s) it plays on the timeline.")
+    assert facts["markers"] == expected
+

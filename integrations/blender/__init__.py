@@ -4,7 +4,7 @@ Runs the `dub` command on the active movie strip's file in a subprocess, shows i
 the Sequencer sidebar (Dub tab) while Blender stays responsive, and adds the result as sound
 strips on a free channel, lined up with the movie strip sample for sample: the dub's WAVs cover
 the whole video, so the sound strip starts where the movie's first frame sits and takes the
-movie strip's trim.
+movie strip's trim. Each event the soundtrack hits gets a timeline marker on its frame.
 
 Standard library only (Blender's bundled Python has no dubber). Works as an extension
 (blender_manifest.toml, Blender 4.2+) and as a legacy add-on (bl_info). Sound strips need
@@ -229,6 +229,38 @@ def add_sound_strips(scene, movie, sounds):
     return added
 
 
+HIT_MARKER_PREFIX = "dub "   # timeline markers this add-on placed, replaced by the next take's
+
+
+def add_hit_markers(scene, movie, events, video_fps):
+    """A timeline marker at each event the dub's soundtrack hits ("dub impact 0.80"), on the scene
+    frame showing it, where the movie strip is visible. The markers an earlier take placed over
+    this strip go first. Returns how many were placed."""
+    start, end = movie.frame_final_start, movie.frame_final_end
+    markers = scene.timeline_markers
+    for old in [m for m in markers if m.name.startswith(HIT_MARKER_PREFIX) and start <= m.frame < end]:
+        markers.remove(old)
+    scene_fps = scene.render.fps / scene.render.fps_base
+    placed = 0
+    for event in events:
+        # by time, so a scene at another rate than the video still marks the right moment
+        frame = int(round(movie.frame_start + event["frame"] / video_fps * scene_fps))
+        if start <= frame < end:
+            markers.new(f"{HIT_MARKER_PREFIX}{event['kind']} {float(event['strength']):.2f}", frame=frame)
+            placed += 1
+    return placed
+
+
+def manifest_events(job):
+    """The events the dub's soundtrack hits, from its manifest (none when it lists none)."""
+    manifest = (job.outputs or {}).get("manifest")
+    try:
+        events = json.loads(Path(manifest).read_text())["analysis"]["events"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return []
+    return [e for e in events if isinstance(e, dict) and {"frame", "kind", "strength"} <= set(e)]
+
+
 # ---------------------------------------------------------------------------------------------
 # Running jobs: timer (interactive) or a direct loop (headless)
 # ---------------------------------------------------------------------------------------------
@@ -278,6 +310,9 @@ def _finish(job):
     added = add_sound_strips(scene, movie, sounds)
     message = f"Added {len(added)} dub strip(s) under {movie.name}."
     video_fps = job_fps(job)
+    marked = add_hit_markers(scene, movie, manifest_events(job), video_fps) if video_fps else 0
+    if marked:
+        message += f" Marked the {marked} hit(s) it plays on the timeline."
     if video_fps and not fps_matches(scene.render.fps, scene.render.fps_base, video_fps):
         message += f" Set the scene to the video's {video_fps:.3f} fps, or picture and dub drift apart."
     # dub's notices (a backend fallback, a dropped audio track) follow, marked as dub's own
