@@ -22,19 +22,15 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import Future, InvalidStateError, wait
-from typing import Any, Protocol
+from concurrent.futures import Future, wait
+from typing import Any
 
 from .jobs import DEFAULT_RETRIES, Job, JobOutcome, after_worker_died, run_job
-from .errors import one_line
+from .job_futures import WORKER_STOP_GRACE_S, Dispatcher, interrupts_ignored, internal_error, settle
 from .options import DubOptions
 
 log = logging.getLogger("dubber.batch")   # one voice for the batch machinery in every log
 
-# Seconds an interrupted worker gets to unwind its job (remove the job's temporaries and the
-# folders it made, stop its ffmpeg) before it is killed; a signal reaches Python code between two
-# steps, so a long step of pure native code (a SoundFont render, a model call) delays it.
-WORKER_STOP_GRACE_S = 15.0
 # Seconds a job interrupted in its worker waits for the driver's own interrupt before it counts
 # as interrupted from outside (a Ctrl-C reaches both, the driver's handler a moment later).
 STRAY_SIGNAL_WAIT_S = 1.0
@@ -42,31 +38,6 @@ STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})   # what stops a job (
 INTERRUPTED_REASON = ("the worker running it was interrupted {attempts} times by a signal sent to the worker "
                       "processes and not to `dub` (a process-group SIGINT or SIGTERM); stop what sends it, then "
                       "dub the file again.")
-
-
-class Dispatcher(Protocol):
-    """Where jobs run (see the module's docstring)."""
-
-    def submit(self, job: Job, options: DubOptions) -> "Future[JobOutcome]": ...
-
-    def interrupt(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def settle(outcome: "Future[JobOutcome]", result: JobOutcome | None = None,
-            error: BaseException | None = None) -> None:
-    """Complete a job's future, unless an interrupt already did."""
-    try:
-        outcome.set_exception(error) if error is not None else outcome.set_result(result)
-    except InvalidStateError:
-        pass
-
-
-def internal_error(job: Job, err: BaseException) -> JobOutcome:
-    """A bug in a job: its traceback to the log, one line to its outcome."""
-    log.error("dubbing %s failed", job.input, exc_info=err)
-    return JobOutcome(job.input, job.output, "failed", f"internal error: {one_line(err)}", error=type(err).__name__)
 
 
 # ----------------------------------------------------------------------------- local processes
@@ -169,23 +140,6 @@ class _ToLocalLogger(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         logging.getLogger(record.name).handle(record)
-
-
-@contextlib.contextmanager
-def interrupts_ignored():
-    """Ignore Ctrl-C and SIGTERM in this process (on its main thread, where Python handles them)
-    while interrupted workers unwind. One Ctrl-C can arrive twice (a terminal or `timeout` signals
-    the driver and then its whole process group), and a second interrupt must not cut the wait
-    short and kill a worker in the middle of its clean-up; the grace period bounds the wait."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 class LocalPool:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BackendUnavailable, one_line
-from .executors import WORKER_STOP_GRACE_S, internal_error, interrupts_ignored, settle
+from .job_futures import WORKER_STOP_GRACE_S, internal_error, interrupts_ignored, settle
 from .jobs import DEFAULT_RETRIES, Job, JobOutcome, after_worker_died, run_job
 from .options import DubOptions
 from .types import ProgressFn, no_progress
