@@ -9,6 +9,7 @@ machine: a copy of a pickle since replaced, moved or deleted is removed when the
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -157,10 +158,16 @@ def as_safetensors(weights: str | os.PathLike, cache_dir: str | os.PathLike | No
     if not out.is_file():
         log.info("Converting %s to safetensors at %s (one time).", weights, out)
         tensors = load_pickle(weights)
+        source = out.with_suffix(SOURCE_SUFFIX)
         try:
+            # What the copy is made from is said before the copy appears: another run pruning
+            # this folder in between would take a copy that says nothing for one nobody reads.
+            out.parent.mkdir(parents=True, exist_ok=True)
+            source.write_text(str(weights.resolve()), encoding="utf-8")
             save_safetensors(tensors, out)
-            out.with_suffix(SOURCE_SUFFIX).write_text(str(weights.resolve()), encoding="utf-8")
         except OSError as err:
+            with contextlib.suppress(OSError):
+                source.unlink(missing_ok=True)
             raise CacheUnwritable(out.parent, err) from None
         prune_conversions(out)
     return out

@@ -388,6 +388,28 @@ def test_one_converted_copy_per_checkpoint_is_kept(tmp_path):
     assert len({there, weight_files.as_safetensors(other, cache)}) == 2 and len(copies()) == 2
 
 
+def test_a_copy_just_converted_survives_another_run_pruning_the_folder(tmp_path, monkeypatch):
+    """Two dubs converting two checkpoints into one cache: the other run's pruning, at the moment
+    this copy has just appeared, must not take it for a copy nobody reads."""
+    import shutil
+
+    from audiostory_core.testing import write_tiny_checkpoint
+
+    cache = tmp_path / "cache"
+    first = write_tiny_checkpoint(tmp_path / "a") / "audiostory-3B" / "pytorch_model.bin"
+    second = shutil.copytree(tmp_path / "a", tmp_path / "b") / "audiostory-3B" / "pytorch_model.bin"
+    theirs = weight_files.as_safetensors(second, cache)
+    real_save = weight_files.save_safetensors
+
+    def save_then_other_run_prunes(tensors, out):
+        real_save(tensors, out)
+        weight_files.prune_conversions(theirs)   # the other run, right after this copy appears
+
+    monkeypatch.setattr(weight_files, "save_safetensors", save_then_other_run_prunes)
+    ours = weight_files.as_safetensors(first, cache)
+    assert ours.is_file() and theirs.is_file()
+
+
 def test_a_damaged_converted_copy_is_made_again_and_an_unwritable_cache_is_one_sentence(tmp_path):
     from audiostory_core.errors import AudioStoryError
     from audiostory_core.testing import write_tiny_checkpoint
