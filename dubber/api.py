@@ -507,7 +507,6 @@ def job_lock_path(job: DubJob) -> Path:
 
 
 def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResult:
-    from .mix import mix_steps
     from .spotting import shared_frame_note
 
     run = _Run(sink=progress or no_progress)
@@ -538,6 +537,10 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
                                                         run.progress, backend)
         # 5. Mix the cues sample-exactly at the loudness target. From here on the analysis's MediaInfo
         # is the one used: its frame count is what the decoder found, which the plan is cut to.
+        # The mixer's signal libraries load here, not before the probe: a run stopped by an
+        # unreadable input is spared about a second of imports.
+        from .mix import mix_steps
+
         keeps = options.keep_original and analysis.media.has_audio
         with run.stage("mix", total=mix_steps(render, bool(options.muted_cues), keeps)):
             soundtrack = _mix(render, the_plan, analysis.media, path, options, run.progress)

@@ -32,14 +32,11 @@ import numpy as np
 from .ducking import Ducker, duck_amount, duck_gain_span, frame_samples, key_level_db_of_blocks
 from .loudness import normalize_tracks, track_lufs
 from .media.tracks import BLOCK_SAMPLES, Track, new_track
+from .options import LOUDNESS_PRESETS, TRUE_PEAK_CEILINGS  # noqa: F401 (kept importable from here)
 from .types import ArrayTrack, Cue, CueAudio, DubPlan, RenderResult, Soundtrack
 
 log = logging.getLogger(__name__)
 
-# Integrated loudness targets (LUFS): streaming/web, EBU R128 broadcast, ATSC A/85 (US TV).
-LOUDNESS_PRESETS: dict[str, float] = {"web": -16.0, "ebu-r128": -23.0, "atsc-a85": -24.0}
-# Their true-peak ceilings (dBTP): A/85 asks for -2, EBU R128 and streaming services for -1.
-TRUE_PEAK_CEILINGS: dict[str, float] = {"web": -1.0, "ebu-r128": -1.0, "atsc-a85": -2.0}
 SEAMLESS_RATIO = 1.5        # a join is seamless if it misses the prediction by <= this x the curvature
 SEAM_PROBE = 48             # samples each side of a join inspected for continuity
 END_FADE_MS = 20.0          # the programme's last milliseconds fade to silence (no click at the end)

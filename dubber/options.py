@@ -192,11 +192,17 @@ def check_writable_folder(folder: Path, what: str, new_parents: bool = False) ->
     os.unlink(tmp)
 
 
+# Integrated loudness targets (LUFS): streaming/web, EBU R128 broadcast, ATSC A/85 (US TV).
+# Defined here, beside the option that names them, so that checking options never loads the
+# mixer and its signal libraries (about a second of imports for a command that stops at a mistake).
+LOUDNESS_PRESETS: dict[str, float] = {"web": -16.0, "ebu-r128": -23.0, "atsc-a85": -24.0}
+# Their true-peak ceilings (dBTP): A/85 asks for -2, EBU R128 and streaming services for -1.
+TRUE_PEAK_CEILINGS: dict[str, float] = {"web": -1.0, "ebu-r128": -1.0, "atsc-a85": -2.0}
+
+
 def resolve_lufs(value: float | str) -> float:
     """A loudness target in LUFS from a number or a preset name ("web", "ebu", "atsc", or the
-    full preset names of `dubber.mix.LOUDNESS_PRESETS`)."""
-    from .mix import LOUDNESS_PRESETS
-
+    full preset names of `LOUDNESS_PRESETS`)."""
     if isinstance(value, str):
         key = value.strip().lower()
         for name, lufs in LOUDNESS_PRESETS.items():
@@ -217,8 +223,6 @@ def resolve_lufs(value: float | str) -> float:
 def resolve_true_peak(value: float | str) -> float:
     """The true-peak ceiling (dBTP) that goes with a loudness target: its preset's (ATSC A/85's
     -2 dBTP), else -1 dBTP."""
-    from .mix import LOUDNESS_PRESETS, TRUE_PEAK_CEILINGS
-
     resolve_lufs(value)   # the same checks
     key = value.strip().lower() if isinstance(value, str) else None
     named = [name for name in LOUDNESS_PRESETS if key in (name, name.split("-")[0])]
