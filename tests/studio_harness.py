@@ -19,6 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "cartoon_demo.mp4"
 START_TIMEOUT_S = 60.0
+STOP_GRACE_S = 1.0       # an idle server stops in about half a second
 
 
 @dataclass
@@ -34,10 +35,13 @@ class StudioServer:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
+        """SIGTERM, as Ctrl+C. A server that has answered a client then waits up to 5 s for the
+        client's open connections (Gradio's shutdown); nothing a test checks happens in that
+        wait, so a server still up after STOP_GRACE_S is killed."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=STOP_GRACE_S)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)

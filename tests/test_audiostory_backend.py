@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -102,18 +103,36 @@ def test_new_weights_under_the_same_name_are_rendered_afresh_and_named(sample_30
     env = dub_env(tmp_path, HF_HOME=str(home), HF_HUB_CACHE=str(home / "hub"), DUB_CACHE_DIR=str(cache),
                   AUDIOSTORY_CACHE=str(tmp_path / "converted"))
     r1, r2 = "1" * 40, "2" * 40
-    _hub_snapshot(home, first, r1)
-    old = _dub(video, tmp_path / "o1" / "v.mp4", env)
+
+    def hub_revisions() -> tuple[dict, dict]:
+        _hub_snapshot(home, first, r1)
+        old = _dub(video, tmp_path / "o1" / "v.mp4", env)
+        _hub_snapshot(home, second, r2)   # the Hub's main moved on, and the new revision was fetched
+        return old, _dub(video, tmp_path / "o2" / "v.mp4", env)
+
+    def same_folder_name() -> dict[str, dict]:
+        # Two projects, each with its own checkpoint in a folder called "ckpt", one stage cache.
+        # Their weights are converted into a folder of their own: two runs converting different
+        # checkpoints into one folder at once can remove each other's copy.
+        own = {**env, "AUDIOSTORY_CACHE": str(tmp_path / "converted-projects")}
+        manifests = {}
+        for project, checkpoint in (("p1", first), ("p2", second)):
+            shutil.copytree(checkpoint, tmp_path / project / "ckpt")
+            manifests[project] = _dub(video, tmp_path / project / "out" / "v.mp4", own, "--model", "ckpt",
+                                      cwd=tmp_path / project)
+        return manifests
+
+    # Each sequence runs its second dub after its first, on the stage cache the first left; the
+    # two sequences share that cache and run side by side (what one may find there of the other's
+    # is audio of the same weights).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        hub, projects = pool.submit(hub_revisions), pool.submit(same_folder_name)
+        (old, new), manifests = hub.result(), projects.result()
     assert (old["render"]["model_id"], old["render"]["model_revision"]) == ("TencentARC/AudioStory-3B", r1)
-    _hub_snapshot(home, second, r2)   # the Hub's main moved on, and the new revision was fetched
-    new = _dub(video, tmp_path / "o2" / "v.mp4", env)
     assert new["render"]["model_revision"] == r2
     assert not np.array_equal(_sound(tmp_path / "o1" / "v.json"), _sound(tmp_path / "o2" / "v.json"))
 
-    # Two projects, each with its own checkpoint in a folder called "ckpt", one stage cache.
-    for project, checkpoint in (("p1", first), ("p2", second)):
-        shutil.copytree(checkpoint, tmp_path / project / "ckpt")
-        manifest = _dub(video, tmp_path / project / "out" / "v.mp4", env, "--model", "ckpt", cwd=tmp_path / project)
+    for project, manifest in manifests.items():
         assert manifest["render"]["model_id"] == str((tmp_path / project / "ckpt").resolve())
     p1, p2 = (_sound(tmp_path / p / "out" / "v.json") for p in ("p1", "p2"))
     assert not np.array_equal(p1, p2)

@@ -31,12 +31,22 @@ def write(dest: Path, *flags: str) -> Path:
     return dest
 
 
+def _at_once(calls: dict):
+    """{name: (function, *args)} run side by side, {name: result} back: each call here spends
+    its time in a process of its own (mostly importing torch), so they share the cores."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        futures = {name: pool.submit(*call) for name, call in calls.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckpts")
-    return {name: write(root / name, *flags) for name, flags in {
+    return _at_once({name: (write, root / name, *flags) for name, flags in {
         "plain": (), "ddp": ("--ddp-prefix",), "folder": ("--base-llm", "folder"),
-        "sharded": ("--base-llm", "sharded", "--ddp-prefix")}.items()}
+        "sharded": ("--base-llm", "sharded", "--ddp-prefix")}.items()})
 
 
 def _audio(root: Path, cache: Path) -> list[np.ndarray]:
@@ -116,7 +126,10 @@ def test_dub_refuses_a_misshaped_or_missing_key_in_one_sentence(folders, sample_
     video, _ = sample_30p_silent
     key = "seedx.audio_projector.0.bias"
     shaped = _without(folders["plain"], tmp_path / "shaped", reshape=key)
-    proc = _dub_exit(shaped, video, tmp_path / "run1")
+    missing = _without(folders["ddp"], tmp_path / "missing", drop=["module.multihead_attention.in_proj_bias"])
+    runs = _at_once({"shaped": (_dub_exit, shaped, video, tmp_path / "run1"),
+                     "missing": (_dub_exit, missing, video, tmp_path / "run2")})   # each with its own cache
+    proc = runs["shaped"]
     assert proc.returncode == 2, proc.stderr[-2000:]
     # The backend notice, then the error: one line that names the key.
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -124,8 +137,7 @@ def test_dub_refuses_a_misshaped_or_missing_key_in_one_sentence(folders, sample_
     assert f"{key} is [2, 2] where [16] is expected" in lines[-1] and not any("Error" in x for x in lines)
     assert not (tmp_path / "run1" / "out.mp4").exists()
 
-    missing = _without(folders["ddp"], tmp_path / "missing", drop=["module.multihead_attention.in_proj_bias"])
-    proc = _dub_exit(missing, video, tmp_path / "run2")
+    proc = runs["missing"]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "multihead_attention.in_proj_bias is missing" in proc.stderr
 

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -303,7 +304,28 @@ def test_analyze_plan_edit_render(clip, tmp_path):
     edited = tmp_path / "edited.plan.json"
     edited.write_text(json.dumps(plan))
     out = tmp_path / "rendered.mov"
-    rendered = run_dub(["render", clip, "--plan", edited, "-o", out, "--backend", "score", "--json-progress"], env)
+    untouched = tmp_path / "untouched.plan.json"
+    untouched.write_text(printed.stdout)
+    restyled = tmp_path / "restyled.plan.json"
+    restyled.write_text(json.dumps({**json.loads(printed.stdout), "style": "silent-film"}))
+    recaptioned = json.loads(printed.stdout)
+    recaptioned["cues"][-1]["caption"] = "A loud explosion and a dog barking"
+    recaptioned["cues"][0]["prompt"] = "a kettle whistles."
+    (tmp_path / "recaptioned.plan.json").write_text(json.dumps(recaptioned))
+    reseeded = tmp_path / "reseeded.plan.json"
+    reseeded.write_text(json.dumps({**json.loads(printed.stdout), "seed": 9}))
+    # Renders of the one analysed clip, each of its own plan to its own output: run side by side,
+    # as `dub batch` runs jobs on one stage cache.
+    renders = {"rendered": (edited, out), "plain": (untouched, tmp_path / "plain.mov"),
+               "styled": (restyled, tmp_path / "styled.mov"),
+               "again": (tmp_path / "recaptioned.plan.json", tmp_path / "recap.mov"),
+               "seeded": (reseeded, tmp_path / "seed9.mov")}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = {name: pool.submit(run_dub, ["render", clip, "--plan", plan_path, "-o", target, "--backend", "score",
+                                            "--json-progress"], env)
+                for name, (plan_path, target) in renders.items()}
+        seed9_plan = pool.submit(run_dub, ["plan", clip, "--style", "noir", "--seed", "9", "-o", "-"], env)
+        rendered, plain, styled, again, seeded = (runs[name].result() for name in renders)
     assert rendered.returncode == 0, rendered.stderr
     finished = json_events(rendered.stdout)[-1]
     manifest = json.loads(Path(finished["outputs"]["manifest"]).read_text())
@@ -313,16 +335,8 @@ def test_analyze_plan_edit_render(clip, tmp_path):
     # and the score engine says it does not read edited prompts.
     assert (manifest["settings"]["style"], manifest["settings"]["seed"]) == ("noir", 7)
     assert any("prompts" in note and "audiostory" in note for note in finished["warnings"])
-    untouched = tmp_path / "untouched.plan.json"
-    untouched.write_text(printed.stdout)
-    plain = run_dub(["render", clip, "--plan", untouched, "-o", tmp_path / "plain.mov", "--backend", "score",
-                     "--json-progress"], env)
     assert plain.returncode == 0 and not any("audiostory" in n for n in json_events(plain.stdout)[-1]["warnings"])
     # The style alone changed by hand is no unheard edit: the score plays it.
-    restyled = tmp_path / "restyled.plan.json"
-    restyled.write_text(json.dumps({**json.loads(printed.stdout), "style": "silent-film"}))
-    styled = run_dub(["render", clip, "--plan", restyled, "-o", tmp_path / "styled.mov", "--backend", "score",
-                      "--json-progress"], env)
     assert styled.returncode == 0 and not any("audiostory" in n for n in json_events(styled.stdout)[-1]["warnings"])
     # A caption edited by hand, its prompt left as planned: the prompt follows the new caption
     # (and a new style), so the model never reads two texts that disagree; an edited prompt stays.
@@ -333,12 +347,6 @@ def test_analyze_plan_edit_render(clip, tmp_path):
     # ...and so does the instruction AudioStory reads, and the manifest's record of its text
     lead = get_style("silent-film").lead.strip()
     assert styled_plan["instruction"].startswith(lead) and styled_plan["model_prompt"].count(lead) == 1
-    recaptioned = json.loads(printed.stdout)
-    recaptioned["cues"][-1]["caption"] = "A loud explosion and a dog barking"
-    recaptioned["cues"][0]["prompt"] = "a kettle whistles."
-    (tmp_path / "recaptioned.plan.json").write_text(json.dumps(recaptioned))
-    again = run_dub(["render", clip, "--plan", tmp_path / "recaptioned.plan.json", "-o", tmp_path / "recap.mov",
-                     "--backend", "score", "--json-progress"], env)
     assert again.returncode == 0, again.stderr
     cues = json.loads(Path(json_events(again.stdout)[-1]["outputs"]["manifest"]).read_text())["plan"]["cues"]
     assert cues[-1]["prompt"] == f"A loud explosion and a dog barking. {get_style('noir').prompt}"
@@ -348,12 +356,8 @@ def test_analyze_plan_edit_render(clip, tmp_path):
     assert cues[-1]["model_text"].startswith("A loud explosion and a dog barking")
     # The plan's seed alone edited: a new take, heard by the score engine (no note that it is
     # not), its cue seeds those `dub plan --seed 9` gives
-    reseeded = tmp_path / "reseeded.plan.json"
-    reseeded.write_text(json.dumps({**json.loads(printed.stdout), "seed": 9}))
-    seeded = run_dub(["render", clip, "--plan", reseeded, "-o", tmp_path / "seed9.mov", "--backend", "score",
-                      "--json-progress"], env)
     assert seeded.returncode == 0 and not any("audiostory" in n for n in json_events(seeded.stdout)[-1]["warnings"])
-    seed9 = json.loads(run_dub(["plan", clip, "--style", "noir", "--seed", "9", "-o", "-"], env).stdout)
+    seed9 = json.loads(seed9_plan.result().stdout)
     seeded_plan = json.loads(Path(json_events(seeded.stdout)[-1]["outputs"]["manifest"]).read_text())["plan"]
     assert [c["seed"] for c in seeded_plan["cues"]] == [c["seed"] for c in seed9["cues"]]
 

@@ -195,10 +195,18 @@ def test_two_outputs_of_one_name_never_take_each_others_stems_in_a_shared_folder
 
 # ----------------------------------------------------------------------------- 4. one sentence, exit 2
 
-def _plan_variant(tmp_path: Path, src: Path, env: dict, name: str, edit) -> Path:
-    base = tmp_path / "plan.json"
-    if not base.exists():
-        assert run_dub(["plan", src, "-o", base], env).returncode == 0
+@pytest.fixture(scope="module")
+def base_plan(media, tmp_path_factory) -> Path:
+    """The plan `dub plan` writes for the base clip, made once: the plans the tests edit start
+    from it (a plan names its video by content, so it fits every copy of the clip)."""
+    folder = tmp_path_factory.mktemp("base-plan")
+    src = _copy(media["base"], folder / "in")
+    made = run_dub(["plan", src, "-o", folder / "plan.json"], dub_env(folder))
+    assert made.returncode == 0, made.stderr
+    return folder / "plan.json"
+
+
+def _plan_variant(tmp_path: Path, base: Path, name: str, edit) -> Path:
     path = tmp_path / f"{name}.plan.json"
     edit(json.loads(base.read_text()), path)
     return path
@@ -217,20 +225,20 @@ PLAN_EDITS = {
 
 
 @pytest.mark.parametrize("case", sorted(PLAN_EDITS))
-def test_a_bad_plan_is_one_sentence(media, tmp_path, case):
+def test_a_bad_plan_is_one_sentence(media, base_plan, tmp_path, case):
     src = _copy(media["base"], tmp_path / "in")
     env = dub_env(tmp_path)
     edit, words = PLAN_EDITS[case]
-    plan = _plan_variant(tmp_path, src, env, case, edit)
+    plan = _plan_variant(tmp_path, base_plan, case, edit)
     proc = run_dub(["render", src, "--plan", plan, "-o", tmp_path / "out.mp4"], env)
     assert proc.returncode == 2 and words in _one_sentence(proc.stderr)
     assert not (tmp_path / "out.mp4").exists()
 
 
-def test_a_plan_saved_with_a_byte_order_mark_is_read(media, tmp_path):
+def test_a_plan_saved_with_a_byte_order_mark_is_read(media, base_plan, tmp_path):
     src = _copy(media["base"], tmp_path / "in")
     env = dub_env(tmp_path)
-    plan = _plan_variant(tmp_path, src, env, "bom", lambda d, p: _write_json(d, p, encoding="utf-8-sig"))
+    plan = _plan_variant(tmp_path, base_plan, "bom", lambda d, p: _write_json(d, p, encoding="utf-8-sig"))
     assert plan.read_bytes().startswith(b"\xef\xbb\xbf")
     proc = run_dub(["render", src, "--plan", plan, "-o", tmp_path / "out.mp4"], env)
     assert proc.returncode == 0, proc.stderr
@@ -318,7 +326,7 @@ def test_a_symlinked_input_writes_next_to_the_link(media, tmp_path):
 
 # ----------------------------------------------------------------------------- 9. captions
 
-def test_a_caption_cannot_forge_subtitle_cues(media, tmp_path):
+def test_a_caption_cannot_forge_subtitle_cues(media, base_plan, tmp_path):
     src = _copy(media["base"], tmp_path / "in")
     env = dub_env(tmp_path)
     forged = "a door\n\n2\n00:00:01,000 --> 00:00:05,000\nFORGED"
@@ -327,7 +335,7 @@ def test_a_caption_cannot_forge_subtitle_cues(media, tmp_path):
         data["cues"][0]["caption"] = forged
         _write_json(data, path)
 
-    plan = _plan_variant(tmp_path, src, env, "forged", edit)
+    plan = _plan_variant(tmp_path, base_plan, "forged", edit)
     proc = run_dub(["render", src, "--plan", plan, "--timeline", "-o", tmp_path / "out.mp4"], env)
     assert proc.returncode == 0, proc.stderr
     cues = len(json.loads(plan.read_text())["cues"])

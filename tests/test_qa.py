@@ -28,13 +28,19 @@ def _streams(path: Path) -> list[tuple[str, str, bool]]:
                 for s in container.streams if s.type in ("audio", "video")]
 
 
-@pytest.fixture()
-def prores_mov(sample_24p, tmp_path) -> Path:
-    folder = tmp_path / "reels"
-    folder.mkdir()
-    out = folder / "reel 1 é.mov"
+@pytest.fixture(scope="module")
+def prores_master(sample_24p, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("prores") / "master.mov"
     ffmpeg("-i", str(sample_24p[0]), "-c:v", "prores_ks", "-profile:v", "0", "-c:a", "pcm_s24le", str(out))
     return out
+
+
+@pytest.fixture()
+def prores_mov(prores_master, tmp_path) -> Path:
+    """The ProRes master encoded once for the module, as a test's own file in a folder of its own."""
+    folder = tmp_path / "reels"
+    folder.mkdir()
+    return Path(shutil.copyfile(prores_master, folder / "reel 1 é.mov"))
 
 
 def test_prores_mov_keeps_its_container_picture_and_pcm_original(prores_mov, sample_24p, tmp_path):

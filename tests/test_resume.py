@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -66,6 +67,14 @@ def test_kill_9_while_rendering_then_resume(five_shots, tiny_checkpoint, tmp_pat
     cache = Path(env["DUB_CACHE_DIR"])
     out_dir = tmp_path / "out"
     out_dir.mkdir()
+    # The run never interrupted, to compare with: a cache and a folder of its own, so it runs alongside.
+    fresh_env = dub_env(tmp_path / "fresh", AUDIOSTORY_CACHE=str(tmp_path / "fresh" / "audiostory-cache"))
+    fresh_dir = tmp_path / "fresh" / "out"
+    fresh_dir.mkdir(parents=True)
+    pool = ThreadPoolExecutor(max_workers=1)
+    fresh_run = pool.submit(run_dub, [five_shots, "-o", fresh_dir / "b.mp4", "--stems", fresh_dir / "stems-b",
+                                      *common], fresh_env)
+    pool.shutdown(wait=False)
     killed = _start([five_shots, "-o", out_dir / "a.mp4", "--stems", out_dir / "stems", *common], env)
     _kill_after_first_cue(killed, cache)
     survivors = {p: p.stat().st_mtime_ns for p in _cue_files(cache)}
@@ -81,15 +90,14 @@ def test_kill_9_while_rendering_then_resume(five_shots, tiny_checkpoint, tmp_pat
     assert {p: p.stat().st_mtime_ns for p in survivors} == survivors
     assert len(_cue_files(cache)) == 5
 
-    fresh_env = dub_env(tmp_path / "fresh", AUDIOSTORY_CACHE=str(tmp_path / "fresh" / "audiostory-cache"))
-    fresh = run_dub([five_shots, "-o", out_dir / "b.mp4", "--stems", out_dir / "stems-b", *common], fresh_env)
+    fresh = fresh_run.result()
     assert fresh.returncode == 0, fresh.stderr
     assert json_events(fresh.stdout)[-1]["cues_from_cache"] == 0
     resumed_mix, rate = read_wav(out_dir / "stems" / "a.mix.wav")
-    fresh_mix, _ = read_wav(out_dir / "stems-b" / "b.mix.wav")
+    fresh_mix, _ = read_wav(fresh_dir / "stems-b" / "b.mix.wav")
     assert rate == 48_000 and resumed_mix.shape == fresh_mix.shape and np.abs(fresh_mix).max() > 0
     assert np.array_equal(resumed_mix, fresh_mix)
-    assert (out_dir / "stems" / "a.mix.wav").read_bytes() == (out_dir / "stems-b" / "b.mix.wav").read_bytes()
+    assert (out_dir / "stems" / "a.mix.wav").read_bytes() == (fresh_dir / "stems-b" / "b.mix.wav").read_bytes()
 
 
 def test_force_recomputes_and_rewrites_the_cache(five_shots, tmp_path):

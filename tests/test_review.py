@@ -259,11 +259,11 @@ def test_review_never_writes_over_the_manifest_or_the_files_it_names(tmp_path):
     assert all(p.read_bytes() == data for p, data in before.items())
 
 
-def test_an_existing_page_is_replaced_only_with_force(demo_sample, tmp_path):
+def test_an_existing_page_is_replaced_only_with_force(sample_24p, tmp_path):
     """A file where the page would go (the user's notes, a page kept from another take) is never
     replaced silently: `dub --review` refuses before any work and `dub review` refuses too, one
     sentence each; --force replaces it, and `dub --json-progress` lists the page among its outputs."""
-    video, _ = demo_sample
+    video, _ = sample_24p   # any short clip with sound: what is checked is which files are written
     src = tmp_path / video.name
     shutil.copy(video, src)
     notes = tmp_path / "cut.review.html"
@@ -385,13 +385,13 @@ def test_a_variable_frame_rate_dub_is_reviewed_at_each_frames_own_time(demo_samp
     assert per_shot == total
 
 
-def test_an_output_folder_moved_without_its_shared_stems_still_finds_them(demo_sample, tmp_path):
+def test_an_output_folder_moved_without_its_shared_stems_still_finds_them(sample_24p, tmp_path):
     """Stems written to a fixed shared folder outside the project: the manifest also keeps where
     they are, so the output folder moved on its own still plays them."""
     project, shared = tmp_path / "project", tmp_path / "shared stems"
     project.mkdir()
     src = project / "demo.mp4"
-    shutil.copy(demo_sample[0], src)
+    shutil.copy(sample_24p[0], src)   # any short clip: what is checked is where the stems are found
     proc = run_dub([src, "-o", project / "out" / "demo.dub.mp4", "--backend", "score", "--stems", shared],
                    dub_env(tmp_path), timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -405,13 +405,13 @@ def test_an_output_folder_moved_without_its_shared_stems_still_finds_them(demo_s
         assert f"<p>{role}<br><audio" in page, role
 
 
-def test_a_project_moved_whole_keeps_its_stems_on_a_page_written_after_the_move(demo_sample, tmp_path):
+def test_a_project_moved_whole_keeps_its_stems_on_a_page_written_after_the_move(sample_24p, tmp_path):
     """Stems in a folder beside the output's: the manifest names them relative to itself, so after
     the project folder is moved, `dub review` still finds and plays every stem."""
     project = tmp_path / "project"
     (project / "out").mkdir(parents=True)
     src = project / "demo.mp4"
-    shutil.copy(demo_sample[0], src)
+    shutil.copy(sample_24p[0], src)   # any short clip: what is checked is where the stems are found
     proc = run_dub([src, "-o", project / "out" / "demo.dub.mp4", "--backend", "score", "--stems", project / "stems"],
                    dub_env(tmp_path), timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -436,13 +436,13 @@ def test_a_project_moved_whole_keeps_its_stems_on_a_page_written_after_the_move(
                     "stem:fx (../stems/demo.dub.fx.wav), stem:music (../stems/demo.dub.music.wav)"], lost.stderr
 
 
-def test_the_page_of_dub_review_is_listed_in_the_manifest_and_goes_with_its_dub(demo_sample, tmp_path):
+def test_the_page_of_dub_review_is_listed_in_the_manifest_and_goes_with_its_dub(sample_24p, tmp_path):
     """Tools reading the manifest find the page `dub --review` wrote among its outputs, by the role
     "review" and relative to the manifest like the other files; `dub review` still replaces that
     page, and a dub replacing this one without a page removes the page and its listing."""
     from dubber.export.deliverables import read_recorded_outputs
 
-    video, _ = demo_sample
+    video, _ = sample_24p   # any short clip with sound: what is checked is the manifest's listing
     src = tmp_path / video.name
     shutil.copy(video, src)
     env = dub_env(tmp_path)
