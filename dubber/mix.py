@@ -32,7 +32,6 @@ import numpy as np
 from .ducking import Ducker, duck_amount, duck_gain_span, frame_samples, key_level_db_of_blocks
 from .loudness import normalize_tracks, track_lufs
 from .media.tracks import BLOCK_SAMPLES, Track, new_track
-from .options import LOUDNESS_PRESETS, TRUE_PEAK_CEILINGS  # noqa: F401 (kept importable from here)
 from .types import ArrayTrack, Cue, CueAudio, DubPlan, RenderResult, Soundtrack
 
 log = logging.getLogger(__name__)

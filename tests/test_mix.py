@@ -6,7 +6,8 @@ import pyloudnorm
 import pytest
 from scipy import signal
 
-from dubber.mix import END_FADE_MS, LOUDNESS_PRESETS, MixOptions, mix
+from dubber.mix import END_FADE_MS, MixOptions, mix
+from dubber.options import LOUDNESS_PRESETS
 from dubber.types import Cue, CueAudio, DubPlan, RenderResult
 
 SR = 48_000
