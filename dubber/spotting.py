@@ -34,7 +34,7 @@ from typing import Any
 
 from vision.types import EVENT_KINDS, MediaInfo, VideoAnalysis, VisualEvent
 
-from .errors import InputError
+from .errors import InputError, one_line
 
 DEFAULT_KIND = "impact"
 DEFAULT_STRENGTH = 0.8
@@ -136,8 +136,8 @@ def _from_timeline(file: Path) -> list[SpottedHit]:
     try:
         timeline = otio.adapters.read_from_file(str(file))
     except Exception as err:   # each adapter raises its own kinds of error on a damaged file
-        raise InputError(f"Cannot read the timeline {file} ({_one_line(err)}); export it again from your editor.") \
-            from err
+        raise InputError(f"Cannot read the timeline {file}; export it again from your editor. "
+                         f"OpenTimelineIO says: {one_line(err)}") from err
     if not isinstance(timeline, otio.schema.Timeline):
         raise InputError(f"{file} holds no single timeline; export one timeline from your editor.")
     marked = [(m, m.marked_range.start_time) for track in timeline.video_tracks() for clip in track.find_clips()
@@ -158,10 +158,6 @@ def _marker_hit(marker: Any, at: Any, file: Path) -> SpottedHit:
     length = marker.marked_range.duration.to_seconds() if kind in SUSTAINED_KINDS else None
     return _hit(when, kind, strength, max(0.04, length) if length else None,
                 where=f"{file.name}: marker {marker.name!r} at {when}")
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())[:200] or type(err).__name__
 
 
 def _is_when(text: str) -> bool:

@@ -1,6 +1,7 @@
 """Running the real `dub` command in a subprocess, and small media helpers for its tests."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -13,6 +14,17 @@ from typing import Sequence
 import numpy as np
 
 BIN = Path(sys.executable).parent / "dub"
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen):
+    """`proc` for the block; killed if it is still running when the block ends (a wait that
+    failed leaves no process behind)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def dub_command() -> list[str]:

@@ -24,6 +24,7 @@ from dubber import api
 from dubber.batch import BatchOptions, folder_inputs, run_batch
 from dubber.jobs import LEDGER_DIR, Ledger
 from dubber.errors import BackendUnavailable, InputError
+from tests.dub_cli import reaped
 from samples.synth import SynthSpec, synthesize
 
 REPO = Path(__file__).resolve().parent.parent
@@ -734,14 +735,10 @@ def test_an_interrupted_batch_ends_its_json_progress_with_each_jobs_state(clips,
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "dubber.cli", "batch", str(clips["long"]), str(clips["clip1"]), "-o", str(out),
            "--jobs", "1", "--json-progress", "--cache-dir", str(tmp_path / "cache")]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with reaped(subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)) as proc:
         _wait_for_running_job(Ledger(out), proc)
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 143, stderr
     last = json.loads(stdout.splitlines()[-1])
     assert last["event"] == "interrupted" and last["exit_code"] == 143, last

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.dub_cli import reaped
 from dubber.errors import BackendUnavailable, OutputError
 from dubber.watch.watcher import (WatchLocked, WatchOptions, WatchSettings, WatchSettingsError, dub_processor, is_candidate,
                           load_settings, run_watch)
@@ -519,17 +520,13 @@ def test_dub_watch_stopped_by_sigterm_exits_143(tmp_path, base_video, entry):
     from a Ctrl-C."""
     (tmp_path / "inbox").mkdir()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", *entry, str(tmp_path), "--stable-s", "0.1",
-                             "--poll-s", "0.05", "--processor", "tests.test_watch:copy_processor"],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with reaped(subprocess.Popen([sys.executable, "-m", *entry, str(tmp_path), "--stable-s", "0.1",
+                                  "--poll-s", "0.05", "--processor", "tests.test_watch:copy_processor"],
+                                 cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)) as proc:
         publish(tmp_path, "clip.mp4", variant(base_video, 51))
         wait_for(lambda: (tmp_path / "done" / "clip.mp4").exists(), 60, "the watcher to be running")
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 143, stderr
 
 
