@@ -99,8 +99,8 @@ def save_safetensors(tensors: Mapping[str, "torch.Tensor"], out_path: str | os.P
     unique, aliases = _dedupe(tensors)
     metadata = {"format": "pt", ALIAS_METADATA_KEY: json.dumps(aliases, sort_keys=True)}
     tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}-{secrets.token_hex(3)}.partial{out_path.suffix}")
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))   # not mkstemp: that makes it 0600
-    try:
+    try:   # created inside: an interrupt raised as the create returns still removes it
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))   # not mkstemp: that makes it 0600
         mode = tmp.stat().st_mode & 0o777   # 0o666 less the umask
         save_file(unique, str(tmp), metadata=metadata)
         os.chmod(tmp, mode)   # the safetensors writer recreates the file private

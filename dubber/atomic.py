@@ -84,11 +84,13 @@ def temp_path_for(target: Path) -> Path:
     return target.with_name(f".{target.stem}.{os.getpid()}-{secrets.token_hex(3)}.partial{target.suffix}")
 
 
-def _create_temp(target: Path) -> Path:
-    """Create an empty temporary file next to `target` and return its path.
+def _create_temp(target: Path, temp: Path | None = None) -> Path:
+    """Create the empty temporary file `temp` for `target` (a fresh name when None) and return its path.
 
+    Callers name the temporary and note it for removal before creating it: an interrupt is raised
+    as the create returns, and a file created but not yet noted would be left behind.
     O_EXCL: never reuse someone else's file; 0o666 lets the umask decide the mode."""
-    temp = temp_path_for(target)
+    temp = temp or temp_path_for(target)
     try:
         os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     except OSError as err:
@@ -118,8 +120,9 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
             raise write_error(err, given) from err
         return
     target = check_output_folder(given)
-    temp = _create_temp(target)
+    temp = temp_path_for(target)
     try:
+        _create_temp(target, temp)
         yield temp
         os.replace(temp, target)
     except OSError as err:
@@ -226,8 +229,9 @@ class OutputTransaction:
         target = target.expanduser().absolute()
         if target in self.targets():
             raise ValueError(f"{target} is staged twice")
-        temp = _create_temp(check_output_folder(target))
-        self._moves.append((temp, target))
+        temp = temp_path_for(check_output_folder(target))
+        self._moves.append((temp, target))   # before it exists (see _create_temp)
+        _create_temp(target, temp)
         if last:
             self._last = target
         return temp
@@ -239,9 +243,10 @@ class OutputTransaction:
 
     def scratch(self, beside: Path, suffix: str) -> Path:
         """A temporary working file next to `beside`, removed when the transaction ends."""
-        temp = _create_temp(check_output_folder(beside.with_name(beside.stem + WORKING_MARK + suffix)))
-        self._scratch.append(temp)
-        return temp
+        working = check_output_folder(beside.with_name(beside.stem + WORKING_MARK + suffix))
+        temp = temp_path_for(working)
+        self._scratch.append(temp)   # before it exists (see _create_temp)
+        return _create_temp(working, temp)
 
     def targets(self) -> list[Path]:
         return [t for _, t in self._moves]

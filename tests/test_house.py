@@ -167,7 +167,7 @@ def test_a_job_probes_once_and_writes_each_file_once(sample_24p, tmp_path, monke
     monkeypatch.setattr(probe_module, "_scan_packets", lambda c, s, p: scans.append(str(p)) or real_scan(c, s, p))
     created: list[str] = []
     real_create = atomic._create_temp
-    monkeypatch.setattr(atomic, "_create_temp", lambda target: created.append(target) or real_create(target))
+    monkeypatch.setattr(atomic, "_create_temp", lambda target, *temp: created.append(target) or real_create(target, *temp))
     wavs: list[str] = []
     real_wav = audio_io.write_wav_blocks
 
@@ -367,7 +367,7 @@ def test_review_pictures_and_studio_copies_are_written_like_every_output(tmp_pat
 
     staged: list[str] = []
     real_create = atomic._create_temp
-    monkeypatch.setattr(atomic, "_create_temp", lambda target: staged.append(target.name) or real_create(target))
+    monkeypatch.setattr(atomic, "_create_temp", lambda target, *temp: staged.append(target.name) or real_create(target, *temp))
     png = tmp_path / "pages" / "mix.png"
     data = spectrogram_png(np.zeros((2, 4800), np.float32), 48_000, out_path=png)
     source = tmp_path / "clip.mp4"

@@ -185,3 +185,31 @@ def test_files_of_a_run_killed_but_not_yet_reaped_are_swept(tmp_path):
         alive.kill()
         alive.wait()
         killed.wait()
+
+
+@pytest.mark.parametrize("writer", ["staged output", "working file", "single file"])
+def test_an_interrupt_as_a_temporary_is_created_leaves_nothing_behind(tmp_path, monkeypatch, writer):
+    """Ctrl-C (or a batch's cancel) raises KeyboardInterrupt as the call that created a temporary
+    returns; the temporary must already be known to the clean-up then. A batch interrupted in its
+    output stage meets this while each job stages its files one after another."""
+    import dubber.atomic as atomic
+
+    def open_then_interrupt(path, flags, mode=0o777):
+        os.close(os.open(path, flags, mode))   # the file exists...
+        raise KeyboardInterrupt                # ...and the interrupt arrives as the call returns
+
+    patched_os = type(os)("os_interrupted_at_create")
+    patched_os.__dict__.update(os.__dict__, open=open_then_interrupt)
+    monkeypatch.setattr(atomic, "os", patched_os)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        if writer == "single file":
+            atomic.atomic_write_text(out / "v.json", "{}")
+        else:
+            with atomic.OutputTransaction(out / ".v.json.commit") as transaction:
+                if writer == "staged output":
+                    transaction.stage(out / "v.mp4")
+                else:
+                    transaction.scratch(out / "v.wav", ".wav")
+    assert list(out.iterdir()) == []
