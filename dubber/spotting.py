@@ -20,6 +20,7 @@ An editor's timeline is a hit list too: every marker on a picture clip of an Ope
 every marker on the timeline itself one at its timeline time. Its kind and strength are
 those the dub's own markers carry (`dub.kind`, `dub.strength` in their metadata), else read from
 its name ("landing 0.9", "none"), else an impact; a sustained kind lasts as long as the marker.
+The shot markers the Resolve script places ("Shot 2") mark no hit.
 """
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ _SECONDS = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)s?$")
 _FRAME = re.compile(r"^(\d+)f$")
 _TIMECODE = re.compile(r"^\d{1,2}:\d{2}:\d{2}[:;]\d{2}$")
 TIMELINE_SUFFIXES = (".otio",)
+# The markers the Resolve script puts on each shot's first frame ("Shot 2"): no hit is marked there.
+_SHOT_MARKER = re.compile(r"^shot \d+$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ def _from_timeline(file: Path) -> list[SpottedHit]:
               for m in clip.markers]
     start = timeline.global_start_time or otio.opentime.RationalTime(0, timeline.duration().rate)
     marked += [(m, start + m.marked_range.start_time) for m in timeline.tracks.markers]
+    marked = [(m, at) for m, at in marked if not _SHOT_MARKER.match((m.name or "").strip())]
     return [_marker_hit(marker, at, file) for marker, at in sorted(marked, key=lambda pair: pair[1].to_seconds())]
 
 

@@ -407,7 +407,15 @@ def test_real_dub_into_fake_resolve(tmp_path):
         assert [i.GetEnd() for i in items] == [108045, 108105]
     manifest = json.loads((video.parent / "cartoon_dub" / "cartoon_dub.json").read_text())
     captions = [c["text"] for c in manifest["analysis"]["captions"]]
-    assert [m["note"] for _, m in sorted(timeline._markers.items())] == captions and len(captions) == 2
+    markers = sorted(timeline._markers.items())
+    assert [m["note"] for _, m in markers if m["customData"].startswith("dubber:shot:")] == captions
+    assert len(captions) == 2
+    # every event the soundtrack hits, on its frame (the clip starts the timeline, unscaled)
+    events = manifest["analysis"]["events"]
+    hits = {o: m["name"] for o, m in markers if m["customData"] == "dubber:hit" or " - Shot " in m["name"]}
+    assert hits == {e["frame"]: hits.get(e["frame"], "") for e in events} and len(events) >= 2
+    assert [name.split(" - ")[0] for _, name in sorted(hits.items())] == [f"{e['kind']} {e['strength']:.2f}"
+                                                                        for e in events]
 
 
 def ffmpeg_exe() -> str:

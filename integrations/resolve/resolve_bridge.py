@@ -31,6 +31,9 @@ log = logging.getLogger("dub_resolve.bridge")
 DEFAULT_WAV_FPS = Fraction(24)
 DUB_BIN_NAME = "Dub"         # media-pool bin the stems are imported into
 MARKER_COLOR = "Blue"
+# Hit markers by event kind, in Resolve's colours: the nearest to those the dub's .otio gives them.
+HIT_MARKER_COLORS = {"impact": "Red", "landing": "Sand", "explosion": "Fuchsia", "flash": "Yellow",
+                     "splash": "Cyan", "whoosh": "Green", "run": "Green", "shake": "Purple"}
 MEDIA_TYPE_AUDIO = 2
 # Resolve's frame-rate strings for the NTSC family; every other rate is the number itself.
 NTSC_RATES = {"23.976": Fraction(24000, 1001), "29.97": Fraction(30000, 1001),
@@ -193,6 +196,38 @@ def plan_placements(manifest: Mapping[str, Any], clip: ClipSpan, stems: Sequence
             continue
         for stem in stems:
             out.append(Placement(stem, shot.index, record, start, end, shot.caption))
+    return out
+
+
+@dataclass(frozen=True)
+class HitMarker:
+    """A timeline marker for an event the soundtrack hits: on the timeline frame showing it."""
+
+    record_frame: int
+    duration_frames: int
+    name: str
+    color: str
+
+
+def hit_markers(manifest: Mapping[str, Any], clip: ClipSpan) -> list[HitMarker]:
+    """The events the dub's soundtrack hits (its manifest's analysis events) in the part of the
+    media the clip uses, each on the timeline frame that shows it. They are named as the dub's
+    .otio names them ("impact 0.80"): a timeline exported from Resolve as .otio, with these markers
+    moved, deleted or renamed ("none"), is a hit list for `dub --hits`."""
+    clip_end = clip.record_start_frame + clip.duration_frames
+    events = (manifest.get("analysis") or {}).get("events") or []
+    out = []
+    for event in events:
+        try:
+            frame, end = int(event["frame"]), int(event.get("end_frame", int(event["frame"]) + 1))
+            kind, strength = str(event["kind"]), float(event["strength"])
+        except (KeyError, TypeError, ValueError):
+            continue   # not an event this script knows how to read
+        record = _source_to_record(frame, clip)
+        if frame < clip.left_offset_frame or record >= clip_end:
+            continue   # in the media's trimmed head or tail
+        length = max(1, min(_source_to_record(max(end, frame + 1), clip), clip_end) - record)
+        out.append(HitMarker(record, length, f"{kind} {strength:.2f}", HIT_MARKER_COLORS.get(kind, "Cream")))
     return out
 
 
@@ -477,16 +512,28 @@ def add_tracks(timeline: Any, stems: Sequence[str]) -> dict:
     return tracks
 
 
-def add_markers(ctx: TimelineContext, placements: Sequence[Placement], wav_fps: Fraction = DEFAULT_WAV_FPS) -> int:
-    added, seen = 0, set()
+def add_markers(ctx: TimelineContext, placements: Sequence[Placement], wav_fps: Fraction = DEFAULT_WAV_FPS,
+                hits: Sequence[HitMarker] = ()) -> int:
+    """A marker at each shot's start (its caption as the note) and at each hit. Resolve keeps one
+    marker per frame: a hit on a shot's first frame shares its marker, named for the hit first
+    ("impact 0.80 - Shot 2") so that it still reads back as the hit."""
+    markers: dict[int, list] = {}   # timeline frame -> [colour, name, note, duration, custom data]
     for p in placements:
-        if p.shot_index in seen:
-            continue
-        seen.add(p.shot_index)
+        if p.record_frame in markers:
+            continue   # the shot's other stems
         length = max(1, int(round(Fraction(p.end_frame - p.start_frame) / wav_fps * ctx.fps)))
-        frame_id = int(p.record_frame - ctx.start_frame)  # markers count from the timeline start
-        added += bool(ctx.timeline.AddMarker(frame_id, MARKER_COLOR, f"Shot {p.shot_index + 1}",
-                                             p.caption, length, f"dubber:shot:{p.shot_index}"))
+        markers[p.record_frame] = [MARKER_COLOR, f"Shot {p.shot_index + 1}", p.caption, length,
+                                   f"dubber:shot:{p.shot_index}"]
+    for hit in hits:
+        shared = markers.get(hit.record_frame)
+        if shared is None:
+            markers[hit.record_frame] = [hit.color, hit.name, "", hit.duration_frames, "dubber:hit"]
+        elif shared[4] != "dubber:hit":   # a shot's start; two hits on one frame keep the first
+            shared[0:2] = [hit.color, f"{hit.name} - {shared[1]}"]
+    added = 0
+    for record_frame, (color, name, note, length, custom) in sorted(markers.items()):
+        frame_id = int(record_frame - ctx.start_frame)  # markers count from the timeline start
+        added += bool(ctx.timeline.AddMarker(frame_id, color, name, note, int(length), custom))
     return added
 
 
@@ -505,7 +552,7 @@ def place_dub(ctx: TimelineContext, clip: ClipSpan, result: DubOutputs) -> list:
     for placed, want in zip(appended, placements):
         if int(placed.GetStart()) != want.record_frame:
             log.warning("shot %d landed on frame %s instead of %d", want.shot_index, placed.GetStart(), want.record_frame)
-    add_markers(ctx, placements, wav_fps)
+    add_markers(ctx, placements, wav_fps, hit_markers(result.manifest, clip))
     return list(appended)
 
 
