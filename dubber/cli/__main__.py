@@ -1,7 +1,7 @@
 """`python -m dubber.cli`: the `dub` command where its console script is not installed."""
 import sys
 
-from .main import main
+from .launch import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
