@@ -1,4 +1,5 @@
-"""Shared fixtures: small synthetic cartoon videos with exact ground truth, made once per session."""
+"""Shared fixtures: small synthetic cartoon videos with exact ground truth, made once per session,
+and the inputs that the watch, batch, deliverables and export tests share across their modules."""
 from __future__ import annotations
 
 import json
@@ -67,6 +68,43 @@ def sample_vfr(tmp_path_factory) -> tuple[Path, dict]:
 def demo_sample() -> tuple[Path, dict]:
     """The committed demo video and its ground truth."""
     return DEMO_VIDEO, json.loads(DEMO_VIDEO.with_suffix(".json").read_text())
+
+
+# ----------------------------------------------------------------------------- inputs shared by test modules
+# Read-only: the tests copy them, or dub them into folders of their own.
+
+@pytest.fixture(scope="session")
+def base_video(tmp_path_factory) -> bytes:
+    """The watch-folder tests' clip (test_watch*.py): 40 frames at 24 fps, silent, as bytes;
+    tests.watch_helpers.variant makes distinct valid copies of it."""
+    path = tmp_path_factory.mktemp(f"{SESSION_PREFIX}watch_media") / "base.mp4"
+    synthesize(path, SynthSpec(fps=Fraction(24), shot_frames=(40,), audio=False, seed=5))
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def batch_clips(tmp_path_factory) -> dict[str, Path]:
+    """The `dub batch` tests' inputs (`clips` in test_batch*.py): see tests/batch_helpers.py."""
+    from tests.batch_helpers import batch_inputs
+
+    return batch_inputs(tmp_path_factory.mktemp(f"{SESSION_PREFIX}batch-inputs"))
+
+
+@pytest.fixture(scope="session")
+def deliverables_media(tmp_path_factory) -> dict[str, Path]:
+    """The deliverables tests' clips (`media` in test_deliverables*.py): see tests/deliverables_helpers.py."""
+    from tests.deliverables_helpers import deliverables_media_in
+
+    return deliverables_media_in(tmp_path_factory.mktemp(f"{SESSION_PREFIX}deliverables-media"))
+
+
+@pytest.fixture()
+def ntsc_run():
+    """The export tests' run (test_export*.py): 300 frames at 24000/1001 fps in three shots, with
+    its plan, soundtrack and render (tests/export_helpers.py)."""
+    from tests.export_helpers import ntsc_inputs
+
+    return ntsc_inputs()
 
 
 # ----------------------------------------------------------------------------- a Ray cluster on loopback

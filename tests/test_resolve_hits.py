@@ -9,7 +9,7 @@ import pytest
 
 from integrations.resolve import dub_resolve as dr
 from integrations.resolve import resolve_bridge as rb
-from tests.test_resolve import CAPTIONS, RATES, TIMELINE_START, make_manifest, make_setup, runner
+from tests.resolve_helpers import CAPTIONS, RATES, TIMELINE_START, make_manifest, make_setup, runner
 
 # Media frames of the events (the clip skips the media's first 20 frames and starts 100 frames
 # into the timeline, so media frame f shows on timeline offset f + 80).
@@ -91,3 +91,10 @@ def test_a_timeline_exported_from_resolve_reads_back_as_the_hits(tmp_path):
         ("01:00:05:08", "impact", 0.9), ("01:00:05:20", "landing", 0.5), ("01:00:07:02", "whoosh", 0.64),
         ("01:00:13:07", "flash", 1.0)]
     assert hits[2].length_s == 0.5   # the whoosh's 12 frames
+
+
+def test_the_message_says_how_many_hits_were_marked(tmp_path):
+    analysis = {**make_manifest(RATES["24"])["analysis"], "events": EVENTS}
+    resolve, _, config, _ = make_setup(tmp_path, "24", analysis=analysis)
+    message = dr.dub_into_timeline(resolve, config, runner())
+    assert message == "Placed 6 dub clips on 2 new audio track(s), and marked the 4 hit(s) it plays."

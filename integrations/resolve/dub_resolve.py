@@ -303,7 +303,9 @@ def dub_into_timeline(resolve: Any, config: Mapping[str, Any], run: Runner = con
     except (AttributeError, DubScriptError) as err:
         log.warning("placing clips failed (%s); importing the .otio instead", err)
         return rb.fallback(target.ctx.media_pool, result.otio, name)
-    return f"Placed {len(placed)} dub clips on {len(result.stems)} new audio track(s)."
+    hits = len(rb.hit_markers(result.manifest, target.clip))
+    marked = f", and marked the {hits} hit(s) it plays" if hits else ""
+    return f"Placed {len(placed)} dub clips on {len(result.stems)} new audio track(s){marked}."
 
 
 def dub_file_without_resolve(config: Mapping[str, Any], source: Path) -> str:
