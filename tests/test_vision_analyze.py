@@ -323,6 +323,21 @@ def test_strokes_that_die_at_once_are_whooshes_and_a_blow_that_shakes_the_pictur
     assert [(e.frame, e.kind) for e in result.events] == [(20, "impact"), (21, "shake")]
 
 
+@pytest.mark.parametrize("changed, kinds", [(0.35, ["impact", "shake"]), (0.15, ["whoosh"])])
+def test_a_shake_moves_the_whole_picture_and_a_part_moving_on_is_no_shake(changed, kinds):
+    """The same jolt and the same activity after it: where a third of the picture changes over
+    the pictures after (the camera jolted, over a set as flat as the synthetic sky), a blow and
+    its shake; where only a seventh does (wings flapping on, a head jerking about), a stroke."""
+    from vision.events import analyse_motion
+    from vision.types import Shot
+
+    blow = np.array([0.01] * 20 + [0.06] + [0.03, 0.028, 0.025, 0.022, 0.02, 0.018] + [0.01] * 20)
+    coverage = np.tile([0.05, 0.2], (blow.size, 1))
+    coverage[20:27, 0] = changed
+    result = analyse_motion(blow, np.full(blow.size, 0.5), (Shot(0, 0, blow.size),), coverage=coverage)
+    assert [e.kind for e in result.events] == kinds and result.events[0].frame == 20
+
+
 def _dash_that_stops_dead() -> list[np.ndarray]:
     """24p grey pictures: a block drifts 1 px a picture, dashes 6 px a picture for 12, then holds;
     what it struck gives (a small square beneath it hops up 4 px) for the two pictures after."""
