@@ -4,6 +4,7 @@ timeline exported from Resolve as .otio reads back as the same hits (`dub --hits
 from __future__ import annotations
 
 from fractions import Fraction
+from types import SimpleNamespace
 
 import pytest
 
@@ -98,3 +99,19 @@ def test_the_message_says_how_many_hits_were_marked(tmp_path):
     resolve, _, config, _ = make_setup(tmp_path, "24", analysis=analysis)
     message = dr.dub_into_timeline(resolve, config, runner())
     assert message == "Placed 6 dub clips on 2 new audio track(s), and marked the 4 hit(s) it plays."
+
+
+def test_two_hits_on_one_timeline_frame_keep_one_marker():
+    """A 60 fps video on a 24 fps timeline: events two frames apart show on one timeline frame,
+    a shot's first frame among them; the marker there names the first hit and the shot."""
+    timeline = SimpleNamespace(markers={})
+    timeline.AddMarker = lambda frame, *rest: timeline.markers.setdefault(frame, rest) is rest
+    ctx = SimpleNamespace(timeline=timeline, start_frame=86400, fps=Fraction(24))
+    clip = rb.ClipSpan(86400, 0, 100, Fraction(24), Fraction(60))
+    manifest = {"analysis": {"events": [{"frame": f, "kind": k, "strength": 0.5}
+                                        for f, k in ((50, "impact"), (51, "landing"), (80, "flash"), (81, "impact"))]}}
+    hits = rb.hit_markers(manifest, clip)
+    assert [h.record_frame - 86400 for h in hits] == [20, 20, 32, 32]
+    shot = rb.Placement("fx", 1, 86400 + 20, 20, 40, "a caption")
+    rb.add_markers(ctx, [shot], Fraction(24), hits)
+    assert {f: m[1] for f, m in timeline.markers.items()} == {20: "impact 0.50 - Shot 2", 32: "flash 0.50"}

@@ -524,11 +524,15 @@ def add_markers(ctx: TimelineContext, placements: Sequence[Placement], wav_fps: 
         length = max(1, int(round(Fraction(p.end_frame - p.start_frame) / wav_fps * ctx.fps)))
         markers[p.record_frame] = [MARKER_COLOR, f"Shot {p.shot_index + 1}", p.caption, length,
                                    f"dubber:shot:{p.shot_index}"]
+    hit_frames: set[int] = set()
     for hit in hits:
+        if hit.record_frame in hit_frames:
+            continue   # two hits on one timeline frame (a video faster than the timeline): the first
+        hit_frames.add(hit.record_frame)
         shared = markers.get(hit.record_frame)
         if shared is None:
             markers[hit.record_frame] = [hit.color, hit.name, "", hit.duration_frames, "dubber:hit"]
-        elif shared[4] != "dubber:hit":   # a shot's start; two hits on one frame keep the first
+        else:   # a shot's start
             shared[0:2] = [hit.color, f"{hit.name} - {shared[1]}"]
     added = 0
     for record_frame, (color, name, note, length, custom) in sorted(markers.items()):
