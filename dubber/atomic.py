@@ -84,13 +84,12 @@ def temp_path_for(target: Path) -> Path:
     return target.with_name(f".{target.stem}.{os.getpid()}-{secrets.token_hex(3)}.partial{target.suffix}")
 
 
-def _create_temp(target: Path, temp: Path | None = None) -> Path:
-    """Create the empty temporary file `temp` for `target` (a fresh name when None) and return its path.
+def _create_temp(target: Path, temp: Path) -> Path:
+    """Create the empty temporary file `temp` (named by `temp_path_for(target)`) and return it.
 
     Callers name the temporary and note it for removal before creating it: an interrupt is raised
     as the create returns, and a file created but not yet noted would be left behind.
     O_EXCL: never reuse someone else's file; 0o666 lets the umask decide the mode."""
-    temp = temp or temp_path_for(target)
     try:
         os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     except OSError as err:

@@ -202,15 +202,22 @@ def test_a_signal_that_reaches_only_the_workers_strands_nothing(tmp_path, monkey
     assert interrupted["status"] == "done" and interrupted["attempt"] == 2, interrupted
 
 
-def test_the_job_records_name_where_the_files_ended_up(tmp_path, monkeypatch, dub_clips):
-    """Someone tracing a job from logs/.dub-batch finds its files: the output folder and the
-    original in done/, not the staging folder and processing/."""
+def _watch_one_file_once(tmp_path: Path, monkeypatch, name: str, source: Path) -> Path:
+    """A watch folder with the real pipeline, `source` dropped in its inbox as `name` and
+    watched with `--once` on one worker; returns the watch folder."""
     monkeypatch.setenv("DUB_CACHE_DIR", str(tmp_path / "cache"))
     root = tmp_path / "watch"
     (root / "inbox").mkdir(parents=True)
     (root / "dub-watch.toml").write_text(DUB_SETTINGS)
-    publish(root, "ep0.mp4", dub_clips["ep0.mp4"])
+    publish(root, name, source)
     run_watch(root, WatchOptions(stable_s=0.1, poll_s=0.05, once=True, workers=1))
+    return root
+
+
+def test_the_job_records_name_where_the_files_ended_up(tmp_path, monkeypatch, dub_clips):
+    """Someone tracing a job from logs/.dub-batch finds its files: the output folder and the
+    original in done/, not the staging folder and processing/."""
+    root = _watch_one_file_once(tmp_path, monkeypatch, "ep0.mp4", dub_clips["ep0.mp4"])
     [record] = ledger_records(root)
     assert record["status"] == "done"
     assert Path(record["input"]) == root / "done" / "ep0.mp4"
@@ -368,12 +375,7 @@ def test_a_failed_job_record_names_the_file_in_failed(tmp_path, monkeypatch, dub
     """Someone tracing a failed job from logs/.dub-batch finds its file in failed/, beside the note
     saying why, as a done job's record names done/: not processing/, nor the staging folder its
     output was to be written in (removed, so the record names no output)."""
-    monkeypatch.setenv("DUB_CACHE_DIR", str(tmp_path / "cache"))
-    root = tmp_path / "watch"
-    (root / "inbox").mkdir(parents=True)
-    (root / "dub-watch.toml").write_text(DUB_SETTINGS)
-    publish(root, "broken.mp4", dub_clips["broken.mp4"])
-    run_watch(root, WatchOptions(stable_s=0.1, poll_s=0.05, once=True, workers=1))
+    root = _watch_one_file_once(tmp_path, monkeypatch, "broken.mp4", dub_clips["broken.mp4"])
     failed = root / "failed" / "broken.mp4"
     assert failed.is_file() and failed.with_name("broken.mp4.error.json").is_file()
     [record] = ledger_records(root)

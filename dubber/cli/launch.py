@@ -11,11 +11,8 @@ STARTING_UP = "dub: interrupted while starting; nothing was read or written."
 def run() -> int:
     try:
         from .main import main
-    except KeyboardInterrupt:
-        print(STARTING_UP, file=sys.stderr)
-        return 130
-    try:
+
         return main()
-    except KeyboardInterrupt:   # between the import and `main` taking the signals over
+    except KeyboardInterrupt:   # `main` ends the interrupts of a running command itself
         print(STARTING_UP, file=sys.stderr)
         return 130

@@ -299,11 +299,10 @@ def dub_into_timeline(resolve: Any, config: Mapping[str, Any], run: Runner = con
     result = rb.read_outputs(outputs, out_dir)
     name = take_timeline_name(target.source, out_dir)
     try:
-        placed = rb.place_dub(target.ctx, target.clip, result)
+        placed, hits = rb.place_dub(target.ctx, target.clip, result)
     except (AttributeError, DubScriptError) as err:
         log.warning("placing clips failed (%s); importing the .otio instead", err)
         return rb.fallback(target.ctx.media_pool, result.otio, name)
-    hits = len(rb.hit_markers(result.manifest, target.clip))
     marked = f", and marked the {hits} hit(s) it plays" if hits else ""
     return f"Placed {len(placed)} dub clips on {len(result.stems)} new audio track(s){marked}."
 

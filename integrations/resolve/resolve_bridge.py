@@ -19,7 +19,7 @@ import math
 import queue
 import subprocess
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -200,16 +200,19 @@ def plan_placements(manifest: Mapping[str, Any], clip: ClipSpan, stems: Sequence
 
 
 @dataclass(frozen=True)
-class HitMarker:
-    """A timeline marker for an event the soundtrack hits: on the timeline frame showing it."""
+class TimelineMarker:
+    """A marker to add: a shot's start or an event the soundtrack hits, on the absolute timeline
+    frame showing it."""
 
     record_frame: int
     duration_frames: int
     name: str
     color: str
+    note: str = ""
+    custom_data: str = "dubber:hit"
 
 
-def hit_markers(manifest: Mapping[str, Any], clip: ClipSpan) -> list[HitMarker]:
+def hit_markers(manifest: Mapping[str, Any], clip: ClipSpan) -> list[TimelineMarker]:
     """The events the dub's soundtrack hits (its manifest's analysis events) in the part of the
     media the clip uses, each on the timeline frame that shows it. They are named as the dub's
     .otio names them ("impact 0.80"): a timeline exported from Resolve as .otio, with these markers
@@ -219,15 +222,15 @@ def hit_markers(manifest: Mapping[str, Any], clip: ClipSpan) -> list[HitMarker]:
     out = []
     for event in events:
         try:
-            frame, end = int(event["frame"]), int(event.get("end_frame", int(event["frame"]) + 1))
-            kind, strength = str(event["kind"]), float(event["strength"])
+            frame, kind, strength = int(event["frame"]), str(event["kind"]), float(event["strength"])
+            end = max(int(event.get("end_frame", frame)), frame + 1)
         except (KeyError, TypeError, ValueError):
             continue   # not an event this script knows how to read
         record = _source_to_record(frame, clip)
         if frame < clip.left_offset_frame or record >= clip_end:
             continue   # in the media's trimmed head or tail
-        length = max(1, min(_source_to_record(max(end, frame + 1), clip), clip_end) - record)
-        out.append(HitMarker(record, length, f"{kind} {strength:.2f}", HIT_MARKER_COLORS.get(kind, "Cream")))
+        length = max(1, min(_source_to_record(end, clip), clip_end) - record)
+        out.append(TimelineMarker(record, length, f"{kind} {strength:.2f}", HIT_MARKER_COLORS.get(kind, "Cream")))
     return out
 
 
@@ -513,36 +516,33 @@ def add_tracks(timeline: Any, stems: Sequence[str]) -> dict:
 
 
 def add_markers(ctx: TimelineContext, placements: Sequence[Placement], wav_fps: Fraction = DEFAULT_WAV_FPS,
-                hits: Sequence[HitMarker] = ()) -> int:
-    """A marker at each shot's start (its caption as the note) and at each hit. Resolve keeps one
-    marker per frame: a hit on a shot's first frame shares its marker, named for the hit first
-    ("impact 0.80 - Shot 2") so that it still reads back as the hit."""
-    markers: dict[int, list] = {}   # timeline frame -> [colour, name, note, duration, custom data]
+                hits: Sequence[TimelineMarker] = ()) -> int:
+    """A marker at each shot's start (its caption as the note) and at each hit; returns how many
+    Resolve took. Resolve keeps one marker per frame: a hit on a shot's first frame shares its
+    marker, named for the hit first ("impact 0.80 - Shot 2") so that it still reads back as the
+    hit, and of two hits on one timeline frame (a video faster than the timeline) the first stays."""
+    markers: dict[int, TimelineMarker] = {}
     for p in placements:
-        if p.record_frame in markers:
-            continue   # the shot's other stems
-        length = max(1, int(round(Fraction(p.end_frame - p.start_frame) / wav_fps * ctx.fps)))
-        markers[p.record_frame] = [MARKER_COLOR, f"Shot {p.shot_index + 1}", p.caption, length,
-                                   f"dubber:shot:{p.shot_index}"]
+        if p.record_frame not in markers:   # one per shot, not one per stem
+            length = max(1, int(round(Fraction(p.end_frame - p.start_frame) / wav_fps * ctx.fps)))
+            markers[p.record_frame] = TimelineMarker(p.record_frame, length, f"Shot {p.shot_index + 1}", MARKER_COLOR,
+                                                     p.caption, f"dubber:shot:{p.shot_index}")
     hit_frames: set[int] = set()
     for hit in hits:
-        if hit.record_frame in hit_frames:
-            continue   # two hits on one timeline frame (a video faster than the timeline): the first
-        hit_frames.add(hit.record_frame)
-        shared = markers.get(hit.record_frame)
-        if shared is None:
-            markers[hit.record_frame] = [hit.color, hit.name, "", hit.duration_frames, "dubber:hit"]
-        else:   # a shot's start
-            shared[0:2] = [hit.color, f"{hit.name} - {shared[1]}"]
-    added = 0
-    for record_frame, (color, name, note, length, custom) in sorted(markers.items()):
-        frame_id = int(record_frame - ctx.start_frame)  # markers count from the timeline start
-        added += bool(ctx.timeline.AddMarker(frame_id, color, name, note, int(length), custom))
-    return added
+        if hit.record_frame not in hit_frames:
+            hit_frames.add(hit.record_frame)
+            shot = markers.get(hit.record_frame)
+            markers[hit.record_frame] = hit if shot is None else replace(shot, name=f"{hit.name} - {shot.name}",
+                                                                          color=hit.color)
+    # frame ids count from the timeline start
+    return sum(bool(ctx.timeline.AddMarker(int(m.record_frame - ctx.start_frame), m.color, m.name, m.note,
+                                           int(m.duration_frames), m.custom_data))
+               for _, m in sorted(markers.items()))
 
 
-def place_dub(ctx: TimelineContext, clip: ClipSpan, result: DubOutputs) -> list:
-    """Import the stems and append every shot clip in one batch; returns the new TimelineItems."""
+def place_dub(ctx: TimelineContext, clip: ClipSpan, result: DubOutputs) -> tuple[list, int]:
+    """Import the stems, append every shot clip in one batch and mark the shots and hits; returns
+    the new TimelineItems and how many hits the clip shows."""
     if not plan_placements(result.manifest, clip, list(result.stems)):
         raise DubScriptError("No shot of the dub overlaps the clip's used range; widen the clip and run again.")
     items = import_stems(ctx.media_pool, result.stems)
@@ -556,8 +556,9 @@ def place_dub(ctx: TimelineContext, clip: ClipSpan, result: DubOutputs) -> list:
     for placed, want in zip(appended, placements):
         if int(placed.GetStart()) != want.record_frame:
             log.warning("shot %d landed on frame %s instead of %d", want.shot_index, placed.GetStart(), want.record_frame)
-    add_markers(ctx, placements, wav_fps, hit_markers(result.manifest, clip))
-    return list(appended)
+    hits = hit_markers(result.manifest, clip)
+    add_markers(ctx, placements, wav_fps, hits)
+    return list(appended), len(hits)
 
 
 def fallback(media_pool: Any, otio: Path | None, name: str) -> str:
