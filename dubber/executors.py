@@ -27,6 +27,7 @@ from typing import Any
 
 from .jobs import DEFAULT_RETRIES, Job, JobOutcome, after_worker_died, run_job
 from .job_futures import WORKER_STOP_GRACE_S, Dispatcher, interrupts_ignored, internal_error, settle
+from .lost_interrupts import keep_interrupts
 from .options import DubOptions
 
 log = logging.getLogger("dubber.batch")   # one voice for the batch machinery in every log
@@ -67,6 +68,14 @@ def _stop_job(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
 
+def _rearm_stop(lost: KeyboardInterrupt) -> int:
+    """The interrupt `_stop_job` raised was swallowed (in a weakref callback): the next one
+    interrupts the job instead."""
+    global _job_interrupted
+    _job_interrupted = False
+    return signal.SIGTERM if _terminated else signal.SIGINT
+
+
 def _run_job_in_worker(job: Job, options: DubOptions) -> JobOutcome:
     """run_job, interruptible by `_stop_job`; a job handed over after the driver's stop is not
     started, and a worker sent SIGTERM starts no job at all: it exits, and the pool, broken,
@@ -105,6 +114,7 @@ def _init_worker(parent_pid: int, log_queue: Any, level: int, driver_stop: Any =
     root.setLevel(level)
     signal.signal(signal.SIGINT, _stop_job)
     signal.signal(signal.SIGTERM, _stop_job)
+    keep_interrupts(_rearm_stop)
 
     def watch_parent() -> None:
         while os.getppid() == parent_pid:

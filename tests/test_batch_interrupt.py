@@ -107,3 +107,54 @@ def test_an_import_cut_short_by_ctrl_c_ends_as_an_interrupt_not_a_bug(monkeypatc
     assert code == 130
     assert capsys.readouterr().err.splitlines() == [
         "dub: interrupted; rerun the same command to go on: videos already dubbed are skipped."]
+
+
+# Sets off the signal inside a weakref callback, as when it lands in the import system's module lock
+# clean-up, then keeps the main thread busy in ordinary code and in a blocking wait.
+_SIGNAL_IN_A_CALLBACK = """
+import os, signal, sys, threading, time, weakref
+
+def signal_in_a_callback(signum):
+    class ModuleLock:
+        pass
+    def on_release(ref):
+        os.kill(os.getpid(), signum)
+        for _ in range(100000):   # the handler runs in here
+            pass
+    lock = ModuleLock()
+    ref = weakref.ref(lock, on_release)
+    del lock
+    threading.Event().wait(5)
+    return "finished"
+"""
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_landing_in_a_weakref_callback_still_stops_the_command_with_one_line(signum, status):
+    script = _SIGNAL_IN_A_CALLBACK + f"""
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from dubber.cli import main as cli
+cli._COMMANDS["render"] = lambda args: print(signal_in_a_callback({int(signum)})) or 0
+sys.exit(cli.main(["render", "in.mp4", "--plan", "plan.json", "-o", "out.wav", "--no-cache"]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert "finished" not in done.stdout
+    assert done.stderr.splitlines() == [
+        "dub: interrupted; with --no-cache nothing was kept, so a rerun starts again from the beginning."], done.stderr
+    assert done.returncode == status
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_worker_interrupted_inside_a_weakref_callback_still_unwinds_its_job(signum):
+    script = _SIGNAL_IN_A_CALLBACK + f"""
+import logging, queue
+from dubber import executors
+executors._init_worker(os.getppid(), queue.SimpleQueue(), logging.INFO)
+executors.run_job = lambda job, options: signal_in_a_callback({int(signum)})
+try:
+    print(executors._run_job_in_worker(None, None))
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["interrupted"] and done.stderr == "", done.stderr

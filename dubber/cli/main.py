@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import EXIT_USER_ERROR, is_user_error
+from ..lost_interrupts import keep_interrupts
 from .arguments import SUBCOMMANDS, dub_options, run_parser, sub_parser
 from .progress import make_reporter, one_line
 
@@ -344,6 +345,10 @@ def _raise_interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _signal_of(stop: KeyboardInterrupt) -> int:
+    return signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
+
+
 def _interrupted_status(stop: KeyboardInterrupt) -> int:
     return 143 if isinstance(stop, Terminated) else 130
 
@@ -377,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     records_int = on_main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     if records_int:
         signal.signal(signal.SIGINT, _raise_interrupted)
+    previous_hook = keep_interrupts(_signal_of) if on_main_thread else None
     try:
         return _COMMANDS[command](args)
     except KeyboardInterrupt as stop:
@@ -398,6 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
         if records_int:
             signal.signal(signal.SIGINT, signal.default_int_handler)
+        if previous_hook is not None:
+            sys.unraisablehook = previous_hook
 
 
 if __name__ == "__main__":
