@@ -400,16 +400,16 @@ class Composer:
                 kept.append(note)
         self.notes = kept
 
-    def runs(self, points: list[HitPoint], tones_for, program: int, whistled_from: float) -> None:
+    def runs(self, points: list[HitPoint], tones_for, program: int, whistled: frozenset[float]) -> None:
         """Scale runs over scurrying and whooshes: up or down, as long as the motion lasts. A whoosh
-        at least `whistled_from` strong has the slide whistle of the effects, and a run under the
+        starting at a time in `whistled` has the slide whistle of the effects, and a run under the
         whistle's glide would only blur it, so it gets none."""
         part = Part(program)
         upward = True
         for point in points:
             if point.kind not in ("run", "whoosh") or point.end_s - point.time_s < 0.15 or point.strength < RUN_FROM:
                 continue
-            if point.kind == "whoosh" and point.strength >= whistled_from:
+            if point.kind == "whoosh" and point.time_s in whistled:
                 continue
             length = min(point.end_s - point.time_s, 1.0)
             tones = tones_for(point.time_s)

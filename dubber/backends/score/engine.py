@@ -12,7 +12,7 @@ from vision.types import VideoAnalysis
 from ...styles import DEFAULT_STYLE, STYLES, Orchestra
 from .compose import (MODES, Composer, ShotContext, describe_shot, pick_program, plan_keys, plan_textures,
                       scale_pitches, shot_energy)
-from .foley import WHISTLE_FROM, event_sounds
+from .foley import event_sounds, whistled
 from .hitpoints import HitPoint, event_points, tempo_anchors, thin_sustained
 from .notation import Part, Room, Score
 from .tempo_map import TempoMap, bar_numbers, build_tempo_map
@@ -113,7 +113,7 @@ def compose_score(analysis: VideoAnalysis, style: str, seed: int, total_s: float
         shot = context_at(time_s)
         return scale_pitches(shot.root, shot.scale, 64, 96)
 
-    composer.runs(events, tones_at, orchestra.runs[int(rng.integers(len(orchestra.runs)))], WHISTLE_FROM)
+    composer.runs(events, tones_at, orchestra.runs[int(rng.integers(len(orchestra.runs)))], whistled(events))
     composer.tremolo(events, chord_at, orchestra.suspense)
     fx = event_sounds(events, orchestra, chord_at, seeded(seed, "fx", style))
     room_rng = seeded(seed, "rooms", style)

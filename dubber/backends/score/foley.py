@@ -30,7 +30,8 @@ SLIDE_S = 0.32              # a trombone slide this long falls into a landing ..
 SLIDE_FALL = 9              # ... this many semitones (a sixth)
 WHISTLE_FROM = 0.6          # whooshes at least this strong get a slide whistle ...
 WHISTLE_MIN_S = 0.25        # ... gliding at least this long ...
-WHISTLE_MAX_S = 0.8         # ... and at most this long
+WHISTLE_MAX_S = 0.8         # ... and at most this long;
+WHISTLE_GAP_S = 3.0         # a slide whistle is a gag, not a texture: the strongest whooshes get it, this far apart
 # General MIDI has no slide whistle; its fipple tone is nearest the ocarina (the default bank's
 # "Whistle" sounds most of an octave flat and is silent above G5, so it cannot glide).
 SLIDE_WHISTLE = 79
@@ -104,9 +105,22 @@ def _choose(pool: tuple[Hit, ...], recent: list[Hit], rng: np.random.Generator) 
     raise ValueError("an empty pool of hits")
 
 
+def whistled(points: list[HitPoint]) -> frozenset[float]:
+    """The times of the whooshes that get a slide whistle: strong ones, the strongest first, none
+    within WHISTLE_GAP_S of another. Whistling every swing in a busy scene would smear the
+    harmony (a glide sounds every pitch on its way) and wear the gag out."""
+    chosen: list[float] = []
+    strong = [p for p in points if p.kind == "whoosh" and p.strength >= WHISTLE_FROM]
+    for point in sorted(strong, key=lambda p: (-p.strength, p.time_s)):
+        if all(abs(point.time_s - t) >= WHISTLE_GAP_S for t in chosen):
+            chosen.append(point.time_s)
+    return frozenset(chosen)
+
+
 def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt,
                  rng: np.random.Generator) -> list[Note]:
     """Every note of the effects stem for these hit points (cuts are ignored here)."""
+    whistles_at = whistled(points)
     notes: list[Note] = []
     impacts = [p for p in points if p.kind == "impact"]
     previous: dict[str, list[Hit]] = {}
@@ -146,7 +160,7 @@ def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt
         last_shift = shift
         if point.kind == "landing":
             notes += slide_down(point, chord_at(point.time_s), orchestra)
-        if point.kind == "whoosh" and point.strength >= WHISTLE_FROM:
+        if point.kind == "whoosh" and point.time_s in whistles_at:
             whistles += 1
             notes += slide_whistle(point, chord_at(point.time_s), whistles % 2 == 1, orchestra)
         notes += realise(hit, point, chord_at(point.time_s), shift, orchestra.hit_level)
