@@ -189,6 +189,15 @@ def _analyze(path: Path, options: DubOptions, progress: ProgressFn, media: Any =
     return _spotted(analysis, key, options)
 
 
+def _analyze_for_dub(path: Path, options: DubOptions, progress: ProgressFn, media: Any = None) -> tuple[Any, str]:
+    """`_analyze`, with the events left that the soundtrack hits (`dubber.hits`): what the plan,
+    the backends, the manifest and the timelines' markers all read."""
+    from .hits import played_events
+
+    analysis, key = _analyze(path, options, progress, media)
+    return played_events(analysis), key
+
+
 def _spotted(analysis: Any, key: str, options: DubOptions) -> tuple[Any, str]:
     """The analysis with the user's hit list laid over its events (the cache keeps what the
     picture alone gave), and a key that tells the later stages which list it was."""
@@ -207,7 +216,7 @@ def plan(video_path: str | os.PathLike, options: DubOptions = DubOptions(),
     for `analyze`."""
     path = check_input_file(video_path)
     check_options(options)
-    analysis, key = _analyze(path, options, progress or no_progress, media)
+    analysis, key = _analyze_for_dub(path, options, progress or no_progress, media)
     return _plan(analysis, key, options, path)
 
 
@@ -519,7 +528,7 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
         check_container(dest.video, media)
     # 2. Analyze: shots, events, motion and captions, decoded once (cached per file).
     with run.stage("analyze"):
-        analysis, analysis_key = _analyze(path, options, run.progress, media)
+        analysis, analysis_key = _analyze_for_dub(path, options, run.progress, media)
     # 3. Plan: one timed cue per shot, or the user's plan checked against this video.
     with run.stage("plan"):
         the_plan = _plan(analysis, analysis_key, options, path)

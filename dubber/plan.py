@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 # Bump when the planner says something else for the same analysis and options (the cues, their
 # text, the instruction): plans cached by an earlier planner are then made again.
-PLANNER_VERSION = 2
+PLANNER_VERSION = 3
 
 # Events that span a motion (a cue boundary never falls inside one); the rest land on one frame.
 SUSTAINED_KINDS = ("whoosh", "run", "shake", "fast_motion")

@@ -10,7 +10,8 @@ import pytest
 from dubber.backends.score import ScoreBackend
 from dubber.backends.score.compose import shot_energy
 from dubber.backends.score.engine import shot_bounds
-from dubber.backends.score.hitpoints import event_points, thin_sustained
+from dubber.backends.score.hitpoints import event_points
+from dubber.hits import played_events
 from dubber.plan import PlanOptions, make_plan
 from vision.types import MediaInfo, Shot, VideoAnalysis, VisualEvent
 
@@ -47,7 +48,7 @@ def silences(music: np.ndarray, sample_rate: int, longer_than_s: float) -> list[
 def test_the_music_carries_through_every_moving_shot(style):
     analysis = fight()
     total_s = FRAMES / FPS
-    events = thin_sustained(event_points(analysis))
+    events = event_points(played_events(analysis))
     motion = np.asarray(analysis.motion)
     moving = [(a, b) for a, b in shot_bounds(analysis, total_s)
               if shot_energy(motion, events, a, b, FPS) >= MOVING]

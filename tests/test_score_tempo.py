@@ -6,8 +6,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from dubber.backends.score.hitpoints import (MIN_BEAT_S, HitPoint, event_points, series_spans, tempo_anchors,
-                                             thin_sustained)
+from dubber.backends.score.hitpoints import MIN_BEAT_S, HitPoint, event_points, series_spans, tempo_anchors
 from dubber.backends.score.tempo_map import bar_numbers, beats_for_span, build_tempo_map, span_beats
 from vision.types import MediaInfo, Shot, VideoAnalysis, VisualEvent
 
@@ -87,12 +86,6 @@ def test_inside_of_a_flurry_is_not_a_tempo_anchor():
     assert series_spans(flurry) == [(10.0, flurry[-1].time_s)]
     anchors = tempo_anchors([], flurry)
     assert anchors == [10.0, flurry[-1].time_s]
-
-
-def test_sustained_events_are_thinned_but_instants_kept():
-    points = [_hit(1.0, "whoosh", 0.9, 1.5), _hit(1.8, "whoosh", 0.9, 2.0), _hit(1.9), _hit(4.0, "run", 0.2, 5.0)]
-    kept = thin_sustained(points)
-    assert [(p.time_s, p.kind) for p in kept] == [(1.0, "whoosh"), (1.9, "impact")]
 
 
 def test_event_points_use_exact_frame_times_and_merge_duplicates():

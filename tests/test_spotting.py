@@ -155,6 +155,28 @@ def test_the_dub_hits_every_spotted_frame(still_clip, tmp_path):
     assert [e["frame"] for e in moved_manifest["analysis"]["events"]] == [f + 30 for f in SPOTTED_FRAMES]
 
 
+def test_every_spotted_motion_sounds_and_every_marker_stands_on_a_sound(still_clip, tmp_path):
+    """Spotted whooshes, the second weak and close behind the first, each sound in the effects stem
+    (a composer's thinning of detected motion does not apply to what the editor spotted), and the
+    timeline marks exactly the events the manifest says the soundtrack hits."""
+    import opentimelineio as otio
+
+    hits = _write(tmp_path, "hits.txt", "1.0, whoosh, 0.5, 1.0\n2.3, whoosh, 0.4, 0.5\n")
+    out = tmp_path / "out"
+    done = run_dub([still_clip, "-o", out / "still.mp4", "--backend", "score", "--stems", out, "--timeline",
+                    "--hits", hits, "--hits-only"], dub_env(tmp_path), timeout=240)
+    assert done.returncode == 0, done.stderr
+    fx, rate = read_wav(out / "still.fx.wav")
+    for start in (1.0, 2.3):
+        piece = fx[:, int(start * rate):int((start + 0.3) * rate)]
+        assert 20 * np.log10(float(np.sqrt(np.mean(piece ** 2))) + 1e-12) > -50, f"no sound at {start} s"
+    manifest = json.loads((out / "still.json").read_text())
+    events = [(e["frame"], e["kind"]) for e in manifest["analysis"]["events"]]
+    assert events == [(24, "whoosh"), (55, "whoosh")]   # 2.3 s is frame 55.2 at 24 fps
+    (picture,) = otio.adapters.read_from_file(str(out / "still.otio")).video_tracks()[0].find_clips()
+    assert [m.name.split()[0] for m in picture.markers] == ["whoosh", "whoosh"]
+
+
 @pytest.mark.parametrize("args, words", [
     (["--hits-only"], "--hits-only needs a hit list"),
     (["--hits", "missing.txt"], "does not exist"),

@@ -187,7 +187,7 @@ def _project_in(folder: Path, video: Path, options: api.DubOptions, media: Media
     """The project of `video` in `folder`, analysed and planned (from the cache when it can be)."""
     # One probe and one analysis per opened video: the copy has the probed file's bytes.
     copy = Path(os.path.abspath(video))
-    analysis, analysis_key = api._analyze(copy, options, progress, replace(media, path=str(copy)))
+    analysis, analysis_key = api._analyze_for_dub(copy, options, progress, replace(media, path=str(copy)))
     plan = api._plan(analysis, analysis_key, options, copy)
     thumbnails = _thumbnails(video, plan, folder / "thumbs")
     return Project(folder=folder, video=video, analysis=analysis, plan=plan, thumbnails=thumbnails)

@@ -9,11 +9,12 @@ import numpy as np
 
 from vision.types import VideoAnalysis
 
+from ...hits import played_events
 from ...styles import DEFAULT_STYLE, STYLES, Orchestra
 from .compose import (MODES, Composer, ShotContext, describe_shot, pick_program, plan_keys, plan_textures,
                       scale_pitches, shot_energy)
 from .foley import event_sounds, whistled
-from .hitpoints import HitPoint, event_points, tempo_anchors, thin_sustained
+from .hitpoints import HitPoint, event_points, tempo_anchors
 from .notation import Part, Room, Score
 from .tempo_map import TempoMap, bar_numbers, build_tempo_map
 
@@ -81,7 +82,7 @@ def compose_score(analysis: VideoAnalysis, style: str, seed: int, total_s: float
     rng = seeded(seed, "score", style)
     motion = np.clip(np.asarray(analysis.motion, dtype=np.float64), 0.0, 1.0)
     fps = float(analysis.media.fps)
-    events = thin_sustained([p for p in event_points(analysis) if p.time_s < total_s])
+    events = [p for p in event_points(played_events(analysis)) if p.time_s < total_s]
     shots = shot_bounds(analysis, total_s) or [(0.0, total_s)]
     energies = [shot_energy(motion, events, a, b, fps) for a, b in shots]
     tempo = _tempo(orchestra, shots, energies, events, total_s, rng)

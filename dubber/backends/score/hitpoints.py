@@ -19,8 +19,6 @@ MIN_BEAT_S = 0.34       # anchors closer than one beat at the fastest tempo cann
 CUT_GUARD_S = 0.34      # the first anchor keeps this far from the start of the film
 SERIES_GAP_S = 0.5      # events closer than this to the next one form a series ...
 SERIES_MIN = 3          # ... when there are at least this many
-SUSTAINED_MIN_STRENGTH = 0.45
-SUSTAINED_GAP_S = 1.0   # s of quiet after a scored whoosh or run before the next one is scored
 
 
 @dataclass(frozen=True)
@@ -68,20 +66,6 @@ def series_spans(events: list[HitPoint], gap_s: float = SERIES_GAP_S) -> list[tu
                 spans.append((times[first], times[i - 1]))
             first = i
     return spans
-
-
-def thin_sustained(points: list[HitPoint]) -> list[HitPoint]:
-    """Keep a sustained event (whoosh, run, shake) only when it is strong enough and the last kept
-    one is over: a composer scores the big gestures, not every twitch of motion."""
-    kept: list[HitPoint] = []
-    last_end = -1.0
-    for point in points:
-        if point.sustained:
-            if point.strength < SUSTAINED_MIN_STRENGTH or point.time_s < last_end + SUSTAINED_GAP_S:
-                continue
-            last_end = point.end_s
-        kept.append(point)
-    return kept
 
 
 def tempo_anchors(cuts: list[HitPoint], events: list[HitPoint]) -> list[float]:
