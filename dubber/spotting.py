@@ -157,8 +157,11 @@ def _marker_hit(marker: Any, at: Any, file: Path) -> SpottedHit:
     when = otio.opentime.to_timecode(at, at.rate)
     words = (marker.name or "").lower().split()
     dub = dict(marker.metadata.get("dub") or {}) if hasattr(marker.metadata, "get") else {}
-    kind = dub.get("kind") or (words[0] if words and words[0] in (*SPOT_KINDS, NO_HIT) else DEFAULT_KIND)
-    strength = dub.get("strength", words[1] if len(words) > 1 and _SECONDS.match(words[1]) else None)
+    named = bool(words) and words[0] in (*SPOT_KINDS, NO_HIT)
+    kind = dub.get("kind") or (words[0] if named else DEFAULT_KIND)
+    # A strength only after a kind ("landing 0.9"): an editor's plain marker is numbered ("Marker 2",
+    # as Resolve names a new one), and that number is no strength.
+    strength = dub.get("strength", words[1] if named and len(words) > 1 and _SECONDS.match(words[1]) else None)
     length = marker.marked_range.duration.to_seconds() if kind in SUSTAINED_KINDS else None
     return _hit(when, kind, strength, max(0.04, length) if length else None,
                 where=f"{file.name}: marker {marker.name!r} at {when}")
@@ -239,16 +242,21 @@ def _frame_at(seconds: Fraction, media: MediaInfo) -> int:
 
 
 def _timecode_frame(text: str, media: MediaInfo, where: str) -> int:
-    from .export.timeline import media_first_frame
+    """The frame a timecode names, counted as the video's own timecode counts: at the rate an
+    editor reads it at (`timecode_rate`), and at a constant rate with no SMPTE count of its own
+    (23.98 written as 1199/50) in whole frames a second, as its timecode track and the WAVs do."""
+    from .export.timeline import media_first_frame, nominal_timecode_frame, timecode_rate
 
     import opentimelineio as otio
 
-    rate = float(media.fps)
+    rate = timecode_rate(media)
     try:   # OTIO reads ";" before the frames as drop-frame
-        frame = round(otio.opentime.from_timecode(text, rate).value)
+        frame = round(otio.opentime.from_timecode(text, float(rate)).value)
     except ValueError:
-        raise InputError(f"{where}: the timecode {text} cannot be read at this video's {rate:.3f} fps; "
-                         "give seconds instead (e.g. 12.5).") from None
+        frame = None if media.is_vfr else nominal_timecode_frame(text, rate)
+    if frame is None:
+        raise InputError(f"{where}: the timecode {text} cannot be read at this video's {float(rate):.3f} fps; "
+                         "give seconds instead (e.g. 12.5).")
     return frame - media_first_frame(media)
 
 

@@ -276,6 +276,41 @@ def test_markers_of_an_edited_timeline_are_a_hit_list(tmp_path):
     assert spotted.settings["spotted_nothing"] == [1800]
 
 
+def test_a_23_98_video_written_as_1199_50_reads_its_own_timecodes_and_timeline(tmp_path):
+    """23.98 written as 1199/50 has no SMPTE count of its own: its timecode counts 24 frames a
+    second, and so do the hit list's timecodes and the markers of the dub's own timeline."""
+    from dubber.export.deliverables import write_otio
+    from dubber.export.timeline import TimelineMedia, TimelineOptions
+    from dubber.plan import PlanOptions, make_plan
+
+    media = MediaInfo(path=str(tmp_path / "v.mp4"), duration_s=28.0, fps=Fraction(1199, 50), frame_count=672,
+                      width=64, height=36, start_timecode="01:00:00:00")
+    listed = read_hit_list(_write(tmp_path, "tc.txt", "01:00:05:00\n01:00:10:12, landing\n"))
+    assert [frame_of(h, media) for h in listed] == [120, 252]
+    events = (VisualEvent(57, "whoosh", 0.7, 70), VisualEvent(578, "impact", 0.9, 579))
+    analysis = VideoAnalysis(media=media, shots=(Shot(0, 0, 672),), events=events, motion=(0.3,) * 672, captions=())
+    files = TimelineMedia(video_path=media.path, mix_path=str(tmp_path / "v.mix.wav"))
+    path = write_otio(tmp_path / "v.otio", make_plan(analysis, PlanOptions()), media, files,
+                      TimelineOptions(hit_markers=events))
+    assert [(frame_of(h, media), h.kind, h.strength) for h in read_hit_list(path)] == [
+        (e.frame, e.kind, e.strength) for e in events]
+
+
+def test_a_plain_marker_numbered_by_the_editor_is_an_impact_at_the_usual_strength(tmp_path):
+    """Resolve names a new marker "Marker 1", "Marker 2" ...: the number is no strength."""
+    import opentimelineio as otio
+
+    timeline = otio.schema.Timeline(name="t")
+    rate = 24
+    for frame, name in ((24, "Marker 1"), (48, "Marker 2"), (72, "landing 0.9"), (96, "Marker")):
+        timeline.tracks.markers.append(otio.schema.Marker(name=name, marked_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(frame, rate), otio.opentime.RationalTime(1, rate))))
+    otio.adapters.write_to_file(timeline, str(tmp_path / "plain.otio"))
+    hits = read_hit_list(tmp_path / "plain.otio")
+    assert [(frame_of(h, FILM), h.kind, h.strength) for h in hits] == [
+        (24, "impact", 0.8), (48, "impact", 0.8), (72, "landing", 0.9), (96, "impact", 0.8)]
+
+
 def test_a_timeline_with_no_markers_or_a_damaged_one_gets_one_sentence(tmp_path):
     import opentimelineio as otio
 
