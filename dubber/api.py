@@ -483,6 +483,32 @@ def prepare(video_path: str | os.PathLike, out_path: str | os.PathLike | None = 
     return DubJob(path, options, dest, backend_name, reason)
 
 
+def finished_dub(video_path: str | os.PathLike, out_path: str | os.PathLike | None = None,
+                 options: DubOptions = DubOptions()) -> Path | None:
+    """The manifest of a finished dub of this video, made with these very options, already at the
+    output with every file it lists; None otherwise. A rerun of a command whose dub finished but
+    whose follow-up (the review page) was cut short finds it here, instead of meeting outputs it
+    may not overwrite."""
+    import json
+
+    from .cache import content_fingerprint
+
+    path = check_input_file(video_path)
+    try:
+        dest = plan_destinations(path, out_path, replace(options, overwrite=True))
+        manifest = json.loads(dest.manifest.read_text(encoding="utf-8"))
+        recorded = json.loads(json.dumps(_settings_record(options, dest)))
+    except (DubError, OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("settings") != recorded:
+        return None
+    outputs = manifest.get("outputs") if isinstance(manifest.get("outputs"), dict) else {}
+    if not dest.video.is_file() or not all((dest.manifest.parent / str(p)).exists() for p in outputs.values()):
+        return None
+    source = (manifest.get("plan") or {}).get("source") if isinstance(manifest.get("plan"), dict) else None
+    return dest.manifest if source == content_fingerprint(path) else None
+
+
 def run_job(job: DubJob, progress: ProgressFn | None = None, backend: Any = None) -> DubResult:
     """Stages 1-7 of a prepared job (see `dub`), holding its outputs' lock throughout.
 

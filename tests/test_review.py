@@ -459,3 +459,48 @@ def test_the_page_of_dub_review_is_listed_in_the_manifest_and_goes_with_its_dub(
     replaced = run_dub([src, "-o", out, "--backend", "score", "--force"], env, timeout=300)
     assert replaced.returncode == 0, replaced.stderr
     assert not page.exists() and "review" not in json.loads(manifest.read_text())["outputs"]
+
+
+# Loaded by Python at start-up from PYTHONPATH: the process is killed (as by kill -9 or a power cut)
+# the moment it starts to draw the review page, after its dub is in place.
+_KILLED_AT_THE_PAGE = '''
+import importlib.machinery, os, signal, sys
+
+class KillAtThePage:
+    def find_spec(self, name, path=None, target=None):
+        if name != "dubber.review":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            module.review_html = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, KillAtThePage())
+'''
+
+
+def test_the_same_command_again_finishes_a_dub_killed_while_drawing_its_page(sample_24p, tmp_path):
+    """Killed after its dub was in place but before its review page: the same command writes the
+    page and lists it, touching nothing else; another command still meets the finished dub."""
+    video, _ = sample_24p
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_KILLED_AT_THE_PAGE)
+    out, manifest, page = tmp_path / "cut.mp4", tmp_path / "cut.json", tmp_path / "cut.review.html"
+    command = [video, "-o", out, "--backend", "score", "--stems", tmp_path / "stems", "--review"]
+    killed = run_dub(command, dub_env(tmp_path, PYTHONPATH=str(hook)), timeout=300)
+    assert killed.returncode == -9 and out.is_file() and not page.exists()
+    dubbed = out.read_bytes()
+    env = dub_env(tmp_path)
+    assert run_dub([*command, "--seed", "3"], env, timeout=300).returncode == 2   # not the same dub
+    again = run_dub(command, env, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE")
+    assert json.loads(manifest.read_text())["outputs"]["review"] == "cut.review.html"
+    assert out.read_bytes() == dubbed
+    assert run_dub(command, env, timeout=300).returncode == 2   # now finished whole: refused as before

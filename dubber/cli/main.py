@@ -42,6 +42,10 @@ def _cmd_dub(args: argparse.Namespace) -> int:
 
     options = dub_options(args)
     reporter = make_reporter(args.json_progress)
+    if args.review and not (args.force or args.overwrite):
+        finished = api.finished_dub(args.input, args.output, options)
+        if finished is not None and "review" not in json.loads(finished.read_text(encoding="utf-8"))["outputs"]:
+            return _finish_review(finished, reporter)
     with reporter:
         job = api.prepare(args.input, args.output, options)   # every check, once, before any work
         page = job.destinations.video.with_suffix(".review.html") if args.review else None
@@ -76,6 +80,21 @@ def _cmd_dub(args: argparse.Namespace) -> int:
               f"write the page with: dub review {shlex.quote(result.outputs['manifest'])}", file=sys.stderr)
         return _interrupted_status(stopped)
     reporter.done(result, reason)
+    return 0
+
+
+def _finish_review(manifest: Path, reporter) -> int:
+    """The same `dub --review` again, after its dub finished and its page was cut short: the page
+    is written now (replacing a half-written one only), and nothing else is touched."""
+    from ..review import default_review_path, write_review
+
+    page = default_review_path(manifest)
+    with reporter:
+        reporter.notice(f"the dub is already complete ({manifest}); writing the review page it was cut short of")
+        reporter("review", 0, 1)
+        written = write_review(manifest, page, overwrite=True, record=True)
+        reporter("review", 1, 1)
+    reporter.finish({"event": "done", "manifest": str(manifest), "review": str(written)}, str(written))
     return 0
 
 
