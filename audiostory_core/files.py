@@ -27,8 +27,10 @@ REDOWNLOAD = "download it again"
 MAX_WHY_CHARS = 80                        # a library's own words kept in a sentence, at most
 MAX_SAFETENSORS_HEADER_BYTES = 100 << 20  # safetensors' own limit on the JSON header
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
-# torch's weights-only unpickler names each class or function a pickle would have to run.
-_UNSAFE_PICKLE_MARKER = "Unsupported global"
+# torch's weights-only unpickler names each class or function a pickle would have to run: "Unsupported
+# global" for one it does not know, "unsupported GLOBAL ... is blocked" for one it refuses outright
+# (os.system, the usual payload of a booby-trapped checkpoint).
+_UNSAFE_PICKLE_MARKER = "unsupported global"
 
 
 @contextlib.contextmanager
@@ -68,7 +70,7 @@ def read_error(path: str | os.PathLike, err: BaseException) -> AudioStoryError:
         return unreadable(path, err)
     if isinstance(err, json.JSONDecodeError):
         return CheckpointDamaged(path, f"is not valid JSON (line {err.lineno})")
-    if isinstance(err, pickle.UnpicklingError) and _UNSAFE_PICKLE_MARKER in str(err):
+    if isinstance(err, pickle.UnpicklingError) and _UNSAFE_PICKLE_MARKER in str(err).lower():
         return CheckpointDamaged(path, "is not a plain weights file (it holds Python objects), so it was not loaded",
                                  "download it again from a source you trust")
     return CheckpointDamaged(path, f"is damaged or incomplete ({_why(err)})")

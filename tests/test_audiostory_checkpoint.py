@@ -353,6 +353,21 @@ def test_legacy_pickle_with_code_objects_is_refused_in_one_sentence(tmp_path):
         weight_files.as_safetensors(bin_path, tmp_path / "cache")
 
 
+class RunsACommand:
+    """What a booby-trapped checkpoint holds: unpickling it would run a shell command."""
+
+    def __reduce__(self):
+        return (os.system, ("echo this must never run",))
+
+
+@pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
+def test_a_pickle_that_would_run_a_command_is_named_unsafe_not_damaged(tmp_path, zipped):
+    bin_path = tmp_path / "pytorch_model.bin"
+    torch.save({"w": torch.zeros(2), "payload": RunsACommand()}, bin_path, _use_new_zipfile_serialization=zipped)
+    with pytest.raises(CheckpointDamaged, match="it holds Python objects.*from a source you trust"):
+        weight_files.as_safetensors(bin_path, tmp_path / "cache")
+
+
 def test_import_is_light_and_names_are_exported():
     import subprocess
     import sys
