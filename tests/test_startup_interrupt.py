@@ -1,5 +1,6 @@
 """Ctrl-C while `dub` is still loading its command (before its signal handlers are in place)
-ends it with one line and status 130, never a traceback."""
+ends it with one line and status 130, never a traceback; a reader of its output that goes away
+ends it quietly."""
 from __future__ import annotations
 
 import subprocess
@@ -33,3 +34,20 @@ def test_ctrl_c_while_the_command_loads_is_one_line(tmp_path, args):
     assert done.returncode == 130, done.stderr
     assert done.stderr == "dub: interrupted while starting; nothing was read or written.\n"
     assert done.stdout == "" and list(tmp_path.iterdir()) == [hook]
+
+
+@pytest.mark.parametrize("args", [["models", "list"], ["{video}", "-o", "{out}", "--json-progress"]],
+                         ids=["models-list", "dub-json-progress"])
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path, demo_sample, args):
+    """`dub ... | head -1`: once the pipe's reader is gone, the command stops as command-line tools
+    do, with the status a shell gives SIGPIPE, no traceback, and no half-written output left."""
+    out = tmp_path / "out" / "demo.mp4"
+    out.parent.mkdir()
+    args = [a.format(video=demo_sample[0], out=out) for a in args]
+    proc = subprocess.Popen([*dub_command(), *args], env=dub_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=tmp_path)
+    proc.stdout.close()   # before its first line: the reader has gone
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=300) == 141, stderr
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr
+    assert list(out.parent.iterdir()) == []
