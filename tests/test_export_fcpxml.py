@@ -141,3 +141,19 @@ def test_fcpxml_format_size_is_as_displayed(tmp_path):
     assert video_asset.get("hasAudio") == "0"                         # the silent source itself
     sequence = root.find(".//sequence")
     assert sequence.get("tcStart") == "0s" and sequence.find("spine")[0].get("offset") == "0s"
+
+
+def test_hit_markers_are_standard_markers_in_final_cut_named_by_kind(tmp_path):
+    """A hit is no to-do item: Final Cut reads `completed` on a marker as one (0 unfinished, 1
+    done), so the markers carry only their time and name."""
+    from vision.types import VisualEvent
+
+    analysis = _analysis(NTSC, [0, 24, 100, 300])
+    plan = make_plan(analysis, PlanOptions())
+    hits = (VisualEvent(30, "impact", 0.8, 31), VisualEvent(120, "whoosh", 0.6, 140), VisualEvent(200, "run", 0.7, 230))
+    files = TimelineMedia(video_path="/videos/cartoon.dub.mp4", mix_path="/tmp/cartoon.mix.wav")
+    root = _fcpxml_root(write_fcpxml(tmp_path / "t.fcpxml", plan, analysis.media, files,
+                                     TimelineOptions(hit_markers=hits)))
+    markers = list(root.iter("marker"))
+    assert [m.get("value").split()[0] for m in markers] == ["impact", "whoosh", "run"]
+    assert all("completed" not in m.attrib for m in markers)

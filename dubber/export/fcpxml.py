@@ -113,7 +113,8 @@ def _finish_fcpxml(xml: str, timeline: "otio.schema.Timeline", fps: Fraction, fa
                    names: dict[str, str] | None = None) -> str:
     """Add what the adapter leaves out: the sequence's start timecode (tcStart, with the spine
     moved to it), exact source starts of the picture, frame size and name of the format, and
-    hasAudio on a picture asset that has sound; keep only the project beside the resources, with
+    hasAudio on a picture asset that has sound; make every marker a standard one (not a to-do);
+    keep only the project beside the resources, with
     each asset named after its file; then give back the real names of `names` ({token: name},
     see `_with_plain_names`)."""
     head, body = xml.split("<!DOCTYPE fcpxml>", 1)
@@ -149,6 +150,7 @@ def _finish_fcpxml(xml: str, timeline: "otio.schema.Timeline", fps: Fraction, fa
     if facts.video_fps is not None and facts.video_fps != fps:
         _keep_video_rate(root, facts, {picture_url} | _original_urls(timeline))
     _disable_tracks(root, timeline)
+    _standard_markers(root)
     _keep_only_the_project(root)
     _name_assets_after_their_files(root)
     for element in root.iter():
@@ -182,6 +184,14 @@ def _media_at_its_timecode(root: ET.Element) -> None:
             begins = max(starts, default=Fraction(0))
             if begins:
                 child.set("offset", _seconds_text(begins + _seconds(child.get("offset", "0s"))))
+
+
+def _standard_markers(root: ET.Element) -> None:
+    """Hit and shot markers as standard markers. The adapter turns a marker's colour into
+    `completed` (red 0, green 1), which makes it a to-do item in Final Cut: every impact an
+    unfinished task, every whoosh a finished one. The kind is in the marker's name."""
+    for marker in root.iter("marker"):
+        marker.attrib.pop("completed", None)
 
 
 def _keep_only_the_project(root: ET.Element) -> None:
