@@ -179,6 +179,46 @@ def stored_names(path: str | os.PathLike) -> frozenset[str] | None:
         return None
 
 
+def check_complete(path: str | os.PathLike) -> None:
+    """Refuse a weights file that is cut short, from what its own index says, without reading a
+    tensor: a .safetensors file's header and the end of its last tensor, a zip `.bin`'s central
+    directory (at the end of the file) and where its last entry ends. A legacy pickle says
+    nothing of its length and passes; loading it tells.
+
+    Raises:
+        CheckpointDamaged: the file is shorter than its index says, or has no index.
+        WeightsNotFound: absent or unreadable (see `reading`).
+    """
+    path = Path(path)
+    with reading(path):
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            start = handle.read(8)
+        if len(start) < 8:
+            raise CheckpointDamaged(path, f"is damaged or incomplete (it is {size} bytes long)")
+        if path.suffix == ".safetensors":
+            try:
+                header = _safetensors_header(path)
+                end = 8 + struct.unpack("<Q", start)[0] + max(
+                    (int(entry["data_offsets"][1]) for name, entry in header.items() if name != "__metadata__"),
+                    default=0)
+            except (ValueError, AttributeError, KeyError, TypeError, IndexError) as err:   # not a header of tensors
+                raise CheckpointDamaged(path, "is damaged or incomplete (its header is cut short or corrupt)") from err
+            if end > size:
+                raise CheckpointDamaged(path, f"is damaged or incomplete (it ends at byte {size}, its tensors at {end})")
+            return
+        if not start.startswith(b"PK\x03\x04"):
+            return   # a legacy pickle: loading it tells
+        try:
+            with zipfile.ZipFile(path) as archive:
+                last = max(archive.infolist(), key=lambda info: info.header_offset, default=None)
+        except zipfile.BadZipFile as err:
+            raise CheckpointDamaged(path, "is damaged or incomplete (the index at the end of the zip is "
+                                          "missing: the file was cut short)") from err
+        if last is not None and last.header_offset + last.compress_size > size:
+            raise CheckpointDamaged(path, f"is damaged or incomplete (it ends at byte {size}, inside {last.filename})")
+
+
 def _safetensors_header(path: Path) -> dict[str, Any]:
     with open(path, "rb") as handle:
         (size,) = struct.unpack("<Q", handle.read(8))

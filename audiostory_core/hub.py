@@ -22,8 +22,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DOWNLOAD_FAILED, FOLDER_MISSING, INCOMPLETE, NOT_CACHED, WeightsNotFound
-from .files import blocked_part, stored_names, unreadable
+from .errors import DOWNLOAD_FAILED, FOLDER_MISSING, INCOMPLETE, NOT_CACHED, CheckpointDamaged, WeightsNotFound
+from .files import blocked_part, check_complete, stored_names, unreadable
 from .keys import T5_PREFIX, strip_ddp_prefix
 
 log = logging.getLogger(__name__)
@@ -195,11 +195,27 @@ def _layout(root: Path, label: str, local_only: bool = False) -> CheckpointFiles
     qwen_dir = _qwen_dir(model_dir, near, local_only)
     t5_dir = _first_with(near, T5_DIR_NAME, ("config.json",))
     weights = next(model_dir / f for f in WEIGHT_FILES if (model_dir / f).is_file())
+    for part in (weights, flux_dir / "model.safetensors"):
+        _check_complete(part)
     if t5_dir is not None:
         _check_t5_dir(t5_dir, weights)
     base_dir = next((d / QWEN_DIR_NAME for d in near
                      if any((d / QWEN_DIR_NAME / f).is_file() for f in BASE_WEIGHT_FILES)), None)
     return CheckpointFiles(model_dir, weights, flux_dir, qwen_dir, t5_dir, base_dir)
+
+
+def _check_complete(path: Path) -> None:
+    """A weights file cut short is found when the checkpoint is located (`dub doctor`, `dub models
+    download`, the backend's choice), not after a video has been analysed. In the Hub cache the
+    snapshot's file links to a blob the Hub client would keep as it is, so the fix deletes that."""
+    try:
+        check_complete(path)
+    except CheckpointDamaged as err:
+        real = Path(os.path.realpath(path))
+        if hub_cache_dir().resolve() in real.parents:
+            raise CheckpointDamaged(path, err.problem, f"delete {real} (the damaged download) and run "
+                                                       "`dub models download`") from err
+        raise
 
 
 def _check_t5_dir(t5_dir: Path, weights: Path) -> None:

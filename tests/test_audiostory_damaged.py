@@ -107,6 +107,38 @@ def test_a_base_model_shard_short_by_100_bytes_is_named_as_damaged(written, scra
     assert_one_sentence(str(err), f"The file {shard} is damaged or incomplete (", "; download it again.")
 
 
+@pytest.mark.parametrize("part, short_by", [(WEIGHTS, "half"), ("Flux_detokenizer/model.safetensors", 100)])
+def test_a_weights_file_cut_short_is_found_where_the_checkpoint_is_located(plain, tmp_path, part, short_by):
+    """`dub doctor`, `dub models download` and the backend's choice locate the checkpoint: a file
+    cut short is named there, before any video is analysed, and doctor calls it not usable."""
+    from dub_cli import dub_env, run_dub
+
+    path = plain / part
+    cut(path, path.stat().st_size // 2 if short_by == "half" else path.stat().st_size - short_by)
+    err = refusal(lambda: hub.locate(plain))
+    assert isinstance(err, CheckpointDamaged) and err.path == str(path)
+    assert_one_sentence(str(err), f"The file {path} is damaged or incomplete (", "; download it again.")
+    doctor = run_dub(["doctor", "--model", plain], dub_env(tmp_path))
+    assert f"not usable: the file {path} is damaged or incomplete" in doctor.stdout, doctor.stdout
+
+
+def test_a_download_cut_short_in_the_hub_cache_names_the_blob_to_delete(written, scratch, monkeypatch):
+    """The Hub client keeps a blob it already has, so "download it again" would go round in a
+    circle: the sentence names the blob the snapshot links to."""
+    snapshot = _hub_cache_holding(written["plain"], scratch / "hub")
+    weights = snapshot / WEIGHTS
+    blob = scratch / "hub" / f"models--{hub.REPO_ID.replace('/', '--')}" / "blobs" / "0123abcd"
+    blob.parent.mkdir()
+    shutil.move(weights, blob)
+    weights.symlink_to(blob)
+    cut(blob, blob.stat().st_size // 2)
+    monkeypatch.setenv("HF_HUB_CACHE", str(scratch / "hub"))
+    err = refusal(lambda: hub.locate(None, local_only=True))
+    assert isinstance(err, CheckpointDamaged) and "\n" not in str(err)   # long, with two cache paths in it
+    assert str(err).startswith(f"The file {weights} is damaged or incomplete (")
+    assert str(err).endswith(f"; delete {blob.resolve()} (the damaged download) and run `dub models download`.")
+
+
 def test_a_tokenizer_file_that_is_not_json_is_named(plain):
     tokenizer = plain / QWEN / "tokenizer.json"
     tokenizer.write_text("{oops")

@@ -100,6 +100,7 @@ READY = "ready"
 CPU_REQUESTED = "cpu_requested"
 NO_TORCH = "no_torch"
 NO_CUDA = "no_cuda"
+DAMAGED = "weights_damaged"   # a weights file of the checkpoint is cut short or corrupt
 _DOWNLOAD_FIX = "run `dub models download`"
 
 
@@ -126,10 +127,12 @@ def weights_availability(model: str | None = None) -> Availability:
     environment is not touched (jobs of one watch folder or batch share it).
     """
     from audiostory_core import hub
-    from audiostory_core.errors import NOT_CACHED, WeightsNotFound
+    from audiostory_core.errors import NOT_CACHED, CheckpointDamaged, WeightsNotFound
 
     try:
         files = hub.locate(model, local_only=True)
+    except CheckpointDamaged as err:   # there, but it would not load: said, and the score engine plays
+        return Availability(False, DAMAGED, f"the file {err.path} {err.problem}", err.fix)
     except WeightsNotFound as err:
         if err.reason == NOT_CACHED:
             # `dub models download` fetches the official weights; another Hub id is the user's own.

@@ -80,9 +80,12 @@ def _weights_line(weights) -> str:
     """Where the weights are, or why not; on the weights' own line the subject is not repeated."""
     from audiostory_core.errors import NOT_CACHED
 
+    from ..backends import DAMAGED
+
     if weights.available:
         return f"found in {weights.location}"
-    why = "not found in the Hugging Face cache" if weights.reason == NOT_CACHED else f"not found: {weights.message}"
+    why = ("not found in the Hugging Face cache" if weights.reason == NOT_CACHED else
+           f"not usable: {weights.message}" if weights.reason == DAMAGED else f"not found: {weights.message}")
     return f"{why} ({weights.fix})" if weights.fix else why
 
 
