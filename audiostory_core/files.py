@@ -73,7 +73,7 @@ def read_error(path: str | os.PathLike, err: BaseException) -> AudioStoryError:
     if isinstance(err, pickle.UnpicklingError) and _UNSAFE_PICKLE_MARKER in str(err).lower():
         return CheckpointDamaged(path, "is not a plain weights file (it holds Python objects), so it was not loaded",
                                  "download it again from a source you trust")
-    return CheckpointDamaged(path, f"is damaged or incomplete ({_why(err)})")
+    return CheckpointDamaged(path, f"is damaged or incomplete ({short_reason(err)})")
 
 
 def unreadable(path: str | os.PathLike, err: OSError | None = None) -> WeightsNotFound:
@@ -113,7 +113,7 @@ def _open_error(path: Path) -> OSError | None:
         return err
 
 
-def _why(err: BaseException) -> str:
+def short_reason(err: BaseException) -> str:
     """A short reason in the library's words: the last clause of its first sentence."""
     if isinstance(err, EOFError):
         return "it ends early"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DOWNLOAD_FAILED, FOLDER_MISSING, INCOMPLETE, NOT_CACHED, CheckpointDamaged, WeightsNotFound
-from .files import blocked_part, check_complete, stored_names, unreadable
+from .files import blocked_part, check_complete, short_reason, stored_names, unreadable
 from .keys import T5_PREFIX, strip_ddp_prefix
 
 log = logging.getLogger(__name__)
@@ -143,15 +143,29 @@ def fetch(repo_id: str, allow_patterns: list[str] | None = None, *, local_only: 
         if local_only:
             detail = f"The model files of {repo_id} are not in the Hugging Face cache ({hub_cache_dir()})"
             raise WeightsNotFound(f"{detail}; {hint}.", reason=NOT_CACHED, detail=detail) from err
-        why = "offline mode is on (HF_HUB_OFFLINE=1)" if offline() else f"the download failed ({type(err).__name__})"
-        detail = f"The model files of {repo_id} are not on this machine and {why}"
+        detail = f"The model files of {repo_id} are not on this machine and {_why_not_fetched(err)}"
         # Files fetched elsewhere reach this machine only as a copy of the cache folder or as a
         # local checkpoint folder: say both, not only the command that just failed here.
-        raise WeightsNotFound(
-            f"{detail}; unset HF_HUB_OFFLINE where there is a connection, or {hint} on a machine with one "
-            f"and copy its Hugging Face cache ({hub_cache_dir()}) here or pass the checkpoint folder with --model PATH.",
-            reason=NOT_CACHED if offline() else DOWNLOAD_FAILED, detail=detail,
-        ) from err
+        elsewhere = (f"{hint} on a machine with one and copy its Hugging Face cache ({hub_cache_dir()}) here or "
+                     "pass the checkpoint folder with --model PATH")
+        first = ("unset HF_HUB_OFFLINE where there is a connection" if offline() else
+                 "check the connection (a proxy needs HTTPS_PROXY; a mirror, HF_ENDPOINT)")
+        raise WeightsNotFound(f"{detail}; {first}, or {elsewhere}.",
+                              reason=NOT_CACHED if offline() else DOWNLOAD_FAILED, detail=detail) from err
+
+
+def _why_not_fetched(err: Exception) -> str:
+    """Why the Hub gave no files, in a few words: offline mode, an unreachable Hub, or its answer."""
+    if offline():
+        return "offline mode is on (HF_HUB_OFFLINE=1)"
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    if status in (401, 403, 404):
+        return f"the Hub has no such repo this machine may read (HTTP {status})"
+    if status is not None:
+        return f"the Hub answered HTTP {status}"
+    if type(err).__name__ == "LocalEntryNotFoundError":   # what the client raises when it cannot connect
+        return "the Hugging Face Hub could not be reached"
+    return f"the download failed ({short_reason(err)})"
 
 
 def _refuse_unreadable_cache(repo_id: str, err: Exception) -> None:

@@ -131,6 +131,17 @@ def test_models_list_and_offline_download(tmp_path):
     assert not (tmp_path / "hf-home" / "hub").exists() or not any((tmp_path / "hf-home" / "hub").iterdir())
 
 
+def test_a_download_that_cannot_reach_the_hub_says_so_and_not_to_leave_offline_mode(tmp_path):
+    """Online, with the Hub out of reach (here: an endpoint nothing listens on), the sentence says
+    the Hub could not be reached and what to check; offline mode is not on, so it is not blamed."""
+    env = dub_env(tmp_path, HF_ENDPOINT="http://127.0.0.1:9")
+    env.pop("HF_HUB_OFFLINE")
+    fetched = run_dub(["models", "download"], env)
+    assert fetched.returncode == 2 and len(fetched.stderr.strip().splitlines()) == 1, fetched.stderr
+    assert "the Hugging Face Hub could not be reached; check the connection" in fetched.stderr, fetched.stderr
+    assert "HF_HUB_OFFLINE" not in fetched.stderr and "Error" not in fetched.stderr, fetched.stderr
+
+
 def test_models_list_shows_a_cached_captioner(tmp_path):
     env = dub_env(tmp_path)
     snapshot_dir = (tmp_path / "hf-home" / "hub" / "models--openai--clip-vit-base-patch32" / "snapshots" / ("a" * 40))
