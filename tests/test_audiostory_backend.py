@@ -170,3 +170,23 @@ def test_a_checkpoint_without_its_tokenizer_is_told_so_not_called_absent(sample_
     message = str(err.value)
     assert message.startswith("The Qwen2.5-3B-Instruct tokenizer that AudioStory reads is neither next to")
     assert "hf download Qwen/Qwen2.5-3B-Instruct" in message and "not on this machine" not in message
+
+
+def test_audio_made_in_one_precision_is_not_served_to_a_run_in_another(sample_30p_silent, tmp_path, monkeypatch):
+    """The manifest says where the audio was made (device and precision); the cache keeps what
+    float32 on a CPU made apart from what half precision on a GPU would make of the same weights."""
+    from audiostory_core.testing import write_tiny_checkpoint
+    from dubber import api
+
+    video, _ = sample_30p_silent
+    checkpoint = write_tiny_checkpoint(tmp_path / "ckpt")
+    monkeypatch.setenv("AUDIOSTORY_CACHE", str(tmp_path / "converted"))
+    options = api.DubOptions(backend="audiostory", model=str(checkpoint), device="cpu", cache_dir=str(tmp_path / "c"))
+    first = api.dub(video, tmp_path / "a" / "v.mp4", options)
+    manifest = json.loads((tmp_path / "a" / "v.json").read_text())
+    assert "ran on cpu in float32" in manifest["render"]["notes"]
+    again = api.dub(video, tmp_path / "b" / "v.mp4", options)
+    assert (first.cues_from_cache, again.cues_from_cache) == (0, again.cues)
+    monkeypatch.setattr(AudioStoryBackend, "placement", lambda self: {"device": "cuda", "dtype": "float16"})
+    elsewhere = api.dub(video, tmp_path / "c" / "v.mp4", options)
+    assert elsewhere.cues_from_cache == 0

@@ -143,11 +143,19 @@ class AudioStoryBackend(DubBackend):
         return self._files
 
     def weights_identity(self) -> dict[str, Any] | None:
-        """What cached audio of these weights is keyed on (`weights_fingerprint`); None for a
-        pipeline handed in ready-made, whose files are not known here."""
+        """What cached audio of these weights is keyed on: the files (`weights_fingerprint`) and
+        where they run (`placement`: half precision on a GPU does not give float32's samples on
+        a CPU). None for a pipeline handed in ready-made, whose files are not known here."""
         if self._pipeline is not None and self._files is None:
             return None
-        return weights_fingerprint(self.files)
+        return {**weights_fingerprint(self.files), **self.placement()}
+
+    def placement(self) -> dict[str, str]:
+        """The device type and precision this backend runs in ({"device": "cuda", "dtype": "float16"})."""
+        from audiostory_core.device import resolve_device
+
+        where = resolve_device(self.options.device, self.options.dtype)
+        return {"device": where.device.type, "dtype": str(where.dtype).removeprefix("torch.")}
 
     def render(self, plan: DubPlan, analysis: VideoAnalysis, progress: ProgressFn = no_progress) -> RenderResult:
         """One CueAudio per plan cue, stem "dub", float32 (2, cue.num_samples) at plan.sample_rate."""
@@ -180,7 +188,7 @@ class AudioStoryBackend(DubBackend):
                                           sample_rate=plan.sample_rate, seed=plan.seed, only=only)
         # Every cue's seed, as the pipeline draws them, whichever cues this call rendered.
         seeds = [c.seed if c.seed is not None else plan.seed + i for i, c in enumerate(plan.cues)]
-        notes = [f"shot-locked, seeds {seeds}"]
+        notes = [f"shot-locked, seeds {seeds}", self._ran_on()]
         if out.story is not None and out.story.prefix != audiostory_text(plan).prefix:
             # A cue longer than the DiT's window was rendered in parts, each with its own point.
             notes.append("model prompt (cues split at the DiT window): " + out.story.prefix)
@@ -202,9 +210,13 @@ class AudioStoryBackend(DubBackend):
         audio = tuple(self._cue_audio(c, track[:, c.start_sample:c.end_sample]) for c in plan.cues)
         placed = _clip_descriptions(story.captions, story.durations_s)
         return RenderResult(backend=self.NAME, sample_rate=plan.sample_rate, cues=audio, **self._model_facts(),
-                            notes=(f"free timing, {len(placed)} clips chosen by the model",
+                            notes=(f"free timing, {len(placed)} clips chosen by the model", self._ran_on(),
                                    "model prompt: " + chat_prompt(text.instruction)),
                             free_timing_captions=placed)
+
+    def _ran_on(self) -> str:
+        where = self.placement()
+        return f"ran on {where['device']} in {where['dtype']}"
 
     @staticmethod
     def _cue_audio(cue: Any, wave: np.ndarray) -> CueAudio:
