@@ -480,6 +480,8 @@ def prepare(video_path: str | os.PathLike, out_path: str | os.PathLike | None = 
     backend_name, reason = resolve_backend(options)
     if options.soundfont and backend_name != "score":   # said, not silently dropped
         reason += f"; --soundfont {options.soundfont} is for the score engine, so it is not used"
+    if options.precision and backend_name != "audiostory":
+        reason += f"; --precision {options.precision} is for AudioStory, so it is not used"
     return DubJob(path, options, dest, backend_name, reason)
 
 

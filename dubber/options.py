@@ -58,6 +58,8 @@ class DubOptions:
         timeline: also write .otio/.fcpxml/.srt next to the output.
         model: AudioStory checkpoint folder or Hub repo id (None: the official one).
         device: "cpu", "cuda", "cuda:N" or None (CUDA when present).
+        precision: AudioStory's "float16", "bfloat16" or "float32" (None: float16 on CUDA, as the
+            released model runs, float32 on the CPU, which has no half precision to speak of).
         timing: "shots" (a clip per cue) or "free" (the model lays out its own clips).
         captioner: "auto" (vlm when its weights are on this machine, else motion), "motion", "clip" or "vlm".
         captioner_model: the clip or vlm captioner's weights, a local folder or a Hub repo id (None: its
@@ -86,6 +88,7 @@ class DubOptions:
     timeline: bool = False
     model: str | None = None
     device: str | None = None
+    precision: str | None = None
     timing: str = "shots"
     captioner: str = "auto"
     captioner_model: str | None = None
@@ -285,6 +288,21 @@ def check_options(options: DubOptions) -> None:
         read_hit_list(options.hits_path)   # its form now; its times once the video is probed
     resolve_lufs(options.lufs)
     check_device(options.device)
+    check_precision(options.precision, options.device)
+
+
+PRECISIONS = ("float16", "bfloat16", "float32")
+
+
+def check_precision(precision: str | None, device: str | None) -> None:
+    """A known precision, and half precision only where a GPU runs it."""
+    if precision is None:
+        return
+    if precision not in PRECISIONS:
+        raise InputError(f"Unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}.")
+    if precision != "float32" and str(device).lower() == "cpu":
+        raise InputError(f"--precision {precision} needs a GPU; on the CPU AudioStory runs in float32, so drop "
+                         "--precision or --device cpu.")
 
 
 def check_device(device: str | None) -> None:

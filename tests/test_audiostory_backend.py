@@ -190,3 +190,19 @@ def test_audio_made_in_one_precision_is_not_served_to_a_run_in_another(sample_30
     monkeypatch.setattr(AudioStoryBackend, "placement", lambda self: {"device": "cuda", "dtype": "float16"})
     elsewhere = api.dub(video, tmp_path / "c" / "v.mp4", options)
     assert elsewhere.cues_from_cache == 0
+
+
+def test_the_precision_asked_for_reaches_the_model_and_is_checked_up_front(sample_30p_silent, tmp_path):
+    from dubber import api
+    from dubber.backends import build_backend
+
+    video, _ = sample_30p_silent
+    options = api.DubOptions(backend="audiostory", precision="bfloat16")
+    assert build_backend("audiostory", options).options.dtype == "bfloat16"
+    env = dub_env(tmp_path)
+    for args, words in ((["--precision", "float16", "--device", "cpu"], "--precision float16 needs a GPU"),
+                        (["--precision", "int8"], "Unknown precision 'int8'")):
+        done = run_dub([video, "-o", tmp_path / "x.mp4", *args], env)
+        assert done.returncode == 2 and words in done.stderr and not (tmp_path / "x.mp4").exists(), done.stderr
+    job = api.prepare(video, tmp_path / "y.mp4", api.DubOptions(backend="score", precision="bfloat16"))
+    assert job.backend_reason.endswith("--precision bfloat16 is for AudioStory, so it is not used")

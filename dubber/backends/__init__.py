@@ -222,7 +222,8 @@ def _missing_weights_message(model: str | None, weights: Availability) -> str:
 
 def build_backend(name: str, options: "DubOptions") -> "DubBackend":
     """The backend `name`, set up with a run's model, device, timing and SoundFont."""
-    return get_backend(name, BackendOptions(model=options.model, device=options.device, timing=options.timing,
+    return get_backend(name, BackendOptions(model=options.model, device=options.device, dtype=options.precision,
+                                            timing=options.timing,
                                             soundfont=options.soundfont))
 
 

@@ -68,7 +68,8 @@ def _add_style(p: argparse.ArgumentParser) -> None:
 
 def _add_render(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", metavar="NAME",
-                   help="auto (AudioStory on a GPU with weights, else the score engine), audiostory or score")
+                   help="auto (the default: AudioStory on a GPU with its weights, else the score engine), "
+                        "audiostory or score")
     p.add_argument("--keep-original", action="store_true",
                    help="mix the original audio under the dub and keep it as a second track")
     p.add_argument("--original-gain", type=float, default=None, metavar="DB",
@@ -80,8 +81,12 @@ def _add_render(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeline", action="store_true",
                    help="also write .otio, .fcpxml and .srt next to the output, and the stems they use "
                         "(into <output>_stems/ unless --stems is given)")
-    p.add_argument("--model", metavar="PATH|REPO", help="AudioStory checkpoint folder or Hub repo id")
+    p.add_argument("--model", metavar="PATH|REPO",
+                   help="AudioStory checkpoint folder or Hub repo id (default: TencentARC/AudioStory-3B in the "
+                        "Hugging Face cache; `dub models download` fetches it)")
     p.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N (default: CUDA when present)")
+    p.add_argument("--precision", metavar="NAME",
+                   help="AudioStory's float16 (the default on a GPU, as released), bfloat16 or float32 (the CPU's)")
     p.add_argument("--timing", default="shots", metavar="MODE",
                    help="shots (one clip per shot, default) or free (AudioStory lays out its own clips)")
     p.add_argument("--render-group", type=int, metavar="N",
@@ -247,7 +252,7 @@ def dub_options(args: argparse.Namespace):
             fields["original_gain_db"] = args.original_gain
         fields.update(backend=args.backend, lufs=args.lufs, keep_original=args.keep_original,
                       stems_dir=args.stems, timeline=args.timeline,
-                      model=args.model, device=args.device, timing=args.timing,
+                      model=args.model, device=args.device, precision=args.precision, timing=args.timing,
                       render_group=args.render_group, soundfont=args.soundfont)
     if hasattr(args, "hits"):
         fields.update(hits_path=args.hits, hits_only=args.hits_only)
