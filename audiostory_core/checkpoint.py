@@ -112,6 +112,24 @@ def expected_shapes(cfg: "AudioStoryConfig") -> dict[str, Shape]:
     return expected_checkpoint_shapes(cfg)
 
 
+def check_small_files(files: "CheckpointFiles") -> None:
+    """Parse every small file of the checkpoint (configs, tokenizer, shard index) before the
+    weights are converted: a typo in a YAML file is then said in a second, not after minutes and
+    gigabytes spent converting a pickle that the broken config makes useless.
+
+    Raises:
+        CheckpointDamaged: a file that is not valid YAML or JSON (see `files.read_json`).
+    """
+    read_yaml(files.config_yaml)
+    small = [files.flux_config, files.vae_config, files.generation_config]
+    small += [files.qwen_dir / name for name in ("config.json", "tokenizer_config.json", "tokenizer.json")]
+    if files.base_llm_dir is not None:
+        small.append(files.base_llm_dir / "model.safetensors.index.json")
+    for path in small:
+        if path is not None and path.is_file():
+            read_json(path)
+
+
 def load_model(files: "CheckpointFiles", placement: "Placement",
                cache_dir: str | os.PathLike | None = None) -> "AudioStory":
     """Build AudioStory from a checkpoint folder: strict key check, load, merge LoRA, place.
@@ -130,6 +148,7 @@ def load_model(files: "CheckpointFiles", placement: "Placement",
     from .keys import TIED_ALIASES, strip_ddp_prefix
     from .model import build_audiostory
 
+    check_small_files(files)
     weights = WeightIndex()
     weights.add(as_safetensors(files.weights, cache_dir), strip_ddp_prefix)
     for alias, source in TIED_ALIASES:

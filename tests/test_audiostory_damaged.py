@@ -315,6 +315,8 @@ def test_d_config_that_does_not_parse_is_named_with_its_line(written, scratch, s
     err = refusal(lambda: load(root))
     assert isinstance(err, CheckpointDamaged)
     assert str(err) == f"The file {root / relative} is not valid {language} (line {line}); download it again."
+    # found before the weights were converted (minutes and gigabytes for the released pickle)
+    assert not list((root.parent / "cache").rglob("*.safetensors"))
 
 
 def test_d_many_misshaped_keys_give_the_first_and_a_count(plain):
