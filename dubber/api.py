@@ -190,12 +190,15 @@ def _analyze(path: Path, options: DubOptions, progress: ProgressFn, media: Any =
 
 
 def _analyze_for_dub(path: Path, options: DubOptions, progress: ProgressFn, media: Any = None) -> tuple[Any, str]:
-    """`_analyze`, with the events left that the soundtrack hits (`dubber.hits`): what the plan,
-    the backends, the manifest and the timelines' markers all read."""
+    """`_analyze`, with the events left that the soundtrack hits (`dubber.hits`), and the motion
+    captions told of those events: what the plan, the backends, the manifest and the timelines'
+    markers all read."""
+    from vision.captioners.motion import retold
+
     from .hits import played_events
 
     analysis, key = _analyze(path, options, progress, media)
-    return played_events(analysis), key
+    return retold(played_events(analysis)), key
 
 
 def _spotted(analysis: Any, key: str, options: DubOptions) -> tuple[Any, str]:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import dubber
-from dub_cli import read_wav
+from dub_cli import placeholder_checkpoint, read_wav
 from dubber import api
 from dubber.backends import BackendOptions, choose_auto
 from dubber.cache import CueStore, StageCache, fingerprint
@@ -196,11 +196,9 @@ def test_auto_backend_choice(tmp_path, monkeypatch):
     monkeypatch.setattr(backends, "cuda_available", lambda: True)
     name, reason = choose_auto(None)
     assert name == "score" and "dub models download" in reason
-    fake = tmp_path / "ckpt"
-    for rel in ("audiostory-3B/config.yaml", "audiostory-3B/pytorch_model.bin", "Flux_detokenizer/config.json",
-                "Flux_detokenizer/model.safetensors", "Qwen2.5-3B-Instruct/tokenizer_config.json"):
-        (fake / rel).parent.mkdir(parents=True, exist_ok=True)
-        (fake / rel).write_text("{}")
+    fake = placeholder_checkpoint(tmp_path / "ckpt", (
+        "audiostory-3B/config.yaml", "audiostory-3B/pytorch_model.bin", "Flux_detokenizer/config.json",
+        "Flux_detokenizer/model.safetensors", "Qwen2.5-3B-Instruct/tokenizer_config.json"))
     monkeypatch.setattr(backends, "cuda_available", lambda: False)
     assert choose_auto(str(fake)) == ("score", "score backend: AudioStory weights found but no CUDA GPU is available")
     # Weights named with --model that are not there are said too, not only the missing GPU.
@@ -220,11 +218,9 @@ def test_auto_backend_choice(tmp_path, monkeypatch):
 def test_choosing_the_score_engine_beside_downloaded_weights_does_not_import_torch(tmp_path):
     """A laptop holding the weights but no GPU dubs with the score engine without paying for
     torch's import to learn there is no CUDA."""
-    fake = tmp_path / "ckpt"
-    for rel in ("audiostory-3B/config.yaml", "audiostory-3B/pytorch_model.bin", "Flux_detokenizer/config.json",
-                "Flux_detokenizer/model.safetensors", "Qwen2.5-3B-Instruct/tokenizer_config.json"):
-        (fake / rel).parent.mkdir(parents=True, exist_ok=True)
-        (fake / rel).write_text("{}")
+    fake = placeholder_checkpoint(tmp_path / "ckpt", (
+        "audiostory-3B/config.yaml", "audiostory-3B/pytorch_model.bin", "Flux_detokenizer/config.json",
+        "Flux_detokenizer/model.safetensors", "Qwen2.5-3B-Instruct/tokenizer_config.json"))
     code = ("import sys; from dubber.backends import choose_auto; "
             f"print(choose_auto({str(fake)!r})); print('torch' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

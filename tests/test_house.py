@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from dub_cli import placeholder_checkpoint
+
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("dubber", "vision", "audiostory_core")
 # Third-party packages only some installs have (the studio's and the batch pool's extras).
@@ -210,10 +212,7 @@ def _checkpoint_folder(root: Path, *, complete: bool) -> Path:
     parts = ["audiostory-3B/config.yaml", "audiostory-3B/pytorch_model.bin", "Qwen2.5-3B-Instruct/tokenizer_config.json"]
     if complete:
         parts += ["Flux_detokenizer/config.json", "Flux_detokenizer/model.safetensors"]
-    for rel in parts:
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text("{}")
-    return root
+    return placeholder_checkpoint(root, parts)
 
 
 def test_weights_status_is_a_typed_answer(tmp_path, monkeypatch):

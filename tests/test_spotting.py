@@ -177,6 +177,28 @@ def test_every_spotted_motion_sounds_and_every_marker_stands_on_a_sound(still_cl
     assert [m.name.split()[0] for m in picture.markers] == ["whoosh", "whoosh"]
 
 
+def test_the_captions_tell_the_spotted_hits_and_not_the_dropped_ones(demo_sample, tmp_path):
+    """The captions (the subtitles, and the text the audio model reads) speak of what the
+    soundtrack hits: a spotted crash is told at its time, a fall a `none` line dropped is not."""
+    video, _ = demo_sample
+    env = dub_env(tmp_path)
+    plain = run_dub([video, "-o", tmp_path / "plain" / "d.mp4", "--backend", "score"], env, timeout=240)
+    assert plain.returncode == 0, plain.stderr
+    manifest = json.loads((tmp_path / "plain" / "d.json").read_text())
+    fall = next(e for e in manifest["analysis"]["events"] if e["kind"] == "landing" and e["frame"] > 150)
+    shot = next(s for s in manifest["analysis"]["shots"] if s["start_frame"] <= fall["frame"] < s["end_frame"])
+    before = manifest["analysis"]["captions"][shot["index"]]["text"]
+    assert "a heavy fall at" in before, before
+    hits = _write(tmp_path, "hits.txt", f"2.5, impact\n{fall['frame']}f, none\n")
+    spotted = run_dub([video, "-o", tmp_path / "spotted" / "d.mp4", "--backend", "score", "--hits", hits, "--timeline"],
+                      env, timeout=240)
+    assert spotted.returncode == 0, spotted.stderr
+    after = [c["text"] for c in json.loads((tmp_path / "spotted" / "d.json").read_text())["analysis"]["captions"]]
+    assert "a heavy fall at" not in after[shot["index"]] and "a crash at 2.5 s" in after[0], after
+    subtitles = (tmp_path / "spotted" / "d.srt").read_text()
+    assert "a crash at 2.5 s" in subtitles and before.rstrip(".") not in subtitles
+
+
 @pytest.mark.parametrize("args, words", [
     (["--hits-only"], "--hits-only needs a hit list"),
     (["--hits", "missing.txt"], "does not exist"),

@@ -18,7 +18,7 @@ are used.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -91,11 +91,13 @@ class MotionCaptioner(Captioner):
 
 
 def describe_shot(analysis: VideoAnalysis, shot: Shot, keyframes: ShotKeyframes | None,
-                  options: MotionOptions = MotionOptions()) -> ShotCaption:
-    """The `motion` caption of one shot (also the fallback wording of the learned captioners)."""
+                  options: MotionOptions = MotionOptions(), dark: bool | None = None) -> ShotCaption:
+    """The `motion` caption of one shot (also the fallback wording of the learned captioners).
+    `dark`: whether the shot is dark, when known already (else read from its keyframes)."""
     level = shot_pace(analysis, shot, options)
     events = analysis.events_in(shot)
-    dark = keyframes is not None and bool(keyframes.images) and lightness(keyframes.images) < options.dark_below
+    if dark is None:
+        dark = keyframes is not None and bool(keyframes.images) and lightness(keyframes.images) < options.dark_below
     clauses = event_phrases(events, shot, analysis.media, options, dark=dark)
     after = _after_phrase(analysis, shot, events, level, options)
     text = _opening(level, events)
@@ -103,6 +105,22 @@ def describe_shot(analysis: VideoAnalysis, shot: Shot, keyframes: ShotKeyframes 
         text += "; " + ", ".join(clauses + ([after] if after else []))
     tags, scores = rule_tags(level, events, dark, analysis.media, options)
     return ShotCaption(shot.index, text + ".", tags, scores, MotionCaptioner.NAME)
+
+
+def retold(analysis: VideoAnalysis) -> VideoAnalysis:
+    """`analysis` with every `motion` caption told again from the events it now holds: a hit list
+    adds and removes events after the captions were written, and the captions must speak of what
+    the soundtrack hits (the audio model reads them). The keyframes they were read from are gone;
+    the one thing taken from them, whether the shot is dark, is what the caption said of it (only
+    a flash is worded by it: thunder in the dark). Captions of the learned captioners, which saw
+    the pictures, stay as they are."""
+    captions = list(analysis.captions)
+    for i, caption in enumerate(captions):
+        if caption.captioner == MotionCaptioner.NAME and caption.shot_index < len(analysis.shots):
+            shot = analysis.shots[caption.shot_index]
+            captions[i] = describe_shot(analysis, shot, None, dark="thunder" in caption.tags)
+    retold_captions = tuple(captions)
+    return analysis if retold_captions == analysis.captions else replace(analysis, captions=retold_captions)
 
 
 def shot_activity(motion: tuple[float, ...] | list[float], shot: Shot) -> float:
