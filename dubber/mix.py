@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SEAMLESS_RATIO = 1.5        # a join is seamless if it misses the prediction by <= this x the curvature
 SEAM_PROBE = 48             # samples each side of a join inspected for continuity
+SILENT_LEVEL = 1e-5         # a cue whose last samples stay under this (-100 dBFS) has fallen silent
 END_FADE_MS = 20.0          # the programme's last milliseconds fade to silence (no click at the end)
 MUTE_FADE_MS = 5.0          # a cue next to a muted one fades in (or out) over this long: no click
 BED_DUCK_THRESHOLD_DB = -12.0   # the original bed ducks fully only where the new track is within ~this of its loud level
@@ -175,8 +176,11 @@ def _fade_into_muted(out: Any, cue: Cue, clip: np.ndarray, muted_clip: np.ndarra
     this one (one timeline sliced into cues), they are its natural tail: kept under a cosine
     fade-out of `length` samples. Otherwise the cue itself fades out over its last `fade`
     samples; nothing of it is mirrored or repeated into the muted cue."""
-    if (muted_clip is not None and length > 0
-            and _is_seamless(clip[:, -SEAM_PROBE:], muted_clip[:, :SEAM_PROBE])):
+    tail = clip[:, -SEAM_PROBE:]
+    # Only a sounding tail has a continuation to keep: silence runs into anything "seamlessly",
+    # and the muted cue's opening (a hit on its first frame) would play under the fade.
+    if (muted_clip is not None and length > 0 and np.max(np.abs(tail), initial=0.0) > SILENT_LEVEL
+            and _is_seamless(tail, muted_clip[:, :SEAM_PROBE])):
         fade_out, _ = _equal_power(length)
         out.add(cue.end_sample, muted_clip[:, :length] * fade_out)
         return

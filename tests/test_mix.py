@@ -324,3 +324,15 @@ def test_a_minute_of_stems_meets_streaming_and_broadcast_targets():
         assert abs(measured - target) <= 0.5 and true_peak_resample_poly(track.mix) <= -1.0
         for name, audio in track.stems.items():
             assert true_peak_resample_poly(audio) <= -1.0, name
+
+
+def test_a_muted_cue_that_opens_on_a_hit_after_silence_is_silent_from_its_first_sample():
+    """A shot muted to drop its wrong hit: the hit on its first frame does not sound, even for
+    the crossfade's length, when the cue before it ends in silence (nothing there to carry on)."""
+    plan = make_plan([0, 2 * SR, 4 * SR])
+    before = music_like(2 * SR, 1)
+    before[:, -SR // 10:] = 0.0   # the first cue has died away before the cut
+    hit = np.zeros((2, 2 * SR), dtype=np.float32)
+    hit[:, :2000] = np.random.default_rng(3).standard_normal(2000) * np.exp(-np.arange(2000) / 400) * 0.8
+    track = mix(make_render(plan, [before, hit]), plan, MixOptions(), muted=(1,))
+    assert np.max(np.abs(track.mix[:, 2 * SR:])) == 0.0
