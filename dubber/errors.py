@@ -3,6 +3,8 @@
 Bugs are not `DubError`s: they keep their traceback and exit 1.
 """
 
+import errno
+
 EXIT_USER_ERROR = 2
 
 
@@ -34,6 +36,19 @@ def is_user_error(err: BaseException) -> bool:
     from vision.errors import VideoError
 
     return isinstance(err, (DubError, VideoError, AudioStoryError))
+
+
+def unusable_path_error(err: BaseException) -> "InputError | None":
+    """The user's error behind a system error that only a path given on the command line can
+    cause: a name longer than the file system allows, or a NUL character in it. None otherwise."""
+    if isinstance(err, OSError) and err.errno == errno.ENAMETOOLONG:
+        name = str(err.filename or "")
+        shown = name if len(name) <= 80 else f"{name[:40]}...{name[-30:]}"
+        return InputError(f"The path {shown} is too long for the file system (255 bytes a name, 4096 a path); "
+                          "give a shorter name or path.")
+    if isinstance(err, ValueError) and "null byte" in str(err):
+        return InputError("A path given holds a NUL character; give the file's real name.")
+    return None
 
 
 def one_line(err: BaseException | str) -> str:

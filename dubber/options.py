@@ -128,7 +128,7 @@ def check_input_file(video_path: str | os.PathLike) -> Path:
 
     A symbolic link stays a link (not its target), so outputs named after the input land next to
     the link the user gave."""
-    path = Path(video_path).expanduser()
+    path = usable_path(video_path, "input")
     if not path.exists():
         raise InputError(f"The input file {path} does not exist; check the path.")
     if path.is_dir():
@@ -142,9 +142,25 @@ def check_input_file(video_path: str | os.PathLike) -> Path:
     return Path(os.path.abspath(path))
 
 
+def usable_path(text: str | os.PathLike, what: str) -> Path:
+    """`text` as a path the system can look up, or one sentence on why not: a NUL character, or a
+    name longer than the file system allows (255 bytes a name, 4096 a path on Linux), which the
+    checks that follow would meet as a bare OSError."""
+    path = Path(text).expanduser()
+    shown = str(path) if len(str(path)) <= 80 else f"{str(path)[:40]}...{str(path)[-30:]}"
+    if "\x00" in str(path):
+        raise InputError(f"The {what} path {shown!r} holds a NUL character; give the file's real name.")
+    try:
+        path.exists()
+    except OSError as err:
+        raise InputError(f"The {what} path {shown} cannot be used: {err.strerror or err}; give a shorter "
+                         "name or path.") from None
+    return path
+
+
 def check_output_file(out_path: Path, input_path: Path, force: bool) -> Path:
     """Refuse outputs that would clobber the input or an existing file, or cannot be written."""
-    out = Path(out_path).expanduser().absolute()
+    out = usable_path(out_path, "output").absolute()
     if out.suffix.lower() not in VIDEO_SUFFIXES:
         raise OutputError(f"The output {out.name} must end in one of {', '.join(VIDEO_SUFFIXES)}; "
                           "choose a video file name with -o.")

@@ -279,3 +279,26 @@ def test_a_picture_too_large_is_refused_by_the_limit_it_breaks():
     with pytest.raises(InputError, match=r"8192x8192 pixels, 67.1 million, over the limit of 35.4 million"):
         check_media(media(8192, 8192))
     check_media(media(8192, 4320))
+
+
+LONG = "x" * 300   # over the 255 bytes a file name may have
+
+
+@pytest.mark.parametrize("extra, out_name", [
+    ([], f"{LONG}.mp4"),
+    (["--stems", LONG], "out.mp4"),
+    (["--hits", f"{LONG}.txt"], "out.mp4"),
+    (["--soundfont", f"{LONG}.sf2"], "out.mp4"),
+])
+def test_a_name_too_long_for_the_file_system_is_one_sentence(media, tmp_path, extra, out_name):
+    _run_case(media, tmp_path, "good", ["--backend", "score", *extra], "too long", out_name=out_name)
+
+
+def test_an_input_name_too_long_or_holding_a_nul_is_one_sentence(tmp_path, capsys):
+    from dubber.cli.main import main
+
+    proc = run_dub([tmp_path / f"{LONG}.mp4"], dub_env(tmp_path))
+    _assert_user_error(proc, folder=tmp_path, before=snapshot(tmp_path), input_path=None, input_hash=None,
+                       mention="too long")
+    assert main([str(tmp_path / "a\x00b.mp4")]) == 2   # no shell passes a NUL: a script or a form can
+    assert "NUL character" in capsys.readouterr().err

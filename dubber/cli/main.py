@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..errors import EXIT_USER_ERROR, is_user_error
+from ..errors import EXIT_USER_ERROR, is_user_error, unusable_path_error
 from ..lost_interrupts import keep_interrupts
 from .arguments import SUBCOMMANDS, dub_options, run_parser, sub_parser
 from .progress import make_reporter, one_line
@@ -414,6 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.debug("after an interrupt", exc_info=err)
             print(f"dub: {_after_interrupt(command, args)}", file=sys.stderr)
             return 143 if signal.SIGTERM in _signals_seen[seen:] else 130
+        if not is_user_error(err):
+            err = unusable_path_error(err) or err   # a path no file system takes: the user's to fix
         if not is_user_error(err):
             raise   # a bug keeps its traceback
         return _report_user_error(err, getattr(args, "json_progress", False))
