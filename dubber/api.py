@@ -34,7 +34,7 @@ from .options import (  # noqa: F401
     DubOptions, LUFS_RANGE, MAX_AREA_PIXELS, MAX_SIDE_PIXELS, MIN_DURATION_S, MIN_FRAMES, MOV_ONLY_VIDEO_CODECS, MP4_SUFFIXES,
     NAME_MAX_BYTES, ORIGINAL_GAIN_RANGE, VIDEO_SUFFIXES, check_container, check_device, check_input_file,
     check_media, check_options, check_output_file, check_writable_folder, default_output_path, resolve_lufs,
-    resolve_true_peak,
+    resolve_true_peak, usable_path,
 )
 from .atomic import OutputTransaction, commit_record_path, exclusive_lock, output_lock_path
 from .backends import build_backend, resolve_backend

@@ -172,6 +172,15 @@ def test_a_path_outside_the_root_is_refused(client, studio, where):
     assert "outside the studio's folder" in message and "\n" not in message, message
 
 
+@pytest.mark.parametrize("text, words", [("a" * 300 + ".mp4", "too long"), ("x/" * 3000 + "v.mp4", "too long"),
+                                         ("sub/\x00.mp4", "NUL character")], ids=["name", "path", "nul"])
+def test_a_path_no_file_system_takes_is_one_notice(studio, client, text, words):
+    with pytest.raises(AppError) as caught:
+        client.predict(text, STYLE, 0, api_name="/open_path")
+    message = str(caught.value)
+    assert words in message and "\n" not in message, message
+
+
 def test_the_server_serves_its_work_folder_only(studio, client):
     client.predict(SAMPLE.name, STYLE, 0, api_name="/open_path")
     thumb = next(studio.work.glob("projects/*/thumbs/cue-00000.jpg"))

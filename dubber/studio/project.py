@@ -98,7 +98,7 @@ def resolve_under_root(text: str, root: Path | None) -> Path:
         raise InputError("Opening a file by path needs the studio started with --root DIR; upload the video instead.")
     if not text or not text.strip():
         raise InputError(f"Type the path of a video inside {root}, or upload one.")
-    given = Path(text.strip()).expanduser()
+    given = api.usable_path(text.strip(), "input")   # a name no file system takes: one sentence, not a traceback
     path = (given if given.is_absolute() else root / given).resolve()
     if not path.is_relative_to(root.resolve()):
         raise InputError(f"{text.strip()} is outside the studio's folder {root}; choose a video inside it.")
