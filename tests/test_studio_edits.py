@@ -307,6 +307,27 @@ def test_a_render_with_nothing_changed_writes_no_take(opened, tmp_path):
     assert downloads and all(".take-001." in Path(p).name for p in downloads)
 
 
+def test_a_caption_edit_rendered_then_reopened_and_rendered_unchanged_writes_no_take(opened, tmp_path):
+    """The table saved after a caption edit, reopened (a reload, a restarted studio) and rendered
+    with nothing changed: the take would be the last one again, so none is written."""
+    from dubber.studio.app import _Actions, _project_view
+    from dubber.studio.project import StudioSettings, open_video
+
+    settings, project = _fresh_project(tmp_path, opened)
+    actions = _Actions(settings)
+    table = _rows(project)
+    table[1][4] = "Sindbad grabs Popeye."
+    actions.save_table(project, table)
+    project, table, *_ = actions.render(project, table, "auto")
+    actions.save_table(project, table)
+    restarted = StudioSettings(work_dir=settings.work_dir, cache_dir=settings.cache_dir)
+    again = open_video(SAMPLE, restarted, STYLE, 0)
+    rows, *_ = _project_view(again)
+    again, rows, video, *_, status = _Actions(restarted).render(again, rows, "auto")
+    assert status.startswith("Nothing changed since take 001"), status
+    assert Path(video).parent.name == "take-001" and not (again.folder / "takes" / "take-002").exists()
+
+
 def test_a_mistake_in_the_page_is_a_notice_and_leaves_every_output_as_it_was(opened, tmp_path):
     import gradio as gr
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import InputError, is_user_error
 from ..options import STUDIO_HOST as DEFAULT_HOST, STUDIO_PORT as DEFAULT_PORT
+from ..plan import with_model_text
 from ..styles import DEFAULT_STYLE, available_styles
 from ..types import ProgressFn
 from . import project as studio
@@ -204,7 +205,10 @@ class _Actions:
         # The table keeps every edit (a backend that reads them may render it later); the take
         # gets only what its backend reads.
         updated = replace(project, plan=wanted, shown_muted=muted)
-        if last is not None and (plan, muted, name) == (previous, project.muted, last.backend):
+        # Compared as rendered: the text the model reads follows the fields it is made from, and a
+        # table saved before a reload still holds the text of the fields as they were then.
+        same = with_model_text(plan) == with_model_text(previous)
+        if last is not None and same and (muted, name) == (project.muted, last.backend):
             # A take that would sound and read like the last one is not rendered again.
             said = _nothing_to_render(name, unused) if unused else _nothing_changed(last)
             return (updated, _project_view(updated)[0], *_take_view(last), said)
