@@ -328,6 +328,20 @@ def test_a_caption_edit_rendered_then_reopened_and_rendered_unchanged_writes_no_
     assert Path(video).parent.name == "take-001" and not (again.folder / "takes" / "take-002").exists()
 
 
+def test_a_scripts_dub_of_the_same_video_leaves_the_editors_project_to_reopen(opened, tmp_path):
+    """The `dub` endpoint dubs a video for a script; opening that video afterwards still finds the
+    editor's project, with its take, not the script's."""
+    from dubber.studio.app import _Actions
+    from dubber.studio.project import dub_once, open_video
+
+    settings, project = _fresh_project(tmp_path, opened)
+    project, *_ = _Actions(settings).render(project, _rows(project), "auto")
+    scripted = dub_once(SAMPLE, STYLE, 0, "auto", settings)
+    assert scripted.folder.parent.parent != project.folder
+    again = open_video(SAMPLE, settings, STYLE, 0)
+    assert again.reopened and again.folder == project.folder and again.last_take.number == 1
+
+
 def test_a_mistake_in_the_page_is_a_notice_and_leaves_every_output_as_it_was(opened, tmp_path):
     import gradio as gr
 

@@ -148,7 +148,7 @@ def open_video(source: str | os.PathLike, settings: StudioSettings, style: str, 
     if found is None:
         folder = Path(tempfile.mkdtemp(dir=projects, prefix=f"{_safe_name(path.name)}-"))
         video = _link_or_copy(path, folder, link)
-        store.write_project_record(folder, source_key, video, options.style, options.seed)
+        store.write_project_record(folder, source_key, video, options.style, options.seed, one_shot=not reopen)
     else:
         folder, video = found
     project = _project_in(folder, video, options, media, progress)

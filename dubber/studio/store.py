@@ -1,7 +1,7 @@
 """What the studio keeps on disk so a project outlives the page: which video (by content), style and
 seed a project folder holds, the table's latest edits, and a record of each finished take.
 
-    <project>/project.json              {"schema", "source", "video", "style", "seed"}
+    <project>/project.json              {"schema", "source", "video", "style", "seed"[, "one_shot"]}
     <project>/edits.json                {"schema", "plan", "muted"}: the table as last edited
     <project>/takes/take-NNN/take.json  what the page shows of a take: its files, backend, counts, mutes
 
@@ -73,8 +73,11 @@ def _write(path: Path, data: Mapping[str, Any]) -> None:
     atomic_write_text(path, json.dumps({"schema": STORE_SCHEMA, **data}, indent=2, ensure_ascii=False) + "\n")
 
 
-def write_project_record(folder: Path, source: str, video: Path, style: str, seed: int) -> None:
-    _write(folder / PROJECT_FILE, {"source": source, "video": video.name, "style": style, "seed": seed})
+def write_project_record(folder: Path, source: str, video: Path, style: str, seed: int,
+                         one_shot: bool = False) -> None:
+    """`one_shot`: a script's dub (the `dub` endpoint), which opening the video never returns to."""
+    _write(folder / PROJECT_FILE, {"source": source, "video": video.name, "style": style, "seed": seed,
+                                   **({"one_shot": True} if one_shot else {})})
 
 
 def read_project_record(folder: Path) -> dict[str, Any] | None:
@@ -99,6 +102,8 @@ def find_project(projects: Path, source: str, style: str, seed: int) -> tuple[Pa
     for record_path in projects.glob(f"*/{PROJECT_FILE}"):
         record = _read(record_path)
         if record is None or (record.get("source"), record.get("style"), record.get("seed")) != (source, style, seed):
+            continue
+        if record.get("one_shot"):   # a script's dub is not the project an editor works on
             continue
         folder = record_path.parent
         video = folder / str(record.get("video", ""))
