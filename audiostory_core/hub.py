@@ -131,7 +131,10 @@ def fetch(repo_id: str, allow_patterns: list[str] | None = None, *, local_only: 
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 
-    log.info("Fetching %s from the Hugging Face Hub (cache: %s).", repo_id, hub_cache_dir())
+    if local_only or offline():
+        log.debug("Looking for %s in the Hugging Face cache (%s).", repo_id, hub_cache_dir())
+    else:
+        log.info("Fetching %s from the Hugging Face Hub (cache: %s).", repo_id, hub_cache_dir())
     try:
         return Path(snapshot_download(
             repo_id, cache_dir=hub_cache_dir(), local_files_only=local_only or offline(),
