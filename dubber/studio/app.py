@@ -26,6 +26,9 @@ from . import project as studio
 
 log = logging.getLogger(__name__)
 
+GRADIO_CACHE_CHECK_S = 3600        # how often the copies Gradio serves are looked over ...
+GRADIO_CACHE_AGE_S = 24 * 3600     # ... and how old one may get
+
 VIDEO_TYPES = [".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"]
 # The seed column is text: a browser reads a number cell as a float, which shows a long seed in
 # float notation and changes its last digits; `project.check_seed` reads the text exactly.
@@ -374,7 +377,9 @@ def build_app(settings: studio.StudioSettings) -> Any:
     import gradio as gr
 
     actions = _Actions(settings)
-    with gr.Blocks(title="dub studio") as app:
+    # Gradio serves a copy of every take it shows; the takes themselves stay in their project
+    # folders, so copies a day old go (checked hourly), and all go when the studio restarts.
+    with gr.Blocks(title="dub studio", delete_cache=(GRADIO_CACHE_CHECK_S, GRADIO_CACHE_AGE_S)) as app:
         c = _page(settings)
         opened = [c["project"], c["table"], c["strip"], c["original"], c["status"]]
         rendered = [c["project"], c["table"], c["dub"], c["spectrogram"], c["downloads"], c["status"]]
