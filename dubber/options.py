@@ -304,21 +304,29 @@ def check_options(options: DubOptions) -> None:
         read_hit_list(options.hits_path)   # its form now; its times once the video is probed
     resolve_lufs(options.lufs)
     check_device(options.device)
-    check_precision(options.precision, options.device)
+    check_precision(options.precision, options.device, options.backend)
 
 
 PRECISIONS = ("float16", "bfloat16", "float32")
 
 
-def check_precision(precision: str | None, device: str | None) -> None:
+def check_precision(precision: str | None, device: str | None, backend: str = "auto") -> None:
     """A known precision, and half precision only where a GPU runs it."""
     if precision is None:
         return
     if precision not in PRECISIONS:
         raise InputError(f"Unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}.")
-    if precision != "float32" and str(device).lower() == "cpu":
+    if precision == "float32":
+        return
+    if str(device).lower() == "cpu":
         raise InputError(f"--precision {precision} needs a GPU; on the CPU AudioStory runs in float32, so drop "
                          "--precision or --device cpu.")
+    if device is None and backend == "audiostory":
+        from .backends import cuda_available
+
+        if not cuda_available():
+            raise InputError(f"--precision {precision} needs a GPU and this machine has none; drop --precision "
+                             "(AudioStory runs in float32 on the CPU).")
 
 
 def check_device(device: str | None) -> None:
