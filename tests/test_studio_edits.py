@@ -342,6 +342,24 @@ def test_a_scripts_dub_of_the_same_video_leaves_the_editors_project_to_reopen(op
     assert again.reopened and again.folder == project.folder and again.last_take.number == 1
 
 
+def test_a_project_whose_video_copy_was_removed_says_so_and_takes_the_video_back(opened, tmp_path):
+    """The work folder's copy of a video removed to free space: a reload says what to do, and
+    opening the video again returns to the project, with its takes, the copy put back."""
+    from dubber.errors import InputError
+    from dubber.studio.app import _Actions
+    from dubber.studio.project import open_video
+
+    settings, project = _fresh_project(tmp_path, opened)
+    actions = _Actions(settings)
+    project, *_ = actions.render(project, _rows(project), "auto")
+    project.video.unlink()
+    with pytest.raises(InputError, match="open the video again"):
+        actions.restore(project.folder.name)
+    again = open_video(SAMPLE, settings, STYLE, 0)
+    assert again.reopened and again.folder == project.folder and again.last_take.number == 1
+    assert again.video.is_file()
+
+
 def test_a_mistake_in_the_page_is_a_notice_and_leaves_every_output_as_it_was(opened, tmp_path):
     import gradio as gr
 

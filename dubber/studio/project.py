@@ -151,6 +151,9 @@ def open_video(source: str | os.PathLike, settings: StudioSettings, style: str, 
         store.write_project_record(folder, source_key, video, options.style, options.seed, one_shot=not reopen)
     else:
         folder, video = found
+        if not video.is_file():   # its copy was removed: the same content goes back in its place
+            video = _link_or_copy(path, folder, link)
+            store.write_project_record(folder, source_key, video, options.style, options.seed)
     project = _project_in(folder, video, options, media, progress)
     return project if found is None else _restored(project)
 
@@ -164,6 +167,7 @@ def reopen_project(name: str, settings: StudioSettings, progress: ProgressFn = n
         or `name` is no project folder's name: it comes from the browser, so nothing else is read).
 
     Raises:
+        InputError: the project's copy of its video was removed (opening the video puts it back).
         DubError / vision.errors.VideoError: the project's video can no longer be read.
     """
     projects = settings.work_dir / "projects"
@@ -174,8 +178,11 @@ def reopen_project(name: str, settings: StudioSettings, progress: ProgressFn = n
     if record is None:
         return None
     video = folder / record["video"]
-    if video.parent != folder or not video.is_file():
+    if video.parent != folder:
         return None
+    if not video.is_file():
+        raise InputError(f"The video of the project you had open ({video.name}) is no longer in the studio's work "
+                         "folder; open the video again to go on with its edits and takes.")
     options = api.DubOptions(style=record["style"], seed=check_seed(record["seed"], "The seed"),
                              cache_dir=settings.cache_dir)
     api.check_options(options)

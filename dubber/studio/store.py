@@ -97,7 +97,8 @@ def _last_activity_ns(folder: Path) -> int:
 
 def find_project(projects: Path, source: str, style: str, seed: int) -> tuple[Path, Path] | None:
     """The project folder (and its video) that already holds a video with content fingerprint
-    `source` planned with `style` and `seed`; the most recently worked on when several do."""
+    `source` planned with `style` and `seed`; the most recently worked on when several do. Its
+    video copy may be gone (removed to free space): the caller has the same content to put back."""
     found = []
     for record_path in projects.glob(f"*/{PROJECT_FILE}"):
         record = _read(record_path)
@@ -107,7 +108,7 @@ def find_project(projects: Path, source: str, style: str, seed: int) -> tuple[Pa
             continue
         folder = record_path.parent
         video = folder / str(record.get("video", ""))
-        if video.parent == folder and video.is_file():
+        if video.parent == folder:
             found.append((_last_activity_ns(folder), folder, video))
     if not found:
         return None
