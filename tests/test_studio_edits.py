@@ -360,6 +360,35 @@ def test_a_project_whose_video_copy_was_removed_says_so_and_takes_the_video_back
     assert again.video.is_file()
 
 
+def test_two_pages_editing_one_video_are_told_of_each_other_and_a_reload_is_not(opened, tmp_path):
+    """Two pages open on one video share its table of edits: each is told once, when it meets
+    the other's saved edits; a page reloaded after both saved is one opening, told nothing."""
+    import warnings
+
+    from dubber.studio.app import EDITED_ELSEWHERE, _Actions
+    from dubber.studio.project import open_video
+
+    settings, _ = _fresh_project(tmp_path, opened)
+    actions = _Actions(settings)
+    first, second = open_video(SAMPLE, settings, STYLE, 0), open_video(SAMPLE, settings, STYLE, 0)
+    assert first.folder == second.folder
+
+    def save(project, caption: str) -> list[str]:
+        table = _rows(project)
+        table[0][4] = caption
+        with warnings.catch_warnings(record=True) as told:
+            warnings.simplefilter("always")
+            actions.save_table(project, table)
+            actions.save_table(project, table)   # told once, not at every keystroke
+        return [str(w.message) for w in told]
+
+    assert save(first, "First page's caption.") == []
+    assert save(second, "Second page's caption.") == [EDITED_ELSEWHERE]
+    assert save(first, "First page again.") == [EDITED_ELSEWHERE]
+    reloaded = open_video(SAMPLE, settings, STYLE, 0)
+    assert save(reloaded, "After the reload.") == []
+
+
 def test_a_mistake_in_the_page_is_a_notice_and_leaves_every_output_as_it_was(opened, tmp_path):
     import gradio as gr
 

@@ -26,6 +26,9 @@ from . import project as studio
 
 log = logging.getLogger(__name__)
 
+EDITED_ELSEWHERE = ("This video is open in another page too, and that page saved its edits after this one opened "
+                    "it. The two share one table: the edits saved last are the ones kept, and a reload shows "
+                    "them. Keep one page per video; each take keeps the edits it was rendered from.")
 GRADIO_CACHE_CHECK_S = 3600        # how often the copies Gradio serves are looked over ...
 GRADIO_CACHE_AGE_S = 24 * 3600     # ... and how old one may get
 
@@ -182,6 +185,7 @@ class _Actions:
 
     def __init__(self, settings: studio.StudioSettings):
         self.settings = settings
+        self._warned: set[tuple[Path, str]] = set()   # pages told of another page's edits
 
     def open_upload(self, video: str | None, style: str, seed: Any, progress: Any = None) -> tuple:
         if not video:
@@ -234,9 +238,16 @@ class _Actions:
 
     def save_table(self, project: studio.Project | None, shots: list) -> None:
         """Keep each edit of the table in the project folder as it is made, so reopening the video
-        (after a reload, or in a restarted studio) brings it back."""
-        if project is not None and project.folder.is_dir():
-            studio.save_table(project, [list(r) for r in shots])
+        (after a reload, or in a restarted studio) brings it back. Another page editing the same
+        video shares that record: said once to each page that meets the other's edits."""
+        if project is None or not project.folder.is_dir():
+            return
+        if studio.edited_elsewhere(project) and (project.folder, project.page) not in self._warned:
+            import gradio as gr
+
+            self._warned.add((project.folder, project.page))
+            gr.Warning(EDITED_ELSEWHERE, duration=None, title="Another page")
+        studio.save_table(project, [list(r) for r in shots])
 
     def dub(self, video: str | None, style: str, seed: Any, progress: Any = None) -> str:
         if not video:

@@ -22,9 +22,11 @@ import importlib.util
 import logging
 import os
 import re
+import secrets
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -72,6 +74,7 @@ class Project:
     the plan the last take was rendered from (None before the first take), which leaves out the
     edits its backend does not read; `muted` and `last_take` are that take's muted cues and the
     take itself. `reopened`: the project was found in the work folder, not made by this opening.
+    `page` and `opened_ns` tell this opening (one page's) from another page's of the same project.
     """
 
     folder: Path
@@ -84,6 +87,8 @@ class Project:
     last_take: Take | None = None
     shown_muted: tuple[int, ...] = ()
     reopened: bool = False
+    page: str = field(default_factory=lambda: secrets.token_hex(6))
+    opened_ns: int = field(default_factory=time.time_ns)
 
 
 # ----------------------------------------------------------------------------- opening a video
@@ -242,8 +247,15 @@ def save_table(project: Project, rows: Sequence[Sequence[Any]]) -> bool:
         plan, muted = apply_rows(project.plan, rows, allow_all_muted=True)
     except InputError:
         return False
-    store.save_edits(project.folder, plan, muted)
+    store.save_edits(project.folder, plan, muted, page=project.page)
     return True
+
+
+def edited_elsewhere(project: Project) -> bool:
+    """Whether another page with this project open has saved its table since this page opened it:
+    the two share one record of edits, and the one saved last is what a reload shows."""
+    written = store.edits_written_by(project.folder)
+    return written is not None and written[0] != project.page and written[1] > project.opened_ns
 
 
 def write_thumbnails(video: Path, plan: DubPlan, folder: Path) -> tuple[Path, ...]:

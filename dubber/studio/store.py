@@ -2,7 +2,7 @@
 seed a project folder holds, the table's latest edits, and a record of each finished take.
 
     <project>/project.json              {"schema", "source", "video", "style", "seed"[, "one_shot"]}
-    <project>/edits.json                {"schema", "plan", "muted"}: the table as last edited
+    <project>/edits.json                {"schema", "plan", "muted", "page"}: the table as last edited
     <project>/takes/take-NNN/take.json  what the page shows of a take: its files, backend, counts, mutes
 
 A take folder without take.json is one whose render did not finish, and is not offered. `project`
@@ -116,8 +116,20 @@ def find_project(projects: Path, source: str, style: str, seed: int) -> tuple[Pa
     return folder, video
 
 
-def save_edits(folder: Path, plan: DubPlan, muted: tuple[int, ...]) -> None:
-    _write(folder / EDITS_FILE, {"plan": plan.to_dict(), "muted": list(muted)})
+def save_edits(folder: Path, plan: DubPlan, muted: tuple[int, ...], page: str = "") -> None:
+    """`page`: the opening (`Project.page`) that saved them."""
+    _write(folder / EDITS_FILE, {"plan": plan.to_dict(), "muted": list(muted), "page": page})
+
+
+def edits_written_by(folder: Path) -> tuple[str, int] | None:
+    """(the page that saved the table's edits, when, in ns), or None when none are saved."""
+    data = _read(folder / EDITS_FILE)
+    if data is None:
+        return None
+    try:
+        return str(data.get("page", "")), (folder / EDITS_FILE).stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def load_edits(folder: Path) -> tuple[DubPlan, tuple[int, ...]] | None:
