@@ -27,7 +27,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 # Options and stage 0 (checks) live in their own module; their names stay part of this one's interface.
 from .options import (  # noqa: F401
@@ -334,7 +334,7 @@ def _mux(txn: OutputTransaction, soundtrack: Any, media: Any, path: Path, dest: 
     dropped = mux(str(path), str(wav), str(txn.stage(dest.video)),
                   original_audio=options.keep_original and media.has_audio, video_info=media,
                   true_peak_ceiling_db=resolve_true_peak(options.lufs),
-                  on_progress=lambda done_s: progress("mux", min(int(done_s), seconds), seconds))
+                  on_progress=passes_reported(progress, "mux", seconds))
     notes = []
     if media.has_audio and not options.keep_original:
         tracks = media.audio_tracks or ()
@@ -398,6 +398,22 @@ def _loudness_notes(soundtrack: Any, options: DubOptions) -> list[str]:
     return [f"the mix reaches {reached:.1f} LUFS, not the {target:g} asked: the true-peak ceiling of "
             f"{resolve_true_peak(options.lufs):g} dBTP held, and more loudness would take more limiting than a "
             "mix allows; choose a lower target with --lufs"]
+
+
+def passes_reported(progress: ProgressFn, stage: str, seconds: int) -> Callable[[float], None]:
+    """A progress callback for ffmpeg's seconds written that never goes back: when ffmpeg starts
+    the file again (the dub encoded once more, quieter, to hold its true peak), the stage grows
+    by one more pass instead of falling to its start."""
+    done_passes, last = 0, -1
+
+    def report(done_s: float) -> None:
+        nonlocal done_passes, last
+        done = min(int(done_s), seconds)
+        if done < last:
+            done_passes += 1
+        last = done
+        progress(stage, done_passes * seconds + done, (done_passes + 1) * seconds)
+    return report
 
 
 def _export(txn: OutputTransaction, dest: Destinations, analysis: Any, plan: Any, render: Any, soundtrack: Any,

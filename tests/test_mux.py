@@ -403,3 +403,18 @@ def test_the_source_timecode_is_carried_into_the_output(sample_30p_silent, tmp_p
         out = tmp_path / f"out{suffix}"
         mux(stamped, wav, out, video_info=info)
         assert probe(out).start_timecode == "01:00:00:00", suffix
+
+
+def test_mux_progress_never_goes_back_when_the_dub_is_encoded_again():
+    """ffmpeg writes the file a second time when the encoded dub peaks over its ceiling: the stage
+    grows by a pass, and what is done never falls back (nor ever passes its total)."""
+    from dubber.api import passes_reported
+
+    shown = []
+    report = passes_reported(lambda stage, done, total: shown.append((done, total)), "mux", 10)
+    for pass_seconds in (range(0, 11), range(0, 11)):
+        for s in pass_seconds:
+            report(s + 0.5)
+    done = [d for d, _ in shown]
+    assert done == sorted(done) and all(d <= t for d, t in shown)
+    assert shown[-1] == (20, 20) and shown[10] == (10, 10)

@@ -498,8 +498,10 @@ def test_the_same_command_again_finishes_a_dub_killed_while_drawing_its_page(sam
     dubbed = out.read_bytes()
     env = dub_env(tmp_path)
     assert run_dub([*command, "--seed", "3"], env, timeout=300).returncode == 2   # not the same dub
-    again = run_dub(command, env, timeout=300)
+    again = run_dub([*command, "--json-progress"], env, timeout=300)
     assert again.returncode == 0, again.stderr
+    done = json.loads(again.stdout.splitlines()[-1])   # the same `done` a whole run ends with
+    assert (done["event"], done["output"], done["outputs"]["review"]) == ("done", str(out), str(page))
     assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE")
     assert json.loads(manifest.read_text())["outputs"]["review"] == "cut.review.html"
     assert out.read_bytes() == dubbed

@@ -86,15 +86,20 @@ def _cmd_dub(args: argparse.Namespace) -> int:
 def _finish_review(manifest: Path, reporter) -> int:
     """The same `dub --review` again, after its dub finished and its page was cut short: the page
     is written now (replacing a half-written one only), and nothing else is touched."""
+    from ..export.deliverables import read_recorded_outputs
     from ..review import default_review_path, write_review
 
     page = default_review_path(manifest)
     with reporter:
         reporter.notice(f"the dub is already complete ({manifest}); writing the review page it was cut short of")
         reporter("review", 0, 1)
-        written = write_review(manifest, page, overwrite=True, record=True)
+        write_review(manifest, page, overwrite=True, record=True)
         reporter("review", 1, 1)
-    reporter.finish({"event": "done", "manifest": str(manifest), "review": str(written)}, str(written))
+    # The same `done` a whole run ends with, for scripts that read it: the dub and all its files.
+    outputs = {role: str(path) for role, path in read_recorded_outputs(manifest).items()}
+    reporter.finish({"event": "done", "output": outputs.get("video"), "outputs": outputs,
+                     "backend": (json.loads(manifest.read_text(encoding="utf-8")).get("render") or {}).get("backend"),
+                     "resumed": "review"}, outputs.get("video", str(page)))
     return 0
 
 
