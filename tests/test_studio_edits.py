@@ -383,6 +383,8 @@ def test_two_pages_editing_one_video_are_told_of_each_other_and_a_reload_is_not(
         return [str(w.message) for w in told]
 
     assert save(first, "First page's caption.") == []
+    first, table, *_ = actions.render(first, _rows(first), "auto")   # a render saves the table too
+    assert save(first, "After the render.") == []
     assert save(second, "Second page's caption.") == [EDITED_ELSEWHERE]
     assert save(first, "First page again.") == [EDITED_ELSEWHERE]
     reloaded = open_video(SAMPLE, settings, STYLE, 0)

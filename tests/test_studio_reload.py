@@ -71,9 +71,10 @@ def test_a_reloaded_page_shows_the_project_it_had_open_with_its_edits_and_takes(
     assert page_load(project.folder.name) == gr.skip()
 
 
-def test_a_project_whose_video_went_away_is_not_shown_after_a_reload(studio_folder):
+def test_a_project_whose_video_went_away_is_not_shown_after_a_reload_but_said(studio_folder):
     import gradio as gr
 
+    from dubber.errors import InputError
     from dubber.studio.app import build_app
     from dubber.studio.project import reopen_project
 
@@ -83,6 +84,8 @@ def test_a_project_whose_video_went_away_is_not_shown_after_a_reload(studio_fold
     assert reopen_project(project.folder.name, studio_folder).folder == project.folder
     project.video.unlink()
     page_load, _ = _page_event(app, "load")
-    assert page_load(project.folder.name) == gr.skip()
-    assert reopen_project(project.folder.name, studio_folder) is None
+    with pytest.warns(UserWarning, match="is no longer in the studio's work folder; open the video again"):
+        assert page_load(project.folder.name) == gr.skip()
+    with pytest.raises(InputError, match="open the video again"):
+        reopen_project(project.folder.name, studio_folder)
     assert not Path(studio_folder.work_dir / "projects" / "nothing-here").exists()

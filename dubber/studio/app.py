@@ -204,7 +204,7 @@ class _Actions:
             raise InputError("Open a video first.")
         studio.check_project_is_there(project)
         wanted, muted = studio.apply_rows(project.plan, [list(r) for r in shots])
-        studio.store.save_edits(project.folder, wanted, muted)
+        studio.store.save_edits(project.folder, wanted, muted, page=project.page)
         name = studio.render_backend(backend, self.settings)
         previous = project.rendered or project.plan
         plan, unused = studio.plan_for_backend(previous, wanted, studio.backend_cue_edits(name))
