@@ -27,8 +27,10 @@ log = logging.getLogger("dubber.batch")   # one voice for the batch machinery in
 LEDGER_DIR = ".dub-batch"
 LEDGER_SCHEMA = "dubber.batch-job/1"
 DEFAULT_RETRIES = 2          # extra attempts for a job whose worker died
-# Settings that change where or whether files are read, not what a job writes: not part of its key.
-_KEYLESS_SETTINGS = ("force", "cache_dir", "use_cache")
+# Settings that change where or whether files are read, or whether an existing file may be replaced,
+# not what a job writes: not part of its key (a run with --overwrite and the plain run after it
+# are the same jobs, finished once).
+_KEYLESS_SETTINGS = ("force", "overwrite", "cache_dir", "use_cache")
 
 
 @dataclass(frozen=True)

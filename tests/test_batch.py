@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,24 @@ def test_a_rerun_does_not_call_done_an_output_another_run_replaced(clips, tmp_pa
     [again] = run_batch([clips["clip0"]], batch, _dub_options(tmp_path)).outcomes
     assert again.status == "failed" and "already exists; pass --overwrite" in again.reason, again
     assert (out / "clip0.dub.mp4").read_bytes() == other
+
+
+def test_overwrite_replaces_what_no_job_wrote_and_a_plain_rerun_finds_every_job_done(clips, tmp_path):
+    """The nightly run after a one-off `--overwrite`: the jobs are the same jobs, finished once,
+    not a backlog of outputs that "already exist"."""
+    out = tmp_path / "out"
+    batch = BatchOptions(out_dir=str(out), jobs=1)
+    inputs = [clips["clip0"], clips["clip1"]]
+    out.mkdir()
+    (out / "clip1.dub.mp4").write_bytes(b"a file no job of this batch wrote")
+    first = run_batch(inputs, batch, _dub_options(tmp_path))
+    assert [o.status for o in first.outcomes] == ["done", "failed"]
+    kept = (out / "clip0.dub.mp4").stat().st_mtime_ns
+    forced = run_batch(inputs, batch, replace(_dub_options(tmp_path), overwrite=True))
+    assert [o.status for o in forced.outcomes] == ["skipped", "done"]
+    assert (out / "clip0.dub.mp4").stat().st_mtime_ns == kept
+    plain = run_batch(inputs, batch, _dub_options(tmp_path))
+    assert [o.status for o in plain.outcomes] == ["skipped", "skipped"] and plain.exit_code == 0
 
 
 def test_changed_settings_are_a_new_job(clips, tmp_path):
