@@ -27,10 +27,8 @@ log = logging.getLogger("dubber.batch")   # one voice for the batch machinery in
 LEDGER_DIR = ".dub-batch"
 LEDGER_SCHEMA = "dubber.batch-job/1"
 DEFAULT_RETRIES = 2          # extra attempts for a job whose worker died
-# Settings that change where or whether files are read, or whether an existing file may be replaced,
-# not what a job writes: not part of its key (a run with --overwrite and the plain run after it
-# are the same jobs, finished once).
-_KEYLESS_SETTINGS = ("force", "overwrite", "cache_dir", "use_cache")
+# Settings that change where or whether files are read, not what a job writes: not part of its key.
+_KEYLESS_SETTINGS = ("force", "cache_dir", "use_cache")
 
 
 @dataclass(frozen=True)
@@ -121,8 +119,12 @@ def output_state(path: str | os.PathLike) -> list[int]:
 
 
 def output_settings(options: DubOptions) -> dict[str, Any]:
-    """Every setting that shapes what a job writes: the settings part of a ledger key."""
-    return {k: v for k, v in asdict(options).items() if k not in _KEYLESS_SETTINGS}
+    """Every setting that shapes what a job writes: the settings part of a ledger key. Whether an
+    existing file may be replaced does not: a run with --overwrite and the plain run after it are
+    the same jobs, finished once. It is keyed as off, as ledgers written before it was set aside
+    hold it, so their finished jobs stay finished."""
+    settings = {k: v for k, v in asdict(options).items() if k not in _KEYLESS_SETTINGS}
+    return {**settings, "overwrite": False}
 
 
 def job_key(input_path: Path, output: Path, options: DubOptions) -> str:
