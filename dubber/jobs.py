@@ -139,11 +139,16 @@ def job_key(input_path: Path, output: Path, options: DubOptions) -> str:
 
 def _remove_partial_outputs(job: Job, options: DubOptions, since_s: float) -> None:
     """Delete the files an attempt that died wrote (modified after it started): this job's own,
-    never a file that was there before the batch."""
-    from .destinations import plan_destinations
+    never a file that was there before the batch.
+
+    The attempt may have died while publishing its files, some renamed into place and some not:
+    its commit is completed first (`plan_destinations`), and every file it was publishing goes,
+    as does every file its manifest lists. Leaving one stem behind would have the next attempt
+    refuse it as another dub's (no manifest lists it any more), and the job never finish."""
+    from .destinations import earlier_outputs, plan_destinations
 
     dest = plan_destinations(Path(job.input), job.output, replace(options, force=True))
-    for path in dest.files():
+    for path in sorted({*dest.files(), *dest.replaceable, *earlier_outputs(dest)}):
         try:
             if path.stat().st_mtime >= since_s:
                 path.unlink()

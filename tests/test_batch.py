@@ -171,6 +171,78 @@ def test_local_worker_killed_mid_job_is_retried_to_the_same_output(clips, single
     _assert_same_as_single(out / "long.dub.mp4", single_runs["long"])
 
 
+# A worker that runs one job of a batch and is killed (SIGKILL: no clean-up of any kind) at a
+# point of publishing its files: "mid-commit" after two of its files were renamed into place,
+# "after-commit" once all were, before the ledger says done.
+_KILLED_WHILE_PUBLISHING = """
+import os, signal, sys
+from pathlib import Path
+from dubber import atomic, jobs
+from dubber.batch import plan_jobs
+from dubber.options import DubOptions
+
+video, out, stems, cache, when = sys.argv[1:]
+options = DubOptions(cache_dir=cache, stems_dir=stems, timeline=True)
+
+
+class DyingRenames:
+    # the os module, except that the fourth rename of a commit (its record, then two of its
+    # files) never happens: the process is killed first
+    renamed = 0
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def replace(self, source, target):
+        DyingRenames.renamed += 1
+        if DyingRenames.renamed == 4:
+            os.kill(os.getpid(), signal.SIGKILL)
+        os.replace(source, target)
+
+
+if when == "mid-commit":
+    commit = atomic.OutputTransaction.commit
+
+    def dying_commit(self):
+        atomic.os = DyingRenames()
+        commit(self)
+
+    atomic.OutputTransaction.commit = dying_commit
+else:
+    write = jobs.Ledger.write
+
+    def write_or_die(self, job, status, **fields):
+        if status == "done":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return write(self, job, status, **fields)
+
+    jobs.Ledger.write = write_or_die
+[job], _ = plan_jobs([video], Path(out), options, run_id="killed")
+jobs.run_job(job, options)
+"""
+
+
+@pytest.mark.parametrize("when", ["mid-commit", "after-commit"])
+def test_a_job_killed_while_publishing_is_dubbed_again_to_the_end(clips, single_runs, tmp_path, when):
+    """The worker dies with some of its files published and the ledger still saying `running`:
+    the next attempt clears every file the dead one published (its stems too, though no manifest
+    lists them yet) and dubs the job to the end, instead of refusing its own stems as another
+    dub's and leaving stems without a manifest for good."""
+    out, stems, cache = tmp_path / "out", tmp_path / "stems", tmp_path / "cache"
+    died = subprocess.run([sys.executable, "-c", _KILLED_WHILE_PUBLISHING, str(clips["clip0"]), str(out), str(stems),
+                           str(cache), when], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    assert any(stems.glob("clip0.dub.*.wav")), "the killed worker published no stem"
+    options = replace(_dub_options(tmp_path), stems_dir=str(stems), timeline=True)
+    result = run_batch([clips["clip0"]], BatchOptions(out_dir=str(out), jobs=1), options)
+    assert [(o.status, o.reason) for o in result.outcomes] == [("done", "")]
+    assert (out / "clip0.dub.mp4").read_bytes() == single_runs["clip0"].read_bytes()
+    listed = json.loads((out / "clip0.dub.json").read_text())["outputs"]
+    assert all((out / path).is_file() for path in listed.values()), listed
+    assert sorted(p.name for p in stems.iterdir()) == ["clip0.dub.fx.wav", "clip0.dub.mix.wav", "clip0.dub.music.wav"]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".") and p.name != LEDGER_DIR]
+
+
 def test_a_worker_crash_leaves_no_worker_dubbing_a_job_nobody_collects(clips, single_runs, tmp_path):
     """One of two workers dies: the pool stops the other one with it, and that one must stop for
     good, not start the job already queued to it, which the fresh pool dubs as well (two dubs of
