@@ -399,8 +399,10 @@ class _Tally:
         # A failure for that very reason says so itself.
         if outcome.attempts > 1 and outcome.error != "WorkerDied":
             ended = "finished it" if outcome.status == "done" else "failed"
-            self.on_notice(f"{outcome.input}: the worker dubbing it stopped before the end (killed, or out of "
-                           f"memory) and the job ran again; attempt {outcome.attempts} {ended}.")
+            why = ("the worker dubbing it stopped before the end (killed, or out of memory)"
+                   if outcome.attempts - outcome.spared > 1 else
+                   "it was stopped when another worker process died")
+            self.on_notice(f"{outcome.input}: {why} and the job ran again; attempt {outcome.attempts} {ended}.")
         if outcome.status == "failed":
             log.warning("%s: %s", outcome.input, outcome.reason)
         self.on_outcome(outcome)
@@ -413,9 +415,18 @@ class _Tally:
 
 
 def _unfinished(job: Job) -> JobOutcome:
-    """The outcome of a job an interrupt stopped, or kept from starting."""
-    record = job.ledger.read(job.key) or {}
-    if record.get("status") == "running" and record.get("run_id") == job.run_id:
+    """The outcome of a job whose outcome had not come back when an interrupt stopped the batch:
+    stopped, kept from starting, or ended in its worker just before (its ledger record says so)."""
+    ledger = job.ledger
+    record = ledger.read(job.key) or {}
+    this_run = record.get("run_id") == job.run_id
+    if this_run and record.get("status") == "done" and ledger.finished(job):
+        return JobOutcome(job.input, job.output, "done", "", int(record.get("attempt", 0)),
+                          spared=int(record.get("spared", 0)))
+    if this_run and record.get("status") == "failed":
+        return JobOutcome(job.input, job.output, "failed", str(record.get("reason", "")), int(record.get("attempt", 0)),
+                          spared=int(record.get("spared", 0)))
+    if record.get("status") == "running" and this_run:
         return JobOutcome(job.input, job.output, "interrupted", "stopped while being dubbed; the next run dubs it "
                           "again.", int(record.get("attempt", 0)), error="Interrupted")
     return JobOutcome(job.input, job.output, "interrupted", "not started; the next run dubs it.",

@@ -10,7 +10,8 @@ KeyboardInterrupt, leaving its ledger record `running`, so that the next run doe
 
 - LocalPool: `workers` processes, started clean (spawn); their log records come back to this
   process (its stderr, the watch log), and they stop when this process is killed. A worker that
-  dies breaks the pool: it is rebuilt and each job it held runs again. An interrupt lets each
+  dies breaks the pool: it is rebuilt and each job it held runs again (charged to the retries of
+  the job whose worker died, not of those the pool stopped with it). An interrupt lets each
   worker unwind its job as an interrupted `dub` does, so no half-written file stays behind.
 - RayCluster (`dubber.ray_cluster`): each job is a Ray task on a cluster.
 """
@@ -25,7 +26,7 @@ import time
 from concurrent.futures import Future, wait
 from typing import Any
 
-from .jobs import DEFAULT_RETRIES, Job, JobOutcome, after_worker_died, run_job
+from .jobs import DEFAULT_RETRIES, Job, JobOutcome, after_worker_died, run_job, spare_if_running
 from .job_futures import WORKER_STOP_GRACE_S, Dispatcher, interrupts_ignored, internal_error, settle
 from .lost_interrupts import keep_interrupts
 from .options import DubOptions
@@ -238,6 +239,9 @@ class LocalPool:
                 settle(outcome, error=KeyboardInterrupt())
                 return
             self._replace(pool)
+        # One worker died and the pool stops the rest: a job whose worker is still alive is not
+        # the one that died, and its attempt does not count against its retries.
+        spare_if_running(job)
         self._again_or_failed(job, options, outcome)
 
     def _again_or_failed(self, job: Job, options: DubOptions, outcome: "Future[JobOutcome]",

@@ -4,7 +4,8 @@ A job is one input dubbed to one output by the whole `dub` pipeline (`dubber.api
 record lives in `<ledger root>/.dub-batch/<key>.json`, keyed by the input's content fingerprint,
 the output path and every setting that shapes the output: `running` (with the host, process id
 and start time) before any work, `done` (with its outputs) after the last file is committed, or
-`failed` with its reason. Both `dub batch` and the watch folder make jobs; `dubber.executors`
+`failed` with its reason. An attempt whose worker a local pool stopped because another of its
+workers died is `spared`: it does not count against the job's retries. Both `dub batch` and the watch folder make jobs; `dubber.executors`
 runs them, on local worker processes or on Ray.
 """
 from __future__ import annotations
@@ -51,7 +52,8 @@ class Job:
 class JobOutcome:
     """What became of one input: status "done", "skipped" (done by an earlier run), "failed", or
     "interrupted" (a batch stopped before it finished the job); a failure's or an interrupted
-    job's `reason` (one sentence) and `error` (the name of its kind)."""
+    job's `reason` (one sentence) and `error` (the name of its kind). `attempts` counts the
+    attempts started, `spared` those of them stopped because another worker died."""
 
     input: str
     output: str
@@ -60,6 +62,7 @@ class JobOutcome:
     attempts: int = 0
     seconds: float = 0.0
     error: str = ""
+    spared: int = 0
 
 
 # ----------------------------------------------------------------------------- the ledger
@@ -110,6 +113,11 @@ class Ledger:
         """Attempts started in this batch run (an earlier run's count starts over)."""
         record = self.read(job.key)
         return int(record.get("attempt", 0)) if record and record.get("run_id") == job.run_id else 0
+
+    def spared(self, job: Job) -> int:
+        """Attempts of this batch run stopped because another worker died (`spare_if_running`)."""
+        record = self.read(job.key)
+        return int(record.get("spared", 0)) if record and record.get("run_id") == job.run_id else 0
 
 
 def output_state(path: str | os.PathLike) -> list[int]:
@@ -167,9 +175,10 @@ def run_job(job: Job, options: DubOptions, backend: Any = None) -> JobOutcome:
     previous = ledger.read(job.key)
     if previous and previous.get("status") == "running":
         _remove_partial_outputs(job, options, float(previous.get("started_at", 0.0)))
-    attempt = ledger.attempts(job) + 1
+    attempt, spared = ledger.attempts(job) + 1, ledger.spared(job)
     start = time.time()
-    worker = {"attempt": attempt, "host": socket.gethostname(), "pid": os.getpid(), "started_at": start}
+    worker = {"attempt": attempt, "spared": spared, "host": socket.gethostname(), "pid": os.getpid(),
+              "started_at": start}
     try:
         # Inside the guard: the ledger shares OUTDIR's disk, and a full or read-only one is the
         # user's to fix, like any other write of the job.
@@ -181,10 +190,30 @@ def run_job(job: Job, options: DubOptions, backend: Any = None) -> JobOutcome:
         reason = one_line(err)
         with contextlib.suppress(DubError):   # the reason still reaches the summary
             ledger.write(job, "failed", **worker, reason=reason, finished_at=time.time())
-        return JobOutcome(job.input, job.output, "failed", reason, attempt, time.time() - start, type(err).__name__)
+        return JobOutcome(job.input, job.output, "failed", reason, attempt, time.time() - start, type(err).__name__,
+                          spared)
     ledger.write(job, "done", **worker, outputs=dict(result.outputs), output_state=output_state(job.output),
                  finished_at=time.time(), backend=result.backend, cues=result.cues)
-    return JobOutcome(job.input, job.output, "done", "", attempt, time.time() - start)
+    return JobOutcome(job.input, job.output, "done", "", attempt, time.time() - start, spared=spared)
+
+
+def spare_if_running(job: Job) -> bool:
+    """After a local pool broke: whether the worker running this job's attempt is still alive,
+    and if so, that attempt is spared (it does not count against the job's retries). A pool
+    breaks when one of its workers dies, and then stops all the others, each with whatever job
+    it was running: only the job whose worker died first had anything to do with it. Called
+    while the broken pool has not yet stopped the others, so the dead worker is the one gone."""
+    from .atomic import pid_alive
+
+    ledger = job.ledger
+    record = ledger.read(job.key)
+    if not (record and record.get("status") == "running" and record.get("run_id") == job.run_id
+            and record.get("host") == socket.gethostname() and isinstance(record.get("pid"), int)
+            and record["pid"] != os.getpid() and pid_alive(record["pid"])):
+        return False
+    fields = {k: v for k, v in record.items() if k not in ("schema", "key", "input", "output", "status", "run_id")}
+    ledger.write(job, "running", **{**fields, "spared": int(record.get("spared", 0)) + 1})
+    return True
 
 
 def after_worker_died(job: Job, retries: int, reason: str | None = None) -> JobOutcome | None:
@@ -192,10 +221,10 @@ def after_worker_died(job: Job, retries: int, reason: str | None = None) -> JobO
     again, or its failed outcome when that happened more than `retries` times in this run.
     `reason` is the failure's sentence, with `{attempts}` for the count."""
     ledger = job.ledger
-    attempts = ledger.attempts(job)
-    if attempts <= retries:
+    attempts, spared = ledger.attempts(job), ledger.spared(job)
+    if attempts - spared <= retries:
         return None
     reason = (reason or "the worker running it stopped {attempts} times (killed, or out of memory); "
-                        "see the log of its host.").format(attempts=attempts)
-    ledger.write(job, "failed", attempt=attempts, reason=reason, finished_at=time.time())
-    return JobOutcome(job.input, job.output, "failed", reason, attempts, error="WorkerDied")
+                        "see the log of its host.").format(attempts=attempts - spared)
+    ledger.write(job, "failed", attempt=attempts, spared=spared, reason=reason, finished_at=time.time())
+    return JobOutcome(job.input, job.output, "failed", reason, attempts, error="WorkerDied", spared=spared)

@@ -247,26 +247,11 @@ def test_a_worker_crash_leaves_no_worker_dubbing_a_job_nobody_collects(clips, si
     """One of two workers dies: the pool stops the other one with it, and that one must stop for
     good, not start the job already queued to it, which the fresh pool dubs as well (two dubs of
     one job, the slower failing on the faster's file, a finished dub recorded as failed)."""
-    import multiprocessing
-
     out = tmp_path / "out"
     ledger, killed, old_workers = Ledger(out), [], []
 
-    def kill_the_long_job() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            records = [ledger.read(p.stem) or {} for p in ledger.folder.glob("[!.]*.json")] \
-                if ledger.folder.is_dir() else []
-            running = [r for r in records if r.get("status") == "running" and r.get("attempt") == 1]
-            if any(r["input"] == str(clips["long"]) for r in running) and len(running) == 2:
-                old_workers.extend(p.pid for p in multiprocessing.active_children())
-                long_pid = next(int(r["pid"]) for r in running if r["input"] == str(clips["long"]))
-                os.kill(long_pid, signal.SIGKILL)
-                killed.append(long_pid)
-                return
-            time.sleep(0.02)
-
-    watcher = threading.Thread(target=kill_the_long_job, daemon=True)
+    watcher = threading.Thread(target=_kill_long_job_beside_another, args=(ledger, clips["long"], killed, old_workers),
+                               daemon=True)
     watcher.start()
     inputs = [clips["long"], clips["clip0"], clips["clip1"], clips["clip2"]]
     seen_alive_after: list[int] = []
@@ -284,6 +269,51 @@ def test_a_worker_crash_leaves_no_worker_dubbing_a_job_nobody_collects(clips, si
     assert seen_alive_after == [], "a worker of the broken pool went on dubbing"
     assert [o.status for o in result.outcomes] == ["done"] * 4, [(o.status, o.reason) for o in result.outcomes]
     for name in ("long", "clip0", "clip1", "clip2"):
+        _assert_same_as_single(out / f"{name}.dub.mp4", single_runs[name])
+
+
+def _kill_long_job_beside_another(ledger: Ledger, long: Path, killed: list[int], workers: list[int] | None = None) -> None:
+    """Once the job of `long` and another are running (first attempts), SIGKILL the worker of
+    `long`; `workers` gets the pool's processes as they were just before."""
+    import multiprocessing
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        records = [ledger.read(p.stem) or {} for p in ledger.folder.glob("[!.]*.json")] \
+            if ledger.folder.is_dir() else []
+        running = [r for r in records if r.get("status") == "running" and r.get("attempt") == 1]
+        if any(r["input"] == str(long) for r in running) and len(running) == 2:
+            if workers is not None:
+                workers.extend(p.pid for p in multiprocessing.active_children())
+            long_pid = next(int(r["pid"]) for r in running if r["input"] == str(long))
+            os.kill(long_pid, signal.SIGKILL)
+            killed.append(long_pid)
+            return
+        time.sleep(0.02)
+
+
+def test_a_worker_crash_is_charged_to_its_own_job_not_to_those_the_pool_stops_with_it(clips, single_runs, tmp_path):
+    """A pool stops every worker when one dies. With no retries allowed, the job whose worker
+    died fails, and the job that was running beside it runs again and finishes: it did nothing
+    wrong, and its notice says why it ran again."""
+    out = tmp_path / "out"
+    ledger, killed = Ledger(out), []
+    watcher = threading.Thread(target=_kill_long_job_beside_another, args=(ledger, clips["long"], killed), daemon=True)
+    watcher.start()
+    said: list[str] = []
+    result = run_batch([clips["long"], clips["clip0"], clips["clip1"]], BatchOptions(out_dir=str(out), jobs=2, retries=0),
+                       _dub_options(tmp_path), on_notice=said.append)
+    watcher.join(timeout=5)
+    assert killed, "the test never saw both jobs running"
+    outcomes = {Path(o.input).stem: o for o in result.outcomes}
+    assert (outcomes["long"].status, outcomes["long"].error) == ("failed", "WorkerDied")
+    assert "stopped 1 times" in outcomes["long"].reason
+    assert [outcomes[name].status for name in ("clip0", "clip1")] == ["done", "done"], result.outcomes
+    beside = outcomes["clip0"]   # the job running with it (clip1 waited in the queue)
+    assert beside.attempts == 2
+    assert said == [f"{clips['clip0']}: it was stopped when another worker process died and the job ran again; "
+                    "attempt 2 finished it."], said
+    for name in ("clip0", "clip1"):
         _assert_same_as_single(out / f"{name}.dub.mp4", single_runs[name])
 
 
@@ -540,3 +570,27 @@ def test_an_interrupted_batch_ends_its_json_progress_with_each_jobs_state(clips,
     assert last["jobs"][0]["reason"].startswith("stopped while being dubbed") and last["jobs"][0]["attempts"] == 1
     assert last["jobs"][1]["reason"].startswith("not started")
     assert last["summary"] == "2 inputs: 0 dubbed, 0 already done, 0 failed, 2 interrupted"
+
+
+def test_an_interrupted_batch_tells_a_job_that_ended_just_before_it_from_one_not_started(clips, tmp_path, monkeypatch):
+    """Ctrl-C lands after a worker finished a job and before its outcome came back: the summary
+    calls that job dubbed (its ledger record says so, and the next run skips it), not "not
+    started"; a job the interrupt kept from starting still is."""
+    from dubber import batch as batch_module
+    from dubber.jobs import run_job
+
+    def finish_the_first_then_interrupt(jobs, options, batch, report):
+        run_job(jobs[0], options)   # ended in its worker; the outcome never reaches `report`
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch_module, "_dispatch", finish_the_first_then_interrupt)
+    told = []
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_batch([clips["clip0"], clips["clip1"]], BatchOptions(out_dir=str(out), jobs=1), _dub_options(tmp_path),
+                  on_interrupt=told.append)
+    [result] = told
+    assert [(Path(o.input).name, o.status, o.reason) for o in result.outcomes] == [
+        ("clip0.mp4", "done", ""), ("clip1.mp4", "interrupted", "not started; the next run dubs it.")]
+    assert result.summary().startswith("2 inputs: 1 dubbed")
+    assert (out / "clip0.dub.mp4").is_file()
