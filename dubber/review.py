@@ -33,7 +33,7 @@ from . import sound_measures as sm
 from . import wav_measures
 from .atomic import atomic_write_bytes
 from .errors import InputError, OutputError
-from .types import MANIFEST_SCHEMA, is_manifest
+from .types import MANIFEST_SCHEMA, ProgressFn, is_manifest, no_progress
 from .wav_measures import WavTrack
 
 log = logging.getLogger(__name__)
@@ -218,6 +218,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 # ---------------------------------------------------------------------------- the review page
 THUMBS_PER_SHOT = 3
 THUMB_HEIGHT_PX = 72
+PROGRESS_EVERY_FRAMES = 240   # how often the thumbnails' pass says how far it is (10 s of 24p)
 REVIEW_ROLE = "review"   # the page's role among a manifest's outputs
 
 
@@ -340,9 +341,11 @@ def _png_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def thumbnails(video: Path, frames: Sequence[int], height: int = THUMB_HEIGHT_PX) -> dict[int, str]:
+def thumbnails(video: Path, frames: Sequence[int], height: int = THUMB_HEIGHT_PX,
+               decoded: Callable[[int], None] = lambda count: None) -> dict[int, str]:
     """JPEG data URIs of the given frame indices of `video` (decoded in one pass, stopping after
-    the last one wanted); empty when the video cannot be read."""
+    the last one wanted); empty when the video cannot be read. `decoded` hears how many frames
+    are decoded, now and then: a feature film's pass takes minutes."""
     import av
 
     wanted = sorted(set(int(f) for f in frames))
@@ -354,6 +357,8 @@ def thumbnails(video: Path, frames: Sequence[int], height: int = THUMB_HEIGHT_PX
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for index, frame in enumerate(container.decode(stream)):
+                if index % PROGRESS_EVERY_FRAMES == 0:
+                    decoded(index)
                 if index in wanted:
                     image = frame.to_image()
                     image = image.resize((max(1, round(image.width * height / image.height)), height))
@@ -388,7 +393,7 @@ def shot_figures(onsets_s: np.ndarray, events_s: list[float], marks_s: list[floa
 
 
 def _shot_rows(manifest: Mapping[str, Any], mix: WavTrack, onsets_s: np.ndarray,
-               thumbs: Mapping[int, str]) -> list[str]:
+               thumbs: Mapping[int, str], written: Callable[[int], None] = lambda count: None) -> list[str]:
     analysis, plan = manifest["analysis"], manifest.get("plan") or {}
     fps = Fraction(analysis["media"]["fps"])
     at = frame_clock(analysis)
@@ -426,6 +431,7 @@ def _shot_rows(manifest: Mapping[str, Any], mix: WavTrack, onsets_s: np.ndarray,
             f'{figures["hit_within_frame"]} of {figures["events"]} events hit within a frame, '
             f'{figures["hit_within_0.1s"]} within 0.1 s; {figures["unmatched_onsets"]} of {figures["onsets"]} '
             f'onsets match no event or cut.</p></section>')
+        written(len(rows))
     return rows
 
 
@@ -441,9 +447,11 @@ audio{width:100%;max-width:700px}table{border-collapse:collapse}td,th{padding:2p
 .legend span{margin-right:1.2em}"""
 
 
-def review_html(manifest: Mapping[str, Any], folder: Path, page_folder: Path | None = None) -> str:
+def review_html(manifest: Mapping[str, Any], folder: Path, page_folder: Path | None = None,
+                progress: ProgressFn = no_progress) -> str:
     """The review page for a manifest whose files are relative to `folder`; sound that is not
-    embedded is linked relative to `page_folder` (default: `folder`).
+    embedded is linked relative to `page_folder` (default: `folder`). `progress` hears
+    ("review", done, total), counting the video frames decoded for thumbnails, then the shots.
 
     The mix is read from disk a block at a time, so a feature film's page is made in the memory
     a short clip's takes.
@@ -467,11 +475,12 @@ def review_html(manifest: Mapping[str, Any], folder: Path, page_folder: Path | N
             raise InputError("Neither the mix WAV nor the dubbed video named in the manifest exists; "
                              "review the manifest where dub wrote it, with its files beside it.")
         with WavTrack(mix_file) as mix:
-            return _page(manifest, outputs, mix, mix_role, video_path if mix_file != mix_path else None, page_folder)
+            return _page(manifest, outputs, mix, mix_role, video_path if mix_file != mix_path else None, page_folder,
+                         progress)
 
 
 def _page(manifest: Mapping[str, Any], outputs: Mapping[str, Path], mix: WavTrack, mix_role: str,
-          mix_source: Path | None, page_folder: Path) -> str:
+          mix_source: Path | None, page_folder: Path, progress: ProgressFn = no_progress) -> str:
     """The page's HTML; `mix_source` is the video the mix was decoded from, if it was."""
     analysis = manifest["analysis"]
     at = frame_clock(analysis)
@@ -480,8 +489,11 @@ def _page(manifest: Mapping[str, Any], outputs: Mapping[str, Path], mix: WavTrac
     report = wav_measures.measure(mix, events_s, marks_s=cuts_s)
     onsets_s = np.asarray(report.onsets_s, dtype=np.float64)
     wanted = [f for shot in analysis["shots"] for f in _shot_frames(shot)]
+    # The work in units a person can watch: the frames the thumbnails' pass decodes, then the shots.
+    frames, shots = max(wanted, default=-1) + 1, len(analysis["shots"])
+    progress("review", 0, frames + shots)
     video = outputs.get("video") or Path(analysis["media"].get("path", ""))
-    thumbs = thumbnails(Path(video), wanted)
+    thumbs = thumbnails(Path(video), wanted, decoded=lambda count: progress("review", count, frames + shots))
     overview = track_spectrogram_png(
         mix, cuts_s=cuts_s, events=[(t, e["kind"]) for t, e in zip(events_s, analysis.get("events", []))],
         transitions_s=[(at(t["start_frame"]), at(t["end_frame"]))
@@ -515,7 +527,9 @@ def _page(manifest: Mapping[str, Any], outputs: Mapping[str, Path], mix: WavTrac
             f"<p>Backend: {html.escape(str(render.get('backend')))}; {notes}</p>"
             f"<h2>Whole soundtrack</h2><img class='spectrogram' alt='spectrogram of the mix' src='{_png_uri(overview)}'>{legend}"
             f"<table>{rows}</table><h2>Listen</h2>{players}"
-            + "".join(_shot_rows(manifest, mix, onsets_s, thumbs)) + "</body></html>")
+            + "".join(_shot_rows(manifest, mix, onsets_s, thumbs,
+                                 written=lambda count: progress("review", frames + count, frames + shots)))
+            + "</body></html>")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -551,13 +565,14 @@ def missing_sound(manifest: Mapping[str, Any], folder: Path) -> list[str]:
 
 def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike | None = None,
                  overwrite: bool = False, on_notice: Callable[[str], None] = log.warning,
-                 record: bool = False) -> Path:
+                 record: bool = False, progress: ProgressFn = no_progress) -> Path:
     """Write the self-contained review page of a dub (beside the manifest unless `out_path`).
 
     `out_path` may be a folder: the page goes inside it, named as beside the manifest. An
     existing file there is replaced only when `overwrite`. `record`: the page is one of the dub's
     outputs (`dub --review`), listed in its manifest as "review" once written, so tools reading
-    the manifest find it and a dub replacing this one removes it with the rest.
+    the manifest find it and a dub replacing this one removes it with the rest. `progress`
+    hears ("review", done, total) as the page is made (see `review_html`).
 
     Returns:
         The page's path.
@@ -589,7 +604,7 @@ def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike |
     missing = missing_sound(manifest, manifest_file.parent)
     if missing:
         on_notice(f"not found beside {manifest_file.name}, so left off the page: {', '.join(missing)}")
-    write_atomically(target, review_html(manifest, manifest_file.parent, target.parent).encode("utf-8"))
+    write_atomically(target, review_html(manifest, manifest_file.parent, target.parent, progress).encode("utf-8"))
     if record:
         from .export.deliverables import add_recorded_output
 

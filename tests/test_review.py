@@ -101,6 +101,27 @@ def test_a_manifest_of_another_version_is_reviewed_with_a_notice(dubbed, tmp_pat
     assert same.returncode == 0 and "another version" not in same.stderr
 
 
+def test_making_a_page_says_how_far_it_is_from_start_to_end(dubbed, tmp_path):
+    """A feature film's page takes minutes (a decode for the thumbnails, then every shot): its
+    progress counts the frames decoded, then the shots, and ends at its total."""
+    from dubber.review import PROGRESS_EVERY_FRAMES, write_review
+
+    folder, _ = dubbed
+    heard: list[tuple[str, int, int]] = []
+    write_review(folder / "out.json", tmp_path / "page.html", progress=lambda *event: heard.append(event))
+    analysis = json.loads((folder / "out.json").read_text())["analysis"]
+    shots = len(analysis["shots"])
+    [total] = {t for _, _, t in heard}
+    assert {stage for stage, _, _ in heard} == {"review"}
+    assert heard[0][1] == 0 and heard[-1][1] == total
+    done = [d for _, d, _ in heard]
+    assert done == sorted(done)
+    frames = total - shots
+    assert analysis["media"]["frame_count"] - 30 <= frames <= analysis["media"]["frame_count"]   # to the last thumbnail
+    assert len([d for d in done if 0 < d < frames]) >= frames // PROGRESS_EVERY_FRAMES - 1   # during the decode
+    assert len([d for d in done if d > frames]) == shots                                      # one a shot
+
+
 def test_dub_review_command_and_bad_manifests(dubbed, tmp_path):
     folder, _ = dubbed
     again = run_dub(["review", folder / "out.json", "-o", tmp_path / "page.html"], dub_env(tmp_path), timeout=300)

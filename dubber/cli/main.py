@@ -65,14 +65,12 @@ def _cmd_dub(args: argparse.Namespace) -> int:
         if page is not None and "manifest" in result.outputs:
             from ..review import write_review
 
-            reporter("review", 0, 1)
             try:
                 # checked before the run; listed in the manifest like the dub's other files
-                write_review(result.outputs["manifest"], page, overwrite=True, record=True)
+                write_review(result.outputs["manifest"], page, overwrite=True, record=True, progress=reporter)
             except KeyboardInterrupt as stop:
                 stopped = stop
             else:
-                reporter("review", 1, 1)
                 result = replace(result, outputs={**result.outputs, "review": str(page)})
     if stopped is not None:
         # The dub itself is finished and in place: running it again would only meet its outputs.
@@ -92,9 +90,7 @@ def _finish_review(manifest: Path, reporter) -> int:
     page = default_review_path(manifest)
     with reporter:
         reporter.notice(f"the dub is already complete ({manifest}); writing the review page it was cut short of")
-        reporter("review", 0, 1)
-        write_review(manifest, page, overwrite=True, record=True)
-        reporter("review", 1, 1)
+        write_review(manifest, page, overwrite=True, record=True, progress=reporter)
     # The same `done` a whole run ends with, for scripts that read it: the dub and all its files.
     outputs = {role: str(path) for role, path in read_recorded_outputs(manifest).items()}
     reporter.finish({"event": "done", "output": outputs.get("video"), "outputs": outputs,
@@ -283,8 +279,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 def _cmd_review(args: argparse.Namespace) -> int:
     from ..review import write_review
 
-    page = write_review(args.manifest, args.output, overwrite=args.overwrite,
-                        on_notice=lambda line: print(f"dub: {line}", file=sys.stderr))
+    with make_reporter(False) as reporter:   # a bar on a terminal: a feature film's page takes minutes
+        page = write_review(args.manifest, args.output, overwrite=args.overwrite, on_notice=reporter.notice,
+                            progress=reporter)
     print(f"dub: review page written to {page}", file=sys.stderr)
     return 0
 
