@@ -280,8 +280,8 @@ def _cmd_review(args: argparse.Namespace) -> int:
     from ..review import write_review
 
     with make_reporter(False) as reporter:   # a bar on a terminal: a feature film's page takes minutes
-        page = write_review(args.manifest, args.output, overwrite=args.overwrite, on_notice=reporter.notice,
-                            progress=reporter)
+        page = write_review(args.manifest, args.output, overwrite=args.overwrite,
+                            on_notice=lambda line: print(f"dub: {line}", file=sys.stderr), progress=reporter)
     print(f"dub: review page written to {page}", file=sys.stderr)
     return 0
 
