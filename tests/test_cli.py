@@ -131,6 +131,22 @@ def test_models_list_and_offline_download(tmp_path):
     assert not (tmp_path / "hf-home" / "hub").exists() or not any((tmp_path / "hf-home" / "hub").iterdir())
 
 
+def test_models_download_given_a_path_says_what_model_takes_instead_of_recommending_itself(tmp_path):
+    env = dub_env(tmp_path)
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    local = run_dub(["models", "download", "--model", folder], env)
+    assert local.returncode == 2 and local.stderr.strip().splitlines() == [
+        f"dub: {folder} is a folder on this machine, so there is nothing to download; dub with --model {folder} as it is."]
+    captioner = run_dub(["models", "download", "clip", "--model", folder], env)
+    assert captioner.returncode == 2 and f"dub with --captioner-model {folder}" in captioner.stderr
+    for path in (tmp_path / "nowhere", "./nowhere", "a/b/c"):
+        missing = run_dub(["models", "download", "--model", path], env)
+        assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr
+        assert "takes a Hugging Face Hub repo id (owner/name)" in missing.stderr, missing.stderr
+        assert "dub models download" not in missing.stderr.replace("--model of `dub models download`", "")
+
+
 def test_a_download_that_cannot_reach_the_hub_says_so_and_not_to_leave_offline_mode(tmp_path):
     """Online, with the Hub out of reach (here: an endpoint nothing listens on), the sentence says
     the Hub could not be reached and what to check; offline mode is not on, so it is not blamed."""

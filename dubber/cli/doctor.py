@@ -173,6 +173,8 @@ def models_download(what: str = "audiostory", repo: str | None = None) -> int:
         what: "audiostory", "clip" or "vlm".
         repo: a Hub repo id instead of the default model for `what`.
     """
+    if repo is not None:
+        _check_repo_id(repo, "--model" if what == "audiostory" else "--captioner-model")
     if what == "audiostory":
         from audiostory_core import hub
 
@@ -184,3 +186,21 @@ def models_download(what: str = "audiostory", repo: str | None = None) -> int:
     folder = download(what, repo)
     print(f"{what} captioner model ready in {folder}")
     return 0
+
+
+def _check_repo_id(repo: str, dub_option: str) -> None:
+    """`dub models download --model` fetches a Hub repo: a folder on this machine (given where
+    `dub`'s `dub_option` takes one) has nothing to fetch, and a path is no repo id.
+
+    Raises:
+        InputError: `repo` is a folder here, or spelled as a path.
+    """
+    from ..errors import InputError
+
+    folder = Path(repo).expanduser()
+    if folder.is_dir():
+        raise InputError(f"{repo} is a folder on this machine, so there is nothing to download; "
+                         f"dub with {dub_option} {repo} as it is.")
+    if repo.startswith(("/", ".", "~")) or "\\" in repo or repo.count("/") > 1:
+        raise InputError(f"--model of `dub models download` takes a Hugging Face Hub repo id (owner/name); {repo} "
+                         "is a path, and no folder is there.")
