@@ -40,7 +40,7 @@ from typing import Callable, Iterator, Sequence
 
 from .errors import DubError, InputError, OutputError, one_line
 from .executors import open_dispatcher
-from .ray_cluster import require_ray
+from .ray_cluster import check_reachable, require_ray
 from .jobs import DEFAULT_RETRIES, LEDGER_DIR, Job, JobOutcome, Ledger, job_key
 from .options import INPUT_VIDEO_SUFFIXES, DubOptions, check_writable_folder, default_output_path
 from .types import ProgressFn, no_progress
@@ -338,7 +338,8 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
 
 def _checked_out_dir(inputs: Sequence[str | os.PathLike], batch: BatchOptions) -> Path:
     """The batch's output folder, absolute, once there is something to dub, the folder can take
-    the dubs, and Ray is installed when asked for: before any work, what is the user's to fix."""
+    the dubs, and Ray is installed and its cluster answers when asked for: before any work (and
+    before the output folder is made), what is the user's to fix."""
     if not inputs:
         raise InputError("Give at least one video to dub.")
     out_dir = Path(batch.out_dir).expanduser().absolute()
@@ -347,6 +348,9 @@ def _checked_out_dir(inputs: Sequence[str | os.PathLike], batch: BatchOptions) -
     check_writable_folder(out_dir, what="batch output")
     if batch.ray:
         require_ray()
+        address = batch.ray_address or os.environ.get("RAY_ADDRESS")
+        if address:
+            check_reachable(address)
     return out_dir
 
 
