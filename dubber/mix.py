@@ -11,8 +11,11 @@
    start sample, only faded). A join whose incoming waveform already
    continues the outgoing one (a backend that rendered one continuous timeline and sliced it)
    is left exactly as rendered. The programme's last `END_FADE_MS` fade to silence.
-2. Optional original-audio bed at `original_gain_db`, ducked by `duck_db` wherever the new
-   track is sounding (a smoothed side-chain envelope of the new track).
+2. Optional original-audio bed at `original_gain_db`, ducked as on a dubbing stage: while the
+   new soundtrack plays, the bed sits a steady part of `duck_db` down (slow side-chain: it does
+   not pump with the notes of the score, and comes back up within about a second and a half of
+   a silence); under effects it dips the whole `duck_db`, and lets go when the effect stops
+   (`dubber.ducking`). A backend's single stem (music and effects rendered as one) is both keys.
 3. Loudness: the sum is gained to `lufs` and limited to `true_peak_db` (see `dubber.loudness`).
    Every stem gets the same static gain and the same limiter gain curve as the mix (the
    limiter's gain is one curve for all channels), so the stems sum to the final mix.
@@ -41,7 +44,13 @@ SEAM_PROBE = 48             # samples each side of a join inspected for continui
 SILENT_LEVEL = 1e-5         # a cue whose last samples stay under this (-100 dBFS) has fallen silent
 END_FADE_MS = 20.0          # the programme's last milliseconds fade to silence (no click at the end)
 MUTE_FADE_MS = 5.0          # a cue next to a muted one fades in (or out) over this long: no click
-BED_DUCK_THRESHOLD_DB = -12.0   # the original bed ducks fully only where the new track is within ~this of its loud level
+BED_DUCK_THRESHOLD_DB = -12.0   # the original bed dips fully only where the effects are within ~this of their loud level
+# Under the score alone the bed sits this share of `duck_db` down, steadily: the key is the whole
+# new soundtrack, read as sounding or not (anything within 30 dB of its loud level), held over the
+# rests between phrases and let go slowly, so the production sound does not follow the notes.
+BED_UNDER_MUSIC_SHARE = 0.5
+BED_UNDER_MUSIC = dict(threshold_db=-30.0, attack_ms=150.0, hold_ms=800.0, release_ms=600.0)
+MUSIC_STEM = "music"   # the score's stem that is music alone; every other stem holds effects
 
 
 @dataclass(frozen=True)
@@ -302,24 +311,33 @@ def _sum_blocks(tracks: list[Any], start: int, stop: int) -> np.ndarray:
     return total
 
 
-def _ducked_bed(original: Any, new_tracks: list[Any], total: int, sr: int, options: MixOptions) -> Track:
-    """The original sound at `original_gain_db`, dipping under loud music and effects (envelope
-    ducking keyed by the sum of the new tracks), as a track of its own."""
-    ducker = Ducker(depth_db=options.duck_db, threshold_db=BED_DUCK_THRESHOLD_DB)
-    step = frame_samples(sr) * 4096
-    if new_tracks:
-        levels = key_level_db_of_blocks(((a, _sum_blocks(new_tracks, a, a + step)) for a in range(0, total, step)),
-                                        total, sr)
-        amount = duck_amount(levels, ducker)
-    else:
-        amount = np.zeros(-(-total // frame_samples(sr)))
+def _ducked_bed(original: Any, new_tracks: Mapping[str, Any], total: int, sr: int, options: MixOptions) -> Track:
+    """The original sound at `original_gain_db`, as a track of its own: a steady part of
+    `duck_db` down while the new soundtrack sounds, the whole of it under effects (see the
+    module's docstring)."""
+    steady = Ducker(depth_db=BED_UNDER_MUSIC_SHARE * options.duck_db, **BED_UNDER_MUSIC)
+    dips = Ducker(depth_db=options.duck_db, threshold_db=BED_DUCK_THRESHOLD_DB)
+    effects = [track for name, track in new_tracks.items() if name != MUSIC_STEM]
+    amounts = [(ducker, _duck_amount_of(tracks, ducker, total, sr))
+               for ducker, tracks in ((steady, list(new_tracks.values())), (dips, effects))]
     level = np.float32(10 ** (options.original_gain_db / 20))
     bed = new_track("original", 2, total)
     for start in range(0, total, BLOCK_SAMPLES):
         stop = min(start + BLOCK_SAMPLES, total)
         block = _as_stereo(np.asarray(original.read(start, stop), dtype=np.float32))
-        bed.write(start, block * (level * duck_gain_span(amount, sr, ducker, start, stop)))
+        gain = np.minimum.reduce([duck_gain_span(amount, sr, ducker, start, stop) for ducker, amount in amounts])
+        bed.write(start, block * (level * gain))
     return bed
+
+
+def _duck_amount_of(key_tracks: list[Any], ducker: Ducker, total: int, sr: int) -> np.ndarray:
+    """`duck_amount` per side-chain frame, keyed by the sum of `key_tracks` (none: no ducking)."""
+    if not key_tracks:
+        return np.zeros(-(-total // frame_samples(sr)))
+    step = frame_samples(sr) * 4096
+    levels = key_level_db_of_blocks(((a, _sum_blocks(key_tracks, a, a + step)) for a in range(0, total, step)),
+                                    total, sr)
+    return duck_amount(levels, ducker)
 
 
 class _Sum:
@@ -446,6 +464,6 @@ def _add_bed(stems: dict[str, Any], bed: Any, total: int, sr: int, options: MixO
     """The original sound, ducked under the placed stems and faded out at the end, as stem "original"."""
     if bed is None:
         return
-    stems["original"] = _ducked_bed(bed, list(stems.values()), total, sr, options)
+    stems["original"] = _ducked_bed(bed, dict(stems), total, sr, options)
     fade_out_end(stems["original"], total, sr)
     steps.advance()

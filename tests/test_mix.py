@@ -187,6 +187,35 @@ def test_original_is_ducked_under_the_new_track():
     assert abs(rel_db(bed[:, later], bed[:, calm])) < 0.5
 
 
+def test_the_original_sits_steadily_under_the_score_and_dips_under_effects():
+    """--keep-original under the score engine's stems: while the music plays the production sound
+    sits steadily half of duck_db down (it does not pump with the notes), an effect dips it the
+    whole of duck_db, and it comes back up once the soundtrack stops."""
+    plan = make_plan([0, 4 * SR, 8 * SR, 12 * SR])
+    rng = np.random.default_rng(4)
+    t = np.arange(4 * SR) / SR
+    notes = np.zeros(4 * SR)
+    for k, start in enumerate(np.arange(0.0, 4.0, 0.3)):   # notes that swell and die away, loud and soft
+        notes += np.sin(2 * np.pi * 220 * 2 ** (k % 5 / 12) * t) * np.exp(-np.clip(t - start, 0, None) / 0.12) \
+            * (t >= start) * (0.3 if k % 2 else 0.05)
+    music = np.stack([notes, notes]).astype(np.float32)
+    quiet = np.zeros((2, 4 * SR), dtype=np.float32)
+    blow = quiet.copy()
+    blow[:, 2 * SR:2 * SR + SR // 4] = rng.standard_normal((2, SR // 4)) * 0.3   # an effect at 6 s
+    cues = [CueAudio(0, 0, {"music": music, "fx": quiet}), CueAudio(1, 4 * SR, {"music": music, "fx": blow}),
+            CueAudio(2, 8 * SR, {"music": quiet, "fx": quiet})]
+    original = np.full((2, plan.total_samples), 0.05, dtype=np.float32)
+    track = mix(RenderResult("test", SR, tuple(cues)), plan, MixOptions(duck_db=-8.0, original_gain_db=-12.0),
+                original=original)
+    # the duck alone: the bed's level less its own gain and the mix's static gain
+    gain_db = 20 * np.log10(np.abs(track.stems["original"][0, :int(11.9 * SR)]) / 0.05) - track.settings["gain_db"] + 12
+    per_tenth = gain_db.reshape(-1, SR // 10).mean(axis=1)   # 0.1 s steps, short of the programme's end fade
+    under_music = np.r_[per_tenth[5:55], per_tenth[66:78]]   # 0.5-5.5 s and 6.6-7.8 s: music, no effect
+    assert np.all(np.abs(under_music - (-4.0)) < 0.5), np.round(under_music, 2)
+    assert per_tenth[60:62].max() < -7.5   # under the effect
+    assert np.all(np.abs(per_tenth[100:]) < 0.5)   # from 2 s after the music stops
+
+
 @pytest.mark.parametrize("original, muted", [(False, ()), (True, ()), (True, (1,))])
 def test_the_mix_reports_each_pass_over_the_film(original, muted):
     """A film's mix takes minutes: it reports each pass (every stem placed, the bed ducked, the
