@@ -115,11 +115,18 @@ def test_directory_as_input(tmp_path):
     (["--backend", "audiostory"], "weights"),
     (["--device", "cuda"], "cuda"),
     (["--seed", "many"], "seed"),
+    # an empty value (a script's unset variable) is no path: it would name the current folder
+    *([[option, ""], f"argument {option}: needs a path, not an empty value"]
+      for option in ("--stems", "--cache-dir", "--soundfont", "--model", "--hits", "--captioner-model")),
 ])
 def test_bad_options(media, tmp_path, extra, mention):
     if "--device" in extra and _has_cuda():
         pytest.skip("this machine has a CUDA GPU, so --device cuda is valid here")
     _run_case(media, tmp_path, "good", extra, mention)
+
+
+def test_an_empty_output_name_is_refused_as_no_path(media, tmp_path):
+    _run_case(media, tmp_path, "good", ["-o", ""], "argument -o/--output: needs a path", out_name=None)
 
 
 def _has_cuda() -> bool:

@@ -41,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
 # ----------------------------------------------------------------------------- argument groups
 
 def _add_output(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("-o", "--output", metavar="PATH", help=what)
+    p.add_argument("-o", "--output", type=_path, metavar="PATH", help=what)
     p.add_argument("--force", action="store_true",
                    help="overwrite existing outputs and recompute every cached stage")
     p.add_argument("--json-progress", action="store_true",
@@ -52,9 +52,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--captioner", default="auto", metavar="NAME",
                    help="shot captioner: auto (default: vlm when its weights are here, else motion), "
                         "motion (no model), clip or vlm")
-    p.add_argument("--captioner-model", metavar="PATH_OR_ID",
+    p.add_argument("--captioner-model", type=_path, metavar="PATH_OR_ID",
                    help="the clip or vlm captioner's weights: a local model folder or a Hugging Face Hub id")
-    p.add_argument("--cache-dir", metavar="DIR", help="stage cache (default: $DUB_CACHE_DIR or ~/.cache/dubber)")
+    p.add_argument("--cache-dir", type=_path, metavar="DIR", help="stage cache (default: $DUB_CACHE_DIR or ~/.cache/dubber)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the stage cache")
     p.add_argument("--full-hash", action="store_true",
                    help="key the cache on every byte of the input, not its size, date and ends")
@@ -77,11 +77,11 @@ def _add_render(p: argparse.ArgumentParser) -> None:
                         "bed included, is brought to the --lufs target")
     p.add_argument("--lufs", default="-16", metavar="N|ebu|atsc",
                    help="loudness target in LUFS (default -16), or ebu (-23) / atsc (-24)")
-    p.add_argument("--stems", metavar="DIR", help="also write NAME.mix.wav and one NAME.<stem>.wav per stem into DIR (NAME: the output's)")
+    p.add_argument("--stems", type=_path, metavar="DIR", help="also write NAME.mix.wav and one NAME.<stem>.wav per stem into DIR (NAME: the output's)")
     p.add_argument("--timeline", action="store_true",
                    help="also write .otio, .fcpxml and .srt next to the output, and the stems they use "
                         "(into <output>_stems/ unless --stems is given)")
-    p.add_argument("--model", metavar="PATH|REPO",
+    p.add_argument("--model", type=_path, metavar="PATH|REPO",
                    help="AudioStory checkpoint folder or Hub repo id (default: TencentARC/AudioStory-3B in the "
                         "Hugging Face cache; `dub models download` fetches it)")
     p.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N (default: CUDA when present)")
@@ -91,7 +91,7 @@ def _add_render(p: argparse.ArgumentParser) -> None:
                    help="shots (one clip per shot, default) or free (AudioStory lays out its own clips)")
     p.add_argument("--render-group", type=int, metavar="N",
                    help="cues per render call, cached as each call ends (default: per backend)")
-    p.add_argument("--soundfont", metavar="PATH",
+    p.add_argument("--soundfont", type=_path, metavar="PATH",
                    help="SF2 bank for the score engine (default: TimGM6mb, GPL-2.0, from the pretty_midi package)")
 
 
@@ -101,7 +101,7 @@ def _add_one_video(p: argparse.ArgumentParser) -> None:
                    help="replace existing outputs, reusing the stage cache (--force also recomputes every stage)")
     p.add_argument("--review", action="store_true",
                    help="also write <output>.review.html: spectrograms, sync figures and players, offline")
-    p.add_argument("--hits", metavar="FILE",
+    p.add_argument("--hits", type=_path, metavar="FILE",
                    help="hit list: frames to hit, one a line (12.5 | 300f | 00:00:12:12 [, kind [, strength [, length s]]]; "
                         "kind none drops the events found there), or an .otio timeline's markers; added to the events "
                         "found in the picture")
@@ -126,7 +126,7 @@ def run_parser() -> argparse.ArgumentParser:
                        "  dub bundle OUT.json  the dub's timeline and all its media in one .otioz to hand on\n"
                        "  dub studio           a local web app to edit and re-render shot by shot\n"
                        "run `dub COMMAND --help` for each command's options.")
-    p.add_argument("input", help="video to dub (never modified)")
+    p.add_argument("input", type=_path, help="video to dub (never modified)")
     p.add_argument("--version", action="version", version=f"dub {_version()}")
     _add_output(p, DEFAULT_OUTPUT_HELP)
     _add_style(p)
@@ -147,19 +147,19 @@ def _add_models(p: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("action", choices=("download", "list"))
     p.add_argument("what", nargs="?", choices=MODEL_KINDS, default="audiostory",
                    help="which weights to download: audiostory (default), clip or vlm captioner")
-    p.add_argument("--model", metavar="REPO",
+    p.add_argument("--model", type=_path, metavar="REPO",
                    help="Hub repo id (default: the standard model of WHAT, e.g. TencentARC/AudioStory-3B)")
 
 
 def _add_review(p: argparse.ArgumentParser, command: str) -> None:
-    p.add_argument("manifest", metavar="OUT.json", help="the manifest dub wrote beside its output")
-    p.add_argument("-o", "--output", metavar="PAGE", help="the HTML page (default: <manifest>.review.html)")
+    p.add_argument("manifest", type=_path, metavar="OUT.json", help="the manifest dub wrote beside its output")
+    p.add_argument("-o", "--output", type=_path, metavar="PAGE", help="the HTML page (default: <manifest>.review.html)")
     p.add_argument("--overwrite", "--force", action="store_true", help="replace an existing page")
 
 
 def _add_bundle(p: argparse.ArgumentParser, command: str) -> None:
-    p.add_argument("manifest", metavar="OUT.json", help="the manifest of a dub written with --timeline")
-    p.add_argument("-o", "--output", metavar="BUNDLE",
+    p.add_argument("manifest", type=_path, metavar="OUT.json", help="the manifest of a dub written with --timeline")
+    p.add_argument("-o", "--output", type=_path, metavar="BUNDLE",
                    help="the .otioz file or its folder (default: beside the .otio, named like it)")
     p.add_argument("--overwrite", "--force", action="store_true", help="replace an existing bundle")
 
@@ -168,7 +168,7 @@ def _add_cache(p: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("action", choices=("info", "clean"))
     p.add_argument("--older-than", type=_days, metavar="DAYS",
                    help="clean only entries written more than DAYS days ago (default: every entry)")
-    p.add_argument("--cache-dir", metavar="DIR", help="stage cache (default: $DUB_CACHE_DIR or ~/.cache/dubber)")
+    p.add_argument("--cache-dir", type=_path, metavar="DIR", help="stage cache (default: $DUB_CACHE_DIR or ~/.cache/dubber)")
 
 
 def _add_watch(p: argparse.ArgumentParser, command: str) -> None:
@@ -181,12 +181,12 @@ def _add_watch(p: argparse.ArgumentParser, command: str) -> None:
 def _add_integrations(p: argparse.ArgumentParser, command: str) -> None:
     p.add_argument("action", choices=("install",))
     p.add_argument("target", metavar="TARGET", help="resolve (DaVinci Resolve script) or blender (extension zip)")
-    p.add_argument("--dest", metavar="DIR",
+    p.add_argument("--dest", type=_path, metavar="DIR",
                    help="destination folder (default: Resolve's scripts folder; the current folder for blender)")
 
 
 def _add_doctor(p: argparse.ArgumentParser, command: str) -> None:
-    p.add_argument("--model", metavar="PATH|REPO", help="AudioStory checkpoint to look for")
+    p.add_argument("--model", type=_path, metavar="PATH|REPO", help="AudioStory checkpoint to look for")
 
 
 def _add_studio(p: argparse.ArgumentParser, command: str) -> None:
@@ -197,7 +197,7 @@ def _add_studio(p: argparse.ArgumentParser, command: str) -> None:
 
 def _add_video_command(p: argparse.ArgumentParser, command: str) -> None:
     """analyze, plan and render: one video in, JSON or a dub out."""
-    p.add_argument("input", help="video file")
+    p.add_argument("input", type=_path, help="video file")
     if command in ("analyze", "plan"):
         if command == "analyze":
             _add_output(p, "analysis JSON (default: <input>.analysis.json next to the input; - for stdout)")
@@ -207,7 +207,7 @@ def _add_video_command(p: argparse.ArgumentParser, command: str) -> None:
         # as on `dub` and `dub review`: replace the file, reusing the cache (--force also recomputes)
         p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     else:
-        p.add_argument("--plan", required=True, metavar="PLAN", help="plan JSON from `dub plan`")
+        p.add_argument("--plan", type=_path, required=True, metavar="PLAN", help="plan JSON from `dub plan`")
         _add_output(p, DEFAULT_OUTPUT_HELP)
         _add_render(p)
         _add_one_video(p)
@@ -215,8 +215,8 @@ def _add_video_command(p: argparse.ArgumentParser, command: str) -> None:
 
 
 def _add_batch(p: argparse.ArgumentParser, command: str = "batch") -> None:
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="videos, or folders of them, to dub (never modified)")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+    p.add_argument("inputs", type=_path, nargs="+", metavar="INPUT", help="videos, or folders of them, to dub (never modified)")
+    p.add_argument("-o", "--output", type=_path, required=True, metavar="OUTDIR",
                    help="folder of the outputs (<input>.dub.mp4 each) and of the job ledger; on a cluster, "
                         "a path every node reaches")
     p.add_argument("--jobs", type=int, metavar="N", help="local worker processes (default: one per CPU core)")
@@ -261,6 +261,14 @@ def dub_options(args: argparse.Namespace):
     if getattr(args, "plan", None):
         fields["plan_path"] = args.plan
     return DubOptions(**fields)
+
+
+def _path(text: str) -> str:
+    """A file, folder or model named on the command line. An empty one (a script's unset
+    variable) would name the current folder to every path function, so it is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("needs a path, not an empty value")
+    return text
 
 
 def _days(text: str) -> float:
