@@ -342,9 +342,10 @@ def _png_uri(data: bytes) -> str:
 
 
 def thumbnails(video: Path, frames: Sequence[int], height: int = THUMB_HEIGHT_PX,
-               decoded: Callable[[int], None] = lambda count: None) -> dict[int, str]:
+               decoded: Callable[[int], None] = lambda count: None, rotation: int = 0) -> dict[int, str]:
     """JPEG data URIs of the given frame indices of `video` (decoded in one pass, stopping after
-    the last one wanted); empty when the video cannot be read. `decoded` hears how many frames
+    the last one wanted), turned upright by `rotation` (degrees counter-clockwise, as players
+    show a phone's video); empty when the video cannot be read. `decoded` hears how many frames
     are decoded, now and then: a feature film's pass takes minutes."""
     import av
 
@@ -361,6 +362,8 @@ def thumbnails(video: Path, frames: Sequence[int], height: int = THUMB_HEIGHT_PX
                     decoded(index)
                 if index in wanted:
                     image = frame.to_image()
+                    if rotation % 360:
+                        image = image.rotate(rotation % 360, expand=True)
                     image = image.resize((max(1, round(image.width * height / image.height)), height))
                     buffer = io.BytesIO()
                     image.save(buffer, format="JPEG", quality=80)
@@ -493,7 +496,8 @@ def _page(manifest: Mapping[str, Any], outputs: Mapping[str, Path], mix: WavTrac
     frames, shots = max(wanted, default=-1) + 1, len(analysis["shots"])
     progress("review", 0, frames + shots)
     video = outputs.get("video") or Path(analysis["media"].get("path", ""))
-    thumbs = thumbnails(Path(video), wanted, decoded=lambda count: progress("review", count, frames + shots))
+    thumbs = thumbnails(Path(video), wanted, decoded=lambda count: progress("review", count, frames + shots),
+                        rotation=int(analysis["media"].get("rotation", 0) or 0))
     overview = track_spectrogram_png(
         mix, cuts_s=cuts_s, events=[(t, e["kind"]) for t, e in zip(events_s, analysis.get("events", []))],
         transitions_s=[(at(t["start_frame"]), at(t["end_frame"]))

@@ -122,6 +122,32 @@ def test_making_a_page_says_how_far_it_is_from_start_to_end(dubbed, tmp_path):
     assert len([d for d in done if d > frames]) == shots                                      # one a shot
 
 
+def test_thumbnails_of_a_rotated_video_stand_upright_as_players_show_it(dubbed, tmp_path):
+    """A phone's video stored sideways with rotation metadata: the analysis knows its rotation, and
+    the page's thumbnails are turned as a player turns the picture, not left lying on their side."""
+    from dubber.review import thumbnails
+
+    folder = tmp_path / "copy"
+    shutil.copytree(dubbed[0], folder)
+    video = folder / "out.mp4"
+    flat = Image.open(io.BytesIO(base64.b64decode(thumbnails(video, [0])[0].split(",", 1)[1])))
+    turned = Image.open(io.BytesIO(base64.b64decode(thumbnails(video, [0], rotation=90)[0].split(",", 1)[1])))
+    assert flat.width > flat.height and turned.height > turned.width and turned.height == flat.height
+    # counter-clockwise, as the analysis turns its keyframes: the picture's top row becomes its left column
+    upright = np.asarray(turned.convert("L"), dtype=float)
+    expected = np.asarray(flat.convert("L").rotate(90, expand=True).resize(turned.size), dtype=float)
+    assert np.abs(upright - expected).mean() < 12
+    manifest = json.loads((folder / "out.json").read_text())
+    manifest["analysis"]["media"]["rotation"] = 90
+    (folder / "out.json").write_text(json.dumps(manifest))
+    proc = run_dub(["review", folder / "out.json", "-o", tmp_path / "page.html"], dub_env(tmp_path), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    sources = re.findall(r'class="thumb" alt="frame \d+" src="data:image/jpeg;base64,([^"]+)"',
+                         (tmp_path / "page.html").read_text(encoding="utf-8"))
+    sizes = {Image.open(io.BytesIO(base64.b64decode(data))).size for data in sources}
+    assert sources and all(h > w for w, h in sizes), sizes
+
+
 def test_dub_review_command_and_bad_manifests(dubbed, tmp_path):
     folder, _ = dubbed
     again = run_dub(["review", folder / "out.json", "-o", tmp_path / "page.html"], dub_env(tmp_path), timeout=300)
