@@ -283,6 +283,12 @@ def check_options(options: DubOptions) -> None:
         raise InputError("Free timing needs the audiostory backend; drop --timing free or use --backend audiostory.")
     if options.captioner not in CAPTIONER_CHOICES:
         raise InputError(f"Unknown captioner {options.captioner!r}; choose one of: {', '.join(CAPTIONER_CHOICES)}.")
+    for flag, named in (("--model", options.model), ("--captioner-model", options.captioner_model)):
+        # A path that names nothing is a typo, whatever backend or captioner `auto` would choose:
+        # left alone, it would be passed over for the default without a word.
+        if named is not None and spelled_as_path(named) and not Path(named).expanduser().exists():
+            raise InputError(f"{flag} {named}: there is no folder there; give the model's folder, or a Hugging "
+                             "Face Hub repo id (owner/name).")
     if options.captioner_model is not None and options.captioner == "motion":
         raise InputError("--captioner-model names the weights of the clip or vlm captioner; the motion captioner "
                          "has none, so drop it or choose --captioner clip or vlm.")
@@ -305,6 +311,12 @@ def check_options(options: DubOptions) -> None:
     resolve_lufs(options.lufs)
     check_device(options.device)
     check_precision(options.precision, options.device, options.backend)
+
+
+def spelled_as_path(text: str) -> bool:
+    """Whether a model named on the command line is written as a path, not as a Hub repo id
+    ("owner/name"): absolute, relative to a folder (./, ../, ~), or more than two parts deep."""
+    return text.startswith(("/", "./", "../", "~")) or text in (".", "..") or "\\" in text or text.count("/") > 1
 
 
 PRECISIONS = ("float16", "bfloat16", "float32")

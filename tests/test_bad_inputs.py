@@ -115,6 +115,9 @@ def test_directory_as_input(tmp_path):
     (["--backend", "audiostory"], "weights"),
     (["--device", "cuda"], "cuda"),
     (["--seed", "many"], "seed"),
+    # a model folder that is not there is a typo, not a reason to fall back to the default quietly
+    (["--model", "/no/such/checkpoint"], "--model /no/such/checkpoint: there is no folder there"),
+    (["--captioner-model", "./no/such/model"], "--captioner-model ./no/such/model: there is no folder there"),
     # an empty value (a script's unset variable) is no path: it would name the current folder
     *([[option, ""], f"argument {option}: needs a path, not an empty value"]
       for option in ("--stems", "--cache-dir", "--soundfont", "--model", "--hits", "--captioner-model")),

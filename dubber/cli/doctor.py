@@ -196,11 +196,12 @@ def _check_repo_id(repo: str, dub_option: str) -> None:
         InputError: `repo` is a folder here, or spelled as a path.
     """
     from ..errors import InputError
+    from ..options import spelled_as_path
 
     folder = Path(repo).expanduser()
     if folder.is_dir():
         raise InputError(f"{repo} is a folder on this machine, so there is nothing to download; "
                          f"dub with {dub_option} {repo} as it is.")
-    if repo.startswith(("/", ".", "~")) or "\\" in repo or repo.count("/") > 1:
+    if spelled_as_path(repo):
         raise InputError(f"--model of `dub models download` takes a Hugging Face Hub repo id (owner/name); {repo} "
                          "is a path, and no folder is there.")
