@@ -326,6 +326,111 @@ def test_a_second_watcher_is_refused(tmp_path):
         first.join(10)
 
 
+# ----------------------------------------------------------------------------- folders that go while watching
+
+def _watch_in_thread(root: Path, **options):
+    stop = threading.Event()
+    failures: list = []
+    settings = dict(stable_s=0.1, poll_s=0.05, processor=copy_processor, use_events=False)
+    thread = threading.Thread(target=lambda: failures.append(run_watch(root, WatchOptions(**{**settings, **options}),
+                                                                         stop)))
+    thread.start()
+    wait_for(lambda: (root / "logs" / "watch.lock").exists(), 10, "the watcher")
+    return thread, stop
+
+
+def test_folders_deleted_while_watching_are_made_again_and_drops_still_dubbed(tmp_path, base_video):
+    """Someone tidies the watch folder away (its inbox, done/, failed/, processing/) while the
+    watcher runs: it makes them again and goes on, and a file dropped afterwards is dubbed."""
+    import shutil
+
+    thread, stop = _watch_in_thread(tmp_path)
+    try:
+        for name in ("inbox", "processing", "done", "failed"):
+            shutil.rmtree(tmp_path / name)
+        wait_for(lambda: (tmp_path / "inbox").is_dir() and (tmp_path / "done").is_dir(), 10, "the folders made again")
+        publish(tmp_path, "after.mp4", variant(base_video, 71))
+        wait_for(lambda: (tmp_path / "done" / "after.mp4").is_file(), 20, "the dub of a later drop")
+        assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(30)
+    assert (tmp_path / "output" / "after" / "after.dub.mp4").read_bytes() == variant(base_video, 71)
+    log_text = (tmp_path / "logs" / "watch.log").read_text()
+    assert f"{tmp_path / 'inbox'} was deleted while being watched; made it again" in log_text
+    assert "Traceback" not in log_text
+
+
+def test_a_watch_folder_that_goes_away_is_waited_for(tmp_path, base_video, caplog):
+    """The watch folder's share is unmounted (here: the folder moved away at once): the watcher
+    says so once and waits, without making an empty folder tree at the mount point; when the
+    folder is there again, it dubs what is dropped."""
+    import logging
+
+    root, away = tmp_path / "share", tmp_path / "unmounted"
+    root.mkdir()
+    thread, stop = _watch_in_thread(root)
+    try:
+        with caplog.at_level(logging.INFO, logger="dubber.watch"):
+            os.rename(root, away)
+            wait_for(lambda: "is gone" in caplog.text, 10, "the watcher to notice")
+            time.sleep(0.3)
+            assert not root.exists() and thread.is_alive()
+            os.rename(away, root)
+            wait_for(lambda: "is back" in caplog.text, 10, "the watcher to see it back")
+            publish(root, "back.mp4", variant(base_video, 72))
+            wait_for(lambda: (root / "done" / "back.mp4").is_file(), 20, "the dub after the folder came back")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert caplog.text.count(f"the watch folder {root} is gone") == 1
+    assert f"the watch folder {root} is back" in caplog.text
+
+
+def test_a_file_removed_while_it_is_dubbed_is_said_and_no_failure(tmp_path, base_video):
+    """The file is deleted from processing/ while its dub runs: one line says its dub was
+    discarded; nothing goes to failed/ and a --once run does not count it as a failure."""
+    def removed_midway(job) -> None:
+        data = job.source.read_bytes()
+        job.source.unlink()   # someone deletes processing/<file> now
+        (job.staging / job.output_name).write_bytes(data)
+
+    (tmp_path / "inbox").mkdir()
+    publish(tmp_path, "gone.mp4", variant(base_video, 73))
+    failed = run_watch(tmp_path, WatchOptions(stable_s=0.1, poll_s=0.05, once=True, processor=removed_midway))
+    assert failed == 0
+    assert not any((tmp_path / "failed").iterdir()) and not any((tmp_path / "output").iterdir())
+    log_text = (tmp_path / "logs" / "watch.log").read_text()
+    assert "gone.mp4 was removed from processing/ while it was being dubbed; its dub was discarded" in log_text
+    assert "Traceback" not in log_text and [r["event"] for r in journal(tmp_path)][-1] == "removed"
+
+
+def test_messages_name_the_output_folder_given_with_o(tmp_path, base_video):
+    out = tmp_path / "deliveries"
+    root = tmp_path / "watch"
+    (root / "inbox").mkdir(parents=True)
+    publish(root, "e.mp4", variant(base_video, 74))
+    run_watch(root, WatchOptions(stable_s=0.1, poll_s=0.05, once=True, processor=copy_processor, out_dir=str(out)))
+    assert f"dubbed e.mp4 -> {out / 'e'}" in (root / "logs" / "watch.log").read_text()
+
+
+@pytest.mark.parametrize("blocked", ["inbox", "logs/watch.log"])
+def test_a_watch_folder_that_cannot_be_set_up_is_one_sentence(tmp_path, capsys, blocked):
+    """A folder the watcher needs cannot be made (a file in its place; a read-only share does the
+    same): one sentence and exit 2, not a traceback."""
+    from dubber.cli.main import main
+
+    root = tmp_path / "watch"
+    (root / "logs").mkdir(parents=True)
+    if blocked == "inbox":
+        (root / "inbox").write_text("not a folder")
+    else:
+        (root / blocked).mkdir()   # the log's name taken by a folder
+    assert main(["watch", str(root), "--once", "--processor", "tests.watch_helpers:copy_processor"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err and str(root / blocked) in err, err
+
+
 # ----------------------------------------------------------------------------- the command line
 
 def test_a_mistyped_watch_path_is_refused_and_a_new_one_is_announced(tmp_path, capsys):

@@ -49,9 +49,13 @@ def prepare_root(root: Path, out_dir: str | None = None) -> tuple[Path, str | No
         check_writable_folder(out, what="watch output", new_parents=True)
         out.mkdir(parents=True, exist_ok=True)
     new = not (root / "inbox").is_dir()
-    root.mkdir(exist_ok=True)
-    for name in FOLDERS:
-        (root / name).mkdir(exist_ok=True)
+    try:
+        root.mkdir(exist_ok=True)
+        for name in FOLDERS:
+            (root / name).mkdir(exist_ok=True)
+    except OSError as err:   # a read-only share, a folder of another user
+        raise OutputError(f"Cannot set up the watch folder {root}: {err.filename} cannot be made "
+                          f"({(err.strerror or str(err)).lower()}); give a folder this user can write.") from None
     return root, None if out is None else str(out), new
 
 

@@ -64,6 +64,14 @@ INTERRUPTED_JOB = ("Its dub was interrupted by a signal the watcher did not get 
                    "drop the file into the inbox again to dub it.")
 
 
+def _entries(folder: Path) -> list[Path]:
+    """What `folder` holds; nothing when it has gone (deleted while the watcher starts)."""
+    try:
+        return list(folder.iterdir())
+    except FileNotFoundError:
+        return []
+
+
 def file_state(path: Path) -> tuple[int, int]:
     """(size, mtime_ns): what tells a file that is still being written from one that is not."""
     st = path.stat()
@@ -103,6 +111,7 @@ class Watcher:
         self.stopping = False                         # Ctrl-C or SIGTERM reached the watcher
         self.paused_until = 0.0                       # monotonic time files are taken again
         self.output_trouble: str | None = None        # what keeps the output folder from a dub, as said
+        self.root_gone = False                        # ROOT itself is gone (said once; the scan waits)
 
     def _failed_stats(self) -> dict[Path, tuple[int, int]]:
         """The failed/ files with the size and time they had when they failed, from their error
@@ -124,13 +133,13 @@ class Watcher:
         and return the rest of processing/ as (file, original name) to dub again first."""
         import shutil
 
-        for entry in self.dirs["output"].iterdir():
+        for entry in _entries(self.dirs["output"]):
             if entry.name.startswith(STAGING_PREFIX):
                 shutil.rmtree(entry, ignore_errors=True)
             elif (entry / SOURCE_RECORD).is_file():
                 self._index_output(entry)
         resume = []
-        for path in sorted(p for p in self.dirs["processing"].iterdir() if p.is_file()):
+        for path in sorted(p for p in _entries(self.dirs["processing"]) if p.is_file()):
             name = self._original_name(path)
             if not self._finish_interrupted(path, name):
                 self.journal.append("resumed", name=name, claimed_as=path.name)
@@ -215,6 +224,8 @@ class Watcher:
             with self._exclusive(sha):
                 self._handle(claimed, name, sha, at_claim)
         except Exception as err:  # whatever happens, the input ends in failed/ with a reason...
+            if not claimed.exists() and self._removed_while_dubbed(claimed, name, sha, err):
+                return
             trouble = output_trouble(self.dirs["output"], err)
             if trouble is None:
                 self._fail(claimed, name, sha, err)
@@ -226,6 +237,20 @@ class Watcher:
             from .dispatch import JobFailed
 
             self._fail(claimed, name, sha, JobFailed(INTERRUPTED_JOB, "Interrupted"))
+
+    def _removed_while_dubbed(self, claimed: Path, name: str, sha: str, err: BaseException) -> bool:
+        """The claimed file is no longer in processing/ after `err`: when it was filed as done
+        first, the error came after (logged); else someone removed it while it was dubbed, and
+        its dub is discarded (said in one line, journalled, no failure). True when dealt with."""
+        done = self.journal.done_record(sha) if sha else None
+        if done is not None and done.get("claimed_as") == claimed.name:
+            log.error("%s was dubbed and filed, then: %s", shown(name), shown(one_sentence(err)))
+            return True
+        if not isinstance(err, FileNotFoundError) and claimed.parent.is_dir():
+            return False
+        self.journal.append("removed", name=name, claimed_as=claimed.name, sha256=sha)
+        log.warning("%s was removed from processing/ while it was being dubbed; its dub was discarded", shown(name))
+        return True
 
     def _exclusive(self, sha: str):
         """Jobs with the same content run one after another, so the second sees the first's
@@ -261,8 +286,8 @@ class Watcher:
                 return
             # Deleting an output folder is how a user asks for a dub again; changing the settings too.
             why = "with other settings" if other_settings else "which is gone"
-            log.info("%s was dubbed before into output/%s, %s; dubbing it again", shown(name),
-                     shown(str(earlier)), why)
+            log.info("%s was dubbed before into %s, %s; dubbing it again", shown(name),
+                     shown(self._output_shown(earlier)), why)
             self.outputs_by_sha.pop(sha, None)
         self.journal.append("claimed", name=name, claimed_as=claimed.name, sha256=sha,
                             size=claimed.stat().st_size)
@@ -363,11 +388,18 @@ class Watcher:
         extra = {"settings": settings} if settings is not None else {}   # unknown for a run finished late
         self.journal.append("done", name=name, claimed_as=claimed.name, sha256=sha, output=output,
                             done_as=original.name, **extra)
+        original.parent.mkdir(exist_ok=True)   # done/ deleted while watching: made again
         os.replace(claimed, original)
-        log.info("dubbed %s -> output/%s", shown(name), shown(output))
+        log.info("dubbed %s -> %s", shown(name), shown(self._output_shown(output)))
         if self.output_trouble is not None:
             self.output_trouble = None
             log.info("the output folder %s takes dubs again", self.dirs["output"])
+
+    def _output_shown(self, output: object) -> str:
+        """An output folder as messages name it: output/<name> in ROOT, else its whole path (-o)."""
+        if self.options.out_dir is None:
+            return f"output/{output}"
+        return str(self.dirs["output"] / str(output))
 
     def _done_path(self, name: str, done_as: object) -> Path:
         """Where an original goes in done/: the name its output's timelines were given when it is
@@ -388,9 +420,10 @@ class Watcher:
             self.journal.append("skipped", name=back.name, size=st.st_size, mtime_ns=st.st_mtime_ns,
                                 sha256=sha, same_as=first)
             return
-        note = {"file": name, "note": f"Same content as {first}, already dubbed into output/{output}; "
+        note = {"file": name, "note": f"Same content as {first}, already dubbed into {self._output_shown(output)}; "
                                       "not dubbed again.", "sha256": sha, "output": output, "time": now_iso()}
         with self.lock:   # done/ names are taken under the lock (see _process)
+            self.dirs["done"].mkdir(exist_ok=True)
             dest = unique_path(self.dirs["done"], name)
             write_json_atomic(dest.with_name(dest.name + ".duplicate.json"), note)
             self.journal.append("duplicate", name=name, sha256=sha, same_as=first, output=output)
@@ -407,6 +440,7 @@ class Watcher:
         with contextlib.suppress(OSError):   # the move keeps both: a later change means it was still arriving
             st = claimed.stat()
             note.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
+        dest.parent.mkdir(exist_ok=True)   # failed/ deleted while watching: made again
         write_json_atomic(dest.with_name(dest.name + ".error.json"), note)
         moved = claimed.exists()
         if moved:
@@ -485,8 +519,13 @@ class Watcher:
     def _loop(self, pool: ThreadPoolExecutor, stop: threading.Event, once_until: float) -> None:
         running: set[Future] = set()
         while not stop.is_set():
-            self.reload_settings()
-            ready = self.scan()
+            ready: list[Path] = []
+            if self._folders_in_place():
+                self.reload_settings()
+                try:
+                    ready = self.scan()
+                except FileNotFoundError:   # a folder went in the middle of the scan: the next one sees
+                    ready = []
             for path in ready if time.monotonic() >= self.paused_until else ():
                 claimed = self.claim(path)
                 if claimed is not None:
@@ -499,6 +538,31 @@ class Watcher:
                 return
             self.wake.wait(self.options.poll_s)
             self.wake.clear()
+
+    def _folders_in_place(self) -> bool:
+        """Whether the watch folder is there to scan, making again any of its folders deleted
+        while it is watched (by hand, or with the share they live on). ROOT itself gone (a share
+        unmounted) is said once and waited for, not made again in an empty mount point."""
+        if not self.root.is_dir():
+            if not self.root_gone:
+                self.root_gone = True
+                log.warning("the watch folder %s is gone (an unmounted share, or deleted); waiting for it to come "
+                            "back", self.root)
+            return False
+        if self.root_gone:
+            self.root_gone = False
+            log.info("the watch folder %s is back", self.root)
+        for name, folder in self.dirs.items():
+            if folder.is_dir() or (name == "output" and self.options.out_dir is not None):
+                continue   # an -o folder of its own is waited for like any output trouble, never made here
+            try:
+                folder.mkdir(exist_ok=True)
+            except OSError as err:
+                log.warning("cannot make %s again (%s); scanning again in %.1f s", folder, err.strerror,
+                            self.options.poll_s)
+                return False
+            log.warning("%s was deleted while being watched; made it again", folder)
+        return True
 
     def _observe(self):
         """watchdog events on the inbox, used only to scan sooner; None when unavailable."""
@@ -544,7 +608,11 @@ def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = 
     root, out_dir, new = prepare_root(root, options.out_dir)
     options = replace(options, out_dir=out_dir)
     settings = load_settings(root)
-    handler = logging.FileHandler(root / "logs" / LOG_FILE, encoding="utf-8")
+    try:
+        handler = logging.FileHandler(root / "logs" / LOG_FILE, encoding="utf-8")
+    except OSError as err:
+        raise OutputError(f"Cannot write the watch log {root / 'logs' / LOG_FILE} "
+                          f"({(err.strerror or str(err)).lower()}); make {root / 'logs'} writable.") from None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     # What the watcher and the batch machinery under it say (worker retries, internal errors).
     loggers = [logging.getLogger("dubber.watch"), logging.getLogger("dubber.batch")]
