@@ -431,6 +431,29 @@ def test_a_watch_folder_that_cannot_be_set_up_is_one_sentence(tmp_path, capsys, 
     assert "\n" not in err and "Traceback" not in err and str(root / blocked) in err, err
 
 
+def test_a_second_watcher_writing_into_the_same_output_folder_is_refused(tmp_path):
+    """Two watch folders, one -o: the second would clear the first's dubs in progress as leftovers
+    when it starts, so it is refused, in one sentence, before it touches anything."""
+    out = tmp_path / "deliveries"
+    stop = threading.Event()
+    first = threading.Thread(target=run_watch, args=(tmp_path / "a", WatchOptions(poll_s=0.05, processor=copy_processor,
+                                                                                 out_dir=str(out)), stop))
+    (tmp_path / "a").mkdir()
+    first.start()
+    try:
+        wait_for(lambda: (tmp_path / "a" / "logs" / "watch.lock").exists(), 10, "the first watcher")
+        time.sleep(0.2)
+        staging = out / ".staging-ep-0123abcd"   # the first one's dub in progress
+        staging.mkdir()
+        (tmp_path / "b").mkdir()
+        with pytest.raises(WatchLocked, match=f"Another watcher is already writing into {out}"):
+            run_watch(tmp_path / "b", WatchOptions(once=True, processor=copy_processor, out_dir=str(out)))
+        assert staging.is_dir()
+    finally:
+        stop.set()
+        first.join(10)
+
+
 # ----------------------------------------------------------------------------- the command line
 
 def test_a_mistyped_watch_path_is_refused_and_a_new_one_is_announced(tmp_path, capsys):

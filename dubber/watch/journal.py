@@ -270,16 +270,17 @@ def _is_seen_entry(entry: Any) -> bool:
 
 class FolderLock:
     """Only one watcher per folder: an exclusive lock on logs/watch.lock, released by the OS
-    even when the process is killed."""
+    even when the process is killed. `busy` is the sentence when another holds it."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, busy: str | None = None):
         self.path = path
+        self.busy = busy or f"Another watcher is already running on {path.parent.parent}; stop it first."
         self._held = contextlib.ExitStack()
 
     def __enter__(self) -> "FolderLock":
         if not self._held.enter_context(exclusive_lock(self.path)):
             self._held.close()
-            raise WatchLocked(f"Another watcher is already running on {self.path.parent.parent}; stop it first.")
+            raise WatchLocked(self.busy)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -59,6 +59,7 @@ __all__ = ["WatchJob", "WatchLocked", "WatchOptions", "WatchSettings", "WatchSet
 
 log = logging.getLogger(__name__)
 
+OUTPUT_LOCK = ".dub-watch.lock"   # in an -o folder: held by the one watcher writing into it
 OUTPUT_RETRY_S = 30.0   # how long files wait in the inbox after the output folder could not take a dub
 INTERRUPTED_JOB = ("Its dub was interrupted by a signal the watcher did not get (sent to the worker processes); "
                    "drop the file into the inbox again to dub it.")
@@ -589,13 +590,23 @@ class Watcher:
 
 # ----------------------------------------------------------------------------- entry points
 
+def _output_lock(out_dir: str | None) -> Any:
+    """Only one watcher writes into an output folder of its own (-o): a watcher starting clears
+    the half-written outputs it finds there, which would be another watcher's dubs in progress,
+    and two watchers would take one output name at once."""
+    if out_dir is None:
+        return contextlib.nullcontext()   # ROOT/output: the watch folder's own lock covers it
+    return FolderLock(Path(out_dir) / OUTPUT_LOCK,
+                      busy=f"Another watcher is already writing into {out_dir}; give this one another -o folder.")
+
+
 def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = None) -> int:
     """Watch ROOT until `stop` is set (or, with options.once, until what is ready is done).
     Returns how many files this run moved to failed/.
 
     Raises:
         WatchSettingsError: dub-watch.toml is invalid.
-        WatchLocked: another watcher serves ROOT.
+        WatchLocked: another watcher serves ROOT, or writes into the -o folder.
         InputError / OutputError: ROOT or the output folder is a file, or cannot be written; the
             folder above ROOT does not exist; with options.once, the output folder could not
             take the dubs (the files wait in the inbox).
@@ -623,7 +634,7 @@ def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = 
     try:
         if new:   # said once: the next run finds the inbox there
             log.info("set up a new watch folder at %s; drop videos into %s", root, root / "inbox")
-        with FolderLock(root / "logs" / "watch.lock"):
+        with FolderLock(root / "logs" / "watch.lock"), _output_lock(out_dir):
             watcher = Watcher(root, options, settings)
             watcher.run(stop or threading.Event())
             if options.once and watcher.output_trouble is not None:   # a cron job learns the backlog waits
