@@ -454,6 +454,21 @@ def test_a_second_watcher_writing_into_the_same_output_folder_is_refused(tmp_pat
         first.join(10)
 
 
+def test_watchdogs_error_for_an_event_read_while_stopping_is_not_shown(tmp_path, caplog):
+    """A drop just before Ctrl-C: watchdog reports the event it reads while stopping as an error,
+    which would end a clean stop with `dub: error: InotifyEmitter...`; other errors still show."""
+    import logging
+
+    thread, stop = _watch_in_thread(tmp_path, use_events=True)
+    stop.set()
+    thread.join(30)
+    inotify = logging.getLogger("watchdog.observers.inotify")
+    with caplog.at_level(logging.ERROR):
+        inotify.error("InotifyEmitter.queue_events() called when the thread is inactive")
+        inotify.error("something else went wrong")
+    assert "thread is inactive" not in caplog.text and "something else went wrong" in caplog.text
+
+
 # ----------------------------------------------------------------------------- the command line
 
 def test_a_mistyped_watch_path_is_refused_and_a_new_one_is_announced(tmp_path, capsys):
