@@ -469,6 +469,22 @@ def test_watchdogs_error_for_an_event_read_while_stopping_is_not_shown(tmp_path,
     assert "thread is inactive" not in caplog.text and "something else went wrong" in caplog.text
 
 
+def test_a_relative_link_in_a_dropped_folder_still_names_its_video_once_lifted(tmp_path, base_video):
+    """Symbolic links to videos are taken like the videos, also inside a folder dropped in the
+    inbox: a relative one, lifted out of its folder, would point at nothing."""
+    source = tmp_path / "library" / "clip.mp4"
+    source.parent.mkdir()
+    source.write_bytes(variant(base_video, 75))
+    reel = tmp_path / "watch" / "inbox" / "Reel"
+    reel.mkdir(parents=True)
+    (reel / "rel.mp4").symlink_to(os.path.relpath(source, reel))
+    root = tmp_path / "watch"
+    for _ in range(2):   # the first run lifts it out of its folder once settled, the next takes it
+        run_watch(root, WatchOptions(stable_s=0.1, poll_s=0.05, once=True, processor=copy_processor))
+    assert (root / "output" / "Reel - rel" / "Reel - rel.dub.mp4").read_bytes() == variant(base_video, 75)
+    assert not any((root / "failed").iterdir()) and source.read_bytes() == variant(base_video, 75)
+
+
 # ----------------------------------------------------------------------------- the command line
 
 def test_a_mistyped_watch_path_is_refused_and_a_new_one_is_announced(tmp_path, capsys):

@@ -116,7 +116,17 @@ class InboxScanner:
 
     def _lift(self, path: Path, key: str) -> None:
         target = unique_path(self.inbox, name_after_place(Path(key)))
-        os.replace(path, target)
+        link = os.readlink(path) if path.is_symlink() else None
+        if link is not None and not os.path.isabs(link):
+            # A relative link names its video from where it is: moved up, it would name nothing.
+            # It moves as a link to the same file by its absolute path (made under a hidden name,
+            # which the scan leaves alone, then renamed into place).
+            temp = target.with_name(f".lifting-{target.name}")
+            os.symlink(os.path.abspath(os.path.join(path.parent, link)), temp)
+            os.replace(temp, target)
+            path.unlink()
+        else:
+            os.replace(path, target)
         self.state.tracker.forget(key)
         # Every folder above it may now be empty, and if so the scanner emptied it.
         self.state.emptied.update(parent.as_posix() + "/" for parent in Path(key).parents if parent != Path("."))
