@@ -183,7 +183,8 @@ def run_actions(actions) -> list[threading.Thread]:
 def drop_and_settle(root: Path, actions, recorder: Recorder) -> None:
     """Run the watcher while the drops happen, until every drop is handled."""
     stop = threading.Event()
-    options = WatchOptions(stable_s=0.8, poll_s=0.1, workers=2, empty_timeout_s=1.0, processor=recorder)
+    # (a bad file is given a second look 1.5 s after its last change, in case it was still arriving)
+    options = WatchOptions(stable_s=0.8, poll_s=0.1, workers=2, empty_timeout_s=1.0, arriving_s=1.5, processor=recorder)
     watcher = threading.Thread(target=run_watch, args=(root, options, stop))
     watcher.start()
     for t in run_actions(actions):
@@ -483,6 +484,33 @@ def test_a_relative_link_in_a_dropped_folder_still_names_its_video_once_lifted(t
         run_watch(root, WatchOptions(stable_s=0.1, poll_s=0.05, once=True, processor=copy_processor))
     assert (root / "output" / "Reel - rel" / "Reel - rel.dub.mp4").read_bytes() == variant(base_video, 75)
     assert not any((root / "failed").iterdir()) and source.read_bytes() == variant(base_video, 75)
+
+
+def test_an_upload_that_reopens_the_file_for_each_chunk_is_dubbed_whole(tmp_path, base_video):
+    """An uploader that opens the file again for every chunk (rsync --append, a resumed transfer)
+    and pauses longer than stable_s: the first chunk reads as a video cut short, so it waits in the
+    inbox under its name for the rest, instead of failing and leaving the later chunks to start
+    new files; the whole video is dubbed once. A file that stays cut short fails once unchanged
+    for arriving_s."""
+    data = variant(base_video, 76)
+    thread, stop = _watch_in_thread(tmp_path, stable_s=0.2, arriving_s=3.0)
+    target = tmp_path / "inbox" / "chunked.mp4"
+    try:
+        third = -(-len(data) // 3)
+        for k in range(3):
+            with open(target, "ab") as handle:   # opened again for each chunk
+                handle.write(data[k * third:(k + 1) * third])
+            time.sleep(1.0)                        # longer than stable_s
+        wait_for(lambda: (tmp_path / "done" / "chunked.mp4").is_file(), 20, "the whole upload dubbed")
+        (tmp_path / "inbox" / "cut.mp4").write_bytes(data[:third])   # an upload that never resumes
+        wait_for(lambda: (tmp_path / "failed" / "cut.mp4").is_file(), 20, "the cut-short file to fail")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert (tmp_path / "output" / "chunked" / "chunked.dub.mp4").read_bytes() == data
+    assert sorted(p.name for p in (tmp_path / "failed").iterdir()) == ["cut.mp4", "cut.mp4.error.json"]
+    returned = [r for r in journal(tmp_path) if r["event"] == "returned"]
+    assert {r["name"] for r in returned} <= {"chunked.mp4", "cut.mp4"} and returned
 
 
 # ----------------------------------------------------------------------------- the command line

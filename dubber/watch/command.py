@@ -32,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true", help="process what is ready now, then exit (for cron)")
     parser.add_argument("--stable-s", type=float, default=defaults.stable_s, metavar="S",
                         help=f"seconds a file must stay unchanged before it is taken (default {defaults.stable_s:g})")
+    parser.add_argument("--arriving-s", type=float, default=defaults.arriving_s, metavar="S",
+                        help="a file that reads as cut short or as no video and changed less than S seconds ago "
+                             f"may still be arriving: it waits in the inbox until unchanged that long, then fails "
+                             f"(default {defaults.arriving_s:g}; 0 fails it at once)")
     parser.add_argument("--poll-s", type=float, default=defaults.poll_s, metavar="S",
                         help=f"seconds between scans (default {defaults.poll_s:g})")
     parser.add_argument("-o", "--output", metavar="OUTDIR",
@@ -55,7 +59,8 @@ def options_from_args(args: argparse.Namespace) -> WatchOptions:
         raise InputError(f"--jobs must be 1 or more, got {args.jobs}.")
     processor = load_processor(args.processor) if args.processor else None
     try:
-        return WatchOptions(stable_s=args.stable_s, poll_s=args.poll_s, workers=args.jobs, once=args.once,
+        return WatchOptions(stable_s=args.stable_s, poll_s=args.poll_s, arriving_s=args.arriving_s,
+                            workers=args.jobs, once=args.once,
                             duplicates=args.duplicates, processor=processor, out_dir=args.output,
                             ray=args.ray is not None, ray_address=args.ray or None)
     except ValueError as err:

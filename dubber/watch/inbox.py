@@ -32,6 +32,7 @@ class InboxScanner:
     def __init__(self, inbox: Path, state: InboxState, journal: Journal, skipped: set[tuple]) -> None:
         self.inbox, self.state, self.journal, self.skipped = inbox, state, journal, skipped
         self.left_alone: set[str] = set()   # names the current scan leaves alone
+        self.held: dict[str, float] = {}     # names taken only once unchanged this long (`hold`)
 
     def ready(self) -> list[Path]:
         """Inbox files that are ready: candidates by name, stable, not skipped. A symbolic link
@@ -49,7 +50,8 @@ class InboxScanner:
                 present.add(entry.name)
                 if (entry.name, st.st_size, st.st_mtime_ns) in self.skipped:
                     continue
-                if self.state.tracker.is_stable(entry.name, st.st_size, st.st_mtime_ns, now):
+                if self.state.tracker.is_stable(entry.name, st.st_size, st.st_mtime_ns, now,
+                                                self.held.get(entry.name)):
                     ready.append(Path(entry.path))
         self._remember(present)
         return sorted(ready)
@@ -57,6 +59,13 @@ class InboxScanner:
     def forget(self, name: str) -> None:
         """`name` was taken: a file dropped under the same name later starts afresh."""
         self.state.tracker.forget(name)
+        self.held.pop(name, None)
+
+    def hold(self, name: str, need_s: float) -> None:
+        """Take `name` only once it has been unchanged for `need_s` (a file that may still be
+        arriving), counted from its last change."""
+        self.state.tracker.forget(name)
+        self.held[name] = need_s
 
     def _remember(self, present: set[str]) -> None:
         """Keep what this scan learnt for the next scan and the next run; names no longer in the

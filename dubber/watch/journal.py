@@ -270,15 +270,16 @@ def _is_seen_entry(entry: Any) -> bool:
 
 class FolderLock:
     """Only one watcher per folder: an exclusive lock on logs/watch.lock, released by the OS
-    even when the process is killed. `busy` is the sentence when another holds it."""
+    even when the process is killed. `busy` is the sentence when another holds it; `remove`:
+    the file goes when the lock is let go (a lock kept in a folder of the user's)."""
 
-    def __init__(self, path: Path, busy: str | None = None):
-        self.path = path
+    def __init__(self, path: Path, busy: str | None = None, remove: bool = False):
+        self.path, self.remove = path, remove
         self.busy = busy or f"Another watcher is already running on {path.parent.parent}; stop it first."
         self._held = contextlib.ExitStack()
 
     def __enter__(self) -> "FolderLock":
-        if not self._held.enter_context(exclusive_lock(self.path)):
+        if not self._held.enter_context(exclusive_lock(self.path, remove=self.remove)):
             self._held.close()
             raise WatchLocked(self.busy)
         return self

@@ -29,6 +29,10 @@ class WatchOptions:
         duplicates: "done" moves a copy of already-dubbed content to done/ with a note;
             "skip" leaves it in the inbox untouched.
         empty_timeout_s: an empty file unchanged this long goes to failed/.
+        arriving_s: a file that does not read as a whole video (cut short, or no picture) and
+            changed less than this long ago may still be arriving (an uploader that opens it
+            again for every chunk, pausing longer than stable_s): it waits in the inbox until it
+            has been unchanged this long, and fails only then.
         processor: does the work in a thread of the watcher (default: the dubbing pipeline, run
             by the batch machinery: local worker processes, or Ray tasks).
         validator: checks the input first (default: the real probe before a processor; none
@@ -45,6 +49,7 @@ class WatchOptions:
     once: bool = False
     duplicates: str = "done"
     empty_timeout_s: float = 600.0
+    arriving_s: float = 60.0
     processor: Processor | None = None
     validator: Validator | None = None
     use_events: bool = True
@@ -55,9 +60,10 @@ class WatchOptions:
     def __post_init__(self) -> None:
         if self.duplicates not in DUPLICATE_MODES:
             raise ValueError(f"duplicates must be one of {DUPLICATE_MODES}, not {self.duplicates!r}")
-        if self.stable_s < 0 or self.poll_s <= 0 or (self.workers is not None and self.workers < 1):
+        if self.stable_s < 0 or self.poll_s <= 0 or self.arriving_s < 0 or (self.workers is not None
+                                                                             and self.workers < 1):
             raise ValueError(f"bad timing or workers: stable_s={self.stable_s}, poll_s={self.poll_s}, "
-                             f"workers={self.workers}")
+                             f"arriving_s={self.arriving_s}, workers={self.workers}")
         if self.ray and self.processor is not None:
             raise ValueError("a processor runs inside the watcher, so it cannot run on a Ray cluster")
 

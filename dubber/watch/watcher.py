@@ -61,6 +61,9 @@ log = logging.getLogger(__name__)
 
 OUTPUT_LOCK = ".dub-watch.lock"   # in an -o folder: held by the one watcher writing into it
 OUTPUT_RETRY_S = 30.0   # how long files wait in the inbox after the output folder could not take a dub
+# What a file still being copied reads as: cut short (its index or its last frames missing), or
+# no video at all (a copy that starts with something else, the first chunk of a resumed one).
+ARRIVING_ERRORS = frozenset({"VideoUnreadable", "NotAVideo"})
 INTERRUPTED_JOB = ("Its dub was interrupted by a signal the watcher did not get (sent to the worker processes); "
                    "drop the file into the inbox again to dub it.")
 
@@ -228,6 +231,8 @@ class Watcher:
             if not claimed.exists() and self._removed_while_dubbed(claimed, name, sha, err):
                 return
             trouble = output_trouble(self.dirs["output"], err)
+            if trouble is None and self._maybe_still_arriving(claimed, name, err):
+                return
             if trouble is None:
                 self._fail(claimed, name, sha, err)
             else:   # ...unless the output folder is why: then the file waits in the inbox for it
@@ -238,6 +243,30 @@ class Watcher:
             from .dispatch import JobFailed
 
             self._fail(claimed, name, sha, JobFailed(INTERRUPTED_JOB, "Interrupted"))
+
+    def _maybe_still_arriving(self, claimed: Path, name: str, err: BaseException) -> bool:
+        """A file that reads as cut short, or as no video, and changed less than `arriving_s` ago
+        may still be arriving: an uploader that opens it again for each chunk (rsync --append,
+        a resumed transfer) and paused longer than stable_s would otherwise find it gone and
+        start a new file, leaving fragments in failed/. It goes back to the inbox under its
+        name, to be taken once unchanged for `arriving_s`. True when it went back."""
+        if (getattr(err, "kind", "") or type(err).__name__) not in ARRIVING_ERRORS:
+            return False
+        try:
+            age_s = time.time() - claimed.stat().st_mtime_ns / 1e9
+        except OSError:
+            return False
+        if age_s >= self.options.arriving_s:
+            return False
+        with self.lock:
+            back = unique_path(self.dirs["inbox"], name)
+            os.replace(claimed, back)
+        self.inbox.hold(back.name, self.options.arriving_s)
+        self.journal.append("returned", name=back.name, claimed_as=claimed.name, reason="may still be arriving")
+        log.info("%s does not read as a whole video yet and changed %.0f s ago; it waits in the inbox in case it "
+                 "is still arriving, and is taken again once unchanged for %g s", shown(back.name), age_s,
+                 self.options.arriving_s)
+        return True
 
     def _removed_while_dubbed(self, claimed: Path, name: str, sha: str, err: BaseException) -> bool:
         """The claimed file is no longer in processing/ after `err`: when it was filed as done
@@ -607,7 +636,8 @@ def _output_lock(out_dir: str | None) -> Any:
     if out_dir is None:
         return contextlib.nullcontext()   # ROOT/output: the watch folder's own lock covers it
     return FolderLock(Path(out_dir) / OUTPUT_LOCK,
-                      busy=f"Another watcher is already writing into {out_dir}; give this one another -o folder.")
+                      busy=f"Another watcher is already writing into {out_dir}; give this one another -o folder.",
+                      remove=True)
 
 
 def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = None) -> int:
