@@ -40,3 +40,26 @@ def test_no_two_consecutive_contacts_sound_alike(seed):
     times = [float(Fraction(frame) / FPS) for frame, _ in CONTACTS]
     sameness = [sm.hit_sameness(fx, plan.sample_rate, a, b) for a, b in zip(times, times[1:])]
     assert max(sameness) < 0.95, np.round(sameness, 3)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_every_pitched_hit_is_a_tone_of_the_chord_the_music_plays_there(seed):
+    """A stab lands in the key of the music under it: each pitched note of a hit is a tone of the
+    bar's chord as the bass and pads play it, not a chord moved by some semitones (a hit a tone
+    off the harmony sounds like a wrong note, not a gag). Tuned drums included."""
+    from dubber.backends.score.compose import MODES
+    from dubber.backends.score.engine import compose_score
+
+    analysis = _analysis()
+    score = compose_score(analysis, "tom-and-jerry", seed, FRAMES / 24)
+    hits = [n for n in score.notes if n.role.startswith("hit:") and not n.part.drums]
+    assert len(hits) >= 12
+    for note in hits:
+        section = max((s for s in score.shots if s.start_s <= note.start_s + 1e-9), key=lambda s: s.start_s)
+        key = {(section.key_root + step) % 12 for step in MODES[section.mode]}
+        assert note.pitch % 12 in key, (note, section)
+        # the harmony written around it: the bass and pads of the moment
+        around = {n.pitch % 12 for n in score.notes if n.role in ("bass", "harmony")
+                  and n.start_s - 1e-6 <= note.start_s < n.end_s}
+        if len(around) >= 3:
+            assert note.pitch % 12 in around, (note, sorted(around))

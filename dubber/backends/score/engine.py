@@ -104,10 +104,12 @@ def compose_score(analysis: VideoAnalysis, style: str, seed: int, total_s: float
         return next((c for c in reversed(contexts) if c.start_s <= time_s + 1e-9), contexts[0])
 
     def chord_at(time_s: float) -> tuple[int, int, int]:
+        """The chord of the bar at `time_s` as written (bass and pads play it, even where the pad
+        rests), else the section's tonic triad."""
+        written = composer.chord_at(time_s)
+        if written is not None:
+            return written
         shot = context_at(time_s)
-        sounding = [n.pitch % 12 for n in composer.notes if n.role == "harmony" and n.start_s <= time_s < n.end_s]
-        if len(sounding) >= 3:
-            return tuple(sounding[:3])  # type: ignore[return-value]
         return tuple((shot.root + shot.scale[k % len(shot.scale)]) % 12 for k in (0, 2, 4))  # type: ignore[return-value]
 
     def tones_at(time_s: float) -> list[int]:

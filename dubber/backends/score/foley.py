@@ -6,8 +6,9 @@ fast series of blows is played as one climbing (or falling) figure on the harmon
 a chord tone higher (or lower) at every blow, passed between two tuned percussion voices over a
 tick that changes colour blow by blow; the last blow of the series gets the big hit. This
 is how the cartoon scores mickey-moused a flurry: a ladder the ear follows up to the pay-off, not
-the same bonk nine times. Every other hit is voiced on the harmony of the moment and moved in
-pitch, so two blows in a row differ in instrument, pitch and layering.
+the same bonk nine times. Every other hit is voiced on the chord of the moment (a stab in the
+key of the music it lands in), each blow on another tone of it than the blow before, so two
+blows in a row differ in instrument, pitch and layering.
 """
 from __future__ import annotations
 
@@ -52,27 +53,29 @@ def _pitch(pc: int, octave: int) -> int:
     return int(np.clip(12 * (octave + 1) + pc % 12, 0, 127))
 
 
-def realise(hit: Hit, point: HitPoint, chord: tuple[int, int, int], shift: int, level: float) -> list[Note]:
-    """The notes of one hit at a hit point, voiced on `chord`, moved by `shift` semitones."""
+def realise(hit: Hit, point: HitPoint, chord: tuple[int, int, int], inversion: int, level: float) -> list[Note]:
+    """The notes of one hit at a hit point, on the chord of the moment in its `inversion` (0, 1
+    or 2): every pitched layer plays a tone of that chord, so a stab is in the key of the music
+    it lands in, and two blows in a row differ by which tone each layer takes."""
     notes = []
     velocity = 62 + 62 * float(np.clip(point.strength, 0.0, 1.0))
     for layer in hit.layers:
-        for pitch in _layer_pitches(layer, chord, shift):
+        for pitch in _layer_pitches(layer, chord, inversion):
             vel = int(np.clip(velocity * layer.level * level, 1, 127))
             part = DRUMS if layer.drum else Part(layer.program, "fx")
             notes.append(Note(part, pitch, point.time_s, point.time_s + layer.length_s, vel, f"hit:{point.kind}"))
     return notes
 
 
-def _layer_pitches(layer: Layer, chord: tuple[int, int, int], shift: int) -> list[int]:
+def _layer_pitches(layer: Layer, chord: tuple[int, int, int], inversion: int) -> list[int]:
     if layer.drum:
         return [layer.program]
-    if layer.voicing == "fixed":
-        return [_pitch(shift, layer.octave)]
-    if layer.voicing == "chord":
-        return [_pitch(pc + shift, layer.octave) for pc in chord]
-    index = {"root": 0, "top": 1, "fifth": 2}[layer.voicing]
-    return [_pitch(chord[index] + shift, layer.octave)]
+    if layer.voicing == "chord":   # within the layer's octave, where the bank sounds it
+        return [_pitch(pc, layer.octave) for pc in chord]
+    turned = chord[inversion % 3:] + chord[:inversion % 3]
+    # "fixed" (a tuned drum, surf, breath) sounds the lowest tone of the chord in this inversion
+    index = {"root": 0, "fixed": 0, "top": 1, "fifth": 2}[layer.voicing]
+    return [_pitch(turned[index], layer.octave)]
 
 
 def _in_series(impacts: list[HitPoint], i: int) -> tuple[bool, bool]:
@@ -124,7 +127,7 @@ def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt
     notes: list[Note] = []
     impacts = [p for p in points if p.kind == "impact"]
     previous: dict[str, list[Hit]] = {}
-    last_shift = 0
+    last_inversion = 0
     figure: SeriesFigure | None = None
     whistles = 0            # up, then down, then up: a whistle answers the one before
     for point in points:
@@ -156,14 +159,15 @@ def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt
             # The blow's own drums carry the weight; the picture shaking after it only rattles,
             # so the contact, not a rumble common to every blow, is what one hears.
             hit = Hit(hit.name, tuple(layer for layer in hit.layers if layer.drum) or hit.layers, hit.register)
-        shift = int(rng.choice([s for s in (-5, -3, -2, 0, 2, 3, 5) if s != last_shift]))
-        last_shift = shift
+        # a tone of the chord other than the last blow's leads: never the same pitches twice in a row
+        inversion = (last_inversion + int(rng.integers(1, 3))) % 3
+        last_inversion = inversion
         if point.kind == "landing":
             notes += slide_down(point, chord_at(point.time_s), orchestra)
         if point.kind == "whoosh" and point.time_s in whistles_at:
             whistles += 1
             notes += slide_whistle(point, chord_at(point.time_s), whistles % 2 == 1, orchestra)
-        notes += realise(hit, point, chord_at(point.time_s), shift, orchestra.hit_level)
+        notes += realise(hit, point, chord_at(point.time_s), inversion, orchestra.hit_level)
         if point.kind == "impact" and last and not any(layer.drum and layer.program == CRASH for layer in hit.layers):
             # the pay-off of a flurry lands on a crash, whatever else it is voiced with
             velocity = int(np.clip((62 + 62 * point.strength) * orchestra.hit_level, 1, 127))
