@@ -63,3 +63,21 @@ def test_every_pitched_hit_is_a_tone_of_the_chord_the_music_plays_there(seed):
                   and n.start_s - 1e-6 <= note.start_s < n.end_s}
         if len(around) >= 3:
             assert note.pitch % 12 in around, (note, sorted(around))
+
+
+def test_the_tune_sounds_a_tone_of_the_chord_on_each_downbeat():
+    """Where the ear weighs the harmony (a bar's first beat), the tune plays a tone of the chord
+    the pads play there, not a tone a second away from it held against them."""
+    from dubber.backends.score.engine import compose_score
+
+    checked = 0
+    for seed in range(6):
+        score = compose_score(_analysis(), "tom-and-jerry", seed, FRAMES / 24)
+        for tune in (n for n in score.notes if n.role == "melody"):
+            # a bar's first beat: the bass and the pads' chord struck together there
+            struck = [n for n in score.notes if n.role in ("harmony", "bass") and abs(n.start_s - tune.start_s) < 1e-6]
+            chord = {n.pitch % 12 for n in struck if n.role == "harmony"}
+            if len(chord) >= 3 and any(n.role == "bass" for n in struck):
+                checked += 1
+                assert tune.pitch % 12 in chord, (seed, tune, sorted(chord))
+    assert checked >= 12

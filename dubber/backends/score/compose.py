@@ -367,6 +367,7 @@ class Composer:
             if position + length > last + 1e-9:
                 break
             start_s, end_s = self.tempo.time_of(position), self.tempo.time_of(position + length)
+            index = self._on_the_chord(position, tones, index)
             if self.rng.random() >= rest:   # sparser tunes in calm shots
                 accent = 14 if abs(position - round(position)) < 1e-6 and self.tempo.bar_start[int(round(position))] else 0
                 velocity = int(np.clip(62 + 34 * shot.energy + accent + self.rng.integers(-6, 7), 30, 120))
@@ -375,6 +376,28 @@ class Composer:
                 index = int(np.clip(index + motif.steps[k], 0, len(tones) - 1))
             position += length
         return position
+
+    def _on_the_chord(self, position: float, tones: list[int], index: int) -> int:
+        """The tune's note (an index into `tones`) for beat `position`: on a strong beat (the
+        bar's first, or the middle of a bar of four) the nearest tone of the bar's chord, so the
+        tune and the harmony agree where the ear weighs them; passing notes fall between."""
+        beat = int(round(position))
+        if abs(position - beat) > 1e-6 or beat >= self.bar.size:
+            return index
+        if self.beat_in_bar[beat] not in (0, self.orchestra.meter // 2 if self.orchestra.meter >= 4 else 0):
+            return index
+        chord = self.bar_chords.get(int(self.bar[beat]))
+        near = [j for j, m in enumerate(tones) if chord is not None and m % 12 in chord]
+        return min(near, key=lambda j: (abs(j - index), j)) if near else index
+
+    def _chord_tone_near(self, pitch: int, time_s: float, shot: ShotContext) -> int:
+        """The tone of the chord sounding at `time_s` nearest `pitch` in the tune's range (the
+        pitch itself when it is one, or when no chord is written there)."""
+        chord = self.chord_at(time_s)
+        if chord is None or pitch % 12 in chord:
+            return pitch
+        tones = [m for m in scale_pitches(shot.root, shot.scale, *MELODY_RANGE) if m % 12 in chord]
+        return min(tones, key=lambda m: (abs(m - pitch), m)) if tones else pitch
 
     def _fit_to_events(self, events: list[HitPoint], shot: ShotContext) -> None:
         """Mickey-mousing: a tune note close to an event moves onto it; notes just before an
@@ -393,7 +416,9 @@ class Composer:
             nearest = min(hits, key=lambda t: abs(t - note.start_s))
             gap = note.start_s - nearest
             if abs(gap) <= SNAP_S and nearest < note.end_s - 0.03:
-                kept.append(Note(note.part, note.pitch, nearest, note.end_s, note.velocity, note.role))
+                # moved onto the hit, which opens a bar: a tone of that bar's chord
+                pitch = self._chord_tone_near(note.pitch, nearest, shot)
+                kept.append(Note(note.part, pitch, nearest, note.end_s, note.velocity, note.role))
             elif -CLEAR_BEFORE_HIT_S < gap < 0:
                 continue
             else:
