@@ -81,3 +81,20 @@ def test_the_tune_sounds_a_tone_of_the_chord_on_each_downbeat():
                 checked += 1
                 assert tune.pitch % 12 in chord, (seed, tune, sorted(chord))
     assert checked >= 12
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_score_closes_on_its_tonic_and_keeps_the_tunes_voice_within_a_shot(seed):
+    """The last bar is the home chord of the last key (the dominant before it), so the score ends
+    rather than stops; and the tune changes instrument with the picture, at a cut, not at every
+    key change inside a shot."""
+    from dubber.backends.score.engine import compose_score
+
+    score = compose_score(_analysis(), "tom-and-jerry", seed, FRAMES / 24)
+    last = score.shots[-1]
+    roots = sorted((n for n in score.notes if n.role == "bass"), key=lambda n: n.start_s)
+    assert roots[-1].pitch % 12 == last.key_root, (roots[-1], last)
+    cut_s = 180 / 24
+    for before, after in zip(score.shots, score.shots[1:]):
+        if abs(after.start_s - cut_s) > 1e-6:
+            assert after.melody_program == before.melody_program, (before, after)

@@ -205,25 +205,30 @@ class Composer:
         self.last_bass: int | None = None
 
     # -- harmony ------------------------------------------------------------------------------
-    def progression(self, shot: ShotContext, bars: list[int]) -> dict[int, tuple[int, int, int]]:
-        """Chord (pitch classes) per bar of the shot: starts on the tonic, cadences on the last bar."""
+    def progression(self, shot: ShotContext, bars: list[int], final: bool = False) -> dict[int, tuple[int, int, int]]:
+        """Chord (pitch classes) per bar of the shot: starts on the tonic and ends on the dominant,
+        which the next section's key answers; the film's last section closes instead, the
+        dominant then the tonic (a full close: the score ends, it does not stop)."""
         chords: dict[int, tuple[int, int, int]] = {}
         degree = 0
         n = len(shot.scale)
         for k, bar in enumerate(bars):
-            if k == len(bars) - 1 and len(bars) > 2:
+            if final and len(bars) >= 2 and k >= len(bars) - 2:
+                degree = 4 % n if k == len(bars) - 2 else 0
+            elif k == len(bars) - 1 and len(bars) > 2:
                 degree = 4 % n
             chords[bar] = chord_pcs(shot.root, shot.scale, degree % n)
             degree = int(self.rng.choice(NEXT_DEGREE.get(degree % 7, (0,))))
         return chords
 
     # -- parts --------------------------------------------------------------------------------
-    def write_shot(self, shot: ShotContext, events: list[HitPoint]) -> None:
+    def write_shot(self, shot: ShotContext, events: list[HitPoint], final: bool = False) -> None:
+        """Write one section; `final`: the film's last, which closes on the tonic."""
         beats = np.flatnonzero((self.tempo.beat_s >= shot.start_s - 1e-9) & (self.tempo.beat_s < shot.end_s - 1e-9))
         if beats.size == 0:
             return
         bars = sorted({int(self.bar[b]) for b in beats})
-        chords = self.progression(shot, bars)
+        chords = self.progression(shot, bars, final)
         self.bar_chords.update(chords)
         self._bass_and_harmony(shot, beats, chords)
         self._melody(shot, beats, chords, events)

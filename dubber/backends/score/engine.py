@@ -92,13 +92,15 @@ def compose_score(analysis: VideoAnalysis, style: str, seed: int, total_s: float
     composer = Composer(orchestra, tempo, rng)
     contexts: list[ShotContext] = []
     melody = bass = harmony = None
+    cuts = {start for start, _ in shots}
     for i, ((start, end, energy), (root, mode), texture) in enumerate(zip(parts, keys, textures)):
-        melody = pick_program(orchestra.busy_melody if energy > 0.5 else orchestra.melody, i, melody, rng)
-        bass = pick_program(orchestra.bass, i, bass, rng)
-        harmony = pick_program(orchestra.harmony, i, harmony, rng)
+        if start in cuts:   # the instruments change with the picture; within a shot the tune keeps its voice
+            melody = pick_program(orchestra.busy_melody if energy > 0.5 else orchestra.melody, i, melody, rng)
+            bass = pick_program(orchestra.bass, i, bass, rng)
+            harmony = pick_program(orchestra.harmony, i, harmony, rng)
         shot = ShotContext(start, end, energy, root, MODES[mode], Part(melody), Part(bass), Part(harmony), texture)
         contexts.append(shot)
-        composer.write_shot(shot, events)
+        composer.write_shot(shot, events, final=i == len(parts) - 1)
 
     def context_at(time_s: float) -> ShotContext:
         return next((c for c in reversed(contexts) if c.start_s <= time_s + 1e-9), contexts[0])
