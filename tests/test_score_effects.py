@@ -98,3 +98,24 @@ def test_the_score_closes_on_its_tonic_and_keeps_the_tunes_voice_within_a_shot(s
     for before, after in zip(score.shots, score.shots[1:]):
         if abs(after.start_s - cut_s) > 1e-6:
             assert after.melody_program == before.melody_program, (before, after)
+
+
+@pytest.mark.parametrize("style", ["tom-and-jerry", "noir", "silent-film", "nature", "sci-fi"])
+def test_every_note_lies_where_its_instrument_can_play_it(style):
+    """A piccolo below its lowest note, a glockenspiel an octave under its range or a trombone slide
+    starting above its top are notes no player could give: each is written an octave over, the
+    same pitch class, the glide inside the range as well."""
+    from dubber.backends.score.engine import compose_score
+    from dubber.backends.score.notation import PLAYABLE
+
+    seen = 0
+    for seed in range(3):
+        score = compose_score(_analysis(), style, seed, FRAMES / 24)
+        for note in score.notes:
+            span = PLAYABLE.get(note.part.program) if not note.part.drums else None
+            if span is None:
+                continue
+            seen += 1
+            ends = (note.pitch, note.pitch + round(note.glide))
+            assert span[0] <= min(ends) and max(ends) <= span[1], (style, seed, note)
+    assert seen >= 10

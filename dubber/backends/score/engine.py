@@ -15,7 +15,7 @@ from .compose import (MODES, Composer, ShotContext, describe_shot, pick_program,
                       scale_pitches, shot_energy)
 from .foley import event_sounds, whistled
 from .hitpoints import HitPoint, event_points, tempo_anchors
-from .notation import Part, Room, Score
+from .notation import Part, Room, Score, playable
 from .tempo_map import TempoMap, bar_numbers, build_tempo_map
 
 log = logging.getLogger(__name__)
@@ -123,5 +123,5 @@ def compose_score(analysis: VideoAnalysis, style: str, seed: int, total_s: float
     fx = event_sounds(events, orchestra, chord_at, seeded(seed, "fx", style))
     room_rng = seeded(seed, "rooms", style)
     rooms = tuple(Room(c.start_s, int(room_rng.integers(orchestra.room[0], orchestra.room[1] + 1))) for c in contexts)
-    notes = tuple(n for n in (*composer.notes, *fx) if n.start_s < total_s)
+    notes = tuple(playable(n) for n in (*composer.notes, *fx) if n.start_s < total_s)
     return Score(notes, rooms, tuple(describe_shot(c, tempo) for c in contexts), total_s)

@@ -46,6 +46,58 @@ class Note:
             raise ValueError(f"a glide of {self.glide} semitones cannot be played on this part")
 
 
+# Where each General MIDI instrument the styles write for can be played (MIDI notes as they
+# sound, from orchestration references): a note outside is moved by octaves into it, as an
+# arranger would write it for that instrument. Programs not listed are left where they are
+# (pianos, strings and pads cover the whole range the score uses).
+PLAYABLE: dict[int, tuple[int, int]] = {
+    8: (60, 108),    # celesta
+    9: (79, 108),    # glockenspiel
+    11: (53, 89),    # vibraphone
+    12: (45, 96),    # marimba
+    13: (65, 108),   # xylophone
+    32: (28, 67),    # acoustic bass
+    42: (36, 76),    # cello
+    43: (28, 67),    # contrabass
+    47: (38, 57),    # timpani
+    56: (54, 82),    # trumpet
+    57: (40, 77),    # trombone
+    58: (28, 65),    # tuba
+    59: (54, 82),    # muted trumpet
+    60: (41, 77),    # french horn
+    61: (41, 82),    # brass section
+    64: (56, 87),    # soprano sax
+    65: (49, 80),    # alto sax
+    66: (44, 75),    # tenor sax
+    67: (36, 68),    # baritone sax
+    68: (58, 91),    # oboe
+    70: (34, 75),    # bassoon
+    71: (50, 94),    # clarinet
+    72: (74, 108),   # piccolo
+    73: (60, 96),    # flute
+    79: (60, 96),    # ocarina (the slide whistle's voice)
+}
+
+
+def playable(note: Note) -> Note:
+    """`note` moved by octaves into its instrument's range (PLAYABLE), a glide kept inside it where
+    the range allows; drums and unlisted instruments as they are."""
+    span = PLAYABLE.get(note.part.program) if not note.part.drums else None
+    if span is None:
+        return note
+    low, high = span
+    top = max(note.pitch, note.pitch + int(round(note.glide)))
+    bottom = min(note.pitch, note.pitch + int(round(note.glide)))
+    pitch = note.pitch
+    while bottom + (pitch - note.pitch) < low and top + (pitch - note.pitch) + 12 <= max(high, low + 12):
+        pitch += 12
+    while top + (pitch - note.pitch) > high and bottom + (pitch - note.pitch) - 12 >= min(low, high - 12):
+        pitch -= 12
+    if pitch == note.pitch:
+        return note
+    return Note(note.part, pitch, note.start_s, note.end_s, note.velocity, note.role, note.glide)
+
+
 @dataclass(frozen=True)
 class Room:
     """From `start_s` on, every part sends `reverb` (0-127) to the synthesizer's reverb."""
