@@ -94,7 +94,7 @@ def test_jobs_2_dubs_like_single_runs_a_bad_file_fails_alone_and_a_restart_does_
     (root / "dub-watch.toml").write_text(DUB_SETTINGS)
     for name, data in dub_clips.items():
         publish(root, name, data)
-    options = WatchOptions(stable_s=0.1, poll_s=0.05, once=True, workers=2, arriving_s=0)   # bad files fail at once
+    options = WatchOptions(stable_s=0.1, poll_s=0.05, once=True, workers=2)
     run_watch(root, options)
 
     good = sorted(single_dubs)
@@ -210,7 +210,7 @@ def _watch_one_file_once(tmp_path: Path, monkeypatch, name: str, source: Path) -
     (root / "inbox").mkdir(parents=True)
     (root / "dub-watch.toml").write_text(DUB_SETTINGS)
     publish(root, name, source)
-    run_watch(root, WatchOptions(stable_s=0.1, poll_s=0.05, once=True, workers=1, arriving_s=0))   # bad: fails at once
+    run_watch(root, WatchOptions(stable_s=0.1, poll_s=0.05, once=True, workers=1))
     return root
 
 
@@ -309,7 +309,7 @@ def test_ray_watch_dubs_like_single_runs_into_a_shared_output_and_a_restart_does
         publish(root, name, data)
     env = {**os.environ, "PYTHONPATH": str(REPO), "DUB_CACHE_DIR": str(tmp_path / "cache")}
     cmd = [sys.executable, "-m", "dubber.cli", "watch", str(root), "-o", str(out), "--once", "--stable-s", "0.1",
-           "--poll-s", "0.05", "--arriving-s", "0", "--ray", ray_cluster]   # the bad file fails at once
+           "--poll-s", "0.05", "--ray", ray_cluster]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 2, stderr[-3000:]   # the broken file failed: a cron run says so

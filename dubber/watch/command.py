@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stable-s", type=float, default=defaults.stable_s, metavar="S",
                         help=f"seconds a file must stay unchanged before it is taken (default {defaults.stable_s:g})")
     parser.add_argument("--arriving-s", type=float, default=defaults.arriving_s, metavar="S",
-                        help="a file that reads as cut short or as no video and changed less than S seconds ago "
+                        help="a video that reads as cut short and changed less than S seconds ago "
                              f"may still be arriving: it waits in the inbox until unchanged that long, then fails "
                              f"(default {defaults.arriving_s:g}; 0 fails it at once)")
     parser.add_argument("--poll-s", type=float, default=defaults.poll_s, metavar="S",

@@ -29,10 +29,10 @@ class WatchOptions:
         duplicates: "done" moves a copy of already-dubbed content to done/ with a note;
             "skip" leaves it in the inbox untouched.
         empty_timeout_s: an empty file unchanged this long goes to failed/.
-        arriving_s: a file that does not read as a whole video (cut short, or no picture) and
-            changed less than this long ago may still be arriving (an uploader that opens it
-            again for every chunk, pausing longer than stable_s): it waits in the inbox until it
-            has been unchanged this long, and fails only then.
+        arriving_s: a file that reads as a video cut short and changed less than this long ago
+            may still be arriving (an uploader that opens it again for every chunk, pausing
+            longer than stable_s): it waits in the inbox until it has been unchanged this long,
+            and fails only then.
         processor: does the work in a thread of the watcher (default: the dubbing pipeline, run
             by the batch machinery: local worker processes, or Ray tasks).
         validator: checks the input first (default: the real probe before a processor; none

@@ -61,9 +61,9 @@ log = logging.getLogger(__name__)
 
 OUTPUT_LOCK = ".dub-watch.lock"   # in an -o folder: held by the one watcher writing into it
 OUTPUT_RETRY_S = 30.0   # how long files wait in the inbox after the output folder could not take a dub
-# What a file still being copied reads as: cut short (its index or its last frames missing), or
-# no video at all (a copy that starts with something else, the first chunk of a resumed one).
-ARRIVING_ERRORS = frozenset({"VideoUnreadable", "NotAVideo"})
+# What a video still being copied reads as: cut short (its index or its last frames missing). A
+# file that is no video at all (text, an image) fails at once.
+ARRIVING_ERRORS = frozenset({"VideoUnreadable"})
 INTERRUPTED_JOB = ("Its dub was interrupted by a signal the watcher did not get (sent to the worker processes); "
                    "drop the file into the inbox again to dub it.")
 
@@ -245,7 +245,7 @@ class Watcher:
             self._fail(claimed, name, sha, JobFailed(INTERRUPTED_JOB, "Interrupted"))
 
     def _maybe_still_arriving(self, claimed: Path, name: str, err: BaseException) -> bool:
-        """A file that reads as cut short, or as no video, and changed less than `arriving_s` ago
+        """A file that reads as a video cut short and changed less than `arriving_s` ago
         may still be arriving: an uploader that opens it again for each chunk (rsync --append,
         a resumed transfer) and paused longer than stable_s would otherwise find it gone and
         start a new file, leaving fragments in failed/. It goes back to the inbox under its
@@ -263,7 +263,7 @@ class Watcher:
             os.replace(claimed, back)
         self.inbox.hold(back.name, self.options.arriving_s)
         self.journal.append("returned", name=back.name, claimed_as=claimed.name, reason="may still be arriving")
-        log.info("%s does not read as a whole video yet and changed %.0f s ago; it waits in the inbox in case it "
+        log.info("%s reads as a video cut short and changed %.0f s ago; it waits in the inbox in case it "
                  "is still arriving, and is taken again once unchanged for %g s", shown(back.name), age_s,
                  self.options.arriving_s)
         return True
