@@ -28,6 +28,7 @@ log = logging.getLogger("dubber.batch")   # one voice for the batch machinery in
 LEDGER_DIR = ".dub-batch"
 LEDGER_SCHEMA = "dubber.batch-job/1"
 DEFAULT_RETRIES = 2          # extra attempts for a job whose worker died
+DEATH_SETTLE_S = 0.3         # a worker still alive this long after its pool broke is not the one that died
 # Settings that change where or whether files are read, not what a job writes: not part of its key.
 _KEYLESS_SETTINGS = ("force", "cache_dir", "use_cache")
 
@@ -203,17 +204,29 @@ def spare_if_running(job: Job) -> bool:
     breaks when one of its workers dies, and then stops all the others, each with whatever job
     it was running: only the job whose worker died first had anything to do with it. Called
     while the broken pool has not yet stopped the others, so the dead worker is the one gone."""
-    from .atomic import pid_alive
-
     ledger = job.ledger
     record = ledger.read(job.key)
     if not (record and record.get("status") == "running" and record.get("run_id") == job.run_id
             and record.get("host") == socket.gethostname() and isinstance(record.get("pid"), int)
-            and record["pid"] != os.getpid() and pid_alive(record["pid"])):
+            and record["pid"] != os.getpid() and _stays_alive(record["pid"])):
         return False
     fields = {k: v for k, v in record.items() if k not in ("schema", "key", "input", "output", "status", "run_id")}
     ledger.write(job, "running", **{**fields, "spared": int(record.get("spared", 0)) + 1})
     return True
+
+
+def _stays_alive(pid: int, settle_s: float = DEATH_SETTLE_S) -> bool:
+    """Whether process `pid` is alive and still is `settle_s` later. A worker killed a moment ago
+    may not be done dying when its pool notices (its pipes are closed before it turns into a
+    zombie), and would read as alive at first glance."""
+    from .atomic import pid_alive
+
+    deadline = time.monotonic() + settle_s
+    while pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def after_worker_died(job: Job, retries: int, reason: str | None = None) -> JobOutcome | None:
