@@ -236,6 +236,18 @@ def test_no_clip_under_playhead(tmp_path):
         dr.dub_into_timeline(resolve, config, runner())
 
 
+def test_a_clip_without_a_media_file_above_the_one_to_dub_is_passed_over(tmp_path):
+    """A title, an adjustment clip or a compound clip on V2 over the shot (its media pool item has
+    no file path): the dub is of the clip with a file under it, not "offline" for the one without."""
+    resolve, timeline, config, source = make_setup(tmp_path, "24")
+    clip = timeline.GetItemListInTrack("video", 1)[0]
+    timeline.AddTrack("video")
+    title = fr.FakeTimelineItem(fr.FakeMediaPoolItem("", timeline._fps, 1000), clip.GetStart(), clip.GetEnd(), 0)
+    timeline._tracks["video"][1].append(title)
+    dr.dub_into_timeline(resolve, config, runner())
+    assert audio_items(timeline, 2), "no dub was placed"
+
+
 def test_dub_failure_surfaces_its_sentence(tmp_path):
     resolve, timeline, config, _ = make_setup(tmp_path, "24", fail=True)
     with pytest.raises(rb.DubScriptError, match="^dub: The input has no video stream; choose a video file.$"):

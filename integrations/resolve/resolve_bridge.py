@@ -293,10 +293,12 @@ def playhead_frame(ctx: TimelineContext) -> int:
 
 
 def clip_at(ctx: TimelineContext, frame: int) -> Any:
-    """The topmost video item under `frame` that has a media file."""
+    """The topmost video item under `frame` that has a media file. Items above it without one
+    (titles, generators, adjustment clips, compound and Fusion clips: no "File Path") are passed
+    over; a clip whose file is missing is still chosen, so the editor learns to relink it."""
     for track in range(int(ctx.timeline.GetTrackCount("video")), 0, -1):
         for item in ctx.timeline.GetItemListInTrack("video", track) or []:
-            if item.GetStart() <= frame < item.GetEnd() and item.GetMediaPoolItem() is not None:
+            if item.GetStart() <= frame < item.GetEnd() and _file_path(item):
                 return item
     raise DubScriptError("No video clip is under the playhead; move the playhead onto the clip to dub.")
 
@@ -330,6 +332,12 @@ def clip_span(ctx: TimelineContext, item: Any) -> ClipSpan:
     source_rate = media.GetClipProperty("FPS")
     source_fps = parse_frame_rate(source_rate) if source_rate else ctx.fps
     return ClipSpan(int(item.GetStart()), int(item.GetLeftOffset()), int(item.GetDuration()), ctx.fps, source_fps)
+
+
+def _file_path(item: Any) -> str:
+    """The media file behind a timeline item, "" for one without (see `clip_at`)."""
+    pool_item = item.GetMediaPoolItem()
+    return (pool_item.GetClipProperty("File Path") or "") if pool_item is not None else ""
 
 
 def media_path(item: Any) -> Path:
