@@ -41,6 +41,16 @@ def test_script_calls_only_recorded_methods():
     assert called and called <= recorded, sorted(called - recorded)
 
 
+def test_script_runs_on_the_oldest_python_resolve_may_use():
+    """Resolve runs its scripts on the Python it finds on the machine, 3.7 and later: no method or
+    syntax newer than that in the script (str.removeprefix came with 3.9, the walrus with 3.8)."""
+    for script in SCRIPTS:
+        tree = ast.parse(script.read_text(), feature_version=(3, 7))
+        newer = [node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                 and node.attr in ("removeprefix", "removesuffix", "is_relative_to", "with_stem")]
+        assert not newer, (script.name, newer)
+
+
 def test_script_is_stdlib_only():
     tree = ast.parse("\n".join(p.read_text() for p in SCRIPTS))
     roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}

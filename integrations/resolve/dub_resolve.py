@@ -129,7 +129,10 @@ def take_names(source: Path):
 def take_timeline_name(source: Path, take_folder: Path) -> str:
     """"<name> dub" for the first take, "<name> dub 2" for the take in `<name>_dub-2`: Resolve
     keeps timeline names unique and refuses an import under a name already taken."""
-    number = take_folder.name.removeprefix(f"{source.stem}_dub").removeprefix("-")
+    # (no str.removeprefix: the script runs on the Python Resolve finds, 3.7 and later)
+    base = f"{source.stem}_dub"
+    number = take_folder.name[len(base):] if take_folder.name.startswith(base) else take_folder.name
+    number = number[1:] if number.startswith("-") else number
     return f"{source.stem} dub" + (f" {number}" if number else "")
 
 
