@@ -78,7 +78,7 @@ def _absolute(path: str) -> str:
 
 
 def strip_facts(scene) -> list[dict]:
-    return sorted(({"name": s.name, "type": s.type, "channel": s.channel, "frame_start": s.frame_start,
+    return sorted(({"name": s.name, "type": s.type, "channel": s.channel, "frame_start": s.frame_start, "mute": s.mute,
                     "frame_final_start": s.frame_final_start, "frame_final_end": s.frame_final_end,
                     "filepath": _absolute(s.sound.filepath if s.type == "SOUND" else getattr(s, "filepath", ""))}
                    for s in scene.sequence_editor.strips_all), key=lambda f: (f["channel"], f["name"]))

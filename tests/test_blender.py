@@ -230,18 +230,21 @@ def test_real_dub_of_an_avi_raw_render(bpy_exe, movie, extension_zip, tmp_path, 
 
 def test_a_rerun_never_changes_the_earlier_dubs_files(bpy_exe, movie, extension_zip, tmp_path):
     """Dubbing the strip again in a new style adds the new take beside the first; the first dub's
-    strips still point at their own files, byte for byte as they were."""
+    strips still point at their own files, byte for byte as they were, muted so the new take plays
+    alone (unmute them to compare)."""
     movie = own_copy(movie, tmp_path)
     facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=fake_dub(tmp_path),
                         backend="score", separate_stems=False, blocker_channel=0, rerun_style="noir")
     first = facts["first"]
-    assert first["status"] == facts["status"] == "Added 1 dub strip(s) under picture."
+    assert first["status"] == "Added 1 dub strip(s) under picture."
     (first_strip,) = sound_strips(first["strips"])
     assert Path(first_strip["filepath"]).parent == movie.parent / "picture_dub" / "stems"
     now = {s["name"]: s for s in sound_strips(facts["strips"])}
-    assert now[first_strip["name"]] == first_strip
+    assert not first_strip["mute"] and now[first_strip["name"]] == {**first_strip, "mute": True}
+    assert facts["status"].startswith("Added 1 dub strip(s) under picture. Muted the 1 strip(s) of the earlier take")
     assert facts["digests"][first_strip["name"]] == first["digests"][first_strip["name"]]
     (second,) = [s for name, s in now.items() if name != first_strip["name"]]
+    assert not second["mute"]
     assert Path(second["filepath"]).parent == movie.parent / "picture_dub-2" / "stems"
     assert (movie.parent / "picture_dub-2" / "picture_dub-2.mp4").is_file()
     assert facts["digests"][second["name"]] != first["digests"][first_strip["name"]]   # the noir take

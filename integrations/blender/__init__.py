@@ -212,9 +212,28 @@ def free_channel(editor, above, start, end):
     raise RuntimeError("Every sequencer channel above the movie is busy here; free a channel and dub again.")
 
 
-def add_sound_strips(scene, movie, sounds):
+TAKE_PROPERTY = "dub_take"   # on each sound strip this add-on adds: the take folder it plays from
+
+
+def mute_earlier_takes(scene, movie):
+    """Mute the dub strips an earlier take added over this movie strip, so the new take plays
+    alone (two scores summed are no take at all); they stay in the edit to compare or go back
+    to. Returns how many were muted."""
+    start, end = movie.frame_final_start, movie.frame_final_end
+    muted = 0
+    for strip in top_strips(scene.sequence_editor):
+        earlier = strip.get(TAKE_PROPERTY) is not None or (
+            strip.type == "SOUND" and strip.name.startswith(f"{movie.name} ")
+            and "_dub" in Path(bpy.path.abspath(strip.sound.filepath)).parent.parent.name)
+        if strip != movie and earlier and not strip.mute and strip.frame_final_start < end and start < strip.frame_final_end:
+            strip.mute = True
+            muted += 1
+    return muted
+
+
+def add_sound_strips(scene, movie, sounds, take=""):
     """One sound strip per WAV, each on its own free channel, starting where the movie's first
-    frame sits and trimmed exactly like the movie strip."""
+    frame sits and trimmed exactly like the movie strip; each marked with its take folder."""
     editor = scene.sequence_editor
     start, end = movie.frame_final_start, movie.frame_final_end
     added, above = [], movie.channel
@@ -224,6 +243,7 @@ def add_sound_strips(scene, movie, sounds):
                                              frame_start=int(round(movie.frame_start)))
         strip.frame_final_start, strip.frame_final_end = start, end
         strip.channel = channel  # trimming may have nudged it; keep the free channel
+        strip[TAKE_PROPERTY] = str(take)
         added.append(strip)
         above = channel
     return added
@@ -307,14 +327,21 @@ def _finish(job):
     if movie is None:
         return f"The movie strip {job.strip_name!r} is gone; its dub is in {job.out_dir}."
     sounds = result_sounds(job.outputs, job.out_dir, job.separate_stems)
-    added = add_sound_strips(scene, movie, sounds)
+    muted = mute_earlier_takes(scene, movie)
+    added = add_sound_strips(scene, movie, sounds, job.out_dir)
     message = f"Added {len(added)} dub strip(s) under {movie.name}."
+    if muted:
+        message += f" Muted the {muted} strip(s) of the earlier take, kept to compare."
     video_fps = job_fps(job)
     marked = add_hit_markers(scene, movie, manifest_events(job), video_fps) if video_fps else 0
     if marked:
         message += f" Marked the {marked} hit(s) it plays on the timeline."
     if video_fps and not fps_matches(scene.render.fps, scene.render.fps_base, video_fps):
         message += f" Set the scene to the video's {video_fps:.3f} fps, or picture and dub drift apart."
+    # The strips arrive from a timer, after the operator has ended: they get an undo step of their
+    # own, so Ctrl+Z takes back the dub and not the edit before it (headless, there is no undo).
+    if bpy.ops.ed.undo_push.poll():
+        bpy.ops.ed.undo_push(message="Dub")
     # dub's notices (a backend fallback, a dropped audio track) follow, marked as dub's own
     # words as the Resolve script prints them: they often start in lowercase.
     return " ".join([message] + [f"dub: {_sentence(text)}" for text in job.notices])
