@@ -500,7 +500,7 @@ def test_an_upload_that_reopens_the_file_for_each_chunk_is_dubbed_whole(tmp_path
         for k in range(3):
             with open(target, "ab") as handle:   # opened again for each chunk
                 handle.write(data[k * third:(k + 1) * third])
-            time.sleep(1.0)                        # longer than stable_s
+            time.sleep(1.5)                        # longer than stable_s, and than a probe under load
         wait_for(lambda: (tmp_path / "done" / "chunked.mp4").is_file(), 20, "the whole upload dubbed")
         (tmp_path / "inbox" / "cut.mp4").write_bytes(data[:third])   # an upload that never resumes
         wait_for(lambda: (tmp_path / "failed" / "cut.mp4").is_file(), 20, "the cut-short file to fail")
@@ -511,6 +511,27 @@ def test_an_upload_that_reopens_the_file_for_each_chunk_is_dubbed_whole(tmp_path
     assert sorted(p.name for p in (tmp_path / "failed").iterdir()) == ["cut.mp4", "cut.mp4.error.json"]
     returned = [r for r in journal(tmp_path) if r["event"] == "returned"]
     assert {r["name"] for r in returned} <= {"chunked.mp4", "cut.mp4"} and returned
+
+
+def test_a_cut_short_file_that_grows_again_is_taken_once_it_settles_not_after_the_long_wait(tmp_path, base_video):
+    """The copy paused, the half was taken and read as cut short, then the rest arrived: the file is
+    dubbed as soon as it settles, not after arriving_s (a minute) of stillness."""
+    data = variant(base_video, 77)
+    thread, stop = _watch_in_thread(tmp_path, stable_s=0.2, arriving_s=60.0)
+    target = tmp_path / "inbox" / "paused.mp4"
+    try:
+        with open(target, "wb") as copy:
+            copy.write(data[:len(data) // 2])
+            copy.flush()
+            journal_file = tmp_path / "logs" / "journal.jsonl"
+            wait_for(lambda: journal_file.is_file() and any(r["event"] == "returned" for r in journal(tmp_path)), 10,
+                     "the half to be held")
+            copy.write(data[len(data) // 2:])
+        wait_for(lambda: (tmp_path / "done" / "paused.mp4").is_file(), 15, "the whole copy dubbed")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert (tmp_path / "output" / "paused" / "paused.dub.mp4").read_bytes() == data
 
 
 # ----------------------------------------------------------------------------- the command line

@@ -32,7 +32,8 @@ class InboxScanner:
     def __init__(self, inbox: Path, state: InboxState, journal: Journal, skipped: set[tuple]) -> None:
         self.inbox, self.state, self.journal, self.skipped = inbox, state, journal, skipped
         self.left_alone: set[str] = set()   # names the current scan leaves alone
-        self.held: dict[str, float] = {}     # names taken only once unchanged this long (`hold`)
+        # names taken only once unchanged for a while (`hold`): (seconds, size, mtime_ns when held)
+        self.held: dict[str, tuple[float, int, int]] = {}
 
     def ready(self) -> list[Path]:
         """Inbox files that are ready: candidates by name, stable, not skipped. A symbolic link
@@ -51,7 +52,7 @@ class InboxScanner:
                 if (entry.name, st.st_size, st.st_mtime_ns) in self.skipped:
                     continue
                 if self.state.tracker.is_stable(entry.name, st.st_size, st.st_mtime_ns, now,
-                                                self.held.get(entry.name)):
+                                                self._held_for(entry.name, st)):
                     ready.append(Path(entry.path))
         self._remember(present)
         return sorted(ready)
@@ -62,10 +63,23 @@ class InboxScanner:
         self.held.pop(name, None)
 
     def hold(self, name: str, need_s: float) -> None:
-        """Take `name` only once it has been unchanged for `need_s` (a file that may still be
-        arriving), counted from its last change."""
+        """Take `name` again only once it has changed (the rest of it arrived) and settled as any
+        file does, or once it has stayed as it is now for `need_s`, counted from its last change
+        (a file that may still be arriving)."""
         self.state.tracker.forget(name)
-        self.held[name] = need_s
+        st = (self.inbox / name).stat()
+        self.held[name] = (need_s, st.st_size, st.st_mtime_ns)
+
+    def _held_for(self, name: str, st: os.stat_result) -> float | None:
+        """How long `name` must stay unchanged before it is taken: a held file unchanged since it
+        was held waits its hold; one that changed since is taken as any other (None)."""
+        held = self.held.get(name)
+        if held is None:
+            return None
+        if (st.st_size, st.st_mtime_ns) == held[1:]:
+            return held[0]
+        del self.held[name]   # it grew: the rest arrived (or some of it); settle and take it
+        return None
 
     def _remember(self, present: set[str]) -> None:
         """Keep what this scan learnt for the next scan and the next run; names no longer in the
