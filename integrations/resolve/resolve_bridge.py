@@ -341,7 +341,7 @@ def _file_path(item: Any) -> str:
 
 
 def media_path(item: Any) -> Path:
-    path = item.GetMediaPoolItem().GetClipProperty("File Path")
+    path = _file_path(item)
     if not path or not Path(path).is_file():
         raise DubScriptError(f"The clip's media file {path!r} is offline; relink it and run Dub Shot Audio again.")
     return Path(path)
