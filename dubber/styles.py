@@ -51,6 +51,10 @@ HI_WOOD, LOW_WOOD, TRIANGLE, VIBRASLAP, CLAVES, GUIRO, SHORT_GUIRO, CABASA = 76,
 ORCH_HIT, TIMPANI, BRASS, TROMBONE, TUBA, PIZZICATO, XYLOPHONE, GLOCKENSPIEL = 55, 47, 61, 57, 58, 45, 13, 9
 TAIKO, MELODIC_TOM, SEASHORE, BREATH, TREMOLO, CELESTA = 116, 117, 122, 121, 44, 8
 TRUMPET, HORNS, PICCOLO = 56, 60, 72
+KICK, BASS_DRUM, CLOSED_HAT, TAMBOURINE, COWBELL, RIDE_BELL = 35, 36, 42, 54, 56, 53
+PIANO, HONKY_TONK, VIBRAPHONE, MARIMBA, UPRIGHT_BASS, HARP, MUTED_TRUMPET, TENOR_SAX = 0, 3, 11, 12, 32, 46, 59, 66
+SYNTH_BASS, SYNTH_BRASS, SQUARE_LEAD, SAW_LEAD, CRYSTAL, SCI_FI, KALIMBA, WOODBLOCK, SYNTH_DRUM = \
+    38, 62, 80, 81, 98, 103, 108, 115, 118
 
 # Big hits answer strong impacts; small ones weak impacts and the inside of a fast series.
 BIG_HITS: tuple[Hit, ...] = (
@@ -74,6 +78,61 @@ SMALL_HITS: tuple[Hit, ...] = (
     Hit("xylophone plink", (Layer(XYLOPHONE, "top", 5, 0.15), _drum(CLAVES, 0.7)), "high"),
     Hit("low wood knock", (_drum(LOW_WOOD), Layer(PIZZICATO, "root", 3, 0.15, 0.8))),
     Hit("taiko and stick", (Layer(TAIKO, "fixed", 3, 0.2), _drum(SIDE_STICK)), "low"),
+)
+# The other styles answer blows in their own band's voice: an orchestra hit over a lone piano
+# jumps out of the picture's world (and out of its level: the bank's piano sits some 10 dB under
+# its brass and drums).
+# A 1920s cinema pianist with the theatre's trap drummer: low-register slams, bass drum and
+# cymbal, rim shots; blocks, cowbell and a struck treble for the small blows.
+SILENT_FILM_BIG_HITS: tuple[Hit, ...] = (
+    Hit("piano slam", (Layer(PIANO, "chord", 2, 0.4), Layer(PIANO, "root", 1, 0.5), _drum(BASS_DRUM, 0.7)), "low"),
+    Hit("drum and cymbal", (_drum(BASS_DRUM), _drum(CRASH, 0.8, 0.6), Layer(PIANO, "root", 2, 0.3, 0.7)), "low"),
+    Hit("rim shot", (_drum(SNARE), _drum(SIDE_STICK, 0.8), Layer(PIANO, "chord", 4, 0.25, 0.8))),
+    Hit("treble crash", (Layer(HONKY_TONK, "chord", 5, 0.3, 0.8), _drum(SPLASH, 0.8, 0.5), _drum(SNARE, 0.6)), "high"),
+)
+SILENT_FILM_SMALL_HITS: tuple[Hit, ...] = (
+    Hit("wood block", (_drum(HI_WOOD, 1.1), Layer(PIANO, "top", 5, 0.15, 0.9)), "high"),
+    Hit("snare tap", (_drum(SNARE), Layer(PIANO, "root", 3, 0.15, 0.8))),
+    Hit("cowbell", (_drum(COWBELL, 1.1), _drum(SIDE_STICK, 0.6)), "high"),
+    Hit("low block", (_drum(LOW_WOOD), Layer(PIANO, "fifth", 2, 0.2, 0.7)), "low"),
+)
+# A small jazz band in a smoky room: a drummer's kick and cymbal, a muted trumpet's or a
+# trombone's blat, the vibes; side stick, hi-hat and a slapped bass for the small blows.
+NOIR_BIG_HITS: tuple[Hit, ...] = (
+    Hit("kick and cymbal", (_drum(KICK), _drum(CRASH, 0.7, 0.8), Layer(UPRIGHT_BASS, "root", 2, 0.3, 0.8)), "low"),
+    Hit("muted stab", (Layer(MUTED_TRUMPET, "chord", 4, 0.25), _drum(SNARE, 0.9))),
+    Hit("trombone blat", (Layer(TROMBONE, "fifth", 3, 0.3), Layer(TENOR_SAX, "root", 3, 0.25), _drum(BASS_DRUM)), "low"),
+    Hit("vibes and splash", (Layer(VIBRAPHONE, "chord", 5, 0.4, 0.7), _drum(SPLASH, 0.8, 0.6), _drum(SIDE_STICK, 0.7)), "high"),
+)
+NOIR_SMALL_HITS: tuple[Hit, ...] = (
+    Hit("side stick", (_drum(SIDE_STICK, 1.1), _drum(CLOSED_HAT, 0.8), _drum(CLAVES, 0.6)), "high"),
+    Hit("bass slap", (Layer(UPRIGHT_BASS, "root", 2, 0.2, 0.7), _drum(SNARE, 0.5)), "low"),
+    Hit("ride bell", (_drum(RIDE_BELL, 1.0, 0.4), Layer(VIBRAPHONE, "top", 5, 0.15, 0.65)), "high"),
+    Hit("brush tap", (_drum(SNARE, 0.85), _drum(TAMBOURINE, 0.7))),
+)
+# Electronics: synth drums and stabs, a sub-bass drop, metallic zaps and blips.
+SCI_FI_BIG_HITS: tuple[Hit, ...] = (
+    Hit("synth stab", (Layer(SYNTH_BRASS, "chord", 4, 0.3, 0.75), Layer(SYNTH_DRUM, "fixed", 3, 0.4), _drum(CRASH, 0.5, 0.6))),
+    Hit("sub drop", (Layer(SYNTH_BASS, "root", 1, 0.5, 0.7), Layer(SYNTH_DRUM, "fixed", 2, 0.5), _drum(KICK, 0.8)), "low"),
+    Hit("zap", (Layer(SAW_LEAD, "top", 5, 0.2), Layer(SCI_FI, "fixed", 4, 0.5, 0.7), _drum(SNARE, 0.7)), "high"),
+    Hit("impact", (Layer(ORCH_HIT, "top", 3, 0.3), Layer(SYNTH_BASS, "root", 2, 0.3), Layer(TAIKO, "fixed", 3, 0.4, 0.8)), "low"),
+)
+SCI_FI_SMALL_HITS: tuple[Hit, ...] = (
+    Hit("blip", (Layer(SQUARE_LEAD, "top", 6, 0.1), _drum(CLAVES, 0.6)), "high"),
+    Hit("synth tom", (Layer(SYNTH_DRUM, "fixed", 4, 0.2),)),
+    Hit("crystal ping", (Layer(CRYSTAL, "top", 6, 0.3, 1.1), _drum(SIDE_STICK, 0.6)), "high"),
+    Hit("low thump", (Layer(SYNTH_BASS, "root", 2, 0.15), _drum(KICK, 0.7)), "low"),
+)
+# Wood and skin, softly: marimba, kalimba, harp, log drum and a padded timpani.
+NATURE_BIG_HITS: tuple[Hit, ...] = (
+    Hit("soft timpani", (Layer(TIMPANI, "root", 2, 0.6), Layer(MARIMBA, "chord", 4, 0.3, 0.8)), "low"),
+    Hit("log drum", (Layer(TAIKO, "fixed", 3, 0.4), Layer(HARP, "root", 3, 0.4, 0.8))),
+    Hit("marimba chord", (Layer(MARIMBA, "chord", 5, 0.3), _drum(LOW_WOOD, 0.8)), "high"),
+)
+NATURE_SMALL_HITS: tuple[Hit, ...] = (
+    Hit("kalimba", (Layer(KALIMBA, "top", 5, 0.2),), "high"),
+    Hit("wood knock", (Layer(WOODBLOCK, "fixed", 4, 0.15, 1.2), _drum(CLAVES, 0.6))),
+    Hit("harp pluck", (Layer(HARP, "root", 3, 0.3), _drum(LOW_WOOD, 0.6)), "low"),
 )
 # Sounds by event kind, beyond the hits; the foley layer that music does not do.
 KIND_SOUNDS: dict[str, tuple[Hit, ...]] = {
@@ -121,6 +180,8 @@ class Orchestra:
                                         # augmented more often, a busy one diminished
     room: tuple[int, int]               # reverb send range (0-127), one room per shot
     hit_level: float = 1.0              # loudness of the event sounds against the music
+    big_hits: tuple[Hit, ...] = BIG_HITS        # strong blows
+    small_hits: tuple[Hit, ...] = SMALL_HITS    # weak blows (and the quiet end of the big pool)
     kind_sounds: tuple[tuple[str, tuple[Hit, ...]], ...] = ()   # per-style extras over KIND_SOUNDS
 
     def sounds_for(self, kind: str) -> tuple[Hit, ...]:
@@ -159,7 +220,8 @@ STYLES: dict[str, Style] = {
             "Generate a nature-documentary soundtrack with gentle music and natural ambience for a film that includes",
             Orchestra((66.0, 100.0), 3, ("major", "lydian", "pentatonic"), (0, 2, 4, 7, 9),
                       (3, 4, -3, 2, -4), (73, 68, 71, 46), (12, 73), (42, 32), (48, 89), (46, 12, 8),
-                      (CLAVES, LOW_WOOD), TREMOLO, (0.35, 0.8), (50, 95), hit_level=0.7,
+                      (CLAVES, LOW_WOOD), TREMOLO, (0.35, 0.8), (50, 95), hit_level=0.8,
+                      big_hits=NATURE_BIG_HITS, small_hits=NATURE_SMALL_HITS,
                       kind_sounds=(("flash", (Hit("birds", (Layer(123, "fixed", 6, 0.5),)),)),)),
         ),
         Style(
@@ -169,7 +231,8 @@ STYLES: dict[str, Style] = {
             "Generate a science-fiction soundtrack with synthesizer score and futuristic sound effects for a film that includes",
             Orchestra((80.0, 128.0), 4, ("minor", "phrygian", "whole-tone"), (1, 4, 6, 9, 11),
                       (6, 3, -4, 1, -3), (80, 98, 11), (81, 98), (38, 39), (89, 94, 50), (98, 11, 8),
-                      (CLAVES, HI_WOOD), 50, (0.4, 1.0), (60, 110),
+                      (CLAVES, HI_WOOD), 50, (0.4, 1.0), (60, 110), hit_level=0.8,
+                      big_hits=SCI_FI_BIG_HITS, small_hits=SCI_FI_SMALL_HITS,
                       kind_sounds=(("flash", (Hit("laser", (Layer(103, "fixed", 6, 0.4), Layer(80, "top", 6, 0.2))),)),)),
         ),
         Style(
@@ -179,7 +242,8 @@ STYLES: dict[str, Style] = {
             "Generate a 1920s silent-film piano accompaniment for a film that includes",
             Orchestra((90.0, 150.0), 2, ("major", "minor", "major"), (0, 5, 7, 10, 3),
                       (3, -3, 4, 2, -4), (0, 0, 19), (0,), (0,), (0, 19), (0,),
-                      (HI_WOOD, LOW_WOOD), 0, (0.5, 1.1), (15, 40)),
+                      (HI_WOOD, LOW_WOOD), 0, (0.5, 1.1), (15, 40), hit_level=0.7,
+                      big_hits=SILENT_FILM_BIG_HITS, small_hits=SILENT_FILM_SMALL_HITS),
         ),
         Style(
             "noir",
@@ -188,7 +252,8 @@ STYLES: dict[str, Style] = {
             "Generate a film-noir jazz soundtrack with city ambience for a film that includes",
             Orchestra((70.0, 112.0), 4, ("dorian", "minor", "blues"), (2, 4, 7, 9),
                       (3, -2, 4, -3, 1), (59, 65, 66), (59, 56), (32,), (0, 11, 48), (11, 0),
-                      (SIDE_STICK, CLAVES), TREMOLO, (0.4, 1.0), (55, 100)),
+                      (SIDE_STICK, CLAVES), TREMOLO, (0.4, 1.0), (55, 100), hit_level=0.85,
+                      big_hits=NOIR_BIG_HITS, small_hits=NOIR_SMALL_HITS),
         ),
     )
 }

@@ -7,7 +7,7 @@ from dubber.backends.score import compose_score
 from dubber.backends.score.compose import MODES
 from dubber.styles import BIG_HITS, KIND_SOUNDS, SMALL_HITS, STYLES
 
-from test_score import analysis_with
+from test_score import analysis_with, render
 
 PIANO, ORGAN, MUTED_TRUMPET, ALTO_SAX, TENOR_SAX = 0, 19, 59, 65, 66
 PIZZICATO, XYLOPHONE, TIMPANI, ORCH_HIT = 45, 13, 47, 55
@@ -67,8 +67,15 @@ def test_nature_is_gentler_than_tom_and_jerry():
     assert STYLES["nature"].orchestra.tempo_bpm[1] < STYLES["tom-and-jerry"].orchestra.tempo_bpm[1]
 
 
+def every_hit_table():
+    for style in STYLES.values():
+        yield from (*style.orchestra.big_hits, *style.orchestra.small_hits,
+                    *(h for _, hits in style.orchestra.kind_sounds for h in hits))
+    yield from (*BIG_HITS, *SMALL_HITS, *(h for hits in KIND_SOUNDS.values() for h in hits))
+
+
 def test_hit_tables_are_valid_general_midi():
-    for hit in (*BIG_HITS, *SMALL_HITS, *(h for hits in KIND_SOUNDS.values() for h in hits)):
+    for hit in every_hit_table():
         assert hit.register in ("low", "mid", "high")
         for layer in hit.layers:
             assert 0 <= layer.program <= 127 and (not layer.drum or 35 <= layer.program <= 81)
@@ -86,13 +93,11 @@ def test_every_pitched_effect_layer_sounds_in_the_default_bank_across_its_regist
 
     bank = load_soundfont()
     wanted: set[tuple[int, int]] = set()
-    for style in STYLES.values():
-        for hit in (*BIG_HITS, *SMALL_HITS, *(h for _, hits in style.orchestra.kind_sounds for h in hits),
-                    *(h for hits in KIND_SOUNDS.values() for h in hits)):
-            for layer in hit.layers:
-                if not layer.drum:
-                    low = 12 * (layer.octave + 1)
-                    wanted |= {(layer.program, low), (layer.program, min(127, low + 11))}
+    for hit in every_hit_table():
+        for layer in hit.layers:
+            if not layer.drum:
+                low = 12 * (layer.octave + 1)
+                wanted |= {(layer.program, low), (layer.program, min(127, low + 11))}
     wanted |= {(voice, pitch) for pair in SERIES_VOICES for voice in pair for pitch in (SERIES_LOW, SERIES_HIGH)}
     wanted |= {(SLIDE_WHISTLE, 72), (SLIDE_WHISTLE, 95)}     # the whistle's lowest start, highest end
     silent = []
@@ -101,3 +106,44 @@ def test_every_pitched_effect_layer_sounds_in_the_default_bank_across_its_regist
         if float(np.sqrt(np.mean(audio ** 2))) < 1e-3:
             silent.append((program, pitch))
     assert not silent, f"(program, pitch) pairs the default bank leaves silent: {silent}"
+
+
+# Blows a second or more apart (no flurry), strong and weak, over two shots.
+BLOWS = tuple((f, "impact", s) for f, s in ((24, 0.9), (60, 0.4), (96, 0.8), (132, 0.3), (170, 0.95), (206, 0.5),
+                                             (242, 0.7), (280, 0.35), (316, 0.85)))
+ORCHESTRAL = {ORCH_HIT, TIMPANI, 61, 58, 60}   # orchestra hit, timpani, brass section, tuba, horns
+
+
+@pytest.mark.parametrize("style", ["silent-film", "noir"])
+def test_blows_are_played_by_the_style_band_not_the_cartoon_orchestra(style):
+    """A silent film's pianist and trap drummer, a noir jazz band: no orchestral stab or timpani
+    answers a blow there."""
+    analysis = analysis_with(events=BLOWS, frames=340)
+    used = set()
+    for seed in range(4):
+        score = compose_score(analysis, style, seed, 340 / float(analysis.media.fps))
+        used |= {n.part.program for n in score.notes if n.role == "hit:impact" and not n.part.drums}
+    assert used and not used & ORCHESTRAL, used & ORCHESTRAL
+    if style == "silent-film":
+        assert used <= {PIANO, 3}
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+def test_blows_sit_over_the_music_alike_in_every_style(style):
+    """Measured on the rendered stems: at every blow, the effects' first 80 ms against the music
+    of the two seconds around it. A style whose bank instruments are quiet (a lone piano) must not
+    get blows that jump 15 dB out of it, nor one whose hits are soft get blows lost under it."""
+    import numpy as np
+
+    analysis = analysis_with(events=BLOWS, frames=340)
+    plan, _, music, fx = render(analysis, seed=1, style=style)
+    rate = plan.sample_rate
+
+    def rms(x):
+        return float(np.sqrt(np.mean(np.square(x)) + 1e-12))
+
+    over = []
+    for frame, _, _ in BLOWS:
+        t = int(round(float(analysis.media.frame_time(frame)) * rate))
+        over.append(20 * np.log10(rms(fx[:, t:t + int(0.08 * rate)]) / rms(music[:, max(0, t - rate):t + rate])))
+    assert 2.0 <= float(np.median(over)) <= 10.0, (style, np.round(over, 1))

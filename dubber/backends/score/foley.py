@@ -1,10 +1,12 @@
 """The effects stem: a sound for every visual event, by kind and strength, never the same twice
 in a row, plus the foley music does not do (whooshes, splashes, thuds, footsteps).
 
-Impacts get an orchestral hit (big for strong blows) or a dry stab (weak blows). The inside of a
-fast series of blows is played as one climbing (or falling) figure on the harmony of the moment,
-a chord tone higher (or lower) at every blow, passed between two tuned percussion voices over a
-tick that changes colour blow by blow; the last blow of the series gets the big hit. This
+Impacts get a big hit (strong blows) or a dry stab (weak blows), in the style's own band: the
+studio orchestra's stabs and timpani for a cartoon, the pianist and trap drummer for a silent
+film, the jazz drummer and muted brass for noir. The inside of a fast series of blows is played
+as one climbing (or falling) figure on the harmony of the moment, a chord tone higher (or lower)
+at every blow, passed between two tuned percussion voices over a tick that changes colour blow
+by blow; the last blow of the series gets the big hit. This
 is how the cartoon scores mickey-moused a flurry: a ladder the ear follows up to the pay-off, not
 the same bonk nine times. Every other hit is voiced on the chord of the moment (a stab in the
 key of the music it lands in), each blow on another tone of it than the blow before, so two
@@ -16,8 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-from ...styles import (BIG_HITS, CLAVES, CRASH, GLOCKENSPIEL, HI_WOOD, LOW_WOOD, SMALL_HITS, SNARE, TROMBONE,
-                       XYLOPHONE, Hit, Layer, Orchestra)
+from ...styles import (CLAVES, CRASH, GLOCKENSPIEL, HI_WOOD, LOW_WOOD, SNARE, TROMBONE, XYLOPHONE, Hit, Layer,
+                       Orchestra)
 from .hitpoints import SERIES_GAP_S, HitPoint
 from .notation import Note, Part
 
@@ -149,9 +151,9 @@ def event_sounds(points: list[HitPoint], orchestra: Orchestra, chord_at: ChordAt
                 continue
             figure = None
             big = last or (point.strength >= BIG_FROM_STRENGTH and not series)
-            pool = BIG_HITS + SMALL_HITS[-1:] if big else SMALL_HITS
+            pool = orchestra.big_hits + orchestra.small_hits[-1:] if big else orchestra.small_hits
         else:
-            pool = orchestra.sounds_for(point.kind) or SMALL_HITS
+            pool = orchestra.sounds_for(point.kind) or orchestra.small_hits
         group = "contact" if point.kind in CONTACT_KINDS else point.kind
         hit = _choose(pool, previous.setdefault(group, []), rng)
         previous[group].append(hit)
