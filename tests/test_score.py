@@ -234,6 +234,26 @@ def test_another_bank_is_used_when_given(tmp_path):
     assert result.model_id == "soundfont:MyBank.sf2" and "MyBank.sf2, licence GPL-2.0" in result.notes[0]
 
 
+def test_the_music_swells_with_the_action_within_a_shot():
+    """One long shot, still for its first half and busy for its second: the band plays louder
+    where things move (measured on the rendered music, the shot's overall energy being one)."""
+    frames = 480
+    analysis = analysis_with(events=(), cuts=(), frames=frames)
+    motion = tuple(0.1 if f < frames // 2 else 0.7 for f in range(frames))
+    analysis = VideoAnalysis(media=analysis.media, shots=analysis.shots, events=(), motion=motion, captions=())
+    half = frames // 2 / float(NTSC)
+    louder = []
+    for seed in range(3):
+        _, _, music, _ = render(analysis, seed=seed)
+        mono = music.mean(axis=0)
+        cut = int(half * SR)
+        # leave a second either side of the change and the last second (the close)
+        still = mono[int(1.0 * SR):cut - SR]
+        busy = mono[cut + SR:mono.size - SR]
+        louder.append(10 * np.log10(np.mean(busy ** 2) / np.mean(still ** 2)))
+    assert min(louder) >= 2.0, np.round(louder, 1)
+
+
 def test_no_events_and_no_cuts_still_gives_music_of_the_right_length():
     analysis = analysis_with(events=(), cuts=(), frames=120, motion=0.0)
     plan, _, music, fx = render(analysis)

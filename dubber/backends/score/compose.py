@@ -8,6 +8,7 @@ transposed, inverted, reversed, stretched or cut, and the key moves at every cut
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +56,10 @@ FLURRY_BED = 0.5            # strength of the tremolo bed under a flurry of blow
 CARRY_GAP_S = 0.2           # the longest a section may go without a note sounding (see `_carry_through`)
 CARRY_FROM = 0.1            # sections at least this busy (anything moving) are carried through; stiller ones may rest
 PLUCK_S = 0.5               # a plucked or struck note (DECAYING) counts as sounding this long at most
+SWELL_S = 1.0               # the music's dynamics follow the picture's motion averaged over this long ...
+SWELL_SPAN = 0.2            # ... a moment this much busier (or stiller) than its shot's average (curve units) ...
+SWELL_VELOCITY = 20         # ... plays this many velocity steps louder (or softer): the band swells with the action
+SWELLING_ROLES = frozenset({"melody", "bass", "harmony"})   # runs and tremolo take their level from their event
 # General MIDI programs whose sound dies away while the key is held: pianos and chromatic
 # percussion, guitars and basses, pizzicato, harp, timpani, plucked and percussive ethnic ones.
 DECAYING = frozenset((*range(0, 16), *range(24, 40), 45, 46, 47, *range(104, 120)))
@@ -162,6 +167,28 @@ def shot_energy(motion: np.ndarray, events: list[HitPoint], start_s: float, end_
     return float(np.clip(0.6 * moving + 0.25 * rate, 0.0, 1.0))
 
 
+def motion_swell(motion: np.ndarray, fps: float, shots: list[tuple[float, float]]) -> Callable[[float], float]:
+    """-1..1 at a time: how much busier the picture is then (its motion curve averaged over
+    SWELL_S) than on average in its shot, in units of SWELL_SPAN. The shot's overall level is
+    the composer's already (`shot_energy`); this is the swell and hush within it, as a
+    conductor follows the action on the screen."""
+    if motion.size == 0 or fps <= 0:
+        return lambda time_s: 0.0
+    width = max(1, int(round(SWELL_S * fps)))
+    window = np.ones(width)
+    # averaged over the frames there are: the film's first and last frames are not read as a hush
+    smooth = np.convolve(motion, window, mode="same") / np.convolve(np.ones_like(motion), window, mode="same")
+    swell = np.zeros_like(smooth)
+    for start, end in shots:   # slices, not masks: a feature film has a thousand shots
+        inside = slice(int(np.ceil(start * fps - 1e-6)), int(np.ceil(end * fps - 1e-6)))
+        if smooth[inside].size:
+            swell[inside] = np.clip((smooth[inside] - smooth[inside].mean()) / SWELL_SPAN, -1.0, 1.0)
+
+    def at(time_s: float) -> float:
+        return float(swell[int(np.clip(time_s * fps, 0, swell.size - 1))])
+    return at
+
+
 def plan_keys(count: int, orchestra: Orchestra, rng: np.random.Generator) -> list[tuple[int, str]]:
     """(key root, mode) per section: a new key at every cut, moving by the style's modulations to a
     key not heard in the last three sections."""
@@ -195,8 +222,10 @@ def pick_program(choices: tuple[int, ...], shot: int, previous: int | None, rng:
 class Composer:
     """Writes the music stem for one style and seed on a given tempo map."""
 
-    def __init__(self, orchestra: Orchestra, tempo: TempoMap, rng: np.random.Generator) -> None:
-        self.orchestra, self.tempo, self.rng = orchestra, tempo, rng
+    def __init__(self, orchestra: Orchestra, tempo: TempoMap, rng: np.random.Generator,
+                 swell: Callable[[float], float] = lambda time_s: 0.0) -> None:
+        """`swell`: -1..1 per time, the dynamics within a shot (see `motion_swell`)."""
+        self.orchestra, self.tempo, self.rng, self.swell = orchestra, tempo, rng, swell
         self.bar, self.beat_in_bar = bar_numbers(tempo, orchestra.meter)
         self.motif = make_motif(rng)
         self.last_variation = "state"
@@ -491,6 +520,8 @@ class Composer:
         return voices
 
     def _add(self, part: Part, pitch: int, start_s: float, end_s: float, velocity: int, role: str) -> None:
+        if role in SWELLING_ROLES:
+            velocity += int(round(SWELL_VELOCITY * self.swell(start_s)))
         if end_s - start_s >= 0.02:
             self.notes.append(Note(part, int(pitch), float(start_s), float(end_s), int(np.clip(velocity, 1, 127)), role))
 

@@ -11,8 +11,8 @@ from vision.types import VideoAnalysis
 
 from ...hits import played_events
 from ...styles import DEFAULT_STYLE, STYLES, Orchestra
-from .compose import (MODES, Composer, ShotContext, describe_shot, pick_program, plan_keys, plan_textures,
-                      scale_pitches, shot_energy)
+from .compose import (MODES, Composer, ShotContext, describe_shot, motion_swell, pick_program, plan_keys,
+                      plan_textures, scale_pitches, shot_energy)
 from .foley import event_sounds, whistled
 from .hitpoints import HitPoint, event_points, tempo_anchors
 from .notation import Part, Room, Score, playable
@@ -89,7 +89,7 @@ def compose_score(analysis: VideoAnalysis, style: str, seed: int, total_s: float
     parts = sections(shots, energies, tempo, orchestra.meter)
     keys = plan_keys(len(parts), orchestra, rng)
     textures = plan_textures([energy for _, _, energy in parts], seeded(seed, "textures", style))
-    composer = Composer(orchestra, tempo, rng)
+    composer = Composer(orchestra, tempo, rng, motion_swell(motion, fps, shots))
     contexts: list[ShotContext] = []
     melody = bass = harmony = None
     cuts = {start for start, _ in shots}
