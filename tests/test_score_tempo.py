@@ -35,6 +35,23 @@ def test_tempo_stays_in_range_and_bends_inside_long_spans():
     assert abs(tempo.spans[0].mean_bpm - 60.0 * tempo.spans[0].beats / 12.0) < 1e-9
 
 
+def test_inside_a_shot_the_music_arrives_at_a_hit_point_without_a_jolt_in_tempo():
+    """Spans between hit points of one shot (target None) go on from the tempo the music has: the
+    beat after a hit point differs from the beat before it by no more than the music's own
+    accelerando into the next hit (measured before: up to 29 %, 14 % on average, on these spans).
+    The hit points stay beats."""
+    anchors = [2.0, 3.3, 5.9, 7.0]
+    ratios = []
+    for seed in range(6):
+        tempo = build_tempo_map(anchors, 10.0, [120.0, None, None, None, None], (80.0, 160.0), _rng(seed))
+        gaps = np.diff(tempo.beat_s)
+        for anchor in anchors:
+            i = int(np.argmin(np.abs(tempo.beat_s - anchor)))
+            assert abs(tempo.beat_s[i] - anchor) < 1e-6
+            ratios.append(max(gaps[i] / gaps[i - 1], gaps[i - 1] / gaps[i]))
+    assert max(ratios) <= 1.13 and float(np.mean(ratios)) <= 1.07, np.round(ratios, 3)
+
+
 def test_beats_for_span_picks_the_whole_number_nearest_the_target_inside_the_range():
     assert beats_for_span(2.0, 120.0, (80.0, 160.0)) == 4            # exactly 120 bpm
     assert beats_for_span(1.1, 120.0, (80.0, 160.0)) == 2            # 109 bpm, not 1 (55) or 3 (164)

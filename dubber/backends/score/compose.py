@@ -259,7 +259,7 @@ class Composer:
         bars = sorted({int(self.bar[b]) for b in beats})
         chords = self.progression(shot, bars, final)
         self.bar_chords.update(chords)
-        self._bass_and_harmony(shot, beats, chords)
+        self._bass_and_harmony(shot, beats, chords, final)
         self._melody(shot, beats, chords, events)
         if shot.energy >= CARRY_FROM:
             self._carry_through(shot, beats)
@@ -331,9 +331,10 @@ class Composer:
     def _bar_beats(self, beats: np.ndarray) -> list[np.ndarray]:
         return [beats[self.bar[beats] == b] for b in sorted(set(self.bar[beats].tolist()))]
 
-    def _bass_and_harmony(self, shot: ShotContext, beats: np.ndarray, chords: dict) -> None:
+    def _bass_and_harmony(self, shot: ShotContext, beats: np.ndarray, chords: dict, final: bool = False) -> None:
         texture = shot.texture
-        for k, bar_beats in enumerate(self._bar_beats(beats)):
+        bars = self._bar_beats(beats)
+        for k, bar_beats in enumerate(bars):
             start = float(self.tempo.beat_s[bar_beats[0]])
             end = min(float(self.tempo.beat_s[min(bar_beats[-1] + 1, self.tempo.beat_s.size - 1)]), shot.end_s)
             if end - start < 0.05:
@@ -343,6 +344,7 @@ class Composer:
             busy = shot.energy > 0.35 and bar_beats.size >= 3
             # drawn for every bar, played or not, so a section's texture leaves the rest of the score as it is
             with_fifth = busy and self.rng.random() < 0.6
+            with_fifth = with_fifth and not (final and k == len(bars) - 1)   # the closing chord holds its root
             if texture.bass_every_bar or k == 0:
                 root = self._bass_note(chord[0], texture.bass_range)
                 self._add(shot.bass, root, start, start + (0.5 if busy else 0.9) * (end - start), velocity, "bass")

@@ -68,11 +68,16 @@ def _tempo(orchestra: Orchestra, shots, energies, events, total_s: float, rng: n
     anchors = tempo_anchors(cuts, events)
     edges = sorted({0.0, *(a for a in anchors if 0.0 < a < total_s)})
     low, high = orchestra.tempo_bpm
-    targets = []
+    targets: list[float | None] = []
+    previous_shot = -1
     for start in edges:
         shot = max(i for i, (s, _) in enumerate(shots) if s <= start + 1e-9)
         base = low + (high - low) * energies[shot]
-        targets.append(base * (1.0 + TEMPO_JITTER * float(rng.uniform(-1, 1))))
+        jitter = 1.0 + TEMPO_JITTER * float(rng.uniform(-1, 1))   # drawn for every span: one seed, one score
+        # The tempo is the shot's: a new one at a cut, and inside the shot each span between hit
+        # points keeps the tempo of the span before as nearly as a whole number of beats allows.
+        targets.append(base * jitter if shot != previous_shot else None)
+        previous_shot = shot
     return build_tempo_map(anchors, total_s, targets, (low * 0.85, high * 1.1), rng)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 GRID_S = 0.001          # s, resolution of the phase integration between knots
 KNOT_EVERY_S = 2.5      # s, about one tempo knot this often inside a span
 RUBATO = 0.12           # knots deviate up to this fraction from the span's mean tempo
+ENTRY_REACH = 1.3       # a span may start at most this factor off its own tempo to join the one before
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,24 @@ def beats_for_span(length_s: float, target_bpm: float, bpm_range: tuple[float, f
     return best
 
 
-def span_beats(length_s: float, beats: int, rng: np.random.Generator) -> np.ndarray:
-    """Beat times (s from the span start) of `beats` beats with rubato; the last one at length_s."""
+def span_beats(length_s: float, beats: int, rng: np.random.Generator, entry_bpm: float | None = None) -> np.ndarray:
+    """Beat times (s from the span start) of `beats` beats with rubato; the last one at length_s.
+    `entry_bpm`: the tempo the music arrives with (the end of the span before, in the same shot):
+    the span starts from it, as near as ENTRY_REACH allows, and bends to its own tempo over its
+    first stretch (an accelerando or a broadening into the next hit, not a jolt on the bar line)."""
     knots = max(2, int(round(length_s / KNOT_EVERY_S)) + 1)
     knot_s = np.linspace(0.0, length_s, knots)
     shape = 1.0 + RUBATO * rng.uniform(-1.0, 1.0, knots)
+    if entry_bpm is not None:
+        # The beats counted over the span are linear in the first knot's value x (its hat
+        # function covers half the first knot interval): rest + half * x. Scaled to `beats`, the
+        # tempo at the start is beats * x / (rest + half * x); solve that for the entry tempo.
+        half = 0.5 * (knot_s[1] - knot_s[0])
+        rest = float(np.sum(0.5 * (np.r_[0.0, shape[1:-1]] + shape[1:]) * np.diff(knot_s)))
+        per_s = entry_bpm / 60.0
+        if beats - per_s * half > 0:
+            others = float(np.mean(shape[1:]))
+            shape[0] = np.clip(per_s * rest / (beats - per_s * half), others / ENTRY_REACH, others * ENTRY_REACH)
     grid = np.linspace(0.0, length_s, max(2, int(np.ceil(length_s / GRID_S)) + 1))
     tempo = np.interp(grid, knot_s, shape)
     phase = np.concatenate([[0.0], np.cumsum(0.5 * (tempo[1:] + tempo[:-1]) * np.diff(grid))])
@@ -77,14 +91,16 @@ def span_beats(length_s: float, beats: int, rng: np.random.Generator) -> np.ndar
     return times
 
 
-def build_tempo_map(anchors_s: list[float], end_s: float, target_bpm: list[float],
+def build_tempo_map(anchors_s: list[float], end_s: float, target_bpm: list[float | None],
                     bpm_range: tuple[float, float], rng: np.random.Generator) -> TempoMap:
     """The tempo map from time 0 to end_s with a beat on every anchor.
 
     Args:
         anchors_s: times that must be beats (0 is added); each opens a new bar.
         end_s: end of the timeline; the last span plays on to it (its end need not be a beat).
-        target_bpm: the wanted tempo for each span (len == number of spans), e.g. by shot energy.
+        target_bpm: the wanted tempo for each span (len == number of spans), e.g. by shot energy;
+            None for a span that goes on at the tempo the span before it got (the middle of
+            `bpm_range` for a first span).
         bpm_range: the slowest and fastest tempo allowed where a whole number of beats fits.
         rng: seeded generator for the rubato.
     """
@@ -94,14 +110,17 @@ def build_tempo_map(anchors_s: list[float], end_s: float, target_bpm: list[float
     beats: list[np.ndarray] = []
     starts: list[np.ndarray] = []
     spans: list[TempoSpan] = []
-    for (start, end), bpm in zip(zip(edges[:-1], edges[1:]), target_bpm):
+    entry: float | None = None   # the tempo the span before ends with
+    for (start, end), wanted in zip(zip(edges[:-1], edges[1:]), target_bpm):
+        bpm = wanted if wanted is not None else spans[-1].mean_bpm if spans else 0.5 * sum(bpm_range)
         length = end - start
         count = beats_for_span(length, bpm, bpm_range)
         last = end == end_s
         if last:   # the final span need not end on a beat: play on at the target tempo
             count = max(1, int(np.ceil(length * bpm / 60.0)))
             length = count * 60.0 / bpm
-        times = start + span_beats(length, count, rng)
+        times = start + span_beats(length, count, rng, entry if wanted is None else None)
+        entry = 60.0 / float(times[-1] - times[-2])
         beats.append(times[:-1])
         starts.append(np.arange(count) == 0)
         spans.append(TempoSpan(start, end, count, 60.0 * count / length))
