@@ -7,9 +7,11 @@ facts for tests/test_blender.py to check; it asserts nothing itself.
 
 The job file names: zip, movie, work (a folder), dub (the dub command path), backend,
 separate_stems, fps, movie_start_frame, trim_start_frames, blocker_channel; optionally fps_base,
-style, keep_original, recorded_dub (the command the installed package records, used with an empty preference)
-and rerun_style (dub the strip a second time in that style, recording the first dub's
-strips and the digests of their files in between). When the operator refuses to start, the facts
+style, keep_original, recorded_dub (the command the installed package records, used with an empty preference),
+rerun_style (dub the strip a second time in that style, recording the first dub's
+strips and the digests of their files in between) and reload ("same": the project is saved before
+the dub and opened again while it runs; "other": while it runs the strip comes to show another
+movie file, as in another project with a scene and strip of the same names). When the operator refuses to start, the facts
 are its error and the strips.
 """
 from __future__ import annotations
@@ -102,9 +104,29 @@ def sound_digests(scene) -> dict[str, str]:
             for s in scene.sequence_editor.strips_all if s.type == "SOUND"}
 
 
+PROGRESS: dict = {}
+
+
 def dub(module, job: dict) -> str:
+    work = Path(job["work"])
+    if job.get("reload") == "same":
+        bpy.ops.wm.save_as_mainfile(filepath=str(work / "project.blend"))
     assert bpy.ops.sequencer.dub_movie_strip() == {"FINISHED"}
-    return module.run_until_done(module.JOBS[-1], timeout_s=float(job.get("timeout_s", 300)))
+    running = module.JOBS[-1]
+    shown = PROGRESS.setdefault("shown", [])
+    noted = running.note
+
+    def note(event):   # the progress bar's value after each of dub's events
+        noted(event)
+        shown.append([str(event.get("stage") or event.get("event")), round(running.fraction, 4)])
+    running.note = note
+    if job.get("reload") == "same":
+        bpy.ops.wm.open_mainfile(filepath=str(work / "project.blend"))
+    elif job.get("reload") == "other":
+        other = work / ("other" + Path(job["movie"]).suffix)
+        other.write_bytes(Path(job["movie"]).read_bytes())
+        bpy.context.scene.sequence_editor.active_strip.filepath = str(other)
+    return module.run_until_done(running, timeout_s=float(job.get("timeout_s", 300)))
 
 
 def main(job_path: str) -> None:
@@ -115,6 +137,7 @@ def main(job_path: str) -> None:
     set_prefs(job, module)
     try:
         status = dub(module, job)
+        scene = bpy.context.scene   # the file may have been opened again meanwhile
     except RuntimeError as err:   # an operator's error report, raised when it is called from Python
         print("HARNESS " + json.dumps({"operator_error": str(err), "jobs": len(module.JOBS),
                                        "strips": strip_facts(scene)}))
@@ -129,7 +152,8 @@ def main(job_path: str) -> None:
     facts = {"status": status, "uses_strips": hasattr(scene.sequence_editor, "strips"),
              "shim_old": [module.top_strips(older), module.all_strips(older)],
              "strips": strip_facts(scene), "mix": mixdown(scene, work / "mix_before.wav"),
-             "markers": sorted((m.frame, m.name) for m in scene.timeline_markers)}
+             "markers": sorted((m.frame, m.name) for m in scene.timeline_markers),
+             "progress": PROGRESS.get("shown", [])}
     if first is not None:
         facts["first"], facts["digests"] = first, sound_digests(scene)
     blend = work / "dubbed.blend"

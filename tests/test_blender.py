@@ -195,6 +195,28 @@ def test_dub_failure_is_reported_and_adds_nothing(bpy_exe, movie, extension_zip,
     assert [p.name for p in movie.parent.iterdir()] == ["picture.mp4"]   # no empty take folder left behind
 
 
+def test_a_dub_finishes_into_the_same_project_opened_again_while_it_ran(bpy_exe, movie, extension_zip, tmp_path):
+    """File > Revert (or opening the project again) while dub runs: its strips still arrive, in
+    the project as opened again, on their sample."""
+    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=fake_dub(tmp_path),
+                        backend="score", separate_stems=False, blocker_channel=0, reload="same")
+    assert facts["status"] == "Added 1 dub strip(s) under picture."
+    assert [(s["name"], s["channel"]) for s in sound_strips(facts["strips"])] == [("picture dub", 2)]
+    assert abs(facts["mix"]["first_sample"] - 72000) <= 2
+
+
+def test_a_strip_of_the_same_name_over_another_movie_gets_no_dub(bpy_exe, movie, extension_zip, tmp_path):
+    """Another project open when dub finishes, with a scene and a strip of the same names over
+    another movie: nothing is added to it, and the message says where the finished dub is."""
+    movie = own_copy(movie, tmp_path)
+    facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=fake_dub(tmp_path),
+                        backend="score", separate_stems=False, blocker_channel=0, reload="other")
+    takes = [p for p in movie.parent.iterdir() if p.is_dir()]
+    assert len(takes) == 1 and any(takes[0].rglob("*.wav"))
+    assert facts["status"] == f"The movie strip 'picture' is gone; its dub is in {takes[0]}."
+    assert sound_strips(facts["strips"]) == []
+
+
 def test_real_dub_score(bpy_exe, movie, extension_zip, tmp_path):
     dub = Path(sys.executable).with_name("dub")
     facts = run_harness(bpy_exe, tmp_path, zip=extension_zip, movie=movie, dub=dub, backend="score",
@@ -208,6 +230,11 @@ def test_real_dub_score(bpy_exe, movie, extension_zip, tmp_path):
     mix = facts["mix"]
     assert mix["first_sample"] is not None
     assert (MOVIE_START + TRIM - 1) * 48000 // FPS - 2 <= mix["first_sample"]   # nothing before the visible picture
+    # One bar for the whole dub: it never goes back at a new stage, and fills through every stage.
+    shown = [fraction for _, fraction in facts["progress"]]
+    assert shown == sorted(shown) and shown[-1] == 1.0, facts["progress"]
+    reached = {stage: fraction for stage, fraction in facts["progress"]}
+    assert 0.2 < reached["analyze"] < reached["render"] < reached["mix"] < reached["mux"] < 1.0, reached
     assert mix["last_sample"] < (MOVIE_START + MOVIE_FRAMES - 1) * 48000 // FPS + 2
 
 

@@ -39,6 +39,12 @@ bl_info = {
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 0.5
+# dub's stages in the order it reports them, each with its share of the whole run, so one bar
+# fills once from start to end instead of emptying at every stage (measured with the score
+# engine: the picture's decode and the render take most of it; mux encodes the sound).
+STAGE_SHARES = (("probe", 0.01), ("analyze", 0.35), ("plan", 0.01), ("render", 0.35), ("mix", 0.1),
+                ("mux", 0.15), ("export", 0.03))
+DECODE_SHARE = 0.9   # of the analysis: decoding the picture; captioning the shots is the rest
 DUB_COMMAND_FILE = "dub_command.json"   # written into the package by `dub integrations install blender`
 MAX_CHANNEL = 128
 KEPT_CONTAINERS = (".mp4", ".mov", ".m4v", ".mkv")   # a dub of one of these keeps its container
@@ -85,11 +91,32 @@ def active_movie_strip(scene):
 # The dub subprocess (no bpy here: runs beside Blender's main thread)
 # ---------------------------------------------------------------------------------------------
 
+def overall_fraction(stage, within, before):
+    """How far the whole dub is (0..1) when `stage` ("analyze", "analyze/decode", ...) is
+    `within` (0..1) done; `before` is the fraction shown so far, which the bar never goes under.
+    Stages inside the analysis move the bar through its share; those of other stages (the
+    render's per-cue steps) only say what is being done."""
+    top, _, part = stage.partition("/")
+    names = [name for name, _ in STAGE_SHARES]
+    if top not in names:
+        return before
+    start = sum(share for _, share in STAGE_SHARES[:names.index(top)])
+    share = STAGE_SHARES[names.index(top)][1]
+    if part == "decode":
+        share *= DECODE_SHARE
+    elif part == "caption":
+        start, share = start + share * DECODE_SHARE, share * (1.0 - DECODE_SHARE)
+    elif part:
+        within = 0.0
+    return max(before, min(1.0, start + share * min(max(within, 0.0), 1.0)))
+
+
 class DubJob:
     """`dub --json-progress` running in a subprocess; `drain()` returns the events read so far."""
 
-    def __init__(self, args, scene_name, strip_name, out_dir, separate_stems):
+    def __init__(self, args, scene_name, strip_name, out_dir, separate_stems, video=""):
         self.args, self.scene_name, self.strip_name = list(args), scene_name, strip_name
+        self.video = os.path.normpath(str(video)) if video else ""   # the movie file being dubbed
         self.out_dir, self.separate_stems = Path(out_dir), separate_stems
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         try:
@@ -154,7 +181,8 @@ class DubJob:
             self.status, self.fraction = "Adding the dub to the sequencer", 1.0
         elif "stage" in event:
             total = int(event.get("total") or 0)
-            self.fraction = int(event.get("done") or 0) / total if total else self.fraction
+            within = int(event.get("done") or 0) / total if total else 0.0
+            self.fraction = overall_fraction(str(event["stage"]), within, self.fraction)
             self.status = f"{event['stage']}: {event.get('message') or ''}".strip(": ")
 
     def cancel(self):
@@ -324,6 +352,8 @@ def _finish(job):
         return f"Dub failed: {job.failure()}"
     scene = bpy.data.scenes.get(job.scene_name)
     movie = all_strips(scene.sequence_editor).get(job.strip_name) if scene and scene.sequence_editor else None
+    if movie is not None and job.video and os.path.normpath(bpy.path.abspath(movie.filepath)) != job.video:
+        movie = None   # another file is open now, with a strip of the same name over another movie
     if movie is None:
         return f"The movie strip {job.strip_name!r} is gone; its dub is in {job.out_dir}."
     sounds = result_sounds(job.outputs, job.out_dir, job.separate_stems)
@@ -485,7 +515,7 @@ def start_dub(context, movie):
     separate = bool(prefs.separate_stems) if prefs is not None else False
     try:
         job = DubJob(build_args(command, video, out_dir, prefs), context.scene.name, movie.name,
-                     out_dir, separate)
+                     out_dir, separate, video)
     except RuntimeError:
         shutil.rmtree(out_dir, ignore_errors=True)
         raise
@@ -531,7 +561,9 @@ class SEQUENCER_OT_dub_movie_strip(bpy.types.Operator):
         except (RuntimeError, OSError) as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
-        bpy.app.timers.register(lambda: poll_job(job), first_interval=POLL_INTERVAL_S)
+        # persistent: the timer outlives loading a file, so a dub started before File > Open
+        # (or a revert) still finishes: into the same project reopened, else it says where it is
+        bpy.app.timers.register(lambda: poll_job(job), first_interval=POLL_INTERVAL_S, persistent=True)
         self.report({"INFO"}, "Dubbing started; progress is in the Sidebar's Dub tab.")
         return {"FINISHED"}
 
