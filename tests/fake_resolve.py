@@ -152,6 +152,15 @@ class FakeTimeline(_Fake, api="Timeline"):
         self._track_names[(kind, index)] = name
         return True
 
+    def DeleteTrack(self, kind: str, index: int) -> bool:
+        if not 1 <= index <= len(self._tracks[kind]):
+            return False
+        del self._tracks[kind][index - 1]
+        # names of the tracks above move down with them
+        self._track_names = {(k, i - (k == kind and i > index)): n for (k, i), n in self._track_names.items()
+                             if (k, i) != (kind, index)}
+        return True
+
     def AddMarker(self, frame_id, color, name, note, duration, custom_data="") -> bool:
         if frame_id in self._markers or not isinstance(frame_id, int):
             return False

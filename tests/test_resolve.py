@@ -194,8 +194,19 @@ def test_fallback_imports_the_otio_when_append_is_missing(tmp_path):
     assert message == f"Imported the dub as the new timeline 'clip dub' from {otio}."
     assert resolve._media_pool._imported_timelines == [(str(otio), {"timelineName": "clip dub",
                                                                      "importSourceClips": True})]
-    assert timeline.GetTrackCount("audio") == 1 or all(not timeline.GetItemListInTrack("audio", t)
-                                                       for t in range(2, timeline.GetTrackCount("audio") + 1))
+    assert timeline.GetTrackCount("audio") == 1   # no empty "Dub" tracks left behind
+
+
+def test_a_rejected_placement_leaves_no_empty_dub_tracks(tmp_path, monkeypatch):
+    """Resolve refusing the batch of clips (None): the tracks made for it go again, the editor's
+    own audio tracks stay as they were, and the .otio is imported instead."""
+    resolve, timeline, config, source = make_setup(tmp_path, "25")
+    timeline.AddTrack("audio", "stereo")
+    timeline.SetTrackName("audio", 2, "Dialogue")
+    monkeypatch.setattr(type(resolve._media_pool), "AppendToTimeline", lambda self, infos: None)
+    message = dr.dub_into_timeline(resolve, config, runner())
+    assert message.startswith("Imported the dub as the new timeline 'clip dub'")
+    assert timeline.GetTrackCount("audio") == 2 and timeline._track_names == {("audio", 2): "Dialogue"}
 
 
 def test_each_take_imported_as_a_timeline_gets_a_name_of_its_own(tmp_path):

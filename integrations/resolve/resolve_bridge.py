@@ -523,6 +523,16 @@ def add_tracks(timeline: Any, stems: Sequence[str]) -> dict:
     return tracks
 
 
+def remove_tracks(timeline: Any, tracks: Mapping[str, int]) -> None:
+    """Delete tracks `add_tracks` made (highest first, so the others keep their index); a
+    Resolve without DeleteTrack keeps them, named "Dub ..." and empty."""
+    for index in sorted(tracks.values(), reverse=True):
+        try:
+            timeline.DeleteTrack("audio", index)
+        except AttributeError:
+            return
+
+
 def add_markers(ctx: TimelineContext, placements: Sequence[Placement], wav_fps: Fraction = DEFAULT_WAV_FPS,
                 hits: Sequence[TimelineMarker] = ()) -> int:
     """A marker at each shot's start (its caption as the note) and at each hit; returns how many
@@ -558,8 +568,13 @@ def place_dub(ctx: TimelineContext, clip: ClipSpan, result: DubOutputs) -> tuple
     wav_fps = wav_media_fps(next(iter(items.values())))
     placements = plan_placements(result.manifest, clip, list(result.stems), wav_fps)
     tracks = add_tracks(ctx.timeline, list(result.stems))
-    appended = ctx.media_pool.AppendToTimeline(clip_infos(placements, items, tracks))
+    try:
+        appended = ctx.media_pool.AppendToTimeline(clip_infos(placements, items, tracks))
+    except AttributeError:
+        appended = None
     if not appended:
+        # nothing was placed: the new tracks would only stand empty in the editor's timeline
+        remove_tracks(ctx.timeline, tracks)
         raise DubScriptError("Resolve rejected the clip placements; import the .otio with File > Import > Timeline instead.")
     for placed, want in zip(appended, placements):
         if int(placed.GetStart()) != want.record_frame:
