@@ -220,7 +220,7 @@ STYLES: dict[str, Style] = {
             "Generate a nature-documentary soundtrack with gentle music and natural ambience for a film that includes",
             Orchestra((66.0, 100.0), 3, ("major", "lydian", "pentatonic"), (0, 2, 4, 7, 9),
                       (3, 4, -3, 2, -4), (73, 68, 71, 46), (12, 73), (42, 32), (48, 89), (46, 12, 8),
-                      (CLAVES, LOW_WOOD), TREMOLO, (0.35, 0.8), (50, 95), hit_level=0.8,
+                      (CLAVES, LOW_WOOD), TREMOLO, (0.35, 0.8), (50, 95), hit_level=0.9,
                       big_hits=NATURE_BIG_HITS, small_hits=NATURE_SMALL_HITS,
                       kind_sounds=(("flash", (Hit("birds", (Layer(123, "fixed", 6, 0.5),)),)),)),
         ),

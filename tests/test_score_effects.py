@@ -119,3 +119,21 @@ def test_every_note_lies_where_its_instrument_can_play_it(style):
             ends = (note.pitch, note.pitch + round(note.glide))
             assert span[0] <= min(ends) and max(ends) <= span[1], (style, seed, note)
     assert seen >= 10
+
+
+@pytest.mark.parametrize("texture", range(3))
+def test_the_last_chord_stands_on_its_root_in_every_texture(texture):
+    """In the lightest texture the bass only opens a section; the film's last bar still gets its
+    root under it, so the close is heard as one."""
+    from dubber.backends.score.compose import MODES, TEXTURES, Composer, ShotContext
+    from dubber.backends.score.notation import Part
+    from dubber.backends.score.tempo_map import build_tempo_map
+    from dubber.styles import STYLES
+
+    tempo = build_tempo_map([], 10.0, [120.0], (90.0, 150.0), np.random.default_rng(0))
+    composer = Composer(STYLES["tom-and-jerry"].orchestra, tempo, np.random.default_rng(1))
+    shot = ShotContext(0.0, 10.0, 0.6, 2, MODES["major"], Part(40), Part(43), Part(48), TEXTURES[texture])
+    composer.write_shot(shot, [], final=True)
+    last_bar_start = float(tempo.beat_s[np.flatnonzero(composer.bar == composer.bar[tempo.beat_s < 10.0].max())[0]])
+    bass = sorted((n for n in composer.notes if n.role == "bass"), key=lambda n: n.start_s)
+    assert bass[-1].start_s >= last_bar_start - 1e-9 and bass[-1].pitch % 12 == 2, (bass[-1], last_bar_start)

@@ -87,7 +87,7 @@ def test_every_pitched_effect_layer_sounds_in_the_default_bank_across_its_regist
     G5, which is why no effect uses it)."""
     import numpy as np
 
-    from dubber.backends.score.foley import SERIES_HIGH, SERIES_LOW, SERIES_VOICES, SLIDE_WHISTLE
+    from dubber.backends.score.foley import SERIES_VOICES, SLIDE_WHISTLE, series_band
     from dubber.backends.score.notation import Note, Part
     from dubber.backends.score.render import load_soundfont, render_notes
 
@@ -98,7 +98,7 @@ def test_every_pitched_effect_layer_sounds_in_the_default_bank_across_its_regist
             if not layer.drum:
                 low = 12 * (layer.octave + 1)
                 wanted |= {(layer.program, low), (layer.program, min(127, low + 11))}
-    wanted |= {(voice, pitch) for pair in SERIES_VOICES for voice in pair for pitch in (SERIES_LOW, SERIES_HIGH)}
+    wanted |= {(voice, pitch) for pair in SERIES_VOICES for voice in pair for pitch in series_band(pair)}
     wanted |= {(SLIDE_WHISTLE, 72), (SLIDE_WHISTLE, 95)}     # the whistle's lowest start, highest end
     silent = []
     for program, pitch in sorted(wanted):

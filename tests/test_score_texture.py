@@ -153,3 +153,29 @@ def test_a_scene_full_of_swings_whistles_now_and_then_the_strongest_first():
                  for frame, _, _, end in swings}
     assert not any(run_under[t] for t in whistled)
     assert sum(run_under.values()) >= 4
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_every_shot_opens_with_the_theme_whole(seed):
+    """The tune one remembers: the first phrase after every cut (and the film's first) plays the
+    score's motif note for note in its rhythm (thinned alike for a calm shot), with no note left
+    out, in the new key; variations come after it."""
+    from dubber.backends.score.compose import MODES, TEXTURES, TUNE_SLACK, Composer, ShotContext
+    from dubber.backends.score.notation import Part
+    from dubber.backends.score.tempo_map import build_tempo_map
+    from dubber.styles import STYLES
+
+    orchestra = STYLES["tom-and-jerry"].orchestra
+    tempo = build_tempo_map([8.0], 16.0, [120.0, 132.0], (90.0, 150.0), np.random.default_rng(seed))
+    composer = Composer(orchestra, tempo, np.random.default_rng(seed))
+    for start, end, root in ((0.0, 8.0, 0), (8.0, 16.0, 3)):
+        shot = ShotContext(start, end, 0.6, root, MODES["major"], Part(40), Part(43), Part(48), TEXTURES[0])
+        composer.write_shot(shot, [], opens_shot=True)
+        low, high = orchestra.notes_per_beat
+        theme = simplified(composer.motif, TUNE_SLACK * (low + (high - low) * 0.6))
+        tune = sorted((n for n in composer.notes if n.role == "melody" and start <= n.start_s < end),
+                      key=lambda n: n.start_s)[:len(theme.rhythm)]
+        onsets = [tempo.beat_at(n.start_s) - tempo.beat_at(start) for n in tune]
+        assert len(tune) == len(theme.rhythm)
+        assert np.allclose(onsets, np.cumsum((0.0, *theme.rhythm[:-1])), atol=1e-6), (onsets, theme.rhythm)
+        assert all((n.pitch - root) % 12 in MODES["major"] for n in tune)

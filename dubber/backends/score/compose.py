@@ -251,8 +251,10 @@ class Composer:
         return chords
 
     # -- parts --------------------------------------------------------------------------------
-    def write_shot(self, shot: ShotContext, events: list[HitPoint], final: bool = False) -> None:
-        """Write one section; `final`: the film's last, which closes on the tonic."""
+    def write_shot(self, shot: ShotContext, events: list[HitPoint], final: bool = False,
+                   opens_shot: bool = False) -> None:
+        """Write one section; `final`: the film's last, which closes on the tonic; `opens_shot`:
+        the first section after a cut (or of the film), whose tune opens with the theme."""
         beats = np.flatnonzero((self.tempo.beat_s >= shot.start_s - 1e-9) & (self.tempo.beat_s < shot.end_s - 1e-9))
         if beats.size == 0:
             return
@@ -260,7 +262,7 @@ class Composer:
         chords = self.progression(shot, bars, final)
         self.bar_chords.update(chords)
         self._bass_and_harmony(shot, beats, chords, final)
-        self._melody(shot, beats, chords, events)
+        self._melody(shot, beats, chords, events, opens_shot)
         if shot.energy >= CARRY_FROM:
             self._carry_through(shot, beats)
 
@@ -344,8 +346,9 @@ class Composer:
             busy = shot.energy > 0.35 and bar_beats.size >= 3
             # drawn for every bar, played or not, so a section's texture leaves the rest of the score as it is
             with_fifth = busy and self.rng.random() < 0.6
-            with_fifth = with_fifth and not (final and k == len(bars) - 1)   # the closing chord holds its root
-            if texture.bass_every_bar or k == 0:
+            closing = final and k == len(bars) - 1   # the film's last chord stands on its root, whatever the texture
+            with_fifth = with_fifth and not closing
+            if texture.bass_every_bar or k == 0 or closing:
                 root = self._bass_note(chord[0], texture.bass_range)
                 self._add(shot.bass, root, start, start + (0.5 if busy else 0.9) * (end - start), velocity, "bass")
                 if with_fifth:
@@ -370,19 +373,23 @@ class Composer:
         self.last_bass = min(options, key=lambda m: (abs(m - wanted), m))
         return self.last_bass
 
-    def _melody(self, shot: ShotContext, beats: np.ndarray, chords: dict, events: list[HitPoint]) -> None:
+    def _melody(self, shot: ShotContext, beats: np.ndarray, chords: dict, events: list[HitPoint],
+                opens_shot: bool = False) -> None:
         low, high = self.orchestra.notes_per_beat
         density = low + (high - low) * shot.energy
         tones = scale_pitches(shot.root, shot.scale, *MELODY_RANGE)
         first, last = float(beats[0]), float(beats[-1] + 1)
         position = first
         index = len(tones) // 2
+        theme = opens_shot   # a new shot opens with the theme, whole, in its new key: the tune one recognises
         while position < last - 0.5:
-            motif = simplified(self._next_motif(density), TUNE_SLACK * density)
+            motif = simplified(self.motif if theme else self._next_motif(density), TUNE_SLACK * density)
             chord = chords[int(self.bar[int(min(position, beats[-1]))])]
             near = [j for j, m in enumerate(tones) if m % 12 in chord]
             index = min(near, key=lambda j: abs(j - index)) if near else index
-            position = self._phrase(shot, motif, position, last, tones, index, rest=PHRASE_REST)
+            position = self._phrase(shot, motif, position, last, tones, index, rest=0.0 if theme else PHRASE_REST)
+            if theme:
+                theme, self.last_variation = False, "state"
             position += float(self.rng.choice((0.5, 1.0, 1.0, 1.5, 2.0)))   # breathe between phrases
             index = int(np.clip(index + self.rng.integers(-3, 4), 2, len(tones) - 3))
         self._fit_to_events(events, shot)

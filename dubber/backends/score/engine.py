@@ -105,7 +105,7 @@ def compose_score(analysis: VideoAnalysis, style: str, seed: int, total_s: float
             harmony = pick_program(orchestra.harmony, i, harmony, rng)
         shot = ShotContext(start, end, energy, root, MODES[mode], Part(melody), Part(bass), Part(harmony), texture)
         contexts.append(shot)
-        composer.write_shot(shot, events, final=i == len(parts) - 1)
+        composer.write_shot(shot, events, final=i == len(parts) - 1, opens_shot=start in cuts)
 
     def context_at(time_s: float) -> ShotContext:
         return next((c for c in reversed(contexts) if c.start_s <= time_s + 1e-9), contexts[0])

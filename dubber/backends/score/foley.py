@@ -18,10 +18,10 @@ from typing import Callable
 
 import numpy as np
 
-from ...styles import (CLAVES, CRASH, GLOCKENSPIEL, HI_WOOD, LOW_WOOD, SNARE, TROMBONE, XYLOPHONE, Hit, Layer,
+from ...styles import (CLAVES, CRASH, HI_WOOD, LOW_WOOD, SNARE, TROMBONE, VIBRAPHONE, XYLOPHONE, Hit, Layer,
                        Orchestra)
 from .hitpoints import SERIES_GAP_S, HitPoint
-from .notation import Note, Part
+from .notation import PLAYABLE, Note, Part
 
 BIG_FROM_STRENGTH = 0.55
 STEP_S = 0.27               # s between footsteps, before jitter
@@ -42,11 +42,14 @@ DRUMS = Part(0, "fx", drums=True)
 MARIMBA = 12
 # A flurry's figure: pairs of tuned percussion that pass it between them (struck, so every blow
 # speaks at once; pizzicato is too soft to cut through the bed), and the ticks under it.
-SERIES_VOICES = ((XYLOPHONE, MARIMBA), (MARIMBA, GLOCKENSPIEL), (XYLOPHONE, GLOCKENSPIEL), (MARIMBA, XYLOPHONE))
+# Both voices of a pair must play the whole figure where it is: a glockenspiel (from G5 up)
+# beside a marimba (up to C7) would share too little range, and a figure folded into each one's
+# octave by turns zigzags instead of climbing.
+SERIES_VOICES = ((XYLOPHONE, MARIMBA), (MARIMBA, VIBRAPHONE), (VIBRAPHONE, XYLOPHONE), (MARIMBA, XYLOPHONE))
 LOW_BONGO, HI_TIMBALE = 61, 65    # GM percussion keys
 SERIES_TICKS = (HI_WOOD, LOW_BONGO, LOW_WOOD, CLAVES, HI_TIMBALE, SNARE)
-SERIES_LOW = 55             # the figure climbs from about here (MIDI) ...
-SERIES_HIGH = 91            # ... and never past here
+SERIES_LOW = 55             # the figure climbs from no lower than here (MIDI), where both its voices play ...
+SERIES_TOP = 96             # ... to no higher than here: a bar struck above C7 is a tinkle, no blow
 
 ChordAt = Callable[[float], tuple[int, int, int]]
 
@@ -181,6 +184,13 @@ def _after_contact(shake: HitPoint, points: list[HitPoint]) -> bool:
     return any(p.kind in CONTACT_KINDS and 0.0 <= shake.time_s - p.time_s <= AFTERMATH_S for p in points)
 
 
+def series_band(voices: tuple[int, int]) -> tuple[int, int]:
+    """(lowest, highest) MIDI pitch of a flurry's figure on these two voices: where both can
+    play it (notation.PLAYABLE), within SERIES_LOW .. SERIES_TOP."""
+    low = max(SERIES_LOW, *(PLAYABLE.get(v, (0, 127))[0] for v in voices))
+    return low, min(SERIES_TOP, *(PLAYABLE.get(v, (0, 127))[1] for v in voices))
+
+
 class SeriesFigure:
     """The inside of one flurry of blows: a figure on the chord tones of the moment, one step per
     blow in one direction (turning back at the edge of the range), alternating between two tuned
@@ -191,24 +201,31 @@ class SeriesFigure:
         self.rng = rng
         self.avoid = avoid
         self.voices = SERIES_VOICES[int(rng.integers(len(SERIES_VOICES)))]
+        self.low, self.high = series_band(self.voices)
         self.direction = 1 if rng.random() < 0.7 else -1     # mostly climbing, as the tension does
-        self.pitch = int(rng.integers(SERIES_LOW, SERIES_LOW + 8)) if self.direction > 0 \
-            else int(rng.integers(SERIES_HIGH - 12, SERIES_HIGH - 4))
+        # from near the edge it leaves, so a long flurry climbs (or falls) all the way
+        self.pitch = int(rng.integers(self.low, self.low + 4)) if self.direction > 0 \
+            else int(rng.integers(self.high - 3, self.high + 1))
         self.count = 0
         self.last_tick = -1
 
     def _next_pitch(self, chord: tuple[int, int, int]) -> int:
         """The next chord tone from the last pitch, in the figure's direction."""
-        tones = [m for m in range(SERIES_LOW, SERIES_HIGH + 1) if m % 12 in {pc % 12 for pc in chord}]
+        tones = self._tones(chord)
         ahead = [m for m in tones if (m - self.pitch) * self.direction > 0]
         if not ahead:
             self.direction = -self.direction
             ahead = [m for m in tones if (m - self.pitch) * self.direction > 0] or tones
         return min(ahead, key=lambda m: abs(m - self.pitch))
 
+    def _tones(self, chord: tuple[int, int, int]) -> list[int]:
+        return [m for m in range(self.low, self.high + 1) if m % 12 in {pc % 12 for pc in chord}]
+
     def blow(self, time_s: float, strength: float, chord: tuple[int, int, int]) -> list[Note]:
         if self.count:
             self.pitch = self._next_pitch(chord)
+        else:   # the first blow on the chord tone nearest where the figure starts
+            self.pitch = min(self._tones(chord), key=lambda m: (abs(m - self.pitch), m), default=self.pitch)
         voice = self.voices[self.count % 2]
         # the flurry opens on a snare crack (unless the blow before it had one); after that the
         # tick changes colour at every blow
