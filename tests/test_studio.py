@@ -286,3 +286,23 @@ def test_an_unknown_style_on_the_dub_endpoint_gets_the_cli_sentence(client, stud
     assert str(caught.value) == str(expected.value)
     terminal = studio.log_text()[logged:]
     assert "Traceback" not in terminal and str(expected.value) in terminal, terminal
+
+
+def test_a_work_folder_there_but_not_writable_is_one_sentence_before_the_server_starts(tmp_path, monkeypatch,
+                                                                                      capsys):
+    """An existing read-only work folder (made here by refusing the write the studio tries
+    first: root writes anywhere) gets the sentence a missing one gets, and no server."""
+    import dubber.studio as studio_cli
+    from dubber.cli.main import main
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(studio_cli.tempfile, "TemporaryFile", refused)
+    monkeypatch.setattr("dubber.studio.app.serve", lambda *a, **k: pytest.fail("the server started"))
+    work = tmp_path / "work"
+    work.mkdir()
+    assert main(["studio", "--work", str(work), "--port", "7899"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"dub: Cannot use {work} as the studio's work folder (Permission denied); choose another with "
+                   "--work."), err

@@ -445,3 +445,90 @@ def test_muting_a_shot_leaves_every_other_shot_sample_for_sample(opened, tmp_pat
                 if cue.index != index:
                     span = slice(cue.start_sample, cue.end_sample)
                     assert np.array_equal(before[span], after[span]), (stem, index, cue.index)
+
+
+def test_a_take_folder_that_cannot_be_made_is_one_sentence_in_a_notice(opened, tmp_path):
+    """Whatever keeps the take folder from being made (read-only, full, a file in its place), the
+    editor reads one sentence and the page stays as it was."""
+    import gradio as gr
+
+    from dubber.errors import OutputError, is_user_error
+    from dubber.studio.app import _Actions, _event
+    from dubber.studio.project import render_take
+
+    settings, project = _fresh_project(tmp_path, opened)
+    (project.folder / "takes").write_text("not a folder")
+    with pytest.raises(OutputError) as caught:
+        render_take(project, project.plan, (1,), "score", settings)
+    message = str(caught.value)
+    assert is_user_error(caught.value) and "\n" not in message
+    assert message.startswith(f"The studio cannot make a new take in {project.folder / 'takes'} ("), message
+    rows = _rows(project)
+    rows[1][-1] = True
+    with pytest.warns(UserWarning, match="The studio cannot make a new take"):
+        assert _event(_Actions(settings).render, page=True)(project, rows, "auto") == gr.skip()
+
+
+def test_a_work_folder_that_cannot_keep_projects_is_one_sentence(opened, tmp_path):
+    from dubber.errors import OutputError
+    from dubber.studio.project import StudioSettings, open_video
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "projects").write_text("not a folder")
+    settings = StudioSettings(work_dir=work, cache_dir=opened[0].cache_dir)
+    with pytest.raises(OutputError, match=r"^The studio cannot keep a project in .*projects \(.*\); make its work "
+                                          r"folder writable, or start the studio with another --work\.$"):
+        open_video(SAMPLE, settings, STYLE, 0)
+
+
+def test_an_edit_that_cannot_be_saved_is_said_in_the_page(opened, tmp_path):
+    """Edits are saved as they are typed: when that fails the page says so, rather than let the
+    editor trust a save that did not happen."""
+    import gradio as gr
+
+    from dubber.studio.app import build_app
+
+    settings, project = _fresh_project(tmp_path, opened)
+    (project.folder / "edits.json").mkdir()   # something in the way of the record
+    app = build_app(settings)
+    save = next(f.fn for f in app.fns.values() if getattr(f.fn, "__name__", "") == "save_table")
+    rows = _rows(project)
+    rows[0][4] = "A new caption"
+    with pytest.warns(UserWarning, match="edits.json"):
+        assert save(project, rows) == gr.skip()
+
+
+def test_a_take_left_half_made_by_a_stopped_studio_is_removed(opened, tmp_path):
+    """A render stopped with the studio (killed, Ctrl+C) leaves its take folder, partial video and
+    stems and all; the next render, or opening the video again, removes it. A take another
+    process is still rendering stays."""
+    import os
+    import subprocess
+    import sys
+
+    from dubber.studio.project import RENDERING_MARK, open_video, render_take
+
+    settings, project = _fresh_project(tmp_path, opened)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    takes = project.folder / "takes"
+    stopped, running = takes / "take-001", takes / "take-002"
+    for folder, pid in ((stopped, int(gone.stdout)), (running, os.getpid())):
+        (folder / "stems").mkdir(parents=True)
+        (folder / RENDERING_MARK).write_text(str(pid))
+        (folder / "stems" / f".x.mix.{pid}-abcdef.partial.wav").write_bytes(b"\0" * 1000)
+    open_video(SAMPLE, settings, STYLE, 0)   # opened again: the stopped render's take goes
+    assert not stopped.exists() and running.exists()
+    take = render_take(project, project.plan, (1,), "score", settings)
+    assert running.exists() and take.folder.name == "take-003" and not (take.folder / RENDERING_MARK).exists()
+
+
+def test_a_video_whose_name_holds_dub_gets_its_take_label_at_the_end(opened, tmp_path):
+    from dubber.studio.project import StudioSettings, open_video, render_take
+
+    video = tmp_path / "cartoon.take-001.dub.mp4"   # a take of another project, opened as a video
+    video.write_bytes(SAMPLE.read_bytes())
+    settings = StudioSettings(work_dir=tmp_path / "work", cache_dir=opened[0].cache_dir)
+    project = open_video(video, settings, STYLE, 0)
+    take = render_take(project, project.plan, (), "score", settings)
+    assert take.video.name == "cartoon.take-001.dub.take-001.dub.mp4"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from ..errors import InputError, OutputError
@@ -71,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings.work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=settings.work_dir):   # there and writable, not only there
+            pass
     except OSError as err:
         raise OutputError(f"Cannot use {settings.work_dir} as the studio's work folder ({err.strerror}); "
                           "choose another with --work.") from err

@@ -33,6 +33,9 @@ GRADIO_CACHE_CHECK_S = 3600        # how often the copies Gradio serves are look
 GRADIO_CACHE_AGE_S = 24 * 3600     # ... and how old one may get
 
 VIDEO_TYPES = [".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"]
+# One queue for everything that analyses or renders (the page's buttons and the scripts' calls
+# alike): each uses every core, so they take turns instead of sharing the machine.
+WORK = "work"
 # The seed column is text: a browser reads a number cell as a float, which shows a long seed in
 # float notation and changes its last digits; `project.check_seed` reads the text exactly.
 _DATATYPES = ["str", "markdown", "str", "str", "str", "str", "str", "str", "bool"]
@@ -408,10 +411,10 @@ def build_app(settings: studio.StudioSettings) -> Any:
             return (_takes_menu(result[0]),)
 
         page_open = _event(actions.open_upload, page=True, more=reopened_takes)
-        c["upload"].upload(page_open, upload_in, page_opened, api_name=False)
+        c["upload"].upload(page_open, upload_in, page_opened, api_name=False, concurrency_id=WORK)
         page_open = _event(actions.open_path, page=True, more=reopened_takes)
-        c["open"].click(page_open, path_in, page_opened, api_name=False)
-        c["path"].submit(page_open, path_in, page_opened, api_name=False)
+        c["open"].click(page_open, path_in, page_opened, api_name=False, concurrency_id=WORK)
+        c["path"].submit(page_open, path_in, page_opened, api_name=False, concurrency_id=WORK)
 
         # A page loaded (or reloaded) shows the project it had open, as it was left.
         @_user_errors_as_notices
@@ -423,21 +426,23 @@ def build_app(settings: studio.StudioSettings) -> Any:
 
         app.load(page_restore, c["last_project"], page_opened, api_name=False)
         c["render"].click(_event(actions.render, page=True, more=latest_takes), render_in, [*rendered, c["takes"]],
-                          api_name=False)
+                          api_name=False, concurrency_id=WORK)
         c["takes"].input(_user_errors_as_notices(actions.show_take), [c["project"], c["takes"]], take, api_name=False)
         # Edits are kept as they are typed; a save waits for no render and shows nothing.
-        c["table"].input(actions.save_table, [c["project"], c["table"]], None, api_name=False,
+        c["table"].input(_user_errors_as_notices(actions.save_table), [c["project"], c["table"]], None, api_name=False,
                          concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
         c["backend"].change(lambda choice: edits_note(choice, settings.model), c["backend"], c["edits_note"],
                             api_name=False)
 
         # The same steps for scripts (`gradio_client`): a mistake is the call's error.
         api_upload_in, api_path_in = [c["upload"], c["style"], c["api_seed"]], [c["path"], c["style"], c["api_seed"]]
-        c["api_open_upload"].click(_event(actions.open_upload), api_upload_in, opened, api_name="open_upload")
-        c["api_open_path"].click(_event(actions.open_path), api_path_in, opened, api_name="open_path")
-        c["api_render"].click(_event(actions.render), render_in, rendered, api_name="render")
+        c["api_open_upload"].click(_event(actions.open_upload), api_upload_in, opened, api_name="open_upload",
+                                   concurrency_id=WORK)
+        c["api_open_path"].click(_event(actions.open_path), api_path_in, opened, api_name="open_path",
+                                 concurrency_id=WORK)
+        c["api_render"].click(_event(actions.render), render_in, rendered, api_name="render", concurrency_id=WORK)
         c["api_button"].click(_event(actions.dub), [c["api_video"], c["api_style"], c["api_seed"]], c["api_result"],
-                              api_name="dub", api_description=_DUB_API_DESCRIPTION)
+                              api_name="dub", api_description=_DUB_API_DESCRIPTION, concurrency_id=WORK)
     return app
 
 

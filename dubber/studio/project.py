@@ -24,7 +24,6 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,7 +33,7 @@ from vision.types import MediaInfo
 
 from .. import api
 from ..cache import content_fingerprint
-from ..atomic import atomic_output
+from ..atomic import atomic_output, pid_alive
 from ..errors import DubError, InputError, OutputError
 from ..plan import cue_prompt, load_plan, save_plan
 from ..styles import get_style
@@ -147,15 +146,15 @@ def open_video(source: str | os.PathLike, settings: StudioSettings, style: str, 
     api.check_options(options)
     media = api.probe(path)   # size, length and stream checks before anything is copied
     projects = settings.work_dir / "projects"
-    projects.mkdir(parents=True, exist_ok=True)
     source_key = content_fingerprint(path)
     found = store.find_project(projects, source_key, options.style, options.seed) if reopen else None
     if found is None:
-        folder = Path(tempfile.mkdtemp(dir=projects, prefix=f"{_safe_name(path.name)}-"))
+        folder = _new_project_folder(projects, path.name)
         video = _link_or_copy(path, folder, link)
         store.write_project_record(folder, source_key, video, options.style, options.seed, one_shot=not reopen)
     else:
         folder, video = found
+        sweep_abandoned_takes(folder / "takes")   # a render stopped with the studio last time
         if not video.is_file():   # its copy was removed: the same content goes back in its place
             video = _link_or_copy(path, folder, link)
             store.write_project_record(folder, source_key, video, options.style, options.seed)
@@ -411,6 +410,55 @@ def check_project_is_there(project: Project) -> None:
         raise _project_is_gone(project)
 
 
+def _new_project_folder(projects: Path, name: str) -> Path:
+    """A new, empty project folder named after the video, made as any folder of the work folder
+    is (readable by whoever may read the work folder, unlike a private temporary).
+
+    Raises:
+        OutputError: the work folder cannot be written.
+    """
+    try:
+        projects.mkdir(parents=True, exist_ok=True)
+        while True:
+            folder = projects / f"{_safe_name(name)}-{secrets.token_hex(4)}"
+            try:
+                folder.mkdir()
+                return folder
+            except FileExistsError:
+                continue
+    except OSError as err:
+        raise OutputError(f"The studio cannot keep a project in {projects} ({err.strerror or err}); make its "
+                          "work folder writable, or start the studio with another --work.") from err
+
+
+RENDERING_MARK = ".rendering"   # in a take folder while a process renders into it: that process's id
+
+
+def sweep_abandoned_takes(takes: Path) -> list[Path]:
+    """Remove take folders whose render stopped without finishing (the studio was stopped or
+    killed mid-render): no take record, and the process that was rendering them is gone. A half
+    made take can hold a film's worth of partial video and stems. Returns what went."""
+    try:
+        folders = [f for f in takes.iterdir() if f.is_dir() and store.take_number(f.name) is not None]
+    except OSError:
+        return []
+    removed = []
+    for folder in folders:
+        if (folder / store.TAKE_FILE).exists():
+            continue
+        try:
+            pid = int((folder / RENDERING_MARK).read_text().strip())
+        except (OSError, ValueError):
+            pid = None
+        if pid is not None and pid_alive(pid):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            removed.append(folder)
+            log.info("removed %s, a take whose render was stopped", folder)
+    return removed
+
+
 def _next_take_folder(project: Project) -> Path:
     """A new, empty take folder, numbered after every take still on disk and after the last take
     this page rendered: that number stays taken even when its folder was removed, since the page,
@@ -421,14 +469,19 @@ def _next_take_folder(project: Project) -> Path:
     """
     check_project_is_there(project)
     takes = project.folder / "takes"
+    sweep_abandoned_takes(takes)
     try:
         takes.mkdir(exist_ok=True)
         numbers = [n for p in takes.iterdir() if (n := store.take_number(p.name)) is not None]
         last = project.last_take.number if project.last_take is not None else 0
         folder = takes / f"take-{max(*numbers, last, 0) + 1:03d}"
         folder.mkdir()
+        (folder / RENDERING_MARK).write_text(str(os.getpid()))
     except FileNotFoundError as err:   # removed between the check and here
         raise _project_is_gone(project) from err
+    except OSError as err:   # read-only, full, or another page's take of that number
+        raise OutputError(f"The studio cannot make a new take in {takes} ({err.strerror or err}); make room or make "
+                          "the work folder writable, then render again.") from err
     return folder
 
 
@@ -455,8 +508,8 @@ def _render_into(folder: Path, project: Project, plan: DubPlan, muted: Sequence[
                  settings: StudioSettings, progress: ProgressFn) -> Take:
     # Each take's files carry its number, so a player (and a download folder) tells takes apart
     # even when two takes sound the same.
-    out_name = api.default_output_path(project.video, project.analysis.media.video_codec).name.replace(
-        ".dub.", f".{folder.name}.dub.", 1)
+    head, dub, tail = api.default_output_path(project.video, project.analysis.media.video_codec).name.rpartition(".dub.")
+    out_name = f"{head}.{folder.name}{dub}{tail}"   # the last ".dub.": a source's own name may hold one
     plan_path = save_plan(plan, folder / "plan.json")
     options = api.DubOptions(backend=backend, style=plan.style, seed=plan.seed, plan_path=str(plan_path),
                              stems_dir=str(folder / "stems"), timeline=True, cache_dir=settings.cache_dir,
@@ -469,6 +522,7 @@ def _render_into(folder: Path, project: Project, plan: DubPlan, muted: Sequence[
                 notes=tuple(result.notes), caches_audio=result.caches_audio, muted=tuple(sorted(muted)))
     # Written last: a take folder without it did not finish and is not offered when reopening.
     store.save_take_record(folder, {k: v for k, v in vars(take).items() if k != "folder"})
+    (folder / RENDERING_MARK).unlink(missing_ok=True)
     return take
 
 
