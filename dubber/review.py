@@ -276,8 +276,9 @@ def _outputs(manifest: Mapping[str, Any], folder: Path) -> dict[str, Path]:
     return {role: path.resolve() for role, path in recorded_outputs(manifest, folder).items()}
 
 
-def video_audio_to_wav(video: Path, wav: Path) -> None:
-    """Decode the first audio track of a video into a float32 stereo WAV, a packet at a time.
+def video_audio_to_wav(video: Path, wav: Path, seconds: float | None = None) -> None:
+    """Decode the first audio track of a video into a float32 stereo WAV, a packet at a time;
+    `seconds`: the film's length, past which the encoder's padding of its last packet is left out.
 
     Raises:
         InputError: the file has no audio track or cannot be decoded.
@@ -291,10 +292,14 @@ def video_audio_to_wav(video: Path, wav: Path) -> None:
                 raise InputError(f"{video} has no audio track to review; pass the manifest of a finished dub.")
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="fltp", layout="stereo", rate=stream.rate)
+            left = round(seconds * stream.rate) if seconds else None   # samples still wanted
             with soundfile.SoundFile(str(wav), "w", samplerate=int(stream.rate), channels=2, subtype="FLOAT") as out:
                 for frame in [*container.decode(stream), None]:
                     for piece in resampler.resample(frame):
-                        out.write(piece.to_ndarray().T)
+                        samples = piece.to_ndarray().T
+                        if left is not None:
+                            samples, left = samples[:max(left, 0)], left - len(samples)
+                        out.write(samples)
     except av.error.FFmpegError as err:
         raise InputError(f"{video} cannot be decoded ({err}); pass the manifest of a finished dub.") from None
 
@@ -385,13 +390,18 @@ def frame_clock(analysis: Mapping[str, Any]) -> Callable[[int], float]:
     return lambda frame: float(media.frame_time(min(max(int(frame), 0), media.frame_count)))
 
 
-def shot_figures(onsets_s: np.ndarray, events_s: list[float], marks_s: list[float], fps: Fraction) -> dict[str, Any]:
-    """Sync figures of one stretch: events hit within a frame and within 0.1 s, onsets that match nothing."""
+def shot_figures(onsets_s: np.ndarray, events_s: list[float], marks_s: list[float], fps: Fraction,
+                 every_onset_s: np.ndarray | None = None) -> dict[str, Any]:
+    """Sync figures of one stretch: events hit within a frame and within 0.1 s, onsets that match
+    nothing. `every_onset_s`: the whole film's onsets on the stretch's clock (default `onsets_s`),
+    which hit its events: a sound a few milliseconds before a cut hits the event on the cut's
+    frame, as the figures of the whole dub count it, though the onset belongs to the shot before."""
     frame_s = float(1 / fps)
+    hitting = onsets_s if every_onset_s is None else every_onset_s
     matched = sm.hit_flags(np.asarray(events_s + marks_s), onsets_s) if (events_s or marks_s) else np.zeros(len(onsets_s), bool)
     return {"events": len(events_s),
-            "hit_within_frame": int(np.sum(sm.hit_flags(onsets_s, events_s, frame_s))) if events_s else 0,
-            "hit_within_0.1s": int(np.sum(sm.hit_flags(onsets_s, events_s))) if events_s else 0,
+            "hit_within_frame": int(np.sum(sm.hit_flags(hitting, events_s, frame_s))) if events_s else 0,
+            "hit_within_0.1s": int(np.sum(sm.hit_flags(hitting, events_s))) if events_s else 0,
             "onsets": int(len(onsets_s)), "unmatched_onsets": int(np.sum(~matched))}
 
 
@@ -420,7 +430,7 @@ def _shot_rows(manifest: Mapping[str, Any], mix: WavTrack, onsets_s: np.ndarray,
         piece = mix.read(int(round(a_s * sr)), int(round(b_s * sr)))
         png = spectrogram_png(piece, sr, duration_s=b_s - a_s, transitions_s=spans, cuts_s=[0.0],
                               events=[(t, e["kind"]) for t, e in zip(times, events)], onsets_s=local)
-        figures = shot_figures(local, times, [t - a_s for t in all_events_s + all_cuts_s], fps)
+        figures = shot_figures(local, times, [t - a_s for t in all_events_s + all_cuts_s], fps, onsets_s - a_s)
         strip = "".join(f'<img class="thumb" alt="frame {f}" src="{thumbs[f]}">' for f in _shot_frames(shot) if f in thumbs)
         event_list = ", ".join(f"{e['kind']} @ {at(e['frame']):.2f}s ({e['strength']:.2f})" for e in events) or "none"
         rows.append(
@@ -473,7 +483,9 @@ def review_html(manifest: Mapping[str, Any], folder: Path, page_folder: Path | N
         elif video_path is not None and video_path.is_file():
             # No stems were kept: the dubbed video's own track, decoded to disk.
             mix_file, mix_role = Path(scratch) / "mix.wav", "mix (from the video)"
-            video_audio_to_wav(video_path, mix_file)
+            media = manifest["analysis"]["media"]
+            length = media.get("duration_s") or (media.get("frame_count") and float(media["frame_count"] / Fraction(media["fps"])))
+            video_audio_to_wav(video_path, mix_file, length or None)
         else:
             raise InputError("Neither the mix WAV nor the dubbed video named in the manifest exists; "
                              "review the manifest where dub wrote it, with its files beside it.")
@@ -495,7 +507,9 @@ def _page(manifest: Mapping[str, Any], outputs: Mapping[str, Path], mix: WavTrac
     # The work in units a person can watch: the frames the thumbnails' pass decodes, then the shots.
     frames, shots = max(wanted, default=-1) + 1, len(analysis["shots"])
     progress("review", 0, frames + shots)
-    video = outputs.get("video") or Path(analysis["media"].get("path", ""))
+    # the dub's picture, else the source's (the same frames) when the dubbed video is not there
+    video = next((Path(p) for p in (outputs.get("video"), analysis["media"].get("path")) if p and Path(p).is_file()),
+                 Path(analysis["media"].get("path", "")))
     thumbs = thumbnails(Path(video), wanted, decoded=lambda count: progress("review", count, frames + shots),
                         rotation=int(analysis["media"].get("rotation", 0) or 0))
     overview = track_spectrogram_png(
@@ -589,8 +603,8 @@ def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike |
     manifest_file = Path(manifest_path)
     manifest = load_manifest(manifest_file)
     target = Path(out_path) if out_path is not None else default_review_path(manifest_file)
-    if target.is_dir():
-        target = target / default_review_path(manifest_file).name
+    if target.is_dir() or (out_path is not None and str(out_path).endswith(("/", os.sep))):
+        target = target / default_review_path(manifest_file).name   # a folder, there or to be made
     media = manifest["analysis"]["media"].get("path")
     # The page the manifest lists is the one file it names that a new page may replace.
     named = [path for role, path in _outputs(manifest, manifest_file.parent).items() if role != REVIEW_ROLE]
@@ -606,7 +620,8 @@ def write_review(manifest_path: str | os.PathLike, out_path: str | os.PathLike |
         on_notice(f"{manifest_file.name} was written by another version of dub ({manifest.get('schema')}; this one "
                   f"reads {MANIFEST_SCHEMA}): the page shows what this version knows of it.")
     missing = missing_sound(manifest, manifest_file.parent)
-    if missing:
+    playable = [_outputs(manifest, manifest_file.parent).get(role) for role in ("mix", "video")]
+    if missing and any(path is not None and path.is_file() for path in playable):   # else no page: one error
         on_notice(f"not found beside {manifest_file.name}, so left off the page: {', '.join(missing)}")
     write_atomically(target, review_html(manifest, manifest_file.parent, target.parent, progress).encode("utf-8"))
     if record:

@@ -181,6 +181,9 @@ def test_review_without_the_stem_files_plays_the_videos_own_track(dubbed, tmp_pa
     page = write_review(tmp_path / "out.json", tmp_path / "page.html").read_text(encoding="utf-8")
     assert re.search(r"<p>mix \(from the video\)<br><audio controls[^>]*src=\"data:audio/mpeg;base64,", page)
     assert "<p>mix<br>" not in page and "<p>stem:" not in page
+    # as long as the film, not the encoder's padding of the last AAC packet longer
+    length = json.loads((tmp_path / "out.json").read_text())["analysis"]["media"]["duration_s"]
+    assert f"length (s)</th><td>{length:.3f}<" in page, re.search(r"length \(s\)</th><td>[^<]*", page).group(0)
 
 
 def test_figures_and_picture_read_from_disk_are_those_of_the_whole_track(tmp_path):
@@ -339,6 +342,20 @@ def test_a_folder_as_the_page_puts_the_page_inside_it(tmp_path):
     (tmp_path / "pages").mkdir()
     page = write_review(manifest, tmp_path / "pages")
     assert page == tmp_path / "pages" / "out.review.html" and page.read_text(encoding="utf-8").startswith("<!DOCTYPE")
+    # A folder not there yet, written as one (a trailing slash): made, with the page inside, not a
+    # file of that name with no extension.
+    page = write_review(manifest, f"{tmp_path / 'new pages'}/")
+    assert page == tmp_path / "new pages" / "out.review.html" and page.is_file()
+
+
+def test_a_dub_whose_video_is_gone_shows_thumbnails_of_the_source(dubbed, tmp_path):
+    folder, _ = dubbed
+    shutil.copy(folder / "out.json", tmp_path / "out.json")   # stems and mix still where it names them
+    shutil.copytree(folder / "stems", tmp_path / "stems")
+    from dubber.review import write_review
+
+    page = write_review(tmp_path / "out.json", tmp_path / "page.html").read_text(encoding="utf-8")
+    assert page.count('class="thumb"') >= 2 * page.count('<section class="shot"') > 0
 
 
 def test_a_damaged_mix_or_a_manifest_without_its_analysis_is_one_clear_sentence(tmp_path):
@@ -553,3 +570,45 @@ def test_the_same_command_again_finishes_a_dub_killed_while_drawing_its_page(sam
     assert json.loads(manifest.read_text())["outputs"]["review"] == "cut.review.html"
     assert out.read_bytes() == dubbed
     assert run_dub(command, env, timeout=300).returncode == 2   # now finished whole: refused as before
+
+
+def test_a_sound_just_before_a_cut_hits_the_event_on_the_cut_in_its_shots_figures_too(tmp_path):
+    """An event on a shot's first frame and its sound detected a few milliseconds before the cut
+    (the detector's frames straddle it): the whole dub counts it hit, and so does its shot's row,
+    so the shots' figures add up to the dub's."""
+    import soundfile
+
+    from dubber import wav_measures
+    from dubber.review import write_review
+    from dubber.wav_measures import WavTrack
+
+    folder = _dub_folder(tmp_path).parent
+    t = np.arange(3 * SR) / SR
+    knock = np.where((t >= 1.988) & (t < 2.05), np.sin(2 * np.pi * 90 * t) * np.exp(-(t - 1.988) / 0.02), 0.0)
+    audio = np.tile((0.05 * np.sin(2 * np.pi * 440 * t) + 0.6 * knock)[:, None], (1, 2)).astype(np.float32)
+    soundfile.write(str(folder / "mix.wav"), audio, SR, subtype="PCM_24")
+    manifest = json.loads((folder / "out.json").read_text())
+    manifest["analysis"]["shots"] = [{"index": 0, "start_frame": 0, "end_frame": 48},
+                                     {"index": 1, "start_frame": 48, "end_frame": 72}]
+    manifest["analysis"]["events"] = [{"frame": 48, "kind": "impact", "strength": 0.8}]
+    (folder / "out.json").write_text(json.dumps(manifest))
+    with WavTrack(folder / "mix.wav") as track:
+        whole = wav_measures.measure(track, [2.0])
+    assert whole.hit_rate == 1.0 and any(1.95 < o < 2.0 for o in whole.onsets_s), whole.onsets_s
+    page = write_review(folder / "out.json").read_text(encoding="utf-8")
+    second = re.search(r'<section class="shot" id="shot-1">(.*?)</section>', page, flags=re.S).group(1)
+    assert "1 of 1 events hit within a frame, 1 within 0.1 s" in second, second[-300:]
+
+
+def test_a_manifest_moved_alone_gets_one_sentence_not_a_notice_and_an_error(tmp_path):
+    from dubber.errors import InputError
+    from dubber.review import write_review
+
+    manifest = _dub_folder(tmp_path / "dub")
+    (tmp_path / "lonely").mkdir()
+    alone = tmp_path / "lonely" / "out.json"
+    alone.write_bytes(manifest.read_bytes())
+    said = []
+    with pytest.raises(InputError, match="^Neither the mix WAV nor the dubbed video"):
+        write_review(alone, on_notice=said.append)
+    assert said == [] and not (tmp_path / "lonely" / "out.review.html").exists()

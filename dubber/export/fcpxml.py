@@ -285,7 +285,8 @@ def fcpxml_rate(media: MediaInfo) -> tuple[Fraction, str | None]:
     what = (f"has a variable frame rate, {float(media.fps):.3f} fps on average" if media.is_vfr
             else f"runs at {float(media.fps):.3f} fps and keeps that rate")
     return nearest, (f"the FCPXML project runs at {float(nearest):.3f} fps, the nearest rate Final Cut accepts "
-                     f"(the video {what}); every clip sits at its exact time")
+                     f"(the video {what}); each clip starts on the project frame nearest its cut, at most half a frame off, "
+                     "and its sound keeps its sync inside it")
 
 
 def timeline_to_fcpxml(timeline: "otio.schema.Timeline", fps: Fraction, facts: FcpxmlFacts = FcpxmlFacts()) -> str:
