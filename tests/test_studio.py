@@ -3,6 +3,7 @@ What the page does with a project, called in-process without the server, is in
 test_studio_edits.py."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -284,6 +285,12 @@ def test_an_unknown_style_on_the_dub_endpoint_gets_the_cli_sentence(client, stud
     with pytest.raises(AppError) as caught:
         client.predict(handle_file(str(SAMPLE)), "nope", 0, api_name="/dub")
     assert str(caught.value) == str(expected.value)
+    # opening a video for editing by script: the same sentence, not the page's list of choices
+    shutil.copy(SAMPLE, studio.root / "styled.mp4")
+    for args, endpoint in (((handle_file(str(SAMPLE)), "nope", 0), "/open_upload"), (("styled.mp4", "nope", 0), "/open_path")):
+        with pytest.raises(AppError) as caught:
+            client.predict(*args, api_name=endpoint)
+        assert str(caught.value) == str(expected.value), endpoint
     terminal = studio.log_text()[logged:]
     assert "Traceback" not in terminal and str(expected.value) in terminal, terminal
 

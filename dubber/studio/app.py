@@ -435,7 +435,9 @@ def build_app(settings: studio.StudioSettings) -> Any:
                             api_name=False)
 
         # The same steps for scripts (`gradio_client`): a mistake is the call's error.
-        api_upload_in, api_path_in = [c["upload"], c["style"], c["api_seed"]], [c["path"], c["style"], c["api_seed"]]
+        # (any style text: an unknown one gets the studio's sentence, not Gradio's list of choices)
+        api_upload_in = [c["upload"], c["api_style"], c["api_seed"]]
+        api_path_in = [c["path"], c["api_style"], c["api_seed"]]
         c["api_open_upload"].click(_event(actions.open_upload), api_upload_in, opened, api_name="open_upload",
                                    concurrency_id=WORK)
         c["api_open_path"].click(_event(actions.open_path), api_path_in, opened, api_name="open_path",

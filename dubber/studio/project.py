@@ -33,7 +33,7 @@ from vision.types import MediaInfo
 
 from .. import api
 from ..cache import content_fingerprint
-from ..atomic import atomic_output, pid_alive
+from ..atomic import atomic_output, atomic_write_bytes, pid_alive
 from ..errors import DubError, InputError, OutputError
 from ..plan import cue_prompt, load_plan, save_plan
 from ..styles import get_style
@@ -277,7 +277,7 @@ def write_thumbnails(video: Path, plan: DubPlan, folder: Path) -> tuple[Path, ..
             small = cv2.resize(frame, (THUMB_WIDTH_PX, height), interpolation=cv2.INTER_AREA)
             path = folder / f"cue-{cue.index:05d}.jpg"
             ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
-            path.write_bytes(data.tobytes())
+            atomic_write_bytes(path, data.tobytes())   # a picture cut short would be kept on reopening
             paths.append(path)
     finally:
         capture.release()
