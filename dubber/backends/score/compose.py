@@ -174,15 +174,17 @@ def motion_swell(motion: np.ndarray, fps: float, shots: list[tuple[float, float]
     conductor follows the action on the screen."""
     if motion.size == 0 or fps <= 0:
         return lambda time_s: 0.0
-    width = max(1, int(round(SWELL_S * fps)))
-    window = np.ones(width)
-    # averaged over the frames there are: the film's first and last frames are not read as a hush
-    smooth = np.convolve(motion, window, mode="same") / np.convolve(np.ones_like(motion), window, mode="same")
-    swell = np.zeros_like(smooth)
+    window = np.ones(max(1, int(round(SWELL_S * fps))))
+    swell = np.zeros(motion.size)
     for start, end in shots:   # slices, not masks: a feature film has a thousand shots
         inside = slice(int(np.ceil(start * fps - 1e-6)), int(np.ceil(end * fps - 1e-6)))
-        if smooth[inside].size:
-            swell[inside] = np.clip((smooth[inside] - smooth[inside].mean()) / SWELL_SPAN, -1.0, 1.0)
+        part = motion[inside]
+        if part.size:
+            # averaged within the shot, over the frames there are: a busy shot's motion does not
+            # swell the first bars of a still one after the cut
+            near = window[:part.size]   # ("same" gives the longer of the two: a shot under a second long)
+            smooth = np.convolve(part, near, mode="same") / np.convolve(np.ones_like(part), near, mode="same")
+            swell[inside] = np.clip((smooth - smooth.mean()) / SWELL_SPAN, -1.0, 1.0)
 
     def at(time_s: float) -> float:
         return float(swell[int(np.clip(time_s * fps, 0, swell.size - 1))])

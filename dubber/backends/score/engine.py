@@ -65,20 +65,24 @@ def sections(shots: list[tuple[float, float]], energies: list[float], tempo: Tem
 
 def _tempo(orchestra: Orchestra, shots, energies, events, total_s: float, rng: np.random.Generator) -> TempoMap:
     cuts = [HitPoint(start, "cut", 1.0, start) for start, _ in shots[1:]]
-    anchors = tempo_anchors(cuts, events)
-    edges = sorted({0.0, *(a for a in anchors if 0.0 < a < total_s)})
     low, high = orchestra.tempo_bpm
-    targets: list[float | None] = []
-    previous_shot = -1
+    allowed = (low * 0.85, high * 1.1)
+    # Two hit points closer than a beat at the style's fastest tempo cannot both be beats.
+    anchors = tempo_anchors(cuts, events, min_beat_s=60.0 / allowed[1])
+    edges = sorted({0.0, *(a for a in anchors if 0.0 < a < total_s)})
+    targets: list[float] = []
+    bends: list[bool] = []
+    shot_of_last = -1
     for start in edges:
         shot = max(i for i, (s, _) in enumerate(shots) if s <= start + 1e-9)
-        base = low + (high - low) * energies[shot]
         jitter = 1.0 + TEMPO_JITTER * float(rng.uniform(-1, 1))   # drawn for every span: one seed, one score
-        # The tempo is the shot's: a new one at a cut, and inside the shot each span between hit
-        # points keeps the tempo of the span before as nearly as a whole number of beats allows.
-        targets.append(base * jitter if shot != previous_shot else None)
-        previous_shot = shot
-    return build_tempo_map(anchors, total_s, targets, (low * 0.85, high * 1.1), rng)
+        # The tempo is the shot's: a new one at a cut; inside the shot every span between hit
+        # points aims at it and starts from the tempo the music arrives with.
+        inside = shot == shot_of_last
+        targets.append(targets[-1] if inside else (low + (high - low) * energies[shot]) * jitter)
+        bends.append(inside)
+        shot_of_last = shot
+    return build_tempo_map(anchors, total_s, targets, allowed, rng, bends)
 
 
 def compose_score(analysis: VideoAnalysis, style: str, seed: int, total_s: float) -> Score:

@@ -68,15 +68,16 @@ def series_spans(events: list[HitPoint], gap_s: float = SERIES_GAP_S) -> list[tu
     return spans
 
 
-def tempo_anchors(cuts: list[HitPoint], events: list[HitPoint]) -> list[float]:
+def tempo_anchors(cuts: list[HitPoint], events: list[HitPoint], min_beat_s: float = MIN_BEAT_S) -> list[float]:
     """Times (s) a beat must fall on: every cut, then the strongest instantaneous events that keep
-    at least MIN_BEAT_S from every anchor already taken (strongest first). Inside a series of
-    blows only its first and last are candidates: the music does not tick along with the flurry."""
+    at least `min_beat_s` (a beat at the fastest tempo the music may take) from every anchor
+    already taken (strongest first). Inside a series of blows only its first and last are
+    candidates: the music does not tick along with the flurry."""
     taken = [p.time_s for p in cuts]
     inner = {t for a, b in series_spans(events) for t in (p.time_s for p in events) if a < t < b}
     candidates = [p for p in events if p.kind in ANCHOR_KINDS and p.strength >= ANCHOR_MIN_STRENGTH
                   and p.time_s not in inner]
     for point in sorted(candidates, key=lambda p: (-p.strength, p.time_s)):
-        if point.time_s >= CUT_GUARD_S and all(abs(point.time_s - t) >= MIN_BEAT_S for t in taken):
+        if point.time_s >= max(CUT_GUARD_S, min_beat_s) and all(abs(point.time_s - t) >= min_beat_s for t in taken):
             taken.append(point.time_s)
     return sorted(taken)

@@ -8,6 +8,7 @@ crosses k, so the anchor itself is a beat by construction, to the sample.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,18 +92,21 @@ def span_beats(length_s: float, beats: int, rng: np.random.Generator, entry_bpm:
     return times
 
 
-def build_tempo_map(anchors_s: list[float], end_s: float, target_bpm: list[float | None],
-                    bpm_range: tuple[float, float], rng: np.random.Generator) -> TempoMap:
+def build_tempo_map(anchors_s: list[float], end_s: float, target_bpm: list[float],
+                    bpm_range: tuple[float, float], rng: np.random.Generator,
+                    bends_in: Sequence[bool] | None = None) -> TempoMap:
     """The tempo map from time 0 to end_s with a beat on every anchor.
 
     Args:
         anchors_s: times that must be beats (0 is added); each opens a new bar.
         end_s: end of the timeline; the last span plays on to it (its end need not be a beat).
-        target_bpm: the wanted tempo for each span (len == number of spans), e.g. by shot energy;
-            None for a span that goes on at the tempo the span before it got (the middle of
-            `bpm_range` for a first span).
+        target_bpm: the wanted tempo for each span (len == number of spans), e.g. by shot energy.
         bpm_range: the slowest and fastest tempo allowed where a whole number of beats fits.
         rng: seeded generator for the rubato.
+        bends_in: per span, whether it goes on from the tempo the span before ends with (inside
+            one shot) and bends into its own over its first stretch, rather than change at once
+            (at a cut). Its beat count still follows its own target: a span squeezed into one
+            beat between two close hit points does not pass its tempo on.
     """
     edges = sorted({0.0, *(a for a in anchors_s if 0.0 < a < end_s)}) + [end_s]
     if len(target_bpm) != len(edges) - 1:
@@ -111,15 +115,18 @@ def build_tempo_map(anchors_s: list[float], end_s: float, target_bpm: list[float
     starts: list[np.ndarray] = []
     spans: list[TempoSpan] = []
     entry: float | None = None   # the tempo the span before ends with
-    for (start, end), wanted in zip(zip(edges[:-1], edges[1:]), target_bpm):
-        bpm = wanted if wanted is not None else spans[-1].mean_bpm if spans else 0.5 * sum(bpm_range)
+    bends = list(bends_in) if bends_in is not None else [False] * len(target_bpm)
+    for (start, end), bpm, bend in zip(zip(edges[:-1], edges[1:]), target_bpm, bends):
         length = end - start
-        count = beats_for_span(length, bpm, bpm_range)
+        # A span that goes on from the one before aims halfway (in ratio) between its own tempo
+        # and the one it arrives with: no jolt at the hit point, and no drift away from the shot.
+        wanted = float(np.sqrt(bpm * entry)) if bend and entry is not None else bpm
+        count = beats_for_span(length, wanted, bpm_range)
         last = end == end_s
         if last:   # the final span need not end on a beat: play on at the target tempo
             count = max(1, int(np.ceil(length * bpm / 60.0)))
             length = count * 60.0 / bpm
-        times = start + span_beats(length, count, rng, entry if wanted is None else None)
+        times = start + span_beats(length, count, rng, entry if bend else None)
         entry = 60.0 / float(times[-1] - times[-2])
         beats.append(times[:-1])
         starts.append(np.arange(count) == 0)
