@@ -231,7 +231,7 @@ STYLES: dict[str, Style] = {
             "Generate a science-fiction soundtrack with synthesizer score and futuristic sound effects for a film that includes",
             Orchestra((80.0, 128.0), 4, ("minor", "phrygian", "whole-tone"), (1, 4, 6, 9, 11),
                       (6, 3, -4, 1, -3), (80, 98, 11), (81, 98), (38, 39), (89, 94, 50), (98, 11, 8),
-                      (CLAVES, HI_WOOD), 50, (0.4, 1.0), (60, 110), hit_level=0.8,
+                      (CLAVES, HI_WOOD), 50, (0.35, 0.85), (60, 110), hit_level=0.8,
                       big_hits=SCI_FI_BIG_HITS, small_hits=SCI_FI_SMALL_HITS,
                       kind_sounds=(("flash", (Hit("laser", (Layer(103, "fixed", 6, 0.4), Layer(80, "top", 6, 0.2))),)),)),
         ),
@@ -242,7 +242,7 @@ STYLES: dict[str, Style] = {
             "Generate a 1920s silent-film piano accompaniment for a film that includes",
             Orchestra((90.0, 150.0), 2, ("major", "minor", "major"), (0, 5, 7, 10, 3),
                       (3, -3, 4, 2, -4), (0, 0, 19), (0,), (0,), (0, 19), (0,),
-                      (HI_WOOD, LOW_WOOD), 0, (0.5, 1.1), (15, 40), hit_level=0.7,
+                      (HI_WOOD, LOW_WOOD), 0, (0.4, 0.9), (15, 40), hit_level=0.7,
                       big_hits=SILENT_FILM_BIG_HITS, small_hits=SILENT_FILM_SMALL_HITS),
         ),
         Style(

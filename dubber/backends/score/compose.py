@@ -52,10 +52,20 @@ BUSY_DENSITY = 0.7          # ... and over which as busy
 TUNE_SLACK = 1.5            # a phrase plays at most this many times the shot's wanted notes a beat
 PHRASE_REST = 0.12          # chance that a note of a phrase is a rest
 HARMONY_REST = 0.45         # share of bars the sustained harmony sits out
+# A struck accompaniment (piano, harp) places each bar's chord in one of these ways (see `_comp`),
+# with these weights; a chord the bar before already had is left ringing this often.
+COMP_PATTERNS = ("down", "after", "off", "rolled")
+COMP_WEIGHTS = (0.25, 0.3, 0.2, 0.25)
+COMP_AT = {"down": 0.0, "after": 1.0, "off": 0.5, "rolled": 0.0}   # beats after the bar line
+COMP_TIE = 0.5
+COMP_ROLL_S = 0.035         # between the notes of a rolled chord, bottom up
 FLURRY_BED = 0.5            # strength of the tremolo bed under a flurry of blows
 CARRY_GAP_S = 0.2           # the longest a section may go without a note sounding (see `_carry_through`)
 CARRY_FROM = 0.1            # sections at least this busy (anything moving) are carried through; stiller ones may rest
-PLUCK_S = 0.5               # a plucked or struck note (DECAYING) counts as sounding this long at most
+PLUCK_S = 0.5               # a plucked or struck note (DECAYING) counts as sounding this long at most...
+# ...but a piano's note rings on while its key is held (in the default bank 13 dB down after a
+# second, a pizzicato's 40 dB down after half of one): a pianist does not strike again to fill it.
+RING_S = {program: 1.0 for program in range(8)}
 SWELL_S = 1.0               # the music's dynamics follow the picture's motion averaged over this long ...
 SWELL_SPAN = 0.2            # ... a moment this much busier (or stiller) than its shot's average (curve units) ...
 SWELL_VELOCITY = 20         # ... plays this many velocity steps louder (or softer): the band swells with the action
@@ -274,8 +284,10 @@ class Composer:
         bar's chord, from the half beat where the stretch begins up to the next note or the cut:
         a cartoon score never drops out while something moves on screen, and chance rests lined
         up at a section's end would otherwise leave a second of dead air before the cut. A pad
-        that dies away itself (a piano) is struck again on every beat, otherwise at bar lines."""
-        covered = sorted((n.start_s, n.start_s + min(n.end_s - n.start_s, PLUCK_S)
+        that dies away itself (a piano) is struck again once a bar, where an accompanist would
+        place it (see `_comp`), and left ringing where the chord does not change; a sustained one
+        is held from bar line to bar line."""
+        covered = sorted((n.start_s, n.start_s + min(n.end_s - n.start_s, RING_S.get(n.part.program, PLUCK_S))
                           if n.part.program in DECAYING else n.end_s)
                          for n in self.notes if n.end_s > shot.start_s and n.start_s < shot.end_s)
         gaps, reach = [], shot.start_s
@@ -286,13 +298,20 @@ class Composer:
         if shot.end_s - reach > CARRY_GAP_S:
             gaps.append((reach, shot.end_s))
         velocity = int(32 + 16 * shot.energy)
-        struck = self.tempo.beat_s[beats]
-        if shot.harmony.program not in DECAYING:
-            struck = struck[self.tempo.bar_start[beats].astype(bool)]
+        decaying = shot.harmony.program in DECAYING
+        bar_lines = beats[self.tempo.bar_start[beats].astype(bool)]
+        struck = [float(t) for t in self.tempo.beat_s[bar_lines]]
+        if decaying:   # placed in the bar as an accompanist would (see `_comp`), never past the bar's end
+            lengths = np.diff([*bar_lines.tolist(), int(beats[-1]) + 1])
+            struck = [self.tempo.time_of(float(line) + min(self._comp_offset(), length - 0.5))
+                      for line, length in zip(bar_lines.tolist(), lengths.tolist())]
         for gap_start, gap_end in gaps:
             # in time with the tune: on the first half beat of the silence
             entry = self.tempo.time_of(np.ceil(2.0 * self.tempo.beat_at(max(gap_start - 0.05, 0.0))) / 2.0)
-            lines = [entry, *(float(t) for t in struck if entry + 0.05 < t < gap_end - 0.05)]
+            lines = [entry, *(t for t in struck if entry + 0.05 < t < gap_end - 0.05)]
+            if decaying:   # a chord the line before already struck is left ringing
+                lines = [t for k, t in enumerate(lines)
+                         if k == 0 or self.chord_at(t) != self.chord_at(lines[k - 1]) or self.rng.random() >= COMP_TIE]
             held: dict[int, list[float]] = {}      # pitch -> [start, end] of the pad note holding it
             pad: list[tuple[int, list[float]]] = []
             for a, b in zip(lines, lines[1:] + [gap_end]):
@@ -313,6 +332,10 @@ class Composer:
                 held = sounding
             for pitch, (a, b) in pad:
                 self._strike(shot.harmony, pitch, a, b, velocity)
+
+    def _comp_offset(self) -> float:
+        """Beats after the bar line at which a struck chord is placed (see `_comp`)."""
+        return COMP_AT[str(self.rng.choice(COMP_PATTERNS, p=COMP_WEIGHTS))]
 
     def _strike(self, part: Part, pitch: int, start_s: float, end_s: float, velocity: int) -> None:
         """Add a pad note that never overlaps a note of the same key on its instrument (a key
@@ -361,8 +384,28 @@ class Composer:
             if self.rng.random() < HARMONY_REST:
                 continue   # a bar without the pad: the tune and bass alone
             voicing = [next(m for m in range(*texture.harmony_range) if m % 12 == pc) for pc in chord]
+            if shot.harmony.program in DECAYING:
+                self._comp(shot, bar_beats, voicing, end, chord == chords.get(int(self.bar[bar_beats[0]]) - 1))
+                continue
             for pitch in voicing:
                 self._add(shot.harmony, pitch, start, end, int(32 + 16 * shot.energy), "harmony")
+
+    def _comp(self, shot: ShotContext, bar_beats: np.ndarray, voicing: list[int], end_s: float, same_chord: bool) -> None:
+        """The chord of one bar on an instrument whose sound dies away (a piano, a harp), played as
+        an accompanist plays it rather than struck on every downbeat with the bass, which ticks
+        like a metronome: on the downbeat, on the afterbeat, pushed off the beat, rolled from the
+        bottom up, or, when the bar before had the same chord, left ringing."""
+        if same_chord and self.rng.random() < COMP_TIE:
+            return
+        pattern = str(self.rng.choice(COMP_PATTERNS, p=COMP_WEIGHTS))
+        first = int(bar_beats[0])
+        start = self.tempo.time_of(first + min(COMP_AT[pattern], bar_beats.size - 0.5))
+        if end_s - start < 0.1:
+            start = self.tempo.time_of(first)
+        spread = COMP_ROLL_S if pattern == "rolled" else 0.0
+        velocity = int(32 + 16 * shot.energy)
+        for k, pitch in enumerate(voicing):
+            self._add(shot.harmony, pitch, start + k * spread, end_s, velocity, "harmony")
 
     def _bass_note(self, pitch_class: int, bass_range: tuple[int, int]) -> int:
         """The chord root in the bass's range nearest a point between the bass note before and the
