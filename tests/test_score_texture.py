@@ -212,3 +212,30 @@ def test_a_shot_shorter_than_the_swell_window_is_scored():
     swell = motion_swell(np.r_[np.full(10, 0.2), np.full(14, 0.8), np.full(60, 0.4)], 24.0,
                          [(0.0, 10 / 24), (10 / 24, 1.0), (1.0, 3.5)])
     assert abs(swell(0.1)) < 1e-9 and abs(swell(0.5)) < 1e-9 and abs(swell(2.0)) < 1e-9
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("beats", [2, 3])
+def test_a_theme_cut_short_by_a_change_of_key_closes_on_a_held_note(seed, beats):
+    """A section too short for the whole theme (a long shot's key changes early) plays the
+    theme's opening notes in its rhythm and holds the last one to the change of key, a phrase
+    closed, instead of breaking off mid-figure and leaving the rest of the section to the pad."""
+    from dubber.backends.score.compose import MODES, TEXTURES, TUNE_SLACK, Composer, ShotContext
+    from dubber.backends.score.notation import Part
+    from dubber.backends.score.tempo_map import build_tempo_map
+    from dubber.styles import STYLES
+
+    orchestra = STYLES["tom-and-jerry"].orchestra
+    end_s = beats * 0.5                                   # at 120 bpm
+    tempo = build_tempo_map([end_s], 6.0, [120.0, 120.0], (90.0, 150.0), np.random.default_rng(seed))
+    composer = Composer(orchestra, tempo, np.random.default_rng(seed))
+    low, high = orchestra.notes_per_beat
+    theme = simplified(composer.motif, TUNE_SLACK * (low + (high - low) * 0.6))
+    assert sum(theme.rhythm) > beats                      # the whole theme does not fit
+    shot = ShotContext(0.0, end_s, 0.6, 0, MODES["major"], Part(40), Part(43), Part(48), TEXTURES[0])
+    composer.write_shot(shot, [], opens_shot=True)
+    tune = sorted((n for n in composer.notes if n.role == "melody"), key=lambda n: n.start_s)
+    onsets = [tempo.beat_at(n.start_s) for n in tune]
+    assert np.allclose(onsets, np.cumsum((0.0, *theme.rhythm))[:len(tune)], atol=1e-6), (onsets, theme.rhythm)
+    last = tune[-1]
+    assert last.end_s >= end_s - 0.1 * (end_s - last.start_s) - 1e-6, (last.start_s, last.end_s, theme.rhythm)

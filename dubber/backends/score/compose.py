@@ -169,6 +169,25 @@ def simplified(motif: Motif, notes_per_beat: float) -> Motif:
     return Motif(tuple(rhythm), tuple(steps))
 
 
+def theme_in(motif: Motif, notes_per_beat: float, room: float) -> Motif:
+    """The theme in at most `room` beats: whole, thinned for the scene's pace (`simplified`),
+    where it fits; else its opening notes with the last one held to the end of the room, so a
+    statement that a change of key comes to cut short ends on a held note, a phrase closed,
+    instead of breaking off mid-figure."""
+    form = simplified(motif, notes_per_beat)
+    if sum(form.rhythm) <= room + 1e-9:
+        return form
+    rhythm: list[float] = []
+    for length in form.rhythm:
+        if sum(rhythm) + length > room + 1e-9:
+            break
+        rhythm.append(length)
+    if not rhythm:
+        return Motif((room,), ())
+    rhythm[-1] += room - sum(rhythm)
+    return Motif(tuple(rhythm), form.steps[:len(rhythm) - 1])
+
+
 def shot_energy(motion: np.ndarray, events: list[HitPoint], start_s: float, end_s: float, fps: float) -> float:
     """0..1: how busy a shot is, from its motion curve and how many events it has per second."""
     a, b = int(start_s * fps), max(int(start_s * fps) + 1, int(end_s * fps))
@@ -428,7 +447,10 @@ class Composer:
         index = len(tones) // 2
         theme = opens_shot   # a new shot opens with the theme, whole, in its new key: the tune one recognises
         while position < last - 0.5:
-            motif = simplified(self.motif if theme else self._next_motif(density), TUNE_SLACK * density)
+            if theme:
+                motif = theme_in(self.motif, TUNE_SLACK * density, last - position)
+            else:
+                motif = simplified(self._next_motif(density), TUNE_SLACK * density)
             chord = chords[int(self.bar[int(min(position, beats[-1]))])]
             near = [j for j, m in enumerate(tones) if m % 12 in chord]
             index = min(near, key=lambda j: abs(j - index)) if near else index
