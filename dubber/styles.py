@@ -115,7 +115,7 @@ SCI_FI_BIG_HITS: tuple[Hit, ...] = (
     Hit("synth stab", (Layer(SYNTH_BRASS, "chord", 4, 0.3, 0.75), Layer(SYNTH_DRUM, "fixed", 3, 0.4), _drum(CRASH, 0.5, 0.6))),
     Hit("sub drop", (Layer(SYNTH_BASS, "root", 1, 0.5, 0.7), Layer(SYNTH_DRUM, "fixed", 2, 0.5), _drum(KICK, 0.8)), "low"),
     Hit("zap", (Layer(SAW_LEAD, "top", 5, 0.2), Layer(SCI_FI, "fixed", 4, 0.5, 0.7), _drum(SNARE, 0.7)), "high"),
-    Hit("impact", (Layer(ORCH_HIT, "top", 3, 0.3), Layer(SYNTH_BASS, "root", 2, 0.3), Layer(TAIKO, "fixed", 3, 0.4, 0.8)), "low"),
+    Hit("impact", (Layer(ORCH_HIT, "top", 3, 0.3), Layer(SYNTH_BASS, "root", 2, 0.3), Layer(TAIKO, "fixed", 3, 0.4, 1.0)), "low"),
 )
 SCI_FI_SMALL_HITS: tuple[Hit, ...] = (
     Hit("blip", (Layer(SQUARE_LEAD, "top", 6, 0.1), _drum(CLAVES, 0.6)), "high"),
@@ -145,7 +145,7 @@ KIND_SOUNDS: dict[str, tuple[Hit, ...]] = {
     # A whoosh speaks on its first frame: a scraped or shaken attack, then air.
     "whoosh": (Hit("swish", (_drum(SHORT_GUIRO, 1.0, 0.2), Layer(BREATH, "fixed", 5, 0.5, 0.9))),
                Hit("air", (_drum(CABASA, 1.0, 0.2), Layer(PICCOLO, "top", 6, 0.3, 0.7))),
-               Hit("zip", (Layer(PIZZICATO, "top", 6, 0.1), Layer(BREATH, "fixed", 6, 0.4, 0.6)))),
+               Hit("zip", (Layer(PIZZICATO, "top", 6, 0.1), Layer(BREATH, "fixed", 6, 0.4, 1.0)))),
     # (the default bank's surf is silent above D6, its reverse cymbal below C#7 and its whistle above F#5)
     "splash": (Hit("splash", (Layer(SEASHORE, "fixed", 4, 0.8), _drum(SPLASH, 0.9, 0.8), Layer(MELODIC_TOM, "fixed", 5, 0.2, 0.8))),
                Hit("spray", (Layer(SEASHORE, "fixed", 5, 0.6), _drum(SPLASH, 1.0, 0.8), _drum(TRIANGLE, 0.8)))),
