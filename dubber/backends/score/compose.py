@@ -169,23 +169,29 @@ def simplified(motif: Motif, notes_per_beat: float) -> Motif:
     return Motif(tuple(rhythm), tuple(steps))
 
 
-def theme_in(motif: Motif, notes_per_beat: float, room: float) -> Motif:
-    """The theme in at most `room` beats: whole, thinned for the scene's pace (`simplified`),
-    where it fits; else its opening notes with the last one held to the end of the room, so a
-    statement that a change of key comes to cut short ends on a held note, a phrase closed,
-    instead of breaking off mid-figure."""
+def theme_in(motif: Motif, notes_per_beat: float, room: float) -> tuple[Motif, bool]:
+    """The theme in at most `room` beats, and whether it is cut short: whole, thinned for the
+    scene's pace (`simplified`), where it fits; else its opening notes, in halved values where
+    the plain ones leave fewer than two (no note shorter than a sixteenth), with the last one
+    held towards the end of the room (see `Composer._phrase`), so a statement that a change of
+    key comes to cut short closes on a held note instead of breaking off mid-figure."""
     form = simplified(motif, notes_per_beat)
     if sum(form.rhythm) <= room + 1e-9:
-        return form
-    rhythm: list[float] = []
-    for length in form.rhythm:
-        if sum(rhythm) + length > room + 1e-9:
+        return form, False
+    halved = Motif(tuple(r / 2 for r in form.rhythm), form.steps)
+    forms = (form, halved) if min(halved.rhythm) >= 0.25 else (form,)
+    for candidate in forms:
+        rhythm: list[float] = []
+        for length in candidate.rhythm:
+            if sum(rhythm) + length > room + 1e-9:
+                break
+            rhythm.append(length)
+        if len(rhythm) >= 2 or candidate is forms[-1]:
             break
-        rhythm.append(length)
     if not rhythm:
-        return Motif((room,), ())
+        return Motif((room,), ()), True
     rhythm[-1] += room - sum(rhythm)
-    return Motif(tuple(rhythm), form.steps[:len(rhythm) - 1])
+    return Motif(tuple(rhythm), candidate.steps[:len(rhythm) - 1]), True
 
 
 def shot_energy(motion: np.ndarray, events: list[HitPoint], start_s: float, end_s: float, fps: float) -> float:
@@ -318,8 +324,8 @@ class Composer:
             gaps.append((reach, shot.end_s))
         velocity = int(32 + 16 * shot.energy)
         decaying = shot.harmony.program in DECAYING
-        bar_lines = beats[self.tempo.bar_start[beats].astype(bool)]
-        struck = [float(t) for t in self.tempo.beat_s[bar_lines]]
+        bar_lines = beats[self.beat_in_bar[beats] == 0]
+        struck = bar_times = [float(t) for t in self.tempo.beat_s[bar_lines]]
         if decaying:   # placed in the bar as an accompanist would (see `_comp`), never past the bar's end
             lengths = np.diff([*bar_lines.tolist(), int(beats[-1]) + 1])
             struck = [self.tempo.time_of(float(line) + min(self._comp_offset(), length - 0.5))
@@ -334,6 +340,8 @@ class Composer:
             held: dict[int, list[float]] = {}      # pitch -> [start, end] of the pad note holding it
             pad: list[tuple[int, list[float]]] = []
             for a, b in zip(lines, lines[1:] + [gap_end]):
+                if decaying:   # released at the bar line: a chord placed late in the next bar is not held into it
+                    b = min([b, *(t for t in bar_times if a + 0.05 < t)])
                 chord = self.chord_at(a)
                 if chord is None:
                     continue
@@ -415,6 +423,7 @@ class Composer:
         like a metronome: on the downbeat, on the afterbeat, pushed off the beat, rolled from the
         bottom up, or, when the bar before had the same chord, left ringing."""
         if same_chord and self.rng.random() < COMP_TIE:
+            self._ring_on(shot.harmony, self.tempo.beat_s[int(bar_beats[0])], end_s)
             return
         pattern = str(self.rng.choice(COMP_PATTERNS, p=COMP_WEIGHTS))
         first = int(bar_beats[0])
@@ -423,8 +432,15 @@ class Composer:
             start = self.tempo.time_of(first)
         spread = COMP_ROLL_S if pattern == "rolled" else 0.0
         velocity = int(32 + 16 * shot.energy)
-        for k, pitch in enumerate(voicing):
-            self._add(shot.harmony, pitch, start + k * spread, end_s, velocity, "harmony")
+        for k, pitch in enumerate(sorted(voicing)):   # a roll goes from the bottom up
+            self._strike(shot.harmony, pitch, start + k * spread, end_s, velocity)
+
+    def _ring_on(self, part: Part, bar_s: float, end_s: float) -> None:
+        """Hold the chord that ends at the bar line `bar_s` on `part` on to `end_s`: the key held
+        down through a bar that keeps its chord."""
+        self.notes = [Note(n.part, n.pitch, n.start_s, end_s, n.velocity, n.role, n.glide)
+                      if n.part == part and n.role == "harmony" and abs(n.end_s - bar_s) < 1e-6 else n
+                      for n in self.notes]
 
     def _bass_note(self, pitch_class: int, bass_range: tuple[int, int]) -> int:
         """The chord root in the bass's range nearest a point between the bass note before and the
@@ -447,14 +463,16 @@ class Composer:
         index = len(tones) // 2
         theme = opens_shot   # a new shot opens with the theme, whole, in its new key: the tune one recognises
         while position < last - 0.5:
+            closing = False
             if theme:
-                motif = theme_in(self.motif, TUNE_SLACK * density, last - position)
+                motif, closing = theme_in(self.motif, TUNE_SLACK * density, last - position)
             else:
                 motif = simplified(self._next_motif(density), TUNE_SLACK * density)
             chord = chords[int(self.bar[int(min(position, beats[-1]))])]
             near = [j for j, m in enumerate(tones) if m % 12 in chord]
             index = min(near, key=lambda j: abs(j - index)) if near else index
-            position = self._phrase(shot, motif, position, last, tones, index, rest=0.0 if theme else PHRASE_REST)
+            position = self._phrase(shot, motif, position, last, tones, index, rest=0.0 if theme else PHRASE_REST,
+                                    closing=closing)
             if theme:
                 theme, self.last_variation = False, "state"
             position += float(self.rng.choice((0.5, 1.0, 1.0, 1.5, 2.0)))   # breathe between phrases
@@ -471,21 +489,33 @@ class Composer:
         return vary(self.motif, how, self.rng)
 
     def _phrase(self, shot: ShotContext, motif: Motif, position: float, last: float, tones: list[int],
-                index: int, rest: float) -> float:
-        """Play one statement of `motif` from beat `position`; each note is a rest with chance `rest`."""
+                index: int, rest: float, closing: bool = False) -> float:
+        """Play one statement of `motif` from beat `position`; each note is a rest with chance `rest`.
+        `closing`: its last note closes the phrase, held on a tone of the chord under it up to the
+        next bar line at most (the harmony may change there)."""
         for k, length in enumerate(motif.rhythm):
             if position + length > last + 1e-9:
                 break
             start_s, end_s = self.tempo.time_of(position), self.tempo.time_of(position + length)
             index = self._on_the_chord(position, tones, index)
+            pitch = tones[index]
+            if closing and k == len(motif.rhythm) - 1:
+                pitch = self._chord_tone_near(pitch, start_s, shot)
+                end_s = self.tempo.time_of(min(position + length, self._next_bar_line(position)))
             if self.rng.random() >= rest:   # sparser tunes in calm shots
+                # a tune note on a hit point (where the tempo map restarts the bar) is accented
                 accent = 14 if abs(position - round(position)) < 1e-6 and self.tempo.bar_start[int(round(position))] else 0
                 velocity = int(np.clip(62 + 34 * shot.energy + accent + self.rng.integers(-6, 7), 30, 120))
-                self._add(shot.melody, tones[index], start_s, start_s + 0.92 * (end_s - start_s), velocity, "melody")
+                self._add(shot.melody, pitch, start_s, start_s + 0.92 * (end_s - start_s), velocity, "melody")
             if k < len(motif.steps):
                 index = int(np.clip(index + motif.steps[k], 0, len(tones) - 1))
             position += length
         return position
+
+    def _next_bar_line(self, position: float) -> float:
+        """The beat of the first downbeat after beat `position` (the timeline's last beat if none)."""
+        later = np.flatnonzero(self.beat_in_bar[int(np.floor(position)) + 1:] == 0)
+        return float(int(np.floor(position)) + 1 + later[0]) if later.size else float(self.beat_in_bar.size - 1)
 
     def _on_the_chord(self, position: float, tones: list[int], index: int) -> int:
         """The tune's note (an index into `tones`) for beat `position`: on a strong beat (the
@@ -572,7 +602,7 @@ class Composer:
         part = Part(program)
         spans = [(p.time_s, max(p.end_s, p.time_s + 0.8), p.strength) for p in points if p.kind == "shake"]
         spans += [(a - 0.25, b + 0.4, FLURRY_BED) for a, b in series_spans(points)]
-        downbeats = self.tempo.beat_s[self.tempo.bar_start.astype(bool)]
+        downbeats = self.tempo.beat_s[self.beat_in_bar == 0]
         for start, end, strength in spans:
             start = max(start, 0.0)
             edges = [start, *(float(t) for t in downbeats if start + 0.3 < t < end - 0.3), end]
