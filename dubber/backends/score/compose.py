@@ -417,13 +417,14 @@ class Composer:
             for pitch in voicing:
                 self._add(shot.harmony, pitch, start, end, int(32 + 16 * shot.energy), "harmony")
 
-    def _comp(self, shot: ShotContext, bar_beats: np.ndarray, voicing: list[int], end_s: float, same_chord: bool) -> None:
+    def _comp(self, shot: ShotContext, bar_beats: np.ndarray, voicing: list[int], end_s: float,
+              same_chord: bool) -> None:
         """The chord of one bar on an instrument whose sound dies away (a piano, a harp), played as
         an accompanist plays it rather than struck on every downbeat with the bass, which ticks
         like a metronome: on the downbeat, on the afterbeat, pushed off the beat, rolled from the
         bottom up, or, when the bar before had the same chord, left ringing."""
-        if same_chord and self.rng.random() < COMP_TIE:
-            self._ring_on(shot.harmony, self.tempo.beat_s[int(bar_beats[0])], end_s)
+        bar_s = float(self.tempo.beat_s[int(bar_beats[0])])
+        if same_chord and self.rng.random() < COMP_TIE and self._ring_on(shot.harmony, bar_s, end_s):
             return
         pattern = str(self.rng.choice(COMP_PATTERNS, p=COMP_WEIGHTS))
         first = int(bar_beats[0])
@@ -435,12 +436,16 @@ class Composer:
         for k, pitch in enumerate(sorted(voicing)):   # a roll goes from the bottom up
             self._strike(shot.harmony, pitch, start + k * spread, end_s, velocity)
 
-    def _ring_on(self, part: Part, bar_s: float, end_s: float) -> None:
+    def _ring_on(self, part: Part, bar_s: float, end_s: float) -> bool:
         """Hold the chord that ends at the bar line `bar_s` on `part` on to `end_s`: the key held
-        down through a bar that keeps its chord."""
-        self.notes = [Note(n.part, n.pitch, n.start_s, end_s, n.velocity, n.role, n.glide)
-                      if n.part == part and n.role == "harmony" and abs(n.end_s - bar_s) < 1e-6 else n
-                      for n in self.notes]
+        down through a bar that keeps its chord. False when no chord ends there (the bar before
+        rested), and nothing is held."""
+        held = [k for k, n in enumerate(self.notes)
+                if n.part == part and n.role == "harmony" and abs(n.end_s - bar_s) < 1e-6]
+        for k in held:
+            n = self.notes[k]
+            self.notes[k] = Note(n.part, n.pitch, n.start_s, end_s, n.velocity, n.role, n.glide)
+        return bool(held)
 
     def _bass_note(self, pitch_class: int, bass_range: tuple[int, int]) -> int:
         """The chord root in the bass's range nearest a point between the bass note before and the
