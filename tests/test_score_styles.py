@@ -179,3 +179,26 @@ def test_blows_sit_over_the_music_alike_in_every_style(style):
         t = int(round(float(analysis.media.frame_time(frame)) * rate))
         over.append(20 * np.log10(rms(fx[:, t:t + int(0.08 * rate)]) / rms(music[:, max(0, t - rate):t + rate])))
     assert 2.0 <= float(np.median(over)) <= 10.0, (style, np.round(over, 1))
+
+
+@pytest.mark.parametrize("program", [66, 65, 59, 72, 13])   # tenor and alto sax, muted trumpet, piccolo, xylophone
+def test_a_tune_is_written_within_its_instrument_compass(program):
+    """A tune written above a tenor saxophone's compass was folded down an octave note by note
+    when played, leaping a ninth and back where it crossed the top: the tune is written where
+    its instrument plays, and never on a key the default bank leaves silent (alto sax E4)."""
+    import numpy as np
+
+    from dubber.backends.score.compose import MODES, TEXTURES, Composer, ShotContext
+    from dubber.backends.score.notation import PLAYABLE, SILENT_KEYS, Part
+    from dubber.backends.score.tempo_map import build_tempo_map
+
+    low, high = PLAYABLE[program]
+    for seed in range(4):
+        tempo = build_tempo_map([], 30.0, [110.0], (70.0, 140.0), np.random.default_rng(seed))
+        composer = Composer(STYLES["noir"].orchestra, tempo, np.random.default_rng(seed))
+        for start, end, root in ((0.0, 10.0, 4), (10.0, 20.0, 9), (20.0, 30.0, 2)):
+            shot = ShotContext(start, end, 0.7, root, MODES["dorian"], Part(program), Part(32), Part(0), TEXTURES[0])
+            composer.write_shot(shot, [], opens_shot=True)
+        tune = [n.pitch for n in composer.notes if n.role == "melody"]
+        assert tune and all(low <= p <= high for p in tune), (program, sorted(set(tune)))
+        assert not set(tune) & SILENT_KEYS.get(program, set())

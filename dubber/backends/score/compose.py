@@ -15,7 +15,7 @@ import numpy as np
 
 from ...styles import Orchestra
 from .hitpoints import HitPoint, series_spans
-from .notation import Note, Part, ShotMusic
+from .notation import PLAYABLE, SILENT_KEYS, Note, Part, ShotMusic
 from .tempo_map import TempoMap, bar_numbers
 
 MODES: dict[str, tuple[int, ...]] = {
@@ -38,6 +38,7 @@ CELLS: tuple[tuple[float, ...], ...] = ((1.0, 0.5, 0.5), (0.5, 0.5, 1.0), (1.5, 
                                         (1.0, 2.0), (0.25, 0.25, 0.5, 1.0), (3.0,), (1.5, 1.5))
 VARIATIONS = ("state", "sequence", "invert", "retrograde", "augment", "diminish", "fragment", "free")
 MELODY_RANGE = (60, 86)
+MELODY_SPAN = 19            # semitones a tune keeps at least, where its instrument's compass allows
 BASS_RANGE = (36, 55)
 HARMONY_RANGE = (53, 72)
 BASS_HOME = 0.35            # where in its range (0 bottom .. 1 top) a bass line gravitates to
@@ -118,6 +119,17 @@ class ShotContext:
     bass: Part
     harmony: Part
     texture: Texture = TEXTURES[0]
+
+
+def melody_range(program: int) -> tuple[int, int]:
+    """Where the tune is written for `program`: MELODY_RANGE cut to the instrument's compass
+    (notation.PLAYABLE), reaching down below it only as far as it takes to keep an octave and a
+    fifth. A tune written above a tenor saxophone's compass was folded down an octave note by
+    note when played, and leapt a ninth and back where it crossed the top of the instrument."""
+    low, high = PLAYABLE.get(program, MELODY_RANGE)
+    top = min(high, max(MELODY_RANGE[1], low + MELODY_SPAN))
+    bottom = max(low, min(MELODY_RANGE[0], top - MELODY_SPAN))
+    return bottom, top
 
 
 def scale_pitches(root: int, scale: tuple[int, ...], low: int, high: int) -> list[int]:
@@ -462,7 +474,7 @@ class Composer:
                 opens_shot: bool = False) -> None:
         low, high = self.orchestra.notes_per_beat
         density = low + (high - low) * shot.energy
-        tones = scale_pitches(shot.root, shot.scale, *MELODY_RANGE)
+        tones = self._tune_tones(shot)
         first, last = float(beats[0]), float(beats[-1] + 1)
         position = first
         index = len(tones) // 2
@@ -535,13 +547,20 @@ class Composer:
         near = [j for j, m in enumerate(tones) if chord is not None and m % 12 in chord]
         return min(near, key=lambda j: (abs(j - index), j)) if near else index
 
+    @staticmethod
+    def _tune_tones(shot: ShotContext) -> list[int]:
+        """The scale's tones in the tune's range for its instrument, less any the bank leaves silent."""
+        silent = SILENT_KEYS.get(shot.melody.program, frozenset())
+        tones = scale_pitches(shot.root, shot.scale, *melody_range(shot.melody.program))
+        return [m for m in tones if m not in silent]
+
     def _chord_tone_near(self, pitch: int, time_s: float, shot: ShotContext) -> int:
         """The tone of the chord sounding at `time_s` nearest `pitch` in the tune's range (the
         pitch itself when it is one, or when no chord is written there)."""
         chord = self.chord_at(time_s)
         if chord is None or pitch % 12 in chord:
             return pitch
-        tones = [m for m in scale_pitches(shot.root, shot.scale, *MELODY_RANGE) if m % 12 in chord]
+        tones = [m for m in self._tune_tones(shot) if m % 12 in chord]
         return min(tones, key=lambda m: (abs(m - pitch), m)) if tones else pitch
 
     def _fit_to_events(self, events: list[HitPoint], shot: ShotContext) -> None:

@@ -79,6 +79,11 @@ PLAYABLE: dict[int, tuple[int, int]] = {
 }
 
 
+# Keys the default bank (TimGM6mb) leaves silent on an instrument it otherwise plays, found by
+# rendering every key from 28 to 100 of every program the styles write for: a tune steps around them.
+SILENT_KEYS: dict[int, frozenset[int]] = {65: frozenset({64})}   # alto saxophone E4
+
+
 def playable(note: Note) -> Note:
     """`note` moved by octaves into its instrument's range (PLAYABLE), a glide kept inside it where
     the range allows; drums and unlisted instruments as they are."""
