@@ -65,7 +65,7 @@ CARRY_GAP_S = 0.2           # the longest a section may go without a note soundi
 CARRY_FROM = 0.1            # sections at least this busy (anything moving) are carried through; stiller ones may rest
 PLUCK_S = 0.5               # a plucked or struck note (DECAYING) counts as sounding this long at most...
 # ...but a piano's note rings on while its key is held (in the default bank 13 dB down after a
-# second, a pizzicato's 40 dB down after half of one): a pianist does not strike again to fill it.
+# second, a pizzicato's 29 dB down after half of one): a pianist does not strike again to fill it.
 RING_S = {program: 1.0 for program in range(8)}
 SWELL_S = 1.0               # the music's dynamics follow the picture's motion averaged over this long ...
 SWELL_SPAN = 0.2            # ... a moment this much busier (or stiller) than its shot's average (curve units) ...
@@ -181,6 +181,16 @@ def simplified(motif: Motif, notes_per_beat: float) -> Motif:
     return Motif(tuple(rhythm), tuple(steps))
 
 
+def _opening(rhythm: tuple[float, ...], room: float) -> list[float]:
+    """The note values from the start of `rhythm` that fit in `room` beats."""
+    fitting: list[float] = []
+    for length in rhythm:
+        if sum(fitting) + length > room + 1e-9:
+            break
+        fitting.append(length)
+    return fitting
+
+
 def theme_in(motif: Motif, notes_per_beat: float, room: float) -> tuple[Motif, bool]:
     """The theme in at most `room` beats, and whether it is cut short: whole, thinned for the
     scene's pace (`simplified`), where it fits; else its opening notes, in halved values where
@@ -190,20 +200,14 @@ def theme_in(motif: Motif, notes_per_beat: float, room: float) -> tuple[Motif, b
     form = simplified(motif, notes_per_beat)
     if sum(form.rhythm) <= room + 1e-9:
         return form, False
+    rhythm = _opening(form.rhythm, room)
     halved = Motif(tuple(r / 2 for r in form.rhythm), form.steps)
-    forms = (form, halved) if min(halved.rhythm) >= 0.25 else (form,)
-    for candidate in forms:
-        rhythm: list[float] = []
-        for length in candidate.rhythm:
-            if sum(rhythm) + length > room + 1e-9:
-                break
-            rhythm.append(length)
-        if len(rhythm) >= 2 or candidate is forms[-1]:
-            break
+    if len(rhythm) < 2 and min(halved.rhythm) >= 0.25:
+        form, rhythm = halved, _opening(halved.rhythm, room)
     if not rhythm:
         return Motif((room,), ()), True
     rhythm[-1] += room - sum(rhythm)
-    return Motif(tuple(rhythm), candidate.steps[:len(rhythm) - 1]), True
+    return Motif(tuple(rhythm), form.steps[:len(rhythm) - 1]), True
 
 
 def shot_energy(motion: np.ndarray, events: list[HitPoint], start_s: float, end_s: float, fps: float) -> float:
@@ -276,6 +280,7 @@ class Composer:
         """`swell`: -1..1 per time, the dynamics within a shot (see `motion_swell`)."""
         self.orchestra, self.tempo, self.rng, self.swell = orchestra, tempo, rng, swell
         self.bar, self.beat_in_bar = bar_numbers(tempo, orchestra.meter)
+        self.downbeat = self.beat_in_bar == 0   # the first beat of each bar of the metre
         self.motif = make_motif(rng)
         self.last_variation = "state"
         self.notes: list[Note] = []
@@ -336,12 +341,11 @@ class Composer:
             gaps.append((reach, shot.end_s))
         velocity = int(32 + 16 * shot.energy)
         decaying = shot.harmony.program in DECAYING
-        bar_lines = beats[self.beat_in_bar[beats] == 0]
+        bar_lines = beats[self.downbeat[beats]]
         struck = bar_times = [float(t) for t in self.tempo.beat_s[bar_lines]]
-        if decaying:   # placed in the bar as an accompanist would (see `_comp`), never past the bar's end
+        if decaying:   # placed in the bar as an accompanist would (see `_comp`)
             lengths = np.diff([*bar_lines.tolist(), int(beats[-1]) + 1])
-            struck = [self.tempo.time_of(float(line) + min(self._comp_offset(), length - 0.5))
-                      for line, length in zip(bar_lines.tolist(), lengths.tolist())]
+            struck = [self._comp_place(line, length)[0] for line, length in zip(bar_lines.tolist(), lengths.tolist())]
         for gap_start, gap_end in gaps:
             # in time with the tune: on the first half beat of the silence
             entry = self.tempo.time_of(np.ceil(2.0 * self.tempo.beat_at(max(gap_start - 0.05, 0.0))) / 2.0)
@@ -372,9 +376,11 @@ class Composer:
             for pitch, (a, b) in pad:
                 self._strike(shot.harmony, pitch, a, b, velocity)
 
-    def _comp_offset(self) -> float:
-        """Beats after the bar line at which a struck chord is placed (see `_comp`)."""
-        return COMP_AT[str(self.rng.choice(COMP_PATTERNS, p=COMP_WEIGHTS))]
+    def _comp_place(self, first_beat: int, bar_beats: int) -> tuple[float, str]:
+        """(time, pattern) of a struck chord in the bar that opens on `first_beat` and lasts
+        `bar_beats` beats: one of COMP_PATTERNS, never later than half a beat before the bar ends."""
+        pattern = str(self.rng.choice(COMP_PATTERNS, p=COMP_WEIGHTS))
+        return self.tempo.time_of(first_beat + min(COMP_AT[pattern], bar_beats - 0.5)), pattern
 
     def _strike(self, part: Part, pitch: int, start_s: float, end_s: float, velocity: int) -> None:
         """Add a pad note that never overlaps a note of the same key on its instrument (a key
@@ -438,11 +444,9 @@ class Composer:
         bar_s = float(self.tempo.beat_s[int(bar_beats[0])])
         if same_chord and self.rng.random() < COMP_TIE and self._ring_on(shot.harmony, bar_s, end_s):
             return
-        pattern = str(self.rng.choice(COMP_PATTERNS, p=COMP_WEIGHTS))
-        first = int(bar_beats[0])
-        start = self.tempo.time_of(first + min(COMP_AT[pattern], bar_beats.size - 0.5))
+        start, pattern = self._comp_place(int(bar_beats[0]), bar_beats.size)
         if end_s - start < 0.1:
-            start = self.tempo.time_of(first)
+            start = bar_s
         spread = COMP_ROLL_S if pattern == "rolled" else 0.0
         velocity = int(32 + 16 * shot.energy)
         for k, pitch in enumerate(sorted(voicing)):   # a roll goes from the bottom up
@@ -531,8 +535,9 @@ class Composer:
 
     def _next_bar_line(self, position: float) -> float:
         """The beat of the first downbeat after beat `position` (the timeline's last beat if none)."""
-        later = np.flatnonzero(self.beat_in_bar[int(np.floor(position)) + 1:] == 0)
-        return float(int(np.floor(position)) + 1 + later[0]) if later.size else float(self.beat_in_bar.size - 1)
+        after = int(np.floor(position)) + 1
+        later = np.flatnonzero(self.downbeat[after:])
+        return float(after + later[0]) if later.size else float(self.downbeat.size - 1)
 
     def _on_the_chord(self, position: float, tones: list[int], index: int) -> int:
         """The tune's note (an index into `tones`) for beat `position`: on a strong beat (the
@@ -626,7 +631,7 @@ class Composer:
         part = Part(program)
         spans = [(p.time_s, max(p.end_s, p.time_s + 0.8), p.strength) for p in points if p.kind == "shake"]
         spans += [(a - 0.25, b + 0.4, FLURRY_BED) for a, b in series_spans(points)]
-        downbeats = self.tempo.beat_s[self.beat_in_bar == 0]
+        downbeats = self.tempo.beat_s[self.downbeat]
         for start, end, strength in spans:
             start = max(start, 0.0)
             edges = [start, *(float(t) for t in downbeats if start + 0.3 < t < end - 0.3), end]
