@@ -43,6 +43,9 @@ BASS_RANGE = (36, 55)
 HARMONY_RANGE = (53, 72)
 BASS_HOME = 0.35            # where in its range (0 bottom .. 1 top) a bass line gravitates to
 CLEAR_BEFORE_HIT_S = 0.18   # the tune keeps quiet this long before an event it does not land on
+# On a bar line the tune reaches for the chord's root only when it is this many scale steps
+# nearer than its third or fifth (never, as those lie two steps away): it stays on a root it is on.
+ROOT_AWAY = 1.5
 SNAP_S = 0.1                # a tune note this close to an event moves onto it
 RUN_FROM = 0.5              # weaker motion gets no run
 RUN_NOTES_PER_S = 9.0
@@ -490,8 +493,7 @@ class Composer:
             else:
                 motif = simplified(self._next_motif(density), TUNE_SLACK * density)
             chord = chords[int(self.bar[int(min(position, beats[-1]))])]
-            near = [j for j, m in enumerate(tones) if m % 12 in chord]
-            index = min(near, key=lambda j: abs(j - index)) if near else index
+            index = self._chord_index(tones, chord, index, on_bar_line=self._on_bar_line(position))
             position = self._phrase(shot, motif, position, last, tones, index, rest=0.0 if theme else PHRASE_REST,
                                     closing=closing)
             if theme:
@@ -542,15 +544,29 @@ class Composer:
     def _on_the_chord(self, position: float, tones: list[int], index: int) -> int:
         """The tune's note (an index into `tones`) for beat `position`: on a strong beat (the
         bar's first, or the middle of a bar of four) the nearest tone of the bar's chord, so the
-        tune and the harmony agree where the ear weighs them; passing notes fall between."""
+        tune and the harmony agree where the ear weighs them; passing notes fall between. On the
+        bar line, where the bass strikes the chord's root, the tune takes the third or the fifth
+        unless it is on the root already: a tune drawn to the root doubles the bass in octaves
+        bar after bar, and the two outer voices then move as one."""
         beat = int(round(position))
         if abs(position - beat) > 1e-6 or beat >= self.bar.size:
             return index
         if self.beat_in_bar[beat] not in (0, self.orchestra.meter // 2 if self.orchestra.meter >= 4 else 0):
             return index
         chord = self.bar_chords.get(int(self.bar[beat]))
-        near = [j for j, m in enumerate(tones) if chord is not None and m % 12 in chord]
-        return min(near, key=lambda j: (abs(j - index), j)) if near else index
+        return self._chord_index(tones, chord, index, on_bar_line=self.beat_in_bar[beat] == 0) if chord else index
+
+    def _on_bar_line(self, position: float) -> bool:
+        beat = int(round(position))
+        return abs(position - beat) < 1e-6 and beat < self.bar.size and self.beat_in_bar[beat] == 0
+
+    @staticmethod
+    def _chord_index(tones: list[int], chord: tuple[int, int, int], index: int, on_bar_line: bool) -> int:
+        """The tone of `chord` nearest tones[index] (an index into `tones`); on a bar line, where
+        the bass strikes the root, the root only when the tune is on it already (ROOT_AWAY)."""
+        near = [j for j, m in enumerate(tones) if m % 12 in chord]
+        away = lambda j: ROOT_AWAY if on_bar_line and tones[j] % 12 == chord[0] else 0.0  # noqa: E731
+        return min(near, key=lambda j: (abs(j - index) + away(j), j)) if near else index
 
     @staticmethod
     def _tune_tones(shot: ShotContext) -> list[int]:
