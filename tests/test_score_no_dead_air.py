@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dubber.backends.score import ScoreBackend
-from dubber.backends.score.compose import shot_energy
+from dubber.backends.score.pace import shot_energy
 from dubber.backends.score.engine import shot_bounds
 from dubber.backends.score.hitpoints import event_points
 from dubber.hits import played_events

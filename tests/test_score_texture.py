@@ -10,7 +10,7 @@ import pytest
 
 from dubber import sound_measures as sm
 from dubber.backends.score import ScoreBackend, compose_score
-from dubber.backends.score.compose import Motif, simplified
+from dubber.backends.score.motif import Motif, simplified
 from dubber.plan import PlanOptions, make_plan
 from vision.types import MediaInfo, Shot, VideoAnalysis, VisualEvent
 
@@ -184,7 +184,7 @@ def test_every_shot_opens_with_the_theme_whole(seed):
 def test_a_still_shot_after_a_busy_one_opens_as_still_as_it_is():
     """The swell is read within each shot: the busy shot before a cut does not make the still
     one after it open loud (measured before: +20 velocity steps on its first half second)."""
-    from dubber.backends.score.compose import motion_swell
+    from dubber.backends.score.pace import motion_swell
 
     swell = motion_swell(np.r_[np.full(48, 0.9), np.full(48, 0.1)], 24.0, [(0.0, 2.0), (2.0, 4.0)])
     assert all(abs(swell(t)) < 1e-9 for t in np.arange(0.0, 4.0, 0.05))
@@ -207,7 +207,7 @@ def test_every_flurry_figure_climbs_or_falls_all_the_way():
 
 
 def test_a_shot_shorter_than_the_swell_window_is_scored():
-    from dubber.backends.score.compose import motion_swell
+    from dubber.backends.score.pace import motion_swell
 
     swell = motion_swell(np.r_[np.full(10, 0.2), np.full(14, 0.8), np.full(60, 0.4)], 24.0,
                          [(0.0, 10 / 24), (10 / 24, 1.0), (1.0, 3.5)])

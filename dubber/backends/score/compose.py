@@ -15,6 +15,7 @@ import numpy as np
 
 from ...styles import Orchestra
 from .hitpoints import HitPoint, series_spans
+from .motif import VARIATIONS, Motif, make_motif, simplified, theme_in, vary
 from .notation import PLAYABLE, SILENT_KEYS, Note, Part, ShotMusic
 from .tempo_map import TempoMap, bar_numbers
 
@@ -32,11 +33,6 @@ MODES: dict[str, tuple[int, ...]] = {
 # Where a chord (scale degree, 0-based) likes to go next: functional harmony, loosely.
 NEXT_DEGREE: dict[int, tuple[int, ...]] = {0: (3, 4, 5, 1, 2), 1: (4, 4, 6), 2: (5, 3), 3: (4, 0, 1),
                                            4: (0, 5, 0), 5: (1, 3), 6: (0, 2)}
-# Rhythm cells in beats: what a tune is made of (dotted, syncopated, even, held).
-CELLS: tuple[tuple[float, ...], ...] = ((1.0, 0.5, 0.5), (0.5, 0.5, 1.0), (1.5, 0.5), (0.75, 0.25, 1.0),
-                                        (0.5, 1.0, 0.5), (2.0,), (1.0, 1.0), (0.5, 0.5, 0.5, 0.5),
-                                        (1.0, 2.0), (0.25, 0.25, 0.5, 1.0), (3.0,), (1.5, 1.5))
-VARIATIONS = ("state", "sequence", "invert", "retrograde", "augment", "diminish", "fragment", "free")
 MELODY_RANGE = (60, 86)
 MELODY_SPAN = 19            # semitones a tune keeps at least, where its instrument's compass allows
 BASS_RANGE = (36, 55)
@@ -70,19 +66,11 @@ PLUCK_S = 0.5               # a plucked or struck note (DECAYING) counts as soun
 # ...but a piano's note rings on while its key is held (in the default bank 13 dB down after a
 # second, a pizzicato's 29 dB down after half of one): a pianist does not strike again to fill it.
 RING_S = {program: 1.0 for program in range(8)}
-SWELL_S = 1.0               # the music's dynamics follow the picture's motion averaged over this long ...
-SWELL_SPAN = 0.2            # ... a moment this much busier (or stiller) than its shot's average (curve units) ...
-SWELL_VELOCITY = 20         # ... plays this many velocity steps louder (or softer): the band swells with the action
+SWELL_VELOCITY = 20         # a moment busier than its shot (`pace.motion_swell`) plays this many velocity steps louder
 SWELLING_ROLES = frozenset({"melody", "bass", "harmony"})   # runs and tremolo take their level from their event
 # General MIDI programs whose sound dies away while the key is held: pianos and chromatic
 # percussion, guitars and basses, pizzicato, harp, timpani, plucked and percussive ethnic ones.
 DECAYING = frozenset((*range(0, 16), *range(24, 40), 45, 46, 47, *range(104, 120)))
-
-
-@dataclass(frozen=True)
-class Motif:
-    rhythm: tuple[float, ...]   # beats
-    steps: tuple[int, ...]      # scale steps between consecutive notes (len(rhythm) - 1)
 
 
 @dataclass(frozen=True)
@@ -146,105 +134,6 @@ def chord_pcs(root: int, scale: tuple[int, ...], degree: int) -> tuple[int, int,
     return tuple((root + scale[(degree + k) % n]) % 12 for k in (0, 2, 4))  # type: ignore[return-value]
 
 
-def make_motif(rng: np.random.Generator) -> Motif:
-    rhythm = CELLS[int(rng.integers(len(CELLS)))] + CELLS[int(rng.integers(len(CELLS)))]
-    steps = tuple(int(s) for s in rng.choice((-2, -1, -1, 1, 1, 2, 3, -3), size=len(rhythm) - 1))
-    return Motif(rhythm, steps)
-
-
-def vary(motif: Motif, how: str, rng: np.random.Generator) -> Motif:
-    """One variation of the motif (see VARIATIONS)."""
-    if how == "invert":
-        return Motif(motif.rhythm, tuple(-s for s in motif.steps))
-    if how == "retrograde":
-        return Motif(motif.rhythm[::-1], tuple(-s for s in motif.steps[::-1]))
-    if how == "augment":
-        return Motif(tuple(2 * r for r in motif.rhythm), motif.steps)
-    if how == "diminish":
-        return Motif(tuple(r / 2 for r in motif.rhythm) * 2, motif.steps + (int(rng.choice((-1, 1))),) + motif.steps)
-    if how == "fragment":
-        half = max(1, len(motif.rhythm) // 2)
-        return Motif(motif.rhythm[:half] * 2, motif.steps[:half - 1] + (int(rng.choice((-2, 2))),) + motif.steps[:half - 1])
-    if how == "free":
-        return make_motif(rng)
-    return motif
-
-
-def simplified(motif: Motif, notes_per_beat: float) -> Motif:
-    """The motif with its shortest notes tied into the note before them until it plays at most
-    `notes_per_beat`: the same tune and contour in longer values, as an arranger thins a figure
-    for a calmer scene. The first note always stays."""
-    rhythm, steps = list(motif.rhythm), list(motif.steps)
-    while len(rhythm) > 1 and len(rhythm) / sum(rhythm) > notes_per_beat:
-        k = min(range(1, len(rhythm)), key=lambda j: (rhythm[j], -j))
-        rhythm[k - 1] += rhythm.pop(k)
-        moved = steps.pop(k - 1)
-        if k - 1 < len(steps):
-            steps[k - 1] += moved   # the next note is still reached from where the tied one led
-    return Motif(tuple(rhythm), tuple(steps))
-
-
-def _opening(rhythm: tuple[float, ...], room: float) -> list[float]:
-    """The note values from the start of `rhythm` that fit in `room` beats."""
-    fitting: list[float] = []
-    for length in rhythm:
-        if sum(fitting) + length > room + 1e-9:
-            break
-        fitting.append(length)
-    return fitting
-
-
-def theme_in(motif: Motif, notes_per_beat: float, room: float) -> tuple[Motif, bool]:
-    """The theme in at most `room` beats, and whether it is cut short: whole, thinned for the
-    scene's pace (`simplified`), where it fits; else its opening notes, in halved values where
-    the plain ones leave fewer than two (no note shorter than a sixteenth), with the last one
-    held towards the end of the room (see `Composer._phrase`), so a statement that a change of
-    key comes to cut short closes on a held note instead of breaking off mid-figure."""
-    form = simplified(motif, notes_per_beat)
-    if sum(form.rhythm) <= room + 1e-9:
-        return form, False
-    rhythm = _opening(form.rhythm, room)
-    halved = Motif(tuple(r / 2 for r in form.rhythm), form.steps)
-    if len(rhythm) < 2 and min(halved.rhythm) >= 0.25:
-        form, rhythm = halved, _opening(halved.rhythm, room)
-    if not rhythm:
-        return Motif((room,), ()), True
-    rhythm[-1] += room - sum(rhythm)
-    return Motif(tuple(rhythm), form.steps[:len(rhythm) - 1]), True
-
-
-def shot_energy(motion: np.ndarray, events: list[HitPoint], start_s: float, end_s: float, fps: float) -> float:
-    """0..1: how busy a shot is, from its motion curve and how many events it has per second."""
-    a, b = int(start_s * fps), max(int(start_s * fps) + 1, int(end_s * fps))
-    moving = float(np.mean(motion[a:b])) if motion[a:b].size else 0.0
-    rate = sum(1 for e in events if start_s <= e.time_s < end_s) / max(end_s - start_s, 0.5)
-    return float(np.clip(0.6 * moving + 0.25 * rate, 0.0, 1.0))
-
-
-def motion_swell(motion: np.ndarray, fps: float, shots: list[tuple[float, float]]) -> Callable[[float], float]:
-    """-1..1 at a time: how much busier the picture is then (its motion curve averaged over
-    SWELL_S) than on average in its shot, in units of SWELL_SPAN. The shot's overall level is
-    the composer's already (`shot_energy`); this is the swell and hush within it, as a
-    conductor follows the action on the screen."""
-    if motion.size == 0 or fps <= 0:
-        return lambda time_s: 0.0
-    window = np.ones(max(1, int(round(SWELL_S * fps))))
-    swell = np.zeros(motion.size)
-    for start, end in shots:   # slices, not masks: a feature film has a thousand shots
-        inside = slice(int(np.ceil(start * fps - 1e-6)), int(np.ceil(end * fps - 1e-6)))
-        part = motion[inside]
-        if part.size:
-            # averaged within the shot, over the frames there are: a busy shot's motion does not
-            # swell the first bars of a still one after the cut
-            near = window[:part.size]   # ("same" gives the longer of the two: a shot under a second long)
-            smooth = np.convolve(part, near, mode="same") / np.convolve(np.ones_like(part), near, mode="same")
-            swell[inside] = np.clip((smooth - smooth.mean()) / SWELL_SPAN, -1.0, 1.0)
-
-    def at(time_s: float) -> float:
-        return float(swell[int(np.clip(time_s * fps, 0, swell.size - 1))])
-    return at
-
-
 def plan_keys(count: int, orchestra: Orchestra, rng: np.random.Generator) -> list[tuple[int, str]]:
     """(key root, mode) per section: a new key at every cut, moving by the style's modulations to a
     key not heard in the last three sections."""
@@ -280,7 +169,7 @@ class Composer:
 
     def __init__(self, orchestra: Orchestra, tempo: TempoMap, rng: np.random.Generator,
                  swell: Callable[[float], float] = lambda time_s: 0.0) -> None:
-        """`swell`: -1..1 per time, the dynamics within a shot (see `motion_swell`)."""
+        """`swell`: -1..1 per time, the dynamics within a shot (see `pace.motion_swell`)."""
         self.orchestra, self.tempo, self.rng, self.swell = orchestra, tempo, rng, swell
         self.bar, self.beat_in_bar = bar_numbers(tempo, orchestra.meter)
         self.downbeat = self.beat_in_bar == 0   # the first beat of each bar of the metre

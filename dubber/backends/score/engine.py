@@ -11,11 +11,11 @@ from vision.types import VideoAnalysis
 
 from ...hits import played_events
 from ...styles import DEFAULT_STYLE, STYLES, Orchestra
-from .compose import (MODES, Composer, ShotContext, describe_shot, motion_swell, pick_program, plan_keys,
-                      plan_textures, scale_pitches, shot_energy)
+from .compose import MODES, Composer, ShotContext, describe_shot, pick_program, plan_keys, plan_textures, scale_pitches
 from .foley import event_sounds, whistled
 from .hitpoints import HitPoint, event_points, tempo_anchors
 from .notation import Part, Room, Score, playable
+from .pace import motion_swell, shot_energy
 from .tempo_map import TempoMap, bar_numbers, build_tempo_map
 
 log = logging.getLogger(__name__)
