@@ -361,7 +361,7 @@ def test_review_pictures_and_studio_copies_are_written_like_every_output(tmp_pat
     import numpy as np
 
     import dubber.atomic as atomic
-    from dubber.review import spectrogram_png
+    from dubber.spectrogram import spectrogram_png
     from dubber.studio.project import _link_or_copy
 
     staged: list[str] = []

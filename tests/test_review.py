@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from dub_cli import dub_env, ffmpeg, run_dub
-from dubber.review import spectrogram_png
+from dubber.spectrogram import spectrogram_png
 
 SR = 48_000
 
@@ -57,7 +57,7 @@ def test_each_shot_has_thumbnails_spectrogram_caption_prompt_and_sync_figures(du
     for cue in manifest["plan"]["cues"]:
         assert cue["caption"].split(";")[0][:30] in page
     # The legend names every kind of event the pictures draw, in the colour it is drawn in.
-    from dubber.review import EVENT_COLOURS
+    from dubber.spectrogram import EVENT_COLOURS
 
     legend = re.search(r"<p class='legend'>(.*?)</p>", page, flags=re.S).group(1)
     for kind in {e["kind"] for e in manifest["analysis"]["events"]} | {"impact", "flash", "shake", "run"}:
@@ -194,7 +194,7 @@ def test_figures_and_picture_read_from_disk_are_those_of_the_whole_track(tmp_pat
 
     from dubber import sound_measures as sm
     from dubber import wav_measures
-    from dubber.review import track_spectrogram_png
+    from dubber.spectrogram import track_spectrogram_png
     from dubber.wav_measures import WavTrack
 
     rng = np.random.default_rng(0)

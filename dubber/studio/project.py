@@ -530,7 +530,7 @@ def write_spectrogram(mix_wav: Path, analysis: Any, out: Path) -> Path:
     """The review picture of the mix: spectrogram with the cuts, transitions and events marked."""
     import soundfile as sf
 
-    from ..review import spectrogram_png
+    from ..spectrogram import spectrogram_png
 
     audio, sr = sf.read(str(mix_wav), dtype="float32", always_2d=True)
     media = analysis.media
