@@ -40,6 +40,7 @@ from .atomic import OutputTransaction, commit_record_path, exclusive_lock, outpu
 from .backends import build_backend, resolve_backend
 from .destinations import Destinations, earlier_outputs, plan_destinations, remove_earlier_outputs
 from .media.tracks import sweep_work_folders, work_folder
+from .run_notes import bed_notes, loudness_notes
 from .errors import DubError, OutputError
 from .types import OUTPUT_SAMPLE_RATE, ProgressFn, no_progress
 from .user_plan import read_user_plan, unheard_plan_edits
@@ -369,37 +370,6 @@ def _cache_notes(options: DubOptions) -> list[str]:
             "give a writable folder with --cache-dir or DUB_CACHE_DIR"] if why else []
 
 
-def _bed_notes(media: Any, options: DubOptions) -> list[str]:
-    """With --keep-original and several audio tracks: which one the mix ducks under the dub."""
-    from .media.audio_io import programme_track
-
-    tracks = media.audio_tracks or ()
-    if not (options.keep_original and len(tracks) > 1):
-        return []
-    chosen = programme_track([t.default for t in tracks])
-    track = tracks[chosen]
-    label = ", ".join(x for x in (track.language, track.title) if x)
-    why = "the one the file marks as default" if track.default else "the first; the file marks none as default"
-    return [f"the source's sound under the dub in the mix is its audio track {chosen + 1}"
-            f"{f' ({label})' if label else ''}, {why}; all {len(tracks)} tracks are kept after the dub"]
-
-
-def _loudness_notes(soundtrack: Any, options: DubOptions) -> list[str]:
-    """A note when the mix could not reach the loudness asked (a target so loud that the
-    true-peak ceiling would need more limiting than the mix allows): the ceiling held instead."""
-    target, reached = resolve_lufs(options.lufs), float(soundtrack.integrated_lufs)
-    if not math.isfinite(reached) or abs(reached - target) <= 0.5:
-        return []
-    if options.muted_cues and reached < target:
-        count = len(options.muted_cues)
-        return [f"the mix measures {reached:.1f} LUFS, under the {target:g} asked, because {count} muted shot"
-                f"{'s are' if count > 1 else ' is'} silent: the other shots keep the level they have with every "
-                "shot playing, sample for sample"]
-    return [f"the mix reaches {reached:.1f} LUFS, not the {target:g} asked: the true-peak ceiling of "
-            f"{resolve_true_peak(options.lufs):g} dBTP held, and more loudness would take more limiting than a "
-            "mix allows; choose a lower target with --lufs"]
-
-
 def passes_reported(progress: ProgressFn, stage: str, seconds: int) -> Callable[[float], None]:
     """A progress callback for ffmpeg's seconds written that never goes back: when ffmpeg starts
     the file again (the dub encoded once more, quieter, to hold its true peak), the stage grows
@@ -608,8 +578,8 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
             # the manifest last (stem names are known only now: checked again before any is replaced).
             with run.stage("export"):
                 outputs, notes = _export(txn, dest, analysis, the_plan, render, soundtrack, options)
-                notes = (plan_notes + shared_frame_note(analysis) + _loudness_notes(soundtrack, options)
-                         + _bed_notes(analysis.media, options) + dropped + notes + _cache_notes(options))
+                notes = (plan_notes + shared_frame_note(analysis) + loudness_notes(soundtrack, options)
+                         + bed_notes(analysis.media, options) + dropped + notes + _cache_notes(options))
                 for target in txn.targets():
                     dest.check_replace(target, path, options.force or options.overwrite)
                 earlier = earlier_outputs(dest)   # read before the manifest is replaced

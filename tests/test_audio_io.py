@@ -211,7 +211,8 @@ def test_the_original_track_on_disk_is_the_decoded_audio(clips):
 def test_the_original_sound_is_the_track_the_file_marks_as_default(tmp_path):
     """A file with a scratch track first and its programme sound second, marked default: the
     bed is the programme sound; with no track marked, the first."""
-    from dubber.api import _bed_notes, DubOptions
+    from dubber.api import DubOptions
+    from dubber.run_notes import bed_notes
     from vision import probe
 
     picture = ["-f", "lavfi", "-i", "testsrc=size=64x36:rate=24:duration=2"]
@@ -229,8 +230,8 @@ def test_the_original_sound_is_the_track_the_file_marks_as_default(tmp_path):
 
     assert abs(pitch(marked) - 1500) < 20 and abs(pitch(unmarked) - 440) < 20
     keep = DubOptions(keep_original=True)
-    assert _bed_notes(probe(marked), keep) == [
+    assert bed_notes(probe(marked), keep) == [
         "the source's sound under the dub in the mix is its audio track 2 (eng), the one the file marks as default; "
         "all 2 tracks are kept after the dub"]
-    assert "track 1, the first; the file marks none as default" in _bed_notes(probe(unmarked), keep)[0]
-    assert _bed_notes(probe(marked), DubOptions()) == []
+    assert "track 1, the first; the file marks none as default" in bed_notes(probe(unmarked), keep)[0]
+    assert bed_notes(probe(marked), DubOptions()) == []
