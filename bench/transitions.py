@@ -1,6 +1,6 @@
 """Benchmark of gradual transitions (dissolves, fades, irises, wipes) and hard cuts on labelled clips.
 
-    python bench/transitions.py                            # the clips in ../extra_clips, beside the checkout
+    python bench/transitions.py                            # the clips in ../extra_clips (bench/heldout/build.py)
     python bench/transitions.py --clips DIR --json out.json
 
 The folder holds short clips and `labels.json` in the format of the realclips set (see its
