@@ -27,8 +27,9 @@ from tests.dub_cli import reaped
 from tests.watch_helpers import (MARKERS_ENV, REPO, copy_processor, journal, publish, slow_copy, variant,
                                  wait_for)
 from dubber.errors import BackendUnavailable
+from dubber.watch.service import run_watch
 from dubber.watch.watcher import (WatchLocked, WatchOptions, WatchSettings, WatchSettingsError, dub_processor, is_candidate,
-                          load_settings, run_watch)
+                          load_settings)
 
 
 # ----------------------------------------------------------------------------- unit checks

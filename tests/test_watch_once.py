@@ -19,7 +19,8 @@ import pytest
 
 from tests.watch_helpers import copy_processor, journal, publish, slow_copy, variant
 from dubber.errors import OutputError
-from dubber.watch.watcher import WatchOptions, run_watch
+from dubber.watch.service import run_watch
+from dubber.watch.watcher import WatchOptions
 
 
 # ----------------------------------------------------------------------------- --once and skip mode

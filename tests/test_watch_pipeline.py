@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.watch_helpers import REPO, journal, publish, wait_for
-from dubber.watch.watcher import WatchOptions, WatchSettings, load_settings, run_watch
+from dubber.watch.service import run_watch
+from dubber.watch.watcher import WatchOptions, WatchSettings, load_settings
 
 
 DUB_SETTINGS = 'backend = "score"\n'   # the CPU score engine, explicitly (no model on a test machine)

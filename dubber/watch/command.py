@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .dispatch import Processor
 from .settings import DUPLICATE_MODES, WatchOptions
-from .watcher import run_watch
+from .service import run_watch
 from ..errors import DubError, InputError
 
 

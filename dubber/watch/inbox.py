@@ -1,12 +1,14 @@
 """The watch folder's inbox (dubber.watch.watcher): which files are ready to be taken, videos
 lifted out of folders dropped there, emptied folders removed, and what is left alone named once.
 What it learns is kept in logs/inbox-state.json (`InboxState`) after every scan that changed it,
-so a `--once` run under cron goes on where the last one stopped."""
+so a `--once` run under cron goes on where the last one stopped. File-system events on the inbox
+(`inbox_events`) only wake the scan early."""
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -175,3 +177,37 @@ class InboxScanner:
                     self.state.emptied.discard(key)
                     waiting.discard(key)
         return waiting
+
+
+def inbox_events(inbox: Path, wake: threading.Event, poll_s: float):
+    """Start watchdog's events on `inbox`, each setting `wake`: they only make the watcher scan
+    sooner (the scan is what decides). The observer, or None when watchdog is missing or the
+    system has no events to give (then the scan every `poll_s` seconds is all there is)."""
+    try:
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+    except ImportError:
+        return None
+
+    class _Hint(FileSystemEventHandler):
+        def on_any_event(self, event) -> None:
+            wake.set()
+
+    logging.getLogger(INOTIFY_LOGGER).addFilter(_quiet_stop_race)
+    observer = Observer()
+    try:
+        observer.schedule(_Hint(), str(inbox), recursive=False)
+        observer.start()
+    except OSError as err:  # e.g. out of inotify watches: polling still works
+        log.warning("file-system events unavailable (%s); scanning every %.1f s", err, poll_s)
+        return None
+    return observer
+
+
+INOTIFY_LOGGER = "watchdog.observers.inotify"
+
+
+def _quiet_stop_race(record: logging.LogRecord) -> bool:
+    """watchdog logs, as an error, an inotify event read while its observer is being stopped (a
+    drop just before Ctrl-C): nothing is lost, since events only wake the scan early."""
+    return "called when the thread is inactive" not in record.getMessage()

@@ -26,6 +26,8 @@ processes (`--jobs N` at once) or tasks on a Ray cluster (`--ray`), with its led
 worker that dies is retried, a file that fails goes to failed/ alone, and the scan never waits.
 
     python -m dubber.watch ROOT [-o OUTDIR] [--once] [--stable-s 2] [--jobs N] [--ray [ADDRESS]]
+
+The service around it (its locks and log, `run_watch`) is `dubber.watch.service`.
 """
 from __future__ import annotations
 
@@ -39,27 +41,26 @@ import threading
 import time
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from .dispatch import WatchJob, dub_processor, probe_validator
-from .inbox import InboxScanner
-from .journal import (FOLDERS, INBOX_STATE_FILE, JOURNAL_FILE, LOG_FILE, SOURCE_RECORD, STAGING_PREFIX, FolderLock,
-                      InboxState, Journal, WatchLocked, is_candidate, is_user_error, now_iso, one_sentence, sha256_of,
-                      shown, unique_path, write_json_atomic)
+from .inbox import InboxScanner, inbox_events
+from .journal import (FOLDERS, INBOX_STATE_FILE, JOURNAL_FILE, SOURCE_RECORD, STAGING_PREFIX, InboxState, Journal,
+                      WatchLocked, is_candidate, is_user_error, now_iso, one_sentence, sha256_of, shown, unique_path,
+                      write_json_atomic)
 from .relocate import Move, relocate_references
 from .settings import (SETTINGS_FILE, WatchOptions, WatchSettings, WatchSettingsError, default_workers, dub_options,
                        load_settings)
-from .storage import output_trouble, prepare_root
-from ..errors import InputError, OutputError
+from .storage import output_trouble
+from ..errors import InputError
 
 __all__ = ["WatchJob", "WatchLocked", "WatchOptions", "WatchSettings", "WatchSettingsError", "Watcher",
-           "dub_processor", "is_candidate", "load_settings", "probe_validator", "run_watch"]
+           "dub_processor", "is_candidate", "load_settings", "probe_validator"]
 
 log = logging.getLogger(__name__)
 
-OUTPUT_LOCK = ".dub-watch.lock"   # in an -o folder: held by the one watcher writing into it
 OUTPUT_RETRY_S = 30.0   # how long files wait in the inbox after the output folder could not take a dub
 # What a video still being copied reads as: cut short (its index or its last frames missing). A
 # file that is no video at all (text, an image) fails at once.
@@ -514,7 +515,8 @@ class Watcher:
         observer = None
         try:
             resume = self.recover()
-            observer = None if self.options.once or not self.options.use_events else self._observe()
+            events = not self.options.once and self.options.use_events
+            observer = inbox_events(self.dirs["inbox"], self.wake, self.options.poll_s) if events else None
             once_until = time.monotonic() + self.options.stable_s + 2 * self.options.poll_s
             # One thread per job in flight: it hashes, claims and files the result; the dub
             # itself runs in a worker process or on the cluster.
@@ -593,96 +595,3 @@ class Watcher:
                 return False
             log.warning("%s was deleted while being watched; made it again", folder)
         return True
-
-    def _observe(self):
-        """watchdog events on the inbox, used only to scan sooner; None when unavailable."""
-        try:
-            from watchdog.events import FileSystemEventHandler
-            from watchdog.observers import Observer
-        except ImportError:
-            return None
-        wake = self.wake
-
-        class _Hint(FileSystemEventHandler):
-            def on_any_event(self, event) -> None:
-                wake.set()
-
-        logging.getLogger(INOTIFY_LOGGER).addFilter(_quiet_stop_race)
-        observer = Observer()
-        try:
-            observer.schedule(_Hint(), str(self.dirs["inbox"]), recursive=False)
-            observer.start()
-        except OSError as err:  # e.g. out of inotify watches: polling still works
-            log.warning("file-system events unavailable (%s); scanning every %.1f s", err, self.options.poll_s)
-            return None
-        return observer
-
-
-INOTIFY_LOGGER = "watchdog.observers.inotify"
-
-
-def _quiet_stop_race(record: logging.LogRecord) -> bool:
-    """watchdog logs, as an error, an inotify event read while its observer is being stopped (a
-    drop just before Ctrl-C): nothing is lost, since events only wake the scan early."""
-    return "called when the thread is inactive" not in record.getMessage()
-
-
-# ----------------------------------------------------------------------------- entry points
-
-def _output_lock(out_dir: str | None) -> Any:
-    """Only one watcher writes into an output folder of its own (-o): a watcher starting clears
-    the half-written outputs it finds there, which would be another watcher's dubs in progress,
-    and two watchers would take one output name at once."""
-    if out_dir is None:
-        return contextlib.nullcontext()   # ROOT/output: the watch folder's own lock covers it
-    return FolderLock(Path(out_dir) / OUTPUT_LOCK,
-                      busy=f"Another watcher is already writing into {out_dir}; give this one another -o folder.",
-                      remove=True)
-
-
-def run_watch(root: Path, options: WatchOptions, stop: threading.Event | None = None) -> int:
-    """Watch ROOT until `stop` is set (or, with options.once, until what is ready is done).
-    Returns how many files this run moved to failed/.
-
-    Raises:
-        WatchSettingsError: dub-watch.toml is invalid.
-        WatchLocked: another watcher serves ROOT, or writes into the -o folder.
-        InputError / OutputError: ROOT or the output folder is a file, or cannot be written; the
-            folder above ROOT does not exist; with options.once, the output folder could not
-            take the dubs (the files wait in the inbox).
-        BackendUnavailable: ray is asked for but not installed, or its cluster cannot be reached.
-    """
-    if options.ray:
-        from ..ray_cluster import require_ray
-
-        require_ray()   # before any folder is made: a missing package is the user's to fix
-    root, out_dir, new = prepare_root(root, options.out_dir)
-    options = replace(options, out_dir=out_dir)
-    settings = load_settings(root)
-    try:
-        handler = logging.FileHandler(root / "logs" / LOG_FILE, encoding="utf-8")
-    except OSError as err:
-        raise OutputError(f"Cannot write the watch log {root / 'logs' / LOG_FILE} "
-                          f"({(err.strerror or str(err)).lower()}); make {root / 'logs'} writable.") from None
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    # What the watcher and the batch machinery under it say (worker retries, internal errors).
-    loggers = [logging.getLogger("dubber.watch"), logging.getLogger("dubber.batch")]
-    previous_levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-    try:
-        if new:   # said once: the next run finds the inbox there
-            log.info("set up a new watch folder at %s; drop videos into %s", root, root / "inbox")
-        with FolderLock(root / "logs" / "watch.lock"), _output_lock(out_dir):
-            watcher = Watcher(root, options, settings)
-            watcher.run(stop or threading.Event())
-            if options.once and watcher.output_trouble is not None:   # a cron job learns the backlog waits
-                raise OutputError(f"{watcher.output_trouble.rstrip('.')}; the files it could not take wait in "
-                                  "the inbox.")
-            return watcher.failures
-    finally:
-        for logger, level in zip(loggers, previous_levels):
-            logger.removeHandler(handler)
-            logger.setLevel(level)
-        handler.close()
