@@ -74,7 +74,7 @@ def theme_in(motif: Motif, notes_per_beat: float, room: float) -> tuple[Motif, b
     """The theme in at most `room` beats, and whether it is cut short: whole, thinned for the
     scene's pace (`simplified`), where it fits; else its opening notes, in halved values where
     the plain ones leave fewer than two (no note shorter than a sixteenth), with the last one
-    held towards the end of the room (see `Composer._phrase`), so a statement that a change of
+    held towards the end of the room (see `compose.Composer._phrase`), so a statement that a change of
     key comes to cut short closes on a held note instead of breaking off mid-figure."""
     form = simplified(motif, notes_per_beat)
     if sum(form.rhythm) <= room + 1e-9:
