@@ -386,6 +386,9 @@ def _after_interrupt(command: str, args: argparse.Namespace) -> str:
         return "interrupted; the analysis is kept only once it is complete, so a rerun reads the video again."
     if command in ("dub", "render", "plan"):
         return "interrupted; rerun the same command: the stages that finished come from the cache."
+    if command == "studio":
+        return ("studio stopped; its projects stay in its work folder for the next dub studio, which clears away "
+                "a take this one was rendering.")
     return "interrupted."
 
 
