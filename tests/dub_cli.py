@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -25,6 +26,13 @@ def reaped(proc: subprocess.Popen):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def restore_ctrl_c() -> None:
+    """In a child process (a `preexec_fn`): Ctrl-C as a terminal has it, even when the tests run
+    from a script in a shell's background (which starts them with SIGINT ignored, and a child
+    inherits that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def dub_command() -> list[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from dub_cli import restore_ctrl_c
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "cartoon_demo.mp4"
@@ -54,11 +55,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _restore_ctrl_c() -> None:
-    """In the server: Ctrl+C as a terminal has it, even when the tests run from a script in a
-    shell's background (which starts them with SIGINT ignored, and a child inherits that)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
 
 def start_studio(base: Path, *extra_args: str, env: dict[str, str] | None = None) -> StudioServer:
     """Start `dub studio --root <base>/root --work <base>/work [extra_args]` and wait until it
@@ -75,7 +71,7 @@ def start_studio(base: Path, *extra_args: str, env: dict[str, str] | None = None
         process = subprocess.Popen(
             [sys.executable, "-m", "dubber.cli", "studio", "--port", str(port), "--root", str(root),
              "--work", str(work), *extra_args], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=base,
-            preexec_fn=_restore_ctrl_c)
+            preexec_fn=restore_ctrl_c)
     server = StudioServer(f"http://127.0.0.1:{port}/", root, work, cache, log, process)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:

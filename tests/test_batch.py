@@ -27,7 +27,7 @@ from dubber import api
 from dubber.batch import BatchOptions, run_batch
 from dubber.jobs import LEDGER_DIR, Ledger
 from tests.batch_helpers import REPO, _dub_options
-from tests.dub_cli import reaped
+from tests.dub_cli import reaped, restore_ctrl_c
 
 
 @pytest.fixture(scope="module")
@@ -366,11 +366,6 @@ def _output_temporaries(out: Path) -> list[Path]:
     return [p for p in out.rglob("*.partial*") if LEDGER_DIR not in p.relative_to(out).parts]
 
 
-def _restore_ctrl_c() -> None:
-    """In the child: Ctrl-C as a terminal has it, even when these tests run from a script in a
-    shell's background (which starts them with SIGINT ignored, and a child inherits that)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
 
 def _interrupt_in_output_stage(extra: list[str], clips: dict[str, Path], tmp_path: Path,
                                to_group: bool = False) -> tuple[Path, int, str]:
@@ -387,7 +382,7 @@ def _interrupt_in_output_stage(extra: list[str], clips: dict[str, Path], tmp_pat
     cmd = [*dub_command(), "batch", str(clips["long"]), str(clips["clip0"]), "-o", str(out), "--timeline",
            "--no-cache", *extra]
     proc = subprocess.Popen(cmd, env=dub_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_restore_ctrl_c)
+                            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=restore_ctrl_c)
     try:
         deadline = time.monotonic() + 180
         while not _output_temporaries(out):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dub_cli import dub_command, dub_env
+from dub_cli import dub_command, dub_env, restore_ctrl_c
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker through /proc")
 
@@ -48,11 +48,6 @@ def _wait_until_importing(pid: int, timeout_s: float = 1.0) -> None:
         time.sleep(0.002)
 
 
-def _restore_ctrl_c() -> None:
-    """In the child: Ctrl-C as a terminal has it, even when these tests run in a shell's background
-    (which starts them with SIGINT ignored, and a child inherits that)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
 
 @pytest.mark.parametrize("signum, to_group, status", [
     (signal.SIGINT, True, 130),     # Ctrl-C on a terminal: the driver and its workers at once
@@ -66,7 +61,7 @@ def test_a_batch_interrupted_while_its_worker_starts_ends_with_one_line_and_no_t
         shutil.copyfile(sample_30p_silent[0], inputs[-1])
     cmd = [*dub_command(), "batch", *map(str, inputs), "-o", str(tmp_path / "out"), "--jobs", "1", "--no-cache"]
     proc = subprocess.Popen(cmd, env=dub_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_restore_ctrl_c)
+                            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=restore_ctrl_c)
     try:
         deadline = time.monotonic() + 60
         while (worker := _starting_worker(proc.pid)) is None:

@@ -315,18 +315,20 @@ def test_a_work_folder_there_but_not_writable_is_one_sentence_before_the_server_
                    "--work."), err
 
 
-def test_ctrl_c_stops_the_studio_with_a_sentence_and_the_status_of_an_interrupt(tmp_path):
-    """Ctrl+C is how the studio is stopped. It says so in one line (where its projects stay) and
-    exits 130 as every interrupted command does, not 0 with Gradio's own words."""
+@pytest.mark.parametrize("stop, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_stops_the_studio_with_a_sentence_and_the_status_of_an_interrupt(tmp_path, stop, status):
+    """Ctrl+C (or a supervisor's SIGTERM) is how the studio is stopped. It says so in one line
+    (where its projects stay) and exits 130 (143) as every interrupted command does, not 0 with
+    Gradio's own words."""
     import signal
 
     server = start_studio(tmp_path / "studio")
     try:
-        server.process.send_signal(signal.SIGINT)
+        server.process.send_signal(getattr(signal, stop))
         server.process.wait(timeout=60)
     finally:
         server.stop()
     said = server.log_text().strip().splitlines()
-    assert server.process.returncode == 130, said[-5:]
+    assert server.process.returncode == status, said[-5:]
     assert said[-1].startswith("dub: studio stopped; its projects stay in its work folder"), said[-5:]
     assert not any("Traceback" in line or "Keyboard interruption" in line for line in said), said

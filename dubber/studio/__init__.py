@@ -10,14 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from ..errors import InputError, OutputError
 from ..options import STUDIO_HOST as DEFAULT_HOST, STUDIO_PORT as DEFAULT_PORT   # this machine only
 DEFAULT_WORK_DIR = "dub-studio"
 DEFAULT_MAX_UPLOAD_MB = 2048
-SERVE_POLL_S = 0.2   # how often the waiting command line looks whether the server still runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,17 +80,7 @@ def run(args: argparse.Namespace) -> int:
     _check_port_free(args.host, args.port)
     print(f"dub: studio on http://{args.host}:{args.port} (work folder {settings.work_dir}); Ctrl+C stops it.",
           file=sys.stderr)
-    # Served without Gradio's own wait, which takes Ctrl+C (and the SIGTERM the command line
-    # turns into one) for a normal end: the studio would stop with status 0 and Gradio's words.
-    # Here the interrupt goes on to the command line, which says the studio stopped and exits as
-    # every interrupted command does (130, or 143 for SIGTERM).
-    app = serve(settings, host=args.host, port=args.port, block=False)
-    try:
-        while app.is_running:
-            time.sleep(SERVE_POLL_S)
-    except KeyboardInterrupt:
-        app.close()
-        raise
+    serve(settings, host=args.host, port=args.port)
     return 0
 
 

@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 EDITED_ELSEWHERE = ("This video is open in another page too, and that page saved its edits after this one opened "
                     "it. The two share one table: the edits saved last are the ones kept, and a reload shows "
                     "them. Keep one page per video; each take keeps the edits it was rendered from.")
+SERVE_POLL_S = 0.2                 # how often `serve` looks whether the server still runs
 GRADIO_CACHE_CHECK_S = 3600        # how often the copies Gradio serves are looked over ...
 GRADIO_CACHE_AGE_S = 24 * 3600     # ... and how old one may get
 
@@ -449,12 +451,14 @@ def build_app(settings: studio.StudioSettings) -> Any:
 
 
 def serve(settings: studio.StudioSettings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          share: bool = False, block: bool = True) -> Any:
-    """Start the studio. It binds to `host` (this machine only by default), serves nothing but its
-    work folder, and refuses uploads over `settings.max_upload_mb`.
+          share: bool = False) -> None:
+    """Start the studio and wait until it is stopped. It binds to `host` (this machine only by
+    default), serves nothing but its work folder, and refuses uploads over `settings.max_upload_mb`.
 
-    Returns:
-        The running gr.Blocks (when `block` is False).
+    The wait is this function's, not Gradio's: Gradio's own takes Ctrl+C (and the SIGTERM the
+    command line turns into one) for a normal end. Here the server is closed and the interrupt
+    goes on, so the command line says the studio stopped and exits as every interrupted command
+    does (130, or 143 for SIGTERM).
     """
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     # Uploads and Gradio's copies of outputs go inside the work folder, the one folder it serves.
@@ -463,6 +467,11 @@ def serve(settings: studio.StudioSettings, host: str = DEFAULT_HOST, port: int =
     app = build_app(settings)
     app.queue(default_concurrency_limit=1)   # one render at a time: it uses every core
     app.launch(server_name=host, server_port=port, share=share, allowed_paths=[str(settings.work_dir)],
-               max_file_size=f"{settings.max_upload_mb}mb", prevent_thread_lock=not block,
+               max_file_size=f"{settings.max_upload_mb}mb", prevent_thread_lock=True,
                show_error=False, quiet=True, ssr_mode=False, css=_CSS)
-    return app
+    try:
+        while app.is_running:
+            time.sleep(SERVE_POLL_S)
+    except KeyboardInterrupt:
+        app.close()
+        raise

@@ -443,19 +443,21 @@ class Composer:
         if self.beat_in_bar[beat] not in (0, self.orchestra.meter // 2 if self.orchestra.meter >= 4 else 0):
             return index
         chord = self.bar_chords.get(int(self.bar[beat]))
-        return self._chord_index(tones, chord, index, on_bar_line=self.beat_in_bar[beat] == 0) if chord else index
+        return self._chord_index(tones, chord, index, self._on_bar_line(position)) if chord else index
 
     def _on_bar_line(self, position: float) -> bool:
+        """Whether beat `position` is the first beat of a bar of the metre, where the bass strikes."""
         beat = int(round(position))
-        return abs(position - beat) < 1e-6 and beat < self.bar.size and self.beat_in_bar[beat] == 0
+        return abs(position - beat) < 1e-6 and beat < self.downbeat.size and bool(self.downbeat[beat])
 
     @staticmethod
     def _chord_index(tones: list[int], chord: tuple[int, int, int], index: int, on_bar_line: bool) -> int:
         """The tone of `chord` nearest tones[index] (an index into `tones`); on a bar line, where
         the bass strikes the root, the root only when the tune is on it already (ROOT_AWAY)."""
+        root = chord[0] if on_bar_line else None
         near = [j for j, m in enumerate(tones) if m % 12 in chord]
-        away = lambda j: ROOT_AWAY if on_bar_line and tones[j] % 12 == chord[0] else 0.0  # noqa: E731
-        return min(near, key=lambda j: (abs(j - index) + away(j), j)) if near else index
+        return min(near, key=lambda j: (abs(j - index) + (ROOT_AWAY if tones[j] % 12 == root else 0.0), j)) \
+            if near else index
 
     @staticmethod
     def _tune_tones(shot: ShotContext) -> list[int]:
