@@ -586,7 +586,7 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
                 txn.commit()
             # What the replaced dub wrote and this one did not (its timeline, its stems, its review
             # page) would sit beside the new video and point at the old sound: it goes.
-            remove_earlier_outputs(earlier, set(txn.targets()), path)
+            remove_earlier_outputs(earlier, set(txn.targets()), path, dest.reads)
     return DubResult(output=dest.video, backend=backend_name, backend_reason=reason, cues=len(the_plan.cues),
                      cues_from_cache=from_cache, total_samples=soundtrack.total_samples,
                      sample_rate=soundtrack.sample_rate, integrated_lufs=float(soundtrack.integrated_lufs),

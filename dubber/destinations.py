@@ -27,6 +27,9 @@ class Destinations:
     timeline_stem: Path | None   # <folder>/<name>; .otio/.fcpxml/.srt are added to it
     # Files an earlier, interrupted run of this job was publishing: replaced without --force.
     replaceable: frozenset[Path] = frozenset()
+    # Files the run reads besides the video (a plan, a hit list, a SoundFont), each with the words
+    # that name it: no output ever replaces one, --overwrite or not.
+    reads: tuple[tuple[Path, str], ...] = ()
 
     def export_paths(self) -> Any:
         from .export.deliverables import ExportPaths
@@ -44,9 +47,14 @@ class Destinations:
         return out
 
     def check_replace(self, target: Path, input_path: Path, force: bool) -> None:
-        """Refuse to write over the input ever, or over an existing file without --overwrite (or --force)."""
+        """Refuse to write over the input or a file the run reads ever, or over an existing file
+        without --overwrite (or --force)."""
         if target.exists() and os.path.samefile(target, input_path):
             raise OutputError(f"An output ({target.name}) would overwrite the input; choose another name with -o.")
+        for path, what in self.reads:
+            if target.exists() and path.exists() and os.path.samefile(target, path):
+                raise OutputError(f"An output ({target.name}) would overwrite {what}, which this run reads; "
+                                  "choose another name with -o.")
         if target.exists() and not force and target not in self.replaceable:
             raise OutputError(f"{target} already exists; pass --overwrite to replace it or choose another name with -o.")
 
@@ -81,7 +89,8 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
     if stems is None and options.timeline:
         stems = base.with_name(base.name + "_stems")   # timelines point at a mix WAV that must persist
     dest = Destinations(video=out, manifest=base.with_name(base.name + ".json"), stems=stems,
-                         timeline_stem=base if options.timeline else None, replaceable=replaceable)
+                         timeline_stem=base if options.timeline else None, replaceable=replaceable,
+                         reads=files_read(options))
     _check_not_anothers(dest.manifest, out)
     _check_stems_not_anothers(dest, video_path)
     for f in dest.files()[1:]:
@@ -92,6 +101,13 @@ def plan_destinations(video_path: Path, out_path: str | os.PathLike | None, opti
             raise OutputError(f"The stems location {stems} is a file; give a folder with --stems.")
         check_writable_folder(stems, what="stems", new_parents=True)
     return dest
+
+
+def files_read(options: DubOptions) -> tuple[tuple[Path, str], ...]:
+    """The files besides the video that a run with `options` reads, with the words naming each."""
+    given = ((options.plan_path, "the plan given with --plan"), (options.hits_path, "the hit list given with --hits"),
+             (options.soundfont, "the SoundFont given with --soundfont"))
+    return tuple((Path(path).expanduser().absolute(), what) for path, what in given if path)
 
 
 def _recorded_outputs(manifest: Path) -> dict[str, Path]:
@@ -111,17 +127,20 @@ def earlier_outputs(dest: Destinations) -> list[Path]:
     return files + [dest.video.with_suffix(".review.html")]
 
 
-def remove_earlier_outputs(earlier: list[Path], written: set[Path], input_path: Path) -> None:
-    """Remove the files of a replaced dub that this run did not write again. Never the input,
-    never a file just written; a folder only when the removed files were all it held (the
-    <output>_stems folder of a dub made with --timeline, replaced by one without)."""
+def remove_earlier_outputs(earlier: list[Path], written: set[Path], input_path: Path,
+                           reads: tuple[tuple[Path, str], ...] = ()) -> None:
+    """Remove the files of a replaced dub that this run did not write again. Never the input or
+    another file the run read (`Destinations.reads`), never a file just written; a folder only
+    when the removed files were all it held (the <output>_stems folder of a dub made with
+    --timeline, replaced by one without)."""
     written = {p.absolute() for p in written}
+    kept = [input_path, *(path for path, _ in reads)]
     emptied: set[Path] = set()
     for old in earlier:
         if old in written or not old.is_file() or old.is_symlink():
             continue
         with contextlib.suppress(OSError):
-            if os.path.samefile(old, input_path):
+            if any(path.exists() and os.path.samefile(old, path) for path in kept):
                 continue
             old.unlink()
             emptied.add(old.parent)

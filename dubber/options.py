@@ -161,14 +161,14 @@ def usable_path(text: str | os.PathLike, what: str) -> Path:
 def check_output_file(out_path: Path, input_path: Path, force: bool) -> Path:
     """Refuse outputs that would clobber the input or an existing file, or cannot be written."""
     out = usable_path(out_path, "output").absolute()
+    if out.is_dir():
+        raise OutputError(f"The output {out} is a folder; give a file name with -o.")
     if out.suffix.lower() not in VIDEO_SUFFIXES:
         raise OutputError(f"The output {out.name} must end in one of {', '.join(VIDEO_SUFFIXES)}; "
                           "choose a video file name with -o.")
     if out.resolve() == input_path.resolve() or (out.exists() and os.path.samefile(out, input_path)):
         raise OutputError("The output path is the input file itself; choose another name with -o "
                           "(the input is never overwritten).")
-    if out.is_dir():
-        raise OutputError(f"The output {out} is a folder; give a file name with -o.")
     if out.exists() and not force:
         raise OutputError(f"The output {out} already exists; pass --overwrite to replace it or choose "
                           "another name with -o.")
@@ -367,5 +367,5 @@ def check_media(media: Any) -> None:
                          f"{MAX_AREA_PIXELS / 1e6:.1f} million ({MAX_SIDE_PIXELS}x4320); scale it down first "
                          "(e.g. ffmpeg -i in.mp4 -vf scale=-2:2160 small.mp4).")
     if media.frame_count < MIN_FRAMES or media.duration_s < MIN_DURATION_S:
-        raise InputError(f"The video is only {media.frame_count} frame(s) long ({media.duration_s:.2f} s); "
-                         f"give a clip of at least {MIN_DURATION_S:g} s.")
+        raise InputError(f"The video is only {media.frame_count} frame(s) and {media.duration_s:.2f} s long; "
+                         f"give a clip of at least {MIN_FRAMES} frames and {MIN_DURATION_S:g} s.")

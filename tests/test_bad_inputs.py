@@ -27,6 +27,8 @@ def media(tmp_path_factory, sample_24p) -> dict[str, Path]:
     files["text"].write_text("This is a shopping list, not a film.\n" * 20)
     files["png"] = root / "still.png"
     ffmpeg("-f", "lavfi", "-i", "color=c=red:s=64x64", "-frames:v", "1", str(files["png"]))
+    files["gif"] = root / "moving.gif"   # animated: not a still image, and still no video dub reads
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=64x48:r=10:d=1", str(files["gif"]))
     files["audio_only"] = root / "voice.mp4"
     ffmpeg("-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "aac", str(files["audio_only"]))
     files["one_frame"] = root / "one_frame.mp4"
@@ -81,8 +83,9 @@ def _run_case(media, tmp_path, name: str, extra: list[str], mention: str | None 
     ("truncated", None),
     ("text", None),
     ("png", None),
+    ("gif", "is a GIF"),
     ("audio_only", None),
-    ("one_frame", "at least"),
+    ("one_frame", "at least 2 frames"),
     ("huge", "8192"),
 ])
 def test_unusable_media_is_refused(media, tmp_path, name, mention):
@@ -217,6 +220,49 @@ def test_output_sharing_another_dubs_manifest(media, tmp_path):
     assert again.returncode == 0, again.stderr   # the same output's own manifest is replaced as before
 
 
+@pytest.mark.parametrize("flag", ["--plan", "--hits"])
+def test_overwrite_never_replaces_the_plan_or_hit_list_the_run_reads(media, tmp_path, flag):
+    """A plan or hit list kept beside the output under the manifest's name (out.json for out.mp4):
+    the refusal without --overwrite suggests --overwrite, and with it the manifest would have
+    replaced the very file the run reads. Refused in one sentence naming the flag; the file and
+    everything else stay as they were."""
+    src = _case(media, tmp_path, "good")
+    env = dub_env(tmp_path)
+    given = src.parent / "out.json"
+    if flag == "--plan":
+        made = run_dub(["plan", src, "-o", given], env)
+        assert made.returncode == 0, made.stderr
+        command = ["render", src, "--plan", given]
+    else:
+        given.write_text('[{"t": 0.5}]')
+        command = [src, "--hits", given]
+    before, digest = snapshot(src.parent), sha256(src)
+    proc = run_dub([*command, "-o", src.parent / "out.mp4", "--backend", "score", "--overwrite"], env)
+    err = _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest,
+                             mention=flag)
+    assert "out.json" in err and err.endswith("choose another name with -o."), err
+
+
+def test_an_output_folder_is_named_a_folder(media, tmp_path):
+    """`-o renders/`, a folder that is there: the refusal says it is a folder, not that its name
+    lacks a video extension."""
+    (tmp_path / "case" / "renders").mkdir(parents=True)
+    _run_case(media, tmp_path, "good", ["--backend", "score"], "is a folder", out_name="renders")
+
+
+@pytest.mark.parametrize("command", ["analyze", "plan"])
+def test_json_is_never_written_over_a_video(media, tmp_path, command):
+    """`dub analyze film.mp4 -o take2.mp4 --overwrite`, a slip of the tab key, would have replaced
+    a film with JSON: refused, and the film stays."""
+    src = _case(media, tmp_path, "good")
+    film = src.parent / "take2.mp4"
+    shutil.copyfile(src, film)
+    before, digest = snapshot(src.parent), sha256(src)
+    proc = run_dub([command, src, "-o", film, "--overwrite"], dub_env(tmp_path))
+    _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest, mention=".json")
+    assert sha256(film) == digest
+
+
 def test_output_with_unknown_extension(media, tmp_path):
     _run_case(media, tmp_path, "good", ["--backend", "score"], ".mp4", out_name="out.wav")
 
@@ -312,3 +358,34 @@ def test_an_input_name_too_long_or_holding_a_nul_is_one_sentence(tmp_path, capsy
                        mention="too long")
     assert main([str(tmp_path / "a\x00b.mp4")]) == 2   # no shell passes a NUL: a script or a form can
     assert "NUL character" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("track", ["music", "original"])
+def test_a_full_scratch_disk_is_one_sentence_naming_the_work_folder(media, tmp_path, monkeypatch, capsys, track):
+    """The working tracks fill their disk as they are written, mid-render or while the original
+    sound is read: one sentence that names the work folder and the way out (exit 2, and the
+    error event for scripts), never a traceback, and never the input blamed as unplayable."""
+    import errno
+    import os
+
+    from dubber.cli.main import main
+
+    write = os.pwrite
+
+    def disk_full(fd, data, offset):   # the disk fills while this track is written
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith(f"{track}-"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return write(fd, data, offset)
+
+    src = _case(media, tmp_path, "good")
+    monkeypatch.setenv("DUB_CACHE_DIR", str(tmp_path / "dub-cache"))
+    monkeypatch.setattr(os, "pwrite", disk_full)
+    before = snapshot(src.parent)
+    code = main([str(src), "-o", str(src.parent / "out.mp4"), "--backend", "score", "--json-progress", "--keep-original"])
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "is full" in err and str(tmp_path / "dub-cache") in err and "--cache-dir" in err, err
+    assert f"the {track} track" in err and "decode" not in err, err
+    assert json.loads(out.strip().splitlines()[-1])["event"] == "error", out
+    assert snapshot(src.parent) == before

@@ -389,6 +389,19 @@ def test_analyze_plan_edit_render(clip, tmp_path):
     assert [c["seed"] for c in seeded_plan["cues"]] == [c["seed"] for c in seed9["cues"]]
 
 
+@pytest.mark.parametrize("args, mention", [(["in.mp4", "--json-progress", "--bogus"], "--bogus"),
+                                           (["analyze", "--json-progress", "--bogus", "in.mp4"], "--bogus"),
+                                           (["in.mp4", "other.mp4", "--json-progress"], "dub batch")])
+def test_json_progress_reports_a_bad_command_line_as_an_event(tmp_path, args, mention):
+    """A script that reads the events hears of a mistyped option as of any other error: one
+    error event on stdout with the sentence stderr prints."""
+    proc = run_dub(args, dub_env(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 2
+    events = json_events(proc.stdout)
+    assert events == [{"event": "error", "message": events[0]["message"], "exit_code": 2}], proc.stdout
+    assert mention in events[0]["message"] and proc.stderr.strip().endswith(events[0]["message"]), proc.stderr
+
+
 def test_json_progress_reports_a_user_error_as_an_event(tmp_path):
     proc = run_dub([tmp_path / "absent.mp4", "--json-progress"], dub_env(tmp_path))
     assert proc.returncode == 2

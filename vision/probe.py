@@ -22,7 +22,7 @@ from vision.types import AudioTrack, ExtraStream, MediaInfo
 log = logging.getLogger(__name__)
 
 # Demuxers that read single pictures, not moving video.
-_STILL_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "gif", "tiff_pipe",
+_STILL_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe",
                         "svg_pipe", "jpegxl_pipe", "qoi_pipe", "ppm_pipe", "pgm_pipe", "pam_pipe")
 # A packet may sit this many time-base ticks off the nominal grid (rounding in ms time bases).
 _CFR_TOLERANCE_TICKS = 1
@@ -117,6 +117,9 @@ def _open(path: Path):
 
 
 def _video_stream(container, path: Path):
+    if container.format.name == "gif":   # often animated, but no video container takes its pictures as they are
+        raise NotAVideo(f"{path} is a GIF, which dub does not read; make it a video first "
+                        "(e.g. ffmpeg -i in.gif -vf scale=trunc(iw/2)*2:trunc(ih/2)*2 -pix_fmt yuv420p in.mp4).")
     if container.format.name in _STILL_IMAGE_FORMATS:
         raise NotAVideo(f"{path} is a still image, not a video; give a video file (make an image sequence "
                         "into one first, e.g. ffmpeg -framerate 24 -i frame_%04d.png -c:v prores_ks sequence.mov).")

@@ -27,15 +27,19 @@ def _version() -> str:
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (exit 2), like every other user error."""
 
+    # The last usage error's sentence, for the error event of --json-progress (see `cli.main`).
+    usage_error: str | None = None
+
     def error(self, message: str) -> NoReturn:
         from ..options import INPUT_VIDEO_SUFFIXES
 
         extra = message.partition("unrecognized arguments: ")[2].split()
         if self.prog == "dub" and extra and all(Path(a).suffix.lower() in INPUT_VIDEO_SUFFIXES for a in extra):
             # `dub a.mp4 b.mp4`: several videos are a batch
-            self.exit(EXIT_USER_ERROR, "dub: dub takes one video; to dub several, run "
-                                       "dub batch VIDEO... -o OUTDIR.\n")
-        self.exit(EXIT_USER_ERROR, f"{self.prog}: {message}; see {self.prog} --help.\n")
+            self.usage_error = "dub takes one video; to dub several, run dub batch VIDEO... -o OUTDIR."
+            self.exit(EXIT_USER_ERROR, f"dub: {self.usage_error}\n")
+        self.usage_error = f"{message}; see {self.prog} --help."
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: {self.usage_error}\n")
 
 
 # ----------------------------------------------------------------------------- argument groups

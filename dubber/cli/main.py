@@ -102,6 +102,7 @@ def _finish_review(manifest: Path, reporter) -> int:
 def _json_target(args: argparse.Namespace, suffix: str) -> Path | None:
     """Where `dub analyze`/`dub plan` write: None means stdout."""
     from .. import api
+    from ..options import INPUT_VIDEO_SUFFIXES
 
     if args.output == "-":
         return None
@@ -109,6 +110,9 @@ def _json_target(args: argparse.Namespace, suffix: str) -> Path | None:
     target = Path(args.output).expanduser().absolute() if args.output else src.with_name(src.stem + suffix)
     if target.resolve() == src:
         raise api.OutputError("The output path is the input file itself; choose another name with -o.")
+    if target.suffix.lower() in INPUT_VIDEO_SUFFIXES:   # JSON under a video's name: a slip that may replace a film
+        raise api.OutputError(f"This command writes JSON, not a video, and {target.name} is a video's name; "
+                              "give -o a name ending in .json, or - for standard output.")
     if target.exists() and not (args.force or args.overwrite):
         raise api.OutputError(f"{target} already exists; pass --overwrite to replace it or choose another name with -o.")
     api.check_writable_folder(target.parent, what="output")
@@ -397,7 +401,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else "dub"
     parser = run_parser() if command == "dub" else sub_parser(command)
-    args = parser.parse_args(argv if command == "dub" else argv[1:])
+    try:
+        args = parser.parse_args(argv if command == "dub" else argv[1:])
+    except SystemExit:
+        # a script reading the progress events hears of a bad command line as of any other error
+        if getattr(parser, "usage_error", None) and "--json-progress" in argv:
+            print(json.dumps({"event": "error", "message": parser.usage_error, "exit_code": EXIT_USER_ERROR}),
+                  flush=True)
+        raise
     handler = _setup_logging(getattr(args, "verbose", False), service=command in ("watch", "studio"))
     on_main_thread = threading.current_thread() is threading.main_thread()
     seen = len(_signals_seen)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import os
 import shutil
 import socket
@@ -29,7 +30,9 @@ from typing import Iterator
 import numpy as np
 
 from ..atomic import pid_alive
+from ..errors import OutputError
 
+_FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 BLOCK_SAMPLES = 1 << 18          # samples per channel in one block of a pass (about 5.5 s at 48 kHz)
 _SAMPLE = np.dtype("<f4")
 _WORK_PREFIX = "dub-work-"
@@ -83,9 +86,18 @@ class Track:
             return
         data = np.ascontiguousarray(block.T, dtype=_SAMPLE).tobytes()
         view, offset = memoryview(data), start * self.channels * _SAMPLE.itemsize
-        while view:
-            written = os.pwrite(self._fd, view, offset)
-            view, offset = view[written:], offset + written
+        try:
+            while view:
+                written = os.pwrite(self._fd, view, offset)
+                view, offset = view[written:], offset + written
+        except OSError as err:
+            if err.errno not in _FULL_DISK:
+                raise
+            # A track is a sparse file: its disk is taken as it is written, long after the job
+            # started, so a full scratch disk shows here, mid-render or mid-mix.
+            raise OutputError(f"The disk holding the work folder {self.path.parent.parent} is full "
+                              f"({err.strerror or err}) while writing the {self.path.stem.rpartition('-')[0] or self.path.stem} track; free some "
+                              "space there or give another --cache-dir.") from None
 
     def add(self, start: int, block: np.ndarray) -> None:
         """Add `block` (channels, n) into the track from sample `start` (float32 sums, as `+=`)."""
