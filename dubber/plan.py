@@ -501,7 +501,8 @@ def _plan_from_json(data: Any) -> DubPlan:
     if schema != PLAN_SCHEMA:
         raise PlanError(f"The file's schema is {schema!r}, not {PLAN_SCHEMA!r}; give a plan saved by this version.")
     _refuse_unknown_fields(data, DubPlan.__dataclass_fields__, "The plan")
-    required = [k for k in DubPlan.__dataclass_fields__ if k not in ("schema", "model_prompt")]
+    # `source` may be left out, as null: a plan of unknown origin, checked against the cuts instead
+    required = [k for k in DubPlan.__dataclass_fields__ if k not in ("schema", "model_prompt", "source")]
     missing = [k for k in required if k not in data]
     if missing:
         raise PlanError(f"The plan file lacks the field {missing[0]!r}; fix the plan file.")

@@ -271,6 +271,8 @@ def spot(analysis: VideoAnalysis, hits: tuple[SpottedHit, ...], only: bool = Fal
     """
     media = analysis.media
     near = max(1, round(SAME_MOMENT_S * float(media.fps)))
+    for hit in hits:   # the first line off the video is the one named, whatever its kind
+        frame_of(hit, media)
     nothing = sorted({frame_of(hit, media) for hit in hits if hit.kind == NO_HIT})
     placed: dict[int, VisualEvent] = {}
     shared: set[int] = set()   # frames two spotted hits fell on (12.5 s and 300f at 24 fps)

@@ -128,9 +128,14 @@ def test_the_only_cut_of_a_video_can_be_moved_in_its_own_plan(tmp_path):
     copy = tmp_path / "copy.mp4"   # a copy of the video is the same video
     copy.write_bytes(video.read_bytes())
     assert api.plan(copy, _opts(tmp_path, plan_path=str(edited))).cues[1].start_frame == moved.cues[1].start_frame
-    edited.write_text(json.dumps({**data, "source": ""}))
-    with pytest.raises(dubber.errors.PlanError, match="made for another video"):
-        api.plan(video, _opts(tmp_path, plan_path=str(edited)))
+    for unknown in ({**data, "source": ""}, {k: v for k, v in data.items() if k != "source"}):
+        edited.write_text(json.dumps(unknown))
+        with pytest.raises(dubber.errors.PlanError, match="made for another video"):
+            api.plan(video, _opts(tmp_path, plan_path=str(edited)))
+    # without its source and with its shots on the cuts, it is taken as this video's plan
+    edited.write_text(json.dumps({k: v for k, v in planned.to_dict().items() if k != "source"}))
+    assert [c.start_frame for c in api.plan(video, _opts(tmp_path, plan_path=str(edited))).cues] == \
+        [c.start_frame for c in planned.cues]
 
 
 def test_keep_original_adds_a_second_track_under_the_dub(clip, tmp_path):

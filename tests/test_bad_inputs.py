@@ -251,16 +251,25 @@ def test_an_output_folder_is_named_a_folder(media, tmp_path):
 
 
 @pytest.mark.parametrize("command", ["analyze", "plan"])
-def test_json_is_never_written_over_a_video(media, tmp_path, command):
+def test_json_is_never_written_over_a_video_or_a_dubs_manifest(media, tmp_path, command):
     """`dub analyze film.mp4 -o take2.mp4 --overwrite`, a slip of the tab key, would have replaced
-    a film with JSON: refused, and the film stays."""
+    a film with JSON, and `-o good.dub.json` a dub's manifest with a plan (the dub's stems and
+    timelines then have no record): both refused, and both files stay."""
     src = _case(media, tmp_path, "good")
     film = src.parent / "take2.mp4"
     shutil.copyfile(src, film)
+    env = dub_env(tmp_path)
     before, digest = snapshot(src.parent), sha256(src)
-    proc = run_dub([command, src, "-o", film, "--overwrite"], dub_env(tmp_path))
+    proc = run_dub([command, src, "-o", film, "--overwrite"], env)
     _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest, mention=".json")
     assert sha256(film) == digest
+    assert run_dub([src, "--backend", "score"], env).returncode == 0
+    manifest = src.parent / "good.dub.json"
+    before, kept = snapshot(src.parent), sha256(manifest)
+    proc = run_dub([command, src, "-o", manifest, "--overwrite"], env)
+    _assert_user_error(proc, folder=src.parent, before=before, input_path=src, input_hash=digest,
+                       mention="is the manifest of the dub good.dub.mp4")
+    assert sha256(manifest) == kept
 
 
 def test_output_with_unknown_extension(media, tmp_path):

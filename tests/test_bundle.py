@@ -75,6 +75,17 @@ def test_an_existing_bundle_is_kept_unless_overwrite(dubbed, capsys):
     assert zipfile.is_zipfile(bundle)
 
 
+def test_o_names_a_folder_with_a_slash_and_a_bundle_is_an_otioz(dubbed, tmp_path, capsys):
+    """`-o handoff/`, a folder not made yet: the bundle goes inside it under its own name, not
+    into a file called handoff. A name that is no .otioz is refused in one sentence."""
+    assert main(["bundle", str(dubbed / "scene.dub.json"), "-o", f"{tmp_path / 'handoff'}/"]) == 0
+    assert zipfile.is_zipfile(tmp_path / "handoff" / "scene.dub.otioz")
+    capsys.readouterr()
+    assert main(["bundle", str(dubbed / "scene.dub.json"), "-o", str(tmp_path / "handoff.zip")]) == 2
+    err = capsys.readouterr().err
+    assert ".otioz" in err and err.count("\n") == 1 and not (tmp_path / "handoff.zip").exists()
+
+
 def test_a_dub_without_a_timeline_or_with_a_file_gone_is_one_sentence(dubbed, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(dubbed, copy)

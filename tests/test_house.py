@@ -249,6 +249,15 @@ def test_backend_choice_follows_the_status_code_not_its_wording(tmp_path, monkey
         api.resolve_backend(api.DubOptions(timing="free"))
     assert str(free.value) == ("Free timing needs the audiostory backend, which cannot run here: nothing cached (yet); "
                                "see below; drop --timing free or run `dub models download`.")
+    # Weights here but no GPU: `auto` declines the CPU, and the fix says the user may choose it.
+    monkeypatch.setattr(backends, "weights_availability", lambda model=None: backends.Availability(True, backends.READY, "found"))
+    monkeypatch.setattr(backends, "cuda_available", lambda: False)
+    with pytest.raises(BackendUnavailable) as on_cpu:
+        api.resolve_backend(api.DubOptions(timing="free"))
+    assert "which auto does not choose here" in str(on_cpu.value)
+    assert str(on_cpu.value).endswith("or pass --backend audiostory to run it on the CPU (slowly).")
+    monkeypatch.setattr(backends, "weights_availability", lambda model=None: reworded)
+    monkeypatch.setattr(backends, "cuda_available", lambda: True)
     with pytest.raises(BackendUnavailable) as explicit:
         api.resolve_backend(api.DubOptions(backend="audiostory", model="someone/model"))
     assert str(explicit.value).startswith("The AudioStory weights (someone/model) are not on this machine;")

@@ -228,6 +228,14 @@ def test_a_none_line_drops_the_detected_events_of_its_instant_and_keeps_spotted_
         read_hit_list(_write(tmp_path, "bad.txt", "12.0, nothing\n"))
 
 
+def test_the_first_line_off_the_video_is_the_one_named(tmp_path):
+    """Two lines past the end, a hit on line 2 and a `none` on line 4: the message names line 2,
+    the first a user reading the file meets, whatever its kind."""
+    hits = read_hit_list(_write(tmp_path, "h.txt", "1.0\n99.0, impact\n3.0\n120.0, none\n"))
+    with pytest.raises(InputError, match=r"99.0 s \(h.txt:2\) is not on the video"):
+        spot(_analysis([]), hits)
+
+
 def test_a_dance_step_taken_for_a_blow_is_silenced_by_a_none_line(sample_24p, tmp_path):
     """The detected blows of the clip, each named in a hit list as `none`: the effects stem is
     silent where each was (where the flash left alone still sounds), and the manifest has no

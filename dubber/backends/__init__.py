@@ -187,8 +187,11 @@ def resolve_backend(options: "DubOptions") -> tuple[str, str]:
         if options.timing == "free":
             status = audiostory_availability(options.model, options.device)
             if not status.available:
-                fix = f" or {status.fix}" if status.fix else ""
-                raise BackendUnavailable(f"Free timing needs the audiostory backend, which cannot run here: "
+                fix, why = (f" or {status.fix}" if status.fix else ""), "cannot run here"
+                if status.reason in (NO_CUDA, CPU_REQUESTED) and weights_availability(options.model).available:
+                    # the weights are here: only `auto` declines the CPU, a user may still choose it
+                    fix, why = " or pass --backend audiostory to run it on the CPU (slowly)", "auto does not choose here"
+                raise BackendUnavailable(f"Free timing needs the audiostory backend, which {why}: "
                                          f"{status.message}; drop --timing free{fix}.")
             return "audiostory", f"audiostory backend: {status.message}"
         return choose_auto(options.model, options.device)

@@ -113,6 +113,12 @@ def _json_target(args: argparse.Namespace, suffix: str) -> Path | None:
     if target.suffix.lower() in INPUT_VIDEO_SUFFIXES:   # JSON under a video's name: a slip that may replace a film
         raise api.OutputError(f"This command writes JSON, not a video, and {target.name} is a video's name; "
                               "give -o a name ending in .json, or - for standard output.")
+    if target.is_file():
+        from ..export.deliverables import read_recorded_outputs
+
+        video = read_recorded_outputs(target).get("video")
+        if video is not None:   # even with --overwrite: that dub's files would lose their record
+            raise api.OutputError(f"{target.name} is the manifest of the dub {video.name}; choose another name with -o.")
     if target.exists() and not (args.force or args.overwrite):
         raise api.OutputError(f"{target} already exists; pass --overwrite to replace it or choose another name with -o.")
     api.check_writable_folder(target.parent, what="output")

@@ -76,8 +76,13 @@ def write_bundle(manifest_path: str | os.PathLike, out_path: str | os.PathLike |
                          "move them back or dub the video again.")
     default = default_bundle_path(timeline_file)
     target = Path(out_path) if out_path is not None else default
-    if target.is_dir():
+    if target.is_dir() or str(out_path or "").endswith(("/", os.sep)):   # `-o handoff/`, there or not yet
         target = target / default.name
+    if target.suffix.lower() != BUNDLE_SUFFIX:
+        raise OutputError(f"A bundle is an {BUNDLE_SUFFIX} file, and {target.name} is not one; give -o a name "
+                          f"ending in {BUNDLE_SUFFIX}, or a folder (ending in /).")
+    if not target.parent.is_dir() and target.parent.parent.is_dir():   # one missing folder is made, as for a dub
+        target.parent.mkdir()
     if target.exists() and not overwrite:
         raise OutputError(f"{target} already exists; pass --overwrite to replace it or choose another name.")
     with tempfile.TemporaryDirectory(prefix="dub-bundle-") as links:
