@@ -41,7 +41,7 @@ from .backends import build_backend, resolve_backend
 from .destinations import Destinations, earlier_outputs, plan_destinations, remove_earlier_outputs
 from .media.tracks import sweep_work_folders, work_folder
 from .run_notes import bed_notes, loudness_notes
-from .errors import DubError, OutputError
+from .errors import DubError, InputError, OutputError
 from .types import OUTPUT_SAMPLE_RATE, ProgressFn, no_progress
 from .user_plan import read_user_plan, unheard_plan_edits
 
@@ -522,7 +522,15 @@ def run_job(job: DubJob, progress: ProgressFn | None = None, backend: Any = None
         if not held:
             raise OutputError(f"Another dub is writing {job.destinations.video} right now; wait for it to finish "
                               "or choose another name with -o.")
-        return _run_job(job, progress, backend)
+        try:
+            return _run_job(job, progress, backend)
+        except Exception as err:
+            # The input read again at every stage (fingerprint, decode, original sound, mux) was
+            # moved or deleted meanwhile: whatever failed on it, that is the user's one sentence.
+            if job.input_path.exists():
+                raise
+            raise InputError(f"The video {job.input_path} was moved or deleted while it was being dubbed, so no "
+                             "output was finished; put it back and run again.") from err
 
 
 def job_lock_path(job: DubJob) -> Path:

@@ -292,8 +292,9 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
         on_outcome: called with each input's outcome as it is known (skipped ones first), so a
             display can name the file that just finished or failed.
         on_notice: called with one line per folder given (how many videos it holds, and which
-            other files in it are left alone), one per file given more than once, and one per
-            job that ran again because its worker stopped.
+            other files in it are left alone), one per file given more than once, one per job
+            whose ledger record cannot be read, and one per job that ran again because its
+            worker stopped.
         on_interrupt: called, when Ctrl-C or SIGTERM stops the batch once its jobs are known,
             with what each input had come to (the jobs not finished "interrupted"), before the
             interrupt goes on up.
@@ -323,7 +324,10 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
         try:
             todo = []
             for job in jobs:
-                if not options.force and ledger.finished(job):
+                if ledger.damaged(job):
+                    on_notice(f"the batch record {ledger.path(job.key)} of {Path(job.input).name} cannot be read; "
+                              "its dub counts as done where its manifest says so, else it is dubbed again")
+                if not options.force and (ledger.finished(job) or _done_by_its_manifest(job, options, ledger)):
                     tally.known(JobOutcome(job.input, job.output, "skipped"))
                 else:
                     todo.append(job)
@@ -334,6 +338,16 @@ def run_batch(inputs: Sequence[str | os.PathLike], batch: BatchOptions, options:
             on_interrupt(tally.result())
             raise
     return tally.result()
+
+
+def _done_by_its_manifest(job: Job, options: DubOptions, ledger: Ledger) -> bool:
+    """A job without a readable record (its ledger deleted or damaged) whose dub is at its output,
+    whole, made from this very input with these settings, as the dub's own manifest says: done."""
+    from .api import finished_dub
+
+    if ledger.read(job.key) is not None or not Path(job.output).with_suffix(".json").is_file():
+        return False
+    return finished_dub(job.input, job.output, options) is not None
 
 
 def _checked_out_dir(inputs: Sequence[str | os.PathLike], batch: BatchOptions) -> Path:

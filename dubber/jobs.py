@@ -85,6 +85,10 @@ class Ledger:
             return None
         return record if isinstance(record, dict) and record.get("schema") == LEDGER_SCHEMA else None
 
+    def damaged(self, job: Job) -> bool:
+        """Whether the job's record is there but cannot be read as one (cut short, edited)."""
+        return self.path(job.key).is_file() and self.read(job.key) is None
+
     def write(self, job: Job, status: str, **fields: Any) -> dict[str, Any]:
         from .atomic import atomic_write_text, write_error
 
@@ -98,8 +102,10 @@ class Ledger:
         return record
 
     def finished(self, job: Job) -> bool:
-        """Whether an earlier run completed this job and its output is still the file it wrote
-        (another run with --overwrite, or a hand, may have put another file there since)."""
+        """Whether an earlier run completed this job, its output is still the file it wrote
+        (another run with --overwrite, or a hand, may have put another file there since), and
+        every other file it wrote is still there (a manifest, timeline or stem deleted since
+        makes the job one to do again: `leftovers`)."""
         record = self.read(job.key)
         if not (record and record.get("status") == "done"):
             return False
@@ -108,7 +114,27 @@ class Ledger:
         except OSError:
             return False
         written = record.get("output_state")
-        return written is None or list(written) == state   # None: a record from before states were kept
+        if written is not None and list(written) != state:   # None: a record from before states were kept
+            return False
+        return all(Path(path).is_file() for path in _recorded_files(record))
+
+    def leftovers(self, job: Job) -> list[Path]:
+        """The files an earlier, completed run of this job wrote that are still there, when some
+        of them are gone and its video, if there, is still the one it wrote: the job is done
+        again whole, and these are its own to replace. Empty otherwise (a file someone put in
+        the output's place since is never this job's)."""
+        record = self.read(job.key)
+        if not (record and record.get("status") == "done"):
+            return []
+        files = [Path(path) for path in _recorded_files(record)]
+        there = [path for path in files if path.is_file()]
+        if len(there) == len(files):
+            return []
+        if Path(job.output).is_file():
+            written = record.get("output_state")
+            if written is None or list(written) != output_state(job.output):
+                return []
+        return there
 
     def attempts(self, job: Job) -> int:
         """Attempts started in this batch run (an earlier run's count starts over)."""
@@ -119,6 +145,11 @@ class Ledger:
         """Attempts of this batch run stopped because another worker died (`spare_if_running`)."""
         record = self.read(job.key)
         return int(record.get("spared", 0)) if record and record.get("run_id") == job.run_id else 0
+
+
+def _recorded_files(record: dict[str, Any]) -> list[str]:
+    outputs = record.get("outputs")
+    return [str(path) for path in outputs.values() if isinstance(path, str)] if isinstance(outputs, dict) else []
 
 
 def output_state(path: str | os.PathLike) -> list[int]:
@@ -176,6 +207,10 @@ def run_job(job: Job, options: DubOptions, backend: Any = None) -> JobOutcome:
     previous = ledger.read(job.key)
     if previous and previous.get("status") == "running":
         _remove_partial_outputs(job, options, float(previous.get("started_at", 0.0)))
+    for path in ledger.leftovers(job):   # a finished dub with a file gone since: made again whole
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            log.info("removed %s, a file of %s's earlier dub, which is made again whole", path, Path(job.input).name)
     attempt, spared = ledger.attempts(job) + 1, ledger.spared(job)
     start = time.time()
     worker = {"attempt": attempt, "spared": spared, "host": socket.gethostname(), "pid": os.getpid(),

@@ -398,3 +398,26 @@ def test_a_full_scratch_disk_is_one_sentence_naming_the_work_folder(media, tmp_p
     assert f"the {track} track" in err and "decode" not in err, err
     assert json.loads(out.strip().splitlines()[-1])["event"] == "error", out
     assert snapshot(src.parent) == before
+
+
+@pytest.mark.parametrize("stage", ["_plan", "_mix"])
+def test_an_input_deleted_while_it_is_dubbed_is_one_sentence(media, tmp_path, monkeypatch, capsys, stage):
+    """A watch folder's operator or a script removes the video mid-run (before its fingerprint is
+    taken, or before the mux reads its picture): one sentence saying so, exit 2, and no output."""
+    from dubber import api
+    from dubber.cli.main import main
+
+    src = _case(media, tmp_path, "good")
+    monkeypatch.setenv("DUB_CACHE_DIR", str(tmp_path / "dub-cache"))
+    original = getattr(api, stage)
+
+    def removed_first(*args, **kwargs):
+        src.unlink(missing_ok=True)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(api, stage, removed_first)
+    assert main([str(src), "-o", str(src.parent / "out.mp4"), "--backend", "score", "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    assert "was moved or deleted while it was being dubbed" in err.strip().splitlines()[-1], err   # after the backend line
+    assert sorted(p.name for p in src.parent.iterdir()) == []

@@ -243,6 +243,66 @@ def test_a_batch_shares_one_stems_folder_and_replaces_changed_jobs_with_overwrit
     assert abs(manifest["loudness"]["integrated_lufs"] + 14.0) < 0.2
 
 
+def test_a_finished_job_with_a_file_gone_is_dubbed_again_whole(clips, tmp_path):
+    """A rerun takes stock of every file a job wrote, not its video alone: a manifest, a stem or
+    a timeline deleted since (a tidy-up gone too far, a sync that lost one) makes the job one to
+    do again, and it is done whole, without --overwrite, the files it still had replaced. A job
+    whose files are all there is skipped, and one whose video someone else replaced is not
+    touched."""
+    from dubber.batch import BatchOptions as Options
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        shutil.copy(clips[f"clip{i % 2}"], src / f"v{i}.mp4")
+    out = tmp_path / "out"
+    options = _dub_options(tmp_path)
+    timeline = __import__("dataclasses").replace(options, timeline=True)
+    first = run_batch([src], Options(out_dir=str(out), jobs=1), timeline)
+    assert [o.status for o in first.outcomes] == ["done"] * 3
+    (out / "v0.dub.json").unlink()
+    (out / "v1.dub.otio").unlink()
+    kept = (out / "v2.dub.mp4").stat().st_mtime_ns
+    again = run_batch([src], Options(out_dir=str(out), jobs=1), timeline)
+    assert [o.status for o in again.outcomes] == ["done", "done", "skipped"], [o.reason for o in again.outcomes]
+    for name in ("v0", "v1"):
+        manifest = json.loads((out / f"{name}.dub.json").read_text())
+        assert all((out / rel).is_file() for rel in manifest["outputs"].values()), manifest["outputs"]
+    assert (out / "v2.dub.mp4").stat().st_mtime_ns == kept
+    # Someone else's file in a job's place (its video replaced, its manifest gone): never the job's to remove.
+    (out / "v2.dub.mp4").write_bytes(b"an editor's own cut")
+    (out / "v2.dub.json").unlink()
+    last = run_batch([src], Options(out_dir=str(out), jobs=1), timeline)
+    assert [o.status for o in last.outcomes] == ["skipped", "skipped", "failed"]
+    assert (out / "v2.dub.mp4").read_bytes() == b"an editor's own cut"
+
+
+def test_a_damaged_or_deleted_ledger_leaves_finished_dubs_finished_and_says_so(clips, tmp_path):
+    """The batch's records cut short or deleted (a sync tool, a clean-up): a job whose dub's own
+    manifest says it was made, whole, from this input with these settings is still done, and a
+    damaged record is named; a changed setting is still a new job."""
+    from dubber.batch import BatchOptions as Options
+
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(clips["clip0"], src / "a.mp4")
+    shutil.copy(clips["clip1"], src / "b.mp4")
+    out = tmp_path / "out"
+    options = _dub_options(tmp_path)
+    assert [o.status for o in run_batch([src], Options(out_dir=str(out), jobs=1), options).outcomes] == ["done"] * 2
+    records = sorted((out / ".dub-batch").glob("*.json"))
+    records[0].write_text("{garbage")
+    said: list[str] = []
+    again = run_batch([src], Options(out_dir=str(out), jobs=1), options, on_notice=said.append)
+    assert [o.status for o in again.outcomes] == ["skipped", "skipped"], [o.reason for o in again.outcomes]
+    assert sum("cannot be read" in line and str(records[0]) in line for line in said) == 1, said
+    shutil.rmtree(out / ".dub-batch")
+    assert [o.status for o in run_batch([src], Options(out_dir=str(out), jobs=1), options).outcomes] == ["skipped"] * 2
+    louder = __import__("dataclasses").replace(options, lufs=-14.0)
+    refused = run_batch([src], Options(out_dir=str(out), jobs=1), louder)
+    assert [o.status for o in refused.outcomes] == ["failed"] * 2 and "--overwrite" in refused.outcomes[0].reason
+
+
 def test_a_file_given_twice_is_said_once_in_one_line_and_dubbed_once(clips, tmp_path):
     """The same video by a relative path, its absolute path and a link to it: `dub batch` says so in
     one line on stderr and dubs it once, named as first given."""

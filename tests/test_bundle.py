@@ -77,13 +77,19 @@ def test_an_existing_bundle_is_kept_unless_overwrite(dubbed, capsys):
 
 def test_o_names_a_folder_with_a_slash_and_a_bundle_is_an_otioz(dubbed, tmp_path, capsys):
     """`-o handoff/`, a folder not made yet: the bundle goes inside it under its own name, not
-    into a file called handoff. A name that is no .otioz is refused in one sentence."""
+    into a file called handoff. A name that is no .otioz is refused in one sentence, --overwrite
+    or not, so a bundle never lands on the manifest, the video or the timeline it carries."""
     assert main(["bundle", str(dubbed / "scene.dub.json"), "-o", f"{tmp_path / 'handoff'}/"]) == 0
     assert zipfile.is_zipfile(tmp_path / "handoff" / "scene.dub.otioz")
     capsys.readouterr()
     assert main(["bundle", str(dubbed / "scene.dub.json"), "-o", str(tmp_path / "handoff.zip")]) == 2
     err = capsys.readouterr().err
     assert ".otioz" in err and err.count("\n") == 1 and not (tmp_path / "handoff.zip").exists()
+    # Nor does --overwrite let the bundle replace a file of the dub it bundles (a script's --force).
+    for own in ("scene.dub.json", "scene.dub.mp4", "scene.dub.otio", "scene.mp4"):
+        kept = (dubbed / own).read_bytes()
+        assert main(["bundle", str(dubbed / "scene.dub.json"), "-o", str(dubbed / own), "--overwrite"]) == 2
+        assert (dubbed / own).read_bytes() == kept and ".otioz" in capsys.readouterr().err
 
 
 def test_a_dub_without_a_timeline_or_with_a_file_gone_is_one_sentence(dubbed, tmp_path, capsys):
