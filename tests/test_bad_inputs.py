@@ -324,8 +324,10 @@ def test_studio_on_a_taken_port_or_an_unusable_work_folder_says_so(tmp_path):
     assert taken.returncode == 2 and "Traceback" not in taken.stderr
     assert taken.stderr.strip().splitlines() == [f"dub: Port {port} on 127.0.0.1 is taken (Address already in use); "
                                                  "stop what uses it or give another --port."]
+    assert not (tmp_path / "w").exists()   # a refused start leaves no work folder behind
     (tmp_path / "a file").write_text("not a folder")
-    blocked = run_dub(["studio", "--work", tmp_path / "a file" / "w"], dub_env(tmp_path), timeout=120)
+    blocked = run_dub(["studio", "--port", str(port), "--work", tmp_path / "a file" / "w"], dub_env(tmp_path),
+                      timeout=120)   # the port free again: the work folder is what is refused
     assert blocked.returncode == 2 and len(blocked.stderr.strip().splitlines()) == 1
     assert "work folder" in blocked.stderr and blocked.stderr.strip().endswith("choose another with --work.")
 

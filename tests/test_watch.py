@@ -87,14 +87,16 @@ def test_settings_reach_the_processor(tmp_path, base_video):
 
 
 def test_a_name_delivered_again_has_its_files_named_after_its_own_output_folder(tmp_path, base_video):
-    """Two films delivered under one name, the second while the first is still being dubbed: each
-    output folder's files carry that folder's name, so collected or imported together, no two
-    files share a name."""
+    """Two films delivered under one name, the second while the first is still being dubbed, and
+    finished first: each output folder's files carry that folder's name, so collected or imported
+    together, no two files share a name, and each original in done/ is named as its dub's folder."""
     names: list[str] = []
 
     def both_in_flight(job) -> None:
         names.append(job.output_name)
         wait_for(lambda: len(names) == 2, 30, "the second delivery")
+        if len(names) == 2 and job.output_name == names[0]:   # the first waits for the second to finish
+            wait_for(lambda: list((tmp_path / "done").glob("*.mp4")), 30, "the second dub")
         copy_processor(job)
 
     stop = threading.Event()
@@ -114,6 +116,8 @@ def test_a_name_delivered_again_has_its_files_named_after_its_own_output_folder(
     files = sorted(p.relative_to(output).as_posix() for p in output.rglob("*.mp4"))
     assert files == ["ep-2/ep-2.dub.mp4", "ep/ep.dub.mp4"], files
     assert (output / "ep" / "ep.dub.mp4").read_bytes() == variant(base_video, 1)   # first come, first named
+    assert (tmp_path / "done" / "ep.mp4").read_bytes() == variant(base_video, 1)
+    assert (tmp_path / "done" / "ep-2.mp4").read_bytes() == variant(base_video, 2)
 
 
 # ----------------------------------------------------------------------------- 50 drops
@@ -556,6 +560,11 @@ def test_a_mistyped_watch_path_is_refused_and_a_new_one_is_announced(tmp_path, c
     assert capsys.readouterr().err.count(said) == 1
     assert main(args) == 0
     assert said not in capsys.readouterr().err                           # said once, when it was set up
+    # `dub watch ROOT/inbox`: no second watch folder is set up inside the first one's inbox
+    assert main(["watch", str(fresh / "inbox"), "--once"]) == 2
+    assert capsys.readouterr().err.strip() == (f"dub: {fresh / 'inbox'} is the inbox folder of the watch folder "
+                                               f"{fresh}; watch {fresh} instead.")
+    assert sorted(p.name for p in (fresh / "inbox").iterdir()) == []
 
 
 @pytest.mark.parametrize("inside", ["inbox/dubbed", "done", "failed/x"])

@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("The studio needs gradio; install it with pip install 'dubber[studio]'.")
     from .app import serve
 
+    _check_port_free(args.host, args.port)   # first: a refused start makes no work folder
     try:
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=settings.work_dir):   # there and writable, not only there
@@ -77,7 +78,6 @@ def run(args: argparse.Namespace) -> int:
     except OSError as err:
         raise OutputError(f"Cannot use {settings.work_dir} as the studio's work folder ({err.strerror}); "
                           "choose another with --work.") from err
-    _check_port_free(args.host, args.port)
     print(f"dub: studio on http://{args.host}:{args.port} (work folder {settings.work_dir}); Ctrl+C stops it.",
           file=sys.stderr)
     serve(settings, host=args.host, port=args.port)

@@ -41,6 +41,10 @@ def prepare_root(root: Path, out_dir: str | None = None) -> tuple[Path, str | No
                          "check the path for a typo, or create that folder first.")
     if not root.exists() and not root.parent.is_dir():
         raise InputError(f"Cannot set up a watch folder at {root}: {root.parent} is a file; give a path in a folder.")
+    if root.parent.name != "" and all((root.parent / name).is_dir() for name in FOLDERS) and root.name in FOLDERS:
+        # `dub watch ROOT/inbox`, a slip: a second watch folder would be set up inside the first
+        raise InputError(f"{root} is the {root.name} folder of the watch folder {root.parent}; "
+                         f"watch {root.parent} instead.")
     out = Path(out_dir).expanduser().absolute() if out_dir is not None else None
     if out is not None and out.exists() and not out.is_dir():
         raise OutputError(f"The watch output {out} is a file; give a folder with -o.")

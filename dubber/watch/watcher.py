@@ -5,8 +5,8 @@
       processing/   files being dubbed (claimed by an atomic rename)
       output/       one folder per input: the dubbed video, stems, manifest, timelines, all named
                     after the folder (<name>-2/ and <name>-2.dub.mp4 for a name delivered again)
-      done/         originals after success (and duplicates, with a note)
-      failed/       originals that could not be dubbed, each with <name>.error.json
+      done/         originals after success, named as their output folder (and duplicates, with a note)
+      failed/       originals that could not be dubbed, each with <file>.error.json (film.mp4.error.json)
       logs/         journal.jsonl (what happened to which content), watch.log, and inbox-state.json
                     (what the inbox scan has seen, so a `--once` run goes on where the last one stopped)
       dub-watch.toml  optional settings for this folder (style, backend, lufs, keep_original)
@@ -357,7 +357,9 @@ class Watcher:
                     return
                 if final.exists():   # made there by hand meanwhile: the dub goes beside it
                     final = unique_path(self.dirs["output"], stem, self.reserved_outputs)
-                original = unique_path(self.dirs["done"], name)
+                # The original takes its dub's name (output/<name>-2 and done/<name>-2.mp4): two
+                # deliveries of one name may finish in either order.
+                original = unique_path(self.dirs["done"], final.name + Path(name).suffix)
                 self._publish(job, final, original)
                 self._record_done(claimed, name, sha, final.name, original, asdict(job.settings))
             if ledger_job is not None:
@@ -459,7 +461,9 @@ class Watcher:
             write_json_atomic(dest.with_name(dest.name + ".duplicate.json"), note)
             self.journal.append("duplicate", name=name, sha256=sha, same_as=first, output=output)
             os.replace(claimed, dest)
-        log.info("%s has the same content as %s; moved to done/ without dubbing", shown(name), shown(first))
+        earlier = "an earlier delivery of that name" if first == name else shown(first)
+        log.info("%s has the same content as %s, already dubbed into %s; moved to done/ as %s without dubbing",
+                 shown(name), earlier, shown(self._output_shown(output)), dest.name)
 
     def _fail(self, claimed: Path, name: str, sha: str, err: BaseException) -> None:
         reason = one_sentence(err).replace(str(claimed), name)  # name the file as the user dropped it
@@ -506,7 +510,8 @@ class Watcher:
         self.settings_mtime = mtime
         try:
             self.settings = load_settings(self.root)
-            log.info("settings reloaded: %s", self.settings)
+            log.info("settings reloaded from %s: %s", SETTINGS_FILE,
+                     ", ".join(f"{k} = {v!r}" for k, v in asdict(self.settings).items()))
         except WatchSettingsError as err:
             log.error("%s Keeping the previous settings.", err)
 
