@@ -506,6 +506,9 @@ def _plan_from_json(data: Any) -> DubPlan:
     missing = [k for k in required if k not in data]
     if missing:
         raise PlanError(f"The plan file lacks the field {missing[0]!r}; fix the plan file.")
+    if data.get("source") is not None and not isinstance(data["source"], str):
+        raise PlanError(f"The plan's 'source' is {data['source']!r}, not the fingerprint of a video; leave the one "
+                        "the plan was saved with, or make it null for a plan of unknown origin.")
     cues = data["cues"]
     if not isinstance(cues, list) or not all(isinstance(c, dict) for c in cues):
         raise PlanError("The plan's 'cues' must be a list of objects; fix the plan file.")

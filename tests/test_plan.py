@@ -220,7 +220,8 @@ def _plan_file(tmp_path, mutate) -> Path:
     lambda d: d.update(total_samples=d["total_samples"] + 480),                     # cues end early
     lambda d: d["cues"][0].update(start_frame="zero"),
     lambda d: d.update(cues=[]),
-], ids=["schema", "no-cues", "missing-field", "gap", "negative", "short", "type", "empty"])
+    lambda d: d.update(source=5),
+], ids=["schema", "no-cues", "missing-field", "gap", "negative", "short", "type", "empty", "source-type"])
 def test_malformed_plans_raise_plan_error(tmp_path, mutate):
     with pytest.raises(PlanError):
         load_plan(_plan_file(tmp_path, mutate))
