@@ -25,7 +25,8 @@ from dubber.watch.watcher import WatchOptions
 
 # ----------------------------------------------------------------------------- --once and skip mode
 
-def test_once_takes_only_what_is_ready(tmp_path, base_video):
+def test_once_takes_only_what_is_ready(tmp_path, base_video, caplog):
+    caplog.set_level("INFO", logger="dubber")
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     publish(tmp_path, "ready.mp4", variant(base_video, 1))
@@ -41,6 +42,7 @@ def test_once_takes_only_what_is_ready(tmp_path, base_video):
     assert [p.name for p in (tmp_path / "done").iterdir()] == ["ready.mp4"]
     assert [p.name for p in inbox.iterdir()] == ["writing.mp4"]          # still being written: left for next time
     assert elapsed < 5
+    assert "left in the inbox for a later run, still arriving or empty: writing.mp4" in caplog.text   # and said
 
 
 def test_the_videos_of_a_folder_dropped_in_the_inbox_are_dubbed(tmp_path, base_video, caplog):

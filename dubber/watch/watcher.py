@@ -530,6 +530,8 @@ class Watcher:
                     pool.submit(self.handle, path, name)
                 try:
                     self._loop(pool, stop, once_until)
+                    if self.options.once:
+                        self._say_what_waits()
                 except KeyboardInterrupt:   # Ctrl-C, SIGTERM: what is in flight resumes next start
                     self.stopping = True
                     if self.dispatch is not None:
@@ -541,6 +543,18 @@ class Watcher:
                 observer.join()
             if self.dispatch is not None:
                 self.dispatch.close()
+
+    def _say_what_waits(self) -> None:
+        """After a `--once` run: the videos left in the inbox, still arriving or empty, named in one
+        line, so a cron job's log says why they were not dubbed this time."""
+        try:
+            waiting = sorted(p.relative_to(self.dirs["inbox"]).as_posix() for p in self.dirs["inbox"].rglob("*")
+                             if p.is_file() and is_candidate(p.name))
+        except OSError:
+            return
+        if waiting:
+            shown_names = ", ".join(waiting[:5]) + (f" and {len(waiting) - 5} more" if len(waiting) > 5 else "")
+            log.info("left in the inbox for a later run, still arriving or empty: %s", shown_names)
 
     def _open_dispatch(self) -> int:
         """Start the batch machinery for the pipeline (none for a processor); jobs at once."""
