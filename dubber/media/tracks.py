@@ -95,9 +95,10 @@ class Track:
                 raise
             # A track is a sparse file: its disk is taken as it is written, long after the job
             # started, so a full scratch disk shows here, mid-render or mid-mix.
+            track = self.path.stem.rpartition("-")[0] or self.path.stem   # "music" of music-x1y2z3
             raise OutputError(f"The disk holding the work folder {self.path.parent.parent} is full "
-                              f"({err.strerror or err}) while writing the {self.path.stem.rpartition('-')[0] or self.path.stem} track; free some "
-                              "space there or give another --cache-dir.") from None
+                              f"({err.strerror or err}) while writing the {track} track; free some space there "
+                              "or give another --cache-dir.") from None
 
     def add(self, start: int, block: np.ndarray) -> None:
         """Add `block` (channels, n) into the track from sample `start` (float32 sums, as `+=`)."""
