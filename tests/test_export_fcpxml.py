@@ -85,6 +85,19 @@ def test_fcpxml_holds_only_the_project_and_names_each_asset_after_its_file(tmp_p
     assert len([c for c in read.find_clips() if c.name.startswith("shot_")]) == 4 * len(ntsc_run.plan.cues)
 
 
+def test_every_audio_clip_has_its_role_in_final_cut(tmp_path, ntsc_run):
+    """Final Cut sorts sound by role (its audio lanes, solo by role, role-based stem exports);
+    without one every clip is Dialogue. The music stem is Music, the effects Effects, the
+    production sound (untouched and ducked) Dialogue, and the mix a Music subrole of its own."""
+    options = ExportOptions(fcpxml=True, timeline=TimelineOptions(keep_original=True))
+    export_all(ExportPaths.in_folder(tmp_path, "film"), _kept_original_run(ntsc_run.analysis), options)
+    root = _fcpxml_root(tmp_path / "film.fcpxml")
+    file_of = {a.get("id"): Path(a.get("src")).name for a in root.iter("asset")}
+    roles = {(file_of[a.get("ref")], a.get("role")) for a in root.iter("audio")}
+    assert roles == {("cartoon.mp4", "dialogue"), ("original.wav", "dialogue"), ("music.wav", "music"),
+                     ("fx.wav", "effects"), ("mix.wav", "music.mix")}, roles
+
+
 def test_an_fcpxml_adapter_failure_leaves_the_fcpxml_out_with_a_note_and_the_rest_delivered(tmp_path, monkeypatch):
     from dubber.export import fcpxml as fcpxml_module
 

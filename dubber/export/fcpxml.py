@@ -150,6 +150,7 @@ def _finish_fcpxml(xml: str, timeline: "otio.schema.Timeline", fps: Fraction, fa
     if facts.video_fps is not None and facts.video_fps != fps:
         _keep_video_rate(root, facts, {picture_url} | _original_urls(timeline))
     _disable_tracks(root, timeline)
+    _audio_roles(root, timeline)
     _standard_markers(root)
     _keep_only_the_project(root)
     _name_assets_after_their_files(root)
@@ -158,6 +159,19 @@ def _finish_fcpxml(xml: str, timeline: "otio.schema.Timeline", fps: Fraction, fa
             if value in (names or {}):
                 element.set(key, names[value])
     return _pretty(root, head)
+
+
+def _audio_roles(root: ET.Element, timeline: "otio.schema.Timeline") -> None:
+    """Give every audio clip the role of its track (`timeline.STEM_ROLES`): without one Final Cut
+    files all of it under Dialogue, and the music and effects stems cannot be told apart in its
+    roles, audio lanes and role-based exports."""
+    role_of = {clip.media_reference.target_url: track.metadata.get("dub", {}).get("role")
+               for track in timeline.audio_tracks() for clip in track.find_clips()}
+    source_of = {asset.get("id"): asset.get("src") for asset in root.iter("asset")}
+    for audio in root.iter("audio"):
+        role = role_of.get(source_of.get(audio.get("ref")))
+        if role:
+            audio.set("role", role)
 
 
 def _media_at_its_timecode(root: ET.Element) -> None:

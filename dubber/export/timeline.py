@@ -343,7 +343,18 @@ def _original_tracks(files: TimelineMedia, media: MediaInfo, rate: Fraction, fir
     track = _whole_file_track(f"{input_label(media)} original", otio_module().schema.TrackKind.Audio, files.original_path,
                               media, rate, first, "original")
     track.enabled = options.keep_original and "original" not in (files.stem_paths or {})
-    return [track]
+    return [_with_role(track, STEM_ROLES["original"])]
+
+
+# The role each sound plays, as Final Cut sorts audio (its built-in roles, then a subrole):
+# music and effects stems, the production sound (untouched or ducked), and the mix of them all.
+STEM_ROLES = {"music": "music", "fx": "effects", "original": "dialogue"}
+MIX_ROLE = "music.mix"
+
+
+def _with_role(track: "otio.schema.Track", role: str) -> "otio.schema.Track":
+    track.metadata["dub"] = {**track.metadata.get("dub", {}), "role": role}
+    return track
 
 
 def _stem_track_name(media: MediaInfo, stem: str) -> str:
@@ -392,12 +403,14 @@ def build_timeline(plan: DubPlan, media: MediaInfo, files: TimelineMedia,
     muted = frozenset(options.muted_cues)
     for stem, path in sorted(stems.items(), key=lambda item: _stem_order(item[0])):
         # The ducked original comes up where a shot is muted: only the dub's own stems go silent.
-        timeline.tracks.append(_cue_track(_stem_track_name(media, stem), path, plan, media, timeline_rate, wav_first,
-                                          suffix=f"_{stem}", muted=muted, silent_when_muted=stem != "original"))
+        timeline.tracks.append(_with_role(
+            _cue_track(_stem_track_name(media, stem), path, plan, media, timeline_rate, wav_first, suffix=f"_{stem}",
+                       muted=muted, silent_when_muted=stem != "original"),
+            STEM_ROLES.get(stem, "music")))   # a backend's own stem ("dub") is music
     mix = _cue_track(f"{label} mix", files.mix_path, plan, media, timeline_rate, wav_first, muted=muted,
                      silent_when_muted="original" not in (files.stem_paths or {}))
     mix.enabled = not stems   # the stems sum to the mix: enable it instead of them for a quick listen
-    timeline.tracks.append(mix)
+    timeline.tracks.append(_with_role(mix, MIX_ROLE))
     return timeline
 
 
