@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from .checkpoint_config import config_from_files, generation_settings
-from .errors import INCOMPLETE, CheckpointDamaged, CheckpointMismatch, WeightsNotFound
+from .errors import INCOMPLETE, CheckpointMismatch, WeightsNotFound
 from .files import read_error, read_json, read_yaml
-from .hub import QWEN_DIR_NAME, QWEN_REPO_ID
+from .hub import QWEN_DIR_NAME, QWEN_REPO_ID, base_llm_files
 from .keys import T5_PREFIX, Shape, check_keys
 from .weight_files import as_safetensors, read_shapes, read_tensors
 
@@ -78,28 +78,6 @@ class WeightIndex:
             tensors = read_tensors(path, [self.where[k][1] for k in wanted], dtype=dtype)
             out.update({k: tensors[self.where[k][1]] for k in wanted})
         return out
-
-
-def base_llm_files(folder: Path) -> list[Path]:
-    """The base LLM's safetensors files: `model.safetensors`, or the shards its
-    `model.safetensors.index.json` names (transformers' layouts).
-
-    Raises:
-        WeightsNotFound: the index names a shard that is not there.
-        CheckpointDamaged: the index is not valid JSON or has no weight_map.
-    """
-    index = folder / "model.safetensors.index.json"
-    if not index.is_file():
-        return [folder / "model.safetensors"]
-    weight_map = read_json(index).get("weight_map")
-    if not isinstance(weight_map, Mapping):
-        raise CheckpointDamaged(index, "has no weight_map")
-    shards = [folder / name for name in sorted(set(map(str, weight_map.values())))]
-    absent = [p for p in shards if not p.is_file()]
-    if absent:
-        raise WeightsNotFound(f"The base model shard {absent[0]} named by {index.name} is missing; "
-                              f"download {QWEN_REPO_ID} again.")
-    return shards
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,7 +248,7 @@ def _t5_state(files: "CheckpointFiles", expected: Mapping[str, Shape],
     """The flan-t5-large encoder weights from their own folder, under checkpoint key names."""
     from . import hub
 
-    t5_dir = files.t5_dir or hub.fetch_t5()
+    t5_dir = files.t5_dir or hub.fetch_t5(local_only=True)   # mid-run: read what is here, never download
     candidates = [t5_dir / "model.safetensors", t5_dir / "pytorch_model.bin"]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DOWNLOAD_FAILED, FOLDER_MISSING, INCOMPLETE, NOT_CACHED, CheckpointDamaged, WeightsNotFound
-from .files import blocked_part, check_complete, short_reason, stored_names, unreadable
+from .files import blocked_part, check_complete, read_json, short_reason, stored_names, unreadable
 from .keys import T5_PREFIX, strip_ddp_prefix
 
 log = logging.getLogger(__name__)
@@ -188,9 +188,10 @@ def download(repo_id: str = REPO_ID) -> CheckpointFiles:
     return files
 
 
-def fetch_t5() -> Path:
-    """The flan-t5-large encoder, for checkpoints whose .bin omits it."""
-    return fetch(T5_REPO_ID, allow_patterns=["*.json", "*.safetensors", "spiece.model"])
+def fetch_t5(*, local_only: bool = False) -> Path:
+    """The flan-t5-large encoder, for checkpoints whose .bin omits it; `local_only`: from the Hub
+    cache alone (a dub never downloads)."""
+    return fetch(T5_REPO_ID, allow_patterns=["*.json", "*.safetensors", "spiece.model"], local_only=local_only)
 
 
 def _looks_like_repo_id(text: str) -> bool:
@@ -218,7 +219,51 @@ def _layout(root: Path, label: str, local_only: bool = False) -> CheckpointFiles
         _check_t5_dir(t5_dir, weights)
     base_dir = next((d / QWEN_DIR_NAME for d in near
                      if any((d / QWEN_DIR_NAME / f).is_file() for f in BASE_WEIGHT_FILES)), None)
+    _check_base_weights(weights, base_dir, near)
     return CheckpointFiles(model_dir, weights, flux_dir, qwen_dir, t5_dir, base_dir)
+
+
+def _check_base_weights(weights: Path, base_dir: Path | None, near: list[Path]) -> None:
+    """A fine-tune that leaves the frozen base-LLM weights out reads them from the base model
+    folder beside it: a shard missing or cut short there, or shards without the index that names
+    them, is found when the checkpoint is located (`dub doctor`, `auto`), not after the whole .bin
+    was converted. A checkpoint that holds the base LLM itself never reads that folder."""
+    from .keys import is_frozen_base_key
+
+    names = stored_names(weights)
+    if names is None or any(is_frozen_base_key(strip_ddp_prefix(n)) for n in names):
+        return
+    if base_dir is None:
+        loose = next((p for d in near for p in sorted((d / QWEN_DIR_NAME).glob("model-*.safetensors"))), None)
+        if loose is not None:
+            detail = (f"The base model folder {loose.parent} holds weight shards but no "
+                      "model.safetensors.index.json naming them")
+            raise WeightsNotFound(f"{detail}; put that file back or download {QWEN_REPO_ID} again.", detail=detail)
+        return   # no base model at all: loading names the weights that are missing
+    for path in base_llm_files(base_dir):
+        _check_complete(path)
+
+
+def base_llm_files(folder: Path) -> list[Path]:
+    """The base LLM's safetensors files: `model.safetensors`, or the shards its
+    `model.safetensors.index.json` names (transformers' layouts).
+
+    Raises:
+        WeightsNotFound: the index names a shard that is not there.
+        CheckpointDamaged: the index is not valid JSON or has no weight_map.
+    """
+    index = folder / "model.safetensors.index.json"
+    if not index.is_file():
+        return [folder / "model.safetensors"]
+    weight_map = read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict):
+        raise CheckpointDamaged(index, "has no weight_map")
+    shards = [folder / name for name in sorted(set(map(str, weight_map.values())))]
+    absent = [p for p in shards if not p.is_file()]
+    if absent:
+        raise WeightsNotFound(f"The base model shard {absent[0]} named by {index.name} is missing; "
+                              f"download {QWEN_REPO_ID} again.")
+    return shards
 
 
 def _check_complete(path: Path) -> None:

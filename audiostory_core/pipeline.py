@@ -46,6 +46,9 @@ MIN_MARGIN_SAMPLES = 4          # the least margin that still guarantees enough 
 DIT_BATCH_CLIPS = 16            # clips per DiT call (the CFG batch is twice that)
 VAE_BATCH_CLIPS = 4             # clips per VAE decode: in float32 one activation of its last block
                                 # is ~0.7 GB per 30 s clip, and a residual unit holds several
+# Where a user raises the free-mode token limit: there is no command-line option for it.
+_MORE_TOKENS = ("raise max_new_tokens in the checkpoint's generation_config.json (or the sampling section of its "
+                "config.yaml)")
 _STRUCTURAL_TEXT = ("<|", "<t5", "</t5", "<aud", "</aud", "<timestamp", "</timestamp")
 
 
@@ -356,11 +359,11 @@ class AudioStoryPipeline:
             spans = clip_spans(generated, self.tokens)
         except ValueError as err:
             raise GenerationFailed(f"The model wrote a malformed clip plan ({err}); reword the instruction "
-                                   "or allow a larger max_new_tokens.") from err
+                                   f"or {_MORE_TOKENS}.") from err
         if not spans or spans[-1].residual.stop > hidden.shape[0]:
             raise GenerationFailed(
                 f"The model wrote no complete audio clip in {len(generated)} tokens; reword the "
-                "instruction, ask for a shorter total duration or allow a larger max_new_tokens.")
+                f"instruction, ask for a shorter total duration or {_MORE_TOKENS}.")
         captions, durations = [], []
         for span in spans:
             text = tk.decode(self.tokenizer, generated[span.caption])

@@ -183,6 +183,28 @@ def _whole(copy: Path) -> bool:
 
 
 SOURCE_SUFFIX = ".source"   # beside each converted copy: the pickle it was made from
+# A conversion writes without pause, so a hidden file of the folder (our partial copy, the
+# safetensors writer's own temporary) untouched this long is left by a run that was killed.
+STALE_WRITE_S = 3600.0
+
+
+def remove_stale_leftovers(folder: Path, stale_s: float = STALE_WRITE_S) -> list[tuple[Path, int]]:
+    """Remove what killed conversions left in `folder` (hidden files untouched for `stale_s`, each
+    the size of the weights, and `.source` notes whose copy is gone); returns them with sizes."""
+    import time
+
+    removed = []
+    for path in folder.iterdir() if folder.is_dir() else ():
+        try:
+            stat = path.stat()
+            hidden_and_stale = path.name.startswith(".") and time.time() - stat.st_mtime >= stale_s
+            orphan_note = path.suffix == SOURCE_SUFFIX and not path.with_suffix(".safetensors").exists()
+            if path.is_file() and (hidden_and_stale or orphan_note):
+                path.unlink()
+                removed.append((path, stat.st_size))
+        except OSError:
+            continue
+    return removed
 
 
 def prune_conversions(keep: Path) -> list[Path]:
@@ -207,6 +229,7 @@ def prune_conversions(keep: Path) -> list[Path]:
                 except OSError as err:
                     log.warning("Could not remove the converted copy %s (%s).", path, err)
             removed.append(copy)
+    removed += [path for path, _ in remove_stale_leftovers(keep.parent)]
     return removed
 
 
@@ -227,7 +250,8 @@ def remove_converted_copies(older_than_s: float | None = None,
         except OSError:
             continue
         removed.append((copy, stat.st_size))
-    return removed
+    folder = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "converted"
+    return removed + remove_stale_leftovers(folder)
 
 
 def converted_copies(cache_dir: str | os.PathLike | None = None) -> list[Path]:

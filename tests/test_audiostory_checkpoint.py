@@ -403,6 +403,37 @@ def test_one_converted_copy_per_checkpoint_is_kept(tmp_path):
     assert len({there, weight_files.as_safetensors(other, cache)}) == 2 and len(copies()) == 2
 
 
+def test_what_a_killed_conversion_left_is_swept_and_a_conversion_in_progress_is_not(tmp_path):
+    """`kill -9` (or the OOM killer) mid-conversion leaves the writer's temporary file, the size of
+    the weights, our hidden partial copy and a `.source` note: the next conversion and `dub cache
+    clean` remove them once nothing has written to them for an hour; a file being written now,
+    and every finished copy, stay."""
+    from audiostory_core.testing import write_tiny_checkpoint
+
+    cache = tmp_path / "cache"
+    weights = write_tiny_checkpoint(tmp_path / "a") / "audiostory-3B" / "pytorch_model.bin"
+    made = weight_files.as_safetensors(weights, cache)
+    folder = made.parent
+    hour_ago = made.stat().st_mtime - weight_files.STALE_WRITE_S - 1
+    left = [folder / ".tmpk1ll3d", folder / ".ckpt-pytorch_model-1234.partial.safetensors"]
+    for path in left:
+        path.write_bytes(b"\0" * 4096)
+        os.utime(path, (hour_ago, hour_ago))
+    orphan = folder / "gone-pytorch_model-aaaa-bbbb.source"
+    orphan.write_text(str(weights))
+    writing = folder / ".tmpn0wwr1t"
+    writing.write_bytes(b"\0" * 16)
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))   # replaced: converts again
+    again = weight_files.as_safetensors(weights, cache)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([again.name, again.with_suffix(".source").name,
+                                                               writing.name])
+    for path in left:   # and `dub cache clean --older-than` (copies younger than it stay) sweeps them too
+        path.write_bytes(b"\0" * 4096)
+        os.utime(path, (hour_ago, hour_ago))
+    removed = weight_files.remove_converted_copies(older_than_s=10 * 86400.0, cache_dir=cache)
+    assert sorted(p.name for p, _ in removed) == sorted(p.name for p in left) and again.is_file()
+
+
 def test_a_copy_just_converted_survives_another_run_pruning_the_folder(tmp_path, monkeypatch):
     """Two dubs converting two checkpoints into one cache: the other run's pruning, at the moment
     this copy has just appeared, must not take it for a copy nobody reads."""

@@ -139,6 +139,26 @@ def test_a_download_cut_short_in_the_hub_cache_names_the_blob_to_delete(written,
     assert str(err).endswith(f"; delete {blob.resolve()} (the damaged download) and run `dub models download`.")
 
 
+@pytest.mark.parametrize("damage", ["shard cut short", "shard missing", "index missing", "index not json"])
+def test_a_fine_tunes_base_model_folder_is_checked_where_the_checkpoint_is_located(written, scratch, damage):
+    """A fine-tune reads its frozen base weights from the Qwen folder beside it: a shard cut short
+    or missing, or its index missing or broken, is found when the checkpoint is located (`dub
+    doctor`, `auto`), before its .bin is converted; a checkpoint that holds the base LLM itself
+    passes with the same damage beside it, since it never reads that folder."""
+    root = Path(shutil.copytree(written["sharded"], scratch / "ckpt"))
+    shard, index = root / SHARD, root / QWEN / "model.safetensors.index.json"
+    {"shard cut short": lambda: cut(shard, shard.stat().st_size - 100), "shard missing": shard.unlink,
+     "index missing": index.unlink, "index not json": lambda: index.write_text('{"weight_map": ')}[damage]()
+    err = refusal(lambda: hub.locate(root))
+    named = {"shard cut short": str(shard), "shard missing": str(shard), "index missing": str(index.parent),
+             "index not json": str(index)}[damage]
+    assert named in str(err) and len(str(err)) <= MAX_MESSAGE_CHARS, str(err)
+    assert not (root.parent / "cache").exists()   # nothing converted
+    full = Path(shutil.copytree(written["plain"], scratch / "full"))
+    shutil.copytree(root / QWEN, full / QWEN, dirs_exist_ok=True)
+    assert hub.locate(full).model_dir == full / "audiostory-3B"
+
+
 def test_a_tokenizer_file_that_is_not_json_is_named(plain):
     tokenizer = plain / QWEN / "tokenizer.json"
     tokenizer.write_text("{oops")

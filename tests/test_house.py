@@ -326,6 +326,31 @@ def test_a_job_leaves_the_process_environment_to_the_next(sample_24p, tmp_path, 
     assert lookups and all(lookups)      # each look-up was local-only by argument
 
 
+def test_a_checkpoint_without_its_text_encoder_is_never_completed_from_the_hub_mid_run(tmp_path, monkeypatch):
+    """A checkpoint whose .bin leaves out the flan-t5-large encoder, with no folder of it beside:
+    the run looks for it in the local Hub cache only (a dub never downloads, HF_HUB_OFFLINE or
+    not), and says what to fetch."""
+    import huggingface_hub
+
+    from audiostory_core import checkpoint
+    from audiostory_core.errors import WeightsNotFound
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    lookups: list[bool] = []
+    real_download = huggingface_hub.snapshot_download
+
+    def local_lookup(*args, **kwargs):
+        lookups.append(kwargs.get("local_files_only"))
+        return real_download(*args, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", local_lookup)
+    with pytest.raises(WeightsNotFound, match="flan-t5-large"):
+        checkpoint._t5_state(type("Files", (), {"t5_dir": None})(), {})
+    assert lookups == [True]
+
+
 # ----------------------------------------------------------------------------- one atomic writer
 
 def _functions_that_stage_and_rename(path: Path) -> list[str]:
