@@ -189,17 +189,18 @@ STALE_WRITE_S = 3600.0
 
 
 def remove_stale_leftovers(folder: Path, stale_s: float = STALE_WRITE_S) -> list[tuple[Path, int]]:
-    """Remove what killed conversions left in `folder` (hidden files untouched for `stale_s`, each
-    the size of the weights, and `.source` notes whose copy is gone); returns them with sizes."""
+    """Remove what killed conversions left in `folder`, untouched for `stale_s`: hidden files (each
+    the size of the weights) and `.source` notes whose copy never appeared (a note is written
+    before its copy, so a young one may belong to a conversion under way). Returns them with sizes."""
     import time
 
     removed = []
     for path in folder.iterdir() if folder.is_dir() else ():
         try:
             stat = path.stat()
-            hidden_and_stale = path.name.startswith(".") and time.time() - stat.st_mtime >= stale_s
+            stale = time.time() - stat.st_mtime >= stale_s
             orphan_note = path.suffix == SOURCE_SUFFIX and not path.with_suffix(".safetensors").exists()
-            if path.is_file() and (hidden_and_stale or orphan_note):
+            if path.is_file() and stale and (path.name.startswith(".") or orphan_note):
                 path.unlink()
                 removed.append((path, stat.st_size))
         except OSError:

@@ -421,12 +421,15 @@ def test_what_a_killed_conversion_left_is_swept_and_a_conversion_in_progress_is_
         os.utime(path, (hour_ago, hour_ago))
     orphan = folder / "gone-pytorch_model-aaaa-bbbb.source"
     orphan.write_text(str(weights))
-    writing = folder / ".tmpn0wwr1t"
+    os.utime(orphan, (hour_ago, hour_ago))
+    writing = folder / ".tmpn0wwr1t"   # a conversion under way: its temporary and its note, both fresh
     writing.write_bytes(b"\0" * 16)
+    note = folder / "busy-pytorch_model-cccc-dddd.source"
+    note.write_text(str(weights))
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))   # replaced: converts again
     again = weight_files.as_safetensors(weights, cache)
     assert sorted(p.name for p in folder.iterdir()) == sorted([again.name, again.with_suffix(".source").name,
-                                                               writing.name])
+                                                               writing.name, note.name])
     for path in left:   # and `dub cache clean --older-than` (copies younger than it stay) sweeps them too
         path.write_bytes(b"\0" * 4096)
         os.utime(path, (hour_ago, hour_ago))
