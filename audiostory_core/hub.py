@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .errors import DOWNLOAD_FAILED, FOLDER_MISSING, INCOMPLETE, NOT_CACHED, CheckpointDamaged, WeightsNotFound
 from .files import blocked_part, check_complete, read_json, short_reason, stored_names, unreadable
-from .keys import T5_PREFIX, strip_ddp_prefix
+from .keys import T5_PREFIX, is_frozen_base_key, strip_ddp_prefix
 
 log = logging.getLogger(__name__)
 
@@ -228,8 +228,6 @@ def _check_base_weights(weights: Path, base_dir: Path | None, near: list[Path]) 
     folder beside it: a shard missing or cut short there, or shards without the index that names
     them, is found when the checkpoint is located (`dub doctor`, `auto`), not after the whole .bin
     was converted. A checkpoint that holds the base LLM itself never reads that folder."""
-    from .keys import is_frozen_base_key
-
     names = stored_names(weights)
     if names is None or any(is_frozen_base_key(strip_ddp_prefix(n)) for n in names):
         return

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 TEMP_NAME_PATTERN = r"\..+\.(\d+)-[0-9a-f]{6}\.partial(\.[^.]*)?"
 _TEMP_NAME = re.compile(rf"^{TEMP_NAME_PATTERN}$")
 TEMP_NAME_EXTRA_BYTES = 24   # what a temporary name adds to a file name, at most
-_FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)   # a write that failed for want of room
 
 
 def check_output_folder(path: str | os.PathLike[str]) -> Path:
@@ -72,7 +72,7 @@ def write_error(err: BaseException, target: Path) -> OutputError:
     what = target.name
     if target.stem.endswith(WORKING_MARK):
         what = f"a working file for {target.stem.removesuffix(WORKING_MARK)}"
-    if code in _FULL_DISK:
+    if code in FULL_DISK_ERRNOS:
         return OutputError(f"The disk holding {target.parent} is full ({reason}) while writing {what}; "
                            "free some space or choose another output folder.")
     return OutputError(f"Cannot write {what} in {target.parent} ({reason}); "

@@ -107,14 +107,7 @@ class Ledger:
         every other file it wrote is still there (a manifest, timeline or stem deleted since
         makes the job one to do again: `leftovers`)."""
         record = self.read(job.key)
-        if not (record and record.get("status") == "done"):
-            return False
-        try:
-            state = output_state(job.output)
-        except OSError:
-            return False
-        written = record.get("output_state")
-        if written is not None and list(written) != state:   # None: a record from before states were kept
+        if not (record and record.get("status") == "done") or not _output_is_its_own(record, job.output):
             return False
         return all(Path(path).is_file() for path in _recorded_files(record))
 
@@ -128,12 +121,8 @@ class Ledger:
             return []
         files = [Path(path) for path in _recorded_files(record)]
         there = [path for path in files if path.is_file()]
-        if len(there) == len(files):
+        if len(there) == len(files) or (Path(job.output).exists() and not _output_is_its_own(record, job.output)):
             return []
-        if Path(job.output).is_file():
-            written = record.get("output_state")
-            if written is None or list(written) != output_state(job.output):
-                return []
         return there
 
     def attempts(self, job: Job) -> int:
@@ -145,6 +134,17 @@ class Ledger:
         """Attempts of this batch run stopped because another worker died (`spare_if_running`)."""
         record = self.read(job.key)
         return int(record.get("spared", 0)) if record and record.get("run_id") == job.run_id else 0
+
+
+def _output_is_its_own(record: dict[str, Any], output: str) -> bool:
+    """Whether the job's output is there and still the file its record says it wrote (a record
+    from before states were kept trusts any file there)."""
+    try:
+        state = output_state(output)
+    except OSError:
+        return False
+    written = record.get("output_state")
+    return written is None or list(written) == state
 
 
 def _recorded_files(record: dict[str, Any]) -> list[str]:

@@ -294,14 +294,10 @@ class _RecordingEnviron(dict):
         super().update(*args, **kwargs)
 
 
-def test_a_job_leaves_the_process_environment_to_the_next(sample_24p, tmp_path, monkeypatch):
-    """Jobs of one watch folder or batch share a process: choosing a backend looks only in the local
-    Hub cache for its own call and never sets HF_HUB_OFFLINE, not even for a moment."""
-    import os
-
+def _recorded_hub_lookups(tmp_path: Path, monkeypatch) -> list[bool]:
+    """Online (HF_HUB_OFFLINE unset) with an empty Hub cache; every Hub look-up from here on
+    appends whether it was local-only by argument."""
     import huggingface_hub
-
-    from dubber import api
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
@@ -314,6 +310,18 @@ def test_a_job_leaves_the_process_environment_to_the_next(sample_24p, tmp_path, 
         return real_download(*args, **kwargs)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", local_lookup)
+    return lookups
+
+
+def test_a_job_leaves_the_process_environment_to_the_next(sample_24p, tmp_path, monkeypatch):
+    """Jobs of one watch folder or batch share a process: choosing a backend looks only in the local
+    Hub cache for its own call and never sets HF_HUB_OFFLINE, not even for a moment."""
+    import os
+
+
+    from dubber import api
+
+    lookups = _recorded_hub_lookups(tmp_path, monkeypatch)
     environ = _RecordingEnviron(os.environ)
     monkeypatch.setattr(os, "environ", environ)
     clip = Path(shutil.copyfile(sample_24p[0], tmp_path / "clip.mp4"))
@@ -330,22 +338,11 @@ def test_a_checkpoint_without_its_text_encoder_is_never_completed_from_the_hub_m
     """A checkpoint whose .bin leaves out the flan-t5-large encoder, with no folder of it beside:
     the run looks for it in the local Hub cache only (a dub never downloads, HF_HUB_OFFLINE or
     not), and says what to fetch."""
-    import huggingface_hub
 
     from audiostory_core import checkpoint
     from audiostory_core.errors import WeightsNotFound
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    lookups: list[bool] = []
-    real_download = huggingface_hub.snapshot_download
-
-    def local_lookup(*args, **kwargs):
-        lookups.append(kwargs.get("local_files_only"))
-        return real_download(*args, **kwargs)
-
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", local_lookup)
+    lookups = _recorded_hub_lookups(tmp_path, monkeypatch)
     with pytest.raises(WeightsNotFound, match="flan-t5-large"):
         checkpoint._t5_state(type("Files", (), {"t5_dir": None})(), {})
     assert lookups == [True]

@@ -334,6 +334,17 @@ def _wav_first_frame(files: TimelineMedia, plan: DubPlan, rate: Fraction) -> int
     return round(Fraction(files.wav_time_reference_samples) * timecode_clock_rate(rate) / plan.sample_rate)
 
 
+# The role each sound plays, as Final Cut sorts audio (its built-in roles, then a subrole):
+# music and effects stems, the production sound (untouched or ducked), and the mix of them all.
+STEM_ROLES = {"music": "music", "fx": "effects", "original": "dialogue"}
+MIX_ROLE = "music.mix"
+
+
+def _with_role(track: "otio.schema.Track", role: str) -> "otio.schema.Track":
+    track.metadata["dub"] = {**track.metadata.get("dub", {}), "role": role}
+    return track
+
+
 def _original_tracks(files: TimelineMedia, media: MediaInfo, rate: Fraction, first: int,
                      options: TimelineOptions) -> list["otio.schema.Track"]:
     """The untouched source sound, whole, from its own file, when there is one. It plays only when
@@ -344,17 +355,6 @@ def _original_tracks(files: TimelineMedia, media: MediaInfo, rate: Fraction, fir
                               media, rate, first, "original")
     track.enabled = options.keep_original and "original" not in (files.stem_paths or {})
     return [_with_role(track, STEM_ROLES["original"])]
-
-
-# The role each sound plays, as Final Cut sorts audio (its built-in roles, then a subrole):
-# music and effects stems, the production sound (untouched or ducked), and the mix of them all.
-STEM_ROLES = {"music": "music", "fx": "effects", "original": "dialogue"}
-MIX_ROLE = "music.mix"
-
-
-def _with_role(track: "otio.schema.Track", role: str) -> "otio.schema.Track":
-    track.metadata["dub"] = {**track.metadata.get("dub", {}), "role": role}
-    return track
 
 
 def _stem_track_name(media: MediaInfo, stem: str) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import errno
 import os
 import shutil
 import socket
@@ -29,10 +28,9 @@ from typing import Iterator
 
 import numpy as np
 
-from ..atomic import pid_alive
+from ..atomic import FULL_DISK_ERRNOS, pid_alive
 from ..errors import OutputError
 
-_FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 BLOCK_SAMPLES = 1 << 18          # samples per channel in one block of a pass (about 5.5 s at 48 kHz)
 _SAMPLE = np.dtype("<f4")
 _WORK_PREFIX = "dub-work-"
@@ -91,7 +89,7 @@ class Track:
                 written = os.pwrite(self._fd, view, offset)
                 view, offset = view[written:], offset + written
         except OSError as err:
-            if err.errno not in _FULL_DISK:
+            if err.errno not in FULL_DISK_ERRNOS:
                 raise
             # A track is a sparse file: its disk is taken as it is written, long after the job
             # started, so a full scratch disk shows here, mid-render or mid-mix.

@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 
 from .journal import FOLDERS
+from ..atomic import FULL_DISK_ERRNOS
 from ..errors import InputError, OutputError
 
-_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
 # How a write error's sentence names the same conditions (dubber.atomic.write_error, ffmpeg's own).
 _FULL_WORDS = ("is full", "no space left", "disk quota exceeded", "file too large")
@@ -84,7 +84,7 @@ def output_trouble(out: Path, err: BaseException) -> str | None:
 
 
 def _kind_of(code: int | None) -> str | None:
-    return "full" if code in _FULL else "read-only" if code in _READ_ONLY else None
+    return "full" if code in FULL_DISK_ERRNOS else "read-only" if code in _READ_ONLY else None
 
 
 def _probe(out: Path) -> str | None:
