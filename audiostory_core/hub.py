@@ -207,9 +207,7 @@ def _layout(root: Path, label: str, local_only: bool = False) -> CheckpointFiles
     near = _neighbourhood(root, model_dir)
     flux_dir = _first_with(near, FLUX_DIR_NAME, ("config.json", "model.safetensors"))
     if flux_dir is None:
-        detail = (f"The {FLUX_DIR_NAME} folder (config.json and the VAE's model.safetensors) was not "
-                  f"found next to {model_dir}")
-        raise WeightsNotFound(f"{detail}; {DOWNLOAD_HINT}.", reason=INCOMPLETE, detail=detail)
+        raise _flux_folder_incomplete(near, model_dir)
     qwen_dir = _qwen_dir(model_dir, near, local_only)
     t5_dir = _first_with(near, T5_DIR_NAME, ("config.json",))
     weights = next(model_dir / f for f in WEIGHT_FILES if (model_dir / f).is_file())
@@ -311,6 +309,25 @@ def _neighbourhood(root: Path, model_dir: Path) -> list[Path]:
         if d not in out:
             out.append(d)
     return out
+
+
+def _flux_folder_incomplete(near: list[Path], model_dir: Path) -> WeightsNotFound:
+    """Why no usable Flux_detokenizer folder is beside the checkpoint: none is there, or the
+    nearest one lacks a file (the VAE saved as a pickle rather than model.safetensors, say), which
+    is named, since downloading the official checkpoint would not mend a folder of one's own."""
+    folder = next((d / FLUX_DIR_NAME for d in near if (d / FLUX_DIR_NAME).is_dir()), None)
+    if folder is None:
+        detail = (f"The {FLUX_DIR_NAME} folder (config.json and the VAE's model.safetensors) was not "
+                  f"found next to {model_dir}")
+        return WeightsNotFound(f"{detail}; {DOWNLOAD_HINT}.", reason=INCOMPLETE, detail=detail)
+    missing = [name for name in ("config.json", "model.safetensors") if not (folder / name).is_file()]
+    pickles = sorted(p.name for p in folder.glob("*.bin"))
+    detail = f"The {FLUX_DIR_NAME} folder {folder} has no {' and no '.join(missing)}"
+    if "model.safetensors" in missing and pickles:
+        fix = f"save the VAE weights in {pickles[0]} as model.safetensors in that folder (safetensors only)"
+    else:
+        fix = f"put {' and '.join(missing)} in that folder, or {DOWNLOAD_HINT}"
+    return WeightsNotFound(f"{detail}; {fix}.", reason=INCOMPLETE, detail=detail)
 
 
 def _first_with(dirs: list[Path], name: str, required: tuple[str, ...]) -> Path | None:

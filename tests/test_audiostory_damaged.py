@@ -381,3 +381,22 @@ def test_e_t5_in_the_weights_or_in_its_folder_passes_the_up_front_check(written,
     for name, flags in {"beside": {"drop_t5": True}, "prefixed": {"ddp_prefix": True}}.items():
         root = write_tiny_checkpoint(scratch / name, **flags)
         assert hub.locate(root, local_only=True).t5_dir == root / "flan-t5-large", name
+
+
+def test_a_vae_saved_as_a_pickle_is_named_not_called_a_missing_folder(plain):
+    # A checkpoint of one's own whose VAE was saved with torch.save: the folder is there, its
+    # safetensors file is not, and fetching the official checkpoint would not mend it.
+    flux = plain / "Flux_detokenizer"
+    (flux / "model.safetensors").rename(flux / "diffusion_pytorch_model.bin")
+    with pytest.raises(WeightsNotFound) as err:
+        hub.locate(plain, local_only=True)
+    assert err.value.reason == INCOMPLETE
+    assert err.value.fix == "save the VAE weights in diffusion_pytorch_model.bin as model.safetensors in that folder " \
+                            "(safetensors only)"
+    assert_one_sentence(str(err.value), f"The Flux_detokenizer folder {flux} has no model.safetensors")
+    (flux / "diffusion_pytorch_model.bin").unlink()
+    (flux / "config.json").unlink()
+    with pytest.raises(WeightsNotFound) as err:
+        hub.locate(plain, local_only=True)
+    assert_one_sentence(str(err.value), f"The Flux_detokenizer folder {flux} has no config.json and no "
+                                        "model.safetensors", "put config.json and model.safetensors in that folder")

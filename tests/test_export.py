@@ -28,11 +28,13 @@ from vision.types import VideoAnalysis
 def test_srt_times_are_exact_for_ntsc_frames(tmp_path, ntsc_run):
     path = write_srt(tmp_path / "c.srt", ntsc_run.plan, ntsc_run.media)
     blocks = path.read_text().strip().split("\n\n")
-    # Frame 24 is at 1.001 s, frame 100 at 4.1708 s, frame 300 at 12.5125 s.
+    # Frame 24 is at 1.001 s, frame 100 at 4.1708 s, frame 300 (the end of the video) at 12.5125 s:
+    # the last caption ends on the millisecond before it, never after the picture.
     assert blocks[0].splitlines() == ["1", "00:00:00,000 --> 00:00:01,001", "Shot 0: the cat chases the mouse"]
     assert blocks[1].splitlines()[1] == "00:00:01,001 --> 00:00:04,171"
-    assert blocks[2].splitlines()[1] == "00:00:04,171 --> 00:00:12,513"
+    assert blocks[2].splitlines()[1] == "00:00:04,171 --> 00:00:12,512"
     assert format_srt_time(Fraction(3 * 3600 + 25 * 60 + 7) + Fraction(1, 2000)) == "03:25:07,001"
+    assert format_srt_time(Fraction(3 * 3600 + 25 * 60 + 7) + Fraction(1, 2000), round_down=True) == "03:25:07,000"
 
 
 def test_srt_joins_parts_of_a_split_shot(tmp_path):

@@ -1,7 +1,9 @@
 """SubRip (.srt) captions of the shots, timed exactly from frame times.
 
 Times are exact fractions rounded once, to the nearest millisecond, so a shot's end and the next
-shot's start print the same time and the captions never overlap or leave a gap.
+shot's start print the same time and the captions never overlap or leave a gap. The last caption's
+end, the end of the video, is rounded down instead: a subtitle that outlasts the picture, even by
+half a millisecond, fails a delivery check.
 """
 from __future__ import annotations
 
@@ -24,15 +26,16 @@ class SrtEntry:
     text: str
 
 
-def format_srt_time(time_s: Fraction) -> str:
-    """Exact seconds as SubRip's HH:MM:SS,mmm, rounded to the nearest millisecond (halves up).
+def format_srt_time(time_s: Fraction, round_down: bool = False) -> str:
+    """Exact seconds as SubRip's HH:MM:SS,mmm, rounded to the nearest millisecond (halves up), or
+    down to it when `round_down`.
 
     Raises:
         ValueError: negative time.
     """
     if time_s < 0:
         raise ValueError(f"negative time {time_s}")
-    total_ms = math.floor(Fraction(time_s) * 1000 + Fraction(1, 2))
+    total_ms = math.floor(Fraction(time_s) * 1000 + (0 if round_down else Fraction(1, 2)))
     hours, rest = divmod(total_ms, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
     seconds, millis = divmod(rest, 1000)
@@ -56,7 +59,7 @@ def srt_text(entries: list[SrtEntry], media: MediaInfo) -> str:
     blocks = []
     for entry in (e for e in entries if e.text.strip()):
         start = format_srt_time(media.frame_time(entry.start_frame))
-        end = format_srt_time(media.frame_time(entry.end_frame))
+        end = format_srt_time(media.frame_time(entry.end_frame), round_down=entry.end_frame >= media.frame_count)
         blocks.append(f"{len(blocks) + 1}\n{start} --> {end}\n" + "\n".join(caption_lines(entry.text)) + "\n")
     return "\n".join(blocks)
 
