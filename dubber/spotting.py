@@ -198,6 +198,37 @@ def _hit(when: Any, kind: Any, strength: Any, length: Any, *, where: str) -> Spo
     return SpottedHit(when, kind, strength, length, where)
 
 
+def read_hit_point(text: str, where: str) -> SpottedHit:
+    """One hit point written as a line of a hit list is (`WHEN [KIND [STRENGTH [LENGTH]]]`, fields
+    separated by commas, tabs or spaces), checked for form; `where` names it in messages.
+
+    Raises:
+        InputError: it is not a hit point.
+    """
+    fields = [f for f in re.split(r"[,\t ]+", text.strip()) if f]
+    if not fields or len(fields) > 4:
+        raise InputError(f"{where}: {len(fields)} fields; a hit point is WHEN [KIND [STRENGTH [LENGTH]]].")
+    kind, strength, length = fields[1:] + [None] * (4 - len(fields))
+    return _hit(fields[0], kind, strength, length, where=where)
+
+
+def hit_event(hit: SpottedHit, media: MediaInfo) -> VisualEvent | None:
+    """The event a hit point places on this video: on its frame, a sustained kind lasting its
+    length (at least that frame); None for `none`, which places nothing.
+
+    Raises:
+        InputError: the time is not on the video.
+    """
+    frame = frame_of(hit, media)
+    if hit.kind == NO_HIT:
+        return None
+    end = frame + 1
+    if hit.kind in SUSTAINED_KINDS:
+        end = min(media.frame_count, max(frame + 1, _frame_at(media.frame_time(frame) + Fraction(hit.length_s),
+                                                              media)))
+    return VisualEvent(frame, hit.kind, hit.strength, end)
+
+
 def hit_list_digest(path: str | os.PathLike) -> str:
     """What identifies a hit list's content in cache keys."""
     return hashlib.sha256(Path(path).expanduser().read_bytes()).hexdigest()[:16]
@@ -277,12 +308,8 @@ def spot(analysis: VideoAnalysis, hits: tuple[SpottedHit, ...], only: bool = Fal
     placed: dict[int, VisualEvent] = {}
     shared: set[int] = set()   # frames two spotted hits fell on (12.5 s and 300f at 24 fps)
     for hit in (h for h in hits if h.kind != NO_HIT):
-        frame = frame_of(hit, media)
-        end = frame + 1
-        if hit.kind in SUSTAINED_KINDS:
-            end = min(media.frame_count, max(frame + 1, _frame_at(media.frame_time(frame) + Fraction(hit.length_s),
-                                                                  media)))
-        event = VisualEvent(frame, hit.kind, hit.strength, end)
+        event = hit_event(hit, media)
+        frame = event.frame
         if frame in placed:
             shared.add(frame)
         if frame not in placed or placed[frame].strength < event.strength:

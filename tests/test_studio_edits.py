@@ -42,9 +42,17 @@ def test_a_take_of_a_picture_no_mp4_carries_is_written_as_a_mov(tmp_path):
 
 
 def _rows(project):
-    from dubber.studio.project import plan_rows
+    from dubber.studio.project import table_rows
 
-    return plan_rows(project.plan, project.analysis.media, [str(p) for p in project.thumbnails])
+    return table_rows(project, [str(p) for p in project.thumbnails])
+
+
+def _plan_rows(plan, project, thumbnail_cells):
+    """The rows of another plan of the project, its hits column as detected."""
+    from dubber.studio.project import hit_cells, plan_rows
+
+    media = project.analysis.media
+    return plan_rows(plan, media, thumbnail_cells, hit_cells=hit_cells(plan, project.analysis.events, media))
 
 
 def test_a_muted_shot_is_silent_in_the_mix_and_the_others_are_not(opened):
@@ -117,7 +125,7 @@ def test_a_row_added_or_deleted_in_the_table_says_what_to_do_instead(opened):
     with pytest.raises(InputError, match="lost the row of shot 3; .* tick a shot's mute box"):
         apply_rows(project.plan, rows[:2] + rows[3:])
     with pytest.raises(InputError, match="has 1 row\\(s\\) more than the film has shots; delete the rows you added"):
-        apply_rows(project.plan, rows + [["", "", "", "", "a new caption", "", STYLE, 0, False]])
+        apply_rows(project.plan, rows + [["", "", "", "", "a new caption", "", STYLE, 0, "", False]])
 
 
 def test_shot_times_are_smpte_timecodes_of_the_cut_frames(opened):
@@ -133,7 +141,7 @@ def test_shot_times_are_smpte_timecodes_of_the_cut_frames(opened):
                                             ("00:00:11:09", "00:00:14:00")]
     # A file that starts at a time code: the table counts from it, as the editor and the timelines do
     camera = replace(project.analysis.media, start_timecode="01:00:00:00")
-    rows = plan_rows(project.plan, camera, [""] * len(project.plan.cues))
+    rows = plan_rows(project.plan, camera, [""] * len(project.plan.cues), hit_cells=[""] * len(project.plan.cues))
     assert [r[2] for r in rows][:3] == ["01:00:00:00", "01:00:02:20", "01:00:05:23"]
 
 
@@ -141,7 +149,7 @@ def test_a_style_pick_keeps_the_words_of_a_prompt_written_by_hand(opened):
     from dataclasses import replace
 
     from dubber.styles import STYLES
-    from dubber.studio.project import apply_rows, plan_rows
+    from dubber.studio.project import apply_rows
 
     _, project = opened
     noir = STYLES["noir"].prompt
@@ -149,20 +157,20 @@ def test_a_style_pick_keeps_the_words_of_a_prompt_written_by_hand(opened):
     rows[2][5] = "A huge brass fanfare with cymbal crashes and a tuba"
     written, _ = apply_rows(project.plan, rows)
     # The next take's table shows that prompt with the style "custom"; the person picks noir there.
-    rows = plan_rows(written, project.analysis.media, [""] * len(written.cues))
+    rows = _plan_rows(written, project, [""] * len(written.cues))
     assert rows[2][6] == "custom"
     rows[2][6] = "noir"
     restyled, _ = apply_rows(written, rows)
     assert restyled.cues[2].prompt == f"A huge brass fanfare with cymbal crashes and a tuba. {noir}"
     # Left as "custom", the style cell changes nothing, and neither does a caption edit.
-    rows = plan_rows(written, project.analysis.media, [""] * len(written.cues))
+    rows = _plan_rows(written, project, [""] * len(written.cues))
     rows[2][4] = "A new caption"
     recaptioned, _ = apply_rows(written, rows)
     assert recaptioned.cues[2].prompt == written.cues[2].prompt and recaptioned.cues[2].caption == "A new caption"
     # Words added before a style's text stay when another style is picked.
     edited = replace(written, cues=tuple(replace(c, prompt=f"Tubas only. {STYLES[STYLE].prompt}") if c.index == 1
                                          else c for c in written.cues))
-    rows = plan_rows(edited, project.analysis.media, [""] * len(edited.cues))
+    rows = _plan_rows(edited, project, [""] * len(edited.cues))
     assert rows[1][6] == STYLE
     rows[1][6] = "noir"
     assert apply_rows(edited, rows)[0].cues[1].prompt == f"Tubas only. {noir}"

@@ -52,7 +52,7 @@ def test_the_page_takes_seeds_as_typed_and_names_a_huge_one_in_digits(sample_30p
     import gradio as gr
 
     from dubber.studio.app import _Actions, _event, build_app
-    from dubber.studio.project import COLUMNS, StudioSettings, open_video, plan_rows
+    from dubber.studio.project import COLUMNS, StudioSettings, open_video, table_rows
 
     config = build_app(StudioSettings(work_dir=tmp_path / "page")).get_config_file()
     by_id = {c["props"].get("elem_id"): c for c in config["components"]}
@@ -68,7 +68,7 @@ def test_the_page_takes_seeds_as_typed_and_names_a_huge_one_in_digits(sample_30p
         assert _event(actions.open_path, page=True)("film.mp4", STYLE, HUGE) == gr.skip()
     project = open_video(root / "film.mp4", settings, STYLE, "2147483647")
     assert project.plan.seed == 2**31 - 1
-    rows = plan_rows(project.plan, project.analysis.media, [""] * len(project.plan.cues))
+    rows = table_rows(project, [""] * len(project.plan.cues))
     rows[0][COLUMNS.index("seed")] = HUGE
     with pytest.warns(UserWarning, match=f"^Shot 1's seed {HUGE} is out of range: {RANGE}; enter one of those.$"):
         assert _event(actions.render, page=True)(project, rows, "score") == gr.skip()

@@ -40,15 +40,17 @@ VIDEO_TYPES = [".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"]
 WORK = "work"
 # The seed column is text: a browser reads a number cell as a float, which shows a long seed in
 # float notation and changes its last digits; `project.check_seed` reads the text exactly.
-_DATATYPES = ["str", "markdown", "str", "str", "str", "str", "str", "str", "bool"]
-_COLUMN_WIDTHS = ["76px", "130px", "128px", "128px", "15%", "21%", "120px", "112px", "76px"]
+_DATATYPES = ["str", "markdown", "str", "str", "str", "str", "str", "str", "str", "bool"]
+_COLUMN_WIDTHS = ["76px", "130px", "128px", "128px", "13%", "17%", "120px", "112px", "18%", "76px"]
 _DUB_API_DESCRIPTION = ("Dub a video in one call: (video file, style name, seed) -> the dubbed video, planned and "
                         "rendered as `dub` would with the auto backend. A mistake returns the CLI's one sentence.")
 # Gradio's file list offers to remove a file from any list of several, even a read-only one; a take's
 # downloads are all its files, so that button is hidden.
 _CSS = '#downloads button[aria-label="Remove this file"] { display: none; }'
 _INTRO = ("Open a video, edit any shot's caption, prompt, style or seed (or mute it), then **Render**: "
-          "the shots you did not change keep their sound.")
+          "the shots you did not change keep their sound. The **hits** column lists the moments the music and "
+          "effects hit in each shot (`TIMECODE KIND STRENGTH`, `; ` between them): add one (a time, `300f` or a "
+          "timecode, then an optional kind such as landing), delete one, or change its kind or strength.")
 
 
 def backend_choices(model: str | None = None) -> list[str]:
@@ -112,8 +114,7 @@ def _thumbnail_cell(path: Path) -> str:
 
 def _project_view(project: studio.Project) -> tuple:
     media = project.analysis.media
-    cells = [_thumbnail_cell(p) for p in project.thumbnails]
-    rows = studio.plan_rows(project.plan, media, cells, project.shown_muted)
+    rows = studio.table_rows(project, [_thumbnail_cell(p) for p in project.thumbnails])
     strip = [(str(p), f"{studio.shot_label(c)} · {studio.timecode(c.start_frame, media)}")
              for p, c in zip(project.thumbnails, project.plan.cues)]
     size = f"{len(project.plan.cues)} shots, {float(project.analysis.media.duration_s):.2f} s"
@@ -150,13 +151,20 @@ def _take_view(take: studio.Take | None) -> tuple:
     return str(take.video), _picture(take), studio.take_downloads(take)
 
 
-def _take_status(take: studio.Take, unused: tuple[studio.UnusedEdit, ...] = ()) -> str:
+def _take_status(take: studio.Take, unused: tuple[studio.UnusedEdit, ...] = (), hits_edited: bool = False) -> str:
+    """`hits_edited`: the take plays other hit points than the last one did."""
     head = f"Take {_take_label(take)} with the **{take.backend}** backend: "
-    if not take.caches_audio:
+    shots = f"{take.cues} shot{'s' if take.cues != 1 else ''}"
+    if not take.caches_audio and hits_edited:
+        # The score engine draws the whole film from one seeded stream and one tempo map, so a
+        # moved hit changes what is drawn everywhere, before the edited shot too.
+        text = head + (f"{shots} played again to your hit points; the score engine composes the film as one piece, "
+                       "so a hit edit can change the music of every shot, even those before it.")
+    elif not take.caches_audio:
         # The score engine keeps no audio: it plays the film again, and what was not edited comes
         # out sample for sample as before; saying "0 from the cache" would suggest otherwise.
-        text = head + (f"{take.cues} shot{'s' if take.cues != 1 else ''} played again from the cached analysis; "
-                       "shots you did not mute or unmute sound exactly as before.")
+        text = head + (f"{shots} played again from the cached analysis; shots you did not mute or unmute sound "
+                       "exactly as before.")
     else:
         rendered = take.cues - take.cues_from_cache
         text = head + f"{rendered} shot{'s' if rendered != 1 else ''} rendered, {take.cues_from_cache} from the cache."
@@ -208,25 +216,28 @@ class _Actions:
         if project is None:
             raise InputError("Open a video first.")
         studio.check_project_is_there(project)
-        wanted, muted = studio.apply_rows(project.plan, [list(r) for r in shots])
-        studio.store.save_edits(project.folder, wanted, muted, page=project.page)
+        rows = [list(r) for r in shots]
+        wanted, muted = studio.apply_rows(project.plan, rows)
+        hits = studio.read_hits(project.plan, project.analysis, rows, project.shown_hits)
+        studio.store.save_edits(project.folder, wanted, muted, page=project.page, hits=hits)
         name = studio.render_backend(backend, self.settings)
         previous = project.rendered or project.plan
         plan, unused = studio.plan_for_backend(previous, wanted, studio.backend_cue_edits(name))
         last = project.last_take
         # The table keeps every edit (a backend that reads them may render it later); the take
         # gets only what its backend reads.
-        updated = replace(project, plan=wanted, shown_muted=muted)
+        updated = replace(project, plan=wanted, shown_muted=muted, shown_hits=hits)
         # Compared as rendered: the text the model reads follows the fields it is made from, and a
         # table saved before a reload still holds the text of the fields as they were then.
-        same = with_model_text(plan) == with_model_text(previous)
+        same = with_model_text(plan) == with_model_text(previous) and studio.same_hits(hits, project.hits)
         if last is not None and same and (muted, name) == (project.muted, last.backend):
             # A take that would sound and read like the last one is not rendered again.
             said = _nothing_to_render(name, unused) if unused else _nothing_changed(last)
             return (updated, _project_view(updated)[0], *_take_view(last), said)
-        take = studio.render_take(project, plan, muted, backend, self.settings, _progress_sink(progress))
-        updated = replace(updated, rendered=plan, muted=muted, last_take=take)
-        return (updated, _project_view(updated)[0], *_take_view(take), _take_status(take, unused))
+        take = studio.render_take(project, plan, muted, backend, self.settings, _progress_sink(progress), hits)
+        hits_moved = not studio.same_hits(hits, project.hits)
+        updated = replace(updated, rendered=plan, muted=muted, last_take=take, hits=hits)
+        return (updated, _project_view(updated)[0], *_take_view(take), _take_status(take, unused, hits_moved))
 
     def restore(self, saved: Any, progress: Any = None) -> studio.Project | None:
         """The project the page had open before it was reloaded (`saved`: its folder's name, as

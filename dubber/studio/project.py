@@ -7,13 +7,14 @@ Everything the studio writes lives under its work folder:
     <work>/projects/<name>-XXXX/project.json, edits.json  what it holds and the table's edits (`store`)
     <work>/projects/<name>-XXXX/thumbs/cue-NNNNN.jpg    one picture per cue (the middle frame)
     <work>/projects/<name>-XXXX/takes/take-NNN/         one render: video, manifest, stems, timelines,
-                                                        plan.json, the spectrogram picture, take.json
+                                                        plan.json, the spectrogram picture, take.json,
+                                                        hits.txt when its hit points were edited
 
 Opening a video again (the same content, style and seed) returns to its project: the table as it
 was last edited, its takes, and take numbers that go on counting.
 
 No gradio here: the page (`dubber.studio.app`) calls these functions and shows what they return;
-the table's rows and their edits are `dubber.studio.rows`.
+the table's rows and their edits are `dubber.studio.rows`, its hits column `dubber.studio.hit_cells`.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from vision.types import MediaInfo
+from vision.types import MediaInfo, VisualEvent
 
 from .. import api
 from ..cache import content_fingerprint
@@ -39,6 +40,8 @@ from ..plan import cue_prompt, load_plan, save_plan
 from ..styles import get_style
 from ..types import DubPlan, ProgressFn, no_progress
 from . import store
+from .hit_cells import HIT_LIST_NAME, read_take_hits, with_hits, write_hit_list
+from .hit_cells import hit_cells, read_hits, same_hits  # noqa: F401  (the studio's API)
 from .rows import CUSTOM_STYLE, style_of, without_style
 from .rows import COLUMNS, apply_rows, check_seed, plan_rows, shot_label, timecode  # noqa: F401  (the studio's API)
 from .store import Take, find_take, list_takes, load_take  # noqa: F401  (the studio's API)
@@ -72,7 +75,9 @@ class Project:
     `plan` holds every edit the table shows and `shown_muted` its ticked mute boxes; `rendered` is
     the plan the last take was rendered from (None before the first take), which leaves out the
     edits its backend does not read; `muted` and `last_take` are that take's muted cues and the
-    take itself. `reopened`: the project was found in the work folder, not made by this opening.
+    take itself. `shown_hits` are the hit points the hits column shows and `hits` those the last
+    take played (None: the ones detection gave, `analysis.events`). `reopened`: the project was
+    found in the work folder, not made by this opening.
     `page` and `opened_ns` tell this opening (one page's) from another page's of the same project.
     """
 
@@ -85,6 +90,8 @@ class Project:
     muted: tuple[int, ...] = ()
     last_take: Take | None = None
     shown_muted: tuple[int, ...] = ()
+    hits: tuple[VisualEvent, ...] | None = None
+    shown_hits: tuple[VisualEvent, ...] | None = None
     reopened: bool = False
     page: str = field(default_factory=lambda: secrets.token_hex(6))
     opened_ns: int = field(default_factory=time.time_ns)
@@ -231,12 +238,32 @@ def _restored(project: Project) -> Project:
         if rendered is not None and not _same_cues(rendered, project.plan):
             rendered = None
     if rendered is not None:
+        hits = _take_hits(last, project.analysis)
         project = replace(project, plan=rendered, rendered=rendered, muted=last.muted, last_take=last,
-                          shown_muted=last.muted)
+                          shown_muted=last.muted, hits=hits, shown_hits=hits)
     edits = store.load_edits(project.folder)
     if edits is not None and _same_cues(edits[0], project.plan):
-        project = replace(project, plan=edits[0], shown_muted=edits[1])
+        project = replace(project, plan=edits[0], shown_muted=edits[1], shown_hits=edits[2])
     return replace(project, reopened=True)
+
+
+def _take_hits(take: Take, analysis: Any) -> tuple[VisualEvent, ...] | None:
+    """The hit points a take played: its hit list's, or None (the detected ones)."""
+    if take.hit_list is None:
+        return None
+    try:
+        return read_take_hits(take.hit_list, analysis)
+    except InputError as err:   # removed, or edited by hand into something else
+        log.warning("Ignoring the hit list of %s (%s).", take.folder, err)
+        return None
+
+
+def table_rows(project: Project, thumbnail_cells: Sequence[str]) -> list[list]:
+    """The shots table as the page shows it: the plan's rows with the shown mutes and hit points."""
+    media = project.analysis.media
+    events = project.analysis.events if project.shown_hits is None else project.shown_hits
+    return plan_rows(project.plan, media, thumbnail_cells, project.shown_muted,
+                     hit_cells=hit_cells(project.plan, events, media))
 
 
 def save_table(project: Project, rows: Sequence[Sequence[Any]]) -> bool:
@@ -244,9 +271,10 @@ def save_table(project: Project, rows: Sequence[Sequence[Any]]) -> bool:
     False (nothing written) while a cell holds a value that cannot be used."""
     try:
         plan, muted = apply_rows(project.plan, rows, allow_all_muted=True)
+        hits = read_hits(project.plan, project.analysis, rows, project.shown_hits)
     except InputError:
         return False
-    store.save_edits(project.folder, plan, muted, page=project.page)
+    store.save_edits(project.folder, plan, muted, page=project.page, hits=hits)
     return True
 
 
@@ -486,11 +514,14 @@ def _next_take_folder(project: Project) -> Path:
 
 
 def render_take(project: Project, plan: DubPlan, muted: Sequence[int], backend: str,
-                settings: StudioSettings, progress: ProgressFn = no_progress) -> Take:
+                settings: StudioSettings, progress: ProgressFn = no_progress,
+                hits: tuple[VisualEvent, ...] | None = None) -> Take:
     """Render `plan` (the project's plan with the person's edits) into a new take folder: the
     dubbed video, stems, timelines, manifest and the spectrogram of the mix. Cues whose plan entry
-    did not change come from the render cache, sample for sample what they were. A render that
-    fails leaves no take folder, so the next take gets its number.
+    did not change come from the render cache, sample for sample what they were. `hits`: the hit
+    points to play, every one (`read_hits`), kept in the take folder as the hit list it renders
+    from; None plays the detected ones. A render that fails leaves no take folder, so the next
+    take gets its number.
 
     Raises:
         DubError: the CLI's reasons (backend unavailable, ...); OutputError when the project
@@ -498,28 +529,34 @@ def render_take(project: Project, plan: DubPlan, muted: Sequence[int], backend: 
     """
     folder = _next_take_folder(project)
     try:
-        return _render_into(folder, project, plan, muted, backend, settings, progress)
+        return _render_into(folder, project, plan, muted, backend, settings, progress, hits)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
 
 
 def _render_into(folder: Path, project: Project, plan: DubPlan, muted: Sequence[int], backend: str,
-                 settings: StudioSettings, progress: ProgressFn) -> Take:
+                 settings: StudioSettings, progress: ProgressFn,
+                 hits: tuple[VisualEvent, ...] | None) -> Take:
     # Each take's files carry its number, so a player (and a download folder) tells takes apart
     # even when two takes sound the same.
     head, dub, tail = api.default_output_path(project.video, project.analysis.media.video_codec).name.rpartition(".dub.")
     out_name = f"{head}.{folder.name}{dub}{tail}"   # the last ".dub.": a source's own name may hold one
     plan_path = save_plan(plan, folder / "plan.json")
+    # Hits as detected: no hit list, so the take's cache keys and sound are those of a plain dub.
+    hit_list = None if hits is None else write_hit_list(hits, project.analysis.media, folder / HIT_LIST_NAME)
     options = api.DubOptions(backend=backend, style=plan.style, seed=plan.seed, plan_path=str(plan_path),
                              stems_dir=str(folder / "stems"), timeline=True, cache_dir=settings.cache_dir,
-                             model=settings.model, muted_cues=tuple(sorted(muted)))
+                             model=settings.model, muted_cues=tuple(sorted(muted)),
+                             hits_path=None if hit_list is None else str(hit_list), hits_only=hit_list is not None)
     result = api.dub(project.video, folder / out_name, options, progress)
     mix_wav = Path(result.outputs["mix"]) if "mix" in result.outputs else None
-    picture = write_spectrogram(mix_wav, project.analysis, folder / "spectrogram.png") if mix_wav else None
+    picture = (write_spectrogram(mix_wav, with_hits(project.analysis, hits), folder / "spectrogram.png")
+               if mix_wav else None)
     take = Take(folder=folder, video=Path(result.output), outputs=dict(result.outputs), spectrogram=picture,
                 backend=result.backend, cues=result.cues, cues_from_cache=result.cues_from_cache,
-                notes=tuple(result.notes), caches_audio=result.caches_audio, muted=tuple(sorted(muted)))
+                notes=tuple(result.notes), caches_audio=result.caches_audio, muted=tuple(sorted(muted)),
+                hit_list=hit_list)
     # Written last: a take folder without it did not finish and is not offered when reopening.
     store.save_take_record(folder, {k: v for k, v in vars(take).items() if k != "folder"})
     (folder / RENDERING_MARK).unlink(missing_ok=True)

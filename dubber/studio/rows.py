@@ -1,5 +1,6 @@
 """The studio's table: one row per cue of a plan (its shot, picture, times, caption, prompt, style,
-seed and mute), and a person's edits of those rows read back into the plan, checked."""
+seed, hit points and mute), and a person's edits of those rows read back into the plan, checked
+(the hits column's are read by `dubber.studio.hit_cells`)."""
 from __future__ import annotations
 
 import decimal
@@ -13,7 +14,7 @@ from ..plan import SEED_MODULUS, cue_prompt
 from ..styles import STYLES, available_styles, get_style
 from ..types import DubPlan
 
-COLUMNS = ("shot", "picture", "start", "end", "caption", "prompt", "style", "seed", "mute")
+COLUMNS = ("shot", "picture", "start", "end", "caption", "prompt", "style", "seed", "hits", "mute")
 CUSTOM_STYLE = "custom"   # a prompt that ends with no known style's text
 SHOWN_DIGITS = 40   # a seed given longer than this is named by its length in a message
 
@@ -37,12 +38,13 @@ def shot_label(cue: Any) -> str:
 
 
 def plan_rows(plan: DubPlan, media: MediaInfo, thumbnail_cells: Sequence[str],
-              muted: Sequence[int] = ()) -> list[list]:
+              muted: Sequence[int] = (), *, hit_cells: Sequence[str]) -> list[list]:
     """The shots table: one row per cue, in COLUMNS order; `thumbnail_cells` is what the page
-    shows in the picture column (one per cue)."""
+    shows in the picture column and `hit_cells` its hits column (one each per cue,
+    `dubber.studio.hit_cells.hit_cells`)."""
     return [[shot_label(c), thumb, timecode(c.start_frame, media), timecode(c.end_frame, media), c.caption,
-             c.prompt, style_of(c.prompt), c.seed, c.index in muted]
-            for c, thumb in zip(plan.cues, thumbnail_cells)]
+             c.prompt, style_of(c.prompt), c.seed, hits, c.index in muted]
+            for c, thumb, hits in zip(plan.cues, thumbnail_cells, hit_cells, strict=True)]
 
 
 def check_seed(value: Any, what: str) -> int:

@@ -2,8 +2,9 @@
 seed a project folder holds, the table's latest edits, and a record of each finished take.
 
     <project>/project.json              {"schema", "source", "video", "style", "seed"[, "one_shot"]}
-    <project>/edits.json                {"schema", "plan", "muted", "page"}: the table as last edited
-    <project>/takes/take-NNN/take.json  what the page shows of a take: its files, backend, counts, mutes
+    <project>/edits.json                {"schema", "plan", "muted", "page"[, "hits"]}: the table as last edited
+    <project>/takes/take-NNN/take.json  what the page shows of a take: its files, backend, counts, mutes,
+                                        and the hit list it was rendered from, if any ("hit_list")
 
 A take folder without take.json is one whose render did not finish, and is not offered. `project`
 arguments are `dubber.studio.project.Project`s. No gradio here.
@@ -14,9 +15,11 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
+
+from vision.types import VisualEvent
 
 from ..atomic import atomic_write_text
 from ..errors import OutputError
@@ -50,6 +53,7 @@ class Take:
     notes: tuple[str, ...]
     caches_audio: bool = True  # False: every shot is played again from the cached analysis
     muted: tuple[int, ...] = ()
+    hit_list: Path | None = None   # the hit list it was rendered from; None: the detected hits
 
     @property
     def number(self) -> int:
@@ -116,9 +120,12 @@ def find_project(projects: Path, source: str, style: str, seed: int) -> tuple[Pa
     return folder, video
 
 
-def save_edits(folder: Path, plan: DubPlan, muted: tuple[int, ...], page: str = "") -> None:
-    """`page`: the opening (`Project.page`) that saved them."""
-    _write(folder / EDITS_FILE, {"plan": plan.to_dict(), "muted": list(muted), "page": page})
+def save_edits(folder: Path, plan: DubPlan, muted: tuple[int, ...], page: str = "",
+               hits: tuple[VisualEvent, ...] | None = None) -> None:
+    """`page`: the opening (`Project.page`) that saved them; `hits`: the hits column's hit points,
+    None when they are the detected ones."""
+    _write(folder / EDITS_FILE, {"plan": plan.to_dict(), "muted": list(muted), "page": page,
+                                 "hits": None if hits is None else [asdict(e) for e in hits]})
 
 
 def edits_written_by(folder: Path) -> tuple[str, int] | None:
@@ -132,13 +139,16 @@ def edits_written_by(folder: Path) -> tuple[str, int] | None:
         return None
 
 
-def load_edits(folder: Path) -> tuple[DubPlan, tuple[int, ...]] | None:
-    """The table's saved edits: its plan and muted cue indices, or None."""
+def load_edits(folder: Path) -> tuple[DubPlan, tuple[int, ...], tuple[VisualEvent, ...] | None] | None:
+    """The table's saved edits: its plan, muted cue indices and hit points (None: the detected
+    ones, as in a record saved before hits could be edited), or None."""
     data = _read(folder / EDITS_FILE)
     if data is None:
         return None
     try:
-        return DubPlan.from_dict(data["plan"]), tuple(int(i) for i in data["muted"])
+        hits = data.get("hits")
+        return (DubPlan.from_dict(data["plan"]), tuple(int(i) for i in data["muted"]),
+                None if hits is None else tuple(VisualEvent(**dict(e)) for e in hits))
     except (KeyError, TypeError, ValueError) as err:
         log.warning("Ignoring the saved edits in %s (%s).", folder, err)
         return None
@@ -152,6 +162,7 @@ def save_take_record(folder: Path, record: Mapping[str, Any]) -> None:
 
     data = dict(record)
     data["video"], data["spectrogram"] = inside(data["video"]), inside(data["spectrogram"])
+    data["hit_list"] = inside(data.get("hit_list"))
     data["outputs"] = {role: inside(p) for role, p in data["outputs"].items()}
     _write(folder / TAKE_FILE, data)
 
@@ -164,6 +175,7 @@ def load_take_record(folder: Path) -> dict[str, Any] | None:
     try:
         data["video"] = folder / data["video"]
         data["spectrogram"] = folder / data["spectrogram"] if data.get("spectrogram") else None
+        data["hit_list"] = folder / data["hit_list"] if data.get("hit_list") else None
         data["outputs"] = {role: str(folder / p) for role, p in data["outputs"].items()}
     except (KeyError, TypeError, AttributeError) as err:
         log.warning("Ignoring the take record in %s (%s).", folder, err)
@@ -181,7 +193,7 @@ def load_take(folder: Path) -> Take | None:
                     backend=str(record["backend"]), cues=int(record["cues"]),
                     cues_from_cache=int(record["cues_from_cache"]), notes=tuple(record.get("notes", ())),
                     caches_audio=bool(record.get("caches_audio", True)),
-                    muted=tuple(int(i) for i in record.get("muted", ())))
+                    muted=tuple(int(i) for i in record.get("muted", ())), hit_list=record["hit_list"])
     except (KeyError, TypeError, ValueError) as err:
         log.warning("Ignoring the take in %s (%s).", folder, err)
         return None
