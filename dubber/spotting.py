@@ -103,10 +103,7 @@ def _from_lines(text: str, file: Path) -> list[SpottedHit]:
         where = f"{file.name}:{number}"
         if not hits and fields[0].lower() in HEADER_WORDS:
             continue   # a CSV header row (time, kind, ...)
-        if len(fields) > 4:
-            raise InputError(f"{where}: {len(fields)} fields; a hit point is WHEN [KIND [STRENGTH [LENGTH]]].")
-        kind, strength, length = fields[1:] + [None] * (4 - len(fields))
-        hits.append(_hit(fields[0], kind, strength, length, where=where))
+        hits.append(_hit_of_fields(fields, where))
     return hits
 
 
@@ -205,7 +202,10 @@ def read_hit_point(text: str, where: str) -> SpottedHit:
     Raises:
         InputError: it is not a hit point.
     """
-    fields = [f for f in re.split(r"[,\t ]+", text.strip()) if f]
+    return _hit_of_fields([f for f in re.split(r"[,\t ]+", text.strip()) if f], where)
+
+
+def _hit_of_fields(fields: list[str], where: str) -> SpottedHit:
     if not fields or len(fields) > 4:
         raise InputError(f"{where}: {len(fields)} fields; a hit point is WHEN [KIND [STRENGTH [LENGTH]]].")
     kind, strength, length = fields[1:] + [None] * (4 - len(fields))
