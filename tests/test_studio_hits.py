@@ -203,3 +203,31 @@ def replace_hits(project, hits):
     from dataclasses import replace
 
     return replace(project, shown_hits=hits)
+
+
+def test_the_captions_the_planner_wrote_follow_edited_hits_and_hand_written_ones_stay(project):
+    # AudioStory reads the captions, so a landing typed into shot 4 is told in shot 4's caption and
+    # prompt, as `dub --hits` tells it; a caption written by hand is the editor's and stays.
+    from dubber.studio.app import _Actions
+
+    settings, project = project
+    actions = _Actions(settings)
+    rows = _rows(project)
+    planned = [row[4] for row in rows]
+    media, fourth = project.analysis.media, project.plan.cues[3]
+    told = f"a heavy fall at {float(media.frame_time(ADDED_FRAME) - media.frame_time(fourth.start_frame)):.1f} s"
+    assert "fall" not in planned[3]
+    rows[3][HITS] += f"; {ADDED_FRAME}f landing"
+    project, table, *_ = actions.render(project, rows, "auto")
+    take = project.last_take
+    assert told in table[3][4], table[3][4]
+    assert table[3][5].startswith(table[3][4]), table[3][5]   # the prompt in the planner's wording follows it
+    assert [row[4] for k, row in enumerate(table) if k != 3] == [c for k, c in enumerate(planned) if k != 3]
+    assert json.loads((take.folder / "plan.json").read_text())["cues"][3]["caption"] == table[3][4]
+    # the take says nothing of captions "edited in the plan": the editor edited hit points only
+    assert not any("edited in the plan" in note for note in take.notes), take.notes
+
+    table[1][4] = "My own words for shot two."
+    table[1][HITS] = ""   # shot 2's hits deleted: its caption is the editor's and stays as written
+    project, table, *_ = actions.render(project, table, "auto")
+    assert table[1][4] == "My own words for shot two." and told in table[3][4]

@@ -219,6 +219,9 @@ class _Actions:
         rows = [list(r) for r in shots]
         wanted, muted = studio.apply_rows(project.plan, rows)
         hits = studio.read_hits(project.plan, project.analysis, rows, project.shown_hits)
+        if not studio.same_hits(hits, project.shown_hits) or not studio.same_hits(hits, project.hits):
+            # the captions the planner wrote speak of the hit points the take will play
+            wanted = studio.captions_follow_hits(wanted, project.analysis, hits, (project.shown_hits, project.hits))
         studio.store.save_edits(project.folder, wanted, muted, page=project.page, hits=hits)
         name = studio.render_backend(backend, self.settings)
         previous = project.rendered or project.plan

@@ -21,8 +21,10 @@ from vision.types import VisualEvent
 from ..atomic import atomic_write_text
 from ..errors import InputError
 from ..spotting import NO_HIT, SUSTAINED_KINDS, frame_of, hit_event, read_hit_list, read_hit_point
+from ..plan import PlanOptions, cue_prompt, make_plan
+from ..styles import get_style
 from ..types import DubPlan
-from .rows import COLUMNS, shot_label, timecode
+from .rows import COLUMNS, CUSTOM_STYLE, shot_label, style_of, timecode
 
 HIT_LIST_NAME = "hits.txt"
 SEPARATOR = "; "
@@ -153,3 +155,32 @@ def read_take_hits(path: Path, analysis: Any) -> tuple[VisualEvent, ...]:
 def with_hits(analysis: Any, hits: Sequence[VisualEvent] | None) -> Any:
     """The analysis with the hit points a take plays (None: as detected)."""
     return analysis if hits is None else replace(analysis, events=tuple(hits))
+
+
+def captions_follow_hits(plan: DubPlan, analysis: Any, hits: Sequence[VisualEvent] | None,
+                         earlier: Sequence[Sequence[VisualEvent] | None] = ()) -> DubPlan:
+    """`plan` with each caption the planner wrote told again of `hits` (None: the detected ones),
+    as `dub --hits` tells them: "a heavy fall at 10.9 s" appears where a landing was typed in, and
+    AudioStory, which reads the captions, hears of it. A caption is the planner's when it reads as
+    the planner tells that shot of the detected hits or of any of the `earlier` hit points (the
+    ones the table showed, the last take's); one written by hand stays as it is. A prompt in the
+    planner's wording follows its caption, in the style it ends with."""
+    from vision.captioners.motion import retold
+
+    def told(events: Sequence[VisualEvent] | None) -> list[str]:
+        options = PlanOptions(style=plan.style, seed=plan.seed, sample_rate=plan.sample_rate)
+        return [c.caption for c in make_plan(retold(with_hits(analysis, events)), options).cues]
+
+    wanted = told(hits)
+    if len(wanted) != len(plan.cues):
+        return plan   # a plan cut otherwise than the planner cuts this analysis: nothing to match
+    machine = [told(None), *(told(e) for e in earlier if e is not None)]
+    cues = []
+    for i, cue in enumerate(plan.cues):
+        if cue.caption != wanted[i] and any(cue.caption == tellings[i] for tellings in machine):
+            style = style_of(cue.prompt)
+            if style != CUSTOM_STYLE and cue.prompt == cue_prompt(cue.caption, get_style(style)):
+                cue = replace(cue, prompt=cue_prompt(wanted[i], get_style(style)))
+            cue = replace(cue, caption=wanted[i])
+        cues.append(cue)
+    return replace(plan, cues=tuple(cues))
