@@ -274,21 +274,26 @@ def _frame_at(seconds: Fraction, media: MediaInfo) -> int:
 
 def _timecode_frame(text: str, media: MediaInfo, where: str) -> int:
     """The frame a timecode names, counted as the video's own timecode counts: at the rate an
-    editor reads it at (`timecode_rate`), and at a constant rate with no SMPTE count of its own
-    (23.98 written as 1199/50) in whole frames a second, as its timecode track and the WAVs do."""
+    editor reads it at (`timecode_rate`), and at a rate with no SMPTE count of its own (23.98
+    written as 1199/50) in whole frames a second, as its timecode track, the WAVs and the studio
+    (`export.timeline.frame_timecode`) do. A variable-rate video's timecode counts frames of that
+    rate, not the video's own: the frame named is the one starting nearest that time."""
     from .export.timeline import media_first_frame, nominal_timecode_frame, timecode_rate
 
     import opentimelineio as otio
 
     rate = timecode_rate(media)
     try:   # OTIO reads ";" before the frames as drop-frame
-        frame = round(otio.opentime.from_timecode(text, float(rate)).value)
+        count = round(otio.opentime.from_timecode(text, float(rate)).value)
     except ValueError:
-        frame = None if media.is_vfr else nominal_timecode_frame(text, rate)
-    if frame is None:
+        count = nominal_timecode_frame(text, rate)
+    if count is None:
         raise InputError(f"{where}: the timecode {text} cannot be read at this video's {float(rate):.3f} fps; "
                          "give seconds instead (e.g. 12.5).")
-    return frame - media_first_frame(media)
+    count -= media_first_frame(media)
+    if not media.is_vfr or count < 0:   # before the first frame: no frame, and frame_of says so
+        return count
+    return _frame_at(Fraction(count) / rate, media)
 
 
 def spot(analysis: VideoAnalysis, hits: tuple[SpottedHit, ...], only: bool = False) -> VideoAnalysis:

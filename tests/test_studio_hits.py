@@ -231,3 +231,103 @@ def test_the_captions_the_planner_wrote_follow_edited_hits_and_hand_written_ones
     table[1][HITS] = ""   # shot 2's hits deleted: its caption is the editor's and stays as written
     project, table, *_ = actions.render(project, table, "auto")
     assert table[1][4] == "My own words for shot two." and told in table[3][4]
+
+
+def test_two_hits_typed_on_one_frame_are_refused_naming_both_and_one_typed_twice_is_one(project):
+    # One sound plays on a frame: a second hit typed there would vanish from the cell after the
+    # render, so the editor is asked which to keep instead.
+    from dubber.errors import InputError
+    from dubber.studio.project import read_hits, save_table
+
+    _, project = project
+    table = _rows(project)
+    assert table[2][HITS].startswith("00:00:07:00 landing 1.00; ")
+    table[2][HITS] += "; 00:00:07:00 impact"
+    with pytest.raises(InputError, match=r"^Shot 3's hits '00:00:07:00 landing 1\.00' and '00:00:07:00 impact' fall "
+                                         r"on one frame, 00:00:07:00, where one sound plays; keep one of them\.$"):
+        read_hits(project.plan, project.analysis, table)
+    assert not save_table(project, table)
+    table = _rows(project)
+    table[3][HITS] += f"; {ADDED_FRAME}f landing; {ADDED_FRAME}f, Landing, 0.8"
+    hits = read_hits(project.plan, project.analysis, table)
+    assert [(e.frame, e.kind, e.strength) for e in hits if e.frame == ADDED_FRAME] == [(ADDED_FRAME, "landing", 0.8)]
+
+
+def test_a_decimal_comma_is_named_instead_of_read_as_two_fields(project):
+    # "whoosh 0,5" would read as strength 0 and a 5 s length: a silent hit the editor never asked for.
+    from dubber.errors import InputError
+    from dubber.studio.project import read_hits
+
+    _, project = project
+    table = _rows(project)
+    table[3][HITS] += f"; {ADDED_FRAME}f whoosh 0,5"
+    with pytest.raises(InputError, match=rf"^Shot 4's hit '{ADDED_FRAME}f whoosh 0,5' writes 0,5 with a decimal comma; "
+                                         r"write 0\.5, since commas separate a hit's fields\.$"):
+        read_hits(project.plan, project.analysis, table)
+
+
+def test_a_whoosh_on_the_last_frame_of_a_60_fps_video_can_be_edited_as_shown(cache, tmp_path):
+    # It lasts one frame, 1/60 s: shown as "0.02" it could not be typed back (a length is 0.04 s or more).
+    from fractions import Fraction
+
+    from samples.synth import SynthSpec, synthesize
+
+    from dubber.studio.app import _Actions
+    from dubber.studio.project import StudioSettings, open_video, read_hits
+
+    video = tmp_path / "sixty.mp4"
+    synthesize(video, SynthSpec(width=160, height=90, fps=Fraction(60), duration_s=4.0, audio=False))
+    settings = StudioSettings(work_dir=tmp_path / "work", cache_dir=cache)
+    project = open_video(video, settings, STYLE, 0)
+    last = project.analysis.media.frame_count - 1
+    table = _rows(project)
+    table[-1][HITS] = f"{last}f whoosh"
+    project, table, *_ = _Actions(settings).render(project, table, "auto")
+    assert table[-1][HITS].endswith(" whoosh 0.80 0.04"), table[-1][HITS]
+    table[-1][HITS] = table[-1][HITS].replace(" 0.80 ", " 0.90 ")
+    (whoosh,) = [e for e in read_hits(project.plan, project.analysis, table, project.shown_hits) if e.frame == last]
+    assert (whoosh.kind, whoosh.strength, whoosh.end_frame) == ("whoosh", 0.9, last + 1)
+
+
+def test_a_variable_rate_videos_hits_read_back_as_shown_and_its_timecodes_land_where_shown(cache, tmp_path,
+                                                                                            sample_vfr):
+    # Its timecode counts frames of a standard rate, not its own: read as frame numbers, the shown
+    # hits moved on the first render and a typed timecode landed frames away from where it was shown.
+    from dubber.studio.app import _Actions
+    from dubber.studio.project import StudioSettings, open_video, read_hits
+
+    settings = StudioSettings(work_dir=tmp_path / "work", cache_dir=cache)
+    project = open_video(sample_vfr[0], settings, STYLE, 0)
+    assert project.analysis.media.is_vfr and project.analysis.events
+    table = _rows(project)
+    assert read_hits(project.plan, project.analysis, table) is None
+    for k, cue in enumerate(project.plan.cues):
+        typed = [list(r) for r in table]
+        typed[k][HITS] = f"{table[k][2]} landing"   # the shot's start, as its start column shows it
+        hits = read_hits(project.plan, project.analysis, typed)
+        assert [e.frame for e in hits if cue.start_frame <= e.frame < cue.end_frame] == [cue.start_frame], k
+    project, table, *_, status = _Actions(settings).render(project, table, "auto")
+    assert project.last_take.hit_list is None and not (project.last_take.folder / "hits.txt").exists(), status
+
+
+def test_a_timecode_typed_with_colons_on_a_drop_frame_video_lands_where_the_cells_show_it(cache, tmp_path):
+    # The cells show 01:00:02;00; an editor types 01:00:02:00. Counted without drops from a start
+    # counted with them, it would land 108 frames (3.6 s) later.
+    from fractions import Fraction
+
+    from dub_cli import ffmpeg
+    from samples.synth import SynthSpec, synthesize
+
+    from dubber.studio.project import StudioSettings, open_video, read_hits
+
+    plain, video = tmp_path / "plain.mp4", tmp_path / "ntsc.mp4"
+    synthesize(plain, SynthSpec(width=160, height=90, fps=Fraction(30000, 1001), duration_s=5.0, audio=False))
+    ffmpeg("-i", str(plain), "-c", "copy", "-timecode", "01:00:00;00", str(video))
+    project = open_video(video, StudioSettings(work_dir=tmp_path / "work", cache_dir=cache), STYLE, 0)
+    table = _rows(project)
+    assert len(project.plan.cues) > 1 and table[1][2].startswith("01:00:0") and ";" in table[1][2], table[1][2]
+    for k, cue in enumerate(project.plan.cues):
+        typed = [list(r) for r in table]
+        typed[k][HITS] = f"{table[k][2].replace(';', ':')} landing"
+        hits = read_hits(project.plan, project.analysis, typed)
+        assert [e.frame for e in hits if cue.start_frame <= e.frame < cue.end_frame] == [cue.start_frame], k

@@ -20,7 +20,7 @@ from vision.types import VisualEvent
 
 from ..atomic import atomic_write_text
 from ..errors import InputError
-from ..spotting import NO_HIT, SUSTAINED_KINDS, frame_of, hit_event, read_hit_list, read_hit_point
+from ..spotting import NO_HIT, SUSTAINED_KINDS, SpottedHit, frame_of, hit_event, read_hit_list, read_hit_point
 from ..plan import PlanOptions, cue_prompt, make_plan
 from ..styles import get_style
 from ..types import DubPlan
@@ -34,6 +34,10 @@ _ENTRY_BREAK = re.compile(r";(?=\s|$)|(?<!:\d\d);|\n")
 # The hit list's kind for an analysis's legacy "fast_motion" (a whoosh-like burst), which a hit list cannot name.
 _LEGACY_KINDS = {"fast_motion": "whoosh"}
 _SHORTEST_LENGTH_S, _LONGEST_LENGTH_S = 0.04, 60.0   # what a hit list's LENGTH may be
+_TIMECODE = re.compile(r"^\d{1,2}:\d{2}:\d{2}[:;]\d{2}$")
+# A number written with a decimal comma ("0,5"): commas separate a hit's fields, so it would read
+# as two numbers (strength 0, length 5 s) instead of one.
+_DECIMAL_COMMA = re.compile(r"(?<![\d.,:;])\d+,\d+(?![\d.,])")
 
 
 def _in_cue(events: Iterable[VisualEvent], cue: Any) -> list[VisualEvent]:
@@ -41,7 +45,10 @@ def _in_cue(events: Iterable[VisualEvent], cue: Any) -> list[VisualEvent]:
 
 
 def _length_s(event: VisualEvent, media: Any) -> float:
-    return float(media.frame_time(min(event.end_frame, media.frame_count)) - media.frame_time(event.frame))
+    """How long the event lasts, as a hit list's LENGTH may say it: a whoosh on a 60 fps video's
+    last frame lasts 0.017 s, which shown as such could not be typed back."""
+    length = float(media.frame_time(min(event.end_frame, media.frame_count)) - media.frame_time(event.frame))
+    return min(_LONGEST_LENGTH_S, max(_SHORTEST_LENGTH_S, length))
 
 
 def hit_text(event: VisualEvent, media: Any) -> str:
@@ -61,32 +68,34 @@ def read_hits(plan: DubPlan, analysis: Any, rows: Sequence[Sequence[Any]],
     """The film's hit points as the table's hits cells give them (rows in `COLUMNS` order, one per
     cue of `plan`, checked by `apply_rows` first), or None when they are the ones detection gave
     (`analysis.events`). An entry that reads as a detected hit, or one the table `shown` holds, is
-    that very hit (its exact strength and its place on screen). Two hits on one frame play once,
-    the stronger, as in a hit list.
+    that very hit (its exact strength and its place on screen). A hit typed twice is one hit.
 
     Raises:
-        InputError: an entry is not a hit point, or it is not inside its row's shot.
+        InputError: an entry is not a hit point, it is not inside its row's shot, or it falls on
+            the frame of another entry (one sound plays on a frame: the editor picks which).
     """
     known = [*analysis.events, *(shown or ())]
-    hits: dict[int, VisualEvent] = {}
+    hits: list[VisualEvent] = []
     for cue, values in zip(plan.cues, rows):
         cell = dict(zip(COLUMNS, values)).get("hits")
-        for event in _read_cell("" if cell is None else str(cell), cue, plan, analysis.media, known):
-            if event.frame not in hits or hits[event.frame].strength < event.strength:
-                hits[event.frame] = event
-    found = tuple(sorted(hits.values(), key=lambda e: (e.frame, e.kind)))
+        hits += _read_cell("" if cell is None else str(cell), cue, plan, analysis.media, known)
+    found = tuple(sorted(hits, key=lambda e: (e.frame, e.kind)))
     return None if same_hits(found, analysis.events) else found
 
 
 def _read_cell(text: str, cue: Any, plan: DubPlan, media: Any, known: Sequence[VisualEvent]) -> list[VisualEvent]:
     shot = shot_label(cue)
     by_text = {hit_text(e, media): e for e in _in_cue(known, cue)}
-    events = []
+    events: list[VisualEvent] = []
+    first: dict[int, tuple[str, VisualEvent]] = {}   # frame: the first entry on it, and its hit
     for entry in (" ".join(e.split()) for e in _ENTRY_BREAK.split(text)):
         if not entry:
             continue
         where = f"Shot {shot}'s hit {entry!r}"
-        hit = read_hit_point(entry, where)
+        if (comma := _DECIMAL_COMMA.search(entry)) is not None:
+            raise InputError(f"{where} writes {comma.group()} with a decimal comma; write "
+                             f"{comma.group().replace(',', '.')}, since commas separate a hit's fields.")
+        hit = _counted_as_shown(read_hit_point(entry, where), media)
         try:
             frame = frame_of(hit, media)
         except InputError as err:
@@ -99,9 +108,31 @@ def _read_cell(text: str, cue: Any, plan: DubPlan, media: Any, known: Sequence[V
             raise InputError(f"{where} falls in shot {shot_label(there)}, not in shot {shot}; type it in shot "
                              f"{shot_label(there)}'s row, or write a time inside shot {shot}, {_span(cue, media)}.")
         event = hit_event(hit, media)
-        if event is not None:   # a `none` entry places nothing
-            events.append(by_text.get(hit_text(event, media), event))
+        if event is None:   # a `none` entry places nothing
+            continue
+        event = by_text.get(hit_text(event, media), event)
+        if frame in first:
+            other, before = first[frame]
+            if _hit_list_key(before) == _hit_list_key(event):
+                continue   # the same hit typed twice
+            # Detection may place two hits on one frame (a flash as a whoosh starts): shown back, both stay.
+            if before not in by_text.values() or event not in by_text.values():
+                raise InputError(f"Shot {shot}'s hits {other!r} and {entry!r} fall on one frame, "
+                                 f"{timecode(frame, media)}, where one sound plays; keep one of them.")
+        first.setdefault(frame, (entry, event))
+        events.append(event)
     return events
+
+
+def _counted_as_shown(hit: SpottedHit, media: Any) -> SpottedHit:
+    """A typed timecode counted as the video's own start timecode is (as the cells show it),
+    whichever mark stands before its frames: on a drop-frame video starting at 01:00:00;00,
+    01:00:02:25 is the frame shown as 01:00:02;25, not one counted without drops from a start
+    counted with them, 108 frames later. With no start timecode, either count starts at the first frame."""
+    start = media.start_timecode or ""
+    if not start or not _TIMECODE.match(hit.when):
+        return hit
+    return replace(hit, when=f"{hit.when[:-3]}{';' if ';' in start else ':'}{hit.when[-2:]}")
 
 
 def _span(cue: Any, media: Any) -> str:
@@ -131,8 +162,7 @@ def write_hit_list(hits: Sequence[VisualEvent], media: Any, path: Path) -> Path:
         _, kind, strength, _ = _hit_list_key(event)
         line = f"{event.frame}f {kind} {strength!r}"
         if kind in SUSTAINED_KINDS:
-            length = min(_LONGEST_LENGTH_S, max(_SHORTEST_LENGTH_S, _length_s(event, media)))
-            line += f" {length!r}"
+            line += f" {_length_s(event, media)!r}"
         lines.append(line)
     if not hits:
         lines.append(f"0f {NO_HIT}   # no hit anywhere in the film")
