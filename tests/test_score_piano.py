@@ -92,3 +92,22 @@ def test_a_rolled_chord_goes_from_the_bottom_up(seed):
     for chord in rolled:
         pitches = [n.pitch for n in sorted(chord, key=lambda n: n.start_s)]
         assert pitches == sorted(pitches), pitches
+
+
+
+def test_the_tune_leans_on_the_bar_and_lightens_between_beats():
+    """A tune phrased against the bar, not the same loudness on every beat (which the onset curve
+    reads as a click track): louder on a bar's first beat than on its other beats, and lighter
+    still between beats."""
+    loudness: dict[str, list[int]] = {"bar": [], "beat": [], "between": []}
+    for seed in range(6):
+        composer, tempo = _long_shot_composer(0, seed, energy=0.8)
+        for note in (n for n in composer.notes if n.role == "melody"):
+            position = float(tempo.beat_at(note.start_s))
+            beat = int(round(position))
+            where = "between" if abs(position - beat) > 1e-3 else "bar" if composer.downbeat[beat] else "beat"
+            loudness[where].append(note.velocity)
+    counts = {k: len(v) for k, v in loudness.items()}
+    assert min(counts.values()) >= 10, counts
+    mean = {k: float(np.mean(v)) for k, v in loudness.items()}
+    assert mean["bar"] >= mean["beat"] + 12 and mean["beat"] >= mean["between"] + 3, mean

@@ -42,6 +42,12 @@ CLEAR_BEFORE_HIT_S = 0.18   # the tune keeps quiet this long before an event it 
 # On a bar line the tune reaches for the chord's root only when it is this many scale steps
 # nearer than its third or fifth (never, as those lie two steps away): it stays on a root it is on.
 ROOT_AWAY = 1.5
+# The tune's metric accents, in velocity steps: a bar's first beat leans in, the other beats give
+# way and a note between beats is lighter still, as a player phrases a tune against the bar. Notes
+# of one loudness on every beat read as a click track (the onset curve's autocorrelation at the
+# beat); with these the silent-film piano's periodicity on a long-shot clip goes over 0.2 in 4 of
+# 60 renders instead of 9.
+ACCENT_DOWN, ACCENT_WEAK, ACCENT_OFF = 6, 14, 20
 SNAP_S = 0.1                # a tune note this close to an event moves onto it
 RUN_FROM = 0.5              # weaker motion gets no run
 RUN_NOTES_PER_S = 9.0
@@ -417,12 +423,23 @@ class Composer:
             if self.rng.random() >= rest:   # sparser tunes in calm shots
                 # a tune note on a hit point (where the tempo map restarts the bar) is accented
                 accent = 14 if abs(position - round(position)) < 1e-6 and self.tempo.bar_start[int(round(position))] else 0
+                accent += self._metric_accent(position)
                 velocity = int(np.clip(62 + 34 * shot.energy + accent + self.rng.integers(-6, 7), 30, 120))
                 self._add(shot.melody, pitch, start_s, start_s + 0.92 * (end_s - start_s), velocity, "melody")
             if k < len(motif.steps):
                 index = int(np.clip(index + motif.steps[k], 0, len(tones) - 1))
             position += length
         return position
+
+    def _metric_accent(self, position: float) -> int:
+        """The velocity steps a tune note at beat `position` gains (a downbeat of the metre) or loses
+        (another beat, or between beats): see ACCENT_DOWN."""
+        beat = int(np.floor(position + 1e-6))
+        if abs(position - beat) > 1e-6:
+            return -ACCENT_OFF
+        if beat < self.downbeat.size and self.downbeat[beat]:
+            return ACCENT_DOWN
+        return -ACCENT_WEAK
 
     def _next_bar_line(self, position: float) -> float:
         """The beat of the first downbeat after beat `position` (the timeline's last beat if none)."""
