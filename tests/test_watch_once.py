@@ -167,6 +167,29 @@ def test_a_copy_that_goes_on_during_its_dub_is_not_published_but_dubbed_once_com
     assert ("returned", "stall.mp4") in events and events.count(("done", "stall.mp4")) == 1
 
 
+def test_once_takes_what_settles_even_when_the_first_look_at_the_inbox_is_slow(tmp_path, base_video, monkeypatch):
+    """A cron run on a busy machine or a slow share: listing the inbox the first time takes longer
+    than the settle time. The run still looks again once the files have settled and dubs them,
+    rather than ending before its second look and leaving them all for the next run."""
+    from dubber.watch.watcher import Watcher
+
+    (tmp_path / "inbox").mkdir()
+    for i in range(2):
+        publish(tmp_path, f"clip{i}.mp4", variant(base_video, 40 + i))
+    scan, looks = Watcher.scan, []
+
+    def slow_first_scan(self):
+        looks.append(time.monotonic())
+        if len(looks) == 1:
+            time.sleep(0.5)   # longer than the settle time and two polls together
+        return scan(self)
+
+    monkeypatch.setattr(Watcher, "scan", slow_first_scan)
+    run_watch(tmp_path, WatchOptions(stable_s=0.1, poll_s=0.05, once=True, processor=copy_processor))
+    assert sorted(p.name for p in (tmp_path / "done").iterdir()) == ["clip0.mp4", "clip1.mp4"]
+    assert not any((tmp_path / "inbox").iterdir()) and len(looks) >= 2
+
+
 def full_disk_processor(job) -> None:
     """What the pipeline reports when the output disk fills up while it writes the stems."""
     import errno

@@ -522,14 +522,13 @@ class Watcher:
             resume = self.recover()
             events = not self.options.once and self.options.use_events
             observer = inbox_events(self.dirs["inbox"], self.wake, self.options.poll_s) if events else None
-            once_until = time.monotonic() + self.options.stable_s + 2 * self.options.poll_s
             # One thread per job in flight: it hashes, claims and files the result; the dub
             # itself runs in a worker process or on the cluster.
             with ThreadPoolExecutor(workers, thread_name_prefix="dub-watch") as pool:
                 for path, name in resume:
                     pool.submit(self.handle, path, name)
                 try:
-                    self._loop(pool, stop, once_until)
+                    self._loop(pool, stop)
                     if self.options.once:
                         self._say_what_waits()
                 except KeyboardInterrupt:   # Ctrl-C, SIGTERM: what is in flight resumes next start
@@ -567,8 +566,12 @@ class Watcher:
                                       options.ray, options.ray_address)
         return self.dispatch.jobs
 
-    def _loop(self, pool: ThreadPoolExecutor, stop: threading.Event, once_until: float) -> None:
+    def _loop(self, pool: ThreadPoolExecutor, stop: threading.Event) -> None:
         running: set[Future] = set()
+        # A --once run looks for as long as a file seen in its first scan needs to settle, counted
+        # from the end of that scan: a listing slower than the settle time (a busy machine, a
+        # network share) would otherwise end the run before a second look took anything.
+        once_until: float | None = None
         while not stop.is_set():
             ready: list[Path] = []
             if self._folders_in_place():
@@ -585,8 +588,11 @@ class Watcher:
                 running.discard(future)
                 if future.exception() is not None:  # even moving the file to failed/ went wrong
                     log.error("a job could not be finished: %r", future.exception())
-            if self.options.once and time.monotonic() >= once_until:
-                return
+            if self.options.once:
+                if once_until is None:
+                    once_until = time.monotonic() + self.options.stable_s + 2 * self.options.poll_s
+                elif time.monotonic() >= once_until:
+                    return
             self.wake.wait(self.options.poll_s)
             self.wake.clear()
 
