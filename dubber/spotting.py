@@ -49,7 +49,7 @@ SPOT_KINDS = tuple(k for k in EVENT_KINDS if k != "fast_motion")
 NO_HIT = "none"   # a spotted instant with nothing to hit: the detected events there go
 _SECONDS = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)s?$")
 _FRAME = re.compile(r"^(\d+)f$")
-_TIMECODE = re.compile(r"^\d{1,2}:\d{2}:\d{2}[:;]\d{2}$")
+TIMECODE = re.compile(r"^\d{1,2}:\d{2}:\d{2}[:;]\d{2}$")   # HH:MM:SS:FF, ";" before drop-frame frames
 TIMELINE_SUFFIXES = (".otio",)
 # The markers the Resolve script puts on each shot's first frame ("Shot 2"): no hit is marked there.
 _SHOT_MARKER = re.compile(r"^shot \d+$", re.IGNORECASE)
@@ -165,7 +165,7 @@ def _marker_hit(marker: Any, at: Any, file: Path) -> SpottedHit:
 
 
 def _is_when(text: str) -> bool:
-    return bool(_SECONDS.match(text) or _FRAME.match(text) or _TIMECODE.match(text))
+    return bool(_SECONDS.match(text) or _FRAME.match(text) or TIMECODE.match(text))
 
 
 def _number(value: Any, name: str, where: str, low: float, high: float) -> float:
@@ -240,20 +240,28 @@ def frame_of(hit: SpottedHit, media: MediaInfo) -> int:
     Raises:
         InputError: the time is not on the video (before its start or past its end).
     """
-    when = hit.when
-    if (match := _FRAME.match(when)) is not None:
-        frame = int(match.group(1))
-    elif _TIMECODE.match(when):
-        frame = _timecode_frame(when, media, hit.where)
-    else:
-        seconds = Fraction(when.rstrip("s"))
-        frame = _frame_at(seconds, media)
+    frame = named_frame(hit, media)
     if not 0 <= frame < media.frame_count:
         end = float(media.frame_time(media.frame_count))
         said = hit.when if not re.fullmatch(r"[0-9.]+", hit.when) else f"{hit.when} s"   # a bare number is seconds
         raise InputError(f"{said} ({hit.where}) is not on the video, which has frames 0..{media.frame_count - 1} "
                          f"({end:.3f} s).")
     return frame
+
+
+def named_frame(hit: SpottedHit, media: MediaInfo) -> int:
+    """The frame a hit point's time names, counted from the video's first frame, whether or not
+    the video has it (negative before its start, `frame_count` or more past its end).
+
+    Raises:
+        InputError: a timecode this video's rate cannot count.
+    """
+    when = hit.when
+    if (match := _FRAME.match(when)) is not None:
+        return int(match.group(1))
+    if TIMECODE.match(when):
+        return _timecode_frame(when, media, hit.where)
+    return _frame_at(Fraction(when.rstrip("s")), media)
 
 
 def _frame_at(seconds: Fraction, media: MediaInfo) -> int:

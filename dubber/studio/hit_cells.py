@@ -20,7 +20,8 @@ from vision.types import VisualEvent
 
 from ..atomic import atomic_write_text
 from ..errors import InputError
-from ..spotting import NO_HIT, SUSTAINED_KINDS, SpottedHit, frame_of, hit_event, read_hit_list, read_hit_point
+from ..spotting import (NO_HIT, SUSTAINED_KINDS, TIMECODE, SpottedHit, hit_event, named_frame, read_hit_list,
+                        read_hit_point)
 from ..plan import PlanOptions, cue_prompt, make_plan
 from ..styles import get_style
 from ..types import DubPlan
@@ -34,7 +35,6 @@ _ENTRY_BREAK = re.compile(r";(?=\s|$)|(?<!:\d\d);|\n")
 # The hit list's kind for an analysis's legacy "fast_motion" (a whoosh-like burst), which a hit list cannot name.
 _LEGACY_KINDS = {"fast_motion": "whoosh"}
 _SHORTEST_LENGTH_S, _LONGEST_LENGTH_S = 0.04, 60.0   # what a hit list's LENGTH may be
-_TIMECODE = re.compile(r"^\d{1,2}:\d{2}:\d{2}[:;]\d{2}$")
 # A number written with a decimal comma ("0,5"): commas separate a hit's fields, so it would read
 # as two numbers (strength 0, length 5 s) instead of one.
 _DECIMAL_COMMA = re.compile(r"(?<![\d.,:;])\d+,\d+(?![\d.,])")
@@ -96,13 +96,10 @@ def _read_cell(text: str, cue: Any, plan: DubPlan, media: Any, known: Sequence[V
             raise InputError(f"{where} writes {comma.group()} with a decimal comma; write "
                              f"{comma.group().replace(',', '.')}, since commas separate a hit's fields.")
         hit = _counted_as_shown(read_hit_point(entry, where), media)
-        try:
-            frame = frame_of(hit, media)
-        except InputError as err:
-            if "not on the video" not in str(err):   # a timecode this video's rate cannot count: spotting's sentence
-                raise
+        frame = named_frame(hit, media)
+        if not 0 <= frame < media.frame_count:
             raise InputError(f"{where} is off the video, which ends at {timecode(media.frame_count, media)}; write "
-                             f"a time inside shot {shot}, {_span(cue, media)}.") from None
+                             f"a time inside shot {shot}, {_span(cue, media)}.")
         if not cue.start_frame <= frame < cue.end_frame:
             there = next(c for c in plan.cues if c.start_frame <= frame < c.end_frame)
             raise InputError(f"{where} falls in shot {shot_label(there)}, not in shot {shot}; type it in shot "
@@ -130,7 +127,7 @@ def _counted_as_shown(hit: SpottedHit, media: Any) -> SpottedHit:
     01:00:02:25 is the frame shown as 01:00:02;25, not one counted without drops from a start
     counted with them, 108 frames later. With no start timecode, either count starts at the first frame."""
     start = media.start_timecode or ""
-    if not start or not _TIMECODE.match(hit.when):
+    if not start or not TIMECODE.match(hit.when):
         return hit
     return replace(hit, when=f"{hit.when[:-3]}{';' if ';' in start else ':'}{hit.when[-2:]}")
 
