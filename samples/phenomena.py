@@ -33,14 +33,19 @@ character, and exactly one phenomenon planted on known frames:
 - cut_to_black: a hard cut to black that stays to the end (an act or a film ending on black);
   cut_to_card: the same to a flat pale card (a title card before its lettering, a white-out).
 - blackout: a hard cut to black for one second, then a hard cut back to the same scene.
+- run_across: a second character stands high on the left, then runs right across the picture
+  for one second (legs scissoring, body bobbing) and eases to a halt on the right: running
+  feet. flail: the same character in the middle of the picture kicks its legs as in the run
+  and whirls both arms round for one second, then stands: as much motion, but it goes
+  nowhere (a tantrum, a dance, a song's gestures), so no feet.
 - telecine: the contact clip as a film transferred to 30 fps video by 3:2 pulldown (top field
   first): of every five frames, two weave the fields of two film pictures line by line. The
   contact picture first shows in the bottom field of such a mixed frame.
 
 `render(name)` gives the frames and the truth; `write(name, path)` encodes them (H.264, 24 fps)
 and writes the truth next to the video as JSON. Truth: "cut_frames" (first frames of new
-shots), "transitions" (kind, start_frame, end_frame exclusive) and "hit_frames" (frames of
-contact a sound should land on).
+shots), "transitions" (kind, start_frame, end_frame exclusive), "hit_frames" (frames of
+contact a sound should land on) and "run_frames" (first and end, exclusive, of running feet).
 
     python -m samples.phenomena dissolve out.mp4
 """
@@ -67,7 +72,8 @@ FRAMES = 72  # 3 s
 EVENT_FRAME = 36  # where every planted phenomenon starts
 PHENOMENA = ("smear", "splash", "pose_jump", "shake", "flicker", "occlusion", "same_palette_cut", "grey_cut",
              "dissolve", "fade_out", "fade_in", "iris_out", "iris_in", "wipe", "flash_cut", "contact", "fall",
-             "punch", "dust_burst", "held_pose", "cut_to_black", "cut_to_card", "blackout", "telecine")
+             "punch", "dust_burst", "held_pose", "cut_to_black", "cut_to_card", "blackout", "telecine",
+             "run_across", "flail")
 DISSOLVE_FRAMES = 12
 WIPE_FRAMES = 12  # iris and wipe
 FADE_FRAMES = 10
@@ -92,6 +98,13 @@ POST_X = FIST_REACH_X + FIST_RADIUS  # the post's left face
 # The puff of `dust_burst`: DUST_SPECKS specks leave DUST_CENTRE at 2 to 5 px a frame for
 # DUST_FRAMES frames, fading from DUST_GREY towards the ground.
 DUST_SPECKS, DUST_FRAMES, DUST_CENTRE, DUST_GREY = 48, 6, (140, 110), 225
+# The runner of `run_across` and `flail`: it stands at RUNNER_X (flail: FLAILER_X), RUNNER_Y
+# down, from EVENT_FRAME runs right RUNNER_SPEED px a frame, then eases to a stop (RUNNER_EASE:
+# px a frame over its last frames), RUNNER_FRAMES frames in all; `flail` whirls its arms
+# (ARM_LENGTH px) ARM_TURN degrees a frame as long, slowing as the run would.
+RUNNER_X, FLAILER_X, RUNNER_Y, RUNNER_SPEED, RUNNER_FRAMES = 30, 96, 42, 6, 24
+RUNNER_EASE = (4, 3, 2, 1)
+ARM_LENGTH, ARM_TURN = 30, 50
 
 
 def _set(seed: int, palette: list[tuple[int, int, int]], margin: int = 12) -> np.ndarray:
@@ -150,7 +163,7 @@ def render(name: str) -> tuple[list[np.ndarray], dict[str, Any]]:
         frames, shown_at = _telecine(frames)
         truth = {"phenomenon": name, "fps": f"{TELECINE_FPS}/1", "frame_count": len(frames), "width": WIDTH,
                  "height": HEIGHT, "cut_frames": [], "transitions": [], "event_frame": shown_at[EVENT_FRAME],
-                 "hit_frames": [shown_at[EVENT_FRAME]]}
+                 "hit_frames": [shown_at[EVENT_FRAME]], "run_frames": []}
         return frames, truth
     if name in ("same_palette_cut", "grey_cut", "flash_cut", "cut_to_black", "cut_to_card"):
         cuts = [EVENT_FRAME]
@@ -168,7 +181,9 @@ def render(name: str) -> tuple[list[np.ndarray], dict[str, Any]]:
         cuts = [EVENT_FRAME + WIPE_FRAMES // 2]
     truth = {"phenomenon": name, "fps": f"{FPS}/1", "frame_count": FRAMES, "width": WIDTH, "height": HEIGHT,
              "cut_frames": cuts, "transitions": transitions, "event_frame": EVENT_FRAME,
-             "hit_frames": [EVENT_FRAME] if name in ("contact", "fall", "punch", "dust_burst") else []}
+             "hit_frames": [EVENT_FRAME] if name in ("contact", "fall", "punch", "dust_burst") else [],
+             # the frames the runner moves into, the first (EVENT_FRAME + 1) to the last
+             "run_frames": [EVENT_FRAME + 1, EVENT_FRAME + RUNNER_FRAMES + 1] if name == "run_across" else []}
     return frames, truth
 
 
@@ -224,6 +239,10 @@ def _draw_props(img: np.ndarray, name: str, k: int, rng: np.random.Generator) ->
         _arm(img, max(FIST_REST_X, min(FIST_REACH_X, FIST_REACH_X + FIST_SPEED * k)), GLOVE_RADIUS)
     if name == "dust_burst" and 0 <= k < DUST_FRAMES:
         _dust(img, k)
+    if name == "run_across":
+        _runner(img, RUNNER_X + _run_distance(k), legs=k if 0 <= k < RUNNER_FRAMES else None)
+    if name == "flail":
+        _runner(img, FLAILER_X, legs=k if 0 <= k < RUNNER_FRAMES else None, arms=_arm_turn(k))
     if name == "splash" and 0 <= k < 4:
         for _ in range(160):
             cv2.circle(img, (int(rng.integers(0, WIDTH)), int(rng.integers(20, HEIGHT))), int(rng.integers(2, 6)),
@@ -298,6 +317,38 @@ def _arm(img: np.ndarray, x: int, radius: int = FIST_RADIUS) -> None:
     """An arm from the left edge with its fist (of `radius` px) at `x`."""
     cv2.rectangle(img, (20, FIST_Y - 4), (x, FIST_Y + 4), (120, 60, 40), -1)
     cv2.circle(img, (x, FIST_Y), radius, (40, 30, 90), -1)
+
+
+def _run_distance(k: int) -> float:
+    """How far (px) the runner of `run_across` has come `k` frames from the start of its run."""
+    steady = RUNNER_FRAMES - len(RUNNER_EASE)
+    frames = max(0, min(k, RUNNER_FRAMES))
+    return RUNNER_SPEED * min(frames, steady) + sum(RUNNER_EASE[:max(0, frames - steady)])
+
+
+def _arm_turn(k: int) -> float:
+    """The angle (degrees) of the flailing arms `k` frames from the start: turning ARM_TURN a
+    frame, then slowing like the run (RUNNER_EASE), then still."""
+    steady = RUNNER_FRAMES - len(RUNNER_EASE)
+    frames = max(0, min(k, RUNNER_FRAMES))
+    eased = sum(RUNNER_EASE[:max(0, frames - steady)]) / RUNNER_SPEED
+    return ARM_TURN * (min(frames, steady) + eased)
+
+
+def _runner(img: np.ndarray, x: float, legs: int | None = None, arms: float = 0.0) -> None:
+    """A standing figure with its feet at RUNNER_Y + 22 px: a body, two legs (scissoring, a
+    stride a frame apart, when `legs` counts the frames of a run) and two arms at `arms` degrees
+    (0: hanging down)."""
+    bob = 2 if legs is not None and legs % 2 else 0
+    cx, cy = int(round(x)), RUNNER_Y - bob
+    for side in (-1, 1):
+        swing = 0 if legs is None else side * (8 if legs % 2 else -8)
+        cv2.line(img, (cx, cy + 8), (cx + swing, cy + 22), (30, 30, 60), 4)
+        angle = np.radians(side * arms)   # the two arms whirl opposite ways
+        tip = (int(round(cx + side * 4 + ARM_LENGTH * np.sin(angle))), int(round(cy - 2 + ARM_LENGTH * np.cos(angle))))
+        cv2.line(img, (cx + side * 4, cy - 2), tip, (30, 30, 60), 4)
+    cv2.ellipse(img, (cx, cy), (9, 12), 0, 0, 360, (250, 250, 245), -1)
+    cv2.ellipse(img, (cx, cy), (9, 12), 0, 0, 360, (20, 20, 20), 2)
 
 
 def _dust(img: np.ndarray, k: int) -> None:

@@ -61,7 +61,7 @@ def test_irises_and_wipes_are_transitions_with_their_cut_inside(name, analysed):
 
 
 @pytest.mark.parametrize("name", ["smear", "splash", "pose_jump", "shake", "flicker", "occlusion", "contact", "fall",
-                                  "punch", "dust_burst", "held_pose"])
+                                  "punch", "dust_burst", "held_pose", "run_across", "flail"])
 def test_a_change_inside_one_shot_is_never_a_cut(name, analysed):
     analysis, _ = analysed(name)
     assert len(analysis.shots) == 1 and not analysis.transitions
@@ -74,6 +74,26 @@ def test_a_smear_frame_is_a_whoosh_not_a_hit(analysed):
     assert [(e.frame, e.end_frame) for e in whooshes] == [(EVENT_FRAME, EVENT_FRAME + 2)]
     # placed where the character is (left half, lower half of the picture), not at the centre
     assert whooshes[0].x < 0.5 and whooshes[0].y > 0.5
+
+
+def test_a_character_running_across_the_picture_is_a_run_from_its_first_step(analysed):
+    analysis, truth = analysed("run_across")
+    first, end = truth["run_frames"]
+    (run,) = [e for e in analysis.events if e.kind == "run"]
+    # from its first step; it ends where the runner slows into its halt (the last frames ease)
+    assert run.frame == first and end - 5 <= run.end_frame <= end
+    assert not [e for e in analysis.events if e.kind in HIT_KINDS]
+
+
+def test_legs_and_arms_going_as_fast_in_one_place_are_a_whoosh_not_running_feet(analysed):
+    """The same figure kicking its legs as in the run and whirling its arms, for as long, where
+    it stands: a tantrum or a dance. A long motion that goes nowhere has no footsteps."""
+    analysis, truth = analysed("flail")
+    assert truth["run_frames"] == []
+    assert not [e for e in analysis.events if e.kind == "run"]
+    (whoosh,) = [e for e in analysis.events if e.kind == "whoosh"]
+    assert whoosh.frame == EVENT_FRAME + 1 and whoosh.end_frame - whoosh.frame >= 18   # as long as a run
+    assert not [e for e in analysis.events if e.kind in HIT_KINDS]
 
 
 def test_a_part_that_stops_dead_is_an_impact_on_its_contact_frame(analysed):

@@ -22,7 +22,8 @@ per distinct picture; see `vision.motion`):
   No hit is read where the change covers nearly the whole picture or where a featureless picture
   is near (a body over the lens, black): no contact can be seen there.
 - whoosh: a run of frames whose activity stays several times the video's typical level (a swing,
-  a smear, a dash); one that lasts `run_s` or more is a `run`.
+  a smear, a dash); one that lasts `run_s` or more and goes somewhere (its change crosses a third
+  of the picture, or the whole picture moves with it) is a `run`: running feet.
 
 Density is what a composer would hit: hit events (impact, explosion, flash) closer than
 `min_spacing_s` keep the strongest, and a shot keeps at most `max_hits_per_min` of them (the
@@ -78,7 +79,14 @@ class MotionOptions:
     # 0.79-0.97 on painted sets), while wings flapping on or a head jerking about change 0.12-0.17
     shake_min_coverage: float = 0.22
     held_share: float = 0.25  # a picture moving under this share of the film's typical motion is held still
-    run_s: float = 0.75  # a whoosh this long or longer is a run (seconds at the picture cadence)
+    run_s: float = 0.75  # a whoosh this long or longer is a run (seconds at the picture cadence)...
+    # ...when it goes somewhere: the centre of the change moves a third of the picture from the
+    # run's first third to its last (a runner crossing the picture: 0.40 for one that crosses two
+    # thirds of it in a second), or nearly all of the picture changes all along (`max_hit_coverage`:
+    # the camera travels with the runner). Motion that stays put (arms whirled, legs kicked in
+    # place, a song's gestures, wings beating; 0.02-0.27 on the real cartoons, where none of the
+    # long motions was anybody running) is a long whoosh, not running feet.
+    run_travel: float = 0.33
     min_spacing_s: float = 0.25  # hit events closer than this keep the strongest
     max_hits_per_min: float = 30.0  # at most this many hit events per minute of each shot (one every 2 s)
     max_hit_coverage: float = 0.6  # a hit changes a part of the picture, not nearly all of it
@@ -138,7 +146,7 @@ def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Sh
         events += _strokes_are_whooshes(
             _smears_are_whooshes(_not_covering(impacts, coverage, typical_contrast, options), activity, returns),
             strokes)
-        events += _find_whooshes(activity, shot, typical, scale, busy, options, rate)
+        events += _find_whooshes(activity, shot, typical, scale, busy, options, rate, cells, coverage)
     events = thin_hits(_explosions(events, rate), shots, options, rate)
     curve = np.sqrt(np.clip(activity / scale, 0.0, 1.0))  # sqrt: small motion still registers
     return MotionResult(tuple(float(v) for v in curve), tuple(sorted(events, key=lambda e: (e.frame, e.kind))),
@@ -389,7 +397,10 @@ def _calm_again(activity: np.ndarray, shot: Shot, frame: int, typical: float, op
 
 
 def _find_whooshes(activity: np.ndarray, shot: Shot, typical: float, scale: float, busy: np.ndarray,
-                   options: MotionOptions, rate: float) -> list[VisualEvent]:
+                   options: MotionOptions, rate: float, cells: np.ndarray | None = None,
+                   coverage: np.ndarray | None = None) -> list[VisualEvent]:
+    """Whooshes, and runs: long whooshes that travel (see `run_travel`; with no `cells` every
+    long one is a run)."""
     threshold = max(options.fast_ratio * typical, options.fast_floor)
     span = slice(shot.start_frame, shot.end_frame)
     fast = (activity[span] >= threshold) & ~busy[span]
@@ -399,9 +410,33 @@ def _find_whooshes(activity: np.ndarray, shot: Shot, typical: float, scale: floa
         if end - start >= options.min_fast_frames:
             level = float(activity[shot.start_frame + start:shot.start_frame + end].mean())
             strength = float(np.sqrt(min(1.0, level / scale)))
-            kind = "run" if (end - start) / rate >= options.run_s else "whoosh"
-            events.append(VisualEvent(shot.start_frame + start, kind, strength, shot.start_frame + end))
+            first, last = shot.start_frame + start, shot.start_frame + end
+            long = (end - start) / rate >= options.run_s
+            kind = "run" if long and _travels(cells, coverage, first, last, options) else "whoosh"
+            events.append(VisualEvent(first, kind, strength, last))
     return events
+
+
+def _travels(cells: np.ndarray | None, coverage: np.ndarray | None, start: int, end: int,
+             options: MotionOptions) -> bool:
+    """Whether the motion over samples [start, end) goes somewhere: the centre of the change in
+    the grid cells moves `run_travel` of the picture from the first third of the span to the last,
+    or nearly all of the picture changes throughout (the camera moving with what it follows)."""
+    if cells is None:
+        return True
+    if coverage is not None and float(np.mean(coverage[start:end, 0])) >= options.max_hit_coverage:
+        return True
+    grid = cells[start:end].astype(np.float32).reshape(-1, GRID, GRID)
+    centres = (np.arange(GRID) + 0.5) / GRID
+    weight = grid.sum(axis=(1, 2))
+    moving = weight > 0
+    if moving.sum() < 3:
+        return False
+    ys = (grid.sum(axis=2) @ centres)[moving] / weight[moving]
+    xs = (grid.sum(axis=1) @ centres)[moving] / weight[moving]
+    third = max(1, len(xs) // 3)
+    moved = np.hypot(xs[-third:].mean() - xs[:third].mean(), ys[-third:].mean() - ys[:third].mean())
+    return bool(moved >= options.run_travel)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
