@@ -227,8 +227,8 @@ def _after_phrase(analysis: VideoAnalysis, shot: Shot, events: tuple[VisualEvent
 
 def _opening(level: str, events: tuple[VisualEvent, ...]) -> str:
     sustained = [e for e in events if e.kind in _SUSTAINED]
-    if level == "frantic" and sustained:
-        return "A frantic chase"
+    if level == "frantic" and any(e.kind == "run" for e in events):
+        return "A frantic chase"   # somebody runs: a whirl of motion in one place is no chase
     if any(e.kind == "run" for e in events):
         return _OPENINGS[level] + " with scurrying footsteps"
     if len(sustained) >= 2:
