@@ -541,7 +541,7 @@ def job_lock_path(job: DubJob) -> Path:
 
 
 def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResult:
-    from .spotting import shared_frame_note
+    from .spotting import spotting_notes
 
     run = _Run(sink=progress or no_progress)
     path, options, dest, backend_name, reason = (job.input_path, job.options, job.destinations, job.backend,
@@ -586,7 +586,7 @@ def _run_job(job: DubJob, progress: ProgressFn | None, backend: Any) -> DubResul
             # the manifest last (stem names are known only now: checked again before any is replaced).
             with run.stage("export"):
                 outputs, notes = _export(txn, dest, analysis, the_plan, render, soundtrack, options)
-                notes = (plan_notes + shared_frame_note(analysis) + loudness_notes(soundtrack, options)
+                notes = (plan_notes + spotting_notes(analysis) + loudness_notes(soundtrack, options)
                          + bed_notes(analysis.media, options) + dropped + notes + _cache_notes(options))
                 for target in txn.targets():
                     dest.check_replace(target, path, options.force or options.overwrite)

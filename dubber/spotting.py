@@ -9,7 +9,10 @@ the detectors may miss. A hit list is a text or CSV file, one hit point a line:
 WHEN is seconds from the first frame (`12.5` or `12.5s`), a frame number counted from 0 (`300f`),
 or a timecode (`00:00:12:12`, `;` before the frames for drop-frame) read against the file's own
 start timecode when it has one. KIND is an event kind (default impact), STRENGTH 0..1 (default
-0.8), LENGTH the seconds a sustained kind (whoosh, run, shake) lasts (default 0.4). KIND `none`
+0.8), LENGTH the seconds a sustained kind (whoosh, run, shake) lasts (default 0.4; one shorter
+than a frame lasts that frame; an instantaneous kind has none, and a length written for one is
+named in the run's notes). Lines of one kind on one frame play once, the strongest; lines of
+different kinds on one frame all play, as detected events do. KIND `none`
 says there is nothing to hit there: the detected events of that instant are dropped and no sound
 takes their place (a dance step the analysis took for a blow). A JSON file
 holds the same as a list of objects ({"t" | "frame" | "timecode", "kind", "strength",
@@ -40,6 +43,7 @@ from .errors import InputError, one_line
 DEFAULT_KIND = "impact"
 DEFAULT_STRENGTH = 0.8
 DEFAULT_LENGTH_S = 0.4
+LONGEST_LENGTH_S = 60.0   # a LENGTH is above 0 s and at most this; one shorter than a frame lasts that frame
 SUSTAINED_KINDS = ("whoosh", "run", "shake")
 # A detected event this close to a spotted one is the same moment: the spotted one is kept.
 SAME_MOMENT_S = 0.25
@@ -64,6 +68,7 @@ class SpottedHit:
     strength: float
     length_s: float
     where: str         # "file:line" for messages
+    length_written: bool = False   # a LENGTH was written (an instantaneous kind does not use it)
 
 
 def read_hit_list(path: str | os.PathLike) -> tuple[SpottedHit, ...]:
@@ -160,8 +165,7 @@ def _marker_hit(marker: Any, at: Any, file: Path) -> SpottedHit:
     # as Resolve names a new one), and that number is no strength.
     strength = dub.get("strength", words[1] if named and len(words) > 1 and _SECONDS.match(words[1]) else None)
     length = marker.marked_range.duration.to_seconds() if kind in SUSTAINED_KINDS else None
-    return _hit(when, kind, strength, max(0.04, length) if length else None,
-                where=f"{file.name}: marker {marker.name!r} at {when}")
+    return _hit(when, kind, strength, length or None, where=f"{file.name}: marker {marker.name!r} at {when}")
 
 
 def _is_when(text: str) -> bool:
@@ -191,8 +195,12 @@ def _hit(when: Any, kind: Any, strength: Any, length: Any, *, where: str) -> Spo
         raise InputError(f"{where}: unknown kind {kind!r}; use one of {', '.join(SPOT_KINDS)}, or {NO_HIT} "
                          "for an instant with nothing to hit.")
     strength = DEFAULT_STRENGTH if strength in (None, "") else _number(strength, "strength", where, 0.0, 1.0)
-    length = DEFAULT_LENGTH_S if length in (None, "") else _number(length, "length", where, 0.04, 60.0)
-    return SpottedHit(when, kind, strength, length, where)
+    written = length not in (None, "")
+    length = _number(length, "length", where, 0.0, LONGEST_LENGTH_S) if written else DEFAULT_LENGTH_S
+    if length == 0:
+        raise InputError(f"{where}: the length 0 lasts no time; write seconds above 0 (one shorter than a frame "
+                         f"lasts that frame), or leave it out for {DEFAULT_LENGTH_S:g} s.")
+    return SpottedHit(when, kind, strength, length, where, written)
 
 
 def read_hit_point(text: str, where: str) -> SpottedHit:
@@ -222,11 +230,14 @@ def hit_event(hit: SpottedHit, media: MediaInfo) -> VisualEvent | None:
     frame = frame_of(hit, media)
     if hit.kind == NO_HIT:
         return None
-    end = frame + 1
-    if hit.kind in SUSTAINED_KINDS:
-        end = min(media.frame_count, max(frame + 1, _frame_at(media.frame_time(frame) + Fraction(hit.length_s),
-                                                              media)))
+    end = end_frame_after(frame, hit.length_s, media) if hit.kind in SUSTAINED_KINDS else frame + 1
     return VisualEvent(frame, hit.kind, hit.strength, end)
+
+
+def end_frame_after(frame: int, length_s: float, media: MediaInfo) -> int:
+    """The end (exclusive) of a sustained hit starting on `frame` and lasting `length_s`: the frame
+    starting nearest its end, at least one frame on, at most the video's end."""
+    return min(media.frame_count, max(frame + 1, _frame_at(media.frame_time(frame) + Fraction(length_s), media)))
 
 
 def hit_list_digest(path: str | os.PathLike) -> str:
@@ -295,6 +306,8 @@ def _timecode_frame(text: str, media: MediaInfo, where: str) -> int:
         count = round(otio.opentime.from_timecode(text, float(rate)).value)
     except ValueError:
         count = nominal_timecode_frame(text, rate)
+    else:
+        _refuse_skipped_label(text, rate, where)
     if count is None:
         raise InputError(f"{where}: the timecode {text} cannot be read at this video's {float(rate):.3f} fps; "
                          "give seconds instead (e.g. 12.5).")
@@ -302,6 +315,25 @@ def _timecode_frame(text: str, media: MediaInfo, where: str) -> int:
     if not media.is_vfr or count < 0:   # before the first frame: no frame, and frame_of says so
         return count
     return _frame_at(Fraction(count) / rate, media)
+
+
+def _refuse_skipped_label(text: str, rate: Fraction, where: str) -> None:
+    """A drop-frame timecode names no frame where its count skips: frames 00 and 01 (00 to 03 at
+    59.94) of each minute but every tenth. OpenTimelineIO reads one as a frame before it; refused
+    here, naming the frames either side."""
+    import opentimelineio as otio
+
+    ot = otio.opentime
+    _, minutes, seconds, frames = (int(part) for part in re.split(r"[:;]", text))
+    skipped = round(rate) // 15   # labels skipped a minute: 2 at 29.97, 4 at 59.94
+    if ";" not in text or seconds or minutes % 10 == 0 or frames >= skipped:
+        return
+    first = f"{text[:-2]}{skipped:02d}"
+    before = ot.to_timecode(ot.from_timecode(first, float(rate)) - ot.RationalTime(1, float(rate)), float(rate), True)
+    labels = "00 and 01" if skipped == 2 else f"00 to {skipped - 1:02d}"
+    raise InputError(f"{where}: the timecode {text} names no frame, since drop-frame timecode skips frames {labels} "
+                     f"of each minute but every tenth; write {first}, that minute's first frame, or {before}, the "
+                     "frame before it.")
 
 
 def spot(analysis: VideoAnalysis, hits: tuple[SpottedHit, ...], only: bool = False) -> VideoAnalysis:
@@ -318,16 +350,18 @@ def spot(analysis: VideoAnalysis, hits: tuple[SpottedHit, ...], only: bool = Fal
     for hit in hits:   # the first line off the video is the one named, whatever its kind
         frame_of(hit, media)
     nothing = sorted({frame_of(hit, media) for hit in hits if hit.kind == NO_HIT})
-    placed: dict[int, VisualEvent] = {}
-    shared: set[int] = set()   # frames two spotted hits fell on (12.5 s and 300f at 24 fps)
+    # One sound of each kind plays on a frame, as with detected events (a flash as a whoosh starts).
+    placed: dict[tuple[int, str], VisualEvent] = {}
+    shared: set[int] = set()   # frames two spotted hits of one kind fell on (12.5 s and 300f at 24 fps)
     for hit in (h for h in hits if h.kind != NO_HIT):
         event = hit_event(hit, media)
-        frame = event.frame
-        if frame in placed:
-            shared.add(frame)
-        if frame not in placed or placed[frame].strength < event.strength:
-            placed[frame] = event
+        key = (event.frame, event.kind)
+        if key in placed:
+            shared.add(event.frame)
+        if key not in placed or placed[key].strength < event.strength:
+            placed[key] = event
     spotted = sorted(placed.values(), key=lambda e: (e.frame, e.kind))
+    unused = [hit.where for hit in hits if unused_length(hit)]
     taken = [s.frame for s in spotted] + nothing
     kept = [] if only else [e for e in analysis.events if not any(abs(e.frame - f) <= near for f in taken)]
     events = tuple(sorted(kept + spotted, key=lambda e: (e.frame, e.kind)))
@@ -335,14 +369,36 @@ def spot(analysis: VideoAnalysis, hits: tuple[SpottedHit, ...], only: bool = Fal
     record = [{"frame": e.frame, "end_frame": e.end_frame, "kind": e.kind, "strength": e.strength} for e in spotted]
     return replace(analysis, events=events, settings={**analysis.settings, "spotted_hits": record,
                                                       "spotted_nothing": nothing, "spotted_hits_only": bool(only),
-                                                      "spotted_hits_on_one_frame": sorted(shared)})
+                                                      "spotted_hits_on_one_frame": sorted(shared),
+                                                      "spotted_lengths_unused": unused})
+
+
+def unused_length(hit: SpottedHit) -> bool:
+    """Whether a hit point gives a length its kind does not use (only a sustained kind lasts)."""
+    return hit.length_written and hit.kind not in SUSTAINED_KINDS
+
+
+def spotting_notes(analysis: VideoAnalysis) -> list[str]:
+    """The run's sentences about its hit list: hits that shared a frame, lengths not used."""
+    return shared_frame_note(analysis) + unused_length_note(analysis)
 
 
 def shared_frame_note(analysis: VideoAnalysis) -> list[str]:
-    """A sentence for spotted hits that fell on one frame and so play once, or none."""
+    """A sentence for spotted hits of one kind that fell on one frame and so play once, or none."""
     frames = analysis.settings.get("spotted_hits_on_one_frame") or []
     if not frames:
         return []
     fps = float(analysis.media.fps)
     where = ", ".join(f"frame {f} ({f / fps:.2f} s)" for f in frames[:4]) + (", ..." if len(frames) > 4 else "")
-    return [f"more than one spotted hit falls on {where}; one sound plays there, the strongest hit's"]
+    return [f"more than one spotted hit of one kind falls on {where}; one sound of each kind plays there, the "
+            "strongest hit's"]
+
+
+def unused_length_note(analysis: VideoAnalysis) -> list[str]:
+    """A sentence for lengths written for hits of an instantaneous kind, which no sound uses, or none."""
+    lines = analysis.settings.get("spotted_lengths_unused") or []
+    if not lines:
+        return []
+    where = ", ".join(lines[:4]) + (", ..." if len(lines) > 4 else "")
+    return [f"the length given at {where} is not used: only a {', '.join(SUSTAINED_KINDS[:-1])} or "
+            f"{SUSTAINED_KINDS[-1]} lasts"]

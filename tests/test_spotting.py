@@ -98,17 +98,70 @@ def test_spotted_hits_join_the_detected_ones_and_win_where_they_meet(tmp_path):
     assert [(e.frame, e.kind) for e in only.events] == [(300, "impact"), (500, "whoosh")]
 
 
-def test_two_spotted_hits_on_one_frame_play_once_and_are_named(tmp_path):
-    """12.5 s and 300f are the same frame at 24 fps: one sound plays, the strongest, and the run
-    says which frame so the user can move the other."""
+def test_two_spotted_hits_of_one_kind_on_one_frame_play_once_and_are_named(tmp_path):
+    """12.5 s and 300f are the same frame at 24 fps: one impact plays, the strongest, and the run
+    says which frame so the user can move the other. A landing there plays beside it, as detected
+    hits of different kinds on one frame do (the studio's hit lists keep both)."""
     from dubber.spotting import shared_frame_note
 
-    hits = read_hit_list(_write(tmp_path, "h.txt", "12.5\n300f, landing, 0.9\n400f\n"))
+    hits = read_hit_list(_write(tmp_path, "h.txt", "12.5\n300f, impact, 0.9\n300f, landing, 0.6\n400f\n"))
     spotted = spot(_analysis([]), hits)
-    assert [(e.frame, e.kind) for e in spotted.events] == [(300, "landing"), (400, "impact")]
+    assert [(e.frame, e.kind, e.strength) for e in spotted.events] == [(300, "impact", 0.9), (300, "landing", 0.6),
+                                                                       (400, "impact", 0.8)]
     (note,) = shared_frame_note(spotted)
-    assert "frame 300 (12.50 s)" in note and "400" not in note
-    assert shared_frame_note(spot(_analysis([]), read_hit_list(_write(tmp_path, "k.txt", "12.5\n400f\n")))) == []
+    assert "of one kind falls on frame 300 (12.50 s)" in note and "400" not in note
+    kinds = spot(_analysis([]), read_hit_list(_write(tmp_path, "k.txt", "12.5\n300f landing 0.9\n400f\n")))
+    assert [(e.frame, e.kind) for e in kinds.events] == [(300, "impact"), (300, "landing"), (400, "impact")]
+    assert shared_frame_note(kinds) == []
+
+
+def test_a_length_shorter_than_a_frame_lasts_that_frame_and_a_one_frame_whoosh_round_trips(tmp_path):
+    """The shortest length was 0.04 s: a one-frame whoosh of a 60 fps video (1/60 s) could not be
+    written, and 0.04 s lasts two of its frames."""
+    sixty = MediaInfo(path="v.mp4", duration_s=4.0, fps=Fraction(60), frame_count=240, width=64, height=36)
+    hits = read_hit_list(_write(tmp_path, "h.txt", "100f, whoosh, 0.8, 0.016666666666666666\n"
+                                                   "120f, whoosh, 0.8, 0.001\n130f, whoosh, 0.8, 0.05\n"))
+    analysis = VideoAnalysis(media=sixty, shots=(Shot(0, 0, 240),), events=(), motion=(0.3,) * 240, captions=())
+    assert [(e.frame, e.end_frame) for e in spot(analysis, hits).events] == [(100, 101), (120, 121), (130, 133)]
+    with pytest.raises(InputError, match=r"h\.txt:1: the length 0 lasts no time; write seconds above 0"):
+        read_hit_list(_write(tmp_path, "h.txt", "100f, whoosh, 0.8, 0\n"))
+
+
+def test_a_drop_frame_timecode_that_names_no_frame_is_refused_naming_the_frames_either_side(tmp_path):
+    """Drop-frame timecode skips frames 00 and 01 (00 to 03 at 59.94) of each minute but every
+    tenth; OpenTimelineIO read 00:01:00;00 as a frame before 00:01:00;02, with no word."""
+    from dubber.spotting import named_frame
+
+    ntsc = MediaInfo(path="v.mov", duration_s=120.0, fps=Fraction(30000, 1001), frame_count=3597, width=64,
+                     height=36, start_timecode="00:00:00;00")
+    for label in ("00:01:00;00", "00:01:00;01"):
+        (hit,) = read_hit_list(_write(tmp_path, "h.txt", f"{label}, landing\n"))
+        with pytest.raises(InputError, match=rf"^h\.txt:1: the timecode {label} names no frame, since drop-frame "
+                                             r"timecode skips frames 00 and 01 of each minute but every tenth; write "
+                                             r"00:01:00;02, that minute's first frame, or 00:00:59;29, the frame "
+                                             r"before it\.$"):
+            frame_of(hit, ntsc)
+    (tenth,) = read_hit_list(_write(tmp_path, "t.txt", "00:10:00;00\n"))   # every tenth minute keeps them
+    assert named_frame(tenth, ntsc) == 17982
+    fifty_nine = MediaInfo(path="v.mov", duration_s=120.0, fps=Fraction(60000, 1001), frame_count=7000, width=64,
+                           height=36, start_timecode="00:00:00;00")
+    (hit,) = read_hit_list(_write(tmp_path, "f.txt", "00:01:00;03\n"))
+    with pytest.raises(InputError, match=r"skips frames 00 to 03 of each minute but every tenth; write 00:01:00;04, "
+                                         r"that minute's first frame, or 00:00:59;59, the frame before it\.$"):
+        frame_of(hit, fifty_nine)
+    (hit,) = read_hit_list(_write(tmp_path, "f.txt", "00:01:00;04\n"))
+    assert frame_of(hit, fifty_nine) == 3600
+
+
+def test_a_length_given_for_an_instantaneous_kind_is_named_in_the_notes(tmp_path):
+    """An impact lasts no time: its LENGTH was dropped with no word; it still plays, and the run says so."""
+    from dubber.spotting import spotting_notes
+
+    hits = read_hit_list(_write(tmp_path, "h.txt", "100f, impact, 0.8, 0.5\n200f whoosh 0.8 0.5\n300f landing\n"))
+    spotted = spot(_analysis([]), hits)
+    assert [(e.frame, e.kind, e.end_frame) for e in spotted.events] == [(100, "impact", 101), (200, "whoosh", 212),
+                                                                        (300, "landing", 301)]
+    assert spotting_notes(spotted) == ["the length given at h.txt:1 is not used: only a whoosh, run or shake lasts"]
 
 
 @pytest.fixture(scope="module")

@@ -233,20 +233,26 @@ def test_the_captions_the_planner_wrote_follow_edited_hits_and_hand_written_ones
     assert table[1][4] == "My own words for shot two." and told in table[3][4]
 
 
-def test_two_hits_typed_on_one_frame_are_refused_naming_both_and_one_typed_twice_is_one(project):
-    # One sound plays on a frame: a second hit typed there would vanish from the cell after the
-    # render, so the editor is asked which to keep instead.
+def test_two_hits_of_one_kind_typed_on_one_frame_are_refused_naming_both_and_one_typed_twice_is_one(project):
+    # One sound of each kind plays on a frame: a second landing typed there would vanish from the
+    # cell after the render, so the editor is asked which to keep instead.
     from dubber.errors import InputError
     from dubber.studio.project import read_hits, save_table
 
     _, project = project
     table = _rows(project)
     assert table[2][HITS].startswith("00:00:07:00 landing 1.00; ")
-    table[2][HITS] += "; 00:00:07:00 impact"
-    with pytest.raises(InputError, match=r"^Shot 3's hits '00:00:07:00 landing 1\.00' and '00:00:07:00 impact' fall "
-                                         r"on one frame, 00:00:07:00, where one sound plays; keep one of them\.$"):
+    table[2][HITS] += "; 00:00:07:00 landing 0.5"
+    with pytest.raises(InputError, match=r"^Shot 3's hits '00:00:07:00 landing 1\.00' and '00:00:07:00 landing 0\.5' "
+                                         r"both put a landing on one frame, 00:00:07:00, where one landing plays; keep "
+                                         r"one of them\.$"):
         read_hits(project.plan, project.analysis, table)
     assert not save_table(project, table)
+    # an impact there plays beside the landing, as two detected hits of different kinds on one frame do
+    table = _rows(project)
+    table[2][HITS] += "; 00:00:07:00 impact"
+    hits = read_hits(project.plan, project.analysis, table)
+    assert [(e.kind, e.strength) for e in hits if e.frame == 168] == [("impact", 0.8), ("landing", 1.0)]
     table = _rows(project)
     table[3][HITS] += f"; {ADDED_FRAME}f landing; {ADDED_FRAME}f, Landing, 0.8"
     hits = read_hits(project.plan, project.analysis, table)
@@ -267,7 +273,7 @@ def test_a_decimal_comma_is_named_instead_of_read_as_two_fields(project):
 
 
 def test_a_whoosh_on_the_last_frame_of_a_60_fps_video_can_be_edited_as_shown(cache, tmp_path):
-    # It lasts one frame, 1/60 s: shown as "0.02" it could not be typed back (a length is 0.04 s or more).
+    # It lasts one frame, 1/60 s, shown as "0.02", which reads back as that one frame.
     from fractions import Fraction
 
     from samples.synth import SynthSpec, synthesize
@@ -283,7 +289,7 @@ def test_a_whoosh_on_the_last_frame_of_a_60_fps_video_can_be_edited_as_shown(cac
     table = _rows(project)
     table[-1][HITS] = f"{last}f whoosh"
     project, table, *_ = _Actions(settings).render(project, table, "auto")
-    assert table[-1][HITS].endswith(" whoosh 0.80 0.04"), table[-1][HITS]
+    assert table[-1][HITS].endswith(" whoosh 0.80 0.02"), table[-1][HITS]
     table[-1][HITS] = table[-1][HITS].replace(" 0.80 ", " 0.90 ")
     (whoosh,) = [e for e in read_hits(project.plan, project.analysis, table, project.shown_hits) if e.frame == last]
     assert (whoosh.kind, whoosh.strength, whoosh.end_frame) == ("whoosh", 0.9, last + 1)
@@ -331,3 +337,171 @@ def test_a_timecode_typed_with_colons_on_a_drop_frame_video_lands_where_the_cell
         typed[k][HITS] = f"{table[k][2].replace(';', ':')} landing"
         hits = read_hits(project.plan, project.analysis, typed)
         assert [e.frame for e in hits if cue.start_frame <= e.frame < cue.end_frame] == [cue.start_frame], k
+
+
+def _fast_media(fps):
+    from fractions import Fraction
+
+    from vision.types import MediaInfo
+
+    return MediaInfo(path="v.mp4", duration_s=4.0, fps=Fraction(fps), frame_count=4 * fps, width=64, height=36)
+
+
+@pytest.mark.parametrize("fps, frames", [(60, 1), (120, 3), (240, 1)])
+def test_a_short_whoosh_on_a_fast_video_keeps_its_frames_in_the_hit_list_and_the_cell(tmp_path, fps, frames):
+    # A detected one-frame whoosh at 60 fps was written to the take's hit list as 0.04 s (then the
+    # shortest length a hit list allowed), two frames; three frames at 120 fps (0.025 s) showed as
+    # 0.03, four frames when typed back with another strength.
+    from types import SimpleNamespace
+
+    from dubber.spotting import hit_event, read_hit_list, read_hit_point, spot
+    from dubber.studio.hit_cells import hit_text, read_take_hits, write_hit_list
+    from vision.types import Shot, VideoAnalysis, VisualEvent
+
+    media = _fast_media(fps)
+    whoosh = VisualEvent(30, "whoosh", 0.74, 30 + frames)
+    hit_list = write_hit_list([whoosh], media, tmp_path / "hits.txt")
+    (back,) = read_take_hits(hit_list, SimpleNamespace(media=media, events=()))
+    assert (back.frame, back.end_frame) == (30, 30 + frames), hit_list.read_text()
+    analysis = VideoAnalysis(media=media, shots=(Shot(0, 0, media.frame_count),), events=(),
+                             motion=(0.3,) * media.frame_count,
+                             captions=())
+    (played,) = spot(analysis, read_hit_list(hit_list), only=True).events   # as `dub --hits` reads it
+    assert played.end_frame == 30 + frames
+    shown = hit_text(whoosh, media)
+    assert shown.startswith("00:00:00:30 whoosh 0.74 "), shown
+    typed = hit_event(read_hit_point(shown.replace(" 0.74 ", " 0.90 "), "cell"), media)
+    assert (typed.frame, typed.strength, typed.end_frame) == (30, 0.9, 30 + frames), shown
+
+
+def test_two_detected_hits_of_different_kinds_on_one_frame_both_play_after_an_edit_elsewhere(project):
+    # Detection plays a flash as a whoosh starts; once a hit in another shot was edited, the take's
+    # hit list played only the stronger of the two while the cell still showed both.
+    from dataclasses import replace
+
+    from dubber.studio.app import _Actions
+    from vision.types import VisualEvent
+
+    settings, project = project
+    whoosh = next(e for e in project.analysis.events if e.kind == "whoosh")   # shot 2's, at 00:00:03:11
+    flash = VisualEvent(whoosh.frame, "flash", 0.5, whoosh.frame + 1)
+    events = tuple(sorted((*project.analysis.events, flash), key=lambda e: (e.frame, e.kind)))
+    project = replace(project, analysis=replace(project.analysis, events=events))
+    table = _rows(project)
+    both = "00:00:03:11 flash 0.50; 00:00:03:11 whoosh 0.74 0.50; "
+    assert table[1][HITS].startswith(both), table[1][HITS]
+    table[3][HITS] += f"; {ADDED_FRAME}f landing"
+    project, table, *_ = _Actions(settings).render(project, table, "auto")
+    take = project.last_take
+    assert take.hit_list is not None and {(whoosh.frame, "flash"), (whoosh.frame, "whoosh")} <= _events(take)
+    assert table[1][HITS].startswith(both), table[1][HITS]
+    assert not any("one frame" in note for note in take.notes), take.notes
+
+
+def test_an_old_analysis_fast_motion_shown_as_a_whoosh_reads_as_unedited(project):
+    # A hit list cannot name "fast_motion": the cell shows it as the whoosh it sounds as. Untouched,
+    # the table is the detected hits (no hit list, nothing to render again); with an edit elsewhere
+    # the hit list plays it as a whoosh, read back as the detected event itself.
+    from dataclasses import replace
+
+    from dubber.studio.app import _Actions
+    from dubber.studio.project import read_hits, read_take_hits
+
+    settings, project = project
+    events = tuple(replace(e, kind="fast_motion") if e.kind == "whoosh" else e for e in project.analysis.events)
+    project = replace(project, analysis=replace(project.analysis, events=events))
+    actions = _Actions(settings)
+    table = _rows(project)
+    assert table[1][HITS].startswith("00:00:03:11 whoosh 0.74 0.50; ") and "fast_motion" not in str(table)
+    assert read_hits(project.plan, project.analysis, table) is None
+    project, table, *_, status = actions.render(project, table, "auto")
+    assert project.last_take.hit_list is None, status
+    project, table, *_, status = actions.render(project, table, "auto")
+    assert status.startswith("Nothing changed since take 001"), status
+    table[3][HITS] += f"; {ADDED_FRAME}f landing"
+    project, table, *_, status = actions.render(project, table, "auto")
+    take = project.last_take
+    assert "83f whoosh 0.7428 0.50" in take.hit_list.read_text()
+    legacy = [e for e in events if e.kind == "fast_motion"]
+    assert [e for e in read_take_hits(take.hit_list, project.analysis) if e.kind != "landing" or
+            e.frame != ADDED_FRAME] == sorted(events, key=lambda e: (e.frame, e.kind)) and legacy
+    project, table, *_, status = actions.render(project, table, "auto")
+    assert status.startswith("Nothing changed since take 002"), status
+
+
+def test_a_timecode_with_a_semicolon_right_after_it_ends_its_entry(project):
+    # "00:00:01:07;1.5" read as one entry, refused as "no time": a timecode with its four fields
+    # has no ";" left to take before frames, so the ";" ends the entry as in "4.2;1.5".
+    from dubber.studio.project import read_hits
+
+    _, project = project
+    table = _rows(project)
+    table[0][HITS] = "00:00:01:07;1.5"   # frame 31, and 1.5 s: frame 36
+    hits = read_hits(project.plan, project.analysis, table)
+    assert [(e.frame, e.kind) for e in hits if e.frame < 68] == [(31, "impact"), (36, "impact")]
+    from dubber.studio.hit_cells import cell_entries
+
+    assert cell_entries("01:00:02;00 landing;00:00:01:07;1.5\n4.2; 01:00:02;00;2") == [
+        "01:00:02;00 landing", "00:00:01:07", "1.5", "4.2", "01:00:02;00", "2"]
+
+
+def test_a_drop_frame_timecode_that_names_no_frame_is_refused_naming_the_frames_either_side(cache, tmp_path):
+    # 01:01:00;00 and 01:01:00;01 do not exist (drop-frame skips them); they were read as the frame before.
+    from fractions import Fraction
+
+    from dub_cli import ffmpeg
+    from samples.synth import SynthSpec, synthesize
+
+    from dubber.errors import InputError
+    from dubber.studio.project import StudioSettings, open_video, read_hits
+
+    plain, video = tmp_path / "plain.mp4", tmp_path / "ntsc.mp4"
+    synthesize(plain, SynthSpec(width=160, height=90, fps=Fraction(30000, 1001), duration_s=3.0, audio=False))
+    ffmpeg("-i", str(plain), "-c", "copy", "-timecode", "01:00:59;00", str(video))
+    project = open_video(video, StudioSettings(work_dir=tmp_path / "work", cache_dir=cache), STYLE, 0)
+    from dubber.studio.project import shot_label
+
+    row = next(k for k, c in enumerate(project.plan.cues) if c.start_frame <= 30 < c.end_frame)   # 01:01:00;02
+    shot = shot_label(project.plan.cues[row])
+    for typed in ("01:01:00;00", "01:01:00:01"):
+        table = _rows(project)
+        table[row][HITS] = f"{typed} landing"
+        with pytest.raises(InputError, match=rf"^Shot {shot}'s hit '{typed} landing': the timecode 01:01:00;0[01] "
+                                             r"names no frame, since drop-frame timecode skips frames 00 and 01 of "
+                                             r"each minute but every tenth; write 01:01:00;02, that minute's first "
+                                             r"frame, or 01:00:59;29, the frame before it\.$"):
+            read_hits(project.plan, project.analysis, table)
+    table[row][HITS] = "01:01:00;02 landing"
+    assert [e.frame for e in read_hits(project.plan, project.analysis, table) if e.kind == "landing"] == [30]
+
+
+def test_a_length_typed_for_an_impact_is_said_not_to_be_used(project):
+    # As in a hit list, an impact has no length: the cell shows none after the render, and the
+    # status says why instead of the typed length vanishing silently.
+    from dubber.studio.app import _Actions
+
+    settings, project = project
+    table = _rows(project)
+    table[3][HITS] += f"; {ADDED_FRAME}f impact 0.8 0.5"
+    project, table, *_, status = _Actions(settings).render(project, table, "auto")
+    assert (ADDED_FRAME, "impact") in _events(project.last_take)
+    assert status.endswith(" The length typed for shot 4's impact at 00:00:10:22 is not used: only a whoosh, run "
+                           "or shake lasts."), status
+    assert table[3][HITS].endswith("; 00:00:10:22 impact 0.80"), table[3][HITS]
+
+
+def test_a_hit_edited_in_a_muted_shot_is_said_not_to_be_heard(project):
+    from dubber.studio.app import _Actions
+
+    settings, project = project
+    actions = _Actions(settings)
+    table = _rows(project)
+    table[3][HITS + 1] = True   # shot 4 muted
+    table[3][HITS] += f"; {ADDED_FRAME}f landing"
+    project, table, *_, status = actions.render(project, table, "auto")
+    assert (ADDED_FRAME, "landing") in _events(project.last_take)
+    assert status.endswith(" Shot 4 is muted, so the hits you edited there are not heard; unmute it to hear "
+                           "them."), status
+    table[0][HITS] = ""   # an edit in a shot that is heard: nothing said of mutes
+    project, table, *_, status = actions.render(project, table, "auto")
+    assert "muted" not in status, status

@@ -151,8 +151,10 @@ def _take_view(take: studio.Take | None) -> tuple:
     return str(take.video), _picture(take), studio.take_downloads(take)
 
 
-def _take_status(take: studio.Take, unused: tuple[studio.UnusedEdit, ...] = (), hits_edited: bool = False) -> str:
-    """`hits_edited`: the take plays other hit points than the last one did."""
+def _take_status(take: studio.Take, unused: tuple[studio.UnusedEdit, ...] = (), hits_edited: bool = False,
+                 hit_notes: tuple[str, ...] = ()) -> str:
+    """`hits_edited`: the take plays other hit points than the last one did; `hit_notes`: what the
+    status says of the hits cells (`studio.hit_notes`)."""
     head = f"Take {_take_label(take)} with the **{take.backend}** backend: "
     shots = f"{take.cues} shot{'s' if take.cues != 1 else ''}"
     if not take.caches_audio and hits_edited:
@@ -170,7 +172,7 @@ def _take_status(take: studio.Take, unused: tuple[studio.UnusedEdit, ...] = (), 
         text = head + f"{rendered} shot{'s' if rendered != 1 else ''} rendered, {take.cues_from_cache} from the cache."
     if unused:
         text += f" Not used in this take: {studio.describe_unused(unused)}. {studio.unused_edits_sentence(take.backend)}"
-    return text
+    return " ".join((text, *hit_notes))
 
 
 def _nothing_to_render(backend: str, unused: tuple[studio.UnusedEdit, ...]) -> str:
@@ -219,6 +221,7 @@ class _Actions:
         rows = [list(r) for r in shots]
         wanted, muted = studio.apply_rows(project.plan, rows)
         hits = studio.read_hits(project.plan, project.analysis, rows, project.shown_hits)
+        notes = tuple(studio.hit_notes(project.plan, project.analysis, rows, hits, project.hits, muted))
         if not studio.same_hits(hits, project.shown_hits) or not studio.same_hits(hits, project.hits):
             # the captions the planner wrote speak of the hit points the take will play
             wanted = studio.captions_follow_hits(wanted, project.analysis, hits, (project.shown_hits, project.hits))
@@ -236,11 +239,11 @@ class _Actions:
         if last is not None and same and (muted, name) == (project.muted, last.backend):
             # A take that would sound and read like the last one is not rendered again.
             said = _nothing_to_render(name, unused) if unused else _nothing_changed(last)
-            return (updated, _project_view(updated)[0], *_take_view(last), said)
+            return (updated, _project_view(updated)[0], *_take_view(last), " ".join((said, *notes)))
         take = studio.render_take(project, plan, muted, backend, self.settings, _progress_sink(progress), hits)
         hits_moved = not studio.same_hits(hits, project.hits)
         updated = replace(updated, rendered=plan, muted=muted, last_take=take, hits=hits)
-        return (updated, _project_view(updated)[0], *_take_view(take), _take_status(take, unused, hits_moved))
+        return (updated, _project_view(updated)[0], *_take_view(take), _take_status(take, unused, hits_moved, notes))
 
     def restore(self, saved: Any, progress: Any = None) -> studio.Project | None:
         """The project the page had open before it was reloaded (`saved`: its folder's name, as

@@ -20,8 +20,8 @@ from vision.types import VisualEvent
 
 from ..atomic import atomic_write_text
 from ..errors import InputError
-from ..spotting import (NO_HIT, SUSTAINED_KINDS, TIMECODE, SpottedHit, hit_event, named_frame, read_hit_list,
-                        read_hit_point)
+from ..spotting import (LONGEST_LENGTH_S, NO_HIT, SUSTAINED_KINDS, TIMECODE, SpottedHit, end_frame_after, hit_event,
+                        named_frame, read_hit_list, read_hit_point, unused_length)
 from ..plan import PlanOptions, cue_prompt, make_plan
 from ..styles import get_style
 from ..types import DubPlan
@@ -29,12 +29,10 @@ from .rows import COLUMNS, CUSTOM_STYLE, shot_label, style_of, timecode
 
 HIT_LIST_NAME = "hits.txt"
 SEPARATOR = "; "
-# Where one entry of a cell ends: a ";" before a space or the cell's end, any ";" that does not
-# stand before a drop-frame timecode's frames (00:01:00;02), or a new line.
-_ENTRY_BREAK = re.compile(r";(?=\s|$)|(?<!:\d\d);|\n")
+# A drop-frame timecode (00:01:00;02), whose ";" stands before its frames and ends no entry.
+_DROP_FRAME_TIMECODE = re.compile(r"(?<![\d:.])\d{1,2}:\d{2}:\d{2};\d{2}(?![\d:.])")
 # The hit list's kind for an analysis's legacy "fast_motion" (a whoosh-like burst), which a hit list cannot name.
 _LEGACY_KINDS = {"fast_motion": "whoosh"}
-_SHORTEST_LENGTH_S, _LONGEST_LENGTH_S = 0.04, 60.0   # what a hit list's LENGTH may be
 # A number written with a decimal comma ("0,5"): commas separate a hit's fields, so it would read
 # as two numbers (strength 0, length 5 s) instead of one.
 _DECIMAL_COMMA = re.compile(r"(?<![\d.,:;])\d+,\d+(?![\d.,])")
@@ -44,18 +42,40 @@ def _in_cue(events: Iterable[VisualEvent], cue: Any) -> list[VisualEvent]:
     return sorted((e for e in events if cue.start_frame <= e.frame < cue.end_frame), key=lambda e: (e.frame, e.kind))
 
 
-def _length_s(event: VisualEvent, media: Any) -> float:
-    """How long the event lasts, as a hit list's LENGTH may say it: a whoosh on a 60 fps video's
-    last frame lasts 0.017 s, which shown as such could not be typed back."""
-    length = float(media.frame_time(min(event.end_frame, media.frame_count)) - media.frame_time(event.frame))
-    return min(_LONGEST_LENGTH_S, max(_SHORTEST_LENGTH_S, length))
+def _length_text(event: VisualEvent, media: Any) -> str:
+    """How long the event lasts, in seconds, as a hit list's LENGTH says it: to the hundredth, or
+    with as many more digits as it takes to read back as the same frames (a one-frame whoosh lasts
+    0.02 s at 60 fps, 0.004 s at 240 fps; three frames at 120 fps are 0.025 s, which 0.03 is not)."""
+    length = min(LONGEST_LENGTH_S,
+                 float(media.frame_time(min(event.end_frame, media.frame_count)) - media.frame_time(event.frame)))
+    end = end_frame_after(event.frame, length, media)
+    for digits in range(2, 7):
+        text = f"{length:.{digits}f}"
+        if float(text) > 0 and end_frame_after(event.frame, float(text), media) == end:
+            return text
+    return repr(length)
 
 
 def hit_text(event: VisualEvent, media: Any) -> str:
     """How a cell shows one hit point: `TIMECODE KIND STRENGTH [LENGTH]`."""
     kind = _LEGACY_KINDS.get(event.kind, event.kind)
     text = f"{timecode(event.frame, media)} {kind} {event.strength:.2f}"
-    return f"{text} {_length_s(event, media):.2f}" if kind in SUSTAINED_KINDS else text
+    return f"{text} {_length_text(event, media)}" if kind in SUSTAINED_KINDS else text
+
+
+def cell_entries(text: str) -> list[str]:
+    """The entries of a hits cell, each with its spaces made single: split at a new line or a ";"
+    (with or without a space after it), but for the ";" inside a drop-frame timecode
+    (00:01:00;02). `00:00:01:07;1.5` is two entries, as `4.2;1.5` is: a timecode with all four
+    fields has no ";" left to take."""
+    kept = {m.start() + m.group().index(";") for m in _DROP_FRAME_TIMECODE.finditer(text)}
+    entries, start = [], 0
+    for at, char in enumerate(text):
+        if char == "\n" or (char == ";" and at not in kept):
+            entries.append(text[start:at])
+            start = at + 1
+    entries.append(text[start:])
+    return [" ".join(e.split()) for e in entries if e.strip()]
 
 
 def hit_cells(plan: DubPlan, events: Sequence[VisualEvent], media: Any) -> list[str]:
@@ -71,8 +91,9 @@ def read_hits(plan: DubPlan, analysis: Any, rows: Sequence[Sequence[Any]],
     that very hit (its exact strength and its place on screen). A hit typed twice is one hit.
 
     Raises:
-        InputError: an entry is not a hit point, it is not inside its row's shot, or it falls on
-            the frame of another entry (one sound plays on a frame: the editor picks which).
+        InputError: an entry is not a hit point, it is not inside its row's shot, or it puts a kind
+            on the frame of another entry of that kind (one sound of each kind plays on a frame:
+            the editor picks which).
     """
     known = [*analysis.events, *(shown or ())]
     hits: list[VisualEvent] = []
@@ -87,10 +108,8 @@ def _read_cell(text: str, cue: Any, plan: DubPlan, media: Any, known: Sequence[V
     shot = shot_label(cue)
     by_text = {hit_text(e, media): e for e in _in_cue(known, cue)}
     events: list[VisualEvent] = []
-    first: dict[int, tuple[str, VisualEvent]] = {}   # frame: the first entry on it, and its hit
-    for entry in (" ".join(e.split()) for e in _ENTRY_BREAK.split(text)):
-        if not entry:
-            continue
+    first: dict[tuple[int, str], tuple[str, VisualEvent]] = {}   # (frame, kind): its first entry, and its hit
+    for entry in cell_entries(text):
         where = f"Shot {shot}'s hit {entry!r}"
         if (comma := _DECIMAL_COMMA.search(entry)) is not None:
             raise InputError(f"{where} writes {comma.group()} with a decimal comma; write "
@@ -108,17 +127,53 @@ def _read_cell(text: str, cue: Any, plan: DubPlan, media: Any, known: Sequence[V
         if event is None:   # a `none` entry places nothing
             continue
         event = by_text.get(hit_text(event, media), event)
-        if frame in first:
-            other, before = first[frame]
+        # One sound of each kind plays on a frame (a flash as a whoosh starts plays both), in a hit
+        # list as in detection: a second hit of one kind there would vanish, so the editor picks.
+        kind = _LEGACY_KINDS.get(event.kind, event.kind)
+        if (frame, kind) in first:
+            other, before = first[(frame, kind)]
             if _hit_list_key(before) == _hit_list_key(event):
                 continue   # the same hit typed twice
-            # Detection may place two hits on one frame (a flash as a whoosh starts): shown back, both stay.
-            if before not in by_text.values() or event not in by_text.values():
-                raise InputError(f"Shot {shot}'s hits {other!r} and {entry!r} fall on one frame, "
-                                 f"{timecode(frame, media)}, where one sound plays; keep one of them.")
-        first.setdefault(frame, (entry, event))
+            if before not in by_text.values() or event not in by_text.values():   # not both as shown
+                raise InputError(f"Shot {shot}'s hits {other!r} and {entry!r} both put a {kind} on one frame, "
+                                 f"{timecode(frame, media)}, where one {kind} plays; keep one of them.")
+        first.setdefault((frame, kind), (entry, event))
         events.append(event)
     return events
+
+
+def hit_notes(plan: DubPlan, analysis: Any, rows: Sequence[Sequence[Any]], hits: Sequence[VisualEvent] | None,
+              before: Sequence[VisualEvent] | None, muted: Sequence[int]) -> list[str]:
+    """The status's sentences on the hits cells `rows` hold (read by `read_hits` as `hits`): a
+    length typed for a kind that does not last, which no sound uses (the cell shows none after the
+    render, and `dub --hits` notes it too), and hit points edited (unlike `before`, the last take's;
+    None: as detected) in a `muted` shot, which are not heard."""
+    media, notes = analysis.media, []
+    unused = []
+    for cue, values in zip(plan.cues, rows):
+        for entry in cell_entries(str(dict(zip(COLUMNS, values)).get("hits") or "")):
+            hit = read_hit_point(entry, entry)
+            if unused_length(hit):
+                frame = named_frame(_counted_as_shown(hit, media), media)
+                unused.append(f"shot {shot_label(cue)}'s {hit.kind} at {timecode(frame, media)}")
+    if unused:
+        lengths = "length typed for" if len(unused) == 1 else "lengths typed for"
+        notes.append(f"The {lengths} {_listed(unused)} {'is' if len(unused) == 1 else 'are'} not used: only a "
+                     f"{', '.join(SUSTAINED_KINDS[:-1])} or {SUSTAINED_KINDS[-1]} lasts.")
+
+    def in_cue(events: Sequence[VisualEvent] | None, cue: Any) -> list[tuple]:
+        return sorted(_hit_list_key(e) for e in _in_cue(analysis.events if events is None else events, cue))
+    quiet = [shot_label(c) for c in plan.cues if c.index in muted and in_cue(hits, c) != in_cue(before, c)]
+    if len(quiet) == 1:
+        notes.append(f"Shot {quiet[0]} is muted, so the hits you edited there are not heard; unmute it to hear them.")
+    elif quiet:
+        notes.append(f"Shots {_listed(quiet)} are muted, so the hits you edited there are not heard; unmute them "
+                     "to hear them.")
+    return notes
+
+
+def _listed(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _counted_as_shown(hit: SpottedHit, media: Any) -> SpottedHit:
@@ -159,7 +214,7 @@ def write_hit_list(hits: Sequence[VisualEvent], media: Any, path: Path) -> Path:
         _, kind, strength, _ = _hit_list_key(event)
         line = f"{event.frame}f {kind} {strength!r}"
         if kind in SUSTAINED_KINDS:
-            line += f" {_length_s(event, media)!r}"
+            line += f" {_length_text(event, media)}"
         lines.append(line)
     if not hits:
         lines.append(f"0f {NO_HIT}   # no hit anywhere in the film")

@@ -42,6 +42,7 @@ from ..types import DubPlan, ProgressFn, no_progress
 from . import store
 from .hit_cells import HIT_LIST_NAME, read_take_hits, with_hits, write_hit_list
 from .hit_cells import captions_follow_hits, hit_cells, read_hits, same_hits  # noqa: F401  (the studio's API)
+from .hit_cells import hit_notes  # noqa: F401  (the studio's API)
 from .rows import CUSTOM_STYLE, style_of, without_style
 from .rows import COLUMNS, apply_rows, check_seed, plan_rows, shot_label, timecode  # noqa: F401  (the studio's API)
 from .store import Take, find_take, list_takes, load_take  # noqa: F401  (the studio's API)
