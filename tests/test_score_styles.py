@@ -164,20 +164,25 @@ def test_blows_are_played_by_the_style_band_not_the_cartoon_orchestra(style):
 def test_blows_sit_over_the_music_alike_in_every_style(style):
     """Measured on the rendered stems: at every blow, the effects' first 80 ms against the music
     of the two seconds around it. A style whose bank instruments are quiet (a lone piano) must not
-    get blows that jump 15 dB out of it, nor one whose hits are soft get blows lost under it."""
+    get blows that jump 15 dB out of it, nor one whose hits are soft get blows lost under it.
+    The style's balance is judged over the blows of four renders: in one render the middle blow
+    of nine moves some 3 dB either way with what the tune plays on it (a held, accented wind note
+    or a rest), and one render's median left the 2-10 dB band in 1 of 30 seeds (nature) to 1 in 5
+    (noir, sci-fi) before any of these styles changed."""
     import numpy as np
 
     analysis = analysis_with(events=BLOWS, frames=340)
-    plan, _, music, fx = render(analysis, seed=1, style=style)
-    rate = plan.sample_rate
 
     def rms(x):
         return float(np.sqrt(np.mean(np.square(x)) + 1e-12))
 
     over = []
-    for frame, _, _ in BLOWS:
-        t = int(round(float(analysis.media.frame_time(frame)) * rate))
-        over.append(20 * np.log10(rms(fx[:, t:t + int(0.08 * rate)]) / rms(music[:, max(0, t - rate):t + rate])))
+    for seed in range(1, 5):
+        plan, _, music, fx = render(analysis, seed=seed, style=style)
+        rate = plan.sample_rate
+        for frame, _, _ in BLOWS:
+            t = int(round(float(analysis.media.frame_time(frame)) * rate))
+            over.append(20 * np.log10(rms(fx[:, t:t + int(0.08 * rate)]) / rms(music[:, max(0, t - rate):t + rate])))
     assert 2.0 <= float(np.median(over)) <= 10.0, (style, np.round(over, 1))
 
 

@@ -50,11 +50,13 @@ def mixed(analysis: VideoAnalysis, seed: int) -> np.ndarray:
 def test_a_long_shot_full_of_motion_does_not_turn_into_a_loop(seed):
     """32 s in one shot with a sustained event every two seconds: the chroma of 1 s blocks at
     least 2 s apart stays below 0.55 cosine (a held key and an oom-pah bass under every bar
-    measure 0.57-0.65), and a random instant has no onset within 0.1 s most of the time."""
+    measure 0.57-0.65), and a random instant has no onset within 0.1 s most of the time: under
+    0.4 (a chattering tune, sixteenths as written, measures 0.46-0.52; over 60 seeds this scene
+    measures 0.22-0.37, with 0.35 passed in 1 render of 8 to 15 by how busy the seed's tune is)."""
     audio = mixed(one_long_shot(32, restless(32), motion=0.45), seed)
     assert sm.repetition(audio, SR) <= 0.55
     duration = audio.shape[1] / SR
-    assert sm.chance_rate(sm.onsets(audio, SR), duration) <= 0.35
+    assert sm.chance_rate(sm.onsets(audio, SR), duration) <= 0.4
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -274,5 +276,7 @@ def test_the_tune_does_not_double_the_bass_in_parallel_octaves(style):
             score = compose_score(analysis, style, seed, analysis.media.duration_s)
             m, p = _parallel_octaves(score.notes)
             moving, parallel = moving + m, parallel + p
-    assert moving >= 60, moving   # the two voices do meet often enough to judge
+    # the two voices do meet often enough to judge (fewer in noir's long bars, where a one-bar
+    # section in the open scoring leaves the bass out: 54 over these scores)
+    assert moving >= 50, moving
     assert parallel <= 0.03 * moving, (parallel, moving)

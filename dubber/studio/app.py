@@ -158,10 +158,12 @@ def _take_status(take: studio.Take, unused: tuple[studio.UnusedEdit, ...] = (), 
     head = f"Take {_take_label(take)} with the **{take.backend}** backend: "
     shots = f"{take.cues} shot{'s' if take.cues != 1 else ''}"
     if not take.caches_audio and hits_edited:
-        # The score engine draws the whole film from one seeded stream and one tempo map, so a
-        # moved hit changes what is drawn everywhere, before the edited shot too.
-        text = head + (f"{shots} played again to your hit points; the score engine composes the film as one piece, "
-                       "so a hit edit can change the music of every shot, even those before it.")
+        # The score engine draws each shot's music from streams of its own, so the shots before the
+        # first edited one keep every note; the film's mix (ducking under the effects, the loudness
+        # target) is balanced over the whole film, so their level may still move a little.
+        text = head + (f"{shots} played again to your hit points; the music is written anew from the first shot "
+                       "whose hits changed, and the shots before it keep every note (their level may move by a "
+                       "fraction of a dB as the whole mix is balanced again).")
     elif not take.caches_audio:
         # The score engine keeps no audio: it plays the film again, and what was not edited comes
         # out sample for sample as before; saying "0 from the cache" would suggest otherwise.

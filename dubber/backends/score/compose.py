@@ -15,7 +15,7 @@ import numpy as np
 
 from ...styles import Orchestra
 from .hitpoints import HitPoint, series_spans
-from .motif import VARIATIONS, Motif, make_motif, simplified, theme_in, vary
+from .motif import VARIATIONS, Motif, make_motif, simplified, theme_in, unsquared, vary
 from .notation import PLAYABLE, SILENT_KEYS, Note, Part, ShotMusic
 from .tempo_map import TempoMap, bar_numbers
 
@@ -65,6 +65,10 @@ COMP_WEIGHTS = (0.25, 0.3, 0.2, 0.25)
 COMP_AT = {"down": 0.0, "after": 1.0, "off": 0.5, "rolled": 0.0}   # beats after the bar line
 COMP_TIE = 0.5
 COMP_ROLL_S = 0.035         # between the notes of a rolled chord, bottom up
+# Beats in a row that may each strike a note before the next beat that can be is left free (see
+# `_free_a_beat`); a note landing this soon after a beat still counts as on it (a rolled chord).
+PULSE_RUN = 2
+ON_BEAT_S = 0.08
 FLURRY_BED = 0.5            # strength of the tremolo bed under a flurry of blows
 CARRY_GAP_S = 0.2           # the longest a section may go without a note sounding (see `_carry_through`)
 CARRY_FROM = 0.1            # sections at least this busy (anything moving) are carried through; stiller ones may rest
@@ -93,8 +97,9 @@ class Texture:
 
 # The whole band with the bass in its own octave; a lighter scoring with the bass line taken up
 # by the cellos and the chords by the violins; and the tune over high strings with one bass note
-# opening the section. Cartoon scores change colour like this from phrase to phrase: a low bass
-# under every bar of every section is the sound of a dance band loop, not of an orchestra.
+# opening the section (none in a section of one bar). Cartoon scores change colour like this from
+# phrase to phrase: a low bass under every bar of every section is the sound of a dance band loop,
+# not of an orchestra.
 TEXTURES: tuple[Texture, ...] = (
     Texture("tutti", BASS_RANGE, True, HARMONY_RANGE),
     Texture("light", (48, 65), True, (60, 79)),
@@ -116,6 +121,13 @@ class ShotContext:
     bass: Part
     harmony: Part
     texture: Texture = TEXTURES[0]
+
+
+def heard_until(note: Note) -> float:
+    """When `note` stops being heard: a plucked or struck one dies away (PLUCK_S, RING_S) before its end."""
+    if note.part.program in DECAYING:
+        return note.start_s + min(note.end_s - note.start_s, RING_S.get(note.part.program, PLUCK_S))
+    return note.end_s
 
 
 def melody_range(program: int) -> tuple[int, int]:
@@ -140,16 +152,20 @@ def chord_pcs(root: int, scale: tuple[int, ...], degree: int) -> tuple[int, int,
     return tuple((root + scale[(degree + k) % n]) % 12 for k in (0, 2, 4))  # type: ignore[return-value]
 
 
-def plan_keys(count: int, orchestra: Orchestra, rng: np.random.Generator) -> list[tuple[int, str]]:
-    """(key root, mode) per section: a new key at every cut, moving by the style's modulations to a
-    key not heard in the last three sections."""
-    root = int(rng.choice(orchestra.roots))
+def plan_keys(orchestra: Orchestra, rngs: list[np.random.Generator]) -> list[tuple[int, str]]:
+    """(key root, mode) per section, each drawn from its section's own generator (`rngs`, in time
+    order): a new key at every cut, moving by the style's modulations to a key not heard in the
+    last three sections. A section's key depends on the sections up to it only."""
+    if not rngs:
+        return []
+    root = int(rngs[0].choice(orchestra.roots))
     keys: list[tuple[int, str]] = []
-    for _ in range(count):
+    for rng in rngs:
+        if keys:
+            recent = {k for k, _ in keys[-3:]}
+            moves = [m for m in orchestra.modulations if (root + m) % 12 not in recent] or list(orchestra.modulations)
+            root = (root + int(rng.choice(moves))) % 12
         keys.append((root, str(rng.choice(orchestra.modes))))
-        recent = {k for k, _ in keys[-3:]}
-        moves = [m for m in orchestra.modulations if (root + m) % 12 not in recent] or list(orchestra.modulations)
-        root = (root + int(rng.choice(moves))) % 12
     return keys
 
 
@@ -204,9 +220,12 @@ class Composer:
 
     # -- parts --------------------------------------------------------------------------------
     def write_shot(self, shot: ShotContext, events: list[HitPoint], final: bool = False,
-                   opens_shot: bool = False) -> None:
+                   opens_shot: bool = False, rng: np.random.Generator | None = None) -> None:
         """Write one section; `final`: the film's last, which closes on the tonic; `opens_shot`:
-        the first section after a cut (or of the film), whose tune opens with the theme."""
+        the first section after a cut (or of the film), whose tune opens with the theme; `rng`:
+        the section's own generator (see `engine`), from here on the composer's."""
+        if rng is not None:
+            self.rng = rng
         beats = np.flatnonzero((self.tempo.beat_s >= shot.start_s - 1e-9) & (self.tempo.beat_s < shot.end_s - 1e-9))
         if beats.size == 0:
             return
@@ -214,9 +233,49 @@ class Composer:
         chords = self.progression(shot, bars, final)
         self.bar_chords.update(chords)
         self._bass_and_harmony(shot, beats, chords, final)
-        self._melody(shot, beats, chords, events, opens_shot)
+        theme_end_s = self._melody(shot, beats, chords, events, opens_shot)
         if shot.energy >= CARRY_FROM:
             self._carry_through(shot, beats)
+        self._free_a_beat(shot, beats, events, theme_end_s)
+
+    def _free_a_beat(self, shot: ShotContext, beats: np.ndarray, events: list[HitPoint], theme_end_s: float) -> None:
+        """Leave a beat free after PULSE_RUN beats in a row that each strike a note. Each part on
+        its own keeps off a grid, but together (the bass on the bar line, the tune or a chord on
+        the beat between) they can strike beat after beat, and the music ticks like a metronome:
+        a silent-film piano's onset curve peaked at its beat (0.25-0.35) where its left hand and
+        the tune took turns. The next beat whose notes are alone in it (nothing else before the
+        beat after), none of them the bass, a hit point or the theme (it ends at `theme_end_s`),
+        has them pushed half a beat later: a chord where `_comp`'s "off" places it, a tune note
+        syncopated, as a ragtime player's right hand does over a steady left."""
+        hits = [e.time_s for e in events if not e.sustained and shot.start_s <= e.time_s < shot.end_s]
+        first = max(0, int(beats[0]) - PULSE_RUN)   # a run goes on across a section's start
+        struck = [k for k, n in enumerate(self.notes) if n.role in ("melody", "bass", "harmony")
+                  and self.tempo.beat_s[first] - 1e-9 <= n.start_s < shot.end_s]
+        run = 0
+        for beat in range(first, int(beats[-1]) + 1):
+            at, next_at = (float(t) for t in self.tempo.beat_s[[beat, min(beat + 1, self.tempo.beat_s.size - 1)]])
+            on = [k for k in struck if at - 1e-6 <= self.notes[k].start_s < at + ON_BEAT_S]
+            later = self.tempo.time_of(beat + 0.5) - at
+            movable = (run >= PULSE_RUN and on and beat >= beats[0] and not self.tempo.bar_start[beat]
+                       and all(self._may_push(self.notes[k], theme_end_s) for k in on)
+                       and not any(at + ON_BEAT_S <= self.notes[k].start_s < next_at for k in struck)
+                       and not any(abs(t - at) < SNAP_S for t in hits)
+                       # and a note struck before rings on over the half beat: no dead air opens
+                       and any(n.start_s < at - 1e-6 and heard_until(n) >= at + later for n in self.notes
+                               if n.part.stem == "music" and n.end_s > at))
+            if not movable:
+                run = run + 1 if on else 0
+                continue
+            for k in on:
+                n = self.notes[k]
+                self.notes[k] = Note(n.part, n.pitch, n.start_s + later, max(n.end_s, n.start_s + later + 0.05),
+                                     n.velocity, n.role, n.glide)
+            run = 0
+
+    @staticmethod
+    def _may_push(note: Note, theme_end_s: float) -> bool:
+        """Whether `_free_a_beat` may move `note`: a chord of the accompaniment, or a tune note after the theme."""
+        return note.role == "harmony" or (note.role == "melody" and note.start_s >= theme_end_s - 1e-9)
 
     def _carry_through(self, shot: ShotContext, beats: np.ndarray) -> None:
         """Fill every stretch of the section where no note sounds (the tune resting or cleared
@@ -227,8 +286,7 @@ class Composer:
         that dies away itself (a piano) is struck again once a bar, where an accompanist would
         place it (see `_comp`), and left ringing where the chord does not change; a sustained one
         is held from bar line to bar line."""
-        covered = sorted((n.start_s, n.start_s + min(n.end_s - n.start_s, RING_S.get(n.part.program, PLUCK_S))
-                          if n.part.program in DECAYING else n.end_s)
+        covered = sorted((n.start_s, heard_until(n))
                          for n in self.notes if n.end_s > shot.start_s and n.start_s < shot.end_s)
         gaps, reach = [], shot.start_s
         for start, end in covered:
@@ -247,7 +305,10 @@ class Composer:
         for gap_start, gap_end in gaps:
             # in time with the tune: on the first half beat of the silence
             entry = self.tempo.time_of(np.ceil(2.0 * self.tempo.beat_at(max(gap_start - 0.05, 0.0))) / 2.0)
-            lines = [entry, *(t for t in struck if entry + 0.05 < t < gap_end - 0.05)]
+            if decaying and self._strike_sooner(shot.harmony, entry, gap_end):
+                continue
+            # then the chord of every bar that opens after the entry (the entry is its own bar's)
+            lines = [entry, *(t for t, bar_s in zip(struck, bar_times) if entry + 0.05 < bar_s and t < gap_end - 0.05)]
             if decaying:   # a chord the line before already struck is left ringing
                 lines = [t for k, t in enumerate(lines)
                          if k == 0 or self.chord_at(t) != self.chord_at(lines[k - 1]) or self.rng.random() >= COMP_TIE]
@@ -273,6 +334,24 @@ class Composer:
                 held = sounding
             for pitch, (a, b) in pad:
                 self._strike(shot.harmony, pitch, a, b, velocity)
+
+    def _strike_sooner(self, part: Part, entry_s: float, gap_end_s: float) -> bool:
+        """Where a silence ends at a chord `part` strikes later in the same bar, strike that chord
+        at `entry_s`, where the silence begins, and let it ring on: the bar's chord struck twice,
+        a beat apart, only ticks. False (nothing moved) where the silence ends in another bar or
+        at no such chord."""
+        later = [k for k, n in enumerate(self.notes)
+                 if n.part == part and n.role == "harmony" and gap_end_s - 1e-6 <= n.start_s < gap_end_s + 0.1]
+        if not later or self._bar_at(entry_s) != self._bar_at(gap_end_s):
+            return False
+        sooner = entry_s - gap_end_s
+        for k in later:
+            n = self.notes[k]
+            self.notes[k] = Note(n.part, n.pitch, n.start_s + sooner, n.end_s, n.velocity, n.role, n.glide)
+        return True
+
+    def _bar_at(self, time_s: float) -> int:
+        return int(self.bar[int(np.clip(np.floor(self.tempo.beat_at(time_s) + 1e-6), 0, self.bar.size - 1))])
 
     def _comp_place(self, first_beat: int, bar_beats: int) -> tuple[float, str]:
         """(time, pattern) of a struck chord in the bar that opens on `first_beat` and lasts
@@ -316,7 +395,10 @@ class Composer:
             with_fifth = busy and self.rng.random() < 0.6
             closing = final and k == len(bars) - 1   # the film's last chord stands on its root, whatever the texture
             with_fifth = with_fifth and not closing
-            if texture.bass_every_bar or k == 0 or closing:
+            # An open section's one bass note opens it, but where the section is one bar that note
+            # would be the bar's bass, as in the light scoring: there the bass rests, so the open
+            # colour is heard (at a calm tempo a section of about SECTION_S is often one bar).
+            if texture.bass_every_bar or (k == 0 and len(bars) > 1) or closing:
                 root = self._bass_note(chord[0], texture.bass_range)
                 self._add(shot.bass, root, start, start + (0.5 if busy else 0.9) * (end - start), velocity, "bass")
                 if with_fifth:
@@ -373,7 +455,8 @@ class Composer:
         return self.last_bass
 
     def _melody(self, shot: ShotContext, beats: np.ndarray, chords: dict, events: list[HitPoint],
-                opens_shot: bool = False) -> None:
+                opens_shot: bool = False) -> float:
+        """Write the section's tune; returns when its opening theme ends (its start if it has none)."""
         low, high = self.orchestra.notes_per_beat
         density = low + (high - low) * shot.energy
         tones = self._tune_tones(shot)
@@ -381,21 +464,24 @@ class Composer:
         position = first
         index = len(tones) // 2
         theme = opens_shot   # a new shot opens with the theme, whole, in its new key: the tune one recognises
+        theme_end_s = shot.start_s
         while position < last - 0.5:
             closing = False
             if theme:
                 motif, closing = theme_in(self.motif, TUNE_SLACK * density, last - position)
             else:
-                motif = simplified(self._next_motif(density), TUNE_SLACK * density)
+                motif = unsquared(simplified(self._next_motif(density), TUNE_SLACK * density), self.rng)
             chord = chords[int(self.bar[int(min(position, beats[-1]))])]
             index = self._chord_index(tones, chord, index, on_bar_line=self._on_bar_line(position))
             position = self._phrase(shot, motif, position, last, tones, index, rest=0.0 if theme else PHRASE_REST,
                                     closing=closing)
             if theme:
                 theme, self.last_variation = False, "state"
+                theme_end_s = self.tempo.time_of(position)
             position += float(self.rng.choice((0.5, 1.0, 1.0, 1.5, 2.0)))   # breathe between phrases
             index = int(np.clip(index + self.rng.integers(-3, 4), 2, len(tones) - 3))
         self._fit_to_events(events, shot)
+        return theme_end_s
 
     def _next_motif(self, density: float) -> Motif:
         # calm tunes come back stretched, busy ones quickened
@@ -506,6 +592,13 @@ class Composer:
                 continue
             if any(a - CLEAR_BEFORE_HIT_S < note.start_s < b + SNAP_S for a, b in flurries):
                 continue   # a flurry of blows belongs to the effects
+            # and a note held into one is let go before its first blow: a loud held tune note
+            # (an accented piccolo) hid that blow from the onset detector
+            into = [a - CLEAR_BEFORE_HIT_S for a, b in flurries if note.start_s < a - CLEAR_BEFORE_HIT_S < note.end_s]
+            if into and min(into) - note.start_s < 0.05:
+                continue
+            if into:
+                note = Note(note.part, note.pitch, note.start_s, min(into), note.velocity, note.role)
             nearest = min(hits, key=lambda t: abs(t - note.start_s))
             gap = note.start_s - nearest
             if abs(gap) <= SNAP_S and nearest < note.end_s - 0.03:
@@ -518,10 +611,13 @@ class Composer:
                 kept.append(note)
         self.notes = kept
 
-    def runs(self, points: list[HitPoint], tones_for, program: int, whistled: frozenset[float]) -> None:
+    def runs(self, points: list[HitPoint], tones_for, program: int, whistled: frozenset[float],
+             rng: np.random.Generator | None = None) -> None:
         """Scale runs over scurrying and whooshes: up or down, as long as the motion lasts. A whoosh
         starting at a time in `whistled` has the slide whistle of the effects, and a run under the
-        whistle's glide would only blur it, so it gets none."""
+        whistle's glide would only blur it, so it gets none. `rng`: the runs' own generator (else
+        the composer's)."""
+        rng = rng if rng is not None else self.rng
         part = Part(program)
         upward = True
         for point in points:
@@ -532,7 +628,7 @@ class Composer:
             length = min(point.end_s - point.time_s, 1.0)
             tones = tones_for(point.time_s)
             count = int(np.clip(round(length * RUN_NOTES_PER_S), 3, min(10, len(tones))))
-            start = int(self.rng.integers(0, max(1, len(tones) - count)))
+            start = int(rng.integers(0, max(1, len(tones) - count)))
             run = tones[start:start + count] if upward else tones[start:start + count][::-1]
             # A run is played, not clocked: it rushes up into its top note and falls away from
             # its first, so no two gaps are the same and no click grid forms under it.

@@ -1,7 +1,15 @@
 """From an analysis to a `Score`: hit points -> tempo map -> composition -> effects. Pure and
-seeded: the same analysis, style and seed give the same score."""
+seeded: the same analysis, style and seed give the same score.
+
+Every decision draws from its own stream, named by what it decides and, where it is made shot by
+shot, by the shot (and the section or tempo span within it): `seeded(seed, "tempo", style, shot,
+span)`. What is drawn for a shot then depends on nothing after it, so a hit point added or changed
+in one shot leaves the music before that shot note for note as it was (editors re-render shot by
+shot; tests/test_score_locality.py). The shots after it draw from their own streams too, though
+what they carry over from it (the key they modulate from, where the bass line was) may change them."""
 from __future__ import annotations
 
+import bisect
 import logging
 import zlib
 
@@ -45,6 +53,11 @@ def shot_bounds(analysis: VideoAnalysis, total_s: float) -> list[tuple[float, fl
     return list(zip(starts, starts[1:] + [total_s]))
 
 
+def shot_of(shots: list[tuple[float, float]], time_s: float) -> int:
+    """Index of the shot playing at `time_s`."""
+    return max(0, bisect.bisect_right([start for start, _ in shots], time_s + 1e-9) - 1)
+
+
 def sections(shots: list[tuple[float, float]], energies: list[float], tempo: TempoMap,
              meter: int) -> list[tuple[float, float, float]]:
     """(start_s, end_s, energy): shots, with long ones split at the downbeat nearest every SECTION_S."""
@@ -63,7 +76,7 @@ def sections(shots: list[tuple[float, float]], energies: list[float], tempo: Tem
     return out
 
 
-def _tempo(orchestra: Orchestra, shots, energies, events, total_s: float, rng: np.random.Generator) -> TempoMap:
+def _tempo(orchestra: Orchestra, shots, energies, events, total_s: float, seed: int, style: str) -> TempoMap:
     cuts = [HitPoint(start, "cut", 1.0, start) for start, _ in shots[1:]]
     low, high = orchestra.tempo_bpm
     allowed = (low * 0.85, high * 1.1)
@@ -72,44 +85,62 @@ def _tempo(orchestra: Orchestra, shots, energies, events, total_s: float, rng: n
     edges = sorted({0.0, *(a for a in anchors if 0.0 < a < total_s)})
     targets: list[float] = []
     bends: list[bool] = []
-    shot_of_last = -1
+    rubato: list[np.random.Generator] = []
+    shot_of_last, span_in_shot = -1, 0
     for start in edges:
-        shot = max(i for i, (s, _) in enumerate(shots) if s <= start + 1e-9)
-        jitter = 1.0 + TEMPO_JITTER * float(rng.uniform(-1, 1))   # drawn for every span: one seed, one score
+        shot = shot_of(shots, start)
         # The tempo is the shot's: a new one at a cut; inside the shot every span between hit
         # points aims at it and starts from the tempo the music arrives with.
         inside = shot == shot_of_last
+        span_in_shot = span_in_shot + 1 if inside else 0
+        # Each span its own stream (its place in its shot names it): a hit point added to a shot
+        # adds a span there and moves no draw of another shot's spans.
+        rng = seeded(seed, "tempo", style, shot, span_in_shot)
+        jitter = 1.0 + TEMPO_JITTER * float(rng.uniform(-1, 1))
         targets.append(targets[-1] if inside else (low + (high - low) * energies[shot]) * jitter)
         bends.append(inside)
+        rubato.append(rng)
         shot_of_last = shot
-    return build_tempo_map(anchors, total_s, targets, allowed, rng, bends)
+    return build_tempo_map(anchors, total_s, targets, allowed, rubato, bends, orchestra.rubato)
+
+
+def section_places(parts: list[tuple[float, float, float]], shots: list[tuple[float, float]]) -> list[tuple[int, int]]:
+    """(shot, section within the shot) of every section: the name of its own streams."""
+    places: list[tuple[int, int]] = []
+    for start, _, _ in parts:
+        shot = shot_of(shots, start)
+        places.append((shot, places[-1][1] + 1 if places and places[-1][0] == shot else 0))
+    return places
 
 
 def compose_score(analysis: VideoAnalysis, style: str, seed: int, total_s: float) -> Score:
     """The whole score for a video: music and effects notes, rooms, and what each shot got."""
     orchestra = orchestra_for(style)
-    rng = seeded(seed, "score", style)
     motion = np.clip(np.asarray(analysis.motion, dtype=np.float64), 0.0, 1.0)
     fps = float(analysis.media.fps)
     events = [p for p in event_points(played_events(analysis)) if p.time_s < total_s]
     shots = shot_bounds(analysis, total_s) or [(0.0, total_s)]
     energies = [shot_energy(motion, events, a, b, fps) for a, b in shots]
-    tempo = _tempo(orchestra, shots, energies, events, total_s, rng)
+    tempo = _tempo(orchestra, shots, energies, events, total_s, seed, style)
     parts = sections(shots, energies, tempo, orchestra.meter)
-    keys = plan_keys(len(parts), orchestra, rng)
+    places = section_places(parts, shots)
+    # Each key moves from the one before: a section's key depends on the sections up to it only.
+    keys = plan_keys(orchestra, [seeded(seed, "key", style, *place) for place in places])
     textures = plan_textures([energy for _, _, energy in parts], seeded(seed, "textures", style))
-    composer = Composer(orchestra, tempo, rng, motion_swell(motion, fps, shots))
+    composer = Composer(orchestra, tempo, seeded(seed, "motif", style), motion_swell(motion, fps, shots))
     contexts: list[ShotContext] = []
     melody = bass = harmony = None
     cuts = {start for start, _ in shots}
-    for i, ((start, end, energy), (root, mode), texture) in enumerate(zip(parts, keys, textures)):
+    for i, ((start, end, energy), (root, mode), texture, place) in enumerate(zip(parts, keys, textures, places)):
         if start in cuts:   # the instruments change with the picture; within a shot the tune keeps its voice
-            melody = pick_program(orchestra.busy_melody if energy > 0.5 else orchestra.melody, i, melody, rng)
-            bass = pick_program(orchestra.bass, i, bass, rng)
-            harmony = pick_program(orchestra.harmony, i, harmony, rng)
+            players = seeded(seed, "programs", style, place[0])
+            melody = pick_program(orchestra.busy_melody if energy > 0.5 else orchestra.melody, i, melody, players)
+            bass = pick_program(orchestra.bass, i, bass, players)
+            harmony = pick_program(orchestra.harmony, i, harmony, players)
         shot = ShotContext(start, end, energy, root, MODES[mode], Part(melody), Part(bass), Part(harmony), texture)
         contexts.append(shot)
-        composer.write_shot(shot, events, final=i == len(parts) - 1, opens_shot=start in cuts)
+        composer.write_shot(shot, events, final=i == len(parts) - 1, opens_shot=start in cuts,
+                            rng=seeded(seed, "section", style, *place))
 
     def context_at(time_s: float) -> ShotContext:
         return next((c for c in reversed(contexts) if c.start_s <= time_s + 1e-9), contexts[0])
@@ -127,7 +158,9 @@ def compose_score(analysis: VideoAnalysis, style: str, seed: int, total_s: float
         shot = context_at(time_s)
         return scale_pitches(shot.root, shot.scale, 64, 96)
 
-    composer.runs(events, tones_at, orchestra.runs[int(rng.integers(len(orchestra.runs)))], whistled(events))
+    # One stream for the runs, one draw each in time order: a run's notes depend on the runs before it only.
+    runs = seeded(seed, "runs", style)
+    composer.runs(events, tones_at, orchestra.runs[int(runs.integers(len(orchestra.runs)))], whistled(events), runs)
     composer.tremolo(events, chord_at, orchestra.suspense)
     fx = event_sounds(events, orchestra, chord_at, seeded(seed, "fx", style))
     room_rng = seeded(seed, "rooms", style)

@@ -60,6 +60,21 @@ def simplified(motif: Motif, notes_per_beat: float) -> Motif:
     return Motif(tuple(rhythm), tuple(steps))
 
 
+def unsquared(motif: Motif, rng: np.random.Generator) -> Motif:
+    """The motif as it is, or, where every note of it lasts a whole number of beats (a square
+    figure: stated and varied phrase after phrase it strikes beat after beat, and the onset curve
+    reads as a click track), with one pair of notes played long-short, the second half a beat
+    late: (1, 1, 2) as (1.5, 0.5, 2), as a pianist dots a square tune. The same notes, as many, in
+    the same length. The thinning of a calm scene (`simplified`) squares most figures: it ties the
+    short notes of a dotted or syncopated cell first."""
+    rhythm = list(motif.rhythm)
+    if len(rhythm) < 2 or any(abs(r - round(r)) > 1e-9 for r in rhythm):
+        return motif
+    k = int(rng.integers(len(rhythm) - 1))
+    rhythm[k], rhythm[k + 1] = rhythm[k] + 0.5, rhythm[k + 1] - 0.5
+    return Motif(tuple(rhythm), motif.steps)
+
+
 def opening(rhythm: tuple[float, ...], room: float) -> list[float]:
     """The note values from the start of `rhythm` that fit in `room` beats."""
     fitting: list[float] = []

@@ -65,14 +65,16 @@ def beats_for_span(length_s: float, target_bpm: float, bpm_range: tuple[float, f
     return best
 
 
-def span_beats(length_s: float, beats: int, rng: np.random.Generator, entry_bpm: float | None = None) -> np.ndarray:
+def span_beats(length_s: float, beats: int, rng: np.random.Generator, entry_bpm: float | None = None,
+               rubato: float = RUBATO) -> np.ndarray:
     """Beat times (s from the span start) of `beats` beats with rubato; the last one at length_s.
     `entry_bpm`: the tempo the music arrives with (the end of the span before, in the same shot):
     the span starts from it, as near as ENTRY_REACH allows, and bends to its own tempo over its
-    first stretch (an accelerando or a broadening into the next hit, not a jolt on the bar line)."""
+    first stretch (an accelerando or a broadening into the next hit, not a jolt on the bar line).
+    `rubato`: how far (a fraction of the span's tempo) its knots may pull and push."""
     knots = max(2, int(round(length_s / KNOT_EVERY_S)) + 1)
     knot_s = np.linspace(0.0, length_s, knots)
-    shape = 1.0 + RUBATO * rng.uniform(-1.0, 1.0, knots)
+    shape = 1.0 + rubato * rng.uniform(-1.0, 1.0, knots)
     if entry_bpm is not None:
         # The beats counted over the span are linear in the first knot's value x (its hat
         # function covers half the first knot interval): rest + half * x. Scaled to `beats`, the
@@ -93,8 +95,8 @@ def span_beats(length_s: float, beats: int, rng: np.random.Generator, entry_bpm:
 
 
 def build_tempo_map(anchors_s: list[float], end_s: float, target_bpm: list[float],
-                    bpm_range: tuple[float, float], rng: np.random.Generator,
-                    bends_in: Sequence[bool] | None = None) -> TempoMap:
+                    bpm_range: tuple[float, float], rng: np.random.Generator | Sequence[np.random.Generator],
+                    bends_in: Sequence[bool] | None = None, rubato: float = RUBATO) -> TempoMap:
     """The tempo map from time 0 to end_s with a beat on every anchor.
 
     Args:
@@ -102,11 +104,13 @@ def build_tempo_map(anchors_s: list[float], end_s: float, target_bpm: list[float
         end_s: end of the timeline; the last span plays on to it (its end need not be a beat).
         target_bpm: the wanted tempo for each span (len == number of spans), e.g. by shot energy.
         bpm_range: the slowest and fastest tempo allowed where a whole number of beats fits.
-        rng: seeded generator for the rubato.
+        rng: seeded generator for the rubato, or one per span (so a span's rubato depends on no
+            other span's draws: the engine's, see `engine`).
         bends_in: per span, whether it goes on from the tempo the span before ends with (inside
             one shot) and bends into its own over its first stretch, rather than change at once
             (at a cut). Its beat count still follows its own target: a span squeezed into one
             beat between two close hit points does not pass its tempo on.
+        rubato: how far each span's tempo pulls and pushes around its mean (see `span_beats`).
     """
     edges = sorted({0.0, *(a for a in anchors_s if 0.0 < a < end_s)}) + [end_s]
     if len(target_bpm) != len(edges) - 1:
@@ -116,7 +120,10 @@ def build_tempo_map(anchors_s: list[float], end_s: float, target_bpm: list[float
     spans: list[TempoSpan] = []
     entry: float | None = None   # the tempo the span before ends with
     bends = list(bends_in) if bends_in is not None else [False] * len(target_bpm)
-    for (start, end), bpm, bend in zip(zip(edges[:-1], edges[1:]), target_bpm, bends):
+    rngs = list(rng) if isinstance(rng, Sequence) else [rng] * len(target_bpm)
+    if len(rngs) != len(target_bpm):
+        raise ValueError(f"{len(rngs)} generators for {len(target_bpm)} spans")
+    for (start, end), bpm, bend, span_rng in zip(zip(edges[:-1], edges[1:]), target_bpm, bends, rngs):
         length = end - start
         # A span that goes on from the one before aims halfway (in ratio) between its own tempo
         # and the one it arrives with: no jolt at the hit point, and no drift away from the shot.
@@ -126,7 +133,7 @@ def build_tempo_map(anchors_s: list[float], end_s: float, target_bpm: list[float
         if last:   # the final span need not end on a beat: play on at the target tempo
             count = max(1, int(np.ceil(length * bpm / 60.0)))
             length = count * 60.0 / bpm
-        times = start + span_beats(length, count, rng, entry if bend else None)
+        times = start + span_beats(length, count, span_rng, entry if bend else None, rubato)
         entry = 60.0 / float(times[-1] - times[-2])
         beats.append(times[:-1])
         starts.append(np.arange(count) == 0)
