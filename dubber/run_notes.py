@@ -26,16 +26,21 @@ def bed_notes(media: Any, options: DubOptions) -> list[str]:
 
 
 def loudness_notes(soundtrack: Any, options: DubOptions) -> list[str]:
-    """A note when the mix could not reach the loudness asked (a target so loud that the
-    true-peak ceiling would need more limiting than the mix allows): the ceiling held instead."""
+    """A note when the mix measures more than half a LU from the loudness asked: muted shots
+    (the others keep the level they have with every shot playing, so the film measures quieter,
+    or louder where the shots left are the loud ones: loudness is measured over what sounds), or
+    a target so loud that the true-peak ceiling would need more limiting than the mix allows."""
     target, reached = resolve_lufs(options.lufs), float(soundtrack.integrated_lufs)
     if not math.isfinite(reached) or abs(reached - target) <= 0.5:
         return []
-    if options.muted_cues and reached < target:
+    if options.muted_cues:
         count = len(options.muted_cues)
-        return [f"the mix measures {reached:.1f} LUFS, under the {target:g} asked, because {count} muted shot"
-                f"{'s are' if count > 1 else ' is'} silent: the other shots keep the level they have with every "
-                "shot playing, sample for sample"]
+        side = "under" if reached < target else "over"
+        why = ("" if reached < target else
+               " (loudness is measured over what sounds, and the shots left playing are the louder ones)")
+        return [f"the mix measures {reached:.1f} LUFS, {side} the {target:g} asked, because {count} muted shot"
+                f"{'s are' if count > 1 else ' is'} silent{why}: the other shots keep the level they have with "
+                "every shot playing, sample for sample"]
     return [f"the mix reaches {reached:.1f} LUFS, not the {target:g} asked: the true-peak ceiling of "
             f"{resolve_true_peak(options.lufs):g} dBTP held, and more loudness would take more limiting than a "
             "mix allows; choose a lower target with --lufs"]

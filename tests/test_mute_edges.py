@@ -82,3 +82,20 @@ def test_muting_a_shot_leaves_no_click_and_no_mirror(continuous):
     assert rise < 0.2 * level, f"the muted shot's end rises on a step of {rise:.3f} (level {level:.3f})"
     step, as_it_was = (np.max(np.abs(np.diff(x[:, b - 1:b + 1], axis=-1))) for x in (out, whole))
     assert step <= as_it_was + 0.01 * level, f"the next shot starts on a step of {step:.3f} ({as_it_was:.3f} unmuted)"
+
+
+@pytest.mark.parametrize("reached, side", [(-17.2, "under"), (-15.3, "over")])
+def test_a_mix_off_its_target_because_of_muted_shots_says_so_either_way(reached, side):
+    """Loudness is measured over what sounds: muting the quiet shots leaves the loud ones, and the
+    film can measure over the target as well as under it. Either way the note names the muted
+    shots, never a true-peak ceiling (which only holds a loud target down)."""
+    from types import SimpleNamespace
+
+    from dubber.options import DubOptions
+    from dubber.run_notes import loudness_notes
+
+    (note,) = loudness_notes(SimpleNamespace(integrated_lufs=reached), DubOptions(muted_cues=(1, 2)))
+    assert f"{side} the -16 asked, because 2 muted shots are silent" in note and "true-peak" not in note
+    # with nothing muted, a mix held under a loud target is the ceiling's doing
+    (ceiling,) = loudness_notes(SimpleNamespace(integrated_lufs=-17.2), DubOptions())
+    assert "true-peak ceiling" in ceiling
