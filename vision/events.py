@@ -361,13 +361,18 @@ def _came_down(window: np.ndarray, event: VisualEvent) -> bool:
         row, col = min(GRID - 1, int(event.y * GRID)), min(GRID - 1, int(event.x * GRID))
     top, left = max(0, row - AROUND_CELLS), max(0, col - AROUND_CELLS)
     part = grid[:, top:row + AROUND_CELLS + 1, left:col + AROUND_CELLS + 1]
-    weight = part.sum(axis=(1, 2))
-    if (weight <= 0).any():
+    if (part.sum(axis=(1, 2)) <= 0).any():
         return False
-    ys = (part.sum(axis=2) @ np.arange(part.shape[1])) / weight
-    xs = (part.sum(axis=1) @ np.arange(part.shape[2])) / weight
+    ys, xs = _centres_of_change(part)
     down, across = float(ys[-1] - ys[0]), float(abs(xs[-1] - xs[0]))
     return bool(np.all(np.diff(ys) > 0) and down >= LANDING_DROP and down >= 2.0 * across)
+
+
+def _centres_of_change(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per picture of `grid` (pictures x rows x columns of cell changes, each with some change),
+    the (row, column) centre of the change, in cells from the first."""
+    weight = grid.sum(axis=(1, 2))
+    return (grid.sum(axis=2) @ np.arange(grid.shape[1])) / weight, (grid.sum(axis=1) @ np.arange(grid.shape[2])) / weight
 
 
 def _around(values: np.ndarray, reach: int = AROUND_CELLS, centre: bool = False) -> np.ndarray:
@@ -427,13 +432,10 @@ def _travels(cells: np.ndarray | None, coverage: np.ndarray | None, start: int, 
     if coverage is not None and float(np.mean(coverage[start:end, 0])) >= options.max_hit_coverage:
         return True
     grid = cells[start:end].astype(np.float32).reshape(-1, GRID, GRID)
-    centres = (np.arange(GRID) + 0.5) / GRID
-    weight = grid.sum(axis=(1, 2))
-    moving = weight > 0
-    if moving.sum() < 3:
+    grid = grid[grid.sum(axis=(1, 2)) > 0]   # pictures where something changed
+    if len(grid) < 3:
         return False
-    ys = (grid.sum(axis=2) @ centres)[moving] / weight[moving]
-    xs = (grid.sum(axis=1) @ centres)[moving] / weight[moving]
+    ys, xs = (centre / GRID for centre in _centres_of_change(grid))   # cells -> shares of the picture
     third = max(1, len(xs) // 3)
     moved = np.hypot(xs[-third:].mean() - xs[:third].mean(), ys[-third:].mean() - ys[:third].mean())
     return bool(moved >= options.run_travel)
