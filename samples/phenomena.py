@@ -38,6 +38,13 @@ character, and exactly one phenomenon planted on known frames:
   feet. flail: the same character in the middle of the picture kicks its legs as in the run
   and whirls both arms round for one second, then stands: as much motion, but it goes
   nowhere (a tantrum, a dance, a song's gestures), so no feet.
+- edge_exit: a dark bird bobs near the right edge of the picture; its wing, folded on its back,
+  beats out to the right and leaves the picture through its edge, two frames fast, gone from
+  the event frame on (the beat goes on where the camera does not see it). Nothing is struck:
+  the wing's cell at the edge goes quiet because the wing left, not because it stopped.
+- edge_contact: a small dark ball flies in and stops dead against a wall at the picture's right
+  edge at the event frame (held there), knocking a puff of dust off the wall below it for two
+  frames: a contact in the same edge cell, which is a hit.
 - telecine: the contact clip as a film transferred to 30 fps video by 3:2 pulldown (top field
   first): of every five frames, two weave the fields of two film pictures line by line. The
   contact picture first shows in the bottom field of such a mixed frame.
@@ -73,7 +80,7 @@ EVENT_FRAME = 36  # where every planted phenomenon starts
 PHENOMENA = ("smear", "splash", "pose_jump", "shake", "flicker", "occlusion", "same_palette_cut", "grey_cut",
              "dissolve", "fade_out", "fade_in", "iris_out", "iris_in", "wipe", "flash_cut", "contact", "fall",
              "punch", "dust_burst", "held_pose", "cut_to_black", "cut_to_card", "blackout", "telecine",
-             "run_across", "flail")
+             "run_across", "flail", "edge_exit", "edge_contact")
 DISSOLVE_FRAMES = 12
 WIPE_FRAMES = 12  # iris and wipe
 FADE_FRAMES = 10
@@ -105,6 +112,15 @@ DUST_SPECKS, DUST_FRAMES, DUST_CENTRE, DUST_GREY = 48, 6, (140, 110), 225
 RUNNER_X, FLAILER_X, RUNNER_Y, RUNNER_SPEED, RUNNER_FRAMES = 30, 96, 42, 6, 24
 RUNNER_EASE = (4, 3, 2, 1)
 ARM_LENGTH, ARM_TURN = 30, 50
+# The bird of `edge_exit`: its body bobs at BIRD_X, BALL_Y (BIRD_BOB px up and down, a frame
+# each way); its wing (WING_LENGTH px long) lies along its back, then beats out to the right,
+# WING_SPEED px a frame from EVENT_FRAME - WING_FRAMES on, and is out of the picture from
+# EVENT_FRAME on (the beat goes on past the picture's edge).
+BIRD_X, BIRD_RADIUS, BIRD_BOB = 146, 10, 2
+WING_LENGTH, WING_SPEED, WING_FRAMES = 14, 16, 2
+# The ball of `edge_contact` (as small as a fist) flies in as in `contact` and stops at
+# EDGE_STOP_X, against a wall in the picture's last eighth.
+EDGE_STOP_X = WIDTH - 14
 
 
 def _set(seed: int, palette: list[tuple[int, int, int]], margin: int = 12) -> np.ndarray:
@@ -181,7 +197,7 @@ def render(name: str) -> tuple[list[np.ndarray], dict[str, Any]]:
         cuts = [EVENT_FRAME + WIPE_FRAMES // 2]
     truth = {"phenomenon": name, "fps": f"{FPS}/1", "frame_count": FRAMES, "width": WIDTH, "height": HEIGHT,
              "cut_frames": cuts, "transitions": transitions, "event_frame": EVENT_FRAME,
-             "hit_frames": [EVENT_FRAME] if name in ("contact", "fall", "punch", "dust_burst") else [],
+             "hit_frames": [EVENT_FRAME] if name in ("contact", "fall", "punch", "dust_burst", "edge_contact") else [],
              # the frames the runner moves into, the first (EVENT_FRAME + 1) to the last
              "run_frames": [EVENT_FRAME + 1, EVENT_FRAME + RUNNER_FRAMES + 1] if name == "run_across" else []}
     return frames, truth
@@ -233,6 +249,14 @@ def _draw_props(img: np.ndarray, name: str, k: int, rng: np.random.Generator) ->
         cv2.circle(img, (FALL_X, int(round(FLOOR_Y - BALL_RADIUS - height))), BALL_RADIUS, (25, 25, 30), -1)
         if k in (1, 2):  # a puff of dust kicked up beside it
             cv2.circle(img, (FALL_X - BALL_RADIUS - 10, FLOOR_Y - PUFF_RADIUS), PUFF_RADIUS, (235, 235, 225), -1)
+    if name == "edge_contact":
+        cv2.rectangle(img, (EDGE_STOP_X + FIST_RADIUS, 15), (WIDTH - 1, 75), (60, 40, 20), -1)
+        x = EDGE_STOP_X - BALL_SPEED * max(0, -k)
+        cv2.circle(img, (x, BALL_Y), FIST_RADIUS, (25, 25, 30), -1)
+        if k in (1, 2):  # dust knocked off the wall below it
+            cv2.circle(img, (EDGE_STOP_X, BALL_Y + 2 * FIST_RADIUS), PUFF_RADIUS, (235, 235, 225), -1)
+    if name == "edge_exit":
+        _bird(img, k)
     if name == "punch":
         _punch(img, k)
     if name == "held_pose":
@@ -311,6 +335,15 @@ def _punch(img: np.ndarray, k: int) -> None:
     else:
         x = FIST_REACH_X - sum(FIST_BACK[:k])
     _arm(img, x)
+
+
+def _bird(img: np.ndarray, k: int) -> None:
+    """The bird of `edge_exit`, `k` frames from the frame its wing is out of the picture."""
+    y = BALL_Y + (BIRD_BOB if k % 2 else -BIRD_BOB)
+    cv2.circle(img, (BIRD_X, y), BIRD_RADIUS, (25, 25, 30), -1)
+    out = min(WING_FRAMES, max(0, k + WING_FRAMES))   # frames the wing has been beating out
+    centre = BIRD_X + BIRD_RADIUS + WING_LENGTH // 2 + WING_SPEED * out
+    cv2.ellipse(img, (centre, y - 4), (WING_LENGTH // 2 + 4, 6), 0, 0, 360, (25, 25, 30), -1)
 
 
 def _arm(img: np.ndarray, x: int, radius: int = FIST_RADIUS) -> None:

@@ -112,6 +112,22 @@ def test_a_gesture_that_stops_dead_in_mid_air_is_no_hit(analysed):
     assert [e for e in analysis.events if e.kind in HIT_KINDS] == []
 
 
+def test_a_wing_beating_out_of_the_picture_is_no_hit(analysed):
+    """The wing's cell at the picture's edge goes quiet because the wing left the picture, where
+    no cell around it can see it go on: no blow, though the bird beside it keeps moving."""
+    analysis, truth = analysed("edge_exit")
+    assert truth["hit_frames"] == []
+    assert [e for e in analysis.events if e.kind in HIT_KINDS] == []
+
+
+def test_a_ball_stopped_against_a_wall_at_the_edge_of_the_picture_is_a_hit(analysed):
+    """The same edge cell going quiet because a shape stopped there and stays: a contact."""
+    analysis, truth = analysed("edge_contact")
+    hits = [e for e in analysis.events if e.kind in HIT_KINDS]
+    assert [(e.frame, e.kind) for e in hits] == [(f, "impact") for f in truth["hit_frames"]] == [(EVENT_FRAME, "impact")]
+    assert hits[0].x > 7 / 8   # on the edge cell
+
+
 def test_a_fall_is_a_landing_on_the_frame_it_reaches_the_ground(analysed):
     analysis, truth = analysed("fall")
     hits = [e for e in analysis.events if e.kind in HIT_KINDS]

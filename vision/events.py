@@ -98,6 +98,14 @@ class MotionOptions:
     local_stop_moves_on: float = 0.75  # ...and no cell around it moves this share of it over the two pictures after
     local_stop_hold_s: float = 0.16  # ...and the cell stays quiet this long after: a contact drawing is held to read
     local_stop_reaction: float = 0.2  # ...and within two pictures it or a cell beside it moves this share of it
+    # A shape in a cell on the picture's edge can leave the picture there, where no cell around it
+    # sees it go on: that cell then looks again as it did before the shape came (its mean grey,
+    # over the frame's own brightness, back within `leave_share` of how far the shape had moved
+    # it, at least `leave_min_swing`, some picture within `leave_window_s` before the stop). A
+    # wing beating out of the picture, a foot kicked past its bottom edge: no blow.
+    leave_window_s: float = 0.5
+    leave_share: float = 0.2
+    leave_min_swing: float = 0.03
 
 
 @dataclass(frozen=True)
@@ -112,7 +120,7 @@ class MotionResult:
 def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Shot, ...],
                    options: MotionOptions = MotionOptions(), rate: float = 24.0,
                    coverage: np.ndarray | None = None, returns: np.ndarray | None = None,
-                   cells: np.ndarray | None = None) -> MotionResult:
+                   cells: np.ndarray | None = None, looks: np.ndarray | None = None) -> MotionResult:
     """Events and the normalised activity curve from the per-sample curves.
 
     Args:
@@ -125,6 +133,8 @@ def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Sh
             None skips the smear check.
         cells: per sample, the change in each of the GRID x GRID cells of the picture (row by
             row); None skips the stops of one part of the picture.
+        looks: per sample, the mean grey (0..255) of each of those cells; None skips the check
+            for shapes that left the picture at its edge (`leave_share`).
     """
     activity = activity.astype(np.float64).copy()
     events: list[VisualEvent] = []
@@ -141,7 +151,7 @@ def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Sh
         impacts, busy, strokes = _find_impacts(activity, shot, typical, scale, options, returns, coverage)
         if cells is not None:
             impacts = [e for e in impacts if e.kind != "impact" or e.frame in strokes or _struck(cells, e.frame, options)]
-            impacts += _local_stops(cells, shot, options, rate)
+            impacts += _local_stops(cells, shot, options, rate, looks, brightness)
         impacts = _landings(impacts, cells) if cells is not None else impacts
         events += _strokes_are_whooshes(
             _smears_are_whooshes(_not_covering(impacts, coverage, typical_contrast, options), activity, returns),
@@ -284,7 +294,8 @@ def _dead_stop(activity: np.ndarray, shot: Shot, t: int, typical: float, options
     return None if slowing and drop > 0.7 * options.stop_ratio else t
 
 
-def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: float) -> list[VisualEvent]:
+def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: float,
+                 looks: np.ndarray | None = None, brightness: np.ndarray | None = None) -> list[VisualEvent]:
     """Impacts where one part of the picture stops dead while the rest may go on moving: a fist
     landing, a body slammed down, two pipes banging together.
 
@@ -293,8 +304,10 @@ def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: fl
     `local_stop_hold_s` after t: the contact drawing is held long enough to read), and it does
     not slow down into t (an eased stop, a swing reaching its end, is no blow). A shape that only
     left the cell is no stop: the cells around it then move at least `local_stop_moves_on` as
-    much over the two pictures after. Of neighbouring pictures that qualify, the one with the
-    clearest stop is kept; the event sits on its cell."""
+    much over the two pictures after; on the picture's edge, where it can leave the picture
+    unseen, the cell then looks again as it did before it came (`looks`, see `leave_share`). Of
+    neighbouring pictures that qualify, the one with the clearest stop is kept; the event sits on
+    its cell."""
     hold = max(2, int(round(options.local_stop_hold_s * rate)))
     start, end = shot.start_frame + 2, shot.end_frame - hold
     if end <= start:
@@ -323,8 +336,29 @@ def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: fl
         cell = int(np.argmax(clear[k]))
         x, y = ((cell % GRID) + 0.5) / GRID, ((cell // GRID) + 0.5) / GRID
         strength = float(min(1.0, moving[k, cell] / (2 * options.local_stop_min)))
-        found.append(VisualEvent(start + k, "impact", strength, start + k + 1, x, y))
+        if looks is None or not _left_the_picture(looks, brightness, shot, start + k, cell, options, rate):
+            found.append(VisualEvent(start + k, "impact", strength, start + k + 1, x, y))
     return found
+
+
+def _left_the_picture(looks: np.ndarray, brightness: np.ndarray | None, shot: Shot, t: int, cell: int,
+                      options: MotionOptions, rate: float) -> bool:
+    """Whether a shape that stopped at sample `t` in `cell` has in fact left the picture: the cell
+    is on the picture's edge and after `t` looks again as it did before the shape came (see
+    `leave_share`)."""
+    row, col = divmod(cell, GRID)
+    if row not in (0, GRID - 1) and col not in (0, GRID - 1):
+        return False   # inside the picture, `moved_on` sees a shape that goes on
+    window = max(2, int(round(options.leave_window_s * rate)))
+    first = max(shot.start_frame, t - window)
+    if t + 1 >= min(shot.end_frame, len(looks)) or t - 3 < first:
+        return False
+    level = looks[first:t + 2, cell].astype(np.float64) / 255.0
+    if brightness is not None:
+        level -= brightness[first:t + 2]   # film flicker moves every cell alike
+    after, before = level[-1], level[:-3]   # the picture after the stop; those two and more pictures before
+    swing = float(np.abs(level[:-1] - after).max())
+    return swing >= options.leave_min_swing and float(np.abs(before - after).min()) <= options.leave_share * swing
 
 
 def _struck(cells: np.ndarray, t: int, options: MotionOptions) -> bool:

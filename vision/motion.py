@@ -6,8 +6,8 @@ to the picture before, beyond a small noise floor, 0..1, after taking out the ch
 brightness so film flicker is no motion), brightness and contrast (mean and standard deviation
 of grey), where the change is (its centre, as fractions of the picture) and how much of the
 picture it covers, the change against the distinct pictures two to four back (does a
-transient come back?), and the change in each cell of an 8 x 8 grid (64 half-precision numbers,
-128 bytes). Memory grows by those numbers per frame only. Everything else is read from the
+transient come back?), the change in each cell of an 8 x 8 grid (64 half-precision numbers,
+128 bytes) and each cell's mean grey (64 bytes). Memory grows by those numbers per frame only. Everything else is read from the
 curves, shot by shot, after the pass (`vision.events`).
 
 The curves are sampled per distinct picture, not per frame. A frame that repeats the previous
@@ -24,6 +24,7 @@ picture it shows.
 """
 from __future__ import annotations
 
+import functools
 from array import array
 from collections import deque
 
@@ -84,6 +85,9 @@ class MotionTracker:
         # Per frame, the change to the frame before in each cell of a GRID x GRID grid (float16,
         # 0..1): where in the picture something moved, for stops of one part of the picture.
         self._cells = bytearray()
+        # Per frame, the mean grey of each cell (uint8): how each part of the picture looks, to
+        # tell a shape that stopped in a cell at the picture's edge from one that left the picture.
+        self._looks = bytearray()
         # the last distinct pictures, each with its mean grey level
         self._pictures: deque[tuple[np.ndarray, float]] = deque(maxlen=RETURN_PICTURES + 1)
         # Per frame, activity against the distinct pictures 2, 3 .. RETURN_PICTURES + 1 back: a
@@ -100,6 +104,7 @@ class MotionTracker:
                   and is_repeat(grey, previous, (level, self._previous_level)))
         activity, where, coverage, cells = _activity_and_centre(grey, previous, level - self._previous_level)
         self._cells += cells.astype(np.float16).tobytes()
+        self._looks += _cell_means(grey).tobytes()
         self._activity.append(activity)
         self._where.extend(where)
         self._coverage.append(coverage)
@@ -136,7 +141,8 @@ class MotionTracker:
                                 coverage=np.stack([np.frombuffer(self._coverage),
                                                    np.frombuffer(self._contrast)], axis=1)[frames],
                                 returns=np.frombuffer(self._returns).reshape(-1, RETURN_PICTURES)[frames],
-                                cells=np.frombuffer(self._cells, np.float16).reshape(-1, GRID * GRID)[frames])
+                                cells=np.frombuffer(self._cells, np.float16).reshape(-1, GRID * GRID)[frames],
+                                looks=np.frombuffer(self._looks, np.uint8).reshape(-1, GRID * GRID)[frames])
         return _back_to_frames(result, frames, len(self._repeats), np.frombuffer(self._where).reshape(-1, 2))
 
 
@@ -185,6 +191,23 @@ def _activity_and_centre(grey: np.ndarray, before: np.ndarray | None, shift: flo
     y = moments["m01"] / total / max(1, h - 1)
     cells = cv2.resize(change, (GRID, GRID), interpolation=cv2.INTER_AREA).reshape(-1) / 255.0
     return total / change.size / 255.0, (x, y), cv2.countNonZero(change) / change.size, cells
+
+
+def _cell_means(grey: np.ndarray) -> np.ndarray:
+    """The mean grey of each cell of the GRID x GRID grid over `grey` (uint8, row by row), from
+    the picture's integral image: a fraction of the cost of an area resize to so few pixels when
+    the picture's size is no multiple of the grid."""
+    rows, cols, areas = _grid(grey.shape)
+    corners = cv2.integral(grey)[rows[:, None], cols[None, :]]
+    sums = corners[1:, 1:] - corners[:-1, 1:] - corners[1:, :-1] + corners[:-1, :-1]
+    return (sums // areas).astype(np.uint8).reshape(-1)
+
+
+@functools.lru_cache(maxsize=8)
+def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The row and column edges of the grid over a picture of `shape`, and each cell's area."""
+    rows, cols = (np.round(np.linspace(0, n, GRID + 1)).astype(np.intp) for n in shape)
+    return rows, cols, np.maximum(np.diff(rows)[:, None] * np.diff(cols)[None, :], 1)
 
 
 def picture_cadence(repeats: np.ndarray) -> float:

@@ -15,7 +15,7 @@ ANALYSIS_SCHEMA = "dubber.analysis/3"
 # Version of what the detectors find. The schema says how results are written; this says how
 # they are made: it changes whenever cuts, events or captions of the same video would change,
 # and cache keys include it so an analysis made by older detectors is never reused.
-ANALYSIS_VERSION = 12
+ANALYSIS_VERSION = 13
 
 # What a sound editor marks. Instantaneous kinds land on their frame of contact; sustained kinds
 # (whoosh, run, shake) span [frame, end_frame). "fast_motion" is the legacy name of a whoosh-like
