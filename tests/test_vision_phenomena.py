@@ -128,6 +128,29 @@ def test_a_ball_stopped_against_a_wall_at_the_edge_of_the_picture_is_a_hit(analy
     assert hits[0].x > 7 / 8   # on the edge cell
 
 
+@pytest.mark.parametrize("box", ["none", "pillarbox", "letterbox"])
+def test_the_picture_edge_is_beside_black_bars_not_on_them(box):
+    """A 4:3 film in a 16:9 frame has its pillarbox bars in the grid's first and last columns
+    (a letterbox in its first and last rows): a shape leaves the picture from the cells beside
+    them. The bars' black is steady but for a level of noise."""
+    from vision.events import GRID, _picture_edges
+
+    rng = np.random.default_rng(0)
+    looks = rng.integers(40, 220, (48, GRID, GRID)).astype(np.uint8)   # a moving picture
+    if box == "pillarbox":
+        looks[:, :, [0, -1]] = 16 + rng.integers(0, 2, (48, GRID, 2))
+    elif box == "letterbox":
+        looks[:, [0, -1], :] = 16 + rng.integers(0, 2, (48, 2, GRID))
+    edges = _picture_edges(looks.reshape(48, -1)).reshape(GRID, GRID)
+    # the picture's rows and columns, and the cells on its rim
+    top, bottom = (1, GRID - 2) if box == "letterbox" else (0, GRID - 1)
+    left, right = (1, GRID - 2) if box == "pillarbox" else (0, GRID - 1)
+    expected = np.zeros((GRID, GRID), bool)
+    expected[[top, bottom], left:right + 1] = True
+    expected[top:bottom + 1, [left, right]] = True
+    assert (edges == expected).all(), edges.astype(int)
+
+
 def test_a_fall_is_a_landing_on_the_frame_it_reaches_the_ground(analysed):
     analysis, truth = analysed("fall")
     hits = [e for e in analysis.events if e.kind in HIT_KINDS]

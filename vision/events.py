@@ -53,6 +53,11 @@ GRID = 8
 # A shape that leaves a cell shows up in the cells around it: up to two cells away, since a fall
 # at its fastest crosses more than one cell a picture.
 AROUND_CELLS = 2
+# A cell whose mean grey stays at or under BAR_LEVEL (0..255) and within BAR_STILL levels of one
+# value through a shot is a black bar (letterbox, pillarbox), not picture. (Its change to the
+# picture before is no guide: film flicker is taken out of the change, which leaves the bar's
+# black moving against the picture's shift.)
+BAR_LEVEL, BAR_STILL = 30, 3
 # A fall ends in a landing: the change moves down this many cells (sixteenths of the picture's
 # height at GRID 8) over the two pictures into the contact.
 LANDING_DROP = 0.5
@@ -329,6 +334,7 @@ def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: fl
     reaction = np.maximum(_around(c[a + 1:b + 1], 1, centre=True), _around(c[a + 2:b + 2], 1, centre=True))
     clear[reaction < options.local_stop_reaction * moving] = 0.0
     best = clear.max(axis=1)
+    edges = _picture_edges(looks[shot.start_frame:shot.end_frame]) if looks is not None else None
     found = []
     for k in np.flatnonzero(best >= options.local_stop_min).tolist():
         if best[max(0, k - 1):k + 2].max() > best[k]:
@@ -336,19 +342,32 @@ def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: fl
         cell = int(np.argmax(clear[k]))
         x, y = ((cell % GRID) + 0.5) / GRID, ((cell // GRID) + 0.5) / GRID
         strength = float(min(1.0, moving[k, cell] / (2 * options.local_stop_min)))
-        if looks is None or not _left_the_picture(looks, brightness, shot, start + k, cell, options, rate):
+        if edges is None or not (edges[cell] and _left_the_picture(looks, brightness, shot, start + k, cell, options,
+                                                                      rate)):
             found.append(VisualEvent(start + k, "impact", strength, start + k + 1, x, y))
     return found
 
 
+def _picture_edges(looks: np.ndarray) -> np.ndarray:
+    """Per grid cell (row by row), whether it lies on the edge of the picture in a shot (`looks`
+    per sample of it): on the frame's border, or beside a black bar (a cell that is
+    dark and never changes: the pillarbox of a 4:3 film in a 16:9 frame is exactly the first and
+    last column of the grid, a letterbox about the first and last row). A bar is no picture."""
+    high, low = looks.max(axis=0).astype(np.int16), looks.min(axis=0).astype(np.int16)
+    bar = ((high <= BAR_LEVEL) & (high - low <= BAR_STILL)).reshape(GRID, GRID)
+    edge = np.zeros((GRID, GRID), bool)
+    edge[[0, -1], :] = edge[:, [0, -1]] = True
+    padded = np.pad(bar, 1)
+    edge |= padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]
+    return (edge & ~bar).reshape(-1)
+
+
 def _left_the_picture(looks: np.ndarray, brightness: np.ndarray | None, shot: Shot, t: int, cell: int,
                       options: MotionOptions, rate: float) -> bool:
-    """Whether a shape that stopped at sample `t` in `cell` has in fact left the picture: the cell
-    is on the picture's edge and after `t` looks again as it did before the shape came (see
+    """Whether a shape that stopped at sample `t` in `cell`, a cell on the picture's edge (see
+    `_picture_edges`; inside the picture, `moved_on` sees a shape that goes on), has in fact left
+    the picture: after `t` the cell looks again as it did before the shape came (see
     `leave_share`)."""
-    row, col = divmod(cell, GRID)
-    if row not in (0, GRID - 1) and col not in (0, GRID - 1):
-        return False   # inside the picture, `moved_on` sees a shape that goes on
     window = max(2, int(round(options.leave_window_s * rate)))
     first = max(shot.start_frame, t - window)
     if t + 1 >= min(shot.end_frame, len(looks)) or t - 3 < first:
