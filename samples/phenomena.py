@@ -45,6 +45,9 @@ character, and exactly one phenomenon planted on known frames:
 - edge_contact: a small dark ball flies in and stops dead against a wall at the picture's right
   edge at the event frame (held there), knocking a puff of dust off the wall below it for two
   frames: a contact in the same edge cell, which is a hit.
+- run_out: the runner stands on the right, then dashes out of the picture through its right
+  edge, gone within a few frames: the picture stops moving because the runner left it, which
+  is no contact.
 - telecine: the contact clip as a film transferred to 30 fps video by 3:2 pulldown (top field
   first): of every five frames, two weave the fields of two film pictures line by line. The
   contact picture first shows in the bottom field of such a mixed frame.
@@ -80,7 +83,7 @@ EVENT_FRAME = 36  # where every planted phenomenon starts
 PHENOMENA = ("smear", "splash", "pose_jump", "shake", "flicker", "occlusion", "same_palette_cut", "grey_cut",
              "dissolve", "fade_out", "fade_in", "iris_out", "iris_in", "wipe", "flash_cut", "contact", "fall",
              "punch", "dust_burst", "held_pose", "cut_to_black", "cut_to_card", "blackout", "telecine",
-             "run_across", "flail", "edge_exit", "edge_contact")
+             "run_across", "flail", "edge_exit", "edge_contact", "run_out")
 DISSOLVE_FRAMES = 12
 WIPE_FRAMES = 12  # iris and wipe
 FADE_FRAMES = 10
@@ -118,6 +121,9 @@ ARM_LENGTH, ARM_TURN = 30, 50
 # EVENT_FRAME on (the beat goes on past the picture's edge).
 BIRD_X, BIRD_RADIUS, BIRD_BOB = 146, 10, 2
 WING_LENGTH, WING_SPEED, WING_FRAMES = 14, 16, 2
+# The runner of `run_out` stands at RUN_OUT_X and from EVENT_FRAME dashes right, RUN_OUT_SPEED
+# px a frame, out of the picture within a few frames, and on beyond it.
+RUN_OUT_X, RUN_OUT_SPEED = 130, 16
 # The ball of `edge_contact` (as small as a fist) flies in as in `contact` and stops at
 # EDGE_STOP_X, against a wall in the picture's last eighth.
 EDGE_STOP_X = WIDTH - 14
@@ -265,6 +271,8 @@ def _draw_props(img: np.ndarray, name: str, k: int, rng: np.random.Generator) ->
         _dust(img, k)
     if name == "run_across":
         _runner(img, RUNNER_X + _run_distance(k), legs=k if 0 <= k < RUNNER_FRAMES else None)
+    if name == "run_out":
+        _runner(img, RUN_OUT_X + RUN_OUT_SPEED * max(0, k), legs=k if k >= 0 else None)
     if name == "flail":
         _runner(img, FLAILER_X, legs=k if 0 <= k < RUNNER_FRAMES else None, arms=_arm_turn(k))
     if name == "splash" and 0 <= k < 4:

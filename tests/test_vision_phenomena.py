@@ -120,6 +120,14 @@ def test_a_wing_beating_out_of_the_picture_is_no_hit(analysed):
     assert [e for e in analysis.events if e.kind in HIT_KINDS] == []
 
 
+def test_a_runner_dashing_out_of_the_picture_is_no_hit(analysed):
+    """Everything that moved has left the picture, so all of it is still at once: that is a
+    dead stop of the whole picture, but the edge cell it left by looks as it did before."""
+    analysis, truth = analysed("run_out")
+    assert truth["hit_frames"] == []
+    assert [e for e in analysis.events if e.kind in HIT_KINDS] == []
+
+
 def test_a_ball_stopped_against_a_wall_at_the_edge_of_the_picture_is_a_hit(analysed):
     """The same edge cell going quiet because a shape stopped there and stays: a contact."""
     analysis, truth = analysed("edge_contact")
@@ -136,12 +144,15 @@ def test_the_picture_edge_is_beside_black_bars_not_on_them(box):
     from vision.events import GRID, _picture_edges
 
     rng = np.random.default_rng(0)
-    looks = rng.integers(40, 220, (48, GRID, GRID)).astype(np.uint8)   # a moving picture
+    looks = rng.integers(40, 220, (48, 2, GRID, GRID)).astype(np.uint8)   # a moving picture: mean, spread
+    bar = np.zeros((GRID, GRID), bool)
     if box == "pillarbox":
-        looks[:, :, [0, -1]] = 16 + rng.integers(0, 2, (48, GRID, 2))
+        bar[:, [0, -1]] = True
     elif box == "letterbox":
-        looks[:, [0, -1], :] = 16 + rng.integers(0, 2, (48, 2, GRID))
-    edges = _picture_edges(looks.reshape(48, -1)).reshape(GRID, GRID)
+        bar[[0, -1], :] = True
+    looks[:, 0][:, bar] = 16 + rng.integers(0, 2, (48, int(bar.sum())))   # dark, steady but for a level,
+    looks[:, 1][:, bar] = rng.integers(0, 2, (48, int(bar.sum())))        # and flat
+    edges = _picture_edges(looks.reshape(48, 2, -1)).reshape(GRID, GRID)
     # the picture's rows and columns, and the cells on its rim
     top, bottom = (1, GRID - 2) if box == "letterbox" else (0, GRID - 1)
     left, right = (1, GRID - 2) if box == "pillarbox" else (0, GRID - 1)

@@ -54,7 +54,8 @@ GRID = 8
 # at its fastest crosses more than one cell a picture.
 AROUND_CELLS = 2
 # A cell whose mean grey stays at or under BAR_LEVEL (0..255) and within BAR_STILL levels of one
-# value through a shot is a black bar (letterbox, pillarbox), not picture. (Its change to the
+# value, with no more spread than that, through a shot is a black bar (letterbox, pillarbox),
+# not picture. (Its change to the
 # picture before is no guide: film flicker is taken out of the change, which leaves the bar's
 # black moving against the picture's shift.)
 BAR_LEVEL, BAR_STILL = 30, 3
@@ -105,9 +106,10 @@ class MotionOptions:
     local_stop_reaction: float = 0.2  # ...and within two pictures it or a cell beside it moves this share of it
     # A shape in a cell on the picture's edge can leave the picture there, where no cell around it
     # sees it go on: that cell then looks again as it did before the shape came (its mean grey,
-    # over the frame's own brightness, back within `leave_share` of how far the shape had moved
-    # it, at least `leave_min_swing`, some picture within `leave_window_s` before the stop). A
-    # wing beating out of the picture, a foot kicked past its bottom edge: no blow.
+    # over the frame's own brightness, and its spread, back within `leave_share` of how far the
+    # shape had moved them, at least `leave_min_swing`, some picture within `leave_window_s`
+    # before the stop). A wing beating out of the picture, a foot kicked past its bottom edge, a
+    # runner dashing out of it: no blow.
     leave_window_s: float = 0.5
     leave_share: float = 0.2
     leave_min_swing: float = 0.03
@@ -138,8 +140,9 @@ def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Sh
             None skips the smear check.
         cells: per sample, the change in each of the GRID x GRID cells of the picture (row by
             row); None skips the stops of one part of the picture.
-        looks: per sample, the mean grey (0..255) of each of those cells; None skips the check
-            for shapes that left the picture at its edge (`leave_share`).
+        looks: per sample, the mean grey and the grey's standard deviation (0..255, shape
+            (samples, 2, GRID * GRID)) of each of those cells; None skips the check for shapes
+            that left the picture at its edge (`leave_share`).
     """
     activity = activity.astype(np.float64).copy()
     events: list[VisualEvent] = []
@@ -156,6 +159,9 @@ def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Sh
         impacts, busy, strokes = _find_impacts(activity, shot, typical, scale, options, returns, coverage)
         if cells is not None:
             impacts = [e for e in impacts if e.kind != "impact" or e.frame in strokes or _struck(cells, e.frame, options)]
+            if looks is not None:
+                impacts = [e for e in impacts if e.kind != "impact" or not _went_out(cells, looks, brightness, shot, e.frame,
+                                                                                     options, rate)]
             impacts += _local_stops(cells, shot, options, rate, looks, brightness)
         impacts = _landings(impacts, cells) if cells is not None else impacts
         events += _strokes_are_whooshes(
@@ -350,16 +356,29 @@ def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: fl
 
 def _picture_edges(looks: np.ndarray) -> np.ndarray:
     """Per grid cell (row by row), whether it lies on the edge of the picture in a shot (`looks`
-    per sample of it): on the frame's border, or beside a black bar (a cell that is
-    dark and never changes: the pillarbox of a 4:3 film in a 16:9 frame is exactly the first and
-    last column of the grid, a letterbox about the first and last row). A bar is no picture."""
-    high, low = looks.max(axis=0).astype(np.int16), looks.min(axis=0).astype(np.int16)
-    bar = ((high <= BAR_LEVEL) & (high - low <= BAR_STILL)).reshape(GRID, GRID)
+    per sample of it, see `analyse_motion`): on the frame's border, or beside a black bar (a
+    cell that is dark, flat and never changes: the pillarbox of a 4:3 film in a 16:9 frame is
+    exactly the first and last column of the grid, a letterbox about the first and last row). A
+    bar is no picture."""
+    mean = looks[:, 0]
+    high, low = mean.max(axis=0).astype(np.int16), mean.min(axis=0).astype(np.int16)
+    flat = looks[:, 1].max(axis=0) <= BAR_STILL
+    bar = ((high <= BAR_LEVEL) & (high - low <= BAR_STILL) & flat).reshape(GRID, GRID)
     edge = np.zeros((GRID, GRID), bool)
     edge[[0, -1], :] = edge[:, [0, -1]] = True
     padded = np.pad(bar, 1)
     edge |= padded[:-2, 1:-1] | padded[2:, 1:-1] | padded[1:-1, :-2] | padded[1:-1, 2:]
     return (edge & ~bar).reshape(-1)
+
+
+def _went_out(cells: np.ndarray, looks: np.ndarray, brightness: np.ndarray | None, shot: Shot, t: int,
+              options: MotionOptions, rate: float) -> bool:
+    """Whether the motion of the whole picture stopped at sample `t` because what moved left the
+    picture: the change into `t` is strongest in a cell on the picture's edge, and that cell then
+    looks again as it did before (`_left_the_picture`). A runner dashing out of the picture."""
+    cell = int(np.argmax(cells[t]))
+    edges = _picture_edges(looks[shot.start_frame:shot.end_frame])
+    return bool(edges[cell]) and _left_the_picture(looks, brightness, shot, t, cell, options, rate)
 
 
 def _left_the_picture(looks: np.ndarray, brightness: np.ndarray | None, shot: Shot, t: int, cell: int,
@@ -372,12 +391,14 @@ def _left_the_picture(looks: np.ndarray, brightness: np.ndarray | None, shot: Sh
     first = max(shot.start_frame, t - window)
     if t + 1 >= min(shot.end_frame, len(looks)) or t - 3 < first:
         return False
-    level = looks[first:t + 2, cell].astype(np.float64) / 255.0
+    look = looks[first:t + 2, :, cell].astype(np.float64) / 255.0   # (mean, spread) per picture
     if brightness is not None:
-        level -= brightness[first:t + 2]   # film flicker moves every cell alike
-    after, before = level[-1], level[:-3]   # the picture after the stop; those two and more pictures before
-    swing = float(np.abs(level[:-1] - after).max())
-    return swing >= options.leave_min_swing and float(np.abs(before - after).min()) <= options.leave_share * swing
+        look[:, 0] -= brightness[first:t + 2]   # film flicker moves every cell alike
+    # How far each picture looks from the one after the stop: its mean grey (a shape of another
+    # shade) and its spread (a shape's lines, though it be of the background's shade).
+    away = np.abs(look - look[-1]).sum(axis=1)
+    swing = float(away[:-1].max())
+    return swing >= options.leave_min_swing and float(away[:-3].min()) <= options.leave_share * swing
 
 
 def _struck(cells: np.ndarray, t: int, options: MotionOptions) -> bool:

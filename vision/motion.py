@@ -7,7 +7,7 @@ brightness so film flicker is no motion), brightness and contrast (mean and stan
 of grey), where the change is (its centre, as fractions of the picture) and how much of the
 picture it covers, the change against the distinct pictures two to four back (does a
 transient come back?), the change in each cell of an 8 x 8 grid (64 half-precision numbers,
-128 bytes) and each cell's mean grey (64 bytes). Memory grows by those numbers per frame only. Everything else is read from the
+128 bytes) and each cell's mean grey and its spread (128 bytes). Memory grows by those numbers per frame only. Everything else is read from the
 curves, shot by shot, after the pass (`vision.events`).
 
 The curves are sampled per distinct picture, not per frame. A frame that repeats the previous
@@ -85,8 +85,9 @@ class MotionTracker:
         # Per frame, the change to the frame before in each cell of a GRID x GRID grid (float16,
         # 0..1): where in the picture something moved, for stops of one part of the picture.
         self._cells = bytearray()
-        # Per frame, the mean grey of each cell (uint8): how each part of the picture looks, to
-        # tell a shape that stopped in a cell at the picture's edge from one that left the picture.
+        # Per frame, the mean grey of each cell and its spread (uint8 each): how each part of the
+        # picture looks, to tell a shape that stopped in a cell at the picture's edge from one
+        # that left the picture.
         self._looks = bytearray()
         # the last distinct pictures, each with its mean grey level
         self._pictures: deque[tuple[np.ndarray, float]] = deque(maxlen=RETURN_PICTURES + 1)
@@ -104,7 +105,7 @@ class MotionTracker:
                   and is_repeat(grey, previous, (level, self._previous_level)))
         activity, where, coverage, cells = _activity_and_centre(grey, previous, level - self._previous_level)
         self._cells += cells.astype(np.float16).tobytes()
-        self._looks += _cell_means(grey).tobytes()
+        self._looks += _cell_looks(grey).tobytes()
         self._activity.append(activity)
         self._where.extend(where)
         self._coverage.append(coverage)
@@ -142,7 +143,7 @@ class MotionTracker:
                                                    np.frombuffer(self._contrast)], axis=1)[frames],
                                 returns=np.frombuffer(self._returns).reshape(-1, RETURN_PICTURES)[frames],
                                 cells=np.frombuffer(self._cells, np.float16).reshape(-1, GRID * GRID)[frames],
-                                looks=np.frombuffer(self._looks, np.uint8).reshape(-1, GRID * GRID)[frames])
+                                looks=np.frombuffer(self._looks, np.uint8).reshape(-1, 2, GRID * GRID)[frames])
         return _back_to_frames(result, frames, len(self._repeats), np.frombuffer(self._where).reshape(-1, 2))
 
 
@@ -193,21 +194,31 @@ def _activity_and_centre(grey: np.ndarray, before: np.ndarray | None, shift: flo
     return total / change.size / 255.0, (x, y), cv2.countNonZero(change) / change.size, cells
 
 
-def _cell_means(grey: np.ndarray) -> np.ndarray:
-    """The mean grey of each cell of the GRID x GRID grid over `grey` (uint8, row by row), from
-    the picture's integral image: a fraction of the cost of an area resize to so few pixels when
-    the picture's size is no multiple of the grid."""
-    rows, cols, areas = _grid(grey.shape)
-    corners = cv2.integral(grey)[rows[:, None], cols[None, :]]
-    sums = corners[1:, 1:] - corners[:-1, 1:] - corners[1:, :-1] + corners[:-1, :-1]
-    return (sums // areas).astype(np.uint8).reshape(-1)
+def _cell_looks(grey: np.ndarray) -> np.ndarray:
+    """How each cell of the GRID x GRID grid over `grey` looks: its mean grey, then its grey's
+    standard deviation (the lines drawn in it), each cell row by row, as 2 x GRID * GRID uint8.
+    From the picture's integral images: a fraction of the cost of an area resize to so few
+    pixels when the picture's size is no multiple of the grid."""
+    corners, areas = _grid(grey.shape)
+    total, squares = (integral.ravel() for integral in cv2.integral2(grey))
+    a, b, c, d = corners
+    mean = (total[a] - total[b] - total[c] + total[d]) / areas
+    variance = (squares[a] - squares[b] - squares[c] + squares[d]) / areas - mean * mean
+    looks = np.empty(2 * GRID * GRID, np.uint8)
+    looks[:GRID * GRID] = mean
+    looks[GRID * GRID:] = np.sqrt(np.maximum(variance, 0.0))
+    return looks
 
 
 @functools.lru_cache(maxsize=8)
-def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The row and column edges of the grid over a picture of `shape`, and each cell's area."""
+def _grid(shape: tuple[int, int]) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """For a picture of `shape`: where each grid cell's four corners lie in its flattened
+    integral image (bottom right, top right, bottom left, top left), and each cell's area."""
     rows, cols = (np.round(np.linspace(0, n, GRID + 1)).astype(np.intp) for n in shape)
-    return rows, cols, np.maximum(np.diff(rows)[:, None] * np.diff(cols)[None, :], 1)
+    flat = rows[:, None] * (shape[1] + 1) + cols[None, :]
+    corners = (flat[1:, 1:], flat[:-1, 1:], flat[1:, :-1], flat[:-1, :-1])
+    areas = np.maximum(np.diff(rows)[:, None] * np.diff(cols)[None, :], 1).astype(np.float64)
+    return tuple(c.ravel() for c in corners), areas.ravel()
 
 
 def picture_cadence(repeats: np.ndarray) -> float:
