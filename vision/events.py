@@ -55,9 +55,8 @@ GRID = 8
 AROUND_CELLS = 2
 # A cell whose mean grey stays at or under BAR_LEVEL (0..255) and within BAR_STILL levels of one
 # value, with no more spread than that, through a shot is a black bar (letterbox, pillarbox),
-# not picture. (Its change to the
-# picture before is no guide: film flicker is taken out of the change, which leaves the bar's
-# black moving against the picture's shift.)
+# not picture. (Its change to the picture before is no guide: film flicker is taken out of the
+# change, which leaves the bar's black moving against the picture's shift.)
 BAR_LEVEL, BAR_STILL = 30, 3
 # A fall ends in a landing: the change moves down this many cells (sixteenths of the picture's
 # height at GRID 8) over the two pictures into the contact.
@@ -159,10 +158,11 @@ def analyse_motion(activity: np.ndarray, brightness: np.ndarray, shots: tuple[Sh
         impacts, busy, strokes = _find_impacts(activity, shot, typical, scale, options, returns, coverage)
         if cells is not None:
             impacts = [e for e in impacts if e.kind != "impact" or e.frame in strokes or _struck(cells, e.frame, options)]
-            if looks is not None:
-                impacts = [e for e in impacts if e.kind != "impact" or not _went_out(cells, looks, brightness, shot, e.frame,
-                                                                                     options, rate)]
-            impacts += _local_stops(cells, shot, options, rate, looks, brightness)
+            edges = _picture_edges(looks[shot.start_frame:shot.end_frame]) if looks is not None else None
+            if edges is not None:
+                impacts = [e for e in impacts if e.kind != "impact" or not _went_out(cells, looks, brightness, edges, shot,
+                                                                                     e.frame, options, rate)]
+            impacts += _local_stops(cells, shot, options, rate, looks, brightness, edges)
         impacts = _landings(impacts, cells) if cells is not None else impacts
         events += _strokes_are_whooshes(
             _smears_are_whooshes(_not_covering(impacts, coverage, typical_contrast, options), activity, returns),
@@ -306,7 +306,8 @@ def _dead_stop(activity: np.ndarray, shot: Shot, t: int, typical: float, options
 
 
 def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: float,
-                 looks: np.ndarray | None = None, brightness: np.ndarray | None = None) -> list[VisualEvent]:
+                 looks: np.ndarray | None = None, brightness: np.ndarray | None = None,
+                 edges: np.ndarray | None = None) -> list[VisualEvent]:
     """Impacts where one part of the picture stops dead while the rest may go on moving: a fist
     landing, a body slammed down, two pipes banging together.
 
@@ -316,7 +317,8 @@ def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: fl
     not slow down into t (an eased stop, a swing reaching its end, is no blow). A shape that only
     left the cell is no stop: the cells around it then move at least `local_stop_moves_on` as
     much over the two pictures after; on the picture's edge, where it can leave the picture
-    unseen, the cell then looks again as it did before it came (`looks`, see `leave_share`). Of
+    unseen (`edges`, see `_picture_edges`), the cell then looks again as it did before it came
+    (`looks`, see `leave_share`). Of
     neighbouring pictures that qualify, the one with the clearest stop is kept; the event sits on
     its cell."""
     hold = max(2, int(round(options.local_stop_hold_s * rate)))
@@ -340,7 +342,6 @@ def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: fl
     reaction = np.maximum(_around(c[a + 1:b + 1], 1, centre=True), _around(c[a + 2:b + 2], 1, centre=True))
     clear[reaction < options.local_stop_reaction * moving] = 0.0
     best = clear.max(axis=1)
-    edges = _picture_edges(looks[shot.start_frame:shot.end_frame]) if looks is not None else None
     found = []
     for k in np.flatnonzero(best >= options.local_stop_min).tolist():
         if best[max(0, k - 1):k + 2].max() > best[k]:
@@ -348,8 +349,8 @@ def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: fl
         cell = int(np.argmax(clear[k]))
         x, y = ((cell % GRID) + 0.5) / GRID, ((cell // GRID) + 0.5) / GRID
         strength = float(min(1.0, moving[k, cell] / (2 * options.local_stop_min)))
-        if edges is None or not (edges[cell] and _left_the_picture(looks, brightness, shot, start + k, cell, options,
-                                                                      rate)):
+        if looks is None or edges is None or not (
+                edges[cell] and _left_the_picture(looks, brightness, shot, start + k, cell, options, rate)):
             found.append(VisualEvent(start + k, "impact", strength, start + k + 1, x, y))
     return found
 
@@ -371,13 +372,12 @@ def _picture_edges(looks: np.ndarray) -> np.ndarray:
     return (edge & ~bar).reshape(-1)
 
 
-def _went_out(cells: np.ndarray, looks: np.ndarray, brightness: np.ndarray | None, shot: Shot, t: int,
-              options: MotionOptions, rate: float) -> bool:
+def _went_out(cells: np.ndarray, looks: np.ndarray, brightness: np.ndarray | None, edges: np.ndarray, shot: Shot,
+              t: int, options: MotionOptions, rate: float) -> bool:
     """Whether the motion of the whole picture stopped at sample `t` because what moved left the
-    picture: the change into `t` is strongest in a cell on the picture's edge, and that cell then
-    looks again as it did before (`_left_the_picture`). A runner dashing out of the picture."""
+    picture: the change into `t` is strongest in a cell on the picture's edge (`edges`), and that
+    cell then looks again as it did before (`_left_the_picture`). A runner dashing out of it."""
     cell = int(np.argmax(cells[t]))
-    edges = _picture_edges(looks[shot.start_frame:shot.end_frame])
     return bool(edges[cell]) and _left_the_picture(looks, brightness, shot, t, cell, options, rate)
 
 
