@@ -58,9 +58,11 @@ def analyse(video: Path, cache: Path) -> VideoAnalysis:
         cached = json.loads(path.read_text())
         if cached.get("settings", {}).get("analysis_version") == ANALYSIS_VERSION:
             return VideoAnalysis.from_dict(cached)
-    analysis = vision.analyze(video, captioner=None)
-    path.write_text(json.dumps(analysis.to_dict()))
-    return analysis
+    data = vision.analyze(video, captioner=None).to_dict()
+    path.write_text(json.dumps(data))
+    # As `dub` does: go on with the analysis as the cache holds it (JSON rounds the motion
+    # curve), so the run that made the cache renders what every later run renders.
+    return VideoAnalysis.from_dict(data)
 
 
 def labelled(analysis: VideoAnalysis, cut_frames: list[int], events: list[tuple[int, str, float, int]]) -> VideoAnalysis:

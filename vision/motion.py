@@ -7,8 +7,9 @@ brightness so film flicker is no motion), brightness and contrast (mean and stan
 of grey), where the change is (its centre, as fractions of the picture) and how much of the
 picture it covers, the change against the distinct pictures two to four back (does a
 transient come back?), the change in each cell of an 8 x 8 grid (64 half-precision numbers,
-128 bytes) and each cell's mean grey and its spread (128 bytes). Memory grows by those numbers per frame only. Everything else is read from the
-curves, shot by shot, after the pass (`vision.events`).
+128 bytes) and each cell's mean grey and its spread (128 bytes). Memory grows by those numbers
+per frame only. Everything else is read from the curves, shot by shot, after the pass
+(`vision.events`).
 
 The curves are sampled per distinct picture, not per frame. A frame that repeats the previous
 one (24p shown at 30 or 60 fps by repeating pictures, animation on twos or threes) adds no

@@ -249,8 +249,13 @@ class Composer:
         syncopated, as a ragtime player's right hand does over a steady left."""
         hits = [e.time_s for e in events if not e.sustained and shot.start_s <= e.time_s < shot.end_s]
         first = max(0, int(beats[0]) - PULSE_RUN)   # a run goes on across a section's start
+        from_s = float(self.tempo.beat_s[first])
         struck = [k for k, n in enumerate(self.notes) if n.role in ("melody", "bass", "harmony")
-                  and self.tempo.beat_s[first] - 1e-9 <= n.start_s < shot.end_s]
+                  and from_s - 1e-9 <= n.start_s < shot.end_s]
+        # The music notes that can ring over one of these beats, found once, not for every beat
+        # (by index: a note pushed below is read as it is now).
+        sounding = [k for k, n in enumerate(self.notes)
+                    if n.part.stem == "music" and n.end_s > from_s and n.start_s < shot.end_s]
         run = 0
         for beat in range(first, int(beats[-1]) + 1):
             at, next_at = (float(t) for t in self.tempo.beat_s[[beat, min(beat + 1, self.tempo.beat_s.size - 1)]])
@@ -261,8 +266,8 @@ class Composer:
                        and not any(at + ON_BEAT_S <= self.notes[k].start_s < next_at for k in struck)
                        and not any(abs(t - at) < SNAP_S for t in hits)
                        # and a note struck before rings on over the half beat: no dead air opens
-                       and any(n.start_s < at - 1e-6 and heard_until(n) >= at + later for n in self.notes
-                               if n.part.stem == "music" and n.end_s > at))
+                       and any(n.start_s < at - 1e-6 and heard_until(n) >= at + later
+                               for n in (self.notes[k] for k in sounding) if n.end_s > at))
             if not movable:
                 run = run + 1 if on else 0
                 continue

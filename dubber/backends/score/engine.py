@@ -53,9 +53,9 @@ def shot_bounds(analysis: VideoAnalysis, total_s: float) -> list[tuple[float, fl
     return list(zip(starts, starts[1:] + [total_s]))
 
 
-def shot_of(shots: list[tuple[float, float]], time_s: float) -> int:
-    """Index of the shot playing at `time_s`."""
-    return max(0, bisect.bisect_right([start for start, _ in shots], time_s + 1e-9) - 1)
+def shot_of(starts: list[float], time_s: float) -> int:
+    """Index of the shot (or section) playing at `time_s`, given the sorted times they start."""
+    return max(0, bisect.bisect_right(starts, time_s + 1e-9) - 1)
 
 
 def sections(shots: list[tuple[float, float]], energies: list[float], tempo: TempoMap,
@@ -87,8 +87,9 @@ def _tempo(orchestra: Orchestra, shots, energies, events, total_s: float, seed: 
     bends: list[bool] = []
     rubato: list[np.random.Generator] = []
     shot_of_last, span_in_shot = -1, 0
+    shot_starts = [start for start, _ in shots]
     for start in edges:
-        shot = shot_of(shots, start)
+        shot = shot_of(shot_starts, start)
         # The tempo is the shot's: a new one at a cut; inside the shot every span between hit
         # points aims at it and starts from the tempo the music arrives with.
         inside = shot == shot_of_last
@@ -107,8 +108,9 @@ def _tempo(orchestra: Orchestra, shots, energies, events, total_s: float, seed: 
 def section_places(parts: list[tuple[float, float, float]], shots: list[tuple[float, float]]) -> list[tuple[int, int]]:
     """(shot, section within the shot) of every section: the name of its own streams."""
     places: list[tuple[int, int]] = []
+    shot_starts = [start for start, _ in shots]
     for start, _, _ in parts:
-        shot = shot_of(shots, start)
+        shot = shot_of(shot_starts, start)
         places.append((shot, places[-1][1] + 1 if places and places[-1][0] == shot else 0))
     return places
 
@@ -142,8 +144,10 @@ def compose_score(analysis: VideoAnalysis, style: str, seed: int, total_s: float
         composer.write_shot(shot, events, final=i == len(parts) - 1, opens_shot=start in cuts,
                             rng=seeded(seed, "section", style, *place))
 
+    context_starts = [c.start_s for c in contexts]
+
     def context_at(time_s: float) -> ShotContext:
-        return next((c for c in reversed(contexts) if c.start_s <= time_s + 1e-9), contexts[0])
+        return contexts[shot_of(context_starts, time_s)]
 
     def chord_at(time_s: float) -> tuple[int, int, int]:
         """The chord of the bar at `time_s` as written (bass and pads play it, even where the pad
