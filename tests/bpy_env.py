@@ -3,7 +3,8 @@ share the project's venv.
 
 Found as $DUB_BPY_PYTHON, else <repo>/.venv-bpy (what .ci/run builds), else built once into the
 user's cache (~/.cache/dubber-test/bpy-venv, or under $XDG_CACHE_HOME) and reused by every later
-run. `python tests/bpy_env.py` builds it ahead of time and prints its interpreter.
+run, unless $DUB_BPY_NO_BUILD is set (.ci/run sets it when the wheel could not be installed).
+`python tests/bpy_env.py` builds it ahead of time and prints its interpreter.
 """
 from __future__ import annotations
 
@@ -91,6 +92,8 @@ def bpy_python() -> tuple[str | None, str]:
     if _works(ci):
         return str(ci), ""
     venv = cache_dir() / "bpy-venv"
+    if os.environ.get("DUB_BPY_NO_BUILD") and not _works(venv / "bin" / "python"):
+        return None, "none was given and DUB_BPY_NO_BUILD forbids building one"
     with _build_lock(cache_dir()):
         if _works(venv / "bin" / "python"):
             return str(venv / "bin" / "python"), ""
