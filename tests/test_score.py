@@ -275,6 +275,49 @@ def test_long_scores_render_in_chunks_with_every_note_in_place():
     assert np.abs(audio[:, int((CHUNK_S - 0.05) * SR):int(CHUNK_S * SR) + 2400]).max() > 0.01   # across the seam
 
 
+def test_effects_apart_are_synthesized_only_where_they_ring(monkeypatch):
+    """The synthesizer costs as much time for silence as for sound: hits far apart are rendered
+    as separate stretches, none past the film's end, and sound exactly where one render of the
+    whole film puts them, with silence between."""
+    from dubber.backends.score import render as synth
+    from dubber.backends.score.notation import Note, Part, Room
+
+    times = [1.0, 2.5, 12.0, 29.0]                       # the first two ring into each other
+    notes = [Note(Part(0, "fx", drums=True), 38, t, t + 0.2, 120, "hit:impact") for t in times]
+    total = 30 * SR                                        # the last hit rings past the end
+    asked: list[float] = []
+    real_smf = synth.smf_bytes
+    monkeypatch.setattr(synth, "smf_bytes", lambda n, r, end_s: asked.append(end_s) or real_smf(n, r, end_s))
+    audio = synth.render_notes(notes, [Room(0.0, 40)], synth.load_soundfont(), total, SR)
+    assert len(asked) == 3
+    assert sum(asked) <= (2.7 + synth.TAIL_S + 0.04) + (0.2 + synth.TAIL_S + 0.04) + 1.04   # not 30 s and more
+    whole = synth.synthesize(real_smf(notes, [Room(0.0, 40)], total / SR), synth.load_soundfont())[:, :total]
+    for t in times:
+        # Each hit sounds as in the whole film's render, sample for sample, on the same block of
+        # the synthesizer or the one beside it (its clock breaks ties at a block's start: 1.3 ms).
+        at = int(t * SR)
+        here = audio[:, at:at + 4800]
+        assert np.abs(here).max() > 0.05
+        assert min(np.abs(here - whole[:, at + shift:at + shift + 4800]).max() for shift in (-64, 0, 64)) < 1e-3
+    quiet = audio[:, int(8.0 * SR):int(11.9 * SR)]
+    assert np.abs(quiet).max() < 1e-4                       # rung out before the next stretch
+
+
+def test_a_stretch_of_music_longer_than_a_chunk_is_cut_with_every_note_in_place():
+    from dubber.backends.score.notation import Note, Part, Room
+    from dubber.backends.score.render import CHUNK_S, load_soundfont, render_notes, stretches
+
+    times = np.arange(0.5, 2 * CHUNK_S + 10.0, 1.5).tolist()   # never silent for long: chunks cut it
+    notes = [Note(Part(0, "fx", drums=True), 38, t, t + 0.2, 120, "hit:impact") for t in times]
+    cut = stretches(notes)
+    assert len(cut) == 3 and all(s[1][-1].start_s - s[1][0].start_s < CHUNK_S for s in cut)
+    assert [n for _, part, _ in cut for n in part] == notes
+    total = int((2 * CHUNK_S + 12.0) * SR)
+    audio = render_notes(notes, [Room(0.0, 30)], load_soundfont(), total, SR)
+    found = sm.onsets(audio, SR)
+    assert len(found) == len(times) and np.max(np.abs(found - np.asarray(times))) <= 0.02
+
+
 def test_a_missing_soundfont_is_refused_before_any_work(tmp_path):
     from dubber.api import DubOptions, check_options
     from dubber.errors import InputError

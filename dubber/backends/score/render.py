@@ -8,8 +8,11 @@ Timing: the file uses one fixed MIDI tempo, 120 bpm at 960 ticks per beat, so on
 1/1920 s (25 samples at 48 kHz) and a note's tick is its time rounded to 0.26 ms. The musical
 tempo map lives in the note times themselves. The synthesizer stops at the last event, so every
 file ends with a silent controller event TAIL_S after the last note, letting releases ring out.
-Long scores are rendered in chunks of notes (by start time) and overlap-added into a track on
-disk (dubber.media.tracks), so memory does not grow with the film.
+Scores are rendered in stretches of notes (by start time) and overlap-added into a track on disk
+(dubber.media.tracks), so memory does not grow with the film: a stretch ends where every note
+so far has been silent for TAIL_S, or after CHUNK_S of note starts. The synthesizer's time costs
+as much for silence as for sound (its reverb and chorus run on), so an effects track, silent
+between its hits, is rendered only where they ring, and no stretch runs past the film's end.
 """
 from __future__ import annotations
 
@@ -34,7 +37,12 @@ MIDI_TEMPO_US = 500_000                 # microseconds per MIDI beat (120 bpm)
 TICKS_PER_S = TICKS_PER_BEAT * 1_000_000 / MIDI_TEMPO_US
 RENDER_RATE = 48_000                    # Hz, fixed by the synthesizer
 TAIL_S = 3.0                            # s rendered after the last note ends
-CHUNK_S = 60.0                          # s of note starts per synthesizer call
+CHUNK_S = 60.0                          # s of note starts per synthesizer call, at most
+# Stretches start on this grid, where MIDI ticks (1,920 a second) and the synthesizer's blocks of
+# 64 samples (it applies MIDI events at their starts) both fall: a note keeps the block grid it
+# has in one render of the whole film. (An event exactly on a block's start speaks on that block
+# or the next as the synthesizer's own clock rounds, in any render: 1.3 ms either way.)
+STRETCH_GRID_S = 1 / 30
 DRUM_CHANNEL = 9
 CHANNEL_VOLUME = 96                     # CC7 for every channel: headroom against the synth's hard clip
 BEND_STEP_S = 0.01                      # s between pitch-bend messages along a glide
@@ -357,19 +365,36 @@ def render_notes_into(track: Track, notes: list[Note], rooms: list[Room], soundf
 
 
 def _synthesize_into(out: Track, notes: list[Note], rooms: list[Room], soundfont: SoundFont) -> None:
-    """Chunks of notes (by start time) synthesized and overlap-added into `out` at RENDER_RATE."""
-    ordered = sorted(notes, key=lambda n: n.start_s)
-    starts = np.array([n.start_s for n in ordered])
-    chunk_start = 0.0
-    while ordered and chunk_start <= starts[-1]:
-        lo, hi = np.searchsorted(starts, [chunk_start, chunk_start + CHUNK_S])
-        chunk = [dataclasses.replace(n, start_s=n.start_s - chunk_start, end_s=n.end_s - chunk_start)
-                 for n in ordered[lo:hi]]
-        if chunk:
-            end = max(n.end_s for n in chunk) + TAIL_S
-            audio = synthesize(smf_bytes(chunk, _rooms_from(rooms, chunk_start, chunk_start + end), end), soundfont)
-            out.add(int(round(chunk_start * RENDER_RATE)), audio)
-        chunk_start += CHUNK_S
+    """Stretches of notes (see `stretches`) synthesized and overlap-added into `out` at RENDER_RATE."""
+    track_end_s = out.num_samples / RENDER_RATE
+    for start_s, stretch, rings_until_s in stretches(notes):
+        end = min(rings_until_s, track_end_s) - start_s
+        if end <= 0:
+            continue
+        shifted = [dataclasses.replace(n, start_s=n.start_s - start_s, end_s=n.end_s - start_s) for n in stretch]
+        audio = synthesize(smf_bytes(shifted, _rooms_from(rooms, start_s, start_s + end), end), soundfont)
+        out.add(int(round(start_s * RENDER_RATE)), audio)
+
+
+def stretches(notes: list[Note]) -> list[tuple[float, list[Note], float]]:
+    """(start, notes, end) of each stretch of the score to synthesize on its own, in time order:
+    notes by start time, a new stretch where every note before has rung out (TAIL_S after its
+    end, so what the stretch before leaves behind is silence) or where the stretch's note starts
+    would span more than CHUNK_S. A stretch starts on STRETCH_GRID_S before its first note (or at
+    0) and lasts until TAIL_S after its last note ends."""
+    out: list[tuple[float, list[Note], float]] = []
+    for note in sorted(notes, key=lambda n: n.start_s):
+        if out and note.start_s < out[-1][2] and note.start_s - out[-1][0] < CHUNK_S:
+            out[-1][1].append(note)
+            out[-1] = (out[-1][0], out[-1][1], max(out[-1][2], note.end_s + TAIL_S))
+            continue
+        start = float(np.floor(note.start_s / STRETCH_GRID_S)) * STRETCH_GRID_S
+        if start > note.start_s:   # the division rounded up onto the next point of the grid
+            start -= STRETCH_GRID_S
+        # From a point of the grid before the note: an event at the very start of a file is applied
+        # before the synthesizer's clock runs, a block sooner than the tie-breaking of later ones.
+        out.append((max(0.0, start - STRETCH_GRID_S), [note], note.end_s + TAIL_S))
+    return out
 
 
 def _resample_into(source: Track, out: Track, sample_rate: int) -> None:
