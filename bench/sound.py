@@ -141,6 +141,7 @@ def run_one(analysis: VideoAnalysis, truth_s: list[float], impacts_s: list[float
         digests.add(_digest(track.mix))
     if len(digests) != 1:
         raise SystemExit(f"seed {seed}: {len(digests)} different soundtracks from one plan")
+    digest = digests.pop()
     duration = plan.total_samples / plan.sample_rate
     cuts = [float(analysis.media.frame_time(s.start_frame)) for s in analysis.shots if s.start_frame > 0]
     report = sm.measure(track.mix, plan.sample_rate, truth_s, marks_s=cuts)
@@ -153,7 +154,7 @@ def run_one(analysis: VideoAnalysis, truth_s: list[float], impacts_s: list[float
             "hits_over_music_db": round(over, 1) if over is not None else None,
             "render_s": round(render_s, 3), "mix_s": round(mix_s, 3),
             "realtime": round((render_s + mix_s) / duration, 4), "lufs": round(track.integrated_lufs, 2),
-            "digest": _digest(track.mix), **(second_reading(track.mix, plan.sample_rate, truth_s) if second else {})}
+            "digest": digest, **(second_reading(track.mix, plan.sample_rate, truth_s) if second else {})}
 
 
 def hits_over_music_db(music: np.ndarray | None, fx: np.ndarray | None, sample_rate: int,

@@ -317,10 +317,9 @@ def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: fl
     not slow down into t (an eased stop, a swing reaching its end, is no blow). A shape that only
     left the cell is no stop: the cells around it then move at least `local_stop_moves_on` as
     much over the two pictures after; on the picture's edge, where it can leave the picture
-    unseen (`edges`, see `_picture_edges`), the cell then looks again as it did before it came
-    (`looks`, see `leave_share`). Of
-    neighbouring pictures that qualify, the one with the clearest stop is kept; the event sits on
-    its cell."""
+    unseen (`edges`, see `_picture_edges`; None skips this), the cell then looks again as it did
+    before it came (`looks`, see `leave_share`). Of neighbouring pictures that qualify, the one
+    with the clearest stop is kept; the event sits on its cell."""
     hold = max(2, int(round(options.local_stop_hold_s * rate)))
     start, end = shot.start_frame + 2, shot.end_frame - hold
     if end <= start:
@@ -349,8 +348,8 @@ def _local_stops(cells: np.ndarray, shot: Shot, options: MotionOptions, rate: fl
         cell = int(np.argmax(clear[k]))
         x, y = ((cell % GRID) + 0.5) / GRID, ((cell // GRID) + 0.5) / GRID
         strength = float(min(1.0, moving[k, cell] / (2 * options.local_stop_min)))
-        if looks is None or edges is None or not (
-                edges[cell] and _left_the_picture(looks, brightness, shot, start + k, cell, options, rate)):
+        if edges is None or not (edges[cell] and _left_the_picture(looks, brightness, shot, start + k, cell,
+                                                                   options, rate)):
             found.append(VisualEvent(start + k, "impact", strength, start + k + 1, x, y))
     return found
 
@@ -372,7 +371,7 @@ def _picture_edges(looks: np.ndarray) -> np.ndarray:
     return (edge & ~bar).reshape(-1)
 
 
-def _went_out(cells: np.ndarray, looks: np.ndarray, brightness: np.ndarray | None, edges: np.ndarray, shot: Shot,
+def _went_out(cells: np.ndarray, looks: np.ndarray, brightness: np.ndarray, edges: np.ndarray, shot: Shot,
               t: int, options: MotionOptions, rate: float) -> bool:
     """Whether the motion of the whole picture stopped at sample `t` because what moved left the
     picture: the change into `t` is strongest in a cell on the picture's edge (`edges`), and that
@@ -381,7 +380,7 @@ def _went_out(cells: np.ndarray, looks: np.ndarray, brightness: np.ndarray | Non
     return bool(edges[cell]) and _left_the_picture(looks, brightness, shot, t, cell, options, rate)
 
 
-def _left_the_picture(looks: np.ndarray, brightness: np.ndarray | None, shot: Shot, t: int, cell: int,
+def _left_the_picture(looks: np.ndarray, brightness: np.ndarray, shot: Shot, t: int, cell: int,
                       options: MotionOptions, rate: float) -> bool:
     """Whether a shape that stopped at sample `t` in `cell`, a cell on the picture's edge (see
     `_picture_edges`; inside the picture, `moved_on` sees a shape that goes on), has in fact left
@@ -392,8 +391,7 @@ def _left_the_picture(looks: np.ndarray, brightness: np.ndarray | None, shot: Sh
     if t + 1 >= min(shot.end_frame, len(looks)) or t - 3 < first:
         return False
     look = looks[first:t + 2, :, cell].astype(np.float64) / 255.0   # (mean, spread) per picture
-    if brightness is not None:
-        look[:, 0] -= brightness[first:t + 2]   # film flicker moves every cell alike
+    look[:, 0] -= brightness[first:t + 2]   # film flicker moves every cell alike
     # How far each picture looks from the one after the stop: its mean grey (a shape of another
     # shade) and its spread (a shape's lines, though it be of the background's shade).
     away = np.abs(look - look[-1]).sum(axis=1)

@@ -384,10 +384,12 @@ def stretches(notes: list[Note]) -> list[tuple[float, list[Note], float]]:
     0) and lasts until TAIL_S after its last note ends."""
     out: list[tuple[float, list[Note], float]] = []
     for note in sorted(notes, key=lambda n: n.start_s):
-        if out and note.start_s < out[-1][2] and note.start_s - out[-1][0] < CHUNK_S:
-            out[-1][1].append(note)
-            out[-1] = (out[-1][0], out[-1][1], max(out[-1][2], note.end_s + TAIL_S))
-            continue
+        if out:
+            start_s, members, rings_until_s = out[-1]
+            if note.start_s < rings_until_s and note.start_s - start_s < CHUNK_S:
+                members.append(note)
+                out[-1] = (start_s, members, max(rings_until_s, note.end_s + TAIL_S))
+                continue
         start = float(np.floor(note.start_s / STRETCH_GRID_S)) * STRETCH_GRID_S
         if start > note.start_s:   # the division rounded up onto the next point of the grid
             start -= STRETCH_GRID_S
