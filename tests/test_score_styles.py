@@ -207,3 +207,26 @@ def test_a_tune_is_written_within_its_instrument_compass(program):
         tune = [n.pitch for n in composer.notes if n.role == "melody"]
         assert tune and all(low <= p <= high for p in tune), (program, sorted(set(tune)))
         assert not set(tune) & SILENT_KEYS.get(program, set())
+
+
+@pytest.mark.parametrize("program", sorted({*STYLES["tom-and-jerry"].orchestra.melody,
+                                            *STYLES["tom-and-jerry"].orchestra.busy_melody}))
+def test_a_held_tune_note_is_heard_as_one_note(program):
+    """A tune note held for two seconds in the default bank sounds as one onset, not a string of
+    them: an instrument whose sample swells with a recorded vibrato (here the bank's flute gives
+    13 onsets, its oboe 9) makes every long note of a calm tune read as a flurry of notes that
+    nothing on screen asks for."""
+    import numpy as np
+
+    from dubber import sound_measures as sm
+    from dubber.backends.score.compose import melody_range
+    from dubber.backends.score.notation import Note, Part, Room
+    from dubber.backends.score.render import RENDER_RATE, load_soundfont, smf_bytes, synthesize
+
+    low, high = melody_range(program)
+    start_s, end_s = 0.5, 2.5
+    note = Note(Part(program), (low + high) // 2, start_s, end_s, 90, "melody")
+    audio = synthesize(smf_bytes([note], [Room(0.0, 0)], end_s + 1.0), load_soundfont())
+    found = sm.onsets(audio, RENDER_RATE)
+    during = found[(found > start_s - 0.05) & (found < end_s)]
+    assert len(during) == 1, f"program {program}: onsets at {np.round(during, 2).tolist()} s in one held note"

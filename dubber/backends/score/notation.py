@@ -75,6 +75,7 @@ PLAYABLE: dict[int, tuple[int, int]] = {
     71: (50, 94),    # clarinet
     72: (74, 108),   # piccolo
     73: (60, 96),    # flute
+    74: (65, 96),    # recorder (alto and soprano)
     79: (60, 96),    # ocarina (the slide whistle's voice)
 }
 
