@@ -54,6 +54,10 @@ ABSOLUTE_GATE_LUFS = -70.0  # blocks quieter than this never count
 RELATIVE_GATE_LU = 10.0     # ... nor blocks this far under the ungated loudness
 CHANNEL_GAINS = (1.0, 1.0, 1.0, 1.41, 1.41)   # BS.1770 weights: L, R, C, Ls, Rs
 LOUDNESS_CHUNK_HOPS = 50    # hops per measured chunk (5 s): loudness memory is flat in length
+# After a limited span the K-weighting filters still ring with what the limiter took away; half a
+# second on, their slowest poles (the 38 Hz high-pass: a double pole of radius 0.995 at 48 kHz) have
+# let it fall to 1e-48 of itself, so the energy there is the unlimited track's times the gain squared.
+REFILTER_TAIL_S = 0.5
 
 
 # ---------------------------------------------------------------------------- measurement
@@ -153,35 +157,45 @@ def _k_weighting(sr: int) -> tuple[tuple[np.ndarray, np.ndarray, float], ...]:
     return tuple((f.b, f.a, f.passband_gain) for f in pyloudnorm.Meter(sr)._filters.values())
 
 
-def _hop_energies(chunk_of, channels: int, n: int, sr: int) -> np.ndarray:
+def _weighted_hops(y: np.ndarray, states: list[np.ndarray], sr: int) -> np.ndarray:
+    """K-weight `y` (channels, samples) from the filters' `states` (updated in place) and return
+    the channel-weighted sum of squares per GATE_HOP_S hop (a short last hop as it is)."""
+    hop = int(round(GATE_HOP_S * sr))
+    gains = np.array([CHANNEL_GAINS[min(i, len(CHANNEL_GAINS) - 1)] for i in range(y.shape[0])])[:, None]
+    for i, (b, a, gain) in enumerate(_k_weighting(sr)):
+        y, states[i] = signal.lfilter(b, a, y, axis=-1, zi=states[i])
+        y *= gain
+    power = (np.square(y) * gains).sum(axis=0)
+    hops = -(-power.shape[-1] // hop)
+    padded = np.zeros(hops * hop)
+    padded[:power.shape[-1]] = power
+    return padded.reshape(hops, hop).sum(axis=1)
+
+
+def _hop_energies(chunk_of, channels: int, n: int, sr: int,
+                  chunk_states: list[list[np.ndarray]] | None = None) -> np.ndarray:
     """Channel-weighted sum of squares of the K-weighted signal per 100 ms hop (hops,). The
     filters run chunk by chunk with their state carried over, so the result equals filtering
-    the whole track at once."""
+    the whole track at once. `chunk_states`, when given, receives the filters' state at the
+    start of every chunk."""
     hop = int(round(GATE_HOP_S * sr))
-    stages = _k_weighting(sr)
-    states = [np.zeros((channels, max(len(b), len(a)) - 1)) for b, a, _ in stages]
-    gains = np.array([CHANNEL_GAINS[min(i, len(CHANNEL_GAINS) - 1)] for i in range(channels)])[:, None]
+    states = [np.zeros((channels, max(len(b), len(a)) - 1)) for b, a, _ in _k_weighting(sr)]
     step = hop * LOUDNESS_CHUNK_HOPS
     energies = np.zeros(-(-n // hop))
     for start in range(0, n, step):
+        if chunk_states is not None:
+            chunk_states.append([s.copy() for s in states])
         y = np.asarray(chunk_of(start, min(start + step, n)), dtype=np.float64)   # (channels, <= step)
-        for i, (b, a, gain) in enumerate(stages):
-            y, states[i] = signal.lfilter(b, a, y, axis=-1, zi=states[i])
-            y *= gain
-        power = (np.square(y) * gains).sum(axis=0)
-        hops = -(-power.shape[-1] // hop)
-        padded = np.zeros(hops * hop)
-        padded[:power.shape[-1]] = power
-        energies[start // hop:start // hop + hops] = padded.reshape(hops, hop).sum(axis=1)
+        hops = _weighted_hops(y, states, sr)
+        energies[start // hop:start // hop + hops.size] = hops
     return energies
 
 
-def _chunked_lufs(chunk_of, channels: int, n: int, sr: int) -> float:
+def _gated_lufs(energies: np.ndarray, n: int, sr: int) -> float:
     """BS.1770 gating over 400 ms blocks every 100 ms (block count and zero-padded last block as
     pyloudnorm counts them), from per-hop energies."""
     hop = int(round(GATE_HOP_S * sr))
     per_block = int(round(GATE_BLOCK_S / GATE_HOP_S))
-    energies = _hop_energies(chunk_of, channels, n, sr)
     count = int(np.round((n / sr - GATE_BLOCK_S) / GATE_HOP_S)) + 1
     padded = np.zeros(count + per_block)
     padded[:min(energies.size, padded.size)] = energies[:padded.size]
@@ -199,6 +213,10 @@ def _chunked_lufs(chunk_of, channels: int, n: int, sr: int) -> float:
     return float(-0.691 + 10.0 * np.log10(final.mean()))
 
 
+def _chunked_lufs(chunk_of, channels: int, n: int, sr: int) -> float:
+    return _gated_lufs(_hop_energies(chunk_of, channels, n, sr), n, sr)
+
+
 def track_lufs(track: Any, sr: int, gain: "GainCurve | None" = None) -> float:
     """Integrated loudness of an on-disk track (times `gain` when given), read 5 s at a time."""
     n = track.num_samples
@@ -208,6 +226,69 @@ def track_lufs(track: Any, sr: int, gain: "GainCurve | None" = None) -> float:
     if gain is None:
         return _chunked_lufs(track.read, track.channels, n, sr)
     return _chunked_lufs(lambda a, b: track.read(a, b) * gain.read(a, b), track.channels, n, sr)
+
+
+class _KWeighted:
+    """A track's K-weighted energy per hop at unity gain, and the filters' state at the start of
+    every measured chunk: what the loudness of the track under any of the loop's gain curves
+    needs. Outside the limiter's spans a curve is one constant, and the filters are linear, so
+    there the energy is this one times the constant squared; only from the chunk where a span
+    starts to REFILTER_TAIL_S after it ends is the track filtered again (from that chunk's state,
+    scaled by the constant). Each pass of the loop then reads a few seconds around the limited
+    peaks instead of the whole film."""
+
+    def __init__(self, track: Any, sr: int) -> None:
+        self.track, self.sr, self.num_samples = track, sr, track.num_samples
+        self.chunk_states: list[list[np.ndarray]] = []
+        self.energies = _hop_energies(track.read, track.channels, self.num_samples, sr, self.chunk_states)
+
+    @property
+    def lufs(self) -> float:
+        return _gated_lufs(self.energies, self.num_samples, self.sr)
+
+    def lufs_under(self, gain: "GainCurve") -> float:
+        """Integrated loudness of the track times `gain`."""
+        n, sr = self.num_samples, self.sr
+        hop = int(round(GATE_HOP_S * sr))
+        step = hop * LOUDNESS_CHUNK_HOPS
+        constant = float(gain.static) * float(gain.trim)     # the gain outside the limiter's spans
+        energies = self.energies * constant ** 2
+        for start, stop in self._refiltered(gain.spans, hop, step):
+            states = [s * constant for s in self.chunk_states[start // step]]
+            for a in range(start, stop, step):
+                b = min(a + step, stop)
+                y = np.asarray(self.track.read(a, b), dtype=np.float64) * gain.read(a, b)
+                hops = _weighted_hops(y, states, sr)
+                energies[a // hop:a // hop + hops.size] = hops
+        return _gated_lufs(energies, n, sr)
+
+    def _refiltered(self, spans: Sequence[tuple[int, int]], hop: int, step: int) -> list[tuple[int, int]]:
+        """[start, stop) sample ranges to filter again: from the start of the chunk each span
+        starts in to REFILTER_TAIL_S after it ends (on a hop), overlapping ranges merged."""
+        tail = int(REFILTER_TAIL_S * self.sr)
+        out: list[tuple[int, int]] = []
+        for a, b in sorted(spans):
+            start, stop = a // step * step, min(self.num_samples, -(-(b + tail) // hop) * hop)
+            if out and start <= out[-1][1]:
+                out[-1] = (out[-1][0], max(out[-1][1], stop))
+            else:
+                out.append((start, stop))
+        return out
+
+
+class _ShortTrack:
+    """`_KWeighted`'s interface for a track shorter than one gating block, which is measured
+    whole (as a loop of itself) under each gain."""
+
+    def __init__(self, track: Any, sr: int) -> None:
+        self.track, self.sr = track, sr
+
+    @property
+    def lufs(self) -> float:
+        return track_lufs(self.track, self.sr)
+
+    def lufs_under(self, gain: "GainCurve") -> float:
+        return track_lufs(self.track, self.sr, gain)
 
 
 def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
@@ -488,7 +569,7 @@ class LoudnessResult:
 
 
 def _gain_and_limit(mix: _TrackPeaks, stems: Sequence[_TrackPeaks], sr: int, gain_db: float,
-                    ceiling_db: float) -> LoudnessResult:
+                    ceiling_db: float, weighted: "_KWeighted | _ShortTrack") -> LoudnessResult:
     curve = _limiter_curve([mix, *stems], sr, gain_db, ceiling_db)
     high, low = curve.block_extremes(mix.bound.size)
     ceiling = 10 ** (ceiling_db / 20)
@@ -496,7 +577,7 @@ def _gain_and_limit(mix: _TrackPeaks, stems: Sequence[_TrackPeaks], sr: int, gai
     hot = [stem for stem in stems if stem.sample_max * float(curve.static) > 0.5 * ceiling]
     stems_peak = max((_to_db(_weighted_true_peak(stem, curve, high, low)) for stem in hot), default=float("-inf"))
     mix_peak = _to_db(_weighted_true_peak(mix, curve, high, low))
-    return LoudnessResult(curve, track_lufs(mix.track, sr, curve), mix_peak, stems_peak)
+    return LoudnessResult(curve, weighted.lufs_under(curve), mix_peak, stems_peak)
 
 
 def normalize_tracks(mix: Any, stems: Sequence[Any], sr: int, target_lufs: float,
@@ -510,24 +591,31 @@ def normalize_tracks(mix: Any, stems: Sequence[Any], sr: int, target_lufs: float
     gets gain 0 dB. `on_pass` is called after the first measurement and after each gain and
     limiter pass (progress on long films).
     """
-    measured = track_lufs(mix, sr)
+    if mix.num_samples < int(GATE_BLOCK_S * sr) + 1:
+        # Shorter than one gating block: measured as a loop of itself, pass by pass.
+        weighted = _ShortTrack(mix, sr)
+    else:
+        weighted = _KWeighted(mix, sr)
+    measured = weighted.lufs
     peaks = _TrackPeaks(mix)
     on_pass()
     if not np.isfinite(measured):
         unity = GainCurve(mix.num_samples, 0.0)
         high, low = unity.block_extremes(peaks.bound.size)
         return LoudnessResult(unity, float("-inf"), _to_db(_weighted_true_peak(peaks, unity, high, low))), 0
-    return _search_gain(peaks, [_TrackPeaks(s) for s in stems], sr, measured, target_lufs, ceiling_db, on_pass)
+    return _search_gain(peaks, [_TrackPeaks(s) for s in stems], sr, measured, target_lufs, ceiling_db, weighted,
+                        on_pass)
 
 
 def _search_gain(mix: _TrackPeaks, stems: list[_TrackPeaks], sr: int, measured: float, target_lufs: float,
-                 ceiling_db: float, on_pass: Callable[[], None] = lambda: None) -> tuple[LoudnessResult, int]:
+                 ceiling_db: float, weighted: "_KWeighted | _ShortTrack",
+                 on_pass: Callable[[], None] = lambda: None) -> tuple[LoudnessResult, int]:
     """The gain and limiter passes of normalize_tracks."""
     gain_db = target_lufs - measured
     upper_db = gain_db + MAX_EXTRA_GAIN_DB
     margin_db, previous_lufs = 0.05, None
     for passes in range(1, MAX_PASSES + 1):
-        result = _gain_and_limit(mix, stems, sr, gain_db, ceiling_db - margin_db)
+        result = _gain_and_limit(mix, stems, sr, gain_db, ceiling_db - margin_db, weighted)
         on_pass()
         too_deep = result.limiter_db > MAX_LIMITER_DB + 0.1
         if not too_deep and abs(result.lufs - target_lufs) <= LUFS_TOLERANCE and result.highest_peak_db <= ceiling_db:

@@ -365,3 +365,29 @@ def test_a_muted_cue_that_opens_on_a_hit_after_silence_is_silent_from_its_first_
     hit[:, :2000] = np.random.default_rng(3).standard_normal(2000) * np.exp(-np.arange(2000) / 400) * 0.8
     track = mix(make_render(plan, [before, hit]), plan, MixOptions(), muted=(1,))
     assert np.max(np.abs(track.mix[:, 2 * SR:])) == 0.0
+
+
+def test_the_loudness_loop_measures_each_pass_as_the_whole_gained_track_measures():
+    """Each gain-and-limit pass measures loudness by filtering again only around the limiter's
+    spans; the figure must be the one a full K-weighted measurement of the gained track gives,
+    with limited peaks on chunk edges, near the end, and a trim applied."""
+    from dubber.loudness import LOUDNESS_CHUNK_HOPS, GATE_HOP_S, GainCurve, _KWeighted, track_lufs
+    from dubber.media.tracks import new_track
+
+    n = 17 * SR + 123
+    audio = music_like(n, 5)
+    chunk = int(GATE_HOP_S * SR) * LOUDNESS_CHUNK_HOPS
+    track = new_track("mix", 2, n)
+    track.write(0, audio)
+    curve = new_track("limiter", 1, n)
+    spans = [(chunk - 3000, chunk + 4000), (2 * chunk + 10, 2 * chunk + 9000), (n - 5000, n)]
+    for a, b in spans:
+        dip = 1.0 - 0.6 * np.hanning(b - a)   # the limiter pulls down and lets go within its span
+        curve.write(a, dip[None, :].astype(np.float32))
+    weighted = _KWeighted(track, SR)
+    assert abs(weighted.lufs - track_lufs(track, SR)) < 1e-9
+    for gain_db, trim in ((0.0, 1.0), (7.5, 1.0), (-4.0, 0.8)):
+        gain = GainCurve(n, gain_db, curve, spans, trim=trim)
+        whole = pyloudnorm.Meter(SR).integrated_loudness((audio * gain.read(0, n)).T.astype(np.float64))
+        assert abs(weighted.lufs_under(gain) - whole) < 1e-4
+        assert abs(weighted.lufs_under(gain) - track_lufs(track, SR, gain)) < 1e-6
