@@ -213,9 +213,9 @@ def test_a_tune_is_written_within_its_instrument_compass(program):
                                             *STYLES["tom-and-jerry"].orchestra.busy_melody}))
 def test_a_held_tune_note_is_heard_as_one_note(program):
     """A tune note held for two seconds in the default bank sounds as one onset, not a string of
-    them: an instrument whose sample swells with a recorded vibrato (here the bank's flute gives
-    13 onsets, its oboe 9) makes every long note of a calm tune read as a flurry of notes that
-    nothing on screen asks for."""
+    them, low, middle and high in the tune's range: an instrument whose sample swells with a
+    recorded vibrato (here the bank's flute gives 10-13 onsets, its oboe up to 9) makes every
+    long note of a calm tune read as a flurry of notes that nothing on screen asks for."""
     import numpy as np
 
     from dubber import sound_measures as sm
@@ -225,8 +225,10 @@ def test_a_held_tune_note_is_heard_as_one_note(program):
 
     low, high = melody_range(program)
     start_s, end_s = 0.5, 2.5
-    note = Note(Part(program), (low + high) // 2, start_s, end_s, 90, "melody")
-    audio = synthesize(smf_bytes([note], [Room(0.0, 0)], end_s + 1.0), load_soundfont())
-    found = sm.onsets(audio, RENDER_RATE)
-    during = found[(found > start_s - 0.05) & (found < end_s)]
-    assert len(during) == 1, f"program {program}: onsets at {np.round(during, 2).tolist()} s in one held note"
+    for pitch in (low + (high - low) // 4, (low + high) // 2, high - (high - low) // 4):
+        note = Note(Part(program), pitch, start_s, end_s, 90, "melody")
+        audio = synthesize(smf_bytes([note], [Room(0.0, 0)], end_s + 1.0), load_soundfont())
+        found = sm.onsets(audio, RENDER_RATE)
+        # (the key's release may read as an onset of its own, at the note's end)
+        held = found[(found > start_s - 0.05) & (found < end_s - 0.1)]
+        assert len(held) == 1, f"program {program}, key {pitch}: onsets at {np.round(held, 2).tolist()} s in one note"
