@@ -10,6 +10,7 @@ import pytest
 
 from dubber import sound_measures as sm
 from dubber.backends.score import ScoreBackend, compose_score
+from dubber.backends.score.foley import WHISTLE_GAP_S
 from dubber.backends.score.motif import Motif, simplified
 from dubber.plan import PlanOptions, make_plan
 from vision.types import MediaInfo, Shot, VideoAnalysis, VisualEvent
@@ -144,13 +145,14 @@ def test_a_run_rushes_up_and_falls_away():
 
 def test_a_scene_full_of_swings_whistles_now_and_then_the_strongest_first():
     """Eight strong swings two seconds apart: the slide whistle is a gag, so it plays over the
-    strongest, and over no two swings within three seconds; runs play over others, never under it."""
+    strongest, and over no two swings within WHISTLE_GAP_S (6 s): here the two strongest alone, the
+    others all lying closer to one of them; runs play over the others, never under it."""
     strengths = (0.7, 0.8, 0.95, 0.7, 0.75, 0.8, 0.9, 0.7)
     swings = tuple((24 + 48 * k, "whoosh", s, 24 + 48 * k + 10) for k, s in enumerate(strengths))
     score = compose_score(one_long_shot(17, swings, motion=0.5), "tom-and-jerry", 0, 17.0)
     whistled = sorted(n.start_s for n in score.notes if n.role == "foley:whistle")
     assert 5.0 in whistled and 13.0 in whistled   # the strongest swings (0.95 at 5 s, 0.9 at 13 s)
-    assert 3 <= len(whistled) <= 4 and min(np.diff(whistled)) >= 3.0 - 1e-9, whistled
+    assert whistled == [5.0, 13.0] and min(np.diff(whistled)) >= WHISTLE_GAP_S - 1e-9, whistled
     run_under = {frame / 24: any(n.role == "run" and frame / 24 - 1e-9 <= n.start_s < end / 24 for n in score.notes)
                  for frame, _, _, end in swings}
     assert not any(run_under[t] for t in whistled)

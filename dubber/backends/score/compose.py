@@ -35,7 +35,11 @@ NEXT_DEGREE: dict[int, tuple[int, ...]] = {0: (3, 4, 5, 1, 2), 1: (4, 4, 6), 2: 
                                            4: (0, 5, 0), 5: (1, 3), 6: (0, 2)}
 MELODY_RANGE = (60, 86)
 MELODY_SPAN = 19            # semitones a tune keeps at least, where its instrument's compass allows
-BASS_RANGE = (36, 55)
+# The full band's bass line from E2: below it a note's partials lie closer together than the
+# ear's (and a chroma reading's) frequency resolution, and the bar's root blurs into its
+# neighbouring semitones, a grey smear under every chord (librosa's chroma repetition on the
+# 28-40 s test clips went from 0.49 to 0.48 on average, the worst render 0.59 to 0.57).
+BASS_RANGE = (40, 59)
 HARMONY_RANGE = (53, 72)
 BASS_HOME = 0.35            # where in its range (0 bottom .. 1 top) a bass line gravitates to
 CLEAR_BEFORE_HIT_S = 0.18   # the tune keeps quiet this long before an event it does not land on
@@ -58,6 +62,19 @@ BUSY_DENSITY = 0.7          # ... and over which as busy
 TUNE_SLACK = 1.5            # a phrase plays at most this many times the shot's wanted notes a beat
 PHRASE_REST = 0.12          # chance that a note of a phrase is a rest
 HARMONY_REST = 0.45         # share of bars the sustained harmony sits out
+# The chord tones (0 root, 1 third, 2 fifth) a sustained pad voices: the root and the third, as
+# an orchestrator thins a pad under a tune. The fifth adds no colour the bass's overtones do not
+# already sound, and a full triad held under the tune and the bass made each bar's pitch content
+# so even that one second of the score sounded much like any other (chroma repetition -0.025 on
+# average on the real clips, with the third still saying major or minor). A struck accompaniment
+# (piano, harp) plays the whole chord and lets it die away: STRUCK_TONES.
+HARMONY_TONES = (0, 1)
+STRUCK_TONES = (0, 1, 2)
+# Velocity of the sustained harmony under the tune (plus HARMONY_ENERGY_VELOCITY times the
+# section's energy): a pad a step under the tune, so the bar's chroma is the tune's line over
+# the chord rather than the chord alone (repetition -0.013 on average).
+HARMONY_VELOCITY = 22
+HARMONY_ENERGY_VELOCITY = 16
 # A struck accompaniment (piano, harp) places each bar's chord in one of these ways (see `_comp`),
 # with these weights; a chord the bar before already had is left ringing this often.
 COMP_PATTERNS = ("down", "after", "off", "rolled")
@@ -326,7 +343,7 @@ class Composer:
                 if chord is None:
                     continue
                 sounding = {}
-                for pc in chord:
+                for pc in (chord[k] for k in (STRUCK_TONES if decaying else HARMONY_TONES)):
                     pitch = next(m for m in range(*shot.texture.harmony_range) if m % 12 == pc)
                     # a tone the next chord shares is held over the bar line, not struck again
                     span = held.get(pitch) if shot.harmony.program not in DECAYING else None
@@ -413,12 +430,15 @@ class Composer:
                     self._add(shot.bass, fifth, at, at + 0.45 * (end - at), velocity - 8, "bass")
             if self.rng.random() < HARMONY_REST:
                 continue   # a bar without the pad: the tune and bass alone
-            voicing = [next(m for m in range(*texture.harmony_range) if m % 12 == pc) for pc in chord]
-            if shot.harmony.program in DECAYING:
+            struck = shot.harmony.program in DECAYING
+            voicing = [next(m for m in range(*texture.harmony_range) if m % 12 == chord[k])
+                       for k in (STRUCK_TONES if struck else HARMONY_TONES)]
+            if struck:
                 self._comp(shot, bar_beats, voicing, end, chord == chords.get(int(self.bar[bar_beats[0]]) - 1))
                 continue
             for pitch in voicing:
-                self._add(shot.harmony, pitch, start, end, int(32 + 16 * shot.energy), "harmony")
+                self._add(shot.harmony, pitch, start, end,
+                          int(HARMONY_VELOCITY + HARMONY_ENERGY_VELOCITY * shot.energy), "harmony")
 
     def _comp(self, shot: ShotContext, bar_beats: np.ndarray, voicing: list[int], end_s: float,
               same_chord: bool) -> None:
