@@ -35,10 +35,11 @@ NEXT_DEGREE: dict[int, tuple[int, ...]] = {0: (3, 4, 5, 1, 2), 1: (4, 4, 6), 2: 
                                            4: (0, 5, 0), 5: (1, 3), 6: (0, 2)}
 MELODY_RANGE = (60, 86)
 MELODY_SPAN = 19            # semitones a tune keeps at least, where its instrument's compass allows
-# The full band's bass line from E2: below it a note's partials lie closer together than the
-# ear's (and a chroma reading's) frequency resolution, and the bar's root blurs into its
-# neighbouring semitones, a grey smear under every chord (librosa's chroma repetition on the
-# 28-40 s test clips went from 0.49 to 0.48 on average, the worst render 0.59 to 0.57).
+# The full band's bass line from E2: below it the semitones lie closer together than a chroma
+# reading's analysis window can tell apart (librosa's 93 ms), so the bar's root reads as a smear
+# over its neighbouring pitch classes under every chord, and every second of the score as much
+# like any other (librosa's chroma repetition on the real clips of 20 s or more: 0.49 to 0.48 on
+# average, the worst render 0.59 to 0.57).
 BASS_RANGE = (40, 59)
 HARMONY_RANGE = (53, 72)
 BASS_HOME = 0.35            # where in its range (0 bottom .. 1 top) a bass line gravitates to
