@@ -235,19 +235,26 @@ class _KWeighted:
     there the energy is this one times the constant squared; only from the chunk where a span
     starts to REFILTER_TAIL_S after it ends is the track filtered again (from that chunk's state,
     scaled by the constant). Each pass of the loop then reads a few seconds around the limited
-    peaks instead of the whole film."""
+    peaks instead of the whole film. A track shorter than one gating block is measured whole
+    (as a loop of itself, see `track_lufs`) each time."""
 
     def __init__(self, track: Any, sr: int) -> None:
         self.track, self.sr, self.num_samples = track, sr, track.num_samples
+        self.short = self.num_samples < int(GATE_BLOCK_S * sr) + 1
         self.chunk_states: list[list[np.ndarray]] = []
-        self.energies = _hop_energies(track.read, track.channels, self.num_samples, sr, self.chunk_states)
+        self.energies = None if self.short else _hop_energies(track.read, track.channels, self.num_samples, sr,
+                                                              self.chunk_states)
 
     @property
     def lufs(self) -> float:
+        if self.energies is None:
+            return track_lufs(self.track, self.sr)
         return _gated_lufs(self.energies, self.num_samples, self.sr)
 
     def lufs_under(self, gain: "GainCurve") -> float:
         """Integrated loudness of the track times `gain`."""
+        if self.energies is None:
+            return track_lufs(self.track, self.sr, gain)
         n, sr = self.num_samples, self.sr
         hop = int(round(GATE_HOP_S * sr))
         step = hop * LOUDNESS_CHUNK_HOPS
@@ -274,21 +281,6 @@ class _KWeighted:
             else:
                 out.append((start, stop))
         return out
-
-
-class _ShortTrack:
-    """`_KWeighted`'s interface for a track shorter than one gating block, which is measured
-    whole (as a loop of itself) under each gain."""
-
-    def __init__(self, track: Any, sr: int) -> None:
-        self.track, self.sr = track, sr
-
-    @property
-    def lufs(self) -> float:
-        return track_lufs(self.track, self.sr)
-
-    def lufs_under(self, gain: "GainCurve") -> float:
-        return track_lufs(self.track, self.sr, gain)
 
 
 def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
@@ -569,7 +561,7 @@ class LoudnessResult:
 
 
 def _gain_and_limit(mix: _TrackPeaks, stems: Sequence[_TrackPeaks], sr: int, gain_db: float,
-                    ceiling_db: float, weighted: "_KWeighted | _ShortTrack") -> LoudnessResult:
+                    ceiling_db: float, weighted: _KWeighted) -> LoudnessResult:
     curve = _limiter_curve([mix, *stems], sr, gain_db, ceiling_db)
     high, low = curve.block_extremes(mix.bound.size)
     ceiling = 10 ** (ceiling_db / 20)
@@ -591,11 +583,7 @@ def normalize_tracks(mix: Any, stems: Sequence[Any], sr: int, target_lufs: float
     gets gain 0 dB. `on_pass` is called after the first measurement and after each gain and
     limiter pass (progress on long films).
     """
-    if mix.num_samples < int(GATE_BLOCK_S * sr) + 1:
-        # Shorter than one gating block: measured as a loop of itself, pass by pass.
-        weighted = _ShortTrack(mix, sr)
-    else:
-        weighted = _KWeighted(mix, sr)
+    weighted = _KWeighted(mix, sr)
     measured = weighted.lufs
     peaks = _TrackPeaks(mix)
     on_pass()
@@ -608,7 +596,7 @@ def normalize_tracks(mix: Any, stems: Sequence[Any], sr: int, target_lufs: float
 
 
 def _search_gain(mix: _TrackPeaks, stems: list[_TrackPeaks], sr: int, measured: float, target_lufs: float,
-                 ceiling_db: float, weighted: "_KWeighted | _ShortTrack",
+                 ceiling_db: float, weighted: _KWeighted,
                  on_pass: Callable[[], None] = lambda: None) -> tuple[LoudnessResult, int]:
     """The gain and limiter passes of normalize_tracks."""
     gain_db = target_lufs - measured

@@ -215,7 +215,7 @@ STYLES: dict[str, Style] = {
             # and piccolo samples carry a deep recorded vibrato (5 Hz, the oboe's 14 dB deep),
             # as does its open trumpet from D5 up, and an onset detector hears its every swell
             # as a new note: 2-7 onsets a second of held tune that no note starts, enough to put
-            # a random instant within 0.1 s of an onset 36 % of the time on a calm clip, not 19 %.
+            # a random instant within 0.1 s of an onset 36 % of the time on a calm clip, not 21 %.
             Orchestra((96.0, 140.0), 4, ("major", "major", "mixolydian", "minor"), (0, 2, 5, 7, 10),
                       (3, 4, -3, -4, 2, -2, 1, 6), (40, 71, 74, 59), (13, 74, 40), (45, 58, 43),
                       (48, 60), (13, 9, 72), (HI_WOOD, LOW_WOOD), TREMOLO, (0.35, 0.8), (30, 70)),

@@ -1,10 +1,14 @@
 """Style instrumentation: each style's score is written for its own orchestra (read from the notes)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from dubber import sound_measures as sm
 from dubber.backends.score import compose_score
-from dubber.backends.score.compose import MODES
+from dubber.backends.score.compose import MODES, melody_range
+from dubber.backends.score.notation import Note, Part, Room
+from dubber.backends.score.render import RENDER_RATE, load_soundfont, smf_bytes, synthesize
 from dubber.styles import BIG_HITS, KIND_SOUNDS, SMALL_HITS, STYLES
 
 from test_score import analysis_with, render
@@ -85,8 +89,6 @@ def test_every_pitched_effect_layer_sounds_in_the_default_bank_across_its_regist
     """A layer may be played anywhere in its octave (the harmony and the shift pick the note); the
     default bank must sound there, lowest and highest note alike (its "Whistle" is silent above
     G5, which is why no effect uses it)."""
-    import numpy as np
-
     from dubber.backends.score.foley import SERIES_VOICES, SLIDE_WHISTLE, series_band
     from dubber.backends.score.notation import Note, Part
     from dubber.backends.score.render import load_soundfont, render_notes
@@ -113,8 +115,6 @@ def test_every_layer_of_a_hit_is_heard_in_its_own_band():
     under its pizzicato sat 12.7 dB under the rest of the hit in every octave band, the sci-fi
     impact's taiko 8.1 dB): in some octave band from 62.5 Hz to 16 kHz each layer comes within
     7 dB of the rest of its hit, in the default bank, played at a blow's usual strength."""
-    import numpy as np
-
     from dubber.backends.score.foley import realise
     from dubber.backends.score.hitpoints import HitPoint
     from dubber.backends.score.render import load_soundfont, render_notes
@@ -169,8 +169,6 @@ def test_blows_sit_over_the_music_alike_in_every_style(style):
     of nine moves some 3 dB either way with what the tune plays on it (a held, accented wind note
     or a rest), and one render's median left the 2-10 dB band in 1 of 30 seeds (nature) to 1 in 5
     (noir, sci-fi) before any of these styles changed."""
-    import numpy as np
-
     analysis = analysis_with(events=BLOWS, frames=340)
 
     def rms(x):
@@ -191,8 +189,6 @@ def test_a_tune_is_written_within_its_instrument_compass(program):
     """A tune written above a tenor saxophone's compass was folded down an octave note by note
     when played, leaping a ninth and back where it crossed the top: the tune is written where
     its instrument plays, and never on a key the default bank leaves silent (alto sax E4)."""
-    import numpy as np
-
     from dubber.backends.score.compose import MODES, TEXTURES, Composer, ShotContext
     from dubber.backends.score.notation import PLAYABLE, SILENT_KEYS, Part
     from dubber.backends.score.tempo_map import build_tempo_map
@@ -216,13 +212,6 @@ def test_a_held_tune_note_is_heard_as_one_note(program):
     them, low, middle and high in the tune's range: an instrument whose sample swells with a
     recorded vibrato (here the bank's flute gives 10-13 onsets, its oboe up to 9) makes every
     long note of a calm tune read as a flurry of notes that nothing on screen asks for."""
-    import numpy as np
-
-    from dubber import sound_measures as sm
-    from dubber.backends.score.compose import melody_range
-    from dubber.backends.score.notation import Note, Part, Room
-    from dubber.backends.score.render import RENDER_RATE, load_soundfont, smf_bytes, synthesize
-
     low, high = melody_range(program)
     start_s, end_s = 0.5, 2.5
     for pitch in (low + (high - low) // 4, (low + high) // 2, high - (high - low) // 4):

@@ -101,6 +101,12 @@ SWELLING_ROLES = frozenset({"melody", "bass", "harmony"})   # runs and tremolo t
 DECAYING = frozenset((*range(0, 16), *range(24, 40), 45, 46, 47, *range(104, 120)))
 
 
+def pad_tones(program: int) -> tuple[int, ...]:
+    """The chord tones (0 root, 1 third, 2 fifth) the accompaniment voices on `program`: the
+    whole chord where its notes die away (DECAYING), else the sustained pad's."""
+    return STRUCK_TONES if program in DECAYING else HARMONY_TONES
+
+
 @dataclass(frozen=True)
 class Texture:
     """How full the accompaniment of a section is, as an orchestrator would mark it: where the bass
@@ -344,7 +350,7 @@ class Composer:
                 if chord is None:
                     continue
                 sounding = {}
-                for pc in (chord[k] for k in (STRUCK_TONES if decaying else HARMONY_TONES)):
+                for pc in (chord[k] for k in pad_tones(shot.harmony.program)):
                     pitch = next(m for m in range(*shot.texture.harmony_range) if m % 12 == pc)
                     # a tone the next chord shares is held over the bar line, not struck again
                     span = held.get(pitch) if shot.harmony.program not in DECAYING else None
@@ -431,10 +437,9 @@ class Composer:
                     self._add(shot.bass, fifth, at, at + 0.45 * (end - at), velocity - 8, "bass")
             if self.rng.random() < HARMONY_REST:
                 continue   # a bar without the pad: the tune and bass alone
-            struck = shot.harmony.program in DECAYING
             voicing = [next(m for m in range(*texture.harmony_range) if m % 12 == chord[k])
-                       for k in (STRUCK_TONES if struck else HARMONY_TONES)]
-            if struck:
+                       for k in pad_tones(shot.harmony.program)]
+            if shot.harmony.program in DECAYING:
                 self._comp(shot, bar_beats, voicing, end, chord == chords.get(int(self.bar[bar_beats[0]]) - 1))
                 continue
             for pitch in voicing:
